@@ -1,0 +1,45 @@
+"""The `runpsc` command line.
+
+Each subcommand lives in its own `runtime/cmd_*.py` module and is imported only when it is
+invoked, so that `runpsc do /bin/true` does not pay for importing the FUSE, conformance or
+OCI machinery. Register a subcommand by adding one line to `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click command or group.
+COMMANDS: dict[str, str] = {
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="runpsc", prog_name="runpsc")
+def cli() -> None:
+    """runpsc: a user-space kernel sandbox in Python, in the spirit of gVisor."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

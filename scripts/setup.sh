@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a Debian 12 machine run as root: the system packages the tests use,
+# and a virtual environment (.venv) with runpsc and its dev and fuse extras installed.
+# A second run only checks, so it is fast and harmless.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(busybox-static diod nfs-ganesha nfs-ganesha-vfs libfuse3-dev fuse3 pkg-config
+              strace gcc libc6-dev attr python3-venv python3-dev make)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    "$PY" -m venv .venv
+fi
+# Reinstall only when the project's declaration changed since the last install.
+stamp=.venv/.runpsc-installed
+want=$(cat pyproject.toml $(ls setup.py 2>/dev/null || true) | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "setup: installing runpsc[dev,fuse] into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[dev,fuse]'
+    echo "$want" > "$stamp"
+fi

@@ -1,0 +1,39 @@
+"""Shared test helpers: how a test asks for a peer or a privilege it cannot run without.
+
+Under CI (CI=true) a missing peer is a failure, so a green run means everything ran; outside
+CI the test is skipped with a message that says what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(what: str, hint: str) -> None:
+    """Fail (under CI) or skip (elsewhere) because `what` is not available."""
+    message = f"{what} is not available: {hint}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def need_binary(name: str, package: str | None = None) -> str:
+    """Return the path of executable `name`, or fail/skip naming the Debian package."""
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)),
+        None,
+    )
+    if path is None:
+        missing(name, f"apt-get install {package or name} (or run scripts/setup.sh)")
+    return path
+
+
+def need_root() -> None:
+    """Fail/skip unless running as root."""
+    if os.geteuid() != 0:
+        missing("root", "run the test as root")
