@@ -1,0 +1,10 @@
+"""The Sentry's syscall handlers, one module per family, and the table they register in.
+
+Importing this package registers every handler in `table.TABLE`; each family module is
+imported explicitly below (one line per module).
+"""
+
+from . import sys_process  # noqa: F401  (registers handlers)
+from .table import TABLE, Entry, Level, SyscallError, fixed_errno, name_of, number, syscall
+
+__all__ = ["TABLE", "Entry", "Level", "SyscallError", "fixed_errno", "name_of", "number", "syscall"]
