@@ -13,6 +13,7 @@ import click
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
+    "help": "runtime.cmd_help:help_group",
 }
 
 
