@@ -1,5 +1,45 @@
 """9P2000.L for runpsc: a sans-I/O codec, a trio client and server framework, and transports.
 
 The Sentry reads every file of a sandbox through this package and the Gofer serves through
-it. It imports nothing else of runpsc's.
+it. It imports nothing else of runpsc's. See p9/README.md for the API.
 """
+
+from ._constants import (
+    AT_REMOVEDIR,
+    IOHDRSZ,
+    MIN_MSIZE,
+    NOFID,
+    NONUNAME,
+    NOTAG,
+    GetattrMask,
+    LockFlags,
+    LockStatus,
+    LockType,
+    QidType,
+    SetattrMask,
+)
+from ._errors import ProtocolError
+from ._framing import FrameDecoder, decode_frame, encode_frame
+from ._messages import *  # noqa: F403 - every message class is public API
+from ._messages import (
+    REGISTRY,
+    RESPONSE_OF,
+    Attr,
+    Dirent,
+    FullStat,
+    Message,
+    Qid,
+    SetAttr,
+    decode_dirents,
+    encode_dirents,
+)
+from ._version import OURS, PLAIN, Dialect, client_accept, server_choose
+
+__all__ = [
+    "AT_REMOVEDIR", "IOHDRSZ", "MIN_MSIZE", "NOFID", "NONUNAME", "NOTAG", "GetattrMask",
+    "LockFlags", "LockStatus", "LockType", "QidType", "SetattrMask", "ProtocolError",
+    "FrameDecoder", "decode_frame", "encode_frame", "REGISTRY", "RESPONSE_OF", "Attr",
+    "Dirent", "FullStat", "Message", "Qid", "SetAttr", "decode_dirents", "encode_dirents",
+    "OURS", "PLAIN", "Dialect", "client_accept", "server_choose",
+    *(cls.__name__ for cls in REGISTRY.values()),
+]

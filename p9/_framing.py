@@ -1,0 +1,103 @@
+"""Framing: size[4] type[1] tag[2] body, bytes in → (tag, message) out. No I/O here.
+
+`FrameDecoder` is the receive half (the h11 shape: `receive_data(bytes)`, then
+`next_message()` until it returns None, meaning "need more data"). `encode_frame` is the
+send half. A frame whose size field is impossible (below 7 or above `max_size`) breaks the
+stream and raises a non-recoverable ProtocolError; a well-framed message with an unknown
+type or a bad body is consumed and raises a *recoverable* ProtocolError carrying the tag,
+so a server can answer it with Rlerror and carry on.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ._errors import ProtocolError
+from ._messages import REGISTRY, Message
+
+_HDR = struct.Struct("<IBH")
+HEADER_SIZE = 7
+
+
+def encode_frame(tag: int, msg: Message) -> bytes:
+    """Return the full frame for `msg` under `tag`."""
+    body = msg.encode()
+    try:
+        hdr = _HDR.pack(HEADER_SIZE + len(body), msg.type, tag)
+    except struct.error as e:
+        raise ProtocolError(f"tag {tag!r} or frame size does not fit", remote=False) from e
+    return hdr + body
+
+
+class FrameDecoder:
+    """Accumulate received bytes and cut them into decoded messages.
+
+    Args:
+        max_size: the largest frame accepted (the negotiated msize; may be changed later
+            through the attribute of the same name).
+    """
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._buf = bytearray()
+        self._pos = 0
+
+    def receive_data(self, data: bytes) -> None:
+        """Append bytes read from the transport."""
+        if self._pos and self._pos >= len(self._buf) // 2:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet consumed as messages."""
+        return len(self._buf) - self._pos
+
+    def next_message(self) -> tuple[int, Message] | None:
+        """Return the next (tag, message), or None when a whole frame is not yet here.
+
+        Raises:
+            ProtocolError: recoverable (frame consumed, `tag` set) for an unknown type or a
+                malformed body; not recoverable for an impossible size field.
+        """
+        buf = self._buf
+        pos = self._pos
+        if len(buf) - pos < HEADER_SIZE:
+            if len(buf) - pos >= 4:
+                self._check_size(struct.unpack_from("<I", buf, pos)[0])
+            return None
+        size, mtype, tag = _HDR.unpack_from(buf, pos)
+        self._check_size(size)
+        if len(buf) - pos < size:
+            return None
+        self._pos = pos + size
+        cls = REGISTRY.get(mtype)
+        if cls is None:
+            raise ProtocolError(
+                f"unknown message type {mtype}", tag=tag, msg_type=mtype, recoverable=True
+            )
+        try:
+            msg = cls.decode(memoryview(buf), pos + HEADER_SIZE, pos + size)
+        except ProtocolError as e:
+            e.tag = tag
+            e.msg_type = mtype
+            e.recoverable = True
+            raise
+        return tag, msg
+
+    def _check_size(self, size: int) -> None:
+        if size < HEADER_SIZE:
+            raise ProtocolError(f"frame size {size} is below the 7-byte header")
+        if size > self.max_size:
+            raise ProtocolError(f"frame size {size} exceeds msize {self.max_size}")
+
+
+def decode_frame(frame: bytes) -> tuple[int, Message]:
+    """Decode exactly one complete frame (a convenience for tests and tools)."""
+    dec = FrameDecoder(max(len(frame), HEADER_SIZE))
+    dec.receive_data(frame)
+    out = dec.next_message()
+    if out is None or dec.buffered:
+        raise ProtocolError(f"not exactly one frame: {len(frame)} bytes")
+    return out

@@ -1,0 +1,783 @@
+"""Every 9P2000.L message (and the extensions) as a frozen, slotted dataclass.
+
+Each class knows its type number (`type`), encodes its body (`encode()` → bytes, without the
+size[4] type[1] tag[2] header, which belongs to framing) and decodes one (`decode(body)`).
+Field layouts come from the annotations below; `REGISTRY` maps type numbers to classes and
+refuses duplicates. Names and strings are bytes end to end.
+
+This module deliberately does not use ``from __future__ import annotations``: the
+`Annotated[...]` metadata on each field is read at class creation to compile the layout.
+"""
+
+import dataclasses
+from typing import Annotated, Any, ClassVar
+
+from ._errors import ProtocolError
+from ._wire import (
+    DATA,
+    STR,
+    U8,
+    U16,
+    U32,
+    U64,
+    Kind,
+    Layout,
+    List,
+    Nested,
+    OptionalTrailingU32,
+    Reader,
+)
+
+u8 = Annotated[int, U8]
+u16 = Annotated[int, U16]
+u32 = Annotated[int, U32]
+u64 = Annotated[int, U64]
+s = Annotated[bytes, STR]
+data = Annotated[bytes, DATA]
+names = Annotated[tuple[bytes, ...], List(STR)]
+
+
+def _fields_of(cls: type) -> list[tuple[str, Kind]]:
+    out = []
+    for name, ann in cls.__dict__.get("__annotations__", {}).items():
+        if getattr(ann, "__origin__", None) is ClassVar or ann is ClassVar:
+            continue
+        meta = getattr(ann, "__metadata__", None)
+        if not meta or not isinstance(meta[0], Kind):
+            raise TypeError(f"{cls.__name__}.{name}: annotation {ann!r} has no wire kind")
+        out.append((name, meta[0]))
+    return out
+
+
+def wire_struct(cls: type) -> type:
+    """Make `cls` a frozen slotted dataclass with a compiled wire layout (Qid, Attr ...)."""
+    fields = _fields_of(cls)
+    cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    cls._layout = Layout(cls, fields)  # type: ignore[attr-defined]
+    return cls
+
+
+@wire_struct
+class Qid:
+    """The server's identity of a file: type byte, version, and a unique path number."""
+
+    _layout: ClassVar[Layout]
+    type: u8
+    version: u32
+    path: u64
+
+
+@wire_struct
+class Attr:
+    """The attributes of Rgetattr after its valid mask and qid (all P9_GETATTR_* fields)."""
+
+    _layout: ClassVar[Layout]
+    mode: u32 = 0
+    uid: u32 = 0
+    gid: u32 = 0
+    nlink: u64 = 0
+    rdev: u64 = 0
+    size: u64 = 0
+    blksize: u64 = 0
+    blocks: u64 = 0
+    atime_sec: u64 = 0
+    atime_nsec: u64 = 0
+    mtime_sec: u64 = 0
+    mtime_nsec: u64 = 0
+    ctime_sec: u64 = 0
+    ctime_nsec: u64 = 0
+    btime_sec: u64 = 0
+    btime_nsec: u64 = 0
+    gen: u64 = 0
+    data_version: u64 = 0
+
+
+@wire_struct
+class SetAttr:
+    """The values of Tsetattr after its valid mask (used where SetattrMask bits say)."""
+
+    _layout: ClassVar[Layout]
+    mode: u32 = 0
+    uid: u32 = 0
+    gid: u32 = 0
+    size: u64 = 0
+    atime_sec: u64 = 0
+    atime_nsec: u64 = 0
+    mtime_sec: u64 = 0
+    mtime_nsec: u64 = 0
+
+
+qid = Annotated[Qid, Nested(Qid)]
+attr = Annotated[Attr, Nested(Attr)]
+setattr_t = Annotated[SetAttr, Nested(SetAttr)]
+
+
+@wire_struct
+class FullStat:
+    """One result of Rmultigetattr: qid, valid mask and attributes."""
+
+    _layout: ClassVar[Layout]
+    qid: qid
+    valid: u64
+    attr: attr
+
+
+@wire_struct
+class Dirent:
+    """One directory entry inside Rreaddir's data."""
+
+    _layout: ClassVar[Layout]
+    qid: qid
+    offset: u64
+    type: u8
+    name: s
+
+
+class Message:
+    """Base of all messages: `type` number, `encode()` and `decode()`."""
+
+    __slots__ = ()
+    type: ClassVar[int]
+    _layout: ClassVar[Layout]
+
+    def encode(self) -> bytes:
+        """Encode the body (everything after size[4] type[1] tag[2])."""
+        parts: list = []
+        self._layout.put(parts, self)
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, body: bytes | bytearray | memoryview, start: int = 0, end: int | None = None) -> Any:
+        """Decode a body; raise ProtocolError on overrun or leftover bytes."""
+        r = Reader(body, start, end)
+        msg = cls._layout.get(r)
+        if r.overrun:
+            raise ProtocolError(f"{cls.__name__}: message body is truncated", msg_type=cls.type)
+        if r.pos != r.end:
+            raise ProtocolError(
+                f"{cls.__name__}: {r.end - r.pos} unexpected trailing bytes", msg_type=cls.type
+            )
+        return msg
+
+
+#: Type number → message class. Filled by `register`; refuses duplicates.
+REGISTRY: dict[int, type[Message]] = {}
+
+
+def register(cls: type[Message]) -> None:
+    """Add `cls` to REGISTRY, refusing a type number that is already taken."""
+    if not 0 <= cls.type <= 255:
+        raise ValueError(f"message type {cls.type!r} of {cls.__name__} is not a byte")
+    other = REGISTRY.get(cls.type)
+    if other is not None:
+        raise ValueError(f"duplicate message type {cls.type}: {other.__name__} and {cls.__name__}")
+    REGISTRY[cls.type] = cls
+
+
+def message(number: int):
+    """Class decorator: frozen slotted dataclass + layout + registration under `number`."""
+
+    def wrap(cls: type) -> type:
+        fields = _fields_of(cls)
+        cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
+        cls.type = number
+        cls._layout = Layout(cls, fields)
+        register(cls)
+        return cls
+
+    return wrap
+
+
+# --- session -------------------------------------------------------------------------------
+
+
+@message(100)
+class Tversion(Message):
+    msize: u32
+    version: s
+
+
+@message(101)
+class Rversion(Message):
+    msize: u32
+    version: s
+
+
+@message(102)
+class Tauth(Message):
+    afid: u32
+    uname: s
+    aname: s
+    n_uname: u32
+
+
+@message(103)
+class Rauth(Message):
+    aqid: qid
+
+
+@message(104)
+class Tattach(Message):
+    fid: u32
+    afid: u32
+    uname: s
+    aname: s
+    n_uname: u32
+
+
+@message(105)
+class Rattach(Message):
+    qid: qid
+
+
+@message(7)
+class Rlerror(Message):
+    ecode: u32
+
+
+@message(107)
+class Rerror(Message):
+    """Legacy Rerror number as some 9P2000.L servers send it: with an Rlerror body."""
+
+    ecode: u32
+
+
+@message(108)
+class Tflush(Message):
+    oldtag: u16
+
+
+@message(109)
+class Rflush(Message):
+    pass
+
+
+@message(110)
+class Twalk(Message):
+    fid: u32
+    newfid: u32
+    wnames: names
+
+
+@message(111)
+class Rwalk(Message):
+    qids: Annotated[tuple[Qid, ...], List(Nested(Qid))]
+
+
+@message(116)
+class Tread(Message):
+    fid: u32
+    offset: u64
+    count: u32
+
+
+@message(117)
+class Rread(Message):
+    data: data
+
+
+@message(118)
+class Twrite(Message):
+    fid: u32
+    offset: u64
+    data: data
+
+
+@message(119)
+class Rwrite(Message):
+    count: u32
+
+
+@message(120)
+class Tclunk(Message):
+    fid: u32
+
+
+@message(121)
+class Rclunk(Message):
+    pass
+
+
+@message(122)
+class Tremove(Message):
+    fid: u32
+
+
+@message(123)
+class Rremove(Message):
+    pass
+
+
+# --- 9P2000.L -------------------------------------------------------------------------------
+
+
+@message(8)
+class Tstatfs(Message):
+    fid: u32
+
+
+@message(9)
+class Rstatfs(Message):
+    fstype: u32
+    bsize: u32
+    blocks: u64
+    bfree: u64
+    bavail: u64
+    files: u64
+    ffree: u64
+    fsid: u64
+    namelen: u32
+
+
+@message(12)
+class Tlopen(Message):
+    fid: u32
+    flags: u32
+
+
+@message(13)
+class Rlopen(Message):
+    qid: qid
+    iounit: u32
+
+
+@message(14)
+class Tlcreate(Message):
+    fid: u32
+    name: s
+    flags: u32
+    mode: u32
+    gid: u32
+
+
+@message(15)
+class Rlcreate(Message):
+    qid: qid
+    iounit: u32
+
+
+@message(16)
+class Tsymlink(Message):
+    fid: u32
+    name: s
+    symtgt: s
+    gid: u32
+
+
+@message(17)
+class Rsymlink(Message):
+    qid: qid
+
+
+@message(18)
+class Tmknod(Message):
+    dfid: u32
+    name: s
+    mode: u32
+    major: u32
+    minor: u32
+    gid: u32
+
+
+@message(19)
+class Rmknod(Message):
+    qid: qid
+
+
+@message(20)
+class Trename(Message):
+    fid: u32
+    dfid: u32
+    name: s
+
+
+@message(21)
+class Rrename(Message):
+    pass
+
+
+@message(22)
+class Treadlink(Message):
+    fid: u32
+
+
+@message(23)
+class Rreadlink(Message):
+    target: s
+
+
+@message(24)
+class Tgetattr(Message):
+    fid: u32
+    request_mask: u64
+
+
+@message(25)
+class Rgetattr(Message):
+    valid: u64
+    qid: qid
+    attr: attr
+
+
+@message(26)
+class Tsetattr(Message):
+    fid: u32
+    valid: u32
+    attr: setattr_t
+
+
+@message(27)
+class Rsetattr(Message):
+    pass
+
+
+@message(30)
+class Txattrwalk(Message):
+    fid: u32
+    newfid: u32
+    name: s
+
+
+@message(31)
+class Rxattrwalk(Message):
+    size: u64
+
+
+@message(32)
+class Txattrcreate(Message):
+    fid: u32
+    name: s
+    attr_size: u64
+    flags: u32
+
+
+@message(33)
+class Rxattrcreate(Message):
+    pass
+
+
+@message(40)
+class Treaddir(Message):
+    fid: u32
+    offset: u64
+    count: u32
+
+
+@message(41)
+class Rreaddir(Message):
+    """Directory entries packed as `Dirent`s; see `encode_dirents`/`decode_dirents`."""
+
+    data: data
+
+
+@message(50)
+class Tfsync(Message):
+    """Tfsync; Linux sends datasync[4] after fid, older descriptions omit it (decodes as 0)."""
+
+    fid: u32
+    datasync: Annotated[int, OptionalTrailingU32()] = 0
+
+
+@message(51)
+class Rfsync(Message):
+    pass
+
+
+@message(52)
+class Tlock(Message):
+    fid: u32
+    lock_type: u8
+    flags: u32
+    start: u64
+    length: u64
+    proc_id: u32
+    client_id: s
+
+
+@message(53)
+class Rlock(Message):
+    status: u8
+
+
+@message(54)
+class Tgetlock(Message):
+    fid: u32
+    lock_type: u8
+    start: u64
+    length: u64
+    proc_id: u32
+    client_id: s
+
+
+@message(55)
+class Rgetlock(Message):
+    lock_type: u8
+    start: u64
+    length: u64
+    proc_id: u32
+    client_id: s
+
+
+@message(70)
+class Tlink(Message):
+    dfid: u32
+    fid: u32
+    name: s
+
+
+@message(71)
+class Rlink(Message):
+    pass
+
+
+@message(72)
+class Tmkdir(Message):
+    dfid: u32
+    name: s
+    mode: u32
+    gid: u32
+
+
+@message(73)
+class Rmkdir(Message):
+    qid: qid
+
+
+@message(74)
+class Trenameat(Message):
+    olddirfid: u32
+    oldname: s
+    newdirfid: u32
+    newname: s
+
+
+@message(75)
+class Rrenameat(Message):
+    pass
+
+
+@message(76)
+class Tunlinkat(Message):
+    dirfid: u32
+    name: s
+    flags: u32
+
+
+@message(77)
+class Runlinkat(Message):
+    pass
+
+
+# --- extensions (gVisor's numbers and layouts; negotiated, see p9/README.md) ----------------
+
+
+@message(28)
+class Tlistxattr(Message):
+    fid: u32
+    size: u64
+
+
+@message(29)
+class Rlistxattr(Message):
+    xattrs: names
+
+
+@message(34)
+class Tgetxattr(Message):
+    fid: u32
+    name: s
+    size: u64
+
+
+@message(35)
+class Rgetxattr(Message):
+    value: s
+
+
+@message(36)
+class Tsetxattr(Message):
+    fid: u32
+    name: s
+    value: s
+    flags: u32
+
+
+@message(37)
+class Rsetxattr(Message):
+    pass
+
+
+@message(38)
+class Tremovexattr(Message):
+    fid: u32
+    name: s
+
+
+@message(39)
+class Rremovexattr(Message):
+    pass
+
+
+@message(124)
+class Tflushf(Message):
+    fid: u32
+
+
+@message(125)
+class Rflushf(Message):
+    pass
+
+
+@message(126)
+class Twalkgetattr(Message):
+    fid: u32
+    newfid: u32
+    wnames: names
+
+
+@message(127)
+class Rwalkgetattr(Message):
+    valid: u64
+    attr: attr
+    qids: Annotated[tuple[Qid, ...], List(Nested(Qid))]
+
+
+@message(128)
+class Tucreate(Message):
+    fid: u32
+    name: s
+    flags: u32
+    mode: u32
+    gid: u32
+    uid: u32
+
+
+@message(129)
+class Rucreate(Message):
+    qid: qid
+    iounit: u32
+
+
+@message(130)
+class Tumkdir(Message):
+    dfid: u32
+    name: s
+    mode: u32
+    gid: u32
+    uid: u32
+
+
+@message(131)
+class Rumkdir(Message):
+    qid: qid
+
+
+@message(132)
+class Tumknod(Message):
+    dfid: u32
+    name: s
+    mode: u32
+    major: u32
+    minor: u32
+    gid: u32
+    uid: u32
+
+
+@message(133)
+class Rumknod(Message):
+    qid: qid
+
+
+@message(134)
+class Tusymlink(Message):
+    fid: u32
+    name: s
+    symtgt: s
+    gid: u32
+    uid: u32
+
+
+@message(135)
+class Rusymlink(Message):
+    qid: qid
+
+
+@message(138)
+class Tallocate(Message):
+    fid: u32
+    mode: u32
+    offset: u64
+    length: u64
+
+
+@message(139)
+class Rallocate(Message):
+    pass
+
+
+@message(140)
+class Tsetattrclunk(Message):
+    fid: u32
+    valid: u32
+    attr: setattr_t
+
+
+@message(141)
+class Rsetattrclunk(Message):
+    pass
+
+
+@message(142)
+class Tmultigetattr(Message):
+    fid: u32
+    wnames: names
+
+
+@message(143)
+class Rmultigetattr(Message):
+    stats: Annotated[tuple[FullStat, ...], List(Nested(FullStat))]
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+_DIRENT_FIXED = 13 + 8 + 1 + 2
+
+
+def encode_dirents(entries: "list[Dirent] | tuple[Dirent, ...]", limit: int) -> tuple[bytes, int]:
+    """Pack as many whole entries as fit in `limit` bytes.
+
+    Returns:
+        (data, n): the packed bytes and how many entries went in.
+    """
+    parts: list = []
+    used = 0
+    n = 0
+    layout = Dirent._layout
+    for e in entries:
+        size = _DIRENT_FIXED + len(e.name)
+        if used + size > limit:
+            break
+        layout.put(parts, e)
+        used += size
+        n += 1
+    return b"".join(parts), n
+
+
+def decode_dirents(buf: bytes) -> list[Dirent]:
+    """Unpack Rreaddir data; raise ProtocolError if an entry runs past the end."""
+    r = Reader(buf)
+    out = []
+    while r.pos < r.end:
+        e = Dirent._layout.get(r)
+        if r.overrun:
+            raise ProtocolError("Rreaddir: a directory entry runs past the end of the data")
+        out.append(e)
+    return out
+
+
+#: Request type → the response type that answers it successfully.
+RESPONSE_OF: dict[type[Message], type[Message]] = {
+    cls: REGISTRY[cls.type + 1]
+    for cls in list(REGISTRY.values())
+    if cls.__name__.startswith("T") and cls.type + 1 in REGISTRY
+}
