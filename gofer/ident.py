@@ -1,0 +1,150 @@
+"""Who a request runs as: attaching users, squashing, and per-thread filesystem credentials.
+
+Why per-thread fsuid/fsgid/groups: when the gofer runs as root it honours the attaching
+user the way diod does, by letting the host kernel do every permission check with that
+user's filesystem credentials. setfsuid(2), setfsgid(2) and the raw setgroups(2) syscall
+change only the calling thread, so a request served inline on the trio thread and one
+served on a worker thread never see each other's identity. Switching is lazy: a thread
+keeps its last identity and pays only when the next request comes from someone else.
+
+The user database is read once at start-up (before confinement hides /etc), so attaching
+by name works inside the confined gofer.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import grp
+import os
+import pwd
+import threading
+from dataclasses import dataclass, field
+
+__all__ = ["Ident", "IdentityPolicy", "UserDB", "apply_ident", "NONUNAME"]
+
+NONUNAME = 0xFFFFFFFF  # 9P2000.L n_uname meaning "no numeric uid given"
+
+_SYS_SETGROUPS = 116
+_SYS_SETFSUID = 122
+_SYS_SETFSGID = 123
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+@dataclass(frozen=True, slots=True)
+class Ident:
+    """A filesystem identity: uid, primary gid and supplementary groups."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+    def in_group(self, gid: int) -> bool:
+        """Whether `gid` is this identity's primary or a supplementary group."""
+        return gid == self.gid or gid in self.groups
+
+
+@dataclass(slots=True)
+class UserDB:
+    """A snapshot of the host's passwd and group databases, taken before confinement."""
+
+    by_name: dict[str, Ident] = field(default_factory=dict)
+    by_uid: dict[int, Ident] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls) -> UserDB:
+        """Read every passwd entry and its group list (NSS works only before confinement)."""
+        members: dict[str, list[int]] = {}
+        for g in grp.getgrall():
+            for m in g.gr_mem:
+                members.setdefault(m, []).append(g.gr_gid)
+        db = cls()
+        for p in pwd.getpwall():
+            ident = Ident(p.pw_uid, p.pw_gid, tuple(sorted(set(members.get(p.pw_name, [])))))
+            db.by_name.setdefault(p.pw_name, ident)
+            db.by_uid.setdefault(p.pw_uid, ident)
+        return db
+
+    def lookup(self, *, uname: str, n_uname: int) -> Ident | None:
+        """The identity for an attach request: n_uname wins when given, then uname."""
+        if n_uname != NONUNAME:
+            known = self.by_uid.get(n_uname)
+            return known if known is not None else Ident(n_uname, n_uname)
+        if uname:
+            return self.by_name.get(uname)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityPolicy:
+    """How attach requests map to identities.
+
+    Args:
+        switch: run each request with the attaching user's fs credentials (needs root).
+        squash: if set, every attach runs as this identity (diod's --allsquash).
+        anonymous: identity for an attach with an empty uname and NONUNAME (gVisor's client).
+    """
+
+    switch: bool
+    squash: Ident | None
+    anonymous: Ident
+    db: UserDB
+
+    @classmethod
+    def build(cls, *, allsquash: bool = False, squashuser: str | None = None) -> IdentityPolicy:
+        """The policy for this process: switching when root, optional squashing."""
+        db = UserDB.load()
+        me = Ident(os.geteuid(), os.getegid(), tuple(sorted(set(os.getgroups()))))
+        squash = None
+        if allsquash or squashuser:
+            name = squashuser or "nobody"
+            squash = db.by_name.get(name)
+            if squash is None and name.isdigit():
+                squash = db.by_uid.get(int(name), Ident(int(name), int(name)))
+            if squash is None:
+                raise ValueError(f"unknown squash user {name!r}")
+        return cls(switch=os.geteuid() == 0, squash=squash, anonymous=me, db=db)
+
+    def resolve(self, *, uname: str, n_uname: int) -> Ident:
+        """The identity an attach runs as, or OSError(EPERM) for an unknown user."""
+        if self.squash is not None:
+            return self.squash
+        if not uname and n_uname == NONUNAME:
+            return self.anonymous
+        ident = self.db.lookup(uname=uname, n_uname=n_uname)
+        if ident is None:
+            raise OSError(errno.EPERM, f"unknown user {uname!r}")
+        return ident
+
+
+_current = threading.local()
+
+
+def _raw(nr: int, *args: object) -> int:
+    r = _libc.syscall(nr, *args)
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r
+
+
+def apply_ident(ident: Ident) -> None:
+    """Make the calling thread's filesystem credentials `ident` (no-op if already so).
+
+    Raises:
+        OSError(EPERM): the process may not take that identity (no CAP_SETUID/SETGID).
+    """
+    if getattr(_current, "ident", None) == ident:
+        return
+    groups = (ctypes.c_uint32 * max(1, len(ident.groups)))(*ident.groups)
+    _raw(_SYS_SETGROUPS, ctypes.c_size_t(len(ident.groups)), groups)
+    _libc.syscall(_SYS_SETFSGID, ctypes.c_uint32(ident.gid))
+    if _libc.syscall(_SYS_SETFSGID, ctypes.c_uint32(0xFFFFFFFF)) != ident.gid:
+        _current.ident = None
+        raise OSError(errno.EPERM, f"cannot take fsgid {ident.gid}")
+    _libc.syscall(_SYS_SETFSUID, ctypes.c_uint32(ident.uid))
+    if _libc.syscall(_SYS_SETFSUID, ctypes.c_uint32(0xFFFFFFFF)) != ident.uid:
+        _current.ident = None
+        raise OSError(errno.EPERM, f"cannot take fsuid {ident.uid}")
+    _current.ident = ident
