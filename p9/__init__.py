@@ -19,6 +19,7 @@ from ._constants import (
     SetattrMask,
 )
 from ._errors import ProtocolError
+from ._file import File, Filesystem
 from ._framing import FrameDecoder, decode_frame, encode_frame
 from ._messages import *  # noqa: F403 - every message class is public API
 from ._messages import (
@@ -33,6 +34,7 @@ from ._messages import (
     decode_dirents,
     encode_dirents,
 )
+from ._server import Server
 from ._version import OURS, PLAIN, Dialect, client_accept, server_choose
 
 __all__ = [
@@ -40,6 +42,6 @@ __all__ = [
     "LockFlags", "LockStatus", "LockType", "QidType", "SetattrMask", "ProtocolError",
     "FrameDecoder", "decode_frame", "encode_frame", "REGISTRY", "RESPONSE_OF", "Attr",
     "Dirent", "FullStat", "Message", "Qid", "SetAttr", "decode_dirents", "encode_dirents",
-    "OURS", "PLAIN", "Dialect", "client_accept", "server_choose",
+    "OURS", "PLAIN", "File", "Filesystem", "Server", "Dialect", "client_accept", "server_choose",
     *(cls.__name__ for cls in REGISTRY.values()),
 ]

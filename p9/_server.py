@@ -1,0 +1,701 @@
+"""The trio server framework: protocol, fid table, concurrency and leniencies.
+
+`Server(fs)` serves 9P2000.L connections for a `Filesystem`; each fid refers to one `File`.
+Requests of a connection run concurrently (bounded by `max_inflight`); a Tflush cancels the
+request it names and is answered after that request is finished; when a connection closes,
+every fid's File is closed. An `OSError` from the file model becomes Rlerror(errno) in
+`_errno_of`, the one place that maps exceptions to the wire.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import pwd
+from collections.abc import Sequence
+
+import trio
+
+from . import _messages as m
+from ._constants import IOHDRSZ, MIN_MSIZE, NOFID, NONUNAME, NOTAG, GetattrMask, QidType
+from ._errors import ProtocolError
+from ._file import File, Filesystem
+from ._framing import FrameDecoder, encode_frame
+from ._version import PLAIN, Dialect, server_choose
+
+log = logging.getLogger("p9.server")
+
+_RREADDIR_HDR = 11  # size[4] type[1] tag[2] count[4]
+_RECV_CHUNK = 1 << 18
+
+
+class _Fid:
+    """A fid's state: its File, its qid, how deep below the attach root, reference count."""
+
+    __slots__ = ("file", "qid", "depth", "opened", "refs", "dead", "xattr_read", "xattr_write")
+
+    def __init__(self, file: File, qid: m.Qid, depth: int) -> None:
+        self.file = file
+        self.qid = qid
+        self.depth = depth
+        self.opened = False
+        self.refs = 1
+        self.dead = False
+        self.xattr_read: bytes | None = None
+        self.xattr_write: tuple[bytes, int, int, bytearray] | None = None  # name, size, flags
+
+
+class _Request:
+    __slots__ = ("scope", "done")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.done = trio.Event()
+
+
+def _errno_of(exc: BaseException) -> int:
+    """The one mapping from an exception raised while serving to an Rlerror errno."""
+    if isinstance(exc, OSError):
+        return exc.errno or errno.EIO
+    if isinstance(exc, ProtocolError):
+        return errno.EINVAL
+    log.exception("p9 server: unexpected error in the file model", exc_info=exc)
+    return errno.EIO
+
+
+class Server:
+    """Serve a `Filesystem` over 9P2000.L.
+
+    Args:
+        fs: the exported file system.
+        max_msize: the largest msize granted (clients asking more get this).
+        max_inflight: requests run at once per connection; reading stops beyond that.
+        default_uname: user for Tattach with an empty uname and NONUNAME (gVisor's client).
+        default_uid: its uid.
+    """
+
+    def __init__(
+        self,
+        fs: Filesystem,
+        *,
+        max_msize: int = 1 << 20,
+        max_inflight: int = 64,
+        default_uname: bytes = b"root",
+        default_uid: int = 0,
+    ) -> None:
+        if max_msize < MIN_MSIZE:
+            raise ValueError(f"max_msize {max_msize!r} is below {MIN_MSIZE}")
+        self.fs = fs
+        self.max_msize = max_msize
+        self.max_inflight = max_inflight
+        self.default_uname = default_uname
+        self.default_uid = default_uid
+
+    async def serve_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one connection until the peer closes it; always closes every fid."""
+        conn = _Connection(self, stream)
+        try:
+            await conn.run()
+        finally:
+            with trio.CancelScope(shield=True):
+                await conn.release_all()
+                await trio.aclose_forcefully(stream)
+
+    async def serve_listeners(
+        self,
+        listeners: Sequence[trio.abc.Listener],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept connections forever on `listeners`, each served in its own task."""
+
+        async def handle(stream: trio.abc.Stream) -> None:
+            try:
+                await self.serve_stream(stream)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+                log.debug("p9 server: connection ended: %r", e)
+
+        await trio.serve_listeners(handle, list(listeners), task_status=task_status)
+
+
+class _Connection:
+    def __init__(self, server: Server, stream: trio.abc.Stream) -> None:
+        self.server = server
+        self.fs = server.fs
+        self.stream = stream
+        self.msize = server.max_msize
+        self.dialect: Dialect = PLAIN
+        self.decoder = FrameDecoder(server.max_msize)
+        self.fids: dict[int, _Fid] = {}
+        self.inflight: dict[int, _Request] = {}
+        self.limiter = trio.Semaphore(server.max_inflight)
+        self.send_lock = trio.Lock()
+        self.handlers = {
+            m.Tattach: self.attach, m.Tauth: self.auth, m.Twalk: self.walk,
+            m.Tclunk: self.clunk, m.Tremove: self.remove, m.Tlopen: self.lopen,
+            m.Tlcreate: self.lcreate, m.Tread: self.read, m.Twrite: self.write,
+            m.Tgetattr: self.getattr, m.Tsetattr: self.setattr, m.Treaddir: self.readdir,
+            m.Tstatfs: self.statfs, m.Tfsync: self.fsync, m.Tmkdir: self.mkdir,
+            m.Tsymlink: self.symlink, m.Tmknod: self.mknod, m.Tlink: self.link,
+            m.Trename: self.rename, m.Trenameat: self.renameat, m.Tunlinkat: self.unlinkat,
+            m.Treadlink: self.readlink, m.Tlock: self.lock, m.Tgetlock: self.getlock,
+            m.Txattrwalk: self.xattrwalk, m.Txattrcreate: self.xattrcreate,
+        }
+        self.ext_handlers = {
+            m.Tflushf: ("flushf", self.flushf),
+            m.Twalkgetattr: ("walkgetattr", self.walkgetattr),
+            m.Tucreate: ("ucreate", self.lcreate), m.Tumkdir: ("ucreate", self.mkdir),
+            m.Tumknod: ("ucreate", self.mknod), m.Tusymlink: ("ucreate", self.symlink),
+            m.Tallocate: ("allocate", self.allocate),
+            m.Tgetxattr: ("getsetxattr", self.getxattr),
+            m.Tsetxattr: ("getsetxattr", self.setxattr),
+            m.Tlistxattr: ("listremovexattr", self.listxattr),
+            m.Tremovexattr: ("listremovexattr", self.removexattr),
+            m.Tsetattrclunk: ("setattrclunk", self.setattrclunk),
+            m.Tmultigetattr: ("multigetattr", self.multigetattr),
+        }
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    async def send(self, tag: int, msg: m.Message) -> None:
+        frame = encode_frame(tag, msg)
+        async with self.send_lock:
+            await self.stream.send_all(frame)
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            try:
+                while True:
+                    data = await self.stream.receive_some(_RECV_CHUNK)
+                    if not data:
+                        break
+                    self.decoder.receive_data(data)
+                    while True:
+                        try:
+                            item = self.decoder.next_message()
+                        except ProtocolError as e:
+                            if not e.recoverable:
+                                log.info("p9 server: dropping connection: %s", e)
+                                return
+                            code = errno.EOPNOTSUPP if "unknown message" in str(e) else errno.EINVAL
+                            await self.send(NOTAG if e.tag is None else e.tag, m.Rlerror(code))
+                            continue
+                        if item is None:
+                            break
+                        tag, msg = item
+                        await self.dispatch(tag, msg)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def dispatch(self, tag: int, msg: m.Message) -> None:
+        if isinstance(msg, m.Tversion):
+            await self.version(tag, msg)
+            return
+        if isinstance(msg, m.Tflush):
+            # Runs as its own task: it waits for the flushed request.
+            self.nursery.start_soon(self.flush, tag, msg)
+            return
+        await self.limiter.acquire()
+        req = _Request()
+        self.inflight[tag] = req
+        self.nursery.start_soon(self.handle, tag, msg, req)
+
+    async def handle(self, tag: int, msg: m.Message, req: _Request) -> None:
+        try:
+            reply: m.Message
+            with req.scope:
+                try:
+                    reply = await self.call(msg)
+                except Exception as e:  # mapped to Rlerror in one place
+                    reply = m.Rlerror(_errno_of(e))
+            if not req.scope.cancelled_caught:
+                await self.send(tag, reply)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            if self.inflight.get(tag) is req:
+                del self.inflight[tag]
+            req.done.set()
+            self.limiter.release()
+
+    async def call(self, msg: m.Message) -> m.Message:
+        cls = type(msg)
+        h = self.handlers.get(cls)
+        if h is not None:
+            return await h(msg)
+        ext = self.ext_handlers.get(cls)
+        if ext is not None and getattr(self.dialect, ext[0]):
+            return await ext[1](msg)
+        raise OSError(errno.EOPNOTSUPP, f"{cls.__name__} is not served on this connection")
+
+    async def flush(self, tag: int, msg: m.Tflush) -> None:
+        req = self.inflight.get(msg.oldtag)
+        if req is not None:
+            req.scope.cancel()
+            await req.done.wait()
+        try:
+            await self.send(tag, m.Rflush())
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def version(self, tag: int, msg: m.Tversion) -> None:
+        # Tversion resets the session: abort everything outstanding, clunk every fid.
+        for req in list(self.inflight.values()):
+            req.scope.cancel()
+        for req in list(self.inflight.values()):
+            await req.done.wait()
+        await self.release_all()
+        if msg.msize < MIN_MSIZE:
+            await self.send(tag, m.Rlerror(errno.EINVAL))
+            return
+        dialect = server_choose(msg.version)
+        self.msize = min(msg.msize, self.server.max_msize)
+        if dialect is None:
+            await self.send(tag, m.Rversion(self.msize, b"unknown"))
+            return
+        self.dialect = dialect
+        self.decoder.max_size = self.msize
+        await self.send(tag, m.Rversion(self.msize, dialect.version))
+
+    async def release_all(self) -> None:
+        fids, self.fids = self.fids, {}
+        for f in fids.values():
+            await self.unref(f, kill=True)
+
+    # --- fid table ---------------------------------------------------------------------------
+
+    def get(self, fid: int) -> _Fid:
+        f = self.fids.get(fid)
+        if f is None:
+            raise OSError(errno.EBADF, f"unknown fid {fid}")
+        f.refs += 1
+        return f
+
+    async def unref(self, f: _Fid, *, kill: bool = False) -> None:
+        if kill:
+            if f.dead:
+                return
+            f.dead = True
+        f.refs -= 1
+        if f.refs == 0:
+            with trio.CancelScope(shield=True):
+                try:
+                    await f.file.close()
+                except Exception:  # noqa: BLE001 - close must not take the server down
+                    log.exception("p9 server: File.close failed")
+
+    def add(self, fid: int, f: _Fid) -> None:
+        if fid == NOFID:
+            raise OSError(errno.EBADF, "NOFID cannot name a file")
+        self.fids[fid] = f
+
+    async def drop(self, fid: int) -> None:
+        f = self.fids.pop(fid, None)
+        if f is not None:
+            await self.unref(f, kill=True)
+
+    def check_new(self, newfid: int, fid: int | None = None) -> None:
+        if newfid in self.fids and newfid != fid:
+            raise OSError(errno.EBADF, f"fid {newfid} is already in use")
+        if newfid == NOFID:
+            raise OSError(errno.EBADF, "NOFID cannot name a file")
+
+    # --- session -------------------------------------------------------------------------
+
+    async def auth(self, msg: m.Tauth) -> m.Message:
+        raise OSError(errno.ENOENT, "authentication is not required")
+
+    async def attach(self, msg: m.Tattach) -> m.Message:
+        self.check_new(msg.fid)
+        uname, uid = msg.uname, msg.n_uname
+        if uid == NONUNAME:
+            if not uname:
+                uname, uid = self.server.default_uname, self.server.default_uid
+            else:
+                try:
+                    uid = pwd.getpwnam(uname.decode("utf-8", "surrogateescape")).pw_uid
+                except (KeyError, ValueError):
+                    raise OSError(errno.EPERM, f"unknown user {uname!r}") from None
+        file = await self.fs.attach(msg.aname, uname, uid)
+        try:
+            qid, _, _ = await file.getattr(GetattrMask.MODE)
+        except BaseException:
+            await file.close()
+            raise
+        self.check_new(msg.fid)
+        self.add(msg.fid, _Fid(file, qid, 0))
+        return m.Rattach(qid)
+
+    # --- walking -------------------------------------------------------------------------
+
+    async def _walk(self, f: _Fid, names: Sequence[bytes]) -> tuple[list[m.Qid], _Fid | None]:
+        """Walk with the leniencies: "." stays, ".." at the attach root stays at the root."""
+        if not names:
+            qids, new = await f.file.walk([])
+            if new is None:
+                raise OSError(errno.EIO, "file model returned no clone")
+            return [], _Fid(new, f.qid, f.depth)
+        qids: list[m.Qid] = []
+        cur_file: File = f.file
+        cur_qid, depth = f.qid, f.depth
+        owned = False  # whether cur_file is ours to close
+        i = 0
+        try:
+            while i < len(names):
+                name = names[i]
+                if name == b"." or (name == b".." and depth == 0):
+                    if not cur_qid.type & QidType.DIR:
+                        if not qids:
+                            raise OSError(errno.ENOTDIR, "walk from a non-directory")
+                        break
+                    qids.append(cur_qid)
+                    i += 1
+                    continue
+                run: list[bytes] = []
+                d = depth
+                while i + len(run) < len(names):
+                    n = names[i + len(run)]
+                    if n == b"." or (n == b".." and d == 0):
+                        break
+                    d += -1 if n == b".." else 1
+                    run.append(n)
+                try:
+                    got, new = await cur_file.walk(run)
+                except OSError:
+                    if not qids:
+                        raise
+                    break
+                if len(got) > len(run) or (not got):
+                    if new is not None:
+                        await new.close()
+                    raise OSError(errno.EIO, "file model walk returned a bad qid list")
+                qids.extend(got)
+                if new is None or len(got) < len(run):
+                    if new is not None:
+                        await new.close()
+                    break
+                if owned:
+                    await cur_file.close()
+                cur_file, cur_qid, owned, depth = new, got[-1], True, d
+                i += len(run)
+        except BaseException:
+            if owned:
+                await cur_file.close()
+            raise
+        if len(qids) < len(names):
+            if owned:
+                await cur_file.close()
+            return qids, None
+        if not owned:
+            _, clone = await cur_file.walk([])
+            if clone is None:
+                raise OSError(errno.EIO, "file model returned no clone")
+            cur_file = clone
+        return qids, _Fid(cur_file, cur_qid, depth)
+
+    async def walk(self, msg: m.Twalk) -> m.Message:
+        self.check_new(msg.newfid, msg.fid)
+        f = self.get(msg.fid)
+        try:
+            qids, new = await self._walk(f, msg.wnames)
+        finally:
+            await self.unref(f)
+        if new is not None:
+            await self._install(msg.newfid, msg.fid, new)
+        return m.Rwalk(tuple(qids))
+
+    async def _install(self, newfid: int, fid: int, new: _Fid) -> None:
+        if newfid != fid and newfid in self.fids:
+            await self.unref(new, kill=True)
+            raise OSError(errno.EBADF, f"fid {newfid} is already in use")
+        old = self.fids.get(newfid)
+        self.add(newfid, new)
+        if old is not None:
+            await self.unref(old, kill=True)
+
+    async def walkgetattr(self, msg: m.Twalkgetattr) -> m.Message:
+        self.check_new(msg.newfid, msg.fid)
+        if any(n in (b".", b"..") for n in msg.wnames):
+            rwalk = await self.walk(m.Twalk(msg.fid, msg.newfid, msg.wnames))
+            assert isinstance(rwalk, m.Rwalk)
+            if len(rwalk.qids) < len(msg.wnames):
+                return m.Rwalkgetattr(0, m.Attr(), rwalk.qids)
+            nf = self.get(msg.newfid)
+            try:
+                _, valid, a = await nf.file.getattr(GetattrMask.ALL)
+            finally:
+                await self.unref(nf)
+            return m.Rwalkgetattr(valid, a, rwalk.qids)
+        f = self.get(msg.fid)
+        try:
+            got, newfile, valid, a = await f.file.walk_getattr(msg.wnames)
+        finally:
+            await self.unref(f)
+        if newfile is not None:
+            qid = got[-1] if got else f.qid
+            depth = f.depth + sum(-1 if n == b".." else 1 for n in msg.wnames)
+            await self._install(msg.newfid, msg.fid, _Fid(newfile, qid, depth))
+        return m.Rwalkgetattr(valid, a, tuple(got))
+
+    async def multigetattr(self, msg: m.Tmultigetattr) -> m.Message:
+        f = self.get(msg.fid)
+        try:
+            stats = await f.file.multi_getattr(msg.wnames)
+        finally:
+            await self.unref(f)
+        return m.Rmultigetattr(tuple(stats))
+
+    async def clunk(self, msg: m.Tclunk) -> m.Message:
+        f = self.fids.pop(msg.fid, None)
+        if f is None:
+            raise OSError(errno.EBADF, f"unknown fid {msg.fid}")
+        try:
+            if f.xattr_write is not None:
+                name, size, flags, buf = f.xattr_write
+                if len(buf) != size:
+                    raise OSError(errno.EINVAL, f"xattr {name!r}: wrote {len(buf)} of {size}")
+                if size == 0 and not flags:
+                    await f.file.removexattr(name)
+                else:
+                    await f.file.setxattr(name, bytes(buf), flags)
+        finally:
+            await self.unref(f, kill=True)
+        return m.Rclunk()
+
+    async def remove(self, msg: m.Tremove) -> m.Message:
+        f = self.fids.pop(msg.fid, None)
+        if f is None:
+            raise OSError(errno.EBADF, f"unknown fid {msg.fid}")
+        try:
+            await f.file.remove()
+        finally:
+            await self.unref(f, kill=True)
+        return m.Rremove()
+
+    # --- file operations ----------------------------------------------------------------------
+
+    async def lopen(self, msg: m.Tlopen) -> m.Message:
+        f = self.get(msg.fid)
+        try:
+            qid, iounit = await f.file.open(msg.flags)
+            f.opened = True
+        finally:
+            await self.unref(f)
+        return m.Rlopen(qid, iounit)
+
+    async def lcreate(self, msg: m.Tlcreate | m.Tucreate) -> m.Message:
+        uid = msg.uid if isinstance(msg, m.Tucreate) else None
+        f = self.get(msg.fid)
+        try:
+            new, qid, iounit = await f.file.create(msg.name, msg.flags, msg.mode, msg.gid, uid)
+        finally:
+            await self.unref(f)
+        nf = _Fid(new, qid, f.depth + 1)
+        nf.opened = True
+        if self.fids.get(msg.fid) is f:
+            self.fids[msg.fid] = nf
+            await self.unref(f, kill=True)
+        else:
+            await self.unref(nf, kill=True)
+            raise OSError(errno.EBADF, f"fid {msg.fid} was clunked during create")
+        reply = m.Rucreate if isinstance(msg, m.Tucreate) else m.Rlcreate
+        return reply(qid, iounit)
+
+    async def read(self, msg: m.Tread) -> m.Message:
+        count = min(msg.count, self.msize - IOHDRSZ)
+        f = self.get(msg.fid)
+        try:
+            if f.xattr_read is not None:
+                return m.Rread(f.xattr_read[msg.offset : msg.offset + count])
+            data = await f.file.read(msg.offset, count)
+        finally:
+            await self.unref(f)
+        if len(data) > count:
+            data = data[:count]
+        return m.Rread(data)
+
+    async def write(self, msg: m.Twrite) -> m.Message:
+        f = self.get(msg.fid)
+        try:
+            if f.xattr_write is not None:
+                name, size, flags, buf = f.xattr_write
+                if msg.offset != len(buf) or len(buf) + len(msg.data) > size:
+                    raise OSError(errno.EINVAL, f"xattr {name!r}: write beyond declared size")
+                buf += msg.data
+                return m.Rwrite(len(msg.data))
+            n = await f.file.write(msg.offset, msg.data)
+        finally:
+            await self.unref(f)
+        return m.Rwrite(n)
+
+    async def readdir(self, msg: m.Treaddir) -> m.Message:
+        count = min(msg.count, self.msize - _RREADDIR_HDR)
+        f = self.get(msg.fid)
+        try:
+            entries = await f.file.readdir(msg.offset, count)
+        finally:
+            await self.unref(f)
+        data, n = m.encode_dirents(entries, count)
+        if n == 0 and entries:
+            raise OSError(errno.EINVAL, f"readdir count {msg.count} too small for an entry")
+        return m.Rreaddir(data)
+
+    async def getattr(self, msg: m.Tgetattr) -> m.Message:
+        f = self.get(msg.fid)
+        try:
+            qid, valid, a = await f.file.getattr(msg.request_mask)
+        finally:
+            await self.unref(f)
+        return m.Rgetattr(valid, qid, a)
+
+    async def setattr(self, msg: m.Tsetattr) -> m.Message:
+        f = self.get(msg.fid)
+        try:
+            await f.file.setattr(msg.valid, msg.attr)
+        finally:
+            await self.unref(f)
+        return m.Rsetattr()
+
+    async def setattrclunk(self, msg: m.Tsetattrclunk) -> m.Message:
+        try:
+            await self.setattr(m.Tsetattr(msg.fid, msg.valid, msg.attr))
+        finally:
+            await self.drop(msg.fid)
+        return m.Rsetattrclunk()
+
+    async def statfs(self, msg: m.Tstatfs) -> m.Message:
+        return await self._simple(msg.fid, lambda file: file.statfs())
+
+    async def _simple(self, fid: int, op):
+        f = self.get(fid)
+        try:
+            return await op(f.file)
+        finally:
+            await self.unref(f)
+
+    async def fsync(self, msg: m.Tfsync) -> m.Message:
+        await self._simple(msg.fid, lambda file: file.fsync(bool(msg.datasync)))
+        return m.Rfsync()
+
+    async def flushf(self, msg: m.Tflushf) -> m.Message:
+        await self._simple(msg.fid, lambda file: file.flush())
+        return m.Rflushf()
+
+    async def mkdir(self, msg: m.Tmkdir | m.Tumkdir) -> m.Message:
+        uid = msg.uid if isinstance(msg, m.Tumkdir) else None
+        qid = await self._simple(msg.dfid, lambda d: d.mkdir(msg.name, msg.mode, msg.gid, uid))
+        return (m.Rumkdir if uid is not None else m.Rmkdir)(qid)
+
+    async def symlink(self, msg: m.Tsymlink | m.Tusymlink) -> m.Message:
+        uid = msg.uid if isinstance(msg, m.Tusymlink) else None
+        qid = await self._simple(msg.fid, lambda d: d.symlink(msg.name, msg.symtgt, msg.gid, uid))
+        return (m.Rusymlink if uid is not None else m.Rsymlink)(qid)
+
+    async def mknod(self, msg: m.Tmknod | m.Tumknod) -> m.Message:
+        uid = msg.uid if isinstance(msg, m.Tumknod) else None
+        qid = await self._simple(
+            msg.dfid, lambda d: d.mknod(msg.name, msg.mode, msg.major, msg.minor, msg.gid, uid)
+        )
+        return (m.Rumknod if uid is not None else m.Rmknod)(qid)
+
+    async def link(self, msg: m.Tlink) -> m.Message:
+        t = self.get(msg.fid)
+        try:
+            await self._simple(msg.dfid, lambda d: d.link(t.file, msg.name))
+        finally:
+            await self.unref(t)
+        return m.Rlink()
+
+    async def rename(self, msg: m.Trename) -> m.Message:
+        d = self.get(msg.dfid)
+        try:
+            await self._simple(msg.fid, lambda file: file.rename(d.file, msg.name))
+        finally:
+            await self.unref(d)
+        return m.Rrename()
+
+    async def renameat(self, msg: m.Trenameat) -> m.Message:
+        d = self.get(msg.newdirfid)
+        try:
+            await self._simple(
+                msg.olddirfid, lambda file: file.renameat(msg.oldname, d.file, msg.newname)
+            )
+        finally:
+            await self.unref(d)
+        return m.Rrenameat()
+
+    async def unlinkat(self, msg: m.Tunlinkat) -> m.Message:
+        await self._simple(msg.dirfid, lambda d: d.unlinkat(msg.name, msg.flags))
+        return m.Runlinkat()
+
+    async def readlink(self, msg: m.Treadlink) -> m.Message:
+        return m.Rreadlink(await self._simple(msg.fid, lambda file: file.readlink()))
+
+    async def lock(self, msg: m.Tlock) -> m.Message:
+        status = await self._simple(
+            msg.fid,
+            lambda file: file.lock(
+                msg.lock_type, msg.flags, msg.start, msg.length, msg.proc_id, msg.client_id
+            ),
+        )
+        return m.Rlock(status)
+
+    async def getlock(self, msg: m.Tgetlock) -> m.Message:
+        return await self._simple(
+            msg.fid,
+            lambda file: file.getlock(
+                msg.lock_type, msg.start, msg.length, msg.proc_id, msg.client_id
+            ),
+        )
+
+    async def allocate(self, msg: m.Tallocate) -> m.Message:
+        await self._simple(msg.fid, lambda file: file.allocate(msg.mode, msg.offset, msg.length))
+        return m.Rallocate()
+
+    # --- extended attributes ------------------------------------------------------------------
+
+    async def xattrwalk(self, msg: m.Txattrwalk) -> m.Message:
+        self.check_new(msg.newfid, msg.fid)
+        f = self.get(msg.fid)
+        try:
+            if msg.name:
+                value = await f.file.getxattr(msg.name, 0)
+            else:
+                value = b"".join(n + b"\0" for n in await f.file.listxattr(0))
+            _, clone = await f.file.walk([])
+        finally:
+            await self.unref(f)
+        if clone is None:
+            raise OSError(errno.EIO, "file model returned no clone")
+        nf = _Fid(clone, f.qid, f.depth)
+        nf.xattr_read = value
+        await self._install(msg.newfid, msg.fid, nf)
+        return m.Rxattrwalk(len(value))
+
+    async def xattrcreate(self, msg: m.Txattrcreate) -> m.Message:
+        f = self.fids.get(msg.fid)
+        if f is None:
+            raise OSError(errno.EBADF, f"unknown fid {msg.fid}")
+        if msg.attr_size > 1 << 16:
+            raise OSError(errno.E2BIG, f"xattr value of {msg.attr_size} bytes")
+        f.xattr_write = (msg.name, msg.attr_size, msg.flags, bytearray())
+        return m.Rxattrcreate()
+
+    async def getxattr(self, msg: m.Tgetxattr) -> m.Message:
+        v = await self._simple(msg.fid, lambda file: file.getxattr(msg.name, msg.size))
+        return m.Rgetxattr(v)
+
+    async def setxattr(self, msg: m.Tsetxattr) -> m.Message:
+        await self._simple(msg.fid, lambda file: file.setxattr(msg.name, msg.value, msg.flags))
+        return m.Rsetxattr()
+
+    async def listxattr(self, msg: m.Tlistxattr) -> m.Message:
+        names = await self._simple(msg.fid, lambda file: file.listxattr(msg.size))
+        return m.Rlistxattr(tuple(names))
+
+    async def removexattr(self, msg: m.Tremovexattr) -> m.Message:
+        await self._simple(msg.fid, lambda file: file.removexattr(msg.name))
+        return m.Rremovexattr()
