@@ -1,0 +1,70 @@
+"""Credentials: who is asking, as Linux's `struct cred` says it.
+
+Why immutable: Linux shares one `cred` between threads and replaces it on change (commit_creds);
+a frozen value makes that sharing safe and a change an explicit `dataclasses.replace`.
+Permission checks in the VFS use `fsuid`/`fsgid`, the supplementary groups and the effective
+capability set, the same way for every filesystem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+# Capability numbers (include/uapi/linux/capability.h) the VFS consults.
+CAP_CHOWN = 0
+CAP_DAC_OVERRIDE = 1
+CAP_DAC_READ_SEARCH = 2
+CAP_FOWNER = 3
+CAP_FSETID = 4
+CAP_KILL = 5
+CAP_SETGID = 6
+CAP_SETUID = 7
+CAP_LINUX_IMMUTABLE = 9
+CAP_NET_BIND_SERVICE = 10
+CAP_SYS_CHROOT = 18
+CAP_SYS_ADMIN = 21
+CAP_SYS_RESOURCE = 24
+CAP_MKNOD = 27
+CAP_LAST_CAP = 40
+ALL_CAPS = (1 << (CAP_LAST_CAP + 1)) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A task's identity. Build with `Credentials.root()` or `Credentials.user(...)`."""
+
+    uid: int = 0
+    gid: int = 0
+    euid: int = 0
+    egid: int = 0
+    suid: int = 0
+    sgid: int = 0
+    fsuid: int = 0
+    fsgid: int = 0
+    groups: frozenset[int] = field(default_factory=frozenset)
+    cap_effective: int = ALL_CAPS
+    cap_permitted: int = ALL_CAPS
+    cap_inheritable: int = 0
+    cap_bounding: int = ALL_CAPS
+
+    @classmethod
+    def root(cls) -> Credentials:
+        """uid/gid 0 with every capability (a container's root)."""
+        return cls()
+
+    @classmethod
+    def user(cls, uid: int, gid: int, groups: tuple[int, ...] | frozenset[int] = ()) -> Credentials:
+        """An unprivileged user: all ids set to uid/gid, no capabilities."""
+        return cls(uid, gid, uid, gid, uid, gid, uid, gid, frozenset(groups), 0, 0, 0, ALL_CAPS)
+
+    def has_cap(self, cap: int) -> bool:
+        """True if `cap` is in the effective set."""
+        return bool(self.cap_effective >> cap & 1)
+
+    def in_group(self, gid: int) -> bool:
+        """True if `gid` is the fs gid or a supplementary group (in_group_p)."""
+        return gid == self.fsgid or gid in self.groups
+
+    def with_ids(self, **changes: object) -> Credentials:
+        """A copy with some fields changed (what commit_creds does)."""
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,19 @@
+"""One way to fail: `OSError(errno, message)`, which the Sentry turns into -errno."""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+def error(err: int, what: object = None) -> OSError:
+    """An OSError for `err`, with the offending value in the message when given."""
+    msg = os.strerror(err)
+    if what is not None:
+        msg = f"{msg}: {what!r}"
+    return OSError(err, msg)
+
+
+ENOENT = _errno.ENOENT
+EROFS = _errno.EROFS
+EOPNOTSUPP = _errno.EOPNOTSUPP

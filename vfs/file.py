@@ -1,0 +1,411 @@
+"""Open file descriptions: one interface for every kind of open file.
+
+`FileDescription` is Linux's `struct file`: the offset, the status flags and a reference
+count shared by every fd that points at it (dup, fork, SCM_RIGHTS). Public methods
+(`read`, `pwrite`, `seek`, `getdents64`, `ioctl` ...) do the checks that are the same for
+every file (access mode, O_PATH, negative offsets, O_APPEND) and call the `do_*` hooks a
+subclass overrides. The defaults answer Linux's errno for a file that does not support the
+operation (as gVisor's FileDescriptionDefaultImpl does): EINVAL for read/write, ESPIPE for
+positional I/O and seek, ENOTDIR for getdents, ENOTTY for ioctl, ENODEV for fallocate.
+
+Readiness for poll/epoll: `readiness(mask)` answers now, `waitq` notifies changes, and
+`wait_ready(mask)` awaits until something in `mask` (or POLLERR/POLLHUP) is ready.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Any, Protocol
+
+import trio
+
+from .abi import (
+    O_ACCMODE,
+    O_APPEND,
+    O_PATH,
+    O_RDWR,
+    O_WRONLY,
+    POLLERR,
+    POLLHUP,
+    POLLIN,
+    POLLNVAL,
+    POLLOUT,
+    POLLRDNORM,
+    POLLWRNORM,
+    SEEK_CUR,
+    SEEK_DATA,
+    SEEK_END,
+    SEEK_HOLE,
+    SEEK_SET,
+    SETFL_MASK,
+    Stat,
+    StatFS,
+    pack_dirent64,
+)
+from .errors import error
+
+if TYPE_CHECKING:
+    from .mount import VirtualDentry
+
+MAX_RW = 0x7FFFF000  # MAX_RW_COUNT: Linux caps one read/write at this many bytes
+MAX_OFF = (1 << 63) - 1
+
+
+class Memory(Protocol):
+    """Application memory as ioctl needs it (the Sentry's Task satisfies this)."""
+
+    def mem_read(self, addr: int, n: int) -> bytes: ...
+
+    def mem_write(self, addr: int, data: bytes) -> None: ...
+
+
+class WaitQueue:
+    """Callbacks to run when a file's readiness may have changed."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[Any] = []
+
+    def subscribe(self, fn: Any) -> None:
+        """Call `fn(mask)` on every notify until unsubscribed."""
+        self._waiters.append(fn)
+
+    def unsubscribe(self, fn: Any) -> None:
+        try:
+            self._waiters.remove(fn)
+        except ValueError:
+            pass
+
+    def notify(self, mask: int) -> None:
+        """Tell every subscriber that events in `mask` may now be ready."""
+        if self._waiters:
+            for fn in list(self._waiters):
+                fn(mask)
+
+
+class FileDescription:
+    """An open file. Subclass and override the `do_*` hooks a file supports.
+
+    Attributes:
+        vd: the (mount, dentry) it was opened at (anonymous files get an internal mount).
+        flags: access mode and status flags (O_APPEND, O_NONBLOCK ...) as open gave them.
+        offset: the file position.
+        refs: references held (fd table slots, in-flight syscalls); `dec_ref` to zero
+            calls `release`.
+    """
+
+    #: True if pread/pwrite/seek make sense (regular files, block devices, directories).
+    seekable = False
+
+    def __init__(self, vd: VirtualDentry | None = None, flags: int = 0) -> None:
+        self.vd = vd
+        self.flags = flags
+        self.offset = 0
+        self.refs = 1
+        self._waitq: WaitQueue | None = None
+
+    # -- references ------------------------------------------------------------------------
+
+    def inc_ref(self) -> FileDescription:
+        self.refs += 1
+        return self
+
+    async def dec_ref(self) -> None:
+        """Drop one reference; the last one releases the file (close(2) semantics)."""
+        self.refs -= 1
+        if self.refs == 0:
+            await self.release()
+
+    async def release(self) -> None:
+        """The last reference is gone: flush and free (override to do more)."""
+
+    async def flush(self) -> None:
+        """close(2) of one fd (even if other references remain); write-back hook."""
+
+    # -- flags ----------------------------------------------------------------------------
+
+    @property
+    def readable(self) -> bool:
+        return self.flags & O_ACCMODE != O_WRONLY and not self.flags & O_PATH
+
+    @property
+    def writable(self) -> bool:
+        return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR) and not self.flags & O_PATH
+
+    @property
+    def is_path(self) -> bool:
+        return bool(self.flags & O_PATH)
+
+    def get_status_flags(self) -> int:
+        """F_GETFL: access mode and status flags."""
+        return self.flags & ~0o2000000  # never O_CLOEXEC (that is per-fd)
+
+    def set_status_flags(self, flags: int) -> None:
+        """F_SETFL: change only the flags Linux lets change."""
+        self.flags = (self.flags & ~SETFL_MASK) | (flags & SETFL_MASK)
+
+    @property
+    def waitq(self) -> WaitQueue:
+        q = self._waitq
+        if q is None:
+            q = self._waitq = WaitQueue()
+        return q
+
+    # -- I/O (public, checked) -------------------------------------------------------------
+
+    def _need(self, readable: bool) -> None:
+        if self.flags & O_PATH or (readable and not self.readable) or (
+            not readable and not self.writable
+        ):
+            raise error(errno.EBADF)
+
+    async def read(self, n: int) -> bytes:
+        """read(2) of up to `n` bytes at the file position."""
+        if not self.readable:
+            raise error(errno.EBADF)
+        if n < 0:
+            raise error(errno.EINVAL)
+        return await self.do_read(min(n, MAX_RW))
+
+    async def pread(self, n: int, offset: int) -> bytes:
+        """pread64(2): read at `offset` without moving the file position."""
+        if not self.readable:
+            raise error(errno.EBADF)
+        if offset < 0 or n < 0:
+            raise error(errno.EINVAL)
+        return await self.do_pread(min(n, MAX_RW), offset)
+
+    async def write(self, data: bytes) -> int:
+        """write(2) at the file position (the end, with O_APPEND)."""
+        if not self.writable:
+            raise error(errno.EBADF)
+        return await self.do_write(data)
+
+    async def pwrite(self, data: bytes, offset: int) -> int:
+        """pwrite64(2): write at `offset` (Linux appends anyway under O_APPEND)."""
+        if not self.writable:
+            raise error(errno.EBADF)
+        if offset < 0:
+            raise error(errno.EINVAL)
+        return await self.do_pwrite(data, offset)
+
+    async def seek(self, offset: int, whence: int) -> int:
+        """lseek(2); returns the new position."""
+        if self.flags & O_PATH:
+            raise error(errno.EBADF)
+        return await self.do_seek(offset, whence)
+
+    async def getdents64(self, size: int) -> bytes:
+        """getdents64(2): linux_dirent64 records filling at most `size` bytes."""
+        if self.flags & O_PATH:
+            raise error(errno.EBADF)
+        return await self.do_getdents64(size)
+
+    async def ioctl(self, cmd: int, arg: int, mem: Memory | None = None) -> int:
+        """ioctl(2); `mem` lets the file read/write the argument in application memory."""
+        if self.flags & O_PATH:
+            raise error(errno.EBADF)
+        return await self.do_ioctl(cmd, arg, mem)
+
+    async def truncate(self, size: int) -> None:
+        """ftruncate(2) (the VFS checked permissions via the open mode)."""
+        if size < 0:
+            raise error(errno.EINVAL)
+        if not self.writable:
+            raise error(errno.EBADF if self.flags & O_PATH else errno.EINVAL)
+        await self.do_truncate(size)
+
+    async def fallocate(self, mode: int, offset: int, length: int) -> None:
+        if offset < 0 or length <= 0:
+            raise error(errno.EINVAL)
+        if not self.writable:
+            raise error(errno.EBADF)
+        await self.do_fallocate(mode, offset, length)
+
+    async def fsync(self, datasync: bool = False) -> None:
+        if self.flags & O_PATH:
+            raise error(errno.EBADF)
+        await self.do_fsync(datasync)
+
+    async def stat(self) -> Stat:
+        """fstat(2) (allowed on O_PATH descriptors too)."""
+        vd = self.vd
+        if vd is None:
+            raise error(errno.EBADF)
+        st = await vd.mount.fs.stat(vd.dentry)
+        st.mnt_id = vd.mount.id
+        return st
+
+    async def statfs(self) -> StatFS:
+        vd = self.vd
+        if vd is None:
+            raise error(errno.EBADF)
+        return await vd.mount.fs.statfs()
+
+    # -- readiness ---------------------------------------------------------------------------
+
+    def readiness(self, mask: int) -> int:
+        """The poll events in `mask` (plus POLLERR/POLLHUP) that are ready now."""
+        return mask & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM)
+
+    async def wait_ready(self, mask: int) -> int:
+        """Wait until some event in `mask` (or POLLERR/POLLHUP) is ready; return them."""
+        want = mask | POLLERR | POLLHUP
+        while True:
+            got = self.readiness(mask)
+            if got:
+                return got
+            event = trio.Event()
+
+            def wake(m: int, event: trio.Event = event) -> None:
+                if m & want:
+                    event.set()
+
+            q = self.waitq
+            q.subscribe(wake)
+            try:
+                await event.wait()
+            finally:
+                q.unsubscribe(wake)
+
+    # -- hooks with Linux's defaults ------------------------------------------------------
+
+    async def do_read(self, n: int) -> bytes:
+        raise error(errno.EINVAL)
+
+    async def do_pread(self, n: int, offset: int) -> bytes:
+        raise error(errno.ESPIPE)
+
+    async def do_write(self, data: bytes) -> int:
+        raise error(errno.EINVAL)
+
+    async def do_pwrite(self, data: bytes, offset: int) -> int:
+        raise error(errno.ESPIPE)
+
+    async def do_seek(self, offset: int, whence: int) -> int:
+        raise error(errno.ESPIPE)
+
+    async def do_getdents64(self, size: int) -> bytes:
+        raise error(errno.ENOTDIR)
+
+    async def do_ioctl(self, cmd: int, arg: int, mem: Memory | None) -> int:
+        raise error(errno.ENOTTY)
+
+    async def do_truncate(self, size: int) -> None:
+        raise error(errno.EINVAL)
+
+    async def do_fallocate(self, mode: int, offset: int, length: int) -> None:
+        raise error(errno.ENODEV)
+
+    async def do_fsync(self, datasync: bool) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} flags={self.flags:#o} off={self.offset} vd={self.vd!r}>"
+
+
+class RegularFD(FileDescription):
+    """A seekable file with a size: read/write move the offset over do_pread/do_pwrite.
+
+    Subclasses implement `do_pread`, `do_pwrite`, `file_size()` and optionally
+    `seek_data_hole`.
+    """
+
+    seekable = True
+
+    def file_size(self) -> int:
+        raise NotImplementedError
+
+    async def do_read(self, n: int) -> bytes:
+        data = await self.do_pread(n, self.offset)
+        self.offset += len(data)
+        return data
+
+    async def do_write(self, data: bytes) -> int:
+        if self.flags & O_APPEND:
+            self.offset = self.file_size()
+        n = await self.do_pwrite(data, self.offset)
+        self.offset += n
+        return n
+
+    async def do_seek(self, offset: int, whence: int) -> int:
+        if whence == SEEK_SET:
+            new = offset
+        elif whence == SEEK_CUR:
+            new = self.offset + offset
+        elif whence == SEEK_END:
+            new = self.file_size() + offset
+        elif whence in (SEEK_DATA, SEEK_HOLE):
+            new = await self.seek_data_hole(offset, whence)
+        else:
+            raise error(errno.EINVAL, whence)
+        if new < 0:
+            raise error(errno.EINVAL)
+        if new > MAX_OFF:
+            raise error(errno.EOVERFLOW)
+        self.offset = new
+        return new
+
+    async def seek_data_hole(self, offset: int, whence: int) -> int:
+        """Default: the whole file is data (Linux's generic_file_llseek_size)."""
+        size = self.file_size()
+        if offset < 0 or offset >= size:
+            raise error(errno.ENXIO)
+        return offset if whence == SEEK_DATA else size
+
+
+class DirectoryFD(FileDescription):
+    """An open directory: getdents64 with stable cookies, seek to a cookie.
+
+    Subclasses implement `entries(cookie)`: the entries after position `cookie`, each as
+    (next_cookie, ino, d_type, name), starting with "." (cookie 0 → next 1) and ".."
+    (→ 2). A cookie stays valid while entries come and go (Linux's dcache_readdir).
+    """
+
+    seekable = True
+
+    async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
+        raise NotImplementedError
+
+    async def do_getdents64(self, size: int) -> bytes:
+        out = bytearray()
+        ents = await self.entries(self.offset)
+        for next_cookie, ino, dtype, name in ents:
+            rec = pack_dirent64(ino, next_cookie, dtype, name)
+            if len(out) + len(rec) > size:
+                if not out:
+                    raise error(errno.EINVAL)
+                break
+            out += rec
+            self.offset = next_cookie
+        return bytes(out)
+
+    async def do_seek(self, offset: int, whence: int) -> int:
+        if whence == SEEK_CUR:
+            offset += self.offset
+        elif whence != SEEK_SET:
+            raise error(errno.EINVAL)
+        if offset < 0:
+            raise error(errno.EINVAL)
+        self.offset = offset
+        return offset
+
+    async def do_read(self, n: int) -> bytes:
+        raise error(errno.EISDIR)
+
+    async def do_pread(self, n: int, offset: int) -> bytes:
+        raise error(errno.EISDIR)
+
+
+class PathFD(FileDescription):
+    """An O_PATH descriptor: it names a file; only fstat, fchdir, *at() and close work."""
+
+    async def read(self, n: int) -> bytes:
+        raise error(errno.EBADF)
+
+    async def pread(self, n: int, offset: int) -> bytes:
+        raise error(errno.EBADF)
+
+    def readiness(self, mask: int) -> int:
+        return POLLNVAL

@@ -1,0 +1,64 @@
+"""Permission checks, the same for every filesystem (Linux's generic_permission and friends).
+
+Why in the VFS: filesystems only store mode/uid/gid; who may do what is decided here from the
+caller's Credentials, so tmpfs, goferfs and the overlay agree with each other and with Linux.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from .abi import MAY_EXEC, MAY_READ, MAY_WRITE, S_IFDIR, S_IFMT, S_ISVTX
+from .creds import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, Credentials
+from .errors import error
+
+
+def permitted(creds: Credentials, mode: int, uid: int, gid: int, may: int) -> bool:
+    """True if `creds` may access a file with `mode`/`uid`/`gid` for `may` (MAY_* bits).
+
+    The owner class applies exclusively (an owner without the bit is refused even if
+    "other" has it), then group, then other; CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH
+    override as in Linux (exec needs some x bit unless the file is a directory).
+    """
+    if creds.fsuid == uid:
+        bits = mode >> 6
+    elif creds.fsgid == gid or gid in creds.groups:
+        bits = mode >> 3
+    else:
+        bits = mode
+    if (bits & may & 7) == may:
+        return True
+    caps = creds.cap_effective
+    if not caps:
+        return False
+    is_dir = (mode & S_IFMT) == S_IFDIR
+    if caps >> CAP_DAC_OVERRIDE & 1:
+        if not (may & MAY_EXEC) or is_dir or mode & 0o111:
+            return True
+    if caps >> CAP_DAC_READ_SEARCH & 1:
+        if may == MAY_READ or (is_dir and not (may & MAY_WRITE)):
+            return True
+    return False
+
+
+def check(creds: Credentials, inode: object, may: int) -> None:
+    """Raise EACCES unless `creds` may access `inode` (an object with mode/uid/gid)."""
+    if not permitted(creds, inode.mode, inode.uid, inode.gid, may):  # type: ignore[attr-defined]
+        raise error(errno.EACCES)
+
+
+def is_owner(creds: Credentials, inode: object) -> bool:
+    """inode_owner_or_capable: fsuid owns it, or CAP_FOWNER."""
+    return creds.fsuid == inode.uid or creds.has_cap(CAP_FOWNER)  # type: ignore[attr-defined]
+
+
+def check_sticky(creds: Credentials, dir_inode: object, inode: object) -> None:
+    """In a sticky directory only the file's owner, the dir's owner or CAP_FOWNER may remove."""
+    if not dir_inode.mode & S_ISVTX:  # type: ignore[attr-defined]
+        return
+    if creds.fsuid in (inode.uid, dir_inode.uid) or creds.has_cap(CAP_FOWNER):  # type: ignore[attr-defined]
+        return
+    raise error(errno.EPERM)
+
+
+MAY_RW = MAY_READ | MAY_WRITE

@@ -1,0 +1,237 @@
+"""Path resolution: the one place that knows Linux's rules for turning a path into a file.
+
+Why one place: symlink following (40 links, then ELOOP), `.` and `..` (which never climb
+above the caller's root and cross mount points upwards), mount points downwards, trailing
+slashes, NAME_MAX/PATH_MAX and search permission on every directory must behave the same
+on every filesystem. Filesystems only answer `lookup(parent, names)` for as many plain
+names as they own in one call, so a 9P filesystem resolves `a/b/c` in one round trip.
+
+The walker splits a path into a parent and its last component (Linux's LAST_NORM /
+LAST_DOT / LAST_DOTDOT / LAST_ROOT); each operation decides what to do with the last
+component, because create, unlink, rename and open treat it differently.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from .abi import MAXSYMLINKS, MAY_EXEC, NAME_MAX, PATH_MAX
+from .errors import error
+from .mount import FSContext, VirtualDentry
+from .perm import permitted
+
+if TYPE_CHECKING:
+    from .creds import Credentials
+    from .file import FileDescription
+    from .mount import Mount
+
+#: The "last component" of "/" (LAST_ROOT).
+ROOT = b"/"
+_DOTS = (b".", b"..")
+
+
+class Walk:
+    """State of one resolution: the caller's context and the symlinks followed so far."""
+
+    __slots__ = ("mounts", "ctx", "creds", "links")
+
+    def __init__(self, mounts: dict[tuple[Mount, object], Mount], ctx: FSContext,
+                 creds: Credentials) -> None:
+        self.mounts = mounts
+        self.ctx = ctx
+        self.creds = creds
+        self.links = 0
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def follow_mounts(self, vd: VirtualDentry) -> VirtualDentry:
+        """Step onto whatever is mounted at `vd` (the topmost of stacked mounts)."""
+        while vd.dentry.mounted:
+            m = self.mounts.get((vd.mount, vd.dentry))
+            if m is None:
+                break
+            vd = VirtualDentry(m, m.root)
+        return vd
+
+    def dotdot(self, cur: VirtualDentry) -> VirtualDentry:
+        """`..` of `cur`: stays at the caller's root, climbs out of mounts (follow_dotdot)."""
+        root = self.ctx.root
+        while True:
+            if cur.dentry is root.dentry and cur.mount is root.mount:
+                return cur
+            m = cur.mount
+            if cur.dentry is m.root:
+                if m.parent is None or m.mountpoint is None:
+                    return cur
+                cur = VirtualDentry(m.parent, m.mountpoint)
+                continue
+            return self.follow_mounts(VirtualDentry(m, cur.dentry.parent))
+
+    async def read_link(self, vd: VirtualDentry) -> bytes:
+        """Count one more symlink (ELOOP past 40) and return its target (ENOENT if empty)."""
+        self.links += 1
+        if self.links > MAXSYMLINKS:
+            raise error(errno.ELOOP)
+        target = await vd.mount.fs.readlink(vd.dentry)
+        if not target:
+            raise error(errno.ENOENT)
+        return target
+
+    def start(self, dirfd: FileDescription | None, path: bytes) -> VirtualDentry:
+        """Where a path starts: the root, the cwd (AT_FDCWD) or the directory `dirfd`."""
+        if path[:1] == b"/":
+            return self.ctx.root
+        if dirfd is None:
+            return self.ctx.cwd
+        vd = dirfd.vd
+        if vd is None:
+            raise error(errno.EBADF)
+        if not vd.dentry.inode.is_dir:
+            raise error(errno.ENOTDIR)
+        return vd
+
+    # -- walking -------------------------------------------------------------------------------
+
+    async def walk(self, cur: VirtualDentry, comps: list[bytes]) -> VirtualDentry:
+        """Resolve every name of `comps` from `cur`, following every symlink met.
+
+        Each step needs the current file to be a searchable directory; the result is
+        whatever the last name is (its type is the caller's business).
+        """
+        creds = self.creds
+        pending = comps[::-1]
+        while pending:
+            d = cur.dentry
+            ino = d.inode
+            if not ino.is_dir:
+                raise error(errno.ENOTDIR)
+            if not permitted(creds, ino.mode, ino.uid, ino.gid, MAY_EXEC):
+                raise error(errno.EACCES)
+            name = pending[-1]
+            if name == b".":
+                pending.pop()
+                continue
+            if name == b"..":
+                pending.pop()
+                cur = self.dotdot(cur)
+                continue
+            if len(name) > NAME_MAX:
+                raise error(errno.ENAMETOOLONG)
+            run: list[bytes] = []
+            for nm in reversed(pending):
+                if nm in _DOTS or len(nm) > NAME_MAX:
+                    break
+                run.append(nm)
+            mount = cur.mount
+            found = await mount.fs.lookup(d, run)
+            prev = d
+            moved = False
+            for child in found:
+                if prev is not d:
+                    pi = prev.inode
+                    if not permitted(creds, pi.mode, pi.uid, pi.gid, MAY_EXEC):
+                        raise error(errno.EACCES)
+                pending.pop()
+                vd = VirtualDentry(mount, child)
+                if child.mounted:
+                    vd = self.follow_mounts(vd)
+                    if vd.mount is not mount:
+                        cur = vd
+                        moved = True
+                        break
+                if child.inode.is_symlink:
+                    target = await self.read_link(vd)
+                    pending.extend(c for c in reversed(target.split(b"/")) if c)
+                    cur = self.ctx.root if target[:1] == b"/" else VirtualDentry(mount, prev)
+                    moved = True
+                    break
+                cur = vd
+                prev = child
+            if moved or len(found) == len(run):
+                continue
+            # The filesystem stopped early: the next name is missing (or cur is a file).
+            ino = cur.dentry.inode
+            if not ino.is_dir:
+                raise error(errno.ENOTDIR)
+            if not permitted(creds, ino.mode, ino.uid, ino.gid, MAY_EXEC):
+                raise error(errno.EACCES)
+            raise error(errno.ENOENT)
+        return cur
+
+    async def parent(self, start: VirtualDentry,
+                     path: bytes) -> tuple[VirtualDentry, bytes, bool]:
+        """Split `path` (from `start`) into (resolved searchable parent, last name, slash).
+
+        The last name is b"/" for a path of only slashes, else a component (possibly "." or
+        ".."); `slash` is True if the path ends with '/'.
+        """
+        if len(path) >= PATH_MAX:
+            raise error(errno.ENAMETOOLONG)
+        if path[:1] == b"/":
+            start = self.ctx.root
+        comps = [c for c in path.split(b"/") if c]
+        if not comps:
+            return start, ROOT, True
+        cur = await self.walk(start, comps[:-1]) if len(comps) > 1 else start
+        ino = cur.dentry.inode
+        if not ino.is_dir:
+            raise error(errno.ENOTDIR)
+        if not permitted(self.creds, ino.mode, ino.uid, ino.gid, MAY_EXEC):
+            raise error(errno.EACCES)
+        return cur, comps[-1], path[-1:] == b"/"
+
+    async def lookup_child(self, parent: VirtualDentry, name: bytes) -> VirtualDentry | None:
+        """The child `name` of searchable directory `parent` (mounts followed), or None."""
+        if len(name) > NAME_MAX:
+            raise error(errno.ENAMETOOLONG)
+        found = await parent.mount.fs.lookup(parent.dentry, [name])
+        if not found:
+            return None
+        vd = VirtualDentry(parent.mount, found[0])
+        if vd.dentry.mounted:
+            vd = self.follow_mounts(vd)
+        return vd
+
+    async def last(self, parent: VirtualDentry, name: bytes, slash: bool,
+                   follow: bool) -> VirtualDentry:
+        """Resolve the last component; follow a final symlink if `follow` or `slash`."""
+        while True:
+            if name == ROOT or name == b".":
+                return parent
+            if name == b"..":
+                return self.dotdot(parent)
+            vd = await self.lookup_child(parent, name)
+            if vd is None:
+                raise error(errno.ENOENT)
+            ino = vd.dentry.inode
+            if ino.is_symlink and (follow or slash):
+                target = await self.read_link(vd)
+                parent, name, slash2 = await self.parent(parent, target)
+                slash = slash or slash2
+                continue
+            if slash and not ino.is_dir:
+                raise error(errno.ENOTDIR)
+            return vd
+
+    async def resolve(self, dirfd: FileDescription | None, path: bytes, *, follow: bool = True,
+                      empty_ok: bool = False) -> VirtualDentry:
+        """The file `path` names (relative to `dirfd` or the cwd).
+
+        Args:
+            follow: follow a symlink in the last component (not AT_SYMLINK_NOFOLLOW).
+            empty_ok: an empty path names `dirfd` itself (AT_EMPTY_PATH).
+        Raises:
+            OSError: ENOENT, ENOTDIR, EACCES, ELOOP, ENAMETOOLONG as Linux would.
+        """
+        if not path:
+            if not empty_ok:
+                raise error(errno.ENOENT)
+            if dirfd is None:
+                return self.ctx.cwd
+            if dirfd.vd is None:
+                raise error(errno.EBADF)
+            return dirfd.vd
+        start = self.start(dirfd, path)
+        parent, name, slash = await self.parent(start, path)
+        return await self.last(parent, name, slash, follow)
