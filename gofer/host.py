@@ -194,6 +194,17 @@ class ProcFD:
         """A path string that names the object `fd` refers to (for path-only calls)."""
         return f"{self.prefix}/{fd}"
 
+    def rebase(self, prefix: str) -> None:
+        """Use the fd directory visible at `prefix` from now on (after confinement).
+
+        The descriptor opened at start-up points into the host's /proc, where '..' leads to
+        every process; the bind mount at `prefix` has nothing above it but the empty root.
+        """
+        new = os.open(prefix, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        os.close(self.dirfd)
+        self.dirfd = new
+        self.prefix = prefix
+
     def close(self) -> None:
         os.close(self.dirfd)
 

@@ -1,0 +1,279 @@
+"""Running a gofer: parse exports and listeners, bind, confine, serve with resource bounds.
+
+Order matters: listeners are bound and export roots opened with plain blocking calls while
+the process is still single-threaded (a mount namespace entered with unshare(2) covers only
+the calling thread), then the process confines itself, and only then does trio start.
+
+Each connection is served by its own `p9.Server` over a `_Budget` view of the shared
+filesystem, which bounds the fids it may hold; an idle connection (nothing received for
+`idle_timeout` seconds) is closed; when a connection ends the framework closes every File,
+which releases every descriptor it held.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import trio
+
+import p9
+
+from .host import Export, Node, ProcFD
+from .ident import IdentityPolicy
+from .server import GoferFile, GoferFilesystem
+
+__all__ = ["Listen", "GoferOptions", "parse_export", "parse_listen", "bind", "serve", "run"]
+
+log = logging.getLogger("gofer")
+
+
+def parse_export(spec: str) -> Export:
+    """`NAME=DIR[:opt,...]` with options ro, rw, submounts, devices.
+
+    Raises:
+        ValueError: malformed spec, unknown option, or DIR not a directory.
+    """
+    name, eq, rest = spec.partition("=")
+    if not eq or not name or not rest:
+        raise ValueError(f"export {spec!r} is not NAME=DIR[:ro]")
+    path, _, opts = rest.partition(":")
+    e = Export(name, path)
+    for opt in filter(None, opts.split(",")):
+        if opt == "ro":
+            e.readonly = True
+        elif opt == "rw":
+            e.readonly = False
+        elif opt == "submounts":
+            e.submounts = True
+        elif opt == "devices":
+            e.allow_devices = True
+        else:
+            raise ValueError(f"export {spec!r}: unknown option {opt!r} (ro, rw, submounts, devices)")
+    if "/" in name:
+        raise ValueError(f"export name {name!r} contains '/'")
+    if not os.path.isdir(path):
+        raise ValueError(f"export {spec!r}: {path!r} is not a directory")
+    return e
+
+
+@dataclass(frozen=True)
+class Listen:
+    """A parsed --listen: kind is 'unix', 'tcp' or 'fd'."""
+
+    kind: str
+    address: str
+    port: int = 0
+
+
+def parse_listen(spec: str) -> Listen:
+    """`unix:PATH`, `tcp:HOST:PORT` or `fd:N`."""
+    kind, _, addr = spec.partition(":")
+    if kind == "unix" and addr:
+        return Listen("unix", addr)
+    if kind == "tcp":
+        host, _, port = addr.rpartition(":")
+        if host and port.isdigit():
+            return Listen("tcp", host.strip("[]"), int(port))
+    if kind == "fd" and addr.isdigit():
+        return Listen("fd", addr)
+    raise ValueError(f"listen {spec!r} is not unix:PATH, tcp:HOST:PORT or fd:N")
+
+
+def bind(listen: Listen) -> socket.socket:
+    """A bound, listening socket (or for fd:N, the inherited socket, listening or connected)."""
+    if listen.kind == "unix":
+        try:
+            if stat.S_ISSOCK(os.lstat(listen.address).st_mode):
+                os.unlink(listen.address)
+        except FileNotFoundError:
+            pass
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(listen.address)
+        s.listen(128)
+        return s
+    if listen.kind == "tcp":
+        return socket.create_server((listen.address, listen.port), backlog=128, reuse_port=False)
+    s = socket.socket(fileno=int(listen.address))
+    if s.type != socket.SOCK_STREAM:
+        raise ValueError(f"fd:{listen.address} is not a stream socket")
+    return s
+
+
+@dataclass(frozen=True)
+class GoferOptions:
+    """Per-connection bounds and protocol limits."""
+
+    max_fids: int = 10000
+    idle_timeout: float | None = 300.0
+    max_msize: int = 1 << 20
+    max_inflight: int = 64
+
+
+class _Budget(p9.Filesystem):
+    """One connection's view of the filesystem: counts the Files it holds against a bound."""
+
+    def __init__(self, fs: GoferFilesystem, limit: int) -> None:
+        self.fs = fs
+        self.limit = limit
+        self.count = 0
+
+    async def attach(self, aname: bytes, uname: bytes, uid: int) -> p9.File:
+        self.take()
+        try:
+            f = await self.fs.attach(aname, uname, uid)
+        except BaseException:
+            self.count -= 1
+            raise
+        return _Counted.wrap(f, self)
+
+    def take(self) -> None:
+        if self.count >= self.limit:
+            raise OSError(errno.EMFILE, f"connection holds {self.count} fids (limit {self.limit})")
+        self.count += 1
+
+
+class _Counted(GoferFile):
+    """A GoferFile whose clones and children are charged to a connection's budget."""
+
+    __slots__ = ("budget",)
+
+    @classmethod
+    def wrap(cls, f: GoferFile, budget: _Budget) -> _Counted:
+        c = cls(f.node, f.ident, f.switch)
+        c.budget = budget
+        return c
+
+    def _child(self, node: Node) -> GoferFile:
+        try:
+            self.budget.take()
+        except OSError:
+            node.release()
+            raise
+        c = _Counted(node, self.ident, self.switch)
+        c.budget = self.budget
+        return c
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.budget.count -= 1
+        await super().close()
+
+
+class _IdleStream(trio.abc.Stream):
+    """A stream that reports end-of-file when nothing arrives for `timeout` seconds."""
+
+    def __init__(self, inner: trio.abc.Stream, timeout: float) -> None:
+        self.inner = inner
+        self.timeout = timeout
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        with trio.move_on_after(self.timeout):
+            return await self.inner.receive_some(max_bytes)
+        log.info("gofer: closing a connection idle for %ss", self.timeout)
+        return b""
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def serve_stream(
+    stream: trio.abc.Stream, fs: GoferFilesystem, options: GoferOptions
+) -> None:
+    """Serve one connection with its own fid budget and idle timeout."""
+    budget = _Budget(fs, options.max_fids)
+    server = p9.Server(
+        budget,
+        max_msize=options.max_msize,
+        max_inflight=options.max_inflight,
+        default_uname=b"",
+        default_uid=fs.policy.anonymous.uid,
+    )
+    if options.idle_timeout:
+        stream = _IdleStream(stream, options.idle_timeout)
+    try:
+        await server.serve_stream(stream)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+        log.debug("gofer: connection ended: %r", e)
+
+
+async def serve(
+    sockets: Sequence[socket.socket],
+    fs: GoferFilesystem,
+    options: GoferOptions,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve on bound sockets until cancelled (or, for only connected fds, until they close)."""
+    listeners: list[trio.SocketListener] = []
+    connected: list[trio.SocketStream] = []
+    for s in sockets:
+        ts = trio.socket.from_stdlib_socket(s)
+        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            listeners.append(trio.SocketListener(ts))
+        else:
+            connected.append(trio.SocketStream(ts))
+
+    async def handle(stream: trio.abc.Stream) -> None:
+        await serve_stream(stream, fs, options)
+
+    async with trio.open_nursery() as nursery:
+        for c in connected:
+            nursery.start_soon(handle, c)
+        if listeners:
+            await nursery.start(trio.serve_listeners, handle, listeners)
+        task_status.started()
+
+
+def run(
+    exports: Sequence[Export],
+    listens: Sequence[Listen],
+    *,
+    policy: IdentityPolicy,
+    options: GoferOptions = GoferOptions(),
+    confine: bool = True,
+    ready_fd: int | None = None,
+) -> None:
+    """Open exports, bind listeners, confine, then serve until interrupted (the CLI's body).
+
+    `ready_fd`, if given, gets one byte written and is closed once serving has started.
+    """
+    procfd = ProcFD()
+    fs = GoferFilesystem.open(exports, policy, procfd)
+    sockets = [bind(listen) for listen in listens]
+    if confine:
+        from . import confine as confinement
+
+        _preload()
+        procfd.rebase(confinement.confine(switch_identity=policy.switch))
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve, sockets, fs, options)
+            if ready_fd is not None:
+                os.write(ready_fd, b"R")
+                os.close(ready_fd)
+
+    trio.run(main)
+
+
+def _preload() -> None:
+    """Import what serving imports lazily, while the host's files are still visible."""
+    import encodings.idna  # noqa: F401
+
+    import trio.lowlevel  # noqa: F401
+    import trio.to_thread  # noqa: F401
+
+    # No thread may be started here: unshare(CLONE_NEWNS) moves only the calling thread, so
+    # an idle worker left in trio's thread cache would keep serving from the host's mounts.

@@ -1,0 +1,373 @@
+"""The gofer's 9P file model: p9's `File`/`Filesystem` over gofer.host nodes.
+
+Each fid is a `GoferFile` holding one reference to a host `Node` (an O_PATH descriptor) and,
+once opened, an `OpenFile`. Requests run on the trio thread, synchronously between awaits
+(local file operations do not block), after switching the thread's filesystem credentials
+to the attaching user's. Only what can block indefinitely (opening, reading or writing a
+FIFO) runs on a worker thread, which takes the same credentials first.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import trio
+
+import p9
+from p9 import Attr, Dirent, Qid, Rgetlock, Rstatfs, SetAttr
+
+from .host import Export, Node, OpenFile, ProcFD, qid_type_of
+from .ident import Ident, IdentityPolicy, apply_ident
+
+__all__ = ["GoferFile", "GoferFilesystem"]
+
+_T = TypeVar("_T")
+
+_GETATTR_BASIC = 0x7FF
+_GETATTR_BTIME = 0x800
+_NO_ID = 0xFFFFFFFF
+
+
+def _s(name: bytes) -> str:
+    return os.fsdecode(name)
+
+
+def _qid(qtype: int, path: int) -> Qid:
+    return Qid(qtype, 0, path)
+
+
+def _qid_of(export: Export, st: os.stat_result) -> Qid:
+    return Qid(qid_type_of(st.st_mode), 0, export.qid_path(st))
+
+
+class GoferFilesystem(p9.Filesystem):
+    """The exports of one gofer process, looked up by aname.
+
+    Args:
+        exports: the exports (already opened with `Export.open`).
+        policy: how attaching users map to identities.
+    """
+
+    def __init__(self, exports: Sequence[Export], policy: IdentityPolicy) -> None:
+        self.exports = {e.name: e for e in exports}
+        self.policy = policy
+
+    @classmethod
+    def open(
+        cls, exports: Sequence[Export], policy: IdentityPolicy, procfd: ProcFD | None = None
+    ) -> GoferFilesystem:
+        """Open every export's root descriptor (before confinement) and build the filesystem."""
+        procfd = procfd or ProcFD()
+        for e in exports:
+            e.open(procfd)
+        return cls(exports, policy)
+
+    async def attach(self, aname: bytes, uname: bytes, uid: int) -> GoferFile:
+        name = _s(aname)
+        if not name and len(self.exports) == 1:
+            export = next(iter(self.exports.values()))
+        else:
+            export = self.exports.get(name)
+            if export is None:
+                raise OSError(errno.ENOENT, f"no export named {name!r}")
+        ident = self.policy.resolve(uname=_s(uname), n_uname=uid)
+        f = GoferFile(export.root(), ident, self.policy.switch)
+        try:
+            f._as()
+            os.stat(f.node.fd)  # the root exists and the identity may use it
+        except BaseException:
+            await f.close()
+            raise
+        return f
+
+
+class GoferFile(p9.File):
+    """One fid: a host node, its open descriptor once opened, and whom it acts for."""
+
+    __slots__ = ("node", "of", "ident", "switch", "closed")
+
+    def __init__(self, node: Node, ident: Ident, switch: bool) -> None:
+        self.closed = False
+        self.node = node
+        self.of: OpenFile | None = None
+        self.ident = ident
+        self.switch = switch
+
+    def __repr__(self) -> str:
+        return f"<GoferFile {self.node!r} open={self.of is not None}>"
+
+    def _as(self) -> None:
+        if self.switch:
+            apply_ident(self.ident)
+
+    def _child(self, node: Node) -> GoferFile:
+        return GoferFile(node, self.ident, self.switch)
+
+    def _opened(self) -> OpenFile:
+        if self.of is None:
+            raise OSError(errno.EBADF, "fid is not open")
+        return self.of
+
+    async def _blocking(self, fn: Callable[[], _T]) -> _T:
+        ident, switch = self.ident, self.switch
+
+        def run() -> _T:
+            if switch:
+                apply_ident(ident)
+            return fn()
+
+        return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+
+    # -- lookups and attributes ------------------------------------------------------------
+
+    async def walk(self, names: Sequence[bytes]) -> tuple[list[Qid], GoferFile | None]:
+        self._as()
+        if not names:
+            return [], self._child(self.node.ref())
+        qids: list[Qid] = []
+        node = self.node.ref()
+        try:
+            for i, name in enumerate(names):
+                try:
+                    nxt = node.walk(_s(name))
+                except OSError:
+                    if i == 0:
+                        raise
+                    node.release()
+                    return qids, None
+                node.release()
+                node = nxt
+                st = os.stat(node.fd)
+                qids.append(_qid_of(node.export, st))
+        except BaseException:
+            node.release()
+            raise
+        return qids, self._child(node)
+
+    async def getattr(self, mask: int) -> tuple[Qid, int, Attr]:
+        self._as()
+        a = self.node.getattr(btime=bool(mask & _GETATTR_BTIME))
+        valid = _GETATTR_BASIC
+        bsec = bnsec = 0
+        if a.btime is not None:
+            valid |= _GETATTR_BTIME
+            bsec, bnsec = a.btime
+        return (
+            _qid(a.qid_type, a.qid_path),
+            valid,
+            Attr(
+                a.mode, a.uid, a.gid, a.nlink, a.rdev, a.size, a.blksize, a.blocks,
+                a.atime_ns // 10**9, a.atime_ns % 10**9,
+                a.mtime_ns // 10**9, a.mtime_ns % 10**9,
+                a.ctime_ns // 10**9, a.ctime_ns % 10**9,
+                bsec, bnsec, 0, 0,
+            ),
+        )
+
+    async def setattr(self, valid: int, attr: SetAttr) -> None:
+        self._as()
+        self.node.setattr(
+            valid,
+            mode=attr.mode,
+            uid=attr.uid,
+            gid=attr.gid,
+            size=attr.size,
+            atime=(attr.atime_sec, attr.atime_nsec),
+            mtime=(attr.mtime_sec, attr.mtime_nsec),
+        )
+
+    # -- open files ------------------------------------------------------------------------
+
+    async def open(self, flags: int) -> tuple[Qid, int]:
+        self._as()
+        if self.of is not None:
+            raise OSError(errno.EINVAL, "fid already open")
+        node = self.node
+        if node.is_fifo():
+            self.of = await self._blocking(lambda: node.open(flags))
+        else:
+            self.of = node.open(flags)
+        return _qid_of(node.export, os.stat(node.fd)), 0
+
+    async def create(
+        self, name: bytes, flags: int, mode: int, gid: int, uid: int | None
+    ) -> tuple[GoferFile, Qid, int]:
+        self._as()
+        node, of = self.node.create(_s(name), flags, mode)
+        try:
+            self._own(node, uid, gid)
+            st = os.stat(node.fd)
+        except BaseException:
+            of.close()
+            node.release()
+            raise
+        child = self._child(node)
+        child.of = of
+        return child, _qid_of(node.export, st), 0
+
+    def _own(self, node: Node, uid: int | None, gid: int) -> None:
+        """Give a new file the requested owner/group when they differ and the user may.
+
+        The kernel already made the new file the attaching user's (fsuid/fsgid) with the
+        directory's group on a set-gid directory; a client's explicit gid (Linux sends its
+        fsgid, or the set-gid group) or Tu* uid is applied with chown, which the kernel
+        refuses for a user not allowed to give that owner: then the kernel's choice stands.
+        """
+        st = os.stat(node.fd)
+        want_uid = uid if uid is not None and uid != _NO_ID and uid != st.st_uid else -1
+        want_gid = gid if gid != _NO_ID and gid != st.st_gid else -1
+        if want_uid == -1 and want_gid == -1:
+            return
+        try:
+            os.chown(str(node.fd), want_uid, want_gid, dir_fd=node.procfd.dirfd)
+        except PermissionError:
+            pass
+
+    async def read(self, offset: int, count: int) -> bytes:
+        of = self._opened()
+        if stat.S_ISFIFO(of.mode):
+            return await self._blocking(lambda: of.read(offset, count))
+        self._as()
+        return of.read(offset, count)
+
+    async def write(self, offset: int, data: bytes) -> int:
+        of = self._opened()
+        if stat.S_ISFIFO(of.mode):
+            return await self._blocking(lambda: of.write(offset, data))
+        self._as()
+        return of.write(offset, data)
+
+    async def readdir(self, offset: int, count: int) -> list[Dirent]:
+        self._as()
+        of = self._opened()
+        out: list[Dirent] = []
+        used = 0
+        for e in of.readdir(offset):
+            name = os.fsencode(e.name)
+            used += 24 + len(name)
+            if used > count and out:
+                break
+            out.append(Dirent(Qid(e.qid_type, 0, e.qid_path), e.offset, e.dtype, name))
+            if used > count:
+                break
+        return out
+
+    async def fsync(self, datasync: bool) -> None:
+        self._as()
+        if self.of is not None:
+            self.of.fsync(datasync)
+
+    async def allocate(self, mode: int, offset: int, length: int) -> None:
+        self._as()
+        self._opened().fallocate(mode, offset, length)
+
+    async def lock(
+        self, lock_type: int, flags: int, start: int, length: int, proc_id: int, client_id: bytes
+    ) -> int:
+        self._as()
+        return self._opened().lock(lock_type, start, length)
+
+    async def getlock(
+        self, lock_type: int, start: int, length: int, proc_id: int, client_id: bytes
+    ) -> Rgetlock:
+        self._as()
+        t, s, ln, pid = self._opened().getlock(lock_type, start, length)
+        if t == p9.LockType.UNLCK:
+            return Rgetlock(t, start, length, proc_id, client_id)
+        return Rgetlock(t, s, ln, pid & 0xFFFFFFFF, b"")
+
+    # -- namespace -------------------------------------------------------------------------
+
+    async def mkdir(self, name: bytes, mode: int, gid: int, uid: int | None) -> Qid:
+        self._as()
+        self.node.mkdir(_s(name), mode)
+        return self._new_entry(name, uid, gid)
+
+    async def symlink(self, name: bytes, target: bytes, gid: int, uid: int | None) -> Qid:
+        self._as()
+        self.node.symlink(_s(name), _s(target))
+        return self._new_entry(name, uid, gid)
+
+    async def mknod(
+        self, name: bytes, mode: int, major: int, minor: int, gid: int, uid: int | None
+    ) -> Qid:
+        self._as()
+        self.node.mknod(_s(name), mode, major, minor)
+        return self._new_entry(name, uid, gid)
+
+    def _new_entry(self, name: bytes, uid: int | None, gid: int) -> Qid:
+        child = self.node.walk(_s(name))
+        try:
+            self._own(child, uid, gid)
+            return _qid_of(child.export, os.stat(child.fd))
+        finally:
+            child.release()
+
+    async def link(self, target: p9.File, name: bytes) -> None:
+        self._as()
+        target.node.link_into(self.node, _s(name))  # type: ignore[attr-defined]
+
+    async def rename(self, newdir: p9.File, name: bytes) -> None:
+        self._as()
+        self.node.rename_self(newdir.node, _s(name))  # type: ignore[attr-defined]
+
+    async def renameat(self, oldname: bytes, newdir: p9.File, newname: bytes) -> None:
+        self._as()
+        self.node.rename(_s(oldname), newdir.node, _s(newname))  # type: ignore[attr-defined]
+
+    async def unlinkat(self, name: bytes, flags: int) -> None:
+        self._as()
+        self.node.unlink(_s(name), flags)
+
+    async def remove(self) -> None:
+        self._as()
+        self.node.remove_self()
+
+    async def readlink(self) -> bytes:
+        self._as()
+        return os.fsencode(self.node.readlink())
+
+    async def statfs(self) -> Rstatfs:
+        self._as()
+        s = self.node.statfs()
+        return Rstatfs(
+            s.type & 0xFFFFFFFF, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.fsid,
+            s.namelen,
+        )
+
+    # -- xattrs ----------------------------------------------------------------------------
+
+    async def getxattr(self, name: bytes, size: int) -> bytes:
+        self._as()
+        value = self.node.getxattr(_s(name))
+        if size and len(value) > size:
+            raise OSError(errno.ERANGE, f"xattr {name!r} is {len(value)} bytes")
+        return value
+
+    async def setxattr(self, name: bytes, value: bytes, flags: int) -> None:
+        self._as()
+        self.node.setxattr(_s(name), value, flags)
+
+    async def listxattr(self, size: int) -> list[bytes]:
+        self._as()
+        names = [os.fsencode(n) for n in self.node.listxattr()]
+        if size and sum(len(n) + 1 for n in names) > size:
+            raise OSError(errno.ERANGE, "xattr list larger than the buffer")
+        return names
+
+    async def removexattr(self, name: bytes) -> None:
+        self._as()
+        self.node.removexattr(_s(name))
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.of is not None:
+            self.of.close()
+            self.of = None
+        self.node.release()

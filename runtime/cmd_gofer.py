@@ -1,0 +1,55 @@
+"""`runpsc gofer serve`: a standalone 9P2000.L file server for host directories."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+
+@click.group()
+def gofer() -> None:
+    """The Gofer: serve host directories over 9P2000.L, safely."""
+
+
+@gofer.command()
+@click.option("--export", "exports", multiple=True, required=True, metavar="NAME=DIR[:ro]",
+              help="Export DIR under aname NAME; options after ':' (comma-separated): ro, rw, "
+                   "submounts (cross mount points inside DIR), devices (allow opening device nodes).")
+@click.option("--listen", "listens", multiple=True, required=True,
+              metavar="unix:PATH|tcp:HOST:PORT|fd:N", help="Where to serve (repeatable).")
+@click.option("--no-confine", is_flag=True, help="Skip mount namespace, capability drop and seccomp (debugging).")
+@click.option("--allsquash", is_flag=True, help="Serve every user as the squash user (default nobody).")
+@click.option("--squashuser", metavar="USER", help="The squash user (name or uid); implies --allsquash.")
+@click.option("--max-fids", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Most fids one connection may hold (more: EMFILE).")
+@click.option("--idle-timeout", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="Close a connection after this many seconds without a request (0: never).")
+@click.option("--msize", type=click.IntRange(min=4096), default=1 << 20, show_default=True,
+              help="Largest msize granted.")
+@click.option("--ready-fd", type=int, default=None, help="Write one byte to this fd when serving.")
+@click.option("-v", "--verbose", is_flag=True, help="Log connections and errors to stderr.")
+def serve(exports: tuple[str, ...], listens: tuple[str, ...], no_confine: bool, allsquash: bool,
+          squashuser: str | None, max_fids: int, idle_timeout: float, msize: int,
+          ready_fd: int | None, verbose: bool) -> None:
+    """Serve the exports on every listener until interrupted."""
+    from gofer.ident import IdentityPolicy
+    from gofer.serve import GoferOptions, parse_export, parse_listen, run
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
+    try:
+        parsed = [parse_export(e) for e in exports]
+        names = [e.name for e in parsed]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate export names in {names!r}")
+        where = [parse_listen(x) for x in listens]
+        policy = IdentityPolicy.build(allsquash=allsquash, squashuser=squashuser)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    options = GoferOptions(max_fids=max_fids, idle_timeout=idle_timeout or None, max_msize=msize)
+    try:
+        run(parsed, where, policy=policy, options=options, confine=not no_confine, ready_fd=ready_fd)
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:
+        raise click.ClickException(f"gofer: {e}") from None
