@@ -4,6 +4,7 @@ The Sentry reads every file of a sandbox through this package and the Gofer serv
 it. It imports nothing else of runpsc's. See p9/README.md for the API.
 """
 
+from ._client import Client, Fid, Stat, open_client
 from ._constants import (
     AT_REMOVEDIR,
     IOHDRSZ,
@@ -34,14 +35,24 @@ from ._messages import (
     decode_dirents,
     encode_dirents,
 )
+from ._path import PathFS, split
 from ._server import Server
-from ._version import OURS, PLAIN, Dialect, client_accept, server_choose
+from ._transport import (
+    connect_tcp,
+    connect_unix,
+    listen_tcp,
+    listen_unix,
+    socketpair,
+    stream_from_fd,
+)
+from ._version import BASE, OURS, PLAIN, RUNPSC, Dialect, client_accept, server_choose
 
 __all__ = [
     "AT_REMOVEDIR", "IOHDRSZ", "MIN_MSIZE", "NOFID", "NONUNAME", "NOTAG", "GetattrMask",
     "LockFlags", "LockStatus", "LockType", "QidType", "SetattrMask", "ProtocolError",
     "FrameDecoder", "decode_frame", "encode_frame", "REGISTRY", "RESPONSE_OF", "Attr",
     "Dirent", "FullStat", "Message", "Qid", "SetAttr", "decode_dirents", "encode_dirents",
-    "OURS", "PLAIN", "File", "Filesystem", "Server", "Dialect", "client_accept", "server_choose",
+    "Client", "Fid", "Stat", "open_client", "PathFS", "split", "connect_tcp", "connect_unix",
+    "listen_tcp", "listen_unix", "socketpair", "stream_from_fd", "BASE", "RUNPSC", "OURS", "PLAIN", "File", "Filesystem", "Server", "Dialect", "client_accept", "server_choose",
     *(cls.__name__ for cls in REGISTRY.values()),
 ]
