@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "mount": "runtime.cmd_mount:mount",
     "help": "runtime.cmd_help:help_group",
     "gofer": "runtime.cmd_gofer:gofer",
+    "gofer": "runtime.cmd_gofer:gofer",
 }
 
 
