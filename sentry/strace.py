@@ -20,13 +20,13 @@ import errno as _errno
 import os
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ptrace.syscall.prototypes import SYSCALL_PROTOTYPES
 
-from sentry.syscalls.table import name_of
+from sentry.syscalls.table import Entry, Level, SyscallError, name_of
 
 __all__ = [
     "Strace",
@@ -37,6 +37,7 @@ __all__ = [
     "mode_string",
     "stat_mode",
     "SPECS",
+    "traced_table",
 ]
 
 AT_FDCWD = -100
@@ -253,6 +254,15 @@ _CLOCKS = {
     6: "CLOCK_MONOTONIC_COARSE",
     7: "CLOCK_BOOTTIME",
 }
+_RLIMITS = ["RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE",
+            "RLIMIT_RSS", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS",
+            "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE",
+            "RLIMIT_RTPRIO", "RLIMIT_RTTIME"]
+_PRCTL = {15: "PR_SET_NAME", 16: "PR_GET_NAME", 1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG",
+          3: "PR_GET_DUMPABLE", 4: "PR_SET_DUMPABLE", 38: "PR_SET_NO_NEW_PRIVS",
+          39: "PR_GET_NO_NEW_PRIVS", 22: "PR_SET_SECCOMP", 21: "PR_GET_SECCOMP",
+          36: "PR_SET_CHILD_SUBREAPER", 23: "PR_CAPBSET_READ"}
+_GRND = [(1, "GRND_NONBLOCK"), (2, "GRND_RANDOM"), (4, "GRND_INSECURE")]
 _ARCH_PRCTL = {0x1001: "ARCH_SET_GS", 0x1002: "ARCH_SET_FS", 0x1003: "ARCH_GET_FS",
                0x1004: "ARCH_GET_GS", 0x3001: "ARCH_CET_STATUS"}
 
@@ -389,7 +399,22 @@ SPECS: dict[str, tuple[str, ...]] = {
     "clock_gettime": ("clock", "p"),
     "exit": ("d",),
     "exit_group": ("d",),
-    "getrandom": ("p", "u", "x"),
+    "getrandom": ("buf<:ret", "u", "grnd"),
+    "rseq": ("p", "x", "d", "x"),
+    "set_robust_list": ("p", "u"),
+    "set_tid_address": ("p",),
+    "prlimit64": ("d", "rlimres", "p", "p"),
+    "getrlimit": ("rlimres", "p"),
+    "prctl": ("prctl", "x", "x", "x", "x"),
+    "uname": ("p",),
+    "madvise": ("p", "u", "d"),
+    "mremap": ("p", "u", "u", "x", "p"),
+    "kill": ("d", "d"),
+    "tgkill": ("d", "d", "d"),
+    "wait4": ("d", "p", "x", "p"),
+    "sched_getaffinity": ("d", "u", "p"),
+    "clock_nanosleep": ("clock", "x", "p", "p"),
+    "nanosleep": ("p", "p"),
 }
 
 #: Calls that never return to the caller: their line ends in `= ?` at entry.
@@ -530,6 +555,13 @@ class Strace:
             return map_flags(v)
         if base == "clock":
             return _CLOCKS.get(v & 0xFFFFFFFF, str(v))
+        if base == "rlimres":
+            r = v & 0xFFFFFFFF
+            return _RLIMITS[r] if r < len(_RLIMITS) else str(r)
+        if base == "prctl":
+            return _PRCTL.get(v & 0xFFFFFFFF, str(v & 0xFFFFFFFF))
+        if base == "grnd":
+            return _flags(v & 0xFFFFFFFF, _GRND)
         if base == "archprctl":
             return _ARCH_PRCTL.get(v & 0xFFFFFFFF, hex(v))
         if base in ("argv", "envp"):
@@ -628,3 +660,52 @@ def _count_dirents(buf: bytes, name: str) -> int:
         off += reclen
         n += 1
     return n
+
+
+# -- wiring into the kernel ------------------------------------------------------------------
+
+
+def traced_table(table: Mapping[int, Entry], strace: Strace, *,
+                 last_nr: int = 511) -> dict[int, Entry]:
+    """A copy of `table` whose every entry reports to `strace` (pass it as Kernel(table=)).
+
+    Why a table and not a hook in the hot loop: tracing costs nothing when it is off, and the
+    dispatcher stays unaware of it. Numbers the table lacks get an entry that does what the
+    dispatcher does for them (an "unsupported-syscall" event and ENOSYS), so they are traced
+    too.
+    """
+    out: dict[int, Entry] = {}
+    for nr in range(last_nr + 1):
+        entry = table.get(nr)
+        out[nr] = Entry(
+            nr,
+            entry.name if entry else name_of(nr),
+            _traced(nr, entry, strace),
+            entry.level if entry else Level.UNIMPLEMENTED,
+            entry.note if entry else "",
+            True,
+        )
+    return out
+
+
+def _traced(nr: int, entry: Entry | None, strace: Strace) -> Callable:
+    handler = entry.handler if entry is not None else None
+    is_async = entry.is_async if entry is not None else False
+
+    async def traced(t: Any, *args: int) -> int:
+        pending = strace.enter(t, nr, args)
+        try:
+            if handler is None:
+                t.kernel.emit("unsupported-syscall", nr=nr, name=name_of(nr))
+                raise SyscallError(_errno.ENOSYS)
+            res = await handler(t, *args) if is_async else handler(t, *args)
+        except OSError as e:
+            if e.errno:
+                strace.exit(t, pending, -e.errno)
+            raise
+        strace.exit(t, pending, res)
+        return res
+
+    traced.__name__ = getattr(handler, "__name__", f"sys_{name_of(nr)}")
+    traced.__doc__ = getattr(handler, "__doc__", None)
+    return traced

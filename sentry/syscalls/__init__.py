@@ -5,6 +5,7 @@ imported explicitly below (one line per module).
 """
 
 from . import sys_process  # noqa: F401  (registers handlers)
+from . import sys_file, sys_fs, sys_xattr  # noqa: F401  (files engineer: registers handlers)
 from .table import TABLE, Entry, Level, SyscallError, fixed_errno, name_of, number, syscall
 
 __all__ = ["TABLE", "Entry", "Level", "SyscallError", "fixed_errno", "name_of", "number", "syscall"]

@@ -1,0 +1,697 @@
+"""File I/O syscalls: read/write and friends, open/close, the fd table, fcntl, ioctl, pipes.
+
+Each handler is a thin layer: decode the arguments from registers and application memory
+(the Task's mem_* helpers raise SyscallError(EFAULT) on a bad pointer), look up the open
+file in the Task's FDTable, and call the `vfs` FileDescription / VirtualFilesystem method
+that does the work. Errors are `OSError(errno)` from vfs or `SyscallError` from here; the
+dispatcher turns both into ``-errno``.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from typing import TYPE_CHECKING, Any
+
+from vfs.abi import (
+    AT_FDCWD,
+    O_APPEND,
+    O_CLOEXEC,
+    O_CREAT,
+    O_DIRECT,
+    O_LARGEFILE,
+    O_NONBLOCK,
+    O_TMPFILE,
+    O_TRUNC,
+    O_WRONLY,
+)
+from vfs.file import MAX_RW
+
+from . import file_locks
+from .table import Level, SyscallError, syscall
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+#: How much application memory one step of a big write/sendfile copies at a time.
+CHUNK = 1 << 20
+#: fcntl commands.
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
+F_GETLK, F_SETLK, F_SETLKW, F_SETOWN, F_GETOWN = 5, 6, 7, 8, 9
+F_SETSIG, F_GETSIG, F_SETOWN_EX, F_GETOWN_EX = 10, 11, 15, 16
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
+F_SETLEASE, F_GETLEASE, F_NOTIFY = 1024, 1025, 1026
+F_DUPFD_CLOEXEC, F_SETPIPE_SZ, F_GETPIPE_SZ = 1030, 1031, 1032
+F_ADD_SEALS, F_GET_SEALS = 1033, 1034
+FD_CLOEXEC = 1
+F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
+#: ioctl requests handled here rather than by the file.
+FIONREAD, FIONBIO, FIONCLEX, FIOCLEX, FIOASYNC = 0x541B, 0x5421, 0x5450, 0x5451, 0x5452
+CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
+#: struct flock on x86_64: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t.
+FLOCK = struct.Struct("<hh4xqqi4x")
+
+
+def i32(v: int) -> int:
+    """A register as a C int (fds, flags, modes are ints; the upper half is ignored)."""
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def i64(v: int) -> int:
+    """A register as a signed 64-bit value (offsets, lengths that may be negative)."""
+    v &= 0xFFFFFFFFFFFFFFFF
+    return v - (1 << 64) if v >> 63 else v
+
+
+def dirfd_of(t: Task, dirfd: int) -> Any:
+    """The starting directory of an *at call: None for AT_FDCWD, else the open file."""
+    dirfd = i32(dirfd)
+    return None if dirfd == AT_FDCWD else t.fdtable.get(dirfd)
+
+
+async def close_file(t: Task, fdesc: Any) -> None:
+    """Drop one fd's reference to `fdesc` (close(2), dup2 over an fd, exec, exit).
+
+    Why a helper: closing any fd of a file releases the process's POSIX record locks on it,
+    and the last reference releases OFD and flock locks; every path that empties an fd slot
+    must do the same, so the kernel's exit path should call this too.
+    """
+    file_locks.on_close(t, fdesc)
+    try:
+        await fdesc.flush()
+    finally:
+        await fdesc.dec_ref()
+        if fdesc.refs <= 0:
+            file_locks.on_release(fdesc)
+
+
+async def close_files(t: Task, files: list[Any]) -> None:
+    """close_file for each of `files` (what FDTable.close_all/close_on_exec returned)."""
+    for f in files:
+        try:
+            await close_file(t, f)
+        except OSError:
+            pass
+
+
+# -- read and write ------------------------------------------------------------------------
+
+
+def _count(n: int) -> int:
+    """A size_t count: Linux's access_ok fails anything past the address space (EFAULT)."""
+    n &= 0xFFFFFFFFFFFFFFFF
+    if n >> 63:
+        raise SyscallError(errno.EFAULT)
+    return min(n, MAX_RW)
+
+
+async def _deliver(t: Task, f: Any, addr: int, data: bytes) -> int:
+    """Copy read `data` to the application; on EFAULT undo the offset move of a file."""
+    try:
+        t.mem_write(addr, data)
+    except SyscallError:
+        if data and getattr(f, "seekable", False):
+            f.offset -= len(data)
+        raise
+    return len(data)
+
+
+@syscall("read")
+async def sys_read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
+    """Implements Linux syscall read(2)."""
+    f = t.fdtable.get(i32(fd))
+    n = _count(count)
+    data = await f.read(n)
+    return await _deliver(t, f, buf, data)
+
+
+@syscall("pread64")
+async def sys_pread64(t: Task, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
+    """Implements Linux syscall pread64(2)."""
+    f = t.fdtable.get(i32(fd))
+    data = await f.pread(_count(count), i64(offset))
+    t.mem_write(buf, data)
+    return len(data)
+
+
+async def _write_from(t: Task, f: Any, addr: int, n: int, offset: int | None) -> int:
+    """Write `n` bytes of application memory at `addr`, in chunks for big writes."""
+    if not f.writable:
+        raise SyscallError(errno.EBADF)
+    if n <= CHUNK:
+        data = t.mem_read(addr, n)
+        return await (f.write(data) if offset is None else f.pwrite(data, offset))
+    done = 0
+    while done < n:
+        try:
+            data = t.mem_read(addr + done, min(CHUNK, n - done))
+            got = await (f.write(data) if offset is None else f.pwrite(data, offset + done))
+        except OSError:
+            if done:
+                return done
+            raise
+        done += got
+        if got < len(data):
+            break
+    return done
+
+
+@syscall("write")
+async def sys_write(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
+    """Implements Linux syscall write(2)."""
+    f = t.fdtable.get(i32(fd))
+    return await _write_from(t, f, buf, _count(count), None)
+
+
+@syscall("pwrite64")
+async def sys_pwrite64(t: Task, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
+    """Implements Linux syscall pwrite64(2)."""
+    f = t.fdtable.get(i32(fd))
+    off = i64(offset)
+    if off < 0:
+        raise SyscallError(errno.EINVAL)
+    return await _write_from(t, f, buf, _count(count), off)
+
+
+def _iovecs(t: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
+    cnt = i32(iovcnt)
+    if cnt < 0:
+        raise SyscallError(errno.EINVAL)
+    vecs = t.read_iovecs(iov, cnt)
+    total = 0
+    for _, length in vecs:
+        if length >> 63:
+            raise SyscallError(errno.EINVAL)
+        total += length
+        if total >> 63:
+            raise SyscallError(errno.EINVAL)
+    return vecs
+
+
+async def _readv(t: Task, fd: int, iov: int, iovcnt: int, offset: int | None) -> int:
+    f = t.fdtable.get(i32(fd))
+    vecs = _iovecs(t, iov, iovcnt)
+    total = min(sum(n for _, n in vecs), MAX_RW)
+    data = await (f.read(total) if offset is None else f.pread(total, offset))
+    pos = 0
+    try:
+        for base, length in vecs:
+            if pos >= len(data):
+                break
+            piece = data[pos : pos + length]
+            t.mem_write(base, piece)
+            pos += len(piece)
+    except SyscallError:
+        if offset is None and getattr(f, "seekable", False):
+            f.offset -= len(data) - pos
+        if pos:
+            return pos
+        raise
+    return len(data)
+
+
+async def _writev(t: Task, fd: int, iov: int, iovcnt: int, offset: int | None) -> int:
+    f = t.fdtable.get(i32(fd))
+    if not f.writable:
+        raise SyscallError(errno.EBADF)
+    vecs = _iovecs(t, iov, iovcnt)
+    data = b"".join(t.mem_read(base, length) for base, length in vecs if length)
+    data = data[:MAX_RW]
+    return await (f.write(data) if offset is None else f.pwrite(data, offset))
+
+
+@syscall("readv")
+async def sys_readv(t: Task, fd: int, iov: int, iovcnt: int, *_: int) -> int:
+    """Implements Linux syscall readv(2)."""
+    return await _readv(t, fd, iov, iovcnt, None)
+
+
+@syscall("writev")
+async def sys_writev(t: Task, fd: int, iov: int, iovcnt: int, *_: int) -> int:
+    """Implements Linux syscall writev(2): one write of the gathered buffers (atomic on pipes)."""
+    return await _writev(t, fd, iov, iovcnt, None)
+
+
+def _pos(offset: int) -> int:
+    off = i64(offset)
+    if off < 0:
+        raise SyscallError(errno.EINVAL)
+    return off
+
+
+@syscall("preadv")
+async def sys_preadv(t: Task, fd: int, iov: int, iovcnt: int, pos_l: int, *_: int) -> int:
+    """Implements Linux syscall preadv(2)."""
+    return await _readv(t, fd, iov, iovcnt, _pos(pos_l))
+
+
+@syscall("pwritev")
+async def sys_pwritev(t: Task, fd: int, iov: int, iovcnt: int, pos_l: int, *_: int) -> int:
+    """Implements Linux syscall pwritev(2)."""
+    return await _writev(t, fd, iov, iovcnt, _pos(pos_l))
+
+
+@syscall("preadv2", level=Level.PARTIAL, note="flags must be 0; offset -1 reads at the position")
+async def sys_preadv2(t: Task, fd: int, iov: int, iovcnt: int, pos_l: int, _h: int,
+                      flags: int) -> int:
+    """Implements Linux syscall preadv2(2) without RWF_* flags."""
+    if i32(flags):
+        raise SyscallError(errno.EOPNOTSUPP)
+    off = i64(pos_l)
+    return await _readv(t, fd, iov, iovcnt, None if off == -1 else _pos(off))
+
+
+@syscall("pwritev2", level=Level.PARTIAL, note="flags must be 0; offset -1 writes at the position")
+async def sys_pwritev2(t: Task, fd: int, iov: int, iovcnt: int, pos_l: int, _h: int,
+                       flags: int) -> int:
+    """Implements Linux syscall pwritev2(2) without RWF_* flags."""
+    if i32(flags):
+        raise SyscallError(errno.EOPNOTSUPP)
+    off = i64(pos_l)
+    return await _writev(t, fd, iov, iovcnt, None if off == -1 else _pos(off))
+
+
+@syscall("lseek")
+async def sys_lseek(t: Task, fd: int, offset: int, whence: int, *_: int) -> int:
+    """Implements Linux syscall lseek(2)."""
+    f = t.fdtable.get(i32(fd))
+    return await f.seek(i64(offset), i32(whence) & 0xFFFFFFFF)
+
+
+# -- open and close ------------------------------------------------------------------------
+
+
+async def do_open(t: Task, dirfd: int, path: int, flags: int, mode: int) -> int:
+    """openat(2) body shared by open, creat and openat."""
+    flags = i32(flags) & 0xFFFFFFFF
+    name = t.read_cstring(path, 4096)
+    d = dirfd_of(t, dirfd)
+    # Linux on 64-bit forces O_LARGEFILE (F_GETFL shows it); O_CLOEXEC is per-fd.
+    fdesc = await t.kernel.vfs.open(
+        t.fs, t.creds, d, name, (flags | O_LARGEFILE) & ~O_CLOEXEC,
+        (mode & 0o7777) if flags & (O_CREAT | O_TMPFILE) else 0,
+    )
+    try:
+        return t.fdtable.install(fdesc, cloexec=bool(flags & O_CLOEXEC))
+    except SyscallError:
+        await fdesc.dec_ref()
+        raise
+
+
+@syscall("open")
+async def sys_open(t: Task, path: int, flags: int, mode: int, *_: int) -> int:
+    """Implements Linux syscall open(2)."""
+    return await do_open(t, AT_FDCWD, path, flags, mode)
+
+
+@syscall("openat")
+async def sys_openat(t: Task, dirfd: int, path: int, flags: int, mode: int, *_: int) -> int:
+    """Implements Linux syscall openat(2)."""
+    return await do_open(t, dirfd, path, flags, mode)
+
+
+@syscall("creat")
+async def sys_creat(t: Task, path: int, mode: int, *_: int) -> int:
+    """Implements Linux syscall creat(2): open(path, O_CREAT|O_WRONLY|O_TRUNC, mode)."""
+    return await do_open(t, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode)
+
+
+@syscall("close")
+async def sys_close(t: Task, fd: int, *_: int) -> int:
+    """Implements Linux syscall close(2)."""
+    f = t.fdtable.remove(i32(fd))
+    await close_file(t, f)
+    return 0
+
+
+@syscall("close_range")
+async def sys_close_range(t: Task, first: int, last: int, flags: int, *_: int) -> int:
+    """Implements Linux syscall close_range(2) (CLOSE_RANGE_UNSHARE is a no-op: tables are
+    not shared between processes here)."""
+    first &= 0xFFFFFFFF
+    last &= 0xFFFFFFFF
+    flags &= 0xFFFFFFFF
+    if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or first > last:
+        raise SyscallError(errno.EINVAL)
+    removed = t.fdtable.close_range(first, last, cloexec_only=bool(flags & CLOSE_RANGE_CLOEXEC))
+    await close_files(t, removed)
+    return 0
+
+
+# -- duplication and fcntl -----------------------------------------------------------------
+
+
+@syscall("dup")
+def sys_dup(t: Task, fd: int, *_: int) -> int:
+    """Implements Linux syscall dup(2)."""
+    return t.fdtable.dup(i32(fd))
+
+
+async def _dup3(t: Task, oldfd: int, newfd: int, cloexec: bool) -> int:
+    old = t.fdtable.dup_to(oldfd, newfd, cloexec=cloexec)
+    if old is not None:
+        await close_file(t, old)
+    return newfd
+
+
+@syscall("dup2")
+async def sys_dup2(t: Task, oldfd: int, newfd: int, *_: int) -> int:
+    """Implements Linux syscall dup2(2)."""
+    oldfd, newfd = i32(oldfd), i32(newfd)
+    if oldfd == newfd:
+        t.fdtable.get(oldfd)
+        return newfd
+    return await _dup3(t, oldfd, newfd, False)
+
+
+@syscall("dup3")
+async def sys_dup3(t: Task, oldfd: int, newfd: int, flags: int, *_: int) -> int:
+    """Implements Linux syscall dup3(2)."""
+    oldfd, newfd, flags = i32(oldfd), i32(newfd), i32(flags)
+    if flags & ~O_CLOEXEC or oldfd == newfd:
+        raise SyscallError(errno.EINVAL)
+    return await _dup3(t, oldfd, newfd, bool(flags & O_CLOEXEC))
+
+
+@syscall(
+    "fcntl",
+    level=Level.PARTIAL,
+    note="dup, fd and status flags, POSIX/OFD record locks; F_SETOWN/leases/notify not "
+    "supported (EINVAL); F_GETOWN answers 0",
+)
+async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
+    """Implements Linux syscall fcntl(2)."""
+    fd, cmd = i32(fd), i32(cmd)
+    table = t.fdtable
+    f = table.get(fd)
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        min_fd = i32(arg)
+        if min_fd < 0 or min_fd >= table.limit:
+            raise SyscallError(errno.EINVAL)
+        return table.dup(fd, min_fd=min_fd, cloexec=cmd == F_DUPFD_CLOEXEC)
+    if cmd == F_GETFD:
+        return FD_CLOEXEC if table.get_cloexec(fd) else 0
+    if cmd == F_SETFD:
+        table.set_cloexec(fd, bool(arg & FD_CLOEXEC))
+        return 0
+    if f.is_path and cmd not in (F_GETFL,):
+        raise SyscallError(errno.EBADF)
+    if cmd == F_GETFL:
+        return f.get_status_flags()
+    if cmd == F_SETFL:
+        f.set_status_flags(i32(arg) & 0xFFFFFFFF & ~O_DIRECT | (f.flags & O_DIRECT))
+        return 0
+    if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
+        return await _fcntl_lock(t, f, cmd, arg)
+    if cmd == F_GETOWN:
+        return 0
+    if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
+        fn = getattr(f, "pipe_size" if cmd == F_GETPIPE_SZ else "set_pipe_size", None)
+        if fn is None:
+            raise SyscallError(errno.EBADF if cmd == F_GETPIPE_SZ else errno.EBADF)
+        return fn() if cmd == F_GETPIPE_SZ else fn(i32(arg))
+    if cmd == F_GET_SEALS or cmd == F_ADD_SEALS:
+        raise SyscallError(errno.EINVAL)
+    raise SyscallError(errno.EINVAL)
+
+
+async def _fcntl_lock(t: Task, f: Any, cmd: int, arg: int) -> int:
+    raw = t.mem_read(arg, FLOCK.size)
+    ltype, whence, start, length, pid = FLOCK.unpack(raw)
+    ofd = cmd in (F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW)
+    if ofd and pid != 0:
+        raise SyscallError(errno.EINVAL)
+    if ltype not in (F_RDLCK, F_WRLCK, F_UNLCK):
+        raise SyscallError(errno.EINVAL)
+    lo, hi = await file_locks.byte_range(f, whence, start, length)
+    owner: Any = f if ofd else ("posix", t.tgid)
+    if cmd in (F_GETLK, F_OFD_GETLK):
+        if ltype == F_UNLCK:
+            raise SyscallError(errno.EINVAL)
+        found = file_locks.test(f, owner, ltype, lo, hi)
+        if found is None:
+            t.mem_write(arg, FLOCK.pack(F_UNLCK, whence, start, length, pid))
+        else:
+            ctype, clo, chi, cpid = found
+            t.mem_write(arg, FLOCK.pack(ctype, 0, clo, 0 if chi is None else chi - clo, cpid))
+        return 0
+    if ltype == F_RDLCK and not f.readable or ltype == F_WRLCK and not f.writable:
+        raise SyscallError(errno.EBADF)
+    wait = cmd in (F_SETLKW, F_OFD_SETLKW)
+    await file_locks.set_record(f, owner, -1 if ofd else t.tgid, ltype, lo, hi, wait=wait)
+    return 0
+
+
+@syscall("flock")
+async def sys_flock(t: Task, fd: int, operation: int, *_: int) -> int:
+    """Implements Linux syscall flock(2): whole-file locks owned by the open description."""
+    f = t.fdtable.get(i32(fd))
+    await file_locks.flock(f, i32(operation))
+    return 0
+
+
+# -- ioctl ---------------------------------------------------------------------------------
+
+
+@syscall(
+    "ioctl",
+    level=Level.PARTIAL,
+    note="FIOCLEX, FIONCLEX, FIONBIO, FIONREAD; terminal requests on the caller's "
+    "terminal passed through safely; anything else ENOTTY",
+)
+async def sys_ioctl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
+    """Implements Linux syscall ioctl(2) for the generic requests; the rest goes to the file."""
+    fd = i32(fd)
+    cmd &= 0xFFFFFFFF
+    f = t.fdtable.get(fd)
+    if cmd == FIOCLEX:
+        t.fdtable.set_cloexec(fd, True)
+        return 0
+    if cmd == FIONCLEX:
+        t.fdtable.set_cloexec(fd, False)
+        return 0
+    if f.is_path:
+        raise SyscallError(errno.EBADF)
+    if cmd == FIONBIO:
+        on = struct.unpack("<i", t.mem_read(arg, 4))[0]
+        flags = f.get_status_flags()
+        f.set_status_flags(flags | O_NONBLOCK if on else flags & ~O_NONBLOCK)
+        return 0
+    if cmd == FIOASYNC:
+        struct.unpack("<i", t.mem_read(arg, 4))
+        return 0
+    if cmd == FIONREAD and hasattr(f, "file_size"):
+        # Regular files answer the bytes left before EOF (Linux's file_ioctl).
+        t.mem_write(arg, struct.pack("<i", max(0, min(f.file_size() - f.offset, 0x7FFFFFFF))))
+        return 0
+    return await f.ioctl(cmd, arg, t)
+
+
+# -- pipes ---------------------------------------------------------------------------------
+
+
+@syscall("pipe2")
+async def sys_pipe2(t: Task, fds: int, flags: int, *_: int) -> int:
+    """Implements Linux syscall pipe2(2)."""
+    return await _pipe(t, fds, i32(flags) & 0xFFFFFFFF)
+
+
+@syscall("pipe")
+async def sys_pipe(t: Task, fds: int, *_: int) -> int:
+    """Implements Linux syscall pipe(2)."""
+    return await _pipe(t, fds, 0)
+
+
+async def _pipe(t: Task, fds: int, flags: int) -> int:
+    if flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT):
+        raise SyscallError(errno.EINVAL)
+    r, w = t.kernel.vfs.pipe(flags & (O_NONBLOCK | O_DIRECT))
+    table = t.fdtable
+    cloexec = bool(flags & O_CLOEXEC)
+    rfd = wfd = -1
+    try:
+        rfd = table.install(r, cloexec=cloexec)
+        wfd = table.install(w, cloexec=cloexec)
+        t.mem_write(fds, struct.pack("<ii", rfd, wfd))
+    except SyscallError:
+        for fd, f in ((rfd, r), (wfd, w)):
+            if fd >= 0:
+                table.remove(fd)
+            await f.dec_ref()
+        raise
+    return 0
+
+
+# -- copying between files -----------------------------------------------------------------
+
+
+async def _copy(src: Any, dst: Any, n: int, in_off: int | None, out_off: int | None) -> int:
+    """Move up to `n` bytes from `src` to `dst`; short on EOF or a short write."""
+    done = 0
+    while done < n:
+        want = min(CHUNK, n - done)
+        try:
+            if in_off is None:
+                data = await src.read(want)
+            else:
+                data = await src.pread(want, in_off + done)
+            if not data:
+                break
+            if out_off is None:
+                got = await dst.write(data)
+            else:
+                got = await dst.pwrite(data, out_off + done)
+        except OSError:
+            if done:
+                break
+            raise
+        done += got
+        if got < len(data):
+            if in_off is None and getattr(src, "seekable", False):
+                src.offset -= len(data) - got
+            break
+        if len(data) < want:
+            break
+    return done
+
+
+@syscall("sendfile")
+async def sys_sendfile(t: Task, out_fd: int, in_fd: int, offset: int, count: int, *_: int) -> int:
+    """Implements Linux syscall sendfile(2) (any readable seekable source, any destination)."""
+    table = t.fdtable
+    src = table.get(i32(in_fd))
+    dst = table.get(i32(out_fd))
+    if not src.readable or not dst.writable:
+        raise SyscallError(errno.EBADF)
+    if not getattr(src, "seekable", False) or dst.flags & O_APPEND:
+        raise SyscallError(errno.EINVAL)
+    n = _count(count)
+    if offset:
+        pos = struct.unpack("<q", t.mem_read(offset, 8))[0]
+        if pos < 0:
+            raise SyscallError(errno.EINVAL)
+        done = await _copy(src, dst, n, pos, None)
+        t.mem_write(offset, struct.pack("<q", pos + done))
+        return done
+    return await _copy(src, dst, n, None, None)
+
+
+@syscall("copy_file_range")
+async def sys_copy_file_range(t: Task, fd_in: int, off_in: int, fd_out: int, off_out: int,
+                              length: int, flags: int) -> int:
+    """Implements Linux syscall copy_file_range(2) (a plain copy; no reflinks)."""
+    table = t.fdtable
+    src = table.get(i32(fd_in))
+    dst = table.get(i32(fd_out))
+    if flags & 0xFFFFFFFF:
+        raise SyscallError(errno.EINVAL)
+    if not src.readable or not dst.writable or dst.flags & O_APPEND:
+        raise SyscallError(errno.EBADF)
+    for f in (src, dst):
+        if not hasattr(f, "file_size"):
+            if getattr(f, "vd", None) is not None and f.vd.dentry.inode.is_dir:
+                raise SyscallError(errno.EISDIR)
+            raise SyscallError(errno.EINVAL)
+    n = _count(length)
+    pin = struct.unpack("<q", t.mem_read(off_in, 8))[0] if off_in else None
+    pout = struct.unpack("<q", t.mem_read(off_out, 8))[0] if off_out else None
+    if (pin is not None and pin < 0) or (pout is not None and pout < 0):
+        raise SyscallError(errno.EINVAL)
+    if src.vd is not None and dst.vd is not None and src.vd.dentry.inode is dst.vd.dentry.inode:
+        a = src.offset if pin is None else pin
+        b = dst.offset if pout is None else pout
+        if a < b + n and b < a + n:
+            raise SyscallError(errno.EINVAL)
+    if n == 0:
+        return 0
+    rpos = src.offset if pin is None else pin
+    wpos = dst.offset if pout is None else pout
+    done = await _copy(src, dst, n, rpos, wpos)
+    if pin is None:
+        src.offset += done
+    else:
+        t.mem_write(off_in, struct.pack("<q", pin + done))
+    if pout is None:
+        dst.offset += done
+    else:
+        t.mem_write(off_out, struct.pack("<q", pout + done))
+    return done
+
+
+# -- directories and sync ------------------------------------------------------------------
+
+
+@syscall("getdents64")
+async def sys_getdents64(t: Task, fd: int, dirp: int, count: int, *_: int) -> int:
+    """Implements Linux syscall getdents64(2)."""
+    f = t.fdtable.get(i32(fd))
+    size = count & 0xFFFFFFFF
+    before = f.offset
+    data = await f.getdents64(size)
+    try:
+        t.mem_write(dirp, data)
+    except SyscallError:
+        f.offset = before
+        raise
+    return len(data)
+
+
+@syscall("getdents")
+async def sys_getdents(t: Task, fd: int, dirp: int, count: int, *_: int) -> int:
+    """Implements Linux syscall getdents(2): getdents64 records in the old linux_dirent layout.
+
+    Both layouts have the same record length for a name, so one buffer converts in place:
+    d_ino, d_off, d_reclen, the name and its NUL, and d_type in the record's last byte.
+    """
+    f = t.fdtable.get(i32(fd))
+    size = count & 0xFFFFFFFF
+    before = f.offset
+    data = bytearray(await f.getdents64(size))
+    pos = 0
+    while pos < len(data):
+        reclen = struct.unpack_from("<H", data, pos + 16)[0]
+        dtype = data[pos + 18]
+        name = bytes(data[pos + 19 : pos + reclen]).split(b"\0", 1)[0]
+        rec = bytearray(reclen)
+        rec[:18] = data[pos : pos + 18]
+        rec[18 : 18 + len(name)] = name
+        rec[reclen - 1] = dtype
+        data[pos : pos + reclen] = rec
+        pos += reclen
+    try:
+        t.mem_write(dirp, bytes(data))
+    except SyscallError:
+        f.offset = before
+        raise
+    return len(data)
+
+
+@syscall("fsync")
+async def sys_fsync(t: Task, fd: int, *_: int) -> int:
+    """Implements Linux syscall fsync(2)."""
+    await t.fdtable.get(i32(fd)).fsync(False)
+    return 0
+
+
+@syscall("fdatasync")
+async def sys_fdatasync(t: Task, fd: int, *_: int) -> int:
+    """Implements Linux syscall fdatasync(2)."""
+    await t.fdtable.get(i32(fd)).fsync(True)
+    return 0
+
+
+@syscall("syncfs")
+async def sys_syncfs(t: Task, fd: int, *_: int) -> int:
+    """Implements Linux syscall syncfs(2)."""
+    f = t.fdtable.get(i32(fd))
+    if f.vd is not None:
+        await f.vd.mount.fs.sync()
+    return 0
+
+
+@syscall("sync")
+async def sys_sync(t: Task, *_: int) -> int:
+    """Implements Linux syscall sync(2)."""
+    await t.kernel.vfs.sync()
+    return 0

@@ -1,0 +1,163 @@
+"""Extended attribute syscalls: get/set/list/remove, by path, by path without following a
+final symlink (l*), and by fd (f*). Thin layers over the vfs xattr operations, which do the
+namespace and permission checks; here are the size rules of the system call interface.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Any
+
+from .sys_file import i32
+from .sys_fs import path_arg
+from .table import SyscallError, syscall
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+XATTR_NAME_MAX = 255
+XATTR_SIZE_MAX = 65536
+XATTR_LIST_MAX = 65536
+
+
+def _name(t: Task, addr: int) -> bytes:
+    try:
+        name = t.read_cstring(addr, XATTR_NAME_MAX + 1)
+    except SyscallError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise SyscallError(errno.ERANGE) from None
+        raise
+    if not name or len(name) > XATTR_NAME_MAX:
+        raise SyscallError(errno.ERANGE)
+    return name
+
+
+def _target(t: Task, kind: str, arg: int) -> tuple[Any, bytes, bool]:
+    """(dirfd, path, follow) for the path / l / f variants."""
+    if kind == "f":
+        f = t.fdtable.get(i32(arg))
+        if f.is_path:
+            raise SyscallError(errno.EBADF)
+        return f, b"", True
+    return None, path_arg(t, arg), kind == ""
+
+
+def _give(t: Task, value: bytes, buf: int, size: int) -> int:
+    """Copy `value` out: size 0 asks for the length; too small a buffer is ERANGE."""
+    size &= 0xFFFFFFFFFFFFFFFF
+    if size == 0:
+        return len(value)
+    if len(value) > size:
+        raise SyscallError(errno.ERANGE)
+    t.mem_write(buf, value)
+    return len(value)
+
+
+async def _get(t: Task, kind: str, arg: int, name: int, buf: int, size: int) -> int:
+    d, path, follow = _target(t, kind, arg)
+    nm = _name(t, name)
+    value = await t.kernel.vfs.getxattr(t.fs, t.creds, d, path, nm, follow=follow)
+    return _give(t, value, buf, min(size & 0xFFFFFFFFFFFFFFFF, XATTR_SIZE_MAX))
+
+
+async def _set(t: Task, kind: str, arg: int, name: int, value: int, size: int,
+               flags: int) -> int:
+    d, path, follow = _target(t, kind, arg)
+    nm = _name(t, name)
+    size &= 0xFFFFFFFFFFFFFFFF
+    if size > XATTR_SIZE_MAX:
+        raise SyscallError(errno.E2BIG)
+    data = t.mem_read(value, size) if size else b""
+    await t.kernel.vfs.setxattr(t.fs, t.creds, d, path, nm, data, i32(flags), follow=follow)
+    return 0
+
+
+async def _list(t: Task, kind: str, arg: int, buf: int, size: int) -> int:
+    d, path, follow = _target(t, kind, arg)
+    names = await t.kernel.vfs.listxattr(t.fs, t.creds, d, path, follow=follow)
+    data = b"".join(n + b"\0" for n in names)
+    if len(data) > XATTR_LIST_MAX:
+        raise SyscallError(errno.E2BIG)
+    return _give(t, data, buf, min(size & 0xFFFFFFFFFFFFFFFF, XATTR_LIST_MAX))
+
+
+async def _remove(t: Task, kind: str, arg: int, name: int) -> int:
+    d, path, follow = _target(t, kind, arg)
+    nm = _name(t, name)
+    await t.kernel.vfs.removexattr(t.fs, t.creds, d, path, nm, follow=follow)
+    return 0
+
+
+@syscall("getxattr")
+async def sys_getxattr(t: Task, path: int, name: int, value: int, size: int, *_: int) -> int:
+    """Implements Linux syscall getxattr(2)."""
+    return await _get(t, "", path, name, value, size)
+
+
+@syscall("lgetxattr")
+async def sys_lgetxattr(t: Task, path: int, name: int, value: int, size: int, *_: int) -> int:
+    """Implements Linux syscall lgetxattr(2)."""
+    return await _get(t, "l", path, name, value, size)
+
+
+@syscall("fgetxattr")
+async def sys_fgetxattr(t: Task, fd: int, name: int, value: int, size: int, *_: int) -> int:
+    """Implements Linux syscall fgetxattr(2)."""
+    return await _get(t, "f", fd, name, value, size)
+
+
+@syscall("setxattr")
+async def sys_setxattr(t: Task, path: int, name: int, value: int, size: int, flags: int,
+                       *_: int) -> int:
+    """Implements Linux syscall setxattr(2)."""
+    return await _set(t, "", path, name, value, size, flags)
+
+
+@syscall("lsetxattr")
+async def sys_lsetxattr(t: Task, path: int, name: int, value: int, size: int, flags: int,
+                        *_: int) -> int:
+    """Implements Linux syscall lsetxattr(2)."""
+    return await _set(t, "l", path, name, value, size, flags)
+
+
+@syscall("fsetxattr")
+async def sys_fsetxattr(t: Task, fd: int, name: int, value: int, size: int, flags: int,
+                        *_: int) -> int:
+    """Implements Linux syscall fsetxattr(2)."""
+    return await _set(t, "f", fd, name, value, size, flags)
+
+
+@syscall("listxattr")
+async def sys_listxattr(t: Task, path: int, buf: int, size: int, *_: int) -> int:
+    """Implements Linux syscall listxattr(2)."""
+    return await _list(t, "", path, buf, size)
+
+
+@syscall("llistxattr")
+async def sys_llistxattr(t: Task, path: int, buf: int, size: int, *_: int) -> int:
+    """Implements Linux syscall llistxattr(2)."""
+    return await _list(t, "l", path, buf, size)
+
+
+@syscall("flistxattr")
+async def sys_flistxattr(t: Task, fd: int, buf: int, size: int, *_: int) -> int:
+    """Implements Linux syscall flistxattr(2)."""
+    return await _list(t, "f", fd, buf, size)
+
+
+@syscall("removexattr")
+async def sys_removexattr(t: Task, path: int, name: int, *_: int) -> int:
+    """Implements Linux syscall removexattr(2)."""
+    return await _remove(t, "", path, name)
+
+
+@syscall("lremovexattr")
+async def sys_lremovexattr(t: Task, path: int, name: int, *_: int) -> int:
+    """Implements Linux syscall lremovexattr(2)."""
+    return await _remove(t, "l", path, name)
+
+
+@syscall("fremovexattr")
+async def sys_fremovexattr(t: Task, fd: int, name: int, *_: int) -> int:
+    """Implements Linux syscall fremovexattr(2)."""
+    return await _remove(t, "f", fd, name)
