@@ -1,0 +1,22 @@
+"""The case library, one module per topic; importing this package registers every case."""
+
+from . import (  # noqa: F401
+    dirs,
+    fifos,
+    links,
+    locks,
+    names,
+    open,
+    owner,
+    perms,
+    readdir,
+    rename,
+    rw,
+    sparse,
+    sticky,
+    symlinks,
+    times,
+    truncate,
+    unlink,
+    xattr,
+)

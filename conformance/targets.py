@@ -1,0 +1,85 @@
+"""Target specifications (`dir:PATH`, `9p:ADDRESS,aname=NAME`, `vfs:KIND`) and how to
+open them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from .target import Target
+
+
+class TargetSpecError(ValueError):
+    """A target specification that cannot be understood or opened."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTarget:
+    """A target ready for a run: its root view, the label shown, and its kind (which
+    selects the documented exceptions)."""
+
+    target: Target
+    label: str
+    kind: str
+
+
+def _mount_kind(path: str) -> str:
+    """'fuse-9p' when `path` is on a runpsc 9P FUSE mount, else 'dir'."""
+    real = os.path.realpath(path)
+    best, kind = "", "dir"
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                mnt = parts[4]
+                fstype = parts[parts.index("-") + 1]
+                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                    best, kind = mnt, ("fuse-9p" if fstype.startswith("fuse.runpsc-9p") else "dir")
+    except OSError:
+        pass
+    return kind
+
+
+@contextlib.asynccontextmanager
+async def open_target(spec: str) -> AsyncIterator[OpenedTarget]:
+    """Open the target named by `spec` for the duration of the block."""
+    scheme, sep, rest = spec.partition(":")
+    if not sep:
+        raise TargetSpecError(f"target {spec!r} has no scheme (dir:, 9p:, vfs:)")
+    if scheme == "dir":
+        from .target_dir import DirTarget
+        if not os.path.isdir(rest):
+            raise TargetSpecError(f"target {spec!r}: {rest!r} is not a directory")
+        t = DirTarget(rest)
+        try:
+            yield OpenedTarget(t, spec, _mount_kind(rest))
+        finally:
+            await t.aclose()
+    elif scheme == "9p":
+        from .target_9p import open_9p
+        async with open_9p(rest) as t:
+            yield OpenedTarget(t, spec, "9p")
+    elif scheme == "vfs":
+        from .target_vfs import open_vfs
+        async with open_vfs(rest) as t:
+            yield OpenedTarget(t, spec, f"vfs-{rest}")
+    else:
+        raise TargetSpecError(f"unknown target scheme {scheme!r} in {spec!r} (dir:, 9p:, vfs:)")
+
+
+@contextlib.asynccontextmanager
+async def open_oracle(base: str | None = None) -> AsyncIterator[OpenedTarget]:
+    """The oracle: the host kernel on a fresh directory under `base` (default: $TMPDIR)."""
+    from .target_dir import DirTarget
+    d = tempfile.mkdtemp(prefix="runpsc-oracle-", dir=base)
+    os.chmod(d, 0o755)  # unprivileged cases must be able to reach their directories
+    t = DirTarget(d)
+    try:
+        yield OpenedTarget(t, f"dir:{d}", "dir")
+    finally:
+        await t.aclose()
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
