@@ -13,6 +13,7 @@ import click
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
+    "conformance": "runtime.cmd_conformance:conformance",
     "help": "runtime.cmd_help:help_group",
     "gofer": "runtime.cmd_gofer:gofer",
 }
