@@ -1,0 +1,222 @@
+"""Host file descriptors as sandbox files: the caller's stdin, stdout and stderr.
+
+Why careful: these descriptions are shared with the user's shell, so we never set
+O_NONBLOCK on them (a shell left with a non-blocking terminal misbehaves after we exit).
+Instead a read first waits in trio until the host fd is readable
+(`trio.lowlevel.wait_readable`) and then reads once; a write to a pipe or terminal waits
+until writable and writes at most PIPE_BUF bytes at a time, which a writable pipe always
+accepts at once. Regular files never block, so they are read and written directly.
+The application's own O_NONBLOCK (a status flag of our description) turns "not ready"
+into EAGAIN. Only terminal ioctls from a safe list reach the host; TIOCSTI (typing into
+the user's terminal), TIOCSCTTY and TIOCSPGRP never do.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+import stat as _st
+import struct
+
+import trio
+
+from ..abi import (
+    O_APPEND,
+    O_NONBLOCK,
+    O_RDONLY,
+    O_RDWR,
+    O_WRONLY,
+    PIPE_BUF,
+    POLLERR,
+    POLLHUP,
+    POLLIN,
+    POLLOUT,
+    Stat,
+)
+from ..errors import error
+from ..file import FileDescription, Memory
+
+TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
+TCSBRK, TCXONC, TCFLSH = 0x5409, 0x540A, 0x540B
+TIOCGPGRP, TIOCOUTQ, TIOCGWINSZ, TIOCSWINSZ = 0x540F, 0x5411, 0x5413, 0x5414
+FIONREAD, FIONBIO, TIOCGSID = 0x541B, 0x5421, 0x5429
+TERMIOS_SIZE = 36
+
+#: ioctl → (direction, argument size): "r" the host fills the argument, "w" the host reads
+#: it, "v" the argument is a plain integer.
+SAFE_IOCTLS: dict[int, tuple[str, int]] = {
+    TCGETS: ("r", TERMIOS_SIZE),
+    TCSETS: ("w", TERMIOS_SIZE),
+    TCSETSW: ("w", TERMIOS_SIZE),
+    TCSETSF: ("w", TERMIOS_SIZE),
+    TIOCGWINSZ: ("r", 8),
+    TIOCSWINSZ: ("w", 8),
+    TIOCGPGRP: ("r", 4),
+    TIOCGSID: ("r", 4),
+    TIOCOUTQ: ("r", 4),
+    FIONREAD: ("r", 4),
+    TCSBRK: ("v", 0),
+    TCXONC: ("v", 0),
+    TCFLSH: ("v", 0),
+}
+
+
+class HostFD(FileDescription):
+    """A sandbox file backed by a host fd (a dup of it: closing ours leaves the caller's).
+
+    Args:
+        hostfd: the host descriptor to serve (it is duplicated).
+        flags: the access mode the application sees; default from the host's F_GETFL.
+    """
+
+    def __init__(self, hostfd: int, flags: int | None = None) -> None:
+        host_flags = fcntl.fcntl(hostfd, fcntl.F_GETFL)
+        if flags is None:
+            flags = host_flags & (O_RDONLY | O_WRONLY | O_RDWR | O_APPEND)
+        super().__init__(None, flags)
+        self.fd = os.dup(hostfd)
+        st = os.fstat(self.fd)
+        self.mode = st.st_mode
+        self.is_regular = _st.S_ISREG(st.st_mode) or _st.S_ISBLK(st.st_mode)
+        self.seekable = self.is_regular
+        self.host_nonblock = bool(host_flags & O_NONBLOCK)
+        self._closed = False
+
+    @classmethod
+    def stdio(cls) -> list[HostFD]:
+        """HostFDs for this process's fds 0, 1 and 2 (the Sentry installs them as 0, 1, 2)."""
+        return [cls(0), cls(1), cls(2)]
+
+    def _poll(self, events: int) -> int:
+        p = select.poll()
+        p.register(self.fd, events)
+        got = p.poll(0)
+        return got[0][1] if got else 0
+
+    async def release(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self.fd)
+
+    # -- I/O -------------------------------------------------------------------------------------
+
+    async def do_read(self, n: int) -> bytes:
+        if self.is_regular:
+            return os.read(self.fd, n)
+        while True:
+            if not self._poll(POLLIN | POLLHUP | POLLERR):
+                if self.flags & O_NONBLOCK:
+                    raise error(errno.EAGAIN)
+                await trio.lowlevel.wait_readable(self.fd)
+                continue
+            try:
+                return os.read(self.fd, n)
+            except BlockingIOError:
+                if self.flags & O_NONBLOCK:
+                    raise error(errno.EAGAIN) from None
+
+    async def do_write(self, data: bytes) -> int:
+        if self.is_regular:
+            return os.write(self.fd, data)
+        done = 0
+        view = memoryview(data)
+        while done < len(view):
+            if not self._poll(POLLOUT | POLLERR | POLLHUP):
+                if self.flags & O_NONBLOCK:
+                    if done:
+                        return done
+                    raise error(errno.EAGAIN)
+                await trio.lowlevel.wait_writable(self.fd)
+                continue
+            try:
+                done += os.write(self.fd, view[done : done + PIPE_BUF])
+            except BlockingIOError:
+                continue
+            except BrokenPipeError:
+                if done:
+                    return done
+                raise error(errno.EPIPE) from None
+        return done
+
+    async def do_pread(self, n: int, offset: int) -> bytes:
+        if not self.seekable:
+            raise error(errno.ESPIPE)
+        return os.pread(self.fd, n, offset)
+
+    async def do_pwrite(self, data: bytes, offset: int) -> int:
+        if not self.seekable:
+            raise error(errno.ESPIPE)
+        return os.pwrite(self.fd, data, offset)
+
+    async def do_seek(self, offset: int, whence: int) -> int:
+        if not self.seekable:
+            raise error(errno.ESPIPE)
+        return os.lseek(self.fd, offset, whence)
+
+    async def do_fsync(self, datasync: bool) -> None:
+        if not self.is_regular:
+            raise error(errno.EINVAL)
+        os.fsync(self.fd)
+
+    async def stat(self) -> Stat:
+        s = os.fstat(self.fd)
+        return Stat(mode=s.st_mode, ino=s.st_ino, dev=s.st_dev, nlink=s.st_nlink, uid=s.st_uid,
+                    gid=s.st_gid, rdev=s.st_rdev, size=s.st_size, blksize=s.st_blksize,
+                    blocks=s.st_blocks, atime_ns=s.st_atime_ns, mtime_ns=s.st_mtime_ns,
+                    ctime_ns=s.st_ctime_ns)
+
+    # -- ioctl -------------------------------------------------------------------------------------
+
+    async def do_ioctl(self, cmd: int, arg: int, mem: Memory | None) -> int:
+        if cmd == FIONBIO:
+            if mem is None:
+                raise error(errno.EFAULT)
+            on = struct.unpack("<i", mem.mem_read(arg, 4))[0]
+            self.flags = self.flags | O_NONBLOCK if on else self.flags & ~O_NONBLOCK
+            return 0
+        spec = SAFE_IOCTLS.get(cmd)
+        if spec is None:
+            raise error(errno.ENOTTY)
+        kind, size = spec
+        try:
+            if kind == "v":
+                return fcntl.ioctl(self.fd, cmd, arg)
+            if mem is None:
+                raise error(errno.EFAULT)
+            if kind == "r":
+                out = fcntl.ioctl(self.fd, cmd, bytes(size))
+                mem.mem_write(arg, out)
+            else:
+                fcntl.ioctl(self.fd, cmd, mem.mem_read(arg, size))
+        except OSError as e:
+            if e.errno is None:
+                raise
+            raise error(e.errno) from None
+        return 0
+
+    # -- readiness ---------------------------------------------------------------------------------
+
+    def readiness(self, mask: int) -> int:
+        if self.is_regular:
+            return mask & (POLLIN | POLLOUT)
+        return self._poll(mask) & (mask | POLLERR | POLLHUP)
+
+    async def wait_ready(self, mask: int) -> int:
+        while True:
+            got = self.readiness(mask)
+            if got:
+                return got
+            if mask & POLLIN and mask & POLLOUT:
+                async with trio.open_nursery() as n:
+                    async def one(wait: object) -> None:
+                        await wait(self.fd)  # type: ignore[operator]
+                        n.cancel_scope.cancel()
+
+                    n.start_soon(one, trio.lowlevel.wait_readable)
+                    n.start_soon(one, trio.lowlevel.wait_writable)
+            elif mask & POLLOUT:
+                await trio.lowlevel.wait_writable(self.fd)
+            else:
+                await trio.lowlevel.wait_readable(self.fd)
