@@ -1,0 +1,126 @@
+"""A Task: one application thread, as the syscall handlers see it."""
+
+from __future__ import annotations
+
+import errno
+import struct
+from typing import TYPE_CHECKING, Any
+
+from sentry.platform.ptrace import PtraceStub
+from sentry.syscalls.table import SyscallError
+
+if TYPE_CHECKING:
+    from sentry.mm.address_space import MemoryManager
+
+    from .kernel import Kernel
+
+_MAX_RW = 0x7FFFF000  # Linux's MAX_RW_COUNT
+UIO_MAXIOV = 1024
+
+
+class TaskExit(Exception):
+    """Raised by exit/exit_group handlers: the task (or its group) ends with `status`."""
+
+    def __init__(self, status: int, *, group: bool = True) -> None:
+        super().__init__(status)
+        self.status = status
+        self.group = group
+
+
+class Task:
+    """An application thread: sandbox ids, memory access, files, credentials.
+
+    Attributes the handlers use: `tid`, `tgid`, `ppid`, `kernel`, `mm`, `fdtable`, `fs`,
+    `creds`, `regs` (the registers at the current syscall stop).
+    """
+
+    def __init__(self, kernel: Kernel, stub: PtraceStub, mm: MemoryManager, *, tid: int,
+                 tgid: int, ppid: int, fdtable: Any, fs: Any, creds: Any) -> None:
+        self.kernel = kernel
+        self.stub = stub
+        self.mm = mm
+        self.tid = tid
+        self.tgid = tgid
+        self.ppid = ppid
+        self.fdtable = fdtable
+        self.fs = fs
+        self.creds = creds
+        self.comm = b""
+        self.clear_child_tid = 0
+        self.robust_list = 0
+        self.rlimits: dict[int, tuple[int, int]] = {}
+        self.prctl_state: dict[int, int] = {}
+        self.pgid = tgid
+        self.sid = tgid
+
+    @property
+    def regs(self) -> Any:
+        return self.stub.regs
+
+    # memory --------------------------------------------------------------------------------
+
+    def mem_read(self, addr: int, n: int) -> bytes:
+        """Read `n` bytes of application memory; SyscallError(EFAULT) if any is unmapped."""
+        if n < 0 or addr < 0 or addr + n > 1 << 47:
+            raise SyscallError(errno.EFAULT)
+        if n > _MAX_RW:
+            n = _MAX_RW
+        try:
+            return self.stub.read(addr, n)
+        except OSError:
+            raise SyscallError(errno.EFAULT) from None
+
+    def mem_write(self, addr: int, data: bytes) -> None:
+        """Write application memory (page protections apply); SyscallError(EFAULT)."""
+        if addr < 0 or addr + len(data) > 1 << 47:
+            raise SyscallError(errno.EFAULT)
+        try:
+            self.stub.write(addr, data)
+        except OSError:
+            raise SyscallError(errno.EFAULT) from None
+
+    def read_cstring(self, addr: int, limit: int = 4096) -> bytes:
+        """The NUL-terminated string at `addr` (without the NUL).
+
+        Reads page by page so a string ending just before an unmapped page is fine.
+        Raises EFAULT for a bad address, ENAMETOOLONG if no NUL within `limit` bytes.
+        """
+        out = b""
+        while len(out) < limit:
+            n = min(4096 - (addr % 4096), limit - len(out))
+            chunk = self.mem_read(addr, n)
+            i = chunk.find(b"\0")
+            if i >= 0:
+                return out + chunk[:i]
+            out += chunk
+            addr += n
+        raise SyscallError(errno.ENAMETOOLONG)
+
+    def read_iovecs(self, addr: int, count: int) -> list[tuple[int, int]]:
+        """The (base, len) pairs of an iovec array; EINVAL for count > 1024 or a negative
+        total length, EFAULT for a bad array."""
+        if count < 0 or count > UIO_MAXIOV:
+            raise SyscallError(errno.EINVAL)
+        if count == 0:
+            return []
+        raw = self.mem_read(addr, 16 * count)
+        vecs = list(struct.iter_unpack("<QQ", raw))
+        total = 0
+        for _, ln in vecs:
+            if ln >= 1 << 63:
+                raise SyscallError(errno.EINVAL)
+            total += ln
+            if total >= 1 << 63:
+                raise SyscallError(errno.EINVAL)
+        return vecs
+
+    def read_pointers(self, addr: int, limit: int = 1 << 16) -> list[int]:
+        """A NULL-terminated array of pointers (argv/envp); E2BIG past `limit` entries."""
+        out = []
+        while True:
+            (p,) = struct.unpack("<Q", self.mem_read(addr + 8 * len(out), 8))
+            if not p:
+                return out
+            out.append(p)
+            if len(out) > limit:
+                raise SyscallError(errno.E2BIG)

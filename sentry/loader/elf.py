@@ -1,0 +1,263 @@
+"""execve's loader: ELF (static, static-pie, dynamic via PT_INTERP) and `#!` scripts.
+
+Why in the Sentry: the program and its interpreter are read through the VFS, never opened by
+the host, and every mapping is recorded by the memory manager as it is made.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import struct
+from dataclasses import dataclass, field
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from sentry.mm.address_space import STACK_SIZE, MemoryManager
+from sentry.mm.vma import (
+    MAP_ANONYMOUS,
+    MAP_PRIVATE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    page_down,
+    page_up,
+)
+from sentry.syscalls.table import SyscallError
+
+from .source import ExecFile, ExecSource
+
+ELF_ET_DYN_BASE = 0x5555_5555_4000
+MAX_SCRIPT_DEPTH = 4
+BINPRM_BUF_SIZE = 256
+MAX_ARG_STRLEN = 32 * 4096
+
+AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
+AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
+AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ = 23, 25, 26, 31, 33, 51
+
+
+def _host_auxv() -> dict[int, int]:
+    """The host's auxv values the application should see unchanged (CPU capabilities)."""
+    try:
+        raw = open("/proc/self/auxv", "rb").read()
+    except OSError:
+        return {}
+    vals = dict(struct.iter_unpack("<QQ", raw))
+    return {k: vals[k] for k in (AT_HWCAP, AT_HWCAP2, AT_MINSIGSTKSZ, AT_CLKTCK) if k in vals}
+
+
+_HOST_AUXV = _host_auxv()
+
+
+@dataclass(slots=True)
+class Image:
+    """Where one ELF object landed."""
+
+    base: int
+    entry: int
+    phdr: int
+    phnum: int
+    end: int
+    interp: bytes | None = None
+    exec_stack: bool = False
+
+
+@dataclass(slots=True)
+class Loaded:
+    """The result of `load`: registers to start with and what auxv said."""
+
+    entry: int
+    sp: int
+    auxv: dict[int, int] = field(default_factory=dict)
+    argv: list[bytes] = field(default_factory=list)
+    execfn: bytes = b""
+
+
+async def _read_all(f: ExecFile) -> bytes:
+    chunks, off = [], 0
+    while True:
+        data = await f.fdesc.pread(1 << 20, off)
+        if not data:
+            break
+        chunks.append(data)
+        off += len(data)
+    return b"".join(chunks)
+
+
+def parse_shebang(head: bytes) -> tuple[bytes, bytes | None]:
+    """Split a `#!` line into interpreter and optional single argument, as Linux does.
+
+    Raises ENOEXEC for an empty interpreter.
+    """
+    line = head[2:].split(b"\n", 1)[0]
+    line = line.replace(b"\t", b" ").strip(b" ")
+    if not line:
+        raise SyscallError(errno.ENOEXEC)
+    interp, _, arg = line.partition(b" ")
+    arg = arg.strip(b" ")
+    return interp, (arg or None)
+
+
+async def _map_elf(mm: MemoryManager, f: ExecFile, data: bytes, *, main: bool) -> Image:
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        h = elf.header
+        if h["e_ident"]["EI_CLASS"] != "ELFCLASS64" or h["e_machine"] != "EM_X86_64":
+            raise SyscallError(errno.ENOEXEC)
+        if h["e_type"] not in ("ET_EXEC", "ET_DYN"):
+            raise SyscallError(errno.ENOEXEC)
+        segs = [s.header for s in elf.iter_segments()]
+    except (ELFError, struct.error, ValueError) as e:
+        raise SyscallError(errno.ENOEXEC, f"bad ELF: {e}") from None
+    loads = [s for s in segs if s.p_type == "PT_LOAD"]
+    if not loads:
+        raise SyscallError(errno.ENOEXEC)
+    lo = page_down(min(s.p_vaddr for s in loads))
+    hi = page_up(max(s.p_vaddr + s.p_memsz for s in loads))
+    if h["e_type"] == "ET_DYN":
+        base = (ELF_ET_DYN_BASE if main else mm.unmapped_area(hi - lo)) - lo
+    else:
+        base = 0
+    interp = None
+    exec_stack = False
+    for s in segs:
+        if s.p_type == "PT_INTERP":
+            interp = data[s.p_offset : s.p_offset + s.p_filesz].split(b"\0", 1)[0]
+        elif s.p_type == "PT_GNU_STACK":
+            exec_stack = bool(s.p_flags & 1)
+    name = f.path
+    for s in loads:
+        if s.p_filesz > s.p_memsz or s.p_offset + s.p_filesz > len(data):
+            raise SyscallError(errno.ENOEXEC)
+        prot = (PROT_READ if s.p_flags & 4 else 0) | (PROT_WRITE if s.p_flags & 2 else 0) | (
+            PROT_EXEC if s.p_flags & 1 else 0
+        )
+        start = page_down(base + s.p_vaddr)
+        end = page_up(base + s.p_vaddr + s.p_memsz)
+        lead = base + s.p_vaddr - start
+        await mm.mmap(start, end - start, prot, MAP_PRIVATE | MAP_ANONYMOUS, fixed=True,
+                      name=name)
+        if s.p_filesz:
+            mm.stub.write_force(start, data[s.p_offset - lead : s.p_offset + s.p_filesz])
+    phdr = 0
+    for s in segs:
+        if s.p_type == "PT_PHDR":
+            phdr = base + s.p_vaddr
+    if not phdr:
+        for s in loads:
+            if s.p_offset <= h["e_phoff"] < s.p_offset + s.p_filesz:
+                phdr = base + s.p_vaddr + (h["e_phoff"] - s.p_offset)
+    return Image(base, base + h["e_entry"], phdr, h["e_phnum"], base + hi, interp, exec_stack)
+
+
+def _build_stack(mm: MemoryManager, argv: list[bytes], envp: list[bytes], execfn: bytes,
+                 auxv: list[tuple[int, int]], top: int) -> tuple[int, int, int]:
+    """Lay out strings, AT_RANDOM bytes, auxv, envp, argv and argc below `top`.
+
+    Returns (sp, address of the random bytes, address of the platform string) after
+    filling auxv entries that point into the stack.
+    """
+    blob = bytearray()
+    ptrs_argv, ptrs_env = [], []
+    # highest first, as Linux: execfn at the top, then env strings, then argv strings
+    strings = [*argv, *envp, execfn]
+    total = sum(len(s) + 1 for s in strings)
+    p = top - 8 - total
+    str_base = p
+    for s in strings:
+        blob += s + b"\0"
+    addrs = []
+    q = str_base
+    for s in strings:
+        addrs.append(q)
+        q += len(s) + 1
+    ptrs_argv = addrs[: len(argv)]
+    ptrs_env = addrs[len(argv) : len(argv) + len(envp)]
+    execfn_addr = addrs[-1]
+    platform = b"x86_64\0"
+    plat_addr = (str_base - len(platform)) & ~0xF
+    rand_addr = plat_addr - 16
+    randbytes = os.urandom(16)
+    aux = [(k, v) for k, v in auxv]
+    aux += [(AT_RANDOM, rand_addr), (AT_PLATFORM, plat_addr), (AT_EXECFN, execfn_addr),
+            (AT_NULL, 0)]
+    words = 1 + len(argv) + 1 + len(envp) + 1 + 2 * len(aux)
+    sp = (rand_addr - 8 * words) & ~0xF
+    table = [len(argv), *ptrs_argv, 0, *ptrs_env, 0]
+    for k, v in aux:
+        table += [k, v]
+    mm.stub.write(sp, struct.pack(f"<{len(table)}Q", *table))
+    mm.stub.write(rand_addr, randbytes)
+    mm.stub.write(plat_addr, platform)
+    mm.stub.write(str_base, bytes(blob))
+    return sp, rand_addr, plat_addr
+
+
+async def load(mm: MemoryManager, source: ExecSource, path: bytes, argv: list[bytes],
+               envp: list[bytes], *, uid: int = 0, gid: int = 0, euid: int = 0,
+               egid: int = 0) -> Loaded:
+    """Load `path` (an ELF or `#!` script) into the empty address space `mm`.
+
+    Raises SyscallError: ENOENT/EACCES from the source, ENOEXEC for what is not a loadable
+    x86_64 ELF or script, ELOOP for scripts nested too deep, E2BIG for oversized arguments.
+    """
+    for s in (*argv, *envp):
+        if len(s) >= MAX_ARG_STRLEN or b"\0" in s:
+            raise SyscallError(errno.E2BIG if len(s) >= MAX_ARG_STRLEN else errno.EINVAL)
+    execfn = path
+    for _ in range(MAX_SCRIPT_DEPTH + 1):
+        f = await source.open_exec(path)
+        data = await _read_all(f)
+        if data[:2] == b"#!":
+            interp, arg = parse_shebang(data[:BINPRM_BUF_SIZE])
+            argv = [interp, *([arg] if arg else []), path, *argv[1:]]
+            path = interp
+            continue
+        if data[:4] != b"\x7fELF":
+            raise SyscallError(errno.ENOEXEC)
+        break
+    else:
+        raise SyscallError(errno.ELOOP)
+    img = await _map_elf(mm, f, data, main=True)
+    entry, at_base = img.entry, 0
+    if img.interp:
+        fi = await source.open_exec(img.interp)
+        idata = await _read_all(fi)
+        if idata[:4] != b"\x7fELF":
+            raise SyscallError(errno.ELIBBAD)
+        iimg = await _map_elf(mm, fi, idata, main=False)
+        entry, at_base = iimg.entry, iimg.base
+    mm.set_brk_start(img.end)
+    stack_prot = PROT_READ | PROT_WRITE | (PROT_EXEC if img.exec_stack else 0)
+    top = mm.stack_top
+    await mm.mmap(top - STACK_SIZE, STACK_SIZE, stack_prot, MAP_PRIVATE | MAP_ANONYMOUS,
+                  fixed=True, name=b"[stack]", growsdown=True)
+    auxv = []
+    if mm.vdso:
+        auxv.append((AT_SYSINFO_EHDR, mm.vdso))
+    if AT_MINSIGSTKSZ in _HOST_AUXV:
+        auxv.append((AT_MINSIGSTKSZ, _HOST_AUXV[AT_MINSIGSTKSZ]))
+    auxv += [
+        (AT_HWCAP, _HOST_AUXV.get(AT_HWCAP, 0)),
+        (AT_PAGESZ, 4096),
+        (AT_CLKTCK, _HOST_AUXV.get(AT_CLKTCK, 100)),
+        (AT_PHDR, img.phdr),
+        (AT_PHENT, 56),
+        (AT_PHNUM, img.phnum),
+        (AT_BASE, at_base),
+        (AT_FLAGS, 0),
+        (AT_ENTRY, img.entry),
+        (AT_UID, uid),
+        (AT_EUID, euid),
+        (AT_GID, gid),
+        (AT_EGID, egid),
+        (AT_SECURE, 0),
+        (AT_HWCAP2, _HOST_AUXV.get(AT_HWCAP2, 0)),
+    ]
+    sp, rand_addr, plat_addr = _build_stack(mm, argv, envp, execfn, auxv, top)
+    aux = dict(auxv)
+    aux.update({AT_RANDOM: rand_addr, AT_PLATFORM: plat_addr})
+    return Loaded(entry, sp, aux, argv, execfn)

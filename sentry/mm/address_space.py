@@ -1,0 +1,390 @@
+"""The Sentry's model of one application address space, and its host effects.
+
+The Sentry owns the truth (the list of mappings, brk, what backs each range); the host owns
+the pages. Every change is decided here and then applied to the stub with injected
+syscalls at addresses the Sentry chose (always MAP_FIXED), so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+from typing import Any
+
+from sentry.platform.ptrace import (
+    NR_MADVISE,
+    NR_MINCORE,
+    NR_MMAP,
+    NR_MPROTECT,
+    NR_MREMAP,
+    NR_MUNMAP,
+    PtraceStub,
+)
+from sentry.platform.stub import SCRATCH
+from sentry.syscalls.table import SyscallError
+
+from .vma import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    PAGE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    Vma,
+    page_down,
+    page_up,
+)
+
+TASK_SIZE = 0x7FFF_FFFF_F000
+MMAP_MIN_ADDR = 0x10000
+STACK_SIZE = 8 << 20
+STACK_GAP = 128 << 20
+_MADV_DONTNEED = 4
+_MREMAP_MAYMOVE, _MREMAP_FIXED = 1, 2
+
+
+class MemoryManager:
+    """Mappings of one address space (one stub). Not shared between tasks yet."""
+
+    def __init__(self, stub: PtraceStub) -> None:
+        self.stub = stub
+        self.vmas: list[Vma] = []
+        self._starts: list[int] = []
+        self.reserved: list[tuple[int, int, str]] = []
+        self.vdso = 0
+        stack_top = 0
+        for start, end, name in stub.host_maps():
+            if name == "[stack]":
+                stack_top = end
+            elif start < TASK_SIZE:
+                self.reserved.append((start, end, name))
+                if name == "[vdso]":
+                    self.vdso = start
+        self.stack_top = stack_top or 0x7FFF_FF00_0000
+        self.mmap_base = self.stack_top - STACK_SIZE - STACK_GAP
+        self.brk_start = self.brk = 0
+
+    # bookkeeping ---------------------------------------------------------------------------
+
+    def _insert(self, vma: Vma) -> None:
+        i = bisect.bisect_left(self._starts, vma.start)
+        self.vmas.insert(i, vma)
+        self._starts.insert(i, vma.start)
+
+    def _remove_range(self, start: int, end: int) -> list[Vma]:
+        """Drop [start, end) from the list, splitting mappings at the edges."""
+        removed = []
+        keep: list[Vma] = []
+        for v in self.vmas:
+            if v.end <= start or v.start >= end:
+                keep.append(v)
+                continue
+            if v.start < start:
+                keep.append(v.slice(v.start, start))
+            if v.end > end:
+                keep.append(v.slice(end, v.end))
+            removed.append(v.slice(max(v.start, start), min(v.end, end)))
+        keep.sort(key=lambda v: v.start)
+        self.vmas = keep
+        self._starts = [v.start for v in keep]
+        return removed
+
+    def find(self, addr: int) -> Vma | None:
+        """The mapping containing `addr`, if any."""
+        i = bisect.bisect_right(self._starts, addr) - 1
+        if i >= 0 and self.vmas[i].end > addr:
+            return self.vmas[i]
+        return None
+
+    def _overlaps(self, start: int, end: int, *, reserved_only: bool = False) -> bool:
+        for s, e, _ in self.reserved:
+            if s < end and start < e:
+                return True
+        if reserved_only:
+            return False
+        i = bisect.bisect_right(self._starts, start) - 1
+        i = max(i, 0)
+        for v in self.vmas[i:]:
+            if v.start >= end:
+                break
+            if v.end > start:
+                return True
+        return False
+
+    def _fully_mapped(self, start: int, end: int) -> bool:
+        pos = start
+        for v in self.vmas:
+            if v.end <= pos:
+                continue
+            if v.start > pos:
+                return False
+            pos = v.end
+            if pos >= end:
+                return True
+        return pos >= end
+
+    def unmapped_area(self, length: int, hint: int = 0) -> int:
+        """Pick a free range: `hint` if it is free, else top-down below mmap_base (ENOMEM)."""
+        if hint:
+            hint = page_down(hint)
+            if hint >= MMAP_MIN_ADDR and hint + length <= TASK_SIZE and not self._overlaps(
+                hint, hint + length
+            ):
+                return hint
+        busy = sorted(
+            [(v.start, v.end) for v in self.vmas] + [(s, e) for s, e, _ in self.reserved]
+        )
+        top = self.mmap_base
+        for s, e in reversed(busy):
+            if s >= top:
+                continue
+            if e <= top and top - e >= length:
+                return top - length
+            top = min(top, s)
+        if top - length >= MMAP_MIN_ADDR:
+            return top - length
+        raise SyscallError(errno.ENOMEM)
+
+    def _host(self, nr: int, *args: int) -> int:
+        r = self.stub.inject(nr, *args)
+        if r < 0:
+            raise SyscallError(-r)
+        return r
+
+    # operations ----------------------------------------------------------------------------
+
+    async def mmap(self, addr: int, length: int, prot: int, flags: int, file: Any = None,
+                   offset: int = 0, *, name: bytes = b"", fixed: bool = False,
+                   noreplace: bool = False, growsdown: bool = False) -> int:
+        """Map [addr, addr+length) (or a free range) as Linux's mmap would; returns start.
+
+        Private file mappings are filled now from `file` (a vfs FileDescription with
+        `pread`), shared ones are filled and written back by `msync`/`munmap`/`release`.
+        """
+        length = page_up(length)
+        if length == 0 or length > TASK_SIZE:
+            raise SyscallError(errno.EINVAL if length == 0 else errno.ENOMEM)
+        shared = flags & 3 in (MAP_SHARED, 3)
+        if fixed or noreplace:
+            if addr & (PAGE - 1) or addr < MMAP_MIN_ADDR and addr != 0:
+                raise SyscallError(errno.EINVAL if addr & (PAGE - 1) else errno.EPERM)
+            if addr + length > TASK_SIZE:
+                raise SyscallError(errno.ENOMEM)
+            if self._overlaps(addr, addr + length, reserved_only=True):
+                raise SyscallError(errno.ENOMEM)
+            if noreplace and self._overlaps(addr, addr + length):
+                raise SyscallError(errno.EEXIST)
+            start = addr
+        else:
+            start = self.unmapped_area(length, addr)
+        host_flags = MAP_FIXED | (MAP_SHARED if shared and file is None else MAP_PRIVATE)
+        host_flags |= MAP_ANONYMOUS
+        self._remove_range(start, start + length)
+        self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
+        vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown)
+        if file is not None:
+            vma.file = file.inc_ref() if hasattr(file, "inc_ref") else file
+            await self._fill(vma, start, start + length)
+        self._insert(vma)
+        return start
+
+    async def _fill(self, vma: Vma, start: int, end: int) -> None:
+        """Copy file bytes into [start, end) of a file mapping (zeros past EOF)."""
+        off = vma.offset + (start - vma.start)
+        want = end - start
+        data = b""
+        while len(data) < want:
+            chunk = await vma.file.pread(want - len(data), off + len(data))
+            if not chunk:
+                break
+            data += chunk
+        if data:
+            self.stub.write_force(start, data)
+
+    def _drop_file(self, v: Vma) -> None:
+        """Forget the file reference of removed mapping `v` (async release is not needed:
+        the mapping's extra reference is a plain count)."""
+        if v.file is not None and hasattr(v.file, "refs"):
+            v.file.refs -= 1
+
+    async def writeback(self, vmas: list[Vma]) -> None:
+        """Write shared file mappings' pages back to their files."""
+        for v in vmas:
+            if v.shared and v.file is not None and v.prot & PROT_READ:
+                try:
+                    data = self.stub.read(v.start, v.end - v.start)
+                    size = (await v.file.stat()).size
+                    n = max(0, min(len(data), size - v.offset))
+                    if n:
+                        await v.file.pwrite(data[:n], v.offset)
+                except OSError:
+                    pass
+
+    async def munmap(self, addr: int, length: int) -> None:
+        """Implements munmap: unmapping nothing is fine; bad alignment is EINVAL."""
+        if addr & (PAGE - 1) or length == 0 or addr + length > TASK_SIZE:
+            raise SyscallError(errno.EINVAL)
+        end = page_up(addr + length)
+        gone = [v for v in self.vmas if v.start < end and v.end > addr]
+        if not gone:
+            return
+        parts = self._remove_range(addr, end)
+        await self.writeback(parts)
+        for v in parts:
+            self._host(NR_MUNMAP, v.start, v.end - v.start)
+        for v in gone:
+            if not self.find(v.start) and not any(
+                w.file is v.file for w in self.vmas if v.file is not None
+            ):
+                self._drop_file(v)
+
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        """Implements mprotect: ENOMEM unless every page of the range is mapped."""
+        if addr & (PAGE - 1) or prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | 0x3000000):
+            raise SyscallError(errno.EINVAL)
+        growsdown = prot & 0x1000000
+        prot &= 7
+        end = page_up(addr + length)
+        if end == addr:
+            return
+        if not self._fully_mapped(addr, end):
+            raise SyscallError(errno.ENOMEM)
+        if growsdown:
+            v = self.find(addr)
+            if v and v.growsdown:
+                addr = v.start
+        parts = self._remove_range(addr, end)
+        for v in parts:
+            v.prot = prot
+            self._insert(v)
+        self._host(NR_MPROTECT, addr, end - addr, prot)
+
+    async def mremap(self, old: int, old_size: int, new_size: int, flags: int,
+                     new_addr: int = 0) -> int:
+        """Implements mremap for one mapping: shrink, grow in place, or move."""
+        if old & (PAGE - 1) or flags & ~(_MREMAP_MAYMOVE | _MREMAP_FIXED | 4):
+            raise SyscallError(errno.EINVAL)
+        if flags & _MREMAP_FIXED and not flags & _MREMAP_MAYMOVE:
+            raise SyscallError(errno.EINVAL)
+        old_size, new_size = page_up(old_size), page_up(new_size)
+        if new_size == 0:
+            raise SyscallError(errno.EINVAL)
+        v = self.find(old)
+        if v is None or old_size == 0 or v.end < old + old_size:
+            raise SyscallError(errno.EFAULT)
+        if flags & _MREMAP_FIXED:
+            if new_addr & (PAGE - 1) or self._overlaps(new_addr, new_addr + new_size,
+                                                       reserved_only=True):
+                raise SyscallError(errno.EINVAL)
+            await self.munmap(new_addr, new_size)
+            dest = new_addr
+        elif new_size <= old_size:
+            if new_size < old_size:
+                await self.munmap(old + new_size, old_size - new_size)
+            return old
+        elif old + new_size <= TASK_SIZE and not self._overlaps(old + old_size, old + new_size):
+            dest = old
+        elif flags & _MREMAP_MAYMOVE:
+            dest = self.unmapped_area(new_size)
+        else:
+            raise SyscallError(errno.ENOMEM)
+        moved = v.slice(old, old + old_size)
+        if dest == old:
+            self._host(NR_MREMAP, old, old_size, new_size, 0, 0)
+        else:
+            self._host(NR_MREMAP, old, old_size, new_size,
+                       _MREMAP_MAYMOVE | _MREMAP_FIXED, dest)
+            self._remove_range(old, old + old_size)
+        self._remove_range(dest, dest + new_size)
+        moved.start, moved.end = dest, dest + new_size
+        self._insert(moved)
+        if moved.file is not None and new_size > old_size:
+            await self._fill(moved, dest + old_size, dest + new_size)
+        return dest
+
+    def set_brk_start(self, addr: int) -> None:
+        """Where the heap begins (the page after the program's last segment)."""
+        self.brk_start = self.brk = page_up(addr)
+
+    async def set_brk(self, new: int) -> int:
+        """Implements brk: grow or shrink the heap; on failure the old break is returned."""
+        if new < self.brk_start:
+            return self.brk
+        old_end, new_end = page_up(self.brk), page_up(new)
+        if new_end > old_end:
+            if self._overlaps(old_end, new_end) or new_end > self.mmap_base:
+                return self.brk
+            await self.mmap(old_end, new_end - old_end, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, fixed=True, name=b"[heap]")
+        elif new_end < old_end:
+            await self.munmap(new_end, old_end - new_end)
+        self.brk = new
+        return new
+
+    async def madvise(self, addr: int, length: int, advice: int) -> None:
+        """Implements madvise: DONTNEED drops pages (file copies are refilled), others are
+        hints the host may take."""
+        if addr & (PAGE - 1):
+            raise SyscallError(errno.EINVAL)
+        end = page_up(addr + length)
+        if advice == _MADV_DONTNEED:
+            if not self._fully_mapped(addr, end):
+                raise SyscallError(errno.ENOMEM)
+            self._host(NR_MADVISE, addr, end - addr, advice)
+            for v in self.vmas:
+                if v.file is not None and not v.shared and v.start < end and v.end > addr:
+                    await self._fill(v, max(v.start, addr), min(v.end, end))
+        elif advice in (0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21):
+            if end > addr and not self._fully_mapped(addr, end):
+                raise SyscallError(errno.ENOMEM)
+        else:
+            raise SyscallError(errno.EINVAL)
+
+    async def msync(self, addr: int, length: int, flags: int) -> None:
+        """Implements msync: write back shared file mappings in the range."""
+        if addr & (PAGE - 1) or flags & ~7 or flags & 5 == 5:
+            raise SyscallError(errno.EINVAL)
+        end = page_up(addr + length)
+        if not self._fully_mapped(addr, end):
+            raise SyscallError(errno.ENOMEM)
+        await self.writeback(
+            [v.slice(max(v.start, addr), min(v.end, end)) for v in self.vmas
+             if v.start < end and v.end > addr]
+        )
+
+    def mincore(self, addr: int, length: int) -> bytes:
+        """Residency of each page in [addr, addr+length), from the host."""
+        if addr & (PAGE - 1):
+            raise SyscallError(errno.EINVAL)
+        end = page_up(addr + length)
+        if not self._fully_mapped(addr, end):
+            raise SyscallError(errno.ENOMEM)
+        out = b""
+        step = PAGE * PAGE  # one scratch page of vector per call
+        for s in range(addr, end, step):
+            n = min(step, end - s)
+            self._host(NR_MINCORE, s, n, SCRATCH)
+            out += self.stub.read(SCRATCH, n // PAGE)
+        return out
+
+    async def release(self) -> None:
+        """Write back shared file mappings and drop file references (at exit)."""
+        await self.writeback(self.vmas)
+        for v in self.vmas:
+            self._drop_file(v)
+        self.vmas, self._starts = [], []
+
+    def maps_text(self) -> str:
+        """/proc/PID/maps for the application's view (reserved stub ranges hidden)."""
+        lines = []
+        rows = [(v.start, v.end, v.prot, v.shared, v.offset, v.name) for v in self.vmas]
+        rows += [(s, e, 5 if n == "[vdso]" else 1, False, 0, n.encode())
+                 for s, e, n in self.reserved if n.startswith("[v")]
+        for s, e, prot, shared, off, name in sorted(rows):
+            perms = ("r" if prot & 1 else "-") + ("w" if prot & 2 else "-") + (
+                "x" if prot & 4 else "-") + ("s" if shared else "p")
+            lines.append(f"{s:08x}-{e:08x} {perms} {off:08x} 00:00 0".ljust(73)
+                         + " " + name.decode(errors="replace"))
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,48 @@
+"""A mapping of an application address space, as the Sentry records it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+PAGE = 4096
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE = 0x01, 0x02, 0x03
+MAP_FIXED, MAP_ANONYMOUS, MAP_GROWSDOWN = 0x10, 0x20, 0x100
+MAP_DENYWRITE, MAP_EXECUTABLE, MAP_LOCKED, MAP_NORESERVE = 0x800, 0x1000, 0x2000, 0x4000
+MAP_POPULATE, MAP_NONBLOCK, MAP_STACK, MAP_HUGETLB = 0x8000, 0x10000, 0x20000, 0x40000
+MAP_SYNC, MAP_FIXED_NOREPLACE = 0x80000, 0x100000
+
+
+def page_down(x: int) -> int:
+    return x & ~(PAGE - 1)
+
+
+def page_up(x: int) -> int:
+    return (x + PAGE - 1) & ~(PAGE - 1)
+
+
+@dataclass(slots=True)
+class Vma:
+    """[start, end) with its protection and what backs it.
+
+    `file` is the vfs FileDescription of a file mapping (None for anonymous memory) and
+    `offset` the file offset of `start`. Private file mappings are copies filled from the
+    file; `shared` file mappings are written back to the file on msync/munmap/exit.
+    """
+
+    start: int
+    end: int
+    prot: int
+    shared: bool = False
+    file: Any = None
+    offset: int = 0
+    name: bytes = b""
+    growsdown: bool = False
+    ino: int = 0
+    dev: int = 0
+
+    def slice(self, start: int, end: int) -> Vma:
+        """The part [start, end) of this mapping, with its file offset adjusted."""
+        return replace(self, start=start, end=end, offset=self.offset + (start - self.start))

@@ -1,0 +1,358 @@
+"""The ptrace platform: a stub process per address space, run under PTRACE_SYSEMU.
+
+Every ptrace call must come from the tracing thread, so all of this runs on the thread of
+the trio loop. A stopped thread is announced by SIGCHLD; `SigchldWaiter` turns that into a
+trio wakeup, and `PtraceStub.wait` polls waitpid for its own pid only, so children of the
+Sentry process that are not stubs (a gofer, a helper) keep their exit statuses.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+import signal
+import tempfile
+from dataclasses import dataclass
+
+import trio
+
+from . import libc
+from .libc import UserRegs
+from .stub import GADGET, SCRATCH, STUB_ADDR, STUB_END, seccomp_filter, stub_elf
+
+# Syscalls the Sentry injects into a stub; the stub's seccomp filter allows exactly these.
+NR_MMAP, NR_MPROTECT, NR_MUNMAP = 9, 10, 11
+NR_RT_SIGRETURN, NR_MREMAP, NR_MSYNC, NR_MINCORE, NR_MADVISE = 15, 25, 26, 27, 28
+NR_EXIT, NR_EXIT_GROUP = 60, 231
+INJECTED = [
+    NR_MMAP,
+    NR_MPROTECT,
+    NR_MUNMAP,
+    NR_MREMAP,
+    NR_MADVISE,
+    NR_MSYNC,
+    NR_MINCORE,
+    NR_RT_SIGRETURN,
+    NR_EXIT,
+    NR_EXIT_GROUP,
+]
+_NR_PRCTL, _NR_SECCOMP = 157, 317
+_SECCOMP_SET_MODE_FILTER = 1
+
+_SYSCALL_STOP = signal.SIGTRAP | 0x80
+_OPTIONS = (
+    libc.PTRACE_O_TRACESYSGOOD
+    | libc.PTRACE_O_EXITKILL
+    | libc.PTRACE_O_TRACECLONE
+    | libc.PTRACE_O_TRACEEXIT
+)
+# How many non-blocking waitpid polls a waiter spins before parking on SIGCHLD. A syscall
+# round trip is ~10 µs; parking costs a signal, a wakeup fd and a task switch.
+SPIN = 300
+
+
+class StubGone(Exception):
+    """The stub process died (killed from outside, or by its own seccomp filter)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"stub exited with wait status {status:#x}")
+        self.status = status
+
+
+class StopKind(enum.Enum):
+    SYSCALL = "syscall"  # PTRACE_SYSEMU entry stop: serve the call in the Sentry
+    SIGNAL = "signal"  # a real signal for the application (faults included)
+    EVENT = "event"  # PTRACE_EVENT_* stop (exit, clone)
+    EXITED = "exited"  # the thread is gone; status is its wait status
+
+
+@dataclass(slots=True)
+class Stop:
+    kind: StopKind
+    sig: int = 0
+    status: int = 0
+
+
+def classify(status: int) -> Stop:
+    """Turn a waitpid status of a traced thread into a Stop."""
+    if os.WIFSTOPPED(status):
+        sig = os.WSTOPSIG(status)
+        if sig == _SYSCALL_STOP:
+            return Stop(StopKind.SYSCALL, status=status)
+        if status >> 16:
+            return Stop(StopKind.EVENT, sig=status >> 16, status=status)
+        return Stop(StopKind.SIGNAL, sig=sig, status=status)
+    return Stop(StopKind.EXITED, status=status)
+
+
+class SigchldWaiter:
+    """Wakes tasks waiting for a traced thread to stop; one per trio run.
+
+    Run `serve` in a nursery (it reports readiness with task_status.started()).
+    """
+
+    def __init__(self) -> None:
+        self._lot = trio.lowlevel.ParkingLot()
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.open_signal_receiver(signal.SIGCHLD) as signals:
+            task_status.started()
+            async for _ in signals:
+                self._lot.unpark_all()
+
+    async def waitpid(self, pid: int) -> int:
+        """The next wait status of `pid`; spins briefly, then parks until SIGCHLD."""
+        flags = os.WNOHANG | libc.WALL
+        for _ in range(SPIN):
+            got, status = os.waitpid(pid, flags)
+            if got:
+                return status
+        while True:
+            got, status = os.waitpid(pid, flags)
+            if got:
+                return status
+            await self._lot.park()
+
+
+_memfd_works: bool | None = None
+
+
+def _spawn(image: bytes) -> int:
+    """fork + PTRACE_TRACEME + exec the stub image; return the pid stopped at exec."""
+    global _memfd_works
+    tmpdir = None
+    if _memfd_works is not False:
+        fd = os.memfd_create("runpsc-stub", os.MFD_CLOEXEC)
+        os.write(fd, image)
+        path = None
+    else:
+        tmpdir = tempfile.mkdtemp(prefix="runpsc-stub-")
+        path = os.path.join(tmpdir, "stub")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o500)
+        os.write(fd, image)
+        os.close(fd)
+        fd = -1
+    try:
+        pid = os.fork()
+        if pid == 0:  # child: only async-signal-safe work, then exec
+            try:
+                libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+                os.setpgid(0, 0)  # terminal signals go to runpsc, not the stub
+                keep = fd if fd >= 0 else 0
+                os.closerange(0, keep)
+                os.closerange(keep + 1, 1 << 20)
+                libc.ptrace(libc.PTRACE_TRACEME, 0)
+                if path is None:
+                    os.execve(fd, ["runpsc-stub"], {})
+                else:
+                    os.execve(path, ["runpsc-stub"], {})
+            finally:
+                os._exit(127)
+        _, status = os.waitpid(pid, libc.WALL)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if tmpdir is not None:
+            os.unlink(path)
+            os.rmdir(tmpdir)
+    if os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP:
+        if _memfd_works is None and path is None:
+            _memfd_works = True
+        return pid
+    if _memfd_works is None and path is None:
+        _memfd_works = False  # e.g. vm.memfd_noexec=2: retry from a private file
+        return _spawn(image)
+    raise OSError(errno.ENOEXEC, f"stub failed to start: wait status {status:#x}")
+
+
+class PtraceStub:
+    """One application address space: a traced stub process and its (single) thread.
+
+    The interface other platforms would implement: `start`, `wait`, `regs` /
+    `load_regs` / `store_regs`, `resume`, `read` / `write` / `write_force`, `inject`,
+    `kill`.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.regs = UserRegs()
+        self._mem = os.open(f"/proc/{pid}/mem", os.O_RDWR | os.O_CLOEXEC)
+        # True while the thread sits at a PTRACE_SYSEMU entry stop: a PTRACE_SYSCALL from
+        # there yields the *exit* stop of the skipped call before anything can be injected.
+        self._at_sysemu_entry = False
+        self.dead_status: int | None = None
+        self.pending_signals: list[int] = []
+
+    @classmethod
+    def start(cls) -> PtraceStub:
+        """Start a stub, trace it with EXITKILL, and confine it with its seccomp filter.
+
+        Returns stopped, ready for `inject`; the stub's host stack is unmapped, so the
+        address space holds only the stub, the vDSO and vvar.
+        """
+        pid = _spawn(stub_elf())
+        try:
+            libc.ptrace(libc.PTRACE_SETOPTIONS, pid, 0, _OPTIONS)
+            stub = cls(pid)
+        except BaseException:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, libc.WALL)
+            raise
+        try:
+            stub.load_regs()
+            stub.regs.rip = GADGET
+            prog = seccomp_filter(INJECTED)
+            stub.write_force(SCRATCH + 16, prog)
+            fprog = (len(prog) // 8).to_bytes(8, "little") + (SCRATCH + 16).to_bytes(8, "little")
+            stub.write_force(SCRATCH, fprog)
+            if stub.inject(_NR_PRCTL, libc.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+                raise OSError(errno.EPERM, "stub: PR_SET_NO_NEW_PRIVS failed")
+            r = stub.inject(_NR_SECCOMP, _SECCOMP_SET_MODE_FILTER, 0, SCRATCH)
+            if r != 0:
+                raise OSError(-r, f"stub: seccomp filter refused: {os.strerror(-r)}")
+            stub.write_force(SCRATCH, bytes(16 + len(prog)))
+            for start, end, name in stub.host_maps():
+                if name == "[stack]":
+                    stub.inject(NR_MUNMAP, start, end - start)
+        except BaseException:
+            stub.kill()
+            raise
+        return stub
+
+    # registers ---------------------------------------------------------------------------
+
+    def load_regs(self) -> UserRegs:
+        """Fetch the stopped thread's registers into `self.regs`."""
+        libc.get_regs(self.pid, self.regs)
+        return self.regs
+
+    def store_regs(self) -> None:
+        """Write `self.regs` back into the stopped thread."""
+        libc.set_regs(self.pid, self.regs)
+
+    # running -----------------------------------------------------------------------------
+
+    def resume(self, sig: int = 0) -> None:
+        """Store `self.regs` and run the application until its next syscall or signal."""
+        libc.set_regs(self.pid, self.regs)
+        libc.resume(libc.PTRACE_SYSEMU, self.pid, sig)
+        self._at_sysemu_entry = False
+
+    async def wait(self, waiter: SigchldWaiter) -> Stop:
+        """Wait for the next stop of the application thread; registers are loaded."""
+        status = await waiter.waitpid(self.pid)
+        stop = classify(status)
+        if stop.kind is StopKind.SYSCALL:
+            libc.get_regs(self.pid, self.regs)
+            self._at_sysemu_entry = True
+        elif stop.kind is StopKind.EXITED:
+            self.dead_status = status
+        else:
+            libc.get_regs(self.pid, self.regs)
+        return stop
+
+    # memory ------------------------------------------------------------------------------
+
+    def read(self, addr: int, n: int) -> bytes:
+        """Read application memory (page protections apply); OSError(EFAULT) if unmapped."""
+        return libc.vm_read(self.pid, addr, n)
+
+    def write(self, addr: int, data: bytes) -> None:
+        """Write application memory (page protections apply); OSError(EFAULT) otherwise."""
+        libc.vm_write(self.pid, addr, data)
+
+    def write_force(self, addr: int, data: bytes) -> None:
+        """Write through /proc/PID/mem, ignoring protections (filling text at load time)."""
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self._mem, view, addr)
+            if n <= 0:
+                raise OSError(errno.EFAULT, f"write_force at {addr:#x}")
+            view = view[n:]
+            addr += n
+
+    def host_maps(self) -> list[tuple[int, int, str]]:
+        """The host's view of the stub's mappings: (start, end, name) from /proc/PID/maps."""
+        out = []
+        with open(f"/proc/{self.pid}/maps") as f:
+            for line in f:
+                parts = line.split(maxsplit=5)
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                out.append((start, end, parts[5].strip() if len(parts) > 5 else ""))
+        return out
+
+    # injection ---------------------------------------------------------------------------
+
+    def _step_to_syscall_stop(self) -> None:
+        """PTRACE_SYSCALL and wait (blocking: injected calls are short) for the next syscall
+        stop, remembering real signals that arrive meanwhile."""
+        libc.resume(libc.PTRACE_SYSCALL, self.pid, 0)
+        while True:
+            _, status = os.waitpid(self.pid, libc.WALL)
+            stop = classify(status)
+            if stop.kind is StopKind.SYSCALL:
+                return
+            if stop.kind is StopKind.EXITED:
+                self.dead_status = status
+                raise StubGone(status)
+            if stop.kind is StopKind.SIGNAL:
+                self.pending_signals.append(stop.sig)
+            libc.resume(libc.PTRACE_SYSCALL, self.pid, 0)
+
+    def inject(self, nr: int, a0: int = 0, a1: int = 0, a2: int = 0, a3: int = 0,
+               a4: int = 0, a5: int = 0) -> int:
+        """Run host syscall `nr` in the stub with the Sentry's arguments; return raw rax.
+
+        The application's registers (`self.regs`) are saved and restored around the call,
+        so the application resumes exactly where it stopped. Ordering matters: at a SYSEMU
+        entry stop the first PTRACE_SYSCALL only produces the exit stop of the skipped
+        call; only after that does the gadget's `syscall` run the injected call.
+        """
+        if self.dead_status is not None:
+            raise StubGone(self.dead_status)
+        saved = self.regs.copy()
+        if self._at_sysemu_entry:
+            libc.set_regs(self.pid, self.regs)
+            self._step_to_syscall_stop()  # exit stop of the skipped application call
+            self._at_sysemu_entry = False
+        r = UserRegs()
+        r_src = saved
+        r.cs, r.ss, r.eflags = r_src.cs, r_src.ss, r_src.eflags
+        r.fs_base, r.gs_base = r_src.fs_base, r_src.gs_base
+        r.ds, r.es, r.fs, r.gs = r_src.ds, r_src.es, r_src.fs, r_src.gs
+        r.rsp = r_src.rsp
+        r.rip = GADGET
+        r.rax = r.orig_rax = nr
+        r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9 = a0, a1, a2, a3, a4, a5
+        libc.set_regs(self.pid, r)
+        self._step_to_syscall_stop()  # entry stop of the injected call, at the gadget
+        libc.get_regs(self.pid, r)
+        if r.orig_rax != nr or r.rip != GADGET + 2:
+            self.kill()
+            raise StubGone(-1)
+        self._step_to_syscall_stop()  # exit stop: the host ran it
+        libc.get_regs(self.pid, r)
+        result = r.rax
+        self.regs = saved
+        libc.set_regs(self.pid, saved)
+        return result - (1 << 64) if result >= 1 << 63 else result
+
+    # teardown ----------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """SIGKILL the stub and reap it (idempotent)."""
+        if self.dead_status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                _, self.dead_status = os.waitpid(self.pid, libc.WALL)
+            except ChildProcessError:
+                self.dead_status = -1
+        if self._mem >= 0:
+            os.close(self._mem)
+            self._mem = -1
+
+    @staticmethod
+    def reserved() -> tuple[int, int]:
+        """The range the stub itself occupies in every address space."""
+        return STUB_ADDR, STUB_END

@@ -1,0 +1,89 @@
+"""Helpers for the platform/loader/mm/escape tests: build C programs, run them in a Kernel.
+
+Programs print through a test-only `write`/`writev` that captures what fd 1 and 2 receive,
+so these tests do not depend on the files engineer's handlers (see SENTRY_CONTRACT.md,
+"Bring-up before the VFS is ready"). The shared table is never modified.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from pathlib import Path
+
+from sentry.kernel import Kernel
+from sentry.loader import HostFiles
+from sentry.syscalls.table import TABLE, Entry, Level, SyscallError, number
+from tests.support import need_binary
+
+_OWN_FAMILIES = {"sentry.syscalls.sys_process", "sentry.syscalls.sys_mmap",
+                 "sentry.syscalls.table"}
+
+
+class Captured:
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.err = bytearray()
+
+
+def capture_table(cap: Captured, extra: dict[str, object] | None = None) -> dict[int, Entry]:
+    """The shared table plus test-only write/writev capturing fds 1 and 2 (EBADF else)."""
+
+    def write(t, fd, buf, n, *_):
+        """Test-only write(2)."""
+        if fd not in (1, 2):
+            raise SyscallError(errno.EBADF)
+        data = t.mem_read(buf, n)
+        (cap.out if fd == 1 else cap.err).extend(data)
+        return len(data)
+
+    def writev(t, fd, iov, cnt, *_):
+        """Test-only writev(2)."""
+        return sum(write(t, fd, b, n) for b, n in t.read_iovecs(iov, cnt))
+
+    # Only the platform engineer's families: these tests run without a VFS.
+    tab = {nr: e for nr, e in TABLE.items()
+           if e.handler is None or e.handler.__module__ in _OWN_FAMILIES}
+    handlers = {"write": write, "writev": writev, **(extra or {})}
+    for name, fn in handlers.items():
+        nr = number(name)
+        tab[nr] = Entry(nr, name, fn, Level.SUPPORTED, "", False)
+    return tab
+
+
+async def run(argv: list[str], *, env: list[str] | None = None,
+              extra: dict[str, object] | None = None) -> tuple[int, bytes, bytes, Kernel]:
+    """Run argv in a fresh Kernel reading programs from the host; return
+    (wait status, stdout, stderr, kernel)."""
+    cap = Captured()
+    import io
+
+    k = Kernel(exec_source=HostFiles(), table=capture_table(cap, extra), stderr=io.StringIO())
+    status = await k.run([a.encode() for a in argv], [e.encode() for e in (env or [])], None)
+    return status, bytes(cap.out), bytes(cap.err), k
+
+
+def build_c(tmp: Path, name: str, source: str, *flags: str) -> str:
+    """Compile `source` with gcc into tmp/name; returns the path."""
+    gcc = need_binary("gcc")
+    src = tmp / f"{name}.c"
+    src.write_text(source)
+    out = tmp / name
+    subprocess.run([gcc, "-O1", "-o", str(out), str(src), *flags], check=True,
+                   capture_output=True)
+    return str(out)
+
+
+def native(argv: list[str]) -> tuple[int, bytes]:
+    """Run argv natively; return (wait-status-like code, stdout)."""
+    p = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL)
+    status = (p.returncode << 8) if p.returncode >= 0 else -p.returncode
+    return status, p.stdout
+
+
+def busybox() -> str:
+    path = "/bin/busybox"
+    if not os.access(path, os.X_OK):
+        need_binary("busybox-not-found", "busybox-static")
+    return path

@@ -1,0 +1,119 @@
+"""The ptrace platform: stub start-up, confinement, injection, memory, faults, errors."""
+
+import errno
+import os
+import signal
+
+import pytest
+
+from sentry.platform import PtraceStub, StubGone
+from sentry.platform.stub import STUB_ADDR
+
+from .platform_helpers import build_c, native, run
+
+
+def test_stub_is_confined_and_injects():
+    stub = PtraceStub.start()
+    try:
+        status = open(f"/proc/{stub.pid}/status").read()
+        assert "Seccomp:\t2" in status and "NoNewPrivs:\t1" in status
+        names = {n for _, _, n in stub.host_maps()}
+        assert "[stack]" not in names  # only the stub, vDSO and vvar remain
+        assert os.listdir(f"/proc/{stub.pid}/fd") == []  # no host fds inherited
+        addr = stub.inject(9, 0, 8192, 3, 0x22, (1 << 64) - 1, 0)
+        assert addr > 0
+        stub.write(addr, b"hello")
+        assert stub.read(addr, 5) == b"hello"
+        assert stub.inject(10, addr, 4096, 1) == 0
+        with pytest.raises(OSError) as e:
+            stub.write(addr, b"x")  # process_vm_writev honours protections
+        assert e.value.errno == errno.EFAULT
+        stub.write_force(addr, b"X")  # /proc/PID/mem does not
+        assert stub.read(addr, 1) == b"X"
+        with pytest.raises(OSError):
+            stub.read(0x1000, 8)
+        assert stub.read(STUB_ADDR + 0xC8, 2) == b"\x0f\x05"
+    finally:
+        stub.kill()
+
+
+def test_seccomp_kills_a_call_outside_the_injected_set():
+    stub = PtraceStub.start()
+    try:
+        stub.inject(39)  # getpid: not in the set, so the filter kills the stub
+        with pytest.raises(StubGone) as e:
+            stub.inject(9, 0, 4096, 3, 0x22, (1 << 64) - 1, 0)
+        assert os.WIFSIGNALED(e.value.status) and os.WTERMSIG(e.value.status) == signal.SIGSYS
+    finally:
+        stub.kill()
+
+
+NULL = r"""
+#include <stdio.h>
+int main(void) { volatile int *p = 0; return *p; }
+"""
+
+UNSUPPORTED = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    long r = syscall(1000, 1, 2, 3);
+    printf("%ld %d\n", r, errno);
+    return 3;
+}
+"""
+
+
+async def test_null_dereference_dies_with_sigsegv(tmp_path):
+    prog = build_c(tmp_path, "null", NULL, "-static")
+    assert native([prog])[0] == signal.SIGSEGV
+    status, _, _, k = await run([prog])
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSEGV
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGSEGV  # runtime: 128+11
+
+
+async def test_unsupported_syscall_is_enosys_and_reported(tmp_path):
+    prog = build_c(tmp_path, "unsup", UNSUPPORTED, "-static")
+    st, out = native([prog])
+    status, got, _, k = await run([prog])
+    assert (status, got) == (st, out) == (3 << 8, f"-1 {errno.ENOSYS}\n".encode())
+    assert ("unsupported-syscall", {"nr": 1000, "name": "syscall_1000"}) in k.events
+    assert "unsupported syscall syscall_1000 (1000)" in k.stderr.getvalue()
+
+
+async def test_handler_bug_ends_sandbox_not_sentry(tmp_path):
+    prog = build_c(tmp_path, "unsup", UNSUPPORTED, "-static")
+
+    def broken(t, *_):
+        """Test-only handler with a bug."""
+        raise RuntimeError("boom")
+
+    status, _, _, k = await run([prog], extra={"exit_group": broken})
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert any(e == "internal-error" and "boom" in f["error"] for e, f in k.events)
+
+
+async def test_bad_pointer_is_efault_not_a_crash(tmp_path):
+    src = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+    long a = syscall(SYS_uname, (void *)16);
+    int e1 = errno;
+    long b = syscall(SYS_clock_gettime, 0, (void *)-4096L);
+    int e2 = errno;
+    long c = syscall(SYS_write, 1, (void *)8, 10);
+    int e3 = errno;
+    printf("%ld %d %ld %d %ld %d\n", a, e1, b, e2, c, e3);
+    return 0;
+}
+"""
+    prog = build_c(tmp_path, "efault", src, "-static")
+    st, out = native([prog])
+    status, got, _, _ = await run([prog])
+    assert (status, got) == (st, out)
+    assert got.split()[1] == str(errno.EFAULT).encode()
+
