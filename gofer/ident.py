@@ -21,7 +21,7 @@ import pwd
 import threading
 from dataclasses import dataclass, field
 
-__all__ = ["Ident", "IdentityPolicy", "UserDB", "apply_ident", "NONUNAME"]
+__all__ = ["Ident", "IdentityPolicy", "UserDB", "apply_ident", "restore_ident", "process_ident", "NONUNAME"]
 
 NONUNAME = 0xFFFFFFFF  # 9P2000.L n_uname meaning "no numeric uid given"
 
@@ -95,7 +95,7 @@ class IdentityPolicy:
     def build(cls, *, allsquash: bool = False, squashuser: str | None = None) -> IdentityPolicy:
         """The policy for this process: switching when root, optional squashing."""
         db = UserDB.load()
-        me = Ident(os.geteuid(), os.getegid(), tuple(sorted(set(os.getgroups()))))
+        me = process_ident()
         squash = None
         if allsquash or squashuser:
             name = squashuser or "nobody"
@@ -148,3 +148,13 @@ def apply_ident(ident: Ident) -> None:
         _current.ident = None
         raise OSError(errno.EPERM, f"cannot take fsuid {ident.uid}")
     _current.ident = ident
+
+
+def process_ident() -> Ident:
+    """The process's own credentials (what a thread has before any apply_ident)."""
+    return Ident(os.geteuid(), os.getegid(), tuple(sorted(set(os.getgroups()))))
+
+
+def restore_ident() -> None:
+    """Give the calling thread the process's own filesystem credentials back."""
+    apply_ident(process_ident())

@@ -1,0 +1,97 @@
+"""Running a gofer for tests: in-process over a socketpair, or as `runpsc gofer serve`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+
+import trio
+
+import p9
+from gofer.host import Export, ProcFD
+from gofer.ident import IdentityPolicy, restore_ident
+from gofer.serve import GoferOptions, serve_stream
+from gofer.server import GoferFilesystem
+
+
+@asynccontextmanager
+async def gofer_fs(
+    exports: Sequence[Export], *, options: GoferOptions = GoferOptions(), **policy: object
+) -> AsyncIterator[tuple[GoferFilesystem, trio.Nursery]]:
+    """An opened GoferFilesystem and a nursery to run connections in; closes everything."""
+    procfd = ProcFD()
+    fs = GoferFilesystem.open(exports, IdentityPolicy.build(**policy), procfd)  # type: ignore[arg-type]
+    try:
+        async with trio.open_nursery() as nursery:
+            yield fs, nursery
+            nursery.cancel_scope.cancel()
+    finally:
+        restore_ident()  # requests ran on this (the test's) thread as attaching users
+        for e in exports:
+            e.close()
+        procfd.close()
+
+
+@asynccontextmanager
+async def connect(
+    fs: GoferFilesystem, nursery: trio.Nursery, *, options: GoferOptions = GoferOptions(),
+    msize: int = 1 << 20, version: bytes = p9.RUNPSC,
+) -> AsyncIterator[p9.Client]:
+    """A client on a fresh connection to `fs` (served in `nursery`)."""
+    a, b = p9.socketpair()
+    done = trio.Event()
+
+    async def server() -> None:
+        try:
+            await serve_stream(b, fs, options)
+        finally:
+            done.set()
+
+    nursery.start_soon(server)
+    async with p9.open_client(a, msize=msize, version=version) as client:
+        yield client
+    with trio.fail_after(10):
+        await done.wait()
+
+
+def open_fds() -> int:
+    """How many descriptors this process holds."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+@contextmanager
+def gofer_process(args: Sequence[str], *, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """`runpsc gofer serve ARGS`, waited for until it serves (--ready-fd); killed after."""
+    r, w = os.pipe()
+    cmd = [sys.executable, "-m", "runtime.cli", "gofer", "serve", "--ready-fd", str(w), *args]
+    proc = subprocess.Popen(
+        cmd, pass_fds=(w,), stderr=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(
+            os.path.dirname(os.path.abspath(__file__)))), env=env,
+    )
+    os.close(w)
+    try:
+        deadline = time.monotonic() + 30
+        ready = b""
+        while time.monotonic() < deadline:
+            ready = os.read(r, 1)
+            break
+        if ready != b"R":
+            proc.kill()
+            _, err = proc.communicate()
+            raise RuntimeError(f"gofer did not start: {err.decode(errors='replace')}")
+        yield proc
+    finally:
+        os.close(r)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stderr:
+            proc.stderr.close()

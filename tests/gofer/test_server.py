@@ -1,0 +1,291 @@
+"""The gofer over 9P with our own client: each operation compared with Linux on the same tree,
+plus the resource bounds (fid budget, idle timeout, descriptors released on disconnect)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import trio
+
+import p9
+from gofer.host import Export
+from gofer.ident import restore_ident
+from gofer.serve import GoferOptions
+from tests.gofer.helpers import connect, gofer_fs, open_fds
+
+
+def native(fn, *a, **kw):
+    """(errno, result) of a native call."""
+    try:
+        return 0, fn(*a, **kw)
+    except OSError as e:
+        return e.errno, None
+
+
+async def ours(coro):
+    try:
+        return 0, await coro
+    except OSError as e:
+        return e.errno, None
+
+
+@pytest.fixture
+def exp(tmp_path: Path) -> Path:
+    d = tmp_path / "exp"
+    d.mkdir()
+    (d / "file").write_bytes(b"0123456789" * 1000)
+    (d / "dir").mkdir()
+    (d / "dir" / "inner").write_bytes(b"inner")
+    os.symlink("file", d / "link")
+    return d
+
+
+async def test_walk_getattr_read_like_native(exp: Path) -> None:
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), connect(fs, nursery) as c:
+        root = await c.attach(b"e")
+        fs9 = p9.PathFS(root)
+        for name in ("file", "dir", "link", "dir/inner"):
+            st9 = (await fs9.stat(name)).attr
+            st = os.lstat(exp / name)
+            assert (st9.mode, st9.uid, st9.gid, st9.nlink, st9.size, st9.mtime_sec, st9.mtime_nsec) == (
+                st.st_mode, st.st_uid, st.st_gid, st.st_nlink, st.st_size, st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9,
+            )
+        assert await fs9.read_file("file") == (exp / "file").read_bytes()
+        assert sorted(await fs9.listdir("")) == sorted(os.fsencode(n) for n in os.listdir(exp))
+        assert await fs9.readlink("link") == os.fsencode(os.readlink(exp / "link"))
+        for missing in ("nope", "file/x", "dir/nope"):
+            e9, _ = await ours(fs9.stat(missing))
+            en, _ = native(os.lstat, exp / missing)
+            assert e9 == en
+        await root.clunk()
+
+
+async def test_unknown_aname_is_enoent(exp: Path) -> None:
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), connect(fs, nursery) as c:
+        with pytest.raises(OSError) as ei:
+            await c.attach(b"nosuch")
+        assert ei.value.errno == errno.ENOENT
+
+
+async def test_mutations_like_native(exp: Path, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), connect(fs, nursery) as c:
+        root = await c.attach(b"e")
+        g = p9.PathFS(root)
+        await g.write_file("new", b"hello", mode=0o640)
+        await g.mkdir("sub", 0o750)
+        await g.symlink("/abs/target", "sym")
+        await g.link("new", "hard")
+        await g.rename("new", "sub/moved")
+        await g.mknod("fifo", stat.S_IFIFO | 0o600)
+        await g.chmod("sub/moved", 0o604)
+        await g.truncate("sub/moved", 2)
+        await g.utime("sub/moved", (1_000_000_000_123, 2_000_000_000_456))
+        await g.setxattr("hard", "user.k", b"v")
+        # the same sequence natively
+        mirror.mkdir()
+        (mirror / "new").write_bytes(b"hello")
+        os.chmod(mirror / "new", 0o640)
+        os.mkdir(mirror / "sub", 0o750)
+        os.symlink("/abs/target", mirror / "sym")
+        os.link(mirror / "new", mirror / "hard")
+        os.rename(mirror / "new", mirror / "sub" / "moved")
+        os.mkfifo(mirror / "fifo", 0o600)
+        os.chmod(mirror / "sub" / "moved", 0o604)
+        os.truncate(mirror / "sub" / "moved", 2)
+        os.utime(mirror / "sub" / "moved", ns=(1_000_000_000_123, 2_000_000_000_456))
+        os.setxattr(mirror / "hard", "user.k", b"v")
+        for rel in ("sub", "sym", "hard", "sub/moved", "fifo"):
+            a, b = os.lstat(exp / rel), os.lstat(mirror / rel)
+            assert (a.st_mode, a.st_nlink, a.st_size) == (b.st_mode, b.st_nlink, b.st_size), rel
+        assert os.stat(exp / "sub/moved").st_mtime_ns == 2_000_000_000_456
+        assert os.getxattr(exp / "hard", "user.k") == b"v" == await g.getxattr("hard", "user.k")
+        assert (exp / "sub" / "moved").read_bytes() == b"he"
+        # errors match
+        cases = [
+            (g.mkdir("sub"), lambda: os.mkdir(mirror / "sub")),
+            (g.rmdir("sub"), lambda: os.rmdir(mirror / "sub")),
+            (g.unlink("sub"), lambda: os.unlink(mirror / "sub")),
+            (g.rmdir("hard"), lambda: os.rmdir(mirror / "hard")),
+            (g.readlink("hard"), lambda: os.readlink(mirror / "hard")),
+            (g.getxattr("hard", "user.none"), lambda: os.getxattr(mirror / "hard", "user.none")),
+        ]
+        for coro, nat in cases:
+            e9, _ = await ours(coro)
+            en, _ = native(nat)
+            assert e9 == en and e9 != 0
+        await g.unlink("sub/moved")
+        await g.rmdir("sub")
+        assert not (exp / "sub").exists()
+        await root.clunk()
+
+
+async def test_open_flags_and_io(exp: Path) -> None:
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), connect(fs, nursery) as c:
+        root = await c.attach(b"e")
+        f = await root.walk([b"file"])
+        await f.open(os.O_WRONLY | os.O_APPEND)
+        await f.write(0, b"TAIL")
+        await f.clunk()
+        assert (exp / "file").read_bytes().endswith(b"9TAIL")
+        d = await root.walk([])
+        await d.create(b"excl", os.O_RDWR | os.O_EXCL, 0o600, 0)
+        await d.write(0, b"x" * 300_000)
+        assert await d.read(299_990, 100) == b"x" * 10
+        await d.clunk()
+        d = await root.walk([])
+        e9, _ = await ours(d.create(b"excl", os.O_RDWR | os.O_EXCL, 0o600, 0))
+        en, _ = native(os.open, exp / "excl", os.O_RDWR | os.O_CREAT | os.O_EXCL)
+        assert e9 == en == errno.EEXIST
+        await d.clunk()
+        f = await root.walk([b"file"])
+        await f.open(os.O_RDWR | os.O_TRUNC)
+        await f.clunk()
+        assert (exp / "file").stat().st_size == 0
+        f = await root.walk([b"dir"])
+        e9, _ = await ours(f.open(os.O_WRONLY))
+        assert e9 == errno.EISDIR
+        await f.clunk()
+        await root.clunk()
+
+
+async def test_locks_statfs_fsync_allocate(exp: Path) -> None:
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), connect(fs, nursery) as c:
+        root = await c.attach(b"e")
+        a = await root.walk([b"file"])
+        b = await root.walk([b"file"])
+        await a.open(os.O_RDWR)
+        await b.open(os.O_RDWR)
+        assert await a.lock(p9.LockType.WRLCK, 0, 100) == p9.LockStatus.SUCCESS
+        assert await b.lock(p9.LockType.WRLCK, 50, 10) == p9.LockStatus.BLOCKED
+        got = await b.getlock(p9.LockType.WRLCK, 50, 10)
+        assert got.lock_type == p9.LockType.WRLCK
+        assert await a.lock(p9.LockType.UNLCK, 0, 100) == p9.LockStatus.SUCCESS
+        assert await b.lock(p9.LockType.WRLCK, 50, 10) == p9.LockStatus.SUCCESS
+        await a.fsync()
+        await a.allocate(0, 0, 1 << 20)
+        assert os.stat(exp / "file").st_size == 1 << 20
+        sf = await root.statfs()
+        sv = os.statvfs(exp)
+        assert (sf.bsize, sf.blocks, sf.files, sf.namelen) == (sv.f_bsize, sv.f_blocks, sv.f_files, sv.f_namemax)
+        for f in (a, b, root):
+            await f.clunk()
+
+
+async def test_readdir_large_directory_offsets(exp: Path) -> None:
+    big = exp / "big"
+    big.mkdir()
+    n = 5000
+    for i in range(n):
+        os.close(os.open(big / f"entry-{i:05d}", os.O_CREAT | os.O_WRONLY, 0o644))
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), connect(fs, nursery, msize=8192) as c:
+        root = await c.attach(b"e")
+        d = await root.walk([b"big"])
+        await d.open(os.O_RDONLY)
+        names = []
+        off = 0
+        while True:
+            chunk = await d.readdir(off)
+            if not chunk:
+                break
+            names.extend(e.name for e in chunk)
+            off = chunk[-1].offset
+        assert len(names) == n + 2
+        assert sorted(names[2:]) == sorted(os.fsencode(x) for x in os.listdir(big))
+        await d.clunk()
+        await root.clunk()
+
+
+async def test_read_only_export_over_9p(exp: Path) -> None:
+    before = sorted(os.listdir(exp)), (exp / "file").read_bytes()
+    async with gofer_fs([Export("e", str(exp), readonly=True)]) as (fs, nursery), connect(fs, nursery) as c:
+        root = await c.attach(b"e")
+        g = p9.PathFS(root)
+        for coro in (
+            g.write_file("new", b"x"), g.mkdir("d2"), g.unlink("file"), g.rename("file", "f2"),
+            g.chmod("file", 0o777), g.truncate("file", 0), g.setxattr("file", "user.a", b"1"),
+            g.symlink("t", "s2"), g.link("file", "h2"), g.utime("file", None),
+        ):
+            e9, _ = await ours(coro)
+            assert e9 == errno.EROFS
+        assert await g.read_file("file") == before[1]
+        await root.clunk()
+    assert (sorted(os.listdir(exp)), (exp / "file").read_bytes()) == before
+
+
+async def test_descriptors_released_on_disconnect(exp: Path) -> None:
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery):
+        await trio.sleep(0)
+        baseline = open_fds()
+        async with connect(fs, nursery) as c:
+            root = await c.attach(b"e")
+            held = []
+            for _ in range(50):
+                f = await root.walk([b"dir", b"inner"])
+                await f.open(os.O_RDONLY)
+                held.append(f)
+            d = await root.walk([b"dir"])
+            await d.open(os.O_RDONLY)
+            await d.readdir(0)
+            assert open_fds() >= baseline + 100
+            # the client goes away without clunking anything
+        await trio.sleep(0.05)
+        assert open_fds() == baseline
+
+
+async def test_fid_budget_per_connection(exp: Path) -> None:
+    opts = GoferOptions(max_fids=10)
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), connect(fs, nursery, options=opts) as c:
+        root = await c.attach(b"e")
+        held = [await root.walk([b"file"]) for _ in range(9)]
+        with pytest.raises(OSError) as ei:
+            await root.walk([b"file"])
+        assert ei.value.errno == errno.EMFILE
+        await held.pop().clunk()
+        held.append(await root.walk([b"file"]))  # freed budget is reusable
+        for f in held:
+            await f.clunk()
+        await root.clunk()
+
+
+async def test_idle_connection_closed(exp: Path) -> None:
+    opts = GoferOptions(idle_timeout=0.3)
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery):
+        baseline = open_fds()
+        async with connect(fs, nursery, options=opts) as c:
+            root = await c.attach(b"e")
+            f = await root.walk([b"file"])
+            await f.open(os.O_RDONLY)
+            await trio.sleep(1.0)
+            with pytest.raises(OSError):
+                await f.read(0, 10)
+        assert open_fds() <= baseline
+
+
+async def test_squash_and_identity(exp: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("identity switching needs root")
+    os.chmod(exp, 0o777)
+    async with gofer_fs([Export("e", str(exp))], allsquash=True) as (fs, nursery), connect(fs, nursery) as c:
+        root = await c.attach(b"e", uname=b"root", n_uname=0)
+        await p9.PathFS(root).write_file("squashed", b"x")
+        restore_ident()  # the server ran on this thread; check natively as ourselves
+        assert os.stat(exp / "squashed").st_uid == 65534
+        await root.clunk()
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), connect(fs, nursery) as c:
+        root = await c.attach(b"e", uname=b"nobody", n_uname=65534)
+        g = p9.PathFS(root)
+        await g.write_file("mine", b"x")
+        restore_ident()
+        assert os.stat(exp / "mine").st_uid == 65534
+        os.chmod(exp / "file", 0o600)
+        e9, _ = await ours(g.read_file("file"))
+        assert e9 == errno.EACCES
+        await root.clunk()
+        root = await c.attach(b"e", uname=b"root", n_uname=0)
+        assert len(await p9.PathFS(root).read_file("file")) == 10000
+        await root.clunk()
