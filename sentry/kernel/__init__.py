@@ -6,7 +6,8 @@ and the Kernel itself imports the loader and memory manager, which import the ta
 
 from typing import Any
 
-from .task import Task, TaskExit
+from .exit import TaskExit
+from .task import Task
 
 __all__ = ["Kernel", "Task", "TaskExit"]
 

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import trio
 
-from sentry.loader import ExecSource, load
+from sentry.loader import ExecSource, VfsFiles, load
 from sentry.mm import MemoryManager
 from sentry.platform.ptrace import PtraceStub, SigchldWaiter, StopKind, StubGone
 from sentry.syscalls.table import TABLE, Entry, SyscallError, name_of
@@ -34,13 +34,14 @@ class Kernel:
     """One sandbox's kernel.
 
     Args:
-        exec_source: where execve reads programs from (the VFS in a real sandbox).
+        exec_source: where execve reads programs from; by default the VFS, as each
+            process sees it (its root, cwd and credentials).
         vfs: the `vfs.VirtualFilesystem`, for handlers (``t.kernel.vfs``).
         table: number -> Entry; the shared `TABLE` unless a test brings its own.
         stderr: where user-visible events go (rate-limited), besides the debug log.
     """
 
-    def __init__(self, *, exec_source: ExecSource, vfs: Any = None,
+    def __init__(self, *, exec_source: ExecSource | None = None, vfs: Any = None,
                  table: Mapping[int, Entry] | None = None, stderr: TextIO | None = None,
                  hostname: bytes = b"runpsc") -> None:
         import sentry.syscalls  # noqa: F401  (registers every handler family)
@@ -97,7 +98,8 @@ class Kernel:
             ids = {}
             if creds is not None:
                 ids = dict(uid=creds.uid, gid=creds.gid, euid=creds.euid, egid=creds.egid)
-            loaded = await load(mm, self.exec_source, path or argv[0], argv, envp, **ids)
+            source = self.exec_source or VfsFiles(self.vfs, fs, creds)
+            loaded = await load(mm, source, path or argv[0], argv, envp, **ids)
             pid = self.alloc_pid()
             t = Task(self, stub, mm, tid=pid, tgid=pid, ppid=0, fdtable=fdtable, fs=fs,
                      creds=creds)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from sentry.platform.ptrace import PtraceStub
 from sentry.syscalls.table import SyscallError
 
+from .exit import TaskExit
+
 if TYPE_CHECKING:
     from sentry.mm.address_space import MemoryManager
 
@@ -16,15 +18,7 @@ if TYPE_CHECKING:
 
 _MAX_RW = 0x7FFFF000  # Linux's MAX_RW_COUNT
 UIO_MAXIOV = 1024
-
-
-class TaskExit(Exception):
-    """Raised by exit/exit_group handlers: the task (or its group) ends with `status`."""
-
-    def __init__(self, status: int, *, group: bool = True) -> None:
-        super().__init__(status)
-        self.status = status
-        self.group = group
+__all__ = ["Task", "TaskExit"]
 
 
 class Task:

@@ -77,13 +77,18 @@ class Loaded:
 
 
 async def _read_all(f: ExecFile) -> bytes:
+    """The whole file, then the loader's reference is dropped (mappings are copies)."""
     chunks, off = [], 0
-    while True:
-        data = await f.fdesc.pread(1 << 20, off)
-        if not data:
-            break
-        chunks.append(data)
-        off += len(data)
+    try:
+        while True:
+            data = await f.fdesc.pread(1 << 20, off)
+            if not data:
+                break
+            chunks.append(data)
+            off += len(data)
+    finally:
+        if hasattr(f.fdesc, "dec_ref"):
+            await f.fdesc.dec_ref()
     return b"".join(chunks)
 
 

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from sentry.syscalls.table import SyscallError
 
+_AT_EACCESS = 0x200
+
 
 @dataclass(slots=True)
 class ExecFile:
@@ -50,6 +52,12 @@ class _HostFD:
         self.refs += 1
         return self
 
+    async def dec_ref(self) -> None:
+        self.refs -= 1
+        if self.refs == 0 and self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
     async def pread(self, n: int, offset: int) -> bytes:
         return os.pread(self.fd, n, offset)
 
@@ -78,3 +86,33 @@ class HostFiles:
         if not st.S_ISREG(s.st_mode) or not s.st_mode & 0o111:
             raise SyscallError(errno.EACCES)
         return ExecFile(path, f, s.st_mode, s.st_uid, s.st_gid, s.st_size)
+
+
+class VfsFiles:
+    """Executables read through the sandbox's VFS, as the calling process sees paths.
+
+    execve's permission rules: the file must be a regular file on a mount without noexec
+    and executable for `creds` (X_OK), else EACCES.
+    """
+
+    def __init__(self, vfs: Any, ctx: Any, creds: Any) -> None:
+        self.vfs, self.ctx, self.creds = vfs, ctx, creds
+
+    async def open_exec(self, path: bytes) -> ExecFile:
+        if not path:
+            raise SyscallError(errno.ENOENT)
+        try:
+            fdesc = await self.vfs.open(self.ctx, self.creds, None, path, os.O_RDONLY)
+        except OSError as e:
+            raise SyscallError(e.errno or errno.EACCES) from None
+        s = await fdesc.stat()
+        if not st.S_ISREG(s.mode):
+            raise SyscallError(errno.EACCES)
+        try:
+            await self.vfs.faccessat(self.ctx, self.creds, None, path, os.X_OK, _AT_EACCESS)
+        except OSError as e:
+            raise SyscallError(e.errno or errno.EACCES) from None
+        mount = getattr(getattr(fdesc, "vd", None), "mount", None)
+        if mount is not None and getattr(mount, "flags", 0) & 8:  # MS_NOEXEC
+            raise SyscallError(errno.EACCES)
+        return ExecFile(path, fdesc, s.mode, s.uid, s.gid, s.size)

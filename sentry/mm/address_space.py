@@ -65,6 +65,7 @@ class MemoryManager:
         self.stack_top = stack_top or 0x7FFF_FF00_0000
         self.mmap_base = self.stack_top - STACK_SIZE - STACK_GAP
         self.brk_start = self.brk = 0
+        self._files: dict[int, Any] = {}  # id -> file held by at least one mapping
 
     # bookkeeping ---------------------------------------------------------------------------
 
@@ -185,9 +186,11 @@ class MemoryManager:
         self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
         vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown)
         if file is not None:
-            vma.file = file.inc_ref() if hasattr(file, "inc_ref") else file
+            if id(file) not in self._files:
+                self._files[id(file)] = file.inc_ref()
             await self._fill(vma, start, start + length)
         self._insert(vma)
+        await self._drop_unused_files()
         return start
 
     async def _fill(self, vma: Vma, start: int, end: int) -> None:
@@ -203,11 +206,15 @@ class MemoryManager:
         if data:
             self.stub.write_force(start, data)
 
-    def _drop_file(self, v: Vma) -> None:
-        """Forget the file reference of removed mapping `v` (async release is not needed:
-        the mapping's extra reference is a plain count)."""
-        if v.file is not None and hasattr(v.file, "refs"):
-            v.file.refs -= 1
+    async def _drop_unused_files(self) -> None:
+        """Release the reference on each file no mapping uses any more."""
+        used = {id(v.file) for v in self.vmas if v.file is not None}
+        for key in [k for k in self._files if k not in used]:
+            f = self._files.pop(key)
+            try:
+                await f.dec_ref()
+            except OSError:
+                pass
 
     async def writeback(self, vmas: list[Vma]) -> None:
         """Write shared file mappings' pages back to their files."""
@@ -234,11 +241,7 @@ class MemoryManager:
         await self.writeback(parts)
         for v in parts:
             self._host(NR_MUNMAP, v.start, v.end - v.start)
-        for v in gone:
-            if not self.find(v.start) and not any(
-                w.file is v.file for w in self.vmas if v.file is not None
-            ):
-                self._drop_file(v)
+        await self._drop_unused_files()
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         """Implements mprotect: ENOMEM unless every page of the range is mapped."""
@@ -264,7 +267,7 @@ class MemoryManager:
     async def mremap(self, old: int, old_size: int, new_size: int, flags: int,
                      new_addr: int = 0) -> int:
         """Implements mremap for one mapping: shrink, grow in place, or move."""
-        if old & (PAGE - 1) or flags & ~(_MREMAP_MAYMOVE | _MREMAP_FIXED | 4):
+        if old & (PAGE - 1) or flags & ~(_MREMAP_MAYMOVE | _MREMAP_FIXED):
             raise SyscallError(errno.EINVAL)
         if flags & _MREMAP_FIXED and not flags & _MREMAP_MAYMOVE:
             raise SyscallError(errno.EINVAL)
@@ -372,9 +375,8 @@ class MemoryManager:
     async def release(self) -> None:
         """Write back shared file mappings and drop file references (at exit)."""
         await self.writeback(self.vmas)
-        for v in self.vmas:
-            self._drop_file(v)
         self.vmas, self._starts = [], []
+        await self._drop_unused_files()
 
     def maps_text(self) -> str:
         """/proc/PID/maps for the application's view (reserved stub ranges hidden)."""

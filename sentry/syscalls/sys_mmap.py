@@ -60,15 +60,17 @@ async def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: i
         s = await fdesc.stat()
         if st.S_ISDIR(s.mode) or not (st.S_ISREG(s.mode) or st.S_ISCHR(s.mode)):
             raise SyscallError(errno.ENODEV)
-        if not fdesc.readable():
+        if not fdesc.readable:
             raise SyscallError(errno.EACCES)
-        if typ != MAP_PRIVATE and prot & PROT_WRITE and not fdesc.writable():
+        if typ != MAP_PRIVATE and prot & PROT_WRITE and not fdesc.writable:
             raise SyscallError(errno.EACCES)
         file = fdesc
         vd = getattr(fdesc, "vd", None)
-        name = getattr(vd, "path", b"") or b""
-        if isinstance(name, str):
-            name = name.encode()
+        if vd is not None and t.kernel.vfs is not None:
+            try:
+                name = t.kernel.vfs.path_of(t.fs, vd)
+            except (OSError, AttributeError):
+                name = b""
     return await t.mm.mmap(addr, length, prot, flags,
                            file, offset, name=name, fixed=fixed, noreplace=noreplace,
                            growsdown=bool(flags & MAP_GROWSDOWN))
@@ -88,7 +90,7 @@ def sys_mprotect(t: Task, addr: int, length: int, prot: int, *_: int) -> int:
     return 0
 
 
-@syscall("mremap")
+@syscall("mremap", level=Level.PARTIAL, note="MREMAP_DONTUNMAP is refused with EINVAL")
 async def sys_mremap(t: Task, old: int, old_size: int, new_size: int, flags: int,
                      new_addr: int, *_: int) -> int:
     """Implements Linux syscall mremap(2): shrink, grow in place, move (MAYMOVE/FIXED)."""

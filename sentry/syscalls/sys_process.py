@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from sentry.kernel.task import TaskExit
+from sentry.kernel.exit import TaskExit
 from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
 
 from .table import Level, SyscallError, fixed_errno, syscall
