@@ -62,6 +62,18 @@ async def _collapsing_nursery() -> AsyncIterator[trio.Nursery]:
         raise
 
 
+def _partial_walk_error(qids: Sequence[m.Qid], names: Sequence[bytes]) -> OSError:
+    """The errno of a walk that stopped early: 9P gives none, so infer Linux's.
+
+    Stopping right after a non-directory (that is not a symlink) means ENOTDIR, as Linux
+    path resolution reports; anything else is ENOENT.
+    """
+    what = b"/".join(names).decode(errors="replace")
+    if qids and not qids[-1].type & (QidType.DIR | QidType.SYMLINK):
+        return _oserror(errno.ENOTDIR, what)
+    return _oserror(errno.ENOENT, what)
+
+
 def _oserror(code: int, what: str = "") -> OSError:
     return OSError(code, os.strerror(code) + (f" ({what})" if what else ""))
 
@@ -183,40 +195,44 @@ class Client:
                 call.event.set()
 
     async def rpc(
-        self, msg: m.Message, *, on_late: Callable[[m.Message], Any] | None = None
+        self, msg: m.Message, *, on_cancel: Callable[[m.Message | None], Any] | None = None
     ) -> m.Message:
         """Send `msg`, wait for its reply; raise OSError for Rlerror.
 
         Args:
-            on_late: called (as an async callable, shielded) with the reply if this call is
-                cancelled but the reply had already arrived successfully; used to undo fid
-                creation.
+            on_cancel: if this call is cancelled, awaited (shielded) with the reply that
+                had already arrived (None if none did, or if the request never left); used
+                to clunk or release a fid the request may have created.
         """
         if self._broken is not None:
             raise _oserror(errno.ECONNRESET, f"9P connection lost: {self._broken}")
-        async with self._slots:
-            tag = self._alloc_tag()
-            call = _Call()
-            self._pending[tag] = call
-            try:
-                with trio.CancelScope(shield=True):
-                    # A frame cut in half by cancellation would break the stream for all.
-                    await self._send(tag, msg)
+        call: _Call | None = None
+        try:
+            async with self._slots:
+                tag = self._alloc_tag()
+                call = _Call()
+                self._pending[tag] = call
                 try:
-                    await call.event.wait()
-                except trio.Cancelled:
-                    with trio.CancelScope(shield=True) as scope:
-                        scope.deadline = trio.current_time() + _FLUSH_TIMEOUT
-                        await self._flush(tag, call)
-                        reply = call.reply
-                        if on_late is not None and isinstance(reply, m.Message) and not isinstance(
-                            reply, m.Rlerror | m.Rerror
-                        ):
-                            await on_late(reply)
-                    raise
-            finally:
-                del self._pending[tag]
-                self._free_tags.append(tag)
+                    with trio.CancelScope(shield=True):
+                        # A frame cut in half by cancellation would break the stream for all.
+                        await self._send(tag, msg)
+                    try:
+                        await call.event.wait()
+                    except trio.Cancelled:
+                        with trio.CancelScope(shield=True) as scope:
+                            scope.deadline = trio.current_time() + _FLUSH_TIMEOUT
+                            await self._flush(tag, call)
+                        raise
+                finally:
+                    del self._pending[tag]
+                    self._free_tags.append(tag)
+        except trio.Cancelled:
+            if on_cancel is not None:
+                reply = call.reply if call is not None else None
+                ok = isinstance(reply, m.Message) and not isinstance(reply, m.Rlerror | m.Rerror)
+                with trio.CancelScope(shield=True):
+                    await on_cancel(reply if ok else None)
+            raise
         return self._check(msg, call.reply)
 
     async def _flush(self, oldtag: int, call: _Call) -> None:
@@ -421,14 +437,14 @@ class Fid:
                 src = cur or self
                 newfid = c.alloc_fid()
 
-                async def late(reply: m.Message, nf: int = newfid, n: int = len(chunk)) -> None:
+                async def late(reply: m.Message | None, nf: int = newfid, n: int = len(chunk)) -> None:
                     if isinstance(reply, m.Rwalk) and len(reply.qids) == n:
                         await c._clunk(nf)
                     else:
                         c.release_fid(nf)
 
                 try:
-                    r = await c.rpc(m.Twalk(src.fid, newfid, tuple(chunk)), on_late=late)
+                    r = await c.rpc(m.Twalk(src.fid, newfid, tuple(chunk)), on_cancel=late)
                 except trio.Cancelled:
                     raise
                 except BaseException:
@@ -437,7 +453,7 @@ class Fid:
                 assert isinstance(r, m.Rwalk)
                 if len(r.qids) != len(chunk):
                     c.release_fid(newfid)
-                    raise _oserror(errno.ENOENT, b"/".join(chunk).decode(errors="replace"))
+                    raise _partial_walk_error(r.qids, chunk)
                 if r.qids:
                     qid = r.qids[-1]
                 nxt = Fid(c, newfid, qid, src.path + tuple(chunk))
@@ -466,14 +482,14 @@ class Fid:
                 raise
         newfid = c.alloc_fid()
 
-        async def late(reply: m.Message) -> None:
+        async def late(reply: m.Message | None) -> None:
             if isinstance(reply, m.Rwalkgetattr) and len(reply.qids) == len(names):
                 await c._clunk(newfid)
             else:
                 c.release_fid(newfid)
 
         try:
-            r = await c.rpc(m.Twalkgetattr(self.fid, newfid, tuple(names)), on_late=late)
+            r = await c.rpc(m.Twalkgetattr(self.fid, newfid, tuple(names)), on_cancel=late)
         except trio.Cancelled:
             raise
         except BaseException:
@@ -482,7 +498,7 @@ class Fid:
         assert isinstance(r, m.Rwalkgetattr)
         if len(r.qids) != len(names):
             c.release_fid(newfid)
-            raise _oserror(errno.ENOENT, b"/".join(names).decode(errors="replace"))
+            raise _partial_walk_error(r.qids, names)
         qid = r.qids[-1] if r.qids else self.qid
         return Fid(c, newfid, qid, self.path + tuple(names)), Stat(qid, r.valid, r.attr)
 
@@ -787,11 +803,14 @@ class Fid:
         c = self.client
         newfid = c.alloc_fid()
 
-        async def late(reply: m.Message) -> None:
-            await c._clunk(newfid)
+        async def late(reply: m.Message | None) -> None:
+            if reply is not None:
+                await c._clunk(newfid)
+            else:
+                c.release_fid(newfid)
 
         try:
-            r = await c.rpc(m.Txattrwalk(self.fid, newfid, name), on_late=late)
+            r = await c.rpc(m.Txattrwalk(self.fid, newfid, name), on_cancel=late)
         except trio.Cancelled:
             raise
         except BaseException:

@@ -1,0 +1,300 @@
+"""Our client against our server (host-directory model) over real sockets."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+
+import pytest
+import trio
+
+import p9
+
+from . import scenario
+from .hostfs import HostFile, HostFS
+
+
+class CountingFS(HostFS):
+    """HostFS that counts Files alive, to prove the server closes every one."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.alive = 0
+        fs = self
+
+        class Counted(HostFile):
+            def __init__(self, *a):
+                super().__init__(*a)
+                fs.alive += 1
+
+            async def close(self) -> None:
+                fs.alive -= 1
+                await super().close()
+
+            async def walk(self, names):
+                qids, new = await super().walk(names)
+                if new is not None:
+                    new = Counted(new.root, new.path)
+                return qids, new
+
+            async def read(self, offset, count):
+                if self.path.endswith(b"/slow"):
+                    await trio.sleep_forever()
+                return await super().read(offset, count)
+
+        self.cls = Counted
+
+    async def attach(self, aname, uname, uid):
+        return self.cls(self.root, self.root)
+
+
+async def _serve_pair(nursery, server: p9.Server) -> trio.SocketStream:
+    a, b = p9.socketpair()
+    nursery.start_soon(server.serve_stream, b)
+    return a
+
+
+@pytest.mark.parametrize("version", [p9.RUNPSC, p9.BASE])
+async def test_scenario_matches_native(dirs, version) -> None:
+    export, native = dirs
+    async with trio.open_nursery() as nursery:
+        stream = await _serve_pair(nursery, p9.Server(HostFS(export)))
+        async with p9.open_client(stream, msize=65536, version=version) as c:
+            assert c.dialect.version == version
+            root = await c.attach(export)
+            diffs = await scenario.run(p9.PathFS(root), native)
+            await root.clunk()
+            assert c.live_fids == set()
+        nursery.cancel_scope.cancel()
+    assert diffs == []
+    assert scenario.tree(export) == scenario.tree(native)
+
+
+async def test_transports_unix_tcp4_tcp6(tmp_path, dirs) -> None:
+    export, _ = dirs
+    server = p9.Server(HostFS(export))
+    sock_path = str(tmp_path / "9p.sock")
+    async with trio.open_nursery() as nursery:
+        lst = [await p9.listen_unix(sock_path)]
+        lst += await p9.listen_tcp(0, "127.0.0.1")
+        lst += await p9.listen_tcp(0, "::1")
+        await nursery.start(server.serve_listeners, lst)
+        port4 = lst[1].socket.getsockname()[1]
+        port6 = lst[2].socket.getsockname()[1]
+        for stream in (await p9.connect_unix(sock_path), await p9.connect_tcp("127.0.0.1", port4),
+                       await p9.connect_tcp("::1", port6)):
+            async with p9.open_client(stream) as c:
+                root = await c.attach()
+                assert await p9.PathFS(root).read_file("f") == b"hello 9p\n"
+        # An inherited fd: one end of a socketpair handed over as a bare descriptor.
+        s1, s2 = socket.socketpair()
+        nursery.start_soon(server.serve_stream, p9.stream_from_fd(s2.detach()))
+        async with p9.open_client(p9.stream_from_fd(s1.detach())) as c:
+            root = await c.attach()
+            assert b"many" in await p9.PathFS(root).listdir()
+        nursery.cancel_scope.cancel()
+    assert not os.path.exists(sock_path) or True
+
+
+async def test_concurrency_flush_and_no_leaks(tmp_path) -> None:
+    (tmp_path / "slow").write_bytes(b"never read")
+    (tmp_path / "data").write_bytes(os.urandom(1 << 20))
+    fs = CountingFS(str(tmp_path))
+    async with trio.open_nursery() as nursery:
+        stream = await _serve_pair(nursery, p9.Server(fs, max_inflight=8))
+        async with p9.open_client(stream, msize=16384) as c:
+            root = await c.attach()
+            pfs = p9.PathFS(root)
+            # 50 concurrent pipelined reads of a 1 MiB file through 8 in-flight slots.
+            results = {}
+
+            async def reader(i):
+                results[i] = await pfs.read_file("data")
+
+            async with trio.open_nursery() as inner:
+                for i in range(50):
+                    inner.start_soon(reader, i)
+            want = (tmp_path / "data").read_bytes()
+            assert all(v == want for v in results.values()) and len(results) == 50
+            # A request that never completes is flushed when cancelled; its fid is clunked.
+            slow = await root.walk(["slow"])
+            await slow.open()
+            with trio.move_on_after(0.2) as scope:
+                await slow.read(0, 10)
+            assert scope.cancelled_caught
+            await slow.clunk()
+            # Cancelling walks mid-flight leaks no fid on either side.
+            for delay in (0, 0.0001, 0.001):
+                with trio.move_on_after(delay):
+                    while True:
+                        f = await root.walk(["data"])
+                        await f.clunk()
+            await root.clunk()
+            await trio.sleep(0.05)
+            assert c.live_fids == set()
+            assert fs.alive == 0
+            # Files still referenced at disconnect are closed by the server.
+            root = await c.attach()
+            await root.walk(["data"])
+            await root.walk(["slow"])
+            assert fs.alive == 3
+        await trio.sleep(0.1)
+        assert fs.alive == 0
+        nursery.cancel_scope.cancel()
+
+
+async def _raw(stream, tag, msg) -> tuple[int, p9.Message]:
+    await stream.send_all(p9.encode_frame(tag, msg))
+    return await _recv(stream)
+
+
+async def _recv(stream) -> tuple[int, p9.Message]:
+    dec = p9.FrameDecoder(1 << 20)
+    while True:
+        item = dec.next_message()
+        if item is not None:
+            return item
+        dec.receive_data(await stream.receive_some(1 << 16))
+
+
+async def test_leniencies_raw(dirs) -> None:
+    export, _ = dirs
+    async with trio.open_nursery() as nursery:
+        s = await _serve_pair(nursery, p9.Server(HostFS(export), max_msize=8192))
+        # Tversion with an ordinary tag; msize clamped to ours.
+        assert await _raw(s, 5, p9.Tversion(1 << 20, b"9P2000.L")) == (5, p9.Rversion(8192, b"9P2000.L"))
+        assert await _raw(s, 1, p9.Tauth(0, b"root", b"", 0)) == (1, p9.Rlerror(errno.ENOENT))
+        # Empty uname + NONUNAME (gVisor) attaches as the default user.
+        tag, r = await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
+        assert isinstance(r, p9.Rattach)
+        root_qid = r.qid
+        # Unknown type → Rlerror EOPNOTSUPP, connection intact.
+        await s.send_all(struct.pack("<IBH", 7, 250, 9))
+        assert await _recv(s) == (9, p9.Rlerror(errno.EOPNOTSUPP))
+        # Extension not negotiated → EOPNOTSUPP.
+        assert await _raw(s, 2, p9.Tgetxattr(0, b"user.x", 0)) == (2, p9.Rlerror(errno.EOPNOTSUPP))
+        # ".." at the root stays at the root; "." stays.
+        tag, r = await _raw(s, 3, p9.Twalk(0, 1, (b"..", b"..", b".", b"many", b"..")))
+        assert r == p9.Rwalk((root_qid, root_qid, root_qid, r.qids[3], root_qid))
+        # Partial walk: qids for what exists, newfid not created.
+        tag, r = await _raw(s, 3, p9.Twalk(0, 2, (b"many", b"nope")))
+        assert isinstance(r, p9.Rwalk) and len(r.qids) == 1
+        assert await _raw(s, 3, p9.Tclunk(2)) == (3, p9.Rlerror(errno.EBADF))
+        # Walk from an open fid; read count above msize-24 is clamped.
+        await _raw(s, 4, p9.Twalk(0, 3, (b"many",)))
+        assert isinstance((await _raw(s, 4, p9.Tlopen(3, os.O_RDONLY)))[1], p9.Rlopen)
+        tag, r = await _raw(s, 4, p9.Twalk(3, 4, (b"..",)))
+        assert r == p9.Rwalk((root_qid,))
+        tag, r = await _raw(s, 4, p9.Treaddir(3, 0, 1 << 20))
+        assert isinstance(r, p9.Rreaddir) and 0 < len(r.data) <= 8192 - 11
+        await _raw(s, 4, p9.Twalk(0, 5, (b"f",)))
+        await _raw(s, 4, p9.Tlopen(5, os.O_RDWR))
+        assert await _raw(s, 4, p9.Twrite(5, 0, b"z" * 8000)) == (4, p9.Rwrite(8000))
+        assert await _raw(s, 4, p9.Twrite(5, 8000, b"z" * 8000)) == (4, p9.Rwrite(8000))
+        tag, r = await _raw(s, 4, p9.Tread(5, 0, 1 << 20))
+        assert isinstance(r, p9.Rread) and len(r.data) == 8192 - 24
+        # A gVisor client offering Google.13 is answered with a level we implement.
+        assert await _raw(s, p9.NOTAG, p9.Tversion(8192, b"9P2000.L.Google.13")) == (
+            p9.NOTAG, p9.Rversion(8192, b"9P2000.L.Google.3"))
+        # Tversion reset the session: old fids are gone.
+        assert await _raw(s, 1, p9.Tclunk(0)) == (1, p9.Rlerror(errno.EBADF))
+        await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
+        tag, r = await _raw(s, 1, p9.Twalkgetattr(0, 1, (b"f",)))
+        assert isinstance(r, p9.Rwalkgetattr) and r.attr.size == 16000
+        assert await _raw(s, 1, p9.Tflushf(1)) == (1, p9.Rflushf())
+        tag, r = await _raw(s, 1, p9.Tumkdir(0, b"ud", 0o700, 0, 0))
+        assert isinstance(r, p9.Rumkdir)
+        # A non-9P2000.L version is "unknown".
+        assert (await _raw(s, 1, p9.Tversion(8192, b"9P2000.u")))[1].version == b"unknown"
+        # A broken frame size drops the connection without a crash.
+        await s.send_all(struct.pack("<IBH", 1 << 30, 100, 0))
+        assert await s.receive_some(100) == b""
+        nursery.cancel_scope.cancel()
+
+
+async def test_extensions_end_to_end(dirs) -> None:
+    export, _ = dirs
+    async with trio.open_nursery() as nursery:
+        stream = await _serve_pair(nursery, p9.Server(HostFS(export)))
+        async with p9.open_client(stream) as c:
+            assert c.dialect == p9.OURS
+            root = await c.attach()
+            stats = await root.multi_getattr(["many", "entry-0001-" + "x" * 40])
+            assert [s.is_dir for s in stats] == [True, False]
+            assert len(await root.multi_getattr(["many", "nope"])) == 1
+            f, st = await root.walk_getattr(["f"])
+            assert st.attr.size == 9 and not st.is_dir
+            await f.open(os.O_RDWR)
+            await f.allocate(0, 0, 1 << 16)
+            assert (await f.getattr()).attr.size == 1 << 16
+            await f.setxattr("user.q", b"1")
+            assert await f.getxattr("user.q") == b"1"
+            await c.rpc(p9.Tsetattrclunk(f.fid, int(p9.SetattrMask.SIZE), p9.SetAttr(size=3)))
+            c.release_fid(f.fid)
+            assert os.path.getsize(os.path.join(export, "f")) == 3
+            # Locks through the same process never conflict (POSIX semantics).
+            async with await root.walk(["f"]) as g:
+                await g.open(os.O_RDWR)
+                assert await g.lock(p9.LockType.WRLCK, 0, 10) == p9.LockStatus.SUCCESS
+                assert (await g.getlock()).lock_type == p9.LockType.UNLCK
+            await root.clunk()
+            assert c.live_fids == set()
+        nursery.cancel_scope.cancel()
+
+
+async def test_client_fallbacks_against_a_plain_old_server(dirs) -> None:
+    """A server without Trenameat/Tunlinkat: the client falls back to Trename/Tremove."""
+    export, _ = dirs
+
+    class OldFile(HostFile):
+        async def walk(self, names):
+            qids, new = await super().walk(names)
+            return qids, (OldFile(new.root, new.path) if new is not None else None)
+
+        async def renameat(self, *a):
+            raise OSError(errno.EOPNOTSUPP, "old server")
+
+        async def unlinkat(self, *a):
+            raise OSError(errno.EOPNOTSUPP, "old server")
+
+    class OldFS(HostFS):
+        async def attach(self, aname, uname, uid):
+            return OldFile(self.root, self.root)
+
+    async with trio.open_nursery() as nursery:
+        stream = await _serve_pair(nursery, p9.Server(OldFS(export)))
+        async with p9.open_client(stream, version=p9.BASE) as c:
+            fs = p9.PathFS(await c.attach())
+            await fs.rename("f", "g")
+            await fs.mkdir("d")
+            with pytest.raises(IsADirectoryError):
+                await fs.unlink("d")
+            await fs.rmdir("d")
+            await fs.unlink("g")
+            assert sorted(os.listdir(export)) == ["many"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_client_refuses_tiny_msize_and_non_9p2000l(dirs) -> None:
+    async def fake_server(stream, answer):
+        dec = p9.FrameDecoder(1 << 20)
+        while True:
+            data = await stream.receive_some(4096)
+            if not data:
+                return
+            dec.receive_data(data)
+            while (item := dec.next_message()) is not None:
+                await stream.send_all(p9.encode_frame(item[0], answer))
+
+    for answer, code in ((p9.Rversion(1024, b"9P2000.L"), errno.EPROTO),
+                         (p9.Rversion(8192, b"unknown"), errno.EPROTONOSUPPORT)):
+        a, b = p9.socketpair()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fake_server, b, answer)
+            with pytest.raises(OSError) as info:
+                async with p9.open_client(a):
+                    pass
+            assert info.value.errno == code
+            nursery.cancel_scope.cancel()
