@@ -28,7 +28,7 @@ from .host import Export, Node, ProcFD
 from .ident import IdentityPolicy
 from .server import GoferFile, GoferFilesystem
 
-__all__ = ["Listen", "GoferOptions", "parse_export", "parse_listen", "bind", "serve", "run"]
+__all__ = ["Listen", "GoferOptions", "parse_export", "parse_listen", "bind", "prepare", "serve", "serve_stream", "run"]
 
 log = logging.getLogger("gofer")
 
@@ -236,18 +236,16 @@ async def serve(
         task_status.started()
 
 
-def run(
+def prepare(
     exports: Sequence[Export],
     listens: Sequence[Listen],
     *,
     policy: IdentityPolicy,
-    options: GoferOptions = GoferOptions(),
     confine: bool = True,
-    ready_fd: int | None = None,
-) -> None:
-    """Open exports, bind listeners, confine, then serve until interrupted (the CLI's body).
+) -> tuple[GoferFilesystem, list[socket.socket]]:
+    """Open every export and bind every listener, then confine the process (if asked).
 
-    `ready_fd`, if given, gets one byte written and is closed once serving has started.
+    Must run before trio starts (single-threaded; see the module docstring).
     """
     procfd = ProcFD()
     fs = GoferFilesystem.open(exports, policy, procfd)
@@ -257,6 +255,23 @@ def run(
 
         _preload()
         procfd.rebase(confinement.confine(switch_identity=policy.switch))
+    return fs, sockets
+
+
+def run(
+    exports: Sequence[Export],
+    listens: Sequence[Listen],
+    *,
+    policy: IdentityPolicy,
+    options: GoferOptions = GoferOptions(),
+    confine: bool = True,
+    ready_fd: int | None = None,
+) -> None:
+    """Prepare (open, bind, confine), then serve until interrupted (the CLI's body).
+
+    `ready_fd`, if given, gets one byte written and is closed once serving has started.
+    """
+    fs, sockets = prepare(exports, listens, policy=policy, confine=confine)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

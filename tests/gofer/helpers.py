@@ -64,12 +64,14 @@ def open_fds() -> int:
 
 
 @contextmanager
-def gofer_process(args: Sequence[str], *, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+def gofer_process(
+    args: Sequence[str], *, env: dict[str, str] | None = None, pass_fds: Sequence[int] = ()
+) -> Iterator[subprocess.Popen]:
     """`runpsc gofer serve ARGS`, waited for until it serves (--ready-fd); killed after."""
     r, w = os.pipe()
     cmd = [sys.executable, "-m", "runtime.cli", "gofer", "serve", "--ready-fd", str(w), *args]
     proc = subprocess.Popen(
-        cmd, pass_fds=(w,), stderr=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(
+        cmd, pass_fds=(w, *pass_fds), stderr=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(
             os.path.dirname(os.path.abspath(__file__)))), env=env,
     )
     os.close(w)
