@@ -1,0 +1,325 @@
+"""pipefs: pipes and fifos with Linux's capacity, atomicity, EOF and EPIPE.
+
+A `Pipe` is the buffer both ends share (Linux's pipe_inode_info): 64 KiB by default,
+resizable with F_SETPIPE_SZ (a power-of-two number of pages, at least one; EBUSY if the
+data would not fit; EPERM above /proc/sys/fs/pipe-max-size without CAP_SYS_RESOURCE).
+Writes of at most PIPE_BUF bytes are atomic (all or, without space, wait/EAGAIN); larger
+writes may be split. The buffer is a ring of page slots as in Linux, so byte counts match. A read with no data waits in trio (or EAGAIN under O_NONBLOCK) and
+returns b"" once no writer is left. A write with no reader raises EPIPE after calling
+the VFS's `sigpipe` hook, so the Sentry can queue SIGPIPE. Fifos opened by path share the
+Pipe of their inode and wait for the other end as Linux does (O_NONBLOCK: a reader
+returns at once, a writer gets ENXIO).
+"""
+
+from __future__ import annotations
+
+import errno
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..abi import (
+    O_ACCMODE,
+    O_NONBLOCK,
+    O_RDONLY,
+    O_RDWR,
+    O_WRONLY,
+    PIPEFS_MAGIC,
+    POLLERR,
+    POLLHUP,
+    POLLIN,
+    POLLOUT,
+    POLLRDNORM,
+    POLLWRNORM,
+    S_IFIFO,
+    StatFS,
+)
+from ..creds import CAP_SYS_RESOURCE, Credentials
+from ..dentry import Dentry, Inode
+from ..errors import error
+from ..file import FileDescription, WaitQueue
+from ..filesystem import Filesystem, InodeCounter
+from ..mount import Mount, VirtualDentry
+
+if TYPE_CHECKING:
+    from ..virtualfs import VirtualFilesystem
+
+PAGE = 4096
+DEFAULT_CAPACITY = 65536
+PIPE_MAX_SIZE = 1048576  # /proc/sys/fs/pipe-max-size
+F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
+
+
+class Pipe:
+    """The shared buffer of a pipe or fifo, kept as Linux keeps it: a ring of page-sized
+    slots (capacity // 4096 of them). A write merges into the last page when it fits,
+    otherwise takes whole free slots, so the counts of a non-blocking fill, of POLLOUT and
+    of F_SETPIPE_SZ's EBUSY match Linux's exactly."""
+
+    __slots__ = ("pages", "nbytes", "capacity", "readers", "writers", "r_counter",
+                 "w_counter", "waitq", "_changed", "__weakref__")
+
+    def __init__(self) -> None:
+        self.pages: deque[list] = deque()  # [bytearray unread, bytes consumed before it]
+        self.nbytes = 0
+        self.capacity = DEFAULT_CAPACITY
+        self.readers = 0
+        self.writers = 0
+        self.r_counter = 0  # how many readers ever opened (fifo open waits on changes)
+        self.w_counter = 0
+        self.waitq = WaitQueue()
+        self._changed = trio.Event()
+
+    def _notify(self, mask: int) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+        self.waitq.notify(mask)
+
+    async def _wait(self) -> None:
+        await self._changed.wait()
+
+    @property
+    def slots(self) -> int:
+        return self.capacity // PAGE
+
+    def full(self) -> bool:
+        return len(self.pages) >= self.slots
+
+    def set_capacity(self, size: int, creds: Credentials | None) -> int:
+        """F_SETPIPE_SZ: round up to a power-of-two number of pages; return the new size."""
+        if size <= 0 or size > 1 << 31:
+            raise error(errno.EINVAL)
+        if size > PIPE_MAX_SIZE and not (creds and creds.has_cap(CAP_SYS_RESOURCE)):
+            raise error(errno.EPERM)
+        pages = max(1, -(-size // PAGE))
+        pages = 1 << (pages - 1).bit_length()
+        if len(self.pages) > pages:
+            raise error(errno.EBUSY)
+        self.capacity = pages * PAGE
+        self._notify(POLLOUT | POLLWRNORM)
+        return self.capacity
+
+    # -- the two ends ------------------------------------------------------------------------------
+
+    async def read(self, n: int, nonblock: bool) -> bytes:
+        while not self.nbytes:
+            if self.writers == 0:
+                return b""
+            if nonblock:
+                raise error(errno.EAGAIN)
+            await self._wait()
+        out = bytearray()
+        pages = self.pages
+        while pages and len(out) < n:
+            page = pages[0]
+            data = page[0]
+            k = min(n - len(out), len(data))
+            out += data[:k]
+            del data[:k]
+            page[1] += k
+            if not data:
+                pages.popleft()
+        self.nbytes -= len(out)
+        self._notify(POLLOUT | POLLWRNORM)
+        return bytes(out)
+
+    async def write(self, data: bytes, nonblock: bool, on_epipe: object = None) -> int:
+        if self.readers == 0:
+            self._epipe(on_epipe)
+        total = len(data)
+        if total == 0:
+            return 0
+        view = memoryview(data)
+        done = 0
+        pages = self.pages
+        chars = total & (PAGE - 1)
+        if chars and pages:
+            last = pages[-1]
+            if last[1] + len(last[0]) + chars <= PAGE:
+                last[0] += view[:chars]
+                done = chars
+                self.nbytes += chars
+                if done == total:
+                    self._notify(POLLIN | POLLRDNORM)
+                    return done
+        while True:
+            if self.readers == 0:
+                if done:
+                    return done
+                self._epipe(on_epipe)
+            if not self.full():
+                k = min(PAGE, total - done)
+                pages.append([bytearray(view[done : done + k]), 0])
+                self.nbytes += k
+                done += k
+                if done == total:
+                    break
+                continue
+            if done:
+                self._notify(POLLIN | POLLRDNORM)
+            if nonblock:
+                if done:
+                    return done
+                raise error(errno.EAGAIN)
+            await self._wait()
+        self._notify(POLLIN | POLLRDNORM)
+        return done
+
+    def _epipe(self, on_epipe: object) -> None:
+        if callable(on_epipe):
+            on_epipe()
+        raise error(errno.EPIPE)
+
+    def open_end(self, acc: int) -> None:
+        if acc in (O_RDONLY, O_RDWR):
+            self.readers += 1
+            self.r_counter += 1
+        if acc in (O_WRONLY, O_RDWR):
+            self.writers += 1
+            self.w_counter += 1
+        self._notify(POLLIN | POLLOUT)
+
+    def close_end(self, acc: int) -> None:
+        if acc in (O_RDONLY, O_RDWR):
+            self.readers -= 1
+        if acc in (O_WRONLY, O_RDWR):
+            self.writers -= 1
+        if self.readers == 0 and self.writers == 0:
+            self.pages.clear()
+            self.nbytes = 0
+        self._notify(POLLIN | POLLOUT | POLLHUP | POLLERR)
+
+
+class PipeFD(FileDescription):
+    """One end of a pipe (or both, for a fifo opened O_RDWR)."""
+
+    def __init__(self, vd: VirtualDentry, flags: int, pipe: Pipe,
+                 vfs: VirtualFilesystem | None) -> None:
+        super().__init__(vd, flags)
+        self.pipe = pipe
+        self.vfs = vfs
+        self._acc = flags & O_ACCMODE
+        self._seen_w = 0  # Linux's f_version: no POLLHUP until a writer came and went
+
+    @property
+    def waitq(self) -> WaitQueue:
+        return self.pipe.waitq
+
+    async def do_read(self, n: int) -> bytes:
+        return await self.pipe.read(n, bool(self.flags & O_NONBLOCK))
+
+    async def do_write(self, data: bytes) -> int:
+        hook = self.vfs.sigpipe if self.vfs is not None else None
+        return await self.pipe.write(data, bool(self.flags & O_NONBLOCK), hook)
+
+    async def do_fsync(self, datasync: bool) -> None:
+        raise error(errno.EINVAL)
+
+    async def do_ioctl(self, cmd: int, arg: int, mem: object) -> int:
+        if cmd == 0x541B:  # FIONREAD
+            if mem is None:
+                raise error(errno.EFAULT)
+            mem.mem_write(arg, self.pipe.nbytes.to_bytes(4, "little"))  # type: ignore[attr-defined]
+            return 0
+        raise error(errno.ENOTTY)
+
+    def readiness(self, mask: int) -> int:
+        p = self.pipe
+        got = 0
+        if self._acc in (O_RDONLY, O_RDWR):
+            if p.nbytes:
+                got |= POLLIN | POLLRDNORM
+            if p.writers == 0 and p.w_counter != self._seen_w:
+                got |= POLLHUP
+        if self._acc in (O_WRONLY, O_RDWR):
+            if not p.full():
+                got |= POLLOUT | POLLWRNORM
+            if p.readers == 0:
+                got |= POLLERR
+        return got & (mask | POLLHUP | POLLERR)
+
+    def pipe_size(self, creds: Credentials | None = None, new: int | None = None) -> int:
+        """F_GETPIPE_SZ (new None) / F_SETPIPE_SZ."""
+        if new is None:
+            return self.pipe.capacity
+        return self.pipe.set_capacity(new, creds)
+
+    async def release(self) -> None:
+        self.pipe.close_end(self._acc)
+
+
+class PipeFS(Filesystem):
+    """The internal filesystem anonymous pipes live on (what fstat on a pipe shows)."""
+
+    fstype = "pipefs"
+    magic = PIPEFS_MAGIC
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ino = InodeCounter(1)
+        self.root = Dentry(self, b"pipe:", None, Inode(self._ino(), 0o40700))
+        self.mount = Mount(self, self.root, 0, "pipefs")
+
+    async def statfs(self) -> StatFS:
+        return StatFS(type=PIPEFS_MAGIC)
+
+
+def _pipefs(vfs: VirtualFilesystem) -> PipeFS:
+    fs = getattr(vfs, "pipefs", None)
+    if fs is None:
+        fs = PipeFS()
+        vfs.pipefs = fs  # type: ignore[attr-defined]
+    return fs
+
+
+def new_pipe(vfs: VirtualFilesystem, creds: Credentials, flags: int = 0) -> tuple[PipeFD, PipeFD]:
+    """pipe2(2): (read end, write end); `flags` may hold O_NONBLOCK (O_CLOEXEC is the fd
+    table's; O_DIRECT packet mode is not supported and ignored)."""
+    fs = _pipefs(vfs)
+    ino = Inode(fs._ino(), S_IFIFO | 0o600, creds.fsuid, creds.fsgid)
+    d = Dentry(fs, b"pipe:[%d]" % ino.ino, fs.root, ino)
+    vd = VirtualDentry(fs.mount, d)
+    pipe = Pipe()
+    nb = flags & O_NONBLOCK
+    pipe.open_end(O_RDONLY)
+    pipe.open_end(O_WRONLY)
+    r = PipeFD(vd, O_RDONLY | nb, pipe, vfs)
+    w = PipeFD(vd, O_WRONLY | nb, pipe, vfs)
+    return r, w
+
+
+def install(vfs: VirtualFilesystem) -> None:
+    """Let `vfs` open fifo nodes (mknod S_IFIFO) on any filesystem."""
+    pipes: weakref.WeakKeyDictionary[Inode, Pipe] = weakref.WeakKeyDictionary()
+
+    async def open_fifo(vd: VirtualDentry, flags: int, creds: Credentials) -> FileDescription:
+        ino = vd.dentry.inode
+        pipe = pipes.get(ino)
+        if pipe is None:
+            pipe = pipes[ino] = Pipe()
+        acc = flags & O_ACCMODE
+        nonblock = bool(flags & O_NONBLOCK)
+        if acc == O_WRONLY and nonblock and pipe.readers == 0:
+            raise error(errno.ENXIO)
+        pipe.open_end(acc)
+        fd = PipeFD(vd, flags, pipe, vfs)
+        if acc == O_RDONLY and nonblock and pipe.writers == 0:
+            fd._seen_w = pipe.w_counter
+        try:
+            if acc == O_RDONLY and not nonblock:
+                seen = pipe.w_counter
+                while pipe.writers == 0 and pipe.w_counter == seen:
+                    await pipe._wait()
+            elif acc == O_WRONLY:
+                seen = pipe.r_counter
+                while pipe.readers == 0 and pipe.r_counter == seen:
+                    await pipe._wait()
+        except BaseException:
+            pipe.close_end(acc)
+            raise
+        return fd
+
+    vfs.fifo_opener = open_fifo
+    _pipefs(vfs)

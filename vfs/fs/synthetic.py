@@ -1,0 +1,207 @@
+"""Generated filesystems (procfs, sysfs): a tree of nodes whose contents are computed.
+
+Why a framework: most of /proc and /sys is generated from kernel state the VFS does not
+own. A node is a `FileNode` (contents from bytes or a callable, evaluated at open, like
+Linux's seq_file), a `SymlinkNode` (target from bytes or a callable) or a `DirNode`
+(children from a dict or a callable, evaluated at each lookup/readdir). Callables may be
+plain or async. The kernel plugs in through providers that return nodes.
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ..abi import DT_DIR, S_IFDIR, S_IFLNK, S_IFREG, Stat, dtype_of
+from ..creds import Credentials
+from ..dentry import Dentry, Inode
+from ..errors import error
+from ..file import DirectoryFD, FileDescription, RegularFD
+from ..filesystem import Filesystem, InodeCounter
+
+Source = bytes | Callable[[], Any]
+
+
+async def _eval(src: Any) -> Any:
+    if callable(src):
+        src = src()
+    if inspect.isawaitable(src):
+        src = await src
+    return src
+
+
+class Node:
+    """A generated file. `uid`/`gid` own it; `mode` holds the permission bits."""
+
+    kind = 0
+
+    def __init__(self, mode: int, uid: int = 0, gid: int = 0) -> None:
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+
+
+class FileNode(Node):
+    """A file whose contents come from `content` (bytes, or a callable returning bytes).
+
+    Args:
+        write: optional callable taking the bytes written (at close of each write call).
+    """
+
+    kind = S_IFREG
+
+    def __init__(self, content: Source, mode: int = 0o444, *,
+                 write: Callable[[bytes], Any] | None = None, uid: int = 0,
+                 gid: int = 0) -> None:
+        super().__init__(mode, uid, gid)
+        self.content = content
+        self.write = write
+
+
+class SymlinkNode(Node):
+    kind = S_IFLNK
+
+    def __init__(self, target: Source, uid: int = 0, gid: int = 0) -> None:
+        super().__init__(0o777, uid, gid)
+        self.target = target
+
+
+class DirNode(Node):
+    """A directory whose children come from a dict or a callable returning one."""
+
+    kind = S_IFDIR
+
+    def __init__(self, children: dict[bytes, Node] | Callable[[], Any], mode: int = 0o555,
+                 uid: int = 0, gid: int = 0) -> None:
+        super().__init__(mode, uid, gid)
+        self.children = children
+
+
+class SynthInode(Inode):
+    __slots__ = ("node",)
+
+    def __init__(self, ino: int, node: Node) -> None:
+        super().__init__(ino, node.kind | node.mode, node.uid, node.gid)
+        self.node = node
+
+
+class SyntheticFS(Filesystem):
+    """A read-mostly filesystem over a `DirNode` tree."""
+
+    fstype = "synthetic"
+
+    def __init__(self, root: DirNode) -> None:
+        super().__init__()
+        self._ino = InodeCounter(1)
+        self.root = Dentry(self, b"/", None, SynthInode(self._ino(), root))
+
+    async def _children(self, d: Dentry) -> dict[bytes, Node]:
+        node = d.inode.node  # type: ignore[attr-defined]
+        return await _eval(node.children)
+
+    def _dentry(self, parent: Dentry, name: bytes, node: Node) -> Dentry:
+        old = parent.children.get(name)
+        if old is not None and old.inode.node is node:  # type: ignore[attr-defined]
+            return old
+        d = Dentry(self, name, parent, SynthInode(self._ino(), node))
+        parent.children[name] = d
+        return d
+
+    async def lookup(self, parent: Dentry, names: list[bytes]) -> list[Dentry]:
+        out: list[Dentry] = []
+        d = parent
+        for name in names:
+            kids = await self._children(d)
+            node = kids.get(name)
+            if node is None:
+                d.children.pop(name, None)
+                break
+            d = self._dentry(d, name, node)
+            out.append(d)
+            if not isinstance(node, DirNode):
+                break
+        return out
+
+    async def stat(self, d: Dentry) -> Stat:
+        st = d.inode.to_stat(self.dev)
+        node = d.inode.node  # type: ignore[attr-defined]
+        if isinstance(node, SymlinkNode):
+            st.size = len(await _eval(node.target))
+        st.blksize = 1024
+        return st
+
+    async def readlink(self, d: Dentry) -> bytes:
+        node = d.inode.node  # type: ignore[attr-defined]
+        if not isinstance(node, SymlinkNode):
+            raise error(errno.EINVAL)
+        return await _eval(node.target)
+
+    async def setattr(self, d: Dentry, **_: Any) -> None:
+        raise error(errno.EPERM)
+
+    async def open(self, d: Dentry, flags: int, creds: Credentials) -> FileDescription:
+        node = d.inode.node  # type: ignore[attr-defined]
+        if isinstance(node, DirNode):
+            return SynthDirFD(flags, self, d)
+        if isinstance(node, FileNode):
+            data = b"" if flags & 3 == 1 else await _eval(node.content)
+            return SynthFileFD(flags, node, bytes(data))
+        raise error(errno.ENXIO)
+
+
+class SynthFileFD(RegularFD):
+    """A generated file's contents, fixed at open (seq_file semantics)."""
+
+    def __init__(self, flags: int, node: FileNode, data: bytes) -> None:
+        super().__init__(None, flags)
+        self.node = node
+        self.data = data
+
+    def file_size(self) -> int:
+        return len(self.data)
+
+    async def do_pread(self, n: int, offset: int) -> bytes:
+        return self.data[offset : offset + n]
+
+    async def do_pwrite(self, data: bytes, offset: int) -> int:
+        if self.node.write is None:
+            raise error(errno.EINVAL)
+        await _eval(lambda: self.node.write(bytes(data)))  # type: ignore[misc]
+        return len(data)
+
+    async def do_truncate(self, size: int) -> None:
+        return None
+
+
+class SynthDirFD(DirectoryFD):
+    """A generated directory: entries in the provider's order; cookie = index + 3."""
+
+    def __init__(self, flags: int, fs: SyntheticFS, d: Dentry) -> None:
+        super().__init__(None, flags)
+        self.fs = fs
+        self.dentry = d
+
+    async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
+        d = self.dentry
+        out: list[tuple[int, int, int, bytes]] = []
+        if cookie < 1:
+            out.append((1, d.inode.ino, DT_DIR, b"."))
+        if cookie < 2:
+            out.append((2, d.parent.inode.ino, DT_DIR, b".."))
+        kids = await self.fs._children(d)
+        for i, (name, node) in enumerate(kids.items()):
+            pos = i + 3
+            if pos > cookie:
+                child = self.fs._dentry(d, name, node)
+                out.append((pos, child.inode.ino, dtype_of(child.inode.mode), name))
+        return out
+
+
+async def read_node(node: Node) -> bytes:
+    """The bytes a FileNode produces now (for tests and tools)."""
+    if not isinstance(node, FileNode):
+        raise error(errno.EINVAL)
+    return await _eval(node.content)
+
