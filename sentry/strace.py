@@ -187,6 +187,7 @@ def format_result(name: str, ret: int) -> str:
 
 
 _HEX_RESULT = {"mmap", "mremap", "brk", "shmat"}
+_FCNTL_NOARG = {1, 3, 9, 11, 1025, 1032, 1034}  # F_GETFD, F_GETFL, F_GETOWN ...
 
 _SEEK = {0: "SEEK_SET", 1: "SEEK_CUR", 2: "SEEK_END", 3: "SEEK_DATA", 4: "SEEK_HOLE"}
 _FCNTL = {
@@ -370,12 +371,12 @@ SPECS: dict[str, tuple[str, ...]] = {
     "fstatfs": ("fd", "p"),
     "dup": ("fd",),
     "dup2": ("fd", "fd"),
-    "dup3": ("fd", "fd", "oflags"),
-    "fcntl": ("fd", "fcntl", "x"),
+    "dup3": ("fd", "fd", "fdflags"),
+    "fcntl": ("fd", "fcntl", "fcntlarg"),
     "flock": ("fd", "flock"),
     "ioctl": ("fd", "ioctl", "x"),
     "pipe": ("fds<",),
-    "pipe2": ("fds<", "oflags"),
+    "pipe2": ("fds<", "fdflags"),
     "sendfile": ("fd", "fd", "p", "u"),
     "copy_file_range": ("fd", "p", "fd", "p", "u", "u"),
     "setxattr": ("path", "str", "p", "u", "x"),
@@ -493,7 +494,14 @@ class Strace:
                     pending.parts[i] = self._out(t, pending.name, kind, pending.args, i, ret)
                 else:
                     pending.parts[i] = _ptr(pending.args[i])
-        self.write(self._line(t, pending, format_result(pending.name, ret), duration))
+        result = format_result(pending.name, ret)
+        if pending.name == "fcntl" and ok:
+            cmd = pending.args[1] & 0xFFFFFFFF
+            if cmd == 1:  # F_GETFD
+                result = f"{ret:#x} (flags FD_CLOEXEC)" if ret == 1 else str(ret)
+            elif cmd == 3:  # F_GETFL
+                result = f"{ret:#x} (flags {open_flags(ret)})"
+        self.write(self._line(t, pending, result, duration))
 
     # Formatting ------------------------------------------------------------------------------
 
@@ -529,6 +537,10 @@ class Strace:
             return self._iovec(t, v, args[int(extra)], None)
         if base == "oflags":
             return open_flags(v)
+        if base == "fcntlarg":
+            return self._fcntl_arg(t, args[i - 1] & 0xFFFFFFFF, v)
+        if base == "fdflags":
+            return _flags(v & 0xFFFFFFFF, _O_NAMES)
         if base == "omode":
             return mode_string(v) if args[i - 1] & 0o20000100 else ""  # "" = not printed
         if base == "omode4":
@@ -567,6 +579,23 @@ class Strace:
         if base in ("argv", "envp"):
             return self._strarray(t, v, envp=base == "envp")
         return hex(v)
+
+    def _fcntl_arg(self, t: Any, cmd: int, v: int) -> str:
+        if cmd in _FCNTL_NOARG:
+            return ""
+        if cmd == 2:  # F_SETFD
+            return "FD_CLOEXEC" if v & 0xFFFFFFFF == 1 else str(v & 0xFFFFFFFF)
+        if cmd == 4:  # F_SETFL
+            return open_flags(v)
+        if cmd in (5, 6, 7, 36, 37, 38):  # struct flock
+            try:
+                typ, whence, start, length = struct.unpack("<hh4xqq", t.mem_read(v, 24))
+            except OSError:
+                return _ptr(v)
+            tname = {0: "F_RDLCK", 1: "F_WRLCK", 2: "F_UNLCK"}.get(typ, str(typ))
+            return (f"{{l_type={tname}, l_whence={_SEEK.get(whence, str(whence))}, "
+                    f"l_start={start}, l_len={length}}}")
+        return str(_signed(v, 32))
 
     def _out(self, t: Any, name: str, kind: str, args: list[int], i: int, ret: int) -> str:
         v = args[i]

@@ -407,10 +407,10 @@ async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     if cmd == F_GETOWN:
         return 0
     if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
-        fn = getattr(f, "pipe_size" if cmd == F_GETPIPE_SZ else "set_pipe_size", None)
-        if fn is None:
-            raise SyscallError(errno.EBADF if cmd == F_GETPIPE_SZ else errno.EBADF)
-        return fn() if cmd == F_GETPIPE_SZ else fn(i32(arg))
+        pipe_size = getattr(f, "pipe_size", None)
+        if pipe_size is None:
+            raise SyscallError(errno.EBADF)
+        return pipe_size(t.creds, None if cmd == F_GETPIPE_SZ else i32(arg))
     if cmd == F_GET_SEALS or cmd == F_ADD_SEALS:
         raise SyscallError(errno.EINVAL)
     raise SyscallError(errno.EINVAL)
@@ -506,7 +506,9 @@ async def sys_pipe(t: Task, fds: int, *_: int) -> int:
 async def _pipe(t: Task, fds: int, flags: int) -> int:
     if flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT):
         raise SyscallError(errno.EINVAL)
-    r, w = t.kernel.vfs.pipe(flags & (O_NONBLOCK | O_DIRECT))
+    from vfs.fs.pipefs import new_pipe
+
+    r, w = new_pipe(t.kernel.vfs, t.creds, flags & O_NONBLOCK)
     table = t.fdtable
     cloexec = bool(flags & O_CLOEXEC)
     rfd = wfd = -1
