@@ -7,6 +7,7 @@ fid outlives a call.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
 
@@ -79,8 +80,14 @@ class PathFS:
                 offset = 0
             else:
                 try:
-                    await f.open(os.O_WRONLY | (0 if append else os.O_TRUNC))
-                    offset = (await f.getattr(GetattrMask.SIZE)).attr.size if append else 0
+                    await f.open(os.O_WRONLY)
+                    if append:
+                        offset = (await f.getattr(GetattrMask.SIZE)).attr.size
+                    else:
+                        # Truncate with Tsetattr, as Linux's v9fs does: some servers
+                        # (nfs-ganesha) ignore O_TRUNC in Tlopen.
+                        await f.setattr(size=0)
+                        offset = 0
                 except BaseException:
                     await f.clunk()
                     raise
@@ -110,14 +117,27 @@ class PathFS:
                 pass
 
     async def unlink(self, path: str | bytes) -> None:
-        d, name = await self._parent(path)
-        async with d:
-            await d.unlinkat(name, 0)
+        """unlink(2): EISDIR for a directory, checked here as Linux's VFS does.
+
+        Why: the kernel never asks the filesystem to unlink a directory, so servers differ
+        (nfs-ganesha answers ENOTEMPTY); checking the type first gives Linux's answer.
+        """
+        await self._remove(path, 0)
 
     async def rmdir(self, path: str | bytes) -> None:
+        """rmdir(2): ENOTDIR for a non-directory, checked before asking the server."""
+        await self._remove(path, AT_REMOVEDIR)
+
+    async def _remove(self, path: str | bytes, flags: int) -> None:
         d, name = await self._parent(path)
         async with d:
-            await d.unlinkat(name, AT_REMOVEDIR)
+            f, st = await d.walk_getattr([name], GetattrMask.MODE)
+            await f.clunk()
+            if st.is_dir and not flags & AT_REMOVEDIR:
+                raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), os.fsdecode(path))
+            if not st.is_dir and flags & AT_REMOVEDIR:
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fsdecode(path))
+            await d.unlinkat(name, flags)
 
     async def rename(self, old: str | bytes, new: str | bytes) -> None:
         od, oname = await self._parent(old)
