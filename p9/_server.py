@@ -484,7 +484,13 @@ class _Connection:
             f.opened = True
         finally:
             await self.unref(f)
-        return m.Rlopen(qid, iounit)
+        return m.Rlopen(qid, self._iounit(iounit))
+
+    def _iounit(self, iounit: int) -> int:
+        # 0 would leave the choice to the client; some (p9fs) then send msize bytes of data
+        # plus a header, overflowing msize. Say what fits.
+        limit = self.msize - IOHDRSZ
+        return limit if iounit <= 0 or iounit > limit else iounit
 
     async def lcreate(self, msg: m.Tlcreate | m.Tucreate) -> m.Message:
         uid = msg.uid if isinstance(msg, m.Tucreate) else None
@@ -502,7 +508,7 @@ class _Connection:
             await self.unref(nf, kill=True)
             raise OSError(errno.EBADF, f"fid {msg.fid} was clunked during create")
         reply = m.Rucreate if isinstance(msg, m.Tucreate) else m.Rlcreate
-        return reply(qid, iounit)
+        return reply(qid, self._iounit(iounit))
 
     async def read(self, msg: m.Tread) -> m.Message:
         count = min(msg.count, self.msize - IOHDRSZ)
