@@ -317,6 +317,12 @@ class RegularFD(FileDescription):
     def file_size(self) -> int:
         raise NotImplementedError
 
+    async def pwrite(self, data: bytes, offset: int) -> int:
+        """pwrite64(2); under O_APPEND Linux writes at the end whatever the offset."""
+        if self.flags & O_APPEND and self.writable:
+            offset = self.file_size()
+        return await super().pwrite(data, offset)
+
     async def do_read(self, n: int) -> bytes:
         data = await self.do_pread(n, self.offset)
         self.offset += len(data)

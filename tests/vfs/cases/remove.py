@@ -1,0 +1,61 @@
+"""unlink and rmdir: ENOENT, EISDIR, ENOTDIR, ENOTEMPTY, EINVAL on '.', trailing slashes."""
+
+from os import O_CREAT, O_WRONLY
+
+CASES = {
+    "unlink_basic": [
+        ("open", "f", O_CREAT | O_WRONLY, 0o644),
+        ("unlink", "f"),
+        ("unlink", "f"),
+        ("stat", "f"),
+        ("mkdir", "d", 0o755),
+        ("unlink", "d"),
+        ("unlink", "d/"),
+        ("open", "g", O_CREAT | O_WRONLY, 0o644),
+        ("unlink", "g/"),
+        ("unlink", "."),
+        ("unlink", "missing/x"),
+    ],
+    "rmdir_basic": [
+        ("mkdir", "d", 0o755),
+        ("mkdir", "d/e", 0o755),
+        ("rmdir", "d"),
+        ("rmdir", "d/e/"),
+        ("rmdir", "d"),
+        ("stat", "d"),
+        ("open", "f", O_CREAT | O_WRONLY, 0o644),
+        ("rmdir", "f"),
+        ("rmdir", "."),
+        ("mkdir", "x", 0o755),
+        ("rmdir", "x/."),
+        ("rmdir", "x/.."),
+        ("rmdir", "missing"),
+        ("symlink", "x", "lx"),
+        ("rmdir", "lx"),
+        ("rmdir", "lx/"),
+    ],
+    "parent_link_counts": [
+        ("mkdir", "p", 0o755),
+        ("mkdir", "p/a", 0o755),
+        ("mkdir", "p/b", 0o755),
+        ("stat", "p"),
+        ("rmdir", "p/a"),
+        ("stat", "p"),
+    ],
+    "unlink_open_file": [
+        ("open", "f", O_CREAT | 2, 0o644),
+        ("write", 0, b"still here"),
+        ("unlink", "f"),
+        ("pread", 0, 100, 0),
+        ("fstat", 0),
+    ],
+    "rmdir_open_dir": [
+        ("mkdir", "d", 0o755),
+        ("open", "d", 0),
+        ("rmdir", "d"),
+        ("fstat", 0),
+        ("getdents", 0),
+        ("mkdirat", 0, "x", 0o755),
+        ("open", "d", 0),
+    ],
+}

@@ -1,0 +1,54 @@
+"""Every case in tests/vfs/cases runs on the host kernel (the oracle, a real temporary
+directory) and on each VFS target; the results must be identical step by step."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from .cases import ALL
+from .ops import HostTarget, run_steps
+from .targets import TARGETS
+
+
+def _host_base() -> str | None:
+    """The oracle runs on the host's tmpfs when there is one (/dev/shm), so that
+    filesystem-specific answers (directory sizes, seek on directories) are tmpfs's."""
+    try:
+        if os.statvfs("/dev/shm") and os.stat("/dev/shm").st_mode & 0o777 == 0o777:
+            return "/dev/shm"
+    except OSError:
+        pass
+    return None
+
+
+async def host_results(tmp_path, steps: list[tuple]) -> list:
+    top = tempfile.mkdtemp(prefix="runpsc-vfs-oracle-", dir=_host_base() or str(tmp_path))
+    os.chmod(top, 0o755)
+    h = HostTarget(top)
+    try:
+        return await run_steps(h, steps)
+    finally:
+        await h.close()
+        shutil.rmtree(top)
+
+
+def diff(steps: list[tuple], want: list, got: list) -> str:
+    lines = []
+    for step, w, g in zip(steps, want, got, strict=True):
+        mark = "  " if w == g else "!!"
+        lines.append(f"{mark} {step!r:.70}: host={w!r:.60} ours={g!r:.60}")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize("case", sorted(ALL))
+async def test_case_matches_host(case: str, target: str, tmp_path) -> None:
+    steps = ALL[case]
+    want = await host_results(tmp_path, steps)
+    async with TARGETS[target](tmp_path) as t:
+        got = await run_steps(t, steps)
+    assert got == want, f"{case} on {target}:\n" + diff(steps, want, got)
