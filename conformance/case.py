@@ -106,6 +106,9 @@ def show(v: object) -> str:
     if isinstance(v, Stat):
         return "{" + " ".join(f"{k}:{x}" for k, x in v.comparable().items()) + "}"
     if isinstance(v, list):
+        if len(v) > 12:
+            digest = hashlib.sha256(repr(v).encode()).hexdigest()[:12]
+            return f"[{show(v[0])} … {show(v[-1])}](n={len(v)} sha256={digest})"
         return "[" + ", ".join(show(x) for x in v) + "]"
     return repr(v)
 

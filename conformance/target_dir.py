@@ -59,7 +59,6 @@ class _Shared:
         self.handles: dict[int, int] = {}
         self.dirbufs: dict[int, list[bytes]] = {}
         self.next = 1
-        self.umask = 0o022
         self.groups = os.getgroups()
 
 
@@ -69,10 +68,14 @@ class DirTarget(Target):
     features = frozenset({"fifo-io", "unpriv", "xattr", "locks", "mknod-dev"})
 
     def __init__(self, path: bytes | str, *, creds: Creds = ROOT,
-                 _shared: _Shared | None = None, _fd: int | None = None) -> None:
+                 _shared: _Shared | None = None, _fd: int | None = None,
+                 _mask: list[int] | None = None) -> None:
         self.path = os.path.abspath(os.fsencode(path))
         self.creds = creds
         self._sh = _shared or _Shared()
+        # The umask belongs to one case: views with other credentials share it, a view
+        # rooted elsewhere (another case) gets its own.
+        self._mask = _mask if _mask is not None else [0o022]
         if _fd is None:
             _fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self._fd = _fd
@@ -86,7 +89,8 @@ class DirTarget(Target):
         fd = os.open(b"." if root is None else root,
                      os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self._fd)
         path = self.path if root is None else os.path.join(self.path, root)
-        return DirTarget(path, creds=creds or self.creds, _shared=self._sh, _fd=fd)
+        return DirTarget(path, creds=creds or self.creds, _shared=self._sh, _fd=fd,
+                         _mask=self._mask if root is None else None)
 
     def abspath(self, path: bytes) -> bytes:
         return os.path.join(self.path, path)
@@ -105,7 +109,7 @@ class DirTarget(Target):
         """Run the enclosed (synchronous) syscalls as self.creds, with the target's umask."""
         c = self.creds
         switched = c != ROOT
-        old_mask = os.umask(self._sh.umask) if mask else None
+        old_mask = os.umask(self._mask[0]) if mask else None
         if switched:
             groups = (ctypes.c_uint * max(1, len(c.groups)))(*c.groups)
             _check(_libc.syscall(_SYS_SETGROUPS, len(c.groups), groups), "setgroups")
@@ -124,7 +128,7 @@ class DirTarget(Target):
                 os.umask(old_mask)
 
     def umask(self, mask: int) -> int:
-        old, self._sh.umask = self._sh.umask, mask
+        old, self._mask[0] = self._mask[0], mask
         return old
 
     def _h(self, h: int) -> int:
