@@ -32,6 +32,7 @@ from ._constants import (
 )
 from ._errors import ProtocolError
 from ._framing import FrameDecoder, encode_frame
+from ._sendpath import FrameSender
 from ._version import BASE, PLAIN, RUNPSC, Dialect, client_accept
 
 _RECV_CHUNK = 1 << 18
@@ -116,7 +117,7 @@ class Client:
         self._free_tags: list[int] = []
         self._next_tag = 0
         self._slots = trio.Semaphore(max(1, min(max_inflight, 0x7FFF)))
-        self._send_lock = trio.Lock()
+        self._sender = FrameSender(stream)
         self._free_fids: list[int] = []
         self._next_fid = 0
         self._broken: BaseException | None = None
@@ -153,12 +154,11 @@ class Client:
         frame = encode_frame(tag, msg)
         if len(frame) > self.msize and self.msize:
             raise ProtocolError(f"{type(msg).__name__} of {len(frame)} bytes exceeds msize {self.msize}", remote=False)
-        async with self._send_lock:
-            try:
-                await self._stream.send_all(frame)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
-                self._fail(e)
-                raise _oserror(errno.ECONNRESET, "9P connection lost") from e
+        try:
+            await self._sender.send(frame)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            self._fail(e)
+            raise _oserror(errno.ECONNRESET, "9P connection lost") from e
 
     async def _reader(self) -> None:
         try:
@@ -208,7 +208,11 @@ class Client:
             raise _oserror(errno.ECONNRESET, f"9P connection lost: {self._broken}")
         call: _Call | None = None
         try:
-            async with self._slots:
+            try:
+                self._slots.acquire_nowait()  # no scheduler pass unless we must wait
+            except trio.WouldBlock:
+                await self._slots.acquire()
+            try:
                 tag = self._alloc_tag()
                 call = _Call()
                 self._pending[tag] = call
@@ -226,6 +230,8 @@ class Client:
                 finally:
                     del self._pending[tag]
                     self._free_tags.append(tag)
+            finally:
+                self._slots.release()
         except trio.Cancelled:
             if on_cancel is not None:
                 reply = call.reply if call is not None else None

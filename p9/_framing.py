@@ -21,12 +21,16 @@ HEADER_SIZE = 7
 
 def encode_frame(tag: int, msg: Message) -> bytes:
     """Return the full frame for `msg` under `tag`."""
-    body = msg.encode()
+    parts: list = [b""]
+    msg._layout.put(parts, msg)
+    size = HEADER_SIZE
+    for p in parts:
+        size += len(p)
     try:
-        hdr = _HDR.pack(HEADER_SIZE + len(body), msg.type, tag)
+        parts[0] = _HDR.pack(size, msg.type, tag)
     except struct.error as e:
-        raise ProtocolError(f"tag {tag!r} or frame size does not fit", remote=False) from e
-    return hdr + body
+        raise ProtocolError(f"tag {tag!r} or frame size {size} does not fit", remote=False) from e
+    return b"".join(parts)  # one copy of any payload
 
 
 class FrameDecoder:

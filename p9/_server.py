@@ -21,6 +21,7 @@ from ._constants import IOHDRSZ, MIN_MSIZE, NOFID, NONUNAME, NOTAG, GetattrMask,
 from ._errors import ProtocolError
 from ._file import File, Filesystem
 from ._framing import FrameDecoder, encode_frame
+from ._sendpath import FrameSender
 from ._version import PLAIN, Dialect, server_choose
 
 log = logging.getLogger("p9.server")
@@ -129,7 +130,7 @@ class _Connection:
         self.fids: dict[int, _Fid] = {}
         self.inflight: dict[int, _Request] = {}
         self.limiter = trio.Semaphore(server.max_inflight)
-        self.send_lock = trio.Lock()
+        self.sender = FrameSender(stream)
         self.handlers = {
             m.Tattach: self.attach, m.Tauth: self.auth, m.Twalk: self.walk,
             m.Tclunk: self.clunk, m.Tremove: self.remove, m.Tlopen: self.lopen,
@@ -158,9 +159,7 @@ class _Connection:
     # --- plumbing ---------------------------------------------------------------------------
 
     async def send(self, tag: int, msg: m.Message) -> None:
-        frame = encode_frame(tag, msg)
-        async with self.send_lock:
-            await self.stream.send_all(frame)
+        await self.sender.send(encode_frame(tag, msg))
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -198,7 +197,10 @@ class _Connection:
             # Runs as its own task: it waits for the flushed request.
             self.nursery.start_soon(self.flush, tag, msg)
             return
-        await self.limiter.acquire()
+        try:
+            self.limiter.acquire_nowait()  # no scheduler pass unless we must wait
+        except trio.WouldBlock:
+            await self.limiter.acquire()
         req = _Request()
         self.inflight[tag] = req
         self.nursery.start_soon(self.handle, tag, msg, req)

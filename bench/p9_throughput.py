@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""9P throughput: {our client, diod's tools} x {our server, diod} at msize 64 KiB and 1 MiB.
+
+Prints one table: sequential read and write of a 200 MiB file (MB/s) and walk+getattr+clunk
+operations per second, each with its ratio to diod (the same client against diod, at the
+same msize) beside it. Not a test: nothing is asserted, numbers are printed.
+
+    .venv/bin/python bench/p9_throughput.py [--size-mib 200] [--meta-seconds 3]
+                                            [--ours hostfs|gofer]
+
+Clients: "p9" is our trio client (one connection, reads/writes split into msize chunks and
+pipelined, 8 MiB per call); "diod-tools" is diodcat for reads and `diodls -l` over a
+directory of 2000 files for metadata (each entry is walked, stat'ed and clunked; diod's
+tools cannot write, so that cell is "-"). diod grants at most 64 KiB msize, whatever is
+asked; the granted msize is printed.
+
+The servers run as separate processes on TCP loopback. `start_our_server` is the one place
+that decides what "our server" is: by default p9.Server with the simple host-directory
+model from tests/p9/hostfs.py; `--ours gofer` runs `runpsc gofer serve` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import trio
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import p9  # noqa: E402
+from tests.p9 import peers  # noqa: E402
+
+MIB = 1 << 20
+META_FILES = 2000
+
+_HOSTFS_SERVER = """
+import sys, trio, p9
+from tests.p9.hostfs import HostFS
+async def main():
+    listeners = await p9.listen_tcp(int(sys.argv[2]), "127.0.0.1")
+    await p9.Server(HostFS(sys.argv[1]), max_msize=int(sys.argv[3])).serve_listeners(listeners)
+trio.run(main)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def start_our_server(export: str, port: int, *, kind: str = "hostfs") -> Iterator[str]:
+    """Run "our server" on 127.0.0.1:port exporting `export`; yield the aname to attach.
+
+    Swap point: `kind="gofer"` runs the real Gofer (`runpsc gofer serve`).
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if kind == "gofer":
+        runpsc = shutil.which("runpsc", path=os.path.dirname(sys.executable)) or "runpsc"
+        cmd = [runpsc, "gofer", "serve", "--export", f"bench={export}",
+               "--listen", f"tcp:127.0.0.1:{port}", "--msize", str(MIB)]
+        aname = "bench"
+    else:
+        cmd = [sys.executable, "-c", _HOSTFS_SERVER, export, str(port), str(MIB)]
+        aname = export
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        peers.wait_connectable(("127.0.0.1", port), socket.AF_INET, proc)
+        yield aname
+    finally:
+        peers.stop(proc)
+
+
+@contextlib.contextmanager
+def start_diod(export: str, port: int) -> Iterator[str]:
+    diod_bin = shutil.which("diod") or "/usr/sbin/diod"
+    with peers.diod(diod_bin, export, tcp_port=port):
+        yield export
+
+
+async def _client_run(port: int, aname: str, msize: int, size: int, meta_seconds: float) -> dict:
+    out: dict = {}
+    stream = await p9.connect_tcp("127.0.0.1", port)
+    async with p9.open_client(stream, msize=msize) as c:
+        out["msize"] = c.msize
+        root = await c.attach(aname)
+        step = 8 * MIB
+        # write
+        f = await root.walk()
+        await f.create("w.bin", os.O_WRONLY | os.O_TRUNC, 0o644)
+        buf = os.urandom(step)
+        t0 = time.perf_counter()
+        for off in range(0, size, step):
+            await f.write(off, buf)
+        await f.fsync()
+        out["write"] = size / (time.perf_counter() - t0) / 1e6
+        await f.clunk()
+        # read
+        f = await root.walk(["r.bin"])
+        await f.open(os.O_RDONLY)
+        t0 = time.perf_counter()
+        got = 0
+        while True:
+            data = await f.read(got, step)
+            got += len(data)
+            if len(data) < step:
+                break
+        out["read"] = got / (time.perf_counter() - t0) / 1e6
+        assert got == size, (got, size)
+        await f.clunk()
+        # walk + getattr + clunk, one at a time
+        n = 0
+        t0 = time.perf_counter()
+        deadline = t0 + meta_seconds
+        names = [b"meta", b"f0001"]
+        while True:
+            g, _ = await root.walk_getattr(names, p9.GetattrMask.BASIC)
+            await g.clunk()
+            n += 1
+            if n % 64 == 0 and time.perf_counter() > deadline:
+                break
+        out["meta"] = n / (time.perf_counter() - t0)
+        await root.clunk()
+    return out
+
+
+def _tools_run(port: int, aname: str, msize: int, size: int) -> dict:
+    out: dict = {"msize": msize, "write": None}
+    diodcat = shutil.which("diodcat") or "/usr/sbin/diodcat"
+    diodls = shutil.which("diodls") or "/usr/sbin/diodls"
+    srv = f"127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    subprocess.run([diodcat, "-s", srv, "-a", aname, "-m", str(msize), "r.bin"],
+                   stdout=subprocess.DEVNULL, check=True)
+    out["read"] = size / (time.perf_counter() - t0) / 1e6
+    t0 = time.perf_counter()
+    subprocess.run([diodls, "-s", srv, "-a", aname, "-l", "meta"],
+                   stdout=subprocess.DEVNULL, check=True)
+    out["meta"] = META_FILES / (time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size-mib", type=int, default=200)
+    ap.add_argument("--meta-seconds", type=float, default=3.0)
+    ap.add_argument("--ours", choices=["hostfs", "gofer"], default="hostfs")
+    ap.add_argument("--msizes", default="65536,1048576")
+    args = ap.parse_args()
+    size = args.size_mib * MIB
+    msizes = [int(x) for x in args.msizes.split(",")]
+    with tempfile.TemporaryDirectory(prefix="p9bench-") as export:
+        os.chmod(export, 0o755)
+        with open(os.path.join(export, "r.bin"), "wb") as fh:
+            chunk = os.urandom(MIB)
+            for _ in range(args.size_mib):
+                fh.write(chunk)
+        os.mkdir(os.path.join(export, "meta"))
+        for i in range(META_FILES):
+            open(os.path.join(export, "meta", f"f{i:04d}"), "wb").close()
+        results: dict = {}
+        servers = {f"ours({args.ours})": lambda p: start_our_server(export, p, kind=args.ours),
+                   "diod": lambda p: start_diod(export, p)}
+        for sname, start in servers.items():
+            for msize in msizes:
+                port = free_port()
+                with start(port) as aname:
+                    results[("p9", sname, msize)] = trio.run(
+                        _client_run, port, aname, msize, size, args.meta_seconds)
+                    results[("diod-tools", sname, msize)] = _tools_run(port, aname, msize, size)
+    print_table(results, msizes, args)
+
+
+def _fmt(value: float | None, base: float | None) -> str:
+    if value is None:
+        return f"{'-':>9} {'':>6}"
+    ratio = f"x{value / base:.2f}" if base else ""
+    return f"{value:9.1f} {ratio:>6}"
+
+
+def print_table(results: dict, msizes: list[int], args) -> None:
+    print(f"# 9P throughput, {args.size_mib} MiB file, TCP loopback, {os.cpu_count()} CPUs; "
+          f"ratio = figure / same client against diod at the same msize")
+    hdr = (f"{'client':<11} {'server':<13} {'msize ask':>9} {'granted':>8} "
+           f"{'read MB/s':>9} {'ratio':>6} {'write MB/s':>10} {'ratio':>6} {'meta op/s':>9} {'ratio':>6}")
+    print(hdr)
+    print("-" * len(hdr))
+    for client in ("p9", "diod-tools"):
+        for (c, server, msize), r in results.items():
+            if c != client:
+                continue
+            base = results.get((client, "diod", msize), {})
+            print(f"{client:<11} {server:<13} {msize:>9} {r['msize']:>8} "
+                  f"{_fmt(r['read'], base.get('read'))} {_fmt(r['write'], base.get('write')):>17} "
+                  f"{_fmt(r['meta'], base.get('meta'))}")
+
+
+if __name__ == "__main__":
+    main()
