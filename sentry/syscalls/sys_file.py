@@ -98,6 +98,17 @@ async def close_files(t: Task, files: list[Any]) -> None:
 # -- read and write ------------------------------------------------------------------------
 
 
+#: TASK_SIZE_MAX on x86_64: no user buffer may reach past it (Linux's access_ok).
+TASK_SIZE = (1 << 47) - 4096
+
+
+def access_ok(addr: int, n: int) -> None:
+    """Linux's access_ok: EFAULT for a range outside the user address space, even when the
+    call would transfer nothing (a read at EOF still fails)."""
+    if addr < 0 or addr + n > TASK_SIZE:
+        raise SyscallError(errno.EFAULT)
+
+
 def _count(n: int) -> int:
     """A size_t count: Linux's access_ok fails anything past the address space (EFAULT)."""
     n &= 0xFFFFFFFFFFFFFFFF
@@ -122,6 +133,9 @@ async def sys_read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     """Implements Linux syscall read(2)."""
     f = t.fdtable.get(i32(fd))
     n = _count(count)
+    if not f.readable:
+        raise SyscallError(errno.EBADF)
+    access_ok(buf, n)
     data = await f.read(n)
     return await _deliver(t, f, buf, data)
 
@@ -130,7 +144,11 @@ async def sys_read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
 async def sys_pread64(t: Task, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
     """Implements Linux syscall pread64(2)."""
     f = t.fdtable.get(i32(fd))
-    data = await f.pread(_count(count), i64(offset))
+    n = _count(count)
+    if not f.readable:
+        raise SyscallError(errno.EBADF)
+    access_ok(buf, n)
+    data = await f.pread(n, i64(offset))
     t.mem_write(buf, data)
     return len(data)
 
