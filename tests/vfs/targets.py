@@ -1,4 +1,8 @@
-"""The VFS targets behaviour cases run against (the host is `ops.HostTarget`)."""
+"""The VFS targets behaviour cases run against (the host is `ops.HostTarget`).
+
+Each factory is an async context manager taking the pytest tmp_path and yielding an object
+with the `op_*` methods of `ops.VfsTarget`.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,18 @@ from typing import Any
 
 from vfs import Credentials, Tmpfs, VirtualFilesystem
 from vfs.fs import pipefs
+from vfs.fs.overlay import Overlay
 
 from .ops import VfsTarget
+
+ROOT = Credentials.root()
 
 
 @asynccontextmanager
 async def tmpfs_target(tmp_path: Any) -> AsyncIterator[VfsTarget]:
     v = VirtualFilesystem(Tmpfs())
     pipefs.install(v)
-    ctx = v.new_context()
-    await v.mkdirat(ctx, Credentials.root(), None, b"/t", 0o755)
+    await v.mkdirat(v.new_context(), ROOT, None, b"/t", 0o755)
     t = await VfsTarget(v, b"/t", "tmpfs").start()
     try:
         yield t
@@ -25,4 +31,50 @@ async def tmpfs_target(tmp_path: Any) -> AsyncIterator[VfsTarget]:
         await t.close()
 
 
-TARGETS = {"tmpfs": tmpfs_target}
+#: Steps an overlay case applies to the lower layer while the case is still setting up.
+SETUP_OPS = {"mkdir", "mknod", "symlink", "link", "chmod", "chown", "setxattr", "utimens"}
+BOTH_OPS = {"umask", "user", "root"}
+
+
+class OverlayTarget:
+    """Runs a case's leading creation steps on the lower layer, the rest through the
+    overlay, so that copy-up, whiteouts, opaque dirs and merged readdir are exercised."""
+
+    name = "overlay"
+
+    def __init__(self, lower: VfsTarget, over: VfsTarget) -> None:
+        self.lower = lower
+        self.over = over
+        self.setting_up = True
+
+    def __getattr__(self, attr: str) -> Any:
+        op = attr.removeprefix("op_")
+        if op in BOTH_OPS:
+            async def both(*args: Any) -> Any:
+                await getattr(self.lower, attr)(*args)
+                return await getattr(self.over, attr)(*args)
+
+            return both
+        if self.setting_up and op in SETUP_OPS:
+            return getattr(self.lower, attr)
+        self.setting_up = False
+        return getattr(self.over, attr)
+
+
+@asynccontextmanager
+async def overlay_target(tmp_path: Any) -> AsyncIterator[OverlayTarget]:
+    lower_fs = Tmpfs()
+    lv = VirtualFilesystem(lower_fs)
+    await lv.mkdirat(lv.new_context(), ROOT, None, b"/t", 0o755)
+    lower = await VfsTarget(lv, b"/t", "lower").start()
+    ov = VirtualFilesystem(Overlay(Tmpfs(), lower_fs))
+    pipefs.install(ov)
+    over = await VfsTarget(ov, b"/t", "overlay").start()
+    try:
+        yield OverlayTarget(lower, over)
+    finally:
+        await over.close()
+        await lower.close()
+
+
+TARGETS = {"tmpfs": tmpfs_target, "overlay": overlay_target}
