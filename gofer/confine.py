@@ -31,7 +31,7 @@ from collections.abc import Iterable
 
 from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
 
-__all__ = ["ALLOWED_SYSCALLS", "KEPT_CAPS", "confine", "drop_capabilities", "install_seccomp",
+__all__ = ["ALLOWED_SYSCALLS", "ALLOWED_IOCTLS", "KEPT_CAPS", "build_filter", "confine", "drop_capabilities", "install_seccomp",
            "pivot_to_empty_root", "syscall_numbers"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -203,9 +203,25 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k)
 
 
-def build_filter(allowed: Iterable[int], *, deny_errno: int = errno.EPERM) -> bytes:
-    """A seccomp BPF program: x86_64 only; `allowed` syscalls pass; others fail with errno."""
-    nrs = sorted(set(allowed))
+# ioctl is allowed only for these requests (what CPython and trio use): TCGETS (isatty),
+# FIONBIO, FIONREAD, FIOCLEX, FIONCLEX. Never TIOCSTI, which could type into a terminal.
+ALLOWED_IOCTLS = (0x5401, 0x5421, 0x541B, 0x5451, 0x5450)
+_NR_IOCTL = 16
+
+
+def build_filter(
+    allowed: Iterable[int], *, ioctls: Iterable[int] = ALLOWED_IOCTLS, deny_errno: int = errno.EPERM
+) -> bytes:
+    """A seccomp BPF program: x86_64 only; `allowed` syscalls pass, ioctl only with a request
+    in `ioctls`; everything else fails with `deny_errno`."""
+    nrs = sorted(set(allowed) - {_NR_IOCTL})
+    deny = _insn(_BPF_RET_K, 0, 0, _RET_ERRNO | (deny_errno & 0xFFFF))
+    allow = _insn(_BPF_RET_K, 0, 0, _RET_ALLOW)
+    reqs = sorted(set(ioctls))
+    ioctl_block = [_insn(_BPF_LD_W_ABS, 0, 0, 24)]  # low word of args[1]
+    for j, req in enumerate(reqs):
+        ioctl_block.append(_insn(_BPF_JEQ_K, len(reqs) - j, 0, req))
+    ioctl_block += [deny, allow]
     prog = [
         _insn(_BPF_LD_W_ABS, 0, 0, 4),  # arch
         _insn(_BPF_JEQ_K, 1, 0, _AUDIT_ARCH_X86_64),
@@ -213,11 +229,13 @@ def build_filter(allowed: Iterable[int], *, deny_errno: int = errno.EPERM) -> by
         _insn(_BPF_LD_W_ABS, 0, 0, 0),  # nr
         _insn(_BPF_JGE_K, 0, 1, 0x40000000),  # x32 ABI
         _insn(_BPF_RET_K, 0, 0, _RET_KILL_PROCESS),
+        _insn(_BPF_JEQ_K, 0, len(ioctl_block), _NR_IOCTL),
+        *ioctl_block,
     ]
     for nr in nrs:
         prog.append(_insn(_BPF_JEQ_K, 0, 1, nr))
-        prog.append(_insn(_BPF_RET_K, 0, 0, _RET_ALLOW))
-    prog.append(_insn(_BPF_RET_K, 0, 0, _RET_ERRNO | (deny_errno & 0xFFFF)))
+        prog.append(allow)
+    prog.append(deny)
     return b"".join(prog)
 
 

@@ -88,10 +88,11 @@ class GoferFilesystem(p9.Filesystem):
 class GoferFile(p9.File):
     """One fid: a host node, its open descriptor once opened, and whom it acts for."""
 
-    __slots__ = ("node", "of", "ident", "switch", "closed")
+    __slots__ = ("node", "of", "ident", "switch", "closed", "dirents")
 
     def __init__(self, node: Node, ident: Ident, switch: bool) -> None:
         self.closed = False
+        self.dirents: tuple[list, list[Dirent]] | None = None
         self.node = node
         self.of: OpenFile | None = None
         self.ident = ident
@@ -244,17 +245,23 @@ class GoferFile(p9.File):
     async def readdir(self, offset: int, count: int) -> list[Dirent]:
         self._as()
         of = self._opened()
-        out: list[Dirent] = []
+        src = of.entries(offset)
+        cache = self.dirents
+        if cache is None or cache[0] is not src:
+            # Render the whole snapshot once; later calls only slice it.
+            cache = self.dirents = (
+                src, [Dirent(Qid(e[0], 0, e[1]), e[2], e[3], e[4]) for e in src]
+            )
+        rendered = cache[1]
+        end = offset
         used = 0
-        for e in of.readdir(offset):
-            name = os.fsencode(e.name)
-            used += 24 + len(name)
-            if used > count and out:
+        n = len(src)
+        while end < n:
+            used += 24 + len(src[end][4])
+            if used > count and end > offset:
                 break
-            out.append(Dirent(Qid(e.qid_type, 0, e.qid_path), e.offset, e.dtype, name))
-            if used > count:
-                break
-        return out
+            end += 1
+        return rendered[offset:end]
 
     async def fsync(self, datasync: bool) -> None:
         self._as()
@@ -370,4 +377,5 @@ class GoferFile(p9.File):
         if self.of is not None:
             self.of.close()
             self.of = None
+        self.dirents = None
         self.node.release()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gofer.confine import ALLOWED_SYSCALLS, build_filter, syscall_numbers
+from gofer.confine import ALLOWED_IOCTLS, ALLOWED_SYSCALLS, build_filter, syscall_numbers
 from tests.support import need_root
 
 # Runs in a child: prepare (open export, bind a unix listener, confine), then inject.
@@ -50,6 +50,8 @@ attempt("ptrace", lambda: raw(101, 16, 1, 0, 0))
 attempt("open_by_handle_at", lambda: raw(304, 3, 0, 0))
 attempt("mknod_dev", lambda: os.mknod("mem", 0o20666, os.makedev(1, 1), dir_fd=fs.exports["e"].root_fd))
 attempt("setuid_real", lambda: os.setresuid(1000, 1000, 1000))
+attempt("ioctl_tiocsti", lambda: raw(16, 0, 0x5412, ctypes.c_char_p(b"x")))
+attempt("ioctl_fionread", lambda: raw(16, socks[0].fileno(), 0x541B, ctypes.byref(ctypes.c_int())))
 attempt("fd_dotdot_escape", lambda: os.listdir(os.open("../../1", os.O_RDONLY, dir_fd=fs.exports["e"].procfd.dirfd)))
 
 async def main():
@@ -87,9 +89,10 @@ def test_confined_gofer_cannot_reach_the_host(tmp_path: Path) -> None:
     assert out["open_export_by_path"] == "ENOENT"
     assert out["open_proc_1_root"] == "ENOENT"
     for denied in ("socket_inet", "mount", "unshare", "chroot", "execve", "ptrace",
-                   "open_by_handle_at", "mknod_dev", "setuid_real"):
+                   "open_by_handle_at", "mknod_dev", "setuid_real", "ioctl_tiocsti"):
         assert out[denied] in ("EPERM", "EROFS", "EACCES"), (denied, out[denied])
     assert out["connect_unix"] in ("EPERM", "ENOENT")
+    assert out["ioctl_fionread"] != "EPERM"  # reaches the kernel (EINVAL on a listener)
     assert out["fd_dotdot_escape"] in ("ENOENT", "ENOTDIR")
 
 
@@ -101,7 +104,8 @@ def test_seccomp_filter_shape() -> None:
                       "pivot_root", "setuid", "process_vm_writev"):
         assert syscall_numbers([forbidden])[0] not in nrs
     prog = build_filter(nrs)
-    assert len(prog) % 8 == 0 and len(prog) // 8 == 6 + 2 * len(nrs) + 1
+    ioctl_block = 1 + len(ALLOWED_IOCTLS) + 2
+    assert len(prog) % 8 == 0 and len(prog) // 8 == 7 + ioctl_block + 2 * (len(nrs) - 1) + 1
 
 
 def test_no_confine_flag_serves_without_namespace(tmp_path: Path) -> None:
@@ -115,3 +119,36 @@ def test_no_confine_flag_serves_without_namespace(tmp_path: Path) -> None:
     with gofer_process(["--export", f"e={exp}", "--listen", f"unix:{sock}", "--no-confine"]) as p:
         assert os.readlink(f"/proc/{p.pid}/root") == "/"
         assert sock.exists()
+
+
+async def test_confined_cli_gofer_serves_fifos_on_worker_threads(tmp_path: Path) -> None:
+    """A FIFO is opened and read on a worker thread, which the confined process creates
+    under its seccomp filter and in its own mount namespace."""
+    import trio
+
+    import p9
+    from tests.gofer.helpers import gofer_process
+
+    need_root()
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    os.mkfifo(exp / "fifo")
+    sock = tmp_path / "s"
+    with gofer_process(["--export", f"e={exp}", "--listen", f"unix:{sock}"]) as proc:
+        assert os.readlink(f"/proc/{proc.pid}/root") != "/" or os.stat(
+            f"/proc/{proc.pid}/root").st_ino != os.stat("/").st_ino
+
+        def writer() -> None:
+            with open(exp / "fifo", "wb") as w:
+                w.write(b"through the fifo")
+
+        async with p9.open_client(await p9.connect_unix(str(sock))) as c:
+            root = await c.attach(b"e")
+            f = await root.walk([b"fifo"])
+            async with trio.open_nursery() as n:
+                n.start_soon(trio.to_thread.run_sync, writer)
+                await f.open(os.O_RDONLY)
+                data = await f.read(0, 100)
+            assert data == b"through the fifo"
+            await f.clunk()
+            await root.clunk()

@@ -227,8 +227,10 @@ def test_directory_renamed_out_from_under_a_node(root: Node, tree, guard) -> Non
         up = b.walk("..").walk("..").walk("..").walk("..")
         assert up.qid() == root.qid()
         assert_cannot_reach(up)
-        names = [e.name for e in up.open(os.O_RDONLY).readdir(0)]
-        assert "outside" not in names and "secret" not in names
+        of = up.open(os.O_RDONLY)
+        names = [e.name for e in of.readdir(0)]
+        of.close()
+        assert b"outside" not in names and b"secret" not in names
         up.release()
     finally:
         b.release()
