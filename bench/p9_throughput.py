@@ -16,7 +16,8 @@ asked; the granted msize is printed.
 
 The servers run as separate processes on TCP loopback. `start_our_server` is the one place
 that decides what "our server" is: by default p9.Server with the simple host-directory
-model from tests/p9/hostfs.py; `--ours gofer` runs `runpsc gofer serve` instead.
+model from tests/p9/hostfs.py (metadata requests handled inline: `p9.QUICK_MESSAGES`);
+`--ours gofer` runs `runpsc gofer serve` instead.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ import sys, trio, p9
 from tests.p9.hostfs import HostFS
 async def main():
     listeners = await p9.listen_tcp(int(sys.argv[2]), "127.0.0.1")
-    await p9.Server(HostFS(sys.argv[1]), max_msize=int(sys.argv[3])).serve_listeners(listeners)
+    server = p9.Server(HostFS(sys.argv[1]), max_msize=int(sys.argv[3]), inline=p9.QUICK_MESSAGES)
+    await server.serve_listeners(listeners)
 trio.run(main)
 """
 
@@ -177,7 +179,9 @@ def main() -> None:
                 with start(port) as aname:
                     results[("p9", sname, msize)] = trio.run(
                         _client_run, port, aname, msize, size, args.meta_seconds)
-                    results[("diod-tools", sname, msize)] = _tools_run(port, aname, msize, size)
+                    tools = _tools_run(port, aname, msize, size)
+                    tools["msize"] = results[("p9", sname, msize)]["msize"]  # same server grant
+                    results[("diod-tools", sname, msize)] = tools
     print_table(results, msizes, args)
 
 

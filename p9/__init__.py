@@ -36,7 +36,7 @@ from ._messages import (
     encode_dirents,
 )
 from ._path import PathFS, split
-from ._server import Server
+from ._server import QUICK_MESSAGES, Server
 from ._transport import (
     connect_tcp,
     connect_unix,
@@ -53,6 +53,6 @@ __all__ = [
     "FrameDecoder", "decode_frame", "encode_frame", "REGISTRY", "RESPONSE_OF", "Attr",
     "Dirent", "FullStat", "Message", "Qid", "SetAttr", "decode_dirents", "encode_dirents",
     "Client", "Fid", "Stat", "open_client", "PathFS", "split", "connect_tcp", "connect_unix",
-    "listen_tcp", "listen_unix", "socketpair", "stream_from_fd", "BASE", "RUNPSC", "OURS", "PLAIN", "File", "Filesystem", "Server", "Dialect", "client_accept", "server_choose",
+    "listen_tcp", "listen_unix", "socketpair", "stream_from_fd", "BASE", "RUNPSC", "OURS", "PLAIN", "File", "Filesystem", "Server", "QUICK_MESSAGES", "Dialect", "client_accept", "server_choose",
     *(cls.__name__ for cls in REGISTRY.values()),
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import pwd
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import trio
 
@@ -28,6 +28,13 @@ log = logging.getLogger("p9.server")
 
 _RREADDIR_HDR = 11  # size[4] type[1] tag[2] count[4]
 _RECV_CHUNK = 1 << 18
+
+
+#: Metadata requests a file model usually answers at once: candidates for `Server(inline=)`.
+QUICK_MESSAGES: frozenset[type[m.Message]] = frozenset({
+    m.Twalk, m.Tgetattr, m.Tclunk, m.Tlopen, m.Tstatfs, m.Treadlink, m.Twalkgetattr,
+    m.Tmultigetattr, m.Tsetattr, m.Tsetattrclunk, m.Txattrwalk, m.Tgetxattr, m.Tlistxattr,
+})
 
 
 class _Fid:
@@ -73,6 +80,11 @@ class Server:
         max_inflight: requests run at once per connection; reading stops beyond that.
         default_uname: user for Tattach with an empty uname and NONUNAME (gVisor's client).
         default_uid: its uid.
+        inline: message types handled in the connection's reader task instead of a task of
+            their own (e.g. `p9.QUICK_MESSAGES`). Saves a task spawn and a cancel scope per
+            request, which matters when one request is in flight at a time; only for
+            operations the file model completes without waiting long, because the
+            connection reads nothing else meanwhile (a Tflush for one finds it done).
     """
 
     def __init__(
@@ -83,6 +95,7 @@ class Server:
         max_inflight: int = 64,
         default_uname: bytes = b"root",
         default_uid: int = 0,
+        inline: Collection[type[m.Message]] = (),
     ) -> None:
         if max_msize < MIN_MSIZE:
             raise ValueError(f"max_msize {max_msize!r} is below {MIN_MSIZE}")
@@ -91,6 +104,7 @@ class Server:
         self.max_inflight = max_inflight
         self.default_uname = default_uname
         self.default_uid = default_uid
+        self.inline = frozenset(inline)
 
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
         """Serve one connection until the peer closes it; always closes every fid."""
@@ -131,6 +145,7 @@ class _Connection:
         self.inflight: dict[int, _Request] = {}
         self.limiter = trio.Semaphore(server.max_inflight)
         self.sender = FrameSender(stream)
+        self.inline = server.inline
         self.handlers = {
             m.Tattach: self.attach, m.Tauth: self.auth, m.Twalk: self.walk,
             m.Tclunk: self.clunk, m.Tremove: self.remove, m.Tlopen: self.lopen,
@@ -196,6 +211,13 @@ class _Connection:
         if isinstance(msg, m.Tflush):
             # Runs as its own task: it waits for the flushed request.
             self.nursery.start_soon(self.flush, tag, msg)
+            return
+        if type(msg) in self.inline:
+            try:
+                reply = await self.call(msg)
+            except Exception as e:  # mapped to Rlerror in one place
+                reply = m.Rlerror(_errno_of(e))
+            await self.send(tag, reply)
             return
         try:
             self.limiter.acquire_nowait()  # no scheduler pass unless we must wait

@@ -56,11 +56,12 @@ async def _serve_pair(nursery, server: p9.Server) -> trio.SocketStream:
     return a
 
 
-@pytest.mark.parametrize("version", [p9.RUNPSC, p9.BASE])
-async def test_scenario_matches_native(dirs, version) -> None:
+@pytest.mark.parametrize(("version", "inline"), [(p9.RUNPSC, ()), (p9.BASE, ()),
+                                                 (p9.RUNPSC, p9.QUICK_MESSAGES)])
+async def test_scenario_matches_native(dirs, version, inline) -> None:
     export, native = dirs
     async with trio.open_nursery() as nursery:
-        stream = await _serve_pair(nursery, p9.Server(HostFS(export)))
+        stream = await _serve_pair(nursery, p9.Server(HostFS(export), inline=inline))
         async with p9.open_client(stream, msize=65536, version=version) as c:
             assert c.dialect.version == version
             root = await c.attach(export)
