@@ -152,3 +152,11 @@ async def test_confined_cli_gofer_serves_fifos_on_worker_threads(tmp_path: Path)
             assert data == b"through the fifo"
             await f.clunk()
             await root.clunk()
+
+
+def test_readme_lists_exactly_the_allowed_syscalls() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "gofer" / "README.md").read_text()
+    block = readme.split("<!-- syscalls:begin -->")[1].split("<!-- syscalls:end -->")[0]
+    listed = [s.strip() for s in block.replace("\n", " ").split(",") if s.strip()]
+    assert listed == sorted(ALLOWED_SYSCALLS)
+    assert f"({len(ALLOWED_SYSCALLS)}, `gofer.confine.ALLOWED_SYSCALLS`" in readme
