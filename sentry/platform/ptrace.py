@@ -13,6 +13,7 @@ import errno
 import os
 import signal
 import tempfile
+import time
 from dataclasses import dataclass
 
 import trio
@@ -47,9 +48,10 @@ _OPTIONS = (
     | libc.PTRACE_O_TRACECLONE
     | libc.PTRACE_O_TRACEEXIT
 )
-# How many non-blocking waitpid polls a waiter spins before parking on SIGCHLD. A syscall
-# round trip is ~10 µs; parking costs a signal, a wakeup fd and a task switch.
-SPIN = 300
+# How long a waiter sleeps in sigtimedwait before parking on the trio loop. A syscall round
+# trip is ~10 µs; parking costs a signal, a wakeup-fd write and a task switch.
+BLOCK_S = 0.0005
+_SIGCHLD_SET = {signal.SIGCHLD}
 
 
 class StubGone(Exception):
@@ -89,30 +91,62 @@ def classify(status: int) -> Stop:
 class SigchldWaiter:
     """Wakes tasks waiting for a traced thread to stop; one per trio run.
 
-    Run `serve` in a nursery (it reports readiness with task_status.started()).
+    Run `serve` in a nursery (it reports readiness with task_status.started()). While it
+    serves, SIGCHLD is blocked on the loop's thread except while some task is parked
+    waiting for it: every syscall stop sends one, and taking a signal plus a wakeup-fd
+    write per syscall would cost more than the syscall itself.
     """
 
     def __init__(self) -> None:
         self._lot = trio.lowlevel.ParkingLot()
+        self._parked = 0
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGCHLD) as signals:
-            task_status.started()
-            async for _ in signals:
-                self._lot.unpark_all()
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            try:
+                task_status.started()
+                async for _ in signals:
+                    self._lot.unpark_all()
+            finally:
+                if signal.SIGCHLD not in old:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
     async def waitpid(self, pid: int) -> int:
-        """The next wait status of `pid`; spins briefly, then parks until SIGCHLD."""
+        """The next wait status of `pid`.
+
+        Fast path: sleep in sigtimedwait(SIGCHLD) for up to BLOCK_S (the thread sleeps, so
+        the kernel can hand the CPU straight to the stub and back, as a blocking waitpid
+        would); then park the task until the SIGCHLD receiver wakes it, so a program that
+        computes for long does not hold up the other tasks.
+        """
         flags = os.WNOHANG | libc.WALL
-        for _ in range(SPIN):
-            got, status = os.waitpid(pid, flags)
-            if got:
-                return status
-        while True:
-            got, status = os.waitpid(pid, flags)
-            if got:
-                return status
-            await self._lot.park()
+        got, status = os.waitpid(pid, flags)
+        if got:
+            return status
+        if not self._parked:  # SIGCHLD is blocked, so it stays pending for sigtimedwait
+            deadline = time.monotonic() + BLOCK_S
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                signal.sigtimedwait(_SIGCHLD_SET, remaining)
+                got, status = os.waitpid(pid, flags)
+                if got:
+                    return status
+        self._parked += 1
+        if self._parked == 1:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        try:
+            while True:
+                got, status = os.waitpid(pid, flags)
+                if got:
+                    return status
+                await self._lot.park()
+        finally:
+            self._parked -= 1
+            if self._parked == 0:
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 
 
 _memfd_works: bool | None = None

@@ -1,0 +1,189 @@
+"""Per-syscall cost: native, a minimal C PTRACE_SYSEMU loop (the floor for any ptrace
+platform), and runpsc; plus `runpsc do /bin/true` wall time.
+
+Run: .venv/bin/python bench/syscall_overhead.py [--iterations N]
+Prints a table; not a test (figures depend on the machine and its load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+PROGRAM = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+static double now(void) {
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);  /* vDSO: no syscall */
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+int main(int argc, char **argv) {
+    const char *mode = argv[1]; long n = atol(argv[2]); const char *file = argv[3];
+    char buf[4096]; struct stat st;
+    int fd = open(file, O_RDONLY);
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+        if (!strcmp(mode, "getppid")) syscall(SYS_getppid);
+        else if (!strcmp(mode, "openclose")) close(open(file, O_RDONLY));
+        else if (!strcmp(mode, "stat")) stat(file, &st);
+        else if (!strcmp(mode, "read4k")) pread(fd, buf, 4096, 0);
+    }
+    double t1 = now();
+    char out[64];
+    int len = snprintf(out, sizeof out, "%.0f\n", (t1 - t0) / n);
+    write(1, out, len);
+    return 0;
+}
+"""
+
+FLOOR = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+/* The minimal PTRACE_SYSEMU platform: every syscall of the child is answered with 0. */
+int main(int argc, char **argv) {
+    long n = atol(argv[1]);
+    pid_t pid = fork();
+    if (pid == 0) {
+        ptrace(PTRACE_TRACEME, 0, 0, 0);
+        raise(SIGSTOP);
+        for (long i = 0; i < n; i++) syscall(SYS_getppid);
+        syscall(SYS_exit_group, 0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL);
+    struct timespec a, b;
+    struct user_regs_struct regs;
+    long count = 0;
+    ptrace(PTRACE_SYSEMU, pid, 0, 0);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (;;) {
+        waitpid(pid, &status, __WALL);
+        ptrace(PTRACE_GETREGS, pid, 0, &regs);
+        if (regs.orig_rax == SYS_exit_group) break;
+        count++;
+        regs.rax = 0;
+        ptrace(PTRACE_SETREGS, pid, 0, &regs);
+        ptrace(PTRACE_SYSEMU, pid, 0, 0);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, __WALL);
+    printf("%.0f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / count);
+    return 0;
+}
+"""
+
+MODES = ["getppid", "openclose", "stat", "read4k"]
+
+
+def build(tmp: Path, name: str, src: str, *flags: str) -> str:
+    (tmp / f"{name}.c").write_text(src)
+    subprocess.run(["gcc", "-O2", "-o", str(tmp / name), str(tmp / f"{name}.c"), *flags],
+                   check=True)
+    return str(tmp / name)
+
+
+async def in_runpsc(prog: str, mode: str, n: int, data: bytes) -> float:
+    """Run the benchmark program in a Sentry whose root is a tmpfs holding it and a file."""
+    from sentry.kernel import Kernel
+    from sentry.kernel.fdtable import FDTable
+    from vfs import Credentials, Tmpfs, VirtualFilesystem
+    from vfs.fs.host import HostFD
+
+    vfs = VirtualFilesystem(Tmpfs())
+    ctx, creds = vfs.new_context(), Credentials.root()
+    for path, content, mode_bits in ((b"/prog", open(prog, "rb").read(), 0o755),
+                                     (b"/data", data, 0o644)):
+        f = await vfs.open(ctx, creds, None, path, os.O_CREAT | os.O_WRONLY, mode_bits)
+        await f.write(content)
+        await f.dec_ref()
+    r, w = os.pipe()
+    fdt = FDTable()
+    fdt.install(HostFD(os.open("/dev/null", os.O_RDONLY)))
+    fdt.install(HostFD(w))
+    fdt.install(HostFD(2))
+    os.close(w)
+    status = await Kernel(vfs=vfs).run([b"/prog", mode.encode(), str(n).encode(), b"/data"],
+                                       [], fdt, ctx, creds)
+    for fd in list(range(3)):
+        fdesc = fdt.remove(fd)
+        await fdesc.dec_ref()
+    out = os.read(r, 100)
+    os.close(r)
+    if status != 0:
+        raise RuntimeError(f"benchmark program failed in runpsc: status {status:#x}")
+    return float(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--iterations", type=int, default=20000)
+    ap.add_argument("--do-runs", type=int, default=10)
+    args = ap.parse_args()
+    n = args.iterations
+    tmp = Path(tempfile.mkdtemp(prefix="runpsc-bench-"))
+    try:
+        prog = build(tmp, "prog", PROGRAM, "-static")
+        floor_bin = build(tmp, "floor", FLOOR)
+        shm = Path(tempfile.mkdtemp(prefix="runpsc-bench-", dir="/dev/shm"))
+        data = os.urandom(4096)
+        (shm / "data").write_bytes(data)
+        native = {m: float(subprocess.run([prog, m, str(n * 10), str(shm / "data")],
+                                          capture_output=True, check=True).stdout)
+                  for m in MODES}
+        shutil.rmtree(shm)
+        floor = float(subprocess.run([floor_bin, str(n)], capture_output=True,
+                                     check=True).stdout)
+        sandbox = {m: trio.run(in_runpsc, prog, m, n, data) for m in MODES}
+        print(f"syscall overhead, ns per call ({n} iterations in the sandbox)")
+        print(f"{'call':<12}{'native':>10}{'C SYSEMU floor':>16}{'runpsc':>10}"
+              f"{'runpsc/floor':>14}{'runpsc/native':>15}")
+        for m in MODES:
+            fl = f"{floor:>16.0f}" if m == "getppid" else f"{'-':>16}"
+            ratio = f"{sandbox[m] / floor:>14.2f}" if m == "getppid" else f"{'-':>14}"
+            print(f"{m:<12}{native[m]:>10.0f}{fl}{sandbox[m]:>10.0f}{ratio}"
+                  f"{sandbox[m] / native[m]:>15.1f}")
+        runpsc = shutil.which("runpsc") or str(Path(sys.executable).parent / "runpsc")
+        times = []
+        for _ in range(args.do_runs):
+            t0 = time.perf_counter()
+            p = subprocess.run([runpsc, "do", "--", "/bin/true"], capture_output=True)
+            times.append(time.perf_counter() - t0)
+            if p.returncode != 0:
+                print(f"runpsc do /bin/true failed: {p.returncode} {p.stderr[-300:]!r}")
+                break
+        else:
+            print(f"runpsc do /bin/true: median {statistics.median(times) * 1000:.0f} ms "
+                  f"over {len(times)} runs (target < 250 ms)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
