@@ -78,3 +78,73 @@ async def overlay_target(tmp_path: Any) -> AsyncIterator[OverlayTarget]:
 
 
 TARGETS = {"tmpfs": tmpfs_target, "overlay": overlay_target}
+
+
+@asynccontextmanager
+async def _gofer_client(tmp_path: Any) -> AsyncIterator[Any]:
+    """A client connected to an in-process gofer exporting a fresh directory."""
+    from gofer.host import Export
+
+    from ..gofer.helpers import connect, gofer_fs
+
+    top = tmp_path / "export"
+    top.mkdir()
+    top.chmod(0o755)
+    async with gofer_fs([Export("e", str(top))]) as (fs, nursery):
+        async with connect(fs, nursery) as client:
+            yield client
+
+
+@asynccontextmanager
+async def _goferfs(tmp_path: Any, policy: str) -> AsyncIterator[Any]:
+    from vfs.fs.goferfs import GoferFS
+
+    async with _gofer_client(tmp_path) as client:
+        gfs = await GoferFS.attach(client, b"e", policy=policy)
+        try:
+            yield gfs
+        finally:
+            await gfs.release()
+
+
+@asynccontextmanager
+async def goferfs_target(tmp_path: Any, policy: str = "exclusive") -> AsyncIterator[VfsTarget]:
+    async with _goferfs(tmp_path, policy) as gfs:
+        v = VirtualFilesystem(gfs)
+        pipefs.install(v)
+        await v.mkdirat(v.new_context(), ROOT, None, b"/t", 0o755)
+        t = await VfsTarget(v, b"/t", "goferfs").start()
+        try:
+            yield t
+        finally:
+            await t.close()
+
+
+@asynccontextmanager
+async def goferfs_shared_target(tmp_path: Any) -> AsyncIterator[VfsTarget]:
+    async with goferfs_target(tmp_path, "shared") as t:
+        yield t
+
+
+@asynccontextmanager
+async def overlay_gofer_target(tmp_path: Any) -> AsyncIterator[OverlayTarget]:
+    """The sandbox's default root: a tmpfs upper over a goferfs lower."""
+    async with _goferfs(tmp_path, "exclusive") as gfs:
+        lv = VirtualFilesystem(gfs)
+        await lv.mkdirat(lv.new_context(), ROOT, None, b"/t", 0o755)
+        lower = await VfsTarget(lv, b"/t", "lower").start()
+        ov = VirtualFilesystem(Overlay(Tmpfs(), gfs))
+        pipefs.install(ov)
+        over = await VfsTarget(ov, b"/t", "overlay").start()
+        try:
+            yield OverlayTarget(lower, over)
+        finally:
+            await over.close()
+            await lower.close()
+
+
+TARGETS.update({
+    "goferfs": goferfs_target,
+    "goferfs-shared": goferfs_shared_target,
+    "overlay-gofer": overlay_gofer_target,
+})

@@ -1,0 +1,562 @@
+"""goferfs: files served by a Gofer over 9P2000.L (the `p9` client).
+
+Why caches, and two policies: every round trip to the gofer costs far more than the
+syscall that caused it, so dentries, attributes, symlink targets and file pages are kept
+here. When the sandbox has the tree to itself (`policy="exclusive"`, the default for a
+sandbox root) nothing else changes the files, so the caches are trusted: attributes and
+names are fetched once, file data is read once and written back at fsync/close. When other
+users may change the files (`policy="shared"`), every lookup and stat asks the server
+again and file data is read and written through, uncached.
+
+Lookups are batched: `lookup(parent, [a, b, c])` resolves the uncached part of the run with
+one Tmultigetattr (a walk per prefix on servers without it), so a path costs one round trip
+however deep it is. A dentry gets a fid only when an operation needs one (walked lazily
+from its parent's), so a long lookup does not pin a fid per component.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import p9
+
+from ..abi import (
+    DT_UNKNOWN,
+    O_ACCMODE,
+    O_APPEND,
+    O_DIRECTORY,
+    O_RDONLY,
+    O_WRONLY,
+    RENAME_EXCHANGE,
+    S_IFMT,
+    S_IFREG,
+    V9FS_MAGIC,
+    Stat,
+    StatFS,
+)
+from ..creds import Credentials
+from ..dentry import Dentry, Inode, now_ns
+from ..errors import error
+from ..file import DirectoryFD, FileDescription, RegularFD
+from ..filesystem import Filesystem
+
+CHUNK = 64 * 1024
+_ALL = int(p9.GetattrMask.ALL)
+_NS = 1_000_000_000
+
+
+class GoferInode(Inode):
+    """Cached attributes of a remote file, its fid (lazily walked) and its page cache."""
+
+    __slots__ = ("fid", "target", "pages", "dirty", "server_size")
+
+    def __init__(self, st: p9.Stat) -> None:
+        super().__init__(st.qid.path, 0)
+        self.fid: p9.Fid | None = None
+        self.target: bytes | None = None
+        self.pages: dict[int, bytearray] = {}
+        self.dirty: set[int] = set()
+        self.update(st)
+
+    def update(self, st: p9.Stat) -> None:
+        a = st.attr
+        self.ino = st.qid.path
+        self.mode = a.mode
+        self.uid = a.uid
+        self.gid = a.gid
+        self.nlink = a.nlink
+        self.rdev = a.rdev
+        if not self.dirty:
+            self.size = a.size
+        self.server_size = a.size
+        self.blocks = a.blocks
+        self.atime_ns = a.atime_sec * _NS + a.atime_nsec
+        self.mtime_ns = a.mtime_sec * _NS + a.mtime_nsec
+        self.ctime_ns = a.ctime_sec * _NS + a.ctime_nsec
+        self.btime_ns = a.btime_sec * _NS + a.btime_nsec if st.valid & 0x800 else None
+
+
+class GoferFS(Filesystem):
+    """A filesystem over one attached 9P tree.
+
+    Args:
+        root: the fid `client.attach(...)` returned (this filesystem owns it from now on).
+        root_stat: its attributes.
+        policy: "exclusive" (trust caches) or "shared" (revalidate, no data cache).
+        owner_uid: the uid the server creates files as (the attaching user); files made for
+            anyone else get a Tsetattr afterwards.
+    """
+
+    fstype = "9p"
+    magic = V9FS_MAGIC
+    remote = True
+
+    def __init__(self, root: p9.Fid, root_stat: p9.Stat, *, policy: str = "exclusive",
+                 owner_uid: int = 0) -> None:
+        super().__init__()
+        if policy not in ("exclusive", "shared"):
+            raise ValueError(f"policy must be 'exclusive' or 'shared', not {policy!r}")
+        self.policy = policy
+        self.exclusive = policy == "exclusive"
+        self.owner_uid = owner_uid
+        ino = GoferInode(root_stat)
+        ino.fid = root
+        self.root = Dentry(self, b"/", None, ino)
+        self.round_trips = 0
+
+    @classmethod
+    async def attach(cls, client: p9.Client, aname: bytes = b"", *, policy: str = "exclusive",
+                     uname: bytes = b"root", n_uname: int = 0) -> GoferFS:
+        """Attach to `aname` on a connected client and build the filesystem."""
+        root = await client.attach(aname, uname=uname, n_uname=n_uname)
+        st = await root.getattr(_ALL)
+        return cls(root, st, policy=policy, owner_uid=n_uname)
+
+    # -- fids and attributes -------------------------------------------------------------------
+
+    async def _fid(self, d: Dentry) -> p9.Fid:
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        if ino.fid is None:
+            pf = await self._fid(d.parent)
+            self.round_trips += 1
+            ino.fid = await pf.walk([d.name])
+        return ino.fid
+
+    def _child(self, parent: Dentry, name: bytes, st: p9.Stat) -> Dentry:
+        old = parent.children.get(name)
+        if old is not None and old.inode.ino == st.qid.path:
+            old.inode.update(st)  # type: ignore[attr-defined]
+            return old
+        if old is not None:
+            old.dead = True
+        d = Dentry(self, name, parent, GoferInode(st))
+        parent.children[name] = d
+        return d
+
+    async def lookup(self, parent: Dentry, names: list[bytes]) -> list[Dentry]:
+        out: list[Dentry] = []
+        d = parent
+        i = 0
+        if self.exclusive:
+            while i < len(names):
+                child = d.children.get(names[i])
+                if child is None:
+                    break
+                out.append(child)
+                i += 1
+                if not child.inode.is_dir:
+                    return out
+                d = child
+        if i == len(names):
+            return out
+        fid = await self._fid(d)
+        self.round_trips += 1
+        try:
+            stats = await fid.multi_getattr(names[i:])
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+                raise
+            stats = []
+        for st in stats:
+            child = self._child(d, names[i], st)
+            out.append(child)
+            i += 1
+            if not child.inode.is_dir:
+                return out
+            d = child
+        if i < len(names):
+            gone = d.children.pop(names[i], None)
+            if gone is not None:
+                gone.dead = True
+        return out
+
+    async def _refresh(self, d: Dentry) -> None:
+        fid = await self._fid(d)
+        self.round_trips += 1
+        d.inode.update(await fid.getattr(_ALL))  # type: ignore[attr-defined]
+
+    async def stat(self, d: Dentry) -> Stat:
+        if not self.exclusive and not d.dead:
+            await self._refresh(d)
+        return d.inode.to_stat(self.dev)
+
+    async def setattr(self, d: Dentry, *, mode: int | None = None, uid: int | None = None,
+                      gid: int | None = None, size: int | None = None,
+                      atime_ns: int | None = None, mtime_ns: int | None = None,
+                      ctime_ns: int | None = None) -> None:
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        fid = await self._fid(d)
+        if size is not None:
+            await self._writeback(ino, None)
+        self.round_trips += 1
+        await fid.setattr(mode=None if mode is None else mode & 0o7777, uid=uid, gid=gid,
+                          size=size, atime=atime_ns, mtime=mtime_ns, ctime=ctime_ns is not None)
+        if size is not None:
+            _truncate_pages(ino, size)
+        await self._refresh(d)
+
+    async def readlink(self, d: Dentry) -> bytes:
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        if not ino.is_symlink:
+            raise error(errno.EINVAL)
+        if ino.target is None or not self.exclusive:
+            self.round_trips += 1
+            ino.target = await (await self._fid(d)).readlink()
+        return ino.target
+
+    async def statfs(self) -> StatFS:
+        self.round_trips += 1
+        r = await (await self._fid(self.root)).statfs()
+        return StatFS(type=V9FS_MAGIC, bsize=r.bsize, blocks=r.blocks, bfree=r.bfree,
+                      bavail=r.bavail, files=r.files, ffree=r.ffree, fsid=r.fsid,
+                      namelen=r.namelen, frsize=r.bsize)
+
+    # -- namespace changes ---------------------------------------------------------------------
+
+    async def _made(self, parent: Dentry, name: bytes, mode: int, uid: int) -> Dentry:
+        """After a create: fetch the new file's attributes and fix what the server's
+        umask or creating user changed."""
+        pf = await self._fid(parent)
+        self.round_trips += 1
+        fid, st = await pf.walk_getattr([name], _ALL)
+        d = self._child(parent, name, st)
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        if ino.fid is not None and ino.fid is not fid:
+            await ino.fid.clunk()
+        ino.fid = fid
+        fix_mode = (st.attr.mode & 0o7777) != (mode & 0o7777) and not ino.is_symlink
+        if uid != st.attr.uid or fix_mode:
+            self.round_trips += 1
+            await fid.setattr(uid=uid if uid != st.attr.uid else None,
+                              mode=mode & 0o7777 if fix_mode else None)
+            await self._refresh(d)
+        self._touch_dir(parent)
+        return d
+
+    def _touch_dir(self, parent: Dentry, nlink: int = 0) -> None:
+        pi = parent.inode
+        pi.nlink += nlink
+        pi.mtime_ns = pi.ctime_ns = now_ns()
+
+    async def mknod(self, parent: Dentry, name: bytes, mode: int, rdev: int, uid: int,
+                    gid: int) -> Dentry:
+        pf = await self._fid(parent)
+        self.round_trips += 1
+        if mode & S_IFMT == S_IFREG:
+            tmp = await pf.walk([])
+            try:
+                await tmp.create(name, O_RDONLY, mode & 0o7777, gid)
+            finally:
+                await tmp.clunk()
+        else:
+            await pf.mknod(name, mode, os.major(rdev), os.minor(rdev), gid)
+        return await self._made(parent, name, mode, uid)
+
+    async def mkdir(self, parent: Dentry, name: bytes, mode: int, uid: int, gid: int) -> Dentry:
+        pf = await self._fid(parent)
+        self.round_trips += 1
+        await pf.mkdir(name, mode & 0o7777, gid)
+        d = await self._made(parent, name, mode, uid)
+        self._touch_dir(parent, 1)
+        return d
+
+    async def symlink(self, parent: Dentry, name: bytes, target: bytes, uid: int,
+                      gid: int) -> Dentry:
+        pf = await self._fid(parent)
+        self.round_trips += 1
+        await pf.symlink(name, target, gid)
+        d = await self._made(parent, name, 0o777, uid)
+        d.inode.target = target  # type: ignore[attr-defined]
+        return d
+
+    async def link(self, parent: Dentry, name: bytes, target: Dentry) -> Dentry:
+        pf = await self._fid(parent)
+        tf = await self._fid(target)
+        self.round_trips += 1
+        await pf.link(tf, name)
+        d = Dentry(self, name, parent, target.inode)
+        parent.children[name] = d
+        await self._refresh(target)
+        self._touch_dir(parent)
+        return d
+
+    async def unlink(self, parent: Dentry, child: Dentry) -> None:
+        pf = await self._fid(parent)
+        self.round_trips += 1
+        await pf.unlinkat(child.name, 0)
+        parent.children.pop(child.name, None)
+        child.dead = True
+        child.inode.nlink = max(0, child.inode.nlink - 1)
+        child.inode.ctime_ns = now_ns()
+        self._touch_dir(parent)
+
+    async def rmdir(self, parent: Dentry, child: Dentry) -> None:
+        pf = await self._fid(parent)
+        self.round_trips += 1
+        await pf.unlinkat(child.name, p9.AT_REMOVEDIR)
+        parent.children.pop(child.name, None)
+        child.dead = True
+        child.inode.nlink = 0
+        self._touch_dir(parent, -1)
+
+    async def rename(self, old_parent: Dentry, child: Dentry, new_parent: Dentry,
+                     new_name: bytes, replaced: Dentry | None, flags: int) -> None:
+        of = await self._fid(old_parent)
+        nf = await self._fid(new_parent)
+        if flags & RENAME_EXCHANGE and replaced is not None:
+            await self._exchange(old_parent, child, new_parent, replaced, of, nf)
+            return
+        self.round_trips += 1
+        await of.renameat(child.name, nf, new_name)
+        old_parent.children.pop(child.name, None)
+        is_dir = child.inode.is_dir
+        if replaced is not None:
+            replaced.dead = True
+            new_parent.children.pop(new_name, None)
+            if replaced.inode.is_dir:
+                replaced.inode.nlink = 0
+                self._touch_dir(new_parent, -1)
+            else:
+                replaced.inode.nlink = max(0, replaced.inode.nlink - 1)
+        child.name = new_name
+        child.parent = new_parent
+        new_parent.children[new_name] = child
+        child.inode.ctime_ns = now_ns()
+        self._touch_dir(old_parent, -1 if is_dir else 0)
+        self._touch_dir(new_parent, 1 if is_dir else 0)
+
+    async def _exchange(self, op: Dentry, a: Dentry, np: Dentry, b: Dentry, of: p9.Fid,
+                        nf: p9.Fid) -> None:
+        """RENAME_EXCHANGE: 9P2000.L has none, so three renames through a temporary name
+        (not atomic for other users of the server; the sandbox sees the result only)."""
+        tmp = b".runpsc-exchange-%s" % os.urandom(6).hex().encode()
+        self.round_trips += 3
+        an, bn = a.name, b.name
+        await of.renameat(an, of, tmp)
+        try:
+            await nf.renameat(bn, of, an)
+        except BaseException:
+            await of.renameat(tmp, of, an)
+            raise
+        await of.renameat(tmp, nf, bn)
+        op.children.pop(an, None)
+        np.children.pop(bn, None)
+        a.name, a.parent = bn, np
+        b.name, b.parent = an, op
+        np.children[bn] = a
+        op.children[an] = b
+        if op is not np and a.inode.is_dir != b.inode.is_dir:
+            delta = 1 if a.inode.is_dir else -1
+            self._touch_dir(op, -delta)
+            self._touch_dir(np, delta)
+
+    # -- open files ----------------------------------------------------------------------------
+
+    async def open(self, d: Dentry, flags: int, creds: Credentials) -> FileDescription:
+        fid = await self._fid(d)
+        self.round_trips += 2
+        io = await fid.walk([])
+        try:
+            if d.inode.is_dir:
+                await io.open(O_RDONLY | O_DIRECTORY)
+                return GoferDirFD(flags, self, d, io)
+            acc = flags & O_ACCMODE
+            # Reads fill the page cache even through a write-only fd, so open for both.
+            await io.open(os.O_RDWR if acc != O_RDONLY else O_RDONLY)
+        except OSError as e:
+            if e.errno in (errno.EACCES, errno.EPERM) and not d.inode.is_dir and \
+                    flags & O_ACCMODE == O_WRONLY:
+                await io.clunk()
+                io = await fid.walk([])
+                await io.open(O_WRONLY)
+            else:
+                await io.clunk()
+                raise
+        except BaseException:
+            await io.clunk()
+            raise
+        return GoferFileFD(flags, self, d, io)
+
+    async def _writeback(self, ino: GoferInode, fid: p9.Fid | None) -> None:
+        """Write every dirty page of `ino` with `fid` (any writable fid of the file)."""
+        if not ino.dirty:
+            return
+        if fid is None:
+            fid = ino.fid
+            io = await fid.walk([])  # type: ignore[union-attr]
+            await io.open(os.O_WRONLY)
+            try:
+                await self._writeback(ino, io)
+            finally:
+                await io.clunk()
+            return
+        for idx in sorted(ino.dirty):
+            page = ino.pages.get(idx)
+            start = idx * CHUNK
+            if page is None or start >= ino.size:
+                continue
+            data = bytes(page[: min(CHUNK, ino.size - start)])
+            self.round_trips += 1
+            await fid.write(start, data)
+        ino.dirty.clear()
+        if ino.size != ino.server_size:
+            # the last page may end past EOF on the server only through a hole: set size
+            self.round_trips += 1
+            await fid.setattr(size=ino.size)
+        ino.server_size = ino.size
+
+    async def getxattr(self, d: Dentry, name: bytes) -> bytes:
+        self.round_trips += 1
+        return await (await self._fid(d)).getxattr(name)
+
+    async def setxattr(self, d: Dentry, name: bytes, value: bytes, flags: int) -> None:
+        self.round_trips += 1
+        await (await self._fid(d)).setxattr(name, value, flags)
+
+    async def listxattr(self, d: Dentry) -> list[bytes]:
+        self.round_trips += 1
+        return [n for n in await (await self._fid(d)).listxattr() if n]
+
+    async def removexattr(self, d: Dentry, name: bytes) -> None:
+        self.round_trips += 1
+        await (await self._fid(d)).removexattr(name)
+
+    async def release(self) -> None:
+        """Clunk every fid this filesystem holds (the client stays open)."""
+        todo = [self.root]
+        while todo:
+            d = todo.pop()
+            todo.extend(d.children.values())
+            fid = d.inode.fid  # type: ignore[attr-defined]
+            if fid is not None:
+                d.inode.fid = None  # type: ignore[attr-defined]
+                await fid.clunk()
+
+
+def _truncate_pages(ino: GoferInode, size: int) -> None:
+    last = size // CHUNK
+    for idx in [i for i in ino.pages if i > last or (i == last and size % CHUNK == 0)]:
+        del ino.pages[idx]
+        ino.dirty.discard(idx)
+    page = ino.pages.get(last)
+    if page is not None:
+        off = size % CHUNK
+        page[off:] = bytes(len(page) - off)
+    ino.size = size
+    ino.server_size = size
+
+
+class GoferFileFD(RegularFD):
+    """An open remote file: page-cached under the exclusive policy, direct when shared."""
+
+    def __init__(self, flags: int, fs: GoferFS, d: Dentry, io: p9.Fid) -> None:
+        super().__init__(None, flags)
+        self.fs = fs
+        self.dentry = d
+        self.inode: GoferInode = d.inode  # type: ignore[assignment]
+        self.io = io
+
+    def file_size(self) -> int:
+        return self.inode.size
+
+    async def _page(self, idx: int) -> bytearray:
+        ino = self.inode
+        page = ino.pages.get(idx)
+        if page is None:
+            start = idx * CHUNK
+            if start < ino.server_size:
+                self.fs.round_trips += 1
+                data = await self.io.read(start, min(CHUNK, ino.server_size - start))
+            else:
+                data = b""
+            page = bytearray(data) + bytearray(CHUNK - len(data))
+            ino.pages[idx] = page
+        return page
+
+    async def do_pread(self, n: int, offset: int) -> bytes:
+        ino = self.inode
+        if not self.fs.exclusive:
+            self.fs.round_trips += 1
+            return await self.io.read(offset, n)
+        end = min(offset + n, ino.size)
+        if offset >= end:
+            return b""
+        out = bytearray()
+        pos = offset
+        while pos < end:
+            idx, off = divmod(pos, CHUNK)
+            page = await self._page(idx)
+            k = min(CHUNK - off, end - pos)
+            out += page[off : off + k]
+            pos += k
+        return bytes(out)
+
+    async def do_pwrite(self, data: bytes, offset: int) -> int:
+        ino = self.inode
+        if not self.fs.exclusive:
+            self.fs.round_trips += 1
+            n = await self.io.write(offset, data)
+            ino.size = max(ino.size, offset + n)
+            ino.mtime_ns = ino.ctime_ns = now_ns()
+            return n
+        pos = offset
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            idx, off = divmod(pos, CHUNK)
+            page = await self._page(idx)
+            k = min(CHUNK - off, len(view) - done)
+            page[off : off + k] = view[done : done + k]
+            ino.dirty.add(idx)
+            done += k
+            pos += k
+        if pos > ino.size:
+            ino.size = pos
+        ino.mtime_ns = ino.ctime_ns = now_ns()
+        return done
+
+    async def do_write(self, data: bytes) -> int:
+        if self.flags & O_APPEND and not self.fs.exclusive:
+            await self.fs._refresh(self.dentry)
+        return await super().do_write(data)
+
+    async def do_fsync(self, datasync: bool) -> None:
+        await self._flush_dirty()
+        self.fs.round_trips += 1
+        await self.io.fsync(datasync)
+
+    async def _flush_dirty(self) -> None:
+        if self.inode.dirty and self.writable:
+            await self.fs._writeback(self.inode, self.io)
+
+    async def do_truncate(self, size: int) -> None:
+        await self.fs.setattr(self.dentry, size=size)
+
+    async def flush(self) -> None:
+        await self._flush_dirty()
+
+    async def release(self) -> None:
+        try:
+            await self._flush_dirty()
+        finally:
+            await self.io.clunk()
+
+
+class GoferDirFD(DirectoryFD):
+    """An open remote directory; the cookies are the server's Treaddir offsets."""
+
+    def __init__(self, flags: int, fs: GoferFS, d: Dentry, io: p9.Fid) -> None:
+        super().__init__(None, flags)
+        self.fs = fs
+        self.dentry = d
+        self.io = io
+
+    async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
+        self.fs.round_trips += 1
+        ents = await self.io.readdir(cookie)
+        return [(e.offset, e.qid.path, e.type or DT_UNKNOWN, e.name) for e in ents]
+
+    async def release(self) -> None:
+        await self.io.clunk()
+
