@@ -3,17 +3,15 @@
 Each fid is a `GoferFile` holding one reference to a host `Node` (an O_PATH descriptor) and,
 once opened, an `OpenFile`. Requests run on the trio thread, synchronously between awaits
 (local file operations do not block), after switching the thread's filesystem credentials
-to the attaching user's. Only what can block indefinitely (opening, reading or writing a
-FIFO) runs on a worker thread, which takes the same credentials first.
+to the attaching user's. FIFOs, the only files whose
+operations can block indefinitely, are opened O_NONBLOCK and waited on with trio.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import stat
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 import trio
 
@@ -25,11 +23,11 @@ from .ident import Ident, IdentityPolicy, apply_ident
 
 __all__ = ["GoferFile", "GoferFilesystem"]
 
-_T = TypeVar("_T")
 
 _GETATTR_BASIC = 0x7FF
 _GETATTR_BTIME = 0x800
 _NO_ID = 0xFFFFFFFF
+_FIFO_RETRY = 0.02  # seconds between attempts to open a FIFO for writing with no reader
 
 
 def _s(name: bytes) -> str:
@@ -88,10 +86,11 @@ class GoferFilesystem(p9.Filesystem):
 class GoferFile(p9.File):
     """One fid: a host node, its open descriptor once opened, and whom it acts for."""
 
-    __slots__ = ("node", "of", "ident", "switch", "closed", "dirents")
+    __slots__ = ("node", "of", "ident", "switch", "closed", "dirents", "fifo_wait")
 
     def __init__(self, node: Node, ident: Ident, switch: bool) -> None:
         self.closed = False
+        self.fifo_wait = False
         self.dirents: tuple[list, list[Dirent]] | None = None
         self.node = node
         self.of: OpenFile | None = None
@@ -113,15 +112,22 @@ class GoferFile(p9.File):
             raise OSError(errno.EBADF, "fid is not open")
         return self.of
 
-    async def _blocking(self, fn: Callable[[], _T]) -> _T:
-        ident, switch = self.ident, self.switch
+    async def _fifo_open(self, flags: int) -> OpenFile:
+        """Open a FIFO without ever blocking the server: always O_NONBLOCK on the host.
 
-        def run() -> _T:
-            if switch:
-                apply_ident(ident)
-            return fn()
-
-        return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+        A writer with no reader yet gets ENXIO from the host; unless the client asked for
+        O_NONBLOCK we retry until a reader comes (or the request is flushed), which is what a
+        blocking open(2) would wait for. Reads and writes then wait with trio, so a flushed
+        request leaves nothing behind (no thread, no descriptor).
+        """
+        while True:
+            self._as()
+            try:
+                return self.node.open(flags | os.O_NONBLOCK)
+            except OSError as e:
+                if e.errno != errno.ENXIO or flags & os.O_NONBLOCK:
+                    raise
+            await trio.sleep(_FIFO_RETRY)
 
     # -- lookups and attributes ------------------------------------------------------------
 
@@ -189,7 +195,8 @@ class GoferFile(p9.File):
             raise OSError(errno.EINVAL, "fid already open")
         node = self.node
         if node.is_fifo():
-            self.of = await self._blocking(lambda: node.open(flags))
+            self.of = await self._fifo_open(flags)
+            self.fifo_wait = not flags & os.O_NONBLOCK
         else:
             self.of = node.open(flags)
         return _qid_of(node.export, os.stat(node.fd)), 0
@@ -230,17 +237,33 @@ class GoferFile(p9.File):
 
     async def read(self, offset: int, count: int) -> bytes:
         of = self._opened()
-        if stat.S_ISFIFO(of.mode):
-            return await self._blocking(lambda: of.read(offset, count))
         self._as()
-        return of.read(offset, count)
+        if not self.fifo_wait:
+            return of.read(offset, count)
+        # Wait first: a FIFO with no writer yet reads as EOF at once, but a blocking read
+        # after a blocking open (which waited for a writer) would wait for data or hang-up.
+        while True:
+            await trio.lowlevel.wait_readable(of.fd)
+            try:
+                return of.read(offset, count)
+            except BlockingIOError:
+                continue
 
     async def write(self, offset: int, data: bytes) -> int:
         of = self._opened()
-        if stat.S_ISFIFO(of.mode):
-            return await self._blocking(lambda: of.write(offset, data))
         self._as()
-        return of.write(offset, data)
+        if not self.fifo_wait:
+            return of.write(offset, data)
+        done = 0
+        view = memoryview(data)
+        while done < len(data):
+            try:
+                done += of.write(offset, view[done:])
+            except BlockingIOError:
+                if done:
+                    return done
+                await trio.lowlevel.wait_writable(of.fd)
+        return done
 
     async def readdir(self, offset: int, count: int) -> list[Dirent]:
         self._as()
@@ -375,6 +398,8 @@ class GoferFile(p9.File):
             return
         self.closed = True
         if self.of is not None:
+            if self.fifo_wait:
+                trio.lowlevel.notify_closing(self.of.fd)
             self.of.close()
             self.of = None
         self.dirents = None

@@ -289,3 +289,31 @@ async def test_squash_and_identity(exp: Path) -> None:
         root = await c.attach(b"e", uname=b"root", n_uname=0)
         assert len(await p9.PathFS(root).read_file("file")) == 10000
         await root.clunk()
+
+
+async def test_fifo_waits_and_flush_leaves_nothing(exp: Path) -> None:
+    os.mkfifo(exp / "fifo")
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery):
+        baseline = open_fds()
+        async with connect(fs, nursery) as c:
+            root = await c.attach(b"e")
+            f = await root.walk([b"fifo"])
+            await f.open(os.O_RDONLY)
+            with trio.move_on_after(0.3) as cs:
+                await f.read(0, 10)  # nobody writes: waits, then the client flushes it
+            assert cs.cancelled_caught
+            w = await root.walk([b"fifo"])
+            await w.open(os.O_WRONLY)  # a reader exists now, so this does not wait
+            assert await w.write(0, b"ping") == 4
+            assert await f.read(0, 10) == b"ping"
+            await w.clunk()
+            assert await f.read(0, 10) == b""  # the writer hung up
+            await f.clunk()
+            w2 = await root.walk([b"fifo"])
+            with trio.move_on_after(0.2) as cs:
+                await w2.open(os.O_WRONLY)  # no reader: waits like open(2)
+            assert cs.cancelled_caught
+            await w2.clunk()
+            await root.clunk()
+        await trio.sleep(0.05)
+        assert open_fds() == baseline
