@@ -93,11 +93,15 @@ class Walk:
 
     # -- walking -------------------------------------------------------------------------------
 
-    async def walk(self, cur: VirtualDentry, comps: list[bytes]) -> VirtualDentry:
+    async def walk(self, cur: VirtualDentry, comps: list[bytes],
+                   prefetch: bytes | None = None) -> VirtualDentry:
         """Resolve every name of `comps` from `cur`, following every symlink met.
 
         Each step needs the current file to be a searchable directory; the result is
-        whatever the last name is (its type is the caller's business).
+        whatever the last name is (its type is the caller's business). `prefetch` is the
+        path's last component: it is handed to the filesystem with the final run of names
+        so that a remote filesystem resolves the whole path in one round trip (the
+        caller looks it up again, from the filesystem's cache).
         """
         creds = self.creds
         pending = comps[::-1]
@@ -124,7 +128,11 @@ class Walk:
                     break
                 run.append(nm)
             mount = cur.mount
-            found = await mount.fs.lookup(d, run)
+            if prefetch is not None and len(run) == len(pending) and not d.mounted:
+                found = await mount.fs.lookup(d, run + [prefetch])
+                del found[len(run):]
+            else:
+                found = await mount.fs.lookup(d, run)
             prev = d
             moved = False
             for child in found:
@@ -173,13 +181,15 @@ class Walk:
         comps = [c for c in path.split(b"/") if c]
         if not comps:
             return start, ROOT, True
-        cur = await self.walk(start, comps[:-1]) if len(comps) > 1 else start
+        last = comps[-1]
+        pre = last if last not in _DOTS and len(last) <= NAME_MAX else None
+        cur = await self.walk(start, comps[:-1], pre) if len(comps) > 1 else start
         ino = cur.dentry.inode
         if not ino.is_dir:
             raise error(errno.ENOTDIR)
         if not permitted(self.creds, ino.mode, ino.uid, ino.gid, MAY_EXEC):
             raise error(errno.EACCES)
-        return cur, comps[-1], path[-1:] == b"/"
+        return cur, last, path[-1:] == b"/"
 
     async def lookup_child(self, parent: VirtualDentry, name: bytes) -> VirtualDentry | None:
         """The child `name` of searchable directory `parent` (mounts followed), or None."""

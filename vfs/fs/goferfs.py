@@ -116,11 +116,16 @@ class GoferFS(Filesystem):
     # -- fids and attributes -------------------------------------------------------------------
 
     async def _fid(self, d: Dentry) -> p9.Fid:
+        """The fid of `d`, walked (in one Twalk) from the nearest ancestor that has one."""
         ino: GoferInode = d.inode  # type: ignore[assignment]
         if ino.fid is None:
-            pf = await self._fid(d.parent)
+            names = [d.name]
+            anc = d.parent
+            while anc.inode.fid is None:  # type: ignore[attr-defined]
+                names.append(anc.name)
+                anc = anc.parent
             self.round_trips += 1
-            ino.fid = await pf.walk([d.name])
+            ino.fid = await anc.inode.fid.walk(names[::-1])  # type: ignore[attr-defined]
         return ino.fid
 
     def _child(self, parent: Dentry, name: bytes, st: p9.Stat) -> Dentry:

@@ -1,0 +1,130 @@
+"""goferfs over a real (in-process) gofer: batched walks, caching policies, write-back."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import p9
+from vfs import Credentials, VirtualFilesystem
+from vfs.abi import O_CREAT, O_RDONLY, O_RDWR, O_WRONLY
+from vfs.fs.goferfs import GoferFS
+
+from .targets import _gofer_client
+
+C = Credentials.root()
+
+
+class Counting:
+    """Counts the T-messages a client sends (wraps its rpc method; nothing is faked)."""
+
+    def __init__(self, client: p9.Client) -> None:
+        self.counts: dict[str, int] = {}
+        inner = client.rpc
+
+        async def rpc(msg, *a, **k):
+            name = type(msg).__name__
+            self.counts[name] = self.counts.get(name, 0) + 1
+            return await inner(msg, *a, **k)
+
+        client.rpc = rpc  # type: ignore[method-assign]
+
+    def reset(self) -> None:
+        self.counts.clear()
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@pytest.fixture
+async def gofer(tmp_path):
+    async with _gofer_client(tmp_path) as client:
+        yield client, tmp_path / "export"
+
+
+async def test_deep_path_is_one_round_trip(gofer) -> None:
+    client, top = gofer
+    (top / "a" / "b" / "c").mkdir(parents=True)
+    (top / "a" / "b" / "c" / "f").write_bytes(b"deep")
+    count = Counting(client)
+    gfs = await GoferFS.attach(client, b"e")
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    count.reset()
+    st = await v.stat(ctx, C, None, b"/a/b/c/f")
+    assert st.size == 4
+    assert count.total() == 1, count.counts  # one Tmultigetattr for four components
+    count.reset()
+    await v.stat(ctx, C, None, b"/a/b/c/f")
+    assert count.total() == 0  # exclusive: cached
+    await gfs.release()
+
+
+async def test_page_cache_writes_back_on_close_and_fsync(gofer) -> None:
+    client, top = gofer
+    gfs = await GoferFS.attach(client, b"e")
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    fd = await v.open(ctx, C, None, b"/f", O_CREAT | O_RDWR, 0o644)
+    await fd.write(b"x" * 100_000)
+    await fd.pwrite(b"tail", 200_000)
+    assert (top / "f").stat().st_size == 0  # still only in the page cache
+    assert await fd.pread(4, 200_000) == b"tail"
+    await fd.fsync()
+    data = (top / "f").read_bytes()
+    assert len(data) == 200_004 and data[:100_000] == b"x" * 100_000 and data[-4:] == b"tail"
+    await fd.pwrite(b"Y", 0)
+    await fd.dec_ref()  # close writes back
+    assert (top / "f").read_bytes()[:2] == b"Yx"
+    await v.ftruncate(await v.open(ctx, C, None, b"/f", O_WRONLY), 10)
+    assert (top / "f").read_bytes() == b"Y" + b"x" * 9
+    await gfs.release()
+
+
+async def test_shared_policy_sees_outside_changes(gofer) -> None:
+    client, top = gofer
+    (top / "f").write_bytes(b"one")
+    gfs = await GoferFS.attach(client, b"e", policy="shared")
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    fd = await v.open(ctx, C, None, b"/f", O_RDONLY)
+    assert await fd.read(100) == b"one"
+    (top / "f").write_bytes(b"two, longer")
+    os.mkdir(top / "new")
+    assert (await v.stat(ctx, C, None, b"/f")).size == 11
+    assert await fd.pread(100, 0) == b"two, longer"
+    assert (await v.stat(ctx, C, None, b"/new")).is_dir()
+    os.rmdir(top / "new")
+    with pytest.raises(FileNotFoundError):
+        await v.stat(ctx, C, None, b"/new")
+    await fd.dec_ref()
+    await gfs.release()
+
+
+async def test_exclusive_policy_trusts_its_cache(gofer) -> None:
+    client, top = gofer
+    (top / "f").write_bytes(b"one")
+    gfs = await GoferFS.attach(client, b"e")
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    assert (await v.stat(ctx, C, None, b"/f")).size == 3
+    (top / "f").write_bytes(b"changed behind our back")
+    assert (await v.stat(ctx, C, None, b"/f")).size == 3  # documented: exclusive owner
+    await gfs.release()
+
+
+async def test_release_clunks_every_fid(gofer) -> None:
+    client, top = gofer
+    (top / "d").mkdir()
+    (top / "d" / "f").write_bytes(b"x")
+    before = set(client.live_fids)
+    gfs = await GoferFS.attach(client, b"e")
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    fd = await v.open(ctx, C, None, b"/d/f", O_RDONLY)
+    await fd.read(1)
+    await fd.dec_ref()
+    await v.fchmodat(ctx, C, None, b"/d/f", 0o600)
+    await gfs.release()
+    assert set(client.live_fids) == before
