@@ -87,12 +87,13 @@ class Kernel:
                   creds: Any = None, *, path: bytes | None = None) -> int:
         """Run one program to completion in a fresh address space; return its wait status.
 
-        The status is Linux's: ``code << 8`` for an exit, the signal number for a kill
+        At exit every fd in `fdtable` is closed (as Linux's exit does). The status is Linux's: ``code << 8`` for an exit, the signal number for a kill
         (os.waitstatus_to_exitcode turns it into what a shell reports). The first program
         is pid 1. A program that cannot be executed raises SyscallError (ENOENT, EACCES,
         ENOEXEC) before anything runs.
         """
         stub = PtraceStub.start()
+        mm: MemoryManager | None = None
         try:
             mm = MemoryManager(stub)
             ids = {}
@@ -116,10 +117,26 @@ class Kernel:
                 stub.resume()
                 status = await self._serve(t, waiter)
                 nursery.cancel_scope.cancel()
-            await mm.release()
             return status
         finally:
             stub.kill()
+            with trio.CancelScope(shield=True):
+                await self._exit_cleanup(mm, fdtable)
+
+    async def _exit_cleanup(self, mm: MemoryManager | None, fdtable: Any) -> None:
+        """What exit does after the threads are gone: write back shared mappings, close
+        every fd (so pipe readers see EOF)."""
+        if mm is not None:
+            try:
+                await mm.release()
+            except Exception:
+                log.exception("releasing the address space")
+        if fdtable is not None and hasattr(fdtable, "close_all"):
+            for fdesc in fdtable.close_all():
+                try:
+                    await fdesc.dec_ref()
+                except Exception:
+                    log.exception("closing %r at exit", fdesc)
 
     async def _serve(self, t: Task, waiter: SigchldWaiter) -> int:
         """The hot loop: wait for a stop, dispatch the syscall, write rax, resume."""

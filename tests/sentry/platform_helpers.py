@@ -87,3 +87,59 @@ def busybox() -> str:
     if not os.access(path, os.X_OK):
         need_binary("busybox-not-found", "busybox-static")
     return path
+
+
+async def run_vfs(argv: list[str], files: dict[str, bytes | str],
+                  env: list[str] | None = None) -> tuple[int, bytes, Kernel, object]:
+    """Run argv in a Kernel whose root is a fresh tmpfs holding `files` (host paths are
+    copied when the value is a str naming a host file); stdout is a host pipe.
+
+    Returns (wait status, stdout, kernel, vfs)."""
+    import io
+
+    import trio
+
+    from sentry.kernel.fdtable import FDTable
+    from vfs import Credentials, Tmpfs, VirtualFilesystem
+    from vfs.fs.host import HostFD
+
+    vfs = VirtualFilesystem(Tmpfs())
+    ctx, creds = vfs.new_context(), Credentials.root()
+    for path, content in files.items():
+        data = Path(content).read_bytes() if isinstance(content, str) else content
+        mode = 0o755 if isinstance(content, str) else 0o644
+        cur = b""
+        for part in path.strip("/").split("/")[:-1]:
+            cur += b"/" + part.encode()
+            try:
+                await vfs.mkdirat(ctx, creds, None, cur, 0o755)
+            except FileExistsError:
+                pass
+        f = await vfs.open(ctx, creds, None, path.encode(), os.O_CREAT | os.O_WRONLY, mode)
+        await f.write(data)
+        await f.dec_ref()
+    r, w = os.pipe()
+    fdt = FDTable()
+    fdt.install(HostFD(os.open("/dev/null", os.O_RDONLY)))
+    fdt.install(HostFD(w))
+    fdt.install(HostFD(w))
+    os.close(w)
+    out = bytearray()
+    k = Kernel(vfs=vfs, stderr=io.StringIO())
+
+    async def drain() -> None:
+        while True:
+            await trio.lowlevel.wait_readable(r)
+            chunk = os.read(r, 65536)
+            if not chunk:
+                return
+            out.extend(chunk)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain)
+            status = await k.run([a.encode() for a in argv],
+                                 [e.encode() for e in (env or [])], fdt, ctx, creds)
+    finally:
+        os.close(r)
+    return status, bytes(out), k, vfs
