@@ -1,0 +1,110 @@
+"""Process-local syscalls answered by the Sentry, compared with Linux where the answer does
+not depend on the host (ids, limits, names, argument errors, time moving forward)."""
+
+from .platform_helpers import build_c, native, run
+
+PROGRAM = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <sys/time.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include <asm/prctl.h>
+#define SHOW(what, expr) do { long _r = (long)(expr); \
+    printf("%s %ld %d\n", what, _r < 0 ? -1L : _r, _r < 0 ? errno : 0); errno = 0; } while (0)
+int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    uid_t r, e, s;
+    SHOW("getresuid", getresuid(&r, &e, &s));
+    printf("ids_consistent %d\n", r == getuid() && e == geteuid());
+    SHOW("getgroups_neg", syscall(SYS_getgroups, -1, NULL));
+    struct rlimit rl;
+    SHOW("getrlimit_stack", getrlimit(RLIMIT_STACK, &rl));
+    SHOW("getrlimit_bad", syscall(SYS_getrlimit, 99, &rl));
+    SHOW("prlimit_other", prlimit(999999, RLIMIT_NOFILE, NULL, &rl));
+    struct rlimit lower = {64, 64};
+    SHOW("setrlimit_core", setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0}));
+    SHOW("getrlimit_core", getrlimit(RLIMIT_CORE, &rl));
+    printf("core %lu %lu\n", (unsigned long)rl.rlim_cur, (unsigned long)rl.rlim_max);
+    SHOW("setrlimit_inverted", setrlimit(RLIMIT_CORE, &(struct rlimit){10, 5}));
+    (void)lower;
+    char name[16] = {0};
+    SHOW("set_name", prctl(PR_SET_NAME, "sandboxed-name-too-long"));
+    SHOW("get_name", prctl(PR_GET_NAME, name));
+    printf("name %s\n", name);
+    SHOW("dumpable", prctl(PR_GET_DUMPABLE));
+    SHOW("nnp_set", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    SHOW("nnp_get", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+    SHOW("prctl_bad", prctl(-5));
+    unsigned char rnd[64];
+    SHOW("getrandom", getrandom(rnd, sizeof rnd, 0));
+    SHOW("getrandom_badflags", getrandom(rnd, 8, GRND_RANDOM | GRND_INSECURE));
+    struct timespec a, b;
+    SHOW("clock_bad", syscall(SYS_clock_gettime, 12345, &a));
+    syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &a);
+    struct timespec req = {0, 2000000};
+    SHOW("nanosleep", nanosleep(&req, NULL));
+    SHOW("nanosleep_bad", nanosleep(&(struct timespec){0, 2000000000}, NULL));
+    syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &b);
+    printf("slept %d\n", (b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) >= 2000000);
+    struct timeval tv;
+    SHOW("gettimeofday", syscall(SYS_gettimeofday, &tv, NULL));
+    printf("time_sane %d\n", labs(tv.tv_sec - (long)syscall(SYS_time, NULL)) <= 1);
+    SHOW("sched_yield", sched_yield());
+    cpu_set_t set;
+    SHOW("affinity_small", syscall(SYS_sched_getaffinity, 0, 1, &set));
+    printf("affinity_has_cpu %d\n", sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0);
+    struct rusage ru;
+    SHOW("getrusage", getrusage(RUSAGE_SELF, &ru));
+    SHOW("getrusage_bad", getrusage(7, &ru));
+    struct sysinfo si;
+    SHOW("sysinfo", sysinfo(&si));
+    printf("sysinfo_ram %d\n", si.totalram > 0 && si.mem_unit > 0);
+    struct utsname u;
+    SHOW("uname", uname(&u));
+    printf("uname %s %s\n", u.sysname, u.machine);
+    unsigned long fs;
+    SHOW("arch_get_fs", syscall(SYS_arch_prctl, ARCH_GET_FS, &fs));
+    printf("fs_nonzero %d\n", fs != 0);
+    SHOW("arch_bad", syscall(SYS_arch_prctl, 0x9999, 0));
+    SHOW("robust_bad", syscall(SYS_set_robust_list, 0, 7));
+    SHOW("getppid_is_parent", getppid() >= 0);
+    return 0;
+}
+"""
+
+
+async def test_process_syscalls_match_linux(tmp_path):
+    prog = build_c(tmp_path, "proc", PROGRAM, "-static")
+    st, out = native([prog])
+    status, got, _, k = await run([prog])
+    assert status == st == 0, k.events
+    assert got.decode().splitlines() == out.decode().splitlines()
+
+
+async def test_sandbox_ids_and_uname(tmp_path):
+    src = r"""
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+int main(void) {
+    struct utsname u; uname(&u);
+    printf("%ld %ld %ld %s %s\n", syscall(SYS_getpid), syscall(SYS_gettid),
+           syscall(SYS_getppid), u.nodename, u.release);
+    return 0;
+}
+"""
+    prog = build_c(tmp_path, "ids", src, "-static")
+    status, got, _, _ = await run([prog])
+    assert status == 0
+    assert got == b"1 1 0 runpsc 6.1.0-runpsc\n"
