@@ -115,6 +115,15 @@ class GoferOptions:
     max_inflight: int = 64
 
 
+# Requests the gofer completes without waiting, handled in the connection's reader task (no
+# task spawn per request). Not Tlopen, Tread, Twrite, Tlock: on a FIFO those wait.
+INLINE_MESSAGES = (p9.QUICK_MESSAGES - {p9.Tlopen}) | {
+    p9.Tlcreate, p9.Tmkdir, p9.Tunlinkat, p9.Trenameat, p9.Tsymlink, p9.Tlink, p9.Tmknod,
+    p9.Trename, p9.Tremove, p9.Treaddir, p9.Tsetxattr, p9.Tremovexattr, p9.Tucreate,
+    p9.Tumkdir, p9.Tumknod, p9.Tusymlink, p9.Tallocate, p9.Tgetlock,
+}
+
+
 class _Budget(p9.Filesystem):
     """One connection's view of the filesystem: counts the Files it holds against a bound."""
 
@@ -199,6 +208,7 @@ async def serve_stream(
         max_inflight=options.max_inflight,
         default_uname=b"",
         default_uid=fs.policy.anonymous.uid,
+        inline=INLINE_MESSAGES,
     )
     if options.idle_timeout:
         stream = _IdleStream(stream, options.idle_timeout)
