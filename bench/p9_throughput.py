@@ -16,7 +16,8 @@ asked; the granted msize is printed.
 
 The servers run as separate processes on TCP loopback. `start_our_server` is the one place
 that decides what "our server" is: by default p9.Server with the simple host-directory
-model from tests/p9/hostfs.py (metadata requests handled inline: `p9.QUICK_MESSAGES`);
+model from tests/p9/hostfs.py (its methods never wait, so every request but Tlock is
+handled inline in the reader task, see `Server(inline=)`);
 `--ours gofer` runs `runpsc gofer serve` instead.
 """
 
@@ -48,7 +49,10 @@ import sys, trio, p9
 from tests.p9.hostfs import HostFS
 async def main():
     listeners = await p9.listen_tcp(int(sys.argv[2]), "127.0.0.1")
-    server = p9.Server(HostFS(sys.argv[1]), max_msize=int(sys.argv[3]), inline=p9.QUICK_MESSAGES)
+    # HostFS answers every request synchronously (no await inside), so tasks per request
+    # would buy no concurrency: handle them all inline except the possibly blocking Tlock.
+    inline = set(p9.REGISTRY.values()) - {p9.Tlock}
+    server = p9.Server(HostFS(sys.argv[1]), max_msize=int(sys.argv[3]), inline=inline)
     await server.serve_listeners(listeners)
 trio.run(main)
 """
@@ -158,6 +162,8 @@ def main() -> None:
     ap.add_argument("--meta-seconds", type=float, default=3.0)
     ap.add_argument("--ours", choices=["hostfs", "gofer"], default="hostfs")
     ap.add_argument("--msizes", default="65536,1048576")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs per cell; the best is kept (the machine may be shared)")
     args = ap.parse_args()
     size = args.size_mib * MIB
     msizes = [int(x) for x in args.msizes.split(",")]
@@ -177,12 +183,22 @@ def main() -> None:
             for msize in msizes:
                 port = free_port()
                 with start(port) as aname:
-                    results[("p9", sname, msize)] = trio.run(
-                        _client_run, port, aname, msize, size, args.meta_seconds)
-                    tools = _tools_run(port, aname, msize, size)
-                    tools["msize"] = results[("p9", sname, msize)]["msize"]  # same server grant
-                    results[("diod-tools", sname, msize)] = tools
+                    ours = [trio.run(_client_run, port, aname, msize, size, args.meta_seconds)
+                            for _ in range(args.repeat)]
+                    tools = [_tools_run(port, aname, msize, size) for _ in range(args.repeat)]
+                    results[("p9", sname, msize)] = _best(ours)
+                    results[("diod-tools", sname, msize)] = _best(tools)
+                    # The server grants the same msize to any client.
+                    results[("diod-tools", sname, msize)]["msize"] = ours[0]["msize"]
     print_table(results, msizes, args)
+
+
+def _best(runs: list[dict]) -> dict:
+    out = dict(runs[0])
+    for key in ("read", "write", "meta"):
+        vals = [r[key] for r in runs if r[key] is not None]
+        out[key] = max(vals) if vals else None
+    return out
 
 
 def _fmt(value: float | None, base: float | None) -> str:
@@ -193,8 +209,8 @@ def _fmt(value: float | None, base: float | None) -> str:
 
 
 def print_table(results: dict, msizes: list[int], args) -> None:
-    print(f"# 9P throughput, {args.size_mib} MiB file, TCP loopback, {os.cpu_count()} CPUs; "
-          f"ratio = figure / same client against diod at the same msize")
+    print(f"# 9P throughput, {args.size_mib} MiB file, TCP loopback, {os.cpu_count()} CPUs, "
+          f"best of {args.repeat}; ratio = figure / same client against diod at the same msize")
     hdr = (f"{'client':<11} {'server':<13} {'msize ask':>9} {'granted':>8} "
            f"{'read MB/s':>9} {'ratio':>6} {'write MB/s':>10} {'ratio':>6} {'meta op/s':>9} {'ratio':>6}")
     print(hdr)
