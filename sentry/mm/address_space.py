@@ -45,6 +45,16 @@ _MADV_DONTNEED = 4
 _MREMAP_MAYMOVE, _MREMAP_FIXED = 1, 2
 
 
+def _memfd_of(file: Any) -> int:
+    """The host memfd holding `file`'s data (tmpfs), or -1."""
+    if file is None:
+        return -1
+    fd = getattr(file, "memfd", None)
+    if fd is None:
+        fd = getattr(getattr(file, "inode", None), "memfd", -1)
+    return fd if isinstance(fd, int) else -1
+
+
 class MemoryManager:
     """Mappings of one address space (one stub). Not shared between tasks yet."""
 
@@ -180,15 +190,24 @@ class MemoryManager:
             start = addr
         else:
             start = self.unmapped_area(length, addr)
-        host_flags = MAP_FIXED | (MAP_SHARED if shared and file is None else MAP_PRIVATE)
-        host_flags |= MAP_ANONYMOUS
-        self._remove_range(start, start + length)
-        self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
-        vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown)
+        memfd = _memfd_of(file) if shared else -1
+        old = self._remove_range(start, start + length)
+        await self.writeback(old)
+        if memfd >= 0:
+            r = self.stub.map_host_fd(memfd, start, length, prot, MAP_SHARED | MAP_FIXED, offset)
+            if r < 0:
+                raise SyscallError(-r)
+        else:
+            host_flags = MAP_FIXED | MAP_ANONYMOUS
+            host_flags |= MAP_SHARED if shared and file is None else MAP_PRIVATE
+            self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
+        vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown,
+                  host_shared=memfd >= 0)
         if file is not None:
             if id(file) not in self._files:
                 self._files[id(file)] = file.inc_ref()
-            await self._fill(vma, start, start + length)
+            if memfd < 0:
+                await self._fill(vma, start, start + length)
         self._insert(vma)
         await self._drop_unused_files()
         return start
@@ -219,7 +238,7 @@ class MemoryManager:
     async def writeback(self, vmas: list[Vma]) -> None:
         """Write shared file mappings' pages back to their files."""
         for v in vmas:
-            if v.shared and v.file is not None and v.prot & PROT_READ:
+            if v.shared and v.file is not None and not v.host_shared and v.prot & PROT_READ:
                 try:
                     data = self.stub.read(v.start, v.end - v.start)
                     size = (await v.file.stat()).size
@@ -303,7 +322,7 @@ class MemoryManager:
         self._remove_range(dest, dest + new_size)
         moved.start, moved.end = dest, dest + new_size
         self._insert(moved)
-        if moved.file is not None and new_size > old_size:
+        if moved.file is not None and not moved.host_shared and new_size > old_size:
             await self._fill(moved, dest + old_size, dest + new_size)
         return dest
 

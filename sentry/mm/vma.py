@@ -29,7 +29,9 @@ class Vma:
 
     `file` is the vfs FileDescription of a file mapping (None for anonymous memory) and
     `offset` the file offset of `start`. Private file mappings are copies filled from the
-    file; `shared` file mappings are written back to the file on msync/munmap/exit.
+    file. Shared mappings of files with a host memfd (tmpfs) map that memfd
+    (`host_shared`); other shared file mappings are copies written back on
+    msync/munmap/exit.
     """
 
     start: int
@@ -40,8 +42,7 @@ class Vma:
     offset: int = 0
     name: bytes = b""
     growsdown: bool = False
-    ino: int = 0
-    dev: int = 0
+    host_shared: bool = False  # a host MAP_SHARED of the file's memfd: no copy, no writeback
 
     def slice(self, start: int, end: int) -> Vma:
         """The part [start, end) of this mapping, with its file offset adjusted."""

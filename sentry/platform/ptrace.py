@@ -12,6 +12,8 @@ import enum
 import errno
 import os
 import signal
+import socket
+import struct
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,7 +28,12 @@ from .stub import GADGET, SCRATCH, STUB_ADDR, STUB_END, seccomp_filter, stub_elf
 NR_MMAP, NR_MPROTECT, NR_MUNMAP = 9, 10, 11
 NR_RT_SIGRETURN, NR_MREMAP, NR_MSYNC, NR_MINCORE, NR_MADVISE = 15, 25, 26, 27, 28
 NR_EXIT, NR_EXIT_GROUP = 60, 231
+NR_CLOSE, NR_RECVMSG = 3, 47
+# The stub's end of the socket over which the Sentry passes host fds (memfds to map shared).
+STUB_SOCK_FD = 0
 INJECTED = [
+    NR_CLOSE,
+    NR_RECVMSG,
     NR_MMAP,
     NR_MPROTECT,
     NR_MUNMAP,
@@ -152,8 +159,10 @@ class SigchldWaiter:
 _memfd_works: bool | None = None
 
 
-def _spawn(image: bytes) -> int:
-    """fork + PTRACE_TRACEME + exec the stub image; return the pid stopped at exec."""
+def _spawn(image: bytes, sock: int) -> int:
+    """fork + PTRACE_TRACEME + exec the stub image; return the pid stopped at exec.
+
+    The stub keeps exactly one host fd: `sock` as STUB_SOCK_FD."""
     global _memfd_works
     tmpdir = None
     if _memfd_works is not False:
@@ -173,12 +182,18 @@ def _spawn(image: bytes) -> int:
             try:
                 libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
                 os.setpgid(0, 0)  # terminal signals go to runpsc, not the stub
-                keep = fd if fd >= 0 else 0
-                os.closerange(0, keep)
-                os.closerange(keep + 1, 1 << 20)
+                hi = max(fd, sock) + 1
+                os.dup2(sock, hi)
+                exe = hi + 1
+                if fd >= 0:
+                    os.dup2(fd, exe, inheritable=False)
+                os.closerange(0, hi)
+                os.closerange(exe + 1, 1 << 20)
+                os.dup2(hi, STUB_SOCK_FD)
+                os.close(hi)
                 libc.ptrace(libc.PTRACE_TRACEME, 0)
                 if path is None:
-                    os.execve(fd, ["runpsc-stub"], {})
+                    os.execve(exe, ["runpsc-stub"], {})
                 else:
                     os.execve(path, ["runpsc-stub"], {})
             finally:
@@ -196,7 +211,7 @@ def _spawn(image: bytes) -> int:
         return pid
     if _memfd_works is None and path is None:
         _memfd_works = False  # e.g. vm.memfd_noexec=2: retry from a private file
-        return _spawn(image)
+        return _spawn(image, sock)
     raise OSError(errno.ENOEXEC, f"stub failed to start: wait status {status:#x}")
 
 
@@ -208,8 +223,9 @@ class PtraceStub:
     `kill`.
     """
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, sock: socket.socket) -> None:
         self.pid = pid
+        self._sock = sock
         self.regs = UserRegs()
         self._mem = os.open(f"/proc/{pid}/mem", os.O_RDWR | os.O_CLOEXEC)
         # True while the thread sits at a PTRACE_SYSEMU entry stop: a PTRACE_SYSCALL from
@@ -225,11 +241,19 @@ class PtraceStub:
         Returns stopped, ready for `inject`; the stub's host stack is unmapped, so the
         address space holds only the stub, the vDSO and vvar.
         """
-        pid = _spawn(stub_elf())
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            pid = _spawn(stub_elf(), theirs.fileno())
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         try:
             libc.ptrace(libc.PTRACE_SETOPTIONS, pid, 0, _OPTIONS)
-            stub = cls(pid)
+            stub = cls(pid, ours)
         except BaseException:
+            ours.close()
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, libc.WALL)
             raise
@@ -372,6 +396,30 @@ class PtraceStub:
         libc.set_regs(self.pid, saved)
         return result - (1 << 64) if result >= 1 << 63 else result
 
+    def map_host_fd(self, hostfd: int, addr: int, length: int, prot: int, flags: int,
+                    offset: int) -> int:
+        """mmap host file `hostfd` into the stub (MAP_SHARED of a memfd, typically).
+
+        The fd travels over the stub's socket (SCM_RIGHTS), is received by an injected
+        recvmsg, mapped by an injected mmap and closed again; returns mmap's raw result.
+        """
+        self._sock.sendmsg([b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                     struct.pack("<i", hostfd))])
+        iov, ctrl, msg = SCRATCH + 64, SCRATCH + 128, SCRATCH
+        self.write_force(iov, struct.pack("<QQ", SCRATCH + 96, 1))
+        self.write_force(ctrl, bytes(32))
+        self.write_force(msg, struct.pack("<QQQQQQQ", 0, 0, iov, 1, ctrl, 24, 0))
+        r = self.inject(NR_RECVMSG, STUB_SOCK_FD, msg, 0x40000000)  # MSG_CMSG_CLOEXEC
+        if r < 0:
+            return r
+        clen, level, typ, fd = struct.unpack("<QiIi", self.read(ctrl, 20))
+        if level != socket.SOL_SOCKET or typ != socket.SCM_RIGHTS or clen < 20:
+            return -errno.EIO
+        try:
+            return self.inject(NR_MMAP, addr, length, prot, flags, fd, offset)
+        finally:
+            self.inject(NR_CLOSE, fd)
+
     # teardown ----------------------------------------------------------------------------
 
     def kill(self) -> None:
@@ -385,6 +433,7 @@ class PtraceStub:
         if self._mem >= 0:
             os.close(self._mem)
             self._mem = -1
+        self._sock.close()
 
     @staticmethod
     def reserved() -> tuple[int, int]:

@@ -34,7 +34,7 @@ _MAP_KNOWN = 0x3 | 0x10 | 0x20 | 0x100 | 0x800 | 0x1000 | 0x2000 | 0x4000 | 0x80
 
 
 @syscall("mmap", level=Level.PARTIAL,
-         note="shared file mappings are private copies written back on msync/munmap/exit")
+         note="shared mappings of non-tmpfs files are copies written back on msync/munmap/exit")
 async def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int,
                    offset: int) -> int:
     """Implements Linux syscall mmap(2): the Sentry picks the address and records the

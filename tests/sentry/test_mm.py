@@ -1,5 +1,6 @@
 """Memory syscalls: a C program exercises mmap/munmap/mprotect/mremap/brk/madvise/msync/
-mincore and prints what it observes; the sandbox run must print what Linux prints."""
+mincore and shared tmpfs mappings, and prints what it observes; the sandbox run must print
+what Linux prints."""
 
 import shutil
 import subprocess
@@ -72,6 +73,16 @@ int main(int argc, char **argv) {
     SHOW("munmap_shared", munmap(s, P));
     pread(fd, buf, 6, 0);
     printf("file_sees %s\n", buf);
+    char *s1 = mmap(0, P, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *s2 = mmap(0, 2 * P, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    memcpy(s1, "TWOMAP", 6);
+    printf("second_sees %.6s\n", s2);
+    pwrite(fd, "BYFILE", 6, 0);
+    printf("mapping_sees %.6s\n", s1);
+    char *s3 = mremap(s2, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, a);
+    memcpy(s3 + P, "MOVED", 5);
+    pread(fd, buf, 5, P);
+    printf("moved_shared %d %.5s\n", s3 == a, buf);
     int ro = open(argv[1], O_RDONLY);
     SHOW("shared_rw_on_ro", mmap(0, P, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0) == MAP_FAILED ? -1 : 0);
     SHOW("private_rw_on_ro", mmap(0, P, PROT_READ | PROT_WRITE, MAP_PRIVATE, ro, 0) == MAP_FAILED ? -1 : 0);

@@ -19,7 +19,9 @@ def test_stub_is_confined_and_injects():
         assert "Seccomp:\t2" in status and "NoNewPrivs:\t1" in status
         names = {n for _, _, n in stub.host_maps()}
         assert "[stack]" not in names  # only the stub, vDSO and vvar remain
-        assert os.listdir(f"/proc/{stub.pid}/fd") == []  # no host fds inherited
+        # no host fds inherited: only the socket the Sentry passes memfds over
+        assert os.listdir(f"/proc/{stub.pid}/fd") == ["0"]
+        assert os.readlink(f"/proc/{stub.pid}/fd/0").startswith("socket:")
         addr = stub.inject(9, 0, 8192, 3, 0x22, (1 << 64) - 1, 0)
         assert addr > 0
         stub.write(addr, b"hello")
