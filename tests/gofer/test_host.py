@@ -55,6 +55,9 @@ def test_walk_getattr_matches_lstat(root: Node, tree) -> None:
             st.st_mtime_ns, st.st_ctime_ns,
         )
         assert a.qid_path == st.st_ino
+        if a.btime is not None:  # filesystems without btime report none
+            assert a.btime[0] * 10**9 + a.btime[1] <= st.st_ctime_ns
+        assert node.getattr().mode == a.mode and node.getattr().btime is None
         assert a.qid_type == (0x80 if rel == "d" else 0x02 if rel == "d/l" else 0)
         for r in refs:
             r.release()
