@@ -9,9 +9,13 @@ them (fs/namei.c, fs/open.c, fs/stat.c, fs/attr.c), so the errno for a misuse ma
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import weakref
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
 
 from .abi import (
     AT_EACCESS,
@@ -88,6 +92,27 @@ from .mount import (
 from .perm import check, check_sticky, is_owner, permitted
 from .resolve import ROOT, Walk
 
+_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
+
+
+def _namespace_op(fn: _F) -> _F:
+    """Run a namespace-changing operation under the VFS's namespace lock."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: VirtualFilesystem, *args: Any, **kwargs: Any) -> Any:
+        lock = self._ns_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            return await fn(self, *args, **kwargs)
+        finally:
+            lock.release()
+
+    return wrapper  # type: ignore[return-value]
+
+
 Opener = Callable[[VirtualDentry, int, Credentials], Awaitable[FileDescription]]
 _STAT_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800  # AT_NO_AUTOMOUNT
 _MODE_BITS = 0o7777
@@ -116,6 +141,11 @@ class VirtualFilesystem:
                                    Awaitable[FileDescription]] | None = None
         self._fifos: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.sigpipe: Callable[[], None] | None = None
+        # Serialises namespace changes (Linux's directory i_rwsem, coarsened): between a
+        # check ("does the name exist?") and the change, a remote filesystem awaits, and
+        # another task must not change the same names meanwhile. Uncontended (always, on
+        # filesystems that never suspend) it costs no checkpoint.
+        self._ns_lock = trio.Lock()
 
     # -- contexts --------------------------------------------------------------------------------
 
@@ -256,7 +286,15 @@ class VirtualFilesystem:
             vd = await w.resolve(dirfd, path, follow=not flags & O_NOFOLLOW)
             created = False
         else:
-            vd, created = await self._open_create(w, ctx, creds, dirfd, path, flags, mode)
+            lock = self._ns_lock
+            try:
+                lock.acquire_nowait()
+            except trio.WouldBlock:
+                await lock.acquire()
+            try:
+                vd, created = await self._open_create(w, ctx, creds, dirfd, path, flags, mode)
+            finally:
+                lock.release()
         return await self.open_at(vd, flags, creds, created=created)
 
     async def _open_create(self, w: Walk, ctx: FSContext, creds: Credentials,
@@ -390,6 +428,7 @@ class VirtualFilesystem:
         check(w.creds, parent.dentry.inode, MAY_WRITE | MAY_EXEC)
         return parent, name
 
+    @_namespace_op
     async def mkdirat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
                       path: bytes, mode: int) -> None:
         """mkdir/mkdirat. Raises EEXIST, ENOENT, ENOTDIR, EACCES, EROFS, ENAMETOOLONG ..."""
@@ -399,6 +438,7 @@ class VirtualFilesystem:
             creds, parent.dentry, S_IFDIR | (mode & (0o777 | S_ISVTX) & ~ctx.umask))
         await parent.mount.fs.mkdir(parent.dentry, name, m, uid, gid)
 
+    @_namespace_op
     async def mknodat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
                       path: bytes, mode: int, dev: int = 0) -> None:
         """mknod/mknodat: regular files, fifos, sockets, and devices (CAP_MKNOD)."""
@@ -420,6 +460,7 @@ class VirtualFilesystem:
                                       ftype | (mode & _MODE_BITS & ~ctx.umask))
         await parent.mount.fs.mknod(parent.dentry, name, m, dev, uid, gid)
 
+    @_namespace_op
     async def symlinkat(self, ctx: FSContext, creds: Credentials, target: bytes,
                         dirfd: FileDescription | None, path: bytes) -> None:
         """symlink/symlinkat: create `path` pointing at `target` (ENOENT if target empty)."""
@@ -432,6 +473,7 @@ class VirtualFilesystem:
         uid, gid, _ = self._new_owner(creds, parent.dentry, S_IFLNK | 0o777)
         await parent.mount.fs.symlink(parent.dentry, name, target, uid, gid)
 
+    @_namespace_op
     async def linkat(self, ctx: FSContext, creds: Credentials, olddirfd: FileDescription | None,
                      oldpath: bytes, newdirfd: FileDescription | None, newpath: bytes,
                      flags: int = 0) -> None:
@@ -473,6 +515,7 @@ class VirtualFilesystem:
         elif child.inode.is_dir:
             raise error(errno.EISDIR)
 
+    @_namespace_op
     async def unlinkat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
                        path: bytes, flags: int = 0) -> None:
         """unlink/unlinkat/rmdir (AT_REMOVEDIR)."""
@@ -510,6 +553,7 @@ class VirtualFilesystem:
         else:
             await parent.mount.fs.unlink(parent.dentry, child)
 
+    @_namespace_op
     async def renameat2(self, ctx: FSContext, creds: Credentials,
                         olddirfd: FileDescription | None, oldpath: bytes,
                         newdirfd: FileDescription | None, newpath: bytes, flags: int = 0) -> None:

@@ -17,7 +17,9 @@ from its parent's), so a long lookup does not pin a fid per component.
 from __future__ import annotations
 
 import errno
+import functools
 import os
+from typing import Any
 
 import p9
 
@@ -44,6 +46,20 @@ from ..filesystem import Filesystem
 CHUNK = 64 * 1024
 _ALL = int(p9.GetattrMask.ALL)
 _NS = 1_000_000_000
+
+
+def _mutation(fn: Any) -> Any:
+    """Bump the filesystem's generation before and after a namespace change."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: GoferFS, *args: Any, **kwargs: Any) -> Any:
+        self.generation += 1
+        try:
+            return await fn(self, *args, **kwargs)
+        finally:
+            self.generation += 1
+
+    return wrapper
 
 
 class GoferInode(Inode):
@@ -104,6 +120,9 @@ class GoferFS(Filesystem):
         ino.fid = root
         self.root = Dentry(self, b"/", None, ino)
         self.round_trips = 0
+        # Bumped by every namespace change; a lookup whose reply crossed a change is
+        # retried, so a stale reply never overwrites what the change put in the cache.
+        self.generation = 0
 
     @classmethod
     async def attach(cls, client: p9.Client, aname: bytes = b"", *, policy: str = "exclusive",
@@ -155,14 +174,20 @@ class GoferFS(Filesystem):
                 d = child
         if i == len(names):
             return out
-        fid = await self._fid(d)
-        self.round_trips += 1
-        try:
-            stats = await fid.multi_getattr(names[i:])
-        except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.ENOTDIR):
-                raise
-            stats = []
+        while True:
+            gen = self.generation
+            fid = await self._fid(d)
+            self.round_trips += 1
+            try:
+                stats = await fid.multi_getattr(names[i:])
+            except OSError as e:
+                if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+                    raise
+                stats = []
+            if gen == self.generation and not d.dead:
+                break
+            if d.dead:
+                return out
         for st in stats:
             child = self._child(d, names[i], st)
             out.append(child)
@@ -244,6 +269,7 @@ class GoferFS(Filesystem):
         pi.nlink += nlink
         pi.mtime_ns = pi.ctime_ns = now_ns()
 
+    @_mutation
     async def mknod(self, parent: Dentry, name: bytes, mode: int, rdev: int, uid: int,
                     gid: int) -> Dentry:
         pf = await self._fid(parent)
@@ -258,6 +284,7 @@ class GoferFS(Filesystem):
             await pf.mknod(name, mode, os.major(rdev), os.minor(rdev), gid)
         return await self._made(parent, name, mode, uid)
 
+    @_mutation
     async def mkdir(self, parent: Dentry, name: bytes, mode: int, uid: int, gid: int) -> Dentry:
         pf = await self._fid(parent)
         self.round_trips += 1
@@ -266,6 +293,7 @@ class GoferFS(Filesystem):
         self._touch_dir(parent, 1)
         return d
 
+    @_mutation
     async def symlink(self, parent: Dentry, name: bytes, target: bytes, uid: int,
                       gid: int) -> Dentry:
         pf = await self._fid(parent)
@@ -275,6 +303,7 @@ class GoferFS(Filesystem):
         d.inode.target = target  # type: ignore[attr-defined]
         return d
 
+    @_mutation
     async def link(self, parent: Dentry, name: bytes, target: Dentry) -> Dentry:
         pf = await self._fid(parent)
         tf = await self._fid(target)
@@ -286,6 +315,7 @@ class GoferFS(Filesystem):
         self._touch_dir(parent)
         return d
 
+    @_mutation
     async def unlink(self, parent: Dentry, child: Dentry) -> None:
         pf = await self._fid(parent)
         self.round_trips += 1
@@ -296,6 +326,7 @@ class GoferFS(Filesystem):
         child.inode.ctime_ns = now_ns()
         self._touch_dir(parent)
 
+    @_mutation
     async def rmdir(self, parent: Dentry, child: Dentry) -> None:
         pf = await self._fid(parent)
         self.round_trips += 1
@@ -305,6 +336,7 @@ class GoferFS(Filesystem):
         child.inode.nlink = 0
         self._touch_dir(parent, -1)
 
+    @_mutation
     async def rename(self, old_parent: Dentry, child: Dentry, new_parent: Dentry,
                      new_name: bytes, replaced: Dentry | None, flags: int) -> None:
         of = await self._fid(old_parent)
