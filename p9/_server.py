@@ -481,7 +481,9 @@ class _Connection:
                 name, size, flags, buf = f.xattr_write
                 if len(buf) != size:
                     raise OSError(errno.EINVAL, f"xattr {name!r}: wrote {len(buf)} of {size}")
-                if size == 0 and not flags:
+                if size == 0:
+                    # Linux's v9fs removes with size 0 and XATTR_REPLACE; QEMU and diod
+                    # treat any size-0 Txattrcreate as removal. So do we.
                     await f.file.removexattr(name)
                 else:
                     await f.file.setxattr(name, bytes(buf), flags)
