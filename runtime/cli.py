@@ -15,6 +15,7 @@ import click
 COMMANDS: dict[str, str] = {
     "conformance": "runtime.cmd_conformance:conformance",
     "help": "runtime.cmd_help:help_group",
+    "do": "runtime.cmd_do:do",
     "gofer": "runtime.cmd_gofer:gofer",
 }
 

@@ -43,11 +43,27 @@ def _vfs(t: Task):  # noqa: ANN202  (the kernel's vfs.VirtualFilesystem)
 # -- stat family -----------------------------------------------------------------------------
 
 
-async def _stat(t: Task, dirfd: int, path: int, buf: int, flags: int) -> int:
-    flags = i32(flags)
+_STAT_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800  # AT_NO_AUTOMOUNT
+
+
+async def _stat_of(t: Task, dirfd: int, path: int, flags: int, *, statx_mask: int | None = None):
+    """The Stat an fstatat/statx call names. An empty path with AT_EMPTY_PATH is the open
+    file itself, whatever kind (host fds and pipes have no path to resolve)."""
     name = b"" if path == 0 and flags & AT_EMPTY_PATH else path_arg(t, path)
     d = dirfd_of(t, dirfd)
-    st = await _vfs(t).stat(t.fs, t.creds, d, name, flags)
+    if not name and flags & AT_EMPTY_PATH and d is not None:
+        if flags & ~(_STAT_FLAGS | 0x6000) or flags & 0x6000 == 0x6000:
+            raise SyscallError(errno.EINVAL)
+        if statx_mask is not None and statx_mask & 0x80000000:
+            raise SyscallError(errno.EINVAL)
+        return await d.stat()
+    if statx_mask is not None:
+        return await _vfs(t).statx(t.fs, t.creds, d, name, flags, statx_mask)
+    return await _vfs(t).stat(t.fs, t.creds, d, name, flags)
+
+
+async def _stat(t: Task, dirfd: int, path: int, buf: int, flags: int) -> int:
+    st = await _stat_of(t, dirfd, path, i32(flags))
     t.mem_write(buf, st.pack_stat())
     return 0
 
@@ -83,11 +99,8 @@ async def sys_fstat(t: Task, fd: int, buf: int, *_: int) -> int:
 async def sys_statx(t: Task, dirfd: int, path: int, flags: int, mask: int, buf: int,
                     *_: int) -> int:
     """Implements Linux syscall statx(2) (no btime from filesystems that lack it)."""
-    flags = i32(flags)
     mask &= 0xFFFFFFFF
-    name = b"" if path == 0 and flags & AT_EMPTY_PATH else path_arg(t, path)
-    d = dirfd_of(t, dirfd)
-    st = await _vfs(t).statx(t.fs, t.creds, d, name, flags, mask)
+    st = await _stat_of(t, dirfd, path, i32(flags), statx_mask=mask)
     t.mem_write(buf, st.pack_statx(mask))
     return 0
 

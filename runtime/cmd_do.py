@@ -1,0 +1,55 @@
+"""`runpsc do -- CMD ARGS`: run one command in a fresh sandbox over the host's root.
+
+Like gVisor's `runsc do`: no configuration; the host's `/` is served read-only by a gofer
+under a writable in-memory overlay, the command starts in the caller's working directory
+with the caller's environment, and its exit status is runpsc's.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("do", context_settings={"ignore_unknown_options": False})
+@click.option("--cwd", metavar="DIR", help="Working directory in the sandbox (default: the "
+              "caller's).")
+@click.option("--env", "envs", multiple=True, metavar="K=V",
+              help="Set an environment variable (repeatable; added to the caller's).")
+@click.option("--volume", "volumes", multiple=True, metavar="HOST:SANDBOX[:ro]",
+              help="Mount host directory HOST at SANDBOX, writable unless :ro (repeatable).")
+@click.option("--strace", is_flag=True, help="Print every syscall of the program to stderr.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
+       command: tuple[str, ...]) -> None:
+    """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
+    from runtime.sandbox import Sandbox, SandboxConfig, SandboxError, Volume, env_of
+
+    try:
+        config = SandboxConfig(
+            argv=list(command),
+            env=env_of(envs),
+            cwd=cwd,
+            volumes=[Volume.parse(v) for v in volumes],
+            strace=strace,
+        )
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    sandbox = Sandbox(config)
+    sandbox.start_gofers()  # they boot while the Sentry is imported
+    try:
+        import trio
+
+        code = trio.run(sandbox.run)
+    except KeyboardInterrupt:
+        sys.exit(128 + 2)  # what a shell reports for a program stopped by ^C (SIGINT)
+    except SandboxError as e:
+        click.echo(f"runpsc: {e}", err=True)
+        sys.exit(e.code)
+    except OSError as e:
+        click.echo(f"runpsc: {command[0]}: {e.strerror or e}", err=True)
+        sys.exit(127 if e.errno == 2 else 126)
+    finally:
+        sandbox.close()
+    sys.exit(code)

@@ -1,0 +1,498 @@
+"""Sandboxes: the process topology of `runpsc do` and the Python API behind it.
+
+A sandbox is one Gofer process per filesystem source (the host's `/` read-only, plus one per
+--volume) and a Sentry (this process) that connects to each gofer over a socketpair, builds
+the sandbox's mount namespace from them and runs the program:
+
+    /       overlay: an in-memory tmpfs upper over the host's / (goferfs, read-only lower)
+    /dev    devfs          /proc   procfs         /sys   sysfs        /tmp   tmpfs
+    VOLUME  goferfs of the volume's own gofer (read-write unless :ro)
+
+Why this shape: the program can write anywhere, and nothing reaches the host except through
+a writable volume; the only host files the Sentry ever sees arrive over 9P from a confined
+gofer. stdin, stdout and stderr are the caller's (vfs host-fd files), so pipelines and
+terminals behave as they do natively.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import stat as _st
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Volume", "SandboxConfig", "Sandbox", "GoferProcess", "exit_code"]
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A host directory made visible in the sandbox at `sandbox` (writable unless readonly)."""
+
+    host: str
+    sandbox: str
+    readonly: bool = False
+
+    @classmethod
+    def parse(cls, spec: str) -> Volume:
+        """`HOST:SANDBOX[:ro|:rw]`; both paths absolute after expanding HOST.
+
+        Raises:
+            ValueError: a malformed spec, a relative sandbox path, or a missing host directory.
+        """
+        parts = spec.split(":")
+        readonly = False
+        if len(parts) == 3 and parts[2] in ("ro", "rw"):
+            readonly = parts[2] == "ro"
+            parts = parts[:2]
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            raise ValueError(f"volume {spec!r} is not HOST:SANDBOX[:ro]")
+        host = os.path.abspath(os.path.expanduser(parts[0]))
+        target = parts[1]
+        if not target.startswith("/"):
+            raise ValueError(f"volume {spec!r}: the sandbox path must be absolute")
+        if not os.path.isdir(host):
+            raise ValueError(f"volume {spec!r}: {host!r} is not a directory")
+        return cls(host, os.path.normpath(target), readonly)
+
+
+@dataclass(slots=True)
+class SandboxConfig:
+    """What to run and how.
+
+    Attributes:
+        argv: the command; argv[0] is searched in the sandbox's PATH if it has no slash.
+        env: the environment (the caller's by default in `runpsc do`).
+        cwd: the working directory in the sandbox (None: the caller's, or / if the sandbox
+            does not have it).
+        volumes: host directories to mount.
+        strace: print every syscall to `strace_to`.
+        umask: the program's umask (None: the caller's).
+    """
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    volumes: list[Volume] = field(default_factory=list)
+    strace: bool = False
+    umask: int | None = None
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128 + the signal number."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    return 128 + (status & 0x7F)
+
+
+class GoferProcess:
+    """A `runpsc gofer serve` child exporting one host directory over a socketpair.
+
+    The child serves the connected socket it inherits (``--listen fd:N``); our end is
+    `sock`. `close()` ends the connection and the process.
+    """
+
+    def __init__(self, proc: subprocess.Popen, sock: socket.socket, directory: str) -> None:
+        self.proc = proc
+        self.sock = sock
+        self.directory = directory
+
+    @classmethod
+    def start(cls, directory: str, *, readonly: bool, submounts: bool = False,
+              name: str = "root") -> GoferProcess:
+        """Start a gofer exporting `directory` (as aname `name`)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        opts = "ro" if readonly else "rw"
+        if submounts:
+            opts += ",submounts"
+        cmd = [
+            sys.executable, "-m", "runtime.cli", "gofer", "serve",
+            "--export", f"{name}={directory}:{opts}",
+            "--listen", f"fd:{theirs.fileno()}",
+            "--idle-timeout", "0",
+        ]
+        try:
+            proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                    close_fds=True)
+        finally:
+            theirs.close()
+        return cls(proc, ours, directory)
+
+    def close(self) -> None:
+        """Disconnect and stop the gofer (SIGTERM, then SIGKILL if it lingers)."""
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Sandbox:
+    """One sandbox: gofers, a mount namespace, a kernel, one program.
+
+    Use `await Sandbox(config).run()`; it returns the program's exit code as a shell would
+    report it (128 + signal for a killed program) and always stops its gofers.
+    """
+
+    def __init__(self, config: SandboxConfig, *, stdio: Sequence[int] = (0, 1, 2),
+                 events_to: Any = None) -> None:
+        self.config = config
+        self.stdio = list(stdio)
+        self.events_to = events_to if events_to is not None else sys.stderr
+        self.gofers: list[GoferProcess] = []
+        self.kernel: Any = None
+        self.procfs: Any = None
+
+    def start_gofers(self) -> None:
+        """Start the gofer processes now (they boot while this process imports the Sentry).
+
+        `run` calls it if nobody did; `runpsc do` calls it first thing, because a gofer
+        takes a few hundred milliseconds to start and the Sentry as long to import.
+        """
+        if self.gofers:
+            return
+        try:
+            self.gofers.append(GoferProcess.start("/", readonly=True, submounts=True))
+            for vol in self.config.volumes:
+                self.gofers.append(GoferProcess.start(vol.host, readonly=vol.readonly,
+                                                      name="volume"))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop every gofer (idempotent)."""
+        for g in self.gofers:
+            g.close()
+        self.gofers.clear()
+
+    async def run(self) -> int:
+        """Boot the sandbox, run the program to completion and tear everything down."""
+        try:
+            self.start_gofers()
+            return await self._run()
+        finally:
+            self.close()
+
+    async def _run(self) -> int:
+        import trio
+
+        from sentry.kernel import Kernel
+        from sentry.kernel.fdtable import FDTable
+        from sentry.syscalls.sys_file import close_files
+        from vfs.fs.host import HostFD
+
+        cfg = self.config
+        async with contextlib.AsyncExitStack() as stack:
+            vfs, ctx = await self._build_namespace(stack)
+            creds = _caller_creds()
+            ctx.umask = (_caller_umask() if cfg.umask is None else cfg.umask) & 0o777
+            await self._enter_cwd(vfs, ctx, creds)
+
+            fdtable = FDTable()
+            for fd in self.stdio:
+                fdtable.install(HostFD(fd))
+            table = None
+            if cfg.strace:
+                from sentry.strace import Strace, traced_table
+                from sentry.syscalls.table import TABLE
+
+                out = self.events_to
+
+                def write(line: str) -> None:
+                    print(line, file=out, flush=True)
+
+                table = traced_table(TABLE, Strace(write))
+            kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to)
+            self.kernel = kernel
+            argv = [os.fsencode(a) for a in cfg.argv]
+            envp = [os.fsencode(f"{k}={v}") for k, v in cfg.env.items()]
+            path = await self._find_program(vfs, ctx, creds, argv[0], cfg.env.get("PATH"))
+            view = ProcView(vfs, ctx, creds, fdtable)
+            view.argv, view.envp, view.running = argv, envp, True
+            view.exe = path if path.startswith(b"/") else vfs.getcwd(ctx) + b"/" + path
+            self.procfs.provider = view
+            try:
+                status = await kernel.run(argv, envp, fdtable, ctx, creds, path=path)
+            finally:
+                view.running = False
+                with trio.CancelScope(shield=True):
+                    await close_files(_ExitingTask(kernel), fdtable.close_all())
+            if cfg.strace:
+                print(_strace_end(status), file=self.events_to, flush=True)
+            return exit_code(status)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _build_namespace(self, stack: contextlib.AsyncExitStack) -> tuple[Any, Any]:
+        """The mount namespace: overlay root over the host's /, /dev, /proc, /sys, /tmp,
+        volumes."""
+        from vfs import Credentials, Tmpfs, VirtualFilesystem
+
+        root_gofer, *volume_gofers = self.gofers
+        lower = await _goferfs(stack, root_gofer, readonly=True)
+        root = _overlay(Tmpfs(mode=0o755), lower)
+        vfs = VirtualFilesystem(root, source="runpsc-root")
+        ctx = vfs.new_context()
+        admin = Credentials.root()
+        from vfs.fs import devfs, pipefs
+        from vfs.fs.procfs import Procfs
+        from vfs.fs.sysfs import Sysfs
+
+        await devfs.install(vfs, ctx, admin, b"/dev")
+        pipefs.install(vfs)
+        self.procfs = Procfs(vfs)
+        for path, fs in (
+            (b"/proc", self.procfs),
+            (b"/sys", Sysfs()),
+            (b"/tmp", Tmpfs()),
+        ):
+            await _mkdir_p(vfs, ctx, admin, path)
+            await vfs.mount(ctx, admin, fs, None, path, source=fs.fstype)
+        for vol, g in zip(self.config.volumes, volume_gofers, strict=True):
+            fs = await _goferfs(stack, g, readonly=vol.readonly, policy="shared",
+                                aname=b"volume")
+            target = os.fsencode(vol.sandbox)
+            await _mkdir_p(vfs, ctx, admin, target)
+            from vfs.mount import MS_RDONLY
+
+            await vfs.mount(ctx, admin, fs, None, target, flags=MS_RDONLY if vol.readonly else 0,
+                            source=vol.host)
+        return vfs, ctx
+
+    async def _enter_cwd(self, vfs: Any, ctx: Any, creds: Any) -> None:
+        want = self.config.cwd
+        explicit = want is not None
+        if want is None:
+            try:
+                want = os.getcwd()
+            except OSError:
+                want = "/"
+        try:
+            await vfs.chdir(ctx, creds, None, os.fsencode(want))
+        except OSError as e:
+            if explicit:
+                raise SandboxError(f"--cwd {want!r}: {os.strerror(e.errno or errno.ENOENT)}") from None
+            print(f"runpsc: working directory {want!r} is not in the sandbox "
+                  f"({os.strerror(e.errno or errno.ENOENT)}); using /", file=self.events_to)
+
+    async def _find_program(self, vfs: Any, ctx: Any, creds: Any, name: bytes,
+                            path_var: str | None) -> bytes:
+        """execvp's search: a name with a slash is used as is, else each PATH entry in turn."""
+        if b"/" in name:
+            return name
+        search = (path_var if path_var is not None else
+                  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        denied = False
+        for d in search.split(":"):
+            cand = os.fsencode(d or ".") + b"/" + name
+            try:
+                st = await vfs.stat(ctx, creds, None, cand, 0)
+            except OSError:
+                continue
+            if not _st.S_ISREG(st.mode):
+                continue
+            try:
+                await vfs.faccessat(ctx, creds, None, cand, os.X_OK, 0x200)
+            except OSError:
+                denied = True
+                continue
+            return cand
+        err = errno.EACCES if denied else errno.ENOENT
+        raise SandboxError(f"{os.fsdecode(name)}: {os.strerror(err)}", code=126 if denied else 127)
+
+
+class ProcView:
+    """What /proc shows about the sandbox's one process (vfs.fs.procfs.ProcProvider).
+
+    Why here: the Kernel does not publish its tasks yet; the runtime knows the one program it
+    started (pid 1), its fd table, filesystem context, credentials, argv and environment.
+    Host-fd files show the host's kind of name (pipe:[N], /dev/pts/N) but never a host path.
+    """
+
+    def __init__(self, vfs: Any, ctx: Any, creds: Any, fdtable: Any) -> None:
+        self.vfs, self.ctx, self.creds, self.fdtable = vfs, ctx, creds, fdtable
+        self.argv: list[bytes] = []
+        self.envp: list[bytes] = []
+        self.exe = b""
+        self.running = False
+
+    def self_pid(self) -> int | None:
+        return 1 if self.running else None
+
+    def pids(self) -> list[int]:
+        return [1] if self.running else []
+
+    def extra_entries(self) -> dict:
+        return {}
+
+    def pid_entries(self, pid: int) -> dict | None:
+        from vfs.fs.synthetic import DirNode, FileNode, SymlinkNode
+
+        if pid != 1 or not self.running:
+            return None
+        uid, gid = self.creds.uid, self.creds.gid
+        name = os.path.basename(self.exe)[:15]
+        status = (f"Name:\t{os.fsdecode(name)}\nUmask:\t{self.ctx.umask:04o}\n"
+                  f"State:\tR (running)\nTgid:\t1\nPid:\t1\nPPid:\t0\n"
+                  f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{gid}\t{gid}\t{gid}\t{gid}\n"
+                  "Threads:\t1\n").encode()
+        return {
+            b"exe": SymlinkNode(lambda: self.exe),
+            b"cwd": SymlinkNode(lambda: self.vfs.getcwd(self.ctx)),
+            b"root": SymlinkNode(b"/"),
+            b"cmdline": FileNode(lambda: b"".join(a + b"\0" for a in self.argv)),
+            b"environ": FileNode(lambda: b"".join(e + b"\0" for e in self.envp), 0o400,
+                                 uid=uid, gid=gid),
+            b"comm": FileNode(name + b"\n", 0o644),
+            b"status": FileNode(status),
+            b"mounts": FileNode(self._mounts),
+            b"fd": DirNode(self._fds, 0o500),
+        }
+
+    def _mounts(self) -> bytes:
+        from vfs.fs.procfs import mounts_text
+
+        return mounts_text(self.vfs, self.ctx)
+
+    def _fds(self) -> dict:
+        from vfs.fs.synthetic import SymlinkNode
+
+        return {str(fd).encode(): SymlinkNode(self._fd_target(f))
+                for fd, f in self.fdtable.items()}
+
+    def _fd_target(self, f: Any) -> bytes:
+        vd = getattr(f, "vd", None)
+        if vd is not None:
+            if vd.mount.parent is None and vd.mount is not self.vfs.root_mount:
+                return vd.dentry.name  # anonymous files (pipefs): "pipe:[N]"
+            return self.vfs.path_of(self.ctx, vd)
+        hostfd = getattr(f, "fd", None)
+        if isinstance(hostfd, int):
+            try:
+                target = os.readlink(f"/proc/self/fd/{hostfd}")
+            except OSError:
+                return b"anon_inode:[host]"
+            if target.startswith(("pipe:", "socket:", "anon_inode:", "/dev/pts/", "/dev/tty",
+                                  "/dev/null")):
+                return target.encode()
+            return b"host:[%d]" % hostfd
+        return b"anon_inode:[unknown]"
+
+
+class SandboxError(Exception):
+    """The sandbox could not run the program; `code` is the exit status to report."""
+
+    def __init__(self, message: str, *, code: int = 125) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _ExitingTask:
+    """What close_file needs of a task when the process is gone (its pid for POSIX locks)."""
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+        self.tgid = 1
+
+
+def _strace_end(status: int) -> str:
+    """strace's last line: ``+++ exited with N +++`` or ``+++ killed by SIGSEGV +++``."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        core = " (core dumped)" if os.WCOREDUMP(status) else ""
+        return f"+++ killed by {name}{core} +++"
+    return f"+++ exited with {os.WEXITSTATUS(status)} +++"
+
+
+def _caller_creds() -> Any:
+    from vfs import Credentials
+
+    uid, gid = os.getuid(), os.getgid()
+    groups = frozenset(os.getgroups())
+    if uid == 0:
+        return Credentials(gid=gid, egid=gid, sgid=gid, fsgid=gid, groups=groups)
+    return Credentials.user(uid, gid, tuple(groups))
+
+
+def _caller_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+async def _mkdir_p(vfs: Any, ctx: Any, creds: Any, path: bytes) -> None:
+    cur = b""
+    for comp in [c for c in path.split(b"/") if c]:
+        cur += b"/" + comp
+        try:
+            await vfs.mkdirat(ctx, creds, None, cur, 0o755)
+        except OSError as e:
+            if e.errno != errno.EEXIST:
+                raise
+
+
+# -- filesystem constructors: one place that knows the vfs constructors' names ----------------
+
+
+async def _goferfs(stack: contextlib.AsyncExitStack, gofer: GoferProcess, *,
+                   readonly: bool, policy: str = "exclusive", aname: bytes = b"root") -> Any:
+    """A goferfs over `gofer`'s socket; the 9P session lives as long as `stack`.
+
+    The sandbox root uses the "exclusive" cache policy (nothing else changes a read-only
+    view of the host during a `runpsc do`); volumes use "shared", since the host may change
+    them while the program runs.
+    """
+    import p9
+    from vfs.fs.goferfs import GoferFS
+
+    stream = p9.stream_from_fd(gofer.sock.detach())
+    client = await stack.enter_async_context(p9.open_client(stream))
+    uname = os.fsencode(_user_name())
+    return await GoferFS.attach(client, aname, policy=policy, uname=uname, n_uname=os.getuid())
+
+
+def _user_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def _overlay(upper: Any, lower: Any) -> Any:
+    from vfs.fs.overlay import Overlay
+
+    return Overlay(upper, lower)
+
+
+def env_of(pairs: Sequence[str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment: `base` (the caller's by default) updated with K=V pairs.
+
+    Raises:
+        ValueError: a pair without '='.
+    """
+    env = dict(os.environ if base is None else base)
+    for p in pairs:
+        k, sep, v = p.partition("=")
+        if not sep or not k:
+            raise ValueError(f"--env {p!r} is not K=V")
+        env[k] = v
+    return env

@@ -1,0 +1,196 @@
+"""futex(2): wait queues keyed by a user address.
+
+Why here and now: glibc calls futex even in single-threaded programs (FUTEX_WAKE after a
+`pthread_once`-style initialisation in iconv/locale code), and aborts with "The futex
+facility returned an unexpected error code" on ENOSYS, so dynamic programs need it before
+threads exist. Waiters are kept per (thread group, address) in trio Events, so the same
+code serves threads once the kernel runs them; a wait never blocks the Sentry.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import trio
+
+from .table import Level, SyscallError, syscall
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
+FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 9, 10
+FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
+FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
+TIMESPEC = struct.Struct("<qq")
+
+
+@dataclass(slots=True)
+class _Waiter:
+    bitset: int
+    event: trio.Event = field(default_factory=trio.Event)
+
+
+#: (tgid, address) -> waiters in FIFO order. Module-level: keys carry the thread group.
+_QUEUES: dict[tuple[int, int], list[_Waiter]] = {}
+
+
+def _load(t: Task, addr: int) -> int:
+    if addr & 3:
+        raise SyscallError(errno.EINVAL)
+    return struct.unpack("<I", t.mem_read(addr, 4))[0]
+
+
+def _wake(key: tuple[int, int], n: int, bitset: int = FUTEX_BITSET_MATCH_ANY) -> int:
+    q = _QUEUES.get(key)
+    woken = 0
+    if not q:
+        return 0
+    for w in list(q):
+        if woken >= n:
+            break
+        if w.bitset & bitset:
+            q.remove(w)
+            w.event.set()
+            woken += 1
+    if not q:
+        del _QUEUES[key]
+    return woken
+
+
+async def _wait(t: Task, addr: int, val: int, deadline: float | None, bitset: int) -> int:
+    if _load(t, addr) != val & 0xFFFFFFFF:
+        raise SyscallError(errno.EAGAIN)
+    key = (t.tgid, addr)
+    w = _Waiter(bitset)
+    _QUEUES.setdefault(key, []).append(w)
+    try:
+        if deadline is None:
+            await w.event.wait()
+        else:
+            with trio.move_on_at(deadline):
+                await w.event.wait()
+            if not w.event.is_set():
+                raise SyscallError(errno.ETIMEDOUT)
+    finally:
+        q = _QUEUES.get(key)
+        if q is not None and w in q:
+            q.remove(w)
+            if not q:
+                del _QUEUES[key]
+    return 0
+
+
+def _deadline(t: Task, addr: int, *, absolute: bool, realtime: bool) -> float | None:
+    """The trio deadline for a futex timeout (relative for FUTEX_WAIT, absolute else)."""
+    if not addr:
+        return None
+    sec, nsec = TIMESPEC.unpack(t.mem_read(addr, TIMESPEC.size))
+    if sec < 0 or not 0 <= nsec < 1_000_000_000:
+        raise SyscallError(errno.EINVAL)
+    span = sec + nsec / 1e9
+    now = trio.current_time()
+    if not absolute:
+        return now + span
+    import time
+
+    ref = time.clock_gettime(time.CLOCK_REALTIME if realtime else time.CLOCK_MONOTONIC)
+    return now + (span - ref)
+
+
+def _wake_op(t: Task, uaddr2: int, encoded: int) -> bool:
+    """FUTEX_WAKE_OP's atomic operation on *uaddr2; returns the comparison's result."""
+    op = (encoded >> 28) & 0xF
+    cmp = (encoded >> 24) & 0xF
+    oparg = (encoded >> 12) & 0xFFF
+    cmparg = encoded & 0xFFF
+    if op & 8:  # FUTEX_OP_OPARG_SHIFT
+        oparg = 1 << (oparg & 31)
+        op &= 7
+    old = _load(t, uaddr2)
+    if op == 0:
+        new = oparg
+    elif op == 1:
+        new = old + oparg
+    elif op == 2:
+        new = old | oparg
+    elif op == 3:
+        new = old & ~oparg
+    elif op == 4:
+        new = old ^ oparg
+    else:
+        raise SyscallError(errno.ENOSYS)
+    t.mem_write(uaddr2, struct.pack("<I", new & 0xFFFFFFFF))
+    s_old = old - (1 << 32) if old & 0x80000000 else old
+    if cmp == 0:
+        return s_old == cmparg
+    if cmp == 1:
+        return s_old != cmparg
+    if cmp == 2:
+        return s_old < cmparg
+    if cmp == 3:
+        return s_old <= cmparg
+    if cmp == 4:
+        return s_old > cmparg
+    if cmp == 5:
+        return s_old >= cmparg
+    raise SyscallError(errno.ENOSYS)
+
+
+@syscall(
+    "futex",
+    level=Level.PARTIAL,
+    note="WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP and the BITSET forms; PI and "
+    "robust-list futexes are not supported (ENOSYS)",
+)
+async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2: int,
+                    val3: int) -> int:
+    """Implements Linux syscall futex(2) for wait/wake/requeue (no priority inheritance)."""
+    op &= 0xFFFFFFFF
+    cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
+    realtime = bool(op & FUTEX_CLOCK_REALTIME)
+    val &= 0xFFFFFFFF
+    if realtime and cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+        raise SyscallError(errno.ENOSYS)
+    key = (t.tgid, uaddr)
+    if cmd == FUTEX_WAIT:
+        return await _wait(t, uaddr, val, _deadline(t, timeout, absolute=False,
+                                                   realtime=realtime), FUTEX_BITSET_MATCH_ANY)
+    if cmd == FUTEX_WAIT_BITSET:
+        if not val3 & 0xFFFFFFFF:
+            raise SyscallError(errno.EINVAL)
+        return await _wait(t, uaddr, val, _deadline(t, timeout, absolute=True,
+                                                   realtime=realtime), val3 & 0xFFFFFFFF)
+    if cmd == FUTEX_WAKE:
+        if uaddr & 3:
+            raise SyscallError(errno.EINVAL)
+        return _wake(key, min(val, 0x7FFFFFFF))
+    if cmd == FUTEX_WAKE_BITSET:
+        if not val3 & 0xFFFFFFFF:
+            raise SyscallError(errno.EINVAL)
+        return _wake(key, min(val, 0x7FFFFFFF), val3 & 0xFFFFFFFF)
+    if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
+        if cmd == FUTEX_CMP_REQUEUE and _load(t, uaddr) != val3 & 0xFFFFFFFF:
+            raise SyscallError(errno.EAGAIN)
+        woken = _wake(key, min(val, 0x7FFFFFFF))
+        limit = timeout & 0x7FFFFFFF  # val2 travels in the timeout argument
+        moved = 0
+        q = _QUEUES.get(key, [])
+        while q and moved < limit:
+            _QUEUES.setdefault((t.tgid, uaddr2), []).append(q.pop(0))
+            moved += 1
+        if not q:
+            _QUEUES.pop(key, None)
+        return woken + (moved if cmd == FUTEX_CMP_REQUEUE else 0)
+    if cmd == FUTEX_WAKE_OP:
+        if uaddr & 3:
+            raise SyscallError(errno.EINVAL)
+        hit = _wake_op(t, uaddr2, val3 & 0xFFFFFFFF)
+        woken = _wake(key, min(val, 0x7FFFFFFF))
+        if hit:
+            woken += _wake((t.tgid, uaddr2), timeout & 0x7FFFFFFF)
+        return woken
+    raise SyscallError(errno.ENOSYS)

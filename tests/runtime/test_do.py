@@ -1,0 +1,165 @@
+"""`runpsc do`: real programs in the full topology (gofer process + Sentry), compared with
+native runs of the same command (stdout and exit status).
+
+The Must-run list of issue 7 for dynamically linked Debian binaries, plus what `runpsc do`
+promises: the caller's cwd and environment, --cwd/--env, exit status and 128+signal, the
+overlay keeping writes away from the host, writable and read-only volumes, --strace, and a
+visible report of an unsupported syscall.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.sentry.progs.harness import build
+from tests.support import need_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def runpsc(*args: str, cwd: str | None = None, env: dict | None = None,
+           input: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the runpsc CLI as a user would (a separate process), capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.cli", *args],
+        cwd=cwd or str(ROOT),
+        env=env,
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+
+
+def native(*argv: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), cwd=cwd or str(ROOT), capture_output=True,
+                          stdin=subprocess.DEVNULL)
+
+
+def same(argv: list[str], *, cwd: str | None = None, sort: bool = False) -> None:
+    """The command's stdout and status in the sandbox equal its native run's."""
+    want = native(*argv, cwd=cwd)
+    got = runpsc("do", "--", *argv, cwd=cwd)
+    w, g = want.stdout, got.stdout
+    if sort:
+        w, g = sorted(w.splitlines()), sorted(g.splitlines())
+    assert (g, got.returncode) == (w, want.returncode), got.stderr.decode(errors="replace")
+
+
+@pytest.mark.parametrize("argv", [
+    ["/bin/echo", "hello", "sandbox"],
+    ["ls", "-la", "/usr/bin"],
+    ["cat", "/etc/os-release", "/etc/passwd"],
+    ["sort", "/etc/passwd"],
+    ["sha256sum", "/bin/ls", "/etc/passwd"],
+    ["grep", "-rn", "root", "/etc/passwd", "/etc/group"],
+    ["/usr/bin/python3", "-S", "-c", "print(sum(range(10**6)))"],
+    ["/usr/bin/python3", "-c", "import json, os; print(json.dumps(sorted(os.listdir('/'))))"],
+])
+def test_programs_match_native(argv):
+    same(argv)
+
+
+def test_find_matches_native():
+    same(["find", "/usr/share/doc/coreutils", "/etc/apt"], sort=True)
+
+
+def test_exit_status_and_signal(tmp_path):
+    assert runpsc("do", "--", "sh", "-c", "exit 3").returncode == 3
+    assert runpsc("do", "--", "false").returncode == 1
+    build(tmp_path, "nullderef")  # /tmp is fresh in the sandbox: bring it in on a volume
+    got = runpsc("do", "--volume", f"{tmp_path}:/progs:ro", "--", "/progs/nullderef")
+    assert got.returncode == 128 + 11
+    assert got.stdout == b"before\n"
+
+
+def test_unsupported_syscall_is_reported(tmp_path):
+    build(tmp_path, "enosys")
+    got = runpsc("do", "--volume", f"{tmp_path}:/progs:ro", "--", "/progs/enosys")
+    assert got.returncode == 7
+    assert b"kexec_file_load = -1 ENOSYS" in got.stdout
+    assert b"unsupported syscall kexec_file_load" in got.stderr
+
+
+def test_cwd_env_and_stdin():
+    got = runpsc("do", "--cwd", "/usr/share", "--env", "GREETING=hi there", "--",
+                 "sh", "-c", 'pwd; echo "$GREETING"; read x; echo "got $x"',
+                 input=b"line from stdin\n")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == b"/usr/share\nhi there\ngot line from stdin\n"
+    # By default: the caller's working directory and environment.
+    env = dict(os.environ, RUNPSC_TEST_VAR="from-caller")
+    got = runpsc("do", "--", "sh", "-c", 'pwd; echo "$RUNPSC_TEST_VAR"', cwd="/usr/lib",
+                 env=env)
+    assert got.stdout == b"/usr/lib\nfrom-caller\n", got.stderr
+
+
+def test_writes_stay_in_the_sandbox():
+    marker = Path(f"/etc/runpsc-test-must-not-appear-{os.getpid()}")
+    script = (f"import os; open({str(marker)!r}, 'w').write('data\\n'); "
+              f"print(open({str(marker)!r}).read(), end=''); os.remove('/etc/hostname'); "
+              "print('removed')")
+    got = runpsc("do", "--", "/usr/bin/python3", "-S", "-c", script)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == b"data\nremoved\n"
+    assert not marker.exists()
+    assert os.path.exists("/etc/hostname")
+
+
+def test_volumes(tmp_path):
+    host = tmp_path / "vol"
+    host.mkdir()
+    (host / "in.txt").write_text("from the host\n")
+    got = runpsc("do", "--volume", f"{host}:/mnt/vol", "--", "/usr/bin/python3", "-S", "-c",
+                 "print(open('/mnt/vol/in.txt').read(), end=''); "
+                 "open('/mnt/vol/out.txt', 'w').write('written\\n')")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == b"from the host\n"
+    assert (host / "out.txt").read_text() == "written\n"
+    got = runpsc("do", "--volume", f"{host}:/mnt/ro:ro", "--", "/usr/bin/python3", "-S", "-c",
+                 "print(open('/mnt/ro/in.txt').read(), end=''); "
+                 "open('/mnt/ro/new.txt', 'w').write('no')")
+    assert got.stdout == b"from the host\n"
+    assert got.returncode != 0
+    assert b"Read-only file system" in got.stderr
+    assert not (host / "new.txt").exists()
+
+
+def test_cp_r_and_diff_r_through_a_volume(tmp_path):
+    doc = "/usr/share/doc/coreutils"
+    got = runpsc("do", "--volume", f"{tmp_path}:/out", "--", "cp", "-r", doc, "/out/doc")
+    assert got.returncode == 0, got.stderr
+    assert native("diff", "-r", doc, str(tmp_path / "doc")).returncode == 0
+    got = runpsc("do", "--volume", f"{tmp_path}:/out:ro", "--", "diff", "-r", doc, "/out/doc")
+    assert (got.returncode, got.stdout) == (0, b""), got.stderr
+
+
+def test_strace_flag():
+    got = runpsc("do", "--strace", "--", "/bin/true")
+    assert got.returncode == 0
+    lines = got.stderr.decode().splitlines()
+    assert any(line.startswith("openat(AT_FDCWD, ") for line in lines), lines[:20]
+    assert any(line.startswith("exit_group(0)") and line.endswith("= ?") for line in lines)
+
+
+def test_bad_usage_is_a_clear_error():
+    got = runpsc("do", "--", "/no/such/program")
+    assert got.returncode == 127
+    assert b"No such file or directory" in got.stderr
+    got = runpsc("do", "--volume", "relative:/x", "--", "true")
+    assert got.returncode == 2
+    assert b"volume" in got.stderr
+    got = runpsc("do", "--env", "NOEQUALS", "--", "true")
+    assert got.returncode == 2
+
+
+def test_static_busybox_in_full_topology():
+    busybox = need_binary("busybox", "busybox-static")
+    same([busybox, "ls", "-la", "/etc/apt"])
+    assert shutil.which("sh")
