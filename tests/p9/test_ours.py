@@ -299,3 +299,51 @@ async def test_client_refuses_tiny_msize_and_non_9p2000l(dirs) -> None:
                     pass
             assert info.value.errno == code
             nursery.cancel_scope.cancel()
+
+
+async def test_server_survives_garbage_frames(dirs) -> None:
+    """Random well-framed garbage: every frame gets a reply or is dropped, never a crash."""
+    import random
+
+    export, _ = dirs
+    rng = random.Random(9)
+    types = sorted(p9.REGISTRY) + [0, 1, 99, 200, 255]
+    async with trio.open_nursery() as nursery:
+        s = await _serve_pair(nursery, p9.Server(HostFS(export), max_msize=8192))
+        assert isinstance((await _raw(s, 1, p9.Tversion(8192, b"9P2000.L")))[1], p9.Rversion)
+        await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
+        frames = []
+        for i in range(300):
+            mtype = rng.choice(types)
+            if mtype in (100, 108):  # Tversion resets the session; Tflush is tested elsewhere
+                continue
+            body = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 40)))
+            frames.append(struct.pack("<IBH", 7 + len(body), mtype, i) + body)
+        await s.send_all(b"".join(frames))
+        dec = p9.FrameDecoder(8192)
+        answered = set()
+        with trio.fail_after(20):
+            while len(answered) < len(frames):
+                while (item := dec.next_message()) is not None:
+                    answered.add(item[0])
+                if len(answered) < len(frames):
+                    dec.receive_data(await s.receive_some(1 << 16))
+        # Still a working server on the same connection.
+        assert (await _raw(s, 7, p9.Tversion(8192, b"9P2000.L")))[1] == p9.Rversion(8192, b"9P2000.L")
+        nursery.cancel_scope.cancel()
+
+
+async def test_linux_style_xattr_removal(dirs) -> None:
+    """Linux's v9fs removes an xattr with Txattrcreate(size 0, XATTR_REPLACE) + Tclunk."""
+    export, _ = dirs
+    os.setxattr(os.path.join(export, "f"), "user.gone", b"x")
+    async with trio.open_nursery() as nursery:
+        s = await _serve_pair(nursery, p9.Server(HostFS(export)))
+        await _raw(s, 1, p9.Tversion(8192, b"9P2000.L"))
+        await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
+        await _raw(s, 1, p9.Twalk(0, 1, (b"f",)))
+        assert await _raw(s, 1, p9.Txattrcreate(1, b"user.gone", 0, os.XATTR_REPLACE)) == (
+            1, p9.Rxattrcreate())
+        assert await _raw(s, 1, p9.Tclunk(1)) == (1, p9.Rclunk())
+        nursery.cancel_scope.cancel()
+    assert "user.gone" not in os.listxattr(os.path.join(export, "f"))
