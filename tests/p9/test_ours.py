@@ -347,3 +347,29 @@ async def test_linux_style_xattr_removal(dirs) -> None:
         assert await _raw(s, 1, p9.Tclunk(1)) == (1, p9.Rclunk())
         nursery.cancel_scope.cancel()
     assert "user.gone" not in os.listxattr(os.path.join(export, "f"))
+
+
+async def test_client_reads_legacy_rerror_as_errno() -> None:
+    """Some 9P2000.L servers answer with Rerror (107) carrying an Rlerror-style body."""
+
+    async def server(stream):
+        dec = p9.FrameDecoder(1 << 20)
+        while True:
+            data = await stream.receive_some(4096)
+            if not data:
+                return
+            dec.receive_data(data)
+            while (item := dec.next_message()) is not None:
+                tag, msg = item
+                reply = (p9.Rversion(8192, b"9P2000.L") if isinstance(msg, p9.Tversion)
+                         else p9.Rerror(13))
+                await stream.send_all(p9.encode_frame(tag, reply))
+
+    a, b = p9.socketpair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server, b)
+        async with p9.open_client(a) as c:
+            with pytest.raises(PermissionError):
+                await c.attach()
+            assert c.live_fids == set()
+        nursery.cancel_scope.cancel()
