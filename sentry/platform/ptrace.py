@@ -8,6 +8,7 @@ Sentry process that are not stubs (a gofer, a helper) keep their exit statuses.
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import errno
 import os
@@ -22,6 +23,14 @@ import trio
 
 from . import libc
 from .libc import UserRegs
+
+try:  # the C hot loop, built at install time (setup.py); ctypes otherwise
+    if os.environ.get("RUNPSC_NO_CFFI"):
+        raise ImportError("RUNPSC_NO_CFFI is set")
+    from ._hotloop import ffi as _ffi
+    from ._hotloop import lib as _hot
+except ImportError:  # pragma: no cover - depends on the build
+    _ffi = _hot = None
 from .stub import GADGET, SCRATCH, STUB_ADDR, STUB_END, seccomp_filter, stub_elf
 
 # Syscalls the Sentry injects into a stub; the stub's seccomp filter allows exactly these.
@@ -58,6 +67,7 @@ _OPTIONS = (
 # How long a waiter sleeps in sigtimedwait before parking on the trio loop. A syscall round
 # trip is ~10 µs; parking costs a signal, a wakeup-fd write and a task switch.
 BLOCK_S = 0.0005
+BLOCK_NS = int(BLOCK_S * 1e9)
 _SIGCHLD_SET = {signal.SIGCHLD}
 
 
@@ -107,6 +117,12 @@ class SigchldWaiter:
     def __init__(self) -> None:
         self._lot = trio.lowlevel.ParkingLot()
         self._parked = 0
+
+    @property
+    def parked(self) -> bool:
+        """True while some task is parked (then SIGCHLD is unblocked and must not be
+        consumed by sigtimedwait)."""
+        return self._parked > 0
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGCHLD) as signals:
@@ -227,6 +243,7 @@ class PtraceStub:
         self.pid = pid
         self._sock = sock
         self.regs = UserRegs()
+        self._regs_ptr = _ffi.cast("void *", ctypes.addressof(self.regs)) if _ffi else None
         self._mem = os.open(f"/proc/{pid}/mem", os.O_RDWR | os.O_CLOEXEC)
         # True while the thread sits at a PTRACE_SYSEMU entry stop: a PTRACE_SYSCALL from
         # there yields the *exit* stop of the skipped call before anything can be injected.
@@ -293,12 +310,28 @@ class PtraceStub:
 
     def resume(self, sig: int = 0) -> None:
         """Store `self.regs` and run the application until its next syscall or signal."""
-        libc.set_regs(self.pid, self.regs)
-        libc.resume(libc.PTRACE_SYSEMU, self.pid, sig)
+        if _hot is not None:
+            r = _hot.hot_resume(self.pid, self._regs_ptr, libc.PTRACE_SYSEMU, sig)
+            if r < 0:
+                raise OSError(-r, f"resume {self.pid}: {os.strerror(-r)}")
+        else:
+            libc.set_regs(self.pid, self.regs)
+            libc.resume(libc.PTRACE_SYSEMU, self.pid, sig)
         self._at_sysemu_entry = False
 
     async def wait(self, waiter: SigchldWaiter) -> Stop:
         """Wait for the next stop of the application thread; registers are loaded."""
+        if _hot is not None:
+            status = _hot.hot_wait(self.pid, self._regs_ptr, 0 if waiter.parked else BLOCK_NS)
+            if status >= 0:  # the C loop already loaded the registers of a stopped thread
+                stop = classify(status)
+                if stop.kind is StopKind.SYSCALL:
+                    self._at_sysemu_entry = True
+                elif stop.kind is StopKind.EXITED:
+                    self.dead_status = status
+                return stop
+            if status != _hot.HOT_NOT_YET:
+                raise OSError(-status, f"wait {self.pid}: {os.strerror(-status)}")
         status = await waiter.waitpid(self.pid)
         stop = classify(status)
         if stop.kind is StopKind.SYSCALL:
@@ -392,8 +425,8 @@ class PtraceStub:
         self._step_to_syscall_stop()  # exit stop: the host ran it
         libc.get_regs(self.pid, r)
         result = r.rax
-        self.regs = saved
-        libc.set_regs(self.pid, saved)
+        ctypes.pointer(self.regs)[0] = saved  # same buffer: the hot loop holds its address
+        libc.set_regs(self.pid, self.regs)
         return result - (1 << 64) if result >= 1 << 63 else result
 
     def map_host_fd(self, hostfd: int, addr: int, length: int, prot: int, flags: int,

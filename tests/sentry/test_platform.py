@@ -119,3 +119,12 @@ int main(void) {
     assert (status, got) == (st, out)
     assert got.split()[1] == str(errno.EFAULT).encode()
 
+
+
+def test_hot_loop_extension_is_built():
+    from sentry.platform import ptrace
+
+    if ptrace._hot is None and not os.environ.get("RUNPSC_NO_CFFI"):
+        from tests.support import missing
+
+        missing("the cffi hot loop (sentry/platform/_hotloop)", "pip install -e . builds it")

@@ -1,0 +1,73 @@
+"""cffi build script for the platform's hot loop (`sentry.platform._hotloop`).
+
+Why C: every application syscall costs a resume (PTRACE_SETREGS + PTRACE_SYSEMU) and a wait
+(waitpid, a short sleep in sigtimedwait, PTRACE_GETREGS). Done from Python that is five
+foreign calls with their argument conversion; here it is two. Built at install time
+(setup.py's cffi_modules); without it the platform falls back to ctypes (libc.py).
+"""
+
+from cffi import FFI
+
+ffibuilder = FFI()
+ffibuilder.cdef(
+    """
+    long hot_resume(int pid, void *regs, int request, int sig);
+    long hot_wait(int pid, void *regs, long timeout_ns);
+    #define HOT_NOT_YET ...
+    """
+)
+ffibuilder.set_source(
+    "sentry.platform._hotloop",
+    r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/types.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define HOT_NOT_YET (-1000000)
+
+/* Load regs and resume with `request` (PTRACE_SYSEMU, ...). 0 or -errno. */
+static long hot_resume(int pid, void *regs, int request, int sig) {
+    if (ptrace(PTRACE_SETREGS, pid, 0, regs) < 0) return -errno;
+    if (ptrace((enum __ptrace_request)request, pid, 0, (void *)(long)sig) < 0) return -errno;
+    return 0;
+}
+
+/* Wait up to timeout_ns for pid's next state change; SIGCHLD must be blocked by the caller.
+   Returns the wait status (registers loaded into regs if the thread is stopped),
+   HOT_NOT_YET on timeout, or -errno. */
+static long hot_wait(int pid, void *regs, long timeout_ns) {
+    int status;
+    struct timespec deadline, now, left;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += timeout_ns % 1000000000L;
+    deadline.tv_sec += timeout_ns / 1000000000L + deadline.tv_nsec / 1000000000L;
+    deadline.tv_nsec %= 1000000000L;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG | __WALL);
+        if (r == pid) {
+            if (WIFSTOPPED(status) && ptrace(PTRACE_GETREGS, pid, 0, regs) < 0) return -errno;
+            return status;
+        }
+        if (r < 0 && errno != EINTR) return -errno;
+        if (timeout_ns <= 0) return HOT_NOT_YET;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left.tv_sec = deadline.tv_sec - now.tv_sec;
+        left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+        if (left.tv_nsec < 0) { left.tv_nsec += 1000000000L; left.tv_sec--; }
+        if (left.tv_sec < 0) return HOT_NOT_YET;
+        sigtimedwait(&set, NULL, &left);
+    }
+}
+""",
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)
