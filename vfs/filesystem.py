@@ -68,7 +68,7 @@ class Filesystem:
             if child is None:
                 break
             out.append(child)
-            if not child.inode.is_dir:
+            if child.inode.mode & 0o170000 != 0o040000:
                 break
             d = child
         return out

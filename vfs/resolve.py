@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from .abi import MAXSYMLINKS, MAY_EXEC, NAME_MAX, PATH_MAX
+from .abi import MAXSYMLINKS, MAY_EXEC, NAME_MAX, PATH_MAX, S_IFDIR, S_IFLNK, S_IFMT
 from .errors import error
 from .mount import FSContext, VirtualDentry
 from .perm import permitted
@@ -104,68 +104,72 @@ class Walk:
         caller looks it up again, from the filesystem's cache).
         """
         creds = self.creds
-        pending = comps[::-1]
-        while pending:
-            d = cur.dentry
+        mount = cur.mount
+        d = cur.dentry
+        i = 0
+        n = len(comps)
+        while i < n:
             ino = d.inode
-            if not ino.is_dir:
+            if ino.mode & S_IFMT != S_IFDIR:
                 raise error(errno.ENOTDIR)
             if not permitted(creds, ino.mode, ino.uid, ino.gid, MAY_EXEC):
                 raise error(errno.EACCES)
-            name = pending[-1]
+            name = comps[i]
             if name == b".":
-                pending.pop()
+                i += 1
                 continue
             if name == b"..":
-                pending.pop()
-                cur = self.dotdot(cur)
+                vd = self.dotdot(VirtualDentry(mount, d))
+                mount, d = vd.mount, vd.dentry
+                i += 1
                 continue
             if len(name) > NAME_MAX:
                 raise error(errno.ENAMETOOLONG)
-            run: list[bytes] = []
-            for nm in reversed(pending):
-                if nm in _DOTS or len(nm) > NAME_MAX:
+            j = i + 1
+            while j < n:
+                nm = comps[j]
+                if nm == b"." or nm == b".." or len(nm) > NAME_MAX:
                     break
-                run.append(nm)
-            mount = cur.mount
-            if prefetch is not None and len(run) == len(pending) and not d.mounted:
+                j += 1
+            run = comps[i:j]
+            if prefetch is not None and j == n:
                 found = await mount.fs.lookup(d, run + [prefetch])
-                del found[len(run):]
+                del found[j - i:]
             else:
                 found = await mount.fs.lookup(d, run)
             prev = d
-            moved = False
             for child in found:
                 if prev is not d:
                     pi = prev.inode
                     if not permitted(creds, pi.mode, pi.uid, pi.gid, MAY_EXEC):
                         raise error(errno.EACCES)
-                pending.pop()
-                vd = VirtualDentry(mount, child)
+                i += 1
                 if child.mounted:
-                    vd = self.follow_mounts(vd)
-                    if vd.mount is not mount:
-                        cur = vd
-                        moved = True
+                    vd = self.follow_mounts(VirtualDentry(mount, child))
+                    if vd.dentry is not child:
+                        mount, d = vd.mount, vd.dentry
                         break
-                if child.inode.is_symlink:
-                    target = await self.read_link(vd)
-                    pending.extend(c for c in reversed(target.split(b"/")) if c)
-                    cur = self.ctx.root if target[:1] == b"/" else VirtualDentry(mount, prev)
-                    moved = True
+                if child.inode.mode & S_IFMT == S_IFLNK:
+                    target = await self.read_link(VirtualDentry(mount, child))
+                    comps = [c for c in target.split(b"/") if c] + comps[i:]
+                    n = len(comps)
+                    i = 0
+                    if target[:1] == b"/":
+                        mount, d = self.ctx.root.mount, self.ctx.root.dentry
+                    else:
+                        d = prev
                     break
-                cur = vd
-                prev = child
-            if moved or len(found) == len(run):
-                continue
-            # The filesystem stopped early: the next name is missing (or cur is a file).
-            ino = cur.dentry.inode
-            if not ino.is_dir:
-                raise error(errno.ENOTDIR)
-            if not permitted(creds, ino.mode, ino.uid, ino.gid, MAY_EXEC):
-                raise error(errno.EACCES)
-            raise error(errno.ENOENT)
-        return cur
+                d = prev = child
+            else:
+                if len(found) < len(run):
+                    # The filesystem stopped early: the next name is missing (or d is a file).
+                    ino = d.inode
+                    if ino.mode & S_IFMT != S_IFDIR:
+                        raise error(errno.ENOTDIR)
+                    if not permitted(creds, ino.mode, ino.uid, ino.gid, MAY_EXEC):
+                        raise error(errno.EACCES)
+                    raise error(errno.ENOENT)
+        return VirtualDentry(mount, d)
 
     async def parent(self, start: VirtualDentry,
                      path: bytes) -> tuple[VirtualDentry, bytes, bool]:
@@ -185,7 +189,7 @@ class Walk:
         pre = last if last not in _DOTS and len(last) <= NAME_MAX else None
         cur = await self.walk(start, comps[:-1], pre) if len(comps) > 1 else start
         ino = cur.dentry.inode
-        if not ino.is_dir:
+        if ino.mode & S_IFMT != S_IFDIR:
             raise error(errno.ENOTDIR)
         if not permitted(self.creds, ino.mode, ino.uid, ino.gid, MAY_EXEC):
             raise error(errno.EACCES)
@@ -215,12 +219,13 @@ class Walk:
             if vd is None:
                 raise error(errno.ENOENT)
             ino = vd.dentry.inode
-            if ino.is_symlink and (follow or slash):
+            ftype = ino.mode & S_IFMT
+            if ftype == S_IFLNK and (follow or slash):
                 target = await self.read_link(vd)
                 parent, name, slash2 = await self.parent(parent, target)
                 slash = slash or slash2
                 continue
-            if slash and not ino.is_dir:
+            if slash and ftype != S_IFDIR:
                 raise error(errno.ENOTDIR)
             return vd
 

@@ -235,6 +235,14 @@ class VirtualFilesystem:
             await m.fs.sync()
             await m.fs.release()
 
+    async def sync(self) -> None:
+        """sync(2): write back every mounted filesystem's cached data."""
+        seen: set[int] = set()
+        for m in self.all_mounts():
+            if id(m.fs) not in seen:
+                seen.add(id(m.fs))
+                await m.fs.sync()
+
     def all_mounts(self) -> list[Mount]:
         """Every attached mount, parents before children (what /proc/mounts lists)."""
         out: list[Mount] = []

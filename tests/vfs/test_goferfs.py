@@ -128,3 +128,17 @@ async def test_release_clunks_every_fid(gofer) -> None:
     await v.fchmodat(ctx, C, None, b"/d/f", 0o600)
     await gfs.release()
     assert set(client.live_fids) == before
+
+
+async def test_sync_writes_back_open_files(gofer) -> None:
+    client, top = gofer
+    gfs = await GoferFS.attach(client, b"e")
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    fd = await v.open(ctx, C, None, b"/f", O_CREAT | O_WRONLY, 0o644)
+    await fd.write(b"pending")
+    assert (top / "f").read_bytes() == b""
+    await v.sync()
+    assert (top / "f").read_bytes() == b"pending"
+    await fd.dec_ref()
+    await gfs.release()

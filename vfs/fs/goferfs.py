@@ -459,6 +459,18 @@ class GoferFS(Filesystem):
         self.round_trips += 1
         await (await self._fid(d)).removexattr(name)
 
+    async def sync(self) -> None:
+        """Write back every dirty page cache (sync(2), syncfs(2), unmount)."""
+        todo = [self.root]
+        seen: set[int] = set()
+        while todo:
+            d = todo.pop()
+            todo.extend(d.children.values())
+            ino: GoferInode = d.inode  # type: ignore[assignment]
+            if ino.dirty and id(ino) not in seen and not (d.dead and ino.nlink == 0):
+                seen.add(id(ino))
+                await self._writeback(ino, None)
+
     async def release(self) -> None:
         """Clunk every fid this filesystem holds (the client stays open)."""
         todo = [self.root]
