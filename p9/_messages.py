@@ -781,3 +781,9 @@ RESPONSE_OF: dict[type[Message], type[Message]] = {
     for cls in list(REGISTRY.values())
     if cls.__name__.startswith("T") and cls.type + 1 in REGISTRY
 }
+
+__all__ = [
+    "REGISTRY", "RESPONSE_OF", "Attr", "Dirent", "FullStat", "Message", "Qid", "SetAttr",
+    "decode_dirents", "encode_dirents", "register",
+    *(cls.__name__ for cls in REGISTRY.values()),
+]
