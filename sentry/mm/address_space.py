@@ -26,6 +26,7 @@ from sentry.syscalls.table import SyscallError
 from .vma import (
     MAP_ANONYMOUS,
     MAP_FIXED,
+    MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
     PAGE,
@@ -200,6 +201,7 @@ class MemoryManager:
         else:
             host_flags = MAP_FIXED | MAP_ANONYMOUS
             host_flags |= MAP_SHARED if shared and file is None else MAP_PRIVATE
+            host_flags |= flags & MAP_POPULATE
             self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
         vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown,
                   host_shared=memfd >= 0)

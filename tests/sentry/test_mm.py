@@ -47,6 +47,14 @@ int main(int argc, char **argv) {
     SHOW("dontneed", madvise(h, 2 * P, MADV_DONTNEED));
     printf("zeroed %d\n", h[0] == 0 && h[P] == 0);
     SHOW("madvise_bad", madvise(h, P, 12345));
+    char *gd = mmap(0, 4 * P, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
+    gd[3 * P] = 1;
+    printf("growsdown %d\n", gd != MAP_FAILED);
+    char *pop = mmap(0, 2 * P, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    SHOW("mincore_populated", mincore(pop, 2 * P, vec));
+    printf("populate %d %d %d\n", pop != MAP_FAILED, vec[0] & 1, vec[1] & 1);
     char *b0 = sbrk(0);
     SHOW("brk_grow", brk(b0 + 3 * P));
     memset(b0, 'b', 3 * P);

@@ -128,3 +128,32 @@ def test_hot_loop_extension_is_built():
         from tests.support import missing
 
         missing("the cffi hot loop (sentry/platform/_hotloop)", "pip install -e . builds it")
+
+
+def test_seccomp_kills_an_allowed_call_made_outside_the_gadget():
+    """Even mmap is refused unless it comes from the gadget: a platform bug that let the
+    application's own `syscall` instruction run on the host would be killed here."""
+    from sentry.platform import libc
+    from sentry.platform.stub import STUB_ADDR
+
+    stub = PtraceStub.start()
+    try:
+        elsewhere = STUB_ADDR + 0x200
+        stub.write_force(elsewhere, b"\x0f\x05\xcc")
+        stub.load_regs()
+        r = stub.regs.copy()
+        r.rip, r.rax, r.orig_rax = elsewhere, 9, 9
+        r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9 = 0, 4096, 3, 0x22, (1 << 64) - 1, 0
+        libc.set_regs(stub.pid, r)
+        libc.resume(libc.PTRACE_SYSCALL, stub.pid)
+        statuses = []
+        while True:
+            _, st = os.waitpid(stub.pid, libc.WALL)
+            statuses.append(st)
+            if not os.WIFSTOPPED(st):
+                break
+            libc.resume(libc.PTRACE_SYSCALL, stub.pid)
+        assert os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGSYS, statuses
+        stub.dead_status = st
+    finally:
+        stub.kill()
