@@ -148,3 +148,37 @@ TARGETS.update({
     "goferfs-shared": goferfs_shared_target,
     "overlay-gofer": overlay_gofer_target,
 })
+
+
+@asynccontextmanager
+async def goferfs_diod_target(tmp_path: Any) -> AsyncIterator[VfsTarget]:
+    """goferfs against diod, the reference 9P2000.L server (plain dialect, no extensions),
+    run as a separate process on a unix socket."""
+    import p9
+    from tests.support import need_binary, need_root
+    from vfs.fs.goferfs import GoferFS
+
+    from ..p9 import peers
+
+    diod_bin = need_binary("diod")
+    need_root()
+    top = tmp_path / "diod-export"
+    top.mkdir()
+    top.chmod(0o755)
+    sock = str(tmp_path / "diod.sock")
+    with peers.diod(diod_bin, str(top), unix_path=sock):
+        stream = await p9.connect_unix(sock)
+        async with p9.open_client(stream, msize=65536) as client:
+            gfs = await GoferFS.attach(client, str(top).encode())
+            v = VirtualFilesystem(gfs)
+            pipefs.install(v)
+            await v.mkdirat(v.new_context(), ROOT, None, b"/t", 0o755)
+            t = await VfsTarget(v, b"/t", "goferfs-diod").start()
+            try:
+                yield t
+            finally:
+                await t.close()
+                await gfs.release()
+
+
+TARGETS["goferfs-diod"] = goferfs_diod_target

@@ -44,8 +44,26 @@ def diff(steps: list[tuple], want: list, got: list) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("target", sorted(TARGETS))
-@pytest.mark.parametrize("case", sorted(ALL))
+#: (case, target) pairs known to differ from the host, with the reason; they must still
+#: differ (strict xfail), so a fix shows up.
+KNOWN = {
+    ("xattr.user_xattrs", "goferfs-diod"):
+        "plain 9P2000.L cannot create an empty xattr: diod takes Txattrcreate size 0 as removal",
+}
+
+
+def _params() -> list:
+    out = []
+    for case in sorted(ALL):
+        for target in sorted(TARGETS):
+            marks = []
+            if (case, target) in KNOWN:
+                marks.append(pytest.mark.xfail(strict=True, reason=KNOWN[(case, target)]))
+            out.append(pytest.param(case, target, marks=marks, id=f"{case}-{target}"))
+    return out
+
+
+@pytest.mark.parametrize(("case", "target"), _params())
 async def test_case_matches_host(case: str, target: str, tmp_path) -> None:
     steps = ALL[case]
     want = await host_results(tmp_path, steps)

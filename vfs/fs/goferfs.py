@@ -436,12 +436,8 @@ class GoferFS(Filesystem):
             data = bytes(page[: min(CHUNK, ino.size - start)])
             self.round_trips += 1
             await fid.write(start, data)
+            ino.server_size = max(ino.server_size, start + len(data))
         ino.dirty.clear()
-        if ino.size != ino.server_size:
-            # the last page may end past EOF on the server only through a hole: set size
-            self.round_trips += 1
-            await fid.setattr(size=ino.size)
-        ino.server_size = ino.size
 
     async def getxattr(self, d: Dentry, name: bytes) -> bytes:
         self.round_trips += 1
