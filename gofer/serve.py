@@ -257,6 +257,9 @@ def prepare(
 
     Must run before trio starts (single-threaded; see the module docstring).
     """
+    # Clients send the mode they want, their umask already applied (v9fs, gVisor, diod's
+    # clients): ours must not be applied a second time.
+    os.umask(0)
     procfd = ProcFD()
     fs = GoferFilesystem.open(exports, policy, procfd)
     sockets = [bind(listen) for listen in listens]

@@ -25,11 +25,13 @@ async def gofer_fs(
     """An opened GoferFilesystem and a nursery to run connections in; closes everything."""
     procfd = ProcFD()
     fs = GoferFilesystem.open(exports, IdentityPolicy.build(**policy), procfd)  # type: ignore[arg-type]
+    umask = os.umask(0)  # as gofer.serve.prepare does: the client's mode is final
     try:
         async with trio.open_nursery() as nursery:
             yield fs, nursery
             nursery.cancel_scope.cancel()
     finally:
+        os.umask(umask)
         restore_ident()  # requests ran on this (the test's) thread as attaching users
         for e in exports:
             e.close()
