@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 _MAX_RW = 0x7FFFF000  # Linux's MAX_RW_COUNT
 UIO_MAXIOV = 1024
+_CHECK_ABOVE = 1 << 20  # reads larger than this are checked against the mapping list first
 __all__ = ["Task", "TaskExit"]
 
 
@@ -59,10 +60,14 @@ class Task:
             raise SyscallError(errno.EFAULT)
         if n > _MAX_RW:
             n = _MAX_RW
+        if n > _CHECK_ABOVE and not self.mm.is_mapped(addr, n):
+            raise SyscallError(errno.EFAULT)  # before allocating a buffer that large
         try:
             return self.stub.read(addr, n)
         except OSError:
             raise SyscallError(errno.EFAULT) from None
+        except MemoryError:
+            raise SyscallError(errno.ENOMEM) from None
 
     def mem_write(self, addr: int, data: bytes) -> None:
         """Write application memory (page protections apply); SyscallError(EFAULT)."""

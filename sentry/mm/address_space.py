@@ -137,6 +137,10 @@ class MemoryManager:
                 return True
         return pos >= end
 
+    def is_mapped(self, addr: int, length: int) -> bool:
+        """True if every byte of [addr, addr+length) is in an application mapping."""
+        return length <= 0 or self._fully_mapped(page_down(addr), page_up(addr + length))
+
     def unmapped_area(self, length: int, hint: int = 0) -> int:
         """Pick a free range: `hint` if it is free, else top-down below mmap_base (ENOMEM)."""
         if hint:
