@@ -31,6 +31,7 @@ SYS_RENAMEAT2 = 316
 SYS_SETFSUID, SYS_SETFSGID, SYS_SETGROUPS = 122, 123, 116
 SYS_UTIMENSAT = 280
 SYS_FCHMODAT2 = 452
+SYS_LINKAT = 265
 
 
 class _Timespec(ctypes.Structure):
@@ -244,6 +245,10 @@ class HostTarget:
     async def op_mkdirat(self, h: int, path: str, mode: int) -> None:
         os.mkdir(path, mode, dir_fd=self._h(h))
 
+    async def op_linkh(self, h: int, new: str) -> None:
+        """linkat(fd, "", dirfd, new, AT_EMPTY_PATH): name an open (O_TMPFILE) file."""
+        _syscall(SYS_LINKAT, self._h(h), b"", self.dirfd, _b(new), AT_EMPTY_PATH)
+
 
 class VfsTarget:
     """The same operations through a `VirtualFilesystem`, relative to directory `top`."""
@@ -406,6 +411,10 @@ class VfsTarget:
 
     async def op_mkdirat(self, h: int, path: str, mode: int) -> None:
         await self.vfs.mkdirat(self.ctx, self.creds, self._h(h), _b(path), mode)
+
+    async def op_linkh(self, h: int, new: str) -> None:
+        await self.vfs.linkat(self.ctx, self.creds, self._h(h), b"", self.dirfd, _b(new),
+                              AT_EMPTY_PATH)
 
 
 async def _dents(fd: Any) -> list[tuple[bytes, int]]:

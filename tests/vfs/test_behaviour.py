@@ -46,7 +46,12 @@ def diff(steps: list[tuple], want: list, got: list) -> str:
 
 #: (case, target) pairs known to differ from the host, with the reason; they must still
 #: differ (strict xfail), so a fix shows up.
+_NO_SEEK_HOLE = "9P has no SEEK_DATA/SEEK_HOLE: the whole file is data, as with Linux's v9fs"
+_NO_TMPFILE = "9P2000.L has no O_TMPFILE (EOPNOTSUPP, as with Linux's v9fs)"
 KNOWN = {
+    **{("io.sparse_seek_data_hole", t): _NO_SEEK_HOLE
+       for t in ("goferfs", "goferfs-shared", "goferfs-diod")},
+    **{("io.tmpfile", t): _NO_TMPFILE for t in ("goferfs", "goferfs-shared", "goferfs-diod")},
     ("xattr.user_xattrs", "goferfs-diod"):
         "plain 9P2000.L cannot create an empty xattr: diod takes Txattrcreate size 0 as removal",
 }

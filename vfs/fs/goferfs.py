@@ -360,6 +360,7 @@ class GoferFS(Filesystem):
         child.parent = new_parent
         new_parent.children[new_name] = child
         child.inode.ctime_ns = now_ns()
+        await self._forget_fids(child)
         self._touch_dir(old_parent, -1 if is_dir else 0)
         self._touch_dir(new_parent, 1 if is_dir else 0)
 
@@ -383,10 +384,24 @@ class GoferFS(Filesystem):
         b.name, b.parent = an, op
         np.children[bn] = a
         op.children[an] = b
+        await self._forget_fids(a)
+        await self._forget_fids(b)
         if op is not np and a.inode.is_dir != b.inode.is_dir:
             delta = 1 if a.inode.is_dir else -1
             self._touch_dir(op, -delta)
             self._touch_dir(np, delta)
+
+    async def _forget_fids(self, d: Dentry) -> None:
+        """Drop the fids of a renamed subtree: path-based servers (diod) keep resolving a
+        fid by the path it was walked with, so they are walked again by the new path."""
+        todo = [d]
+        while todo:
+            x = todo.pop()
+            todo.extend(x.children.values())
+            ino: GoferInode = x.inode  # type: ignore[assignment]
+            if ino.fid is not None:
+                fid, ino.fid = ino.fid, None
+                await fid.clunk()
 
     # -- open files ----------------------------------------------------------------------------
 
