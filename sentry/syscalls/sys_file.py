@@ -715,3 +715,28 @@ async def sys_sync(t: Task, *_: int) -> int:
     """Implements Linux syscall sync(2)."""
     await t.kernel.vfs.sync()
     return 0
+
+
+@syscall("fadvise64")
+def sys_fadvise64(t: Task, fd: int, offset: int, length: int, advice: int, *_: int) -> int:
+    """Implements Linux syscall fadvise64(2): advice is accepted and has no effect (the page
+    cache is the VFS's); errors as Linux: EBADF, ESPIPE on pipes, EINVAL for bad advice."""
+    f = t.fdtable.get(i32(fd))
+    if i32(advice) not in range(6) or i64(length) < 0:
+        raise SyscallError(errno.EINVAL)
+    if getattr(f, "vd", None) is not None and f.vd.dentry.inode.type == 0o010000:
+        raise SyscallError(errno.ESPIPE)
+    if getattr(f, "vd", None) is None and not getattr(f, "seekable", False):
+        raise SyscallError(errno.ESPIPE)
+    return 0
+
+
+@syscall("readahead")
+def sys_readahead(t: Task, fd: int, offset: int, count: int, *_: int) -> int:
+    """Implements Linux syscall readahead(2) as a no-op on readable regular files."""
+    f = t.fdtable.get(i32(fd))
+    if not f.readable:
+        raise SyscallError(errno.EBADF)
+    if not hasattr(f, "file_size"):
+        raise SyscallError(errno.EINVAL)
+    return 0

@@ -246,6 +246,9 @@ int main(int argc, char **argv) {
     CHK("fsync", fsync(fd));
     CHK("fdatasync", fdatasync(fd));
     CHK("syncfs", syncfs(fd));
+    CHK("fadvise", syscall(SYS_fadvise64, fd, 0, 100, POSIX_FADV_SEQUENTIAL));
+    CHK("fadvise bad", syscall(SYS_fadvise64, fd, 0, 0, 99));
+    CHK("readahead", syscall(SYS_readahead, fd, 0, 4096));
     close(fd);
     CHK("ftruncate ro", ftruncate(fd = open("c", O_RDONLY), 1));
     close(fd);
@@ -366,6 +369,7 @@ int main(int argc, char **argv) {
     printf("pipe mode = 0%o\n", st.st_mode & S_IFMT);
     CHK("close write end", close(p[1]));
     CHK("pipe eof", read(p[0], buf, 10));
+    CHK("fadvise pipe", syscall(SYS_fadvise64, p[0], 0, 0, 0));
     close(p[0]);
     CHK("pipe", pipe(p));
     close(p[0]);
