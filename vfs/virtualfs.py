@@ -365,8 +365,9 @@ class VirtualFilesystem:
             if flags & O_NOATIME and not is_owner(creds, ino):
                 raise error(errno.EPERM)
         if ftype == S_IFREG or ftype == S_IFDIR:
-            if flags & O_TRUNC and not created and ftype == S_IFREG and ino.size:
-                await vd.mount.fs.setattr(vd.dentry, size=0)
+            if flags & O_TRUNC and not created and ftype == S_IFREG:
+                t = now_ns()  # Linux passes ATTR_MTIME|ATTR_CTIME with an open's truncate
+                await vd.mount.fs.setattr(vd.dentry, size=0, mtime_ns=t, ctime_ns=t)
             fd = await vd.mount.fs.open(vd.dentry, flags & ~(O_CREAT | O_EXCL | O_TRUNC), creds)
         elif ftype == S_IFCHR or ftype == S_IFBLK:
             opener = self.devices.get((ftype, os.major(ino.rdev), os.minor(ino.rdev)))
@@ -786,7 +787,8 @@ class VirtualFilesystem:
         if vd is None or vd.dentry.inode.type != S_IFREG:
             await fd.truncate(length)
             return
-        await vd.mount.fs.setattr(vd.dentry, size=length)
+        t = now_ns()  # like Linux's do_sys_ftruncate: ATTR_MTIME|ATTR_CTIME
+        await vd.mount.fs.setattr(vd.dentry, size=length, mtime_ns=t, ctime_ns=t)
 
     async def faccessat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
                         path: bytes, mode: int, flags: int = 0) -> None:

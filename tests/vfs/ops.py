@@ -32,6 +32,9 @@ SYS_SETFSUID, SYS_SETFSGID, SYS_SETGROUPS = 122, 123, 116
 SYS_UTIMENSAT = 280
 SYS_FCHMODAT2 = 452
 SYS_LINKAT = 265
+#: ((sec, nsec), (sec, nsec)) a case sets with utimens before checking mtime_changed.
+OLD_TIME = ((1, 0), (1, 0))
+OLD_NS = 1_000_000_000
 
 
 class _Timespec(ctypes.Structure):
@@ -245,6 +248,10 @@ class HostTarget:
     async def op_mkdirat(self, h: int, path: str, mode: int) -> None:
         os.mkdir(path, mode, dir_fd=self._h(h))
 
+    async def op_mtime_changed(self, path: str) -> bool:
+        """Whether mtime moved away from the OLD_TIME an earlier utimens step set."""
+        return os.stat(path, dir_fd=self.dirfd, follow_symlinks=False).st_mtime_ns != OLD_NS
+
     async def op_linkh(self, h: int, new: str) -> None:
         """linkat(fd, "", dirfd, new, AT_EMPTY_PATH): name an open (O_TMPFILE) file."""
         _syscall(SYS_LINKAT, self._h(h), b"", self.dirfd, _b(new), AT_EMPTY_PATH)
@@ -411,6 +418,10 @@ class VfsTarget:
 
     async def op_mkdirat(self, h: int, path: str, mode: int) -> None:
         await self.vfs.mkdirat(self.ctx, self.creds, self._h(h), _b(path), mode)
+
+    async def op_mtime_changed(self, path: str) -> bool:
+        st = await self.vfs.stat(self.ctx, self.creds, self.dirfd, _b(path), 0x100)
+        return st.mtime_ns != OLD_NS
 
     async def op_linkh(self, h: int, new: str) -> None:
         await self.vfs.linkat(self.ctx, self.creds, self._h(h), b"", self.dirfd, _b(new),

@@ -6,6 +6,9 @@ with the `op_*` methods of `ops.VfsTarget`.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +20,18 @@ from vfs.fs.overlay import Overlay
 from .ops import VfsTarget
 
 ROOT = Credentials.root()
+
+
+def host_base() -> str | None:
+    """The oracle runs on the host's tmpfs when there is one (/dev/shm), so that
+    filesystem-specific answers (directory sizes, seek on directories, truncate times)
+    are tmpfs's; exported directories live there too."""
+    try:
+        if os.stat("/dev/shm").st_mode & 0o777 == 0o777 and os.statvfs("/dev/shm").f_bsize:
+            return "/dev/shm"
+    except OSError:
+        pass
+    return None
 
 
 @asynccontextmanager
@@ -90,9 +105,21 @@ async def _gofer_client(tmp_path: Any) -> AsyncIterator[Any]:
     top = tmp_path / "export"
     top.mkdir()
     top.chmod(0o755)
-    async with gofer_fs([Export("e", str(top))]) as (fs, nursery):
-        async with connect(fs, nursery) as client:
-            yield client
+    # Export from the same kind of filesystem the oracle runs on (the host's tmpfs), so
+    # filesystem-specific answers agree; tmp_path/export links to it for the tests.
+    base = host_base()
+    real = tempfile.mkdtemp(prefix="runpsc-vfs-export-", dir=base) if base else str(top)
+    if base:
+        os.chmod(real, 0o755)
+        top.rmdir()
+        top.symlink_to(real)
+    try:
+        async with gofer_fs([Export("e", real)]) as (fs, nursery):
+            async with connect(fs, nursery) as client:
+                yield client
+    finally:
+        if base:
+            shutil.rmtree(real, ignore_errors=True)
 
 
 @asynccontextmanager
@@ -154,22 +181,32 @@ TARGETS.update({
 async def goferfs_diod_target(tmp_path: Any) -> AsyncIterator[VfsTarget]:
     """goferfs against diod, the reference 9P2000.L server (plain dialect, no extensions),
     run as a separate process on a unix socket."""
-    import p9
     from tests.support import need_binary, need_root
+
+    diod_bin = need_binary("diod")
+    need_root()
+    base = host_base()
+    top = tempfile.mkdtemp(prefix="runpsc-vfs-diod-", dir=base or str(tmp_path))
+    os.chmod(top, 0o755)
+    sock = str(tmp_path / "diod.sock")
+    try:
+        async with _diod_vfs(diod_bin, top, sock) as t:
+            yield t
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@asynccontextmanager
+async def _diod_vfs(diod_bin: str, top: str, sock: str) -> AsyncIterator[VfsTarget]:
+    import p9
     from vfs.fs.goferfs import GoferFS
 
     from ..p9 import peers
 
-    diod_bin = need_binary("diod")
-    need_root()
-    top = tmp_path / "diod-export"
-    top.mkdir()
-    top.chmod(0o755)
-    sock = str(tmp_path / "diod.sock")
-    with peers.diod(diod_bin, str(top), unix_path=sock):
+    with peers.diod(diod_bin, top, unix_path=sock):
         stream = await p9.connect_unix(sock)
         async with p9.open_client(stream, msize=65536) as client:
-            gfs = await GoferFS.attach(client, str(top).encode())
+            gfs = await GoferFS.attach(client, top.encode())
             v = VirtualFilesystem(gfs)
             pipefs.install(v)
             await v.mkdirat(v.new_context(), ROOT, None, b"/t", 0o755)

@@ -11,22 +11,11 @@ import pytest
 
 from .cases import ALL
 from .ops import HostTarget, run_steps
-from .targets import TARGETS
-
-
-def _host_base() -> str | None:
-    """The oracle runs on the host's tmpfs when there is one (/dev/shm), so that
-    filesystem-specific answers (directory sizes, seek on directories) are tmpfs's."""
-    try:
-        if os.statvfs("/dev/shm") and os.stat("/dev/shm").st_mode & 0o777 == 0o777:
-            return "/dev/shm"
-    except OSError:
-        pass
-    return None
+from .targets import TARGETS, host_base
 
 
 async def host_results(tmp_path, steps: list[tuple]) -> list:
-    top = tempfile.mkdtemp(prefix="runpsc-vfs-oracle-", dir=_host_base() or str(tmp_path))
+    top = tempfile.mkdtemp(prefix="runpsc-vfs-oracle-", dir=host_base() or str(tmp_path))
     os.chmod(top, 0o755)
     h = HostTarget(top)
     try:

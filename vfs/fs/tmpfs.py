@@ -183,7 +183,8 @@ class Tmpfs(Filesystem):
                 raise error(errno.EINVAL)
             if size != ino.size:
                 self._resize(ino, size)
-                ino.mtime_ns = ino.ctime_ns = now_ns()
+            # Linux (6.x shmem) moves mtime/ctime on every truncate, even to the same size
+            ino.mtime_ns = ino.ctime_ns = now_ns()
         if mode is not None:
             ino.mode = mode
         if uid is not None:

@@ -6,7 +6,7 @@ Every case runs on the host (the oracle) and on each VFS target; results must be
 
 from __future__ import annotations
 
-from . import attrs, create, io, links, open_, perms, remove, rename, resolve, xattr
+from . import attrs, create, io, links, open_, perms, remove, rename, resolve, times, xattr
 
 TOPICS = {
     "open": open_.CASES,
@@ -19,6 +19,7 @@ TOPICS = {
     "io": io.CASES,
     "resolve": resolve.CASES,
     "xattr": xattr.CASES,
+    "times": times.CASES,
 }
 
 ALL: dict[str, list[tuple]] = {

@@ -1,0 +1,58 @@
+"""Which operations move mtime (set to an old value first, then checked for change)."""
+
+from os import O_CREAT, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY
+
+from ..ops import OLD_TIME
+
+CASES = {
+    "dir_mtime": [
+        ("mkdir", "d", 0o755),
+        ("utimens", "d", OLD_TIME),
+        ("open", "d/f", O_CREAT | O_WRONLY, 0o644),
+        ("mtime_changed", "d"),
+        ("utimens", "d", OLD_TIME),
+        ("open", "d/f", O_CREAT | O_WRONLY, 0o644),
+        ("mtime_changed", "d"),
+        ("chmod", "d/f", 0o600),
+        ("mtime_changed", "d"),
+        ("rename", "d/f", "d/g"),
+        ("mtime_changed", "d"),
+        ("utimens", "d", OLD_TIME),
+        ("unlink", "d/g"),
+        ("mtime_changed", "d"),
+        ("utimens", "d", OLD_TIME),
+        ("symlink", "x", "d/l"),
+        ("mtime_changed", "d"),
+        ("utimens", "d", OLD_TIME),
+        ("stat", "d/l"),
+        ("mtime_changed", "d"),
+    ],
+    "file_mtime": [
+        ("open", "f", O_CREAT | O_RDWR, 0o644),
+        ("utimens", "f", OLD_TIME),
+        ("read", 0, 10),
+        ("mtime_changed", "f"),
+        ("write", 0, b"x"),
+        ("mtime_changed", "f"),
+        ("utimens", "f", OLD_TIME),
+        ("chmod", "f", 0o600),
+        ("mtime_changed", "f"),
+        ("truncate", "f", 1),
+        ("mtime_changed", "f"),
+        ("truncate", "f", 5),
+        ("mtime_changed", "f"),
+        ("utimens", "f", OLD_TIME),
+        ("open", "f", O_RDONLY),
+        ("mtime_changed", "f"),
+        ("open", "f", O_WRONLY | O_TRUNC),
+        ("mtime_changed", "f"),
+        ("utimens", "f", OLD_TIME),
+        ("open", "f", O_WRONLY | O_TRUNC),
+        ("mtime_changed", "f"),
+        ("utimens", "f", OLD_TIME),
+        ("ftruncate", 0, 0),
+        ("mtime_changed", "f"),
+        ("link", "f", "g"),
+        ("mtime_changed", "f"),
+    ],
+}
