@@ -576,8 +576,8 @@ class Node:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(errno.EEXIST, f"{name!r} exists and is not a regular file")
-            if not flags & os.O_NONBLOCK:
-                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+            # O_NONBLOCK stays: it only guarded against an existing FIFO; on a regular file
+            # it changes nothing (Linux has no mandatory locks; leases are not used here).
             pfd = self.procfd.open(fd, os.O_PATH)
         except BaseException:
             os.close(fd)

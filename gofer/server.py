@@ -207,8 +207,7 @@ class GoferFile(p9.File):
         self._as()
         node, of = self.node.create(_s(name), flags, mode)
         try:
-            self._own(node, uid, gid)
-            st = os.stat(node.fd)
+            st = self._own(node, uid, gid, os.stat(node.fd))
         except BaseException:
             of.close()
             node.release()
@@ -217,7 +216,7 @@ class GoferFile(p9.File):
         child.of = of
         return child, _qid_of(node.export, st), 0
 
-    def _own(self, node: Node, uid: int | None, gid: int) -> None:
+    def _own(self, node: Node, uid: int | None, gid: int, st: os.stat_result) -> os.stat_result:
         """Give a new file the requested owner/group when they differ and the user may.
 
         The kernel already made the new file the attaching user's (fsuid/fsgid) with the
@@ -225,15 +224,15 @@ class GoferFile(p9.File):
         fsgid, or the set-gid group) or Tu* uid is applied with chown, which the kernel
         refuses for a user not allowed to give that owner: then the kernel's choice stands.
         """
-        st = os.stat(node.fd)
         want_uid = uid if uid is not None and uid != _NO_ID and uid != st.st_uid else -1
         want_gid = gid if gid != _NO_ID and gid != st.st_gid else -1
         if want_uid == -1 and want_gid == -1:
-            return
+            return st
         try:
             os.chown(str(node.fd), want_uid, want_gid, dir_fd=node.procfd.dirfd)
         except PermissionError:
-            pass
+            return st
+        return os.stat(node.fd)
 
     async def read(self, offset: int, count: int) -> bytes:
         of = self._opened()
@@ -332,8 +331,7 @@ class GoferFile(p9.File):
     def _new_entry(self, name: bytes, uid: int | None, gid: int) -> Qid:
         child = self.node.walk(_s(name))
         try:
-            self._own(child, uid, gid)
-            return _qid_of(child.export, os.stat(child.fd))
+            return _qid_of(child.export, self._own(child, uid, gid, os.stat(child.fd)))
         finally:
             child.release()
 
