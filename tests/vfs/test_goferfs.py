@@ -142,3 +142,23 @@ async def test_sync_writes_back_open_files(gofer) -> None:
     assert (top / "f").read_bytes() == b"pending"
     await fd.dec_ref()
     await gfs.release()
+
+
+async def test_negative_lookups_cached_when_exclusive(gofer) -> None:
+    client, top = gofer
+    (top / "lib").mkdir()
+    count = Counting(client)
+    gfs = await GoferFS.attach(client, b"e")
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    for _ in range(3):
+        with pytest.raises(FileNotFoundError):
+            await v.stat(ctx, C, None, b"/lib/libmissing.so")
+    assert count.counts.get("Tmultigetattr", 0) + count.counts.get("Twalk", 0) == 1
+    fd = await v.open(ctx, C, None, b"/lib/libmissing.so", O_CREAT | O_WRONLY, 0o644)
+    await fd.dec_ref()
+    assert (await v.stat(ctx, C, None, b"/lib/libmissing.so")).size == 0
+    await v.unlinkat(ctx, C, None, b"/lib/libmissing.so")
+    with pytest.raises(FileNotFoundError):
+        await v.stat(ctx, C, None, b"/lib/libmissing.so")
+    await gfs.release()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import weakref
 from typing import Any
 
 import p9
@@ -123,6 +124,9 @@ class GoferFS(Filesystem):
         # Bumped by every namespace change; a lookup whose reply crossed a change is
         # retried, so a stale reply never overwrites what the change put in the cache.
         self.generation = 0
+        # exclusive policy: names known not to exist, per directory (negative dentries);
+        # dynamic linkers and PATH searches probe many of them.
+        self._neg: weakref.WeakKeyDictionary[Dentry, set[bytes]] = weakref.WeakKeyDictionary()
 
     @classmethod
     async def attach(cls, client: p9.Client, aname: bytes = b"", *, policy: str = "exclusive",
@@ -156,7 +160,21 @@ class GoferFS(Filesystem):
             old.dead = True
         d = Dentry(self, name, parent, GoferInode(st))
         parent.children[name] = d
+        self._positive(parent, name)
         return d
+
+    def _positive(self, parent: Dentry, name: bytes) -> None:
+        neg = self._neg.get(parent)
+        if neg:
+            neg.discard(name)
+
+    def _negative(self, parent: Dentry, name: bytes) -> None:
+        if self.exclusive:
+            neg = self._neg.get(parent)
+            if neg is None:
+                neg = self._neg[parent] = set()
+            if len(neg) < 4096:
+                neg.add(name)
 
     async def lookup(self, parent: Dentry, names: list[bytes]) -> list[Dentry]:
         out: list[Dentry] = []
@@ -166,6 +184,9 @@ class GoferFS(Filesystem):
             while i < len(names):
                 child = d.children.get(names[i])
                 if child is None:
+                    neg = self._neg.get(d)
+                    if neg and names[i] in neg:
+                        return out
                     break
                 out.append(child)
                 i += 1
@@ -199,6 +220,7 @@ class GoferFS(Filesystem):
             gone = d.children.pop(names[i], None)
             if gone is not None:
                 gone.dead = True
+            self._negative(d, names[i])
         return out
 
     async def _refresh(self, d: Dentry) -> None:
@@ -311,6 +333,7 @@ class GoferFS(Filesystem):
         await pf.link(tf, name)
         d = Dentry(self, name, parent, target.inode)
         parent.children[name] = d
+        self._positive(parent, name)
         await self._refresh(target)
         self._touch_dir(parent)
         return d
@@ -321,6 +344,7 @@ class GoferFS(Filesystem):
         self.round_trips += 1
         await pf.unlinkat(child.name, 0)
         parent.children.pop(child.name, None)
+        self._negative(parent, child.name)
         child.dead = True
         child.inode.nlink = max(0, child.inode.nlink - 1)
         child.inode.ctime_ns = now_ns()
@@ -332,6 +356,7 @@ class GoferFS(Filesystem):
         self.round_trips += 1
         await pf.unlinkat(child.name, p9.AT_REMOVEDIR)
         parent.children.pop(child.name, None)
+        self._negative(parent, child.name)
         child.dead = True
         child.inode.nlink = 0
         self._touch_dir(parent, -1)
@@ -345,8 +370,9 @@ class GoferFS(Filesystem):
             await self._exchange(old_parent, child, new_parent, replaced, of, nf)
             return
         self.round_trips += 1
-        await of.renameat(child.name, nf, new_name)
-        old_parent.children.pop(child.name, None)
+        old_name = child.name
+        await of.renameat(old_name, nf, new_name)
+        old_parent.children.pop(old_name, None)
         is_dir = child.inode.is_dir
         if replaced is not None:
             replaced.dead = True
@@ -359,6 +385,8 @@ class GoferFS(Filesystem):
         child.name = new_name
         child.parent = new_parent
         new_parent.children[new_name] = child
+        self._positive(new_parent, new_name)
+        self._negative(old_parent, old_name)
         child.inode.ctime_ns = now_ns()
         await self._forget_fids(child)
         self._touch_dir(old_parent, -1 if is_dir else 0)
