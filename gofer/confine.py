@@ -44,12 +44,13 @@ CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID = 0, 1,
 CAP_SETGID, CAP_SETUID = 6, 7
 KEPT_CAPS = (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID)
 
-# Syscalls the confined gofer makes: CPython and glibc housekeeping, trio's event loop and
-# worker threads, socket serving, and every file operation of gofer.host.
+# Syscalls the confined gofer makes: CPython and glibc housekeeping, trio's event loop,
+# socket serving, and every file operation of gofer.host. No clone: the gofer starts no
+# thread or process once confined (FIFOs are waited on with trio, not on worker threads).
 ALLOWED_SYSCALLS: tuple[str, ...] = (
     # memory, threads, signals, time
     "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "futex", "set_robust_list",
-    "get_robust_list", "rseq", "clone", "clone3", "exit", "exit_group", "set_tid_address",
+    "get_robust_list", "rseq", "exit", "exit_group", "set_tid_address",
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "tgkill", "gettid",
     "getpid", "getppid", "sched_yield", "sched_getaffinity", "clock_gettime", "clock_getres",
     "gettimeofday", "nanosleep", "clock_nanosleep", "getrandom", "restart_syscall",

@@ -46,6 +46,7 @@ attempt("mount", lambda: raw(165, b"none", b"/", b"tmpfs", 0, None))
 attempt("unshare", lambda: raw(272, 0x20000))
 attempt("chroot", lambda: raw(161, b"/fd"))
 attempt("execve", lambda: os.execv("/bin/sh", ["sh"]))
+attempt("fork", lambda: os.fork())
 attempt("ptrace", lambda: raw(101, 16, 1, 0, 0))
 attempt("open_by_handle_at", lambda: raw(304, 3, 0, 0))
 attempt("mknod_dev", lambda: os.mknod("mem", 0o20666, os.makedev(1, 1), dir_fd=fs.exports["e"].root_fd))
@@ -89,7 +90,7 @@ def test_confined_gofer_cannot_reach_the_host(tmp_path: Path) -> None:
     assert out["open_export_by_path"] == "ENOENT"
     assert out["open_proc_1_root"] == "ENOENT"
     for denied in ("socket_inet", "mount", "unshare", "chroot", "execve", "ptrace",
-                   "open_by_handle_at", "mknod_dev", "setuid_real", "ioctl_tiocsti"):
+                   "open_by_handle_at", "mknod_dev", "setuid_real", "ioctl_tiocsti", "fork"):
         assert out[denied] in ("EPERM", "EROFS", "EACCES"), (denied, out[denied])
     assert out["connect_unix"] in ("EPERM", "ENOENT")
     assert out["ioctl_fionread"] != "EPERM"  # reaches the kernel (EINVAL on a listener)
@@ -101,7 +102,8 @@ def test_seccomp_filter_shape() -> None:
     assert len(nrs) == len(set(nrs))
     for forbidden in ("execve", "mount", "ptrace", "open_by_handle_at", "socket", "connect",
                       "unshare", "setns", "bpf", "kexec_load", "init_module", "chroot",
-                      "pivot_root", "setuid", "process_vm_writev"):
+                      "pivot_root", "setuid", "process_vm_writev", "clone", "clone3", "fork",
+                      "vfork"):
         assert syscall_numbers([forbidden])[0] not in nrs
     prog = build_filter(nrs)
     ioctl_block = 1 + len(ALLOWED_IOCTLS) + 2
