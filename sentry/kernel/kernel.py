@@ -56,6 +56,13 @@ class Kernel:
         self._reported: set[int] = set()
         self._next_pid = 1
         self.start_monotonic = time.monotonic()
+        self.procs: dict[int, Task] = {}  # live processes by pid
+        self.zombies: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, wait status)
+        self.zombie_pgid: dict[int, int] = {}
+        self._changed = trio.Event()
+        self._fd_users: dict[int, int] = {}  # id(fdtable) -> processes sharing it
+        self._waiter = SigchldWaiter()
+        self._nursery: trio.Nursery | None = None
 
     def emit(self, event: str, **fields: Any) -> None:
         """Report a user-visible event: always to the debug log, and to stderr for
@@ -85,43 +92,122 @@ class Kernel:
 
     async def run(self, argv: list[bytes], envp: list[bytes], fdtable: Any, fs: Any = None,
                   creds: Any = None, *, path: bytes | None = None) -> int:
-        """Run one program to completion in a fresh address space; return its wait status.
+        """Run a program as pid 1 of a fresh sandbox; return its wait status.
 
-        At exit every fd in `fdtable` is closed (as Linux's exit does). The status is Linux's: ``code << 8`` for an exit, the signal number for a kill
-        (os.waitstatus_to_exitcode turns it into what a shell reports). The first program
-        is pid 1. A program that cannot be executed raises SyscallError (ENOENT, EACCES,
+        The status is Linux's: ``code << 8`` for an exit, the signal number for a kill
+        (os.waitstatus_to_exitcode turns it into what a shell reports). The program may
+        fork, exec and wait; when pid 1 ends, every other process of the sandbox is killed,
+        as in a PID namespace. Each process's fds are closed when it exits (so pipe readers
+        see EOF). A program that cannot be executed raises SyscallError (ENOENT, EACCES,
         ENOEXEC) before anything runs.
         """
         stub = PtraceStub.start()
-        mm: MemoryManager | None = None
+        t: Task | None = None
         try:
             mm = MemoryManager(stub)
-            ids = {}
-            if creds is not None:
-                ids = dict(uid=creds.uid, gid=creds.gid, euid=creds.euid, egid=creds.egid)
-            source = self.exec_source or VfsFiles(self.vfs, fs, creds)
-            loaded = await load(mm, source, path or argv[0], argv, envp, **ids)
+            loaded = await load(mm, self._source(fs, creds), path or argv[0], argv, envp,
+                                **_ids(creds))
             pid = self.alloc_pid()
             t = Task(self, stub, mm, tid=pid, tgid=pid, ppid=0, fdtable=fdtable, fs=fs,
                      creds=creds)
-            t.comm = os.path.basename(loaded.execfn)[:15]
-            r = stub.regs
-            for name in ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8",
-                         "rax", "rcx", "rdx", "rsi", "rdi", "fs_base", "gs_base"):
-                setattr(r, name, 0)
-            r.rip, r.rsp, r.eflags = loaded.entry, loaded.sp, 0x202
-            r.orig_rax = _MASK64
-            waiter = SigchldWaiter()
-            async with trio.open_nursery() as nursery:
-                await nursery.start(waiter.serve)
-                stub.resume()
-                status = await self._serve(t, waiter)
-                nursery.cancel_scope.cancel()
-            return status
-        finally:
+            self._fd_users[id(fdtable)] = 1
+            self._start_regs(t, loaded)
+        except BaseException:
             stub.kill()
             with trio.CancelScope(shield=True):
-                await self._exit_cleanup(mm, fdtable)
+                await self._exit_cleanup(None, fdtable)
+            raise
+        self.procs[t.tgid] = t
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self._waiter.serve)
+            t.stub.resume()
+            status = await self._task_main(t)
+            nursery.cancel_scope.cancel()  # init is gone: so is everything else
+        return status
+
+    def _source(self, fs: Any, creds: Any) -> ExecSource:
+        return self.exec_source or VfsFiles(self.vfs, fs, creds)
+
+    @staticmethod
+    def _start_regs(t: Task, loaded: Any) -> None:
+        r = t.stub.regs
+        for name in ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8",
+                     "rax", "rcx", "rdx", "rsi", "rdi", "fs_base", "gs_base"):
+            setattr(r, name, 0)
+        r.rip, r.rsp, r.eflags = loaded.entry, loaded.sp, 0x202
+        r.orig_rax = _MASK64
+        t.comm = os.path.basename(loaded.execfn)[:15]
+
+    # processes ---------------------------------------------------------------------------
+
+    def spawn(self, child: Task) -> None:
+        """Start serving `child` (already stopped, registers set) as a new process."""
+        self.procs[child.tgid] = child
+        key = id(child.fdtable)
+        self._fd_users[key] = self._fd_users.get(key, 0) + 1
+        child.stub.resume()
+        self._nursery.start_soon(self._task_main, child)
+
+    async def _task_main(self, t: Task) -> int:
+        status = signal.SIGKILL
+        try:
+            status = await self._serve(t)
+        finally:
+            t.stub.kill()
+            with trio.CancelScope(shield=True):
+                key = id(t.fdtable)
+                self._fd_users[key] = self._fd_users.get(key, 1) - 1
+                last = self._fd_users[key] <= 0
+                await self._exit_cleanup(t.mm, t.fdtable if last else None)
+                self._exited(t, status)
+        return status
+
+    def _exited(self, t: Task, status: int) -> None:
+        """Make `t` a zombie for its parent; its children go to init (pid 1)."""
+        self.procs.pop(t.tgid, None)
+        for c in self.procs.values():
+            if c.ppid == t.tgid:
+                c.ppid = 1
+        for z, (ppid, st) in list(self.zombies.items()):
+            if ppid == t.tgid:
+                self.zombies[z] = (1, st)
+        if t.ppid:
+            self.zombies[t.tgid] = (t.ppid, status)
+            self.zombie_pgid[t.tgid] = t.pgid
+        t.vfork_done.set()
+        self.notify_children_changed()
+
+    def notify_children_changed(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def children_changed(self) -> None:
+        """Wait until some process exits (wait4's sleep)."""
+        await self._changed.wait()
+
+    async def execve(self, t: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> None:
+        """Replace `t`'s program. The new image is built in a fresh stub first, so on
+        failure (ENOENT, EACCES, ENOEXEC …) the caller's address space is untouched."""
+        stub = PtraceStub.start()
+        mm = MemoryManager(stub)
+        try:
+            loaded = await load(mm, self._source(t.fs, t.creds), path, argv, envp,
+                                **_ids(t.creds))
+        except BaseException:
+            stub.kill()
+            with trio.CancelScope(shield=True):
+                await mm.release()
+            raise
+        old_stub, old_mm = t.stub, t.mm
+        t.stub, t.mm = stub, mm
+        old_stub.kill()
+        await old_mm.release()
+        if t.fdtable is not None and hasattr(t.fdtable, "close_on_exec"):
+            for fdesc in t.fdtable.close_on_exec():
+                await fdesc.dec_ref()
+        self._start_regs(t, loaded)
+        t.vfork_done.set()
 
     async def _exit_cleanup(self, mm: MemoryManager | None, fdtable: Any) -> None:
         """What exit does after the threads are gone: write back shared mappings, close
@@ -138,19 +224,22 @@ class Kernel:
                 except Exception:
                     log.exception("closing %r at exit", fdesc)
 
-    async def _serve(self, t: Task, waiter: SigchldWaiter) -> int:
+    async def _serve(self, t: Task) -> int:
         """The hot loop: wait for a stop, dispatch the syscall, write rax, resume."""
-        stub = t.stub
         table = self.table
+        waiter = self._waiter
         served = 0
         while True:
             served += 1
             if not served & 63:  # let other tasks run even if every call completes at once
                 await trio.lowlevel.checkpoint()
+            stub = t.stub
+            if t.killed_by:
+                return t.killed_by
             try:
                 stop = await stub.wait(waiter)
             except StubGone as e:
-                return e.status
+                return t.killed_by or e.status
             kind = stop.kind
             if kind is StopKind.SYSCALL:
                 regs = stub.regs
@@ -169,32 +258,35 @@ class Kernel:
                 except SyscallError as e:
                     res = -e.errno
                 except TaskExit as e:
-                    return (e.status & 0xFF) << 8
+                    return e.wait_status
                 except StubGone as e:
-                    return e.status
+                    return t.killed_by or e.status
                 except OSError as e:
                     if not e.errno:
                         return self._internal_error(entry, e)
                     res = -e.errno
                 except Exception as e:  # a Sentry bug: never crash, end the sandbox
                     return self._internal_error(entry, e)
+                if t.killed_by:
+                    return t.killed_by
+                stub = t.stub  # execve replaced it
                 try:
                     stub.regs.rax = res & _MASK64
                     stub.resume()
                 except OSError:  # the thread died under us (killed from outside)
-                    return stub.dead_status or signal.SIGKILL
+                    return t.killed_by or stub.dead_status or signal.SIGKILL
             elif kind is StopKind.SIGNAL:
                 sig = stop.sig
                 if sig in _IGNORED or sig in _STOPPING:
                     stub.resume()
                     continue
                 # No application handlers yet: the default action is to terminate.
-                self.emit("fatal-signal", sig=sig, rip=stub.regs.rip)
+                self.emit("fatal-signal", sig=sig, rip=stub.regs.rip, pid=t.tgid)
                 return sig
             elif kind is StopKind.EVENT:
                 stub.resume()
             else:
-                return stop.status
+                return t.killed_by or stop.status
 
     def _internal_error(self, entry: Entry | None, e: BaseException) -> int:
         name = entry.name if entry else "?"
@@ -202,3 +294,9 @@ class Kernel:
         self.emit("internal-error", name=name, error=f"{type(e).__name__}: {e}")
         return signal.SIGKILL
 
+
+
+def _ids(creds: Any) -> dict[str, int]:
+    if creds is None:
+        return {}
+    return dict(uid=creds.uid, gid=creds.gid, euid=creds.euid, egid=creds.egid)

@@ -6,6 +6,8 @@ import errno
 import struct
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from sentry.platform.ptrace import PtraceStub
 from sentry.syscalls.table import SyscallError
 
@@ -45,12 +47,33 @@ class Task:
         self.robust_list = 0
         self.rlimits: dict[int, tuple[int, int]] = {}
         self.prctl_state: dict[int, int] = {}
+        self.killed_by = 0  # a signal whose default action ends this process
+        self.vfork_done = trio.Event()
+        self._sleeps: set[trio.CancelScope] = set()
         self.pgid = tgid
         self.sid = tgid
 
     @property
     def regs(self) -> Any:
         return self.stub.regs
+
+    async def sleep_interruptibly(self, aw: Any) -> Any:
+        """Await `aw` (a blocking wait of a syscall) unless a signal ends the process
+        first; then raise SyscallError(EINTR) (the dispatcher sees `killed_by`)."""
+        with trio.CancelScope() as scope:
+            self._sleeps.add(scope)
+            try:
+                if self.killed_by:
+                    scope.cancel()
+                return await aw
+            finally:
+                self._sleeps.discard(scope)
+        raise SyscallError(errno.EINTR)
+
+    def interrupt(self) -> None:
+        """Cut short the syscall this task sleeps in (a signal arrived)."""
+        for scope in self._sleeps:
+            scope.cancel()
 
     # memory --------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+from dataclasses import replace
 from typing import Any
 
 from sentry.platform.ptrace import (
@@ -77,6 +78,18 @@ class MemoryManager:
         self.mmap_base = self.stack_top - STACK_SIZE - STACK_GAP
         self.brk_start = self.brk = 0
         self._files: dict[int, Any] = {}  # id -> file held by at least one mapping
+
+    def fork(self, stub: PtraceStub) -> MemoryManager:
+        """The child's copy of this list for a stub forked from ours (same layout)."""
+        m = MemoryManager.__new__(MemoryManager)
+        m.stub = stub
+        m.vmas = [replace(v) for v in self.vmas]
+        m._starts = list(self._starts)
+        m.reserved = list(self.reserved)
+        m.vdso, m.stack_top, m.mmap_base = self.vdso, self.stack_top, self.mmap_base
+        m.brk_start, m.brk = self.brk_start, self.brk
+        m._files = {k: f.inc_ref() for k, f in self._files.items()}
+        return m
 
     # bookkeeping ---------------------------------------------------------------------------
 

@@ -37,10 +37,11 @@ from .stub import GADGET, SCRATCH, STUB_ADDR, STUB_END, seccomp_filter, stub_elf
 NR_MMAP, NR_MPROTECT, NR_MUNMAP = 9, 10, 11
 NR_RT_SIGRETURN, NR_MREMAP, NR_MSYNC, NR_MINCORE, NR_MADVISE = 15, 25, 26, 27, 28
 NR_EXIT, NR_EXIT_GROUP = 60, 231
-NR_CLOSE, NR_RECVMSG = 3, 47
+NR_CLOSE, NR_RECVMSG, NR_FORK = 3, 47, 57
 # The stub's end of the socket over which the Sentry passes host fds (memfds to map shared).
 STUB_SOCK_FD = 0
 INJECTED = [
+    NR_FORK,
     NR_CLOSE,
     NR_RECVMSG,
     NR_MMAP,
@@ -61,6 +62,7 @@ _SYSCALL_STOP = signal.SIGTRAP | 0x80
 _OPTIONS = (
     libc.PTRACE_O_TRACESYSGOOD
     | libc.PTRACE_O_EXITKILL
+    | libc.PTRACE_O_TRACEFORK
     | libc.PTRACE_O_TRACECLONE
     | libc.PTRACE_O_TRACEEXIT
 )
@@ -429,6 +431,23 @@ class PtraceStub:
         libc.set_regs(self.pid, self.regs)
         return result - (1 << 64) if result >= 1 << 63 else result
 
+    def fork(self) -> PtraceStub:
+        """A copy of this address space (host fork: private memory is copy-on-write,
+        shared mappings stay shared) as a new stub, stopped; its registers are loaded.
+
+        PTRACE_O_TRACEFORK makes the host attach the child to us before it runs, and it
+        inherits the seccomp filter; the application's registers are the caller's to set.
+        """
+        pid = self.inject(NR_FORK)
+        if pid < 0:
+            raise OSError(-pid, f"fork of stub {self.pid}: {os.strerror(-pid)}")
+        _, status = os.waitpid(pid, libc.WALL)
+        if not os.WIFSTOPPED(status):
+            raise StubGone(status)
+        child = PtraceStub(pid, self._sock.dup())
+        child.load_regs()
+        return child
+
     def map_host_fd(self, hostfd: int, addr: int, length: int, prot: int, flags: int,
                     offset: int) -> int:
         """mmap host file `hostfd` into the stub (MAP_SHARED of a memfd, typically).
@@ -454,6 +473,14 @@ class PtraceStub:
             self.inject(NR_CLOSE, fd)
 
     # teardown ----------------------------------------------------------------------------
+
+    def terminate(self) -> None:
+        """SIGKILL the stub without reaping it: its owner's `wait` sees it exit."""
+        if self.dead_status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def kill(self) -> None:
         """SIGKILL the stub and reap it (idempotent)."""

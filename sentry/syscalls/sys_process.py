@@ -463,7 +463,7 @@ def _read_timespec(t: Task, addr: int) -> int:
 async def sys_nanosleep(t: Task, req: int, rem: int, *_: int) -> int:
     """Implements Linux syscall nanosleep(2); other tasks run meanwhile."""
     ns = _read_timespec(t, req)
-    await trio.sleep(ns / 1e9)
+    await t.sleep_interruptibly(trio.sleep(ns / 1e9))
     return 0
 
 
@@ -480,7 +480,14 @@ async def sys_clock_nanosleep(t: Task, clk: int, flags: int, req: int, rem: int,
     if flags & 1:  # TIMER_ABSTIME
         ns -= _now_ns(t, clk)
     if ns > 0:
-        await trio.sleep(ns / 1e9)
+        await t.sleep_interruptibly(trio.sleep(ns / 1e9))
+    return 0
+
+
+@syscall("pause", level=Level.PARTIAL, note="returns only when a signal ends the process")
+async def sys_pause(t: Task, *_: int) -> int:
+    """Implements Linux syscall pause(2): sleeps until a signal arrives."""
+    await t.sleep_interruptibly(trio.sleep_forever())
     return 0
 
 
@@ -582,3 +589,348 @@ def sys_prctl(t: Task, option: int, a2: int, a3: int, *_: int) -> int:
 def _s32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v >= 1 << 31 else v
+
+
+# process lifecycle: fork, exec, wait, default-action kill ---------------------------------
+
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT = 0x1000, 0x2000, 0x4000, 0x8000
+CLONE_THREAD, CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS = 0x10000, 0x20000, 0x40000, 0x80000
+CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID = 0x100000, 0x200000
+CLONE_DETACHED, CLONE_UNTRACED, CLONE_CHILD_SETTID = 0x400000, 0x800000, 0x1000000
+CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER = 0x4000000, 0x8000000, 0x10000000
+CLONE_NEWPID, CLONE_NEWNET, CLONE_IO = 0x20000000, 0x40000000, 0x80000000
+_CLONE_NS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID \
+    | CLONE_NEWNET | 0x02000000  # CLONE_NEWCGROUP
+
+
+async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+    """fork/vfork/clone for new processes. The child is a host fork of the stub (its
+    private memory copy-on-write); CLONE_VM is honoured only together with CLONE_VFORK
+    (posix_spawn's use), where the parent sleeps until the child execs or exits."""
+    if flags & CLONE_THREAD:
+        raise SyscallError(errno.EAGAIN)  # threads are not supported yet
+    if flags & CLONE_SIGHAND and not flags & CLONE_VM:
+        raise SyscallError(errno.EINVAL)
+    if flags & CLONE_VM and not flags & CLONE_VFORK:
+        raise SyscallError(errno.EINVAL)
+    if flags & (_CLONE_NS | CLONE_PIDFD):
+        raise SyscallError(errno.EPERM if flags & _CLONE_NS else errno.EINVAL)
+    k = t.kernel
+    child_stub = t.stub.fork()
+    try:
+        child_mm = t.mm.fork(child_stub)
+        pid = k.alloc_pid()
+        fdtable = t.fdtable
+        if not flags & CLONE_FILES and fdtable is not None and hasattr(fdtable, "fork"):
+            fdtable = fdtable.fork()
+        fs = t.fs
+        if not flags & CLONE_FS and fs is not None and hasattr(fs, "fork"):
+            fs = fs.fork()
+        child = type(t)(k, child_stub, child_mm, tid=pid, tgid=pid,
+                        ppid=t.ppid if flags & CLONE_PARENT else t.tgid,
+                        fdtable=fdtable, fs=fs, creds=t.creds)
+    except BaseException:
+        child_stub.kill()
+        raise
+    child.comm, child.rlimits = t.comm, dict(t.rlimits)
+    child.prctl_state = dict(t.prctl_state)
+    child.pgid, child.sid = t.pgid, t.sid
+    ctypes.pointer(child_stub.regs)[0] = t.regs
+    r = child_stub.regs
+    r.rax = 0
+    if stack:
+        r.rsp = stack
+    if flags & CLONE_SETTLS:
+        r.fs_base = tls
+    if flags & CLONE_PARENT_SETTID:
+        t.mem_write(ptid, struct.pack("<i", pid))
+        child.mem_write(ptid, struct.pack("<i", pid))
+    if flags & CLONE_CHILD_SETTID:
+        child.mem_write(ctid, struct.pack("<i", pid))
+    if flags & CLONE_CHILD_CLEARTID:
+        child.clear_child_tid = ctid
+    k.spawn(child)
+    if flags & CLONE_VFORK:
+        await child.vfork_done.wait()
+    return pid
+
+
+@syscall("fork")
+async def sys_fork(t: Task, *_: int) -> int:
+    """Implements Linux syscall fork(2)."""
+    return await _clone(t, 17, 0, 0, 0, 0)
+
+
+@syscall("vfork", level=Level.PARTIAL, note="the child gets a copy of memory, not a share")
+async def sys_vfork(t: Task, *_: int) -> int:
+    """Implements Linux syscall vfork(2): the parent waits until the child execs or exits."""
+    return await _clone(t, CLONE_VM | CLONE_VFORK | 17, 0, 0, 0, 0)
+
+
+@syscall("clone", level=Level.PARTIAL,
+         note="new processes only (no CLONE_THREAD); CLONE_VM only with CLONE_VFORK")
+async def sys_clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int,
+                    *_: int) -> int:
+    """Implements Linux syscall clone(2) for new processes."""
+    return await _clone(t, flags, stack, ptid, ctid, tls)
+
+
+@syscall("clone3", level=Level.PARTIAL, note="as clone; set_tid and cgroup are refused")
+async def sys_clone3(t: Task, args: int, size: int, *_: int) -> int:
+    """Implements Linux syscall clone3(2) for new processes."""
+    if size < 64 or size > 4096:
+        raise SyscallError(errno.EINVAL)
+    raw = t.mem_read(args, min(size, 88)).ljust(88, b"\0")
+    (flags, _pidfd, ctid, ptid, exit_signal, stack, stack_size, tls, set_tid,
+     set_tid_size, cgroup) = struct.unpack("<11Q", raw)
+    if set_tid or set_tid_size or cgroup or exit_signal > 64:
+        raise SyscallError(errno.EINVAL)
+    if (stack == 0) != (stack_size == 0):
+        raise SyscallError(errno.EINVAL)
+    return await _clone(t, flags & ~0xFF, stack + stack_size if stack else 0, ptid, ctid, tls)
+
+
+MAX_ARG_STRLEN = 32 * 4096
+MAX_ARGS_TOTAL = 2 << 20
+
+
+def _strings(t: Task, addr: int) -> list[bytes]:
+    if not addr:
+        return []
+    out, total = [], 0
+    for p in t.read_pointers(addr):
+        s = t.read_cstring(p, MAX_ARG_STRLEN)
+        total += len(s) + 1 + 8
+        if total > MAX_ARGS_TOTAL:
+            raise SyscallError(errno.E2BIG)
+        out.append(s)
+    return out
+
+
+@syscall("execve")
+async def sys_execve(t: Task, path: int, argv: int, envp: int, *_: int) -> int:
+    """Implements Linux syscall execve(2): the program and its interpreter are read
+    through the VFS; on failure the caller's image is untouched."""
+    name = t.read_cstring(path)
+    await t.kernel.execve(t, name, _strings(t, argv), _strings(t, envp))
+    return 0
+
+
+WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x1000000
+_WALL_FLAGS = 0x40000000 | 0x80000000 | 0x20000000  # __WALL, __WCLONE, __WNOTHREAD
+
+
+def _matches(t: Task, pid: int, child: int) -> bool:
+    k = t.kernel
+    if pid == -1:
+        return True
+    if pid > 0:
+        return child == pid
+    pgid = t.pgid if pid == 0 else -pid
+    proc = k.procs.get(child)
+    return proc.pgid == pgid if proc is not None else k.zombie_pgid.get(child) == pgid
+
+
+async def _wait(t: Task, pid: int, options: int, *, reap: bool = True) -> tuple[int, int]:
+    """Find (and unless WNOWAIT reap) an exited child matching `pid`; (0, 0) for WNOHANG
+    with none ready; ECHILD without children."""
+    k = t.kernel
+    while True:
+        zombies = sorted(z for z, (pp, _) in k.zombies.items()
+                         if pp == t.tgid and _matches(t, pid, z))
+        if zombies:
+            z = zombies[0]
+            status = k.zombies[z][1]
+            if reap:
+                del k.zombies[z]
+            return z, status
+        live = [c for c, p in k.procs.items() if p.ppid == t.tgid and _matches(t, pid, c)]
+        if not live:
+            raise SyscallError(errno.ECHILD)
+        if options & WNOHANG:
+            return 0, 0
+        await t.sleep_interruptibly(k.children_changed())
+
+
+@syscall("wait4", level=Level.PARTIAL, note="exits only (no stopped/continued children); "
+         "rusage is zero")
+async def sys_wait4(t: Task, pid: int, status: int, options: int, rusage: int, *_: int) -> int:
+    """Implements Linux syscall wait4(2)."""
+    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | _WALL_FLAGS):
+        raise SyscallError(errno.EINVAL)
+    pid = _s32(pid)
+    if pid == -(1 << 31):
+        raise SyscallError(errno.ESRCH)
+    got, st = await _wait(t, pid, options)
+    if got and status:
+        t.mem_write(status, struct.pack("<i", st))
+    if got and rusage:
+        t.mem_write(rusage, bytes(144))
+    return got
+
+
+P_ALL, P_PID, P_PGID = 0, 1, 2
+
+
+@syscall("waitid", level=Level.PARTIAL, note="WEXITED only; rusage is zero")
+async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
+                     rusage: int, *_: int) -> int:
+    """Implements Linux syscall waitid(2)."""
+    if options & ~(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | _WALL_FLAGS):
+        raise SyscallError(errno.EINVAL)
+    if not options & (WEXITED | WUNTRACED | WCONTINUED):
+        raise SyscallError(errno.EINVAL)
+    ident = _s32(ident)
+    if idtype == P_ALL:
+        pid = -1
+    elif idtype == P_PID:
+        if ident <= 0:
+            raise SyscallError(errno.EINVAL)
+        pid = ident
+    elif idtype == P_PGID:
+        if ident < 0:
+            raise SyscallError(errno.EINVAL)
+        pid = -ident if ident else 0
+    else:
+        raise SyscallError(errno.EINVAL)
+    if not options & WEXITED:
+        if options & WNOHANG:
+            if infop:
+                t.mem_write(infop, bytes(128))
+            return 0
+        raise SyscallError(errno.ECHILD)
+    got, st = await _wait(t, pid, options, reap=not options & WNOWAIT)
+    if infop:
+        info = bytearray(128)
+        if got:
+            if st & 0x7F:
+                code, value = (3 if st & 0x80 else 2), st & 0x7F  # CLD_DUMPED / CLD_KILLED
+            else:
+                code, value = 1, (st >> 8) & 0xFF  # CLD_EXITED
+            uid = t.creds.uid if t.creds is not None else 0
+            struct.pack_into("<iii4xiIi", info, 0, 17, 0, code, got, uid, value)
+        t.mem_write(infop, bytes(info))
+    if got and rusage:
+        t.mem_write(rusage, bytes(144))
+    return 0
+
+
+_IGNORED_BY_DEFAULT = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
+
+
+def _send(t: Task, target: Task, sig: int) -> None:
+    """Deliver `sig` with its default action (no handlers exist yet)."""
+    if sig == 0 or sig in _IGNORED_BY_DEFAULT or sig in (19, 20, 21, 22):
+        return
+    target.killed_by = sig
+    if target is not t:
+        target.stub.terminate()
+        target.interrupt()
+
+
+def _check_sig(sig: int) -> int:
+    sig = _s32(sig)
+    if not 0 <= sig <= 64:
+        raise SyscallError(errno.EINVAL)
+    return sig
+
+
+@syscall("kill", level=Level.PARTIAL, note="default actions only: no signal handlers yet")
+def sys_kill(t: Task, pid: int, sig: int, *_: int) -> int:
+    """Implements Linux syscall kill(2) with each signal's default action."""
+    sig = _check_sig(sig)
+    pid = _s32(pid)
+    k = t.kernel
+    if pid > 0:
+        targets = [k.procs[pid]] if pid in k.procs else []
+    elif pid == 0:
+        targets = [p for p in k.procs.values() if p.pgid == t.pgid]
+    elif pid == -1:
+        targets = [p for p in k.procs.values() if p.tgid != 1 and p is not t] + [t]
+    else:
+        targets = [p for p in k.procs.values() if p.pgid == -pid]
+    if not targets:
+        raise SyscallError(errno.ESRCH)
+    for target in targets:
+        _send(t, target, sig)
+    return 0
+
+
+@syscall("tgkill", level=Level.PARTIAL, note="default actions only: no signal handlers yet")
+def sys_tgkill(t: Task, tgid: int, tid: int, sig: int, *_: int) -> int:
+    """Implements Linux syscall tgkill(2) (one thread per process)."""
+    sig = _check_sig(sig)
+    tgid, tid = _s32(tgid), _s32(tid)
+    if tgid <= 0 or tid <= 0:
+        raise SyscallError(errno.EINVAL)
+    target = t.kernel.procs.get(tid)
+    if target is None or target.tgid != tgid:
+        raise SyscallError(errno.ESRCH)
+    _send(t, target, sig)
+    return 0
+
+
+@syscall("tkill", level=Level.PARTIAL, note="default actions only: no signal handlers yet")
+def sys_tkill(t: Task, tid: int, sig: int, *_: int) -> int:
+    """Implements Linux syscall tkill(2)."""
+    return sys_tgkill(t, tid, tid, sig)
+
+
+# process groups and sessions -----------------------------------------------------------
+
+
+@syscall("getpgrp")
+def sys_getpgrp(t: Task, *_: int) -> int:
+    """Implements Linux syscall getpgrp(2)."""
+    return t.pgid
+
+
+@syscall("getpgid")
+def sys_getpgid(t: Task, pid: int, *_: int) -> int:
+    """Implements Linux syscall getpgid(2)."""
+    pid = _s32(pid)
+    target = t if pid == 0 else t.kernel.procs.get(pid)
+    if target is None:
+        raise SyscallError(errno.ESRCH)
+    return target.pgid
+
+
+@syscall("getsid")
+def sys_getsid(t: Task, pid: int, *_: int) -> int:
+    """Implements Linux syscall getsid(2)."""
+    pid = _s32(pid)
+    target = t if pid == 0 else t.kernel.procs.get(pid)
+    if target is None:
+        raise SyscallError(errno.ESRCH)
+    return target.sid
+
+
+@syscall("setpgid")
+def sys_setpgid(t: Task, pid: int, pgid: int, *_: int) -> int:
+    """Implements Linux syscall setpgid(2) for the caller or its children."""
+    pid, pgid = _s32(pid), _s32(pgid)
+    if pgid < 0:
+        raise SyscallError(errno.EINVAL)
+    target = t if pid in (0, t.tgid) else t.kernel.procs.get(pid)
+    if target is None or (target is not t and target.ppid != t.tgid):
+        raise SyscallError(errno.ESRCH)
+    if target.sid != t.sid:
+        raise SyscallError(errno.EPERM)
+    if target.sid == target.tgid:
+        raise SyscallError(errno.EPERM)  # a session leader cannot move
+    pgid = pgid or target.tgid
+    if pgid != target.tgid and not any(p.pgid == pgid and p.sid == t.sid
+                                       for p in t.kernel.procs.values()):
+        raise SyscallError(errno.EPERM)
+    target.pgid = pgid
+    return 0
+
+
+@syscall("setsid")
+def sys_setsid(t: Task, *_: int) -> int:
+    """Implements Linux syscall setsid(2)."""
+    if any(p.pgid == t.tgid for p in t.kernel.procs.values()):
+        raise SyscallError(errno.EPERM)
+    t.sid = t.pgid = t.tgid
+    return t.tgid
