@@ -36,7 +36,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         )
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    sandbox = Sandbox(config)
+    sandbox = Sandbox(config, confine=True)
     sandbox.start_gofers()  # they boot while the Sentry is imported
     try:
         import trio

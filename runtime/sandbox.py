@@ -144,12 +144,15 @@ class Sandbox:
     """One sandbox: gofers, a mount namespace, a kernel, one program.
 
     Use `await Sandbox(config).run()`; it returns the program's exit code as a shell would
-    report it (128 + signal for a killed program) and always stops its gofers.
+    report it (128 + signal for a killed program) and always stops its gofers. With
+    `confine=True` (what `runpsc do` uses) this process leaves the host's network, IPC and
+    UTS namespaces once the gofers are connected (see `confine_sentry`).
     """
 
     def __init__(self, config: SandboxConfig, *, stdio: Sequence[int] = (0, 1, 2),
-                 events_to: Any = None) -> None:
+                 events_to: Any = None, confine: bool = False) -> None:
         self.config = config
+        self.confine = confine
         self.stdio = list(stdio)
         self.events_to = events_to if events_to is not None else sys.stderr
         self.gofers: list[GoferProcess] = []
@@ -198,6 +201,8 @@ class Sandbox:
         cfg = self.config
         async with contextlib.AsyncExitStack() as stack:
             vfs, ctx = await self._build_namespace(stack)
+            if self.confine:
+                confine_sentry()
             creds = _caller_creds()
             ctx.umask = (_caller_umask() if cfg.umask is None else cfg.umask) & 0o777
             await self._enter_cwd(vfs, ctx, creds)
@@ -390,6 +395,30 @@ class ProcView:
                 return target.encode()
             return b"host:[%d]" % hostfd
         return b"anon_inode:[unknown]"
+
+
+#: Namespaces the Sentry leaves once its gofer connections exist (sched.h values).
+CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x04000000, 0x08000000, 0x40000000
+
+
+def confine_sentry() -> list[str]:
+    """Move this process (the Sentry) into fresh network, IPC and UTS namespaces.
+
+    Why: the Sentry needs no host network, no System V IPC and no hostname once its gofer
+    sockets are connected, so a bug that made it act for the program finds loopback only
+    (down), empty IPC and a private hostname. Stubs created afterwards inherit them.
+    Needs CAP_SYS_ADMIN; without it nothing changes. Returns the namespaces entered.
+    Call it only in a process that is a sandbox's Sentry (the CLI), never in a library user's
+    process: it changes the whole process.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    entered = []
+    for flag, name in ((CLONE_NEWNET, "net"), (CLONE_NEWIPC, "ipc"), (CLONE_NEWUTS, "uts")):
+        if libc.unshare(flag) == 0:
+            entered.append(name)
+    return entered
 
 
 class SandboxError(Exception):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.sentry.progs.harness import build
-from tests.support import need_binary
+from tests.support import need_binary, need_root
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -163,3 +163,25 @@ def test_static_busybox_in_full_topology():
     busybox = need_binary("busybox", "busybox-static")
     same([busybox, "ls", "-la", "/etc/apt"])
     assert shutil.which("sh")
+
+
+def test_sentry_leaves_host_network_ipc_uts():
+    """The runpsc process (the Sentry) runs in its own net/ipc/uts namespaces once booted."""
+    import time
+
+    need_root()
+    p = subprocess.Popen([sys.executable, "-m", "runtime.cli", "do", "--", "/bin/sleep", "3"],
+                         cwd=str(ROOT), stdin=subprocess.DEVNULL)
+    try:
+        seen: dict[str, str] = {}
+        for _ in range(200):
+            try:
+                seen = {ns: os.readlink(f"/proc/{p.pid}/ns/{ns}") for ns in ("net", "ipc", "uts")}
+            except OSError:
+                break
+            if all(seen[ns] != os.readlink(f"/proc/self/ns/{ns}") for ns in seen):
+                break
+            time.sleep(0.05)
+        assert seen and all(seen[ns] != os.readlink(f"/proc/self/ns/{ns}") for ns in seen), seen
+    finally:
+        assert p.wait(timeout=60) == 0
