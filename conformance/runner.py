@@ -19,7 +19,7 @@ import trio
 from .case import REGISTRY, Case, CaseFailed, Ctx, errname
 from .target import Target
 
-CASE_TIMEOUT = 30.0
+CASE_TIMEOUT = 60.0
 
 
 @dataclass
@@ -116,9 +116,9 @@ async def run_target(root: Target, label: str, cases: list[Case], *,
     results = {c.id: results[c.id] for c in cases}
     await top.aclose()
     cleanup = ""
-    with trio.move_on_after(60) as scope:
+    with trio.move_on_after(300) as scope:
         try:
-            await remove_tree(root, run)
+            await remove_tree(root, run, limit=trio.CapacityLimiter(max(1, concurrency)))
         except OSError as e:
             cleanup = f"could not remove {run!r}: {e}"
     if scope.cancelled_caught:
@@ -126,8 +126,10 @@ async def run_target(root: Target, label: str, cases: list[Case], *,
     return TargetRun(label, results, time.monotonic() - started, kind, cleanup)
 
 
-async def remove_tree(t: Target, path: bytes) -> None:
-    """Remove `path` and everything below it through target `t` (as root)."""
+async def remove_tree(t: Target, path: bytes, *, limit: trio.CapacityLimiter | None = None,
+                      depth: int = 0) -> None:
+    """Remove `path` and everything below it through target `t` (as root); the first
+    level (the case directories of a run) in parallel, up to `limit` at once."""
     st = await t.stat(path, False)
     if st.kind != "dir":
         await t.unlink(path)
@@ -136,8 +138,17 @@ async def remove_tree(t: Target, path: bytes) -> None:
         await t.chmod(path, 0o700)
     sub = t.derive(root=path)  # relative descent: trees may be deeper than PATH_MAX
     try:
-        for name in await sub.listdir(b"."):
-            await remove_tree(sub, name)
+        names = await sub.listdir(b".")
+        if limit is None or depth > 0:
+            for name in names:
+                await remove_tree(sub, name, depth=depth + 1)
+        else:
+            async def one(name: bytes) -> None:
+                async with limit:
+                    await remove_tree(sub, name, limit=limit, depth=depth + 1)
+            async with trio.open_nursery() as nursery:
+                for name in names:
+                    nursery.start_soon(one, name)
     finally:
         await sub.aclose()
     try:

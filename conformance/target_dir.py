@@ -18,7 +18,11 @@ import errno
 import fcntl
 import os
 import struct
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import trio
 
 from .target import ROOT, UTIME_NOW, UTIME_OMIT, Creds, Stat, Target
 
@@ -32,6 +36,16 @@ _AT_SYMLINK_NOFOLLOW = 0x100
 _F_OFD_GETLK = 36
 _F_OFD_SETLK = 37
 _FLOCK = struct.Struct("hhxxxxqqixxxx")  # struct flock on x86_64
+_CLONE_FS = 0x200
+_T = TypeVar("_T")
+_local = threading.local()
+
+
+def _own_fs_struct() -> None:
+    """Give the calling worker thread its own umask (and cwd): unshare(CLONE_FS)."""
+    if not getattr(_local, "unshared", False):
+        _check(_libc.unshare(_CLONE_FS), "unshare(CLONE_FS)")
+        _local.unshared = True
 
 
 class _Timespec(ctypes.Structure):
@@ -55,7 +69,9 @@ def _to_stat(st: os.stat_result) -> Stat:
 class _Shared:
     """State shared by every view (root and credentials) of one dir target."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 0) -> None:
+        #: run syscalls in up to this many worker threads (0: on the trio thread)
+        self.limiter = trio.CapacityLimiter(threads) if threads else None
         self.handles: dict[int, int] = {}
         self.dirbufs: dict[int, list[bytes]] = {}
         self.next = 1
@@ -67,12 +83,15 @@ class DirTarget(Target):
 
     features = frozenset({"fifo-io", "unpriv", "xattr", "locks", "mknod-dev"})
 
-    def __init__(self, path: bytes | str, *, creds: Creds = ROOT,
+    def __init__(self, path: bytes | str, *, creds: Creds = ROOT, threads: int = 0,
                  _shared: _Shared | None = None, _fd: int | None = None,
                  _mask: list[int] | None = None) -> None:
+        """`threads` > 0 runs each syscall in a worker thread (each with its own umask and
+        credentials), so that cases can overlap on a slow filesystem (a FUSE or network
+        mount); 0 runs them on the trio thread, the fastest for a local filesystem."""
         self.path = os.path.abspath(os.fsencode(path))
         self.creds = creds
-        self._sh = _shared or _Shared()
+        self._sh = _shared or _Shared(threads)
         # The umask belongs to one case: views with other credentials share it, a view
         # rooted elsewhere (another case) gets its own.
         self._mask = _mask if _mask is not None else [0o022]
@@ -144,139 +163,151 @@ class DirTarget(Target):
         self._own.add(h)
         return h
 
+    async def _do(self, fn: Callable[[], _T], *, mask: bool = False) -> _T:
+        """Run `fn` (syscalls) as this view's credentials, on the trio thread or a worker."""
+        threaded = self._sh.limiter is not None
+
+        def call() -> _T:
+            if threaded:
+                _own_fs_struct()
+            with self._as(mask=mask):
+                return fn()
+
+        if not threaded:
+            return call()
+        return await trio.to_thread.run_sync(call, limiter=self._sh.limiter)
+
     # -- files -------------------------------------------------------------------------------
     async def open(self, path: bytes, flags: int, mode: int = 0o666) -> int:
-        with self._as(mask=True):
-            fd = os.open(path, flags | os.O_CLOEXEC, mode, dir_fd=self._fd)
+        fd = await self._do(lambda: os.open(path, flags | os.O_CLOEXEC, mode, dir_fd=self._fd),
+                            mask=True)
         return self._new(fd)
 
     async def close(self, h: int) -> None:
         fd = self._h(h)
         del self._sh.handles[h]
-        self._sh.dirbufs.pop(h, None)
         self._own.discard(h)
-        os.close(fd)
+        await self._do(lambda: os.close(fd))
 
     async def read(self, h: int, n: int) -> bytes:
-        with self._as():
-            return os.read(self._h(h), n)
+        fd = self._h(h)
+        return await self._do(lambda: os.read(fd, n))
 
     async def write(self, h: int, data: bytes) -> int:
-        with self._as():
-            return os.write(self._h(h), data)
+        fd = self._h(h)
+        return await self._do(lambda: os.write(fd, data))
 
     async def pread(self, h: int, n: int, off: int) -> bytes:
-        with self._as():
-            return os.pread(self._h(h), n, off)
+        fd = self._h(h)
+        return await self._do(lambda: os.pread(fd, n, off))
 
     async def pwrite(self, h: int, data: bytes, off: int) -> int:
-        with self._as():
-            return os.pwrite(self._h(h), data, off)
+        fd = self._h(h)
+        return await self._do(lambda: os.pwrite(fd, data, off))
 
     async def lseek(self, h: int, off: int, whence: int) -> int:
-        return os.lseek(self._h(h), off, whence)
+        fd = self._h(h)
+        return await self._do(lambda: os.lseek(fd, off, whence))
 
     async def ftruncate(self, h: int, size: int) -> None:
-        with self._as():
-            os.ftruncate(self._h(h), size)
+        fd = self._h(h)
+        await self._do(lambda: os.ftruncate(fd, size))
 
     async def truncate(self, path: bytes, size: int) -> None:
-        with self._as():
-            os.truncate(os.path.join(self.path, path), size)
+        await self._do(lambda: os.truncate(os.path.join(self.path, path), size))
 
     async def fsync(self, h: int) -> None:
-        os.fsync(self._h(h))
+        fd = self._h(h)
+        await self._do(lambda: os.fsync(fd))
 
     async def fstat(self, h: int) -> Stat:
-        return _to_stat(os.fstat(self._h(h)))
+        fd = self._h(h)
+        return _to_stat(await self._do(lambda: os.fstat(fd)))
 
     async def stat(self, path: bytes, follow: bool = True) -> Stat:
-        with self._as():
-            return _to_stat(os.stat(path, dir_fd=self._fd, follow_symlinks=follow))
+        return _to_stat(await self._do(
+            lambda: os.stat(path, dir_fd=self._fd, follow_symlinks=follow)))
 
     # -- namespace ---------------------------------------------------------------------------
     async def mkdir(self, path: bytes, mode: int = 0o777) -> None:
-        with self._as(mask=True):
-            os.mkdir(path, mode, dir_fd=self._fd)
+        await self._do(lambda: os.mkdir(path, mode, dir_fd=self._fd), mask=True)
 
     async def rmdir(self, path: bytes) -> None:
-        with self._as():
-            os.rmdir(path, dir_fd=self._fd)
+        await self._do(lambda: os.rmdir(path, dir_fd=self._fd))
 
     async def unlink(self, path: bytes) -> None:
-        with self._as():
-            os.unlink(path, dir_fd=self._fd)
+        await self._do(lambda: os.unlink(path, dir_fd=self._fd))
 
     async def rename(self, old: bytes, new: bytes, flags: int = 0) -> None:
-        with self._as():
+        def run() -> None:
             if flags == 0:
                 os.rename(old, new, src_dir_fd=self._fd, dst_dir_fd=self._fd)
             else:
                 _check(_libc.syscall(_SYS_RENAMEAT2, self._fd, old, self._fd, new, flags),
                        "renameat2")
+        await self._do(run)
 
     async def link(self, old: bytes, new: bytes) -> None:
-        with self._as():
-            os.link(old, new, src_dir_fd=self._fd, dst_dir_fd=self._fd, follow_symlinks=False)
+        await self._do(lambda: os.link(old, new, src_dir_fd=self._fd, dst_dir_fd=self._fd,
+                                       follow_symlinks=False))
 
     async def symlink(self, target: bytes, path: bytes) -> None:
-        with self._as():
-            os.symlink(target, path, dir_fd=self._fd)
+        await self._do(lambda: os.symlink(target, path, dir_fd=self._fd))
 
     async def readlink(self, path: bytes) -> bytes:
-        with self._as():
-            return os.readlink(path, dir_fd=self._fd)
+        return await self._do(lambda: os.readlink(path, dir_fd=self._fd))
 
     async def mknod(self, path: bytes, mode: int, dev: int = 0) -> None:
-        with self._as(mask=True):
-            os.mknod(path, mode, dev, dir_fd=self._fd)
+        await self._do(lambda: os.mknod(path, mode, dev, dir_fd=self._fd), mask=True)
 
     async def listdir(self, path: bytes) -> list[bytes]:
-        with self._as():
+        def run() -> list[bytes]:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self._fd)
-        try:
-            return [os.fsencode(n) for n in os.listdir(fd)]
-        finally:
-            os.close(fd)
+            try:
+                return [os.fsencode(n) for n in os.listdir(fd)]
+            finally:
+                os.close(fd)
+        return await self._do(run)
 
     async def opendir(self, path: bytes) -> int:
-        with self._as():
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self._fd)
+        fd = await self._do(lambda: os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
+                                            dir_fd=self._fd))
         return self._new(fd)
 
     async def getdents(self, h: int, count: int) -> list[bytes]:
         fd = self._h(h)
-        out: list[bytes] = []
-        buf = ctypes.create_string_buffer(64 * 1024)
-        while True:
-            # Small reads so that a directory changing between calls is observable.
-            size = max(64, min(len(buf), 40 * count))
-            n = _check(_libc.syscall(_SYS_GETDENTS64, fd, buf, size), "getdents64")
-            if n == 0:
-                return out
-            raw = buf.raw[:n]
-            pos = 0
-            while pos < n:
-                reclen = struct.unpack_from("H", raw, pos + 16)[0]
-                name = raw[pos + 19:pos + reclen].split(b"\0", 1)[0]
-                if name not in (b".", b".."):
-                    out.append(name)
-                pos += reclen
-            if out:
-                return out
+
+        def run() -> list[bytes]:
+            out: list[bytes] = []
+            buf = ctypes.create_string_buffer(64 * 1024)
+            while True:
+                # Small reads so that a directory changing between calls is observable.
+                size = max(64, min(len(buf), 40 * count))
+                n = _check(_libc.syscall(_SYS_GETDENTS64, fd, buf, size), "getdents64")
+                if n == 0:
+                    return out
+                raw = buf.raw[:n]
+                pos = 0
+                while pos < n:
+                    reclen = struct.unpack_from("H", raw, pos + 16)[0]
+                    name = raw[pos + 19:pos + reclen].split(b"\0", 1)[0]
+                    if name not in (b".", b".."):
+                        out.append(name)
+                    pos += reclen
+                if out:
+                    return out
+        return await self._do(run)
 
     # -- attributes --------------------------------------------------------------------------
     async def chmod(self, path: bytes, mode: int) -> None:
-        with self._as():
-            os.chmod(path, mode, dir_fd=self._fd)
+        await self._do(lambda: os.chmod(path, mode, dir_fd=self._fd))
 
     async def fchmod(self, h: int, mode: int) -> None:
-        with self._as():
-            os.fchmod(self._h(h), mode)
+        fd = self._h(h)
+        await self._do(lambda: os.fchmod(fd, mode))
 
     async def chown(self, path: bytes, uid: int, gid: int, follow: bool = True) -> None:
-        with self._as():
-            os.chown(path, uid, gid, dir_fd=self._fd, follow_symlinks=follow)
+        await self._do(lambda: os.chown(path, uid, gid, dir_fd=self._fd, follow_symlinks=follow))
 
     async def utimens(self, path: bytes, atime_ns: int, mtime_ns: int,
                       follow: bool = True) -> None:
@@ -286,37 +317,37 @@ class DirTarget(Target):
             return _Timespec(v // 1_000_000_000, v % 1_000_000_000)
 
         times = (_Timespec * 2)(ts(atime_ns), ts(mtime_ns))
-        with self._as():
-            _check(_libc.utimensat(self._fd, path, times, 0 if follow else _AT_SYMLINK_NOFOLLOW),
-                   "utimensat")
+        flags = 0 if follow else _AT_SYMLINK_NOFOLLOW
+        await self._do(lambda: _check(_libc.utimensat(self._fd, path, times, flags),
+                                      "utimensat"))
 
     def _full(self, path: bytes) -> bytes:
         return os.path.join(self.path, path)
 
     async def setxattr(self, path: bytes, name: bytes, value: bytes, flags: int = 0) -> None:
-        with self._as():
-            os.setxattr(self._full(path), name, value, flags, follow_symlinks=False)
+        await self._do(lambda: os.setxattr(self._full(path), name, value, flags,
+                                           follow_symlinks=False))
 
     async def getxattr(self, path: bytes, name: bytes) -> bytes:
-        with self._as():
-            return os.getxattr(self._full(path), name, follow_symlinks=False)
+        return await self._do(lambda: os.getxattr(self._full(path), name, follow_symlinks=False))
 
     async def listxattr(self, path: bytes) -> list[bytes]:
-        with self._as():
-            return [os.fsencode(n) for n in os.listxattr(self._full(path),
-                                                          follow_symlinks=False)]
+        names = await self._do(lambda: os.listxattr(self._full(path), follow_symlinks=False))
+        return [os.fsencode(n) for n in names]
 
     async def removexattr(self, path: bytes, name: bytes) -> None:
-        with self._as():
-            os.removexattr(self._full(path), name, follow_symlinks=False)
+        await self._do(lambda: os.removexattr(self._full(path), name, follow_symlinks=False))
 
     # -- locks -------------------------------------------------------------------------------
     async def setlk(self, h: int, kind: int, start: int, length: int) -> None:
-        fcntl.fcntl(self._h(h), _F_OFD_SETLK, _FLOCK.pack(kind, os.SEEK_SET, start, length, 0))
+        fd = self._h(h)
+        await self._do(lambda: fcntl.fcntl(fd, _F_OFD_SETLK,
+                                           _FLOCK.pack(kind, os.SEEK_SET, start, length, 0)))
 
     async def getlk(self, h: int, kind: int, start: int,
                     length: int) -> tuple[int, int, int] | None:
-        raw = fcntl.fcntl(self._h(h), _F_OFD_GETLK,
-                          _FLOCK.pack(kind, os.SEEK_SET, start, length, 0))
+        fd = self._h(h)
+        raw = await self._do(lambda: fcntl.fcntl(
+            fd, _F_OFD_GETLK, _FLOCK.pack(kind, os.SEEK_SET, start, length, 0)))
         k, _, s, n, _ = _FLOCK.unpack(raw)
         return None if k == 2 else (k, s, n)

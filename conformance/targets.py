@@ -53,9 +53,11 @@ async def open_target(spec: str) -> AsyncIterator[OpenedTarget]:
         from .target_dir import DirTarget
         if not os.path.isdir(rest):
             raise TargetSpecError(f"target {spec!r}: {rest!r} is not a directory")
-        t = DirTarget(rest)
+        kind = _mount_kind(rest)
+        # Worker threads let cases overlap on a slow (FUSE) filesystem.
+        t = DirTarget(rest, threads=8 if kind != "dir" else 0)
         try:
-            yield OpenedTarget(t, spec, _mount_kind(rest))
+            yield OpenedTarget(t, spec, kind)
         finally:
             await t.aclose()
     elif scheme == "9p":

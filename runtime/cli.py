@@ -14,6 +14,7 @@ import click
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
     "conformance": "runtime.cmd_conformance:conformance",
+    "mount": "runtime.cmd_mount:mount",
     "help": "runtime.cmd_help:help_group",
     "do": "runtime.cmd_do:do",
     "gofer": "runtime.cmd_gofer:gofer",

@@ -1,0 +1,46 @@
+"""`runpsc mount`: mount any 9P2000.L server on the host through FUSE."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+
+@click.command()
+@click.argument("address", metavar="ADDRESS")
+@click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.option("--aname", default="", show_default=True, help="The export to attach to.")
+@click.option("--uname", default="root", show_default=True,
+              help="User name sent in Tattach (every request runs as this user).")
+@click.option("--uid", "n_uname", type=int, default=0, show_default=True,
+              help="Numeric user sent in Tattach (n_uname).")
+@click.option("--msize", type=click.IntRange(min=4096), default=1 << 20, show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Log requests that fail unexpectedly.")
+@click.option("--debug", is_flag=True, help="Pass FUSE's debug option (very verbose).")
+def mount(address: str, mountpoint: str, aname: str, uname: str, n_uname: int, msize: int,
+          verbose: bool, debug: bool) -> None:
+    """Mount the 9P2000.L server at ADDRESS (tcp:HOST:PORT or unix:PATH) on MOUNTPOINT.
+
+    Runs in the foreground; SIGINT or SIGTERM unmounts cleanly. Permission checks are the
+    kernel's (default_permissions); requests reach the server as --uname/--uid. If the server
+    goes away, file operations fail with EIO instead of hanging.
+    """
+    import trio
+
+    from runtime.fusefs import serve
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="runpsc mount: %(message)s")
+    if not os.path.isdir(mountpoint):
+        raise click.BadParameter(f"{mountpoint!r} is not a directory", param_hint="MOUNTPOINT")
+    try:
+        trio.run(lambda: serve(address, mountpoint, aname=aname, uname=uname,
+                               n_uname=n_uname, msize=msize, debug=debug))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="ADDRESS") from None
+    except OSError as e:
+        raise click.ClickException(f"mount {address} on {mountpoint}: {e}") from None
+    except KeyboardInterrupt:
+        pass
