@@ -35,7 +35,7 @@ from ._framing import FrameDecoder, encode_frame
 from ._sendpath import FrameSender
 from ._version import BASE, PLAIN, RUNPSC, Dialect, client_accept
 
-_RECV_CHUNK = 1 << 18
+_RECV_CHUNK = 1 << 16
 _FLUSH_TIMEOUT = 30.0
 _NO_AUTH = (errno.ENOENT, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EPERM)
 
@@ -166,7 +166,7 @@ class Client:
     async def _reader(self) -> None:
         try:
             while True:
-                data = await self._stream.receive_some(_RECV_CHUNK)
+                data = await self._stream.receive_some(self._decoder.wanted(_RECV_CHUNK))
                 if not data:
                     raise _oserror(errno.ECONNRESET, "9P server closed the connection")
                 self._decoder.receive_data(data)

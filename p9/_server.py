@@ -27,7 +27,7 @@ from ._version import PLAIN, Dialect, server_choose
 log = logging.getLogger("p9.server")
 
 _RREADDIR_HDR = 11  # size[4] type[1] tag[2] count[4]
-_RECV_CHUNK = 1 << 18
+_RECV_CHUNK = 1 << 16
 
 
 #: Metadata requests a file model usually answers at once: candidates for `Server(inline=)`.
@@ -181,7 +181,7 @@ class _Connection:
             self.nursery = nursery
             try:
                 while True:
-                    data = await self.stream.receive_some(_RECV_CHUNK)
+                    data = await self.stream.receive_some(self.decoder.wanted(_RECV_CHUNK))
                     if not data:
                         break
                     self.decoder.receive_data(data)
