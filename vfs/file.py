@@ -217,8 +217,11 @@ class FileDescription:
         await self.do_truncate(size)
 
     async def fallocate(self, mode: int, offset: int, length: int) -> None:
+        """fallocate(2), with vfs_fallocate's checks (punch hole needs KEEP_SIZE ...)."""
         if offset < 0 or length <= 0:
             raise error(errno.EINVAL)
+        if mode & 0x2 and (not mode & 0x1 or mode & 0x10):  # PUNCH_HOLE
+            raise error(errno.EOPNOTSUPP)
         if not self.writable:
             raise error(errno.EBADF)
         await self.do_fallocate(mode, offset, length)

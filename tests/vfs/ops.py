@@ -248,6 +248,12 @@ class HostTarget:
     async def op_mkdirat(self, h: int, path: str, mode: int) -> None:
         os.mkdir(path, mode, dir_fd=self._h(h))
 
+    async def op_fallocate(self, h: int, mode: int, off: int, n: int) -> None:
+        _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+        if _libc.fallocate(self._h(h), mode, off, n) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+
     async def op_mtime_changed(self, path: str) -> bool:
         """Whether mtime moved away from the OLD_TIME an earlier utimens step set."""
         return os.stat(path, dir_fd=self.dirfd, follow_symlinks=False).st_mtime_ns != OLD_NS
@@ -418,6 +424,9 @@ class VfsTarget:
 
     async def op_mkdirat(self, h: int, path: str, mode: int) -> None:
         await self.vfs.mkdirat(self.ctx, self.creds, self._h(h), _b(path), mode)
+
+    async def op_fallocate(self, h: int, mode: int, off: int, n: int) -> None:
+        await self._h(h).fallocate(mode, off, n)
 
     async def op_mtime_changed(self, path: str) -> bool:
         st = await self.vfs.stat(self.ctx, self.creds, self.dirfd, _b(path), 0x100)

@@ -41,6 +41,7 @@ KNOWN = {
     **{("io.sparse_seek_data_hole", t): _NO_SEEK_HOLE
        for t in ("goferfs", "goferfs-shared", "goferfs-diod")},
     **{("io.tmpfile", t): _NO_TMPFILE for t in ("goferfs", "goferfs-shared", "goferfs-diod")},
+    ("io.fallocate", "goferfs-diod"): "plain 9P2000.L has no Tallocate (EOPNOTSUPP)",
     ("xattr.user_xattrs", "goferfs-diod"):
         "plain 9P2000.L cannot create an empty xattr: diod takes Txattrcreate size 0 as removal",
 }

@@ -22,6 +22,8 @@ import os
 import weakref
 from typing import Any
 
+import trio
+
 import p9
 
 from ..abi import (
@@ -50,13 +52,16 @@ _NS = 1_000_000_000
 
 
 def _mutation(fn: Any) -> Any:
-    """Bump the filesystem's generation before and after a namespace change."""
+    """A namespace change: bump the generation before and after, and shield it from
+    cancellation (like most Linux filesystem operations it is not interruptible), so the
+    server and the dentry cache never disagree because a signal arrived mid-way."""
 
     @functools.wraps(fn)
     async def wrapper(self: GoferFS, *args: Any, **kwargs: Any) -> Any:
         self.generation += 1
         try:
-            return await fn(self, *args, **kwargs)
+            with trio.CancelScope(shield=True):
+                return await fn(self, *args, **kwargs)
         finally:
             self.generation += 1
 
@@ -620,6 +625,16 @@ class GoferFileFD(RegularFD):
 
     async def do_truncate(self, size: int) -> None:
         await self.fs.setattr(self.dentry, size=size)
+
+    async def do_fallocate(self, mode: int, offset: int, length: int) -> None:
+        """Tallocate where the server has it (EOPNOTSUPP otherwise, like v9fs)."""
+        await self._flush_dirty()
+        self.fs.round_trips += 1
+        await self.io.allocate(mode, offset, length)
+        ino = self.inode
+        for idx in range(offset // CHUNK, (offset + length - 1) // CHUNK + 1):
+            ino.pages.pop(idx, None)  # punched or zeroed ranges read back from the server
+        await self.fs._refresh(self.dentry)
 
     async def flush(self) -> None:
         await self._flush_dirty()

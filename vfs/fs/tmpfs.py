@@ -371,8 +371,6 @@ class TmpfsFileFD(RegularFD):
         ino = self.inode
         if mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE):
             raise error(errno.EOPNOTSUPP)
-        if mode & FALLOC_FL_PUNCH_HOLE and not mode & FALLOC_FL_KEEP_SIZE:
-            raise error(errno.EINVAL)
         end = offset + length
         if end > MAX_FILE_SIZE:
             raise error(errno.EFBIG)

@@ -122,3 +122,23 @@ CASES.update({
         ("fstat", 0),
     ],
 })
+
+KEEP_SIZE, PUNCH_HOLE = 1, 2
+
+CASES["fallocate"] = [
+    ("open", "f", O_CREAT | O_RDWR, 0o644),
+    ("write", 0, b"y" * 10000),
+    ("fallocate", 0, 0, 0, 20000),
+    ("fstat", 0),
+    ("fallocate", 0, KEEP_SIZE, 0, 50000),
+    ("fstat", 0),
+    ("fallocate", 0, PUNCH_HOLE | KEEP_SIZE, 4096, 4096),
+    ("pread", 0, 8, 4092),
+    ("pread", 0, 4, 8190),
+    ("fstat", 0),
+    ("fallocate", 0, PUNCH_HOLE, 0, 10),
+    ("fallocate", 0, 0, -1, 10),
+    ("fallocate", 0, 0, 0, 0),
+    ("open", "f", O_RDONLY),
+    ("fallocate", 1, 0, 0, 10),
+]
