@@ -167,6 +167,36 @@ def _mnt_id(fd: int) -> int:
 _TS = struct.Struct("=qIi")  # struct statx_timestamp
 
 
+# Kernel interfaces that are never served, even from an export with `submounts` (say "/"):
+# procfs (other processes' memory, environment and magic links), sysfs, devpts, debugfs,
+# tracefs, securityfs, cgroup v1/v2, bpffs, efivarfs, pstore, configfs, fusectl, binfmt_misc,
+# selinuxfs, mqueue, nsfs.
+PSEUDO_FS_TYPES = frozenset({
+    0x9FA0, 0x62656572, 0x1CD1, 0x64626720, 0x74726163, 0x73636673, 0x27E0EB, 0x63677270,
+    0xCAFE4A11, 0xDE5E81E4, 0x6165676C, 0x62656570, 0x65735543, 0x42494E4D, 0xF97CFF8C,
+    0x19800202, 0x6E736673,
+})
+
+
+def _fs_type(fd: int) -> int:
+    buf = ctypes.create_string_buffer(120)
+    if _libc.fstatfs(fd, buf) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return struct.unpack_from("=q", buf.raw)[0]
+
+
+def _refuse_pseudo_fs(fd: int, name: str) -> None:
+    try:
+        ftype = _fs_type(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if ftype in PSEUDO_FS_TYPES:
+        os.close(fd)
+        raise OSError(errno.EXDEV, f"{name!r} is on a kernel pseudo filesystem ({ftype:#x})")
+
+
 # --- the /proc/<pid>/fd directory ----------------------------------------------------------
 
 
@@ -398,11 +428,15 @@ class Node:
             if fd < 0:
                 e = ctypes.get_errno()
                 raise OSError(e, f"{os.strerror(e)}: {name!r}")
+            if exp.submounts:
+                _refuse_pseudo_fs(fd, name)
             return fd
         fd = os.open(name, _O_PATH_FLAGS, dir_fd=self.fd)
         if not exp.submounts and _mnt_id(fd) != exp._root_mnt:
             os.close(fd)
             raise OSError(errno.EXDEV, f"{name!r} is a mount point")
+        if exp.submounts:
+            _refuse_pseudo_fs(fd, name)
         return fd
 
     def path_names(self) -> list[str]:

@@ -286,3 +286,24 @@ def test_identity_switch_enforces_host_permissions(root: Node, tree, guard) -> N
     t.join()
     assert result == {"read": errno.EACCES, "chmod": errno.EPERM, "create": errno.EACCES}
     p.release()
+
+
+def test_kernel_pseudo_filesystems_never_served(procfd: ProcFD) -> None:
+    """Even an export of / that may cross mount points never enters /proc, /sys, /dev/pts:
+    through /proc a client could reach other processes' memory and magic links."""
+    e = Export("slash", "/", readonly=True, submounts=True)
+    e.open(procfd)
+    r = e.root()
+    try:
+        for name in ("proc", "sys"):
+            if os.path.ismount(f"/{name}"):
+                assert err(r.walk, name) == errno.EXDEV
+        usr = r.walk("usr")  # an ordinary directory (maybe another mount) is fine
+        usr.release()
+        if os.path.ismount("/dev/pts"):
+            dev = r.walk("dev")
+            assert err(dev.walk, "pts") == errno.EXDEV
+            dev.release()
+    finally:
+        r.release()
+        e.close()
