@@ -96,3 +96,26 @@ async def test_fork_through_the_vfs_with_dynamic_programs(tmp_path):
                                       files)
     assert status == 0, k.events
     assert out == b"x\n0\n"
+
+
+async def test_pipelines_and_tar_gzip_round_trip():
+    """busybox sh pipelines (fork, pipe, exec, wait) and GNU tar czf/xzf (tar runs
+    `/bin/sh -c gzip` through fork and vfork) on a tmpfs root."""
+    from .test_loader_dynamic import _closure
+
+    files: dict[str, bytes | str] = {"/bin/busybox": busybox(), "/bin/sh": busybox()}
+    for prog in ("/bin/tar", "/bin/gzip", "/bin/sort"):
+        files.update(_closure(prog))
+    files["/d/a"] = b"hello\n" * 1000
+    files["/d/sub/b"] = b"world\n"
+    script = (
+        "echo a b c | busybox tr a-z A-Z | busybox wc -c; "
+        "for i in 1 3 2; do echo $i; done | sort -r; "
+        "cd /d && tar czf /t.tgz . && mkdir /x && cd /x && tar xzf /t.tgz && "
+        "busybox md5sum a sub/b && cd /d && busybox md5sum a sub/b; exit 4"
+    )
+    status, out, k, _ = await run_vfs(["/bin/sh", "-c", script], files, env=["PATH=/bin"])
+    lines = out.decode().splitlines()
+    assert status == 4 << 8, (out, k.events)
+    assert lines[:4] == ["6", "3", "2", "1"]
+    assert lines[4:6] == lines[6:8] and len(lines) == 8
