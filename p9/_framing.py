@@ -19,8 +19,12 @@ _HDR = struct.Struct("<IBH")
 HEADER_SIZE = 7
 
 
-def encode_frame(tag: int, msg: Message) -> bytes:
-    """Return the full frame for `msg` under `tag`."""
+def encode_frame_parts(tag: int, msg: Message) -> list:
+    """The frame for `msg` as a list of byte strings (header first), for scatter-gather I/O.
+
+    Why: an Rread or Twrite payload then reaches the socket without being copied into one
+    frame first.
+    """
     parts: list = [b""]
     msg._layout.put(parts, msg)
     size = HEADER_SIZE
@@ -30,7 +34,12 @@ def encode_frame(tag: int, msg: Message) -> bytes:
         parts[0] = _HDR.pack(size, msg.type, tag)
     except struct.error as e:
         raise ProtocolError(f"tag {tag!r} or frame size {size} does not fit", remote=False) from e
-    return b"".join(parts)  # one copy of any payload
+    return parts
+
+
+def encode_frame(tag: int, msg: Message) -> bytes:
+    """Return the full frame for `msg` under `tag`."""
+    return b"".join(encode_frame_parts(tag, msg))
 
 
 class FrameDecoder:

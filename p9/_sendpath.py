@@ -35,3 +35,22 @@ class FrameSender:
             frame = memoryview(frame)[n:]
         async with self.lock:
             await self.stream.send_all(frame)
+
+    async def send_parts(self, parts: list) -> None:
+        """Send one frame given as parts, with sendmsg when the fast path applies."""
+        raw = self._raw
+        if raw is not None and not self.lock.locked():
+            total = sum(len(p) for p in parts)
+            try:
+                n = raw.sendmsg(parts)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as e:
+                raise trio.BrokenResourceError(f"send failed: {e}") from e
+            if n == total:
+                return
+            rest = memoryview(b"".join(parts))[n:]
+            async with self.lock:
+                await self.stream.send_all(rest)
+            return
+        await self.send(b"".join(parts))

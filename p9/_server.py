@@ -20,7 +20,7 @@ from . import _messages as m
 from ._constants import IOHDRSZ, MIN_MSIZE, NOFID, NONUNAME, NOTAG, GetattrMask, QidType
 from ._errors import ProtocolError
 from ._file import File, Filesystem
-from ._framing import FrameDecoder, encode_frame
+from ._framing import FrameDecoder, encode_frame, encode_frame_parts
 from ._sendpath import FrameSender
 from ._version import PLAIN, Dialect, server_choose
 
@@ -174,7 +174,10 @@ class _Connection:
     # --- plumbing ---------------------------------------------------------------------------
 
     async def send(self, tag: int, msg: m.Message) -> None:
-        await self.sender.send(encode_frame(tag, msg))
+        if type(msg) is m.Rread:
+            await self.sender.send_parts(encode_frame_parts(tag, msg))
+        else:
+            await self.sender.send(encode_frame(tag, msg))
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:

@@ -232,3 +232,20 @@ def test_client_version_acceptance() -> None:
     assert p9.client_accept(b"9P2000.L.runpsc.1", b"9P2000.L.runpsc.1").multigetattr
     assert p9.client_accept(b"9P2000.L.Google.3", b"9P2000.L.Google.2").walkgetattr
     assert p9.client_accept(b"9P2000.L", b"9P2000.L.Google.5") is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_any_chunking_of_a_valid_stream_yields_the_same_messages(data: st.DataObject) -> None:
+    classes = sorted(REGISTRY.values(), key=lambda c: c.type)
+    msgs = [data.draw(_struct_strategy(data.draw(st.sampled_from(classes)))) for _ in range(4)]
+    stream = b"".join(p9.encode_frame(i, msg) for i, msg in enumerate(msgs))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    dec = p9.FrameDecoder(1 << 16)
+    got = []
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        dec.receive_data(stream[a:b])
+        assert dec.wanted(1) >= 1
+        while (item := dec.next_message()) is not None:
+            got.append(item)
+    assert got == list(enumerate(msgs))
