@@ -194,7 +194,7 @@ def _refuse_pseudo_fs(fd: int, name: str) -> None:
         raise
     if ftype in PSEUDO_FS_TYPES:
         os.close(fd)
-        raise OSError(errno.EXDEV, f"{name!r} is on a kernel pseudo filesystem ({ftype:#x})")
+        raise OSError(errno.ENOENT, f"{name!r} is a kernel pseudo filesystem ({ftype:#x}), not exported")
 
 
 # --- the /proc/<pid>/fd directory ----------------------------------------------------------
@@ -410,7 +410,9 @@ class Node:
 
         Raises:
             OSError(ENOENT/ENOTDIR/EACCES): from the host lookup.
-            OSError(EXDEV): `name` is a mount point and the export does not allow submounts.
+            OSError(ENOENT): also when `name` is a mount point the export does not cover (no
+                submounts, or a kernel pseudo filesystem): it looks absent, the way clients
+                such as the Sentry's goferfs expect an unreachable name to look.
             OSError(EINVAL): `name` is not a single component.
         """
         check_name(name)
@@ -427,6 +429,8 @@ class Node:
             fd = _libc.syscall(_SYS_OPENAT2, self.fd, os.fsencode(name), ctypes.byref(how), _HOW_SIZE)
             if fd < 0:
                 e = ctypes.get_errno()
+                if e == errno.EXDEV:  # RESOLVE_NO_XDEV: a mount point the export does not cover
+                    raise OSError(errno.ENOENT, f"{name!r} is a mount point (not exported)")
                 raise OSError(e, f"{os.strerror(e)}: {name!r}")
             if exp.submounts:
                 _refuse_pseudo_fs(fd, name)
@@ -434,7 +438,7 @@ class Node:
         fd = os.open(name, _O_PATH_FLAGS, dir_fd=self.fd)
         if not exp.submounts and _mnt_id(fd) != exp._root_mnt:
             os.close(fd)
-            raise OSError(errno.EXDEV, f"{name!r} is a mount point")
+            raise OSError(errno.ENOENT, f"{name!r} is a mount point (not exported)")
         if exp.submounts:
             _refuse_pseudo_fs(fd, name)
         return fd
