@@ -94,11 +94,20 @@ def bind(listen: Listen) -> socket.socket:
         except FileNotFoundError:
             pass
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(listen.address)
+        # Connecting needs write permission on the socket file: owner only, whatever the
+        # umask (the serving process runs with umask 0), since attaching trusts the uname.
+        old = os.umask(0o177)
+        try:
+            s.bind(listen.address)
+        finally:
+            os.umask(old)
         s.listen(128)
         return s
     if listen.kind == "tcp":
-        return socket.create_server((listen.address, listen.port), backlog=128, reuse_port=False)
+        family = socket.AF_INET6 if ":" in listen.address else socket.AF_INET
+        return socket.create_server(
+            (listen.address, listen.port), family=family, backlog=128, reuse_port=False
+        )
     s = socket.socket(fileno=int(listen.address))
     if s.type != socket.SOCK_STREAM:
         raise ValueError(f"fd:{listen.address} is not a stream socket")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -319,3 +320,48 @@ async def test_fifo_waits_and_flush_leaves_nothing(exp: Path) -> None:
             await root.clunk()
         await trio.sleep(0.05)
         assert open_fds() == baseline
+
+
+def test_listen_specs_and_unix_socket_is_owner_only(tmp_path: Path) -> None:
+    from gofer.serve import bind, parse_export, parse_listen
+
+    old = os.umask(0)
+    try:
+        s = bind(parse_listen(f"unix:{tmp_path / 'g.sock'}"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "g.sock").st_mode) == 0o600
+    s.close()
+    t6 = bind(parse_listen("tcp:[::1]:0"))
+    assert t6.family == socket.AF_INET6
+    t6.close()
+    assert parse_listen("tcp:127.0.0.1:564").port == 564
+    for bad in ("udp:x", "tcp:host", "unix:", "fd:x", "tcp:h:p"):
+        with pytest.raises(ValueError):
+            parse_listen(bad)
+    e = parse_export(f"n={tmp_path}:ro,submounts")
+    assert (e.name, e.readonly, e.submounts, e.allow_devices) == ("n", True, True, False)
+    for bad in ("noequals", f"n={tmp_path}:bogus", f"n={tmp_path / 'missing'}", f"a/b={tmp_path}"):
+        with pytest.raises(ValueError):
+            parse_export(bad)
+
+
+def test_cli_rejects_bad_arguments_clearly(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from runtime.cli import cli
+
+    runner = CliRunner()
+    cases = [
+        (["--export", "nodir", "--listen", "unix:/tmp/x"], "NAME=DIR"),
+        (["--export", f"e={tmp_path / 'missing'}", "--listen", "unix:/tmp/x"], "not a directory"),
+        (["--export", f"e={tmp_path}", "--listen", "bogus"], "unix:PATH"),
+        (["--export", f"e={tmp_path}", "--export", f"e={tmp_path}", "--listen", "unix:/tmp/x"],
+         "duplicate"),
+        (["--export", f"e={tmp_path}", "--listen", "unix:/tmp/x", "--squashuser", "no-such-user-x"],
+         "squash user"),
+    ]
+    for args, words in cases:
+        r = runner.invoke(cli, ["gofer", "serve", *args])
+        assert r.exit_code == 2, r.output
+        assert words in r.output
