@@ -162,3 +162,28 @@ async def test_negative_lookups_cached_when_exclusive(gofer) -> None:
     with pytest.raises(FileNotFoundError):
         await v.stat(ctx, C, None, b"/lib/libmissing.so")
     await gfs.release()
+
+
+async def test_page_cache_bounded_and_correct(gofer) -> None:
+    from vfs.fs.goferfs import CHUNK
+
+    client, top = gofer
+    blob = os.urandom(40 * CHUNK + 123)
+    (top / "big").write_bytes(blob)
+    gfs = await GoferFS.attach(client, b"e")
+    gfs.page_cache_bytes = 4 * CHUNK
+    gfs.dirty_limit = 3 * CHUNK
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    fd = await v.open(ctx, C, None, b"/big", O_RDWR)
+    assert await fd.read(len(blob) + 10) == blob  # one big read, more pages than the cache
+    assert len(fd.inode.pages) <= 5
+    for off in (0, CHUNK - 3, 17 * CHUNK + 5, 40 * CHUNK):
+        assert await fd.pread(1000, off) == blob[off : off + 1000]
+    new = os.urandom(10 * CHUNK)
+    await fd.pwrite(new, 5 * CHUNK + 7)  # more dirty pages than the limit: written as it goes
+    assert len(fd.inode.dirty) < 4
+    await fd.dec_ref()
+    want = blob[: 5 * CHUNK + 7] + new + blob[15 * CHUNK + 7 :]
+    assert (top / "big").read_bytes() == want
+    await gfs.release()

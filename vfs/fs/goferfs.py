@@ -19,7 +19,9 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import time
 import weakref
+from collections import OrderedDict
 from typing import Any
 
 import trio
@@ -47,6 +49,15 @@ from ..file import DirectoryFD, FileDescription, RegularFD
 from ..filesystem import Filesystem
 
 CHUNK = 64 * 1024
+#: Shared policy: how long the answer of a batched lookup may serve the same path
+#: resolution (its last-component lookup and the stat after it); then it is asked again.
+FRESH_SECONDS = 0.002
+#: Pages read ahead after a miss (1 MiB), in one pipelined read.
+READ_AHEAD = 16
+#: Clean pages kept per filesystem before the oldest are dropped (dirty ones stay).
+PAGE_CACHE_BYTES = 256 << 20
+#: Dirty bytes per file that trigger write-back before fsync/close.
+DIRTY_LIMIT = 32 << 20
 _ALL = int(p9.GetattrMask.ALL)
 _NS = 1_000_000_000
 
@@ -59,6 +70,7 @@ def _mutation(fn: Any) -> Any:
     @functools.wraps(fn)
     async def wrapper(self: GoferFS, *args: Any, **kwargs: Any) -> Any:
         self.generation += 1
+        self._fresh_uses = 0
         try:
             with trio.CancelScope(shield=True):
                 return await fn(self, *args, **kwargs)
@@ -132,6 +144,15 @@ class GoferFS(Filesystem):
         # exclusive policy: names known not to exist, per directory (negative dentries);
         # dynamic linkers and PATH searches probe many of them.
         self._neg: weakref.WeakKeyDictionary[Dentry, set[bytes]] = weakref.WeakKeyDictionary()
+        # shared policy: the last answer of a batched lookup, usable twice (by the
+        # resolver's lookup of the last component and the stat that follows), then stale.
+        self._fresh_key: tuple[Dentry, bytes] | None = None
+        self._fresh_child: Dentry | None = None
+        self._fresh_uses = 0
+        self._fresh_at = 0.0
+        self._lru: OrderedDict[tuple[int, int], GoferInode] = OrderedDict()
+        self.page_cache_bytes = PAGE_CACHE_BYTES
+        self.dirty_limit = DIRTY_LIMIT
 
     @classmethod
     async def attach(cls, client: p9.Client, aname: bytes = b"", *, policy: str = "exclusive",
@@ -140,6 +161,21 @@ class GoferFS(Filesystem):
         root = await client.attach(aname, uname=uname, n_uname=n_uname)
         st = await root.getattr(_ALL)
         return cls(root, st, policy=policy, owner_uid=n_uname)
+
+    def _touch(self, ino: GoferInode, idx: int) -> None:
+        """Note a page use; drop the least recently used clean pages past the limit."""
+        key = (id(ino), idx)
+        lru = self._lru
+        if key in lru:
+            lru.move_to_end(key)
+            return
+        lru[key] = ino
+        while len(lru) * CHUNK > self.page_cache_bytes:
+            (_, old_idx), old = lru.popitem(last=False)
+            if old_idx in old.dirty:
+                lru[(id(old), old_idx)] = old  # written back first, evicted later
+                break
+            old.pages.pop(old_idx, None)
 
     # -- fids and attributes -------------------------------------------------------------------
 
@@ -198,6 +234,13 @@ class GoferFS(Filesystem):
                 if not child.inode.is_dir:
                     return out
                 d = child
+        elif (len(names) == 1 and self._fresh_uses and self._fresh_key == (parent, names[0])
+              and time.monotonic() - self._fresh_at < FRESH_SECONDS):
+            # shared policy: the resolver prefetched this very name a moment ago, in the
+            # same resolution; use that answer once instead of asking again.
+            self._fresh_uses -= 1
+            child = self._fresh_child
+            return [child] if child is not None else []
         if i == len(names):
             return out
         while True:
@@ -218,10 +261,20 @@ class GoferFS(Filesystem):
             child = self._child(d, names[i], st)
             out.append(child)
             i += 1
-            if not child.inode.is_dir:
+            if not child.inode.is_dir or i == len(names):
+                if i == len(names) and len(names) > 1 and not self.exclusive:
+                    self._fresh_key = (d, names[-1])
+                    self._fresh_child = child
+                    self._fresh_uses = 2
+                    self._fresh_at = time.monotonic()
                 return out
             d = child
         if i < len(names):
+            if i == len(names) - 1 and len(names) > 1 and not self.exclusive:
+                self._fresh_key = (d, names[-1])
+                self._fresh_child = None
+                self._fresh_uses = 1
+                self._fresh_at = time.monotonic()
             gone = d.children.pop(names[i], None)
             if gone is not None:
                 gone.dead = True
@@ -235,7 +288,11 @@ class GoferFS(Filesystem):
 
     async def stat(self, d: Dentry) -> Stat:
         if not self.exclusive and not d.dead:
-            await self._refresh(d)
+            if (self._fresh_uses and self._fresh_child is d
+                    and time.monotonic() - self._fresh_at < FRESH_SECONDS):
+                self._fresh_uses -= 1
+            else:
+                await self._refresh(d)
         return d.inode.to_stat(self.dev)
 
     async def setattr(self, d: Dentry, *, mode: int | None = None, uid: int | None = None,
@@ -553,18 +610,46 @@ class GoferFileFD(RegularFD):
     def file_size(self) -> int:
         return self.inode.size
 
-    async def _page(self, idx: int) -> bytearray:
+    async def _fill(self, first: int, last: int, ahead: bool = True) -> None:
+        """Bring pages first..last into the cache, reading each missing run (plus up to
+        READ_AHEAD pages after it, for reads) with one pipelined read."""
+        ino = self.inode
+        fs = self.fs
+        server_pages = -(-ino.server_size // CHUNK)
+        limit = max(last, min(first + READ_AHEAD - 1, server_pages - 1)) if ahead else last
+        idx = first
+        while idx <= last:
+            if idx in ino.pages:
+                fs._touch(ino, idx)
+                idx += 1
+                continue
+            j = idx
+            while j < limit and (j + 1) not in ino.pages:
+                j += 1
+            start = idx * CHUNK
+            data = b""
+            if start < ino.server_size:
+                fs.round_trips += 1
+                data = await self.io.read(start, min((j + 1) * CHUNK, ino.server_size) - start)
+            for k in range(idx, j + 1):
+                if k in ino.pages:  # filled by a write while we awaited
+                    continue
+                chunk = data[(k - idx) * CHUNK : (k - idx + 1) * CHUNK]
+                ino.pages[k] = bytearray(chunk) + bytearray(CHUNK - len(chunk))
+                fs._touch(ino, k)
+            idx = j + 1
+
+    async def _page(self, idx: int, whole: bool = False) -> bytearray:
+        """Page `idx`; `whole`: the caller overwrites all of it, so it is not read."""
         ino = self.inode
         page = ino.pages.get(idx)
         if page is None:
-            start = idx * CHUNK
-            if start < ino.server_size:
-                self.fs.round_trips += 1
-                data = await self.io.read(start, min(CHUNK, ino.server_size - start))
+            if whole:
+                page = ino.pages[idx] = bytearray(CHUNK)
+                self.fs._touch(ino, idx)
             else:
-                data = b""
-            page = bytearray(data) + bytearray(CHUNK - len(data))
-            ino.pages[idx] = page
+                await self._fill(idx, idx, ahead=False)
+                page = ino.pages[idx]
         return page
 
     async def do_pread(self, n: int, offset: int) -> bytes:
@@ -575,11 +660,14 @@ class GoferFileFD(RegularFD):
         end = min(offset + n, ino.size)
         if offset >= end:
             return b""
+        await self._fill(offset // CHUNK, (end - 1) // CHUNK)
         out = bytearray()
         pos = offset
         while pos < end:
             idx, off = divmod(pos, CHUNK)
-            page = await self._page(idx)
+            page = ino.pages.get(idx)
+            if page is None:  # evicted meanwhile (huge read): fetch it again
+                page = await self._page(idx)
             k = min(CHUNK - off, end - pos)
             out += page[off : off + k]
             pos += k
@@ -598,8 +686,8 @@ class GoferFileFD(RegularFD):
         done = 0
         while done < len(view):
             idx, off = divmod(pos, CHUNK)
-            page = await self._page(idx)
             k = min(CHUNK - off, len(view) - done)
+            page = await self._page(idx, whole=k == CHUNK)
             page[off : off + k] = view[done : done + k]
             ino.dirty.add(idx)
             done += k
@@ -607,6 +695,8 @@ class GoferFileFD(RegularFD):
         if pos > ino.size:
             ino.size = pos
         ino.mtime_ns = ino.ctime_ns = now_ns()
+        if len(ino.dirty) * CHUNK >= self.fs.dirty_limit:
+            await self._flush_dirty()  # bound memory: write back big streams as they go
         return done
 
     async def do_write(self, data: bytes) -> int:
