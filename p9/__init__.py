@@ -21,7 +21,7 @@ from ._constants import (
 )
 from ._errors import ProtocolError
 from ._file import File, Filesystem
-from ._framing import FrameDecoder, decode_frame, encode_frame
+from ._framing import FrameDecoder, decode_frame, encode_frame, encode_frame_parts
 from ._messages import *  # noqa: F403 - every message class is public API
 from ._messages import (
     REGISTRY,
@@ -50,7 +50,7 @@ from ._version import BASE, OURS, PLAIN, RUNPSC, Dialect, client_accept, server_
 __all__ = [
     "AT_REMOVEDIR", "IOHDRSZ", "MIN_MSIZE", "NOFID", "NONUNAME", "NOTAG", "GetattrMask",
     "LockFlags", "LockStatus", "LockType", "QidType", "SetattrMask", "ProtocolError",
-    "FrameDecoder", "decode_frame", "encode_frame", "REGISTRY", "RESPONSE_OF", "Attr",
+    "FrameDecoder", "decode_frame", "encode_frame", "encode_frame_parts", "REGISTRY", "RESPONSE_OF", "Attr",
     "Dirent", "FullStat", "Message", "Qid", "SetAttr", "decode_dirents", "encode_dirents",
     "Client", "Fid", "Stat", "open_client", "PathFS", "split", "connect_tcp", "connect_unix",
     "listen_tcp", "listen_unix", "socketpair", "stream_from_fd", "BASE", "RUNPSC", "OURS", "PLAIN", "File", "Filesystem", "Server", "QUICK_MESSAGES", "Dialect", "client_accept", "server_choose",
