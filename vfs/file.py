@@ -23,6 +23,7 @@ from .abi import (
     O_ACCMODE,
     O_APPEND,
     O_PATH,
+    O_RDONLY,
     O_RDWR,
     O_WRONLY,
     POLLERR,
@@ -127,7 +128,7 @@ class FileDescription:
 
     @property
     def readable(self) -> bool:
-        return self.flags & O_ACCMODE != O_WRONLY and not self.flags & O_PATH
+        return self.flags & O_ACCMODE in (O_RDONLY, O_RDWR) and not self.flags & O_PATH
 
     @property
     def writable(self) -> bool:

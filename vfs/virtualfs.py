@@ -287,8 +287,6 @@ class VirtualFilesystem:
             return await self._open_tmpfile(ctx, creds, dirfd, path, flags, mode)
         elif flags & O_CREAT and flags & O_DIRECTORY:
             raise error(errno.EINVAL)
-        if flags & O_ACCMODE == O_ACCMODE and not flags & O_PATH:
-            raise error(errno.EINVAL)
         w = self._walk(ctx, creds)
         if not flags & O_CREAT:
             vd = await w.resolve(dirfd, path, follow=not flags & O_NOFOLLOW)
@@ -349,6 +347,7 @@ class VirtualFilesystem:
         if flags & O_DIRECTORY and ftype != S_IFDIR:
             raise error(errno.ENOTDIR)
         acc = flags & O_ACCMODE
+        # access mode 3 is Linux's "check read and write permission, then do neither"
         may = (MAY_READ if acc != O_WRONLY else 0) | (MAY_WRITE if acc != O_RDONLY else 0)
         if flags & O_TRUNC:
             may |= MAY_WRITE

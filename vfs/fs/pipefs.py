@@ -301,6 +301,8 @@ def install(vfs: VirtualFilesystem) -> None:
             pipe = pipes[ino] = Pipe()
         acc = flags & O_ACCMODE
         nonblock = bool(flags & O_NONBLOCK)
+        if acc == O_ACCMODE:
+            raise error(errno.EINVAL)  # fifo_open: neither reading nor writing
         if acc == O_WRONLY and nonblock and pipe.readers == 0:
             raise error(errno.ENXIO)
         pipe.open_end(acc)

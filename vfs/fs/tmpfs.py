@@ -20,8 +20,6 @@ from ..abi import (
     FALLOC_FL_KEEP_SIZE,
     FALLOC_FL_PUNCH_HOLE,
     FALLOC_FL_ZERO_RANGE,
-    O_ACCMODE,
-    O_RDONLY,
     RENAME_EXCHANGE,
     S_IFDIR,
     S_IFLNK,
@@ -428,4 +426,4 @@ class TmpfsDirFD(DirectoryFD):
         return out
 
 
-__all__ = ["Tmpfs", "TmpfsInode", "TmpfsFileFD", "TmpfsDirFD", "O_ACCMODE", "O_RDONLY"]
+__all__ = ["Tmpfs", "TmpfsInode", "TmpfsFileFD", "TmpfsDirFD"]

@@ -96,3 +96,17 @@ CASES = {
         ("fstat", 2),
     ],
 }
+
+CASES["access_mode_3_and_trunc_dir"] = [
+    ("open", "f", O_CREAT | O_WRONLY, 0o644),
+    ("open", "f", 3),
+    ("read", 1, 1),
+    ("write", 1, b"x"),
+    ("chmod", "f", 0o444),
+    ("user", 1000, 1000),
+    ("open", "f", 3),
+    ("root",),
+    ("mkdir", "d", 0o755),
+    ("open", "d", O_RDONLY | O_TRUNC),
+    ("open", "d", 3),
+]
