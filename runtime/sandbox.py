@@ -248,7 +248,9 @@ class Sandbox:
 
         root_gofer, *volume_gofers = self.gofers
         lower = await _goferfs(stack, root_gofer, readonly=True)
-        root = _overlay(Tmpfs(mode=0o755), lower)
+        upper = Tmpfs(mode=0o755)
+        await _opaque_mountpoints(upper, (b"dev", b"proc", b"sys", b"tmp"))
+        root = _overlay(upper, lower)
         vfs = VirtualFilesystem(root, source="runpsc-root")
         ctx = vfs.new_context()
         admin = Credentials.root()
@@ -464,6 +466,21 @@ def _caller_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+async def _opaque_mountpoints(upper: Any, names: Sequence[bytes]) -> None:
+    """Make /dev, /proc, /sys and /tmp opaque directories of the overlay's upper layer.
+
+    Why: the sandbox mounts its own filesystems there, so the host's directories below are
+    never needed, and the gofer refuses to walk into the host's kernel pseudo filesystems
+    (EXDEV for /proc, /sys): an opaque upper directory keeps the overlay from asking.
+    """
+    from vfs.abi import S_IFDIR
+    from vfs.fs.overlay import OPAQUE
+
+    for name in names:
+        d = await upper.mkdir(upper.root, name, S_IFDIR | 0o755, 0, 0)
+        await upper.setxattr(d, OPAQUE, b"y", 0)
 
 
 async def _mkdir_p(vfs: Any, ctx: Any, creds: Any, path: bytes) -> None:

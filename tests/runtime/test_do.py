@@ -61,9 +61,25 @@ def same(argv: list[str], *, cwd: str | None = None, sort: bool = False) -> None
     ["grep", "-rn", "root", "/etc/passwd", "/etc/group"],
     ["/usr/bin/python3", "-S", "-c", "print(sum(range(10**6)))"],
     ["/usr/bin/python3", "-c", "import json, os; print(json.dumps(sorted(os.listdir('/'))))"],
+    ["tar", "cf", "-", "-C", "/usr/share/doc", "coreutils", "gzip"],
+    ["gzip", "-c", "-n", "-9", "/etc/services"],
+    ["sed", "-n", "s/tcp/TCP/p;20q", "/etc/services"],
+    ["awk", "-F:", "{ print $1, $3 }", "/etc/passwd"],
+    ["stat", "-c", "%n %s %a %U %G %F %Y", "/etc/passwd", "/usr/bin", "/bin/sh"],
+    ["du", "-s", "--apparent-size", "/usr/share/doc/coreutils"],
+    ["diff", "/etc/passwd", "/etc/group"],
+    ["dd", "if=/etc/services", "bs=100", "skip=3", "count=2", "status=none"],
 ])
 def test_programs_match_native(argv):
     same(argv)
+
+
+def test_df_shows_the_sandbox_mounts():
+    got = runpsc("do", "--", "df", "-a", "-T")
+    assert got.returncode == 0, got.stderr
+    rows = {line.split()[-1]: line.split()[1] for line in got.stdout.decode().splitlines()[1:]}
+    assert rows.get("/tmp") == "tmpfs" and rows.get("/") == "overlay", rows
+    assert rows.get("/proc") == "proc" and "/dev" in rows
 
 
 def test_find_matches_native():
