@@ -6,7 +6,7 @@ Every case runs on the host (the oracle) and on each VFS target; results must be
 
 from __future__ import annotations
 
-from . import attrs, create, io, links, open_, perms, remove, rename, resolve, times, xattr
+from . import attrs, create, io, links, misc, open_, perms, remove, rename, resolve, times, xattr
 
 TOPICS = {
     "open": open_.CASES,
@@ -20,6 +20,7 @@ TOPICS = {
     "resolve": resolve.CASES,
     "xattr": xattr.CASES,
     "times": times.CASES,
+    "misc": misc.CASES,
 }
 
 ALL: dict[str, list[tuple]] = {
