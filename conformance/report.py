@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .case import Case
-from .exceptions import known_exception
+from .exceptions import known_bug, known_exception
 from .runner import TargetRun, Verdict, compare
 
 
@@ -32,8 +32,11 @@ class Matrix:
                 v = compare(o, tr.results[c.id])
                 if v.mark == "FAIL":
                     reason = known_exception(tr.kind, c.id)
+                    bug = known_bug(tr.kind, c.id)
                     if reason:
-                        v = Verdict("xfail", f"{v.detail} [documented: {reason}]")
+                        v = Verdict("xfail", f"{v.detail} [cannot express: {reason}]")
+                    elif bug:
+                        v = Verdict("bug", f"{v.detail} [known bug: {bug}]")
                 row.append(v)
             m.verdicts[c.id] = row
         return m
@@ -46,9 +49,14 @@ class Matrix:
         return Counter(self.verdicts[c.id][i].mark for c in self.cases)
 
     def failed(self) -> bool:
-        """True when the oracle rejects a case or any target differs unexpectedly."""
+        """True when the oracle rejects a case or a target differs (known bugs included;
+        only what a target cannot express is excused)."""
         return bool(self.bad_cases()) or any(
-            self.counts(i)["FAIL"] for i in range(len(self.targets)))
+            self.counts(i)["FAIL"] + self.counts(i)["bug"] for i in range(len(self.targets)))
+
+    def unexpected(self, i: int) -> list[str]:
+        """Cases where target `i` differs and neither an exception nor a known bug says why."""
+        return [c.id for c in self.cases if self.verdicts[c.id][i].mark == "FAIL"]
 
     def summary_lines(self) -> list[str]:
         n = len(self.cases)
@@ -59,7 +67,8 @@ class Matrix:
             k = self.counts(i)
             lines.append(
                 f"[{i + 1}] {tr.label}: {k['pass']}/{n} match the oracle, {k['FAIL']} differ, "
-                f"{k['xfail']} documented exceptions, {k['n/a']} n/a ({tr.seconds:.1f}s)"
+                f"{k['bug']} known bugs, {k['xfail']} documented exceptions, {k['n/a']} n/a "
+                f"({tr.seconds:.1f}s)"
                 + (f"; cleanup: {tr.cleanup_error}" if tr.cleanup_error else ""))
         return lines
 
@@ -74,7 +83,7 @@ class Matrix:
         for c in self.cases:
             o = self.oracle.results[c.id]
             row = self.verdicts[c.id]
-            differs = o.status != "ok" or any(v.mark in ("FAIL", "xfail") for v in row)
+            differs = o.status != "ok" or any(v.mark in ("FAIL", "xfail", "bug") for v in row)
             if only_differences and not differs:
                 continue
             cells = ("ok" if o.status == "ok" else "BAD").ljust(6)
@@ -83,7 +92,7 @@ class Matrix:
             if o.status != "ok":
                 out.append(f"    [0] case fails natively: {o.status}: {o.detail}")
             for i, v in enumerate(row):
-                if v.mark in ("FAIL", "xfail", "bad-case"):
+                if v.mark in ("FAIL", "xfail", "bug", "bad-case"):
                     out.append(f"    [{i + 1}] {v.detail}")
         out += ["", *self.summary_lines()]
         return "\n".join(out) + "\n"

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import trio
+
+from .case import Case
 from .report import Matrix
 from .runner import TargetRun, run_target, select
 from .targets import open_oracle, open_target
 
 
+async def run_oracle(cases: list[Case], *, base: str | None = None) -> TargetRun:
+    """Run `cases` on the host kernel in a fresh directory under `base`."""
+    async with open_oracle(base) as o:
+        return await run_target(o.target, o.label, cases, kind=o.kind)
+
+
+async def run_spec(spec: str, cases: list[Case]) -> TargetRun:
+    """Open target `spec`, run `cases` on it, close it."""
+    async with open_target(spec) as ot:
+        return await run_target(ot.target, ot.label, cases, kind=ot.kind)
+
+
 async def run_matrix(specs: Iterable[str], *, patterns: Iterable[str] | None = None,
-                     oracle_base: str | None = None) -> Matrix:
-    """Run the selected cases on the oracle and on every target in `specs`, in turn.
+                     oracle_base: str | None = None, oracle: TargetRun | None = None,
+                     parallel: bool = False) -> Matrix:
+    """Run the selected cases on the oracle (unless given) and on every target in `specs`.
+
+    Targets run one after the other, or all at once with `parallel` (useful when each is
+    served by its own process).
 
     Raises:
         TargetSpecError: a target specification is malformed or cannot be opened.
@@ -20,10 +39,18 @@ async def run_matrix(specs: Iterable[str], *, patterns: Iterable[str] | None = N
     cases = select(patterns)
     if not cases:
         raise ValueError(f"no case matches {list(patterns or [])!r}")
-    async with open_oracle(oracle_base) as o:
-        oracle = await run_target(o.target, o.label, cases, kind=o.kind)
-    runs: list[TargetRun] = []
-    for spec in specs:
-        async with open_target(spec) as ot:
-            runs.append(await run_target(ot.target, ot.label, cases, kind=ot.kind))
-    return Matrix.build(cases, oracle, runs)
+    if oracle is None:
+        oracle = await run_oracle(cases, base=oracle_base)
+    specs = list(specs)
+    runs: list[TargetRun | None] = [None] * len(specs)
+    if parallel:
+        async def one(i: int) -> None:
+            runs[i] = await run_spec(specs[i], cases)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(len(specs)):
+                nursery.start_soon(one, i)
+    else:
+        for i, spec in enumerate(specs):
+            runs[i] = await run_spec(spec, cases)
+    return Matrix.build(cases, oracle, [r for r in runs if r is not None])

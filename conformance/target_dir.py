@@ -163,15 +163,29 @@ class DirTarget(Target):
         self._own.add(h)
         return h
 
-    async def _do(self, fn: Callable[[], _T], *, mask: bool = False) -> _T:
-        """Run `fn` (syscalls) as this view's credentials, on the trio thread or a worker."""
+    async def _do(self, fn: Callable[[], _T], *, mask: bool = False, here: bool = False) -> _T:
+        """Run `fn` (syscalls) as this view's credentials, on the trio thread or a worker.
+
+        `here`: run with the working directory at this view's root, for calls that take
+        no dirfd (truncate, the xattr family): a full path would need search permission on
+        every directory above the target, which the cases do not control.
+        """
         threaded = self._sh.limiter is not None
 
         def call() -> _T:
             if threaded:
                 _own_fs_struct()
-            with self._as(mask=mask):
-                return fn()
+            if not here:
+                with self._as(mask=mask):
+                    return fn()
+            saved = os.open(".", os.O_PATH | os.O_CLOEXEC)
+            try:
+                os.fchdir(self._fd)
+                with self._as(mask=mask):
+                    return fn()
+            finally:
+                os.fchdir(saved)
+                os.close(saved)
 
         if not threaded:
             return call()
@@ -214,7 +228,7 @@ class DirTarget(Target):
         await self._do(lambda: os.ftruncate(fd, size))
 
     async def truncate(self, path: bytes, size: int) -> None:
-        await self._do(lambda: os.truncate(os.path.join(self.path, path), size))
+        await self._do(lambda: os.truncate(path, size), here=True)
 
     async def fsync(self, h: int) -> None:
         fd = self._h(h)
@@ -321,22 +335,20 @@ class DirTarget(Target):
         await self._do(lambda: _check(_libc.utimensat(self._fd, path, times, flags),
                                       "utimensat"))
 
-    def _full(self, path: bytes) -> bytes:
-        return os.path.join(self.path, path)
-
     async def setxattr(self, path: bytes, name: bytes, value: bytes, flags: int = 0) -> None:
-        await self._do(lambda: os.setxattr(self._full(path), name, value, flags,
-                                           follow_symlinks=False))
+        await self._do(lambda: os.setxattr(path, name, value, flags, follow_symlinks=False),
+                       here=True)
 
     async def getxattr(self, path: bytes, name: bytes) -> bytes:
-        return await self._do(lambda: os.getxattr(self._full(path), name, follow_symlinks=False))
+        return await self._do(lambda: os.getxattr(path, name, follow_symlinks=False),
+                              here=True)
 
     async def listxattr(self, path: bytes) -> list[bytes]:
-        names = await self._do(lambda: os.listxattr(self._full(path), follow_symlinks=False))
+        names = await self._do(lambda: os.listxattr(path, follow_symlinks=False), here=True)
         return [os.fsencode(n) for n in names]
 
     async def removexattr(self, path: bytes, name: bytes) -> None:
-        await self._do(lambda: os.removexattr(self._full(path), name, follow_symlinks=False))
+        await self._do(lambda: os.removexattr(path, name, follow_symlinks=False), here=True)
 
     # -- locks -------------------------------------------------------------------------------
     async def setlk(self, h: int, kind: int, start: int, length: int) -> None:
