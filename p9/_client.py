@@ -304,6 +304,8 @@ class Client:
         if isinstance(reply, BaseException):
             if isinstance(reply, OSError):
                 raise reply
+            if isinstance(reply, trio.BrokenResourceError | trio.ClosedResourceError):
+                raise _oserror(errno.ECONNRESET, f"9P connection lost: {reply}") from reply
             raise _oserror(errno.EIO, f"{type(req).__name__}: {reply}") from reply
         want = m.RESPONSE_OF.get(type(req))
         if want is not None and not isinstance(reply, want):

@@ -372,3 +372,37 @@ async def test_client_reads_legacy_rerror_as_errno() -> None:
                 await c.attach()
             assert c.live_fids == set()
         nursery.cancel_scope.cancel()
+
+
+async def test_client_survives_a_dying_or_babbling_server() -> None:
+    """Replies for unknown tags are ignored; a server that hangs up fails pending calls."""
+
+    async def server(stream):
+        dec = p9.FrameDecoder(1 << 20)
+        while True:
+            data = await stream.receive_some(4096)
+            if not data:
+                return
+            dec.receive_data(data)
+            while (item := dec.next_message()) is not None:
+                tag, msg = item
+                if isinstance(msg, p9.Tversion):
+                    await stream.send_all(p9.encode_frame(tag, p9.Rversion(8192, b"9P2000.L")))
+                    continue
+                # A reply for a tag nobody used, garbage of a valid frame, then hang up.
+                await stream.send_all(p9.encode_frame(4242, p9.Rclunk()))
+                await stream.send_all(struct.pack("<IBH", 7, 250, tag))
+                await stream.aclose()
+                return
+
+    a, b = p9.socketpair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server, b)
+        async with p9.open_client(a) as c:
+            with pytest.raises(OSError) as info:
+                await c.attach()
+            assert info.value.errno in (errno.EIO, errno.ECONNRESET)
+            with pytest.raises(OSError) as info:
+                await c.attach()
+            assert info.value.errno == errno.ECONNRESET
+            assert c.live_fids == set()
