@@ -16,7 +16,14 @@ import trio
 
 from sentry.loader import ExecSource, VfsFiles, load
 from sentry.mm import MemoryManager
-from sentry.platform.ptrace import PtraceStub, SigchldWaiter, StopKind, StubGone
+from sentry.platform.ptrace import (
+    SYSCALL_STOP_STATUS,
+    PtraceStub,
+    SigchldWaiter,
+    StopKind,
+    StubGone,
+    classify,
+)
 from sentry.syscalls.table import TABLE, Entry, SyscallError, name_of
 
 from .task import Task, TaskExit
@@ -225,10 +232,15 @@ class Kernel:
                     log.exception("closing %r at exit", fdesc)
 
     async def _serve(self, t: Task) -> int:
-        """The hot loop: wait for a stop, dispatch the syscall, write rax, resume."""
+        """The hot loop: wait for a stop, dispatch the syscall, write rax, resume.
+
+        `pending` is the raw wait status the fast path (`PtraceStub.step`) already got, or
+        -1 when the thread still runs and the task must await its next stop.
+        """
         table = self.table
         waiter = self._waiter
         served = 0
+        pending = -1
         while True:
             served += 1
             if not served & 63:  # let other tasks run even if every call completes at once
@@ -236,57 +248,57 @@ class Kernel:
             stub = t.stub
             if t.killed_by:
                 return t.killed_by
-            try:
-                stop = await stub.wait(waiter)
-            except StubGone as e:
-                return t.killed_by or e.status
-            kind = stop.kind
-            if kind is StopKind.SYSCALL:
-                regs = stub.regs
-                nr = regs.orig_rax
-                entry = table.get(nr)
+            if pending != SYSCALL_STOP_STATUS:
                 try:
-                    if entry is None or entry.handler is None:
-                        self.emit("unsupported-syscall", nr=nr, name=name_of(nr))
-                        res = -errno.ENOSYS
-                    elif entry.is_async:
-                        res = await entry.handler(t, regs.rdi, regs.rsi, regs.rdx, regs.r10,
-                                                  regs.r8, regs.r9)
-                    else:
-                        res = entry.handler(t, regs.rdi, regs.rsi, regs.rdx, regs.r10,
-                                            regs.r8, regs.r9)
-                except SyscallError as e:
-                    res = -e.errno
-                except TaskExit as e:
-                    return e.wait_status
+                    stop = await stub.wait(waiter) if pending < 0 else classify(pending)
                 except StubGone as e:
                     return t.killed_by or e.status
-                except OSError as e:
-                    if not e.errno:
-                        return self._internal_error(entry, e)
-                    res = -e.errno
-                except Exception as e:  # a Sentry bug: never crash, end the sandbox
-                    return self._internal_error(entry, e)
-                if t.killed_by:
-                    return t.killed_by
-                stub = t.stub  # execve replaced it
-                try:
-                    stub.regs.rax = res & _MASK64
-                    stub.resume()
-                except OSError:  # the thread died under us (killed from outside)
-                    return t.killed_by or stub.dead_status or signal.SIGKILL
-            elif kind is StopKind.SIGNAL:
-                sig = stop.sig
-                if sig in _IGNORED or sig in _STOPPING:
+                pending = -1
+                kind = stop.kind
+                if kind is StopKind.SIGNAL:
+                    sig = stop.sig
+                    if sig in _IGNORED or sig in _STOPPING:
+                        stub.resume()
+                        continue
+                    # No application handlers yet: the default action is to terminate.
+                    self.emit("fatal-signal", sig=sig, rip=stub.regs.rip, pid=t.tgid)
+                    return sig
+                if kind is StopKind.EVENT:
                     stub.resume()
                     continue
-                # No application handlers yet: the default action is to terminate.
-                self.emit("fatal-signal", sig=sig, rip=stub.regs.rip, pid=t.tgid)
-                return sig
-            elif kind is StopKind.EVENT:
-                stub.resume()
-            else:
-                return t.killed_by or stop.status
+                if kind is StopKind.EXITED:
+                    return t.killed_by or stop.status
+            regs = stub.regs
+            nr = regs.orig_rax
+            entry = table.get(nr)
+            try:
+                if entry is None or entry.handler is None:
+                    self.emit("unsupported-syscall", nr=nr, name=name_of(nr))
+                    res = -errno.ENOSYS
+                elif entry.is_async:
+                    res = await entry.handler(t, regs.rdi, regs.rsi, regs.rdx, regs.r10,
+                                              regs.r8, regs.r9)
+                else:
+                    res = entry.handler(t, regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8,
+                                        regs.r9)
+            except SyscallError as e:
+                res = -e.errno
+            except TaskExit as e:
+                return e.wait_status
+            except StubGone as e:
+                return t.killed_by or e.status
+            except OSError as e:
+                if not e.errno:
+                    return self._internal_error(entry, e)
+                res = -e.errno
+            except Exception as e:  # a Sentry bug: never crash, end the sandbox
+                return self._internal_error(entry, e)
+            if t.killed_by:
+                return t.killed_by
+            try:
+                pending = t.stub.step(res, waiter)  # t.stub: execve may have replaced it
+            except OSError:  # the thread died under us (killed from outside)
+                return t.killed_by or t.stub.dead_status or signal.SIGKILL
 
     def _internal_error(self, entry: Entry | None, e: BaseException) -> int:
         name = entry.name if entry else "?"

@@ -2,7 +2,7 @@
 
 Why C: every application syscall costs a resume (PTRACE_SETREGS + PTRACE_SYSEMU) and a wait
 (waitpid, a short sleep in sigtimedwait, PTRACE_GETREGS). Done from Python that is five
-foreign calls with their argument conversion; here it is two. Built at install time
+foreign calls with their argument conversion; `hot_step` does it in one. Built at install time
 (setup.py's cffi_modules); without it the platform falls back to ctypes (libc.py).
 """
 
@@ -13,6 +13,7 @@ ffibuilder.cdef(
     """
     long hot_resume(int pid, void *regs, int request, int sig);
     long hot_wait(int pid, void *regs, long timeout_ns);
+    long hot_step(int pid, void *regs, unsigned long rax, long timeout_ns);
     #define HOT_NOT_YET ...
     """
 )
@@ -65,6 +66,15 @@ static long hot_wait(int pid, void *regs, long timeout_ns) {
         if (left.tv_sec < 0) return HOT_NOT_YET;
         sigtimedwait(&set, NULL, &left);
     }
+}
+
+/* The whole per-syscall round trip: store the result in rax, resume under PTRACE_SYSEMU,
+   wait for the next stop (as hot_wait). */
+static long hot_step(int pid, void *regs, unsigned long rax, long timeout_ns) {
+    ((struct user_regs_struct *)regs)->rax = rax;
+    long r = hot_resume(pid, regs, PTRACE_SYSEMU, 0);
+    if (r < 0) return r;
+    return hot_wait(pid, regs, timeout_ns);
 }
 """,
 )

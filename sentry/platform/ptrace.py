@@ -59,6 +59,8 @@ _NR_PRCTL, _NR_SECCOMP = 157, 317
 _SECCOMP_SET_MODE_FILTER = 1
 
 _SYSCALL_STOP = signal.SIGTRAP | 0x80
+SYSCALL_STOP_STATUS = (_SYSCALL_STOP << 8) | 0x7F  # waitpid status of a syscall stop
+_MASK64 = (1 << 64) - 1
 _OPTIONS = (
     libc.PTRACE_O_TRACESYSGOOD
     | libc.PTRACE_O_EXITKILL
@@ -320,6 +322,26 @@ class PtraceStub:
             libc.set_regs(self.pid, self.regs)
             libc.resume(libc.PTRACE_SYSEMU, self.pid, sig)
         self._at_sysemu_entry = False
+
+    def step(self, rax: int, waiter: SigchldWaiter) -> int:
+        """The fast path of one syscall: store `rax`, resume under PTRACE_SYSEMU and wait up
+        to BLOCK_S for the next stop. Returns its raw wait status (registers loaded) or -1
+        if the thread is still running (then `await wait(...)`)."""
+        if _hot is None:
+            self.regs.rax = rax & _MASK64
+            self.resume()
+            return -1
+        st = _hot.hot_step(self.pid, self._regs_ptr, rax & _MASK64,
+                           0 if waiter.parked else BLOCK_NS)
+        if st >= 0:
+            self._at_sysemu_entry = st == SYSCALL_STOP_STATUS
+            if not os.WIFSTOPPED(st):
+                self.dead_status = st
+            return st
+        self._at_sysemu_entry = False
+        if st == _hot.HOT_NOT_YET:
+            return -1
+        raise OSError(-st, f"step {self.pid}: {os.strerror(-st)}")
 
     async def wait(self, waiter: SigchldWaiter) -> Stop:
         """Wait for the next stop of the application thread; registers are loaded."""
