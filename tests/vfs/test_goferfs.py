@@ -187,3 +187,24 @@ async def test_page_cache_bounded_and_correct(gofer) -> None:
     want = blob[: 5 * CHUNK + 7] + new + blob[15 * CHUNK + 7 :]
     assert (top / "big").read_bytes() == want
     await gfs.release()
+
+
+async def test_dentry_fids_are_bounded(gofer) -> None:
+    client, top = gofer
+    for i in range(20):
+        (top / f"d{i}").mkdir()
+        (top / f"d{i}" / "f").write_bytes(b"%d" % i)
+    gfs = await GoferFS.attach(client, b"e")
+    gfs.max_cached_fids = 4
+    base = len(client.live_fids)
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    for round_ in range(2):
+        for i in range(20):
+            fd = await v.open(ctx, C, None, b"/d%d/f" % i, O_RDONLY)
+            assert await fd.read(10) == b"%d" % i
+            await fd.dec_ref()
+            await v.fchmodat(ctx, C, None, b"/d%d" % i, 0o700 + round_)
+            assert len(client.live_fids) <= base + 4
+    assert (top / "d7").stat().st_mode & 0o777 == 0o701
+    await gfs.release()

@@ -58,6 +58,8 @@ READ_AHEAD = 16
 PAGE_CACHE_BYTES = 256 << 20
 #: Dirty bytes per file that trigger write-back before fsync/close.
 DIRTY_LIMIT = 32 << 20
+#: Dentry fids kept for later operations (more are walked again on demand).
+MAX_CACHED_FIDS = 512
 _ALL = int(p9.GetattrMask.ALL)
 _NS = 1_000_000_000
 
@@ -153,6 +155,8 @@ class GoferFS(Filesystem):
         self._lru: OrderedDict[tuple[int, int], GoferInode] = OrderedDict()
         self.page_cache_bytes = PAGE_CACHE_BYTES
         self.dirty_limit = DIRTY_LIMIT
+        self._fid_lru: OrderedDict[int, GoferInode] = OrderedDict()
+        self.max_cached_fids = MAX_CACHED_FIDS
 
     @classmethod
     async def attach(cls, client: p9.Client, aname: bytes = b"", *, policy: str = "exclusive",
@@ -180,17 +184,37 @@ class GoferFS(Filesystem):
     # -- fids and attributes -------------------------------------------------------------------
 
     async def _fid(self, d: Dentry) -> p9.Fid:
-        """The fid of `d`, walked (in one Twalk) from the nearest ancestor that has one."""
+        """The fid of `d`, walked (in one Twalk) from the nearest ancestor that has one.
+
+        At most `max_cached_fids` dentry fids are kept (the server bounds fids per
+        connection, and `find /` would otherwise pin one per directory); the least
+        recently used are clunked and walked again when needed.
+        """
         ino: GoferInode = d.inode  # type: ignore[assignment]
-        if ino.fid is None:
-            names = [d.name]
-            anc = d.parent
-            while anc.inode.fid is None:  # type: ignore[attr-defined]
-                names.append(anc.name)
-                anc = anc.parent
-            self.round_trips += 1
-            ino.fid = await anc.inode.fid.walk(names[::-1])  # type: ignore[attr-defined]
-        return ino.fid
+        lru = self._fid_lru
+        fid = ino.fid
+        if fid is not None:
+            if ino is not self.root.inode:
+                lru.move_to_end(id(ino))
+            return fid
+        names = [d.name]
+        anc = d.parent
+        while anc.inode.fid is None:  # type: ignore[attr-defined]
+            names.append(anc.name)
+            anc = anc.parent
+        self.round_trips += 1
+        fid = await anc.inode.fid.walk(names[::-1])  # type: ignore[attr-defined]
+        if ino.fid is not None:  # another task walked it meanwhile
+            await fid.clunk()
+            return ino.fid
+        ino.fid = fid
+        lru[id(ino)] = ino
+        while len(lru) > self.max_cached_fids:
+            _, old = lru.popitem(last=False)
+            if old.fid is not None:
+                f, old.fid = old.fid, None
+                await f.clunk()
+        return fid
 
     def _child(self, parent: Dentry, name: bytes, st: p9.Stat) -> Dentry:
         old = parent.children.get(name)
@@ -339,6 +363,7 @@ class GoferFS(Filesystem):
         if ino.fid is not None and ino.fid is not fid:
             await ino.fid.clunk()
         ino.fid = fid
+        self._fid_lru[id(ino)] = ino
         fix_mode = (st.attr.mode & 0o7777) != (mode & 0o7777) and not ino.is_symlink
         if uid != st.attr.uid or fix_mode:
             self.round_trips += 1
