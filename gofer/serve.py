@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import resource
 import socket
 import stat
 from collections.abc import Sequence
@@ -269,6 +270,7 @@ def prepare(
     # Clients send the mode they want, their umask already applied (v9fs, gVisor, diod's
     # clients): ours must not be applied a second time.
     os.umask(0)
+    _raise_fd_limit()
     procfd = ProcFD()
     fs = GoferFilesystem.open(exports, policy, procfd)
     sockets = [bind(listen) for listen in listens]
@@ -303,6 +305,18 @@ def run(
                 os.close(ready_fd)
 
     trio.run(main)
+
+
+def _raise_fd_limit() -> None:
+    """Every fid holds a descriptor: take the hard RLIMIT_NOFILE, not the usual soft 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            log.info("gofer: could not raise RLIMIT_NOFILE from %d to %d", soft, hard)
 
 
 def _preload() -> None:
