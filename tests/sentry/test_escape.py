@@ -1,5 +1,5 @@
 """No application syscall reaches the host: each gets the Sentry's answer, also right after
-the Sentry injected host calls (mmap, mprotect, munmap) for the program — the moment where
+the Sentry injected host calls (mmap, mprotect, munmap, fork) for the program — the moment where
 ptrace's stop ordering makes a passthrough easy (DESIGN.md, trap 1)."""
 
 import errno
@@ -18,6 +18,7 @@ PROGRAM = r"""
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <asm/prctl.h>
+#include <sys/wait.h>
 
 static const char *secret;
 static void report(const char *what, long r) {
@@ -45,6 +46,13 @@ int main(int argc, char **argv) {
     probe("after_munmap");
     syscall(SYS_arch_prctl, ARCH_SET_GS, 0x1000);
     probe("after_arch_prctl");
+    pid_t c = fork();  /* the Sentry injected a host fork: the child's first calls */
+    if (c == 0) {
+        probe("forked_child");
+        _exit(0);
+    }
+    int st;
+    waitpid(c, &st, 0);
     report("done", 0);
     return 0;
 }
@@ -75,8 +83,10 @@ async def test_every_syscall_gets_the_sentry_answer(tmp_path):
     assert status == 0
     got = _parse(out)
     stages = ["start", "after_mmap", "after_mprotect", "after_munmap", "after_arch_prctl"]
-    for stage in stages:
-        assert got[f"{stage}.getpid"] == 1, stage  # the sandbox pid, never the host's
+    assert got["forked_child.getpid"] == 2  # the child's sandbox pid
+    for stage in [*stages, "forked_child"]:
+        if stage != "forked_child":
+            assert got[f"{stage}.getpid"] == 1, stage  # the sandbox pid, never the host's
         assert got[f"{stage}.open"] == -1, stage  # ENOENT from the Sentry (libc's -1)
         assert got[f"{stage}.write7"] == -1, stage  # EBADF from the Sentry
     assert "done" in got
