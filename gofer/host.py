@@ -416,10 +416,10 @@ class Node:
             OSError(EINVAL): `name` is not a single component.
         """
         check_name(name)
-        if name == ".":
-            return self.ref()
-        if name == "..":
-            return (self.parent or self).ref()
+        if name in (".", ".."):
+            if not stat.S_ISDIR(os.stat(self.fd).st_mode):
+                raise OSError(errno.ENOTDIR, f"{name!r} from a non-directory")
+            return (self.parent or self).ref() if name == ".." else self.ref()
         return Node(self._lookup(name), self.export, self.ref(), name)
 
     def _lookup(self, name: str) -> int:
