@@ -41,6 +41,8 @@ KNOWN = {
     **{("io.sparse_seek_data_hole", t): _NO_SEEK_HOLE
        for t in ("goferfs", "goferfs-shared", "goferfs-diod")},
     **{("io.tmpfile", t): _NO_TMPFILE for t in ("goferfs", "goferfs-shared", "goferfs-diod")},
+    **{("layers.lower_hardlinks", t): "overlay copy-up breaks a lower hard link (as Linux's "
+       "overlayfs without index=on)" for t in ("overlay", "overlay-gofer")},
     ("io.fallocate", "goferfs-diod"): "plain 9P2000.L has no Tallocate (EOPNOTSUPP)",
     ("xattr.user_xattrs", "goferfs-diod"):
         "plain 9P2000.L cannot create an empty xattr: diod takes Txattrcreate size 0 as removal",

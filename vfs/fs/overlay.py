@@ -353,6 +353,13 @@ class Overlay(Filesystem):
     async def _whiteout(self, pu: Dentry, name: bytes) -> None:
         await self.upper.mknod(pu, name, S_IFCHR, 0, 0, 0)
 
+    async def _lower_has(self, parent: OvlDentry, name: bytes) -> bool:
+        """Whether the lower layer has `name` under `parent` (so removing or moving the
+        name away needs a whiteout, even if the current file was made in upper)."""
+        if parent.lower is None or parent.opaque:
+            return False
+        return bool(await self.lower.lookup(parent.lower, [name]))
+
     async def _remove(self, parent: OvlDentry, child: OvlDentry) -> None:
         pu = await self.copy_up(parent)
         if child.upper is not None:
@@ -363,7 +370,7 @@ class Overlay(Filesystem):
                 await self.upper.rmdir(pu, child.upper)
             else:
                 await self.upper.unlink(pu, child.upper)
-        if child.lower is not None:
+        if child.lower is not None or await self._lower_has(parent, child.name):
             await self._whiteout(pu, child.name)
         parent.children.pop(child.name, None)
         child.dead = True
@@ -387,7 +394,7 @@ class Overlay(Filesystem):
         exchange = bool(flags & RENAME_EXCHANGE)
         if r is not None and not exchange and r.inode.is_dir and await self.merged(r):
             raise error(errno.ENOTEMPTY)
-        had_lower = c.lower is not None
+        had_lower = c.lower is not None or await self._lower_has(op, c.name)
         cu = await self.copy_up_tree(c) if c.inode.is_dir else await self.copy_up(c)
         opu = await self.copy_up(op)
         npu = await self.copy_up(np)

@@ -6,7 +6,21 @@ Every case runs on the host (the oracle) and on each VFS target; results must be
 
 from __future__ import annotations
 
-from . import attrs, create, io, links, misc, open_, perms, remove, rename, resolve, times, xattr
+from . import (
+    attrs,
+    create,
+    io,
+    layers,
+    links,
+    misc,
+    open_,
+    perms,
+    remove,
+    rename,
+    resolve,
+    times,
+    xattr,
+)
 
 TOPICS = {
     "open": open_.CASES,
@@ -21,6 +35,7 @@ TOPICS = {
     "xattr": xattr.CASES,
     "times": times.CASES,
     "misc": misc.CASES,
+    "layers": layers.CASES,
 }
 
 ALL: dict[str, list[tuple]] = {
