@@ -70,7 +70,7 @@ def test_walk_errors_match_native(root: Node, tree) -> None:
     f = root.walk("f")
     assert ours_errno(f.walk, "x") == native_errno(os.lstat, exp / "f" / "x") == errno.ENOTDIR
     for dots in (".", ".."):
-        assert ours_errno(f.walk, dots) == native_errno(os.lstat, exp / "f" / dots) == errno.ENOTDIR
+        assert ours_errno(f.walk, dots) == native_errno(os.lstat, f"{exp}/f/{dots}") == errno.ENOTDIR
     f.release()
     for bad in ("", "a/b", "a\0b"):
         assert ours_errno(root.walk, bad) == errno.EINVAL
