@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """9P throughput: {our client, diod's tools} x {our server, diod} at msize 64 KiB and 1 MiB.
 
-Prints one table: sequential read and write of a 200 MiB file (MB/s) and walk+getattr+clunk
+Prints two tables: sequential read and write of a 200 MiB file (MB/s) and walk+getattr+clunk
 operations per second, each with its ratio to diod (the same client against diod, at the
-same msize) beside it. Not a test: nothing is asserted, numbers are printed.
+same msize) beside it; then the CPU time each server spent per MiB and per metadata
+operation (from /proc, so it holds even when the machine is busy with other work). Both
+servers run side by side and the pairings take turns, best of --repeat runs per cell.
+Not a test: nothing is asserted, numbers are printed.
 
     .venv/bin/python bench/p9_throughput.py [--size-mib 200] [--meta-seconds 3] [--repeat 3]
                                             [--ours hostfs|gofer] [--dir /dev/shm]
@@ -65,8 +68,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def start_our_server(export: str, port: int, *, kind: str = "hostfs") -> Iterator[str]:
-    """Run "our server" on 127.0.0.1:port exporting `export`; yield the aname to attach.
+def start_our_server(export: str, port: int, *, kind: str = "hostfs") -> Iterator[tuple[str, int]]:
+    """Run "our server" on 127.0.0.1:port exporting `export`; yield (aname, pid).
 
     Swap point: `kind="gofer"` runs the real Gofer (`runpsc gofer serve`).
     """
@@ -82,19 +85,28 @@ def start_our_server(export: str, port: int, *, kind: str = "hostfs") -> Iterato
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         peers.wait_connectable(("127.0.0.1", port), socket.AF_INET, proc)
-        yield aname
+        yield aname, proc.pid
     finally:
         peers.stop(proc)
 
 
 @contextlib.contextmanager
-def start_diod(export: str, port: int) -> Iterator[str]:
+def start_diod(export: str, port: int) -> Iterator[tuple[str, int]]:
     diod_bin = shutil.which("diod") or "/usr/sbin/diod"
-    with peers.diod(diod_bin, export, tcp_port=port):
-        yield export
+    with peers.diod(diod_bin, export, tcp_port=port) as proc:
+        yield export, proc.pid
 
 
-async def _client_run(port: int, aname: str, msize: int, size: int, meta_seconds: float) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of process `pid` and its threads so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _client_run(port: int, aname: str, pid: int, msize: int, size: int,
+                      meta_seconds: float) -> dict:
+    """Write, read and metadata phases with our client; also the server's CPU per unit."""
     out: dict = {}
     stream = await p9.connect_tcp("127.0.0.1", port)
     async with p9.open_client(stream, msize=msize) as c:
@@ -105,15 +117,18 @@ async def _client_run(port: int, aname: str, msize: int, size: int, meta_seconds
         f = await root.walk()
         await f.create("w.bin", os.O_WRONLY | os.O_TRUNC, 0o644)
         buf = os.urandom(step)
+        c0 = cpu_seconds(pid)
         t0 = time.perf_counter()
         for off in range(0, size, step):
             await f.write(off, buf)
         await f.fsync()
         out["write"] = size / (time.perf_counter() - t0) / 1e6
+        out["cpu_write"] = (cpu_seconds(pid) - c0) * 1e6 / (size / MIB)
         await f.clunk()
         # read
         f = await root.walk(["r.bin"])
         await f.open(os.O_RDONLY)
+        c0 = cpu_seconds(pid)
         t0 = time.perf_counter()
         got = 0
         while True:
@@ -122,10 +137,12 @@ async def _client_run(port: int, aname: str, msize: int, size: int, meta_seconds
             if len(data) < step:
                 break
         out["read"] = got / (time.perf_counter() - t0) / 1e6
+        out["cpu_read"] = (cpu_seconds(pid) - c0) * 1e6 / (got / MIB)
         assert got == size, (got, size)
         await f.clunk()
         # walk + getattr + clunk, one at a time
         n = 0
+        c0 = cpu_seconds(pid)
         t0 = time.perf_counter()
         deadline = t0 + meta_seconds
         names = [b"meta", b"f0001"]
@@ -136,6 +153,7 @@ async def _client_run(port: int, aname: str, msize: int, size: int, meta_seconds
             if n % 64 == 0 and time.perf_counter() > deadline:
                 break
         out["meta"] = n / (time.perf_counter() - t0)
+        out["cpu_meta"] = (cpu_seconds(pid) - c0) * 1e6 / n
         await root.clunk()
     return out
 
@@ -180,19 +198,30 @@ def main() -> None:
         for i in range(META_FILES):
             open(os.path.join(export, "meta", f"f{i:04d}"), "wb").close()
         results: dict = {}
-        servers = {f"ours({args.ours})": lambda p: start_our_server(export, p, kind=args.ours),
-                   "diod": lambda p: start_diod(export, p)}
-        for sname, start in servers.items():
-            for msize in msizes:
-                port = free_port()
-                with start(port) as aname:
-                    ours = [trio.run(_client_run, port, aname, msize, size, args.meta_seconds)
-                            for _ in range(args.repeat)]
-                    tools = [_tools_run(port, aname, msize, size) for _ in range(args.repeat)]
-                    results[("p9", sname, msize)] = _best(ours)
-                    results[("diod-tools", sname, msize)] = _best(tools)
-                    # The server grants the same msize to any client.
-                    results[("diod-tools", sname, msize)]["msize"] = ours[0]["msize"]
+        runs: dict = {}
+        # Both servers run at once and the pairings take turns, repetition by repetition,
+        # so a machine shared with other work loads each pairing alike.
+        for msize in msizes:
+            ports = {f"ours({args.ours})": free_port(), "diod": free_port()}
+            with contextlib.ExitStack() as stack:
+                anames = {
+                    f"ours({args.ours})": stack.enter_context(
+                        start_our_server(export, ports[f"ours({args.ours})"], kind=args.ours)),
+                    "diod": stack.enter_context(start_diod(export, ports["diod"])),
+                }
+                for _ in range(args.repeat):
+                    for sname, port in ports.items():
+                        aname, pid = anames[sname]
+                        runs.setdefault(("p9", sname, msize), []).append(
+                            trio.run(_client_run, port, aname, pid, msize, size,
+                                     args.meta_seconds))
+                        runs.setdefault(("diod-tools", sname, msize), []).append(
+                            _tools_run(port, aname, msize, size))
+            for sname in ports:
+                results[("p9", sname, msize)] = _best(runs[("p9", sname, msize)])
+                tools = _best(runs[("diod-tools", sname, msize)])
+                tools["msize"] = results[("p9", sname, msize)]["msize"]  # same server grant
+                results[("diod-tools", sname, msize)] = tools
     print_table(results, msizes, args)
 
 
@@ -201,6 +230,9 @@ def _best(runs: list[dict]) -> dict:
     for key in ("read", "write", "meta"):
         vals = [r[key] for r in runs if r[key] is not None]
         out[key] = max(vals) if vals else None
+    for key in ("cpu_read", "cpu_write", "cpu_meta"):
+        vals = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = min(vals) if vals else None
     return out
 
 
@@ -227,6 +259,23 @@ def print_table(results: dict, msizes: list[int], args) -> None:
             print(f"{client:<11} {server:<13} {msize:>9} {r['msize']:>8} "
                   f"{_fmt(r['read'], base.get('read'))} {_fmt(r['write'], base.get('write')):>17} "
                   f"{_fmt(r['meta'], base.get('meta'))}")
+    print()
+    print("# server CPU per unit with our client (user+sys from /proc; lower is better; "
+          "independent of other load on the machine)")
+    hdr2 = (f"{'server':<13} {'msize ask':>9} {'read us/MiB':>11} {'ratio':>6} "
+            f"{'write us/MiB':>12} {'ratio':>6} {'meta us/op':>10} {'ratio':>6}")
+    print(hdr2)
+    print("-" * len(hdr2))
+    for (c, server, msize), r in results.items():
+        if c != "p9":
+            continue
+        base = results.get(("p9", "diod", msize), {})
+        cells = []
+        for key, width in (("cpu_read", 11), ("cpu_write", 12), ("cpu_meta", 10)):
+            v, b = r.get(key), base.get(key)
+            ratio = f"x{v / b:.2f}" if v is not None and b else ""
+            cells.append(f"{v:{width}.0f} {ratio:>6}" if v is not None else f"{'-':>{width}} {'':>6}")
+        print(f"{server:<13} {msize:>9} " + " ".join(cells))
 
 
 if __name__ == "__main__":
