@@ -73,6 +73,7 @@ _OPTIONS = (
 BLOCK_S = 0.0005
 BLOCK_NS = int(BLOCK_S * 1e9)
 _SIGCHLD_SET = {signal.SIGCHLD}
+PARK_POLL_S = 0.02
 
 
 class StubGone(Exception):
@@ -109,24 +110,33 @@ def classify(status: int) -> Stop:
     return Stop(StopKind.EXITED, status=status)
 
 
+class _Parked:
+    """Process-wide: tasks parked waiting for SIGCHLD, whatever Kernel they belong to.
+
+    trio delivers a signal only to the most recently opened receiver, so with several
+    Kernels in one process any receiver must wake every parked task; and SIGCHLD's mask is
+    per thread, so the count of parked tasks must be shared too.
+    """
+
+    lot = trio.lowlevel.ParkingLot()
+    count = 0
+
+
 class SigchldWaiter:
-    """Wakes tasks waiting for a traced thread to stop; one per trio run.
+    """Wakes tasks waiting for a traced thread to stop; one per Kernel.
 
     Run `serve` in a nursery (it reports readiness with task_status.started()). While it
     serves, SIGCHLD is blocked on the loop's thread except while some task is parked
     waiting for it: every syscall stop sends one, and taking a signal plus a wakeup-fd
-    write per syscall would cost more than the syscall itself.
+    write per syscall would cost more than the syscall itself. A parked task also polls
+    every PARK_POLL_S, so no interleaving of receivers can lose a wakeup for good.
     """
-
-    def __init__(self) -> None:
-        self._lot = trio.lowlevel.ParkingLot()
-        self._parked = 0
 
     @property
     def parked(self) -> bool:
         """True while some task is parked (then SIGCHLD is unblocked and must not be
         consumed by sigtimedwait)."""
-        return self._parked > 0
+        return _Parked.count > 0
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGCHLD) as signals:
@@ -134,7 +144,7 @@ class SigchldWaiter:
             try:
                 task_status.started()
                 async for _ in signals:
-                    self._lot.unpark_all()
+                    _Parked.lot.unpark_all()
             finally:
                 if signal.SIGCHLD not in old:
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
@@ -151,7 +161,7 @@ class SigchldWaiter:
         got, status = os.waitpid(pid, flags)
         if got:
             return status
-        if not self._parked:  # SIGCHLD is blocked, so it stays pending for sigtimedwait
+        if not _Parked.count:  # SIGCHLD is blocked, so it stays pending for sigtimedwait
             deadline = time.monotonic() + BLOCK_S
             while True:
                 remaining = deadline - time.monotonic()
@@ -161,18 +171,19 @@ class SigchldWaiter:
                 got, status = os.waitpid(pid, flags)
                 if got:
                     return status
-        self._parked += 1
-        if self._parked == 1:
+        _Parked.count += 1
+        if _Parked.count == 1:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         try:
             while True:
                 got, status = os.waitpid(pid, flags)
                 if got:
                     return status
-                await self._lot.park()
+                with trio.move_on_after(PARK_POLL_S):
+                    await _Parked.lot.park()
         finally:
-            self._parked -= 1
-            if self._parked == 0:
+            _Parked.count -= 1
+            if _Parked.count == 0:
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 
 

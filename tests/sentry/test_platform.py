@@ -157,3 +157,35 @@ def test_seccomp_kills_an_allowed_call_made_outside_the_gadget():
         stub.dead_status = st
     finally:
         stub.kill()
+
+
+async def test_two_kernels_in_one_process(tmp_path):
+    """Several sandboxes share the process's SIGCHLD: neither may miss its wakeups, also
+    when one finishes first (trio gives a signal only to the latest receiver)."""
+    import trio
+
+    src = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    long n = atol(argv[1]);
+    for (volatile long i = 0; i < n; i++) {}
+    for (int i = 0; i < 50; i++) getppid();
+    printf("%s done\n", argv[1]);
+    return 0;
+}
+"""
+    prog = build_c(tmp_path, "spin", src, "-static")
+    results = {}
+
+    async def one(n: str) -> None:
+        results[n] = await run([prog, n])
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one, "300000000")
+            nursery.start_soon(one, "1000")
+    for n, (status, out, _, _) in results.items():
+        assert status == 0 and out == f"{n} done\n".encode()
