@@ -26,6 +26,8 @@ from .table import SyscallError
 F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
 LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
 OFF_MAX = (1 << 63) - 1
+#: Seconds a blocked lock request waits before checking for owners that vanished silently.
+RECHECK = 0.2
 
 
 @dataclass(slots=True)
@@ -63,7 +65,33 @@ def _locks(f: Any, create: bool = True) -> _FileLocks | None:
     fl = _FILES.get(k)
     if fl is None and create:
         fl = _FILES[k] = _FileLocks()
+    if fl is not None:
+        _purge_released(fl)
     return fl
+
+
+def posix_owner(t: Any) -> tuple:
+    """The owner of a task's POSIX record locks: its process (thread group)."""
+    return ("posix", t.tgid, getattr(t, "kernel", None))
+
+
+def _released(owner: Any) -> bool:
+    """A lock whose owner is gone without telling us: a description released with a bare
+    dec_ref, or a process that exited without its fds being closed through `on_close`."""
+    if isinstance(owner, tuple):
+        procs = getattr(owner[2], "procs", None)
+        return procs is not None and owner[1] not in procs
+    return getattr(owner, "refs", 1) <= 0
+
+
+def _purge_released(fl: _FileLocks) -> None:
+    """Drop locks of descriptions that were released behind our back (a path that closed
+    them with a bare dec_ref), so they cannot block anyone forever."""
+    if any(_released(r.owner) for r in fl.records):
+        fl.records = [r for r in fl.records if not _released(r.owner)]
+    dead = [k for k, (f, _) in fl.flocks.items() if _released(f)]
+    for k in dead:
+        del fl.flocks[k]
 
 
 def _gc(f: Any, fl: _FileLocks) -> None:
@@ -73,6 +101,12 @@ def _gc(f: Any, fl: _FileLocks) -> None:
 
 def _overlap(a_lo: int, a_hi: int | None, b_lo: int, b_hi: int | None) -> bool:
     return (b_hi is None or a_lo < b_hi) and (a_hi is None or b_lo < a_hi)
+
+
+async def _wait_change(fl: _FileLocks) -> None:
+    """Wait for a lock change; look again now and then in case an owner vanished silently."""
+    with trio.move_on_after(RECHECK):
+        await fl.changed.wait()
 
 
 async def byte_range(f: Any, whence: int, start: int, length: int) -> tuple[int, int | None]:
@@ -156,7 +190,7 @@ async def set_record(f: Any, owner: Any, pid: int, ltype: int, lo: int, hi: int 
     while test(f, owner, ltype, lo, hi) is not None:
         if not wait:
             raise SyscallError(errno.EAGAIN)
-        await fl.changed.wait()
+        await _wait_change(fl)
         fl = _locks(f)
         assert fl is not None
     _remove_range(fl, owner, lo, hi)
@@ -191,7 +225,7 @@ async def flock(f: Any, operation: int) -> None:
         if operation & LOCK_NB:
             _gc(f, fl)
             raise SyscallError(errno.EWOULDBLOCK)
-        await fl.changed.wait()
+        await _wait_change(fl)
         fl = _locks(f)
         assert fl is not None
     fl.flocks[me] = (f, op)
@@ -203,7 +237,7 @@ def on_close(t: Any, f: Any) -> None:
     fl = _locks(f, create=False)
     if fl is None:
         return
-    owner = ("posix", t.tgid)
+    owner = posix_owner(t)
     if any(r.owner == owner for r in fl.records):
         fl.records = [r for r in fl.records if r.owner != owner]
         fl.notify()

@@ -443,7 +443,7 @@ async def _fcntl_lock(t: Task, f: Any, cmd: int, arg: int) -> int:
     if ltype not in (F_RDLCK, F_WRLCK, F_UNLCK):
         raise SyscallError(errno.EINVAL)
     lo, hi = await file_locks.byte_range(f, whence, start, length)
-    owner: Any = f if ofd else ("posix", t.tgid)
+    owner: Any = f if ofd else file_locks.posix_owner(t)
     if cmd in (F_GETLK, F_OFD_GETLK):
         if ltype == F_UNLCK:
             raise SyscallError(errno.EINVAL)
