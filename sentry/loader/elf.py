@@ -30,7 +30,7 @@ from sentry.syscalls.table import SyscallError
 from .source import ExecFile, ExecSource
 
 ELF_ET_DYN_BASE = 0x5555_5555_4000
-MAX_SCRIPT_DEPTH = 4
+MAX_SCRIPT_DEPTH = 5  # Linux: at most 5 nested #! interpreters
 BINPRM_BUF_SIZE = 256
 MAX_ARG_STRLEN = 32 * 4096
 

@@ -104,3 +104,47 @@ def _native_exec_error(path: str) -> None:
     import subprocess
 
     subprocess.run([path], check=False, capture_output=True)
+
+
+async def _load_into_fresh_stub(path: str, argv: list[bytes] | None = None):
+    from sentry.loader import HostFiles, load
+    from sentry.mm import MemoryManager
+    from sentry.platform import PtraceStub
+
+    stub = PtraceStub.start()
+    mm = MemoryManager(stub)
+    try:
+        loaded = await load(mm, HostFiles(), path.encode(), argv or [path.encode()], [])
+        return loaded, list(mm.vmas)
+    finally:
+        stub.kill()
+
+
+async def test_pt_gnu_stack_decides_stack_protection(tmp_path):
+    plain = build_c(tmp_path, "plain", "int main(void){return 0;}", "-static")
+    execstack = build_c(tmp_path, "xstack", "int main(void){return 0;}", "-static",
+                        "-z", "execstack")
+    for prog, want_exec in ((plain, False), (execstack, True)):
+        _, vmas = await _load_into_fresh_stub(prog)
+        stack = [v for v in vmas if v.name == b"[stack]"]
+        assert len(stack) == 1 and bool(stack[0].prot & 4) is want_exec, prog
+
+
+async def test_scripts_nest_five_deep_then_eloop(tmp_path):
+    bb = busybox()
+    prev = bb
+    for i in range(6):
+        script = tmp_path / f"s{i}"
+        script.write_text(f"#!{prev}{' echo' if i == 0 else ''}\n")
+        script.chmod(0o755)
+        prev = str(script)
+    # natively: five nested interpreters run, six are ELOOP
+    assert native([str(tmp_path / "s4")])[0] == 0
+    with pytest.raises(OSError) as e:
+        _native_exec_error(str(tmp_path / "s5"))
+    assert e.value.errno == errno.ELOOP
+    loaded, _ = await _load_into_fresh_stub(str(tmp_path / "s4"))
+    assert loaded.argv[0] == bb.encode()
+    with pytest.raises(SyscallError) as e:
+        await _load_into_fresh_stub(str(tmp_path / "s5"))
+    assert e.value.errno == errno.ELOOP
