@@ -71,7 +71,16 @@ async def test_concurrent_renames_keep_tree_consistent(target: str, tmp_path) ->
     async with TARGETS[target](tmp_path) as t:
         v = t.over.vfs if hasattr(t, "over") else t.vfs
         ctx = v.new_context()
-        await v.mkdirat(ctx, C, None, b"/t/d", 0o755)
+        # Start from a populated directory; for the overlay it is in the lower layer, so
+        # the callers race through copy-ups and whiteouts too.
+        base = t.lower.vfs if hasattr(t, "lower") else v
+        bctx = base.new_context()
+        await base.mkdirat(bctx, C, None, b"/t/d", 0o755)
+        for name in NAMES[:2]:
+            fd = await base.open(bctx, C, None, b"/t/d/" + name, O_CREAT | O_WRONLY, 0o644)
+            await fd.write(name)
+            await fd.dec_ref()
+        await base.mkdirat(bctx, C, None, b"/t/d/" + NAMES[2], 0o755)
         results = []
 
         async def run(seed: int) -> None:

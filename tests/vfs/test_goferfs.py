@@ -208,3 +208,31 @@ async def test_dentry_fids_are_bounded(gofer) -> None:
             assert len(client.live_fids) <= base + 4
     assert (top / "d7").stat().st_mode & 0o777 == 0o701
     await gfs.release()
+
+
+async def test_unlinked_open_files_keep_their_fid_then_release_it(gofer) -> None:
+    import gc
+
+    client, top = gofer
+    gfs = await GoferFS.attach(client, b"e")
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    base = len(client.live_fids)
+    fd = await v.open(ctx, C, None, b"/victim", O_CREAT | O_RDWR, 0o644)
+    await v.unlinkat(ctx, C, None, b"/victim")
+    new = await v.open(ctx, C, None, b"/victim", O_CREAT | O_RDWR, 0o600)  # same name, new file
+    await v.fchmodat(ctx, C, fd, None, 0o640)  # the unlinked one, not the new one
+    assert (await fd.stat()).mode == 0o100640
+    assert (top / "victim").stat().st_mode & 0o777 == 0o600
+    await new.dec_ref()
+    for i in range(30):  # create/open/unlink churn does not grow the fid count
+        f = await v.open(ctx, C, None, b"/t%d" % i, O_CREAT | O_RDWR, 0o644)
+        await v.unlinkat(ctx, C, None, b"/t%d" % i)
+        await f.dec_ref()
+    await fd.dec_ref()
+    del f, fd, new
+    gc.collect()
+    await v.stat(ctx, C, None, b"/victim")
+    await v.fchmodat(ctx, C, None, b"/victim", 0o600)
+    assert len(client.live_fids) <= base + 3
+    await gfs.release()

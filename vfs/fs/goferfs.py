@@ -156,6 +156,8 @@ class GoferFS(Filesystem):
         self.page_cache_bytes = PAGE_CACHE_BYTES
         self.dirty_limit = DIRTY_LIMIT
         self._fid_lru: OrderedDict[int, GoferInode] = OrderedDict()
+        self._pinned: set[GoferInode] = set()
+        self._unpin: list[GoferInode] = []
         self.max_cached_fids = MAX_CACHED_FIDS
 
     @classmethod
@@ -190,13 +192,18 @@ class GoferFS(Filesystem):
         connection, and `find /` would otherwise pin one per directory); the least
         recently used are clunked and walked again when needed.
         """
+        if self._unpin:
+            await self._drain_unpinned()
         ino: GoferInode = d.inode  # type: ignore[assignment]
         lru = self._fid_lru
         fid = ino.fid
         if fid is not None:
-            if ino is not self.root.inode:
+            if id(ino) in lru:  # (the root and pinned inodes are not in it)
                 lru.move_to_end(id(ino))
             return fid
+        if d.dead:
+            # Its name may belong to another file now: never walk it again.
+            raise error(errno.ESTALE, d.name)
         names = [d.name]
         anc = d.parent
         while anc.inode.fid is None:  # type: ignore[attr-defined]
@@ -227,6 +234,30 @@ class GoferFS(Filesystem):
         parent.children[name] = d
         self._positive(parent, name)
         return d
+
+    def _pin(self, d: Dentry) -> None:
+        """A removed file keeps its fid (if it has one) while its dentry is referenced
+        (an open fd, a cwd): it is then the only way to reach it (fchmod on an open
+        unlinked file). When the dentry goes away the fid is clunked at the next call."""
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        if ino.fid is None or ino is self.root.inode:
+            return
+        self._fid_lru.pop(id(ino), None)
+        self._pinned.add(ino)
+        weakref.finalize(d, self._unpin_later, ino)
+
+    def _unpin_later(self, ino: GoferInode) -> None:
+        self._unpin.append(ino)
+
+    async def _drain_unpinned(self) -> None:
+        while self._unpin:
+            ino = self._unpin.pop()
+            self._pinned.discard(ino)
+            if ino.nlink == 0 and ino.fid is not None:
+                f, ino.fid = ino.fid, None
+                await f.clunk()
+            elif ino.fid is not None:
+                self._fid_lru[id(ino)] = ino  # still linked elsewhere: back under the LRU
 
     def _positive(self, parent: Dentry, name: bytes) -> None:
         neg = self._neg.get(parent)
@@ -326,7 +357,7 @@ class GoferFS(Filesystem):
         ino: GoferInode = d.inode  # type: ignore[assignment]
         fid = await self._fid(d)
         if size is not None:
-            await self._writeback(ino, None)
+            await self._writeback(ino, None, d)
         self.round_trips += 1
         await fid.setattr(mode=None if mode is None else mode & 0o7777, uid=uid, gid=gid,
                           size=size, atime=atime_ns, mtime=mtime_ns, ctime=ctime_ns is not None)
@@ -430,6 +461,7 @@ class GoferFS(Filesystem):
         pf = await self._fid(parent)
         self.round_trips += 1
         await pf.unlinkat(child.name, 0)
+        self._pin(child)
         parent.children.pop(child.name, None)
         self._negative(parent, child.name)
         child.dead = True
@@ -442,6 +474,7 @@ class GoferFS(Filesystem):
         pf = await self._fid(parent)
         self.round_trips += 1
         await pf.unlinkat(child.name, p9.AT_REMOVEDIR)
+        self._pin(child)
         parent.children.pop(child.name, None)
         self._negative(parent, child.name)
         child.dead = True
@@ -463,6 +496,7 @@ class GoferFS(Filesystem):
         is_dir = child.inode.is_dir
         if replaced is not None:
             replaced.dead = True
+            self._pin(replaced)
             new_parent.children.pop(new_name, None)
             if replaced.inode.is_dir:
                 replaced.inode.nlink = 0
@@ -545,13 +579,14 @@ class GoferFS(Filesystem):
             raise
         return GoferFileFD(flags, self, d, io)
 
-    async def _writeback(self, ino: GoferInode, fid: p9.Fid | None) -> None:
+    async def _writeback(self, ino: GoferInode, fid: p9.Fid | None,
+                         d: Dentry | None = None) -> None:
         """Write every dirty page of `ino` with `fid` (any writable fid of the file)."""
         if not ino.dirty:
             return
         if fid is None:
-            fid = ino.fid
-            io = await fid.walk([])  # type: ignore[union-attr]
+            assert d is not None
+            io = await (await self._fid(d)).walk([])
             await io.open(os.O_WRONLY)
             try:
                 await self._writeback(ino, io)
@@ -595,10 +630,16 @@ class GoferFS(Filesystem):
             ino: GoferInode = d.inode  # type: ignore[assignment]
             if ino.dirty and id(ino) not in seen and not (d.dead and ino.nlink == 0):
                 seen.add(id(ino))
-                await self._writeback(ino, None)
+                await self._writeback(ino, None, d)
 
     async def release(self) -> None:
         """Clunk every fid this filesystem holds (the client stays open)."""
+        for ino in list(self._pinned):
+            if ino.fid is not None:
+                f, ino.fid = ino.fid, None
+                await f.clunk()
+        self._pinned.clear()
+        self._unpin.clear()
         todo = [self.root]
         while todo:
             d = todo.pop()
