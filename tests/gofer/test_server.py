@@ -365,3 +365,43 @@ def test_cli_rejects_bad_arguments_clearly(tmp_path: Path) -> None:
         r = runner.invoke(cli, ["gofer", "serve", *args])
         assert r.exit_code == 2, r.output
         assert words in r.output
+
+
+async def test_misbehaving_peer_does_not_hurt_the_server(exp: Path) -> None:
+    """Garbage, truncated frames and an abrupt close on one connection: the gofer answers or
+    drops that connection only, serves the next one, and keeps no descriptor of it."""
+    import struct
+
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery):
+        await trio.sleep(0)
+        baseline = open_fds()
+        for junk in (
+            b"\x00" * 64,  # frame size 0: broken framing
+            struct.pack("<IBH", 11, 200, 1) + b"\x00" * 4,  # unknown message type
+            struct.pack("<IBH", 2**31, 100, 0xFFFF),  # absurd size
+            struct.pack("<IBH", 19, 100, 0xFFFF) + struct.pack("<I", 8192) + b"\x08\x009P2000",
+        ):
+            a, b = p9.socketpair()
+            done = trio.Event()
+
+            async def serve_one(b=b, done=done) -> None:
+                from gofer.serve import GoferOptions, serve_stream
+
+                try:
+                    await serve_stream(b, fs, GoferOptions())
+                finally:
+                    done.set()
+
+            nursery.start_soon(serve_one)
+            await a.send_all(junk)
+            with trio.move_on_after(0.2):
+                await a.receive_some(4096)
+            await a.aclose()
+            with trio.fail_after(5):
+                await done.wait()
+        async with connect(fs, nursery) as c:
+            root = await c.attach(b"e")
+            assert (await p9.PathFS(root).read_file("dir/inner")) == b"inner"
+            await root.clunk()
+        await trio.sleep(0.05)
+        assert open_fds() == baseline
