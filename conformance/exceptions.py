@@ -38,7 +38,9 @@ _FUSE = [
 ]
 
 #: target kind -> [(case-id glob, reason)]
-EXCEPTIONS: dict[str, list[tuple[str, str]]] = {"9p": _NINEP, "fuse-9p": _FUSE}
+EXCEPTIONS: dict[str, list[tuple[str, str]]] = {
+    "9p": _NINEP, "fuse-9p": _FUSE, "vfs-gofer": [("fifos/char-device", _MKNOD)],
+}
 
 _VFS_ATIME = "vfs: atime is never updated by read or readdir (Linux mounts are relatime)"
 _VFS_TRUNC = "vfs: truncate to the current size does not update mtime/ctime"
@@ -55,8 +57,21 @@ _VFS = [
     ("perms/search-needed-on-path", _VFS_SEARCH),
 ]
 
+_GFS_SGID = ("vfs/goferfs: S_ISGID asked for by a group member is lost on a new file in a "
+             "setgid directory")
+_GFS_WRITE0 = "vfs/goferfs: a zero-length write changes mtime/ctime (Linux changes nothing)"
+_GFS_XATTR = "vfs/goferfs: setxattr does not change ctime (the cached attributes go stale)"
+_VFS_GOFER = [
+    *_VFS,
+    ("owner/setgid-inherit-file-member", _GFS_SGID),
+    ("times/changes-write-zero", _GFS_WRITE0),
+    ("times/changes-setxattr", _GFS_XATTR),
+]
+
 #: target kind -> [(case-id glob, description of the bug, owner first)]
-KNOWN_BUGS: dict[str, list[tuple[str, str]]] = {"vfs-tmpfs": _VFS, "vfs-overlay": _VFS}
+KNOWN_BUGS: dict[str, list[tuple[str, str]]] = {
+    "vfs-tmpfs": _VFS, "vfs-overlay": _VFS, "vfs-gofer": _VFS_GOFER, "vfs-overlay-gofer": _VFS,
+}
 
 
 def _match(table: dict[str, list[tuple[str, str]]], kind: str, case_id: str) -> str | None:

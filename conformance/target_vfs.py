@@ -14,8 +14,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import AsyncIterator
 
+import trio
+
+import p9
 from vfs import Credentials, FileDescription, Tmpfs, VirtualFilesystem, parse_dirents64
 from vfs.abi import AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW
 from vfs.fs import pipefs
@@ -268,19 +275,72 @@ class VfsTarget(Target):
 
 
 @contextlib.asynccontextmanager
-async def open_vfs(kind: str) -> AsyncIterator[VfsTarget]:
-    """A fresh in-process VFS: 'tmpfs' (a Tmpfs root) or 'overlay' (tmpfs over tmpfs)."""
-    if kind == "tmpfs":
-        fs = Tmpfs()
-    elif kind == "overlay":
-        from vfs.fs.overlay import Overlay
-        fs = Overlay(upper=Tmpfs(), lower=Tmpfs())
-    else:
-        raise ValueError(f"unknown vfs target {kind!r} (tmpfs, overlay)")
-    vfs = VirtualFilesystem(fs)
-    pipefs.install(vfs)
-    t = VfsTarget(_Shared(vfs))
+async def _gofer_lower() -> AsyncIterator[object]:
+    """A GoferFS attached to a fresh `runpsc gofer serve` process exporting a temporary
+    directory (the real topology: the gofer is its own process)."""
+    from vfs.fs.goferfs import GoferFS
+
+    top = tempfile.mkdtemp(prefix="runpsc-conformance-gofer-")
+    os.chmod(top, 0o755)
+    export = os.path.join(top, "export")
+    os.mkdir(export, 0o755)
+    sock = os.path.join(top, "gofer.sock")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "gofer", "serve", "--export", f"x={export}",
+         "--listen", f"unix:{sock}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        yield t
+        with trio.fail_after(30):
+            while True:
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                    raise OSError(errno.ECONNREFUSED, f"the gofer exited: {err[-500:]}")
+                try:
+                    stream = await p9.connect_unix(sock)
+                    break
+                except OSError:
+                    await trio.sleep(0.05)
+        async with p9.open_client(stream) as client:
+            gfs = await GoferFS.attach(client, b"x", policy="exclusive")
+            try:
+                yield gfs
+            finally:
+                await gfs.release()
     finally:
-        await t.aclose()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def open_vfs(kind: str) -> AsyncIterator[VfsTarget]:
+    """A fresh in-process VFS: 'tmpfs' (a Tmpfs root), 'overlay' (tmpfs over tmpfs),
+    'gofer' (goferfs on a `runpsc gofer serve` process), 'overlay-gofer' (tmpfs over
+    goferfs: the sandbox's default root)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if kind == "tmpfs":
+            fs = Tmpfs()
+        elif kind == "overlay":
+            from vfs.fs.overlay import Overlay
+            fs = Overlay(upper=Tmpfs(), lower=Tmpfs())
+        elif kind == "gofer":
+            fs = await stack.enter_async_context(_gofer_lower())
+        elif kind == "overlay-gofer":
+            from vfs.fs.overlay import Overlay
+            fs = Overlay(upper=Tmpfs(), lower=await stack.enter_async_context(_gofer_lower()))
+        else:
+            raise ValueError(f"unknown vfs target {kind!r} (tmpfs, overlay, gofer, "
+                             "overlay-gofer)")
+        vfs = VirtualFilesystem(fs)
+        pipefs.install(vfs)
+        t = VfsTarget(_Shared(vfs))
+        try:
+            yield t
+        finally:
+            await t.aclose()

@@ -62,9 +62,11 @@ async def test_gofer_via_9p_and_fuse_match_the_oracle(tmp_path, oracle) -> None:
 
 
 async def test_vfs_targets_match_the_oracle(oracle) -> None:
-    """The in-process VFS (tmpfs, overlay) departs from Linux only where documented."""
+    """The in-process VFS (tmpfs, overlay, goferfs on a gofer process, overlay over goferfs)
+    departs from Linux only where documented."""
     need_root()
-    m = await run_matrix(["vfs:tmpfs", "vfs:overlay"], oracle=oracle)
+    m = await run_matrix(["vfs:tmpfs", "vfs:overlay", "vfs:gofer", "vfs:overlay-gofer"],
+                         oracle=oracle, parallel=True)
     save(m, "vfs")
     for i in range(len(m.targets)):
         assert m.unexpected(i) == [], m.text(only_differences=True)
