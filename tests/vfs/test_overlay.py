@@ -121,3 +121,35 @@ async def test_copy_up_keeps_metadata(layers) -> None:
     assert await ov.getxattr(ctx, C, None, b"/etc/passwd", b"user.k") == b"v"
     with pytest.raises(OSError):
         await lv.getxattr(lv.new_context(), C, None, b"/etc/passwd", b"user.k")
+
+
+async def test_concurrent_copy_up_of_one_file(tmp_path) -> None:
+    """Two tasks open the same lower file for writing while the lower layer (goferfs)
+    awaits: it is copied up once, and both writes land in the one upper copy."""
+    import trio
+
+    from .targets import _goferfs
+
+    async with _goferfs(tmp_path, "exclusive") as gfs:
+        lv = VirtualFilesystem(gfs)
+        lctx = lv.new_context()
+        await lv.mkdirat(lctx, C, None, b"/dir", 0o755)
+        f = await lv.open(lctx, C, None, b"/dir/f", O_CREAT | O_WRONLY, 0o644)
+        await f.write(b"." * 100)
+        await f.dec_ref()
+        ov = VirtualFilesystem(Overlay(Tmpfs(), gfs))
+        ctx = ov.new_context()
+
+        async def writer(off: int, data: bytes) -> None:
+            fd = await ov.open(ctx, C, None, b"/dir/f", O_RDWR)
+            await fd.pwrite(data, off)
+            await fd.dec_ref()
+
+        async with trio.open_nursery() as n:
+            n.start_soon(writer, 0, b"AAAA")
+            n.start_soon(writer, 50, b"BBBB")
+        fd = await ov.open(ctx, C, None, b"/dir/f", O_RDONLY)
+        data = await fd.read(200)
+        assert data[:4] == b"AAAA" and data[50:54] == b"BBBB" and len(data) == 100
+        fdir = await ov.open(ctx, C, None, b"/dir", O_RDONLY | O_DIRECTORY)
+        assert sorted(n for n, _ in await _dents(fdir)) == [b".", b"..", b"f"]

@@ -26,6 +26,8 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+import trio
+
 from ..abi import (
     DT_DIR,
     O_ACCMODE,
@@ -94,6 +96,7 @@ class Overlay(Filesystem):
         self.lower = lower
         lr = lower_root or lower.root
         self.root = OvlDentry(self, b"/", None, upper.root, lr)
+        self._copy_lock = trio.Lock()
         upper.root.inode.mode = (upper.root.inode.mode & S_IFMT) | (lr.inode.mode & 0o7777)
         upper.root.inode.uid = lr.inode.uid
         upper.root.inode.gid = lr.inode.gid
@@ -166,11 +169,35 @@ class Overlay(Filesystem):
     # -- copy-up ---------------------------------------------------------------------------------
 
     async def copy_up(self, d: OvlDentry) -> Dentry:
-        """Make sure `d` exists in the upper layer (parents first); return its upper dentry."""
+        """Make sure `d` exists in the upper layer (parents first); return its upper dentry.
+
+        Copy-ups run one at a time (a lower read may await), so two tasks writing the same
+        lower file never copy it twice; the lock costs no checkpoint when free.
+        """
         if d.upper is not None:
             return d.upper
+        chain: list[OvlDentry] = []
+        x = d
+        while x.upper is None:
+            chain.append(x)
+            x = x.parent  # type: ignore[assignment]
+        lock = self._copy_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            for x in reversed(chain):
+                if x.upper is None:
+                    await self._copy_up_one(x)
+        finally:
+            lock.release()
+        return d.upper  # type: ignore[return-value]
+
+    async def _copy_up_one(self, d: OvlDentry) -> Dentry:
         parent: OvlDentry = d.parent  # type: ignore[assignment]
-        pu = await self.copy_up(parent)
+        pu = parent.upper
+        assert pu is not None
         low = d.lower
         assert low is not None
         st = await self.lower.stat(low)
