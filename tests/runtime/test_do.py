@@ -201,3 +201,33 @@ def test_sentry_leaves_host_network_ipc_uts():
         assert seen and all(seen[ns] != os.readlink(f"/proc/self/ns/{ns}") for ns in seen), seen
     finally:
         assert p.wait(timeout=60) == 0
+
+
+SCRIPT = """
+set -e
+cd "$T"
+tar czf doc.tgz -C /usr/share/doc coreutils gzip tar
+mkdir out
+tar xzf doc.tgz -C out
+diff -r /usr/share/doc/coreutils out/coreutils
+mkdir copy
+cp -r /usr/share/doc/gzip /usr/share/doc/tar "$T/copy"
+diff -r /usr/share/doc/tar "$T/copy/tar"
+tar tzf doc.tgz | sort | head -5
+ls "$T" | sort | tr '\\n' ' '
+echo
+echo hello | gzip -c | gunzip -c | tr a-z A-Z
+"""
+
+
+@pytest.mark.parametrize("shell", [["/bin/sh"], ["/bin/busybox", "sh"]])
+def test_shell_tar_czf_xzf_cp_r_diff_r_in_tmp(tmp_path, shell):
+    """Pipelines, tar czf/xzf and cp -r + diff -r inside the sandbox's /tmp (fork, exec,
+    pipes), compared with the same script run natively in a host temporary directory."""
+    if shell[0] == "/bin/busybox":
+        need_binary("busybox", "busybox-static")
+    want = subprocess.run([*shell, "-c", SCRIPT], env=dict(os.environ, T=str(tmp_path)),
+                          capture_output=True, stdin=subprocess.DEVNULL)
+    assert want.returncode == 0, want.stderr
+    got = runpsc("do", "--env", "T=/tmp", "--", *shell, "-c", SCRIPT)
+    assert (got.stdout, got.returncode) == (want.stdout, 0), got.stderr
