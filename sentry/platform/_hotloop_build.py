@@ -45,27 +45,42 @@ static long hot_wait(int pid, void *regs, long timeout_ns) {
     int status;
     struct timespec deadline, now, left;
     sigset_t set;
+    pid_t r;
+    if (timeout_ns <= 0) {
+        r = waitpid(pid, &status, WNOHANG | __WALL);
+        if (r == pid) goto stopped;
+        return r < 0 ? -errno : HOT_NOT_YET;
+    }
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_nsec += timeout_ns % 1000000000L;
-    deadline.tv_sec += timeout_ns / 1000000000L + deadline.tv_nsec / 1000000000L;
-    deadline.tv_nsec %= 1000000000L;
+    /* Sleep first: the thread has only just been resumed, so it is almost never stopped
+       yet, and SIGCHLD (blocked) stays pending if it already is. */
+    left.tv_sec = timeout_ns / 1000000000L;
+    left.tv_nsec = timeout_ns % 1000000000L;
+    deadline.tv_sec = -1;
     for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG | __WALL);
-        if (r == pid) {
-            if (WIFSTOPPED(status) && ptrace(PTRACE_GETREGS, pid, 0, regs) < 0) return -errno;
-            return status;
-        }
+        int got = sigtimedwait(&set, NULL, &left);
+        int timed_out = got < 0 && errno == EAGAIN;
+        r = waitpid(pid, &status, WNOHANG | __WALL);
+        if (r == pid) goto stopped;
         if (r < 0 && errno != EINTR) return -errno;
-        if (timeout_ns <= 0) return HOT_NOT_YET;
+        if (timed_out) return HOT_NOT_YET;
+        /* a SIGCHLD for another child (or a signal handler ran): sleep for the rest */
         clock_gettime(CLOCK_MONOTONIC, &now);
+        if (deadline.tv_sec < 0) {
+            deadline = now;
+            deadline.tv_sec += left.tv_sec;
+            deadline.tv_nsec += left.tv_nsec;
+            if (deadline.tv_nsec >= 1000000000L) { deadline.tv_nsec -= 1000000000L; deadline.tv_sec++; }
+        }
         left.tv_sec = deadline.tv_sec - now.tv_sec;
         left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
         if (left.tv_nsec < 0) { left.tv_nsec += 1000000000L; left.tv_sec--; }
         if (left.tv_sec < 0) return HOT_NOT_YET;
-        sigtimedwait(&set, NULL, &left);
     }
+stopped:
+    if (WIFSTOPPED(status) && ptrace(PTRACE_GETREGS, pid, 0, regs) < 0) return -errno;
+    return status;
 }
 
 /* The whole per-syscall round trip: store the result in rax, resume under PTRACE_SYSEMU,
