@@ -594,15 +594,21 @@ class GoferFS(Filesystem):
                 await io.clunk()
             return
         for idx in sorted(ino.dirty):
+            if idx not in ino.dirty:  # written back by a concurrent call
+                continue
+            ino.dirty.discard(idx)  # a write while we await dirties it again
             page = ino.pages.get(idx)
             start = idx * CHUNK
             if page is None or start >= ino.size:
                 continue
             data = bytes(page[: min(CHUNK, ino.size - start)])
             self.round_trips += 1
-            await fid.write(start, data)
+            try:
+                await fid.write(start, data)
+            except BaseException:
+                ino.dirty.add(idx)
+                raise
             ino.server_size = max(ino.server_size, start + len(data))
-        ino.dirty.clear()
 
     async def getxattr(self, d: Dentry, name: bytes) -> bytes:
         self.round_trips += 1
