@@ -32,7 +32,7 @@ from ._constants import (
 )
 from ._errors import ProtocolError
 from ._framing import FrameDecoder, encode_frame
-from ._sendpath import FrameSender
+from ._sockio import FrameSender, Receiver
 from ._version import BASE, PLAIN, RUNPSC, Dialect, client_accept
 
 _RECV_CHUNK = 1 << 16
@@ -93,11 +93,13 @@ class Stat:
 
 
 class _Call:
-    __slots__ = ("event", "reply")
+    __slots__ = ("event", "reply", "on_reply")
 
-    def __init__(self) -> None:
+    def __init__(self, on_reply: Callable[[], None] | None = None) -> None:
         self.event = trio.Event()
         self.reply: m.Message | BaseException | None = None
+        #: For requests nobody waits for (Tclunk): run by the reader when the reply lands.
+        self.on_reply = on_reply
 
 
 class Client:
@@ -118,6 +120,7 @@ class Client:
         self._next_tag = 0
         self._slots = trio.Semaphore(max(1, min(max_inflight, 0x7FFF)))
         self._sender = FrameSender(stream)
+        self._receiver = Receiver(stream)
         self._free_fids: list[int] = []
         self._next_fid = 0
         self._broken: BaseException | None = None
@@ -125,6 +128,9 @@ class Client:
         self._no_unlinkat = False
         #: Fid numbers currently allocated (for leak checks and diagnostics).
         self.live_fids: set[int] = set()
+        self._background = 0
+        self._idle = trio.Event()
+        self._idle.set()
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -166,7 +172,7 @@ class Client:
     async def _reader(self) -> None:
         try:
             while True:
-                data = await self._stream.receive_some(self._decoder.wanted(_RECV_CHUNK))
+                data = await self._receiver.receive(self._decoder.wanted(_RECV_CHUNK))
                 if not data:
                     raise _oserror(errno.ECONNRESET, "9P server closed the connection")
                 self._decoder.receive_data(data)
@@ -185,17 +191,36 @@ class Client:
                     call = self._pending.get(tag)
                     if call is not None and call.reply is None:
                         call.reply = msg
-                        call.event.set()
+                        if call.on_reply is not None:
+                            self._finish_background(tag, call)
+                        else:
+                            call.event.set()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ProtocolError) as e:
             self._fail(e)
 
     def _fail(self, exc: BaseException) -> None:
         if self._broken is None:
             self._broken = exc
-        for call in self._pending.values():
+        for tag, call in list(self._pending.items()):
             if call.reply is None:
                 call.reply = exc
-                call.event.set()
+                if call.on_reply is not None:
+                    self._finish_background(tag, call)
+                else:
+                    call.event.set()
+
+    def _finish_background(self, tag: int, call: _Call) -> None:
+        del self._pending[tag]
+        self._free_tags.append(tag)
+        assert call.on_reply is not None
+        call.on_reply()
+        self._background -= 1
+        if self._background == 0:
+            self._idle.set()
+
+    async def drain(self) -> None:
+        """Wait until every clunk sent so far is answered (their fids are then free)."""
+        await self._idle.wait()
 
     async def rpc(
         self, msg: m.Message, *, on_cancel: Callable[[m.Message | None], Any] | None = None
@@ -220,9 +245,7 @@ class Client:
                 call = _Call()
                 self._pending[tag] = call
                 try:
-                    with trio.CancelScope(shield=True):
-                        # A frame cut in half by cancellation would break the stream for all.
-                        await self._send(tag, msg)
+                    await self._send(tag, msg)  # never cut by cancellation (FrameSender)
                     try:
                         await call.event.wait()
                     except trio.Cancelled:
@@ -388,13 +411,25 @@ class Client:
         return Fid(self, fid, r.qid, ())
 
     async def _clunk(self, fid: int) -> None:
-        with trio.CancelScope(shield=True):
-            try:
-                await self.rpc(m.Tclunk(fid))
-            except OSError:
-                pass
-            finally:
-                self.release_fid(fid)
+        """Send Tclunk without waiting for Rclunk: a clunk always frees the fid on the
+        server, whatever it answers, so nobody needs the reply; the fid number is reused
+        only once Rclunk arrives (`drain()` waits for that). `live_fids` drops it at once.
+        Saves a round trip per walk-stat-clunk."""
+        if self._broken is not None:
+            self.release_fid(fid)
+            return
+        # No longer held by anyone (live_fids says so at once), but the number is reused
+        # only after Rclunk.
+        self.live_fids.discard(fid)
+        tag = self._alloc_tag()
+        if self._background == 0:
+            self._idle = trio.Event()
+        self._background += 1
+        self._pending[tag] = _Call(on_reply=lambda: self._free_fids.append(fid))
+        try:
+            await self._send(tag, m.Tclunk(fid))  # the frame is never cut by cancellation
+        except OSError:
+            pass  # connection lost: _fail already released the fid
 
     @property
     def iosize(self) -> int:

@@ -21,7 +21,7 @@ from ._constants import IOHDRSZ, MIN_MSIZE, NOFID, NONUNAME, NOTAG, GetattrMask,
 from ._errors import ProtocolError
 from ._file import File, Filesystem
 from ._framing import FrameDecoder, encode_frame, encode_frame_parts
-from ._sendpath import FrameSender
+from ._sockio import FrameSender, Receiver
 from ._version import PLAIN, Dialect, server_choose
 
 log = logging.getLogger("p9.server")
@@ -145,6 +145,7 @@ class _Connection:
         self.inflight: dict[int, _Request] = {}
         self.limiter = trio.Semaphore(server.max_inflight)
         self.sender = FrameSender(stream)
+        self.receiver = Receiver(stream)
         self.inline = server.inline
         self.handlers = {
             m.Tattach: self.attach, m.Tauth: self.auth, m.Twalk: self.walk,
@@ -184,7 +185,7 @@ class _Connection:
             self.nursery = nursery
             try:
                 while True:
-                    data = await self.stream.receive_some(self.decoder.wanted(_RECV_CHUNK))
+                    data = await self.receiver.receive(self.decoder.wanted(_RECV_CHUNK))
                     if not data:
                         break
                     self.decoder.receive_data(data)

@@ -35,6 +35,7 @@ async def test_our_client_vs_diod_matches_native(dirs, tmp_path, transport) -> N
             st = await p9.PathFS(root).statfs()
             assert st.namelen == 255 and st.bsize > 0
             await root.clunk()
+            await c.drain()
             assert c.live_fids == set()
     assert diffs == []
     assert scenario.tree(export) == scenario.tree(native)
@@ -59,4 +60,5 @@ async def test_cancelled_read_is_flushed_with_diod(dirs) -> None:
                     n.start_soon(walker, i)
             assert sorted(await p9.PathFS(root).listdir("many"))[0].startswith(b"entry-0000")
             await root.clunk()
+            await c.drain()
             assert c.live_fids == set()

@@ -27,6 +27,7 @@ async def test_our_client_vs_ganesha_matches_native(dirs, tmp_path) -> None:
             diffs = await scenario.run(p9.PathFS(root), native)
             assert (await p9.PathFS(root).statfs()).namelen == 255
             await root.clunk()
+            await c.drain()
             assert c.live_fids == set()
     assert diffs == [], "\n".join(map(repr, diffs))
     assert scenario.tree(export) == scenario.tree(native)

@@ -67,6 +67,7 @@ async def test_scenario_matches_native(dirs, version, inline) -> None:
             root = await c.attach(export)
             diffs = await scenario.run(p9.PathFS(root), native)
             await root.clunk()
+            await c.drain()
             assert c.live_fids == set()
         nursery.cancel_scope.cancel()
     assert diffs == []
@@ -133,6 +134,7 @@ async def test_concurrency_flush_and_no_leaks(tmp_path) -> None:
                         await f.clunk()
             await root.clunk()
             await trio.sleep(0.05)
+            await c.drain()
             assert c.live_fids == set()
             assert fs.alive == 0
             # Files still referenced at disconnect are closed by the server.
@@ -240,6 +242,7 @@ async def test_extensions_end_to_end(dirs) -> None:
                 assert await g.lock(p9.LockType.WRLCK, 0, 10) == p9.LockStatus.SUCCESS
                 assert (await g.getlock()).lock_type == p9.LockType.UNLCK
             await root.clunk()
+            await c.drain()
             assert c.live_fids == set()
         nursery.cancel_scope.cancel()
 
@@ -370,6 +373,7 @@ async def test_client_reads_legacy_rerror_as_errno() -> None:
         async with p9.open_client(a) as c:
             with pytest.raises(PermissionError):
                 await c.attach()
+            await c.drain()
             assert c.live_fids == set()
         nursery.cancel_scope.cancel()
 
@@ -405,4 +409,5 @@ async def test_client_survives_a_dying_or_babbling_server() -> None:
             with pytest.raises(OSError) as info:
                 await c.attach()
             assert info.value.errno == errno.ECONNRESET
+            await c.drain()
             assert c.live_fids == set()
