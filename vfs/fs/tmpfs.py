@@ -38,6 +38,7 @@ from ..file import DirectoryFD, FileDescription, RegularFD
 from ..filesystem import Filesystem, InodeCounter
 
 MAX_FILE_SIZE = (1 << 63) - 1
+BOGO_DIRENT_SIZE = 20  # shmem's directory size per entry
 XATTR_CREATE, XATTR_REPLACE = 1, 2
 XATTR_SIZE_MAX = 65536
 
@@ -107,7 +108,10 @@ class Tmpfs(Filesystem):
         if self.nr_inodes is not None and self.inodes >= self.nr_inodes:
             raise error(errno.ENOSPC)
         self.inodes += 1
-        return TmpfsInode(self._ino(), mode, uid, gid, rdev)
+        ino = TmpfsInode(self._ino(), mode, uid, gid, rdev)
+        if mode & S_IFMT == S_IFDIR:
+            ino.size = 2 * BOGO_DIRENT_SIZE  # what Linux's shmem reports
+        return ino
 
     def _add(self, parent: Dentry, child: Dentry) -> None:
         pi: TmpfsInode = parent.inode  # type: ignore[assignment]
@@ -115,6 +119,7 @@ class Tmpfs(Filesystem):
         pi.next_seq += 1
         child.parent = parent
         parent.children[child.name] = child
+        pi.size += BOGO_DIRENT_SIZE
         if child.inode.is_dir:
             pi.nlink += 1
         t = now_ns()
@@ -123,6 +128,7 @@ class Tmpfs(Filesystem):
     def _remove(self, parent: Dentry, child: Dentry) -> None:
         del parent.children[child.name]
         pi = parent.inode
+        pi.size -= BOGO_DIRENT_SIZE
         if child.inode.is_dir:
             pi.nlink -= 1
         t = now_ns()
