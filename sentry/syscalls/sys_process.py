@@ -201,14 +201,31 @@ def _set_ids(t: Task, kind: str, r: int, e: int, s: int, *, strict_saved: bool) 
     eff = eff if e == _NOCHANGE else e
     saved = saved if s == _NOCHANGE else s
     if kind == "u":
-        t.creds = c.with_ids(uid=real, euid=eff, suid=saved, fsuid=eff)
+        t.creds = _caps_after_uid_change(t, c, c.with_ids(uid=real, euid=eff, suid=saved,
+                                                          fsuid=eff))
     else:
         t.creds = c.with_ids(gid=real, egid=eff, sgid=saved, fsgid=eff)
 
 
+def _caps_after_uid_change(t: Task, old: Credentials, new: Credentials) -> Credentials:
+    """capabilities(7), "Effect of user ID changes on capabilities": leaving uid 0 drops
+    privileges, so a process that setuid()s away from root really is unprivileged."""
+    permitted, effective = new.cap_permitted, new.cap_effective
+    had_root = 0 in (old.uid, old.euid, old.suid)
+    if had_root and 0 not in (new.uid, new.euid, new.suid):
+        if not t.prctl_state.get(PR_SET_KEEPCAPS):
+            permitted = 0
+        effective = 0
+    elif old.euid == 0 and new.euid != 0:
+        effective = 0
+    elif old.euid != 0 and new.euid == 0:
+        effective = permitted
+    return new.with_ids(cap_permitted=permitted, cap_effective=effective)
+
+
 @syscall("setresuid")
 def sys_setresuid(t: Task, r: int, e: int, s: int, *_: int) -> int:
-    """Implements Linux syscall setresuid(2) (capabilities are not dropped on change)."""
+    """Implements Linux syscall setresuid(2), capabilities following the uid change."""
     _set_ids(t, "u", r, e, s, strict_saved=True)
     return 0
 

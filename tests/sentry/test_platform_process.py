@@ -108,3 +108,37 @@ int main(void) {
     status, got, _, _ = await run([prog])
     assert status == 0
     assert got == b"1 1 0 runpsc 6.1.0-runpsc\n"
+
+
+CAPS = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+    printf("start uid=%d euid=%d\n", getuid(), geteuid());
+    printf("seteuid %d\n", seteuid(1000));
+    printf("back_to_root %d\n", seteuid(0));             /* saved uid 0: allowed */
+    printf("setresuid %d\n", setresuid(1000, 1000, 1000));
+    printf("ids %d %d\n", getuid(), geteuid());
+    errno = 0;
+    printf("regain %d %d\n", setuid(0), errno);          /* privileges are gone */
+    printf("setgroups %d %d\n", (int)syscall(SYS_setgroups, 0, NULL), errno);
+    return 0;
+}
+"""
+
+
+async def test_leaving_root_drops_privileges(tmp_path):
+    import os
+
+    if os.geteuid() != 0:
+        from tests.support import missing
+
+        missing("root", "the native comparison starts as uid 0")
+    prog = build_c(tmp_path, "caps", CAPS, "-static")
+    st, out = native([prog])
+    status, got, _, _ = await run([prog])
+    assert (status, got) == (st, out)
+    assert b"regain -1" in got and b"setgroups -1 1" in got
