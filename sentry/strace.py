@@ -398,8 +398,6 @@ SPECS: dict[str, tuple[str, ...]] = {
     "brk": ("p",),
     "arch_prctl": ("archprctl", "p"),
     "clock_gettime": ("clock", "p"),
-    "exit": ("d",),
-    "exit_group": ("d",),
     "getrandom": ("buf<:ret", "u", "grnd"),
     "rseq": ("p", "x", "d", "x"),
     "set_robust_list": ("p", "u"),
@@ -410,9 +408,19 @@ SPECS: dict[str, tuple[str, ...]] = {
     "uname": ("p",),
     "madvise": ("p", "u", "d"),
     "mremap": ("p", "u", "u", "x", "p"),
-    "kill": ("d", "d"),
-    "tgkill": ("d", "d", "d"),
-    "wait4": ("d", "p", "x", "p"),
+    "kill": ("pid", "signal"),
+    "tgkill": ("pid", "pid", "signal"),
+    "wait4": ("pid", "wstatus<", "waitopts", "p"),
+    "clone": ("cloneflags", "p", "p", "p", "x"),
+    "vfork": (),
+    "fork": (),
+    "exit": ("d32",),
+    "exit_group": ("d32",),
+    "getpid": (),
+    "getppid": (),
+    "gettid": (),
+    "setpgid": ("pid", "pid"),
+    "getpgid": ("pid",),
     "sched_getaffinity": ("d", "u", "p"),
     "clock_nanosleep": ("clock", "x", "p", "p"),
     "nanosleep": ("p", "p"),
@@ -444,7 +452,8 @@ class Strace:
     Args:
         write: where finished lines go (without the newline), e.g. a stderr writer.
         strsize: how many bytes of a buffer to print (strace's ``-s``, default 32).
-        show_pid: prefix lines with ``[pid N]`` (strace's ``-f`` look).
+        show_pid: prefix lines with ``[pid N]`` (strace's ``-f`` look); None (the default)
+            does so while the sandbox has more than one process.
         clock: a monotonic clock in seconds, for the ``<duration>`` column.
     """
 
@@ -453,7 +462,7 @@ class Strace:
         write: Callable[[str], Any],
         *,
         strsize: int = 32,
-        show_pid: bool = False,
+        show_pid: bool | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.write = write
@@ -475,6 +484,8 @@ class Strace:
                 parts.append(None)
             else:
                 parts.append(self._arg(t, name, kind, args, i))
+        if name == "clone":
+            parts = self._clone_args(args)
         pending = _Pending(name, args, parts, self.clock())
         if name in _NORETURN:
             self.write(self._line(t, pending, "?", None))
@@ -507,8 +518,12 @@ class Strace:
 
     def _line(self, t: Any, p: _Pending, result: str, duration: float | None) -> str:
         call = f"{p.name}({', '.join(x for x in p.parts if x)})"
-        prefix = f"[pid {getattr(t, 'tid', '?'):>5}] " if self.show_pid else ""
-        line = f"{prefix}{call:<39} = {result}"
+        show = self.show_pid
+        if show is None:  # like strace -f: from the moment a second process exists
+            if len(getattr(getattr(t, "kernel", None), "procs", ())) > 1:
+                self.show_pid = show = True
+        prefix = f"[pid {getattr(t, 'tid', '?'):>5}] " if show else ""
+        line = f"{prefix + call:<39} = {result}"
         if duration is not None:
             line += f" <{duration:.6f}>"
         return line
@@ -567,6 +582,17 @@ class Strace:
             return map_flags(v)
         if base == "clock":
             return _CLOCKS.get(v & 0xFFFFFFFF, str(v))
+        if base in ("pid", "d32"):
+            return str(_signed(v, 32))
+        if base == "signal":
+            return _signame(v & 0xFFFFFFFF)
+        if base == "waitopts":
+            return _flags(v & 0xFFFFFFFF, _WAITOPTS)
+        if base == "cloneflags":
+            low = v & 0xFF
+            flags = _flags(v & ~0xFF & 0xFFFFFFFFFFFFFFFF, _CLONE, zero="")
+            sig = _signame(low) if low else ""
+            return "flags=" + ("|".join(x for x in (flags, sig) if x) or "0")
         if base == "rlimres":
             r = v & 0xFFFFFFFF
             return _RLIMITS[r] if r < len(_RLIMITS) else str(r)
@@ -579,6 +605,20 @@ class Strace:
         if base in ("argv", "envp"):
             return self._strarray(t, v, envp=base == "envp")
         return hex(v)
+
+    def _clone_args(self, args: list[int]) -> list[str | None]:
+        """clone's arguments as strace names them (x86_64 order: flags, stack, ptid, ctid,
+        tls), showing the tid pointers and tls only when the flags use them."""
+        flags = args[0]
+        parts: list[str | None] = [f"child_stack={_ptr(args[1])}",
+                                   self._arg(None, "clone", "cloneflags", args, 0)]
+        if flags & 0x100000:
+            parts.append(f"parent_tid={_ptr(args[2])}")
+        if flags & 0x1200000:
+            parts.append(f"child_tidptr={_ptr(args[3])}")
+        if flags & 0x80000:
+            parts.append(f"tls={_ptr(args[4])}")
+        return parts
 
     def _fcntl_arg(self, t: Any, cmd: int, v: int) -> str:
         if cmd in _FCNTL_NOARG:
@@ -611,6 +651,11 @@ class Strace:
                 return format_stat(t.mem_read(v, STAT.size))
             if base == "statx<":
                 return format_statx(t.mem_read(v, 256))
+            if base == "wstatus<":
+                if not v:
+                    return "NULL"
+                st = struct.unpack("<i", t.mem_read(v, 4))[0]
+                return f"[{_wstatus(st)}]"
             if base == "fds<":
                 a, b = struct.unpack("<ii", t.mem_read(v, 8))
                 return f"[{a}, {b}]"
@@ -671,6 +716,38 @@ class Strace:
         if len(ptrs) > 32:
             shown.append("...")
         return "[" + ", ".join(shown) + "]"
+
+
+_WAITOPTS = [(1, "WNOHANG"), (2, "WUNTRACED"), (8, "WCONTINUED"), (0x40000000, "__WALL"),
+             (0x80000000, "__WCLONE"), (0x20000000, "__WNOTHREAD")]
+_CLONE = [(0x100, "CLONE_VM"), (0x200, "CLONE_FS"), (0x400, "CLONE_FILES"),
+          (0x800, "CLONE_SIGHAND"), (0x1000, "CLONE_PIDFD"), (0x2000, "CLONE_PTRACE"),
+          (0x4000, "CLONE_VFORK"), (0x8000, "CLONE_PARENT"), (0x10000, "CLONE_THREAD"),
+          (0x20000, "CLONE_NEWNS"), (0x40000, "CLONE_SYSVSEM"), (0x80000, "CLONE_SETTLS"),
+          (0x100000, "CLONE_PARENT_SETTID"), (0x200000, "CLONE_CHILD_CLEARTID"),
+          (0x1000000, "CLONE_CHILD_SETTID"), (0x2000000, "CLONE_NEWCGROUP"),
+          (0x4000000, "CLONE_NEWUTS"), (0x8000000, "CLONE_NEWIPC"),
+          (0x10000000, "CLONE_NEWUSER"), (0x20000000, "CLONE_NEWPID"),
+          (0x40000000, "CLONE_NEWNET"), (0x80000000, "CLONE_IO")]
+
+
+def _signame(sig: int) -> str:
+    import signal as _signal
+
+    try:
+        return _signal.Signals(sig).name
+    except ValueError:
+        return f"SIGRT_{sig - 32}" if 32 <= sig <= 64 else str(sig)
+
+
+def _wstatus(st: int) -> str:
+    """A wait status as strace shows it."""
+    if st & 0x7F == 0:
+        return f"{{WIFEXITED(s) && WEXITSTATUS(s) == {(st >> 8) & 0xFF}}}"
+    if st & 0xFF == 0x7F:
+        return f"{{WIFSTOPPED(s) && WSTOPSIG(s) == {_signame((st >> 8) & 0xFF)}}}"
+    core = " && WCOREDUMP(s)" if st & 0x80 else ""
+    return f"{{WIFSIGNALED(s) && WTERMSIG(s) == {_signame(st & 0x7F)}{core}}}"
 
 
 def _ptr(v: int) -> str:

@@ -231,3 +231,21 @@ def test_shell_tar_czf_xzf_cp_r_diff_r_in_tmp(tmp_path, shell):
     assert want.returncode == 0, want.stderr
     got = runpsc("do", "--env", "T=/tmp", "--", *shell, "-c", SCRIPT)
     assert (got.stdout, got.returncode) == (want.stdout, 0), got.stderr
+
+
+def test_strace_of_processes_matches_strace_shapes():
+    """--strace with fork/exec/wait shows the lines strace -f shows for the same command."""
+    strace = need_binary("strace")
+    cmd = ["sh", "-c", "echo a | cat; exit 3"]
+    native_trace = subprocess.run([strace, "-f", "-q", *cmd], capture_output=True,
+                                  stdin=subprocess.DEVNULL).stderr.decode()
+    got = runpsc("do", "--strace", "--", *cmd)
+    assert got.returncode == 3
+    ours = got.stderr.decode()
+    for shape in ("clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD",
+                  "[{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = ",
+                  'execve("/usr/bin/cat", ["cat"], ',
+                  "exit_group(3)", "+++ exited with 3 +++"):
+        assert shape in native_trace, shape
+        assert shape in ours, shape
+    assert "[pid " in ours
