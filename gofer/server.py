@@ -64,14 +64,25 @@ class GoferFilesystem(p9.Filesystem):
             e.open(procfd)
         return cls(exports, policy)
 
+    def lookup(self, aname: str) -> Export:
+        """The export an aname selects: by name; else by its host path, as diod's anames are;
+        else, with a single export, an empty aname or "/" (what gVisor's client sends).
+
+        Raises:
+            OSError(ENOENT): nothing matches.
+        """
+        export = self.exports.get(aname)
+        if export is not None:
+            return export
+        for e in self.exports.values():
+            if aname.startswith("/") and os.path.normpath(aname) == os.path.normpath(e.path):
+                return e
+        if aname in ("", "/") and len(self.exports) == 1:
+            return next(iter(self.exports.values()))
+        raise OSError(errno.ENOENT, f"no export named {aname!r}")
+
     async def attach(self, aname: bytes, uname: bytes, uid: int) -> GoferFile:
-        name = _s(aname)
-        if not name and len(self.exports) == 1:
-            export = next(iter(self.exports.values()))
-        else:
-            export = self.exports.get(name)
-            if export is None:
-                raise OSError(errno.ENOENT, f"no export named {name!r}")
+        export = self.lookup(_s(aname))
         ident = self.policy.resolve(uname=_s(uname), n_uname=uid)
         f = GoferFile(export.root(), ident, self.policy.switch)
         try:

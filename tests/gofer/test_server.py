@@ -65,11 +65,26 @@ async def test_walk_getattr_read_like_native(exp: Path) -> None:
         await root.clunk()
 
 
-async def test_unknown_aname_is_enoent(exp: Path) -> None:
+async def test_aname_selection(exp: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
     async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), connect(fs, nursery) as c:
         with pytest.raises(OSError) as ei:
             await c.attach(b"nosuch")
         assert ei.value.errno == errno.ENOENT
+        # lenient: the host path (diod's anames), and "" or "/" with a single export (gVisor)
+        for aname in (b"e", os.fsencode(exp), os.fsencode(exp) + b"/", b"", b"/"):
+            root = await c.attach(aname)
+            assert root.qid.path == os.stat(exp).st_ino
+            await root.clunk()
+    exports = [Export("e", str(exp)), Export("o", str(other))]
+    async with gofer_fs(exports) as (fs, nursery), connect(fs, nursery) as c:
+        for aname in (b"", b"/"):
+            with pytest.raises(OSError):
+                await c.attach(aname)  # ambiguous with two exports
+        root = await c.attach(os.fsencode(other))
+        assert root.qid.path == os.stat(other).st_ino
+        await root.clunk()
 
 
 async def test_mutations_like_native(exp: Path, tmp_path: Path) -> None:
