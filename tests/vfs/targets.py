@@ -96,7 +96,7 @@ TARGETS = {"tmpfs": tmpfs_target, "overlay": overlay_target}
 
 
 @asynccontextmanager
-async def _gofer_client(tmp_path: Any) -> AsyncIterator[Any]:
+async def _gofer_client(tmp_path: Any, msize: int = 1 << 20) -> AsyncIterator[Any]:
     """A client connected to an in-process gofer exporting a fresh directory."""
     from gofer.host import Export
 
@@ -115,7 +115,7 @@ async def _gofer_client(tmp_path: Any) -> AsyncIterator[Any]:
         top.symlink_to(real)
     try:
         async with gofer_fs([Export("e", real)]) as (fs, nursery):
-            async with connect(fs, nursery) as client:
+            async with connect(fs, nursery, msize=msize) as client:
                 yield client
     finally:
         if base:
@@ -123,10 +123,10 @@ async def _gofer_client(tmp_path: Any) -> AsyncIterator[Any]:
 
 
 @asynccontextmanager
-async def _goferfs(tmp_path: Any, policy: str) -> AsyncIterator[Any]:
+async def _goferfs(tmp_path: Any, policy: str, msize: int = 1 << 20) -> AsyncIterator[Any]:
     from vfs.fs.goferfs import GoferFS
 
-    async with _gofer_client(tmp_path) as client:
+    async with _gofer_client(tmp_path, msize) as client:
         gfs = await GoferFS.attach(client, b"e", policy=policy)
         try:
             yield gfs

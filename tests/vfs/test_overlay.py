@@ -153,3 +153,20 @@ async def test_concurrent_copy_up_of_one_file(tmp_path) -> None:
         assert data[:4] == b"AAAA" and data[50:54] == b"BBBB" and len(data) == 100
         fdir = await ov.open(ctx, C, None, b"/dir", O_RDONLY | O_DIRECTORY)
         assert sorted(n for n, _ in await _dents(fdir)) == [b".", b"..", b"f"]
+
+
+async def test_large_lower_directory_listed_whole(tmp_path) -> None:
+    """A lower goferfs directory bigger than one Treaddir (small msize) is merged whole,
+    through the overlay and directly."""
+    from .targets import _goferfs
+
+    async with _goferfs(tmp_path, "exclusive", msize=8192) as gfs:
+        top = tmp_path / "export" / "big"
+        top.mkdir()
+        names = sorted(b"entry-%04d-with-a-long-enough-name" % i for i in range(600))
+        for n in names:
+            (top / n.decode()).touch()
+        for v in (VirtualFilesystem(gfs), VirtualFilesystem(Overlay(Tmpfs(), gfs))):
+            fd = await v.open(v.new_context(), C, None, b"/big", O_RDONLY | O_DIRECTORY)
+            got = sorted(n for n, _ in await _dents(fd) if n not in (b".", b".."))
+            assert got == names

@@ -260,12 +260,20 @@ class Overlay(Filesystem):
     # -- merged directory view ---------------------------------------------------------------------
 
     async def _list(self, fs: Filesystem, d: Dentry) -> list[tuple[bytes, int]]:
+        """Every entry of a layer's directory (a remote one answers in batches)."""
         fd = await fs.open(d, O_RDONLY | 0o200000, _ROOT)
+        out: list[tuple[bytes, int]] = []
         try:
-            ents = await fd.entries(0)  # type: ignore[attr-defined]
+            cookie = 0
+            while True:
+                ents = await fd.entries(cookie)  # type: ignore[attr-defined]
+                if not ents:
+                    break
+                out += [(name, t) for _, _, t, name in ents if name not in (b".", b"..")]
+                cookie = ents[-1][0]
         finally:
             await fd.dec_ref()
-        return [(name, t) for _, _, t, name in ents if name not in (b".", b"..")]
+        return out
 
     async def merged(self, d: OvlDentry) -> list[tuple[bytes, OvlDentry]]:
         """The names of directory `d` with their overlay dentries, upper first."""
