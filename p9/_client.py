@@ -286,8 +286,8 @@ class Client:
             for tag, call in zip(tags, calls, strict=True):
                 self._pending[tag] = call
             try:
-                with trio.CancelScope(shield=True):
-                    await self._send_raw(b"".join(encode_frame(tg, msg) for tg, msg in zip(tags, batch, strict=True)))
+                # Never cut by cancellation (FrameSender).
+                await self._send_raw(b"".join(encode_frame(tg, msg) for tg, msg in zip(tags, batch, strict=True)))
                 try:
                     for call in calls:
                         await call.event.wait()
