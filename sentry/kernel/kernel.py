@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import logging
 import os
@@ -29,6 +30,8 @@ from sentry.syscalls.table import TABLE, Entry, SyscallError, name_of
 from .task import Task, TaskExit
 
 log = logging.getLogger("runpsc.sentry")
+#: The Task whose syscall the current trio task serves (for hooks called from vfs).
+CURRENT_TASK: contextvars.ContextVar[Task] = contextvars.ContextVar("runpsc_current_task")
 
 _MASK64 = (1 << 64) - 1
 # Default dispositions (signal(7)) for signals the application cannot yet handle itself.
@@ -55,6 +58,8 @@ class Kernel:
 
         self.exec_source = exec_source
         self.vfs = vfs
+        if vfs is not None and hasattr(vfs, "sigpipe") and vfs.sigpipe is None:
+            vfs.sigpipe = self._sigpipe
         self.table = TABLE if table is None else table
         self.stderr = stderr if stderr is not None else sys.stderr
         self.hostname = hostname
@@ -156,7 +161,15 @@ class Kernel:
         child.stub.resume()
         self._nursery.start_soon(self._task_main, child)
 
+    def _sigpipe(self) -> None:
+        """vfs hook: a write hit a pipe without readers. SIGPIPE's default action ends the
+        writer (the handler still returns EPIPE; the loop then sees `killed_by`)."""
+        t = CURRENT_TASK.get(None)
+        if t is not None and not t.killed_by:
+            t.killed_by = signal.SIGPIPE
+
     async def _task_main(self, t: Task) -> int:
+        CURRENT_TASK.set(t)
         status = signal.SIGKILL
         try:
             status = await self._serve(t)

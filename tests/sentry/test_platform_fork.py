@@ -119,3 +119,33 @@ async def test_pipelines_and_tar_gzip_round_trip():
     assert status == 4 << 8, (out, k.events)
     assert lines[:4] == ["6", "3", "2", "1"]
     assert lines[4:6] == lines[6:8] and len(lines) == 8
+
+
+async def test_writer_to_a_closed_pipe_dies_of_sigpipe(tmp_path):
+    """`yes | head -1`: yes is killed by SIGPIPE (default action), as natively."""
+    src = r"""
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    int p[2];
+    pipe(p);
+    pid_t c = fork();
+    if (c == 0) {
+        close(p[0]);
+        for (;;) write(p[1], "y\n", 2);
+    }
+    close(p[1]);
+    char b[2];
+    read(p[0], b, 2);
+    close(p[0]);
+    int st;
+    waitpid(c, &st, 0);
+    printf("signaled=%d sig=%d\n", WIFSIGNALED(st), WTERMSIG(st));
+    return 0;
+}
+"""
+    prog = build_c(tmp_path, "sigpipe", src, "-static")
+    st, out = native([prog])
+    status, got, k, _ = await run_vfs(["/p"], {"/p": prog})
+    assert (status, got) == (st, out) == (0, b"signaled=1 sig=13\n"), k.events
