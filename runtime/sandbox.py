@@ -120,8 +120,10 @@ class GoferProcess:
             "--idle-timeout", "0",
         ]
         try:
+            # Its own session: a ^C at the terminal is the Sentry's business, not the
+            # gofer's. If this process dies, the socket closes and the gofer exits.
             proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                                    close_fds=True)
+                                    close_fds=True, start_new_session=True)
         finally:
             theirs.close()
         return cls(proc, ours, directory)
