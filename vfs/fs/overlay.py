@@ -42,7 +42,6 @@ from ..abi import (
     S_IFREG,
     Stat,
     StatFS,
-    dtype_of,
 )
 from ..creds import Credentials
 from ..dentry import Dentry, Inode
@@ -75,7 +74,7 @@ class OvlDentry(Dentry):
         self.upper = upper
         self.lower = lower
         self.opaque = opaque
-        self.merged_cache: list[tuple[bytes, OvlDentry]] | None = None
+        self.merged_cache: list[tuple[bytes, int, int]] | None = None
 
 
 class Overlay(Filesystem):
@@ -248,8 +247,10 @@ class Overlay(Filesystem):
             return d.upper  # only ever existed in upper: nothing below to copy
         up = await self.copy_up(d)
         if d.inode.is_dir:
-            for _, child in await self.merged(d):
-                await self.copy_up_tree(child)
+            for name, _, _ in await self.merged(d):
+                child = await self._lookup_one(d, name)
+                if child is not None:
+                    await self.copy_up_tree(child)
             if d.lower is not None:
                 await self.upper.setxattr(up, OPAQUE, b"y", 0)
                 d.opaque = True
@@ -259,45 +260,41 @@ class Overlay(Filesystem):
 
     # -- merged directory view ---------------------------------------------------------------------
 
-    async def _list(self, fs: Filesystem, d: Dentry) -> list[tuple[bytes, int]]:
-        """Every entry of a layer's directory (a remote one answers in batches)."""
+    async def _list(self, fs: Filesystem, d: Dentry) -> list[tuple[bytes, int, int]]:
+        """Every (name, ino, d_type) of a layer's directory (a remote one answers in
+        batches)."""
         fd = await fs.open(d, O_RDONLY | 0o200000, _ROOT)
-        out: list[tuple[bytes, int]] = []
+        out: list[tuple[bytes, int, int]] = []
         try:
             cookie = 0
             while True:
                 ents = await fd.entries(cookie)  # type: ignore[attr-defined]
                 if not ents:
                     break
-                out += [(name, t) for _, _, t, name in ents if name not in (b".", b"..")]
+                out += [(name, ino, t) for _, ino, t, name in ents if name not in (b".", b"..")]
                 cookie = ents[-1][0]
         finally:
             await fd.dec_ref()
         return out
 
-    async def merged(self, d: OvlDentry) -> list[tuple[bytes, OvlDentry]]:
-        """The names of directory `d` with their overlay dentries, upper first."""
+    async def merged(self, d: OvlDentry) -> list[tuple[bytes, int, int]]:
+        """The (name, ino, d_type) entries of directory `d`, upper first, whiteouts and
+        hidden lower names left out. Built from the layers' listings alone (no lookup
+        per entry), and cached until the directory changes."""
         if d.merged_cache is not None:
             return d.merged_cache
-        names: list[bytes] = []
+        out: list[tuple[bytes, int, int]] = []
         hidden: set[bytes] = set()
         if d.upper is not None:
-            for name, _ in await self._list(self.upper, d.upper):
-                ud = d.upper.children.get(name)
-                if ud is not None and is_whiteout(ud):
-                    hidden.add(name)
-                else:
-                    hidden.add(name)
-                    names.append(name)
+            kids = d.upper.children
+            for name, ino, t in await self._list(self.upper, d.upper):
+                hidden.add(name)
+                if not is_whiteout(kids.get(name)):
+                    out.append((name, ino, t))
         if d.lower is not None and not d.opaque:
-            for name, _ in await self._list(self.lower, d.lower):
+            for name, ino, t in await self._list(self.lower, d.lower):
                 if name not in hidden:
-                    names.append(name)
-        out: list[tuple[bytes, OvlDentry]] = []
-        for name in names:
-            child = await self._lookup_one(d, name)
-            if child is not None:
-                out.append((name, child))
+                    out.append((name, ino, t))
         d.merged_cache = out
         return out
 
@@ -315,7 +312,7 @@ class Overlay(Filesystem):
             if od.dead:  # removed through the overlay; the lower file is untouched
                 st.nlink = 0 if st.mode & S_IFMT == S_IFDIR else max(0, st.nlink - 1)
         if st.mode & S_IFMT == S_IFDIR and od.lower is not None and not od.opaque and not od.dead:
-            st.nlink = 2 + sum(1 for _, c in await self.merged(od) if c.inode.is_dir)
+            st.nlink = 2 + sum(1 for _, _, t in await self.merged(od) if t == DT_DIR)
         st.dev = self.dev
         return st
 
@@ -535,8 +532,8 @@ class OverlayDirFD(DirectoryFD):
         d = self.dentry
         if self._snap is None or cookie == 0:
             snap = [(1, d.inode.ino, DT_DIR, b"."), (2, d.parent.inode.ino, DT_DIR, b"..")]
-            for i, (name, child) in enumerate(await self.fs.merged(d)):
-                snap.append((i + 3, child.inode.ino, dtype_of(child.inode.mode), name))
+            for i, (name, ino, t) in enumerate(await self.fs.merged(d)):
+                snap.append((i + 3, ino, t, name))
             self._snap = snap
         return [e for e in self._snap if e[0] > cookie]
 
