@@ -249,3 +249,44 @@ def test_strace_of_processes_matches_strace_shapes():
         assert shape in native_trace, shape
         assert shape in ours, shape
     assert "[pid " in ours
+
+
+def _on_pty(argv: list[str]) -> tuple[int, bytes]:
+    """Run argv with a pseudo-terminal (33 rows, 101 columns) as stdin/stdout/stderr."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    try:
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+        p = subprocess.run(argv, stdin=slave, stdout=slave, stderr=subprocess.DEVNULL,
+                           cwd=str(ROOT), timeout=120)
+        os.close(slave)
+        slave = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the slave side is closed and drained
+                break
+            if not chunk:
+                break
+            out += chunk
+        return p.returncode, out
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+
+
+def test_terminal_ioctls_pass_through_a_host_terminal():
+    """stty talks to the caller's terminal through the safe ioctl pass-through (TCGETS,
+    TIOCGWINSZ, TCSETS) exactly as it does natively."""
+    for argv in (["stty", "size"], ["stty", "-a"], ["stty", "-echo", "size"]):
+        want = _on_pty(argv)
+        got = _on_pty([sys.executable, "-m", "runtime.cli", "do", "--", *argv])
+        assert got == want, argv
+    code, out = _on_pty([sys.executable, "-m", "runtime.cli", "do", "--", "stty", "size"])
+    assert (code, out.strip()) == (0, b"33 101")
