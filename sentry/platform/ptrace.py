@@ -29,6 +29,9 @@ try:  # the C hot loop, built at install time (setup.py); ctypes otherwise
         raise ImportError("RUNPSC_NO_CFFI is set")
     from ._hotloop import ffi as _ffi
     from ._hotloop import lib as _hot
+
+    if not all(hasattr(_hot, f) for f in ("hot_resume", "hot_wait", "hot_step")):
+        raise ImportError("stale _hotloop build (rerun pip install -e .)")
 except ImportError:  # pragma: no cover - depends on the build
     _ffi = _hot = None
 from .stub import GADGET, SCRATCH, STUB_ADDR, STUB_END, seccomp_filter, stub_elf
