@@ -9,7 +9,7 @@ import trio
 from .case import Case
 from .report import Matrix
 from .runner import TargetRun, run_target, select
-from .targets import open_oracle, open_target
+from .targets import check_spec, open_oracle, open_target
 
 
 async def run_oracle(cases: list[Case], *, base: str | None = None) -> TargetRun:
@@ -39,9 +39,11 @@ async def run_matrix(specs: Iterable[str], *, patterns: Iterable[str] | None = N
     cases = select(patterns)
     if not cases:
         raise ValueError(f"no case matches {list(patterns or [])!r}")
+    specs = list(specs)
+    for spec in specs:
+        check_spec(spec)
     if oracle is None:
         oracle = await run_oracle(cases, base=oracle_base)
-    specs = list(specs)
     runs: list[TargetRun | None] = [None] * len(specs)
     if parallel:
         async def one(i: int) -> None:

@@ -43,16 +43,43 @@ def _mount_kind(path: str) -> str:
     return kind
 
 
-@contextlib.asynccontextmanager
-async def open_target(spec: str) -> AsyncIterator[OpenedTarget]:
-    """Open the target named by `spec` for the duration of the block."""
+VFS_KINDS = ("tmpfs", "overlay", "gofer", "overlay-gofer")
+
+
+def check_spec(spec: str) -> None:
+    """Reject a malformed specification before anything runs (TargetSpecError)."""
     scheme, sep, rest = spec.partition(":")
     if not sep:
         raise TargetSpecError(f"target {spec!r} has no scheme (dir:, 9p:, vfs:)")
     if scheme == "dir":
-        from .target_dir import DirTarget
         if not os.path.isdir(rest):
             raise TargetSpecError(f"target {spec!r}: {rest!r} is not a directory")
+    elif scheme == "9p":
+        from .target_9p import parse_address
+        try:
+            addr, _ = parse_address(rest)
+        except ValueError as e:
+            raise TargetSpecError(str(e)) from None
+        kind, _, where = addr.partition(":")
+        host, _, port = where.rpartition(":")
+        if kind not in ("tcp", "unix") or not where or (
+                kind == "tcp" and not (host and port.isdigit())):
+            raise TargetSpecError(f"bad 9p address {addr!r} in {spec!r}; expected "
+                                  "tcp:HOST:PORT or unix:PATH")
+    elif scheme == "vfs":
+        if rest not in VFS_KINDS:
+            raise TargetSpecError(f"unknown vfs target {rest!r} ({', '.join(VFS_KINDS)})")
+    else:
+        raise TargetSpecError(f"unknown target scheme {scheme!r} in {spec!r} (dir:, 9p:, vfs:)")
+
+
+@contextlib.asynccontextmanager
+async def open_target(spec: str) -> AsyncIterator[OpenedTarget]:
+    """Open the target named by `spec` for the duration of the block."""
+    check_spec(spec)
+    scheme, _, rest = spec.partition(":")
+    if scheme == "dir":
+        from .target_dir import DirTarget
         kind = _mount_kind(rest)
         # Worker threads let cases overlap on a slow (FUSE) filesystem.
         t = DirTarget(rest, threads=8 if kind != "dir" else 0)
@@ -68,8 +95,6 @@ async def open_target(spec: str) -> AsyncIterator[OpenedTarget]:
         from .target_vfs import open_vfs
         async with open_vfs(rest) as t:
             yield OpenedTarget(t, spec, f"vfs-{rest}")
-    else:
-        raise TargetSpecError(f"unknown target scheme {scheme!r} in {spec!r} (dir:, 9p:, vfs:)")
 
 
 @contextlib.asynccontextmanager
