@@ -186,20 +186,27 @@ def sys_setgroups(t: Task, size: int, addr: int, *_: int) -> int:
 _NOCHANGE = 0xFFFFFFFF
 
 
-def _set_ids(t: Task, kind: str, r: int, e: int, s: int, *, strict_saved: bool) -> None:
-    """setres[ug]id's rule: unprivileged callers may only pick among real/effective/saved."""
+def _ids_of(t: Task, kind: str) -> tuple[int, int, int, bool]:
     c = _creds(t)
-    cap = CAP_SETUID if kind == "u" else CAP_SETGID
-    real, eff, saved = (c.uid, c.euid, c.suid) if kind == "u" else (c.gid, c.egid, c.sgid)
+    ids = (c.uid, c.euid, c.suid) if kind == "u" else (c.gid, c.egid, c.sgid)
+    return (*ids, c.has_cap(CAP_SETUID if kind == "u" else CAP_SETGID))
+
+
+def _set_ids(t: Task, kind: str, r: int, e: int, s: int) -> None:
+    """setres[ug]id's rule: unprivileged callers may only pick among real/effective/saved."""
+    real, eff, saved, privileged = _ids_of(t, kind)
     r, e, s = (x & 0xFFFFFFFF for x in (r, e, s))
-    if not c.has_cap(cap):
+    if not privileged:
         allowed = {real, eff, saved}
         for v in (r, e, s):
             if v != _NOCHANGE and v not in allowed:
                 raise SyscallError(errno.EPERM)
-    real = real if r == _NOCHANGE else r
-    eff = eff if e == _NOCHANGE else e
-    saved = saved if s == _NOCHANGE else s
+    _commit_ids(t, kind, real if r == _NOCHANGE else r, eff if e == _NOCHANGE else e,
+                saved if s == _NOCHANGE else s)
+
+
+def _commit_ids(t: Task, kind: str, real: int, eff: int, saved: int) -> None:
+    c = _creds(t)
     if kind == "u":
         t.creds = _caps_after_uid_change(t, c, c.with_ids(uid=real, euid=eff, suid=saved,
                                                           fsuid=eff))
@@ -226,48 +233,74 @@ def _caps_after_uid_change(t: Task, old: Credentials, new: Credentials) -> Crede
 @syscall("setresuid")
 def sys_setresuid(t: Task, r: int, e: int, s: int, *_: int) -> int:
     """Implements Linux syscall setresuid(2), capabilities following the uid change."""
-    _set_ids(t, "u", r, e, s, strict_saved=True)
+    _set_ids(t, "u", r, e, s)
     return 0
 
 
 @syscall("setresgid")
 def sys_setresgid(t: Task, r: int, e: int, s: int, *_: int) -> int:
     """Implements Linux syscall setresgid(2)."""
-    _set_ids(t, "g", r, e, s, strict_saved=True)
+    _set_ids(t, "g", r, e, s)
     return 0
+
+
+def _setid(t: Task, kind: str, v: int) -> None:
+    """set[ug]id: all three ids when privileged, else the effective one, which must be the
+    real or saved id."""
+    real, _eff, saved, privileged = _ids_of(t, kind)
+    v &= 0xFFFFFFFF
+    if v == _NOCHANGE:
+        raise SyscallError(errno.EINVAL)
+    if privileged:
+        _commit_ids(t, kind, v, v, v)
+    elif v in (real, saved):
+        _commit_ids(t, kind, real, v, saved)
+    else:
+        raise SyscallError(errno.EPERM)
+
+
+def _setreid(t: Task, kind: str, r: int, e: int) -> None:
+    """setre[ug]id: the saved id follows the new effective one when the real id is set or
+    the effective id changes away from the old real id."""
+    real, eff, saved, privileged = _ids_of(t, kind)
+    r, e = r & 0xFFFFFFFF, e & 0xFFFFFFFF
+    if not privileged:
+        if r != _NOCHANGE and r not in (real, eff):
+            raise SyscallError(errno.EPERM)
+        if e != _NOCHANGE and e not in (real, eff, saved):
+            raise SyscallError(errno.EPERM)
+    new_real = real if r == _NOCHANGE else r
+    new_eff = eff if e == _NOCHANGE else e
+    if r != _NOCHANGE or (e != _NOCHANGE and e != real):
+        saved = new_eff
+    _commit_ids(t, kind, new_real, new_eff, saved)
 
 
 @syscall("setuid")
 def sys_setuid(t: Task, uid: int, *_: int) -> int:
-    """Implements Linux syscall setuid(2): all ids when privileged, else the effective."""
-    if _creds(t).has_cap(CAP_SETUID):
-        _set_ids(t, "u", uid, uid, uid, strict_saved=False)
-    else:
-        _set_ids(t, "u", _NOCHANGE, uid, _NOCHANGE, strict_saved=False)
+    """Implements Linux syscall setuid(2)."""
+    _setid(t, "u", uid)
     return 0
 
 
 @syscall("setgid")
 def sys_setgid(t: Task, gid: int, *_: int) -> int:
     """Implements Linux syscall setgid(2)."""
-    if _creds(t).has_cap(CAP_SETGID):
-        _set_ids(t, "g", gid, gid, gid, strict_saved=False)
-    else:
-        _set_ids(t, "g", _NOCHANGE, gid, _NOCHANGE, strict_saved=False)
+    _setid(t, "g", gid)
     return 0
 
 
 @syscall("setreuid")
 def sys_setreuid(t: Task, r: int, e: int, *_: int) -> int:
     """Implements Linux syscall setreuid(2)."""
-    _set_ids(t, "u", r, e, _NOCHANGE, strict_saved=False)
+    _setreid(t, "u", r, e)
     return 0
 
 
 @syscall("setregid")
 def sys_setregid(t: Task, r: int, e: int, *_: int) -> int:
     """Implements Linux syscall setregid(2)."""
-    _set_ids(t, "g", r, e, _NOCHANGE, strict_saved=False)
+    _setreid(t, "g", r, e)
     return 0
 
 

@@ -123,8 +123,18 @@ int main(void) {
     printf("setresuid %d\n", setresuid(1000, 1000, 1000));
     printf("ids %d %d\n", getuid(), geteuid());
     errno = 0;
-    printf("regain %d %d\n", setuid(0), errno);          /* privileges are gone */
+    printf("regain %d", setuid(0));                       /* privileges are gone */
+    printf(" %d\n", errno);
     printf("setgroups %d %d\n", (int)syscall(SYS_setgroups, 0, NULL), errno);
+    errno = 0;
+    printf("setreuid_bad %d", setreuid(-1, 0));
+    printf(" %d\n", errno);
+    errno = 0;
+    printf("setuid_same %d", setuid(1000));
+    printf(" %d\n", errno);
+    errno = 0;
+    printf("setresgid_bad %d", setresgid(5, 5, 5));
+    printf(" %d\n", errno);
     return 0;
 }
 """
@@ -141,4 +151,4 @@ async def test_leaving_root_drops_privileges(tmp_path):
     st, out = native([prog])
     status, got, _, _ = await run([prog])
     assert (status, got) == (st, out)
-    assert b"regain -1" in got and b"setgroups -1 1" in got
+    assert b"regain -1 1\n" in got and b"setgroups -1 1" in got
