@@ -311,7 +311,9 @@ class Overlay(Filesystem):
             st = await self.lower.stat(od.lower)  # type: ignore[arg-type]
             if od.dead:  # removed through the overlay; the lower file is untouched
                 st.nlink = 0 if st.mode & S_IFMT == S_IFDIR else max(0, st.nlink - 1)
-        if st.mode & S_IFMT == S_IFDIR and od.lower is not None and not od.opaque and not od.dead:
+        if (st.mode & S_IFMT == S_IFDIR and od.upper is not None and od.lower is not None
+                and not od.opaque and not od.dead):
+            # merged: count; a lower-only directory's own count is already right
             st.nlink = 2 + sum(1 for _, _, t in await self.merged(od) if t == DT_DIR)
         st.dev = self.dev
         return st
