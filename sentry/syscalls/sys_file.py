@@ -343,10 +343,11 @@ async def sys_close(t: Task, fd: int, *_: int) -> int:
     return 0
 
 
-@syscall("close_range")
+@syscall("close_range", level=Level.PARTIAL,
+         note="CLOSE_RANGE_UNSHARE does not unshare a table shared with CLONE_FILES")
 async def sys_close_range(t: Task, first: int, last: int, flags: int, *_: int) -> int:
-    """Implements Linux syscall close_range(2) (CLOSE_RANGE_UNSHARE is a no-op: tables are
-    not shared between processes here)."""
+    """Implements Linux syscall close_range(2) (CLOSE_RANGE_CLOEXEC; CLOSE_RANGE_UNSHARE is
+    accepted but the table stays shared)."""
     first &= 0xFFFFFFFF
     last &= 0xFFFFFFFF
     flags &= 0xFFFFFFFF

@@ -82,6 +82,33 @@ static void list_dir(const char *label, const char *path) {
     close(fd);
 }
 
+static void list_dir_old(const char *label, const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    char buf[256];
+    char *names[64];
+    int n = 0;
+    long r;
+    while ((r = syscall(SYS_getdents, fd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < r;) {
+            struct { unsigned long ino; unsigned long off; unsigned short reclen; char name[]; } *d =
+                (void *)(buf + off);
+            if (n < 64)
+                asprintf(&names[n++], "%s:%d", d->name, buf[off + d->reclen - 1]);
+            off += d->reclen;
+        }
+    }
+    if (r < 0)
+        printf("%s getdents = -1 %s\n", label, strerrorname_np(errno));
+    qsort(names, n, sizeof *names, cmp);
+    printf("%s =", label);
+    for (int i = 0; i < n; i++) {
+        printf(" %s", names[i]);
+        free(names[i]);
+    }
+    printf("\n");
+    close(fd);
+}
+
 int main(int argc, char **argv) {
     char buf[256];
     long r;
@@ -438,6 +465,7 @@ int main(int argc, char **argv) {
     /* directory listing */
     list_dir("getdents", ".");
     list_dir("getdents d", "d");
+    list_dir_old("getdents old", ".");
 
     /* bad pointers: EFAULT, never a crash */
     CHK("read efault", read(fd = open("a", O_RDONLY), (void *)1, 10));
