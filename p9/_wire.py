@@ -205,22 +205,21 @@ class _FixedRun:
         self.simple = all(c is None for _, _, c in self.slices)
         self.getter = operator.attrgetter(*names)
         self.single = len(names) == 1
-
-    def flatten(self, values: tuple) -> list:
-        flat: list = []
-        for v, (_, _, cls) in zip(values, self.slices, strict=True):
-            if cls is None:
-                flat.append(v)
-            else:
-                flat.extend(cls._layout.flatten_fixed(v))
-        return flat
+        # Encoding reads nested struct fields through dotted names ("qid.path"), so one
+        # attrgetter call yields the flat tuple to pack.
+        dotted: list[str] = []
+        for name, (_, _, cls) in zip(names, self.slices, strict=True):
+            dotted.extend([name] if cls is None else [f"{name}.{d}" for d in _dotted(cls)])
+        self.flat_getter = operator.attrgetter(*dotted)
+        self.flat_single = len(dotted) == 1
 
     def put(self, parts: list, obj: Any) -> None:
-        vals = self.getter(obj)
-        if self.single:
+        try:
+            vals = self.flat_getter(obj)
+        except AttributeError as e:
+            raise ProtocolError(f"a field of {self.names!r} is missing: {e}", remote=False) from e
+        if self.flat_single:
             vals = (vals,)
-        if not self.simple:
-            vals = self.flatten(vals)
         try:
             parts.append(self.st.pack(*vals))
         except struct.error as e:
@@ -238,6 +237,17 @@ class _FixedRun:
                 out.append(vals[start])
             else:
                 out.append(cls._layout.build_fixed(vals[start:stop]))
+
+
+def _dotted(cls: type) -> list[str]:
+    """Dotted names of every scalar inside fixed struct class `cls`, in wire order."""
+    out: list[str] = []
+    for name, kind in cls._layout.fields:
+        if kind.nested is None:
+            out.append(name)
+        else:
+            out.extend(f"{name}.{d}" for d in _dotted(kind.nested))
+    return out
 
 
 class _VarField:
@@ -289,14 +299,6 @@ class Layout:
         for seg in self.segments:
             seg.get(r, out)
         return self.cls(*out)
-
-    def flatten_fixed(self, obj: Any) -> list:
-        (seg,) = self.segments
-        assert isinstance(seg, _FixedRun)
-        vals = seg.getter(obj)
-        if seg.single:
-            vals = (vals,)
-        return seg.flatten(vals) if not seg.simple else list(vals)
 
     def build_fixed(self, flat: tuple) -> Any:
         (seg,) = self.segments
