@@ -236,3 +236,21 @@ async def test_unlinked_open_files_keep_their_fid_then_release_it(gofer) -> None
     await v.fchmodat(ctx, C, None, b"/victim", 0o600)
     assert len(client.live_fids) <= base + 3
     await gfs.release()
+
+
+async def test_fchmod_on_opened_then_unlinked_file(gofer) -> None:
+    client, top = gofer
+    (top / "old").write_bytes(b"x")
+    gfs = await GoferFS.attach(client, b"e")
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    fd = await v.open(ctx, C, None, b"/old", O_RDONLY)  # opened, never created here
+    await v.unlinkat(ctx, C, None, b"/old")
+    (top / "old").write_bytes(b"someone else's")
+    await v.fchmodat(ctx, C, fd, None, 0o600)
+    assert (await fd.stat()).mode == 0o100600
+    # the file now named "old" on the host is another one, and was left alone
+    assert (top / "old").stat().st_mode & 0o777 == 0o644
+    assert (top / "old").read_bytes() == b"someone else's"
+    await fd.dec_ref()
+    await gfs.release()

@@ -85,7 +85,7 @@ def _mutation(fn: Any) -> Any:
 class GoferInode(Inode):
     """Cached attributes of a remote file, its fid (lazily walked) and its page cache."""
 
-    __slots__ = ("fid", "target", "pages", "dirty", "server_size")
+    __slots__ = ("fid", "target", "pages", "dirty", "server_size", "opens")
 
     def __init__(self, st: p9.Stat) -> None:
         super().__init__(st.qid.path, 0)
@@ -93,6 +93,7 @@ class GoferInode(Inode):
         self.target: bytes | None = None
         self.pages: dict[int, bytearray] = {}
         self.dirty: set[int] = set()
+        self.opens = 0
         self.update(st)
 
     def update(self, st: p9.Stat) -> None:
@@ -234,6 +235,13 @@ class GoferFS(Filesystem):
         parent.children[name] = d
         self._positive(parent, name)
         return d
+
+    async def _keep_reachable(self, d: Dentry) -> None:
+        """Before removing an open file's name, give it a fid: afterwards the name may
+        not be walked again, and fchmod/fstat on the open file still need one."""
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        if ino.fid is None and ino.opens:
+            await self._fid(d)
 
     def _pin(self, d: Dentry) -> None:
         """A removed file keeps its fid (if it has one) while its dentry is referenced
@@ -459,6 +467,7 @@ class GoferFS(Filesystem):
     @_mutation
     async def unlink(self, parent: Dentry, child: Dentry) -> None:
         pf = await self._fid(parent)
+        await self._keep_reachable(child)
         self.round_trips += 1
         await pf.unlinkat(child.name, 0)
         self._pin(child)
@@ -491,6 +500,8 @@ class GoferFS(Filesystem):
             return
         self.round_trips += 1
         old_name = child.name
+        if replaced is not None:
+            await self._keep_reachable(replaced)
         await of.renameat(old_name, nf, new_name)
         old_parent.children.pop(old_name, None)
         is_dir = child.inode.is_dir
@@ -554,10 +565,27 @@ class GoferFS(Filesystem):
 
     # -- open files ----------------------------------------------------------------------------
 
+    async def _new_fid(self, d: Dentry) -> p9.Fid:
+        """A fresh fid for `d` that the caller owns (for I/O): a clone of its fid, or one
+        Twalk from the nearest ancestor holding one (without caching a dentry fid)."""
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        self.round_trips += 1
+        if ino.fid is not None:
+            return await ino.fid.walk([])
+        if d.dead:
+            raise error(errno.ESTALE, d.name)
+        names = [d.name]
+        anc = d.parent
+        while anc.inode.fid is None:  # type: ignore[attr-defined]
+            names.append(anc.name)
+            anc = anc.parent
+        return await anc.inode.fid.walk(names[::-1])  # type: ignore[attr-defined]
+
     async def open(self, d: Dentry, flags: int, creds: Credentials) -> FileDescription:
-        fid = await self._fid(d)
-        self.round_trips += 2
-        io = await fid.walk([])
+        if self._unpin:
+            await self._drain_unpinned()
+        self.round_trips += 1
+        io = await self._new_fid(d)
         try:
             if d.inode.is_dir:
                 await io.open(O_RDONLY | O_DIRECTORY)
@@ -569,7 +597,7 @@ class GoferFS(Filesystem):
             if e.errno in (errno.EACCES, errno.EPERM) and not d.inode.is_dir and \
                     flags & O_ACCMODE == O_WRONLY:
                 await io.clunk()
-                io = await fid.walk([])
+                io = await self._new_fid(d)
                 await io.open(O_WRONLY)
             else:
                 await io.clunk()
@@ -678,6 +706,7 @@ class GoferFileFD(RegularFD):
         self.dentry = d
         self.inode: GoferInode = d.inode  # type: ignore[assignment]
         self.io = io
+        self.inode.opens += 1
 
     def file_size(self) -> int:
         return self.inode.size
@@ -802,6 +831,7 @@ class GoferFileFD(RegularFD):
         await self._flush_dirty()
 
     async def release(self) -> None:
+        self.inode.opens -= 1
         try:
             await self._flush_dirty()
         finally:
