@@ -68,7 +68,9 @@ class Kernel:
         self._reported: set[int] = set()
         self._next_pid = 1
         self.start_monotonic = time.monotonic()
-        self.procs: dict[int, Task] = {}  # live processes by pid
+        self.procs: dict[int, Task] = {}  # live processes by pid (their leader thread)
+        self.tasks: dict[int, Task] = {}  # live threads by tid
+        self.procs_ended: dict[int, int] = {}  # pid -> wait status (kept for run())
         self.zombies: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, wait status)
         self.zombie_pgid: dict[int, int] = {}
         self._changed = trio.Event()
@@ -130,11 +132,14 @@ class Kernel:
                 await self._exit_cleanup(None, fdtable)
             raise
         self.procs[t.tgid] = t
+        self.tasks[t.tid] = t
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self._waiter.serve)
             t.stub.resume()
-            status = await self._task_main(t)
+            nursery.start_soon(self._task_main, t)
+            await t.ended.wait()  # pid 1's process, whichever of its threads ends last
+            status = self.procs_ended[t.tgid]
             nursery.cancel_scope.cancel()  # init is gone: so is everything else
         return status
 
@@ -156,6 +161,7 @@ class Kernel:
     def spawn(self, child: Task) -> None:
         """Start serving `child` (already stopped, registers set) as a new process."""
         self.procs[child.tgid] = child
+        self.tasks[child.tid] = child
         key = id(child.fdtable)
         self._fd_users[key] = self._fd_users.get(key, 0) + 1
         child.stub.resume()
@@ -168,24 +174,83 @@ class Kernel:
         if t is not None and not t.killed_by:
             t.killed_by = signal.SIGPIPE
 
+    def spawn_thread(self, th: Task) -> None:
+        """Start serving thread `th` (already stopped, registers set) of an existing
+        process."""
+        th.leader.threads.add(th)
+        th.leader.stubs.append(th.stub)
+        self.tasks[th.tid] = th
+        th.stub.resume()
+        self._nursery.start_soon(self._task_main, th)
+
+    def end_process(self, leader: Task, status: int) -> None:
+        """The process of `leader` ends with wait status `status` (exit_group, a fatal
+        signal): every thread's service is cancelled and the host process killed; the last
+        thread out cleans up."""
+        if leader.exit_status is None:
+            leader.exit_status = status
+        for th in list(leader.threads):
+            if th.scope is not None:
+                th.scope.cancel()
+        for stub in leader.stubs:
+            stub.terminate()
+
     async def _task_main(self, t: Task) -> int:
         CURRENT_TASK.set(t)
         status = signal.SIGKILL
+        thread_exit = False
         try:
-            status = await self._serve(t)
+            with trio.CancelScope() as t.scope:
+                status = await self._serve(t)
+                thread_exit = t.thread_exit
         finally:
-            t.stub.kill()
             with trio.CancelScope(shield=True):
-                key = id(t.fdtable)
-                self._fd_users[key] = self._fd_users.get(key, 1) - 1
-                last = self._fd_users[key] <= 0
-                await self._exit_cleanup(t.mm, t.fdtable if last else None)
-                self._exited(t, status)
-        return status
+                await self._thread_done(t, status, thread_exit)
+        leader = t.leader
+        return leader.exit_status if leader.exit_status is not None else status
+
+    async def _thread_done(self, t: Task, status: int, thread_exit: bool) -> None:
+        leader = t.leader
+        leader.threads.discard(t)
+        if self.tasks.get(t.tid) is t:
+            del self.tasks[t.tid]
+        if t.exec_replaced:
+            return  # another thread's execve took the process over
+        if thread_exit and leader.threads:
+            # exit(2) of one thread: the others go on
+            await self._clear_child_tid(t)
+            if t is not leader:
+                t.stub.exit_thread()
+            return  # a leader's host thread stays stopped until the process ends
+        if leader.exit_status is None:
+            self.end_process(leader, t.killed_by or status)
+        if leader.threads:
+            return  # the last thread out cleans up
+        for stub in sorted(leader.stubs, key=lambda s: s is leader.stub):
+            stub.kill()  # non-leader host threads first: the leader is reaped last
+        t.stub.kill()
+        key = id(t.fdtable)
+        self._fd_users[key] = self._fd_users.get(key, 1) - 1
+        last = self._fd_users[key] <= 0
+        await self._exit_cleanup(t.mm, t.fdtable if last else None)
+        self._exited(leader, leader.exit_status)
+
+    async def _clear_child_tid(self, t: Task) -> None:
+        """CLONE_CHILD_CLEARTID: zero the tid word and wake a futex waiter (pthread_join)."""
+        if not t.clear_child_tid:
+            return
+        try:
+            t.mem_write(t.clear_child_tid, b"\0\0\0\0")
+            from sentry.syscalls import sys_futex
+
+            sys_futex._wake((t.tgid, t.clear_child_tid), 1)
+        except (OSError, ImportError, AttributeError):
+            pass
 
     def _exited(self, t: Task, status: int) -> None:
         """Make `t` a zombie for its parent; its children go to init (pid 1)."""
         self.procs.pop(t.tgid, None)
+        self.procs_ended[t.tgid] = status
         for c in self.procs.values():
             if c.ppid == t.tgid:
                 c.ppid = 1
@@ -196,6 +261,7 @@ class Kernel:
             self.zombies[t.tgid] = (t.ppid, status)
             self.zombie_pgid[t.tgid] = t.pgid
         t.vfork_done.set()
+        t.ended.set()
         self.notify_children_changed()
 
     def notify_children_changed(self) -> None:
@@ -219,9 +285,28 @@ class Kernel:
             with trio.CancelScope(shield=True):
                 await mm.release()
             raise
-        old_stub, old_mm = t.stub, t.mm
+        old_leader = t.leader
+        old_stubs = list(old_leader.stubs)
+        for th in list(old_leader.threads):
+            if th is not t:
+                th.exec_replaced = True
+                old_leader.threads.discard(th)
+                if th.scope is not None:
+                    th.scope.cancel()
+        if old_leader is not t:  # de_thread: the exec'ing thread becomes the leader
+            t._ppid, t._pgid, t._sid = old_leader._ppid, old_leader._pgid, old_leader._sid
+            t.rlimits, t.prctl_state = old_leader.rlimits, old_leader.prctl_state
+            t.vfork_done, t.ended = old_leader.vfork_done, old_leader.ended
+            self.tasks.pop(t.tid, None)
+            t.tid = t.tgid
+            self.tasks[t.tid] = t
+            t.leader = t
+            self.procs[t.tgid] = t
+        old_mm = t.mm
         t.stub, t.mm = stub, mm
-        old_stub.kill()
+        t.threads, t.stubs = {t}, [stub]
+        for old in sorted(old_stubs, key=lambda s: s is old_leader.stubs[0]):
+            old.kill()  # the old process (every thread), leader last
         await old_mm.release()
         if t.fdtable is not None and hasattr(t.fdtable, "close_on_exec"):
             for fdesc in t.fdtable.close_on_exec():
@@ -297,6 +382,7 @@ class Kernel:
             except SyscallError as e:
                 res = -e.errno
             except TaskExit as e:
+                t.thread_exit = not e.group
                 return e.wait_status
             except StubGone as e:
                 return t.killed_by or e.status

@@ -28,7 +28,9 @@ class Task:
     """An application thread: sandbox ids, memory access, files, credentials.
 
     Attributes the handlers use: `tid`, `tgid`, `ppid`, `kernel`, `mm`, `fdtable`, `fs`,
-    `creds`, `regs` (the registers at the current syscall stop).
+    `creds`, `regs` (the registers at the current syscall stop). Threads of one process
+    share `mm`, `fdtable` and `fs`; `leader` is the thread-group leader, which holds the
+    process-wide state (`ppid`, `pgid`, `sid`, `killed_by` forward to it).
     """
 
     def __init__(self, kernel: Kernel, stub: PtraceStub, mm: MemoryManager, *, tid: int,
@@ -38,7 +40,15 @@ class Task:
         self.mm = mm
         self.tid = tid
         self.tgid = tgid
-        self.ppid = ppid
+        # Process-wide state is kept on the thread-group leader; properties forward to it.
+        self.leader: Task = self
+        self.threads: set[Task] = {self}  # live threads (meaningful on the leader)
+        self.stubs: list[PtraceStub] = [stub]  # every host thread ever (on the leader)
+        self.exit_status: int | None = None  # the process's wait status once it ends
+        self.scope: trio.CancelScope | None = None  # cancels this thread's service
+        self.exec_replaced = False  # ended by another thread's execve, not an exit
+        self.thread_exit = False  # ended by exit(2) rather than exit_group(2)
+        self._ppid = ppid
         self.fdtable = fdtable
         self.fs = fs
         self.creds = creds
@@ -47,11 +57,45 @@ class Task:
         self.robust_list = 0
         self.rlimits: dict[int, tuple[int, int]] = {}
         self.prctl_state: dict[int, int] = {}
-        self.killed_by = 0  # a signal whose default action ends this process
+        self._killed_by = 0  # a signal whose default action ends this process
         self.vfork_done = trio.Event()
+        self.ended = trio.Event()  # set when the process (not just this thread) is gone
         self._sleeps: set[trio.CancelScope] = set()
-        self.pgid = tgid
-        self.sid = tgid
+        self._pgid = tgid
+        self._sid = tgid
+
+    @property
+    def ppid(self) -> int:
+        return self.leader._ppid
+
+    @ppid.setter
+    def ppid(self, v: int) -> None:
+        self.leader._ppid = v
+
+    @property
+    def pgid(self) -> int:
+        return self.leader._pgid
+
+    @pgid.setter
+    def pgid(self, v: int) -> None:
+        self.leader._pgid = v
+
+    @property
+    def sid(self) -> int:
+        return self.leader._sid
+
+    @sid.setter
+    def sid(self, v: int) -> None:
+        self.leader._sid = v
+
+    @property
+    def killed_by(self) -> int:
+        """The signal ending this thread's process (0 while it lives on)."""
+        return self.leader._killed_by
+
+    @killed_by.setter
+    def killed_by(self, v: int) -> None:
+        self.leader._killed_by = v
 
     @property
     def regs(self) -> Any:

@@ -40,10 +40,13 @@ from .stub import GADGET, SCRATCH, STUB_ADDR, STUB_END, seccomp_filter, stub_elf
 NR_MMAP, NR_MPROTECT, NR_MUNMAP = 9, 10, 11
 NR_RT_SIGRETURN, NR_MREMAP, NR_MSYNC, NR_MINCORE, NR_MADVISE = 15, 25, 26, 27, 28
 NR_EXIT, NR_EXIT_GROUP = 60, 231
-NR_CLOSE, NR_RECVMSG, NR_FORK = 3, 47, 57
+NR_CLOSE, NR_RECVMSG, NR_CLONE, NR_FORK = 3, 47, 56, 57
+_THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000  # VM FS FILES SIGHAND
+#                                                                 THREAD SYSVSEM
 # The stub's end of the socket over which the Sentry passes host fds (memfds to map shared).
 STUB_SOCK_FD = 0
 INJECTED = [
+    NR_CLONE,
     NR_FORK,
     NR_CLOSE,
     NR_RECVMSG,
@@ -483,6 +486,29 @@ class PtraceStub:
         child = PtraceStub(pid, self._sock.dup())
         child.load_regs()
         return child
+
+    def clone_thread(self) -> PtraceStub:
+        """A new host thread in this stub's process, stopped; its registers are loaded.
+
+        PTRACE_O_TRACECLONE attaches it before it runs; the caller sets its registers.
+        """
+        tid = self.inject(NR_CLONE, _THREAD_FLAGS, 0, 0, 0, 0)
+        if tid < 0:
+            raise OSError(-tid, f"clone in stub {self.pid}: {os.strerror(-tid)}")
+        _, status = os.waitpid(tid, libc.WALL)
+        if not os.WIFSTOPPED(status):
+            raise StubGone(status)
+        child = PtraceStub(tid, self._sock.dup())
+        child.load_regs()
+        return child
+
+    def exit_thread(self) -> None:
+        """End this host thread alone (the process goes on), reaping it."""
+        try:
+            self.inject(NR_EXIT, 0)
+        except StubGone:
+            pass
+        self.kill()
 
     def map_host_fd(self, hostfd: int, addr: int, length: int, prot: int, flags: int,
                     offset: int) -> int:

@@ -655,11 +655,12 @@ _CLONE_NS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NE
 
 
 async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
-    """fork/vfork/clone for new processes. The child is a host fork of the stub (its
-    private memory copy-on-write); CLONE_VM is honoured only together with CLONE_VFORK
-    (posix_spawn's use), where the parent sleeps until the child execs or exits."""
+    """fork/vfork/clone. A new process is a host fork of the stub (its private memory
+    copy-on-write); CLONE_VM for a process is honoured only together with CLONE_VFORK
+    (posix_spawn's use), where the parent sleeps until the child execs or exits. A new
+    thread (CLONE_THREAD) is a host thread of the same stub."""
     if flags & CLONE_THREAD:
-        raise SyscallError(errno.EAGAIN)  # threads are not supported yet
+        return _clone_thread(t, flags, stack, ptid, ctid, tls)
     if flags & CLONE_SIGHAND and not flags & CLONE_VM:
         raise SyscallError(errno.EINVAL)
     if flags & CLONE_VM and not flags & CLONE_VFORK:
@@ -706,6 +707,37 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     return pid
 
 
+def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+    """A new thread: a host thread of the same stub (same memory), its own Task."""
+    if not flags & CLONE_VM or not flags & CLONE_SIGHAND:
+        raise SyscallError(errno.EINVAL)
+    if flags & (_CLONE_NS | CLONE_PIDFD | CLONE_VFORK):
+        raise SyscallError(errno.EINVAL)
+    k = t.kernel
+    leader = t.leader
+    tstub = t.stub.clone_thread()
+    tid = k.alloc_pid()
+    th = type(t)(k, tstub, t.mm, tid=tid, tgid=t.tgid, ppid=0, fdtable=t.fdtable, fs=t.fs,
+                 creds=t.creds)
+    th.leader, th.threads, th.stubs = leader, set(), []
+    th.rlimits, th.prctl_state, th.comm = leader.rlimits, leader.prctl_state, t.comm
+    ctypes.pointer(tstub.regs)[0] = t.regs
+    r = tstub.regs
+    r.rax = 0
+    if stack:
+        r.rsp = stack
+    if flags & CLONE_SETTLS:
+        r.fs_base = tls
+    if flags & CLONE_PARENT_SETTID:
+        t.mem_write(ptid, struct.pack("<i", tid))
+    if flags & CLONE_CHILD_SETTID:
+        t.mem_write(ctid, struct.pack("<i", tid))
+    if flags & CLONE_CHILD_CLEARTID:
+        th.clear_child_tid = ctid
+    k.spawn_thread(th)
+    return tid
+
+
 @syscall("fork")
 async def sys_fork(t: Task, *_: int) -> int:
     """Implements Linux syscall fork(2)."""
@@ -719,16 +751,17 @@ async def sys_vfork(t: Task, *_: int) -> int:
 
 
 @syscall("clone", level=Level.PARTIAL,
-         note="new processes only (no CLONE_THREAD); CLONE_VM only with CLONE_VFORK")
+         note="threads (CLONE_THREAD) and processes; CLONE_VM for a process only with "
+              "CLONE_VFORK")
 async def sys_clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int,
                     *_: int) -> int:
-    """Implements Linux syscall clone(2) for new processes."""
+    """Implements Linux syscall clone(2) for new threads and processes."""
     return await _clone(t, flags, stack, ptid, ctid, tls)
 
 
 @syscall("clone3", level=Level.PARTIAL, note="as clone; set_tid and cgroup are refused")
 async def sys_clone3(t: Task, args: int, size: int, *_: int) -> int:
-    """Implements Linux syscall clone3(2) for new processes."""
+    """Implements Linux syscall clone3(2) for new threads and processes."""
     if size < 64 or size > 4096:
         raise SyscallError(errno.EINVAL)
     raw = t.mem_read(args, min(size, 88)).ljust(88, b"\0")
@@ -874,9 +907,10 @@ def _send(t: Task, target: Task, sig: int) -> None:
     if sig == 0 or sig in _IGNORED_BY_DEFAULT or sig in (19, 20, 21, 22):
         return
     target.killed_by = sig
-    if target is not t:
-        target.stub.terminate()
-        target.interrupt()
+    if target.leader is not t.leader:
+        for th in list(target.leader.threads):
+            th.interrupt()
+        t.kernel.end_process(target.leader, sig)
 
 
 def _check_sig(sig: int) -> int:
@@ -914,7 +948,7 @@ def sys_tgkill(t: Task, tgid: int, tid: int, sig: int, *_: int) -> int:
     tgid, tid = _s32(tgid), _s32(tid)
     if tgid <= 0 or tid <= 0:
         raise SyscallError(errno.EINVAL)
-    target = t.kernel.procs.get(tid)
+    target = t.kernel.tasks.get(tid)
     if target is None or target.tgid != tgid:
         raise SyscallError(errno.ESRCH)
     _send(t, target, sig)

@@ -18,6 +18,7 @@ from sentry.syscalls.table import TABLE, Entry, Level, SyscallError, number
 from tests.support import need_binary
 
 _OWN_FAMILIES = {"sentry.syscalls.sys_process", "sentry.syscalls.sys_mmap",
+                 "sentry.syscalls.sys_futex",
                  "sentry.syscalls.table"}
 
 
