@@ -239,6 +239,8 @@ class FileDescription:
             raise error(errno.EBADF)
         st = await vd.mount.fs.stat(vd.dentry)
         st.mnt_id = vd.mount.id
+        if vd.dentry is vd.mount.root:
+            st.attributes |= 0x2000  # STATX_ATTR_MOUNT_ROOT
         return st
 
     async def statfs(self) -> StatFS:

@@ -61,6 +61,7 @@ from .abi import (
     ST_NOSUID,
     ST_RDONLY,
     ST_VALID,
+    STATX_ATTR_MOUNT_ROOT,
     UTIME_NOW,
     UTIME_OMIT,
     Stat,
@@ -643,6 +644,8 @@ class VirtualFilesystem:
                                 empty_ok=bool(flags & AT_EMPTY_PATH))
         st = await vd.mount.fs.stat(vd.dentry)
         st.mnt_id = vd.mount.id
+        if vd.dentry is vd.mount.root:
+            st.attributes |= STATX_ATTR_MOUNT_ROOT
         return st
 
     async def statx(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,

@@ -165,3 +165,18 @@ async def test_tmpfs_size_limit_and_sparse(env) -> None:
     assert await big.seek(0, abi.SEEK_HOLE) == 0
     assert await big.pread(4, (1 << 20) - 2) == b"\0\0z"
     os.sync  # noqa: B018 - memfd-backed: nothing to flush
+
+
+async def test_statx_mount_root_attribute(env) -> None:
+    v, ctx, c = env
+    await v.mkdirat(ctx, c, None, b"/m", 0o755)
+    await v.mkdirat(ctx, c, None, b"/m2", 0o755)
+    await v.mount(ctx, c, Tmpfs(), None, b"/m")
+    for path, root in ((b"/m", True), (b"/m2", False), (b"/", True)):
+        raw = (await v.statx(ctx, c, None, path, 0, abi.STATX_BASIC_STATS)).pack_statx()
+        attributes, = struct.unpack_from("<Q", raw, 8)
+        mask, = struct.unpack_from("<Q", raw, 56)
+        assert mask & abi.STATX_ATTR_MOUNT_ROOT
+        assert bool(attributes & abi.STATX_ATTR_MOUNT_ROOT) == root, path
+    fd = await v.open(ctx, c, None, b"/m", O_RDONLY | O_DIRECTORY)
+    assert (await fd.stat()).attributes & abi.STATX_ATTR_MOUNT_ROOT

@@ -71,3 +71,13 @@ CASES = {
         ("statat", 3, "", AT_EMPTY_PATH),
     ],
 }
+
+CASES["nofollow_directory_combos"] = [
+    ("mkdir", "d", 0o755),
+    ("symlink", "d", "l"),
+    ("open", "l", O_RDONLY | O_DIRECTORY | 0o400000),
+    ("open", "l/", O_RDONLY | 0o400000),
+    ("open", "l/.", O_RDONLY | 0o400000),
+    ("open", "d", O_RDONLY | O_DIRECTORY | 0o400000),
+    ("open", "l", O_PATH | O_DIRECTORY | 0o400000),
+]
