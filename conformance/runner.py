@@ -119,8 +119,8 @@ async def run_target(root: Target, label: str, cases: list[Case], *,
     with trio.move_on_after(300) as scope:
         try:
             await remove_tree(root, run, limit=trio.CapacityLimiter(max(1, concurrency)))
-        except OSError as e:
-            cleanup = f"could not remove {run!r}: {e}"
+        except Exception as e:  # a broken target must not lose the results
+            cleanup = f"could not remove {run!r}: {e!r}"
     if scope.cancelled_caught:
         cleanup = f"removing {run!r} timed out"
     return TargetRun(label, results, time.monotonic() - started, kind, cleanup)
@@ -143,12 +143,19 @@ async def remove_tree(t: Target, path: bytes, *, limit: trio.CapacityLimiter | N
             for name in names:
                 await remove_tree(sub, name, depth=depth + 1)
         else:
+            errors: list[OSError] = []
+
             async def one(name: bytes) -> None:
                 async with limit:
-                    await remove_tree(sub, name, limit=limit, depth=depth + 1)
+                    try:
+                        await remove_tree(sub, name, limit=limit, depth=depth + 1)
+                    except OSError as e:  # keep removing the others; report one
+                        errors.append(e)
             async with trio.open_nursery() as nursery:
                 for name in names:
                     nursery.start_soon(one, name)
+            if errors:
+                raise errors[0]
     finally:
         await sub.aclose()
     try:
