@@ -135,7 +135,8 @@ def apply_ident(ident: Ident) -> None:
     Raises:
         OSError(EPERM): the process may not take that identity (no CAP_SETUID/SETGID).
     """
-    if getattr(_current, "ident", None) == ident:
+    cur = getattr(_current, "ident", None)
+    if cur is ident or cur == ident:
         return
     groups = (ctypes.c_uint32 * max(1, len(ident.groups)))(*ident.groups)
     _raw(_SYS_SETGROUPS, ctypes.c_size_t(len(ident.groups)), groups)
