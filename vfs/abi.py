@@ -113,7 +113,16 @@ STATX_BTIME = 0x800
 STATX_MNT_ID = 0x1000
 STATX__RESERVED = 0x80000000
 
+STATX_ATTR_IMMUTABLE = 0x10
+STATX_ATTR_APPEND = 0x20
+STATX_ATTR_NODUMP = 0x40
+STATX_ATTR_AUTOMOUNT = 0x1000
 STATX_ATTR_MOUNT_ROOT = 0x2000
+STATX_ATTR_DAX = 0x200000
+#: stx_attributes_mask as Linux reports it for tmpfs (the VFS's AUTOMOUNT, MOUNT_ROOT, DAX
+#: plus shmem's IMMUTABLE, APPEND, NODUMP).
+STATX_ATTRIBUTES_MASK = (STATX_ATTR_IMMUTABLE | STATX_ATTR_APPEND | STATX_ATTR_NODUMP
+                         | STATX_ATTR_AUTOMOUNT | STATX_ATTR_MOUNT_ROOT | STATX_ATTR_DAX)
 
 NAME_MAX = 255
 PATH_MAX = 4096
@@ -186,7 +195,7 @@ class Stat:
         out = bytearray(256)
         _STATX_HEAD.pack_into(
             out, 0, got, self.blksize, self.attributes, self.nlink, self.uid, self.gid,
-            self.mode & 0xFFFF, 0, self.ino, self.size, self.blocks, STATX_ATTR_MOUNT_ROOT,
+            self.mode & 0xFFFF, 0, self.ino, self.size, self.blocks, STATX_ATTRIBUTES_MASK,
         )
         for off, ns in ((64, self.atime_ns), (80, btime), (96, self.ctime_ns),
                         (112, self.mtime_ns)):

@@ -180,3 +180,22 @@ async def test_statx_mount_root_attribute(env) -> None:
         assert bool(attributes & abi.STATX_ATTR_MOUNT_ROOT) == root, path
     fd = await v.open(ctx, c, None, b"/m", O_RDONLY | O_DIRECTORY)
     assert (await fd.stat()).attributes & abi.STATX_ATTR_MOUNT_ROOT
+
+
+async def test_statx_header_matches_host_tmpfs(env) -> None:
+    """stx_mask, stx_attributes and stx_attributes_mask as the host's tmpfs reports them."""
+    import ctypes
+
+    from .targets import host_base
+
+    base = host_base()
+    if base is None:
+        pytest.skip("no host tmpfs at /dev/shm to compare with")
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(256)
+    assert libc.statx(-100, base.encode(), 0x100, 0xFFF, buf) == 0
+    host = struct.unpack_from("<IIQ", buf.raw) + struct.unpack_from("<Q", buf.raw, 56)
+    v, ctx, c = env
+    ours_raw = (await v.statx(ctx, c, None, b"/", 0x100, 0xFFF)).pack_statx()
+    ours = struct.unpack_from("<IIQ", ours_raw) + struct.unpack_from("<Q", ours_raw, 56)
+    assert (ours[0], ours[2], ours[3]) == (host[0], host[2], host[3])
