@@ -584,11 +584,18 @@ class Node:
         if flags & os.O_DIRECTORY and not stat.S_ISDIR(mode):
             raise OSError(errno.ENOTDIR, "not a directory")
         flags &= ~os.O_NOFOLLOW
+        if self.export.readonly and not flags & os.O_NOATIME:
+            # Reading a read-only export should not even touch access times on the host.
+            try:
+                return OpenFile(self._reopen(flags | os.O_NOATIME, mode), self, mode)
+            except PermissionError:  # O_NOATIME needs ownership or CAP_FOWNER
+                pass
+        return OpenFile(self._reopen(flags, mode), self, mode)
+
+    def _reopen(self, flags: int, mode: int) -> int:
         if stat.S_ISDIR(mode):
-            fd = os.open(".", flags | os.O_CLOEXEC | os.O_DIRECTORY, dir_fd=self.fd)
-        else:
-            fd = self.procfd.open(self.fd, flags)
-        return OpenFile(fd, self, mode)
+            return os.open(".", flags | os.O_CLOEXEC | os.O_DIRECTORY, dir_fd=self.fd)
+        return self.procfd.open(self.fd, flags)
 
     # -- creating --------------------------------------------------------------------------
 
