@@ -290,3 +290,10 @@ def test_terminal_ioctls_pass_through_a_host_terminal():
         assert got == want, argv
     code, out = _on_pty([sys.executable, "-m", "runtime.cli", "do", "--", "stty", "size"])
     assert (code, out.strip()) == (0, b"33 101")
+
+
+def test_proc_self_matches_native():
+    """/proc/self and /proc/$$ name the calling process (cwd, comm, the shell's exe, fds)."""
+    script = ('readlink /proc/$$/exe /proc/self/cwd; cat /proc/self/comm; '
+              'ls /proc/self/fd | head -3; grep -c PPid /proc/self/status')
+    same(["sh", "-c", script], cwd="/usr/share")
