@@ -17,6 +17,7 @@ import trio
 
 from sentry.loader import ExecSource, VfsFiles, load
 from sentry.mm import MemoryManager
+from sentry.mm.address_space import CALLER as mm_caller
 from sentry.platform.ptrace import (
     SYSCALL_STOP_STATUS,
     PtraceStub,
@@ -197,6 +198,7 @@ class Kernel:
 
     async def _task_main(self, t: Task) -> int:
         CURRENT_TASK.set(t)
+        mm_caller.set(t)
         status = signal.SIGKILL
         thread_exit = False
         try:

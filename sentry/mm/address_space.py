@@ -8,6 +8,7 @@ syscalls at addresses the Sentry chose (always MAP_FIXED), so the two never disa
 from __future__ import annotations
 
 import bisect
+import contextvars
 import errno
 from dataclasses import replace
 from typing import Any
@@ -38,6 +39,10 @@ from .vma import (
     page_down,
     page_up,
 )
+
+#: The thread whose syscall the current trio task serves (set by the Kernel per task);
+#: anything with `.mm` and `.stub` (a Task). Injections go through its stopped host thread.
+CALLER: contextvars.ContextVar[Any] = contextvars.ContextVar("runpsc_mm_caller")
 
 TASK_SIZE = 0x7FFF_FFFF_F000
 MMAP_MIN_ADDR = 0x10000
@@ -78,6 +83,15 @@ class MemoryManager:
         self.mmap_base = self.stack_top - STACK_SIZE - STACK_GAP
         self.brk_start = self.brk = 0
         self._files: dict[int, Any] = {}  # id -> file held by at least one mapping
+
+    def _injector(self) -> PtraceStub:
+        """The host thread to inject through: the calling thread's own (stopped at the
+        syscall being served), since another thread of this address space may be running;
+        `self.stub` when no caller is set or the caller is not of this address space."""
+        caller = CALLER.get(None)
+        if caller is not None and caller.mm is self:
+            return caller.stub
+        return self.stub
 
     def fork(self, stub: PtraceStub) -> MemoryManager:
         """The child's copy of this list for a stub forked from ours (same layout)."""
@@ -177,7 +191,7 @@ class MemoryManager:
         raise SyscallError(errno.ENOMEM)
 
     def _host(self, nr: int, *args: int) -> int:
-        r = self.stub.inject(nr, *args)
+        r = self._injector().inject(nr, *args)
         if r < 0:
             raise SyscallError(-r)
         return r
@@ -212,7 +226,8 @@ class MemoryManager:
         old = self._remove_range(start, start + length)
         await self.writeback(old)
         if memfd >= 0:
-            r = self.stub.map_host_fd(memfd, start, length, prot, MAP_SHARED | MAP_FIXED, offset)
+            r = self._injector().map_host_fd(memfd, start, length, prot,
+                                             MAP_SHARED | MAP_FIXED, offset)
             if r < 0:
                 raise SyscallError(-r)
         else:

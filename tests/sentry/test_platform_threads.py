@@ -10,6 +10,7 @@ PROGRAM = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,9 +18,17 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static long total;
 static __thread long mine;
 static pid_t tids[4];
+static int mapped;
 static void *work(void *arg) {
     long id = (long)arg;
     mine = id;
+    /* memory calls from a thread while others run: injected through this thread */
+    char *m = mmap(0, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    m[id] = 1;
+    mprotect(m, 4096, PROT_READ);
+    munmap(m, 1 << 20);
+    free(malloc(200000 + id));
+    __atomic_add_fetch(&mapped, 1, __ATOMIC_SEQ_CST);
     tids[id] = syscall(SYS_gettid);
     for (int i = 0; i < 1000; i++) {
         pthread_mutex_lock(&lock);
@@ -41,6 +50,7 @@ int main(int argc, char **argv) {
     }
     pthread_t th[4];
     for (long i = 0; i < 4; i++) pthread_create(&th[i], NULL, work, (void *)i);
+    while (__atomic_load_n(&mapped, __ATOMIC_SEQ_CST) < 4) {}  /* running, not stopped */
     long sum = 0;
     for (int i = 0; i < 4; i++) { void *r; pthread_join(th[i], &r); sum += (long)r; }
     int distinct = 1;
