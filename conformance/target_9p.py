@@ -359,7 +359,10 @@ class NinePTarget(Target):
                     d = None
                     return h
                 child = await self._child(d, name)
-                if child is None:  # removed meanwhile: try again
+                if child is None:  # removed meanwhile: try again (a bounded number of times)
+                    budget[0] -= 1
+                    if budget[0] < 0:
+                        raise _err(errno.ELOOP)
                     continue
                 cf, cst = child
                 if flags & os.O_EXCL:
