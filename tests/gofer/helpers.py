@@ -99,3 +99,35 @@ def gofer_process(
                 proc.wait()
         if proc.stderr:
             proc.stderr.close()
+
+
+_CONFINE_PROBE = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+sys.exit(0 if os.geteuid() == 0 and libc.unshare(0x20000) == 0 else 1)
+"""
+_can_confine: bool | None = None
+
+
+def can_confine() -> bool:
+    """Whether this machine lets a root process enter a new mount namespace (a container
+    without CAP_SYS_ADMIN does not), i.e. whether the gofer can confine itself."""
+    global _can_confine
+    if _can_confine is None:
+        _can_confine = subprocess.run([sys.executable, "-c", _CONFINE_PROBE]).returncode == 0
+    return _can_confine
+
+
+def confine_args() -> list[str]:
+    """CLI flags for a gofer in a behaviour test: confined where possible, else --no-confine
+    (confinement itself is proven by test_confine.py, which fails where it cannot run)."""
+    return [] if can_confine() else ["--no-confine"]
+
+
+def need_confinement() -> None:
+    """Fail (CI) or skip unless the gofer can confine itself here."""
+    from tests.support import missing, need_root
+
+    need_root()
+    if not can_confine():
+        missing("mount namespaces", "run as root with CAP_SYS_ADMIN (e.g. a privileged container)")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from gofer.confine import ALLOWED_IOCTLS, ALLOWED_SYSCALLS, build_filter, syscall_numbers
-from tests.support import need_root
+from tests.gofer.helpers import need_confinement
 
 # Runs in a child: prepare (open export, bind a unix listener, confine), then inject.
 _CHILD = r"""
@@ -71,7 +71,7 @@ print(json.dumps(out))
 
 
 def test_confined_gofer_cannot_reach_the_host(tmp_path: Path) -> None:
-    need_root()
+    need_confinement()
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "inside").write_bytes(b"inside data")
@@ -131,7 +131,7 @@ async def test_confined_cli_gofer_serves_fifos_on_worker_threads(tmp_path: Path)
     import p9
     from tests.gofer.helpers import gofer_process
 
-    need_root()
+    need_confinement()
     exp = tmp_path / "exp"
     exp.mkdir()
     os.mkfifo(exp / "fifo")

@@ -9,13 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.gofer.helpers import gofer_process
+from tests.gofer.helpers import confine_args, gofer_process
 from tests.support import need_root
 
-# The topics a file server decides (perms, sticky, owner and names need identities or
-# only exercise the host kernel through us again; they run in `runpsc conformance run`).
-TOPICS = ["dirs", "links", "locks", "open", "readdir", "rw", "symlinks", "truncate", "unlink",
-          "xattr"]
+# Topics where the gofer itself decides behaviour (open flags, creation, links, symlinks,
+# readdir, xattrs); the rest (rw, truncate, locks, unlink ... and perms, sticky, owner, names,
+# which need identities) run in `runpsc conformance run`, and each operation also has a
+# direct native comparison in test_server.py. Kept small for the test-time budget.
+TOPICS = ["dirs", "links", "open", "readdir", "symlinks", "xattr"]
 
 # Differences that are not the gofer's to fix, each with its reason:
 EXPECTED_DIFFERENCES = {
@@ -37,7 +38,7 @@ def test_conformance_against_confined_gofer(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     cases = [arg for t in TOPICS for arg in ("--cases", f"{t}/*")]
     root = Path(__file__).resolve().parents[2]
-    with gofer_process(["--export", f"c={exp}", "--listen", f"unix:{sock}"]):
+    with gofer_process(["--export", f"c={exp}", "--listen", f"unix:{sock}", *confine_args()]):
         r = subprocess.run(
             [sys.executable, "-m", "runtime.cli", "conformance", "run", "--target",
              f"9p:unix:{sock},aname=c", "--json", str(report), "--report-only", *cases],
@@ -52,6 +53,6 @@ def test_conformance_against_confined_gofer(tmp_path: Path) -> None:
         if c["oracle"]["status"] == "ok"
         and c["targets"][target]["verdict"] not in ("pass", "n/a", "exception")
     }
-    assert len(data["cases"]) > 300
+    assert len(data["cases"]) > 200
     unexpected = {k: v for k, v in differ.items() if k not in EXPECTED_DIFFERENCES}
     assert not unexpected, unexpected

@@ -322,7 +322,7 @@ def test_large_directory_readdir_is_linear(root: Node, tree) -> None:
     exp, _ = tree
     big = exp / "big"
     big.mkdir()
-    n = 20000
+    n = 10000
     for i in range(n):
         os.close(os.open(big / f"file-{i:06d}", os.O_CREAT | os.O_WRONLY, 0o644))
     d = root.walk("big")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gofer.helpers import gofer_process
+from tests.gofer.helpers import confine_args, gofer_process
 from tests.support import need_binary
 
 
@@ -33,8 +33,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int
     sock = base / "gofer.sock"
     args = ["--export", f"exp={exp}", "--export", f"ro={exp}:ro",
             "--listen", f"fd:{tcp.fileno()}", "--listen", f"unix:{sock}"]
-    if os.geteuid() != 0:
-        args.append("--no-confine")
+    args += confine_args()
     os.set_inheritable(tcp.fileno(), True)
     with gofer_process(args, pass_fds=(tcp.fileno(),)):
         tcp.close()
