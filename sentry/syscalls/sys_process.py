@@ -601,7 +601,12 @@ def sys_prctl(t: Task, option: int, a2: int, a3: int, *_: int) -> int:
     option = _s32(option)
     st = t.prctl_state
     if option == PR_SET_NAME:
-        name = t.mem_read(a2, 16).split(b"\0", 1)[0]
+        try:
+            name = t.read_cstring(a2, 16)
+        except SyscallError as e:
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+            name = t.mem_read(a2, 15)
         t.comm = name[:15]
         return 0
     if option == PR_GET_NAME:
