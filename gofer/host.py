@@ -599,6 +599,41 @@ class Node:
 
     # -- creating --------------------------------------------------------------------------
 
+    def _still_beneath(self) -> None:
+        """Refuse to add entries to a directory the host has moved out of the export.
+
+        A node keeps referring to its directory wherever the host moves it (like an open
+        descriptor); '..' is clamped logically, and this physical check, walking '..' up to
+        the export root or the top of the mount tree, keeps new files from being created
+        outside the export through such a node. Costs one openat and fstat per level, and
+        runs only before creating something.
+
+        Raises:
+            OSError(ENOENT): the directory is no longer beneath the export root.
+        """
+        exp = self.export
+        root = os.stat(exp.root_fd)
+        want = (root.st_dev, root.st_ino)
+        st = os.stat(self.fd)
+        cur = os.open(".", _O_PATH_FLAGS | os.O_DIRECTORY, dir_fd=self.fd) if stat.S_ISDIR(
+            st.st_mode) else -1
+        if cur < 0:
+            return  # not a directory: the create itself answers ENOTDIR
+        try:
+            for _ in range(4096):
+                if (st.st_dev, st.st_ino) == want:
+                    return
+                up = os.open("..", _O_PATH_FLAGS | os.O_DIRECTORY, dir_fd=cur)
+                os.close(cur)
+                cur = up
+                pst = os.stat(cur)
+                if (pst.st_dev, pst.st_ino) == (st.st_dev, st.st_ino):
+                    break  # the top: '..' is itself
+                st = pst
+        finally:
+            os.close(cur)
+        raise OSError(errno.ENOENT, "directory was moved out of the export")
+
     def create(self, name: str, flags: int, mode: int) -> tuple[Node, OpenFile]:
         """Create and open regular file `name` here (Tlcreate); never follows a symlink.
 
@@ -610,6 +645,7 @@ class Node:
         """
         check_name(name, creating=True)
         self.export.mutating()
+        self._still_beneath()
         flags = (flags & _OPEN_FLAGS_ALLOWED & ~os.O_DIRECTORY) | (flags & os.O_EXCL)
         fd = os.open(
             name,
@@ -634,6 +670,7 @@ class Node:
         """mkdirat(2) here; returns the new directory's stat."""
         check_name(name, creating=True)
         self.export.mutating()
+        self._still_beneath()
         os.mkdir(name, stat.S_IMODE(mode) | (mode & stat.S_ISVTX), dir_fd=self.fd)
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
 
@@ -641,6 +678,7 @@ class Node:
         """mknodat(2) here (fifos, sockets, regular files; devices only with CAP_MKNOD)."""
         check_name(name, creating=True)
         self.export.mutating()
+        self._still_beneath()
         os.mknod(name, mode, os.makedev(major, minor), dir_fd=self.fd)
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
 
@@ -650,6 +688,7 @@ class Node:
         if not target or "\0" in target:
             raise OSError(errno.ENOENT if not target else errno.EINVAL, "bad symlink target")
         self.export.mutating()
+        self._still_beneath()
         os.symlink(target, name, dir_fd=self.fd)
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
 
@@ -673,6 +712,7 @@ class Node:
         if directory.export is not self.export:
             raise OSError(errno.EXDEV, "link across exports")
         self.export.mutating()
+        directory._still_beneath()
         os.link(
             str(self.fd), name, src_dir_fd=self.procfd.dirfd, dst_dir_fd=directory.fd,
             follow_symlinks=True,
@@ -687,6 +727,7 @@ class Node:
         if newdir.export is not self.export:
             raise OSError(errno.EXDEV, "rename across exports")
         self.export.mutating()
+        newdir._still_beneath()
         os.rename(old, new, src_dir_fd=self.fd, dst_dir_fd=newdir.fd)
 
     def rename_self(self, newdir: Node, new: str) -> None:

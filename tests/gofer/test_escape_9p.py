@@ -165,6 +165,11 @@ async def test_directory_renamed_out_from_under_a_fid(guarded) -> None:
         b = await root.walk([b"a", b"b"])
         os.rename(exp / "a", moved)
         try:
+            assert await err(b.mkdir(b"x")) == errno.ENOENT
+            d = await b.walk([])
+            assert await err(d.create(b"x", os.O_RDWR, 0o644, 0)) == errno.ENOENT
+            await d.clunk()
+            assert os.listdir(moved / "b") == []
             up = await b.walk([b"..", b"..", b"..", b".."])
             assert (await up.getattr()).qid.path == root.qid.path
             await up.open(os.O_RDONLY)

@@ -224,6 +224,16 @@ def test_directory_renamed_out_from_under_a_node(root: Node, tree, guard) -> Non
     moved = out.parent / "moved-out"
     os.rename(exp / "a", moved)
     try:
+        # nothing can be created out there through the node
+        for op in (lambda: b.create("x", os.O_RDWR, 0o644), lambda: b.mkdir("x", 0o755),
+                   lambda: b.mknod("x", stat.S_IFIFO | 0o644, 0, 0), lambda: b.symlink("x", "t")):
+            assert err(op) == errno.ENOENT
+        (exp / "f").write_bytes(b"")
+        f = root.walk("f")
+        assert err(f.link_into, b, "x") == errno.ENOENT
+        assert err(root.rename, "f", b, "x") == errno.ENOENT
+        f.release()
+        assert os.listdir(moved / "b") == []
         up = b.walk("..").walk("..").walk("..").walk("..")
         assert up.qid() == root.qid()
         assert_cannot_reach(up)

@@ -344,3 +344,21 @@ def test_export_missing_dir_is_clear_error(procfd: ProcFD, tmp_path: Path) -> No
     e = Export("x", str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError):
         e.open(procfd)
+
+
+def test_create_after_an_ancestor_is_renamed_within_the_export(root: Node, tree) -> None:
+    """The moved-out check is physical: a directory moved elsewhere *inside* the export (by
+    a client's rename or the host) keeps accepting new entries through old nodes."""
+    exp, _ = tree
+    (exp / "a" / "b").mkdir(parents=True)
+    a = root.walk("a")
+    b = a.walk("b")
+    root.rename("a", root, "renamed")
+    os.rename(exp / "renamed", exp / "again")
+    node, of = b.create("new", os.O_RDWR, 0o644)
+    of.close()
+    node.release()
+    b.mkdir("sub", 0o755)
+    assert sorted(os.listdir(exp / "again" / "b")) == ["new", "sub"]
+    b.release()
+    a.release()
