@@ -44,12 +44,15 @@ async def test_getdents_cookies_stable_across_removal(env) -> None:
     first = parse_dirents64(await d.getdents64(200))
     seen = [n for _, _, _, n in first]
     # remove an entry already returned and one not yet returned; the rest still comes
-    await v.unlinkat(ctx, c, None, b"/f00")
-    await v.unlinkat(ctx, c, None, b"/f19")
+    returned = seen[2]
+    pending = {b"f%02d" % i for i in range(20)} - set(seen)
+    victim = sorted(pending)[0]
+    await v.unlinkat(ctx, c, None, b"/" + returned)
+    await v.unlinkat(ctx, c, None, b"/" + victim)
     while chunk := await d.getdents64(200):
         seen += [n for _, _, _, n in parse_dirents64(chunk)]
     assert seen[:2] == [b".", b".."]
-    assert sorted(seen[2:]) == [b"f%02d" % i for i in range(19)]
+    assert sorted(seen[2:]) == sorted({b"f%02d" % i for i in range(20)} - {victim})
     # seek back to a cookie from the first batch
     await d.seek(first[2][1], abi.SEEK_SET)
     again = parse_dirents64(await d.getdents64(4096))
@@ -199,3 +202,42 @@ async def test_statx_header_matches_host_tmpfs(env) -> None:
     ours_raw = (await v.statx(ctx, c, None, b"/", 0x100, 0xFFF)).pack_statx()
     ours = struct.unpack_from("<IIQ", ours_raw) + struct.unpack_from("<Q", ours_raw, 56)
     assert (ours[0], ours[2], ours[3]) == (host[0], host[2], host[3])
+
+
+async def test_tmpfs_lists_newest_first_like_host(env) -> None:
+    """Linux's tmpfs lists a directory newest entry first; a rename moves an entry to
+    the front. Compared with the host's tmpfs."""
+    from .targets import host_base
+
+    base = host_base()
+    if base is None:
+        pytest.skip("no host tmpfs at /dev/shm to compare with")
+    import shutil
+    import tempfile
+
+    top = tempfile.mkdtemp(dir=base)
+    v, ctx, c = env
+    await v.mkdirat(ctx, c, None, b"/o", 0o755)
+    try:
+        steps = [("touch", "a"), ("touch", "b"), ("mkdir", "c"), ("touch", "d"),
+                 ("unlink", "b"), ("touch", "b"), ("rename", "a", "z")]
+        for op, *args in steps:
+            host = [os.path.join(top, a) for a in args]
+            ours = [b"/o/" + a.encode() for a in args]
+            if op == "touch":
+                open(host[0], "w").close()
+                await (await v.open(ctx, c, None, ours[0], O_CREAT | O_RDWR, 0o644)).dec_ref()
+            elif op == "mkdir":
+                os.mkdir(host[0])
+                await v.mkdirat(ctx, c, None, ours[0], 0o755)
+            elif op == "unlink":
+                os.unlink(host[0])
+                await v.unlinkat(ctx, c, None, ours[0])
+            else:
+                os.rename(host[0], host[1])
+                await v.renameat2(ctx, c, None, ours[0], None, ours[1])
+        fd = await v.open(ctx, c, None, b"/o", O_RDONLY | O_DIRECTORY)
+        ours_order = [n.decode() for *_, n in parse_dirents64(await fd.getdents64(4096))]
+        assert ours_order[2:] == os.listdir(top)
+    finally:
+        shutil.rmtree(top)

@@ -4,8 +4,9 @@ File data lives in one memfd per regular file (created on first write), so that 
 files, SEEK_DATA/SEEK_HOLE, fallocate and st_blocks behave exactly as Linux's shmem does
 (they *are* shmem), and so that a later issue can map a file's pages shared into an
 application. The directory tree is the dentry tree: `Dentry.children` is the directory.
-Each entry gets a sequence number when it enters a directory, which is its readdir cookie:
-cookies stay valid while other entries come and go.
+Each entry gets a sequence number when it enters a directory; listings go newest first
+(as Linux's tmpfs) and cookies derived from the numbers stay valid while other entries
+come and go.
 """
 
 from __future__ import annotations
@@ -413,7 +414,14 @@ class _AnonDentry:
 
 
 class TmpfsDirFD(DirectoryFD):
-    """An open tmpfs directory; the cookies are the entries' sequence numbers."""
+    """An open tmpfs directory, listed newest entry first as Linux's tmpfs lists it.
+
+    Cookies: 1 after ".", 2 after "..", then `TOP - seq` after the entry with sequence
+    number `seq` (a newer entry has a higher seq, so cookies grow along the listing and
+    resuming at a cookie continues with the older entries, whatever came and went).
+    """
+
+    TOP = 1 << 62
 
     def __init__(self, vd: object, flags: int, dentry: Dentry) -> None:
         super().__init__(None, flags)
@@ -426,9 +434,12 @@ class TmpfsDirFD(DirectoryFD):
             out.append((1, d.inode.ino, DT_DIR, b"."))
         if cookie < 2:
             out.append((2, d.parent.inode.ino, DT_DIR, b".."))
-        for child in d.children.values():
-            if child.seq > cookie:
-                out.append((child.seq, child.inode.ino, dtype_of(child.inode.mode), child.name))
+        top = self.TOP
+        below = top - cookie if cookie > 2 else top
+        for child in reversed(d.children.values()):
+            if child.seq < below:
+                out.append((top - child.seq, child.inode.ino, dtype_of(child.inode.mode),
+                            child.name))
         return out
 
 
