@@ -19,12 +19,15 @@ from sentry.loader import ExecSource, VfsFiles, load
 from sentry.mm import MemoryManager
 from sentry.mm.address_space import CALLER as mm_caller
 from sentry.platform.ptrace import (
+    BLOCK_NS,
     SYSCALL_STOP_STATUS,
     PtraceStub,
     SigchldWaiter,
     StopKind,
     StubGone,
+    _Parked,
     classify,
+    hot_step,
 )
 from sentry.syscalls.table import TABLE, Entry, SyscallError, name_of
 
@@ -346,8 +349,9 @@ class Kernel:
             if not served & 63:  # let other tasks run even if every call completes at once
                 await trio.lowlevel.checkpoint()
             stub = t.stub
-            if t.killed_by:
-                return t.killed_by
+            leader = t.leader
+            if leader._killed_by:
+                return leader._killed_by
             if pending != SYSCALL_STOP_STATUS:
                 try:
                     stop = await stub.wait(waiter) if pending < 0 else classify(pending)
@@ -394,12 +398,20 @@ class Kernel:
                 res = -e.errno
             except Exception as e:  # a Sentry bug: never crash, end the sandbox
                 return self._internal_error(entry, e)
-            if t.killed_by:
-                return t.killed_by
+            if t.leader._killed_by:
+                return t.leader._killed_by
+            stub = t.stub  # execve may have replaced it
+            if hot_step is not None:  # the fast path of PtraceStub.step, inlined
+                st = hot_step(stub.pid, stub._regs_ptr, res & _MASK64,
+                              0 if _Parked.count else BLOCK_NS)
+                if st == SYSCALL_STOP_STATUS:
+                    stub._at_sysemu_entry = True
+                    pending = st
+                    continue
             try:
-                pending = t.stub.step(res, waiter)  # t.stub: execve may have replaced it
+                pending = stub.step(res, waiter) if hot_step is None else stub.settle(st)
             except OSError:  # the thread died under us (killed from outside)
-                return t.killed_by or t.stub.dead_status or signal.SIGKILL
+                return t.killed_by or stub.dead_status or signal.SIGKILL
 
     def _internal_error(self, entry: Entry | None, e: BaseException) -> int:
         name = entry.name if entry else "?"

@@ -36,6 +36,9 @@ except ImportError:  # pragma: no cover - depends on the build
     _ffi = _hot = None
 from .stub import GADGET, SCRATCH, STUB_ADDR, STUB_END, seccomp_filter, stub_elf
 
+#: The C fast path (rax, SETREGS, SYSEMU, wait, GETREGS), or None without the extension.
+hot_step = _hot.hot_step if _hot is not None else None
+
 # Syscalls the Sentry injects into a stub; the stub's seccomp filter allows exactly these.
 NR_MMAP, NR_MPROTECT, NR_MUNMAP = 9, 10, 11
 NR_RT_SIGRETURN, NR_MREMAP, NR_MSYNC, NR_MINCORE, NR_MADVISE = 15, 25, 26, 27, 28
@@ -348,8 +351,11 @@ class PtraceStub:
             self.regs.rax = rax & _MASK64
             self.resume()
             return -1
-        st = _hot.hot_step(self.pid, self._regs_ptr, rax & _MASK64,
-                           0 if waiter.parked else BLOCK_NS)
+        return self.settle(_hot.hot_step(self.pid, self._regs_ptr, rax & _MASK64,
+                                         0 if waiter.parked else BLOCK_NS))
+
+    def settle(self, st: int) -> int:
+        """Bookkeeping for a `hot_step` result: the raw status, or -1 if still running."""
         if st >= 0:
             self._at_sysemu_entry = st == SYSCALL_STOP_STATUS
             if not os.WIFSTOPPED(st):
