@@ -130,10 +130,17 @@ async def remove_tree(t: Target, path: bytes, *, limit: trio.CapacityLimiter | N
                       depth: int = 0) -> None:
     """Remove `path` and everything below it through target `t` (as root); the first
     level (the case directories of a run) in parallel, up to `limit` at once."""
+    try:
+        await t.unlink(path)  # most entries are not directories: one request, no stat
+        return
+    except OSError as e:
+        # A directory: EISDIR (Linux), EPERM (POSIX), ENOTEMPTY (servers that ignore the
+        # missing AT_REMOVEDIR, like nfs-ganesha).
+        if e.errno not in (errno.EISDIR, errno.EPERM, errno.ENOTEMPTY):
+            raise
     st = await t.stat(path, False)
     if st.kind != "dir":
-        await t.unlink(path)
-        return
+        raise OSError(errno.EPERM, f"cannot remove {path!r}")
     if st.perm & 0o700 != 0o700:
         await t.chmod(path, 0o700)
     sub = t.derive(root=path)  # relative descent: trees may be deeper than PATH_MAX
