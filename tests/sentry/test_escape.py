@@ -1,5 +1,5 @@
 """No application syscall reaches the host: each gets the Sentry's answer, also right after
-the Sentry injected host calls (mmap, mprotect, munmap, fork) for the program — the moment where
+the Sentry injected host calls (mmap, mprotect, munmap, fork, clone) for the program — the moment where
 ptrace's stop ordering makes a passthrough easy (DESIGN.md, trap 1)."""
 
 import errno
@@ -19,6 +19,7 @@ PROGRAM = r"""
 #include <unistd.h>
 #include <asm/prctl.h>
 #include <sys/wait.h>
+#include <pthread.h>
 
 static const char *secret;
 static void report(const char *what, long r) {
@@ -34,6 +35,10 @@ static void probe(const char *when) {
     report(name, syscall(SYS_openat, AT_FDCWD, secret, O_RDONLY));
     snprintf(name, sizeof name, "%s.write7", when);
     report(name, syscall(SYS_write, 7, "x", 1));
+}
+static void *thread_probe(void *arg) {
+    probe("new_thread");
+    return arg;
 }
 int main(int argc, char **argv) {
     secret = argv[1];
@@ -53,6 +58,9 @@ int main(int argc, char **argv) {
     }
     int st;
     waitpid(c, &st, 0);
+    pthread_t th;  /* the Sentry injected a host clone: the new thread's first calls */
+    pthread_create(&th, NULL, thread_probe, NULL);
+    pthread_join(th, NULL);
     report("done", 0);
     return 0;
 }
@@ -64,7 +72,7 @@ def _parse(out: bytes) -> dict[str, int]:
 
 
 async def test_every_syscall_gets_the_sentry_answer(tmp_path):
-    prog = build_c(tmp_path, "escape", PROGRAM, "-static")
+    prog = build_c(tmp_path, "escape", PROGRAM, "-static", "-pthread")
     secret = tmp_path / "secret"
     secret.write_text("host only")
     os.chmod(tmp_path, 0o755)
@@ -84,7 +92,7 @@ async def test_every_syscall_gets_the_sentry_answer(tmp_path):
     got = _parse(out)
     stages = ["start", "after_mmap", "after_mprotect", "after_munmap", "after_arch_prctl"]
     assert got["forked_child.getpid"] == 2  # the child's sandbox pid
-    for stage in [*stages, "forked_child"]:
+    for stage in [*stages, "forked_child", "new_thread"]:
         if stage != "forked_child":
             assert got[f"{stage}.getpid"] == 1, stage  # the sandbox pid, never the host's
         assert got[f"{stage}.open"] == -1, stage  # ENOENT from the Sentry (libc's -1)
