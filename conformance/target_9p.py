@@ -493,6 +493,20 @@ class NinePTarget(Target):
         return to_stat(await self._h(h).fid.getattr(_ALL))
 
     async def stat(self, path: bytes, follow: bool = True) -> Stat:
+        comps, slash = self._split(path)
+        if (comps and self._sh.client.dialect.multigetattr and b"." not in comps
+                and b".." not in comps):
+            # One Tmultigetattr, no fid to clunk; it stops at the first missing component,
+            # so a short answer (or a symlink to follow) takes the general path.
+            try:
+                stats = await (await self._base(path)).multi_getattr(comps)
+            except OSError:
+                stats = []
+            if len(stats) == len(comps):
+                st = stats[-1]
+                link = statmod.S_ISLNK(st.attr.mode)
+                if not ((follow or slash) and link) and not (slash and not st.is_dir):
+                    return to_stat(st)
         fid, st = await self._lookup(path, follow)
         self._drop(fid)
         return to_stat(st)
