@@ -16,6 +16,8 @@ PROGRAM = r"""
 #include <sys/sysinfo.h>
 #include <sys/time.h>
 #include <sys/utsname.h>
+#include <sys/times.h>
+#include <sys/personality.h>
 #include <time.h>
 #include <unistd.h>
 #include <asm/prctl.h>
@@ -78,6 +80,27 @@ int main(void) {
     SHOW("arch_bad", syscall(SYS_arch_prctl, 0x9999, 0));
     SHOW("robust_bad", syscall(SYS_set_robust_list, 0, 7));
     SHOW("getppid_is_parent", getppid() >= 0);
+    struct tms tm;
+    SHOW("times_positive", times(&tm) > 0);
+    unsigned int c, n;
+    SHOW("getcpu", syscall(SYS_getcpu, &c, &n, NULL));
+    SHOW("getpriority", syscall(SYS_getpriority, PRIO_PROCESS, 0));
+    SHOW("setpriority", setpriority(PRIO_PROCESS, 0, 5));
+    SHOW("getpriority_after", syscall(SYS_getpriority, PRIO_PROCESS, 0));
+    SHOW("getpriority_bad", syscall(SYS_getpriority, 9, 0));
+    SHOW("sched_getscheduler", sched_getscheduler(0));
+    SHOW("sched_getscheduler_nopid", sched_getscheduler(999999));
+    SHOW("prio_max_fifo", sched_get_priority_max(SCHED_FIFO));
+    SHOW("prio_min_other", sched_get_priority_min(SCHED_OTHER));
+    SHOW("prio_max_bad", sched_get_priority_max(77));
+    struct sched_param sp;
+    SHOW("sched_getparam", sched_getparam(0, &sp));
+    printf("param %d\n", sp.sched_priority);
+    cpu_set_t none;
+    CPU_ZERO(&none);
+    SHOW("setaffinity_empty", sched_setaffinity(0, sizeof none, &none));
+    SHOW("setaffinity_same", sched_setaffinity(0, sizeof set, &set));
+    SHOW("personality", personality(0xffffffff));
     return 0;
 }
 """
@@ -96,6 +119,8 @@ async def test_sandbox_ids_and_uname(tmp_path):
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/times.h>
+#include <sys/personality.h>
 #include <unistd.h>
 int main(void) {
     struct utsname u; uname(&u);
