@@ -81,7 +81,8 @@ class Server:
     Args:
         fs: the exported file system.
         max_msize: the largest msize granted (clients asking more get this).
-        max_inflight: requests run at once per connection; reading stops beyond that.
+        max_inflight: requests run at once per connection; up to as many more wait (and
+            can be flushed); reading stops beyond that.
         default_uname: user for Tattach with an empty uname and NONUNAME (gVisor's client).
         default_uid: its uid.
         inline: message types handled in the connection's reader task instead of a task of
@@ -148,6 +149,8 @@ class _Connection:
         self.fids: dict[int, _Fid] = {}
         self.inflight: dict[int, _Request] = {}
         self.limiter = trio.Semaphore(server.max_inflight)
+        self.tasks = 0  # request tasks running or waiting for a slot
+        self.room = trio.Event()
         self.sender = FrameSender(stream)
         self.receiver = Receiver(stream)
         self.inline = server.inline
@@ -230,18 +233,27 @@ class _Connection:
                 _INLINE.reset(token)
             await self.send(tag, reply)
             return
-        try:
-            self.limiter.acquire_nowait()  # no scheduler pass unless we must wait
-        except trio.WouldBlock:
-            await self.limiter.acquire()
+        # Requests beyond max_inflight wait for a slot in their own task, so the reader
+        # keeps reading (a Tflush for a running or waiting request gets through) until
+        # twice that many are outstanding; only then does it stop reading the socket.
+        if self.tasks >= 2 * self.server.max_inflight:
+            self.room = trio.Event()
+            await self.room.wait()
+        self.tasks += 1
         req = _Request()
         self.inflight[tag] = req
         self.nursery.start_soon(self.handle, tag, msg, req)
 
     async def handle(self, tag: int, msg: m.Message, req: _Request) -> None:
+        acquired = False
         try:
             reply: m.Message
             with req.scope:
+                try:
+                    self.limiter.acquire_nowait()  # no scheduler pass unless we must wait
+                except trio.WouldBlock:
+                    await self.limiter.acquire()
+                acquired = True
                 try:
                     reply = await self.call(msg)
                 except Exception as e:  # mapped to Rlerror in one place
@@ -254,7 +266,11 @@ class _Connection:
             if self.inflight.get(tag) is req:
                 del self.inflight[tag]
             req.done.set()
-            self.limiter.release()
+            if acquired:
+                self.limiter.release()
+            self.tasks -= 1
+            if self.tasks < 2 * self.server.max_inflight:
+                self.room.set()
 
     async def call(self, msg: m.Message) -> m.Message:
         cls = type(msg)

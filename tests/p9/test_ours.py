@@ -411,3 +411,28 @@ async def test_client_survives_a_dying_or_babbling_server() -> None:
             assert info.value.errno == errno.ECONNRESET
             await c.drain()
             assert c.live_fids == set()
+
+
+async def test_flush_gets_through_when_every_slot_is_busy(tmp_path) -> None:
+    """With max_inflight requests blocked, later requests and their Tflush are still read."""
+    (tmp_path / "slow").write_bytes(b"x")
+    fs = CountingFS(str(tmp_path))
+    async with trio.open_nursery() as nursery:
+        stream = await _serve_pair(nursery, p9.Server(fs, max_inflight=2))
+        async with p9.open_client(stream) as c:
+            root = await c.attach()
+            slow = await root.walk(["slow"])
+            await slow.open()
+            with trio.fail_after(10):  # a Tflush stuck behind the bound would take 30 s
+                with trio.move_on_after(0.2):
+                    async with trio.open_nursery() as readers:
+                        for _ in range(3):  # two take the slots, one waits for a slot
+                            readers.start_soon(slow.read, 0, 1)
+                f, st = await root.walk_getattr(["slow"])
+                await f.clunk()
+                assert st.attr.size == 1
+            await slow.clunk()
+            await root.clunk()
+            await c.drain()
+            assert c.live_fids == set()
+        nursery.cancel_scope.cancel()
