@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 
 from .abi import MAY_EXEC, MAY_READ, MAY_WRITE, S_IFDIR, S_IFMT, S_ISVTX
-from .creds import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, Credentials
+from .creds import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, Credentials
 from .errors import error
 
 
@@ -62,3 +62,15 @@ def check_sticky(creds: Credentials, dir_inode: object, inode: object) -> None:
 
 
 MAY_RW = MAY_READ | MAY_WRITE
+
+
+def mode_after_write(creds: Credentials | None, mode: int, gid: int) -> int:
+    """file_remove_privs: the mode a write by `creds` leaves (set-uid dropped; set-gid
+    dropped when group-executable or the writer is outside the file's group), unless the
+    writer has CAP_FSETID. `creds` None means a privileged writer."""
+    if not mode & 0o6000 or creds is None or creds.has_cap(CAP_FSETID):
+        return mode
+    mode &= ~0o4000
+    if mode & 0o2000 and (mode & 0o010 or not creds.in_group(gid)):
+        mode &= ~0o2000
+    return mode

@@ -47,6 +47,7 @@ from ..dentry import Dentry, Inode, now_ns
 from ..errors import error
 from ..file import DirectoryFD, FileDescription, RegularFD
 from ..filesystem import Filesystem
+from ..perm import mode_after_write
 
 CHUNK = 64 * 1024
 #: Shared policy: how long the answer of a batched lookup may serve the same path
@@ -605,7 +606,9 @@ class GoferFS(Filesystem):
         except BaseException:
             await io.clunk()
             raise
-        return GoferFileFD(flags, self, d, io)
+        fd = GoferFileFD(flags, self, d, io)
+        fd.writer = creds
+        return fd
 
     async def _writeback(self, ino: GoferInode, fid: p9.Fid | None,
                          d: Dentry | None = None) -> None:
@@ -707,6 +710,7 @@ class GoferFileFD(RegularFD):
         self.inode: GoferInode = d.inode  # type: ignore[assignment]
         self.io = io
         self.inode.opens += 1
+        self.writer: Credentials | None = None
 
     def file_size(self) -> int:
         return self.inode.size
@@ -776,6 +780,10 @@ class GoferFileFD(RegularFD):
 
     async def do_pwrite(self, data: bytes, offset: int) -> int:
         ino = self.inode
+        if ino.mode & 0o6000 and data:
+            mode = mode_after_write(self.writer, ino.mode, ino.gid)
+            if mode != ino.mode:  # file_remove_privs, on the server too (it writes as root)
+                await self.fs.setattr(self.dentry, mode=mode)
         if not self.fs.exclusive:
             self.fs.round_trips += 1
             n = await self.io.write(offset, data)

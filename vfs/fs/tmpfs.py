@@ -26,6 +26,8 @@ from ..abi import (
     S_IFLNK,
     S_IFMT,
     S_IFREG,
+    S_ISGID,
+    S_ISUID,
     SEEK_DATA,
     TMPFS_MAGIC,
     Stat,
@@ -37,6 +39,7 @@ from ..dentry import Dentry, Inode, now_ns
 from ..errors import error
 from ..file import DirectoryFD, FileDescription, RegularFD
 from ..filesystem import Filesystem, InodeCounter
+from ..perm import mode_after_write
 
 MAX_FILE_SIZE = (1 << 63) - 1
 BOGO_DIRENT_SIZE = 20  # shmem's directory size per entry
@@ -283,7 +286,9 @@ class Tmpfs(Filesystem):
         if ino.type != S_IFREG:
             raise error(errno.ENXIO)
         ino.opens += 1
-        return TmpfsFileFD(None, flags, self, ino)
+        fd = TmpfsFileFD(None, flags, self, ino)
+        fd.writer = creds
+        return fd
 
     async def tmpfile(self, parent: Dentry, mode: int, uid: int, gid: int) -> Dentry:
         ino = self._new_inode(mode, uid, gid)
@@ -328,6 +333,8 @@ class TmpfsFileFD(RegularFD):
         super().__init__(None, flags)
         self.fs = fs
         self.inode = inode
+        #: who writes (the opener): decides whether writes drop set-uid/set-gid
+        self.writer: Credentials | None = None
 
     def file_size(self) -> int:
         return self.inode.size
@@ -347,6 +354,11 @@ class TmpfsFileFD(RegularFD):
             raise error(errno.EFBIG)
         if end > ino.size:
             self.fs._reserve(ino, end)
+        if ino.mode & (S_ISUID | S_ISGID):
+            mode = mode_after_write(self.writer, ino.mode, ino.gid)
+            if mode != ino.mode:
+                ino.mode = mode
+                ino.ctime_ns = now_ns()
         if ino.memfd < 0:
             ino.memfd = _memfd()
         n = os.pwrite(ino.memfd, data, offset)

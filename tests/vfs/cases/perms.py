@@ -109,3 +109,22 @@ CASES = {
         ("root",),
     ],
 }
+
+CASES["write_drops_setid"] = [
+    ("open", "f", O_CREAT | O_WRONLY, 0o644),
+    ("chmod", "f", 0o6777),
+    ("open", "g", O_CREAT | O_WRONLY, 0o644),
+    ("chmod", "g", 0o6767),
+    ("open", "h", O_CREAT | O_WRONLY, 0o644),
+    ("chmod", "h", 0o6777),
+    ("write", 2, b"root keeps the bits"),
+    ("stat", "h"),
+    ("user", 1000, 1000),
+    ("open", "f", O_WRONLY),
+    ("write", 3, b"x"),
+    ("stat", "f"),
+    ("open", "g", O_WRONLY),
+    ("write", 4, b"x"),
+    ("stat", "g"),
+    ("root",),
+]
