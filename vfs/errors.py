@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno as _errno
 import os
 
 
@@ -13,7 +12,3 @@ def error(err: int, what: object = None) -> OSError:
         msg = f"{msg}: {what!r}"
     return OSError(err, msg)
 
-
-ENOENT = _errno.ENOENT
-EROFS = _errno.EROFS
-EOPNOTSUPP = _errno.EOPNOTSUPP
