@@ -78,7 +78,12 @@ def build_c(tmp: Path, name: str, source: str, *flags: str) -> str:
 
 def native(argv: list[str]) -> tuple[int, bytes]:
     """Run argv natively; return (wait-status-like code, stdout)."""
-    p = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL)
+    import resource
+
+    def no_core() -> None:  # a crashing test program must not drop a core file in the cwd
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    p = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, preexec_fn=no_core)
     status = (p.returncode << 8) if p.returncode >= 0 else -p.returncode
     return status, p.stdout
 
