@@ -24,9 +24,10 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     "$PY" -m venv .venv
 fi
-# Reinstall only when the project's declaration changed since the last install.
+# Reinstall only when what the install builds from changed since the last install: the
+# project's declaration and the sources of its cffi extensions (built at install time).
 stamp=.venv/.runpsc-installed
-want=$(cat pyproject.toml $(ls setup.py 2>/dev/null || true) | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py sentry/platform/_hotloop_build.py | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing runpsc[dev,fuse] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
