@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Sequence
 
 import trio
 
 import p9
-from p9 import Attr, Dirent, Qid, Rgetlock, Rstatfs, SetAttr
+from p9 import Attr, Qid, Rgetlock, Rstatfs, SetAttr
+from p9._dirents import ENTRY_FIXED, PackedDirents, pack_rows
 
 from .host import Export, Node, OpenFile, ProcFD, qid_type_of
 from .ident import Ident, IdentityPolicy, apply_ident
@@ -36,6 +38,11 @@ def _s(name: bytes) -> str:
 
 def _qid(qtype: int, path: int) -> Qid:
     return Qid(qtype, 0, path)
+
+
+def _quick_mode(mode: int) -> bool:
+    """Whether no operation on a file of this type can wait (see `GoferFile.inline_io`)."""
+    return stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)
 
 
 def _qid_of(export: Export, st: os.stat_result) -> Qid:
@@ -87,7 +94,8 @@ class GoferFilesystem(p9.Filesystem):
         f = GoferFile(export.root(), ident, self.policy.switch)
         try:
             f._as()
-            os.stat(f.node.fd)  # the root exists and the identity may use it
+            # The root exists and the identity may use it.
+            f.inline_io = _quick_mode(os.stat(f.node.fd).st_mode)
         except BaseException:
             await f.close()
             raise
@@ -97,12 +105,15 @@ class GoferFilesystem(p9.Filesystem):
 class GoferFile(p9.File):
     """One fid: a host node, its open descriptor once opened, and whom it acts for."""
 
-    __slots__ = ("node", "of", "ident", "switch", "closed", "dirents", "fifo_wait")
+    __slots__ = ("node", "of", "ident", "switch", "closed", "fifo_wait", "inline_io")
 
-    def __init__(self, node: Node, ident: Ident, switch: bool) -> None:
+    def __init__(self, node: Node, ident: Ident, switch: bool, quick: bool = False) -> None:
         self.closed = False
         self.fifo_wait = False
-        self.dirents: tuple[list, list[Dirent]] | None = None
+        #: p9's per-request inline hint: True when no operation on this file can wait (a
+        #: regular file, directory or symlink), so Tlopen/Tread/Twrite/Treaddir on it run in
+        #: the connection's reader task. FIFOs and devices (reads that may block) never are.
+        self.inline_io = quick
         self.node = node
         self.of: OpenFile | None = None
         self.ident = ident
@@ -117,6 +128,11 @@ class GoferFile(p9.File):
 
     def _child(self, node: Node) -> GoferFile:
         return GoferFile(node, self.ident, self.switch)
+
+    def _quick_child(self, node: Node, quick: bool) -> GoferFile:
+        child = self._child(node)
+        child.inline_io = quick
+        return child
 
     def _opened(self) -> OpenFile:
         if self.of is None:
@@ -145,9 +161,10 @@ class GoferFile(p9.File):
     async def walk(self, names: Sequence[bytes]) -> tuple[list[Qid], GoferFile | None]:
         self._as()
         if not names:
-            return [], self._child(self.node.ref())
+            return [], self._quick_child(self.node.ref(), self.inline_io)
         qids: list[Qid] = []
         node = self.node.ref()
+        mode = 0
         try:
             for i, name in enumerate(names):
                 try:
@@ -160,11 +177,12 @@ class GoferFile(p9.File):
                 node.release()
                 node = nxt
                 st = os.stat(node.fd)
+                mode = st.st_mode
                 qids.append(_qid_of(node.export, st))
         except BaseException:
             node.release()
             raise
-        return qids, self._child(node)
+        return qids, self._quick_child(node, _quick_mode(mode))
 
     async def getattr(self, mask: int) -> tuple[Qid, int, Attr]:
         self._as()
@@ -223,7 +241,7 @@ class GoferFile(p9.File):
             of.close()
             node.release()
             raise
-        child = self._child(node)
+        child = self._quick_child(node, _quick_mode(st.st_mode))
         child.of = of
         return child, _qid_of(node.export, st), 0
 
@@ -259,6 +277,16 @@ class GoferFile(p9.File):
             except BlockingIOError:
                 continue
 
+    async def readinto(self, offset: int, buf: memoryview) -> int:
+        """p9's buffer-reusing read (used for inline Treads): the bytes read into `buf`."""
+        if self.fifo_wait:
+            data = await self.read(offset, len(buf))
+            buf[: len(data)] = data
+            return len(data)
+        of = self._opened()
+        self._as()
+        return of.readinto(offset, buf)
+
     async def write(self, offset: int, data: bytes) -> int:
         of = self._opened()
         self._as()
@@ -275,26 +303,14 @@ class GoferFile(p9.File):
                 await trio.lowlevel.wait_writable(of.fd)
         return done
 
-    async def readdir(self, offset: int, count: int) -> list[Dirent]:
+    async def readdir(self, offset: int, count: int) -> PackedDirents:
         self._as()
-        of = self._opened()
-        src = of.entries(offset)
-        cache = self.dirents
-        if cache is None or cache[0] is not src:
-            # Render the whole snapshot once; later calls only slice it.
-            cache = self.dirents = (
-                src, [Dirent(Qid(e[0], 0, e[1]), e[2], e[3], e[4]) for e in src]
-            )
-        rendered = cache[1]
-        end = offset
-        used = 0
-        n = len(src)
-        while end < n:
-            used += 24 + len(src[end][4])
-            if used > count and end > offset:
-                break
-            end += 1
-        return rendered[offset:end]
+        src = self._opened().entries(offset)
+        if offset < len(src) and ENTRY_FIXED + len(src[offset][4]) > count:
+            raise OSError(errno.EINVAL, f"readdir count {count} too small for an entry")
+        # Packed straight from the snapshot's rows (no Dirent objects); at most count // 24
+        # entries can fit, so the slice bounds the work by what one reply can carry.
+        return pack_rows(src[offset : offset + count // ENTRY_FIXED], count)
 
     async def fsync(self, datasync: bool) -> None:
         self._as()
@@ -411,5 +427,4 @@ class GoferFile(p9.File):
                 trio.lowlevel.notify_closing(self.of.fd)
             self.of.close()
             self.of = None
-        self.dirents = None
         self.node.release()
