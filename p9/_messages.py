@@ -1,4 +1,4 @@
-"""Every 9P2000.L message (and the extensions) as a frozen, slotted dataclass.
+"""Every 9P2000.L message (and the extensions) as a frozen, slotted value class.
 
 Each class knows its type number (`type`), encodes its body (`encode()` → bytes, without the
 size[4] type[1] tag[2] header, which belongs to framing) and decodes one (`decode(body)`).
@@ -9,7 +9,8 @@ This module deliberately does not use ``from __future__ import annotations``: th
 `Annotated[...]` metadata on each field is read at class creation to compile the layout.
 """
 
-import dataclasses
+import operator
+from dataclasses import FrozenInstanceError
 from typing import Annotated, Any, ClassVar
 
 from ._errors import ProtocolError
@@ -49,10 +50,105 @@ def _fields_of(cls: type) -> list[tuple[str, Kind]]:
     return out
 
 
+# -- frozen slotted value classes, built cheaply ---------------------------------------------
+#
+# Why not dataclasses.dataclass(frozen=True, slots=True): it compiles six functions per class
+# with exec and computes a signature for every undocumented class, which made importing p9
+# cost ~140 ms for ~90 classes (issue 7). `_frozen` gives the same behaviour (positional and
+# keyword __init__ with defaults, __repr__, __eq__, __hash__, frozen FrozenInstanceError,
+# __match_args__, pickling) with shared methods; only __init__ is compiled, per class, the
+# first time that class is instantiated, so it is as fast as the dataclass one.
+
+_object_setattr = object.__setattr__
+
+
+def _compile_init(cls: type) -> Any:
+    names = cls._fields  # type: ignore[attr-defined]
+    args = "".join(f", {n}" for n in names)
+    body = "".join(f"\n    _set(self, {n!r}, {n})" for n in names) or "\n    pass"
+    ns: dict = {}
+    exec(f"def __init__(self{args}):{body}", {"_set": _object_setattr}, ns)  # noqa: S102
+    init = ns["__init__"]
+    init.__defaults__ = cls._defaults or None  # type: ignore[attr-defined]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    return init
+
+
+def _lazy_init(cls: type) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init = _compile_init(cls)
+        cls.__init__ = init  # type: ignore[misc]
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+def _repr(self: Any) -> str:
+    inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)
+    return f"{type(self).__qualname__}({inner})"
+
+
+def _eq(self: Any, other: Any) -> Any:
+    if other.__class__ is self.__class__:
+        return self._values(self) == other._values(other)
+    return NotImplemented
+
+
+def _hash(self: Any) -> int:
+    return hash(self._values(self))
+
+
+def _frozen_setattr(self: Any, name: str, value: Any) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self: Any, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _getstate(self: Any) -> list:
+    return [getattr(self, n) for n in self._fields]
+
+
+def _setstate(self: Any, state: list) -> None:
+    for n, v in zip(self._fields, state, strict=True):
+        _object_setattr(self, n, v)
+
+
+def _frozen(cls: type, fields: list[tuple[str, Kind]]) -> type:
+    """`cls` rebuilt as a frozen class with __slots__ for `fields` (see above)."""
+    names = tuple(n for n, _ in fields)
+    ns = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+    defaults = []
+    for n in names:
+        if n in ns:
+            defaults.append(ns.pop(n))
+        elif defaults:
+            raise TypeError(f"{cls.__name__}: non-default field {n!r} follows a default")
+    ns["__slots__"] = names
+    ns["__match_args__"] = names
+    ns["_fields"] = names
+    ns["_defaults"] = tuple(defaults)
+    ns["_values"] = operator.attrgetter(*names) if names else staticmethod(_no_values)
+    for key, fn in (("__repr__", _repr), ("__eq__", _eq), ("__hash__", _hash),
+                    ("__setattr__", _frozen_setattr), ("__delattr__", _frozen_delattr),
+                    ("__getstate__", _getstate), ("__setstate__", _setstate)):
+        ns.setdefault(key, fn)
+    new = type(cls)(cls.__name__, cls.__bases__, ns)
+    new.__qualname__ = cls.__qualname__
+    new.__init__ = _lazy_init(new)  # type: ignore[misc]
+    return new
+
+
+def _no_values(self: Any) -> tuple:
+    return ()
+
+
 def wire_struct(cls: type) -> type:
-    """Make `cls` a frozen slotted dataclass with a compiled wire layout (Qid, Attr ...)."""
+    """Make `cls` a frozen slotted value class with a compiled wire layout (Qid, Attr ...)."""
     fields = _fields_of(cls)
-    cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    cls = _frozen(cls, fields)
     cls._layout = Layout(cls, fields)  # type: ignore[attr-defined]
     return cls
 
@@ -175,11 +271,11 @@ def register(cls: type[Message]) -> None:
 
 
 def message(number: int):
-    """Class decorator: frozen slotted dataclass + layout + registration under `number`."""
+    """Class decorator: frozen slotted value class + layout + registration under `number`."""
 
     def wrap(cls: type) -> type:
         fields = _fields_of(cls)
-        cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
+        cls = _frozen(cls, fields)
         cls.type = number
         cls._layout = Layout(cls, fields)
         register(cls)
