@@ -44,13 +44,10 @@ EXCEPTIONS: dict[str, list[tuple[str, str]]] = {
 
 _VFS_ATIME = "vfs: atime is never updated by read or readdir (Linux mounts are relatime)"
 _VFS_DEADDIR = "vfs: reading a removed directory returns the end, not ENOENT (IS_DEADDIR)"
-_VFS_SEARCH = ("vfs: search permission on an intermediate directory is not checked when a "
-               "multi-component path is resolved (a/b/f is reachable without x on a)")
 _VFS = [
     ("times/changes-read", _VFS_ATIME),
     ("times/changes-readdir", _VFS_ATIME),
     ("dirs/rmdir-open-dir", _VFS_DEADDIR),
-    ("perms/search-needed-on-path", _VFS_SEARCH),
 ]
 
 _GFS_SGID = ("vfs/goferfs: S_ISGID asked for by a group member is lost on a new file in a "

@@ -138,8 +138,10 @@ class Walk:
             else:
                 found = await mount.fs.lookup(d, run)
             prev = d
-            for child in found:
-                if prev is not d:
+            for k, child in enumerate(found):
+                if k:
+                    # Every name after the run's first is looked up in the previous
+                    # child, which needs search permission just like `d` did.
                     pi = prev.inode
                     if not permitted(creds, pi.mode, pi.uid, pi.gid, MAY_EXEC):
                         raise error(errno.EACCES)
