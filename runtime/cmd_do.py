@@ -7,6 +7,7 @@ with the caller's environment, and its exit status is runpsc's.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import click
@@ -24,7 +25,18 @@ import click
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
        command: tuple[str, ...]) -> None:
     """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
-    from runtime.sandbox import Sandbox, SandboxConfig, SandboxError, Volume, env_of
+    # Start-up is mostly imports, which allocate many objects and no garbage worth a
+    # collection: the collector is off until the Sentry is imported, and what exists then is
+    # frozen out of later collections (forked gofers turn it back on: _gofer_main).
+    gc.disable()
+    from runtime.sandbox import (
+        Sandbox,
+        SandboxConfig,
+        SandboxError,
+        Volume,
+        env_of,
+        import_sentry,
+    )
 
     try:
         config = SandboxConfig(
@@ -36,11 +48,18 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         )
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    sandbox = Sandbox(config, confine=True)
-    sandbox.start_gofers()  # they boot while the Sentry is imported
-    try:
-        import trio
+    # trio and p9 serve both the gofers and the Sentry: import them once, then fork the
+    # gofers, which confine themselves and serve while this process imports the Sentry.
+    import trio
 
+    import p9  # noqa: F401
+
+    sandbox = Sandbox(config, confine=True)
+    sandbox.start_gofers(fork=True)
+    try:
+        import_sentry()
+        gc.freeze()
+        gc.enable()
         code = trio.run(sandbox.run)
     except KeyboardInterrupt:
         sys.exit(128 + 2)  # what a shell reports for a program stopped by ^C (SIGINT)

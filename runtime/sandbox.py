@@ -107,15 +107,26 @@ class GoferProcess:
 
     @classmethod
     def start(cls, directory: str, *, readonly: bool, submounts: bool = False,
-              name: str = "root") -> GoferProcess:
-        """Start a gofer exporting `directory` (as aname `name`)."""
+              name: str = "root", fork: bool = False) -> GoferProcess:
+        """Start a gofer exporting `directory` (as aname `name`).
+
+        `fork=True` forks this interpreter instead of starting a new one (see `_fork_gofer`);
+        only for a single-threaded process that no trio run has started in (the CLI).
+        """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         opts = "ro" if readonly else "rw"
         if submounts:
             opts += ",submounts"
+        export = f"{name}={directory}:{opts}"
+        if fork and _can_fork():
+            try:
+                proc: Any = _fork_gofer(export, theirs.fileno())
+            finally:
+                theirs.close()
+            return cls(proc, ours, directory)
         cmd = [
             sys.executable, "-m", "runtime.cli", "gofer", "serve",
-            "--export", f"{name}={directory}:{opts}",
+            "--export", export,
             "--listen", f"fd:{theirs.fileno()}",
             "--idle-timeout", "0",
         ]
@@ -142,6 +153,141 @@ class GoferProcess:
                 self.proc.wait()
 
 
+def _can_fork() -> bool:
+    """Forking is sound only while this process has one thread and no trio run."""
+    import threading
+
+    if threading.active_count() != 1:
+        return False
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return True
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return True
+    return False
+
+
+class _ForkedGofer:
+    """The part of `subprocess.Popen` that `GoferProcess` uses, for a forked child."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while self.poll() is None:
+            if deadline is None:
+                _, status = os.waitpid(self.pid, 0)
+                self.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"gofer pid {self.pid}", timeout or 0)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _fork_gofer(export: str, fd: int) -> _ForkedGofer:
+    """Fork a gofer serving `export` on the connected socket `fd`.
+
+    Why fork rather than exec `runpsc gofer serve`: a new interpreter spends ~0.5 s importing
+    trio, p9 and click before it serves, on the critical path of every `runpsc do`. A fork
+    of the CLI before trio runs is the same program in the same state the exec'd one reaches:
+    one thread, no event loop, nothing opened but what we pass. The child does exactly what
+    `runpsc gofer serve --export EXPORT --listen fd:FD --idle-timeout 0` does: its own
+    session, stdin from /dev/null, every other descriptor closed, then `gofer.serve.run`,
+    which confines the process (mount namespace, capabilities, seccomp) before serving. It
+    leaves with os._exit, so nothing of the parent (atexit handlers, buffered output, the
+    click context) runs twice.
+    """
+    pid = os.fork()
+    if pid:
+        return _ForkedGofer(pid)
+    code = 1
+    try:
+        os.setsid()
+        with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+            comm.write("runpsc-gofer")  # what ps and top show, not a second "runpsc"
+        null = os.open(os.devnull, os.O_RDONLY)
+        if null != 0:
+            os.dup2(null, 0)
+            os.close(null)
+        os.closerange(3, fd)
+        os.closerange(fd + 1, 1 << 20)
+        code = _gofer_main(export, fd)
+    except BaseException as e:  # noqa: BLE001 - report and leave, whatever happened
+        with contextlib.suppress(BaseException):
+            print(f"runpsc gofer: {e!r}", file=sys.stderr, flush=True)
+    finally:
+        os._exit(code)
+
+
+def _gofer_main(export: str, fd: int) -> int:
+    """The body of `runpsc gofer serve` for one export on one inherited socket."""
+    import gc
+    import logging
+
+    from gofer.ident import IdentityPolicy
+    from gofer.serve import GoferOptions, parse_export, parse_listen, run
+
+    gc.enable()  # a parent starting up may have turned it off (runpsc do); we serve for long
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        exports = [parse_export(export)]
+        listens = [parse_listen(f"fd:{fd}")]
+        policy = IdentityPolicy.build()
+        run(exports, listens, policy=policy, options=GoferOptions(idle_timeout=None))
+    except KeyboardInterrupt:
+        pass
+    except (OSError, ValueError) as e:
+        print(f"runpsc gofer: {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def import_sentry() -> None:
+    """Import everything `Sandbox.run` imports (the Sentry, the VFS and its filesystems).
+
+    Why: `runpsc do` imports them while its gofers start, with the garbage collector off;
+    `Sandbox` itself imports them lazily so that `import runtime.sandbox` stays cheap.
+    """
+    import sentry.kernel  # noqa: F401
+    import sentry.kernel.fdtable  # noqa: F401
+    import sentry.syscalls.sys_file  # noqa: F401
+    import vfs  # noqa: F401
+    import vfs.abi  # noqa: F401
+    import vfs.fs.devfs  # noqa: F401
+    import vfs.fs.goferfs  # noqa: F401
+    import vfs.fs.host  # noqa: F401
+    import vfs.fs.overlay  # noqa: F401
+    import vfs.fs.pipefs  # noqa: F401
+    import vfs.fs.procfs  # noqa: F401
+    import vfs.fs.synthetic  # noqa: F401
+    import vfs.fs.sysfs  # noqa: F401
+    import vfs.mount  # noqa: F401
+
+
 class Sandbox:
     """One sandbox: gofers, a mount namespace, a kernel, one program.
 
@@ -161,19 +307,22 @@ class Sandbox:
         self.kernel: Any = None
         self.procfs: Any = None
 
-    def start_gofers(self) -> None:
+    def start_gofers(self, *, fork: bool = False) -> None:
         """Start the gofer processes now (they boot while this process imports the Sentry).
 
         `run` calls it if nobody did; `runpsc do` calls it first thing, because a gofer
-        takes a few hundred milliseconds to start and the Sentry as long to import.
+        takes a few hundred milliseconds to start and the Sentry as long to import. With
+        `fork=True` the gofers are forks of this process (no second interpreter start-up,
+        trio and p9 already imported); only the CLI may ask, before trio runs.
         """
         if self.gofers:
             return
         try:
-            self.gofers.append(GoferProcess.start("/", readonly=True, submounts=True))
+            self.gofers.append(GoferProcess.start("/", readonly=True, submounts=True,
+                                                  fork=fork))
             for vol in self.config.volumes:
                 self.gofers.append(GoferProcess.start(vol.host, readonly=vol.readonly,
-                                                      name="volume"))
+                                                      name="volume", fork=fork))
         except BaseException:
             self.close()
             raise
