@@ -24,7 +24,8 @@ from ._dirents import PackedDirents, pack_dirents
 from ._errors import ProtocolError
 from ._file import File, Filesystem
 from ._framing import FrameDecoder, encode_frame, encode_frame_parts
-from ._sockio import FrameSender, Receiver
+from ._sendpath import PartsSender
+from ._sockio import Receiver
 from ._version import PLAIN, Dialect, server_choose
 
 log = logging.getLogger("p9.server")
@@ -159,7 +160,7 @@ class _Connection:
         self.limiter = trio.Semaphore(server.max_inflight)
         self.tasks = 0  # request tasks running or waiting for a slot
         self.room = trio.Event()
-        self.sender = FrameSender(stream)
+        self.sender = PartsSender(stream)
         self.receiver = Receiver(stream)
         self.inline = server.inline
         self.rbuf = bytearray()  # inline Rread frames (see _read_frame)
