@@ -7,8 +7,10 @@ with the caller's environment, and its exit status is runpsc's.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
+from collections.abc import Iterator
 
 import click
 
@@ -48,16 +50,20 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         )
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    # trio and p9 serve both the gofers and the Sentry: import them once, then fork the
-    # gofers, which confine themselves and serve while this process imports the Sentry.
-    import trio
+    # trio, p9 and python-ptrace's syscall tables (the gofer's seccomp filter, the Sentry's
+    # platform) serve both the gofers and the Sentry: import them once, then fork the gofers,
+    # which confine themselves and serve while this process imports the Sentry.
+    with _glibc_sonames():
+        import ptrace.syscall.linux.x86_64  # noqa: F401
+        import trio
 
-    import p9  # noqa: F401
+        import p9  # noqa: F401
 
     sandbox = Sandbox(config, confine=True)
     sandbox.start_gofers(fork=True)
     try:
-        import_sentry()
+        with _glibc_sonames():
+            import_sentry()
         gc.freeze()
         gc.enable()
         code = trio.run(sandbox.run)
@@ -71,4 +77,60 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         sys.exit(127 if e.errno == 2 else 126)
     finally:
         sandbox.close()
-    sys.exit(code)
+    _exit_now(code)
+
+
+#: glibc's sonames on Linux (x86_64, the only platform runpsc supports) of what trio,
+#: python-ptrace and the Sentry look up by name.
+_GLIBC_SONAMES = {"c": "libc.so.6", "pthread": "libpthread.so.0"}
+
+
+@contextlib.contextmanager
+def _glibc_sonames() -> Iterator[None]:
+    """While importing, answer ctypes.util.find_library for libc and libpthread directly.
+
+    Why: trio (thread names), python-ptrace and the Sentry's platform look these up by name
+    when imported, and on Linux each find_library runs `ldconfig -p` in a child process (a
+    fork of this already large process, on the critical path). Under glibc the answers are
+    fixed sonames; other names, and other C libraries, are looked up as before.
+    """
+    import ctypes.util
+    import os
+
+    try:
+        glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError):
+        glibc = False
+    if not glibc:
+        yield
+        return
+    original = ctypes.util.find_library
+
+    def find_library(name: str) -> str | None:
+        return _GLIBC_SONAMES.get(name) or original(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        yield
+    finally:
+        ctypes.util.find_library = original
+
+
+def _exit_now(code: int) -> None:
+    """Exit with `code` without tearing the interpreter down.
+
+    Why: by now the gofers are stopped and the program's output went straight to the host's
+    descriptors; what is left is unloading a few hundred modules and freeing every object,
+    10-20 ms of every `runpsc do` that nobody can observe. Exit handlers still run and
+    Python's buffered stdout and stderr are flushed first.
+    """
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(code)
