@@ -61,7 +61,15 @@ PAGE_CACHE_BYTES = 256 << 20
 DIRTY_LIMIT = 32 << 20
 #: Dentry fids kept for later operations (more are walked again on demand).
 MAX_CACHED_FIDS = 512
+#: Exclusive policy: after a directory was listed, the first lookup (or xattr probe) of
+#: one of its entries fetches this many entries' attributes (xattr names) in one pipelined
+#: batch, as NFS's readdirplus does: `ls -l`, `cp -r`, `diff -r` then ask per entry.
+PREFETCH = 128
 _ALL = int(p9.GetattrMask.ALL)
+#: xattr namespaces whose existing names listxattr always reports (so an unlisted name is
+#: ENODATA without asking); other system.* names are always asked for.
+_LISTED_XATTRS = (b"user.", b"trusted.", b"security.")
+_LISTED_SYSTEM_XATTRS = frozenset((b"system.posix_acl_access", b"system.posix_acl_default"))
 _NS = 1_000_000_000
 
 
@@ -86,7 +94,7 @@ def _mutation(fn: Any) -> Any:
 class GoferInode(Inode):
     """Cached attributes of a remote file, its fid (lazily walked) and its page cache."""
 
-    __slots__ = ("fid", "target", "pages", "dirty", "server_size", "opens")
+    __slots__ = ("fid", "target", "pages", "dirty", "server_size", "opens", "xattrs", "xnames")
 
     def __init__(self, st: p9.Stat) -> None:
         super().__init__(st.qid.path, 0)
@@ -95,7 +103,17 @@ class GoferInode(Inode):
         self.pages: dict[int, bytearray] = {}
         self.dirty: set[int] = set()
         self.opens = 0
+        # exclusive policy: xattr values by name (None: known absent, ENODATA), and the
+        # server's list of names (False: the server cannot list them), both dropped by any
+        # change that may alter xattrs (chmod rewrites an ACL, chown/write drop capabilities).
+        self.xattrs: dict[bytes, bytes | None] | None = None
+        self.xnames: frozenset[bytes] | bool | None = None
         self.update(st)
+
+    def drop_xattrs(self) -> None:
+        """Forget cached xattrs (after a change the server may have applied to them)."""
+        self.xattrs = None
+        self.xnames = None
 
     def update(self, st: p9.Stat) -> None:
         a = st.attr
@@ -161,6 +179,12 @@ class GoferFS(Filesystem):
         self._pinned: set[GoferInode] = set()
         self._unpin: list[GoferInode] = []
         self.max_cached_fids = MAX_CACHED_FIDS
+        # exclusive policy: names a readdir returned whose attributes were not fetched yet
+        # (in listing order), and listed directories whose entries' xattr names may be
+        # fetched together.
+        self._listed: weakref.WeakKeyDictionary[Dentry, dict[bytes, None]] = \
+            weakref.WeakKeyDictionary()
+        self._xscan: weakref.WeakSet[Dentry] = weakref.WeakSet()
 
     @classmethod
     async def attach(cls, client: p9.Client, aname: bytes = b"", *, policy: str = "exclusive",
@@ -292,6 +316,8 @@ class GoferFS(Filesystem):
                     neg = self._neg.get(d)
                     if neg and names[i] in neg:
                         return out
+                    if d in self._listed and await self._prefetch(d, names[i]):
+                        continue
                     break
                 out.append(child)
                 i += 1
@@ -345,6 +371,55 @@ class GoferFS(Filesystem):
             self._negative(d, names[i])
         return out
 
+    def _note_listing(self, d: Dentry, cookie: int, names: list[bytes]) -> None:
+        """exclusive: remember what a readdir of `d` returned, for `_prefetch`."""
+        listed = self._listed.get(d) if cookie else None
+        if listed is None:
+            listed = self._listed[d] = {}
+            self._xscan.add(d)
+        kids = d.children
+        for n in names:
+            if n not in kids and n != b"." and n != b"..":
+                listed[n] = None
+
+    async def _prefetch(self, d: Dentry, name: bytes) -> bool:
+        """exclusive: `name` was listed in `d`: fetch its attributes and those of up to
+        PREFETCH - 1 more listed, unlooked-up entries in one pipelined batch. Whether
+        `name` is now cached (False: look it up alone)."""
+        listed = self._listed.get(d)
+        if not listed or name not in listed:
+            return False
+        kids = d.children
+        neg = self._neg.get(d) or ()
+        batch = [name]
+        del listed[name]
+        for n in list(listed):
+            if len(batch) >= PREFETCH:
+                break
+            del listed[n]
+            if n not in kids and n not in neg:
+                batch.append(n)
+        if not listed:
+            self._listed.pop(d, None)
+        gen = self.generation
+        fid = await self._fid(d)
+        client = fid.client
+        if not client.dialect.multigetattr:
+            return False
+        self.round_trips += 1
+        try:
+            replies = await client.rpc_many(
+                [p9.Tmultigetattr(fid.fid, (n,)) for n in batch], window=PREFETCH)
+        except OSError:
+            return False  # (an entry vanished meanwhile): each is looked up alone
+        if gen != self.generation or d.dead:
+            return False
+        for n, r in zip(batch, replies, strict=True):
+            if r.stats and n not in kids:
+                st = r.stats[0]
+                self._child(d, n, p9.Stat(st.qid, st.valid, st.attr))
+        return name in kids
+
     async def _refresh(self, d: Dentry) -> None:
         fid = await self._fid(d)
         self.round_trips += 1
@@ -368,8 +443,15 @@ class GoferFS(Filesystem):
         if size is not None:
             await self._writeback(ino, None, d)
         self.round_trips += 1
-        await fid.setattr(mode=None if mode is None else mode & 0o7777, uid=uid, gid=gid,
-                          size=size, atime=atime_ns, mtime=mtime_ns, ctime=ctime_ns is not None)
+        if mode is not None or uid is not None or gid is not None or size is not None:
+            ino.drop_xattrs()  # chmod rewrites an ACL; chown and truncate drop capabilities
+        try:
+            await fid.setattr(mode=None if mode is None else mode & 0o7777, uid=uid, gid=gid,
+                              size=size, atime=atime_ns, mtime=mtime_ns,
+                              ctime=ctime_ns is not None)
+        finally:
+            if mode is not None or uid is not None or gid is not None or size is not None:
+                ino.drop_xattrs()
         if size is not None:
             _truncate_pages(ino, size)
         await self._refresh(d)
@@ -640,22 +722,157 @@ class GoferFS(Filesystem):
                 ino.dirty.add(idx)
                 raise
             ino.server_size = max(ino.server_size, start + len(data))
+            ino.drop_xattrs()  # a write drops security.capability on the server
+
+    async def _xattr_names(self, d: Dentry, ino: GoferInode,
+                           cache: dict[bytes, bytes | None]) -> frozenset[bytes] | bool:
+        """exclusive: the server's xattr names of `d`, listed once (one round trip answers
+        every later getxattr of an absent name, e.g. ls's security.selinux and ACL probes)."""
+        names = ino.xnames
+        if names is None and ino.fid is None and d.parent is not None and not d.dead:
+            await self._prefetch_xnames(d)
+            names = ino.xnames
+        if names is None:
+            self.round_trips += 1
+            try:
+                names = frozenset(n for n in await (await self._fid(d)).listxattr() if n)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.E2BIG, errno.ERANGE):
+                    return False  # ask per name, and let that answer the error
+                names = False  # the server cannot list them: ask per name from now on
+            if ino.xattrs is cache:  # not invalidated while we waited
+                ino.xnames = names
+        return names
+
+    async def _prefetch_xnames(self, d: Dentry) -> None:
+        """exclusive: list the xattr names of `d` without keeping a fid for it, together
+        with those of up to PREFETCH - 1 siblings if their directory was listed: one
+        pipelined batch of walks, one of Tlistxattr, one of clunks (the server may run
+        pipelined requests concurrently, so dependent ones go in separate batches)."""
+        p = d.parent
+        todo = [d]
+        if p in self._xscan:
+            for c in p.children.values():
+                if len(todo) >= PREFETCH:
+                    break
+                ci: GoferInode = c.inode  # type: ignore[assignment]
+                if c is not d and ci.xnames is None and not c.dead:
+                    todo.append(c)
+        pfid = await self._fid(p)
+        client = pfid.client
+        if not client.dialect.listremovexattr:
+            return
+        gen = self.generation
+        caches = []
+        for c in todo:
+            ci = c.inode  # type: ignore[assignment]
+            if ci.xattrs is None:
+                ci.xattrs = {}
+            caches.append(ci.xattrs)
+        fids = [client.alloc_fid() for _ in todo]
+        self.round_trips += 3
+        with trio.CancelScope(shield=True):  # fids must be clunked whatever happens
+            try:
+                try:
+                    await client.rpc_many(
+                        [p9.Twalk(pfid.fid, f, (c.name,)) for f, c in zip(fids, todo,
+                                                                         strict=True)],
+                        window=PREFETCH)
+                    replies = await client.rpc_many([p9.Tlistxattr(f, 0) for f in fids],
+                                                    window=PREFETCH)
+                finally:
+                    try:
+                        await client.rpc_many([p9.Tclunk(f) for f in fids], window=PREFETCH)
+                    except OSError:
+                        pass  # a walk had failed: its fid never existed
+            except OSError:
+                return  # (an entry vanished meanwhile): each is listed alone
+            finally:
+                for f in fids:
+                    client.release_fid(f)
+        if gen != self.generation:
+            return  # a rename crossed the walks: they may have named other files
+        for c, cache, r in zip(todo, caches, replies, strict=True):
+            ci = c.inode  # type: ignore[assignment]
+            if ci.xattrs is cache and ci.xnames is None:
+                ci.xnames = frozenset(n for n in r.xattrs if n)
 
     async def getxattr(self, d: Dentry, name: bytes) -> bytes:
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        if not self.exclusive:
+            self.round_trips += 1
+            return await (await self._fid(d)).getxattr(name)
+        cache = ino.xattrs
+        if cache is None:
+            cache = ino.xattrs = {}
+        if name in cache:
+            value = cache[name]
+            if value is None:
+                raise error(errno.ENODATA, name)
+            return value
+        # Names Linux lists whenever they exist; other system.* names (nfs4_acl, ...) may
+        # be answered without being listed, so those are always asked for.
+        if name.startswith(_LISTED_XATTRS) or name in _LISTED_SYSTEM_XATTRS:
+            names = await self._xattr_names(d, ino, cache)
+            if names is not False and name not in names:  # type: ignore[operator]
+                cache[name] = None
+                raise error(errno.ENODATA, name)
         self.round_trips += 1
-        return await (await self._fid(d)).getxattr(name)
+        try:
+            value = await (await self._fid(d)).getxattr(name)
+        except OSError as e:
+            if e.errno == errno.ENODATA:
+                cache[name] = None
+            raise
+        cache[name] = value
+        return value
 
     async def setxattr(self, d: Dentry, name: bytes, value: bytes, flags: int) -> None:
+        ino: GoferInode = d.inode  # type: ignore[assignment]
         self.round_trips += 1
-        await (await self._fid(d)).setxattr(name, value, flags)
+        try:
+            await (await self._fid(d)).setxattr(name, value, flags)
+        except BaseException:
+            ino.drop_xattrs()
+            raise
+        self._xattr_changed(ino, name, bytes(value))
+
+    def _xattr_changed(self, ino: GoferInode, name: bytes, value: bytes | None) -> None:
+        """After our own setxattr/removexattr: the cache learns the new state. A fresh
+        dict, so a getxattr reply that crossed the change lands in the old one, unseen.
+        system.* (ACLs) may change more than the name (the mode): forget everything."""
+        if not self.exclusive or name.startswith(b"system.") or ino.xattrs is None:
+            ino.drop_xattrs()
+            return
+        cache = dict(ino.xattrs)
+        cache[name] = value
+        names = ino.xnames
+        if isinstance(names, frozenset):
+            names = names | {name} if value is not None else names - {name}
+        ino.xattrs = cache
+        ino.xnames = names
 
     async def listxattr(self, d: Dentry) -> list[bytes]:
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        if self.exclusive:
+            cache = ino.xattrs
+            if cache is None:
+                cache = ino.xattrs = {}
+            names = await self._xattr_names(d, ino, cache)
+            if names is not False:
+                return sorted(names)  # type: ignore[arg-type]
         self.round_trips += 1
         return [n for n in await (await self._fid(d)).listxattr() if n]
 
     async def removexattr(self, d: Dentry, name: bytes) -> None:
+        ino: GoferInode = d.inode  # type: ignore[assignment]
         self.round_trips += 1
-        await (await self._fid(d)).removexattr(name)
+        try:
+            await (await self._fid(d)).removexattr(name)
+        except BaseException:
+            ino.drop_xattrs()
+            raise
+        self._xattr_changed(ino, name, None)
 
     async def sync(self) -> None:
         """Write back every dirty page cache (sync(2), syncfs(2), unmount)."""
@@ -858,6 +1075,8 @@ class GoferDirFD(DirectoryFD):
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
         self.fs.round_trips += 1
         ents = await self.io.readdir(cookie)
+        if self.fs.exclusive and not self.dentry.dead:
+            self.fs._note_listing(self.dentry, cookie, [e.name for e in ents])
         return [(e.offset, e.qid.path, e.type or DT_UNKNOWN, e.name) for e in ents]
 
     async def release(self) -> None:
