@@ -60,6 +60,9 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         import p9  # noqa: F401
 
     sandbox = Sandbox(config, confine=True)
+    # Everything allocated so far is still in the young generation (the collector is off):
+    # freeze it, or the gofer's first collection walks all of it, copying every page.
+    gc.freeze()
     sandbox.start_gofers(fork=True)
     try:
         with _glibc_sonames():

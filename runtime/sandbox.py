@@ -272,8 +272,8 @@ def import_sentry() -> None:
     Why: `runpsc do` imports them while its gofers start, with the garbage collector off;
     `Sandbox` itself imports them lazily so that `import runtime.sandbox` stays cheap.
     """
-    import sentry.kernel  # noqa: F401
     import sentry.kernel.fdtable  # noqa: F401
+    import sentry.kernel.kernel  # noqa: F401 - sentry.kernel imports it only on first use
     import sentry.syscalls.sys_file  # noqa: F401
     import vfs  # noqa: F401
     import vfs.abi  # noqa: F401
