@@ -94,7 +94,8 @@ def _mutation(fn: Any) -> Any:
 class GoferInode(Inode):
     """Cached attributes of a remote file, its fid (lazily walked) and its page cache."""
 
-    __slots__ = ("fid", "target", "pages", "dirty", "server_size", "opens", "xattrs", "xnames")
+    __slots__ = ("fid", "target", "pages", "dirty", "server_size", "opens", "xattrs", "xnames",
+                 "read_ok")
 
     def __init__(self, st: p9.Stat) -> None:
         super().__init__(st.qid.path, 0)
@@ -103,6 +104,9 @@ class GoferInode(Inode):
         self.pages: dict[int, bytearray] = {}
         self.dirty: set[int] = set()
         self.opens = 0
+        # The server opened it for reading once: a later read-only open whose pages are
+        # all cached needs no I/O fid (exclusive policy).
+        self.read_ok = False
         # exclusive policy: xattr values by name (None: known absent, ENODATA), and the
         # server's list of names (False: the server cannot list them), both dropped by any
         # change that may alter xattrs (chmod rewrites an ACL, chown/write drop capabilities).
@@ -172,7 +176,8 @@ class GoferFS(Filesystem):
         self._fresh_child: Dentry | None = None
         self._fresh_uses = 0
         self._fresh_at = 0.0
-        self._lru: OrderedDict[tuple[int, int], GoferInode] = OrderedDict()
+        self._lru: OrderedDict[tuple[int, int], tuple[GoferInode, int]] = OrderedDict()
+        self._lru_bytes = 0
         self.page_cache_bytes = PAGE_CACHE_BYTES
         self.dirty_limit = DIRTY_LIMIT
         self._fid_lru: OrderedDict[int, GoferInode] = OrderedDict()
@@ -195,18 +200,25 @@ class GoferFS(Filesystem):
         return cls(root, st, policy=policy, owner_uid=n_uname)
 
     def _touch(self, ino: GoferInode, idx: int) -> None:
-        """Note a page use; drop the least recently used clean pages past the limit."""
+        """Note a page use; drop the least recently used clean pages past the limit.
+
+        A page counts the bytes it held when cached (a small file's only page is short),
+        so thousands of small files do not evict each other (`cp -r` then `diff -r`)."""
         key = (id(ino), idx)
         lru = self._lru
         if key in lru:
             lru.move_to_end(key)
             return
-        lru[key] = ino
-        while len(lru) * CHUNK > self.page_cache_bytes:
-            (_, old_idx), old = lru.popitem(last=False)
+        page = ino.pages.get(idx)
+        n = max(len(page) if page is not None else CHUNK, 4096)
+        lru[key] = (ino, n)
+        self._lru_bytes += n
+        while self._lru_bytes > self.page_cache_bytes and lru:
+            (_, old_idx), (old, old_n) = lru.popitem(last=False)
             if old_idx in old.dirty:
-                lru[(id(old), old_idx)] = old  # written back first, evicted later
+                lru[(id(old), old_idx)] = (old, old_n)  # written back first, evicted later
                 break
+            self._lru_bytes -= old_n
             old.pages.pop(old_idx, None)
 
     # -- fids and attributes -------------------------------------------------------------------
@@ -664,9 +676,19 @@ class GoferFS(Filesystem):
             anc = anc.parent
         return await anc.inode.fid.walk(names[::-1])  # type: ignore[attr-defined]
 
+    def _all_cached(self, ino: GoferInode) -> bool:
+        pages = ino.pages
+        return all(i in pages for i in range(-(-ino.size // CHUNK)))
+
     async def open(self, d: Dentry, flags: int, creds: Credentials) -> FileDescription:
         if self._unpin:
             await self._drain_unpinned()
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        if (self.exclusive and flags & O_ACCMODE == O_RDONLY and ino.read_ok
+                and not ino.is_dir and self._all_cached(ino)):
+            # Read before and every page is cached (`cp` then `diff`): the I/O fid is
+            # walked and opened only if a page is dropped before it is read.
+            return GoferFileFD(flags, self, d, None)
         self.round_trips += 1
         io = await self._new_fid(d)
         try:
@@ -688,9 +710,22 @@ class GoferFS(Filesystem):
         except BaseException:
             await io.clunk()
             raise
+        if acc == O_RDONLY or acc == os.O_RDWR:
+            ino.read_ok = True
         fd = GoferFileFD(flags, self, d, io)
         fd.writer = creds
         return fd
+
+    async def _open_io(self, d: Dentry, flags: int) -> p9.Fid:
+        """An opened I/O fid for a file description that was opened without one."""
+        self.round_trips += 1
+        io = await self._new_fid(d)
+        try:
+            await io.open(flags)
+        except BaseException:
+            await io.clunk()
+            raise
+        return io
 
     async def _writeback(self, ino: GoferInode, fid: p9.Fid | None,
                          d: Dentry | None = None) -> None:
@@ -912,7 +947,8 @@ def _truncate_pages(ino: GoferInode, size: int) -> None:
     page = ino.pages.get(last)
     if page is not None:
         off = size % CHUNK
-        page[off:] = bytes(len(page) - off)
+        if off < len(page):  # (a short page reads as zeros past its end already)
+            page[off:] = bytes(len(page) - off)
     ino.size = size
     ino.server_size = size
 
@@ -920,17 +956,27 @@ def _truncate_pages(ino: GoferInode, size: int) -> None:
 class GoferFileFD(RegularFD):
     """An open remote file: page-cached under the exclusive policy, direct when shared."""
 
-    def __init__(self, flags: int, fs: GoferFS, d: Dentry, io: p9.Fid) -> None:
+    def __init__(self, flags: int, fs: GoferFS, d: Dentry, io: p9.Fid | None) -> None:
         super().__init__(None, flags)
         self.fs = fs
         self.dentry = d
         self.inode: GoferInode = d.inode  # type: ignore[assignment]
-        self.io = io
+        self._io = io  # None: opened (read-only) on first need, see GoferFS.open
         self.inode.opens += 1
         self.writer: Credentials | None = None
 
     def file_size(self) -> int:
         return self.inode.size
+
+    async def io(self) -> p9.Fid:
+        """The I/O fid (walked and opened now if this description was opened without)."""
+        if self._io is None:
+            io = await self.fs._open_io(self.dentry, O_RDONLY)
+            if self._io is not None:  # another task of this description opened it first
+                await io.clunk()
+            else:
+                self._io = io
+        return self._io
 
     async def _fill(self, first: int, last: int, ahead: bool = True) -> None:
         """Bring pages first..last into the cache, reading each missing run (plus up to
@@ -952,12 +998,13 @@ class GoferFileFD(RegularFD):
             data = b""
             if start < ino.server_size:
                 fs.round_trips += 1
-                data = await self.io.read(start, min((j + 1) * CHUNK, ino.server_size) - start)
+                data = await (await self.io()).read(start, min((j + 1) * CHUNK, ino.server_size) - start)
             for k in range(idx, j + 1):
                 if k in ino.pages:  # filled by a write while we awaited
                     continue
                 chunk = data[(k - idx) * CHUNK : (k - idx + 1) * CHUNK]
-                ino.pages[k] = bytearray(chunk) + bytearray(CHUNK - len(chunk))
+                # A short page (the end of the file) reads as zeros past its end.
+                ino.pages[k] = bytearray(chunk)
                 fs._touch(ino, k)
             idx = j + 1
 
@@ -978,7 +1025,7 @@ class GoferFileFD(RegularFD):
         ino = self.inode
         if not self.fs.exclusive:
             self.fs.round_trips += 1
-            return await self.io.read(offset, n)
+            return await (await self.io()).read(offset, n)
         end = min(offset + n, ino.size)
         if offset >= end:
             return b""
@@ -991,7 +1038,10 @@ class GoferFileFD(RegularFD):
             if page is None:  # evicted meanwhile (huge read): fetch it again
                 page = await self._page(idx)
             k = min(CHUNK - off, end - pos)
-            out += page[off : off + k]
+            got = page[off : off + k]
+            out += got
+            if len(got) < k:  # past a short page's end (the file grew by truncate)
+                out += bytes(k - len(got))
             pos += k
         return bytes(out)
 
@@ -1003,7 +1053,7 @@ class GoferFileFD(RegularFD):
                 await self.fs.setattr(self.dentry, mode=mode)
         if not self.fs.exclusive:
             self.fs.round_trips += 1
-            n = await self.io.write(offset, data)
+            n = await (await self.io()).write(offset, data)
             ino.size = max(ino.size, offset + n)
             ino.mtime_ns = ino.ctime_ns = now_ns()
             return n
@@ -1014,6 +1064,8 @@ class GoferFileFD(RegularFD):
             idx, off = divmod(pos, CHUNK)
             k = min(CHUNK - off, len(view) - done)
             page = await self._page(idx, whole=k == CHUNK)
+            if len(page) < CHUNK:  # a short page grows to a whole one before a write
+                page.extend(bytes(CHUNK - len(page)))
             page[off : off + k] = view[done : done + k]
             ino.dirty.add(idx)
             done += k
@@ -1033,11 +1085,11 @@ class GoferFileFD(RegularFD):
     async def do_fsync(self, datasync: bool) -> None:
         await self._flush_dirty()
         self.fs.round_trips += 1
-        await self.io.fsync(datasync)
+        await (await self.io()).fsync(datasync)
 
     async def _flush_dirty(self) -> None:
         if self.inode.dirty and self.writable:
-            await self.fs._writeback(self.inode, self.io)
+            await self.fs._writeback(self.inode, await self.io())
 
     async def do_truncate(self, size: int) -> None:
         await self.fs.setattr(self.dentry, size=size)
@@ -1046,7 +1098,7 @@ class GoferFileFD(RegularFD):
         """Tallocate where the server has it (EOPNOTSUPP otherwise, like v9fs)."""
         await self._flush_dirty()
         self.fs.round_trips += 1
-        await self.io.allocate(mode, offset, length)
+        await (await self.io()).allocate(mode, offset, length)
         ino = self.inode
         for idx in range(offset // CHUNK, (offset + length - 1) // CHUNK + 1):
             ino.pages.pop(idx, None)  # punched or zeroed ranges read back from the server
@@ -1060,7 +1112,8 @@ class GoferFileFD(RegularFD):
         try:
             await self._flush_dirty()
         finally:
-            await self.io.clunk()
+            if self._io is not None:
+                await self._io.clunk()
 
 
 class GoferDirFD(DirectoryFD):
