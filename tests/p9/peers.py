@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 
 
@@ -50,7 +53,11 @@ def diod(diod_bin: str, export: str, *, tcp_port: int | None = None,
     cmd = [diod_bin, "-f", "-n", "-l", listen, "-e", export, "-c", "/dev/null", "-L", "stderr"]
     if nwthreads:
         cmd += ["-w", str(nwthreads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # diod raises its own RLIMIT_CORE (and exits if it cannot), and the core pattern is a
+    # plain "core": run it in a directory of its own so a crash never leaves a 200 MB core
+    # in the caller's working directory (the checkout, under pytest).
+    workdir = tempfile.mkdtemp(prefix="runpsc-diod-cwd-")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workdir)
     try:
         if unix_path:
             wait_connectable(unix_path, socket.AF_UNIX, proc)
@@ -61,6 +68,9 @@ def diod(diod_bin: str, export: str, *, tcp_port: int | None = None,
         stop(proc)
         if unix_path and os.path.exists(unix_path):
             os.unlink(unix_path)
+        if os.listdir(workdir):
+            warnings.warn(f"diod crashed (core dumped) serving {export!r}", stacklevel=1)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 GANESHA_CONF = """\
