@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.test_do import runpsc
+from tests.runtime.test_do import ROOT, runpsc
 from tests.support import need_binary
 
 SHELLS = {
@@ -63,7 +63,7 @@ def compare(argv: list[str], *, sort: bool = False, volumes: dict[str, str] | No
     env = env or {}
     native_env = dict(os.environ, **{k: v[0] for k, v in env.items()})
     want = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL,
-                          env=native_env, timeout=120)
+                          env=native_env, cwd=ROOT, timeout=120)
     flags = [f"--volume={h}:{s}" for h, s in (volumes or {}).items()]
     flags += [f"--env={k}={v[1]}" for k, v in env.items()]
     got = runpsc("do", *flags, "--", *argv)
