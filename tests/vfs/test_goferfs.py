@@ -8,7 +8,7 @@ import pytest
 
 import p9
 from vfs import Credentials, VirtualFilesystem
-from vfs.abi import O_CREAT, O_RDONLY, O_RDWR, O_WRONLY
+from vfs.abi import O_CREAT, O_DIRECTORY, O_RDONLY, O_RDWR, O_WRONLY
 from vfs.fs.goferfs import GoferFS
 
 from .targets import _gofer_client
@@ -29,9 +29,24 @@ class Counting:
             return await inner(msg, *a, **k)
 
         client.rpc = rpc  # type: ignore[method-assign]
+        #: round trips: one per rpc and one per pipelined rpc_many batch
+        self.trips = 0
+        inner_many = client.rpc_many
+
+        async def rpc_many(msgs, *a, **k):
+            self.trips += 1
+            return await inner_many(msgs, *a, **k)
+
+        async def rpc_counted(msg, *a, **k):
+            self.trips += 1
+            return await rpc(msg, *a, **k)
+
+        client.rpc = rpc_counted  # type: ignore[method-assign]
+        client.rpc_many = rpc_many  # type: ignore[method-assign]
 
     def reset(self) -> None:
         self.counts.clear()
+        self.trips = 0
 
     def total(self) -> int:
         return sum(self.counts.values())
@@ -253,4 +268,156 @@ async def test_fchmod_on_opened_then_unlinked_file(gofer) -> None:
     assert (top / "old").stat().st_mode & 0o777 != 0o600
     assert (top / "old").read_bytes() == b"someone else's"
     await fd.dec_ref()
+    await gfs.release()
+
+
+async def _attach(client: p9.Client, policy: str) -> tuple[GoferFS, VirtualFilesystem, object]:
+    gfs = await GoferFS.attach(client, b"e", policy=policy)
+    v = VirtualFilesystem(gfs)
+    return gfs, v, v.new_context()
+
+
+async def test_xattrs_cached_when_exclusive_asked_when_shared(gofer) -> None:
+    client, top = gofer
+    (top / "f").write_bytes(b"x")
+    os.setxattr(top / "f", "user.a", b"1")
+    count = Counting(client)
+    for policy in ("exclusive", "shared"):
+        gfs, v, ctx = await _attach(client, policy)
+        await v.stat(ctx, C, None, b"/f")
+        firsts = []
+        for name in (b"user.a", b"security.selinux", b"system.posix_acl_access"):
+            count.reset()
+            try:
+                got = await v.getxattr(ctx, C, None, b"/f", name)
+            except OSError as e:
+                got = e.errno
+            native = _host_getxattr(top / "f", name)
+            assert got == native, name
+            firsts.append(count.trips)
+            count.reset()
+            again = await _getxattr_or_errno(v, ctx, b"/f", name)
+            assert again == native
+            if policy == "exclusive":
+                assert count.trips == 0, (name, count.counts)  # value or ENODATA cached
+            else:
+                # asked every time (and the path revalidated, as shared lookups are)
+                assert count.counts.get("Tgetxattr") == 1, (name, count.counts)
+        if policy == "exclusive":
+            # one listing answers every absent name after the first probe
+            assert firsts[1:] == [0, 0], firsts
+        await gfs.release()
+
+
+def _host_getxattr(path, name: bytes) -> bytes | int:
+    try:
+        return os.getxattr(path, name, follow_symlinks=False)
+    except OSError as e:
+        return e.errno
+
+
+async def _getxattr_or_errno(v, ctx, path: bytes, name: bytes) -> bytes | int:
+    try:
+        return await v.getxattr(ctx, C, None, path, name)
+    except OSError as e:
+        return e.errno
+
+
+async def test_own_xattr_changes_visible_at_once_when_exclusive(gofer) -> None:
+    import errno
+
+    client, top = gofer
+    (top / "f").write_bytes(b"x")
+    os.setxattr(top / "f", "user.a", b"1")
+    gfs, v, ctx = await _attach(client, "exclusive")
+    assert await v.getxattr(ctx, C, None, b"/f", b"user.a") == b"1"
+    assert await _getxattr_or_errno(v, ctx, b"/f", b"user.b") == errno.ENODATA
+    await v.setxattr(ctx, C, None, b"/f", b"user.a", b"2", 0)
+    await v.setxattr(ctx, C, None, b"/f", b"user.b", b"new", 0)
+    assert await v.getxattr(ctx, C, None, b"/f", b"user.a") == b"2"
+    assert await v.getxattr(ctx, C, None, b"/f", b"user.b") == b"new"
+    assert sorted(await v.listxattr(ctx, C, None, b"/f")) == [b"user.a", b"user.b"]
+    assert os.getxattr(top / "f", "user.b") == b"new"
+    await v.removexattr(ctx, C, None, b"/f", b"user.a")
+    assert await _getxattr_or_errno(v, ctx, b"/f", b"user.a") == errno.ENODATA
+    assert await v.listxattr(ctx, C, None, b"/f") == [b"user.b"]
+    assert os.listxattr(top / "f") == ["user.b"]
+    # a failed change (XATTR_CREATE of an existing name) leaves the truth in place
+    with pytest.raises(FileExistsError):
+        await v.setxattr(ctx, C, None, b"/f", b"user.b", b"zz", os.XATTR_CREATE)
+    assert await v.getxattr(ctx, C, None, b"/f", b"user.b") == b"new"
+    # chmod may rewrite an ACL xattr on the server: the cache is asked again afterwards
+    count = Counting(client)
+    await v.fchmodat(ctx, C, None, b"/f", 0o600, 0)
+    count.reset()
+    assert await v.getxattr(ctx, C, None, b"/f", b"user.b") == b"new"
+    assert count.trips >= 1
+    await gfs.release()
+
+
+async def test_listed_directory_entries_fetched_in_one_batch(gofer) -> None:
+    client, top = gofer
+    (top / "d").mkdir()
+    for i in range(40):
+        (top / "d" / f"f{i}").write_bytes(b"y" * i)
+        os.setxattr(top / "d" / f"f{i}", "user.n", b"%d" % i)
+    gfs, v, ctx = await _attach(client, "exclusive")
+    fd = await v.open(ctx, C, None, b"/d", O_RDONLY | O_DIRECTORY)
+    while await fd.getdents64(1 << 16):
+        pass
+    await fd.dec_ref()
+    count = Counting(client)
+    for i in range(40):
+        st = await v.stat(ctx, C, None, b"/d/f%d" % i, 0x100)
+        assert st.size == i and st.mode == (top / "d" / f"f{i}").lstat().st_mode
+        assert await _getxattr_or_errno(v, ctx, b"/d/f%d" % i, b"security.selinux") == \
+            _host_getxattr(top / "d" / f"f{i}", b"security.selinux")
+        assert await v.getxattr(ctx, C, None, b"/d/f%d" % i, b"user.n") == b"%d" % i
+    # one batch of attributes and four for xattrs (walk, list, values, clunk), instead of
+    # a lookup, a walk and a Tgetxattr per file and name
+    assert count.trips <= 6, count.counts
+    # nothing asked one by one (but the directory's own fid, walked once)
+    assert count.counts in ({}, {"Twalk": 1}), count.counts
+    await gfs.release()
+
+
+async def test_cached_file_reopens_without_round_trips(gofer) -> None:
+    client, top = gofer
+    data = {f"s{i}": os.urandom(100 + i) for i in range(12)}
+    for name, blob in data.items():
+        (top / name).write_bytes(blob)
+    gfs, v, ctx = await _attach(client, "exclusive")
+    gfs.page_cache_bytes = 16 * 4096  # small files count what they hold, not 64 KiB each
+
+    async def read_all() -> None:
+        for name, blob in data.items():
+            fd = await v.open(ctx, C, None, b"/" + name.encode(), O_RDONLY)
+            assert await fd.read(1000) == blob
+            await fd.dec_ref()
+
+    await read_all()
+    count = Counting(client)
+    await read_all()
+    assert count.trips == 0, count.counts
+    await gfs.release()
+
+
+async def test_short_cached_page_reads_zeros_after_growth(gofer) -> None:
+    from vfs.fs.goferfs import CHUNK
+
+    client, top = gofer
+    (top / "f").write_bytes(b"0123456789")
+    gfs, v, ctx = await _attach(client, "exclusive")
+    fd = await v.open(ctx, C, None, b"/f", O_RDWR)
+    assert await fd.pread(100, 0) == b"0123456789"  # caches a short page
+    await v.ftruncate(fd, CHUNK + 50)
+    assert await fd.pread(20, 5) == b"56789" + bytes(15)
+    await fd.pwrite(b"ab", 20)
+    await fd.pwrite(b"tail", CHUNK + 10)
+    want = bytearray(b"0123456789" + bytes(CHUNK + 40))
+    want[20:22] = b"ab"
+    want[CHUNK + 10 : CHUNK + 14] = b"tail"
+    assert await fd.pread(2 * CHUNK, 0) == bytes(want)
+    await fd.dec_ref()
+    assert (top / "f").read_bytes() == bytes(want)
     await gfs.release()

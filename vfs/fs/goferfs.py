@@ -815,6 +815,7 @@ class GoferFS(Filesystem):
                         window=PREFETCH)
                     replies = await client.rpc_many([p9.Tlistxattr(f, 0) for f in fids],
                                                     window=PREFETCH)
+                    values = await self._prefetch_values(client, fids, replies)
                 finally:
                     try:
                         await client.rpc_many([p9.Tclunk(f) for f in fids], window=PREFETCH)
@@ -827,10 +828,28 @@ class GoferFS(Filesystem):
                     client.release_fid(f)
         if gen != self.generation:
             return  # a rename crossed the walks: they may have named other files
-        for c, cache, r in zip(todo, caches, replies, strict=True):
+        for i, (c, cache, r) in enumerate(zip(todo, caches, replies, strict=True)):
             ci = c.inode  # type: ignore[assignment]
             if ci.xattrs is cache and ci.xnames is None:
                 ci.xnames = frozenset(n for n in r.xattrs if n)
+                for (j, name), value in values.items():
+                    if j == i:
+                        cache.setdefault(name, value)
+
+    async def _prefetch_values(self, client: p9.Client, fids: list[int],
+                               replies: list[Any]) -> dict[tuple[int, bytes], bytes]:
+        """The values of the names a batch listed (few files have any; on SELinux hosts
+        every file has security.selinux, which `ls -l` asks for), in one more batch."""
+        want = [(i, n) for i, r in enumerate(replies) for n in r.xattrs if n]
+        if not want or not client.dialect.getsetxattr:
+            return {}
+        self.round_trips += 1
+        try:
+            got = await client.rpc_many([p9.Tgetxattr(fids[i], n, 0) for i, n in want],
+                                        window=PREFETCH)
+        except OSError:
+            return {}  # (one could not be read): each is asked alone
+        return {key: r.value for key, r in zip(want, got, strict=True)}
 
     async def getxattr(self, d: Dentry, name: bytes) -> bytes:
         ino: GoferInode = d.inode  # type: ignore[assignment]
