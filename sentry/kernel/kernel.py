@@ -31,6 +31,7 @@ from sentry.platform.ptrace import (
 )
 from sentry.syscalls.table import TABLE, Entry, SyscallError, name_of
 
+from . import signals
 from .task import Task, TaskExit
 
 log = logging.getLogger("runpsc.sentry")
@@ -168,6 +169,7 @@ class Kernel:
         self.tasks[child.tid] = child
         key = id(child.fdtable)
         self._fd_users[key] = self._fd_users.get(key, 0) + 1
+        signals.inherit(CURRENT_TASK.get(None), child)
         child.stub.resume()
         self._nursery.start_soon(self._task_main, child)
 
@@ -176,7 +178,8 @@ class Kernel:
         writer (the handler still returns EPIPE; the loop then sees `killed_by`)."""
         t = CURRENT_TASK.get(None)
         if t is not None and not t.killed_by:
-            t.killed_by = signal.SIGPIPE
+            signals.send(t, t, signal.SIGPIPE, signals.siginfo(signal.SIGPIPE, 0, t.tgid),
+                         thread=True)
 
     def spawn_thread(self, th: Task) -> None:
         """Start serving thread `th` (already stopped, registers set) of an existing
@@ -184,6 +187,7 @@ class Kernel:
         th.leader.threads.add(th)
         th.leader.stubs.append(th.stub)
         self.tasks[th.tid] = th
+        signals.inherit(CURRENT_TASK.get(None), th, thread=True)
         th.stub.resume()
         self._nursery.start_soon(self._task_main, th)
 
@@ -267,6 +271,8 @@ class Kernel:
             self.zombie_pgid[t.tgid] = t.pgid
         t.vfork_done.set()
         t.ended.set()
+        if t.ppid in self.procs:
+            signals.child_exited(self.procs[t.ppid], t, status)
         self.notify_children_changed()
 
     def notify_children_changed(self) -> None:
@@ -317,6 +323,7 @@ class Kernel:
             for fdesc in t.fdtable.close_on_exec():
                 await fdesc.dec_ref()
         self._start_regs(t, loaded)
+        signals.on_exec(t)
         t.vfork_done.set()
 
     async def _exit_cleanup(self, mm: MemoryManager | None, fdtable: Any) -> None:
@@ -360,11 +367,9 @@ class Kernel:
                 pending = -1
                 kind = stop.kind
                 if kind is StopKind.SIGNAL:
-                    sig = stop.sig
-                    if sig in _IGNORED or sig in _STOPPING:
-                        stub.resume()
+                    sig = signals.on_host_signal(t, stop.sig)  # 0: handled, resumed
+                    if not sig:
                         continue
-                    # No application handlers yet: the default action is to terminate.
                     self.emit("fatal-signal", sig=sig, rip=stub.regs.rip, pid=t.tgid)
                     return sig
                 if kind is StopKind.EVENT:
@@ -380,8 +385,11 @@ class Kernel:
                     self.emit("unsupported-syscall", nr=nr, name=name_of(nr))
                     res = -errno.ENOSYS
                 elif entry.is_async:
-                    res = await entry.handler(t, regs.rdi, regs.rsi, regs.rdx, regs.r10,
-                                              regs.r8, regs.r9)
+                    aw = entry.handler(t, regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8,
+                                       regs.r9)
+                    if nr in signals.INTERRUPTIBLE:  # a handled signal gives EINTR
+                        aw = t.sleep_interruptibly(aw)
+                    res = await aw
                 else:
                     res = entry.handler(t, regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8,
                                         regs.r9)
@@ -398,6 +406,8 @@ class Kernel:
                 res = -e.errno
             except Exception as e:  # a Sentry bug: never crash, end the sandbox
                 return self._internal_error(entry, e)
+            if signals.STATS["queued"]:  # a signal to deliver on the way back to user mode
+                res = signals.on_return(t, res)
             if t.leader._killed_by:
                 return t.leader._killed_by
             stub = t.stub  # execve may have replaced it

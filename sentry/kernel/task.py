@@ -11,6 +11,7 @@ import trio
 from sentry.platform.ptrace import PtraceStub
 from sentry.syscalls.table import SyscallError
 
+from . import signals
 from .exit import TaskExit
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class Task:
         with trio.CancelScope() as scope:
             self._sleeps.add(scope)
             try:
-                if self.killed_by:
+                if self.killed_by or signals.should_interrupt(self):
                     scope.cancel()
                 return await aw
             finally:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from sentry.kernel import signals
 from sentry.kernel.exit import TaskExit
 from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
 
@@ -534,7 +535,7 @@ async def sys_clock_nanosleep(t: Task, clk: int, flags: int, req: int, rem: int,
     return 0
 
 
-@syscall("pause", level=Level.PARTIAL, note="returns only when a signal ends the process")
+@syscall("pause")
 async def sys_pause(t: Task, *_: int) -> int:
     """Implements Linux syscall pause(2): sleeps until a signal arrives."""
     await t.sleep_interruptibly(trio.sleep_forever())
@@ -907,15 +908,12 @@ async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
 _IGNORED_BY_DEFAULT = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
 
 
-def _send(t: Task, target: Task, sig: int) -> None:
-    """Deliver `sig` with its default action (no handlers exist yet)."""
-    if sig == 0 or sig in _IGNORED_BY_DEFAULT or sig in (19, 20, 21, 22):
-        return
-    target.killed_by = sig
-    if target.leader is not t.leader:
-        for th in list(target.leader.threads):
-            th.interrupt()
-        t.kernel.end_process(target.leader, sig)
+def _send(t: Task, target: Task, sig: int, *, thread: bool = False) -> None:
+    """Send `sig` (to one thread for tgkill/tkill): see sentry.kernel.signals."""
+    uid = t.creds.uid if t.creds is not None else 0
+    info = signals.siginfo(sig, signals.SI_TKERNEL if thread else signals.SI_USER, t.tgid,
+                           uid)
+    signals.send(t, target, sig, info, thread=thread)
 
 
 def _check_sig(sig: int) -> int:
@@ -925,9 +923,9 @@ def _check_sig(sig: int) -> int:
     return sig
 
 
-@syscall("kill", level=Level.PARTIAL, note="default actions only: no signal handlers yet")
+@syscall("kill", level=Level.PARTIAL, note="no job control: stop signals are ignored")
 def sys_kill(t: Task, pid: int, sig: int, *_: int) -> int:
-    """Implements Linux syscall kill(2) with each signal's default action."""
+    """Implements Linux syscall kill(2): handlers, masks and default actions."""
     sig = _check_sig(sig)
     pid = _s32(pid)
     k = t.kernel
@@ -946,7 +944,7 @@ def sys_kill(t: Task, pid: int, sig: int, *_: int) -> int:
     return 0
 
 
-@syscall("tgkill", level=Level.PARTIAL, note="default actions only: no signal handlers yet")
+@syscall("tgkill", level=Level.PARTIAL, note="no job control: stop signals are ignored")
 def sys_tgkill(t: Task, tgid: int, tid: int, sig: int, *_: int) -> int:
     """Implements Linux syscall tgkill(2) (one thread per process)."""
     sig = _check_sig(sig)
@@ -956,11 +954,11 @@ def sys_tgkill(t: Task, tgid: int, tid: int, sig: int, *_: int) -> int:
     target = t.kernel.tasks.get(tid)
     if target is None or target.tgid != tgid:
         raise SyscallError(errno.ESRCH)
-    _send(t, target, sig)
+    _send(t, target, sig, thread=True)
     return 0
 
 
-@syscall("tkill", level=Level.PARTIAL, note="default actions only: no signal handlers yet")
+@syscall("tkill", level=Level.PARTIAL, note="no job control: stop signals are ignored")
 def sys_tkill(t: Task, tid: int, sig: int, *_: int) -> int:
     """Implements Linux syscall tkill(2)."""
     return sys_tgkill(t, tid, tid, sig)

@@ -1,0 +1,450 @@
+"""Signals as Sentry state: handlers, masks, pending sets, alt stacks, and delivery.
+
+Why the Sentry builds frames itself: the application's handlers live only here (the stub
+has none), so the x86_64 rt_sigframe (return address = sa_restorer, siginfo, ucontext with
+the registers, the mask and the FPU state) is written into application memory by
+`deliver`, and `sigreturn` reads it back, validating everything it reads.
+
+State lives on the Tasks: `t._sig` (`ThreadSignals`: mask, pending, alt stack) per thread
+and `t.leader._sighand` (`SigHand`: actions, process-wide pending set, ITIMER_REAL) per
+process. Both are created lazily, so a Task never touched by signals costs nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import signal as _signal
+import struct
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import trio
+
+from sentry.platform import libc
+
+if TYPE_CHECKING:
+    from .task import Task
+
+SIG_DFL, SIG_IGN = 0, 1
+SA_SIGINFO, SA_ONSTACK, SA_RESTART = 0x4, 0x08000000, 0x10000000
+SA_NODEFER, SA_RESETHAND, SA_RESTORER = 0x40000000, 0x80000000, 0x04000000
+SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
+SIGKILL, SIGSTOP, SIGCHLD, SIGSEGV = 9, 19, 17, 11
+SI_USER, SI_TKERNEL, SI_QUEUE, SI_KERNEL = 0, -6, -1, 0x80
+_MASK64 = (1 << 64) - 1
+_UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
+
+_IGNORE = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
+_STOP = {19, 20, 21, 22}  # no job control yet: stop signals are ignored
+_CORE = {3, 4, 5, 6, 7, 8, 11, 24, 25, 31}
+#: The host signal that makes a running stub thread stop so a signal can be delivered.
+KICK = _signal.SIGURG
+#: Syscalls restarted after a handler when it has SA_RESTART (Linux's -ERESTARTSYS);
+#: the others interrupted here (nanosleep, pause, poll …) return EINTR.
+_RESTARTABLE = {0, 1, 2, 17, 18, 19, 20, 42, 43, 44, 45, 46, 47, 61, 202, 247, 257, 288, 295,
+                296, 299, 307}
+#: Blocking syscalls that a handled signal cuts short (trio cancellation of the handler):
+#: the restartable ones plus poll/select/epoll_wait, which return EINTR.
+INTERRUPTIBLE = frozenset(_RESTARTABLE | {7, 23, 232, 270, 271, 281, 441})
+
+_FPREGS_SIZE = 512
+_FRAME_SIZE = 8 + 304 + 128  # pretcode, ucontext, siginfo
+PTRACE_GETFPREGS, PTRACE_SETFPREGS = 14, 15
+_syscall = ctypes.CDLL(None, use_errno=True).syscall
+_syscall.restype = ctypes.c_long
+#: Signals queued anywhere and not yet taken: the run loop's cheap test.
+STATS = {"queued": 0}
+
+
+@dataclass
+class SigHand:
+    """Per process: the actions (handler, flags, restorer, mask) and the shared pending set."""
+
+    actions: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    pending: dict[int, list[bytes]] = field(default_factory=dict)
+    alarm: trio.CancelScope | None = None
+    alarm_deadline: float = 0.0
+    alarm_interval: float = 0.0
+
+
+@dataclass
+class ThreadSignals:
+    """Per thread: blocked mask, private pending set, alt stack, sigsuspend's saved mask."""
+
+    mask: int = 0
+    pending: dict[int, list[bytes]] = field(default_factory=dict)
+    altstack: tuple[int, int, int] = (0, SS_DISABLE, 0)  # sp, flags, size
+    saved_mask: int | None = None
+    interrupted: bool = False
+    waitset: int = 0  # rt_sigtimedwait's set: these wake the thread even when blocked
+
+
+def hand(t: Task) -> SigHand:
+    lead = t.leader
+    h = lead.__dict__.get("_sighand")
+    if h is None:
+        h = lead._sighand = SigHand()
+    return h
+
+
+def ts(t: Task) -> ThreadSignals:
+    s = t.__dict__.get("_sig")
+    if s is None:
+        s = t._sig = ThreadSignals()
+    return s
+
+
+def bit(sig: int) -> int:
+    return 1 << (sig - 1)
+
+
+def action(t: Task, sig: int) -> tuple[int, int, int, int]:
+    return hand(t).actions.get(sig, (SIG_DFL, 0, 0, 0))
+
+
+def ignored(t: Task, sig: int) -> bool:
+    """Whether `sig` is dropped at once (SIG_IGN, or a default action of ignore)."""
+    h = action(t, sig)[0]
+    return h == SIG_IGN or (h == SIG_DFL and (sig in _IGNORE or sig in _STOP))
+
+
+def siginfo(sig: int, code: int = SI_USER, pid: int = 0, uid: int = 0, *,
+            addr: int | None = None, status: int | None = None, value: int = 0) -> bytes:
+    """A 128-byte siginfo_t: kill's (pid, uid), SIGCHLD's (pid, uid, status) or a fault's
+    (si_addr)."""
+    b = bytearray(128)
+    struct.pack_into("<iii", b, 0, sig, 0, code)
+    if addr is not None:
+        struct.pack_into("<Q", b, 16, addr & _MASK64)
+    else:
+        struct.pack_into("<iI", b, 16, pid, uid)
+        if status is not None:
+            struct.pack_into("<i", b, 24, status)
+        elif value:
+            struct.pack_into("<Q", b, 24, value & _MASK64)
+    return bytes(b)
+
+
+# sending -----------------------------------------------------------------------------------
+
+
+def _enqueue(pending: dict[int, list[bytes]], sig: int, info: bytes) -> None:
+    q = pending.setdefault(sig, [])
+    if sig < 32 and q:
+        return  # a standard signal is pending at most once
+    q.append(info)
+    STATS["queued"] += 1
+
+
+def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
+         thread: bool = False) -> None:
+    """Send `sig` to `target`'s process (or only to thread `target` if `thread`)."""
+    if sig == 0:
+        return
+    k = target.kernel
+    s = ts(target)
+    blocked = bool(s.mask & bit(sig)) if thread else all(
+        ts(th).mask & bit(sig) for th in target.leader.threads)
+    if sig != SIGKILL and ignored(target, sig) and not blocked:
+        return
+    h = action(target, sig)[0]
+    if sig == SIGKILL or (h == SIG_DFL and not blocked):
+        # default action terminate: end the process now (it may be running)
+        target.killed_by = sig
+        for th in list(target.leader.threads):
+            th.interrupt()
+        if sender is None or target.leader is not sender.leader:
+            k.end_process(target.leader, sig)
+        return
+    if thread:
+        _enqueue(s.pending, sig, info)
+        wake(sender, target, sig)
+        return
+    _enqueue(hand(target).pending, sig, info)
+    threads = [target] + [th for th in target.leader.threads if th is not target]
+    for th in threads:
+        if not ts(th).mask & bit(sig) or ts(th).waitset & bit(sig):
+            wake(sender, th, sig)
+            return
+
+
+def wake(sender: Task | None, t: Task, sig: int) -> None:
+    """Make `t` notice a signal: cut a blocking syscall short, or stop a running thread."""
+    s = t.__dict__.get("_sig")
+    if s is not None and s.mask & bit(sig) and not s.waitset & bit(sig):
+        return
+    if sender is t:
+        return  # delivered on the way out of the current syscall
+    if t._sleeps:
+        ts(t).interrupted = True
+        t.interrupt()
+        return
+    # tgkill: a signal stop, which on_host_signal turns into the delivery (a failure
+    # means the thread is gone)
+    _syscall(ctypes.c_long(234), ctypes.c_long(t.leader.stub.pid), ctypes.c_long(t.stub.pid),
+             ctypes.c_long(KICK))
+
+
+def should_interrupt(t: Task) -> bool:
+    """For a syscall about to sleep: is a signal already waiting to be delivered?"""
+    if not STATS["queued"] or t.__dict__.get("_sig") is None:
+        return False
+    if has_deliverable(t):
+        t._sig.interrupted = True
+        return True
+    return False
+
+
+# delivery ----------------------------------------------------------------------------------
+
+
+def _take(t: Task) -> tuple[int, bytes] | None:
+    """Dequeue the lowest-numbered deliverable signal (thread's own first)."""
+    s = ts(t)
+    for pend in (s.pending, hand(t).pending):
+        if not pend:
+            continue
+        ready = [sig for sig in pend if not s.mask & bit(sig)]
+        if ready:
+            sig = min(ready)
+            info = pend[sig].pop(0)
+            if not pend[sig]:
+                del pend[sig]
+            STATS["queued"] -= 1
+            return sig, info
+    return None
+
+
+def pending_set(t: Task) -> int:
+    s = ts(t)
+    out = 0
+    for sig in list(s.pending) + list(hand(t).pending):
+        out |= bit(sig)
+    return out
+
+
+def has_deliverable(t: Task) -> bool:
+    s = ts(t)
+    return bool(pending_set(t) & ~s.mask)
+
+
+def on_return(t: Task, res: int) -> int:
+    """Called before `t` returns to user mode with syscall result `res`: deliver pending
+    signals (frames, default actions, SA_RESTART). Returns the rax to resume with."""
+    s = ts(t)
+    interrupted, s.interrupted = s.interrupted, False
+    regs = t.stub.regs
+    delivered = False
+    while True:
+        got = _take(t)
+        if got is None:
+            break
+        sig, info = got
+        h, flags, restorer, amask = action(t, sig)
+        if h == SIG_IGN or (h == SIG_DFL and (sig in _IGNORE or sig in _STOP)):
+            continue
+        if h == SIG_DFL:
+            t.killed_by = sig
+            return res
+        if not delivered:
+            regs.rax = res & _MASK64
+            if interrupted and res == -errno.EINTR:
+                if flags & SA_RESTART and regs.orig_rax in _RESTARTABLE:
+                    regs.rax = regs.orig_rax
+                    regs.rip -= 2
+        res = _setup_frame(t, sig, info, h, flags, restorer, amask)
+        delivered = True
+        if res is None:
+            return -errno.EFAULT
+        break  # one frame at a time; the rest after this handler's sigreturn or next stop
+    if s.saved_mask is not None and not delivered:
+        s.mask, s.saved_mask = s.saved_mask, None
+    return res
+
+
+def _setup_frame(t: Task, sig: int, info: bytes, h: int, flags: int, restorer: int,
+                 amask: int) -> int | None:
+    """Write an rt_sigframe and point the registers at handler `h`. Returns the new rax;
+    None when the frame cannot be written (then SIGSEGV ends the process, as Linux's
+    force_sigsegv does)."""
+    s = ts(t)
+    regs = t.stub.regs
+    old_mask = s.saved_mask if s.saved_mask is not None else s.mask
+    s.saved_mask = None
+    sp = regs.rsp
+    ss_sp, ss_flags, ss_size = s.altstack
+    on_alt = ss_size and ss_sp < sp <= ss_sp + ss_size
+    if flags & SA_ONSTACK and not ss_flags & SS_DISABLE and not on_alt:
+        sp = ss_sp + ss_size
+    else:
+        sp -= 128  # the red zone
+    sp = (sp - _FPREGS_SIZE) & ~63
+    fpstate = sp
+    fp = ctypes.create_string_buffer(_FPREGS_SIZE)
+    try:
+        libc.ptrace(PTRACE_GETFPREGS, t.stub.pid, 0, ctypes.addressof(fp))
+    except OSError:
+        fpstate = 0
+    sp = ((sp - _FRAME_SIZE) & ~15) - 8
+    frame = sp
+    uc = struct.pack("<QQQi4xQ", 2, 0, ss_sp, (SS_ONSTACK if on_alt else
+                                              ss_flags & SS_DISABLE), ss_size)
+    mc = struct.pack("<18Q4H4QQ8Q", regs.r8, regs.r9, regs.r10, regs.r11, regs.r12,
+                     regs.r13, regs.r14, regs.r15, regs.rdi, regs.rsi, regs.rbp, regs.rbx,
+                     regs.rdx, regs.rax, regs.rcx, regs.rsp, regs.rip, regs.eflags,
+                     regs.cs & 0xFFFF, regs.gs & 0xFFFF, regs.fs & 0xFFFF, regs.ss & 0xFFFF,
+                     0, 0, old_mask & _MASK64, _fault_addr(info, sig), fpstate, *[0] * 8)
+    data = struct.pack("<Q", restorer) + uc + mc + struct.pack("<Q", old_mask) + info
+    try:
+        if fpstate:
+            t.mem_write(fpstate, fp.raw)
+        t.mem_write(frame, data)
+    except OSError:
+        t.killed_by = SIGSEGV
+        return None
+    if flags & SA_ONSTACK and s.altstack[1] & SS_AUTODISARM:
+        s.altstack = (0, SS_DISABLE, 0)
+    if flags & SA_RESETHAND:
+        hand(t).actions.pop(sig, None)
+    s.mask |= amask
+    if not flags & SA_NODEFER:
+        s.mask |= bit(sig)
+    s.mask &= ~_UNBLOCKABLE
+    regs.rsp = frame
+    regs.rip = h
+    regs.rdi = sig
+    regs.rsi = frame + 8 + 304
+    regs.rdx = frame + 8
+    regs.eflags &= ~(0x100 | 0x400 | 0x10000)  # TF, DF, RF
+    if fpstate:  # the handler starts with a clean FPU, as on Linux
+        clean = bytearray(_FPREGS_SIZE)
+        struct.pack_into("<H", clean, 0, 0x37F)  # fcw
+        struct.pack_into("<II", clean, 24, 0x1F80, 0xFFFF)  # mxcsr, mxcsr_mask
+        _setfp(t, bytes(clean))
+    return 0
+
+
+def _setfp(t: Task, data: bytes) -> None:
+    buf = ctypes.create_string_buffer(data, _FPREGS_SIZE)
+    try:
+        libc.ptrace(PTRACE_SETFPREGS, t.stub.pid, 0, ctypes.addressof(buf))
+    except OSError:
+        pass
+
+
+def _fault_addr(info: bytes, sig: int) -> int:
+    if sig in (4, 5, 7, 8, 11):
+        return struct.unpack_from("<Q", info, 16)[0]
+    return 0
+
+
+def sigreturn(t: Task) -> int:
+    """rt_sigreturn: restore registers, mask and FPU state from the frame at rsp - 8.
+    A frame that cannot be read or holds impossible values ends the process with SIGSEGV
+    (as Linux's force_sig); the Sentry itself never trusts it."""
+    regs = t.stub.regs
+    frame = (regs.rsp - 8) & _MASK64
+    try:
+        raw = t.mem_read(frame + 8, 304)
+        v = struct.unpack_from("<18Q4H4QQ8Q", raw, 40)
+        (mask,) = struct.unpack_from("<Q", raw, 296)
+        fpstate = v[26]
+        fp = t.mem_read(fpstate, _FPREGS_SIZE) if fpstate else None
+    except OSError:
+        return _segv(t)
+    rip, rsp = v[16], v[15]
+    if rip >= 1 << 47 or rsp >= 1 << 47:
+        return _segv(t)
+    if fp is not None and struct.unpack_from("<I", fp, 24)[0] & ~0xFFFF:
+        return _segv(t)  # reserved MXCSR bits set: fxrstor would fault
+    (regs.r8, regs.r9, regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15, regs.rdi,
+     regs.rsi, regs.rbp, regs.rbx, regs.rdx, rax, regs.rcx) = v[:15]
+    regs.rsp, regs.rip = rsp, rip
+    regs.eflags = (regs.eflags & ~0x40DD5) | (v[17] & 0x40DD5)  # FIX_EFLAGS
+    regs.orig_rax = _MASK64
+    ts(t).mask = mask & ~_UNBLOCKABLE
+    if fp is not None:
+        _setfp(t, fp)
+    return rax
+
+
+def _segv(t: Task) -> int:
+    force(t, SIGSEGV, siginfo(SIGSEGV, SI_KERNEL, addr=0))
+    return 0
+
+
+def force(t: Task, sig: int, info: bytes) -> None:
+    """force_sig: a synchronous signal; blocked or ignored means the default action."""
+    s = ts(t)
+    h = action(t, sig)[0]
+    if s.mask & bit(sig) or h == SIG_IGN:
+        hand(t).actions.pop(sig, None)
+        s.mask &= ~bit(sig)
+    _enqueue(s.pending, sig, info)
+
+
+def on_host_signal(t: Task, sig: int) -> int:
+    """A signal-delivery stop of the stub thread. A kick is suppressed; a fault (SIGSEGV,
+    SIGBUS, SIGFPE, SIGILL, SIGTRAP) goes to the application's handler with si_addr.
+    Returns 0 when the thread was resumed, else the signal that ends the process."""
+    regs = t.stub.regs
+    if sig in _IGNORE and sig != KICK or sig in _STOP:
+        t.stub.resume()
+        return 0
+    if sig in (4, 5, 7, 8, 11):
+        si = ctypes.create_string_buffer(128)
+        try:
+            libc.ptrace(0x4202, t.stub.pid, 0, ctypes.addressof(si))  # PTRACE_GETSIGINFO
+        except OSError:
+            pass
+        raw = si.raw
+        if struct.unpack_from("<i", raw, 8)[0] > 0:  # kernel-made (a fault): keep si_addr
+            info = raw
+        else:
+            info = siginfo(sig, SI_KERNEL, addr=0)
+        if action(t, sig)[0] <= SIG_IGN:
+            return sig
+        force(t, sig, info)
+    elif sig != KICK:
+        return sig  # any other host signal: its default action, terminate
+    rax = on_return(t, regs.rax - (1 << 64) if regs.rax >= 1 << 63 else regs.rax)
+    if t.killed_by:
+        return t.killed_by
+    regs.rax = rax & _MASK64
+    t.stub.resume()
+    return 0
+
+
+# process life ------------------------------------------------------------------------------
+
+
+def inherit(parent: Task | None, child: Task, *, thread: bool = False) -> None:
+    """fork/clone: a child process copies the actions; a thread shares them. Both get the
+    parent thread's mask, and no pending signals."""
+    if parent is None or parent.__dict__.get("_sig") is None and \
+            parent.leader.__dict__.get("_sighand") is None:
+        return
+    child._sig = ThreadSignals(mask=ts(parent).mask)
+    if not thread:  # a thread shares its leader's SigHand
+        child._sighand = SigHand(actions=dict(hand(parent).actions))
+
+
+def on_exec(t: Task) -> None:
+    """execve: handled signals go back to SIG_DFL (ignored stay ignored); no alt stack."""
+    h = t.leader.__dict__.get("_sighand")
+    if h is not None:
+        h.actions = {sig: a for sig, a in h.actions.items() if a[0] == SIG_IGN}
+    s = t.__dict__.get("_sig")
+    if s is not None:
+        s.altstack = (0, SS_DISABLE, 0)
+
+
+def child_exited(parent: Task, child: Task, status: int) -> None:
+    """SIGCHLD to the parent when a child ends (CLD_EXITED / CLD_KILLED / CLD_DUMPED)."""
+    if status & 0x7F:
+        code, value = (3 if status & 0x80 else 2), status & 0x7F
+    else:
+        code, value = 1, (status >> 8) & 0xFF
+    uid = child.creds.uid if child.creds is not None else 0
+    send(None, parent, SIGCHLD, siginfo(SIGCHLD, code, child.tgid, uid, status=value))

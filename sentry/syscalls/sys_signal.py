@@ -1,0 +1,301 @@
+"""Signal syscalls: actions, masks, alt stacks, waiting for signals, ITIMER_REAL.
+
+The state and delivery live in `sentry.kernel.signals`; kill/tkill/tgkill are in
+sys_process.py and send through the same `signals.send`.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from typing import TYPE_CHECKING
+
+import trio
+
+from sentry.kernel import signals as S
+
+from .table import Level, SyscallError, syscall
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
+MINSIGSTKSZ = 2048
+_NS = 1_000_000_000
+
+
+def _sig(v: int) -> int:
+    v &= 0xFFFFFFFF
+    v = v - (1 << 32) if v >= 1 << 31 else v
+    if not 1 <= v <= 64:
+        raise SyscallError(errno.EINVAL)
+    return v
+
+
+def _sigsetsize(n: int) -> None:
+    if n != 8:
+        raise SyscallError(errno.EINVAL)
+
+
+@syscall("rt_sigaction")
+def sys_rt_sigaction(t: Task, sig: int, act: int, oact: int, size: int, *_: int) -> int:
+    """Implements Linux syscall rt_sigaction(2): struct k_sigaction is (handler, flags,
+    restorer, mask)."""
+    _sigsetsize(size)
+    sig = _sig(sig)
+    new = None
+    if act:
+        new = struct.unpack("<QQQQ", t.mem_read(act, 32))
+        if sig in (S.SIGKILL, S.SIGSTOP):
+            raise SyscallError(errno.EINVAL)
+    old = S.action(t, sig)
+    if oact:
+        t.mem_write(oact, struct.pack("<QQQQ", *old))
+    if new is not None:
+        h, flags, restorer, mask = new
+        acts = S.hand(t).actions
+        if h == S.SIG_DFL and not flags and not mask:
+            acts.pop(sig, None)
+        else:
+            acts[sig] = (h, flags & 0xFFFFFFFF, restorer, mask & ~S._UNBLOCKABLE)
+        if S.ignored(t, sig):  # setting SIG_IGN discards what is pending (POSIX)
+            for pend in [S.hand(t).pending] + [S.ts(th).pending for th in t.leader.threads]:
+                n = len(pend.pop(sig, []))
+                S.STATS["queued"] -= n
+    return 0
+
+
+@syscall("rt_sigprocmask")
+def sys_rt_sigprocmask(t: Task, how: int, nset: int, oset: int, size: int, *_: int) -> int:
+    """Implements Linux syscall rt_sigprocmask(2) (SIGKILL and SIGSTOP stay unblocked)."""
+    _sigsetsize(size)
+    s = S.ts(t)
+    new = None
+    if nset:
+        (new,) = struct.unpack("<Q", t.mem_read(nset, 8))
+        if how not in (SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK):
+            raise SyscallError(errno.EINVAL)
+    if oset:
+        t.mem_write(oset, struct.pack("<Q", s.mask))
+    if new is not None:
+        if how == SIG_BLOCK:
+            s.mask |= new
+        elif how == SIG_UNBLOCK:
+            s.mask &= ~new
+        else:
+            s.mask = new
+        s.mask &= ~S._UNBLOCKABLE & S._MASK64
+    return 0
+
+
+@syscall("rt_sigreturn")
+def sys_rt_sigreturn(t: Task, *_: int) -> int:
+    """Implements Linux syscall rt_sigreturn(2): registers, mask and FPU state come back
+    from the frame; a bad frame gives SIGSEGV."""
+    return S.sigreturn(t)
+
+
+@syscall("sigaltstack")
+def sys_sigaltstack(t: Task, ss: int, oss: int, *_: int) -> int:
+    """Implements Linux syscall sigaltstack(2) (SS_DISABLE, SS_AUTODISARM)."""
+    s = S.ts(t)
+    sp, flags, size = s.altstack
+    on = bool(size) and sp < t.regs.rsp <= sp + size
+    if oss:
+        cur = S.SS_ONSTACK if on else flags
+        t.mem_write(oss, struct.pack("<Qi4xQ", sp, cur, size))
+    if ss:
+        nsp, nflags, nsize = struct.unpack("<Qi4xQ", t.mem_read(ss, 24))
+        if on:
+            raise SyscallError(errno.EPERM)
+        mode = nflags & ~S.SS_AUTODISARM & 0xFFFFFFFF
+        if mode not in (0, S.SS_ONSTACK, S.SS_DISABLE):
+            raise SyscallError(errno.EINVAL)
+        if mode == S.SS_DISABLE:
+            s.altstack = (0, S.SS_DISABLE, 0)
+        else:
+            if nsize < MINSIGSTKSZ:
+                raise SyscallError(errno.ENOMEM)
+            s.altstack = (nsp, nflags & S.SS_AUTODISARM, nsize)
+    return 0
+
+
+@syscall("rt_sigpending")
+def sys_rt_sigpending(t: Task, addr: int, size: int, *_: int) -> int:
+    """Implements Linux syscall rt_sigpending(2): pending signals that are blocked."""
+    if size > 8:
+        raise SyscallError(errno.EINVAL)
+    t.mem_write(addr, struct.pack("<Q", S.pending_set(t) & S.ts(t).mask)[:size])
+    return 0
+
+
+@syscall("rt_sigsuspend")
+async def sys_rt_sigsuspend(t: Task, addr: int, size: int, *_: int) -> int:
+    """Implements Linux syscall rt_sigsuspend(2): the mask is swapped until a handler
+    runs, then restored by its sigreturn."""
+    _sigsetsize(size)
+    (new,) = struct.unpack("<Q", t.mem_read(addr, 8))
+    s = S.ts(t)
+    s.saved_mask, s.mask = s.mask, new & ~S._UNBLOCKABLE & S._MASK64
+    while not S.has_deliverable(t) and not t.killed_by:
+        try:
+            await t.sleep_interruptibly(trio.sleep_forever())
+        except SyscallError:
+            pass
+    s.interrupted = False
+    raise SyscallError(errno.EINTR)
+
+
+@syscall("rt_sigtimedwait")
+async def sys_rt_sigtimedwait(t: Task, addr: int, info: int, timeout: int, size: int,
+                              *_: int) -> int:
+    """Implements Linux syscall rt_sigtimedwait(2): takes a pending signal of the set."""
+    _sigsetsize(size)
+    (want,) = struct.unpack("<Q", t.mem_read(addr, 8))
+    want &= ~S._UNBLOCKABLE
+    deadline = None
+    if timeout:
+        sec, nsec = struct.unpack("<qq", t.mem_read(timeout, 16))
+        if sec < 0 or not 0 <= nsec < _NS:
+            raise SyscallError(errno.EINVAL)
+        deadline = trio.current_time() + sec + nsec / _NS
+    s = S.ts(t)
+    saved = s.mask
+    while True:
+        got = _take_from(t, want)
+        if got is not None:
+            sig, si = got
+            if info:
+                t.mem_write(info, si)
+            return sig
+        if S.has_deliverable(t) or t.killed_by:
+            raise SyscallError(errno.EINTR)
+        if deadline is not None and trio.current_time() >= deadline:
+            raise SyscallError(errno.EAGAIN)
+        s.waitset = want
+        s.mask = saved & ~want
+        try:
+            aw = trio.sleep_until(deadline) if deadline is not None else trio.sleep_forever()
+            await t.sleep_interruptibly(aw)
+        except SyscallError:
+            pass
+        finally:
+            s.waitset = 0
+            s.mask = saved
+            s.interrupted = False
+
+
+def _take_from(t: Task, want: int) -> tuple[int, bytes] | None:
+    s = S.ts(t)
+    for pend in (s.pending, S.hand(t).pending):
+        ready = [sig for sig in pend if want & S.bit(sig)]
+        if ready:
+            sig = min(ready)
+            si = pend[sig].pop(0)
+            if not pend[sig]:
+                del pend[sig]
+            S.STATS["queued"] -= 1
+            return sig, si
+    return None
+
+
+@syscall("rt_sigqueueinfo")
+def sys_rt_sigqueueinfo(t: Task, pid: int, sig: int, info: int, *_: int) -> int:
+    """Implements Linux syscall rt_sigqueueinfo(2) (to one's own process; others EPERM
+    unless si_code is SI_QUEUE and positive codes are refused, as Linux)."""
+    sig = _sig(sig)
+    si = bytearray(t.mem_read(info, 128))
+    (code,) = struct.unpack_from("<i", si, 8)
+    target = t.kernel.procs.get(pid & 0xFFFFFFFF)
+    if target is None:
+        raise SyscallError(errno.ESRCH)
+    if (code >= 0 or code == S.SI_TKERNEL) and target.leader is not t.leader:
+        raise SyscallError(errno.EPERM)
+    struct.pack_into("<i", si, 0, sig)
+    S.send(t, target, sig, bytes(si))
+    return 0
+
+
+# ITIMER_REAL and alarm ----------------------------------------------------------------------
+
+
+async def _alarm_task(leader: Task, delay: float, interval: float,
+                      scope: trio.CancelScope) -> None:
+    with scope:
+        await trio.sleep(delay)
+        while True:
+            if leader.exit_status is not None or leader.ended.is_set():
+                return
+            S.send(None, leader, 14, S.siginfo(14, S.SI_KERNEL))
+            if not interval:
+                break
+            h = S.hand(leader)
+            h.alarm_deadline = trio.current_time() + interval
+            await trio.sleep(interval)
+    h = S.hand(leader)
+    if h.alarm is scope:
+        h.alarm = None
+
+
+def _timer_get(t: Task) -> tuple[float, float]:
+    h = S.hand(t)
+    if h.alarm is None:
+        return 0.0, 0.0
+    return max(h.alarm_deadline - trio.current_time(), 1e-6), h.alarm_interval
+
+
+def _timer_set(t: Task, value: float, interval: float) -> tuple[float, float]:
+    old = _timer_get(t)
+    h = S.hand(t)
+    if h.alarm is not None:
+        h.alarm.cancel()
+        h.alarm = None
+    if value > 0:
+        scope = trio.CancelScope()
+        h.alarm, h.alarm_deadline, h.alarm_interval = scope, trio.current_time() + value, interval
+        t.kernel._nursery.start_soon(_alarm_task, t.leader, value, interval, scope)
+    return old
+
+
+@syscall("alarm")
+def sys_alarm(t: Task, secs: int, *_: int) -> int:
+    """Implements Linux syscall alarm(2): SIGALRM after `secs` seconds (ITIMER_REAL)."""
+    left, _ = _timer_set(t, float(secs & 0xFFFFFFFF), 0.0)
+    return int(left + 0.5) if left else 0
+
+
+def _tv(v: float) -> bytes:
+    us = int(round(v * 1e6))
+    return struct.pack("<qq", us // 1_000_000, us % 1_000_000)
+
+
+def _read_tv(t: Task, addr: int) -> float:
+    sec, usec = struct.unpack("<qq", t.mem_read(addr, 16))
+    if sec < 0 or not 0 <= usec < 1_000_000:
+        raise SyscallError(errno.EINVAL)
+    return sec + usec / 1e6
+
+
+@syscall("getitimer", level=Level.PARTIAL, note="ITIMER_REAL only")
+def sys_getitimer(t: Task, which: int, addr: int, *_: int) -> int:
+    """Implements Linux syscall getitimer(2) for ITIMER_REAL."""
+    if which != 0:
+        raise SyscallError(errno.EINVAL)
+    value, interval = _timer_get(t)
+    t.mem_write(addr, _tv(interval) + _tv(value))
+    return 0
+
+
+@syscall("setitimer", level=Level.PARTIAL, note="ITIMER_REAL only")
+def sys_setitimer(t: Task, which: int, new: int, old: int, *_: int) -> int:
+    """Implements Linux syscall setitimer(2) for ITIMER_REAL."""
+    if which != 0:
+        raise SyscallError(errno.EINVAL)
+    interval = value = 0.0
+    if new:
+        interval = _read_tv(t, new)
+        value = _read_tv(t, new + 16)
+    prev = _timer_set(t, value, interval) if new else _timer_get(t)
+    if old:
+        t.mem_write(old, _tv(prev[1]) + _tv(prev[0]))
+    return 0
