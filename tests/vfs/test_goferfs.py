@@ -421,3 +421,33 @@ async def test_short_cached_page_reads_zeros_after_growth(gofer) -> None:
     await fd.dec_ref()
     assert (top / "f").read_bytes() == bytes(want)
     await gfs.release()
+
+
+async def test_scanned_directory_reads_small_files_together(gofer) -> None:
+    client, top = gofer
+    (top / "d").mkdir()
+    files = {f"f{i}": os.urandom(i * 300) for i in range(20)}
+    for name, blob in files.items():
+        (top / "d" / name).write_bytes(blob)
+    gfs, v, ctx = await _attach(client, "exclusive")
+    fd = await v.open(ctx, C, None, b"/d", O_RDONLY | O_DIRECTORY)
+    while await fd.getdents64(1 << 16):
+        pass
+    await fd.dec_ref()
+    count = Counting(client)
+    for name, blob in files.items():
+        f = await v.open(ctx, C, None, b"/d/" + name.encode(), O_RDONLY)
+        assert await f.read(1 << 16) == blob
+        await f.dec_ref()
+    # the first file alone, then the rest in four batches: not three round trips a file
+    assert count.trips <= 12, (count.trips, count.counts)
+    # writes through the VFS still land on the server and read back
+    f = await v.open(ctx, C, None, b"/d/f3", O_RDWR)
+    await f.pwrite(b"new", 1)
+    await f.dec_ref()
+    want = files["f3"][:1] + b"new" + files["f3"][4:]
+    assert (top / "d" / "f3").read_bytes() == want
+    f = await v.open(ctx, C, None, b"/d/f3", O_RDONLY)
+    assert await f.read(1 << 16) == want
+    await f.dec_ref()
+    await gfs.release()

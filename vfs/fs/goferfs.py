@@ -65,6 +65,8 @@ MAX_CACHED_FIDS = 512
 #: one of its entries fetches this many entries' attributes (xattr names) in one pipelined
 #: batch, as NFS's readdirplus does: `ls -l`, `cp -r`, `diff -r` then ask per entry.
 PREFETCH = 128
+#: Small files of a listed directory read together once a second one is opened.
+PREFETCH_FILES = 64
 _ALL = int(p9.GetattrMask.ALL)
 #: xattr namespaces whose existing names listxattr always reports (so an unlisted name is
 #: ENODATA without asking); other system.* names are always asked for.
@@ -190,6 +192,9 @@ class GoferFS(Filesystem):
         self._listed: weakref.WeakKeyDictionary[Dentry, dict[bytes, None]] = \
             weakref.WeakKeyDictionary()
         self._xscan: weakref.WeakSet[Dentry] = weakref.WeakSet()
+        # exclusive policy: files opened (uncached) per listed directory; from the second
+        # one on, small siblings are read together (`cp -r`, `diff -r`, `grep -r`).
+        self._opens_in: weakref.WeakKeyDictionary[Dentry, int] = weakref.WeakKeyDictionary()
 
     @classmethod
     async def attach(cls, client: p9.Client, aname: bytes = b"", *, policy: str = "exclusive",
@@ -684,6 +689,11 @@ class GoferFS(Filesystem):
         if self._unpin:
             await self._drain_unpinned()
         ino: GoferInode = d.inode  # type: ignore[assignment]
+        if (self.exclusive and not ino.read_ok and not ino.is_dir and d.parent is not None
+                and d.parent in self._xscan):
+            n = self._opens_in[d.parent] = self._opens_in.get(d.parent, 0) + 1
+            if n >= 2:  # a scan, not a single file
+                await self._prefetch_data(d.parent, d)
         if (self.exclusive and flags & O_ACCMODE == O_RDONLY and ino.read_ok
                 and not ino.is_dir and self._all_cached(ino)):
             # Read before and every page is cached (`cp` then `diff`): the I/O fid is
@@ -715,6 +725,63 @@ class GoferFS(Filesystem):
         fd = GoferFileFD(flags, self, d, io)
         fd.writer = creds
         return fd
+
+    async def _prefetch_data(self, p: Dentry, first: Dentry) -> None:
+        """exclusive: read `first` and up to PREFETCH_FILES - 1 more small, world-readable,
+        uncached regular files of the listed directory `p` whole, in four pipelined
+        batches (walk, open, read, clunk), instead of three round trips per file; their
+        later read-only opens then need none (see `open`)."""
+        pfid = await self._fid(p)
+        client = pfid.client
+        limit = min(CHUNK, client.iosize)
+        todo: list[Dentry] = []
+        for c in (first, *p.children.values()):
+            ci: GoferInode = c.inode  # type: ignore[assignment]
+            if (c.dead or ci.read_ok or ci.type != S_IFREG or ci.size > limit
+                    or not ci.mode & 0o004 or ci.pages or ci.dirty or c in todo):
+                continue
+            todo.append(c)
+            if len(todo) >= PREFETCH_FILES:
+                break
+        if len(todo) < 2:
+            return
+        gen = self.generation
+        sizes = [c.inode.size for c in todo]
+        fids = [client.alloc_fid() for _ in todo]
+        self.round_trips += 4
+        with trio.CancelScope(shield=True):  # fids must be clunked whatever happens
+            try:
+                try:
+                    await client.rpc_many([p9.Twalk(pfid.fid, f, (c.name,))
+                                           for f, c in zip(fids, todo, strict=True)],
+                                          window=PREFETCH_FILES)
+                    await client.rpc_many([p9.Tlopen(f, O_RDONLY) for f in fids],
+                                          window=PREFETCH_FILES)
+                    reads = await client.rpc_many(
+                        [p9.Tread(f, 0, n) for f, n in zip(fids, sizes, strict=True)],
+                        window=PREFETCH_FILES)
+                finally:
+                    try:
+                        await client.rpc_many([p9.Tclunk(f) for f in fids],
+                                              window=PREFETCH_FILES)
+                    except OSError:
+                        pass  # a walk had failed: its fid never existed
+            except OSError:
+                self._opens_in[p] = -(1 << 30)  # (unreadable for the server): not again here
+                return
+            finally:
+                for f in fids:
+                    client.release_fid(f)
+        if gen != self.generation:
+            return
+        for c, n, r in zip(todo, sizes, reads, strict=True):
+            ci = c.inode  # type: ignore[assignment]
+            if ci.read_ok or ci.pages or ci.dirty or ci.size != n or c.dead:
+                continue  # changed while we waited
+            if n:
+                ci.pages[0] = bytearray(r.data[:n])
+                self._touch(ci, 0)
+            ci.read_ok = True
 
     async def _open_io(self, d: Dentry, flags: int) -> p9.Fid:
         """An opened I/O fid for a file description that was opened without one."""
