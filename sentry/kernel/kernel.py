@@ -271,8 +271,7 @@ class Kernel:
             self.zombie_pgid[t.tgid] = t.pgid
         t.vfork_done.set()
         t.ended.set()
-        if t.ppid in self.procs:
-            signals.child_exited(self.procs[t.ppid], t, status)
+        signals.process_exited(self.procs.get(t.ppid), t, status)
         self.notify_children_changed()
 
     def notify_children_changed(self) -> None:

@@ -440,8 +440,15 @@ def on_exec(t: Task) -> None:
         s.altstack = (0, SS_DISABLE, 0)
 
 
-def child_exited(parent: Task, child: Task, status: int) -> None:
-    """SIGCHLD to the parent when a child ends (CLD_EXITED / CLD_KILLED / CLD_DUMPED)."""
+def process_exited(parent: Task | None, child: Task, status: int) -> None:
+    """A process ended: drop what was pending for it (so the run loop's cheap test goes
+    back to zero) and send SIGCHLD to its parent (CLD_EXITED / CLD_KILLED / CLD_DUMPED)."""
+    pends = [ts(th).pending for th in child.leader.threads | {child}]
+    for pend in [hand(child).pending, *pends]:
+        STATS["queued"] -= sum(len(q) for q in pend.values())
+        pend.clear()
+    if parent is None:
+        return
     if status & 0x7F:
         code, value = (3 if status & 0x80 else 2), status & 0x7F
     else:
