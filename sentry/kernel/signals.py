@@ -455,3 +455,13 @@ def process_exited(parent: Task | None, child: Task, status: int) -> None:
         code, value = 1, (status >> 8) & 0xFF
     uid = child.creds.uid if child.creds is not None else 0
     send(None, parent, SIGCHLD, siginfo(SIGCHLD, code, child.tgid, uid, status=value))
+
+
+def kill_from_host(kernel: object, pid: int, sig: int) -> bool:
+    """Send `sig` to sandbox process `pid` as if from outside the sandbox (si_pid 0,
+    SI_USER): what `runpsc kill` or a forwarded Ctrl-C uses. False if no such process."""
+    target = kernel.procs.get(pid)  # type: ignore[attr-defined]
+    if target is None or not 1 <= sig <= 64:
+        return False
+    send(None, target, sig, siginfo(sig, SI_USER, 0, 0))
+    return True

@@ -29,3 +29,80 @@ async def test_more_signal_semantics_match_linux(tmp_path):
     assert got.decode() == out.decode(), k.events
     assert status == st, k.events
     assert not [e for e in k.events if e[0] == "internal-error"]
+
+
+TERM_PROG = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+static volatile sig_atomic_t got;
+static void on_term(int sig) { got = sig; }
+int main(void) {
+    signal(SIGTERM, on_term);
+    write(1, "ready\n", 6);
+    while (!got) pause();
+    printf("handled %d\n", got);
+    fflush(stdout);
+    for (;;) pause();  /* the second signal (SIGINT, default action) ends it */
+}
+"""
+
+
+async def test_signal_from_outside_reaches_handler(tmp_path):
+    """`signals.kill_from_host` (for the runtime's kill/Ctrl-C): a handled SIGTERM runs the
+    program's handler, then SIGINT's default action ends it with status 2."""
+    import os
+    import subprocess
+
+    import trio
+
+    from sentry.kernel import Kernel, signals
+    from sentry.kernel.fdtable import FDTable
+    from vfs import Credentials, Tmpfs, VirtualFilesystem
+    from vfs.fs.host import HostFD
+
+    prog = build_c(tmp_path, "term", TERM_PROG, "-static", "-w")
+    # natively first: the same two signals from outside
+    p = subprocess.Popen([prog], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                         preexec_fn=lambda: __import__("signal").pthread_sigmask(2, set()))
+    native_out = p.stdout.readline()
+    p.send_signal(15)
+    native_out += p.stdout.readline()
+    p.send_signal(2)
+    native_out += p.stdout.read()
+    native_status = -p.wait()
+    vfs = VirtualFilesystem(Tmpfs())
+    ctx, creds = vfs.new_context(), Credentials.root()
+    f = await vfs.open(ctx, creds, None, b"/term", os.O_CREAT | os.O_WRONLY, 0o755)
+    await f.write(Path(prog).read_bytes())
+    await f.dec_ref()
+    r, w = os.pipe()
+    fdt = FDTable()
+    for fd in (os.open("/dev/null", os.O_RDONLY), w, os.dup(w)):
+        fdt.install(HostFD(fd))
+    k = Kernel(vfs=vfs)
+    out = bytearray()
+    status = None
+
+    async def read_until(marker: bytes) -> None:
+        while marker not in out:
+            await trio.lowlevel.wait_readable(r)
+            chunk = os.read(r, 100)
+            assert chunk, (bytes(out), k.events)  # EOF: the program ended too early
+            out.extend(chunk)
+
+    async def runner() -> None:
+        nonlocal status
+        status = await k.run([b"/term"], [], fdt, ctx, creds)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runner)
+            await read_until(b"ready\n")
+            assert signals.kill_from_host(k, 1, 15)
+            await read_until(b"handled 15\n")
+            assert signals.kill_from_host(k, 1, 2)
+    finally:
+        os.close(r)
+    assert native_out == b"ready\nhandled 15\n" and native_status == 2
+    assert (bytes(out), status) == (native_out, native_status)
