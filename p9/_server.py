@@ -99,6 +99,9 @@ class Server:
             request, which matters when one request is in flight at a time; only for
             operations the file model completes without waiting long, because the
             connection reads nothing else meanwhile (a Tflush for one finds it done).
+        idle_timeout: close a connection when nothing arrives for this many seconds (None:
+            never). Kept here rather than in a stream wrapper because a wrapped stream loses
+            the non-blocking socket fast path for every send and receive.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class Server:
         default_uname: bytes = b"root",
         default_uid: int = 0,
         inline: Collection[type[m.Message]] = (),
+        idle_timeout: float | None = None,
     ) -> None:
         if max_msize < MIN_MSIZE:
             raise ValueError(f"max_msize {max_msize!r} is below {MIN_MSIZE}")
@@ -119,6 +123,7 @@ class Server:
         self.default_uname = default_uname
         self.default_uid = default_uid
         self.inline = frozenset(inline)
+        self.idle_timeout = idle_timeout
 
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
         """Serve one connection until the peer closes it; always closes every fid."""
@@ -200,9 +205,19 @@ class _Connection:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
+            data: bytes | None
             try:
+                idle = self.server.idle_timeout
                 while True:
-                    data = await self.receiver.receive(self.decoder.wanted(_RECV_CHUNK))
+                    if idle is None:
+                        data = await self.receiver.receive(self.decoder.wanted(_RECV_CHUNK))
+                    else:
+                        data = None
+                        with trio.move_on_after(idle):
+                            data = await self.receiver.receive(self.decoder.wanted(_RECV_CHUNK))
+                        if data is None:
+                            log.info("p9 server: closing a connection idle for %ss", idle)
+                            break
                     if not data:
                         break
                     self.decoder.receive_data(data)
