@@ -216,6 +216,22 @@ def sys_rt_sigqueueinfo(t: Task, pid: int, sig: int, info: int, *_: int) -> int:
     return 0
 
 
+@syscall("rt_tgsigqueueinfo")
+def sys_rt_tgsigqueueinfo(t: Task, tgid: int, tid: int, sig: int, info: int, *_: int) -> int:
+    """Implements Linux syscall rt_tgsigqueueinfo(2): rt_sigqueueinfo to one thread."""
+    sig = _sig(sig)
+    si = bytearray(t.mem_read(info, 128))
+    (code,) = struct.unpack_from("<i", si, 8)
+    target = t.kernel.tasks.get(tid & 0xFFFFFFFF)
+    if target is None or target.tgid != tgid & 0xFFFFFFFF:
+        raise SyscallError(errno.ESRCH)
+    if (code >= 0 or code == S.SI_TKERNEL) and target.leader is not t.leader:
+        raise SyscallError(errno.EPERM)
+    struct.pack_into("<i", si, 0, sig)
+    S.send(t, target, sig, bytes(si), thread=True)
+    return 0
+
+
 # ITIMER_REAL and alarm ----------------------------------------------------------------------
 
 

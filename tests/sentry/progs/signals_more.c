@@ -61,6 +61,8 @@ int main(void) {
     printf("rt queued, ran=%d\n", rt_count);
     sigprocmask(SIG_SETMASK, &old, NULL);
     printf("rt: ran=%d values=%d\n", rt_count, rt_sum);
+    pthread_sigqueue(pthread_self(), SIGRTMIN + 1, (union sigval){.sival_int = 4});
+    printf("pthread_sigqueue: ran=%d values=%d\n", rt_count, rt_sum);
     /* sigsuspend: waits with USR1 unblocked, the old mask (USR1 blocked) comes back */
     signal(SIGUSR1, on_usr1);
     sigemptyset(&s);
