@@ -748,30 +748,23 @@ class GoferFS(Filesystem):
         gen = self.generation
         sizes = [c.inode.size for c in todo]
         fids = [client.alloc_fid() for _ in todo]
-        self.round_trips += 4
+        self.round_trips += 3
         with trio.CancelScope(shield=True):  # fids must be clunked whatever happens
+            walks = None
             try:
-                try:
-                    await client.rpc_many([p9.Twalk(pfid.fid, f, (c.name,))
-                                           for f, c in zip(fids, todo, strict=True)],
-                                          window=PREFETCH_FILES)
-                    await client.rpc_many([p9.Tlopen(f, O_RDONLY) for f in fids],
-                                          window=PREFETCH_FILES)
-                    reads = await client.rpc_many(
-                        [p9.Tread(f, 0, n) for f, n in zip(fids, sizes, strict=True)],
-                        window=PREFETCH_FILES)
-                finally:
-                    try:
-                        await client.rpc_many([p9.Tclunk(f) for f in fids],
+                walks = await client.rpc_many([p9.Twalk(pfid.fid, f, (c.name,))
+                                               for f, c in zip(fids, todo, strict=True)],
                                               window=PREFETCH_FILES)
-                    except OSError:
-                        pass  # a walk had failed: its fid never existed
+                await client.rpc_many([p9.Tlopen(f, O_RDONLY) for f in fids],
+                                      window=PREFETCH_FILES)
+                reads = await client.rpc_many(
+                    [p9.Tread(f, 0, n) for f, n in zip(fids, sizes, strict=True)],
+                    window=PREFETCH_FILES)
             except OSError:
                 self._opens_in[p] = -(1 << 30)  # (unreadable for the server): not again here
                 return
             finally:
-                for f in fids:
-                    client.release_fid(f)
+                await _clunk_batch(client, fids, walks)
         if gen != self.generation:
             return
         for c, n, r in zip(todo, sizes, reads, strict=True):
@@ -872,27 +865,20 @@ class GoferFS(Filesystem):
                 ci.xattrs = {}
             caches.append(ci.xattrs)
         fids = [client.alloc_fid() for _ in todo]
-        self.round_trips += 3
+        self.round_trips += 2
         with trio.CancelScope(shield=True):  # fids must be clunked whatever happens
+            walks = None
             try:
-                try:
-                    await client.rpc_many(
-                        [p9.Twalk(pfid.fid, f, (c.name,)) for f, c in zip(fids, todo,
-                                                                         strict=True)],
-                        window=PREFETCH)
-                    replies = await client.rpc_many([p9.Tlistxattr(f, 0) for f in fids],
-                                                    window=PREFETCH)
-                    values = await self._prefetch_values(client, fids, replies)
-                finally:
-                    try:
-                        await client.rpc_many([p9.Tclunk(f) for f in fids], window=PREFETCH)
-                    except OSError:
-                        pass  # a walk had failed: its fid never existed
+                walks = await client.rpc_many(
+                    [p9.Twalk(pfid.fid, f, (c.name,)) for f, c in zip(fids, todo, strict=True)],
+                    window=PREFETCH)
+                replies = await client.rpc_many([p9.Tlistxattr(f, 0) for f in fids],
+                                                window=PREFETCH)
+                values = await self._prefetch_values(client, fids, replies)
             except OSError:
                 return  # (an entry vanished meanwhile): each is listed alone
             finally:
-                for f in fids:
-                    client.release_fid(f)
+                await _clunk_batch(client, fids, walks)
         if gen != self.generation:
             return  # a rename crossed the walks: they may have named other files
         for i, (c, cache, r) in enumerate(zip(todo, caches, replies, strict=True)):
@@ -1023,6 +1009,23 @@ class GoferFS(Filesystem):
             if fid is not None:
                 d.inode.fid = None  # type: ignore[attr-defined]
                 await fid.clunk()
+
+
+async def _clunk_batch(client: p9.Client, fids: list[int], walks: list[Any] | None) -> None:
+    """Clunk the fids of a prefetch batch. All walked (`walks`): each Tclunk is sent
+    without waiting for its reply (the client frees the number when it comes). Otherwise
+    some never existed: clunk them all in one pipelined batch, errors expected."""
+    if walks is not None:
+        for f, w in zip(fids, walks, strict=True):
+            await p9.Fid(client, f, w.qids[-1], ()).clunk()
+        return
+    try:
+        await client.rpc_many([p9.Tclunk(f) for f in fids], window=len(fids))
+    except OSError:
+        pass  # a walk had failed: its fid never existed
+    finally:
+        for f in fids:
+            client.release_fid(f)
 
 
 def _truncate_pages(ino: GoferInode, size: int) -> None:
