@@ -279,16 +279,13 @@ def _setup_frame(t: Task, sig: int, info: bytes, h: int, flags: int, restorer: i
         sp = ss_sp + ss_size
     else:
         sp -= 128  # the red zone
-    sp = (sp - _FPREGS_SIZE) & ~63
-    fpstate = sp
-    fp = ctypes.create_string_buffer(_FPREGS_SIZE)
-    try:
-        libc.ptrace(PTRACE_GETFPREGS, t.stub.pid, 0, ctypes.addressof(fp))
-    except OSError:
-        fpstate = 0
+    fpimage = _get_fpu(t)
+    sp = (sp - len(fpimage)) & ~63
+    fpstate = sp if fpimage else 0
     sp = ((sp - _FRAME_SIZE) & ~15) - 8
     frame = sp
-    uc = struct.pack("<QQQi4xQ", 2, 0, ss_sp, (SS_ONSTACK if on_alt else
+    uc_flags = 2 | (1 if len(fpimage) > _FPREGS_SIZE else 0)  # SIGCONTEXT_SS, FP_XSTATE
+    uc = struct.pack("<QQQi4xQ", uc_flags, 0, ss_sp, (SS_ONSTACK if on_alt else
                                               ss_flags & SS_DISABLE), ss_size)
     mc = struct.pack("<18Q4H4QQ8Q", regs.r8, regs.r9, regs.r10, regs.r11, regs.r12,
                      regs.r13, regs.r14, regs.r15, regs.rdi, regs.rsi, regs.rbp, regs.rbx,
@@ -298,7 +295,7 @@ def _setup_frame(t: Task, sig: int, info: bytes, h: int, flags: int, restorer: i
     data = struct.pack("<Q", restorer) + uc + mc + struct.pack("<Q", old_mask) + info
     try:
         if fpstate:
-            t.mem_write(fpstate, fp.raw)
+            t.mem_write(fpstate, fpimage)
         t.mem_write(frame, data)
     except OSError:
         t.killed_by = SIGSEGV
@@ -323,6 +320,63 @@ def _setup_frame(t: Task, sig: int, info: bytes, h: int, flags: int, restorer: i
         struct.pack_into("<II", clean, 24, 0x1F80, 0xFFFF)  # mxcsr, mxcsr_mask
         _setfp(t, bytes(clean))
     return 0
+
+
+FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2 = 0x46505853, 0x46505845
+NT_X86_XSTATE, PTRACE_GETREGSET, PTRACE_SETREGSET = 0x202, 0x4204, 0x4205
+_XSTATE = {"size": -1}
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _xstate_size() -> int:
+    return _XSTATE["size"]
+
+
+def _get_fpu(t: Task) -> bytes:
+    """The thread's FPU image for a frame: the whole xsave area (AVX and later state
+    included) with Linux's sw_reserved bytes and trailing magic, else the fxsave image;
+    b"" if neither can be read."""
+    buf = ctypes.create_string_buffer(16384)
+    iov = _IoVec(ctypes.addressof(buf), len(buf))
+    try:
+        libc.ptrace(PTRACE_GETREGSET, t.stub.pid, NT_X86_XSTATE, ctypes.addressof(iov))
+        n = iov.len
+    except OSError:
+        n = 0
+    if n > _FPREGS_SIZE:
+        _XSTATE["size"] = n
+        img = bytearray(buf.raw[:n])
+        (xfeatures,) = struct.unpack_from("<Q", img, 512)
+        struct.pack_into("<IIQI", img, 464, FP_XSTATE_MAGIC1, n + 4, xfeatures, n)
+        return bytes(img) + struct.pack("<I", FP_XSTATE_MAGIC2)
+    fp = ctypes.create_string_buffer(_FPREGS_SIZE)
+    try:
+        libc.ptrace(PTRACE_GETFPREGS, t.stub.pid, 0, ctypes.addressof(fp))
+    except OSError:
+        return b""
+    return fp.raw
+
+
+def _set_fpu(t: Task, img: bytes) -> bool:
+    """Load an FPU image read back from a frame (xsave area or fxsave); False if the host
+    refuses it (a corrupted header)."""
+    if len(img) > _FPREGS_SIZE:
+        buf = ctypes.create_string_buffer(img, len(img))
+        iov = _IoVec(ctypes.addressof(buf), len(img))
+        try:
+            libc.ptrace(PTRACE_SETREGSET, t.stub.pid, NT_X86_XSTATE, ctypes.addressof(iov))
+            return True
+        except OSError:
+            return False
+    buf = ctypes.create_string_buffer(img, _FPREGS_SIZE)
+    try:
+        libc.ptrace(PTRACE_SETFPREGS, t.stub.pid, 0, ctypes.addressof(buf))
+        return True
+    except OSError:
+        return False
 
 
 def _setfp(t: Task, data: bytes) -> None:
@@ -351,6 +405,14 @@ def sigreturn(t: Task) -> int:
         (mask,) = struct.unpack_from("<Q", raw, 296)
         fpstate = v[26]
         fp = t.mem_read(fpstate, _FPREGS_SIZE) if fpstate else None
+        if fp is not None:
+            magic1, _, _, xsize = struct.unpack_from("<IIQI", fp, 464)
+            if magic1 == FP_XSTATE_MAGIC1 and xsize == _xstate_size() > _FPREGS_SIZE:
+                fp = t.mem_read(fpstate, xsize + 4)
+                if struct.unpack_from("<I", fp, xsize)[0] != FP_XSTATE_MAGIC2:
+                    fp = fp[:_FPREGS_SIZE]
+                else:
+                    fp = fp[:xsize]
     except OSError:
         return _segv(t)
     rip, rsp = v[16], v[15]
@@ -364,8 +426,8 @@ def sigreturn(t: Task) -> int:
     regs.eflags = (regs.eflags & ~0x40DD5) | (v[17] & 0x40DD5)  # FIX_EFLAGS
     regs.orig_rax = _MASK64
     ts(t).mask = mask & ~_UNBLOCKABLE
-    if fp is not None:
-        _setfp(t, fp)
+    if fp is not None and not _set_fpu(t, fp):
+        return _segv(t)  # an xsave header the CPU would refuse
     return rax
 
 

@@ -42,8 +42,25 @@ static void on_chld(int sig, siginfo_t *si, void *uc) {
     chld_code = si->si_code;
     chld_status = si->si_status;
 }
+__attribute__((target("avx"))) static void avx_clobber(void) {
+    __asm__ volatile("vpcmpeqd %%ymm7, %%ymm7, %%ymm7\n\tvzeroupper" ::: "xmm7");
+}
+/* ymm7's upper half must survive a handler that clobbers it (the xsave area) */
+__attribute__((target("avx"))) static int avx_preserved(long pid, long tid) {
+    unsigned long in[4] = {1, 2, 0x3333333333333333UL, 0x4444444444444444UL}, out[4];
+    __asm__ volatile("vmovdqu %[in], %%ymm7\n\t"
+                     "mov $234, %%eax\n\t"
+                     "syscall\n\t"
+                     "vmovdqu %%ymm7, %[out]\n\t"
+                     "vzeroupper"
+                     : [out] "=m"(out)
+                     : [in] "m"(in), "D"(pid), "S"(tid), "d"((long)SIGUSR2)
+                     : "rax", "rcx", "r11", "xmm7", "memory");
+    return memcmp(in, out, sizeof in) == 0;
+}
 static void on_usr2(int sig) {
     (void)sig;
+    if (__builtin_cpu_supports("avx")) avx_clobber();
     volatile double a = 3.25, b = 7.5;
     a = a * b + 1.0;
     __asm__ volatile("pxor %%xmm7, %%xmm7\n\tpxor %%xmm0, %%xmm0" ::: "xmm7", "xmm0");
@@ -149,6 +166,7 @@ int main(void) {
                      : [in] "r"(in), "D"(pid), "S"(tid), "d"((long)SIGUSR2)
                      : "rax", "rcx", "r11", "xmm7", "memory");
     printf("fpu: preserved=%d\n", out == in);
+    printf("avx: preserved=%d\n", __builtin_cpu_supports("avx") ? avx_preserved(pid, tid) : 1);
     /* SIGCHLD with siginfo when a child exits */
     set_info(SIGCHLD, on_chld, 0);
     sigemptyset(&s);
