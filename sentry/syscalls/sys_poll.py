@@ -1,4 +1,5 @@
-"""poll, ppoll, select, pselect6: wait until one of several open files is ready.
+"""poll, ppoll, select, pselect6 and the epoll family: wait until one of several open files
+is ready.
 
 Each call scans every file's `readiness(mask)`; if nothing is ready it awaits all the
 files' `wait_ready(mask)` at once in a trio nursery (the first to return ends the wait),
@@ -11,6 +12,11 @@ rt_sigsuspend does (`ThreadSignals.saved_mask`): if the call ends with EINTR and
 is deliverable, the handler's frame keeps the original mask for sigreturn to restore;
 otherwise the original mask is restored before returning, as Linux's
 `restore_saved_sigmask_unless` does.
+
+epoll: an `EpollFD` is a vfs FileDescription (installed in the fd table, pollable,
+closable) holding the interest list; epoll_wait scans it the same way. Level-triggered;
+EPOLLONESHOT disarms after one report; EPOLLET is accepted but served level-triggered
+(readiness is scanned, not edge-notified, because host-backed files have no wait queue).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import trio
 
 from sentry.kernel import signals as S
 from vfs.abi import (
+    O_RDONLY,
     POLLERR,
     POLLHUP,
     POLLIN,
@@ -35,8 +42,9 @@ from vfs.abi import (
     POLLWRBAND,
     POLLWRNORM,
 )
+from vfs.file import FileDescription
 
-from .table import SyscallError, syscall
+from .table import Level, SyscallError, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -306,4 +314,172 @@ async def sys_pselect6(t: Task, nfds: int, rp: int, wp: int, ep: int, tsp: int,
         _write_back(t, tsp, deadline, zero, usec=False)
 
 
-__all__ = ["sys_poll", "sys_ppoll", "sys_pselect6", "sys_select"]
+
+
+# epoll --------------------------------------------------------------------------------------
+
+EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD = 1, 2, 3
+EPOLL_CLOEXEC = 0o2000000
+EPOLLEXCLUSIVE, EPOLLWAKEUP, EPOLLONESHOT, EPOLLET = 1 << 28, 1 << 29, 1 << 30, 1 << 31
+#: struct epoll_event is packed on x86_64: u32 events, u64 data.
+EPOLL_EVENT = struct.Struct("<IQ")
+_EP_MAX_EVENTS = 0x7FFFFFFF // EPOLL_EVENT.size
+_EP_PRIVATE = EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE | EPOLLWAKEUP
+_S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
+
+
+class EpollFD(FileDescription):
+    """An epoll instance: a file (it lives in the fd table, can be polled and closed) that
+    holds an interest list keyed like Linux's, by (fd, open file). Level-triggered: an item
+    is reported on every wait while it is ready; EPOLLONESHOT disables it after one report
+    until EPOLL_CTL_MOD. Reported items move to the end so a small `maxevents` still sees
+    every ready item in turn (Linux's ready-list rotation)."""
+
+    def __init__(self) -> None:
+        super().__init__(None, O_RDONLY)
+        #: (fd, id(file)) -> [file, events, data]
+        self.items: dict[tuple[int, int], list[Any]] = {}
+
+    def _live(self) -> list[tuple[tuple[int, int], list[Any]]]:
+        """The items whose file is still open (Linux drops an item at the file's release)."""
+        for key in [k for k, it in self.items.items() if it[0].refs <= 0]:
+            del self.items[key]
+        return list(self.items.items())
+
+    def ready(self, maxevents: int) -> list[tuple[int, int]]:
+        """(events, data) of up to `maxevents` ready items, rotating and disarming as Linux."""
+        out: list[tuple[int, int]] = []
+        for key, it in self._live():
+            if len(out) >= maxevents:
+                break
+            f, events, data = it
+            mask = events & 0xFFFF  # POLLERR|POLLHUP were added by epoll_ctl; 0: disarmed
+            r = f.readiness(mask) & mask if mask else 0
+            if not r:
+                continue
+            out.append((r, data))
+            if events & EPOLLONESHOT:
+                it[1] = events & _EP_PRIVATE
+            del self.items[key]
+            self.items[key] = it  # to the end of the list
+        return out
+
+    def waiters(self) -> list[tuple[Any, int]]:
+        return [(it[0], it[1] & 0xFFFF) for _, it in self._live() if it[1] & 0xFFFF]
+
+    def readiness(self, mask: int) -> int:
+        for _, (f, events, _d) in self._live():
+            m = events & 0xFFFF
+            if m and f.readiness(m) & m:
+                return mask & (POLLIN | POLLRDNORM)
+        return 0
+
+    async def wait_ready(self, mask: int) -> int:
+        while True:
+            got = self.readiness(mask)
+            if got:
+                return got
+            await _wait_any(self.waiters(), None)
+
+    async def release(self) -> None:
+        self.items.clear()
+
+
+def _epoll(t: Task, fd: int) -> EpollFD:
+    f = t.fdtable.get(_i32(fd))
+    if not isinstance(f, EpollFD):
+        raise SyscallError(errno.EINVAL)
+    return f
+
+
+def _new_epoll(t: Task, flags: int) -> int:
+    if flags & ~EPOLL_CLOEXEC:
+        raise SyscallError(errno.EINVAL)
+    return t.fdtable.install(EpollFD(), cloexec=bool(flags & EPOLL_CLOEXEC))
+
+
+@syscall("epoll_create")
+def sys_epoll_create(t: Task, size: int, *_: int) -> int:
+    """Implements Linux syscall epoll_create(2): `size` must be positive and is ignored."""
+    if _i32(size) <= 0:
+        raise SyscallError(errno.EINVAL)
+    return _new_epoll(t, 0)
+
+
+@syscall("epoll_create1")
+def sys_epoll_create1(t: Task, flags: int, *_: int) -> int:
+    """Implements Linux syscall epoll_create1(2)."""
+    return _new_epoll(t, _i32(flags) & 0xFFFFFFFF)
+
+
+@syscall("epoll_ctl", level=Level.PARTIAL,
+         note="level-triggered; EPOLLET is accepted and served level-triggered")
+async def sys_epoll_ctl(t: Task, epfd: int, op: int, fd: int, ev: int, *_: int) -> int:
+    """Implements Linux syscall epoll_ctl(2): ADD, MOD, DEL on the interest list."""
+    op, fd = _i32(op), _i32(fd)
+    events = data = 0
+    if op != EPOLL_CTL_DEL:
+        events, data = EPOLL_EVENT.unpack(t.mem_read(ev, EPOLL_EVENT.size))
+        events |= POLLERR | POLLHUP  # always reported, as Linux's epoll_ctl adds them
+    ep = t.fdtable.get(_i32(epfd))
+    f = t.fdtable.get(fd)
+    if f is ep or not isinstance(ep, EpollFD):
+        raise SyscallError(errno.EINVAL)
+    if not isinstance(f, EpollFD):
+        try:
+            mode = (await f.stat()).mode
+        except OSError:
+            mode = 0
+        if mode & _S_IFMT in (_S_IFREG, _S_IFDIR):
+            raise SyscallError(errno.EPERM)  # no poll: Linux refuses regular files and dirs
+    key = (fd, id(f))
+    ep._live()
+    if op == EPOLL_CTL_ADD:
+        if key in ep.items:
+            raise SyscallError(errno.EEXIST)
+        ep.items[key] = [f, events, data]
+    elif op == EPOLL_CTL_MOD:
+        if key not in ep.items:
+            raise SyscallError(errno.ENOENT)
+        if events & EPOLLEXCLUSIVE or ep.items[key][1] & EPOLLEXCLUSIVE:
+            raise SyscallError(errno.EINVAL)
+        ep.items[key][1:] = [events, data]
+    elif op == EPOLL_CTL_DEL:
+        if ep.items.pop(key, None) is None:
+            raise SyscallError(errno.ENOENT)
+    else:
+        raise SyscallError(errno.EINVAL)
+    return 0
+
+
+async def _epoll_wait(t: Task, epfd: int, addr: int, maxevents: int, timeout: int) -> int:
+    maxevents, ms = _i32(maxevents), _i32(timeout)
+    if maxevents <= 0 or maxevents > _EP_MAX_EVENTS:
+        raise SyscallError(errno.EINVAL)
+    ep = _epoll(t, epfd)
+    deadline = None if ms < 0 else trio.current_time() + ms / 1000
+    got: list[tuple[int, int]] = []
+
+    def scan() -> tuple[int, list[tuple[Any, int]]]:
+        got[:] = ep.ready(maxevents)
+        return len(got), ([] if got else ep.waiters())
+
+    n = await _scan_loop(t, scan, deadline)
+    if n:
+        t.mem_write(addr, b"".join(EPOLL_EVENT.pack(e, d) for e, d in got))
+    return n
+
+
+@syscall("epoll_wait")
+async def sys_epoll_wait(t: Task, epfd: int, addr: int, maxevents: int, timeout: int,
+                         *_: int) -> int:
+    """Implements Linux syscall epoll_wait(2): timeout in ms, negative for forever."""
+    return await _epoll_wait(t, epfd, addr, maxevents, timeout)
+
+
+@syscall("epoll_pwait")
+async def sys_epoll_pwait(t: Task, epfd: int, addr: int, maxevents: int, timeout: int,
+                          sigmask: int, size: int) -> int:
+    """Implements Linux syscall epoll_pwait(2): epoll_wait with a temporary signal mask."""
+    _swap_mask(t, sigmask, size)
+    return await _masked(t, _epoll_wait(t, epfd, addr, maxevents, timeout))

@@ -1,4 +1,4 @@
-"""poll, ppoll, select and pselect6 served by the Sentry, compared with Linux: a C program
+"""poll, ppoll, select, pselect6 and epoll served by the Sentry, compared with Linux: a C program
 on pipes (ready, not ready, timeouts, a writer in another process, POLLHUP/POLLERR,
 POLLNVAL, EBADF/EINVAL/EFAULT, EINTR from a handler, the temporary signal mask), and GNU
 make -j2, whose jobserver waits in pselect6 with SIGCHLD unblocked only for the wait."""
@@ -18,6 +18,19 @@ async def test_poll_select_match_linux(tmp_path):
     st, out = native([prog])
     assert st == 0 and b"pselect interrupted: -1 EINTR" in out, out  # the oracle is sane
     status, got, k, _ = await run_vfs(["/poll"], {"/poll": prog})
+    assert got.decode() == out.decode(), k.events
+    assert status == st, k.events
+    assert not [e for e in k.events if e[0] in ("internal-error", "unsupported-syscall")]
+
+
+async def test_epoll_matches_linux(tmp_path):
+    """epoll_create/create1/ctl/wait/pwait on pipes: level-triggered reports, EPOLLONESHOT
+    and re-arming by MOD, errnos, a writer in another process, an epoll fd inside poll,
+    EINTR, epoll_pwait's temporary mask, POLLHUP, and closing the epoll fd."""
+    prog = build_c(tmp_path, "epoll", (PROGS / "epoll.c").read_text(), "-static", "-w")
+    st, out = native([prog])
+    assert st == 0 and b"epoll_pwait interrupted: -1 EINTR" in out, out
+    status, got, k, _ = await run_vfs(["/epoll"], {"/epoll": prog})
     assert got.decode() == out.decode(), k.events
     assert status == st, k.events
     assert not [e for e in k.events if e[0] in ("internal-error", "unsupported-syscall")]
