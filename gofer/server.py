@@ -17,8 +17,7 @@ from collections.abc import Sequence
 import trio
 
 import p9
-from p9 import Attr, Qid, Rgetlock, Rstatfs, SetAttr
-from p9._dirents import ENTRY_FIXED, PackedDirents, pack_rows
+from p9 import ENTRY_FIXED, Attr, PackedDirents, Qid, Rgetlock, Rstatfs, SetAttr, pack_rows
 
 from .host import Export, Node, OpenFile, ProcFD, qid_type_of
 from .ident import Ident, IdentityPolicy, apply_ident

@@ -19,6 +19,7 @@ from ._constants import (
     QidType,
     SetattrMask,
 )
+from ._dirents import ENTRY_FIXED, PackedDirents, pack_rows
 from ._errors import ProtocolError
 from ._file import File, Filesystem
 from ._framing import FrameDecoder, decode_frame, encode_frame, encode_frame_parts
@@ -48,6 +49,7 @@ from ._transport import (
 from ._version import BASE, OURS, PLAIN, RUNPSC, Dialect, client_accept, server_choose
 
 __all__ = [
+    "ENTRY_FIXED", "PackedDirents", "pack_rows",
     "AT_REMOVEDIR", "IOHDRSZ", "MIN_MSIZE", "NOFID", "NONUNAME", "NOTAG", "GetattrMask",
     "LockFlags", "LockStatus", "LockType", "QidType", "SetattrMask", "ProtocolError",
     "FrameDecoder", "decode_frame", "encode_frame", "encode_frame_parts", "REGISTRY", "RESPONSE_OF", "Attr",
