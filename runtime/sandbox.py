@@ -387,7 +387,10 @@ class Sandbox:
                 view.exe = path
             self.procfs.provider = view
             try:
-                status = await kernel.run(argv, envp, fdtable, ctx, creds, path=path)
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(_forward_host_signals, kernel)
+                    status = await kernel.run(argv, envp, fdtable, ctx, creds, path=path)
+                    nursery.cancel_scope.cancel()
             finally:
                 view.running = False
                 with trio.CancelScope(shield=True):
@@ -678,6 +681,26 @@ async def _mkdir_p(vfs: Any, ctx: Any, creds: Any, path: bytes) -> None:
 
 
 # -- filesystem constructors: one place that knows the vfs constructors' names ----------------
+
+
+#: Signals that runpsc passes on to the sandbox's first process, as `runsc do` does: a
+#: terminal's ^C / ^\\, a hang-up, and `kill` of the runpsc process. (The stubs sit in a
+#: process group of their own, so the terminal's signals reach only runpsc.)
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+
+
+async def _forward_host_signals(kernel: Any, *, task_status: Any) -> None:
+    """Deliver host signals sent to runpsc to sandbox pid 1 (si_code SI_USER, from outside
+    the sandbox) until cancelled. Started with `nursery.start`."""
+    import trio
+
+    from sentry.kernel.signals import kill_from_host
+
+    with trio.open_signal_receiver(*FORWARDED_SIGNALS) as received:
+        task_status.started()
+        async for sig in received:
+            kill_from_host(kernel, 1, int(sig))
 
 
 async def _goferfs(stack: contextlib.AsyncExitStack, gofer: GoferProcess, *,
