@@ -129,6 +129,14 @@ class _Parked:
 
     lot = trio.lowlevel.ParkingLot()
     count = 0
+    #: SigchldWaiters serving now, and what the first of them found (SIGCHLD's handler, and
+    #: whether it was blocked): the last one to stop puts both back. trio's receivers each
+    #: restore the handler they replaced, which is right only when they close in reverse
+    #: order; two Kernels' receivers need not, and a stale trio handler left installed
+    #: with SIGCHLD blocked made later native children's `wait` hang.
+    serving = 0
+    saved_handler: object = signal.SIG_DFL
+    saved_blocked = False
 
 
 class SigchldWaiter:
@@ -148,14 +156,22 @@ class SigchldWaiter:
         return _Parked.count > 0
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        with trio.open_signal_receiver(signal.SIGCHLD) as signals:
-            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-            try:
+        if _Parked.serving == 0:
+            _Parked.saved_handler = signal.getsignal(signal.SIGCHLD)
+        _Parked.serving += 1
+        try:
+            with trio.open_signal_receiver(signal.SIGCHLD) as signals:
+                old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+                if _Parked.serving == 1:
+                    _Parked.saved_blocked = signal.SIGCHLD in old
                 task_status.started()
                 async for _ in signals:
                     _Parked.lot.unpark_all()
-            finally:
-                if signal.SIGCHLD not in old:
+        finally:
+            _Parked.serving -= 1
+            if _Parked.serving == 0:
+                signal.signal(signal.SIGCHLD, _Parked.saved_handler)
+                if not _Parked.saved_blocked:
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
     async def waitpid(self, pid: int) -> int:
@@ -192,7 +208,7 @@ class SigchldWaiter:
                     await _Parked.lot.park()
         finally:
             _Parked.count -= 1
-            if _Parked.count == 0:
+            if _Parked.count == 0 and _Parked.serving:
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 
 

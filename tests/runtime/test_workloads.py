@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.test_do import ROOT, runpsc
+from tests.runtime.test_do import runpsc
 from tests.support import need_binary
 
 SHELLS = {
@@ -57,6 +57,9 @@ MAKE_FILES = {
 }
 
 
+WORKDIR = "/usr"
+
+
 def compare(argv: list[str], *, sort: bool = False, volumes: dict[str, str] | None = None,
             env: dict[str, tuple[str, str]] | None = None) -> None:
     """Run argv natively and under `runpsc do`; stdout and status must be equal.
@@ -66,9 +69,12 @@ def compare(argv: list[str], *, sort: bool = False, volumes: dict[str, str] | No
     """
     env = env or {}
     native_env = dict(os.environ, **{k: v[0] for k, v in env.items()})
+    # Both sides run in WORKDIR, not in the checkout: a checkout under /tmp is invisible
+    # in the sandbox, whose /tmp is a tmpfs of its own.
     want = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL,
-                          env=native_env, cwd=ROOT, timeout=120)
-    flags = [f"--volume={h}:{s}" for h, s in (volumes or {}).items()]
+                          env=native_env, cwd=WORKDIR, timeout=120)
+    flags = [f"--cwd={WORKDIR}"]
+    flags += [f"--volume={h}:{s}" for h, s in (volumes or {}).items()]
     flags += [f"--env={k}={v[1]}" for k, v in env.items()]
     got = runpsc("do", *flags, "--", *argv)
     w, g = want.stdout, got.stdout
