@@ -175,8 +175,6 @@ async def test_stateful_steps_match_native(busybox, native_dir):
     assert await s.read_file("/tmp/data/w/dd.out") == host
 
 
-@pytest.mark.xfail(strict=True, reason="vfs tmpfs lists directory entries oldest first "
-                   "(Linux tmpfs: newest first), so tar's archive order differs")
 async def test_directory_layout_matches_native(busybox, native_dir):
     s = await _session(native_dir)
     for argv in DIR_LAYOUT:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import resource
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -113,17 +114,22 @@ class Session:
         old_umask, ctx.umask = ctx.umask, 0
         try:
             dirs = []
-            for dirpath, dirnames, filenames in os.walk(host):
+            for dirpath, _dirs, _files in os.walk(host):
                 rel = os.path.relpath(dirpath, host)
                 tdir = target if rel == "." else f"{target}/{rel}"
                 st = os.lstat(dirpath)
                 await self.mkdir_p(tdir, st.st_mode & 0o7777)
                 dirs.append((tdir, st))
-                for name in sorted(filenames + [d for d in dirnames
-                                                if os.path.islink(os.path.join(dirpath, d))]):
+                # Entries are made in the host directory's creation order (the reverse of a
+                # tmpfs listing, which is newest first) so that listings, and what tar
+                # archives in listing order, come out in the same order in the sandbox.
+                for name in reversed(os.listdir(dirpath)):
                     src = os.path.join(dirpath, name)
                     dst = f"{tdir}/{name}".encode()
                     st = os.lstat(src)
+                    if stat.S_ISDIR(st.st_mode):
+                        await v.mkdirat(ctx, c, None, dst, st.st_mode & 0o7777)
+                        continue
                     if os.path.islink(src):
                         await v.symlinkat(ctx, c, os.readlink(src).encode(), None, dst)
                     else:
