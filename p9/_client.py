@@ -410,6 +410,36 @@ class Client:
         assert isinstance(r, m.Rattach)
         return Fid(self, fid, r.qid, ())
 
+    async def _walk_to_new_fid(self, make: Callable[[int], m.Message], reply_type: type,
+                               names: Sequence[bytes]) -> tuple[int, Any]:
+        """Send `make(newfid)`, a request that walks `names` into a fresh fid (Twalk,
+        Twalkgetattr), and return (newfid, reply) once every name was walked.
+
+        The fid never leaks: an error or a partial walk releases it; cancellation leaves
+        it to the late reply, which clunks it if the server did create it.
+        """
+        newfid = self.alloc_fid()
+        n = len(names)
+
+        async def late(reply: m.Message | None) -> None:
+            if isinstance(reply, reply_type) and len(reply.qids) == n:
+                await self._clunk(newfid)
+            else:
+                self.release_fid(newfid)
+
+        try:
+            r = await self.rpc(make(newfid), on_cancel=late)
+        except trio.Cancelled:
+            raise
+        except BaseException:
+            self.release_fid(newfid)
+            raise
+        assert isinstance(r, reply_type)
+        if len(r.qids) != n:
+            self.release_fid(newfid)
+            raise _partial_walk_error(r.qids, names)
+        return newfid, r
+
     async def _clunk(self, fid: int) -> None:
         """Send Tclunk without waiting for Rclunk: a clunk always frees the fid on the
         server, whatever it answers, so nobody needs the reply; the fid number is reused
@@ -519,25 +549,9 @@ class Fid:
         try:
             for chunk in chunks:
                 src = cur or self
-                newfid = c.alloc_fid()
-
-                async def late(reply: m.Message | None, nf: int = newfid, n: int = len(chunk)) -> None:
-                    if isinstance(reply, m.Rwalk) and len(reply.qids) == n:
-                        await c._clunk(nf)
-                    else:
-                        c.release_fid(nf)
-
-                try:
-                    r = await c.rpc(m.Twalk(src.fid, newfid, tuple(chunk)), on_cancel=late)
-                except trio.Cancelled:
-                    raise
-                except BaseException:
-                    c.release_fid(newfid)
-                    raise
-                assert isinstance(r, m.Rwalk)
-                if len(r.qids) != len(chunk):
-                    c.release_fid(newfid)
-                    raise _partial_walk_error(r.qids, chunk)
+                newfid, r = await c._walk_to_new_fid(
+                    lambda nf, src=src, chunk=chunk: m.Twalk(src.fid, nf, tuple(chunk)),
+                    m.Rwalk, chunk)
                 if r.qids:
                     qid = r.qids[-1]
                 nxt = Fid(c, newfid, qid, src.path + tuple(chunk))
@@ -564,25 +578,8 @@ class Fid:
             except BaseException:
                 await f.clunk()
                 raise
-        newfid = c.alloc_fid()
-
-        async def late(reply: m.Message | None) -> None:
-            if isinstance(reply, m.Rwalkgetattr) and len(reply.qids) == len(names):
-                await c._clunk(newfid)
-            else:
-                c.release_fid(newfid)
-
-        try:
-            r = await c.rpc(m.Twalkgetattr(self.fid, newfid, tuple(names)), on_cancel=late)
-        except trio.Cancelled:
-            raise
-        except BaseException:
-            c.release_fid(newfid)
-            raise
-        assert isinstance(r, m.Rwalkgetattr)
-        if len(r.qids) != len(names):
-            c.release_fid(newfid)
-            raise _partial_walk_error(r.qids, names)
+        newfid, r = await c._walk_to_new_fid(
+            lambda nf: m.Twalkgetattr(self.fid, nf, tuple(names)), m.Rwalkgetattr, names)
         qid = r.qids[-1] if r.qids else self.qid
         return Fid(c, newfid, qid, self.path + tuple(names)), Stat(qid, r.valid, r.attr)
 
