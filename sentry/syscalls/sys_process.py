@@ -10,7 +10,7 @@ import errno
 import os
 import struct
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -693,13 +693,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     child.comm, child.rlimits = t.comm, dict(t.rlimits)
     child.prctl_state = dict(t.prctl_state)
     child.pgid, child.sid = t.pgid, t.sid
-    ctypes.pointer(child_stub.regs)[0] = t.regs
-    r = child_stub.regs
-    r.rax = 0
-    if stack:
-        r.rsp = stack
-    if flags & CLONE_SETTLS:
-        r.fs_base = tls
+    _start_regs(child_stub, t, flags, stack, tls)
     if flags & CLONE_PARENT_SETTID:
         t.mem_write(ptid, struct.pack("<i", pid))
         child.mem_write(ptid, struct.pack("<i", pid))
@@ -711,6 +705,18 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     if flags & CLONE_VFORK:
         await child.vfork_done.wait()
     return pid
+
+
+def _start_regs(stub: Any, t: Task, flags: int, stack: int, tls: int) -> None:
+    """A clone's first registers: the caller's, returning 0, on `stack` if one was given,
+    with the new TLS under CLONE_SETTLS."""
+    ctypes.pointer(stub.regs)[0] = t.regs
+    r = stub.regs
+    r.rax = 0
+    if stack:
+        r.rsp = stack
+    if flags & CLONE_SETTLS:
+        r.fs_base = tls
 
 
 def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
@@ -727,13 +733,7 @@ def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: in
                  creds=t.creds)
     th.leader, th.threads, th.stubs = leader, set(), []
     th.rlimits, th.prctl_state, th.comm = leader.rlimits, leader.prctl_state, t.comm
-    ctypes.pointer(tstub.regs)[0] = t.regs
-    r = tstub.regs
-    r.rax = 0
-    if stack:
-        r.rsp = stack
-    if flags & CLONE_SETTLS:
-        r.fs_base = tls
+    _start_regs(tstub, t, flags, stack, tls)
     if flags & CLONE_PARENT_SETTID:
         t.mem_write(ptid, struct.pack("<i", tid))
     if flags & CLONE_CHILD_SETTID:
