@@ -7,7 +7,9 @@ CI the test is skipped with a message that says what to install.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+import signal
 
 import pytest
 
@@ -31,6 +33,14 @@ def need_binary(name: str, package: str | None = None) -> str:
     if path is None:
         missing(name, f"apt-get install {package or name} (or run scripts/setup.sh)")
     return path
+
+
+def native_child_setup() -> None:
+    """`preexec_fn` for a native reference run (or a runpsc run compared with one): no core
+    file in the cwd if it crashes, and no signal blocked whatever the test process blocks
+    (an in-process Sentry blocks SIGCHLD while it serves), so both sides start alike."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
 def need_root() -> None:

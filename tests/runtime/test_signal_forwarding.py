@@ -13,19 +13,16 @@ import time
 import pytest
 
 from tests.runtime.test_do import ROOT
+from tests.support import native_child_setup
 
 TRAP = ["sh", "-c", 'trap "echo caught; exit 3" TERM; echo ready; while :; do sleep 0.1; done']
 PLAIN = ["sh", "-c", "echo ready; exec sleep 30"]
 
 
-def _clean_mask() -> None:
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
-
-
 def _signalled(argv: list[str], sig: int) -> tuple[bytes, int]:
     """Start `argv`, wait for its "ready" line, send `sig`; return (stdout, shell status)."""
     proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, preexec_fn=_clean_mask)
+                            stderr=subprocess.PIPE, preexec_fn=native_child_setup)
     try:
         first = proc.stdout.readline()
         assert first == b"ready\n", (first, proc.stderr.read() if proc.poll() is not None else b"")
@@ -68,7 +65,7 @@ def _descendants(pid: int) -> set[int]:
 def test_sigkill_of_runpsc_leaves_nothing_behind() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "do", "--", *PLAIN],
                             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, preexec_fn=_clean_mask)
+                            stderr=subprocess.DEVNULL, preexec_fn=native_child_setup)
     assert proc.stdout.readline() == b"ready\n"
     family = _descendants(proc.pid)
     assert family, "runpsc should have a gofer and a stub running"

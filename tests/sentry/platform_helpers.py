@@ -15,7 +15,7 @@ from pathlib import Path
 from sentry.kernel import Kernel
 from sentry.loader import HostFiles
 from sentry.syscalls.table import TABLE, Entry, Level, SyscallError, number
-from tests.support import need_binary
+from tests.support import native_child_setup, need_binary
 
 _OWN_FAMILIES = {"sentry.syscalls.sys_process", "sentry.syscalls.sys_mmap",
                  "sentry.syscalls.sys_futex",
@@ -78,12 +78,8 @@ def build_c(tmp: Path, name: str, source: str, *flags: str) -> str:
 
 def native(argv: list[str]) -> tuple[int, bytes]:
     """Run argv natively; return (wait-status-like code, stdout)."""
-    import resource
-
-    def no_core() -> None:  # a crashing test program must not drop a core file in the cwd
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    p = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, preexec_fn=no_core)
+    p = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL,
+                       preexec_fn=native_child_setup)
     status = (p.returncode << 8) if p.returncode >= 0 else -p.returncode
     return status, p.stdout
 

@@ -3,6 +3,8 @@ SIGCHLD, default actions), each run compared with the same program run natively.
 
 from pathlib import Path
 
+from tests.support import native_child_setup
+
 from .platform_helpers import build_c, native, run_vfs
 
 PROGS = Path(__file__).resolve().parent / "progs"
@@ -64,7 +66,7 @@ async def test_signal_from_outside_reaches_handler(tmp_path):
     prog = build_c(tmp_path, "term", TERM_PROG, "-static", "-w")
     # natively first: the same two signals from outside
     p = subprocess.Popen([prog], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                         preexec_fn=lambda: __import__("signal").pthread_sigmask(2, set()))
+                         preexec_fn=native_child_setup)
     native_out = p.stdout.readline()
     p.send_signal(15)
     native_out += p.stdout.readline()

@@ -1,13 +1,12 @@
 """Shell `trap` handlers under `runpsc do`, compared with native runs: the shells install
 handlers with rt_sigaction, send with kill, and reap a child killed by SIGTERM."""
 
-import signal
 import subprocess
 
 import pytest
 
 from tests.runtime.test_do import ROOT, runpsc
-from tests.support import need_binary
+from tests.support import native_child_setup, need_binary
 
 # The TERM trap is reset before `sleep 5 &`: a child forked while the trap is set may take
 # the kill before it resets the inherited handler, so even native busybox printed status 0
@@ -17,15 +16,9 @@ SCRIPT = ('trap "echo got" USR1; kill -USR1 $$; echo done; trap "echo term" TERM
           ' trap "echo bye" EXIT')
 
 
-def _clean_signals() -> None:
-    """The native run starts with no blocked signals, whatever the test process blocks
-    (the Sentry's SIGCHLD waiter blocks SIGCHLD on its thread)."""
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
-
-
 def compare(argv: list[str]) -> None:
     want = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, cwd=ROOT,
-                          timeout=60, preexec_fn=_clean_signals)
+                          timeout=60, preexec_fn=native_child_setup)
     got = runpsc("do", "--", *argv, timeout=60)
     assert want.stdout, want
     assert (got.stdout, got.returncode) == (want.stdout, want.returncode), got.stderr

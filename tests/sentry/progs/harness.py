@@ -11,14 +11,13 @@ stdout and stderr are host files read back after each run.
 from __future__ import annotations
 
 import os
-import resource
 import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support import need_binary
+from tests.support import native_child_setup, need_binary
 
 PROGS = Path(__file__).resolve().parent
 #: A fixed timestamp given to copied-in trees, natively and in the sandbox alike.
@@ -51,13 +50,9 @@ def build(tmp: Path, name: str, *, static: bool = True) -> str:
     return str(out)
 
 
-def _no_core() -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def native(argv: list[str], *, stdin: bytes | None = None, **kw) -> Result:
     """Run natively (no core dumps); stdout/stderr captured."""
-    p = subprocess.run(argv, capture_output=True, preexec_fn=_no_core,
+    p = subprocess.run(argv, capture_output=True, preexec_fn=native_child_setup,
                        input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
                        **kw)
     status = (p.returncode & 0xFF) << 8 if p.returncode >= 0 else -p.returncode
