@@ -77,8 +77,8 @@ class OverlayTarget:
 
 
 @asynccontextmanager
-async def overlay_target(tmp_path: Any) -> AsyncIterator[OverlayTarget]:
-    lower_fs = Tmpfs()
+async def _overlay_over(lower_fs: Any) -> AsyncIterator[OverlayTarget]:
+    """A tmpfs upper over `lower_fs`; set-up steps go to the lower layer directly."""
     lv = VirtualFilesystem(lower_fs)
     await lv.mkdirat(lv.new_context(), ROOT, None, b"/t", 0o755)
     lower = await VfsTarget(lv, b"/t", "lower").start()
@@ -90,6 +90,12 @@ async def overlay_target(tmp_path: Any) -> AsyncIterator[OverlayTarget]:
     finally:
         await over.close()
         await lower.close()
+
+
+@asynccontextmanager
+async def overlay_target(tmp_path: Any) -> AsyncIterator[OverlayTarget]:
+    async with _overlay_over(Tmpfs()) as t:
+        yield t
 
 
 TARGETS = {"tmpfs": tmpfs_target, "overlay": overlay_target}
@@ -156,18 +162,8 @@ async def goferfs_shared_target(tmp_path: Any) -> AsyncIterator[VfsTarget]:
 @asynccontextmanager
 async def overlay_gofer_target(tmp_path: Any) -> AsyncIterator[OverlayTarget]:
     """The sandbox's default root: a tmpfs upper over a goferfs lower."""
-    async with _goferfs(tmp_path, "exclusive") as gfs:
-        lv = VirtualFilesystem(gfs)
-        await lv.mkdirat(lv.new_context(), ROOT, None, b"/t", 0o755)
-        lower = await VfsTarget(lv, b"/t", "lower").start()
-        ov = VirtualFilesystem(Overlay(Tmpfs(), gfs))
-        pipefs.install(ov)
-        over = await VfsTarget(ov, b"/t", "overlay").start()
-        try:
-            yield OverlayTarget(lower, over)
-        finally:
-            await over.close()
-            await lower.close()
+    async with _goferfs(tmp_path, "exclusive") as gfs, _overlay_over(gfs) as t:
+        yield t
 
 
 TARGETS.update({
