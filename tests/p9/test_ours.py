@@ -6,6 +6,8 @@ import errno
 import os
 import socket
 import struct
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import pytest
 import trio
@@ -161,6 +163,15 @@ async def _recv(stream) -> tuple[int, p9.Message]:
         dec.receive_data(await stream.receive_some(1 << 16))
 
 
+async def _requests(stream) -> AsyncIterator[tuple[int, p9.Message]]:
+    """(tag, message) of each request a scripted fake server receives, until EOF."""
+    dec = p9.FrameDecoder(1 << 20)
+    while data := await stream.receive_some(4096):
+        dec.receive_data(data)
+        while (item := dec.next_message()) is not None:
+            yield item
+
+
 async def test_leniencies_raw(dirs) -> None:
     export, _ = dirs
     async with trio.open_nursery() as nursery:
@@ -282,14 +293,8 @@ async def test_client_fallbacks_against_a_plain_old_server(dirs) -> None:
 
 async def test_client_refuses_tiny_msize_and_non_9p2000l(dirs) -> None:
     async def fake_server(stream, answer):
-        dec = p9.FrameDecoder(1 << 20)
-        while True:
-            data = await stream.receive_some(4096)
-            if not data:
-                return
-            dec.receive_data(data)
-            while (item := dec.next_message()) is not None:
-                await stream.send_all(p9.encode_frame(item[0], answer))
+        async for tag, _ in _requests(stream):
+            await stream.send_all(p9.encode_frame(tag, answer))
 
     for answer, code in ((p9.Rversion(1024, b"9P2000.L"), errno.EPROTO),
                          (p9.Rversion(8192, b"unknown"), errno.EPROTONOSUPPORT)):
@@ -355,17 +360,10 @@ async def test_client_reads_legacy_rerror_as_errno() -> None:
     """Some 9P2000.L servers answer with Rerror (107) carrying an Rlerror-style body."""
 
     async def server(stream):
-        dec = p9.FrameDecoder(1 << 20)
-        while True:
-            data = await stream.receive_some(4096)
-            if not data:
-                return
-            dec.receive_data(data)
-            while (item := dec.next_message()) is not None:
-                tag, msg = item
-                reply = (p9.Rversion(8192, b"9P2000.L") if isinstance(msg, p9.Tversion)
-                         else p9.Rerror(13))
-                await stream.send_all(p9.encode_frame(tag, reply))
+        async for tag, msg in _requests(stream):
+            reply = (p9.Rversion(8192, b"9P2000.L") if isinstance(msg, p9.Tversion)
+                     else p9.Rerror(13))
+            await stream.send_all(p9.encode_frame(tag, reply))
 
     a, b = p9.socketpair()
     async with trio.open_nursery() as nursery:
@@ -382,14 +380,8 @@ async def test_client_survives_a_dying_or_babbling_server() -> None:
     """Replies for unknown tags are ignored; a server that hangs up fails pending calls."""
 
     async def server(stream):
-        dec = p9.FrameDecoder(1 << 20)
-        while True:
-            data = await stream.receive_some(4096)
-            if not data:
-                return
-            dec.receive_data(data)
-            while (item := dec.next_message()) is not None:
-                tag, msg = item
+        async with aclosing(_requests(stream)) as requests:
+            async for tag, msg in requests:
                 if isinstance(msg, p9.Tversion):
                     await stream.send_all(p9.encode_frame(tag, p9.Rversion(8192, b"9P2000.L")))
                     continue
