@@ -157,13 +157,14 @@ class SigchldWaiter:
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         if _Parked.serving == 0:
+            # The first waiter saves SIGCHLD's state and blocks it; from then on the mask
+            # belongs to the parked-task count (waitpid), whichever Kernel parks.
             _Parked.saved_handler = signal.getsignal(signal.SIGCHLD)
+            _Parked.saved_blocked = signal.SIGCHLD in signal.pthread_sigmask(
+                signal.SIG_BLOCK, {signal.SIGCHLD})
         _Parked.serving += 1
         try:
             with trio.open_signal_receiver(signal.SIGCHLD) as signals:
-                old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-                if _Parked.serving == 1:
-                    _Parked.saved_blocked = signal.SIGCHLD in old
                 task_status.started()
                 async for _ in signals:
                     _Parked.lot.unpark_all()
