@@ -55,6 +55,9 @@ _syscall = ctypes.CDLL(None, use_errno=True).syscall
 _syscall.restype = ctypes.c_long
 #: Signals queued anywhere and not yet taken: the run loop's cheap test.
 STATS = {"queued": 0}
+#: Callbacks `fn(target)` run after a signal is queued for `target`'s thread or process:
+#: how signalfd learns that it may have become readable (sentry/syscalls/sys_signalfd.py).
+QUEUED_HOOKS: list = []
 
 
 @dataclass
@@ -159,14 +162,21 @@ def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
         return
     if thread:
         _enqueue(s.pending, sig, info)
+        _queued(target)
         wake(sender, target, sig)
         return
     _enqueue(hand(target).pending, sig, info)
+    _queued(target)
     threads = [target] + [th for th in target.leader.threads if th is not target]
     for th in threads:
         if not ts(th).mask & bit(sig) or ts(th).waitset & bit(sig):
             wake(sender, th, sig)
             return
+
+
+def _queued(target: Task) -> None:
+    for fn in QUEUED_HOOKS:
+        fn(target)
 
 
 def wake(sender: Task | None, t: Task, sig: int) -> None:
