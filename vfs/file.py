@@ -98,6 +98,9 @@ class FileDescription:
 
     #: True if pread/pwrite/seek make sense (regular files, block devices, directories).
     seekable = False
+    #: True if every readiness change is announced on `waitq` (what epoll's EPOLLET needs);
+    #: False for files whose readiness only the host kernel sees (host fds).
+    notifies_readiness = True
 
     def __init__(self, vd: VirtualDentry | None = None, flags: int = 0) -> None:
         self.vd = vd

@@ -14,9 +14,10 @@ otherwise the original mask is restored before returning, as Linux's
 `restore_saved_sigmask_unless` does.
 
 epoll: an `EpollFD` is a vfs FileDescription (installed in the fd table, pollable,
-closable) holding the interest list; epoll_wait scans it the same way. Level-triggered;
-EPOLLONESHOT disarms after one report; EPOLLET is accepted but served level-triggered
-(readiness is scanned, not edge-notified, because host-backed files have no wait queue).
+closable) holding the interest list; epoll_wait scans it the same way. Level-triggered
+items are scanned; EPOLLET items are reported once per readiness notification of their
+file (see `EpollFD`); EPOLLONESHOT disarms after one report. Host-kernel files have no
+wait queue of ours, so EPOLLET on them is served level-triggered.
 """
 
 from __future__ import annotations
@@ -328,23 +329,108 @@ _EP_PRIVATE = EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE | EPOLLWAKEUP
 _S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
 
 
+class _Item:
+    """One registration: the file, its events (0xFFFF bits 0: disarmed by EPOLLONESHOT),
+    the user's data, and for edge-triggered use the ready flag that the file's wait-queue
+    callback sets (Linux's place on the ready list)."""
+
+    __slots__ = ("file", "events", "data", "ready", "sub")
+
+    def __init__(self, file: Any, events: int, data: int) -> None:
+        self.file, self.events, self.data = file, events, data
+        self.ready = False
+        self.sub: tuple[Any, Any] | None = None  # (wait queue, callback) while subscribed
+
+    @property
+    def edge(self) -> bool:
+        """Served edge-triggered: EPOLLET on a file whose readiness changes are notified."""
+        return bool(self.events & EPOLLET) and self.sub is not None
+
+
+def notifies(f: Any) -> bool:
+    """Whether `f` announces readiness changes on its `waitq` (pipes, signalfd, epoll,
+    always-ready devices do; host files served by the host kernel do not)."""
+    return bool(getattr(f, "notifies_readiness", True))
+
+
 class EpollFD(FileDescription):
     """An epoll instance: a file (it lives in the fd table, can be polled and closed) that
-    holds an interest list keyed like Linux's, by (fd, open file). Level-triggered: an item
-    is reported on every wait while it is ready; EPOLLONESHOT disables it after one report
-    until EPOLL_CTL_MOD. Reported items move to the end so a small `maxevents` still sees
-    every ready item in turn (Linux's ready-list rotation)."""
+    holds an interest list keyed like Linux's, by (fd, open file).
+
+    Level-triggered items are reported on every wait while they are ready. Edge-triggered
+    (EPOLLET) items are reported once per edge: the item subscribes to its file's wait
+    queue, and each notification with a matching event (new data in a pipe, space freed in
+    a full one, a hang-up, a signal queued for a signalfd) flags it, as Linux's
+    ep_poll_callback puts it on the ready list; a wait reports a flagged item if the file
+    is ready then, and clears the flag. ADD and MOD of a ready file are edges too. A file
+    that does not notify (a host fd) is served level-triggered even with EPOLLET.
+    EPOLLONESHOT disables an item after one report until EPOLL_CTL_MOD. Reported items move
+    to the end so a small `maxevents` still sees every ready item in turn (Linux's
+    ready-list rotation). Any notification of an item's file is passed on to this epoll's
+    own wait queue, so an epoll inside another (or in poll) hears its edges.
+    """
 
     def __init__(self) -> None:
         super().__init__(None, O_RDONLY)
-        #: (fd, id(file)) -> [file, events, data]
-        self.items: dict[tuple[int, int], list[Any]] = {}
+        #: (fd, id(file)) -> _Item
+        self.items: dict[tuple[int, int], _Item] = {}
+        self._edge = trio.Event()
 
-    def _live(self) -> list[tuple[tuple[int, int], list[Any]]]:
+    @property
+    def notifies_readiness(self) -> bool:  # type: ignore[override]
+        return all(notifies(it.file) for it in self.items.values())
+
+    # -- the interest list ------------------------------------------------------------------
+
+    def add(self, key: tuple[int, int], f: Any, events: int, data: int) -> None:
+        it = self.items[key] = _Item(f, events, data)
+        if notifies(f):
+            q = f.waitq
+
+            def cb(mask: int, it: _Item = it) -> None:
+                self._notified(it, mask)
+
+            q.subscribe(cb)
+            it.sub = (q, cb)
+        self._poll_now(it)
+
+    def modify(self, key: tuple[int, int], events: int, data: int) -> None:
+        it = self.items[key]
+        it.events, it.data = events, data
+        self._poll_now(it)
+
+    def remove(self, key: tuple[int, int]) -> _Item | None:
+        it = self.items.pop(key, None)
+        if it is not None and it.sub is not None:
+            it.sub[0].unsubscribe(it.sub[1])
+            it.sub = None
+        return it
+
+    def _poll_now(self, it: _Item) -> None:
+        """ep_insert/ep_modify: a file already ready is put on the ready list."""
+        mask = it.events & 0xFFFF
+        it.ready = bool(mask and it.file.readiness(mask) & mask)
+        if it.ready:
+            self._kick()
+
+    def _notified(self, it: _Item, mask: int) -> None:
+        armed = it.events & 0xFFFF
+        if armed and mask & armed:
+            it.ready = True
+            self._kick()
+
+    def _kick(self) -> None:
+        self._edge.set()
+        self._edge = trio.Event()
+        self.waitq.notify(POLLIN | POLLRDNORM)
+
+    def _live(self) -> list[tuple[tuple[int, int], _Item]]:
         """The items whose file is still open (Linux drops an item at the file's release)."""
-        for key in [k for k, it in self.items.items() if it[0].refs <= 0]:
-            del self.items[key]
+        for key in [k for k, it in self.items.items() if it.file.refs <= 0]:
+            self.remove(key)
         return list(self.items.items())
+
+    # -- waiting ----------------------------------------------------------------------------
 
     def ready(self, maxevents: int) -> list[tuple[int, int]]:
         """(events, data) of up to `maxevents` ready items, rotating and disarming as Linux."""
@@ -352,25 +438,51 @@ class EpollFD(FileDescription):
         for key, it in self._live():
             if len(out) >= maxevents:
                 break
-            f, events, data = it
-            mask = events & 0xFFFF  # POLLERR|POLLHUP were added by epoll_ctl; 0: disarmed
-            r = f.readiness(mask) & mask if mask else 0
+            mask = it.events & 0xFFFF  # POLLERR|POLLHUP were added by epoll_ctl; 0: disarmed
+            edge = it.edge
+            if edge:
+                if not it.ready:
+                    continue
+                it.ready = False
+            r = it.file.readiness(mask) & mask if mask else 0
             if not r:
                 continue
-            out.append((r, data))
-            if events & EPOLLONESHOT:
-                it[1] = events & _EP_PRIVATE
+            out.append((r, it.data))
+            if it.events & EPOLLONESHOT:
+                it.events &= _EP_PRIVATE
             del self.items[key]
             self.items[key] = it  # to the end of the list
         return out
 
     def waiters(self) -> list[tuple[Any, int]]:
-        return [(it[0], it[1] & 0xFFFF) for _, it in self._live() if it[1] & 0xFFFF]
+        """What an empty wait awaits: each armed level-triggered item's file, and this
+        epoll's edge flag when it has armed edge-triggered items."""
+        out: list[tuple[Any, int]] = []
+        edges = False
+        for _, it in self._live():
+            if not it.events & 0xFFFF:
+                continue
+            if it.edge:
+                edges = True
+            else:
+                out.append((it.file, it.events & 0xFFFF))
+        if edges:
+            out.append((_EdgeWait(self), 0))
+        return out
 
     def readiness(self, mask: int) -> int:
-        for _, (f, events, _d) in self._live():
-            m = events & 0xFFFF
-            if m and f.readiness(m) & m:
+        for _, it in self._live():
+            m = it.events & 0xFFFF
+            if not m:
+                continue
+            if it.edge:
+                if not it.ready:
+                    continue
+                if not it.file.readiness(m) & m:
+                    it.ready = False  # as ep_read_events_proc drops it from the list
+                    continue
+                return mask & (POLLIN | POLLRDNORM)
+            if it.file.readiness(m) & m:
                 return mask & (POLLIN | POLLRDNORM)
         return 0
 
@@ -382,7 +494,22 @@ class EpollFD(FileDescription):
             await _wait_any(self.waiters(), None)
 
     async def release(self) -> None:
-        self.items.clear()
+        for key in list(self.items):
+            self.remove(key)
+
+
+class _EdgeWait:
+    """Waits until an edge-triggered item of `ep` is flagged (checked first, so an edge
+    between the scan and the wait is not lost)."""
+
+    def __init__(self, ep: EpollFD) -> None:
+        self.ep = ep
+
+    async def wait_ready(self, mask: int) -> int:
+        ep = self.ep
+        while not any(it.ready and it.edge for it in ep.items.values()):
+            await ep._edge.wait()
+        return POLLIN
 
 
 def _epoll(t: Task, fd: int) -> EpollFD:
@@ -413,7 +540,8 @@ def sys_epoll_create1(t: Task, flags: int, *_: int) -> int:
 
 
 @syscall("epoll_ctl", level=Level.PARTIAL,
-         note="level-triggered; EPOLLET is accepted and served level-triggered")
+         note="EPOLLET on host-kernel files (no readiness notifications) is served "
+              "level-triggered; EPOLLEXCLUSIVE and EPOLLWAKEUP are accepted and ignored")
 async def sys_epoll_ctl(t: Task, epfd: int, op: int, fd: int, ev: int, *_: int) -> int:
     """Implements Linux syscall epoll_ctl(2): ADD, MOD, DEL on the interest list."""
     op, fd = _i32(op), _i32(fd)
@@ -437,15 +565,15 @@ async def sys_epoll_ctl(t: Task, epfd: int, op: int, fd: int, ev: int, *_: int) 
     if op == EPOLL_CTL_ADD:
         if key in ep.items:
             raise SyscallError(errno.EEXIST)
-        ep.items[key] = [f, events, data]
+        ep.add(key, f, events, data)
     elif op == EPOLL_CTL_MOD:
         if key not in ep.items:
             raise SyscallError(errno.ENOENT)
-        if events & EPOLLEXCLUSIVE or ep.items[key][1] & EPOLLEXCLUSIVE:
+        if events & EPOLLEXCLUSIVE or ep.items[key].events & EPOLLEXCLUSIVE:
             raise SyscallError(errno.EINVAL)
-        ep.items[key][1:] = [events, data]
+        ep.modify(key, events, data)
     elif op == EPOLL_CTL_DEL:
-        if ep.items.pop(key, None) is None:
+        if ep.remove(key) is None:
             raise SyscallError(errno.ENOENT)
     else:
         raise SyscallError(errno.EINVAL)

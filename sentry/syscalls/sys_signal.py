@@ -1,4 +1,4 @@
-"""Signal syscalls: actions, masks, alt stacks, waiting for signals, ITIMER_REAL.
+"""Signal syscalls: actions, masks, alt stacks, waiting for signals, interval timers.
 
 The state and delivery live in `sentry.kernel.signals`; kill/tkill/tgkill are in
 sys_process.py and send through the same `signals.send`.
@@ -7,6 +7,7 @@ sys_process.py and send through the same `signals.send`.
 from __future__ import annotations
 
 import errno
+import os
 import struct
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ import trio
 
 from sentry.kernel import signals as S
 
-from .table import Level, SyscallError, syscall
+from .table import SyscallError, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -292,26 +293,141 @@ def _read_tv(t: Task, addr: int) -> float:
     return sec + usec / 1e6
 
 
-@syscall("getitimer", level=Level.PARTIAL, note="ITIMER_REAL only")
+ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
+SIGVTALRM, SIGPROF = 26, 27
+#: How often (wall seconds) an armed CPU-time timer samples the process's CPU time at
+#: most and at least: the host accounts CPU time in clock ticks, so finer is pointless.
+_CPU_POLL_MIN, _CPU_POLL_MAX = 0.005, 0.1
+
+
+class CpuTimer:
+    """ITIMER_VIRTUAL or ITIMER_PROF of one process: CPU nanoseconds left and the interval.
+
+    Why sampled: the application's CPU time is its stub's host CPU time, which only the
+    host kernel counts. An armed timer has a Sentry task that reads it from
+    /proc/<stub>/stat (utime for VIRTUAL, utime+stime for PROF, as getrusage and times
+    do) at most every `_CPU_POLL_MAX` seconds and sooner when little is left, subtracts
+    what was used since the last sample, and sends the signal when nothing is left.
+    """
+
+    __slots__ = ("which", "left_ns", "interval_ns", "base", "scope")
+
+    def __init__(self, which: int, left_ns: int, interval_ns: int, base: tuple[int, int],
+                 scope: trio.CancelScope) -> None:
+        self.which, self.left_ns, self.interval_ns = which, left_ns, interval_ns
+        self.base, self.scope = base, scope
+
+
+def _cpu_sample(leader: Task, which: int) -> tuple[int, int]:
+    """(host pid, CPU ns) of `leader`'s process: user time, plus system time for PROF."""
+    pid = leader.stub.pid
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + (int(fields[12]) if which == ITIMER_PROF else 0)
+    except (OSError, IndexError, ValueError):
+        return pid, -1
+    return pid, ticks * _NS // os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_advance(leader: Task, tm: CpuTimer) -> None:
+    """Charge the CPU time used since the last sample to the timer. A new stub (after
+    execve) starts its count from zero."""
+    pid, now = _cpu_sample(leader, tm.which)
+    if now < 0:
+        return
+    used = now - tm.base[1] if pid == tm.base[0] else now
+    tm.left_ns -= max(0, used)
+    tm.base = (pid, now)
+
+
+def _cpu_timers(t: Task) -> dict[int, CpuTimer]:
+    return t.leader.__dict__.setdefault("_cpu_itimers", {})
+
+
+async def _cpu_timer_task(leader: Task, tm: CpuTimer) -> None:
+    sig = SIGVTALRM if tm.which == ITIMER_VIRTUAL else SIGPROF
+    with tm.scope:
+        while True:
+            # CPU time runs at most (threads) times as fast as the wall clock.
+            ahead = tm.left_ns / _NS / max(1, len(leader.threads))
+            await trio.sleep(min(max(ahead, _CPU_POLL_MIN), _CPU_POLL_MAX))
+            if leader.exit_status is not None or leader.ended.is_set():
+                return
+            _cpu_advance(leader, tm)
+            if tm.left_ns > 0:
+                continue
+            S.send(None, leader, sig, S.siginfo(sig, S.SI_KERNEL))
+            if not tm.interval_ns:
+                break
+            while tm.left_ns <= 0:  # missed periods are dropped, as Linux counts overruns
+                tm.left_ns += tm.interval_ns
+    timers = _cpu_timers(leader)
+    if timers.get(tm.which) is tm:
+        del timers[tm.which]
+
+
+def _cpu_get(t: Task, which: int) -> tuple[float, float]:
+    tm = _cpu_timers(t).get(which)
+    if tm is None:
+        return 0.0, 0.0
+    _cpu_advance(t.leader, tm)
+    # expired but not yet signalled: "about to fire", as Linux reports it
+    return max(tm.left_ns, 1000) / _NS, tm.interval_ns / _NS
+
+
+def _cpu_set(t: Task, which: int, value: float, interval: float) -> tuple[float, float]:
+    old = _cpu_get(t, which)
+    timers = _cpu_timers(t)
+    tm = timers.pop(which, None)
+    if tm is not None:
+        tm.scope.cancel()
+    if value > 0:
+        leader = t.leader
+        tm = CpuTimer(which, round(value * _NS), round(interval * _NS),
+                      _cpu_sample(leader, which), trio.CancelScope())
+        timers[which] = tm
+        t.kernel._nursery.start_soon(_cpu_timer_task, leader, tm)
+    return old
+
+
+def _itimer_get(t: Task, which: int) -> tuple[float, float]:
+    if which == ITIMER_REAL:
+        return _timer_get(t)
+    if which in (ITIMER_VIRTUAL, ITIMER_PROF):
+        return _cpu_get(t, which)
+    raise SyscallError(errno.EINVAL)
+
+
+@syscall("getitimer")
 def sys_getitimer(t: Task, which: int, addr: int, *_: int) -> int:
-    """Implements Linux syscall getitimer(2) for ITIMER_REAL."""
-    if which != 0:
-        raise SyscallError(errno.EINVAL)
-    value, interval = _timer_get(t)
+    """Implements Linux syscall getitimer(2): ITIMER_REAL (wall clock), ITIMER_VIRTUAL
+    (user CPU time) and ITIMER_PROF (user and system CPU time) of the process."""
+    value, interval = _itimer_get(t, _s32(which))
     t.mem_write(addr, _tv(interval) + _tv(value))
     return 0
 
 
-@syscall("setitimer", level=Level.PARTIAL, note="ITIMER_REAL only")
+@syscall("setitimer")
 def sys_setitimer(t: Task, which: int, new: int, old: int, *_: int) -> int:
-    """Implements Linux syscall setitimer(2) for ITIMER_REAL."""
-    if which != 0:
-        raise SyscallError(errno.EINVAL)
+    """Implements Linux syscall setitimer(2) for ITIMER_REAL, ITIMER_VIRTUAL and
+    ITIMER_PROF; a NULL new value disarms the timer, as Linux still accepts."""
+    which = _s32(which)
     interval = value = 0.0
     if new:
         interval = _read_tv(t, new)
         value = _read_tv(t, new + 16)
-    prev = _timer_set(t, value, interval) if new else _timer_get(t)
+    if which == ITIMER_REAL:
+        prev = _timer_set(t, value, interval)
+    elif which in (ITIMER_VIRTUAL, ITIMER_PROF):
+        prev = _cpu_set(t, which, value, interval)
+    else:
+        raise SyscallError(errno.EINVAL)
     if old:
         t.mem_write(old, _tv(prev[1]) + _tv(prev[0]))
     return 0
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v

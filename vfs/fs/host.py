@@ -71,6 +71,8 @@ class HostFD(FileDescription):
         flags: the access mode the application sees; default from the host's F_GETFL.
     """
 
+    notifies_readiness = False  # the host kernel sees readiness changes, not our waitq
+
     def __init__(self, hostfd: int, flags: int | None = None) -> None:
         host_flags = fcntl.fcntl(hostfd, fcntl.F_GETFL)
         if flags is None:

@@ -110,6 +110,7 @@ class Pipe:
             if nonblock:
                 raise error(errno.EAGAIN)
             await self._wait()
+        was_full = self.full()
         out = bytearray()
         pages = self.pages
         while pages and len(out) < n:
@@ -122,7 +123,9 @@ class Pipe:
             if not data:
                 pages.popleft()
         self.nbytes -= len(out)
-        self._notify(POLLOUT | POLLWRNORM)
+        # writers hear of it only if the pipe was full (as Linux's pipe_read: an EPOLLET
+        # writer gets no edge from a read that leaves a not-full pipe not full)
+        self._notify(POLLOUT | POLLWRNORM if was_full else 0)
         return bytes(out)
 
     async def write(self, data: bytes, nonblock: bool, on_epipe: object = None) -> int:
