@@ -132,12 +132,13 @@ def siginfo(sig: int, code: int = SI_USER, pid: int = 0, uid: int = 0, *,
 # sending -----------------------------------------------------------------------------------
 
 
-def _enqueue(pending: dict[int, list[bytes]], sig: int, info: bytes) -> None:
+def _enqueue(pending: dict[int, list[bytes]], sig: int, info: bytes) -> bool:
     q = pending.setdefault(sig, [])
     if sig < 32 and q:
-        return  # a standard signal is pending at most once
+        return False  # a standard signal is pending at most once
     q.append(info)
     STATS["queued"] += 1
+    return True
 
 
 def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
@@ -161,12 +162,12 @@ def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
             k.end_process(target.leader, sig)
         return
     if thread:
-        _enqueue(s.pending, sig, info)
-        _queued(target)
+        if _enqueue(s.pending, sig, info):
+            _queued(target)
         wake(sender, target, sig)
         return
-    _enqueue(hand(target).pending, sig, info)
-    _queued(target)
+    if _enqueue(hand(target).pending, sig, info):
+        _queued(target)
     threads = [target] + [th for th in target.leader.threads if th is not target]
     for th in threads:
         if not ts(th).mask & bit(sig) or ts(th).waitset & bit(sig):
