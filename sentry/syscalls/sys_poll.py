@@ -580,12 +580,17 @@ async def sys_epoll_ctl(t: Task, epfd: int, op: int, fd: int, ev: int, *_: int) 
     return 0
 
 
-async def _epoll_wait(t: Task, epfd: int, addr: int, maxevents: int, timeout: int) -> int:
-    maxevents, ms = _i32(maxevents), _i32(timeout)
+def _ms_deadline(timeout: int) -> float | None:
+    ms = _i32(timeout)
+    return None if ms < 0 else trio.current_time() + ms / 1000
+
+
+async def _epoll_wait(t: Task, epfd: int, addr: int, maxevents: int,
+                      deadline: float | None) -> int:
+    maxevents = _i32(maxevents)
     if maxevents <= 0 or maxevents > _EP_MAX_EVENTS:
         raise SyscallError(errno.EINVAL)
     ep = _epoll(t, epfd)
-    deadline = None if ms < 0 else trio.current_time() + ms / 1000
     got: list[tuple[int, int]] = []
 
     def scan() -> tuple[int, list[tuple[Any, int]]]:
@@ -602,7 +607,7 @@ async def _epoll_wait(t: Task, epfd: int, addr: int, maxevents: int, timeout: in
 async def sys_epoll_wait(t: Task, epfd: int, addr: int, maxevents: int, timeout: int,
                          *_: int) -> int:
     """Implements Linux syscall epoll_wait(2): timeout in ms, negative for forever."""
-    return await _epoll_wait(t, epfd, addr, maxevents, timeout)
+    return await _epoll_wait(t, epfd, addr, maxevents, _ms_deadline(timeout))
 
 
 @syscall("epoll_pwait")
@@ -610,4 +615,14 @@ async def sys_epoll_pwait(t: Task, epfd: int, addr: int, maxevents: int, timeout
                           sigmask: int, size: int) -> int:
     """Implements Linux syscall epoll_pwait(2): epoll_wait with a temporary signal mask."""
     _swap_mask(t, sigmask, size)
-    return await _masked(t, _epoll_wait(t, epfd, addr, maxevents, timeout))
+    return await _masked(t, _epoll_wait(t, epfd, addr, maxevents, _ms_deadline(timeout)))
+
+
+@syscall("epoll_pwait2")
+async def sys_epoll_pwait2(t: Task, epfd: int, addr: int, maxevents: int, tsp: int,
+                           sigmask: int, size: int) -> int:
+    """Implements Linux syscall epoll_pwait2(2): epoll_pwait with a timespec timeout
+    (NULL: forever); the timeout is not written back."""
+    deadline, _ = _read_timespec(t, tsp)
+    _swap_mask(t, sigmask, size)
+    return await _masked(t, _epoll_wait(t, epfd, addr, maxevents, deadline))

@@ -24,7 +24,7 @@ async def test_poll_select_match_linux(tmp_path):
 
 
 async def test_epoll_matches_linux(tmp_path):
-    """epoll_create/create1/ctl/wait/pwait on pipes: level-triggered reports, EPOLLONESHOT
+    """epoll_create/create1/ctl/wait/pwait/pwait2 on pipes: level-triggered reports, EPOLLONESHOT
     and re-arming by MOD, errnos, a writer in another process, an epoll fd inside poll,
     EINTR, epoll_pwait's temporary mask, POLLHUP, and closing the epoll fd."""
     prog = build_c(tmp_path, "epoll", (PROGS / "epoll.c").read_text(), "-static", "-w")

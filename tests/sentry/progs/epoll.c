@@ -112,6 +112,22 @@ int main(int argc, char **argv) {
     printf("  hits %d blocked after %d\n", hits, sigismember(&cur, SIGALRM));
     show("epoll_pwait bad sigsetsize", syscall(SYS_epoll_pwait, ep, evs, 2, 0, &empty, 4));
 
+    puts("epoll_pwait2: timespec timeout, temporary mask");
+    struct timespec ts0 = {0, 0}, ts20 = {0, 20000000}, bad = {0, 1000000000};
+    show("epoll_pwait2 nothing ready", syscall(SYS_epoll_pwait2, ep, evs, 2, &ts0, 0, 8));
+    show("epoll_pwait2 20 ms", syscall(SYS_epoll_pwait2, ep, evs, 2, &ts20, 0, 8));
+    show("epoll_pwait2 bad timespec", syscall(SYS_epoll_pwait2, ep, evs, 2, &bad, 0, 8));
+    show("epoll_pwait2 bad sigsetsize", syscall(SYS_epoll_pwait2, ep, evs, 2, &ts0, &empty, 4));
+    show("epoll_pwait2 maxevents 0", syscall(SYS_epoll_pwait2, ep, evs, 0, &ts0, 0, 8));
+    setitimer(ITIMER_REAL, &it, 0);
+    show("epoll_pwait2 interrupted", syscall(SYS_epoll_pwait2, ep, evs, 2, 0, &empty, 8));
+    sigprocmask(SIG_BLOCK, 0, &cur);
+    printf("  hits %d blocked after %d\n", hits, sigismember(&cur, SIGALRM));
+    write(a[1], "w", 1);
+    long n = syscall(SYS_epoll_pwait2, ep, evs, 2, 0, 0, 8);
+    printf("epoll_pwait2 ready: %ld events %#x\n", n, n > 0 ? evs[0].events : 0);
+    read(a[0], &c, 1);
+
     puts("hang-up: the writer closes");
     close(a[1]);
     wait_show(ep, 8, 0);
