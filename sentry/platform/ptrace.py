@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import trio
 
-from . import libc
+from . import affinity, libc
 from .libc import UserRegs
 
 try:  # the C hot loop, built at install time (setup.py); ctypes otherwise
@@ -156,6 +156,7 @@ class SigchldWaiter:
         return _Parked.count > 0
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        affinity.hold()  # the Sentry's thread on its stubs' CPU while a Kernel runs
         if _Parked.serving == 0:
             # The first waiter saves SIGCHLD's state and blocks it; from then on the mask
             # belongs to the parked-task count (waitpid), whichever Kernel parks.
@@ -169,6 +170,7 @@ class SigchldWaiter:
                 async for _ in signals:
                     _Parked.lot.unpark_all()
         finally:
+            affinity.release()
             _Parked.serving -= 1
             if _Parked.serving == 0:
                 signal.signal(signal.SIGCHLD, _Parked.saved_handler)
@@ -233,10 +235,13 @@ def _spawn(image: bytes, sock: int) -> int:
         os.write(fd, image)
         os.close(fd)
         fd = -1
+    cpus = affinity.stub_cpus()
     try:
         pid = os.fork()
         if pid == 0:  # child: only async-signal-safe work, then exec
             try:
+                if cpus is not None:  # the Sentry's CPU (affinity.py says why)
+                    os.sched_setaffinity(0, cpus)
                 libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
                 os.setpgid(0, 0)  # terminal signals go to runpsc, not the stub
                 hi = max(fd, sock) + 1
