@@ -16,15 +16,20 @@ otherwise the original mask is restored before returning, as Linux's
 epoll: an `EpollFD` is a vfs FileDescription (installed in the fd table, pollable,
 closable) holding the interest list; epoll_wait scans it the same way. Level-triggered
 items are scanned; EPOLLET items are reported once per readiness notification of their
-file (see `EpollFD`); EPOLLONESHOT disarms after one report. Host-kernel files have no
-wait queue of ours, so EPOLLET on them is served level-triggered.
+file, or, for host fds, once per edge the host kernel reports through an edge-triggered
+host epoll (see `EpollFD`); EPOLLONESHOT disarms after one report. epoll_ctl refuses
+what Linux's file_can_poll refuses (regular files, directories, null/zero/full/urandom,
+a host fd the host's epoll refuses) with EPERM.
 """
 
 from __future__ import annotations
 
 import errno
 import math
+import os
+import select
 import struct
+import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -42,8 +47,11 @@ from vfs.abi import (
     POLLRDNORM,
     POLLWRBAND,
     POLLWRNORM,
+    Stat,
 )
 from vfs.file import FileDescription
+from vfs.filesystem import alloc_anon_dev
+from vfs.fs.host import HostFD
 
 from .table import Level, SyscallError, syscall
 
@@ -329,22 +337,36 @@ _EP_PRIVATE = EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE | EPOLLWAKEUP
 _S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
 
 
+#: The one inode Linux's anon_inode_getfile gives every epoll and signalfd file: mode 0600
+#: and no file type, on the anon_inodefs device, made at boot.
+_ANON_DEV = alloc_anon_dev()
+_ANON_TIME_NS = time.time_ns()
+
+
+def anon_inode_stat() -> Stat:
+    """What fstat says of an epoll or signalfd file."""
+    t = _ANON_TIME_NS
+    return Stat(mode=0o600, ino=1, dev=_ANON_DEV, nlink=1, atime_ns=t, mtime_ns=t, ctime_ns=t)
+
+
 class _Item:
     """One registration: the file, its events (0xFFFF bits 0: disarmed by EPOLLONESHOT),
     the user's data, and for edge-triggered use the ready flag that the file's wait-queue
     callback sets (Linux's place on the ready list)."""
 
-    __slots__ = ("file", "events", "data", "ready", "sub")
+    __slots__ = ("file", "events", "data", "ready", "sub", "hostfd")
 
     def __init__(self, file: Any, events: int, data: int) -> None:
         self.file, self.events, self.data = file, events, data
         self.ready = False
         self.sub: tuple[Any, Any] | None = None  # (wait queue, callback) while subscribed
+        self.hostfd = -1  # registered in the epoll's host epoll (a host file's edges)
 
     @property
     def edge(self) -> bool:
-        """Served edge-triggered: EPOLLET on a file whose readiness changes are notified."""
-        return bool(self.events & EPOLLET) and self.sub is not None
+        """Served edge-triggered: EPOLLET on a file whose edges we can see (its readiness
+        changes are notified, or the host kernel reports them for a host fd)."""
+        return bool(self.events & EPOLLET) and (self.sub is not None or self.hostfd >= 0)
 
 
 def notifies(f: Any) -> bool:
@@ -362,8 +384,11 @@ class EpollFD(FileDescription):
     queue, and each notification with a matching event (new data in a pipe, space freed in
     a full one, a hang-up, a signal queued for a signalfd) flags it, as Linux's
     ep_poll_callback puts it on the ready list; a wait reports a flagged item if the file
-    is ready then, and clears the flag. ADD and MOD of a ready file are edges too. A file
-    that does not notify (a host fd) is served level-triggered even with EPOLLET.
+    is ready then, and clears the flag. ADD and MOD of a ready file are edges too. A host
+    fd's readiness changes happen in the host kernel, which has no hook into our wait
+    queues: an EPOLLET host fd is registered, edge-triggered, in a host epoll of this
+    EpollFD, whose reports (harvested before every scan, awaited with the other waits)
+    flag the item instead. A file that does neither is served level-triggered.
     EPOLLONESHOT disables an item after one report until EPOLL_CTL_MOD. Reported items move
     to the end so a small `maxevents` still sees every ready item in turn (Linux's
     ready-list rotation). Any notification of an item's file is passed on to this epoll's
@@ -375,16 +400,25 @@ class EpollFD(FileDescription):
         #: (fd, id(file)) -> _Item
         self.items: dict[tuple[int, int], _Item] = {}
         self._edge = trio.Event()
+        #: For EPOLLET on host fds: a host epoll holding them edge-triggered, so the host
+        #: kernel tracks their edges; host fd -> the items registered under it.
+        self._host: select.epoll | None = None
+        self._host_items: dict[int, list[_Item]] = {}
 
     @property
     def notifies_readiness(self) -> bool:  # type: ignore[override]
         return all(notifies(it.file) for it in self.items.values())
 
+    async def stat(self) -> Stat:
+        return anon_inode_stat()
+
     # -- the interest list ------------------------------------------------------------------
 
     def add(self, key: tuple[int, int], f: Any, events: int, data: int) -> None:
         it = self.items[key] = _Item(f, events, data)
-        if notifies(f):
+        if events & EPOLLET and isinstance(f, HostFD):
+            self._host_add(it)
+        elif notifies(f):
             q = f.waitq
 
             def cb(mask: int, it: _Item = it) -> None:
@@ -397,6 +431,12 @@ class EpollFD(FileDescription):
     def modify(self, key: tuple[int, int], events: int, data: int) -> None:
         it = self.items[key]
         it.events, it.data = events, data
+        if it.hostfd >= 0 and not events & EPOLLET:
+            self._host_remove(it)
+        elif it.hostfd < 0 and events & EPOLLET and isinstance(it.file, HostFD):
+            self._host_add(it)
+        elif it.hostfd >= 0:
+            self._host_sync(it.hostfd)
         self._poll_now(it)
 
     def remove(self, key: tuple[int, int]) -> _Item | None:
@@ -404,7 +444,65 @@ class EpollFD(FileDescription):
         if it is not None and it.sub is not None:
             it.sub[0].unsubscribe(it.sub[1])
             it.sub = None
+        if it is not None and it.hostfd >= 0:
+            self._host_remove(it)
         return it
+
+    # -- host files: the host kernel's own edge-triggered epoll sees their edges ------------
+
+    def _host_add(self, it: _Item) -> None:
+        fd = it.file.fd
+        self._host_items.setdefault(fd, []).append(it)
+        it.hostfd = fd
+        if not self._host_sync(fd):
+            self._host_remove(it)  # the host refuses it: served level-triggered
+
+    def _host_remove(self, it: _Item) -> None:
+        fd, it.hostfd = it.hostfd, -1
+        items = self._host_items.get(fd, [])
+        if it in items:
+            items.remove(it)
+        self._host_sync(fd)
+
+    def _host_sync(self, fd: int) -> bool:
+        """(Re-)register host fd `fd` for the union of its items' events, edge-triggered
+        (a re-registration re-polls it, which is MOD's edge); unregister it when none is
+        left. False if the host refuses it."""
+        items = self._host_items.get(fd)
+        try:
+            if not items:
+                self._host_items.pop(fd, None)
+                if self._host is not None:
+                    self._host.unregister(fd)
+                return True
+            if self._host is None:
+                self._host = select.epoll()
+            mask = select.EPOLLET
+            for it in items:
+                mask |= it.events & 0xFFFF
+            try:
+                self._host.modify(fd, mask)
+            except FileNotFoundError:
+                self._host.register(fd, mask)
+        except OSError:
+            return False
+        return True
+
+    def _harvest(self) -> None:
+        """Take the edges the host epoll collected and flag their items."""
+        ep = self._host
+        if ep is None or not self._host_items:
+            return
+        while True:
+            try:
+                got = ep.poll(0, 64)
+            except OSError:
+                return
+            for fd, ev in got:
+                for it in list(self._host_items.get(fd, ())):
+                    self._notified(it, ev)
+            if len(got) < 64:
+                return
 
     def _poll_now(self, it: _Item) -> None:
         """ep_insert/ep_modify: a file already ready is put on the ready list."""
@@ -435,6 +533,7 @@ class EpollFD(FileDescription):
     def ready(self, maxevents: int) -> list[tuple[int, int]]:
         """(events, data) of up to `maxevents` ready items, rotating and disarming as Linux."""
         out: list[tuple[int, int]] = []
+        self._harvest()
         for key, it in self._live():
             if len(out) >= maxevents:
                 break
@@ -471,6 +570,7 @@ class EpollFD(FileDescription):
         return out
 
     def readiness(self, mask: int) -> int:
+        self._harvest()
         for _, it in self._live():
             m = it.events & 0xFFFF
             if not m:
@@ -496,6 +596,9 @@ class EpollFD(FileDescription):
     async def release(self) -> None:
         for key in list(self.items):
             self.remove(key)
+        if self._host is not None:
+            self._host.close()
+            self._host = None
 
 
 class _EdgeWait:
@@ -507,9 +610,58 @@ class _EdgeWait:
 
     async def wait_ready(self, mask: int) -> int:
         ep = self.ep
-        while not any(it.ready and it.edge for it in ep.items.values()):
-            await ep._edge.wait()
-        return POLLIN
+        while True:
+            ep._harvest()
+            if any(it.ready and it.edge for it in ep.items.values()):
+                return POLLIN
+            if ep._host is None or not ep._host_items:
+                await ep._edge.wait()
+                continue
+            async with trio.open_nursery() as nursery:
+                async def host_edge(host: int = ep._host.fileno()) -> None:
+                    await trio.lowlevel.wait_readable(host)
+                    nursery.cancel_scope.cancel()
+
+                async def own_edge(event: trio.Event = ep._edge) -> None:
+                    await event.wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(host_edge)
+                nursery.start_soon(own_edge)
+
+
+#: Memory character devices (major 1) that have a poll method: random and kmsg; null,
+#: zero, full, urandom and the others have none, so epoll refuses them.
+_POLLABLE_MEM_DEVICES = {8, 11}
+_S_IFCHR = 0o020000
+
+
+async def _stat_or_none(f: Any) -> Any:
+    try:
+        return await f.stat()
+    except OSError:
+        return None
+
+
+def _pollable(f: Any, st: Any) -> bool:
+    """Whether Linux's epoll accepts `f` (file_can_poll): not regular files, directories
+    or the memory devices without poll; a host fd the host's own epoll refuses neither."""
+    if st is not None:
+        kind = st.mode & _S_IFMT
+        if kind in (_S_IFREG, _S_IFDIR):
+            return False
+        if kind == _S_IFCHR and os.major(st.rdev) == 1 and \
+                os.minor(st.rdev) not in _POLLABLE_MEM_DEVICES:
+            return False
+    if isinstance(f, HostFD):
+        with select.epoll() as probe:
+            try:
+                probe.register(f.fd, select.EPOLLIN)
+            except PermissionError:
+                return False
+            except OSError:
+                pass
+    return True
 
 
 def _epoll(t: Task, fd: int) -> EpollFD:
@@ -540,7 +692,7 @@ def sys_epoll_create1(t: Task, flags: int, *_: int) -> int:
 
 
 @syscall("epoll_ctl", level=Level.PARTIAL,
-         note="EPOLLET on host-kernel files (no readiness notifications) is served "
+         note="EPOLLET on an epoll fd that itself watches host fds is served "
               "level-triggered; EPOLLEXCLUSIVE and EPOLLWAKEUP are accepted and ignored")
 async def sys_epoll_ctl(t: Task, epfd: int, op: int, fd: int, ev: int, *_: int) -> int:
     """Implements Linux syscall epoll_ctl(2): ADD, MOD, DEL on the interest list."""
@@ -553,13 +705,8 @@ async def sys_epoll_ctl(t: Task, epfd: int, op: int, fd: int, ev: int, *_: int) 
     f = t.fdtable.get(fd)
     if f is ep or not isinstance(ep, EpollFD):
         raise SyscallError(errno.EINVAL)
-    if not isinstance(f, EpollFD):
-        try:
-            mode = (await f.stat()).mode
-        except OSError:
-            mode = 0
-        if mode & _S_IFMT in (_S_IFREG, _S_IFDIR):
-            raise SyscallError(errno.EPERM)  # no poll: Linux refuses regular files and dirs
+    if not isinstance(f, EpollFD) and not _pollable(f, await _stat_or_none(f)):
+        raise SyscallError(errno.EPERM)  # a file without poll: Linux refuses it
     key = (fd, id(f))
     ep._live()
     if op == EPOLL_CTL_ADD:

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from sentry.kernel import signals as S
-from vfs.abi import O_NONBLOCK, O_RDWR, POLLIN, POLLRDNORM
+from vfs.abi import O_NONBLOCK, O_RDWR, POLLIN, POLLRDNORM, Stat
 from vfs.errors import error
 from vfs.file import FileDescription, WaitQueue
 
+from .sys_poll import anon_inode_stat
 from .sys_signal import _take_from
 from .table import SyscallError, syscall
 
@@ -131,6 +132,9 @@ class SignalFD(FileDescription):
         """The current task's process queue (Linux's poll_wait on current's sighand)."""
         t = _current()
         return _queue(t) if t is not None else super().waitq
+
+    async def stat(self) -> Stat:
+        return anon_inode_stat()
 
     def _pending(self, t: Task) -> int:
         return S.pending_set(t) & self.mask

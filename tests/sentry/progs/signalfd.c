@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -83,6 +84,14 @@ int main(void) {
     printf("cloexec %d, flags %#o\n", fcntl(sfd, F_GETFD),
            fcntl(sfd, F_GETFL) & (O_ACCMODE | O_NONBLOCK));
 
+    struct stat st1, st2;
+    int ep0 = epoll_create1(0);
+    show("fstat", fstat(sfd, &st1));
+    fstat(ep0, &st2);
+    printf("  mode %o nlink %lu size %ld, the same inode as an epoll fd's %d\n", st1.st_mode,
+           (unsigned long)st1.st_nlink, (long)st1.st_size,
+           st1.st_ino == st2.st_ino && st1.st_dev == st2.st_dev && st2.st_mode == st1.st_mode);
+    close(ep0);
     puts("errors");
     show("  read nothing pending", read(sfd, (char[128]){0}, 128));
     show("  read too small", read(sfd, (char[128]){0}, 127));
