@@ -351,13 +351,14 @@ def anon_inode_stat() -> Stat:
 
 class _Item:
     """One registration: the file, its events (0xFFFF bits 0: disarmed by EPOLLONESHOT),
-    the user's data, and for edge-triggered use the ready flag that the file's wait-queue
-    callback sets (Linux's place on the ready list)."""
+    the user's data, and `ready`: whether it is on Linux's ready list (set by its file's
+    wait-queue callback, by ADD/MOD of a ready file and by a level-triggered report;
+    cleared when a wait finds the file not ready or reports it edge-triggered)."""
 
-    __slots__ = ("file", "events", "data", "ready", "sub", "hostfd")
+    __slots__ = ("key", "file", "events", "data", "ready", "sub", "hostfd")
 
-    def __init__(self, file: Any, events: int, data: int) -> None:
-        self.file, self.events, self.data = file, events, data
+    def __init__(self, key: tuple[int, int], file: Any, events: int, data: int) -> None:
+        self.key, self.file, self.events, self.data = key, file, events, data
         self.ready = False
         self.sub: tuple[Any, Any] | None = None  # (wait queue, callback) while subscribed
         self.hostfd = -1  # registered in the epoll's host epoll (a host file's edges)
@@ -389,10 +390,15 @@ class EpollFD(FileDescription):
     queues: an EPOLLET host fd is registered, edge-triggered, in a host epoll of this
     EpollFD, whose reports (harvested before every scan, awaited with the other waits)
     flag the item instead. A file that does neither is served level-triggered.
-    EPOLLONESHOT disables an item after one report until EPOLL_CTL_MOD. Reported items move
-    to the end so a small `maxevents` still sees every ready item in turn (Linux's
-    ready-list rotation). Any notification of an item's file is passed on to this epoll's
-    own wait queue, so an epoll inside another (or in poll) hears its edges.
+    EPOLLONESHOT disables an item after one report until EPOLL_CTL_MOD.
+
+    Order: `items` is kept in Linux's ready-list order. An item joining the ready list (a
+    notification, ADD/MOD of a ready file) moves to the end, and so does each
+    level-triggered item reported (so a small `maxevents` still sees every ready item in
+    turn); level-triggered items are still scanned every wait, so a file that misses a
+    notification is reported anyway, only perhaps out of Linux's order. Any notification of
+    an item's file is passed on to this epoll's own wait queue, so an epoll inside another
+    (or in poll) hears its edges.
     """
 
     def __init__(self) -> None:
@@ -415,7 +421,7 @@ class EpollFD(FileDescription):
     # -- the interest list ------------------------------------------------------------------
 
     def add(self, key: tuple[int, int], f: Any, events: int, data: int) -> None:
-        it = self.items[key] = _Item(f, events, data)
+        it = self.items[key] = _Item(key, f, events, data)
         if events & EPOLLET and isinstance(f, HostFD):
             self._host_add(it)
         elif notifies(f):
@@ -507,15 +513,22 @@ class EpollFD(FileDescription):
     def _poll_now(self, it: _Item) -> None:
         """ep_insert/ep_modify: a file already ready is put on the ready list."""
         mask = it.events & 0xFFFF
-        it.ready = bool(mask and it.file.readiness(mask) & mask)
-        if it.ready:
+        if mask and it.file.readiness(mask) & mask:
+            self._link(it)
             self._kick()
 
     def _notified(self, it: _Item, mask: int) -> None:
         armed = it.events & 0xFFFF
         if armed and mask & armed:
-            it.ready = True
+            self._link(it)
             self._kick()
+
+    def _link(self, it: _Item) -> None:
+        """Put `it` on the ready list: at its end, unless it is there already."""
+        if not it.ready and self.items.get(it.key) is it:
+            del self.items[it.key]
+            self.items[it.key] = it
+        it.ready = True
 
     def _kick(self) -> None:
         self._edge.set()
@@ -539,11 +552,10 @@ class EpollFD(FileDescription):
                 break
             mask = it.events & 0xFFFF  # POLLERR|POLLHUP were added by epoll_ctl; 0: disarmed
             edge = it.edge
-            if edge:
-                if not it.ready:
-                    continue
-                it.ready = False
+            if edge and not it.ready:
+                continue
             r = it.file.readiness(mask) & mask if mask else 0
+            it.ready = False  # off the ready list: polled, or reported
             if not r:
                 continue
             out.append((r, it.data))
@@ -551,6 +563,7 @@ class EpollFD(FileDescription):
                 it.events &= _EP_PRIVATE
             del self.items[key]
             self.items[key] = it  # to the end of the list
+            it.ready = not edge and not it.events & EPOLLONESHOT  # level: back on the list
         return out
 
     def waiters(self) -> list[tuple[Any, int]]:
@@ -575,15 +588,11 @@ class EpollFD(FileDescription):
             m = it.events & 0xFFFF
             if not m:
                 continue
-            if it.edge:
-                if not it.ready:
-                    continue
-                if not it.file.readiness(m) & m:
-                    it.ready = False  # as ep_read_events_proc drops it from the list
-                    continue
-                return mask & (POLLIN | POLLRDNORM)
+            if it.edge and not it.ready:
+                continue
             if it.file.readiness(m) & m:
                 return mask & (POLLIN | POLLRDNORM)
+            it.ready = False  # as ep_read_events_proc drops it from the list
         return 0
 
     async def wait_ready(self, mask: int) -> int:

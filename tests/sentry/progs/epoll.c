@@ -128,6 +128,31 @@ int main(int argc, char **argv) {
     printf("epoll_pwait2 ready: %ld events %#x\n", n, n > 0 ? evs[0].events : 0);
     read(a[0], &c, 1);
 
+    puts("ready-list order: the order readiness arrived in, reported items to the end");
+    {
+        int e2 = epoll_create1(0), x[2], y[2], z[2];
+        pipe(x); pipe(y); pipe(z);
+        ctl(e2, EPOLL_CTL_ADD, x[0], EPOLLIN, 1);
+        ctl(e2, EPOLL_CTL_ADD, y[0], EPOLLIN, 2);
+        ctl(e2, EPOLL_CTL_ADD, z[0], EPOLLIN, 3);
+        write(z[1], "z", 1);
+        write(x[1], "x", 1);
+        write(y[1], "y", 1);
+        wait_show(e2, 8, 0);
+        wait_show(e2, 8, 0);
+        wait_show(e2, 1, 0);
+        wait_show(e2, 2, 0);
+        read(z[0], &c, 1);
+        wait_show(e2, 8, 0);
+        write(z[1], "z", 1);
+        wait_show(e2, 8, 0);
+        write(x[1], "x", 1);
+        wait_show(e2, 8, 0);
+        show("mod y", ctl(e2, EPOLL_CTL_MOD, y[0], EPOLLIN, 4));
+        wait_show(e2, 8, 0);
+        close(e2); close(x[0]); close(x[1]); close(y[0]); close(y[1]); close(z[0]); close(z[1]);
+    }
+
     puts("hang-up: the writer closes");
     close(a[1]);
     wait_show(ep, 8, 0);

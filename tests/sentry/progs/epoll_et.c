@@ -151,6 +151,27 @@ int main(void) {
     wait_show("inner itself (level)", inner, 0);
     write(r[1], "b", 1);
     wait_show("more data", outer, 0);
+
+    puts("order: the order the edges came in, level-triggered ones requeued");
+    int e3 = epoll_create1(0), u[2], v[2], w[2];
+    pipe(u); pipe(v); pipe(w);
+    ctl(e3, EPOLL_CTL_ADD, u[0], EPOLLIN | EPOLLET, 11);
+    ctl(e3, EPOLL_CTL_ADD, v[0], EPOLLIN, 12);
+    ctl(e3, EPOLL_CTL_ADD, w[0], EPOLLIN | EPOLLET, 13);
+    write(w[1], "w", 1);
+    write(v[1], "v", 1);
+    write(u[1], "u", 1);
+    wait_show("w, v, u", e3, 0);
+    write(w[1], "w", 1);
+    wait_show("v requeued, then w's new edge", e3, 0);
+    write(u[1], "u", 1);
+    write(w[1], "w", 1);
+    {
+        struct epoll_event one[1];
+        int n1 = epoll_wait(e3, one, 1, 0);
+        printf("  maxevents 1: %d [%llu]\n", n1, (unsigned long long)one[0].data.u64);
+    }
+    wait_show("the rest", e3, 0);
     puts("done");
     return 0;
 }
