@@ -18,3 +18,12 @@ async def test_signalfd_matches_linux(tmp_path):
     assert got.decode() == out.decode(), k.events
     assert status == st, k.events
     assert not [e for e in k.events if e[0] in ("internal-error", "unsupported-syscall")]
+
+
+def test_more_with_signalfd_matches_linux():
+    """util-linux `more` blocks INT/QUIT/CONT/TSTP/WINCH and reads them from a signalfd."""
+    from tests.runtime.test_workloads import compare
+    from tests.support import need_binary
+
+    need_binary("more", "util-linux")
+    compare(["more", "/etc/hostname", "/etc/os-release"])
