@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import time
 from typing import TYPE_CHECKING
 
 import trio
@@ -295,8 +296,8 @@ def _read_tv(t: Task, addr: int) -> float:
 
 ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
 SIGVTALRM, SIGPROF = 26, 27
-#: How often (wall seconds) an armed CPU-time timer samples the process's CPU time at
-#: most and at least: the host accounts CPU time in clock ticks, so finer is pointless.
+#: How often (wall seconds) an armed CPU-time timer samples the process's CPU time, at
+#: least and at most.
 _CPU_POLL_MIN, _CPU_POLL_MAX = 0.005, 0.1
 
 
@@ -304,10 +305,11 @@ class CpuTimer:
     """ITIMER_VIRTUAL or ITIMER_PROF of one process: CPU nanoseconds left and the interval.
 
     Why sampled: the application's CPU time is its stub's host CPU time, which only the
-    host kernel counts. An armed timer has a Sentry task that reads it from
-    /proc/<stub>/stat (utime for VIRTUAL, utime+stime for PROF, as getrusage and times
-    do) at most every `_CPU_POLL_MAX` seconds and sooner when little is left, subtracts
-    what was used since the last sample, and sends the signal when nothing is left.
+    host kernel counts. An armed timer has a Sentry task that reads it (the host's
+    process CPU clock of the stub: user time for VIRTUAL, user+system for PROF, the clocks
+    Linux's own timers count) at most every `_CPU_POLL_MAX` seconds and sooner when little
+    is left, subtracts what was used since the last sample, and sends the signal when
+    nothing is left.
     """
 
     __slots__ = ("which", "left_ns", "interval_ns", "base", "scope")
@@ -318,9 +320,20 @@ class CpuTimer:
         self.base, self.scope = base, scope
 
 
+#: Linux's CPUCLOCK_PROF and CPUCLOCK_VIRT: the clocks its own ITIMER_PROF/VIRTUAL count.
+_CPUCLOCK = {ITIMER_PROF: 0, ITIMER_VIRTUAL: 1}
+
+
 def _cpu_sample(leader: Task, which: int) -> tuple[int, int]:
-    """(host pid, CPU ns) of `leader`'s process: user time, plus system time for PROF."""
+    """(host pid, CPU ns) of `leader`'s process: user time, plus system time for PROF.
+
+    Read from the host's process CPU clock of the stub (MAKE_PROCESS_CPUCLOCK(pid, VIRT or
+    PROF), nanoseconds), else from /proc/<pid>/stat in clock ticks."""
     pid = leader.stub.pid
+    try:
+        return pid, time.clock_gettime_ns((~pid << 3) | _CPUCLOCK[which])
+    except OSError:
+        pass
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
