@@ -7,10 +7,8 @@ with the caller's environment, and its exit status is runpsc's.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import sys
-from collections.abc import Iterator
 
 import click
 
@@ -31,14 +29,25 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
     # collection: the collector is off until the Sentry is imported, and what exists then is
     # frozen out of later collections (forked gofers turn it back on: _gofer_main).
     gc.disable()
-    from runtime.sandbox import (
-        Sandbox,
-        SandboxConfig,
-        SandboxError,
-        Volume,
-        env_of,
-        import_sentry,
-    )
+    from runtime.codecache import cached_compiles
+    from runtime.startup import DEFERRABLE, defer_modules, exit_now, glibc_sonames
+
+    defer_modules(*DEFERRABLE)
+    # trio and p9 serve both the gofers and the Sentry: import them once, then fork the
+    # gofers, which confine themselves and serve while this process imports the Sentry.
+    # (startup_imports below lists the same imports for runtime.codecache.)
+    with glibc_sonames(), cached_compiles():
+        import trio
+
+        import p9  # noqa: F401
+        from runtime.sandbox import (
+            Sandbox,
+            SandboxConfig,
+            SandboxError,
+            Volume,
+            env_of,
+            import_sentry,
+        )
 
     try:
         config = SandboxConfig(
@@ -50,22 +59,13 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         )
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    # trio, p9 and python-ptrace's syscall tables (the gofer's seccomp filter, the Sentry's
-    # platform) serve both the gofers and the Sentry: import them once, then fork the gofers,
-    # which confine themselves and serve while this process imports the Sentry.
-    with _glibc_sonames():
-        import ptrace.syscall.linux.x86_64  # noqa: F401
-        import trio
-
-        import p9  # noqa: F401
-
     sandbox = Sandbox(config, confine=True)
     # Everything allocated so far is still in the young generation (the collector is off):
     # freeze it, or the gofer's first collection walks all of it, copying every page.
     gc.freeze()
     sandbox.start_gofers(fork=True)
     try:
-        with _glibc_sonames():
+        with glibc_sonames(), cached_compiles():
             import_sentry()
         gc.freeze()
         gc.enable()
@@ -80,60 +80,17 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         sys.exit(127 if e.errno == 2 else 126)
     finally:
         sandbox.close()
-    _exit_now(code)
+    exit_now(code)
 
 
-#: glibc's sonames on Linux (x86_64, the only platform runpsc supports) of what trio,
-#: python-ptrace and the Sentry look up by name.
-_GLIBC_SONAMES = {"c": "libc.so.6", "pthread": "libpthread.so.0"}
+def startup_imports() -> None:
+    """Import what `do` imports before it runs the program, in the same order.
 
-
-@contextlib.contextmanager
-def _glibc_sonames() -> Iterator[None]:
-    """While importing, answer ctypes.util.find_library for libc and libpthread directly.
-
-    Why: trio (thread names), python-ptrace and the Sentry's platform look these up by name
-    when imported, and on Linux each find_library runs `ldconfig -p` in a child process (a
-    fork of this already large process, on the critical path). Under glibc the answers are
-    fixed sonames; other names, and other C libraries, are looked up as before.
+    `runtime.codecache.warm` records the code these imports generate (scripts/setup.sh).
     """
-    import ctypes.util
-    import os
+    import trio  # noqa: F401
 
-    try:
-        glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
-    except (ValueError, OSError):
-        glibc = False
-    if not glibc:
-        yield
-        return
-    original = ctypes.util.find_library
+    import p9  # noqa: F401
+    from runtime.sandbox import import_sentry
 
-    def find_library(name: str) -> str | None:
-        return _GLIBC_SONAMES.get(name) or original(name)
-
-    ctypes.util.find_library = find_library
-    try:
-        yield
-    finally:
-        ctypes.util.find_library = original
-
-
-def _exit_now(code: int) -> None:
-    """Exit with `code` without tearing the interpreter down.
-
-    Why: by now the gofers are stopped and the program's output went straight to the host's
-    descriptors; what is left is unloading a few hundred modules and freeing every object,
-    10-20 ms of every `runpsc do` that nobody can observe. Exit handlers still run and
-    Python's buffered stdout and stderr are flushed first.
-    """
-    import atexit
-    import os
-
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    os._exit(code)
+    import_sentry()

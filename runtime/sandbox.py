@@ -187,6 +187,8 @@ class _ForkedGofer:
         import time
 
         deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout is not None and self.poll() is None:
+            self._wait_exit(timeout)
         delay = 0.0005
         while self.poll() is None:
             if deadline is None:
@@ -199,6 +201,22 @@ class _ForkedGofer:
             delay = min(delay * 2, 0.05)
         assert self.returncode is not None
         return self.returncode
+
+    def _wait_exit(self, timeout: float) -> None:
+        """Sleep until the child exits or `timeout` passes, woken by its pidfd (the exit of
+        `runpsc do` waits for its gofers: no polling delay added to it)."""
+        import select
+
+        try:
+            fd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            return  # no pidfds (Linux < 5.3): wait() polls
+        try:
+            waiter = select.poll()
+            waiter.register(fd, select.POLLIN)
+            waiter.poll(max(0, int(timeout * 1000)))
+        finally:
+            os.close(fd)
 
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:
@@ -248,9 +266,14 @@ def _gofer_main(export: str, fd: int) -> int:
     import gc
     import logging
 
-    from gofer.ident import IdentityPolicy
-    from gofer.serve import GoferOptions, parse_export, parse_listen, run
+    from runtime.startup import glibc_sonames, load_deferred
 
+    with glibc_sonames():  # gofer.confine imports python-ptrace, which looks up libc
+        from gofer.ident import IdentityPolicy
+        from gofer.serve import GoferOptions, parse_export, parse_listen, run
+    # The gofer confines itself away from the host's files: whatever the parent deferred
+    # (runtime.startup.defer_modules) must be loaded while it can still be read.
+    load_deferred()
     gc.enable()  # a parent starting up may have turned it off (runpsc do); we serve for long
     logging.basicConfig(level=logging.WARNING)
     try:
