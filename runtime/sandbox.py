@@ -266,14 +266,14 @@ def _gofer_main(export: str, fd: int) -> int:
     import gc
     import logging
 
-    from runtime.startup import glibc_sonames, load_deferred
+    from runtime.startup import glibc_sonames
 
     with glibc_sonames():  # gofer.confine imports python-ptrace, which looks up libc
         from gofer.ident import IdentityPolicy
         from gofer.serve import GoferOptions, parse_export, parse_listen, run
-    # The gofer confines itself away from the host's files: whatever the parent deferred
-    # (runtime.startup.defer_modules) must be loaded while it can still be read.
-    load_deferred()
+    # What the parent deferred (runtime.startup.DEFERRABLE: TLS, DTLS, IDNA host names, a
+    # debugger) stays deferred: a gofer serving one inherited socket uses none of it, and
+    # loading it here (~20 ms) would make the Sentry wait for its gofer.
     gc.enable()  # a parent starting up may have turned it off (runpsc do); we serve for long
     logging.basicConfig(level=logging.WARNING)
     try:

@@ -61,7 +61,8 @@ def glibc_sonames() -> Iterator[None]:
 
 #: Modules `runpsc do` imports (through trio and pyelftools) but never uses: TLS and DTLS
 #: (ssl, and hashlib and hmac for DTLS cookies), IDNA host names (idna), and construct's
-#: debugger (pdb). Together about 10 ms of every start.
+#: debugger (pdb). Together about 10 ms of every start. The forked gofers inherit them
+#: deferred and never use them either (one inherited socket: no TLS, no host names).
 DEFERRABLE = ("ssl", "hashlib", "hmac", "idna", "pdb")
 
 _LOAD_LOCK = threading.RLock()
@@ -113,8 +114,8 @@ def defer_modules(*names: str) -> list[str]:
 
     Call it before the imports that would load them. A name already imported, not found,
     inside a package, or whose loader cannot execute a module in place is left alone.
-    Only for a process that can still read the modules' files when they are first used (a
-    process that confines itself away from the host's files must `load_deferred()` first).
+    A deferred module is read from disk when first used: a process that later confines
+    itself away from the host's files and may use one must `load_deferred()` before.
     """
     deferred = []
     for name in names:
