@@ -369,6 +369,7 @@ class Sandbox:
 
         from sentry.kernel import Kernel
         from sentry.kernel.fdtable import FDTable
+        from sentry.kernel.procview import ProcView
         from sentry.syscalls.sys_file import close_files
         from vfs.fs.host import HostFD
 
@@ -400,22 +401,13 @@ class Sandbox:
             argv = [os.fsencode(a) for a in cfg.argv]
             envp = [os.fsencode(f"{k}={v}") for k, v in cfg.env.items()]
             path = await self._find_program(vfs, ctx, creds, argv[0], cfg.env.get("PATH"))
-            view = ProcView(vfs, ctx, creds, fdtable)
-            view.kernel = kernel
-            view.argv, view.envp, view.running = argv, envp, True
-            view.comm = os.path.basename(path)[:15]
-            try:  # what Linux shows: the executable's own path, symlinks resolved
-                view.exe = vfs.path_of(ctx, await vfs.resolve(ctx, creds, None, path))
-            except OSError:
-                view.exe = path
-            self.procfs.provider = view
+            self.procfs.provider = ProcView(kernel)  # the kernel's view of its processes
             try:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(_forward_host_signals, kernel)
                     status = await kernel.run(argv, envp, fdtable, ctx, creds, path=path)
                     nursery.cancel_scope.cancel()
             finally:
-                view.running = False
                 with trio.CancelScope(shield=True):
                     await close_files(_ExitingTask(kernel), fdtable.close_all())
             if cfg.strace:
@@ -501,111 +493,6 @@ class Sandbox:
             return cand
         err = errno.EACCES if denied else errno.ENOENT
         raise SandboxError(f"{os.fsdecode(name)}: {os.strerror(err)}", code=126 if denied else 127)
-
-
-class ProcView:
-    """What /proc shows about the sandbox's processes (vfs.fs.procfs.ProcProvider).
-
-    Why here: the Kernel does not publish a /proc provider yet; the runtime knows its
-    process table (`kernel.procs`), the task whose syscall is being served
-    (`sentry.kernel.kernel.CURRENT_TASK`), and the first program's argv, environment and
-    path. Per process: cwd, root, fd/, comm, status, mounts; exe, cmdline and environ only
-    for the first program until it calls execve (the kernel does not record them).
-    Host-fd files show the host's kind of name (pipe:[N], /dev/pts/N), never a host path.
-    """
-
-    def __init__(self, vfs: Any, ctx: Any, creds: Any, fdtable: Any) -> None:
-        self.vfs, self.ctx, self.creds, self.fdtable = vfs, ctx, creds, fdtable
-        self.argv: list[bytes] = []
-        self.envp: list[bytes] = []
-        self.exe = b""
-        self.comm = b""  # the first program's comm: a different one means it called execve
-        self.running = False
-        self.kernel: Any = None
-
-    def _procs(self) -> dict:
-        procs = getattr(self.kernel, "procs", None)
-        return procs if procs is not None else {}
-
-    def self_pid(self) -> int | None:
-        try:
-            from sentry.kernel.kernel import CURRENT_TASK
-        except ImportError:  # pragma: no cover - an older kernel
-            return 1 if self.running else None
-        t = CURRENT_TASK.get(None)
-        if t is not None:
-            return t.tgid
-        return 1 if self.running else None
-
-    def pids(self) -> list[int]:
-        procs = self._procs()
-        if procs:
-            return sorted(procs)
-        return [1] if self.running else []
-
-    def extra_entries(self) -> dict:
-        return {}
-
-    def pid_entries(self, pid: int) -> dict | None:
-        from vfs.fs.synthetic import DirNode, FileNode, SymlinkNode
-
-        task = self._procs().get(pid)
-        if task is None and not (pid == 1 and self.running):
-            return None
-        fs = getattr(task, "fs", None) or self.ctx
-        creds = getattr(task, "creds", None) or self.creds
-        fdtable = getattr(task, "fdtable", None) or self.fdtable
-        uid, gid = creds.uid, creds.gid
-        first = pid == 1 and (task is None or task.comm == self.comm)
-        name = getattr(task, "comm", b"") or os.path.basename(self.exe)[:15]
-        ppid = getattr(task, "ppid", 0)
-        status = (f"Name:\t{os.fsdecode(name)}\nUmask:\t{fs.umask:04o}\n"
-                  f"State:\tR (running)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\n"
-                  f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{gid}\t{gid}\t{gid}\t{gid}\n"
-                  "Threads:\t1\n").encode()
-        out = {
-            b"cwd": SymlinkNode(lambda: self.vfs.getcwd(fs)),
-            b"root": SymlinkNode(b"/"),
-            b"comm": FileNode(name + b"\n", 0o644),
-            b"status": FileNode(status),
-            b"mounts": FileNode(self._mounts),
-            b"fd": DirNode(lambda: self._fds(fdtable, fs), 0o500),
-        }
-        if first:
-            out[b"exe"] = SymlinkNode(lambda: self.exe)
-            out[b"cmdline"] = FileNode(lambda: b"".join(a + b"\0" for a in self.argv))
-            out[b"environ"] = FileNode(lambda: b"".join(e + b"\0" for e in self.envp), 0o400,
-                                       uid=uid, gid=gid)
-        return out
-
-    def _mounts(self) -> bytes:
-        from vfs.fs.procfs import mounts_text
-
-        return mounts_text(self.vfs, self.ctx)
-
-    def _fds(self, fdtable: Any, fs: Any) -> dict:
-        from vfs.fs.synthetic import SymlinkNode
-
-        return {str(fd).encode(): SymlinkNode(self._fd_target(f, fs))
-                for fd, f in fdtable.items()}
-
-    def _fd_target(self, f: Any, fs: Any) -> bytes:
-        vd = getattr(f, "vd", None)
-        if vd is not None:
-            if vd.mount.parent is None and vd.mount is not self.vfs.root_mount:
-                return vd.dentry.name  # anonymous files (pipefs): "pipe:[N]"
-            return self.vfs.path_of(fs, vd)
-        hostfd = getattr(f, "fd", None)
-        if isinstance(hostfd, int):
-            try:
-                target = os.readlink(f"/proc/self/fd/{hostfd}")
-            except OSError:
-                return b"anon_inode:[host]"
-            if target.startswith(("pipe:", "socket:", "anon_inode:", "/dev/pts/", "/dev/tty",
-                                  "/dev/null")):
-                return target.encode()
-            return b"host:[%d]" % hostfd
-        return b"anon_inode:[unknown]"
 
 
 #: Namespaces the Sentry leaves once its gofer connections exist (sched.h values).

@@ -31,7 +31,8 @@ from sentry.platform.ptrace import (
 )
 from sentry.syscalls.table import TABLE, Entry, SyscallError, name_of
 
-from . import signals
+from . import jobctl, signals
+from .image import RecordingSource, image_of
 from .task import Task, TaskExit
 
 log = logging.getLogger("runpsc.sentry")
@@ -42,6 +43,7 @@ _MASK64 = (1 << 64) - 1
 # Default dispositions (signal(7)) for signals the application cannot yet handle itself.
 _IGNORED = {signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
 _STOPPING = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
 UNSUPPORTED_REPORT_LIMIT = 20
 
 
@@ -78,6 +80,7 @@ class Kernel:
         self.procs_ended: dict[int, int] = {}  # pid -> wait status (kept for run())
         self.zombies: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, wait status)
         self.zombie_pgid: dict[int, int] = {}
+        self.zombie_uid: dict[int, int] = {}
         self._changed = trio.Event()
         self._fd_users: dict[int, int] = {}  # id(fdtable) -> processes sharing it
         self._waiter = SigchldWaiter()
@@ -124,11 +127,12 @@ class Kernel:
         t: Task | None = None
         try:
             mm = MemoryManager(stub)
-            loaded = await load(mm, self._source(fs, creds), path or argv[0], argv, envp,
-                                **_ids(creds))
+            source = RecordingSource(self._source(fs, creds))
+            loaded = await load(mm, source, path or argv[0], argv, envp, **_ids(creds))
             pid = self.alloc_pid()
             t = Task(self, stub, mm, tid=pid, tgid=pid, ppid=0, fdtable=fdtable, fs=fs,
                      creds=creds)
+            t.image = image_of(loaded, source, envp, stub)
             self._fd_users[id(fdtable)] = 1
             self._start_regs(t, loaded)
         except BaseException:
@@ -223,6 +227,7 @@ class Kernel:
         leader.threads.discard(t)
         if self.tasks.get(t.tid) is t:
             del self.tasks[t.tid]
+        jobctl.thread_gone(t)
         if t.exec_replaced:
             return  # another thread's execve took the process over
         if thread_exit and leader.threads:
@@ -257,22 +262,46 @@ class Kernel:
             pass
 
     def _exited(self, t: Task, status: int) -> None:
-        """Make `t` a zombie for its parent; its children go to init (pid 1)."""
+        """Make `t` a zombie for its parent (SIGCHLD). Its children go to the nearest
+        living ancestor that is a child subreaper, else to init (pid 1): they get their
+        parent-death signal, the new parent gets SIGCHLD for those already zombies, and a
+        process group this exit orphans with stopped members gets SIGHUP and SIGCONT
+        (Linux's exit_notify)."""
         self.procs.pop(t.tgid, None)
         self.procs_ended[t.tgid] = status
-        for c in self.procs.values():
-            if c.ppid == t.tgid:
-                c.ppid = 1
+        reaper = self._reaper_for(t)
+        uid = t.creds.uid if t.creds is not None else 0
+        orphans = [c for c in self.procs.values() if c.ppid == t.tgid]
+        for c in orphans:
+            c.ppid = reaper
+            sig = c.prctl_state.get(_PR_SET_PDEATHSIG, 0)
+            if sig:
+                signals.send(None, c, sig, signals.siginfo(sig, signals.SI_USER, t.tgid, uid))
         for z, (ppid, st) in list(self.zombies.items()):
             if ppid == t.tgid:
-                self.zombies[z] = (1, st)
+                self.zombies[z] = (reaper, st)
+                signals.notify_exit(self.procs.get(reaper), z, self.zombie_uid.get(z, 0), st)
+        for c in orphans:
+            jobctl.kill_orphaned_pgrp(self, c, t)
+        jobctl.kill_orphaned_pgrp(self, t, None)
         if t.ppid:
             self.zombies[t.tgid] = (t.ppid, status)
             self.zombie_pgid[t.tgid] = t.pgid
+            self.zombie_uid[t.tgid] = uid
         t.vfork_done.set()
         t.ended.set()
         signals.process_exited(self.procs.get(t.ppid), t, status)
         self.notify_children_changed()
+
+    def _reaper_for(self, t: Task) -> int:
+        """find_new_reaper: the nearest living ancestor with PR_SET_CHILD_SUBREAPER, else
+        the sandbox's init."""
+        p = self.procs.get(t.ppid)
+        while p is not None and p.tgid != 1:
+            if p.prctl_state.get(_PR_SET_CHILD_SUBREAPER):
+                return p.tgid
+            p = self.procs.get(p.ppid)
+        return 1
 
     def notify_children_changed(self) -> None:
         self._changed.set()
@@ -287,9 +316,10 @@ class Kernel:
         failure (ENOENT, EACCES, ENOEXEC …) the caller's address space is untouched."""
         stub = PtraceStub.start()
         mm = MemoryManager(stub)
+        source = RecordingSource(self._source(t.fs, t.creds))
         try:
-            loaded = await load(mm, self._source(t.fs, t.creds), path, argv, envp,
-                                **_ids(t.creds))
+            loaded = await load(mm, source, path, argv, envp, **_ids(t.creds))
+            image = image_of(loaded, source, envp, stub)
         except BaseException:
             stub.kill()
             with trio.CancelScope(shield=True):
@@ -306,6 +336,9 @@ class Kernel:
         if old_leader is not t:  # de_thread: the exec'ing thread becomes the leader
             t._ppid, t._pgid, t._sid = old_leader._ppid, old_leader._pgid, old_leader._sid
             t.rlimits, t.prctl_state = old_leader.rlimits, old_leader.prctl_state
+            for attr in ("_sighand", "_job"):  # process-wide signal and job state
+                if attr in old_leader.__dict__:
+                    setattr(t, attr, old_leader.__dict__[attr])
             t.vfork_done, t.ended = old_leader.vfork_done, old_leader.ended
             self.tasks.pop(t.tid, None)
             t.tid = t.tgid
@@ -314,6 +347,7 @@ class Kernel:
             self.procs[t.tgid] = t
         old_mm = t.mm
         t.stub, t.mm = stub, mm
+        t.image = image
         t.threads, t.stubs = {t}, [stub]
         for old in sorted(old_stubs, key=lambda s: s is old_leader.stubs[0]):
             old.kill()  # the old process (every thread), leader last

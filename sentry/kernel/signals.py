@@ -23,6 +23,8 @@ import trio
 
 from sentry.platform import libc
 
+from . import jobctl
+
 if TYPE_CHECKING:
     from .task import Task
 
@@ -36,7 +38,7 @@ _MASK64 = (1 << 64) - 1
 _UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
 _IGNORE = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
-_STOP = {19, 20, 21, 22}  # no job control yet: stop signals are ignored
+_STOP = {19, 20, 21, 22}  # default action: stop the process (jobctl.py)
 _CORE = {3, 4, 5, 6, 7, 8, 11, 24, 25, 31}
 #: The host signal that makes a running stub thread stop so a signal can be delivered.
 KICK = _signal.SIGURG
@@ -44,6 +46,7 @@ KICK = _signal.SIGURG
 #: the others interrupted here (nanosleep, pause, poll …) return EINTR.
 _RESTARTABLE = {0, 1, 2, 17, 18, 19, 20, 42, 43, 44, 45, 46, 47, 61, 202, 247, 257, 288, 295,
                 296, 299, 307}
+RESTARTABLE = frozenset(_RESTARTABLE)
 #: Blocking syscalls that a handled signal cuts short (trio cancellation of the handler):
 #: the restartable ones plus poll/select/epoll_wait, which return EINTR.
 INTERRUPTIBLE = frozenset(_RESTARTABLE | {7, 23, 232, 270, 271, 281, 441})
@@ -109,7 +112,7 @@ def action(t: Task, sig: int) -> tuple[int, int, int, int]:
 def ignored(t: Task, sig: int) -> bool:
     """Whether `sig` is dropped at once (SIG_IGN, or a default action of ignore)."""
     h = action(t, sig)[0]
-    return h == SIG_IGN or (h == SIG_DFL and (sig in _IGNORE or sig in _STOP))
+    return h == SIG_IGN or (h == SIG_DFL and sig in _IGNORE)
 
 
 def siginfo(sig: int, code: int = SI_USER, pid: int = 0, uid: int = 0, *,
@@ -146,14 +149,30 @@ def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
     """Send `sig` to `target`'s process (or only to thread `target` if `thread`)."""
     if sig == 0:
         return
+    if sig in _STOP or sig == 18:
+        jobctl.prepare(target, sig)  # each discards the other's pending instances
+    if sig != 18:
+        _send(sender, target, sig, info, thread=thread)
+        return
+    try:
+        _send(sender, target, sig, info, thread=thread)
+    finally:  # SIGCONT continues even when ignored or blocked; a handler runs at once
+        jobctl.continue_group(target.leader)
+
+
+def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
+          thread: bool = False) -> None:
     k = target.kernel
     s = ts(target)
-    blocked = bool(s.mask & bit(sig)) if thread else all(
-        ts(th).mask & bit(sig) for th in target.leader.threads)
+    # A signal rt_sigtimedwait waits for counts as blocked (Linux's real_blocked): the
+    # waiter unblocks it only to be woken, so it is neither ignored nor fatal.
+    blocked = bool((s.mask | s.waitset) & bit(sig)) if thread else all(
+        (ts(th).mask | ts(th).waitset) & bit(sig) for th in target.leader.threads)
     if sig != SIGKILL and ignored(target, sig) and not blocked:
         return
     h = action(target, sig)[0]
-    if sig == SIGKILL or (h == SIG_DFL and not blocked):
+    if sig == SIGKILL or (h == SIG_DFL and not blocked and sig not in _STOP
+                          and not jobctl.stopped(target)):  # stopped: taken once continued
         # default action terminate: end the process now (it may be running)
         target.killed_by = sig
         for th in list(target.leader.threads):
@@ -183,23 +202,40 @@ def _queued(target: Task) -> None:
 def wake(sender: Task | None, t: Task, sig: int) -> None:
     """Make `t` notice a signal: cut a blocking syscall short, or stop a running thread."""
     s = t.__dict__.get("_sig")
-    if s is not None and s.mask & bit(sig) and not s.waitset & bit(sig):
+    if s is not None and sig and s.mask & bit(sig) and not s.waitset & bit(sig):
         return
     if sender is t:
         return  # delivered on the way out of the current syscall
+    if jobctl.stopped(t):
+        return  # a stopped process takes its signals once continued (jobctl.wake_pending)
     if t._sleeps:
         ts(t).interrupted = True
         t.interrupt()
         return
-    # tgkill: a signal stop, which on_host_signal turns into the delivery (a failure
-    # means the thread is gone)
+    kick(t)
+
+
+def kick(t: Task) -> None:
+    """Make a thread in user code stop at once: tgkill a host KICK, whose signal stop
+    on_host_signal turns into the delivery (a failure means the thread is gone). A thread
+    at a syscall stop gets the signal stop as soon as it is resumed, before running."""
     _syscall(ctypes.c_long(234), ctypes.c_long(t.leader.stub.pid), ctypes.c_long(t.stub.pid),
              ctypes.c_long(KICK))
 
 
 def should_interrupt(t: Task) -> bool:
-    """For a syscall about to sleep: is a signal already waiting to be delivered?"""
-    if not STATS["queued"] or t.__dict__.get("_sig") is None:
+    """For a syscall about to sleep: is a signal already waiting to be delivered, or is
+    the process stopping (then a call that restarts is cut short and restarted once
+    continued; any other sleeps on and counts as stopped)?"""
+    if not STATS["queued"]:
+        return False
+    if jobctl.stopped(t):
+        if t.stub.regs.orig_rax in _RESTARTABLE:
+            ts(t).interrupted = True
+            return True
+        jobctl.asleep(t)
+        return False
+    if t.__dict__.get("_sig") is None:
         return False
     if has_deliverable(t):
         t._sig.interrupted = True
@@ -242,22 +278,36 @@ def has_deliverable(t: Task) -> bool:
 
 def on_return(t: Task, res: int) -> int:
     """Called before `t` returns to user mode with syscall result `res`: deliver pending
-    signals (frames, default actions, SA_RESTART). Returns the rax to resume with."""
+    signals (frames, default actions, SA_RESTART). Returns the rax to resume with. In a
+    stopped process the thread kicks itself, so that it parks before running (jobctl)."""
+    res, stopping = _deliver(t, res)
+    if stopping:
+        kick(t)
+    return res
+
+
+def _deliver(t: Task, res: int) -> tuple[int, bool]:
+    """on_return's work; also returns whether `t`'s process is stopping (then nothing is
+    delivered until it is continued)."""
     s = ts(t)
     interrupted, s.interrupted = s.interrupted, False
     regs = t.stub.regs
     delivered = False
-    while True:
+    stopping = jobctl.stopped(t)
+    while not stopping:
         got = _take(t)
         if got is None:
             break
         sig, info = got
         h, flags, restorer, amask = action(t, sig)
-        if h == SIG_IGN or (h == SIG_DFL and (sig in _IGNORE or sig in _STOP)):
+        if h == SIG_IGN or (h == SIG_DFL and sig in _IGNORE):
+            continue
+        if h == SIG_DFL and sig in _STOP:
+            stopping = jobctl.begin_stop(t, sig)
             continue
         if h == SIG_DFL:
             t.killed_by = sig
-            return res
+            return res, False
         if not delivered:
             regs.rax = res & _MASK64
             if interrupted and res == -errno.EINTR:
@@ -267,11 +317,24 @@ def on_return(t: Task, res: int) -> int:
         res = _setup_frame(t, sig, info, h, flags, restorer, amask)
         delivered = True
         if res is None:
-            return -errno.EFAULT
+            return -errno.EFAULT, False
         break  # one frame at a time; the rest after this handler's sigreturn or next stop
-    if s.saved_mask is not None and not delivered:
-        s.mask, s.saved_mask = s.saved_mask, None
-    return res
+    if not delivered:
+        if interrupted and res == -errno.EINTR and regs.orig_rax in _RESTARTABLE:
+            # cut short, but no handler runs (a stop, or the signal went elsewhere): the
+            # call restarts, as Linux's -ERESTARTSYS does without a handler
+            res = regs.orig_rax
+            regs.rip -= 2
+        if s.saved_mask is not None and not stopping:
+            s.mask, s.saved_mask = s.saved_mask, None
+    return res, stopping
+
+
+def deliver_parked(t: Task, rax: int) -> tuple[int, bool]:
+    """For a thread at a signal stop (unsigned `rax` from its registers): deliver what is
+    pending. Returns the unsigned rax to resume with and whether its process stops."""
+    res, stopping = _deliver(t, rax - (1 << 64) if rax >= 1 << 63 else rax)
+    return res & _MASK64, stopping
 
 
 def _setup_frame(t: Task, sig: int, info: bytes, h: int, flags: int, restorer: int,
@@ -481,10 +544,13 @@ def on_host_signal(t: Task, sig: int) -> int:
         force(t, sig, info)
     elif sig != KICK:
         return sig  # any other host signal: its default action, terminate
-    rax = on_return(t, regs.rax - (1 << 64) if regs.rax >= 1 << 63 else regs.rax)
+    rax, stopping = _deliver(t, regs.rax - (1 << 64) if regs.rax >= 1 << 63 else regs.rax)
     if t.killed_by:
         return t.killed_by
     regs.rax = rax & _MASK64
+    if stopping:
+        jobctl.park(t)  # left stopped: SIGCONT resumes it (jobctl.continue_group)
+        return 0
     t.stub.resume()
     return 0
 
@@ -520,14 +586,21 @@ def process_exited(parent: Task | None, child: Task, status: int) -> None:
     for pend in [hand(child).pending, *pends]:
         STATS["queued"] -= sum(len(q) for q in pend.values())
         pend.clear()
+    jobctl.exited(child.leader)
+    uid = child.creds.uid if child.creds is not None else 0
+    notify_exit(parent, child.tgid, uid, status)
+
+
+def notify_exit(parent: Task | None, pid: int, uid: int, status: int) -> None:
+    """SIGCHLD to `parent` for the end of process `pid` (owned by `uid`) with wait status
+    `status`; also what the new parent of a reparented zombie gets."""
     if parent is None:
         return
     if status & 0x7F:
         code, value = (3 if status & 0x80 else 2), status & 0x7F
     else:
         code, value = 1, (status >> 8) & 0xFF
-    uid = child.creds.uid if child.creds is not None else 0
-    send(None, parent, SIGCHLD, siginfo(SIGCHLD, code, child.tgid, uid, status=value))
+    send(None, parent, SIGCHLD, siginfo(SIGCHLD, code, pid, uid, status=value))
 
 
 def kill_from_host(kernel: object, pid: int, sig: int) -> bool:

@@ -17,6 +17,7 @@ from .exit import TaskExit
 if TYPE_CHECKING:
     from sentry.mm.address_space import MemoryManager
 
+    from .image import ProcessImage
     from .kernel import Kernel
 
 _MAX_RW = 0x7FFFF000  # Linux's MAX_RW_COUNT
@@ -54,6 +55,7 @@ class Task:
         self.fs = fs
         self.creds = creds
         self.comm = b""
+        self.image: ProcessImage | None = None  # what execve loaded (for /proc)
         self.clear_child_tid = 0
         self.robust_list = 0
         self.rlimits: dict[int, tuple[int, int]] = {}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from sentry.kernel import signals
+from sentry.kernel import jobctl, signals
 from sentry.kernel.exit import TaskExit
 from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
 
@@ -621,7 +621,7 @@ def sys_prctl(t: Task, option: int, a2: int, a3: int, *_: int) -> int:
             raise SyscallError(errno.EINVAL)
         if option == PR_SET_NO_NEW_PRIVS and a2 != 1:
             raise SyscallError(errno.EINVAL)
-        st[option] = a2
+        st[option] = int(bool(a2)) if option == PR_SET_CHILD_SUBREAPER else a2
         return 0
     if option == PR_GET_PDEATHSIG:
         t.mem_write(a2, struct.pack("<i", st.get(PR_SET_PDEATHSIG, 0)))
@@ -691,7 +691,10 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         child_stub.kill()
         raise
     child.comm, child.rlimits = t.comm, dict(t.rlimits)
-    child.prctl_state = dict(t.prctl_state)
+    child.image = t.leader.image  # same program, same argv/env addresses
+    # the parent-death signal and the subreaper mark are not inherited (prctl(2))
+    child.prctl_state = {k: v for k, v in t.prctl_state.items()
+                         if k not in (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER)}
     child.pgid, child.sid = t.pgid, t.sid
     _start_regs(child_stub, t, flags, stack, tls)
     if flags & CLONE_PARENT_SETTID:
@@ -821,29 +824,44 @@ def _matches(t: Task, pid: int, child: int) -> bool:
     return proc.pgid == pgid if proc is not None else k.zombie_pgid.get(child) == pgid
 
 
-async def _wait(t: Task, pid: int, options: int, *, reap: bool = True) -> tuple[int, int]:
-    """Find (and unless WNOWAIT reap) an exited child matching `pid`; (0, 0) for WNOHANG
-    with none ready; ECHILD without children."""
+async def _wait(t: Task, pid: int, options: int, *,
+                reap: bool = True) -> tuple[int, int, int, int, int]:
+    """Find a child matching `pid` with something to report, in pid order: an exit (with
+    WEXITED; reaped unless WNOWAIT), a completed stop (WUNTRACED/WSTOPPED) or a continue
+    (WCONTINUED), the last two consumed unless WNOWAIT. Returns (pid, wait status,
+    si_code, si_status, the child's uid); (0, 0, 0, 0, 0) for WNOHANG with nothing to
+    report; ECHILD without matching children."""
     k = t.kernel
     while True:
-        zombies = sorted(z for z, (pp, _) in k.zombies.items()
-                         if pp == t.tgid and _matches(t, pid, z))
-        if zombies:
-            z = zombies[0]
-            status = k.zombies[z][1]
-            if reap:
-                del k.zombies[z]
-            return z, status
-        live = [c for c, p in k.procs.items() if p.ppid == t.tgid and _matches(t, pid, c)]
-        if not live:
+        kids = [z for z, (pp, _) in k.zombies.items() if pp == t.tgid]
+        kids += [c for c, p in k.procs.items() if p.ppid == t.tgid]
+        kids = sorted(c for c in kids if _matches(t, pid, c))
+        if not kids:
             raise SyscallError(errno.ECHILD)
+        for c in kids:
+            proc = k.procs.get(c)
+            if proc is None:
+                if not options & WEXITED:
+                    continue
+                status = k.zombies[c][1]
+                uid = k.zombie_uid.get(c, 0)
+                if reap:
+                    del k.zombies[c]
+                    k.zombie_pgid.pop(c, None)
+                    k.zombie_uid.pop(c, None)
+                if status & 0x7F:  # CLD_DUMPED / CLD_KILLED
+                    return c, status, (3 if status & 0x80 else 2), status & 0x7F, uid
+                return c, status, 1, (status >> 8) & 0xFF, uid  # CLD_EXITED
+            got = jobctl.wait_report(proc, options, consume=reap)
+            if got is not None:
+                uid = proc.creds.uid if proc.creds is not None else 0
+                return c, got[0], got[1], got[2], uid
         if options & WNOHANG:
-            return 0, 0
+            return 0, 0, 0, 0, 0
         await t.sleep_interruptibly(k.children_changed())
 
 
-@syscall("wait4", level=Level.PARTIAL, note="exits only (no stopped/continued children); "
-         "rusage is zero")
+@syscall("wait4", level=Level.PARTIAL, note="rusage is zero")
 async def sys_wait4(t: Task, pid: int, status: int, options: int, rusage: int, *_: int) -> int:
     """Implements Linux syscall wait4(2)."""
     if options & ~(WNOHANG | WUNTRACED | WCONTINUED | _WALL_FLAGS):
@@ -851,7 +869,7 @@ async def sys_wait4(t: Task, pid: int, status: int, options: int, rusage: int, *
     pid = _s32(pid)
     if pid == -(1 << 31):
         raise SyscallError(errno.ESRCH)
-    got, st = await _wait(t, pid, options)
+    got, st, *_ = await _wait(t, pid, options | WEXITED)
     if got and status:
         t.mem_write(status, struct.pack("<i", st))
     if got and rusage:
@@ -862,7 +880,7 @@ async def sys_wait4(t: Task, pid: int, status: int, options: int, rusage: int, *
 P_ALL, P_PID, P_PGID = 0, 1, 2
 
 
-@syscall("waitid", level=Level.PARTIAL, note="WEXITED only; rusage is zero")
+@syscall("waitid", level=Level.PARTIAL, note="rusage is zero")
 async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
                      rusage: int, *_: int) -> int:
     """Implements Linux syscall waitid(2)."""
@@ -883,21 +901,10 @@ async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
         pid = -ident if ident else 0
     else:
         raise SyscallError(errno.EINVAL)
-    if not options & WEXITED:
-        if options & WNOHANG:
-            if infop:
-                t.mem_write(infop, bytes(128))
-            return 0
-        raise SyscallError(errno.ECHILD)
-    got, st = await _wait(t, pid, options, reap=not options & WNOWAIT)
+    got, _, code, value, uid = await _wait(t, pid, options, reap=not options & WNOWAIT)
     if infop:
         info = bytearray(128)
         if got:
-            if st & 0x7F:
-                code, value = (3 if st & 0x80 else 2), st & 0x7F  # CLD_DUMPED / CLD_KILLED
-            else:
-                code, value = 1, (st >> 8) & 0xFF  # CLD_EXITED
-            uid = t.creds.uid if t.creds is not None else 0
             struct.pack_into("<iii4xiIi", info, 0, 17, 0, code, got, uid, value)
         t.mem_write(infop, bytes(info))
     if got and rusage:
@@ -923,7 +930,7 @@ def _check_sig(sig: int) -> int:
     return sig
 
 
-@syscall("kill", level=Level.PARTIAL, note="no job control: stop signals are ignored")
+@syscall("kill")
 def sys_kill(t: Task, pid: int, sig: int, *_: int) -> int:
     """Implements Linux syscall kill(2): handlers, masks and default actions."""
     sig = _check_sig(sig)
@@ -944,7 +951,7 @@ def sys_kill(t: Task, pid: int, sig: int, *_: int) -> int:
     return 0
 
 
-@syscall("tgkill", level=Level.PARTIAL, note="no job control: stop signals are ignored")
+@syscall("tgkill")
 def sys_tgkill(t: Task, tgid: int, tid: int, sig: int, *_: int) -> int:
     """Implements Linux syscall tgkill(2) (one thread per process)."""
     sig = _check_sig(sig)
@@ -958,7 +965,7 @@ def sys_tgkill(t: Task, tgid: int, tid: int, sig: int, *_: int) -> int:
     return 0
 
 
-@syscall("tkill", level=Level.PARTIAL, note="no job control: stop signals are ignored")
+@syscall("tkill")
 def sys_tkill(t: Task, tid: int, sig: int, *_: int) -> int:
     """Implements Linux syscall tkill(2)."""
     return sys_tgkill(t, tid, tid, sig)

@@ -1,0 +1,311 @@
+"""Job control: group stop and continue, and what the parent sees of them.
+
+A stop signal (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) whose action is the default is queued
+like any signal; the thread that takes it on its way back to user mode starts a *group
+stop* of its process. Every thread then parks: it is left at a host signal-delivery stop
+that the Sentry does not resume (a thread in user code is kicked into one; a thread that
+finishes a syscall kicks itself), so no application instruction runs and no syscall of
+the process progresses. A thread asleep in a call Linux restarts (read, wait4, futex …)
+is cut short and restarted once continued; one asleep in a call that is not restarted
+(nanosleep, pause, poll …) simply counts as stopped and parks when the call ends, so
+timers keep running through a stop as on Linux. When every thread is parked or asleep
+the stop is complete: the parent gets SIGCHLD with CLD_STOPPED (unless its SIGCHLD
+action has SA_NOCLDSTOP) and wait(WUNTRACED) reports the child.
+
+SIGCONT, whatever its action and even blocked, continues the process when it is sent
+(Linux's prepare_signal): pending stop signals are discarded, parked threads resumed, the
+parent told CLD_CONTINUED, and wait(WCONTINUED) reports it once. A stop signal discards a
+pending SIGCONT. SIGKILL and fatal signals end a stopped process at once (signals.send).
+
+The state is per process (`JobState` on the thread-group leader, created lazily);
+`signals.STATS["queued"]` counts each process in a group stop, so the run loop calls
+`signals.on_return` after every syscall while one exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import signals
+
+if TYPE_CHECKING:
+    from .task import Task
+
+SIGHUP, SIGCHLD, SIGCONT, SIGSTOP = 1, 17, 18, 19
+STOP_SIGNALS = frozenset({19, 20, 21, 22})  # SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU
+CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = range(1, 7)
+SA_NOCLDSTOP = 1
+WUNTRACED, WCONTINUED = 2, 8
+_STOP_BITS = sum(1 << (s - 1) for s in STOP_SIGNALS)
+
+
+@dataclass
+class GroupStop:
+    """A group stop in effect: `waiting` threads have yet to park; `parked` ones sit at a
+    host signal-delivery stop the Sentry does not resume."""
+
+    sig: int
+    waiting: set[Task] = field(default_factory=set)
+    parked: set[Task] = field(default_factory=set)
+    complete: bool = False
+
+
+@dataclass
+class JobState:
+    """Per process: the group stop in effect, and what wait may still report
+    (Linux's group_exit_code and SIGNAL_STOP_CONTINUED)."""
+
+    stop: GroupStop | None = None
+    stopped_code: int = 0
+    continued: bool = False
+
+
+def job(t: Task) -> JobState:
+    lead = t.leader
+    j = lead.__dict__.get("_job")
+    if j is None:
+        j = lead._job = JobState()
+    return j
+
+
+def stopped(t: Task) -> bool:
+    """Whether `t`'s process is in a group stop (started, not yet continued)."""
+    j = t.leader.__dict__.get("_job")
+    return j is not None and j.stop is not None
+
+
+def is_parked(t: Task) -> bool:
+    j = t.leader.__dict__.get("_job")
+    return j is not None and j.stop is not None and t in j.stop.parked
+
+
+# stopping ---------------------------------------------------------------------------------
+
+
+def begin_stop(t: Task, sig: int) -> bool:
+    """`t` took stop signal `sig` (default action): stop its whole process. Returns False
+    when the signal is discarded instead: SIGTSTP/SIGTTIN/SIGTTOU in an orphaned process
+    group, as Linux's get_signal does."""
+    if sig != SIGSTOP and orphaned_pgrp(t.kernel, t.pgid):
+        return False
+    j = job(t)
+    if j.stop is not None:
+        return True
+    leader = t.leader
+    st = j.stop = GroupStop(sig)
+    j.stopped_code, j.continued = sig, False
+    signals.STATS["queued"] += 1  # the run loop now calls on_return after every syscall
+    for th in list(leader.threads):
+        if th is t:
+            st.waiting.add(th)  # parks on its way back to user mode
+        elif th._sleeps:
+            if th.stub.regs.orig_rax in signals.RESTARTABLE:
+                st.waiting.add(th)  # cut short; restarted once continued
+                signals.ts(th).interrupted = True
+                th.interrupt()
+            # else: asleep in a call that is not restarted, stopped already
+        else:
+            st.waiting.add(th)
+            signals.kick(th)
+    _check_complete(leader)
+    return True
+
+
+def asleep(t: Task) -> None:
+    """`t` starts sleeping in a syscall that a stop does not interrupt: while its process
+    stops, it counts as stopped (it parks when the call ends)."""
+    j = t.leader.__dict__.get("_job")
+    if j is not None and j.stop is not None and t in j.stop.waiting:
+        j.stop.waiting.discard(t)
+        _check_complete(t.leader)
+
+
+def park(t: Task) -> None:
+    """`t` sits at a host signal-delivery stop and is left there until SIGCONT."""
+    st = job(t).stop
+    if st is None:
+        return
+    st.waiting.discard(t)
+    st.parked.add(t)
+    _check_complete(t.leader)
+
+
+def thread_gone(t: Task) -> None:
+    """A thread ended during a group stop: the stop no longer waits for it."""
+    j = t.leader.__dict__.get("_job")
+    if j is None or j.stop is None:
+        return
+    j.stop.waiting.discard(t)
+    j.stop.parked.discard(t)
+    if t.leader.threads:
+        _check_complete(t.leader)
+
+
+def _check_complete(leader: Task) -> None:
+    st = job(leader).stop
+    if st is None or st.complete or st.waiting:
+        return
+    st.complete = True
+    notify_parent(leader, CLD_STOPPED, st.sig)
+
+
+# continuing ---------------------------------------------------------------------------------
+
+
+def prepare(target: Task, sig: int) -> None:
+    """What sending `sig` does before anything else (Linux's prepare_signal): a stop
+    signal discards a pending SIGCONT; SIGCONT discards pending stop signals and
+    continues a stopped process."""
+    if sig in STOP_SIGNALS:
+        _flush(target.leader, 1 << (SIGCONT - 1))
+    elif sig == SIGCONT:
+        _flush(target.leader, _STOP_BITS)
+
+
+def _flush(leader: Task, bits: int) -> None:
+    pends = [signals.hand(leader).pending] + [signals.ts(th).pending for th in leader.threads]
+    for pend in pends:
+        for s in [s for s in pend if bits >> (s - 1) & 1]:
+            signals.STATS["queued"] -= len(pend.pop(s))
+
+
+def continue_group(leader: Task) -> None:
+    """SIGCONT was sent (and queued if handled): end the group stop. Each parked thread
+    first takes what is pending for it, as Linux's get_signal does right after the stop,
+    so a handler (SIGCONT's own included) runs before any other instruction; then it is
+    resumed."""
+    j = leader.__dict__.get("_job")
+    if j is None or j.stop is None:
+        return
+    st, j.stop = j.stop, None
+    signals.STATS["queued"] -= 1
+    j.stopped_code, j.continued = 0, True
+    for th in sorted(st.parked, key=lambda th: th.tid):
+        regs = th.stub.regs
+        rax, _ = signals.deliver_parked(th, regs.rax)
+        if th.killed_by:  # a fatal signal came during the stop: it ends the process now
+            leader.kernel.end_process(leader, th.killed_by)
+            break
+        regs.rax = rax
+        try:
+            th.stub.resume()
+        except OSError:
+            pass  # the thread is gone (killed from outside); its task sees it
+    wake_pending(leader)
+    # A stop that had not completed counts as finished and continued; SIGCHLD does not
+    # queue, so the parent hears only CLD_STOPPED (with status 0), as on Linux.
+    if st.complete:
+        notify_parent(leader, CLD_CONTINUED, SIGCONT)
+    else:
+        notify_parent(leader, CLD_STOPPED, 0)
+
+
+def wake_pending(leader: Task) -> None:
+    """After a stop: make threads notice the signals queued meanwhile (one thread per
+    process-wide signal, as send does)."""
+    threads = sorted(leader.threads, key=lambda th: th.tid)
+    for th in threads:
+        s = th.__dict__.get("_sig")
+        if s is not None and any(not s.mask & signals.bit(sig) for sig in s.pending):
+            signals.wake(None, th, 0)
+    for sig in list(signals.hand(leader).pending):
+        for th in threads:
+            if not signals.ts(th).mask & signals.bit(sig):
+                signals.wake(None, th, sig)
+                break
+
+
+def notify_parent(leader: Task, why: int, status: int) -> None:
+    """do_notify_parent_cldstop: SIGCHLD with CLD_STOPPED/CLD_CONTINUED to the parent
+    (unless its SIGCHLD action has SA_NOCLDSTOP), and wake its wait."""
+    k = leader.kernel
+    parent = k.procs.get(leader.ppid)
+    if parent is not None and not signals.action(parent, SIGCHLD)[1] & SA_NOCLDSTOP:
+        uid = leader.creds.uid if leader.creds is not None else 0
+        signals.send(None, parent, SIGCHLD,
+                     signals.siginfo(SIGCHLD, why, leader.tgid, uid, status=status))
+    k.notify_children_changed()
+
+
+def exited(leader: Task) -> None:
+    """The process ended: its group stop (if any) is over."""
+    j = leader.__dict__.get("_job")
+    if j is not None and j.stop is not None:
+        j.stop = None
+        signals.STATS["queued"] -= 1
+
+
+# wait ---------------------------------------------------------------------------------------
+
+
+def wait_report(child: Task, options: int, *, consume: bool) -> tuple[int, int, int] | None:
+    """What wait may report about live `child`: (wait status, si_code, si_status) for a
+    completed stop (WUNTRACED/WSTOPPED: ``sig << 8 | 0x7f``) or a continue (WCONTINUED:
+    0xffff), consumed unless WNOWAIT; None if nothing."""
+    j = child.leader.__dict__.get("_job")
+    if j is None:
+        return None
+    if options & WUNTRACED and j.stop is not None and j.stop.complete and j.stopped_code:
+        sig = j.stopped_code
+        if consume:
+            j.stopped_code = 0
+        return sig << 8 | 0x7F, CLD_STOPPED, sig
+    if options & WCONTINUED and j.continued:
+        if consume:
+            j.continued = False
+        return 0xFFFF, CLD_CONTINUED, SIGCONT
+    return None
+
+
+# orphaned process groups --------------------------------------------------------------------
+
+
+def orphaned_pgrp(kernel: object, pgid: int) -> bool:
+    """will_become_orphaned_pgrp: no member has a parent in another group of the same
+    session. The sandbox's pid 1 has no parent inside, as a container's init."""
+    procs = kernel.procs  # type: ignore[attr-defined]
+    for p in procs.values():
+        if p.pgid != pgid:
+            continue
+        parent = procs.get(p.ppid)
+        if parent is None:
+            continue
+        if parent.pgid != pgid and parent.sid == p.sid:
+            return False
+    return True
+
+
+def has_stopped_jobs(kernel: object, pgid: int) -> bool:
+    return any(p.pgid == pgid and stopped(p)
+               for p in kernel.procs.values())  # type: ignore[attr-defined]
+
+
+def kill_orphaned_pgrp(kernel: object, member: Task, outside: Task | None) -> None:
+    """Linux's kill_orphaned_pgrp: when an exit leaves `member`'s process group orphaned
+    with stopped processes in it, every member gets SIGHUP then SIGCONT. `outside` is the
+    process that was the group's link to the session (the exiting parent of a reparented
+    child; None for the exiting `member` itself, whose parent is then the link)."""
+    procs = kernel.procs  # type: ignore[attr-defined]
+    link = outside if outside is not None else procs.get(member.ppid)
+    pgid = member.pgid
+    if link is None or link.pgid == pgid or link.sid != member.sid:
+        return
+    if not orphaned_pgrp(kernel, pgid) or not has_stopped_jobs(kernel, pgid):
+        return
+    for sig in (SIGHUP, SIGCONT):
+        for p in [p for p in procs.values() if p.pgid == pgid]:
+            signals.send(None, p, sig, signals.siginfo(sig, signals.SI_KERNEL))
+
+
+def state_letter(t: Task) -> str:
+    """/proc/PID/status's State: T stopped, S when every thread sleeps in a syscall (the
+    thread reading the file is running), R otherwise."""
+    if stopped(t):
+        return "T (stopped)"
+    from .kernel import CURRENT_TASK
+
+    me = CURRENT_TASK.get(None)
+    if all(th._sleeps and th is not me for th in t.leader.threads):
+        return "S (sleeping)"
+    return "R (running)"

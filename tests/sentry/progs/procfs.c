@@ -1,0 +1,138 @@
+/* /proc/PID/{exe,cmdline,environ,stat} of every process, across fork, execve (through a
+ * symlink and a #! script) and an argv rewritten in place; run natively and in the sandbox
+ * with outputs compared. DIR (environment) is the directory holding this program, `link`
+ * (a symlink to it) and `script` (#!DIR/procfs); paths print with DIR replaced by $DIR. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *dir;
+
+static void show(const char *what, const char *buf, ssize_t n) {
+    size_t dl = strlen(dir);
+    printf("%s: ", what);
+    for (ssize_t i = 0; i < n; i++) {
+        if (dl && i + (ssize_t)dl <= n && !memcmp(buf + i, dir, dl)) {
+            printf("$DIR");
+            i += dl - 1;
+        } else {
+            putchar(buf[i] ? buf[i] : '|');
+        }
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+static void show_file(const char *what, const char *path) {
+    char buf[4096];
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf);
+    if (fd >= 0) close(fd);
+    if (n < 0) { printf("%s: (unreadable)\n", what); return; }
+    show(what, buf, n);
+}
+
+static void show_link(const char *what, const char *path) {
+    char buf[4096];
+    ssize_t n = readlink(path, buf, sizeof buf);
+    if (n < 0) { printf("%s: (no link)\n", what); return; }
+    show(what, buf, n);
+}
+
+static void show_pid(const char *who, pid_t p) {
+    char path[64], what[64];
+    snprintf(path, sizeof path, "/proc/%d/exe", p);
+    snprintf(what, sizeof what, "%s exe", who);
+    show_link(what, path);
+    snprintf(path, sizeof path, "/proc/%d/cmdline", p);
+    snprintf(what, sizeof what, "%s cmdline", who);
+    show_file(what, path);
+    snprintf(path, sizeof path, "/proc/%d/environ", p);
+    snprintf(what, sizeof what, "%s environ", who);
+    show_file(what, path);
+}
+
+/* what an exec'd image does: show itself, tell the parent, wait to be released */
+static int execd(int argc, char **argv) {
+    show_pid("exec'd self", getpid());
+    write(4, "r", 1);
+    char ch;
+    read(3, &ch, 1);
+    return 0;
+}
+
+static void exec_child(const char *path, char *const *argv, char *const *envp) {
+    int go[2], ready[2];
+    pipe(go);
+    pipe(ready);
+    pid_t c = fork();
+    if (!c) {
+        dup2(go[0], 3);
+        dup2(ready[1], 4);
+        execve(path, argv, envp);
+        _exit(127);
+    }
+    char ch;
+    if (read(ready[0], &ch, 1) == 1) show_pid("parent sees exec'd child", c);
+    write(go[1], "g", 1);
+    int st;
+    waitpid(c, &st, 0);
+    printf("exec'd child exited %d\n", WEXITSTATUS(st));
+    close(go[0]); close(go[1]); close(ready[0]); close(ready[1]);
+}
+
+int main(int argc, char **argv) {
+    dir = getenv("DIR");
+    if (!dir) dir = "";
+    setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+    size_t l1 = argc > 1 ? strlen(argv[1]) : 0;
+    if (!strcmp(argv[0], "renamed") || (l1 >= 6 && !strcmp(argv[1] + l1 - 6, "script")))
+        return execd(argc, argv);
+    show_pid("self", getpid());
+    fflush(stdout);
+
+    pid_t c = fork();
+    if (!c) {
+        show_pid("forked child", getpid());
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(c, NULL, 0);
+
+    char link[4096], script[4096], envdir[4200];
+    snprintf(link, sizeof link, "%s/link", dir);
+    snprintf(script, sizeof script, "%s/script", dir);
+    snprintf(envdir, sizeof envdir, "DIR=%s", dir);
+    char *args1[] = {"renamed", "x y", NULL};
+    char *env1[] = {"E=2", envdir, NULL};
+    exec_child(link, args1, env1);
+    char *args2[] = {"script-argv0", "z", NULL};
+    exec_child(script, args2, env1);
+
+    /* an argv rewritten in place: shorter, then past its end (setproctitle) */
+    size_t area = argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0];
+    strcpy(argv[0], "xy");
+    show_file("shortened argv[0]", "/proc/self/cmdline");
+    memset(argv[0], 'T', area);
+    argv[0][3] = 0;
+    show_file("argv overwritten (a title)", "/proc/self/cmdline");
+    memset(argv[0], 'U', area);
+    show_file("argv overwritten into environ", "/proc/self/cmdline");
+
+    char buf[4096];
+    int fd = open("/proc/self/stat", O_RDONLY);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    int pid, ppid, pgrp, sid;
+    char comm[64], state;
+    sscanf(buf, "%d %63s %c %d %d %d", &pid, comm, &state, &ppid, &pgrp, &sid);
+    printf("stat: pid ok %d, comm %s, state %c, ppid ok %d, pgrp ok %d, sid ok %d\n",
+           pid == getpid(), comm, state, ppid == getppid(), pgrp == getpgrp(),
+           sid == getsid(0));
+    return 0;
+}
