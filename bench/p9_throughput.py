@@ -10,6 +10,7 @@ Not a test: nothing is asserted, numbers are printed.
 
     .venv/bin/python bench/p9_throughput.py [--size-mib 200] [--meta-seconds 3] [--repeat 3]
                                             [--ours hostfs|gofer] [--dir /dev/shm]
+                                            [--msizes 65536,1048576] [--placement same,split,free]
 
 Clients: "p9" is our trio client (one connection, reads/writes split into msize chunks and
 pipelined, 8 MiB per call); "diod-tools" is diodcat for reads and `diodls -l` over a
@@ -17,10 +18,20 @@ directory of 2000 files for metadata (each entry is walked, stat'ed and clunked;
 tools cannot write, so that cell is "-"). diod grants at most 64 KiB msize, whatever is
 asked; the granted msize is printed.
 
+Placement (--placement): where client and server may run. On this kind of machine (a VM
+with 2 vCPUs) a wakeup across CPUs is expensive (an idle vCPU halts; waking it costs tens of
+microseconds), so a client with one request in flight (diodcat, diodls) measures very
+differently when it shares the server's CPU ("same": both pinned to CPU 0, they take turns)
+than when each has its own ("split": client on CPU 0, server on CPU 1), and an unpinned run
+("free") lands on either depending on the scheduler and on other load. Each placement is
+a separate row; pinning applies to diod (all its threads) and to our server alike. The load
+average is printed before and after.
+
 The servers run as separate processes on TCP loopback. `start_our_server` is the one place
 that decides what "our server" is: by default p9.Server with the simple host-directory
 model from tests/p9/hostfs.py (its methods never wait, so every request but Tlock is
-handled inline in the reader task, see `Server(inline=)`);
+handled inline in the reader task, see `Server(inline=)`, with the Tread fast path and
+spinning as the Gofer has them);
 `--ours gofer` runs `runpsc gofer serve` instead.
 """
 
@@ -55,7 +66,8 @@ async def main():
     # HostFS answers every request synchronously (no await inside), so tasks per request
     # would buy no concurrency: handle them all inline except the possibly blocking Tlock.
     inline = set(p9.REGISTRY.values()) - {p9.Tlock}
-    server = p9.Server(HostFS(sys.argv[1]), max_msize=int(sys.argv[3]), inline=inline)
+    server = p9.Server(HostFS(sys.argv[1], fast=True), max_msize=int(sys.argv[3]),
+                       inline=inline, spin_us=100)
     await server.serve_listeners(listeners)
 trio.run(main)
 """
@@ -95,6 +107,34 @@ def start_diod(export: str, port: int) -> Iterator[tuple[str, int]]:
     diod_bin = shutil.which("diod") or "/usr/sbin/diod"
     with peers.diod(diod_bin, export, tcp_port=port) as proc:
         yield export, proc.pid
+
+
+#: --placement name -> (client CPUs, server CPUs); None means not pinned.
+PLACEMENTS: dict[str, tuple[set[int] | None, set[int] | None]] = {
+    "same": ({0}, {0}),
+    "split": ({0}, {1}),
+    "free": (None, None),
+}
+
+
+def pin_process(pid: int, cpus: set[int] | None) -> None:
+    """Set the CPU affinity of every thread of `pid` (new threads inherit it)."""
+    cpus = cpus or set(range(os.cpu_count() or 1))
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+@contextlib.contextmanager
+def pinned_self(cpus: set[int] | None) -> Iterator[None]:
+    """Run the body (our client, and diod's tools started from it) on `cpus`."""
+    old = os.sched_getaffinity(0)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, old)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -185,9 +225,19 @@ def main() -> None:
                          "disk; a busy disk's writeback stalls a single-threaded server)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs per cell; the best is kept (the machine may be shared)")
+    ap.add_argument("--placement", default="same,split,free",
+                    help="comma-separated: same (client and server on CPU 0), split (client "
+                         "CPU 0, server CPU 1), free (unpinned); see the module docstring")
     args = ap.parse_args()
     size = args.size_mib * MIB
     msizes = [int(x) for x in args.msizes.split(",")]
+    placements = args.placement.split(",")
+    for pl in placements:
+        if pl not in PLACEMENTS:
+            ap.error(f"unknown placement {pl!r} (same, split, free)")
+    if (os.cpu_count() or 1) < 2:
+        placements = ["free"]
+    args.load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="p9bench-", dir=args.dir) as export:
         os.chmod(export, 0o755)
         with open(os.path.join(export, "r.bin"), "wb") as fh:
@@ -210,18 +260,25 @@ def main() -> None:
                     "diod": stack.enter_context(start_diod(export, ports["diod"])),
                 }
                 for _ in range(args.repeat):
-                    for sname, port in ports.items():
-                        aname, pid = anames[sname]
-                        runs.setdefault(("p9", sname, msize), []).append(
-                            trio.run(_client_run, port, aname, pid, msize, size,
-                                     args.meta_seconds))
-                        runs.setdefault(("diod-tools", sname, msize), []).append(
-                            _tools_run(port, aname, msize, size))
-            for sname in ports:
-                results[("p9", sname, msize)] = _best(runs[("p9", sname, msize)])
-                tools = _best(runs[("diod-tools", sname, msize)])
-                tools["msize"] = results[("p9", sname, msize)]["msize"]  # same server grant
-                results[("diod-tools", sname, msize)] = tools
+                    for pl in placements:
+                        client_cpus, server_cpus = PLACEMENTS[pl]
+                        for sname, port in ports.items():
+                            aname, pid = anames[sname]
+                            pin_process(pid, server_cpus)
+                            with pinned_self(client_cpus):
+                                runs.setdefault(("p9", sname, msize, pl), []).append(
+                                    trio.run(_client_run, port, aname, pid, msize, size,
+                                             args.meta_seconds))
+                                runs.setdefault(("diod-tools", sname, msize, pl), []).append(
+                                    _tools_run(port, aname, msize, size))
+            for pl in placements:
+                for sname in ports:
+                    key = (sname, msize, pl)
+                    results[("p9", *key)] = _best(runs[("p9", *key)])
+                    tools = _best(runs[("diod-tools", *key)])
+                    tools["msize"] = results[("p9", *key)]["msize"]  # same server grant
+                    results[("diod-tools", *key)] = tools
+    args.load_after = os.getloadavg()
     print_table(results, msizes, args)
 
 
@@ -246,36 +303,41 @@ def _fmt(value: float | None, base: float | None) -> str:
 def print_table(results: dict, msizes: list[int], args) -> None:
     print(f"# 9P throughput, {args.size_mib} MiB file in {args.dir or 'TMPDIR'}, TCP loopback, "
           f"{os.cpu_count()} CPUs, best of {args.repeat}; ratio = figure / same client against "
-          f"diod at the same msize")
-    hdr = (f"{'client':<11} {'server':<13} {'msize ask':>9} {'granted':>8} "
+          f"diod at the same msize and placement")
+    print("# load average before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f}".format(
+        *args.load_before, *args.load_after))
+    print("# placement: same = client and server pinned to CPU 0 (they take turns on it); "
+          "split = client on CPU 0, server on CPU 1;\n#   free = unpinned. A wakeup across "
+          "vCPUs costs tens of microseconds here, which dominates one-request-at-a-time clients.")
+    hdr = (f"{'client':<11} {'server':<13} {'place':<5} {'msize ask':>9} {'granted':>8} "
            f"{'read MB/s':>9} {'ratio':>6} {'write MB/s':>10} {'ratio':>6} {'meta op/s':>9} {'ratio':>6}")
     print(hdr)
     print("-" * len(hdr))
     for client in ("p9", "diod-tools"):
-        for (c, server, msize), r in results.items():
+        for (c, server, msize, pl), r in results.items():
             if c != client:
                 continue
-            base = results.get((client, "diod", msize), {})
-            print(f"{client:<11} {server:<13} {msize:>9} {r['msize']:>8} "
+            base = results.get((client, "diod", msize, pl), {})
+            print(f"{client:<11} {server:<13} {pl:<5} {msize:>9} {r['msize']:>8} "
                   f"{_fmt(r['read'], base.get('read'))} {_fmt(r['write'], base.get('write')):>17} "
                   f"{_fmt(r['meta'], base.get('meta'))}")
     print()
     print("# server CPU per unit with our client (user+sys from /proc; lower is better; "
-          "independent of other load on the machine)")
-    hdr2 = (f"{'server':<13} {'msize ask':>9} {'read us/MiB':>11} {'ratio':>6} "
+          "less sensitive to other load on the machine)")
+    hdr2 = (f"{'server':<13} {'place':<5} {'msize ask':>9} {'read us/MiB':>11} {'ratio':>6} "
             f"{'write us/MiB':>12} {'ratio':>6} {'meta us/op':>10} {'ratio':>6}")
     print(hdr2)
     print("-" * len(hdr2))
-    for (c, server, msize), r in results.items():
+    for (c, server, msize, pl), r in results.items():
         if c != "p9":
             continue
-        base = results.get(("p9", "diod", msize), {})
+        base = results.get(("p9", "diod", msize, pl), {})
         cells = []
         for key, width in (("cpu_read", 11), ("cpu_write", 12), ("cpu_meta", 10)):
             v, b = r.get(key), base.get(key)
             ratio = f"x{v / b:.2f}" if v is not None and b else ""
             cells.append(f"{v:{width}.0f} {ratio:>6}" if v is not None else f"{'-':>{width}} {'':>6}")
-        print(f"{server:<13} {msize:>9} " + " ".join(cells))
+        print(f"{server:<13} {pl:<5} {msize:>9} " + " ".join(cells))
 
 
 if __name__ == "__main__":

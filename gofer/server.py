@@ -286,6 +286,14 @@ class GoferFile(p9.File):
         self._as()
         return of.readinto(offset, buf)
 
+    def data_fd(self) -> int | None:
+        """p9's Tread fast path: the open regular file's descriptor (None otherwise); it stays
+        open until close()."""
+        of = self.of
+        if of is None or self.fifo_wait or not stat.S_ISREG(of.mode):
+            return None
+        return of.fd
+
     async def write(self, offset: int, data: bytes) -> int:
         of = self._opened()
         self._as()

@@ -111,6 +111,16 @@ class File(abc.ABC):
         """Read up to `count` bytes at `offset` from the open file (b"" at end of file)."""
         raise _unsupported("read", errno.EINVAL)
 
+    def data_fd(self) -> int | None:
+        """A host descriptor of this open regular file from which the framework may pread(2)
+        Tread data directly, or None (the default): every Tread goes to `read`.
+
+        Asked once, right after a successful `open` or `create`, and only for a File with a
+        true `inline_io`; the descriptor must then stay open and refer to this file until
+        `close`. Must not raise or wait.
+        """
+        return None
+
     async def write(self, offset: int, data: bytes) -> int:
         """Write `data` at `offset` to the open file; return the count written."""
         raise _unsupported("write", errno.EINVAL)

@@ -17,6 +17,8 @@ from ._messages import REGISTRY, Message
 
 _HDR = struct.Struct("<IBH")
 HEADER_SIZE = 7
+_TREAD = struct.Struct("<IBHIQI")  # size type tag fid offset count: a whole Tread frame
+_TREAD_TYPE = 116
 
 
 def encode_frame_parts(tag: int, msg: Message) -> list:
@@ -79,6 +81,23 @@ class FrameDecoder:
     def buffered(self) -> int:
         """Bytes received but not yet consumed as messages."""
         return len(self._buf) - self._pos
+
+    def peek_tread(self) -> tuple[int, int, int, int] | None:
+        """(tag, fid, offset, count) if the next frame is a whole, well-formed Tread, else
+        None; it stays buffered until `drop_tread` (or `next_message`) consumes it.
+
+        Why: a server's hot path can answer sequential reads without a message object.
+        """
+        buf = self._buf
+        pos = self._pos
+        if len(buf) - pos < 23 or buf[pos + 4] != _TREAD_TYPE:
+            return None
+        size, _, tag, fid, offset, count = _TREAD.unpack_from(buf, pos)
+        return (tag, fid, offset, count) if size == 23 else None
+
+    def drop_tread(self) -> None:
+        """Consume the Tread that `peek_tread` returned."""
+        self._pos += 23
 
     def next_message(self) -> tuple[int, Message] | None:
         """Return the next (tag, message), or None when a whole frame is not yet here.

@@ -8,10 +8,15 @@ block do we wait through trio. Anything else (TLS, wrappers) takes the ordinary 
 
 from __future__ import annotations
 
+import time
+
 import trio
 
 #: Receives answered at once in a row before we yield to other tasks anyway (fairness).
 _MAX_STREAK = 16
+#: Spins in a row that find nothing before spinning pauses for _SPIN_BACKOFF waits.
+_SPIN_MISSES = 4
+_SPIN_BACKOFF = 16
 
 
 def _raw_socket(stream: trio.abc.Stream):
@@ -70,17 +75,34 @@ class FrameSender:
 
 
 class Receiver:
-    """`receive_some` with a non-blocking fast path on plain socket streams."""
+    """`receive_some` with a non-blocking fast path on plain socket streams.
 
-    def __init__(self, stream: trio.abc.Stream) -> None:
+    Args:
+        stream: the stream to read.
+        spin_us: when the socket has nothing, keep trying for up to this many microseconds
+            before waiting through trio (0: never). Why: a client with one request in
+            flight answers within tens of microseconds, while going to sleep and being woken
+            by another CPU costs 35-50 µs on a virtual machine, plus a trio scheduler pass.
+            After `_SPIN_MISSES` spins in a row that find nothing, spinning pauses for the
+            next `_SPIN_BACKOFF` waits, so a client that pauses costs little CPU.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, *, spin_us: float = 0) -> None:
         self.stream = stream
         self._raw = _raw_socket(stream)
         self._streak = 0
+        self._spin_ns = int(spin_us * 1000) if self._raw is not None else 0
+        self._spin_skip = 0
+        self._spin_misses = 0
+        #: trio.current_time() when the last receive returned (an idle watchdog reads it).
+        self.last_data = trio.current_time()
 
     async def receive(self, max_bytes: int) -> bytes:
         raw = self._raw
         if raw is None:
-            return await self.stream.receive_some(max_bytes)
+            data = await self.stream.receive_some(max_bytes)
+            self.last_data = trio.current_time()
+            return data
         if self._streak >= _MAX_STREAK:
             self._streak = 0
             await trio.lowlevel.checkpoint()
@@ -89,12 +111,33 @@ class Receiver:
                 data = raw.recv(max_bytes)
             except (BlockingIOError, InterruptedError):
                 self._streak = 0
-                try:
+                data = self._spin(raw, max_bytes) if self._spin_ns else None
+                if data is None:
                     await trio.lowlevel.wait_readable(raw)
-                except trio.ClosedResourceError:
-                    raise
-                continue
+                    continue
             except OSError as e:
                 raise trio.BrokenResourceError(f"receive failed: {e}") from e
             self._streak += 1
+            self.last_data = trio.current_time()
             return data
+
+    def _spin(self, raw, max_bytes: int) -> bytes | None:
+        """Poll the socket for up to the spin time; None if nothing came (see the class)."""
+        if self._spin_skip:
+            self._spin_skip -= 1
+            return None
+        deadline = time.perf_counter_ns() + self._spin_ns
+        while time.perf_counter_ns() < deadline:
+            try:
+                data = raw.recv(max_bytes)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as e:
+                raise trio.BrokenResourceError(f"receive failed: {e}") from e
+            self._spin_misses = 0
+            return data
+        self._spin_misses += 1
+        if self._spin_misses >= _SPIN_MISSES:
+            self._spin_misses = 0
+            self._spin_skip = _SPIN_BACKOFF
+        return None

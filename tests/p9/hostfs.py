@@ -71,7 +71,7 @@ class HostFile(p9.File):
                     raise
                 return qids, None
             qids.append(qid_of(st))
-        return qids, HostFile(self.root, path)
+        return qids, type(self)(self.root, path)
 
     async def getattr(self, mask: int) -> tuple[p9.Qid, int, p9.Attr]:
         st = os.fstat(self.fd) if self.fd is not None else os.lstat(self.path)
@@ -105,7 +105,7 @@ class HostFile(p9.File):
     async def create(self, name, flags, mode, gid, uid):
         path = self._child(name)
         fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, stat.S_IMODE(mode))
-        new = HostFile(self.root, path)
+        new = type(self)(self.root, path)
         new.fd = fd
         return new, qid_of(os.fstat(fd)), 0
 
@@ -234,11 +234,23 @@ class HostFile(p9.File):
             self.fd = None
 
 
-class HostFS(p9.Filesystem):
-    """Export one host directory under any aname."""
+class FastHostFile(HostFile):
+    """A HostFile that opts into p9's Tread fast path (`inline_io`, `data_fd`)."""
 
-    def __init__(self, root: str | bytes) -> None:
+    inline_io = True  # nothing here waits (regular files and directories only)
+
+    def data_fd(self) -> int | None:
+        if self.fd is None or not stat.S_ISREG(os.fstat(self.fd).st_mode):
+            return None
+        return self.fd
+
+
+class HostFS(p9.Filesystem):
+    """Export one host directory under any aname (`fast`: with FastHostFile)."""
+
+    def __init__(self, root: str | bytes, *, fast: bool = False) -> None:
         self.root = os.path.realpath(os.fsencode(root))
+        self.file_class = FastHostFile if fast else HostFile
 
     async def attach(self, aname: bytes, uname: bytes, uid: int) -> p9.File:
-        return HostFile(self.root, self.root)
+        return self.file_class(self.root, self.root)

@@ -35,12 +35,6 @@ class CountingFS(HostFS):
                 fs.alive -= 1
                 await super().close()
 
-            async def walk(self, names):
-                qids, new = await super().walk(names)
-                if new is not None:
-                    new = Counted(new.root, new.path)
-                return qids, new
-
             async def read(self, offset, count):
                 if self.path.endswith(b"/slow"):
                     await trio.sleep_forever()
@@ -175,55 +169,55 @@ async def _requests(stream) -> AsyncIterator[tuple[int, p9.Message]]:
 async def test_leniencies_raw(dirs) -> None:
     export, _ = dirs
     async with trio.open_nursery() as nursery:
-        s = await _serve_pair(nursery, p9.Server(HostFS(export), max_msize=8192))
-        # Tversion with an ordinary tag; msize clamped to ours.
-        assert await _raw(s, 5, p9.Tversion(1 << 20, b"9P2000.L")) == (5, p9.Rversion(8192, b"9P2000.L"))
-        assert await _raw(s, 1, p9.Tauth(0, b"root", b"", 0)) == (1, p9.Rlerror(errno.ENOENT))
-        # Empty uname + NONUNAME (gVisor) attaches as the default user.
-        tag, r = await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
-        assert isinstance(r, p9.Rattach)
-        root_qid = r.qid
-        # Unknown type → Rlerror EOPNOTSUPP, connection intact.
-        await s.send_all(struct.pack("<IBH", 7, 250, 9))
-        assert await _recv(s) == (9, p9.Rlerror(errno.EOPNOTSUPP))
-        # Extension not negotiated → EOPNOTSUPP.
-        assert await _raw(s, 2, p9.Tgetxattr(0, b"user.x", 0)) == (2, p9.Rlerror(errno.EOPNOTSUPP))
-        # ".." at the root stays at the root; "." stays.
-        tag, r = await _raw(s, 3, p9.Twalk(0, 1, (b"..", b"..", b".", b"many", b"..")))
-        assert r == p9.Rwalk((root_qid, root_qid, root_qid, r.qids[3], root_qid))
-        # Partial walk: qids for what exists, newfid not created.
-        tag, r = await _raw(s, 3, p9.Twalk(0, 2, (b"many", b"nope")))
-        assert isinstance(r, p9.Rwalk) and len(r.qids) == 1
-        assert await _raw(s, 3, p9.Tclunk(2)) == (3, p9.Rlerror(errno.EBADF))
-        # Walk from an open fid; read count above msize-24 is clamped.
-        await _raw(s, 4, p9.Twalk(0, 3, (b"many",)))
-        assert isinstance((await _raw(s, 4, p9.Tlopen(3, os.O_RDONLY)))[1], p9.Rlopen)
-        tag, r = await _raw(s, 4, p9.Twalk(3, 4, (b"..",)))
-        assert r == p9.Rwalk((root_qid,))
-        tag, r = await _raw(s, 4, p9.Treaddir(3, 0, 1 << 20))
-        assert isinstance(r, p9.Rreaddir) and 0 < len(r.data) <= 8192 - 11
-        await _raw(s, 4, p9.Twalk(0, 5, (b"f",)))
-        await _raw(s, 4, p9.Tlopen(5, os.O_RDWR))
-        assert await _raw(s, 4, p9.Twrite(5, 0, b"z" * 8000)) == (4, p9.Rwrite(8000))
-        assert await _raw(s, 4, p9.Twrite(5, 8000, b"z" * 8000)) == (4, p9.Rwrite(8000))
-        tag, r = await _raw(s, 4, p9.Tread(5, 0, 1 << 20))
-        assert isinstance(r, p9.Rread) and len(r.data) == 8192 - 24
-        # A gVisor client offering Google.13 is answered with a level we implement.
-        assert await _raw(s, p9.NOTAG, p9.Tversion(8192, b"9P2000.L.Google.13")) == (
-            p9.NOTAG, p9.Rversion(8192, b"9P2000.L.Google.3"))
-        # Tversion reset the session: old fids are gone.
-        assert await _raw(s, 1, p9.Tclunk(0)) == (1, p9.Rlerror(errno.EBADF))
-        await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
-        tag, r = await _raw(s, 1, p9.Twalkgetattr(0, 1, (b"f",)))
-        assert isinstance(r, p9.Rwalkgetattr) and r.attr.size == 16000
-        assert await _raw(s, 1, p9.Tflushf(1)) == (1, p9.Rflushf())
-        tag, r = await _raw(s, 1, p9.Tumkdir(0, b"ud", 0o700, 0, 0))
-        assert isinstance(r, p9.Rumkdir)
-        # A non-9P2000.L version is "unknown".
-        assert (await _raw(s, 1, p9.Tversion(8192, b"9P2000.u")))[1].version == b"unknown"
-        # A broken frame size drops the connection without a crash.
-        await s.send_all(struct.pack("<IBH", 1 << 30, 100, 0))
-        assert await s.receive_some(100) == b""
+        async with await _serve_pair(nursery, p9.Server(HostFS(export), max_msize=8192)) as s:
+            # Tversion with an ordinary tag; msize clamped to ours.
+            assert await _raw(s, 5, p9.Tversion(1 << 20, b"9P2000.L")) == (5, p9.Rversion(8192, b"9P2000.L"))
+            assert await _raw(s, 1, p9.Tauth(0, b"root", b"", 0)) == (1, p9.Rlerror(errno.ENOENT))
+            # Empty uname + NONUNAME (gVisor) attaches as the default user.
+            tag, r = await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
+            assert isinstance(r, p9.Rattach)
+            root_qid = r.qid
+            # Unknown type → Rlerror EOPNOTSUPP, connection intact.
+            await s.send_all(struct.pack("<IBH", 7, 250, 9))
+            assert await _recv(s) == (9, p9.Rlerror(errno.EOPNOTSUPP))
+            # Extension not negotiated → EOPNOTSUPP.
+            assert await _raw(s, 2, p9.Tgetxattr(0, b"user.x", 0)) == (2, p9.Rlerror(errno.EOPNOTSUPP))
+            # ".." at the root stays at the root; "." stays.
+            tag, r = await _raw(s, 3, p9.Twalk(0, 1, (b"..", b"..", b".", b"many", b"..")))
+            assert r == p9.Rwalk((root_qid, root_qid, root_qid, r.qids[3], root_qid))
+            # Partial walk: qids for what exists, newfid not created.
+            tag, r = await _raw(s, 3, p9.Twalk(0, 2, (b"many", b"nope")))
+            assert isinstance(r, p9.Rwalk) and len(r.qids) == 1
+            assert await _raw(s, 3, p9.Tclunk(2)) == (3, p9.Rlerror(errno.EBADF))
+            # Walk from an open fid; read count above msize-24 is clamped.
+            await _raw(s, 4, p9.Twalk(0, 3, (b"many",)))
+            assert isinstance((await _raw(s, 4, p9.Tlopen(3, os.O_RDONLY)))[1], p9.Rlopen)
+            tag, r = await _raw(s, 4, p9.Twalk(3, 4, (b"..",)))
+            assert r == p9.Rwalk((root_qid,))
+            tag, r = await _raw(s, 4, p9.Treaddir(3, 0, 1 << 20))
+            assert isinstance(r, p9.Rreaddir) and 0 < len(r.data) <= 8192 - 11
+            await _raw(s, 4, p9.Twalk(0, 5, (b"f",)))
+            await _raw(s, 4, p9.Tlopen(5, os.O_RDWR))
+            assert await _raw(s, 4, p9.Twrite(5, 0, b"z" * 8000)) == (4, p9.Rwrite(8000))
+            assert await _raw(s, 4, p9.Twrite(5, 8000, b"z" * 8000)) == (4, p9.Rwrite(8000))
+            tag, r = await _raw(s, 4, p9.Tread(5, 0, 1 << 20))
+            assert isinstance(r, p9.Rread) and len(r.data) == 8192 - 24
+            # A gVisor client offering Google.13 is answered with a level we implement.
+            assert await _raw(s, p9.NOTAG, p9.Tversion(8192, b"9P2000.L.Google.13")) == (
+                p9.NOTAG, p9.Rversion(8192, b"9P2000.L.Google.3"))
+            # Tversion reset the session: old fids are gone.
+            assert await _raw(s, 1, p9.Tclunk(0)) == (1, p9.Rlerror(errno.EBADF))
+            await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
+            tag, r = await _raw(s, 1, p9.Twalkgetattr(0, 1, (b"f",)))
+            assert isinstance(r, p9.Rwalkgetattr) and r.attr.size == 16000
+            assert await _raw(s, 1, p9.Tflushf(1)) == (1, p9.Rflushf())
+            tag, r = await _raw(s, 1, p9.Tumkdir(0, b"ud", 0o700, 0, 0))
+            assert isinstance(r, p9.Rumkdir)
+            # A non-9P2000.L version is "unknown".
+            assert (await _raw(s, 1, p9.Tversion(8192, b"9P2000.u")))[1].version == b"unknown"
+            # A broken frame size drops the connection without a crash.
+            await s.send_all(struct.pack("<IBH", 1 << 30, 100, 0))
+            assert await s.receive_some(100) == b""
         nursery.cancel_scope.cancel()
 
 
@@ -293,8 +287,9 @@ async def test_client_fallbacks_against_a_plain_old_server(dirs) -> None:
 
 async def test_client_refuses_tiny_msize_and_non_9p2000l(dirs) -> None:
     async def fake_server(stream, answer):
-        async for tag, _ in _requests(stream):
-            await stream.send_all(p9.encode_frame(tag, answer))
+        async with stream:
+            async for tag, _ in _requests(stream):
+                await stream.send_all(p9.encode_frame(tag, answer))
 
     for answer, code in ((p9.Rversion(1024, b"9P2000.L"), errno.EPROTO),
                          (p9.Rversion(8192, b"unknown"), errno.EPROTONOSUPPORT)):
@@ -316,27 +311,27 @@ async def test_server_survives_garbage_frames(dirs) -> None:
     rng = random.Random(9)
     types = sorted(p9.REGISTRY) + [0, 1, 99, 200, 255]
     async with trio.open_nursery() as nursery:
-        s = await _serve_pair(nursery, p9.Server(HostFS(export), max_msize=8192))
-        assert isinstance((await _raw(s, 1, p9.Tversion(8192, b"9P2000.L")))[1], p9.Rversion)
-        await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
-        frames = []
-        for i in range(300):
-            mtype = rng.choice(types)
-            if mtype in (100, 108):  # Tversion resets the session; Tflush is tested elsewhere
-                continue
-            body = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 40)))
-            frames.append(struct.pack("<IBH", 7 + len(body), mtype, i) + body)
-        await s.send_all(b"".join(frames))
-        dec = p9.FrameDecoder(8192)
-        answered = set()
-        with trio.fail_after(20):
-            while len(answered) < len(frames):
-                while (item := dec.next_message()) is not None:
-                    answered.add(item[0])
-                if len(answered) < len(frames):
-                    dec.receive_data(await s.receive_some(1 << 16))
-        # Still a working server on the same connection.
-        assert (await _raw(s, 7, p9.Tversion(8192, b"9P2000.L")))[1] == p9.Rversion(8192, b"9P2000.L")
+        async with await _serve_pair(nursery, p9.Server(HostFS(export), max_msize=8192)) as s:
+            assert isinstance((await _raw(s, 1, p9.Tversion(8192, b"9P2000.L")))[1], p9.Rversion)
+            await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
+            frames = []
+            for i in range(300):
+                mtype = rng.choice(types)
+                if mtype in (100, 108):  # Tversion resets the session; Tflush is tested elsewhere
+                    continue
+                body = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 40)))
+                frames.append(struct.pack("<IBH", 7 + len(body), mtype, i) + body)
+            await s.send_all(b"".join(frames))
+            dec = p9.FrameDecoder(8192)
+            answered = set()
+            with trio.fail_after(20):
+                while len(answered) < len(frames):
+                    while (item := dec.next_message()) is not None:
+                        answered.add(item[0])
+                    if len(answered) < len(frames):
+                        dec.receive_data(await s.receive_some(1 << 16))
+            # Still a working server on the same connection.
+            assert (await _raw(s, 7, p9.Tversion(8192, b"9P2000.L")))[1] == p9.Rversion(8192, b"9P2000.L")
         nursery.cancel_scope.cancel()
 
 
@@ -345,13 +340,13 @@ async def test_linux_style_xattr_removal(dirs) -> None:
     export, _ = dirs
     os.setxattr(os.path.join(export, "f"), "user.gone", b"x")
     async with trio.open_nursery() as nursery:
-        s = await _serve_pair(nursery, p9.Server(HostFS(export)))
-        await _raw(s, 1, p9.Tversion(8192, b"9P2000.L"))
-        await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
-        await _raw(s, 1, p9.Twalk(0, 1, (b"f",)))
-        assert await _raw(s, 1, p9.Txattrcreate(1, b"user.gone", 0, os.XATTR_REPLACE)) == (
-            1, p9.Rxattrcreate())
-        assert await _raw(s, 1, p9.Tclunk(1)) == (1, p9.Rclunk())
+        async with await _serve_pair(nursery, p9.Server(HostFS(export))) as s:
+            await _raw(s, 1, p9.Tversion(8192, b"9P2000.L"))
+            await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
+            await _raw(s, 1, p9.Twalk(0, 1, (b"f",)))
+            assert await _raw(s, 1, p9.Txattrcreate(1, b"user.gone", 0, os.XATTR_REPLACE)) == (
+                1, p9.Rxattrcreate())
+            assert await _raw(s, 1, p9.Tclunk(1)) == (1, p9.Rclunk())
         nursery.cancel_scope.cancel()
     assert "user.gone" not in os.listxattr(os.path.join(export, "f"))
 
@@ -360,10 +355,11 @@ async def test_client_reads_legacy_rerror_as_errno() -> None:
     """Some 9P2000.L servers answer with Rerror (107) carrying an Rlerror-style body."""
 
     async def server(stream):
-        async for tag, msg in _requests(stream):
-            reply = (p9.Rversion(8192, b"9P2000.L") if isinstance(msg, p9.Tversion)
-                     else p9.Rerror(13))
-            await stream.send_all(p9.encode_frame(tag, reply))
+        async with stream:
+            async for tag, msg in _requests(stream):
+                reply = (p9.Rversion(8192, b"9P2000.L") if isinstance(msg, p9.Tversion)
+                         else p9.Rerror(13))
+                await stream.send_all(p9.encode_frame(tag, reply))
 
     a, b = p9.socketpair()
     async with trio.open_nursery() as nursery:

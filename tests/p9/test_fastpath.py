@@ -1,0 +1,173 @@
+"""The server's hot paths: Treads answered by pread from `File.data_fd` in the reader task,
+spinning for the next request, and the idle watchdog; each compared with what the file
+holds, or with the generic path's answer."""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+
+import pytest
+import trio
+
+import p9
+from tests.p9 import scenario
+from tests.p9.hostfs import FastHostFile, HostFS
+from tests.p9.test_ours import _raw, _serve_pair
+
+
+class _CountingFast(FastHostFile):
+    """Counts reads that reach the File (the generic path), per class."""
+
+    generic_reads = 0
+
+    async def read(self, offset: int, count: int) -> bytes:
+        type(self).generic_reads += 1
+        return await super().read(offset, count)
+
+
+@pytest.fixture
+def export(tmp_path):
+    data = os.urandom(300_000)
+    (tmp_path / "data").write_bytes(data)
+    (tmp_path / "empty").write_bytes(b"")
+    return tmp_path, data
+
+
+def _fs(root) -> HostFS:
+    fs = HostFS(str(root), fast=True)
+    fs.file_class = _CountingFast
+    _CountingFast.generic_reads = 0
+    return fs
+
+
+async def _check_reads(c: p9.Client, data: bytes) -> None:
+    root = await c.attach()
+    f = await root.walk(["data"])
+    await f.open(os.O_RDONLY)
+    assert await f.read(0, len(data) + 5000) == data  # pipelined, split at msize
+    for off, n in ((0, 1), (4095, 3), (len(data) - 10, 100), (len(data), 10), (1 << 40, 10)):
+        assert await f.read(off, n) == data[off : off + n]
+    await f.clunk()
+    e = await root.walk(["empty"])
+    await e.open(os.O_RDONLY)
+    assert await e.read(0, 100) == b""
+    await e.clunk()
+    await root.clunk()
+
+
+@pytest.mark.parametrize("transport", ["socketpair", "tcp"])
+async def test_fast_reads_match_the_file(export, transport) -> None:
+    root, data = export
+    server = p9.Server(_fs(root), max_msize=8192, spin_us=50)
+    async with trio.open_nursery() as nursery:
+        if transport == "tcp":
+            listeners = await p9.listen_tcp(0, "127.0.0.1")
+            await nursery.start(server.serve_listeners, listeners)
+            stream = await p9.connect_tcp("127.0.0.1", listeners[0].socket.getsockname()[1])
+        else:
+            stream = await _serve_pair(nursery, server)
+        async with p9.open_client(stream, msize=8192) as c:
+            await _check_reads(c, data)
+        nursery.cancel_scope.cancel()
+    assert _CountingFast.generic_reads == 0  # every Tread took the fast path
+
+
+async def test_fast_path_edges_answer_like_the_generic_path(export) -> None:
+    """Clamped counts, offsets beyond loff_t, write-only fids, a session reset, and an
+    xattr write turned onto an open fid: each answered as the generic path answers."""
+    root, data = export
+    async with trio.open_nursery() as nursery:
+        async with await _serve_pair(nursery, p9.Server(_fs(root), max_msize=8192)) as s:
+            assert (await _raw(s, 1, p9.Tversion(8192, b"9P2000.L")))[1] == p9.Rversion(
+                8192, b"9P2000.L")
+            await _raw(s, 1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
+            await _raw(s, 1, p9.Twalk(0, 1, (b"data",)))
+            await _raw(s, 1, p9.Tlopen(1, os.O_RDONLY))
+            # A count above msize-24 is clamped.
+            assert await _raw(s, 2, p9.Tread(1, 10, 1 << 20)) == (2, p9.Rread(data[10 : 10 + 8192 - 24]))
+            # An offset that is no loff_t: the file model's error, not a crash.
+            for off in (1 << 63, (1 << 64) - 1):
+                tag, reply = await _raw(s, 3, p9.Tread(1, off, 10))
+                assert tag == 3 and type(reply) is p9.Rlerror
+            generic = _CountingFast.generic_reads  # (those two went there)
+            # Two reads in one send: both answered, in order.
+            await s.send_all(p9.encode_frame(4, p9.Tread(1, 0, 5)) + p9.encode_frame(5, p9.Tread(1, 5, 5)))
+            dec = p9.FrameDecoder(8192)
+            replies = []
+            while len(replies) < 2:
+                dec.receive_data(await s.receive_some(8192))
+                while (item := dec.next_message()) is not None:
+                    replies.append(item)
+            assert replies == [(4, p9.Rread(data[:5])), (5, p9.Rread(data[5:10]))]
+            assert _CountingFast.generic_reads == generic
+            # A write-only fid: the host's EBADF.
+            await _raw(s, 1, p9.Twalk(0, 2, (b"data",)))
+            await _raw(s, 1, p9.Tlopen(2, os.O_WRONLY))
+            assert await _raw(s, 6, p9.Tread(2, 0, 10)) == (6, p9.Rlerror(errno.EBADF))
+            # Txattrcreate on the open fid makes it an xattr fid: reads leave the fast path.
+            assert (await _raw(s, 7, p9.Txattrcreate(1, b"user.x", 1, 0)))[1] == p9.Rxattrcreate()
+            await _raw(s, 8, p9.Tread(1, 0, 5))
+            assert _CountingFast.generic_reads == generic + 2  # the EBADF one and this one
+            # Tversion resets the session: the old fid number names nothing any more.
+            await _raw(s, 1, p9.Tversion(8192, b"9P2000.L"))
+            assert await _raw(s, 9, p9.Tread(2, 0, 10)) == (9, p9.Rlerror(errno.EBADF))
+            assert await _raw(s, 9, p9.Tread(1, 0, 10)) == (9, p9.Rlerror(errno.EBADF))
+        nursery.cancel_scope.cancel()
+
+
+async def test_scenario_with_fast_paths_matches_native(dirs) -> None:
+    export, native = dirs
+    server = p9.Server(HostFS(export, fast=True), inline=p9.QUICK_MESSAGES, spin_us=100)
+    async with trio.open_nursery() as nursery:
+        stream = await _serve_pair(nursery, server)
+        async with p9.open_client(stream, msize=65536) as c:
+            root = await c.attach(export)
+            diffs = await scenario.run(p9.PathFS(root), native)
+            await root.clunk()
+        nursery.cancel_scope.cancel()
+    assert diffs == []
+    assert scenario.tree(export) == scenario.tree(native)
+
+
+async def test_idle_watchdog_closes_only_a_silent_connection(export) -> None:
+    root, _ = export
+    server = p9.Server(HostFS(str(root)), idle_timeout=0.5)
+    async with trio.open_nursery() as nursery:
+        async with p9.open_client(await _serve_pair(nursery, server)) as c:
+            r = await c.attach()
+            for _ in range(8):  # busy for ~1.6 s, never 0.5 s silent
+                await r.getattr(p9.GetattrMask.BASIC)
+                await trio.sleep(0.2)
+            await trio.sleep(1.5)
+            with pytest.raises(OSError):
+                await r.getattr(p9.GetattrMask.BASIC)
+        nursery.cancel_scope.cancel()
+
+
+def test_peek_tread_fed_a_byte_at_a_time() -> None:
+    frames = (p9.encode_frame(3, p9.Tread(7, 1 << 40, 4096)) + p9.encode_frame(4, p9.Tclunk(7))
+              + p9.encode_frame(5, p9.Tread(8, 0, 1)))
+    dec = p9.FrameDecoder(8192)
+    got = []
+    for b in frames:
+        dec.receive_data(bytes([b]))
+        while True:
+            t = dec.peek_tread()
+            if t is not None:
+                dec.drop_tread()
+                got.append(t)
+                continue
+            item = dec.next_message()
+            if item is None:
+                break
+            got.append(item)
+    assert got == [(3, 7, 1 << 40, 4096), (4, p9.Tclunk(7)), (5, 8, 0, 1)]
+    # A Tread frame with a wrong size is left to next_message (which reports it).
+    dec = p9.FrameDecoder(8192)
+    dec.receive_data(struct.pack("<IBHIQIB", 24, 116, 9, 1, 0, 1, 0))
+    assert dec.peek_tread() is None
+    with pytest.raises(p9.ProtocolError) as info:
+        dec.next_message()
+    assert info.value.recoverable and info.value.tag == 9
