@@ -334,6 +334,8 @@ EPOLLEXCLUSIVE, EPOLLWAKEUP, EPOLLONESHOT, EPOLLET = 1 << 28, 1 << 29, 1 << 30, 
 EPOLL_EVENT = struct.Struct("<IQ")
 _EP_MAX_EVENTS = 0x7FFFFFFF // EPOLL_EVENT.size
 _EP_PRIVATE = EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE | EPOLLWAKEUP
+#: What EPOLLEXCLUSIVE may be combined with (Linux's EPOLLEXCLUSIVE_OK_BITS).
+_EXCLUSIVE_OK = POLLIN | POLLOUT | POLLERR | POLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE
 _S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
 
 
@@ -712,10 +714,13 @@ async def sys_epoll_ctl(t: Task, epfd: int, op: int, fd: int, ev: int, *_: int) 
         events |= POLLERR | POLLHUP  # always reported, as Linux's epoll_ctl adds them
     ep = t.fdtable.get(_i32(epfd))
     f = t.fdtable.get(fd)
-    if f is ep or not isinstance(ep, EpollFD):
-        raise SyscallError(errno.EINVAL)
     if not isinstance(f, EpollFD) and not _pollable(f, await _stat_or_none(f)):
         raise SyscallError(errno.EPERM)  # a file without poll: Linux refuses it
+    if f is ep or not isinstance(ep, EpollFD):
+        raise SyscallError(errno.EINVAL)
+    if op != EPOLL_CTL_DEL and events & EPOLLEXCLUSIVE and (
+            op == EPOLL_CTL_MOD or isinstance(f, EpollFD) or events & ~_EXCLUSIVE_OK):
+        raise SyscallError(errno.EINVAL)  # exclusive: ADD only, simple events, not nested
     key = (fd, id(f))
     ep._live()
     if op == EPOLL_CTL_ADD:
@@ -725,7 +730,7 @@ async def sys_epoll_ctl(t: Task, epfd: int, op: int, fd: int, ev: int, *_: int) 
     elif op == EPOLL_CTL_MOD:
         if key not in ep.items:
             raise SyscallError(errno.ENOENT)
-        if events & EPOLLEXCLUSIVE or ep.items[key].events & EPOLLEXCLUSIVE:
+        if ep.items[key].events & EPOLLEXCLUSIVE:
             raise SyscallError(errno.EINVAL)
         ep.modify(key, events, data)
     elif op == EPOLL_CTL_DEL:

@@ -51,8 +51,21 @@ int main(int argc, char **argv) {
     show("add bad fd", ctl(ep, EPOLL_CTL_ADD, 77, EPOLLIN, 0));
     show("ctl on non-epoll", ctl(a[0], EPOLL_CTL_ADD, b[0], EPOLLIN, 0));
     show("bad op", ctl(ep, 9, a[0], EPOLLIN, 0));
+    {
+        int e2 = epoll_create1(0), x[2];
+        pipe(x);
+        show("exclusive|oneshot", ctl(e2, EPOLL_CTL_ADD, x[0], EPOLLIN | EPOLLEXCLUSIVE | EPOLLONESHOT, 0));
+        show("exclusive|rdnorm", ctl(e2, EPOLL_CTL_ADD, x[0], EPOLLRDNORM | EPOLLEXCLUSIVE, 0));
+        show("exclusive on an epoll fd", ctl(e2, EPOLL_CTL_ADD, ep, EPOLLIN | EPOLLEXCLUSIVE, 0));
+        show("mod absent with exclusive", ctl(e2, EPOLL_CTL_MOD, x[1], EPOLLOUT | EPOLLEXCLUSIVE, 0));
+        show("exclusive|et", ctl(e2, EPOLL_CTL_ADD, x[0], EPOLLIN | EPOLLEXCLUSIVE | EPOLLET, 0));
+        show("mod an exclusive item", ctl(e2, EPOLL_CTL_MOD, x[0], EPOLLIN, 0));
+        show("del an exclusive item", ctl(e2, EPOLL_CTL_DEL, x[0], 0, 0));
+        close(e2); close(x[0]); close(x[1]);
+    }
     int f = open(argv[0], O_RDONLY);  /* a regular file: no poll, EPERM */
     show("add regular file", ctl(ep, EPOLL_CTL_ADD, f, EPOLLIN, 0));
+    show("regular file on a non-epoll fd", ctl(a[0], EPOLL_CTL_ADD, f, EPOLLIN, 0));
     show("create size 0", epoll_create(0));
     show("create1 bad flags", epoll_create1(1));
     struct epoll_event evs[2];
