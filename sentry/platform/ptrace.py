@@ -38,6 +38,11 @@ from .stub import GADGET, SCRATCH, STUB_ADDR, STUB_END, seccomp_filter, stub_elf
 
 #: The C fast path (rax, SETREGS, SYSEMU, wait, GETREGS), or None without the extension.
 hot_step = _hot.hot_step if _hot is not None else None
+#: hot_step that also answers repeats of a per-task-value syscall in C (see _hotloop_build),
+#: or None (no extension, or one built before it existed: then every call goes to Python).
+hot_run = getattr(_hot, "hot_run", None)
+#: The out-parameter of hot_run (how many calls C answered); the loop's thread only.
+hot_answered = _ffi.new("long[1]") if hot_run is not None else None
 
 # Syscalls the Sentry injects into a stub; the stub's seccomp filter allows exactly these.
 NR_MMAP, NR_MPROTECT, NR_MUNMAP = 9, 10, 11
@@ -163,6 +168,7 @@ class SigchldWaiter:
             _Parked.saved_handler = signal.getsignal(signal.SIGCHLD)
             _Parked.saved_blocked = signal.SIGCHLD in signal.pthread_sigmask(
                 signal.SIG_BLOCK, {signal.SIGCHLD})
+            _deadline_timer(start=True)
         _Parked.serving += 1
         try:
             with trio.open_signal_receiver(signal.SIGCHLD) as signals:
@@ -173,6 +179,7 @@ class SigchldWaiter:
             affinity.release()
             _Parked.serving -= 1
             if _Parked.serving == 0:
+                _deadline_timer(start=False)
                 signal.signal(signal.SIGCHLD, _Parked.saved_handler)
                 if not _Parked.saved_blocked:
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
@@ -213,6 +220,33 @@ class SigchldWaiter:
             _Parked.count -= 1
             if _Parked.count == 0 and _Parked.serving:
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+
+
+#: The signal of the C wait's deadline timer (see _hotloop_build.py), kept blocked on the
+#: loop's thread while a SigchldWaiter serves; no one else in runpsc uses it.
+DEADLINE_SIG = signal.SIGRTMAX - 1
+_deadline = {"on": False, "was_blocked": False}
+
+
+def _deadline_timer(*, start: bool) -> None:
+    """Create (start=True) or delete the C wait's deadline timer on this thread.
+
+    Without the extension, or with one built before the timer existed, the C wait keeps
+    sleeping in sigtimedwait with a timeout."""
+    if _hot is None or not hasattr(_hot, "hot_deadline_start"):
+        return
+    if start and not _deadline["on"]:
+        was = DEADLINE_SIG in signal.pthread_sigmask(signal.SIG_BLOCK, {DEADLINE_SIG})
+        if _hot.hot_deadline_start(DEADLINE_SIG) < 0:  # no timer: sigtimedwait it is
+            if not was:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {DEADLINE_SIG})
+            return
+        _deadline.update(on=True, was_blocked=was)
+    elif not start and _deadline["on"]:
+        _hot.hot_deadline_stop()  # deleted, and a pending signal of it taken
+        if not _deadline["was_blocked"]:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {DEADLINE_SIG})
+        _deadline["on"] = False
 
 
 _memfd_works: bool | None = None
