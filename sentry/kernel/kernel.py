@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import signal
+import struct
 import sys
 import time
 import traceback
@@ -27,9 +28,11 @@ from sentry.platform.ptrace import (
     StubGone,
     _Parked,
     classify,
+    hot_answered,
+    hot_run,
     hot_step,
 )
-from sentry.syscalls.table import TABLE, Entry, SyscallError, name_of
+from sentry.syscalls.table import TABLE, Entry, SyscallError, name_of, number
 
 from . import jobctl, signals
 from .image import RecordingSource, image_of
@@ -45,6 +48,12 @@ _IGNORED = {signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
 _STOPPING = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
 UNSUPPORTED_REPORT_LIMIT = 20
+# The hot loop (_serve): syscalls whose answer is a per-task value, which C may repeat;
+# the argument registers in one unpack; how many calls between two trio checkpoints.
+_PER_TASK_VALUE = frozenset(number(n) for n in ("getpid", "getppid", "gettid", "getuid",
+                                                "geteuid", "getgid", "getegid", "getpgrp"))
+_SYSCALL_REGS = struct.Struct("<9Q").unpack_from
+_CHECKPOINT_EVERY = 64
 
 
 class Kernel:
@@ -377,21 +386,30 @@ class Kernel:
     async def _serve(self, t: Task) -> int:
         """The hot loop: wait for a stop, dispatch the syscall, write rax, resume.
 
-        `pending` is the raw wait status the fast path (`PtraceStub.step`) already got, or
-        -1 when the thread still runs and the task must await its next stop.
+        `pending` is the raw wait status the fast path (`hot_step`) already got, or -1 when
+        the thread still runs and the task must await its next stop. After a syscall whose
+        answer is a per-task value (`_PER_TASK_VALUE`), `hot_run` answers repeats of the same
+        call in C with the handler's own answer, until another stop comes or the budget of
+        calls between two trio checkpoints runs out: no Python runs meanwhile, so nothing
+        that could change the answer does. Not with a traced (--strace) or test table whose
+        entry is not the shared one, nor while any signal is queued.
         """
         table = self.table
         waiter = self._waiter
-        served = 0
+        fast_nrs = frozenset(nr for nr in _PER_TASK_VALUE
+                             if table.get(nr) is TABLE.get(nr) is not None
+                             and not table[nr].is_async and hot_run is not None)
+        queued = signals.STATS
+        budget = _CHECKPOINT_EVERY
         pending = -1
         while True:
-            served += 1
-            if not served & 63:  # let other tasks run even if every call completes at once
+            budget -= 1
+            if budget <= 0:  # let other tasks run even if every call completes at once
+                budget = _CHECKPOINT_EVERY
                 await trio.lowlevel.checkpoint()
             stub = t.stub
-            leader = t.leader
-            if leader._killed_by:
-                return leader._killed_by
+            if t.leader._killed_by:
+                return t.leader._killed_by
             if pending != SYSCALL_STOP_STATUS:
                 try:
                     stop = await stub.wait(waiter) if pending < 0 else classify(pending)
@@ -410,22 +428,23 @@ class Kernel:
                     continue
                 if kind is StopKind.EXITED:
                     return t.killed_by or stop.status
-            regs = stub.regs
-            nr = regs.orig_rax
+            # r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax in one call (UserRegs' layout)
+            a3, a5, a4, _, _, a2, a1, a0, nr = _SYSCALL_REGS(stub.regs, 56)
             entry = table.get(nr)
+            fast = -1
             try:
                 if entry is None or entry.handler is None:
                     self.emit("unsupported-syscall", nr=nr, name=name_of(nr))
                     res = -errno.ENOSYS
                 elif entry.is_async:
-                    aw = entry.handler(t, regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8,
-                                       regs.r9)
+                    aw = entry.handler(t, a0, a1, a2, a3, a4, a5)
                     if nr in signals.INTERRUPTIBLE:  # a handled signal gives EINTR
                         aw = t.sleep_interruptibly(aw)
                     res = await aw
                 else:
-                    res = entry.handler(t, regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8,
-                                        regs.r9)
+                    res = entry.handler(t, a0, a1, a2, a3, a4, a5)
+                    if nr in fast_nrs:
+                        fast = res & _MASK64
             except SyscallError as e:
                 res = -e.errno
             except TaskExit as e:
@@ -439,14 +458,20 @@ class Kernel:
                 res = -e.errno
             except Exception as e:  # a Sentry bug: never crash, end the sandbox
                 return self._internal_error(entry, e)
-            if signals.STATS["queued"]:  # a signal to deliver on the way back to user mode
+            if queued["queued"]:  # a signal to deliver on the way back to user mode
                 res = signals.on_return(t, res)
+                fast = -1
             if t.leader._killed_by:
                 return t.leader._killed_by
             stub = t.stub  # execve may have replaced it
             if hot_step is not None:  # the fast path of PtraceStub.step, inlined
-                st = hot_step(stub.pid, stub._regs_ptr, res & _MASK64,
-                              0 if _Parked.count else BLOCK_NS)
+                timeout = 0 if _Parked.count else BLOCK_NS
+                if fast < 0:
+                    st = hot_step(stub.pid, stub._regs_ptr, res & _MASK64, timeout)
+                else:
+                    st = hot_run(stub.pid, stub._regs_ptr, fast, timeout, nr, fast,
+                                 budget - 1, hot_answered)
+                    budget -= hot_answered[0]
                 if st == SYSCALL_STOP_STATUS:
                     stub._at_sysemu_entry = True
                     pending = st
