@@ -363,7 +363,7 @@ class _Item:
         self.key, self.file, self.events, self.data = key, file, events, data
         self.ready = False
         self.sub: tuple[Any, Any] | None = None  # (wait queue, callback) while subscribed
-        self.hostfd = -1  # registered in the epoll's host epoll (a host file's edges)
+        self.hostfd = -1  # our dup of a host file's fd, in the epoll's host epoll
 
     @property
     def edge(self) -> bool:
@@ -408,10 +408,10 @@ class EpollFD(FileDescription):
         #: (fd, id(file)) -> _Item
         self.items: dict[tuple[int, int], _Item] = {}
         self._edge = trio.Event()
-        #: For EPOLLET on host fds: a host epoll holding them edge-triggered, so the host
-        #: kernel tracks their edges; host fd -> the items registered under it.
+        #: For EPOLLET on host fds: a host epoll holding a dup of each, edge-triggered, so
+        #: the host kernel tracks their edges; dup fd -> its item.
         self._host: select.epoll | None = None
-        self._host_items: dict[int, list[_Item]] = {}
+        self._host_items: dict[int, _Item] = {}
 
     @property
     def notifies_readiness(self) -> bool:  # type: ignore[override]
@@ -444,7 +444,7 @@ class EpollFD(FileDescription):
         elif it.hostfd < 0 and events & EPOLLET and isinstance(it.file, HostFD):
             self._host_add(it)
         elif it.hostfd >= 0:
-            self._host_sync(it.hostfd)
+            self._host_sync(it)
         self._poll_now(it)
 
     def remove(self, key: tuple[int, int]) -> _Item | None:
@@ -459,42 +459,38 @@ class EpollFD(FileDescription):
     # -- host files: the host kernel's own edge-triggered epoll sees their edges ------------
 
     def _host_add(self, it: _Item) -> None:
-        fd = it.file.fd
-        self._host_items.setdefault(fd, []).append(it)
+        """Register a private dup of `it`'s host fd in the host epoll (a dup of our own, so
+        it can always be unregistered, whatever happens to the file's fd meanwhile)."""
+        try:
+            if self._host is None:
+                self._host = select.epoll()
+            fd = os.dup(it.file.fd)
+        except OSError:
+            return  # served level-triggered
+        try:
+            self._host.register(fd, select.EPOLLET | it.events & 0xFFFF)
+        except OSError:
+            os.close(fd)
+            return  # the host refuses it: served level-triggered
         it.hostfd = fd
-        if not self._host_sync(fd):
-            self._host_remove(it)  # the host refuses it: served level-triggered
+        self._host_items[fd] = it
 
     def _host_remove(self, it: _Item) -> None:
         fd, it.hostfd = it.hostfd, -1
-        items = self._host_items.get(fd, [])
-        if it in items:
-            items.remove(it)
-        self._host_sync(fd)
-
-    def _host_sync(self, fd: int) -> bool:
-        """(Re-)register host fd `fd` for the union of its items' events, edge-triggered
-        (a re-registration re-polls it, which is MOD's edge); unregister it when none is
-        left. False if the host refuses it."""
-        items = self._host_items.get(fd)
+        self._host_items.pop(fd, None)
         try:
-            if not items:
-                self._host_items.pop(fd, None)
-                if self._host is not None:
-                    self._host.unregister(fd)
-                return True
-            if self._host is None:
-                self._host = select.epoll()
-            mask = select.EPOLLET
-            for it in items:
-                mask |= it.events & 0xFFFF
-            try:
-                self._host.modify(fd, mask)
-            except FileNotFoundError:
-                self._host.register(fd, mask)
+            if self._host is not None:
+                self._host.unregister(fd)
         except OSError:
-            return False
-        return True
+            pass
+        os.close(fd)
+
+    def _host_sync(self, it: _Item) -> None:
+        """New events for a host item: re-register it (which re-polls it: MOD's edge)."""
+        try:
+            self._host.modify(it.hostfd, select.EPOLLET | it.events & 0xFFFF)  # type: ignore[union-attr]
+        except OSError:
+            pass
 
     def _harvest(self) -> None:
         """Take the edges the host epoll collected and flag their items."""
@@ -507,7 +503,8 @@ class EpollFD(FileDescription):
             except OSError:
                 return
             for fd, ev in got:
-                for it in list(self._host_items.get(fd, ())):
+                it = self._host_items.get(fd)
+                if it is not None:
                     self._notified(it, ev)
             if len(got) < 64:
                 return
