@@ -122,7 +122,11 @@ class File(abc.ABC):
         return None
 
     async def write(self, offset: int, data: bytes) -> int:
-        """Write `data` at `offset` to the open file; return the count written."""
+        """Write `data` at `offset` to the open file; return the count written.
+
+        `data` is bytes-like: for a File with `data_fd`, a memoryview into the receive
+        buffer, valid only during the call (copy what you keep).
+        """
         raise _unsupported("write", errno.EINVAL)
 
     async def readdir(self, offset: int, count: int) -> Sequence[Dirent]:

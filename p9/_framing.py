@@ -17,8 +17,9 @@ from ._messages import REGISTRY, Message
 
 _HDR = struct.Struct("<IBH")
 HEADER_SIZE = 7
-_TREAD = struct.Struct("<IBHIQI")  # size type tag fid offset count: a whole Tread frame
-_TREAD_TYPE = 116
+_IO_HDR = struct.Struct("<IBHIQI")  # size type tag fid offset count: Tread, Twrite's head
+_TREAD = 116
+_TWRITE = 118
 
 
 def encode_frame_parts(tag: int, msg: Message) -> list:
@@ -56,9 +57,13 @@ class FrameDecoder:
         self.max_size = max_size
         self._buf = bytearray()
         self._pos = 0
+        self._view: memoryview | None = None  # a Twrite's data handed out by take_io
 
     def receive_data(self, data: bytes) -> None:
         """Append bytes read from the transport."""
+        if self._view is not None:
+            self._view.release()
+            self._view = None
         if self._pos and self._pos >= len(self._buf) // 2:
             del self._buf[: self._pos]
             self._pos = 0
@@ -82,22 +87,40 @@ class FrameDecoder:
         """Bytes received but not yet consumed as messages."""
         return len(self._buf) - self._pos
 
-    def peek_tread(self) -> tuple[int, int, int, int] | None:
-        """(tag, fid, offset, count) if the next frame is a whole, well-formed Tread, else
-        None; it stays buffered until `drop_tread` (or `next_message`) consumes it.
+    def peek_io(self) -> tuple[int, int, int, int, int] | None:
+        """(type, tag, fid, offset, count) if the next frame is a whole, well-formed Tread
+        or Twrite (for a Twrite, count is its data's length), else None. The frame stays
+        buffered until `take_io` (or `next_message`) consumes it.
 
-        Why: a server's hot path can answer sequential reads without a message object.
+        Why: a server's hot path answers sequential reads and writes without building a
+        message, and writes the Twrite data from the receive buffer without copying it.
         """
         buf = self._buf
         pos = self._pos
-        if len(buf) - pos < 23 or buf[pos + 4] != _TREAD_TYPE:
+        if len(buf) - pos < _IO_HDR.size:
             return None
-        size, _, tag, fid, offset, count = _TREAD.unpack_from(buf, pos)
-        return (tag, fid, offset, count) if size == 23 else None
+        mtype = buf[pos + 4]
+        if mtype != _TREAD and mtype != _TWRITE:
+            return None
+        size, _, tag, fid, offset, count = _IO_HDR.unpack_from(buf, pos)
+        if mtype == _TREAD:
+            return (mtype, tag, fid, offset, count) if size == _IO_HDR.size else None
+        if size != _IO_HDR.size + count or size > self.max_size or len(buf) - pos < size:
+            return None
+        return (mtype, tag, fid, offset, count)
 
-    def drop_tread(self) -> None:
-        """Consume the Tread that `peek_tread` returned."""
-        self._pos += 23
+    def take_io(self, frame: tuple[int, int, int, int, int]) -> memoryview | None:
+        """Consume the frame `peek_io` returned; for a Twrite, a view of its data that stays
+        valid until the next `receive_data` (which releases it: copy what you keep)."""
+        start = self._pos + _IO_HDR.size
+        if frame[0] == _TREAD:
+            self._pos = start
+            return None
+        self._pos = start + frame[4]
+        if self._view is not None:
+            self._view.release()
+        view = self._view = memoryview(self._buf)[start : self._pos]
+        return view
 
     def next_message(self) -> tuple[int, Message] | None:
         """Return the next (tag, message), or None when a whole frame is not yet here.

@@ -36,6 +36,7 @@ _INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("p9_inline", defa
 
 _RREADDIR_HDR = 11  # size[4] type[1] tag[2] count[4]
 _RREAD_HDR = struct.Struct("<IBHI")  # size[4] type[1] tag[2] count[4]
+_RWRITE = struct.Struct("<IBHI")  # size[4] type[1] tag[2] count[4]: a whole Rwrite
 _RECV_CHUNK = 1 << 16
 
 
@@ -68,7 +69,8 @@ class _Fid:
         self.xattr_read: bytes | None = None
         self.xattr_write: tuple[bytes, int, int, bytearray] | None = None  # name, size, flags
         #: The File's `data_fd()` once opened, when Treads of this fid may be answered by
-        #: pread from it in the reader task (see _Connection._fast_read); else -1.
+        #: pread from it in the reader task (see _Connection._fast_read), and Twrites by a
+        #: direct File.write (_fast_write); else -1.
         self.read_fd = -1
 
 
@@ -236,14 +238,17 @@ class _Connection:
                         break
                     decoder.receive_data(data)
                     while True:
-                        # The hot path: a Tread of an open regular file, answered here
-                        # without building a message or dispatching (see _fast_read).
-                        t = decoder.peek_tread()
-                        if t is not None:
-                            f = self.fids.get(t[1])  # (Tversion replaces the dict)
+                        # The hot path: Tread/Twrite of an open regular file, answered
+                        # here without building a message or dispatching.
+                        io = decoder.peek_io()
+                        if io is not None:
+                            f = self.fids.get(io[2])  # (Tversion replaces the dict)
                             if f is not None and f.read_fd >= 0:
-                                decoder.drop_tread()
-                                await self._fast_read(t[0], t[1], f, t[2], t[3])
+                                data = decoder.take_io(io)
+                                if data is None:
+                                    await self._fast_read(io[1], io[2], f, io[3], io[4])
+                                else:
+                                    await self._fast_write(io[1], f, io[3], data)
                                 continue
                         try:
                             item = decoder.next_message()
@@ -336,6 +341,25 @@ class _Connection:
             return
         _RREAD_HDR.pack_into(buf, 0, hdr + n, m.Rread.type, tag, n)
         await self.sender.send(view[: hdr + n])
+
+    async def _fast_write(self, tag: int, f: _Fid, offset: int, data: memoryview) -> None:
+        """Answer a Twrite by `File.write` with the data still in the receive buffer.
+
+        Why: the generic path copies the payload out of the buffer into the message first.
+        The File sees a memoryview valid for the call (it is an inline_io File, whose write
+        does not wait).
+        """
+        f.refs += 1
+        token = _INLINE.set(True)
+        try:
+            n = await f.file.write(offset, data)
+            reply = _RWRITE.pack(_RWRITE.size, m.Rwrite.type, tag, n)
+        except Exception as e:  # mapped to Rlerror in one place
+            reply = encode_frame(tag, m.Rlerror(_errno_of(e)))
+        finally:
+            _INLINE.reset(token)
+            await self.unref(f)
+        await self.sender.send(reply)
 
     async def _read_frame(self, tag: int, msg: m.Tread) -> memoryview | None:
         """An inline Tread's whole Rread frame, read by `File.readinto` into the connection's

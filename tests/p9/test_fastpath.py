@@ -21,10 +21,15 @@ class _CountingFast(FastHostFile):
     """Counts reads that reach the File (the generic path), per class."""
 
     generic_reads = 0
+    write_types: set = set()
 
     async def read(self, offset: int, count: int) -> bytes:
         type(self).generic_reads += 1
         return await super().read(offset, count)
+
+    async def write(self, offset: int, data) -> int:
+        type(self).write_types.add(type(data))
+        return await super().write(offset, data)
 
 
 @pytest.fixture
@@ -39,6 +44,7 @@ def _fs(root) -> HostFS:
     fs = HostFS(str(root), fast=True)
     fs.file_class = _CountingFast
     _CountingFast.generic_reads = 0
+    _CountingFast.write_types = set()
     return fs
 
 
@@ -110,10 +116,34 @@ async def test_fast_path_edges_answer_like_the_generic_path(export) -> None:
             assert (await _raw(s, 7, p9.Txattrcreate(1, b"user.x", 1, 0)))[1] == p9.Rxattrcreate()
             await _raw(s, 8, p9.Tread(1, 0, 5))
             assert _CountingFast.generic_reads == generic + 2  # the EBADF one and this one
+            # ... and its Twrite is the xattr's value, not file data.
+            assert await _raw(s, 8, p9.Twrite(1, 0, b"v")) == (8, p9.Rwrite(1))
+            assert await _raw(s, 8, p9.Tclunk(1)) == (8, p9.Rclunk())
+            assert os.getxattr(root / "data", "user.x") == b"v"
+            assert (root / "data").read_bytes() == data
+            # Fast Twrites: written from the receive buffer; a read-only fid gets EBADF.
+            await _raw(s, 1, p9.Twalk(0, 3, (b"data",)))
+            await _raw(s, 1, p9.Tlopen(3, os.O_RDONLY))
+            assert await _raw(s, 10, p9.Twrite(3, 0, b"nope")) == (10, p9.Rlerror(errno.EBADF))
+            await _raw(s, 1, p9.Twalk(0, 4, (b"data",)))
+            await _raw(s, 1, p9.Tlopen(4, os.O_RDWR))
+            await s.send_all(b"".join(p9.encode_frame(20 + i, p9.Twrite(4, 100 * i, b"%03d" % i))
+                                      for i in range(50)))
+            dec = p9.FrameDecoder(8192)
+            replies = []
+            while len(replies) < 50:
+                dec.receive_data(await s.receive_some(8192))
+                while (item := dec.next_message()) is not None:
+                    replies.append(item)
+            assert replies == [(20 + i, p9.Rwrite(3)) for i in range(50)]
+            assert _CountingFast.write_types == {memoryview}
+            got = (root / "data").read_bytes()
+            assert all(got[100 * i : 100 * i + 3] == b"%03d" % i for i in range(50))
             # Tversion resets the session: the old fid number names nothing any more.
             await _raw(s, 1, p9.Tversion(8192, b"9P2000.L"))
             assert await _raw(s, 9, p9.Tread(2, 0, 10)) == (9, p9.Rlerror(errno.EBADF))
-            assert await _raw(s, 9, p9.Tread(1, 0, 10)) == (9, p9.Rlerror(errno.EBADF))
+            assert await _raw(s, 9, p9.Tread(4, 0, 10)) == (9, p9.Rlerror(errno.EBADF))
+            assert await _raw(s, 9, p9.Twrite(4, 0, b"x")) == (9, p9.Rlerror(errno.EBADF))
         nursery.cancel_scope.cancel()
 
 
@@ -146,28 +176,40 @@ async def test_idle_watchdog_closes_only_a_silent_connection(export) -> None:
         nursery.cancel_scope.cancel()
 
 
-def test_peek_tread_fed_a_byte_at_a_time() -> None:
+def test_peek_io_fed_a_byte_at_a_time() -> None:
     frames = (p9.encode_frame(3, p9.Tread(7, 1 << 40, 4096)) + p9.encode_frame(4, p9.Tclunk(7))
-              + p9.encode_frame(5, p9.Tread(8, 0, 1)))
+              + p9.encode_frame(5, p9.Twrite(8, 9, b"abc")) + p9.encode_frame(6, p9.Tread(8, 0, 1))
+              + p9.encode_frame(7, p9.Twrite(8, 0, b"")))
     dec = p9.FrameDecoder(8192)
     got = []
     for b in frames:
         dec.receive_data(bytes([b]))
         while True:
-            t = dec.peek_tread()
-            if t is not None:
-                dec.drop_tread()
-                got.append(t)
+            io = dec.peek_io()
+            if io is not None:
+                data = dec.take_io(io)
+                got.append(io if data is None else (*io, bytes(data)))
                 continue
             item = dec.next_message()
             if item is None:
                 break
             got.append(item)
-    assert got == [(3, 7, 1 << 40, 4096), (4, p9.Tclunk(7)), (5, 8, 0, 1)]
-    # A Tread frame with a wrong size is left to next_message (which reports it).
+    assert got == [(116, 3, 7, 1 << 40, 4096), (4, p9.Tclunk(7)), (118, 5, 8, 9, 3, b"abc"),
+                   (116, 6, 8, 0, 1), (118, 7, 8, 0, 0, b"")]
+    # Frames whose size disagrees with their layout are left to next_message (which
+    # reports them): a Tread with a trailing byte, a Twrite whose count lies.
+    for frame, tag in ((struct.pack("<IBHIQIB", 24, 116, 9, 1, 0, 1, 0), 9),
+                       (struct.pack("<IBHIQI", 25, 118, 10, 1, 0, 5) + b"ab", 10)):
+        dec = p9.FrameDecoder(8192)
+        dec.receive_data(frame)
+        assert dec.peek_io() is None
+        with pytest.raises(p9.ProtocolError) as info:
+            dec.next_message()
+        assert info.value.recoverable and info.value.tag == tag
+    # A handed-out Twrite view is released by the next receive (the buffer can move).
     dec = p9.FrameDecoder(8192)
-    dec.receive_data(struct.pack("<IBHIQIB", 24, 116, 9, 1, 0, 1, 0))
-    assert dec.peek_tread() is None
-    with pytest.raises(p9.ProtocolError) as info:
-        dec.next_message()
-    assert info.value.recoverable and info.value.tag == 9
+    dec.receive_data(p9.encode_frame(1, p9.Twrite(1, 0, b"x" * 100)))
+    view = dec.take_io(dec.peek_io())
+    dec.receive_data(b"more" * 1000)
+    with pytest.raises(ValueError):
+        bytes(view)
