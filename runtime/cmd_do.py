@@ -67,6 +67,8 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
     try:
         with glibc_sonames(), cached_compiles():
             import_sentry()
+            if strace:  # its decoders come from python-ptrace, which looks up libc
+                import sentry.strace  # noqa: F401
         gc.freeze()
         gc.enable()
         code = trio.run(sandbox.run)

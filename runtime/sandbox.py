@@ -297,6 +297,7 @@ def import_sentry() -> None:
     """
     import sentry.kernel.fdtable  # noqa: F401
     import sentry.kernel.kernel  # noqa: F401 - sentry.kernel imports it only on first use
+    import sentry.kernel.procview  # noqa: F401
     import sentry.syscalls.sys_file  # noqa: F401
     import vfs  # noqa: F401
     import vfs.abi  # noqa: F401
