@@ -400,6 +400,10 @@ class Kernel:
                              if table.get(nr) is TABLE.get(nr) is not None
                              and not table[nr].is_async and hot_run is not None)
         queued = signals.STATS
+        # module globals as locals: this loop runs once per application syscall
+        get, unpack, stop_status, mask64, parked = table.get, _SYSCALL_REGS, \
+            SYSCALL_STOP_STATUS, _MASK64, _Parked
+        step, run, answered, block_ns = hot_step, hot_run, hot_answered, BLOCK_NS
         budget = _CHECKPOINT_EVERY
         pending = -1
         while True:
@@ -410,7 +414,7 @@ class Kernel:
             stub = t.stub
             if t.leader._killed_by:
                 return t.leader._killed_by
-            if pending != SYSCALL_STOP_STATUS:
+            if pending != stop_status:
                 try:
                     stop = await stub.wait(waiter) if pending < 0 else classify(pending)
                 except StubGone as e:
@@ -429,8 +433,8 @@ class Kernel:
                 if kind is StopKind.EXITED:
                     return t.killed_by or stop.status
             # r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax in one call (UserRegs' layout)
-            a3, a5, a4, _, _, a2, a1, a0, nr = _SYSCALL_REGS(stub.regs, 56)
-            entry = table.get(nr)
+            a3, a5, a4, _, _, a2, a1, a0, nr = unpack(stub.regs, 56)
+            entry = get(nr)
             fast = -1
             try:
                 if entry is None or entry.handler is None:
@@ -444,7 +448,7 @@ class Kernel:
                 else:
                     res = entry.handler(t, a0, a1, a2, a3, a4, a5)
                     if nr in fast_nrs:
-                        fast = res & _MASK64
+                        fast = res & mask64
             except SyscallError as e:
                 res = -e.errno
             except TaskExit as e:
@@ -464,20 +468,20 @@ class Kernel:
             if t.leader._killed_by:
                 return t.leader._killed_by
             stub = t.stub  # execve may have replaced it
-            if hot_step is not None:  # the fast path of PtraceStub.step, inlined
-                timeout = 0 if _Parked.count else BLOCK_NS
+            if step is not None:  # the fast path of PtraceStub.step, inlined
+                timeout = 0 if parked.count else block_ns
                 if fast < 0:
-                    st = hot_step(stub.pid, stub._regs_ptr, res & _MASK64, timeout)
+                    st = step(stub.pid, stub._regs_ptr, res & mask64, timeout)
                 else:
-                    st = hot_run(stub.pid, stub._regs_ptr, fast, timeout, nr, fast,
-                                 budget - 1, hot_answered)
-                    budget -= hot_answered[0]
-                if st == SYSCALL_STOP_STATUS:
+                    st = run(stub.pid, stub._regs_ptr, fast, timeout, nr, fast, budget - 1,
+                             answered)
+                    budget -= answered[0]
+                if st == stop_status:
                     stub._at_sysemu_entry = True
                     pending = st
                     continue
             try:
-                pending = stub.step(res, waiter) if hot_step is None else stub.settle(st)
+                pending = stub.step(res, waiter) if step is None else stub.settle(st)
             except OSError:  # the thread died under us (killed from outside)
                 return t.killed_by or stub.dead_status or signal.SIGKILL
 
