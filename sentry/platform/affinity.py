@@ -18,6 +18,11 @@ Policy, from the environment variable RUNPSC_CPU:
   caller's mask.
 - a CPU number: that CPU (it must be in the caller's mask, else no pinning).
 
+A stub thread that computes without a syscall for longer than the hot loop waits for it
+(it is parked) is let onto the caller's other CPUs until its next stop (`loosen`,
+`tighten`): a stub that makes syscalls stays with the Sentry, two that compute at once
+are not confined to one CPU.
+
 Stubs forked from a stub (fork, threads) inherit its mask. Only the calling thread is
 pinned, so other threads of the process (trio's worker threads) keep the caller's mask, and
 it is restored when the last holder releases. Gofers are separate processes, started before
@@ -110,6 +115,29 @@ def release() -> None:
             os.sched_setaffinity(0, saved)
         except OSError:
             pass
+
+
+def loosen(tid: int) -> bool:
+    """Let stub thread `tid`, which computes for a while (its wait is about to park), use
+    every CPU of the caller's mask, so two sandboxed processes can compute at once.
+    Returns whether it did (only while pinned); `tighten` undoes it."""
+    if _Pin.users == 0 or _Pin.cpu is None or _Pin.saved is None:
+        return False
+    try:
+        os.sched_setaffinity(tid, _Pin.saved)
+    except OSError:  # gone already
+        return False
+    return True
+
+
+def tighten(tid: int) -> None:
+    """Put stub thread `tid` back on the Sentry's CPU (it is stopped, or gone)."""
+    if _Pin.cpu is None:
+        return
+    try:
+        os.sched_setaffinity(tid, {_Pin.cpu})
+    except OSError:
+        pass
 
 
 def stub_cpus() -> set[int] | None:

@@ -424,8 +424,10 @@ class PtraceStub:
 
     async def wait(self, waiter: SigchldWaiter) -> Stop:
         """Wait for the next stop of the application thread; registers are loaded."""
+        loose = False
         if _hot is not None:
-            status = _hot.hot_wait(self.pid, self._regs_ptr, 0 if waiter.parked else BLOCK_NS)
+            timeout = 0 if waiter.parked else BLOCK_NS
+            status = _hot.hot_wait(self.pid, self._regs_ptr, timeout)
             if status >= 0:  # the C loop already loaded the registers of a stopped thread
                 stop = classify(status)
                 if stop.kind is StopKind.SYSCALL:
@@ -435,7 +437,14 @@ class PtraceStub:
                 return stop
             if status != _hot.HOT_NOT_YET:
                 raise OSError(-status, f"wait {self.pid}: {os.strerror(-status)}")
-        status = await waiter.waitpid(self.pid)
+            # computing for a while (not merely not waited for, as when others are
+            # parked): it may use the caller's other CPUs until it stops (affinity.py)
+            loose = timeout > 0 and affinity.loosen(self.pid)
+        try:
+            status = await waiter.waitpid(self.pid)
+        finally:
+            if loose:
+                affinity.tighten(self.pid)
         stop = classify(status)
         if stop.kind is StopKind.SYSCALL:
             libc.get_regs(self.pid, self.regs)

@@ -115,3 +115,53 @@ def test_a_bad_value_is_a_clear_error(placement):
     placement("fast")
     with pytest.raises(ValueError, match="RUNPSC_CPU='fast'"):
         affinity.choose()
+
+
+SPIN = r"""
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+static double now(void) {
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);  /* vDSO: no syscall */
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+int main(void) {
+    syscall(SYS_getcpu, 0, 0, 0);
+    for (double end = now() + 0.3; now() < end;) {}   /* 300 ms without a syscall */
+    syscall(SYS_getcpu, 0, 0, 0);
+    return 0;
+}
+"""
+
+
+async def test_a_computing_stub_may_use_the_callers_cpus(tmp_path, placement, two_cpus):
+    """While a stub computes without syscalls it may run on any CPU of the caller's mask;
+    at its next syscall it is back on the Sentry's CPU."""
+    import trio
+
+    placement(None)
+    prog = build_c(tmp_path, "spin", SPIN, "-static")
+    at_probe, during, stub_pid = [], [], []
+
+    def getcpu(t, *_):
+        """Test-only probe: the stub's mask at a syscall stop."""
+        stub_pid[:] = [t.stub.pid]
+        at_probe.append(os.sched_getaffinity(t.stub.pid))
+        return 0
+
+    async def watch():
+        while len(at_probe) < 2:
+            if stub_pid:
+                try:
+                    during.append(os.sched_getaffinity(stub_pid[0]))
+                except OSError:
+                    pass
+            await trio.sleep(0.01)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch)
+        status, _, _, _ = await run([prog], extra={"getcpu": getcpu})
+    assert status == 0
+    cpu = affinity.choose()
+    assert at_probe == [{cpu}, {cpu}]
+    assert two_cpus in during  # loosened while it computed
