@@ -31,6 +31,17 @@ from ._version import PLAIN, Dialect, server_choose
 
 log = logging.getLogger("p9.server")
 
+try:  # the C loop for runs of Treads (p9/_fastio_build.py), built at install time
+    if os.environ.get("RUNPSC_NO_CFFI"):
+        raise ImportError("RUNPSC_NO_CFFI is set")
+    from ._fastio import ffi as _ffi
+    from ._fastio import lib as _fastio
+except ImportError:  # pragma: no cover - depends on the build
+    _ffi = _fastio = None
+
+#: Treads answered in C in a row before the reader task lets other tasks run.
+_C_BUDGET = 64
+
 #: True while a request runs inline in the connection's reader task (see Server(inline=)).
 _INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("p9_inline", default=False)
 
@@ -191,6 +202,7 @@ class _Connection:
         self.receiver = Receiver(stream, spin_us=server.spin_us)
         self.inline = server.inline
         self.rbuf = bytearray()  # inline Rread frames (see _read_frame)
+        self._cbufs = None  # p9._fastio's receive buffer and results, once used
         self.handlers = {
             m.Tattach: self.attach, m.Tauth: self.auth, m.Twalk: self.walk,
             m.Tclunk: self.clunk, m.Tremove: self.remove, m.Tlopen: self.lopen,
@@ -245,7 +257,10 @@ class _Connection:
                             f = self.fids.get(io[2])  # (Tversion replaces the dict)
                             if f is not None and f.read_fd >= 0:
                                 data = decoder.take_io(io)
-                                if data is None:
+                                if data is None and _fastio is not None and not decoder.buffered:
+                                    if not await self._c_reads(io[1], io[2], f, io[3], io[4]):
+                                        break  # the peer closed
+                                elif data is None:
                                     await self._fast_read(io[1], io[2], f, io[3], io[4])
                                 else:
                                     await self._fast_write(io[1], f, io[3], data)
@@ -341,6 +356,49 @@ class _Connection:
             return
         _RREAD_HDR.pack_into(buf, 0, hdr + n, m.Rread.type, tag, n)
         await self.sender.send(view[: hdr + n])
+
+    async def _c_reads(self, tag: int, fid: int, f: _Fid, offset: int, count: int) -> bool:
+        """Answer this Tread, and the run of Treads of the same fid that follows it, in C
+        (`p9._fastio`); False when the peer closed the connection meanwhile.
+
+        Only called with nothing else buffered, so what C receives is all that arrived.
+        """
+        sender = self.sender
+        raw = sender._raw
+        if raw is None or sender.lock.locked():
+            await self._fast_read(tag, fid, f, offset, count)
+            return True
+        if self._cbufs is None:
+            self._cbufs = (_ffi.new("uint8_t[]", _RECV_CHUNK), _ffi.new("size_t[3]"),
+                           _ffi.new("long[1]"))
+        cin, sizes, served = self._cbufs
+        maxcount = self.msize - IOHDRSZ
+        if len(self.rbuf) < _RREAD_HDR.size + maxcount:
+            self.rbuf = bytearray(_RREAD_HDR.size + maxcount)
+        out = self.rbuf
+        receiver = self.receiver
+        spin = receiver.spin_ns()
+        st = _fastio.p9f_serve_reads(
+            raw.fileno(), f.read_fd, fid, maxcount, tag, offset, count,
+            cin, _RECV_CHUNK, sizes, _ffi.from_buffer(out), sizes + 1, sizes + 2,
+            spin, _C_BUDGET, served,
+        )
+        if st == _fastio.P9F_FAIL:  # nothing sent: the Python path answers (and reports)
+            await self._fast_read(tag, fid, f, offset, count)
+            return True
+        if st < 0:
+            raise trio.BrokenResourceError(f"send or receive failed: {os.strerror(-st)}")
+        if st == _fastio.P9F_EMPTY:  # C spun (if allowed) and found nothing
+            receiver.spun(False, waiting=spin > 0)
+        else:
+            receiver.spun(True)
+        if sizes[0]:
+            self.decoder.receive_data(_ffi.buffer(cin, sizes[0])[:])
+        if st == _fastio.P9F_PARTIAL:
+            await sender.send(memoryview(out)[sizes[1] : sizes[2]])
+        elif st == _fastio.P9F_BUDGET:
+            await trio.lowlevel.checkpoint()  # let other tasks run
+        return st != _fastio.P9F_EOF
 
     async def _fast_write(self, tag: int, f: _Fid, offset: int, data: memoryview) -> None:
         """Answer a Twrite by `File.write` with the data still in the receive buffer.

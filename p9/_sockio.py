@@ -94,6 +94,7 @@ class Receiver:
         self._spin_ns = int(spin_us * 1000) if self._raw is not None else 0
         self._spin_skip = 0
         self._spin_misses = 0
+        self._skip_once = False
         #: trio.current_time() when the last receive returned (an idle watchdog reads it).
         self.last_data = trio.current_time()
 
@@ -121,8 +122,29 @@ class Receiver:
             self.last_data = trio.current_time()
             return data
 
+    def spin_ns(self) -> int:
+        """How long a receive done elsewhere (p9._fastio) may spin now (the backoff's say)."""
+        return 0 if self._spin_skip else self._spin_ns
+
+    def spun(self, found: bool, *, waiting: bool = False) -> None:
+        """Account for such a spin: found data or not (see the class's backoff).
+        `waiting`: the caller now waits through trio, so the next receive skips its spin."""
+        if found:
+            self._spin_misses = 0
+        elif self._spin_ns and not self._spin_skip:
+            self._spin_misses += 1
+            if self._spin_misses >= _SPIN_MISSES:
+                self._spin_misses = 0
+                self._spin_skip = _SPIN_BACKOFF
+        if waiting:
+            self._skip_once = True
+        self.last_data = trio.current_time()
+
     def _spin(self, raw, max_bytes: int) -> bytes | None:
         """Poll the socket for up to the spin time; None if nothing came (see the class)."""
+        if self._skip_once:
+            self._skip_once = False
+            return None
         if self._spin_skip:
             self._spin_skip -= 1
             return None

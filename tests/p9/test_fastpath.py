@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import struct
+import time
 
 import pytest
 import trio
@@ -63,8 +65,43 @@ async def _check_reads(c: p9.Client, data: bytes) -> None:
     await root.clunk()
 
 
+class _CountingLib:
+    """Stands in for p9._fastio's lib, counting calls of the C read loop."""
+
+    def __init__(self, lib) -> None:
+        self.lib = lib
+        self.calls = 0
+        self.most = 0
+        self.statuses: set[int] = set()
+
+    def p9f_serve_reads(self, *args):
+        self.calls += 1
+        st = self.lib.p9f_serve_reads(*args)
+        self.most = max(self.most, args[-1][0])  # requests answered in that one call
+        self.statuses.add(st)
+        return st
+
+    def __getattr__(self, name):
+        return getattr(self.lib, name)
+
+
+@pytest.fixture(params=["c-loop", "python"])
+def read_loop(request, monkeypatch):
+    """Run with p9's C read loop (when built) and with the Python fast path alone."""
+    import p9._server as server_mod
+
+    if request.param == "python":
+        monkeypatch.setattr(server_mod, "_fastio", None)
+        return None
+    if server_mod._fastio is None:
+        pytest.skip("p9._fastio is not built (pip install -e . builds it)")
+    lib = _CountingLib(server_mod._fastio)
+    monkeypatch.setattr(server_mod, "_fastio", lib)
+    return lib
+
+
 @pytest.mark.parametrize("transport", ["socketpair", "tcp"])
-async def test_fast_reads_match_the_file(export, transport) -> None:
+async def test_fast_reads_match_the_file(export, transport, read_loop) -> None:
     root, data = export
     server = p9.Server(_fs(root), max_msize=8192, spin_us=50)
     async with trio.open_nursery() as nursery:
@@ -78,6 +115,70 @@ async def test_fast_reads_match_the_file(export, transport) -> None:
             await _check_reads(c, data)
         nursery.cancel_scope.cancel()
     assert _CountingFast.generic_reads == 0  # every Tread took the fast path
+    if read_loop is not None:
+        assert read_loop.calls > 0  # single reads went through the C loop
+
+
+def _burst_client(sock: socket.socket, data: bytes, msize: int) -> None:
+    """The client side of the burst test, on a blocking socket in a thread of its own (so
+    it runs while the server's C loop holds no GIL and spins)."""
+    dec = p9.FrameDecoder(msize)
+
+    def replies(n: int) -> list:
+        out: list = []
+        while len(out) < n:
+            while len(out) < n and (item := dec.next_message()) is not None:
+                out.append(item)
+            if len(out) < n:
+                dec.receive_data(sock.recv(1 << 16))
+        return out
+
+    def rpc(tag: int, msg: p9.Message):
+        sock.sendall(p9.encode_frame(tag, msg))
+        return replies(1)[0]
+
+    rpc(1, p9.Tversion(msize, b"9P2000.L"))
+    rpc(1, p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME))
+    for fid, flags in ((1, os.O_RDONLY), (2, os.O_RDONLY), (3, os.O_WRONLY)):
+        rpc(1, p9.Twalk(0, fid, (b"data",)))
+        rpc(1, p9.Tlopen(fid, flags))
+    size = msize - 24
+    assert rpc(10, p9.Tread(1, 0, 100)) == (10, p9.Rread(data[:100]))
+    burst = [(100 + i, p9.Tread(1, (i * 7919) % len(data), size)) for i in range(80)]
+    burst += [(300, p9.Tread(2, 5, 10)), (301, p9.Tread(3, 0, 10)),
+              (302, p9.Tread(1, 1 << 63, 10)), (303, p9.Tread(1, 1, 2)), (304, p9.Tclunk(2))]
+    sock.sendall(b"".join(p9.encode_frame(t, m) for t, m in burst))
+    time.sleep(0.3)  # not reading yet: the replies fill the socket, a send comes out partial
+    got = replies(len(burst))
+    assert [t for t, _ in got] == [t for t, _ in burst]
+    for (tag, req), (_, reply) in zip(burst, got, strict=True):
+        if tag < 300 or tag in (300, 303):
+            assert reply == p9.Rread(data[req.offset : req.offset + req.count]), tag
+    answers = dict(got)
+    assert answers[301] == p9.Rlerror(errno.EBADF)
+    assert type(answers[302]) is p9.Rlerror
+    assert answers[304] == p9.Rclunk()
+
+
+async def test_read_loop_answers_bursts_like_the_file(export, read_loop) -> None:
+    """A lone Tread, then a burst: more Treads than the C loop's budget, replies too big for
+    the socket buffer, another fid, a write-only fid, an offset beyond loff_t, a Tclunk.
+    Every request gets the answer the file gives, in the order sent."""
+    root, data = export
+    msize = 65536
+    # A long spin: the C loop, having answered the lone Tread, is still receiving when the
+    # burst comes, and answers what it can of it.
+    server = p9.Server(_fs(root), max_msize=msize, spin_us=200_000)
+    a, b = socket.socketpair()
+    with a:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.serve_stream, trio.SocketStream(trio.socket.from_stdlib_socket(b)))
+            with trio.fail_after(60):
+                await trio.to_thread.run_sync(_burst_client, a, data, msize)
+            nursery.cancel_scope.cancel()
+    if read_loop is not None:
+        assert read_loop.most > 1  # the C loop answered part of the burst itself
+        assert read_loop.lib.P9F_PARTIAL in read_loop.statuses
 
 
 async def test_fast_path_edges_answer_like_the_generic_path(export) -> None:
