@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from vfs.fs.procfs import mounts_text
 from vfs.fs.synthetic import DirNode, FileNode, Node, SymlinkNode
 
-from . import jobctl
+from . import jobctl, signals
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -125,17 +125,42 @@ class ProcView:
         return b"".join(e + b"\0" for e in img.envp)
 
     def _status(self, t: Task) -> bytes:
-        creds, fs = t.creds, t.fs
-        c = creds
+        """Linux's fields in Linux's order, those the Sentry knows: ids, state, threads,
+        signal sets (pending, blocked, ignored, caught) and capabilities."""
+        c, fs = t.creds, t.fs
         uids = (c.uid, c.euid, c.suid, c.fsuid) if c is not None else (0, 0, 0, 0)
         gids = (c.gid, c.egid, c.sgid, c.fsgid) if c is not None else (0, 0, 0, 0)
+        groups = " ".join(str(g) for g in sorted(c.groups)) if c is not None else ""
         umask = getattr(fs, "umask", 0o022)
+        fdt = t.fdtable
+        fdsize = max(64, len(fdt.items()) if fdt is not None else 0)
+        sh = t.leader.__dict__.get("_sighand") or signals.SigHand()  # read, never created
+        ts = t.__dict__.get("_sig") or signals.ThreadSignals()
+        pend = sum(signals.bit(s) for s in ts.pending)
+        shpend = sum(signals.bit(s) for s in sh.pending)
+        queued = sum(len(q) for q in sh.pending.values()) + sum(
+            len(q) for q in ts.pending.values())
+        ign = cgt = 0
+        for sig, act in sh.actions.items():
+            if act[0] == signals.SIG_IGN:
+                ign |= signals.bit(sig)
+            elif act[0] != signals.SIG_DFL:
+                cgt |= signals.bit(sig)
+        caps = (c.cap_inheritable, c.cap_permitted, c.cap_effective, c.cap_bounding) \
+            if c is not None else (0, 0, 0, 0)
+        nnp = 1 if t.prctl_state.get(38) else 0  # PR_SET_NO_NEW_PRIVS
         return (f"Name:\t{os.fsdecode(t.comm)}\nUmask:\t{umask:04o}\n"
-                f"State:\t{jobctl.state_letter(t)}\nTgid:\t{t.tgid}\nPid:\t{t.tgid}\n"
-                f"PPid:\t{t.ppid}\n"
+                f"State:\t{jobctl.state_letter(t)}\nTgid:\t{t.tgid}\nNgid:\t0\n"
+                f"Pid:\t{t.tgid}\nPPid:\t{t.ppid}\nTracerPid:\t0\n"
                 f"Uid:\t{uids[0]}\t{uids[1]}\t{uids[2]}\t{uids[3]}\n"
                 f"Gid:\t{gids[0]}\t{gids[1]}\t{gids[2]}\t{gids[3]}\n"
-                f"Threads:\t{len(t.leader.threads)}\n").encode()
+                f"FDSize:\t{fdsize}\nGroups:\t{groups}\n"
+                f"Threads:\t{len(t.leader.threads)}\nSigQ:\t{queued}/63704\n"
+                f"SigPnd:\t{pend:016x}\nShdPnd:\t{shpend:016x}\n"
+                f"SigBlk:\t{ts.mask:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n"
+                f"CapInh:\t{caps[0]:016x}\nCapPrm:\t{caps[1]:016x}\n"
+                f"CapEff:\t{caps[2]:016x}\nCapBnd:\t{caps[3]:016x}\n"
+                f"CapAmb:\t{0:016x}\nNoNewPrivs:\t{nnp}\n").encode()
 
     def _stat(self, t: Task) -> bytes:
         """The fields ps and pgrep read (pid, comm, state, ppid, pgrp, session, threads);

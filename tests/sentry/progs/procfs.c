@@ -4,6 +4,7 @@
  * (a symlink to it) and `script` (#!DIR/procfs); paths print with DIR replaced by $DIR. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 static const char *dir;
+static void on_usr2(int sig) {}
 
 static void show(const char *what, const char *buf, ssize_t n) {
     size_t dl = strlen(dir);
@@ -76,13 +78,16 @@ static void exec_child(const char *path, char *const *argv, char *const *envp) {
         execve(path, argv, envp);
         _exit(127);
     }
+    close(go[0]);
+    close(ready[1]);  /* a failed exec gives EOF, not a hang */
     char ch;
     if (read(ready[0], &ch, 1) == 1) show_pid("parent sees exec'd child", c);
     write(go[1], "g", 1);
     int st;
     waitpid(c, &st, 0);
     printf("exec'd child exited %d\n", WEXITSTATUS(st));
-    close(go[0]); close(go[1]); close(ready[0]); close(ready[1]);
+    close(go[1]);
+    close(ready[0]);
 }
 
 int main(int argc, char **argv) {
@@ -122,6 +127,24 @@ int main(int argc, char **argv) {
     show_file("argv overwritten (a title)", "/proc/self/cmdline");
     memset(argv[0], 'U', area);
     show_file("argv overwritten into environ", "/proc/self/cmdline");
+
+    /* signal sets in /proc/self/status */
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, on_usr2);
+    sigset_t blk;
+    sigemptyset(&blk);
+    sigaddset(&blk, SIGTERM);
+    sigaddset(&blk, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &blk, NULL);
+    raise(SIGUSR2);
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Sig", 3) && strncmp(line, "SigQ", 4)) printf("%s", line);
+        else if (!strncmp(line, "ShdPnd", 6) || !strncmp(line, "Threads", 7) ||
+                 !strncmp(line, "State", 5) || !strncmp(line, "NoNewPrivs", 10))
+            printf("%s", line);
+    if (f) fclose(f);
 
     char buf[4096];
     int fd = open("/proc/self/stat", O_RDONLY);
