@@ -90,6 +90,7 @@ class Kernel:
         self.zombies: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, wait status)
         self.zombie_pgid: dict[int, int] = {}
         self.zombie_uid: dict[int, int] = {}
+        self.zombie_tasks: dict[int, Task] = {}  # for /proc (State Z) until reaped
         self._changed = trio.Event()
         self._fd_users: dict[int, int] = {}  # id(fdtable) -> processes sharing it
         self._waiter = SigchldWaiter()
@@ -297,6 +298,7 @@ class Kernel:
             self.zombies[t.tgid] = (t.ppid, status)
             self.zombie_pgid[t.tgid] = t.pgid
             self.zombie_uid[t.tgid] = uid
+            self.zombie_tasks[t.tgid] = t
         t.vfork_done.set()
         t.ended.set()
         signals.process_exited(self.procs.get(t.ppid), t, status)

@@ -52,7 +52,7 @@ class ProcView:
         return t.tgid if t is not None else None
 
     def pids(self) -> list[int]:
-        return sorted(self.kernel.procs)
+        return sorted({*self.kernel.procs, *self.kernel.zombie_tasks})
 
     def extra_entries(self) -> dict[bytes, Node]:
         return {}
@@ -60,7 +60,8 @@ class ProcView:
     def pid_entries(self, pid: int) -> dict[bytes, Node] | None:
         t = self.kernel.procs.get(pid)
         if t is None:
-            return None
+            z = self.kernel.zombie_tasks.get(pid)
+            return None if z is None else self._zombie_entries(z)
         creds = t.creds
         uid = creds.uid if creds is not None else 0
         gid = creds.gid if creds is not None else 0
@@ -76,6 +77,26 @@ class ProcView:
             b"mounts": FileNode(lambda: mounts_text(self.vfs, t.fs)),
             b"fd": DirNode(lambda: self._fds(t), 0o500),
         }
+
+    def _zombie_entries(self, t: Task) -> dict[bytes, Node]:
+        """A process that ended and is not yet reaped: State Z, no memory, files or exe."""
+        return {
+            b"cmdline": FileNode(b""),
+            b"environ": FileNode(b"", 0o400),
+            b"comm": FileNode(t.comm + b"\n", 0o644),
+            b"status": FileNode(lambda: self._status(t)),
+            b"stat": FileNode(lambda: self._stat(t)),
+            b"fd": DirNode({}, 0o500),
+        }
+
+    def _ppid(self, t: Task) -> int:
+        z = self.kernel.zombies.get(t.tgid) if t.tgid not in self.kernel.procs else None
+        return z[0] if z is not None else t.ppid
+
+    def _state(self, t: Task) -> str:
+        if t.tgid not in self.kernel.procs:
+            return "Z (zombie)"
+        return jobctl.state_letter(t)
 
     # contents ------------------------------------------------------------------------------
 
@@ -150,12 +171,12 @@ class ProcView:
             if c is not None else (0, 0, 0, 0)
         nnp = 1 if t.prctl_state.get(38) else 0  # PR_SET_NO_NEW_PRIVS
         return (f"Name:\t{os.fsdecode(t.comm)}\nUmask:\t{umask:04o}\n"
-                f"State:\t{jobctl.state_letter(t)}\nTgid:\t{t.tgid}\nNgid:\t0\n"
-                f"Pid:\t{t.tgid}\nPPid:\t{t.ppid}\nTracerPid:\t0\n"
+                f"State:\t{self._state(t)}\nTgid:\t{t.tgid}\nNgid:\t0\n"
+                f"Pid:\t{t.tgid}\nPPid:\t{self._ppid(t)}\nTracerPid:\t0\n"
                 f"Uid:\t{uids[0]}\t{uids[1]}\t{uids[2]}\t{uids[3]}\n"
                 f"Gid:\t{gids[0]}\t{gids[1]}\t{gids[2]}\t{gids[3]}\n"
                 f"FDSize:\t{fdsize}\nGroups:\t{groups}\n"
-                f"Threads:\t{len(t.leader.threads)}\nSigQ:\t{queued}/63704\n"
+                f"Threads:\t{max(1, len(t.leader.threads))}\nSigQ:\t{queued}/63704\n"
                 f"SigPnd:\t{pend:016x}\nShdPnd:\t{shpend:016x}\n"
                 f"SigBlk:\t{ts.mask:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n"
                 f"CapInh:\t{caps[0]:016x}\nCapPrm:\t{caps[1]:016x}\n"
@@ -165,9 +186,9 @@ class ProcView:
     def _stat(self, t: Task) -> bytes:
         """The fields ps and pgrep read (pid, comm, state, ppid, pgrp, session, threads);
         times and memory figures are 0."""
-        state = jobctl.state_letter(t)[0]
-        nthreads = len(t.leader.threads)
-        fields = [t.tgid, f"({os.fsdecode(t.comm)})", state, t.ppid, t.pgid, t.sid,
+        state = self._state(t)[0]
+        nthreads = max(1, len(t.leader.threads))
+        fields = [t.tgid, f"({os.fsdecode(t.comm)})", state, self._ppid(t), t.pgid, t.sid,
                   0, -1, 0, *[0] * 8, 20, 0, nthreads, *[0] * 32]  # 52 fields
         return (" ".join(map(str, fields)) + "\n").encode()
 

@@ -849,6 +849,7 @@ async def _wait(t: Task, pid: int, options: int, *,
                     del k.zombies[c]
                     k.zombie_pgid.pop(c, None)
                     k.zombie_uid.pop(c, None)
+                    k.zombie_tasks.pop(c, None)
                 if status & 0x7F:  # CLD_DUMPED / CLD_KILLED
                     return c, status, (3 if status & 0x80 else 2), status & 0x7F, uid
                 return c, status, 1, (status >> 8) & 0xFF, uid  # CLD_EXITED

@@ -146,6 +146,24 @@ int main(int argc, char **argv) {
             printf("%s", line);
     if (f) fclose(f);
 
+    /* a zombie: State Z, empty cmdline, then gone once reaped */
+    pid_t z = fork();
+    if (!z) _exit(3);
+    char zpath[64], zline[256], zstate[256] = "";
+    snprintf(zpath, sizeof zpath, "/proc/%d/status", z);
+    for (int i = 0; i < 100000 && zstate[7] != 'Z'; i++) {
+        FILE *zf = fopen(zpath, "r");
+        while (zf && fgets(zline, sizeof zline, zf))
+            if (!strncmp(zline, "State:", 6)) strcpy(zstate, zline);
+        if (zf) fclose(zf);
+    }
+    printf("zombie %s", zstate);
+    snprintf(zpath, sizeof zpath, "/proc/%d/cmdline", z);
+    show_file("zombie cmdline", zpath);
+    waitpid(z, NULL, 0);
+    snprintf(zpath, sizeof zpath, "/proc/%d/status", z);
+    printf("reaped zombie has a /proc entry: %d\n", access(zpath, F_OK) == 0);
+
     char buf[4096];
     int fd = open("/proc/self/stat", O_RDONLY);
     ssize_t n = read(fd, buf, sizeof buf - 1);
