@@ -4,8 +4,8 @@ Why C: a client with one Tread in flight (diodcat, a program reading a file thro
 Sentry) waits for each reply; per request the Python server costs ~20 µs of interpreter
 on top of the three system calls (receive, pread, send) that diod, in C, pays alone.
 `p9f_serve_reads` answers a run of Treads for one fid entirely in C: it answers the one
-the server already decoded, then keeps receiving, and answers every following request that
-is a well-formed Tread of the same fid, until something else arrives (handed back to
+the server already decoded, then those already received after it, then keeps receiving,
+and answers every following request that is a well-formed Tread of the same fid, until something else arrives (handed back to
 Python), the socket would block (after an optional short spin), a reply cannot be sent
 whole at once, or a budget runs out. No Python runs meanwhile, so the fid cannot change
 under it. Built at install time (setup.py's cffi_modules); without it the server uses its
@@ -19,7 +19,7 @@ ffibuilder.cdef(
     """
     long p9f_serve_reads(int sock, int fd, uint32_t fid, uint32_t maxcount,
                          uint16_t tag, uint64_t offset, uint32_t count,
-                         uint8_t *in, size_t incap, size_t *have,
+                         uint8_t *in, size_t inlen, size_t incap, size_t *have,
                          uint8_t *out, size_t *sent, size_t *total,
                          long spin_ns, long budget, long *served);
     #define P9F_FAIL ...
@@ -83,15 +83,18 @@ static long answer(int sock, int fd, uint32_t maxcount, uint16_t tag, uint64_t o
 
 long p9f_serve_reads(int sock, int fd, uint32_t fid, uint32_t maxcount,
                      uint16_t tag, uint64_t offset, uint32_t count,
-                     uint8_t *in, size_t incap, size_t *have,
+                     uint8_t *in, size_t inlen, size_t incap, size_t *have,
                      uint8_t *out, size_t *sent, size_t *total,
                      long spin_ns, long budget, long *served) {
-    size_t pos = 0, len = 0;
+    size_t pos = 0, len = inlen;  /* in[0:inlen]: requests already received after this one */
     long st;
     *have = 0;
     *served = 0;
     st = answer(sock, fd, maxcount, tag, offset, count, out, sent, total);
-    if (st) return st;  /* P9F_FAIL: the caller answers it; or PARTIAL; or -errno */
+    if (st) {  /* P9F_FAIL: the caller answers it; or PARTIAL; or -errno */
+        *have = inlen;  /* the requests after it go back untouched */
+        return st;
+    }
     *served = 1;
     for (;;) {
         /* The next whole frame in the buffer, if any. */

@@ -122,6 +122,17 @@ class FrameDecoder:
         view = self._view = memoryview(self._buf)[start : self._pos]
         return view
 
+    def take_buffered(self) -> bytes:
+        """Remove and return every byte received but not yet consumed (a server's C loop
+        continues from them; it hands back what it does not answer with `receive_data`)."""
+        rest = bytes(self._buf[self._pos :])
+        if self._view is not None:
+            self._view.release()
+            self._view = None
+        self._buf.clear()
+        self._pos = 0
+        return rest
+
     def next_message(self) -> tuple[int, Message] | None:
         """Return the next (tag, message), or None when a whole frame is not yet here.
 

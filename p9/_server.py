@@ -257,7 +257,8 @@ class _Connection:
                             f = self.fids.get(io[2])  # (Tversion replaces the dict)
                             if f is not None and f.read_fd >= 0:
                                 data = decoder.take_io(io)
-                                if data is None and _fastio is not None and not decoder.buffered:
+                                if data is None and _fastio is not None and (
+                                        decoder.buffered <= _RECV_CHUNK):
                                     if not await self._c_reads(io[1], io[2], f, io[3], io[4]):
                                         break  # the peer closed
                                 elif data is None:
@@ -361,7 +362,8 @@ class _Connection:
         """Answer this Tread, and the run of Treads of the same fid that follows it, in C
         (`p9._fastio`); False when the peer closed the connection meanwhile.
 
-        Only called with nothing else buffered, so what C receives is all that arrived.
+        Whatever the decoder still holds (at most _RECV_CHUNK bytes) moves to C's buffer
+        first; what C does not answer comes back to the decoder, in order.
         """
         sender = self.sender
         raw = sender._raw
@@ -372,6 +374,8 @@ class _Connection:
             self._cbufs = (_ffi.new("uint8_t[]", _RECV_CHUNK), _ffi.new("size_t[3]"),
                            _ffi.new("long[1]"))
         cin, sizes, served = self._cbufs
+        rest = self.decoder.take_buffered()  # what came after this Tread: C goes on with it
+        _ffi.memmove(cin, rest, len(rest))
         maxcount = self.msize - IOHDRSZ
         if len(self.rbuf) < _RREAD_HDR.size + maxcount:
             self.rbuf = bytearray(_RREAD_HDR.size + maxcount)
@@ -380,10 +384,11 @@ class _Connection:
         spin = receiver.spin_ns()
         st = _fastio.p9f_serve_reads(
             raw.fileno(), f.read_fd, fid, maxcount, tag, offset, count,
-            cin, _RECV_CHUNK, sizes, _ffi.from_buffer(out), sizes + 1, sizes + 2,
+            cin, len(rest), _RECV_CHUNK, sizes, _ffi.from_buffer(out), sizes + 1, sizes + 2,
             spin, _C_BUDGET, served,
         )
         if st == _fastio.P9F_FAIL:  # nothing sent: the Python path answers (and reports)
+            self.decoder.receive_data(rest)
             await self._fast_read(tag, fid, f, offset, count)
             return True
         if st < 0:
