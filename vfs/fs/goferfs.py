@@ -16,6 +16,7 @@ from its parent's), so a long lookup does not pin a fid per component.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -254,10 +255,16 @@ class GoferFS(Filesystem):
             anc = anc.parent
         self.round_trips += 1
         fid = await anc.inode.fid.walk(names[::-1])  # type: ignore[attr-defined]
-        if ino.fid is not None:  # another task walked it meanwhile
+        return await self._adopt(ino, fid)
+
+    async def _adopt(self, ino: GoferInode, fid: p9.Fid) -> p9.Fid:
+        """Make `fid` the dentry fid of `ino` (under the LRU bound), unless another task
+        gave it one meanwhile: then `fid` is clunked and that one is returned."""
+        if ino.fid is not None:
             await fid.clunk()
             return ino.fid
         ino.fid = fid
+        lru = self._fid_lru
         lru[id(ino)] = ino
         while len(lru) > self.max_cached_fids:
             _, old = lru.popitem(last=False)
@@ -265,6 +272,30 @@ class GoferFS(Filesystem):
                 f, old.fid = old.fid, None
                 await f.clunk()
         return fid
+
+    def _base(self, d: Dentry) -> tuple[p9.Fid, list[bytes]] | None:
+        """The nearest ancestor-or-self of `d` holding a fid and the names from it to `d`,
+        so a lookup below a fid-less directory is sent from there in the same message
+        instead of walking the directory's fid first (one round trip less). None when
+        that cannot be one message (a plain server's multi-getattr walks per prefix; more
+        than 16 names; a removed directory): then `_fid(d)` is used."""
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        if ino.fid is not None:
+            if id(ino) in self._fid_lru:
+                self._fid_lru.move_to_end(id(ino))
+            return ino.fid, []
+        if d.dead or self._unpin or not self.root.inode.fid.client.dialect.multigetattr:  # type: ignore[attr-defined]
+            return None
+        names = [d.name]
+        anc = d.parent
+        while anc.inode.fid is None:  # type: ignore[attr-defined]
+            if anc.dead:
+                return None
+            names.append(anc.name)
+            anc = anc.parent
+        if len(names) >= 16:
+            return None
+        return anc.inode.fid, names[::-1]  # type: ignore[attr-defined]
 
     def _child(self, parent: Dentry, name: bytes, st: p9.Stat) -> Dentry:
         old = parent.children.get(name)
@@ -350,16 +381,34 @@ class GoferFS(Filesystem):
             return [child] if child is not None else []
         if i == len(names):
             return out
+        run = names[i:]
         while True:
             gen = self.generation
-            fid = await self._fid(d)
+            base = self._base(d)
+            fid, prefix = base if base is not None else (await self._fid(d), [])
             self.round_trips += 1
+            leaf: p9.Fid | None = None
             try:
-                stats = await fid.multi_getattr(names[i:])
+                if len(run) == 1 and fid.client.dialect.walkgetattr:
+                    # One name: walk it too (same round trip), so the readlink, open or
+                    # lookup below it that usually follows needs no Twalk of its own.
+                    leaf, st = await fid.walk_getattr(prefix + run, _ALL)
+                    stats = [st]
+                else:
+                    stats, leaf = await self._getattrs_and_walk(fid, prefix + run)
+                    if len(stats) < len(prefix):  # (the directory itself is gone)
+                        raise error(errno.ENOENT, d.name)
+                    stats = stats[len(prefix):]
             except OSError as e:
                 if e.errno not in (errno.ENOENT, errno.ENOTDIR):
                     raise
                 stats = []
+            if gen == self.generation and not d.dead:
+                if len(stats) == len(run):
+                    break
+            if leaf is not None:
+                await leaf.clunk()
+                leaf = None
             if gen == self.generation and not d.dead:
                 break
             if d.dead:
@@ -368,7 +417,12 @@ class GoferFS(Filesystem):
             child = self._child(d, names[i], st)
             out.append(child)
             i += 1
+            if leaf is not None and i == len(names):
+                await self._adopt(child.inode, leaf)  # type: ignore[arg-type]
+                leaf = None
             if not child.inode.is_dir or i == len(names):
+                if leaf is not None:  # (the walk cannot have passed a non-directory)
+                    await leaf.clunk()
                 if i == len(names) and len(names) > 1 and not self.exclusive:
                     self._fresh_key = (d, names[-1])
                     self._fresh_child = child
@@ -387,6 +441,38 @@ class GoferFS(Filesystem):
                 gone.dead = True
             self._negative(d, names[i])
         return out
+
+    async def _getattrs_and_walk(self, fid: p9.Fid,
+                                 path: list[bytes]) -> tuple[list[p9.Stat], p9.Fid | None]:
+        """Tmultigetattr of `path` and, in the same round trip, a Twalk to its last name:
+        the fid the open or readlink that usually follows a lookup needs. The walk is
+        left out where it would cost a round trip of its own (a plain server, which
+        answers the multi-getattr with walks; more than 16 names)."""
+        if not fid.client.dialect.multigetattr or len(path) > 16:
+            return await fid.multi_getattr(path), None
+        got: list[p9.Fid] = []
+
+        async def walk() -> None:
+            with contextlib.suppress(OSError):  # (missing: the multi-getattr says so)
+                got.append(await fid.walk(path))
+
+        err: OSError | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(walk)
+                try:
+                    stats = await fid.multi_getattr(path)
+                except OSError as e:
+                    err = e  # (the walk finishes on its own: no Tflush)
+        except BaseException:
+            for f in got:
+                await f.clunk()
+            raise
+        if err is not None:
+            for f in got:
+                await f.clunk()
+            raise err
+        return stats, got[0] if got else None
 
     def _note_listing(self, d: Dentry, cookie: int, names: list[bytes]) -> None:
         """exclusive: remember what a readdir of `d` returned, for `_prefetch`."""
@@ -681,6 +767,17 @@ class GoferFS(Filesystem):
             anc = anc.parent
         return await anc.inode.fid.walk(names[::-1])  # type: ignore[attr-defined]
 
+    async def _io_fid(self, d: Dentry) -> p9.Fid:
+        """An unopened fid for opening the regular file `d`: its dentry fid if it holds
+        one from the lookup (no Twalk; the dentry walks a new one lazily if it needs one
+        again), else a new one (`_new_fid`). Removed files keep theirs (pinned)."""
+        ino: GoferInode = d.inode  # type: ignore[assignment]
+        fid = ino.fid
+        if fid is not None and not d.dead and self._fid_lru.pop(id(ino), None) is not None:
+            ino.fid = None
+            return fid
+        return await self._new_fid(d)
+
     def _all_cached(self, ino: GoferInode) -> bool:
         pages = ino.pages
         return all(i in pages for i in range(-(-ino.size // CHUNK)))
@@ -700,7 +797,7 @@ class GoferFS(Filesystem):
             # walked and opened only if a page is dropped before it is read.
             return GoferFileFD(flags, self, d, None)
         self.round_trips += 1
-        io = await self._new_fid(d)
+        io = await self._new_fid(d) if ino.is_dir else await self._io_fid(d)
         try:
             if d.inode.is_dir:
                 await io.open(O_RDONLY | O_DIRECTORY)
@@ -779,7 +876,7 @@ class GoferFS(Filesystem):
     async def _open_io(self, d: Dentry, flags: int) -> p9.Fid:
         """An opened I/O fid for a file description that was opened without one."""
         self.round_trips += 1
-        io = await self._new_fid(d)
+        io = await self._io_fid(d)
         try:
             await io.open(flags)
         except BaseException:
