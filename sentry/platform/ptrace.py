@@ -277,6 +277,11 @@ def _spawn(image: bytes, sock: int) -> int:
                 if cpus is not None:  # the Sentry's CPU (affinity.py says why)
                     os.sched_setaffinity(0, cpus)
                 libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+                # A stub's host children (the application's forks) are reaped by the host
+                # once the Sentry, their tracer, has seen them exit: the stub never waits
+                # (the application's wait4 is the Sentry's), so they would stay zombies
+                # until it ends. The ignored disposition survives exec and fork.
+                signal.signal(signal.SIGCHLD, signal.SIG_IGN)
                 os.setpgid(0, 0)  # terminal signals go to runpsc, not the stub
                 hi = max(fd, sock) + 1
                 os.dup2(sock, hi)
@@ -616,12 +621,24 @@ class PtraceStub:
                 pass
 
     def kill(self) -> None:
-        """SIGKILL the stub and reap it (idempotent)."""
+        """SIGKILL the stub and reap it (idempotent).
+
+        With PTRACE_O_TRACEEXIT a killed thread may first stop at PTRACE_EVENT_EXIT (this
+        kernel does so when it was at a syscall stop): such stops are resumed until it is
+        gone, or it would stay behind, stopped, for as long as the Sentry lives."""
         if self.dead_status is None:
             try:
                 os.kill(self.pid, signal.SIGKILL)
-                _, self.dead_status = os.waitpid(self.pid, libc.WALL)
-            except ChildProcessError:
+                while True:
+                    _, status = os.waitpid(self.pid, libc.WALL)
+                    if not os.WIFSTOPPED(status):
+                        break
+                    try:
+                        libc.resume(libc.PTRACE_CONT, self.pid, 0)
+                    except OSError:
+                        pass
+                self.dead_status = status
+            except (ChildProcessError, ProcessLookupError):
                 self.dead_status = -1
         if self._mem >= 0:
             os.close(self._mem)

@@ -189,3 +189,50 @@ int main(int argc, char **argv) {
             nursery.start_soon(one, "1000")
     for n, (status, out, _, _) in results.items():
         assert status == 0 and out == f"{n} done\n".encode()
+
+
+LEAVES = r"""
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void *thread_main(void *arg) { syscall(SYS_getcpu, 0, 0, 0); return arg; }
+int main(void) {
+    volatile int *probed = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                                -1, 0);
+    syscall(SYS_getcpu, 0, 0, 0);
+    pid_t c = fork();
+    if (c == 0) { syscall(SYS_getcpu, 0, 0, 0); _exit(3); }
+    pid_t d = fork();
+    if (d == 0) { syscall(SYS_getcpu, 0, 0, 0); *probed = 1; for (;;) pause(); }
+    while (!*probed) sched_yield();
+    kill(d, SIGKILL);
+    waitpid(c, 0, 0);
+    waitpid(d, 0, 0);
+    pthread_t th;
+    pthread_create(&th, NULL, thread_main, NULL);
+    pthread_join(th, NULL);
+    return 0;
+}
+"""
+
+
+async def test_no_stub_outlives_its_process(tmp_path):
+    """Every host process and thread of a finished sandbox is reaped, whether it exited,
+    was killed, or was a thread: a killed stub stops at PTRACE_EVENT_EXIT first, and a
+    forked stub's parent stub never waits for it."""
+    prog = build_c(tmp_path, "leaves", LEAVES, "-static", "-pthread")
+    stubs = []
+
+    def getcpu(t, *_):
+        """Test-only probe: records the host thread."""
+        stubs.append(t.stub.pid)
+        return 0
+
+    status, _, _, _ = await run([prog], extra={"getcpu": getcpu})
+    assert status == 0 and len(stubs) == 4
+    for pid in stubs:
+        assert not os.path.exists(f"/proc/{pid}"), f"stub {pid} left behind"
