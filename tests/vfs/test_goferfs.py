@@ -46,7 +46,13 @@ class Counting:
 
         async def rpc_many(msgs, *a, **k):
             self.trips += 1
-            return await inner_many(msgs, *a, **k)
+            if not self._inflight:
+                self.waves += 1
+            self._inflight += 1
+            try:
+                return await inner_many(msgs, *a, **k)
+            finally:
+                self._inflight -= 1
 
         async def rpc_counted(msg, *a, **k):
             self.trips += 1
@@ -470,4 +476,55 @@ async def test_scanned_directory_reads_small_files_together(gofer) -> None:
     f = await v.open(ctx, C, None, b"/d/f3", O_RDONLY)
     assert await f.read(1 << 16) == want
     await f.dec_ref()
+    await gfs.release()
+
+
+@pytest.mark.parametrize("policy", ["exclusive", "shared"])
+async def test_open_after_lookup_walks_no_fid_of_its_own(gofer, policy) -> None:
+    client, top = gofer
+    (top / "a" / "b").mkdir(parents=True)
+    (top / "a" / "b" / "f").write_bytes(b"data")
+    (top / "g").write_bytes(b"top")
+    gfs, v, ctx = await _attach(client, policy)
+    count = Counting(client)
+    for path, data in ((b"/a/b/f", b"data"), (b"/g", b"top")):
+        count.reset()
+        fd = await v.open(ctx, C, None, path, O_RDONLY)
+        # the lookup walks the file's fid in its own round trip (Twalkgetattr for one
+        # name, a Twalk riding on the Tmultigetattr of a run); the open uses that fid
+        assert count.waves == 2, (path, count.counts)
+        assert count.counts.get("Tlopen") == 1, count.counts
+        assert await fd.read(10) == data
+        await fd.dec_ref()
+    # a later open of a file whose dentry holds no fid any more still works
+    fd = await v.open(ctx, C, None, b"/a/b/f", O_RDONLY)
+    assert await fd.read(10) == b"data"
+    await fd.dec_ref()
+    await gfs.release()
+    await client.drain()
+    assert client.live_fids == set()
+
+
+async def test_listed_symlinks_read_in_batches(gofer) -> None:
+    client, top = gofer
+    (top / "d").mkdir()
+    for i in range(40):
+        os.symlink(f"target{i}" * (i % 3 + 1), top / "d" / f"l{i}")
+        (top / "d" / f"f{i}").write_bytes(b"x")
+    gfs, v, ctx = await _attach(client, "exclusive")
+    fd = await v.open(ctx, C, None, b"/d", O_RDONLY | O_DIRECTORY)
+    while await fd.getdents64(1 << 16):
+        pass
+    await fd.dec_ref()
+    count = Counting(client)
+    for i in range(40):  # what `ls -l` does per entry
+        path = b"/d/l%d" % i
+        st = await v.stat(ctx, C, None, path, 0x100)  # AT_SYMLINK_NOFOLLOW
+        assert st.mode == (top / "d" / f"l{i}").lstat().st_mode
+        assert await v.readlinkat(ctx, C, None, path) == os.fsencode(
+            os.readlink(top / "d" / f"l{i}"))
+    # one batch of attributes, one of walks, one of Treadlink (clunks ride along),
+    # instead of a Twalk and a Treadlink per link
+    assert count.waves <= 4, count.counts
+    assert "Treadlink" not in count.counts, count.counts
     await gfs.release()
