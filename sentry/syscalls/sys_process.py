@@ -16,6 +16,7 @@ import trio
 
 from sentry.kernel import jobctl, signals
 from sentry.kernel.exit import TaskExit
+from sentry.platform.affinity import caller_cpus
 from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
 
 from .table import Level, SyscallError, fixed_errno, syscall
@@ -554,10 +555,11 @@ async def sys_sched_yield(t: Task, *_: int) -> int:
 
 @syscall("sched_getaffinity")
 def sys_sched_getaffinity(t: Task, pid: int, size: int, mask: int, *_: int) -> int:
-    """Implements Linux syscall sched_getaffinity(2): the host CPUs the stub may use."""
+    """Implements Linux syscall sched_getaffinity(2): the CPUs the caller of runpsc allowed
+    (not the Sentry's own pinned mask: see sentry.platform.affinity)."""
     if pid not in (0, t.tid, t.tgid):
         raise SyscallError(errno.ESRCH)
-    cpus = os.sched_getaffinity(0)
+    cpus = caller_cpus()
     nbytes = max(8, (max(cpus) // 64 + 1) * 8)
     if size < nbytes or size & 7:
         raise SyscallError(errno.EINVAL)
@@ -1140,7 +1142,7 @@ def sys_sched_setaffinity(t: Task, pid: int, size: int, mask: int, *_: int) -> i
     the sandbox may use."""
     _target(t, pid)
     want = int.from_bytes(t.mem_read(mask, min(size, 1024)), "little")
-    allowed = sum(1 << c for c in os.sched_getaffinity(0))
+    allowed = sum(1 << c for c in caller_cpus())
     if not want & allowed:
         raise SyscallError(errno.EINVAL)
     return 0

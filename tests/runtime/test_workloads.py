@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,20 @@ def test_make_two_file_program(tmp_path: Path):
     compare(["bash", "-c", 'cp -r "$SRC" "$OUT/b" && make -s -C "$OUT/b" && "$OUT/b/prog"'],
             volumes={str(src): "/src"},
             env={"SRC": (str(src), "/src"), "OUT": (str(tmp_path), "/tmp")})
+
+
+@pytest.mark.parametrize("narrowed", [False, True], ids=["all-cpus", "taskset-last"])
+def test_visible_cpus_are_the_callers(narrowed):
+    """The Sentry pins itself and its stubs to one CPU (sentry.platform.affinity); the
+    program must still see the CPUs its caller allowed, as natively: `nproc` and python's
+    sched_getaffinity, under the full mask and under one narrowed by taskset."""
+    need_binary("taskset", "util-linux")
+    prefix = ["taskset", "-c", str(max(os.sched_getaffinity(0)))] if narrowed else []
+    argv = ["sh", "-c", "nproc; python3 -c 'import os; print(sorted(os.sched_getaffinity(0)))'"]
+    want = subprocess.run([*prefix, *argv], capture_output=True, stdin=subprocess.DEVNULL,
+                          cwd=WORKDIR, timeout=120)
+    got = subprocess.run([*prefix, sys.executable, "-m", "runtime.cli", "do", f"--cwd={WORKDIR}",
+                          "--", *argv], capture_output=True, stdin=subprocess.DEVNULL,
+                         cwd=str(Path(__file__).resolve().parents[2]), timeout=120)
+    assert want.stdout
+    assert (got.stdout, got.returncode) == (want.stdout, want.returncode), got.stderr
