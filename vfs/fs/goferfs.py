@@ -1169,6 +1169,17 @@ async def _clunk_batch(client: p9.Client, fids: list[int], walks: list[Any] | No
             client.release_fid(f)
 
 
+def _join(parts: list[Any]) -> bytes:
+    """The bytes of `parts`, releasing the page views among them (a bytearray with a
+    live view cannot be resized)."""
+    out = b"".join(parts)
+    for p in parts:
+        if isinstance(p, memoryview):
+            p.release()
+    parts.clear()
+    return out
+
+
 def _truncate_pages(ino: GoferInode, size: int) -> None:
     last = size // CHUNK
     for idx in [i for i in ino.pages if i > last or (i == last and size % CHUNK == 0)]:
@@ -1229,13 +1240,13 @@ class GoferFileFD(RegularFD):
             if start < ino.server_size:
                 fs.round_trips += 1
                 data = await (await self.io()).read(start, min((j + 1) * CHUNK, ino.server_size) - start)
-            for k in range(idx, j + 1):
-                if k in ino.pages:  # filled by a write while we awaited
-                    continue
-                chunk = data[(k - idx) * CHUNK : (k - idx + 1) * CHUNK]
-                # A short page (the end of the file) reads as zeros past its end.
-                ino.pages[k] = bytearray(chunk)
-                fs._touch(ino, k)
+            with memoryview(data) as view:  # (one copy per page, not two)
+                for k in range(idx, j + 1):
+                    if k in ino.pages:  # filled by a write while we awaited
+                        continue
+                    # A short page (the end of the file) reads as zeros past its end.
+                    ino.pages[k] = bytearray(view[(k - idx) * CHUNK : (k - idx + 1) * CHUNK])
+                    fs._touch(ino, k)
             idx = j + 1
 
     async def _page(self, idx: int, whole: bool = False) -> bytearray:
@@ -1260,20 +1271,26 @@ class GoferFileFD(RegularFD):
         if offset >= end:
             return b""
         await self._fill(offset // CHUNK, (end - 1) // CHUNK)
-        out = bytearray()
+        # Views of the pages joined once (a mapped 2 MB libc is copied once, not thrice);
+        # no view is held across an await (a page may be resized meanwhile).
+        parts: list[Any] = []
         pos = offset
-        while pos < end:
-            idx, off = divmod(pos, CHUNK)
-            page = ino.pages.get(idx)
-            if page is None:  # evicted meanwhile (huge read): fetch it again
-                page = await self._page(idx)
-            k = min(CHUNK - off, end - pos)
-            got = page[off : off + k]
-            out += got
-            if len(got) < k:  # past a short page's end (the file grew by truncate)
-                out += bytes(k - len(got))
-            pos += k
-        return bytes(out)
+        try:
+            while pos < end:
+                idx, off = divmod(pos, CHUNK)
+                page = ino.pages.get(idx)
+                if page is None:  # evicted meanwhile (huge read): fetch it again
+                    parts = [_join(parts)]
+                    page = await self._page(idx)
+                k = min(CHUNK - off, end - pos)
+                got = memoryview(page)[off : off + k]
+                parts.append(got)
+                if len(got) < k:  # past a short page's end (the file grew by truncate)
+                    parts.append(bytes(k - len(got)))
+                pos += k
+            return _join(parts)
+        finally:
+            _join(parts)
 
     async def do_pwrite(self, data: bytes, offset: int) -> int:
         ino = self.inode
