@@ -27,6 +27,7 @@ from ._file import File, Filesystem
 from ._framing import FrameDecoder, encode_frame, encode_frame_parts
 from ._sendpath import PartsSender
 from ._sockio import Receiver
+from ._transport import tune_tcp
 from ._version import PLAIN, Dialect, server_choose
 
 log = logging.getLogger("p9.server")
@@ -177,6 +178,7 @@ class Server:
         """Accept connections forever on `listeners`, each served in its own task."""
 
         async def handle(stream: trio.abc.Stream) -> None:
+            tune_tcp(stream)
             try:
                 await self.serve_stream(stream)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:

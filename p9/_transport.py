@@ -22,8 +22,25 @@ async def connect_unix(path: str | bytes) -> trio.SocketStream:
 async def connect_tcp(host: str, port: int) -> trio.SocketStream:
     """Connect over TCP (IPv4 or IPv6, whichever `host` resolves to)."""
     stream = await trio.open_tcp_stream(host, port)
-    stream.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+    tune_tcp(stream)
     return stream
+
+
+def tune_tcp(stream: trio.abc.Stream) -> None:
+    """Set a TCP stream up for 9P: no Nagle delay, and no TCP_NOTSENT_LOWAT.
+
+    Why the second: trio sets TCP_NOTSENT_LOWAT to 16 KiB on its TCP streams (good for
+    interactive protocols); a 9P reply of up to msize (1 MiB) then drains to 16 KiB before
+    the sender is woken to queue more, leaving the connection idle between refills.
+    Linux's default (no limit) keeps the send buffer full.
+    """
+    if not isinstance(stream, trio.SocketStream):
+        return
+    sock = stream.socket
+    if sock.family not in (_socket.AF_INET, _socket.AF_INET6):
+        return
+    sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+    sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NOTSENT_LOWAT, (0xFFFFFFFF).to_bytes(4, "little"))
 
 
 def stream_from_fd(fd: int) -> trio.SocketStream:

@@ -314,3 +314,35 @@ def test_peek_io_fed_a_byte_at_a_time() -> None:
     dec.receive_data(b"more" * 1000)
     with pytest.raises(ValueError):
         bytes(view)
+
+
+def _tcp_notsent_lowats() -> list[int]:
+    """TCP_NOTSENT_LOWAT of every connected TCP socket of this process."""
+    out = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            s = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        with s:
+            if s.family == socket.AF_INET and s.type == socket.SOCK_STREAM:
+                try:
+                    s.getpeername()
+                except OSError:
+                    continue  # a listener
+                out.append(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT))
+    return out
+
+
+async def test_tcp_streams_keep_linux_send_buffering(export) -> None:
+    """trio gives its TCP streams a 16 KiB TCP_NOTSENT_LOWAT; both ends of a 9P connection
+    drop it (p9._transport.tune_tcp), or a 1 MiB reply drains to 16 KiB between refills."""
+    root, _ = export
+    server = p9.Server(_fs(root), max_msize=1 << 20)
+    async with trio.open_nursery() as nursery:
+        listeners = await p9.listen_tcp(0, "127.0.0.1")
+        await nursery.start(server.serve_listeners, listeners)
+        stream = await p9.connect_tcp("127.0.0.1", listeners[0].socket.getsockname()[1])
+        async with p9.open_client(stream, msize=1 << 20):
+            assert _tcp_notsent_lowats() == [-1, -1]  # the client's end and the server's
+        nursery.cancel_scope.cancel()
