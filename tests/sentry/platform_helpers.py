@@ -91,25 +91,14 @@ def busybox() -> str:
     return path
 
 
-async def run_vfs(argv: list[str], files: dict[str, bytes | str],
-                  env: list[str] | None = None) -> tuple[int, bytes, Kernel, object]:
-    """Run argv in a Kernel whose root is a fresh tmpfs holding `files` (host paths are
-    copied when the value is a str naming a host file); stdout is a host pipe.
+async def install_files(vfs: object, ctx: object, creds: object,
+                        files: dict[str, bytes | str],
+                        symlinks: dict[str, str] | None = None) -> None:
+    """Write `files` and `symlinks` (path -> target) into the VFS, parents made as needed:
+    a str value names a host file to copy, made executable (as is content starting with
+    `#!`); bytes are the content."""
 
-    Returns (wait status, stdout, kernel, vfs)."""
-    import io
-
-    import trio
-
-    from sentry.kernel.fdtable import FDTable
-    from vfs import Credentials, Tmpfs, VirtualFilesystem
-    from vfs.fs.host import HostFD
-
-    vfs = VirtualFilesystem(Tmpfs())
-    ctx, creds = vfs.new_context(), Credentials.root()
-    for path, content in files.items():
-        data = Path(content).read_bytes() if isinstance(content, str) else content
-        mode = 0o755 if isinstance(content, str) else 0o644
+    async def parents(path: str) -> None:
         cur = b""
         for part in path.strip("/").split("/")[:-1]:
             cur += b"/" + part.encode()
@@ -117,17 +106,36 @@ async def run_vfs(argv: list[str], files: dict[str, bytes | str],
                 await vfs.mkdirat(ctx, creds, None, cur, 0o755)
             except FileExistsError:
                 pass
+
+    for path, content in files.items():
+        await parents(path)
+        data = Path(content).read_bytes() if isinstance(content, str) else content
+        mode = 0o755 if isinstance(content, str) or data[:2] == b"#!" else 0o644
         f = await vfs.open(ctx, creds, None, path.encode(), os.O_CREAT | os.O_WRONLY, mode)
         await f.write(data)
         await f.dec_ref()
+    for path, target in (symlinks or {}).items():
+        await parents(path)
+        await vfs.symlinkat(ctx, creds, target.encode(), None, path.encode())
+
+
+async def run_captured(k: Kernel, argv: list[str], env: list[str] | None, ctx: object,
+                       creds: object, *, path: str | None = None) -> tuple[int, bytes]:
+    """Run argv as pid 1 of `k` with stdin /dev/null and stdout+stderr a host pipe drained
+    meanwhile. Returns (wait status, output)."""
+    import trio
+
+    from sentry.kernel.fdtable import FDTable
+    from vfs.fs.host import HostFD
+
     r, w = os.pipe()
     fdt = FDTable()
-    fdt.install(HostFD(os.open("/dev/null", os.O_RDONLY)))
-    fdt.install(HostFD(w))
-    fdt.install(HostFD(w))
+    null = os.open("/dev/null", os.O_RDONLY)
+    for fd in (null, w, w):
+        fdt.install(HostFD(fd))  # HostFD serves a dup
+    os.close(null)
     os.close(w)
     out = bytearray()
-    k = Kernel(vfs=vfs, stderr=io.StringIO())
 
     async def drain() -> None:
         while True:
@@ -141,7 +149,24 @@ async def run_vfs(argv: list[str], files: dict[str, bytes | str],
         async with trio.open_nursery() as nursery:
             nursery.start_soon(drain)
             status = await k.run([a.encode() for a in argv],
-                                 [e.encode() for e in (env or [])], fdt, ctx, creds)
+                                 [e.encode() for e in (env or [])], fdt, ctx, creds,
+                                 path=path.encode() if path else None)
     finally:
         os.close(r)
-    return status, bytes(out), k, vfs
+    return status, bytes(out)
+
+
+async def run_vfs(argv: list[str], files: dict[str, bytes | str],
+                  env: list[str] | None = None) -> tuple[int, bytes, Kernel, object]:
+    """Run argv in a Kernel whose root is a fresh tmpfs holding `files` (install_files);
+    stdout is a host pipe. Returns (wait status, stdout, kernel, vfs)."""
+    import io
+
+    from vfs import Credentials, Tmpfs, VirtualFilesystem
+
+    vfs = VirtualFilesystem(Tmpfs())
+    ctx, creds = vfs.new_context(), Credentials.root()
+    await install_files(vfs, ctx, creds, files)
+    k = Kernel(vfs=vfs, stderr=io.StringIO())
+    status, out = await run_captured(k, argv, env, ctx, creds)
+    return status, out, k, vfs

@@ -5,15 +5,12 @@ rewritten in place; compared with the same program run natively."""
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 from pathlib import Path
 
-import trio
-
 from tests.support import native_child_setup
 
-from .platform_helpers import build_c
+from .platform_helpers import build_c, install_files, run_captured
 
 PROGS = Path(__file__).resolve().parent / "progs"
 
@@ -25,11 +22,9 @@ async def run_with_proc(argv: list[str], files: dict[str, bytes | str], *,
     file to copy, made executable) and `symlinks`, with devfs at /dev, pipes, and procfs at
     /proc served by the kernel's ProcView. Returns (wait status, stdout, kernel)."""
     from sentry.kernel import Kernel
-    from sentry.kernel.fdtable import FDTable
     from sentry.kernel.procview import ProcView
     from vfs import Credentials, Tmpfs, VirtualFilesystem
     from vfs.fs import devfs, pipefs
-    from vfs.fs.host import HostFD
     from vfs.fs.procfs import Procfs
 
     vfs = VirtualFilesystem(Tmpfs(mode=0o755))
@@ -41,53 +36,11 @@ async def run_with_proc(argv: list[str], files: dict[str, bytes | str], *,
         await vfs.mkdirat(ctx, creds, None, d, 0o755)
     await vfs.mount(ctx, creds, procfs, None, b"/proc", source="proc")
 
-    async def mkparents(p: str) -> None:
-        cur = b""
-        for part in p.strip("/").split("/")[:-1]:
-            cur += b"/" + part.encode()
-            try:
-                await vfs.mkdirat(ctx, creds, None, cur, 0o755)
-            except FileExistsError:
-                pass
-
-    for p, content in files.items():
-        await mkparents(p)
-        data = Path(content).read_bytes() if isinstance(content, str) else content
-        mode = 0o755 if isinstance(content, str) or data[:2] == b"#!" else 0o644
-        f = await vfs.open(ctx, creds, None, p.encode(), os.O_CREAT | os.O_WRONLY, mode)
-        await f.write(data)
-        await f.dec_ref()
-    for p, target in (symlinks or {}).items():
-        await mkparents(p)
-        await vfs.symlinkat(ctx, creds, target.encode(), None, p.encode())
-    r, w = os.pipe()
-    fdt = FDTable()
-    null = os.open("/dev/null", os.O_RDONLY)
-    for fd in (null, w, w):
-        fdt.install(HostFD(fd))  # HostFD serves a dup
-    os.close(null)
-    os.close(w)
+    await install_files(vfs, ctx, creds, files, symlinks)
     k = Kernel(vfs=vfs, stderr=io.StringIO())
     procfs.provider = ProcView(k)
-    out = bytearray()
-
-    async def drain() -> None:
-        while True:
-            await trio.lowlevel.wait_readable(r)
-            chunk = os.read(r, 65536)
-            if not chunk:
-                return
-            out.extend(chunk)
-
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(drain)
-            status = await k.run([a.encode() for a in argv],
-                                 [e.encode() for e in (env or [])], fdt, ctx, creds,
-                                 path=path.encode() if path else None)
-    finally:
-        os.close(r)
-    return status, bytes(out), k
+    status, out = await run_captured(k, argv, env, ctx, creds, path=path)
+    return status, out, k
 
 
 def native(argv: list[str], *, executable: str, env: dict[str, str]) -> tuple[int, bytes]:
