@@ -589,21 +589,10 @@ class GoferFS(Filesystem):
             return False
         gen = self.generation
         pfid = await self._fid(p)
-        client = pfid.client
-        fids = [client.alloc_fid() for _ in todo]
-        self.round_trips += 2
-        with trio.CancelScope(shield=True):  # fids must be clunked whatever happens
-            walks = None
-            try:
-                walks = await client.rpc_many(
-                    [p9.Twalk(pfid.fid, f, (c.name,)) for f, c in zip(fids, todo, strict=True)],
-                    window=PREFETCH)
-                replies = await client.rpc_many([p9.Treadlink(f) for f in fids],
-                                                window=PREFETCH)
-            except OSError:
-                return False  # (an entry vanished meanwhile): each is read alone
-            finally:
-                await _clunk_batch(client, fids, walks)
+        got = await self._sibling_batch(pfid, todo, p9.Treadlink)
+        if got is None:
+            return False  # (an entry vanished meanwhile): each is read alone
+        replies, _ = got
         if gen != self.generation:
             return False  # a rename crossed the walks: they may have named other files
         for c, r in zip(todo, replies, strict=True):
@@ -1005,21 +994,11 @@ class GoferFS(Filesystem):
             if ci.xattrs is None:
                 ci.xattrs = {}
             caches.append(ci.xattrs)
-        fids = [client.alloc_fid() for _ in todo]
-        self.round_trips += 2
-        with trio.CancelScope(shield=True):  # fids must be clunked whatever happens
-            walks = None
-            try:
-                walks = await client.rpc_many(
-                    [p9.Twalk(pfid.fid, f, (c.name,)) for f, c in zip(fids, todo, strict=True)],
-                    window=PREFETCH)
-                replies = await client.rpc_many([p9.Tlistxattr(f, 0) for f in fids],
-                                                window=PREFETCH)
-                values = await self._prefetch_values(client, fids, replies)
-            except OSError:
-                return  # (an entry vanished meanwhile): each is listed alone
-            finally:
-                await _clunk_batch(client, fids, walks)
+        got = await self._sibling_batch(pfid, todo, lambda f: p9.Tlistxattr(f, 0),
+                                        then=functools.partial(self._prefetch_values, client))
+        if got is None:
+            return  # (an entry vanished meanwhile): each is listed alone
+        replies, values = got
         if gen != self.generation:
             return  # a rename crossed the walks: they may have named other files
         for i, (c, cache, r) in enumerate(zip(todo, caches, replies, strict=True)):
@@ -1029,6 +1008,31 @@ class GoferFS(Filesystem):
                 for (j, name), value in values.items():
                     if j == i:
                         cache.setdefault(name, value)
+
+    async def _sibling_batch(self, pfid: Any, todo: list[Dentry], ask: Any,
+                             then: Any = None) -> tuple[list[Any], Any] | None:
+        """Walk a fresh fid to each of `todo` (children of `pfid`'s directory) in one
+        pipelined batch, send `ask(fid)` for each in a second (the server may run pipelined
+        requests concurrently, so dependent ones go in separate batches), and
+        `await then(fids, replies)` if given; every fid is clunked whatever happens.
+        Returns (replies, then's result), or None if a request failed (an entry vanished
+        meanwhile: the caller asks per name)."""
+        client = pfid.client
+        fids = [client.alloc_fid() for _ in todo]
+        self.round_trips += 2
+        with trio.CancelScope(shield=True):  # fids must be clunked whatever happens
+            walks = None
+            try:
+                walks = await client.rpc_many(
+                    [p9.Twalk(pfid.fid, f, (c.name,)) for f, c in zip(fids, todo, strict=True)],
+                    window=PREFETCH)
+                replies = await client.rpc_many([ask(f) for f in fids], window=PREFETCH)
+                extra = await then(fids, replies) if then is not None else None
+            except OSError:
+                return None
+            finally:
+                await _clunk_batch(client, fids, walks)
+        return replies, extra
 
     async def _prefetch_values(self, client: p9.Client, fids: list[int],
                                replies: list[Any]) -> dict[tuple[int, bytes], bytes]:
