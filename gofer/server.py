@@ -161,6 +161,16 @@ class GoferFile(p9.File):
         self._as()
         if not names:
             return [], self._quick_child(self.node.ref(), self.inline_io)
+        if len(names) == 1:  # what clients send most (a lookup per name)
+            node = self.node.walk(_s(names[0]))
+            try:
+                st = os.stat(node.fd)
+            except BaseException:
+                node.release()
+                raise
+            mode = st.st_mode
+            qid = Qid(qid_type_of(mode), 0, node.export.qid_path(st))
+            return [qid], self._quick_child(node, _quick_mode(mode))
         qids: list[Qid] = []
         node = self.node.ref()
         mode = 0
@@ -185,7 +195,25 @@ class GoferFile(p9.File):
 
     async def getattr(self, mask: int) -> tuple[Qid, int, Attr]:
         self._as()
-        a = self.node.getattr(btime=bool(mask & _GETATTR_BTIME))
+        if not mask & _GETATTR_BTIME:
+            # The common request (Linux and diod's tools ask for the basic fields): p9's
+            # Attr straight from fstat, without host.Attr in between (a third of the cost).
+            node = self.node
+            st = os.stat(node.fd)
+            mode = st.st_mode
+            asec, ansec = divmod(st.st_atime_ns, 1_000_000_000)
+            msec, mnsec = divmod(st.st_mtime_ns, 1_000_000_000)
+            csec, cnsec = divmod(st.st_ctime_ns, 1_000_000_000)
+            return (
+                Qid(qid_type_of(mode), 0, node.export.qid_path(st)),
+                _GETATTR_BASIC,
+                Attr(
+                    mode, st.st_uid, st.st_gid, st.st_nlink, st.st_rdev, st.st_size,
+                    st.st_blksize, st.st_blocks, asec, ansec, msec, mnsec, csec, cnsec,
+                    0, 0, 0, 0,
+                ),
+            )
+        a = self.node.getattr(btime=True)
         valid = _GETATTR_BASIC
         bsec = bnsec = 0
         if a.btime is not None:

@@ -17,6 +17,28 @@ from ._messages import REGISTRY, Message
 
 _HDR = struct.Struct("<IBH")
 HEADER_SIZE = 7
+
+
+def _fixed_decoders() -> dict[int, tuple[int, struct.Struct, type]]:
+    """type -> (frame size, body struct, class) for messages whose body is one run of plain
+    integers (Tclunk, Tgetattr, Tlopen, Tread ...).
+
+    Why: at one request in flight the codec is a good part of a metadata request's cost;
+    such a body decodes with one unpack_from and the class call, skipping the generic
+    Reader and layout walk. Any other size takes the generic path (which reports it).
+    """
+    out = {}
+    for mtype, cls in REGISTRY.items():
+        layout = cls._layout
+        segs = layout.segments
+        if layout.fixed_format is None or len(segs) != 1 or not getattr(segs[0], "simple", False):
+            continue
+        st = segs[0].st
+        out[mtype] = (HEADER_SIZE + st.size, st, cls)
+    return out
+
+
+_FIXED = _fixed_decoders()
 _IO_HDR = struct.Struct("<IBHIQI")  # size type tag fid offset count: Tread, Twrite's head
 _TREAD = 116
 _TWRITE = 118
@@ -151,6 +173,9 @@ class FrameDecoder:
         if len(buf) - pos < size:
             return None
         self._pos = pos + size
+        fixed = _FIXED.get(mtype)
+        if fixed is not None and fixed[0] == size:
+            return tag, fixed[2](*fixed[1].unpack_from(buf, pos + HEADER_SIZE))
         cls = REGISTRY.get(mtype)
         if cls is None:
             raise ProtocolError(

@@ -303,10 +303,10 @@ class _Connection:
 
     async def dispatch(self, tag: int, msg: m.Message) -> None:
         cls = type(msg)
-        if isinstance(msg, m.Tversion):
+        if cls is m.Tversion:
             await self.version(tag, msg)
             return
-        if isinstance(msg, m.Tflush):
+        if cls is m.Tflush:
             # Runs as its own task: it waits for the flushed request.
             self.nursery.start_soon(self.flush, tag, msg)
             return
@@ -613,6 +613,24 @@ class _Connection:
             if new is None:
                 raise OSError(errno.EIO, "file model returned no clone")
             return [], _Fid(new, f.qid, f.depth)
+        if b"." not in names and (b".." not in names or f.depth >= len(names)):
+            # The common case, no "." and no ".." that could reach the attach root: one
+            # walk of the file model (what the loop below would do, without its bookkeeping).
+            got, new = await f.file.walk(names)
+            if len(got) > len(names) or (not got):
+                if new is not None:
+                    await new.close()
+                raise OSError(errno.EIO, "file model walk returned a bad qid list")
+            if len(got) < len(names):
+                if new is not None:
+                    await new.close()
+                return got, None
+            if new is None:
+                raise OSError(errno.EIO, "file model walk returned no file")
+            depth = f.depth
+            for n in names:
+                depth += -1 if n == b".." else 1
+            return got, _Fid(new, got[-1], depth)
         qids: list[m.Qid] = []
         cur_file: File = f.file
         cur_qid, depth = f.qid, f.depth
