@@ -1,16 +1,16 @@
 """Scatter-gather sends of multi-part frames (Rread payloads) without joining them.
 
-Why: `FrameSender.send_parts` joins the parts into one frame (a copy of up to msize bytes)
-whenever the first `sendmsg` is partial or another send holds the stream. For a 1 MiB Rread
-that happens often under pipelined reads; here the remainder is sent with `sendmsg` on the
-remaining views instead, waiting for the socket through trio.
+Why: `FrameSender.send_parts` joins the parts into one frame (a copy of up to msize bytes).
+For a 1 MiB Rread under pipelined reads that is a copy per reply; here a plain socket gets
+`sendmsg` on the views, and the remainder of a partial send goes out the same way, waiting
+for the socket through trio.
 """
 
 from __future__ import annotations
 
 import trio
 
-from ._sockio import FrameSender
+from ._sockio import FrameSender, send_now
 
 
 def _advance(parts: list, n: int) -> list:
@@ -34,13 +34,7 @@ class PartsSender(FrameSender):
             await super().send_parts(parts)
             return
         if not self.lock.locked():
-            try:
-                n = raw.sendmsg(parts)
-            except (BlockingIOError, InterruptedError):
-                n = 0
-            except OSError as e:
-                raise trio.BrokenResourceError(f"send failed: {e}") from e
-            parts = _advance(parts, n)
+            parts = _advance(parts, send_now(raw.sendmsg, parts))
             if not parts:
                 return
         # The rest of the frame is sent whole whatever happens (a cut frame would
@@ -49,10 +43,4 @@ class PartsSender(FrameSender):
             async with self.lock:
                 while parts:
                     await trio.lowlevel.wait_writable(raw)
-                    try:
-                        n = raw.sendmsg(parts)
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    except OSError as e:
-                        raise trio.BrokenResourceError(f"send failed: {e}") from e
-                    parts = _advance(parts, n)
+                    parts = _advance(parts, send_now(raw.sendmsg, parts))

@@ -25,6 +25,17 @@ def _raw_socket(stream: trio.abc.Stream):
     return getattr(sock, "_sock", None)
 
 
+def send_now(call, data) -> int:
+    """One non-blocking send attempt (`raw.send` or `raw.sendmsg`): the bytes it took, 0 if
+    the socket is full; a failed socket is a broken stream."""
+    try:
+        return call(data)
+    except (BlockingIOError, InterruptedError):
+        return 0
+    except OSError as e:
+        raise trio.BrokenResourceError(f"send failed: {e}") from e
+
+
 class FrameSender:
     """Serialise whole frames onto one stream (frames never interleave).
 
@@ -40,12 +51,7 @@ class FrameSender:
     async def send(self, frame: bytes | memoryview) -> None:
         raw = self._raw
         if raw is not None and not self.lock.locked():
-            try:
-                n = raw.send(frame)
-            except (BlockingIOError, InterruptedError):
-                n = 0
-            except OSError as e:
-                raise trio.BrokenResourceError(f"send failed: {e}") from e
+            n = send_now(raw.send, frame)
             if n == len(frame):
                 return
             frame = memoryview(frame)[n:]
@@ -54,23 +60,8 @@ class FrameSender:
                 await self.stream.send_all(frame)
 
     async def send_parts(self, parts: list) -> None:
-        """Send one frame given as parts, with sendmsg when the fast path applies."""
-        raw = self._raw
-        if raw is not None and not self.lock.locked():
-            total = sum(len(p) for p in parts)
-            try:
-                n = raw.sendmsg(parts)
-            except (BlockingIOError, InterruptedError):
-                n = 0
-            except OSError as e:
-                raise trio.BrokenResourceError(f"send failed: {e}") from e
-            if n == total:
-                return
-            rest = memoryview(b"".join(parts))[n:]
-            with trio.CancelScope(shield=True):
-                async with self.lock:
-                    await self.stream.send_all(rest)
-            return
+        """Send one frame given as parts (joined here; `_sendpath.PartsSender` sends them
+        with sendmsg instead)."""
         await self.send(b"".join(parts))
 
 
