@@ -248,13 +248,9 @@ class GoferFS(Filesystem):
         if d.dead:
             # Its name may belong to another file now: never walk it again.
             raise error(errno.ESTALE, d.name)
-        names = [d.name]
-        anc = d.parent
-        while anc.inode.fid is None:  # type: ignore[attr-defined]
-            names.append(anc.name)
-            anc = anc.parent
+        anc, path = _below_holder(d)
         self.round_trips += 1
-        fid = await anc.inode.fid.walk(names[::-1])  # type: ignore[attr-defined]
+        fid = await anc.inode.fid.walk([c.name for c in path])  # type: ignore[attr-defined]
         return await self._adopt(ino, fid)
 
     async def _adopt(self, ino: GoferInode, fid: p9.Fid) -> p9.Fid:
@@ -286,16 +282,10 @@ class GoferFS(Filesystem):
             return ino.fid, []
         if d.dead or self._unpin or not self.root.inode.fid.client.dialect.multigetattr:  # type: ignore[attr-defined]
             return None
-        names = [d.name]
-        anc = d.parent
-        while anc.inode.fid is None:  # type: ignore[attr-defined]
-            if anc.dead:
-                return None
-            names.append(anc.name)
-            anc = anc.parent
-        if len(names) >= 16:
+        anc, path = _below_holder(d)
+        if len(path) >= 16 or any(c.dead for c in path):
             return None
-        return anc.inode.fid, names[::-1]  # type: ignore[attr-defined]
+        return anc.inode.fid, [c.name for c in path]  # type: ignore[attr-defined]
 
     def _child(self, parent: Dentry, name: bytes, st: p9.Stat) -> Dentry:
         old = parent.children.get(name)
@@ -793,12 +783,8 @@ class GoferFS(Filesystem):
             return await ino.fid.walk([])
         if d.dead:
             raise error(errno.ESTALE, d.name)
-        names = [d.name]
-        anc = d.parent
-        while anc.inode.fid is None:  # type: ignore[attr-defined]
-            names.append(anc.name)
-            anc = anc.parent
-        return await anc.inode.fid.walk(names[::-1])  # type: ignore[attr-defined]
+        anc, path = _below_holder(d)
+        return await anc.inode.fid.walk([c.name for c in path])  # type: ignore[attr-defined]
 
     async def _io_fid(self, d: Dentry) -> p9.Fid:
         """An unopened fid for opening the regular file `d`: its dentry fid if it holds
@@ -1154,6 +1140,18 @@ class GoferFS(Filesystem):
             if fid is not None:
                 d.inode.fid = None  # type: ignore[attr-defined]
                 await fid.clunk()
+
+
+def _below_holder(d: Dentry) -> tuple[Dentry, list[Dentry]]:
+    """The nearest proper ancestor of `d` whose inode holds a fid, and the dentries from
+    just below it down to `d` (their names are the walk from that fid to `d`)."""
+    path = [d]
+    anc = d.parent
+    while anc.inode.fid is None:  # type: ignore[attr-defined]
+        path.append(anc)
+        anc = anc.parent
+    path.reverse()
+    return anc, path
 
 
 async def _clunk_batch(client: p9.Client, fids: list[int], walks: list[Any] | None) -> None:
