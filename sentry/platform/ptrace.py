@@ -553,28 +553,24 @@ class PtraceStub:
         PTRACE_O_TRACEFORK makes the host attach the child to us before it runs, and it
         inherits the seccomp filter; the application's registers are the caller's to set.
         """
-        pid = self.inject(NR_FORK)
-        if pid < 0:
-            raise OSError(-pid, f"fork of stub {self.pid}: {os.strerror(-pid)}")
-        _, status = os.waitpid(pid, libc.WALL)
-        if not os.WIFSTOPPED(status):
-            raise StubGone(status)
-        child = PtraceStub(pid, self._sock.dup())
-        child.load_regs()
-        return child
+        return self._attached(self.inject(NR_FORK), "fork")
 
     def clone_thread(self) -> PtraceStub:
         """A new host thread in this stub's process, stopped; its registers are loaded.
 
         PTRACE_O_TRACECLONE attaches it before it runs; the caller sets its registers.
         """
-        tid = self.inject(NR_CLONE, _THREAD_FLAGS, 0, 0, 0, 0)
-        if tid < 0:
-            raise OSError(-tid, f"clone in stub {self.pid}: {os.strerror(-tid)}")
-        _, status = os.waitpid(tid, libc.WALL)
+        return self._attached(self.inject(NR_CLONE, _THREAD_FLAGS, 0, 0, 0, 0), "clone")
+
+    def _attached(self, pid: int, what: str) -> PtraceStub:
+        """The stub for the thread an injected fork/clone made (-errno: the call failed),
+        once its first stop (the auto-attach) has come; its registers loaded."""
+        if pid < 0:
+            raise OSError(-pid, f"{what} in stub {self.pid}: {os.strerror(-pid)}")
+        _, status = os.waitpid(pid, libc.WALL)
         if not os.WIFSTOPPED(status):
             raise StubGone(status)
-        child = PtraceStub(tid, self._sock.dup())
+        child = PtraceStub(pid, self._sock.dup())
         child.load_regs()
         return child
 
