@@ -10,19 +10,12 @@ the Sentry in a fresh /tmp (tmpfs too); every line must be the same.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-
-from tests.sentry.progs.harness import build, native, sentry_run
+from tests.sentry.progs.harness import build, native_in_scratch, sentry_run
 
 
 async def test_fileops_matches_native(tmp_path):
     prog = build(tmp_path, "fileops")
-    d = tempfile.mkdtemp(prefix="runpsc-native-", dir="/dev/shm")
-    try:
-        want = native([prog, d])
-    finally:
-        shutil.rmtree(d)
+    want = native_in_scratch(prog)
     assert want.code == 0, want.stderr
     got = await sentry_run([prog, "/tmp/fo"], dirs=("/tmp", "/tmp/fo"))
     assert got.stderr == b""

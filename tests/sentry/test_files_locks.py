@@ -4,19 +4,12 @@ flock (per open description, inherited across fork, blocking waits)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-
-from tests.sentry.progs.harness import build, native, sentry_run
+from tests.sentry.progs.harness import build, native_in_scratch, sentry_run
 
 
 async def test_locks_between_processes_match_native(tmp_path):
     prog = build(tmp_path, "locks")
-    d = tempfile.mkdtemp(prefix="runpsc-native-", dir="/dev/shm")
-    try:
-        want = native([prog, d], timeout=60)
-    finally:
-        shutil.rmtree(d)
+    want = native_in_scratch(prog, timeout=60)
     assert want.code == 0, want.stderr
     got = await sentry_run([prog, "/tmp/w"], dirs=("/tmp", "/tmp/w"))
     assert [e for e in got.events if e[0] == "internal-error"] == []

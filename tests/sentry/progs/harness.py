@@ -11,6 +11,7 @@ stdout and stderr are host files read back after each run.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -57,6 +58,16 @@ def native(argv: list[str], *, stdin: bytes | None = None, **kw) -> Result:
                        **kw)
     status = (p.returncode & 0xFF) << 8 if p.returncode >= 0 else -p.returncode
     return Result(status, p.stdout, p.stderr)
+
+
+def native_in_scratch(prog: str, **kw) -> Result:
+    """Run `prog DIR` natively, DIR a fresh directory on /dev/shm removed afterwards (the
+    native twin of a sandbox run given a directory under its tmpfs /tmp)."""
+    d = tempfile.mkdtemp(prefix="runpsc-native-", dir="/dev/shm")
+    try:
+        return native([prog, d], **kw)
+    finally:
+        shutil.rmtree(d)
 
 
 def fix_times(root: str) -> None:
