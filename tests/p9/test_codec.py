@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import p9
-from p9 import _wire
+from p9 import _framing, _wire
 from p9._messages import REGISTRY, Message, register
 
 # (tag, message, exact frame bytes): hand-assembled from the 9P2000.L spec (diod protocol.md).
@@ -249,3 +249,64 @@ def test_any_chunking_of_a_valid_stream_yields_the_same_messages(data: st.DataOb
         while (item := dec.next_message()) is not None:
             got.append(item)
     assert got == list(enumerate(msgs))
+
+
+# --- the server's metadata short path (FrameDecoder.next_meta, encode_r*) --------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(tag=st.integers(0, 0xFFFF), valid=st.integers(0, (1 << 64) - 1),
+       qids=st.lists(_struct_strategy(p9.Qid), max_size=1), attr=_struct_strategy(p9.Attr))
+def test_short_path_replies_are_encode_frame_bytes(tag, valid, qids, attr) -> None:
+    qid = qids[0] if qids else p9.Qid(0, 0, 0)
+    assert _framing.encode_rgetattr(tag, valid, qid, attr) == p9.encode_frame(
+        tag, p9.Rgetattr(valid, qid, attr))
+    assert _framing.encode_rwalk(tag, qids) == p9.encode_frame(tag, p9.Rwalk(tuple(qids)))
+    assert _framing.encode_rclunk(tag) == p9.encode_frame(tag, p9.Rclunk())
+
+
+def _drain(dec: p9.FrameDecoder, got: list) -> None:
+    """What a server's reader does: the short path first, else the generic decode."""
+    while True:
+        q = dec.next_meta()
+        if q is not None:
+            got.append(("meta", *q))
+            continue
+        item = dec.next_message()
+        if item is None:
+            return
+        got.append(item)
+
+
+def test_next_meta_takes_exactly_its_three_requests_a_byte_at_a_time() -> None:
+    frames = [
+        (1, p9.Tgetattr(5, 0x3FFF)), (2, p9.Tclunk(6)), (3, p9.Twalk(5, 7, (b"\xffname",))),
+        (4, p9.Twalk(5, 8, ())), (5, p9.Twalk(5, 9, (b"a", b"b"))), (6, p9.Tread(5, 0, 10)),
+        (7, p9.Twalk(5, 10, (b"",))), (8, p9.Tlopen(5, 0)),
+    ]
+    dec = p9.FrameDecoder(8192)
+    got: list = []
+    for b in b"".join(p9.encode_frame(t, msg) for t, msg in frames):
+        dec.receive_data(bytes([b]))
+        _drain(dec, got)
+    assert got == [
+        ("meta", 24, 1, 5, 0x3FFF, None), ("meta", 120, 2, 6, 0, None),
+        ("meta", 110, 3, 5, 7, b"\xffname"), frames[3], frames[4], frames[5],
+        ("meta", 110, 7, 5, 10, b""), frames[7],
+    ]
+    assert dec.buffered == 0
+
+
+@pytest.mark.parametrize("frame", [
+    struct.pack("<IBHIQB", 20, 24, 9, 1, 0, 0),  # Tgetattr with a trailing byte
+    struct.pack("<IBHIB", 12, 120, 9, 1, 0),  # Tclunk with a trailing byte
+    struct.pack("<IBHIIHH", 20, 110, 9, 1, 2, 1, 5) + b"ab",  # a name length that lies
+    struct.pack("<IBHIIHH", 21, 110, 9, 1, 2, 1, 1) + b"ab",  # a name and a stray byte
+], ids=["getattr+1", "clunk+1", "walk-short-name", "walk-stray-byte"])
+def test_next_meta_leaves_malformed_frames_to_next_message(frame: bytes) -> None:
+    dec = p9.FrameDecoder(8192)
+    dec.receive_data(frame)
+    assert dec.next_meta() is None
+    with pytest.raises(p9.ProtocolError) as info:
+        dec.next_message()
+    assert info.value.recoverable and info.value.tag == 9

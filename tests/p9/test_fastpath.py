@@ -346,3 +346,40 @@ async def test_tcp_streams_keep_linux_send_buffering(export) -> None:
         async with p9.open_client(stream, msize=1 << 20):
             assert _tcp_notsent_lowats() == [-1, -1]  # the client's end and the server's
         nursery.cancel_scope.cancel()
+
+
+async def test_metadata_short_path_answers_like_the_generic_path(export) -> None:
+    """Tgetattr, Tclunk and one-name Twalk on a server that takes them inline (the short
+    path of `next_meta`) get the replies a server without it sends, errors included."""
+    root, _ = export
+    (root / "dir").mkdir()
+    os.symlink("data", root / "link")
+    script = [
+        p9.Tattach(0, p9.NOFID, b"", b"", p9.NONUNAME),
+        p9.Twalk(0, 1, (b"data",)), p9.Tgetattr(1, p9.GetattrMask.BASIC),
+        p9.Tgetattr(1, p9.GetattrMask.ALL), p9.Twalk(0, 1, (b"dir",)),  # newfid in use
+        p9.Twalk(0, 2, (b"missing",)), p9.Twalk(9, 2, (b"data",)),  # ENOENT, unknown fid
+        p9.Twalk(0, 2, (b"..",)), p9.Tgetattr(2, p9.GetattrMask.BASIC),  # .. at the root
+        p9.Twalk(0, 3, (b".",)), p9.Twalk(0, 4, (b"link",)), p9.Tgetattr(4, 0),
+        p9.Twalk(4, 5, (b"x",)),  # through a symlink
+        p9.Twalk(1, 1, (b"dir",)),  # walk from a file: its own fid number kept
+        p9.Twalk(0, 6, (b"dir",)), p9.Twalk(6, 6, (b"..",)), p9.Tgetattr(6, 0),  # replaced
+        p9.Twalk(0, 7, (b"a/b",)), p9.Twalk(0, 7, (b"",)),  # not one component
+        p9.Tclunk(1), p9.Tclunk(1), p9.Tgetattr(1, 0), p9.Tclunk(42),
+        p9.Twalk(0, p9.NOFID, (b"data",)),
+        p9.Tclunk(2), p9.Tclunk(3), p9.Tclunk(4), p9.Tclunk(6), p9.Tclunk(0),
+    ]
+    replies = {}
+    for inline in (p9.QUICK_MESSAGES, ()):
+        server = p9.Server(HostFS(str(root), fast=True), inline=inline)
+        got = []
+        async with trio.open_nursery() as nursery:
+            async with await _serve_pair(nursery, server) as s:
+                await _raw(s, 1, p9.Tversion(8192, b"9P2000.L"))
+                for tag, msg in enumerate(script):
+                    got.append(await _raw(s, tag, msg))
+            nursery.cancel_scope.cancel()
+        replies[bool(inline)] = got
+    assert replies[True] == replies[False]
+    errors = [r for _, r in replies[True] if isinstance(r, p9.Rlerror)]
+    assert len(errors) >= 9  # the script's error cases did fail
