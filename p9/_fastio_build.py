@@ -5,9 +5,9 @@ Sentry) waits for each reply; per request the Python server costs ~20 µs of int
 on top of the three system calls (receive, pread, send) that diod, in C, pays alone.
 `p9f_serve_reads` answers a run of Treads for one fid entirely in C: it answers the one
 the server already decoded, then those already received after it, then keeps receiving,
-and answers every following request that is a well-formed Tread of the same fid, until something else arrives (handed back to
-Python), the socket would block (after an optional short spin), a reply cannot be sent
-whole at once, or a budget runs out. No Python runs meanwhile, so the fid cannot change
+and answers every following request that is a well-formed Tread of the same fid, until
+something else arrives (handed back to Python), the socket would block (after an optional
+short spin), a reply cannot be sent whole within 2 ms (`send_whole`), or a budget runs out. No Python runs meanwhile, so the fid cannot change
 under it. Built at install time (setup.py's cffi_modules); without it the server uses its
 Python fast path (p9/_server.py), with the same answers.
 """
@@ -34,6 +34,7 @@ ffibuilder.set_source(
     "p9._fastio",
     r"""
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -61,6 +62,37 @@ static long now_ns(void) {
     return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
+/* Send out[0:len]: 0 when whole, P9F_PARTIAL (*sent of *total gone), or -errno.
+ *
+ * A reply larger than the socket's send buffer (a 1 MiB Rread over TCP, whose buffer holds
+ * a few hundred KiB) cannot go in one send. Rather than hand the rest to Python, which
+ * waits through trio (an epoll pass and a scheduler pass for every refill, about a fifth of
+ * the time of a 1 MiB reply here), wait for room with poll() for at most WAIT_NS, during
+ * which the client drains the socket; only a client that stops reading for that long makes
+ * the rest go back to Python (P9F_PARTIAL), so it delays other connections by at most that. */
+#define WAIT_NS 2000000L
+static long send_whole(int sock, const uint8_t *out, size_t len, size_t *sent, size_t *total) {
+    size_t done = 0;
+    long deadline = 0;
+    for (;;) {
+        ssize_t s;
+        do s = send(sock, out + done, len - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (s < 0 && errno == EINTR);
+        if (s < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+        if (s > 0) done += (size_t)s;
+        if (done == len) return 0;
+        long now = now_ns();
+        if (!deadline) deadline = now + WAIT_NS;
+        if (now >= deadline) break;
+        struct pollfd p = {.fd = sock, .events = POLLOUT};
+        int ms = (int)((deadline - now + 999999) / 1000000);
+        if (poll(&p, 1, ms) < 0 && errno != EINTR) return -errno;
+    }
+    *sent = done;
+    *total = len;
+    return P9F_PARTIAL;
+}
+
 /* Answer one Tread: 0 sent whole, P9F_FAIL (nothing sent), P9F_PARTIAL, or -errno. */
 static long answer(int sock, int fd, uint32_t maxcount, uint16_t tag, uint64_t offset,
                    uint32_t count, uint8_t *out, size_t *sent, size_t *total) {
@@ -73,12 +105,7 @@ static long answer(int sock, int fd, uint32_t maxcount, uint16_t tag, uint64_t o
     out[4] = 117; /* Rread */
     out[5] = tag; out[6] = tag >> 8;
     put32(out + 7, (uint32_t)n);
-    do s = send(sock, out, 11 + n, MSG_DONTWAIT | MSG_NOSIGNAL); while (s < 0 && errno == EINTR);
-    if (s == 11 + n) return 0;
-    if (s < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
-    *sent = s < 0 ? 0 : (size_t)s;
-    *total = 11 + n;
-    return P9F_PARTIAL;
+    return send_whole(sock, out, 11 + (size_t)n, sent, total);
 }
 
 long p9f_serve_reads(int sock, int fd, uint32_t fid, uint32_t maxcount,
