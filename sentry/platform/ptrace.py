@@ -270,6 +270,7 @@ def _spawn(image: bytes, sock: int) -> int:
         os.close(fd)
         fd = -1
     cpus = affinity.stub_cpus()
+    parent = os.getpid()
     try:
         pid = os.fork()
         if pid == 0:  # child: only async-signal-safe work, then exec
@@ -277,6 +278,11 @@ def _spawn(image: bytes, sock: int) -> int:
                 if cpus is not None:  # the Sentry's CPU (affinity.py says why)
                     os.sched_setaffinity(0, cpus)
                 libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+                # A Sentry killed before that prctl sends no death signal, and then
+                # PTRACE_TRACEME below would make the reaper we were handed to (init) our
+                # tracer: a stub stopped at exec for ever. Its parent's pid tells.
+                if os.getppid() != parent:
+                    os._exit(127)
                 # A stub's host children (the application's forks) are reaped by the host
                 # once the Sentry, their tracer, has seen them exit: the stub never waits
                 # (the application's wait4 is the Sentry's), so they would stay zombies

@@ -236,3 +236,65 @@ async def test_no_stub_outlives_its_process(tmp_path):
     assert status == 0 and len(stubs) == 4
     for pid in stubs:
         assert not os.path.exists(f"/proc/{pid}"), f"stub {pid} left behind"
+
+
+def _proc_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, tracer pid) of a host process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except FileNotFoundError:
+        return None
+    return fields["State"].split()[0], int(fields["TracerPid"])
+
+
+def test_a_stub_whose_sentry_dies_as_it_starts_does_not_stay() -> None:
+    """The Sentry killed after forking a stub but before the stub's PR_SET_PDEATHSIG: the
+    stub must give up, not go on to PTRACE_TRACEME under the reaper it was handed to (init
+    would become its tracer, and it would sit stopped at exec for ever; seen once in CI).
+    The window is a few microseconds; a slow prctl in the child holds it open."""
+    import socket
+    import time
+
+    from sentry.platform import libc
+    from sentry.platform import ptrace as platform_ptrace
+    from sentry.platform.stub import stub_elf
+
+    image = stub_elf()
+    r, w = os.pipe()
+    sentry = os.fork()
+    if sentry == 0:  # the "Sentry": starts a stub and is killed while the stub starts
+        try:
+            os.close(r)
+            real_prctl, real_fork = libc.prctl, os.fork
+
+            def slow_prctl(*args: int) -> int:
+                time.sleep(0.5)
+                return real_prctl(*args)
+
+            def fork() -> int:
+                pid = real_fork()
+                if pid:
+                    os.write(w, b"%d" % pid)
+                return pid
+
+            libc.prctl, os.fork = slow_prctl, fork  # this process (and so the stub) only
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            platform_ptrace._spawn(image, b.fileno())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        stub = int(os.read(r, 32))
+    finally:
+        os.close(r)
+    os.kill(sentry, signal.SIGKILL)
+    os.waitpid(sentry, 0)
+    deadline = time.monotonic() + 10
+    state = _proc_state(stub)
+    while state is not None and state[0] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        state = _proc_state(stub)
+    if state is not None and state[0] != "Z":
+        os.kill(stub, signal.SIGKILL)  # do not leave it behind either way
+    assert state is None or state == ("Z", 0), f"stub {stub} left behind: {state}"
