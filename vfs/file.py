@@ -15,6 +15,7 @@ Readiness for poll/epoll: `readiness(mask)` answers now, `waitq` notifies change
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -83,6 +84,25 @@ class WaitQueue:
         if self._waiters:
             for fn in list(self._waiters):
                 fn(mask)
+
+    async def wait_for(self, ready: Callable[[], int], want: int = -1) -> int:
+        """Wait until `ready()` is non-zero and return it; it is looked at again after each
+        notify of events in `want` (by default any)."""
+        while True:
+            got = ready()
+            if got:
+                return got
+            event = trio.Event()
+
+            def wake(m: int, event: trio.Event = event) -> None:
+                if m & want:
+                    event.set()
+
+            self.subscribe(wake)
+            try:
+                await event.wait()
+            finally:
+                self.unsubscribe(wake)
 
 
 class FileDescription:
@@ -260,23 +280,7 @@ class FileDescription:
 
     async def wait_ready(self, mask: int) -> int:
         """Wait until some event in `mask` (or POLLERR/POLLHUP) is ready; return them."""
-        want = mask | POLLERR | POLLHUP
-        while True:
-            got = self.readiness(mask)
-            if got:
-                return got
-            event = trio.Event()
-
-            def wake(m: int, event: trio.Event = event) -> None:
-                if m & want:
-                    event.set()
-
-            q = self.waitq
-            q.subscribe(wake)
-            try:
-                await event.wait()
-            finally:
-                q.unsubscribe(wake)
+        return await self.waitq.wait_for(lambda: self.readiness(mask), mask | POLLERR | POLLHUP)
 
     # -- hooks with Linux's defaults ------------------------------------------------------
 

@@ -149,21 +149,7 @@ class SignalFD(FileDescription):
         t = _current()
         if t is None:
             await trio.sleep_forever()
-        q = _queue(t)  # type: ignore[arg-type]
-        while True:
-            got = self.readiness(mask)
-            if got:
-                return got
-            event = trio.Event()
-
-            def wake(m: int, event: trio.Event = event) -> None:
-                event.set()
-
-            q.subscribe(wake)
-            try:
-                await event.wait()
-            finally:
-                q.unsubscribe(wake)
+        return await _queue(t).wait_for(lambda: self.readiness(mask))  # type: ignore[arg-type]
 
     async def do_read(self, n: int) -> bytes:
         count = n // SIGINFO_SIZE
