@@ -21,44 +21,38 @@ class Counting:
 
     def __init__(self, client: p9.Client) -> None:
         self.counts: dict[str, int] = {}
-        inner = client.rpc
-
+        #: round trips: one per rpc and one per pipelined rpc_many batch
+        self.trips = 0
         #: sequential round trips: requests sent while no other was awaiting its reply
         #: (requests overlapping one in flight ride on its round trip)
         self.waves = 0
         self._inflight = 0
 
+        def in_waves(call):
+            async def counted(*a, **k):
+                if not self._inflight:
+                    self.waves += 1
+                self._inflight += 1
+                try:
+                    return await call(*a, **k)
+                finally:
+                    self._inflight -= 1
+
+            return counted
+
+        inner, inner_many = in_waves(client.rpc), in_waves(client.rpc_many)
+
         async def rpc(msg, *a, **k):
             name = type(msg).__name__
             self.counts[name] = self.counts.get(name, 0) + 1
-            if not self._inflight:
-                self.waves += 1
-            self._inflight += 1
-            try:
-                return await inner(msg, *a, **k)
-            finally:
-                self._inflight -= 1
-
-        client.rpc = rpc  # type: ignore[method-assign]
-        #: round trips: one per rpc and one per pipelined rpc_many batch
-        self.trips = 0
-        inner_many = client.rpc_many
+            self.trips += 1
+            return await inner(msg, *a, **k)
 
         async def rpc_many(msgs, *a, **k):
             self.trips += 1
-            if not self._inflight:
-                self.waves += 1
-            self._inflight += 1
-            try:
-                return await inner_many(msgs, *a, **k)
-            finally:
-                self._inflight -= 1
+            return await inner_many(msgs, *a, **k)
 
-        async def rpc_counted(msg, *a, **k):
-            self.trips += 1
-            return await rpc(msg, *a, **k)
-
-        client.rpc = rpc_counted  # type: ignore[method-assign]
+        client.rpc = rpc  # type: ignore[method-assign]
         client.rpc_many = rpc_many  # type: ignore[method-assign]
 
     def reset(self) -> None:
