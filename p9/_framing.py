@@ -13,7 +13,18 @@ from __future__ import annotations
 import struct
 
 from ._errors import ProtocolError
-from ._messages import REGISTRY, Attr, Message, Qid, Rclunk, Rgetattr, Rwalk
+from ._messages import (
+    REGISTRY,
+    Attr,
+    Message,
+    Qid,
+    Rclunk,
+    Rgetattr,
+    Rwalk,
+    Tclunk,
+    Tgetattr,
+    Twalk,
+)
 
 _HDR = struct.Struct("<IBH")
 HEADER_SIZE = 7
@@ -42,14 +53,14 @@ _FIXED = _fixed_decoders()
 _IO_HDR = struct.Struct("<IBHIQI")  # size type tag fid offset count: Tread, Twrite's head
 _TREAD = 116
 _TWRITE = 118
-TGETATTR = 24
-TWALK = 110
-TCLUNK = 120
+TGETATTR = Tgetattr.type
+TWALK = Twalk.type
+TCLUNK = Tclunk.type
 _META_HDR = struct.Struct("<IBHI")  # size type tag fid: Tgetattr, Twalk, Tclunk's head
-_TGETATTR_SIZE = HEADER_SIZE + 4 + 8  # fid[4] request_mask[8]
-_TCLUNK_SIZE = HEADER_SIZE + 4  # fid[4]
+_TGETATTR_SIZE = _META_HDR.size + 8  # then request_mask[8]
+_TCLUNK_SIZE = _META_HDR.size
 _WALK1 = struct.Struct("<IHH")  # newfid[4] nwname[2] len[2] of a one-name Twalk
-_WALK1_SIZE = HEADER_SIZE + 4 + _WALK1.size  # the frame without the name's bytes
+_WALK1_SIZE = _META_HDR.size + _WALK1.size  # the frame without the name's bytes
 _U64 = struct.Struct("<Q")
 
 
@@ -195,7 +206,7 @@ class FrameDecoder:
         """
         buf = self._buf
         pos = self._pos
-        if len(buf) - pos < _TCLUNK_SIZE:
+        if len(buf) - pos < _META_HDR.size:
             return None
         mtype = buf[pos + 4]
         if mtype != TGETATTR and mtype != TWALK and mtype != TCLUNK:
@@ -212,10 +223,10 @@ class FrameDecoder:
             if size != _TGETATTR_SIZE:
                 return None
             self._pos = pos + size
-            return (mtype, tag, fid, _U64.unpack_from(buf, pos + _TCLUNK_SIZE)[0], None)
+            return (mtype, tag, fid, _U64.unpack_from(buf, pos + _META_HDR.size)[0], None)
         if size < _WALK1_SIZE or size > self.max_size:
             return None
-        newfid, nwname, length = _WALK1.unpack_from(buf, pos + _TCLUNK_SIZE)
+        newfid, nwname, length = _WALK1.unpack_from(buf, pos + _META_HDR.size)
         if nwname != 1 or size != _WALK1_SIZE + length:
             return None
         self._pos = pos + size
