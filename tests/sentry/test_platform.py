@@ -3,11 +3,14 @@
 import errno
 import os
 import signal
+import socket
+import time
 
 import pytest
 
-from sentry.platform import PtraceStub, StubGone
-from sentry.platform.stub import STUB_ADDR
+from sentry.platform import PtraceStub, StubGone, libc
+from sentry.platform import ptrace as platform_ptrace
+from sentry.platform.stub import STUB_ADDR, stub_elf
 
 from .platform_helpers import build_c, native, run
 
@@ -253,13 +256,6 @@ def test_a_stub_whose_sentry_dies_as_it_starts_does_not_stay() -> None:
     stub must give up, not go on to PTRACE_TRACEME under the reaper it was handed to (init
     would become its tracer, and it would sit stopped at exec for ever; seen once in CI).
     The window is a few microseconds; a slow prctl in the child holds it open."""
-    import socket
-    import time
-
-    from sentry.platform import libc
-    from sentry.platform import ptrace as platform_ptrace
-    from sentry.platform.stub import stub_elf
-
     image = stub_elf()
     r, w = os.pipe()
     sentry = os.fork()
@@ -279,8 +275,8 @@ def test_a_stub_whose_sentry_dies_as_it_starts_does_not_stay() -> None:
                 return pid
 
             libc.prctl, os.fork = slow_prctl, fork  # this process (and so the stub) only
-            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-            platform_ptrace._spawn(image, b.fileno())
+            _, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            platform_ptrace._spawn(image, theirs.fileno())
         finally:
             os._exit(0)
     os.close(w)
