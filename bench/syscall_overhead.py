@@ -260,9 +260,9 @@ def main() -> None:
 
 #: The floor's program: what `runpsc do` does before importing anything of its own.
 _FLOOR = """
+import click
 import gc
 gc.disable()
-import click
 from runtime.codecache import cached_compiles
 from runtime.startup import DEFERRABLE, defer_modules, glibc_sonames
 defer_modules(*DEFERRABLE)

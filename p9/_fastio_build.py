@@ -7,9 +7,10 @@ on top of the three system calls (receive, pread, send) that diod, in C, pays al
 the server already decoded, then those already received after it, then keeps receiving,
 and answers every following request that is a well-formed Tread of the same fid, until
 something else arrives (handed back to Python), the socket would block (after an optional
-short spin), a reply cannot be sent whole within 2 ms (`send_whole`), or a budget runs out. No Python runs meanwhile, so the fid cannot change
-under it. Built at install time (setup.py's cffi_modules); without it the server uses its
-Python fast path (p9/_server.py), with the same answers.
+short spin), a reply cannot be sent whole within 2 ms (`send_whole`), or a budget runs out.
+No Python runs meanwhile, so the fid cannot change under it. Built at install time
+(setup.py's cffi_modules); without it the server uses its Python fast path
+(p9/_server.py), with the same answers.
 """
 
 from cffi import FFI
@@ -96,7 +97,7 @@ static long send_whole(int sock, const uint8_t *out, size_t len, size_t *sent, s
 /* Answer one Tread: 0 sent whole, P9F_FAIL (nothing sent), P9F_PARTIAL, or -errno. */
 static long answer(int sock, int fd, uint32_t maxcount, uint16_t tag, uint64_t offset,
                    uint32_t count, uint8_t *out, size_t *sent, size_t *total) {
-    ssize_t n, s;
+    ssize_t n;
     if (offset > (uint64_t)INT64_MAX) return P9F_FAIL;
     if (count > maxcount) count = maxcount;
     do n = pread(fd, out + 11, count, (off_t)offset); while (n < 0 && errno == EINTR);
