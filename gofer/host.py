@@ -143,6 +143,15 @@ def _probe_openat2() -> bool:
 
 HAVE_OPENAT2 = _probe_openat2()
 
+
+def lookup_resolve(export: Export) -> int | None:
+    """The RESOLVE_* flags `Node.walk` looks names up with, for a lookup made elsewhere by
+    openat2(2) alone (p9's C walk, `p9.File.walk_source`); None when `Node.walk` does more:
+    without openat2, or with submounts (a pseudo filesystem is refused after the lookup)."""
+    if not HAVE_OPENAT2 or export.submounts:
+        return None
+    return _HOW_XDEV.resolve
+
 # statx, for btime and the mount id
 _SYS_STATX = 332
 _AT_EMPTY_PATH = 0x1000

@@ -151,6 +151,24 @@ def apply_ident(ident: Ident) -> None:
     _current.ident = ident
 
 
+_TOKENS: dict[Ident, int] = {}
+
+
+def cred_token(ident: Ident) -> int | None:
+    """A small number (1-255) naming `ident` for p9's C walk (`p9.File.walk_source`), or
+    None once 255 identities have one (their walks then take the Python path)."""
+    t = _TOKENS.get(ident)
+    if t is None and len(_TOKENS) < 255:
+        t = _TOKENS[ident] = len(_TOKENS) + 1
+    return t
+
+
+def current_cred_token() -> int:
+    """The token of the identity the calling thread has now (0: none has been applied)."""
+    cur = getattr(_current, "ident", None)
+    return 0 if cur is None else _TOKENS.get(cur, 0)
+
+
 def process_ident() -> Ident:
     """The process's own credentials (what a thread has before any apply_ident)."""
     return Ident(os.geteuid(), os.getegid(), tuple(sorted(set(os.getgroups()))))

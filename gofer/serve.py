@@ -141,10 +141,18 @@ INLINE_MESSAGES = (p9.QUICK_MESSAGES - {p9.Tlopen}) | {
 class _Budget(p9.Filesystem):
     """One connection's view of the filesystem: counts the Files it holds against a bound."""
 
+    walk_sources = True
+
     def __init__(self, fs: GoferFilesystem, limit: int) -> None:
         self.fs = fs
         self.limit = limit
         self.count = 0
+
+    def cred_token(self) -> int:
+        return self.fs.cred_token()
+
+    def fid_room(self) -> int:
+        return self.limit - self.count
 
     async def attach(self, aname: bytes, uname: bytes, uid: int) -> p9.File:
         self.take()

@@ -19,8 +19,8 @@ import trio
 import p9
 from p9 import ENTRY_FIXED, Attr, PackedDirents, Qid, Rgetlock, Rstatfs, SetAttr, pack_rows
 
-from .host import Export, Node, OpenFile, ProcFD, qid_type_of
-from .ident import Ident, IdentityPolicy, apply_ident
+from .host import Export, Node, OpenFile, ProcFD, lookup_resolve, qid_type_of
+from .ident import Ident, IdentityPolicy, apply_ident, cred_token, current_cred_token
 
 __all__ = ["GoferFile", "GoferFilesystem"]
 
@@ -56,6 +56,8 @@ class GoferFilesystem(p9.Filesystem):
         policy: how attaching users map to identities.
     """
 
+    walk_sources = True  # see GoferFile.walk_source
+
     def __init__(self, exports: Sequence[Export], policy: IdentityPolicy) -> None:
         self.exports = {e.name: e for e in exports}
         self.policy = policy
@@ -86,6 +88,9 @@ class GoferFilesystem(p9.Filesystem):
         if aname in ("", "/") and len(self.exports) == 1:
             return next(iter(self.exports.values()))
         raise OSError(errno.ENOENT, f"no export named {aname!r}")
+
+    def cred_token(self) -> int:
+        return current_cred_token()
 
     async def attach(self, aname: bytes, uname: bytes, uid: int) -> GoferFile:
         export = self.lookup(_s(aname))
@@ -156,6 +161,21 @@ class GoferFile(p9.File):
             await trio.sleep(_FIFO_RETRY)
 
     # -- lookups and attributes ------------------------------------------------------------
+
+    def walk_source(self) -> tuple[int, int, int, int] | None:
+        """What p9's C walk needs to look names up here as `walk` does (openat2 beneath
+        node.fd, under this file's identity); None when `walk` does more than that."""
+        node = self.node
+        resolve = lookup_resolve(node.export)
+        cred = (cred_token(self.ident) if self.switch else 0)
+        if resolve is None or cred is None or node.fd < 0:
+            return None
+        return node.fd, cred, node.export.root_dev, resolve
+
+    def adopt_child(self, name: bytes, fd: int, mode: int) -> GoferFile:
+        # What walk([name]) builds from Node.walk's lookup, with C's descriptor and mode.
+        node = Node(fd, self.node.export, self.node.ref(), _s(name))
+        return self._quick_child(node, _quick_mode(mode))
 
     async def walk(self, names: Sequence[bytes]) -> tuple[list[Qid], GoferFile | None]:
         self._as()

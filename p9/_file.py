@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import errno
+import os
 from collections.abc import Sequence
 
 from ._messages import Attr, Dirent, FullStat, Qid, Rgetlock, Rstatfs, SetAttr
@@ -121,6 +122,27 @@ class File(abc.ABC):
         """
         return None
 
+    def walk_source(self) -> tuple[int, int, int, int] | None:
+        """(fd, cred, dev, resolve) to let the framework's C path look single names up
+        beneath this directory, or None (the default): every Twalk goes to `walk`.
+
+        fd: an O_PATH descriptor of this directory, open until `close`; names are resolved
+        by openat2(2) with O_PATH|O_NOFOLLOW|O_CLOEXEC and the RESOLVE_* flags `resolve`,
+        while the thread's credentials are those `Filesystem.cred_token` calls `cred` (0: any).
+        dev: the device whose inode numbers are the qid paths (a file elsewhere takes
+        `walk`). What C walks to becomes a File through `adopt_child` before anything
+        else than its Tgetattr (without btime) and Tclunk reaches it (see p9/_cmeta.py).
+        Asked whenever the fid table changes; must not raise or wait.
+        """
+        return None
+
+    def adopt_child(self, name: bytes, fd: int, mode: int) -> File:
+        """The File for `name`, which the C path walked to from this directory (see
+        `walk_source`): `fd` is its O_PATH descriptor, now the File's (closed by it, also
+        when this raises), `mode` its st_mode then. The same File `walk([name])` gives."""
+        os.close(fd)
+        raise _unsupported("adopt_child", errno.ENOSYS)
+
     async def write(self, offset: int, data: bytes) -> int:
         """Write `data` at `offset` to the open file; return the count written.
 
@@ -216,6 +238,18 @@ class File(abc.ABC):
 
 class Filesystem(abc.ABC):
     """What a server exports: attach returns the root File of an export."""
+
+    #: Whether its Files may offer `File.walk_source` (the framework then keeps a fid table
+    #: in C for its metadata loop; see p9/_cmeta.py).
+    walk_sources: bool = False
+
+    def cred_token(self) -> int:
+        """The token of the credentials the serving thread has now (`File.walk_source`)."""
+        return 0
+
+    def fid_room(self) -> int:
+        """How many more Files the connection may hold (C stays within it)."""
+        return 1 << 30
 
     @abc.abstractmethod
     async def attach(self, aname: bytes, uname: bytes, uid: int) -> File:

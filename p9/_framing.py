@@ -56,6 +56,8 @@ _TWRITE = 118
 TGETATTR = Tgetattr.type
 TWALK = Twalk.type
 TCLUNK = Tclunk.type
+#: The request types C's metadata loop may answer (p9/_cmeta.py).
+META_TYPES = frozenset({TGETATTR, TWALK, TCLUNK})
 _META_HDR = struct.Struct("<IBHI")  # size type tag fid: Tgetattr, Twalk, Tclunk's head
 _TGETATTR_SIZE = _META_HDR.size + 8  # then request_mask[8]
 _TCLUNK_SIZE = _META_HDR.size
@@ -231,6 +233,18 @@ class FrameDecoder:
             return None
         self._pos = pos + size
         return (mtype, tag, fid, newfid, bytes(buf[pos + _WALK1_SIZE : pos + size]))
+
+    def whole_type(self) -> int:
+        """The type of the next frame if it is here whole (and not over `max_size`), else -1;
+        consumes nothing."""
+        buf = self._buf
+        pos = self._pos
+        if len(buf) - pos < HEADER_SIZE:
+            return -1
+        size = struct.unpack_from("<I", buf, pos)[0]
+        if size > len(buf) - pos or size > self.max_size or size < HEADER_SIZE:
+            return -1
+        return buf[pos + 4]
 
     def take_buffered(self) -> bytes:
         """Remove and return every byte received but not yet consumed (a server's C loop

@@ -20,13 +20,16 @@ from collections.abc import Collection, Sequence
 import trio
 
 from . import _messages as m
+from ._cmeta import CMeta
 from ._constants import IOHDRSZ, MIN_MSIZE, NOFID, NONUNAME, NOTAG, GetattrMask, QidType
 from ._dirents import PackedDirents, pack_dirents
 from ._errors import ProtocolError
 from ._file import File, Filesystem
 from ._framing import (
+    META_TYPES,
     TCLUNK,
     TGETATTR,
+    TWALK,
     FrameDecoder,
     encode_frame,
     encode_frame_parts,
@@ -214,6 +217,12 @@ class _Connection:
         self.inline = server.inline
         self.rbuf = bytearray()  # inline Rread frames (see _read_frame)
         self._cbufs = None  # p9._fastio's receive buffer and results, once used
+        #: The fid table of C's metadata loop (p9/_cmeta.py), when the file model offers
+        #: walk sources and answers Twalk, Tgetattr and Tclunk inline.
+        self.cm = CMeta(_ffi) if (
+            _fastio is not None and server.fs.walk_sources and self.sender._raw is not None
+            and {m.Tgetattr, m.Twalk, m.Tclunk} <= self.inline) else None
+        self._c_declined = False  # C handed back the frame at the head of the buffer
         self.handlers = {
             m.Tattach: self.attach, m.Tauth: self.auth, m.Twalk: self.walk,
             m.Tclunk: self.clunk, m.Tremove: self.remove, m.Tlopen: self.lopen,
@@ -257,13 +266,30 @@ class _Connection:
             # Tgetattr, Twalk and Tclunk take the short path of `_meta` when the file model
             # answers all three inline (the Gofer does).
             meta = {m.Tgetattr, m.Twalk, m.Tclunk} <= self.inline
+            cm = self.cm
             try:
                 while True:
                     data = await receive(decoder.wanted(_RECV_CHUNK))
                     if not data:
                         break
                     decoder.receive_data(data)
+                    c_turn = True
                     while True:
+                        if cm is not None:
+                            # Twalk/Tgetattr/Tclunk go to C's loop first (p9/_cmeta.py);
+                            # what it declines, and anything else, Python answers, after
+                            # taking over the fids C holds.
+                            t = decoder.whole_type()
+                            if t >= 0:
+                                # (Tgetattr and Tclunk are C's only for fids it owns.)
+                                if c_turn and (t == TWALK or (t in META_TYPES and cm.owned)):
+                                    if not await self._c_meta():
+                                        break  # the peer closed
+                                    c_turn = not self._c_declined
+                                    continue
+                                if cm.owned:
+                                    self._adopt_all()
+                            c_turn = True
                         # The hot path: Tread/Twrite of an open regular file, answered
                         # here without building a message or dispatching.
                         io = decoder.peek_io()
@@ -410,10 +436,7 @@ class _Connection:
         if raw is None or sender.lock.locked():
             await self._fast_read(tag, fid, f, offset, count)
             return True
-        if self._cbufs is None:
-            self._cbufs = (_ffi.new("uint8_t[]", _RECV_CHUNK), _ffi.new("size_t[3]"),
-                           _ffi.new("long[1]"))
-        cin, sizes, served = self._cbufs
+        cin, sizes, served = self._c_buffers()
         rest = self.decoder.take_buffered()  # what came after this Tread: C goes on with it
         _ffi.memmove(cin, rest, len(rest))
         maxcount = self.msize - IOHDRSZ
@@ -444,6 +467,82 @@ class _Connection:
         elif st == _fastio.P9F_BUDGET:
             await trio.lowlevel.checkpoint()  # let other tasks run
         return st != _fastio.P9F_EOF
+
+    def _c_buffers(self):
+        if self._cbufs is None:
+            self._cbufs = (_ffi.new("uint8_t[]", _RECV_CHUNK), _ffi.new("size_t[3]"),
+                           _ffi.new("long[1]"))
+        return self._cbufs
+
+    async def _c_meta(self) -> bool:
+        """Let C's loop answer the Twalk/Tgetattr/Tclunk at the head of the buffer and those
+        that follow (p9/_cmeta.py); False when the peer closed the connection meanwhile.
+        Sets `_c_declined` when the frame now at the head is Python's to answer."""
+        sender = self.sender
+        decoder = self.decoder
+        if sender.lock.locked() or decoder.buffered > _RECV_CHUNK:
+            self._c_declined = True
+            return True
+        cin, sizes, served = self._c_buffers()
+        rest = decoder.take_buffered()
+        _ffi.memmove(cin, rest, len(rest))
+        receiver = self.receiver
+        spin = receiver.spin_ns()
+        fs = self.fs
+        st = _fastio.p9f_serve_meta(
+            sender._raw.fileno(), self.cm.mt, fs.cred_token(), fs.fid_room(),
+            cin, len(rest), _RECV_CHUNK, sizes, sizes + 1, sizes + 2, spin, _C_BUDGET, served,
+        )
+        if st < 0:
+            raise trio.BrokenResourceError(f"send or receive failed: {os.strerror(-st)}")
+        if st == _fastio.P9F_EMPTY:
+            receiver.spun(False, waiting=spin > 0)
+        else:
+            receiver.spun(True)
+        if sizes[0]:
+            decoder.receive_data(_ffi.buffer(cin, sizes[0])[:])
+        self._c_declined = st == _fastio.P9F_MORE
+        if st == _fastio.P9F_PARTIAL:
+            await sender.send(_ffi.buffer(self.cm.mt.out)[sizes[1] : sizes[2]])
+        elif st == _fastio.P9F_BUDGET:
+            await trio.lowlevel.checkpoint()
+        return st != _fastio.P9F_EOF
+
+    def _adopt_all(self) -> None:
+        """Make every fid C owns a Python fid (see p9/_cmeta.py): before Python answers
+        anything, or changes the fid table, while C holds fids."""
+        for fid, parent, name, fd, mode, qtype, qpath in self.cm.take():
+            pf = self.fids.get(parent)
+            try:
+                if pf is None:  # cannot happen: a parent's change adopts its children first
+                    raise OSError(errno.EBADF, f"fid {fid}'s parent {parent} is gone")
+                new = _Fid(pf.file.adopt_child(name, fd, mode), m.Qid(qtype, 0, qpath),
+                           pf.depth + 1)
+            except Exception:  # noqa: BLE001 - the fid is lost, the connection goes on
+                log.exception("p9 server: could not adopt fid %d from C", fid)
+                if pf is None:
+                    os.close(fd)
+                continue
+            self.fids[fid] = new
+            self.cm.set_fid(fid, new)
+
+    def _put(self, fid: int, f: _Fid) -> None:
+        """The one way to make `fid` name `f` (keeps C's table in step)."""
+        cm = self.cm
+        if cm is not None:
+            if cm.owned:
+                self._adopt_all()
+            cm.set_fid(fid, f)
+        self.fids[fid] = f
+
+    def _pop(self, fid: int) -> _Fid | None:
+        """The one way to free `fid` (keeps C's table in step)."""
+        cm = self.cm
+        if cm is not None:
+            if cm.owned:
+                self._adopt_all()
+            cm.set_fid(fid, None)
+        return self.fids.pop(fid, None)
 
     async def _fast_write(self, tag: int, f: _Fid, offset: int, data: memoryview) -> None:
         """Answer a Twrite by `File.write` with the data still in the receive buffer.
@@ -569,6 +668,8 @@ class _Connection:
         await self.send(tag, m.Rversion(self.msize, dialect.version))
 
     async def release_all(self) -> None:
+        if self.cm is not None:
+            self.cm.clear()
         fids, self.fids = self.fids, {}
         for f in fids.values():
             await self.unref(f, kill=True)
@@ -603,15 +704,16 @@ class _Connection:
     def add(self, fid: int, f: _Fid) -> None:
         if fid == NOFID:
             raise OSError(errno.EBADF, "NOFID cannot name a file")
-        self.fids[fid] = f
+        self._put(fid, f)
 
     async def drop(self, fid: int) -> None:
-        f = self.fids.pop(fid, None)
+        f = self._pop(fid)
         if f is not None:
             await self.unref(f, kill=True)
 
     def check_new(self, newfid: int, fid: int | None = None) -> None:
-        if newfid in self.fids and newfid != fid:
+        if (newfid in self.fids or (self.cm is not None and self.cm.owns(newfid))) and (
+                newfid != fid):
             raise OSError(errno.EBADF, f"fid {newfid} is already in use")
         if newfid == NOFID:
             raise OSError(errno.EBADF, "NOFID cannot name a file")
@@ -787,7 +889,7 @@ class _Connection:
         return m.Rclunk()
 
     async def clunk_fid(self, fid: int) -> None:
-        f = self.fids.pop(fid, None)
+        f = self._pop(fid)
         if f is None:
             raise OSError(errno.EBADF, f"unknown fid {fid}")
         try:
@@ -805,7 +907,7 @@ class _Connection:
             await self.unref(f, kill=True)
 
     async def remove(self, msg: m.Tremove) -> m.Message:
-        f = self.fids.pop(msg.fid, None)
+        f = self._pop(msg.fid)
         if f is None:
             raise OSError(errno.EBADF, f"unknown fid {msg.fid}")
         try:
@@ -843,7 +945,7 @@ class _Connection:
         nf.opened = True
         nf.read_fd = _read_fd_of(nf)
         if self.fids.get(msg.fid) is f:
-            self.fids[msg.fid] = nf
+            self._put(msg.fid, nf)
             await self.unref(f, kill=True)
         else:
             await self.unref(nf, kill=True)

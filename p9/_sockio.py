@@ -8,6 +8,7 @@ block do we wait through trio. Anything else (TLS, wrappers) takes the ordinary 
 
 from __future__ import annotations
 
+import os
 import time
 
 import trio
@@ -74,6 +75,8 @@ class Receiver:
             before waiting through trio (0: never). Why: a client with one request in
             flight answers within tens of microseconds, while going to sleep and being woken
             by another CPU costs 35-50 µs on a virtual machine, plus a trio scheduler pass.
+            Each empty poll yields the CPU (sched_yield): a client on the same CPU could
+            otherwise not run, and so not answer, until the spin ran out.
             After `_SPIN_MISSES` spins in a row that find nothing, spinning pauses for the
             next `_SPIN_BACKOFF` waits, so a client that pauses costs little CPU.
     """
@@ -144,6 +147,7 @@ class Receiver:
             try:
                 data = raw.recv(max_bytes)
             except (BlockingIOError, InterruptedError):
+                os.sched_yield()  # a client on this CPU runs now rather than at our next tick
                 continue
             except OSError as e:
                 raise trio.BrokenResourceError(f"receive failed: {e}") from e
