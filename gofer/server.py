@@ -172,9 +172,12 @@ class GoferFile(p9.File):
             return None
         return node.fd, cred, node.export.root_dev, resolve
 
-    def adopt_child(self, name: bytes, fd: int, mode: int) -> GoferFile:
-        # What walk([name]) builds from Node.walk's lookup, with C's descriptor and mode.
-        node = Node(fd, self.node.export, self.node.ref(), _s(name))
+    def adopt_child(self, names: Sequence[bytes], fds: Sequence[int], mode: int) -> GoferFile:
+        # What walk(names) builds from Node.walk's lookups, with C's descriptors and mode:
+        # each node holds a reference to the one before it.
+        node = self.node.ref()
+        for name, fd in zip(names, fds, strict=True):
+            node = Node(fd, node.export, node, _s(name))
         return self._quick_child(node, _quick_mode(mode))
 
     async def walk(self, names: Sequence[bytes]) -> tuple[list[Qid], GoferFile | None]:

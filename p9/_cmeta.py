@@ -79,14 +79,20 @@ class CMeta:
                 value = _SRC | fd << 2 | cred << 24 | x << 32
         self._tab[fid] = value
 
-    def take(self) -> list[tuple[int, int, bytes, int, int, int, int]]:
-        """Hand every fid C owns to the caller: (fid, parent, name, fd, mode, qid type,
-        qid path) each; their table entries become free until the caller sets them."""
+    def take(self) -> list[tuple[int, int, list[bytes], list[int], int, int, int]]:
+        """Hand every fid C owns to the caller: (fid, parent, names, fds, mode, qid type,
+        qid path) each, with a descriptor per name walked (the directories on the way, then
+        the file); their table entries become free until the caller sets them."""
         out = []
         for c in self.mt.c:
             if c.fd >= 0:
-                name = bytes(c.name[0 : c.namelen])
-                out.append((c.fid, c.parent, name, c.fd, c.mode, c.qtype, c.qpath))
+                raw = bytes(self._ffi.buffer(c.names, c.namelen))
+                names, at = [], 0
+                while at < len(raw):
+                    names.append(raw[at + 1 : at + 1 + raw[at]])
+                    at += 1 + raw[at]
+                fds = [c.up[i] for i in range(c.nnames - 1)] + [c.fd]
+                out.append((c.fid, c.parent, names, fds, c.mode, c.qtype, c.qpath))
                 self._tab[c.fid] = _FREE
                 c.fd = -1
         self.mt.nc = 0
@@ -95,8 +101,9 @@ class CMeta:
     def clear(self) -> None:
         """Forget every fid, closing the descriptors C owns (the session ended)."""
         for item in self.take():
-            try:
-                os.close(item[3])
-            except OSError:
-                pass
+            for fd in item[3]:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         self._ffi.memmove(self._tab, bytes(8 * NTAB), 8 * NTAB)

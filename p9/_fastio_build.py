@@ -38,10 +38,11 @@ ffibuilder.cdef(
     struct p9f_cfid {
         uint32_t fid, parent, mode;
         int32_t fd;
+        int32_t up[3];
         uint64_t qpath, dev;
         uint16_t namelen;
-        uint8_t qtype;
-        uint8_t name[256];
+        uint8_t nnames, qtype;
+        uint8_t names[1024];
     };
     struct p9f_meta {
         uint64_t tab[16384];
@@ -49,6 +50,7 @@ ffibuilder.cdef(
         uint64_t xresolve[64];
         struct p9f_cfid c[16];
         uint32_t nc;
+        uint32_t walkgetattr;
         uint8_t out[256];
     };
     long p9f_serve_meta(int sock, struct p9f_meta *mt, uint32_t cred, uint32_t room,
@@ -59,6 +61,7 @@ ffibuilder.cdef(
 ffibuilder.set_source(
     "p9._fastio",
     r"""
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -68,6 +71,7 @@ ffibuilder.set_source(
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -197,15 +201,17 @@ long p9f_serve_reads(int sock, int fd, uint32_t fid, uint32_t maxcount,
 }
 
 
-/* --- the metadata loop: Twalk of one name, Tgetattr, Tclunk (see p9/_cmeta.py) ----------- */
+/* --- the metadata loop: Twalk, Twalkgetattr, Tgetattr, Tclunk (see p9/_cmeta.py) -------- */
 
+#define P9F_NAMES 4       /* names per walk C takes (a Twalk may have 16) */
 struct p9f_cfid {
     uint32_t fid, parent, mode;
-    int32_t fd;           /* -1: the slot is free */
+    int32_t fd;           /* the file's O_PATH descriptor; -1: the slot is free */
+    int32_t up[3];        /* the directories a walk of several names went through */
     uint64_t qpath, dev;
-    uint16_t namelen;
-    uint8_t qtype;
-    uint8_t name[256];
+    uint16_t namelen;     /* names: nnames times len[1] name[len], namelen bytes */
+    uint8_t nnames, qtype;
+    uint8_t names[P9F_NAMES * 256];
 };
 #define P9F_NTAB 16384    /* fids below this are tracked in tab */
 #define P9F_NC 16         /* fids C may own at once */
@@ -218,6 +224,7 @@ struct p9f_meta {
     uint64_t xresolve[64];
     struct p9f_cfid c[P9F_NC];
     uint32_t nc;
+    uint32_t walkgetattr; /* the dialect has Twalkgetattr */
     uint8_t out[256];
 };
 
@@ -235,83 +242,168 @@ static size_t rlerror(uint8_t *out, uint16_t tag, int err) {
     return 11;
 }
 
+static void put_qid(uint8_t *p, uint8_t qtype, uint64_t qpath) {
+    p[0] = qtype; put32(p + 1, 0); put64(p + 5, qpath);
+}
+
+static void close_all(const int *fds, int n) {
+    for (int i = 0; i < n; i++) close(fds[i]);
+}
+
 #define DECLINE ((size_t)0)
+
+static size_t meta_getattr(struct p9f_meta *mt, const uint8_t *f, uint16_t tag, uint64_t v) {
+    uint8_t *p = mt->out;
+    struct stat st;
+    if ((v & 3) != 2 || (get64(f + 11) & 0x800)) return DECLINE;  /* btime: Python's */
+    struct p9f_cfid *c = &mt->c[v >> 2];
+    if (fstat(c->fd, &st) < 0) return rlerror(p, tag, errno);
+    if ((uint64_t)st.st_dev != c->dev || st.st_atim.tv_sec < 0 || st.st_mtim.tv_sec < 0
+        || st.st_ctim.tv_sec < 0)
+        return DECLINE;
+    put32(p, 160); p[4] = 25; put16(p + 5, tag);
+    put64(p + 7, 0x7FF);
+    put_qid(p + 15, qtype_of(st.st_mode), (uint64_t)st.st_ino);
+    put32(p + 28, st.st_mode); put32(p + 32, st.st_uid); put32(p + 36, st.st_gid);
+    put64(p + 40, st.st_nlink); put64(p + 48, st.st_rdev); put64(p + 56, st.st_size);
+    put64(p + 64, st.st_blksize); put64(p + 72, st.st_blocks);
+    put64(p + 80, st.st_atim.tv_sec); put64(p + 88, st.st_atim.tv_nsec);
+    put64(p + 96, st.st_mtim.tv_sec); put64(p + 104, st.st_mtim.tv_nsec);
+    put64(p + 112, st.st_ctim.tv_sec); put64(p + 120, st.st_ctim.tv_nsec);
+    memset(p + 128, 0, 32);  /* btime, gen, data_version: not asked */
+    return 160;
+}
+
+/* Twalk (110) or Twalkgetattr (126) of 1..P9F_NAMES names from a walk source to a free fid:
+ * what the gofer's walk does, name by name (openat2 beneath the directory, fstat for the
+ * qid); for Twalkgetattr then statx of the last, as its getattr with btime does. */
+static size_t meta_walk(struct p9f_meta *mt, const uint8_t *f, uint32_t size, uint16_t tag,
+                        uint32_t fid, uint64_t v, uint32_t cred, uint32_t room) {
+    uint8_t *out = mt->out;
+    int getattr = f[4] == 126;
+    uint32_t newfid = get32(f + 11);
+    unsigned n = f[15] | f[16] << 8;
+    const uint8_t *name[P9F_NAMES];
+    unsigned len[P9F_NAMES];
+    if ((v & 3) != 3 || newfid >= P9F_NTAB || mt->tab[newfid] || newfid == fid
+        || n == 0 || n > P9F_NAMES || (getattr && !mt->walkgetattr))
+        return DECLINE;
+    uint32_t at = 17;
+    for (unsigned i = 0; i < n; i++) {  /* each name one plain component, filling the frame */
+        if (at + 2 > size) return DECLINE;
+        len[i] = f[at] | f[at + 1] << 8;
+        name[i] = f + at + 2;
+        at += 2 + len[i];
+        if (at > size || len[i] == 0 || len[i] > 255 || memchr(name[i], '/', len[i])
+            || memchr(name[i], 0, len[i])
+            || (name[i][0] == '.' && (len[i] == 1 || (len[i] == 2 && name[i][1] == '.'))))
+            return DECLINE;
+    }
+    if (at != size) return DECLINE;
+    uint32_t tok = (v >> 24) & 0xFF;
+    if ((tok && tok != cred) || mt->nc >= room || mt->nc >= P9F_NC) return DECLINE;
+    unsigned x = (v >> 32) & 0x3F;
+    int fds[P9F_NAMES];
+    uint8_t qt[P9F_NAMES];
+    uint64_t qp[P9F_NAMES];
+    struct stat st;
+    unsigned k;
+    int dir = (int)((v >> 2) & 0x3FFFFF);
+    for (k = 0; k < n; k++) {
+        char z[256];
+        memcpy(z, name[k], len[k]);
+        z[len[k]] = 0;
+        struct p9f_open_how how = {O_PATH | O_NOFOLLOW | O_CLOEXEC, 0, mt->xresolve[x]};
+        long fd = syscall(SYS_openat2, k ? fds[k - 1] : dir, z, &how, sizeof how);
+        if (fd < 0) {
+            int e = errno;
+            close_all(fds, k);
+            if (k == 0) return rlerror(out, tag, e == EXDEV ? ENOENT : e);
+            break;  /* walked part of the way: the qids so far, no new fid */
+        }
+        fds[k] = (int)fd;
+        if (fstat(fds[k], &st) < 0) {
+            int e = errno;
+            close_all(fds, k + 1);
+            return rlerror(out, tag, e);
+        }
+        if ((uint64_t)st.st_dev != mt->xdev[x]) { close_all(fds, k + 1); return DECLINE; }
+        qt[k] = qtype_of(st.st_mode);
+        qp[k] = st.st_ino;
+    }
+    size_t head = getattr ? 7 + 8 + 132 : 7;
+    size_t total = head + 2 + 13 * (size_t)k;
+    memset(out, 0, head);
+    put32(out, (uint32_t)total); out[4] = getattr ? 127 : 111; put16(out + 5, tag);
+    put16(out + head, (uint16_t)k);
+    for (unsigned i = 0; i < k; i++) put_qid(out + head + 2 + 13 * i, qt[i], qp[i]);
+    if (k < n) return total;  /* Rwalk / Rwalkgetattr (valid 0) of the qids walked */
+    if (getattr) {
+        struct statx sx;
+        if (statx(fds[n - 1], "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+                  STATX_BASIC_STATS | STATX_BTIME, &sx) < 0) {
+            int e = errno;
+            close_all(fds, n);
+            return rlerror(out, tag, e);
+        }
+        if (makedev(sx.stx_dev_major, sx.stx_dev_minor) != mt->xdev[x]
+            || sx.stx_atime.tv_sec < 0 || sx.stx_mtime.tv_sec < 0 || sx.stx_ctime.tv_sec < 0
+            || sx.stx_btime.tv_sec < 0) {
+            close_all(fds, n);
+            return DECLINE;
+        }
+        int bt = (sx.stx_mask & STATX_BTIME) != 0;
+        uint8_t *p = out + 7;
+        put64(p, 0x7FF | (bt ? 0x800 : 0));
+        put32(p + 8, sx.stx_mode); put32(p + 12, sx.stx_uid); put32(p + 16, sx.stx_gid);
+        put64(p + 20, sx.stx_nlink);
+        put64(p + 28, makedev(sx.stx_rdev_major, sx.stx_rdev_minor));
+        put64(p + 36, sx.stx_size); put64(p + 44, sx.stx_blksize); put64(p + 52, sx.stx_blocks);
+        put64(p + 60, sx.stx_atime.tv_sec); put64(p + 68, sx.stx_atime.tv_nsec);
+        put64(p + 76, sx.stx_mtime.tv_sec); put64(p + 84, sx.stx_mtime.tv_nsec);
+        put64(p + 92, sx.stx_ctime.tv_sec); put64(p + 100, sx.stx_ctime.tv_nsec);
+        if (bt) { put64(p + 108, sx.stx_btime.tv_sec); put64(p + 116, sx.stx_btime.tv_nsec); }
+        /* gen, data_version and an absent btime stay 0 */
+    }
+    unsigned slot = 0;
+    while (mt->c[slot].fd >= 0) slot++;
+    struct p9f_cfid *c = &mt->c[slot];
+    c->fid = newfid; c->parent = fid; c->mode = st.st_mode; c->fd = fds[n - 1];
+    for (unsigned i = 0; i + 1 < n; i++) c->up[i] = fds[i];
+    c->qpath = qp[n - 1]; c->dev = st.st_dev; c->qtype = qt[n - 1];
+    c->nnames = (uint8_t)n;
+    c->namelen = 0;
+    for (unsigned i = 0; i < n; i++) {
+        c->names[c->namelen++] = (uint8_t)len[i];
+        memcpy(c->names + c->namelen, name[i], len[i]);
+        c->namelen += len[i];
+    }
+    mt->nc++;
+    mt->tab[newfid] = 2 | (uint64_t)slot << 2;
+    return total;
+}
 
 /* One frame: the reply's length in mt->out, or DECLINE (Python answers it). */
 static size_t meta_one(struct p9f_meta *mt, const uint8_t *f, uint32_t size,
                        uint32_t cred, uint32_t room) {
-    uint8_t *out = mt->out;
     uint16_t tag = f[5] | f[6] << 8;
     uint32_t fid = get32(f + 7);
-    struct stat st;
     if (fid >= P9F_NTAB) return DECLINE;
     uint64_t v = mt->tab[fid];
     if (f[4] == 120 && size == 11) {  /* Tclunk of a fid C owns */
         if ((v & 3) != 2) return DECLINE;
         struct p9f_cfid *c = &mt->c[v >> 2];
         close(c->fd);
+        for (unsigned i = 0; i + 1 < c->nnames; i++) close(c->up[i]);
         c->fd = -1;
         mt->nc--;
         mt->tab[fid] = 0;
-        put32(out, 7); out[4] = 121; put16(out + 5, tag);
+        put32(mt->out, 7); mt->out[4] = 121; put16(mt->out + 5, tag);
         return 7;
     }
-    if (f[4] == 24 && size == 19) {  /* Tgetattr of the basic fields, of a fid C owns */
-        if ((v & 3) != 2 || (get64(f + 11) & 0x800)) return DECLINE;
-        struct p9f_cfid *c = &mt->c[v >> 2];
-        if (fstat(c->fd, &st) < 0) return rlerror(out, tag, errno);
-        if ((uint64_t)st.st_dev != c->dev || st.st_atim.tv_sec < 0 || st.st_mtim.tv_sec < 0
-            || st.st_ctim.tv_sec < 0)
-            return DECLINE;
-        uint8_t *p = out;
-        put32(p, 160); p[4] = 25; put16(p + 5, tag);
-        put64(p + 7, 0x7FF);
-        p[15] = qtype_of(st.st_mode); put32(p + 16, 0); put64(p + 20, (uint64_t)st.st_ino);
-        put32(p + 28, st.st_mode); put32(p + 32, st.st_uid); put32(p + 36, st.st_gid);
-        put64(p + 40, st.st_nlink); put64(p + 48, st.st_rdev); put64(p + 56, st.st_size);
-        put64(p + 64, st.st_blksize); put64(p + 72, st.st_blocks);
-        put64(p + 80, st.st_atim.tv_sec); put64(p + 88, st.st_atim.tv_nsec);
-        put64(p + 96, st.st_mtim.tv_sec); put64(p + 104, st.st_mtim.tv_nsec);
-        put64(p + 112, st.st_ctim.tv_sec); put64(p + 120, st.st_ctim.tv_nsec);
-        memset(p + 128, 0, 32);  /* btime, gen, data_version: not asked */
-        return 160;
-    }
-    if (f[4] != 110 || size < 19 || get32(f + 15) != (1u | (uint32_t)(size - 19) << 16))
-        return DECLINE;  /* not a Twalk of exactly one name filling the frame */
-    /* Twalk of one name from a walk source to a free fid. */
-    uint32_t newfid = get32(f + 11), len = size - 19;
-    const uint8_t *name = f + 19;
-    if ((v & 3) != 3 || newfid >= P9F_NTAB || mt->tab[newfid] || newfid == fid) return DECLINE;
-    if (len == 0 || len > 255 || memchr(name, '/', len) || memchr(name, 0, len)
-        || (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.'))))
-        return DECLINE;
-    uint32_t tok = (v >> 24) & 0xFF;
-    if ((tok && tok != cred) || mt->nc >= room || mt->nc >= P9F_NC) return DECLINE;
-    unsigned slot = 0;
-    while (mt->c[slot].fd >= 0) slot++;
-    unsigned x = (v >> 32) & 0x3F;
-    struct p9f_cfid *c = &mt->c[slot];
-    char z[256];
-    memcpy(z, name, len);
-    z[len] = 0;
-    struct p9f_open_how how = {O_PATH | O_NOFOLLOW | O_CLOEXEC, 0, mt->xresolve[x]};
-    long fd = syscall(SYS_openat2, (int)((v >> 2) & 0x3FFFFF), z, &how, sizeof how);
-    if (fd < 0) return rlerror(out, tag, errno == EXDEV ? ENOENT : errno);
-    if (fstat((int)fd, &st) < 0) {
-        int e = errno;
-        close((int)fd);
-        return rlerror(out, tag, e);
-    }
-    if ((uint64_t)st.st_dev != mt->xdev[x]) { close((int)fd); return DECLINE; }
-    c->fid = newfid; c->parent = fid; c->mode = st.st_mode; c->fd = (int32_t)fd;
-    c->qpath = st.st_ino; c->dev = st.st_dev; c->qtype = qtype_of(st.st_mode);
-    c->namelen = (uint16_t)len;
-    memcpy(c->name, name, len);
-    mt->nc++;
-    mt->tab[newfid] = 2 | (uint64_t)slot << 2;
-    put32(out, 22); out[4] = 111; put16(out + 5, tag); put16(out + 7, 1);
-    out[9] = c->qtype; put32(out + 10, 0); put64(out + 14, c->qpath);
-    return 22;
+    if (f[4] == 24 && size == 19) return meta_getattr(mt, f, tag, v);
+    if ((f[4] == 110 || f[4] == 126) && size >= 17) return meta_walk(mt, f, size, tag, fid, v, cred, room);
+    return DECLINE;
 }
 
 long p9f_serve_meta(int sock, struct p9f_meta *mt, uint32_t cred, uint32_t room,
@@ -323,7 +415,7 @@ long p9f_serve_meta(int sock, struct p9f_meta *mt, uint32_t cred, uint32_t room,
     for (;;) {
         while (len - pos >= 7 && *served < budget) {
             uint32_t size = get32(in + pos);
-            if (size < 7 || size > 7 + 12 + 255 || len - pos < size) break;
+            if (size < 7 || size > 17 + P9F_NAMES * 257 || len - pos < size) break;
             size_t n = meta_one(mt, in + pos, size, cred, room);
             if (n == DECLINE) break;
             pos += size;

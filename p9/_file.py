@@ -136,11 +136,13 @@ class File(abc.ABC):
         """
         return None
 
-    def adopt_child(self, name: bytes, fd: int, mode: int) -> File:
-        """The File for `name`, which the C path walked to from this directory (see
-        `walk_source`): `fd` is its O_PATH descriptor, now the File's (closed by it, also
-        when this raises), `mode` its st_mode then. The same File `walk([name])` gives."""
-        os.close(fd)
+    def adopt_child(self, names: Sequence[bytes], fds: Sequence[int], mode: int) -> File:
+        """The File for `names`, which the C path walked from this directory (see
+        `walk_source`): `fds` are the O_PATH descriptors of each name on the way, the last
+        the file's, now the File's (closed by it, also when this raises); `mode` its st_mode
+        then. The same File `walk(names)` gives."""
+        for fd in fds:
+            os.close(fd)
         raise _unsupported("adopt_child", errno.ENOSYS)
 
     async def write(self, offset: int, data: bytes) -> int:

@@ -24,6 +24,7 @@ from ._messages import (
     Tclunk,
     Tgetattr,
     Twalk,
+    Twalkgetattr,
 )
 
 _HDR = struct.Struct("<IBH")
@@ -57,7 +58,7 @@ TGETATTR = Tgetattr.type
 TWALK = Twalk.type
 TCLUNK = Tclunk.type
 #: The request types C's metadata loop may answer (p9/_cmeta.py).
-META_TYPES = frozenset({TGETATTR, TWALK, TCLUNK})
+META_TYPES = frozenset({TGETATTR, TWALK, TCLUNK, Twalkgetattr.type})
 _META_HDR = struct.Struct("<IBHI")  # size type tag fid: Tgetattr, Twalk, Tclunk's head
 _TGETATTR_SIZE = _META_HDR.size + 8  # then request_mask[8]
 _TCLUNK_SIZE = _META_HDR.size

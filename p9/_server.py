@@ -29,7 +29,6 @@ from ._framing import (
     META_TYPES,
     TCLUNK,
     TGETATTR,
-    TWALK,
     FrameDecoder,
     encode_frame,
     encode_frame_parts,
@@ -54,6 +53,8 @@ except ImportError:  # pragma: no cover - depends on the build
 
 #: Treads answered in C in a row before the reader task lets other tasks run.
 _C_BUDGET = 64
+#: What C's metadata loop may take whatever fids it owns (p9/_cmeta.py).
+_C_WALKS = frozenset({m.Twalk.type, m.Twalkgetattr.type})
 
 #: True while a request runs inline in the connection's reader task (see Server(inline=)).
 _INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("p9_inline", default=False)
@@ -223,6 +224,7 @@ class _Connection:
             _fastio is not None and server.fs.walk_sources and self.sender._raw is not None
             and {m.Tgetattr, m.Twalk, m.Tclunk} <= self.inline) else None
         self._c_declined = False  # C handed back the frame at the head of the buffer
+        self._c_dialect()
         self.handlers = {
             m.Tattach: self.attach, m.Tauth: self.auth, m.Twalk: self.walk,
             m.Tclunk: self.clunk, m.Tremove: self.remove, m.Tlopen: self.lopen,
@@ -282,7 +284,7 @@ class _Connection:
                             t = decoder.whole_type()
                             if t >= 0:
                                 # (Tgetattr and Tclunk are C's only for fids it owns.)
-                                if c_turn and (t == TWALK or (t in META_TYPES and cm.owned)):
+                                if c_turn and (t in _C_WALKS or (t in META_TYPES and cm.owned)):
                                     if not await self._c_meta():
                                         break  # the peer closed
                                     c_turn = not self._c_declined
@@ -508,20 +510,26 @@ class _Connection:
             await trio.lowlevel.checkpoint()
         return st != _fastio.P9F_EOF
 
+    def _c_dialect(self) -> None:
+        """Tell C's loop whether it may answer Twalkgetattr (the dialect has it, and it is
+        inline as C answers it)."""
+        if self.cm is not None:
+            self.cm.mt.walkgetattr = int(self.dialect.walkgetattr and m.Twalkgetattr in self.inline)
+
     def _adopt_all(self) -> None:
         """Make every fid C owns a Python fid (see p9/_cmeta.py): before Python answers
         anything, or changes the fid table, while C holds fids."""
-        for fid, parent, name, fd, mode, qtype, qpath in self.cm.take():
+        for fid, parent, names, fds, mode, qtype, qpath in self.cm.take():
             pf = self.fids.get(parent)
             try:
                 if pf is None:  # cannot happen: a parent's change adopts its children first
+                    for fd in fds:
+                        os.close(fd)
                     raise OSError(errno.EBADF, f"fid {fid}'s parent {parent} is gone")
-                new = _Fid(pf.file.adopt_child(name, fd, mode), m.Qid(qtype, 0, qpath),
-                           pf.depth + 1)
+                new = _Fid(pf.file.adopt_child(names, fds, mode), m.Qid(qtype, 0, qpath),
+                           pf.depth + len(names))
             except Exception:  # noqa: BLE001 - the fid is lost, the connection goes on
                 log.exception("p9 server: could not adopt fid %d from C", fid)
-                if pf is None:
-                    os.close(fd)
                 continue
             self.fids[fid] = new
             self.cm.set_fid(fid, new)
@@ -664,6 +672,7 @@ class _Connection:
             await self.send(tag, m.Rversion(self.msize, b"unknown"))
             return
         self.dialect = dialect
+        self._c_dialect()
         self.decoder.max_size = self.msize
         await self.send(tag, m.Rversion(self.msize, dialect.version))
 

@@ -42,15 +42,17 @@ class _Counting:
 def _norm(reply: p9.Message) -> p9.Message:
     """atime moves when a run reads a file, ctime when it changes one (both runs share the
     tree, so the second's chmod is a change again); everything else must match exactly."""
-    if isinstance(reply, p9.Rgetattr):
+    if isinstance(reply, (p9.Rgetattr, p9.Rwalkgetattr)):
         values = list(p9.Attr._values(reply.attr))  # type: ignore[attr-defined]
         values[8:10] = values[12:14] = (0, 0)  # atime, ctime
+        if isinstance(reply, p9.Rwalkgetattr):
+            return p9.Rwalkgetattr(reply.valid, p9.Attr(*values), reply.qids)
         return p9.Rgetattr(reply.valid, reply.qid, p9.Attr(*values))
     return reply
 
 
 async def _run(exp: str, script, *, c_loop: bool, monkeypatch, options=GoferOptions(),
-               policy=None) -> tuple[list, int]:
+               policy=None, version=p9.PLAIN.version) -> tuple[list, int]:
     """(replies to `script`, requests C answered) on one fresh gofer connection."""
     lib = _Counting(server_mod._fastio)
     with monkeypatch.context() as mp:
@@ -62,7 +64,7 @@ async def _run(exp: str, script, *, c_loop: bool, monkeypatch, options=GoferOpti
             a, b = p9.socketpair()
             nursery.start_soon(serve_stream, b, fs, options)
             async with a:
-                await _raw(a, 0xFFFF, p9.Tversion(1 << 16, p9.PLAIN.version))
+                await _raw(a, 0xFFFF, p9.Tversion(1 << 16, version))
                 for tag, msg in enumerate(script):
                     got.append(_norm((await _raw(a, tag, msg))[1]))
     return got, lib.served
@@ -109,6 +111,13 @@ async def test_walk_getattr_clunk_and_their_errors(tree, monkeypatch) -> None:
         p9.Twalk(0, 8, (b"data",)), p9.Tgetattr(8, p9.GetattrMask.ALL),  # btime: Python's
         p9.Tclunk(8), p9.Tclunk(8), p9.Tgetattr(8, A), p9.Tclunk(42),
         p9.Twalk(0, 9, (b"data",)), p9.Twalk(0, 9, (b"dir",)),  # in use: C's fid 9
+        # Several names: the whole way, part of it (Rwalk of the qids so far), not at all.
+        p9.Twalk(0, 10, (b"dir", b"sub", b"deep")), p9.Tgetattr(10, A),
+        p9.Twalk(0, 11, (b"dir", b"missing")), p9.Twalk(0, 11, (b"data", b"x")),
+        p9.Twalk(0, 11, (b"missing", b"x")), p9.Twalk(0, 11, (b"dir", b"..", b"data")),
+        p9.Twalk(0, 11, (b"dir", b"sub", b"deep", b"..", b"..")),  # five names: Python's
+        p9.Twalk(10, 12, (b"..",)), p9.Tgetattr(12, A),  # from C's chain, adopted
+        p9.Tclunk(12), p9.Tclunk(11), p9.Tclunk(10),
         p9.Tclunk(9), p9.Tclunk(6), p9.Tclunk(4), p9.Tclunk(3), p9.Tclunk(2), p9.Tclunk(1),
         p9.Tclunk(0),
     ]
@@ -119,6 +128,37 @@ async def test_walk_getattr_clunk_and_their_errors(tree, monkeypatch) -> None:
     assert by_msg[repr(p9.Tgetattr(8, A))] == p9.Rlerror(errno.EBADF)
     st = os.lstat(tree / "link")
     assert got[script.index(p9.Tgetattr(4, A))].attr.mode == st.st_mode  # not followed
+    assert len(by_msg[repr(p9.Twalk(0, 11, (b"dir", b"missing")))].qids) == 1
+    assert by_msg[repr(p9.Twalk(0, 11, (b"missing", b"x")))] == p9.Rlerror(errno.ENOENT)
+    assert got[script.index(p9.Tgetattr(12, A))].qid.path == os.stat(tree / "dir" / "sub").st_ino
+
+
+async def test_walkgetattr_in_c_answers_like_python(tree, monkeypatch) -> None:
+    """Twalkgetattr (our dialect): one name and several, part of the way, errors, a symlink,
+    `..`; then getattr, walks and opens of what it made."""
+    W = p9.Twalkgetattr
+    script = [
+        ROOT,
+        W(0, 1, (b"data",)), p9.Tgetattr(1, A), W(0, 2, (b"dir", b"sub")), W(0, 3, (b"link",)),
+        W(0, 4, (b"missing",)), W(0, 4, (b"dir", b"missing")), W(0, 4, (b"data", b"x")),
+        W(0, 4, (b"dir", b"..", b"data")), W(0, 1, (b"data",)),  # `..`; newfid in use
+        W(2, 5, (b"deep",)),  # from a fid C owns: adopted first
+        p9.Twalk(2, 6, (b"..",)), p9.Tgetattr(6, A), p9.Tlopen(1, os.O_RDONLY),
+        p9.Tread(1, 0, 100), W(0, 7, (b"n\xffme",)), p9.Tclunk(7),
+        p9.Tclunk(6), p9.Tclunk(5), p9.Tclunk(3), p9.Tclunk(2), p9.Tclunk(1), p9.Tclunk(0),
+    ]
+    got = await _both(str(tree), script, monkeypatch, version=p9.RUNPSC)
+    st = os.stat(tree / "data")
+    assert got[1].valid & p9.GetattrMask.BASIC == p9.GetattrMask.BASIC
+    assert got[1].attr.size == st.st_size and got[1].qids[0].path == st.st_ino
+    assert len(got[3].qids) == 2 and got[4].attr.mode == os.lstat(tree / "link").st_mode
+    assert got[5] == p9.Rlerror(errno.ENOENT)
+    assert got[6].valid == 0 and len(got[6].qids) == 1  # part of the way: no attributes
+    assert got[script.index(p9.Tread(1, 0, 100))] == p9.Rread(b"hello, 9P")
+    # Over plain 9P2000.L there is no Twalkgetattr, C or not.
+    plain = await _both(str(tree), [ROOT, p9.Twalk(0, 1, (b"data",)), W(0, 2, (b"data",))],
+                        monkeypatch)
+    assert plain[2] == p9.Rlerror(errno.EOPNOTSUPP)
 
 
 async def test_fids_c_walked_to_serve_every_other_request(tree, monkeypatch) -> None:
