@@ -218,6 +218,8 @@ async def serve_stream(
         await server.serve_stream(stream)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
         log.debug("gofer: connection ended: %r", e)
+    except Exception:  # a fault in serving one connection must not end the others
+        log.exception("gofer: dropped a connection after an internal error")
 
 
 async def serve(

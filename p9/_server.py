@@ -196,6 +196,8 @@ class Server:
                 await self.serve_stream(stream)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
                 log.debug("p9 server: connection ended: %r", e)
+            except Exception:  # a fault in serving one connection must not end the others
+                log.exception("p9 server: dropped a connection after an internal error")
 
         await trio.serve_listeners(handle, list(listeners), task_status=task_status)
 

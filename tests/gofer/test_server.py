@@ -420,3 +420,28 @@ async def test_misbehaving_peer_does_not_hurt_the_server(exp: Path) -> None:
             await root.clunk()
         await trio.sleep(0.05)
         assert open_fds() == baseline
+
+
+async def test_an_internal_fault_drops_only_its_connection(exp: Path, monkeypatch, caplog) -> None:
+    """A bug in serving one connection (injected: no client can cause one on purpose) ends
+    that connection, logged with its traceback; the gofer serves the next one."""
+    import p9._server as server_mod
+
+    real = server_mod._Connection.dispatch
+
+    async def faulty(self, tag, msg):
+        if isinstance(msg, p9.Tstatfs):
+            raise RuntimeError("injected fault")
+        await real(self, tag, msg)
+
+    monkeypatch.setattr(server_mod._Connection, "dispatch", faulty)
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery):
+        with pytest.raises((trio.BrokenResourceError, trio.ClosedResourceError, EOFError, OSError)):
+            async with connect(fs, nursery) as c:
+                root = await c.attach(b"e")
+                with trio.fail_after(5):
+                    await root.statfs()
+        assert "injected fault" in caplog.text
+        async with connect(fs, nursery) as c:
+            root = await c.attach(b"e")
+            assert (await p9.PathFS(root).read_file("dir/inner")) == b"inner"

@@ -424,3 +424,33 @@ async def test_flush_gets_through_when_every_slot_is_busy(tmp_path) -> None:
             await c.drain()
             assert c.live_fids == set()
         nursery.cancel_scope.cancel()
+
+
+async def test_an_internal_fault_drops_only_its_connection(tmp_path, monkeypatch, caplog) -> None:
+    """A bug in serving one connection (injected: a client cannot cause one on purpose)
+    ends that connection, logged with its traceback; the listener serves the next one."""
+    import p9._server as server_mod
+
+    (tmp_path / "f").write_bytes(b"data")
+    real = server_mod._Connection.dispatch
+
+    async def faulty(self, tag, msg):
+        if isinstance(msg, p9.Tstatfs):
+            raise RuntimeError("injected fault")
+        await real(self, tag, msg)
+
+    monkeypatch.setattr(server_mod._Connection, "dispatch", faulty)
+    async with trio.open_nursery() as nursery:
+        listeners = await p9.listen_tcp(0, "127.0.0.1")
+        await nursery.start(p9.Server(HostFS(str(tmp_path))).serve_listeners, listeners)
+        port = listeners[0].socket.getsockname()[1]
+        with pytest.raises((trio.BrokenResourceError, trio.ClosedResourceError, EOFError, OSError)):
+            async with p9.open_client(await p9.connect_tcp("127.0.0.1", port)) as c:
+                root = await c.attach(str(tmp_path))
+                with trio.fail_after(5):
+                    await root.statfs()
+        assert "injected fault" in caplog.text
+        async with p9.open_client(await p9.connect_tcp("127.0.0.1", port)) as c:
+            root = await c.attach(str(tmp_path))
+            assert await p9.PathFS(root).read_file("f") == b"data"
+        nursery.cancel_scope.cancel()
