@@ -269,6 +269,7 @@ def _gofer_main(export: str, fd: int) -> int:
     from runtime.startup import glibc_sonames
 
     with glibc_sonames():  # gofer.confine imports python-ptrace, which looks up libc
+        import gofer.confine  # noqa: F401 - imported here, not later by `run` (outside this)
         from gofer.ident import IdentityPolicy
         from gofer.serve import GoferOptions, parse_export, parse_listen, run
     # What the parent deferred (runtime.startup.DEFERRABLE: TLS, DTLS, IDNA host names, a

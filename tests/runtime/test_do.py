@@ -293,3 +293,28 @@ def test_proc_self_matches_native():
     script = ('readlink /proc/$$/exe /proc/self/cwd; cat /proc/self/comm; '
               'ls /proc/self/fd | head -3; grep -c PPid /proc/self/status')
     same(["sh", "-c", script], cwd="/usr/share")
+
+
+_FIND_LIBRARY_LOGGED = """
+import ctypes.util, sys
+original = ctypes.util.find_library
+LOG = sys.argv[1]
+def logged(name):
+    with open(LOG, "a") as log:
+        log.write(name + "\\n")
+    return original(name)
+ctypes.util.find_library = logged
+sys.argv = ["runpsc", "do", "--", "/bin/true"]
+from runtime.cli import main
+main()
+"""
+
+
+def test_do_never_looks_a_library_up_with_ldconfig(tmp_path):
+    """Every find_library during `runpsc do`, in its gofers too, is answered without running
+    `ldconfig -p` (a fork and exec of a large process, on the path to the program's start)."""
+    log = tmp_path / "lookups"
+    r = subprocess.run([sys.executable, "-c", _FIND_LIBRARY_LOGGED, str(log)], cwd=str(ROOT),
+                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    assert not log.exists(), f"looked up by ldconfig: {log.read_text().split()}"
