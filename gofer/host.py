@@ -152,6 +152,7 @@ def lookup_resolve(export: Export) -> int | None:
         return None
     return _HOW_XDEV.resolve
 
+
 # statx, for btime and the mount id
 _SYS_STATX = 332
 _AT_EMPTY_PATH = 0x1000

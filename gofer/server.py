@@ -167,7 +167,7 @@ class GoferFile(p9.File):
         node.fd, under this file's identity); None when `walk` does more than that."""
         node = self.node
         resolve = lookup_resolve(node.export)
-        cred = (cred_token(self.ident) if self.switch else 0)
+        cred = cred_token(self.ident) if self.switch else 0
         if resolve is None or cred is None or node.fd < 0:
             return None
         return node.fd, cred, node.export.root_dev, resolve

@@ -53,7 +53,8 @@ except ImportError:  # pragma: no cover - depends on the build
 
 #: Treads answered in C in a row before the reader task lets other tasks run.
 _C_BUDGET = 64
-#: What C's metadata loop may take whatever fids it owns (p9/_cmeta.py).
+#: Requests C's metadata loop may answer even while it owns no fid: walks, which start
+#: from Python's fids (p9/_cmeta.py). Its Tgetattr and Tclunk are for fids it owns.
 _C_WALKS = frozenset({m.Twalk.type, m.Twalkgetattr.type})
 
 #: True while a request runs inline in the connection's reader task (see Server(inline=)).
@@ -285,7 +286,6 @@ class _Connection:
                             # taking over the fids C holds.
                             t = decoder.whole_type()
                             if t >= 0:
-                                # (Tgetattr and Tclunk are C's only for fids it owns.)
                                 if c_turn and (t in _C_WALKS or (t in META_TYPES and cm.owned)):
                                     if not await self._c_meta():
                                         break  # the peer closed
@@ -473,6 +473,7 @@ class _Connection:
         return st != _fastio.P9F_EOF
 
     def _c_buffers(self):
+        """C's receive buffer and result slots, shared by both C loops (never both at once)."""
         if self._cbufs is None:
             self._cbufs = (_ffi.new("uint8_t[]", _RECV_CHUNK), _ffi.new("size_t[3]"),
                            _ffi.new("long[1]"))
