@@ -1,18 +1,20 @@
 """The fid table C reads when it answers metadata requests (`p9f_serve_meta`, p9._fastio).
 
-Why: with one request in flight (diodls, a stat per name), a Twalk of one name, a
-Tgetattr and a Tclunk per file, a Python server spends ~25 µs of interpreter per request
-once the client has run between two requests (cold caches), against ~4 µs for diod, in C.
-`p9f_serve_meta` answers those three in C when the file model offers it what it needs:
+Why: with one request in flight (diodls, a stat per name), a Twalk, a Tgetattr and a
+Tclunk per file, a Python server spends ~25 µs of interpreter per request once the client
+has run between two requests (cold caches), against ~4 µs for diod, in C.
+`p9f_serve_meta` answers those in C (and Twalkgetattr, where the dialect has it) when the
+file model offers it what it needs:
 
 - a *walk source*: a Python-owned directory fid whose File gives an O_PATH descriptor that
   names may be looked up beneath with openat2(2) and given RESOLVE flags, under a
   credential token (`File.walk_source`, `Filesystem.cred_token`);
-- the fid C walks to is then C's own (an O_PATH descriptor, its qid, its name): C answers
-  its Tgetattr (the basic fields) and its Tclunk.
+- the fid C walks to (1-4 names) is then C's own (its O_PATH descriptor and those of the
+  directories on the way, its qid, its names): C answers its Tgetattr (the basic fields)
+  and its Tclunk.
 
 C declines anything else and the connection's Python path answers it, with the same bytes
-(tests/p9/test_cmeta.py compares the two). Before Python handles any request while C owns
+(tests/gofer/test_cmeta.py compares the two). Before Python handles any request while C owns
 fids, or changes a fid C might read, it *adopts* them all: each becomes a File through its
 parent's `File.adopt_child`, as if the Python walk had made it. So Python never meets a fid
 it does not know, and C never reads a fid Python changed.
