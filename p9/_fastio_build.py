@@ -127,6 +127,32 @@ static long send_whole(int sock, const uint8_t *out, size_t len, size_t *sent, s
     return P9F_PARTIAL;
 }
 
+/* Receive the next requests into in[0:*len] for a loop that answered all it had: 0, or
+ * P9F_EOF, P9F_EMPTY (nothing came within spin_ns; between polls the CPU is yielded, so a
+ * client on this CPU runs meanwhile), or -errno. */
+static long receive(int sock, uint8_t *in, size_t incap, long spin_ns, size_t *len) {
+    long deadline = spin_ns ? now_ns() + spin_ns : 0;
+    for (;;) {
+        ssize_t r = recv(sock, in, incap, MSG_DONTWAIT);
+        if (r > 0) {
+            *len = (size_t)r;
+            return 0;
+        }
+        if (r == 0) return P9F_EOF;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+        if (!spin_ns || now_ns() >= deadline) return P9F_EMPTY;
+        sched_yield();
+    }
+}
+
+/* Hand in[pos:len] back to Python (moved to the front: *have bytes) and return st. */
+static long hand_back(uint8_t *in, size_t pos, size_t len, size_t *have, long st) {
+    memmove(in, in + pos, len - pos);
+    *have = len - pos;
+    return st;
+}
+
 /* Answer one Tread: 0 sent whole, P9F_FAIL (nothing sent), P9F_PARTIAL, or -errno. */
 static long answer(int sock, int fd, uint32_t maxcount, uint16_t tag, uint64_t offset,
                    uint32_t count, uint8_t *out, size_t *sent, size_t *total) {
@@ -174,29 +200,14 @@ long p9f_serve_reads(int sock, int fd, uint32_t fid, uint32_t maxcount,
                 continue;
             }
             if (st < 0) return st;
-            memmove(in, in + pos, len - pos);
-            *have = len - pos;
-            return st;  /* P9F_PARTIAL or P9F_MORE, leftover input handed back */
+            return hand_back(in, pos, len, have, st);  /* P9F_PARTIAL or P9F_MORE */
         }
-        if (pos < len) {  /* something else (or a partial frame): Python's */
-            memmove(in, in + pos, len - pos);
-            *have = len - pos;
-            return P9F_MORE;
-        }
+        if (pos < len)  /* something else (or a partial frame): Python's */
+            return hand_back(in, pos, len, have, P9F_MORE);
         if (*served >= budget) return P9F_BUDGET;
-        pos = len = 0;
-        ssize_t r;
-        long deadline = spin_ns ? now_ns() + spin_ns : 0;
-        for (;;) {
-            r = recv(sock, in, incap, MSG_DONTWAIT);
-            if (r > 0) break;
-            if (r == 0) return P9F_EOF;
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
-            if (!spin_ns || now_ns() >= deadline) return P9F_EMPTY;
-            sched_yield();
-        }
-        len = (size_t)r;
+        pos = 0;
+        st = receive(sock, in, incap, spin_ns, &len);
+        if (st) return st;
     }
 }
 
@@ -285,7 +296,8 @@ static size_t meta_walk(struct p9f_meta *mt, const uint8_t *f, uint32_t size, ui
     unsigned n = f[15] | f[16] << 8;
     const uint8_t *name[P9F_NAMES];
     unsigned len[P9F_NAMES];
-    if ((v & 3) != 3 || newfid >= P9F_NTAB || mt->tab[newfid] || newfid == fid
+    /* (newfid == fid is caught by tab[newfid], nonzero for the walk source itself) */
+    if ((v & 3) != 3 || newfid >= P9F_NTAB || mt->tab[newfid]
         || n == 0 || n > P9F_NAMES || (getattr && !mt->walkgetattr))
         return DECLINE;
     uint32_t at = 17;
@@ -410,6 +422,7 @@ long p9f_serve_meta(int sock, struct p9f_meta *mt, uint32_t cred, uint32_t room,
                     uint8_t *in, size_t inlen, size_t incap, size_t *have,
                     size_t *sent, size_t *total, long spin_ns, long budget, long *served) {
     size_t pos = 0, len = inlen;
+    long st;
     *have = 0;
     *served = 0;
     for (;;) {
@@ -420,33 +433,17 @@ long p9f_serve_meta(int sock, struct p9f_meta *mt, uint32_t cred, uint32_t room,
             if (n == DECLINE) break;
             pos += size;
             ++*served;
-            long st = send_whole(sock, mt->out, n, sent, total);
+            st = send_whole(sock, mt->out, n, sent, total);
             if (st < 0) return st;
-            if (st) {  /* P9F_PARTIAL: the rest of mt->out goes through Python */
-                memmove(in, in + pos, len - pos);
-                *have = len - pos;
-                return st;
-            }
+            if (st)  /* P9F_PARTIAL: the rest of mt->out goes through Python */
+                return hand_back(in, pos, len, have, st);
         }
-        if (pos < len) {  /* a frame not ours, or not whole yet: Python's */
-            memmove(in, in + pos, len - pos);
-            *have = len - pos;
-            return P9F_MORE;
-        }
+        if (pos < len)  /* a frame not ours, or not whole yet: Python's */
+            return hand_back(in, pos, len, have, P9F_MORE);
         if (*served >= budget) return P9F_BUDGET;
-        pos = len = 0;
-        ssize_t r;
-        long deadline = spin_ns ? now_ns() + spin_ns : 0;
-        for (;;) {
-            r = recv(sock, in, incap, MSG_DONTWAIT);
-            if (r > 0) break;
-            if (r == 0) return P9F_EOF;
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
-            if (!spin_ns || now_ns() >= deadline) return P9F_EMPTY;
-            sched_yield();
-        }
-        len = (size_t)r;
+        pos = 0;
+        st = receive(sock, in, incap, spin_ns, &len);
+        if (st) return st;
     }
 }
 """,
