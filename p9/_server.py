@@ -223,9 +223,12 @@ class _Connection:
         self._cbufs = None  # p9._fastio's receive buffer and results, once used
         #: The fid table of C's metadata loop (p9/_cmeta.py), when the file model offers
         #: walk sources and answers Twalk, Tgetattr and Tclunk inline.
+        #: Tgetattr, Twalk and Tclunk take the short path of `_meta` when the file model
+        #: answers all three inline (the Gofer does).
+        self.meta_inline = {m.Tgetattr, m.Twalk, m.Tclunk} <= self.inline
         self.cm = CMeta(_ffi) if (
             _fastio is not None and server.fs.walk_sources and self.sender._raw is not None
-            and {m.Tgetattr, m.Twalk, m.Tclunk} <= self.inline) else None
+            and self.meta_inline) else None
         self._c_declined = False  # C handed back the frame at the head of the buffer
         self._c_dialect()
         self.handlers = {
@@ -268,9 +271,7 @@ class _Connection:
                 nursery.start_soon(self._watch_idle, self.server.idle_timeout)
             receive = self.receiver.receive
             decoder = self.decoder
-            # Tgetattr, Twalk and Tclunk take the short path of `_meta` when the file model
-            # answers all three inline (the Gofer does).
-            meta = {m.Tgetattr, m.Twalk, m.Tclunk} <= self.inline
+            meta = self.meta_inline
             cm = self.cm
             try:
                 while True:
@@ -440,15 +441,12 @@ class _Connection:
         if raw is None or sender.lock.locked():
             await self._fast_read(tag, fid, f, offset, count)
             return True
-        cin, sizes, served = self._c_buffers()
-        rest = self.decoder.take_buffered()  # what came after this Tread: C goes on with it
-        _ffi.memmove(cin, rest, len(rest))
+        cin, sizes, served, rest = self._to_c()  # what came after this Tread: C goes on
         maxcount = self.msize - IOHDRSZ
         if len(self.rbuf) < _RREAD_HDR.size + maxcount:
             self.rbuf = bytearray(_RREAD_HDR.size + maxcount)
         out = self.rbuf
-        receiver = self.receiver
-        spin = receiver.spin_ns()
+        spin = self.receiver.spin_ns()
         st = _fastio.p9f_serve_reads(
             raw.fileno(), f.read_fd, fid, maxcount, tag, offset, count,
             cin, len(rest), _RECV_CHUNK, sizes, _ffi.from_buffer(out), sizes + 1, sizes + 2,
@@ -458,60 +456,54 @@ class _Connection:
             self.decoder.receive_data(rest)
             await self._fast_read(tag, fid, f, offset, count)
             return True
-        if st < 0:
-            raise trio.BrokenResourceError(f"send or receive failed: {os.strerror(-st)}")
-        if st == _fastio.P9F_EMPTY:  # C spun (if allowed) and found nothing
-            receiver.spun(False, waiting=spin > 0)
-        else:
-            receiver.spun(True)
-        if sizes[0]:
-            self.decoder.receive_data(_ffi.buffer(cin, sizes[0])[:])
-        if st == _fastio.P9F_PARTIAL:
-            await sender.send(memoryview(out)[sizes[1] : sizes[2]])
-        elif st == _fastio.P9F_BUDGET:
-            await trio.lowlevel.checkpoint()  # let other tasks run
-        return st != _fastio.P9F_EOF
+        return await self._from_c(st, spin, memoryview(out))
 
-    def _c_buffers(self):
-        """C's receive buffer and result slots, shared by both C loops (never both at once)."""
+    def _to_c(self):
+        """Move what the decoder holds into C's receive buffer, shared by both C loops (never
+        both at once): (that buffer, result slots, served count, the bytes moved)."""
         if self._cbufs is None:
             self._cbufs = (_ffi.new("uint8_t[]", _RECV_CHUNK), _ffi.new("size_t[3]"),
                            _ffi.new("long[1]"))
-        return self._cbufs
+        cin, sizes, served = self._cbufs
+        rest = self.decoder.take_buffered()
+        _ffi.memmove(cin, rest, len(rest))
+        return cin, sizes, served, rest
+
+    async def _from_c(self, st: int, spin: int, out) -> bool:
+        """What a C loop's status `st` leaves Python to do (it spun up to `spin` ns; a
+        partial reply's rest is in `out`): False when the peer closed the connection."""
+        if st < 0:
+            raise trio.BrokenResourceError(f"send or receive failed: {os.strerror(-st)}")
+        if st == _fastio.P9F_EMPTY:  # C spun (if allowed) and found nothing
+            self.receiver.spun(False, waiting=spin > 0)
+        else:
+            self.receiver.spun(True)
+        cin, sizes, _ = self._cbufs
+        if sizes[0]:  # what C did not answer goes back to the decoder, in order
+            self.decoder.receive_data(_ffi.buffer(cin, sizes[0])[:])
+        if st == _fastio.P9F_PARTIAL:
+            await self.sender.send(out[sizes[1] : sizes[2]])
+        elif st == _fastio.P9F_BUDGET:
+            await trio.lowlevel.checkpoint()  # let other tasks run
+        return st != _fastio.P9F_EOF
 
     async def _c_meta(self) -> bool:
         """Let C's loop answer the Twalk/Tgetattr/Tclunk at the head of the buffer and those
         that follow (p9/_cmeta.py); False when the peer closed the connection meanwhile.
         Sets `_c_declined` when the frame now at the head is Python's to answer."""
         sender = self.sender
-        decoder = self.decoder
-        if sender.lock.locked() or decoder.buffered > _RECV_CHUNK:
+        if sender.lock.locked() or self.decoder.buffered > _RECV_CHUNK:
             self._c_declined = True
             return True
-        cin, sizes, served = self._c_buffers()
-        rest = decoder.take_buffered()
-        _ffi.memmove(cin, rest, len(rest))
-        receiver = self.receiver
-        spin = receiver.spin_ns()
+        cin, sizes, served, rest = self._to_c()
+        spin = self.receiver.spin_ns()
         fs = self.fs
         st = _fastio.p9f_serve_meta(
             sender._raw.fileno(), self.cm.mt, fs.cred_token(), fs.fid_room(),
             cin, len(rest), _RECV_CHUNK, sizes, sizes + 1, sizes + 2, spin, _C_BUDGET, served,
         )
-        if st < 0:
-            raise trio.BrokenResourceError(f"send or receive failed: {os.strerror(-st)}")
-        if st == _fastio.P9F_EMPTY:
-            receiver.spun(False, waiting=spin > 0)
-        else:
-            receiver.spun(True)
-        if sizes[0]:
-            decoder.receive_data(_ffi.buffer(cin, sizes[0])[:])
         self._c_declined = st == _fastio.P9F_MORE
-        if st == _fastio.P9F_PARTIAL:
-            await sender.send(_ffi.buffer(self.cm.mt.out)[sizes[1] : sizes[2]])
-        elif st == _fastio.P9F_BUDGET:
-            await trio.lowlevel.checkpoint()
-        return st != _fastio.P9F_EOF
+        return await self._from_c(st, spin, _ffi.buffer(self.cm.mt.out))
 
     def _c_dialect(self) -> None:
         """Tell C's loop whether it may answer Twalkgetattr (the dialect has it, and it is
