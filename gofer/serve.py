@@ -214,12 +214,7 @@ async def serve_stream(
         idle_timeout=options.idle_timeout or None,
         spin_us=options.spin_us,
     )
-    try:
-        await server.serve_stream(stream)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
-        log.debug("gofer: connection ended: %r", e)
-    except Exception:  # a fault in serving one connection must not end the others
-        log.exception("gofer: dropped a connection after an internal error")
+    await server.serve_stream(stream)  # (which ends only this connection, whatever happens)
 
 
 async def serve(

@@ -174,14 +174,24 @@ class Server:
         self.spin_us = spin_us
 
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
-        """Serve one connection until the peer closes it; always closes every fid."""
-        conn = _Connection(self, stream)
+        """Serve one connection until the peer closes it; always closes every fid.
+
+        A broken stream ends it quietly. A fault in serving it (a bug: no client can cause
+        one on purpose) is logged with its traceback and ends this connection only, not the
+        caller's others.
+        """
         try:
-            await conn.run()
-        finally:
-            with trio.CancelScope(shield=True):
-                await conn.release_all()
-                await trio.aclose_forcefully(stream)
+            conn = _Connection(self, stream)
+            try:
+                await conn.run()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await conn.release_all()
+                    await trio.aclose_forcefully(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            log.debug("p9 server: connection ended: %r", e)
+        except Exception:
+            log.exception("p9 server: dropped a connection after an internal error")
 
     async def serve_listeners(
         self,
@@ -193,12 +203,7 @@ class Server:
 
         async def handle(stream: trio.abc.Stream) -> None:
             tune_tcp(stream)
-            try:
-                await self.serve_stream(stream)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
-                log.debug("p9 server: connection ended: %r", e)
-            except Exception:  # a fault in serving one connection must not end the others
-                log.exception("p9 server: dropped a connection after an internal error")
+            await self.serve_stream(stream)
 
         await trio.serve_listeners(handle, list(listeners), task_status=task_status)
 

@@ -423,20 +423,13 @@ async def test_misbehaving_peer_does_not_hurt_the_server(exp: Path) -> None:
 
 
 async def test_an_internal_fault_drops_only_its_connection(exp: Path, monkeypatch, caplog) -> None:
-    """A bug in serving one connection (injected: no client can cause one on purpose) ends
-    that connection, logged with its traceback; the gofer serves the next one."""
-    import p9._server as server_mod
+    """A bug in serving one connection (tests/p9's injected fault) ends that connection,
+    logged with its traceback; the gofer serves the next one."""
+    from tests.p9.test_ours import CONNECTION_LOST, inject_statfs_fault
 
-    real = server_mod._Connection.dispatch
-
-    async def faulty(self, tag, msg):
-        if isinstance(msg, p9.Tstatfs):
-            raise RuntimeError("injected fault")
-        await real(self, tag, msg)
-
-    monkeypatch.setattr(server_mod._Connection, "dispatch", faulty)
+    inject_statfs_fault(monkeypatch)
     async with gofer_fs([Export("e", str(exp))]) as (fs, nursery):
-        with pytest.raises((trio.BrokenResourceError, trio.ClosedResourceError, EOFError, OSError)):
+        with pytest.raises(CONNECTION_LOST):
             async with connect(fs, nursery) as c:
                 root = await c.attach(b"e")
                 with trio.fail_after(5):
