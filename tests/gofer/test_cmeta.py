@@ -16,27 +16,12 @@ import p9._server as server_mod
 from gofer.host import Export
 from gofer.serve import GoferOptions, serve_stream
 from tests.gofer.helpers import gofer_fs, open_fds
+from tests.p9.test_fastpath import CountingLib
 from tests.p9.test_ours import _raw
 from tests.support import need_root
 
 pytestmark = pytest.mark.skipif(server_mod._fastio is None, reason="p9._fastio is not built "
                                 "(scripts/setup.sh builds it)")
-
-
-class _Counting:
-    """Stands in for p9._fastio's lib: counts the requests the C metadata loop answered."""
-
-    def __init__(self, lib) -> None:
-        self.lib = lib
-        self.served = 0
-
-    def p9f_serve_meta(self, *args):
-        st = self.lib.p9f_serve_meta(*args)
-        self.served += args[-1][0]
-        return st
-
-    def __getattr__(self, name):
-        return getattr(self.lib, name)
 
 
 def _norm(reply: p9.Message) -> p9.Message:
@@ -54,7 +39,7 @@ def _norm(reply: p9.Message) -> p9.Message:
 async def _run(exp: str, script, *, c_loop: bool, monkeypatch, options=GoferOptions(),
                policy=None, version=p9.PLAIN.version) -> tuple[list, int]:
     """(replies to `script`, requests C answered) on one fresh gofer connection."""
-    lib = _Counting(server_mod._fastio)
+    lib = CountingLib(server_mod._fastio)
     with monkeypatch.context() as mp:
         mp.setattr(server_mod, "_fastio", lib)
         if not c_loop:
@@ -67,7 +52,7 @@ async def _run(exp: str, script, *, c_loop: bool, monkeypatch, options=GoferOpti
                 await _raw(a, 0xFFFF, p9.Tversion(1 << 16, version))
                 for tag, msg in enumerate(script):
                     got.append(_norm((await _raw(a, tag, msg))[1]))
-    return got, lib.served
+    return got, lib.meta_served
 
 
 async def _both(exp, script, monkeypatch, **kw) -> list:

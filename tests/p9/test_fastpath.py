@@ -65,20 +65,28 @@ async def _check_reads(c: p9.Client, data: bytes) -> None:
     await root.clunk()
 
 
-class _CountingLib:
-    """Stands in for p9._fastio's lib, counting calls of the C read loop."""
+class CountingLib:
+    """Stands in for p9._fastio's lib, counting what its C loops do: calls of the read loop
+    (and the most requests one answered, and its statuses), requests the metadata loop
+    answered (`meta_served`)."""
 
     def __init__(self, lib) -> None:
         self.lib = lib
         self.calls = 0
         self.most = 0
         self.statuses: set[int] = set()
+        self.meta_served = 0
 
     def p9f_serve_reads(self, *args):
         self.calls += 1
         st = self.lib.p9f_serve_reads(*args)
         self.most = max(self.most, args[-1][0])  # requests answered in that one call
         self.statuses.add(st)
+        return st
+
+    def p9f_serve_meta(self, *args):
+        st = self.lib.p9f_serve_meta(*args)
+        self.meta_served += args[-1][0]  # requests answered in that one call
         return st
 
     def __getattr__(self, name):
@@ -95,7 +103,7 @@ def read_loop(request, monkeypatch):
         return None
     if server_mod._fastio is None:
         pytest.skip("p9._fastio is not built (pip install -e . builds it)")
-    lib = _CountingLib(server_mod._fastio)
+    lib = CountingLib(server_mod._fastio)
     monkeypatch.setattr(server_mod, "_fastio", lib)
     return lib
 
