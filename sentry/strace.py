@@ -26,7 +26,8 @@ from typing import Any
 
 from ptrace.syscall.prototypes import SYSCALL_PROTOTYPES
 
-from sentry.syscalls.table import Entry, Level, SyscallError, name_of
+from sentry.errors import SyscallError
+from sentry.syscalls.table import Entry, Level, name_of
 
 __all__ = [
     "Strace",

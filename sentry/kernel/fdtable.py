@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 from typing import Any, Protocol
 
-from sentry.syscalls.table import SyscallError
+from sentry.errors import SyscallError
 
 __all__ = ["FDTable", "DEFAULT_NOFILE", "FileRef"]
 

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import trio
 
+from sentry.errors import SyscallError
 from sentry.loader import ExecSource, VfsFiles, load
 from sentry.mm import MemoryManager
 from sentry.mm.address_space import CALLER as mm_caller
@@ -32,7 +33,7 @@ from sentry.platform.ptrace import (
     hot_run,
     hot_step,
 )
-from sentry.syscalls.table import TABLE, Entry, SyscallError, name_of, number
+from sentry.syscalls.table import TABLE, Entry, name_of, number
 
 from . import jobctl, signals
 from .image import RecordingSource, image_of

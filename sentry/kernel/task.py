@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from sentry.errors import SyscallError
 from sentry.platform.ptrace import PtraceStub
-from sentry.syscalls.table import SyscallError
 
 from . import signals
 from .exit import TaskExit

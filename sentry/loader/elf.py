@@ -16,6 +16,7 @@ from elftools.common.exceptions import ELFError
 from elftools.common.utils import struct_parse
 from elftools.elf.structs import ELFStructs
 
+from sentry.errors import SyscallError
 from sentry.mm.address_space import STACK_SIZE, MemoryManager
 from sentry.mm.vma import (
     MAP_ANONYMOUS,
@@ -26,7 +27,6 @@ from sentry.mm.vma import (
     page_down,
     page_up,
 )
-from sentry.syscalls.table import SyscallError
 
 from .source import ExecFile, ExecSource
 

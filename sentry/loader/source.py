@@ -13,7 +13,7 @@ import stat as st
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sentry.syscalls.table import SyscallError
+from sentry.errors import SyscallError
 
 _AT_EACCESS = 0x200
 

@@ -13,6 +13,7 @@ import errno
 from dataclasses import replace
 from typing import Any
 
+from sentry.errors import SyscallError
 from sentry.platform.ptrace import (
     NR_MADVISE,
     NR_MINCORE,
@@ -23,7 +24,6 @@ from sentry.platform.ptrace import (
     PtraceStub,
 )
 from sentry.platform.stub import SCRATCH
-from sentry.syscalls.table import SyscallError
 
 from .vma import (
     MAP_ANONYMOUS,

@@ -9,6 +9,6 @@ from . import sys_file, sys_fs, sys_futex, sys_xattr  # noqa: F401, I001  (files
 from . import sys_signal  # noqa: F401, I001  (signals engineer: registers handlers)
 from . import sys_poll  # noqa: F401, I001  (poll/select: registers handlers)
 from . import sys_signalfd  # noqa: F401, I001  (signalfd: registers handlers)
-from .table import TABLE, Entry, Level, SyscallError, fixed_errno, name_of, number, syscall
+from .table import TABLE, Entry, Level, fixed_errno, name_of, number, syscall
 
-__all__ = ["TABLE", "Entry", "Level", "SyscallError", "fixed_errno", "name_of", "number", "syscall"]
+__all__ = ["TABLE", "Entry", "Level", "fixed_errno", "name_of", "number", "syscall"]

@@ -19,9 +19,8 @@ from typing import Any
 
 import trio
 
+from sentry.errors import SyscallError
 from vfs.abi import SEEK_CUR, SEEK_END, SEEK_SET
-
-from .table import SyscallError
 
 F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
 LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8

@@ -13,6 +13,7 @@ import errno
 import struct
 from typing import TYPE_CHECKING, Any
 
+from sentry.errors import SyscallError
 from vfs.abi import (
     AT_FDCWD,
     O_APPEND,
@@ -28,7 +29,7 @@ from vfs.abi import (
 from vfs.file import MAX_RW
 
 from . import file_locks
-from .table import Level, SyscallError, syscall
+from .table import Level, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

@@ -11,6 +11,7 @@ import errno
 import struct
 from typing import TYPE_CHECKING
 
+from sentry.errors import SyscallError
 from vfs.abi import (
     AT_EMPTY_PATH,
     AT_FDCWD,
@@ -21,7 +22,7 @@ from vfs.abi import (
 )
 
 from .sys_file import dirfd_of, i32, i64
-from .table import Level, SyscallError, syscall
+from .table import Level, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

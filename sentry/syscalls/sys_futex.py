@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .table import Level, SyscallError, syscall
+from sentry.errors import SyscallError
+
+from .table import Level, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

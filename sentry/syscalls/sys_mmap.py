@@ -9,6 +9,7 @@ import errno
 import stat as st
 from typing import TYPE_CHECKING
 
+from sentry.errors import SyscallError
 from sentry.mm.vma import (
     MAP_ANONYMOUS,
     MAP_FIXED,
@@ -22,7 +23,7 @@ from sentry.mm.vma import (
     page_up,
 )
 
-from .table import Level, SyscallError, syscall
+from .table import Level, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

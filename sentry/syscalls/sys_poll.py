@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from sentry.errors import SyscallError
 from sentry.kernel import signals as S
 from vfs.abi import (
     O_RDONLY,
@@ -53,7 +54,7 @@ from vfs.file import FileDescription
 from vfs.filesystem import alloc_anon_dev
 from vfs.fs.host import HostFD
 
-from .table import Level, SyscallError, syscall
+from .table import Level, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

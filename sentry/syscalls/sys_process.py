@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from sentry.errors import SyscallError
 from sentry.kernel import jobctl, signals
 from sentry.kernel.exit import TaskExit
 from sentry.platform.affinity import caller_cpus
 from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
 
-from .table import Level, SyscallError, fixed_errno, syscall
+from .table import Level, fixed_errno, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from sentry.errors import SyscallError
 from sentry.kernel import signals as S
 
-from .table import SyscallError, syscall
+from .table import syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from sentry.errors import SyscallError
 from sentry.kernel import signals as S
 from vfs.abi import O_NONBLOCK, O_RDWR, POLLIN, POLLRDNORM, Stat
 from vfs.errors import error
@@ -30,7 +31,7 @@ from vfs.file import FileDescription, WaitQueue
 
 from .sys_poll import anon_inode_stat
 from .sys_signal import _take_from
-from .table import SyscallError, syscall
+from .table import syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

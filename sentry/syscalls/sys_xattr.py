@@ -8,9 +8,11 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
+from sentry.errors import SyscallError
+
 from .sys_file import i32
 from .sys_fs import path_arg
-from .table import SyscallError, syscall
+from .table import syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

@@ -19,23 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.machinery import PathFinder, SourceFileLoader
 
+from sentry.errors import SyscallError
+
 __all__ = [
     "TABLE",
     "Entry",
     "Level",
-    "SyscallError",
     "fixed_errno",
     "name_of",
     "number",
     "syscall",
 ]
-
-
-class SyscallError(OSError):
-    """A syscall failure the application sees as ``-errno``; raise it from handlers."""
-
-    def __init__(self, err: int, msg: str = "") -> None:
-        super().__init__(err, msg or os.strerror(err))
 
 
 class Level(enum.Enum):

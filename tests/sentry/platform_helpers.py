@@ -12,9 +12,10 @@ import os
 import subprocess
 from pathlib import Path
 
+from sentry.errors import SyscallError
 from sentry.kernel import Kernel
 from sentry.loader import HostFiles
-from sentry.syscalls.table import TABLE, Entry, Level, SyscallError, number
+from sentry.syscalls.table import TABLE, Entry, Level, number
 from tests.support import native_child_setup, need_binary
 
 _OWN_FAMILIES = {"sentry.syscalls.sys_process", "sentry.syscalls.sys_mmap",

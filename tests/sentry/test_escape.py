@@ -5,7 +5,7 @@ ptrace's stop ordering makes a passthrough easy (DESIGN.md, trap 1)."""
 import errno
 import os
 
-from sentry.syscalls.table import SyscallError
+from sentry.errors import SyscallError
 
 from .platform_helpers import build_c, native, run
 

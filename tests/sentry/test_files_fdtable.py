@@ -4,8 +4,8 @@ import errno
 
 import pytest
 
+from sentry.errors import SyscallError
 from sentry.kernel.fdtable import FDTable
-from sentry.syscalls.table import SyscallError
 
 
 class Desc:

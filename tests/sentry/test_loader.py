@@ -5,8 +5,8 @@ import os
 
 import pytest
 
+from sentry.errors import SyscallError
 from sentry.loader import parse_shebang
-from sentry.syscalls.table import SyscallError
 
 from .platform_helpers import build_c, busybox, native, run
 
