@@ -299,7 +299,7 @@ def import_sentry() -> None:
     import sentry.kernel.fdtable  # noqa: F401
     import sentry.kernel.kernel  # noqa: F401 - sentry.kernel imports it only on first use
     import sentry.kernel.procview  # noqa: F401
-    import sentry.syscalls.sys_file  # noqa: F401
+    import sentry.syscalls  # noqa: F401 - registers every handler family
     import vfs  # noqa: F401
     import vfs.abi  # noqa: F401
     import vfs.fs.devfs  # noqa: F401
@@ -372,7 +372,6 @@ class Sandbox:
         from sentry.kernel import Kernel
         from sentry.kernel.fdtable import FDTable
         from sentry.kernel.procview import ProcView
-        from sentry.syscalls.sys_file import close_files
         from vfs.fs.host import HostFD
 
         cfg = self.config
@@ -411,7 +410,7 @@ class Sandbox:
                     nursery.cancel_scope.cancel()
             finally:
                 with trio.CancelScope(shield=True):
-                    await close_files(_ExitingTask(kernel), fdtable.close_all())
+                    await kernel.close_files(1, fdtable.close_all())
             if cfg.strace:
                 print(_strace_end(status), file=self.events_to, flush=True)
             return exit_code(status)
@@ -527,14 +526,6 @@ class SandboxError(Exception):
     def __init__(self, message: str, *, code: int = 125) -> None:
         super().__init__(message)
         self.code = code
-
-
-class _ExitingTask:
-    """What close_file needs of a task when the process is gone (its pid for POSIX locks)."""
-
-    def __init__(self, kernel: Any) -> None:
-        self.kernel = kernel
-        self.tgid = 1
 
 
 def _strace_end(status: int) -> str:

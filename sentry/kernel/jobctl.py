@@ -18,7 +18,7 @@ parent told CLD_CONTINUED, and wait(WCONTINUED) reports it once. A stop signal d
 pending SIGCONT. SIGKILL and fatal signals end a stopped process at once (signals.send).
 
 The state is per process (`JobState` on the thread-group leader, created lazily);
-`signals.STATS["queued"]` counts each process in a group stop, so the run loop calls
+`Kernel.signals_queued` counts each process in a group stop, so the run loop calls
 `signals.on_return` after every syscall while one exists.
 """
 
@@ -95,7 +95,7 @@ def begin_stop(t: Task, sig: int) -> bool:
     leader = t.leader
     st = j.stop = GroupStop(sig)
     j.stopped_code, j.continued = sig, False
-    signals.STATS["queued"] += 1  # the run loop now calls on_return after every syscall
+    t.kernel.signals_queued += 1  # the run loop now calls on_return after every syscall
     for th in list(leader.threads):
         if th is t:
             st.waiting.add(th)  # parks on its way back to user mode
@@ -167,7 +167,7 @@ def _flush(leader: Task, bits: int) -> None:
     pends = [signals.hand(leader).pending] + [signals.ts(th).pending for th in leader.threads]
     for pend in pends:
         for s in [s for s in pend if bits >> (s - 1) & 1]:
-            signals.STATS["queued"] -= len(pend.pop(s))
+            leader.kernel.signals_queued -= len(pend.pop(s))
 
 
 def continue_group(leader: Task) -> None:
@@ -179,7 +179,7 @@ def continue_group(leader: Task) -> None:
     if j is None or j.stop is None:
         return
     st, j.stop = j.stop, None
-    signals.STATS["queued"] -= 1
+    leader.kernel.signals_queued -= 1
     j.stopped_code, j.continued = 0, True
     for th in sorted(st.parked, key=lambda th: th.tid):
         regs = th.stub.regs
@@ -233,7 +233,7 @@ def exited(leader: Task) -> None:
     j = leader.__dict__.get("_job")
     if j is not None and j.stop is not None:
         j.stop = None
-        signals.STATS["queued"] -= 1
+        leader.kernel.signals_queued -= 1
 
 
 # wait ---------------------------------------------------------------------------------------

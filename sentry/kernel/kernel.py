@@ -11,7 +11,7 @@ import struct
 import sys
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 import trio
@@ -34,8 +34,13 @@ from sentry.platform.ptrace import (
     hot_step,
 )
 from sentry.syscalls.table import TABLE, Entry, name_of, number
+from vfs.abi import Stat
+from vfs.file import FileDescription
+from vfs.filesystem import alloc_anon_dev
 
 from . import jobctl, signals
+from .file_locks import FileLocks
+from .futex import Futexes
 from .image import RecordingSource, image_of
 from .task import Task, TaskExit
 
@@ -96,6 +101,16 @@ class Kernel:
         self._fd_users: dict[int, int] = {}  # id(fdtable) -> processes sharing it
         self._waiter = SigchldWaiter()
         self._nursery: trio.Nursery | None = None
+        # The sandbox's kernel state: nothing of it is shared with another Kernel.
+        self.futexes = Futexes()
+        self.file_locks = FileLocks(self.procs)
+        #: Signals queued and not yet taken, plus processes in a group stop: while
+        #: non-zero, the run loop calls `signals.on_return` after every syscall.
+        self.signals_queued = 0
+        #: The one anonymous inode of epoll and signalfd files (Linux's anon_inodefs,
+        #: made at boot): its device and time.
+        self._anon_dev = alloc_anon_dev()
+        self._anon_time_ns = time.time_ns()
 
     def emit(self, event: str, **fields: Any) -> None:
         """Report a user-visible event: always to the debug log, and to stderr for
@@ -117,6 +132,39 @@ class Kernel:
             print(msg, file=self.stderr, flush=True)
         except (OSError, ValueError):
             pass
+
+    def anon_inode_stat(self) -> Stat:
+        """What fstat says of an epoll or signalfd file: mode 0600, no file type."""
+        t = self._anon_time_ns
+        return Stat(mode=0o600, ino=1, dev=self._anon_dev, nlink=1, atime_ns=t, mtime_ns=t,
+                    ctime_ns=t)
+
+    async def close_file(self, tgid: int, fdesc: FileDescription) -> None:
+        """Drop one fd's reference to `fdesc` for process `tgid` (close(2), dup2 over an
+        fd, close_range, exec, exit).
+
+        Why one method: closing any fd of a file releases the process's POSIX record
+        locks on it, and the last reference releases OFD and flock locks; every path that
+        empties an fd slot does the same.
+        """
+        self.file_locks.on_close(tgid, fdesc)
+        try:
+            await fdesc.flush()
+        finally:
+            await fdesc.dec_ref()
+            if fdesc.refs <= 0:
+                self.file_locks.on_release(fdesc)
+
+    async def close_files(self, tgid: int, files: Iterable[FileDescription]) -> None:
+        """close_file for each of `files` (what FDTable.close_all/close_on_exec returned);
+        a failure of one does not stop the others."""
+        for f in files:
+            try:
+                await self.close_file(tgid, f)
+            except OSError:
+                pass
+            except Exception:
+                log.exception("closing %r", f)
 
     def alloc_pid(self) -> int:
         pid = self._next_pid
@@ -257,7 +305,7 @@ class Kernel:
         key = id(t.fdtable)
         self._fd_users[key] = self._fd_users.get(key, 1) - 1
         last = self._fd_users[key] <= 0
-        await self._exit_cleanup(t.mm, t.fdtable if last else None)
+        await self._exit_cleanup(t.mm, t.fdtable if last else None, t.tgid)
         self._exited(leader, leader.exit_status)
 
     async def _clear_child_tid(self, t: Task) -> None:
@@ -266,11 +314,9 @@ class Kernel:
             return
         try:
             t.mem_write(t.clear_child_tid, b"\0\0\0\0")
-            from sentry.syscalls import sys_futex
-
-            sys_futex._wake((t.tgid, t.clear_child_tid), 1)
-        except (OSError, ImportError, AttributeError):
-            pass
+        except OSError:
+            return
+        self.futexes.wake((t.tgid, t.clear_child_tid), 1)
 
     def _exited(self, t: Task, status: int) -> None:
         """Make `t` a zombie for its parent (SIGCHLD). Its children go to the nearest
@@ -364,27 +410,23 @@ class Kernel:
         for old in sorted(old_stubs, key=lambda s: s is old_leader.stubs[0]):
             old.kill()  # the old process (every thread), leader last
         await old_mm.release()
-        if t.fdtable is not None and hasattr(t.fdtable, "close_on_exec"):
-            for fdesc in t.fdtable.close_on_exec():
-                await fdesc.dec_ref()
+        if t.fdtable is not None:
+            await self.close_files(t.tgid, t.fdtable.close_on_exec())
         self._start_regs(t, loaded)
         signals.on_exec(t)
         t.vfork_done.set()
 
-    async def _exit_cleanup(self, mm: MemoryManager | None, fdtable: Any) -> None:
-        """What exit does after the threads are gone: write back shared mappings, close
-        every fd (so pipe readers see EOF)."""
+    async def _exit_cleanup(self, mm: MemoryManager | None, fdtable: Any,
+                            tgid: int = 0) -> None:
+        """What exit does after process `tgid`'s threads are gone: write back shared
+        mappings, close every fd (so pipe readers see EOF, and its locks go)."""
         if mm is not None:
             try:
                 await mm.release()
             except Exception:
                 log.exception("releasing the address space")
-        if fdtable is not None and hasattr(fdtable, "close_all"):
-            for fdesc in fdtable.close_all():
-                try:
-                    await fdesc.dec_ref()
-                except Exception:
-                    log.exception("closing %r at exit", fdesc)
+        if fdtable is not None:
+            await self.close_files(tgid, fdtable.close_all())
 
     async def _serve(self, t: Task) -> int:
         """The hot loop: wait for a stop, dispatch the syscall, write rax, resume.
@@ -402,7 +444,6 @@ class Kernel:
         fast_nrs = frozenset(nr for nr in _PER_TASK_VALUE
                              if table.get(nr) is TABLE.get(nr) is not None
                              and not table[nr].is_async and hot_run is not None)
-        queued = signals.STATS
         # module globals as locals: this loop runs once per application syscall
         get, unpack, stop_status, mask64, parked = table.get, _SYSCALL_REGS, \
             SYSCALL_STOP_STATUS, _MASK64, _Parked
@@ -465,7 +506,7 @@ class Kernel:
                 res = -e.errno
             except Exception as e:  # a Sentry bug: never crash, end the sandbox
                 return self._internal_error(entry, e)
-            if queued["queued"]:  # a signal to deliver on the way back to user mode
+            if self.signals_queued:  # a signal to deliver on the way back to user mode
                 res = signals.on_return(t, res)
                 fast = -1
             if t.leader._killed_by:

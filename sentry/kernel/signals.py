@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from sentry.platform import libc
+from vfs.abi import POLLIN, POLLRDNORM
+from vfs.file import WaitQueue
 
 from . import jobctl
 
@@ -56,11 +58,6 @@ _FRAME_SIZE = 8 + 304 + 128  # pretcode, ucontext, siginfo
 PTRACE_GETFPREGS, PTRACE_SETFPREGS = 14, 15
 _syscall = ctypes.CDLL(None, use_errno=True).syscall
 _syscall.restype = ctypes.c_long
-#: Signals queued anywhere and not yet taken: the run loop's cheap test.
-STATS = {"queued": 0}
-#: Callbacks `fn(target)` run after a signal is queued for `target`'s thread or process:
-#: how signalfd learns that it may have become readable (sentry/syscalls/sys_signalfd.py).
-QUEUED_HOOKS: list = []
 
 
 @dataclass
@@ -72,6 +69,9 @@ class SigHand:
     alarm: trio.CancelScope | None = None
     alarm_deadline: float = 0.0
     alarm_interval: float = 0.0
+    #: Where the process's signalfd readers and pollers wait (Linux's signalfd_wqh):
+    #: notified whenever a signal is queued for the process or one of its threads.
+    readers: WaitQueue | None = None
 
 
 @dataclass
@@ -135,12 +135,12 @@ def siginfo(sig: int, code: int = SI_USER, pid: int = 0, uid: int = 0, *,
 # sending -----------------------------------------------------------------------------------
 
 
-def _enqueue(pending: dict[int, list[bytes]], sig: int, info: bytes) -> bool:
+def _enqueue(t: Task, pending: dict[int, list[bytes]], sig: int, info: bytes) -> bool:
     q = pending.setdefault(sig, [])
     if sig < 32 and q:
         return False  # a standard signal is pending at most once
     q.append(info)
-    STATS["queued"] += 1
+    t.kernel.signals_queued += 1
     return True
 
 
@@ -181,11 +181,11 @@ def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
             k.end_process(target.leader, sig)
         return
     if thread:
-        if _enqueue(s.pending, sig, info):
+        if _enqueue(target, s.pending, sig, info):
             _queued(target)
         wake(sender, target, sig)
         return
-    if _enqueue(hand(target).pending, sig, info):
+    if _enqueue(target, hand(target).pending, sig, info):
         _queued(target)
     threads = [target] + [th for th in target.leader.threads if th is not target]
     for th in threads:
@@ -195,8 +195,19 @@ def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
 
 
 def _queued(target: Task) -> None:
-    for fn in QUEUED_HOOKS:
-        fn(target)
+    """A signal was queued for `target`: wake its process's signalfd readers and pollers
+    (they look again at their own pending sets)."""
+    q = hand(target).readers
+    if q is not None:
+        q.notify(POLLIN | POLLRDNORM)
+
+
+def readers(t: Task) -> WaitQueue:
+    """The wait queue of `t`'s process's signalfd readers (created on first use)."""
+    h = hand(t)
+    if h.readers is None:
+        h.readers = WaitQueue()
+    return h.readers
 
 
 def wake(sender: Task | None, t: Task, sig: int) -> None:
@@ -227,7 +238,7 @@ def should_interrupt(t: Task) -> bool:
     """For a syscall about to sleep: is a signal already waiting to be delivered, or is
     the process stopping (then a call that restarts is cut short and restarted once
     continued; any other sleeps on and counts as stopped)?"""
-    if not STATS["queued"]:
+    if not t.kernel.signals_queued:
         return False
     if jobctl.stopped(t):
         if t.stub.regs.orig_rax in _RESTARTABLE:
@@ -258,7 +269,7 @@ def _take(t: Task) -> tuple[int, bytes] | None:
             info = pend[sig].pop(0)
             if not pend[sig]:
                 del pend[sig]
-            STATS["queued"] -= 1
+            t.kernel.signals_queued -= 1
             return sig, info
     return None
 
@@ -517,7 +528,7 @@ def force(t: Task, sig: int, info: bytes) -> None:
     if s.mask & bit(sig) or h == SIG_IGN:
         hand(t).actions.pop(sig, None)
         s.mask &= ~bit(sig)
-    _enqueue(s.pending, sig, info)
+    _enqueue(t, s.pending, sig, info)
 
 
 def on_host_signal(t: Task, sig: int) -> int:
@@ -584,7 +595,7 @@ def process_exited(parent: Task | None, child: Task, status: int) -> None:
     back to zero) and send SIGCHLD to its parent (CLD_EXITED / CLD_KILLED / CLD_DUMPED)."""
     pends = [ts(th).pending for th in child.leader.threads | {child}]
     for pend in [hand(child).pending, *pends]:
-        STATS["queued"] -= sum(len(q) for q in pend.values())
+        child.kernel.signals_queued -= sum(len(q) for q in pend.values())
         pend.clear()
     jobctl.exited(child.leader)
     uid = child.creds.uid if child.creds is not None else 0

@@ -14,6 +14,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
+from sentry.kernel import file_locks
 from vfs.abi import (
     AT_FDCWD,
     O_APPEND,
@@ -28,7 +29,6 @@ from vfs.abi import (
 )
 from vfs.file import MAX_RW
 
-from . import file_locks
 from .table import Level, syscall
 
 if TYPE_CHECKING:
@@ -69,31 +69,6 @@ def dirfd_of(t: Task, dirfd: int) -> Any:
     """The starting directory of an *at call: None for AT_FDCWD, else the open file."""
     dirfd = i32(dirfd)
     return None if dirfd == AT_FDCWD else t.fdtable.get(dirfd)
-
-
-async def close_file(t: Task, fdesc: Any) -> None:
-    """Drop one fd's reference to `fdesc` (close(2), dup2 over an fd, exec, exit).
-
-    Why a helper: closing any fd of a file releases the process's POSIX record locks on it,
-    and the last reference releases OFD and flock locks; every path that empties an fd slot
-    must do the same, so the kernel's exit path should call this too.
-    """
-    file_locks.on_close(t, fdesc)
-    try:
-        await fdesc.flush()
-    finally:
-        await fdesc.dec_ref()
-        if fdesc.refs <= 0:
-            file_locks.on_release(fdesc)
-
-
-async def close_files(t: Task, files: list[Any]) -> None:
-    """close_file for each of `files` (what FDTable.close_all/close_on_exec returned)."""
-    for f in files:
-        try:
-            await close_file(t, f)
-        except OSError:
-            pass
 
 
 # -- read and write ------------------------------------------------------------------------
@@ -340,7 +315,7 @@ async def sys_creat(t: Task, path: int, mode: int, *_: int) -> int:
 async def sys_close(t: Task, fd: int, *_: int) -> int:
     """Implements Linux syscall close(2)."""
     f = t.fdtable.remove(i32(fd))
-    await close_file(t, f)
+    await t.kernel.close_file(t.tgid, f)
     return 0
 
 
@@ -355,7 +330,7 @@ async def sys_close_range(t: Task, first: int, last: int, flags: int, *_: int) -
     if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or first > last:
         raise SyscallError(errno.EINVAL)
     removed = t.fdtable.close_range(first, last, cloexec_only=bool(flags & CLOSE_RANGE_CLOEXEC))
-    await close_files(t, removed)
+    await t.kernel.close_files(t.tgid, removed)
     return 0
 
 
@@ -371,7 +346,7 @@ def sys_dup(t: Task, fd: int, *_: int) -> int:
 async def _dup3(t: Task, oldfd: int, newfd: int, cloexec: bool) -> int:
     old = t.fdtable.dup_to(oldfd, newfd, cloexec=cloexec)
     if old is not None:
-        await close_file(t, old)
+        await t.kernel.close_file(t.tgid, old)
     return newfd
 
 
@@ -445,11 +420,11 @@ async def _fcntl_lock(t: Task, f: Any, cmd: int, arg: int) -> int:
     if ltype not in (F_RDLCK, F_WRLCK, F_UNLCK):
         raise SyscallError(errno.EINVAL)
     lo, hi = await file_locks.byte_range(f, whence, start, length)
-    owner: Any = f if ofd else file_locks.posix_owner(t)
+    owner: Any = f if ofd else file_locks.posix_owner(t.tgid)
     if cmd in (F_GETLK, F_OFD_GETLK):
         if ltype == F_UNLCK:
             raise SyscallError(errno.EINVAL)
-        found = file_locks.test(f, owner, ltype, lo, hi)
+        found = t.kernel.file_locks.test(f, owner, ltype, lo, hi)
         if found is None:
             t.mem_write(arg, FLOCK.pack(F_UNLCK, whence, start, length, pid))
         else:
@@ -459,7 +434,7 @@ async def _fcntl_lock(t: Task, f: Any, cmd: int, arg: int) -> int:
     if ltype == F_RDLCK and not f.readable or ltype == F_WRLCK and not f.writable:
         raise SyscallError(errno.EBADF)
     wait = cmd in (F_SETLKW, F_OFD_SETLKW)
-    await file_locks.set_record(f, owner, -1 if ofd else t.tgid, ltype, lo, hi, wait=wait)
+    await t.kernel.file_locks.set_record(f, owner, -1 if ofd else t.tgid, ltype, lo, hi, wait=wait)
     return 0
 
 
@@ -467,7 +442,7 @@ async def _fcntl_lock(t: Task, f: Any, cmd: int, arg: int) -> int:
 async def sys_flock(t: Task, fd: int, operation: int, *_: int) -> int:
     """Implements Linux syscall flock(2): whole-file locks owned by the open description."""
     f = t.fdtable.get(i32(fd))
-    await file_locks.flock(f, i32(operation))
+    await t.kernel.file_locks.flock(f, i32(operation))
     return 0
 
 

@@ -1,22 +1,21 @@
-"""futex(2): wait queues keyed by a user address.
+"""futex(2): decode the operation, read and change the futex words; the wait queues are
+the kernel's (`sentry/kernel/futex.py`, `t.kernel.futexes`).
 
-Why here and now: glibc calls futex even in single-threaded programs (FUTEX_WAKE after a
+Why even for single-threaded programs: glibc calls futex there too (FUTEX_WAKE after a
 `pthread_once`-style initialisation in iconv/locale code), and aborts with "The futex
-facility returned an unexpected error code" on ENOSYS, so dynamic programs need it before
-threads exist. Waiters are kept per (thread group, address) in trio Events, so the same
-code serves threads once the kernel runs them; a wait never blocks the Sentry.
+facility returned an unexpected error code" on ENOSYS.
 """
 
 from __future__ import annotations
 
 import errno
 import struct
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import trio
 
 from sentry.errors import SyscallError
+from sentry.kernel.futex import BITSET_MATCH_ANY as FUTEX_BITSET_MATCH_ANY
 
 from .table import Level, syscall
 
@@ -26,18 +25,7 @@ if TYPE_CHECKING:
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
 FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 9, 10
 FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
-FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
 TIMESPEC = struct.Struct("<qq")
-
-
-@dataclass(slots=True)
-class _Waiter:
-    bitset: int
-    event: trio.Event = field(default_factory=trio.Event)
-
-
-#: (tgid, address) -> waiters in FIFO order. Module-level: keys carry the thread group.
-_QUEUES: dict[tuple[int, int], list[_Waiter]] = {}
 
 
 def _load(t: Task, addr: int) -> int:
@@ -46,44 +34,10 @@ def _load(t: Task, addr: int) -> int:
     return struct.unpack("<I", t.mem_read(addr, 4))[0]
 
 
-def _wake(key: tuple[int, int], n: int, bitset: int = FUTEX_BITSET_MATCH_ANY) -> int:
-    q = _QUEUES.get(key)
-    woken = 0
-    if not q:
-        return 0
-    for w in list(q):
-        if woken >= n:
-            break
-        if w.bitset & bitset:
-            q.remove(w)
-            w.event.set()
-            woken += 1
-    if not q:
-        del _QUEUES[key]
-    return woken
-
-
 async def _wait(t: Task, addr: int, val: int, deadline: float | None, bitset: int) -> int:
     if _load(t, addr) != val & 0xFFFFFFFF:
         raise SyscallError(errno.EAGAIN)
-    key = (t.tgid, addr)
-    w = _Waiter(bitset)
-    _QUEUES.setdefault(key, []).append(w)
-    try:
-        if deadline is None:
-            await w.event.wait()
-        else:
-            with trio.move_on_at(deadline):
-                await w.event.wait()
-            if not w.event.is_set():
-                raise SyscallError(errno.ETIMEDOUT)
-    finally:
-        q = _QUEUES.get(key)
-        if q is not None and w in q:
-            q.remove(w)
-            if not q:
-                del _QUEUES[key]
-    return 0
+    return await t.kernel.futexes.wait((t.tgid, addr), deadline, bitset)
 
 
 def _deadline(t: Task, addr: int, *, absolute: bool, realtime: bool) -> float | None:
@@ -157,6 +111,7 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
     val &= 0xFFFFFFFF
     if realtime and cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
         raise SyscallError(errno.ENOSYS)
+    futexes = t.kernel.futexes
     key = (t.tgid, uaddr)
     if cmd == FUTEX_WAIT:
         return await _wait(t, uaddr, val, _deadline(t, timeout, absolute=False,
@@ -169,30 +124,24 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
     if cmd == FUTEX_WAKE:
         if uaddr & 3:
             raise SyscallError(errno.EINVAL)
-        return _wake(key, min(val, 0x7FFFFFFF))
+        return futexes.wake(key, min(val, 0x7FFFFFFF))
     if cmd == FUTEX_WAKE_BITSET:
         if not val3 & 0xFFFFFFFF:
             raise SyscallError(errno.EINVAL)
-        return _wake(key, min(val, 0x7FFFFFFF), val3 & 0xFFFFFFFF)
+        return futexes.wake(key, min(val, 0x7FFFFFFF), val3 & 0xFFFFFFFF)
     if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
         if cmd == FUTEX_CMP_REQUEUE and _load(t, uaddr) != val3 & 0xFFFFFFFF:
             raise SyscallError(errno.EAGAIN)
-        woken = _wake(key, min(val, 0x7FFFFFFF))
+        woken = futexes.wake(key, min(val, 0x7FFFFFFF))
         limit = timeout & 0x7FFFFFFF  # val2 travels in the timeout argument
-        moved = 0
-        q = _QUEUES.get(key, [])
-        while q and moved < limit:
-            _QUEUES.setdefault((t.tgid, uaddr2), []).append(q.pop(0))
-            moved += 1
-        if not q:
-            _QUEUES.pop(key, None)
+        moved = futexes.requeue(key, (t.tgid, uaddr2), limit)
         return woken + (moved if cmd == FUTEX_CMP_REQUEUE else 0)
     if cmd == FUTEX_WAKE_OP:
         if uaddr & 3:
             raise SyscallError(errno.EINVAL)
         hit = _wake_op(t, uaddr2, val3 & 0xFFFFFFFF)
-        woken = _wake(key, min(val, 0x7FFFFFFF))
+        woken = futexes.wake(key, min(val, 0x7FFFFFFF))
         if hit:
-            woken += _wake((t.tgid, uaddr2), timeout & 0x7FFFFFFF)
+            woken += futexes.wake((t.tgid, uaddr2), timeout & 0x7FFFFFFF)
         return woken
     raise SyscallError(errno.ENOSYS)

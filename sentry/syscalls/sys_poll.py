@@ -29,7 +29,7 @@ import math
 import os
 import select
 import struct
-import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -51,7 +51,6 @@ from vfs.abi import (
     Stat,
 )
 from vfs.file import FileDescription
-from vfs.filesystem import alloc_anon_dev
 from vfs.fs.host import HostFD
 
 from .table import Level, syscall
@@ -340,18 +339,6 @@ _EXCLUSIVE_OK = POLLIN | POLLOUT | POLLERR | POLLHUP | EPOLLWAKEUP | EPOLLET | E
 _S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
 
 
-#: The one inode Linux's anon_inode_getfile gives every epoll and signalfd file: mode 0600
-#: and no file type, on the anon_inodefs device, made at boot.
-_ANON_DEV = alloc_anon_dev()
-_ANON_TIME_NS = time.time_ns()
-
-
-def anon_inode_stat() -> Stat:
-    """What fstat says of an epoll or signalfd file."""
-    t = _ANON_TIME_NS
-    return Stat(mode=0o600, ino=1, dev=_ANON_DEV, nlink=1, atime_ns=t, mtime_ns=t, ctime_ns=t)
-
-
 class _Item:
     """One registration: the file, its events (0xFFFF bits 0: disarmed by EPOLLONESHOT),
     the user's data, and `ready`: whether it is on Linux's ready list (set by its file's
@@ -404,8 +391,9 @@ class EpollFD(FileDescription):
     (or in poll) hears its edges.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, anon_stat: Callable[[], Stat]) -> None:
         super().__init__(None, O_RDONLY)
+        self._anon_stat = anon_stat  # the kernel's one anonymous inode (fstat)
         #: (fd, id(file)) -> _Item
         self.items: dict[tuple[int, int], _Item] = {}
         self._edge = trio.Event()
@@ -419,7 +407,7 @@ class EpollFD(FileDescription):
         return all(notifies(it.file) for it in self.items.values())
 
     async def stat(self) -> Stat:
-        return anon_inode_stat()
+        return self._anon_stat()
 
     # -- the interest list ------------------------------------------------------------------
 
@@ -683,7 +671,7 @@ def _epoll(t: Task, fd: int) -> EpollFD:
 def _new_epoll(t: Task, flags: int) -> int:
     if flags & ~EPOLL_CLOEXEC:
         raise SyscallError(errno.EINVAL)
-    return t.fdtable.install(EpollFD(), cloexec=bool(flags & EPOLL_CLOEXEC))
+    return t.fdtable.install(EpollFD(t.kernel.anon_inode_stat), cloexec=bool(flags & EPOLL_CLOEXEC))
 
 
 @syscall("epoll_create")

@@ -64,7 +64,7 @@ def sys_rt_sigaction(t: Task, sig: int, act: int, oact: int, size: int, *_: int)
         if S.ignored(t, sig):  # setting SIG_IGN discards what is pending (POSIX)
             for pend in [S.hand(t).pending] + [S.ts(th).pending for th in t.leader.threads]:
                 n = len(pend.pop(sig, []))
-                S.STATS["queued"] -= n
+                t.kernel.signals_queued -= n
     return 0
 
 
@@ -197,7 +197,7 @@ def _take_from(t: Task, want: int) -> tuple[int, bytes] | None:
             si = pend[sig].pop(0)
             if not pend[sig]:
                 del pend[sig]
-            S.STATS["queued"] -= 1
+            t.kernel.signals_queued -= 1
             return sig, si
     return None
 

@@ -9,8 +9,8 @@ enough to be read, as on Linux; an unblocked one is delivered (or kills) first.
 
 Readiness (poll, select, epoll) is likewise the polling thread's: POLLIN while a signal in
 the mask is pending for it. A blocking read, and any poll on the file, waits on a
-per-process wait queue that `signals.QUEUED_HOOKS` notifies whenever a signal is queued
-for a thread or the process (Linux's `sighand->signalfd_wqh`); `waitq` answers that queue
+per-process wait queue (`SigHand.readers`, Linux's `sighand->signalfd_wqh`) that
+`signals` notifies whenever a signal is queued for a thread or the process; `waitq` answers that queue
 for the current task, so an EPOLLET registration hears about new signals too.
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import errno
 import struct
-import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -29,7 +29,6 @@ from vfs.abi import O_NONBLOCK, O_RDWR, POLLIN, POLLRDNORM, Stat
 from vfs.errors import error
 from vfs.file import FileDescription, WaitQueue
 
-from .sys_poll import anon_inode_stat
 from .sys_signal import _take_from
 from .table import syscall
 
@@ -48,28 +47,6 @@ SI_USER, SI_KERNEL, SI_TIMER, SI_SIGIO = 0, 0x80, -2, -5
 _CODE_LIMITS = {4: ("fault", 11), 5: ("fault", 6), 7: ("fault", 5), 8: ("fault", 15),
                 11: ("fault", 10), 17: ("chld", 6), 29: ("poll", 6), 31: ("sys", 2)}
 _NSIGPOLL = 6
-
-#: leader Task -> the wait queue its process's signalfds (and pollers of them) wait on.
-_QUEUES: weakref.WeakKeyDictionary[Any, WaitQueue] = weakref.WeakKeyDictionary()
-
-
-def _queue(t: Task) -> WaitQueue:
-    q = _QUEUES.get(t.leader)
-    if q is None:
-        q = _QUEUES[t.leader] = WaitQueue()
-    return q
-
-
-def _on_queued(target: Task) -> None:
-    """signals.QUEUED_HOOKS: a signal was queued for `target`; wake its process's
-    signalfd readers and pollers (they look again at their own pending sets)."""
-    q = _QUEUES.get(target.leader)
-    if q is not None:
-        q.notify(POLLIN | POLLRDNORM)
-
-
-S.QUEUED_HOOKS.append(_on_queued)
-
 
 def _current() -> Task | None:
     from sentry.kernel.kernel import CURRENT_TASK
@@ -124,18 +101,19 @@ def signalfd_siginfo(info: bytes) -> bytes:
 class SignalFD(FileDescription):
     """A signalfd: reads dequeue the reader's pending signals that are in `mask`."""
 
-    def __init__(self, mask: int, flags: int) -> None:
+    def __init__(self, mask: int, flags: int, anon_stat: Callable[[], Stat]) -> None:
         super().__init__(None, O_RDWR | (flags & O_NONBLOCK))
         self.mask = mask
+        self._anon_stat = anon_stat
 
     @property
     def waitq(self) -> WaitQueue:  # type: ignore[override]
         """The current task's process queue (Linux's poll_wait on current's sighand)."""
         t = _current()
-        return _queue(t) if t is not None else super().waitq
+        return S.readers(t) if t is not None else super().waitq
 
     async def stat(self) -> Stat:
-        return anon_inode_stat()
+        return self._anon_stat()
 
     def _pending(self, t: Task) -> int:
         return S.pending_set(t) & self.mask
@@ -150,7 +128,7 @@ class SignalFD(FileDescription):
         t = _current()
         if t is None:
             await trio.sleep_forever()
-        return await _queue(t).wait_for(lambda: self.readiness(mask))  # type: ignore[arg-type]
+        return await S.readers(t).wait_for(lambda: self.readiness(mask))  # type: ignore[arg-type]
 
     async def do_read(self, n: int) -> bytes:
         count = n // SIGINFO_SIZE
@@ -186,12 +164,12 @@ def _signalfd(t: Task, ufd: int, addr: int, size: int, flags: int) -> int:
     ufd &= 0xFFFFFFFF
     ufd = ufd - (1 << 32) if ufd & 0x80000000 else ufd
     if ufd == -1:
-        return t.fdtable.install(SignalFD(mask, flags), cloexec=bool(flags & SFD_CLOEXEC))
+        return t.fdtable.install(SignalFD(mask, flags, t.kernel.anon_inode_stat), cloexec=bool(flags & SFD_CLOEXEC))
     f = t.fdtable.get(ufd)
     if not isinstance(f, SignalFD):
         raise SyscallError(errno.EINVAL)
     f.mask = mask
-    _queue(t).notify(POLLIN | POLLRDNORM)  # a waiter may now have something to read
+    S.readers(t).notify(POLLIN | POLLRDNORM)  # a waiter may now have something to read
     return ufd
 
 

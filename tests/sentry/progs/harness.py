@@ -168,7 +168,6 @@ class Session:
         from sentry.kernel import Kernel
         from sentry.kernel.fdtable import FDTable
         from sentry.loader import HostFiles
-        from sentry.syscalls.sys_file import close_files
         from vfs.fs.host import HostFD
 
         await self.vfs.chdir(self.ctx, self.creds, None, cwd.encode())
@@ -191,7 +190,7 @@ class Session:
                                           [e.encode() for e in (env or ["PATH=/bin"])], fdt,
                                           self.ctx, self.creds)
             finally:
-                await close_files(_Exited(), fdt.close_all())
+                await kernel.close_files(1, fdt.close_all())
             out.seek(0)
             err.seek(0)
             return Result(status, out.read(), err.read(), list(kernel.events))
@@ -202,7 +201,3 @@ async def sentry_run(argv: list[str], *, dirs: tuple[str, ...] = ("/tmp",), cwd:
     """Run one static program in a fresh Session (see `Session.run`)."""
     s = await Session.start(dirs=dirs)
     return await s.run(argv, cwd=cwd, env=env, strace=strace)
-
-
-class _Exited:
-    tgid = 1

@@ -1,0 +1,87 @@
+"""Futex wait queues: one kernel's waiters, keyed by (thread group, user address).
+
+Why in the kernel rather than in the futex handler: the kernel itself wakes futexes
+(CLONE_CHILD_CLEARTID at a thread's exit: pthread_join), and each sandbox's queues are its
+own (every sandbox's first process is pid 1, so two sandboxes' keys would collide). Waiters
+are trio Events, so a wait never blocks the Sentry. Keys carry the thread group: only
+process-private futexes are shared, which is what threads of one process use.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+
+import trio
+
+from sentry.errors import SyscallError
+
+#: A futex's identity: (tgid, address).
+Key = tuple[int, int]
+BITSET_MATCH_ANY = 0xFFFFFFFF
+
+
+@dataclass(slots=True)
+class _Waiter:
+    bitset: int
+    event: trio.Event = field(default_factory=trio.Event)
+
+
+class Futexes:
+    """The wait queues of one kernel (`Kernel.futexes`), each in FIFO order."""
+
+    def __init__(self) -> None:
+        self._queues: dict[Key, list[_Waiter]] = {}
+
+    def __len__(self) -> int:
+        """How many addresses have waiters now."""
+        return len(self._queues)
+
+    def wake(self, key: Key, n: int, bitset: int = BITSET_MATCH_ANY) -> int:
+        """Wake up to `n` waiters of `key` whose bitset meets `bitset`; return how many."""
+        q = self._queues.get(key)
+        woken = 0
+        if not q:
+            return 0
+        for w in list(q):
+            if woken >= n:
+                break
+            if w.bitset & bitset:
+                q.remove(w)
+                w.event.set()
+                woken += 1
+        if not q:
+            del self._queues[key]
+        return woken
+
+    async def wait(self, key: Key, deadline: float | None, bitset: int) -> int:
+        """Sleep on `key` until woken (0) or the trio `deadline` passes (ETIMEDOUT). The
+        caller has just compared the futex word: nothing may await in between."""
+        w = _Waiter(bitset)
+        self._queues.setdefault(key, []).append(w)
+        try:
+            if deadline is None:
+                await w.event.wait()
+            else:
+                with trio.move_on_at(deadline):
+                    await w.event.wait()
+                if not w.event.is_set():
+                    raise SyscallError(errno.ETIMEDOUT)
+        finally:
+            q = self._queues.get(key)
+            if q is not None and w in q:
+                q.remove(w)
+                if not q:
+                    del self._queues[key]
+        return 0
+
+    def requeue(self, key: Key, to: Key, limit: int) -> int:
+        """Move up to `limit` waiters of `key` to the end of `to`'s queue; return how many."""
+        q = self._queues.get(key, [])
+        moved = 0
+        while q and moved < limit:
+            self._queues.setdefault(to, []).append(q.pop(0))
+            moved += 1
+        if not q:
+            self._queues.pop(key, None)
+        return moved
