@@ -125,6 +125,7 @@ def build(tmp: Path, name: str, src: str, *flags: str) -> str:
 
 async def in_runpsc(prog: str, mode: str, n: int, data: bytes) -> float:
     """Run the benchmark program in a Sentry whose root is a tmpfs holding it and a file."""
+    import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
     from sentry.kernel import Kernel
     from sentry.kernel.fdtable import FDTable
     from vfs import Credentials, Tmpfs, VirtualFilesystem

@@ -28,7 +28,7 @@ def help_group() -> None:
 def help_syscalls(levels: tuple[str, ...], show_all: bool) -> None:
     """The syscall table: what the Sentry serves, how completely, and notes."""
     import sentry.syscalls  # noqa: F401  (registers every family)
-    from sentry.syscalls.table import TABLE, name_of
+    from sentry.kernel.table import TABLE, name_of
 
     wanted = set(levels) or (set(LEVELS) if show_all else set(LEVELS) - {"unimplemented"})
     rows = []

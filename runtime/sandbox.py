@@ -369,6 +369,7 @@ class Sandbox:
     async def _run(self) -> int:
         import trio
 
+        import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
         from sentry.kernel import Kernel
         from sentry.kernel.fdtable import FDTable
         from sentry.kernel.procview import ProcView
@@ -388,8 +389,8 @@ class Sandbox:
                 fdtable.install(HostFD(fd))
             table = None
             if cfg.strace:
+                from sentry.kernel.table import TABLE
                 from sentry.strace import Strace, traced_table
-                from sentry.syscalls.table import TABLE
 
                 out = self.events_to
 

@@ -25,7 +25,7 @@ def _rows() -> list[tuple[int, str, str, str]]:
     """(number, name, level, note) for every x86_64 syscall, registered or not."""
     sys.path.insert(0, str(ROOT))
     import sentry.syscalls  # noqa: F401  (registers every family)
-    from sentry.syscalls.table import TABLE, name_of
+    from sentry.kernel.table import TABLE, name_of
 
     rows = []
     for nr in range(LAST_NR + 1):

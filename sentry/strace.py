@@ -27,7 +27,7 @@ from typing import Any
 from ptrace.syscall.prototypes import SYSCALL_PROTOTYPES
 
 from sentry.errors import SyscallError
-from sentry.syscalls.table import Entry, Level, name_of
+from sentry.kernel.table import Entry, Level, name_of
 
 __all__ = [
     "Strace",

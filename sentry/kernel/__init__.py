@@ -1,20 +1,11 @@
 """The Sentry's kernel objects: the Kernel that runs programs, and Tasks.
 
-`Kernel` is imported lazily: syscall handler modules import `Task`/`TaskExit` from here,
-and the Kernel itself imports the loader and memory manager, which import the table.
+The syscall handlers (`sentry.syscalls`) sit above this package and register in its
+table (`table.py`); nothing here imports them.
 """
 
-from typing import Any
-
 from .exit import TaskExit
+from .kernel import Kernel
 from .task import Task
 
 __all__ = ["Kernel", "Task", "TaskExit"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Kernel":
-        from .kernel import Kernel
-
-        return Kernel
-    raise AttributeError(name)

@@ -20,6 +20,10 @@ pending SIGCONT. SIGKILL and fatal signals end a stopped process at once (signal
 The state is per process (`JobState` on the thread-group leader, created lazily);
 `Kernel.signals_queued` counts each process in a group stop, so the run loop calls
 `signals.on_return` after every syscall while one exists.
+
+This module keeps the books and never sends a signal: what a stop or a continue sends
+(CLD_STOPPED once a stop completes, `continue_group`, SIGHUP and SIGCONT to a newly
+orphaned group) is in `signals`, which uses this module; both use `sigstate`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import signals
+from . import sigstate
+from .current import CURRENT_TASK
 
 if TYPE_CHECKING:
     from .task import Task
@@ -49,6 +54,7 @@ class GroupStop:
     waiting: set[Task] = field(default_factory=set)
     parked: set[Task] = field(default_factory=set)
     complete: bool = False
+    announced: bool = False  # the parent was told (signals.announce_stop)
 
 
 @dataclass
@@ -100,14 +106,14 @@ def begin_stop(t: Task, sig: int) -> bool:
         if th is t:
             st.waiting.add(th)  # parks on its way back to user mode
         elif th._sleeps:
-            if th.stub.regs.orig_rax in signals.RESTARTABLE:
+            if th.stub.regs.orig_rax in sigstate.RESTARTABLE:
                 st.waiting.add(th)  # cut short; restarted once continued
-                signals.ts(th).interrupted = True
+                sigstate.ts(th).interrupted = True
                 th.interrupt()
             # else: asleep in a call that is not restarted, stopped already
         else:
             st.waiting.add(th)
-            signals.kick(th)
+            sigstate.kick(th)
     _check_complete(leader)
     return True
 
@@ -143,11 +149,24 @@ def thread_gone(t: Task) -> None:
 
 
 def _check_complete(leader: Task) -> None:
+    """Every thread is parked or asleep: the stop is complete (signals.announce_stop then
+    tells the parent)."""
     st = job(leader).stop
     if st is None or st.complete or st.waiting:
         return
     st.complete = True
-    notify_parent(leader, CLD_STOPPED, st.sig)
+
+
+def end_stop(leader: Task) -> GroupStop | None:
+    """SIGCONT was sent: the group stop (if any) is over; return it, so that the caller
+    resumes its parked threads and tells the parent."""
+    j = leader.__dict__.get("_job")
+    if j is None or j.stop is None:
+        return None
+    st, j.stop = j.stop, None
+    leader.kernel.signals_queued -= 1
+    j.stopped_code, j.continued = 0, True
+    return st
 
 
 # continuing ---------------------------------------------------------------------------------
@@ -164,68 +183,10 @@ def prepare(target: Task, sig: int) -> None:
 
 
 def _flush(leader: Task, bits: int) -> None:
-    pends = [signals.hand(leader).pending] + [signals.ts(th).pending for th in leader.threads]
+    pends = [sigstate.hand(leader).pending] + [sigstate.ts(th).pending for th in leader.threads]
     for pend in pends:
         for s in [s for s in pend if bits >> (s - 1) & 1]:
             leader.kernel.signals_queued -= len(pend.pop(s))
-
-
-def continue_group(leader: Task) -> None:
-    """SIGCONT was sent (and queued if handled): end the group stop. Each parked thread
-    first takes what is pending for it, as Linux's get_signal does right after the stop,
-    so a handler (SIGCONT's own included) runs before any other instruction; then it is
-    resumed."""
-    j = leader.__dict__.get("_job")
-    if j is None or j.stop is None:
-        return
-    st, j.stop = j.stop, None
-    leader.kernel.signals_queued -= 1
-    j.stopped_code, j.continued = 0, True
-    for th in sorted(st.parked, key=lambda th: th.tid):
-        regs = th.stub.regs
-        rax, _ = signals.deliver_parked(th, regs.rax)
-        if th.killed_by:  # a fatal signal came during the stop: it ends the process now
-            leader.kernel.end_process(leader, th.killed_by)
-            break
-        regs.rax = rax
-        try:
-            th.stub.resume()
-        except OSError:
-            pass  # the thread is gone (killed from outside); its task sees it
-    wake_pending(leader)
-    # A stop that had not completed counts as finished and continued; SIGCHLD does not
-    # queue, so the parent hears only CLD_STOPPED (with status 0), as on Linux.
-    if st.complete:
-        notify_parent(leader, CLD_CONTINUED, SIGCONT)
-    else:
-        notify_parent(leader, CLD_STOPPED, 0)
-
-
-def wake_pending(leader: Task) -> None:
-    """After a stop: make threads notice the signals queued meanwhile (one thread per
-    process-wide signal, as send does)."""
-    threads = sorted(leader.threads, key=lambda th: th.tid)
-    for th in threads:
-        s = th.__dict__.get("_sig")
-        if s is not None and any(not s.mask & signals.bit(sig) for sig in s.pending):
-            signals.wake(None, th, 0)
-    for sig in list(signals.hand(leader).pending):
-        for th in threads:
-            if not signals.ts(th).mask & signals.bit(sig):
-                signals.wake(None, th, sig)
-                break
-
-
-def notify_parent(leader: Task, why: int, status: int) -> None:
-    """do_notify_parent_cldstop: SIGCHLD with CLD_STOPPED/CLD_CONTINUED to the parent
-    (unless its SIGCHLD action has SA_NOCLDSTOP), and wake its wait."""
-    k = leader.kernel
-    parent = k.procs.get(leader.ppid)
-    if parent is not None and not signals.action(parent, SIGCHLD)[1] & SA_NOCLDSTOP:
-        uid = leader.creds.uid if leader.creds is not None else 0
-        signals.send(None, parent, SIGCHLD,
-                     signals.siginfo(SIGCHLD, why, leader.tgid, uid, status=status))
-    k.notify_children_changed()
 
 
 def exited(leader: Task) -> None:
@@ -281,30 +242,11 @@ def has_stopped_jobs(kernel: object, pgid: int) -> bool:
                for p in kernel.procs.values())  # type: ignore[attr-defined]
 
 
-def kill_orphaned_pgrp(kernel: object, member: Task, outside: Task | None) -> None:
-    """Linux's kill_orphaned_pgrp: when an exit leaves `member`'s process group orphaned
-    with stopped processes in it, every member gets SIGHUP then SIGCONT. `outside` is the
-    process that was the group's link to the session (the exiting parent of a reparented
-    child; None for the exiting `member` itself, whose parent is then the link)."""
-    procs = kernel.procs  # type: ignore[attr-defined]
-    link = outside if outside is not None else procs.get(member.ppid)
-    pgid = member.pgid
-    if link is None or link.pgid == pgid or link.sid != member.sid:
-        return
-    if not orphaned_pgrp(kernel, pgid) or not has_stopped_jobs(kernel, pgid):
-        return
-    for sig in (SIGHUP, SIGCONT):
-        for p in [p for p in procs.values() if p.pgid == pgid]:
-            signals.send(None, p, sig, signals.siginfo(sig, signals.SI_KERNEL))
-
-
 def state_letter(t: Task) -> str:
     """/proc/PID/status's State: T stopped, S when every thread sleeps in a syscall (the
     thread reading the file is running), R otherwise."""
     if stopped(t):
         return "T (stopped)"
-    from .kernel import CURRENT_TASK
-
     me = CURRENT_TASK.get(None)
     if all(th._sleeps and th is not me for th in t.leader.threads):
         return "S (sleeping)"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import errno
 import logging
 import os
@@ -17,6 +16,7 @@ from typing import Any, TextIO
 import trio
 
 from sentry.errors import SyscallError
+from sentry.kernel.table import TABLE, Entry, name_of, number
 from sentry.loader import ExecSource, VfsFiles, load
 from sentry.mm import MemoryManager
 from sentry.mm.address_space import CALLER as mm_caller
@@ -33,20 +33,18 @@ from sentry.platform.ptrace import (
     hot_run,
     hot_step,
 )
-from sentry.syscalls.table import TABLE, Entry, name_of, number
 from vfs.abi import Stat
 from vfs.file import FileDescription
 from vfs.filesystem import alloc_anon_dev
 
-from . import jobctl, signals
+from . import signals, sigstate
+from .current import CURRENT_TASK
 from .file_locks import FileLocks
 from .futex import Futexes
 from .image import RecordingSource, image_of
 from .task import Task, TaskExit
 
 log = logging.getLogger("runpsc.sentry")
-#: The Task whose syscall the current trio task serves (for hooks called from vfs).
-CURRENT_TASK: contextvars.ContextVar[Task] = contextvars.ContextVar("runpsc_current_task")
 
 _MASK64 = (1 << 64) - 1
 # Default dispositions (signal(7)) for signals the application cannot yet handle itself.
@@ -69,15 +67,14 @@ class Kernel:
         exec_source: where execve reads programs from; by default the VFS, as each
             process sees it (its root, cwd and credentials).
         vfs: the `vfs.VirtualFilesystem`, for handlers (``t.kernel.vfs``).
-        table: number -> Entry; the shared `TABLE` unless a test brings its own.
+        table: number -> Entry; by default the shared `TABLE`, which importing
+            `sentry.syscalls` fills (the kernel never imports its handlers itself).
         stderr: where user-visible events go (rate-limited), besides the debug log.
     """
 
     def __init__(self, *, exec_source: ExecSource | None = None, vfs: Any = None,
                  table: Mapping[int, Entry] | None = None, stderr: TextIO | None = None,
                  hostname: bytes = b"runpsc") -> None:
-        import sentry.syscalls  # noqa: F401  (registers every handler family)
-
         self.exec_source = exec_source
         self.vfs = vfs
         if vfs is not None and hasattr(vfs, "sigpipe") and vfs.sigpipe is None:
@@ -182,6 +179,9 @@ class Kernel:
         see EOF). A program that cannot be executed raises SyscallError (ENOENT, EACCES,
         ENOEXEC) before anything runs.
         """
+        if not self.table:
+            raise RuntimeError("no syscall handlers: import sentry.syscalls (it registers "
+                               "them) or pass Kernel(table=...)")
         stub = PtraceStub.start()
         t: Task | None = None
         try:
@@ -241,7 +241,7 @@ class Kernel:
         writer (the handler still returns EPIPE; the loop then sees `killed_by`)."""
         t = CURRENT_TASK.get(None)
         if t is not None and not t.killed_by:
-            signals.send(t, t, signal.SIGPIPE, signals.siginfo(signal.SIGPIPE, 0, t.tgid),
+            signals.send(t, t, signal.SIGPIPE, sigstate.siginfo(signal.SIGPIPE, 0, t.tgid),
                          thread=True)
 
     def spawn_thread(self, th: Task) -> None:
@@ -286,7 +286,7 @@ class Kernel:
         leader.threads.discard(t)
         if self.tasks.get(t.tid) is t:
             del self.tasks[t.tid]
-        jobctl.thread_gone(t)
+        signals.thread_gone(t)
         if t.exec_replaced:
             return  # another thread's execve took the process over
         if thread_exit and leader.threads:
@@ -333,14 +333,14 @@ class Kernel:
             c.ppid = reaper
             sig = c.prctl_state.get(_PR_SET_PDEATHSIG, 0)
             if sig:
-                signals.send(None, c, sig, signals.siginfo(sig, signals.SI_USER, t.tgid, uid))
+                signals.send(None, c, sig, sigstate.siginfo(sig, sigstate.SI_USER, t.tgid, uid))
         for z, (ppid, st) in list(self.zombies.items()):
             if ppid == t.tgid:
                 self.zombies[z] = (reaper, st)
                 signals.notify_exit(self.procs.get(reaper), z, self.zombie_uid.get(z, 0), st)
         for c in orphans:
-            jobctl.kill_orphaned_pgrp(self, c, t)
-        jobctl.kill_orphaned_pgrp(self, t, None)
+            signals.kill_orphaned_pgrp(self, c, t)
+        signals.kill_orphaned_pgrp(self, t, None)
         if t.ppid:
             self.zombies[t.tgid] = (t.ppid, status)
             self.zombie_pgid[t.tgid] = t.pgid
@@ -486,7 +486,7 @@ class Kernel:
                     res = -errno.ENOSYS
                 elif entry.is_async:
                     aw = entry.handler(t, a0, a1, a2, a3, a4, a5)
-                    if nr in signals.INTERRUPTIBLE:  # a handled signal gives EINTR
+                    if nr in sigstate.INTERRUPTIBLE:  # a handled signal gives EINTR
                         aw = t.sleep_interruptibly(aw)
                     res = await aw
                 else:

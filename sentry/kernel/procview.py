@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from vfs.fs.procfs import mounts_text
 from vfs.fs.synthetic import DirNode, FileNode, Node, SymlinkNode
 
-from . import jobctl, signals
+from . import jobctl, sigstate
+from .current import CURRENT_TASK
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -155,18 +156,18 @@ class ProcView:
         umask = getattr(fs, "umask", 0o022)
         fdt = t.fdtable
         fdsize = max(64, len(fdt.items()) if fdt is not None else 0)
-        sh = t.leader.__dict__.get("_sighand") or signals.SigHand()  # read, never created
-        ts = t.__dict__.get("_sig") or signals.ThreadSignals()
-        pend = sum(signals.bit(s) for s in ts.pending)
-        shpend = sum(signals.bit(s) for s in sh.pending)
+        sh = t.leader.__dict__.get("_sighand") or sigstate.SigHand()  # read, never created
+        ts = t.__dict__.get("_sig") or sigstate.ThreadSignals()
+        pend = sum(sigstate.bit(s) for s in ts.pending)
+        shpend = sum(sigstate.bit(s) for s in sh.pending)
         queued = sum(len(q) for q in sh.pending.values()) + sum(
             len(q) for q in ts.pending.values())
         ign = cgt = 0
         for sig, act in sh.actions.items():
-            if act[0] == signals.SIG_IGN:
-                ign |= signals.bit(sig)
-            elif act[0] != signals.SIG_DFL:
-                cgt |= signals.bit(sig)
+            if act[0] == sigstate.SIG_IGN:
+                ign |= sigstate.bit(sig)
+            elif act[0] != sigstate.SIG_DFL:
+                cgt |= sigstate.bit(sig)
         caps = (c.cap_inheritable, c.cap_permitted, c.cap_effective, c.cap_bounding) \
             if c is not None else (0, 0, 0, 0)
         nnp = 1 if t.prctl_state.get(38) else 0  # PR_SET_NO_NEW_PRIVS
@@ -219,6 +220,4 @@ class ProcView:
 
 
 def _current() -> Task | None:
-    from .kernel import CURRENT_TASK
-
     return CURRENT_TASK.get(None)

@@ -14,122 +14,52 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import signal as _signal
 import struct
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-import trio
 
 from sentry.platform import libc
 from vfs.abi import POLLIN, POLLRDNORM
-from vfs.file import WaitQueue
 
 from . import jobctl
+from .sigstate import (
+    DEFAULT_IGNORE,
+    DEFAULT_STOP,
+    KICK,
+    MASK64,
+    RESTARTABLE,
+    SA_NODEFER,
+    SA_ONSTACK,
+    SA_RESETHAND,
+    SA_RESTART,
+    SI_KERNEL,
+    SI_USER,
+    SIG_DFL,
+    SIG_IGN,
+    SIGCHLD,
+    SIGKILL,
+    SIGSEGV,
+    SS_AUTODISARM,
+    SS_DISABLE,
+    SS_ONSTACK,
+    UNBLOCKABLE,
+    SigHand,
+    ThreadSignals,
+    action,
+    bit,
+    hand,
+    ignored,
+    kick,
+    siginfo,
+    ts,
+)
 
 if TYPE_CHECKING:
     from .task import Task
 
-SIG_DFL, SIG_IGN = 0, 1
-SA_SIGINFO, SA_ONSTACK, SA_RESTART = 0x4, 0x08000000, 0x10000000
-SA_NODEFER, SA_RESETHAND, SA_RESTORER = 0x40000000, 0x80000000, 0x04000000
-SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
-SIGKILL, SIGSTOP, SIGCHLD, SIGSEGV = 9, 19, 17, 11
-SI_USER, SI_TKERNEL, SI_QUEUE, SI_KERNEL = 0, -6, -1, 0x80
-_MASK64 = (1 << 64) - 1
-_UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
-
-_IGNORE = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
-_STOP = {19, 20, 21, 22}  # default action: stop the process (jobctl.py)
-_CORE = {3, 4, 5, 6, 7, 8, 11, 24, 25, 31}
-#: The host signal that makes a running stub thread stop so a signal can be delivered.
-KICK = _signal.SIGURG
-#: Syscalls restarted after a handler when it has SA_RESTART (Linux's -ERESTARTSYS);
-#: the others interrupted here (nanosleep, pause, poll …) return EINTR.
-_RESTARTABLE = {0, 1, 2, 17, 18, 19, 20, 42, 43, 44, 45, 46, 47, 61, 202, 247, 257, 288, 295,
-                296, 299, 307}
-RESTARTABLE = frozenset(_RESTARTABLE)
-#: Blocking syscalls that a handled signal cuts short (trio cancellation of the handler):
-#: the restartable ones plus poll/select/epoll_wait, which return EINTR.
-INTERRUPTIBLE = frozenset(_RESTARTABLE | {7, 23, 232, 270, 271, 281, 441})
-
 _FPREGS_SIZE = 512
 _FRAME_SIZE = 8 + 304 + 128  # pretcode, ucontext, siginfo
 PTRACE_GETFPREGS, PTRACE_SETFPREGS = 14, 15
-_syscall = ctypes.CDLL(None, use_errno=True).syscall
-_syscall.restype = ctypes.c_long
 
-
-@dataclass
-class SigHand:
-    """Per process: the actions (handler, flags, restorer, mask) and the shared pending set."""
-
-    actions: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
-    pending: dict[int, list[bytes]] = field(default_factory=dict)
-    alarm: trio.CancelScope | None = None
-    alarm_deadline: float = 0.0
-    alarm_interval: float = 0.0
-    #: Where the process's signalfd readers and pollers wait (Linux's signalfd_wqh):
-    #: notified whenever a signal is queued for the process or one of its threads.
-    readers: WaitQueue | None = None
-
-
-@dataclass
-class ThreadSignals:
-    """Per thread: blocked mask, private pending set, alt stack, sigsuspend's saved mask."""
-
-    mask: int = 0
-    pending: dict[int, list[bytes]] = field(default_factory=dict)
-    altstack: tuple[int, int, int] = (0, SS_DISABLE, 0)  # sp, flags, size
-    saved_mask: int | None = None
-    interrupted: bool = False
-    waitset: int = 0  # rt_sigtimedwait's set: these wake the thread even when blocked
-
-
-def hand(t: Task) -> SigHand:
-    lead = t.leader
-    h = lead.__dict__.get("_sighand")
-    if h is None:
-        h = lead._sighand = SigHand()
-    return h
-
-
-def ts(t: Task) -> ThreadSignals:
-    s = t.__dict__.get("_sig")
-    if s is None:
-        s = t._sig = ThreadSignals()
-    return s
-
-
-def bit(sig: int) -> int:
-    return 1 << (sig - 1)
-
-
-def action(t: Task, sig: int) -> tuple[int, int, int, int]:
-    return hand(t).actions.get(sig, (SIG_DFL, 0, 0, 0))
-
-
-def ignored(t: Task, sig: int) -> bool:
-    """Whether `sig` is dropped at once (SIG_IGN, or a default action of ignore)."""
-    h = action(t, sig)[0]
-    return h == SIG_IGN or (h == SIG_DFL and sig in _IGNORE)
-
-
-def siginfo(sig: int, code: int = SI_USER, pid: int = 0, uid: int = 0, *,
-            addr: int | None = None, status: int | None = None, value: int = 0) -> bytes:
-    """A 128-byte siginfo_t: kill's (pid, uid), SIGCHLD's (pid, uid, status) or a fault's
-    (si_addr)."""
-    b = bytearray(128)
-    struct.pack_into("<iii", b, 0, sig, 0, code)
-    if addr is not None:
-        struct.pack_into("<Q", b, 16, addr & _MASK64)
-    else:
-        struct.pack_into("<iI", b, 16, pid, uid)
-        if status is not None:
-            struct.pack_into("<i", b, 24, status)
-        elif value:
-            struct.pack_into("<Q", b, 24, value & _MASK64)
-    return bytes(b)
 
 
 # sending -----------------------------------------------------------------------------------
@@ -149,7 +79,7 @@ def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
     """Send `sig` to `target`'s process (or only to thread `target` if `thread`)."""
     if sig == 0:
         return
-    if sig in _STOP or sig == 18:
+    if sig in DEFAULT_STOP or sig == 18:
         jobctl.prepare(target, sig)  # each discards the other's pending instances
     if sig != 18:
         _send(sender, target, sig, info, thread=thread)
@@ -157,7 +87,7 @@ def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
     try:
         _send(sender, target, sig, info, thread=thread)
     finally:  # SIGCONT continues even when ignored or blocked; a handler runs at once
-        jobctl.continue_group(target.leader)
+        continue_group(target.leader)
 
 
 def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
@@ -171,7 +101,7 @@ def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
     if sig != SIGKILL and ignored(target, sig) and not blocked:
         return
     h = action(target, sig)[0]
-    if sig == SIGKILL or (h == SIG_DFL and not blocked and sig not in _STOP
+    if sig == SIGKILL or (h == SIG_DFL and not blocked and sig not in DEFAULT_STOP
                           and not jobctl.stopped(target)):  # stopped: taken once continued
         # default action terminate: end the process now (it may be running)
         target.killed_by = sig
@@ -202,14 +132,6 @@ def _queued(target: Task) -> None:
         q.notify(POLLIN | POLLRDNORM)
 
 
-def readers(t: Task) -> WaitQueue:
-    """The wait queue of `t`'s process's signalfd readers (created on first use)."""
-    h = hand(t)
-    if h.readers is None:
-        h.readers = WaitQueue()
-    return h.readers
-
-
 def wake(sender: Task | None, t: Task, sig: int) -> None:
     """Make `t` notice a signal: cut a blocking syscall short, or stop a running thread."""
     s = t.__dict__.get("_sig")
@@ -226,14 +148,6 @@ def wake(sender: Task | None, t: Task, sig: int) -> None:
     kick(t)
 
 
-def kick(t: Task) -> None:
-    """Make a thread in user code stop at once: tgkill a host KICK, whose signal stop
-    on_host_signal turns into the delivery (a failure means the thread is gone). A thread
-    at a syscall stop gets the signal stop as soon as it is resumed, before running."""
-    _syscall(ctypes.c_long(234), ctypes.c_long(t.leader.stub.pid), ctypes.c_long(t.stub.pid),
-             ctypes.c_long(KICK))
-
-
 def should_interrupt(t: Task) -> bool:
     """For a syscall about to sleep: is a signal already waiting to be delivered, or is
     the process stopping (then a call that restarts is cut short and restarted once
@@ -241,10 +155,11 @@ def should_interrupt(t: Task) -> bool:
     if not t.kernel.signals_queued:
         return False
     if jobctl.stopped(t):
-        if t.stub.regs.orig_rax in _RESTARTABLE:
+        if t.stub.regs.orig_rax in RESTARTABLE:
             ts(t).interrupted = True
             return True
         jobctl.asleep(t)
+        announce_stop(t.leader)
         return False
     if t.__dict__.get("_sig") is None:
         return False
@@ -311,18 +226,19 @@ def _deliver(t: Task, res: int) -> tuple[int, bool]:
             break
         sig, info = got
         h, flags, restorer, amask = action(t, sig)
-        if h == SIG_IGN or (h == SIG_DFL and sig in _IGNORE):
+        if h == SIG_IGN or (h == SIG_DFL and sig in DEFAULT_IGNORE):
             continue
-        if h == SIG_DFL and sig in _STOP:
+        if h == SIG_DFL and sig in DEFAULT_STOP:
             stopping = jobctl.begin_stop(t, sig)
+            announce_stop(t.leader)
             continue
         if h == SIG_DFL:
             t.killed_by = sig
             return res, False
         if not delivered:
-            regs.rax = res & _MASK64
+            regs.rax = res & MASK64
             if interrupted and res == -errno.EINTR:
-                if flags & SA_RESTART and regs.orig_rax in _RESTARTABLE:
+                if flags & SA_RESTART and regs.orig_rax in RESTARTABLE:
                     regs.rax = regs.orig_rax
                     regs.rip -= 2
         res = _setup_frame(t, sig, info, h, flags, restorer, amask)
@@ -331,7 +247,7 @@ def _deliver(t: Task, res: int) -> tuple[int, bool]:
             return -errno.EFAULT, False
         break  # one frame at a time; the rest after this handler's sigreturn or next stop
     if not delivered:
-        if interrupted and res == -errno.EINTR and regs.orig_rax in _RESTARTABLE:
+        if interrupted and res == -errno.EINTR and regs.orig_rax in RESTARTABLE:
             # cut short, but no handler runs (a stop, or the signal went elsewhere): the
             # call restarts, as Linux's -ERESTARTSYS does without a handler
             res = regs.orig_rax
@@ -345,7 +261,7 @@ def deliver_parked(t: Task, rax: int) -> tuple[int, bool]:
     """For a thread at a signal stop (unsigned `rax` from its registers): deliver what is
     pending. Returns the unsigned rax to resume with and whether its process stops."""
     res, stopping = _deliver(t, rax - (1 << 64) if rax >= 1 << 63 else rax)
-    return res & _MASK64, stopping
+    return res & MASK64, stopping
 
 
 def _setup_frame(t: Task, sig: int, info: bytes, h: int, flags: int, restorer: int,
@@ -376,7 +292,7 @@ def _setup_frame(t: Task, sig: int, info: bytes, h: int, flags: int, restorer: i
                      regs.r13, regs.r14, regs.r15, regs.rdi, regs.rsi, regs.rbp, regs.rbx,
                      regs.rdx, regs.rax, regs.rcx, regs.rsp, regs.rip, regs.eflags,
                      regs.cs & 0xFFFF, regs.gs & 0xFFFF, regs.fs & 0xFFFF, regs.ss & 0xFFFF,
-                     0, 0, old_mask & _MASK64, _fault_addr(info, sig), fpstate, *[0] * 8)
+                     0, 0, old_mask & MASK64, _fault_addr(info, sig), fpstate, *[0] * 8)
     data = struct.pack("<Q", restorer) + uc + mc + struct.pack("<Q", old_mask) + info
     try:
         if fpstate:
@@ -392,7 +308,7 @@ def _setup_frame(t: Task, sig: int, info: bytes, h: int, flags: int, restorer: i
     s.mask |= amask
     if not flags & SA_NODEFER:
         s.mask |= bit(sig)
-    s.mask &= ~_UNBLOCKABLE
+    s.mask &= ~UNBLOCKABLE
     regs.rsp = frame
     regs.rip = h
     regs.rdi = sig
@@ -483,7 +399,7 @@ def sigreturn(t: Task) -> int:
     A frame that cannot be read or holds impossible values ends the process with SIGSEGV
     (as Linux's force_sig); the Sentry itself never trusts it."""
     regs = t.stub.regs
-    frame = (regs.rsp - 8) & _MASK64
+    frame = (regs.rsp - 8) & MASK64
     try:
         raw = t.mem_read(frame + 8, 304)
         v = struct.unpack_from("<18Q4H4QQ8Q", raw, 40)
@@ -509,8 +425,8 @@ def sigreturn(t: Task) -> int:
      regs.rsi, regs.rbp, regs.rbx, regs.rdx, rax, regs.rcx) = v[:15]
     regs.rsp, regs.rip = rsp, rip
     regs.eflags = (regs.eflags & ~0x40DD5) | (v[17] & 0x40DD5)  # FIX_EFLAGS
-    regs.orig_rax = _MASK64
-    ts(t).mask = mask & ~_UNBLOCKABLE
+    regs.orig_rax = MASK64
+    ts(t).mask = mask & ~UNBLOCKABLE
     if fp is not None and not _set_fpu(t, fp):
         return _segv(t)  # an xsave header the CPU would refuse
     return rax
@@ -536,7 +452,7 @@ def on_host_signal(t: Task, sig: int) -> int:
     SIGBUS, SIGFPE, SIGILL, SIGTRAP) goes to the application's handler with si_addr.
     Returns 0 when the thread was resumed, else the signal that ends the process."""
     regs = t.stub.regs
-    if sig in _IGNORE and sig != KICK or sig in _STOP:
+    if sig in DEFAULT_IGNORE and sig != KICK or sig in DEFAULT_STOP:
         t.stub.resume()
         return 0
     if sig in (4, 5, 7, 8, 11):
@@ -558,12 +474,103 @@ def on_host_signal(t: Task, sig: int) -> int:
     rax, stopping = _deliver(t, regs.rax - (1 << 64) if regs.rax >= 1 << 63 else regs.rax)
     if t.killed_by:
         return t.killed_by
-    regs.rax = rax & _MASK64
+    regs.rax = rax & MASK64
     if stopping:
-        jobctl.park(t)  # left stopped: SIGCONT resumes it (jobctl.continue_group)
+        jobctl.park(t)  # left stopped: SIGCONT resumes it (continue_group)
+        announce_stop(t.leader)
         return 0
     t.stub.resume()
     return 0
+
+
+# job control: what a stop or continue sends ------------------------------------------------
+
+
+def announce_stop(leader: Task) -> None:
+    """A group stop that just completed: tell the parent (CLD_STOPPED), once."""
+    j = leader.__dict__.get("_job")
+    st = j.stop if j is not None else None
+    if st is not None and st.complete and not st.announced:
+        st.announced = True
+        notify_parent(leader, jobctl.CLD_STOPPED, st.sig)
+
+
+def thread_gone(t: Task) -> None:
+    """A thread ended: a group stop no longer waits for it (and may now be complete)."""
+    jobctl.thread_gone(t)
+    announce_stop(t.leader)
+
+
+def continue_group(leader: Task) -> None:
+    """SIGCONT was sent (and queued if handled): end the group stop. Each parked thread
+    first takes what is pending for it, as Linux's get_signal does right after the stop,
+    so a handler (SIGCONT's own included) runs before any other instruction; then it is
+    resumed."""
+    st = jobctl.end_stop(leader)
+    if st is None:
+        return
+    for th in sorted(st.parked, key=lambda th: th.tid):
+        regs = th.stub.regs
+        rax, _ = deliver_parked(th, regs.rax)
+        if th.killed_by:  # a fatal signal came during the stop: it ends the process now
+            leader.kernel.end_process(leader, th.killed_by)
+            break
+        regs.rax = rax
+        try:
+            th.stub.resume()
+        except OSError:
+            pass  # the thread is gone (killed from outside); its task sees it
+    wake_pending(leader)
+    # A stop that had not completed counts as finished and continued; SIGCHLD does not
+    # queue, so the parent hears only CLD_STOPPED (with status 0), as on Linux.
+    if st.complete:
+        notify_parent(leader, jobctl.CLD_CONTINUED, jobctl.SIGCONT)
+    else:
+        notify_parent(leader, jobctl.CLD_STOPPED, 0)
+
+
+def wake_pending(leader: Task) -> None:
+    """After a stop: make threads notice the signals queued meanwhile (one thread per
+    process-wide signal, as send does)."""
+    threads = sorted(leader.threads, key=lambda th: th.tid)
+    for th in threads:
+        s = th.__dict__.get("_sig")
+        if s is not None and any(not s.mask & bit(sig) for sig in s.pending):
+            wake(None, th, 0)
+    for sig in list(hand(leader).pending):
+        for th in threads:
+            if not ts(th).mask & bit(sig):
+                wake(None, th, sig)
+                break
+
+
+def notify_parent(leader: Task, why: int, status: int) -> None:
+    """do_notify_parent_cldstop: SIGCHLD with CLD_STOPPED/CLD_CONTINUED to the parent
+    (unless its SIGCHLD action has SA_NOCLDSTOP), and wake its wait."""
+    k = leader.kernel
+    parent = k.procs.get(leader.ppid)
+    if parent is not None and not action(parent, SIGCHLD)[1] & jobctl.SA_NOCLDSTOP:
+        uid = leader.creds.uid if leader.creds is not None else 0
+        send(None, parent, SIGCHLD,
+                     siginfo(SIGCHLD, why, leader.tgid, uid, status=status))
+    k.notify_children_changed()
+
+
+def kill_orphaned_pgrp(kernel: object, member: Task, outside: Task | None) -> None:
+    """Linux's kill_orphaned_pgrp: when an exit leaves `member`'s process group orphaned
+    with stopped processes in it, every member gets SIGHUP then SIGCONT. `outside` is the
+    process that was the group's link to the session (the exiting parent of a reparented
+    child; None for the exiting `member` itself, whose parent is then the link)."""
+    procs = kernel.procs  # type: ignore[attr-defined]
+    link = outside if outside is not None else procs.get(member.ppid)
+    pgid = member.pgid
+    if link is None or link.pgid == pgid or link.sid != member.sid:
+        return
+    if not jobctl.orphaned_pgrp(kernel, pgid) or not jobctl.has_stopped_jobs(kernel, pgid):
+        return
+    for sig in (jobctl.SIGHUP, jobctl.SIGCONT):
+        for p in [p for p in procs.values() if p.pgid == pgid]:
+            send(None, p, sig, siginfo(sig, SI_KERNEL))
 
 
 # process life ------------------------------------------------------------------------------

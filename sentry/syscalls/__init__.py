@@ -1,14 +1,20 @@
-"""The Sentry's syscall handlers, one module per family, and the table they register in.
+"""The Sentry's syscall handlers, one module per family (x86_64 Linux's set).
 
-Importing this package registers every handler in `table.TABLE`; each family module is
-imported explicitly below (one line per module).
+Importing this package registers every handler in the kernel's table
+(`sentry.kernel.table.TABLE`), which a `Kernel` serves from by default. The kernel never
+imports its handlers: whoever builds a Kernel (the runtime, the tests, the benchmarks)
+imports `sentry.syscalls` first, or passes a table of its own (`Kernel(table=...)`);
+`Kernel.run` refuses an empty table. Each family module is imported explicitly below.
 """
 
-from . import sys_mmap, sys_process  # noqa: F401, I001  (platform engineer: registers handlers)
-from . import sys_file, sys_fs, sys_futex, sys_xattr  # noqa: F401, I001  (files engineer: registers handlers)
-from . import sys_signal  # noqa: F401, I001  (signals engineer: registers handlers)
-from . import sys_poll  # noqa: F401, I001  (poll/select: registers handlers)
-from . import sys_signalfd  # noqa: F401, I001  (signalfd: registers handlers)
-from .table import TABLE, Entry, Level, fixed_errno, name_of, number, syscall
-
-__all__ = ["TABLE", "Entry", "Level", "fixed_errno", "name_of", "number", "syscall"]
+from . import (  # noqa: F401  (each registers its handlers)
+    sys_file,
+    sys_fs,
+    sys_futex,
+    sys_mmap,
+    sys_poll,
+    sys_process,
+    sys_signal,
+    sys_signalfd,
+    sys_xattr,
+)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
 from sentry.kernel import file_locks
+from sentry.kernel.table import Level, syscall
 from vfs.abi import (
     AT_FDCWD,
     O_APPEND,
@@ -28,8 +29,6 @@ from vfs.abi import (
     O_WRONLY,
 )
 from vfs.file import MAX_RW
-
-from .table import Level, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

@@ -12,6 +12,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel.table import Level, syscall
 from vfs.abi import (
     AT_EMPTY_PATH,
     AT_FDCWD,
@@ -22,7 +23,6 @@ from vfs.abi import (
 )
 
 from .sys_file import dirfd_of, i32, i64
-from .table import Level, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

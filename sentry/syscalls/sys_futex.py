@@ -16,8 +16,7 @@ import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel.futex import BITSET_MATCH_ANY as FUTEX_BITSET_MATCH_ANY
-
-from .table import Level, syscall
+from sentry.kernel.table import Level, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

@@ -10,6 +10,7 @@ import stat as st
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel.table import Level, syscall
 from sentry.mm.vma import (
     MAP_ANONYMOUS,
     MAP_FIXED,
@@ -22,8 +23,6 @@ from sentry.mm.vma import (
     PROT_WRITE,
     page_up,
 )
-
-from .table import Level, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

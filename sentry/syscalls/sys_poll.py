@@ -36,6 +36,8 @@ import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel import signals as S
+from sentry.kernel import sigstate
+from sentry.kernel.table import Level, syscall
 from vfs.abi import (
     O_RDONLY,
     POLLERR,
@@ -52,8 +54,6 @@ from vfs.abi import (
 )
 from vfs.file import FileDescription
 from vfs.fs.host import HostFD
-
-from .table import Level, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -149,14 +149,14 @@ def _swap_mask(t: Task, addr: int, size: int) -> None:
     if size != 8:
         raise SyscallError(errno.EINVAL)
     (new,) = struct.unpack("<Q", t.mem_read(addr, 8))
-    s = S.ts(t)
-    s.saved_mask, s.mask = s.mask, new & ~S._UNBLOCKABLE & S._MASK64
+    s = sigstate.ts(t)
+    s.saved_mask, s.mask = s.mask, new & ~sigstate.UNBLOCKABLE & sigstate.MASK64
 
 
 def _restore_mask(t: Task, eintr: bool) -> None:
     """Restore the original mask now unless a handler is about to run for EINTR (its frame
     saves the original mask; sigreturn restores it)."""
-    s = S.ts(t)
+    s = sigstate.ts(t)
     if s.saved_mask is None:
         return
     if eintr and S.has_deliverable(t):

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from sentry.errors import SyscallError
-from sentry.kernel import jobctl, signals
+from sentry.kernel import jobctl, signals, sigstate
 from sentry.kernel.exit import TaskExit
+from sentry.kernel.table import Level, fixed_errno, syscall
 from sentry.platform.affinity import caller_cpus
 from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
-
-from .table import Level, fixed_errno, syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -922,7 +921,7 @@ _IGNORED_BY_DEFAULT = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
 def _send(t: Task, target: Task, sig: int, *, thread: bool = False) -> None:
     """Send `sig` (to one thread for tgkill/tkill): see sentry.kernel.signals."""
     uid = t.creds.uid if t.creds is not None else 0
-    info = signals.siginfo(sig, signals.SI_TKERNEL if thread else signals.SI_USER, t.tgid,
+    info = sigstate.siginfo(sig, sigstate.SI_TKERNEL if thread else sigstate.SI_USER, t.tgid,
                            uid)
     signals.send(t, target, sig, info, thread=thread)
 

@@ -16,8 +16,8 @@ import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel import signals as S
-
-from .table import syscall
+from sentry.kernel import sigstate
+from sentry.kernel.table import syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -49,20 +49,20 @@ def sys_rt_sigaction(t: Task, sig: int, act: int, oact: int, size: int, *_: int)
     new = None
     if act:
         new = struct.unpack("<QQQQ", t.mem_read(act, 32))
-        if sig in (S.SIGKILL, S.SIGSTOP):
+        if sig in (sigstate.SIGKILL, sigstate.SIGSTOP):
             raise SyscallError(errno.EINVAL)
-    old = S.action(t, sig)
+    old = sigstate.action(t, sig)
     if oact:
         t.mem_write(oact, struct.pack("<QQQQ", *old))
     if new is not None:
         h, flags, restorer, mask = new
-        acts = S.hand(t).actions
-        if h == S.SIG_DFL and not flags and not mask:
+        acts = sigstate.hand(t).actions
+        if h == sigstate.SIG_DFL and not flags and not mask:
             acts.pop(sig, None)
         else:
-            acts[sig] = (h, flags & 0xFFFFFFFF, restorer, mask & ~S._UNBLOCKABLE)
-        if S.ignored(t, sig):  # setting SIG_IGN discards what is pending (POSIX)
-            for pend in [S.hand(t).pending] + [S.ts(th).pending for th in t.leader.threads]:
+            acts[sig] = (h, flags & 0xFFFFFFFF, restorer, mask & ~sigstate.UNBLOCKABLE)
+        if sigstate.ignored(t, sig):  # setting SIG_IGN discards what is pending (POSIX)
+            for pend in [sigstate.hand(t).pending] + [sigstate.ts(th).pending for th in t.leader.threads]:
                 n = len(pend.pop(sig, []))
                 t.kernel.signals_queued -= n
     return 0
@@ -72,7 +72,7 @@ def sys_rt_sigaction(t: Task, sig: int, act: int, oact: int, size: int, *_: int)
 def sys_rt_sigprocmask(t: Task, how: int, nset: int, oset: int, size: int, *_: int) -> int:
     """Implements Linux syscall rt_sigprocmask(2) (SIGKILL and SIGSTOP stay unblocked)."""
     _sigsetsize(size)
-    s = S.ts(t)
+    s = sigstate.ts(t)
     new = None
     if nset:
         (new,) = struct.unpack("<Q", t.mem_read(nset, 8))
@@ -87,7 +87,7 @@ def sys_rt_sigprocmask(t: Task, how: int, nset: int, oset: int, size: int, *_: i
             s.mask &= ~new
         else:
             s.mask = new
-        s.mask &= ~S._UNBLOCKABLE & S._MASK64
+        s.mask &= ~sigstate.UNBLOCKABLE & sigstate.MASK64
     return 0
 
 
@@ -101,25 +101,25 @@ def sys_rt_sigreturn(t: Task, *_: int) -> int:
 @syscall("sigaltstack")
 def sys_sigaltstack(t: Task, ss: int, oss: int, *_: int) -> int:
     """Implements Linux syscall sigaltstack(2) (SS_DISABLE, SS_AUTODISARM)."""
-    s = S.ts(t)
+    s = sigstate.ts(t)
     sp, flags, size = s.altstack
     on = bool(size) and sp < t.regs.rsp <= sp + size
     if oss:
-        cur = S.SS_ONSTACK if on else flags
+        cur = sigstate.SS_ONSTACK if on else flags
         t.mem_write(oss, struct.pack("<Qi4xQ", sp, cur, size))
     if ss:
         nsp, nflags, nsize = struct.unpack("<Qi4xQ", t.mem_read(ss, 24))
         if on:
             raise SyscallError(errno.EPERM)
-        mode = nflags & ~S.SS_AUTODISARM & 0xFFFFFFFF
-        if mode not in (0, S.SS_ONSTACK, S.SS_DISABLE):
+        mode = nflags & ~sigstate.SS_AUTODISARM & 0xFFFFFFFF
+        if mode not in (0, sigstate.SS_ONSTACK, sigstate.SS_DISABLE):
             raise SyscallError(errno.EINVAL)
-        if mode == S.SS_DISABLE:
-            s.altstack = (0, S.SS_DISABLE, 0)
+        if mode == sigstate.SS_DISABLE:
+            s.altstack = (0, sigstate.SS_DISABLE, 0)
         else:
             if nsize < MINSIGSTKSZ:
                 raise SyscallError(errno.ENOMEM)
-            s.altstack = (nsp, nflags & S.SS_AUTODISARM, nsize)
+            s.altstack = (nsp, nflags & sigstate.SS_AUTODISARM, nsize)
     return 0
 
 
@@ -128,7 +128,7 @@ def sys_rt_sigpending(t: Task, addr: int, size: int, *_: int) -> int:
     """Implements Linux syscall rt_sigpending(2): pending signals that are blocked."""
     if size > 8:
         raise SyscallError(errno.EINVAL)
-    t.mem_write(addr, struct.pack("<Q", S.pending_set(t) & S.ts(t).mask)[:size])
+    t.mem_write(addr, struct.pack("<Q", S.pending_set(t) & sigstate.ts(t).mask)[:size])
     return 0
 
 
@@ -138,8 +138,8 @@ async def sys_rt_sigsuspend(t: Task, addr: int, size: int, *_: int) -> int:
     runs, then restored by its sigreturn."""
     _sigsetsize(size)
     (new,) = struct.unpack("<Q", t.mem_read(addr, 8))
-    s = S.ts(t)
-    s.saved_mask, s.mask = s.mask, new & ~S._UNBLOCKABLE & S._MASK64
+    s = sigstate.ts(t)
+    s.saved_mask, s.mask = s.mask, new & ~sigstate.UNBLOCKABLE & sigstate.MASK64
     while not S.has_deliverable(t) and not t.killed_by:
         try:
             await t.sleep_interruptibly(trio.sleep_forever())
@@ -155,14 +155,14 @@ async def sys_rt_sigtimedwait(t: Task, addr: int, info: int, timeout: int, size:
     """Implements Linux syscall rt_sigtimedwait(2): takes a pending signal of the set."""
     _sigsetsize(size)
     (want,) = struct.unpack("<Q", t.mem_read(addr, 8))
-    want &= ~S._UNBLOCKABLE
+    want &= ~sigstate.UNBLOCKABLE
     deadline = None
     if timeout:
         sec, nsec = struct.unpack("<qq", t.mem_read(timeout, 16))
         if sec < 0 or not 0 <= nsec < _NS:
             raise SyscallError(errno.EINVAL)
         deadline = trio.current_time() + sec + nsec / _NS
-    s = S.ts(t)
+    s = sigstate.ts(t)
     saved = s.mask
     while True:
         got = _take_from(t, want)
@@ -189,9 +189,9 @@ async def sys_rt_sigtimedwait(t: Task, addr: int, info: int, timeout: int, size:
 
 
 def _take_from(t: Task, want: int) -> tuple[int, bytes] | None:
-    s = S.ts(t)
-    for pend in (s.pending, S.hand(t).pending):
-        ready = [sig for sig in pend if want & S.bit(sig)]
+    s = sigstate.ts(t)
+    for pend in (s.pending, sigstate.hand(t).pending):
+        ready = [sig for sig in pend if want & sigstate.bit(sig)]
         if ready:
             sig = min(ready)
             si = pend[sig].pop(0)
@@ -212,7 +212,7 @@ def sys_rt_sigqueueinfo(t: Task, pid: int, sig: int, info: int, *_: int) -> int:
     target = t.kernel.procs.get(pid & 0xFFFFFFFF)
     if target is None:
         raise SyscallError(errno.ESRCH)
-    if (code >= 0 or code == S.SI_TKERNEL) and target.leader is not t.leader:
+    if (code >= 0 or code == sigstate.SI_TKERNEL) and target.leader is not t.leader:
         raise SyscallError(errno.EPERM)
     struct.pack_into("<i", si, 0, sig)
     S.send(t, target, sig, bytes(si))
@@ -228,7 +228,7 @@ def sys_rt_tgsigqueueinfo(t: Task, tgid: int, tid: int, sig: int, info: int, *_:
     target = t.kernel.tasks.get(tid & 0xFFFFFFFF)
     if target is None or target.tgid != tgid & 0xFFFFFFFF:
         raise SyscallError(errno.ESRCH)
-    if (code >= 0 or code == S.SI_TKERNEL) and target.leader is not t.leader:
+    if (code >= 0 or code == sigstate.SI_TKERNEL) and target.leader is not t.leader:
         raise SyscallError(errno.EPERM)
     struct.pack_into("<i", si, 0, sig)
     S.send(t, target, sig, bytes(si), thread=True)
@@ -245,19 +245,19 @@ async def _alarm_task(leader: Task, delay: float, interval: float,
         while True:
             if leader.exit_status is not None or leader.ended.is_set():
                 return
-            S.send(None, leader, 14, S.siginfo(14, S.SI_KERNEL))
+            S.send(None, leader, 14, sigstate.siginfo(14, sigstate.SI_KERNEL))
             if not interval:
                 break
-            h = S.hand(leader)
+            h = sigstate.hand(leader)
             h.alarm_deadline = trio.current_time() + interval
             await trio.sleep(interval)
-    h = S.hand(leader)
+    h = sigstate.hand(leader)
     if h.alarm is scope:
         h.alarm = None
 
 
 def _timer_get(t: Task) -> tuple[float, float]:
-    h = S.hand(t)
+    h = sigstate.hand(t)
     if h.alarm is None:
         return 0.0, 0.0
     return max(h.alarm_deadline - trio.current_time(), 1e-6), h.alarm_interval
@@ -265,7 +265,7 @@ def _timer_get(t: Task) -> tuple[float, float]:
 
 def _timer_set(t: Task, value: float, interval: float) -> tuple[float, float]:
     old = _timer_get(t)
-    h = S.hand(t)
+    h = sigstate.hand(t)
     if h.alarm is not None:
         h.alarm.cancel()
         h.alarm = None
@@ -371,7 +371,7 @@ async def _cpu_timer_task(leader: Task, tm: CpuTimer) -> None:
             _cpu_advance(leader, tm)
             if tm.left_ns > 0:
                 continue
-            S.send(None, leader, sig, S.siginfo(sig, S.SI_KERNEL))
+            S.send(None, leader, sig, sigstate.siginfo(sig, sigstate.SI_KERNEL))
             if not tm.interval_ns:
                 break
             while tm.left_ns <= 0:  # missed periods are dropped, as Linux counts overruns

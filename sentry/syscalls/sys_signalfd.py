@@ -25,12 +25,14 @@ import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel import signals as S
+from sentry.kernel import sigstate
+from sentry.kernel.current import CURRENT_TASK
+from sentry.kernel.table import syscall
 from vfs.abi import O_NONBLOCK, O_RDWR, POLLIN, POLLRDNORM, Stat
 from vfs.errors import error
 from vfs.file import FileDescription, WaitQueue
 
 from .sys_signal import _take_from
-from .table import syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -49,8 +51,6 @@ _CODE_LIMITS = {4: ("fault", 11), 5: ("fault", 6), 7: ("fault", 5), 8: ("fault",
 _NSIGPOLL = 6
 
 def _current() -> Task | None:
-    from sentry.kernel.kernel import CURRENT_TASK
-
     return CURRENT_TASK.get(None)
 
 
@@ -110,7 +110,7 @@ class SignalFD(FileDescription):
     def waitq(self) -> WaitQueue:  # type: ignore[override]
         """The current task's process queue (Linux's poll_wait on current's sighand)."""
         t = _current()
-        return S.readers(t) if t is not None else super().waitq
+        return sigstate.readers(t) if t is not None else super().waitq
 
     async def stat(self) -> Stat:
         return self._anon_stat()
@@ -128,7 +128,7 @@ class SignalFD(FileDescription):
         t = _current()
         if t is None:
             await trio.sleep_forever()
-        return await S.readers(t).wait_for(lambda: self.readiness(mask))  # type: ignore[arg-type]
+        return await sigstate.readers(t).wait_for(lambda: self.readiness(mask))  # type: ignore[arg-type]
 
     async def do_read(self, n: int) -> bytes:
         count = n // SIGINFO_SIZE
@@ -160,7 +160,7 @@ def _signalfd(t: Task, ufd: int, addr: int, size: int, flags: int) -> int:
     (mask,) = struct.unpack("<Q", t.mem_read(addr, 8))
     if flags & ~(SFD_CLOEXEC | SFD_NONBLOCK):
         raise SyscallError(errno.EINVAL)
-    mask &= ~S._UNBLOCKABLE & S._MASK64
+    mask &= ~sigstate.UNBLOCKABLE & sigstate.MASK64
     ufd &= 0xFFFFFFFF
     ufd = ufd - (1 << 32) if ufd & 0x80000000 else ufd
     if ufd == -1:
@@ -169,7 +169,7 @@ def _signalfd(t: Task, ufd: int, addr: int, size: int, flags: int) -> int:
     if not isinstance(f, SignalFD):
         raise SyscallError(errno.EINVAL)
     f.mask = mask
-    S.readers(t).notify(POLLIN | POLLRDNORM)  # a waiter may now have something to read
+    sigstate.readers(t).notify(POLLIN | POLLRDNORM)  # a waiter may now have something to read
     return ufd
 
 

@@ -9,10 +9,10 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
+from sentry.kernel.table import syscall
 
 from .sys_file import i32
 from .sys_fs import path_arg
-from .table import syscall
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task

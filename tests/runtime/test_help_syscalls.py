@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import sentry.syscalls  # noqa: F401
 from runtime.cli import cli
-from sentry.syscalls.table import TABLE
+from sentry.kernel.table import TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 

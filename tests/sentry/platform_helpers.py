@@ -12,15 +12,16 @@ import os
 import subprocess
 from pathlib import Path
 
+import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
 from sentry.errors import SyscallError
 from sentry.kernel import Kernel
+from sentry.kernel.table import TABLE, Entry, Level, number
 from sentry.loader import HostFiles
-from sentry.syscalls.table import TABLE, Entry, Level, number
 from tests.support import native_child_setup, need_binary
 
 _OWN_FAMILIES = {"sentry.syscalls.sys_process", "sentry.syscalls.sys_mmap",
                  "sentry.syscalls.sys_futex",
-                 "sentry.syscalls.table"}
+                 "sentry.kernel.table"}
 
 
 class Captured:

@@ -8,6 +8,7 @@ import io
 import pytest
 
 import sentry.kernel.kernel as kernel_mod
+import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
 from sentry.kernel import Kernel
 from sentry.loader import HostFiles
 from sentry.strace import Strace, traced_table

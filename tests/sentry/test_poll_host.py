@@ -48,6 +48,7 @@ def run_native(prog: str) -> tuple[int, bytes]:
 
 
 async def run_sandbox(prog: str) -> tuple[int, bytes, list]:
+    import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
     from sentry.kernel import Kernel
     from sentry.kernel.fdtable import FDTable
     from vfs import Credentials, Tmpfs, VirtualFilesystem

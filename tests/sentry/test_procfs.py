@@ -21,6 +21,7 @@ async def run_with_proc(argv: list[str], files: dict[str, bytes | str], *,
     """Run argv in a Kernel over a tmpfs root holding `files` (a str value names a host
     file to copy, made executable) and `symlinks`, with devfs at /dev, pipes, and procfs at
     /proc served by the kernel's ProcView. Returns (wait status, stdout, kernel)."""
+    import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
     from sentry.kernel import Kernel
     from sentry.kernel.procview import ProcView
     from vfs import Credentials, Tmpfs, VirtualFilesystem

@@ -58,6 +58,7 @@ async def test_signal_from_outside_reaches_handler(tmp_path):
 
     import trio
 
+    import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
     from sentry.kernel import Kernel, signals
     from sentry.kernel.fdtable import FDTable
     from vfs import Credentials, Tmpfs, VirtualFilesystem

@@ -7,7 +7,7 @@ import pytest
 
 import sentry.syscalls  # noqa: F401  (registers every family)
 from sentry.errors import SyscallError
-from sentry.syscalls.table import TABLE, Level, name_of, number, syscall
+from sentry.kernel.table import TABLE, Level, name_of, number, syscall
 
 
 def test_numbers_are_linux_x86_64():

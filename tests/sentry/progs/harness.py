@@ -165,6 +165,7 @@ class Session:
     async def run(self, argv: list[str], *, cwd: str = "/", env: list[str] | None = None,
                   stdin: bytes | None = None, strace: list[str] | None = None) -> Result:
         """Run host program `argv[0]` (static) in this session; `strace` collects lines."""
+        import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
         from sentry.kernel import Kernel
         from sentry.kernel.fdtable import FDTable
         from sentry.loader import HostFiles
@@ -173,8 +174,8 @@ class Session:
         await self.vfs.chdir(self.ctx, self.creds, None, cwd.encode())
         table = None
         if strace is not None:
+            from sentry.kernel.table import TABLE
             from sentry.strace import Strace, traced_table
-            from sentry.syscalls.table import TABLE
 
             table = traced_table(TABLE, Strace(strace.append))
         with open(os.devnull, "w") as events, tempfile.TemporaryFile() as inp, \
