@@ -17,7 +17,7 @@ import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel.table import TABLE, Entry, name_of, number
-from sentry.loader import ExecSource, VfsFiles, load
+from sentry.loader import ExecSource, Loaded, VfsFiles, load
 from sentry.mm import MemoryManager
 from sentry.mm.address_space import CALLER as mm_caller
 from sentry.platform.ptrace import (
@@ -34,11 +34,15 @@ from sentry.platform.ptrace import (
     hot_step,
 )
 from vfs.abi import Stat
+from vfs.creds import Credentials
 from vfs.file import FileDescription
 from vfs.filesystem import alloc_anon_dev
+from vfs.mount import FSContext
+from vfs.virtualfs import VirtualFilesystem
 
 from . import signals, sigstate
 from .current import CURRENT_TASK
+from .fdtable import FDTable
 from .file_locks import FileLocks
 from .futex import Futexes
 from .image import RecordingSource, image_of
@@ -72,12 +76,13 @@ class Kernel:
         stderr: where user-visible events go (rate-limited), besides the debug log.
     """
 
-    def __init__(self, *, exec_source: ExecSource | None = None, vfs: Any = None,
+    def __init__(self, *, exec_source: ExecSource | None = None,
+                 vfs: VirtualFilesystem | None = None,
                  table: Mapping[int, Entry] | None = None, stderr: TextIO | None = None,
                  hostname: bytes = b"runpsc") -> None:
         self.exec_source = exec_source
         self.vfs = vfs
-        if vfs is not None and hasattr(vfs, "sigpipe") and vfs.sigpipe is None:
+        if vfs is not None and vfs.sigpipe is None:
             vfs.sigpipe = self._sigpipe
         self.table = TABLE if table is None else table
         self.stderr = stderr if stderr is not None else sys.stderr
@@ -168,8 +173,9 @@ class Kernel:
         self._next_pid += 1
         return pid
 
-    async def run(self, argv: list[bytes], envp: list[bytes], fdtable: Any, fs: Any = None,
-                  creds: Any = None, *, path: bytes | None = None) -> int:
+    async def run(self, argv: list[bytes], envp: list[bytes], fdtable: FDTable,
+                  fs: FSContext | None = None, creds: Credentials | None = None, *,
+                  path: bytes | None = None) -> int:
         """Run a program as pid 1 of a fresh sandbox; return its wait status.
 
         The status is Linux's: ``code << 8`` for an exit, the signal number for a kill
@@ -177,11 +183,13 @@ class Kernel:
         fork, exec and wait; when pid 1 ends, every other process of the sandbox is killed,
         as in a PID namespace. Each process's fds are closed when it exits (so pipe readers
         see EOF). A program that cannot be executed raises SyscallError (ENOENT, EACCES,
-        ENOEXEC) before anything runs.
+        ENOEXEC) before anything runs. `creds` defaults to root's.
         """
         if not self.table:
             raise RuntimeError("no syscall handlers: import sentry.syscalls (it registers "
                                "them) or pass Kernel(table=...)")
+        if creds is None:
+            creds = Credentials.root()
         stub = PtraceStub.start()
         t: Task | None = None
         try:
@@ -211,11 +219,11 @@ class Kernel:
             nursery.cancel_scope.cancel()  # init is gone: so is everything else
         return status
 
-    def _source(self, fs: Any, creds: Any) -> ExecSource:
+    def _source(self, fs: FSContext | None, creds: Credentials) -> ExecSource:
         return self.exec_source or VfsFiles(self.vfs, fs, creds)
 
     @staticmethod
-    def _start_regs(t: Task, loaded: Any) -> None:
+    def _start_regs(t: Task, loaded: Loaded) -> None:
         r = t.stub.regs
         for name in ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8",
                      "rax", "rcx", "rdx", "rsi", "rdi", "fs_base", "gs_base"):
@@ -327,7 +335,7 @@ class Kernel:
         self.procs.pop(t.tgid, None)
         self.procs_ended[t.tgid] = status
         reaper = self._reaper_for(t)
-        uid = t.creds.uid if t.creds is not None else 0
+        uid = t.creds.uid
         orphans = [c for c in self.procs.values() if c.ppid == t.tgid]
         for c in orphans:
             c.ppid = reaper
@@ -410,13 +418,12 @@ class Kernel:
         for old in sorted(old_stubs, key=lambda s: s is old_leader.stubs[0]):
             old.kill()  # the old process (every thread), leader last
         await old_mm.release()
-        if t.fdtable is not None:
-            await self.close_files(t.tgid, t.fdtable.close_on_exec())
+        await self.close_files(t.tgid, t.fdtable.close_on_exec())
         self._start_regs(t, loaded)
         signals.on_exec(t)
         t.vfork_done.set()
 
-    async def _exit_cleanup(self, mm: MemoryManager | None, fdtable: Any,
+    async def _exit_cleanup(self, mm: MemoryManager | None, fdtable: FDTable | None,
                             tgid: int = 0) -> None:
         """What exit does after process `tgid`'s threads are gone: write back shared
         mappings, close every fd (so pipe readers see EOF, and its locks go)."""
@@ -537,7 +544,5 @@ class Kernel:
 
 
 
-def _ids(creds: Any) -> dict[str, int]:
-    if creds is None:
-        return {}
+def _ids(creds: Credentials) -> dict[str, int]:
     return dict(uid=creds.uid, gid=creds.gid, euid=creds.euid, egid=creds.egid)

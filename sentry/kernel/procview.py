@@ -63,9 +63,7 @@ class ProcView:
         if t is None:
             z = self.kernel.zombie_tasks.get(pid)
             return None if z is None else self._zombie_entries(z)
-        creds = t.creds
-        uid = creds.uid if creds is not None else 0
-        gid = creds.gid if creds is not None else 0
+        uid, gid = t.creds.uid, t.creds.gid
         return {
             b"cwd": SymlinkNode(lambda: self.vfs.getcwd(t.fs)),
             b"root": SymlinkNode(b"/"),

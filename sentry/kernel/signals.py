@@ -550,7 +550,7 @@ def notify_parent(leader: Task, why: int, status: int) -> None:
     k = leader.kernel
     parent = k.procs.get(leader.ppid)
     if parent is not None and not action(parent, SIGCHLD)[1] & jobctl.SA_NOCLDSTOP:
-        uid = leader.creds.uid if leader.creds is not None else 0
+        uid = leader.creds.uid
         send(None, parent, SIGCHLD,
                      siginfo(SIGCHLD, why, leader.tgid, uid, status=status))
     k.notify_children_changed()
@@ -605,7 +605,7 @@ def process_exited(parent: Task | None, child: Task, status: int) -> None:
         child.kernel.signals_queued -= sum(len(q) for q in pend.values())
         pend.clear()
     jobctl.exited(child.leader)
-    uid = child.creds.uid if child.creds is not None else 0
+    uid = child.creds.uid
     notify_exit(parent, child.tgid, uid, status)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -16,10 +17,15 @@ from .exit import TaskExit
 
 if TYPE_CHECKING:
     from sentry.mm.address_space import MemoryManager
+    from sentry.platform.libc import UserRegs
+    from vfs.creds import Credentials
+    from vfs.mount import FSContext
 
+    from .fdtable import FDTable
     from .image import ProcessImage
     from .kernel import Kernel
 
+T = TypeVar("T")
 _MAX_RW = 0x7FFFF000  # Linux's MAX_RW_COUNT
 UIO_MAXIOV = 1024
 _CHECK_ABOVE = 1 << 20  # reads larger than this are checked against the mapping list first
@@ -29,14 +35,16 @@ __all__ = ["Task", "TaskExit"]
 class Task:
     """An application thread: sandbox ids, memory access, files, credentials.
 
-    Attributes the handlers use: `tid`, `tgid`, `ppid`, `kernel`, `mm`, `fdtable`, `fs`,
+    Attributes the handlers use: `tid`, `tgid`, `ppid`, `kernel`, `mm`, `fdtable`, `fs`
+    (None only when programs come from the host: `Kernel(exec_source=HostFiles())`),
     `creds`, `regs` (the registers at the current syscall stop). Threads of one process
     share `mm`, `fdtable` and `fs`; `leader` is the thread-group leader, which holds the
     process-wide state (`ppid`, `pgid`, `sid`, `killed_by` forward to it).
     """
 
     def __init__(self, kernel: Kernel, stub: PtraceStub, mm: MemoryManager, *, tid: int,
-                 tgid: int, ppid: int, fdtable: Any, fs: Any, creds: Any) -> None:
+                 tgid: int, ppid: int, fdtable: FDTable, fs: FSContext | None,
+                 creds: Credentials) -> None:
         self.kernel = kernel
         self.stub = stub
         self.mm = mm
@@ -101,10 +109,10 @@ class Task:
         self.leader._killed_by = v
 
     @property
-    def regs(self) -> Any:
+    def regs(self) -> UserRegs:
         return self.stub.regs
 
-    async def sleep_interruptibly(self, aw: Any) -> Any:
+    async def sleep_interruptibly(self, aw: Awaitable[T]) -> T:
         """Await `aw` (a blocking wait of a syscall) unless a signal ends the process
         first; then raise SyscallError(EINTR) (the dispatcher sees `killed_by`)."""
         with trio.CancelScope() as scope:

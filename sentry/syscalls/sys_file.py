@@ -32,6 +32,8 @@ from vfs.file import MAX_RW
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
+    from vfs.mount import FSContext
+    from vfs.virtualfs import VirtualFilesystem
 
 #: How much application memory one step of a big write/sendfile copies at a time.
 CHUNK = 1 << 20
@@ -62,6 +64,15 @@ def i64(v: int) -> int:
     """A register as a signed 64-bit value (offsets, lengths that may be negative)."""
     v &= 0xFFFFFFFFFFFFFFFF
     return v - (1 << 64) if v >> 63 else v
+
+
+def vfs_of(t: Task) -> tuple[VirtualFilesystem, FSContext]:
+    """The sandbox's VFS and `t`'s FS context, for a file syscall. ENOSYS in a kernel that
+    has none (programs read from the host: the platform's bring-up set-up)."""
+    vfs, fs = t.kernel.vfs, t.fs
+    if vfs is None or fs is None:
+        raise SyscallError(errno.ENOSYS)
+    return vfs, fs
 
 
 def dirfd_of(t: Task, dirfd: int) -> Any:
@@ -281,8 +292,9 @@ async def do_open(t: Task, dirfd: int, path: int, flags: int, mode: int) -> int:
     name = t.read_cstring(path, 4096)
     d = dirfd_of(t, dirfd)
     # Linux on 64-bit forces O_LARGEFILE (F_GETFL shows it); O_CLOEXEC is per-fd.
-    fdesc = await t.kernel.vfs.open(
-        t.fs, t.creds, d, name, (flags | O_LARGEFILE) & ~O_CLOEXEC,
+    vfs, fs = vfs_of(t)
+    fdesc = await vfs.open(
+        fs, t.creds, d, name, (flags | O_LARGEFILE) & ~O_CLOEXEC,
         (mode & 0o7777) if flags & (O_CREAT | O_TMPFILE) else 0,
     )
     try:
@@ -502,7 +514,7 @@ async def _pipe(t: Task, fds: int, flags: int) -> int:
         raise SyscallError(errno.EINVAL)
     from vfs.fs.pipefs import new_pipe
 
-    r, w = new_pipe(t.kernel.vfs, t.creds, flags & O_NONBLOCK)
+    r, w = new_pipe(vfs_of(t)[0], t.creds, flags & O_NONBLOCK)
     table = t.fdtable
     cloexec = bool(flags & O_CLOEXEC)
     rfd = wfd = -1
@@ -689,7 +701,7 @@ async def sys_syncfs(t: Task, fd: int, *_: int) -> int:
 @syscall("sync")
 async def sys_sync(t: Task, *_: int) -> int:
     """Implements Linux syscall sync(2)."""
-    await t.kernel.vfs.sync()
+    await vfs_of(t)[0].sync()
     return 0
 
 

@@ -22,7 +22,7 @@ from vfs.abi import (
     UTIME_NOW,
 )
 
-from .sys_file import dirfd_of, i32, i64
+from .sys_file import dirfd_of, i32, i64, vfs_of
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -35,10 +35,6 @@ UTIMBUF = struct.Struct("<qq")
 def path_arg(t: Task, addr: int) -> bytes:
     """A path argument: EFAULT for a bad pointer, ENAMETOOLONG past PATH_MAX."""
     return t.read_cstring(addr, PATH_MAX)
-
-
-def _vfs(t: Task):  # noqa: ANN202  (the kernel's vfs.VirtualFilesystem)
-    return t.kernel.vfs
 
 
 # -- stat family -----------------------------------------------------------------------------
@@ -59,8 +55,10 @@ async def _stat_of(t: Task, dirfd: int, path: int, flags: int, *, statx_mask: in
             raise SyscallError(errno.EINVAL)
         return await d.stat()
     if statx_mask is not None:
-        return await _vfs(t).statx(t.fs, t.creds, d, name, flags, statx_mask)
-    return await _vfs(t).stat(t.fs, t.creds, d, name, flags)
+        vfs, fs = vfs_of(t)
+        return await vfs.statx(fs, t.creds, d, name, flags, statx_mask)
+    vfs, fs = vfs_of(t)
+    return await vfs.stat(fs, t.creds, d, name, flags)
 
 
 async def _stat(t: Task, dirfd: int, path: int, buf: int, flags: int) -> int:
@@ -112,7 +110,8 @@ async def sys_statx(t: Task, dirfd: int, path: int, flags: int, mask: int, buf: 
 @syscall("mkdir")
 async def sys_mkdir(t: Task, path: int, mode: int, *_: int) -> int:
     """Implements Linux syscall mkdir(2)."""
-    await _vfs(t).mkdirat(t.fs, t.creds, None, path_arg(t, path), mode & 0o7777)
+    vfs, fs = vfs_of(t)
+    await vfs.mkdirat(fs, t.creds, None, path_arg(t, path), mode & 0o7777)
     return 0
 
 
@@ -120,7 +119,8 @@ async def sys_mkdir(t: Task, path: int, mode: int, *_: int) -> int:
 async def sys_mkdirat(t: Task, dirfd: int, path: int, mode: int, *_: int) -> int:
     """Implements Linux syscall mkdirat(2)."""
     name = path_arg(t, path)
-    await _vfs(t).mkdirat(t.fs, t.creds, dirfd_of(t, dirfd), name, mode & 0o7777)
+    vfs, fs = vfs_of(t)
+    await vfs.mkdirat(fs, t.creds, dirfd_of(t, dirfd), name, mode & 0o7777)
     return 0
 
 
@@ -137,7 +137,8 @@ def _decode_dev(dev: int) -> int:
 @syscall("mknod")
 async def sys_mknod(t: Task, path: int, mode: int, dev: int, *_: int) -> int:
     """Implements Linux syscall mknod(2)."""
-    await _vfs(t).mknodat(t.fs, t.creds, None, path_arg(t, path), mode & 0xFFFF,
+    vfs, fs = vfs_of(t)
+    await vfs.mknodat(fs, t.creds, None, path_arg(t, path), mode & 0xFFFF,
                           _decode_dev(dev))
     return 0
 
@@ -146,7 +147,8 @@ async def sys_mknod(t: Task, path: int, mode: int, dev: int, *_: int) -> int:
 async def sys_mknodat(t: Task, dirfd: int, path: int, mode: int, dev: int, *_: int) -> int:
     """Implements Linux syscall mknodat(2)."""
     name = path_arg(t, path)
-    await _vfs(t).mknodat(t.fs, t.creds, dirfd_of(t, dirfd), name, mode & 0xFFFF,
+    vfs, fs = vfs_of(t)
+    await vfs.mknodat(fs, t.creds, dirfd_of(t, dirfd), name, mode & 0xFFFF,
                           _decode_dev(dev))
     return 0
 
@@ -154,14 +156,16 @@ async def sys_mknodat(t: Task, dirfd: int, path: int, mode: int, dev: int, *_: i
 @syscall("rmdir")
 async def sys_rmdir(t: Task, path: int, *_: int) -> int:
     """Implements Linux syscall rmdir(2)."""
-    await _vfs(t).unlinkat(t.fs, t.creds, None, path_arg(t, path), AT_REMOVEDIR)
+    vfs, fs = vfs_of(t)
+    await vfs.unlinkat(fs, t.creds, None, path_arg(t, path), AT_REMOVEDIR)
     return 0
 
 
 @syscall("unlink")
 async def sys_unlink(t: Task, path: int, *_: int) -> int:
     """Implements Linux syscall unlink(2)."""
-    await _vfs(t).unlinkat(t.fs, t.creds, None, path_arg(t, path), 0)
+    vfs, fs = vfs_of(t)
+    await vfs.unlinkat(fs, t.creds, None, path_arg(t, path), 0)
     return 0
 
 
@@ -169,14 +173,16 @@ async def sys_unlink(t: Task, path: int, *_: int) -> int:
 async def sys_unlinkat(t: Task, dirfd: int, path: int, flags: int, *_: int) -> int:
     """Implements Linux syscall unlinkat(2)."""
     name = path_arg(t, path)
-    await _vfs(t).unlinkat(t.fs, t.creds, dirfd_of(t, dirfd), name, i32(flags))
+    vfs, fs = vfs_of(t)
+    await vfs.unlinkat(fs, t.creds, dirfd_of(t, dirfd), name, i32(flags))
     return 0
 
 
 @syscall("rename")
 async def sys_rename(t: Task, old: int, new: int, *_: int) -> int:
     """Implements Linux syscall rename(2)."""
-    await _vfs(t).renameat2(t.fs, t.creds, None, path_arg(t, old), None, path_arg(t, new), 0)
+    vfs, fs = vfs_of(t)
+    await vfs.renameat2(fs, t.creds, None, path_arg(t, old), None, path_arg(t, new), 0)
     return 0
 
 
@@ -193,14 +199,16 @@ async def sys_renameat2(t: Task, olddirfd: int, old: int, newdirfd: int, new: in
     """Implements Linux syscall renameat2(2) (RENAME_NOREPLACE, RENAME_EXCHANGE)."""
     oldname, newname = path_arg(t, old), path_arg(t, new)
     od, nd = dirfd_of(t, olddirfd), dirfd_of(t, newdirfd)
-    await _vfs(t).renameat2(t.fs, t.creds, od, oldname, nd, newname, flags & 0xFFFFFFFF)
+    vfs, fs = vfs_of(t)
+    await vfs.renameat2(fs, t.creds, od, oldname, nd, newname, flags & 0xFFFFFFFF)
     return 0
 
 
 @syscall("link")
 async def sys_link(t: Task, old: int, new: int, *_: int) -> int:
     """Implements Linux syscall link(2)."""
-    await _vfs(t).linkat(t.fs, t.creds, None, path_arg(t, old), None, path_arg(t, new), 0)
+    vfs, fs = vfs_of(t)
+    await vfs.linkat(fs, t.creds, None, path_arg(t, old), None, path_arg(t, new), 0)
     return 0
 
 
@@ -212,14 +220,16 @@ async def sys_linkat(t: Task, olddirfd: int, old: int, newdirfd: int, new: int, 
     oldname = b"" if old == 0 and flags & AT_EMPTY_PATH else path_arg(t, old)
     newname = path_arg(t, new)
     od, nd = dirfd_of(t, olddirfd), dirfd_of(t, newdirfd)
-    await _vfs(t).linkat(t.fs, t.creds, od, oldname, nd, newname, flags)
+    vfs, fs = vfs_of(t)
+    await vfs.linkat(fs, t.creds, od, oldname, nd, newname, flags)
     return 0
 
 
 @syscall("symlink")
 async def sys_symlink(t: Task, target: int, path: int, *_: int) -> int:
     """Implements Linux syscall symlink(2)."""
-    await _vfs(t).symlinkat(t.fs, t.creds, path_arg(t, target), None, path_arg(t, path))
+    vfs, fs = vfs_of(t)
+    await vfs.symlinkat(fs, t.creds, path_arg(t, target), None, path_arg(t, path))
     return 0
 
 
@@ -227,7 +237,8 @@ async def sys_symlink(t: Task, target: int, path: int, *_: int) -> int:
 async def sys_symlinkat(t: Task, target: int, dirfd: int, path: int, *_: int) -> int:
     """Implements Linux syscall symlinkat(2)."""
     tgt, name = path_arg(t, target), path_arg(t, path)
-    await _vfs(t).symlinkat(t.fs, t.creds, tgt, dirfd_of(t, dirfd), name)
+    vfs, fs = vfs_of(t)
+    await vfs.symlinkat(fs, t.creds, tgt, dirfd_of(t, dirfd), name)
     return 0
 
 
@@ -236,7 +247,8 @@ async def _readlink(t: Task, dirfd: int, path: int, buf: int, size: int) -> int:
     if size <= 0:
         raise SyscallError(errno.EINVAL)
     name = path_arg(t, path)
-    target = await _vfs(t).readlinkat(t.fs, t.creds, dirfd_of(t, dirfd), name)
+    vfs, fs = vfs_of(t)
+    target = await vfs.readlinkat(fs, t.creds, dirfd_of(t, dirfd), name)
     data = target[:size]
     t.mem_write(buf, data)
     return len(data)
@@ -260,7 +272,8 @@ async def sys_readlinkat(t: Task, dirfd: int, path: int, buf: int, size: int, *_
 @syscall("chmod")
 async def sys_chmod(t: Task, path: int, mode: int, *_: int) -> int:
     """Implements Linux syscall chmod(2)."""
-    await _vfs(t).fchmodat(t.fs, t.creds, None, path_arg(t, path), mode & 0o7777, 0)
+    vfs, fs = vfs_of(t)
+    await vfs.fchmodat(fs, t.creds, None, path_arg(t, path), mode & 0o7777, 0)
     return 0
 
 
@@ -268,7 +281,8 @@ async def sys_chmod(t: Task, path: int, mode: int, *_: int) -> int:
 async def sys_fchmod(t: Task, fd: int, mode: int, *_: int) -> int:
     """Implements Linux syscall fchmod(2)."""
     f = t.fdtable.get(i32(fd))
-    await _vfs(t).fchmodat(t.fs, t.creds, f, None, mode & 0o7777, 0)
+    vfs, fs = vfs_of(t)
+    await vfs.fchmodat(fs, t.creds, f, None, mode & 0o7777, 0)
     return 0
 
 
@@ -276,7 +290,8 @@ async def sys_fchmod(t: Task, fd: int, mode: int, *_: int) -> int:
 async def sys_fchmodat(t: Task, dirfd: int, path: int, mode: int, *_: int) -> int:
     """Implements Linux syscall fchmodat(2) (the syscall has no flags argument)."""
     name = path_arg(t, path)
-    await _vfs(t).fchmodat(t.fs, t.creds, dirfd_of(t, dirfd), name, mode & 0o7777, 0)
+    vfs, fs = vfs_of(t)
+    await vfs.fchmodat(fs, t.creds, dirfd_of(t, dirfd), name, mode & 0o7777, 0)
     return 0
 
 
@@ -285,7 +300,8 @@ async def sys_fchmodat2(t: Task, dirfd: int, path: int, mode: int, flags: int, *
     """Implements Linux syscall fchmodat2(2) (AT_SYMLINK_NOFOLLOW gives EOPNOTSUPP on links)."""
     flags = i32(flags)
     name = b"" if path == 0 and flags & AT_EMPTY_PATH else path_arg(t, path)
-    await _vfs(t).fchmodat(t.fs, t.creds, dirfd_of(t, dirfd), name, mode & 0o7777, flags)
+    vfs, fs = vfs_of(t)
+    await vfs.fchmodat(fs, t.creds, dirfd_of(t, dirfd), name, mode & 0o7777, flags)
     return 0
 
 
@@ -297,14 +313,16 @@ def _id(v: int) -> int:
 @syscall("chown")
 async def sys_chown(t: Task, path: int, uid: int, gid: int, *_: int) -> int:
     """Implements Linux syscall chown(2)."""
-    await _vfs(t).fchownat(t.fs, t.creds, None, path_arg(t, path), _id(uid), _id(gid), 0)
+    vfs, fs = vfs_of(t)
+    await vfs.fchownat(fs, t.creds, None, path_arg(t, path), _id(uid), _id(gid), 0)
     return 0
 
 
 @syscall("lchown")
 async def sys_lchown(t: Task, path: int, uid: int, gid: int, *_: int) -> int:
     """Implements Linux syscall lchown(2)."""
-    await _vfs(t).fchownat(t.fs, t.creds, None, path_arg(t, path), _id(uid), _id(gid),
+    vfs, fs = vfs_of(t)
+    await vfs.fchownat(fs, t.creds, None, path_arg(t, path), _id(uid), _id(gid),
                            AT_SYMLINK_NOFOLLOW)
     return 0
 
@@ -313,7 +331,8 @@ async def sys_lchown(t: Task, path: int, uid: int, gid: int, *_: int) -> int:
 async def sys_fchown(t: Task, fd: int, uid: int, gid: int, *_: int) -> int:
     """Implements Linux syscall fchown(2)."""
     f = t.fdtable.get(i32(fd))
-    await _vfs(t).fchownat(t.fs, t.creds, f, None, _id(uid), _id(gid), 0)
+    vfs, fs = vfs_of(t)
+    await vfs.fchownat(fs, t.creds, f, None, _id(uid), _id(gid), 0)
     return 0
 
 
@@ -323,7 +342,8 @@ async def sys_fchownat(t: Task, dirfd: int, path: int, uid: int, gid: int, flags
     """Implements Linux syscall fchownat(2)."""
     flags = i32(flags)
     name = b"" if path == 0 and flags & AT_EMPTY_PATH else path_arg(t, path)
-    await _vfs(t).fchownat(t.fs, t.creds, dirfd_of(t, dirfd), name, _id(uid), _id(gid), flags)
+    vfs, fs = vfs_of(t)
+    await vfs.fchownat(fs, t.creds, dirfd_of(t, dirfd), name, _id(uid), _id(gid), flags)
     return 0
 
 
@@ -342,10 +362,12 @@ async def sys_utimensat(t: Task, dirfd: int, path: int, times: int, flags: int,
         f = t.fdtable.get(i32(dirfd))
         if flags:
             raise SyscallError(errno.EINVAL)
-        await _vfs(t).utimensat(t.fs, t.creds, f, None, tv, 0)
+        vfs, fs = vfs_of(t)
+        await vfs.utimensat(fs, t.creds, f, None, tv, 0)
         return 0
     name = path_arg(t, path)
-    await _vfs(t).utimensat(t.fs, t.creds, dirfd_of(t, dirfd), name, tv, flags)
+    vfs, fs = vfs_of(t)
+    await vfs.utimensat(fs, t.creds, dirfd_of(t, dirfd), name, tv, flags)
     return 0
 
 
@@ -362,7 +384,8 @@ def _timeval_pair(t: Task, addr: int) -> tuple[tuple[int, int], tuple[int, int]]
 async def sys_utimes(t: Task, path: int, times: int, *_: int) -> int:
     """Implements Linux syscall utimes(2) (microsecond times)."""
     tv = _timeval_pair(t, times)
-    await _vfs(t).utimensat(t.fs, t.creds, None, path_arg(t, path), tv, 0)
+    vfs, fs = vfs_of(t)
+    await vfs.utimensat(fs, t.creds, None, path_arg(t, path), tv, 0)
     return 0
 
 
@@ -371,9 +394,11 @@ async def sys_futimesat(t: Task, dirfd: int, path: int, times: int, *_: int) -> 
     """Implements Linux syscall futimesat(2)."""
     tv = _timeval_pair(t, times)
     if path == 0:
-        await _vfs(t).utimensat(t.fs, t.creds, t.fdtable.get(i32(dirfd)), None, tv, 0)
+        vfs, fs = vfs_of(t)
+        await vfs.utimensat(fs, t.creds, t.fdtable.get(i32(dirfd)), None, tv, 0)
         return 0
-    await _vfs(t).utimensat(t.fs, t.creds, dirfd_of(t, dirfd), path_arg(t, path), tv, 0)
+    vfs, fs = vfs_of(t)
+    await vfs.utimensat(fs, t.creds, dirfd_of(t, dirfd), path_arg(t, path), tv, 0)
     return 0
 
 
@@ -386,14 +411,16 @@ async def sys_utime(t: Task, path: int, times: int, *_: int) -> int:
         tv = ((a, 0), (m, 0))
     else:
         tv = ((0, UTIME_NOW), (0, UTIME_NOW))
-    await _vfs(t).utimensat(t.fs, t.creds, None, path_arg(t, path), tv, 0)
+    vfs, fs = vfs_of(t)
+    await vfs.utimensat(fs, t.creds, None, path_arg(t, path), tv, 0)
     return 0
 
 
 @syscall("truncate")
 async def sys_truncate(t: Task, path: int, length: int, *_: int) -> int:
     """Implements Linux syscall truncate(2)."""
-    await _vfs(t).truncate(t.fs, t.creds, path_arg(t, path), i64(length))
+    vfs, fs = vfs_of(t)
+    await vfs.truncate(fs, t.creds, path_arg(t, path), i64(length))
     return 0
 
 
@@ -401,7 +428,7 @@ async def sys_truncate(t: Task, path: int, length: int, *_: int) -> int:
 async def sys_ftruncate(t: Task, fd: int, length: int, *_: int) -> int:
     """Implements Linux syscall ftruncate(2)."""
     f = t.fdtable.get(i32(fd))
-    await _vfs(t).ftruncate(f, i64(length))
+    await vfs_of(t)[0].ftruncate(f, i64(length))
     return 0
 
 
@@ -416,7 +443,8 @@ async def sys_fallocate(t: Task, fd: int, mode: int, offset: int, length: int, *
 async def _access(t: Task, dirfd: int, path: int, mode: int, flags: int) -> int:
     flags = i32(flags)
     name = b"" if path == 0 and flags & AT_EMPTY_PATH else path_arg(t, path)
-    await _vfs(t).faccessat(t.fs, t.creds, dirfd_of(t, dirfd), name, i32(mode), flags)
+    vfs, fs = vfs_of(t)
+    await vfs.faccessat(fs, t.creds, dirfd_of(t, dirfd), name, i32(mode), flags)
     return 0
 
 
@@ -446,7 +474,8 @@ async def sys_faccessat2(t: Task, dirfd: int, path: int, mode: int, flags: int,
 @syscall("getcwd")
 def sys_getcwd(t: Task, buf: int, size: int, *_: int) -> int:
     """Implements Linux syscall getcwd(2): returns the length including the NUL."""
-    path = _vfs(t).getcwd(t.fs) + b"\0"
+    vfs, fs = vfs_of(t)
+    path = vfs.getcwd(fs) + b"\0"
     if len(path) > size & 0xFFFFFFFFFFFFFFFF:
         raise SyscallError(errno.ERANGE)
     t.mem_write(buf, path)
@@ -456,7 +485,8 @@ def sys_getcwd(t: Task, buf: int, size: int, *_: int) -> int:
 @syscall("chdir")
 async def sys_chdir(t: Task, path: int, *_: int) -> int:
     """Implements Linux syscall chdir(2)."""
-    await _vfs(t).chdir(t.fs, t.creds, None, path_arg(t, path))
+    vfs, fs = vfs_of(t)
+    await vfs.chdir(fs, t.creds, None, path_arg(t, path))
     return 0
 
 
@@ -464,29 +494,33 @@ async def sys_chdir(t: Task, path: int, *_: int) -> int:
 async def sys_fchdir(t: Task, fd: int, *_: int) -> int:
     """Implements Linux syscall fchdir(2)."""
     f = t.fdtable.get(i32(fd))
-    await _vfs(t).chdir(t.fs, t.creds, f, b"")
+    vfs, fs = vfs_of(t)
+    await vfs.chdir(fs, t.creds, f, b"")
     return 0
 
 
 @syscall("chroot")
 async def sys_chroot(t: Task, path: int, *_: int) -> int:
     """Implements Linux syscall chroot(2) (needs CAP_SYS_CHROOT in the sandbox)."""
-    await _vfs(t).chroot(t.fs, t.creds, path_arg(t, path))
+    vfs, fs = vfs_of(t)
+    await vfs.chroot(fs, t.creds, path_arg(t, path))
     return 0
 
 
 @syscall("umask")
 def sys_umask(t: Task, mask: int, *_: int) -> int:
     """Implements Linux syscall umask(2)."""
-    old = t.fs.umask
-    t.fs.umask = mask & 0o777
+    fs = vfs_of(t)[1]
+    old = fs.umask
+    fs.umask = mask & 0o777
     return old
 
 
 @syscall("statfs")
 async def sys_statfs(t: Task, path: int, buf: int, *_: int) -> int:
     """Implements Linux syscall statfs(2)."""
-    sf = await _vfs(t).statfs(t.fs, t.creds, None, path_arg(t, path))
+    vfs, fs = vfs_of(t)
+    sf = await vfs.statfs(fs, t.creds, None, path_arg(t, path))
     t.mem_write(buf, sf.pack())
     return 0
 
@@ -497,7 +531,7 @@ async def sys_fstatfs(t: Task, fd: int, buf: int, *_: int) -> int:
     f = t.fdtable.get(i32(fd))
     if f.vd is None:
         raise SyscallError(errno.EBADF)
-    sf = await _vfs(t).statfs_at(f.vd)
+    sf = await vfs_of(t)[0].statfs_at(f.vd)
     t.mem_write(buf, sf.pack())
     return 0
 

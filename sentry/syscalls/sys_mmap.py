@@ -66,7 +66,7 @@ async def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: i
             raise SyscallError(errno.EACCES)
         file = fdesc
         vd = getattr(fdesc, "vd", None)
-        if vd is not None and t.kernel.vfs is not None:
+        if vd is not None and t.kernel.vfs is not None and t.fs is not None:
             try:
                 name = t.kernel.vfs.path_of(t.fs, vd)
             except (OSError, AttributeError):

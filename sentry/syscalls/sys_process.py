@@ -346,7 +346,7 @@ DEFAULT_RLIMITS = {
 
 
 def _rlimit(t: Task, res: int) -> tuple[int, int]:
-    if res == RLIMIT_NOFILE and t.fdtable is not None and hasattr(t.fdtable, "limit"):
+    if res == RLIMIT_NOFILE:
         return (t.fdtable.limit, t.rlimits.get(res, DEFAULT_RLIMITS[res])[1])
     return t.rlimits.get(res, DEFAULT_RLIMITS[res])
 
@@ -368,8 +368,7 @@ def sys_prlimit64(t: Task, pid: int, res: int, new: int, old: int, *_: int) -> i
         if res == RLIMIT_NOFILE:
             if hard > 1 << 20:
                 raise SyscallError(errno.EPERM)
-            if t.fdtable is not None and hasattr(t.fdtable, "limit"):
-                t.fdtable.limit = soft
+            t.fdtable.limit = soft
     if old:
         t.mem_write(old, struct.pack("<QQ", *cur))
     if new:
@@ -681,10 +680,10 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         child_mm = t.mm.fork(child_stub)
         pid = k.alloc_pid()
         fdtable = t.fdtable
-        if not flags & CLONE_FILES and fdtable is not None and hasattr(fdtable, "fork"):
+        if not flags & CLONE_FILES:
             fdtable = fdtable.fork()
         fs = t.fs
-        if not flags & CLONE_FS and fs is not None and hasattr(fs, "fork"):
+        if not flags & CLONE_FS and fs is not None:
             fs = fs.fork()
         child = type(t)(k, child_stub, child_mm, tid=pid, tgid=pid,
                         ppid=t.ppid if flags & CLONE_PARENT else t.tgid,
@@ -857,7 +856,7 @@ async def _wait(t: Task, pid: int, options: int, *,
                 return c, status, 1, (status >> 8) & 0xFF, uid  # CLD_EXITED
             got = jobctl.wait_report(proc, options, consume=reap)
             if got is not None:
-                uid = proc.creds.uid if proc.creds is not None else 0
+                uid = proc.creds.uid
                 return c, got[0], got[1], got[2], uid
         if options & WNOHANG:
             return 0, 0, 0, 0, 0
@@ -920,7 +919,7 @@ _IGNORED_BY_DEFAULT = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
 
 def _send(t: Task, target: Task, sig: int, *, thread: bool = False) -> None:
     """Send `sig` (to one thread for tgkill/tkill): see sentry.kernel.signals."""
-    uid = t.creds.uid if t.creds is not None else 0
+    uid = t.creds.uid
     info = sigstate.siginfo(sig, sigstate.SI_TKERNEL if thread else sigstate.SI_USER, t.tgid,
                            uid)
     signals.send(t, target, sig, info, thread=thread)

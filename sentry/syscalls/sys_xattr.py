@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sentry.errors import SyscallError
 from sentry.kernel.table import syscall
 
-from .sys_file import i32
+from .sys_file import i32, vfs_of
 from .sys_fs import path_arg
 
 if TYPE_CHECKING:
@@ -58,7 +58,8 @@ def _give(t: Task, value: bytes, buf: int, size: int) -> int:
 async def _get(t: Task, kind: str, arg: int, name: int, buf: int, size: int) -> int:
     d, path, follow = _target(t, kind, arg)
     nm = _name(t, name)
-    value = await t.kernel.vfs.getxattr(t.fs, t.creds, d, path, nm, follow=follow)
+    vfs, fs = vfs_of(t)
+    value = await vfs.getxattr(fs, t.creds, d, path, nm, follow=follow)
     return _give(t, value, buf, min(size & 0xFFFFFFFFFFFFFFFF, XATTR_SIZE_MAX))
 
 
@@ -70,13 +71,15 @@ async def _set(t: Task, kind: str, arg: int, name: int, value: int, size: int,
     if size > XATTR_SIZE_MAX:
         raise SyscallError(errno.E2BIG)
     data = t.mem_read(value, size) if size else b""
-    await t.kernel.vfs.setxattr(t.fs, t.creds, d, path, nm, data, i32(flags), follow=follow)
+    vfs, fs = vfs_of(t)
+    await vfs.setxattr(fs, t.creds, d, path, nm, data, i32(flags), follow=follow)
     return 0
 
 
 async def _list(t: Task, kind: str, arg: int, buf: int, size: int) -> int:
     d, path, follow = _target(t, kind, arg)
-    names = await t.kernel.vfs.listxattr(t.fs, t.creds, d, path, follow=follow)
+    vfs, fs = vfs_of(t)
+    names = await vfs.listxattr(fs, t.creds, d, path, follow=follow)
     data = b"".join(n + b"\0" for n in names)
     if len(data) > XATTR_LIST_MAX:
         raise SyscallError(errno.E2BIG)
@@ -86,7 +89,8 @@ async def _list(t: Task, kind: str, arg: int, buf: int, size: int) -> int:
 async def _remove(t: Task, kind: str, arg: int, name: int) -> int:
     d, path, follow = _target(t, kind, arg)
     nm = _name(t, name)
-    await t.kernel.vfs.removexattr(t.fs, t.creds, d, path, nm, follow=follow)
+    vfs, fs = vfs_of(t)
+    await vfs.removexattr(fs, t.creds, d, path, nm, follow=follow)
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
 from sentry.errors import SyscallError
 from sentry.kernel import Kernel
+from sentry.kernel.fdtable import FDTable
 from sentry.kernel.table import TABLE, Entry, Level, number
 from sentry.loader import HostFiles
 from tests.support import native_child_setup, need_binary
@@ -63,7 +64,7 @@ async def run(argv: list[str], *, env: list[str] | None = None,
     import io
 
     k = Kernel(exec_source=HostFiles(), table=capture_table(cap, extra), stderr=io.StringIO())
-    status = await k.run([a.encode() for a in argv], [e.encode() for e in (env or [])], None)
+    status = await k.run([a.encode() for a in argv], [e.encode() for e in (env or [])], FDTable())
     return status, bytes(cap.out), bytes(cap.err), k
 
 
@@ -127,7 +128,6 @@ async def run_captured(k: Kernel, argv: list[str], env: list[str] | None, ctx: o
     meanwhile. Returns (wait status, output)."""
     import trio
 
-    from sentry.kernel.fdtable import FDTable
     from vfs.fs.host import HostFD
 
     r, w = os.pipe()

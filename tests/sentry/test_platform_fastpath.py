@@ -10,6 +10,7 @@ import pytest
 import sentry.kernel.kernel as kernel_mod
 import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
 from sentry.kernel import Kernel
+from sentry.kernel.fdtable import FDTable
 from sentry.loader import HostFiles
 from sentry.strace import Strace, traced_table
 from tests.support import need_root
@@ -176,7 +177,7 @@ async def test_never_under_strace(tmp_path, answered_in_c):
     lines: list[str] = []
     table = traced_table(capture_table(Captured()), Strace(lines.append, show_pid=False))
     k = Kernel(exec_source=HostFiles(), table=table, stderr=io.StringIO())
-    status = await k.run([prog.encode()], [], None)
+    status = await k.run([prog.encode()], [], FDTable())
     assert status == 0
     assert sum(line.startswith("getppid()") for line in lines) == 200
     assert answered_in_c["calls"] == 0
