@@ -81,11 +81,6 @@ def stopped(t: Task) -> bool:
     return j is not None and j.stop is not None
 
 
-def is_parked(t: Task) -> bool:
-    j = t.leader.__dict__.get("_job")
-    return j is not None and j.stop is not None and t in j.stop.parked
-
-
 # stopping ---------------------------------------------------------------------------------
 
 

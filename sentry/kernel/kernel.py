@@ -51,9 +51,6 @@ from .task import Task, TaskExit
 log = logging.getLogger("runpsc.sentry")
 
 _MASK64 = (1 << 64) - 1
-# Default dispositions (signal(7)) for signals the application cannot yet handle itself.
-_IGNORED = {signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
-_STOPPING = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
 UNSUPPORTED_REPORT_LIMIT = 20
 # The hot loop (_serve): syscalls whose answer is a per-task value, which C may repeat;

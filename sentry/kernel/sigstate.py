@@ -36,7 +36,6 @@ UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
 DEFAULT_IGNORE = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
 DEFAULT_STOP = {19, 20, 21, 22}  # default action: stop the process (jobctl.py)
-DEFAULT_CORE = {3, 4, 5, 6, 7, 8, 11, 24, 25, 31}
 #: The host signal that makes a running stub thread stop so a signal can be delivered.
 KICK = _signal.SIGURG
 #: Syscalls restarted after a handler when it has SA_RESTART (Linux's -ERESTARTSYS);

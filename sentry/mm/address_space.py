@@ -430,16 +430,3 @@ class MemoryManager:
         await self.writeback(self.vmas)
         self.vmas, self._starts = [], []
         await self._drop_unused_files()
-
-    def maps_text(self) -> str:
-        """/proc/PID/maps for the application's view (reserved stub ranges hidden)."""
-        lines = []
-        rows = [(v.start, v.end, v.prot, v.shared, v.offset, v.name) for v in self.vmas]
-        rows += [(s, e, 5 if n == "[vdso]" else 1, False, 0, n.encode())
-                 for s, e, n in self.reserved if n.startswith("[v")]
-        for s, e, prot, shared, off, name in sorted(rows):
-            perms = ("r" if prot & 1 else "-") + ("w" if prot & 2 else "-") + (
-                "x" if prot & 4 else "-") + ("s" if shared else "p")
-            lines.append(f"{s:08x}-{e:08x} {perms} {off:08x} 00:00 0".ljust(73)
-                         + " " + name.decode(errors="replace"))
-        return "\n".join(lines) + "\n"

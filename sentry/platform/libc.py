@@ -134,16 +134,6 @@ def vm_read(pid: int, addr: int, n: int) -> bytes:
     return buf.raw
 
 
-def vm_read_into(pid: int, addr: int, buf: ctypes.Array) -> int:
-    """Read up to len(buf) bytes at `addr` into `buf`; return the count (partial allowed)."""
-    local = IoVec(ctypes.addressof(buf), len(buf))
-    remote = IoVec(addr, len(buf))
-    got = _pvr(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
-    if got == -1:
-        raise _fail(f"process_vm_readv {pid} {addr:#x}")
-    return got
-
-
 def vm_write(pid: int, addr: int, data: bytes) -> None:
     """Write `data` at `addr` in `pid`, honouring page protections; EFAULT if not all fits."""
     n = len(data)

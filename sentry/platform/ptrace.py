@@ -326,7 +326,7 @@ class PtraceStub:
     """One application address space: a traced stub process and its (single) thread.
 
     The interface other platforms would implement: `start`, `wait`, `regs` /
-    `load_regs` / `store_regs`, `resume`, `read` / `write` / `write_force`, `inject`,
+    `load_regs`, `resume`, `read` / `write` / `write_force`, `inject`,
     `kill`.
     """
 
@@ -392,10 +392,6 @@ class PtraceStub:
         """Fetch the stopped thread's registers into `self.regs`."""
         libc.get_regs(self.pid, self.regs)
         return self.regs
-
-    def store_regs(self) -> None:
-        """Write `self.regs` back into the stopped thread."""
-        libc.set_regs(self.pid, self.regs)
 
     # running -----------------------------------------------------------------------------
 
