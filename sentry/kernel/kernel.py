@@ -46,12 +46,11 @@ from .fdtable import FDTable
 from .file_locks import FileLocks
 from .futex import Futexes
 from .image import RecordingSource, image_of
-from .task import Task, TaskExit
+from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
 
 log = logging.getLogger("runpsc.sentry")
 
 _MASK64 = (1 << 64) - 1
-_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
 UNSUPPORTED_REPORT_LIMIT = 20
 # The hot loop (_serve): syscalls whose answer is a per-task value, which C may repeat;
 # the argument registers in one unpack; how many calls between two trio checkpoints.
@@ -336,7 +335,7 @@ class Kernel:
         orphans = [c for c in self.procs.values() if c.ppid == t.tgid]
         for c in orphans:
             c.ppid = reaper
-            sig = c.prctl_state.get(_PR_SET_PDEATHSIG, 0)
+            sig = c.prctl_state.get(PR_SET_PDEATHSIG, 0)
             if sig:
                 signals.send(None, c, sig, sigstate.siginfo(sig, sigstate.SI_USER, t.tgid, uid))
         for z, (ppid, st) in list(self.zombies.items()):
@@ -361,7 +360,7 @@ class Kernel:
         the sandbox's init."""
         p = self.procs.get(t.ppid)
         while p is not None and p.tgid != 1:
-            if p.prctl_state.get(_PR_SET_CHILD_SUBREAPER):
+            if p.prctl_state.get(PR_SET_CHILD_SUBREAPER):
                 return p.tgid
             p = self.procs.get(p.ppid)
         return 1

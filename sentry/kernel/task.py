@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 T = TypeVar("T")
+#: prctl options, the keys of `Task.prctl_state` (the kernel reads PDEATHSIG and SUBREAPER).
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE = 1, 2, 3, 4
+PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_SET_NAME, PR_GET_NAME = 7, 8, 15, 16
+PR_CAPBSET_READ, PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 23, 36, 37
+PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
 _MAX_RW = 0x7FFFF000  # Linux's MAX_RW_COUNT
 UIO_MAXIOV = 1024
 _CHECK_ABOVE = 1 << 20  # reads larger than this are checked against the mapping list first

@@ -8,13 +8,24 @@ imports `sentry.syscalls` first, or passes a table of its own (`Kernel(table=...
 """
 
 from . import (  # noqa: F401  (each registers its handlers)
+    sys_clone,
+    sys_exec,
     sys_file,
     sys_fs,
     sys_futex,
+    sys_identity,
     sys_mmap,
+    sys_pgrp,
     sys_poll,
-    sys_process,
+    sys_prctl,
+    sys_rlimit,
+    sys_rusage,
+    sys_sched,
     sys_signal,
     sys_signalfd,
+    sys_sysinfo,
+    sys_thread,
+    sys_time,
+    sys_wait,
     sys_xattr,
 )

@@ -1,7 +1,7 @@
-"""Signal syscalls: actions, masks, alt stacks, waiting for signals, interval timers.
+"""Signal syscalls: actions, masks, alt stacks, waiting for signals, interval timers, kill.
 
-The state and delivery live in `sentry.kernel.signals`; kill/tkill/tgkill are in
-sys_process.py and send through the same `signals.send`.
+The state and delivery live in `sentry.kernel.signals`; kill, tkill and tgkill send
+through `signals.send`; pause sleeps until a signal comes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from sentry.errors import SyscallError
 from sentry.kernel import signals as S
 from sentry.kernel import sigstate
 from sentry.kernel.table import syscall
+
+from .sys_file import i32
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -445,3 +447,69 @@ def sys_setitimer(t: Task, which: int, new: int, old: int, *_: int) -> int:
 def _s32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v & 0x80000000 else v
+
+
+# kill, tkill, tgkill, pause ------------------------------------------------------------------
+
+
+@syscall("pause")
+async def sys_pause(t: Task, *_: int) -> int:
+    """Implements Linux syscall pause(2): sleeps until a signal arrives."""
+    await t.sleep_interruptibly(trio.sleep_forever())
+    return 0
+
+
+def _send(t: Task, target: Task, sig: int, *, thread: bool = False) -> None:
+    """Send `sig` (to one thread for tgkill/tkill): see sentry.kernel.signals."""
+    uid = t.creds.uid
+    info = sigstate.siginfo(sig, sigstate.SI_TKERNEL if thread else sigstate.SI_USER, t.tgid,
+                           uid)
+    S.send(t, target, sig, info, thread=thread)
+
+
+def _check_sig(sig: int) -> int:
+    sig = i32(sig)
+    if not 0 <= sig <= 64:
+        raise SyscallError(errno.EINVAL)
+    return sig
+
+
+@syscall("kill")
+def sys_kill(t: Task, pid: int, sig: int, *_: int) -> int:
+    """Implements Linux syscall kill(2): handlers, masks and default actions."""
+    sig = _check_sig(sig)
+    pid = i32(pid)
+    k = t.kernel
+    if pid > 0:
+        targets = [k.procs[pid]] if pid in k.procs else []
+    elif pid == 0:
+        targets = [p for p in k.procs.values() if p.pgid == t.pgid]
+    elif pid == -1:
+        targets = [p for p in k.procs.values() if p.tgid != 1 and p is not t] + [t]
+    else:
+        targets = [p for p in k.procs.values() if p.pgid == -pid]
+    if not targets:
+        raise SyscallError(errno.ESRCH)
+    for target in targets:
+        _send(t, target, sig)
+    return 0
+
+
+@syscall("tgkill")
+def sys_tgkill(t: Task, tgid: int, tid: int, sig: int, *_: int) -> int:
+    """Implements Linux syscall tgkill(2) (one thread per process)."""
+    sig = _check_sig(sig)
+    tgid, tid = i32(tgid), i32(tid)
+    if tgid <= 0 or tid <= 0:
+        raise SyscallError(errno.EINVAL)
+    target = t.kernel.tasks.get(tid)
+    if target is None or target.tgid != tgid:
+        raise SyscallError(errno.ESRCH)
+    _send(t, target, sig, thread=True)
+    return 0
+
+
+@syscall("tkill")
+def sys_tkill(t: Task, tid: int, sig: int, *_: int) -> int:
+    """Implements Linux syscall tkill(2)."""
+    return sys_tgkill(t, tid, tid, sig)

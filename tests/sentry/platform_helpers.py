@@ -1,8 +1,8 @@
 """Helpers for the platform/loader/mm/escape tests: build C programs, run them in a Kernel.
 
 Programs print through a test-only `write`/`writev` that captures what fd 1 and 2 receive,
-so these tests do not depend on the files engineer's handlers (see SENTRY_CONTRACT.md,
-"Bring-up before the VFS is ready"). The shared table is never modified.
+so these tests do not depend on the file handlers (they run without a VFS). The shared
+table is never modified.
 """
 
 from __future__ import annotations
@@ -20,9 +20,13 @@ from sentry.kernel.table import TABLE, Entry, Level, number
 from sentry.loader import HostFiles
 from tests.support import native_child_setup, need_binary
 
-_OWN_FAMILIES = {"sentry.syscalls.sys_process", "sentry.syscalls.sys_mmap",
-                 "sentry.syscalls.sys_futex",
-                 "sentry.kernel.table"}
+#: The families these tests serve: process, thread, memory and futex calls (no files).
+_OWN_FAMILIES = {f"sentry.syscalls.{m}" for m in (
+    "sys_thread", "sys_identity", "sys_sysinfo", "sys_rlimit", "sys_time", "sys_sched",
+    "sys_rusage", "sys_prctl", "sys_clone", "sys_exec", "sys_wait", "sys_pgrp", "sys_mmap",
+    "sys_futex")} | {"sentry.kernel.table"}
+#: ... and from the signal family, the calls that send or wait for one.
+_OWN_HANDLERS = {"sys_kill", "sys_tkill", "sys_tgkill", "sys_pause"}
 
 
 class Captured:
@@ -46,9 +50,10 @@ def capture_table(cap: Captured, extra: dict[str, object] | None = None) -> dict
         """Test-only writev(2)."""
         return sum(write(t, fd, b, n) for b, n in t.read_iovecs(iov, cnt))
 
-    # Only the platform engineer's families: these tests run without a VFS.
+    # Only the families above: these tests run without a VFS.
     tab = {nr: e for nr, e in TABLE.items()
-           if e.handler is None or e.handler.__module__ in _OWN_FAMILIES}
+           if e.handler is None or e.handler.__module__ in _OWN_FAMILIES
+           or e.handler.__name__ in _OWN_HANDLERS}
     handlers = {"write": write, "writev": writev, **(extra or {})}
     for name, fn in handlers.items():
         nr = number(name)

@@ -1,0 +1,154 @@
+"""Process and thread creation: fork, vfork, clone, clone3. A new process is a host fork
+of the stub (its private memory copied by the host); a thread is a host thread of it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import struct
+from typing import TYPE_CHECKING, Any
+
+from sentry.errors import SyscallError
+from sentry.kernel.table import Level, syscall
+from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+
+
+# process lifecycle: fork, exec, wait, default-action kill ---------------------------------
+
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT = 0x1000, 0x2000, 0x4000, 0x8000
+CLONE_THREAD, CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS = 0x10000, 0x20000, 0x40000, 0x80000
+CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID = 0x100000, 0x200000
+CLONE_DETACHED, CLONE_UNTRACED, CLONE_CHILD_SETTID = 0x400000, 0x800000, 0x1000000
+CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER = 0x4000000, 0x8000000, 0x10000000
+CLONE_NEWPID, CLONE_NEWNET, CLONE_IO = 0x20000000, 0x40000000, 0x80000000
+_CLONE_NS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID \
+    | CLONE_NEWNET | 0x02000000  # CLONE_NEWCGROUP
+
+
+async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+    """fork/vfork/clone. A new process is a host fork of the stub (its private memory
+    copy-on-write); CLONE_VM for a process is honoured only together with CLONE_VFORK
+    (posix_spawn's use), where the parent sleeps until the child execs or exits. A new
+    thread (CLONE_THREAD) is a host thread of the same stub."""
+    if flags & CLONE_THREAD:
+        return _clone_thread(t, flags, stack, ptid, ctid, tls)
+    if flags & CLONE_SIGHAND and not flags & CLONE_VM:
+        raise SyscallError(errno.EINVAL)
+    if flags & CLONE_VM and not flags & CLONE_VFORK:
+        raise SyscallError(errno.EINVAL)
+    if flags & (_CLONE_NS | CLONE_PIDFD):
+        raise SyscallError(errno.EPERM if flags & _CLONE_NS else errno.EINVAL)
+    k = t.kernel
+    child_stub = t.stub.fork()
+    try:
+        child_mm = t.mm.fork(child_stub)
+        pid = k.alloc_pid()
+        fdtable = t.fdtable
+        if not flags & CLONE_FILES:
+            fdtable = fdtable.fork()
+        fs = t.fs
+        if not flags & CLONE_FS and fs is not None:
+            fs = fs.fork()
+        child = type(t)(k, child_stub, child_mm, tid=pid, tgid=pid,
+                        ppid=t.ppid if flags & CLONE_PARENT else t.tgid,
+                        fdtable=fdtable, fs=fs, creds=t.creds)
+    except BaseException:
+        child_stub.kill()
+        raise
+    child.comm, child.rlimits = t.comm, dict(t.rlimits)
+    child.image = t.leader.image  # same program, same argv/env addresses
+    # the parent-death signal and the subreaper mark are not inherited (prctl(2))
+    child.prctl_state = {k: v for k, v in t.prctl_state.items()
+                         if k not in (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER)}
+    child.pgid, child.sid = t.pgid, t.sid
+    _start_regs(child_stub, t, flags, stack, tls)
+    if flags & CLONE_PARENT_SETTID:
+        t.mem_write(ptid, struct.pack("<i", pid))
+        child.mem_write(ptid, struct.pack("<i", pid))
+    if flags & CLONE_CHILD_SETTID:
+        child.mem_write(ctid, struct.pack("<i", pid))
+    if flags & CLONE_CHILD_CLEARTID:
+        child.clear_child_tid = ctid
+    k.spawn(child)
+    if flags & CLONE_VFORK:
+        await child.vfork_done.wait()
+    return pid
+
+
+def _start_regs(stub: Any, t: Task, flags: int, stack: int, tls: int) -> None:
+    """A clone's first registers: the caller's, returning 0, on `stack` if one was given,
+    with the new TLS under CLONE_SETTLS."""
+    ctypes.pointer(stub.regs)[0] = t.regs
+    r = stub.regs
+    r.rax = 0
+    if stack:
+        r.rsp = stack
+    if flags & CLONE_SETTLS:
+        r.fs_base = tls
+
+
+def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+    """A new thread: a host thread of the same stub (same memory), its own Task."""
+    if not flags & CLONE_VM or not flags & CLONE_SIGHAND:
+        raise SyscallError(errno.EINVAL)
+    if flags & (_CLONE_NS | CLONE_PIDFD | CLONE_VFORK):
+        raise SyscallError(errno.EINVAL)
+    k = t.kernel
+    leader = t.leader
+    tstub = t.stub.clone_thread()
+    tid = k.alloc_pid()
+    th = type(t)(k, tstub, t.mm, tid=tid, tgid=t.tgid, ppid=0, fdtable=t.fdtable, fs=t.fs,
+                 creds=t.creds)
+    th.leader, th.threads, th.stubs = leader, set(), []
+    th.rlimits, th.prctl_state, th.comm = leader.rlimits, leader.prctl_state, t.comm
+    _start_regs(tstub, t, flags, stack, tls)
+    if flags & CLONE_PARENT_SETTID:
+        t.mem_write(ptid, struct.pack("<i", tid))
+    if flags & CLONE_CHILD_SETTID:
+        t.mem_write(ctid, struct.pack("<i", tid))
+    if flags & CLONE_CHILD_CLEARTID:
+        th.clear_child_tid = ctid
+    k.spawn_thread(th)
+    return tid
+
+
+@syscall("fork")
+async def sys_fork(t: Task, *_: int) -> int:
+    """Implements Linux syscall fork(2)."""
+    return await _clone(t, 17, 0, 0, 0, 0)
+
+
+@syscall("vfork", level=Level.PARTIAL, note="the child gets a copy of memory, not a share")
+async def sys_vfork(t: Task, *_: int) -> int:
+    """Implements Linux syscall vfork(2): the parent waits until the child execs or exits."""
+    return await _clone(t, CLONE_VM | CLONE_VFORK | 17, 0, 0, 0, 0)
+
+
+@syscall("clone", level=Level.PARTIAL,
+         note="threads (CLONE_THREAD) and processes; CLONE_VM for a process only with "
+              "CLONE_VFORK")
+async def sys_clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int,
+                    *_: int) -> int:
+    """Implements Linux syscall clone(2) for new threads and processes."""
+    return await _clone(t, flags, stack, ptid, ctid, tls)
+
+
+@syscall("clone3", level=Level.PARTIAL, note="as clone; set_tid and cgroup are refused")
+async def sys_clone3(t: Task, args: int, size: int, *_: int) -> int:
+    """Implements Linux syscall clone3(2) for new threads and processes."""
+    if size < 64 or size > 4096:
+        raise SyscallError(errno.EINVAL)
+    raw = t.mem_read(args, min(size, 88)).ljust(88, b"\0")
+    (flags, _pidfd, ctid, ptid, exit_signal, stack, stack_size, tls, set_tid,
+     set_tid_size, cgroup) = struct.unpack("<11Q", raw)
+    if set_tid or set_tid_size or cgroup or exit_signal > 64:
+        raise SyscallError(errno.EINVAL)
+    if (stack == 0) != (stack_size == 0):
+        raise SyscallError(errno.EINVAL)
+    return await _clone(t, flags & ~0xFF, stack + stack_size if stack else 0, ptid, ctid, tls)

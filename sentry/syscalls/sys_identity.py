@@ -1,0 +1,214 @@
+"""Credentials: get/set of real, effective and saved user and group ids, supplementary
+groups, and the capability changes a uid change makes (Linux's commit_creds rules).
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from typing import TYPE_CHECKING
+
+from sentry.errors import SyscallError
+from sentry.kernel.table import syscall
+from sentry.kernel.task import PR_SET_KEEPCAPS
+from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
+
+from .sys_file import i32
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+
+# credentials --------------------------------------------------------------------------------
+
+
+@syscall("getuid")
+def sys_getuid(t: Task, *_: int) -> int:
+    """Implements Linux syscall getuid(2)."""
+    return t.creds.uid
+
+
+@syscall("geteuid")
+def sys_geteuid(t: Task, *_: int) -> int:
+    """Implements Linux syscall geteuid(2)."""
+    return t.creds.euid
+
+
+@syscall("getgid")
+def sys_getgid(t: Task, *_: int) -> int:
+    """Implements Linux syscall getgid(2)."""
+    return t.creds.gid
+
+
+@syscall("getegid")
+def sys_getegid(t: Task, *_: int) -> int:
+    """Implements Linux syscall getegid(2)."""
+    return t.creds.egid
+
+
+@syscall("getresuid")
+def sys_getresuid(t: Task, ruid: int, euid: int, suid: int, *_: int) -> int:
+    """Implements Linux syscall getresuid(2)."""
+    c = t.creds
+    for addr, v in ((ruid, c.uid), (euid, c.euid), (suid, c.suid)):
+        t.mem_write(addr, struct.pack("<I", v))
+    return 0
+
+
+@syscall("getresgid")
+def sys_getresgid(t: Task, rgid: int, egid: int, sgid: int, *_: int) -> int:
+    """Implements Linux syscall getresgid(2)."""
+    c = t.creds
+    for addr, v in ((rgid, c.gid), (egid, c.egid), (sgid, c.sgid)):
+        t.mem_write(addr, struct.pack("<I", v))
+    return 0
+
+
+@syscall("getgroups")
+def sys_getgroups(t: Task, size: int, addr: int, *_: int) -> int:
+    """Implements Linux syscall getgroups(2)."""
+    groups = sorted(t.creds.groups)
+    size = i32(size)
+    if size < 0:
+        raise SyscallError(errno.EINVAL)
+    if size == 0:
+        return len(groups)
+    if size < len(groups):
+        raise SyscallError(errno.EINVAL)
+    t.mem_write(addr, struct.pack(f"<{len(groups)}I", *groups))
+    return len(groups)
+
+
+@syscall("setgroups")
+def sys_setgroups(t: Task, size: int, addr: int, *_: int) -> int:
+    """Implements Linux syscall setgroups(2): needs CAP_SETGID."""
+    size = i32(size)
+    if size < 0 or size > 65536:
+        raise SyscallError(errno.EINVAL)
+    c = t.creds
+    if not c.has_cap(CAP_SETGID):
+        raise SyscallError(errno.EPERM)
+    groups = struct.unpack(f"<{size}I", t.mem_read(addr, 4 * size)) if size else ()
+    t.creds = c.with_ids(groups=frozenset(groups))
+    return 0
+
+
+_NOCHANGE = 0xFFFFFFFF
+
+
+def _ids_of(t: Task, kind: str) -> tuple[int, int, int, bool]:
+    c = t.creds
+    ids = (c.uid, c.euid, c.suid) if kind == "u" else (c.gid, c.egid, c.sgid)
+    return (*ids, c.has_cap(CAP_SETUID if kind == "u" else CAP_SETGID))
+
+
+def _set_ids(t: Task, kind: str, r: int, e: int, s: int) -> None:
+    """setres[ug]id's rule: unprivileged callers may only pick among real/effective/saved."""
+    real, eff, saved, privileged = _ids_of(t, kind)
+    r, e, s = (x & 0xFFFFFFFF for x in (r, e, s))
+    if not privileged:
+        allowed = {real, eff, saved}
+        for v in (r, e, s):
+            if v != _NOCHANGE and v not in allowed:
+                raise SyscallError(errno.EPERM)
+    _commit_ids(t, kind, real if r == _NOCHANGE else r, eff if e == _NOCHANGE else e,
+                saved if s == _NOCHANGE else s)
+
+
+def _commit_ids(t: Task, kind: str, real: int, eff: int, saved: int) -> None:
+    c = t.creds
+    if kind == "u":
+        t.creds = _caps_after_uid_change(t, c, c.with_ids(uid=real, euid=eff, suid=saved,
+                                                          fsuid=eff))
+    else:
+        t.creds = c.with_ids(gid=real, egid=eff, sgid=saved, fsgid=eff)
+
+
+def _caps_after_uid_change(t: Task, old: Credentials, new: Credentials) -> Credentials:
+    """capabilities(7), "Effect of user ID changes on capabilities": leaving uid 0 drops
+    privileges, so a process that setuid()s away from root really is unprivileged."""
+    permitted, effective = new.cap_permitted, new.cap_effective
+    had_root = 0 in (old.uid, old.euid, old.suid)
+    if had_root and 0 not in (new.uid, new.euid, new.suid):
+        if not t.prctl_state.get(PR_SET_KEEPCAPS):
+            permitted = 0
+        effective = 0
+    elif old.euid == 0 and new.euid != 0:
+        effective = 0
+    elif old.euid != 0 and new.euid == 0:
+        effective = permitted
+    return new.with_ids(cap_permitted=permitted, cap_effective=effective)
+
+
+@syscall("setresuid")
+def sys_setresuid(t: Task, r: int, e: int, s: int, *_: int) -> int:
+    """Implements Linux syscall setresuid(2), capabilities following the uid change."""
+    _set_ids(t, "u", r, e, s)
+    return 0
+
+
+@syscall("setresgid")
+def sys_setresgid(t: Task, r: int, e: int, s: int, *_: int) -> int:
+    """Implements Linux syscall setresgid(2)."""
+    _set_ids(t, "g", r, e, s)
+    return 0
+
+
+def _setid(t: Task, kind: str, v: int) -> None:
+    """set[ug]id: all three ids when privileged, else the effective one, which must be the
+    real or saved id."""
+    real, _eff, saved, privileged = _ids_of(t, kind)
+    v &= 0xFFFFFFFF
+    if v == _NOCHANGE:
+        raise SyscallError(errno.EINVAL)
+    if privileged:
+        _commit_ids(t, kind, v, v, v)
+    elif v in (real, saved):
+        _commit_ids(t, kind, real, v, saved)
+    else:
+        raise SyscallError(errno.EPERM)
+
+
+def _setreid(t: Task, kind: str, r: int, e: int) -> None:
+    """setre[ug]id: the saved id follows the new effective one when the real id is set or
+    the effective id changes away from the old real id."""
+    real, eff, saved, privileged = _ids_of(t, kind)
+    r, e = r & 0xFFFFFFFF, e & 0xFFFFFFFF
+    if not privileged:
+        if r != _NOCHANGE and r not in (real, eff):
+            raise SyscallError(errno.EPERM)
+        if e != _NOCHANGE and e not in (real, eff, saved):
+            raise SyscallError(errno.EPERM)
+    new_real = real if r == _NOCHANGE else r
+    new_eff = eff if e == _NOCHANGE else e
+    if r != _NOCHANGE or (e != _NOCHANGE and e != real):
+        saved = new_eff
+    _commit_ids(t, kind, new_real, new_eff, saved)
+
+
+@syscall("setuid")
+def sys_setuid(t: Task, uid: int, *_: int) -> int:
+    """Implements Linux syscall setuid(2)."""
+    _setid(t, "u", uid)
+    return 0
+
+
+@syscall("setgid")
+def sys_setgid(t: Task, gid: int, *_: int) -> int:
+    """Implements Linux syscall setgid(2)."""
+    _setid(t, "g", gid)
+    return 0
+
+
+@syscall("setreuid")
+def sys_setreuid(t: Task, r: int, e: int, *_: int) -> int:
+    """Implements Linux syscall setreuid(2)."""
+    _setreid(t, "u", r, e)
+    return 0
+
+
+@syscall("setregid")
+def sys_setregid(t: Task, r: int, e: int, *_: int) -> int:
+    """Implements Linux syscall setregid(2)."""
+    _setreid(t, "g", r, e)
+    return 0

@@ -1,0 +1,82 @@
+"""The machine as the sandbox sees it: uname (the sandbox's host and domain names),
+sysinfo, getrandom.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import time
+from typing import TYPE_CHECKING
+
+from sentry.errors import SyscallError
+from sentry.kernel.table import Level, syscall
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+
+
+# identity of the machine ---------------------------------------------------------------------
+
+RELEASE = b"6.1.0-runpsc"
+VERSION = b"#1 SMP PREEMPT_DYNAMIC runpsc"
+
+
+@syscall("uname")
+def sys_uname(t: Task, addr: int, *_: int) -> int:
+    """Implements Linux syscall uname(2) with runpsc's own release string."""
+    k = t.kernel
+    fields = [b"Linux", k.hostname, RELEASE, VERSION, b"x86_64", k.domainname]
+    t.mem_write(addr, b"".join(f[:64].ljust(65, b"\0") for f in fields))
+    return 0
+
+
+# randomness, system information --------------------------------------------------------------
+
+GRND_NONBLOCK, GRND_RANDOM, GRND_INSECURE = 1, 2, 4
+
+
+@syscall("getrandom")
+def sys_getrandom(t: Task, buf: int, length: int, flags: int, *_: int) -> int:
+    """Implements Linux syscall getrandom(2) from the host's CSPRNG."""
+    if flags & ~7 or flags & (GRND_RANDOM | GRND_INSECURE) == GRND_RANDOM | GRND_INSECURE:
+        raise SyscallError(errno.EINVAL)
+    n = min(length, 32 << 20)
+    t.mem_write(buf, os.urandom(n))
+    return n
+
+
+class _SysInfo(ctypes.Structure):
+    _fields_ = [
+        ("uptime", ctypes.c_long),
+        ("loads", ctypes.c_ulong * 3),
+        ("totalram", ctypes.c_ulong),
+        ("freeram", ctypes.c_ulong),
+        ("sharedram", ctypes.c_ulong),
+        ("bufferram", ctypes.c_ulong),
+        ("totalswap", ctypes.c_ulong),
+        ("freeswap", ctypes.c_ulong),
+        ("procs", ctypes.c_ushort),
+        ("pad", ctypes.c_ushort),
+        ("totalhigh", ctypes.c_ulong),
+        ("freehigh", ctypes.c_ulong),
+        ("mem_unit", ctypes.c_uint),
+        ("_f", ctypes.c_char * 4),
+    ]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@syscall("sysinfo", level=Level.PARTIAL, note="memory figures are the host's")
+def sys_sysinfo(t: Task, addr: int, *_: int) -> int:
+    """Implements Linux syscall sysinfo(2): host memory, the sandbox's uptime and tasks."""
+    info = _SysInfo()
+    if _libc.sysinfo(ctypes.byref(info)) != 0:
+        raise SyscallError(ctypes.get_errno())
+    info.uptime = int(time.monotonic() - t.kernel.start_monotonic) + 1
+    info.procs = 1
+    t.mem_write(addr, ctypes.string_at(ctypes.addressof(info), ctypes.sizeof(info)))
+    return 0

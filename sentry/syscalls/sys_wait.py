@@ -1,0 +1,121 @@
+"""wait4 and waitid: reaping zombies, and what job control reports (stops, continues).
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from typing import TYPE_CHECKING
+
+from sentry.errors import SyscallError
+from sentry.kernel import jobctl
+from sentry.kernel.table import Level, syscall
+
+from .sys_file import i32
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+
+WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x1000000
+_WALL_FLAGS = 0x40000000 | 0x80000000 | 0x20000000  # __WALL, __WCLONE, __WNOTHREAD
+
+
+def _matches(t: Task, pid: int, child: int) -> bool:
+    k = t.kernel
+    if pid == -1:
+        return True
+    if pid > 0:
+        return child == pid
+    pgid = t.pgid if pid == 0 else -pid
+    proc = k.procs.get(child)
+    return proc.pgid == pgid if proc is not None else k.zombie_pgid.get(child) == pgid
+
+
+async def _wait(t: Task, pid: int, options: int, *,
+                reap: bool = True) -> tuple[int, int, int, int, int]:
+    """Find a child matching `pid` with something to report, in pid order: an exit (with
+    WEXITED; reaped unless WNOWAIT), a completed stop (WUNTRACED/WSTOPPED) or a continue
+    (WCONTINUED), the last two consumed unless WNOWAIT. Returns (pid, wait status,
+    si_code, si_status, the child's uid); (0, 0, 0, 0, 0) for WNOHANG with nothing to
+    report; ECHILD without matching children."""
+    k = t.kernel
+    while True:
+        kids = [z for z, (pp, _) in k.zombies.items() if pp == t.tgid]
+        kids += [c for c, p in k.procs.items() if p.ppid == t.tgid]
+        kids = sorted(c for c in kids if _matches(t, pid, c))
+        if not kids:
+            raise SyscallError(errno.ECHILD)
+        for c in kids:
+            proc = k.procs.get(c)
+            if proc is None:
+                if not options & WEXITED:
+                    continue
+                status = k.zombies[c][1]
+                uid = k.zombie_uid.get(c, 0)
+                if reap:
+                    del k.zombies[c]
+                    k.zombie_pgid.pop(c, None)
+                    k.zombie_uid.pop(c, None)
+                    k.zombie_tasks.pop(c, None)
+                if status & 0x7F:  # CLD_DUMPED / CLD_KILLED
+                    return c, status, (3 if status & 0x80 else 2), status & 0x7F, uid
+                return c, status, 1, (status >> 8) & 0xFF, uid  # CLD_EXITED
+            got = jobctl.wait_report(proc, options, consume=reap)
+            if got is not None:
+                uid = proc.creds.uid
+                return c, got[0], got[1], got[2], uid
+        if options & WNOHANG:
+            return 0, 0, 0, 0, 0
+        await t.sleep_interruptibly(k.children_changed())
+
+
+@syscall("wait4", level=Level.PARTIAL, note="rusage is zero")
+async def sys_wait4(t: Task, pid: int, status: int, options: int, rusage: int, *_: int) -> int:
+    """Implements Linux syscall wait4(2)."""
+    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | _WALL_FLAGS):
+        raise SyscallError(errno.EINVAL)
+    pid = i32(pid)
+    if pid == -(1 << 31):
+        raise SyscallError(errno.ESRCH)
+    got, st, *_ = await _wait(t, pid, options | WEXITED)
+    if got and status:
+        t.mem_write(status, struct.pack("<i", st))
+    if got and rusage:
+        t.mem_write(rusage, bytes(144))
+    return got
+
+
+P_ALL, P_PID, P_PGID = 0, 1, 2
+
+
+@syscall("waitid", level=Level.PARTIAL, note="rusage is zero")
+async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
+                     rusage: int, *_: int) -> int:
+    """Implements Linux syscall waitid(2)."""
+    if options & ~(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | _WALL_FLAGS):
+        raise SyscallError(errno.EINVAL)
+    if not options & (WEXITED | WUNTRACED | WCONTINUED):
+        raise SyscallError(errno.EINVAL)
+    ident = i32(ident)
+    if idtype == P_ALL:
+        pid = -1
+    elif idtype == P_PID:
+        if ident <= 0:
+            raise SyscallError(errno.EINVAL)
+        pid = ident
+    elif idtype == P_PGID:
+        if ident < 0:
+            raise SyscallError(errno.EINVAL)
+        pid = -ident if ident else 0
+    else:
+        raise SyscallError(errno.EINVAL)
+    got, _, code, value, uid = await _wait(t, pid, options, reap=not options & WNOWAIT)
+    if infop:
+        info = bytearray(128)
+        if got:
+            struct.pack_into("<iii4xiIi", info, 0, 17, 0, code, got, uid, value)
+        t.mem_write(infop, bytes(info))
+    if got and rusage:
+        t.mem_write(rusage, bytes(144))
+    return 0
