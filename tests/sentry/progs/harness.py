@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support import native_child_setup, need_binary
 
@@ -31,6 +32,7 @@ class Result:
     stdout: bytes
     stderr: bytes
     events: list = field(default_factory=list)
+    kernel: Any = None  # the Kernel that ran it (its state after the run)
 
     @property
     def code(self) -> int:
@@ -194,7 +196,7 @@ class Session:
                 await kernel.close_files(1, fdt.close_all())
             out.seek(0)
             err.seek(0)
-            return Result(status, out.read(), err.read(), list(kernel.events))
+            return Result(status, out.read(), err.read(), list(kernel.events), kernel)
 
 
 async def sentry_run(argv: list[str], *, dirs: tuple[str, ...] = ("/tmp",), cwd: str = "/",
