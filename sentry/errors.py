@@ -19,5 +19,7 @@ __all__ = ["SyscallError"]
 class SyscallError(OSError):
     """A syscall failure the application sees as ``-errno``; raise it from handlers."""
 
+    errno: int  # always set, unlike a bare OSError's
+
     def __init__(self, err: int, msg: str = "") -> None:
         super().__init__(err, msg or os.strerror(err))

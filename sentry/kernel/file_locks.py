@@ -88,9 +88,10 @@ async def byte_range(f: Any, whence: int, start: int, length: int) -> tuple[int,
         raise SyscallError(errno.EINVAL)
     lo = base + start
     if length > 0:
-        hi: int | None = lo + length
-        if hi - 1 > OFF_MAX:
+        end = lo + length
+        if end - 1 > OFF_MAX:
             raise SyscallError(errno.EOVERFLOW)
+        hi: int | None = end
     elif length == 0:
         hi = None
     else:

@@ -35,6 +35,7 @@ from . import sigstate
 from .current import CURRENT_TASK
 
 if TYPE_CHECKING:
+    from .kernel import Kernel
     from .task import Task
 
 SIGHUP, SIGCHLD, SIGCONT, SIGSTOP = 1, 17, 18, 19
@@ -217,10 +218,10 @@ def wait_report(child: Task, options: int, *, consume: bool) -> tuple[int, int, 
 # orphaned process groups --------------------------------------------------------------------
 
 
-def orphaned_pgrp(kernel: object, pgid: int) -> bool:
+def orphaned_pgrp(kernel: Kernel, pgid: int) -> bool:
     """will_become_orphaned_pgrp: no member has a parent in another group of the same
     session. The sandbox's pid 1 has no parent inside, as a container's init."""
-    procs = kernel.procs  # type: ignore[attr-defined]
+    procs = kernel.procs
     for p in procs.values():
         if p.pgid != pgid:
             continue
@@ -232,9 +233,9 @@ def orphaned_pgrp(kernel: object, pgid: int) -> bool:
     return True
 
 
-def has_stopped_jobs(kernel: object, pgid: int) -> bool:
+def has_stopped_jobs(kernel: Kernel, pgid: int) -> bool:
     return any(p.pgid == pgid and stopped(p)
-               for p in kernel.procs.values())  # type: ignore[attr-defined]
+               for p in kernel.procs.values())
 
 
 def state_letter(t: Task) -> str:

@@ -10,7 +10,7 @@ import struct
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TextIO
 
 import trio
@@ -238,7 +238,14 @@ class Kernel:
         self._fd_users[key] = self._fd_users.get(key, 0) + 1
         signals.inherit(CURRENT_TASK.get(None), child)
         child.stub.resume()
-        self._nursery.start_soon(self._task_main, child)
+        self.start_soon(self._task_main, child)
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run `fn(*args)` as a trio task of this sandbox: it ends when the sandbox does
+        (the services of tasks, interval timers)."""
+        if self._nursery is None:
+            raise RuntimeError("the kernel is not running")
+        self._nursery.start_soon(fn, *args)
 
     def _sigpipe(self) -> None:
         """vfs hook: a write hit a pipe without readers. SIGPIPE's default action ends the
@@ -256,7 +263,7 @@ class Kernel:
         self.tasks[th.tid] = th
         signals.inherit(CURRENT_TASK.get(None), th, thread=True)
         th.stub.resume()
-        self._nursery.start_soon(self._task_main, th)
+        self.start_soon(self._task_main, th)
 
     def end_process(self, leader: Task, status: int) -> None:
         """The process of `leader` ends with wait status `status` (exit_group, a fatal
@@ -273,7 +280,7 @@ class Kernel:
     async def _task_main(self, t: Task) -> int:
         CURRENT_TASK.set(t)
         mm_caller.set(t)
-        status = signal.SIGKILL
+        status: int = signal.SIGKILL
         thread_exit = False
         try:
             with trio.CancelScope() as t.scope:
@@ -310,6 +317,7 @@ class Kernel:
         self._fd_users[key] = self._fd_users.get(key, 1) - 1
         last = self._fd_users[key] <= 0
         await self._exit_cleanup(t.mm, t.fdtable if last else None, t.tgid)
+        assert leader.exit_status is not None  # end_process set it
         self._exited(leader, leader.exit_status)
 
     async def _clear_child_tid(self, t: Task) -> None:
@@ -450,7 +458,10 @@ class Kernel:
         # module globals as locals: this loop runs once per application syscall
         get, unpack, stop_status, mask64, parked = table.get, _SYSCALL_REGS, \
             SYSCALL_STOP_STATUS, _MASK64, _Parked
-        step, run, answered, block_ns = hot_step, hot_run, hot_answered, BLOCK_NS
+        step, block_ns = hot_step, BLOCK_NS
+        # Untyped cffi objects; `run` is called only for `fast_nrs`, empty without it.
+        run: Any = hot_run
+        answered: Any = hot_answered
         budget = _CHECKPOINT_EVERY
         pending = -1
         while True:

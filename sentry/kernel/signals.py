@@ -54,6 +54,7 @@ from .sigstate import (
 )
 
 if TYPE_CHECKING:
+    from .kernel import Kernel
     from .task import Task
 
 _FPREGS_SIZE = 512
@@ -241,10 +242,11 @@ def _deliver(t: Task, res: int) -> tuple[int, bool]:
                 if flags & SA_RESTART and regs.orig_rax in RESTARTABLE:
                     regs.rax = regs.orig_rax
                     regs.rip -= 2
-        res = _setup_frame(t, sig, info, h, flags, restorer, amask)
+        framed = _setup_frame(t, sig, info, h, flags, restorer, amask)
         delivered = True
-        if res is None:
+        if framed is None:
             return -errno.EFAULT, False
+        res = framed
         break  # one frame at a time; the rest after this handler's sigreturn or next stop
     if not delivered:
         if interrupted and res == -errno.EINTR and regs.orig_rax in RESTARTABLE:
@@ -556,12 +558,12 @@ def notify_parent(leader: Task, why: int, status: int) -> None:
     k.notify_children_changed()
 
 
-def kill_orphaned_pgrp(kernel: object, member: Task, outside: Task | None) -> None:
+def kill_orphaned_pgrp(kernel: Kernel, member: Task, outside: Task | None) -> None:
     """Linux's kill_orphaned_pgrp: when an exit leaves `member`'s process group orphaned
     with stopped processes in it, every member gets SIGHUP then SIGCONT. `outside` is the
     process that was the group's link to the session (the exiting parent of a reparented
     child; None for the exiting `member` itself, whose parent is then the link)."""
-    procs = kernel.procs  # type: ignore[attr-defined]
+    procs = kernel.procs
     link = outside if outside is not None else procs.get(member.ppid)
     pgid = member.pgid
     if link is None or link.pgid == pgid or link.sid != member.sid:
@@ -621,10 +623,10 @@ def notify_exit(parent: Task | None, pid: int, uid: int, status: int) -> None:
     send(None, parent, SIGCHLD, siginfo(SIGCHLD, code, pid, uid, status=value))
 
 
-def kill_from_host(kernel: object, pid: int, sig: int) -> bool:
+def kill_from_host(kernel: Kernel, pid: int, sig: int) -> bool:
     """Send `sig` to sandbox process `pid` as if from outside the sandbox (si_pid 0,
     SI_USER): what `runpsc kill` or a forwarded Ctrl-C uses. False if no such process."""
-    target = kernel.procs.get(pid)  # type: ignore[attr-defined]
+    target = kernel.procs.get(pid)
     if target is None or not 1 <= sig <= 64:
         return False
     send(None, target, sig, siginfo(sig, SI_USER, 0, 0))

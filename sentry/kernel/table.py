@@ -77,6 +77,8 @@ def _ptrace_syscall_names() -> dict[int, str]:
 
         return SYSCALL_NAMES
     code = SourceFileLoader(name, path).get_code(name)
+    if code is None:  # no source and no bytecode: cannot happen for an existing file
+        raise ImportError(f"cannot load {path}")
     namespace: dict = {"__name__": name, "__file__": path}
     exec(code, namespace)
     return namespace["SYSCALL_NAMES"]

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
     from .fdtable import FDTable
     from .image import ProcessImage
+    from .jobctl import JobState
     from .kernel import Kernel
+    from .sigstate import SigHand, ThreadSignals
 
 T = TypeVar("T")
 #: prctl options, the keys of `Task.prctl_state` (the kernel reads PDEATHSIG and SUBREAPER).
@@ -79,6 +81,12 @@ class Task:
         self._sleeps: set[trio.CancelScope] = set()
         self._pgid = tgid
         self._sid = tgid
+
+    # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
+    # a Task that never meets a signal costs nothing. Only declared here.
+    _sig: ThreadSignals
+    _sighand: SigHand
+    _job: JobState
 
     @property
     def ppid(self) -> int:
@@ -198,7 +206,7 @@ class Task:
 
     def read_pointers(self, addr: int, limit: int = 1 << 16) -> list[int]:
         """A NULL-terminated array of pointers (argv/envp); E2BIG past `limit` entries."""
-        out = []
+        out: list[int] = []
         while True:
             (p,) = struct.unpack("<Q", self.mem_read(addr + 8 * len(out), 8))
             if not p:

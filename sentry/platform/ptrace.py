@@ -17,7 +17,10 @@ import socket
 import struct
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
 import trio
 
@@ -124,6 +127,10 @@ def classify(status: int) -> Stop:
     return Stop(StopKind.EXITED, status=status)
 
 
+#: What signal.getsignal returns and signal.signal takes.
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
 class _Parked:
     """Process-wide: tasks parked waiting for SIGCHLD, whatever Kernel they belong to.
 
@@ -140,7 +147,7 @@ class _Parked:
     #: order; two Kernels' receivers need not, and a stale trio handler left installed
     #: with SIGCHLD blocked made later native children's `wait` hang.
     serving = 0
-    saved_handler: object = signal.SIG_DFL
+    saved_handler: _Handler = signal.SIG_DFL
     saved_blocked = False
 
 
@@ -309,7 +316,7 @@ def _spawn(image: bytes, sock: int) -> int:
     finally:
         if fd >= 0:
             os.close(fd)
-        if tmpdir is not None:
+        if tmpdir is not None and path is not None:
             os.unlink(path)
             os.rmdir(tmpdir)
     if os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP:

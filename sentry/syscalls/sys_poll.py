@@ -403,7 +403,7 @@ class EpollFD(FileDescription):
         self._host_items: dict[int, _Item] = {}
 
     @property
-    def notifies_readiness(self) -> bool:  # type: ignore[override]
+    def notifies_readiness(self) -> bool:  # type: ignore[override]  # a class attribute in vfs
         return all(notifies(it.file) for it in self.items.values())
 
     async def stat(self) -> Stat:
@@ -476,8 +476,10 @@ class EpollFD(FileDescription):
 
     def _host_sync(self, it: _Item) -> None:
         """New events for a host item: re-register it (which re-polls it: MOD's edge)."""
+        if self._host is None:
+            return
         try:
-            self._host.modify(it.hostfd, select.EPOLLET | it.events & 0xFFFF)  # type: ignore[union-attr]
+            self._host.modify(it.hostfd, select.EPOLLET | it.events & 0xFFFF)
         except OSError:
             pass
 

@@ -274,14 +274,14 @@ def _timer_set(t: Task, value: float, interval: float) -> tuple[float, float]:
     if value > 0:
         scope = trio.CancelScope()
         h.alarm, h.alarm_deadline, h.alarm_interval = scope, trio.current_time() + value, interval
-        t.kernel._nursery.start_soon(_alarm_task, t.leader, value, interval, scope)
+        t.kernel.start_soon(_alarm_task, t.leader, value, interval, scope)
     return old
 
 
 @syscall("alarm")
 def sys_alarm(t: Task, secs: int, *_: int) -> int:
     """Implements Linux syscall alarm(2): SIGALRM after `secs` seconds (ITIMER_REAL)."""
-    left, _ = _timer_set(t, float(secs & 0xFFFFFFFF), 0.0)
+    left = _timer_set(t, float(secs & 0xFFFFFFFF), 0.0)[0]
     return int(left + 0.5) if left else 0
 
 
@@ -403,7 +403,7 @@ def _cpu_set(t: Task, which: int, value: float, interval: float) -> tuple[float,
         tm = CpuTimer(which, round(value * _NS), round(interval * _NS),
                       _cpu_sample(leader, which), trio.CancelScope())
         timers[which] = tm
-        t.kernel._nursery.start_soon(_cpu_timer_task, leader, tm)
+        t.kernel.start_soon(_cpu_timer_task, leader, tm)
     return old
 
 

@@ -107,7 +107,7 @@ class SignalFD(FileDescription):
         self._anon_stat = anon_stat
 
     @property
-    def waitq(self) -> WaitQueue:  # type: ignore[override]
+    def waitq(self) -> WaitQueue:
         """The current task's process queue (Linux's poll_wait on current's sighand)."""
         t = _current()
         return sigstate.readers(t) if t is not None else super().waitq
@@ -128,7 +128,7 @@ class SignalFD(FileDescription):
         t = _current()
         if t is None:
             await trio.sleep_forever()
-        return await sigstate.readers(t).wait_for(lambda: self.readiness(mask))  # type: ignore[arg-type]
+        return await sigstate.readers(t).wait_for(lambda: self.readiness(mask))
 
     async def do_read(self, n: int) -> bytes:
         count = n // SIGINFO_SIZE

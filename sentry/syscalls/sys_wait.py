@@ -78,7 +78,7 @@ async def sys_wait4(t: Task, pid: int, status: int, options: int, rusage: int, *
     pid = i32(pid)
     if pid == -(1 << 31):
         raise SyscallError(errno.ESRCH)
-    got, st, *_ = await _wait(t, pid, options | WEXITED)
+    got, st = (await _wait(t, pid, options | WEXITED))[:2]
     if got and status:
         t.mem_write(status, struct.pack("<i", st))
     if got and rusage:
@@ -110,7 +110,7 @@ async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
         pid = -ident if ident else 0
     else:
         raise SyscallError(errno.EINVAL)
-    got, _, code, value, uid = await _wait(t, pid, options, reap=not options & WNOWAIT)
+    got, _status, code, value, uid = await _wait(t, pid, options, reap=not options & WNOWAIT)
     if infop:
         info = bytearray(128)
         if got:
