@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from sentry.strace import at_flags, escape, format_result, open_flags, stat_mode
+from sentry.strace.format import at_flags, escape, format_result, open_flags, stat_mode
 from tests.support import need_binary
 
 PY = "/usr/bin/python3"
