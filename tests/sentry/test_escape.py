@@ -1,6 +1,6 @@
 """No application syscall reaches the host: each gets the Sentry's answer, also right after
 the Sentry injected host calls (mmap, mprotect, munmap, fork, clone) for the program — the moment where
-ptrace's stop ordering makes a passthrough easy (DESIGN.md, trap 1)."""
+ptrace's stop ordering makes a passthrough easy."""
 
 import errno
 import os
