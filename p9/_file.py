@@ -1,10 +1,11 @@
 """The server's file model: one `File` object per fid, implemented by a concrete server.
 
 A concrete server (the Gofer, a test server) subclasses `File` and `Filesystem`. The server
-framework (`p9._server`) owns the fid table, the protocol and its leniencies; the File owns
-only file semantics. Every method may raise `OSError`; the framework turns it into an
-Rlerror with its errno, in one place. Defaults answer the errno Linux gives for an
-operation a file does not support, so an implementation overrides only what it supports.
+framework (`p9.Server`: p9/_connection.py, _fids.py, _handlers.py) owns the fid table, the
+protocol and its leniencies; the File owns only file semantics. Every method may raise
+`OSError`; the framework turns it into an Rlerror with its errno, in one place. Defaults
+answer the errno Linux gives for an operation a file does not support, so an
+implementation overrides only what it supports.
 
 Ownership: the framework calls `close()` exactly once for every File it received (from
 `Filesystem.attach`, `walk`, `create`), after the last request using it has finished. Files
