@@ -4,7 +4,8 @@ The Sentry reads every file of a sandbox through this package and the Gofer serv
 it. It imports nothing else of runpsc's. See p9/README.md for the API.
 """
 
-from ._client import Client, Fid, Stat, open_client
+from ._client import Client, open_client
+from ._client_fid import Fid, Stat
 from ._constants import (
     AT_REMOVEDIR,
     IOHDRSZ,
