@@ -13,7 +13,7 @@ import errno
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -28,6 +28,8 @@ from ._version import BASE, PLAIN, RUNPSC, Dialect, client_accept
 _RECV_CHUNK = 1 << 16
 _FLUSH_TIMEOUT = 30.0
 _NO_AUTH = (errno.ENOENT, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EPERM)
+#: The replies of the requests that walk to a new fid (`Client._walk_to_new_fid`).
+_WalkReply = TypeVar("_WalkReply", m.Rwalk, m.Rwalkgetattr)
 
 
 def _leaves(eg: BaseException) -> list[BaseException]:
@@ -150,6 +152,7 @@ class Client:
                     raise oserror(errno.ECONNRESET, "9P server closed the connection")
                 self._decoder.receive_data(data)
                 while True:
+                    item: tuple[int, m.Message | ProtocolError] | None
                     try:
                         item = self._decoder.next_message()
                     except ProtocolError as e:
@@ -234,9 +237,10 @@ class Client:
         except trio.Cancelled:
             if on_cancel is not None:
                 reply = call.reply if call is not None else None
-                ok = isinstance(reply, m.Message) and not isinstance(reply, m.Rlerror | m.Rerror)
+                if not isinstance(reply, m.Message) or isinstance(reply, m.Rlerror | m.Rerror):
+                    reply = None
                 with trio.CancelScope(shield=True):
-                    await on_cancel(reply if ok else None)
+                    await on_cancel(reply)
             raise
         return self._check(msg, call.reply)
 
@@ -431,8 +435,8 @@ class Client:
         assert isinstance(r, m.Rattach)
         return Fid(self, fid, r.qid, ())
 
-    async def _walk_to_new_fid(self, make: Callable[[int], m.Message], reply_type: type,
-                               names: Sequence[bytes]) -> tuple[int, Any]:
+    async def _walk_to_new_fid(self, make: Callable[[int], m.Message], reply_type: type[_WalkReply],
+                               names: Sequence[bytes]) -> tuple[int, _WalkReply]:
         """Send `make(newfid)`, a request that walks `names` into a fresh fid (Twalk,
         Twalkgetattr), and return (newfid, reply) once every name was walked.
 

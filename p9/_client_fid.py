@@ -76,18 +76,21 @@ class Fid:
         Raises:
             OSError: ENOENT (or the server's errno) if any component is missing.
         """
-        names = [os.fsencode(n) for n in names]
+        wnames = [os.fsencode(n) for n in names]
         c = self.client
         qid = self.qid
         cur: Fid | None = None
         # Twalk carries at most 16 names (MAXWELEM); longer walks go in steps.
-        chunks = [names[i : i + 16] for i in range(0, len(names), 16)] or [[]]
+        chunks = [wnames[i : i + 16] for i in range(0, len(wnames), 16)] or [[]]
         try:
             for chunk in chunks:
                 src = cur or self
-                newfid, r = await c._walk_to_new_fid(
-                    lambda nf, src=src, chunk=chunk: m.Twalk(src.fid, nf, tuple(chunk)),
-                    m.Rwalk, chunk)
+
+                def twalk(nf: int, fid: int = src.fid, wnames: tuple[bytes, ...] = tuple(chunk)
+                          ) -> m.Message:
+                    return m.Twalk(fid, nf, wnames)
+
+                newfid, r = await c._walk_to_new_fid(twalk, m.Rwalk, chunk)
                 if r.qids:
                     qid = r.qids[-1]
                 nxt = Fid(c, newfid, qid, src.path + tuple(chunk))
@@ -106,25 +109,25 @@ class Fid:
     ) -> tuple[Fid, Stat]:
         """Walk and stat in one round trip when negotiated (Twalkgetattr), else two."""
         c = self.client
-        names = [os.fsencode(n) for n in names]
-        if not c.dialect.walkgetattr or len(names) > 16:
-            f = await self.walk(names)
+        wnames = [os.fsencode(n) for n in names]
+        if not c.dialect.walkgetattr or len(wnames) > 16:
+            f = await self.walk(wnames)
             try:
                 return f, await f.getattr(mask)
             except BaseException:
                 await f.clunk()
                 raise
         newfid, r = await c._walk_to_new_fid(
-            lambda nf: m.Twalkgetattr(self.fid, nf, tuple(names)), m.Rwalkgetattr, names)
+            lambda nf: m.Twalkgetattr(self.fid, nf, tuple(wnames)), m.Rwalkgetattr, wnames)
         qid = r.qids[-1] if r.qids else self.qid
-        return Fid(c, newfid, qid, self.path + tuple(names)), Stat(qid, r.valid, r.attr)
+        return Fid(c, newfid, qid, self.path + tuple(wnames)), Stat(qid, r.valid, r.attr)
 
     async def multi_getattr(self, names: Sequence[bytes | str]) -> list[Stat]:
         """Stat every component along `names` (stops at the first missing one)."""
         c = self.client
-        names = [os.fsencode(n) for n in names]
+        wnames = [os.fsencode(n) for n in names]
         if c.dialect.multigetattr:
-            r = await c.rpc(m.Tmultigetattr(self.fid, tuple(names)))
+            r = await c.rpc(m.Tmultigetattr(self.fid, tuple(wnames)))
             assert isinstance(r, m.Rmultigetattr)
             return [Stat(s.qid, s.valid, s.attr) for s in r.stats]
         out: list[Stat] = []

@@ -146,15 +146,15 @@ class _Connection:
                         if io is not None:
                             f = table.fids.get(io[2])  # (Tversion replaces the dict)
                             if f is not None and f.read_fd >= 0:
-                                data = decoder.take_io(io)
-                                if data is None and c is not None and (
+                                payload = decoder.take_io(io)
+                                if payload is None and c is not None and (
                                         decoder.buffered <= RECV_CHUNK):
                                     if not await self._c_reads(c, io[1], io[2], f, io[3], io[4]):
                                         break  # the peer closed
-                                elif data is None:
+                                elif payload is None:
                                     await self._fast_read(io[1], io[2], f, io[3], io[4])
                                 else:
-                                    await self._fast_write(io[1], f, io[3], data)
+                                    await self._fast_write(io[1], f, io[3], payload)
                                 continue
                         if meta:
                             q = decoder.next_meta()

@@ -13,8 +13,8 @@ from __future__ import annotations
 import errno
 import logging
 import pwd
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import _messages as m
 from ._constants import IOHDRSZ, NONUNAME, GetattrMask, QidType
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("p9.server")
 
 _RREADDIR_HDR = 11  # size[4] type[1] tag[2] count[4]
+
+#: A handler takes its own message type (`call` dispatches by type, hence Any).
+_Handler = Callable[[Any], Awaitable[m.Message]]
 
 
 def errno_of(exc: BaseException) -> int:
@@ -52,7 +55,7 @@ class Handlers:
         #: The negotiated msize and dialect (Tversion sets them).
         self.msize = server.max_msize
         self.dialect: Dialect = PLAIN
-        self.by_type = {
+        self.by_type: dict[type[m.Message], _Handler] = {
             m.Tattach: self.attach, m.Tauth: self.auth, m.Twalk: self.walk,
             m.Tclunk: self.clunk, m.Tremove: self.remove, m.Tlopen: self.lopen,
             m.Tlcreate: self.lcreate, m.Tread: self.read, m.Twrite: self.write,
@@ -64,7 +67,7 @@ class Handlers:
             m.Txattrwalk: self.xattrwalk, m.Txattrcreate: self.xattrcreate,
         }
         #: Extension messages: the Dialect flag that must be on, and the handler.
-        self.ext = {
+        self.ext: dict[type[m.Message], tuple[str, _Handler]] = {
             m.Tflushf: ("flushf", self.flushf),
             m.Twalkgetattr: ("walkgetattr", self.walkgetattr),
             m.Tucreate: ("ucreate", self.lcreate), m.Tumkdir: ("ucreate", self.mkdir),
@@ -119,7 +122,7 @@ class Handlers:
     async def _walk(self, f: FidState, names: Sequence[bytes]) -> tuple[list[m.Qid], FidState | None]:
         """Walk with the leniencies: "." stays, ".." at the attach root stays at the root."""
         if not names:
-            qids, new = await f.file.walk([])
+            _, new = await f.file.walk([])
             if new is None:
                 raise OSError(errno.EIO, "file model returned no clone")
             return [], FidState(new, f.qid, f.depth)
@@ -348,7 +351,7 @@ class Handlers:
             entries = await f.file.readdir(msg.offset, count)
         finally:
             await self.table.unref(f)
-        if type(entries) is PackedDirents:
+        if isinstance(entries, PackedDirents):
             data, n = entries.data, entries.count
             if len(data) > count:
                 raise OSError(errno.EIO, "file model packed more than the count")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
+from typing import Any
 
 import trio
 
@@ -100,11 +101,12 @@ class Server:
 
     async def serve_listeners(
         self,
-        listeners: Sequence[trio.abc.Listener],
+        listeners: Sequence[trio.abc.Listener[Any]],
         *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+        task_status: trio.TaskStatus[list[trio.abc.Listener[Any]]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept connections forever on `listeners`, each served in its own task."""
+        """Accept connections forever on `listeners`, each served in its own task
+        (`nursery.start` returns the listeners once they accept)."""
 
         async def handle(stream: trio.abc.Stream) -> None:
             tune_tcp(stream)
