@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from ._constants import QidType
 
 if TYPE_CHECKING:
-    from ._server import _Fid
+    from ._fids import FidState
 
 #: Fids below this are in C's table (p9f_meta.tab); C owns at most `NC` at once.
 NTAB = 16384
@@ -60,7 +60,7 @@ class CMeta:
     def owns(self, fid: int) -> bool:
         return fid < NTAB and self._tab[fid] & 3 == _C
 
-    def set_fid(self, fid: int, f: _Fid | None) -> None:
+    def set_fid(self, fid: int, f: FidState | None) -> None:
         """Record that `fid` now names `f` (None: no longer in use). Call only while C owns
         no fid (`adopt` first): C reads the entries of its fids' parents."""
         if fid >= NTAB:

@@ -1,6 +1,8 @@
-"""The one protocol error of p9, saying whose fault it is."""
+"""The one protocol error of p9, saying whose fault it is, and the client's OSErrors."""
 
 from __future__ import annotations
+
+import os
 
 
 class ProtocolError(Exception):
@@ -32,3 +34,8 @@ class ProtocolError(Exception):
         self.tag = tag
         self.msg_type = msg_type
         self.recoverable = recoverable
+
+
+def oserror(code: int, what: str = "") -> OSError:
+    """An OSError for `code` with the errno's text and what failed (the client raises these)."""
+    return OSError(code, os.strerror(code) + (f" ({what})" if what else ""))

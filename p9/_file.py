@@ -1,10 +1,11 @@
 """The server's file model: one `File` object per fid, implemented by a concrete server.
 
 A concrete server (the Gofer, a test server) subclasses `File` and `Filesystem`. The server
-framework (`p9._server`) owns the fid table, the protocol and its leniencies; the File owns
-only file semantics. Every method may raise `OSError`; the framework turns it into an
-Rlerror with its errno, in one place. Defaults answer the errno Linux gives for an
-operation a file does not support, so an implementation overrides only what it supports.
+framework (`p9.Server`: p9/_connection.py, _fids.py, _handlers.py) owns the fid table, the
+protocol and its leniencies; the File owns only file semantics. Every method may raise
+`OSError`; the framework turns it into an Rlerror with its errno, in one place. Defaults
+answer the errno Linux gives for an operation a file does not support, so an
+implementation overrides only what it supports.
 
 Ownership: the framework calls `close()` exactly once for every File it received (from
 `Filesystem.attach`, `walk`, `create`), after the last request using it has finished. Files
@@ -18,6 +19,7 @@ import errno
 import os
 from collections.abc import Sequence
 
+from ._dirents import PackedDirents
 from ._messages import Attr, Dirent, FullStat, Qid, Rgetlock, Rstatfs, SetAttr
 
 
@@ -80,9 +82,11 @@ class File(abc.ABC):
                     if out:
                         break
                     raise
+                if nxt is None:  # a one-name walk that fails raises (see `walk`)
+                    raise OSError(errno.EIO, "file model walk returned no file")
                 if cur is not self:
                     await cur.close()
-                cur = nxt  # type: ignore[assignment]
+                cur = nxt
                 q, valid, a = await cur.getattr(0x3FFF)
                 out.append(FullStat(q, valid, a))
         finally:
@@ -145,7 +149,7 @@ class File(abc.ABC):
             os.close(fd)
         raise _unsupported("adopt_child", errno.ENOSYS)
 
-    async def write(self, offset: int, data: bytes) -> int:
+    async def write(self, offset: int, data: bytes | memoryview) -> int:
         """Write `data` at `offset` to the open file; return the count written.
 
         `data` is bytes-like: for a File with `data_fd`, a memoryview into the receive
@@ -153,11 +157,12 @@ class File(abc.ABC):
         """
         raise _unsupported("write", errno.EINVAL)
 
-    async def readdir(self, offset: int, count: int) -> Sequence[Dirent]:
+    async def readdir(self, offset: int, count: int) -> Sequence[Dirent] | PackedDirents:
         """Entries of the open directory from cookie `offset` (0 = start).
 
         Each Dirent's `offset` is the cookie of the entry after it. Return at least the
-        entries fitting in `count` bytes; the framework sends the ones that fit.
+        entries fitting in `count` bytes; the framework sends the ones that fit. Or return
+        them already packed (`p9.pack_rows`), at most `count` bytes.
         """
         raise _unsupported("readdir", errno.ENOTDIR)
 

@@ -26,6 +26,7 @@ from ._messages import (
     Twalk,
     Twalkgetattr,
 )
+from ._wire import WireStruct, _FixedRun
 
 _HDR = struct.Struct("<IBH")
 HEADER_SIZE = 7
@@ -43,9 +44,10 @@ def _fixed_decoders() -> dict[int, tuple[int, struct.Struct, type]]:
     for mtype, cls in REGISTRY.items():
         layout = cls._layout
         segs = layout.segments
-        if layout.fixed_format is None or len(segs) != 1 or not getattr(segs[0], "simple", False):
+        seg = segs[0] if len(segs) == 1 else None
+        if layout.fixed_format is None or not isinstance(seg, _FixedRun) or not seg.simple:
             continue
-        st = segs[0].st
+        st = seg.st
         out[mtype] = (HEADER_SIZE + st.size, st, cls)
     return out
 
@@ -90,12 +92,20 @@ def encode_frame(tag: int, msg: Message) -> bytes:
     return b"".join(encode_frame_parts(tag, msg))
 
 
+def _fixed_format(cls: type[WireStruct]) -> str:
+    """The struct format of a class whose fields are all fixed-width."""
+    fmt = cls._layout.fixed_format
+    if fmt is None:
+        raise TypeError(f"{cls.__name__} has variable-width fields")
+    return fmt
+
+
 # The replies of `FrameDecoder.next_meta`'s requests, each packed with one struct from the
 # values a server has in hand: the same bytes as `encode_frame` of the message (a test
 # checks), without building it. Layouts come from the message classes.
-_RGETATTR = struct.Struct("<IBH" + Rgetattr._layout.fixed_format)  # type: ignore[attr-defined]
+_RGETATTR = struct.Struct("<IBH" + _fixed_format(Rgetattr))
 _RGETATTR_TYPE = Rgetattr.type
-_RWALK1 = struct.Struct("<IBHH" + Qid._layout.fixed_format)  # type: ignore[attr-defined]
+_RWALK1 = struct.Struct("<IBHH" + _fixed_format(Qid))
 _RWALK0 = struct.Struct("<IBHH")
 _RWALK_TYPE = Rwalk.type
 RCLUNK_TYPE = Rclunk.type
@@ -104,7 +114,7 @@ RCLUNK_TYPE = Rclunk.type
 def encode_rgetattr(tag: int, valid: int, qid: Qid, attr: Attr) -> bytes:
     """The Rgetattr frame (see above)."""
     return _RGETATTR.pack(_RGETATTR.size, _RGETATTR_TYPE, tag, valid, qid.type, qid.version,
-                          qid.path, *attr._values(attr))  # type: ignore[attr-defined]
+                          qid.path, *attr._values(attr))  # type: ignore[attr-defined]  # set by _messages._frozen
 
 
 def encode_rwalk(tag: int, qids: list[Qid]) -> bytes:
@@ -134,7 +144,7 @@ class FrameDecoder:
         self._pos = 0
         self._view: memoryview | None = None  # a Twrite's data handed out by take_io
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Append bytes read from the transport."""
         if self._view is not None:
             self._view.release()

@@ -10,8 +10,9 @@ This module deliberately does not use ``from __future__ import annotations``: th
 """
 
 import operator
+from collections.abc import Callable
 from dataclasses import FrozenInstanceError
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar, dataclass_transform
 
 from ._errors import ProtocolError
 from ._wire import (
@@ -27,6 +28,7 @@ from ._wire import (
     Nested,
     OptionalTrailingU32,
     Reader,
+    WireStruct,
 )
 
 u8 = Annotated[int, U8]
@@ -36,6 +38,9 @@ u64 = Annotated[int, U64]
 s = Annotated[bytes, STR]
 data = Annotated[bytes, DATA]
 names = Annotated[tuple[bytes, ...], List(STR)]
+
+_W = TypeVar("_W", bound=WireStruct)
+_M = TypeVar("_M", bound="Message")
 
 
 def _fields_of(cls: type) -> list[tuple[str, Kind]]:
@@ -63,13 +68,13 @@ _object_setattr = object.__setattr__
 
 
 def _compile_init(cls: type) -> Any:
-    names = cls._fields  # type: ignore[attr-defined]
+    names = cls._fields  # type: ignore[attr-defined]  # set on the class by _frozen
     args = "".join(f", {n}" for n in names)
     body = "".join(f"\n    _set(self, {n!r}, {n})" for n in names) or "\n    pass"
     ns: dict = {}
     exec(f"def __init__(self{args}):{body}", {"_set": _object_setattr}, ns)  # noqa: S102
     init = ns["__init__"]
-    init.__defaults__ = cls._defaults or None  # type: ignore[attr-defined]
+    init.__defaults__ = cls._defaults or None  # type: ignore[attr-defined]  # set by _frozen
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     return init
@@ -78,7 +83,7 @@ def _compile_init(cls: type) -> Any:
 def _lazy_init(cls: type) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init = _compile_init(cls)
-        cls.__init__ = init  # type: ignore[misc]
+        cls.__init__ = init  # type: ignore[misc]  # the compiled __init__ replaces this one
         init(self, *args, **kwargs)
 
     return __init__
@@ -116,7 +121,7 @@ def _setstate(self: Any, state: list) -> None:
         _object_setattr(self, n, v)
 
 
-def _frozen(cls: type, fields: list[tuple[str, Kind]]) -> type:
+def _frozen(cls: type[_W], fields: list[tuple[str, Kind]]) -> type[_W]:
     """`cls` rebuilt as a frozen class with __slots__ for `fields` (see above)."""
     names = tuple(n for n, _ in fields)
     ns = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
@@ -135,9 +140,10 @@ def _frozen(cls: type, fields: list[tuple[str, Kind]]) -> type:
                     ("__setattr__", _frozen_setattr), ("__delattr__", _frozen_delattr),
                     ("__getstate__", _getstate), ("__setstate__", _setstate)):
         ns.setdefault(key, fn)
-    new = type(cls)(cls.__name__, cls.__bases__, ns)
+    meta: type = type(cls)
+    new: Any = meta(cls.__name__, cls.__bases__, ns)  # a class made at run time
     new.__qualname__ = cls.__qualname__
-    new.__init__ = _lazy_init(new)  # type: ignore[misc]
+    new.__init__ = _lazy_init(new)
     return new
 
 
@@ -145,11 +151,14 @@ def _no_values(self: Any) -> tuple:
     return ()
 
 
-def wire_struct(cls: type) -> type:
+# dataclass_transform: type checkers see the fields as a frozen dataclass's (the __init__
+# signature, frozen attributes), which is what `_frozen` builds at run time.
+@dataclass_transform(frozen_default=True)
+def wire_struct(cls: type[_W]) -> type[_W]:
     """Make `cls` a frozen slotted value class with a compiled wire layout (Qid, Attr ...)."""
     fields = _fields_of(cls)
     cls = _frozen(cls, fields)
-    cls._layout = Layout(cls, fields)  # type: ignore[attr-defined]
+    cls._layout = Layout(cls, fields)
     return cls
 
 
@@ -270,10 +279,11 @@ def register(cls: type[Message]) -> None:
     REGISTRY[cls.type] = cls
 
 
-def message(number: int):
+@dataclass_transform(frozen_default=True)
+def message(number: int) -> Callable[[type[_M]], type[_M]]:
     """Class decorator: frozen slotted value class + layout + registration under `number`."""
 
-    def wrap(cls: type) -> type:
+    def wrap(cls: type[_M]) -> type[_M]:
         fields = _fields_of(cls)
         cls = _frozen(cls, fields)
         cls.type = number

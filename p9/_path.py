@@ -12,7 +12,7 @@ import os
 import stat as stat_mod
 
 from . import _messages as m
-from ._client import Fid, Stat
+from ._client_fid import Fid, Stat
 from ._constants import AT_REMOVEDIR, GetattrMask
 
 

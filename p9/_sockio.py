@@ -92,8 +92,9 @@ class Receiver:
         #: trio.current_time() when the last receive returned (an idle watchdog reads it).
         self.last_data = trio.current_time()
 
-    async def receive(self, max_bytes: int) -> bytes:
+    async def receive(self, max_bytes: int) -> bytes | bytearray:
         raw = self._raw
+        data: bytes | bytearray | None
         if raw is None:
             data = await self.stream.receive_some(max_bytes)
             self.last_data = trio.current_time()

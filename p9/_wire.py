@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import operator
 import struct
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from ._errors import ProtocolError
 
@@ -59,12 +59,18 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 
 
+class WireStruct(Protocol):
+    """A class with a compiled wire layout: message classes and `wire_struct`s (Qid ...)."""
+
+    _layout: ClassVar[Layout]
+
+
 class Kind:
     """How one field is encoded. Subclasses set `fixed` to a struct format or None."""
 
     fixed: str | None = None
     #: For fixed kinds built from a struct class, the class (values are nested objects).
-    nested: type | None = None
+    nested: type[WireStruct] | None = None
 
     def put(self, parts: list, value: Any) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -141,7 +147,9 @@ class OptionalTrailingU32(Kind):
 class Nested(Kind):
     """A struct class (Qid, Attr, ...) embedded in a message."""
 
-    def __init__(self, cls: type):
+    nested: type[WireStruct]
+
+    def __init__(self, cls: type[WireStruct]):
         self.nested = cls
         self.layout: Layout = cls._layout
         if self.layout.fixed_format is not None:
@@ -191,7 +199,7 @@ class _FixedRun:
     def __init__(self, names: list[str], kinds: list[Kind]):
         self.names = names
         fmt = "<"
-        self.slices: list[tuple[int, int, type | None]] = []  # (start, stop, nested class)
+        self.slices: list[tuple[int, int, type[WireStruct] | None]] = []  # (start, stop, nested class)
         i = 0
         for k in kinds:
             assert k.fixed is not None
@@ -239,7 +247,7 @@ class _FixedRun:
                 out.append(cls._layout.build_fixed(vals[start:stop]))
 
 
-def _dotted(cls: type) -> list[str]:
+def _dotted(cls: type[WireStruct]) -> list[str]:
     """Dotted names of every scalar inside fixed struct class `cls`, in wire order."""
     out: list[str] = []
     for name, kind in cls._layout.fields:
@@ -283,8 +291,9 @@ class Layout:
             self.segments.append(_VarField(name, kind))
         if run_names:
             self.segments.append(_FixedRun(run_names, run_kinds))
-        if all(k.fixed is not None for _, k in fields) and fields:
-            self.fixed_format: str | None = "".join(k.fixed for _, k in fields)  # type: ignore[misc]
+        fixed = [k.fixed for _, k in fields if k.fixed is not None]
+        if fields and len(fixed) == len(fields):
+            self.fixed_format: str | None = "".join(fixed)
             self.fixed_size = struct.calcsize("<" + self.fixed_format)
         else:
             self.fixed_format = None

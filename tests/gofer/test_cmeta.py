@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 import p9
-import p9._server as server_mod
+import p9._cloops as cloops_mod
 from gofer.host import Export
 from gofer.serve import GoferOptions, serve_stream
 from tests.gofer.helpers import gofer_fs, open_fds
@@ -20,7 +20,7 @@ from tests.p9.test_fastpath import CountingLib
 from tests.p9.test_ours import _raw
 from tests.support import need_root
 
-pytestmark = pytest.mark.skipif(server_mod._fastio is None, reason="p9._fastio is not built "
+pytestmark = pytest.mark.skipif(cloops_mod._fastio is None, reason="p9._fastio is not built "
                                 "(scripts/setup.sh builds it)")
 
 
@@ -39,11 +39,11 @@ def _norm(reply: p9.Message) -> p9.Message:
 async def _run(exp: str, script, *, c_loop: bool, monkeypatch, options=GoferOptions(),
                policy=None, version=p9.PLAIN.version) -> tuple[list, int]:
     """(replies to `script`, requests C answered) on one fresh gofer connection."""
-    lib = CountingLib(server_mod._fastio)
+    lib = CountingLib(cloops_mod._fastio)
     with monkeypatch.context() as mp:
-        mp.setattr(server_mod, "_fastio", lib)
+        mp.setattr(cloops_mod, "_fastio", lib)
         if not c_loop:
-            mp.setattr(server_mod, "CMeta", lambda ffi: None)
+            mp.setattr(cloops_mod, "CMeta", lambda ffi: None)
         got = []
         async with gofer_fs([Export("e", exp)], **(policy or {})) as (fs, nursery):
             a, b = p9.socketpair()

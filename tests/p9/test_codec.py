@@ -83,6 +83,14 @@ def test_every_9p2000l_message_is_present() -> None:
     assert numbers <= set(REGISTRY)
 
 
+def test_every_message_class_is_exported() -> None:
+    """p9/__init__.py lists the message classes by name (so type checkers see them)."""
+    for cls in REGISTRY.values():
+        assert cls.__name__ in p9.__all__
+        assert getattr(p9, cls.__name__) is cls
+    assert len(set(p9.__all__)) == len(p9.__all__)
+
+
 # --- hostile input ------------------------------------------------------------------------------
 
 

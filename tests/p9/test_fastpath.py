@@ -96,15 +96,15 @@ class CountingLib:
 @pytest.fixture(params=["c-loop", "python"])
 def read_loop(request, monkeypatch):
     """Run with p9's C read loop (when built) and with the Python fast path alone."""
-    import p9._server as server_mod
+    import p9._cloops as cloops_mod
 
     if request.param == "python":
-        monkeypatch.setattr(server_mod, "_fastio", None)
+        monkeypatch.setattr(cloops_mod, "_fastio", None)
         return None
-    if server_mod._fastio is None:
+    if cloops_mod._fastio is None:
         pytest.skip("p9._fastio is not built (pip install -e . builds it)")
-    lib = CountingLib(server_mod._fastio)
-    monkeypatch.setattr(server_mod, "_fastio", lib)
+    lib = CountingLib(cloops_mod._fastio)
+    monkeypatch.setattr(cloops_mod, "_fastio", lib)
     return lib
 
 
