@@ -166,7 +166,6 @@ class GoferFS(Filesystem):
         ino = GoferInode(root_stat)
         ino.fid = root
         self.root = Dentry(self, b"/", None, ino)
-        self.round_trips = 0
         # Bumped by every namespace change; a lookup whose reply crossed a change is
         # retried, so a stale reply never overwrites what the change put in the cache.
         self.generation = 0
@@ -249,7 +248,6 @@ class GoferFS(Filesystem):
             # Its name may belong to another file now: never walk it again.
             raise error(errno.ESTALE, d.name)
         anc, path = _below_holder(d)
-        self.round_trips += 1
         fid = await anc.inode.fid.walk([c.name for c in path])  # type: ignore[attr-defined]
         return await self._adopt(ino, fid)
 
@@ -376,7 +374,6 @@ class GoferFS(Filesystem):
             gen = self.generation
             base = self._base(d)
             fid, prefix = base if base is not None else (await self._fid(d), [])
-            self.round_trips += 1
             leaf: p9.Fid | None = None
             try:
                 if len(run) == 1 and fid.client.dialect.walkgetattr:
@@ -499,7 +496,6 @@ class GoferFS(Filesystem):
         client = fid.client
         if not client.dialect.multigetattr:
             return False
-        self.round_trips += 1
         try:
             replies = await client.rpc_many(
                 [p9.Tmultigetattr(fid.fid, (n,)) for n in batch], window=PREFETCH)
@@ -515,7 +511,6 @@ class GoferFS(Filesystem):
 
     async def _refresh(self, d: Dentry) -> None:
         fid = await self._fid(d)
-        self.round_trips += 1
         d.inode.update(await fid.getattr(_ALL))  # type: ignore[attr-defined]
 
     async def stat(self, d: Dentry) -> Stat:
@@ -535,7 +530,6 @@ class GoferFS(Filesystem):
         fid = await self._fid(d)
         if size is not None:
             await self._writeback(ino, None, d)
-        self.round_trips += 1
         if mode is not None or uid is not None or gid is not None or size is not None:
             ino.drop_xattrs()  # chmod rewrites an ACL; chown and truncate drop capabilities
         try:
@@ -558,7 +552,6 @@ class GoferFS(Filesystem):
                     and d.parent in self._xscan and await self._prefetch_targets(d)
                     and ino.target is not None):
                 return ino.target
-            self.round_trips += 1
             ino.target = await (await self._fid(d)).readlink()
         return ino.target
 
@@ -592,7 +585,6 @@ class GoferFS(Filesystem):
         return True
 
     async def statfs(self) -> StatFS:
-        self.round_trips += 1
         r = await (await self._fid(self.root)).statfs()
         return StatFS(type=V9FS_MAGIC, bsize=r.bsize, blocks=r.blocks, bfree=r.bfree,
                       bavail=r.bavail, files=r.files, ffree=r.ffree, fsid=r.fsid,
@@ -604,7 +596,6 @@ class GoferFS(Filesystem):
         """After a create: fetch the new file's attributes and fix what the server's
         umask or creating user changed."""
         pf = await self._fid(parent)
-        self.round_trips += 1
         fid, st = await pf.walk_getattr([name], _ALL)
         d = self._child(parent, name, st)
         ino: GoferInode = d.inode  # type: ignore[assignment]
@@ -614,7 +605,6 @@ class GoferFS(Filesystem):
         self._fid_lru[id(ino)] = ino
         fix_mode = (st.attr.mode & 0o7777) != (mode & 0o7777) and not ino.is_symlink
         if uid != st.attr.uid or fix_mode:
-            self.round_trips += 1
             await fid.setattr(uid=uid if uid != st.attr.uid else None,
                               mode=mode & 0o7777 if fix_mode else None)
             await self._refresh(d)
@@ -630,7 +620,6 @@ class GoferFS(Filesystem):
     async def mknod(self, parent: Dentry, name: bytes, mode: int, rdev: int, uid: int,
                     gid: int) -> Dentry:
         pf = await self._fid(parent)
-        self.round_trips += 1
         if mode & S_IFMT == S_IFREG:
             tmp = await pf.walk([])
             try:
@@ -644,7 +633,6 @@ class GoferFS(Filesystem):
     @_mutation
     async def mkdir(self, parent: Dentry, name: bytes, mode: int, uid: int, gid: int) -> Dentry:
         pf = await self._fid(parent)
-        self.round_trips += 1
         await pf.mkdir(name, mode & 0o7777, gid)
         d = await self._made(parent, name, mode, uid)
         self._touch_dir(parent, 1)
@@ -654,7 +642,6 @@ class GoferFS(Filesystem):
     async def symlink(self, parent: Dentry, name: bytes, target: bytes, uid: int,
                       gid: int) -> Dentry:
         pf = await self._fid(parent)
-        self.round_trips += 1
         await pf.symlink(name, target, gid)
         d = await self._made(parent, name, 0o777, uid)
         d.inode.target = target  # type: ignore[attr-defined]
@@ -664,7 +651,6 @@ class GoferFS(Filesystem):
     async def link(self, parent: Dentry, name: bytes, target: Dentry) -> Dentry:
         pf = await self._fid(parent)
         tf = await self._fid(target)
-        self.round_trips += 1
         await pf.link(tf, name)
         d = Dentry(self, name, parent, target.inode)
         parent.children[name] = d
@@ -677,7 +663,6 @@ class GoferFS(Filesystem):
     async def unlink(self, parent: Dentry, child: Dentry) -> None:
         pf = await self._fid(parent)
         await self._keep_reachable(child)
-        self.round_trips += 1
         await pf.unlinkat(child.name, 0)
         self._pin(child)
         parent.children.pop(child.name, None)
@@ -690,7 +675,6 @@ class GoferFS(Filesystem):
     @_mutation
     async def rmdir(self, parent: Dentry, child: Dentry) -> None:
         pf = await self._fid(parent)
-        self.round_trips += 1
         await pf.unlinkat(child.name, p9.AT_REMOVEDIR)
         self._pin(child)
         parent.children.pop(child.name, None)
@@ -707,7 +691,6 @@ class GoferFS(Filesystem):
         if flags & RENAME_EXCHANGE and replaced is not None:
             await self._exchange(old_parent, child, new_parent, replaced, of, nf)
             return
-        self.round_trips += 1
         old_name = child.name
         if replaced is not None:
             await self._keep_reachable(replaced)
@@ -738,7 +721,6 @@ class GoferFS(Filesystem):
         """RENAME_EXCHANGE: 9P2000.L has none, so three renames through a temporary name
         (not atomic for other users of the server; the sandbox sees the result only)."""
         tmp = b".runpsc-exchange-%s" % os.urandom(6).hex().encode()
-        self.round_trips += 3
         an, bn = a.name, b.name
         await of.renameat(an, of, tmp)
         try:
@@ -778,7 +760,6 @@ class GoferFS(Filesystem):
         """A fresh fid for `d` that the caller owns (for I/O): a clone of its fid, or one
         Twalk from the nearest ancestor holding one (without caching a dentry fid)."""
         ino: GoferInode = d.inode  # type: ignore[assignment]
-        self.round_trips += 1
         if ino.fid is not None:
             return await ino.fid.walk([])
         if d.dead:
@@ -815,7 +796,6 @@ class GoferFS(Filesystem):
             # Read before and every page is cached (`cp` then `diff`): the I/O fid is
             # walked and opened only if a page is dropped before it is read.
             return GoferFileFD(flags, self, d, None)
-        self.round_trips += 1
         io = await self._new_fid(d) if ino.is_dir else await self._io_fid(d)
         try:
             if d.inode.is_dir:
@@ -864,7 +844,6 @@ class GoferFS(Filesystem):
         gen = self.generation
         sizes = [c.inode.size for c in todo]
         fids = [client.alloc_fid() for _ in todo]
-        self.round_trips += 3
         with trio.CancelScope(shield=True):  # fids must be clunked whatever happens
             walks = None
             try:
@@ -894,7 +873,6 @@ class GoferFS(Filesystem):
 
     async def _open_io(self, d: Dentry, flags: int) -> p9.Fid:
         """An opened I/O fid for a file description that was opened without one."""
-        self.round_trips += 1
         io = await self._io_fid(d)
         try:
             await io.open(flags)
@@ -926,7 +904,6 @@ class GoferFS(Filesystem):
             if page is None or start >= ino.size:
                 continue
             data = bytes(page[: min(CHUNK, ino.size - start)])
-            self.round_trips += 1
             try:
                 await fid.write(start, data)
             except BaseException:
@@ -944,7 +921,6 @@ class GoferFS(Filesystem):
             await self._prefetch_xnames(d)
             names = ino.xnames
         if names is None:
-            self.round_trips += 1
             try:
                 names = frozenset(n for n in await (await self._fid(d)).listxattr() if n)
             except OSError as e:
@@ -1005,7 +981,6 @@ class GoferFS(Filesystem):
         meanwhile: the caller asks per name)."""
         client = pfid.client
         fids = [client.alloc_fid() for _ in todo]
-        self.round_trips += 2
         with trio.CancelScope(shield=True):  # fids must be clunked whatever happens
             walks = None
             try:
@@ -1027,7 +1002,6 @@ class GoferFS(Filesystem):
         want = [(i, n) for i, r in enumerate(replies) for n in r.xattrs if n]
         if not want or not client.dialect.getsetxattr:
             return {}
-        self.round_trips += 1
         try:
             got = await client.rpc_many([p9.Tgetxattr(fids[i], n, 0) for i, n in want],
                                         window=PREFETCH)
@@ -1038,7 +1012,6 @@ class GoferFS(Filesystem):
     async def getxattr(self, d: Dentry, name: bytes) -> bytes:
         ino: GoferInode = d.inode  # type: ignore[assignment]
         if not self.exclusive:
-            self.round_trips += 1
             return await (await self._fid(d)).getxattr(name)
         cache = ino.xattrs
         if cache is None:
@@ -1055,7 +1028,6 @@ class GoferFS(Filesystem):
             if names is not False and name not in names:  # type: ignore[operator]
                 cache[name] = None
                 raise error(errno.ENODATA, name)
-        self.round_trips += 1
         try:
             value = await (await self._fid(d)).getxattr(name)
         except OSError as e:
@@ -1067,7 +1039,6 @@ class GoferFS(Filesystem):
 
     async def setxattr(self, d: Dentry, name: bytes, value: bytes, flags: int) -> None:
         ino: GoferInode = d.inode  # type: ignore[assignment]
-        self.round_trips += 1
         try:
             await (await self._fid(d)).setxattr(name, value, flags)
         except BaseException:
@@ -1099,12 +1070,10 @@ class GoferFS(Filesystem):
             names = await self._xattr_names(d, ino, cache)
             if names is not False:
                 return sorted(names)  # type: ignore[arg-type]
-        self.round_trips += 1
         return [n for n in await (await self._fid(d)).listxattr() if n]
 
     async def removexattr(self, d: Dentry, name: bytes) -> None:
         ino: GoferInode = d.inode  # type: ignore[assignment]
-        self.round_trips += 1
         try:
             await (await self._fid(d)).removexattr(name)
         except BaseException:
@@ -1240,7 +1209,6 @@ class GoferFileFD(RegularFD):
             start = idx * CHUNK
             data = b""
             if start < ino.server_size:
-                fs.round_trips += 1
                 data = await (await self.io()).read(start, min((j + 1) * CHUNK, ino.server_size) - start)
             with memoryview(data) as view:  # (one copy per page, not two)
                 for k in range(idx, j + 1):
@@ -1267,7 +1235,6 @@ class GoferFileFD(RegularFD):
     async def do_pread(self, n: int, offset: int) -> bytes:
         ino = self.inode
         if not self.fs.exclusive:
-            self.fs.round_trips += 1
             return await (await self.io()).read(offset, n)
         end = min(offset + n, ino.size)
         if offset >= end:
@@ -1301,7 +1268,6 @@ class GoferFileFD(RegularFD):
             if mode != ino.mode:  # file_remove_privs, on the server too (it writes as root)
                 await self.fs.setattr(self.dentry, mode=mode)
         if not self.fs.exclusive:
-            self.fs.round_trips += 1
             n = await (await self.io()).write(offset, data)
             ino.size = max(ino.size, offset + n)
             ino.mtime_ns = ino.ctime_ns = now_ns()
@@ -1333,7 +1299,6 @@ class GoferFileFD(RegularFD):
 
     async def do_fsync(self, datasync: bool) -> None:
         await self._flush_dirty()
-        self.fs.round_trips += 1
         await (await self.io()).fsync(datasync)
 
     async def _flush_dirty(self) -> None:
@@ -1346,7 +1311,6 @@ class GoferFileFD(RegularFD):
     async def do_fallocate(self, mode: int, offset: int, length: int) -> None:
         """Tallocate where the server has it (EOPNOTSUPP otherwise, like v9fs)."""
         await self._flush_dirty()
-        self.fs.round_trips += 1
         await (await self.io()).allocate(mode, offset, length)
         ino = self.inode
         for idx in range(offset // CHUNK, (offset + length - 1) // CHUNK + 1):
@@ -1375,7 +1339,6 @@ class GoferDirFD(DirectoryFD):
         self.io = io
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
-        self.fs.round_trips += 1
         ents = await self.io.readdir(cookie)
         if self.fs.exclusive and not self.dentry.dead:
             self.fs._note_listing(self.dentry, cookie, [e.name for e in ents])
