@@ -19,8 +19,11 @@ import trio
 import p9
 from p9 import ENTRY_FIXED, Attr, PackedDirents, Qid, Rgetlock, Rstatfs, SetAttr, pack_rows
 
-from .host import Export, Node, OpenFile, ProcFD, lookup_resolve, qid_type_of
+from .host import Export, Node, lookup_resolve
+from .hosttypes import qid_type_of
 from .ident import Ident, IdentityPolicy, apply_ident, cred_token, current_cred_token
+from .openfile import OpenFile
+from .procfd import ProcFD
 
 __all__ = ["GoferFile", "GoferFilesystem"]
 

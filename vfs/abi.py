@@ -86,6 +86,7 @@ S_IFIFO = 0o010000
 S_ISUID = 0o4000
 S_ISGID = 0o2000
 S_ISVTX = 0o1000
+S_IALLUGO = 0o7777  # every permission bit, with set-id and sticky
 S_IXGRP = 0o010
 
 DT_UNKNOWN, DT_FIFO, DT_CHR, DT_DIR, DT_BLK, DT_REG, DT_LNK, DT_SOCK = 0, 1, 2, 4, 6, 8, 10, 12
