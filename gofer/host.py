@@ -476,10 +476,6 @@ class Node:
         os.symlink(target, name, dir_fd=self.fd)
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
 
-    def chown_new(self, name: str, uid: int, gid: int) -> None:
-        """Give a just-created entry an owner (used when identities are not switched)."""
-        os.chown(name, uid, gid, dir_fd=self.fd, follow_symlinks=False)
-
     def readlink(self) -> str:
         """The symlink's target, as data."""
         if not stat.S_ISLNK(os.stat(self.fd).st_mode):

@@ -254,10 +254,6 @@ def pack_dirent64(ino: int, next_off: int, dtype: int, name: bytes) -> bytes:
     return _DIRENT_HEAD.pack(ino, next_off, reclen, dtype) + name + b"\0" * (reclen - 19 - len(name))
 
 
-def dirent64_reclen(name: bytes) -> int:
-    return (19 + len(name) + 1 + 7) & ~7
-
-
 def parse_dirents64(data: bytes) -> list[tuple[int, int, int, bytes]]:
     """Decode getdents64 output into (ino, off, type, name) tuples (for tests and tools)."""
     out = []

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import functools
 import os
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -112,7 +111,6 @@ class VirtualFilesystem(AttrOps):
         self.devices: dict[tuple[int, int, int], Opener] = {}
         self.fifo_opener: Callable[[VirtualDentry, int, Credentials],
                                    Awaitable[FileDescription]] | None = None
-        self._fifos: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.sigpipe: Callable[[], None] | None = None
         # Serialises namespace changes (Linux's directory i_rwsem, coarsened): between a
         # check ("does the name exist?") and the change, a remote filesystem awaits, and

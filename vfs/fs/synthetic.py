@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..abi import DT_DIR, S_IFDIR, S_IFLNK, S_IFREG, Stat, dtype_of
+from ..abi import S_IFDIR, S_IFLNK, S_IFREG, Stat, dtype_of
 from ..creds import Credentials
 from ..dentry import Dentry, Inode
 from ..errors import error
@@ -185,11 +185,7 @@ class SynthDirFD(DirectoryFD):
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
         d = self.dentry
-        out: list[tuple[int, int, int, bytes]] = []
-        if cookie < 1:
-            out.append((1, d.inode.ino, DT_DIR, b"."))
-        if cookie < 2:
-            out.append((2, d.parent.inode.ino, DT_DIR, b".."))
+        out = self.dots(d, cookie)
         kids = await self.fs._children(d)
         for i, (name, node) in enumerate(kids.items()):
             pos = i + 3
@@ -197,11 +193,3 @@ class SynthDirFD(DirectoryFD):
                 child = self.fs._dentry(d, name, node)
                 out.append((pos, child.inode.ino, dtype_of(child.inode.mode), name))
         return out
-
-
-async def read_node(node: Node) -> bytes:
-    """The bytes a FileNode produces now (for tests and tools)."""
-    if not isinstance(node, FileNode):
-        raise error(errno.EINVAL)
-    return await _eval(node.content)
-

@@ -17,7 +17,6 @@ import os
 import resource
 
 from ..abi import (
-    DT_DIR,
     FALLOC_FL_KEEP_SIZE,
     FALLOC_FL_PUNCH_HOLE,
     FALLOC_FL_ZERO_RANGE,
@@ -441,11 +440,7 @@ class TmpfsDirFD(DirectoryFD):
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
         d = self.dentry
-        out: list[tuple[int, int, int, bytes]] = []
-        if cookie < 1:
-            out.append((1, d.inode.ino, DT_DIR, b"."))
-        if cookie < 2:
-            out.append((2, d.parent.inode.ino, DT_DIR, b".."))
+        out = self.dots(d, cookie)
         top = self.TOP
         below = top - cookie if cookie > 2 else top
         for child in reversed(d.children.values()):
