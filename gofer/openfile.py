@@ -66,7 +66,7 @@ class OpenFile:
             raise OSError(errno.EINVAL, f"read offset {offset} beyond loff_t")
         return pread_into(self.fd, buf, offset)
 
-    def write(self, offset: int, data: bytes) -> int:
+    def write(self, offset: int, data: bytes | memoryview) -> int:
         """pwrite(2) (which appends on an O_APPEND descriptor, as Linux does)."""
         if stat.S_ISFIFO(self.mode) or stat.S_ISCHR(self.mode):
             return os.write(self.fd, data)

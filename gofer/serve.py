@@ -174,6 +174,7 @@ class _Counted(GoferFile):
     """A GoferFile whose clones and children are charged to a connection's budget."""
 
     __slots__ = ("budget",)
+    budget: _Budget
 
     @classmethod
     def wrap(cls, f: GoferFile, budget: _Budget) -> _Counted:

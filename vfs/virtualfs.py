@@ -14,8 +14,8 @@ from __future__ import annotations
 import errno
 import functools
 import os
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import trio
 
@@ -67,14 +67,17 @@ from .mount import MS_NODEV, FSContext, VirtualDentry
 from .perm import check, check_sticky, is_owner, permitted
 from .resolve import ROOT, Walk
 
-_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def _namespace_op(fn: _F) -> _F:
+def _namespace_op(
+    fn: Callable[Concatenate[VirtualFilesystem, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[VirtualFilesystem, _P], Coroutine[Any, Any, _R]]:
     """Run a namespace-changing operation under the VFS's namespace lock."""
 
     @functools.wraps(fn)
-    async def wrapper(self: VirtualFilesystem, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(self: VirtualFilesystem, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         lock = self._ns_lock
         try:
             lock.acquire_nowait()
@@ -85,7 +88,7 @@ def _namespace_op(fn: _F) -> _F:
         finally:
             lock.release()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 Opener = Callable[[VirtualDentry, int, Credentials], Awaitable[FileDescription]]
@@ -102,6 +105,7 @@ class VirtualFilesystem(AttrOps):
     Attributes:
         devices: (S_IFCHR|S_IFBLK, major, minor) → opener of device nodes.
         fifo_opener: how a fifo node is opened (set by pipefs; ENXIO until then).
+        pipefs: the filesystem pipe2's pipes live on (pipefs makes it on first use).
         sigpipe: hook called as `sigpipe()` when a write hits a pipe with no reader (the
             Sentry sets it to queue SIGPIPE for the current task).
     """
@@ -109,6 +113,7 @@ class VirtualFilesystem(AttrOps):
     def __init__(self, root_fs: Filesystem, *, flags: int = 0, source: str = "none") -> None:
         super().__init__(root_fs, flags=flags, source=source)
         self.devices: dict[tuple[int, int, int], Opener] = {}
+        self.pipefs: Filesystem | None = None
         self.fifo_opener: Callable[[VirtualDentry, int, Credentials],
                                    Awaitable[FileDescription]] | None = None
         self.sigpipe: Callable[[], None] | None = None
