@@ -3,8 +3,10 @@ path string, confined to what it exports. The only part of runpsc that touches h
 on a sandbox's behalf. See gofer/README.md.
 """
 
-from .host import Export, Node, OpenFile, ProcFD
+from .host import Export, Node
 from .ident import Ident, IdentityPolicy
+from .openfile import OpenFile
+from .procfd import ProcFD
 from .serve import (
     GoferOptions,
     Listen,

@@ -17,60 +17,37 @@ can forget it.
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import fcntl
 import os
 import stat
-import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
-__all__ = [
-    "Export",
-    "Node",
-    "OpenFile",
-    "Attr",
-    "StatFS",
-    "DirEntry",
-    "ProcFD",
-    "check_name",
-    "SETATTR_MODE",
-    "SETATTR_UID",
-    "SETATTR_GID",
-    "SETATTR_SIZE",
-    "SETATTR_ATIME",
-    "SETATTR_MTIME",
-    "SETATTR_CTIME",
-    "SETATTR_ATIME_SET",
-    "SETATTR_MTIME_SET",
-]
+from p9 import SetattrMask
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-# pread(2) into a caller's buffer: os.preadv would issue preadv2, which the confined gofer's
-# seccomp allow-list does not include.
-_pread = _libc.pread
-_pread.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long)
-_pread.restype = ctypes.c_ssize_t
+from .hostcalls import (
+    HAVE_OPENAT2,
+    HOW_SUBMOUNTS,
+    HOW_XDEV,
+    O_PATH_FLAGS,
+    STATX_BASIC,
+    STATX_BTIME,
+    STATX_TS,
+    UTIME_NOW,
+    UTIME_OMIT,
+    Timespec,
+    fstatfs,
+    mnt_id,
+    openat2,
+    refuse_pseudo_fs,
+    statx,
+    utimensat,
+)
+from .hosttypes import Attr, StatFS, qid_type_of
+from .openfile import OpenFile
+from .procfd import ProcFD
 
-QTDIR = 0x80
-QTSYMLINK = 0x02
-QTFILE = 0x00
+__all__ = ["Export", "Node", "check_name", "lookup_resolve"]
 
-SETATTR_MODE = 0x1
-SETATTR_UID = 0x2
-SETATTR_GID = 0x4
-SETATTR_SIZE = 0x8
-SETATTR_ATIME = 0x10
-SETATTR_MTIME = 0x20
-SETATTR_CTIME = 0x40
-SETATTR_ATIME_SET = 0x80
-SETATTR_MTIME_SET = 0x100
-
-_UTIME_NOW = (1 << 30) - 1
-_UTIME_OMIT = (1 << 30) - 2
 _AT_REMOVEDIR = 0x200
 _NAME_MAX = 255
 
@@ -106,211 +83,13 @@ def check_name(name: str, *, creating: bool = False) -> None:
         raise OSError(errno.EEXIST, f"cannot create {name!r}")
 
 
-# --- openat2 -----------------------------------------------------------------------------
-
-_SYS_OPENAT2 = 437
-_RESOLVE_NO_XDEV = 0x01
-_RESOLVE_NO_MAGICLINKS = 0x02
-_RESOLVE_NO_SYMLINKS = 0x04
-_RESOLVE_BENEATH = 0x08
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_O_PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
-_HOW_XDEV = _OpenHow(
-    _O_PATH_FLAGS, 0, _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS | _RESOLVE_BENEATH | _RESOLVE_NO_XDEV
-)
-_HOW_SUBMOUNTS = _OpenHow(
-    _O_PATH_FLAGS, 0, _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS | _RESOLVE_BENEATH
-)
-_HOW_SIZE = ctypes.sizeof(_OpenHow)
-
-
-def _probe_openat2() -> bool:
-    root = os.open("/", os.O_PATH | os.O_CLOEXEC)
-    try:
-        fd = _libc.syscall(_SYS_OPENAT2, root, b".", ctypes.byref(_HOW_SUBMOUNTS), _HOW_SIZE)
-    finally:
-        os.close(root)
-    if fd >= 0:
-        os.close(fd)
-        return True
-    return False
-
-
-HAVE_OPENAT2 = _probe_openat2()
-
-
 def lookup_resolve(export: Export) -> int | None:
     """The RESOLVE_* flags `Node.walk` looks names up with, for a lookup made elsewhere by
     openat2(2) alone (p9's C walk, `p9.File.walk_source`); None when `Node.walk` does more:
     without openat2, or with submounts (a pseudo filesystem is refused after the lookup)."""
     if not HAVE_OPENAT2 or export.submounts:
         return None
-    return _HOW_XDEV.resolve
-
-
-# statx, for btime and the mount id
-_SYS_STATX = 332
-_AT_EMPTY_PATH = 0x1000
-_AT_SYMLINK_NOFOLLOW = 0x100
-_STATX_BASIC = 0x7FF
-_STATX_BTIME = 0x800
-_STATX_MNT_ID = 0x1000
-_STATX = struct.Struct("=IIQIIIHxxQQQQ16s16s16s16sIIIIQ")
-_STATX_SIZE = 256
-
-
-def _statx(fd: int, mask: int) -> tuple:
-    buf = ctypes.create_string_buffer(_STATX_SIZE)
-    r = _libc.syscall(
-        _SYS_STATX, fd, b"", _AT_EMPTY_PATH | _AT_SYMLINK_NOFOLLOW, mask, buf
-    )
-    if r < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return _STATX.unpack_from(buf.raw)
-
-
-def _mnt_id(fd: int) -> int:
-    return _statx(fd, _STATX_MNT_ID)[-1]
-
-
-_TS = struct.Struct("=qIi")  # struct statx_timestamp
-
-
-# Kernel interfaces that are never served, even from an export with `submounts` (say "/"):
-# procfs (other processes' memory, environment and magic links), sysfs, devpts, debugfs,
-# tracefs, securityfs, cgroup v1/v2, bpffs, efivarfs, pstore, configfs, fusectl, binfmt_misc,
-# selinuxfs, mqueue, nsfs.
-PSEUDO_FS_TYPES = frozenset({
-    0x9FA0, 0x62656572, 0x1CD1, 0x64626720, 0x74726163, 0x73636673, 0x27E0EB, 0x63677270,
-    0xCAFE4A11, 0xDE5E81E4, 0x6165676C, 0x62656570, 0x65735543, 0x42494E4D, 0xF97CFF8C,
-    0x19800202, 0x6E736673,
-})
-
-
-def _fs_type(fd: int) -> int:
-    buf = ctypes.create_string_buffer(120)
-    if _libc.fstatfs(fd, buf) < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return struct.unpack_from("=q", buf.raw)[0]
-
-
-def _refuse_pseudo_fs(fd: int, name: str) -> None:
-    try:
-        ftype = _fs_type(fd)
-    except BaseException:
-        os.close(fd)
-        raise
-    if ftype in PSEUDO_FS_TYPES:
-        os.close(fd)
-        raise OSError(errno.ENOENT, f"{name!r} is a kernel pseudo filesystem ({ftype:#x}), not exported")
-
-
-# --- the /proc/<pid>/fd directory ----------------------------------------------------------
-
-
-class ProcFD:
-    """Reopens O_PATH descriptors through /proc/<pid>/fd.
-
-    The directory fd is opened once; the confined gofer keeps it after pivot_root even though
-    /proc is not mounted in its namespace. `prefix` is a path string to the same directory for
-    the few calls Python offers only with paths (xattrs); confinement bind-mounts it at /fd.
-    """
-
-    def __init__(self, prefix: str = "/proc/self/fd") -> None:
-        self.dirfd = os.open(f"/proc/{os.getpid()}/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        self.prefix = prefix
-
-    def open(self, fd: int, flags: int) -> int:
-        """A new descriptor for the object `fd` refers to, opened with `flags`."""
-        return os.open(str(fd), flags | os.O_CLOEXEC | os.O_NOCTTY, dir_fd=self.dirfd)
-
-    def path(self, fd: int) -> str:
-        """A path string that names the object `fd` refers to (for path-only calls)."""
-        return f"{self.prefix}/{fd}"
-
-    def rebase(self, prefix: str) -> None:
-        """Use the fd directory visible at `prefix` from now on (after confinement).
-
-        The descriptor opened at start-up points into the host's /proc, where '..' leads to
-        every process; the bind mount at `prefix` has nothing above it but the empty root.
-        """
-        new = os.open(prefix, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        os.close(self.dirfd)
-        self.dirfd = new
-        self.prefix = prefix
-
-    def close(self) -> None:
-        os.close(self.dirfd)
-
-
-# --- attributes ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Attr:
-    """What Rgetattr reports: the stat fields, plus btime when asked and available."""
-
-    qid_type: int
-    qid_path: int
-    mode: int
-    uid: int
-    gid: int
-    nlink: int
-    rdev: int
-    size: int
-    blksize: int
-    blocks: int
-    atime_ns: int
-    mtime_ns: int
-    ctime_ns: int
-    btime: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StatFS:
-    """What Rstatfs reports."""
-
-    type: int
-    bsize: int
-    blocks: int
-    bfree: int
-    bavail: int
-    files: int
-    ffree: int
-    fsid: int
-    namelen: int
-
-
-class DirEntry(NamedTuple):
-    """One Rreaddir entry: its qid, the offset of the next entry, its d_type and name.
-
-    A named tuple, not a dataclass: a 100,000-entry directory builds 100,000 of them.
-    """
-
-    qid_type: int
-    qid_path: int
-    offset: int
-    dtype: int
-    name: bytes
-
-
-def qid_type_of(mode: int) -> int:
-    """The 9P qid type for a st_mode."""
-    if stat.S_ISDIR(mode):
-        return QTDIR
-    if stat.S_ISLNK(mode):
-        return QTSYMLINK
-    return QTFILE
-
-
-_DT_QID = {4: QTDIR, 10: QTSYMLINK}
+    return int(HOW_XDEV.resolve)
 
 
 # --- exports and nodes --------------------------------------------------------------------
@@ -347,7 +126,7 @@ class Export:
         st = os.stat(fd)
         self.root_dev = st.st_dev
         self._devs = {st.st_dev: 0}
-        self._root_mnt = _mnt_id(fd)
+        self._root_mnt = mnt_id(fd)
 
     def close(self) -> None:
         """Release the root descriptor."""
@@ -357,7 +136,7 @@ class Export:
 
     def root(self) -> Node:
         """A new reference to the export root (a fresh O_PATH descriptor)."""
-        fd = os.open(".", _O_PATH_FLAGS | os.O_DIRECTORY, dir_fd=self.root_fd)
+        fd = os.open(".", O_PATH_FLAGS | os.O_DIRECTORY, dir_fd=self.root_fd)
         return Node(fd, self, None, "")
 
     def qid_path(self, st: os.stat_result) -> int:
@@ -370,6 +149,11 @@ class Export:
         if idx is None:
             idx = self._devs[dev] = len(self._devs)
         return ino ^ (idx << 56)
+
+    def dev_tag(self, dev: int) -> int:
+        """What `qid_path_of` xors into the inode numbers of device `dev` (0 for a device
+        no qid was made for yet), for callers that tag many inodes of one device."""
+        return self._devs.get(dev, 0) << 56
 
     def mutating(self) -> None:
         """Raise EROFS if the export is read-only."""
@@ -440,32 +224,20 @@ class Node:
     def _lookup(self, name: str) -> int:
         exp = self.export
         if HAVE_OPENAT2:
-            how = _HOW_SUBMOUNTS if exp.submounts else _HOW_XDEV
-            fd = _libc.syscall(_SYS_OPENAT2, self.fd, os.fsencode(name), ctypes.byref(how), _HOW_SIZE)
-            if fd < 0:
-                e = ctypes.get_errno()
-                if e == errno.EXDEV:  # RESOLVE_NO_XDEV: a mount point the export does not cover
-                    raise OSError(errno.ENOENT, f"{name!r} is a mount point (not exported)")
-                raise OSError(e, f"{os.strerror(e)}: {name!r}")
-            if exp.submounts:
-                _refuse_pseudo_fs(fd, name)
-            return fd
-        fd = os.open(name, _O_PATH_FLAGS, dir_fd=self.fd)
-        if not exp.submounts and _mnt_id(fd) != exp._root_mnt:
-            os.close(fd)
-            raise OSError(errno.ENOENT, f"{name!r} is a mount point (not exported)")
+            try:
+                fd = openat2(self.fd, name, HOW_SUBMOUNTS if exp.submounts else HOW_XDEV)
+            except OSError as e:
+                if e.errno == errno.EXDEV:  # RESOLVE_NO_XDEV: a mount point the export does not cover
+                    raise OSError(errno.ENOENT, f"{name!r} is a mount point (not exported)") from None
+                raise
+        else:
+            fd = os.open(name, O_PATH_FLAGS, dir_fd=self.fd)
+            if not exp.submounts and mnt_id(fd) != exp._root_mnt:
+                os.close(fd)
+                raise OSError(errno.ENOENT, f"{name!r} is a mount point (not exported)")
         if exp.submounts:
-            _refuse_pseudo_fs(fd, name)
+            refuse_pseudo_fs(fd, name)
         return fd
-
-    def path_names(self) -> list[str]:
-        """The logical path from the export root (for messages and re-walks)."""
-        names: list[str] = []
-        node: Node | None = self
-        while node is not None and node.parent is not None:
-            names.append(node.name)
-            node = node.parent
-        return names[::-1]
 
     # -- attributes ------------------------------------------------------------------------
 
@@ -501,14 +273,14 @@ class Node:
         )
 
     def _statx_attr(self) -> Attr:
-        f = _statx(self.fd, _STATX_BASIC | _STATX_BTIME)
+        f = statx(self.fd, STATX_BASIC | STATX_BTIME)
         mode = f[6]
         qpath = self.export.qid_path_of(os.makedev(f[17], f[18]), f[7])
-        a, b, c, m = (_TS.unpack(t) for t in (f[11], f[12], f[13], f[14]))
+        a, b, c, m = (STATX_TS.unpack(t) for t in (f[11], f[12], f[13], f[14]))
         return Attr(
             qid_type_of(mode), qpath, mode, f[4], f[5], f[3], os.makedev(f[15], f[16]), f[8],
             f[1], f[9], a[0] * 10**9 + a[1], m[0] * 10**9 + m[1], c[0] * 10**9 + c[1],
-            (b[0], b[1]) if f[0] & _STATX_BTIME else None,
+            (b[0], b[1]) if f[0] & STATX_BTIME else None,
         )
 
     def setattr(
@@ -524,29 +296,29 @@ class Node:
     ) -> None:
         """Change attributes in Linux's order of effect: owner, mode, size, times.
 
-        `valid` holds SETATTR_* bits (9P2000.L's). ATIME/MTIME without the *_SET bit mean
+        `valid` holds `p9.SetattrMask` bits. ATIME/MTIME without the *_SET bit mean
         "now" (which needs only write access); with it, the explicit (sec, nsec) given.
 
         Raises:
             OSError(EROFS): read-only export. OSError(EPERM/EACCES): from the host.
         """
-        if not valid & ~SETATTR_CTIME:
+        if not valid & ~int(SetattrMask.CTIME):  # (int: an IntFlag inverts known bits only)
             return
         self.export.mutating()
         pf = self.procfd
         st = os.stat(self.fd)
-        if valid & (SETATTR_UID | SETATTR_GID):
+        if valid & (SetattrMask.UID | SetattrMask.GID):
             os.chown(
                 str(self.fd),
-                uid if valid & SETATTR_UID else -1,
-                gid if valid & SETATTR_GID else -1,
+                uid if valid & SetattrMask.UID else -1,
+                gid if valid & SetattrMask.GID else -1,
                 dir_fd=pf.dirfd,
             )
-        if valid & SETATTR_MODE:
+        if valid & SetattrMask.MODE:
             if stat.S_ISLNK(st.st_mode):
                 raise OSError(errno.EOPNOTSUPP, "cannot chmod a symlink")
             os.chmod(str(self.fd), stat.S_IMODE(mode), dir_fd=pf.dirfd)
-        if valid & SETATTR_SIZE:
+        if valid & SetattrMask.SIZE:
             if stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.EISDIR, "truncate of a directory")
             if not stat.S_ISREG(st.st_mode):
@@ -556,21 +328,18 @@ class Node:
                 os.ftruncate(fd, size)
             finally:
                 os.close(fd)
-        if valid & (SETATTR_ATIME | SETATTR_MTIME):
-            times = (_Timespec * 2)()
+        if valid & (SetattrMask.ATIME | SetattrMask.MTIME):
+            times = (Timespec * 2)()
             for i, (bit, setbit, value) in enumerate(
-                ((SETATTR_ATIME, SETATTR_ATIME_SET, atime), (SETATTR_MTIME, SETATTR_MTIME_SET, mtime))
+                ((SetattrMask.ATIME, SetattrMask.ATIME_SET, atime), (SetattrMask.MTIME, SetattrMask.MTIME_SET, mtime))
             ):
                 if not valid & bit:
-                    times[i].tv_sec, times[i].tv_nsec = 0, _UTIME_OMIT
+                    times[i].tv_sec, times[i].tv_nsec = 0, UTIME_OMIT
                 elif valid & setbit:
                     times[i].tv_sec, times[i].tv_nsec = value
                 else:
-                    times[i].tv_sec, times[i].tv_nsec = 0, _UTIME_NOW
-            r = _libc.utimensat(pf.dirfd, str(self.fd).encode(), times, 0)
-            if r < 0:
-                e = ctypes.get_errno()
-                raise OSError(e, os.strerror(e))
+                    times[i].tv_sec, times[i].tv_nsec = 0, UTIME_NOW
+            utimensat(pf.dirfd, str(self.fd), times)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -630,7 +399,7 @@ class Node:
         root = os.stat(exp.root_fd)
         want = (root.st_dev, root.st_ino)
         st = os.stat(self.fd)
-        cur = os.open(".", _O_PATH_FLAGS | os.O_DIRECTORY, dir_fd=self.fd) if stat.S_ISDIR(
+        cur = os.open(".", O_PATH_FLAGS | os.O_DIRECTORY, dir_fd=self.fd) if stat.S_ISDIR(
             st.st_mode) else -1
         if cur < 0:
             return  # not a directory: the create itself answers ENOTDIR
@@ -638,7 +407,7 @@ class Node:
             for _ in range(4096):
                 if (st.st_dev, st.st_ino) == want:
                     return
-                up = os.open("..", _O_PATH_FLAGS | os.O_DIRECTORY, dir_fd=cur)
+                up = os.open("..", O_PATH_FLAGS | os.O_DIRECTORY, dir_fd=cur)
                 os.close(cur)
                 cur = up
                 pst = os.stat(cur)
@@ -706,10 +475,6 @@ class Node:
         self._still_beneath()
         os.symlink(target, name, dir_fd=self.fd)
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
-
-    def chown_new(self, name: str, uid: int, gid: int) -> None:
-        """Give a just-created entry an owner (used when identities are not switched)."""
-        os.chown(name, uid, gid, dir_fd=self.fd, follow_symlinks=False)
 
     def readlink(self) -> str:
         """The symlink's target, as data."""
@@ -810,173 +575,10 @@ class Node:
 
     def statfs(self) -> StatFS:
         """fstatfs of the filesystem holding the node."""
-        buf = ctypes.create_string_buffer(120)
-        if _libc.fstatfs(self.fd, buf) < 0:
-            e = ctypes.get_errno()
-            raise OSError(e, os.strerror(e))
-        (ftype, bsize, blocks, bfree, bavail, files, ffree, fsid0, fsid1, namelen) = struct.unpack_from(
-            "=qqQQQQQiiq", buf.raw
-        )
+        ftype, bsize, blocks, bfree, bavail, files, ffree, fsid0, fsid1, namelen = fstatfs(self.fd)
         return StatFS(
             ftype, bsize, blocks, bfree, bavail, files, ffree,
             (fsid0 & 0xFFFFFFFF) | ((fsid1 & 0xFFFFFFFF) << 32), namelen,
         )
 
 
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-_libc.utimensat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_Timespec), ctypes.c_int]
-_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-
-_FLOCK = struct.Struct("hhqqi4x")
-
-LOCK_SUCCESS = 0
-LOCK_BLOCKED = 1
-LOCK_ERROR = 2
-
-
-class OpenFile:
-    """An open descriptor for a node (what a fid holds after Tlopen/Tlcreate)."""
-
-    __slots__ = ("fd", "node", "mode", "_dir")
-
-    def __init__(self, fd: int, node: Node, mode: int) -> None:
-        self.fd = fd
-        self.node = node
-        self.mode = mode
-        self._dir: list[DirEntry] | None = None
-
-    def close(self) -> None:
-        """Close the descriptor (idempotent)."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        self._dir = None
-
-    def read(self, offset: int, count: int) -> bytes:
-        """pread(2)."""
-        if stat.S_ISDIR(self.mode):
-            raise OSError(errno.EISDIR, "read of a directory")
-        if stat.S_ISFIFO(self.mode) or stat.S_ISCHR(self.mode):
-            return os.read(self.fd, count)
-        return os.pread(self.fd, count, offset)
-
-    def readinto(self, offset: int, buf: memoryview) -> int:
-        """pread(2) into the writable `buf` (what `read` does, without allocating a result)."""
-        if stat.S_ISDIR(self.mode):
-            raise OSError(errno.EISDIR, "read of a directory")
-        if stat.S_ISFIFO(self.mode) or stat.S_ISCHR(self.mode):
-            return os.readv(self.fd, [buf])
-        n = len(buf)
-        if n == 0:
-            return 0
-        if not 0 <= offset < 1 << 63:
-            raise OSError(errno.EINVAL, f"read offset {offset} beyond loff_t")
-        r = _pread(self.fd, ctypes.addressof(ctypes.c_char.from_buffer(buf)), n, offset)
-        if r < 0:
-            e = ctypes.get_errno()
-            raise OSError(e, os.strerror(e))
-        return r
-
-    def write(self, offset: int, data: bytes) -> int:
-        """pwrite(2) (which appends on an O_APPEND descriptor, as Linux does)."""
-        if stat.S_ISFIFO(self.mode) or stat.S_ISCHR(self.mode):
-            return os.write(self.fd, data)
-        return os.pwrite(self.fd, data, offset)
-
-    def fsync(self, datasync: bool = False) -> None:
-        """fsync(2) or fdatasync(2)."""
-        (os.fdatasync if datasync else os.fsync)(self.fd)
-
-    def fallocate(self, mode: int, offset: int, length: int) -> None:
-        """fallocate(2) with its mode bits (KEEP_SIZE, PUNCH_HOLE, ...)."""
-        self.node.export.mutating()
-        if _libc.fallocate(self.fd, mode, offset, length) < 0:
-            e = ctypes.get_errno()
-            raise OSError(e, os.strerror(e))
-
-    def lock(self, ltype: int, start: int, length: int) -> int:
-        """Set or clear a byte-range lock without waiting; returns LOCK_SUCCESS/BLOCKED.
-
-        Open-file-description locks (F_OFD_SETLK), so two fids conflict with each other as two
-        processes' POSIX locks would, although the gofer is one process. A client asking to
-        block is answered LOCK_BLOCKED and retries, as 9P2000.L intends.
-        """
-        try:
-            fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, _FLOCK.pack(ltype, os.SEEK_SET, start, length, 0))
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                return LOCK_BLOCKED
-            raise
-        return LOCK_SUCCESS
-
-    def getlock(self, ltype: int, start: int, length: int) -> tuple[int, int, int, int]:
-        """F_OFD_GETLK: (type, start, length, pid) of a conflicting lock, or F_UNLCK."""
-        out = fcntl.fcntl(self.fd, fcntl.F_OFD_GETLK, _FLOCK.pack(ltype, os.SEEK_SET, start, length, 0))
-        t, _w, s, ln, pid = _FLOCK.unpack(out)
-        return t, s, ln, pid
-
-    def entries(self, offset: int) -> list[tuple[int, int, int, int, bytes]]:
-        """The directory snapshot to serve `offset` from (offset 0 takes a fresh one).
-
-        Offsets are positions in a snapshot taken when a client starts reading at 0, so they
-        stay stable across calls whatever happens to the directory meanwhile, and each call
-        costs only what it returns. '.' and '..' come first, as getdents(2) gives them. Entry
-        i (0-based) has offset i + 1, the cookie of the entry after it. Rows are plain tuples
-        in `DirEntry`'s field order (building 100,000 named tuples costs measurably more).
-        """
-        if not stat.S_ISDIR(self.mode):
-            raise OSError(errno.ENOTDIR, "readdir of a non-directory")
-        if offset < 0:
-            raise OSError(errno.EINVAL, f"bad readdir offset {offset}")
-        if offset == 0 or self._dir is None:
-            self._dir = self._snapshot()
-        return self._dir
-
-    def readdir(self, offset: int) -> Iterator[DirEntry]:
-        """The entries from `offset` on (see `entries`)."""
-        d = self.entries(offset)
-        return (DirEntry._make(d[i]) for i in range(offset, len(d)))
-
-    def _snapshot(self) -> list[tuple[int, int, int, int, bytes]]:
-        node = self.node
-        exp = node.export
-        entries: list[tuple[int, int, int, int, bytes]] = []
-        for name, n in ((b".", node), (b"..", node.parent or node)):
-            st = os.stat(n.fd)
-            entries.append((QTDIR, exp.qid_path(st), len(entries) + 1, 4, name))
-        idx = exp._devs.get(os.stat(node.fd).st_dev, 0) << 56
-        append = entries.append
-        # A bytes path gives bytes names (no re-encoding per entry); the path names this
-        # open directory through our fd directory, so nothing is resolved on the host.
-        off = len(entries)
-        with os.scandir(os.fsencode(node.procfd.path(self.fd))) as it:
-            for e in it:
-                off += 1
-                # Regular files first: the common case costs one cached d_type check.
-                if e.is_file(follow_symlinks=False):
-                    append((QTFILE, e.inode() ^ idx, off, 8, e.name))
-                elif e.is_dir(follow_symlinks=False):
-                    append((QTDIR, e.inode() ^ idx, off, 4, e.name))
-                elif e.is_symlink():
-                    append((QTSYMLINK, e.inode() ^ idx, off, 10, e.name))
-                else:
-                    append((QTFILE, e.inode() ^ idx, off, _dtype(e), e.name))
-        return entries
-
-
-def _dtype(e: os.DirEntry) -> int:
-    # os.DirEntry caches d_type; these calls do not stat unless d_type was DT_UNKNOWN.
-    if e.is_symlink():
-        return 10
-    if e.is_dir(follow_symlinks=False):
-        return 4
-    if e.is_file(follow_symlinks=False):
-        return 8
-    try:
-        m = e.stat(follow_symlinks=False).st_mode
-    except OSError:
-        return 0
-    return {stat.S_IFIFO: 1, stat.S_IFCHR: 2, stat.S_IFBLK: 6, stat.S_IFSOCK: 12}.get(stat.S_IFMT(m), 0)

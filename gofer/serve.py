@@ -25,8 +25,9 @@ import trio
 
 import p9
 
-from .host import Export, Node, ProcFD
+from .host import Export, Node
 from .ident import IdentityPolicy
+from .procfd import ProcFD
 from .server import GoferFile, GoferFilesystem
 
 __all__ = ["Listen", "GoferOptions", "parse_export", "parse_listen", "bind", "prepare", "serve", "serve_stream", "run"]
@@ -173,6 +174,7 @@ class _Counted(GoferFile):
     """A GoferFile whose clones and children are charged to a connection's budget."""
 
     __slots__ = ("budget",)
+    budget: _Budget
 
     @classmethod
     def wrap(cls, f: GoferFile, budget: _Budget) -> _Counted:

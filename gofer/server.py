@@ -19,8 +19,11 @@ import trio
 import p9
 from p9 import ENTRY_FIXED, Attr, PackedDirents, Qid, Rgetlock, Rstatfs, SetAttr, pack_rows
 
-from .host import Export, Node, OpenFile, ProcFD, lookup_resolve, qid_type_of
+from .host import Export, Node, lookup_resolve
+from .hosttypes import qid_type_of
 from .ident import Ident, IdentityPolicy, apply_ident, cred_token, current_cred_token
+from .openfile import OpenFile
+from .procfd import ProcFD
 
 __all__ = ["GoferFile", "GoferFilesystem"]
 
@@ -345,7 +348,7 @@ class GoferFile(p9.File):
             return None
         return of.fd
 
-    async def write(self, offset: int, data: bytes) -> int:
+    async def write(self, offset: int, data: bytes | memoryview) -> int:
         of = self._opened()
         self._as()
         if not self.fifo_wait:
@@ -422,15 +425,15 @@ class GoferFile(p9.File):
 
     async def link(self, target: p9.File, name: bytes) -> None:
         self._as()
-        target.node.link_into(self.node, _s(name))  # type: ignore[attr-defined]
+        _node(target).link_into(self.node, _s(name))
 
     async def rename(self, newdir: p9.File, name: bytes) -> None:
         self._as()
-        self.node.rename_self(newdir.node, _s(name))  # type: ignore[attr-defined]
+        self.node.rename_self(_node(newdir), _s(name))
 
     async def renameat(self, oldname: bytes, newdir: p9.File, newname: bytes) -> None:
         self._as()
-        self.node.rename(_s(oldname), newdir.node, _s(newname))  # type: ignore[attr-defined]
+        self.node.rename(_s(oldname), _node(newdir), _s(newname))
 
     async def unlinkat(self, name: bytes, flags: int) -> None:
         self._as()
@@ -486,3 +489,10 @@ class GoferFile(p9.File):
             self.of.close()
             self.of = None
         self.node.release()
+
+
+def _node(f: p9.File) -> Node:
+    """The node of a File p9 hands back to us (a link target, a rename's directory): p9
+    only passes Files of the same filesystem, so it is always a GoferFile."""
+    assert isinstance(f, GoferFile)
+    return f.node

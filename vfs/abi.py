@@ -86,6 +86,7 @@ S_IFIFO = 0o010000
 S_ISUID = 0o4000
 S_ISGID = 0o2000
 S_ISVTX = 0o1000
+S_IALLUGO = 0o7777  # every permission bit, with set-id and sticky
 S_IXGRP = 0o010
 
 DT_UNKNOWN, DT_FIFO, DT_CHR, DT_DIR, DT_BLK, DT_REG, DT_LNK, DT_SOCK = 0, 1, 2, 4, 6, 8, 10, 12
@@ -251,10 +252,6 @@ def pack_dirent64(ino: int, next_off: int, dtype: int, name: bytes) -> bytes:
     """One `linux_dirent64` record, padded to 8 bytes like Linux."""
     reclen = (19 + len(name) + 1 + 7) & ~7
     return _DIRENT_HEAD.pack(ino, next_off, reclen, dtype) + name + b"\0" * (reclen - 19 - len(name))
-
-
-def dirent64_reclen(name: bytes) -> int:
-    return (19 + len(name) + 1 + 7) & ~7
 
 
 def parse_dirents64(data: bytes) -> list[tuple[int, int, int, bytes]]:

@@ -9,6 +9,7 @@ capability set, the same way for every filesystem.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 # Capability numbers (include/uapi/linux/capability.h) the VFS consults.
 CAP_CHOWN = 0
@@ -65,6 +66,7 @@ class Credentials:
         """True if `gid` is the fs gid or a supplementary group (in_group_p)."""
         return gid == self.fsgid or gid in self.groups
 
-    def with_ids(self, **changes: object) -> Credentials:
-        """A copy with some fields changed (what commit_creds does)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_ids(self, **changes: Any) -> Credentials:
+        """A copy with some fields changed (what commit_creds does); `changes` are field
+        names and values, checked by `dataclasses.replace`."""
+        return replace(self, **changes)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from .abi import (
+    DT_DIR,
     O_ACCMODE,
     O_APPEND,
     O_PATH,
@@ -47,6 +48,7 @@ from .abi import (
 from .errors import error
 
 if TYPE_CHECKING:
+    from .dentry import Dentry
     from .mount import VirtualDentry
 
 MAX_RW = 0x7FFFF000  # MAX_RW_COUNT: Linux caps one read/write at this many bytes
@@ -177,12 +179,6 @@ class FileDescription:
         return q
 
     # -- I/O (public, checked) -------------------------------------------------------------
-
-    def _need(self, readable: bool) -> None:
-        if self.flags & O_PATH or (readable and not self.readable) or (
-            not readable and not self.writable
-        ):
-            raise error(errno.EBADF)
 
     async def read(self, n: int) -> bytes:
         """read(2) of up to `n` bytes at the file position."""
@@ -386,6 +382,17 @@ class DirectoryFD(FileDescription):
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
         raise NotImplementedError
+
+    @staticmethod
+    def dots(d: Dentry, cookie: int) -> list[tuple[int, int, int, bytes]]:
+        """The "." (next cookie 1) and ".." (2) entries of the directory `d` still due
+        after `cookie`: how a listing kept in the dentry cache begins."""
+        out: list[tuple[int, int, int, bytes]] = []
+        if cookie < 1:
+            out.append((1, d.inode.ino, DT_DIR, b"."))
+        if cookie < 2:
+            out.append((2, d.parent.inode.ino, DT_DIR, b".."))
+        return out
 
     async def do_getdents64(self, size: int) -> bytes:
         out = bytearray()

@@ -7,10 +7,19 @@ caller's Credentials, so tmpfs, goferfs and the overlay agree with each other an
 from __future__ import annotations
 
 import errno
+from typing import Protocol
 
 from .abi import MAY_EXEC, MAY_READ, MAY_WRITE, S_IFDIR, S_IFMT, S_ISVTX
 from .creds import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, Credentials
 from .errors import error
+
+
+class Owned(Protocol):
+    """What permission checks read of a file (an `Inode` has it)."""
+
+    mode: int
+    uid: int
+    gid: int
 
 
 def permitted(creds: Credentials, mode: int, uid: int, gid: int, may: int) -> bool:
@@ -41,22 +50,22 @@ def permitted(creds: Credentials, mode: int, uid: int, gid: int, may: int) -> bo
     return False
 
 
-def check(creds: Credentials, inode: object, may: int) -> None:
+def check(creds: Credentials, inode: Owned, may: int) -> None:
     """Raise EACCES unless `creds` may access `inode` (an object with mode/uid/gid)."""
-    if not permitted(creds, inode.mode, inode.uid, inode.gid, may):  # type: ignore[attr-defined]
+    if not permitted(creds, inode.mode, inode.uid, inode.gid, may):
         raise error(errno.EACCES)
 
 
-def is_owner(creds: Credentials, inode: object) -> bool:
+def is_owner(creds: Credentials, inode: Owned) -> bool:
     """inode_owner_or_capable: fsuid owns it, or CAP_FOWNER."""
-    return creds.fsuid == inode.uid or creds.has_cap(CAP_FOWNER)  # type: ignore[attr-defined]
+    return creds.fsuid == inode.uid or creds.has_cap(CAP_FOWNER)
 
 
-def check_sticky(creds: Credentials, dir_inode: object, inode: object) -> None:
+def check_sticky(creds: Credentials, dir_inode: Owned, inode: Owned) -> None:
     """In a sticky directory only the file's owner, the dir's owner or CAP_FOWNER may remove."""
-    if not dir_inode.mode & S_ISVTX:  # type: ignore[attr-defined]
+    if not dir_inode.mode & S_ISVTX:
         return
-    if creds.fsuid in (inode.uid, dir_inode.uid) or creds.has_cap(CAP_FOWNER):  # type: ignore[attr-defined]
+    if creds.fsuid in (inode.uid, dir_inode.uid) or creds.has_cap(CAP_FOWNER):
         return
     raise error(errno.EPERM)
 

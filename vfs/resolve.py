@@ -23,6 +23,7 @@ from .perm import permitted
 
 if TYPE_CHECKING:
     from .creds import Credentials
+    from .dentry import Dentry
     from .file import FileDescription
     from .mount import Mount
 
@@ -36,7 +37,7 @@ class Walk:
 
     __slots__ = ("mounts", "ctx", "creds", "links")
 
-    def __init__(self, mounts: dict[tuple[Mount, object], Mount], ctx: FSContext,
+    def __init__(self, mounts: dict[tuple[Mount, Dentry], Mount], ctx: FSContext,
                  creds: Credentials) -> None:
         self.mounts = mounts
         self.ctx = ctx

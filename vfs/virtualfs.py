@@ -1,4 +1,7 @@
-"""VirtualFilesystem: the mount namespace and every path-based file operation.
+"""VirtualFilesystem: the mount namespace and every path-based file operation. The class
+is built in layers: `namespace.Namespace` (mounts, contexts, resolution, cwd),
+`attrs.AttrOps` (attributes and xattrs), and here opening, creating, linking, removing
+and renaming, which change the namespace under one lock.
 
 Each operation takes the caller's `FSContext` (root, cwd, umask), `Credentials`, a
 directory `FileDescription` for *at() calls (None means AT_FDCWD) and the path bytes, and
@@ -11,19 +14,15 @@ from __future__ import annotations
 import errno
 import functools
 import os
-import weakref
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import trio
 
 from .abi import (
-    AT_EACCESS,
     AT_EMPTY_PATH,
     AT_REMOVEDIR,
-    AT_STATX_SYNC_TYPE,
     AT_SYMLINK_FOLLOW,
-    AT_SYMLINK_NOFOLLOW,
     MAY_EXEC,
     MAY_READ,
     MAY_WRITE,
@@ -44,6 +43,7 @@ from .abi import (
     RENAME_EXCHANGE,
     RENAME_NOREPLACE,
     RENAME_WHITEOUT,
+    S_IALLUGO,
     S_IFBLK,
     S_IFCHR,
     S_IFDIR,
@@ -56,51 +56,28 @@ from .abi import (
     S_ISUID,
     S_ISVTX,
     S_IXGRP,
-    ST_NODEV,
-    ST_NOEXEC,
-    ST_NOSUID,
-    ST_RDONLY,
-    ST_VALID,
-    STATX_ATTR_MOUNT_ROOT,
-    UTIME_NOW,
-    UTIME_OMIT,
-    Stat,
-    StatFS,
 )
-from .creds import (
-    CAP_CHOWN,
-    CAP_DAC_READ_SEARCH,
-    CAP_FSETID,
-    CAP_MKNOD,
-    CAP_SYS_ADMIN,
-    CAP_SYS_CHROOT,
-    Credentials,
-)
+from .attrs import AttrOps
+from .creds import CAP_DAC_READ_SEARCH, CAP_FSETID, CAP_MKNOD, Credentials
 from .dentry import Dentry, now_ns
 from .errors import error
 from .file import FileDescription, PathFD
 from .filesystem import Filesystem
-from .mount import (
-    MNT_DETACH,
-    MS_NODEV,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_RDONLY,
-    FSContext,
-    Mount,
-    VirtualDentry,
-)
+from .mount import MS_NODEV, FSContext, VirtualDentry
 from .perm import check, check_sticky, is_owner, permitted
 from .resolve import ROOT, Walk
 
-_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def _namespace_op(fn: _F) -> _F:
+def _namespace_op(
+    fn: Callable[Concatenate[VirtualFilesystem, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[VirtualFilesystem, _P], Coroutine[Any, Any, _R]]:
     """Run a namespace-changing operation under the VFS's namespace lock."""
 
     @functools.wraps(fn)
-    async def wrapper(self: VirtualFilesystem, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(self: VirtualFilesystem, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         lock = self._ns_lock
         try:
             lock.acquire_nowait()
@@ -111,167 +88,40 @@ def _namespace_op(fn: _F) -> _F:
         finally:
             lock.release()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 Opener = Callable[[VirtualDentry, int, Credentials], Awaitable[FileDescription]]
-_STAT_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800  # AT_NO_AUTOMOUNT
-_MODE_BITS = 0o7777
 
 
-class VirtualFilesystem:
-    """A mount namespace and the file operations over it.
+class VirtualFilesystem(AttrOps):
+    """A mount namespace (`Namespace`) and the file operations over it: attributes
+    (`AttrOps`), and here opening, creating, linking, removing and renaming.
 
     Args:
         root_fs: the filesystem mounted at "/".
         flags: MS_* flags of the root mount.
 
     Attributes:
-        root_mount: the mount at "/".
         devices: (S_IFCHR|S_IFBLK, major, minor) → opener of device nodes.
         fifo_opener: how a fifo node is opened (set by pipefs; ENXIO until then).
+        pipefs: the filesystem pipe2's pipes live on (pipefs makes it on first use).
         sigpipe: hook called as `sigpipe()` when a write hits a pipe with no reader (the
             Sentry sets it to queue SIGPIPE for the current task).
     """
 
     def __init__(self, root_fs: Filesystem, *, flags: int = 0, source: str = "none") -> None:
-        self.root_mount = Mount(root_fs, root_fs.root, flags, source)
-        self._mounts: dict[tuple[Mount, Dentry], Mount] = {}
+        super().__init__(root_fs, flags=flags, source=source)
         self.devices: dict[tuple[int, int, int], Opener] = {}
+        self.pipefs: Filesystem | None = None
         self.fifo_opener: Callable[[VirtualDentry, int, Credentials],
                                    Awaitable[FileDescription]] | None = None
-        self._fifos: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.sigpipe: Callable[[], None] | None = None
         # Serialises namespace changes (Linux's directory i_rwsem, coarsened): between a
         # check ("does the name exist?") and the change, a remote filesystem awaits, and
         # another task must not change the same names meanwhile. Uncontended (always, on
         # filesystems that never suspend) it costs no checkpoint.
         self._ns_lock = trio.Lock()
-
-    # -- contexts --------------------------------------------------------------------------------
-
-    def new_context(self, umask: int = 0o022) -> FSContext:
-        """A context with root and cwd at this namespace's root (the first process's)."""
-        vd = VirtualDentry(self.root_mount, self.root_mount.root)
-        return FSContext(vd, vd, umask)
-
-    def _walk(self, ctx: FSContext, creds: Credentials) -> Walk:
-        return Walk(self._mounts, ctx, creds)
-
-    async def resolve(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                      path: bytes, *, follow: bool = True,
-                      empty_ok: bool = False) -> VirtualDentry:
-        """The (mount, dentry) a path names (see `Walk.resolve`)."""
-        return await Walk(self._mounts, ctx, creds).resolve(dirfd, path, follow=follow,
-                                                            empty_ok=empty_ok)
-
-    # -- mounts -----------------------------------------------------------------------------------
-
-    def _attach(self, m: Mount, at: VirtualDentry) -> None:
-        m.parent = at.mount
-        m.mountpoint = at.dentry
-        self._mounts[(at.mount, at.dentry)] = m
-        at.dentry.mounted += 1
-        at.mount.children.append(m)
-
-    async def mount(self, ctx: FSContext, creds: Credentials, fs: Filesystem,
-                    dirfd: FileDescription | None, path: bytes, *, flags: int = 0,
-                    source: str = "none") -> Mount:
-        """Mount `fs` on the directory `path` names (on top of any mount already there)."""
-        if not creds.has_cap(CAP_SYS_ADMIN):
-            raise error(errno.EPERM)
-        at = await self.resolve(ctx, creds, dirfd, path)
-        if not at.dentry.inode.is_dir:
-            raise error(errno.ENOTDIR, path)
-        m = Mount(fs, fs.root, flags, source)
-        self._attach(m, at)
-        return m
-
-    async def bind_mount(self, ctx: FSContext, creds: Credentials, src: bytes, dst: bytes, *,
-                         flags: int = 0) -> Mount:
-        """mount --bind: make the subtree at `src` visible at `dst` too."""
-        if not creds.has_cap(CAP_SYS_ADMIN):
-            raise error(errno.EPERM)
-        s = await self.resolve(ctx, creds, None, src)
-        d = await self.resolve(ctx, creds, None, dst)
-        if s.dentry.inode.is_dir != d.dentry.inode.is_dir:
-            raise error(errno.ENOTDIR if not d.dentry.inode.is_dir else errno.EISDIR)
-        m = Mount(s.mount.fs, s.dentry, flags, s.mount.source)
-        self._attach(m, d)
-        return m
-
-    async def remount(self, ctx: FSContext, creds: Credentials, path: bytes, flags: int) -> None:
-        """Change a mount's flags (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC)."""
-        if not creds.has_cap(CAP_SYS_ADMIN):
-            raise error(errno.EPERM)
-        vd = await self.resolve(ctx, creds, None, path)
-        if vd.dentry is not vd.mount.root:
-            raise error(errno.EINVAL, path)
-        vd.mount.flags = flags
-
-    async def unmount(self, ctx: FSContext, creds: Credentials, path: bytes,
-                      flags: int = 0) -> None:
-        """umount2: EINVAL unless `path` is a mount root; EBUSY with mounts below it unless
-        MNT_DETACH (which takes them all away)."""
-        if not creds.has_cap(CAP_SYS_ADMIN):
-            raise error(errno.EPERM)
-        vd = await self.resolve(ctx, creds, None, path)
-        m = vd.mount
-        if vd.dentry is not m.root or m.parent is None:
-            raise error(errno.EINVAL, path)
-        if m.children and not flags & MNT_DETACH:
-            raise error(errno.EBUSY, path)
-        await self._detach(m)
-
-    async def _detach(self, m: Mount) -> None:
-        for c in list(m.children):
-            await self._detach(c)
-        parent, point = m.parent, m.mountpoint
-        if parent is not None and point is not None:
-            del self._mounts[(parent, point)]
-            point.mounted -= 1
-            parent.children.remove(m)
-        m.parent = m.mountpoint = None
-        if not any(x.fs is m.fs for x in self.all_mounts()):
-            await m.fs.sync()
-            await m.fs.release()
-
-    async def sync(self) -> None:
-        """sync(2): write back every mounted filesystem's cached data."""
-        seen: set[int] = set()
-        for m in self.all_mounts():
-            if id(m.fs) not in seen:
-                seen.add(id(m.fs))
-                await m.fs.sync()
-
-    def all_mounts(self) -> list[Mount]:
-        """Every attached mount, parents before children (what /proc/mounts lists)."""
-        out: list[Mount] = []
-        todo = [self.root_mount]
-        while todo:
-            m = todo.pop(0)
-            out.append(m)
-            todo.extend(m.children)
-        return out
-
-    def path_of(self, ctx: FSContext, vd: VirtualDentry) -> bytes:
-        """d_path: the absolute path of `vd` seen from ctx.root (" (deleted)" if unlinked)."""
-        parts: list[bytes] = []
-        root = ctx.root
-        d, m = vd.dentry, vd.mount
-        deleted = False
-        while not (d is root.dentry and m is root.mount):
-            if d is m.root:
-                if m.parent is None or m.mountpoint is None:
-                    break
-                d, m = m.mountpoint, m.parent
-                continue
-            if d.dead:
-                deleted = True
-            parts.append(d.name)
-            d = d.parent
-        path = b"/" + b"/".join(reversed(parts))
-        return path + b" (deleted)" if deleted else path
 
     # -- open -------------------------------------------------------------------------------------
 
@@ -321,7 +171,7 @@ class VirtualFilesystem:
                 if parent.mount.readonly:
                     raise error(errno.EROFS, path)
                 check(creds, pd.inode, MAY_WRITE | MAY_EXEC)
-                uid, gid, m = self._new_owner(creds, pd, S_IFREG | (mode & _MODE_BITS & ~ctx.umask))
+                uid, gid, m = self._new_owner(creds, pd, S_IFREG | (mode & S_IALLUGO & ~ctx.umask))
                 d = await parent.mount.fs.mknod(pd, name, m, 0, uid, gid)
                 return VirtualDentry(parent.mount, d), True
             if flags & O_EXCL:
@@ -398,7 +248,7 @@ class VirtualFilesystem:
         if vd.mount.readonly:
             raise error(errno.EROFS)
         check(creds, pd.inode, MAY_WRITE | MAY_EXEC)
-        uid, gid, m = self._new_owner(creds, pd, S_IFREG | (mode & _MODE_BITS & ~ctx.umask))
+        uid, gid, m = self._new_owner(creds, pd, S_IFREG | (mode & S_IALLUGO & ~ctx.umask))
         d = await vd.mount.fs.tmpfile(pd, m, uid, gid)
         return await self.open_at(VirtualDentry(vd.mount, d), flags & ~O_TMPFILE, creds,
                                   created=True)
@@ -466,7 +316,7 @@ class VirtualFilesystem:
         else:
             dev = 0
         uid, gid, m = self._new_owner(creds, parent.dentry,
-                                      ftype | (mode & _MODE_BITS & ~ctx.umask))
+                                      ftype | (mode & S_IALLUGO & ~ctx.umask))
         await parent.mount.fs.mknod(parent.dentry, name, m, dev, uid, gid)
 
     @_namespace_op
@@ -633,296 +483,6 @@ class VirtualFilesystem:
             raise error(errno.EBUSY)
         await fs.rename(op.dentry, src, np.dentry, nname, dst, flags)
 
-    # -- attributes ------------------------------------------------------------------------------------
-
-    async def stat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                   path: bytes, flags: int = 0) -> Stat:
-        """stat/lstat/fstatat/newfstatat (AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH)."""
-        if flags & ~_STAT_FLAGS:
-            raise error(errno.EINVAL)
-        vd = await self.resolve(ctx, creds, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW,
-                                empty_ok=bool(flags & AT_EMPTY_PATH))
-        st = await vd.mount.fs.stat(vd.dentry)
-        st.mnt_id = vd.mount.id
-        if vd.dentry is vd.mount.root:
-            st.attributes |= STATX_ATTR_MOUNT_ROOT
-        return st
-
-    async def statx(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                    path: bytes, flags: int = 0, mask: int = 0x7FF) -> Stat:
-        """statx(2): like stat; pack the result with `Stat.pack_statx(mask)`."""
-        if flags & ~(_STAT_FLAGS | AT_STATX_SYNC_TYPE) or flags & AT_STATX_SYNC_TYPE == 0x6000:
-            raise error(errno.EINVAL)
-        if mask & 0x80000000:
-            raise error(errno.EINVAL)
-        return await self.stat(ctx, creds, dirfd, path, flags & _STAT_FLAGS)
-
-    async def _setattr_target(self, ctx: FSContext, creds: Credentials,
-                              dirfd: FileDescription | None, path: bytes | None,
-                              follow: bool, empty_ok: bool) -> VirtualDentry:
-        if path is None:  # the fd itself (fchmod, fchown, futimens)
-            if dirfd is None or dirfd.vd is None:
-                raise error(errno.EBADF)
-            return dirfd.vd
-        return await self.resolve(ctx, creds, dirfd, path, follow=follow, empty_ok=empty_ok)
-
-    async def fchmodat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                       path: bytes | None, mode: int, flags: int = 0) -> None:
-        """chmod/fchmod (path None: dirfd itself)/fchmodat/fchmodat2."""
-        if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
-            raise error(errno.EINVAL)
-        if path is None and dirfd is not None and dirfd.is_path:
-            raise error(errno.EBADF)
-        vd = await self._setattr_target(ctx, creds, dirfd, path,
-                                        not flags & AT_SYMLINK_NOFOLLOW,
-                                        bool(flags & AT_EMPTY_PATH))
-        ino = vd.dentry.inode
-        if ino.is_symlink:
-            raise error(errno.EOPNOTSUPP)
-        if vd.mount.readonly:
-            raise error(errno.EROFS)
-        if not is_owner(creds, ino):
-            raise error(errno.EPERM)
-        mode &= _MODE_BITS
-        if mode & S_ISGID and not creds.in_group(ino.gid) and not creds.has_cap(CAP_FSETID):
-            mode &= ~S_ISGID
-        await vd.mount.fs.setattr(vd.dentry, mode=(ino.mode & S_IFMT) | mode, ctime_ns=now_ns())
-
-    async def fchownat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                       path: bytes | None, uid: int, gid: int, flags: int = 0) -> None:
-        """chown/lchown/fchown (path None)/fchownat; -1 (or 0xffffffff) leaves an id."""
-        if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
-            raise error(errno.EINVAL)
-        if path is None and dirfd is not None and dirfd.is_path:
-            raise error(errno.EBADF)
-        uid = -1 if uid in (-1, 0xFFFFFFFF) else uid
-        gid = -1 if gid in (-1, 0xFFFFFFFF) else gid
-        vd = await self._setattr_target(ctx, creds, dirfd, path,
-                                        not flags & AT_SYMLINK_NOFOLLOW,
-                                        bool(flags & AT_EMPTY_PATH))
-        ino = vd.dentry.inode
-        if vd.mount.readonly:
-            raise error(errno.EROFS)
-        cap = creds.has_cap(CAP_CHOWN)
-        if uid != -1 and uid != ino.uid and not cap:
-            raise error(errno.EPERM)
-        if uid != -1 and uid == ino.uid and creds.fsuid != ino.uid and not cap:
-            raise error(errno.EPERM)
-        if gid != -1 and not cap and (
-            creds.fsuid != ino.uid or (gid != ino.gid and not creds.in_group(gid))
-        ):
-            raise error(errno.EPERM)
-        mode = ino.mode
-        if not ino.is_dir:
-            mode &= ~S_ISUID
-            if mode & S_IXGRP:
-                mode &= ~S_ISGID
-        await vd.mount.fs.setattr(
-            vd.dentry, uid=None if uid == -1 else uid, gid=None if gid == -1 else gid,
-            mode=mode if mode != ino.mode else None, ctime_ns=now_ns())
-
-    async def utimensat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                        path: bytes | None, times: tuple[tuple[int, int], tuple[int, int]] | None,
-                        flags: int = 0) -> None:
-        """utimensat/futimens (path None): times are ((sec, nsec), (sec, nsec)) for atime
-        and mtime, nsec may be UTIME_NOW/UTIME_OMIT; None sets both to now."""
-        if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
-            raise error(errno.EINVAL)
-        if times is not None:
-            for _, ns in times:
-                if ns not in (UTIME_NOW, UTIME_OMIT) and not 0 <= ns < 1_000_000_000:
-                    raise error(errno.EINVAL)
-        vd = await self._setattr_target(ctx, creds, dirfd, path,
-                                        not flags & AT_SYMLINK_NOFOLLOW,
-                                        bool(flags & AT_EMPTY_PATH))
-        if times is not None and times[0][1] == UTIME_OMIT and times[1][1] == UTIME_OMIT:
-            return
-        ino = vd.dentry.inode
-        if vd.mount.readonly:
-            raise error(errno.EROFS)
-        all_now = times is None or (times[0][1] == UTIME_NOW and times[1][1] == UTIME_NOW)
-        if not is_owner(creds, ino):
-            if not all_now:
-                raise error(errno.EPERM)
-            if path is None and dirfd is not None and dirfd.writable:
-                pass
-            else:
-                check(creds, ino, MAY_WRITE)
-        now = now_ns()
-
-        def pick(t: tuple[int, int]) -> int | None:
-            if t[1] == UTIME_OMIT:
-                return None
-            if t[1] == UTIME_NOW:
-                return now
-            return t[0] * 1_000_000_000 + t[1]
-
-        at = now if times is None else pick(times[0])
-        mt = now if times is None else pick(times[1])
-        await vd.mount.fs.setattr(vd.dentry, atime_ns=at, mtime_ns=mt, ctime_ns=now)
-
-    async def truncate(self, ctx: FSContext, creds: Credentials, path: bytes,
-                       length: int) -> None:
-        """truncate(2) by path (ftruncate is FileDescription.truncate)."""
-        if length < 0:
-            raise error(errno.EINVAL)
-        vd = await self.resolve(ctx, creds, None, path)
-        ino = vd.dentry.inode
-        if ino.is_dir:
-            raise error(errno.EISDIR)
-        if ino.type != S_IFREG:
-            raise error(errno.EINVAL)
-        if vd.mount.readonly:
-            raise error(errno.EROFS)
-        check(creds, ino, MAY_WRITE)
-        await vd.mount.fs.setattr(vd.dentry, size=length)
-
-    async def ftruncate(self, fd: FileDescription, length: int) -> None:
-        """ftruncate(2): needs an fd open for writing on a regular file."""
-        if length < 0:
-            raise error(errno.EINVAL)
-        if fd.is_path:
-            raise error(errno.EBADF)
-        if not fd.writable:
-            raise error(errno.EINVAL)
-        vd = fd.vd
-        if vd is None or vd.dentry.inode.type != S_IFREG:
-            await fd.truncate(length)
-            return
-        t = now_ns()  # like Linux's do_sys_ftruncate: ATTR_MTIME|ATTR_CTIME
-        await vd.mount.fs.setattr(vd.dentry, size=length, mtime_ns=t, ctime_ns=t)
-
-    async def faccessat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                        path: bytes, mode: int, flags: int = 0) -> None:
-        """access/faccessat/faccessat2: checks with the real ids unless AT_EACCESS."""
-        if mode & ~7:
-            raise error(errno.EINVAL)
-        if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
-            raise error(errno.EINVAL)
-        if not flags & AT_EACCESS:
-            caps = creds.cap_effective if creds.uid == 0 else 0
-            creds = creds.with_ids(fsuid=creds.uid, fsgid=creds.gid, cap_effective=caps)
-        vd = await self.resolve(ctx, creds, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW,
-                                empty_ok=bool(flags & AT_EMPTY_PATH))
-        if not mode:
-            return
-        ino = vd.dentry.inode
-        if mode & 2 and vd.mount.readonly and ino.type in (S_IFREG, S_IFDIR, S_IFLNK):
-            raise error(errno.EROFS)
-        if mode & 1 and ino.type == S_IFREG and vd.mount.flags & MS_NOEXEC:
-            raise error(errno.EACCES)
-        check(creds, ino, mode)
-
-    async def readlinkat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                         path: bytes) -> bytes:
-        """readlink/readlinkat (an empty path reads the O_PATH symlink `dirfd`)."""
-        vd = await self.resolve(ctx, creds, dirfd, path, follow=False, empty_ok=True)
-        if not vd.dentry.inode.is_symlink:
-            raise error(errno.ENOENT if not path else errno.EINVAL)
-        return await vd.mount.fs.readlink(vd.dentry)
-
-    async def statfs(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                     path: bytes) -> StatFS:
-        """statfs(2) (fstatfs: pass the fd and an empty path)."""
-        vd = await self.resolve(ctx, creds, dirfd, path, empty_ok=not path and dirfd is not None)
-        return await self.statfs_at(vd)
-
-    async def statfs_at(self, vd: VirtualDentry) -> StatFS:
-        sf = await vd.mount.fs.statfs()
-        f = vd.mount.flags
-        sf.flags = ST_VALID | (ST_RDONLY if f & MS_RDONLY else 0) | (
-            ST_NOSUID if f & MS_NOSUID else 0) | (ST_NODEV if f & MS_NODEV else 0) | (
-            ST_NOEXEC if f & MS_NOEXEC else 0)
-        return sf
-
-    # -- extended attributes ---------------------------------------------------------------------------
-
-    async def getxattr(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                       path: bytes, name: bytes, *, follow: bool = True) -> bytes:
-        vd = await self.resolve(ctx, creds, dirfd, path, follow=follow, empty_ok=not path)
-        _xattr_name(name)
-        if name.startswith(b"user."):
-            check(creds, vd.dentry.inode, MAY_READ)
-        return await vd.mount.fs.getxattr(vd.dentry, name)
-
-    async def setxattr(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                       path: bytes, name: bytes, value: bytes, flags: int = 0, *,
-                       follow: bool = True) -> None:
-        vd = await self.resolve(ctx, creds, dirfd, path, follow=follow, empty_ok=not path)
-        _xattr_name(name)
-        if flags & ~3:
-            raise error(errno.EINVAL)
-        if vd.mount.readonly:
-            raise error(errno.EROFS)
-        if name.startswith(b"user."):
-            ino = vd.dentry.inode
-            if ino.type not in (S_IFREG, S_IFDIR):
-                raise error(errno.EPERM)
-            check(creds, ino, MAY_WRITE)
-        elif name.startswith((b"trusted.", b"security.")) and not creds.has_cap(CAP_SYS_ADMIN):
-            raise error(errno.EPERM)
-        await vd.mount.fs.setxattr(vd.dentry, name, value, flags)
-
-    async def listxattr(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                        path: bytes, *, follow: bool = True) -> list[bytes]:
-        vd = await self.resolve(ctx, creds, dirfd, path, follow=follow, empty_ok=not path)
-        names = await vd.mount.fs.listxattr(vd.dentry)
-        if not creds.has_cap(CAP_SYS_ADMIN):
-            names = [n for n in names if not n.startswith(b"trusted.")]
-        return names
-
-    async def removexattr(self, ctx: FSContext, creds: Credentials,
-                          dirfd: FileDescription | None, path: bytes, name: bytes, *,
-                          follow: bool = True) -> None:
-        vd = await self.resolve(ctx, creds, dirfd, path, follow=follow, empty_ok=not path)
-        _xattr_name(name)
-        if vd.mount.readonly:
-            raise error(errno.EROFS)
-        if name.startswith(b"user."):
-            check(creds, vd.dentry.inode, MAY_WRITE)
-        elif not creds.has_cap(CAP_SYS_ADMIN):
-            raise error(errno.EPERM)
-        await vd.mount.fs.removexattr(vd.dentry, name)
-
-    # -- working directory --------------------------------------------------------------------------
-
-    async def chdir(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                    path: bytes) -> None:
-        """chdir (dirfd None) and fchdir (path b"")."""
-        vd = await self.resolve(ctx, creds, dirfd, path, empty_ok=not path and dirfd is not None)
-        if not vd.dentry.inode.is_dir:
-            raise error(errno.ENOTDIR)
-        check(creds, vd.dentry.inode, MAY_EXEC)
-        ctx.cwd = vd
-
-    async def chroot(self, ctx: FSContext, creds: Credentials, path: bytes) -> None:
-        vd = await self.resolve(ctx, creds, None, path)
-        if not vd.dentry.inode.is_dir:
-            raise error(errno.ENOTDIR)
-        check(creds, vd.dentry.inode, MAY_EXEC)
-        if not creds.has_cap(CAP_SYS_CHROOT):
-            raise error(errno.EPERM)
-        ctx.root = vd
-
-    def getcwd(self, ctx: FSContext) -> bytes:
-        """getcwd(2): ENOENT once the cwd was removed, "(unreachable)" outside the root."""
-        cwd = ctx.cwd
-        d = cwd.dentry
-        if d.dead:
-            raise error(errno.ENOENT)
-        # Reachable from root?
-        path = self.path_of(ctx, cwd)
-        m, x = cwd.mount, d
-        root = ctx.root
-        while not (x is root.dentry and m is root.mount):
-            if x is m.root:
-                if m.parent is None or m.mountpoint is None:
-                    return b"(unreachable)" + path
-                x, m = m.mountpoint, m.parent
-                continue
-            x = x.parent
-        return path
-
 
 def _is_ancestor(a: Dentry, d: Dentry) -> bool:
     """True if `a` is `d` or one of its ancestors (within one filesystem)."""
@@ -934,8 +494,3 @@ def _is_ancestor(a: Dentry, d: Dentry) -> bool:
         d = d.parent
 
 
-def _xattr_name(name: bytes) -> None:
-    if not name or len(name) > 255:
-        raise error(errno.ERANGE if name else errno.EINVAL)
-    if not name.startswith((b"user.", b"trusted.", b"security.", b"system.")):
-        raise error(errno.EOPNOTSUPP)

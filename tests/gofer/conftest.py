@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gofer.host import Export, Node, ProcFD
+from gofer.host import Export, Node
+from gofer.procfd import ProcFD
 
 
 def snapshot(top: Path) -> dict[str, tuple]:

@@ -12,8 +12,9 @@ from contextlib import asynccontextmanager, contextmanager
 import trio
 
 import p9
-from gofer.host import Export, ProcFD
+from gofer.host import Export
 from gofer.ident import IdentityPolicy, restore_ident
+from gofer.procfd import ProcFD
 from gofer.serve import GoferOptions, serve_stream
 from gofer.server import GoferFilesystem
 

@@ -15,8 +15,10 @@ import threading
 
 import pytest
 
-from gofer.host import SETATTR_MODE, SETATTR_SIZE, SETATTR_UID, Export, Node, ProcFD
+from gofer.host import Export, Node
 from gofer.ident import Ident, apply_ident
+from gofer.procfd import ProcFD
+from p9 import SetattrMask
 from tests.gofer.conftest import snapshot
 from tests.support import need_root
 
@@ -77,11 +79,11 @@ def test_symlinks_out_are_data_never_followed(root: Node, tree, guard, target: s
     assert err(link.open, os.O_RDWR | os.O_TRUNC) == errno.ELOOP
     assert err(link.walk, "secret") == errno.ENOTDIR
     assert err(link.walk, "etc") == errno.ENOTDIR
-    assert err(link.setattr, SETATTR_MODE, mode=0o777) == errno.EOPNOTSUPP
-    assert err(link.setattr, SETATTR_SIZE, size=0) == errno.EINVAL
+    assert err(link.setattr, SetattrMask.MODE, mode=0o777) == errno.EOPNOTSUPP
+    assert err(link.setattr, SetattrMask.SIZE, size=0) == errno.EINVAL
     assert err(link.setxattr, "user.x", b"y") in (errno.EPERM, errno.EOPNOTSUPP)
     if os.geteuid() == 0:
-        link.setattr(SETATTR_UID, uid=4242)  # lchown: changes the link only
+        link.setattr(SetattrMask.UID, uid=4242)  # lchown: changes the link only
         assert os.lstat(exp / "link").st_uid == 4242
     # creating through a symlink's name never creates or truncates the target
     assert err(root.create, "link", os.O_RDWR | os.O_TRUNC, 0o644) in (errno.ELOOP, errno.EEXIST)
@@ -288,7 +290,7 @@ def test_identity_switch_enforces_host_permissions(root: Node, tree, guard) -> N
     def as_nobody() -> None:
         apply_ident(Ident(65534, 65534))
         result["read"] = err(p.open, os.O_RDONLY)
-        result["chmod"] = err(p.setattr, SETATTR_MODE, mode=0o666)
+        result["chmod"] = err(p.setattr, SetattrMask.MODE, mode=0o666)
         result["create"] = err(root.create, "x", os.O_RDWR, 0o644)
 
     t = threading.Thread(target=as_nobody)

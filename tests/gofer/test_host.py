@@ -10,19 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gofer import host
-from gofer.host import (
-    SETATTR_ATIME,
-    SETATTR_GID,
-    SETATTR_MODE,
-    SETATTR_MTIME,
-    SETATTR_MTIME_SET,
-    SETATTR_SIZE,
-    SETATTR_UID,
-    Export,
-    Node,
-    ProcFD,
-)
+from gofer import openfile
+from gofer.host import Export, Node
+from gofer.procfd import ProcFD
+from p9 import SetattrMask
 
 
 def native_errno(fn, *a, **kw) -> int:
@@ -172,23 +163,23 @@ def test_setattr_matches_native(root: Node, tree) -> None:
     exp, _ = tree
     (exp / "f").write_bytes(b"0123456789")
     f = root.walk("f")
-    f.setattr(SETATTR_MODE, mode=0o4751)
+    f.setattr(SetattrMask.MODE, mode=0o4751)
     assert stat.S_IMODE(os.stat(exp / "f").st_mode) == 0o4751
-    f.setattr(SETATTR_SIZE, size=3)
+    f.setattr(SetattrMask.SIZE, size=3)
     assert (exp / "f").read_bytes() == b"012"
-    f.setattr(SETATTR_MTIME | SETATTR_MTIME_SET, mtime=(12345, 678))
+    f.setattr(SetattrMask.MTIME | SetattrMask.MTIME_SET, mtime=(12345, 678))
     st = os.stat(exp / "f")
     assert st.st_mtime_ns == 12345 * 10**9 + 678
     before = st.st_atime_ns
-    f.setattr(SETATTR_ATIME)  # now; mtime untouched
+    f.setattr(SetattrMask.ATIME)  # now; mtime untouched
     st = os.stat(exp / "f")
     assert st.st_mtime_ns == 12345 * 10**9 + 678 and st.st_atime_ns >= before
     if os.geteuid() == 0:
-        f.setattr(SETATTR_UID | SETATTR_GID, uid=1234, gid=4321)
+        f.setattr(SetattrMask.UID | SetattrMask.GID, uid=1234, gid=4321)
         st = os.stat(exp / "f")
         assert (st.st_uid, st.st_gid) == (1234, 4321)
     d = root.walk(".")
-    assert ours_errno(d.setattr, SETATTR_SIZE, size=0) == native_errno(os.truncate, exp, 0)
+    assert ours_errno(d.setattr, SetattrMask.SIZE, size=0) == native_errno(os.truncate, exp, 0)
     d.release()
     f.release()
 
@@ -222,12 +213,12 @@ def test_locks_conflict_between_opens(root: Node, tree) -> None:
     (exp / "f").write_bytes(b"x" * 100)
     f = root.walk("f")
     a, b = f.open(os.O_RDWR), f.open(os.O_RDWR)
-    assert a.lock(1, 0, 10) == host.LOCK_SUCCESS
-    assert b.lock(1, 5, 10) == host.LOCK_BLOCKED
+    assert a.lock(1, 0, 10) == openfile.LOCK_SUCCESS
+    assert b.lock(1, 5, 10) == openfile.LOCK_BLOCKED
     assert b.getlock(1, 5, 10)[0] == 1
-    assert b.lock(1, 10, 10) == host.LOCK_SUCCESS
-    assert a.lock(2, 0, 10) == host.LOCK_SUCCESS
-    assert b.lock(1, 0, 5) == host.LOCK_SUCCESS
+    assert b.lock(1, 10, 10) == openfile.LOCK_SUCCESS
+    assert a.lock(2, 0, 10) == openfile.LOCK_SUCCESS
+    assert b.lock(1, 0, 5) == openfile.LOCK_SUCCESS
     assert a.getlock(0, 0, 0)[0] == 1
     b.close()
     assert a.getlock(1, 0, 0)[0] == 2  # F_UNLCK: closing released b's locks
@@ -269,9 +260,9 @@ def test_read_only_export_refuses_every_mutation(tree, procfd: ProcFD) -> None:
     d = r.walk("d")
     before = sorted(os.listdir(exp)), b"data", os.stat(exp / "f").st_mode
     ops = [
-        lambda: f.setattr(SETATTR_MODE, mode=0o777),
-        lambda: f.setattr(SETATTR_SIZE, size=0),
-        lambda: f.setattr(SETATTR_MTIME),
+        lambda: f.setattr(SetattrMask.MODE, mode=0o777),
+        lambda: f.setattr(SetattrMask.SIZE, size=0),
+        lambda: f.setattr(SetattrMask.MTIME),
         lambda: f.open(os.O_WRONLY),
         lambda: f.open(os.O_RDONLY | os.O_TRUNC),
         lambda: r.create("n", os.O_RDWR, 0o644),

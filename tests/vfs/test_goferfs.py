@@ -200,13 +200,13 @@ async def test_negative_lookups_cached_when_exclusive(gofer) -> None:
 
 
 async def test_page_cache_bounded_and_correct(gofer) -> None:
-    from vfs.fs.goferfs import CHUNK
+    from vfs.fs.goferfs.pages import CHUNK
 
     client, top = gofer
     blob = os.urandom(40 * CHUNK + 123)
     (top / "big").write_bytes(blob)
     gfs = await GoferFS.attach(client, b"e")
-    gfs.page_cache_bytes = 4 * CHUNK
+    gfs.pages.limit = 4 * CHUNK
     gfs.dirty_limit = 3 * CHUNK
     v = VirtualFilesystem(gfs)
     ctx = v.new_context()
@@ -230,7 +230,7 @@ async def test_dentry_fids_are_bounded(gofer) -> None:
         (top / f"d{i}").mkdir()
         (top / f"d{i}" / "f").write_bytes(b"%d" % i)
     gfs = await GoferFS.attach(client, b"e")
-    gfs.max_cached_fids = 4
+    gfs.fids.limit = 4
     base = len(client.live_fids)
     v = VirtualFilesystem(gfs)
     ctx = v.new_context()
@@ -407,7 +407,7 @@ async def test_cached_file_reopens_without_round_trips(gofer) -> None:
     for name, blob in data.items():
         (top / name).write_bytes(blob)
     gfs, v, ctx = await _attach(client, "exclusive")
-    gfs.page_cache_bytes = 16 * 4096  # small files count what they hold, not 64 KiB each
+    gfs.pages.limit = 16 * 4096  # small files count what they hold, not 64 KiB each
 
     async def read_all() -> None:
         for name, blob in data.items():
@@ -423,7 +423,7 @@ async def test_cached_file_reopens_without_round_trips(gofer) -> None:
 
 
 async def test_short_cached_page_reads_zeros_after_growth(gofer) -> None:
-    from vfs.fs.goferfs import CHUNK
+    from vfs.fs.goferfs.pages import CHUNK
 
     client, top = gofer
     (top / "f").write_bytes(b"0123456789")

@@ -19,6 +19,7 @@ import os
 import select
 import stat as _st
 import struct
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -212,8 +213,8 @@ class HostFD(FileDescription):
                 return got
             if mask & POLLIN and mask & POLLOUT:
                 async with trio.open_nursery() as n:
-                    async def one(wait: object) -> None:
-                        await wait(self.fd)  # type: ignore[operator]
+                    async def one(wait: Callable[[int], Awaitable[None]]) -> None:
+                        await wait(self.fd)
                         n.cancel_scope.cancel()
 
                     n.start_soon(one, trio.lowlevel.wait_readable)

@@ -24,7 +24,7 @@ copy after another open copied it up, and st_ino changes at copy-up.
 from __future__ import annotations
 
 import errno
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -76,6 +76,18 @@ class OvlDentry(Dentry):
         self.opaque = opaque
         self.merged_cache: list[tuple[bytes, int, int]] | None = None
 
+    @property
+    def lower_only(self) -> Dentry:
+        """The lower dentry of a name that has no upper one (there is always one then)."""
+        assert self.lower is not None
+        return self.lower
+
+
+def _ovl(d: Dentry) -> OvlDentry:
+    """An overlay dentry (an Overlay makes all of its dentries as OvlDentry; the
+    Filesystem interface types them as the base class)."""
+    return cast(OvlDentry, d)
+
 
 class Overlay(Filesystem):
     """Overlay of `upper` (writable, e.g. Tmpfs()) over `lower` (read-only).
@@ -111,7 +123,7 @@ class Overlay(Filesystem):
     async def _lookup_one(self, parent: OvlDentry, name: bytes) -> OvlDentry | None:
         cached = parent.children.get(name)
         if cached is not None:
-            return cached  # type: ignore[return-value]
+            return _ovl(cached)
         up = None
         if parent.upper is not None:
             found = await self.upper.lookup(parent.upper, [name])
@@ -136,7 +148,7 @@ class Overlay(Filesystem):
 
     async def lookup(self, parent: Dentry, names: list[bytes]) -> list[Dentry]:
         out: list[Dentry] = []
-        p: OvlDentry = parent  # type: ignore[assignment]
+        p = _ovl(parent)
         i = 0
         while i < len(names):
             if p.upper is None and p.lower is not None and names[i] not in p.children:
@@ -153,7 +165,7 @@ class Overlay(Filesystem):
                     i += 1
                     if not d.inode.is_dir:
                         return out
-                    p = d  # type: ignore[assignment]
+                    p = _ovl(d)
                 return out
             d = await self._lookup_one(p, names[i])
             if d is None:
@@ -167,19 +179,20 @@ class Overlay(Filesystem):
 
     # -- copy-up ---------------------------------------------------------------------------------
 
-    async def copy_up(self, d: OvlDentry) -> Dentry:
+    async def copy_up(self, d: Dentry) -> Dentry:
         """Make sure `d` exists in the upper layer (parents first); return its upper dentry.
 
         Copy-ups run one at a time (a lower read may await), so two tasks writing the same
         lower file never copy it twice; the lock costs no checkpoint when free.
         """
-        if d.upper is not None:
-            return d.upper
+        od = _ovl(d)
+        if od.upper is not None:
+            return od.upper
         chain: list[OvlDentry] = []
-        x = d
+        x = od
         while x.upper is None:
             chain.append(x)
-            x = x.parent  # type: ignore[assignment]
+            x = _ovl(x.parent)
         lock = self._copy_lock
         try:
             lock.acquire_nowait()
@@ -191,10 +204,11 @@ class Overlay(Filesystem):
                     await self._copy_up_one(x)
         finally:
             lock.release()
-        return d.upper  # type: ignore[return-value]
+        assert od.upper is not None  # (copied up just now)
+        return od.upper
 
     async def _copy_up_one(self, d: OvlDentry) -> Dentry:
-        parent: OvlDentry = d.parent  # type: ignore[assignment]
+        parent = _ovl(d.parent)
         pu = parent.upper
         assert pu is not None
         low = d.lower
@@ -266,9 +280,11 @@ class Overlay(Filesystem):
         fd = await fs.open(d, O_RDONLY | 0o200000, _ROOT)
         out: list[tuple[bytes, int, int]] = []
         try:
+            if not isinstance(fd, DirectoryFD):
+                raise error(errno.ENOTDIR)
             cookie = 0
             while True:
-                ents = await fd.entries(cookie)  # type: ignore[attr-defined]
+                ents = await fd.entries(cookie)
                 if not ents:
                     break
                 out += [(name, ino, t) for _, ino, t, name in ents if name not in (b".", b"..")]
@@ -298,17 +314,17 @@ class Overlay(Filesystem):
         d.merged_cache = out
         return out
 
-    def _changed(self, d: Dentry) -> None:
-        d.merged_cache = None  # type: ignore[attr-defined]
+    def _changed(self, d: OvlDentry) -> None:
+        d.merged_cache = None
 
     # -- attributes ---------------------------------------------------------------------------------
 
     async def stat(self, d: Dentry) -> Stat:
-        od: OvlDentry = d  # type: ignore[assignment]
+        od = _ovl(d)
         if od.upper is not None:
             st = await self.upper.stat(od.upper)
         else:
-            st = await self.lower.stat(od.lower)  # type: ignore[arg-type]
+            st = await self.lower.stat(od.lower_only)
             if od.dead:  # removed through the overlay; the lower file is untouched
                 st.nlink = 0 if st.mode & S_IFMT == S_IFDIR else max(0, st.nlink - 1)
         if (st.mode & S_IFMT == S_IFDIR and od.upper is not None and od.lower is not None
@@ -319,14 +335,14 @@ class Overlay(Filesystem):
         return st
 
     async def setattr(self, d: Dentry, **attrs: Any) -> None:
-        up = await self.copy_up(d)  # type: ignore[arg-type]
+        up = await self.copy_up(d)
         await self.upper.setattr(up, **attrs)
 
     async def readlink(self, d: Dentry) -> bytes:
-        od: OvlDentry = d  # type: ignore[assignment]
+        od = _ovl(d)
         if od.upper is not None:
             return await self.upper.readlink(od.upper)
-        return await self.lower.readlink(od.lower)  # type: ignore[arg-type]
+        return await self.lower.readlink(od.lower_only)
 
     async def statfs(self) -> StatFS:
         sf = await self.upper.statfs()
@@ -353,12 +369,12 @@ class Overlay(Filesystem):
 
     async def mknod(self, parent: Dentry, name: bytes, mode: int, rdev: int, uid: int,
                     gid: int) -> Dentry:
-        p: OvlDentry = parent  # type: ignore[assignment]
+        p = _ovl(parent)
         pu, _ = await self._prepare_create(p, name)
         return self._new(p, name, await self.upper.mknod(pu, name, mode, rdev, uid, gid))
 
     async def mkdir(self, parent: Dentry, name: bytes, mode: int, uid: int, gid: int) -> Dentry:
-        p: OvlDentry = parent  # type: ignore[assignment]
+        p = _ovl(parent)
         pu, whiteout = await self._prepare_create(p, name)
         up = await self.upper.mkdir(pu, name, mode, uid, gid)
         if whiteout:  # something of this name is below: hide it
@@ -367,18 +383,18 @@ class Overlay(Filesystem):
 
     async def symlink(self, parent: Dentry, name: bytes, target: bytes, uid: int,
                       gid: int) -> Dentry:
-        p: OvlDentry = parent  # type: ignore[assignment]
+        p = _ovl(parent)
         pu, _ = await self._prepare_create(p, name)
         return self._new(p, name, await self.upper.symlink(pu, name, target, uid, gid))
 
     async def link(self, parent: Dentry, name: bytes, target: Dentry) -> Dentry:
-        p: OvlDentry = parent  # type: ignore[assignment]
-        tu = await self.copy_up(target)  # type: ignore[arg-type]
+        p = _ovl(parent)
+        tu = await self.copy_up(target)
         pu, _ = await self._prepare_create(p, name)
         return self._new(p, name, await self.upper.link(pu, name, tu))
 
     async def tmpfile(self, parent: Dentry, mode: int, uid: int, gid: int) -> Dentry:
-        pu = await self.copy_up(parent)  # type: ignore[arg-type]
+        pu = await self.copy_up(parent)
         up = await self.upper.tmpfile(pu, mode, uid, gid)
         return OvlDentry(self, up.name, parent, up, None)
 
@@ -411,20 +427,20 @@ class Overlay(Filesystem):
         self._changed(parent)
 
     async def unlink(self, parent: Dentry, child: Dentry) -> None:
-        await self._remove(parent, child)  # type: ignore[arg-type]
+        await self._remove(_ovl(parent), _ovl(child))
 
     async def rmdir(self, parent: Dentry, child: Dentry) -> None:
-        c: OvlDentry = child  # type: ignore[assignment]
+        c = _ovl(child)
         if await self.merged(c):
             raise error(errno.ENOTEMPTY)
-        await self._remove(parent, c)  # type: ignore[arg-type]
+        await self._remove(_ovl(parent), c)
 
     async def rename(self, old_parent: Dentry, child: Dentry, new_parent: Dentry,
                      new_name: bytes, replaced: Dentry | None, flags: int) -> None:
-        op: OvlDentry = old_parent  # type: ignore[assignment]
-        np: OvlDentry = new_parent  # type: ignore[assignment]
-        c: OvlDentry = child  # type: ignore[assignment]
-        r: OvlDentry | None = replaced  # type: ignore[assignment]
+        op = _ovl(old_parent)
+        np = _ovl(new_parent)
+        c = _ovl(child)
+        r = None if replaced is None else _ovl(replaced)
         exchange = bool(flags & RENAME_EXCHANGE)
         if r is not None and not exchange and r.inode.is_dir and await self.merged(r):
             raise error(errno.ENOTEMPTY)
@@ -477,7 +493,7 @@ class Overlay(Filesystem):
     # -- open ----------------------------------------------------------------------------------------
 
     async def open(self, d: Dentry, flags: int, creds: Credentials) -> FileDescription:
-        od: OvlDentry = d  # type: ignore[assignment]
+        od = _ovl(d)
         if od.inode.is_dir:
             return OverlayDirFD(None, flags, self, od)
         if flags & O_ACCMODE != O_RDONLY or flags & O_TRUNC:
@@ -485,15 +501,15 @@ class Overlay(Filesystem):
             return await self.upper.open(up, flags, creds)
         if od.upper is not None:
             return await self.upper.open(od.upper, flags, creds)
-        return await self.lower.open(od.lower, flags, creds)  # type: ignore[arg-type]
+        return await self.lower.open(od.lower_only, flags, creds)
 
     # -- xattrs -----------------------------------------------------------------------------------------
 
     def _real(self, d: Dentry) -> tuple[Filesystem, Dentry]:
-        od: OvlDentry = d  # type: ignore[assignment]
+        od = _ovl(d)
         if od.upper is not None:
             return self.upper, od.upper
-        return self.lower, od.lower  # type: ignore[return-value]
+        return self.lower, od.lower_only
 
     async def getxattr(self, d: Dentry, name: bytes) -> bytes:
         if name.startswith(b"trusted.overlay."):
@@ -508,13 +524,13 @@ class Overlay(Filesystem):
     async def setxattr(self, d: Dentry, name: bytes, value: bytes, flags: int) -> None:
         if name.startswith(b"trusted.overlay."):
             raise error(errno.EPERM)
-        up = await self.copy_up(d)  # type: ignore[arg-type]
+        up = await self.copy_up(d)
         await self.upper.setxattr(up, name, value, flags)
 
     async def removexattr(self, d: Dentry, name: bytes) -> None:
         if name.startswith(b"trusted.overlay."):
             raise error(errno.ENODATA)
-        up = await self.copy_up(d)  # type: ignore[arg-type]
+        up = await self.copy_up(d)
         await self.upper.removexattr(up, name)
 
     async def sync(self) -> None:

@@ -39,7 +39,7 @@ from ..abi import (
 from ..creds import CAP_SYS_RESOURCE, Credentials
 from ..dentry import Dentry, Inode
 from ..errors import error
-from ..file import FileDescription, WaitQueue
+from ..file import FileDescription, Memory, WaitQueue
 from ..filesystem import Filesystem, InodeCounter
 from ..mount import Mount, VirtualDentry
 
@@ -220,11 +220,11 @@ class PipeFD(FileDescription):
     async def do_fsync(self, datasync: bool) -> None:
         raise error(errno.EINVAL)
 
-    async def do_ioctl(self, cmd: int, arg: int, mem: object) -> int:
+    async def do_ioctl(self, cmd: int, arg: int, mem: Memory | None) -> int:
         if cmd == 0x541B:  # FIONREAD
             if mem is None:
                 raise error(errno.EFAULT)
-            mem.mem_write(arg, self.pipe.nbytes.to_bytes(4, "little"))  # type: ignore[attr-defined]
+            mem.mem_write(arg, self.pipe.nbytes.to_bytes(4, "little"))
             return 0
         raise error(errno.ENOTTY)
 
@@ -270,10 +270,9 @@ class PipeFS(Filesystem):
 
 
 def _pipefs(vfs: VirtualFilesystem) -> PipeFS:
-    fs = getattr(vfs, "pipefs", None)
-    if fs is None:
-        fs = PipeFS()
-        vfs.pipefs = fs  # type: ignore[attr-defined]
+    fs = vfs.pipefs
+    if not isinstance(fs, PipeFS):
+        fs = vfs.pipefs = PipeFS()
     return fs
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import errno
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from ..abi import DT_DIR, S_IFDIR, S_IFLNK, S_IFREG, Stat, dtype_of
+from ..abi import S_IFDIR, S_IFLNK, S_IFREG, Stat, dtype_of
 from ..creds import Credentials
 from ..dentry import Dentry, Inode
 from ..errors import error
@@ -87,6 +87,12 @@ class SynthInode(Inode):
         self.node = node
 
 
+def _node(d: Dentry) -> Node:
+    """The node behind a dentry of a SyntheticFS (all its inodes are SynthInodes;
+    `Dentry.inode` is typed as the base class)."""
+    return cast(SynthInode, d.inode).node
+
+
 class SyntheticFS(Filesystem):
     """A read-mostly filesystem over a `DirNode` tree."""
 
@@ -98,12 +104,14 @@ class SyntheticFS(Filesystem):
         self.root = Dentry(self, b"/", None, SynthInode(self._ino(), root))
 
     async def _children(self, d: Dentry) -> dict[bytes, Node]:
-        node = d.inode.node  # type: ignore[attr-defined]
+        node = _node(d)
+        if not isinstance(node, DirNode):
+            raise error(errno.ENOTDIR)
         return await _eval(node.children)
 
     def _dentry(self, parent: Dentry, name: bytes, node: Node) -> Dentry:
         old = parent.children.get(name)
-        if old is not None and old.inode.node is node:  # type: ignore[attr-defined]
+        if old is not None and _node(old) is node:
             return old
         d = Dentry(self, name, parent, SynthInode(self._ino(), node))
         parent.children[name] = d
@@ -126,14 +134,14 @@ class SyntheticFS(Filesystem):
 
     async def stat(self, d: Dentry) -> Stat:
         st = d.inode.to_stat(self.dev)
-        node = d.inode.node  # type: ignore[attr-defined]
+        node = _node(d)
         if isinstance(node, SymlinkNode):
             st.size = len(await _eval(node.target))
         st.blksize = 1024
         return st
 
     async def readlink(self, d: Dentry) -> bytes:
-        node = d.inode.node  # type: ignore[attr-defined]
+        node = _node(d)
         if not isinstance(node, SymlinkNode):
             raise error(errno.EINVAL)
         return await _eval(node.target)
@@ -142,7 +150,7 @@ class SyntheticFS(Filesystem):
         raise error(errno.EPERM)
 
     async def open(self, d: Dentry, flags: int, creds: Credentials) -> FileDescription:
-        node = d.inode.node  # type: ignore[attr-defined]
+        node = _node(d)
         if isinstance(node, DirNode):
             return SynthDirFD(flags, self, d)
         if isinstance(node, FileNode):
@@ -168,7 +176,7 @@ class SynthFileFD(RegularFD):
     async def do_pwrite(self, data: bytes, offset: int) -> int:
         if self.node.write is None:
             raise error(errno.EINVAL)
-        await _eval(lambda: self.node.write(bytes(data)))  # type: ignore[misc]
+        await _eval(lambda: self.node.write(bytes(data)))
         return len(data)
 
     async def do_truncate(self, size: int) -> None:
@@ -185,11 +193,7 @@ class SynthDirFD(DirectoryFD):
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
         d = self.dentry
-        out: list[tuple[int, int, int, bytes]] = []
-        if cookie < 1:
-            out.append((1, d.inode.ino, DT_DIR, b"."))
-        if cookie < 2:
-            out.append((2, d.parent.inode.ino, DT_DIR, b".."))
+        out = self.dots(d, cookie)
         kids = await self.fs._children(d)
         for i, (name, node) in enumerate(kids.items()):
             pos = i + 3
@@ -197,11 +201,3 @@ class SynthDirFD(DirectoryFD):
                 child = self.fs._dentry(d, name, node)
                 out.append((pos, child.inode.ino, dtype_of(child.inode.mode), name))
         return out
-
-
-async def read_node(node: Node) -> bytes:
-    """The bytes a FileNode produces now (for tests and tools)."""
-    if not isinstance(node, FileNode):
-        raise error(errno.EINVAL)
-    return await _eval(node.content)
-

@@ -19,7 +19,7 @@ class Sysfs(SyntheticFS):
     def __init__(self, *, ncpus: int | None = None, extra: dict[bytes, Node] | None = None) -> None:
         n = ncpus or os.cpu_count() or 1
         cpus = (b"0-%d\n" % (n - 1)) if n > 1 else b"0\n"
-        cpu = {b"online": FileNode(cpus), b"possible": FileNode(cpus),
+        cpu: dict[bytes, Node] = {b"online": FileNode(cpus), b"possible": FileNode(cpus),
                b"present": FileNode(cpus)}
         tree: dict[bytes, Node] = {
             b"devices": DirNode({b"system": DirNode({b"cpu": DirNode(cpu)})}),

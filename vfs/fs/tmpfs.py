@@ -15,9 +15,9 @@ import ctypes
 import errno
 import os
 import resource
+from typing import cast
 
 from ..abi import (
-    DT_DIR,
     FALLOC_FL_KEEP_SIZE,
     FALLOC_FL_PUNCH_HOLE,
     FALLOC_FL_ZERO_RANGE,
@@ -118,7 +118,7 @@ class Tmpfs(Filesystem):
         return ino
 
     def _add(self, parent: Dentry, child: Dentry) -> None:
-        pi: TmpfsInode = parent.inode  # type: ignore[assignment]
+        pi = _inode(parent)
         child.seq = pi.next_seq
         pi.next_seq += 1
         child.parent = parent
@@ -139,7 +139,7 @@ class Tmpfs(Filesystem):
         pi.mtime_ns = pi.ctime_ns = t
 
     def _drop_link(self, child: Dentry) -> None:
-        ino: TmpfsInode = child.inode  # type: ignore[assignment]
+        ino = _inode(child)
         ino.nlink -= 1 if not ino.is_dir else ino.nlink
         ino.ctime_ns = now_ns()
         child.dead = True
@@ -173,7 +173,7 @@ class Tmpfs(Filesystem):
     # -- Filesystem interface ------------------------------------------------------------------
 
     async def stat(self, d: Dentry) -> Stat:
-        ino: TmpfsInode = d.inode  # type: ignore[assignment]
+        ino = _inode(d)
         st = ino.to_stat(self.dev)
         if ino.memfd >= 0:
             st.blocks = os.fstat(ino.memfd).st_blocks
@@ -185,14 +185,9 @@ class Tmpfs(Filesystem):
                       gid: int | None = None, size: int | None = None,
                       atime_ns: int | None = None, mtime_ns: int | None = None,
                       ctime_ns: int | None = None) -> None:
-        ino: TmpfsInode = d.inode  # type: ignore[assignment]
+        ino = _inode(d)
         if size is not None:
-            if ino.type != S_IFREG:
-                raise error(errno.EINVAL)
-            if size != ino.size:
-                self._resize(ino, size)
-            # Linux (6.x shmem) moves mtime/ctime on every truncate, even to the same size
-            ino.mtime_ns = ino.ctime_ns = now_ns()
+            self.truncate(ino, size)
         if mode is not None:
             ino.mode = mode
         if uid is not None:
@@ -206,8 +201,18 @@ class Tmpfs(Filesystem):
         if ctime_ns is not None:
             ino.ctime_ns = ctime_ns
 
+    def truncate(self, ino: TmpfsInode, size: int) -> None:
+        """Set the size of a regular file (setattr's size, and ftruncate of an fd opened
+        without a name)."""
+        if ino.type != S_IFREG:
+            raise error(errno.EINVAL)
+        if size != ino.size:
+            self._resize(ino, size)
+        # Linux (6.x shmem) moves mtime/ctime on every truncate, even to the same size
+        ino.mtime_ns = ino.ctime_ns = now_ns()
+
     async def readlink(self, d: Dentry) -> bytes:
-        ino: TmpfsInode = d.inode  # type: ignore[assignment]
+        ino = _inode(d)
         if ino.type != S_IFLNK:
             raise error(errno.EINVAL)
         return ino.target
@@ -280,7 +285,7 @@ class Tmpfs(Filesystem):
         child.inode.ctime_ns = now_ns()
 
     async def open(self, d: Dentry, flags: int, creds: Credentials) -> FileDescription:
-        ino: TmpfsInode = d.inode  # type: ignore[assignment]
+        ino = _inode(d)
         if ino.is_dir:
             return TmpfsDirFD(None, flags, d)
         if ino.type != S_IFREG:
@@ -382,7 +387,7 @@ class TmpfsFileFD(RegularFD):
             raise error(e.errno or errno.EIO) from None
 
     async def do_truncate(self, size: int) -> None:
-        await self.fs.setattr(_AnonDentry(self.inode), size=size)  # type: ignore[arg-type]
+        self.fs.truncate(self.inode, size)
 
     async def do_fallocate(self, mode: int, offset: int, length: int) -> None:
         ino = self.inode
@@ -416,13 +421,10 @@ class TmpfsFileFD(RegularFD):
         return self.inode.memfd
 
 
-class _AnonDentry:
-    """Just enough of a dentry for setattr on a file opened without a name."""
-
-    __slots__ = ("inode",)
-
-    def __init__(self, inode: Inode) -> None:
-        self.inode = inode
+def _inode(d: Dentry) -> TmpfsInode:
+    """The inode of a tmpfs dentry (every one a Tmpfs makes holds a TmpfsInode;
+    `Dentry.inode` is typed as the base class)."""
+    return cast(TmpfsInode, d.inode)
 
 
 class TmpfsDirFD(DirectoryFD):
@@ -441,11 +443,7 @@ class TmpfsDirFD(DirectoryFD):
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
         d = self.dentry
-        out: list[tuple[int, int, int, bytes]] = []
-        if cookie < 1:
-            out.append((1, d.inode.ino, DT_DIR, b"."))
-        if cookie < 2:
-            out.append((2, d.parent.inode.ino, DT_DIR, b".."))
+        out = self.dots(d, cookie)
         top = self.TOP
         below = top - cookie if cookie > 2 else top
         for child in reversed(d.children.values()):

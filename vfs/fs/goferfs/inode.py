@@ -1,0 +1,66 @@
+"""The inode of a remote file: attributes as the server last answered, plus the state the
+caches keep per file (its dentry fid, symlink target, pages, xattrs)."""
+
+from __future__ import annotations
+
+from typing import Literal, cast
+
+import p9
+
+from ...dentry import Dentry, Inode
+
+_NS = 1_000_000_000
+#: Rgetattr's valid bit for btime (P9_GETATTR_BTIME).
+_BTIME = 0x800
+
+
+class GoferInode(Inode):
+    """Cached attributes of a remote file, its fid (lazily walked) and its page cache."""
+
+    __slots__ = ("fid", "target", "pages", "dirty", "server_size", "opens", "xvalues",
+                 "xnames", "read_ok")
+
+    def __init__(self, st: p9.Stat) -> None:
+        super().__init__(st.qid.path, 0)
+        self.fid: p9.Fid | None = None
+        self.target: bytes | None = None
+        self.pages: dict[int, bytearray] = {}
+        self.dirty: set[int] = set()
+        self.opens = 0
+        # The server opened it for reading once: a later read-only open whose pages are
+        # all cached needs no I/O fid (exclusive policy).
+        self.read_ok = False
+        # exclusive policy: xattr values by name (None: known absent, ENODATA), and the
+        # server's list of names (False: the server cannot list them), both dropped by any
+        # change that may alter xattrs (chmod rewrites an ACL, chown/write drop capabilities).
+        self.xvalues: dict[bytes, bytes | None] | None = None
+        self.xnames: frozenset[bytes] | Literal[False] | None = None
+        self.update(st)
+
+    def drop_xattrs(self) -> None:
+        """Forget cached xattrs (after a change the server may have applied to them)."""
+        self.xvalues = None
+        self.xnames = None
+
+    def update(self, st: p9.Stat) -> None:
+        a = st.attr
+        self.ino = st.qid.path
+        self.mode = a.mode
+        self.uid = a.uid
+        self.gid = a.gid
+        self.nlink = a.nlink
+        self.rdev = a.rdev
+        if not self.dirty:
+            self.size = a.size
+        self.server_size = a.size
+        self.blocks = a.blocks
+        self.atime_ns = a.atime_sec * _NS + a.atime_nsec
+        self.mtime_ns = a.mtime_sec * _NS + a.mtime_nsec
+        self.ctime_ns = a.ctime_sec * _NS + a.ctime_nsec
+        self.btime_ns = a.btime_sec * _NS + a.btime_nsec if st.valid & _BTIME else None
+
+
+def inode_of(d: Dentry) -> GoferInode:
+    """The inode of a goferfs dentry (a GoferFS builds every one of its dentries with a
+    GoferInode; `Dentry.inode` is typed as the base class)."""
+    return cast(GoferInode, d.inode)

@@ -1,0 +1,198 @@
+"""The mount namespace of a VirtualFilesystem: its mounts, the contexts (root, cwd) that
+path resolution starts from, and the operations on them (mount, umount, chdir, chroot,
+getcwd, d_path). The path-based file operations build on it (`attrs.py`, `virtualfs.py`).
+"""
+
+from __future__ import annotations
+
+import errno
+
+from .abi import MAY_EXEC
+from .creds import CAP_SYS_ADMIN, CAP_SYS_CHROOT, Credentials
+from .dentry import Dentry
+from .errors import error
+from .file import FileDescription
+from .filesystem import Filesystem
+from .mount import MNT_DETACH, FSContext, Mount, VirtualDentry
+from .perm import check
+from .resolve import Walk
+
+
+class Namespace:
+    """A mount namespace: the root mount and every mount attached below it.
+
+    Args:
+        root_fs: the filesystem mounted at "/".
+        flags: MS_* flags of the root mount.
+
+    Attributes:
+        root_mount: the mount at "/".
+    """
+
+    def __init__(self, root_fs: Filesystem, *, flags: int = 0, source: str = "none") -> None:
+        self.root_mount = Mount(root_fs, root_fs.root, flags, source)
+        self._mounts: dict[tuple[Mount, Dentry], Mount] = {}
+
+    # -- contexts --------------------------------------------------------------------------------
+
+    def new_context(self, umask: int = 0o022) -> FSContext:
+        """A context with root and cwd at this namespace's root (the first process's)."""
+        vd = VirtualDentry(self.root_mount, self.root_mount.root)
+        return FSContext(vd, vd, umask)
+
+    def _walk(self, ctx: FSContext, creds: Credentials) -> Walk:
+        return Walk(self._mounts, ctx, creds)
+
+    async def resolve(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
+                      path: bytes, *, follow: bool = True,
+                      empty_ok: bool = False) -> VirtualDentry:
+        """The (mount, dentry) a path names (see `Walk.resolve`)."""
+        return await Walk(self._mounts, ctx, creds).resolve(dirfd, path, follow=follow,
+                                                            empty_ok=empty_ok)
+
+    # -- mounts -----------------------------------------------------------------------------------
+
+    def _attach(self, m: Mount, at: VirtualDentry) -> None:
+        m.parent = at.mount
+        m.mountpoint = at.dentry
+        self._mounts[(at.mount, at.dentry)] = m
+        at.dentry.mounted += 1
+        at.mount.children.append(m)
+
+    async def mount(self, ctx: FSContext, creds: Credentials, fs: Filesystem,
+                    dirfd: FileDescription | None, path: bytes, *, flags: int = 0,
+                    source: str = "none") -> Mount:
+        """Mount `fs` on the directory `path` names (on top of any mount already there)."""
+        if not creds.has_cap(CAP_SYS_ADMIN):
+            raise error(errno.EPERM)
+        at = await self.resolve(ctx, creds, dirfd, path)
+        if not at.dentry.inode.is_dir:
+            raise error(errno.ENOTDIR, path)
+        m = Mount(fs, fs.root, flags, source)
+        self._attach(m, at)
+        return m
+
+    async def bind_mount(self, ctx: FSContext, creds: Credentials, src: bytes, dst: bytes, *,
+                         flags: int = 0) -> Mount:
+        """mount --bind: make the subtree at `src` visible at `dst` too."""
+        if not creds.has_cap(CAP_SYS_ADMIN):
+            raise error(errno.EPERM)
+        s = await self.resolve(ctx, creds, None, src)
+        d = await self.resolve(ctx, creds, None, dst)
+        if s.dentry.inode.is_dir != d.dentry.inode.is_dir:
+            raise error(errno.ENOTDIR if not d.dentry.inode.is_dir else errno.EISDIR)
+        m = Mount(s.mount.fs, s.dentry, flags, s.mount.source)
+        self._attach(m, d)
+        return m
+
+    async def remount(self, ctx: FSContext, creds: Credentials, path: bytes, flags: int) -> None:
+        """Change a mount's flags (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC)."""
+        if not creds.has_cap(CAP_SYS_ADMIN):
+            raise error(errno.EPERM)
+        vd = await self.resolve(ctx, creds, None, path)
+        if vd.dentry is not vd.mount.root:
+            raise error(errno.EINVAL, path)
+        vd.mount.flags = flags
+
+    async def unmount(self, ctx: FSContext, creds: Credentials, path: bytes,
+                      flags: int = 0) -> None:
+        """umount2: EINVAL unless `path` is a mount root; EBUSY with mounts below it unless
+        MNT_DETACH (which takes them all away)."""
+        if not creds.has_cap(CAP_SYS_ADMIN):
+            raise error(errno.EPERM)
+        vd = await self.resolve(ctx, creds, None, path)
+        m = vd.mount
+        if vd.dentry is not m.root or m.parent is None:
+            raise error(errno.EINVAL, path)
+        if m.children and not flags & MNT_DETACH:
+            raise error(errno.EBUSY, path)
+        await self._detach(m)
+
+    async def _detach(self, m: Mount) -> None:
+        for c in list(m.children):
+            await self._detach(c)
+        parent, point = m.parent, m.mountpoint
+        if parent is not None and point is not None:
+            del self._mounts[(parent, point)]
+            point.mounted -= 1
+            parent.children.remove(m)
+        m.parent = m.mountpoint = None
+        if not any(x.fs is m.fs for x in self.all_mounts()):
+            await m.fs.sync()
+            await m.fs.release()
+
+    async def sync(self) -> None:
+        """sync(2): write back every mounted filesystem's cached data."""
+        seen: set[int] = set()
+        for m in self.all_mounts():
+            if id(m.fs) not in seen:
+                seen.add(id(m.fs))
+                await m.fs.sync()
+
+    def all_mounts(self) -> list[Mount]:
+        """Every attached mount, parents before children (what /proc/mounts lists)."""
+        out: list[Mount] = []
+        todo = [self.root_mount]
+        while todo:
+            m = todo.pop(0)
+            out.append(m)
+            todo.extend(m.children)
+        return out
+
+    def path_of(self, ctx: FSContext, vd: VirtualDentry) -> bytes:
+        """d_path: the absolute path of `vd` seen from ctx.root (" (deleted)" if unlinked)."""
+        parts: list[bytes] = []
+        root = ctx.root
+        d, m = vd.dentry, vd.mount
+        deleted = False
+        while not (d is root.dentry and m is root.mount):
+            if d is m.root:
+                if m.parent is None or m.mountpoint is None:
+                    break
+                d, m = m.mountpoint, m.parent
+                continue
+            if d.dead:
+                deleted = True
+            parts.append(d.name)
+            d = d.parent
+        path = b"/" + b"/".join(reversed(parts))
+        return path + b" (deleted)" if deleted else path
+
+    # -- working directory --------------------------------------------------------------------------
+
+    async def chdir(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
+                    path: bytes) -> None:
+        """chdir (dirfd None) and fchdir (path b"")."""
+        vd = await self.resolve(ctx, creds, dirfd, path, empty_ok=not path and dirfd is not None)
+        if not vd.dentry.inode.is_dir:
+            raise error(errno.ENOTDIR)
+        check(creds, vd.dentry.inode, MAY_EXEC)
+        ctx.cwd = vd
+
+    async def chroot(self, ctx: FSContext, creds: Credentials, path: bytes) -> None:
+        vd = await self.resolve(ctx, creds, None, path)
+        if not vd.dentry.inode.is_dir:
+            raise error(errno.ENOTDIR)
+        check(creds, vd.dentry.inode, MAY_EXEC)
+        if not creds.has_cap(CAP_SYS_CHROOT):
+            raise error(errno.EPERM)
+        ctx.root = vd
+
+    def getcwd(self, ctx: FSContext) -> bytes:
+        """getcwd(2): ENOENT once the cwd was removed, "(unreachable)" outside the root."""
+        cwd = ctx.cwd
+        d = cwd.dentry
+        if d.dead:
+            raise error(errno.ENOENT)
+        # Reachable from root?
+        path = self.path_of(ctx, cwd)
+        m, x = cwd.mount, d
+        root = ctx.root
+        while not (x is root.dentry and m is root.mount):
+            if x is m.root:
+                if m.parent is None or m.mountpoint is None:
+                    return b"(unreachable)" + path
+                x, m = m.mountpoint, m.parent
+                continue
+            x = x.parent
+        return path
