@@ -43,7 +43,7 @@ from ._version import PLAIN, Dialect, server_choose
 
 log = logging.getLogger("p9.server")
 
-try:  # the C loop for runs of Treads (p9/_fastio_build.py), built at install time
+try:  # the C loop for runs of Treads (p9/fastio.c), built at install time
     if os.environ.get("RUNPSC_NO_CFFI"):
         raise ImportError("RUNPSC_NO_CFFI is set")
     from ._fastio import ffi as _ffi
