@@ -41,6 +41,3 @@ fi
 # against its source's mtime and size, so a stale one is recompiled, never used; only stale
 # or missing files are rewritten here.
 .venv/bin/python -m compileall -q -j 0 p9 gofer vfs sentry runtime conformance
-# The code attrs and dataclasses generate while `runpsc do` imports, cached the same way
-# (runtime/codecache.py); a failure only costs start-up time.
-.venv/bin/python -m runtime.codecache 2>/dev/null || echo "setup: warning: runtime.codecache failed (runpsc do starts slower)"
