@@ -1,5 +1,5 @@
 """Build hook only: pyproject.toml holds the project's metadata; this adds the cffi
-extension for the Sentry's hot loop (sentry/platform/_hotloop_build.py)."""
+extensions (their C in p9/fastio.c and sentry/platform/hotloop.c, MANIFEST.in ships it)."""
 
 from setuptools import setup
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -229,46 +230,66 @@ def main() -> None:
             os.environ.pop("RUNPSC_CPU", None)
         else:
             os.environ["RUNPSC_CPU"] = user_env
-        runpsc = shutil.which("runpsc") or str(Path(sys.executable).parent / "runpsc")
         # Interleaved with the floor every start pays before any of runpsc's own code: the
         # interpreter starting and importing click and trio (the CLI and the concurrency
-        # library the whole design rests on), with the trims `runpsc do` applies to them
-        # (runtime.startup, runtime.codecache). The difference is runpsc's own start-up.
-        floor_cmd = [sys.executable, "-c", _FLOOR]
-        times: list[float] = []
-        floors: list[float] = []
-        for _ in range(args.do_runs):
-            t0 = time.perf_counter()
-            subprocess.run(floor_cmd, check=True)
-            floors.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            p = subprocess.run([runpsc, "do", "--", "/bin/true"], capture_output=True)
-            times.append(time.perf_counter() - t0)
-            if p.returncode != 0:
-                print(f"runpsc do /bin/true failed: {p.returncode} {p.stderr[-300:]!r}")
-                break
-        else:
-            do_ms = statistics.median(times) * 1000
-            floor_ms = statistics.median(floors) * 1000
-            print(f"runpsc do /bin/true: median {do_ms:.0f} ms over {len(times)} runs "
-                  f"(target < 250 ms)")
-            print(f"  floor, interleaved: the interpreter importing click and trio as runpsc "
-                  f"does, median {floor_ms:.0f} ms; runpsc's own part (its imports, the "
-                  f"gofers, the Sentry running /bin/true) {do_ms - floor_ms:.0f} ms")
+        # library the whole design rests on), with the measures `runpsc do` applies to them
+        # (runtime.startup). The difference is runpsc's own start-up.
+        runs = interleaved({"do": do_true_command(), "floor": [sys.executable, "-c", _FLOOR]},
+                           args.do_runs)
+        do_ms = statistics.median(wall for wall, _ in runs["do"]) * 1000
+        floor_ms = statistics.median(wall for wall, _ in runs["floor"]) * 1000
+        print(f"runpsc do /bin/true: median {do_ms:.0f} ms over {args.do_runs} runs "
+              f"(target < 250 ms)")
+        print(f"  floor, interleaved: the interpreter importing click and trio as runpsc "
+              f"does, median {floor_ms:.0f} ms; runpsc's own part (its imports, the "
+              f"gofers, the Sentry running /bin/true) {do_ms - floor_ms:.0f} ms")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def do_true_command() -> list[str]:
+    """`runpsc do -- /bin/true` with this virtualenv's runpsc."""
+    runpsc = shutil.which("runpsc") or str(Path(sys.executable).parent / "runpsc")
+    return [runpsc, "do", "--", "/bin/true"]
+
+
+def time_run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, of it and the children it waited for)
+    of one run of `argv`, which must succeed. CPU time moves much less than wall time with
+    the machine's load, so it shows small differences that wall time hides."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, capture_output=True, env=env, stdin=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        raise RuntimeError(f"{argv} failed: {p.returncode} {p.stderr[-300:]!r}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return elapsed, cpu
+
+
+def interleaved(variants: dict[str, list[str]], runs: int,
+                envs: dict[str, dict[str, str]] | None = None
+                ) -> dict[str, list[tuple[float, float]]]:
+    """`runs` (wall, CPU) times of each variant's command, run in turn so that all of them
+    see the same load, each round starting one variant later (a b c, b c a, c a b ...) so
+    that none always runs right after the same other; `envs` gives a variant its own
+    environment."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    names = list(variants)
+    for i in range(runs):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            times[name].append(time_run(variants[name], (envs or {}).get(name)))
+    return times
 
 
 #: The floor's program: what `runpsc do` does before importing anything of its own.
 _FLOOR = """
 import click
-import gc
-gc.disable()
-from runtime.codecache import cached_compiles
-from runtime.startup import DEFERRABLE, defer_modules, glibc_sonames
-defer_modules(*DEFERRABLE)
-with glibc_sonames(), cached_compiles():
-    import trio
+from runtime.startup import Startup
+startup = Startup.from_env()
+startup.begin()
+startup.import_modules(["trio"])
 """
 
 

@@ -59,7 +59,7 @@ def _fields_of(cls: type) -> list[tuple[str, Kind]]:
 #
 # Why not dataclasses.dataclass(frozen=True, slots=True): it compiles six functions per class
 # with exec and computes a signature for every undocumented class, which made importing p9
-# cost ~140 ms for ~90 classes (issue 7). `_frozen` gives the same behaviour (positional and
+# cost ~140 ms for ~90 classes (issue 7; still ~4x `_frozen`'s cost: bench/RESULTS.md). `_frozen` gives the same behaviour (positional and
 # keyword __init__ with defaults, __repr__, __eq__, __hash__, frozen FrozenInstanceError,
 # __match_args__, pickling) with shared methods; only __init__ is compiled, per class, the
 # first time that class is instantiated, so it is as fast as the dataclass one.

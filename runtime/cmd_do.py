@@ -7,7 +7,6 @@ with the caller's environment, and its exit status is runpsc's.
 
 from __future__ import annotations
 
-import gc
 import sys
 
 import click
@@ -25,29 +24,15 @@ import click
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
        command: tuple[str, ...]) -> None:
     """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
-    # Start-up is mostly imports, which allocate many objects and no garbage worth a
-    # collection: the collector is off until the Sentry is imported, and what exists then is
-    # frozen out of later collections (forked gofers turn it back on: _gofer_main).
-    gc.disable()
-    from runtime.codecache import cached_compiles
-    from runtime.startup import DEFERRABLE, defer_modules, exit_now, glibc_sonames
+    from runtime.startup import Startup
 
-    defer_modules(*DEFERRABLE)
-    # trio and p9 serve both the gofers and the Sentry: import them once, then fork the
-    # gofers, which confine themselves and serve while this process imports the Sentry.
-    # (startup_imports below lists the same imports for runtime.codecache.)
-    with glibc_sonames(), cached_compiles():
-        import trio
+    # Start-up is nearly all imports: runtime.startup holds them and what makes them cheap.
+    startup = Startup.from_env()
+    startup.begin()
+    startup.import_before_fork()
+    import trio
 
-        import p9  # noqa: F401
-        from runtime.sandbox import (
-            Sandbox,
-            SandboxConfig,
-            SandboxError,
-            Volume,
-            env_of,
-            import_sentry,
-        )
+    from runtime.sandbox import Sandbox, SandboxConfig, SandboxError, Volume, env_of
 
     try:
         config = SandboxConfig(
@@ -60,17 +45,11 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     sandbox = Sandbox(config, confine=True)
-    # Everything allocated so far is still in the young generation (the collector is off):
-    # freeze it, or the gofer's first collection walks all of it, copying every page.
-    gc.freeze()
+    startup.before_fork()
+    # The gofers confine themselves and serve while this process imports the Sentry.
     sandbox.start_gofers(fork=True)
     try:
-        with glibc_sonames(), cached_compiles():
-            import_sentry()
-            if strace:  # its decoders come from python-ptrace, which looks up libc
-                import sentry.strace  # noqa: F401
-        gc.freeze()
-        gc.enable()
+        startup.import_sentry(strace=strace)
         code = trio.run(sandbox.run)
     except KeyboardInterrupt:
         sys.exit(128 + 2)  # what a shell reports for a program stopped by ^C (SIGINT)
@@ -82,17 +61,4 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         sys.exit(127 if e.errno == 2 else 126)
     finally:
         sandbox.close()
-    exit_now(code)
-
-
-def startup_imports() -> None:
-    """Import what `do` imports before it runs the program, in the same order.
-
-    `runtime.codecache.warm` records the code these imports generate (scripts/setup.sh).
-    """
-    import trio  # noqa: F401
-
-    import p9  # noqa: F401
-    from runtime.sandbox import import_sentry
-
-    import_sentry()
+    startup.exit(code)

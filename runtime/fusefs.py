@@ -24,10 +24,10 @@ import errno
 import logging
 import os
 import stat as statmod
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
 import trio
@@ -36,16 +36,17 @@ import p9
 
 log = logging.getLogger("runpsc.mount")
 T = TypeVar("T")
+P = ParamSpec("P")
 _ALL = p9.GetattrMask.ALL
 REQUEST_TIMEOUT = 60.0
 
 
-def _fuse_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def _fuse_errors(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Turn server errnos into FUSEError, and everything else (lost server, timeout) into
     EIO, so that no request hangs or crashes the loop."""
 
     @wraps(fn)
-    async def wrapper(*args: Any, **kw: Any) -> T:
+    async def wrapper(*args: P.args, **kw: P.kwargs) -> T:
         try:
             with trio.fail_after(REQUEST_TIMEOUT):
                 return await fn(*args, **kw)
@@ -207,7 +208,7 @@ class NinePOperations(pyfuse3.Operations):
                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return await self._lookup_fid(parent_inode, name)
 
-    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for inode, n in inode_list:
             node = self.nodes.get(inode)
             if node is None or inode == pyfuse3.ROOT_INODE:

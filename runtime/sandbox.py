@@ -26,7 +26,10 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
 
 __all__ = ["Volume", "SandboxConfig", "Sandbox", "GoferProcess", "exit_code"]
 
@@ -288,29 +291,6 @@ def _gofer_main(export: str, fd: int) -> int:
         print(f"runpsc gofer: {e}", file=sys.stderr, flush=True)
         return 1
     return 0
-
-
-def import_sentry() -> None:
-    """Import everything `Sandbox.run` imports (the Sentry, the VFS and its filesystems).
-
-    Why: `runpsc do` imports them while its gofers start, with the garbage collector off;
-    `Sandbox` itself imports them lazily so that `import runtime.sandbox` stays cheap.
-    """
-    import sentry.kernel.fdtable  # noqa: F401
-    import sentry.kernel.kernel  # noqa: F401 - sentry.kernel imports it only on first use
-    import sentry.kernel.procview  # noqa: F401
-    import sentry.syscalls  # noqa: F401 - registers every handler family
-    import vfs  # noqa: F401
-    import vfs.abi  # noqa: F401
-    import vfs.fs.devfs  # noqa: F401
-    import vfs.fs.goferfs  # noqa: F401
-    import vfs.fs.host  # noqa: F401
-    import vfs.fs.overlay  # noqa: F401
-    import vfs.fs.pipefs  # noqa: F401
-    import vfs.fs.procfs  # noqa: F401
-    import vfs.fs.synthetic  # noqa: F401
-    import vfs.fs.sysfs  # noqa: F401
-    import vfs.mount  # noqa: F401
 
 
 class Sandbox:

@@ -1,28 +1,114 @@
-"""What keeps `runpsc do` quick to start: imports that cost less, and a quick exit.
+"""Everything `runpsc do` does to start quickly, in one place, each measure switchable.
 
 Issue 7's budget is `runpsc do /bin/true` under 250 ms, and most of that time is Python
-importing trio, click, p9, the VFS and the Sentry. These helpers trim what the imports do
-that `runpsc do` never needs; each keeps the behaviour of the plain import.
+importing trio, click, p9, the VFS and the Sentry. `Startup` is the whole of it: what is
+imported when (`BEFORE_FORK`, `SENTRY`: the one list of start-up imports), and the measures
+that make those imports and the exit cheaper. Each measure keeps the behaviour of the plain
+way and stays only while `bench/startup_measures.py` measures a gain (bench/RESULTS.md):
 
-- `glibc_sonames()`: ctypes.util.find_library answered directly for glibc's libraries
-  (on Linux each call otherwise runs `ldconfig -p` in a child process).
-- `defer_modules(...)`: standard-library modules that trio and pyelftools import but only
-  use for TLS, DTLS, IDNA host names or a debugger (ssl, hashlib, hmac, idna, pdb) are
-  loaded on first use instead of at import.
-- `exit_now(code)`: leave without tearing the interpreter down.
+- "gc": the garbage collector is off while importing (imports allocate many objects and no
+  garbage), and what they built is frozen out of later collections (so a forked gofer's
+  first collection does not walk, and copy, every page of it).
+- "defer": standard-library modules that trio and pyelftools import but `runpsc do` never
+  uses (ssl, hashlib, hmac, idna, pdb) load on first use instead (`defer_modules`).
+- "sonames": ctypes.util.find_library answered directly for glibc's libraries while
+  importing (`glibc_sonames`; on Linux each call otherwise runs `ldconfig -p` in a child).
+- "exit": leave without tearing the interpreter down (`exit_now`).
+
+`RUNPSC_STARTUP_OFF=gc,defer,...` turns measures off, for the benchmark only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
+import importlib
 import importlib.util
 import os
 import sys
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import NoReturn
 
-__all__ = ["DEFERRABLE", "defer_modules", "exit_now", "glibc_sonames", "load_deferred"]
+__all__ = ["BEFORE_FORK", "DEFERRABLE", "MEASURES", "OFF_ENV", "SENTRY", "Startup",
+           "defer_modules", "exit_now", "glibc_sonames", "load_deferred"]
+
+#: What `runpsc do` imports before it forks the gofers: they serve with trio and p9, so
+#: both are imported once, and the gofers confine themselves while this process imports
+#: `SENTRY`.
+BEFORE_FORK = ("trio", "p9", "runtime.sandbox")
+#: What `Sandbox.run` imports lazily (so that `import runtime.sandbox` stays cheap): the
+#: Sentry with every syscall handler, the VFS and its filesystems.
+SENTRY = ("sentry.kernel.fdtable", "sentry.kernel.kernel", "sentry.kernel.procview",
+          "sentry.syscalls", "vfs", "vfs.abi", "vfs.fs.devfs", "vfs.fs.goferfs",
+          "vfs.fs.host", "vfs.fs.overlay", "vfs.fs.pipefs", "vfs.fs.procfs",
+          "vfs.fs.synthetic", "vfs.fs.sysfs", "vfs.mount")
+#: The measures `Startup` applies (see the module's docstring).
+MEASURES = ("gc", "defer", "sonames", "exit")
+#: The environment variable listing measures to leave off (bench/startup_measures.py).
+OFF_ENV = "RUNPSC_STARTUP_OFF"
+
+
+class Startup:
+    """`runpsc do`'s start: its imports, in order, with the measures that are on."""
+
+    __slots__ = ("off",)
+
+    def __init__(self, off: Iterable[str] = ()) -> None:
+        self.off = frozenset(off)
+        unknown = self.off - set(MEASURES)
+        if unknown:
+            raise ValueError(f"{OFF_ENV}: unknown start-up measure(s) {sorted(unknown)}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Startup:
+        """The measures `environ`'s RUNPSC_STARTUP_OFF leaves on (all, without it)."""
+        return cls(n for n in environ.get(OFF_ENV, "").split(",") if n)
+
+    def on(self, measure: str) -> bool:
+        """Whether `measure` (one of MEASURES) is applied."""
+        return measure not in self.off
+
+    def begin(self) -> None:
+        """Before any import of `runpsc do`'s own: collector off, unused modules deferred."""
+        if self.on("gc"):
+            gc.disable()
+        if self.on("defer"):
+            defer_modules(*DEFERRABLE)
+
+    def import_modules(self, names: Iterable[str]) -> None:
+        """Import `names` in order (find_library answered for glibc meanwhile)."""
+        with glibc_sonames() if self.on("sonames") else contextlib.nullcontext():
+            for name in names:
+                importlib.import_module(name)
+
+    def import_before_fork(self) -> None:
+        """Import `BEFORE_FORK` (what the forked gofers serve with)."""
+        self.import_modules(BEFORE_FORK)
+
+    def before_fork(self) -> None:
+        """Everything allocated so far is still in the young generation (the collector is
+        off): freeze it, or a gofer's first collection walks all of it, copying every page."""
+        if self.on("gc"):
+            gc.freeze()
+
+    def import_sentry(self, *, strace: bool = False) -> None:
+        """Import `SENTRY` (and `sentry.strace` for --strace), then turn the collector on."""
+        names = list(SENTRY)
+        if strace:  # its decoders come from python-ptrace, which looks up libc
+            names.append("sentry.strace")
+        self.import_modules(names)
+        if self.on("gc"):
+            gc.freeze()
+            gc.enable()
+
+    def exit(self, code: int) -> NoReturn:
+        """Leave with `code` (see `exit_now`)."""
+        if self.on("exit"):
+            exit_now(code)
+        sys.exit(code)
+
 
 #: glibc's sonames on Linux (x86_64, the only platform runpsc supports) of what trio,
 #: python-ptrace and the Sentry look up by name.
@@ -141,7 +227,7 @@ def load_deferred() -> list[str]:
     return loaded
 
 
-def exit_now(code: int) -> None:
+def exit_now(code: int) -> NoReturn:
     """Exit with `code` without tearing the interpreter down.
 
     Why: by now the gofers are stopped and the program's output went straight to the host's
@@ -151,7 +237,7 @@ def exit_now(code: int) -> None:
     """
     import atexit
 
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # what a normal exit runs first
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -25,9 +25,10 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 # Reinstall only when what the install builds from changed since the last install: the
-# project's declaration and the sources of its cffi extensions (built at install time).
+# project's declaration and its cffi extensions (build scripts and C, built at install time).
 stamp=.venv/.runpsc-installed
-want=$(cat pyproject.toml setup.py sentry/platform/_hotloop_build.py p9/_fastio_build.py | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py MANIFEST.in sentry/platform/_hotloop_build.py sentry/platform/hotloop.c \
+             p9/_fastio_build.py p9/fastio.c | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing runpsc[dev,fuse] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
@@ -40,6 +41,3 @@ fi
 # against its source's mtime and size, so a stale one is recompiled, never used; only stale
 # or missing files are rewritten here.
 .venv/bin/python -m compileall -q -j 0 p9 gofer vfs sentry runtime conformance
-# The code attrs and dataclasses generate while `runpsc do` imports, cached the same way
-# (runtime/codecache.py); a failure only costs start-up time.
-.venv/bin/python -m runtime.codecache 2>/dev/null || echo "setup: warning: runtime.codecache failed (runpsc do starts slower)"

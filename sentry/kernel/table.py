@@ -14,10 +14,8 @@ import enum
 import errno as _errno
 import inspect
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.machinery import PathFinder, SourceFileLoader
 
 from sentry.errors import SyscallError
 
@@ -57,31 +55,11 @@ TABLE: dict[int, Entry] = {}
 
 
 def _ptrace_syscall_names() -> dict[int, str]:
-    """python-ptrace's x86_64 syscall names (`ptrace.syscall.linux.x86_64.SYSCALL_NAMES`).
+    """python-ptrace's x86_64 syscall names, from the copy in `_ptrace_names` (importing
+    python-ptrace's table loads its whole debugger first: 5-10 ms of every `runpsc do`)."""
+    from ._ptrace_names import SYSCALL_NAMES
 
-    Why not a plain import: that module is a bare table, but importing it first runs
-    `ptrace/__init__.py` and `ptrace/syscall/__init__.py`, which load python-ptrace's whole
-    debugger (argument decoders, ctypes bindings, logging): 5-10 ms of every `runpsc do`, for
-    a dict. So the table's own file is executed on its own (through its cached bytecode),
-    unless python-ptrace is imported already.
-    """
-    name = "ptrace.syscall.linux.x86_64"
-    mod = sys.modules.get(name)
-    if mod is not None:
-        return mod.SYSCALL_NAMES
-    spec = PathFinder.find_spec("ptrace")  # locates the package without importing it
-    path = os.path.join(spec.submodule_search_locations[0], "syscall", "linux", "x86_64.py") \
-        if spec is not None and spec.submodule_search_locations else ""
-    if not os.path.isfile(path):  # installed some other way: the plain import
-        from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
-
-        return SYSCALL_NAMES
-    code = SourceFileLoader(name, path).get_code(name)
-    if code is None:  # no source and no bytecode: cannot happen for an existing file
-        raise ImportError(f"cannot load {path}")
-    namespace: dict = {"__name__": name, "__file__": path}
-    exec(code, namespace)
-    return namespace["SYSCALL_NAMES"]
+    return SYSCALL_NAMES
 
 
 _PTRACE_NAMES = _ptrace_syscall_names()

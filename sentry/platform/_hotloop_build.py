@@ -9,7 +9,11 @@ foreign calls with their argument conversion; `hot_step` does it in one. Built a
 ...): after the Sentry answered one, the same call is answered again in C, with the same
 value, until a different stop comes or a budget runs out. It is sound because no Python
 runs while it loops: nothing the Sentry would answer differently can change meanwhile.
+The C is in `sentry/platform/hotloop.c` (this file holds its cdef), compiled with -Wall -Werror; not named
+`_hotloop.c`: run as a script, cffi writes its generated wrapper to `sentry/platform/_hotloop.c`.
 """
+
+import os
 
 from cffi import FFI
 
@@ -28,204 +32,9 @@ ffibuilder.cdef(
 )
 ffibuilder.set_source(
     "sentry.platform._hotloop",
-    r"""
-#define _GNU_SOURCE
-#include <errno.h>
-#include <signal.h>
-#include <string.h>
-#include <sys/ptrace.h>
-#include <sys/syscall.h>
-#include <sys/types.h>
-#include <sys/user.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#define HOT_NOT_YET (-1000000)
-
-/* The wait's deadline timer. sigtimedwait(timeout) arms and cancels an hrtimer on every
-   call; on a VM each costs a trip to the hypervisor (measured: a C SYSEMU loop waiting
-   that way takes ~9 us per syscall instead of ~5.5). Instead one POSIX timer, directed at
-   the loop's thread with a signal it keeps blocked, is armed lazily: a wait arms it for
-   its deadline only when it is not armed already, and leaves it armed when the stop comes
-   first; a wait that gets the timer's signal before its own deadline re-arms it for that
-   deadline. So a busy loop arms it at most once per timeout; an idle Sentry only gets
-   the timer's 10 ms backstop ticks (on a signal already pending: nothing runs). */
-#ifndef sigev_notify_thread_id
-#define sigev_notify_thread_id _sigev_un._tid
-#endif
-static timer_t deadline_timer;
-static int deadline_sig;    /* 0: no timer; waits use sigtimedwait's timeout */
-static int deadline_armed;  /* armed, and its signal not yet taken */
-
-static struct sigaction deadline_old_action;
-
-/* The timer's signal is meant to stay blocked and be taken by sigwaitinfo; should it ever
-   be delivered (someone unblocked it), this makes it harmless instead of fatal. */
-static void deadline_noop(int sig) { (void)sig; }
-
-static long hot_deadline_start(int sig) {
-    struct sigevent ev;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = deadline_noop;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    memset(&ev, 0, sizeof ev);
-    ev.sigev_notify = SIGEV_THREAD_ID;
-    ev.sigev_signo = sig;
-    ev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
-    if (deadline_sig) return -EBUSY;
-    if (sigaction(sig, &sa, &deadline_old_action) < 0) return -errno;
-    if (timer_create(CLOCK_MONOTONIC, &ev, &deadline_timer) < 0) {
-        long err = -errno;
-        sigaction(sig, &deadline_old_action, NULL);
-        return err;
-    }
-    deadline_sig = sig;
-    deadline_armed = 0;
-    return 0;
-}
-
-/* Delete the timer and take a signal it left pending; the caller may then unblock it. */
-static long hot_deadline_stop(void) {
-    sigset_t set;
-    struct timespec zero = {0, 0};
-    if (!deadline_sig) return 0;
-    timer_delete(deadline_timer);
-    sigemptyset(&set);
-    sigaddset(&set, deadline_sig);
-    while (sigtimedwait(&set, NULL, &zero) > 0) {}
-    sigaction(deadline_sig, &deadline_old_action, NULL);
-    deadline_sig = 0;
-    deadline_armed = 0;
-    return 0;
-}
-
-static int deadline_arm(const struct timespec *at) {
-    struct itimerspec it;
-    memset(&it, 0, sizeof it);
-    it.it_value = *at;
-    it.it_interval.tv_nsec = 10000000;  /* then every 10 ms: a backstop, so no wait can
-                                           sleep for good if `deadline_armed` were wrong */
-    if (timer_settime(deadline_timer, TIMER_ABSTIME, &it, NULL) < 0) return -errno;
-    deadline_armed = 1;
-    return 0;
-}
-
-static long wait_with_deadline(int pid, void *regs, long timeout_ns, sigset_t *set) {
-    struct timespec deadline, now;
-    siginfo_t si;
-    int status;
-    long err;
-    pid_t r;
-    sigaddset(set, deadline_sig);
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ns / 1000000000L;
-    deadline.tv_nsec += timeout_ns % 1000000000L;
-    if (deadline.tv_nsec >= 1000000000L) { deadline.tv_nsec -= 1000000000L; deadline.tv_sec++; }
-    if (!deadline_armed && (err = deadline_arm(&deadline)) < 0) return err;
-    for (;;) {
-        int got = sigwaitinfo(set, &si);
-        if (got == deadline_sig) deadline_armed = 0;  /* taken: whatever comes next */
-        r = waitpid(pid, &status, WNOHANG | __WALL);
-        if (r == pid) break;
-        if (r < 0 && errno != EINTR) return -errno;
-        if (got == deadline_sig) {
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if (now.tv_sec > deadline.tv_sec
-                || (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
-                return HOT_NOT_YET;
-            if ((err = deadline_arm(&deadline)) < 0) return err;
-        }
-        /* SIGCHLD for another child, or a handler ran (EINTR): sleep on */
-    }
-    if (WIFSTOPPED(status) && ptrace(PTRACE_GETREGS, pid, 0, regs) < 0) return -errno;
-    return status;
-}
-
-/* Load regs and resume with `request` (PTRACE_SYSEMU, ...). 0 or -errno. */
-static long hot_resume(int pid, void *regs, int request, int sig) {
-    if (ptrace(PTRACE_SETREGS, pid, 0, regs) < 0) return -errno;
-    if (ptrace((enum __ptrace_request)request, pid, 0, (void *)(long)sig) < 0) return -errno;
-    return 0;
-}
-
-/* Wait up to timeout_ns for pid's next state change; SIGCHLD must be blocked by the caller.
-   Returns the wait status (registers loaded into regs if the thread is stopped),
-   HOT_NOT_YET on timeout, or -errno. */
-static long hot_wait(int pid, void *regs, long timeout_ns) {
-    int status;
-    struct timespec deadline, now, left;
-    sigset_t set;
-    pid_t r;
-    if (timeout_ns <= 0) {
-        r = waitpid(pid, &status, WNOHANG | __WALL);
-        if (r == pid) goto stopped;
-        return r < 0 ? -errno : HOT_NOT_YET;
-    }
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    if (deadline_sig) return wait_with_deadline(pid, regs, timeout_ns, &set);
-    /* Sleep first: the thread has only just been resumed, so it is almost never stopped
-       yet, and SIGCHLD (blocked) stays pending if it already is. */
-    left.tv_sec = timeout_ns / 1000000000L;
-    left.tv_nsec = timeout_ns % 1000000000L;
-    deadline.tv_sec = -1;
-    for (;;) {
-        int got = sigtimedwait(&set, NULL, &left);
-        int timed_out = got < 0 && errno == EAGAIN;
-        r = waitpid(pid, &status, WNOHANG | __WALL);
-        if (r == pid) goto stopped;
-        if (r < 0 && errno != EINTR) return -errno;
-        if (timed_out) return HOT_NOT_YET;
-        /* a SIGCHLD for another child (or a signal handler ran): sleep for the rest */
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (deadline.tv_sec < 0) {
-            deadline = now;
-            deadline.tv_sec += left.tv_sec;
-            deadline.tv_nsec += left.tv_nsec;
-            if (deadline.tv_nsec >= 1000000000L) { deadline.tv_nsec -= 1000000000L; deadline.tv_sec++; }
-        }
-        left.tv_sec = deadline.tv_sec - now.tv_sec;
-        left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
-        if (left.tv_nsec < 0) { left.tv_nsec += 1000000000L; left.tv_sec--; }
-        if (left.tv_sec < 0) return HOT_NOT_YET;
-    }
-stopped:
-    if (WIFSTOPPED(status) && ptrace(PTRACE_GETREGS, pid, 0, regs) < 0) return -errno;
-    return status;
-}
-
-/* The whole per-syscall round trip: store the result in rax, resume under PTRACE_SYSEMU,
-   wait for the next stop (as hot_wait). */
-static long hot_step(int pid, void *regs, unsigned long rax, long timeout_ns) {
-    ((struct user_regs_struct *)regs)->rax = rax;
-    long r = hot_resume(pid, regs, PTRACE_SYSEMU, 0);
-    if (r < 0) return r;
-    return hot_wait(pid, regs, timeout_ns);
-}
-
-#define SYSCALL_STOP ((((SIGTRAP | 0x80) << 8)) | 0x7f)
-
-/* hot_step, then answer every following syscall stop for `nr` with `val` right here, at most
-   `budget` of them (*answered says how many). Returns what hot_step returned for the first
-   stop not answered here: another syscall, a signal, an exit, HOT_NOT_YET or -errno. */
-static long hot_run(int pid, void *regs, unsigned long rax, long timeout_ns,
-                    unsigned long nr, unsigned long val, long budget, long *answered) {
-    long n = 0, st;
-    for (;;) {
-        st = hot_step(pid, regs, rax, timeout_ns);
-        if (st != SYSCALL_STOP || n >= budget
-            || ((struct user_regs_struct *)regs)->orig_rax != nr)
-            break;
-        rax = val;
-        n++;
-    }
-    *answered = n;
-    return st;
-}
-""",
+    '#include "hotloop.c"',
+    include_dirs=[os.path.dirname(os.path.abspath(__file__))],
+    extra_compile_args=["-Wall", "-Werror"],
 )
 
 if __name__ == "__main__":

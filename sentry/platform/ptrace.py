@@ -41,7 +41,7 @@ from .stub import GADGET, SCRATCH, STUB_ADDR, STUB_END, seccomp_filter, stub_elf
 
 #: The C fast path (rax, SETREGS, SYSEMU, wait, GETREGS), or None without the extension.
 hot_step = _hot.hot_step if _hot is not None else None
-#: hot_step that also answers repeats of a per-task-value syscall in C (see _hotloop_build),
+#: hot_step that also answers repeats of a per-task-value syscall in C (see hotloop.c),
 #: or None (no extension, or one built before it existed: then every call goes to Python).
 hot_run = getattr(_hot, "hot_run", None)
 #: The out-parameter of hot_run (how many calls C answered); the loop's thread only.
@@ -229,7 +229,7 @@ class SigchldWaiter:
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 
 
-#: The signal of the C wait's deadline timer (see _hotloop_build.py), kept blocked on the
+#: The signal of the C wait's deadline timer (see hotloop.c), kept blocked on the
 #: loop's thread while a SigchldWaiter serves; no one else in runpsc uses it.
 DEADLINE_SIG = signal.SIGRTMAX - 1
 _deadline = {"on": False, "was_blocked": False}

@@ -2,15 +2,13 @@
 
 - `runtime.startup.defer_modules`: a deferred module runs its code on first use, once, in
   the same module object every importer holds; a failing one is retried like a failed import.
-- `runtime.codecache`: code compiled through the cache equals what compile() produces,
-  including the `__future__` flags inherited from the caller; a changed source or a damaged
-  file falls back to compiling.
+- `runtime.startup.Startup`: `runpsc do` behaves the same with every measure off, and its
+  import lists hold everything a sandbox imports.
 - The ELF loader (pyelftools' structs only) refuses what Linux refuses, with the same errno.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import subprocess
@@ -20,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import codecache
-from runtime.startup import defer_modules, load_deferred
+from runtime.startup import MEASURES, OFF_ENV, Startup, defer_modules, load_deferred
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,138 +83,43 @@ def test_load_deferred_loads_everything_still_deferred(modules_dir):
     assert type(sys.modules["rp_a"]) is type(sys) and sys.modules["rp_b"].B == 2
 
 
-FUTURE_SRC = "from __future__ import annotations\n"
-CALLER_SRC = """
-def make(source):
-    namespace = {}
-    exec(compile(source, "<generated>", "exec"), namespace)
-    return namespace["f"]
-
-def make_exec(source):
-    namespace = {}
-    exec(source, namespace)
-    return namespace["f"]
-"""
-#: Valid only where annotations are not evaluated (PEP 563, inherited from the caller).
-ANNOTATED = "def f(x: no_such_name) -> int:\n    return 1\n"
+def test_startup_measures_are_named_and_checked():
+    assert Startup.from_env({}).off == frozenset()
+    assert Startup.from_env({OFF_ENV: "gc,exit"}).off == {"gc", "exit"}
+    assert set(MEASURES) == {"gc", "defer", "sonames", "exit"}
+    with pytest.raises(ValueError, match="no_such"):
+        Startup.from_env({OFF_ENV: "gc,no_such"})
 
 
-def _code_fields(code):
-    return (code.co_code, code.co_consts, code.co_names, code.co_flags, code.co_filename)
+@pytest.mark.parametrize("off", ["", ",".join(MEASURES)])
+def test_runpsc_do_is_the_same_with_measures_on_or_off(off):
+    """The measures only make the start quicker: the program's exit status and output are
+    the same with all of them off (the benchmark's variants, bench/startup_measures.py)."""
+    env = {**os.environ, OFF_ENV: off}
+    r = subprocess.run([sys.executable, "-m", "runtime.cli", "do", "--", "sh", "-c",
+                        "echo hi; exit 3"], capture_output=True, cwd=str(ROOT), timeout=120,
+                       stdin=subprocess.DEVNULL, env=env)
+    assert (r.returncode, r.stdout) == (3, b"hi\n"), r.stderr
 
 
-@pytest.mark.parametrize("future", [False, True])
-def test_cached_compile_inherits_the_callers_future_flags(modules_dir, future):
-    name = f"rp_caller_{int(future)}"
-    (modules_dir / f"{name}.py").write_text((FUTURE_SRC if future else "") + CALLER_SRC)
-    caller = __import__(name)
-    results = []
-    for cached in (False, True):
-        ctx = codecache.cached_compiles(str(modules_dir / "none.marshal")) if cached else \
-            _nothing()
-        with ctx:
-            for make in (caller.make, caller.make_exec):
-                try:
-                    results.append(("ok", make(ANNOTATED).__annotations__))
-                except NameError as e:
-                    results.append(("NameError", str(e)))
-    plain, cached_results = results[:2], results[2:]
-    assert cached_results == plain
-    assert plain[0][0] == ("ok" if future else "NameError")
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def test_cache_round_trip_gives_the_same_code_and_classes(tmp_path, monkeypatch):
-    cache = tmp_path / "codegen.marshal"
-    monkeypatch.setattr(codecache, "_entries", {})
-    monkeypatch.setattr(codecache, "_recorded", {})
-    with codecache.cached_compiles(str(cache)):
-        Point = _point_class()
-    recorded = codecache._recorded
-    assert recorded, "dataclass generation went through the cache"
-    cache.write_bytes(__import__("marshal").dumps(recorded))
-
-    monkeypatch.setattr(codecache, "_recorded", None)
-    monkeypatch.setattr(codecache, "_entries", None)  # load the file
-    compiled = []
-    real = codecache._original_compile
-    monkeypatch.setattr(codecache, "_original_compile",
-                        lambda *a, **k: compiled.append(a[0]) or real(*a, **k))
-    with codecache.cached_compiles(str(cache)):
-        CachedPoint = _point_class()
-    assert compiled == [], "every generated method came from the cache"
-    for meth in ("__init__", "__eq__", "__repr__"):
-        assert _code_fields(getattr(CachedPoint, meth).__code__) == \
-            _code_fields(getattr(Point, meth).__code__)
-    assert repr(CachedPoint(1, 2)) == repr(Point(1, 2)) != repr(CachedPoint(1, 3))
-    assert CachedPoint(1) == CachedPoint(1, 0) != CachedPoint(2)
-    assert __import__("builtins").compile is real and __import__("builtins").exec is \
-        codecache._original_exec
-
-
-def _point_class():
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Point:
-        x: int
-        y: int = 0
-
-    return Point
-
-
-def test_changed_source_and_damaged_file_fall_back_to_compiling(tmp_path, monkeypatch):
-    bad = tmp_path / "bad.marshal"
-    bad.write_bytes(b"\x00not marshal data")
-    monkeypatch.setattr(codecache, "_entries", None)
-    with codecache.cached_compiles(str(bad)):
-        code = compile("x = 1 + 2", "<t>", "exec")
-    namespace: dict = {}
-    exec(code, namespace)
-    assert namespace["x"] == 3
-    # An entry whose key matches but whose bytes are damaged is compiled instead.
-    key = codecache._digest("y = 5", "<t>", "exec", 0, sys.flags.optimize)
-    monkeypatch.setattr(codecache, "_entries", {key: b"\xff\xff"})
-    with codecache.cached_compiles(str(bad)):
-        code = compile("y = 5", "<t>", "exec", dont_inherit=True)
-    exec(code, namespace)
-    assert namespace["y"] == 5
-
-
-def test_warm_writes_a_cache_that_runpsc_do_reads(tmp_path):
-    """`python -m runtime.codecache`'s work into a temporary file; a second fresh
-    interpreter doing `runpsc do`'s imports then compiles only what differs per process."""
-    target = str(tmp_path / "codegen.marshal")
-    warm = subprocess.run([sys.executable, "-c",
-                           f"import runtime.codecache as c; print(c.warm({target!r}))"],
-                          capture_output=True, text=True, cwd=str(ROOT), timeout=120)
-    assert warm.returncode == 0, warm.stderr
-    use = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
-        import runtime.codecache as c
-        from runtime.cmd_do import startup_imports
-        counts = [0, 0]
-        lookup, compile_ = c._lookup, c._original_compile
-        def counting_lookup(*a):
-            counts[0] += 1
-            return lookup(*a)
-        def counting_compile(*a, **k):
-            counts[1] += 1
-            return compile_(*a, **k)
-        c._lookup, c._original_compile = counting_lookup, counting_compile
-        with c.cached_compiles({target!r}):
-            startup_imports()
-        print(*counts)
-    """)], capture_output=True, text=True, cwd=str(ROOT), timeout=120)
-    assert use.returncode == 0, use.stderr
-    lookups, compiled = map(int, use.stdout.split())
-    assert int(warm.stdout) >= lookups > 50  # trio's attrs classes, our dataclasses
-    # attrs' generated __hash__ holds a per-process hash: those (and only a few) recompile.
-    assert compiled < lookups / 3
+def test_the_start_up_import_list_is_what_a_sandbox_imports():
+    """`Startup`'s two lists hold everything `Sandbox.run` imports lazily: after them,
+    running a sandbox imports no module of runpsc's own packages."""
+    probe = textwrap.dedent("""
+        import sys, trio
+        from runtime.startup import Startup
+        from runtime.sandbox import Sandbox, SandboxConfig
+        Startup(off=("exit",)).import_before_fork()
+        Startup(off=("exit",)).import_sentry()
+        before = set(sys.modules)
+        code = trio.run(Sandbox(SandboxConfig(argv=["/bin/true"], env={})).run)
+        ours = ("p9", "gofer", "vfs", "sentry", "runtime")
+        print(code, sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ours))
+    """)
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       cwd=str(ROOT), timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split(None, 1) == ["0", "[]\n"]
 
 
 def _elf_with(path: Path, offset: int, value: bytes) -> Path:
