@@ -1,4 +1,4 @@
-"""Suite-wide guards."""
+"""Suite-wide guards: the signal mask; and the optional load."""
 
 from __future__ import annotations
 
@@ -7,6 +7,24 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
+
+from tests.load import Load, requested
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--load", action="store_true",
+                     help="run under a load generator that keeps every CPU busy "
+                          "(also RUNPSC_TEST_LOAD=1); see tests/load.py")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _load(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every CPU kept busy for the whole session when asked for (killed at its end)."""
+    if not requested(request.config.getoption("--load")):
+        yield
+        return
+    with Load():
+        yield
 
 
 @pytest.fixture(autouse=True)
