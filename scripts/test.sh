@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# The whole test suite: set up, lint, then every test. Under CI=true a test whose peer or
-# privilege is missing fails instead of skipping.
+# The whole test suite: set up, check (lint, import layers, types), then every test; then
+# two more runs of parts of it. Under CI=true a test whose peer or privilege is missing
+# fails instead of skipping. Arguments go to the main pytest run, and then the two extra
+# runs are left out (`scripts/test.sh tests/p9 -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/lint-imports
+.venv/bin/mypy
 main=0
 .venv/bin/python -m pytest "$@" || main=$?
+[ "$#" -eq 0 ] || exit "$main"
 # Again with RUNPSC_NO_CFFI=1: p9's server and the Sentry's platform on their pure-Python
 # paths (the cffi extensions not loaded; tests/test_no_cffi.py checks that). Left out: the
 # tests of the C loops themselves (they compare C with Python, or count what C answered).
@@ -16,5 +20,16 @@ RUNPSC_NO_CFFI=1 .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_no
     tests/p9 tests/gofer tests/sentry/test_platform.py tests/sentry/test_platform_fork.py \
     tests/sentry/test_platform_process.py tests/sentry/test_platform_threads.py \
     --ignore=tests/gofer/test_cmeta.py -k "not c-loop" || no_cffi=$?
-echo "test.sh: main run exit $main; RUNPSC_NO_CFFI=1 run exit $no_cffi"
-[ "$main" -eq 0 ] && [ "$no_cffi" -eq 0 ]
+# Users' and CI's machines are busy: the timing-sensitive tests (signals, job control,
+# forwarding, timers, polls, /proc, thread and fork races) once more with every CPU kept
+# busy by the load generator (tests/load.py).
+loaded=0
+RUNPSC_TEST_LOAD=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
+    tests/sentry/test_signals*.py tests/sentry/test_signalfd.py \
+    tests/sentry/test_jobcontrol*.py tests/sentry/test_itimer.py \
+    tests/sentry/test_poll*.py tests/sentry/test_procfs*.py \
+    tests/sentry/test_files_locks.py tests/sentry/test_platform_threads.py \
+    tests/sentry/test_platform_fork.py tests/sentry/test_platform.py \
+    tests/runtime/test_signal_forwarding.py || loaded=$?
+echo "test.sh: main run exit $main; RUNPSC_NO_CFFI=1 run exit $no_cffi; under load exit $loaded"
+[ "$main" -eq 0 ] && [ "$no_cffi" -eq 0 ] && [ "$loaded" -eq 0 ]

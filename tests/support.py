@@ -37,9 +37,15 @@ def need_binary(name: str, package: str | None = None) -> str:
 
 def native_child_setup() -> None:
     """`preexec_fn` for a native reference run (or a runpsc run compared with one): no core
-    file in the cwd if it crashes, and no signal blocked whatever the test process blocks
-    (an in-process Sentry blocks SIGCHLD while it serves), so both sides start alike."""
+    file in the cwd if it crashes, no signal blocked whatever the test process blocks (an
+    in-process Sentry blocks SIGCHLD while it serves), and no signal ignored whatever the
+    suite was started with (`nohup`, a CI job started in the background: an ignored
+    disposition survives exec, so a native program would ignore the SIGINT or SIGHUP a test
+    sends), so both sides start alike."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for sig in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 

@@ -17,6 +17,10 @@ from conformance.suite import run_matrix, run_oracle
 from tests.conformance.helpers import fuse_mount, gofer, save
 from tests.support import missing, need_binary, need_root
 
+# Each test runs the whole suite against its targets: on a busy machine one took 4 minutes,
+# close to the suite-wide 300 s guard, and a case alone may take up to CASE_TIMEOUT.
+pytestmark = pytest.mark.timeout(900)
+
 
 @pytest.fixture(scope="module")
 def oracle():

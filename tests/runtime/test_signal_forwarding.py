@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from tests.leftovers import descendants
 from tests.runtime.test_do import ROOT
 from tests.support import native_child_setup
 
@@ -45,29 +46,12 @@ def test_host_signal_reaches_the_program(argv: list[str], sig: int) -> None:
     assert got == want
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every live process whose parent chain reaches `pid` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, pp in parents.items() if pp in frontier} - found
-        found |= frontier
-    return found
-
-
 def test_sigkill_of_runpsc_leaves_nothing_behind() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "do", "--", *PLAIN],
                             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, preexec_fn=native_child_setup)
     assert proc.stdout.readline() == b"ready\n"
-    family = _descendants(proc.pid)
+    family = descendants(proc.pid)
     assert family, "runpsc should have a gofer and a stub running"
     proc.kill()
     proc.wait()

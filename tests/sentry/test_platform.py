@@ -255,7 +255,9 @@ def test_a_stub_whose_sentry_dies_as_it_starts_does_not_stay() -> None:
     """The Sentry killed after forking a stub but before the stub's PR_SET_PDEATHSIG: the
     stub must give up, not go on to PTRACE_TRACEME under the reaper it was handed to (init
     would become its tracer, and it would sit stopped at exec for ever; seen once in CI).
-    The window is a few microseconds; a slow prctl in the child holds it open."""
+    The window is a few microseconds; the child's prctl waits until the Sentry is gone (a
+    pipe only the Sentry writes to reads end-of-file), holding it open however busy the
+    machine is (a fixed sleep could end before the Sentry was killed)."""
     image = stub_elf()
     r, w = os.pipe()
     sentry = os.fork()
@@ -263,9 +265,11 @@ def test_a_stub_whose_sentry_dies_as_it_starts_does_not_stay() -> None:
         try:
             os.close(r)
             real_prctl, real_fork = libc.prctl, os.fork
+            sentry_r, sentry_w = os.pipe()
 
-            def slow_prctl(*args: int) -> int:
-                time.sleep(0.5)
+            def slow_prctl(*args: int) -> int:  # in the stub, before its PR_SET_PDEATHSIG
+                os.close(sentry_w)
+                os.read(sentry_r, 1)  # end-of-file: the Sentry has died
                 return real_prctl(*args)
 
             def fork() -> int:
