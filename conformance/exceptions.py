@@ -19,7 +19,7 @@ _EXCHANGE = ("RENAME_EXCHANGE: Trenameat carries no flags, so an atomic exchange
              "expressed in 9P2000.L; Linux's own v9fs answers EINVAL too")
 _GROUPS = ("supplementary groups: Tattach carries one numeric uid (n_uname); the server "
            "takes the user's groups from its own user database, where the test uid has none")
-_MKNOD = ("device nodes: our gofer runs confined without CAP_MKNOD (DESIGN.md), so it "
+_MKNOD = ("device nodes: our gofer runs confined without CAP_MKNOD, so it "
           "refuses to create them; 9P could carry the request")
 
 _NINEP = [

@@ -1,8 +1,8 @@
 """Helpers for the platform/loader/mm/escape tests: build C programs, run them in a Kernel.
 
 Programs print through a test-only `write`/`writev` that captures what fd 1 and 2 receive,
-so these tests do not depend on the files engineer's handlers (see SENTRY_CONTRACT.md,
-"Bring-up before the VFS is ready"). The shared table is never modified.
+so these tests do not depend on the file-syscall handlers (sys_file, sys_fs: they need a
+VFS). The shared table is never modified.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def capture_table(cap: Captured, extra: dict[str, object] | None = None) -> dict
         """Test-only writev(2)."""
         return sum(write(t, fd, b, n) for b, n in t.read_iovecs(iov, cnt))
 
-    # Only the platform engineer's families: these tests run without a VFS.
+    # Only the process, memory and futex families: these tests run without a VFS.
     tab = {nr: e for nr, e in TABLE.items()
            if e.handler is None or e.handler.__module__ in _OWN_FAMILIES}
     handlers = {"write": write, "writev": writev, **(extra or {})}
