@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .target import ROOT, Creds, Stat, Target
+from .target_api import ROOT, Creds, Stat, Target
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import trio
 
 from .case import REGISTRY, Case, CaseFailed, Ctx, errname
-from .target import Target
+from .target_api import Target
 
 CASE_TIMEOUT = 60.0
 

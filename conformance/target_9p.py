@@ -29,7 +29,7 @@ import trio
 
 import p9
 
-from .target import (
+from .target_api import (
     F_RDLCK,
     F_UNLCK,
     F_WRLCK,
@@ -78,7 +78,7 @@ def parse_address(spec: str) -> tuple[str, dict[str, str]]:
     return addr, options
 
 
-async def connect(addr: str) -> p9.Client | object:
+async def connect(addr: str) -> trio.SocketStream:
     """A connected stream for 'tcp:HOST:PORT' or 'unix:PATH'."""
     kind, sep, rest = addr.partition(":")
     if kind == "tcp" and sep:

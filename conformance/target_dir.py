@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import trio
 
-from .target import ROOT, UTIME_NOW, UTIME_OMIT, Creds, Stat, Target
+from .target_api import ROOT, UTIME_NOW, UTIME_OMIT, Creds, Stat, Target
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long

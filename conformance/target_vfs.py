@@ -19,15 +19,28 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import trio
 
 import p9
-from vfs import Credentials, FileDescription, Tmpfs, VirtualFilesystem, parse_dirents64
+from vfs import (
+    Credentials,
+    FileDescription,
+    Filesystem,
+    FSContext,
+    Tmpfs,
+    VirtualFilesystem,
+    parse_dirents64,
+)
+from vfs import Stat as VfsStat
 from vfs.abi import AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW
 from vfs.fs import pipefs
 
-from .target import ROOT, UTIME_NOW, UTIME_OMIT, Creds, Stat, Target
+from .target_api import ROOT, UTIME_NOW, UTIME_OMIT, Creds, Stat, Target
+
+if TYPE_CHECKING:
+    from vfs.fs.goferfs import GoferFS
 
 _O_PATH_DIR = os.O_PATH | os.O_DIRECTORY
 
@@ -38,10 +51,10 @@ def _creds(c: Creds) -> Credentials:
     return Credentials.user(c.uid, c.gid, c.groups)
 
 
-def _stat(st: object) -> Stat:
-    return Stat(mode=st.mode, ino=st.ino, nlink=st.nlink, uid=st.uid, gid=st.gid,  # type: ignore[attr-defined]
-                size=st.size, atime_ns=st.atime_ns, mtime_ns=st.mtime_ns,  # type: ignore[attr-defined]
-                ctime_ns=st.ctime_ns, rdev=st.rdev, blocks=st.blocks)  # type: ignore[attr-defined]
+def _stat(st: VfsStat) -> Stat:
+    return Stat(mode=st.mode, ino=st.ino, nlink=st.nlink, uid=st.uid, gid=st.gid,
+                size=st.size, atime_ns=st.atime_ns, mtime_ns=st.mtime_ns,
+                ctime_ns=st.ctime_ns, rdev=st.rdev, blocks=st.blocks)
 
 
 class _Shared:
@@ -57,7 +70,7 @@ class VfsTarget(Target):
     features = frozenset({"unpriv", "xattr", "fifo-io", "mknod-dev"})
 
     def __init__(self, shared: _Shared, *, parent: VfsTarget | None = None, name: bytes = b"",
-                 creds: Creds = ROOT, ctx: object | None = None) -> None:
+                 creds: Creds = ROOT, ctx: FSContext | None = None) -> None:
         self._sh = shared
         self._parent = parent
         self._name = name
@@ -92,11 +105,13 @@ class VfsTarget(Target):
             else:
                 self._fd = await vfs.open(self.ctx, self._vcreds, await self._parent._dir(),
                                           self._name, _O_PATH_DIR)
-            self.ctx.cwd = self._fd.vd
+            vd = self._fd.vd
+            assert vd is not None, "a directory opened by path has its (mount, dentry)"
+            self.ctx.cwd = vd
         return self._fd
 
     @property
-    def ctx(self):  # noqa: ANN201 - vfs.FSContext
+    def ctx(self) -> FSContext:
         if self._fd_source is not None:
             return self._fd_source.ctx
         if self._ctx is None:
@@ -130,7 +145,7 @@ class VfsTarget(Target):
         except KeyError:
             raise OSError(errno.EBADF, f"bad handle {h}") from None
 
-    async def _args(self) -> tuple[object, Credentials, FileDescription]:
+    async def _args(self) -> tuple[FSContext, Credentials, FileDescription]:
         d = await self._dir()
         return self.ctx, self._vcreds, d
 
@@ -275,7 +290,7 @@ class VfsTarget(Target):
 
 
 @contextlib.asynccontextmanager
-async def _gofer_lower() -> AsyncIterator[object]:
+async def _gofer_lower() -> AsyncIterator[GoferFS]:
     """A GoferFS attached to a fresh `runpsc gofer serve` process exporting a temporary
     directory (the real topology: the gofer is its own process)."""
     from vfs.fs.goferfs import GoferFS
@@ -324,6 +339,7 @@ async def open_vfs(kind: str) -> AsyncIterator[VfsTarget]:
     'gofer' (goferfs on a `runpsc gofer serve` process), 'overlay-gofer' (tmpfs over
     goferfs: the sandbox's default root)."""
     async with contextlib.AsyncExitStack() as stack:
+        fs: Filesystem
         if kind == "tmpfs":
             fs = Tmpfs()
         elif kind == "overlay":

@@ -189,7 +189,7 @@ async def _(t: Ctx) -> None:
 @case("perms", "utimens-now-with-write", needs=("unpriv",))
 async def _(t: Ctx) -> None:
     """Setting times to now needs write permission; explicit times need ownership."""
-    from ..target import UTIME_NOW
+    from ..target_api import UTIME_NOW
     await t.create(b"f")
     await t.chmod(b"f", 0o646)
     u = t.as_user(USER)

@@ -7,7 +7,7 @@ import errno
 import os
 
 from ..case import Ctx, case, register
-from ..target import RENAME_EXCHANGE, RENAME_NOREPLACE
+from ..target_api import RENAME_EXCHANGE, RENAME_NOREPLACE
 from ._util import make
 
 SOURCES = ("file", "emptydir", "symlink-file", "missing")

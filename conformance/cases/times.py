@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from ..case import Ctx, case, register
-from ..target import RENAME_EXCHANGE, UTIME_NOW, UTIME_OMIT, XATTR_CREATE
+from ..target_api import RENAME_EXCHANGE, UTIME_NOW, UTIME_OMIT, XATTR_CREATE
 
 OLD = 1_000_000_000 * 10**9  # 2001-09-09
 
@@ -24,7 +24,7 @@ async def _age(t: Ctx, path: bytes, follow: bool = True) -> None:
 
 
 async def _observe(t: Ctx, setup: Callable[[Ctx], Awaitable[None]],
-                   op: Callable[[Ctx], Awaitable[None]], obj: bytes, parent: bytes) -> None:
+                   op: Callable[[Ctx], Awaitable[object]], obj: bytes, parent: bytes) -> None:
     await setup(t)
     await _age(t, obj, follow=False)
     await _age(t, parent)
@@ -99,7 +99,7 @@ async def _rename_exchange(t: Ctx) -> None:
     await t.rename(b"p/f", b"p/g", RENAME_EXCHANGE)
 
 
-OPS: dict[str, tuple[Callable[[Ctx], Awaitable[None]], Callable[[Ctx], Awaitable[None]],
+OPS: dict[str, tuple[Callable[[Ctx], Awaitable[None]], Callable[[Ctx], Awaitable[object]],
                      tuple[str, ...]]] = {
     "write": (_file, _write, ()),
     "write-zero": (_file, _write0, ()),

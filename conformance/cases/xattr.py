@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 
 from ..case import USER, Ctx, case, register
-from ..target import XATTR_CREATE, XATTR_REPLACE
+from ..target_api import XATTR_CREATE, XATTR_REPLACE
 
 X = ("xattr",)
 

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from .target import Target
+from .target_api import Target
 
 
 class TargetSpecError(ValueError):
@@ -89,12 +89,12 @@ async def open_target(spec: str) -> AsyncIterator[OpenedTarget]:
             await t.aclose()
     elif scheme == "9p":
         from .target_9p import open_9p
-        async with open_9p(rest) as t:
-            yield OpenedTarget(t, spec, "9p")
+        async with open_9p(rest) as nt:
+            yield OpenedTarget(nt, spec, "9p")
     elif scheme == "vfs":
         from .target_vfs import open_vfs
-        async with open_vfs(rest) as t:
-            yield OpenedTarget(t, spec, f"vfs-{rest}")
+        async with open_vfs(rest) as vt:
+            yield OpenedTarget(vt, spec, f"vfs-{rest}")
 
 
 @contextlib.asynccontextmanager
