@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .target import ROOT, Creds, Stat, Target
+from .target_api import ROOT, Creds, Stat, Target
 
 T = TypeVar("T")
 
@@ -227,8 +227,9 @@ class Ctx:
     async def rename(self, old: bytes, new: bytes, flags: int = 0) -> None:
         await self._op("rename", (old, new, flags), self.target.rename(old, new, flags))
 
-    async def link(self, old: bytes, new: bytes) -> None:
-        await self._op("link", (old, new), self.target.link(old, new))
+    async def link(self, old: bytes, new: bytes, follow: bool = False) -> None:
+        await self._op("link", (old, new, *_flag(follow, "AT_SYMLINK_FOLLOW")),
+                       self.target.link(old, new, follow))
 
     async def symlink(self, target: bytes, path: bytes) -> None:
         await self._op("symlink", (self._unabs(target), path),
@@ -259,8 +260,10 @@ class Ctx:
         return await self._op("getdents", (count,), self.target.getdents(h, count),
                               lambda v: "more" if v else "end")
 
-    async def chmod(self, path: bytes, mode: int) -> None:
-        await self._op("chmod", (path, _Raw(f"0o{mode:o}")), self.target.chmod(path, mode))
+    async def chmod(self, path: bytes, mode: int, follow: bool = True) -> None:
+        await self._op("chmod", (path, _Raw(f"0o{mode:o}"),
+                                 *_flag(not follow, "AT_SYMLINK_NOFOLLOW")),
+                       self.target.chmod(path, mode, follow))
 
     async def fchmod(self, h: int, mode: int) -> None:
         await self._op("fchmod", (_Raw(f"0o{mode:o}"),), self.target.fchmod(h, mode))
@@ -296,6 +299,32 @@ class Ctx:
                     length: int) -> tuple[int, int, int] | None:
         return await self._op("getlk", (kind, start, length),
                               self.target.getlk(h, kind, start, length))
+
+    async def statat(self, h: int, path: bytes, follow: bool = True,
+                     empty_path: bool = False) -> Stat:
+        return await self._op("statat", (path, *_flag(not follow, "AT_SYMLINK_NOFOLLOW"),
+                                         *_flag(empty_path, "AT_EMPTY_PATH")),
+                              self.target.statat(h, path, follow, empty_path))
+
+    async def mkdirat(self, h: int, path: bytes, mode: int = 0o755) -> None:
+        await self._op("mkdirat", (path, _Raw(f"0o{mode:o}")),
+                       self.target.mkdirat(h, path, mode))
+
+    async def flink(self, h: int, new: bytes) -> None:
+        await self._op("flink", (new,), self.target.flink(h, new))
+
+    async def readdir_kinds(self, h: int) -> list[tuple[bytes, str]]:
+        """The whole directory with each entry's d_type, recorded sorted."""
+        return await self._op("readdir_kinds", (), self.target.readdir_kinds(h),
+                              lambda v: show(sorted(v)))
+
+    async def access(self, path: bytes, mode: int, follow: bool = True) -> None:
+        await self._op("access", (path, mode, *_flag(not follow, "AT_SYMLINK_NOFOLLOW")),
+                       self.target.access(path, mode, follow))
+
+    async def fallocate(self, h: int, mode: int, off: int, length: int) -> None:
+        await self._op("fallocate", (mode, off, length),
+                       self.target.fallocate(h, mode, off, length))
 
     def umask(self, mask: int) -> int:
         old = self.target.umask(mask)
@@ -334,3 +363,8 @@ class Ctx:
 
 class _Raw(str):
     """An argument already rendered (flag names, octal modes)."""
+
+
+def _flag(on: bool, name: str) -> tuple[_Raw, ...]:
+    """A flag argument shown only when set (so traces of the default calls stay short)."""
+    return (_Raw(name),) if on else ()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .case import Case
-from .exceptions import known_bug, known_exception
+from .known_differences import known_bug, known_exception
 from .runner import TargetRun, Verdict, compare
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import trio
 
 from .case import REGISTRY, Case, CaseFailed, Ctx, errname
-from .target import Target
+from .target_api import Target
 
 #: A guard against a target that never answers, not a speed check: on a busy machine (2 CPUs,
 #: load average 16-25) a 1000-entry listing through a FUSE mount of a gofer took over 60 s.

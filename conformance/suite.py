@@ -9,7 +9,7 @@ import trio
 from .case import Case
 from .report import Matrix
 from .runner import TargetRun, run_target, select
-from .targets import check_spec, open_oracle, open_target
+from .target_specs import check_spec, open_oracle, open_target
 
 
 async def run_oracle(cases: list[Case], *, base: str | None = None) -> TargetRun:

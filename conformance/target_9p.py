@@ -29,7 +29,7 @@ import trio
 
 import p9
 
-from .target import (
+from .target_api import (
     F_RDLCK,
     F_UNLCK,
     F_WRLCK,
@@ -78,7 +78,7 @@ def parse_address(spec: str) -> tuple[str, dict[str, str]]:
     return addr, options
 
 
-async def connect(addr: str) -> p9.Client | object:
+async def connect(addr: str) -> trio.SocketStream:
     """A connected stream for 'tcp:HOST:PORT' or 'unix:PATH'."""
     kind, sep, rest = addr.partition(":")
     if kind == "tcp" and sep:
@@ -102,11 +102,13 @@ class _Handle:
 
     @property
     def readable(self) -> bool:
-        return self.flags & os.O_ACCMODE in (os.O_RDONLY, os.O_RDWR)
+        acc = self.flags & os.O_ACCMODE
+        return not self.flags & os.O_PATH and acc in (os.O_RDONLY, os.O_RDWR)
 
     @property
     def writable(self) -> bool:
-        return self.flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+        acc = self.flags & os.O_ACCMODE
+        return not self.flags & os.O_PATH and acc in (os.O_WRONLY, os.O_RDWR)
 
 
 @dataclass
@@ -326,13 +328,21 @@ class NinePTarget(Target):
     async def _open_existing(self, fid: p9.Fid, st: p9.Stat, flags: int) -> int:
         mode = st.attr.mode
         acc = flags & os.O_ACCMODE
-        if statmod.S_ISLNK(mode):
-            raise _err(errno.ELOOP)
         is_dir = statmod.S_ISDIR(mode)
+        # Linux's order: O_DIRECTORY is part of the lookup; then, except for O_PATH, the
+        # checks of may_open (kind, O_NOATIME's owner) and the open itself.
         if flags & os.O_DIRECTORY and not is_dir:
             raise _err(errno.ENOTDIR)
+        if flags & os.O_PATH:  # names the object only: nothing is opened on the server
+            return self._new(_Handle(fid, flags, is_dir))
+        if statmod.S_ISLNK(mode):
+            raise _err(errno.ELOOP)
         if is_dir and (acc != os.O_RDONLY or flags & os.O_TRUNC):
             raise _err(errno.EISDIR)
+        if flags & os.O_NOATIME and not self.creds.is_root and self.creds.uid != st.attr.uid:
+            raise _err(errno.EPERM)
+        if statmod.S_ISSOCK(mode):
+            raise _err(errno.ENXIO)  # a socket node has no open
         if not (statmod.S_ISREG(mode) or is_dir):
             raise _err(errno.EOPNOTSUPP, "special files are served by the client, not over 9P")
         lflags = acc | (flags & os.O_TRUNC)
@@ -593,8 +603,8 @@ class NinePTarget(Target):
                 raise _err(errno.ENOTDIR)
             await od.renameat(oname, nd, nname)
 
-    async def link(self, old: bytes, new: bytes) -> None:
-        of, ost = await self._lookup(old, follow=False)
+    async def link(self, old: bytes, new: bytes, follow: bool = False) -> None:
+        of, ost = await self._lookup(old, follow=follow)
         async with self._dropping(of):
             if ost.is_dir:
                 raise _err(errno.EPERM)
@@ -671,19 +681,33 @@ class NinePTarget(Target):
         return out
 
     # -- attributes --------------------------------------------------------------------------
-    async def chmod(self, path: bytes, mode: int) -> None:
-        fid, _ = await self._lookup(path)
+    async def chmod(self, path: bytes, mode: int, follow: bool = True) -> None:
+        fid, st = await self._lookup(path, follow)
         async with self._dropping(fid):
+            if statmod.S_ISLNK(st.attr.mode):
+                raise _err(errno.EOPNOTSUPP)  # Linux's chmod_common on a symlink
             await fid.setattr(mode=mode & 0o7777, ctime=True)
 
     async def fchmod(self, h: int, mode: int) -> None:
-        await self._h(h).fid.setattr(mode=mode & 0o7777, ctime=True)
+        hd = self._h(h)
+        if hd.flags & os.O_PATH:
+            raise _err(errno.EBADF)
+        await hd.fid.setattr(mode=mode & 0o7777, ctime=True)
 
     async def chown(self, path: bytes, uid: int, gid: int, follow: bool = True) -> None:
-        fid, _ = await self._lookup(path, follow)
+        fid, st = await self._lookup(path, follow)
         async with self._dropping(fid):
             if uid == -1 and gid == -1:
-                await fid.setattr(ctime=True)
+                # Linux's chown drops set-user-ID (and set-group-ID with group execute) of
+                # a non-directory even when no owner changes; the server sees no chown.
+                perm = st.attr.mode & 0o7777
+                kept = perm & ~statmod.S_ISUID
+                if perm & statmod.S_IXGRP:
+                    kept &= ~statmod.S_ISGID
+                if statmod.S_ISDIR(st.attr.mode) or kept == perm:
+                    await fid.setattr(ctime=True)
+                else:
+                    await fid.setattr(mode=kept, ctime=True)
                 return
             await fid.setattr(uid=None if uid == -1 else uid, gid=None if gid == -1 else gid,
                               ctime=True)

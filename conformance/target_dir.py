@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import trio
 
-from .target import ROOT, UTIME_NOW, UTIME_OMIT, Creds, Stat, Target
+from .target_api import ROOT, UTIME_NOW, UTIME_OMIT, Creds, Stat, Target, kind_name
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -32,7 +32,12 @@ _libc.syscall.restype = ctypes.c_long
 _SYS_SETGROUPS = 116
 _SYS_GETDENTS64 = 217
 _SYS_RENAMEAT2 = 316
+_SYS_LINKAT = 265
+_SYS_FACCESSAT2 = 439
+_SYS_FCHMODAT2 = 452
 _AT_SYMLINK_NOFOLLOW = 0x100
+_AT_EACCESS = 0x200
+_AT_EMPTY_PATH = 0x1000
 _F_OFD_GETLK = 36
 _F_OFD_SETLK = 37
 _FLOCK = struct.Struct("hhxxxxqqixxxx")  # struct flock on x86_64
@@ -81,7 +86,8 @@ class _Shared:
 class DirTarget(Target):
     """A host directory; operations are host syscalls relative to `path`."""
 
-    features = frozenset({"fifo-io", "unpriv", "xattr", "locks", "mknod-dev"})
+    features = frozenset({"fifo-io", "unpriv", "xattr", "locks", "mknod-dev", "at-handle",
+                          "dtype", "access", "fallocate"})
 
     def __init__(self, path: bytes | str, *, creds: Creds = ROOT, threads: int = 0,
                  _shared: _Shared | None = None, _fd: int | None = None,
@@ -261,9 +267,9 @@ class DirTarget(Target):
                        "renameat2")
         await self._do(run)
 
-    async def link(self, old: bytes, new: bytes) -> None:
+    async def link(self, old: bytes, new: bytes, follow: bool = False) -> None:
         await self._do(lambda: os.link(old, new, src_dir_fd=self._fd, dst_dir_fd=self._fd,
-                                       follow_symlinks=False))
+                                       follow_symlinks=follow))
 
     async def symlink(self, target: bytes, path: bytes) -> None:
         await self._do(lambda: os.symlink(target, path, dir_fd=self._fd))
@@ -313,8 +319,12 @@ class DirTarget(Target):
         return await self._do(run)
 
     # -- attributes --------------------------------------------------------------------------
-    async def chmod(self, path: bytes, mode: int) -> None:
-        await self._do(lambda: os.chmod(path, mode, dir_fd=self._fd))
+    async def chmod(self, path: bytes, mode: int, follow: bool = True) -> None:
+        if follow:
+            await self._do(lambda: os.chmod(path, mode, dir_fd=self._fd))
+            return
+        await self._do(lambda: _check(_libc.syscall(_SYS_FCHMODAT2, self._fd, path, mode,
+                                                    _AT_SYMLINK_NOFOLLOW), "fchmodat2"))
 
     async def fchmod(self, h: int, mode: int) -> None:
         fd = self._h(h)
@@ -349,6 +359,51 @@ class DirTarget(Target):
 
     async def removexattr(self, path: bytes, name: bytes) -> None:
         await self._do(lambda: os.removexattr(path, name, follow_symlinks=False), here=True)
+
+    # -- calls relative to an open handle, access, allocation ---------------------------------
+    async def statat(self, h: int, path: bytes, follow: bool = True,
+                     empty_path: bool = False) -> Stat:
+        fd = self._h(h)
+        if empty_path and not path:
+            return _to_stat(await self._do(lambda: os.fstat(fd)))
+        return _to_stat(await self._do(lambda: os.stat(path, dir_fd=fd, follow_symlinks=follow)))
+
+    async def mkdirat(self, h: int, path: bytes, mode: int = 0o777) -> None:
+        fd = self._h(h)
+        await self._do(lambda: os.mkdir(path, mode, dir_fd=fd), mask=True)
+
+    async def flink(self, h: int, new: bytes) -> None:
+        fd = self._h(h)
+        await self._do(lambda: _check(_libc.syscall(_SYS_LINKAT, fd, b"", self._fd, new,
+                                                    _AT_EMPTY_PATH), "linkat"))
+
+    async def readdir_kinds(self, h: int) -> list[tuple[bytes, str]]:
+        fd = self._h(h)
+
+        def run() -> list[tuple[bytes, str]]:
+            os.lseek(fd, 0, os.SEEK_SET)
+            out: list[tuple[bytes, str]] = []
+            buf = ctypes.create_string_buffer(64 * 1024)
+            while n := _check(_libc.syscall(_SYS_GETDENTS64, fd, buf, len(buf)), "getdents64"):
+                raw, pos = buf.raw[:n], 0
+                while pos < n:
+                    reclen = struct.unpack_from("H", raw, pos + 16)[0]
+                    name = raw[pos + 19:pos + reclen].split(b"\0", 1)[0]
+                    if name not in (b".", b".."):
+                        out.append((name, kind_name(raw[pos + 18] << 12)))
+                    pos += reclen
+            return out
+        return await self._do(run)
+
+    async def access(self, path: bytes, mode: int, follow: bool = True) -> None:
+        flags = _AT_EACCESS | (0 if follow else _AT_SYMLINK_NOFOLLOW)
+        await self._do(lambda: _check(_libc.syscall(_SYS_FACCESSAT2, self._fd, path, mode,
+                                                    flags), "faccessat2"))
+
+    async def fallocate(self, h: int, mode: int, off: int, length: int) -> None:
+        fd = self._h(h)
+        await self._do(lambda: _check(_libc.fallocate(fd, mode, ctypes.c_long(off),
+                                                      ctypes.c_long(length)), "fallocate"))
 
     # -- locks -------------------------------------------------------------------------------
     async def setlk(self, h: int, kind: int, start: int, length: int) -> None:

@@ -28,7 +28,7 @@ def run(targets: tuple[str, ...], patterns: tuple[str, ...], json_path: str | No
     """Run the suite on the oracle (a fresh host directory) and on each target; print the
     matrix. Exit status 1 when a target differs from the oracle (unless --report-only)."""
     from conformance.suite import run_matrix
-    from conformance.targets import TargetSpecError
+    from conformance.target_specs import TargetSpecError
 
     try:
         matrix = trio.run(lambda: run_matrix(targets, patterns=patterns or None,

@@ -3,6 +3,7 @@
 from . import (  # noqa: F401
     dirs,
     fifos,
+    layers,
     links,
     locks,
     names,
@@ -11,6 +12,7 @@ from . import (  # noqa: F401
     perms,
     readdir,
     rename,
+    resolve,
     rw,
     sparse,
     sticky,

@@ -44,3 +44,16 @@ def ident(b: bytes) -> str:
     """A case-name-safe rendering of a path or name."""
     out = "".join(chr(c) if 32 < c < 127 and c not in b"/\\%" else f"%{c:02x}" for c in b)
     return out or "empty"
+
+
+#: utimensat(2) value a case sets before checking whether an operation moved mtime (1 s).
+OLD_NS = 1_000_000_000
+
+
+async def mtime_moved(t: Ctx, path: bytes) -> None:
+    """Record whether `path`'s mtime (not following symlinks) moved away from OLD_NS.
+
+    The stat itself is not recorded: times differ between filesystems, the relation does not.
+    """
+    st = await t.target.stat(path, False)
+    t.note(f"mtime of {path.decode(errors='replace')} moved", st.mtime_ns != OLD_NS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 from ..case import Ctx, case, register
 
@@ -155,3 +156,77 @@ async def _(t: Ctx) -> None:
     for n in (b"a", b"b", b"c"):
         await t.mkdir(n)
     await t.listdir()
+
+
+@case("dirs", "mkdir-basic")
+async def _(t: Ctx) -> None:
+    """mkdir: modes, EEXIST (also with a trailing slash, '.' and '..'), a trailing slash on a new
+    name, ENOENT below a missing directory."""
+    await t.mkdir(b"d", 0o755)
+    await t.stat(b"d")
+    await t.fails(errno.EEXIST, t.mkdir(b"d", 0o755))
+    await t.fails(errno.EEXIST, t.mkdir(b"d/", 0o755))
+    await t.mkdir(b"e/", 0o700)
+    await t.stat(b"e")
+    await t.mkdir(b"d/sub", 0o1777)
+    await t.stat(b"d/sub")
+    await t.stat(b"d")
+    await t.fails(errno.ENOENT, t.mkdir(b"missing/sub", 0o755))
+    await t.fails(errno.EEXIST, t.mkdir(b".", 0o755))
+    await t.fails(errno.EEXIST, t.mkdir(b"d/..", 0o755))
+
+
+@case("dirs", "mkdir-umask")
+async def _(t: Ctx) -> None:
+    """mkdir applies the umask (077, then 0 with all mode bits asked for)."""
+    t.umask(0o77)
+    await t.mkdir(b"d", 0o777)
+    await t.stat(b"d")
+    t.umask(0o0)
+    await t.mkdir(b"e", 0o7777)
+    await t.stat(b"e")
+
+
+@case("dirs", "rmdir-basic")
+async def _(t: Ctx) -> None:
+    """rmdir: ENOTEMPTY, trailing slash, ENOTDIR on a file or symlink, EINVAL on '.', ENOTEMPTY on
+    '..'."""
+    await t.mkdir(b"d", 0o755)
+    await t.mkdir(b"d/e", 0o755)
+    await t.fails(errno.ENOTEMPTY, t.rmdir(b"d"))
+    await t.rmdir(b"d/e/")
+    await t.rmdir(b"d")
+    await t.fails(errno.ENOENT, t.stat(b"d"))
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.fails(errno.ENOTDIR, t.rmdir(b"f"))
+    await t.fails(errno.EINVAL, t.rmdir(b"."))
+    await t.mkdir(b"x", 0o755)
+    await t.fails(errno.EINVAL, t.rmdir(b"x/."))
+    await t.fails(errno.ENOTEMPTY, t.rmdir(b"x/.."))
+    await t.fails(errno.ENOENT, t.rmdir(b"missing"))
+    await t.symlink(b"x", b"lx")
+    await t.fails(errno.ENOTDIR, t.rmdir(b"lx"))
+    await t.fails(errno.ENOTDIR, t.rmdir(b"lx/"))
+
+
+@case("dirs", "parent-link-counts")
+async def _(t: Ctx) -> None:
+    """A directory's link count follows its subdirectories (mkdir and rmdir)."""
+    await t.mkdir(b"p", 0o755)
+    await t.mkdir(b"p/a", 0o755)
+    await t.mkdir(b"p/b", 0o755)
+    await t.stat(b"p")
+    await t.rmdir(b"p/a")
+    await t.stat(b"p")
+
+
+@case("dirs", "rmdir-open-dir-handle", needs=("at-handle",))
+async def _(t: Ctx) -> None:
+    """An open directory that was removed still stats; creating inside it or opening it by name is
+    ENOENT."""
+    await t.mkdir(b"d", 0o755)
+    h0 = await t.open(b"d", os.O_RDONLY)
+    await t.rmdir(b"d")
+    await t.fstat(h0)
+    await t.fails(errno.ENOENT, t.mkdirat(h0, b"x", 0o755))
+    await t.fails(errno.ENOENT, t.open(b"d", os.O_RDONLY))

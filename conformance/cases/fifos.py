@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from ..case import Ctx, case, register
 
@@ -108,3 +109,38 @@ async def _(t: Ctx) -> None:
     """mknod cannot make a directory: EPERM on Linux."""
     await t.attempt(t.mknod(b"d", 0o040755))
     await t.listdir()
+
+
+@case("fifos", "mknod-types")
+async def _(t: Ctx) -> None:
+    """mknod makes regular files (also with no type bits), fifos and sockets; EEXIST, EPERM for
+    directories, EINVAL for a bad type; a socket node does not open (ENXIO)."""
+    await t.mknod(b"reg", stat.S_IFREG | 0o644)
+    await t.mknod(b"zero", 0o600)
+    await t.mknod(b"fifo", stat.S_IFIFO | 0o644)
+    await t.mknod(b"sock", stat.S_IFSOCK | 0o644)
+    await t.stat(b"reg")
+    await t.stat(b"zero")
+    await t.stat(b"fifo")
+    await t.stat(b"sock")
+    await t.fails(errno.EEXIST, t.mknod(b"reg", stat.S_IFREG | 0o644))
+    await t.fails(errno.EPERM, t.mknod(b"dir", stat.S_IFDIR | 0o755))
+    await t.fails(errno.EINVAL, t.mknod(b"bad", 0o170755))
+    await t.fails(errno.ENOENT, t.mknod(b"slash/", stat.S_IFREG | 0o644))
+    await t.fails(errno.ENXIO, t.open(b"sock", os.O_RDONLY))
+
+
+@case("fifos", "fifo-by-path", needs=("fifo-io",))
+async def _(t: Ctx) -> None:
+    """A fifo opened by path at both ends (non-blocking) carries data; EAGAIN when empty, end of
+    file after the writer closes."""
+    await t.mknod(b"p", stat.S_IFIFO | 0o644)
+    h0 = await t.open(b"p", os.O_NONBLOCK)
+    h1 = await t.open(b"p", os.O_WRONLY | os.O_NONBLOCK)
+    await t.write(h1, b"through")
+    await t.read(h0, 3)
+    await t.read(h0, 10)
+    await t.fails(errno.EAGAIN, t.read(h0, 10))
+    await t.close(h1)
+    await t.read(h0, 10)
+    await t.fstat(h0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 from ..case import Ctx, case
 
@@ -149,3 +150,58 @@ async def _(t: Ctx) -> None:
     """link of a name onto itself is EEXIST."""
     await t.create(b"a")
     await t.fails(errno.EEXIST, t.link(b"a", b"a"))
+
+
+@case("links", "hardlink-counts")
+async def _(t: Ctx) -> None:
+    """Hard links share the inode: link counts up and down, an open file survives losing every
+    name."""
+    h0 = await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.write(h0, b"abc")
+    await t.link(b"f", b"g")
+    await t.stat(b"f")
+    await t.stat(b"g")
+    await t.fails(errno.EEXIST, t.link(b"f", b"g"))
+    await t.unlink(b"f")
+    await t.stat(b"g")
+    await t.fstat(h0)
+    await t.unlink(b"g")
+    await t.fstat(h0)
+    await t.fails(errno.ENOENT, t.link(b"nope", b"h"))
+
+
+@case("links", "link-directory")
+async def _(t: Ctx) -> None:
+    """Hard links to directories are EPERM."""
+    await t.mkdir(b"d", 0o755)
+    await t.fails(errno.EPERM, t.link(b"d", b"e"))
+    await t.fails(errno.EPERM, t.link(b"d/", b"e"))
+
+
+@case("links", "link-symlink-follow")
+async def _(t: Ctx) -> None:
+    """link links a symlink itself; with AT_SYMLINK_FOLLOW its target; trailing slashes fail."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.symlink(b"f", b"l")
+    await t.link(b"l", b"nofollow")
+    await t.lstat(b"nofollow")
+    await t.link(b"l", b"follow", follow=True)
+    await t.lstat(b"follow")
+    await t.stat(b"f")
+    await t.fails(errno.ENOENT, t.link(b"f", b"new/"))
+    await t.fails(errno.ENOTDIR, t.link(b"f/", b"x"))
+
+
+@case("links", "self-and-dir-links")
+async def _(t: Ctx) -> None:
+    """link onto itself or '.' is EEXIST, of '.' EPERM; rename of a file to 'f/' is ENOTDIR, of a
+    directory to 'd/' works."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.fails(errno.EEXIST, t.link(b"f", b"f"))
+    await t.fails(errno.EEXIST, t.link(b"f", b"."))
+    await t.fails(errno.EPERM, t.link(b".", b"x"))
+    await t.fails(errno.ENOTDIR, t.rename(b"f", b"f/"))
+    await t.mkdir(b"d", 0o755)
+    await t.rename(b"d", b"d/")
+    await t.rename(b"d/", b"d")
+    await t.stat(b"d")

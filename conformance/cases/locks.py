@@ -7,7 +7,7 @@ import errno
 import os
 
 from ..case import Ctx, case, register
-from ..target import F_RDLCK, F_UNLCK, F_WRLCK
+from ..target_api import F_RDLCK, F_UNLCK, F_WRLCK
 
 L = ("locks",)
 KIND = {"rd": F_RDLCK, "wr": F_WRLCK}

@@ -9,6 +9,7 @@ import os
 import trio
 
 from ..case import Ctx, case, register
+from ..target_api import Creds
 from ._util import KINDS, look
 
 O = os  # noqa: E741  (reads as the O_ flag prefix)
@@ -210,3 +211,155 @@ async def _(t: Ctx) -> None:
     h = await t.open(b"f")
     await t.close(h)
     await t.fails(errno.EBADF, t.read(h, 1))
+
+
+@case("open", "create-and-stat")
+async def _(t: Ctx) -> None:
+    """O_CREAT makes a regular file with the mode asked for (fstat and stat agree)."""
+    h0 = await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.fstat(h0)
+    await t.stat(b"f")
+
+
+@case("open", "create-excl-exists")
+async def _(t: Ctx) -> None:
+    """O_CREAT|O_EXCL is EEXIST on a file, a directory and a dangling symlink (not followed)."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o600)
+    await t.fails(errno.EEXIST, t.open(b"f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    await t.mkdir(b"d", 0o755)
+    await t.fails(errno.EEXIST, t.open(b"d", os.O_CREAT | os.O_EXCL, 0o600))
+    await t.symlink(b"dangling", b"l")
+    await t.fails(errno.EEXIST, t.open(b"l", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    await t.fails(errno.ENOENT, t.lstat(b"dangling"))
+
+
+@case("open", "create-through-dangling-symlink")
+async def _(t: Ctx) -> None:
+    """O_CREAT through a dangling symlink creates its target; with O_NOFOLLOW it is ELOOP."""
+    await t.symlink(b"target", b"l")
+    await t.open(b"l", os.O_WRONLY | os.O_CREAT, 0o640)
+    await t.stat(b"target")
+    await t.fails(errno.ELOOP, t.open(b"l", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o640))
+
+
+@case("open", "missing")
+async def _(t: Ctx) -> None:
+    """Opening a missing name, a name under a missing directory or the empty path is ENOENT."""
+    await t.fails(errno.ENOENT, t.open(b"nope", os.O_RDONLY))
+    await t.fails(errno.ENOENT, t.open(b"nope/x", os.O_WRONLY | os.O_CREAT, 0o644))
+    await t.fails(errno.ENOENT, t.open(b"", os.O_RDONLY))
+
+
+@case("open", "trunc")
+async def _(t: Ctx) -> None:
+    """O_TRUNC empties a file that another handle has open."""
+    h0 = await t.open(b"f", os.O_RDWR | os.O_CREAT, 0o644)
+    await t.write(h0, b"hello world")
+    h1 = await t.open(b"f", os.O_TRUNC)
+    await t.fstat(h0)
+    await t.read(h1, 100)
+
+
+@case("open", "directory-flags")
+async def _(t: Ctx) -> None:
+    """O_DIRECTORY, write modes and O_CREAT on directories, trailing slashes, O_CREAT|O_DIRECTORY.
+"""
+    await t.mkdir(b"d", 0o755)
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.open(b"d", os.O_DIRECTORY)
+    await t.fails(errno.ENOTDIR, t.open(b"f", os.O_DIRECTORY))
+    await t.fails(errno.EISDIR, t.open(b"d", os.O_WRONLY))
+    await t.fails(errno.EISDIR, t.open(b"d", os.O_RDWR))
+    await t.fails(errno.EISDIR, t.open(b"d", os.O_CREAT, 0o644))
+    await t.fails(errno.EISDIR, t.open(b"d/", os.O_WRONLY | os.O_CREAT, 0o644))
+    await t.fails(errno.EISDIR, t.open(b"new/", os.O_WRONLY | os.O_CREAT, 0o644))
+    await t.fails(errno.EINVAL, t.open(b"x", os.O_CREAT | os.O_DIRECTORY, 0o644))
+    await t.fails(errno.ENOENT, t.lstat(b"x"))
+    await t.fails(errno.ENOTDIR, t.open(b"f/", os.O_RDONLY))
+
+
+@case("open", "nofollow")
+async def _(t: Ctx) -> None:
+    """O_NOFOLLOW on a symlink is ELOOP, but O_PATH|O_NOFOLLOW opens the link itself."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.symlink(b"f", b"l")
+    await t.fails(errno.ELOOP, t.open(b"l", os.O_NOFOLLOW))
+    h2 = await t.open(b"l", os.O_NOFOLLOW | os.O_PATH)
+    await t.open(b"l", os.O_RDONLY)
+    await t.fstat(h2)
+
+
+@case("open", "path-fd-limits")
+async def _(t: Ctx) -> None:
+    """An O_PATH handle stats but cannot read, write or fchmod (EBADF)."""
+    h0 = await t.open(b"f", os.O_RDWR | os.O_CREAT, 0o644)
+    await t.write(h0, b"data")
+    h1 = await t.open(b"f", os.O_PATH)
+    await t.fails(errno.EBADF, t.read(h1, 4))
+    await t.fails(errno.EBADF, t.write(h1, b"x"))
+    await t.fstat(h1)
+    await t.fails(errno.EBADF, t.fchmod(h1, 0o600))
+
+
+@case("open", "access-modes")
+async def _(t: Ctx) -> None:
+    """Reads on write-only and writes on read-only handles are EBADF; O_APPEND writes at the end."""
+    h0 = await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.fails(errno.EBADF, t.read(h0, 10))
+    h1 = await t.open(b"f", os.O_RDONLY)
+    await t.fails(errno.EBADF, t.write(h1, b"x"))
+    h2 = await t.open(b"f", os.O_RDWR | os.O_APPEND)
+    await t.write(h2, b"ab")
+    await t.lseek(h2, 0, os.SEEK_SET)
+    await t.write(h2, b"cd")
+    await t.pread(h2, 10, 0)
+
+
+@case("open", "dot-and-root-names")
+async def _(t: Ctx) -> None:
+    """O_CREAT of '.' or '..' is EISDIR; '.' opens read-only as the directory."""
+    await t.fails(errno.EISDIR, t.open(b".", os.O_CREAT, 0o644))
+    await t.fails(errno.EISDIR, t.open(b"..", os.O_CREAT, 0o644))
+    h2 = await t.open(b".", os.O_RDONLY)
+    await t.fstat(h2)
+
+
+@case("open", "access-mode-3-and-trunc-dir", needs=("unpriv",))
+async def _(t: Ctx) -> None:
+    """Access mode 3 opens (no read, no write) but needs read and write permission; O_TRUNC on a
+    directory is EISDIR."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    h1 = await t.open(b"f", os.O_ACCMODE)
+    await t.fails(errno.EBADF, t.read(h1, 1))
+    await t.fails(errno.EBADF, t.write(h1, b"x"))
+    await t.chmod(b"f", 0o444)
+    u = t.as_user(Creds(1000, 1000, ()))
+    await u.fails(errno.EACCES, u.open(b"f", os.O_ACCMODE))
+    await t.mkdir(b"d", 0o755)
+    await t.fails(errno.EISDIR, t.open(b"d", os.O_TRUNC))
+    await t.fails(errno.EISDIR, t.open(b"d", os.O_ACCMODE))
+
+
+@case("open", "tmpfile", needs=("at-handle",))
+async def _(t: Ctx) -> None:
+    """O_TMPFILE makes a nameless file that linkat(AT_EMPTY_PATH) names; read-only or on a non-
+    directory it fails."""
+    await t.mkdir(b"d", 0o755)
+    h0 = await t.open(b"d", os.O_TMPFILE | os.O_RDWR, 0o640)
+    await t.write(h0, b"anonymous")
+    await t.fstat(h0)
+    await t.listdir(b"d")
+    await t.flink(h0, b"d/named")
+    await t.stat(b"d/named")
+    await t.fails(errno.EINVAL, t.open(b"d", os.O_TMPFILE, 0o640))
+    await t.fails(errno.ENOTDIR, t.open(b"d/named", os.O_TMPFILE | os.O_RDWR, 0o640))
+
+
+@case("open", "noatime-needs-owner", needs=("unpriv",))
+async def _(t: Ctx) -> None:
+    """O_NOATIME is EPERM for a caller who does not own the file."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o666)
+    await t.open(b"f", os.O_NOATIME)
+    u = t.as_user(Creds(1000, 1000, ()))
+    await u.fails(errno.EPERM, u.open(b"f", os.O_NOATIME))
+    await u.open(b"f", os.O_RDONLY)

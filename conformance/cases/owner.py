@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 from ..case import OTHER, USER, Ctx, case, register
 
@@ -135,3 +136,16 @@ async def _(t: Ctx) -> None:
     await t.stat(b"home/d")
     h = await u.open(b"home/f", os.O_RDWR)
     await u.close(h)
+
+
+@case("owner", "setgid-inheritance")
+async def _(t: Ctx) -> None:
+    """In a setgid directory new directories inherit the group and the setgid bit; new files the
+    group."""
+    await t.mkdir(b"g", 0o2775)
+    await t.chmod(b"g", 0o2775)
+    await t.chown(b"g", 0, 1234)
+    await t.mkdir(b"g/sub", 0o755)
+    await t.stat(b"g/sub")
+    await t.mknod(b"g/f", stat.S_IFREG | 0o2755)
+    await t.stat(b"g/f")

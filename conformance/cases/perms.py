@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from ..case import USER, Ctx, case, register
+from ..target_api import UTIME_NOW, Creds
 
 # (uid, gid) to give an object so that USER (1000, groups 1000 and 1001) relates to it as
 # owner, as group member (supplementary group 1001), or as other.
@@ -189,7 +191,6 @@ async def _(t: Ctx) -> None:
 @case("perms", "utimens-now-with-write", needs=("unpriv",))
 async def _(t: Ctx) -> None:
     """Setting times to now needs write permission; explicit times need ownership."""
-    from ..target import UTIME_NOW
     await t.create(b"f")
     await t.chmod(b"f", 0o646)
     u = t.as_user(USER)
@@ -254,3 +255,207 @@ async def _(t: Ctx) -> None:
     await u.mkfifo(b"p")
     for n in (b"f", b"d", b"l", b"p"):
         await t.lstat(n)
+
+
+@case("perms", "chmod-basic")
+async def _(t: Ctx) -> None:
+    """chmod keeps only permission bits, follows symlinks, is EOPNOTSUPP on a symlink without
+    following; fchmod."""
+    h0 = await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.chmod(b"f", 0o7777)
+    await t.stat(b"f")
+    await t.chmod(b"f", 0o100600)
+    await t.stat(b"f")
+    await t.fails(errno.ENOENT, t.chmod(b"missing", 0o600))
+    await t.symlink(b"f", b"l")
+    await t.chmod(b"l", 0o640)
+    await t.stat(b"f")
+    await t.fails(errno.EOPNOTSUPP, t.chmod(b"l", 0o600, follow=False))
+    await t.lstat(b"l")
+    await t.fchmod(h0, 0o4711)
+    await t.fstat(h0)
+
+
+@case("perms", "chown-clears-setid")
+async def _(t: Ctx) -> None:
+    """chown clears set-user-ID and set-group-ID on files (even chown -1 -1), not on directories;
+    lchown changes the link."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.chmod(b"f", 0o6755)
+    await t.chown(b"f", 100, 200)
+    await t.stat(b"f")
+    await t.chmod(b"f", 0o6745)
+    await t.chown(b"f", -1, -1)
+    await t.stat(b"f")
+    await t.chmod(b"f", 0o2745)
+    await t.chown(b"f", 100, -1)
+    await t.stat(b"f")
+    await t.mkdir(b"d", 0o755)
+    await t.chmod(b"d", 0o6755)
+    await t.chown(b"d", 5, 6)
+    await t.stat(b"d")
+    await t.symlink(b"f", b"l")
+    await t.chown(b"l", 7, 8, follow=False)
+    await t.lstat(b"l")
+    await t.stat(b"f")
+
+
+@case("perms", "search-permission", needs=("access", "unpriv"))
+async def _(t: Ctx) -> None:
+    """Without search permission nothing below a directory is reachable; search without read allows
+    lookups but no listing."""
+    await t.mkdir(b"d", 0o755)
+    await t.open(b"d/f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.chmod(b"d", 0o700)
+    u = t.as_user(Creds(1000, 1000, ()))
+    await u.fails(errno.EACCES, u.stat(b"d/f"))
+    await u.stat(b"d")
+    await u.fails(errno.EACCES, u.open(b"d/f", os.O_RDONLY))
+    await u.fails(errno.EACCES, u.open(b"d/missing", os.O_RDONLY))
+    await u.fails(errno.EACCES, u.listdir(b"d"))
+    await t.chmod(b"d", 0o711)
+    u = t.as_user(Creds(1000, 1000, ()))
+    await u.stat(b"d/f")
+    await u.fails(errno.EACCES, u.listdir(b"d"))
+    await u.access(b"d/f", 4)
+    await u.fails(errno.EACCES, u.access(b"d/f", 2))
+    await u.access(b"d", 1)
+
+
+@case("perms", "owner-group-other", needs=("access", "unpriv"))
+async def _(t: Ctx) -> None:
+    """The owner class decides even when others have more; group by primary or supplementary gid;
+    root needs one x bit to execute."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.chown(b"f", 1000, 2000)
+    await t.chmod(b"f", 0o67)
+    u = t.as_user(Creds(1000, 1000, ()))
+    await u.fails(errno.EACCES, u.open(b"f", os.O_RDONLY))
+    u = t.as_user(Creds(1001, 2000, ()))
+    await u.open(b"f", os.O_RDWR)
+    u = t.as_user(Creds(1001, 1001, (2000,)))
+    await u.open(b"f", os.O_RDWR)
+    u = t.as_user(Creds(1001, 1001, ()))
+    await u.open(b"f", os.O_RDWR)
+    await u.open(b"f", os.O_RDWR | os.O_TRUNC)
+    await u.access(b"f", 1)
+    await t.access(b"f", 1)
+    await t.chmod(b"f", 0o644)
+    await t.fails(errno.EACCES, t.access(b"f", 1))
+
+
+@case("perms", "create-needs-write-and-search", needs=("unpriv",))
+async def _(t: Ctx) -> None:
+    """Creating needs write and search permission on the directory; an existing name is EEXIST
+    first."""
+    await t.mkdir(b"ro", 0o555)
+    await t.mkdir(b"rw", 0o777)
+    await t.chmod(b"rw", 0o777)
+    u = t.as_user(Creds(1000, 1000, ()))
+    await u.fails(errno.EACCES, u.open(b"ro/f", os.O_WRONLY | os.O_CREAT, 0o644))
+    await u.fails(errno.EACCES, u.mkdir(b"ro/d", 0o755))
+    await u.fails(errno.EEXIST, u.mkdir(b"ro", 0o755))
+    await u.open(b"rw/f", os.O_WRONLY | os.O_CREAT, 0o666)
+    await u.stat(b"rw/f")
+    await u.mkdir(b"rw/d", 0o777)
+    await u.stat(b"rw/d")
+    await u.fails(errno.EACCES, u.symlink(b"x", b"ro/l"))
+
+
+@case("perms", "sticky-directory", needs=("unpriv",))
+async def _(t: Ctx) -> None:
+    """In a sticky directory only the owner of an entry removes or replaces it."""
+    await t.mkdir(b"t", 0o777)
+    await t.chmod(b"t", 0o1777)
+    u = t.as_user(Creds(1000, 1000, ()))
+    await u.open(b"t/mine", os.O_WRONLY | os.O_CREAT, 0o666)
+    u = t.as_user(Creds(1001, 1001, ()))
+    await u.fails(errno.EPERM, u.unlink(b"t/mine"))
+    await u.fails(errno.EPERM, u.rename(b"t/mine", b"t/other"))
+    await u.open(b"t/theirs", os.O_WRONLY | os.O_CREAT, 0o666)
+    await u.fails(errno.EPERM, u.rename(b"t/theirs", b"t/mine"))
+    u = t.as_user(Creds(1000, 1000, ()))
+    await u.fails(errno.EPERM, u.unlink(b"t/theirs"))
+    await u.unlink(b"t/mine")
+    await t.unlink(b"t/theirs")
+
+
+@case("perms", "ownership-rules", needs=("unpriv",))
+async def _(t: Ctx) -> None:
+    """chmod, chown, utimens of explicit times are the owner's; a member may chown to its group;
+    times 'now' need write access."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o666)
+    await t.chown(b"f", 1000, 1000)
+    u = t.as_user(Creds(1001, 1001, ()))
+    await u.fails(errno.EPERM, u.chmod(b"f", 0o600))
+    await u.fails(errno.EPERM, u.chown(b"f", 1001, -1))
+    await u.fails(errno.EPERM, u.utimens(b"f", 1_000_000_000, 1_000_000_000))
+    await u.fails(errno.EACCES, u.utimens(b"f", UTIME_NOW, UTIME_NOW))
+    await u.fails(errno.EACCES, u.utimens(b"f", UTIME_NOW, UTIME_NOW))
+    u = t.as_user(Creds(1000, 1000, (3000,)))
+    await u.chmod(b"f", 0o2640)
+    await u.stat(b"f")
+    await u.chown(b"f", -1, 3000)
+    await u.fails(errno.EPERM, u.chown(b"f", -1, 4000))
+    await u.chown(b"f", 1000, -1)
+    await u.chmod(b"f", 0o2640)
+    await u.stat(b"f")
+    await u.utimens(b"f", 1_000_000_000, 1_000_000_000)
+
+
+@case("perms", "rename-dir-needs-write-on-itself", needs=("unpriv",))
+async def _(t: Ctx) -> None:
+    """Moving a directory to another parent needs write permission on it ('..' changes); renaming
+    in place does not."""
+    await t.mkdir(b"a", 0o777)
+    await t.mkdir(b"b", 0o777)
+    await t.chmod(b"a", 0o777)
+    await t.chmod(b"b", 0o777)
+    await t.mkdir(b"a/sub", 0o555)
+    await t.chown(b"a/sub", 1000, 1000)
+    u = t.as_user(Creds(1000, 1000, ()))
+    await u.fails(errno.EACCES, u.rename(b"a/sub", b"b/sub"))
+    await u.rename(b"a/sub", b"a/sub2")
+
+
+@case("perms", "write-drops-setid", needs=("unpriv",))
+async def _(t: Ctx) -> None:
+    """A write by a non-root caller clears set-user-ID, and set-group-ID when group-executable;
+    root's write keeps them."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.chmod(b"f", 0o6777)
+    await t.open(b"g", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.chmod(b"g", 0o6767)
+    h2 = await t.open(b"h", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.chmod(b"h", 0o6777)
+    await t.write(h2, b"root keeps the bits")
+    await t.stat(b"h")
+    u = t.as_user(Creds(1000, 1000, ()))
+    h3 = await u.open(b"f", os.O_WRONLY)
+    await u.write(h3, b"x")
+    await u.stat(b"f")
+    h4 = await u.open(b"g", os.O_WRONLY)
+    await u.write(h4, b"x")
+    await u.stat(b"g")
+
+
+@case("perms", "permissions-rename-truncate", needs=("unpriv",))
+async def _(t: Ctx) -> None:
+    """Without write permission on a directory: no rename, unlink or create; truncate and times
+    follow the file's permissions."""
+    await t.mkdir(b"ro", 0o755)
+    await t.open(b"ro/f", os.O_WRONLY | os.O_CREAT, 0o666)
+    await t.chmod(b"ro/f", 0o666)
+    await t.open(b"mine", os.O_WRONLY | os.O_CREAT, 0o644)
+    u = t.as_user(Creds(1000, 1000, ()))
+    await u.fails(errno.EACCES, u.rename(b"ro/f", b"ro/g"))
+    await u.fails(errno.EACCES, u.unlink(b"ro/f"))
+    await u.truncate(b"ro/f", 0)
+    await u.fails(errno.EACCES, u.truncate(b"mine", 0))
+    await u.open(b"ro/f", os.O_RDWR)
+    await u.utimens(b"ro/f", UTIME_NOW, UTIME_NOW)
+    await u.fails(errno.EACCES, u.utimens(b"mine", UTIME_NOW, UTIME_NOW))
+    await u.fails(errno.EACCES, u.mknod(b"ro/new", stat.S_IFREG | 0o644))
+    await t.chmod(b"mine", 0o4755)
+    await t.chown(b"mine", 1000, 1000)
+    await t.stat(b"mine")

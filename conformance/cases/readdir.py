@@ -3,6 +3,10 @@ changes underneath an open directory handle."""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+
 import trio
 
 from ..case import Ctx, case, register
@@ -152,3 +156,41 @@ async def _(t: Ctx) -> None:
     await t.listdir()
     await t.create(b"b")
     await t.listdir()
+
+
+@case("readdir", "directory-io", needs=("dtype",))
+async def _(t: Ctx) -> None:
+    """read and pread on a directory are EISDIR; reading entries through a file handle is ENOTDIR.
+"""
+    await t.mkdir(b"d", 0o755)
+    h0 = await t.open(b"d", os.O_DIRECTORY)
+    await t.fails(errno.EISDIR, t.read(h0, 10))
+    await t.fails(errno.EISDIR, t.pread(h0, 10, 0))
+    h1 = await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.fails(errno.ENOTDIR, t.readdir_kinds(h1))
+
+
+@case("readdir", "getdents-types", needs=("dtype",))
+async def _(t: Ctx) -> None:
+    """Directory entries carry their kind (d_type); a removed entry disappears on rewinding."""
+    await t.mkdir(b"d", 0o755)
+    await t.mkdir(b"d/sub", 0o755)
+    await t.open(b"d/file", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.symlink(b"file", b"d/link")
+    await t.mknod(b"d/fifo", stat.S_IFIFO | 0o644)
+    h1 = await t.open(b"d", os.O_DIRECTORY)
+    await t.readdir_kinds(h1)
+    await t.unlink(b"d/file")
+    await t.readdir_kinds(h1)
+    await t.listdir(b"d")
+
+
+@case("readdir", "many-entries", needs=("dtype",))
+async def _(t: Ctx) -> None:
+    """A directory of 300 long names lists completely, by name and by reading the open directory."""
+    await t.mkdir(b"d", 0o755)
+    for i in range(300):
+        await t.mknod(b"d/entry-with-a-long-name-%04d" % i, stat.S_IFREG | 0o644)
+    await t.listdir(b"d")
+    h0 = await t.open(b"d", os.O_RDONLY)
+    await t.readdir_kinds(h0)

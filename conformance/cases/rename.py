@@ -7,7 +7,7 @@ import errno
 import os
 
 from ..case import Ctx, case, register
-from ..target import RENAME_EXCHANGE, RENAME_NOREPLACE
+from ..target_api import RENAME_EXCHANGE, RENAME_NOREPLACE
 from ._util import make
 
 SOURCES = ("file", "emptydir", "symlink-file", "missing")
@@ -215,3 +215,96 @@ async def _(t: Ctx) -> None:
     await t.rename(b"l", b"d/l")
     await t.readlink(b"d/l")
     await t.attempt(t.stat(b"d/l"))
+
+
+@case("rename", "rename-file")
+async def _(t: Ctx) -> None:
+    """rename replaces a file, renaming onto itself does nothing, missing source or directory is
+    ENOENT."""
+    h0 = await t.open(b"a", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.write(h0, b"A")
+    await t.open(b"b", os.O_WRONLY | os.O_CREAT, 0o600)
+    await t.rename(b"a", b"b")
+    await t.fails(errno.ENOENT, t.stat(b"a"))
+    await t.stat(b"b")
+    await t.rename(b"b", b"b")
+    await t.fails(errno.ENOENT, t.rename(b"missing", b"c"))
+    await t.fails(errno.ENOENT, t.rename(b"b", b"nodir/c"))
+
+
+@case("rename", "rename-dirs")
+async def _(t: Ctx) -> None:
+    """rename of directories: over an empty one, ENOTEMPTY, EINVAL into itself, EISDIR/ENOTDIR
+    across kinds, trailing slashes."""
+    await t.mkdir(b"d", 0o755)
+    await t.mkdir(b"e", 0o755)
+    await t.mkdir(b"e/full", 0o755)
+    await t.mkdir(b"empty", 0o755)
+    await t.rename(b"d", b"empty")
+    await t.stat(b"empty")
+    await t.fails(errno.ENOENT, t.stat(b"d"))
+    await t.fails(errno.ENOTEMPTY, t.rename(b"empty", b"e"))
+    await t.fails(errno.EINVAL, t.rename(b"e", b"e/full/x"))
+    await t.fails(errno.EINVAL, t.rename(b"e", b"e/full"))
+    await t.fails(errno.ENOTEMPTY, t.rename(b"e/full", b"e"))
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.fails(errno.EISDIR, t.rename(b"f", b"e"))
+    await t.fails(errno.ENOTDIR, t.rename(b"e", b"f"))
+    await t.fails(errno.ENOTDIR, t.rename(b"f", b"g/"))
+    await t.rename(b"e/", b"e2/")
+    await t.stat(b"e2")
+    await t.stat(b".")
+
+
+@case("rename", "rename-dir-link-counts")
+async def _(t: Ctx) -> None:
+    """Moving a subdirectory (also over another) updates both parents' link counts."""
+    await t.mkdir(b"a", 0o755)
+    await t.mkdir(b"b", 0o755)
+    await t.mkdir(b"a/sub", 0o755)
+    await t.rename(b"a/sub", b"b/sub")
+    await t.stat(b"a")
+    await t.stat(b"b")
+    await t.mkdir(b"a/other", 0o755)
+    await t.rename(b"a/other", b"b/sub")
+    await t.stat(b"a")
+    await t.stat(b"b")
+
+
+@case("rename", "rename-flags")
+async def _(t: Ctx) -> None:
+    """RENAME_NOREPLACE, RENAME_EXCHANGE, invalid flag combinations, EBUSY on '.' and '..'."""
+    await t.open(b"a", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.mkdir(b"d", 0o700)
+    await t.fails(errno.EEXIST, t.rename(b"a", b"d", RENAME_NOREPLACE))
+    await t.rename(b"a", b"new", RENAME_NOREPLACE)
+    await t.stat(b"new")
+    await t.rename(b"new", b"d", RENAME_EXCHANGE)
+    await t.stat(b"new")
+    await t.stat(b"d")
+    await t.fails(errno.ENOENT, t.rename(b"new", b"absent", RENAME_EXCHANGE))
+    await t.fails(errno.EINVAL, t.rename(b"d", b"new", RENAME_EXCHANGE | RENAME_NOREPLACE))
+    await t.fails(errno.EINVAL, t.rename(b"d", b"new", 8))
+    await t.fails(errno.EBUSY, t.rename(b".", b"x"))
+    await t.fails(errno.EEXIST, t.rename(b"d", b".", RENAME_NOREPLACE))
+    await t.fails(errno.EBUSY, t.rename(b"d", b".."))
+
+
+@case("rename", "rename-hardlinks-same-inode")
+async def _(t: Ctx) -> None:
+    """Renaming one hard link onto another of the same inode does nothing."""
+    await t.open(b"a", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.link(b"a", b"b")
+    await t.rename(b"a", b"b")
+    await t.stat(b"a")
+    await t.stat(b"b")
+
+
+@case("rename", "rename-symlink")
+async def _(t: Ctx) -> None:
+    """rename moves a symlink itself; with a trailing slash it is ENOTDIR."""
+    await t.mkdir(b"d", 0o755)
+    await t.symlink(b"d", b"l")
+    await t.rename(b"l", b"m")
+    await t.lstat(b"m")
+    await t.fails(errno.ENOTDIR, t.rename(b"m/", b"n"))

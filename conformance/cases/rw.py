@@ -227,3 +227,66 @@ async def _(t: Ctx) -> None:
     h = await t.open(b"f")
     await t.fails(errno.EINVAL, t.pread(h, 1, -1))
     await t.close(h)
+
+
+@case("rw", "read-write-seek")
+async def _(t: Ctx) -> None:
+    """read, write, lseek and pread/pwrite share or ignore the offset as Linux does; bad offsets
+    and whence are EINVAL."""
+    h0 = await t.open(b"f", os.O_RDWR | os.O_CREAT, 0o644)
+    await t.write(h0, b"hello")
+    await t.read(h0, 10)
+    await t.lseek(h0, 0, os.SEEK_CUR)
+    await t.lseek(h0, 1, os.SEEK_SET)
+    await t.read(h0, 2)
+    await t.write(h0, b"XY")
+    await t.pread(h0, 100, 0)
+    await t.pwrite(h0, b"Z", 10)
+    await t.pread(h0, 100, 0)
+    await t.fails(errno.EINVAL, t.pread(h0, 10, -1))
+    await t.read(h0, 0)
+    await t.fails(errno.EINVAL, t.lseek(h0, 0, 7))
+    await t.fstat(h0)
+
+
+@case("rw", "append")
+async def _(t: Ctx) -> None:
+    """O_APPEND writes at the end whatever the offset, pwrite included."""
+    h0 = await t.open(b"f", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    await t.write(h0, b"one")
+    await t.lseek(h0, 0, os.SEEK_SET)
+    await t.write(h0, b"two")
+    await t.pwrite(h0, b"3", 0)
+    h1 = await t.open(b"f", os.O_RDONLY)
+    await t.read(h1, 100)
+
+
+@case("rw", "large-unaligned")
+async def _(t: Ctx) -> None:
+    """Large writes and reads at unaligned offsets across page and message boundaries, after
+    reopening too."""
+    h0 = await t.open(b"f", os.O_RDWR | os.O_CREAT, 0o644)
+    await t.pwrite(h0, bytes(range(256)) * 300, 60000)
+    await t.pwrite(h0, b"middle", 65530)
+    await t.pread(h0, 20, 65525)
+    await t.pread(h0, 100, 136750)
+    await t.fstat(h0)
+    await t.close(h0)
+    h1 = await t.open(b"f", os.O_RDONLY)
+    await t.pread(h1, 7000, 131000)
+    await t.fstat(h1)
+
+
+@case("rw", "rename-over-open-file")
+async def _(t: Ctx) -> None:
+    """A file replaced by rename stays readable through the handle that had it open."""
+    h0 = await t.open(b"a", os.O_RDWR | os.O_CREAT, 0o644)
+    await t.write(h0, b"old contents")
+    h1 = await t.open(b"b", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.write(h1, b"new")
+    await t.close(h1)
+    await t.rename(b"b", b"a")
+    await t.pread(h0, 100, 0)
+    h2 = await t.open(b"a", os.O_RDONLY)
+    await t.read(h2, 100)
+    await t.fstat(h0)

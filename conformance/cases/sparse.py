@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ..case import Ctx, case, register
@@ -66,3 +67,50 @@ async def _(t: Ctx) -> None:
     await t.pread(h, 6, 49_997)
     await t.pread(h, 6, 50_003)
     await t.close(h)
+
+
+@case("sparse", "sparse-extend")
+async def _(t: Ctx) -> None:
+    """A write past the end leaves a hole that reads as zeros; SEEK_END, negative offsets and a bad
+    whence."""
+    h0 = await t.open(b"f", os.O_RDWR | os.O_CREAT, 0o644)
+    await t.pwrite(h0, b"end", 100000)
+    await t.fstat(h0)
+    await t.pread(h0, 4, 99998)
+    await t.lseek(h0, 0, os.SEEK_END)
+    await t.lseek(h0, -3, os.SEEK_END)
+    await t.read(h0, 10)
+    await t.fails(errno.EINVAL, t.lseek(h0, -1, os.SEEK_SET))
+    await t.fails(errno.EINVAL, t.lseek(h0, 5, 9))
+
+
+@case("sparse", "sparse-seek-data-hole")
+async def _(t: Ctx) -> None:
+    """SEEK_DATA and SEEK_HOLE around a hole and past the end (ENXIO)."""
+    h0 = await t.open(b"f", os.O_RDWR | os.O_CREAT, 0o644)
+    await t.pwrite(h0, b"x", 1048576)
+    await t.lseek(h0, 0, os.SEEK_DATA)
+    await t.lseek(h0, 0, os.SEEK_HOLE)
+    await t.fails(errno.ENXIO, t.lseek(h0, 1048577, os.SEEK_DATA))
+    await t.fails(errno.ENXIO, t.lseek(h0, 5242880, os.SEEK_HOLE))
+
+
+@case("sparse", "fallocate", needs=("fallocate",))
+async def _(t: Ctx) -> None:
+    """fallocate: allocate (growing the size), KEEP_SIZE, punching a hole, bad arguments, a read-
+    only handle."""
+    h0 = await t.open(b"f", os.O_RDWR | os.O_CREAT, 0o644)
+    await t.write(h0, b"y" * 10000)
+    await t.fallocate(h0, 0, 0, 20000)
+    await t.fstat(h0)
+    await t.fallocate(h0, 1, 0, 50000)
+    await t.fstat(h0)
+    await t.fallocate(h0, 3, 4096, 4096)
+    await t.pread(h0, 8, 4092)
+    await t.pread(h0, 4, 8190)
+    await t.fstat(h0)
+    await t.fails(errno.EOPNOTSUPP, t.fallocate(h0, 2, 0, 10))
+    await t.fails(errno.EINVAL, t.fallocate(h0, 0, -1, 10))
+    await t.fails(errno.EINVAL, t.fallocate(h0, 0, 0, 0))
+    h1 = await t.open(b"f", os.O_RDONLY)
+    await t.fails(errno.EBADF, t.fallocate(h1, 0, 0, 10))

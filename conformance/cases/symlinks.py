@@ -227,3 +227,58 @@ async def _(t: Ctx) -> None:
     await t.symlink(b"x", b"l")
     st = await t.lstat(b"l")
     t.check(st.perm == 0o777, f"symlink mode {st.perm:o}")
+
+
+@case("symlinks", "symlink-basic")
+async def _(t: Ctx) -> None:
+    """symlink: content and size, EEXIST, empty target ENOENT, trailing slash ENOENT, readlink of a
+    non-symlink EINVAL."""
+    await t.symlink(b"somewhere/else", b"l")
+    await t.lstat(b"l")
+    await t.readlink(b"l")
+    await t.fails(errno.EEXIST, t.symlink(b"x", b"l"))
+    await t.fails(errno.ENOENT, t.symlink(b"", b"empty"))
+    await t.fails(errno.ENOENT, t.symlink(b"x", b"newdir/"))
+    await t.fails(errno.ENOENT, t.readlink(b"missing"))
+    await t.mkdir(b"d", 0o755)
+    await t.fails(errno.EINVAL, t.readlink(b"d"))
+    await t.fails(errno.ENOENT, t.stat(b"l"))
+
+
+@case("symlinks", "symlink-then-dotdot", needs=("access",))
+async def _(t: Ctx) -> None:
+    """'..' after a symlink to a directory is the target's parent; mkdir over symlinks (even
+    dangling) is EEXIST; access with and without following."""
+    await t.mkdir(b"d", 0o755)
+    await t.mkdir(b"d/e", 0o755)
+    await t.open(b"d/marker", os.O_WRONLY | os.O_CREAT, 0o600)
+    await t.symlink(b"d/e", b"l")
+    await t.stat(b"l/../marker")
+    await t.stat(b"l/..")
+    await t.fails(errno.EINVAL, t.readlink(b"l/"))
+    await t.fails(errno.EEXIST, t.mkdir(b"l", 0o755))
+    await t.fails(errno.EEXIST, t.mkdir(b"l/", 0o755))
+    await t.symlink(b"nowhere", b"dangling")
+    await t.fails(errno.EEXIST, t.mkdir(b"dangling", 0o755))
+    await t.fails(errno.EEXIST, t.mkdir(b"dangling/", 0o755))
+    await t.lstat(b"dangling")
+    await t.fails(errno.ENOENT, t.access(b"dangling", 0))
+    await t.access(b"dangling", 0, follow=False)
+    await t.fails(errno.ENOTDIR, t.unlink(b"l/"))
+    await t.fails(errno.EISDIR, t.open(b"d/.", os.O_WRONLY))
+    await t.open(b"d/..", os.O_RDONLY)
+
+
+@case("symlinks", "nofollow-chown-utimens-on-symlink")
+async def _(t: Ctx) -> None:
+    """utimensat and lchown without following change the symlink itself; chown follows it."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.symlink(b"f", b"l")
+    await t.utimens(b"l", 5_000_000_000, 6_000_000_000, follow=False)
+    await t.lstat(b"l")
+    await t.chown(b"l", 3, 4, follow=False)
+    await t.lstat(b"l")
+    await t.stat(b"l")
+    await t.chown(b"l", 5, 6)
+    await t.stat(b"f")
+    await t.lstat(b"l")

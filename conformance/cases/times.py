@@ -8,13 +8,15 @@ pause, so "changed" means the operation touched it.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Awaitable, Callable
 
 import trio
 
 from ..case import Ctx, case, register
-from ..target import RENAME_EXCHANGE, UTIME_NOW, UTIME_OMIT, XATTR_CREATE
+from ..target_api import RENAME_EXCHANGE, UTIME_NOW, UTIME_OMIT, XATTR_CREATE
+from ._util import mtime_moved
 
 OLD = 1_000_000_000 * 10**9  # 2001-09-09
 
@@ -24,7 +26,7 @@ async def _age(t: Ctx, path: bytes, follow: bool = True) -> None:
 
 
 async def _observe(t: Ctx, setup: Callable[[Ctx], Awaitable[None]],
-                   op: Callable[[Ctx], Awaitable[None]], obj: bytes, parent: bytes) -> None:
+                   op: Callable[[Ctx], Awaitable[object]], obj: bytes, parent: bytes) -> None:
     await setup(t)
     await _age(t, obj, follow=False)
     await _age(t, parent)
@@ -99,7 +101,7 @@ async def _rename_exchange(t: Ctx) -> None:
     await t.rename(b"p/f", b"p/g", RENAME_EXCHANGE)
 
 
-OPS: dict[str, tuple[Callable[[Ctx], Awaitable[None]], Callable[[Ctx], Awaitable[None]],
+OPS: dict[str, tuple[Callable[[Ctx], Awaitable[None]], Callable[[Ctx], Awaitable[object]],
                      tuple[str, ...]]] = {
     "write": (_file, _write, ()),
     "write-zero": (_file, _write0, ()),
@@ -213,3 +215,71 @@ async def _(t: Ctx) -> None:
 async def _(t: Ctx) -> None:
     """utimensat of a missing file is ENOENT."""
     await t.attempt(t.utimens(b"nope", UTIME_NOW, UTIME_NOW))
+
+
+@case("times", "utimens")
+async def _(t: Ctx) -> None:
+    """utimensat: explicit times, 'now', UTIME_OMIT, ENOENT."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.utimens(b"f", 1_000_000_000, 2_000_000_000)
+    await t.utimens(b"f", UTIME_NOW, UTIME_NOW)
+    await t.utimens(b"f", UTIME_OMIT, UTIME_NOW)
+    await t.fails(errno.ENOENT, t.utimens(b"missing", UTIME_NOW, UTIME_NOW))
+
+
+@case("times", "dir-mtime")
+async def _(t: Ctx) -> None:
+    """Which operations change a directory's mtime: creating, renaming and removing entries; not
+    chmod or open of an existing entry."""
+    await t.mkdir(b"d", 0o755)
+    await t.utimens(b"d", 1_000_000_000, 1_000_000_000)
+    await t.open(b"d/f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await mtime_moved(t, b"d")
+    await t.utimens(b"d", 1_000_000_000, 1_000_000_000)
+    await t.open(b"d/f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await mtime_moved(t, b"d")
+    await t.chmod(b"d/f", 0o600)
+    await mtime_moved(t, b"d")
+    await t.rename(b"d/f", b"d/g")
+    await mtime_moved(t, b"d")
+    await t.utimens(b"d", 1_000_000_000, 1_000_000_000)
+    await t.unlink(b"d/g")
+    await mtime_moved(t, b"d")
+    await t.utimens(b"d", 1_000_000_000, 1_000_000_000)
+    await t.symlink(b"x", b"d/l")
+    await mtime_moved(t, b"d")
+    await t.utimens(b"d", 1_000_000_000, 1_000_000_000)
+    await t.fails(errno.ENOENT, t.stat(b"d/l"))
+    await mtime_moved(t, b"d")
+
+
+@case("times", "file-mtime")
+async def _(t: Ctx) -> None:
+    """Which operations change a file's mtime: write, truncate (shrinking and growing),
+    O_TRUNC (of an empty file too), ftruncate; not read, chmod or a plain open."""
+    h0 = await t.open(b"f", os.O_RDWR | os.O_CREAT, 0o644)
+    await t.utimens(b"f", 1_000_000_000, 1_000_000_000)
+    await t.read(h0, 10)
+    await mtime_moved(t, b"f")
+    await t.write(h0, b"x")
+    await mtime_moved(t, b"f")
+    await t.utimens(b"f", 1_000_000_000, 1_000_000_000)
+    await t.chmod(b"f", 0o600)
+    await mtime_moved(t, b"f")
+    await t.truncate(b"f", 1)
+    await mtime_moved(t, b"f")
+    await t.truncate(b"f", 5)
+    await mtime_moved(t, b"f")
+    await t.utimens(b"f", 1_000_000_000, 1_000_000_000)
+    await t.open(b"f", os.O_RDONLY)
+    await mtime_moved(t, b"f")
+    await t.open(b"f", os.O_WRONLY | os.O_TRUNC)
+    await mtime_moved(t, b"f")
+    await t.utimens(b"f", 1_000_000_000, 1_000_000_000)
+    await t.open(b"f", os.O_WRONLY | os.O_TRUNC)
+    await mtime_moved(t, b"f")
+    await t.utimens(b"f", 1_000_000_000, 1_000_000_000)
+    await t.ftruncate(h0, 0)
+    await mtime_moved(t, b"f")
+    await t.link(b"f", b"g")
+    await mtime_moved(t, b"f")

@@ -118,3 +118,25 @@ async def _(t: Ctx) -> None:
     await t.truncate(b"f", 3)
     await t.truncate(b"f", 10)
     t.check(await t.slurp(b"f") == b"sec" + b"\0" * 7, "old bytes resurfaced")
+
+
+@case("truncate", "truncate")
+async def _(t: Ctx) -> None:
+    """truncate and ftruncate shrink and extend; EINVAL for negative sizes and read-only handles,
+    EISDIR for directories."""
+    h0 = await t.open(b"f", os.O_RDWR | os.O_CREAT, 0o644)
+    await t.write(h0, b"0123456789")
+    await t.truncate(b"f", 4)
+    await t.pread(h0, 100, 0)
+    await t.truncate(b"f", 8)
+    await t.pread(h0, 100, 0)
+    await t.fails(errno.EINVAL, t.truncate(b"f", -1))
+    await t.ftruncate(h0, 2)
+    await t.fstat(h0)
+    h1 = await t.open(b"f", os.O_RDONLY)
+    await t.fails(errno.EINVAL, t.ftruncate(h1, 0))
+    await t.mkdir(b"d", 0o755)
+    await t.fails(errno.EISDIR, t.truncate(b"d", 0))
+    h2 = await t.open(b"d", os.O_RDONLY)
+    await t.fails(errno.EINVAL, t.ftruncate(h2, 0))
+    await t.fails(errno.ENOENT, t.truncate(b"missing", 0))

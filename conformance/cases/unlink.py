@@ -141,3 +141,30 @@ async def _(t: Ctx) -> None:
     for i in range(50):
         await t.unlink(b"f%d" % i)
     await t.listdir()
+
+
+@case("unlink", "unlink-basic")
+async def _(t: Ctx) -> None:
+    """unlink: ENOENT, EISDIR on directories (with and without slash), ENOTDIR with a slash on a
+    file, EISDIR on '.'."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.unlink(b"f")
+    await t.fails(errno.ENOENT, t.unlink(b"f"))
+    await t.fails(errno.ENOENT, t.stat(b"f"))
+    await t.mkdir(b"d", 0o755)
+    await t.fails(errno.EISDIR, t.unlink(b"d"))
+    await t.fails(errno.EISDIR, t.unlink(b"d/"))
+    await t.open(b"g", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.fails(errno.ENOTDIR, t.unlink(b"g/"))
+    await t.fails(errno.EISDIR, t.unlink(b"."))
+    await t.fails(errno.ENOENT, t.unlink(b"missing/x"))
+
+
+@case("unlink", "unlink-open-file")
+async def _(t: Ctx) -> None:
+    """An unlinked file that is still open keeps its data."""
+    h0 = await t.open(b"f", os.O_RDWR | os.O_CREAT, 0o644)
+    await t.write(h0, b"still here")
+    await t.unlink(b"f")
+    await t.pread(h0, 100, 0)
+    await t.fstat(h0)

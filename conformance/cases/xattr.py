@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import errno
+import os
 
 from ..case import USER, Ctx, case, register
-from ..target import XATTR_CREATE, XATTR_REPLACE
+from ..target_api import XATTR_CREATE, XATTR_REPLACE
 
 X = ("xattr",)
 
@@ -168,3 +169,23 @@ async def _(t: Ctx) -> None:
     await t.listxattr(b"f")
     for i in range(0, 20, 5):
         await t.getxattr(b"f", b"user.k%02d" % i)
+
+
+@case("xattr", "user-xattrs", needs=("xattr",))
+async def _(t: Ctx) -> None:
+    """user.* xattrs: get, set, XATTR_CREATE, XATTR_REPLACE, empty values, list, remove, unknown
+    namespaces, symlinks."""
+    await t.open(b"f", os.O_WRONLY | os.O_CREAT, 0o644)
+    await t.fails(errno.ENODATA, t.getxattr(b"f", b"user.a"))
+    await t.setxattr(b"f", b"user.a", b"1")
+    await t.getxattr(b"f", b"user.a")
+    await t.fails(errno.EEXIST, t.setxattr(b"f", b"user.a", b"2", XATTR_CREATE))
+    await t.fails(errno.ENODATA, t.setxattr(b"f", b"user.b", b"2", XATTR_REPLACE))
+    await t.setxattr(b"f", b"user.b", b"", XATTR_CREATE)
+    await t.listxattr(b"f")
+    await t.removexattr(b"f", b"user.a")
+    await t.fails(errno.ENODATA, t.removexattr(b"f", b"user.a"))
+    await t.listxattr(b"f")
+    await t.fails(errno.EOPNOTSUPP, t.setxattr(b"f", b"bogus.a", b"1"))
+    await t.symlink(b"f", b"l")
+    await t.fails(errno.EPERM, t.setxattr(b"l", b"user.x", b"1"))

@@ -11,7 +11,7 @@ import sys
 from conformance.report import Matrix
 from conformance.runner import run_target, select
 from conformance.suite import run_matrix
-from conformance.target import RENAME_NOREPLACE
+from conformance.target_api import RENAME_NOREPLACE
 from conformance.target_dir import DirTarget
 from tests.support import need_root
 

@@ -1,6 +1,8 @@
 """No application syscall reaches the host: each gets the Sentry's answer, also right after
 the Sentry injected host calls (mmap, mprotect, munmap, fork, clone) for the program — the moment where
-ptrace's stop ordering makes a passthrough easy."""
+ptrace's stop ordering makes a passthrough easy: from a SYSEMU entry stop, resuming with
+PTRACE_SYSCALL first gives the exit stop of the skipped call, and injecting a call before
+that stop makes the host run the application's own syscall."""
 
 import errno
 import os

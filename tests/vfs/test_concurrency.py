@@ -14,7 +14,7 @@ import trio
 from vfs import Credentials, parse_dirents64
 from vfs.abi import O_CREAT, O_DIRECTORY, O_RDONLY, O_WRONLY
 
-from .targets import TARGETS
+from .helpers import layered
 
 C = Credentials.root()
 NAMES = [b"n%d" % i for i in range(6)]
@@ -68,12 +68,10 @@ async def listing(v, ctx, path: bytes) -> dict[bytes, int]:
 
 @pytest.mark.parametrize("target", ["tmpfs", "overlay", "goferfs", "overlay-gofer"])
 async def test_concurrent_renames_keep_tree_consistent(target: str, tmp_path) -> None:
-    async with TARGETS[target](tmp_path) as t:
-        v = t.over.vfs if hasattr(t, "over") else t.vfs
+    async with layered(target, tmp_path) as (v, base):
         ctx = v.new_context()
         # Start from a populated directory; for the overlay it is in the lower layer, so
         # the callers race through copy-ups and whiteouts too.
-        base = t.lower.vfs if hasattr(t, "lower") else v
         bctx = base.new_context()
         await base.mkdirat(bctx, C, None, b"/t/d", 0o755)
         for name in NAMES[:2]:

@@ -189,7 +189,7 @@ async def test_statx_header_matches_host_tmpfs(env) -> None:
     """stx_mask, stx_attributes and stx_attributes_mask as the host's tmpfs reports them."""
     import ctypes
 
-    from .targets import host_base
+    from .helpers import host_base
 
     base = host_base()
     if base is None:
@@ -207,7 +207,7 @@ async def test_statx_header_matches_host_tmpfs(env) -> None:
 async def test_tmpfs_lists_newest_first_like_host(env) -> None:
     """Linux's tmpfs lists a directory newest entry first; a rename moves an entry to
     the front. Compared with the host's tmpfs."""
-    from .targets import host_base
+    from .helpers import host_base
 
     base = host_base()
     if base is None:

@@ -11,7 +11,7 @@ from vfs import Credentials, VirtualFilesystem
 from vfs.abi import O_CREAT, O_DIRECTORY, O_RDONLY, O_RDWR, O_WRONLY
 from vfs.fs.goferfs import GoferFS
 
-from .targets import _gofer_client
+from .helpers import gofer_client
 
 C = Credentials.root()
 
@@ -66,7 +66,7 @@ class Counting:
 
 @pytest.fixture
 async def gofer(tmp_path):
-    async with _gofer_client(tmp_path) as client:
+    async with gofer_client(tmp_path) as client:
         yield client, tmp_path / "export"
 
 

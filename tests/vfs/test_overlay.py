@@ -11,7 +11,7 @@ from vfs import Credentials, Tmpfs, VirtualFilesystem
 from vfs.abi import O_CREAT, O_DIRECTORY, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, S_IFCHR
 from vfs.fs.overlay import OPAQUE, Overlay
 
-from .ops import _dents
+from .helpers import dents
 
 C = Credentials.root()
 
@@ -21,7 +21,7 @@ async def snapshot(v: VirtualFilesystem, path: bytes = b"/") -> dict:
     ctx = v.new_context()
     out = {}
     fd = await v.open(ctx, C, None, path, O_RDONLY | O_DIRECTORY)
-    for name, _t in await _dents(fd):
+    for name, _t in await dents(fd):
         if name in (b".", b".."):
             continue
         p = path.rstrip(b"/") + b"/" + name
@@ -91,7 +91,7 @@ async def test_whiteout_and_opaque_dir_in_upper(layers) -> None:
     await ov.mkdirat(ctx, C, None, b"/etc/sub", 0o755)
     assert await up.getxattr(up.new_context(), C, None, b"/etc/sub", OPAQUE) == b"y"
     fd = await ov.open(ctx, C, None, b"/etc/sub", O_RDONLY | O_DIRECTORY)
-    assert [n for n, _ in await _dents(fd)] == [b".", b".."]
+    assert [n for n, _ in await dents(fd)] == [b".", b".."]
     # the opaque marker is invisible through the overlay
     assert OPAQUE not in await ov.listxattr(ctx, C, None, b"/etc/sub")
 
@@ -102,7 +102,7 @@ async def test_merged_readdir_and_link_counts(layers) -> None:
     await ov.mkdirat(ctx, C, None, b"/etc/upperdir", 0o755)
     await ov.unlinkat(ctx, C, None, b"/etc/link")
     fd = await ov.open(ctx, C, None, b"/etc", O_RDONLY | O_DIRECTORY)
-    names = sorted(n for n, _ in await _dents(fd))
+    names = sorted(n for n, _ in await dents(fd))
     assert names == [b".", b"..", b"passwd", b"sub", b"upperdir"]
     assert (await ov.stat(ctx, C, None, b"/etc")).nlink == 4
     with pytest.raises(OSError) as e:
@@ -128,9 +128,9 @@ async def test_concurrent_copy_up_of_one_file(tmp_path) -> None:
     awaits: it is copied up once, and both writes land in the one upper copy."""
     import trio
 
-    from .targets import _goferfs
+    from .helpers import goferfs
 
-    async with _goferfs(tmp_path, "exclusive") as gfs:
+    async with goferfs(tmp_path, "exclusive") as gfs:
         lv = VirtualFilesystem(gfs)
         lctx = lv.new_context()
         await lv.mkdirat(lctx, C, None, b"/dir", 0o755)
@@ -152,15 +152,15 @@ async def test_concurrent_copy_up_of_one_file(tmp_path) -> None:
         data = await fd.read(200)
         assert data[:4] == b"AAAA" and data[50:54] == b"BBBB" and len(data) == 100
         fdir = await ov.open(ctx, C, None, b"/dir", O_RDONLY | O_DIRECTORY)
-        assert sorted(n for n, _ in await _dents(fdir)) == [b".", b"..", b"f"]
+        assert sorted(n for n, _ in await dents(fdir)) == [b".", b"..", b"f"]
 
 
 async def test_large_lower_directory_listed_whole(tmp_path) -> None:
     """A lower goferfs directory bigger than one Treaddir (small msize) is merged whole,
     through the overlay and directly."""
-    from .targets import _goferfs
+    from .helpers import goferfs
 
-    async with _goferfs(tmp_path, "exclusive", msize=8192) as gfs:
+    async with goferfs(tmp_path, "exclusive", msize=8192) as gfs:
         top = tmp_path / "export" / "big"
         top.mkdir()
         names = sorted(b"entry-%04d-with-a-long-enough-name" % i for i in range(600))
@@ -168,5 +168,5 @@ async def test_large_lower_directory_listed_whole(tmp_path) -> None:
             (top / n.decode()).touch()
         for v in (VirtualFilesystem(gfs), VirtualFilesystem(Overlay(Tmpfs(), gfs))):
             fd = await v.open(v.new_context(), C, None, b"/big", O_RDONLY | O_DIRECTORY)
-            got = sorted(n for n, _ in await _dents(fd) if n not in (b".", b".."))
+            got = sorted(n for n, _ in await dents(fd) if n not in (b".", b".."))
             assert got == names

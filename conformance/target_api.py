@@ -69,7 +69,7 @@ class Stat:
 
     @property
     def kind(self) -> str:
-        return KIND_NAMES.get(statmod.S_IFMT(self.mode), f"0o{statmod.S_IFMT(self.mode):o}")
+        return kind_name(statmod.S_IFMT(self.mode))
 
     @property
     def perm(self) -> int:
@@ -95,6 +95,11 @@ KIND_NAMES = {
     statmod.S_IFIFO: "fifo", statmod.S_IFCHR: "chr", statmod.S_IFBLK: "blk",
     statmod.S_IFSOCK: "sock",
 }
+
+
+def kind_name(fmt: int) -> str:
+    """The kind of a file type (S_IFMT bits; a d_type is those bits shifted right by 12)."""
+    return KIND_NAMES.get(fmt, f"0o{fmt:o}")
 
 
 def _unsupported(what: str) -> OSError:
@@ -177,7 +182,8 @@ class Target(ABC):
     async def rename(self, old: bytes, new: bytes, flags: int = 0) -> None: ...
 
     @abstractmethod
-    async def link(self, old: bytes, new: bytes) -> None: ...
+    async def link(self, old: bytes, new: bytes, follow: bool = False) -> None:
+        """linkat(2); `follow` is AT_SYMLINK_FOLLOW (link what a symlink `old` names)."""
 
     @abstractmethod
     async def symlink(self, target: bytes, path: bytes) -> None: ...
@@ -201,7 +207,8 @@ class Target(ABC):
 
     # -- attributes ------------------------------------------------------------------------
     @abstractmethod
-    async def chmod(self, path: bytes, mode: int) -> None: ...
+    async def chmod(self, path: bytes, mode: int, follow: bool = True) -> None:
+        """fchmodat2(2); not `follow` is AT_SYMLINK_NOFOLLOW (EOPNOTSUPP on a symlink)."""
 
     @abstractmethod
     async def fchmod(self, h: int, mode: int) -> None: ...
@@ -237,6 +244,34 @@ class Target(ABC):
         """The first lock (kind, start, length) that would block `kind` on the range, or None."""
         raise _unsupported("byte-range locks")
 
+    # -- calls relative to an open handle, access, allocation -------------------------------
+    async def statat(self, h: int, path: bytes, follow: bool = True,
+                     empty_path: bool = False) -> Stat:
+        """fstatat(2) relative to directory handle `h`; `empty_path` is AT_EMPTY_PATH."""
+        raise _unsupported("calls relative to a handle")
+
+    async def mkdirat(self, h: int, path: bytes, mode: int = 0o777) -> None:
+        """mkdirat(2) relative to directory handle `h`."""
+        raise _unsupported("calls relative to a handle")
+
+    async def flink(self, h: int, new: bytes) -> None:
+        """Give the open file behind `h` (an O_TMPFILE) the name `new`: linkat(2) with
+        AT_EMPTY_PATH."""
+        raise _unsupported("calls relative to a handle")
+
+    async def readdir_kinds(self, h: int) -> list[tuple[bytes, str]]:
+        """Rewind directory handle `h` and read it whole: (name, kind from d_type) of every
+        entry but `.` and `..`, in the filesystem's order."""
+        raise _unsupported("d_type")
+
+    async def access(self, path: bytes, mode: int, follow: bool = True) -> None:
+        """faccessat2(2) with AT_EACCESS (checked as this view's credentials)."""
+        raise _unsupported("access")
+
+    async def fallocate(self, h: int, mode: int, off: int, length: int) -> None:
+        """fallocate(2) on handle `h`."""
+        raise _unsupported("fallocate")
+
     # -- process state ---------------------------------------------------------------------
     @abstractmethod
     def umask(self, mask: int) -> int:
@@ -244,5 +279,8 @@ class Target(ABC):
 
 
 #: Optional abilities: "fifo-io" (opening fifos moves data between the two ends),
-#: "unpriv" (credentials other than root are honoured), "xattr", "locks", "mknod-dev".
-FEATURES = frozenset({"fifo-io", "unpriv", "xattr", "locks", "mknod-dev"})
+#: "unpriv" (credentials other than root are honoured), "xattr", "locks", "mknod-dev",
+#: "at-handle" (statat, mkdirat, flink, O_TMPFILE), "dtype" (readdir_kinds), "access",
+#: "fallocate".
+FEATURES = frozenset({"fifo-io", "unpriv", "xattr", "locks", "mknod-dev", "at-handle",
+                      "dtype", "access", "fallocate"})

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from .target import Target
+from .target_api import Target
 
 
 class TargetSpecError(ValueError):
@@ -43,7 +43,9 @@ def _mount_kind(path: str) -> str:
     return kind
 
 
-VFS_KINDS = ("tmpfs", "overlay", "gofer", "overlay-gofer")
+#: `vfs:` kinds besides `vfs:9p:ADDRESS,aname=NAME` (goferfs on any 9P2000.L server).
+VFS_KINDS = ("tmpfs", "overlay", "gofer", "gofer-shared", "overlay-gofer", "overlay-copyup",
+             "overlay-gofer-copyup")
 
 
 def check_spec(spec: str) -> None:
@@ -55,22 +57,29 @@ def check_spec(spec: str) -> None:
         if not os.path.isdir(rest):
             raise TargetSpecError(f"target {spec!r}: {rest!r} is not a directory")
     elif scheme == "9p":
-        from .target_9p import parse_address
-        try:
-            addr, _ = parse_address(rest)
-        except ValueError as e:
-            raise TargetSpecError(str(e)) from None
-        kind, _, where = addr.partition(":")
-        host, _, port = where.rpartition(":")
-        if kind not in ("tcp", "unix") or not where or (
-                kind == "tcp" and not (host and port.isdigit())):
-            raise TargetSpecError(f"bad 9p address {addr!r} in {spec!r}; expected "
-                                  "tcp:HOST:PORT or unix:PATH")
+        _check_9p(spec, rest)
     elif scheme == "vfs":
-        if rest not in VFS_KINDS:
-            raise TargetSpecError(f"unknown vfs target {rest!r} ({', '.join(VFS_KINDS)})")
+        if rest.startswith("9p:"):
+            _check_9p(spec, rest[3:])
+        elif rest not in VFS_KINDS:
+            raise TargetSpecError(f"unknown vfs target {rest!r} ({', '.join(VFS_KINDS)}, "
+                                  "9p:ADDRESS,aname=NAME)")
     else:
         raise TargetSpecError(f"unknown target scheme {scheme!r} in {spec!r} (dir:, 9p:, vfs:)")
+
+
+def _check_9p(spec: str, rest: str) -> None:
+    from .target_9p import parse_address
+    try:
+        addr, _ = parse_address(rest)
+    except ValueError as e:
+        raise TargetSpecError(str(e)) from None
+    kind, _, where = addr.partition(":")
+    host, _, port = where.rpartition(":")
+    if kind not in ("tcp", "unix") or not where or (
+            kind == "tcp" and not (host and port.isdigit())):
+        raise TargetSpecError(f"bad 9p address {addr!r} in {spec!r}; expected "
+                              "tcp:HOST:PORT or unix:PATH")
 
 
 @contextlib.asynccontextmanager
@@ -89,12 +98,12 @@ async def open_target(spec: str) -> AsyncIterator[OpenedTarget]:
             await t.aclose()
     elif scheme == "9p":
         from .target_9p import open_9p
-        async with open_9p(rest) as t:
-            yield OpenedTarget(t, spec, "9p")
+        async with open_9p(rest) as nt:
+            yield OpenedTarget(nt, spec, "9p")
     elif scheme == "vfs":
         from .target_vfs import open_vfs
-        async with open_vfs(rest) as t:
-            yield OpenedTarget(t, spec, f"vfs-{rest}")
+        async with open_vfs(rest) as vt:
+            yield OpenedTarget(vt, spec, "vfs-9p" if rest.startswith("9p:") else f"vfs-{rest}")
 
 
 @contextlib.asynccontextmanager
