@@ -26,10 +26,10 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sentry.kernel.task import Task
+    pass
 
 __all__ = ["Volume", "SandboxConfig", "Sandbox", "GoferProcess", "exit_code"]
 

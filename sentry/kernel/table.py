@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 import errno as _errno
 import inspect
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
