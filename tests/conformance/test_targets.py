@@ -5,6 +5,7 @@ module. Matrices go to artifacts/."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import socket
@@ -70,6 +71,7 @@ VFS_KINDS = ["tmpfs", "overlay", "gofer", "gofer-shared", "overlay-gofer", "over
              "overlay-gofer-copyup"]
 
 
+@pytest.mark.timeout(900)  # goferfs kinds on a loaded 2-CPU machine: several minutes
 @pytest.mark.parametrize("kind", VFS_KINDS)
 async def test_vfs_target_matches_the_oracle(kind: str, oracle) -> None:
     """The in-process VFS (tmpfs; overlays over tmpfs and over goferfs, with each case's
@@ -87,12 +89,14 @@ async def test_vfs_target_matches_the_oracle(kind: str, oracle) -> None:
 #: Where goferfs on diod departs because of diod itself: facts about that server.
 _DIOD_PATHS = ("diod's fids hold path strings, not open handles: a file reached through a "
                "name that has since changed (a new link, an unlinked original) is ENOENT")
-_DIOD_PATH_MAX = "diod prefixes the export's path, so paths near PATH_MAX are ENAMETOOLONG"
+_DIOD_PATH_MAX = ("diod prefixes the export's path, so paths near PATH_MAX (how near depends "
+                  "on the export's own path) are ENAMETOOLONG")
+#: case-id glob -> reason
 DIOD_OWN = {
     "links/into-subdir": _DIOD_PATHS,
     "links/survives-unlink-of-original": _DIOD_PATHS,
-    "names/path-length-4094": _DIOD_PATH_MAX,
-    "names/path-length-4095": _DIOD_PATH_MAX,
+    "names/path-length-*": _DIOD_PATH_MAX,
+    "names/deep-relative-beyond-path-max": _DIOD_PATH_MAX,
 }
 
 
@@ -110,7 +114,8 @@ async def test_goferfs_on_diod_matches_the_oracle(tmp_path, oracle) -> None:
                              oracle=oracle)
     save(m, "vfs-diod")
     assert [t.kind for t in m.targets] == ["vfs-9p"]
-    assert set(m.unexpected(0)) <= set(DIOD_OWN), m.text(only_differences=True)
+    theirs = [c for c in m.unexpected(0) if not any(fnmatch.fnmatchcase(c, p) for p in DIOD_OWN)]
+    assert theirs == [], m.text(only_differences=True)
 
 
 def _free_port() -> int:
