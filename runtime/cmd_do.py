@@ -21,9 +21,11 @@ import click
 @click.option("--volume", "volumes", multiple=True, metavar="HOST:SANDBOX[:ro]",
               help="Mount host directory HOST at SANDBOX, writable unless :ro (repeatable).")
 @click.option("--strace", is_flag=True, help="Print every syscall of the program to stderr.")
+@click.option("--memory", metavar="SIZE", help="The sandbox's memory (/proc/meminfo's "
+              "MemTotal), e.g. 512M, 2G (default: the host's).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
-       command: tuple[str, ...]) -> None:
+       memory: str | None, command: tuple[str, ...]) -> None:
     """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
     # Start-up is mostly imports, which allocate many objects and no garbage worth a
     # collection: the collector is off until the Sentry is imported, and what exists then is
@@ -47,6 +49,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
             Volume,
             env_of,
             import_sentry,
+            parse_size,
         )
 
     try:
@@ -56,6 +59,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
             cwd=cwd,
             volumes=[Volume.parse(v) for v in volumes],
             strace=strace,
+            memory=None if memory is None else parse_size(memory),
         )
     except ValueError as e:
         raise click.BadParameter(str(e)) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import struct
+import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -66,6 +67,8 @@ class Task:
         self._sleeps: set[trio.CancelScope] = set()
         self._pgid = tgid
         self._sid = tgid
+        self.start_time = time.monotonic()  # /proc/PID/stat's starttime
+        self.oom_score_adj = 0  # /proc/PID/oom_score_adj (the leader's is the process's)
 
     @property
     def ppid(self) -> int:
