@@ -87,7 +87,7 @@ class Sysctl:
             b"ostype": _ro(b"Linux\n"),
             b"osrelease": _ro(RELEASE + b"\n"),
             b"version": _ro(VERSION + b"\n"),
-            b"pid_max": _nums(4194304),
+            b"pid_max": _nums(32768),  # PID_MAX_DEFAULT
             b"threads-max": _nums(max(20, mem // (8 * 16384))),
             b"ngroups_max": _nums(65536),
             b"cap_last_cap": _nums(40),
