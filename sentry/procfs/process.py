@@ -170,10 +170,15 @@ class ProcessFiles:
         z = self.kernel.zombies.get(t.tgid) if not self._live(t) else None
         return z[0] if z is not None else t.ppid
 
-    def _state(self, t: Task) -> str:
+    def _state(self, t: Task, th: Task | None = None) -> str:
+        """The process's state, or with `th` that thread's own (task/TID): S while it
+        sleeps in a syscall, unless it is the reader."""
         if not self._live(t):
             return "Z (zombie)"
-        return jobctl.state_letter(t)
+        state = jobctl.state_letter(t)
+        if th is None or state[0] == "T":
+            return state
+        return "S (sleeping)" if th._sleeps and th is not _current() else "R (running)"
 
     def _exe(self, t: Task) -> bytes:
         img = t.image
@@ -401,7 +406,7 @@ class ProcessFiles:
         times = usage.cpu_times(th.stub.pid, thread=thread) if live else usage.CpuTimes()
         lines = [
             f"Name:\t{os.fsdecode(th.comm)}", f"Umask:\t{umask:04o}",
-            f"State:\t{self._state(t)}", f"Tgid:\t{t.tgid}", "Ngid:\t0", f"Pid:\t{pid}",
+            f"State:\t{self._state(t, th if thread else None)}", f"Tgid:\t{t.tgid}", "Ngid:\t0", f"Pid:\t{pid}",
             f"PPid:\t{self._ppid(t)}", "TracerPid:\t0",
             "Uid:\t" + "\t".join(map(str, uids)), "Gid:\t" + "\t".join(map(str, gids)),
             f"FDSize:\t{fdsize}", f"Groups:\t{groups}{' ' if groups else ''}",
@@ -441,7 +446,7 @@ class ProcessFiles:
     def _stat(self, t: Task, th: Task, thread: bool) -> bytes:
         """All 52 fields of Linux's stat: times from the stub's accounting, start time in
         ticks since the sandbox started, sizes from the Sentry's VMAs."""
-        state = self._state(t)[0]
+        state = self._state(t, th if thread else None)[0]
         live = self._live(t)
         nthreads = max(1, len(t.leader.threads))
         times = usage.cpu_times(th.stub.pid, thread=thread) if live else usage.CpuTimes()

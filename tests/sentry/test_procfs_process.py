@@ -120,3 +120,33 @@ def test_comm_and_oom_score_adj_are_writable():
              "echo -5 > /proc/$$/oom_score_adj; cat /proc/$$/oom_score_adj; "
              "cat /proc/$$/task/$$/comm")
     assert out.splitlines() == ["renamed", "-5", "renamed"]  # the leader's comm
+
+
+THREADS = r"""
+import os, threading, time
+t = threading.Thread(target=time.sleep, args=(2,))
+t.start()
+time.sleep(0.3)
+tids = sorted(int(x) for x in os.listdir('/proc/self/task'))
+status = dict(line.split(':\t', 1) for line in open('/proc/self/status').read().splitlines())
+other = open(f'/proc/self/task/{tids[1]}/stat').read().split()
+print(tids == [os.getpid(), tids[1]], status['Threads'], other[0] == str(tids[1]), other[2],
+      os.readlink('/proc/thread-self') == f'{os.getpid()}/task/{os.getpid()}')
+t.join()
+"""
+
+
+def test_threads_under_task(tmp_path):
+    (tmp_path / "threads.py").write_text(THREADS)
+    got = runpsc("do", "--volume", f"{tmp_path}:/t:ro", "--", "python3", "-S", "/t/threads.py")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == b"True 2 True S True\n"  # the sleeping thread is S
+
+
+def test_memory_option_parses_sizes():
+    from runtime.sandbox import parse_size
+
+    assert parse_size("512M") == 512 << 20 and parse_size("2G") == 2 << 30
+    assert parse_size("1GiB") == 1 << 30 and parse_size("1048576") == 1 << 20
+    got = runpsc("do", "--memory", "lots", "--", "true")
+    assert got.returncode == 2 and b"size 'lots'" in got.stderr
