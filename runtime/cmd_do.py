@@ -20,9 +20,11 @@ import click
 @click.option("--volume", "volumes", multiple=True, metavar="HOST:SANDBOX[:ro]",
               help="Mount host directory HOST at SANDBOX, writable unless :ro (repeatable).")
 @click.option("--strace", is_flag=True, help="Print every syscall of the program to stderr.")
+@click.option("--memory", metavar="SIZE", help="The sandbox's memory (/proc/meminfo's "
+              "MemTotal), e.g. 512M, 2G (default: the host's).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
-       command: tuple[str, ...]) -> None:
+       memory: str | None, command: tuple[str, ...]) -> None:
     """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
     from runtime.startup import Startup
 
@@ -32,7 +34,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
     startup.import_before_fork()
     import trio
 
-    from runtime.sandbox import Sandbox, SandboxConfig, SandboxError, Volume, env_of
+    from runtime.sandbox import Sandbox, SandboxConfig, SandboxError, Volume, env_of, parse_size
 
     try:
         config = SandboxConfig(
@@ -41,6 +43,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
             cwd=cwd,
             volumes=[Volume.parse(v) for v in volumes],
             strace=strace,
+            memory=None if memory is None else parse_size(memory),
         )
     except ValueError as e:
         raise click.BadParameter(str(e)) from None

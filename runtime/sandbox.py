@@ -77,6 +77,7 @@ class SandboxConfig:
         volumes: host directories to mount.
         strace: print every syscall to `strace_to`.
         umask: the program's umask (None: the caller's).
+        memory: the sandbox's memory in bytes, /proc/meminfo's MemTotal (None: the host's).
     """
 
     argv: list[str]
@@ -85,6 +86,7 @@ class SandboxConfig:
     volumes: list[Volume] = field(default_factory=list)
     strace: bool = False
     umask: int | None = None
+    memory: int | None = None
 
 
 def exit_code(status: int) -> int:
@@ -311,6 +313,7 @@ class Sandbox:
         self.gofers: list[GoferProcess] = []
         self.kernel: Any = None
         self.procfs: Any = None
+        self.sysfs: Any = None
 
     def start_gofers(self, *, fork: bool = False) -> None:
         """Start the gofer processes now (they boot while this process imports the Sentry).
@@ -352,7 +355,7 @@ class Sandbox:
         import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
         from sentry.kernel import Kernel
         from sentry.kernel.fdtable import FDTable
-        from sentry.kernel.procview import ProcView
+        from sentry.procfs import ProcView
         from vfs.fs.host import HostFD
 
         cfg = self.config
@@ -383,7 +386,7 @@ class Sandbox:
             argv = [os.fsencode(a) for a in cfg.argv]
             envp = [os.fsencode(f"{k}={v}") for k, v in cfg.env.items()]
             path = await self._find_program(vfs, ctx, creds, argv[0], cfg.env.get("PATH"))
-            self.procfs.provider = ProcView(kernel)  # the kernel's view of its processes
+            self.procfs.provider = self.sysfs.provider = ProcView(kernel, memory=cfg.memory)
             try:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(_forward_host_signals, kernel)
@@ -416,10 +419,10 @@ class Sandbox:
 
         await devfs.install(vfs, ctx, admin, b"/dev")
         pipefs.install(vfs)
-        self.procfs = Procfs(vfs)
+        self.procfs, self.sysfs = Procfs(vfs), Sysfs()
         for path, fs in (
             (b"/proc", self.procfs),
-            (b"/sys", Sysfs()),
+            (b"/sys", self.sysfs),
             (b"/tmp", Tmpfs()),
         ):
             await _mkdir_p(vfs, ctx, admin, path)
@@ -617,6 +620,20 @@ def _overlay(upper: Any, lower: Any) -> Any:
     from vfs.fs.overlay import Overlay
 
     return Overlay(upper, lower)
+
+
+def parse_size(text: str) -> int:
+    """A byte count with an optional binary suffix: 1048576, 512K, 64M, 2G, 1T."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
+    try:
+        value = int(float(num) * units[unit])
+    except ValueError:
+        raise ValueError(f"size {text!r}: expected a number with K, M, G or T") from None
+    if value < 1 << 20:
+        raise ValueError(f"size {text!r}: at least 1M")
+    return value
 
 
 def env_of(pairs: Sequence[str], base: Mapping[str, str] | None = None) -> dict[str, str]:

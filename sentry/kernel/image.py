@@ -29,6 +29,7 @@ class ProcessImage:
     arg_end: int = 0
     env_start: int = 0
     env_end: int = 0
+    auxv: dict[int, int] = field(default_factory=dict)  # /proc/PID/auxv
 
 
 class RecordingSource:
@@ -54,7 +55,7 @@ def image_of(loaded: Any, source: RecordingSource, envp: list[bytes], stub: Any)
     main = -2 if loaded.entry != loaded.auxv.get(AT_ENTRY, loaded.entry) and len(opened) > 1 \
         else -1
     path, vd = opened[main] if opened else (loaded.execfn, None)
-    img = ProcessImage(path, vd, list(loaded.argv), list(envp))
+    img = ProcessImage(path, vd, list(loaded.argv), list(envp), auxv=dict(loaded.auxv))
     argc, envc = len(loaded.argv), len(envp)
     try:
         words = struct.unpack(f"<{argc + envc + 3}Q", stub.read(loaded.sp, 8 * (argc + envc + 3)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import struct
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -81,6 +82,8 @@ class Task:
         self._sleeps: set[trio.CancelScope] = set()
         self._pgid = tgid
         self._sid = tgid
+        self.start_time = time.monotonic()  # /proc/PID/stat's starttime
+        self.oom_score_adj = 0  # /proc/PID/oom_score_adj (the leader's is the process's)
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.

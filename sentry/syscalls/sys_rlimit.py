@@ -8,6 +8,11 @@ import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel.limits import (
+    DEFAULT_RLIMITS,
+    RLIMIT_NLIMITS,
+    RLIMIT_NOFILE,
+)
 from sentry.kernel.table import Level, syscall
 
 if TYPE_CHECKING:
@@ -17,26 +22,6 @@ if TYPE_CHECKING:
 
 # limits -------------------------------------------------------------------------------------
 
-RLIM_INFINITY = (1 << 64) - 1
-RLIMIT_STACK, RLIMIT_CORE, RLIMIT_NOFILE, RLIMIT_NLIMITS = 3, 4, 7, 16
-DEFAULT_RLIMITS = {
-    0: (RLIM_INFINITY, RLIM_INFINITY),  # CPU
-    1: (RLIM_INFINITY, RLIM_INFINITY),  # FSIZE
-    2: (RLIM_INFINITY, RLIM_INFINITY),  # DATA
-    3: (8 << 20, RLIM_INFINITY),  # STACK
-    4: (0, RLIM_INFINITY),  # CORE
-    5: (RLIM_INFINITY, RLIM_INFINITY),  # RSS
-    6: (63704, 63704),  # NPROC
-    7: (1024, 1 << 20),  # NOFILE
-    8: (8 << 20, 8 << 20),  # MEMLOCK
-    9: (RLIM_INFINITY, RLIM_INFINITY),  # AS
-    10: (RLIM_INFINITY, RLIM_INFINITY),  # LOCKS
-    11: (63704, 63704),  # SIGPENDING
-    12: (819200, 819200),  # MSGQUEUE
-    13: (0, 0),  # NICE
-    14: (0, 0),  # RTPRIO
-    15: (RLIM_INFINITY, RLIM_INFINITY),  # RTTIME
-}
 
 
 def _rlimit(t: Task, res: int) -> tuple[int, int]:

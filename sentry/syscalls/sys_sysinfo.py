@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel.limits import RELEASE, VERSION
 from sentry.kernel.table import Level, syscall
 
 if TYPE_CHECKING:
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 
 # identity of the machine ---------------------------------------------------------------------
 
-RELEASE = b"6.1.0-runpsc"
-VERSION = b"#1 SMP PREEMPT_DYNAMIC runpsc"
 
 
 @syscall("uname")

@@ -1,4 +1,4 @@
-"""/proc from the kernel (sentry/kernel/procview.py): exe, cmdline, environ and stat of
+"""/proc from the kernel (sentry/procfs): exe, cmdline, environ and stat of
 every process across fork, execve through a symlink and a `#!` script, and an argv
 rewritten in place; compared with the same program run natively."""
 
@@ -23,7 +23,7 @@ async def run_with_proc(argv: list[str], files: dict[str, bytes | str], *,
     /proc served by the kernel's ProcView. Returns (wait status, stdout, kernel)."""
     import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
     from sentry.kernel import Kernel
-    from sentry.kernel.procview import ProcView
+    from sentry.procfs import ProcView
     from vfs import Credentials, Tmpfs, VirtualFilesystem
     from vfs.fs import devfs, pipefs
     from vfs.fs.procfs import Procfs

@@ -11,7 +11,7 @@ nr_open}, /proc/sys/vm/{overcommit_memory, mmap_min_addr}.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..abi import PROC_SUPER_MAGIC, StatFS
 from ..mount import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, FSContext
@@ -42,7 +42,8 @@ class ProcProvider(Protocol):
         ...
 
     def extra_entries(self) -> dict[bytes, Node]:
-        """More top-level files: meminfo, uptime, stat, cpuinfo, loadavg, version ..."""
+        """More top-level files: meminfo, uptime, stat, cpuinfo, loadavg, version, sys/ ...
+        (they replace the static ones of the same name)."""
         ...
 
 
@@ -54,18 +55,48 @@ def _opts(flags: int) -> bytes:
     return b",".join(out)
 
 
-def mounts_text(vfs: VirtualFilesystem, ctx: FSContext | None = None) -> bytes:
-    """/proc/mounts lines for the namespace (paths seen from ctx.root)."""
+def _mount_rows(vfs: VirtualFilesystem, ctx: FSContext | None) -> list[tuple[Any, bytes]]:
+    """(mount, its mount point as ctx sees it) for every mount of the namespace."""
     ctx = ctx or vfs.new_context()
-    lines = []
     from ..mount import VirtualDentry
 
+    rows = []
     for m in vfs.all_mounts():
         path = b"/"
         if m.parent is not None and m.mountpoint is not None:
             path = vfs.path_of(ctx, VirtualDentry(m.parent, m.mountpoint))
-        lines.append(b"%s %s %s %s 0 0\n" % (m.source.encode(), path, m.fs.fstype.encode(),
-                                             _opts(m.flags)))
+        rows.append((m, path))
+    return rows
+
+
+def _escape(path: bytes) -> bytes:
+    """Linux's mangle() of /proc/mounts: space, tab, newline and backslash as octal."""
+    for c in b"\\ \t\n":
+        path = path.replace(bytes([c]), b"\\%03o" % c)
+    return path
+
+
+def mounts_text(vfs: VirtualFilesystem, ctx: FSContext | None = None) -> bytes:
+    """/proc/mounts lines for the namespace (paths seen from ctx.root)."""
+    return b"".join(b"%s %s %s %s 0 0\n" % (_escape(m.source.encode()), _escape(path),
+                                            m.fs.fstype.encode(), _opts(m.flags))
+                    for m, path in _mount_rows(vfs, ctx))
+
+
+def mountinfo_text(vfs: VirtualFilesystem, ctx: FSContext | None = None) -> bytes:
+    """/proc/PID/mountinfo: mount id, parent id, the filesystem's device, root, mount
+    point, options, fstype and source (what findmnt, df and libmount read). The root
+    mount's parent is itself (its real parent lies outside the namespace)."""
+    import os
+
+    lines = []
+    for m, path in _mount_rows(vfs, ctx):
+        parent = m.parent.id if m.parent is not None else m.id
+        dev = m.fs.dev
+        opts = _opts(m.flags)
+        lines.append(b"%d %d %d:%d / %s %s - %s %s %s\n" % (
+            m.id, parent, os.major(dev), os.minor(dev), _escape(path), opts,
+            m.fs.fstype.encode(), _escape(m.source.encode()), opts.split(b",")[0]))
     return b"".join(lines)
 
 
@@ -109,7 +140,7 @@ class Procfs(SyntheticFS):
         return mounts_text(self.vfs) if self.vfs is not None else b""
 
     def _root_children(self) -> dict[bytes, Node]:
-        out: dict[bytes, Node] = {}
+        out: dict[bytes, Node] = dict(self.static)
         p = self.provider
         if p is not None:
             for pid in p.pids():
@@ -119,8 +150,7 @@ class Procfs(SyntheticFS):
             me = p.self_pid()
             if me is not None:
                 out[b"self"] = SymlinkNode(str(me).encode())
-            out.update(p.extra_entries())
-        out.update(self.static)
+            out.update(p.extra_entries())  # the kernel's files win over the static ones
         return out
 
     async def statfs(self) -> StatFS:

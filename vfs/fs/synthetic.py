@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from ..abi import S_IFDIR, S_IFLNK, S_IFREG, Stat, dtype_of
@@ -47,17 +47,39 @@ class FileNode(Node):
     """A file whose contents come from `content` (bytes, or a callable returning bytes).
 
     Args:
-        write: optional callable taking the bytes written (at close of each write call).
+        write: optional callable taking (the bytes written, the file offset) at each write
+            call; it raises OSError to refuse them (garbage in a number file: EINVAL).
+        readonly_errno: what a write fails with when there is no `write`. Linux differs by
+            file family: EINVAL for /proc/PID files, EIO for /proc's system-wide files, and
+            EACCES at open (even for root) for /proc/sys and /sys.
     """
 
     kind = S_IFREG
 
     def __init__(self, content: Source, mode: int = 0o444, *,
-                 write: Callable[[bytes], Any] | None = None, uid: int = 0,
-                 gid: int = 0) -> None:
+                 write: Callable[[bytes, int], Any] | None = None, uid: int = 0,
+                 gid: int = 0, readonly_errno: int = errno.EINVAL) -> None:
         super().__init__(mode, uid, gid)
         self.content = content
         self.write = write
+        self.readonly_errno = readonly_errno
+
+
+class StreamNode(Node):
+    """A file read and written at offsets through callables, with no contents fixed at
+    open (/proc/PID/mem): `read(n, offset) -> bytes`, `write(data, offset) -> int`; they
+    may raise OSError (EIO for an unmapped address). `opened()` runs at open and may
+    refuse it (permission checks Linux makes at open)."""
+
+    kind = S_IFREG
+
+    def __init__(self, read: Callable[[int, int], Any], write: Callable[[bytes, int], Any],
+                 mode: int = 0o600, *, opened: Callable[[], Any] | None = None,
+                 uid: int = 0, gid: int = 0) -> None:
+        super().__init__(mode, uid, gid)
+        self.read = read
+        self.write = write
+        self.opened = opened
 
 
 class SymlinkNode(Node):
@@ -73,7 +95,7 @@ class DirNode(Node):
 
     kind = S_IFDIR
 
-    def __init__(self, children: dict[bytes, Node] | Callable[[], Any], mode: int = 0o555,
+    def __init__(self, children: Mapping[bytes, Node] | Callable[[], Any], mode: int = 0o555,
                  uid: int = 0, gid: int = 0) -> None:
         super().__init__(mode, uid, gid)
         self.children = children
@@ -146,7 +168,15 @@ class SyntheticFS(Filesystem):
             raise error(errno.EINVAL)
         return await _eval(node.target)
 
-    async def setattr(self, d: Dentry, **_: Any) -> None:
+    async def setattr(self, d: Dentry, *, mode: int | None = None, uid: int | None = None,
+                      gid: int | None = None, size: int | None = None,
+                      **_times: Any) -> None:
+        """Truncation of a writable generated file (an open with O_TRUNC, as `echo x >
+        /proc/self/comm` does) is accepted and means nothing; other changes are EPERM."""
+        node = d.inode.node  # type: ignore[attr-defined]
+        if mode is None and uid is None and gid is None and size is not None and (
+                isinstance(node, StreamNode) or isinstance(node, FileNode) and node.write):
+            return
         raise error(errno.EPERM)
 
     async def open(self, d: Dentry, flags: int, creds: Credentials) -> FileDescription:
@@ -154,8 +184,14 @@ class SyntheticFS(Filesystem):
         if isinstance(node, DirNode):
             return SynthDirFD(flags, self, d)
         if isinstance(node, FileNode):
+            if flags & 3 and node.write is None and node.readonly_errno == errno.EACCES:
+                raise error(errno.EACCES)
             data = b"" if flags & 3 == 1 else await _eval(node.content)
             return SynthFileFD(flags, node, bytes(data))
+        if isinstance(node, StreamNode):
+            if node.opened is not None:
+                await _eval(node.opened)
+            return SynthStreamFD(flags, node)
         raise error(errno.ENXIO)
 
 
@@ -174,10 +210,33 @@ class SynthFileFD(RegularFD):
         return self.data[offset : offset + n]
 
     async def do_pwrite(self, data: bytes, offset: int) -> int:
-        if self.node.write is None:
-            raise error(errno.EINVAL)
-        await _eval(lambda: self.node.write(bytes(data)))
-        return len(data)
+        write = self.node.write
+        if write is None:
+            raise error(self.node.readonly_errno)
+        n = await _eval(lambda: write(bytes(data), offset))
+        return len(data) if n is None else n
+
+    async def do_truncate(self, size: int) -> None:
+        return None
+
+
+class SynthStreamFD(RegularFD):
+    """A `StreamNode` open: every read and write goes to the node's callables."""
+
+    def __init__(self, flags: int, node: StreamNode) -> None:
+        super().__init__(None, flags)
+        self.node = node
+
+    def file_size(self) -> int:
+        return 0
+
+    async def do_pread(self, n: int, offset: int) -> bytes:
+        read = self.node.read
+        return await _eval(lambda: read(n, offset))
+
+    async def do_pwrite(self, data: bytes, offset: int) -> int:
+        write = self.node.write
+        return await _eval(lambda: write(bytes(data), offset))
 
     async def do_truncate(self, size: int) -> None:
         return None

@@ -1,0 +1,135 @@
+"""/proc/sys: the sandbox kernel's tunables, read-only except kernel/hostname and
+kernel/domainname, which are the kernel's UTS names (what uname reports) and which root in
+the sandbox may change, as sethostname(2) would.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from typing import TYPE_CHECKING
+
+from sentry.kernel.limits import RELEASE, VERSION
+from vfs.fs.synthetic import DirNode, FileNode, Node, Source
+
+if TYPE_CHECKING:
+    from sentry.kernel import Kernel
+
+    from .system import System
+
+_UTS_LEN = 64  # __NEW_UTS_LEN
+_CAP_SYS_ADMIN = 21
+
+
+def _ro(content: Source) -> FileNode:
+    """A read-only sysctl: 0444, and opening it for writing is EACCES, even for root."""
+    return FileNode(content, 0o444, readonly_errno=errno.EACCES)
+
+
+def _nums(*values: int | str) -> FileNode:
+    return _ro("\t".join(map(str, values)).encode() + b"\n")
+
+
+class Sysctl:
+    """The /proc/sys tree of one kernel.
+
+    Args:
+        kernel: its `hostname` and `domainname` are what the two writable files change.
+        system: the machine view (memory limit, for threads-max).
+    """
+
+    def __init__(self, kernel: Kernel, system: System) -> None:
+        self.kernel = kernel
+        self.system = system
+        self.boot_id = str(uuid.uuid4()).encode() + b"\n"
+
+    def _uts(self, attr: str) -> FileNode:
+        def read() -> bytes:
+            return bytes(getattr(self.kernel, attr)) + b"\n"
+
+        def write(data: bytes, offset: int) -> int:
+            """proc_dostring with sysctl_writes_strict: a write at offset 0 replaces the
+            name, one at the end of it appends; the name stops at a newline or NUL and
+            is cut to 64 bytes. Needs CAP_SYS_ADMIN (the file's mode already keeps
+            non-root out)."""
+            from sentry.kernel.current import CURRENT_TASK
+
+            t = CURRENT_TASK.get(None)
+            if t is not None and t.creds is not None and not t.creds.has_cap(_CAP_SYS_ADMIN):
+                raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+            cur = bytes(getattr(self.kernel, attr))
+            if offset > len(cur):
+                return len(data)
+            text = data
+            for stop in (b"\n", b"\0"):
+                text = text.split(stop, 1)[0]
+            setattr(self.kernel, attr, (cur[:offset] + text)[:_UTS_LEN])
+            return len(data)
+
+        return FileNode(read, 0o644, write=write)
+
+    def _file_nr(self) -> bytes:
+        seen: set[int] = set()
+        n = 0
+        for t in self.kernel.procs.values():
+            if t.fdtable is not None and id(t.fdtable) not in seen:
+                seen.add(id(t.fdtable))
+                n += len(t.fdtable)
+        return b"%d\t0\t9223372036854775807\n" % n
+
+    def tree(self) -> DirNode:
+        mem = self.system.memory or 0
+        kernel: dict[bytes, Node] = {
+            b"hostname": self._uts("hostname"),
+            b"domainname": self._uts("domainname"),
+            b"ostype": _ro(b"Linux\n"),
+            b"osrelease": _ro(RELEASE + b"\n"),
+            b"version": _ro(VERSION + b"\n"),
+            b"pid_max": _nums(32768),  # PID_MAX_DEFAULT
+            b"threads-max": _nums(max(20, mem // (8 * 16384))),
+            b"ngroups_max": _nums(65536),
+            b"cap_last_cap": _nums(40),
+            b"shmmax": _nums(18446744073692774399),
+            b"shmall": _nums(18446744073692774399),
+            b"shmmni": _nums(4096),
+            b"msgmax": _nums(8192),
+            b"msgmnb": _nums(16384),
+            b"msgmni": _nums(32000),
+            b"sem": _nums(32000, 1024000000, 500, 32000),
+            b"tainted": _nums(0),
+            b"overflowuid": _nums(65534),
+            b"overflowgid": _nums(65534),
+            b"random": DirNode({
+                b"boot_id": _ro(self.boot_id),
+                b"uuid": _ro(lambda: str(uuid.uuid4()).encode() + b"\n"),
+                b"entropy_avail": _nums(256),
+                b"poolsize": _nums(256),
+            }),
+            b"yama": DirNode({b"ptrace_scope": _nums(1)}),
+        }
+        fs: dict[bytes, Node] = {
+            b"file-max": _nums(9223372036854775807),
+            b"file-nr": _ro(self._file_nr),
+            b"nr_open": _nums(1048576),
+            b"pipe-max-size": _nums(1048576),
+            b"inotify": DirNode({b"max_user_watches": _nums(65536),
+                                b"max_user_instances": _nums(128),
+                                b"max_queued_events": _nums(16384)}),
+            b"mqueue": DirNode({b"msg_max": _nums(10), b"msgsize_max": _nums(8192),
+                               b"queues_max": _nums(256), b"msg_default": _nums(10),
+                               b"msgsize_default": _nums(8192)}),
+        }
+        vm: dict[bytes, Node] = {
+            b"overcommit_memory": _nums(0),
+            b"overcommit_ratio": _nums(50),
+            b"max_map_count": _nums(65530),
+            b"mmap_min_addr": _nums(65536),
+            b"swappiness": _nums(60),
+        }
+        net: dict[bytes, Node] = {
+            b"core": DirNode({b"somaxconn": _nums(4096)}),
+            b"ipv4": DirNode({b"ip_local_port_range": _nums(32768, 60999)}),
+        }
+        return DirNode({b"kernel": DirNode(kernel), b"fs": DirNode(fs), b"vm": DirNode(vm),
+                        b"net": DirNode(net)})
