@@ -106,6 +106,9 @@ class NinePOperations(pyfuse3.Operations):
         self.by_qpath: dict[int, int] = {root.qid.path: pyfuse3.ROOT_INODE}
         self.next_ino = pyfuse3.ROOT_INODE + 1
         self.files: dict[int, p9.Fid] = {}
+        #: fh -> (inode, opener's host pid, uid, gid) for files opened for writing by a caller
+        #: other than root: their first write drops set-group-ID as Linux's would (below).
+        self.unprivileged_writers: dict[int, tuple[int, int, int, int]] = {}
         self.dirs: dict[int, _Dir] = {}
         self.next_fh = 1
 
@@ -232,6 +235,14 @@ class NinePOperations(pyfuse3.Operations):
         kw: dict[str, Any] = {}
         if fields.update_mode:
             kw["mode"] = attr.st_mode & 0o7777
+            if ctx.uid != 0 and kw["mode"] & statmod.S_ISGID \
+                    and not await self._in_group(inode, ctx.pid, ctx.uid, ctx.gid):
+                # Set-group-ID stays only for a member of the file's group (Linux's chmod
+                # and its kill-privileges call before a write by an outsider, which the
+                # kernel's FUSE layer sends with set-user-ID dropped but set-group-ID kept
+                # unless group-executable): drop it here, so the attributes the kernel caches
+                # from this reply are right.
+                kw["mode"] &= ~statmod.S_ISGID
         if fields.update_uid:
             kw["uid"] = attr.st_uid
         if fields.update_gid:
@@ -358,7 +369,9 @@ class NinePOperations(pyfuse3.Operations):
         except BaseException:
             await f.clunk()
             raise
-        return pyfuse3.FileInfo(fh=self._file(f))
+        fh = self._file(f)
+        self._note_writer(fh, inode, flags, ctx)
+        return pyfuse3.FileInfo(fh=fh)
 
     @_fuse_errors
     async def read(self, fh: int, off: int, size: int) -> bytes:
@@ -366,7 +379,43 @@ class NinePOperations(pyfuse3.Operations):
 
     @_fuse_errors
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        return await self.files[fh].write(off, buf)
+        n = await self.files[fh].write(off, buf)
+        writer = self.unprivileged_writers.pop(fh, None)
+        if writer is not None:
+            await self._drop_sgid(*writer)
+        return n
+
+    def _note_writer(self, fh: int, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> None:
+        if ctx.uid != 0 and flags & os.O_ACCMODE != os.O_RDONLY:
+            self.unprivileged_writers[fh] = (inode, ctx.pid, ctx.uid, ctx.gid)
+
+    async def _drop_sgid(self, inode: int, pid: int, uid: int, gid: int) -> None:
+        """A write by a caller outside the file's group drops its set-group-ID.
+
+        Why here: the kernel's FUSE layer drops set-user-ID (and set-group-ID of a
+        group-executable file) itself, but Linux's own filesystems also drop set-group-ID
+        when the writer is not in the file's group, and the gofer writes as the mount's
+        identity, so its host kernel does not see the writer. The writer's supplementary
+        groups come from its /proc status (the request carries only uid and gid).
+        """
+        node = self._node(inode)
+        mode = (await self._getattr(node)).attr.mode
+        if statmod.S_ISREG(mode) and mode & statmod.S_ISGID \
+                and not await self._in_group(inode, pid, uid, gid):
+            await node.fid.setattr(mode=mode & 0o7777 & ~statmod.S_ISGID, ctime=True)
+            node.st = None
+
+    async def _in_group(self, inode: int, pid: int, uid: int, gid: int) -> bool:
+        """Whether the writer (host pid, uid, gid) is in the file's group."""
+        fgid = (await self._getattr(self._node(inode))).attr.gid
+        if fgid == gid:
+            return True
+        try:
+            with open(f"/proc/{pid}/status", "rb") as f:
+                groups = next((line.split()[1:] for line in f if line.startswith(b"Groups:")), [])
+        except OSError:
+            return False  # the writer is gone: judge by its gid alone
+        return str(fgid).encode() in groups
 
     async def flush(self, fh: int) -> None:
         return None
@@ -377,6 +426,7 @@ class NinePOperations(pyfuse3.Operations):
 
     async def release(self, fh: int) -> None:
         fid = self.files.pop(fh, None)
+        self.unprivileged_writers.pop(fh, None)
         if fid is not None:
             self._drop(fid)
 

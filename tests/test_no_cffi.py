@@ -9,8 +9,8 @@ import sys
 
 PROBE = """
 import sys
-import p9._server, sentry.platform.ptrace
-print(p9._server._fastio is None, sentry.platform.ptrace._hot is None,
+import p9._cloops, sentry.platform.ptrace
+print(p9._cloops._fastio is None, sentry.platform.ptrace._hot is None,
       "p9._fastio" in sys.modules, "sentry.platform._hotloop" in sys.modules)
 """
 
@@ -39,10 +39,10 @@ def test_both_extensions_load_without_the_switch():
 
 def test_this_process_follows_the_switch():
     """In the RUNPSC_NO_CFFI=1 run of scripts/test.sh, the tests' own process runs Python."""
-    import p9._server
+    import p9._cloops
     import sentry.platform.ptrace
 
     if os.environ.get("RUNPSC_NO_CFFI"):
-        assert p9._server._fastio is None and sentry.platform.ptrace._hot is None
+        assert p9._cloops._fastio is None and sentry.platform.ptrace._hot is None
         assert "p9._fastio" not in sys.modules
         assert "sentry.platform._hotloop" not in sys.modules
