@@ -106,9 +106,9 @@ class NinePOperations(pyfuse3.Operations):
         self.by_qpath: dict[int, int] = {root.qid.path: pyfuse3.ROOT_INODE}
         self.next_ino = pyfuse3.ROOT_INODE + 1
         self.files: dict[int, p9.Fid] = {}
-        #: fh -> (inode, opener's host pid, uid, gid) for files opened for writing by a caller
+        #: fh -> (inode, opener's host pid, gid) for files opened for writing by a caller
         #: other than root: their first write drops set-group-ID as Linux's would (below).
-        self.unprivileged_writers: dict[int, tuple[int, int, int, int]] = {}
+        self.unprivileged_writers: dict[int, tuple[int, int, int]] = {}
         self.dirs: dict[int, _Dir] = {}
         self.next_fh = 1
 
@@ -236,7 +236,8 @@ class NinePOperations(pyfuse3.Operations):
         if fields.update_mode:
             kw["mode"] = attr.st_mode & 0o7777
             if ctx.uid != 0 and kw["mode"] & statmod.S_ISGID \
-                    and not await self._in_group(inode, ctx.pid, ctx.uid, ctx.gid):
+                    and not self._in_group((await self._getattr(self._node(inode))).attr.gid,
+                                           ctx.pid, ctx.gid):
                 # Set-group-ID stays only for a member of the file's group (Linux's chmod
                 # and its kill-privileges call before a write by an outsider, which the
                 # kernel's FUSE layer sends with set-user-ID dropped but set-group-ID kept
@@ -387,9 +388,9 @@ class NinePOperations(pyfuse3.Operations):
 
     def _note_writer(self, fh: int, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> None:
         if ctx.uid != 0 and flags & os.O_ACCMODE != os.O_RDONLY:
-            self.unprivileged_writers[fh] = (inode, ctx.pid, ctx.uid, ctx.gid)
+            self.unprivileged_writers[fh] = (inode, ctx.pid, ctx.gid)
 
-    async def _drop_sgid(self, inode: int, pid: int, uid: int, gid: int) -> None:
+    async def _drop_sgid(self, inode: int, pid: int, gid: int) -> None:
         """A write by a caller outside the file's group drops its set-group-ID.
 
         Why here: the kernel's FUSE layer drops set-user-ID (and set-group-ID of a
@@ -399,15 +400,16 @@ class NinePOperations(pyfuse3.Operations):
         groups come from its /proc status (the request carries only uid and gid).
         """
         node = self._node(inode)
-        mode = (await self._getattr(node)).attr.mode
+        attr = (await self._getattr(node)).attr
+        mode = attr.mode
         if statmod.S_ISREG(mode) and mode & statmod.S_ISGID \
-                and not await self._in_group(inode, pid, uid, gid):
+                and not self._in_group(attr.gid, pid, gid):
             await node.fid.setattr(mode=mode & 0o7777 & ~statmod.S_ISGID, ctime=True)
             node.st = None
 
-    async def _in_group(self, inode: int, pid: int, uid: int, gid: int) -> bool:
-        """Whether the writer (host pid, uid, gid) is in the file's group."""
-        fgid = (await self._getattr(self._node(inode))).attr.gid
+    @staticmethod
+    def _in_group(fgid: int, pid: int, gid: int) -> bool:
+        """Whether the caller (host pid, gid) is in group `fgid` (the file's)."""
         if fgid == gid:
             return True
         try:
