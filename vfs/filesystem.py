@@ -22,6 +22,7 @@ from .errors import error
 if TYPE_CHECKING:
     from .creds import Credentials
     from .file import FileDescription
+    from .mount import VirtualDentry
 
 _anon_minor = itertools.count(64)
 
@@ -87,6 +88,13 @@ class Filesystem:
     async def readlink(self, d: Dentry) -> bytes:
         """The target of symlink `d`. Errors: EINVAL if `d` is not a symlink."""
         raise error(errno.EINVAL)
+
+    async def jump_link(self, vd: VirtualDentry) -> VirtualDentry | None:
+        """The file symlink `vd` stands for, if it is a "magic link" (Linux's
+        nd_jump_link: /proc/PID/fd/N reopens the very file, even one no path reaches);
+        None for a symlink holding a path. Errors: EACCES (the caller may not follow it).
+        """
+        return None
 
     async def statfs(self) -> StatFS:
         return StatFS(type=self.magic)

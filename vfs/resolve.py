@@ -6,6 +6,11 @@ slashes, NAME_MAX/PATH_MAX and search permission on every directory must behave 
 on every filesystem. Filesystems only answer `lookup(parent, names)` for as many plain
 names as they own in one call, so a 9P filesystem resolves `a/b/c` in one round trip.
 
+A symlink normally holds a path; a filesystem may instead answer `jump_link` with the
+file itself (Linux's "magic links" of /proc/PID/fd/N, cwd, root and exe, which
+nd_jump_link follows): the walk then continues from that (mount, dentry) wherever it is,
+even a file no path reaches any more (unlinked, an anonymous pipe).
+
 The walker splits a path into a parent and its last component (Linux's LAST_NORM /
 LAST_DOT / LAST_DOTDOT / LAST_ROOT); each operation decides what to do with the last
 component, because create, unlink, rename and open treat it differently.
@@ -69,12 +74,17 @@ class Walk:
                 continue
             return self.follow_mounts(VirtualDentry(m, cur.dentry.parent))
 
-    async def read_link(self, vd: VirtualDentry) -> bytes:
-        """Count one more symlink (ELOOP past 40) and return its target (ENOENT if empty)."""
+    async def read_link(self, vd: VirtualDentry) -> bytes | VirtualDentry:
+        """Count one more symlink (ELOOP past 40) and return its target: a path (ENOENT if
+        empty), or for a magic link the file it stands for."""
         self.links += 1
         if self.links > MAXSYMLINKS:
             raise error(errno.ELOOP)
-        target = await vd.mount.fs.readlink(vd.dentry)
+        fs = vd.mount.fs
+        jump = await fs.jump_link(vd)
+        if jump is not None:
+            return jump
+        target = await fs.readlink(vd.dentry)
         if not target:
             raise error(errno.ENOENT)
         return target
@@ -154,6 +164,12 @@ class Walk:
                         break
                 if child.inode.mode & S_IFMT == S_IFLNK:
                     target = await self.read_link(VirtualDentry(mount, child))
+                    if isinstance(target, VirtualDentry):
+                        mount, d = target.mount, target.dentry
+                        comps = comps[i:]
+                        n = len(comps)
+                        i = 0
+                        break
                     comps = [c for c in target.split(b"/") if c] + comps[i:]
                     n = len(comps)
                     i = 0
@@ -225,6 +241,10 @@ class Walk:
             ftype = ino.mode & S_IFMT
             if ftype == S_IFLNK and (follow or slash):
                 target = await self.read_link(vd)
+                if isinstance(target, VirtualDentry):
+                    if slash and not target.dentry.inode.is_dir:
+                        raise error(errno.ENOTDIR)
+                    return target
                 parent, name, slash2 = await self.parent(parent, target)
                 slash = slash or slash2
                 continue

@@ -180,6 +180,10 @@ class VirtualFilesystem(AttrOps):
                 if flags & O_NOFOLLOW:
                     raise error(errno.ELOOP, path)
                 target = await w.read_link(vd)
+                if isinstance(target, VirtualDentry):
+                    if target.dentry.inode.is_dir:
+                        raise error(errno.EISDIR, path)
+                    return target, False  # a magic link opens its file, never creates
                 parent, name, slash = await w.parent(parent, target)
                 continue
             if vd.dentry.inode.is_dir:

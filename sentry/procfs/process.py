@@ -19,9 +19,10 @@ from sentry.kernel import jobctl, sigstate
 from sentry.kernel.limits import DEFAULT_RLIMITS, RLIM_INFINITY
 from sentry.mm.vma import PAGE
 from vfs.fs.procfs import mountinfo_text, mounts_text
-from vfs.fs.synthetic import DirNode, FileNode, Node, StreamNode, SymlinkNode
+from vfs.fs.synthetic import DirNode, FileNode, Node, StreamNode
 
 from . import usage
+from .links import NAMESPACES, Links, check_trace
 from .system import cpu_list
 
 if TYPE_CHECKING:
@@ -43,10 +44,6 @@ _LIMITS = (("Max cpu time", "seconds"), ("Max file size", "bytes"),
            ("Max file locks", "locks"), ("Max pending signals", "signals"),
            ("Max msgqueue size", "bytes"), ("Max nice priority", ""),
            ("Max realtime priority", ""), ("Max realtime timeout", "us"))
-_NAMESPACES = {b"cgroup": 4026531835, b"ipc": 4026531839, b"mnt": 4026531841,
-               b"net": 4026531840, b"pid": 4026531836, b"pid_for_children": 4026531836,
-               b"time": 4026531834, b"time_for_children": 4026531834, b"user": 4026531837,
-               b"uts": 4026531838}
 _SECCOMP_MODE_FILTER = 2
 
 
@@ -82,6 +79,7 @@ class ProcessFiles:
     def __init__(self, kernel: Kernel, system: System) -> None:
         self.kernel = kernel
         self.system = system
+        self.links = Links(kernel)
 
     @property
     def vfs(self) -> Any:
@@ -113,9 +111,9 @@ class ProcessFiles:
             return FileNode(src, mode, uid=uid, gid=gid)
 
         return {
-            b"cwd": SymlinkNode(lambda: self.vfs.getcwd(t.fs)),
-            b"root": SymlinkNode(b"/"),
-            b"exe": SymlinkNode(lambda: self._exe(t)),
+            b"cwd": self.links.dir_link(t, "cwd"),
+            b"root": self.links.dir_link(t, "root"),
+            b"exe": self.links.exe(t, lambda: self._exe(t)),
             b"cmdline": ro(lambda: self._cmdline(t)),
             b"environ": ro(lambda: self._environ(t), 0o400),
             b"comm": FileNode(lambda: th.comm + b"\n", 0o644, uid=uid, gid=gid,
@@ -139,8 +137,8 @@ class ProcessFiles:
             b"personality": ro(b"00000000\n", 0o400),
             b"loginuid": ro(b"4294967295"),
             b"sessionid": ro(b"4294967295"),
-            b"ns": DirNode({name: SymlinkNode(b"%s:[%d]" % (name.removesuffix(
-                b"_for_children"), ino)) for name, ino in _NAMESPACES.items()}, 0o511),
+            b"ns": DirNode({name: self.links.ns(t, name, ino)
+                            for name, ino in NAMESPACES.items()}, 0o511),
             b"fd": DirNode(lambda: self._fds(t), 0o500, uid=uid, gid=gid),
             b"fdinfo": DirNode(lambda: self._fdinfo(t), 0o500, uid=uid, gid=gid),
             b"mem": StreamNode(lambda n, off: self._mem_read(t, n, off),
@@ -501,18 +499,10 @@ class ProcessFiles:
 
     # mem -------------------------------------------------------------------------------------
 
-    def _mem_open(self, t: Task) -> None:
-        """Linux's PTRACE_MODE_ATTACH check at open: the process itself, or a caller with
-        the same uids, or one with CAP_SYS_PTRACE."""
-        me = _current()
-        if me is None or me.tgid == t.tgid:
-            return
-        mc, tc = me.creds, t.creds
-        if mc is None or tc is None or mc.has_cap(19):  # CAP_SYS_PTRACE
-            return
-        if mc.uid == tc.uid == tc.euid == tc.suid and mc.gid == tc.gid:
-            return
-        raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+    @staticmethod
+    def _mem_open(t: Task) -> None:
+        """Linux's PTRACE_MODE_ATTACH_FSCREDS check at open."""
+        check_trace(t)
 
     def _mem_read(self, t: Task, n: int, offset: int) -> bytes:
         if not self._live(t):
@@ -549,8 +539,7 @@ class ProcessFiles:
         fdtable = t.fdtable
         if fdtable is None:
             return {}
-        return {str(fd).encode(): SymlinkNode(self._fd_target(f, t.fs))
-                for fd, f in fdtable.items()}
+        return {str(fd).encode(): self.links.fd(t, f) for fd, f in fdtable.items()}
 
     def _fdinfo(self, t: Task) -> dict[bytes, Node]:
         fdtable = t.fdtable
@@ -567,21 +556,3 @@ class ProcessFiles:
                 getattr(f, "offset", 0), flags, mnt, ino)
             out[str(fd).encode()] = FileNode(text)
         return out
-
-    def _fd_target(self, f: Any, fs: Any) -> bytes:
-        vd = getattr(f, "vd", None)
-        if vd is not None:
-            if vd.mount.parent is None and vd.mount is not self.vfs.root_mount:
-                return vd.dentry.name  # anonymous files (pipefs): "pipe:[N]"
-            return self.vfs.path_of(fs, vd)
-        hostfd = getattr(f, "fd", None)
-        if isinstance(hostfd, int):
-            try:
-                target = os.readlink(f"/proc/self/fd/{hostfd}")
-            except OSError:
-                return b"anon_inode:[host]"
-            if target.startswith(("pipe:", "socket:", "anon_inode:", "/dev/pts/", "/dev/tty",
-                                  "/dev/null")):
-                return target.encode()
-            return b"host:[%d]" % hostfd
-        return b"anon_inode:[unknown]"

@@ -8,7 +8,8 @@ writes may be split. The buffer is a ring of page slots as in Linux, so byte cou
 returns b"" once no writer is left. A write with no reader raises EPIPE after calling
 the VFS's `sigpipe` hook, so the Sentry can queue SIGPIPE. Fifos opened by path share the
 Pipe of their inode and wait for the other end as Linux does (O_NONBLOCK: a reader
-returns at once, a writer gets ENXIO).
+returns at once, a writer gets ENXIO); an anonymous pipe's inode is opened the same way
+(its Pipe is known by the inode, as Linux's i_pipe), which /proc/PID/fd/N relies on.
 """
 
 from __future__ import annotations
@@ -264,6 +265,8 @@ class PipeFS(Filesystem):
         self._ino = InodeCounter(1)
         self.root = Dentry(self, b"pipe:", None, Inode(self._ino(), 0o40700))
         self.mount = Mount(self, self.root, 0, "pipefs")
+        #: inode → its Pipe, for every fifo and anonymous pipe (Linux's inode->i_pipe).
+        self.pipes: weakref.WeakKeyDictionary[Inode, Pipe] = weakref.WeakKeyDictionary()
 
     async def statfs(self) -> StatFS:
         return StatFS(type=PIPEFS_MAGIC)
@@ -283,7 +286,7 @@ def new_pipe(vfs: VirtualFilesystem, creds: Credentials, flags: int = 0) -> tupl
     ino = Inode(fs._ino(), S_IFIFO | 0o600, creds.fsuid, creds.fsgid)
     d = Dentry(fs, b"pipe:[%d]" % ino.ino, fs.root, ino)
     vd = VirtualDentry(fs.mount, d)
-    pipe = Pipe()
+    pipe = fs.pipes[ino] = Pipe()
     nb = flags & O_NONBLOCK
     pipe.open_end(O_RDONLY)
     pipe.open_end(O_WRONLY)
@@ -294,7 +297,8 @@ def new_pipe(vfs: VirtualFilesystem, creds: Credentials, flags: int = 0) -> tupl
 
 def install(vfs: VirtualFilesystem) -> None:
     """Let `vfs` open fifo nodes (mknod S_IFIFO) on any filesystem."""
-    pipes: weakref.WeakKeyDictionary[Inode, Pipe] = weakref.WeakKeyDictionary()
+    pipefs = _pipefs(vfs)
+    pipes = pipefs.pipes
 
     async def open_fifo(vd: VirtualDentry, flags: int, creds: Credentials) -> FileDescription:
         ino = vd.dentry.inode
@@ -305,14 +309,18 @@ def install(vfs: VirtualFilesystem) -> None:
         nonblock = bool(flags & O_NONBLOCK)
         if acc == O_ACCMODE:
             raise error(errno.EINVAL)  # fifo_open: neither reading nor writing
-        if acc == O_WRONLY and nonblock and pipe.readers == 0:
+        # An anonymous pipe reopened (/proc/PID/fd/N) never waits for the other end.
+        fifo = vd.mount.fs is not pipefs
+        if acc == O_WRONLY and nonblock and pipe.readers == 0 and fifo:
             raise error(errno.ENXIO)
         pipe.open_end(acc)
         fd = PipeFD(vd, flags, pipe, vfs)
-        if acc == O_RDONLY and nonblock and pipe.writers == 0:
+        if acc == O_RDONLY and nonblock and pipe.writers == 0 and fifo:
             fd._seen_w = pipe.w_counter
         try:
-            if acc == O_RDONLY and not nonblock:
+            if not fifo:
+                pass
+            elif acc == O_RDONLY and not nonblock:
                 seen = pipe.w_counter
                 while pipe.writers == 0 and pipe.w_counter == seen:
                     await pipe._wait()
@@ -326,4 +334,3 @@ def install(vfs: VirtualFilesystem) -> None:
         return fd
 
     vfs.fifo_opener = open_fifo
-    _pipefs(vfs)

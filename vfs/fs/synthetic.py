@@ -4,7 +4,9 @@ Why a framework: most of /proc and /sys is generated from kernel state the VFS d
 own. A node is a `FileNode` (contents from bytes or a callable, evaluated at open, like
 Linux's seq_file), a `SymlinkNode` (target from bytes or a callable) or a `DirNode`
 (children from a dict or a callable, evaluated at each lookup/readdir). Callables may be
-plain or async. The kernel plugs in through providers that return nodes.
+plain or async. A `SymlinkNode` with a `jump` is a magic link (/proc/PID/fd/N): the path
+walk goes to the file it returns, a `VirtualDentry` or, for an open file no path reaches
+(a host descriptor, an anonymous inode), an `OpenedNode` standing for it. The kernel plugs in through providers that return nodes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..dentry import Dentry, Inode
 from ..errors import error
 from ..file import DirectoryFD, FileDescription, RegularFD
 from ..filesystem import Filesystem, InodeCounter
+from ..mount import VirtualDentry
 
 Source = bytes | Callable[[], Any]
 
@@ -83,11 +86,35 @@ class StreamNode(Node):
 
 
 class SymlinkNode(Node):
+    """A symlink whose text is `target`; with `jump` (a callable returning a
+    `VirtualDentry` or an `OpenedNode`, or raising EACCES/ENOENT) a magic link that path
+    walks follow to that file rather than to the text."""
+
     kind = S_IFLNK
 
-    def __init__(self, target: Source, uid: int = 0, gid: int = 0) -> None:
+    def __init__(self, target: Source, uid: int = 0, gid: int = 0, *,
+                 jump: Callable[[], Any] | None = None) -> None:
         super().__init__(0o777, uid, gid)
         self.target = target
+        self.jump = jump
+
+
+class OpenedNode(Node):
+    """An already open file as a magic link's target when no path reaches it: `open(flags,
+    creds)` gives a new open description of the same object (or raises ENXIO, as
+    anonymous inodes and sockets do), `stat()` is the open file's fstat. Opened as a
+    regular file by the VFS; `mode` holds the object's permission bits; `truncate(size)`
+    is what an open with O_TRUNC does to it (nothing if None: pipes, terminals)."""
+
+    kind = S_IFREG
+
+    def __init__(self, open: Callable[[int, Credentials], Any], stat: Callable[[], Any],
+                 mode: int = 0o600, uid: int = 0, gid: int = 0, *,
+                 truncate: Callable[[int], Any] | None = None) -> None:
+        super().__init__(mode, uid, gid)
+        self.open = open
+        self.stat = stat
+        self.truncate = truncate
 
 
 class DirNode(Node):
@@ -154,9 +181,23 @@ class SyntheticFS(Filesystem):
                 break
         return out
 
+    async def jump_link(self, vd: VirtualDentry) -> VirtualDentry | None:
+        node = _node(vd.dentry)
+        if not isinstance(node, SymlinkNode) or node.jump is None:
+            return None
+        target = await _eval(node.jump)
+        if isinstance(target, OpenedNode):
+            # A dentry of its own, in no directory: only this walk reaches it.
+            parent = vd.dentry.parent
+            return VirtualDentry(vd.mount, Dentry(self, vd.dentry.name, parent,
+                                                  SynthInode(self._ino(), target)))
+        return cast(VirtualDentry, target)
+
     async def stat(self, d: Dentry) -> Stat:
-        st = d.inode.to_stat(self.dev)
         node = _node(d)
+        if isinstance(node, OpenedNode):
+            return cast(Stat, await _eval(node.stat))
+        st = d.inode.to_stat(self.dev)
         if isinstance(node, SymlinkNode):
             st.size = len(await _eval(node.target))
         st.blksize = 1024
@@ -173,7 +214,11 @@ class SyntheticFS(Filesystem):
                       **_times: Any) -> None:
         """Truncation of a writable generated file (an open with O_TRUNC, as `echo x >
         /proc/self/comm` does) is accepted and means nothing; other changes are EPERM."""
-        node = d.inode.node  # type: ignore[attr-defined]
+        node = _node(d)
+        if isinstance(node, OpenedNode) and mode is None and uid is None and gid is None:
+            if size is not None and node.truncate is not None:
+                await _eval(lambda: node.truncate(size))
+            return
         if mode is None and uid is None and gid is None and size is not None and (
                 isinstance(node, StreamNode) or isinstance(node, FileNode) and node.write):
             return
@@ -188,6 +233,9 @@ class SyntheticFS(Filesystem):
                 raise error(errno.EACCES)
             data = b"" if flags & 3 == 1 else await _eval(node.content)
             return SynthFileFD(flags, node, bytes(data))
+        if isinstance(node, OpenedNode):
+            fdesc = await _eval(lambda: node.open(flags, creds))
+            return cast(FileDescription, fdesc)
         if isinstance(node, StreamNode):
             if node.opened is not None:
                 await _eval(node.opened)
