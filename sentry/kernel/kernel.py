@@ -40,7 +40,7 @@ from vfs.filesystem import alloc_anon_dev
 from vfs.mount import FSContext
 from vfs.virtualfs import VirtualFilesystem
 
-from . import signals, sigstate
+from . import signals, sigstate, usage
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
@@ -95,6 +95,7 @@ class Kernel:
         self.zombie_pgid: dict[int, int] = {}
         self.zombie_uid: dict[int, int] = {}
         self.zombie_tasks: dict[int, Task] = {}  # for /proc (State Z) until reaped
+        self.ended_usage = usage.Totals()  # CPU time of every process that ended (/proc/stat)
         self._changed = trio.Event()
         self._fd_users: dict[int, int] = {}  # id(fdtable) -> processes sharing it
         self._waiter = SigchldWaiter()
@@ -310,6 +311,8 @@ class Kernel:
             self.end_process(leader, t.killed_by or status)
         if leader.threads:
             return  # the last thread out cleans up
+        leader.final_usage = usage.final(leader.stub.pid)  # before the stub's figures go
+        self.ended_usage.add(leader.final_usage)
         for stub in sorted(leader.stubs, key=lambda s: s is leader.stub):
             stub.kill()  # non-leader host threads first: the leader is reaped last
         t.stub.kill()

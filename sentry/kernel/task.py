@@ -13,7 +13,7 @@ import trio
 from sentry.errors import SyscallError
 from sentry.platform.ptrace import PtraceStub
 
-from . import signals
+from . import signals, usage
 from .exit import TaskExit
 
 if TYPE_CHECKING:
@@ -84,6 +84,10 @@ class Task:
         self._sid = tgid
         self.start_time = time.monotonic()  # /proc/PID/stat's starttime
         self.oom_score_adj = 0  # /proc/PID/oom_score_adj (the leader's is the process's)
+        # CPU time and peak RSS: the process's own once it ended, its reaped children's
+        # (times' tms_cutime, getrusage(RUSAGE_CHILDREN), /proc/PID/stat's cutime).
+        self.final_usage: usage.Totals | None = None
+        self.child_usage = usage.Totals()
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.

@@ -173,6 +173,7 @@ async def _map_elf(mm: MemoryManager, f: ExecFile, data: bytes, *, main: bool) -
         elif s.p_type == "PT_GNU_STACK":
             exec_stack = bool(s.p_flags & 1)
     name = f.path
+    origin = (f.dev, f.ino, getattr(f.fdesc, "vd", None))
     for s in loads:
         if s.p_filesz > s.p_memsz or s.p_offset + s.p_filesz > len(data):
             raise SyscallError(errno.ENOEXEC)
@@ -182,8 +183,15 @@ async def _map_elf(mm: MemoryManager, f: ExecFile, data: bytes, *, main: bool) -
         start = page_down(base + s.p_vaddr)
         end = page_up(base + s.p_vaddr + s.p_memsz)
         lead = base + s.p_vaddr - start
-        await mm.mmap(start, end - start, prot, MAP_PRIVATE | MAP_ANONYMOUS, fixed=True,
-                      name=name)
+        # The file's pages, then the zero-filled rest (bss) as anonymous memory: the
+        # copy keeps the file's identity and offset, so /proc/PID/maps reads as Linux's.
+        file_end = min(end, page_up(base + s.p_vaddr + s.p_filesz)) if s.p_filesz else start
+        if file_end > start:
+            await mm.mmap(start, file_end - start, prot, MAP_PRIVATE | MAP_ANONYMOUS,
+                          offset=page_down(s.p_offset), fixed=True, name=name, origin=origin)
+        if end > file_end:
+            await mm.mmap(file_end, end - file_end, prot, MAP_PRIVATE | MAP_ANONYMOUS,
+                          fixed=True)
         if s.p_filesz:
             mm.stub.write_force(start, data[s.p_offset - lead : s.p_offset + s.p_filesz])
     phdr = 0

@@ -23,7 +23,8 @@ class ExecFile:
     """An executable opened for loading.
 
     `fdesc` is what file mappings keep (it has async `pread(n, offset)`), `mode`/`uid`/`gid`
-    come from its stat, `path` is the name it was opened by.
+    come from its stat, `path` is the name it was opened by; `dev`/`ino` are its identity
+    as stat shows it (what /proc/PID/maps prints for the program's mappings).
     """
 
     path: bytes
@@ -32,6 +33,8 @@ class ExecFile:
     uid: int
     gid: int
     size: int
+    dev: int = 0
+    ino: int = 0
 
 
 class ExecSource(Protocol):
@@ -85,7 +88,7 @@ class HostFiles:
         f = _HostFD(fd)
         if not st.S_ISREG(s.st_mode) or not s.st_mode & 0o111:
             raise SyscallError(errno.EACCES)
-        return ExecFile(path, f, s.st_mode, s.st_uid, s.st_gid, s.st_size)
+        return ExecFile(path, f, s.st_mode, s.st_uid, s.st_gid, s.st_size, s.st_dev, s.st_ino)
 
 
 class VfsFiles:
@@ -115,4 +118,4 @@ class VfsFiles:
         mount = getattr(getattr(fdesc, "vd", None), "mount", None)
         if mount is not None and getattr(mount, "flags", 0) & 8:  # MS_NOEXEC
             raise SyscallError(errno.EACCES)
-        return ExecFile(path, fdesc, s.mode, s.uid, s.gid, s.size)
+        return ExecFile(path, fdesc, s.mode, s.uid, s.gid, s.size, s.dev, s.ino)

@@ -200,7 +200,8 @@ class MemoryManager:
 
     async def mmap(self, addr: int, length: int, prot: int, flags: int, file: Any = None,
                    offset: int = 0, *, name: bytes = b"", fixed: bool = False,
-                   noreplace: bool = False, growsdown: bool = False) -> int:
+                   noreplace: bool = False, growsdown: bool = False,
+                   origin: tuple[int, int, Any] | None = None) -> int:
         """Map [addr, addr+length) (or a free range) as Linux's mmap would; returns start.
 
         Private file mappings are filled now from `file` (a vfs FileDescription with
@@ -236,7 +237,7 @@ class MemoryManager:
             host_flags |= flags & MAP_POPULATE
             self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
         vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown,
-                  host_shared=memfd >= 0)
+                  host_shared=memfd >= 0, origin=origin)
         if file is not None:
             if id(file) not in self._files:
                 self._files[id(file)] = file.inc_ref()

@@ -43,6 +43,10 @@ class Vma:
     name: bytes = b""
     growsdown: bool = False
     host_shared: bool = False  # a host MAP_SHARED of the file's memfd: no copy, no writeback
+    #: (dev, ino, vfs dentry or None) of the file an anonymous copy was loaded from (the
+    #: loader's program and interpreter segments): /proc/PID/maps shows it as Linux shows
+    #: the file mapping, with `offset`.
+    origin: tuple[int, int, Any] | None = None
 
     def slice(self, start: int, end: int) -> Vma:
         """The part [start, end) of this mapping, with its file offset adjusted."""

@@ -15,13 +15,12 @@ import os
 import struct
 from typing import TYPE_CHECKING, Any
 
-from sentry.kernel import jobctl, sigstate
+from sentry.kernel import jobctl, sigstate, usage
 from sentry.kernel.limits import DEFAULT_RLIMITS, RLIM_INFINITY
 from sentry.mm.vma import PAGE
 from vfs.fs.procfs import mountinfo_text, mounts_text
 from vfs.fs.synthetic import DirNode, FileNode, Node, StreamNode
 
-from . import usage
 from .links import NAMESPACES, Links, check_trace
 from .system import cpu_list
 
@@ -279,6 +278,13 @@ class ProcessFiles:
                 out["data"] += size
         return out
 
+    def _cpu(self, t: Task, th: Task, thread: bool) -> usage.CpuTimes:
+        """The thread's (or the whole process's) CPU time; a zombie's as it ended."""
+        if self._live(t):
+            return usage.cpu_times(th.stub.pid, thread=thread)
+        end = t.final_usage
+        return usage.CpuTimes(end.utime, end.stime) if end is not None else usage.CpuTimes()
+
     def _resident(self, t: Task) -> usage.Resident:
         return usage.resident(t.stub.pid) if self._live(t) else usage.Resident()
 
@@ -296,8 +302,6 @@ class ProcessFiles:
         stat(2) of it says in the sandbox."""
         reader = _current()
         fs = reader.fs if reader is not None and reader.fs is not None else t.fs
-        img = t.image
-        exe: tuple[int, int, bytes] | None = None
         rows: list[tuple[int, int, int, bool, int, int, int, bytes]] = []
         for v in t.mm.vmas:
             dev = ino = 0
@@ -311,10 +315,13 @@ class ProcessFiles:
                     name = vd.dentry.name
             elif v.file is not None and v.shared:
                 name = b"/dev/zero (deleted)"
-            elif self._is_exe(t, v) and img is not None:
-                if exe is None:
-                    exe = (*(await _dev_ino(img.exe_vd)), self._exe(t))
-                dev, ino, name = exe
+            elif v.origin is not None:  # a loader's copy of the program or interpreter
+                dev, ino, ovd = v.origin
+                if ovd is not None:
+                    try:
+                        name = self.vfs.path_of(fs, ovd)
+                    except Exception:  # a file gone from the namespace: the exec-time name
+                        pass
             rows.append((v.start, v.end, v.prot, v.shared, v.offset, dev, ino, name))
         for s, e, n in t.mm.reserved:
             if n.startswith("[v"):
@@ -401,7 +408,7 @@ class ProcessFiles:
         cpus = self.system.cpus
         mask = sum(1 << cpu for cpu in cpus)
         cpus_text = cpu_list(cpus).decode().strip()
-        times = usage.cpu_times(th.stub.pid, thread=thread) if live else usage.CpuTimes()
+        times = self._cpu(t, th, thread)
         lines = [
             f"Name:\t{os.fsdecode(th.comm)}", f"Umask:\t{umask:04o}",
             f"State:\t{self._state(t, th if thread else None)}", f"Tgid:\t{t.tgid}", "Ngid:\t0", f"Pid:\t{pid}",
@@ -447,7 +454,7 @@ class ProcessFiles:
         state = self._state(t, th if thread else None)[0]
         live = self._live(t)
         nthreads = max(1, len(t.leader.threads))
-        times = usage.cpu_times(th.stub.pid, thread=thread) if live else usage.CpuTimes()
+        times = self._cpu(t, th, thread)
         pend, shpend, blocked, ign, cgt, _ = self._signal_sets(t, th)
         vsize = rss = 0
         seg = {"startcode": 0, "endcode": 0, "startstack": 0}
@@ -464,7 +471,8 @@ class ProcessFiles:
         start = self.system.ticks(getattr(th, "start_time", self.kernel.start_monotonic))
         pid = th.tid if thread else t.tgid
         fields = [pid, f"({os.fsdecode(th.comm)})", state, self._ppid(t), t.pgid, t.sid,
-                  0, -1, 0x400000, 0, 0, 0, 0, times.utime, times.stime, 0, 0, 20, 0,
+                  0, -1, 0x400000, 0, 0, 0, 0, times.utime, times.stime,
+                  t.leader.child_usage.utime, t.leader.child_usage.stime, 20, 0,
                   nthreads, 0, start, vsize, rss, RLIM_INFINITY, seg["startcode"],
                   seg["endcode"], seg["startstack"], 0, 0, pend | shpend, blocked, ign, cgt,
                   0, 0, 0, 17, min(self.system.cpus, default=0), 0, 0, 0, 0, 0,

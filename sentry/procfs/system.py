@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sentry.kernel import usage
 from sentry.kernel.limits import RELEASE, VERSION
 from sentry.platform.affinity import caller_cpus
-
-from . import usage
 
 if TYPE_CHECKING:
     from sentry.kernel import Kernel
@@ -138,7 +137,10 @@ class System:
         return sum(1 for t in self.kernel.tasks.values() if not t._sleeps) or 1
 
     def cpu_total(self) -> usage.CpuTimes:
-        total = usage.CpuTimes()
+        """CPU time of every process the sandbox ran: the live ones' and the ended ones'
+        (taken as each ended), so the counters never go back."""
+        ended = self.kernel.ended_usage
+        total = usage.CpuTimes(ended.utime, ended.stime)
         for t in self.processes():
             c = usage.cpu_times(t.stub.pid)
             total.utime += c.utime

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import errno
+import os
 import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
-from sentry.kernel import jobctl
+from sentry.kernel import jobctl, usage
 from sentry.kernel.table import Level, syscall
 
 from .sys_file import i32
@@ -32,13 +33,32 @@ def _matches(t: Task, pid: int, child: int) -> bool:
     return proc.pgid == pgid if proc is not None else k.zombie_pgid.get(child) == pgid
 
 
+def _reaped_usage(t: Task, child: Task) -> usage.Totals:
+    """wait_task_zombie's accounting: the child's own CPU time and its children's go to
+    the waiter's process (the rusage wait4 reports is the same sum)."""
+    got = usage.Totals()
+    if child.final_usage is not None:
+        got.add(child.final_usage)
+    got.add(child.child_usage)
+    t.leader.child_usage.add(got)
+    return got
+
+
+def rusage_bytes(u: usage.Totals) -> bytes:
+    """A struct rusage (144 bytes) with CPU times and maxrss; the other fields 0."""
+    tck = os.sysconf("SC_CLK_TCK")
+    ut, st = u.utime * 1_000_000 // tck, u.stime * 1_000_000 // tck
+    return struct.pack("<qqqq", ut // 1_000_000, ut % 1_000_000, st // 1_000_000,
+                       st % 1_000_000) + struct.pack("<14q", u.maxrss_kb, *([0] * 13))
+
+
 async def _wait(t: Task, pid: int, options: int, *,
-                reap: bool = True) -> tuple[int, int, int, int, int]:
+                reap: bool = True) -> tuple[int, int, int, int, int, usage.Totals]:
     """Find a child matching `pid` with something to report, in pid order: an exit (with
     WEXITED; reaped unless WNOWAIT), a completed stop (WUNTRACED/WSTOPPED) or a continue
     (WCONTINUED), the last two consumed unless WNOWAIT. Returns (pid, wait status,
-    si_code, si_status, the child's uid); (0, 0, 0, 0, 0) for WNOHANG with nothing to
-    report; ECHILD without matching children."""
+    si_code, si_status, the child's uid, the reaped child's usage); zeros for WNOHANG with
+    nothing to report; ECHILD without matching children."""
     k = t.kernel
     while True:
         kids = [z for z, (pp, _) in k.zombies.items() if pp == t.tgid]
@@ -53,24 +73,28 @@ async def _wait(t: Task, pid: int, options: int, *,
                     continue
                 status = k.zombies[c][1]
                 uid = k.zombie_uid.get(c, 0)
+                used = usage.Totals()
                 if reap:
                     del k.zombies[c]
                     k.zombie_pgid.pop(c, None)
                     k.zombie_uid.pop(c, None)
-                    k.zombie_tasks.pop(c, None)
+                    z = k.zombie_tasks.pop(c, None)
+                    if z is not None:  # the child's time becomes its parent's cutime
+                        used = _reaped_usage(t, z)
                 if status & 0x7F:  # CLD_DUMPED / CLD_KILLED
-                    return c, status, (3 if status & 0x80 else 2), status & 0x7F, uid
-                return c, status, 1, (status >> 8) & 0xFF, uid  # CLD_EXITED
+                    return c, status, (3 if status & 0x80 else 2), status & 0x7F, uid, used
+                return c, status, 1, (status >> 8) & 0xFF, uid, used  # CLD_EXITED
             got = jobctl.wait_report(proc, options, consume=reap)
             if got is not None:
                 uid = proc.creds.uid
-                return c, got[0], got[1], got[2], uid
+                return c, got[0], got[1], got[2], uid, usage.Totals()
         if options & WNOHANG:
-            return 0, 0, 0, 0, 0
+            return 0, 0, 0, 0, 0, usage.Totals()
         await t.sleep_interruptibly(k.children_changed())
 
 
-@syscall("wait4", level=Level.PARTIAL, note="rusage is zero")
+@syscall("wait4", level=Level.PARTIAL,
+         note="rusage: the reaped child's CPU times and maxrss; other fields 0")
 async def sys_wait4(t: Task, pid: int, status: int, options: int, rusage: int, *_: int) -> int:
     """Implements Linux syscall wait4(2)."""
     if options & ~(WNOHANG | WUNTRACED | WCONTINUED | _WALL_FLAGS):
@@ -78,18 +102,19 @@ async def sys_wait4(t: Task, pid: int, status: int, options: int, rusage: int, *
     pid = i32(pid)
     if pid == -(1 << 31):
         raise SyscallError(errno.ESRCH)
-    got, st = (await _wait(t, pid, options | WEXITED))[:2]
+    got, st, _code, _value, _uid, used = await _wait(t, pid, options | WEXITED)
     if got and status:
         t.mem_write(status, struct.pack("<i", st))
     if got and rusage:
-        t.mem_write(rusage, bytes(144))
+        t.mem_write(rusage, rusage_bytes(used))
     return got
 
 
 P_ALL, P_PID, P_PGID = 0, 1, 2
 
 
-@syscall("waitid", level=Level.PARTIAL, note="rusage is zero")
+@syscall("waitid", level=Level.PARTIAL,
+         note="rusage: the reaped child's CPU times and maxrss; other fields 0")
 async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
                      rusage: int, *_: int) -> int:
     """Implements Linux syscall waitid(2)."""
@@ -110,12 +135,13 @@ async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
         pid = -ident if ident else 0
     else:
         raise SyscallError(errno.EINVAL)
-    got, _status, code, value, uid = await _wait(t, pid, options, reap=not options & WNOWAIT)
+    got, _status, code, value, uid, used = await _wait(t, pid, options,
+                                                       reap=not options & WNOWAIT)
     if infop:
         info = bytearray(128)
         if got:
             struct.pack_into("<iii4xiIi", info, 0, 17, 0, code, got, uid, value)
         t.mem_write(infop, bytes(info))
     if got and rusage:
-        t.mem_write(rusage, bytes(144))
+        t.mem_write(rusage, rusage_bytes(used))
     return 0
