@@ -407,7 +407,11 @@ class Sandbox:
 
         root_gofer, *volume_gofers = self.gofers
         lower = await _goferfs(stack, root_gofer, readonly=True)
-        upper = Tmpfs(mode=0o755)
+        from sentry.procfs.system import host_memory
+
+        # tmpfs's default size is half the memory, as on Linux (the sandbox's, --memory).
+        tmpfs_size = (self.config.memory or host_memory()) // 2
+        upper = Tmpfs(mode=0o755, size=tmpfs_size)
         await _opaque_mountpoints(upper, (b"dev", b"proc", b"sys", b"tmp"))
         root = _overlay(upper, lower)
         vfs = VirtualFilesystem(root, source="runpsc-root")
@@ -423,7 +427,7 @@ class Sandbox:
         for path, fs in (
             (b"/proc", self.procfs),
             (b"/sys", self.sysfs),
-            (b"/tmp", Tmpfs()),
+            (b"/tmp", Tmpfs(size=tmpfs_size)),
         ):
             await _mkdir_p(vfs, ctx, admin, path)
             await vfs.mount(ctx, admin, fs, None, path, source=fs.fstype)
@@ -619,7 +623,7 @@ def _user_name() -> str:
 def _overlay(upper: Any, lower: Any) -> Any:
     from vfs.fs.overlay import Overlay
 
-    return Overlay(upper, lower)
+    return Overlay(upper, lower, statfs_lower=True)
 
 
 def parse_size(text: str) -> int:

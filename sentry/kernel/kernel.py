@@ -462,6 +462,7 @@ class Kernel:
         get, unpack, stop_status, mask64, parked = table.get, _SYSCALL_REGS, \
             SYSCALL_STOP_STATUS, _MASK64, _Parked
         step, block_ns = hot_step, BLOCK_NS
+        io_calls, count_io = usage.IO_CALLS, usage.count_io
         # Untyped cffi objects; `run` is called only for `fast_nrs`, empty without it.
         run: Any = hot_run
         answered: Any = hot_answered
@@ -523,6 +524,8 @@ class Kernel:
                 res = -e.errno
             except Exception as e:  # a Sentry bug: never crash, end the sandbox
                 return self._internal_error(entry, e)
+            if nr in io_calls:  # /proc/PID/io's accounting
+                count_io(t.leader.io, nr, res)
             if self.signals_queued:  # a signal to deliver on the way back to user mode
                 res = signals.on_return(t, res)
                 fast = -1

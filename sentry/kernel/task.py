@@ -88,6 +88,7 @@ class Task:
         # (times' tms_cutime, getrusage(RUSAGE_CHILDREN), /proc/PID/stat's cutime).
         self.final_usage: usage.Totals | None = None
         self.child_usage = usage.Totals()
+        self.io = usage.IoCounters()  # /proc/PID/io (the leader's: the whole process's)
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.

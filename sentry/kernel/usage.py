@@ -73,6 +73,48 @@ def final(stub_pid: int) -> Totals:
 
 
 @dataclass(slots=True)
+class IoCounters:
+    """Linux's task_io_accounting as /proc/PID/io shows it: bytes read and written by
+    read/write-family calls (rchar, wchar) and how many such calls (syscr, syscw)."""
+
+    rchar: int = 0
+    wchar: int = 0
+    syscr: int = 0
+    syscw: int = 0
+
+    def add(self, other: IoCounters) -> None:
+        self.rchar += other.rchar
+        self.wchar += other.wchar
+        self.syscr += other.syscr
+        self.syscw += other.syscw
+
+
+#: syscall number → (counts as a read, counts as a write): read, pread64, readv, preadv,
+#: preadv2; write, pwrite64, writev, pwritev, pwritev2; sendfile and copy_file_range both.
+IO_CALLS: dict[int, tuple[bool, bool]] = {
+    0: (True, False), 17: (True, False), 19: (True, False), 295: (True, False),
+    327: (True, False), 1: (False, True), 18: (False, True), 20: (False, True),
+    296: (False, True), 328: (False, True), 40: (True, True), 326: (True, True)}
+_EBADF = -9
+
+
+def count_io(io: IoCounters, nr: int, res: int) -> None:
+    """Account one finished call of `IO_CALLS` with result `res` (bytes or -errno) as
+    vfs_read/vfs_write do: every call that reached the file counts (not EBADF), its
+    bytes when it moved some."""
+    if res == _EBADF:
+        return
+    reads, writes = IO_CALLS[nr]
+    n = res if res > 0 else 0
+    if reads:
+        io.syscr += 1
+        io.rchar += n
+    if writes:
+        io.syscw += 1
+        io.wchar += n
+
+
+@dataclass(slots=True)
 class Resident:
     """Resident pages of a stub process: all, those shared (tmpfs memfds), and the peak."""
 

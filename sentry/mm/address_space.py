@@ -83,6 +83,8 @@ class MemoryManager:
         self.mmap_base = self.stack_top - STACK_SIZE - STACK_GAP
         self.brk_start = self.brk = 0
         self._files: dict[int, Any] = {}  # id -> file held by at least one mapping
+        self.mapped = 0  # bytes in `vmas` (VmSize less vdso/vvar)
+        self.peak = 0  # the most `mapped` ever was (VmPeak)
 
     def _injector(self) -> PtraceStub:
         """The host thread to inject through: the calling thread's own (stopped at the
@@ -102,6 +104,7 @@ class MemoryManager:
         m.reserved = list(self.reserved)
         m.vdso, m.stack_top, m.mmap_base = self.vdso, self.stack_top, self.mmap_base
         m.brk_start, m.brk = self.brk_start, self.brk
+        m.mapped, m.peak = self.mapped, self.peak
         m._files = {k: f.inc_ref() for k, f in self._files.items()}
         return m
 
@@ -111,6 +114,8 @@ class MemoryManager:
         i = bisect.bisect_left(self._starts, vma.start)
         self.vmas.insert(i, vma)
         self._starts.insert(i, vma.start)
+        self.mapped += vma.end - vma.start
+        self.peak = max(self.peak, self.mapped)
 
     def _remove_range(self, start: int, end: int) -> list[Vma]:
         """Drop [start, end) from the list, splitting mappings at the edges."""
@@ -128,6 +133,7 @@ class MemoryManager:
         keep.sort(key=lambda v: v.start)
         self.vmas = keep
         self._starts = [v.start for v in keep]
+        self.mapped -= sum(v.end - v.start for v in removed)
         return removed
 
     def find(self, addr: int) -> Vma | None:
@@ -430,4 +436,5 @@ class MemoryManager:
         """Write back shared file mappings and drop file references (at exit)."""
         await self.writeback(self.vmas)
         self.vmas, self._starts = [], []
+        self.mapped = 0
         await self._drop_unused_files()

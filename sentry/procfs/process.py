@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sentry.kernel import jobctl, sigstate, usage
 from sentry.kernel.limits import DEFAULT_RLIMITS, RLIM_INFINITY
 from sentry.mm.vma import PAGE
-from vfs.fs.procfs import mountinfo_text, mounts_text
+from vfs.fs.procfs import mountinfo_text, mounts_text, mountstats_text
 from vfs.fs.synthetic import DirNode, FileNode, Node, StreamNode
 
 from .links import NAMESPACES, Links, check_trace
@@ -126,8 +126,9 @@ class ProcessFiles:
             b"auxv": ro(lambda: self._auxv(t), 0o400),
             b"mounts": ro(lambda: mounts_text(self.vfs, t.fs)),
             b"mountinfo": ro(lambda: mountinfo_text(self.vfs, t.fs)),
+            b"mountstats": ro(lambda: mountstats_text(self.vfs, t.fs), 0o400),
             b"cgroup": ro(b"0::/\n"),
-            b"io": ro(self._io, 0o400),
+            b"io": ro(lambda: self._io(t), 0o400),
             b"oom_score": ro(b"0\n"),
             b"oom_score_adj": FileNode(lambda: b"%d\n" % t.leader.oom_score_adj, 0o644,
                                        uid=uid, gid=gid,
@@ -248,9 +249,12 @@ class ProcessFiles:
     # memory ---------------------------------------------------------------------------------
 
     def _vsize(self, t: Task) -> int:
-        mm = t.mm
-        total = sum(v.end - v.start for v in mm.vmas)
-        return total + sum(e - s for s, e, n in mm.reserved if n.startswith("[v"))
+        return t.mm.mapped + self._vdso(t)
+
+    @staticmethod
+    def _vdso(t: Task) -> int:
+        """The vdso and vvar pages, which count in VmSize as on Linux."""
+        return sum(e - s for s, e, n in t.mm.reserved if n.startswith("[v"))
 
     @staticmethod
     def _is_exe(t: Task, v: Vma) -> bool:
@@ -424,7 +428,8 @@ class ProcessFiles:
             vsize = self._vsize(t) // 1024
             rss = r.pages * 4
             lines += [f"{k}:\t{v:>8} kB" for k, v in (
-                ("VmPeak", vsize), ("VmSize", vsize), ("VmLck", 0), ("VmPin", 0),
+                ("VmPeak", max(vsize, (t.mm.peak + self._vdso(t)) // 1024)),
+                ("VmSize", vsize), ("VmLck", 0), ("VmPin", 0),
                 ("VmHWM", max(r.peak_kb, rss)), ("VmRSS", rss),
                 ("RssAnon", (r.pages - r.shared) * 4), ("RssFile", 0),
                 ("RssShmem", r.shared * 4), ("VmData", seg["data"] // 1024),
@@ -500,10 +505,14 @@ class ProcessFiles:
         return b"".join(struct.pack("<QQ", k, v) for k, v in pairs.items()) + bytes(16)
 
     @staticmethod
-    def _io() -> bytes:
-        return b"".join(b"%s: 0\n" % k for k in (
-            b"rchar", b"wchar", b"syscr", b"syscw", b"read_bytes", b"write_bytes",
-            b"cancelled_write_bytes"))
+    def _io(t: Task) -> bytes:
+        """The process's read/write accounting (its reaped children's included, as Linux
+        adds them at wait); read_bytes/write_bytes count block-device I/O, which the
+        sandbox's files (tmpfs, gofer, pipes) never cause, so they are 0 as for tmpfs."""
+        io = t.leader.io
+        return (b"rchar: %d\nwchar: %d\nsyscr: %d\nsyscw: %d\nread_bytes: 0\n"
+                b"write_bytes: 0\ncancelled_write_bytes: 0\n"
+                % (io.rchar, io.wchar, io.syscr, io.syscw))
 
     # mem -------------------------------------------------------------------------------------
 

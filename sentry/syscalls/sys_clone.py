@@ -62,6 +62,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         child_stub.kill()
         raise
     child.comm, child.rlimits = t.comm, dict(t.rlimits)
+    child.oom_score_adj = t.leader.oom_score_adj  # signal_struct's, copied by fork
     child.image = t.leader.image  # same program, same argv/env addresses
     # the parent-death signal and the subreaper mark are not inherited (prctl(2))
     child.prctl_state = {k: v for k, v in t.prctl_state.items()

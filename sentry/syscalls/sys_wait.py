@@ -41,6 +41,7 @@ def _reaped_usage(t: Task, child: Task) -> usage.Totals:
         got.add(child.final_usage)
     got.add(child.child_usage)
     t.leader.child_usage.add(got)
+    t.leader.io.add(child.io)  # so are its I/O counters (wait_task_zombie)
     return got
 
 

@@ -101,10 +101,14 @@ class Overlay(Filesystem):
     magic = OVERLAYFS_SUPER_MAGIC
 
     def __init__(self, upper: Filesystem, lower: Filesystem, *,
-                 lower_root: Dentry | None = None) -> None:
+                 lower_root: Dentry | None = None, statfs_lower: bool = False) -> None:
         super().__init__()
         self.upper = upper
         self.lower = lower
+        # statfs answers for the upper layer, as Linux's overlayfs does, or with
+        # `statfs_lower` for the lower one (a root whose upper is scratch memory: df shows
+        # the filesystem the files come from).
+        self.statfs_lower = statfs_lower
         lr = lower_root or lower.root
         self.root = OvlDentry(self, b"/", None, upper.root, lr)
         self._copy_lock = trio.Lock()
@@ -345,7 +349,7 @@ class Overlay(Filesystem):
         return await self.lower.readlink(od.lower_only)
 
     async def statfs(self) -> StatFS:
-        sf = await self.upper.statfs()
+        sf = await (self.lower if self.statfs_lower else self.upper).statfs()
         sf.type = OVERLAYFS_SUPER_MAGIC
         return sf
 

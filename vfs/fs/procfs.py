@@ -83,6 +83,14 @@ def mounts_text(vfs: VirtualFilesystem, ctx: FSContext | None = None) -> bytes:
                     for m, path in _mount_rows(vfs, ctx))
 
 
+def mountstats_text(vfs: VirtualFilesystem, ctx: FSContext | None = None) -> bytes:
+    """/proc/PID/mountstats: one "device ... mounted on ... with fstype ..." line per
+    mount (Linux adds statistics only for NFS, which the sandbox has not)."""
+    return b"".join(b"device %s mounted on %s with fstype %s\n" % (
+        _escape(m.source.encode()), _escape(path), m.fs.fstype.encode())
+        for m, path in _mount_rows(vfs, ctx))
+
+
 def mountinfo_text(vfs: VirtualFilesystem, ctx: FSContext | None = None) -> bytes:
     """/proc/PID/mountinfo: mount id, parent id, the filesystem's device, root, mount
     point, options, fstype and source (what findmnt, df and libmount read). The root
