@@ -106,6 +106,7 @@ files = 0
 errors = {}
 found = []
 me = str(os.getpid())
+mine = set()
 for top in ("/proc", "/sys"):
     for root, dirs, names in os.walk(top):
         parts = root.split("/")
@@ -123,6 +124,8 @@ for top in ("/proc", "/sys"):
                 errors[key] = errors.get(key, 0) + 1
                 continue
             files += 1
+            if len(parts) > 2 and parts[2] == me:
+                mine.add(os.path.relpath(path, "/proc/" + me))
             data = b""
             try:
                 for size in (1, 7, 4093, 65536):
@@ -139,7 +142,8 @@ for top in ("/proc", "/sys"):
             for n in needles:
                 if n in data:
                     found.append((path, n))
-print(repr((files, sorted(errors.items()), found, len(os.listdir("/proc/self/fd")))))
+print(repr((files, sorted(errors.items()), found, len(os.listdir("/proc/self/fd")),
+            sorted(mine))))
 """
 
 
@@ -185,7 +189,7 @@ def test_reading_every_file_crashes_nothing_and_shows_nothing_of_the_host(tmp_pa
     assert got.returncode == 0, got.stderr
     assert b"internal error" not in got.stderr, got.stderr
     first, second = got.stdout.decode().splitlines()
-    files, errors, found, fds = eval(first)  # noqa: S307 - our own script's repr
+    files, errors, found, fds, mine = eval(first)  # noqa: S307 - our own script's repr
     assert files > 150, first
     assert found == [], found
     # fd/N are magic links: they open the object itself, so an empty pipe reads EAGAIN (the
@@ -194,3 +198,11 @@ def test_reading_every_file_crashes_nothing_and_shows_nothing_of_the_host(tmp_pa
     allowed = {"EIO", "EACCES", "EINVAL", "EAGAIN", "ESPIPE", "ENOENT:fd", "ENOENT:fdinfo"}
     assert {e for e, _ in errors} <= allowed, errors
     assert eval(second)[3] == fds  # noqa: S307 - no descriptor left behind
+    # the loop reaches every kind of file: magic links opened, accounting, mount files
+    assert {"fd/0", "fd/1", "ns/mnt", "ns/pid", "io", "mountstats", "mountinfo", "stat",
+            "smaps", "task/%s/io" % mine_pid(mine)} <= set(mine), mine
+
+
+def mine_pid(names: list[str]) -> str:
+    """The walking process's own thread id, from the task/ entries it opened."""
+    return next(n.split("/")[1] for n in names if n.startswith("task/"))
