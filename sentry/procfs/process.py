@@ -89,10 +89,20 @@ class ProcessFiles:
     def entries(self, t: Task) -> dict[bytes, Node]:
         """/proc/PID of live process `t` (its leader thread)."""
         out = self._common(t, t, thread=False)
-        out[b"task"] = DirNode(lambda: {str(th.tid).encode(): DirNode(self._thread(th))
-                                        for th in sorted(t.leader.threads,
-                                                         key=lambda x: x.tid)})
+        out[b"task"] = self._tasks(t)
         return out
+
+    def thread_entries(self, th: Task) -> dict[bytes, Node]:
+        """/proc/TID of a thread that is not its process's leader: not listed in /proc,
+        but reachable by its id, as on Linux (its own stat and status, its process's
+        task/)."""
+        out = self._common(th.leader, th, thread=True)
+        out[b"task"] = self._tasks(th.leader)
+        return out
+
+    def _tasks(self, t: Task) -> DirNode:
+        return DirNode(lambda: {str(th.tid).encode(): DirNode(self._thread(th))
+                                for th in sorted(t.leader.threads, key=lambda x: x.tid)})
 
     def _thread(self, th: Task) -> dict[bytes, Node]:
         out = self._common(th.leader, th, thread=True)

@@ -63,6 +63,9 @@ class ProcView:
     def pid_entries(self, pid: int) -> dict[bytes, Node] | None:
         t = self.kernel.procs.get(pid)
         if t is None:
+            th = self.kernel.tasks.get(pid)
+            if th is not None and th.tgid != pid and th.tgid in self.kernel.procs:
+                return self.process.thread_entries(th)
             z = self.kernel.zombie_tasks.get(pid)
             return None if z is None else self.process.zombie_entries(z)
         return self.process.entries(t)

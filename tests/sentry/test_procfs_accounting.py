@@ -1,8 +1,9 @@
 """What /proc/PID counts over a process's life, natively and inside `runpsc do`: waited-for
 children's CPU time (stat's cutime/cstime, times(), getrusage(RUSAGE_CHILDREN), wait4's
 rusage), VmPeak as the largest size, oom_score_adj over fork, /proc/PID/io's counters,
-the program's and interpreter's mappings with the file's offsets and inode, and df's
-figures (tmpfs half the memory, the root its backing filesystem's)."""
+the program's and interpreter's mappings with the file's offsets and inode, df's figures
+(tmpfs half the memory, the root its backing filesystem's), and /proc/TID of a thread
+(reachable, not listed) as a thread starts."""
 
 from __future__ import annotations
 
@@ -131,6 +132,27 @@ for path in (exe, interp):
 """
 
 
+THREAD = r"""
+import os, threading
+out = []
+
+def look():
+    tid = threading.get_native_id()
+    status = dict(line.split(":\t", 1) for line in open(f"/proc/{tid}/status").read().splitlines())
+    out.append((str(tid) in os.listdir("/proc"), status["Pid"] == str(tid),
+                status["Tgid"] == str(os.getpid()),
+                open(f"/proc/{tid}/stat").read().split()[0] == str(tid),
+                sorted(os.listdir(f"/proc/{tid}/task")) == sorted(os.listdir("/proc/self/task")),
+                str(tid) in os.listdir("/proc/self/task")))
+
+for _ in range(20):  # each thread looks as soon as it starts
+    t = threading.Thread(target=look)
+    t.start()
+    t.join()
+print(set(out))
+"""
+
+
 def run_both(tmp_path, script: str, *args: str) -> tuple[str, str]:
     path = tmp_path / "script.py"
     path.write_text(script)
@@ -180,3 +202,8 @@ def test_df_shows_tmpfs_as_half_the_memory_and_the_root_s_backing_filesystem():
     st = os.statvfs("/")
     assert int(root[1]) == st.f_blocks * st.f_frsize // 1024, (got.stdout, st)
     assert root[5] == "/"
+
+
+def test_a_thread_s_own_directory_as_it_starts(tmp_path):
+    want, got = run_both(tmp_path, THREAD)
+    assert got == want == "{(False, True, True, True, True, True)}\n"

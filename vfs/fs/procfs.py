@@ -142,10 +142,18 @@ class Procfs(SyntheticFS):
                                 b"mmap_min_addr": FileNode(b"65536\n")}),
             }),
         }
-        super().__init__(DirNode(self._root_children))
+        super().__init__(DirNode(self._root_children, hidden=self._hidden_pid))
 
     def _mounts(self) -> bytes:
         return mounts_text(self.vfs) if self.vfs is not None else b""
+
+    def _hidden_pid(self, name: bytes) -> Node | None:
+        """/proc/TID of a thread: found by lookup, never listed."""
+        p = self.provider
+        if p is None or not name.isdigit():
+            return None
+        entries = p.pid_entries(int(name))
+        return DirNode(entries) if entries is not None else None
 
     def _root_children(self) -> dict[bytes, Node]:
         out: dict[bytes, Node] = dict(self.static)

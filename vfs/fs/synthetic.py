@@ -118,14 +118,18 @@ class OpenedNode(Node):
 
 
 class DirNode(Node):
-    """A directory whose children come from a dict or a callable returning one."""
+    """A directory whose children come from a dict or a callable returning one;
+    `hidden(name)` may give a child that lookup finds but readdir does not list (Linux's
+    /proc/TID of a non-leader thread)."""
 
     kind = S_IFDIR
 
     def __init__(self, children: Mapping[bytes, Node] | Callable[[], Any], mode: int = 0o555,
-                 uid: int = 0, gid: int = 0) -> None:
+                 uid: int = 0, gid: int = 0, *,
+                 hidden: Callable[[bytes], Node | None] | None = None) -> None:
         super().__init__(mode, uid, gid)
         self.children = children
+        self.hidden = hidden
 
 
 class SynthInode(Inode):
@@ -172,6 +176,9 @@ class SyntheticFS(Filesystem):
         for name in names:
             kids = await self._children(d)
             node = kids.get(name)
+            if node is None:
+                hidden = cast(DirNode, _node(d)).hidden
+                node = hidden(name) if hidden is not None else None
             if node is None:
                 d.children.pop(name, None)
                 break
