@@ -200,7 +200,7 @@ def test_reading_every_file_crashes_nothing_and_shows_nothing_of_the_host(tmp_pa
     assert eval(second)[3] == fds  # noqa: S307 - no descriptor left behind
     # the loop reaches every kind of file: magic links opened, accounting, mount files
     assert {"fd/0", "fd/1", "ns/mnt", "ns/pid", "io", "mountstats", "mountinfo", "stat",
-            "smaps", "task/%s/io" % mine_pid(mine)} <= set(mine), mine
+            "smaps", f"task/{mine_pid(mine)}/io"} <= set(mine), mine
 
 
 def mine_pid(names: list[str]) -> str:
