@@ -49,6 +49,10 @@ def test_psutil_agrees_with_the_sentry(psutil_dir):
     assert r["swap_memory"]["total"] == 0 and r["swap_memory"]["used"] == 0
     assert abs(r["boot_time"] - start) < 60
     assert "/" in r["disk_partitions"] and "/tmp" in r["disk_partitions"]
+    assert r["cpu_times_children"] >= 0.25  # the waited-for spinner's
+    io = r["io_counters"]
+    assert io["read_count"] > 0 and io["write_count"] > 0 and io["read_chars"] > 0
+    assert io["read_bytes"] == io["write_bytes"] == 0  # tmpfs and the gofer: no block I/O
     mi = r["memory_info"]
     assert 0 < mi["rss"] < mi["vms"]
     assert any(p.endswith(("libc.so.6", "[stack]")) for p in r["memory_maps"])

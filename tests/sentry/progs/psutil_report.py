@@ -2,12 +2,21 @@
 tests/sentry/test_procfs_psutil.py with psutil on PYTHONPATH)."""
 
 import json
+import os
 import resource
 import sys
+import time
 
 import psutil
 
 me = psutil.Process()
+spinner = os.fork()
+if spinner == 0:  # a child whose CPU time becomes ours once waited for
+    start = time.process_time()
+    while time.process_time() - start < 0.3:
+        pass
+    os._exit(0)
+os.waitpid(spinner, 0)
 held = open("/etc/hostname")  # noqa: SIM115 - kept open for open_files
 child = psutil.Popen(["sleep", "30"])
 report = {
@@ -18,6 +27,8 @@ report = {
     "boot_time": psutil.boot_time(),
     "disk_partitions": [p.mountpoint for p in psutil.disk_partitions(all=True)],
     "memory_info": me.memory_info()._asdict(),
+    "cpu_times_children": me.cpu_times().children_user + me.cpu_times().children_system,
+    "io_counters": me.io_counters()._asdict(),
     "memory_maps": [m.path for m in me.memory_maps()],
     "open_files": [(f.path, f.fd) for f in me.open_files()],
     "held_fd": held.fileno(),
