@@ -302,10 +302,21 @@ class ProcessFiles:
     def _resident(self, t: Task) -> usage.Resident:
         return usage.resident(t.stub.pid) if self._live(t) else usage.Resident()
 
+    def _rss_file(self, t: Task) -> int:
+        """Resident pages of private file mappings (the loader's copies of the program and
+        its interpreter, and mmap'd files): what Linux counts as RssFile, file pages in
+        the page cache. Here they are copies, but a program reads them as file pages."""
+        if not self._live(t):
+            return 0
+        pid = t.stub.pid
+        return sum(usage.resident_pages(pid, v.start, v.end) for v in t.mm.vmas
+                   if (v.origin is not None or v.file is not None) and not v.shared)
+
     def _statm(self, t: Task) -> bytes:
         seg = self._segments(t)
         r = self._resident(t)
-        return b"%d %d %d %d 0 %d 0\n" % (self._vsize(t) // PAGE, r.pages, r.shared,
+        shared = min(r.pages, r.shared + self._rss_file(t))
+        return b"%d %d %d %d 0 %d 0\n" % (self._vsize(t) // PAGE, r.pages, shared,
                                           seg["exe"] // PAGE,
                                           (seg["data"] + seg["stack"]) // PAGE)
 
@@ -358,7 +369,9 @@ class ProcessFiles:
 
     async def _smaps(self, t: Task) -> bytes:
         """maps plus each mapping's figures; Rss is the residency of its pages in the
-        stub (all private: our file mappings are copies, shared ones count as shared)."""
+        stub; a private file mapping without write permission counts as clean file pages
+        (Linux's page cache; ours are copies), other private pages as dirty anonymous
+        ones, shared mappings' as shared."""
         if not self._live(t):
             return b""
         out = []
@@ -366,14 +379,17 @@ class ProcessFiles:
         for s, e, prot, shared, off, dev, ino, name in await self._vma_rows(t):
             size = (e - s) // 1024
             rss = usage.resident_pages(pid, s, e) * 4 if not name.startswith(b"[v") else 0
-            anon = 0 if shared else rss
+            # a private file mapping never written (no PROT_WRITE) holds clean file pages
+            clean = rss if ino and not shared and not prot & 2 else 0
+            anon = 0 if shared else rss - clean
             flags = ["rd" if prot & 1 else "", "wr" if prot & 2 else "",
                      "ex" if prot & 4 else "", "mr", "mw", "me", "sh" if shared else "",
                      "gd" if name == b"[stack]" else "", "ac" if not shared else ""]
             fields = [("Size", size), ("KernelPageSize", 4), ("MMUPageSize", 4),
                       ("Rss", rss), ("Pss", rss), ("Pss_Dirty", anon),
-                      ("Shared_Clean", 0), ("Shared_Dirty", rss - anon),
-                      ("Private_Clean", 0), ("Private_Dirty", anon), ("Referenced", rss),
+                      ("Shared_Clean", 0), ("Shared_Dirty", rss - anon - clean),
+                      ("Private_Clean", clean), ("Private_Dirty", anon),
+                      ("Referenced", rss),
                       ("Anonymous", anon), ("KSM", 0), ("LazyFree", 0), ("AnonHugePages", 0),
                       ("ShmemPmdMapped", 0), ("FilePmdMapped", 0), ("Shared_Hugetlb", 0),
                       ("Private_Hugetlb", 0), ("Swap", 0), ("SwapPss", 0), ("Locked", 0)]
@@ -435,13 +451,15 @@ class ProcessFiles:
         if live:
             seg = self._segments(t)
             r = self._resident(t)
+            rss_file = self._rss_file(t)
             vsize = self._vsize(t) // 1024
             rss = r.pages * 4
             lines += [f"{k}:\t{v:>8} kB" for k, v in (
                 ("VmPeak", max(vsize, (t.mm.peak + self._vdso(t)) // 1024)),
                 ("VmSize", vsize), ("VmLck", 0), ("VmPin", 0),
                 ("VmHWM", max(r.peak_kb, rss)), ("VmRSS", rss),
-                ("RssAnon", (r.pages - r.shared) * 4), ("RssFile", 0),
+                ("RssAnon", max(0, r.pages - r.shared - rss_file) * 4),
+                ("RssFile", min(rss_file, r.pages - r.shared) * 4),
                 ("RssShmem", r.shared * 4), ("VmData", seg["data"] // 1024),
                 ("VmStk", seg["stack"] // 1024), ("VmExe", seg["exe"] // 1024),
                 ("VmLib", seg["lib"] // 1024), ("VmPTE", max(4, vsize // 512 * 8 // 1024)),

@@ -153,6 +153,27 @@ print(set(out))
 """
 
 
+RSS = r"""
+import os, sys
+status = {l.split(":")[0]: int(l.split()[1]) for l in open("/proc/self/status")
+          if l.startswith(("VmRSS", "RssAnon", "RssFile", "RssShmem"))}
+size, resident, shared = map(int, open("/proc/self/statm").read().split()[:3])
+exe = os.path.realpath(sys.executable)
+text = {}
+head = None
+for line in open("/proc/self/smaps"):
+    parts = line.split()
+    if "-" in parts[0] and len(parts) >= 5:
+        head = parts if parts[-1] == exe and parts[1] == "r-xp" else None
+    elif head is not None and parts[0] in ("Rss:", "Private_Dirty:", "Anonymous:"):
+        text[parts[0]] = int(parts[1])
+print("parts add up", status["RssAnon"] + status["RssFile"] + status["RssShmem"]
+      == status["VmRSS"])
+print("file pages", status["RssFile"] > 0, shared * 4 >= status["RssFile"])
+print("program text clean", text["Rss:"] > 0, text["Private_Dirty:"], text["Anonymous:"])
+"""
+
+
 def run_both(tmp_path, script: str, *args: str) -> tuple[str, str]:
     path = tmp_path / "script.py"
     path.write_text(script)
@@ -207,3 +228,9 @@ def test_df_shows_tmpfs_as_half_the_memory_and_the_root_s_backing_filesystem():
 def test_a_thread_s_own_directory_as_it_starts(tmp_path):
     want, got = run_both(tmp_path, THREAD)
     assert got == want == "{(False, True, True, True, True, True)}\n"
+
+
+def test_resident_set_splits_into_anonymous_and_file_pages(tmp_path):
+    want, got = run_both(tmp_path, RSS)
+    assert got == want == ("parts add up True\nfile pages True True\n"
+                           "program text clean True 0 0\n")
