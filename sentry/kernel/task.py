@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import struct
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import trio
@@ -128,9 +128,14 @@ class Task:
     def regs(self) -> UserRegs:
         return self.stub.regs
 
-    async def sleep_interruptibly(self, aw: Awaitable[T]) -> T:
+    async def sleep_interruptibly(self, aw: Awaitable[T],
+                                  ready: Callable[[], T | None] | None = None) -> T:
         """Await `aw` (a blocking wait of a syscall) unless a signal ends the process
-        first; then raise SyscallError(EINTR) (the dispatcher sees `killed_by`)."""
+        first; then raise SyscallError(EINTR) (the dispatcher sees `killed_by`).
+
+        `ready`, if given, is asked once after a signal cut the sleep short: a result it
+        returns completes the call instead of EINTR, as Linux's wait loops look for their
+        event before they look for a signal (the event may be what sent the signal)."""
         with trio.CancelScope() as scope:
             self._sleeps.add(scope)
             try:
@@ -139,6 +144,10 @@ class Task:
                 return await aw
             finally:
                 self._sleeps.discard(scope)
+        if ready is not None and not self.killed_by:
+            got = ready()
+            if got is not None:
+                return got
         raise SyscallError(errno.EINTR)
 
     def interrupt(self) -> None:
@@ -171,6 +180,15 @@ class Task:
             self.stub.write(addr, data)
         except OSError:
             raise SyscallError(errno.EFAULT) from None
+
+    def copyable(self, addr: int, n: int, *, to_app: bool) -> int:
+        """How much of a copy of `n` bytes to (`to_app`) or from application memory at
+        `addr` Linux completes before it faults: the bytes in consecutive mappings that
+        allow it (`n` if all do). A read or write moves that much and returns the short
+        count (see `FileDescription.read_upto`)."""
+        if n <= 0 or addr < 0:
+            return n
+        return self.mm.accessible(addr, n, 2 if to_app else 1)  # PROT_WRITE / PROT_READ
 
     def read_cstring(self, addr: int, limit: int = 4096) -> bytes:
         """The NUL-terminated string at `addr` (without the NUL).

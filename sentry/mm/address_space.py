@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import contextvars
 import errno
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -47,7 +48,12 @@ CALLER: contextvars.ContextVar[Any] = contextvars.ContextVar("runpsc_mm_caller")
 TASK_SIZE = 0x7FFF_FFFF_F000
 MMAP_MIN_ADDR = 0x10000
 STACK_SIZE = 8 << 20
-STACK_GAP = 128 << 20
+#: Linux's gap below the stack for mmap_base (mm/util.c): the stack's rlimit and guard gap
+#: plus the most the stack may be randomised (16 GiB on x86_64), at least 128 MiB more.
+STACK_GAP = (128 << 20) + (16 << 30)
+#: mmap_rnd_bits on x86_64: mmap_base is moved down by up to 2**28 pages (ASLR), so large
+#: buffers in the first mappings do not reach past the top of the address space.
+MMAP_RND_BITS = 28
 _MADV_DONTNEED = 4
 _MREMAP_MAYMOVE, _MREMAP_FIXED = 1, 2
 
@@ -80,7 +86,9 @@ class MemoryManager:
                 if name == "[vdso]":
                     self.vdso = start
         self.stack_top = stack_top or 0x7FFF_FF00_0000
-        self.mmap_base = self.stack_top - STACK_SIZE - STACK_GAP
+        rnd = int.from_bytes(os.urandom(4), "little") & ((1 << MMAP_RND_BITS) - 1)
+        self.mmap_base = min(TASK_SIZE - STACK_GAP - (rnd << 12),
+                             self.stack_top - STACK_SIZE - (128 << 20))
         self.brk_start = self.brk = 0
         self._files: dict[int, Any] = {}  # id -> file held by at least one mapping
 
@@ -167,6 +175,23 @@ class MemoryManager:
     def is_mapped(self, addr: int, length: int) -> bool:
         """True if every byte of [addr, addr+length) is in an application mapping."""
         return length <= 0 or self._fully_mapped(page_down(addr), page_up(addr + length))
+
+    def accessible(self, addr: int, length: int, prot: int) -> int:
+        """How many bytes from `addr` (up to `length`) lie in consecutive mappings that
+        allow `prot`: where a copy to or from the application stops at a fault, so that a
+        read or write can move that much and return a short count, as Linux does."""
+        pos, end = addr, addr + length
+        while pos < end:
+            v = self.find(pos)
+            if v is not None and v.prot & prot == prot:
+                pos = v.end
+                continue
+            # the host's own read-only areas (vdso, vvar) can be read from
+            span = next((e for s, e, _ in self.reserved if s <= pos < e), None)
+            if v is not None or span is None or prot & ~PROT_READ:
+                break
+            pos = span
+        return min(pos, end) - addr
 
     def unmapped_area(self, length: int, hint: int = 0) -> int:
         """Pick a free range: `hint` if it is free, else top-down below mmap_base (ENOMEM)."""

@@ -103,6 +103,14 @@ def _count(n: int) -> int:
     return min(n, MAX_RW)
 
 
+def _buffer(addr: int, count: int) -> int:
+    """vfs_read/vfs_write's checks of a user buffer: access_ok over the whole count, then
+    the count capped at MAX_RW_COUNT."""
+    n = _count(count)
+    access_ok(addr, count & 0xFFFFFFFFFFFFFFFF)
+    return n
+
+
 async def _deliver(t: Task, f: Any, addr: int, data: bytes) -> int:
     """Copy read `data` to the application; on EFAULT undo the offset move of a file."""
     try:
@@ -118,11 +126,11 @@ async def _deliver(t: Task, f: Any, addr: int, data: bytes) -> int:
 async def sys_read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     """Implements Linux syscall read(2)."""
     f = t.fdtable.get(i32(fd))
-    n = _count(count)
     if not f.readable:
         raise SyscallError(errno.EBADF)
-    access_ok(buf, n)
-    data = await f.read(n)
+    n = _buffer(buf, count)
+    fits = t.copyable(buf, n, to_app=True)
+    data = await (f.read(n) if fits >= n else f.read_upto(n, fits))
     return await _deliver(t, f, buf, data)
 
 
@@ -130,19 +138,20 @@ async def sys_read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
 async def sys_pread64(t: Task, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
     """Implements Linux syscall pread64(2)."""
     f = t.fdtable.get(i32(fd))
-    n = _count(count)
     if not f.readable:
         raise SyscallError(errno.EBADF)
-    access_ok(buf, n)
-    data = await f.pread(n, i64(offset))
+    n = _buffer(buf, count)
+    data = await f.pread(max(t.copyable(buf, n, to_app=True), min(n, 1)), i64(offset))
     t.mem_write(buf, data)
     return len(data)
 
 
 async def _write_from(t: Task, f: Any, addr: int, n: int, offset: int | None) -> int:
-    """Write `n` bytes of application memory at `addr`, in chunks for big writes."""
+    """Write `n` bytes of application memory at `addr`, in chunks for big writes; only
+    what can be read before a fault (a short count, as Linux)."""
     if not f.writable:
         raise SyscallError(errno.EBADF)
+    n = max(t.copyable(addr, n, to_app=False), min(n, 1))  # a bad buffer still faults
     if n <= CHUNK:
         data = t.mem_read(addr, n)
         return await (f.write(data) if offset is None else f.pwrite(data, offset))
@@ -165,7 +174,9 @@ async def _write_from(t: Task, f: Any, addr: int, n: int, offset: int | None) ->
 async def sys_write(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     """Implements Linux syscall write(2)."""
     f = t.fdtable.get(i32(fd))
-    return await _write_from(t, f, buf, _count(count), None)
+    if not f.writable:
+        raise SyscallError(errno.EBADF)
+    return await _write_from(t, f, buf, _buffer(buf, count), None)
 
 
 @syscall("pwrite64")
@@ -175,7 +186,9 @@ async def sys_pwrite64(t: Task, fd: int, buf: int, count: int, offset: int, *_: 
     off = i64(offset)
     if off < 0:
         raise SyscallError(errno.EINVAL)
-    return await _write_from(t, f, buf, _count(count), off)
+    if not f.writable:
+        raise SyscallError(errno.EBADF)
+    return await _write_from(t, f, buf, _buffer(buf, count), off)
 
 
 def _iovecs(t: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
@@ -193,11 +206,26 @@ def _iovecs(t: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
     return vecs
 
 
+def _span(t: Task, vecs: list[tuple[int, int]], *, to_app: bool) -> int:
+    """The bytes of an iovec list a copy moves before its first fault (see Task.copyable)."""
+    total = 0
+    for base, length in vecs:
+        got = t.copyable(base, length, to_app=to_app)
+        total += got
+        if got < length:
+            break
+    return total
+
+
 async def _readv(t: Task, fd: int, iov: int, iovcnt: int, offset: int | None) -> int:
     f = t.fdtable.get(i32(fd))
     vecs = _iovecs(t, iov, iovcnt)
-    total = min(sum(n for _, n in vecs), MAX_RW)
-    data = await (f.read(total) if offset is None else f.pread(total, offset))
+    want = min(sum(n for _, n in vecs), MAX_RW)
+    total = min(_span(t, vecs, to_app=True), want)
+    if offset is not None:
+        data = await f.pread(max(total, min(want, 1)), offset)
+    else:
+        data = await (f.read(want) if total >= want else f.read_upto(want, total))
     pos = 0
     try:
         for base, length in vecs:
@@ -220,8 +248,16 @@ async def _writev(t: Task, fd: int, iov: int, iovcnt: int, offset: int | None) -
     if not f.writable:
         raise SyscallError(errno.EBADF)
     vecs = _iovecs(t, iov, iovcnt)
-    data = b"".join(t.mem_read(base, length) for base, length in vecs if length)
-    data = data[:MAX_RW]
+    want = sum(n for _, n in vecs)
+    total = min(max(_span(t, vecs, to_app=False), min(want, 1)), MAX_RW)
+    parts = []
+    for base, length in vecs:
+        if total <= 0:
+            break
+        if length:
+            parts.append(t.mem_read(base, min(length, total)))
+            total -= length
+    data = b"".join(parts)
     return await (f.write(data) if offset is None else f.pwrite(data, offset))
 
 

@@ -32,42 +32,58 @@ def _matches(t: Task, pid: int, child: int) -> bool:
     return proc.pgid == pgid if proc is not None else k.zombie_pgid.get(child) == pgid
 
 
-async def _wait(t: Task, pid: int, options: int, *,
-                reap: bool = True) -> tuple[int, int, int, int, int]:
-    """Find a child matching `pid` with something to report, in pid order: an exit (with
-    WEXITED; reaped unless WNOWAIT), a completed stop (WUNTRACED/WSTOPPED) or a continue
-    (WCONTINUED), the last two consumed unless WNOWAIT. Returns (pid, wait status,
-    si_code, si_status, the child's uid); (0, 0, 0, 0, 0) for WNOHANG with nothing to
-    report; ECHILD without matching children."""
+_Report = tuple[int, int, int, int, int]
+
+
+def _scan(t: Task, pid: int, options: int, reap: bool) -> _Report | None:
+    """One look at the children matching `pid`, in pid order: an exit (with WEXITED;
+    reaped unless WNOWAIT), a completed stop (WUNTRACED/WSTOPPED) or a continue
+    (WCONTINUED), the last two consumed unless WNOWAIT. None if nothing is to report;
+    ECHILD without matching children."""
+    k = t.kernel
+    kids = [z for z, (pp, _) in k.zombies.items() if pp == t.tgid]
+    kids += [c for c, p in k.procs.items() if p.ppid == t.tgid]
+    kids = sorted(c for c in kids if _matches(t, pid, c))
+    if not kids:
+        raise SyscallError(errno.ECHILD)
+    for c in kids:
+        proc = k.procs.get(c)
+        if proc is None:
+            if not options & WEXITED:
+                continue
+            status = k.zombies[c][1]
+            uid = k.zombie_uid.get(c, 0)
+            if reap:
+                del k.zombies[c]
+                k.zombie_pgid.pop(c, None)
+                k.zombie_uid.pop(c, None)
+                k.zombie_tasks.pop(c, None)
+            if status & 0x7F:  # CLD_DUMPED / CLD_KILLED
+                return c, status, (3 if status & 0x80 else 2), status & 0x7F, uid
+            return c, status, 1, (status >> 8) & 0xFF, uid  # CLD_EXITED
+        got = jobctl.wait_report(proc, options, consume=reap)
+        if got is not None:
+            uid = proc.creds.uid
+            return c, got[0], got[1], got[2], uid
+    return None
+
+
+async def _wait(t: Task, pid: int, options: int, *, reap: bool = True) -> _Report:
+    """Wait for a child matching `pid` with something to report (see `_scan`). Returns
+    (pid, wait status, si_code, si_status, the child's uid); (0, 0, 0, 0, 0) for WNOHANG
+    with nothing to report. A signal that cuts the sleep short gives EINTR unless a child
+    has something to report by then (its exit may be what sent the SIGCHLD)."""
     k = t.kernel
     while True:
-        kids = [z for z, (pp, _) in k.zombies.items() if pp == t.tgid]
-        kids += [c for c, p in k.procs.items() if p.ppid == t.tgid]
-        kids = sorted(c for c in kids if _matches(t, pid, c))
-        if not kids:
-            raise SyscallError(errno.ECHILD)
-        for c in kids:
-            proc = k.procs.get(c)
-            if proc is None:
-                if not options & WEXITED:
-                    continue
-                status = k.zombies[c][1]
-                uid = k.zombie_uid.get(c, 0)
-                if reap:
-                    del k.zombies[c]
-                    k.zombie_pgid.pop(c, None)
-                    k.zombie_uid.pop(c, None)
-                    k.zombie_tasks.pop(c, None)
-                if status & 0x7F:  # CLD_DUMPED / CLD_KILLED
-                    return c, status, (3 if status & 0x80 else 2), status & 0x7F, uid
-                return c, status, 1, (status >> 8) & 0xFF, uid  # CLD_EXITED
-            got = jobctl.wait_report(proc, options, consume=reap)
-            if got is not None:
-                uid = proc.creds.uid
-                return c, got[0], got[1], got[2], uid
+        got = _scan(t, pid, options, reap)
+        if got is not None:
+            return got
         if options & WNOHANG:
             return 0, 0, 0, 0, 0
-        await t.sleep_interruptibly(k.children_changed())
+        got = await t.sleep_interruptibly(k.children_changed(),
+                                          lambda: _scan(t, pid, options, reap))
+        if got is not None:
+            return got
 
 
 @syscall("wait4", level=Level.PARTIAL, note="rusage is zero")

@@ -103,7 +103,11 @@ class Pipe:
 
     # -- the two ends ------------------------------------------------------------------------------
 
-    async def read(self, n: int, nonblock: bool) -> bytes:
+    async def read(self, n: int, nonblock: bool, fits: int | None = None) -> bytes:
+        """Up to `n` bytes, waiting for a writer unless `nonblock`. With `fits` (the bytes
+        the reader's buffer takes before a fault), as Linux's pipe_read: whole pages only
+        while they fit; a page that does not fit stays unread, and EFAULT if the first
+        one does not."""
         while not self.nbytes:
             if self.writers == 0:
                 return b""
@@ -117,6 +121,10 @@ class Pipe:
             page = pages[0]
             data = page[0]
             k = min(n - len(out), len(data))
+            if fits is not None and len(out) + k > fits:
+                if not out:
+                    raise error(errno.EFAULT)
+                break
             out += data[:k]
             del data[:k]
             page[1] += k
@@ -212,6 +220,11 @@ class PipeFD(FileDescription):
 
     async def do_read(self, n: int) -> bytes:
         return await self.pipe.read(n, bool(self.flags & O_NONBLOCK))
+
+    async def read_upto(self, n: int, fits: int) -> bytes:
+        if not self.readable:
+            raise error(errno.EBADF)
+        return await self.pipe.read(n, bool(self.flags & O_NONBLOCK), fits)
 
     async def do_write(self, data: bytes) -> int:
         hook = self.vfs.sigpipe if self.vfs is not None else None
