@@ -84,6 +84,14 @@ class Task:
         self._sid = tgid
         self.start_time = time.monotonic()  # /proc/PID/stat's starttime
         self.oom_score_adj = 0  # /proc/PID/oom_score_adj (the leader's is the process's)
+        # scheduling policy, real-time priority, SCHED_RESET_ON_FORK, and the I/O priority
+        # (recorded and reported; the host schedules every stub as SCHED_OTHER)
+        self.sched_policy = 0
+        self.sched_priority = 0
+        self.sched_reset_on_fork = False
+        self.ioprio = 0
+        self.mempolicy = (0, 0)  # set_mempolicy's mode (with its flags) and node mask
+        self.membarrier = 0  # membarrier registrations (the leader's are the process's)
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.

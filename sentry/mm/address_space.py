@@ -91,6 +91,7 @@ class MemoryManager:
                              self.stack_top - STACK_SIZE - (128 << 20))
         self.brk_start = self.brk = 0
         self._files: dict[int, Any] = {}  # id -> file held by at least one mapping
+        self.lock_future = False  # mlockall(MCL_FUTURE): new mappings are locked
 
     def _injector(self) -> PtraceStub:
         """The host thread to inject through: the calling thread's own (stopped at the
@@ -105,12 +106,13 @@ class MemoryManager:
         """The child's copy of this list for a stub forked from ours (same layout)."""
         m = MemoryManager.__new__(MemoryManager)
         m.stub = stub
-        m.vmas = [replace(v) for v in self.vmas]
+        m.vmas = [replace(v, locked=False) for v in self.vmas]  # locks are not inherited
         m._starts = list(self._starts)
         m.reserved = list(self.reserved)
         m.vdso, m.stack_top, m.mmap_base = self.vdso, self.stack_top, self.mmap_base
         m.brk_start, m.brk = self.brk_start, self.brk
         m._files = {k: f.inc_ref() for k, f in self._files.items()}
+        m.lock_future = False
         return m
 
     # bookkeeping ---------------------------------------------------------------------------
@@ -261,7 +263,7 @@ class MemoryManager:
             host_flags |= flags & MAP_POPULATE
             self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
         vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown,
-                  host_shared=memfd >= 0)
+                  host_shared=memfd >= 0, locked=self.lock_future)
         if file is not None:
             if id(file) not in self._files:
                 self._files[id(file)] = file.inc_ref()
@@ -320,6 +322,27 @@ class MemoryManager:
         for v in parts:
             self._host(NR_MUNMAP, v.start, v.end - v.start)
         await self._drop_unused_files()
+
+    # locking (mlock): recorded per mapping; the host's pages are not pinned ---------------
+
+    def locked_bytes(self, start: int = 0, end: int = TASK_SIZE) -> int:
+        """The bytes of [start, end) in locked mappings (VmLck over the whole space)."""
+        return sum(min(v.end, end) - max(v.start, start) for v in self.vmas
+                   if v.locked and v.end > start and v.start < end)
+
+    def total_bytes(self) -> int:
+        """Every mapping's size (Linux's total_vm, which mlockall checks the limit with)."""
+        return sum(v.end - v.start for v in self.vmas) + sum(e - s for s, e, _ in self.reserved)
+
+    def set_locked(self, start: int, end: int, on: bool) -> None:
+        """Lock or unlock [start, end) (page aligned); ENOMEM unless all of it is mapped."""
+        if end <= start:
+            return
+        if not self._fully_mapped(start, end):
+            raise SyscallError(errno.ENOMEM)
+        for v in self._remove_range(start, end):
+            v.locked = on
+            self._insert(v)
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         """Implements mprotect: ENOMEM unless every page of the range is mapped."""

@@ -43,6 +43,7 @@ class Vma:
     name: bytes = b""
     growsdown: bool = False
     host_shared: bool = False  # a host MAP_SHARED of the file's memfd: no copy, no writeback
+    locked: bool = False  # mlock'ed (VM_LOCKED): counted in VmLck and against RLIMIT_MEMLOCK
 
     def slice(self, start: int, end: int) -> Vma:
         """The part [start, end) of this mapping, with its file offset adjusted."""

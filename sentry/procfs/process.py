@@ -419,7 +419,8 @@ class ProcessFiles:
             vsize = self._vsize(t) // 1024
             rss = r.pages * 4
             lines += [f"{k}:\t{v:>8} kB" for k, v in (
-                ("VmPeak", vsize), ("VmSize", vsize), ("VmLck", 0), ("VmPin", 0),
+                ("VmPeak", vsize), ("VmSize", vsize), ("VmLck", t.mm.locked_bytes() // 1024),
+                ("VmPin", 0),
                 ("VmHWM", max(r.peak_kb, rss)), ("VmRSS", rss),
                 ("RssAnon", (r.pages - r.shared) * 4), ("RssFile", 0),
                 ("RssShmem", r.shared * 4), ("VmData", seg["data"] // 1024),

@@ -212,3 +212,44 @@ def sys_setregid(t: Task, r: int, e: int, *_: int) -> int:
     """Implements Linux syscall setregid(2)."""
     _setreid(t, "g", r, e)
     return 0
+
+
+#: The capabilities a filesystem uid change drops or restores (Linux's CAP_FS_MASK): chown,
+#: dac_override, dac_read_search, fowner, fsetid, linux_immutable, mknod, mac_override.
+CAP_FS_MASK = sum(1 << c for c in (0, 1, 2, 3, 4, 9, 27, 32))
+
+
+@syscall("setfsuid")
+def sys_setfsuid(t: Task, uid: int, *_: int) -> int:
+    """Implements Linux syscall setfsuid(2): the filesystem uid may become the real,
+    effective, saved or current one (any with CAP_SETUID); leaving 0 drops the
+    filesystem capabilities from the effective set, coming back to 0 restores them.
+    Returns the previous fsuid whether or not it changed."""
+    c = t.creds
+    old = c.fsuid
+    uid &= 0xFFFFFFFF
+    if uid == _NOCHANGE:
+        return old
+    if uid in (c.uid, c.euid, c.suid, c.fsuid) or c.has_cap(CAP_SETUID):
+        if uid != old:
+            eff = c.cap_effective
+            if old == 0 and uid != 0:
+                eff &= ~CAP_FS_MASK
+            elif old != 0 and uid == 0:
+                eff |= c.cap_permitted & CAP_FS_MASK
+            t.creds = c.with_ids(fsuid=uid, cap_effective=eff)
+    return old
+
+
+@syscall("setfsgid")
+def sys_setfsgid(t: Task, gid: int, *_: int) -> int:
+    """Implements Linux syscall setfsgid(2): the filesystem gid may become the real,
+    effective, saved or current one (any with CAP_SETGID). Returns the previous fsgid."""
+    c = t.creds
+    old = c.fsgid
+    gid &= 0xFFFFFFFF
+    if gid == _NOCHANGE:
+        return old
+    if gid in (c.gid, c.egid, c.sgid, c.fsgid) or c.has_cap(CAP_SETGID):
+        t.creds = c.with_ids(fsgid=gid)
+    return old
