@@ -600,15 +600,27 @@ async def _copy(src: Any, dst: Any, n: int, in_off: int | None, out_off: int | N
     return done
 
 
+def is_directory(f: Any) -> bool:
+    """Whether an open file is a directory (which has no splice_read: EINVAL)."""
+    return getattr(f, "vd", None) is not None and f.vd.dentry.inode.is_dir
+
+
 @syscall("sendfile")
 async def sys_sendfile(t: Task, out_fd: int, in_fd: int, offset: int, count: int, *_: int) -> int:
-    """Implements Linux syscall sendfile(2) (any readable seekable source, any destination)."""
+    """Implements Linux syscall sendfile(2): from any readable file that is not a pipe or a
+    directory (EINVAL: they have no splice_read), through the FileDescription interface,
+    to any writable file not opened O_APPEND; an offset needs a seekable source (ESPIPE)."""
     table = t.fdtable
     src = table.get(i32(in_fd))
     dst = table.get(i32(out_fd))
     if not src.readable or not dst.writable:
         raise SyscallError(errno.EBADF)
-    if not getattr(src, "seekable", False) or dst.flags & O_APPEND:
+    if dst.flags & O_APPEND:
+        raise SyscallError(errno.EINVAL)
+    seekable = getattr(src, "seekable", False)
+    if offset and not seekable:
+        raise SyscallError(errno.ESPIPE)
+    if is_directory(src) or getattr(src, "pipe", None) is not None:
         raise SyscallError(errno.EINVAL)
     n = _count(count)
     if offset:
@@ -624,33 +636,41 @@ async def sys_sendfile(t: Task, out_fd: int, in_fd: int, offset: int, count: int
 @syscall("copy_file_range")
 async def sys_copy_file_range(t: Task, fd_in: int, off_in: int, fd_out: int, off_out: int,
                               length: int, flags: int) -> int:
-    """Implements Linux syscall copy_file_range(2) (a plain copy; no reflinks)."""
+    """Implements Linux syscall copy_file_range(2) (a plain copy; no reflinks), with
+    Linux's checks in order: flags, fds, the offsets (EFAULT), directories (EISDIR), other
+    non-regular files (EINVAL), access modes and O_APPEND (EBADF), files on different
+    filesystems (EXDEV, where callers fall back to read and write), offsets that wrap
+    (EOVERFLOW), overlapping ranges of one file and negative offsets (EINVAL)."""
+    if flags & 0xFFFFFFFF:
+        raise SyscallError(errno.EINVAL)
     table = t.fdtable
     src = table.get(i32(fd_in))
     dst = table.get(i32(fd_out))
-    if flags & 0xFFFFFFFF:
-        raise SyscallError(errno.EINVAL)
-    if not src.readable or not dst.writable or dst.flags & O_APPEND:
-        raise SyscallError(errno.EBADF)
-    for f in (src, dst):
-        if not hasattr(f, "file_size"):
-            if getattr(f, "vd", None) is not None and f.vd.dentry.inode.is_dir:
-                raise SyscallError(errno.EISDIR)
-            raise SyscallError(errno.EINVAL)
-    n = _count(length)
     pin = struct.unpack("<q", t.mem_read(off_in, 8))[0] if off_in else None
     pout = struct.unpack("<q", t.mem_read(off_out, 8))[0] if off_out else None
-    if (pin is not None and pin < 0) or (pout is not None and pout < 0):
-        raise SyscallError(errno.EINVAL)
-    if src.vd is not None and dst.vd is not None and src.vd.dentry.inode is dst.vd.dentry.inode:
-        a = src.offset if pin is None else pin
-        b = dst.offset if pout is None else pout
-        if a < b + n and b < a + n:
+    for f in (src, dst):
+        if is_directory(f):
+            raise SyscallError(errno.EISDIR)
+    for f in (src, dst):
+        if not hasattr(f, "file_size") or getattr(f, "vd", None) is None:
             raise SyscallError(errno.EINVAL)
-    if n == 0:
-        return 0
+    if not src.readable or not dst.writable or dst.flags & O_APPEND:
+        raise SyscallError(errno.EBADF)
+    if src.vd.mount.fs is not dst.vd.mount.fs:
+        raise SyscallError(errno.EXDEV)
+    n = length & 0xFFFFFFFFFFFFFFFF
     rpos = src.offset if pin is None else pin
     wpos = dst.offset if pout is None else pout
+    if (rpos & 0xFFFFFFFFFFFFFFFF) + n >> 64 or (wpos & 0xFFFFFFFFFFFFFFFF) + n >> 64:
+        raise SyscallError(errno.EOVERFLOW)  # generic_copy_file_checks: offsets must not wrap
+    size = src.file_size()
+    n = 0 if rpos >= size else min(n, size - rpos, MAX_RW)  # shortened to the data there
+    if src.vd.dentry.inode is dst.vd.dentry.inode and wpos + n > rpos and wpos < rpos + n:
+        raise SyscallError(errno.EINVAL)
+    if rpos < 0 or wpos < 0:
+        raise SyscallError(errno.EINVAL)
+    if n == 0:
+        return 0
     done = await _copy(src, dst, n, rpos, wpos)
     if pin is None:
         src.offset += done

@@ -77,7 +77,8 @@ class Pipe:
         self._changed = trio.Event()
         self.waitq.notify(mask)
 
-    async def _wait(self) -> None:
+    async def wait_change(self) -> None:
+        """Wait until a read, a write or an end's open or close changes the pipe."""
         await self._changed.wait()
 
     @property
@@ -113,7 +114,7 @@ class Pipe:
                 return b""
             if nonblock:
                 raise error(errno.EAGAIN)
-            await self._wait()
+            await self.wait_change()
         was_full = self.full()
         out = bytearray()
         pages = self.pages
@@ -135,6 +136,27 @@ class Pipe:
         # writer gets no edge from a read that leaves a not-full pipe not full)
         self._notify(POLLOUT | POLLWRNORM if was_full else 0)
         return bytes(out)
+
+    def room(self) -> int:
+        """The bytes a splice into this pipe may add now: its free page slots (a splice
+        fills fresh pages, never the tail of the last one)."""
+        return max(0, self.slots - len(self.pages)) * PAGE
+
+    def peek(self, n: int) -> bytes:
+        """Up to `n` unread bytes, left in the pipe (tee)."""
+        out = bytearray()
+        for data, _ in self.pages:
+            if len(out) >= n:
+                break
+            out += data[: n - len(out)]
+        return bytes(out)
+
+    def unread(self, data: bytes) -> None:
+        """Put back bytes a splice took but could not deliver, in front of the rest."""
+        if data:
+            self.pages.appendleft([bytearray(data), 0])
+            self.nbytes += len(data)
+            self._notify(POLLIN | POLLRDNORM)
 
     async def write(self, data: bytes, nonblock: bool, on_epipe: object = None) -> int:
         if self.readers == 0:
@@ -174,7 +196,7 @@ class Pipe:
                 if done:
                     return done
                 raise error(errno.EAGAIN)
-            await self._wait()
+            await self.wait_change()
         self._notify(POLLIN | POLLRDNORM)
         return done
 
@@ -328,11 +350,11 @@ def install(vfs: VirtualFilesystem) -> None:
             if acc == O_RDONLY and not nonblock:
                 seen = pipe.w_counter
                 while pipe.writers == 0 and pipe.w_counter == seen:
-                    await pipe._wait()
+                    await pipe.wait_change()
             elif acc == O_WRONLY:
                 seen = pipe.r_counter
                 while pipe.readers == 0 and pipe.r_counter == seen:
-                    await pipe._wait()
+                    await pipe.wait_change()
         except BaseException:
             pipe.close_end(acc)
             raise
