@@ -21,6 +21,7 @@ from . import (  # noqa: F401  (each registers its handlers)
     sys_pgrp,
     sys_poll,
     sys_prctl,
+    sys_procvm,
     sys_refused,
     sys_rlimit,
     sys_rusage,

@@ -29,6 +29,7 @@ from vfs.abi import (
     O_WRONLY,
 )
 from vfs.file import MAX_RW
+from vfs.restricted import RESOLVE_ALL, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -350,6 +351,60 @@ async def sys_open(t: Task, path: int, flags: int, mode: int, *_: int) -> int:
 async def sys_openat(t: Task, dirfd: int, path: int, flags: int, mode: int, *_: int) -> int:
     """Implements Linux syscall openat(2)."""
     return await do_open(t, dirfd, path, flags, mode)
+
+
+#: openat2's checks (build_open_flags): the flags open(2) knows, those O_PATH allows, and
+#: the struct open_how (flags, mode, resolve) of OPEN_HOW_SIZE_VER0 bytes.
+VALID_OPEN_FLAGS = 0o37777703
+O_PATH_FLAGS = 0o200000 | 0o400000 | 0o10000000 | O_CLOEXEC  # DIRECTORY NOFOLLOW PATH CLOEXEC
+OPEN_HOW = struct.Struct("<QQQ")
+
+
+@syscall("openat2", level=Level.PARTIAL,
+         note="every RESOLVE_* flag; RESOLVE_CACHED never answers EAGAIN for an uncached "
+              "path (nothing is uncached); O_TMPFILE ignores the RESOLVE_* scoping")
+async def sys_openat2(t: Task, dirfd: int, path: int, how: int, size: int, *_: int) -> int:
+    """Implements Linux syscall openat2(2): struct open_how's size rules (EINVAL below
+    24 bytes, E2BIG above a page or with non-zero unknown fields), openat2's strict flag
+    and mode checks, and the RESOLVE_* walk restrictions (vfs/restricted.py)."""
+    size &= 0xFFFFFFFFFFFFFFFF
+    if size < OPEN_HOW.size:
+        raise SyscallError(errno.EINVAL)
+    if size > 4096:
+        raise SyscallError(errno.E2BIG)
+    raw = t.mem_read(how, size)
+    if any(raw[OPEN_HOW.size:]):
+        raise SyscallError(errno.E2BIG)
+    flags, mode, resolve = OPEN_HOW.unpack_from(raw)
+    cloexec = bool(flags & O_CLOEXEC)
+    flags &= ~O_CLOEXEC
+    if flags & ~VALID_OPEN_FLAGS or resolve & ~RESOLVE_ALL:
+        raise SyscallError(errno.EINVAL)
+    if resolve & RESOLVE_BENEATH and resolve & RESOLVE_IN_ROOT:
+        raise SyscallError(errno.EINVAL)
+    creates = flags & O_CREAT or flags & O_TMPFILE == O_TMPFILE
+    if (mode & ~0o7777) if creates else mode:
+        raise SyscallError(errno.EINVAL)
+    if flags & (O_CREAT | 0o200000) == O_CREAT | 0o200000:  # O_DIRECTORY with O_CREAT
+        raise SyscallError(errno.EINVAL)
+    if flags & 0o20000000 and (flags & O_TMPFILE != O_TMPFILE or not flags & 3):
+        raise SyscallError(errno.EINVAL)  # O_TMPFILE needs O_DIRECTORY and write access
+    if flags & 0o10000000 and flags & ~O_PATH_FLAGS:
+        raise SyscallError(errno.EINVAL)
+    if resolve & RESOLVE_CACHED and flags & (O_TRUNC | O_CREAT | 0o20000000):
+        raise SyscallError(errno.EAGAIN)
+    name = t.read_cstring(path, 4096)
+    d = dirfd_of(t, dirfd)
+    vfs, fs = vfs_of(t)
+    if not flags & 0o10000000:
+        flags |= O_LARGEFILE
+    fdesc = await vfs.open(fs, t.creds, d, name, flags, mode if creates else 0,
+                           resolve=resolve)
+    try:
+        return t.fdtable.install(fdesc, cloexec=cloexec)
+    except SyscallError:
+        await fdesc.dec_ref()
+        raise
 
 
 @syscall("creat")

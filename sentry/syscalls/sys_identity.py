@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
 from sentry.kernel.table import syscall
-from sentry.kernel.task import PR_SET_KEEPCAPS
+from sentry.kernel.task import PR_SET_DUMPABLE, PR_SET_KEEPCAPS
 from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
 
 from .sys_file import i32
@@ -118,10 +118,22 @@ def _set_ids(t: Task, kind: str, r: int, e: int, s: int) -> None:
 def _commit_ids(t: Task, kind: str, real: int, eff: int, saved: int) -> None:
     c = t.creds
     if kind == "u":
-        t.creds = _caps_after_uid_change(t, c, c.with_ids(uid=real, euid=eff, suid=saved,
-                                                          fsuid=eff))
+        _commit(t, _caps_after_uid_change(t, c, c.with_ids(uid=real, euid=eff, suid=saved,
+                                                           fsuid=eff)))
     else:
-        t.creds = c.with_ids(gid=real, egid=eff, sgid=saved, fsgid=eff)
+        _commit(t, c.with_ids(gid=real, egid=eff, sgid=saved, fsgid=eff))
+
+
+def _commit(t: Task, new: Credentials) -> None:
+    """commit_creds: a change of effective or filesystem ids, or a gain of capabilities,
+    makes the process undumpable (fs.suid_dumpable is 0) until its next execve, which
+    keeps ptrace and process_vm_readv of other users' processes away from it."""
+    old = t.creds
+    if (old.euid, old.egid, old.fsuid, old.fsgid) != (new.euid, new.egid, new.fsuid,
+                                                      new.fsgid) or \
+            new.cap_permitted & ~old.cap_permitted:
+        t.prctl_state[PR_SET_DUMPABLE] = 0
+    t.creds = new
 
 
 def _caps_after_uid_change(t: Task, old: Credentials, new: Credentials) -> Credentials:
@@ -237,7 +249,7 @@ def sys_setfsuid(t: Task, uid: int, *_: int) -> int:
                 eff &= ~CAP_FS_MASK
             elif old != 0 and uid == 0:
                 eff |= c.cap_permitted & CAP_FS_MASK
-            t.creds = c.with_ids(fsuid=uid, cap_effective=eff)
+            _commit(t, c.with_ids(fsuid=uid, cap_effective=eff))
     return old
 
 
@@ -251,5 +263,5 @@ def sys_setfsgid(t: Task, gid: int, *_: int) -> int:
     if gid == _NOCHANGE:
         return old
     if gid in (c.gid, c.egid, c.sgid, c.fsgid) or c.has_cap(CAP_SETGID):
-        t.creds = c.with_ids(fsgid=gid)
+        _commit(t, c.with_ids(fsgid=gid))
     return old
