@@ -40,7 +40,7 @@ from vfs.filesystem import alloc_anon_dev
 from vfs.mount import FSContext
 from vfs.virtualfs import VirtualFilesystem
 
-from . import signals, sigstate
+from . import robust, signals, sigstate
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
@@ -302,11 +302,16 @@ class Kernel:
             return  # another thread's execve took the process over
         if thread_exit and leader.threads:
             # exit(2) of one thread: the others go on
+            robust.exit_robust_list(t)
             await self._clear_child_tid(t)
             if t is not leader:
                 t.stub.exit_thread()
             return  # a leader's host thread stays stopped until the process ends
         if leader.exit_status is None:
+            # the first thread out of an ending process: its memory is still there, so
+            # the robust futexes of every thread are released now (exit_robust_list)
+            for th in [t, *leader.threads]:
+                robust.exit_robust_list(th, t)
             self.end_process(leader, t.killed_by or status)
         if leader.threads:
             return  # the last thread out cleans up

@@ -39,8 +39,10 @@ def _is_descendant(t: Task, target: Task) -> bool:
     return False
 
 
-def _may_access(t: Task, target: Task) -> bool:
-    """__ptrace_may_access with PTRACE_MODE_ATTACH_REALCREDS, then Yama's scope 1."""
+def ptrace_may_access(t: Task, target: Task, *, attach: bool) -> bool:
+    """__ptrace_may_access with the REALCREDS rule: the same thread group; or CAP_SYS_PTRACE;
+    or the caller's real uid and gid equal to all of the target's and a dumpable target,
+    and for an attach (PTRACE_MODE_ATTACH) Yama's scope 1: a descendant."""
     if target.tgid == t.tgid:
         return True
     c, tc = t.creds, target.creds
@@ -49,7 +51,7 @@ def _may_access(t: Task, target: Task) -> bool:
     same = c.uid == tc.uid == tc.euid == tc.suid and c.gid == tc.gid == tc.egid == tc.sgid
     if not same or not target.leader.prctl_state.get(PR_SET_DUMPABLE, 1):
         return False
-    return _is_descendant(t, target)
+    return not attach or _is_descendant(t, target)
 
 
 def _vecs(t: Task, addr: int, count: int) -> list[tuple[int, int]]:
@@ -80,7 +82,7 @@ async def _transfer(t: Task, pid: int, local: int, lcnt: int, remote: int, rcnt:
     target = t.kernel.tasks.get(i32(pid))
     if target is None or target.exit_status is not None:
         raise SyscallError(errno.ESRCH)
-    if not _may_access(t, target):
+    if not ptrace_may_access(t, target, attach=True):
         raise SyscallError(errno.EPERM)
     if not lvecs or not rvecs:
         return 0
