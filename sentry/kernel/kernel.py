@@ -230,6 +230,20 @@ class Kernel:
 
     # processes ---------------------------------------------------------------------------
 
+    def unshare_files(self, t: Task) -> None:
+        """unshare(CLONE_FILES): `t`'s process gets its own copy of an fd table it shares
+        with other processes (CLONE_FILES at clone); a table it alone uses stays."""
+        old = t.fdtable
+        key = id(old)
+        users = self._fd_users.get(key, 1)
+        if users <= 1:
+            return
+        new = old.fork()
+        self._fd_users[key] = users - 1
+        self._fd_users[id(new)] = 1
+        for th in {t, *t.leader.threads}:
+            th.fdtable = new
+
     def spawn(self, child: Task) -> None:
         """Start serving `child` (already stopped, registers set) as a new process."""
         self.procs[child.tgid] = child

@@ -9,7 +9,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
-from sentry.kernel.table import syscall
+from sentry.kernel.table import Level, syscall
 from sentry.kernel.task import PR_SET_DUMPABLE, PR_SET_KEEPCAPS
 from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
 
@@ -265,3 +265,73 @@ def sys_setfsgid(t: Task, gid: int, *_: int) -> int:
     if gid in (c.gid, c.egid, c.sgid, c.fsgid) or c.has_cap(CAP_SETGID):
         _commit(t, c.with_ids(fsgid=gid))
     return old
+
+
+# capabilities -------------------------------------------------------------------------------
+
+CAP_V1, CAP_V2, CAP_V3 = 0x19980330, 0x20071026, 0x20080522
+CAP_SETPCAP = 8
+MASK32 = 0xFFFFFFFF
+
+
+def _cap_header(t: Task, hdr: int) -> tuple[int, int]:
+    """cap_validate_magic: (words per set, pid); an unknown version is written back as the
+    preferred one (v3) and is EINVAL."""
+    version, pid = struct.unpack("<Ii", t.mem_read(hdr, 8))
+    if version not in (CAP_V1, CAP_V2, CAP_V3):
+        t.mem_write(hdr, struct.pack("<I", CAP_V3))
+        raise SyscallError(errno.EINVAL)
+    return (1 if version == CAP_V1 else 2), pid
+
+
+@syscall("capget")
+def sys_capget(t: Task, hdr: int, data: int, *_: int) -> int:
+    """Implements Linux syscall capget(2): any process's effective, permitted and
+    inheritable sets; a NULL data pointer only probes the version (0 even when it was
+    unknown)."""
+    try:
+        words, _pid = _cap_header(t, hdr)
+    except SyscallError as e:
+        if e.errno == errno.EINVAL and not data:
+            return 0
+        raise
+    if not data:
+        return 0
+    pid = struct.unpack("<i", t.mem_read(hdr + 4, 4))[0]
+    if pid < 0:
+        raise SyscallError(errno.EINVAL)
+    target = t if pid in (0, t.tid) else t.kernel.tasks.get(pid)
+    if target is None:
+        raise SyscallError(errno.ESRCH)
+    c = target.creds
+    out = b"".join(struct.pack("<III", (c.cap_effective >> s) & MASK32,
+                               (c.cap_permitted >> s) & MASK32,
+                               (c.cap_inheritable >> s) & MASK32) for s in (0, 32)[:words])
+    t.mem_write(data, out)
+    return 0
+
+
+@syscall("capset", level=Level.PARTIAL, note="no ambient set is kept")
+def sys_capset(t: Task, hdr: int, data: int, *_: int) -> int:
+    """Implements Linux syscall capset(2) on the caller (cap_capset's rules: permitted
+    only shrinks, effective within permitted, inheritable within inheritable|permitted
+    without CAP_SETPCAP and always within inheritable|bounding)."""
+    words, pid = _cap_header(t, hdr)
+    if pid not in (0, t.tid):
+        raise SyscallError(errno.EPERM)
+    raw = t.mem_read(data, 12 * words)
+    eff = perm = inh = 0
+    for i, words3 in enumerate(struct.iter_unpack("<III", raw)):
+        e, p, h = (int(w) for w in words3)
+        eff |= e << (32 * i)
+        perm |= p << (32 * i)
+        inh |= h << (32 * i)
+    c = t.creds
+    if inh & ~(c.cap_inheritable | c.cap_permitted) and not c.has_cap(CAP_SETPCAP):
+        raise SyscallError(errno.EPERM)
+    if inh & ~(c.cap_inheritable | c.cap_bounding):
+        raise SyscallError(errno.EPERM)
+    if perm & ~c.cap_permitted or eff & ~perm:
+        raise SyscallError(errno.EPERM)
+    _commit(t, c.with_ids(cap_effective=eff, cap_permitted=perm, cap_inheritable=inh))
+    return 0

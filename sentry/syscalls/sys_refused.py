@@ -56,6 +56,10 @@ REFUSED: tuple[tuple[str, int, str], ...] = (
     ("fsmount", errno.EPERM, _MOUNTS),
     ("fspick", errno.EPERM, _MOUNTS),
     ("mount_setattr", errno.EPERM, _MOUNTS),
+    ("statmount", errno.ENOSYS, "mount ids of the 64-bit kind are not kept (as Linux before "
+     "6.8); /proc/self/mountinfo answers"),
+    ("listmount", errno.ENOSYS, "mount ids of the 64-bit kind are not kept (as Linux before "
+     "6.8); /proc/self/mountinfo answers"),
     # kernel facilities the sandbox does not offer
     ("bpf", errno.EPERM, "unprivileged BPF is off (kernel.unprivileged_bpf_disabled)"),
     ("perf_event_open", errno.EPERM, "no performance counters in the sandbox (as a "
