@@ -6,7 +6,7 @@ import errno
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -92,6 +92,7 @@ class Task:
         self.ioprio = 0
         self.mempolicy = (0, 0)  # set_mempolicy's mode (with its flags) and node mask
         self.membarrier = 0  # membarrier registrations (the leader's are the process's)
+        self.aio_contexts: dict[int, Any] = {}  # io_setup's contexts (the leader's), by id
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.

@@ -8,6 +8,7 @@ imports `sentry.syscalls` first, or passes a table of its own (`Kernel(table=...
 """
 
 from . import (  # noqa: F401  (each registers its handlers)
+    sys_aio,
     sys_clone,
     sys_exec,
     sys_file,

@@ -45,9 +45,11 @@ async def sys_execve(t: Task, path: int, argv: int, envp: int, *_: int) -> int:
 
 
 async def _exec(t: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> None:
-    """Run the new program; it starts dumpable again (a set*id made the old one not)."""
+    """Run the new program; it starts dumpable again (a set*id made the old one not) and
+    without the old address space's AIO contexts."""
     await t.kernel.execve(t, path, argv, envp)
     t.prctl_state.pop(PR_SET_DUMPABLE, None)
+    t.aio_contexts.clear()
 
 
 
