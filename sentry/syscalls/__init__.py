@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (each registers its handlers)
     sys_membarrier,
     sys_mlock,
     sys_mmap,
+    sys_mount,
     sys_ns,
     sys_numa,
     sys_pgrp,

@@ -12,8 +12,8 @@ import errno
 
 from sentry.kernel.table import fixed_errno
 
-_MOUNTS = "the sandbox's mount table is set up at start; changing it needs CAP_SYS_ADMIN " \
-          "in the initial user namespace, which the sandbox never has"
+_NEW_MOUNT_API = "the file-descriptor mount API is not offered, as Linux before 5.2: " \
+    "libmount falls back to mount(2), which is"
 _REMOVED = "removed from Linux (sys_ni_syscall)"
 _NEVER = "never implemented by Linux (a reserved number)"
 
@@ -45,17 +45,16 @@ REFUSED: tuple[tuple[str, int, str], ...] = (
     ("name_to_handle_at", errno.EOPNOTSUPP, "no filesystem of the sandbox exports file "
      "handles"),
     # mounts
-    ("mount", errno.EPERM, _MOUNTS),
-    ("umount2", errno.EPERM, _MOUNTS),
-    ("pivot_root", errno.EPERM, _MOUNTS),
-    ("open_tree", errno.EPERM, _MOUNTS),
-    ("open_tree_attr", errno.EPERM, _MOUNTS),
-    ("move_mount", errno.EPERM, _MOUNTS),
-    ("fsopen", errno.EPERM, _MOUNTS),
-    ("fsconfig", errno.EPERM, _MOUNTS),
-    ("fsmount", errno.EPERM, _MOUNTS),
-    ("fspick", errno.EPERM, _MOUNTS),
-    ("mount_setattr", errno.EPERM, _MOUNTS),
+    ("pivot_root", errno.EPERM, "the sandbox's root is fixed (refused as to a caller "
+     "without CAP_SYS_ADMIN)"),
+    ("open_tree", errno.ENOSYS, _NEW_MOUNT_API),
+    ("open_tree_attr", errno.ENOSYS, _NEW_MOUNT_API),
+    ("move_mount", errno.ENOSYS, _NEW_MOUNT_API),
+    ("fsopen", errno.ENOSYS, _NEW_MOUNT_API),
+    ("fsconfig", errno.ENOSYS, _NEW_MOUNT_API),
+    ("fsmount", errno.ENOSYS, _NEW_MOUNT_API),
+    ("fspick", errno.ENOSYS, _NEW_MOUNT_API),
+    ("mount_setattr", errno.ENOSYS, _NEW_MOUNT_API),
     ("statmount", errno.ENOSYS, "mount ids of the 64-bit kind are not kept (as Linux before "
      "6.8); /proc/self/mountinfo answers"),
     ("listmount", errno.ENOSYS, "mount ids of the 64-bit kind are not kept (as Linux before "
