@@ -1,8 +1,8 @@
 """splice, tee and vmsplice: moving data through pipes (fs/splice.c).
 
-One side of a splice is always a pipe of the sandbox (`vfs.fs.pipefs`: its `Pipe` is used
-directly, for the room, the page-sized units and SPLICE_F_NONBLOCK); the other side is any
-open file, reached only through the `FileDescription` interface (read/write, pread/pwrite
+One side of a splice is a pipe of the sandbox (`vfs.fs.pipefs`: its `Pipe` is used
+directly, for the room, the page-sized units and SPLICE_F_NONBLOCK) or of the host (the
+stdio of `runpsc do`, read and written as any file); the other side is any open file, reached only through the `FileDescription` interface (read/write, pread/pwrite
 with an offset), so every file kind (tmpfs, overlay and gofer files, devices, sockets)
 works the same way. Pages are copied, never shared: a later write to a spliced file does
 not change what the pipe holds (Linux may share page-cache pages; POSIX leaves it open).
@@ -11,6 +11,7 @@ not change what the pipe holds (Linux may share page-cache pages; POSIX leaves i
 from __future__ import annotations
 
 import errno
+import stat
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,8 @@ from sentry.errors import SyscallError
 from sentry.kernel.table import Level, syscall
 from vfs.abi import O_APPEND, O_NONBLOCK
 from vfs.file import MAX_RW
-from vfs.fs.pipefs import PipeFD
+from vfs.fs.host import HostFD
+from vfs.fs.pipefs import DEFAULT_CAPACITY, PipeFD
 
 from .sys_file import i32, is_directory
 
@@ -28,12 +30,30 @@ if TYPE_CHECKING:
 
 SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE, SPLICE_F_GIFT = 1, 2, 4, 8
 SPLICE_F_ALL = 15
-_NOTE = "pages are copied, not shared"
+_NOTE = ("pages are copied, not shared; tee and vmsplice need a sandbox pipe (a host pipe "
+         "is EINVAL/EBADF), and SPLICE_F_NONBLOCK does not reach a host pipe")
 
 
 def _pipe(f: Any) -> Pipe | None:
     """get_pipe_info: the sandbox pipe behind an open file, or None."""
     return f.pipe if isinstance(f, PipeFD) else None
+
+
+def _host_pipe(f: Any) -> bool:
+    """A pipe of the host (the stdio of `runpsc do`): a pipe for splice's rules, moved
+    through its FileDescription's read and write."""
+    return isinstance(f, HostFD) and stat.S_ISFIFO(f.mode)
+
+
+async def _through_host_pipe(src: Any, pin: int | None, dst: Any, pout: int | None,
+                             n: int) -> int:
+    """A splice with a host pipe on one side and no sandbox pipe: at most a pipe's worth
+    read from `src` and written to `dst` (SPLICE_F_NONBLOCK does not reach the host)."""
+    want = min(n, DEFAULT_CAPACITY)
+    data = await (src.read(want) if pin is None else src.pread(want, pin))
+    if not data:
+        return 0
+    return await (dst.write(data) if pout is None else dst.pwrite(data, pout))
 
 
 def _sigpipe(f: PipeFD) -> Any:
@@ -130,13 +150,24 @@ async def sys_splice(t: Task, fd_in: int, off_in: int, fd_out: int, off_out: int
     src = t.fdtable.get(i32(fd_in))
     dst = t.fdtable.get(i32(fd_out))
     ipipe, opipe = _pipe(src), _pipe(dst)
-    if (ipipe is not None and off_in) or (opipe is not None and off_out):
+    ihost, ohost = _host_pipe(src), _host_pipe(dst)
+    if ((ipipe is not None or ihost) and off_in) or ((opipe is not None or ohost) and off_out):
         raise SyscallError(errno.ESPIPE)
     pout = _read_offset(t, off_out) if off_out else None
     pin = _read_offset(t, off_in) if off_in else None
     if not src.readable or not dst.writable:
         raise SyscallError(errno.EBADF)
     n = min(n, MAX_RW)
+    if ipipe is None and opipe is None and (ihost or ohost):
+        if (pin is not None and not getattr(src, "seekable", False)) or is_directory(src) \
+                or (pout is not None and not getattr(dst, "seekable", False)) \
+                or (not ohost and dst.flags & O_APPEND):
+            raise SyscallError(errno.EINVAL)
+        done = await _through_host_pipe(src, pin, dst, pout, n)
+        for ptr, pos in ((off_in, pin), (off_out, pout)):
+            if pos is not None:
+                t.mem_write(ptr, struct.pack("<q", pos + done))
+        return done
     nonblock = bool(flags & SPLICE_F_NONBLOCK)
     if ipipe is not None and opipe is not None:
         if ipipe is opipe:
