@@ -47,6 +47,7 @@ from .file_locks import FileLocks
 from .futex import Futexes
 from .image import RecordingSource, image_of
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
+from .uts import Uts
 
 log = logging.getLogger("runpsc.sentry")
 
@@ -82,8 +83,7 @@ class Kernel:
             vfs.sigpipe = self._sigpipe
         self.table = TABLE if table is None else table
         self.stderr = stderr if stderr is not None else sys.stderr
-        self.hostname = hostname
-        self.domainname = b"(none)"
+        self.uts = Uts(hostname)  # the sandbox's first UTS namespace
         self.events: list[tuple[str, dict[str, Any]]] = []
         self._reported: set[int] = set()
         self._next_pid = 1
@@ -214,6 +214,24 @@ class Kernel:
             status = self.procs_ended[t.tgid]
             nursery.cancel_scope.cancel()  # init is gone: so is everything else
         return status
+
+    @property
+    def hostname(self) -> bytes:
+        """The host name of the sandbox's first UTS namespace."""
+        return self.uts.hostname
+
+    @hostname.setter
+    def hostname(self, v: bytes) -> None:
+        self.uts.hostname = v
+
+    @property
+    def domainname(self) -> bytes:
+        """The domain name of the sandbox's first UTS namespace."""
+        return self.uts.domainname
+
+    @domainname.setter
+    def domainname(self, v: bytes) -> None:
+        self.uts.domainname = v
 
     def _source(self, fs: FSContext | None, creds: Credentials) -> ExecSource:
         return self.exec_source or VfsFiles(self.vfs, fs, creds)

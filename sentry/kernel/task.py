@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .jobctl import JobState
     from .kernel import Kernel
     from .sigstate import SigHand, ThreadSignals
+    from .uts import Uts
 
 T = TypeVar("T")
 #: prctl options, the keys of `Task.prctl_state` (the kernel reads PDEATHSIG and SUBREAPER).
@@ -93,6 +94,7 @@ class Task:
         self.mempolicy = (0, 0)  # set_mempolicy's mode (with its flags) and node mask
         self.membarrier = 0  # membarrier registrations (the leader's are the process's)
         self.aio_contexts: dict[int, Any] = {}  # io_setup's contexts (the leader's), by id
+        self.uts: Uts | None = None  # a UTS namespace of its own (None: the kernel's)
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.

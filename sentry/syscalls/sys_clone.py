@@ -83,9 +83,10 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
 
 
 def inherit_sched(child: Task, t: Task) -> None:
-    """A new task's scheduling policy, I/O priority and memory policy are its creator's; with
+    """A new task's scheduling policy, I/O priority, memory policy and UTS namespace are its
+    creator's; with
     SCHED_RESET_ON_FORK a real-time policy becomes SCHED_OTHER (sched_fork)."""
-    child.ioprio, child.mempolicy = t.ioprio, t.mempolicy
+    child.ioprio, child.mempolicy, child.uts = t.ioprio, t.mempolicy, t.uts
     if t.sched_reset_on_fork:
         child.sched_policy = 0 if t.sched_policy in (1, 2) else t.sched_policy
         child.sched_priority = 0

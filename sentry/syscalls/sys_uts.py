@@ -1,5 +1,6 @@
-"""The sandbox's UTS names: sethostname and setdomainname change the Kernel's `hostname`
-and `domainname`, the one state uname(2) and /proc/sys/kernel/{hostname,domainname} read.
+"""The sandbox's UTS names: sethostname and setdomainname change the caller's UTS
+namespace (`sentry.kernel.uts`), the one state uname(2) and
+/proc/sys/kernel/{hostname,domainname} read.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
 from sentry.kernel.table import syscall
+from sentry.kernel.uts import uts_of
 
 from .sys_file import i32
 
@@ -27,7 +29,7 @@ def _set_name(t: Task, attr: str, name: int, length: int) -> int:
     n = i32(length)
     if n < 0 or n > UTS_LEN:
         raise SyscallError(errno.EINVAL)
-    setattr(t.kernel, attr, t.mem_read(name, n) if n else b"")
+    setattr(uts_of(t), attr, t.mem_read(name, n) if n else b"")
     return 0
 
 

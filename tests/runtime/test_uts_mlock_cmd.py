@@ -1,6 +1,7 @@
 """Under `runpsc do`, compared with native runs: hostname(1) changes the sandbox's UTS name,
 which uname(2) and /proc/sys/kernel/hostname then agree on (natively in a UTS namespace of
-its own); mlock(2) shows in /proc/self/status as VmLck."""
+its own), and `unshare --uts` gives a name of its own; mlock(2) shows in /proc/self/status
+as VmLck."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from tests.support import need_binary, need_root
 
 UTS = ("hostname sandbox-test && hostname && uname -n && cat /proc/sys/kernel/hostname && "
        "domainname example.org && cat /proc/sys/kernel/domainname && uname -a | cut -d' ' -f2")
+NESTED = ("hostname outer && unshare --uts --fork sh -c 'hostname inner && hostname && "
+          "cat /proc/sys/kernel/hostname && uname -n' && hostname && "
+          "cat /proc/sys/kernel/hostname && uname -n")
 MLOCK = """
 import ctypes, mmap
 libc = ctypes.CDLL(None, use_errno=True)
@@ -31,6 +35,17 @@ def test_hostname_matches_native():
                           stdin=subprocess.DEVNULL)
     assert want.returncode == 0, want.stderr
     got = runpsc("do", "--", "sh", "-c", UTS)
+    assert (got.stdout, got.returncode) == (want.stdout, 0), got.stderr.decode(errors="replace")
+
+
+def test_unshare_uts_matches_native():
+    """A UTS namespace of its own: the inner name is seen inside, the outer one after."""
+    need_root()
+    unshare = need_binary("unshare", "util-linux")
+    want = subprocess.run([unshare, "--uts", "sh", "-c", NESTED], capture_output=True,
+                          stdin=subprocess.DEVNULL)
+    assert want.returncode == 0, want.stderr
+    got = runpsc("do", "--", "sh", "-c", NESTED)
     assert (got.stdout, got.returncode) == (want.stdout, 0), got.stderr.decode(errors="replace")
 
 
