@@ -48,6 +48,7 @@ from .abi import (
 from .errors import error
 
 if TYPE_CHECKING:
+    from .creds import Credentials
     from .dentry import Dentry
     from .mount import VirtualDentry
 
@@ -188,6 +189,14 @@ class FileDescription:
             raise error(errno.EINVAL)
         return await self.do_read(min(n, MAX_RW))
 
+    async def read_upto(self, n: int, fits: int) -> bytes:
+        """read(2) of up to `n` bytes into a buffer whose first `fits` bytes (fewer than
+        `n`) can be written before a fault. Linux copies what fits and returns the short
+        count; a file with nothing to read still answers 0, and one with data but no room
+        for a byte gives data the caller then fails to copy (EFAULT). Files whose Linux
+        read copies in units (a pipe's pages) override this."""
+        return await self.read(max(fits, 1))
+
     async def pread(self, n: int, offset: int) -> bytes:
         """pread64(2): read at `offset` without moving the file position."""
         if not self.readable:
@@ -261,6 +270,11 @@ class FileDescription:
         if vd.dentry is vd.mount.root:
             st.attributes |= 0x2000  # STATX_ATTR_MOUNT_ROOT
         return st
+
+    async def chmod(self, creds: Credentials, mode: int) -> None:
+        """fchmod(2) of a file opened without a dentry of ours (a host fd); the VFS's
+        fchmodat serves every file that has one."""
+        raise error(errno.EBADF)
 
     async def statfs(self) -> StatFS:
         vd = self.vd

@@ -66,6 +66,7 @@ from .filesystem import Filesystem
 from .mount import MS_NODEV, FSContext, VirtualDentry
 from .perm import check, check_sticky, is_owner, permitted
 from .resolve import ROOT, Walk
+from .restricted import RestrictedWalk
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -126,8 +127,10 @@ class VirtualFilesystem(AttrOps):
     # -- open -------------------------------------------------------------------------------------
 
     async def open(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                   path: bytes, flags: int, mode: int = 0) -> FileDescription:
-        """open/openat/openat2 without RESOLVE_*: the new open file description.
+                   path: bytes, flags: int, mode: int = 0, *,
+                   resolve: int = 0) -> FileDescription:
+        """open/openat/openat2 (`resolve`: RESOLVE_* flags, see `restricted.py`): the new
+        open file description.
 
         Raises: ENOENT, EEXIST (O_CREAT|O_EXCL), EISDIR, ENOTDIR, ELOOP (O_NOFOLLOW),
         EACCES, EROFS, ENXIO, EINVAL (O_CREAT|O_DIRECTORY, O_TMPFILE without write) ...
@@ -138,7 +141,8 @@ class VirtualFilesystem(AttrOps):
             return await self._open_tmpfile(ctx, creds, dirfd, path, flags, mode)
         elif flags & O_CREAT and flags & O_DIRECTORY:
             raise error(errno.EINVAL)
-        w = self._walk(ctx, creds)
+        w = self._walk(ctx, creds) if not resolve else self._restricted(ctx, creds, dirfd,
+                                                                       resolve)
         if not flags & O_CREAT:
             vd = await w.resolve(dirfd, path, follow=not flags & O_NOFOLLOW)
             created = False
@@ -153,6 +157,14 @@ class VirtualFilesystem(AttrOps):
             finally:
                 lock.release()
         return await self.open_at(vd, flags, creds, created=created)
+
+    def _restricted(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
+                    resolve: int) -> Walk:
+        """A walk under openat2's RESOLVE_* flags, anchored at `dirfd` (or the cwd)."""
+        anchor = ctx.cwd if dirfd is None else dirfd.vd
+        if anchor is None:
+            raise error(errno.EBADF)
+        return RestrictedWalk(self._mounts, ctx, creds, resolve, anchor)
 
     async def _open_create(self, w: Walk, ctx: FSContext, creds: Credentials,
                            dirfd: FileDescription | None, path: bytes, flags: int,

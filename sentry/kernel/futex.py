@@ -75,6 +75,34 @@ class Futexes:
                     del self._queues[key]
         return 0
 
+    async def wait_any(self, keys: list[Key], deadline: float | None) -> int:
+        """futex_waitv: sleep on every key of `keys` at once until one is woken; return its
+        index (the first woken), or ETIMEDOUT at the trio `deadline`. As `wait`, the caller
+        has just compared every word."""
+        event = trio.Event()
+        waiters = [_Waiter(BITSET_MATCH_ANY, event) for _ in keys]
+        for key, w in zip(keys, waiters, strict=True):
+            self._queues.setdefault(key, []).append(w)
+        try:
+            if deadline is None:
+                await event.wait()
+            else:
+                with trio.move_on_at(deadline):
+                    await event.wait()
+                if not event.is_set():
+                    raise SyscallError(errno.ETIMEDOUT)
+        finally:
+            woken = -1
+            for i, (key, w) in enumerate(zip(keys, waiters, strict=True)):
+                q = self._queues.get(key)
+                if q is not None and w in q:
+                    q.remove(w)
+                    if not q:
+                        del self._queues[key]
+                elif woken < 0:
+                    woken = i
+        return woken
+
     def requeue(self, key: Key, to: Key, limit: int) -> int:
         """Move up to `limit` waiters of `key` to the end of `to`'s queue; return how many."""
         q = self._queues.get(key, [])

@@ -40,13 +40,14 @@ from vfs.filesystem import alloc_anon_dev
 from vfs.mount import FSContext
 from vfs.virtualfs import VirtualFilesystem
 
-from . import signals, sigstate, usage
+from . import robust, signals, sigstate, usage
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
 from .futex import Futexes
 from .image import RecordingSource, image_of
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
+from .uts import Uts
 
 log = logging.getLogger("runpsc.sentry")
 
@@ -82,8 +83,7 @@ class Kernel:
             vfs.sigpipe = self._sigpipe
         self.table = TABLE if table is None else table
         self.stderr = stderr if stderr is not None else sys.stderr
-        self.hostname = hostname
-        self.domainname = b"(none)"
+        self.uts = Uts(hostname)  # the sandbox's first UTS namespace
         self.events: list[tuple[str, dict[str, Any]]] = []
         self._reported: set[int] = set()
         self._next_pid = 1
@@ -216,6 +216,24 @@ class Kernel:
             nursery.cancel_scope.cancel()  # init is gone: so is everything else
         return status
 
+    @property
+    def hostname(self) -> bytes:
+        """The host name of the sandbox's first UTS namespace."""
+        return self.uts.hostname
+
+    @hostname.setter
+    def hostname(self, v: bytes) -> None:
+        self.uts.hostname = v
+
+    @property
+    def domainname(self) -> bytes:
+        """The domain name of the sandbox's first UTS namespace."""
+        return self.uts.domainname
+
+    @domainname.setter
+    def domainname(self, v: bytes) -> None:
+        self.uts.domainname = v
+
     def _source(self, fs: FSContext | None, creds: Credentials) -> ExecSource:
         return self.exec_source or VfsFiles(self.vfs, fs, creds)
 
@@ -230,6 +248,20 @@ class Kernel:
         t.comm = os.path.basename(loaded.execfn)[:15]
 
     # processes ---------------------------------------------------------------------------
+
+    def unshare_files(self, t: Task) -> None:
+        """unshare(CLONE_FILES): `t`'s process gets its own copy of an fd table it shares
+        with other processes (CLONE_FILES at clone); a table it alone uses stays."""
+        old = t.fdtable
+        key = id(old)
+        users = self._fd_users.get(key, 1)
+        if users <= 1:
+            return
+        new = old.fork()
+        self._fd_users[key] = users - 1
+        self._fd_users[id(new)] = 1
+        for th in {t, *t.leader.threads}:
+            th.fdtable = new
 
     def spawn(self, child: Task) -> None:
         """Start serving `child` (already stopped, registers set) as a new process."""
@@ -303,11 +335,16 @@ class Kernel:
             return  # another thread's execve took the process over
         if thread_exit and leader.threads:
             # exit(2) of one thread: the others go on
+            robust.exit_robust_list(t)
             await self._clear_child_tid(t)
             if t is not leader:
                 t.stub.exit_thread()
             return  # a leader's host thread stays stopped until the process ends
         if leader.exit_status is None:
+            # the first thread out of an ending process: its memory is still there, so
+            # the robust futexes of every thread are released now (exit_robust_list)
+            for th in [t, *leader.threads]:
+                robust.exit_robust_list(th, t)
             self.end_process(leader, t.killed_by or status)
         if leader.threads:
             return  # the last thread out cleans up

@@ -42,9 +42,14 @@ KICK = _signal.SIGURG
 #: the others interrupted here (nanosleep, pause, poll …) return EINTR.
 RESTARTABLE = frozenset({0, 1, 2, 17, 18, 19, 20, 42, 43, 44, 45, 46, 47, 61, 202, 247, 257,
                          288, 295, 296, 299, 307})
-#: Blocking syscalls that a handled signal cuts short (trio cancellation of the handler):
-#: the restartable ones plus poll/select/epoll_wait, which return EINTR.
-INTERRUPTIBLE = RESTARTABLE | frozenset({7, 23, 232, 270, 271, 281, 441})
+RESTARTABLE |= {40, 275, 276, 278, 449, 455}  # sendfile, splice family, futex2 waits
+#: Blocking syscalls that sleep through `Task.sleep_interruptibly` themselves, with a check
+#: of what they wait for after the signal: wait4 and waitid (a child's exit both wakes the
+#: wait and sends SIGCHLD; Linux reports the child and runs the handler afterwards).
+SLEEPS_ITSELF = frozenset({61, 247})
+#: Blocking syscalls that a handled signal cuts short (trio cancellation of the handler by
+#: the dispatcher): the restartable ones plus poll/select/epoll_wait, which return EINTR.
+INTERRUPTIBLE = (RESTARTABLE | frozenset({7, 23, 232, 270, 271, 281, 441})) - SLEEPS_ITSELF
 
 _syscall = ctypes.CDLL(None, use_errno=True).syscall
 _syscall.restype = ctypes.c_long

@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import struct
 import time
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .jobctl import JobState
     from .kernel import Kernel
     from .sigstate import SigHand, ThreadSignals
+    from .uts import Uts
 
 T = TypeVar("T")
 #: prctl options, the keys of `Task.prctl_state` (the kernel reads PDEATHSIG and SUBREAPER).
@@ -89,6 +90,16 @@ class Task:
         self.final_usage: usage.Totals | None = None
         self.child_usage = usage.Totals()
         self.io = usage.IoCounters()  # /proc/PID/io (the leader's: the whole process's)
+        # scheduling policy, real-time priority, SCHED_RESET_ON_FORK, and the I/O priority
+        # (recorded and reported; the host schedules every stub as SCHED_OTHER)
+        self.sched_policy = 0
+        self.sched_priority = 0
+        self.sched_reset_on_fork = False
+        self.ioprio = 0
+        self.mempolicy = (0, 0)  # set_mempolicy's mode (with its flags) and node mask
+        self.membarrier = 0  # membarrier registrations (the leader's are the process's)
+        self.aio_contexts: dict[int, Any] = {}  # io_setup's contexts (the leader's), by id
+        self.uts: Uts | None = None  # a UTS namespace of its own (None: the kernel's)
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.
@@ -133,9 +144,14 @@ class Task:
     def regs(self) -> UserRegs:
         return self.stub.regs
 
-    async def sleep_interruptibly(self, aw: Awaitable[T]) -> T:
+    async def sleep_interruptibly(self, aw: Awaitable[T],
+                                  ready: Callable[[], T | None] | None = None) -> T:
         """Await `aw` (a blocking wait of a syscall) unless a signal ends the process
-        first; then raise SyscallError(EINTR) (the dispatcher sees `killed_by`)."""
+        first; then raise SyscallError(EINTR) (the dispatcher sees `killed_by`).
+
+        `ready`, if given, is asked once after a signal cut the sleep short: a result it
+        returns completes the call instead of EINTR, as Linux's wait loops look for their
+        event before they look for a signal (the event may be what sent the signal)."""
         with trio.CancelScope() as scope:
             self._sleeps.add(scope)
             try:
@@ -144,6 +160,10 @@ class Task:
                 return await aw
             finally:
                 self._sleeps.discard(scope)
+        if ready is not None and not self.killed_by:
+            got = ready()
+            if got is not None:
+                return got
         raise SyscallError(errno.EINTR)
 
     def interrupt(self) -> None:
@@ -176,6 +196,15 @@ class Task:
             self.stub.write(addr, data)
         except OSError:
             raise SyscallError(errno.EFAULT) from None
+
+    def copyable(self, addr: int, n: int, *, to_app: bool) -> int:
+        """How much of a copy of `n` bytes to (`to_app`) or from application memory at
+        `addr` Linux completes before it faults: the bytes in consecutive mappings that
+        allow it (`n` if all do). A read or write moves that much and returns the short
+        count (see `FileDescription.read_upto`)."""
+        if n <= 0 or addr < 0:
+            return n
+        return self.mm.accessible(addr, n, 2 if to_app else 1)  # PROT_WRITE / PROT_READ
 
     def read_cstring(self, addr: int, limit: int = 4096) -> bytes:
         """The NUL-terminated string at `addr` (without the NUL).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import contextvars
 import errno
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -47,7 +48,12 @@ CALLER: contextvars.ContextVar[Any] = contextvars.ContextVar("runpsc_mm_caller")
 TASK_SIZE = 0x7FFF_FFFF_F000
 MMAP_MIN_ADDR = 0x10000
 STACK_SIZE = 8 << 20
-STACK_GAP = 128 << 20
+#: Linux's gap below the stack for mmap_base (mm/util.c): the stack's rlimit and guard gap
+#: plus the most the stack may be randomised (16 GiB on x86_64), at least 128 MiB more.
+STACK_GAP = (128 << 20) + (16 << 30)
+#: mmap_rnd_bits on x86_64: mmap_base is moved down by up to 2**28 pages (ASLR), so large
+#: buffers in the first mappings do not reach past the top of the address space.
+MMAP_RND_BITS = 28
 _MADV_DONTNEED = 4
 _MREMAP_MAYMOVE, _MREMAP_FIXED = 1, 2
 
@@ -80,11 +86,14 @@ class MemoryManager:
                 if name == "[vdso]":
                     self.vdso = start
         self.stack_top = stack_top or 0x7FFF_FF00_0000
-        self.mmap_base = self.stack_top - STACK_SIZE - STACK_GAP
+        rnd = int.from_bytes(os.urandom(4), "little") & ((1 << MMAP_RND_BITS) - 1)
+        self.mmap_base = min(TASK_SIZE - STACK_GAP - (rnd << 12),
+                             self.stack_top - STACK_SIZE - (128 << 20))
         self.brk_start = self.brk = 0
         self._files: dict[int, Any] = {}  # id -> file held by at least one mapping
         self.mapped = 0  # bytes in `vmas` (VmSize less vdso/vvar)
         self.peak = 0  # the most `mapped` ever was (VmPeak)
+        self.lock_future = False  # mlockall(MCL_FUTURE): new mappings are locked
 
     def _injector(self) -> PtraceStub:
         """The host thread to inject through: the calling thread's own (stopped at the
@@ -99,13 +108,14 @@ class MemoryManager:
         """The child's copy of this list for a stub forked from ours (same layout)."""
         m = MemoryManager.__new__(MemoryManager)
         m.stub = stub
-        m.vmas = [replace(v) for v in self.vmas]
+        m.vmas = [replace(v, locked=False) for v in self.vmas]  # locks are not inherited
         m._starts = list(self._starts)
         m.reserved = list(self.reserved)
         m.vdso, m.stack_top, m.mmap_base = self.vdso, self.stack_top, self.mmap_base
         m.brk_start, m.brk = self.brk_start, self.brk
         m.mapped, m.peak = self.mapped, self.peak
         m._files = {k: f.inc_ref() for k, f in self._files.items()}
+        m.lock_future = False
         return m
 
     # bookkeeping ---------------------------------------------------------------------------
@@ -173,6 +183,23 @@ class MemoryManager:
     def is_mapped(self, addr: int, length: int) -> bool:
         """True if every byte of [addr, addr+length) is in an application mapping."""
         return length <= 0 or self._fully_mapped(page_down(addr), page_up(addr + length))
+
+    def accessible(self, addr: int, length: int, prot: int) -> int:
+        """How many bytes from `addr` (up to `length`) lie in consecutive mappings that
+        allow `prot`: where a copy to or from the application stops at a fault, so that a
+        read or write can move that much and return a short count, as Linux does."""
+        pos, end = addr, addr + length
+        while pos < end:
+            v = self.find(pos)
+            if v is not None and v.prot & prot == prot:
+                pos = v.end
+                continue
+            # the host's own read-only areas (vdso, vvar) can be read from
+            span = next((e for s, e, _ in self.reserved if s <= pos < e), None)
+            if v is not None or span is None or prot & ~PROT_READ:
+                break
+            pos = span
+        return min(pos, end) - addr
 
     def unmapped_area(self, length: int, hint: int = 0) -> int:
         """Pick a free range: `hint` if it is free, else top-down below mmap_base (ENOMEM)."""
@@ -243,7 +270,7 @@ class MemoryManager:
             host_flags |= flags & MAP_POPULATE
             self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
         vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown,
-                  host_shared=memfd >= 0, origin=origin)
+                  host_shared=memfd >= 0, origin=origin, locked=self.lock_future)
         if file is not None:
             if id(file) not in self._files:
                 self._files[id(file)] = file.inc_ref()
@@ -302,6 +329,27 @@ class MemoryManager:
         for v in parts:
             self._host(NR_MUNMAP, v.start, v.end - v.start)
         await self._drop_unused_files()
+
+    # locking (mlock): recorded per mapping; the host's pages are not pinned ---------------
+
+    def locked_bytes(self, start: int = 0, end: int = TASK_SIZE) -> int:
+        """The bytes of [start, end) in locked mappings (VmLck over the whole space)."""
+        return sum(min(v.end, end) - max(v.start, start) for v in self.vmas
+                   if v.locked and v.end > start and v.start < end)
+
+    def total_bytes(self) -> int:
+        """Every mapping's size (Linux's total_vm, which mlockall checks the limit with)."""
+        return sum(v.end - v.start for v in self.vmas) + sum(e - s for s, e, _ in self.reserved)
+
+    def set_locked(self, start: int, end: int, on: bool) -> None:
+        """Lock or unlock [start, end) (page aligned); ENOMEM unless all of it is mapped."""
+        if end <= start:
+            return
+        if not self._fully_mapped(start, end):
+            raise SyscallError(errno.ENOMEM)
+        for v in self._remove_range(start, end):
+            v.locked = on
+            self._insert(v)
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         """Implements mprotect: ENOMEM unless every page of the range is mapped."""

@@ -47,6 +47,7 @@ class Vma:
     #: loader's program and interpreter segments): /proc/PID/maps shows it as Linux shows
     #: the file mapping, with `offset`.
     origin: tuple[int, int, Any] | None = None
+    locked: bool = False  # mlock'ed (VM_LOCKED): counted in VmLck and against RLIMIT_MEMLOCK
 
     def slice(self, start: int, end: int) -> Vma:
         """The part [start, end) of this mapping, with its file offset adjusted."""

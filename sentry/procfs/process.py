@@ -456,7 +456,7 @@ class ProcessFiles:
             rss = r.pages * 4
             lines += [f"{k}:\t{v:>8} kB" for k, v in (
                 ("VmPeak", max(vsize, (t.mm.peak + self._vdso(t)) // 1024)),
-                ("VmSize", vsize), ("VmLck", 0), ("VmPin", 0),
+                ("VmSize", vsize), ("VmLck", t.mm.locked_bytes() // 1024), ("VmPin", 0),
                 ("VmHWM", max(r.peak_kb, rss)), ("VmRSS", rss),
                 ("RssAnon", max(0, r.pages - r.shared - rss_file) * 4),
                 ("RssFile", min(rss_file, r.pages - r.shared) * 4),

@@ -11,6 +11,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from sentry.kernel.limits import RELEASE, VERSION
+from sentry.kernel.uts import Uts, uts_of
 from vfs.fs.synthetic import DirNode, FileNode, Node, Source
 
 if TYPE_CHECKING:
@@ -44,9 +45,17 @@ class Sysctl:
         self.system = system
         self.boot_id = str(uuid.uuid4()).encode() + b"\n"
 
+    def _ns(self) -> Uts:
+        """The UTS namespace of the process reading or writing (the kernel's first when
+        the VFS is used from outside a syscall)."""
+        from sentry.kernel.current import CURRENT_TASK
+
+        t = CURRENT_TASK.get(None)
+        return uts_of(t) if t is not None else self.kernel.uts
+
     def _uts(self, attr: str) -> FileNode:
         def read() -> bytes:
-            return bytes(getattr(self.kernel, attr)) + b"\n"
+            return bytes(getattr(self._ns(), attr)) + b"\n"
 
         def write(data: bytes, offset: int) -> int:
             """proc_dostring with sysctl_writes_strict: a write at offset 0 replaces the
@@ -58,13 +67,13 @@ class Sysctl:
             t = CURRENT_TASK.get(None)
             if t is not None and t.creds is not None and not t.creds.has_cap(_CAP_SYS_ADMIN):
                 raise OSError(errno.EPERM, os.strerror(errno.EPERM))
-            cur = bytes(getattr(self.kernel, attr))
+            cur = bytes(getattr(self._ns(), attr))
             if offset > len(cur):
                 return len(data)
             text = data
             for stop in (b"\n", b"\0"):
                 text = text.split(stop, 1)[0]
-            setattr(self.kernel, attr, (cur[:offset] + text)[:_UTS_LEN])
+            setattr(self._ns(), attr, (cur[:offset] + text)[:_UTS_LEN])
             return len(data)
 
         return FileNode(read, 0o644, write=write)

@@ -68,6 +68,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     child.prctl_state = {k: v for k, v in t.prctl_state.items()
                          if k not in (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER)}
     child.pgid, child.sid = t.pgid, t.sid
+    inherit_sched(child, t)
     _start_regs(child_stub, t, flags, stack, tls)
     if flags & CLONE_PARENT_SETTID:
         t.mem_write(ptid, struct.pack("<i", pid))
@@ -80,6 +81,18 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     if flags & CLONE_VFORK:
         await child.vfork_done.wait()
     return pid
+
+
+def inherit_sched(child: Task, t: Task) -> None:
+    """A new task's scheduling policy, I/O priority, memory policy and UTS namespace are its
+    creator's; with
+    SCHED_RESET_ON_FORK a real-time policy becomes SCHED_OTHER (sched_fork)."""
+    child.ioprio, child.mempolicy, child.uts = t.ioprio, t.mempolicy, t.uts
+    if t.sched_reset_on_fork:
+        child.sched_policy = 0 if t.sched_policy in (1, 2) else t.sched_policy
+        child.sched_priority = 0
+        return
+    child.sched_policy, child.sched_priority = t.sched_policy, t.sched_priority
 
 
 def _start_regs(stub: Any, t: Task, flags: int, stack: int, tls: int) -> None:
@@ -108,6 +121,7 @@ def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: in
                  creds=t.creds)
     th.leader, th.threads, th.stubs = leader, set(), []
     th.rlimits, th.prctl_state, th.comm = leader.rlimits, leader.prctl_state, t.comm
+    inherit_sched(th, t)
     _start_regs(tstub, t, flags, stack, tls)
     if flags & CLONE_PARENT_SETTID:
         t.mem_write(ptid, struct.pack("<i", tid))

@@ -29,6 +29,7 @@ from vfs.abi import (
     O_WRONLY,
 )
 from vfs.file import MAX_RW
+from vfs.restricted import RESOLVE_ALL, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -103,6 +104,14 @@ def _count(n: int) -> int:
     return min(n, MAX_RW)
 
 
+def _buffer(addr: int, count: int) -> int:
+    """vfs_read/vfs_write's checks of a user buffer: access_ok over the whole count, then
+    the count capped at MAX_RW_COUNT."""
+    n = _count(count)
+    access_ok(addr, count & 0xFFFFFFFFFFFFFFFF)
+    return n
+
+
 async def _deliver(t: Task, f: Any, addr: int, data: bytes) -> int:
     """Copy read `data` to the application; on EFAULT undo the offset move of a file."""
     try:
@@ -118,11 +127,11 @@ async def _deliver(t: Task, f: Any, addr: int, data: bytes) -> int:
 async def sys_read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     """Implements Linux syscall read(2)."""
     f = t.fdtable.get(i32(fd))
-    n = _count(count)
     if not f.readable:
         raise SyscallError(errno.EBADF)
-    access_ok(buf, n)
-    data = await f.read(n)
+    n = _buffer(buf, count)
+    fits = t.copyable(buf, n, to_app=True)
+    data = await (f.read(n) if fits >= n else f.read_upto(n, fits))
     return await _deliver(t, f, buf, data)
 
 
@@ -130,19 +139,20 @@ async def sys_read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
 async def sys_pread64(t: Task, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
     """Implements Linux syscall pread64(2)."""
     f = t.fdtable.get(i32(fd))
-    n = _count(count)
     if not f.readable:
         raise SyscallError(errno.EBADF)
-    access_ok(buf, n)
-    data = await f.pread(n, i64(offset))
+    n = _buffer(buf, count)
+    data = await f.pread(max(t.copyable(buf, n, to_app=True), min(n, 1)), i64(offset))
     t.mem_write(buf, data)
     return len(data)
 
 
 async def _write_from(t: Task, f: Any, addr: int, n: int, offset: int | None) -> int:
-    """Write `n` bytes of application memory at `addr`, in chunks for big writes."""
+    """Write `n` bytes of application memory at `addr`, in chunks for big writes; only
+    what can be read before a fault (a short count, as Linux)."""
     if not f.writable:
         raise SyscallError(errno.EBADF)
+    n = max(t.copyable(addr, n, to_app=False), min(n, 1))  # a bad buffer still faults
     if n <= CHUNK:
         data = t.mem_read(addr, n)
         return await (f.write(data) if offset is None else f.pwrite(data, offset))
@@ -165,7 +175,9 @@ async def _write_from(t: Task, f: Any, addr: int, n: int, offset: int | None) ->
 async def sys_write(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     """Implements Linux syscall write(2)."""
     f = t.fdtable.get(i32(fd))
-    return await _write_from(t, f, buf, _count(count), None)
+    if not f.writable:
+        raise SyscallError(errno.EBADF)
+    return await _write_from(t, f, buf, _buffer(buf, count), None)
 
 
 @syscall("pwrite64")
@@ -175,7 +187,9 @@ async def sys_pwrite64(t: Task, fd: int, buf: int, count: int, offset: int, *_: 
     off = i64(offset)
     if off < 0:
         raise SyscallError(errno.EINVAL)
-    return await _write_from(t, f, buf, _count(count), off)
+    if not f.writable:
+        raise SyscallError(errno.EBADF)
+    return await _write_from(t, f, buf, _buffer(buf, count), off)
 
 
 def _iovecs(t: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
@@ -193,11 +207,26 @@ def _iovecs(t: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
     return vecs
 
 
+def _span(t: Task, vecs: list[tuple[int, int]], *, to_app: bool) -> int:
+    """The bytes of an iovec list a copy moves before its first fault (see Task.copyable)."""
+    total = 0
+    for base, length in vecs:
+        got = t.copyable(base, length, to_app=to_app)
+        total += got
+        if got < length:
+            break
+    return total
+
+
 async def _readv(t: Task, fd: int, iov: int, iovcnt: int, offset: int | None) -> int:
     f = t.fdtable.get(i32(fd))
     vecs = _iovecs(t, iov, iovcnt)
-    total = min(sum(n for _, n in vecs), MAX_RW)
-    data = await (f.read(total) if offset is None else f.pread(total, offset))
+    want = min(sum(n for _, n in vecs), MAX_RW)
+    total = min(_span(t, vecs, to_app=True), want)
+    if offset is not None:
+        data = await f.pread(max(total, min(want, 1)), offset)
+    else:
+        data = await (f.read(want) if total >= want else f.read_upto(want, total))
     pos = 0
     try:
         for base, length in vecs:
@@ -220,8 +249,16 @@ async def _writev(t: Task, fd: int, iov: int, iovcnt: int, offset: int | None) -
     if not f.writable:
         raise SyscallError(errno.EBADF)
     vecs = _iovecs(t, iov, iovcnt)
-    data = b"".join(t.mem_read(base, length) for base, length in vecs if length)
-    data = data[:MAX_RW]
+    want = sum(n for _, n in vecs)
+    total = min(max(_span(t, vecs, to_app=False), min(want, 1)), MAX_RW)
+    parts = []
+    for base, length in vecs:
+        if total <= 0:
+            break
+        if length:
+            parts.append(t.mem_read(base, min(length, total)))
+            total -= length
+    data = b"".join(parts)
     return await (f.write(data) if offset is None else f.pwrite(data, offset))
 
 
@@ -314,6 +351,60 @@ async def sys_open(t: Task, path: int, flags: int, mode: int, *_: int) -> int:
 async def sys_openat(t: Task, dirfd: int, path: int, flags: int, mode: int, *_: int) -> int:
     """Implements Linux syscall openat(2)."""
     return await do_open(t, dirfd, path, flags, mode)
+
+
+#: openat2's checks (build_open_flags): the flags open(2) knows, those O_PATH allows, and
+#: the struct open_how (flags, mode, resolve) of OPEN_HOW_SIZE_VER0 bytes.
+VALID_OPEN_FLAGS = 0o37777703
+O_PATH_FLAGS = 0o200000 | 0o400000 | 0o10000000 | O_CLOEXEC  # DIRECTORY NOFOLLOW PATH CLOEXEC
+OPEN_HOW = struct.Struct("<QQQ")
+
+
+@syscall("openat2", level=Level.PARTIAL,
+         note="every RESOLVE_* flag; RESOLVE_CACHED never answers EAGAIN for an uncached "
+              "path (nothing is uncached); O_TMPFILE ignores the RESOLVE_* scoping")
+async def sys_openat2(t: Task, dirfd: int, path: int, how: int, size: int, *_: int) -> int:
+    """Implements Linux syscall openat2(2): struct open_how's size rules (EINVAL below
+    24 bytes, E2BIG above a page or with non-zero unknown fields), openat2's strict flag
+    and mode checks, and the RESOLVE_* walk restrictions (vfs/restricted.py)."""
+    size &= 0xFFFFFFFFFFFFFFFF
+    if size < OPEN_HOW.size:
+        raise SyscallError(errno.EINVAL)
+    if size > 4096:
+        raise SyscallError(errno.E2BIG)
+    raw = t.mem_read(how, size)
+    if any(raw[OPEN_HOW.size:]):
+        raise SyscallError(errno.E2BIG)
+    flags, mode, resolve = OPEN_HOW.unpack_from(raw)
+    cloexec = bool(flags & O_CLOEXEC)
+    flags &= ~O_CLOEXEC
+    if flags & ~VALID_OPEN_FLAGS or resolve & ~RESOLVE_ALL:
+        raise SyscallError(errno.EINVAL)
+    if resolve & RESOLVE_BENEATH and resolve & RESOLVE_IN_ROOT:
+        raise SyscallError(errno.EINVAL)
+    creates = flags & O_CREAT or flags & O_TMPFILE == O_TMPFILE
+    if (mode & ~0o7777) if creates else mode:
+        raise SyscallError(errno.EINVAL)
+    if flags & (O_CREAT | 0o200000) == O_CREAT | 0o200000:  # O_DIRECTORY with O_CREAT
+        raise SyscallError(errno.EINVAL)
+    if flags & 0o20000000 and (flags & O_TMPFILE != O_TMPFILE or not flags & 3):
+        raise SyscallError(errno.EINVAL)  # O_TMPFILE needs O_DIRECTORY and write access
+    if flags & 0o10000000 and flags & ~O_PATH_FLAGS:
+        raise SyscallError(errno.EINVAL)
+    if resolve & RESOLVE_CACHED and flags & (O_TRUNC | O_CREAT | 0o20000000):
+        raise SyscallError(errno.EAGAIN)
+    name = t.read_cstring(path, 4096)
+    d = dirfd_of(t, dirfd)
+    vfs, fs = vfs_of(t)
+    if not flags & 0o10000000:
+        flags |= O_LARGEFILE
+    fdesc = await vfs.open(fs, t.creds, d, name, flags, mode if creates else 0,
+                           resolve=resolve)
+    try:
+        return t.fdtable.install(fdesc, cloexec=cloexec)
+    except SyscallError:
+        await fdesc.dec_ref()
+        raise
 
 
 @syscall("creat")
@@ -564,15 +655,27 @@ async def _copy(src: Any, dst: Any, n: int, in_off: int | None, out_off: int | N
     return done
 
 
+def is_directory(f: Any) -> bool:
+    """Whether an open file is a directory (which has no splice_read: EINVAL)."""
+    return getattr(f, "vd", None) is not None and f.vd.dentry.inode.is_dir
+
+
 @syscall("sendfile")
 async def sys_sendfile(t: Task, out_fd: int, in_fd: int, offset: int, count: int, *_: int) -> int:
-    """Implements Linux syscall sendfile(2) (any readable seekable source, any destination)."""
+    """Implements Linux syscall sendfile(2): from any readable file that is not a pipe or a
+    directory (EINVAL: they have no splice_read), through the FileDescription interface,
+    to any writable file not opened O_APPEND; an offset needs a seekable source (ESPIPE)."""
     table = t.fdtable
     src = table.get(i32(in_fd))
     dst = table.get(i32(out_fd))
     if not src.readable or not dst.writable:
         raise SyscallError(errno.EBADF)
-    if not getattr(src, "seekable", False) or dst.flags & O_APPEND:
+    if dst.flags & O_APPEND:
+        raise SyscallError(errno.EINVAL)
+    seekable = getattr(src, "seekable", False)
+    if offset and not seekable:
+        raise SyscallError(errno.ESPIPE)
+    if is_directory(src) or getattr(src, "pipe", None) is not None:
         raise SyscallError(errno.EINVAL)
     n = _count(count)
     if offset:
@@ -588,33 +691,41 @@ async def sys_sendfile(t: Task, out_fd: int, in_fd: int, offset: int, count: int
 @syscall("copy_file_range")
 async def sys_copy_file_range(t: Task, fd_in: int, off_in: int, fd_out: int, off_out: int,
                               length: int, flags: int) -> int:
-    """Implements Linux syscall copy_file_range(2) (a plain copy; no reflinks)."""
+    """Implements Linux syscall copy_file_range(2) (a plain copy; no reflinks), with
+    Linux's checks in order: flags, fds, the offsets (EFAULT), directories (EISDIR), other
+    non-regular files (EINVAL), access modes and O_APPEND (EBADF), files on different
+    filesystems (EXDEV, where callers fall back to read and write), offsets that wrap
+    (EOVERFLOW), overlapping ranges of one file and negative offsets (EINVAL)."""
+    if flags & 0xFFFFFFFF:
+        raise SyscallError(errno.EINVAL)
     table = t.fdtable
     src = table.get(i32(fd_in))
     dst = table.get(i32(fd_out))
-    if flags & 0xFFFFFFFF:
-        raise SyscallError(errno.EINVAL)
-    if not src.readable or not dst.writable or dst.flags & O_APPEND:
-        raise SyscallError(errno.EBADF)
-    for f in (src, dst):
-        if not hasattr(f, "file_size"):
-            if getattr(f, "vd", None) is not None and f.vd.dentry.inode.is_dir:
-                raise SyscallError(errno.EISDIR)
-            raise SyscallError(errno.EINVAL)
-    n = _count(length)
     pin = struct.unpack("<q", t.mem_read(off_in, 8))[0] if off_in else None
     pout = struct.unpack("<q", t.mem_read(off_out, 8))[0] if off_out else None
-    if (pin is not None and pin < 0) or (pout is not None and pout < 0):
-        raise SyscallError(errno.EINVAL)
-    if src.vd is not None and dst.vd is not None and src.vd.dentry.inode is dst.vd.dentry.inode:
-        a = src.offset if pin is None else pin
-        b = dst.offset if pout is None else pout
-        if a < b + n and b < a + n:
+    for f in (src, dst):
+        if is_directory(f):
+            raise SyscallError(errno.EISDIR)
+    for f in (src, dst):
+        if not hasattr(f, "file_size") or getattr(f, "vd", None) is None:
             raise SyscallError(errno.EINVAL)
-    if n == 0:
-        return 0
+    if not src.readable or not dst.writable or dst.flags & O_APPEND:
+        raise SyscallError(errno.EBADF)
+    if src.vd.mount.fs is not dst.vd.mount.fs:
+        raise SyscallError(errno.EXDEV)
+    n = length & 0xFFFFFFFFFFFFFFFF
     rpos = src.offset if pin is None else pin
     wpos = dst.offset if pout is None else pout
+    if (rpos & 0xFFFFFFFFFFFFFFFF) + n >> 64 or (wpos & 0xFFFFFFFFFFFFFFFF) + n >> 64:
+        raise SyscallError(errno.EOVERFLOW)  # generic_copy_file_checks: offsets must not wrap
+    size = src.file_size()
+    n = 0 if rpos >= size else min(n, size - rpos, MAX_RW)  # shortened to the data there
+    if src.vd.dentry.inode is dst.vd.dentry.inode and wpos + n > rpos and wpos < rpos + n:
+        raise SyscallError(errno.EINVAL)
+    if rpos < 0 or wpos < 0:
+        raise SyscallError(errno.EINVAL)
+    if n == 0:
+        return 0
     done = await _copy(src, dst, n, rpos, wpos)
     if pin is None:
         src.offset += done

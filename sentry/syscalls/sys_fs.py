@@ -282,6 +282,9 @@ async def sys_fchmod(t: Task, fd: int, mode: int, *_: int) -> int:
     """Implements Linux syscall fchmod(2)."""
     f = t.fdtable.get(i32(fd))
     vfs, fs = vfs_of(t)
+    if f.vd is None and not f.is_path:  # a host fd: its own file or pipe
+        await f.chmod(t.creds, mode & 0o7777)
+        return 0
     await vfs.fchmodat(fs, t.creds, f, None, mode & 0o7777, 0)
     return 0
 
@@ -529,8 +532,9 @@ async def sys_statfs(t: Task, path: int, buf: int, *_: int) -> int:
 async def sys_fstatfs(t: Task, fd: int, buf: int, *_: int) -> int:
     """Implements Linux syscall fstatfs(2)."""
     f = t.fdtable.get(i32(fd))
-    if f.vd is None:
-        raise SyscallError(errno.EBADF)
+    if f.vd is None:  # a file without a dentry of ours (a host fd) answers for itself
+        t.mem_write(buf, (await f.statfs()).pack())
+        return 0
     sf = await vfs_of(t)[0].statfs_at(f.vd)
     t.mem_write(buf, sf.pack())
     return 0

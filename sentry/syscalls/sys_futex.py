@@ -18,6 +18,8 @@ from sentry.errors import SyscallError
 from sentry.kernel.futex import BITSET_MATCH_ANY as FUTEX_BITSET_MATCH_ANY
 from sentry.kernel.table import Level, syscall
 
+from .sys_file import i32
+
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
 
@@ -98,8 +100,9 @@ def _wake_op(t: Task, uaddr2: int, encoded: int) -> bool:
 @syscall(
     "futex",
     level=Level.PARTIAL,
-    note="WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP and the BITSET forms; PI and "
-    "robust-list futexes are not supported (ENOSYS)",
+    note="WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP and the BITSET forms; the PI "
+    "operations are ENOSYS (as a kernel without CONFIG_FUTEX_PI: the Sentry cannot "
+    "compare-and-swap application memory atomically); robust lists are released at exit",
 )
 async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2: int,
                     val3: int) -> int:
@@ -144,3 +147,114 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
             woken += futexes.wake((t.tgid, uaddr2), timeout & 0x7FFFFFFF)
         return woken
     raise SyscallError(errno.ENOSYS)
+
+
+# futex2: futex_waitv (5.16), futex_wake, futex_wait, futex_requeue (6.7) -------------------
+
+FUTEX2_SIZE_U32, FUTEX2_SIZE_MASK, FUTEX2_NUMA, FUTEX2_PRIVATE = 0x02, 0x03, 0x04, 128
+FUTEX2_VALID_MASK = FUTEX2_SIZE_MASK | FUTEX2_NUMA | FUTEX2_PRIVATE
+FUTEX_WAITV_MAX = 128
+#: struct futex_waitv: u64 val, u64 uaddr, u32 flags, u32 reserved
+WAITV = struct.Struct("<QQII")
+CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
+
+
+def _futex2_flags(flags: int, val: int) -> None:
+    """futex2_to_flags + futex_flags_valid + futex_validate_input: only 32-bit futexes
+    (EINVAL otherwise, as Linux), no NUMA node word here, a value that fits 32 bits."""
+    if flags & ~FUTEX2_VALID_MASK or flags & FUTEX2_SIZE_MASK != FUTEX2_SIZE_U32:
+        raise SyscallError(errno.EINVAL)
+    if flags & FUTEX2_NUMA or val >> 32:
+        raise SyscallError(errno.EINVAL)
+
+
+def _futex2_deadline(t: Task, timeout: int, clockid: int) -> float | None:
+    """futex2_setup_timeout: an absolute time on CLOCK_MONOTONIC or CLOCK_REALTIME."""
+    if not timeout:
+        return None
+    clockid = i32(clockid)
+    if clockid not in (CLOCK_REALTIME, CLOCK_MONOTONIC):
+        raise SyscallError(errno.EINVAL)
+    return _deadline(t, timeout, absolute=True, realtime=clockid == CLOCK_REALTIME)
+
+
+def _parse_waitv(t: Task, addr: int, n: int) -> list[tuple[int, int]]:
+    """futex_parse_waitv: (address, value) of `n` entries; EINVAL for bad flags, a
+    reserved field or an unaligned address."""
+    out = []
+    raw = t.mem_read(addr, WAITV.size * n)
+    for val, uaddr, flags, reserved in WAITV.iter_unpack(raw):
+        if reserved:
+            raise SyscallError(errno.EINVAL)
+        _futex2_flags(flags, val)
+        if uaddr & 3:
+            raise SyscallError(errno.EINVAL)
+        out.append((uaddr, val))
+    return out
+
+
+@syscall("futex_waitv", level=Level.PARTIAL,
+         note="32-bit futexes private to the process (as every futex here)")
+async def sys_futex_waitv(t: Task, waiters: int, nr: int, flags: int, timeout: int,
+                          clockid: int, *_: int) -> int:
+    """Implements Linux syscall futex_waitv(2): wait on up to 128 futexes at once; EAGAIN if
+    any word differs from its value; returns the index of the one woken."""
+    nr &= 0xFFFFFFFF
+    if flags & 0xFFFFFFFF:
+        raise SyscallError(errno.EINVAL)
+    if not nr or nr > FUTEX_WAITV_MAX or not waiters:
+        raise SyscallError(errno.EINVAL)
+    deadline = _futex2_deadline(t, timeout, clockid)
+    entries = _parse_waitv(t, waiters, nr)
+    for uaddr, val in entries:
+        if _load(t, uaddr) != val:
+            raise SyscallError(errno.EAGAIN)
+    return await t.kernel.futexes.wait_any([(t.tgid, a) for a, _ in entries], deadline)
+
+
+@syscall("futex_wake", level=Level.PARTIAL, note="32-bit futexes only (EINVAL), as Linux")
+def sys_futex_wake(t: Task, uaddr: int, mask: int, nr: int, flags: int, *_: int) -> int:
+    """Implements Linux syscall futex_wake(2): wake up to `nr` waiters whose bitset meets
+    `mask` (0 is EINVAL)."""
+    flags &= 0xFFFFFFFF
+    _futex2_flags(flags, mask & 0xFFFFFFFFFFFFFFFF)
+    if uaddr & 3 or not mask:
+        raise SyscallError(errno.EINVAL)
+    nr = i32(nr)
+    if nr <= 0:
+        return 0
+    return t.kernel.futexes.wake((t.tgid, uaddr), nr, mask & 0xFFFFFFFF)
+
+
+@syscall("futex_wait", level=Level.PARTIAL, note="32-bit futexes only (EINVAL), as Linux")
+async def sys_futex_wait(t: Task, uaddr: int, val: int, mask: int, flags: int, timeout: int,
+                         clockid: int) -> int:
+    """Implements Linux syscall futex_wait(2): sleep while the word equals `val`, until a
+    wake whose bitset meets `mask` or the absolute `timeout` on `clockid`."""
+    flags &= 0xFFFFFFFF
+    val &= 0xFFFFFFFFFFFFFFFF
+    mask &= 0xFFFFFFFFFFFFFFFF
+    _futex2_flags(flags, val)
+    _futex2_flags(flags, mask)
+    deadline = _futex2_deadline(t, timeout, clockid)
+    if not mask:
+        raise SyscallError(errno.EINVAL)
+    return await _wait(t, uaddr, val, deadline, mask)
+
+
+@syscall("futex_requeue", level=Level.PARTIAL, note="32-bit futexes only (EINVAL), as Linux")
+def sys_futex_requeue(t: Task, waiters: int, flags: int, nr_wake: int, nr_requeue: int,
+                      *_: int) -> int:
+    """Implements Linux syscall futex_requeue(2): if the first futex holds its value, wake
+    `nr_wake` of its waiters and move up to `nr_requeue` more to the second."""
+    if flags & 0xFFFFFFFF or not waiters:
+        raise SyscallError(errno.EINVAL)
+    (a1, v1), (a2, _v2) = _parse_waitv(t, waiters, 2)
+    nw, nq = i32(nr_wake), i32(nr_requeue)
+    if nw < 0 or nq < 0:
+        raise SyscallError(errno.EINVAL)
+    if _load(t, a1) != v1:
+        raise SyscallError(errno.EAGAIN)
+    futexes = t.kernel.futexes
+    woken = futexes.wake((t.tgid, a1), nw)
+    return woken + futexes.requeue((t.tgid, a1), (t.tgid, a2), nq)

@@ -9,8 +9,8 @@ import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
-from sentry.kernel.table import syscall
-from sentry.kernel.task import PR_SET_KEEPCAPS
+from sentry.kernel.table import Level, syscall
+from sentry.kernel.task import PR_SET_DUMPABLE, PR_SET_KEEPCAPS
 from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
 
 from .sys_file import i32
@@ -118,10 +118,22 @@ def _set_ids(t: Task, kind: str, r: int, e: int, s: int) -> None:
 def _commit_ids(t: Task, kind: str, real: int, eff: int, saved: int) -> None:
     c = t.creds
     if kind == "u":
-        t.creds = _caps_after_uid_change(t, c, c.with_ids(uid=real, euid=eff, suid=saved,
-                                                          fsuid=eff))
+        _commit(t, _caps_after_uid_change(t, c, c.with_ids(uid=real, euid=eff, suid=saved,
+                                                           fsuid=eff)))
     else:
-        t.creds = c.with_ids(gid=real, egid=eff, sgid=saved, fsgid=eff)
+        _commit(t, c.with_ids(gid=real, egid=eff, sgid=saved, fsgid=eff))
+
+
+def _commit(t: Task, new: Credentials) -> None:
+    """commit_creds: a change of effective or filesystem ids, or a gain of capabilities,
+    makes the process undumpable (fs.suid_dumpable is 0) until its next execve, which
+    keeps ptrace and process_vm_readv of other users' processes away from it."""
+    old = t.creds
+    if (old.euid, old.egid, old.fsuid, old.fsgid) != (new.euid, new.egid, new.fsuid,
+                                                      new.fsgid) or \
+            new.cap_permitted & ~old.cap_permitted:
+        t.prctl_state[PR_SET_DUMPABLE] = 0
+    t.creds = new
 
 
 def _caps_after_uid_change(t: Task, old: Credentials, new: Credentials) -> Credentials:
@@ -211,4 +223,115 @@ def sys_setreuid(t: Task, r: int, e: int, *_: int) -> int:
 def sys_setregid(t: Task, r: int, e: int, *_: int) -> int:
     """Implements Linux syscall setregid(2)."""
     _setreid(t, "g", r, e)
+    return 0
+
+
+#: The capabilities a filesystem uid change drops or restores (Linux's CAP_FS_MASK): chown,
+#: dac_override, dac_read_search, fowner, fsetid, linux_immutable, mknod, mac_override.
+CAP_FS_MASK = sum(1 << c for c in (0, 1, 2, 3, 4, 9, 27, 32))
+
+
+@syscall("setfsuid")
+def sys_setfsuid(t: Task, uid: int, *_: int) -> int:
+    """Implements Linux syscall setfsuid(2): the filesystem uid may become the real,
+    effective, saved or current one (any with CAP_SETUID); leaving 0 drops the
+    filesystem capabilities from the effective set, coming back to 0 restores them.
+    Returns the previous fsuid whether or not it changed."""
+    c = t.creds
+    old = c.fsuid
+    uid &= 0xFFFFFFFF
+    if uid == _NOCHANGE:
+        return old
+    if uid in (c.uid, c.euid, c.suid, c.fsuid) or c.has_cap(CAP_SETUID):
+        if uid != old:
+            eff = c.cap_effective
+            if old == 0 and uid != 0:
+                eff &= ~CAP_FS_MASK
+            elif old != 0 and uid == 0:
+                eff |= c.cap_permitted & CAP_FS_MASK
+            _commit(t, c.with_ids(fsuid=uid, cap_effective=eff))
+    return old
+
+
+@syscall("setfsgid")
+def sys_setfsgid(t: Task, gid: int, *_: int) -> int:
+    """Implements Linux syscall setfsgid(2): the filesystem gid may become the real,
+    effective, saved or current one (any with CAP_SETGID). Returns the previous fsgid."""
+    c = t.creds
+    old = c.fsgid
+    gid &= 0xFFFFFFFF
+    if gid == _NOCHANGE:
+        return old
+    if gid in (c.gid, c.egid, c.sgid, c.fsgid) or c.has_cap(CAP_SETGID):
+        _commit(t, c.with_ids(fsgid=gid))
+    return old
+
+
+# capabilities -------------------------------------------------------------------------------
+
+CAP_V1, CAP_V2, CAP_V3 = 0x19980330, 0x20071026, 0x20080522
+CAP_SETPCAP = 8
+MASK32 = 0xFFFFFFFF
+
+
+def _cap_header(t: Task, hdr: int) -> tuple[int, int]:
+    """cap_validate_magic: (words per set, pid); an unknown version is written back as the
+    preferred one (v3) and is EINVAL."""
+    version, pid = struct.unpack("<Ii", t.mem_read(hdr, 8))
+    if version not in (CAP_V1, CAP_V2, CAP_V3):
+        t.mem_write(hdr, struct.pack("<I", CAP_V3))
+        raise SyscallError(errno.EINVAL)
+    return (1 if version == CAP_V1 else 2), pid
+
+
+@syscall("capget")
+def sys_capget(t: Task, hdr: int, data: int, *_: int) -> int:
+    """Implements Linux syscall capget(2): any process's effective, permitted and
+    inheritable sets; a NULL data pointer only probes the version (0 even when it was
+    unknown)."""
+    try:
+        words, _pid = _cap_header(t, hdr)
+    except SyscallError as e:
+        if e.errno == errno.EINVAL and not data:
+            return 0
+        raise
+    if not data:
+        return 0
+    pid = struct.unpack("<i", t.mem_read(hdr + 4, 4))[0]
+    if pid < 0:
+        raise SyscallError(errno.EINVAL)
+    target = t if pid in (0, t.tid) else t.kernel.tasks.get(pid)
+    if target is None:
+        raise SyscallError(errno.ESRCH)
+    c = target.creds
+    out = b"".join(struct.pack("<III", (c.cap_effective >> s) & MASK32,
+                               (c.cap_permitted >> s) & MASK32,
+                               (c.cap_inheritable >> s) & MASK32) for s in (0, 32)[:words])
+    t.mem_write(data, out)
+    return 0
+
+
+@syscall("capset", level=Level.PARTIAL, note="no ambient set is kept")
+def sys_capset(t: Task, hdr: int, data: int, *_: int) -> int:
+    """Implements Linux syscall capset(2) on the caller (cap_capset's rules: permitted
+    only shrinks, effective within permitted, inheritable within inheritable|permitted
+    without CAP_SETPCAP and always within inheritable|bounding)."""
+    words, pid = _cap_header(t, hdr)
+    if pid not in (0, t.tid):
+        raise SyscallError(errno.EPERM)
+    raw = t.mem_read(data, 12 * words)
+    eff = perm = inh = 0
+    for i, words3 in enumerate(struct.iter_unpack("<III", raw)):
+        e, p, h = (int(w) for w in words3)
+        eff |= e << (32 * i)
+        perm |= p << (32 * i)
+        inh |= h << (32 * i)
+    c = t.creds
+    if inh & ~(c.cap_inheritable | c.cap_permitted) and not c.has_cap(CAP_SETPCAP):
+        raise SyscallError(errno.EPERM)
+    if inh & ~(c.cap_inheritable | c.cap_bounding):
+        raise SyscallError(errno.EPERM)
+    if perm & ~c.cap_permitted or eff & ~perm:
+        raise SyscallError(errno.EPERM)
+    _commit(t, c.with_ids(cap_effective=eff, cap_permitted=perm, cap_inheritable=inh))
     return 0

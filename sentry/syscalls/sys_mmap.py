@@ -122,3 +122,33 @@ def sys_mincore(t: Task, addr: int, length: int, vec: int, *_: int) -> int:
     """Implements Linux syscall mincore(2), answered by the host for the stub's pages."""
     t.mem_write(vec, t.mm.mincore(addr, length))
     return 0
+
+
+# memory protection keys: none to give (the stub's PKRU is not the application's to set) --
+
+PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE = 1, 2
+_PKEY_NOTE = "no keys are handed out (ENOSPC, as on a CPU without PKU); pkey -1 is mprotect"
+
+
+@syscall("pkey_alloc", level=Level.PARTIAL, note=_PKEY_NOTE)
+def sys_pkey_alloc(t: Task, flags: int, rights: int, *_: int) -> int:
+    """Implements Linux syscall pkey_alloc(2): argument checks, then ENOSPC."""
+    if flags & 0xFFFFFFFF or rights & 0xFFFFFFFF & ~(PKEY_DISABLE_ACCESS | PKEY_DISABLE_WRITE):
+        raise SyscallError(errno.EINVAL)
+    raise SyscallError(errno.ENOSPC)
+
+
+@syscall("pkey_free", level=Level.PARTIAL, note=_PKEY_NOTE)
+def sys_pkey_free(t: Task, pkey: int, *_: int) -> int:
+    """Implements Linux syscall pkey_free(2): no key was allocated, so EINVAL."""
+    raise SyscallError(errno.EINVAL)
+
+
+@syscall("pkey_mprotect", level=Level.PARTIAL, note=_PKEY_NOTE)
+def sys_pkey_mprotect(t: Task, addr: int, length: int, prot: int, pkey: int, *_: int) -> int:
+    """Implements Linux syscall pkey_mprotect(2): key -1 is mprotect(2); any other was never
+    allocated (EINVAL)."""
+    if pkey & 0xFFFFFFFF != 0xFFFFFFFF:
+        raise SyscallError(errno.EINVAL)
+    t.mm.mprotect(addr, length, prot)
+    return 0

@@ -1,5 +1,6 @@
 """Scheduling: sched_yield, affinity (the caller's CPUs, not the Sentry's pinned mask),
-getcpu, nice values (recorded, not applied) and the scheduler queries.
+getcpu, nice values, policies and I/O priorities (recorded and reported with Linux's
+checks, not applied: the host schedules every stub as SCHED_OTHER).
 """
 
 from __future__ import annotations
@@ -98,21 +99,235 @@ def sys_setpriority(t: Task, which: int, who: int, prio: int, *_: int) -> int:
     return 0
 
 
+SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE, SCHED_DEADLINE = 0, 1, 2, 3, 5, 6
+SCHED_RESET_ON_FORK = 0x40000000
+_RT = (SCHED_FIFO, SCHED_RR)
+_POLICIES = (SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE)
+CAP_SYS_NICE = 23
+RLIMIT_RTPRIO = 14
+#: sched_attr: size, policy, flags, nice, priority, runtime, deadline, period, util min/max
+SCHED_ATTR = struct.Struct("<IIQiIQQQII")
+SCHED_ATTR_SIZE_VER0 = 48
+SCHED_FLAG_RESET_ON_FORK, SCHED_FLAG_KEEP_POLICY, SCHED_FLAG_KEEP_PARAMS = 0x01, 0x08, 0x10
+_SCHED_FLAGS_ALL = 0x7F
+_NICE = -1  # the key of the process's nice value in prctl_state (getpriority's)
+
+
+def _sched_target(t: Task, pid: int) -> Task:
+    """The thread a sched_* call names: 0 is the caller; negative is EINVAL."""
+    pid = i32(pid)
+    if pid < 0:
+        raise SyscallError(errno.EINVAL)
+    target = t if pid in (0, t.tid) else t.kernel.tasks.get(pid)
+    if target is None:
+        raise SyscallError(errno.ESRCH)
+    return target
+
+
+def _set_policy(t: Task, target: Task, policy: int, prio: int, reset: bool,
+                nice: int | None = None) -> None:
+    """__sched_setscheduler's checks and the change (recorded, not applied to the host)."""
+    if policy not in _POLICIES:
+        raise SyscallError(errno.EINVAL)
+    if prio < 0 or prio > 99 or (policy in _RT) != (prio != 0):
+        raise SyscallError(errno.EINVAL)
+    if not t.creds.has_cap(CAP_SYS_NICE):
+        if policy in _RT:
+            limit = t.rlimits.get(RLIMIT_RTPRIO, (0, 0))[0]
+            if policy != target.sched_policy and not limit:
+                raise SyscallError(errno.EPERM)
+            if prio > target.sched_priority and prio > limit:
+                raise SyscallError(errno.EPERM)
+        if target.sched_policy == SCHED_IDLE and policy != SCHED_IDLE:
+            raise SyscallError(errno.EPERM)
+        if t.creds.euid not in (target.creds.euid, target.creds.uid):
+            raise SyscallError(errno.EPERM)
+        if target.sched_reset_on_fork and not reset:
+            raise SyscallError(errno.EPERM)
+        if nice is not None and nice < target.leader.prctl_state.get(_NICE, 0):
+            raise SyscallError(errno.EPERM)
+    target.sched_policy, target.sched_priority = policy, prio
+    target.sched_reset_on_fork = reset
+    if nice is not None:
+        target.leader.prctl_state[_NICE] = nice
+
+
+def _read_param(t: Task, param: int) -> int:
+    if not param:
+        raise SyscallError(errno.EINVAL)
+    return struct.unpack("<i", t.mem_read(param, 4))[0]
+
+
+@syscall("sched_setscheduler", level=Level.PARTIAL,
+         note="the policy and priority are recorded and reported, not applied to the host")
+def sys_sched_setscheduler(t: Task, pid: int, policy: int, param: int, *_: int) -> int:
+    """Implements Linux syscall sched_setscheduler(2): Linux's checks (RLIMIT_RTPRIO and
+    CAP_SYS_NICE for real-time policies), SCHED_RESET_ON_FORK."""
+    policy, pid = i32(policy), i32(pid)
+    if policy < 0 or pid < 0 or not param:
+        raise SyscallError(errno.EINVAL)
+    prio = _read_param(t, param)
+    target = _sched_target(t, pid)
+    reset = bool(policy & SCHED_RESET_ON_FORK)
+    _set_policy(t, target, policy & ~SCHED_RESET_ON_FORK, prio, reset)
+    return 0
+
+
+@syscall("sched_setparam", level=Level.PARTIAL,
+         note="the priority is recorded and reported, not applied to the host")
+def sys_sched_setparam(t: Task, pid: int, param: int, *_: int) -> int:
+    """Implements Linux syscall sched_setparam(2): the priority within the current policy."""
+    if i32(pid) < 0 or not param:
+        raise SyscallError(errno.EINVAL)
+    prio = _read_param(t, param)
+    target = _sched_target(t, pid)
+    _set_policy(t, target, target.sched_policy, prio, target.sched_reset_on_fork)
+    return 0
+
+
 @syscall("sched_getscheduler")
 def sys_sched_getscheduler(t: Task, pid: int, *_: int) -> int:
-    """Implements Linux syscall sched_getscheduler(2): always SCHED_OTHER."""
-    _target(t, pid)
-    return 0
+    """Implements Linux syscall sched_getscheduler(2): the recorded policy."""
+    target = _sched_target(t, pid)
+    return target.sched_policy | (SCHED_RESET_ON_FORK if target.sched_reset_on_fork else 0)
 
 
 @syscall("sched_getparam")
 def sys_sched_getparam(t: Task, pid: int, param: int, *_: int) -> int:
-    """Implements Linux syscall sched_getparam(2): priority 0 (SCHED_OTHER)."""
-    if not param:
+    """Implements Linux syscall sched_getparam(2): the recorded real-time priority."""
+    if not param or i32(pid) < 0:
         raise SyscallError(errno.EINVAL)
-    _target(t, pid)
-    t.mem_write(param, struct.pack("<i", 0))
+    target = _sched_target(t, pid)
+    t.mem_write(param, struct.pack("<i", target.sched_priority))
     return 0
+
+
+@syscall("sched_rr_get_interval")
+def sys_sched_rr_get_interval(t: Task, pid: int, tp: int, *_: int) -> int:
+    """Implements Linux syscall sched_rr_get_interval(2): 100 ms for SCHED_RR
+    (RR_TIMESLICE), 0 for the other policies (EEVDF's slice is under a jiffy)."""
+    target = _sched_target(t, pid)
+    ns = 100_000_000 if target.sched_policy == SCHED_RR else 0
+    t.mem_write(tp, struct.pack("<qq", ns // 10**9, ns % 10**9))
+    return 0
+
+
+@syscall("sched_setattr", level=Level.PARTIAL,
+         note="SCHED_DEADLINE refused (EPERM); policies recorded, not applied; utilization "
+              "clamps refused (EOPNOTSUPP, as a kernel without CONFIG_UCLAMP_TASK)")
+def sys_sched_setattr(t: Task, pid: int, attr: int, flags: int, *_: int) -> int:
+    """Implements Linux syscall sched_setattr(2): sched_attr's size rules (E2BIG with the
+    kernel's size written back), nice for the fair policies, priority for real-time."""
+    if not attr or i32(pid) < 0 or flags & 0xFFFFFFFF:
+        raise SyscallError(errno.EINVAL)
+    size = struct.unpack("<I", t.mem_read(attr, 4))[0] or SCHED_ATTR_SIZE_VER0
+    if size < SCHED_ATTR_SIZE_VER0 or size > 4096:
+        t.mem_write(attr, struct.pack("<I", SCHED_ATTR.size))
+        raise SyscallError(errno.E2BIG)
+    raw = t.mem_read(attr, size)
+    if size > SCHED_ATTR.size and any(raw[SCHED_ATTR.size:]):
+        t.mem_write(attr, struct.pack("<I", SCHED_ATTR.size))
+        raise SyscallError(errno.E2BIG)
+    raw = raw[: SCHED_ATTR.size].ljust(SCHED_ATTR.size, b"\0")
+    _, policy, sflags, nice, prio, *_rest = SCHED_ATTR.unpack(raw)
+    if policy >= 1 << 31:
+        raise SyscallError(errno.EINVAL)
+    if sflags & ~_SCHED_FLAGS_ALL:
+        raise SyscallError(errno.EINVAL)
+    if sflags & 0x60:  # SCHED_FLAG_UTIL_CLAMP_MIN/MAX
+        raise SyscallError(errno.EOPNOTSUPP)
+    target = _sched_target(t, pid)
+    if sflags & SCHED_FLAG_KEEP_POLICY:
+        policy = target.sched_policy
+    if policy == SCHED_DEADLINE:
+        raise SyscallError(errno.EPERM)
+    if sflags & SCHED_FLAG_KEEP_PARAMS:
+        prio = target.sched_priority
+        nice = None
+    elif policy in _RT:
+        nice = None
+    else:
+        nice = max(-20, min(19, nice))
+    _set_policy(t, target, policy, prio, bool(sflags & SCHED_FLAG_RESET_ON_FORK), nice)
+    return 0
+
+
+@syscall("sched_getattr", level=Level.PARTIAL,
+         note="sched_runtime of fair tasks is 0 (as Linux before 6.6)")
+def sys_sched_getattr(t: Task, pid: int, attr: int, size: int, flags: int, *_: int) -> int:
+    """Implements Linux syscall sched_getattr(2): the recorded policy, nice and priority;
+    min(size, the kernel's) bytes are written and the size field says how many."""
+    size &= 0xFFFFFFFF
+    if not attr or i32(pid) < 0 or size > 4096 or size < SCHED_ATTR_SIZE_VER0 or \
+            flags & 0xFFFFFFFF:
+        raise SyscallError(errno.EINVAL)
+    target = _sched_target(t, pid)
+    n = min(size, SCHED_ATTR.size)
+    nice = target.leader.prctl_state.get(_NICE, 0) if target.sched_policy not in _RT else 0
+    out = SCHED_ATTR.pack(n, target.sched_policy,
+                          SCHED_FLAG_RESET_ON_FORK if target.sched_reset_on_fork else 0,
+                          nice, target.sched_priority, 0, 0, 0, 0, 0)
+    t.mem_write(attr, out[:n] + bytes(size - n))
+    return 0
+
+
+IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
+IOPRIO_CLASS_NONE, IOPRIO_CLASS_RT, IOPRIO_CLASS_BE, IOPRIO_CLASS_IDLE = 0, 1, 2, 3
+CAP_SYS_ADMIN = 21
+
+
+def _io_targets(t: Task, which: int, who: int) -> list[Task]:
+    """The threads an ioprio call names (ESRCH if none, EINVAL for a bad `which`)."""
+    who = i32(who)
+    k = t.kernel
+    if which == IOPRIO_WHO_PROCESS:
+        found = [t] if who == 0 else [x for x in (k.tasks.get(who),) if x is not None]
+    elif which == IOPRIO_WHO_PGRP:
+        pgid = t.pgid if who == 0 else who
+        found = [x for x in k.tasks.values() if x.pgid == pgid]
+    elif which == IOPRIO_WHO_USER:
+        uid = t.creds.uid if who == 0 else who
+        found = [x for x in k.tasks.values() if x.creds.uid == uid]
+    else:
+        raise SyscallError(errno.EINVAL)
+    if not found:
+        raise SyscallError(errno.ESRCH)
+    return found
+
+
+@syscall("ioprio_set", level=Level.PARTIAL,
+         note="the I/O priority is recorded and reported; the VFS does not order I/O by it")
+def sys_ioprio_set(t: Task, which: int, who: int, ioprio: int, *_: int) -> int:
+    """Implements Linux syscall ioprio_set(2): class and level checks as ioprio_check_cap
+    (the real-time class needs CAP_SYS_NICE or CAP_SYS_ADMIN)."""
+    ioprio = i32(ioprio) & 0xFFFF
+    cls, level = ioprio >> 13, ioprio & 0x7
+    hint = (ioprio >> 3) & 0x3FF
+    if cls == IOPRIO_CLASS_RT:
+        if not (t.creds.has_cap(CAP_SYS_NICE) or t.creds.has_cap(CAP_SYS_ADMIN)):
+            raise SyscallError(errno.EPERM)
+    elif cls in (IOPRIO_CLASS_BE, IOPRIO_CLASS_IDLE):
+        pass
+    elif cls == IOPRIO_CLASS_NONE:
+        if level or hint:
+            raise SyscallError(errno.EINVAL)
+    else:
+        raise SyscallError(errno.EINVAL)
+    for x in _io_targets(t, which, who):
+        if x.creds.uid != t.creds.euid and x.creds.uid != t.creds.uid and \
+                not t.creds.has_cap(CAP_SYS_NICE):
+            raise SyscallError(errno.EPERM)
+        x.ioprio = ioprio
+    return 0
+
+
+@syscall("ioprio_get")
+def sys_ioprio_get(t: Task, which: int, who: int, *_: int) -> int:
+    """Implements Linux syscall ioprio_get(2): the recorded value (the best of several
+    threads, as Linux compares them)."""
+    found = _io_targets(t, which, who)
+    return min((x.ioprio for x in found),
+               key=lambda p: (p >> 13 or IOPRIO_CLASS_BE, p & 7 if p >> 13 else 4))
 
 
 @syscall("sched_get_priority_max")

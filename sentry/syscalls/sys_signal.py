@@ -513,3 +513,11 @@ def sys_tgkill(t: Task, tgid: int, tid: int, sig: int, *_: int) -> int:
 def sys_tkill(t: Task, tid: int, sig: int, *_: int) -> int:
     """Implements Linux syscall tkill(2)."""
     return sys_tgkill(t, tid, tid, sig)
+
+
+@syscall("restart_syscall")
+def sys_restart_syscall(t: Task, *_: int) -> int:
+    """Implements Linux syscall restart_syscall(2): a call cut short here never leaves a
+    restart block (nanosleep, poll, futex waits return EINTR instead of
+    ERESTART_RESTARTBLOCK), so as Linux's do_no_restart_syscall it answers EINTR."""
+    raise SyscallError(errno.EINTR)

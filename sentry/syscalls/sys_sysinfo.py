@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sentry.errors import SyscallError
 from sentry.kernel.limits import RELEASE, VERSION
 from sentry.kernel.table import Level, syscall
+from sentry.kernel.uts import uts_of
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 @syscall("uname")
 def sys_uname(t: Task, addr: int, *_: int) -> int:
     """Implements Linux syscall uname(2) with runpsc's own release string."""
-    k = t.kernel
-    fields = [b"Linux", k.hostname, RELEASE, VERSION, b"x86_64", k.domainname]
+    uts = uts_of(t)
+    fields = [b"Linux", uts.hostname, RELEASE, VERSION, b"x86_64", uts.domainname]
     t.mem_write(addr, b"".join(f[:64].ljust(65, b"\0") for f in fields))
     return 0
 

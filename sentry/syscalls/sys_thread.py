@@ -1,5 +1,5 @@
 """The calling thread's own calls: its ids (getpid, gettid, getppid), exit and exit_group,
-thread state (arch_prctl, set_tid_address, set_robust_list; rseq refused).
+thread state (arch_prctl, set_tid_address, set_robust_list/get_robust_list; rseq refused).
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 from sentry.errors import SyscallError
 from sentry.kernel.exit import TaskExit
 from sentry.kernel.table import Level, fixed_errno, syscall
+
+from .sys_file import i32
+from .sys_procvm import ptrace_may_access
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -87,10 +90,26 @@ def sys_set_tid_address(t: Task, addr: int, *_: int) -> int:
 
 @syscall("set_robust_list")
 def sys_set_robust_list(t: Task, head: int, length: int, *_: int) -> int:
-    """Implements Linux syscall set_robust_list(2): the list is recorded."""
+    """Implements Linux syscall set_robust_list(2): the list is walked when the thread
+    ends (`sentry.kernel.robust`)."""
     if length != 24:
         raise SyscallError(errno.EINVAL)
     t.robust_list = head
+    return 0
+
+
+@syscall("get_robust_list")
+def sys_get_robust_list(t: Task, pid: int, head_ptr: int, len_ptr: int, *_: int) -> int:
+    """Implements Linux syscall get_robust_list(2): a thread's own list, or another's with
+    ptrace read access (PTRACE_MODE_READ_REALCREDS)."""
+    pid = i32(pid)
+    target = t if pid == 0 else t.kernel.tasks.get(pid)
+    if target is None:
+        raise SyscallError(errno.ESRCH)
+    if not ptrace_may_access(t, target, attach=False):
+        raise SyscallError(errno.EPERM)
+    t.mem_write(len_ptr, struct.pack("<Q", 24))
+    t.mem_write(head_ptr, struct.pack("<Q", target.robust_list))
     return 0
 
 

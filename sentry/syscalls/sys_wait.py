@@ -53,45 +53,61 @@ def rusage_bytes(u: usage.Totals) -> bytes:
                        st % 1_000_000) + struct.pack("<14q", u.maxrss_kb, *([0] * 13))
 
 
-async def _wait(t: Task, pid: int, options: int, *,
-                reap: bool = True) -> tuple[int, int, int, int, int, usage.Totals]:
-    """Find a child matching `pid` with something to report, in pid order: an exit (with
-    WEXITED; reaped unless WNOWAIT), a completed stop (WUNTRACED/WSTOPPED) or a continue
+_Report = tuple[int, int, int, int, int, usage.Totals]
+
+
+def _scan(t: Task, pid: int, options: int, reap: bool) -> _Report | None:
+    """One look at the children matching `pid`, in pid order: an exit (with WEXITED;
+    reaped unless WNOWAIT), a completed stop (WUNTRACED/WSTOPPED) or a continue
     (WCONTINUED), the last two consumed unless WNOWAIT. Returns (pid, wait status,
-    si_code, si_status, the child's uid, the reaped child's usage); zeros for WNOHANG with
-    nothing to report; ECHILD without matching children."""
+    si_code, si_status, the child's uid, the reaped child's usage), or None if nothing is
+    to report; ECHILD without matching children."""
+    k = t.kernel
+    kids = [z for z, (pp, _) in k.zombies.items() if pp == t.tgid]
+    kids += [c for c, p in k.procs.items() if p.ppid == t.tgid]
+    kids = sorted(c for c in kids if _matches(t, pid, c))
+    if not kids:
+        raise SyscallError(errno.ECHILD)
+    for c in kids:
+        proc = k.procs.get(c)
+        if proc is None:
+            if not options & WEXITED:
+                continue
+            status = k.zombies[c][1]
+            uid = k.zombie_uid.get(c, 0)
+            used = usage.Totals()
+            if reap:
+                del k.zombies[c]
+                k.zombie_pgid.pop(c, None)
+                k.zombie_uid.pop(c, None)
+                z = k.zombie_tasks.pop(c, None)
+                if z is not None:  # the child's time becomes its parent's cutime
+                    used = _reaped_usage(t, z)
+            if status & 0x7F:  # CLD_DUMPED / CLD_KILLED
+                return c, status, (3 if status & 0x80 else 2), status & 0x7F, uid, used
+            return c, status, 1, (status >> 8) & 0xFF, uid, used  # CLD_EXITED
+        got = jobctl.wait_report(proc, options, consume=reap)
+        if got is not None:
+            uid = proc.creds.uid
+            return c, got[0], got[1], got[2], uid, usage.Totals()
+    return None
+
+
+async def _wait(t: Task, pid: int, options: int, *, reap: bool = True) -> _Report:
+    """Wait for a child matching `pid` with something to report (see `_scan`); zeros for
+    WNOHANG with nothing to report. A signal that cuts the sleep short gives EINTR unless
+    a child has something to report by then (its exit may be what sent the SIGCHLD)."""
     k = t.kernel
     while True:
-        kids = [z for z, (pp, _) in k.zombies.items() if pp == t.tgid]
-        kids += [c for c, p in k.procs.items() if p.ppid == t.tgid]
-        kids = sorted(c for c in kids if _matches(t, pid, c))
-        if not kids:
-            raise SyscallError(errno.ECHILD)
-        for c in kids:
-            proc = k.procs.get(c)
-            if proc is None:
-                if not options & WEXITED:
-                    continue
-                status = k.zombies[c][1]
-                uid = k.zombie_uid.get(c, 0)
-                used = usage.Totals()
-                if reap:
-                    del k.zombies[c]
-                    k.zombie_pgid.pop(c, None)
-                    k.zombie_uid.pop(c, None)
-                    z = k.zombie_tasks.pop(c, None)
-                    if z is not None:  # the child's time becomes its parent's cutime
-                        used = _reaped_usage(t, z)
-                if status & 0x7F:  # CLD_DUMPED / CLD_KILLED
-                    return c, status, (3 if status & 0x80 else 2), status & 0x7F, uid, used
-                return c, status, 1, (status >> 8) & 0xFF, uid, used  # CLD_EXITED
-            got = jobctl.wait_report(proc, options, consume=reap)
-            if got is not None:
-                uid = proc.creds.uid
-                return c, got[0], got[1], got[2], uid, usage.Totals()
+        got = _scan(t, pid, options, reap)
+        if got is not None:
+            return got
         if options & WNOHANG:
             return 0, 0, 0, 0, 0, usage.Totals()
-        await t.sleep_interruptibly(k.children_changed())
+        got = await t.sleep_interruptibly(k.children_changed(),
+                                          lambda: _scan(t, pid, options, reap))
+        if got is not None:
+            return got
 
 
 @syscall("wait4", level=Level.PARTIAL,

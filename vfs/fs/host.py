@@ -13,6 +13,7 @@ the user's terminal), TIOCSCTTY and TIOCSPGRP never do.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
@@ -35,7 +36,9 @@ from ..abi import (
     POLLIN,
     POLLOUT,
     Stat,
+    StatFS,
 )
+from ..creds import CAP_FOWNER, Credentials
 from ..errors import error
 from ..file import FileDescription, Memory
 
@@ -44,6 +47,7 @@ TCSBRK, TCXONC, TCFLSH = 0x5409, 0x540A, 0x540B
 TIOCGPGRP, TIOCOUTQ, TIOCGWINSZ, TIOCSWINSZ = 0x540F, 0x5411, 0x5413, 0x5414
 FIONREAD, FIONBIO, TIOCGSID = 0x541B, 0x5421, 0x5429
 TERMIOS_SIZE = 36
+_libc = ctypes.CDLL(None, use_errno=True)
 
 #: ioctl → (direction, argument size): "r" the host fills the argument, "w" the host reads
 #: it, "v" the argument is a plain integer.
@@ -169,6 +173,33 @@ class HostFD(FileDescription):
                     gid=s.st_gid, rdev=s.st_rdev, size=s.st_size, blksize=s.st_blksize,
                     blocks=s.st_blocks, atime_ns=s.st_atime_ns, mtime_ns=s.st_mtime_ns,
                     ctime_ns=s.st_ctime_ns)
+
+    async def statfs(self) -> StatFS:
+        """fstatfs(2) of the host file: its filesystem (a pipe's or terminal's too)."""
+        buf = ctypes.create_string_buffer(120)
+        if _libc.fstatfs(self.fd, buf) < 0:
+            raise error(ctypes.get_errno())
+        ftype, bsize, blocks, bfree, bavail, files, ffree, fsid, namelen, frsize, flags = \
+            struct.unpack_from("<qqQQQQQqqqq", buf.raw)
+        return StatFS(ftype, bsize, blocks, bfree, bavail, files, ffree, fsid, namelen,
+                      frsize, flags)
+
+    async def chmod(self, creds: Credentials, mode: int) -> None:
+        """fchmod(2) of the host file or pipe, by its owner (host ids) or CAP_FOWNER."""
+        if creds.fsuid != os.fstat(self.fd).st_uid and not creds.has_cap(CAP_FOWNER):
+            raise error(errno.EPERM)
+        try:
+            os.fchmod(self.fd, mode)
+        except OSError as e:
+            raise error(e.errno or errno.EIO) from None
+
+    async def do_truncate(self, size: int) -> None:
+        if not self.is_regular:
+            raise error(errno.EINVAL)
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as e:
+            raise error(e.errno or errno.EIO) from None
 
     # -- ioctl -------------------------------------------------------------------------------------
 

@@ -78,7 +78,8 @@ class Pipe:
         self._changed = trio.Event()
         self.waitq.notify(mask)
 
-    async def _wait(self) -> None:
+    async def wait_change(self) -> None:
+        """Wait until a read, a write or an end's open or close changes the pipe."""
         await self._changed.wait()
 
     @property
@@ -104,13 +105,17 @@ class Pipe:
 
     # -- the two ends ------------------------------------------------------------------------------
 
-    async def read(self, n: int, nonblock: bool) -> bytes:
+    async def read(self, n: int, nonblock: bool, fits: int | None = None) -> bytes:
+        """Up to `n` bytes, waiting for a writer unless `nonblock`. With `fits` (the bytes
+        the reader's buffer takes before a fault), as Linux's pipe_read: whole pages only
+        while they fit; a page that does not fit stays unread, and EFAULT if the first
+        one does not."""
         while not self.nbytes:
             if self.writers == 0:
                 return b""
             if nonblock:
                 raise error(errno.EAGAIN)
-            await self._wait()
+            await self.wait_change()
         was_full = self.full()
         out = bytearray()
         pages = self.pages
@@ -118,6 +123,10 @@ class Pipe:
             page = pages[0]
             data = page[0]
             k = min(n - len(out), len(data))
+            if fits is not None and len(out) + k > fits:
+                if not out:
+                    raise error(errno.EFAULT)
+                break
             out += data[:k]
             del data[:k]
             page[1] += k
@@ -128,6 +137,27 @@ class Pipe:
         # writer gets no edge from a read that leaves a not-full pipe not full)
         self._notify(POLLOUT | POLLWRNORM if was_full else 0)
         return bytes(out)
+
+    def room(self) -> int:
+        """The bytes a splice into this pipe may add now: its free page slots (a splice
+        fills fresh pages, never the tail of the last one)."""
+        return max(0, self.slots - len(self.pages)) * PAGE
+
+    def peek(self, n: int) -> bytes:
+        """Up to `n` unread bytes, left in the pipe (tee)."""
+        out = bytearray()
+        for data, _ in self.pages:
+            if len(out) >= n:
+                break
+            out += data[: n - len(out)]
+        return bytes(out)
+
+    def unread(self, data: bytes) -> None:
+        """Put back bytes a splice took but could not deliver, in front of the rest."""
+        if data:
+            self.pages.appendleft([bytearray(data), 0])
+            self.nbytes += len(data)
+            self._notify(POLLIN | POLLRDNORM)
 
     async def write(self, data: bytes, nonblock: bool, on_epipe: object = None) -> int:
         if self.readers == 0:
@@ -167,7 +197,7 @@ class Pipe:
                 if done:
                     return done
                 raise error(errno.EAGAIN)
-            await self._wait()
+            await self.wait_change()
         self._notify(POLLIN | POLLRDNORM)
         return done
 
@@ -213,6 +243,11 @@ class PipeFD(FileDescription):
 
     async def do_read(self, n: int) -> bytes:
         return await self.pipe.read(n, bool(self.flags & O_NONBLOCK))
+
+    async def read_upto(self, n: int, fits: int) -> bytes:
+        if not self.readable:
+            raise error(errno.EBADF)
+        return await self.pipe.read(n, bool(self.flags & O_NONBLOCK), fits)
 
     async def do_write(self, data: bytes) -> int:
         hook = self.vfs.sigpipe if self.vfs is not None else None
@@ -323,11 +358,11 @@ def install(vfs: VirtualFilesystem) -> None:
             elif acc == O_RDONLY and not nonblock:
                 seen = pipe.w_counter
                 while pipe.writers == 0 and pipe.w_counter == seen:
-                    await pipe._wait()
+                    await pipe.wait_change()
             elif acc == O_WRONLY:
                 seen = pipe.r_counter
                 while pipe.readers == 0 and pipe.r_counter == seen:
-                    await pipe._wait()
+                    await pipe.wait_change()
         except BaseException:
             pipe.close_end(acc)
             raise

@@ -1,0 +1,236 @@
+"""Linux AIO: io_setup, io_submit, io_getevents, io_pgetevents, io_cancel, io_destroy.
+
+Every request completes inside io_submit (as Linux's own buffered AIO mostly does): the
+read, write or sync runs through the FileDescription interface, and its result waits in
+the context's completion queue for io_getevents. A context's id is the address of a page
+mapped for it in the process, as Linux's ring: libaio peeks at it, finds no ring magic and
+asks the kernel. Contexts belong to the process (the thread-group leader's
+`aio_contexts`); fork does not pass them on.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from sentry.errors import SyscallError
+from sentry.kernel.table import Level, syscall
+from sentry.mm.vma import MAP_ANONYMOUS, MAP_PRIVATE, PAGE, PROT_READ
+from vfs.file import MAX_RW
+
+from .sys_file import i32, i64
+from .sys_poll import _masked, _swap_mask
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+IOCB_CMD_PREAD, IOCB_CMD_PWRITE, IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC = 0, 1, 2, 3
+IOCB_CMD_POLL, IOCB_CMD_NOOP, IOCB_CMD_PREADV, IOCB_CMD_PWRITEV = 5, 6, 7, 8
+IOCB_FLAG_RESFD, IOCB_FLAG_IOPRIO = 1, 2
+#: struct iocb: data, key, rw_flags, opcode, reqprio, fildes, buf, nbytes, offset,
+#: reserved2, flags, resfd
+IOCB = struct.Struct("<QIiHhIQQqQII")
+IO_EVENT = struct.Struct("<QQqq")
+AIO_MAX_NR = 65536  # /proc/sys/fs/aio-max-nr
+AIO_RING_HEADER = 32  # struct aio_ring before its events
+_NOTE = ("requests complete synchronously in io_submit; IOCB_CMD_POLL, RWF_* flags and "
+         "IOCB_FLAG_RESFD (no eventfd here) are EINVAL/EOPNOTSUPP")
+
+
+@dataclass
+class AioContext:
+    """One io_setup context: what was asked for, its ring's entries (one fewer requests may
+    be outstanding), its ring's size, and the completions not yet reaped."""
+
+    max_reqs: int
+    nr_events: int
+    ring_size: int
+    done: deque[bytes] = field(default_factory=deque)
+    changed: trio.Event = field(default_factory=trio.Event)
+
+    def complete(self, data: int, obj: int, res: int) -> None:
+        self.done.append(IO_EVENT.pack(data, obj, res, 0))
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+def _context(t: Task, ctx: int) -> AioContext:
+    c = t.leader.aio_contexts.get(ctx & 0xFFFFFFFFFFFFFFFF)
+    if c is None:
+        raise SyscallError(errno.EINVAL)
+    return c
+
+
+@syscall("io_setup", level=Level.PARTIAL, note=_NOTE)
+async def sys_io_setup(t: Task, nr_events: int, ctxp: int, *_: int) -> int:
+    """Implements Linux syscall io_setup(2): *ctxp must be 0 (EINVAL); EAGAIN past
+    fs.aio-max-nr events in the sandbox's contexts."""
+    nr = nr_events & 0xFFFFFFFF
+    (cur,) = struct.unpack("<Q", t.mem_read(ctxp, 8))
+    if cur or not nr or nr > 0x10000000 // IO_EVENT.size:
+        raise SyscallError(errno.EINVAL)
+    used = sum(c.max_reqs for p in t.kernel.procs.values() for c in p.aio_contexts.values())
+    if used + nr > AIO_MAX_NR:
+        raise SyscallError(errno.EAGAIN)
+    # ioctx_alloc's ring: room for twice max(nr, 4 per CPU) events, rounded up to pages
+    want = max(nr, 4 * (os.cpu_count() or 1)) * 2
+    pages = -(-(AIO_RING_HEADER + IO_EVENT.size * want) // PAGE)
+    entries = (pages * PAGE - AIO_RING_HEADER) // IO_EVENT.size
+    ring = await t.mm.mmap(0, pages * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+                           name=b"[aio]")
+    t.leader.aio_contexts[ring] = AioContext(nr, entries, pages * PAGE)
+    try:
+        t.mem_write(ctxp, struct.pack("<Q", ring))
+    except SyscallError:
+        del t.leader.aio_contexts[ring]
+        await t.mm.munmap(ring, pages * PAGE)
+        raise
+    return 0
+
+
+@syscall("io_destroy", level=Level.PARTIAL, note=_NOTE)
+async def sys_io_destroy(t: Task, ctx: int, *_: int) -> int:
+    """Implements Linux syscall io_destroy(2): the context and its page go (nothing is in
+    flight: every request completed at submission)."""
+    c = _context(t, ctx)
+    del t.leader.aio_contexts[ctx & 0xFFFFFFFFFFFFFFFF]
+    await t.mm.munmap(ctx, c.ring_size)
+    return 0
+
+
+async def _run(t: Task, f: Any, op: int, buf: int, nbytes: int, offset: int) -> int:
+    """One request's work; its result (bytes, or -errno) goes into the completion."""
+    seekable = getattr(f, "seekable", False)
+    try:
+        if op in (IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC):
+            await f.fsync(op == IOCB_CMD_FDSYNC)
+            return 0
+        if op in (IOCB_CMD_PREAD, IOCB_CMD_PREADV):
+            vecs = t.read_iovecs(buf, nbytes) if op == IOCB_CMD_PREADV else [(buf, nbytes)]
+            n = min(sum(ln for _, ln in vecs), MAX_RW)
+            data = await (f.pread(n, offset) if seekable else f.read(n))
+            pos = 0
+            for base, ln in vecs:
+                if pos >= len(data):
+                    break
+                t.mem_write(base, data[pos : pos + ln])
+                pos += ln
+            return len(data)
+        vecs = t.read_iovecs(buf, nbytes) if op == IOCB_CMD_PWRITEV else [(buf, nbytes)]
+        data = b"".join(t.mem_read(b, ln) for b, ln in vecs if ln)[:MAX_RW]
+        return await (f.pwrite(data, offset) if seekable else f.write(data))
+    except OSError as e:
+        return -(e.errno or errno.EIO)
+
+
+async def _submit_one(t: Task, c: AioContext, addr: int) -> None:
+    """io_submit_one: the checks that fail the submission itself, then the request."""
+    (data, _key, rw_flags, op, _prio, fd, buf, nbytes, offset, reserved2, flags,
+     _resfd) = IOCB.unpack(t.mem_read(addr, IOCB.size))
+    if reserved2 or nbytes >> 63:
+        raise SyscallError(errno.EINVAL)
+    if flags & IOCB_FLAG_RESFD:
+        raise SyscallError(errno.EINVAL)  # no eventfd to signal
+    t.mem_write(addr + 8, b"\0\0\0\0")  # aio_key = KIOCB_KEY
+    if op not in (IOCB_CMD_PREAD, IOCB_CMD_PWRITE, IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC,
+                  IOCB_CMD_PREADV, IOCB_CMD_PWRITEV):
+        raise SyscallError(errno.EINVAL)
+    f = t.fdtable.get(i32(fd))
+    if op in (IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC):
+        if buf or offset or nbytes or rw_flags:
+            raise SyscallError(errno.EINVAL)
+    else:
+        reading = op in (IOCB_CMD_PREAD, IOCB_CMD_PREADV)
+        if not (f.readable if reading else f.writable):
+            raise SyscallError(errno.EBADF)
+        if rw_flags:
+            raise SyscallError(errno.EOPNOTSUPP)
+    if len(c.done) >= c.nr_events - 1:
+        raise SyscallError(errno.EAGAIN)
+    c.complete(data, addr, await _run(t, f, op, buf, nbytes, i64(offset)))
+
+
+@syscall("io_submit", level=Level.PARTIAL, note=_NOTE)
+async def sys_io_submit(t: Task, ctx: int, nr: int, iocbpp: int, *_: int) -> int:
+    """Implements Linux syscall io_submit(2): the number submitted, or the first
+    request's error if none was."""
+    n = i64(nr)
+    if n < 0:
+        raise SyscallError(errno.EINVAL)
+    c = _context(t, ctx)
+    n = min(n, c.nr_events)
+    done = 0
+    for i in range(n):
+        try:
+            (addr,) = struct.unpack("<Q", t.mem_read(iocbpp + 8 * i, 8))
+            await _submit_one(t, c, addr)
+        except SyscallError:
+            if done:
+                break
+            raise
+        done += 1
+    return done
+
+
+async def _getevents(t: Task, ctx: int, min_nr: int, nr: int, events: int,
+                     timeout: int) -> int:
+    c = _context(t, ctx)
+    lo, hi = i64(min_nr), i64(nr)
+    if lo < 0 or hi < 0 or lo > hi:
+        raise SyscallError(errno.EINVAL)
+    deadline = None
+    if timeout:
+        sec, nsec = struct.unpack("<qq", t.mem_read(timeout, 16))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            raise SyscallError(errno.EINVAL)
+        deadline = trio.current_time() + sec + nsec / 1e9
+    got: list[bytes] = []
+    while True:
+        while c.done and len(got) < hi:
+            got.append(c.done.popleft())
+        if len(got) >= lo or (deadline is not None and trio.current_time() >= deadline):
+            break
+        with trio.move_on_at(deadline if deadline is not None else float("inf")):
+            await t.sleep_interruptibly(c.changed.wait())
+    try:
+        if got:
+            t.mem_write(events, b"".join(got))
+    except SyscallError:
+        c.done.extendleft(reversed(got))
+        raise
+    return len(got)
+
+
+@syscall("io_getevents", level=Level.PARTIAL, note=_NOTE)
+async def sys_io_getevents(t: Task, ctx: int, min_nr: int, nr: int, events: int,
+                           timeout: int, *_: int) -> int:
+    """Implements Linux syscall io_getevents(2): up to `nr` completions, waiting for
+    `min_nr` until the relative `timeout`."""
+    return await _getevents(t, ctx, min_nr, nr, events, timeout)
+
+
+@syscall("io_pgetevents", level=Level.PARTIAL, note=_NOTE)
+async def sys_io_pgetevents(t: Task, ctx: int, min_nr: int, nr: int, events: int,
+                            timeout: int, usig: int) -> int:
+    """Implements Linux syscall io_pgetevents(2): io_getevents under a temporary signal
+    mask (struct __aio_sigset)."""
+    if not usig:
+        return await _getevents(t, ctx, min_nr, nr, events, timeout)
+    sigmask, size = struct.unpack("<QQ", t.mem_read(usig, 16))
+    _swap_mask(t, sigmask, size)
+    return await _masked(t, _getevents(t, ctx, min_nr, nr, events, timeout))
+
+
+@syscall("io_cancel", level=Level.PARTIAL, note=_NOTE)
+def sys_io_cancel(t: Task, ctx: int, iocb: int, result: int, *_: int) -> int:
+    """Implements Linux syscall io_cancel(2): every request has completed already, so
+    there is nothing in flight to cancel (EINVAL, as Linux for a finished request)."""
+    _context(t, ctx)
+    t.mem_read(iocb, IOCB.size)
+    raise SyscallError(errno.EINVAL)

@@ -1,0 +1,123 @@
+"""mount(2) and umount2(2) inside the sandbox's own mount table (the VFS's `Namespace`),
+for a caller with CAP_SYS_ADMIN there (EPERM otherwise, as Linux's may_mount).
+
+mount: a new tmpfs (size=, nr_inodes=, mode=, uid=, gid= options), another view of the
+sandbox's proc or sysfs, a bind mount, a remount (MS_RDONLY, MS_NOSUID, MS_NODEV,
+MS_NOEXEC), and the propagation changes (MS_SHARED, MS_PRIVATE, MS_SLAVE,
+MS_UNBINDABLE), which are accepted on a mount point: there is one mount namespace, so
+nothing propagates anyway.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Any
+
+from sentry.errors import SyscallError
+from sentry.kernel.table import Level, syscall
+from vfs.mount import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC
+
+from .sys_file import vfs_of
+from .sys_fs import path_arg
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+MS_REMOUNT, MS_MOVE = 0x20, 0x2000
+MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED = 1 << 17, 1 << 18, 1 << 19, 1 << 20
+MS_PROPAGATION = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED
+MS_MGC_MSK, MS_MGC_VAL = 0xFFFF0000, 0xC0ED0000
+MNT_FORCE, MNT_DETACH, MNT_EXPIRE, UMOUNT_NOFOLLOW = 1, 2, 4, 8
+CAP_SYS_ADMIN = 21
+_KEPT = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC  # the per-mount flags recorded
+_NOTE = ("tmpfs, proc, sysfs, bind (MS_REC binds the one mount), remount and propagation "
+         "flags; MS_MOVE is EINVAL; other filesystem types ENODEV")
+
+
+def _tmpfs(data: bytes) -> Any:
+    """A tmpfs from mount's option string (EINVAL for a bad value of a known option)."""
+    from vfs import Tmpfs
+
+    kw: dict[str, int] = {}
+    for opt in filter(None, data.split(b",")):
+        key, _, value = opt.partition(b"=")
+        try:
+            if key == b"size":
+                mult = {b"k": 1 << 10, b"m": 1 << 20, b"g": 1 << 30}.get(value[-1:].lower(), 1)
+                kw["size"] = int(value[:-1] if mult > 1 else value) * mult
+            elif key == b"nr_inodes":
+                kw["nr_inodes"] = int(value)
+            elif key == b"mode":
+                kw["mode"] = int(value, 8) & 0o7777
+            elif key in (b"uid", b"gid"):
+                kw[key.decode()] = int(value)
+        except ValueError:
+            raise SyscallError(errno.EINVAL) from None
+    return Tmpfs(**kw)
+
+
+def _existing(vfs: Any, fstype: str) -> Any:
+    """The sandbox's own proc or sysfs (mounting it again shows the same tree)."""
+    for m in vfs.all_mounts():
+        if m.fs.fstype == fstype:
+            return m.fs
+    raise SyscallError(errno.ENODEV)
+
+
+@syscall("mount", level=Level.PARTIAL, note=_NOTE)
+async def sys_mount(t: Task, source: int, target: int, fstype: int, flags: int, data: int,
+                    *_: int) -> int:
+    """Implements Linux syscall mount(2) on the sandbox's mount table."""
+    if not t.creds.has_cap(CAP_SYS_ADMIN):
+        raise SyscallError(errno.EPERM)
+    flags &= 0xFFFFFFFF
+    if flags & MS_MGC_MSK == MS_MGC_VAL:
+        flags &= ~MS_MGC_MSK
+    vfs, fs = vfs_of(t)
+    path = path_arg(t, target)
+    if flags & MS_REMOUNT:
+        vd = await vfs.resolve(fs, t.creds, None, path)
+        # with or without MS_BIND the mount's own flags become the ones given
+        await vfs.remount(fs, t.creds, path, vd.mount.flags & ~_KEPT | flags & _KEPT)
+        return 0
+    if flags & MS_BIND:
+        src = path_arg(t, source)
+        await vfs.bind_mount(fs, t.creds, src, path, flags=flags & _KEPT & ~MS_RDONLY)
+        return 0
+    if flags & MS_PROPAGATION:
+        if bin(flags & MS_PROPAGATION).count("1") > 1 or flags & ~(MS_PROPAGATION | MS_REC):
+            raise SyscallError(errno.EINVAL)
+        vd = await vfs.resolve(fs, t.creds, None, path)
+        if vd.dentry is not vd.mount.root:
+            raise SyscallError(errno.EINVAL)
+        return 0
+    if flags & MS_MOVE:
+        raise SyscallError(errno.EINVAL)
+    kind = t.read_cstring(fstype, 4096).decode(errors="replace") if fstype else ""
+    name = t.read_cstring(source, 4096).decode(errors="replace") if source else "none"
+    options = t.read_cstring(data, 4096) if data else b""
+    if kind == "tmpfs":
+        newfs = _tmpfs(options)
+    elif kind in ("proc", "sysfs"):
+        newfs = _existing(vfs, kind)
+    else:
+        raise SyscallError(errno.ENODEV)
+    await vfs.mount(fs, t.creds, newfs, None, path, flags=flags & _KEPT, source=name)
+    return 0
+
+
+@syscall("umount2", level=Level.PARTIAL,
+         note="open files and working directories below a mount do not make it EBUSY")
+async def sys_umount2(t: Task, target: int, flags: int, *_: int) -> int:
+    """Implements Linux syscall umount2(2): EINVAL for unknown flags or a path that is not
+    a mount point, EBUSY with mounts below it unless MNT_DETACH."""
+    flags &= 0xFFFFFFFF
+    if flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW):
+        raise SyscallError(errno.EINVAL)
+    if flags & MNT_EXPIRE and flags & (MNT_FORCE | MNT_DETACH):
+        raise SyscallError(errno.EINVAL)
+    if not t.creds.has_cap(CAP_SYS_ADMIN):
+        raise SyscallError(errno.EPERM)
+    vfs, fs = vfs_of(t)
+    await vfs.unmount(fs, t.creds, path_arg(t, target), flags & MNT_DETACH)
+    return 0

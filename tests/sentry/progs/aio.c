@@ -1,0 +1,123 @@
+/* Linux AIO: io_setup, io_submit (pread, pwrite, preadv, pwritev, fsync), io_getevents,
+ * io_pgetevents, io_cancel, io_destroy, with their errors. argv[1] is a scratch directory. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/aio_abi.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+static void report(const char *label, long r) {
+    if (r < 0)
+        printf("%s = -1 %s\n", label, strerrorname_np(errno));
+    else
+        printf("%s = %ld\n", label, r);
+}
+#define S(label, ...) do { errno = 0; report(label, syscall(__VA_ARGS__)); } while (0)
+#define BAD ((void *)8)
+
+static void prep(struct iocb *cb, int op, int fd, void *buf, size_t n, long off, uint64_t data) {
+    memset(cb, 0, sizeof *cb);
+    cb->aio_lio_opcode = op;
+    cb->aio_fildes = fd;
+    cb->aio_buf = (uintptr_t)buf;
+    cb->aio_nbytes = n;
+    cb->aio_offset = off;
+    cb->aio_data = data;
+}
+
+static void show_events(const char *label, aio_context_t ctx, long min, long nr,
+                        struct timespec *ts) {
+    struct io_event ev[8];
+    errno = 0;
+    long r = syscall(SYS_io_getevents, ctx, min, nr, ev, ts);
+    report(label, r);
+    for (long i = 0; i < r; i++)
+        printf("  data %lu res %ld\n", (unsigned long)ev[i].data, (long)ev[i].res);
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc != 2 || chdir(argv[1]) < 0)
+        return 2;
+    aio_context_t ctx = 0, other = 5;
+    S("setup 0", SYS_io_setup, 0, &ctx);
+    S("setup nonzero ctx", SYS_io_setup, 8, &other);
+    S("setup bad ctxp", SYS_io_setup, 8, BAD);
+    S("setup", SYS_io_setup, 4, &ctx);
+    printf("  ctx set %d\n", ctx != 0);
+    int fd = open("f", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    int wo = open("f", O_WRONLY);
+    char rbuf[16] = {0}, a[4] = {0}, b[8] = {0};
+    struct iocb w, r, s, v, rv;
+    struct iovec wiov[2] = {{"ABC", 3}, {"DEFG", 4}};
+    struct iovec riov[2] = {{a, 3}, {b, 4}};
+    prep(&w, IOCB_CMD_PWRITE, fd, "hello world", 11, 0, 1);
+    prep(&r, IOCB_CMD_PREAD, fd, rbuf, 5, 6, 2);
+    prep(&s, IOCB_CMD_FSYNC, fd, NULL, 0, 0, 3);
+    prep(&v, IOCB_CMD_PWRITEV, fd, wiov, 2, 20, 4);
+    prep(&rv, IOCB_CMD_PREADV, fd, riov, 2, 20, 5);
+    struct iocb *list[5] = {&w, &r, &s, &v, &rv};
+    S("submit 4", SYS_io_submit, ctx, 4, list);
+    show_events("getevents", ctx, 4, 8, NULL);
+    printf("  read [%s]\n", rbuf);
+    S("submit more than asked for", SYS_io_submit, ctx, 1, &list[4]);
+    show_events("getevents", ctx, 1, 8, NULL);
+    printf("  readv [%s][%s]\n", a, b);
+    struct timespec zero = {0, 0};
+    show_events("getevents none, zero timeout", ctx, 1, 8, &zero);
+    show_events("getevents min > nr", ctx, 3, 2, NULL);
+    S("getevents bad timeout", SYS_io_getevents, ctx, 1, 8, rbuf, BAD);
+    S("submit 0", SYS_io_submit, ctx, 0, list);
+    S("submit bad ctx", SYS_io_submit, 12345, 1, list);
+    S("submit bad array", SYS_io_submit, ctx, 1, BAD);
+    struct iocb *badp[1] = {BAD};
+    S("submit bad iocb", SYS_io_submit, ctx, 1, badp);
+    struct iocb x;
+    struct iocb *one[2] = {&x, &w};
+    prep(&x, IOCB_CMD_PREAD, fd, rbuf, 5, 0, 9);
+    x.aio_reserved2 = 1;
+    S("submit reserved2", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_PREAD, 999, rbuf, 5, 0, 9);
+    S("submit bad fd", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_NOOP, fd, rbuf, 5, 0, 9);
+    S("submit noop", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_PREAD, wo, rbuf, 5, 0, 9);
+    S("submit read on write-only", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_FSYNC, fd, rbuf, 0, 0, 9);
+    S("submit fsync with buffer", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_PREAD, fd, rbuf, 5, 0, 9);
+    x.aio_rw_flags = 0x40000000;
+    S("submit unknown rw flag", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_PREAD, fd, BAD, 5, 0, 10);
+    prep(&w, IOCB_CMD_PWRITE, 999, "x", 1, 0, 11);
+    S("submit two, second fails", SYS_io_submit, ctx, 2, one);
+    show_events("getevents (EFAULT in the result)", ctx, 1, 8, NULL);
+    prep(&x, IOCB_CMD_PREAD, fd, rbuf, 5, 0, 12);
+    S("submit for cancel", SYS_io_submit, ctx, 1, one);
+    struct io_event ev;
+    S("cancel completed", SYS_io_cancel, ctx, &x, &ev);
+    S("getevents into bad buffer", SYS_io_getevents, ctx, 1, 8, BAD, NULL);
+    struct {
+        const sigset_t *mask;
+        size_t size;
+    } usig = {NULL, 8};
+    sigset_t set;
+    sigemptyset(&set);
+    usig.mask = &set;
+    struct io_event evs[4];
+    S("pgetevents", SYS_io_pgetevents, ctx, 1, 4, evs, NULL, &usig);
+    usig.size = 4;
+    S("pgetevents bad sigset size", SYS_io_pgetevents, ctx, 0, 4, evs, &zero, &usig);
+    S("destroy bad", SYS_io_destroy, 12345);
+    S("destroy", SYS_io_destroy, ctx);
+    S("submit after destroy", SYS_io_submit, ctx, 1, one);
+    S("getevents after destroy", SYS_io_getevents, ctx, 0, 1, evs, &zero);
+    return 0;
+}

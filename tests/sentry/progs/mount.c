@@ -1,0 +1,108 @@
+/* mount(2) and umount2(2): tmpfs with options, remount read-only, bind mounts (read-only
+ * too), propagation flags, EBUSY and MNT_DETACH, and the errors (ENODEV, ENOENT, ENOTDIR,
+ * EINVAL, EPERM as an unprivileged user). Natively it runs in a private mount namespace;
+ * argv[1] is an empty scratch directory. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void report(const char *label, long r) {
+    if (r < 0)
+        printf("%s = -1 %s\n", label, strerrorname_np(errno));
+    else
+        printf("%s = %ld\n", label, r);
+}
+#define S(label, ...) do { errno = 0; report(label, syscall(__VA_ARGS__)); } while (0)
+
+static void touch(const char *label, const char *path) {
+    errno = 0;
+    int fd = open(path, O_CREAT | O_WRONLY, 0644);
+    report(label, fd);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void fsinfo(const char *path, int sized) {
+    struct statfs sf;
+    struct stat st;
+    if (statfs(path, &sf) == 0 && stat(path, &st) == 0)
+        printf("  %s: type %lx bytes %ld ro %d mode %o\n", path, (long)sf.f_type,
+               sized ? (long)sf.f_blocks * sf.f_bsize : -1L, !!(sf.f_flags & ST_RDONLY),
+               st.st_mode);
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc != 2 || chdir(argv[1]) < 0)
+        return 2;
+    mkdir("m", 0755);
+    mkdir("a", 0755);
+    mkdir("b", 0755);
+    touch("a/x", "a/x");
+    S("mount tmpfs", SYS_mount, "none", "m", "tmpfs", 0, "size=1m,mode=0700");
+    fsinfo("m", 1);
+    touch("create in tmpfs", "m/f");
+    S("umount", SYS_umount2, "m", 0);
+    struct stat st;
+    errno = 0;
+    report("file gone", stat("m/f", &st));
+    S("mount unknown type", SYS_mount, "none", "m", "nosuchfs", 0, NULL);
+    S("mount on missing", SYS_mount, "none", "nothere", "tmpfs", 0, NULL);
+    S("mount on a file", SYS_mount, "none", "a/x", "tmpfs", 0, NULL);
+    S("mount bad size", SYS_mount, "none", "m", "tmpfs", 0, "size=lots");
+
+    S("mount tmpfs again", SYS_mount, "none", "m", "tmpfs", MS_NOSUID, NULL);
+    S("remount ro", SYS_mount, NULL, "m", NULL, MS_REMOUNT | MS_RDONLY, NULL);
+    fsinfo("m", 0);  /* a default size depends on the machine's memory */
+    touch("create on ro", "m/g");
+    S("remount rw", SYS_mount, NULL, "m", NULL, MS_REMOUNT, NULL);
+    touch("create on rw", "m/g");
+    S("remount not a mount point", SYS_mount, NULL, "a", NULL, MS_REMOUNT, NULL);
+    S("private", SYS_mount, NULL, "m", NULL, MS_PRIVATE, NULL);
+    S("rshared", SYS_mount, NULL, "m", NULL, MS_SHARED | MS_REC, NULL);
+    S("private not a mount point", SYS_mount, NULL, "a", NULL, MS_PRIVATE, NULL);
+    S("shared|private", SYS_mount, NULL, "m", NULL, MS_SHARED | MS_PRIVATE, NULL);
+    mkdir("m/inner", 0755);
+    S("nested mount", SYS_mount, "none", "m/inner", "tmpfs", 0, NULL);
+    S("umount busy", SYS_umount2, "m", 0);
+    S("umount detach", SYS_umount2, "m", MNT_DETACH);
+    errno = 0;
+    report("inner gone", stat("m/inner", &st));
+
+    S("bind", SYS_mount, "a", "b", NULL, MS_BIND, NULL);
+    errno = 0;
+    report("see through bind", stat("b/x", &st));
+    S("bind remount ro", SYS_mount, NULL, "b", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+    touch("write through ro bind", "b/y");
+    touch("write at source", "a/y");
+    S("umount bind", SYS_umount2, "b", 0);
+    S("bind missing source", SYS_mount, "nothere", "b", NULL, MS_BIND, NULL);
+    S("bind dir on file", SYS_mount, "a", "a/x", NULL, MS_BIND, NULL);
+
+    S("umount not a mount point", SYS_umount2, "a", 0);
+    S("umount bad flags", SYS_umount2, "a", 0x10);
+    S("umount expire|detach", SYS_umount2, "a", MNT_EXPIRE | MNT_DETACH);
+    S("umount missing", SYS_umount2, "nothere", 0);
+    S("mount bad target pointer", SYS_mount, "none", (void *)8, "tmpfs", 0, NULL);
+
+    pid_t c = fork();
+    if (c == 0) {
+        setgid(65534);
+        setuid(65534);
+        S("unprivileged mount", SYS_mount, "none", "m", "tmpfs", 0, NULL);
+        S("unprivileged umount", SYS_umount2, "/", 0);
+        S("unprivileged umount bad flags", SYS_umount2, "/", 0x10);
+        _exit(0);
+    }
+    waitpid(c, NULL, 0);
+    return 0;
+}
