@@ -46,6 +46,7 @@ from .fdtable import FDTable
 from .file_locks import FileLocks
 from .futex import Futexes
 from .image import RecordingSource, image_of
+from .ipc import IpcNamespace
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
 
 log = logging.getLogger("runpsc.sentry")
@@ -102,6 +103,7 @@ class Kernel:
         # The sandbox's kernel state: nothing of it is shared with another Kernel.
         self.futexes = Futexes()
         self.file_locks = FileLocks(self.procs)
+        self.ipc = IpcNamespace()  # System V shared memory, semaphores, message queues
         #: Signals queued and not yet taken, plus processes in a group stop: while
         #: non-zero, the run loop calls `signals.on_return` after every syscall.
         self.signals_queued = 0
@@ -316,6 +318,7 @@ class Kernel:
         key = id(t.fdtable)
         self._fd_users[key] = self._fd_users.get(key, 1) - 1
         last = self._fd_users[key] <= 0
+        self.ipc.process_exited(t.tgid)  # SEM_UNDO
         await self._exit_cleanup(t.mm, t.fdtable if last else None, t.tgid)
         assert leader.exit_status is not None  # end_process set it
         self._exited(leader, leader.exit_status)
