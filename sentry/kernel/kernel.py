@@ -45,6 +45,7 @@ from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
 from .futex import Futexes
+from .futex import key_of as futex_key_of
 from .image import RecordingSource, image_of
 from .ipc import IpcNamespace
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
@@ -331,7 +332,7 @@ class Kernel:
             t.mem_write(t.clear_child_tid, b"\0\0\0\0")
         except OSError:
             return
-        self.futexes.wake((t.tgid, t.clear_child_tid), 1)
+        self.futexes.wake(futex_key_of(t, t.clear_child_tid, private=False), 1)
 
     def _exited(self, t: Task, status: int) -> None:
         """Make `t` a zombie for its parent (SIGCHLD). Its children go to the nearest

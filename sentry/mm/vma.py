@@ -43,6 +43,9 @@ class Vma:
     name: bytes = b""
     growsdown: bool = False
     host_shared: bool = False  # a host MAP_SHARED of the file's memfd: no copy, no writeback
+    #: A shared anonymous mapping's memory, as one object kept by splits, mremap and fork
+    #: (whose stub inherits the host mapping): what shared futex keys name.
+    anon: object | None = None
 
     def slice(self, start: int, end: int) -> Vma:
         """The part [start, end) of this mapping, with its file offset adjusted."""

@@ -16,6 +16,7 @@ import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel.futex import BITSET_MATCH_ANY as FUTEX_BITSET_MATCH_ANY
+from sentry.kernel.futex import Key, key_of
 from sentry.kernel.table import Level, syscall
 
 if TYPE_CHECKING:
@@ -33,10 +34,11 @@ def _load(t: Task, addr: int) -> int:
     return struct.unpack("<I", t.mem_read(addr, 4))[0]
 
 
-async def _wait(t: Task, addr: int, val: int, deadline: float | None, bitset: int) -> int:
+async def _wait(t: Task, key: Key, addr: int, val: int, deadline: float | None,
+                bitset: int) -> int:
     if _load(t, addr) != val & 0xFFFFFFFF:
         raise SyscallError(errno.EAGAIN)
-    return await t.kernel.futexes.wait((t.tgid, addr), deadline, bitset)
+    return await t.kernel.futexes.wait(key, deadline, bitset)
 
 
 def _deadline(t: Task, addr: int, *, absolute: bool, realtime: bool) -> float | None:
@@ -111,14 +113,15 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
     if realtime and cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
         raise SyscallError(errno.ENOSYS)
     futexes = t.kernel.futexes
-    key = (t.tgid, uaddr)
+    private = bool(op & FUTEX_PRIVATE_FLAG)
+    key = key_of(t, uaddr, private)
     if cmd == FUTEX_WAIT:
-        return await _wait(t, uaddr, val, _deadline(t, timeout, absolute=False,
+        return await _wait(t, key, uaddr, val, _deadline(t, timeout, absolute=False,
                                                    realtime=realtime), FUTEX_BITSET_MATCH_ANY)
     if cmd == FUTEX_WAIT_BITSET:
         if not val3 & 0xFFFFFFFF:
             raise SyscallError(errno.EINVAL)
-        return await _wait(t, uaddr, val, _deadline(t, timeout, absolute=True,
+        return await _wait(t, key, uaddr, val, _deadline(t, timeout, absolute=True,
                                                    realtime=realtime), val3 & 0xFFFFFFFF)
     if cmd == FUTEX_WAKE:
         if uaddr & 3:
@@ -133,7 +136,7 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
             raise SyscallError(errno.EAGAIN)
         woken = futexes.wake(key, min(val, 0x7FFFFFFF))
         limit = timeout & 0x7FFFFFFF  # val2 travels in the timeout argument
-        moved = futexes.requeue(key, (t.tgid, uaddr2), limit)
+        moved = futexes.requeue(key, key_of(t, uaddr2, private), limit)
         return woken + (moved if cmd == FUTEX_CMP_REQUEUE else 0)
     if cmd == FUTEX_WAKE_OP:
         if uaddr & 3:
@@ -141,6 +144,6 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
         hit = _wake_op(t, uaddr2, val3 & 0xFFFFFFFF)
         woken = futexes.wake(key, min(val, 0x7FFFFFFF))
         if hit:
-            woken += futexes.wake((t.tgid, uaddr2), timeout & 0x7FFFFFFF)
+            woken += futexes.wake(key_of(t, uaddr2, private), timeout & 0x7FFFFFFF)
         return woken
     raise SyscallError(errno.ENOSYS)
