@@ -464,10 +464,75 @@ static void test_msg(void) {
     msgctl(q2, IPC_RMID, 0);
 }
 
+static void show_file(const char *path) {
+    char buf[256] = {0};
+    FILE *f = fopen(path, "r");
+    if (!f) { printf("%s: %s\n", path, strerrorname_np(errno)); return; }
+    fgets(buf, sizeof buf, f);
+    fclose(f);
+    printf("%s: %s", path, buf);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) { printf("open %s: %s\n", path, strerrorname_np(errno)); return; }
+    setvbuf(f, 0, _IONBF, 0);
+    errno = 0;
+    int r = fputs(text, f);
+    printf("write '%s' to %s: %s\n", text, path, r < 0 ? strerrorname_np(errno) : "ok");
+    fclose(f);
+}
+
+static void test_limits(void) {
+    const char *names[] = {"shmmax", "shmall", "shmmni", "msgmax", "msgmnb", "msgmni", "sem"};
+    char path[64];
+    for (int i = 0; i < 7; i++) {
+        snprintf(path, sizeof path, "/proc/sys/kernel/%s", names[i]);
+        show_file(path);
+    }
+    write_file("/proc/sys/kernel/msgmax", "100\n");
+    show_file("/proc/sys/kernel/msgmax");
+    int q = msgget(IPC_PRIVATE, 0600);
+    struct msg { long mtype; char text[300]; } m = {1, "x"};
+    R("msgsnd 200 over msgmax 100", msgsnd(q, &m, 200, IPC_NOWAIT));
+    R("msgsnd 100", msgsnd(q, &m, 100, IPC_NOWAIT));
+    msgctl(q, IPC_RMID, 0);
+    write_file("/proc/sys/kernel/sem", "250 32000 32 128");
+    show_file("/proc/sys/kernel/sem");
+    write_file("/proc/sys/kernel/sem", "10");
+    show_file("/proc/sys/kernel/sem");
+    R("semget over semmsl 10", semget(IPC_PRIVATE, 11, 0600));
+    static struct sembuf ops[40];
+    int s = semget(IPC_PRIVATE, 1, 0600);
+    for (int i = 0; i < 40; i++) ops[i].sem_op = 1;
+    R("semop over semopm 32", semop(s, ops, 33));
+    R("semop 32 ops", semop(s, ops, 32));
+    semctl(s, 0, IPC_RMID);
+    write_file("/proc/sys/kernel/shmmax", "abc");
+    write_file("/proc/sys/kernel/shmmax", "8192");
+    R("shmget over shmmax", shmget(IPC_PRIVATE, 8193, 0600));
+    write_file("/proc/sys/kernel/shmmni", "1");
+    int a = shmget(IPC_PRIVATE, 100, 0600);
+    R("shmget over shmmni", shmget(IPC_PRIVATE, 100, 0600));
+    shmctl(a, IPC_RMID, 0);
+    write_file("/proc/sys/kernel/shmmni", "-1");
+    write_file("/proc/sys/kernel/shmmni", "40000");
+    show_file("/proc/sys/kernel/shmmni");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setgid(1000); setuid(1000);
+        write_file("/proc/sys/kernel/msgmax", "5");
+        _exit(0);
+    }
+    wait_child("limits other uid", pid);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, 0, _IOLBF, 0);
     if (argc < 2 || !strcmp(argv[1], "shm")) test_shm();
     if (argc < 2 || !strcmp(argv[1], "sem")) test_sem();
     if (argc < 2 || !strcmp(argv[1], "msg")) test_msg();
+    if (argc < 2 || !strcmp(argv[1], "limits")) test_limits();
     return 0;
 }
