@@ -149,6 +149,7 @@ class Kernel:
         empties an fd slot does the same.
         """
         self.file_locks.on_close(tgid, fdesc)
+        fdesc.closed_by(tgid)
         try:
             await fdesc.flush()
         finally:

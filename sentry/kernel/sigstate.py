@@ -40,8 +40,8 @@ DEFAULT_STOP = {19, 20, 21, 22}  # default action: stop the process (jobctl.py)
 KICK = _signal.SIGURG
 #: Syscalls restarted after a handler when it has SA_RESTART (Linux's -ERESTARTSYS);
 #: the others interrupted here (nanosleep, pause, poll …) return EINTR.
-RESTARTABLE = frozenset({0, 1, 2, 17, 18, 19, 20, 42, 43, 44, 45, 46, 47, 61, 202, 247, 257,
-                         288, 295, 296, 299, 307})
+RESTARTABLE = frozenset({0, 1, 2, 17, 18, 19, 20, 42, 43, 44, 45, 46, 47, 61, 202, 242, 243,
+                         247, 257, 288, 295, 296, 299, 307})
 #: Blocking syscalls that a handled signal cuts short (trio cancellation of the handler):
 #: the restartable ones plus poll/select/epoll_wait, which return EINTR.
 INTERRUPTIBLE = RESTARTABLE | frozenset({7, 23, 232, 270, 271, 281, 441})

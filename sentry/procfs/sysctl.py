@@ -1,7 +1,8 @@
 """/proc/sys: the sandbox kernel's tunables, read-only except kernel/hostname and
 kernel/domainname, which are the kernel's UTS names (what uname reports) and which root in
 the sandbox may change, as sethostname(2) would, and the System V IPC limits
-(kernel/shm*, msg*, sem: the IPC namespace's `IpcLimits`), which root may change as in Linux.
+(kernel/shm*, msg*, sem: the IPC namespace's `IpcLimits`; fs/mqueue/*: its mqueue
+filesystem's), which root may change as in Linux.
 """
 
 from __future__ import annotations
@@ -70,10 +71,12 @@ class Sysctl:
 
         return FileNode(read, 0o644, write=write)
 
-    def _ipc_limit(self, attr: str, count: int = 1, top: int = (1 << 31) - 1) -> FileNode:
+    def _ipc_limit(self, attr: str, count: int = 1, top: int = (1 << 31) - 1, low: int = 0,
+                   of: object = None) -> FileNode:
         """A limit of the IPC namespace (proc_dointvec_minmax / proc_doulongvec_minmax):
-        `count` numbers, each in [0, top]; anything else written is EINVAL."""
-        limits = self.kernel.ipc.limits
+        `count` numbers, each in [low, top]; anything else written is EINVAL. An attribute
+        of `of` (the System V `IpcLimits` by default)."""
+        limits = self.kernel.ipc.limits if of is None else of
 
         def read() -> bytes:
             v = getattr(limits, attr)
@@ -84,7 +87,7 @@ class Sysctl:
                 vals = [int(w) for w in data.split()]
             except ValueError:
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL)) from None
-            if offset or not vals or len(vals) > count or any(not 0 <= v <= top for v in vals):
+            if offset or not vals or len(vals) > count or any(not low <= v <= top for v in vals):
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
             if count == 1:
                 setattr(limits, attr, vals[0])
@@ -134,6 +137,7 @@ class Sysctl:
             }),
             b"yama": DirNode({b"ptrace_scope": _nums(1)}),
         }
+        mq = self.kernel.ipc.mqueue
         fs: dict[bytes, Node] = {
             b"file-max": _nums(9223372036854775807),
             b"file-nr": _ro(self._file_nr),
@@ -142,9 +146,14 @@ class Sysctl:
             b"inotify": DirNode({b"max_user_watches": _nums(65536),
                                 b"max_user_instances": _nums(128),
                                 b"max_queued_events": _nums(16384)}),
-            b"mqueue": DirNode({b"msg_max": _nums(10), b"msgsize_max": _nums(8192),
-                               b"queues_max": _nums(256), b"msg_default": _nums(10),
-                               b"msgsize_default": _nums(8192)}),
+            b"mqueue": DirNode({
+                b"msg_max": self._ipc_limit("msg_max", low=1, top=65536, of=mq),
+                b"msgsize_max": self._ipc_limit("msgsize_max", low=128, top=16 << 20, of=mq),
+                b"queues_max": self._ipc_limit("queues_max", of=mq),
+                b"msg_default": self._ipc_limit("msg_default", low=1, top=65536, of=mq),
+                b"msgsize_default": self._ipc_limit("msgsize_default", low=128, top=16 << 20,
+                                                    of=mq),
+            }),
         }
         vm: dict[bytes, Node] = {
             b"overcommit_memory": _nums(0),

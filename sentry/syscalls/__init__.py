@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (each registers its handlers)
     sys_futex,
     sys_identity,
     sys_mmap,
+    sys_mqueue,
     sys_msg,
     sys_pgrp,
     sys_poll,

@@ -1,10 +1,13 @@
 """One sandbox's IPC namespace: the System V objects by id and key, their limits (what
-/proc/sys/kernel shows and root may change), SEM_UNDO records by process, and the text of
-/proc/sysvipc."""
+/proc/sys/kernel shows and root may change), SEM_UNDO records by process, the text of
+/proc/sysvipc, and the POSIX message queues' filesystem."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from vfs.fs.mqueue import MqueueFS
+from vfs.mount import Mount
 
 from .msg import MsgQueue
 from .perm import IdSpace
@@ -55,6 +58,10 @@ class IpcNamespace:
         self.msg_count = 0  # messages queued in every queue (MSG_INFO)
         #: pid -> semid -> each semaphore's adjustment (SEM_UNDO), applied at exit.
         self.sem_undo: dict[int, dict[int, list[int]]] = {}
+        #: POSIX message queues: the namespace's mqueue filesystem (what mq_open names and
+        #: /dev/mqueue mounts) on an internal mount of its own, as Linux's ns->mq_mnt.
+        self.mqueue = MqueueFS()
+        self.mq_mount = Mount(self.mqueue, self.mqueue.root, 0, "mqueue")
 
     def process_exited(self, pid: int) -> None:
         """exit_sem: apply and drop the process's SEM_UNDO adjustments."""
