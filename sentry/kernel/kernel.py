@@ -217,6 +217,7 @@ class Kernel:
             await t.ended.wait()  # pid 1's process, whichever of its threads ends last
             status = self.procs_ended[t.tgid]
             nursery.cancel_scope.cancel()  # init is gone: so is everything else
+        self.ipc.release()  # the namespace goes with its last process
         return status
 
     def _source(self, fs: FSContext | None, creds: Credentials) -> ExecSource:

@@ -72,6 +72,12 @@ class IpcNamespace:
                 continue
             s.undo_exit(adj, pid)
 
+    def release(self) -> None:
+        """The sandbox ended: free the host memory of segments nobody removed (the
+        objects stay, for inspection)."""
+        for seg in self.shm:
+            seg.free_memory()
+
     # /proc/sysvipc ----------------------------------------------------------------------------
 
     def proc_shm(self) -> bytes:

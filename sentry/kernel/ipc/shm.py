@@ -66,6 +66,10 @@ class Segment:
         if self.nattch == 0 and self.perm.mode & SHM_DEST and not self.perm.deleted:
             self.ns.shm.remove(self)
             self.ns.shm_pages -= self.pages()
+            self.free_memory()
+
+    def free_memory(self) -> None:
+        if self.memfd >= 0:
             os.close(self.memfd)
             self.memfd = -1
 
