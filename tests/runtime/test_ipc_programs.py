@@ -5,7 +5,9 @@ on both sides; ipcmk picks random keys, so keys are blanked), and python's multi
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,8 +38,9 @@ def test_ipcmk_ipcs_ipcrm_match_linux():
         need_binary(tool, "util-linux")
     want, got = _run(True), _run(False)
     assert b"Shared memory id: 0" in want.stdout, want
-    assert (got.stdout.decode(), got.returncode) == (want.stdout.decode(), want.returncode), \
+    assert got.stdout.decode().splitlines() == want.stdout.decode().splitlines(), \
         got.stderr.decode(errors="replace")
+    assert got.returncode == want.returncode
 
 
 PROGS = Path(__file__).resolve().parent / "progs"
@@ -56,5 +59,43 @@ def test_python_multiprocessing_matches_linux(method):
     assert b"locked counter 600" in want.stdout, want
     got = runpsc("do", f"--volume={PROGS}:/progs:ro", "--cwd=/progs", "--", python,
                  "mp_workloads.py", method)
-    assert (got.stdout.decode(), got.returncode) == (want.stdout.decode(), want.returncode), \
+    assert got.stdout.decode().splitlines() == want.stdout.decode().splitlines(), \
         got.stderr.decode(errors="replace")
+    assert got.returncode == want.returncode
+
+
+def test_postgres_initdb_and_single_user_backend_match_linux():
+    """Debian's PostgreSQL: initdb, then a standalone backend running queries, as the
+    postgres user (set by a python wrapper, the same on both sides). A running server
+    (pg_ctl start) also needs AF_UNIX sockets."""
+    import glob
+    import pwd
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        need_binary("/usr/lib/postgresql/VERSION/bin/initdb", "postgresql")
+    bindir = os.path.dirname(bins[-1])
+    pw = pwd.getpwnam("postgres")
+    python = "/usr/bin/python3"
+
+    def as_postgres(script: str, datadir: str) -> list[str]:
+        return [python, "-c", "import os, sys; os.setgroups([]); os.setgid(%d); os.setuid(%d);"
+                " os.execv('/bin/sh', ['sh', *sys.argv[1:]])" % (pw.pw_gid, pw.pw_uid),
+                script, datadir, bindir]
+
+    # natively in a directory the postgres user can reach (pytest's own are root's, 0700)
+    scratch = tempfile.mkdtemp(prefix="runpsc-pg-", dir="/tmp")
+    try:
+        os.chmod(scratch, 0o777)
+        script = os.path.join(scratch, "postgres_single.sh")
+        shutil.copy(PROGS / "postgres_single.sh", script)
+        want = subprocess.run(as_postgres(script, os.path.join(scratch, "pgdata")), capture_output=True,
+                              stdin=subprocess.DEVNULL, cwd="/tmp", timeout=300)
+    finally:
+        shutil.rmtree(scratch)
+    assert b'answer = "42"' in want.stdout and b'sum = "500500"' in want.stdout, want
+    got = runpsc("do", f"--volume={PROGS}:/progs:ro", "--cwd=/tmp", "--",
+                 *as_postgres("/progs/postgres_single.sh", "/tmp/pgdata"), timeout=600)
+    assert got.stdout.decode().splitlines() == want.stdout.decode().splitlines(), \
+        got.stderr.decode(errors="replace")
+    assert got.returncode == want.returncode
