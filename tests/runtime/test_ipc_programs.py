@@ -79,8 +79,8 @@ def test_postgres_initdb_and_single_user_backend_match_linux():
     python = "/usr/bin/python3"
 
     def as_postgres(script: str, datadir: str) -> list[str]:
-        return [python, "-c", "import os, sys; os.setgroups([]); os.setgid(%d); os.setuid(%d);"
-                " os.execv('/bin/sh', ['sh', *sys.argv[1:]])" % (pw.pw_gid, pw.pw_uid),
+        return [python, "-c", f"import os, sys; os.setgroups([]); os.setgid({pw.pw_gid});"
+                f" os.setuid({pw.pw_uid}); os.execv('/bin/sh', ['sh', *sys.argv[1:]])",
                 script, datadir, bindir]
 
     # natively in a directory the postgres user can reach (pytest's own are root's, 0700)
