@@ -73,7 +73,7 @@ def sys_shmget(t: Task, key: int, size: int, flags: int, *_: int) -> int:
         try:
             ns.shm.add(seg, lim.shmmni)
         except OSError:
-            seg.mark_destroyed()
+            seg.free_memory()
             raise
         ns.shm_pages += pages
         return seg
