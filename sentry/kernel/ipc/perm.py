@@ -21,6 +21,7 @@ CAP_IPC_OWNER, CAP_SYS_ADMIN, CAP_SYS_RESOURCE = 15, 21, 24
 #: ids are seq * 32768 + index (IPCMNI_SHIFT 15); indexes are handed out cyclically.
 _SEQ_SHIFT = 15
 _SEQ_MAX = (1 << 16) - 1
+_MIN_CYCLE = 64  # ipc_min_cycle
 #: struct ipc64_perm on x86_64 (48 bytes): key, uid, gid, cuid, cgid, mode, seq.
 PERM64 = struct.Struct("<iIIIIHxxHxxxxxxQQ")
 
@@ -98,12 +99,15 @@ class IdSpace(Generic[Obj]):
         return max(self.by_index, default=0)
 
     def add(self, obj: Obj, limit: int) -> int:
-        """Give `obj` an id (ipc_idr_alloc's cyclic index); ENOSPC past `limit` objects."""
+        """Give `obj` an id (ipc_idr_alloc's cyclic index, the sequence bumped at each
+        wrap); ENOSPC past `limit` objects."""
         if len(self.by_index) >= limit:
             raise SyscallError(errno.ENOSPC)
-        idx = next((i for i in range(self._last + 1, limit) if i not in self.by_index), None)
+        # idr_alloc_cyclic below max(in_use * 3/2, 64), at most IPCMNI
+        top = min(max(len(self.by_index) * 3 // 2, _MIN_CYCLE), 1 << _SEQ_SHIFT)
+        idx = next((i for i in range(self._last + 1, top) if i not in self.by_index), None)
         if idx is None:
-            idx = next(i for i in range(limit) if i not in self.by_index)
+            idx = next(i for i in range(top) if i not in self.by_index)
         if idx <= self._last:
             self._seq = 0 if self._seq >= _SEQ_MAX else self._seq + 1
         self._last = idx

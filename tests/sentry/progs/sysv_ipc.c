@@ -528,11 +528,36 @@ static void test_limits(void) {
     wait_child("limits other uid", pid);
 }
 
+/* Linux's id allocation: cyclic indexes below max(in use * 3/2, 64), the sequence
+ * (id >> 15) bumped at each wrap. */
+static void test_ids(void) {
+    for (int i = 0; i < 70; i++) {
+        int id = shmget(IPC_PRIVATE, 10, 0600);
+        if (i < 2 || i > 60) printf("shm id %d\n", id);
+        shmctl(id, IPC_RMID, 0);
+    }
+    static int keep[100];
+    for (int i = 0; i < 100; i++) keep[i] = semget(IPC_PRIVATE, 1, 0600);
+    printf("sem ids %d %d %d\n", keep[0], keep[64], keep[99]);
+    for (int i = 0; i < 100; i += 2) semctl(keep[i], 0, IPC_RMID);
+    int a = semget(IPC_PRIVATE, 1, 0600);
+    int b = semget(IPC_PRIVATE, 1, 0600);
+    printf("after holes %d %d\n", a, b);
+    R("old id of a reused index", semctl(keep[0], 0, GETVAL));
+    struct semid_ds ds;
+    union semun u = {.buf = &ds};
+    R("SEM_STAT index 0", semctl(0, 0, SEM_STAT, u));
+    R("SEM_INFO max index", semctl(0, 0, SEM_INFO, u));
+    int q = msgget(IPC_PRIVATE, 0600);
+    printf("msg id %d\n", q);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, 0, _IOLBF, 0);
     if (argc < 2 || !strcmp(argv[1], "shm")) test_shm();
     if (argc < 2 || !strcmp(argv[1], "sem")) test_sem();
     if (argc < 2 || !strcmp(argv[1], "msg")) test_msg();
     if (argc < 2 || !strcmp(argv[1], "limits")) test_limits();
+    if (argc < 2 || !strcmp(argv[1], "ids")) test_ids();
     return 0;
 }
