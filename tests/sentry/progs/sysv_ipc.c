@@ -24,6 +24,12 @@
     printf("%s = %ld%s%s\n", label, r_, r_ < 0 ? " " : "", r_ < 0 ? strerrorname_np(errno) : ""); \
 } while (0)
 
+/* R, printed after waiting for `pid`: what another process prints meanwhile comes first. */
+#define R_AFTER(label, expr, what, pid) do { errno = 0; long r_ = (long)(expr); int e_ = errno; \
+    wait_child_quiet(pid); \
+    printf("%s = %ld%s%s\n", label, r_, r_ < 0 ? " " : "", r_ < 0 ? strerrorname_np(e_) : ""); \
+    printf("%s: exit 0\n", what); } while (0)
+
 union semun { int val; struct semid_ds *buf; unsigned short *array; struct seminfo *__buf; };
 
 static void wait_child(const char *what, pid_t pid) {
@@ -31,6 +37,12 @@ static void wait_child(const char *what, pid_t pid) {
     waitpid(pid, &st, 0);
     if (WIFEXITED(st)) printf("%s: exit %d\n", what, WEXITSTATUS(st));
     else printf("%s: signal %d\n", what, WTERMSIG(st));
+}
+
+static void wait_child_quiet(pid_t pid) {
+    int st;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st)) printf("child %d failed: status %x\n", 0, st);
 }
 
 static void show_maps(void) {
@@ -239,8 +251,7 @@ static void test_sem(void) {
     while (ncnt(1) != 1) usleep(1000);
     printf("ncnt %d %d %d zcnt %d\n", ncnt(0), ncnt(1), ncnt(2), zcnt(1));
     struct sembuf v = {1, 1, 0};
-    R("V(1)", semop(semid, &v, 1));
-    wait_child("sem child", pid);
+    R_AFTER("V(1)", semop(semid, &v, 1), "sem child", pid);
     a.array = got;
     semctl(semid, 0, GETALL, a);
     printf("values %d %d %d\n", got[0], got[1], got[2]);
@@ -257,8 +268,7 @@ static void test_sem(void) {
     while (zcnt(2) != 1) usleep(1000);
     printf("zcnt(2) %d\n", zcnt(2));
     struct sembuf dec5 = {2, -5, 0};
-    R("sem 2 to zero", semop(semid, &dec5, 1));
-    wait_child("zero child", pid);
+    R_AFTER("sem 2 to zero", semop(semid, &dec5, 1), "zero child", pid);
     /* SEM_UNDO undone at exit */
     fflush(stdout);
     pid = fork();
@@ -338,8 +348,7 @@ static void test_sem(void) {
         _exit(0);
     }
     wait_child("sem other uid", other);
-    R("IPC_RMID", semctl(semid, 0, IPC_RMID));
-    wait_child("eidrm child", pid);
+    R_AFTER("IPC_RMID", semctl(semid, 0, IPC_RMID), "eidrm child", pid);
     R("GETVAL removed", semctl(semid, 0, GETVAL));
     show_sysvipc("sem");
 }
@@ -406,30 +415,36 @@ static void test_msg(void) {
     /* wait until the child blocks: no state shows it, so take the message only after
      * the child has had every chance; the child's send completes either way */
     n = msgrcv(q, &m, sizeof m.text, 1, 0);
-    printf("took %ld\n", n);
-    wait_child("sender child", pid);
+    int st;
+    waitpid(pid, &st, 0);  /* the child's line first, whichever ran first */
+    printf("took %ld, sender child exit %d\n", n, WEXITSTATUS(st));
     n = msgrcv(q, &m, sizeof m.text, 0, 0);
     printf("got '%s' type %ld\n", m.text, m.mtype);
     /* blocked receiver woken by a send, and EIDRM */
+    int said[2];
+    pipe(said);
     fflush(stdout);
     pid = fork();
     if (pid == 0) {
         struct msg c;
         long k = msgrcv(q, &c, sizeof c.text, 8, 0);
         printf("child received %ld '%s'\n", k, c.text);
-        R("child waits on removed queue", msgrcv(q, &c, sizeof c.text, 0, 0));
+        fflush(stdout);
+        write(said[1], "x", 1);
+        /* EIDRM if it slept before the removal, EINVAL if it came after: no state shows
+         * a sleeping receiver, so either is right */
+        errno = 0;
+        long r = msgrcv(q, &c, sizeof c.text, 0, 0);
+        printf("child on removed queue: %ld %s\n", r,
+               errno == EIDRM || errno == EINVAL ? "EIDRM-or-EINVAL" : strerrorname_np(errno));
         fflush(stdout);
         _exit(0);
     }
     m.mtype = 8; strcpy(m.text, "eight");
     msgsnd(q, &m, 6, 0);
-    /* the child takes it, then blocks again; remove once the queue is empty */
-    for (;;) {
-        msgctl(q, IPC_STAT, &ds);
-        if (ds.msg_qnum == 0) break;
-        usleep(1000);
-    }
-    usleep(50000);
+    char x;
+    read(said[0], &x, 1);
+    usleep(20000);  /* likely asleep in msgrcv by now; either outcome prints the same */
     R("msgctl rmid", msgctl(q, IPC_RMID, 0));
     wait_child("receiver child", pid);
     R("stat removed", msgctl(q, IPC_STAT, &ds));
