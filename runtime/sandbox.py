@@ -383,6 +383,11 @@ class Sandbox:
                 table = traced_table(TABLE, Strace(write))
             kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to)
             self.kernel = kernel
+            from vfs import Credentials
+
+            # The IPC namespace's POSIX message queues, where Linux containers show them.
+            await vfs.mount(ctx, Credentials.root(), kernel.ipc.mqueue, None, b"/dev/mqueue",
+                            source="mqueue")
             argv = [os.fsencode(a) for a in cfg.argv]
             envp = [os.fsencode(f"{k}={v}") for k, v in cfg.env.items()]
             path = await self._find_program(vfs, ctx, creds, argv[0], cfg.env.get("PATH"))

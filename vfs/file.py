@@ -150,6 +150,10 @@ class FileDescription:
     async def flush(self) -> None:
         """close(2) of one fd (even if other references remain); write-back hook."""
 
+    def closed_by(self, owner: int) -> None:
+        """Process `owner` (the kernel's id for it) closed one fd of this file: what a
+        flush hook that looks at the closing process does (an mqueue's notification)."""
+
     # -- flags ----------------------------------------------------------------------------
 
     @property

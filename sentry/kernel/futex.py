@@ -3,22 +3,38 @@
 Why in the kernel rather than in the futex handler: the kernel itself wakes futexes
 (CLONE_CHILD_CLEARTID at a thread's exit: pthread_join), and each sandbox's queues are its
 own (every sandbox's first process is pid 1, so two sandboxes' keys would collide). Waiters
-are trio Events, so a wait never blocks the Sentry. Keys carry the thread group: only
-process-private futexes are shared, which is what threads of one process use.
+are trio Events, so a wait never blocks the Sentry. A private futex (FUTEX_PRIVATE_FLAG, or
+any futex in private memory) is keyed by (thread group, address); a shared one in shared
+memory by the memory object and offset (`MemoryManager.shared_key`), so processes mapping
+the same file, segment or shared anonymous memory at different addresses meet, as Linux's
+get_futex_key makes them.
 """
 
 from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
 from sentry.errors import SyscallError
 
-#: A futex's identity: (tgid, address).
-Key = tuple[int, int]
+if TYPE_CHECKING:
+    from .task import Task
+
+#: A futex's identity: (tgid, address), or (memory object, offset) for a shared one.
+Key = tuple[object, int]
 BITSET_MATCH_ANY = 0xFFFFFFFF
+
+
+def key_of(t: Task, addr: int, private: bool) -> Key:
+    """The key of the futex at `addr` for thread `t` (get_futex_key)."""
+    if not private:
+        shared = t.mm.shared_key(addr)
+        if shared is not None:
+            return shared
+    return (t.tgid, addr)
 
 
 @dataclass(slots=True)

@@ -45,7 +45,9 @@ from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
 from .futex import Futexes
+from .futex import key_of as futex_key_of
 from .image import RecordingSource, image_of
+from .ipc import IpcNamespace
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
 from .uts import Uts
 
@@ -103,6 +105,7 @@ class Kernel:
         # The sandbox's kernel state: nothing of it is shared with another Kernel.
         self.futexes = Futexes()
         self.file_locks = FileLocks(self.procs)
+        self.ipc = IpcNamespace()  # System V shared memory, semaphores, message queues
         #: Signals queued and not yet taken, plus processes in a group stop: while
         #: non-zero, the run loop calls `signals.on_return` after every syscall.
         self.signals_queued = 0
@@ -147,6 +150,7 @@ class Kernel:
         empties an fd slot does the same.
         """
         self.file_locks.on_close(tgid, fdesc)
+        fdesc.closed_by(tgid)
         try:
             await fdesc.flush()
         finally:
@@ -214,6 +218,7 @@ class Kernel:
             await t.ended.wait()  # pid 1's process, whichever of its threads ends last
             status = self.procs_ended[t.tgid]
             nursery.cancel_scope.cancel()  # init is gone: so is everything else
+        self.ipc.release()  # the namespace goes with its last process
         return status
 
     @property
@@ -356,6 +361,7 @@ class Kernel:
         key = id(t.fdtable)
         self._fd_users[key] = self._fd_users.get(key, 1) - 1
         last = self._fd_users[key] <= 0
+        self.ipc.process_exited(t.tgid)  # SEM_UNDO
         await self._exit_cleanup(t.mm, t.fdtable if last else None, t.tgid)
         assert leader.exit_status is not None  # end_process set it
         self._exited(leader, leader.exit_status)
@@ -368,7 +374,7 @@ class Kernel:
             t.mem_write(t.clear_child_tid, b"\0\0\0\0")
         except OSError:
             return
-        self.futexes.wake((t.tgid, t.clear_child_tid), 1)
+        self.futexes.wake(futex_key_of(t, t.clear_child_tid, private=False), 1)
 
     def _exited(self, t: Task, status: int) -> None:
         """Make `t` a zombie for its parent (SIGCHLD). Its children go to the nearest

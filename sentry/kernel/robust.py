@@ -13,6 +13,8 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
+from .futex import key_of
+
 if TYPE_CHECKING:
     from .task import Task
 
@@ -36,7 +38,7 @@ def _death(mem: Task, t: Task, addr: int, pi: bool, pending: bool) -> None:
         return
     futexes = t.kernel.futexes
     if pending and not pi and not val:
-        futexes.wake((t.tgid, addr), 1)
+        futexes.wake(key_of(mem, addr, private=False), 1)
         return
     if val & FUTEX_TID_MASK != t.tid:
         return
@@ -45,7 +47,7 @@ def _death(mem: Task, t: Task, addr: int, pi: bool, pending: bool) -> None:
     except OSError:
         return
     if not pi and val & FUTEX_WAITERS:
-        futexes.wake((t.tgid, addr), 1)
+        futexes.wake(key_of(mem, addr, private=False), 1)
 
 
 def exit_robust_list(t: Task, mem: Task | None = None) -> None:

@@ -153,6 +153,19 @@ class MemoryManager:
             return self.vmas[i]
         return None
 
+    def shared_key(self, addr: int) -> tuple[tuple[str, int], int] | None:
+        """What a shared futex at `addr` is keyed by: the memory object of a shared
+        mapping (a file's inode, a System V segment, a shared anonymous mapping) and the
+        offset in it, the same in every process mapping it; None for private memory."""
+        v = self.find(addr)
+        if v is None or not v.shared:
+            return None
+        off = v.offset + (addr - v.start)
+        if v.file is None:
+            return None if v.anon is None else (("anon", id(v.anon)), off)
+        ident = getattr(v.file, "seg", None) or getattr(v.file, "inode", None) or v.file
+        return ("file", id(ident)), off
+
     def _overlaps(self, start: int, end: int, *, reserved_only: bool = False) -> bool:
         for s, e, _ in self.reserved:
             if s < end and start < e:
@@ -270,7 +283,8 @@ class MemoryManager:
             host_flags |= flags & MAP_POPULATE
             self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
         vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown,
-                  host_shared=memfd >= 0, origin=origin, locked=self.lock_future)
+                  host_shared=memfd >= 0, origin=origin, locked=self.lock_future,
+                  anon=object() if shared and file is None else None)
         if file is not None:
             if id(file) not in self._files:
                 self._files[id(file)] = file.inc_ref()

@@ -48,6 +48,9 @@ class Vma:
     #: the file mapping, with `offset`.
     origin: tuple[int, int, Any] | None = None
     locked: bool = False  # mlock'ed (VM_LOCKED): counted in VmLck and against RLIMIT_MEMLOCK
+    #: A shared anonymous mapping's memory, as one object kept by splits, mremap and fork
+    #: (whose stub inherits the host mapping): what shared futex keys name.
+    anon: object | None = None
 
     def slice(self, start: int, end: int) -> Vma:
         """The part [start, end) of this mapping, with its file offset adjusted."""

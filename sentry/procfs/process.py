@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 _READ_LIMIT = 1 << 20  # cmdline/environ longer than this are cut (Linux reads page by page)
 _O_LARGEFILE = 0o100000
+_SHM_DEV = os.makedev(0, 1)  # the device maps shows for System V segments (Linux's shm mount)
 _O_CLOEXEC = 0o2000000
 
 _LIMITS = (("Max cpu time", "seconds"), ("Max file size", "bytes"),
@@ -338,6 +339,9 @@ class ProcessFiles:
                     name = self.vfs.path_of(fs, vd)
                 except Exception:  # a file gone from the namespace: its last name
                     name = vd.dentry.name
+            elif v.file is not None and hasattr(v.file, "maps_name"):
+                ino, name = v.file.maps_name  # a System V segment: its id, /SYSV<key>
+                dev = _SHM_DEV
             elif v.file is not None and v.shared:
                 name = b"/dev/zero (deleted)"
             elif v.origin is not None:  # a loader's copy of the program or interpreter

@@ -1,6 +1,8 @@
 """/proc/sys: the sandbox kernel's tunables, read-only except kernel/hostname and
 kernel/domainname, which are the kernel's UTS names (what uname reports) and which root in
-the sandbox may change, as sethostname(2) would.
+the sandbox may change, as sethostname(2) would, and the System V IPC limits
+(kernel/shm*, msg*, sem: the IPC namespace's `IpcLimits`; fs/mqueue/*: its mqueue
+filesystem's), which root may change as in Linux.
 """
 
 from __future__ import annotations
@@ -78,6 +80,33 @@ class Sysctl:
 
         return FileNode(read, 0o644, write=write)
 
+    def _ipc_limit(self, attr: str, count: int = 1, top: int = (1 << 31) - 1, low: int = 0,
+                   of: object = None) -> FileNode:
+        """A limit of the IPC namespace (proc_dointvec_minmax / proc_doulongvec_minmax):
+        `count` numbers, each in [low, top]; anything else written is EINVAL. An attribute
+        of `of` (the System V `IpcLimits` by default)."""
+        limits = self.kernel.ipc.limits if of is None else of
+
+        def read() -> bytes:
+            v = getattr(limits, attr)
+            return "\t".join(map(str, v if isinstance(v, list) else [v])).encode() + b"\n"
+
+        def write(data: bytes, offset: int) -> int:
+            try:
+                vals = [int(w) for w in data.split()]
+            except ValueError:
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL)) from None
+            if offset or not vals or len(vals) > count or any(not low <= v <= top for v in vals):
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            if count == 1:
+                setattr(limits, attr, vals[0])
+            else:
+                cur = getattr(limits, attr)
+                cur[:len(vals)] = vals
+            return len(data)
+
+        return FileNode(read, 0o644, write=write)
+
     def _file_nr(self) -> bytes:
         seen: set[int] = set()
         n = 0
@@ -99,13 +128,13 @@ class Sysctl:
             b"threads-max": _nums(max(20, mem // (8 * 16384))),
             b"ngroups_max": _nums(65536),
             b"cap_last_cap": _nums(40),
-            b"shmmax": _nums(18446744073692774399),
-            b"shmall": _nums(18446744073692774399),
-            b"shmmni": _nums(4096),
-            b"msgmax": _nums(8192),
-            b"msgmnb": _nums(16384),
-            b"msgmni": _nums(32000),
-            b"sem": _nums(32000, 1024000000, 500, 32000),
+            b"shmmax": self._ipc_limit("shmmax", top=(1 << 64) - 1),
+            b"shmall": self._ipc_limit("shmall", top=(1 << 64) - 1),
+            b"shmmni": self._ipc_limit("shmmni", top=1 << 15),
+            b"msgmax": self._ipc_limit("msgmax"),
+            b"msgmnb": self._ipc_limit("msgmnb"),
+            b"msgmni": self._ipc_limit("msgmni", top=1 << 15),
+            b"sem": self._ipc_limit("sem", 4),
             b"tainted": _nums(0),
             b"overflowuid": _nums(65534),
             b"overflowgid": _nums(65534),
@@ -117,6 +146,7 @@ class Sysctl:
             }),
             b"yama": DirNode({b"ptrace_scope": _nums(1)}),
         }
+        mq = self.kernel.ipc.mqueue
         fs: dict[bytes, Node] = {
             b"file-max": _nums(9223372036854775807),
             b"file-nr": _ro(self._file_nr),
@@ -125,9 +155,14 @@ class Sysctl:
             b"inotify": DirNode({b"max_user_watches": _nums(65536),
                                 b"max_user_instances": _nums(128),
                                 b"max_queued_events": _nums(16384)}),
-            b"mqueue": DirNode({b"msg_max": _nums(10), b"msgsize_max": _nums(8192),
-                               b"queues_max": _nums(256), b"msg_default": _nums(10),
-                               b"msgsize_default": _nums(8192)}),
+            b"mqueue": DirNode({
+                b"msg_max": self._ipc_limit("msg_max", low=1, top=65536, of=mq),
+                b"msgsize_max": self._ipc_limit("msgsize_max", low=128, top=16 << 20, of=mq),
+                b"queues_max": self._ipc_limit("queues_max", of=mq),
+                b"msg_default": self._ipc_limit("msg_default", low=1, top=65536, of=mq),
+                b"msgsize_default": self._ipc_limit("msgsize_default", low=128, top=16 << 20,
+                                                    of=mq),
+            }),
         }
         vm: dict[bytes, Node] = {
             b"overcommit_memory": _nums(0),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from vfs.fs.synthetic import FileNode, Node, Source, SymlinkNode
+from vfs.fs.synthetic import DirNode, FileNode, Node, Source, SymlinkNode
 
 from .process import ProcessFiles
 from .sysctl import Sysctl
@@ -88,6 +88,9 @@ class ProcView:
                                  b"  5 /dev/tty\n  5 /dev/console\n  5 /dev/ptmx\n"
                                  b"136 pts\n\nBlock devices:\n"),
             b"sys": self.sysctl.tree(),
+            b"sysvipc": DirNode({b"shm": _sysfile(self.kernel.ipc.proc_shm),
+                                 b"sem": _sysfile(self.kernel.ipc.proc_sem),
+                                 b"msg": _sysfile(self.kernel.ipc.proc_msg)}),
         }
         me = _current()
         if me is not None:

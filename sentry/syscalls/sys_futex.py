@@ -16,6 +16,7 @@ import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel.futex import BITSET_MATCH_ANY as FUTEX_BITSET_MATCH_ANY
+from sentry.kernel.futex import Key, key_of
 from sentry.kernel.table import Level, syscall
 
 from .sys_file import i32
@@ -35,10 +36,11 @@ def _load(t: Task, addr: int) -> int:
     return struct.unpack("<I", t.mem_read(addr, 4))[0]
 
 
-async def _wait(t: Task, addr: int, val: int, deadline: float | None, bitset: int) -> int:
+async def _wait(t: Task, key: Key, addr: int, val: int, deadline: float | None,
+                bitset: int) -> int:
     if _load(t, addr) != val & 0xFFFFFFFF:
         raise SyscallError(errno.EAGAIN)
-    return await t.kernel.futexes.wait((t.tgid, addr), deadline, bitset)
+    return await t.kernel.futexes.wait(key, deadline, bitset)
 
 
 def _deadline(t: Task, addr: int, *, absolute: bool, realtime: bool) -> float | None:
@@ -114,14 +116,15 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
     if realtime and cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
         raise SyscallError(errno.ENOSYS)
     futexes = t.kernel.futexes
-    key = (t.tgid, uaddr)
+    private = bool(op & FUTEX_PRIVATE_FLAG)
+    key = key_of(t, uaddr, private)
     if cmd == FUTEX_WAIT:
-        return await _wait(t, uaddr, val, _deadline(t, timeout, absolute=False,
+        return await _wait(t, key, uaddr, val, _deadline(t, timeout, absolute=False,
                                                    realtime=realtime), FUTEX_BITSET_MATCH_ANY)
     if cmd == FUTEX_WAIT_BITSET:
         if not val3 & 0xFFFFFFFF:
             raise SyscallError(errno.EINVAL)
-        return await _wait(t, uaddr, val, _deadline(t, timeout, absolute=True,
+        return await _wait(t, key, uaddr, val, _deadline(t, timeout, absolute=True,
                                                    realtime=realtime), val3 & 0xFFFFFFFF)
     if cmd == FUTEX_WAKE:
         if uaddr & 3:
@@ -136,7 +139,7 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
             raise SyscallError(errno.EAGAIN)
         woken = futexes.wake(key, min(val, 0x7FFFFFFF))
         limit = timeout & 0x7FFFFFFF  # val2 travels in the timeout argument
-        moved = futexes.requeue(key, (t.tgid, uaddr2), limit)
+        moved = futexes.requeue(key, key_of(t, uaddr2, private), limit)
         return woken + (moved if cmd == FUTEX_CMP_REQUEUE else 0)
     if cmd == FUTEX_WAKE_OP:
         if uaddr & 3:
@@ -144,7 +147,7 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
         hit = _wake_op(t, uaddr2, val3 & 0xFFFFFFFF)
         woken = futexes.wake(key, min(val, 0x7FFFFFFF))
         if hit:
-            woken += futexes.wake((t.tgid, uaddr2), timeout & 0x7FFFFFFF)
+            woken += futexes.wake(key_of(t, uaddr2, private), timeout & 0x7FFFFFFF)
         return woken
     raise SyscallError(errno.ENOSYS)
 
@@ -178,9 +181,9 @@ def _futex2_deadline(t: Task, timeout: int, clockid: int) -> float | None:
     return _deadline(t, timeout, absolute=True, realtime=clockid == CLOCK_REALTIME)
 
 
-def _parse_waitv(t: Task, addr: int, n: int) -> list[tuple[int, int]]:
-    """futex_parse_waitv: (address, value) of `n` entries; EINVAL for bad flags, a
-    reserved field or an unaligned address."""
+def _parse_waitv(t: Task, addr: int, n: int) -> list[tuple[int, int, Key]]:
+    """futex_parse_waitv: (address, value, futex key) of `n` entries; EINVAL for bad
+    flags, a reserved field or an unaligned address."""
     out = []
     raw = t.mem_read(addr, WAITV.size * n)
     for val, uaddr, flags, reserved in WAITV.iter_unpack(raw):
@@ -189,12 +192,12 @@ def _parse_waitv(t: Task, addr: int, n: int) -> list[tuple[int, int]]:
         _futex2_flags(flags, val)
         if uaddr & 3:
             raise SyscallError(errno.EINVAL)
-        out.append((uaddr, val))
+        out.append((uaddr, val, key_of(t, uaddr, bool(flags & FUTEX2_PRIVATE))))
     return out
 
 
 @syscall("futex_waitv", level=Level.PARTIAL,
-         note="32-bit futexes private to the process (as every futex here)")
+         note="32-bit futexes only (EINVAL), as Linux")
 async def sys_futex_waitv(t: Task, waiters: int, nr: int, flags: int, timeout: int,
                           clockid: int, *_: int) -> int:
     """Implements Linux syscall futex_waitv(2): wait on up to 128 futexes at once; EAGAIN if
@@ -206,10 +209,10 @@ async def sys_futex_waitv(t: Task, waiters: int, nr: int, flags: int, timeout: i
         raise SyscallError(errno.EINVAL)
     deadline = _futex2_deadline(t, timeout, clockid)
     entries = _parse_waitv(t, waiters, nr)
-    for uaddr, val in entries:
+    for uaddr, val, _key in entries:
         if _load(t, uaddr) != val:
             raise SyscallError(errno.EAGAIN)
-    return await t.kernel.futexes.wait_any([(t.tgid, a) for a, _ in entries], deadline)
+    return await t.kernel.futexes.wait_any([k for _, _, k in entries], deadline)
 
 
 @syscall("futex_wake", level=Level.PARTIAL, note="32-bit futexes only (EINVAL), as Linux")
@@ -223,7 +226,8 @@ def sys_futex_wake(t: Task, uaddr: int, mask: int, nr: int, flags: int, *_: int)
     nr = i32(nr)
     if nr <= 0:
         return 0
-    return t.kernel.futexes.wake((t.tgid, uaddr), nr, mask & 0xFFFFFFFF)
+    key = key_of(t, uaddr, bool(flags & FUTEX2_PRIVATE))
+    return t.kernel.futexes.wake(key, nr, mask & 0xFFFFFFFF)
 
 
 @syscall("futex_wait", level=Level.PARTIAL, note="32-bit futexes only (EINVAL), as Linux")
@@ -239,7 +243,8 @@ async def sys_futex_wait(t: Task, uaddr: int, val: int, mask: int, flags: int, t
     deadline = _futex2_deadline(t, timeout, clockid)
     if not mask:
         raise SyscallError(errno.EINVAL)
-    return await _wait(t, uaddr, val, deadline, mask)
+    key = key_of(t, uaddr, bool(flags & FUTEX2_PRIVATE))
+    return await _wait(t, key, uaddr, val, deadline, mask)
 
 
 @syscall("futex_requeue", level=Level.PARTIAL, note="32-bit futexes only (EINVAL), as Linux")
@@ -249,12 +254,12 @@ def sys_futex_requeue(t: Task, waiters: int, flags: int, nr_wake: int, nr_requeu
     `nr_wake` of its waiters and move up to `nr_requeue` more to the second."""
     if flags & 0xFFFFFFFF or not waiters:
         raise SyscallError(errno.EINVAL)
-    (a1, v1), (a2, _v2) = _parse_waitv(t, waiters, 2)
+    (a1, v1, k1), (_a2, _v2, k2) = _parse_waitv(t, waiters, 2)
     nw, nq = i32(nr_wake), i32(nr_requeue)
     if nw < 0 or nq < 0:
         raise SyscallError(errno.EINVAL)
     if _load(t, a1) != v1:
         raise SyscallError(errno.EAGAIN)
     futexes = t.kernel.futexes
-    woken = futexes.wake((t.tgid, a1), nw)
-    return woken + futexes.requeue((t.tgid, a1), (t.tgid, a2), nq)
+    woken = futexes.wake(k1, nw)
+    return woken + futexes.requeue(k1, k2, nq)

@@ -135,6 +135,7 @@ async def install(vfs: VirtualFilesystem, ctx: FSContext, creds: Credentials,
     await vfs.mknodat(c, creds, None, base + b"tty", S_IFCHR | 0o666, os.makedev(5, 0))
     await vfs.mkdirat(c, creds, None, base + b"pts", 0o755)
     await vfs.mkdirat(c, creds, None, base + b"shm", S_IFDIR | S_ISVTX | 0o777)
+    await vfs.mkdirat(c, creds, None, base + b"mqueue", 0o755)  # the kernel mounts its mqueue
     await vfs.symlinkat(c, creds, b"/proc/self/fd", None, base + b"fd")
     for i, name in enumerate((b"stdin", b"stdout", b"stderr")):
         await vfs.symlinkat(c, creds, b"/proc/self/fd/%d" % i, None, base + name)
