@@ -392,13 +392,9 @@ class UnixSocket(Socket):
             await self._dgram_connect(task, addr)
             return
         sockaddr.unix_check(addr)
-        if self.state == CONNECTED:
-            raise SyscallError(errno.EISCONN)
-        if self.state == LISTENING:
-            raise SyscallError(errno.EINVAL)
         if self.opts.passcred and self.name is None:
             self._autobind()
-        while True:
+        while True:  # unix_stream_connect's order: the listener first, then our state
             other = await self._resolve(task, addr)
             if other.state != LISTENING or other.shut & RCV_SHUTDOWN:
                 raise SyscallError(errno.ECONNREFUSED)
@@ -407,8 +403,10 @@ class UnixSocket(Socket):
             if self.flags & O_NONBLOCK:
                 raise SyscallError(errno.EAGAIN)
             await self._wait(task, (other,), True)
-            if self.state == CONNECTED:
-                raise SyscallError(errno.EISCONN)
+        if self.state == CONNECTED:
+            raise SyscallError(errno.EISCONN)
+        if self.state == LISTENING:
+            raise SyscallError(errno.EINVAL)
         emb = UnixSocket(task, self.type, self.protocol)
         emb.vd = sockfs_of(self.kernel).new_inode(task.creds)
         emb.name = other.name
@@ -710,8 +708,8 @@ class UnixSocket(Socket):
             return pack_int(self._take_error())
         if name == SO_PEERCRED:
             c = self.peercred
-            if c is None:
-                c = Ucred(0, OVERFLOW_ID, OVERFLOW_ID)
+            if c is None:  # no peer: Linux's cred_to_ucred of no credentials
+                c = Ucred(0, 0xFFFFFFFF, 0xFFFFFFFF)
             return c.pid.to_bytes(4, "little", signed=True) + c.uid.to_bytes(4, "little") \
                 + c.gid.to_bytes(4, "little")
         raise SyscallError(errno.ENOPROTOOPT)

@@ -262,6 +262,8 @@ def _check_creds(t: Task, c: Ucred) -> None:
         raise SyscallError(errno.EPERM)
     if c.gid not in (cr.gid, cr.egid, cr.sgid) and not cr.has_cap(CAP_SETGID):
         raise SyscallError(errno.EPERM)
+    if c.pid not in t.kernel.procs:
+        raise SyscallError(errno.ESRCH)  # __scm_send's find_get_pid
 
 
 def parse_control(t: Task, sock: Socket, raw: bytes) -> Control:
