@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from vfs.fs.synthetic import FileNode, Node, Source, SymlinkNode
 
+from .net import net_tree
 from .process import ProcessFiles
 from .sysctl import Sysctl
 from .sysfs import sys_tree
@@ -85,6 +86,7 @@ class ProcView:
                                  b"  5 /dev/tty\n  5 /dev/console\n  5 /dev/ptmx\n"
                                  b"136 pts\n\nBlock devices:\n"),
             b"sys": self.sysctl.tree(),
+            b"net": net_tree(self.kernel),
         }
         me = _current()
         if me is not None:

@@ -810,3 +810,30 @@ class UnixSocket(Socket):
 
 __all__ = ["UnixSocket", "UnixNamespace", "create", "unix_namespace", "MSG_CMSG_CLOEXEC",
            "MSG_NOSIGNAL"]
+
+
+def proc_net_unix(kernel: Any) -> bytes:
+    """/proc/net/unix of the sandbox's own sockets, as unix_seq_show prints it (kernel
+    addresses shown as zeros, as kptr_restrict does)."""
+    out = [b"Num       RefCount Protocol Flags    Type St Inode Path\n"]
+    ns = kernel.socket_state.get(AF_UNIX)
+    for s in list(ns.sockets) if ns is not None else []:
+        listening = s.state == LISTENING
+        if s.state == CONNECTED:
+            st = 3  # SS_CONNECTED (an unaccepted one is SS_CONNECTING below)
+        else:
+            st = 1  # SS_UNCONNECTED
+        if any(s in o.accept_q for o in ns.sockets if o.state == LISTENING):
+            st = 2
+        line = b"0000000000000000: %08X %08X %08X %04X %02X %5d" % (
+            s.refs + 1, 0, (1 << 16) if listening else 0, s.type, st,
+            s.vd.dentry.inode.ino if s.vd is not None else 0)
+        if s.name is not None:
+            path = s.name[sockaddr.SUN_PATH_OFFSET:]
+            if path[:1] == b"\0":
+                path = b"@" + path[1:].replace(b"\0", b"@")
+            else:
+                path = path.rstrip(b"\0")
+            line += b" " + path
+        out.append(line + b"\n")
+    return b"".join(out)

@@ -105,3 +105,14 @@ def test_host_socket_through_gofer_is_refused(tmp_path: Path):
             assert e.errno == errno.EAGAIN
     finally:
         host.close()
+
+
+def test_proc_net_unix_lists_the_sandboxs_sockets(tmp_path: Path):
+    """/proc/net/unix shows the sandbox's own sockets with Linux's columns (each program
+    picks its sockets out by inode; kernel addresses and reference counts left out)."""
+    prog = Path(__file__).resolve().parent / "progs" / "procnet_unix.py"
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "procnet_unix.py").write_text(prog.read_text())
+    compare(["bash", "-c", 'python3 "$SRC/procnet_unix.py" "$D"'], volumes={str(src): "/src"},
+            env={"SRC": (str(src), "/src"), "D": (str(tmp_path), "/tmp")})
