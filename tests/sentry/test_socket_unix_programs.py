@@ -10,6 +10,8 @@ import errno
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.runtime.test_do import runpsc
 from tests.runtime.test_workloads import compare
 from tests.support import need_binary
@@ -53,10 +55,15 @@ def _src(tmp_path: Path) -> Path:
     return src
 
 
-def test_asyncio_unix_echo_in_tmpfs(tmp_path: Path):
+@pytest.mark.parametrize("where", ["/tmp/e.sock", "/var/tmp/runpsc-echo-test.sock"],
+                         ids=["tmpfs", "overlay"])
+def test_asyncio_unix_echo(tmp_path: Path, where: str):
+    """The socket bound in the sandbox's /tmp (a tmpfs) or /var/tmp (the root overlay's
+    upper layer; the host's /var/tmp is not touched)."""
     src = _src(tmp_path)
     compare(["bash", "-c", 'python3 "$SRC/echo.py" "$SOCK"'], volumes={str(src): "/src"},
-            env={"SRC": (str(src), "/src"), "SOCK": (str(tmp_path / "e.sock"), "/tmp/e.sock")})
+            env={"SRC": (str(src), "/src"), "SOCK": (str(tmp_path / "e.sock"), where)})
+    assert not Path(where).exists()
 
 
 def test_asyncio_unix_echo_in_gofer_volume(tmp_path: Path):
