@@ -511,7 +511,9 @@ class UnixSocket(Socket):
                     raise SyscallError(errno.EAGAIN)
                 try:
                     await self._wait(task, (self, other), True)
-                except SyscallError:
+                except (SyscallError, trio.Cancelled):
+                    # a timeout or a signal after part of the data went: Linux returns
+                    # the part (never EINTR, so SA_RESTART cannot send it twice)
                     if sent:
                         return sent
                     raise
@@ -651,8 +653,8 @@ class UnixSocket(Socket):
                 raise SyscallError(errno.EAGAIN)
             try:
                 await self._wait(task, (self,), False)
-            except SyscallError:
-                if out:
+            except (SyscallError, trio.Cancelled):
+                if out:  # MSG_WAITALL cut short: what was read is returned, not lost
                     break
                 raise
         res.data = bytes(out)
