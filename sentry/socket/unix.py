@@ -236,6 +236,7 @@ class UnixSocket(Socket):
         self.shut = 0  # RCV_SHUTDOWN | SEND_SHUTDOWN
         self.err = 0
         self.dead = False
+        self.embryo = False
         self.peercred: Ucred | None = None
         self.passed_creds = Ucred(task.tgid, task.creds.uid, task.creds.gid)
 
@@ -269,7 +270,9 @@ class UnixSocket(Socket):
             drop.extend(p.rights)
             p.rights = []
         while self.accept_q:
-            drop.append(self.accept_q.popleft())
+            emb = self.accept_q.popleft()
+            emb.embryo = True  # never accepted: its client sees ECONNRESET
+            drop.append(emb)
         return drop
 
     async def _wait(self, task: Task, socks: tuple[UnixSocket, ...], send: bool) -> None:
@@ -425,7 +428,6 @@ class UnixSocket(Socket):
         if self.state == LISTENING:
             raise SyscallError(errno.EINVAL)
         emb = UnixSocket(task, self.type, self.protocol)
-        emb.vd = sockfs_of(self.kernel).new_inode(task.creds)
         emb.name = other.name
         emb.opts.passcred = other.opts.passcred
         emb.opts.sndbuf, emb.opts.rcvbuf = other.opts.sndbuf, other.opts.rcvbuf
@@ -459,7 +461,7 @@ class UnixSocket(Socket):
             if self.flags & O_NONBLOCK:
                 raise SyscallError(errno.EAGAIN)
             await self._wait(task, (self,), False)
-            if self.state != LISTENING:
+            if self.state != LISTENING or self.dead:
                 raise SyscallError(errno.EINVAL)
         emb = self.accept_q.popleft()
         self.waitq.notify(0)  # room in the backlog: a blocked connect may go on
@@ -813,13 +815,11 @@ class UnixSocket(Socket):
                 del ns.abstract[key]
         if self.bound_inode is not None and ns.by_inode.get(self.bound_inode) is self:
             del ns.by_inode[self.bound_inode]
-        was_listening = self.state == LISTENING
-        self.state = UNCONNECTED if not was_listening else LISTENING
         self.shut = RCV_SHUTDOWN | SEND_SHUTDOWN
         peer = self.peer
         if peer is not None and self.connection:
             peer.shut = RCV_SHUTDOWN | SEND_SHUTDOWN
-            if self.queue or self.accept_q:
+            if self.queue or self.accept_q or self.embryo:
                 peer.err = errno.ECONNRESET
             peer.waitq.notify(POLLIN | POLLOUT | POLLHUP | POLLERR | POLLRDHUP)
         elif peer is not None:

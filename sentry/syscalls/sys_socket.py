@@ -373,15 +373,21 @@ def _iov(t: Task, iov: int, iovlen: int) -> list[tuple[int, int]]:
     return t.read_iovecs(iov, iovlen)
 
 
+def _namelen(name: int, namelen: int) -> int:
+    """copy_msghdr_from_user's msg_namelen: 0 without a name, EINVAL if negative, at most
+    sizeof(sockaddr_storage)."""
+    if not name:
+        return 0
+    n = namelen if namelen < 1 << 31 else namelen - (1 << 32)
+    if n < 0:
+        raise SyscallError(errno.EINVAL)
+    return min(n, SOCKADDR_STORAGE)
+
+
 async def _sendmsg_one(t: Task, sock: Socket, msg: int, flags: int) -> int:
     name, namelen, iov, iovlen, control, controllen, _ = _read_msghdr(t, msg)
-    namelen_i = namelen if namelen < 1 << 31 else namelen - (1 << 32)
-    if name and namelen_i:
-        addr: bytes | None = read_sockaddr(t, name, namelen_i) or None
-    else:
-        if namelen_i < 0 or namelen_i > SOCKADDR_STORAGE:
-            raise SyscallError(errno.EINVAL)
-        addr = None
+    namelen_i = _namelen(name, namelen)
+    addr = t.mem_read(name, namelen_i) if namelen_i else None
     vecs = _iov(t, iov, iovlen)
     if controllen > _INT_MAX:
         raise SyscallError(errno.ENOBUFS)
@@ -451,9 +457,7 @@ def _scatter(t: Task, vecs: list[tuple[int, int]], data: bytes) -> None:
 
 async def _recvmsg_one(t: Task, sock: Socket, msg: int, flags: int) -> int:
     name, namelen, iov, iovlen, control, controllen, _ = _read_msghdr(t, msg)
-    namelen_i = namelen if namelen < 1 << 31 else namelen - (1 << 32)
-    if namelen_i < 0:
-        raise SyscallError(errno.EINVAL)
+    namelen_i = _namelen(name, namelen)
     vecs = _iov(t, iov, iovlen)
     for base, n in vecs:
         access_ok(base, n)
@@ -469,13 +473,10 @@ async def _recvmsg_one(t: Task, sock: Socket, msg: int, flags: int) -> int:
         await res.control.release()
     if cbytes:
         t.mem_write(control, cbytes)
-    if name:
-        klen = len(res.addr) if res.addr else 0
-        if klen:
-            t.mem_write(name, res.addr[: min(namelen_i, SOCKADDR_STORAGE)])  # type: ignore[index]  # klen>0: addr is bytes
-        t.mem_write(msg + _MSG_NAMELEN, _INT.pack(klen))
-    else:
-        t.mem_write(msg + _MSG_NAMELEN, _INT.pack(0))
+    klen = len(res.addr) if name and res.addr else 0
+    if klen and namelen_i:
+        t.mem_write(name, (res.addr or b"")[:namelen_i])
+    t.mem_write(msg + _MSG_NAMELEN, _INT.pack(klen))
     t.mem_write(msg + _MSG_CONTROLLEN, struct.pack("<Q", len(cbytes)))
     t.mem_write(msg + _MSG_FLAGS, _INT.pack(res.flags | cflags))
     return _length(res)

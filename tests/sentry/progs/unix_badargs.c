@@ -122,6 +122,9 @@ int main(void) {
     struct iovec riov = {buf, sizeof buf};
     struct msghdr r = {.msg_iov = &riov, .msg_iovlen = 1, .msg_name = &a, .msg_namelen = -1};
     ERR(recvmsg(sv[1], &r, MSG_DONTWAIT));
+    r.msg_name = NULL;  /* without a name, msg_namelen is not looked at */
+    ERR(recvmsg(sv[1], &r, MSG_DONTWAIT | MSG_PEEK));
+    r.msg_name = &a;
     r.msg_namelen = sizeof a;
     ERR(recvmsg(sv[1], &r, MSG_DONTWAIT));
     printf("namelen %d flags %#x\n", (int)r.msg_namelen, r.msg_flags);

@@ -161,6 +161,20 @@ static void backlog(void) {
         ERR(accept(l, NULL, NULL) >= 0);
         close(l);
     }
+    /* a connection never accepted: the listener's close resets it */
+    struct sockaddr_un ra = {.sun_family = AF_UNIX, .sun_path = "\0reset"};
+    socklen_t ralen = offsetof(struct sockaddr_un, sun_path) + 6;
+    int rl = socket(AF_UNIX, SOCK_STREAM, 0);
+    bind(rl, (struct sockaddr *)&ra, ralen);
+    listen(rl, 1);
+    int rc = socket(AF_UNIX, SOCK_STREAM, 0);
+    connect(rc, (struct sockaddr *)&ra, ralen);
+    close(rl);
+    char rb;
+    printf("unaccepted, listener closed: poll %#x\n", pollev(rc));
+    ERR(read(rc, &rb, 1));
+    ERR(read(rc, &rb, 1));
+    close(rc);
     int d = socket(AF_UNIX, SOCK_DGRAM, 0);
     ERR(listen(d, 1));
     ERR(accept(d, NULL, NULL));
