@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/select.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -57,6 +58,17 @@ static void pairs(void) {
         struct pollfd p = {sv[0], POLLIN | POLLOUT, 0};
         poll(&p, 1, 0);
         printf("%s: poll %#x\n", names[i], p.revents);
+        fd_set rd, wr;
+        FD_ZERO(&rd); FD_ZERO(&wr);
+        FD_SET(sv[1], &rd); FD_SET(sv[0], &wr);
+        struct timeval tv0 = {0, 0};
+        int ns = select(sv[1] + 1, &rd, &wr, NULL, &tv0);
+        printf("%s: select empty %d rd %d wr %d\n", names[i], ns, FD_ISSET(sv[1], &rd), FD_ISSET(sv[0], &wr));
+        write(sv[0], "s", 1);
+        FD_ZERO(&rd); FD_SET(sv[1], &rd);
+        ns = select(sv[1] + 1, &rd, NULL, NULL, NULL);
+        printf("%s: select after write %d rd %d\n", names[i], ns, FD_ISSET(sv[1], &rd));
+        char one; read(sv[1], &one, 1);
         struct stat st; fstat(sv[0], &st);
         printf("%s: S_ISSOCK %d mode %o\n", names[i], S_ISSOCK(st.st_mode), st.st_mode & 0777);
         close(sv[1]);
