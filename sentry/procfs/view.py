@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from vfs.fs.synthetic import DirNode, FileNode, Node, Source, SymlinkNode
 
+from .net import net_tree
 from .process import ProcessFiles
 from .sysctl import Sysctl
 from .sysfs import sys_tree
@@ -91,6 +92,7 @@ class ProcView:
             b"sysvipc": DirNode({b"shm": _sysfile(self.kernel.ipc.proc_shm),
                                  b"sem": _sysfile(self.kernel.ipc.proc_sem),
                                  b"msg": _sysfile(self.kernel.ipc.proc_msg)}),
+            b"net": net_tree(self.kernel),
         }
         me = _current()
         if me is not None:

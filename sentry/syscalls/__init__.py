@@ -36,6 +36,7 @@ from . import (  # noqa: F401  (each registers its handlers)
     sys_signal,
     sys_signalfd,
     sys_splice,
+    sys_socket,
     sys_sysinfo,
     sys_thread,
     sys_time,
