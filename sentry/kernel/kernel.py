@@ -33,11 +33,11 @@ from sentry.platform.ptrace import (
     hot_run,
     hot_step,
 )
-from vfs.abi import Stat
+from vfs.abi import POLLHUP, POLLIN, POLLRDNORM, Stat
 from vfs.creds import Credentials
-from vfs.file import FileDescription
+from vfs.file import FileDescription, WaitQueue
 from vfs.filesystem import alloc_anon_dev
-from vfs.mount import FSContext
+from vfs.mount import FSContext, Mount
 from vfs.virtualfs import VirtualFilesystem
 
 from . import signals, sigstate
@@ -109,6 +109,11 @@ class Kernel:
         #: made at boot): its device and time.
         self._anon_dev = alloc_anon_dev()
         self._anon_time_ns = time.time_ns()
+        self._anon_ids: dict[str, int] = {}
+        #: Notified whenever a process of the sandbox exits (pidfds' readiness).
+        self.exits = WaitQueue()
+        #: The internal tmpfs mount memfd_create's files live on (made on first use).
+        self.memfd_mount: Mount | None = None
 
     def emit(self, event: str, **fields: Any) -> None:
         """Report a user-visible event: always to the debug log, and to stderr for
@@ -136,6 +141,12 @@ class Kernel:
         t = self._anon_time_ns
         return Stat(mode=0o600, ino=1, dev=self._anon_dev, nlink=1, atime_ns=t, mtime_ns=t,
                     ctime_ns=t)
+
+    def next_anon_id(self, kind: str) -> int:
+        """The next number of a kind of anonymous file (eventfd-id in fdinfo)."""
+        n = self._anon_ids.get(kind, 0)
+        self._anon_ids[kind] = n + 1
+        return n
 
     async def close_file(self, tgid: int, fdesc: FileDescription) -> None:
         """Drop one fd's reference to `fdesc` for process `tgid` (close(2), dup2 over an
@@ -376,6 +387,7 @@ class Kernel:
     def notify_children_changed(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+        self.exits.notify(POLLIN | POLLRDNORM | POLLHUP)
 
     async def children_changed(self) -> None:
         """Wait until some process exits (wait4's sleep)."""

@@ -565,10 +565,16 @@ class ProcessFiles:
             ino = vd.dentry.inode.ino if vd is not None else 0
             text = b"pos:\t%d\nflags:\t0%o\nmnt_id:\t%d\nino:\t%d\n" % (
                 getattr(f, "offset", 0), flags, mnt, ino)
+            extra = getattr(f, "fdinfo", None)  # eventfd, timerfd, inotify, pidfd lines
+            if extra is not None:
+                text += extra()
             out[str(fd).encode()] = FileNode(text)
         return out
 
     def _fd_target(self, f: Any, fs: Any) -> bytes:
+        anon = getattr(f, "anon_name", None)  # "anon_inode:[eventfd]" ...
+        if anon is not None:
+            return anon
         vd = getattr(f, "vd", None)
         if vd is not None:
             if vd.mount.parent is None and vd.mount is not self.vfs.root_mount:

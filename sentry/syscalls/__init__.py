@@ -9,13 +9,16 @@ imports `sentry.syscalls` first, or passes a table of its own (`Kernel(table=...
 
 from . import (  # noqa: F401  (each registers its handlers)
     sys_clone,
+    sys_eventfd,
     sys_exec,
     sys_file,
     sys_fs,
     sys_futex,
     sys_identity,
+    sys_memfd,
     sys_mmap,
     sys_pgrp,
+    sys_pidfd,
     sys_poll,
     sys_prctl,
     sys_rlimit,
@@ -26,6 +29,7 @@ from . import (  # noqa: F401  (each registers its handlers)
     sys_sysinfo,
     sys_thread,
     sys_time,
+    sys_timerfd,
     sys_wait,
     sys_xattr,
 )

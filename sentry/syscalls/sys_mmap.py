@@ -24,6 +24,8 @@ from sentry.mm.vma import (
     page_up,
 )
 
+from .sys_memfd import write_sealed
+
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
 
@@ -64,6 +66,8 @@ async def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: i
             raise SyscallError(errno.EACCES)
         if typ != MAP_PRIVATE and prot & PROT_WRITE and not fdesc.writable:
             raise SyscallError(errno.EACCES)
+        if typ != MAP_PRIVATE and prot & PROT_WRITE and write_sealed(fdesc):
+            raise SyscallError(errno.EPERM)
         file = fdesc
         vd = getattr(fdesc, "vd", None)
         if vd is not None and t.kernel.vfs is not None and t.fs is not None:

@@ -1,0 +1,101 @@
+"""Kernel timers on a clock: what timerfd and POSIX interval timers count with.
+
+A `KTimer` is one-shot or periodic (Linux's hrtimer plus the forwarding of
+hrtimer_forward): armed with an absolute deadline on its clock and an interval. Its
+expirations are counted when looked at (`collect`), so a reader always sees the
+number a Linux timer would have counted by now, and a trio task sleeping until the
+deadline collects them as they happen and passes them to the owner's `fire` callback
+(which queues a signal or wakes a timerfd's readers).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME = 0, 1, 7
+CLOCK_REALTIME_ALARM, CLOCK_BOOTTIME_ALARM = 8, 9
+#: The host clock each timer clock reads (the *_ALARM clocks count like their base).
+HOST_CLOCK = {CLOCK_REALTIME: time.CLOCK_REALTIME, CLOCK_MONOTONIC: time.CLOCK_MONOTONIC,
+              CLOCK_BOOTTIME: time.CLOCK_BOOTTIME, CLOCK_REALTIME_ALARM: time.CLOCK_REALTIME,
+              CLOCK_BOOTTIME_ALARM: time.CLOCK_BOOTTIME}
+NS = 1_000_000_000
+
+
+def clock_now(clockid: int) -> int:
+    """Nanoseconds on timer clock `clockid` (a key of HOST_CLOCK)."""
+    return time.clock_gettime_ns(HOST_CLOCK[clockid])
+
+
+class KTimer:
+    """A timer on `clockid`: `deadline` (absolute ns, 0 when disarmed) and `interval`."""
+
+    __slots__ = ("kernel", "clockid", "deadline", "interval", "fire", "_scope")
+
+    def __init__(self, kernel: Kernel, clockid: int, fire: Callable[[int], None]) -> None:
+        self.kernel = kernel
+        self.clockid = clockid
+        self.deadline = 0
+        self.interval = 0
+        self.fire = fire
+        self._scope: trio.CancelScope | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self.deadline != 0
+
+    def now(self) -> int:
+        return clock_now(self.clockid)
+
+    def arm(self, deadline: int, interval: int) -> None:
+        """Arm at absolute `deadline` (0 disarms), then every `interval` ns (0: once)."""
+        self.disarm()
+        if deadline <= 0:
+            return
+        self.deadline, self.interval = deadline, interval
+        scope = self._scope = trio.CancelScope()
+        self.kernel.start_soon(self._run, scope)
+
+    def disarm(self) -> None:
+        self.deadline = self.interval = 0
+        if self._scope is not None:
+            self._scope.cancel()
+            self._scope = None
+
+    def remaining(self) -> tuple[int, int]:
+        """(ns until the next expiration, interval), as timer_gettime reports them: an
+        armed timer whose expiration is due but not collected reports 1 ns."""
+        if not self.armed:
+            return 0, self.interval
+        return max(self.deadline - self.now(), 1), self.interval
+
+    def collect(self) -> int:
+        """Count the expirations up to now, move the deadline past them (or disarm a
+        one-shot timer), and pass a non-zero count to `fire`."""
+        if not self.armed:
+            return 0
+        now = self.now()
+        if now < self.deadline:
+            return 0
+        if self.interval:
+            n = 1 + (now - self.deadline) // self.interval
+            self.deadline += n * self.interval
+        else:
+            n = 1
+            self.deadline = 0
+        self.fire(n)
+        return n
+
+    async def _run(self, scope: trio.CancelScope) -> None:
+        with scope:
+            while self.armed and self._scope is scope:
+                left = self.deadline - self.now()
+                if left > 0:
+                    await trio.sleep(left / NS)
+                self.collect()
