@@ -96,7 +96,7 @@ def sys_pidfd_open(t: Task, pid: int, flags: int, *_: int) -> int:
     if pid not in k.tasks and pid not in k.procs and pid not in k.zombies:
         raise SyscallError(errno.ESRCH)
     if not flags & PIDFD_THREAD and pid not in k.procs and pid not in k.zombies:
-        raise SyscallError(errno.EINVAL)  # a thread that does not lead its group
+        raise SyscallError(errno.ENOENT)  # a thread that does not lead its group
     return t.fdtable.install(PidFD(t, pid, flags), cloexec=True)
 
 

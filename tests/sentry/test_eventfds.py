@@ -13,7 +13,7 @@ from .test_procfs import run_with_proc
 PROGS = Path(__file__).resolve().parent / "progs"
 
 
-@pytest.mark.parametrize("name", ["eventfd"])
+@pytest.mark.parametrize("name", ["eventfd", "memfd", "pidfd"])
 async def test_matches_linux(tmp_path, name):
     prog = build_c(tmp_path, name, (PROGS / f"{name}.c").read_text(), "-static", "-w",
                    "-pthread")
