@@ -46,6 +46,7 @@ from .fdtable import FDTable
 from .file_locks import FileLocks
 from .futex import Futexes
 from .image import RecordingSource, image_of
+from .inotify import Watches
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
 
 log = logging.getLogger("runpsc.sentry")
@@ -80,6 +81,10 @@ class Kernel:
         self.vfs = vfs
         if vfs is not None and vfs.sigpipe is None:
             vfs.sigpipe = self._sigpipe
+        #: inotify's watches; the VFS reports every change to them.
+        self.inotify = Watches()
+        if vfs is not None:
+            vfs.notifier.hook = self.inotify.event
         self.table = TABLE if table is None else table
         self.stderr = stderr if stderr is not None else sys.stderr
         self.hostname = hostname

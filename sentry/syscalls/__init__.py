@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (each registers its handlers)
     sys_fs,
     sys_futex,
     sys_identity,
+    sys_inotify,
     sys_memfd,
     sys_mmap,
     sys_pgrp,
