@@ -32,3 +32,46 @@ async def test_matches_linux(tmp_path, name):
     assert got.decode() == out.decode(), k.events
     assert status == st, k.events
     assert not [e for e in k.events if e[0] in ("internal-error", "unsupported-syscall")]
+
+
+#: `tail -f` (GNU tail follows with inotify) sees lines another process appends: a reader
+#: appends the next line only after reading the last, then closes the pipe and appends a
+#: last line, on which tail dies of SIGPIPE. The long -s makes a fallback to polling hang
+#: rather than pass.
+TAIL_F = """d=$(mktemp -d); cd "$d"; printf 'one\\n' > f
+tail -s 600 -f f | { read a; echo "got $a"; echo two >> f; read b; echo "got $b"
+                     exec 0<&-; echo three >> f; }
+echo "status $?"; cd /; rm -rf "$d"
+"""
+
+#: inotifywait reports what another process does in the watched directory; it says when
+#: its watches are set, and dies of SIGPIPE at the first event after the reader is gone.
+INOTIFYWAIT = """d=$(mktemp -d); cd "$d"; mkdir w
+inotifywait -m -e create,modify,delete,moved_from,moved_to,close_write,attrib \\
+    --format '%e %f' w 2>&1 | {
+  read l; echo "$l"; read l; echo "$l"
+  touch w/a; echo x >> w/a; mv w/a w/b; chmod 600 w/b; rm w/b; mkdir w/sub
+  i=0; while [ $i -lt 10 ]; do read l; echo "$l"; i=$((i+1)); done
+  exec 0<&-; touch w/c; }
+echo "status $?"; cd /; rm -rf "$d"
+"""
+
+
+def test_tail_follow_matches_linux():
+    from tests.runtime.test_workloads import compare
+
+    compare(["sh", "-c", TAIL_F])
+
+
+def test_inotifywait_matches_linux():
+    from tests.runtime.test_workloads import compare
+    from tests.support import need_binary
+
+    need_binary("inotifywait", "inotify-tools")
+    compare(["sh", "-c", INOTIFYWAIT])
+
+
+def test_python_event_fds_match_linux():
+    from tests.runtime.test_workloads import compare
+
+    compare(["python3", "-c", (PROGS / "event_fds.py").read_text()])
