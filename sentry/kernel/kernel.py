@@ -40,7 +40,7 @@ from vfs.filesystem import alloc_anon_dev
 from vfs.mount import FSContext, Mount
 from vfs.virtualfs import VirtualFilesystem
 
-from . import signals, sigstate
+from . import posix_timers, signals, sigstate
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
@@ -442,6 +442,7 @@ class Kernel:
         await self.close_files(t.tgid, t.fdtable.close_on_exec())
         self._start_regs(t, loaded)
         signals.on_exec(t)
+        posix_timers.on_exec(t)
         t.vfork_done.set()
 
     async def _exit_cleanup(self, mm: MemoryManager | None, fdtable: FDTable | None,

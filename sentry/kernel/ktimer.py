@@ -6,6 +6,10 @@ expirations are counted when looked at (`collect`), so a reader always sees the
 number a Linux timer would have counted by now, and a trio task sleeping until the
 deadline collects them as they happen and passes them to the owner's `fire` callback
 (which queues a signal or wakes a timerfd's readers).
+
+A timer may count another clock (`clock`, e.g. a process's CPU time, which only the host
+counts): its task then looks at the clock at least every `CPU_POLL` seconds, since that
+clock may run faster than the wall clock (several threads) or slower (a sleeper).
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME = 0, 1, 7
-CLOCK_REALTIME_ALARM, CLOCK_BOOTTIME_ALARM = 8, 9
+CLOCK_REALTIME_ALARM, CLOCK_BOOTTIME_ALARM, CLOCK_TAI = 8, 9, 11
 #: The host clock each timer clock reads (the *_ALARM clocks count like their base).
 HOST_CLOCK = {CLOCK_REALTIME: time.CLOCK_REALTIME, CLOCK_MONOTONIC: time.CLOCK_MONOTONIC,
               CLOCK_BOOTTIME: time.CLOCK_BOOTTIME, CLOCK_REALTIME_ALARM: time.CLOCK_REALTIME,
-              CLOCK_BOOTTIME_ALARM: time.CLOCK_BOOTTIME}
+              CLOCK_BOOTTIME_ALARM: time.CLOCK_BOOTTIME, CLOCK_TAI: time.CLOCK_TAI}
 NS = 1_000_000_000
+#: How often (wall seconds, at most) a timer on a CPU-time clock looks at its clock.
+CPU_POLL = 0.01
 
 
 def clock_now(clockid: int) -> int:
@@ -36,11 +42,13 @@ def clock_now(clockid: int) -> int:
 class KTimer:
     """A timer on `clockid`: `deadline` (absolute ns, 0 when disarmed) and `interval`."""
 
-    __slots__ = ("kernel", "clockid", "deadline", "interval", "fire", "_scope")
+    __slots__ = ("kernel", "clockid", "clock", "deadline", "interval", "fire", "_scope")
 
-    def __init__(self, kernel: Kernel, clockid: int, fire: Callable[[int], None]) -> None:
+    def __init__(self, kernel: Kernel, clockid: int, fire: Callable[[int], None], *,
+                 clock: Callable[[], int] | None = None) -> None:
         self.kernel = kernel
         self.clockid = clockid
+        self.clock = clock
         self.deadline = 0
         self.interval = 0
         self.fire = fire
@@ -51,7 +59,7 @@ class KTimer:
         return self.deadline != 0
 
     def now(self) -> int:
-        return clock_now(self.clockid)
+        return self.clock() if self.clock is not None else clock_now(self.clockid)
 
     def arm(self, deadline: int, interval: int) -> None:
         """Arm at absolute `deadline` (0 disarms), then every `interval` ns (0: once)."""
@@ -97,5 +105,6 @@ class KTimer:
             while self.armed and self._scope is scope:
                 left = self.deadline - self.now()
                 if left > 0:
-                    await trio.sleep(left / NS)
+                    await trio.sleep(left / NS if self.clock is None
+                                     else min(left / NS, CPU_POLL))
                 self.collect()

@@ -30,6 +30,7 @@ from . import (  # noqa: F401  (each registers its handlers)
     sys_sysinfo,
     sys_thread,
     sys_time,
+    sys_timer,
     sys_timerfd,
     sys_wait,
     sys_xattr,

@@ -17,7 +17,7 @@ PROGS = Path(__file__).resolve().parent / "progs"
 SCRATCH = {"inotify"}
 
 
-@pytest.mark.parametrize("name", ["eventfd", "memfd", "pidfd", "inotify"])
+@pytest.mark.parametrize("name", ["eventfd", "memfd", "pidfd", "inotify", "posix_timer"])
 async def test_matches_linux(tmp_path, name):
     prog = build_c(tmp_path, name, (PROGS / f"{name}.c").read_text(), "-static", "-w",
                    "-pthread")
