@@ -133,7 +133,8 @@ def sys_inotify_init1(t: Task, flags: int, *_: int) -> int:
 
 
 @syscall("inotify_add_watch", level=Level.PARTIAL,
-         note="changes made through the sandbox's VFS only (not on the host behind a gofer)")
+         note="changes made through the sandbox's VFS only (not on the host behind a gofer); "
+         "IN_DELETE_SELF of a file still open comes at its unlink, not its last close")
 async def sys_inotify_add_watch(t: Task, fd: int, path: int, mask: int, *_: int) -> int:
     """Implements Linux syscall inotify_add_watch(2): a new watch, or a changed mask of
     the instance's watch on that inode (IN_MASK_ADD, IN_MASK_CREATE), IN_ONESHOT,

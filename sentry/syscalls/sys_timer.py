@@ -25,7 +25,7 @@ from sentry.kernel.posix_timers import (
     cpu_clock,
     timers_of,
 )
-from sentry.kernel.table import syscall
+from sentry.kernel.table import Level, syscall
 
 from .sys_file import i32
 from .sys_timerfd import pack_itimerspec, read_itimerspec
@@ -46,7 +46,9 @@ def _timer(t: Task, tid: int) -> PosixTimer:
     return tm
 
 
-@syscall("timer_create")
+@syscall("timer_create", level=Level.PARTIAL,
+         note="timers on CPU-time clocks look at the clock every 10 ms, so they may fire up "
+         "to 10 ms late")
 def sys_timer_create(t: Task, clockid: int, sevp: int, timerid: int, *_: int) -> int:
     """Implements Linux syscall timer_create(2): SIGEV_SIGNAL, SIGEV_THREAD_ID and
     SIGEV_NONE (NULL: SIGALRM with the timer id as value); wall and CPU-time clocks."""

@@ -27,7 +27,7 @@ from sentry.kernel.ktimer import (
     NS,
     KTimer,
 )
-from sentry.kernel.table import syscall
+from sentry.kernel.table import Level, syscall
 from vfs.abi import O_NONBLOCK, POLLIN, POLLRDNORM
 from vfs.errors import error
 
@@ -142,7 +142,9 @@ def sys_timerfd_create(t: Task, clockid: int, flags: int, *_: int) -> int:
     return t.fdtable.install(TimerFD(t, clockid, flags), cloexec=bool(flags & TFD_CLOEXEC))
 
 
-@syscall("timerfd_settime")
+@syscall("timerfd_settime", level=Level.PARTIAL,
+         note="TFD_TIMER_CANCEL_ON_SET is accepted and never cancels: the sandbox cannot "
+         "set the clock")
 def sys_timerfd_settime(t: Task, fd: int, flags: int, new: int, old: int, *_: int) -> int:
     """Implements Linux syscall timerfd_settime(2): relative or TFD_TIMER_ABSTIME, with
     an interval; TFD_TIMER_CANCEL_ON_SET is accepted (the sandbox's clock never jumps)."""
