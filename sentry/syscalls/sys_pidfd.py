@@ -19,6 +19,7 @@ from sentry.kernel import sigstate
 from sentry.kernel.table import syscall
 from vfs.abi import O_NONBLOCK, POLLHUP, POLLIN, POLLRDNORM
 from vfs.file import WaitQueue
+from vfs.fs.procfs import Procfs
 
 from .anon import AnonFile
 
@@ -72,6 +73,18 @@ class PidFD(AnonFile):
         return text
 
 
+def _proc_pid_dir(t: Task, f: object) -> int | None:
+    """The pid of an open /proc/PID directory (which pidfd_send_signal takes as a
+    pidfd, as Linux's pidfd_to_pid does), else None."""
+    vd = getattr(f, "vd", None)
+    if vd is None or not isinstance(vd.mount.fs, Procfs):
+        return None
+    d = vd.dentry
+    if d.parent is not vd.mount.fs.root or not d.name.isdigit() or not d.inode.is_dir:
+        return None
+    return int(d.name)
+
+
 def pidfd_of(t: Task, fd: int) -> PidFD:
     """The pidfd at `fd`: EBADF if it is not open or not a pidfd (pidfd_get_pid)."""
     f = t.fdtable.get(_s32(fd))
@@ -104,12 +117,17 @@ def sys_pidfd_open(t: Task, pid: int, flags: int, *_: int) -> int:
 def sys_pidfd_send_signal(t: Task, fd: int, sig: int, info: int, flags: int, *_: int) -> int:
     """Implements Linux syscall pidfd_send_signal(2): to the process, the thread or the
     process group (PIDFD_SIGNAL_*), with a siginfo of the caller's (only to itself with a
-    kernel's si_code)."""
+    kernel's si_code); an open /proc/PID directory names a process too."""
     flags &= 0xFFFFFFFF
     every = PIDFD_SIGNAL_THREAD | PIDFD_SIGNAL_THREAD_GROUP | PIDFD_SIGNAL_PROCESS_GROUP
     if flags & ~every or bin(flags).count("1") > 1:
         raise SyscallError(errno.EINVAL)
-    f = pidfd_of(t, fd)
+    f = t.fdtable.get(_s32(fd))
+    if not isinstance(f, PidFD):
+        pid = _proc_pid_dir(t, f)
+        if pid is None:
+            raise SyscallError(errno.EBADF)
+        f = PidFD(t, pid, 0)  # for this call only
     sig = _s32(sig)
     if not flags:
         flags = PIDFD_SIGNAL_THREAD if f.thread else PIDFD_SIGNAL_THREAD_GROUP

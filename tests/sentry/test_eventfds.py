@@ -75,3 +75,14 @@ def test_python_event_fds_match_linux():
     from tests.runtime.test_workloads import compare
 
     compare(["python3", "-c", (PROGS / "event_fds.py").read_text()])
+
+
+def test_cpython_event_fd_tests_match_linux():
+    """CPython's own tests of these calls (test_os's memfd and eventfd classes,
+    test_posix's pidfd_open, test_signal's pidfd_send_signal on a /proc/PID directory)
+    pass natively and in the sandbox."""
+    from tests.runtime.test_workloads import compare
+
+    tests = ("test.test_os.MemfdCreateTests test.test_os.EventfdTests "
+             "test.test_posix.PosixTester.test_pidfd_open test.test_signal.PidfdSignalTest")
+    compare(["sh", "-c", f"python3 -m unittest {tests} >/dev/null 2>&1; echo status $?"])
