@@ -124,6 +124,20 @@ int main(void) {
     munmap(m, 4096);
     seal_ops(fd, "WRITE");
     close(fd);
+    /* a read-only shared mapping blocks F_SEAL_WRITE too (it may become writable) */
+    fd = memfd_create("ro", MFD_ALLOW_SEALING);
+    ftruncate(fd, 4096);
+    m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    show("  SEAL_WRITE while mapped shared ro", fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+    munmap(m, 4096);
+    fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE);
+    m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    show("  mprotect rw of a shared map after FUTURE_WRITE", mprotect(m, 4096, PROT_READ | PROT_WRITE));
+    munmap(m, 4096);
+    m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    show("  mprotect rw of a private map", mprotect(m, 4096, PROT_READ | PROT_WRITE));
+    munmap(m, 4096);
+    close(fd);
     close(sealable(F_SEAL_SHRINK));
     fd = sealable(F_SEAL_SHRINK);
     seal_ops(fd, "SHRINK");
