@@ -205,6 +205,46 @@ int main(void) {
     waitpid(c, NULL, 0);
     close(fd);
 
+    printf("== CLONE_PIDFD\n");
+    int cfd = -1;
+    long rc = syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &cfd, 0, 0);
+    if (rc == 0)
+        _exit(5);
+    printf(" clone pidfd ok %d cloexec %d\n", cfd >= 0, fcntl(cfd, F_GETFD));
+    struct pollfd cp = {.fd = cfd, .events = POLLIN};
+    printf(" poll %d\n", poll(&cp, 1, 5000));
+    memset(&si, 0, sizeof si);
+    waitid(P_PIDFD, cfd, &si, WEXITED);
+    printf(" waitid status %d pid ok %d\n", si.si_status, si.si_pid == rc);
+    close(cfd);
+    struct {
+        unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+            stack_size, tls, set_tid, set_tid_size, cgroup;
+    } ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_PIDFD;
+    ca.pidfd = (unsigned long long)(unsigned long)&cfd;
+    ca.exit_signal = SIGCHLD;
+    cfd = -1;
+    rc = syscall(SYS_clone3, &ca, sizeof ca);
+    if (rc == 0)
+        _exit(6);
+    memset(&si, 0, sizeof si);
+    waitid(P_PIDFD, cfd, &si, WEXITED);
+    printf(" clone3 pidfd ok %d waitid status %d\n", cfd >= 0, si.si_status);
+    close(cfd);
+    int ptid = 0;
+    show(" clone PIDFD|PARENT_SETTID", syscall(SYS_clone, CLONE_PIDFD | CLONE_PARENT_SETTID | SIGCHLD, 0, &ptid, 0, 0));
+    show(" clone PIDFD|DETACHED", syscall(SYS_clone, CLONE_PIDFD | CLONE_DETACHED | SIGCHLD, 0, &ptid, 0, 0));
+    ca.pidfd = 8;
+    rc = syscall(SYS_clone3, &ca, sizeof ca);
+    if (rc == 0)
+        _exit(0);
+    show(" clone3 bad pidfd pointer", rc);
+    int fds_before = dup(0);
+    close(fds_before);
+    printf(" no fd left behind %d\n", dup(0) == fds_before);
+
     printf("== errors\n");
     show(" open pid 0", pidfd_open(0, 0));
     show(" open pid -1", pidfd_open(-1, 0));
