@@ -1,7 +1,7 @@
 """inotify's kernel state: watches on inodes, and the event queue of each instance.
 
-The VFS reports every change made through it to its `Notifier`; the Kernel sets the
-notifier's hook to `Watches.event`, which hands the event to every watch on that inode
+The VFS reports every change made through it to its `Notifier`, whose hook is
+`Watches.event` while a watch exists; it hands the event to every watch on that inode
 whose mask wants it. A watch belongs to one instance (an `Instance`, the inotify file)
 and one inode, as Linux's inode marks do; an inode's watches are kept in a weak map, so
 a watch never keeps an inode alive. Watches are ended by inotify_rm_watch, IN_ONESHOT,
@@ -31,6 +31,7 @@ from vfs.notify import (
 
 if TYPE_CHECKING:
     from vfs.dentry import Inode
+    from vfs.notify import Notifier
 
 IN_ONESHOT, IN_MASK_ADD, IN_MASK_CREATE = 0x80000000, 0x20000000, 0x10000000
 IN_ONLYDIR, IN_DONT_FOLLOW, IN_EXCL_UNLINK = 0x01000000, 0x02000000, 0x04000000
@@ -110,17 +111,23 @@ class Instance:
 
 
 class Watches:
-    """Every watch of the sandbox, by inode: the VFS notifier's hook is `event`."""
+    """Every watch of the sandbox, by inode. `event` is the hook of the VFS's `notifier`
+    while any watch exists (so that a sandbox without watches pays nothing per write)."""
 
-    def __init__(self) -> None:
+    def __init__(self, notifier: Notifier | None = None) -> None:
         self._by_inode: weakref.WeakKeyDictionary[Inode, list[Watch]] = (
             weakref.WeakKeyDictionary())
+        self.notifier = notifier
+        self.count = 0
 
     def of(self, inode: Inode) -> list[Watch]:
         return self._by_inode.get(inode, [])
 
     def add(self, w: Watch) -> None:
         self._by_inode.setdefault(w.inode, []).append(w)
+        self.count += 1
+        if self.notifier is not None:
+            self.notifier.hook = self.event
 
     def discard(self, w: Watch) -> None:
         ws = self._by_inode.get(w.inode)
@@ -128,6 +135,9 @@ class Watches:
             ws.remove(w)
             if not ws:
                 del self._by_inode[w.inode]
+            self.count -= 1
+            if not self.count and self.notifier is not None:
+                self.notifier.hook = None
 
     def event(self, inode: Inode, mask: int, name: bytes, cookie: int) -> None:
         """The VFS says `mask` happened to `inode` (to its entry `name`, if a directory)."""

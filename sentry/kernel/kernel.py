@@ -81,10 +81,8 @@ class Kernel:
         self.vfs = vfs
         if vfs is not None and vfs.sigpipe is None:
             vfs.sigpipe = self._sigpipe
-        #: inotify's watches; the VFS reports every change to them.
-        self.inotify = Watches()
-        if vfs is not None:
-            vfs.notifier.hook = self.inotify.event
+        #: inotify's watches; while there are any, the VFS reports every change to them.
+        self.inotify = Watches(vfs.notifier if vfs is not None else None)
         self.table = TABLE if table is None else table
         self.stderr = stderr if stderr is not None else sys.stderr
         self.hostname = hostname
