@@ -121,8 +121,8 @@ class PosixTimer:
         self.overrun = n - 1
         info = self._info()
         target = self.target if self.notify == SIGEV_THREAD_ID else owner
-        if self.target.exit_status is not None and self.notify == SIGEV_THREAD_ID:
-            return
+        if target.kernel.tasks.get(target.tid) is not target:
+            return  # the thread is gone: no signal, as Linux's posix_timer_event
         signals.send(None, target, self.signo, info, thread=self.notify == SIGEV_THREAD_ID)
         if any(i is info for i in self._pending_list()):
             self.queued = info

@@ -97,9 +97,7 @@ def sys_timer_settime(t: Task, tid: int, flags: int, new: int, old: int, *_: int
     deadline = 0
     if value:
         deadline = max(value if flags & TIMER_ABSTIME else kt.now() + value, 1)
-    kt.arm(deadline, interval)
-    if not value:
-        kt.interval = interval
+    kt.arm(deadline, interval)  # a zero value disarms and forgets the interval
     tm.overrun_last = 0
     if old:
         t.mem_write(old, pack_itimerspec(prev_interval, left))
