@@ -150,8 +150,8 @@ class FileDescription:
         self.refs -= 1
         if self.refs == 0:
             if self.notifier is not None and self.vd is not None:
-                self.notifier.file(self.vd.dentry,
-                                   IN_CLOSE_WRITE if self.writable else IN_CLOSE_NOWRITE)
+                self.notifier.closed(self.vd.dentry,
+                                     IN_CLOSE_WRITE if self.writable else IN_CLOSE_NOWRITE)
             await self.release()
 
     def _notify(self, mask: int) -> None:

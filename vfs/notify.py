@@ -7,10 +7,15 @@ the file's name, after the directory's, as Linux's fsnotify_parent); an event ab
 directory entry (create, delete, move) goes to the directory's inode with the name. What
 the hook does with it (watches, queues) is the kernel's business. Only changes made
 through this VFS are seen: a host file changed behind a gofer tells nobody.
+
+A file removed while it is still open (by a file the VFS opened) is gone for its
+watchers (IN_DELETE_SELF) only at its last close, as Linux sends it when the last
+reference to the dentry goes.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,11 +35,41 @@ Hook = Callable[["Inode", int, bytes, int], None]
 class Notifier:
     """The VFS's end of change notification: `hook` (None: nobody listens)."""
 
-    __slots__ = ("hook", "_cookie")
+    __slots__ = ("hook", "_cookie", "_opens", "_doomed")
 
     def __init__(self) -> None:
         self.hook: Hook | None = None
         self._cookie = 0
+        #: How many open files (opened by the VFS) each inode has.
+        self._opens: weakref.WeakKeyDictionary[Inode, int] = weakref.WeakKeyDictionary()
+        #: Removed inodes whose IN_DELETE_SELF waits for their last close.
+        self._doomed: weakref.WeakSet[Inode] = weakref.WeakSet()
+
+    def opened(self, ino: Inode) -> None:
+        """The VFS opened a file of `ino` (it will report its last close to `closed`)."""
+        self._opens[ino] = self._opens.get(ino, 0) + 1
+
+    def closed(self, d: Dentry, mask: int) -> None:
+        """The last close (IN_CLOSE_WRITE or IN_CLOSE_NOWRITE) of a file the VFS opened
+        at `d`; the inode's last one sends a removed inode's IN_DELETE_SELF."""
+        self.file(d, mask)
+        ino = d.inode
+        n = self._opens.get(ino, 1) - 1
+        if n > 0:
+            self._opens[ino] = n
+            return
+        self._opens.pop(ino, None)
+        if ino in self._doomed:
+            self._doomed.discard(ino)
+            self.inode(ino, IN_DELETE_SELF)
+
+    def gone(self, ino: Inode) -> None:
+        """`ino` lost its last link (or was a directory removed): IN_DELETE_SELF now,
+        or at its last close if a file of it is open."""
+        if self._opens.get(ino):
+            self._doomed.add(ino)
+        else:
+            self.inode(ino, IN_DELETE_SELF)
 
     def file(self, d: Dentry, mask: int) -> None:
         """`mask` happened to the file at `d` (open, access, modify, attrib, close):
@@ -70,9 +105,9 @@ class Notifier:
     def removed(self, d: Dentry) -> None:
         """The entry `d` was unlinked or rmdir'd (before its directory hears IN_DELETE):
         a file's link count changed (IN_ATTRIB), and a file left without links or a
-        removed directory is gone (IN_DELETE_SELF, which ends its watches)."""
+        removed directory is `gone` (IN_DELETE_SELF, which ends its watches)."""
         ino = d.inode
         if not ino.is_dir:
             self.inode(ino, IN_ATTRIB)
         if ino.nlink <= 0 or ino.is_dir:
-            self.inode(ino, IN_DELETE_SELF)
+            self.gone(ino)

@@ -68,7 +68,6 @@ from .notify import (
     IN_ATTRIB,
     IN_CREATE,
     IN_DELETE,
-    IN_DELETE_SELF,
     IN_MODIFY,
     IN_MOVE_SELF,
     IN_MOVED_FROM,
@@ -252,6 +251,7 @@ class VirtualFilesystem(AttrOps):
         if fd.vd is None:
             fd.vd = vd
         fd.notifier = self.notifier
+        self.notifier.opened(ino)
         self.notifier.file(vd.dentry, IN_OPEN)
         return fd
 
@@ -515,7 +515,7 @@ class VirtualFilesystem(AttrOps):
             if exchange and dst is not None:
                 self._notify_move(np.dentry, nname, op.dentry, oname, dst, None)
             elif dst is not None and (dst.inode.nlink <= 0 or dst.inode.is_dir):
-                n.inode(dst.inode, IN_DELETE_SELF)
+                n.gone(dst.inode)
 
     def _notify_move(self, old_dir: Dentry, old_name: bytes, new_dir: Dentry,
                      new_name: bytes, moved: Dentry, replaced: Dentry | None) -> None:

@@ -7,9 +7,10 @@ tells the bytes queued; POLLIN while events are queued, notified as they come.
 
 Events are the changes made through the sandbox's VFS (vfs.notify): creating, deleting,
 moving (IN_MOVED_FROM/IN_MOVED_TO sharing a cookie), opening, reading, writing, closing,
-attribute changes. A file changed on the host behind a gofer is not seen, and
-IN_DELETE_SELF of an unlinked file comes at the unlink even if the file is still open
-(Linux waits for the last close). IN_EXCL_UNLINK is accepted and has no effect.
+attribute changes. A file changed on the host behind a gofer is not seen. IN_DELETE_SELF
+of a file removed while open comes at its last close, as in Linux (a process's cwd in a
+removed directory does not delay it). IN_EXCL_UNLINK is accepted and has no effect;
+IN_UNMOUNT is never sent.
 
 fanotify_init and fanotify_mark fail with EPERM, as for a user without CAP_SYS_ADMIN:
 the sandbox has no fanotify groups.
@@ -134,7 +135,7 @@ def sys_inotify_init1(t: Task, flags: int, *_: int) -> int:
 
 @syscall("inotify_add_watch", level=Level.PARTIAL,
          note="changes made through the sandbox's VFS only (not on the host behind a gofer); "
-         "IN_DELETE_SELF of a file still open comes at its unlink, not its last close")
+         "IN_EXCL_UNLINK has no effect; no IN_UNMOUNT")
 async def sys_inotify_add_watch(t: Task, fd: int, path: int, mask: int, *_: int) -> int:
     """Implements Linux syscall inotify_add_watch(2): a new watch, or a changed mask of
     the instance's watch on that inode (IN_MASK_ADD, IN_MASK_CREATE), IN_ONESHOT,

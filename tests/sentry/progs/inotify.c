@@ -159,6 +159,20 @@ int main(int argc, char **argv) {
     show(" rm_watch m", inotify_rm_watch(in, wf));
     drain(in, "rm_watch e and m");
 
+    /* a watched file removed while open: DELETE_SELF at the last close; writes through
+     * the open fd are still seen */
+    int fo = open("d/open", O_CREAT | O_WRONLY, 0644);
+    int fo2 = dup(fo);
+    int wo = inotify_add_watch(in, "d/open", IN_ALL_EVENTS);
+    unlink("d/open");
+    drain(in, "unlink of an open file");
+    write(fo, "more", 4);
+    close(fo);
+    drain(in, "write through the open fd, close one of two fds");
+    close(fo2);
+    drain(in, "last close");
+    (void)wo;
+
     /* a watched directory removed: DELETE_SELF then IGNORED */
     mkdir("g", 0755);
     int wg = inotify_add_watch(in, "g", IN_DELETE_SELF | IN_CREATE);
