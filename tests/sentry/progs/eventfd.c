@@ -149,6 +149,7 @@ static void eventfd_tests(void) {
     printf("  select %d r %d w %d\n", n, FD_ISSET(fd, &r), FD_ISSET(fd, &w));
     int ep = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u32 = 7}, out[4];
+    link_of(ep);
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     printf("  epoll ET empty %d\n", epoll_wait(ep, out, 4, 0));
     wr(fd, 1);
