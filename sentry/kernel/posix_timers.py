@@ -9,6 +9,9 @@ answers the count of the last signal delivered, as Linux's it_overrun_last.
 
 Ids are the process's, given in sequence from 0 as Linux does. Timers end with the
 process and at execve (`on_exec`); they are not inherited by fork.
+
+A difference: a signal still queued when its timer is deleted or re-armed stays queued
+and is delivered; Linux (6.13 on) leaves it pending too but drops it when it is taken.
 """
 
 from __future__ import annotations

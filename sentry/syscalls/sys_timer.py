@@ -83,7 +83,9 @@ def sys_timer_create(t: Task, clockid: int, sevp: int, timerid: int, *_: int) ->
     return 0
 
 
-@syscall("timer_settime")
+@syscall("timer_settime", level=Level.PARTIAL,
+         note="a signal of the previous arming still queued is delivered (Linux drops it "
+         "when taken)")
 def sys_timer_settime(t: Task, tid: int, flags: int, new: int, old: int, *_: int) -> int:
     """Implements Linux syscall timer_settime(2): relative or TIMER_ABSTIME, with an
     interval; a zero value disarms."""
@@ -121,7 +123,8 @@ def sys_timer_getoverrun(t: Task, tid: int, *_: int) -> int:
     return _timer(t, tid).getoverrun()
 
 
-@syscall("timer_delete")
+@syscall("timer_delete", level=Level.PARTIAL,
+         note="a signal of the timer still queued is delivered (Linux drops it when taken)")
 def sys_timer_delete(t: Task, tid: int, *_: int) -> int:
     """Implements Linux syscall timer_delete(2)."""
     tm = _timer(t, tid)
