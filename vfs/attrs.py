@@ -38,6 +38,7 @@ from .errors import error
 from .file import FileDescription
 from .mount import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, FSContext, VirtualDentry
 from .namespace import Namespace
+from .notify import IN_ACCESS, IN_ATTRIB, IN_MODIFY, Notifier
 from .perm import check, is_owner
 
 _STAT_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800  # AT_NO_AUTOMOUNT
@@ -45,6 +46,8 @@ _STAT_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800  # AT_NO_AUTOMOUNT
 
 class AttrOps(Namespace):
     """The attribute operations of a VirtualFilesystem (a base class of it)."""
+
+    notifier: Notifier  # the VirtualFilesystem's: every change is reported to it
 
     async def stat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
                    path: bytes, flags: int = 0) -> Stat:
@@ -98,6 +101,7 @@ class AttrOps(Namespace):
         if mode & S_ISGID and not creds.in_group(ino.gid) and not creds.has_cap(CAP_FSETID):
             mode &= ~S_ISGID
         await vd.mount.fs.setattr(vd.dentry, mode=(ino.mode & S_IFMT) | mode, ctime_ns=now_ns())
+        self.notifier.file(vd.dentry, IN_ATTRIB)
 
     async def fchownat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
                        path: bytes | None, uid: int, gid: int, flags: int = 0) -> None:
@@ -131,6 +135,7 @@ class AttrOps(Namespace):
         await vd.mount.fs.setattr(
             vd.dentry, uid=None if uid == -1 else uid, gid=None if gid == -1 else gid,
             mode=mode if mode != ino.mode else None, ctime_ns=now_ns())
+        self.notifier.file(vd.dentry, IN_ATTRIB)
 
     async def utimensat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
                         path: bytes | None, times: tuple[tuple[int, int], tuple[int, int]] | None,
@@ -171,6 +176,10 @@ class AttrOps(Namespace):
         at = now if times is None else pick(times[0])
         mt = now if times is None else pick(times[1])
         await vd.mount.fs.setattr(vd.dentry, atime_ns=at, mtime_ns=mt, ctime_ns=now)
+        # fsnotify_change: both times are a utime call (IN_ATTRIB), one alone an access
+        # or a modification
+        self.notifier.file(vd.dentry, IN_ATTRIB if at is not None and mt is not None
+                           else IN_ACCESS if at is not None else IN_MODIFY)
 
     async def truncate(self, ctx: FSContext, creds: Credentials, path: bytes,
                        length: int) -> None:
@@ -187,6 +196,7 @@ class AttrOps(Namespace):
             raise error(errno.EROFS)
         check(creds, ino, MAY_WRITE)
         await vd.mount.fs.setattr(vd.dentry, size=length)
+        self.notifier.file(vd.dentry, IN_MODIFY)
 
     async def ftruncate(self, fd: FileDescription, length: int) -> None:
         """ftruncate(2): needs an fd open for writing on a regular file."""
@@ -202,6 +212,7 @@ class AttrOps(Namespace):
             return
         t = now_ns()  # like Linux's do_sys_ftruncate: ATTR_MTIME|ATTR_CTIME
         await vd.mount.fs.setattr(vd.dentry, size=length, mtime_ns=t, ctime_ns=t)
+        self.notifier.file(vd.dentry, IN_MODIFY)
 
     async def faccessat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
                         path: bytes, mode: int, flags: int = 0) -> None:
@@ -273,6 +284,7 @@ class AttrOps(Namespace):
         elif name.startswith((b"trusted.", b"security.")) and not creds.has_cap(CAP_SYS_ADMIN):
             raise error(errno.EPERM)
         await vd.mount.fs.setxattr(vd.dentry, name, value, flags)
+        self.notifier.file(vd.dentry, IN_ATTRIB)
 
     async def listxattr(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
                         path: bytes, *, follow: bool = True) -> list[bytes]:
@@ -294,6 +306,7 @@ class AttrOps(Namespace):
         elif not creds.has_cap(CAP_SYS_ADMIN):
             raise error(errno.EPERM)
         await vd.mount.fs.removexattr(vd.dentry, name)
+        self.notifier.file(vd.dentry, IN_ATTRIB)
 
 
 def _xattr_name(name: bytes) -> None:

@@ -10,6 +10,10 @@ positional I/O and seek, ENOTDIR for getdents, ENOTTY for ioctl, ENODEV for fall
 
 Readiness for poll/epoll: `readiness(mask)` answers now, `waitq` notifies changes, and
 `wait_ready(mask)` awaits until something in `mask` (or POLLERR/POLLHUP) is ready.
+
+Change notification: a file opened by the VFS carries its `notifier`, to which reads,
+writes, fallocate, listings and the last close report IN_ACCESS, IN_MODIFY and
+IN_CLOSE_WRITE/NOWRITE (vfs.notify).
 """
 
 from __future__ import annotations
@@ -46,11 +50,13 @@ from .abi import (
     pack_dirent64,
 )
 from .errors import error
+from .notify import IN_ACCESS, IN_CLOSE_NOWRITE, IN_CLOSE_WRITE, IN_MODIFY
 
 if TYPE_CHECKING:
     from .creds import Credentials
     from .dentry import Dentry
     from .mount import VirtualDentry
+    from .notify import Notifier
 
 MAX_RW = 0x7FFFF000  # MAX_RW_COUNT: Linux caps one read/write at this many bytes
 MAX_OFF = (1 << 63) - 1
@@ -124,6 +130,8 @@ class FileDescription:
     #: True if every readiness change is announced on `waitq` (what epoll's EPOLLET needs);
     #: False for files whose readiness only the host kernel sees (host fds).
     notifies_readiness = True
+    #: Where this file's accesses and changes are reported (set by the VFS's open).
+    notifier: Notifier | None = None
 
     def __init__(self, vd: VirtualDentry | None = None, flags: int = 0) -> None:
         self.vd = vd
@@ -142,7 +150,14 @@ class FileDescription:
         """Drop one reference; the last one releases the file (close(2) semantics)."""
         self.refs -= 1
         if self.refs == 0:
+            if self.notifier is not None and self.vd is not None:
+                self.notifier.closed(self.vd.dentry,
+                                     IN_CLOSE_WRITE if self.writable else IN_CLOSE_NOWRITE)
             await self.release()
+
+    def _notify(self, mask: int) -> None:
+        if self.notifier is not None and self.vd is not None:
+            self.notifier.file(self.vd.dentry, mask)
 
     async def release(self) -> None:
         """The last reference is gone: flush and free (override to do more)."""
@@ -191,7 +206,10 @@ class FileDescription:
             raise error(errno.EBADF)
         if n < 0:
             raise error(errno.EINVAL)
-        return await self.do_read(min(n, MAX_RW))
+        data = await self.do_read(min(n, MAX_RW))
+        if data and self.notifier is not None:
+            self._notify(IN_ACCESS)
+        return data
 
     async def read_upto(self, n: int, fits: int) -> bytes:
         """read(2) of up to `n` bytes into a buffer whose first `fits` bytes (fewer than
@@ -207,13 +225,19 @@ class FileDescription:
             raise error(errno.EBADF)
         if offset < 0 or n < 0:
             raise error(errno.EINVAL)
-        return await self.do_pread(min(n, MAX_RW), offset)
+        data = await self.do_pread(min(n, MAX_RW), offset)
+        if data and self.notifier is not None:
+            self._notify(IN_ACCESS)
+        return data
 
     async def write(self, data: bytes) -> int:
         """write(2) at the file position (the end, with O_APPEND)."""
         if not self.writable:
             raise error(errno.EBADF)
-        return await self.do_write(data)
+        n = await self.do_write(data)
+        if n > 0 and self.notifier is not None:
+            self._notify(IN_MODIFY)
+        return n
 
     async def pwrite(self, data: bytes, offset: int) -> int:
         """pwrite64(2): write at `offset` (Linux appends anyway under O_APPEND)."""
@@ -221,7 +245,10 @@ class FileDescription:
             raise error(errno.EBADF)
         if offset < 0:
             raise error(errno.EINVAL)
-        return await self.do_pwrite(data, offset)
+        n = await self.do_pwrite(data, offset)
+        if n > 0 and self.notifier is not None:
+            self._notify(IN_MODIFY)
+        return n
 
     async def seek(self, offset: int, whence: int) -> int:
         """lseek(2); returns the new position."""
@@ -233,7 +260,10 @@ class FileDescription:
         """getdents64(2): linux_dirent64 records filling at most `size` bytes."""
         if self.flags & O_PATH:
             raise error(errno.EBADF)
-        return await self.do_getdents64(size)
+        data = await self.do_getdents64(size)
+        if self.notifier is not None:
+            self._notify(IN_ACCESS)
+        return data
 
     async def ioctl(self, cmd: int, arg: int, mem: Memory | None = None) -> int:
         """ioctl(2); `mem` lets the file read/write the argument in application memory."""
@@ -258,6 +288,7 @@ class FileDescription:
         if not self.writable:
             raise error(errno.EBADF)
         await self.do_fallocate(mode, offset, length)
+        self._notify(IN_MODIFY)
 
     async def fsync(self, datasync: bool = False) -> None:
         if self.flags & O_PATH:

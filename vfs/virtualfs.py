@@ -64,6 +64,17 @@ from .errors import error
 from .file import FileDescription, PathFD
 from .filesystem import Filesystem
 from .mount import MS_NODEV, FSContext, VirtualDentry
+from .notify import (
+    IN_ATTRIB,
+    IN_CREATE,
+    IN_DELETE,
+    IN_MODIFY,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_OPEN,
+    Notifier,
+)
 from .perm import check, check_sticky, is_owner, permitted
 from .resolve import ROOT, Walk
 from .restricted import RestrictedWalk
@@ -109,6 +120,8 @@ class VirtualFilesystem(AttrOps):
         pipefs: the filesystem pipe2's pipes live on (pipefs makes it on first use).
         sigpipe: hook called as `sigpipe()` when a write hits a pipe with no reader (the
             Sentry sets it to queue SIGPIPE for the current task).
+        notifier: where every change made through this VFS is reported (`vfs.notify`;
+            the Sentry's inotify sets its hook).
     """
 
     def __init__(self, root_fs: Filesystem, *, flags: int = 0, source: str = "none") -> None:
@@ -118,6 +131,7 @@ class VirtualFilesystem(AttrOps):
         self.fifo_opener: Callable[[VirtualDentry, int, Credentials],
                                    Awaitable[FileDescription]] | None = None
         self.sigpipe: Callable[[], None] | None = None
+        self.notifier = Notifier()
         # Serialises namespace changes (Linux's directory i_rwsem, coarsened): between a
         # check ("does the name exist?") and the change, a remote filesystem awaits, and
         # another task must not change the same names meanwhile. Uncontended (always, on
@@ -185,6 +199,7 @@ class VirtualFilesystem(AttrOps):
                 check(creds, pd.inode, MAY_WRITE | MAY_EXEC)
                 uid, gid, m = self._new_owner(creds, pd, S_IFREG | (mode & S_IALLUGO & ~ctx.umask))
                 d = await parent.mount.fs.mknod(pd, name, m, 0, uid, gid)
+                self.notifier.entry(pd, name, IN_CREATE, False)
                 return VirtualDentry(parent.mount, d), True
             if flags & O_EXCL:
                 raise error(errno.EEXIST, path)
@@ -234,6 +249,7 @@ class VirtualFilesystem(AttrOps):
             if flags & O_TRUNC and not created and ftype == S_IFREG:
                 t = now_ns()  # Linux passes ATTR_MTIME|ATTR_CTIME with an open's truncate
                 await vd.mount.fs.setattr(vd.dentry, size=0, mtime_ns=t, ctime_ns=t)
+                self.notifier.file(vd.dentry, IN_MODIFY)
             fd = await vd.mount.fs.open(vd.dentry, flags & ~(O_CREAT | O_EXCL | O_TRUNC), creds)
         elif ftype == S_IFCHR or ftype == S_IFBLK:
             opener = self.devices.get((ftype, os.major(ino.rdev), os.minor(ino.rdev)))
@@ -250,6 +266,9 @@ class VirtualFilesystem(AttrOps):
             fd = await vd.mount.fs.open(vd.dentry, flags, creds)
         if fd.vd is None:
             fd.vd = vd
+        fd.notifier = self.notifier
+        self.notifier.opened(ino)
+        self.notifier.file(vd.dentry, IN_OPEN)
         return fd
 
     async def _open_tmpfile(self, ctx: FSContext, creds: Credentials,
@@ -312,6 +331,7 @@ class VirtualFilesystem(AttrOps):
         uid, gid, m = self._new_owner(
             creds, parent.dentry, S_IFDIR | (mode & (0o777 | S_ISVTX) & ~ctx.umask))
         await parent.mount.fs.mkdir(parent.dentry, name, m, uid, gid)
+        self.notifier.entry(parent.dentry, name, IN_CREATE, True)
 
     @_namespace_op
     async def mknodat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
@@ -334,6 +354,7 @@ class VirtualFilesystem(AttrOps):
         uid, gid, m = self._new_owner(creds, parent.dentry,
                                       ftype | (mode & S_IALLUGO & ~ctx.umask))
         await parent.mount.fs.mknod(parent.dentry, name, m, dev, uid, gid)
+        self.notifier.entry(parent.dentry, name, IN_CREATE, False)
 
     @_namespace_op
     async def symlinkat(self, ctx: FSContext, creds: Credentials, target: bytes,
@@ -347,6 +368,7 @@ class VirtualFilesystem(AttrOps):
         parent, name = await self._create_parent(w, dirfd, path, is_dir=False)
         uid, gid, _ = self._new_owner(creds, parent.dentry, S_IFLNK | 0o777)
         await parent.mount.fs.symlink(parent.dentry, name, target, uid, gid)
+        self.notifier.entry(parent.dentry, name, IN_CREATE, False)
 
     @_namespace_op
     async def linkat(self, ctx: FSContext, creds: Credentials, olddirfd: FileDescription | None,
@@ -376,6 +398,8 @@ class VirtualFilesystem(AttrOps):
         if ino.nlink == 0 and old.dentry.dead:
             raise error(errno.ENOENT)
         await parent.mount.fs.link(parent.dentry, name, old.dentry)
+        self.notifier.inode(ino, IN_ATTRIB)
+        self.notifier.entry(parent.dentry, name, IN_CREATE, False)
 
     # -- removal -----------------------------------------------------------------------------------
 
@@ -427,6 +451,8 @@ class VirtualFilesystem(AttrOps):
             await parent.mount.fs.rmdir(parent.dentry, child)
         else:
             await parent.mount.fs.unlink(parent.dentry, child)
+        self.notifier.removed(child)
+        self.notifier.entry(parent.dentry, name, IN_DELETE, rmdir)
 
     @_namespace_op
     async def renameat2(self, ctx: FSContext, creds: Credentials,
@@ -498,6 +524,27 @@ class VirtualFilesystem(AttrOps):
         ):
             raise error(errno.EBUSY)
         await fs.rename(op.dentry, src, np.dentry, nname, dst, flags)
+        n = self.notifier
+        if n.hook is not None:
+            self._notify_move(op.dentry, oname, np.dentry, nname, src,
+                              None if exchange else dst)
+            if exchange and dst is not None:
+                self._notify_move(np.dentry, nname, op.dentry, oname, dst, None)
+            elif dst is not None and (dst.inode.nlink <= 0 or dst.inode.is_dir):
+                n.gone(dst.inode)
+
+    def _notify_move(self, old_dir: Dentry, old_name: bytes, new_dir: Dentry,
+                     new_name: bytes, moved: Dentry, replaced: Dentry | None) -> None:
+        """Linux's fsnotify_move: IN_MOVED_FROM and IN_MOVED_TO with one cookie, the
+        replaced file's link count, then the moved file's IN_MOVE_SELF."""
+        n = self.notifier
+        cookie = n.cookie()
+        is_dir = moved.inode.is_dir
+        n.entry(old_dir, old_name, IN_MOVED_FROM, is_dir, cookie)
+        n.entry(new_dir, new_name, IN_MOVED_TO, is_dir, cookie)
+        if replaced is not None:
+            n.inode(replaced.inode, IN_ATTRIB)
+        n.inode(moved.inode, IN_MOVE_SELF)
 
 
 def _is_ancestor(a: Dentry, d: Dentry) -> bool:

@@ -33,20 +33,21 @@ from sentry.platform.ptrace import (
     hot_run,
     hot_step,
 )
-from vfs.abi import Stat
+from vfs.abi import POLLHUP, POLLIN, POLLRDNORM, Stat
 from vfs.creds import Credentials
-from vfs.file import FileDescription
+from vfs.file import FileDescription, WaitQueue
 from vfs.filesystem import alloc_anon_dev
-from vfs.mount import FSContext
+from vfs.mount import FSContext, Mount
 from vfs.virtualfs import VirtualFilesystem
 
-from . import robust, signals, sigstate, usage
+from . import posix_timers, robust, signals, sigstate, usage
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
 from .futex import Futexes
 from .futex import key_of as futex_key_of
 from .image import RecordingSource, image_of
+from .inotify import Watches
 from .ipc import IpcNamespace
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
 from .uts import Uts
@@ -83,6 +84,8 @@ class Kernel:
         self.vfs = vfs
         if vfs is not None and vfs.sigpipe is None:
             vfs.sigpipe = self._sigpipe
+        #: inotify's watches; while there are any, the VFS reports every change to them.
+        self.inotify = Watches(vfs.notifier if vfs is not None else None)
         self.table = TABLE if table is None else table
         self.stderr = stderr if stderr is not None else sys.stderr
         self.uts = Uts(hostname)  # the sandbox's first UTS namespace
@@ -118,6 +121,11 @@ class Kernel:
         self.socket_families: dict[int, Callable[..., Any]] = {}
         self.socket_state: dict[object, Any] = {}
         self._reported_families: set[int] = set()
+        self._anon_ids: dict[str, int] = {}
+        #: Notified whenever a process of the sandbox exits (pidfds' readiness).
+        self.exits = WaitQueue()
+        #: The internal tmpfs mount memfd_create's files live on (made on first use).
+        self.memfd_mount: Mount | None = None
 
     def emit(self, event: str, **fields: Any) -> None:
         """Report a user-visible event: always to the debug log, and to stderr for
@@ -153,6 +161,12 @@ class Kernel:
         t = self._anon_time_ns
         return Stat(mode=0o600, ino=1, dev=self._anon_dev, nlink=1, atime_ns=t, mtime_ns=t,
                     ctime_ns=t)
+
+    def next_anon_id(self, kind: str) -> int:
+        """The next number of a kind of anonymous file (eventfd-id in fdinfo)."""
+        n = self._anon_ids.get(kind, 0)
+        self._anon_ids[kind] = n + 1
+        return n
 
     async def close_file(self, tgid: int, fdesc: FileDescription) -> None:
         """Drop one fd's reference to `fdesc` for process `tgid` (close(2), dup2 over an
@@ -435,6 +449,7 @@ class Kernel:
     def notify_children_changed(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+        self.exits.notify(POLLIN | POLLRDNORM | POLLHUP)
 
     async def children_changed(self) -> None:
         """Wait until some process exits (wait4's sleep)."""
@@ -484,6 +499,7 @@ class Kernel:
         await self.close_files(t.tgid, t.fdtable.close_on_exec())
         self._start_regs(t, loaded)
         signals.on_exec(t)
+        posix_timers.on_exec(t)
         t.vfork_done.set()
 
     async def _exit_cleanup(self, mm: MemoryManager | None, fdtable: FDTable | None,

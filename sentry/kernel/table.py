@@ -68,6 +68,7 @@ _PTRACE_NAMES = _ptrace_syscall_names()
 _NAMES: dict[int, str] = {nr: name for nr, name in _PTRACE_NAMES.items() if nr < 512}
 _NAMES.update(
     {
+        283: "timerfd_create",  # python-ptrace calls it "timerfd"
         441: "epoll_pwait2",
         442: "mount_setattr",
         443: "quotactl_fd",

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .image import ProcessImage
     from .jobctl import JobState
     from .kernel import Kernel
+    from .posix_timers import ProcessTimers
     from .sigstate import SigHand, ThreadSignals
     from .uts import Uts
 
@@ -106,6 +107,7 @@ class Task:
     _sig: ThreadSignals
     _sighand: SigHand
     _job: JobState
+    _posix_timers: ProcessTimers  # the leader's: posix_timers.timers_of
 
     @property
     def ppid(self) -> int:

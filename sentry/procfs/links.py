@@ -35,9 +35,6 @@ NAMESPACES = {b"cgroup": 4026531835, b"ipc": 4026531839, b"mnt": 4026531841,
               b"time": 4026531834, b"time_for_children": 4026531834, b"user": 4026531837,
               b"uts": 4026531838}
 _NSFS_DEV = os.makedev(0, 4)  # nsfs's device on Linux
-#: Linux's anon_inode names of the Sentry's anonymous files; a file class may instead say
-#: its own as `anon_name`.
-_ANON_NAMES = {"EpollFD": "eventpoll", "SignalFD": "signalfd"}
 
 
 def _err(code: int) -> OSError:
@@ -151,14 +148,15 @@ class Links:
                                   "/dev/null")):
                 return target.encode()
             return b"host:[%d]" % f.fd
+        anon = getattr(f, "anon_name", None)  # "anon_inode:[eventfd]" ...
+        if anon is not None:
+            return bytes(anon)
         vd = getattr(f, "vd", None)
         if vd is not None:
             if vd.mount.parent is None and vd.mount is not self.vfs.root_mount:
-                return vd.dentry.name  # anonymous files (pipefs): "pipe:[N]"
+                return vd.dentry.name  # anonymous files (pipefs, memfd): "pipe:[N]"
             return self._path(t, vd)
-        name = getattr(f, "anon_name", None) or _ANON_NAMES.get(type(f).__name__) or \
-            type(f).__name__.lower().removesuffix("fd")
-        return b"anon_inode:[%s]" % name.encode()
+        return b"anon_inode:[%s]" % type(f).__name__.lower().removesuffix("fd").encode()
 
     def _fd_target(self, f: Any) -> VirtualDentry | OpenedNode:
         """The file open() of fd/N reaches: the open file's own (mount, dentry), so any

@@ -603,5 +603,8 @@ class ProcessFiles:
             ino = vd.dentry.inode.ino if vd is not None else 0
             text = b"pos:\t%d\nflags:\t0%o\nmnt_id:\t%d\nino:\t%d\n" % (
                 getattr(f, "offset", 0), flags, mnt, ino)
+            extra = getattr(f, "fdinfo", None)  # eventfd, timerfd, inotify, pidfd lines
+            if extra is not None:
+                text += extra()
             out[str(fd).encode()] = FileNode(text)
         return out

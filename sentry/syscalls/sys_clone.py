@@ -13,6 +13,8 @@ from sentry.errors import SyscallError
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG
 
+from .sys_pidfd import PidFD
+
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
 
@@ -31,19 +33,31 @@ _CLONE_NS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NE
     | CLONE_NEWNET | 0x02000000  # CLONE_NEWCGROUP
 
 
-async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int,
+                 pidfd_at: int | None = None) -> int:
     """fork/vfork/clone. A new process is a host fork of the stub (its private memory
     copy-on-write); CLONE_VM for a process is honoured only together with CLONE_VFORK
     (posix_spawn's use), where the parent sleeps until the child execs or exits. A new
-    thread (CLONE_THREAD) is a host thread of the same stub."""
+    thread (CLONE_THREAD) is a host thread of the same stub. CLONE_PIDFD puts a pidfd
+    of the child in the parent's table and its number at `pidfd_at` (clone's parent_tid
+    pointer unless clone3 gave one)."""
+    if pidfd_at is None:
+        pidfd_at = ptid
+        if flags & CLONE_PIDFD and flags & CLONE_PARENT_SETTID:
+            raise SyscallError(errno.EINVAL)  # both would use parent_tid
     if flags & CLONE_THREAD:
         return _clone_thread(t, flags, stack, ptid, ctid, tls)
     if flags & CLONE_SIGHAND and not flags & CLONE_VM:
         raise SyscallError(errno.EINVAL)
     if flags & CLONE_VM and not flags & CLONE_VFORK:
         raise SyscallError(errno.EINVAL)
-    if flags & (_CLONE_NS | CLONE_PIDFD):
-        raise SyscallError(errno.EPERM if flags & _CLONE_NS else errno.EINVAL)
+    if flags & _CLONE_NS:
+        raise SyscallError(errno.EPERM)
+    if flags & CLONE_PIDFD:
+        if flags & CLONE_DETACHED:
+            raise SyscallError(errno.EINVAL)
+        # EFAULT now rather than after the fork (what was forked would have to be undone)
+        t.mem_write(pidfd_at, t.mem_read(pidfd_at, 4))
     k = t.kernel
     child_stub = t.stub.fork()
     try:
@@ -58,6 +72,9 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         child = type(t)(k, child_stub, child_mm, tid=pid, tgid=pid,
                         ppid=t.ppid if flags & CLONE_PARENT else t.tgid,
                         fdtable=fdtable, fs=fs, creds=t.creds)
+        if flags & CLONE_PIDFD:
+            fd = t.fdtable.install(PidFD(t, pid, 0), cloexec=True)
+            t.mem_write(pidfd_at, struct.pack("<i", fd))
     except BaseException:
         child_stub.kill()
         raise
@@ -147,7 +164,7 @@ async def sys_vfork(t: Task, *_: int) -> int:
 
 @syscall("clone", level=Level.PARTIAL,
          note="threads (CLONE_THREAD) and processes; CLONE_VM for a process only with "
-              "CLONE_VFORK")
+              "CLONE_VFORK; CLONE_PIDFD for processes only")
 async def sys_clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int,
                     *_: int) -> int:
     """Implements Linux syscall clone(2) for new threads and processes."""
@@ -160,10 +177,11 @@ async def sys_clone3(t: Task, args: int, size: int, *_: int) -> int:
     if size < 64 or size > 4096:
         raise SyscallError(errno.EINVAL)
     raw = t.mem_read(args, min(size, 88)).ljust(88, b"\0")
-    (flags, _pidfd, ctid, ptid, exit_signal, stack, stack_size, tls, set_tid,
+    (flags, pidfd, ctid, ptid, exit_signal, stack, stack_size, tls, set_tid,
      set_tid_size, cgroup) = struct.unpack("<11Q", raw)
     if set_tid or set_tid_size or cgroup or exit_signal > 64:
         raise SyscallError(errno.EINVAL)
     if (stack == 0) != (stack_size == 0):
         raise SyscallError(errno.EINVAL)
-    return await _clone(t, flags & ~0xFF, stack + stack_size if stack else 0, ptid, ctid, tls)
+    return await _clone(t, flags & ~0xFF, stack + stack_size if stack else 0, ptid, ctid, tls,
+                        pidfd)

@@ -31,6 +31,8 @@ from vfs.abi import (
 from vfs.file import MAX_RW
 from vfs.restricted import RESOLVE_ALL, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT
 
+from .sys_memfd import seals_fcntl
+
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
     from vfs.mount import FSContext
@@ -474,8 +476,8 @@ async def sys_dup3(t: Task, oldfd: int, newfd: int, flags: int, *_: int) -> int:
 @syscall(
     "fcntl",
     level=Level.PARTIAL,
-    note="dup, fd and status flags, POSIX/OFD record locks; F_SETOWN/leases/notify not "
-    "supported (EINVAL); F_GETOWN answers 0",
+    note="dup, fd and status flags, POSIX/OFD record locks, file seals; F_SETOWN/leases/"
+    "notify not supported (EINVAL); F_GETOWN answers 0",
 )
 async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     """Implements Linux syscall fcntl(2)."""
@@ -509,7 +511,7 @@ async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
             raise SyscallError(errno.EBADF)
         return pipe_size(t.creds, None if cmd == F_GETPIPE_SZ else i32(arg))
     if cmd == F_GET_SEALS or cmd == F_ADD_SEALS:
-        raise SyscallError(errno.EINVAL)
+        return seals_fcntl(t, f, cmd, arg)
     raise SyscallError(errno.EINVAL)
 
 

@@ -24,6 +24,8 @@ from sentry.mm.vma import (
     page_up,
 )
 
+from .sys_memfd import write_sealed
+
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
 
@@ -64,6 +66,8 @@ async def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: i
             raise SyscallError(errno.EACCES)
         if typ != MAP_PRIVATE and prot & PROT_WRITE and not fdesc.writable:
             raise SyscallError(errno.EACCES)
+        if typ != MAP_PRIVATE and prot & PROT_WRITE and write_sealed(fdesc):
+            raise SyscallError(errno.EPERM)
         file = fdesc
         vd = getattr(fdesc, "vd", None)
         if vd is not None and t.kernel.vfs is not None and t.fs is not None:
@@ -85,7 +89,14 @@ async def sys_munmap(t: Task, addr: int, length: int, *_: int) -> int:
 
 @syscall("mprotect")
 def sys_mprotect(t: Task, addr: int, length: int, prot: int, *_: int) -> int:
-    """Implements Linux syscall mprotect(2)."""
+    """Implements Linux syscall mprotect(2). A shared mapping of a file sealed against
+    writing cannot be made writable (EACCES; Linux decides it when the mapping is made,
+    here when mprotect is called)."""
+    if prot & PROT_WRITE:
+        end = addr + page_up(length)
+        for v in t.mm.vmas:
+            if v.start < end and v.end > addr and v.shared and write_sealed(v.file):
+                raise SyscallError(errno.EACCES)
     t.mm.mprotect(addr, length, prot)
     return 0
 

@@ -391,6 +391,8 @@ class EpollFD(FileDescription):
     (or in poll) hears its edges.
     """
 
+    anon_name = b"anon_inode:[eventpoll]"  # /proc/PID/fd
+
     def __init__(self, anon_stat: Callable[[], Stat]) -> None:
         super().__init__(None, O_RDONLY)
         self._anon_stat = anon_stat  # the kernel's one anonymous inode (fstat)

@@ -101,6 +101,8 @@ def signalfd_siginfo(info: bytes) -> bytes:
 class SignalFD(FileDescription):
     """A signalfd: reads dequeue the reader's pending signals that are in `mask`."""
 
+    anon_name = b"anon_inode:[signalfd]"  # /proc/PID/fd
+
     def __init__(self, mask: int, flags: int, anon_stat: Callable[[], Stat]) -> None:
         super().__init__(None, O_RDWR | (flags & O_NONBLOCK))
         self.mask = mask

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 from sentry.errors import SyscallError
 from sentry.kernel import jobctl, usage
 from sentry.kernel.table import Level, syscall
+from vfs.abi import O_NONBLOCK
 
 from .sys_file import i32
+from .sys_pidfd import pidfd_of
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -127,19 +129,21 @@ async def sys_wait4(t: Task, pid: int, status: int, options: int, rusage: int, *
     return got
 
 
-P_ALL, P_PID, P_PGID = 0, 1, 2
+P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 
 
 @syscall("waitid", level=Level.PARTIAL,
          note="rusage: the reaped child's CPU times and maxrss; other fields 0")
 async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
                      rusage: int, *_: int) -> int:
-    """Implements Linux syscall waitid(2)."""
+    """Implements Linux syscall waitid(2): P_ALL, P_PID, P_PGID and P_PIDFD (a pidfd
+    with PIDFD_NONBLOCK makes it WNOHANG, and EAGAIN when nothing is to report)."""
     if options & ~(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | _WALL_FLAGS):
         raise SyscallError(errno.EINVAL)
     if not options & (WEXITED | WUNTRACED | WCONTINUED):
         raise SyscallError(errno.EINVAL)
     ident = i32(ident)
+    nonblock = False
     if idtype == P_ALL:
         pid = -1
     elif idtype == P_PID:
@@ -150,10 +154,20 @@ async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
         if ident < 0:
             raise SyscallError(errno.EINVAL)
         pid = -ident if ident else 0
+    elif idtype == P_PIDFD:
+        if ident < 0:
+            raise SyscallError(errno.EINVAL)
+        pidfd = pidfd_of(t, ident)
+        pid = pidfd.pid
+        if pidfd.flags & O_NONBLOCK and not options & WNOHANG:
+            options |= WNOHANG
+            nonblock = True
     else:
         raise SyscallError(errno.EINVAL)
     got, _status, code, value, uid, used = await _wait(t, pid, options,
                                                        reap=not options & WNOWAIT)
+    if not got and nonblock:
+        raise SyscallError(errno.EAGAIN)
     if infop:
         info = bytearray(128)
         if got:

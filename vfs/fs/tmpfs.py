@@ -7,6 +7,10 @@ application. The directory tree is the dentry tree: `Dentry.children` is the dir
 Each entry gets a sequence number when it enters a directory; listings go newest first
 (as Linux's tmpfs) and cookies derived from the numbers stay valid while other entries
 come and go.
+
+File seals (fcntl F_ADD_SEALS, for memfd_create's files, which are tmpfs files) are the
+inode's, as in shmem: every file starts with F_SEAL_SEAL (no seal can be added), and the
+seals it has refuse writes, growing, shrinking and changes of the exec bits with EPERM.
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ XATTR_SIZE_MAX = 65536
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
 _nofile_raised = False
+#: File seals (fcntl F_ADD_SEALS), Linux's values.
+F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 0x1, 0x2, 0x4, 0x8
+F_SEAL_FUTURE_WRITE, F_SEAL_EXEC = 0x10, 0x20
+F_SEAL_ALL = 0x3F
 
 
 def _memfd() -> int:
@@ -65,9 +73,9 @@ def _memfd() -> int:
 
 
 class TmpfsInode(Inode):
-    """A tmpfs inode: symlink target, directory cookie counter, file memfd."""
+    """A tmpfs inode: symlink target, directory cookie counter, file memfd, seals."""
 
-    __slots__ = ("target", "next_seq", "memfd", "opens")
+    __slots__ = ("target", "next_seq", "memfd", "opens", "seals")
 
     def __init__(self, ino: int, mode: int, uid: int, gid: int, rdev: int = 0) -> None:
         super().__init__(ino, mode, uid, gid, rdev)
@@ -75,6 +83,7 @@ class TmpfsInode(Inode):
         self.next_seq = 3
         self.memfd = -1
         self.opens = 0
+        self.seals = F_SEAL_SEAL
 
     def free_data(self) -> None:
         if self.memfd >= 0:
@@ -186,6 +195,8 @@ class Tmpfs(Filesystem):
                       atime_ns: int | None = None, mtime_ns: int | None = None,
                       ctime_ns: int | None = None) -> None:
         ino = _inode(d)
+        if mode is not None and ino.seals & F_SEAL_EXEC and (ino.mode ^ mode) & 0o111:
+            raise error(errno.EPERM)
         if size is not None:
             self.truncate(ino, size)
         if mode is not None:
@@ -206,6 +217,9 @@ class Tmpfs(Filesystem):
         without a name)."""
         if ino.type != S_IFREG:
             raise error(errno.EINVAL)
+        if (size < ino.size and ino.seals & F_SEAL_SHRINK
+                or size > ino.size and ino.seals & F_SEAL_GROW):
+            raise error(errno.EPERM)
         if size != ino.size:
             self._resize(ino, size)
         # Linux (6.x shmem) moves mtime/ctime on every truncate, even to the same size
@@ -357,6 +371,9 @@ class TmpfsFileFD(RegularFD):
         end = offset + len(data)
         if end > MAX_FILE_SIZE:
             raise error(errno.EFBIG)
+        if ino.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE | F_SEAL_GROW):
+            if ino.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) or end > ino.size:
+                raise error(errno.EPERM)
         if end > ino.size:
             self.fs._reserve(ino, end)
         if ino.mode & (S_ISUID | S_ISGID):
@@ -396,6 +413,11 @@ class TmpfsFileFD(RegularFD):
         end = offset + length
         if end > MAX_FILE_SIZE:
             raise error(errno.EFBIG)
+        if mode & FALLOC_FL_PUNCH_HOLE:
+            if ino.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE):
+                raise error(errno.EPERM)
+        elif ino.seals & F_SEAL_GROW and end > ino.size:
+            raise error(errno.EPERM)
         if not mode & FALLOC_FL_KEEP_SIZE and end > ino.size:
             self.fs._reserve(ino, end)
         if ino.memfd < 0:

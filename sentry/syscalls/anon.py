@@ -1,0 +1,29 @@
+"""Files on the kernel's one anonymous inode (Linux's anon_inodefs): eventfd, timerfd,
+inotify and pidfd files share what fstat, /proc/PID/fd and /proc/PID/fdinfo show of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vfs.abi import O_NONBLOCK, O_RDWR, Stat
+from vfs.file import FileDescription
+
+
+class AnonFile(FileDescription):
+    """A file with no name: fstat answers the kernel's anonymous inode, /proc/PID/fd shows
+    `anon_name` ("anon_inode:[eventfd]" ...), and /proc/PID/fdinfo adds `fdinfo()`."""
+
+    anon_name = b"anon_inode:[unknown]"
+
+    def __init__(self, anon_stat: Callable[[], Stat], flags: int = 0, *,
+                 mode: int = O_RDWR) -> None:
+        super().__init__(None, mode | (flags & O_NONBLOCK))
+        self._anon_stat = anon_stat
+
+    async def stat(self) -> Stat:
+        return self._anon_stat()
+
+    def fdinfo(self) -> bytes:
+        """The lines /proc/PID/fdinfo/N adds after pos, flags, mnt_id and ino."""
+        return b""
