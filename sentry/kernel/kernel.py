@@ -46,6 +46,7 @@ from .fdtable import FDTable
 from .file_locks import FileLocks
 from .futex import Futexes
 from .image import RecordingSource, image_of
+from .network import Network
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
 
 log = logging.getLogger("runpsc.sentry")
@@ -75,8 +76,9 @@ class Kernel:
     def __init__(self, *, exec_source: ExecSource | None = None,
                  vfs: VirtualFilesystem | None = None,
                  table: Mapping[int, Entry] | None = None, stderr: TextIO | None = None,
-                 hostname: bytes = b"runpsc") -> None:
+                 hostname: bytes = b"runpsc", network: Network | None = None) -> None:
         self.exec_source = exec_source
+        self._network = network
         self.vfs = vfs
         if vfs is not None and vfs.sigpipe is None:
             vfs.sigpipe = self._sigpipe
@@ -109,6 +111,14 @@ class Kernel:
         #: made at boot): its device and time.
         self._anon_dev = alloc_anon_dev()
         self._anon_time_ns = time.time_ns()
+
+    @property
+    def network(self) -> Network:
+        """The namespace the sandbox's sockets live in (by default made on first use: a
+        fresh one with only ``lo``, the ``none`` mode)."""
+        if self._network is None:
+            self._network = Network.isolated()
+        return self._network
 
     def emit(self, event: str, **fields: Any) -> None:
         """Report a user-visible event: always to the debug log, and to stderr for
