@@ -26,15 +26,15 @@ import ctypes
 import errno
 import fcntl
 import os
-import socket
+import socket as _socket
 import struct
 import weakref
 from collections.abc import Iterator
 from typing import Any
 
 CLONE_NEWNET = 0x40000000
-SIOCGIFFLAGS, SIOCSIFFLAGS = 0x8913, 0x8914
-IFF_UP = 0x1
+SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCGIFMTU, SIOCGIFHWADDR = 0x8913, 0x8914, 0x8921, 0x8927
+IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
 
 MODES = ("none", "host", "sandbox")
 
@@ -62,7 +62,7 @@ def _own_ns() -> int:
 
 def _link_up(name: bytes) -> None:
     """Bring interface `name` of the current namespace up (SIOCSIFFLAGS)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) as s:
         req = struct.pack("16sh14x", name, 0)
         got = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req)
         flags = struct.unpack_from("16sh", got)[1]
@@ -124,16 +124,16 @@ class Network:
         finally:
             os.close(home)
 
-    def socket(self, family: int, type_: int, proto: int) -> socket.socket:
+    def socket(self, family: int, type_: int, proto: int) -> _socket.socket:
         """A non-blocking, close-on-exec host socket created in the namespace.
 
         Raises OSError as socket(2) does (EAFNOSUPPORT, EPROTONOSUPPORT, EACCES ...).
         """
         with self.entered():
-            s = socket.socket(family, type_ | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, proto)
+            s = _socket.socket(family, type_ | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC, proto)
         return s
 
-    def track(self, host: socket.socket, owner: Any) -> None:
+    def track(self, host: _socket.socket, owner: Any) -> None:
         """Record that `owner` (a sandbox socket file) holds `host` (for /proc/net)."""
         with contextlib.suppress(OSError):
             self.sockets[os.fstat(host.fileno()).st_ino] = owner
@@ -156,7 +156,32 @@ class Network:
     def interfaces(self) -> list[tuple[int, str]]:
         """(index, name) of the namespace's interfaces."""
         with self.entered():
-            return socket.if_nameindex()
+            return _socket.if_nameindex()
+
+    def interface_attr(self, name: str, what: str) -> bytes:
+        """An attribute of interface `name` as /sys/class/net/NAME/WHAT shows it (mtu,
+        address, operstate, flags, type), asked of the namespace with the SIOCGIF ioctls
+        (the host's /sys shows the namespace sysfs was mounted in, not this one)."""
+        req = struct.pack("16s16x", name.encode())
+        with self.entered(), _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) as s:
+            try:
+                flags = struct.unpack_from("16sH", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+                mtu = struct.unpack_from("16si", fcntl.ioctl(s.fileno(), SIOCGIFMTU, req))[1]
+                hw = fcntl.ioctl(s.fileno(), SIOCGIFHWADDR, req)
+            except OSError:
+                return b""
+        hwtype, mac = struct.unpack_from("<H6s", hw, 16)
+        if what == "mtu":
+            return b"%d\n" % mtu
+        if what == "address":
+            return b":".join(b"%02x" % b for b in mac) + b"\n"
+        if what == "flags":
+            return b"0x%x\n" % (flags & ~IFF_RUNNING)  # dev->flags: no operational bits
+        if what == "type":
+            return b"%d\n" % hwtype
+        if flags & IFF_LOOPBACK:
+            return b"unknown\n"
+        return b"up\n" if flags & IFF_RUNNING else b"down\n"
 
     def close(self) -> None:
         self._closer()

@@ -19,8 +19,9 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from vfs.fs.synthetic import FileNode, Node, Source, SymlinkNode
+from vfs.fs.synthetic import DirNode, FileNode, Node, Source, SymlinkNode
 
+from .net import NetFiles
 from .process import ProcessFiles
 from .sysctl import Sysctl
 from .sysfs import sys_tree
@@ -49,6 +50,7 @@ class ProcView:
         self.system = System(kernel, memory)
         self.process = ProcessFiles(kernel, self.system)
         self.sysctl = Sysctl(kernel, self.system)
+        self.net = NetFiles(kernel)
 
     # ProcProvider ---------------------------------------------------------------------------
 
@@ -85,6 +87,7 @@ class ProcView:
                                  b"  5 /dev/tty\n  5 /dev/console\n  5 /dev/ptmx\n"
                                  b"136 pts\n\nBlock devices:\n"),
             b"sys": self.sysctl.tree(),
+            b"net": DirNode(self.net.proc_entries()),
         }
         me = _current()
         if me is not None:
@@ -95,7 +98,9 @@ class ProcView:
     # SysProvider ----------------------------------------------------------------------------
 
     def sys_entries(self) -> dict[bytes, Node]:
-        return sys_tree(self.system)
+        out = sys_tree(self.system)
+        out[b"class"] = DirNode({b"net": self.net.sys_class_net()})
+        return out
 
 
 def _current() -> Task | None:
