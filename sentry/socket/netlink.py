@@ -1,0 +1,156 @@
+"""AF_NETLINK, NETLINK_ROUTE only, read-only: the rtnetlink queries of the sandbox's network.
+
+A `NetlinkSocket` holds a host NETLINK_ROUTE socket made in the sandbox's network
+namespace, so a dump (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE, RTM_GETNEIGH ...) answers
+with that namespace's interfaces, addresses and routes: glibc's getifaddrs and
+getaddrinfo's AI_ADDRCONFIG, `ip addr`, `ip route` and if_nameindex see the sandbox's
+network. Every request that would change something (RTM_NEW*, RTM_DEL*, RTM_SET*) is kept
+from the host and answered here with an NLMSG_ERROR of EPERM, as Linux answers a process
+without CAP_NET_ADMIN. bind's nl_pid is left to the host (a sandbox pid means nothing
+there); getsockname shows the port id the host gave, which is what replies carry.
+Other netlink protocols (audit, uevents, generic ...) are EPROTONOSUPPORT.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import struct
+from typing import TYPE_CHECKING, Any
+
+from sentry.errors import SyscallError
+from vfs.abi import POLLIN, POLLRDNORM
+
+from . import hostsock
+from .base import AF_NETLINK, SOCK_DGRAM, SOL_SOCKET, Control, RecvResult, Socket
+from .hostsocket import HostSocket, errno_of
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+SOCK_RAW = 3
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NLMSG_ERROR = 2
+#: struct nlmsghdr: len, type, flags, seq, pid.
+NLMSGHDR = struct.Struct("<IHHII")
+RTM_BASE = 16
+#: sizeof(struct sockaddr_nl): family, pad, pid, groups.
+SOCKADDR_NL = 12
+
+_OPTIONS: dict[int, frozenset[int]] = {
+    # SNDBUF RCVBUF TYPE ERROR PROTOCOL DOMAIN PASSCRED TIMESTAMP
+    SOL_SOCKET: frozenset({3, 4, 7, 8, 16, 29, 38, 39}),
+    # ADD_MEMBERSHIP DROP_MEMBERSHIP PKTINFO NO_ENOBUFS LISTEN_ALL_NSID? no: CAP_ACK
+    # EXT_ACK GET_STRICT_CHK
+    SOL_NETLINK: frozenset({1, 2, 3, 5, 10, 11, 12}),
+}
+
+
+def _changes(mtype: int) -> bool:
+    """rtnetlink's NEW/DEL/SET requests (type % 4 != 2 from RTM_BASE up); GETs read."""
+    return mtype >= RTM_BASE and (mtype - RTM_BASE) % 4 != 2
+
+
+class NetlinkSocket(HostSocket):
+    """A NETLINK_ROUTE socket: queries reach the host namespace's rtnetlink; changes get
+    EPERM from here."""
+
+    options = _OPTIONS
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        #: NLMSG_ERROR answers made here, read before the host's replies.
+        self._local: collections.deque[bytes] = collections.deque()
+
+    @classmethod
+    def create(cls, task: Task, family: int, type: int, protocol: int) -> NetlinkSocket:
+        base = type & 0xF
+        if base not in (SOCK_RAW, SOCK_DGRAM):
+            raise SyscallError(errno.ESOCKTNOSUPPORT)
+        if protocol != NETLINK_ROUTE:
+            task.kernel.emit("unsupported-socket", family=AF_NETLINK,
+                             name=f"AF_NETLINK protocol {protocol}", errno="EPROTONOSUPPORT")
+            raise SyscallError(errno.EPROTONOSUPPORT)
+        try:
+            host = task.kernel.network.socket(AF_NETLINK, base, protocol)
+        except OSError as e:
+            raise SyscallError(errno_of(e)) from None
+        return cls(task.kernel, family, base, protocol, host, *cls._vd_flags(task, type))
+
+    async def bind(self, task: Task, addr: bytes) -> None:
+        if len(addr) < SOCKADDR_NL:
+            raise SyscallError(errno.EINVAL)
+        if int.from_bytes(addr[:2], "little") != AF_NETLINK:
+            raise SyscallError(errno.EINVAL)
+        hostsock.bind(self.fd, addr[:4] + bytes(4) + addr[8:SOCKADDR_NL])
+
+    async def connect(self, task: Task, addr: bytes) -> None:
+        if len(addr) >= 2 and int.from_bytes(addr[:2], "little") == 0:
+            return  # AF_UNSPEC: netlink's disconnect
+        if len(addr) < SOCKADDR_NL or int.from_bytes(addr[:2], "little") != AF_NETLINK:
+            raise SyscallError(errno.EINVAL)
+        hostsock.connect(self.fd, addr[:4] + bytes(4) + addr[8:SOCKADDR_NL])
+
+    async def listen(self, task: Task, backlog: int) -> None:
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    async def accept(self, task: Task, flags: int) -> tuple[Socket, bytes]:
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    async def sendmsg(self, task: Task, data: bytes, addr: bytes | None, control: Control,
+                      flags: int) -> int:
+        if addr is not None:
+            if len(addr) < SOCKADDR_NL or int.from_bytes(addr[:2], "little") != AF_NETLINK:
+                await control.release()
+                raise SyscallError(errno.EINVAL)
+            if int.from_bytes(addr[4:8], "little") != 0:
+                await control.release()
+                raise SyscallError(errno.EPERM)  # only the kernel (pid 0) is reachable
+        forward = bytearray()
+        off = 0
+        while off + NLMSGHDR.size <= len(data):
+            length, mtype, mflags, seq, _pid = NLMSGHDR.unpack_from(data, off)
+            if length < NLMSGHDR.size or off + length > len(data):
+                break
+            msg = data[off:off + length]
+            if _changes(mtype):
+                self._refuse(msg, seq)
+            else:
+                forward += msg
+            off += (length + 3) & ~3
+        if off < len(data) and not self._local:
+            forward += data[off:]  # what rtnetlink itself rejects: the host answers
+        if forward:
+            await super().sendmsg(task, bytes(forward), None, control, flags)
+        else:
+            await control.release()
+        return len(data)
+
+    def _refuse(self, msg: bytes, seq: int) -> None:
+        """Queue NLMSG_ERROR(-EPERM) echoing `msg`, as netlink_ack does."""
+        try:
+            portid = int.from_bytes(self.getsockname()[4:8], "little")
+        except SyscallError:
+            portid = 0
+        body = struct.pack("<i", -errno.EPERM) + msg
+        self._local.append(NLMSGHDR.pack(NLMSGHDR.size + len(body), NLMSG_ERROR, 0, seq,
+                                         portid) + body)
+
+    async def recvmsg(self, task: Task, size: int, flags: int, control_len: int) -> RecvResult:
+        if self._local:
+            msg = self._local[0] if flags & 0x2 else self._local.popleft()  # MSG_PEEK
+            out_flags = 0x20 if len(msg) > size else 0  # MSG_TRUNC
+            length = len(msg) if flags & 0x20 else None
+            return RecvResult(msg[:size], struct.pack("<HHII", AF_NETLINK, 0, 0, 0),
+                              Control(), out_flags, length)
+        return await super().recvmsg(task, size, flags, control_len)
+
+    def readiness(self, mask: int) -> int:
+        if self._local:
+            return mask & (POLLIN | POLLRDNORM) | super().readiness(mask)
+        return super().readiness(mask)
+
+
+def netlink_factory(task: Task, type: int, protocol: int) -> Socket:
+    return NetlinkSocket.create(task, AF_NETLINK, type, protocol)
