@@ -111,6 +111,11 @@ class Kernel:
         #: made at boot): its device and time.
         self._anon_dev = alloc_anon_dev()
         self._anon_time_ns = time.time_ns()
+        #: Sockets (`sentry.socket`): family -> factory `(task, type, protocol) -> Socket`,
+        #: and each family's own state (AF_UNIX's names, sockfs), keyed by family.
+        self.socket_families: dict[int, Callable[..., Any]] = {}
+        self.socket_state: dict[object, Any] = {}
+        self._reported_families: set[int] = set()
 
     @property
     def network(self) -> Network:
@@ -122,8 +127,8 @@ class Kernel:
 
     def emit(self, event: str, **fields: Any) -> None:
         """Report a user-visible event: always to the debug log, and to stderr for
-        unsupported syscalls (once per syscall, at most UNSUPPORTED_REPORT_LIMIT) and
-        internal errors."""
+        unsupported syscalls and socket families (once each, at most
+        UNSUPPORTED_REPORT_LIMIT) and internal errors."""
         self.events.append((event, fields))
         log.info("%s %s", event, fields)
         if event == "unsupported-syscall":
@@ -132,6 +137,14 @@ class Kernel:
                 return
             self._reported.add(nr)
             msg = f"runpsc: unsupported syscall {fields.get('name')} ({nr}): ENOSYS"
+        elif event == "unsupported-socket":
+            fam = fields.get("family", -1)
+            if fam in self._reported_families or \
+                    len(self._reported_families) >= UNSUPPORTED_REPORT_LIMIT:
+                return
+            self._reported_families.add(fam)
+            msg = (f"runpsc: unsupported socket family {fields.get('name')} ({fam}): "
+                   f"{fields.get('errno', 'EAFNOSUPPORT')}")
         elif event == "internal-error":
             msg = f"runpsc: internal error in {fields.get('name')}: {fields.get('error')}"
         else:

@@ -23,6 +23,7 @@ from . import (  # noqa: F401  (each registers its handlers)
     sys_sched,
     sys_signal,
     sys_signalfd,
+    sys_socket,
     sys_sysinfo,
     sys_thread,
     sys_time,

@@ -1,0 +1,220 @@
+"""`Socket`: the interface every socket family implements, and what crosses it.
+
+Why one base class: the syscall layer (`sentry.syscalls.sys_socket`) decodes application
+memory (sockaddrs, msghdrs, iovecs, cmsgs) once for every family, and a family only sees
+Python values: addresses as raw sockaddr bytes (each family decodes its own, with
+`sockaddr`), data as bytes, ancillary data as `Control`. A socket is a vfs
+`FileDescription`, so read/write/readv/writev, poll/select/epoll, fcntl and close reach it
+through the paths every file takes: `do_read`/`do_write` are recvmsg/sendmsg with no flags.
+
+The defaults answer what Linux answers for a socket whose family lacks the operation
+(`sock_no_*`: EOPNOTSUPP), so a family overrides only what it supports. Readiness is
+`readiness(mask)` plus `waitq` notifications (a Sentry-emulated family, like pipes), or
+`notifies_readiness = False` for a family whose readiness only the host kernel sees.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sentry.errors import SyscallError
+from sentry.kernel import signals, sigstate
+from sentry.kernel.current import CURRENT_TASK
+from vfs.abi import O_NONBLOCK, O_RDWR, Stat
+from vfs.file import FileDescription, Memory
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+    from vfs.mount import VirtualDentry
+
+# -- constants (x86_64 Linux) -----------------------------------------------------------------
+
+AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET = 0, 1, 2, 10, 16, 17
+SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_RDM, SOCK_SEQPACKET = 1, 2, 3, 4, 5
+SOCK_TYPE_MASK = 0xF
+SOCK_NONBLOCK, SOCK_CLOEXEC = 0o4000, 0o2000000
+MSG_OOB, MSG_PEEK, MSG_DONTROUTE, MSG_CTRUNC = 0x1, 0x2, 0x4, 0x8
+MSG_TRUNC, MSG_DONTWAIT, MSG_EOR, MSG_WAITALL = 0x20, 0x40, 0x80, 0x100
+MSG_CONFIRM, MSG_ERRQUEUE, MSG_NOSIGNAL, MSG_MORE = 0x800, 0x2000, 0x4000, 0x8000
+MSG_WAITFORONE, MSG_FASTOPEN, MSG_CMSG_CLOEXEC = 0x10000, 0x20000000, 0x40000000
+SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
+SOL_SOCKET = 1
+SO_DEBUG, SO_REUSEADDR, SO_TYPE, SO_ERROR, SO_DONTROUTE, SO_BROADCAST = 1, 2, 3, 4, 5, 6
+SO_SNDBUF, SO_RCVBUF, SO_KEEPALIVE, SO_OOBINLINE, SO_NO_CHECK = 7, 8, 9, 10, 11
+SO_PRIORITY, SO_LINGER, SO_BSDCOMPAT, SO_REUSEPORT, SO_PASSCRED = 12, 13, 14, 15, 16
+SO_PEERCRED, SO_RCVLOWAT, SO_SNDLOWAT, SO_RCVTIMEO, SO_SNDTIMEO = 17, 18, 19, 20, 21
+SO_BINDTODEVICE, SO_TIMESTAMP, SO_ACCEPTCONN, SO_PEERSEC = 25, 29, 30, 31
+SO_SNDBUFFORCE, SO_RCVBUFFORCE, SO_PASSSEC, SO_MARK = 32, 33, 34, 36
+SO_PROTOCOL, SO_DOMAIN, SO_PEEK_OFF, SO_PEERGROUPS = 38, 39, 42, 59
+SCM_RIGHTS, SCM_CREDENTIALS = 1, 2
+#: ioctls every socket may answer.
+SIOCINQ = FIONREAD = 0x541B
+SIOCOUTQ = 0x5411
+
+#: Linux's defaults (net.core.{w,r}mem_default/_max) and SOCK_MIN_{SND,RCV}BUF.
+WMEM_DEFAULT = RMEM_DEFAULT = 212992
+WMEM_MAX = RMEM_MAX = 212992
+SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF = 4608, 2304
+SOMAXCONN = 4096
+
+
+@dataclass(slots=True)
+class Ucred:
+    """struct ucred as the sandbox sees it: sandbox pid and ids, never host ones."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+@dataclass
+class Control:
+    """Ancillary data of one message, decoded.
+
+    `rights` are open files, each holding one reference owned by this object while it is
+    in flight (`release` drops them; a receiver that installs them takes them over).
+    `creds` is SCM_CREDENTIALS. `other` keeps every other cmsg as (level, type, data) for
+    the family to use or refuse (IP_PKTINFO, SO_TIMESTAMP ...).
+    """
+
+    rights: list[FileDescription] = field(default_factory=list)
+    creds: Ucred | None = None
+    other: list[tuple[int, int, bytes]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.rights or self.creds is not None or self.other)
+
+    async def release(self) -> None:
+        """Drop the references of the files carried (a message never delivered)."""
+        rights, self.rights = self.rights, []
+        for f in rights:
+            await f.dec_ref()
+
+
+@dataclass
+class RecvResult:
+    """What recvmsg returns: the data, the sender's sockaddr (None when the family has
+    none to give), ancillary data, and the msg_flags bits (MSG_TRUNC, MSG_EOR ...)."""
+
+    data: bytes
+    addr: bytes | None = None
+    control: Control = field(default_factory=Control)
+    flags: int = 0
+    #: For MSG_TRUNC on datagram sockets: the full length of the message (what Linux
+    #: returns instead of len(data)); None means len(data).
+    length: int | None = None
+
+
+SocketFactory = Any  # Callable[[Task, int, int], Socket]: (task, type, protocol) -> Socket
+
+
+def current_task() -> Task:
+    """The Task whose syscall is being served (read/write reach a socket without one)."""
+    return CURRENT_TASK.get()
+
+
+def send_sigpipe(t: Task) -> None:
+    """EPIPE on a socket without MSG_NOSIGNAL: SIGPIPE to the writer, as pipes do."""
+    if not t.killed_by:
+        signals.send(t, t, signal.SIGPIPE, sigstate.siginfo(signal.SIGPIPE, 0, t.tgid),
+                     thread=True)
+
+
+class Socket(FileDescription):
+    """An open socket of any family.
+
+    Attributes:
+        family, type, protocol: as socket(2) got them (`type` without SOCK_NONBLOCK and
+            SOCK_CLOEXEC).
+        kernel: the Kernel whose sandbox owns it.
+    """
+
+    def __init__(self, kernel: Any, family: int, type: int, protocol: int,
+                 vd: VirtualDentry | None = None, flags: int = O_RDWR) -> None:
+        super().__init__(vd, flags)
+        self.kernel = kernel
+        self.family = family
+        self.type = type
+        self.protocol = protocol
+
+    # -- helpers families share -------------------------------------------------------------
+
+    @property
+    def nonblocking(self) -> bool:
+        return bool(self.flags & O_NONBLOCK)
+
+    async def stat(self) -> Stat:
+        """fstat: what sockfs shows (S_IFSOCK, mode 0777, the socket's inode)."""
+        return await super().stat()
+
+    # -- the operations (Linux's proto_ops); defaults as sock_no_* --------------------------
+
+    async def pair(self, task: Task, other: Socket) -> None:
+        """socketpair(2): connect this fresh socket to `other`, made by the same factory."""
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    async def bind(self, task: Task, addr: bytes) -> None:
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    async def listen(self, task: Task, backlog: int) -> None:
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    async def accept(self, task: Task, flags: int) -> tuple[Socket, bytes]:
+        """A new connected socket (its status flags include O_NONBLOCK if `flags` has
+        SOCK_NONBLOCK) and the peer's sockaddr."""
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    async def connect(self, task: Task, addr: bytes) -> None:
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    async def sendmsg(self, task: Task, data: bytes, addr: bytes | None, control: Control,
+                      flags: int) -> int:
+        """Send `data`; the bytes accepted. `control` is the family's to keep (in flight)
+        or to release; it is released by the caller only if this raises."""
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    async def recvmsg(self, task: Task, size: int, flags: int, control_len: int) -> RecvResult:
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    async def shutdown(self, task: Task, how: int) -> None:
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    async def getsockopt(self, task: Task, level: int, name: int, optlen: int) -> bytes:
+        """The option's value; the syscall layer truncates it to `optlen`."""
+        raise SyscallError(errno.ENOPROTOOPT)
+
+    async def setsockopt(self, task: Task, level: int, name: int, value: bytes) -> None:
+        raise SyscallError(errno.ENOPROTOOPT)
+
+    def getsockname(self) -> bytes:
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    def getpeername(self) -> bytes:
+        raise SyscallError(errno.ENOTCONN)
+
+    # -- the paths every file takes -----------------------------------------------------------
+
+    async def send(self, task: Task, data: bytes, addr: bytes | None, control: Control,
+                   flags: int) -> int:
+        """sendmsg plus what every family does on EPIPE: SIGPIPE unless MSG_NOSIGNAL. The
+        syscall layer and write(2) send through here."""
+        try:
+            return await self.sendmsg(task, data, addr, control, flags)
+        except OSError as e:
+            if e.errno == errno.EPIPE and not flags & MSG_NOSIGNAL:
+                send_sigpipe(task)
+            raise
+
+    async def do_read(self, n: int) -> bytes:
+        res = await self.recvmsg(current_task(), n, 0, 0)
+        await res.control.release()
+        return res.data
+
+    async def do_write(self, data: bytes) -> int:
+        return await self.send(current_task(), data, None, Control(), 0)
+
+    async def do_ioctl(self, cmd: int, arg: int, mem: Memory | None) -> int:
+        raise SyscallError(errno.ENOTTY)
