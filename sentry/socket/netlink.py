@@ -1,4 +1,5 @@
-"""AF_NETLINK, NETLINK_ROUTE only, read-only: the rtnetlink queries of the sandbox's network.
+"""AF_NETLINK, read-only: NETLINK_ROUTE's queries of the sandbox's network, and
+NETLINK_SOCK_DIAG's socket lists of the sandbox's own TCP and UDP sockets.
 
 A `NetlinkSocket` holds a host NETLINK_ROUTE socket made in the sandbox's network
 namespace, so a dump (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE, RTM_GETNEIGH ...) answers
@@ -8,7 +9,12 @@ network. Every request that would change something (RTM_NEW*, RTM_DEL*, RTM_SET*
 from the host and answered here with an NLMSG_ERROR of EPERM, as Linux answers a process
 without CAP_NET_ADMIN. bind's nl_pid is left to the host (a sandbox pid means nothing
 there); getsockname shows the port id the host gave, which is what replies carry.
-Other netlink protocols (audit, uevents, generic ...) are EPROTONOSUPPORT.
+
+NETLINK_SOCK_DIAG (what `ss` asks first) is served the same way, and its answers are
+filtered: an inet_diag_msg is kept only for a socket this sandbox holds (by host inode, the
+Network's books), with the inode and uid the sandbox shows (as /proc/net/tcp does; see
+sentry.procfs.net); SOCK_DESTROY is EPERM. Other netlink protocols (audit, uevents,
+generic ...) are EPROTONOSUPPORT.
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ if TYPE_CHECKING:
     from sentry.kernel.task import Task
 
 SOCK_RAW = 3
-NETLINK_ROUTE = 0
+NETLINK_ROUTE, NETLINK_SOCK_DIAG = 0, 4
+SOCK_DIAG_BY_FAMILY = 20
+#: Offsets in an inet_diag_msg (after the nlmsghdr) of idiag_uid and idiag_inode.
+_DIAG_UID, _DIAG_INODE = 64, 68
 SOL_NETLINK = 270
 NLMSG_ERROR = 2
 #: struct nlmsghdr: len, type, flags, seq, pid.
@@ -47,8 +56,11 @@ _OPTIONS: dict[int, frozenset[int]] = {
 }
 
 
-def _changes(mtype: int) -> bool:
-    """rtnetlink's NEW/DEL/SET requests (type % 4 != 2 from RTM_BASE up); GETs read."""
+def _changes(protocol: int, mtype: int) -> bool:
+    """Whether a request would change something: rtnetlink's NEW/DEL/SET (type % 4 != 2
+    from RTM_BASE up; GETs read), sock_diag's anything but SOCK_DIAG_BY_FAMILY."""
+    if protocol == NETLINK_SOCK_DIAG:
+        return mtype >= RTM_BASE and mtype != SOCK_DIAG_BY_FAMILY
     return mtype >= RTM_BASE and (mtype - RTM_BASE) % 4 != 2
 
 
@@ -68,7 +80,7 @@ class NetlinkSocket(HostSocket):
         base = type & 0xF
         if base not in (SOCK_RAW, SOCK_DGRAM):
             raise SyscallError(errno.ESOCKTNOSUPPORT)
-        if protocol != NETLINK_ROUTE:
+        if protocol not in (NETLINK_ROUTE, NETLINK_SOCK_DIAG):
             task.kernel.emit("unsupported-socket", family=AF_NETLINK,
                              name=f"AF_NETLINK protocol {protocol}", errno="EPROTONOSUPPORT")
             raise SyscallError(errno.EPROTONOSUPPORT)
@@ -114,7 +126,7 @@ class NetlinkSocket(HostSocket):
             if length < NLMSGHDR.size or off + length > len(data):
                 break
             msg = data[off:off + length]
-            if _changes(mtype):
+            if _changes(self.protocol, mtype):
                 self._refuse(msg, seq)
             else:
                 forward += msg
@@ -144,7 +156,38 @@ class NetlinkSocket(HostSocket):
             length = len(msg) if flags & 0x20 else None
             return RecvResult(msg[:size], struct.pack("<HHII", AF_NETLINK, 0, 0, 0),
                               Control(), out_flags, length)
-        return await super().recvmsg(task, size, flags, control_len)
+        if self.protocol != NETLINK_SOCK_DIAG:
+            return await super().recvmsg(task, size, flags, control_len)
+        # Take the whole datagram, keep the sandbox's sockets, then fit it to `size`.
+        res = await super().recvmsg(task, 1 << 20, flags & ~0x20, control_len)
+        data = self._own_sockets(res.data)
+        res.flags = 0x20 if len(data) > size else 0
+        res.length = len(data) if flags & 0x20 else None
+        res.data = data[:size]
+        return res
+
+    def _own_sockets(self, data: bytes) -> bytes:
+        """The sock_diag messages of `data` about this sandbox's sockets, their inode and
+        uid rewritten to the sandbox's."""
+        books = self.kernel.network.sockets
+        out = bytearray()
+        off = 0
+        while off + NLMSGHDR.size <= len(data):
+            length, mtype = NLMSGHDR.unpack_from(data, off)[:2]
+            if length < NLMSGHDR.size or off + length > len(data):
+                break
+            msg = bytearray(data[off:off + length])
+            off += (length + 3) & ~3
+            if mtype == SOCK_DIAG_BY_FAMILY and length >= NLMSGHDR.size + _DIAG_INODE + 4:
+                at = NLMSGHDR.size
+                owner = books.get(struct.unpack_from("<I", msg, at + _DIAG_INODE)[0])
+                inode = getattr(getattr(owner, "vd", None), "dentry", None)
+                if owner is None or inode is None:
+                    continue
+                struct.pack_into("<I", msg, at + _DIAG_UID, inode.inode.uid)
+                struct.pack_into("<I", msg, at + _DIAG_INODE, inode.inode.ino)
+            out += msg + bytes(-len(msg) % 4)
+        return bytes(out)
 
     def readiness(self, mask: int) -> int:
         if self._local:

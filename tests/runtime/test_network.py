@@ -252,7 +252,7 @@ def _first_global_ipv4() -> str:
 
 
 RELAYS = r"""
-nc -l 127.0.0.1 7001 > /tmp/nc.out & 
+nc -l 127.0.0.1 7001 > /tmp/nc.out &
 until echo nc-payload | nc -N 127.0.0.1 7001 2>/dev/null; do sleep 0.05; done
 wait; cat /tmp/nc.out
 socat TCP-LISTEN:7002,bind=127.0.0.1,reuseaddr SYSTEM:'tr a-z A-Z' &
@@ -346,8 +346,10 @@ def test_ss_and_netstat_show_the_sandbox_listeners():
     script = ("python3 -c 'import socket,os,time\n"
               "s=socket.socket(); s.bind((\"127.0.0.1\",7070)); s.listen()\n"
               "u=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind((\"::1\",7071))\n"
-              "os.system(\"ss -tlnH; ss -ulnH; netstat -tln | tail -n +3\")'")
+              "os.system(\"ss -tlnH; ss -ulnH; netstat -tln | tail -n +3;"
+              " ss -tlnpH | sed s/pid=[0-9]*/pid=N/\")'")
     want = _fresh_ns(script)
     got = _sandboxed(script)
-    assert b"127.0.0.1:7070" in want.stdout, want.stderr
+    assert b"127.0.0.1:7070" in want.stdout and b'users:(("python3",pid=N,fd=3))' in \
+        want.stdout, want.stderr
     assert got.stdout.decode() == want.stdout.decode(), got.stderr
