@@ -57,7 +57,8 @@ if TYPE_CHECKING:
 #: Flags the host sees on send/recv (MSG_DONTWAIT is ours: the host socket never blocks):
 #: DONTROUTE EOR CONFIRM NOSIGNAL MORE; PEEK TRUNC ERRQUEUE.
 _SEND_FLAGS = 0x4 | 0x80 | 0x800 | 0x4000 | 0x8000
-_RECV_FLAGS = MSG_PEEK | MSG_TRUNC | 0x2000
+MSG_ERRQUEUE = 0x2000
+_RECV_FLAGS = MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE
 
 
 def errno_of(e: OSError) -> int:
@@ -201,7 +202,8 @@ class HostSocket(Socket):
         hflags = flags & _RECV_FLAGS
         if self.type != SOCK_STREAM:
             hflags |= MSG_TRUNC  # the host returns the datagram's whole length
-        nonblock = self._nonblock(flags)
+        # Reading the error queue never blocks (its cmsgs are not passed on).
+        nonblock = self._nonblock(flags) or bool(flags & MSG_ERRQUEUE)
         deadline = self._deadline(False)
         waitall = bool(flags & MSG_WAITALL) and self.type == SOCK_STREAM \
             and not flags & MSG_PEEK

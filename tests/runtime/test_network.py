@@ -258,9 +258,9 @@ wait; cat /tmp/nc.out
 socat TCP-LISTEN:7002,bind=127.0.0.1,reuseaddr SYSTEM:'tr a-z A-Z' &
 until echo socat-tcp | socat - TCP:127.0.0.1:7002 2>/dev/null; do sleep 0.05; done
 wait
-socat -T1 UDP-RECVFROM:7003,bind=127.0.0.1 SYSTEM:'tr a-z A-Z' &
+socat UDP-RECVFROM:7003,bind=127.0.0.1,fork SYSTEM:'tr a-z A-Z' & s=$!
 until echo socat-udp | socat -T1 - UDP:127.0.0.1:7003 2>/dev/null | grep .; do sleep 0.05; done
-wait
+kill $s; wait
 """
 
 
