@@ -256,10 +256,10 @@ nc -l 127.0.0.1 7001 > /tmp/nc.out &
 until echo nc-payload | nc -N 127.0.0.1 7001 2>/dev/null; do sleep 0.05; done
 wait; cat /tmp/nc.out
 socat TCP-LISTEN:7002,bind=127.0.0.1,reuseaddr SYSTEM:'tr a-z A-Z' &
-until echo socat-tcp | socat - TCP:127.0.0.1:7002 2>/dev/null; do sleep 0.05; done
+until echo socat-tcp | socat -t 30 - TCP:127.0.0.1:7002 2>/dev/null; do sleep 0.05; done
 wait
 socat UDP-RECVFROM:7003,bind=127.0.0.1,fork SYSTEM:'tr a-z A-Z' & s=$!
-until echo socat-udp | socat -T1 - UDP:127.0.0.1:7003 2>/dev/null | grep .; do sleep 0.05; done
+until echo socat-udp | socat -t 3 - UDP:127.0.0.1:7003 2>/dev/null | grep .; do sleep 0.05; done
 kill $s; wait
 """
 
