@@ -12,7 +12,6 @@ slirp4netns is stopped by closing its exit fd (and killed if it lingers) in `clo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -70,6 +69,11 @@ class NetworkSetup:
         self.slirp: subprocess.Popen[bytes] | None = None
         self._exit_w = -1
         self._dir: str | None = None
+        #: None in ``none`` mode: the Kernel makes its namespace on first use, so a caller
+        #: without root still runs programs that use no network.
+        self.network: Network | None = None
+        if mode == "none":
+            return
         try:
             self.network = Network.host() if mode == "host" else Network.isolated(mode)
         except NetworkError as e:
@@ -92,6 +96,7 @@ class NetworkSetup:
         ready_r, ready_w = os.pipe()
         exit_r, self._exit_w = os.pipe()
         os.set_inheritable(self._exit_w, False)
+        assert self.network is not None
         ns = self.network.ns_fd
         cmd = [exe, "--configure", "--mtu=65520", "--disable-host-loopback",
                "--netns-type=path", f"--api-socket={self.api}",
@@ -149,5 +154,5 @@ class NetworkSetup:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-        with contextlib.suppress(AttributeError):
+        if self.network is not None:
             self.network.close()

@@ -41,7 +41,7 @@ MODES = ("none", "host", "sandbox")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class NetworkError(Exception):
+class NetworkError(OSError):
     """The network namespace could not be made or entered (usually: not root)."""
 
 

@@ -13,6 +13,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
+from sentry.kernel.network import NetworkError
 
 from .base import AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET, Socket
 from .hostsocket import HostSocket, errno_of
@@ -69,6 +70,10 @@ class InetSocket(HostSocket):
             raise SyscallError(errno.ESOCKTNOSUPPORT)
         try:
             host = task.kernel.network.socket(family, base, protocol)
+        except NetworkError as e:
+            task.kernel.emit("unsupported-socket", family=family, name=f"network: {e}",
+                             errno="EACCES")
+            raise SyscallError(errno.EACCES) from None
         except OSError as e:
             raise SyscallError(errno_of(e)) from None
         return cls(task.kernel, family, base, protocol, host, *cls._vd_flags(task, type))

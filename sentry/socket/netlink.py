@@ -25,6 +25,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
+from sentry.kernel.network import NetworkError
 from vfs.abi import POLLIN, POLLRDNORM
 
 from . import hostsock
@@ -86,6 +87,10 @@ class NetlinkSocket(HostSocket):
             raise SyscallError(errno.EPROTONOSUPPORT)
         try:
             host = task.kernel.network.socket(AF_NETLINK, base, protocol)
+        except NetworkError as e:
+            task.kernel.emit("unsupported-socket", family=AF_NETLINK, name=f"network: {e}",
+                             errno="EACCES")
+            raise SyscallError(errno.EACCES) from None
         except OSError as e:
             raise SyscallError(errno_of(e)) from None
         return cls(task.kernel, family, base, protocol, host, *cls._vd_flags(task, type))
