@@ -1,4 +1,7 @@
-"""/proc/net and /sys/class/net: the sandbox's own sockets and interfaces.
+"""/proc/net and /sys/class/net: the sandbox's own sockets and interfaces, never the host's.
+
+unix is generated from the socket layer's state in the Kernel (`sentry.socket.unix`), so
+`ss -x` and `netstat -x` list the unix sockets the sandbox made.
 
 The sandbox's TCP and UDP sockets are host sockets in its network namespace (see
 sentry.kernel.network), so the host kernel's tables are the truth: tcp, tcp6, udp and
@@ -15,6 +18,7 @@ import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sentry.socket.unix import proc_net_unix
 from vfs.fs.synthetic import DirNode, FileNode, Node
 
 if TYPE_CHECKING:
@@ -66,6 +70,7 @@ class NetFiles:
             b"udp": _proc(own("udp")), b"udp6": _proc(own("udp6")),
             b"dev": _proc(net("dev")), b"route": _proc(net("route")),
             b"if_inet6": _proc(net("if_inet6")), b"ipv6_route": _proc(net("ipv6_route")),
+            b"unix": _proc(lambda: proc_net_unix(self.kernel)),
         }
 
     def sys_class_net(self) -> DirNode:

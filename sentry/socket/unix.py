@@ -38,6 +38,7 @@ from vfs.abi import (
     S_IFMT,
     S_IFSOCK,
 )
+from vfs.creds import CAP_SYS_ADMIN, CAP_SYS_RESOURCE
 from vfs.file import FileDescription, Memory
 from vfs.perm import MAY_WRITE, check
 
@@ -93,14 +94,15 @@ UNCONNECTED, LISTENING, CONNECTED = "unconnected", "listening", "connected"
 class Packet:
     """One queued message (an sk_buff): bytes still unread, sender, files, credentials."""
 
-    __slots__ = ("data", "sender", "rights", "creds", "cost")
+    __slots__ = ("data", "sender", "rights", "creds", "cost", "uid")
 
     def __init__(self, data: bytes, sender: UnixSocket, rights: list[FileDescription],
-                 creds: Ucred | None) -> None:
+                 creds: Ucred | None, uid: int = 0) -> None:
         self.data = data
         self.sender = sender
         self.rights = rights
         self.creds = creds
+        self.uid = uid  # whose files in flight these are (Linux's fp->user)
         self.cost = len(data) + PACKET_OVERHEAD
         sender.wmem += self.cost
 
@@ -126,6 +128,7 @@ class UnixNamespace:
             weakref.WeakKeyDictionary()
         self.sockets: dict[UnixSocket, None] = {}  # every open socket, in creation order
         self.inflight: dict[UnixSocket, int] = {}  # sockets carried in messages -> count
+        self.user_inflight: dict[int, int] = {}  # uid -> files it has in flight
         self._autobind = 0
         self._collecting = False
 
@@ -138,7 +141,21 @@ class UnixNamespace:
                 return name
         raise SyscallError(errno.ENOSPC)
 
-    def carried(self, files: list[FileDescription], delta: int) -> None:
+    def check_inflight(self, task: Task) -> None:
+        """too_many_unix_fds: ETOOMANYREFS once a user without CAP_SYS_RESOURCE or
+        CAP_SYS_ADMIN has more files in flight than its RLIMIT_NOFILE."""
+        cr = task.creds
+        if self.user_inflight.get(cr.uid, 0) > task.fdtable.limit and \
+                not cr.has_cap(CAP_SYS_RESOURCE) and not cr.has_cap(CAP_SYS_ADMIN):
+            raise SyscallError(errno.ETOOMANYREFS)
+
+    def carried(self, files: list[FileDescription], delta: int, uid: int) -> None:
+        if files:
+            n = self.user_inflight.get(uid, 0) + delta * len(files)
+            if n > 0:
+                self.user_inflight[uid] = n
+            else:
+                self.user_inflight.pop(uid, None)
         for f in files:
             if isinstance(f, UnixSocket):
                 n = self.inflight.get(f, 0) + delta
@@ -248,7 +265,7 @@ class UnixSocket(Socket):
         while self.queue:
             p = self.queue.popleft()
             p.uncharge()
-            self.ns.carried(p.rights, -1)
+            self.ns.carried(p.rights, -1, p.uid)
             drop.extend(p.rights)
             p.rights = []
         while self.accept_q:
@@ -511,16 +528,21 @@ class UnixSocket(Socket):
                     raise SyscallError(errno.EAGAIN)
                 try:
                     await self._wait(task, (self, other), True)
-                except SyscallError:
+                except (SyscallError, trio.Cancelled):
+                    # a timeout or a signal after part of the data went: Linux returns
+                    # the part (never EINTR, so SA_RESTART cannot send it twice)
                     if sent:
                         return sent
                     raise
                 continue
             size = min(total - sent, max((self.opts.sndbuf >> 1) - 64, 1), STREAM_CHUNK)
             piece = data[sent : sent + size]
-            pkt = Packet(piece, self, rights, self._make_creds(task, control, other))
             if rights:
-                self.ns.carried(rights, 1)
+                self.ns.check_inflight(task)
+            pkt = Packet(piece, self, rights, self._make_creds(task, control, other),
+                         task.creds.uid)
+            if rights:
+                self.ns.carried(rights, 1, pkt.uid)
                 control.rights = rights = []
             other.queue.append(pkt)
             other.waitq.notify(POLLIN | POLLRDNORM)
@@ -571,9 +593,12 @@ class UnixSocket(Socket):
             if nonblock:
                 raise SyscallError(errno.EAGAIN)
             await self._wait(task, (self, other), True)
-        pkt = Packet(data, self, control.rights, self._make_creds(task, control, other))
         if control.rights:
-            self.ns.carried(control.rights, 1)
+            self.ns.check_inflight(task)
+        pkt = Packet(data, self, control.rights, self._make_creds(task, control, other),
+                     task.creds.uid)
+        if control.rights:
+            self.ns.carried(control.rights, 1, pkt.uid)
             control.rights = []
         other.queue.append(pkt)
         other.waitq.notify(POLLIN | POLLRDNORM)
@@ -626,7 +651,7 @@ class UnixSocket(Socket):
                         res.control.rights = [f.inc_ref() for f in pkt.rights]
                     else:
                         res.control.rights = pkt.rights
-                        self.ns.carried(pkt.rights, -1)
+                        self.ns.carried(pkt.rights, -1, pkt.uid)
                         pkt.rights = []
                 if peek:
                     i += 1
@@ -651,8 +676,8 @@ class UnixSocket(Socket):
                 raise SyscallError(errno.EAGAIN)
             try:
                 await self._wait(task, (self,), False)
-            except SyscallError:
-                if out:
+            except (SyscallError, trio.Cancelled):
+                if out:  # MSG_WAITALL cut short: what was read is returned, not lost
                     break
                 raise
         res.data = bytes(out)
@@ -688,7 +713,7 @@ class UnixSocket(Socket):
             self.queue.popleft()
             pkt.uncharge()
             res.control.rights = pkt.rights
-            self.ns.carried(pkt.rights, -1)
+            self.ns.carried(pkt.rights, -1, pkt.uid)
             pkt.rights = []
             self.waitq.notify(POLLOUT | POLLWRNORM)
         self._deliver_creds(res, pkt.creds)
@@ -810,3 +835,30 @@ class UnixSocket(Socket):
 
 __all__ = ["UnixSocket", "UnixNamespace", "create", "unix_namespace", "MSG_CMSG_CLOEXEC",
            "MSG_NOSIGNAL"]
+
+
+def proc_net_unix(kernel: Any) -> bytes:
+    """/proc/net/unix of the sandbox's own sockets, as unix_seq_show prints it (kernel
+    addresses shown as zeros, as kptr_restrict does)."""
+    out = [b"Num       RefCount Protocol Flags    Type St Inode Path\n"]
+    ns = kernel.socket_state.get(AF_UNIX)
+    for s in list(ns.sockets) if ns is not None else []:
+        listening = s.state == LISTENING
+        if s.state == CONNECTED:
+            st = 3  # SS_CONNECTED (an unaccepted one is SS_CONNECTING below)
+        else:
+            st = 1  # SS_UNCONNECTED
+        if any(s in o.accept_q for o in ns.sockets if o.state == LISTENING):
+            st = 2
+        line = b"0000000000000000: %08X %08X %08X %04X %02X %5d" % (
+            s.refs + 1, 0, (1 << 16) if listening else 0, s.type, st,
+            s.vd.dentry.inode.ino if s.vd is not None else 0)
+        if s.name is not None:
+            path = s.name[sockaddr.SUN_PATH_OFFSET:]
+            if path[:1] == b"\0":
+                path = b"@" + path[1:].replace(b"\0", b"@")
+            else:
+                path = path.rstrip(b"\0")
+            line += b" " + path
+        out.append(line + b"\n")
+    return b"".join(out)

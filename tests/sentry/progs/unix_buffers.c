@@ -229,6 +229,7 @@ static void reset(void) {
 
 static int fds[2];
 static void on_alarm(int sig) { write(fds[0], "!", 1); }
+static void on_alarm_quiet(int sig) { (void)sig; }
 
 static void signals(void) {
     socketpair(AF_UNIX, SOCK_STREAM, 0, fds);
@@ -244,6 +245,29 @@ static void signals(void) {
     alarm(1);
     n = recv(fds[1], b, 4, 0);
     printf("recv restarted: %zd '%.*s'\n", n, (int)n, b);
+    /* a stream write cut short by a handled signal returns what went, even with
+       SA_RESTART (nothing is sent twice); a MSG_WAITALL read returns what it got */
+    int w[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, w);
+    static char big[1 << 20];
+    struct sigaction rs = {.sa_handler = on_alarm_quiet, .sa_flags = SA_RESTART};
+    sigaction(SIGALRM, &rs, NULL);
+    alarm(1);
+    n = write(w[0], big, sizeof big);
+    printf("interrupted write: partial %d\n", n > 0 && n < (ssize_t)sizeof big);
+    shutdown(w[0], SHUT_WR);
+    long total = 0;
+    ssize_t k;
+    static char sink[65536];
+    while ((k = read(w[1], sink, sizeof sink)) > 0) total += k;
+    printf("reader got exactly what the write returned: %d\n", total == n);
+    close(w[0]); close(w[1]);
+    socketpair(AF_UNIX, SOCK_STREAM, 0, w);
+    write(w[0], "abc", 3);
+    alarm(1);
+    n = recv(w[1], sink, 10, MSG_WAITALL);
+    printf("interrupted MSG_WAITALL: %zd\n", n);
+    close(w[0]); close(w[1]);
     struct timeval tv = {0, 20000};
     setsockopt(fds[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ERR(recv(fds[1], b, 4, 0));

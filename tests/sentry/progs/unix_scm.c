@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -245,11 +246,32 @@ static void waitall(void) {
     close(sv[0]); close(sv[1]);
 }
 
+/* An unprivileged user with more files in flight than its RLIMIT_NOFILE: ETOOMANYREFS. */
+static void toomany(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {8, 8};
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if (setgid(65534) < 0 || setuid(65534) < 0) { printf("setuid failed\n"); _exit(1); }
+        int sv[2];
+        socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+        int three[3] = {0, 1, 2};
+        int k = 0;
+        while (k < 10 && send_fds(sv[0], three, 3, "m") >= 0) k++;
+        printf("unprivileged: %d messages of 3 fds, then %s\n", k, strerrorname_np(errno));
+        recv_show(sv[1], "one read", 0, 0);
+        ERR(send_fds(sv[0], three, 3, "m"));
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     rights();
     truncation();
     creds();
     waitall();
+    toomany();
     return 0;
 }

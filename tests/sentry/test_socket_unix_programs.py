@@ -1,0 +1,125 @@
+"""Real programs over AF_UNIX sockets in `runpsc do`, compared with the native run: a python
+asyncio unix echo server and client (socket in the sandbox's tmpfs and in a gofer volume),
+socat over UNIX-LISTEN and over its socketpair to a child, glibc's name-service lookups
+(nscd absent: no unsupported-socket event any more), and a host socket reached through a
+gofer, which the sandbox never connects to (ECONNREFUSED)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.test_do import runpsc
+from tests.runtime.test_workloads import compare
+from tests.support import need_binary
+
+ECHO = '''
+import asyncio, os, sys
+
+PATH = sys.argv[1]
+
+async def handle(reader, writer):
+    while data := await reader.readline():
+        writer.write(data.upper())
+        await writer.drain()
+    writer.close()
+
+async def main():
+    if os.path.exists(PATH):
+        os.unlink(PATH)
+    server = await asyncio.start_unix_server(handle, PATH)
+    async with server:
+        r, w = await asyncio.open_unix_connection(PATH)
+        for line in (b"hello\\n", b"unix sockets\\n", b"x" * 50000 + b"\\n"):
+            w.write(line)
+            await w.drain()
+            got = await r.readline()
+            print(len(got), got[:20])
+        print("peer is the path", w.get_extra_info("peername") == PATH)
+        w.close()
+        await w.wait_closed()
+    os.unlink(PATH)
+    print("done")
+
+asyncio.run(main())
+'''
+
+
+def _src(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "echo.py").write_text(ECHO)
+    return src
+
+
+@pytest.mark.parametrize("where", ["/tmp/e.sock", "/var/tmp/runpsc-echo-test.sock"],
+                         ids=["tmpfs", "overlay"])
+def test_asyncio_unix_echo(tmp_path: Path, where: str):
+    """The socket bound in the sandbox's /tmp (a tmpfs) or /var/tmp (the root overlay's
+    upper layer; the host's /var/tmp is not touched)."""
+    src = _src(tmp_path)
+    compare(["bash", "-c", 'python3 "$SRC/echo.py" "$SOCK"'], volumes={str(src): "/src"},
+            env={"SRC": (str(src), "/src"), "SOCK": (str(tmp_path / "e.sock"), where)})
+    assert not Path(where).exists()
+
+
+def test_asyncio_unix_echo_in_gofer_volume(tmp_path: Path):
+    src = _src(tmp_path)
+    compare(["bash", "-c", 'python3 "$SRC/echo.py" "$SRC/e.sock"'], volumes={str(src): "/src"},
+            env={"SRC": (str(src), "/src")})
+
+
+def test_socat_unix_listen_and_socketpair(tmp_path: Path):
+    need_binary("socat")
+    script = ('socat UNIX-LISTEN:"$D/s.sock" SYSTEM:"tr a-z A-Z" & '
+              'echo hello socat | socat - UNIX-CONNECT:"$D/s.sock",retry=200,interval=0.02; '
+              'wait; echo relay done; '
+              'echo through a socketpair | socat - EXEC:"rev"; '
+              'rm -f "$D/s.sock"')
+    compare(["bash", "-c", script], env={"D": (str(tmp_path), "/tmp")})
+
+
+def test_name_service_lookups_without_nscd():
+    """glibc asks nscd over a unix socket first; without nscd the connect fails (ENOENT or
+    ECONNREFUSED) and it reads the files, as on a machine without nscd."""
+    compare(["getent", "passwd", "root"])
+    got = runpsc("do", "--cwd=/usr", "--", "ls", "-la", "/")
+    assert got.returncode == 0, got.stderr
+    assert b"runpsc:" not in got.stderr, got.stderr
+
+
+def test_host_socket_through_gofer_is_refused(tmp_path: Path):
+    host = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path = tmp_path / "host.sock"
+    host.bind(str(path))
+    host.listen(4)
+    host.setblocking(False)
+    try:
+        code = ("import socket, errno\n"
+                "s = socket.socket(socket.AF_UNIX)\n"
+                "print(errno.errorcode[s.connect_ex('/v/host.sock')])\n"
+                "d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+                "print(errno.errorcode[d.connect_ex('/v/host.sock')])\n")
+        got = runpsc("do", f"--volume={tmp_path}:/v", "--", "python3", "-c", code)
+        assert got.stdout == b"ECONNREFUSED\nECONNREFUSED\n", got.stderr
+        try:
+            host.accept()
+            raise AssertionError("the sandbox reached a host socket")
+        except BlockingIOError as e:
+            assert e.errno == errno.EAGAIN
+    finally:
+        host.close()
+
+
+def test_proc_net_unix_lists_the_sandboxs_sockets(tmp_path: Path):
+    """/proc/net/unix shows the sandbox's own sockets with Linux's columns (each program
+    picks its sockets out by inode; kernel addresses and reference counts left out)."""
+    prog = Path(__file__).resolve().parent / "progs" / "procnet_unix.py"
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "procnet_unix.py").write_text(prog.read_text())
+    compare(["bash", "-c", 'python3 "$SRC/procnet_unix.py" "$D"'], volumes={str(src): "/src"},
+            env={"SRC": (str(src), "/src"), "D": (str(tmp_path), "/tmp")})
