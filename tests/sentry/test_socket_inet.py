@@ -90,3 +90,21 @@ def _rss() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+async def test_ping_sockets_match_linux_and_urgent_data_is_refused(tmp_path):
+    """Ping sockets where the namespace allows them (the sandbox's own namespace lets every
+    group ping; natively the same sysctl is set in the fresh namespace); MSG_OOB is
+    EOPNOTSUPP in the sandbox, with a visible event (Linux would send it)."""
+    need_root()
+    prog = build(tmp_path, "inet_ping")
+    want = native(["unshare", "-n", "sh", "-c",
+                   "ip link set lo up && echo 0 2147483647 > "
+                   "/proc/sys/net/ipv4/ping_group_range && exec \"$0\"", prog])
+    assert b"ping4 reply: 12 type 0 seq 7 from 127.0.0.1 data ping" in want.stdout, want.stderr
+    got = await sentry_run([prog])
+    lines = got.stdout.decode().splitlines()
+    assert lines[:-1] == want.stdout.decode().splitlines()[:-1], got.events
+    assert lines[-1] == "oob send: Operation not supported"
+    assert want.stdout.decode().splitlines()[-1] == "oob send: sent"
+    assert any(e == "unsupported-socket" and "MSG_OOB" in f["name"] for e, f in got.events)
