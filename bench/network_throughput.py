@@ -13,8 +13,11 @@ both alike); each row gives the median. Not a test: figures depend on the machin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -33,20 +36,30 @@ REDIS = ("cd /tmp; redis-server --port 6399 --bind 127.0.0.1 --save '' --appendo
          "redis-cli -p 6399 shutdown nosave >/dev/null; wait $r")
 
 
+def _run(argv: list[str]) -> str:
+    """Run argv in a session of its own; on a timeout or failure its whole process group
+    goes (a server started in the background is no leftover)."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=str(ROOT), start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        sys.exit(f"{argv!r} timed out")
+    if p.returncode != 0:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        sys.exit(f"{argv!r} failed: {err}")
+    return out
+
+
 def native(script: str) -> str:
-    r = subprocess.run(["unshare", "-n", "sh", "-c", f"ip link set lo up; {script}"],
-                       capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        sys.exit(f"native run failed: {r.stderr}")
-    return r.stdout
+    return _run(["unshare", "-n", "sh", "-c", f"ip link set lo up; {script}"])
 
 
 def sandbox(script: str) -> str:
-    r = subprocess.run([sys.executable, "-m", "runtime.cli", "do", "--", "sh", "-c", script],
-                       capture_output=True, text=True, timeout=600, cwd=str(ROOT))
-    if r.returncode != 0:
-        sys.exit(f"sandbox run failed: {r.stderr}")
-    return r.stdout
+    return _run([sys.executable, "-m", "runtime.cli", "do", "--", "sh", "-c", script])
 
 
 def iperf_gbits(out: str) -> float:
