@@ -353,3 +353,37 @@ def test_ss_and_netstat_show_the_sandbox_listeners():
     assert b"127.0.0.1:7070" in want.stdout and b'users:(("python3",pid=N,fd=3))' in \
         want.stdout, want.stderr
     assert got.stdout.decode() == want.stdout.decode(), got.stderr
+
+
+ASYNCIO_SCRIPT = r"""
+import asyncio
+async def handle(r, w):
+    while data := await r.readline():
+        w.write(data.upper())
+        await w.drain()
+    w.close()
+async def main():
+    for host in ("127.0.0.1", "::1"):
+        srv = await asyncio.start_server(handle, host, 0, limit=1 << 20)
+        port = srv.sockets[0].getsockname()[1]
+        r, w = await asyncio.open_connection(host, port, limit=1 << 20)
+        for line in (b"hello\n", b"asyncio over tcp\n", b"x" * 70000 + b"\n"):
+            w.write(line)
+            await w.drain()
+            got = await r.readline()
+            print(host, len(got), got[:20])
+        w.close()
+        await w.wait_closed()
+        srv.close()
+        await srv.wait_closed()
+asyncio.run(main())
+"""
+
+
+def test_asyncio_tcp_echo():
+    need_root()
+    want = _fresh_ns(f"python3 -c '{ASYNCIO_SCRIPT}'")
+    got = runpsc("do", "--", "python3", "-c", ASYNCIO_SCRIPT)
+    assert want.returncode == 0 and b"::1 70001" in want.stdout, want.stderr
+    assert got.stdout.decode() == want.stdout.decode(), got.stderr
+    assert got.returncode == 0
