@@ -22,9 +22,14 @@ import click
 @click.option("--strace", is_flag=True, help="Print every syscall of the program to stderr.")
 @click.option("--memory", metavar="SIZE", help="The sandbox's memory (/proc/meminfo's "
               "MemTotal), e.g. 512M, 2G (default: the host's).")
+@click.option("--network", type=click.Choice(["none", "host", "sandbox"]), default="none",
+              show_default=True, help="none: only loopback; host: the host's interfaces; "
+              "sandbox: own namespace with outbound NAT (slirp4netns). Needs root.")
+@click.option("--publish", "publish", multiple=True, metavar="HOSTPORT:PORT[/tcp|udp]",
+              help="Forward a host port to a sandbox port (--network sandbox; repeatable).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
-       memory: str | None, command: tuple[str, ...]) -> None:
+       memory: str | None, network: str, publish: tuple[str, ...], command: tuple[str, ...]) -> None:
     """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
     from runtime.startup import Startup
 
@@ -34,7 +39,15 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
     startup.import_before_fork()
     import trio
 
-    from runtime.sandbox import Sandbox, SandboxConfig, SandboxError, Volume, env_of, parse_size
+    from runtime.sandbox import (
+        Publish,
+        Sandbox,
+        SandboxConfig,
+        SandboxError,
+        Volume,
+        env_of,
+        parse_size,
+    )
 
     try:
         config = SandboxConfig(
@@ -44,7 +57,11 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
             volumes=[Volume.parse(v) for v in volumes],
             strace=strace,
             memory=None if memory is None else parse_size(memory),
+            network=network,
+            publish=[Publish.parse(p) for p in publish],
         )
+        if config.publish and network != "sandbox":
+            raise ValueError("--publish needs --network sandbox")
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     sandbox = Sandbox(config, confine=True)

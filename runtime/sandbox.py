@@ -28,10 +28,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from runtime.network import NetworkSetup, Publish
+
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Volume", "SandboxConfig", "Sandbox", "GoferProcess", "exit_code"]
+__all__ = ["Volume", "SandboxConfig", "Sandbox", "GoferProcess", "exit_code", "Publish"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,9 @@ class SandboxConfig:
         strace: print every syscall to `strace_to`.
         umask: the program's umask (None: the caller's).
         memory: the sandbox's memory in bytes, /proc/meminfo's MemTotal (None: the host's).
+        network: ``none`` (only ``lo``), ``host`` (the host's interfaces) or ``sandbox``
+            (its own namespace with outbound NAT through slirp4netns); see runtime.network.
+        publish: host ports forwarded to sandbox ports (``sandbox`` mode only).
     """
 
     argv: list[str]
@@ -87,6 +92,8 @@ class SandboxConfig:
     strace: bool = False
     umask: int | None = None
     memory: int | None = None
+    network: str = "none"
+    publish: list[Publish] = field(default_factory=list)
 
 
 def exit_code(status: int) -> int:
@@ -314,6 +321,7 @@ class Sandbox:
         self.kernel: Any = None
         self.procfs: Any = None
         self.sysfs: Any = None
+        self.net: NetworkSetup | None = None
 
     def start_gofers(self, *, fork: bool = False) -> None:
         """Start the gofer processes now (they boot while this process imports the Sentry).
@@ -340,6 +348,9 @@ class Sandbox:
         for g in self.gofers:
             g.close()
         self.gofers.clear()
+        if self.net is not None:
+            self.net.close()
+            self.net = None
 
     async def run(self) -> int:
         """Boot the sandbox, run the program to completion and tear everything down."""
@@ -361,6 +372,11 @@ class Sandbox:
         cfg = self.config
         async with contextlib.AsyncExitStack() as stack:
             vfs, ctx = await self._build_namespace(stack)
+            try:
+                # Before confining: ``host`` keeps the namespace this process is in now.
+                self.net = NetworkSetup(cfg.network, cfg.publish)
+            except OSError as e:
+                raise SandboxError(str(e)) from None
             if self.confine:
                 confine_sentry()
             creds = _caller_creds()
@@ -381,7 +397,8 @@ class Sandbox:
                     print(line, file=out, flush=True)
 
                 table = traced_table(TABLE, Strace(write))
-            kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to)
+            kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to,
+                            network=self.net.network)
             self.kernel = kernel
             from vfs import Credentials
 

@@ -49,6 +49,7 @@ from .futex import key_of as futex_key_of
 from .image import RecordingSource, image_of
 from .inotify import Watches
 from .ipc import IpcNamespace
+from .network import Network
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
 from .uts import Uts
 
@@ -79,8 +80,9 @@ class Kernel:
     def __init__(self, *, exec_source: ExecSource | None = None,
                  vfs: VirtualFilesystem | None = None,
                  table: Mapping[int, Entry] | None = None, stderr: TextIO | None = None,
-                 hostname: bytes = b"runpsc") -> None:
+                 hostname: bytes = b"runpsc", network: Network | None = None) -> None:
         self.exec_source = exec_source
+        self._network = network
         self.vfs = vfs
         if vfs is not None and vfs.sigpipe is None:
             vfs.sigpipe = self._sigpipe
@@ -126,6 +128,14 @@ class Kernel:
         self.exits = WaitQueue()
         #: The internal tmpfs mount memfd_create's files live on (made on first use).
         self.memfd_mount: Mount | None = None
+
+    @property
+    def network(self) -> Network:
+        """The namespace the sandbox's sockets live in (by default made on first use: a
+        fresh one with only ``lo``, the ``none`` mode)."""
+        if self._network is None:
+            self._network = Network.isolated()
+        return self._network
 
     def emit(self, event: str, **fields: Any) -> None:
         """Report a user-visible event: always to the debug log, and to stderr for

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from vfs.fs.synthetic import DirNode, FileNode, Node, Source, SymlinkNode
 
-from .net import net_tree
+from .net import NetFiles
 from .process import ProcessFiles
 from .sysctl import Sysctl
 from .sysfs import sys_tree
@@ -50,6 +50,7 @@ class ProcView:
         self.system = System(kernel, memory)
         self.process = ProcessFiles(kernel, self.system)
         self.sysctl = Sysctl(kernel, self.system)
+        self.net = NetFiles(kernel)
 
     # ProcProvider ---------------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class ProcView:
             b"sysvipc": DirNode({b"shm": _sysfile(self.kernel.ipc.proc_shm),
                                  b"sem": _sysfile(self.kernel.ipc.proc_sem),
                                  b"msg": _sysfile(self.kernel.ipc.proc_msg)}),
-            b"net": net_tree(self.kernel),
+            b"net": DirNode(self.net.proc_entries()),
         }
         me = _current()
         if me is not None:
@@ -103,7 +104,9 @@ class ProcView:
     # SysProvider ----------------------------------------------------------------------------
 
     def sys_entries(self) -> dict[bytes, Node]:
-        return sys_tree(self.system)
+        out = sys_tree(self.system)
+        out[b"class"] = DirNode({b"net": self.net.sys_class_net()})
+        return out
 
 
 def _current() -> Task | None:

@@ -13,11 +13,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import unix
-from .base import AF_UNIX, Control, RecvResult, Socket, SocketFactory, Ucred
+from . import inet, netlink, unix
+from .base import (
+    AF_INET,
+    AF_INET6,
+    AF_NETLINK,
+    AF_PACKET,
+    AF_UNIX,
+    Control,
+    RecvResult,
+    Socket,
+    SocketFactory,
+    Ucred,
+)
 
-#: The families the Sentry itself provides, registered in every sandbox.
-BUILTIN: dict[int, SocketFactory] = {AF_UNIX: unix.create}
+#: The families every sandbox has: AF_UNIX in the Sentry; AF_INET, AF_INET6 and NETLINK_ROUTE
+#: as host sockets in the sandbox's network namespace (`Kernel.network`, see
+#: sentry.kernel.network); AF_PACKET refused with EPERM as without CAP_NET_RAW.
+BUILTIN: dict[int, SocketFactory] = {
+    AF_UNIX: unix.create,
+    AF_INET: inet.INET_FACTORY,
+    AF_INET6: inet.INET6_FACTORY,
+    AF_NETLINK: netlink.netlink_factory,
+    AF_PACKET: inet.packet_factory,
+}
 
 
 def families(kernel: Any) -> dict[int, SocketFactory]:

@@ -476,8 +476,8 @@ async def sys_dup3(t: Task, oldfd: int, newfd: int, flags: int, *_: int) -> int:
 @syscall(
     "fcntl",
     level=Level.PARTIAL,
-    note="dup, fd and status flags, POSIX/OFD record locks, file seals; F_SETOWN/leases/"
-    "notify not supported (EINVAL); F_GETOWN answers 0",
+    note="dup, fd and status flags, POSIX/OFD record locks, file seals; F_SETOWN/F_GETOWN "
+    "keep the owner but no SIGIO is sent; leases/notify not supported (EINVAL)",
 )
 async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     """Implements Linux syscall fcntl(2)."""
@@ -504,6 +504,10 @@ async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
         return await _fcntl_lock(t, f, cmd, arg)
     if cmd == F_GETOWN:
+        return int(getattr(f, "fown", 0))
+    if cmd == F_SETOWN:
+        # Kept for F_GETOWN (nginx sets its channel's owner); SIGIO is not delivered.
+        setattr(f, "fown", i32(arg))  # noqa: B010 - an attribute of any open file
         return 0
     if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
         pipe_size = getattr(f, "pipe_size", None)

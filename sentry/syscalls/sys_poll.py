@@ -124,6 +124,7 @@ def _write_back(t: Task, addr: int, deadline: float | None, zero: bool, usec: bo
     if not addr or deadline is None or zero:
         return
     sec, ns = _remaining(deadline)
+    sec = min(sec, (1 << 63) - 1)  # what is left of a timeout near the largest time_t
     data = struct.pack("<qq", sec, ns // 1000 if usec else ns)
     try:
         t.mem_write(addr, data)

@@ -242,6 +242,9 @@ class HostFD(FileDescription):
             got = self.readiness(mask)
             if got:
                 return got
+            if self.is_regular:
+                await trio.sleep_forever()  # never ready for anything else (the host's epoll
+                # refuses regular files: EPERM)
             if mask & POLLIN and mask & POLLOUT:
                 async with trio.open_nursery() as n:
                     async def one(wait: Callable[[int], Awaitable[None]]) -> None:

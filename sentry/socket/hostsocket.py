@@ -1,0 +1,324 @@
+"""`HostSocket`: a sandbox socket served by a host socket the Sentry holds.
+
+The host socket was created by `Kernel.network` in the mode's network namespace (see
+sentry.kernel.network) and is never installed in a program's process. Addresses pass to
+the host as the program's raw sockaddr bytes, so the host kernel validates them and its
+errors are Linux's own (EADDRINUSE, EADDRNOTAVAIL, EINVAL for a short sockaddr ...). What
+stays in the Sentry:
+
+- blocking: the host socket never blocks; the program's O_NONBLOCK / MSG_DONTWAIT decide,
+  and a blocking call waits in trio for the host fd (interrupted by signals like every
+  blocking syscall), bounded by SO_RCVTIMEO / SO_SNDTIMEO, which are kept here;
+- connect: a blocking connect waits for the handshake and reports SO_ERROR's verdict; a
+  non-blocking one returns EINPROGRESS and the program polls and reads SO_ERROR;
+- options: only a family's listed ones (`options`) reach the host; the others are
+  ENOPROTOOPT, so a program cannot attach BPF filters, marks or device bindings;
+- MSG_OOB (urgent data) is refused with EOPNOTSUPP and an ``unsupported`` event;
+- readiness: poll/select/epoll ask the host fd (`notifies_readiness = False`; epoll's
+  edge-triggered mode registers `fd` in a host epoll).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket as _socket
+import struct
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from sentry.errors import SyscallError
+from vfs.abi import O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLOUT
+
+from . import hostsock
+from .base import (
+    MSG_DONTWAIT,
+    MSG_OOB,
+    MSG_PEEK,
+    MSG_TRUNC,
+    MSG_WAITALL,
+    SO_ERROR,
+    SO_RCVTIMEO,
+    SO_SNDTIMEO,
+    SOCK_NONBLOCK,
+    SOCK_STREAM,
+    SOL_SOCKET,
+    Control,
+    RecvResult,
+    Socket,
+)
+from .sockfs import sockfs_of
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+    from vfs.file import Memory
+
+#: Flags the host sees on send/recv (MSG_DONTWAIT is ours: the host socket never blocks):
+#: DONTROUTE EOR CONFIRM NOSIGNAL MORE; PEEK TRUNC ERRQUEUE.
+_SEND_FLAGS = 0x4 | 0x80 | 0x800 | 0x4000 | 0x8000
+MSG_ERRQUEUE = 0x2000
+_RECV_FLAGS = MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE
+
+
+def errno_of(e: OSError) -> int:
+    return e.errno if e.errno is not None else errno.EIO
+
+
+class HostSocket(Socket):
+    """A socket served by a host socket the Sentry holds (see the module docstring)."""
+
+    notifies_readiness = False  # the host kernel sees its readiness changes, not our waitq
+    #: The options that reach the host socket: level -> option numbers.
+    options: dict[int, frozenset[int]] = {}
+
+    def __init__(self, kernel: Any, family: int, type: int, protocol: int, host: _socket.socket,
+                 vd: Any = None, flags: int = O_RDWR) -> None:
+        super().__init__(kernel, family, type, protocol, vd, flags)
+        self.host = host
+        #: The host fd, as epoll's edge-triggered mode looks for it (see sys_poll).
+        self.fd = host.fileno()
+        self._rcvtimeo = bytes(16)
+        self._sndtimeo = bytes(16)
+        kernel.network.track(host, self)
+
+    @staticmethod
+    def _vd_flags(task: Task, type: int) -> tuple[Any, int]:
+        """The sockfs inode and status flags a new socket gets."""
+        return (sockfs_of(task.kernel).new_inode(task.creds),
+                O_RDWR | (O_NONBLOCK if type & SOCK_NONBLOCK else 0))
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def _timeout(self, send: bool) -> float | None:
+        sec, usec = struct.unpack("<qq", self._sndtimeo if send else self._rcvtimeo)
+        t = sec + usec / 1e6
+        return t if t > 0 else None
+
+    async def _wait(self, task: Task, writable: bool, deadline: float | None) -> None:
+        """Wait for the host fd (a signal interrupts; past `deadline`: EAGAIN)."""
+        aw: Awaitable[None] = hostsock.wait_fd(self.fd, writable)
+        if deadline is None:
+            await task.sleep_interruptibly(aw)
+            return
+        with trio.move_on_at(deadline):
+            await task.sleep_interruptibly(aw)
+            return
+        raise SyscallError(errno.EAGAIN)
+
+    def _deadline(self, send: bool) -> float | None:
+        t = self._timeout(send)
+        return None if t is None else trio.current_time() + t
+
+    def _nonblock(self, flags: int) -> bool:
+        return bool(self.flags & O_NONBLOCK or flags & MSG_DONTWAIT)
+
+    # -- operations -------------------------------------------------------------------------
+
+    async def bind(self, task: Task, addr: bytes) -> None:
+        hostsock.bind(self.fd, addr)
+
+    async def listen(self, task: Task, backlog: int) -> None:
+        try:
+            self.host.listen(max(0, min(backlog, 4096)) if backlog >= 0 else 0)
+        except OSError as e:
+            raise SyscallError(errno_of(e)) from None
+
+    async def accept(self, task: Task, flags: int) -> tuple[Socket, bytes]:
+        deadline = self._deadline(False)
+        while True:
+            try:
+                fd, peer = hostsock.accept4(self.fd, _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC)
+                break
+            except SyscallError as e:
+                if e.errno != errno.EAGAIN or self.flags & O_NONBLOCK:
+                    raise
+            await self._wait(task, False, deadline)
+        host = _socket.socket(fileno=fd)
+        new = type(self)(self.kernel, self.family, self.type, self.protocol, host,
+                         *self._vd_flags(task, flags))
+        return new, peer
+
+    async def connect(self, task: Task, addr: bytes) -> None:
+        """The host's non-blocking connect answers a non-blocking program as Linux would
+        (EINPROGRESS, EALREADY, EISCONN, 0 once done); a blocking program waits here for
+        the handshake (SO_SNDTIMEO: EINPROGRESS) and gets SO_ERROR's verdict."""
+        try:
+            hostsock.connect(self.fd, addr)
+            return
+        except SyscallError as e:
+            if e.errno not in (errno.EINPROGRESS, errno.EALREADY) or \
+                    self.flags & O_NONBLOCK or self.type != SOCK_STREAM:
+                raise
+        deadline = self._deadline(True)
+        while not hostsock.poll_now(self.fd, POLLOUT) & (POLLOUT | POLLERR | POLLHUP):
+            try:
+                await self._wait(task, True, deadline)
+            except SyscallError as e:
+                raise SyscallError(errno.EINPROGRESS if e.errno == errno.EAGAIN
+                                   else e.errno) from None
+        err = self.host.getsockopt(SOL_SOCKET, SO_ERROR)
+        if err:
+            raise SyscallError(err)
+        try:
+            hostsock.connect(self.fd, addr)  # the host's socket, too, is connected now
+        except SyscallError:
+            pass
+
+    async def sendmsg(self, task: Task, data: bytes, addr: bytes | None, control: Control,
+                      flags: int) -> int:
+        await control.release()
+        if flags & MSG_OOB:
+            self._refuse_oob(task)
+        hflags = (flags & _SEND_FLAGS) | _socket.MSG_NOSIGNAL
+        nonblock = self._nonblock(flags)
+        deadline = self._deadline(True)
+        sent = 0
+        view = memoryview(data)
+        while True:
+            try:
+                n = hostsock.sendto(self.fd, bytes(view[sent:]) if sent else data, hflags, addr)
+            except SyscallError as e:
+                if e.errno != errno.EAGAIN or nonblock:
+                    if sent and e.errno == errno.EAGAIN:
+                        return sent
+                    raise
+                if sent and self.type != SOCK_STREAM:
+                    return sent
+                try:
+                    await self._wait(task, True, deadline)
+                except SyscallError as w:
+                    if sent:
+                        return sent  # a timeout or signal after some data: the count
+                    raise w from None
+                continue
+            sent += n
+            if sent >= len(data) or self.type != SOCK_STREAM or nonblock:
+                return sent
+
+    async def recvmsg(self, task: Task, size: int, flags: int, control_len: int) -> RecvResult:
+        if flags & MSG_OOB:
+            self._refuse_oob(task)
+        hflags = flags & _RECV_FLAGS
+        if self.type != SOCK_STREAM:
+            hflags |= MSG_TRUNC  # the host returns the datagram's whole length
+        # Reading the error queue never blocks (its cmsgs are not passed on).
+        nonblock = self._nonblock(flags) or bool(flags & MSG_ERRQUEUE)
+        deadline = self._deadline(False)
+        waitall = bool(flags & MSG_WAITALL) and self.type == SOCK_STREAM \
+            and not flags & MSG_PEEK
+        got = b""
+        addr: bytes | None = None
+        length: int | None = None
+        while True:
+            try:
+                data, n, name = hostsock.recvfrom(self.fd, size - len(got), hflags)
+            except SyscallError as e:
+                if e.errno != errno.EAGAIN or nonblock:
+                    if got:
+                        break
+                    raise
+                try:
+                    await self._wait(task, False, deadline)
+                except SyscallError:
+                    if got:
+                        break
+                    raise
+                continue
+            got += data
+            if name and len(name) >= 2 and int.from_bytes(name[:2], "little"):
+                addr = name
+            if self.type != SOCK_STREAM:
+                length = n
+                break
+            if not data or not waitall or len(got) >= size:
+                break
+        out_flags = 0
+        if length is not None and length > len(got):
+            out_flags |= MSG_TRUNC
+        if self.type == SOCK_STREAM:
+            addr = None
+        return RecvResult(got, addr, Control(), out_flags,
+                          length if (flags & MSG_TRUNC and length is not None) else None)
+
+    async def shutdown(self, task: Task, how: int) -> None:
+        try:
+            self.host.shutdown(how)
+        except OSError as e:
+            raise SyscallError(errno_of(e)) from None
+
+    def _refuse_oob(self, task: Task) -> None:
+        task.kernel.emit("unsupported-socket", family=self.family, name="MSG_OOB (urgent data)",
+                         errno="EOPNOTSUPP")
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    async def getsockopt(self, task: Task, level: int, name: int, optlen: int) -> bytes:
+        if level == SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
+            return self._rcvtimeo if name == SO_RCVTIMEO else self._sndtimeo
+        if name not in self.options.get(level, ()):
+            raise SyscallError(errno.ENOPROTOOPT)
+        try:
+            return self.host.getsockopt(level, name, max(1, min(optlen, 1024)))
+        except OSError as e:
+            raise SyscallError(errno_of(e)) from None
+
+    async def setsockopt(self, task: Task, level: int, name: int, value: bytes) -> None:
+        if level == SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
+            if len(value) < 16:
+                raise SyscallError(errno.EINVAL)
+            sec, usec = struct.unpack_from("<qq", value)
+            if not 0 <= usec < 1_000_000:
+                raise SyscallError(errno.EDOM)
+            v = struct.pack("<qq", max(sec, 0), usec if sec >= 0 else 0)
+            if name == SO_RCVTIMEO:
+                self._rcvtimeo = v
+            else:
+                self._sndtimeo = v
+            return
+        if name not in self.options.get(level, ()):
+            raise SyscallError(errno.ENOPROTOOPT)
+        try:
+            self.host.setsockopt(level, name, value)
+        except OSError as e:
+            raise SyscallError(errno_of(e)) from None
+
+    def getsockname(self) -> bytes:
+        return hostsock.getsockname(self.fd)
+
+    def getpeername(self) -> bytes:
+        return hostsock.getpeername(self.fd)
+
+    # -- the file side ----------------------------------------------------------------------
+
+    async def do_ioctl(self, cmd: int, arg: int, mem: Memory | None) -> int:
+        import fcntl
+
+        if cmd in (0x541B, 0x5411, 0x8905):  # FIONREAD/SIOCINQ, SIOCOUTQ, SIOCATMARK
+            if mem is None:
+                raise SyscallError(errno.EFAULT)
+            try:
+                out = fcntl.ioctl(self.fd, cmd, bytes(4))
+            except OSError as e:
+                raise SyscallError(errno_of(e)) from None
+            mem.mem_write(arg, out)
+            return 0
+        if cmd == 0x5421:  # FIONBIO
+            if mem is None:
+                raise SyscallError(errno.EFAULT)
+            on = struct.unpack("<i", mem.mem_read(arg, 4))[0]
+            self.flags = self.flags | O_NONBLOCK if on else self.flags & ~O_NONBLOCK
+            return 0
+        return await super().do_ioctl(cmd, arg, mem)
+
+    def readiness(self, mask: int) -> int:
+        return hostsock.poll_now(self.fd, mask) & (mask | POLLERR | POLLHUP)
+
+    async def wait_ready(self, mask: int) -> int:
+        while True:
+            got = self.readiness(mask)
+            if got:
+                return got
+            await hostsock.wait_mask(self.fd, mask)
+
+    async def release(self) -> None:
+        self.host.close()
