@@ -7,6 +7,7 @@ with the caller's environment, and its exit status is runpsc's.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -48,6 +49,12 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     sandbox = Sandbox(config, confine=True)
+    host_tty = None
+    if os.isatty(0):
+        from runtime.hostterm import HostTerminal
+
+        # Raw mode and its guardian before the gofers fork: neither holds the other's fds.
+        host_tty = HostTerminal.enter(0)
     startup.before_fork()
     # The gofers confine themselves and serve while this process imports the Sentry.
     sandbox.start_gofers(fork=True)
@@ -64,4 +71,6 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         sys.exit(127 if e.errno == 2 else 126)
     finally:
         sandbox.close()
+        if host_tty is not None:
+            host_tty.leave()
     startup.exit(code)

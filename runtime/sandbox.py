@@ -78,6 +78,8 @@ class SandboxConfig:
         strace: print every syscall to `strace_to`.
         umask: the program's umask (None: the caller's).
         memory: the sandbox's memory in bytes, /proc/meminfo's MemTotal (None: the host's).
+        terminal: give the sandbox a pty of its own when one of stdin, stdout and stderr is
+            a terminal (docs/terminals.md); False keeps every descriptor as the host's.
     """
 
     argv: list[str]
@@ -87,6 +89,7 @@ class SandboxConfig:
     strace: bool = False
     umask: int | None = None
     memory: int | None = None
+    terminal: bool = True
 
 
 def exit_code(status: int) -> int:
@@ -314,6 +317,8 @@ class Sandbox:
         self.kernel: Any = None
         self.procfs: Any = None
         self.sysfs: Any = None
+        self.devpts: Any = None
+        self.devtty: Any = None
 
     def start_gofers(self, *, fork: bool = False) -> None:
         """Start the gofer processes now (they boot while this process imports the Sentry).
@@ -353,9 +358,11 @@ class Sandbox:
         import trio
 
         import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
+        from runtime.hostterm import drain, pump, terminal_fds
         from sentry.kernel import Kernel
         from sentry.kernel.fdtable import FDTable
         from sentry.procfs import ProcView
+        from vfs.abi import O_RDWR
         from vfs.fs.host import HostFD
 
         cfg = self.config
@@ -367,9 +374,6 @@ class Sandbox:
             ctx.umask = (_caller_umask() if cfg.umask is None else cfg.umask) & 0o777
             await self._enter_cwd(vfs, ctx, creds)
 
-            fdtable = FDTable()
-            for fd in self.stdio:
-                fdtable.install(HostFD(fd))
             table = None
             if cfg.strace:
                 from sentry.kernel.table import TABLE
@@ -383,6 +387,21 @@ class Sandbox:
                 table = traced_table(TABLE, Strace(write))
             kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to)
             self.kernel = kernel
+            kernel.tty.attach(self.devpts, self.devtty)
+            fdtable = FDTable()
+            ttys = terminal_fds(self.stdio) if cfg.terminal else []
+            master = replica = None
+            if ttys:
+                # The sandbox's own terminal stands in for the caller's (docs/terminals.md)
+                master, replica = self.devpts.open_pair(creds, O_RDWR)
+                kernel.tty.set_ctty(1, 1, master.term)  # pid 1's session, pid 1's group
+            for fd in self.stdio:
+                if fd not in ttys:
+                    fdtable.install(HostFD(fd))
+                elif fd == ttys[0]:
+                    fdtable.install(replica)
+                else:
+                    fdtable.install(replica.inc_ref())
             argv = [os.fsencode(a) for a in cfg.argv]
             envp = [os.fsencode(f"{k}={v}") for k, v in cfg.env.items()]
             path = await self._find_program(vfs, ctx, creds, argv[0], cfg.env.get("PATH"))
@@ -390,8 +409,15 @@ class Sandbox:
             try:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(_forward_host_signals, kernel)
+                    if master is not None:
+                        fd_in = self.stdio[0] if self.stdio[0] in ttys else None
+                        fd_out = next(fd for fd in (*self.stdio[1:], self.stdio[0])
+                                      if fd in ttys)
+                        nursery.start_soon(pump, master, fd_in, fd_out)
                     status = await kernel.run(argv, envp, fdtable, ctx, creds, path=path)
                     nursery.cancel_scope.cancel()
+                if master is not None:
+                    drain(master, fd_out)
             finally:
                 with trio.CancelScope(shield=True):
                     await kernel.close_files(1, fdtable.close_all())
@@ -413,11 +439,12 @@ class Sandbox:
         vfs = VirtualFilesystem(root, source="runpsc-root")
         ctx = vfs.new_context()
         admin = Credentials.root()
-        from vfs.fs import devfs, pipefs
+        from vfs.fs import devfs, devpts, pipefs
         from vfs.fs.procfs import Procfs
         from vfs.fs.sysfs import Sysfs
 
-        await devfs.install(vfs, ctx, admin, b"/dev")
+        self.devtty = await devfs.install(vfs, ctx, admin, b"/dev")
+        self.devpts = await devpts.install(vfs, ctx, admin, b"/dev")
         pipefs.install(vfs)
         self.procfs, self.sysfs = Procfs(vfs), Sysfs()
         for path, fs in (

@@ -47,6 +47,7 @@ from .file_locks import FileLocks
 from .futex import Futexes
 from .image import RecordingSource, image_of
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
+from .tty import TTYControl
 
 log = logging.getLogger("runpsc.sentry")
 
@@ -109,6 +110,8 @@ class Kernel:
         #: made at boot): its device and time.
         self._anon_dev = alloc_anon_dev()
         self._anon_time_ns = time.time_ns()
+        #: Controlling terminals and their job control (devpts' hook).
+        self.tty = TTYControl(self)
 
     def emit(self, event: str, **fields: Any) -> None:
         """Report a user-visible event: always to the debug log, and to stderr for
@@ -353,6 +356,7 @@ class Kernel:
         for c in orphans:
             signals.kill_orphaned_pgrp(self, c, t)
         signals.kill_orphaned_pgrp(self, t, None)
+        self.tty.process_exited(t)
         if t.ppid:
             self.zombies[t.tgid] = (t.ppid, status)
             self.zombie_pgid[t.tgid] = t.pgid
