@@ -396,12 +396,10 @@ class Sandbox:
                 master, replica = self.devpts.open_pair(creds, O_RDWR)
                 kernel.tty.set_ctty(1, 1, master.term)  # pid 1's session, pid 1's group
             for fd in self.stdio:
-                if fd not in ttys:
+                if replica is None or fd not in ttys:
                     fdtable.install(HostFD(fd))
-                elif fd == ttys[0]:
-                    fdtable.install(replica)
                 else:
-                    fdtable.install(replica.inc_ref())
+                    fdtable.install(replica if fd == ttys[0] else replica.inc_ref())
             argv = [os.fsencode(a) for a in cfg.argv]
             envp = [os.fsencode(f"{k}={v}") for k, v in cfg.env.items()]
             path = await self._find_program(vfs, ctx, creds, argv[0], cfg.env.get("PATH"))

@@ -88,10 +88,8 @@ async def tty_ioctl(t: Task, f: TerminalFD, cmd: int, arg: int) -> int:
         return 0
     if cmd == T.TIOCGPTPEER:
         if not f.is_master:
-            raise SyscallError(errno.ENOTTY)
-        flags = arg & 0xFFFFFFFF
-        if flags & ~(O_ACCMODE | O_NOCTTY | O_NONBLOCK | O_CLOEXEC):
-            raise SyscallError(errno.EINVAL)
+            raise SyscallError(errno.EIO)  # ptm_open_peer: not a master
+        flags = arg & 0xFFFFFFFF & (O_ACCMODE | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
         devpts = ctl.devpts
         if devpts is None:
             raise SyscallError(errno.EIO)

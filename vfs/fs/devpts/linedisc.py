@@ -3,7 +3,8 @@ terminal.
 
 Input (bytes the master writes, i.e. keys typed) goes through `receive`: ISTRIP, IGNCR,
 ICRNL and INLCR; ISIG's INTR, QUIT and SUSP become signals for the foreground process group
-(the caller's `signal` hook) and flush the queues unless NOFLSH; IXON's STOP and START hold
+(the caller's `signal` hook) and flush what was typed unless NOFLSH (output already
+queued for the master stays, as a pty's does); IXON's STOP and START hold
 and release output; in canonical mode (ICANON) the line is edited (ERASE, WERASE, KILL,
 LNEXT, REPRINT) and becomes readable at NL, EOL, EOL2 or EOF (EOF itself is not part of
 the data; an EOF on an empty line reads as end of file); otherwise bytes are readable at
@@ -82,15 +83,13 @@ class LineDiscipline:
             them).
         emit: takes bytes for the master to read (echoes, after output processing).
         signal: takes a signal number for the foreground process group (INTR, QUIT, SUSP).
-        flush_output: discards output not yet read by the master (a signal without NOFLSH).
     """
 
     def __init__(self, termios: Termios, emit: Callable[[bytes], None],
-                 signal: Callable[[int], None], flush_output: Callable[[], None]) -> None:
+                 signal: Callable[[int], None]) -> None:
         self.termios = termios
         self._emit = emit
         self._signal = signal
-        self._flush_output = flush_output
         self.lines: deque[bytes] = deque()  # canonical: complete lines (b"" is an EOF)
         self.edit = bytearray()  # canonical: the line being typed
         self.raw = bytearray()  # non-canonical: readable bytes
@@ -182,7 +181,6 @@ class LineDiscipline:
                 sig = SIGINT if c == cc[VINTR] else SIGQUIT if c == cc[VQUIT] else SIGTSTP
                 if not lflag & NOFLSH:
                     self.flush_input()
-                    self._flush_output()
                 if lflag & ECHO:
                     self._echo_char(c)
                 self._signal(sig)

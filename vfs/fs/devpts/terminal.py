@@ -100,7 +100,7 @@ class Terminal:
         self.winsize = Winsize()
         self.control = control
         self.out = bytearray()  # written at the replica, read at the master
-        self.ld = LineDiscipline(self.termios, self._echo, self._isig, self.out.clear)
+        self.ld = LineDiscipline(self.termios, self._echo, self._isig)
         self.sid = 0  # the session this is the controlling terminal of
         self.pgrp = 0  # its foreground process group
         self.locked = True  # ptmx starts locked; unlockpt (TIOCSPTLCK 0) opens the replica
