@@ -117,10 +117,15 @@ def _lines(child: pexpect.spawn, command: str) -> str:
 
 def test_tty_names_a_pts_and_ttyname_agrees(bash):
     child = bash()
-    assert re.fullmatch(r"/dev/pts/\d+\n", _lines(child, "tty"))
+    tty = _lines(child, "tty")
+    assert re.fullmatch(r"/dev/pts/\d+\n", tty)
     out = _lines(child, "python3 -c 'import os; print(os.ttyname(0) == os.readlink("
                         "\"/proc/self/fd/0\"), os.isatty(1), os.tcgetpgrp(0) == os.getpgrp())'")
     assert out == "True True True\n"
+    # /proc/PID/stat's tty_nr and tpgid: what ps shows
+    out = _lines(child, "ps -o tty=,tpgid= -p $$")
+    ps = re.search(r"(pts/\d+) +(\d+)\n", out)
+    assert ps and ps.group(1) == tty.strip()[5:], out
 
 
 def test_stty_size_follows_a_window_resize(bash):
