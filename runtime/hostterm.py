@@ -29,11 +29,6 @@ _IGNORED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signa
 _CHUNK = 4096
 
 
-def terminal_fds(stdio: tuple[int, ...] | list[int] = (0, 1, 2)) -> list[int]:
-    """The caller's descriptors among `stdio` that are terminals."""
-    return [fd for fd in stdio if os.isatty(fd)]
-
-
 class HostTerminal:
     """The caller's terminal in raw mode for the life of a `runpsc do`, with its guardian.
 

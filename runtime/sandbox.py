@@ -358,7 +358,6 @@ class Sandbox:
         import trio
 
         import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
-        from runtime.hostterm import drain, pump, terminal_fds
         from sentry.kernel import Kernel
         from sentry.kernel.fdtable import FDTable
         from sentry.procfs import ProcView
@@ -389,7 +388,7 @@ class Sandbox:
             self.kernel = kernel
             kernel.tty.attach(self.devpts, self.devtty)
             fdtable = FDTable()
-            ttys = terminal_fds(self.stdio) if cfg.terminal else []
+            ttys = [fd for fd in self.stdio if os.isatty(fd)] if cfg.terminal else []
             master = replica = None
             if ttys:
                 # The sandbox's own terminal stands in for the caller's (docs/terminals.md)
@@ -408,6 +407,8 @@ class Sandbox:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(_forward_host_signals, kernel)
                     if master is not None:
+                        from runtime.hostterm import pump
+
                         fd_in = self.stdio[0] if self.stdio[0] in ttys else None
                         fd_out = next(fd for fd in (*self.stdio[1:], self.stdio[0])
                                       if fd in ttys)
@@ -415,6 +416,8 @@ class Sandbox:
                     status = await kernel.run(argv, envp, fdtable, ctx, creds, path=path)
                     nursery.cancel_scope.cancel()
                 if master is not None:
+                    from runtime.hostterm import drain
+
                     drain(master, fd_out)
             finally:
                 with trio.CancelScope(shield=True):
