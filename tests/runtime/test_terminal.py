@@ -211,6 +211,14 @@ def test_background_read_stops_the_job_with_sigttin(bash):
     child.expect("back\r\nback\r\n")
     child.sendcontrol("d")
     child.expect(PROMPT)
+    # a change of settings from the background: SIGTTOU; in the foreground it completes
+    child.sendline("stty -echoctl &")
+    child.expect(PROMPT)
+    out = _lines(child, "wait; jobs")
+    assert re.sub(r"\s+", " ", out).endswith("[1]+ Stopped stty -echoctl ")
+    child.sendline("fg")
+    child.expect(PROMPT)
+    assert _lines(child, "echo status $?") == "status 0\n"  # the stopped ioctl restarted
 
 
 def test_python_input_interactive(bash):
