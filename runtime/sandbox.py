@@ -392,8 +392,13 @@ class Sandbox:
             master = replica = None
             if ttys:
                 # The sandbox's own terminal stands in for the caller's (docs/terminals.md)
+                from runtime.hostterm import host_winsize
+                from vfs.fs.devpts import Winsize
+
                 master, replica = self.devpts.open_pair(creds, O_RDWR)
                 kernel.tty.set_ctty(1, 1, master.term)  # pid 1's session, pid 1's group
+                with contextlib.suppress(OSError):
+                    master.term.set_winsize(Winsize(*host_winsize(ttys[-1])))
             for fd in self.stdio:
                 if replica is None or fd not in ttys:
                     fdtable.install(HostFD(fd))
