@@ -65,7 +65,8 @@ class TTYControl:
         term.sid, term.pgrp = sid, pgid
         self.cttys[sid] = term
 
-    def _drop(self, term: Terminal) -> None:
+    def drop(self, term: Terminal) -> None:
+        """`term` controls no session any more."""
         if term.sid and self.cttys.get(term.sid) is term:
             del self.cttys[term.sid]
         term.sid = term.pgrp = 0
@@ -115,7 +116,7 @@ class TTYControl:
 
     def hangup(self, term: Terminal) -> None:
         leader = self.kernel.procs.get(term.sid)
-        self._drop(term)
+        self.drop(term)
         if leader is not None:
             for sig in (SIGHUP, SIGCONT):
                 signals.send(None, leader, sig, sigstate.siginfo(sig, sigstate.SI_KERNEL))
@@ -133,7 +134,7 @@ class TTYControl:
         if term is None:
             return
         pgrp = term.pgrp
-        self._drop(term)
+        self.drop(term)
         if pgrp:
             self.kill_pgrp(pgrp, SIGHUP)
 
@@ -144,7 +145,7 @@ class TTYControl:
             self._detached.add((t.tgid, t.sid))
             return
         pgrp = term.pgrp
-        self._drop(term)
+        self.drop(term)
         if pgrp:
             for sig in (SIGHUP, SIGCONT):
                 self.kill_pgrp(pgrp, sig, t)

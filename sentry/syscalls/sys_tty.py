@@ -47,7 +47,7 @@ async def tty_ioctl(t: Task, f: TerminalFD, cmd: int, arg: int) -> int:
         if term.sid:
             if arg != 1 or not admin:
                 raise SyscallError(errno.EPERM)
-            ctl._drop(term)
+            ctl.drop(term)  # stolen: its old session loses it
         if not f.readable and not admin:
             raise SyscallError(errno.EPERM)
         ctl.set_ctty(t.sid, t.pgid, term)
