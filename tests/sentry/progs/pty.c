@@ -165,6 +165,19 @@ int main(void) {
     fcntl(s, F_SETFL, O_NONBLOCK);
     rd("raw MIN 1 nonblocking", s);
     fcntl(s, F_SETFL, 0);
+    /* VTIME: MIN 0 waits that long for a first byte; MIN 2 returns what came once the
+     * time between bytes ran out */
+    t.c_cc[VMIN] = 0;
+    t.c_cc[VTIME] = 1;
+    tcsetattr(s, TCSANOW, &t);
+    rd("raw MIN 0 TIME 1, nothing typed", s);
+    t.c_cc[VMIN] = 2;
+    tcsetattr(s, TCSANOW, &t);
+    write(m, "q", 1);
+    rd("raw MIN 2 TIME 1, one byte typed", s);
+    t.c_cc[VMIN] = 1;
+    t.c_cc[VTIME] = 0;
+    tcsetattr(s, TCSANOW, &t);
     tcgetattr(s, &t);
     printf("raw lflag %o iflag %o\n", t.c_lflag, t.c_iflag);
     /* canonical again: what was typed meanwhile becomes a line */
