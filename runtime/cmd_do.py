@@ -7,6 +7,7 @@ with the caller's environment, and its exit status is runpsc's.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -64,13 +65,27 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
             raise ValueError("--publish needs --network sandbox")
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    sandbox = Sandbox(config, confine=True)
+    host_tty = None
+    events_to = None
+    if os.isatty(0):
+        from runtime.hostterm import HostTerminal
+
+        # Raw mode and its guardian before the gofers fork: neither holds the other's fds.
+        host_tty = HostTerminal.enter(0)
+        if os.isatty(2):  # the Sentry's own messages on a raw terminal: lines end in CR LF
+            events_to = open(os.dup(2), "w", newline="\r\n", buffering=1)
+    sandbox = Sandbox(config, confine=True, events_to=events_to)
     startup.before_fork()
     # The gofers confine themselves and serve while this process imports the Sentry.
     sandbox.start_gofers(fork=True)
     try:
-        startup.import_sentry(strace=strace)
-        code = trio.run(sandbox.run)
+        try:
+            startup.import_sentry(strace=strace)
+            code = trio.run(sandbox.run)
+        finally:
+            sandbox.close()
+            if host_tty is not None:
+                host_tty.leave()  # before any message below: the terminal is the caller's
     except KeyboardInterrupt:
         sys.exit(128 + 2)  # what a shell reports for a program stopped by ^C (SIGINT)
     except SandboxError as e:
@@ -79,6 +94,4 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
     except OSError as e:
         click.echo(f"runpsc: {command[0]}: {e.strerror or e}", err=True)
         sys.exit(127 if e.errno == 2 else 126)
-    finally:
-        sandbox.close()
     startup.exit(code)

@@ -83,6 +83,8 @@ class SandboxConfig:
         network: ``none`` (only ``lo``), ``host`` (the host's interfaces) or ``sandbox``
             (its own namespace with outbound NAT through slirp4netns); see runtime.network.
         publish: host ports forwarded to sandbox ports (``sandbox`` mode only).
+        terminal: give the sandbox a pty of its own when one of stdin, stdout and stderr is
+            a terminal (docs/terminals.md); False keeps every descriptor as the host's.
     """
 
     argv: list[str]
@@ -94,6 +96,7 @@ class SandboxConfig:
     memory: int | None = None
     network: str = "none"
     publish: list[Publish] = field(default_factory=list)
+    terminal: bool = True
 
 
 def exit_code(status: int) -> int:
@@ -322,6 +325,8 @@ class Sandbox:
         self.procfs: Any = None
         self.sysfs: Any = None
         self.net: NetworkSetup | None = None
+        self.devpts: Any = None
+        self.devtty: Any = None
 
     def start_gofers(self, *, fork: bool = False) -> None:
         """Start the gofer processes now (they boot while this process imports the Sentry).
@@ -367,6 +372,7 @@ class Sandbox:
         from sentry.kernel import Kernel
         from sentry.kernel.fdtable import FDTable
         from sentry.procfs import ProcView
+        from vfs.abi import O_RDWR
         from vfs.fs.host import HostFD
 
         cfg = self.config
@@ -383,9 +389,6 @@ class Sandbox:
             ctx.umask = (_caller_umask() if cfg.umask is None else cfg.umask) & 0o777
             await self._enter_cwd(vfs, ctx, creds)
 
-            fdtable = FDTable()
-            for fd in self.stdio:
-                fdtable.install(HostFD(fd))
             table = None
             if cfg.strace:
                 from sentry.kernel.table import TABLE
@@ -405,6 +408,24 @@ class Sandbox:
             # The IPC namespace's POSIX message queues, where Linux containers show them.
             await vfs.mount(ctx, Credentials.root(), kernel.ipc.mqueue, None, b"/dev/mqueue",
                             source="mqueue")
+            kernel.tty.attach(self.devpts, self.devtty)
+            fdtable = FDTable()
+            ttys = [fd for fd in self.stdio if os.isatty(fd)] if cfg.terminal else []
+            master = replica = None
+            if ttys:
+                # The sandbox's own terminal stands in for the caller's (docs/terminals.md)
+                from runtime.hostterm import host_winsize
+                from vfs.fs.devpts import Winsize
+
+                master, replica = self.devpts.open_pair(creds, O_RDWR)
+                kernel.tty.set_ctty(1, 1, master.term)  # pid 1's session, pid 1's group
+                with contextlib.suppress(OSError):
+                    master.term.set_winsize(Winsize(*host_winsize(ttys[-1])))
+            for fd in self.stdio:
+                if replica is None or fd not in ttys:
+                    fdtable.install(HostFD(fd))
+                else:
+                    fdtable.install(replica if fd == ttys[0] else replica.inc_ref())
             argv = [os.fsencode(a) for a in cfg.argv]
             envp = [os.fsencode(f"{k}={v}") for k, v in cfg.env.items()]
             path = await self._find_program(vfs, ctx, creds, argv[0], cfg.env.get("PATH"))
@@ -412,8 +433,19 @@ class Sandbox:
             try:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(_forward_host_signals, kernel)
+                    if master is not None:
+                        from runtime.hostterm import pump
+
+                        fd_in = self.stdio[0] if self.stdio[0] in ttys else None
+                        fd_out = next(fd for fd in (*self.stdio[1:], self.stdio[0])
+                                      if fd in ttys)
+                        nursery.start_soon(pump, master, fd_in, fd_out)
                     status = await kernel.run(argv, envp, fdtable, ctx, creds, path=path)
                     nursery.cancel_scope.cancel()
+                if master is not None:
+                    from runtime.hostterm import drain
+
+                    drain(master, fd_out)
             finally:
                 with trio.CancelScope(shield=True):
                     await kernel.close_files(1, fdtable.close_all())
@@ -439,11 +471,12 @@ class Sandbox:
         vfs = VirtualFilesystem(root, source="runpsc-root")
         ctx = vfs.new_context()
         admin = Credentials.root()
-        from vfs.fs import devfs, pipefs
+        from vfs.fs import devfs, devpts, pipefs
         from vfs.fs.procfs import Procfs
         from vfs.fs.sysfs import Sysfs
 
-        await devfs.install(vfs, ctx, admin, b"/dev")
+        self.devtty = await devfs.install(vfs, ctx, admin, b"/dev")
+        self.devpts = await devpts.install(vfs, ctx, admin, b"/dev")
         pipefs.install(vfs)
         self.procfs, self.sysfs = Procfs(vfs), Sysfs()
         for path, fs in (

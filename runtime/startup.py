@@ -39,11 +39,12 @@ __all__ = ["BEFORE_FORK", "DEFERRABLE", "MEASURES", "OFF_ENV", "SENTRY", "Startu
 #: `SENTRY`.
 BEFORE_FORK = ("trio", "p9", "runtime.sandbox")
 #: What `Sandbox.run` imports lazily (so that `import runtime.sandbox` stays cheap): the
-#: Sentry with every syscall handler, the VFS and its filesystems.
-SENTRY = ("sentry.kernel.fdtable", "sentry.kernel.kernel", "sentry.procfs",
-          "sentry.syscalls", "vfs", "vfs.abi", "vfs.fs.devfs", "vfs.fs.goferfs",
-          "vfs.fs.host", "vfs.fs.overlay", "vfs.fs.pipefs", "vfs.fs.procfs",
-          "vfs.fs.synthetic", "vfs.fs.sysfs", "vfs.mount")
+#: Sentry with every syscall handler, the VFS and its filesystems (runtime.hostterm comes
+#: only for a sandbox on a terminal).
+SENTRY = ("sentry.kernel.fdtable", "sentry.kernel.kernel",
+          "sentry.procfs", "sentry.syscalls", "vfs", "vfs.abi", "vfs.fs.devfs",
+          "vfs.fs.devpts", "vfs.fs.goferfs", "vfs.fs.host", "vfs.fs.overlay",
+          "vfs.fs.pipefs", "vfs.fs.procfs", "vfs.fs.synthetic", "vfs.fs.sysfs", "vfs.mount")
 #: The measures `Startup` applies (see the module's docstring).
 MEASURES = ("gc", "defer", "sonames", "exit")
 #: The environment variable listing measures to leave off (bench/startup_measures.py).

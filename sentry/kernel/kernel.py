@@ -51,6 +51,7 @@ from .inotify import Watches
 from .ipc import IpcNamespace
 from .network import Network
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
+from .tty import TTYControl
 from .uts import Uts
 
 log = logging.getLogger("runpsc.sentry")
@@ -128,6 +129,9 @@ class Kernel:
         self.exits = WaitQueue()
         #: The internal tmpfs mount memfd_create's files live on (made on first use).
         self.memfd_mount: Mount | None = None
+
+        #: Controlling terminals and their job control (devpts' hook).
+        self.tty = TTYControl(self)
 
     @property
     def network(self) -> Network:
@@ -436,6 +440,7 @@ class Kernel:
         for c in orphans:
             signals.kill_orphaned_pgrp(self, c, t)
         signals.kill_orphaned_pgrp(self, t, None)
+        self.tty.process_exited(t)
         if t.ppid:
             self.zombies[t.tgid] = (t.ppid, status)
             self.zombie_pgid[t.tgid] = t.pgid

@@ -38,9 +38,10 @@ DEFAULT_IGNORE = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
 DEFAULT_STOP = {19, 20, 21, 22}  # default action: stop the process (jobctl.py)
 #: The host signal that makes a running stub thread stop so a signal can be delivered.
 KICK = _signal.SIGURG
-#: Syscalls restarted after a handler when it has SA_RESTART (Linux's -ERESTARTSYS);
+#: Syscalls restarted after a handler when it has SA_RESTART (Linux's -ERESTARTSYS; ioctl
+#: for a terminal's SIGTTOU);
 #: the others interrupted here (nanosleep, pause, poll …) return EINTR.
-RESTARTABLE = frozenset({0, 1, 2, 17, 18, 19, 20, 42, 43, 44, 45, 46, 47, 61, 202, 242, 243,
+RESTARTABLE = frozenset({0, 1, 2, 16, 17, 18, 19, 20, 42, 43, 44, 45, 46, 47, 61, 202, 242, 243,
                          247, 257, 288, 295, 296, 299, 307})
 RESTARTABLE |= {40, 275, 276, 278, 449, 455}  # sendfile, splice family, futex2 waits
 #: Blocking syscalls that sleep through `Task.sleep_interruptibly` themselves, with a check

@@ -507,8 +507,11 @@ class ProcessFiles:
         code = t.exit_status if t.exit_status is not None and not live else 0
         start = self.system.ticks(getattr(th, "start_time", self.kernel.start_monotonic))
         pid = th.tid if thread else t.tgid
+        tty = self.kernel.tty.ctty(t)  # tty_nr and tpgid: pts N is major 136
+        tty_nr = 136 << 8 | (tty.index & 0xFF) | (tty.index & ~0xFF) << 12 if tty else 0
+        tpgid = tty.pgrp or -1 if tty else -1
         fields = [pid, f"({os.fsdecode(th.comm)})", state, self._ppid(t), t.pgid, t.sid,
-                  0, -1, 0x400000, 0, 0, 0, 0, times.utime, times.stime,
+                  tty_nr, tpgid, 0x400000, 0, 0, 0, 0, times.utime, times.stime,
                   t.leader.child_usage.utime, t.leader.child_usage.stime, 20, 0,
                   nthreads, 0, start, vsize, rss, RLIM_INFINITY, seg["startcode"],
                   seg["endcode"], seg["startstack"], 0, 0, pend | shpend, blocked, ign, cgt,

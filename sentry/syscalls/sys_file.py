@@ -29,9 +29,11 @@ from vfs.abi import (
     O_WRONLY,
 )
 from vfs.file import MAX_RW
+from vfs.fs.devpts import TerminalFD
 from vfs.restricted import RESOLVE_ALL, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT
 
 from .sys_memfd import seals_fcntl
+from .sys_tty import tty_ioctl
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -560,8 +562,9 @@ async def sys_flock(t: Task, fd: int, operation: int, *_: int) -> int:
 @syscall(
     "ioctl",
     level=Level.PARTIAL,
-    note="FIOCLEX, FIONCLEX, FIONBIO, FIONREAD; terminal requests on the caller's "
-    "terminal passed through safely; anything else ENOTTY",
+    note="FIOCLEX, FIONCLEX, FIONBIO, FIONREAD; the sandbox's terminals (devpts: termios, "
+    "window size, process groups, controlling terminal, ptys); a safe subset on a host "
+    "terminal; anything else ENOTTY",
 )
 async def sys_ioctl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     """Implements Linux syscall ioctl(2) for the generic requests; the rest goes to the file."""
@@ -588,6 +591,8 @@ async def sys_ioctl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
         # Regular files answer the bytes left before EOF (Linux's file_ioctl).
         t.mem_write(arg, struct.pack("<i", max(0, min(f.file_size() - f.offset, 0x7FFFFFFF))))
         return 0
+    if isinstance(f, TerminalFD):
+        return await tty_ioctl(t, f, cmd, arg)
     return await f.ioctl(cmd, arg, t)
 
 
