@@ -103,6 +103,10 @@ class SignalFD(FileDescription):
 
     anon_name = b"anon_inode:[signalfd]"  # /proc/PID/fd
 
+    async def read_upto(self, n: int, fits: int) -> bytes:
+        """Linux dequeues the signal, then fails to copy it (EFAULT, the signal gone)."""
+        return await self.read(n)
+
     def __init__(self, mask: int, flags: int, anon_stat: Callable[[], Stat]) -> None:
         super().__init__(None, O_RDWR | (flags & O_NONBLOCK))
         self.mask = mask
