@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(busybox-static diod nfs-ganesha nfs-ganesha-vfs libfuse3-dev fuse3 pkg-config
-              strace gcc libc6-dev attr python3-venv python3-dev make sqlite3)
+              strace gcc libc6-dev attr python3-venv python3-dev make sqlite3
+              libpython3.11-testsuite)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
