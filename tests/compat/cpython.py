@@ -80,8 +80,8 @@ MODULES: tuple[Module, ...] = (
     Module("test_time", 120, True),
     Module("test_select", 60, True),
     Module("test_epoll", 60, True),
+    Module("test_threading", 240, True),
     Module("test_signal", 300, False),
-    Module("test_threading", 300, False),
     Module("test_subprocess", 600, False),
     Module("test_selectors", 300, False),
     # AF_VSOCK tests wait for ever natively on a host with a vsock device and no peer.

@@ -61,7 +61,7 @@ def test_a_hanging_module_is_killed_with_its_whole_sandbox() -> None:
     """The budget kills runpsc, its gofers and the stubs (a child that sleeps included);
     the autouse fixture of tests/conftest.py fails the test on anything left behind."""
     _need_testsuite()
-    hang = Module("hang_forever", 20, False, ("--testdir", str(HERE / "regrtest_dir")))
+    hang = Module("hang_forever", 8, False, ("--testdir", str(HERE / "regrtest_dir")))
     got = run(hang, sandboxed=True)
     assert got.ended.startswith("timeout"), got.output.decode(errors="replace")[-2000:]
     assert got.outcomes.get("hang_forever.HangForever.test_b_blocks") is None
