@@ -120,6 +120,26 @@ class Run:
     def passed(self) -> set[str]:
         return {t for t, s in self.outcomes.items() if s in PASSED}
 
+    def why(self, test: str) -> str:
+        """What the verbose output says of `test`: a failure's exception line or a
+        skip's reason (a hint for the reason to list)."""
+        name = re.escape(test.rsplit(".", 1)[-1] + f" ({test})")
+        text = self.output.decode(errors="replace")
+        m = re.search(rf"^(?:ERROR|FAIL): {name}(?: \([^\n]*\))?\n(?:[^-\n][^\n]*\n)?-+\n"
+                      r"(.*?)\n\n", text, re.M | re.S)
+        if m:  # the exception's first line: the first unindented one after the frames
+            lines = m.group(1).splitlines()
+            last_frame = max((i for i, line in enumerate(lines) if line.startswith(" ")),
+                             default=-1)
+            return lines[last_frame + 1] if last_frame + 1 < len(lines) else lines[-1]
+        m = re.search(rf"{name}(?:\n[^\n]*)? \.\.\. .*?skipped (.*)$", text, re.M)
+        if m:
+            return f"skipped: {m.group(1)}"
+        # a module whose import failed runs none of its tests
+        m = re.search(r"crashed -- Traceback \(most recent call last\):\n(?:[ \t].*\n)*(.+)",
+                      text)
+        return f"the module crashed: {m.group(1)}" if m else ""
+
 
 def parse(stderr: bytes) -> dict[str, str]:
     """Test id -> worst status from the marks (a test with a failed subtest fails)."""
@@ -253,7 +273,8 @@ class Comparison:
         lines = [f"{self.module.name}: native {n} passed ({self.native.ended}, "
                  f"{self.native.seconds:.0f}s), sandbox {s} passed ({self.sandbox.ended}, "
                  f"{self.sandbox.seconds:.0f}s), {d} differences"]
-        lines += [f"  NOT LISTED {t}  [{st}]" for t, st in self.unlisted.items()]
+        lines += [f"  NOT LISTED {t}  [{st}] {self.sandbox.why(t)}"
+                  for t, st in self.unlisted.items()]
         lines += [f"  STALE {t}  (listed, but passes in the sandbox or fails natively)"
                   for t in self.stale]
         return "\n".join(lines)
