@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(busybox-static diod nfs-ganesha nfs-ganesha-vfs libfuse3-dev fuse3 pkg-config
-              strace gcc libc6-dev attr python3-venv python3-dev make sqlite3
-              libpython3.11-testsuite)
+              strace gcc libc6-dev attr python3-venv python3-dev make sqlite3)
 
+# CPython's own test modules, run natively and in the sandbox by tests/compat.
+APT_PACKAGES+=(libpython3.11-testsuite)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
