@@ -12,6 +12,7 @@ honest). `docs/cpython-tests.md` is rendered from that list and `MODULES`.
     .venv/bin/python -m tests.compat.cpython test_signal --logs /tmp/cpy   # keep the output
     .venv/bin/python -m tests.compat.cpython --docs           # rewrite docs/cpython-tests.md
     .venv/bin/python -m tests.compat.cpython --docs --check   # exit 1 if it is stale
+    .venv/bin/python -m tests.compat.cpython --all --prune    # drop listed tests that pass
 
 A run that outlives its module's budget is killed with everything it started (the whole
 sandbox: runpsc, its gofers and stubs) and reported as a timeout; the tests it had not
@@ -334,6 +335,11 @@ def render(known: Known | None = None) -> str:
         "    .venv/bin/python -m tests.compat.cpython --all           # every module",
         "    .venv/bin/python -m tests.compat.cpython test_signal     # one module",
         "    RUNPSC_CPYTHON_TESTS=all .venv/bin/python -m pytest tests/compat   # all, as a test",
+        "    .venv/bin/python -m tests.compat.cpython --all --prune   # once a feature lands",
+        "",
+        "`--prune` removes the listed tests that pass again; a new difference is added by "
+        "hand to `tests/compat/known_differences.txt` with its reason (the report quotes the "
+        "sandbox's message for each), then `--docs` renders this page.",
         "",
         "Each run (native or sandboxed) has a budget; a run that outlives it is killed with "
         "its whole sandbox and its unfinished tests count as not passed.",
@@ -368,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--logs", metavar="DIR", help="keep each run's output in DIR")
     ap.add_argument("--record", action="store_true",
                     help="write the counts to tests/compat/last_counts.txt and the docs")
+    ap.add_argument("--prune", action="store_true",
+                    help="remove from known_differences.txt the listed tests that no longer "
+                         "differ (then rewrite the docs)")
     ap.add_argument("--docs", action="store_true", help="rewrite docs/cpython-tests.md")
     ap.add_argument("--check", action="store_true", help="with --docs: exit 1 if stale")
     args = ap.parse_args(argv)
@@ -394,10 +403,21 @@ def main(argv: list[str] | None = None) -> int:
             os.makedirs(args.logs, exist_ok=True)
             for where, r in (("native", c.native), ("sandbox", c.sandbox)):
                 Path(args.logs, f"{m.name}.{where}.log").write_bytes(r.output)
+    if args.prune:
+        prune({t for c in comparisons for t in c.stale})
+        known = Known.load()
     if args.record:
         record(comparisons)
+    if args.prune or args.record:
         DOC.write_text(render(known))
     return 1 if bad else 0
+
+
+def prune(tests: set[str], path: Path = KNOWN) -> None:
+    """Remove the lines of `tests` from the known differences, leaving the rest as it is."""
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(line for line in lines if line.split(" ", 1)[0] not in tests)
+                    + "\n")
 
 
 if __name__ == "__main__":

@@ -53,8 +53,8 @@ def test_module_differs_from_native_only_where_listed(m: Module) -> None:
     assert c.native.ended == "done", f"the native run did not finish: {c.report()}"
     assert not c.unlisted and not c.stale, (
         c.report() + "\n(list each new difference with its reason in "
-        "tests/compat/known_differences.txt, remove what passes again, then run "
-        "python -m tests.compat.cpython --docs)")
+        "tests/compat/known_differences.txt; `python -m tests.compat.cpython MODULE --prune` "
+        "removes what passes again; then `python -m tests.compat.cpython --docs`)")
 
 
 def test_a_hanging_module_is_killed_with_its_whole_sandbox() -> None:
