@@ -10,6 +10,8 @@ APT_PACKAGES=(busybox-static diod nfs-ganesha nfs-ganesha-vfs libfuse3-dev fuse3
               inotify-tools slirp4netns iproute2 net-tools netcat-openbsd socat curl nginx-light
               redis-server redis-tools iperf3 less bsdutils)
 
+# CPython's own test modules, run natively and in the sandbox by tests/compat.
+APT_PACKAGES+=(libpython3.11-testsuite)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -78,6 +78,7 @@ class Task:
         self.robust_list = 0
         self.rlimits: dict[int, tuple[int, int]] = {}
         self.prctl_state: dict[int, int] = {}
+        self.cpu_affinity: frozenset[int] | None = None  # sched_setaffinity's (None: all)
         self._killed_by = 0  # a signal whose default action ends this process
         self.vfork_done = trio.Event()
         self.ended = trio.Event()  # set when the process (not just this thread) is gone

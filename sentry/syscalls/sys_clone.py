@@ -78,7 +78,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     except BaseException:
         child_stub.kill()
         raise
-    child.comm, child.rlimits = t.comm, dict(t.rlimits)
+    child.comm, child.rlimits, child.cpu_affinity = t.comm, dict(t.rlimits), t.cpu_affinity
     child.oom_score_adj = t.leader.oom_score_adj  # signal_struct's, copied by fork
     child.image = t.leader.image  # same program, same argv/env addresses
     # the parent-death signal and the subreaper mark are not inherited (prctl(2))
@@ -136,7 +136,7 @@ def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: in
     tid = k.alloc_pid()
     th = type(t)(k, tstub, t.mm, tid=tid, tgid=t.tgid, ppid=0, fdtable=t.fdtable, fs=t.fs,
                  creds=t.creds)
-    th.leader, th.threads, th.stubs = leader, set(), []
+    th.leader, th.threads, th.stubs, th.cpu_affinity = leader, set(), [], t.cpu_affinity
     th.rlimits, th.prctl_state, th.comm = leader.rlimits, leader.prctl_state, t.comm
     inherit_sched(th, t)
     _start_regs(tstub, t, flags, stack, tls)

@@ -297,24 +297,47 @@ async def sys_pwritev(t: Task, fd: int, iov: int, iovcnt: int, pos_l: int, *_: i
     return await _writev(t, fd, iov, iovcnt, _pos(pos_l))
 
 
-@syscall("preadv2", level=Level.PARTIAL, note="flags must be 0; offset -1 reads at the position")
+RWF_HIPRI, RWF_DSYNC, RWF_SYNC = 1, 2, 4
+
+
+def _rw_flags(t: Task, fd: int, iov: int, iovcnt: int, flags: int) -> int:
+    """preadv2/pwritev2's RWF_* flags, checked after the fd and the iovec as Linux does:
+    HIPRI (a polling hint, nothing to poll for buffered I/O) and DSYNC/SYNC are taken;
+    NOWAIT, APPEND, NOAPPEND, ATOMIC, DONTCACHE and unknown bits are EOPNOTSUPP."""
+    t.fdtable.get(i32(fd))
+    _iovecs(t, iov, iovcnt)
+    flags &= 0xFFFFFFFF
+    if flags & ~(RWF_HIPRI | RWF_DSYNC | RWF_SYNC):
+        raise SyscallError(errno.EOPNOTSUPP)
+    return flags
+
+
+@syscall("preadv2", level=Level.PARTIAL, note="RWF_HIPRI, RWF_DSYNC and RWF_SYNC taken, "
+         "other flags EOPNOTSUPP; offset -1 reads at the position")
 async def sys_preadv2(t: Task, fd: int, iov: int, iovcnt: int, pos_l: int, _h: int,
                       flags: int) -> int:
-    """Implements Linux syscall preadv2(2) without RWF_* flags."""
-    if i32(flags):
-        raise SyscallError(errno.EOPNOTSUPP)
+    """Implements Linux syscall preadv2(2) (no flag changes what a read does)."""
+    _rw_flags(t, fd, iov, iovcnt, flags)
     off = i64(pos_l)
     return await _readv(t, fd, iov, iovcnt, None if off == -1 else _pos(off))
 
 
-@syscall("pwritev2", level=Level.PARTIAL, note="flags must be 0; offset -1 writes at the position")
+@syscall("pwritev2", level=Level.PARTIAL, note="RWF_HIPRI, RWF_DSYNC and RWF_SYNC taken, "
+         "other flags EOPNOTSUPP; offset -1 writes at the position")
 async def sys_pwritev2(t: Task, fd: int, iov: int, iovcnt: int, pos_l: int, _h: int,
                        flags: int) -> int:
-    """Implements Linux syscall pwritev2(2) without RWF_* flags."""
-    if i32(flags):
-        raise SyscallError(errno.EOPNOTSUPP)
+    """Implements Linux syscall pwritev2(2); RWF_DSYNC/RWF_SYNC sync the file after the
+    write, as O_DSYNC/O_SYNC would (a file that cannot sync, a pipe, is written alone)."""
+    flags = _rw_flags(t, fd, iov, iovcnt, flags)
     off = i64(pos_l)
-    return await _writev(t, fd, iov, iovcnt, None if off == -1 else _pos(off))
+    n = await _writev(t, fd, iov, iovcnt, None if off == -1 else _pos(off))
+    if flags & (RWF_DSYNC | RWF_SYNC):
+        try:
+            await t.fdtable.get(i32(fd)).fsync(not flags & RWF_SYNC)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EROFS):
+                raise
+    return n
 
 
 @syscall("lseek")

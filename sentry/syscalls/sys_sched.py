@@ -31,18 +31,30 @@ async def sys_sched_yield(t: Task, *_: int) -> int:
     return 0
 
 
+def _cpumask_size() -> int:
+    """Bytes of Linux's cpumask (whole longs for the host's CPU numbers)."""
+    return max(8, (max(caller_cpus()) // 64 + 1) * 8)
+
+
+def _affinity_target(t: Task, pid: int) -> Task:
+    """The thread `pid` names; a negative pid names none (ESRCH, not EINVAL as for the
+    scheduler-policy calls)."""
+    if i32(pid) < 0:
+        raise SyscallError(errno.ESRCH)
+    return _target(t, pid)
+
+
 @syscall("sched_getaffinity")
 def sys_sched_getaffinity(t: Task, pid: int, size: int, mask: int, *_: int) -> int:
-    """Implements Linux syscall sched_getaffinity(2): the CPUs the caller of runpsc allowed
-    (not the Sentry's own pinned mask: see sentry.platform.affinity)."""
-    if pid not in (0, t.tid, t.tgid):
-        raise SyscallError(errno.ESRCH)
-    cpus = caller_cpus()
-    nbytes = max(8, (max(cpus) // 64 + 1) * 8)
+    """Implements Linux syscall sched_getaffinity(2): the thread's mask as set by
+    sched_setaffinity, else the CPUs the caller of runpsc allowed (not the Sentry's own
+    pinned mask: see sentry.platform.affinity)."""
+    nbytes = _cpumask_size()
     if size < nbytes or size & 7:
         raise SyscallError(errno.EINVAL)
-    bits = sum(1 << c for c in cpus)
-    t.mem_write(mask, bits.to_bytes(nbytes, "little"))
+    target = _affinity_target(t, pid)
+    cpus = target.cpu_affinity if target.cpu_affinity is not None else caller_cpus()
+    t.mem_write(mask, sum(1 << c for c in cpus).to_bytes(nbytes, "little"))
     return nbytes
 
 
@@ -352,14 +364,16 @@ def sys_sched_get_priority_min(t: Task, policy: int, *_: int) -> int:
     raise SyscallError(errno.EINVAL)
 
 
-@syscall("sched_setaffinity", level=Level.PARTIAL, note="checked against the host CPUs, "
-         "not applied")
+@syscall("sched_setaffinity", level=Level.PARTIAL, note="recorded per thread and reported "
+         "(inherited by fork and clone), not applied: stubs run where the Sentry places them")
 def sys_sched_setaffinity(t: Task, pid: int, size: int, mask: int, *_: int) -> int:
-    """Implements Linux syscall sched_setaffinity(2): EINVAL unless the mask names a CPU
-    the sandbox may use."""
-    _target(t, pid)
-    want = int.from_bytes(t.mem_read(mask, min(size, 1024)), "little")
-    allowed = sum(1 << c for c in caller_cpus())
-    if not want & allowed:
+    """Implements Linux syscall sched_setaffinity(2): the mask (bytes beyond the cpumask
+    ignored, a shorter one zero-filled, as get_user_cpu_mask) meets the CPUs the sandbox
+    may use; EINVAL if nothing is left."""
+    want = int.from_bytes(t.mem_read(mask, min(size & 0xFFFFFFFF, _cpumask_size())), "little")
+    target = _affinity_target(t, pid)
+    cpus = frozenset(c for c in caller_cpus() if want >> c & 1)
+    if not cpus:
         raise SyscallError(errno.EINVAL)
+    target.cpu_affinity = cpus
     return 0

@@ -1,5 +1,6 @@
 """Clocks and sleeps: clock_gettime/getres, gettimeofday, time, nanosleep,
-clock_nanosleep (process and thread CPU clocks are the stub's host CPU time).
+clock_nanosleep (process and thread CPU clocks, also named by the dynamic clock ids of
+clock_getcpuclockid and pthread_getcpuclockid, are the stubs' host CPU time).
 """
 
 from __future__ import annotations
@@ -28,20 +29,48 @@ _CLOCKS = {0: time.CLOCK_REALTIME, 1: time.CLOCK_MONOTONIC, 4: time.CLOCK_MONOTO
 CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 2, 3
 
 
-def cpu_ns(t: Task) -> int:
-    """CPU time (user+system) of the application, from its stub's /proc stat."""
+def cpu_ns(t: Task, *, thread: bool = False, user_only: bool = False) -> int:
+    """CPU time (user+system, or user only) of the application's process, or of the one
+    thread `t` with `thread`, from its stub's /proc stat."""
+    pid = t.stub.pid
+    path = f"/proc/{pid}/task/{pid}/stat" if thread else f"/proc/{pid}/stat"
     try:
-        fields = open(f"/proc/{t.stub.pid}/stat").read().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])
+        fields = open(path).read().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + (0 if user_only else int(fields[12]))
     except (OSError, IndexError, ValueError):
         return 0
     return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
+# A dynamic CPU clock id (Linux's posix-cpu-timers): ~pid << 3 | which, bit 2 set for a
+# thread's clock; which is PROF (user+system), VIRT (user) or SCHED (user+system).
+CPUCLOCK_VIRT, CPUCLOCK_SCHED, CPUCLOCK_MAX, CPUCLOCK_PERTHREAD = 1, 2, 3, 4
+
+
+def _cpu_clock(t: Task, clk: int, *, gettime: bool) -> tuple[Task, bool, int]:
+    """(task, a thread's clock?, which) named by CPU clock id `clk`, or EINVAL, with
+    Linux's rules (pid_for_clock): a thread's clock only in the caller's thread group, a
+    process's only by a thread-group id (or, for clock_gettime, the caller's own tid)."""
+    if clk in (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID):
+        return t, clk == CLOCK_THREAD_CPUTIME_ID, CPUCLOCK_SCHED
+    which, thread, pid = clk & 3, bool(clk & CPUCLOCK_PERTHREAD), ~(clk >> 3)
+    if which >= CPUCLOCK_MAX:
+        raise SyscallError(errno.EINVAL)
+    if pid == 0:
+        return t, thread, which
+    target = t.kernel.tasks.get(pid)
+    if target is None or (thread and target.tgid != t.tgid):
+        raise SyscallError(errno.EINVAL)
+    if not thread and target.tgid != pid and not (gettime and target is t):
+        raise SyscallError(errno.EINVAL)
+    return target, thread, which
+
+
 def _now_ns(t: Task, clk: int) -> int:
     clk = i32(clk)
-    if clk in (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID):
-        return cpu_ns(t)
+    if clk < 0 or clk in (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID):
+        target, thread, which = _cpu_clock(t, clk, gettime=True)
+        return cpu_ns(target, thread=thread, user_only=which == CPUCLOCK_VIRT)
     if clk not in _CLOCKS:
         raise SyscallError(errno.EINVAL)
     return time.clock_gettime_ns(_CLOCKS[clk])
@@ -60,10 +89,18 @@ def sys_clock_gettime(t: Task, clk: int, tp: int, *_: int) -> int:
 
 @syscall("clock_getres")
 def sys_clock_getres(t: Task, clk: int, tp: int, *_: int) -> int:
-    """Implements Linux syscall clock_getres(2)."""
-    _now_ns(t, clk)
+    """Implements Linux syscall clock_getres(2): a CPU clock's PROF and VIRT kinds tick
+    at the host's HZ, as the caller's own clock of that kind on the host says."""
+    clk = i32(clk)
+    if clk < 0:
+        _owner, thread, which = _cpu_clock(t, clk, gettime=False)
+        own = ~0 << 3 | which | (CPUCLOCK_PERTHREAD if thread else 0)
+        res = 1 if which == CPUCLOCK_SCHED else round(time.clock_getres(own) * 1e9)
+    else:
+        _now_ns(t, clk)
+        res = 4_000_000 if clk in (5, 6) else 1
     if tp:
-        t.mem_write(tp, _timespec(4_000_000 if i32(clk) in (5, 6) else 1))
+        t.mem_write(tp, _timespec(res))
     return 0
 
 

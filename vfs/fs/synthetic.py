@@ -298,7 +298,10 @@ class SynthStreamFD(RegularFD):
 
 
 class SynthDirFD(DirectoryFD):
-    """A generated directory: entries in the provider's order; cookie = index + 3."""
+    """A generated directory: entries in the provider's order, cookie = index + 3; in a
+    directory of numbers only (/proc/PID/fd, fdinfo, task) in increasing order, each at
+    position number + 2 as Linux's /proc/PID/fd, so entries removed between two getdents
+    calls (fds closed while listing them) never make the listing skip one."""
 
     def __init__(self, flags: int, fs: SyntheticFS, d: Dentry) -> None:
         super().__init__(None, flags)
@@ -309,6 +312,15 @@ class SynthDirFD(DirectoryFD):
         d = self.dentry
         out = self.dots(d, cookie)
         kids = await self.fs._children(d)
+        if kids and all(name.isdigit() for name in kids):
+            # entry i sits at position n_i + 2 and its cookie is the next one's position
+            nums = sorted((int(name), name) for name in kids)
+            for i, (n, name) in enumerate(nums):
+                if n + 2 >= cookie:
+                    after = nums[i + 1][0] + 2 if i + 1 < len(nums) else n + 3
+                    child = self.fs._dentry(d, name, kids[name])
+                    out.append((after, child.inode.ino, dtype_of(child.inode.mode), name))
+            return out
         for i, (name, node) in enumerate(kids.items()):
             pos = i + 3
             if pos > cookie:
