@@ -363,7 +363,11 @@ class Kernel:
         thread_exit = False
         try:
             with trio.CancelScope() as t.scope:
-                status = await self._serve(t)
+                t.open_call_scope()
+                try:
+                    status = await self._serve(t)
+                finally:
+                    t.close_call_scope()
                 thread_exit = t.thread_exit
         finally:
             with trio.CancelScope(shield=True):
@@ -592,7 +596,7 @@ class Kernel:
                 elif entry.is_async:
                     aw = entry.handler(t, a0, a1, a2, a3, a4, a5)
                     if nr in sigstate.INTERRUPTIBLE:  # a handled signal gives EINTR
-                        aw = t.sleep_interruptibly(aw)
+                        aw = t.call_interruptibly(aw)
                     res = await aw
                 else:
                     res = entry.handler(t, a0, a1, a2, a3, a4, a5)
