@@ -129,8 +129,20 @@ def _running_with(marker: str) -> list[int]:
 def test_postgres_server_pg_ctl_psql_over_unix_socket_and_tcp_match_linux():
     """A running server: `pg_ctl start` (the postmaster, its auxiliary processes and one
     backend forked per connection; SysV and POSIX shared memory, a unix socket and a TCP
-    listener on 127.0.0.1), psql over both, `pg_ctl stop`. The sandbox's network is its own
-    (`none`: lo only), so it uses a fixed port; natively a free one, blanked in the output."""
+    listener on 127.0.0.1), psql over both, `pg_ctl stop`."""
+    want, got = _postgres_server_both("postgres_server.sh")
+    assert b"127.0.0.1|t|127.0.0.1|1000|500500" in want.stdout, want
+    assert b"server stopped" in want.stdout, want
+    assert got.stdout.decode().splitlines() == want.stdout.decode().splitlines(), \
+        got.stderr.decode(errors="replace")
+    assert got.returncode == want.returncode == 0
+
+
+def _postgres_server_both(prog: str) -> tuple[subprocess.CompletedProcess,
+                                                subprocess.CompletedProcess]:
+    """A server script's native run and its run in the sandbox, which must leave no process
+    of the server behind. The sandbox's network is its own (`none`: lo only), so it uses a
+    fixed port; natively a free one."""
     import socket
     import uuid
 
@@ -138,14 +150,20 @@ def test_postgres_server_pg_ctl_psql_over_unix_socket_and_tcp_match_linux():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
-    want = _postgres_native("postgres_server.sh", "SCRATCH/pgdata", bindir, port, "SCRATCH")
-    assert b"127.0.0.1|t|127.0.0.1|1000|500500" in want.stdout, want
-    assert b"server stopped" in want.stdout, want
+    want = _postgres_native(prog, "SCRATCH/pgdata", bindir, port, "SCRATCH")
     datadir = f"/tmp/pgdata-{uuid.uuid4().hex}"  # names the sandbox's postgres processes
     got = runpsc("do", f"--volume={PROGS}:/progs:ro", "--cwd=/tmp", "--",
-                 *_as_postgres("/progs/postgres_server.sh", datadir, bindir, "5432", "/tmp"),
-                 timeout=600)
+                 *_as_postgres(f"/progs/{prog}", datadir, bindir, "5432", "/tmp"),
+                 timeout=900)
+    assert _running_with(datadir) == []
+    return want, got
+
+
+def test_postgres_under_load_pgbench_parallel_workers_notify_dump_match_linux():
+    """pgbench's concurrent clients, parallel query workers, LISTEN/NOTIFY, pg_dump | psql."""
+    want, got = _postgres_server_both("postgres_workload.sh")
+    assert b"400/400" in want.stdout and b"Workers Launched: 2" in want.stdout, want
+    assert want.stdout.endswith(b"100000|100000\nstopped\n"), want
     assert got.stdout.decode().splitlines() == want.stdout.decode().splitlines(), \
         got.stderr.decode(errors="replace")
     assert got.returncode == want.returncode == 0
-    assert _running_with(datadir) == []
