@@ -10,6 +10,9 @@ cat out
 until tmux -S "$1" capture-pane -p | grep -q "^pgrp"; do :; done
 tmux -S "$1" capture-pane -p | grep -v '^$'
 tmux -S "$1" list-sessions -F '#{session_name} windows=#{session_windows} #{window_width}x#{window_height}'
+# the pane's foreground process, as tmux finds it (the pty's foreground group, its command
+# line in /proc), once the pane's shell has exec'd sleep
+until [ "$(tmux -S "$1" list-panes -F '#{pane_current_command}')" = sleep ]; do :; done
 tmux -S "$1" list-panes -F '#{pane_index} #{pane_current_command} dead=#{pane_dead}'
 tmux -S "$1" kill-server
 echo kill-server $?
