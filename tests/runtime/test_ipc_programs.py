@@ -167,3 +167,19 @@ def test_postgres_under_load_pgbench_parallel_workers_notify_dump_match_linux():
     assert got.stdout.decode().splitlines() == want.stdout.decode().splitlines(), \
         got.stderr.decode(errors="replace")
     assert got.returncode == want.returncode == 0
+
+
+def test_postgres_left_running_ends_with_the_sandbox():
+    """`pg_ctl start` and no stop: the postmaster and its children (daemons, reparented) end
+    when the sandbox's program exits; none runs on."""
+    import uuid
+
+    bindir = _postgres_bindir()
+    datadir = f"/tmp/pgdata-{uuid.uuid4().hex}"
+    script = ('"$2/initdb" -D "$1" -A trust --no-sync >/dev/null 2>&1 && "$2/pg_ctl" -D "$1"'
+              ' -w -l "$1/log" -o "-k /tmp" start >/dev/null && echo started')
+    got = runpsc("do", "--cwd=/tmp", "--", *_as_postgres("-c", script, "sh", datadir, bindir),
+                 timeout=600)
+    assert got.stdout == b"started\n", got.stderr.decode(errors="replace")
+    assert got.returncode == 0
+    assert _running_with(datadir) == []

@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import re
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.runtime.test_do import runpsc
+from tests.runtime.test_ipc_programs import _running_with
 from tests.runtime.test_terminal import (  # the fixtures: pexpect present, a bash started
     PROMPT,
     _lines,
@@ -67,6 +69,19 @@ def test_detached_session_runs_a_command_in_a_pane_matches_native(tmp_path):
 def test_windows_panes_send_keys_pipe_pane_buffers_match_native(tmp_path):
     out = _detached("tmux_windows.sh", tmp_path)
     assert b"through cat\nthrough cat\n$ echo from-bash $((2+3))\nfrom-bash 5\n$\n" in out, out
+
+
+def test_server_left_running_ends_with_the_sandbox():
+    """A tmux server daemonizes (double fork, setsid): it ends with the sandbox's program."""
+    need_binary("tmux", "tmux")
+    marker = f"sleep {uuid.uuid4().int % 10**9 + 10**9}"
+    got = runpsc("do", "--cwd=/tmp", "--", "sh", "-c",
+                 f"mkdir -p {SANDBOX_SOCKET[:-2]} && tmux -S {SANDBOX_SOCKET} -f /dev/null"
+                 f" new-session -d '{marker}' && tmux -S {SANDBOX_SOCKET} list-panes"
+                 " -F '#{pane_current_command}'")
+    assert got.returncode == 0, got.stderr.decode(errors="replace")
+    assert got.stdout in (b"sh\n", b"sleep\n")  # sh -c exec's the pane's command
+    assert _running_with(marker) == []
 
 
 @pytest.fixture
