@@ -23,9 +23,13 @@ from tests.runtime.test_do import runpsc
 from tests.runtime.test_ipc_programs import _running_with
 from tests.runtime.test_terminal import (  # the fixtures: pexpect present, a bash started
     PROMPT,
+    _finish,
     _lines,
     _pexpect,  # noqa: F401
+    _spawn,
     bash,  # noqa: F401
+    pexpect,
+    runpsc_argv,
 )
 from tests.support import need_binary
 
@@ -124,3 +128,26 @@ def test_attached_on_the_terminal_shell_in_a_pane_resize_detach(
         'IN$ until [ "$(stty size)" != "23 80" ]; do :; done; echo "si""ze $(stty size)"\n'
         "size 29 100\nIN$\n")
     assert _lines(child, f"tmux -S {tmux_socket} kill-server; echo $?") == "0\n"
+
+
+@pytest.mark.parametrize("where", ["native", "sandbox"])
+def test_tmux_as_the_program_on_the_terminal_ends_with_its_last_pane(where, tmp_path):
+    """`runpsc do -- tmux new-session CMD` on a terminal: the client is the sandbox's first
+    process; when the pane's shell exits, the session and the server end and so does the
+    client, with status 0 and "[exited]", as natively."""
+    need_binary("tmux", "tmux")
+    with contextlib.ExitStack() as stack:
+        if where == "native":
+            socket = stack.enter_context(_native_server(tmp_path))
+        else:
+            socket = "/tmp/s"
+        cmd = ["tmux", "-S", socket, "-f", "/dev/null", "new-session",
+               "PS1='I''N$ ' bash --norc --noprofile -i"]  # the echo never matches
+        child = _spawn(cmd if where == "native" else runpsc_argv(*cmd))
+        stack.callback(_finish, child)
+        child.expect(r"IN\$ ")
+        child.sendline("tty; exit 3")
+        child.expect(r"\[exited\]")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert (child.exitstatus, child.signalstatus) == (0, None)
