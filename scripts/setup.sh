@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(busybox-static diod nfs-ganesha nfs-ganesha-vfs libfuse3-dev fuse3 pkg-config
               strace gcc libc6-dev attr python3-venv python3-dev make sqlite3 postgresql
               inotify-tools slirp4netns iproute2 net-tools netcat-openbsd socat curl nginx-light
-              redis-server redis-tools iperf3 less bsdutils)
+              redis-server redis-tools iperf3 less bsdutils tmux procps)
 
 # CPython's own test modules, run natively and in the sandbox by tests/compat.
 APT_PACKAGES+=(libpython3.11-testsuite)

@@ -28,14 +28,22 @@ from sentry.kernel.task import (
 
 from .sys_file import i32
 
+PR_GET_SECUREBITS = 27
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_IS_SET, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_LOWER = 1, 2, 3
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+CAP_LAST_CAP = 40
+
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
 
 
 
 @syscall("prctl", level=Level.PARTIAL,
-         note="names, pdeathsig, dumpable, keepcaps, subreaper, no_new_privs, capbset_read")
-def sys_prctl(t: Task, option: int, a2: int, a3: int, *_: int) -> int:
+         note="names, pdeathsig, dumpable, keepcaps, subreaper, no_new_privs, capbset_read,"
+              " get_securebits (none kept), cap_ambient (the ambient set stays empty:"
+              " raising it is EPERM)")
+def sys_prctl(t: Task, option: int, a2: int, a3: int, a4: int, a5: int, *_: int) -> int:
     """Implements Linux syscall prctl(2) for the harmless per-process options."""
     option = i32(option)
     st = t.prctl_state
@@ -77,6 +85,27 @@ def sys_prctl(t: Task, option: int, a2: int, a3: int, *_: int) -> int:
         if a2 > 40:
             raise SyscallError(errno.EINVAL)
         return t.creds.cap_bounding >> a2 & 1
+    if option == PR_GET_SECUREBITS:
+        return 0
+    if option == PR_CAP_AMBIENT:
+        return _cap_ambient(t, a2, a3, a4, a5)
+    raise SyscallError(errno.EINVAL)
+
+
+def _cap_ambient(t: Task, op: int, cap: int, a4: int, a5: int) -> int:
+    """PR_CAP_AMBIENT with Linux's argument checks (cap_task_prctl) over an ambient set
+    that is always empty: what a process whose inheritable set is empty (root's default)
+    sees; raising a capability it could raise is refused too, as the set is not kept."""
+    if op == PR_CAP_AMBIENT_CLEAR_ALL:
+        if cap | a4 | a5:
+            raise SyscallError(errno.EINVAL)
+        return 0
+    if cap > CAP_LAST_CAP or a4 | a5:
+        raise SyscallError(errno.EINVAL)
+    if op == PR_CAP_AMBIENT_IS_SET or op == PR_CAP_AMBIENT_LOWER:
+        return 0
+    if op == PR_CAP_AMBIENT_RAISE:
+        raise SyscallError(errno.EPERM)
     raise SyscallError(errno.EINVAL)
 
 
