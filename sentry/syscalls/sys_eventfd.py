@@ -47,11 +47,6 @@ class EventFD(AnonFile):
             ready |= POLLOUT | POLLWRNORM
         return ready & mask
 
-    async def read_upto(self, n: int, fits: int) -> bytes:
-        """The 8-byte value is one unit: Linux checks the size, takes the value, then
-        fails to copy it (EFAULT, the counter consumed), whatever room the buffer has."""
-        return await self.read(n)
-
     async def do_read(self, n: int) -> bytes:
         if n < 8:
             raise error(errno.EINVAL)
