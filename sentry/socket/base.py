@@ -53,6 +53,11 @@ SCM_RIGHTS, SCM_CREDENTIALS = 1, 2
 #: ioctls every socket may answer.
 SIOCINQ = FIONREAD = 0x541B
 SIOCOUTQ = 0x5411
+#: The interface ioctls any socket answers (Linux's sock_ioctl passes them to dev_ioctl),
+#: about the sandbox's network namespace; glibc's if_nametoindex/if_indextoname use them.
+SIOCGIFNAME, SIOCGIFINDEX = 0x8910, 0x8933
+#: struct ifreq: the name (IFNAMSIZ) and a union (ifr_ifindex at its start).
+IFNAMSIZ, IFREQ_SIZE = 16, 40
 
 #: Linux's defaults (net.core.{w,r}mem_default/_max) and SOCK_MIN_{SND,RCV}BUF.
 WMEM_DEFAULT = RMEM_DEFAULT = 212992
@@ -217,4 +222,29 @@ class Socket(FileDescription):
         return await self.send(current_task(), data, None, Control(), 0)
 
     async def do_ioctl(self, cmd: int, arg: int, mem: Memory | None) -> int:
+        if cmd in (SIOCGIFINDEX, SIOCGIFNAME):
+            return self._interface_ioctl(cmd, arg, mem)
         raise SyscallError(errno.ENOTTY)
+
+    def _interface_ioctl(self, cmd: int, arg: int, mem: Memory | None) -> int:
+        """SIOCGIFINDEX (name -> index) and SIOCGIFNAME (index -> name) of the sandbox's
+        network namespace; ENODEV for no such interface, as Linux."""
+        if mem is None:
+            raise SyscallError(errno.EFAULT)
+        req = bytearray(mem.mem_read(arg, IFREQ_SIZE))
+        known = self.kernel.network.interfaces()
+        if cmd == SIOCGIFINDEX:
+            name = bytes(req[:IFNAMSIZ]).split(b"\0", 1)[0].decode(errors="surrogateescape")
+            index = next((i for i, n in known if n == name), None)
+            if index is None:
+                raise SyscallError(errno.ENODEV)
+            req[IFNAMSIZ:IFNAMSIZ + 4] = index.to_bytes(4, "little", signed=True)
+        else:
+            want = int.from_bytes(req[IFNAMSIZ:IFNAMSIZ + 4], "little", signed=True)
+            found = next((n for i, n in known if i == want), None)
+            if found is None:
+                raise SyscallError(errno.ENODEV)
+            req[:IFNAMSIZ] = found.encode(errors="surrogateescape")[:IFNAMSIZ - 1].ljust(
+                IFNAMSIZ, b"\0")
+        mem.mem_write(arg, bytes(req))
+        return 0

@@ -762,7 +762,7 @@ class UnixSocket(Socket):
                 raise SyscallError(errno.EFAULT)
             mem.mem_write(arg, pack_int(min(n, 0x7FFFFFFF)))
             return 0
-        raise SyscallError(errno.ENOTTY)
+        return await super().do_ioctl(cmd, arg, mem)
 
     # -- readiness -------------------------------------------------------------------------
 

@@ -585,9 +585,9 @@ async def sys_flock(t: Task, fd: int, operation: int, *_: int) -> int:
 @syscall(
     "ioctl",
     level=Level.PARTIAL,
-    note="FIOCLEX, FIONCLEX, FIONBIO, FIONREAD; the sandbox's terminals (devpts: termios, "
-    "window size, process groups, controlling terminal, ptys); a safe subset on a host "
-    "terminal; anything else ENOTTY",
+    note="FIOCLEX, FIONCLEX, FIONBIO, FIONREAD; SIOCGIFINDEX, SIOCGIFNAME on sockets; the "
+    "sandbox's terminals (devpts: termios, window size, process groups, controlling "
+    "terminal, ptys); a safe subset on a host terminal; anything else ENOTTY",
 )
 async def sys_ioctl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     """Implements Linux syscall ioctl(2) for the generic requests; the rest goes to the file."""

@@ -16,10 +16,10 @@ otherwise the original mask is restored before returning, as Linux's
 epoll: an `EpollFD` is a vfs FileDescription (installed in the fd table, pollable,
 closable) holding the interest list; epoll_wait scans it the same way. Level-triggered
 items are scanned; EPOLLET items are reported once per readiness notification of their
-file, or, for host fds, once per edge the host kernel reports through an edge-triggered
-host epoll (see `EpollFD`); EPOLLONESHOT disarms after one report. epoll_ctl refuses
-what Linux's file_can_poll refuses (regular files, directories, null/zero/full/urandom,
-a host fd the host's epoll refuses) with EPERM.
+file, or, for host fds and sockets held on the host, once per edge the host kernel
+reports through an edge-triggered host epoll (see `EpollFD`); EPOLLONESHOT disarms after
+one report. epoll_ctl refuses what Linux's file_can_poll refuses (regular files,
+directories, null/zero/full/urandom, a host fd the host's epoll refuses) with EPERM.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from sentry.errors import SyscallError
 from sentry.kernel import signals as S
 from sentry.kernel import sigstate
 from sentry.kernel.table import Level, syscall
+from sentry.socket.hostsocket import HostSocket
 from vfs.abi import (
     O_RDONLY,
     POLLERR,
@@ -338,6 +339,9 @@ _EP_PRIVATE = EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE | EPOLLWAKEUP
 #: What EPOLLEXCLUSIVE may be combined with (Linux's EPOLLEXCLUSIVE_OK_BITS).
 _EXCLUSIVE_OK = POLLIN | POLLOUT | POLLERR | POLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE
 _S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
+#: Files whose readiness only the host kernel sees, through their host fd `.fd`: EPOLLET
+#: on them is served by a host epoll (host files, and sockets held on the host: TCP, UDP).
+_HOST_SERVED = (HostFD, HostSocket)
 
 
 class _Item:
@@ -416,7 +420,7 @@ class EpollFD(FileDescription):
 
     def add(self, key: tuple[int, int], f: Any, events: int, data: int) -> None:
         it = self.items[key] = _Item(key, f, events, data)
-        if events & EPOLLET and isinstance(f, HostFD):
+        if events & EPOLLET and isinstance(f, _HOST_SERVED):
             self._host_add(it)
         elif notifies(f):
             q = f.waitq
@@ -433,7 +437,7 @@ class EpollFD(FileDescription):
         it.events, it.data = events, data
         if it.hostfd >= 0 and not events & EPOLLET:
             self._host_remove(it)
-        elif it.hostfd < 0 and events & EPOLLET and isinstance(it.file, HostFD):
+        elif it.hostfd < 0 and events & EPOLLET and isinstance(it.file, _HOST_SERVED):
             self._host_add(it)
         elif it.hostfd >= 0:
             self._host_sync(it)

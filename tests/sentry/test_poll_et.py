@@ -45,3 +45,23 @@ def test_python_epollet_matches_linux():
 
     need_binary("python3")
     compare(["python3", "-c", PY_EPOLLET])
+
+
+async def test_epoll_edge_triggered_on_tcp_sockets_matches_linux(tmp_path):
+    """EPOLLET on connected loopback TCP sockets (CPython's test_epoll
+    test_control_and_wait): one EPOLLOUT edge after ADD, none while nothing changes, one
+    EPOLLIN|EPOLLOUT once data arrives; natively in a fresh network namespace with lo up,
+    as the sandbox's default network mode."""
+    from tests.sentry.progs.harness import build, sentry_run
+    from tests.sentry.progs.harness import native as native_run
+    from tests.sentry.test_socket_inet import _in_fresh_netns
+    from tests.support import need_root
+
+    need_root()
+    prog = build(tmp_path, "epoll_et_inet")
+    want = native_run(_in_fresh_netns(prog))
+    assert want.code == 0 and b"again, nothing new: n=0" in want.stdout, want.stderr
+    got = await sentry_run([prog])
+    assert got.stdout.decode() == want.stdout.decode(), got.events
+    assert got.status == want.status
+    assert not [e for e in got.events if e[0] in ("internal-error", "unsupported-syscall")]

@@ -108,3 +108,16 @@ async def test_ping_sockets_match_linux_and_urgent_data_is_refused(tmp_path):
     assert lines[-1] == "oob send: Operation not supported"
     assert want.stdout.decode().splitlines()[-1] == "oob send: sent"
     assert any(e == "unsupported-socket" and "MSG_OOB" in f["name"] for e, f in got.events)
+
+
+async def test_interface_ioctls_match_linux(tmp_path):
+    """SIOCGIFINDEX and SIOCGIFNAME on AF_UNIX, AF_INET and AF_INET6 sockets (glibc's
+    if_nametoindex/if_indextoname), with ENODEV and EFAULT, against a fresh namespace."""
+    need_root()
+    prog = build(tmp_path, "ifioctl")
+    want = native(_in_fresh_netns(prog))
+    assert want.code == 0 and b"if_indextoname 1 lo" in want.stdout, want.stderr
+    got = await sentry_run([prog])
+    assert got.stdout.decode() == want.stdout.decode(), got.events
+    assert got.status == want.status
+    assert not _bad_events(got.events)
