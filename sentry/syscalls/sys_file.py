@@ -222,6 +222,23 @@ def _span(t: Task, vecs: list[tuple[int, int]], *, to_app: bool) -> int:
     return total
 
 
+def scatter(t: Task, vecs: list[tuple[int, int]],
+            data: bytes) -> tuple[int, SyscallError | None]:
+    """Copy `data` across the application's iovecs `vecs` in order: how many bytes were
+    copied, and the fault that stopped the copy short (None if all of it went)."""
+    pos = 0
+    for base, length in vecs:
+        if pos >= len(data):
+            break
+        piece = data[pos : pos + length]
+        try:
+            t.mem_write(base, piece)
+        except SyscallError as e:
+            return pos, e
+        pos += len(piece)
+    return pos, None
+
+
 async def _readv(t: Task, fd: int, iov: int, iovcnt: int, offset: int | None) -> int:
     f = t.fdtable.get(i32(fd))
     vecs = _iovecs(t, iov, iovcnt)
@@ -231,21 +248,13 @@ async def _readv(t: Task, fd: int, iov: int, iovcnt: int, offset: int | None) ->
         data = await f.pread(max(total, min(want, 1)), offset)
     else:
         data = await (f.read(want) if total >= want else f.read_upto(want, total))
-    pos = 0
-    try:
-        for base, length in vecs:
-            if pos >= len(data):
-                break
-            piece = data[pos : pos + length]
-            t.mem_write(base, piece)
-            pos += len(piece)
-    except SyscallError:
+    pos, fault = scatter(t, vecs, data)
+    if fault is not None:
         if offset is None and getattr(f, "seekable", False):
             f.offset -= len(data) - pos
-        if pos:
-            return pos
-        raise
-    return len(data)
+        if not pos:
+            raise fault
+    return pos
 
 
 async def _writev(t: Task, fd: int, iov: int, iovcnt: int, offset: int | None) -> int:

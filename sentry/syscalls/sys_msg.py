@@ -138,9 +138,7 @@ def sys_msgctl(t: Task, msqid: int, cmd: int, buf: int, *_: int) -> int:
             _MSGSSZ, ns.msg_bytes if info else lim.msgmnb, _MSGSEG))
         return ns.msg.max_index()
     if cmd in (MSG_STAT, MSG_STAT_ANY):
-        q = ns.msg.at_index(msqid)
-        if cmd == MSG_STAT:
-            q.perm.check(t.creds, 4)
+        q = ns.msg.at_index(msqid, t.creds if cmd == MSG_STAT else None)
         t.mem_write(buf, q.pack())
         return q.perm.id
     if cmd not in (IPC_STAT, IPC_SET, IPC_RMID) or msqid < 0:

@@ -155,9 +155,7 @@ def sys_semctl(t: Task, semid: int, semnum: int, cmd: int, arg: int, *_: int) ->
             ns.sem_count if info else SEMVMX))
         return ns.sem.max_index()
     if cmd in (SEM_STAT, SEM_STAT_ANY):
-        s = ns.sem.at_index(semid)
-        if cmd == SEM_STAT:
-            s.perm.check(t.creds, 4)
+        s = ns.sem.at_index(semid, t.creds if cmd == SEM_STAT else None)
         t.mem_write(arg, s.pack())
         return s.perm.id
     if semid < 0:

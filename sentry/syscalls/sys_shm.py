@@ -154,9 +154,7 @@ def sys_shmctl(t: Task, shmid: int, cmd: int, buf: int, *_: int) -> int:
         t.mem_write(buf, _SHM_INFO.pack(len(ns.shm), ns.shm_pages, rss, 0, 0, 0))
         return ns.shm.max_index()
     if cmd in (SHM_STAT, SHM_STAT_ANY):
-        seg = ns.shm.at_index(shmid)
-        if cmd == SHM_STAT:
-            seg.perm.check(t.creds, 4)
+        seg = ns.shm.at_index(shmid, t.creds if cmd == SHM_STAT else None)
         t.mem_write(buf, seg.pack())
         return seg.perm.id
     if cmd not in (IPC_STAT, IPC_SET, IPC_RMID, SHM_LOCK, SHM_UNLOCK):

@@ -22,7 +22,7 @@ from vfs.file import MAX_RW
 from vfs.fs.host import HostFD
 from vfs.fs.pipefs import DEFAULT_CAPACITY, PipeFD
 
-from .sys_file import i32, is_directory
+from .sys_file import i32, is_directory, scatter
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -257,18 +257,10 @@ async def sys_vmsplice(t: Task, fd: int, iov: int, nr_segs: int, flags: int,
     if not await _wait_data(t, pipe, nonblock):
         return 0
     data = await pipe.read(total, True)
-    pos = 0
-    try:
-        for base, ln in vecs:
-            if pos >= len(data):
-                break
-            piece = data[pos : pos + ln]
-            t.mem_write(base, piece)
-            pos += len(piece)
-    except SyscallError:
+    pos, fault = scatter(t, vecs, data)
+    if fault is not None:
         pipe.unread(data[pos:])
-        if pos:
-            return pos
-        raise
-    return len(data)
+        if not pos:
+            raise fault
+    return pos
 

@@ -128,11 +128,14 @@ class IdSpace(Generic[Obj]):
             raise SyscallError(errno.EINVAL)
         return obj
 
-    def at_index(self, idx: int) -> Obj:
-        """*_STAT's lookup by index: EINVAL if unused."""
+    def at_index(self, idx: int, creds: Credentials | None = None) -> Obj:
+        """*_STAT's lookup by index: EINVAL if unused; with `creds` (SHM_STAT, SEM_STAT,
+        MSG_STAT, not their *_STAT_ANY forms) the caller must be allowed to read it."""
         obj = self.by_index.get(idx) if idx >= 0 else None
         if obj is None:
             raise SyscallError(errno.EINVAL)
+        if creds is not None:
+            obj.perm.check(creds, 4)
         return obj
 
     def forget_key(self, obj: Obj) -> None:
