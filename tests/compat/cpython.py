@@ -154,11 +154,18 @@ def parse(stderr: bytes) -> dict[str, str]:
     return out
 
 
+#: Where the sandbox sees this folder (a read-only volume): the checkout may live anywhere
+#: on the host, /tmp included, which is the sandbox's own tmpfs.
+INSIDE = "/compat"
+
+
 def _command(m: Module, sandboxed: bool) -> list[str]:
-    inner = [PYTHON, str(MARKS), m.name, "-v", *m.args]
     if not sandboxed:
-        return inner
-    return [sys.executable, "-m", "runtime.cli", "do", "--cwd", "/tmp", "--", *inner]
+        return [PYTHON, str(MARKS), m.name, "-v", *m.args]
+    args = [a.replace(str(HERE), INSIDE) for a in m.args]
+    inner = [PYTHON, f"{INSIDE}/{MARKS.name}", m.name, "-v", *args]
+    return [sys.executable, "-m", "runtime.cli", "do", "--cwd", "/tmp",
+            f"--volume={HERE}:{INSIDE}:ro", "--", *inner]
 
 
 def _family(pid: int) -> set[int]:
