@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 from tests.runtime.test_do import runpsc
 from tests.support import native_child_setup
+
+#: Debian's python, which the sandbox sees at the same path wherever the checkout (and its
+#: virtualenv) lives: under /tmp it would be hidden by the sandbox's own tmpfs.
+PY = "/usr/bin/python3"
 
 CHILDREN = r"""
 import os, resource, time
@@ -177,10 +180,10 @@ print("program text clean", text["Rss:"] > 0, text["Private_Dirty:"], text["Anon
 def run_both(tmp_path, script: str, *args: str) -> tuple[str, str]:
     path = tmp_path / "script.py"
     path.write_text(script)
-    native = subprocess.run([sys.executable, "-S", str(path)], capture_output=True,
+    native = subprocess.run([PY, "-S", str(path)], capture_output=True,
                             preexec_fn=native_child_setup, stdin=subprocess.DEVNULL,
                             timeout=60)
-    got = runpsc("do", *args, "--volume", f"{tmp_path}:/t:ro", "--", sys.executable, "-S",
+    got = runpsc("do", *args, "--volume", f"{tmp_path}:/t:ro", "--", PY, "-S",
                  "/t/script.py")
     assert native.returncode == 0, native.stderr
     assert got.returncode == 0, got.stderr
