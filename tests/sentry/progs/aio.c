@@ -38,6 +38,14 @@ static void show_events(const char *label, aio_context_t ctx, long min, long nr,
     errno = 0;
     long r = syscall(SYS_io_getevents, ctx, min, nr, ev, ts);
     report(label, r);
+    /* Linux reports completions in the order they completed, which for a batch of native
+       requests (an fsync among reads) is not the order of submission: print by data. */
+    for (long i = 1; i < r; i++)
+        for (long j = i; j > 0 && ev[j - 1].data > ev[j].data; j--) {
+            struct io_event tmp = ev[j];
+            ev[j] = ev[j - 1];
+            ev[j - 1] = tmp;
+        }
     for (long i = 0; i < r; i++)
         printf("  data %lu res %ld\n", (unsigned long)ev[i].data, (long)ev[i].res);
 }
