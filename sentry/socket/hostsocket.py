@@ -24,11 +24,12 @@ import errno
 import socket as _socket
 import struct
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import trio
 
 from sentry.errors import SyscallError
+from sentry.kernel.network import NetworkError
 from vfs.abi import O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLOUT
 
 from . import hostsock
@@ -81,6 +82,21 @@ class HostSocket(Socket):
         self._rcvtimeo = bytes(16)
         self._sndtimeo = bytes(16)
         kernel.network.track(host, self)
+
+    @classmethod
+    def _open(cls, task: Task, family: int, base: int, protocol: int, type: int) -> Self:
+        """A new socket over a host socket made in the sandbox's network namespace; a
+        mode that cannot give one is EACCES (with the event), the host's refusals its own
+        errno. `type` is socket(2)'s, with SOCK_NONBLOCK; `base` is its kind alone."""
+        try:
+            host = task.kernel.network.socket(family, base, protocol)
+        except NetworkError as e:
+            task.kernel.emit("unsupported-socket", family=family, name=f"network: {e}",
+                             errno="EACCES")
+            raise SyscallError(errno.EACCES) from None
+        except OSError as e:
+            raise SyscallError(errno_of(e)) from None
+        return cls(task.kernel, family, base, protocol, host, *cls._vd_flags(task, type))
 
     @staticmethod
     def _vd_flags(task: Task, type: int) -> tuple[Any, int]:

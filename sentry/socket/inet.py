@@ -13,10 +13,9 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
-from sentry.kernel.network import NetworkError
 
 from .base import AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET, Socket
-from .hostsocket import HostSocket, errno_of
+from .hostsocket import HostSocket
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -68,15 +67,7 @@ class InetSocket(HostSocket):
             raise SyscallError(errno.EPERM)
         if base not in (SOCK_STREAM, SOCK_DGRAM):
             raise SyscallError(errno.ESOCKTNOSUPPORT)
-        try:
-            host = task.kernel.network.socket(family, base, protocol)
-        except NetworkError as e:
-            task.kernel.emit("unsupported-socket", family=family, name=f"network: {e}",
-                             errno="EACCES")
-            raise SyscallError(errno.EACCES) from None
-        except OSError as e:
-            raise SyscallError(errno_of(e)) from None
-        return cls(task.kernel, family, base, protocol, host, *cls._vd_flags(task, type))
+        return cls._open(task, family, base, protocol, type)
 
     async def setsockopt(self, task: Task, level: int, name: int, value: bytes) -> None:
         if level == SOL_SOCKET and name == SO_PRIORITY and len(value) >= 4 and \

@@ -25,12 +25,11 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
-from sentry.kernel.network import NetworkError
 from vfs.abi import POLLIN, POLLRDNORM
 
 from . import hostsock
 from .base import AF_NETLINK, SOCK_DGRAM, SOL_SOCKET, Control, RecvResult, Socket
-from .hostsocket import HostSocket, errno_of
+from .hostsocket import HostSocket
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -85,15 +84,7 @@ class NetlinkSocket(HostSocket):
             task.kernel.emit("unsupported-socket", family=AF_NETLINK,
                              name=f"AF_NETLINK protocol {protocol}", errno="EPROTONOSUPPORT")
             raise SyscallError(errno.EPROTONOSUPPORT)
-        try:
-            host = task.kernel.network.socket(AF_NETLINK, base, protocol)
-        except NetworkError as e:
-            task.kernel.emit("unsupported-socket", family=AF_NETLINK, name=f"network: {e}",
-                             errno="EACCES")
-            raise SyscallError(errno.EACCES) from None
-        except OSError as e:
-            raise SyscallError(errno_of(e)) from None
-        return cls(task.kernel, family, base, protocol, host, *cls._vd_flags(task, type))
+        return cls._open(task, family, base, protocol, type)
 
     async def bind(self, task: Task, addr: bytes) -> None:
         if len(addr) < SOCKADDR_NL:
