@@ -62,6 +62,7 @@ def sys_sched_getaffinity(t: Task, pid: int, size: int, mask: int, *_: int) -> i
 
 
 def _target(t: Task, pid: int) -> Task:
+    """The thread a sched_* call names: 0 is the caller; negative is EINVAL."""
     pid = i32(pid)
     if pid < 0:
         raise SyscallError(errno.EINVAL)
@@ -125,17 +126,6 @@ _SCHED_FLAGS_ALL = 0x7F
 _NICE = -1  # the key of the process's nice value in prctl_state (getpriority's)
 
 
-def _sched_target(t: Task, pid: int) -> Task:
-    """The thread a sched_* call names: 0 is the caller; negative is EINVAL."""
-    pid = i32(pid)
-    if pid < 0:
-        raise SyscallError(errno.EINVAL)
-    target = t if pid in (0, t.tid) else t.kernel.tasks.get(pid)
-    if target is None:
-        raise SyscallError(errno.ESRCH)
-    return target
-
-
 def _set_policy(t: Task, target: Task, policy: int, prio: int, reset: bool,
                 nice: int | None = None) -> None:
     """__sched_setscheduler's checks and the change (recorded, not applied to the host)."""
@@ -179,7 +169,7 @@ def sys_sched_setscheduler(t: Task, pid: int, policy: int, param: int, *_: int) 
     if policy < 0 or pid < 0 or not param:
         raise SyscallError(errno.EINVAL)
     prio = _read_param(t, param)
-    target = _sched_target(t, pid)
+    target = _target(t, pid)
     reset = bool(policy & SCHED_RESET_ON_FORK)
     _set_policy(t, target, policy & ~SCHED_RESET_ON_FORK, prio, reset)
     return 0
@@ -192,7 +182,7 @@ def sys_sched_setparam(t: Task, pid: int, param: int, *_: int) -> int:
     if i32(pid) < 0 or not param:
         raise SyscallError(errno.EINVAL)
     prio = _read_param(t, param)
-    target = _sched_target(t, pid)
+    target = _target(t, pid)
     _set_policy(t, target, target.sched_policy, prio, target.sched_reset_on_fork)
     return 0
 
@@ -200,7 +190,7 @@ def sys_sched_setparam(t: Task, pid: int, param: int, *_: int) -> int:
 @syscall("sched_getscheduler")
 def sys_sched_getscheduler(t: Task, pid: int, *_: int) -> int:
     """Implements Linux syscall sched_getscheduler(2): the recorded policy."""
-    target = _sched_target(t, pid)
+    target = _target(t, pid)
     return target.sched_policy | (SCHED_RESET_ON_FORK if target.sched_reset_on_fork else 0)
 
 
@@ -209,7 +199,7 @@ def sys_sched_getparam(t: Task, pid: int, param: int, *_: int) -> int:
     """Implements Linux syscall sched_getparam(2): the recorded real-time priority."""
     if not param or i32(pid) < 0:
         raise SyscallError(errno.EINVAL)
-    target = _sched_target(t, pid)
+    target = _target(t, pid)
     t.mem_write(param, struct.pack("<i", target.sched_priority))
     return 0
 
@@ -218,7 +208,7 @@ def sys_sched_getparam(t: Task, pid: int, param: int, *_: int) -> int:
 def sys_sched_rr_get_interval(t: Task, pid: int, tp: int, *_: int) -> int:
     """Implements Linux syscall sched_rr_get_interval(2): 100 ms for SCHED_RR
     (RR_TIMESLICE), 0 for the other policies (EEVDF's slice is under a jiffy)."""
-    target = _sched_target(t, pid)
+    target = _target(t, pid)
     ns = 100_000_000 if target.sched_policy == SCHED_RR else 0
     t.mem_write(tp, struct.pack("<qq", ns // 10**9, ns % 10**9))
     return 0
@@ -248,7 +238,7 @@ def sys_sched_setattr(t: Task, pid: int, attr: int, flags: int, *_: int) -> int:
         raise SyscallError(errno.EINVAL)
     if sflags & 0x60:  # SCHED_FLAG_UTIL_CLAMP_MIN/MAX
         raise SyscallError(errno.EOPNOTSUPP)
-    target = _sched_target(t, pid)
+    target = _target(t, pid)
     if sflags & SCHED_FLAG_KEEP_POLICY:
         policy = target.sched_policy
     if policy == SCHED_DEADLINE:
@@ -273,7 +263,7 @@ def sys_sched_getattr(t: Task, pid: int, attr: int, size: int, flags: int, *_: i
     if not attr or i32(pid) < 0 or size > 4096 or size < SCHED_ATTR_SIZE_VER0 or \
             flags & 0xFFFFFFFF:
         raise SyscallError(errno.EINVAL)
-    target = _sched_target(t, pid)
+    target = _target(t, pid)
     n = min(size, SCHED_ATTR.size)
     nice = target.leader.prctl_state.get(_NICE, 0) if target.sched_policy not in _RT else 0
     out = SCHED_ATTR.pack(n, target.sched_policy,
