@@ -80,11 +80,14 @@ def test_server_left_running_ends_with_the_sandbox():
     need_binary("tmux", "tmux")
     marker = f"sleep {uuid.uuid4().int % 10**9 + 10**9}"
     got = runpsc("do", "--cwd=/tmp", "--", "sh", "-c",
-                 f"mkdir -p {SANDBOX_SOCKET[:-2]} && tmux -S {SANDBOX_SOCKET} -f /dev/null"
+                 f"mkdir -p {SANDBOX_SOCKET[:-2]} && export SHELL=/bin/sh"
+                 f" && tmux -S {SANDBOX_SOCKET} -f /dev/null"
                  f" new-session -d '{marker}' && tmux -S {SANDBOX_SOCKET} list-panes"
                  " -F '#{pane_current_command}'")
     assert got.returncode == 0, got.stderr.decode(errors="replace")
-    assert got.stdout in (b"sh\n", b"sleep\n")  # sh -c exec's the pane's command
+    # The pane runs $SHELL -c CMD (the caller's SHELL, pinned here): listed before or after
+    # the shell exec's the command, the pane shows either.
+    assert got.stdout in (b"sh\n", b"sleep\n")
     assert _running_with(marker) == []
 
 
