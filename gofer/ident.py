@@ -21,6 +21,8 @@ import pwd
 import threading
 from dataclasses import dataclass, field
 
+from .peer import LOCAL, Peer
+
 __all__ = ["Ident", "IdentityPolicy", "UserDB", "apply_ident", "restore_ident", "process_ident", "NONUNAME"]
 
 NONUNAME = 0xFFFFFFFF  # 9P2000.L n_uname meaning "no numeric uid given"
@@ -66,6 +68,19 @@ class UserDB:
             db.by_uid.setdefault(p.pw_uid, ident)
         return db
 
+    def user(self, name: str, what: str = "user") -> Ident:
+        """A user given by name or number (a number need not be in the database).
+
+        Raises:
+            ValueError: an unknown name.
+        """
+        ident = self.by_name.get(name)
+        if ident is None and name.isdigit():
+            ident = self.by_uid.get(int(name), Ident(int(name), int(name)))
+        if ident is None:
+            raise ValueError(f"unknown {what} {name!r}")
+        return ident
+
     def lookup(self, *, uname: str, n_uname: int) -> Ident | None:
         """The identity for an attach request: n_uname wins when given, then uname."""
         if n_uname != NONUNAME:
@@ -84,38 +99,67 @@ class IdentityPolicy:
         switch: run each request with the attaching user's fs credentials (needs root).
         squash: if set, every attach runs as this identity (diod's --allsquash).
         anonymous: identity for an attach with an empty uname and NONUNAME (gVisor's client).
+        network: identity every attach over a transport that proves nothing (plain TCP)
+            runs as, unless `trust_client` (default nobody, or uid 65534).
+        trust_client: believe the uname/n_uname sent over such transports
+            (`--trust-client-identity`).
     """
 
     switch: bool
     squash: Ident | None
     anonymous: Ident
     db: UserDB
+    network: Ident = Ident(65534, 65534)
+    trust_client: bool = False
+    #: `network` was named by the operator (--tcp-user), not the default.
+    network_stated: bool = False
 
     @classmethod
-    def build(cls, *, allsquash: bool = False, squashuser: str | None = None) -> IdentityPolicy:
+    def build(cls, *, allsquash: bool = False, squashuser: str | None = None,
+              network_user: str | None = None, trust_client: bool = False) -> IdentityPolicy:
         """The policy for this process: switching when root, optional squashing."""
         db = UserDB.load()
         me = process_ident()
         squash = None
         if allsquash or squashuser:
-            name = squashuser or "nobody"
-            squash = db.by_name.get(name)
-            if squash is None and name.isdigit():
-                squash = db.by_uid.get(int(name), Ident(int(name), int(name)))
-            if squash is None:
-                raise ValueError(f"unknown squash user {name!r}")
-        return cls(switch=os.geteuid() == 0, squash=squash, anonymous=me, db=db)
+            squash = db.user(squashuser or "nobody", "squash user")
+        network = db.user(network_user, "TCP user") if network_user else (
+            db.by_name.get("nobody") or Ident(65534, 65534))
+        return cls(switch=os.geteuid() == 0, squash=squash, anonymous=me, db=db, network=network,
+                   trust_client=trust_client, network_stated=network_user is not None)
 
-    def resolve(self, *, uname: str, n_uname: int) -> Ident:
-        """The identity an attach runs as, or OSError(EPERM) for an unknown user."""
+    def resolve(self, *, uname: str, n_uname: int, peer: Peer = LOCAL) -> Ident:
+        """The identity an attach from `peer` runs as, or OSError(EPERM) for an unknown user
+        or a unix peer asking to be someone else (see gofer/README.md, "Identity")."""
         if self.squash is not None:
             return self.squash
+        if peer.kind not in ("local", "unix") and not self.trust_client:
+            return self.network
+        confined = peer.kind == "unix" and peer.uid != 0
         if not uname and n_uname == NONUNAME:
-            return self.anonymous
+            return self.peer_ident(peer) if confined else self.anonymous
         ident = self.db.lookup(uname=uname, n_uname=n_uname)
         if ident is None:
             raise OSError(errno.EPERM, f"unknown user {uname!r}")
+        if confined and ident.uid != peer.uid:
+            raise OSError(errno.EPERM, f"a peer with uid {peer.uid} may attach only as itself, "
+                                       f"not as uid {ident.uid}")
         return ident
+
+    def peer_ident(self, peer: Peer) -> Ident:
+        """The identity of a unix peer (its SO_PEERCRED uid, groups from the user database)."""
+        assert peer.uid is not None
+        known = self.db.by_uid.get(peer.uid)
+        if known is not None:
+            return known
+        gid = peer.gid if peer.gid is not None else peer.uid
+        return Ident(peer.uid, gid)
+
+    def default_uid(self, peer: Peer) -> int:
+        """The uid an anonymous attach (empty uname, NONUNAME) from `peer` stands for."""
+        if peer.kind == "unix" and peer.uid != 0:
+            return self.peer_ident(peer).uid
+        return self.anonymous.uid
 
 
 _current = threading.local()

@@ -20,6 +20,7 @@ import socket
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -27,10 +28,13 @@ import p9
 
 from .host import Export, Node
 from .ident import IdentityPolicy
+from .limits import ConnectionBudget, ServerLimits, limit_logs, reject
+from .peer import LOCAL, Peer, is_loopback, peer_of, socket_of
 from .procfd import ProcFD
 from .server import GoferFile, GoferFilesystem
 
-__all__ = ["Listen", "GoferOptions", "parse_export", "parse_listen", "bind", "prepare", "serve", "serve_stream", "run"]
+__all__ = ["Listen", "GoferOptions", "parse_export", "parse_listen", "bind", "check_identity", "prepare", "serve",
+           "serve_stream", "run"]
 
 log = logging.getLogger("gofer")
 
@@ -118,7 +122,7 @@ def bind(listen: Listen) -> socket.socket:
 
 @dataclass(frozen=True)
 class GoferOptions:
-    """Per-connection bounds and protocol limits."""
+    """Per-connection bounds, the server's shared bounds (`gofer.limits`), protocol limits."""
 
     max_fids: int = 10000
     idle_timeout: float | None = 300.0
@@ -128,6 +132,20 @@ class GoferOptions:
     #: spin_us): a sequential client's next request usually comes within it, and sleeping
     #: then being woken costs more on a VM. Backs off when a client pauses.
     spin_us: float = 100.0
+    #: A started frame must be complete this many seconds after its first bytes (None: no
+    #: deadline); see p9.Server(frame_timeout=).
+    frame_timeout: float | None = 30.0
+    #: Shared by all connections of a server (`limits.ServerLimits`; 0: derived/no cap).
+    max_total_fids: int = 0
+    reserved_fids: int = 16
+    max_connections: int = 128
+    max_connections_per_peer: int = 16
+
+    def server_limits(self) -> ServerLimits:
+        """The shared bounds for one server with these options."""
+        return ServerLimits(total_fids=self.max_total_fids, reserved=self.reserved_fids,
+                            max_connections=self.max_connections,
+                            max_per_peer=self.max_connections_per_peer)
 
 
 # Requests the gofer completes without waiting, handled in the connection's reader task (no
@@ -140,44 +158,41 @@ INLINE_MESSAGES = (p9.QUICK_MESSAGES - {p9.Tlopen}) | {
 
 
 class _Budget(p9.Filesystem):
-    """One connection's view of the filesystem: counts the Files it holds against a bound."""
+    """One connection's view of the filesystem: charges the Files it holds to its
+    `ConnectionBudget`, and attaches as what its peer is allowed to be."""
 
     walk_sources = True
 
-    def __init__(self, fs: GoferFilesystem, limit: int) -> None:
+    def __init__(self, fs: GoferFilesystem, budget: ConnectionBudget, peer: Peer) -> None:
         self.fs = fs
-        self.limit = limit
-        self.count = 0
+        self.budget = budget
+        self.peer = peer
 
     def cred_token(self) -> int:
         return self.fs.cred_token()
 
     def fid_room(self) -> int:
-        return self.limit - self.count
+        return self.budget.room()
 
     async def attach(self, aname: bytes, uname: bytes, uid: int) -> p9.File:
-        self.take()
+        self.budget.take()
         try:
-            f = await self.fs.attach(aname, uname, uid)
+            f = await self.fs.attach(aname, uname, uid, self.peer)
         except BaseException:
-            self.count -= 1
+            self.budget.give_back()
             raise
-        return _Counted.wrap(f, self)
-
-    def take(self) -> None:
-        if self.count >= self.limit:
-            raise OSError(errno.EMFILE, f"connection holds {self.count} fids (limit {self.limit})")
-        self.count += 1
+        return _Counted.wrap(f, self.budget)
 
 
 class _Counted(GoferFile):
-    """A GoferFile whose clones and children are charged to a connection's budget."""
+    """A GoferFile whose clones and children are charged to a connection's budget, and
+    whose new descriptors stay below the server's descriptor ceiling."""
 
     __slots__ = ("budget",)
-    budget: _Budget
+    budget: ConnectionBudget
 
     @classmethod
-    def wrap(cls, f: GoferFile, budget: _Budget) -> _Counted:
+    def wrap(cls, f: GoferFile, budget: ConnectionBudget) -> _Counted:
         c = cls(f.node, f.ident, f.switch)
         c.budget = budget
         c.inline_io = f.inline_io
@@ -185,35 +200,75 @@ class _Counted(GoferFile):
 
     def _child(self, node: Node) -> GoferFile:
         try:
+            self.budget.check_fd(node.fd)
             self.budget.take()
         except OSError:
             node.release()
             raise
+        return self._counted(node)
+
+    def _adopted(self, node: Node, quick: bool) -> GoferFile:
+        self.budget.take(force=True)
+        child = self._counted(node)
+        child.inline_io = quick
+        return child
+
+    def _counted(self, node: Node) -> _Counted:
         c = _Counted(node, self.ident, self.switch)
         c.budget = self.budget
         return c
 
+    async def open(self, flags: int) -> tuple[p9.Qid, int]:
+        got = await super().open(flags)
+        self._check_open()
+        return got
+
+    async def create(
+        self, name: bytes, flags: int, mode: int, gid: int, uid: int | None
+    ) -> tuple[GoferFile, p9.Qid, int]:
+        child, qid, iounit = await super().create(name, flags, mode, gid, uid)
+        try:
+            assert isinstance(child, _Counted)
+            child._check_open()
+        except BaseException:
+            await child.close()  # (the file stays created, as after a client's crash)
+            raise
+        return child, qid, iounit
+
+    def _check_open(self) -> None:
+        of = self.of
+        if of is not None:
+            try:
+                self.budget.check_fd(of.fd)
+            except OSError:
+                of.close()
+                self.of = None
+                raise
+
     async def close(self) -> None:
         if not self.closed:
-            self.budget.count -= 1
+            self.budget.give_back()
         await super().close()
 
 
 async def serve_stream(
-    stream: trio.abc.Stream, fs: GoferFilesystem, options: GoferOptions
+    stream: trio.abc.Stream, fs: GoferFilesystem, options: GoferOptions, *,
+    peer: Peer = LOCAL, limits: ServerLimits | None = None,
 ) -> None:
-    """Serve one connection with its own fid budget and idle timeout."""
-    budget = _Budget(fs, options.max_fids)
+    """Serve one connection from `peer` (LOCAL: the trusted end of a socketpair) with its own
+    fid budget, idle and frame deadlines, drawing on `limits` (None: bounds of its own)."""
+    budget = ConnectionBudget(limits or options.server_limits(), options.max_fids)
     server = p9.Server(
-        budget,
+        _Budget(fs, budget, peer),
         max_msize=options.max_msize,
         max_inflight=options.max_inflight,
         default_uname=b"",
-        default_uid=fs.policy.anonymous.uid,
+        default_uid=fs.policy.default_uid(peer),
         inline=INLINE_MESSAGES,
-        # The framework's own timeout keeps the direct socket send/receive path (a stream
+        # The framework's own timeouts keep the direct socket send/receive path (a stream
         # wrapper here doubled the cost of every metadata request).
         idle_timeout=options.idle_timeout or None,
+        frame_timeout=options.frame_timeout or None,
         spin_us=options.spin_us,
     )
     await server.serve_stream(stream)  # (which ends only this connection, whatever happens)
@@ -226,7 +281,13 @@ async def serve(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve on bound sockets until cancelled (or, for only connected fds, until they close)."""
+    """Serve on bound sockets until cancelled (or, for only connected fds, until they close).
+
+    A socket inherited connected is its starter's (trusted, not counted against the
+    connection caps); accepted ones are identified by `peer.peer_of` and admitted by the
+    server's `ServerLimits`.
+    """
+    limits = options.server_limits()
     listeners: list[trio.SocketListener] = []
     connected: list[trio.SocketStream] = []
     for s in sockets:
@@ -236,15 +297,45 @@ async def serve(
         else:
             connected.append(trio.SocketStream(ts))
 
-    async def handle(stream: trio.abc.Stream) -> None:
-        await serve_stream(stream, fs, options)
+    async def local(stream: trio.abc.Stream) -> None:
+        await serve_stream(stream, fs, options, limits=limits)
+
+    async def accepted(stream: trio.abc.Stream) -> None:
+        who = peer_of(socket_of(stream))
+        refused = limits.admit(who)
+        if refused is not None:
+            await reject(stream, limits, refused)
+            return
+        try:
+            await serve_stream(stream, fs, options, peer=who, limits=limits)
+        finally:
+            limits.leave(who)
 
     async with trio.open_nursery() as nursery:
         for c in connected:
-            nursery.start_soon(handle, c)
-        if listeners:
-            await nursery.start(trio.serve_listeners, handle, listeners)
+            nursery.start_soon(local, c)
+        for lst in listeners:
+            nursery.start_soon(_accept_loop, lst, accepted, nursery)
         task_status.started()
+
+
+#: Accept errors that mean "out of resources for now": wait and retry (logged, rate-limited).
+_ACCEPT_CAPACITY = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+
+
+async def _accept_loop(listener: trio.abc.Listener[Any], handle: Any, nursery: trio.Nursery) -> None:
+    """Accept forever, each connection served in `nursery` (trio.serve_listeners' loop,
+    whose capacity errors log a traceback ten times a second)."""
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as e:
+            if e.errno not in _ACCEPT_CAPACITY:
+                raise
+            log.warning("gofer: accept failed (%s); retrying", os.strerror(e.errno))
+            await trio.sleep(0.1)
+            continue
+        nursery.start_soon(handle, stream)
 
 
 def prepare(
@@ -265,12 +356,36 @@ def prepare(
     procfd = ProcFD()
     fs = GoferFilesystem.open(exports, policy, procfd)
     sockets = [bind(listen) for listen in listens]
+    check_identity(sockets, policy)
     if confine:
         from . import confine as confinement
 
         _preload()
         procfd.rebase(confinement.confine(switch_identity=policy.switch))
     return fs, sockets
+
+
+def check_identity(sockets: Sequence[socket.socket], policy: IdentityPolicy) -> None:
+    """Refuse a plain-TCP listener other hosts can reach unless the operator stated how its
+    attaches' identities are treated (gofer/README.md, "Identity").
+
+    Raises:
+        ValueError: such a listener, and neither --trust-client-identity nor --tcp-user (nor
+            --allsquash) given.
+    """
+    if policy.trust_client or policy.network_stated or policy.squash is not None:
+        return
+    for s in sockets:
+        if s.family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        if not s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            continue
+        host, port = s.getsockname()[:2]
+        if not is_loopback(host):
+            raise ValueError(
+                f"listening on {host}:{port} over plain TCP, which other hosts reach and which "
+                "proves nobody's identity: pass --trust-client-identity to believe the user "
+                "each client names, or --tcp-user USER to serve every such attach as USER")
 
 
 def run(
@@ -287,6 +402,7 @@ def run(
     `ready_fd`, if given, gets one byte written and is closed once serving has started.
     """
     fs, sockets = prepare(exports, listens, policy=policy, confine=confine)
+    limit_logs()
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -23,6 +23,7 @@ from .host import Export, Node, lookup_resolve
 from .hosttypes import qid_type_of
 from .ident import Ident, IdentityPolicy, apply_ident, cred_token, current_cred_token
 from .openfile import OpenFile
+from .peer import LOCAL, Peer
 from .procfd import ProcFD
 
 __all__ = ["GoferFile", "GoferFilesystem"]
@@ -95,9 +96,9 @@ class GoferFilesystem(p9.Filesystem):
     def cred_token(self) -> int:
         return current_cred_token()
 
-    async def attach(self, aname: bytes, uname: bytes, uid: int) -> GoferFile:
+    async def attach(self, aname: bytes, uname: bytes, uid: int, peer: Peer = LOCAL) -> GoferFile:
         export = self.lookup(_s(aname))
-        ident = self.policy.resolve(uname=_s(uname), n_uname=uid)
+        ident = self.policy.resolve(uname=_s(uname), n_uname=uid, peer=peer)
         f = GoferFile(export.root(), ident, self.policy.switch)
         try:
             f._as()
@@ -181,7 +182,12 @@ class GoferFile(p9.File):
         node = self.node.ref()
         for name, fd in zip(names, fds, strict=True):
             node = Node(fd, node.export, node, _s(name))
-        return self._quick_child(node, _quick_mode(mode))
+        return self._adopted(node, _quick_mode(mode))
+
+    def _adopted(self, node: Node, quick: bool) -> GoferFile:
+        """The File for a fid C walked to (a budget charges it even when full: C stayed
+        within the room it was given when it walked)."""
+        return self._quick_child(node, quick)
 
     async def walk(self, names: Sequence[bytes]) -> tuple[list[Qid], GoferFile | None]:
         self._as()

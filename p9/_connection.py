@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import struct
 from typing import TYPE_CHECKING
@@ -87,6 +88,11 @@ class _Connection:
         self.receiver = Receiver(stream, spin_us=server.spin_us)
         self.inline = server.inline
         self.rbuf = bytearray()  # inline Rread frames (see _read_frame)
+        #: The frame deadline (`Server(frame_timeout=)`): when the partial frame at the head
+        #: of the input started, which one it is (`_frame_clock`), the watchdog's sleep.
+        self.frame_started: float | None = None
+        self.frame_mark = 0
+        self.watch_scope: trio.CancelScope | None = None
         #: Tgetattr, Twalk and Tclunk take the short path of `_meta` when the file model
         #: answers all three inline (the Gofer does); C's metadata loop answers them when
         #: the file model also offers walk sources.
@@ -109,8 +115,9 @@ class _Connection:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
-            if self.server.idle_timeout is not None:
-                nursery.start_soon(self._watch_idle, self.server.idle_timeout)
+            frame_timeout = self.server.frame_timeout
+            if self.server.idle_timeout is not None or frame_timeout is not None:
+                nursery.start_soon(self._watch)
             receive = self.receiver.receive
             decoder = self.decoder
             meta = self.meta_inline
@@ -119,6 +126,8 @@ class _Connection:
             cm = table.cm
             try:
                 while True:
+                    if frame_timeout is not None:
+                        self._frame_clock(decoder)
                     data = await receive(decoder.wanted(RECV_CHUNK))
                     if not data:
                         break
@@ -179,20 +188,52 @@ class _Connection:
             finally:
                 nursery.cancel_scope.cancel()
 
-    async def _watch_idle(self, idle: float) -> None:
-        """Close the connection once nothing has arrived for `idle` seconds.
+    def _frame_clock(self, decoder: FrameDecoder) -> None:
+        """Before waiting for input: start the frame deadline when a new frame is partly
+        here, stop it when nothing is pending (see `Server(frame_timeout=)`)."""
+        if not decoder.buffered:
+            self.frame_started = None
+            return
+        mark = decoder.received - decoder.buffered  # moves only when a frame was consumed
+        if self.frame_started is None or mark != self.frame_mark:
+            self.frame_mark = mark
+            self.frame_started = now = trio.current_time()
+            scope = self.watch_scope
+            ft = self.server.frame_timeout
+            if scope is not None and ft is not None and now + ft < scope.deadline:
+                scope.deadline = now + ft
+
+    async def _watch(self) -> None:
+        """Close the connection once nothing has arrived for `idle_timeout` seconds, or a
+        started frame is still incomplete `frame_timeout` seconds after it started.
 
         Why a watchdog task rather than a timeout around each receive: a cancel scope per
         receive cost ~10 µs, a fifth of an inline Tread; the receiver only stamps the time.
+        The stream is closed too: a reply stuck in a shielded send to a peer that stopped
+        reading would otherwise keep the connection.
         """
         receiver = self.receiver
+        idle = self.server.idle_timeout
+        ft = self.server.frame_timeout
         while True:
-            deadline = receiver.last_data + idle
-            if trio.current_time() >= deadline:
-                log.info("p9 server: closing a connection idle for %ss", idle)
-                self.nursery.cancel_scope.cancel()
-                return
-            await trio.sleep_until(deadline)
+            now = trio.current_time()
+            deadline = math.inf
+            if idle is not None:
+                if now >= receiver.last_data + idle:
+                    log.info("p9 server: closing a connection idle for %ss", idle)
+                    break
+                deadline = receiver.last_data + idle
+            started = self.frame_started
+            if ft is not None and started is not None:
+                if now >= started + ft:
+                    log.info("p9 server: closing a connection whose frame took over %ss", ft)
+                    break
+                deadline = min(deadline, started + ft)
+            with trio.CancelScope(deadline=deadline) as self.watch_scope:
+                await trio.sleep_forever()
+            self.watch_scope = None
+        self.nursery.cancel_scope.cancel()
+        await trio.aclose_forcefully(self.stream)
 
     async def dispatch(self, tag: int, msg: m.Message) -> None:
         if isinstance(msg, m.Tversion):

@@ -143,6 +143,9 @@ class FrameDecoder:
         self._buf = bytearray()
         self._pos = 0
         self._view: memoryview | None = None  # a Twrite's data handed out by take_io
+        #: Bytes ever given to `receive_data`; minus `buffered`, it moves only when a frame
+        #: was consumed (a server's frame deadline restarts then).
+        self.received = 0
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Append bytes read from the transport."""
@@ -153,6 +156,7 @@ class FrameDecoder:
             del self._buf[: self._pos]
             self._pos = 0
         self._buf += data
+        self.received += len(data)
 
     def wanted(self, minimum: int) -> int:
         """How many bytes to ask the transport for: the rest of a partial frame if larger.

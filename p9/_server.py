@@ -50,6 +50,10 @@ class Server:
         idle_timeout: close a connection when nothing arrives for this many seconds (None:
             never). Kept here rather than in a stream wrapper because a wrapped stream loses
             the non-blocking socket fast path for every send and receive.
+        frame_timeout: close a connection whose started frame is not complete this many
+            seconds after its first bytes came (None: never). Why besides `idle_timeout`:
+            every byte resets the idle timer, so a peer sending one byte now and then would
+            otherwise hold a connection (and its reader) forever.
         spin_us: after answering, poll the socket this many microseconds for the next
             request before sleeping (0: never; see `p9._sockio.Receiver`). Lowers latency
             for clients with one request in flight, at the price of that much CPU per
@@ -66,6 +70,7 @@ class Server:
         default_uid: int = 0,
         inline: Collection[type[m.Message]] = (),
         idle_timeout: float | None = None,
+        frame_timeout: float | None = None,
         spin_us: float = 0,
     ) -> None:
         if max_msize < MIN_MSIZE:
@@ -77,6 +82,7 @@ class Server:
         self.default_uid = default_uid
         self.inline = frozenset(inline)
         self.idle_timeout = idle_timeout
+        self.frame_timeout = frame_timeout
         self.spin_us = spin_us
 
     async def serve_stream(self, stream: trio.abc.Stream) -> None:

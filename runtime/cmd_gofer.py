@@ -27,10 +27,24 @@ def gofer() -> None:
               help="Close a connection after this many seconds without a request (0: never).")
 @click.option("--msize", type=click.IntRange(min=4096), default=1 << 20, show_default=True,
               help="Largest msize granted.")
+@click.option("--frame-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Close a connection whose started request is not complete after this many seconds (0: never).")
+@click.option("--max-total-fids", type=click.IntRange(min=0), default=0,
+              help="Most fids all connections together may hold (default: half the descriptor limit).")
+@click.option("--max-connections", type=click.IntRange(min=0), default=128, show_default=True,
+              help="Most connections accepted at once (0: no cap).")
+@click.option("--max-connections-per-peer", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Most connections at once from one peer: a unix peer's uid, a TCP peer's address (0: no cap).")
+@click.option("--tcp-user", metavar="USER", default=None,
+              help="Who every attach over plain TCP runs as (default nobody), unless --trust-client-identity.")
+@click.option("--trust-client-identity", is_flag=True,
+              help="Believe the user a plain-TCP client names (only where every client is trusted).")
 @click.option("--ready-fd", type=int, default=None, help="Write one byte to this fd when serving.")
 @click.option("-v", "--verbose", is_flag=True, help="Log connections and errors to stderr.")
 def serve(exports: tuple[str, ...], listens: tuple[str, ...], no_confine: bool, allsquash: bool,
           squashuser: str | None, max_fids: int, idle_timeout: float, msize: int,
+          frame_timeout: float, max_total_fids: int, max_connections: int,
+          max_connections_per_peer: int, tcp_user: str | None, trust_client_identity: bool,
           ready_fd: int | None, verbose: bool) -> None:
     """Serve the exports on every listener until interrupted."""
     from gofer.ident import IdentityPolicy
@@ -43,13 +57,17 @@ def serve(exports: tuple[str, ...], listens: tuple[str, ...], no_confine: bool, 
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate export names in {names!r}")
         where = [parse_listen(x) for x in listens]
-        policy = IdentityPolicy.build(allsquash=allsquash, squashuser=squashuser)
+        policy = IdentityPolicy.build(allsquash=allsquash, squashuser=squashuser,
+                                      network_user=tcp_user, trust_client=trust_client_identity)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    options = GoferOptions(max_fids=max_fids, idle_timeout=idle_timeout or None, max_msize=msize)
+    options = GoferOptions(max_fids=max_fids, idle_timeout=idle_timeout or None, max_msize=msize,
+                           frame_timeout=frame_timeout or None, max_total_fids=max_total_fids,
+                           max_connections=max_connections,
+                           max_connections_per_peer=max_connections_per_peer)
     try:
         run(parsed, where, policy=policy, options=options, confine=not no_confine, ready_fd=ready_fd)
     except KeyboardInterrupt:
         pass
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise click.ClickException(f"gofer: {e}") from None

@@ -32,7 +32,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int
     port = tcp.getsockname()[1]
     sock = base / "gofer.sock"
     args = ["--export", f"exp={exp}", "--export", f"ro={exp}:ro",
-            "--listen", f"fd:{tcp.fileno()}", "--listen", f"unix:{sock}"]
+            "--listen", f"fd:{tcp.fileno()}", "--listen", f"unix:{sock}",
+            # p9fs attaches as root over TCP and writes: as `diod -n` would, believe it
+            # (without this every TCP attach is nobody; test_identity.py covers that).
+            "--trust-client-identity"]
     args += confine_args()
     os.set_inheritable(tcp.fileno(), True)
     with gofer_process(args, pass_fds=(tcp.fileno(),)):
