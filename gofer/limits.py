@@ -11,7 +11,9 @@ clients out. Here:
 - descriptors: a new fid (or open file) whose descriptor number reaches `fd_ceiling` is
   refused with EMFILE. Linux hands out the lowest free number, so a descriptor numbered N
   means N are in use: everything above the ceiling stays free for accepting connections
-  and for the event loop, whatever the depth of the paths clients walk;
+  and for the event loop, whatever the depth of the paths clients walk. C's metadata loop
+  (p9/_cmeta.py) walks without this check, so it is given no room once the newest
+  descriptor seen is within `_C_FDS` of the ceiling (walks then take the Python path);
 - connections: at most `max_connections` accepted at once, and `max_per_peer` from one
   peer (a unix peer's uid, a TCP peer's address); a refused one gets an Rlerror
   (ECONNREFUSED) in answer to its Tversion and is closed;
@@ -40,11 +42,14 @@ log = logging.getLogger("gofer")
 #: Descriptors kept above the ceiling: per accepted connection (its socket, and what C's
 #: metadata loop may hold before its fids are charged), plus the process's own.
 _FDS_PER_CONNECTION = 4
-_FDS_SPARE = 256
+_FDS_SPARE = 64
+#: Descriptors C's metadata loop may open before Python sees them (16 fids of 1-4 names).
+_C_FDS = 64
 #: How long a refused connection is kept to let the peer read its Rlerror, and how many
 #: may wait so at once (beyond that they are closed at once).
 _REJECT_LINGER = 2.0
 _MAX_LINGERING = 16
+_MAX_REFUSALS = 4
 
 
 class ServerLimits:
@@ -67,6 +72,8 @@ class ServerLimits:
                 nofile = 1 << 20
             fd_ceiling = max(64, nofile - _FDS_PER_CONNECTION * max_connections - _FDS_SPARE)
         self.fd_ceiling = fd_ceiling
+        #: The newest descriptor a fid was given (`ConnectionBudget.check_fd`, `saw_fd`).
+        self.fd_high = 0
         self.total_fids = total_fids or max(reserved, fd_ceiling // 2)
         self.reserved = reserved
         self.pool = max(0, self.total_fids - reserved * max_connections)
@@ -110,8 +117,12 @@ class ConnectionBudget:
         self.count = 0
 
     def room(self) -> int:
-        """How many more fids this connection may take now."""
+        """How many more fids C's metadata loop may make now (p9's `fid_room`): none when
+        the descriptors last seen come near the ceiling, so walks take the Python path,
+        which checks each descriptor (and sees how many are in use again)."""
         s = self.shared
+        if s.fd_high + _C_FDS >= s.fd_ceiling:
+            return 0
         return max(0, min(self.limit - self.count,
                           max(0, s.reserved - self.count) + max(0, s.pool - s.pool_used)))
 
@@ -130,6 +141,10 @@ class ConnectionBudget:
             s.pool_used += 1
         self.count += 1
 
+    def saw_fd(self, fd: int) -> None:
+        """Note a descriptor made without a check (C's walks, adopted later)."""
+        self.shared.fd_high = fd
+
     def give_back(self) -> None:
         """Return one fid charged by `take`."""
         self.count -= 1
@@ -142,28 +157,37 @@ class ConnectionBudget:
         Raises:
             OSError(EMFILE): it is; the caller closes it.
         """
+        self.shared.fd_high = fd
         if fd >= self.shared.fd_ceiling:
             raise OSError(errno.EMFILE, f"the gofer's descriptors are in use (ceiling {self.shared.fd_ceiling})")
 
 
 async def reject(stream: trio.abc.Stream, limits: ServerLimits, reason: str) -> None:
-    """Refuse a connection clearly: an Rlerror(ECONNREFUSED) answers its Tversion (tag NOTAG,
-    which a Tversion always uses), then the connection closes."""
+    """Refuse a connection clearly: every request it sends within a short linger (its
+    Tversion, and a client's fallback Tversion) is answered Rlerror(ECONNREFUSED), then
+    the connection closes. At most `_MAX_LINGERING` wait so at once; others close at once."""
     log.warning("gofer: refused a connection: %s", reason)
-    frame = p9.encode_frame(p9.NOTAG, p9.Rlerror(errno.ECONNREFUSED))
     try:
-        with trio.move_on_after(_REJECT_LINGER):
-            await stream.send_all(frame)
-            if limits.lingering < _MAX_LINGERING and isinstance(stream, trio.SocketStream):
-                # Closing with the peer's Tversion unread would reset a TCP connection,
-                # which may discard the reply before the peer reads it: read until it closes.
-                limits.lingering += 1
-                try:
-                    await stream.send_eof()
-                    while await stream.receive_some(4096):
-                        pass
-                finally:
-                    limits.lingering -= 1
+        if limits.lingering >= _MAX_LINGERING:
+            return
+        limits.lingering += 1
+        try:
+            with trio.move_on_after(_REJECT_LINGER):
+                buf = b""
+                for _ in range(_MAX_REFUSALS):
+                    while len(buf) < 7 or len(buf) < int.from_bytes(buf[:4], "little"):
+                        data = await stream.receive_some(4096)
+                        if not data:
+                            return
+                        buf += data
+                        if len(buf) > 65536:
+                            return
+                    size = max(7, int.from_bytes(buf[:4], "little"))
+                    tag = int.from_bytes(buf[5:7], "little")
+                    buf = buf[size:]
+                    await stream.send_all(p9.encode_frame(tag, p9.Rlerror(errno.ECONNREFUSED)))
+        finally:
+            limits.lingering -= 1
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
     finally:

@@ -208,6 +208,7 @@ class _Counted(GoferFile):
         return self._counted(node)
 
     def _adopted(self, node: Node, quick: bool) -> GoferFile:
+        self.budget.saw_fd(node.fd)
         self.budget.take(force=True)
         child = self._counted(node)
         child.inline_io = quick

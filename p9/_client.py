@@ -324,6 +324,7 @@ class Client:
 
     async def _negotiate(self, msize: int, version: bytes) -> None:
         offers = [version] if version == BASE else [version, BASE]
+        refused: m.Rlerror | None = None
         for offer in offers:
             self.msize = msize
             self._decoder.max_size = msize
@@ -347,8 +348,11 @@ class Client:
                 self.dialect = dialect
                 return
             if isinstance(reply, m.Rlerror | m.Rerror | ProtocolError):
+                refused = reply if isinstance(reply, m.Rlerror) else None
                 continue
             self._check(m.Tversion(msize, offer), reply)
+        if refused is not None:  # the server refused the session itself (e.g. too many connections)
+            raise oserror(refused.ecode, "the server refused the session")
         raise oserror(errno.EPROTONOSUPPORT, "server speaks no 9P2000.L dialect we know")
 
     async def attach(

@@ -68,11 +68,13 @@ def open_fds() -> int:
 
 @contextmanager
 def gofer_process(
-    args: Sequence[str], *, env: dict[str, str] | None = None, pass_fds: Sequence[int] = ()
+    args: Sequence[str], *, env: dict[str, str] | None = None, pass_fds: Sequence[int] = (),
+    prefix: Sequence[str] = (),
 ) -> Iterator[subprocess.Popen]:
-    """`runpsc gofer serve ARGS`, waited for until it serves (--ready-fd); killed after."""
+    """`runpsc gofer serve ARGS`, waited for until it serves (--ready-fd); killed after.
+    `prefix`: a command that runs it (e.g. prlimit or setpriv and their options)."""
     r, w = os.pipe()
-    cmd = [sys.executable, "-m", "runtime.cli", "gofer", "serve", "--ready-fd", str(w), *args]
+    cmd = [*prefix, sys.executable, "-m", "runtime.cli", "gofer", "serve", "--ready-fd", str(w), *args]
     proc = subprocess.Popen(
         cmd, pass_fds=(w, *pass_fds), stderr=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(
             os.path.dirname(os.path.abspath(__file__)))), env=env,
