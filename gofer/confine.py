@@ -31,8 +31,8 @@ from collections.abc import Iterable
 
 from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
 
-__all__ = ["ALLOWED_SYSCALLS", "ALLOWED_IOCTLS", "KEPT_CAPS", "build_filter", "confine", "drop_capabilities", "install_seccomp",
-           "pivot_to_empty_root", "syscall_numbers"]
+__all__ = ["ALLOWED_SYSCALLS", "ALLOWED_IOCTLS", "KEPT_CAPS", "build_filter", "confine", "drop_capabilities",
+           "enter_user_namespace", "install_seccomp", "pivot_to_empty_root", "syscall_numbers"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -101,6 +101,32 @@ def _check(r: int, what: str) -> int:
         e = ctypes.get_errno()
         raise OSError(e, f"{what}: {os.strerror(e)}")
     return r
+
+
+# --- user namespace (not root) ------------------------------------------------------------
+
+_CLONE_NEWUSER = 0x10000000
+
+
+def enter_user_namespace() -> None:
+    """Enter a new user namespace in which we are still ourselves (our uid and gid mapped to
+    themselves, nothing else mapped), holding its capabilities, so that an unprivileged
+    process may build the mount namespace and drop what it holds like root does.
+
+    Why ourselves rather than root inside: files the gofer creates are the caller's either
+    way (the host sees the outside uid); mapped to itself, the owners and permission checks
+    the gofer reports are the caller's too. Owners outside the map (root's files) read as
+    the overflow id 65534, as in any rootless container. Needs a single-threaded process
+    and unprivileged user namespaces (kernel.unprivileged_userns_clone, user.max_user_namespaces).
+    """
+    uid, gid = os.geteuid(), os.getegid()
+    if _libc.unshare(_CLONE_NEWUSER) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"unshare(CLONE_NEWUSER): {os.strerror(e)} (a non-root gofer confines "
+                         "itself in a user namespace; use --no-confine where there are none)")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
 
 
 # --- mount namespace ---------------------------------------------------------------------
@@ -255,15 +281,20 @@ def install_seccomp(allowed_names: Iterable[str] = ALLOWED_SYSCALLS) -> None:
 
 
 def confine(*, switch_identity: bool, seccomp: bool = True, mountpoint: str = "/tmp") -> str:
-    """Apply all three walls (root only); return the path prefix of our own fds ("/fd").
+    """Apply all three walls; return the path prefix of our own fds ("/fd").
 
     Call after every export is opened and every listener bound: afterwards no host path can
-    be opened, no socket created, and no privilege regained.
+    be opened, no socket created, and no privilege regained. Not root: the walls are built
+    inside a user namespace of our own (`enter_user_namespace`), and every capability goes.
     """
-    if os.geteuid() != 0:
-        raise PermissionError("confinement needs root (use --no-confine to run without it)")
+    rootless = os.geteuid() != 0
+    if rootless:
+        enter_user_namespace()
     prefix = pivot_to_empty_root(mountpoint=mountpoint)
-    keep = set(KEPT_CAPS) | ({CAP_SETUID, CAP_SETGID} if switch_identity else set())
+    if rootless:
+        keep: set[int] = set()  # no DAC override even over our own files: as the user would be
+    else:
+        keep = set(KEPT_CAPS) | ({CAP_SETUID, CAP_SETGID} if switch_identity else set())
     drop_capabilities(keep)
     _check(_libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0), "PR_SET_DUMPABLE")
     if seccomp:

@@ -202,6 +202,20 @@ class Node:
         assert self.export.procfd is not None
         return self.export.procfd
 
+    def chown(self, uid: int, gid: int) -> None:
+        """Change owner and/or group (-1: unchanged).
+
+        Raises:
+            OSError(EPERM): not allowed; also for an id the gofer's user namespace does not
+                map (a non-root gofer's; the kernel says EINVAL), which natively is EPERM.
+        """
+        try:
+            os.chown(str(self.fd), uid, gid, dir_fd=self.procfd.dirfd)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            raise OSError(errno.EPERM, f"cannot give the file to {uid}:{gid}") from None
+
     # -- walking ---------------------------------------------------------------------------
 
     def walk(self, name: str) -> Node:
@@ -308,12 +322,7 @@ class Node:
         pf = self.procfd
         st = os.stat(self.fd)
         if valid & (SetattrMask.UID | SetattrMask.GID):
-            os.chown(
-                str(self.fd),
-                uid if valid & SetattrMask.UID else -1,
-                gid if valid & SetattrMask.GID else -1,
-                dir_fd=pf.dirfd,
-            )
+            self.chown(uid if valid & SetattrMask.UID else -1, gid if valid & SetattrMask.GID else -1)
         if valid & SetattrMask.MODE:
             if stat.S_ISLNK(st.st_mode):
                 raise OSError(errno.EOPNOTSUPP, "cannot chmod a symlink")

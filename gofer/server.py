@@ -317,7 +317,7 @@ class GoferFile(p9.File):
         if want_uid == -1 and want_gid == -1:
             return st
         try:
-            os.chown(str(node.fd), want_uid, want_gid, dir_fd=node.procfd.dirfd)
+            node.chown(want_uid, want_gid)
         except PermissionError:
             return st
         return os.stat(node.fd)

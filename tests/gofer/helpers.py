@@ -134,3 +134,22 @@ def need_confinement() -> None:
     need_root()
     if not can_confine():
         missing("mount namespaces", "run as root with CAP_SYS_ADMIN (e.g. a privileged container)")
+
+
+NOBODY = 65534
+#: A command prefix that runs the rest as an unprivileged user (uid and gid 65534, no groups).
+AS_NOBODY = ("setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups")
+
+_ROOTLESS_PROBE = [*AS_NOBODY, "unshare", "-Ur", "-m", "true"]
+
+
+def need_rootless() -> None:
+    """Fail (CI) or skip unless root can run a command as an unprivileged user that may create
+    user namespaces (what the rootless gofer confines itself with)."""
+    from tests.support import missing, need_binary, need_root
+
+    need_root()
+    need_binary("setpriv", "util-linux")
+    if subprocess.run(_ROOTLESS_PROBE, capture_output=True).returncode != 0:
+        missing("unprivileged user namespaces", "sysctl kernel.unprivileged_userns_clone=1 "
+                "and user.max_user_namespaces > 0")

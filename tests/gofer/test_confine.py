@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from gofer.confine import ALLOWED_IOCTLS, ALLOWED_SYSCALLS, build_filter, syscall_numbers
-from tests.gofer.helpers import need_confinement
+from tests.gofer.helpers import AS_NOBODY, NOBODY, need_confinement, need_rootless
 
 # Runs in a child: prepare (open export, bind a unix listener, confine), then inject.
 _CHILD = r"""
@@ -70,18 +73,18 @@ print(json.dumps(out))
 """
 
 
-def test_confined_gofer_cannot_reach_the_host(tmp_path: Path) -> None:
-    need_confinement()
-    exp = tmp_path / "exp"
-    exp.mkdir()
-    (exp / "inside").write_bytes(b"inside data")
+def _confined_child(exp: Path, sock: Path, prefix: Sequence[str] = ()) -> dict:
+    """Run _CHILD (prepare, confine, inject, serve) on `exp`; its findings."""
     root = Path(__file__).resolve().parents[2]
     r = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(exp), str(tmp_path / "sock")],
+        [*prefix, sys.executable, "-c", _CHILD, str(exp), str(sock)],
         capture_output=True, text=True, cwd=root, timeout=60,
     )
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout.strip().splitlines()[-1])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _assert_confined(out: dict, exp: Path) -> None:
     assert out["served"] == "inside data"
     assert (exp / "written").read_bytes() == b"from confined"
     # the only things in the confined root: our own fd directory and the user-db copies
@@ -95,6 +98,32 @@ def test_confined_gofer_cannot_reach_the_host(tmp_path: Path) -> None:
     assert out["connect_unix"] in ("EPERM", "ENOENT")
     assert out["ioctl_fionread"] != "EPERM"  # reaches the kernel (EINVAL on a listener)
     assert out["fd_dotdot_escape"] in ("ENOENT", "ENOTDIR")
+
+
+def test_confined_gofer_cannot_reach_the_host(tmp_path: Path) -> None:
+    need_confinement()
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "inside").write_bytes(b"inside data")
+    _assert_confined(_confined_child(exp, tmp_path / "sock"), exp)
+
+
+def test_rootless_confined_gofer_cannot_reach_the_host() -> None:
+    """The same walls for an unprivileged user, built inside a user namespace of its own."""
+    need_rootless()
+    base = Path(tempfile.mkdtemp(prefix="gofer-rootless-"))
+    try:
+        os.chmod(base, 0o755)
+        exp = base / "exp"
+        exp.mkdir()
+        (exp / "inside").write_bytes(b"inside data")
+        for p in (base, exp, exp / "inside"):
+            os.chown(p, NOBODY, NOBODY)
+        out = _confined_child(exp, base / "sock", AS_NOBODY)
+        _assert_confined(out, exp)
+        assert os.stat(exp / "written").st_uid == NOBODY
+    finally:
+        shutil.rmtree(base)
 
 
 def test_seccomp_filter_shape() -> None:
