@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import select
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -183,3 +184,27 @@ def test_rate_limited_log_filter() -> None:
     r = rec("accept failed")
     assert f.filter(r)
     assert "7 like it suppressed" in r.getMessage()
+
+
+def test_peer_that_stops_reading_is_closed_at_the_idle_timeout(exp: Path) -> None:
+    """Requests pipelined by a peer that never reads the replies: the gofer's sends block
+    (a reply is never cut short); the idle timeout still ends the connection."""
+    (exp / "big").write_bytes(os.urandom(1 << 20))
+    with served(exp, "--idle-timeout", "0.5") as sock:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(str(sock))
+        frames = [p9.encode_frame(p9.NOTAG, p9.Tversion(1 << 20, b"9P2000.L")),
+                  p9.encode_frame(1, p9.Tattach(0, p9.NOFID, b"root", b"e", 0)),
+                  p9.encode_frame(2, p9.Twalk(0, 1, [b"big"])),
+                  p9.encode_frame(3, p9.Tlopen(1, os.O_RDONLY))]
+        frames += [p9.encode_frame(4 + i, p9.Tread(1, 0, 1 << 20)) for i in range(32)]
+        s.sendall(b"".join(frames))
+        poller = select.poll()
+        poller.register(s, select.POLLRDHUP)
+        try:
+            # Without reading: the gofer's close is what sets POLLRDHUP (guard: 120 s).
+            events = poller.poll(120_000)
+            assert events and events[0][1] & (select.POLLRDHUP | select.POLLHUP)
+        finally:
+            s.close()
