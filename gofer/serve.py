@@ -269,7 +269,9 @@ async def serve_stream(
         # The framework's own timeouts keep the direct socket send/receive path (a stream
         # wrapper here doubled the cost of every metadata request).
         idle_timeout=options.idle_timeout or None,
-        frame_timeout=options.frame_timeout or None,
+        # Not for the starter's own socketpair (a sandbox's Sentry): stopped mid-frame by job
+        # control (^Z), it must find its gofer still there when it resumes.
+        frame_timeout=(options.frame_timeout or None) if peer.kind != "local" else None,
         spin_us=options.spin_us,
     )
     await server.serve_stream(stream)  # (which ends only this connection, whatever happens)
