@@ -54,7 +54,8 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
 def start_gofer(export: Path, port: int, *, confine: bool) -> subprocess.Popen:
     """Our server: the gofer CLI, confined unless not root."""
     args = [sys.executable, "-m", "runtime.cli", "gofer", "serve", "--export", f"bench={export}",
-            "--listen", f"tcp:127.0.0.1:{port}", "--idle-timeout", "0"]
+            "--listen", f"tcp:127.0.0.1:{port}", "--idle-timeout", "0",
+            "--trust-client-identity"]  # as diod -n: the benchmark's client attaches as root
     if not confine:
         args.append("--no-confine")
     return subprocess.Popen(args, cwd=ROOT)
