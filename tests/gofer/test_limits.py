@@ -196,7 +196,7 @@ def test_peer_that_stops_reading_is_closed_at_the_idle_timeout(exp: Path) -> Non
         s.connect(str(sock))
         frames = [p9.encode_frame(p9.NOTAG, p9.Tversion(1 << 20, b"9P2000.L")),
                   p9.encode_frame(1, p9.Tattach(0, p9.NOFID, b"root", b"e", 0)),
-                  p9.encode_frame(2, p9.Twalk(0, 1, [b"big"])),
+                  p9.encode_frame(2, p9.Twalk(0, 1, (b"big",))),
                   p9.encode_frame(3, p9.Tlopen(1, os.O_RDONLY))]
         frames += [p9.encode_frame(4 + i, p9.Tread(1, 0, 1 << 20)) for i in range(32)]
         s.sendall(b"".join(frames))
