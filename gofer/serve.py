@@ -13,6 +13,7 @@ which releases every descriptor it held.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import resource
@@ -29,6 +30,7 @@ from .host import Export, Node
 from .ident import IdentityPolicy
 from .procfd import ProcFD
 from .server import GoferFile, GoferFilesystem
+from .tlsaccess import TLSAccess, accept_tls, refuse_attach
 
 __all__ = ["Listen", "GoferOptions", "parse_export", "parse_listen", "bind", "prepare", "serve", "serve_stream", "run"]
 
@@ -66,25 +68,37 @@ def parse_export(spec: str) -> Export:
 
 @dataclass(frozen=True)
 class Listen:
-    """A parsed --listen: kind is 'unix', 'tcp' or 'fd'."""
+    """A parsed --listen: kind is 'unix', 'tcp', 'tls' (TCP with TLS on top) or 'fd'."""
 
     kind: str
     address: str
     port: int = 0
 
+    def open_to_network(self) -> bool:
+        """A plain tcp: listener on an address other than loopback (worth a warning: the
+        attach trusts the uname the client sends, and nothing is encrypted)."""
+        if self.kind != "tcp":
+            return False
+        import ipaddress
+
+        try:
+            return not ipaddress.ip_address(self.address).is_loopback
+        except ValueError:
+            return self.address != "localhost"
+
 
 def parse_listen(spec: str) -> Listen:
-    """`unix:PATH`, `tcp:HOST:PORT` or `fd:N`."""
+    """`unix:PATH`, `tcp:HOST:PORT`, `tls:HOST:PORT` or `fd:N`."""
     kind, _, addr = spec.partition(":")
     if kind == "unix" and addr:
         return Listen("unix", addr)
-    if kind == "tcp":
+    if kind in ("tcp", "tls"):
         host, _, port = addr.rpartition(":")
         if host and port.isdigit():
-            return Listen("tcp", host.strip("[]"), int(port))
+            return Listen(kind, host.strip("[]"), int(port))
     if kind == "fd" and addr.isdigit():
         return Listen("fd", addr)
-    raise ValueError(f"listen {spec!r} is not unix:PATH, tcp:HOST:PORT or fd:N")
+    raise ValueError(f"listen {spec!r} is not unix:PATH, tcp:HOST:PORT, tls:HOST:PORT or fd:N")
 
 
 def bind(listen: Listen) -> socket.socket:
@@ -105,7 +119,7 @@ def bind(listen: Listen) -> socket.socket:
             os.umask(old)
         s.listen(128)
         return s
-    if listen.kind == "tcp":
+    if listen.kind in ("tcp", "tls"):
         family = socket.AF_INET6 if ":" in listen.address else socket.AF_INET
         return socket.create_server(
             (listen.address, listen.port), family=family, backlog=128, reuse_port=False
@@ -144,10 +158,14 @@ class _Budget(p9.Filesystem):
 
     walk_sources = True
 
-    def __init__(self, fs: GoferFilesystem, limit: int) -> None:
+    def __init__(self, fs: GoferFilesystem, limit: int, *,
+                 exports: frozenset[str] | None = None, who: str = "") -> None:
         self.fs = fs
         self.limit = limit
         self.count = 0
+        #: The exports this connection may attach (None: all), and whom it is for logs.
+        self.exports = exports
+        self.who = who
 
     def cred_token(self) -> int:
         return self.fs.cred_token()
@@ -156,6 +174,10 @@ class _Budget(p9.Filesystem):
         return self.limit - self.count
 
     async def attach(self, aname: bytes, uname: bytes, uid: int) -> p9.File:
+        if self.exports is not None:
+            export = self.fs.lookup(os.fsdecode(aname))
+            if export.name not in self.exports:
+                raise refuse_attach(self.who, export.name)
         self.take()
         try:
             f = await self.fs.attach(aname, uname, uid)
@@ -200,10 +222,12 @@ class _Counted(GoferFile):
 
 
 async def serve_stream(
-    stream: trio.abc.Stream, fs: GoferFilesystem, options: GoferOptions
+    stream: trio.abc.Stream, fs: GoferFilesystem, options: GoferOptions, *,
+    exports: frozenset[str] | None = None, who: str = "",
 ) -> None:
-    """Serve one connection with its own fid budget and idle timeout."""
-    budget = _Budget(fs, options.max_fids)
+    """Serve one connection with its own fid budget and idle timeout; `exports` limits what
+    it may attach (EACCES for others, logged with `who`)."""
+    budget = _Budget(fs, options.max_fids, exports=exports, who=who)
     server = p9.Server(
         budget,
         max_msize=options.max_msize,
@@ -224,26 +248,48 @@ async def serve(
     fs: GoferFilesystem,
     options: GoferOptions,
     *,
+    tls: TLSAccess | None = None,
+    tls_sockets: Sequence[socket.socket] = (),
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve on bound sockets until cancelled (or, for only connected fds, until they close)."""
+    """Serve on bound sockets until cancelled (or, for only connected fds, until they close).
+
+    `tls_sockets` (listening sockets among `sockets`) speak TLS with `tls`'s context: a
+    client completes a handshake with a verified certificate before anything is served, and
+    attaches only what `tls` allows its certificate.
+    """
     listeners: list[trio.SocketListener] = []
+    tls_listeners: list[trio.SocketListener] = []
     connected: list[trio.SocketStream] = []
     for s in sockets:
         ts = trio.socket.from_stdlib_socket(s)
-        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        if s in tls_sockets:
+            tls_listeners.append(trio.SocketListener(ts))
+        elif s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
             listeners.append(trio.SocketListener(ts))
         else:
             connected.append(trio.SocketStream(ts))
+    if tls_listeners and tls is None:
+        raise ValueError("a TLS listener needs its certificate, key and client CA")
 
     async def handle(stream: trio.abc.Stream) -> None:
         await serve_stream(stream, fs, options)
+
+    async def handle_tls(stream: trio.SocketStream) -> None:
+        assert tls is not None
+        accepted = await accept_tls(stream, tls)
+        if accepted is not None:
+            tstream, peer, cn = accepted
+            await serve_stream(tstream, fs, options, exports=tls.exports_for(cn),
+                               who=f"{peer} (CN={cn})")
 
     async with trio.open_nursery() as nursery:
         for c in connected:
             nursery.start_soon(handle, c)
         if listeners:
             await nursery.start(trio.serve_listeners, handle, listeners)
+        if tls_listeners:
+            await nursery.start(trio.serve_listeners, handle_tls, tls_listeners)
         task_status.started()
 
 
@@ -281,16 +327,23 @@ def run(
     options: GoferOptions = GoferOptions(),
     confine: bool = True,
     ready_fd: int | None = None,
+    tls: TLSAccess | None = None,
 ) -> None:
     """Prepare (open, bind, confine), then serve until interrupted (the CLI's body).
 
     `ready_fd`, if given, gets one byte written and is closed once serving has started.
+    `tls` serves the `tls:` listeners (its context is loaded before: confinement hides the
+    certificate files).
     """
+    if tls is None and any(x.kind == "tls" for x in listens):
+        raise ValueError("a tls: listener needs --tls-cert, --tls-key and --tls-client-ca")
     fs, sockets = prepare(exports, listens, policy=policy, confine=confine)
+    tls_sockets = [s for s, x in zip(sockets, listens, strict=True) if x.kind == "tls"]
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve, sockets, fs, options)
+            await nursery.start(functools.partial(serve, sockets, fs, options, tls=tls,
+                                                  tls_sockets=tls_sockets))
             if ready_fd is not None:
                 os.write(ready_fd, b"R")
                 os.close(ready_fd)
