@@ -187,6 +187,8 @@ _ALERTS = {
     "TLSV1_ALERT_PROTOCOL_VERSION": "the server does not speak TLS 1.3",
     "WRONG_VERSION_NUMBER": "the peer does not speak TLS (a plain tcp: peer?)",
     "PEER_DID_NOT_RETURN_A_CERTIFICATE": "the client sent no certificate",
+    "UNEXPECTED_EOF_WHILE_READING": "the peer hung up during the handshake (it refused "
+                                    "our certificate, or is not a TLS client)",
 }
 
 
