@@ -28,6 +28,9 @@ from runtime.tlsopts import TLS_EXIT, tls_client_options, tls_config
                    "tcp:HOST:PORT, tls:HOST:PORT with --tls-*) at SANDBOX (repeatable). "
                    "cache=exclusive (only this sandbox changes the files), revalidating "
                    "(default: re-checked on open and after a second) or none.")
+@click.option("--root", "root", metavar="9p:ADDRESS,aname=NAME[,cache=POLICY]",
+              help="Take the sandbox's root (under the in-memory overlay, as the host's / is "
+                   "by default) from export NAME of a running gofer at ADDRESS.")
 @tls_client_options
 @click.option("--strace", is_flag=True, help="Print every syscall of the program to stderr.")
 @click.option("--memory", metavar="SIZE", help="The sandbox's memory (/proc/meminfo's "
@@ -40,7 +43,7 @@ from runtime.tlsopts import TLS_EXIT, tls_client_options, tls_config
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
        memory: str | None, network: str, publish: tuple[str, ...], command: tuple[str, ...],
-       mounts: tuple[str, ...] = (), tls_cert: str | None = None, tls_key: str | None = None,
+       mounts: tuple[str, ...] = (), root: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
        tls_ca: str | None = None) -> None:
     """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
     from runtime.startup import Startup
@@ -70,6 +73,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
             cwd=cwd,
             volumes=[Volume.parse(v) for v in volumes],
             mounts=[Mount.parse(m) for m in mounts],
+            root=None if root is None else Mount.parse(f"{root}:/"),
             tls=tls_config(tls_cert, tls_key, tls_ca),
             strace=strace,
             memory=None if memory is None else parse_size(memory),
@@ -107,7 +111,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         click.echo(f"runpsc: {e}", err=True)
         sys.exit(e.code)
     except p9.TLSError as e:
-        click.echo(f"runpsc: --mount {e}", err=True)
+        click.echo(f"runpsc: {e}", err=True)
         sys.exit(TLS_EXIT)
     except OSError as e:
         click.echo(f"runpsc: {command[0]}: {e.strerror or e}", err=True)

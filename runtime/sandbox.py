@@ -143,6 +143,8 @@ class SandboxConfig:
             does not have it).
         volumes: host directories to mount.
         mounts: running gofers' exports to mount by address (`Mount`).
+        root: the lower layer of the root overlay from a running gofer (a `Mount` whose
+            `sandbox` is "/") instead of the host's / served by a local gofer.
         tls: the client certificate, key and CA for `tls:` mounts.
         strace: print every syscall to `strace_to`.
         umask: the program's umask (None: the caller's).
@@ -159,6 +161,7 @@ class SandboxConfig:
     cwd: str | None = None
     volumes: list[Volume] = field(default_factory=list)
     mounts: list[Mount] = field(default_factory=list)
+    root: Mount | None = None
     tls: p9.TLSClientConfig | None = None
     strace: bool = False
     umask: int | None = None
@@ -408,8 +411,9 @@ class Sandbox:
         if self.gofers:
             return
         try:
-            self.gofers.append(GoferProcess.start("/", readonly=True, submounts=True,
-                                                  fork=fork))
+            if self.config.root is None:
+                self.gofers.append(GoferProcess.start("/", readonly=True, submounts=True,
+                                                      fork=fork))
             for vol in self.config.volumes:
                 self.gofers.append(GoferProcess.start(vol.host, readonly=vol.readonly,
                                                       name="volume", fork=fork))
@@ -528,8 +532,11 @@ class Sandbox:
         volumes."""
         from vfs import Credentials, Tmpfs, VirtualFilesystem
 
-        root_gofer, *volume_gofers = self.gofers
-        lower = await _goferfs(stack, root_gofer, readonly=True)
+        volume_gofers = list(self.gofers)
+        if self.config.root is None:
+            lower = await _goferfs(stack, volume_gofers.pop(0), readonly=True)
+        else:
+            lower = await self._remote_goferfs(stack, self.config.root)
         from sentry.procfs.system import host_memory
 
         # tmpfs's default size is half the memory, as on Linux (the sandbox's, --memory).
@@ -570,7 +577,17 @@ class Sandbox:
 
     async def _mount_remote(self, stack: contextlib.AsyncExitStack, vfs: Any, ctx: Any,
                             admin: Any, mnt: Mount) -> None:
-        """Connect to `mnt`'s gofer (before the Sentry leaves the host's network) and mount
+        """Mount `mnt`'s export at its sandbox path (`_remote_goferfs`)."""
+        from vfs.mount import MS_RDONLY
+
+        fs = await self._remote_goferfs(stack, mnt)
+        target = os.fsencode(mnt.sandbox)
+        await _mkdir_p(vfs, ctx, admin, target)
+        await vfs.mount(ctx, admin, fs, None, target, flags=MS_RDONLY if mnt.readonly else 0,
+                        source=f"9p:{mnt.address},aname={mnt.aname}")
+
+    async def _remote_goferfs(self, stack: contextlib.AsyncExitStack, mnt: Mount) -> Any:
+        """Connect to `mnt`'s gofer (before the Sentry leaves the host's network) and attach
         its export; the session lives as long as `stack`.
 
         Raises:
@@ -579,7 +596,6 @@ class Sandbox:
         """
         import p9
         from vfs.fs.goferfs import GoferFS
-        from vfs.mount import MS_RDONLY
 
         try:
             client = await stack.enter_async_context(p9.open_address(mnt.address,
@@ -590,12 +606,9 @@ class Sandbox:
         except p9.TLSError:
             raise
         except (OSError, ValueError) as e:
-            raise SandboxError(f"--mount {mnt.address},aname={mnt.aname}: "
+            raise SandboxError(f"9p:{mnt.address},aname={mnt.aname}: "
                                f"{getattr(e, 'strerror', None) or e}") from None
-        target = os.fsencode(mnt.sandbox)
-        await _mkdir_p(vfs, ctx, admin, target)
-        await vfs.mount(ctx, admin, fs, None, target, flags=MS_RDONLY if mnt.readonly else 0,
-                        source=f"9p:{mnt.address},aname={mnt.aname}")
+        return fs
 
     async def _enter_cwd(self, vfs: Any, ctx: Any, creds: Any) -> None:
         want = self.config.cwd

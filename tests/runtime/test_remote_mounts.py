@@ -122,6 +122,25 @@ def test_read_only_mount_and_tls_refusal(pki, served) -> None:
         assert r.returncode == 2 and len(lines) == 1 and words in lines[0], r.stderr
 
 
+def test_root_from_a_tls_gofer(pki, tmp_path) -> None:
+    """`--root 9p:tls:...`: the sandbox's root comes from a TLS gofer exporting /, under the
+    in-memory overlay (writes stay in the sandbox); the same output as natively."""
+    script = "cat /etc/os-release && echo overlay > /etc/runpsc-root-test && cat /etc/runpsc-root-test"
+    want = subprocess.run(["sh", "-c", script.replace("/etc/runpsc-root-test", str(tmp_path / "t"))],
+                          capture_output=True)
+    port = free_port()
+    with gofer_process([*confine_args(), "-v", "--export", "root=/:ro,submounts",
+                        "--listen", f"tls:127.0.0.1:{port}", "--tls-cert", pki.server.cert,
+                        "--tls-key", pki.server.key, "--tls-client-ca", pki.ca]) as proc:
+        got = runpsc("do", "--root", f"9p:tls:127.0.0.1:{port},aname=root,cache=exclusive",
+                     *tls_args(pki), "--", "sh", "-c", script)
+        proc.send_signal(signal.SIGTERM)
+        _, log = proc.communicate(timeout=20)
+    assert (got.stdout, got.returncode) == (want.stdout, 0), got.stderr.decode(errors="replace")
+    assert b"connected with certificate CN=alice" in log
+    assert not os.path.exists("/etc/runpsc-root-test")
+
+
 def test_mount_spec_parsing() -> None:
     m = Mount.parse("9p:tls:gofer.example:5640,aname=data,ro,cache=none:/mnt/data")
     assert m == Mount("tls:gofer.example:5640", "data", "/mnt/data", True, "none")
