@@ -105,6 +105,32 @@ async def test_read_write_over_tls_and_the_python_path(pki, exports) -> None:
     assert "CN=alice" in log and "may not attach 'other'" in log and "EACCES" in log
 
 
+async def test_server_connection_over_tls_takes_the_python_path(pki) -> None:
+    """The C loops and the raw-socket sends and receives need the socket's fd, which over TLS
+    carries ciphertext: a connection on a TLS stream must have none of them, while the same
+    server on a plain socket has them (when p9._fastio is built)."""
+    from p9._cloops import _fastio
+    from p9._connection import _Connection
+
+    class WithSources(p9.Filesystem):
+        walk_sources = True
+
+        async def attach(self, aname: bytes, uname: bytes, uid: int) -> p9.File:
+            raise OSError(errno.ENOENT, "no files here")
+
+    server = p9.Server(WithSources(), inline=p9.QUICK_MESSAGES)
+    a, b = p9.socketpair()
+    plain = _Connection(server, a)
+    assert plain.sender._raw is not None and (plain.c is not None) == (_fastio is not None)
+    tls = trio.SSLStream(b, p9.TLSServerConfig(pki.server.cert, pki.server.key,
+                                                pki.ca).context(), server_side=True)
+    over_tls = _Connection(server, tls)
+    assert over_tls.c is None and over_tls.sender._raw is None
+    assert over_tls.receiver._raw is None
+    await a.aclose()
+    await b.aclose()
+
+
 def _refusal(args: list[str], env: dict[str, str] | None = None) -> tuple[int, list[str]]:
     out = subprocess.run([sys.executable, "-m", "runtime.cli", *args], capture_output=True,
                          cwd=REPO, env=env, timeout=120, stdin=subprocess.DEVNULL)
