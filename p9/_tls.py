@@ -69,11 +69,13 @@ class TLSClientConfig:
 @dataclass(frozen=True)
 class TLSServerConfig:
     """A server's TLS material: its certificate and key, and the CA whose certificates its
-    clients must present (mutual authentication: no certificate, no connection)."""
+    clients must present (mutual authentication: no certificate, no connection); `crl`, a
+    PEM revocation list of that CA: a client certificate it lists is refused."""
 
     cert: str
     key: str
     client_ca: str
+    crl: str | None = None
 
     def context(self) -> ssl.SSLContext:
         """A TLS 1.3 server context that requires and verifies a client certificate."""
@@ -82,6 +84,9 @@ class TLSServerConfig:
         ctx.verify_mode = ssl.CERT_REQUIRED
         _load(lambda c: ctx.load_cert_chain(c, self.key), "--tls-cert/--tls-key", self.cert)
         _load(ctx.load_verify_locations, "--tls-client-ca", self.client_ca)
+        if self.crl:
+            _load(ctx.load_verify_locations, "--tls-crl", self.crl)
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         return ctx
 
 

@@ -27,6 +27,9 @@ def gofer() -> None:
 @click.option("--tls-client-ca", metavar="PEM",
               help="tls: listeners: the CA that signs client certificates (required of every "
                    "client, verified).")
+@click.option("--tls-crl", metavar="PEM",
+              help="tls: listeners: the client CA's certificate revocation list; a client "
+                   "certificate it lists is refused (reread only at start).")
 @click.option("--tls-allow", "tls_allow", multiple=True, metavar="CN=EXPORT[,EXPORT...]",
               help="tls: listeners: a client certificate with subject CN may attach only these "
                    "exports ('*': all); others are refused (EACCES, logged). Without any, every "
@@ -46,7 +49,7 @@ def serve(exports: tuple[str, ...], listens: tuple[str, ...], no_confine: bool, 
           squashuser: str | None, max_fids: int, idle_timeout: float, msize: int,
           ready_fd: int | None, verbose: bool, tls_cert: str | None = None,
           tls_key: str | None = None, tls_client_ca: str | None = None,
-          tls_allow: tuple[str, ...] = ()) -> None:
+          tls_allow: tuple[str, ...] = (), tls_crl: str | None = None) -> None:
     """Serve the exports on every listener until interrupted."""
     from gofer.ident import IdentityPolicy
     from gofer.serve import GoferOptions, parse_export, parse_listen, run
@@ -66,7 +69,8 @@ def serve(exports: tuple[str, ...], listens: tuple[str, ...], no_confine: bool, 
         if any(x.kind == "tls" for x in where):
             if not (tls_cert and tls_key and tls_client_ca):
                 raise ValueError("a tls: listener needs --tls-cert, --tls-key and --tls-client-ca")
-            tls = TLSAccess.build(p9.TLSServerConfig(tls_cert, tls_key, tls_client_ca), tls_allow)
+            tls = TLSAccess.build(p9.TLSServerConfig(tls_cert, tls_key, tls_client_ca, tls_crl),
+                                  tls_allow)
     except p9.TLSError as e:
         raise click.ClickException(str(e)) from None
     except ValueError as e:

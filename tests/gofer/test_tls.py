@@ -45,7 +45,8 @@ def exports(tmp_path: Path) -> tuple[Path, Path]:
 
 @contextlib.contextmanager
 def tls_gofer(pki: PKI, exports: tuple[Path, Path], *, server: Pair | None = None,
-              extra: tuple[str, ...] = ("--tls-allow", "alice=data", "--tls-allow", "bob=*")
+              extra: tuple[str, ...] = ("--tls-allow", "alice=data", "--tls-allow", "bob=*",
+                                        "--tls-allow", "carol=*")
               ) -> Iterator[tuple[int, subprocess.Popen]]:
     """A confined `runpsc gofer serve` with a TLS listener on 127.0.0.1 (its port)."""
     server = server or pki.server
@@ -54,7 +55,7 @@ def tls_gofer(pki: PKI, exports: tuple[Path, Path], *, server: Pair | None = Non
     with gofer_process([*confine_args(), "-v", "--export", f"data={data}",
                         "--export", f"other={other}", "--listen", f"tls:127.0.0.1:{port}",
                         "--tls-cert", server.cert, "--tls-key", server.key,
-                        "--tls-client-ca", pki.ca, *extra]) as proc:
+                        "--tls-client-ca", pki.ca, "--tls-crl", pki.crl, *extra]) as proc:
         yield port, proc
 
 
@@ -146,6 +147,7 @@ CASES = {
     "client-expired": ("client_expired", "ca", "server",
                        "refused our certificate: it has expired"),
     "client-other-ca": ("client_other_ca", "ca", "server", "not signed by a CA it trusts"),
+    "client-revoked": ("carol", "ca", "server", "refused our certificate: revoked"),
 }
 
 
@@ -162,7 +164,7 @@ def test_mount_refused_one_line_exit_2(pki, exports, tmp_path, case) -> None:
             args += ["--tls-cert", pair.cert, "--tls-key", pair.key]
         code, lines = _refusal(args)
         log = gofer_log(proc)
-    assert code == 2 and len(lines) == 1 and words in lines[0], lines
+    assert code == 2 and len(lines) == 1 and words in lines[0], (lines, log)
     assert lines[0].startswith(f"runpsc mount: tls:127.0.0.1:{port}: TLS: "), lines
     assert not mounted(mnt) and os.listdir(mnt) == []
     if case.startswith(("no-client", "client-")):
