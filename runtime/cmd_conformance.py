@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 import trio
 
-from runtime.tlsopts import fail_tls, tls_client_options, tls_config
+from runtime.tlsopts import fail_tls, tls_client_options
+
+if TYPE_CHECKING:
+    import p9
 
 
 @click.group()
@@ -28,8 +32,8 @@ def conformance() -> None:
 @click.option("--oracle-dir", metavar="DIR", help="where the oracle's temporary directory goes")
 @tls_client_options
 def run(targets: tuple[str, ...], patterns: tuple[str, ...], json_path: str | None,
-        report_only: bool, differences: bool, oracle_dir: str | None, tls_cert: str | None,
-        tls_key: str | None, tls_ca: str | None) -> None:
+        report_only: bool, differences: bool, oracle_dir: str | None,
+        tls: p9.TLSClientConfig | None) -> None:
     """Run the suite on the oracle (a fresh host directory) and on each target; print the
     matrix. Exit status 1 when a target differs from the oracle (unless --report-only), 2
     when a tls: target's TLS connection fails (one line naming the cause)."""
@@ -37,7 +41,6 @@ def run(targets: tuple[str, ...], patterns: tuple[str, ...], json_path: str | No
     from conformance.suite import run_matrix
     from conformance.target_specs import TargetSpecError
 
-    tls = tls_config(tls_cert, tls_key, tls_ca)
     try:
         matrix = trio.run(lambda: run_matrix(targets, patterns=patterns or None,
                                              oracle_base=oracle_dir, tls=tls))

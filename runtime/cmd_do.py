@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from runtime.tlsopts import TLS_EXIT, tls_client_options, tls_config
+from runtime.tlsopts import TLS_EXIT, tls_client_options
+
+if TYPE_CHECKING:
+    import p9
 
 
 @click.command("do", context_settings={"ignore_unknown_options": False})
@@ -43,8 +47,8 @@ from runtime.tlsopts import TLS_EXIT, tls_client_options, tls_config
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
        memory: str | None, network: str, publish: tuple[str, ...], command: tuple[str, ...],
-       mounts: tuple[str, ...] = (), root: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
-       tls_ca: str | None = None) -> None:
+       mounts: tuple[str, ...] = (), root: str | None = None,
+       tls: p9.TLSClientConfig | None = None) -> None:
     """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
     from runtime.startup import Startup
 
@@ -74,7 +78,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
             volumes=[Volume.parse(v) for v in volumes],
             mounts=[Mount.parse(m) for m in mounts],
             root=None if root is None else Mount.parse(f"{root}:/"),
-            tls=tls_config(tls_cert, tls_key, tls_ca),
+            tls=tls,
             strace=strace,
             memory=None if memory is None else parse_size(memory),
             network=network,

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import click
 
-from runtime.tlsopts import fail_tls, tls_client_options, tls_config
+from runtime.tlsopts import fail_tls, tls_client_options
+
+if TYPE_CHECKING:
+    import p9
 
 
 @click.command()
@@ -23,8 +27,7 @@ from runtime.tlsopts import fail_tls, tls_client_options, tls_config
 @click.option("--debug", is_flag=True, help="Pass FUSE's debug option (very verbose).")
 @tls_client_options
 def mount(address: str, mountpoint: str, aname: str, uname: str, n_uname: int, msize: int,
-          verbose: bool, debug: bool, tls_cert: str | None, tls_key: str | None,
-          tls_ca: str | None) -> None:
+          verbose: bool, debug: bool, tls: p9.TLSClientConfig | None) -> None:
     """Mount the 9P2000.L server at ADDRESS (unix:PATH, tcp:HOST:PORT or tls:HOST:PORT) on
     MOUNTPOINT.
 
@@ -45,7 +48,6 @@ def mount(address: str, mountpoint: str, aname: str, uname: str, n_uname: int, m
                         format="runpsc mount: %(message)s")
     if not os.path.isdir(mountpoint):
         raise click.BadParameter(f"{mountpoint!r} is not a directory", param_hint="MOUNTPOINT")
-    tls = tls_config(tls_cert, tls_key, tls_ca)
     try:
         trio.run(lambda: serve(address, mountpoint, aname=aname, uname=uname,
                                n_uname=n_uname, msize=msize, debug=debug, tls=tls))

@@ -1,16 +1,18 @@
 """The client's TLS options, shared by every command that takes a 9P address.
 
-`--tls-cert`, `--tls-key`, `--tls-ca` (or RUNPSC_TLS_CERT, RUNPSC_TLS_KEY, RUNPSC_TLS_CA in
-the environment) serve `tls:HOST:PORT` addresses in `runpsc mount`, `runpsc conformance run
+`--tls-cert`, `--tls-key`, `--tls-ca`, `--tls-server-name` (or RUNPSC_TLS_CERT,
+RUNPSC_TLS_KEY, RUNPSC_TLS_CA, RUNPSC_TLS_SERVER_NAME in the environment) serve
+`tls:HOST:PORT` addresses in `runpsc mount`, `runpsc conformance run
 --target 9p:tls:...` and `runpsc do --mount 9p:tls:...`. A TLS failure is one line on stderr
 naming its cause and exit status 2 (`fail_tls`).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -24,8 +26,17 @@ TLS_EXIT = 2
 
 
 def tls_client_options(fn: _F) -> _F:
-    """Add --tls-cert, --tls-key and --tls-ca (with their environment variables) to a
-    click command; it receives tls_cert, tls_key and tls_ca."""
+    """Add --tls-cert, --tls-key, --tls-ca and --tls-server-name (with their environment
+    variables) to a click command; it receives them as one `tls` argument
+    (`p9.TLSClientConfig`, or None without --tls-ca)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, tls_cert: str | None = None, tls_key: str | None = None,
+                tls_ca: str | None = None, tls_server_name: str | None = None,
+                **kwargs: Any) -> Any:
+        return fn(*args, tls=tls_config(tls_cert, tls_key, tls_ca, tls_server_name), **kwargs)
+
+    command: Any = wrapper
     for opt in reversed((
         click.option("--tls-cert", envvar="RUNPSC_TLS_CERT", metavar="PEM",
                      help="tls: addresses: this client's certificate [env RUNPSC_TLS_CERT]."),
@@ -34,13 +45,16 @@ def tls_client_options(fn: _F) -> _F:
         click.option("--tls-ca", envvar="RUNPSC_TLS_CA", metavar="PEM",
                      help="tls: addresses: the CA that signed the server's certificate "
                           "[env RUNPSC_TLS_CA]."),
+        click.option("--tls-server-name", envvar="RUNPSC_TLS_SERVER_NAME", metavar="NAME",
+                     help="tls: addresses: the name the server's certificate must carry "
+                          "(default: the address's host) [env RUNPSC_TLS_SERVER_NAME]."),
     )):
-        fn = opt(fn)
-    return fn
+        command = opt(command)
+    return cast(_F, command)
 
 
-def tls_config(tls_cert: str | None, tls_key: str | None,
-               tls_ca: str | None) -> p9.TLSClientConfig | None:
+def tls_config(tls_cert: str | None, tls_key: str | None, tls_ca: str | None,
+               server_name: str | None = None) -> p9.TLSClientConfig | None:
     """The client configuration, or None when no CA is given (a tls: address then fails
     with a message saying what is missing)."""
     import p9
@@ -51,7 +65,7 @@ def tls_config(tls_cert: str | None, tls_key: str | None,
         return None
     if bool(tls_cert) != bool(tls_key):
         raise click.BadParameter("--tls-cert and --tls-key go together")
-    return p9.TLSClientConfig(ca=tls_ca, cert=tls_cert, key=tls_key)
+    return p9.TLSClientConfig(ca=tls_ca, cert=tls_cert, key=tls_key, server_name=server_name)
 
 
 def fail_tls(command: str, err: BaseException) -> NoReturn:

@@ -18,7 +18,7 @@ from runtime.sandbox import Mount
 from tests.gofer.helpers import confine_args, gofer_process
 from tests.p9.conftest import free_port
 from tests.runtime.test_do import runpsc
-from tests.tlscerts import PKI, make_pki
+from tests.tlscerts import PKI, Pair, make_pki
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +36,13 @@ def served(tmp_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def tls_gofer(pki: PKI, served: Path) -> Iterator[str]:
+def tls_gofer(pki: PKI, served: Path, server: Pair | None = None) -> Iterator[str]:
     """A confined TLS gofer serving `served` as "data"; its address."""
     port = free_port()
+    server = server or pki.server
     with gofer_process([*confine_args(), "--export", f"data={served}",
-                        "--listen", f"tls:127.0.0.1:{port}", "--tls-cert", pki.server.cert,
-                        "--tls-key", pki.server.key, "--tls-client-ca", pki.ca,
+                        "--listen", f"tls:127.0.0.1:{port}", "--tls-cert", server.cert,
+                        "--tls-key", server.key, "--tls-client-ca", pki.ca,
                         "--tls-allow", "alice=data"]) as proc:
         yield f"tls:127.0.0.1:{port}"
         proc.send_signal(signal.SIGTERM)
@@ -120,6 +121,18 @@ def test_read_only_mount_and_tls_refusal(pki, served) -> None:
                      (nocert, b"requires a client certificate")):
         lines = r.stderr.splitlines()
         assert r.returncode == 2 and len(lines) == 1 and words in lines[0], r.stderr
+
+
+def test_server_name_other_than_the_address(pki, served) -> None:
+    """A gofer whose certificate names gofer.invalid, dialled by address: refused unless
+    RUNPSC_TLS_SERVER_NAME (--tls-server-name) says which name to expect."""
+    with tls_gofer(pki, served, pki.server_wrong_host) as address:
+        argv = ["do", "--mount", f"9p:{address},aname=data:/data", *tls_args(pki), "--",
+                "cat", "/data/hello"]
+        refused = runpsc(*argv)
+        ok = runpsc(*argv, env=dict(os.environ, RUNPSC_TLS_SERVER_NAME="gofer.invalid"))
+    assert refused.returncode == 2 and b"not for this host name" in refused.stderr
+    assert (ok.returncode, ok.stdout) == (0, b"hello from the gofer's host\n"), ok.stderr
 
 
 def test_root_from_a_tls_gofer(pki, tmp_path) -> None:
