@@ -78,19 +78,6 @@ def parse_address(spec: str) -> tuple[str, dict[str, str]]:
     return addr, options
 
 
-async def connect(addr: str) -> trio.SocketStream:
-    """A connected stream for 'tcp:HOST:PORT' or 'unix:PATH'."""
-    kind, sep, rest = addr.partition(":")
-    if kind == "tcp" and sep:
-        host, _, port = rest.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"bad 9p address {addr!r}; expected tcp:HOST:PORT")
-        return await p9.connect_tcp(host.strip("[]"), int(port))
-    if kind == "unix" and sep and rest:
-        return await p9.connect_unix(rest)
-    raise ValueError(f"bad 9p address {addr!r}; expected tcp:HOST:PORT or unix:PATH")
-
-
 @dataclass
 class _Handle:
     fid: p9.Fid
@@ -788,13 +775,14 @@ class NinePTarget(Target):
 
 
 @contextlib.asynccontextmanager
-async def open_9p(spec: str) -> AsyncIterator[NinePTarget]:
-    """Connect to the server in `spec` ('tcp:HOST:PORT,aname=NAME' or 'unix:PATH,…')."""
+async def open_9p(spec: str, *,
+                  tls: p9.TLSClientConfig | None = None) -> AsyncIterator[NinePTarget]:
+    """Connect to the server in `spec` ('tcp:HOST:PORT,aname=NAME', 'unix:PATH,…' or
+    'tls:HOST:PORT,…' with `tls`)."""
     addr, opts = parse_address(spec)
-    stream = await connect(addr)
     version = b"9P2000.L" if opts.get("version") == "plain" else p9.RUNPSC
-    async with p9.open_client(stream, msize=int(opts.get("msize", 1 << 20)),
-                              version=version) as client, trio.open_nursery() as nursery:
+    async with p9.open_address(addr, tls=tls, msize=int(opts.get("msize", 1 << 20)),
+                               version=version) as client, trio.open_nursery() as nursery:
         shared = _Shared(client, os.fsencode(opts.get("aname", "")), nursery)
         t = NinePTarget(shared)
         try:

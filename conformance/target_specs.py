@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import p9
+
 from .target_api import Target
 
 
@@ -74,17 +76,18 @@ def _check_9p(spec: str, rest: str) -> None:
         addr, _ = parse_address(rest)
     except ValueError as e:
         raise TargetSpecError(str(e)) from None
-    kind, _, where = addr.partition(":")
-    host, _, port = where.rpartition(":")
-    if kind not in ("tcp", "unix") or not where or (
-            kind == "tcp" and not (host and port.isdigit())):
+    try:
+        p9.parse_address(addr)
+    except ValueError:
         raise TargetSpecError(f"bad 9p address {addr!r} in {spec!r}; expected "
-                              "tcp:HOST:PORT or unix:PATH")
+                              "unix:PATH, tcp:HOST:PORT or tls:HOST:PORT") from None
 
 
 @contextlib.asynccontextmanager
-async def open_target(spec: str) -> AsyncIterator[OpenedTarget]:
-    """Open the target named by `spec` for the duration of the block."""
+async def open_target(spec: str, *,
+                      tls: p9.TLSClientConfig | None = None) -> AsyncIterator[OpenedTarget]:
+    """Open the target named by `spec` for the duration of the block (`tls`: for a
+    tls:HOST:PORT address)."""
     check_spec(spec)
     scheme, _, rest = spec.partition(":")
     if scheme == "dir":
@@ -98,11 +101,11 @@ async def open_target(spec: str) -> AsyncIterator[OpenedTarget]:
             await t.aclose()
     elif scheme == "9p":
         from .target_9p import open_9p
-        async with open_9p(rest) as nt:
+        async with open_9p(rest, tls=tls) as nt:
             yield OpenedTarget(nt, spec, "9p")
     elif scheme == "vfs":
         from .target_vfs import open_vfs
-        async with open_vfs(rest) as vt:
+        async with open_vfs(rest, tls=tls) as vt:
             yield OpenedTarget(vt, spec, "vfs-9p" if rest.startswith("9p:") else f"vfs-{rest}")
 
 

@@ -492,16 +492,16 @@ class CopyUpTarget(Target):
 
 
 @contextlib.asynccontextmanager
-async def _goferfs_on(spec: str, policy: str = "exclusive") -> AsyncIterator[GoferFS]:
+async def _goferfs_on(spec: str, policy: str = "exclusive", *,
+                      tls: p9.TLSClientConfig | None = None) -> AsyncIterator[GoferFS]:
     """A GoferFS attached to the 9P2000.L server at `spec` ('unix:PATH,aname=NAME', as
     for `9p:` targets; msize=N optional)."""
     from vfs.fs.goferfs import GoferFS
 
-    from .target_9p import connect, parse_address
+    from .target_9p import parse_address
 
     addr, opts = parse_address(spec)
-    stream = await connect(addr)
-    async with p9.open_client(stream, msize=int(opts.get("msize", 1 << 20))) as client:
+    async with p9.open_address(addr, tls=tls, msize=int(opts.get("msize", 1 << 20))) as client:
         gfs = await GoferFS.attach(client, os.fsencode(opts.get("aname", "")), policy=policy)
         try:
             yield gfs
@@ -548,7 +548,7 @@ async def _gofer_lower(policy: str = "exclusive") -> AsyncIterator[GoferFS]:
 
 
 @contextlib.asynccontextmanager
-async def open_vfs(kind: str) -> AsyncIterator[Target]:
+async def open_vfs(kind: str, *, tls: p9.TLSClientConfig | None = None) -> AsyncIterator[Target]:
     """A fresh in-process VFS: 'tmpfs' (a Tmpfs root), 'overlay' (tmpfs over tmpfs),
     'gofer' (goferfs on a `runpsc gofer serve` process; 'gofer-shared' with the cache
     policy for exports others change too), 'overlay-gofer' (tmpfs over goferfs: the
@@ -576,7 +576,7 @@ async def open_vfs(kind: str) -> AsyncIterator[Target]:
             lower = await stack.enter_async_context(_gofer_lower())
             fs = Overlay(upper=Tmpfs(), lower=lower)
         elif kind.startswith("9p:"):
-            fs = await stack.enter_async_context(_goferfs_on(kind[3:]))
+            fs = await stack.enter_async_context(_goferfs_on(kind[3:], tls=tls))
         else:
             raise ValueError(f"unknown vfs target {kind!r}")
         vfs = VirtualFilesystem(fs)

@@ -133,7 +133,7 @@ class IdentityPolicy:
         or a unix peer asking to be someone else (see gofer/README.md, "Identity")."""
         if self.squash is not None:
             return self.squash
-        if peer.kind not in ("local", "unix") and not self.trust_client:
+        if peer.kind not in ("local", "unix", "tls") and not self.trust_client:
             return self.network
         confined = peer.kind == "unix" and peer.uid != 0
         if not uname and n_uname == NONUNAME:

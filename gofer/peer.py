@@ -4,7 +4,7 @@ Why: 9P's Tattach carries a uname/n_uname the client chooses. Believing it is on
 the transport vouches for the peer: a socket inherited already connected (the process that
 started the gofer, e.g. a sandbox's Sentry, made both ends), a unix socket whose peer's
 credentials the kernel reports (SO_PEERCRED), or an operator's explicit word
-(`--trust-client-identity`). `IdentityPolicy.resolve` turns a `Peer` and the requested user
+(`--trust-client-identity`), or a client certificate on a TLS listener. `IdentityPolicy.resolve` turns a `Peer` and the requested user
 into the identity an attach runs as.
 """
 
@@ -27,7 +27,9 @@ class Peer:
     Attributes:
         kind: "local" (a socket inherited connected: trusted), "unix" (accepted on a unix
             listener; `uid`/`gid` from SO_PEERCRED), "tcp" (accepted on a TCP listener;
-            nothing proven), "other" (a transport this module does not know: untrusted).
+            nothing proven), "tls" (accepted on a TLS listener with a client certificate
+            the client CA signed: a trusted client, as an NFS export's trusted host; which
+            exports it may attach is its certificate's `--tls-allow` mapping), "other" (a transport this module does not know: untrusted).
         key: what per-peer connection caps count by (the uid for unix, the address for
             TCP), or None.
         uid, gid: the peer's credentials where the kernel reports them (unix), else None.

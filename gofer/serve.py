@@ -12,7 +12,9 @@ which releases every descriptor it held.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import functools
 import logging
 import os
 import resource
@@ -32,6 +34,7 @@ from .limits import ConnectionBudget, ServerLimits, limit_logs, reject
 from .peer import LOCAL, Peer, is_loopback, peer_of, socket_of
 from .procfd import ProcFD
 from .server import GoferFile, GoferFilesystem
+from .tlsaccess import TLSAccess, accept_tls, refuse_attach
 
 __all__ = ["Listen", "GoferOptions", "parse_export", "parse_listen", "bind", "check_identity", "prepare", "serve",
            "serve_stream", "run"]
@@ -70,25 +73,37 @@ def parse_export(spec: str) -> Export:
 
 @dataclass(frozen=True)
 class Listen:
-    """A parsed --listen: kind is 'unix', 'tcp' or 'fd'."""
+    """A parsed --listen: kind is 'unix', 'tcp', 'tls' (TCP with TLS on top) or 'fd'."""
 
     kind: str
     address: str
     port: int = 0
 
+    def open_to_network(self) -> bool:
+        """A plain tcp: listener on an address other than loopback (worth a warning: the
+        attach trusts the uname the client sends, and nothing is encrypted)."""
+        if self.kind != "tcp":
+            return False
+        import ipaddress
+
+        try:
+            return not ipaddress.ip_address(self.address).is_loopback
+        except ValueError:
+            return self.address != "localhost"
+
 
 def parse_listen(spec: str) -> Listen:
-    """`unix:PATH`, `tcp:HOST:PORT` or `fd:N`."""
+    """`unix:PATH`, `tcp:HOST:PORT`, `tls:HOST:PORT` or `fd:N`."""
     kind, _, addr = spec.partition(":")
     if kind == "unix" and addr:
         return Listen("unix", addr)
-    if kind == "tcp":
+    if kind in ("tcp", "tls"):
         host, _, port = addr.rpartition(":")
         if host and port.isdigit():
-            return Listen("tcp", host.strip("[]"), int(port))
+            return Listen(kind, host.strip("[]"), int(port))
     if kind == "fd" and addr.isdigit():
         return Listen("fd", addr)
-    raise ValueError(f"listen {spec!r} is not unix:PATH, tcp:HOST:PORT or fd:N")
+    raise ValueError(f"listen {spec!r} is not unix:PATH, tcp:HOST:PORT, tls:HOST:PORT or fd:N")
 
 
 def bind(listen: Listen) -> socket.socket:
@@ -109,7 +124,7 @@ def bind(listen: Listen) -> socket.socket:
             os.umask(old)
         s.listen(128)
         return s
-    if listen.kind == "tcp":
+    if listen.kind in ("tcp", "tls"):
         family = socket.AF_INET6 if ":" in listen.address else socket.AF_INET
         return socket.create_server(
             (listen.address, listen.port), family=family, backlog=128, reuse_port=False
@@ -163,10 +178,14 @@ class _Budget(p9.Filesystem):
 
     walk_sources = True
 
-    def __init__(self, fs: GoferFilesystem, budget: ConnectionBudget, peer: Peer) -> None:
+    def __init__(self, fs: GoferFilesystem, budget: ConnectionBudget, peer: Peer, *,
+                 exports: frozenset[str] | None = None, who: str = "") -> None:
         self.fs = fs
         self.budget = budget
         self.peer = peer
+        #: The exports this connection may attach (None: all), and whom it is for logs.
+        self.exports = exports
+        self.who = who
 
     def cred_token(self) -> int:
         return self.fs.cred_token()
@@ -175,6 +194,10 @@ class _Budget(p9.Filesystem):
         return self.budget.room()
 
     async def attach(self, aname: bytes, uname: bytes, uid: int) -> p9.File:
+        if self.exports is not None:
+            export = self.fs.lookup(os.fsdecode(aname))
+            if export.name not in self.exports:
+                raise refuse_attach(self.who, export.name)
         self.budget.take()
         try:
             f = await self.fs.attach(aname, uname, uid, self.peer)
@@ -255,12 +278,14 @@ class _Counted(GoferFile):
 async def serve_stream(
     stream: trio.abc.Stream, fs: GoferFilesystem, options: GoferOptions, *,
     peer: Peer = LOCAL, limits: ServerLimits | None = None,
+    exports: frozenset[str] | None = None, who: str = "",
 ) -> None:
     """Serve one connection from `peer` (LOCAL: the trusted end of a socketpair) with its own
-    fid budget, idle and frame deadlines, drawing on `limits` (None: bounds of its own)."""
+    fid budget, idle and frame deadlines, drawing on `limits` (None: bounds of its own);
+    `exports` limits what it may attach (EACCES for others, logged with `who`)."""
     budget = ConnectionBudget(limits or options.server_limits(), options.max_fids)
     server = p9.Server(
-        _Budget(fs, budget, peer),
+        _Budget(fs, budget, peer, exports=exports, who=who),
         max_msize=options.max_msize,
         max_inflight=options.max_inflight,
         default_uname=b"",
@@ -282,23 +307,32 @@ async def serve(
     fs: GoferFilesystem,
     options: GoferOptions,
     *,
+    tls: TLSAccess | None = None,
+    tls_sockets: Sequence[socket.socket] = (),
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve on bound sockets until cancelled (or, for only connected fds, until they close).
 
     A socket inherited connected is its starter's (trusted, not counted against the
     connection caps); accepted ones are identified by `peer.peer_of` and admitted by the
-    server's `ServerLimits`.
+    server's `ServerLimits`. `tls_sockets` (listening sockets among `sockets`) speak TLS
+    with `tls`'s context: a client completes a handshake with a verified certificate before
+    anything is served, and attaches only what `tls` allows its certificate.
     """
     limits = options.server_limits()
     listeners: list[trio.SocketListener] = []
+    tls_listeners: list[trio.SocketListener] = []
     connected: list[trio.SocketStream] = []
     for s in sockets:
         ts = trio.socket.from_stdlib_socket(s)
-        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        if s in tls_sockets:
+            tls_listeners.append(trio.SocketListener(ts))
+        elif s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
             listeners.append(trio.SocketListener(ts))
         else:
             connected.append(trio.SocketStream(ts))
+    if tls_listeners and tls is None:
+        raise ValueError("a TLS listener needs its certificate, key and client CA")
 
     async def local(stream: trio.abc.Stream) -> None:
         await serve_stream(stream, fs, options, limits=limits)
@@ -314,11 +348,30 @@ async def serve(
         finally:
             limits.leave(who)
 
+    async def handle_tls(stream: trio.SocketStream) -> None:
+        assert tls is not None
+        done = await accept_tls(stream, tls)
+        if done is None:
+            return
+        tstream, addr, cn = done
+        who = dataclasses.replace(peer_of(socket_of(stream)), kind="tls")
+        refused = limits.admit(who)
+        if refused is not None:
+            await reject(tstream, limits, refused)
+            return
+        try:
+            await serve_stream(tstream, fs, options, peer=who, limits=limits,
+                               exports=tls.exports_for(cn), who=f"{addr} (CN={cn})")
+        finally:
+            limits.leave(who)
+
     async with trio.open_nursery() as nursery:
         for c in connected:
             nursery.start_soon(local, c)
         for lst in listeners:
             nursery.start_soon(_accept_loop, lst, accepted, nursery)
+        for lst in tls_listeners:
+            nursery.start_soon(_accept_loop, lst, handle_tls, nursery)
         task_status.started()
 
 
@@ -359,7 +412,7 @@ def prepare(
     procfd = ProcFD()
     fs = GoferFilesystem.open(exports, policy, procfd)
     sockets = [bind(listen) for listen in listens]
-    check_identity(sockets, policy)
+    check_identity([s for s, x in zip(sockets, listens, strict=True) if x.kind != "tls"], policy)
     if confine:
         from . import confine as confinement
 
@@ -399,17 +452,24 @@ def run(
     options: GoferOptions = GoferOptions(),
     confine: bool = True,
     ready_fd: int | None = None,
+    tls: TLSAccess | None = None,
 ) -> None:
     """Prepare (open, bind, confine), then serve until interrupted (the CLI's body).
 
     `ready_fd`, if given, gets one byte written and is closed once serving has started.
+    `tls` serves the `tls:` listeners (its context is loaded before: confinement hides the
+    certificate files).
     """
+    if tls is None and any(x.kind == "tls" for x in listens):
+        raise ValueError("a tls: listener needs --tls-cert, --tls-key and --tls-client-ca")
     fs, sockets = prepare(exports, listens, policy=policy, confine=confine)
     limit_logs()
+    tls_sockets = [s for s, x in zip(sockets, listens, strict=True) if x.kind == "tls"]
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve, sockets, fs, options)
+            await nursery.start(functools.partial(serve, sockets, fs, options, tls=tls,
+                                                  tls_sockets=tls_sockets))
             if ready_fd is not None:
                 os.write(ready_fd, b"R")
                 os.close(ready_fd)

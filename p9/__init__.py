@@ -122,6 +122,16 @@ from ._messages import (  # the structs, and every message class (the protocol)
 )
 from ._path import PathFS, split
 from ._server import QUICK_MESSAGES, Server
+from ._tls import (
+    TLSClientConfig,
+    TLSError,
+    TLSServerConfig,
+    connect,
+    open_address,
+    parse_address,
+    peer_common_name,
+    tls_error,
+)
 from ._transport import (
     connect_tcp,
     connect_unix,
@@ -129,6 +139,7 @@ from ._transport import (
     listen_unix,
     socketpair,
     stream_from_fd,
+    tune_tcp,
 )
 from ._version import BASE, OURS, PLAIN, RUNPSC, Dialect, client_accept, server_choose
 
@@ -139,7 +150,9 @@ __all__ = [
     "FrameDecoder", "decode_frame", "encode_frame", "encode_frame_parts", "REGISTRY", "RESPONSE_OF", "Attr",
     "Dirent", "FullStat", "Message", "Qid", "SetAttr", "decode_dirents", "encode_dirents",
     "Client", "Fid", "Stat", "open_client", "PathFS", "split", "connect_tcp", "connect_unix",
-    "listen_tcp", "listen_unix", "socketpair", "stream_from_fd", "BASE", "RUNPSC", "OURS", "PLAIN", "File", "Filesystem", "Server", "QUICK_MESSAGES", "Dialect", "client_accept", "server_choose",
+    "listen_tcp", "listen_unix", "socketpair", "stream_from_fd", "tune_tcp",
+    "TLSClientConfig", "TLSServerConfig", "TLSError", "connect", "open_address", "parse_address",
+    "peer_common_name", "tls_error", "BASE", "RUNPSC", "OURS", "PLAIN", "File", "Filesystem", "Server", "QUICK_MESSAGES", "Dialect", "client_accept", "server_choose",
     # every message class, by type number
     "Rlerror", "Tstatfs", "Rstatfs", "Tlopen", "Rlopen", "Tlcreate", "Rlcreate", "Tsymlink",
     "Rsymlink", "Tmknod", "Rmknod", "Trename", "Rrename", "Treadlink", "Rreadlink", "Tgetattr",

@@ -51,7 +51,8 @@ async def _collapsing_nursery() -> AsyncIterator[trio.Nursery]:
         leaves = _leaves(eg)
         errors = [e for e in leaves if not isinstance(e, trio.Cancelled)]
         if len(leaves) == 1 or (errors and all(isinstance(e, OSError) for e in errors)):
-            raise (errors or leaves)[0] from None
+            err = (errors or leaves)[0]
+            raise err from err.__cause__  # (its own cause kept: it may say why, e.g. TLS)
         raise
 
 
@@ -209,7 +210,7 @@ class Client:
                 to clunk or release a fid the request may have created.
         """
         if self._broken is not None:
-            raise oserror(errno.ECONNRESET, f"9P connection lost: {self._broken}")
+            raise oserror(errno.ECONNRESET, f"9P connection lost: {self._broken}") from self._broken
         call: _Call | None = None
         try:
             try:
@@ -261,7 +262,7 @@ class Client:
         for start in range(0, len(msgs), window):
             batch = msgs[start : start + window]
             if self._broken is not None:
-                raise oserror(errno.ECONNRESET, f"9P connection lost: {self._broken}")
+                raise oserror(errno.ECONNRESET, f"9P connection lost: {self._broken}") from self._broken
             tags = [self._alloc_tag() for _ in batch]
             calls = [_Call() for _ in batch]
             for tag, call in zip(tags, calls, strict=True):

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 import trio
+
+from runtime.tlsopts import fail_tls, tls_client_options
+
+if TYPE_CHECKING:
+    import p9
 
 
 @click.group()
@@ -16,23 +22,30 @@ def conformance() -> None:
 @conformance.command("run")
 @click.option("--target", "targets", multiple=True, metavar="T",
               help="dir:PATH, 9p:tcp:HOST:PORT,aname=NAME, 9p:unix:PATH,aname=NAME, "
-                   "vfs:tmpfs, vfs:overlay, vfs:gofer (repeatable)")
+                   "9p:tls:HOST:PORT,aname=NAME (with --tls-*), vfs:tmpfs, vfs:overlay, "
+                   "vfs:gofer (repeatable)")
 @click.option("--cases", "patterns", multiple=True, metavar="PATTERN",
               help="only cases whose id matches this glob or contains it (repeatable)")
 @click.option("--json", "json_path", metavar="FILE", help="also write the matrix as JSON")
 @click.option("--report-only", is_flag=True, help="exit 0 even when a target differs")
 @click.option("--differences", is_flag=True, help="print only rows where something differs")
 @click.option("--oracle-dir", metavar="DIR", help="where the oracle's temporary directory goes")
+@tls_client_options
 def run(targets: tuple[str, ...], patterns: tuple[str, ...], json_path: str | None,
-        report_only: bool, differences: bool, oracle_dir: str | None) -> None:
+        report_only: bool, differences: bool, oracle_dir: str | None,
+        tls: p9.TLSClientConfig | None) -> None:
     """Run the suite on the oracle (a fresh host directory) and on each target; print the
-    matrix. Exit status 1 when a target differs from the oracle (unless --report-only)."""
+    matrix. Exit status 1 when a target differs from the oracle (unless --report-only), 2
+    when a tls: target's TLS connection fails (one line naming the cause)."""
+    import p9
     from conformance.suite import run_matrix
     from conformance.target_specs import TargetSpecError
 
     try:
         matrix = trio.run(lambda: run_matrix(targets, patterns=patterns or None,
-                                             oracle_base=oracle_dir))
+                                             oracle_base=oracle_dir, tls=tls))
+    except p9.TLSError as e:
+        fail_tls("runpsc conformance", e)
     except (TargetSpecError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     sys.stdout.write(matrix.text(only_differences=differences))

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
+
+from runtime.tlsopts import TLS_EXIT, tls_client_options
+
+if TYPE_CHECKING:
+    import p9
 
 
 @click.command("do", context_settings={"ignore_unknown_options": False})
@@ -20,6 +26,16 @@ import click
               help="Set an environment variable (repeatable; added to the caller's).")
 @click.option("--volume", "volumes", multiple=True, metavar="HOST:SANDBOX[:ro]",
               help="Mount host directory HOST at SANDBOX, writable unless :ro (repeatable).")
+@click.option("--mount", "mounts", multiple=True,
+              metavar="9p:ADDRESS,aname=NAME[,ro][,cache=POLICY]:SANDBOX",
+              help="Mount the export NAME of a running gofer at ADDRESS (unix:PATH, "
+                   "tcp:HOST:PORT, tls:HOST:PORT with --tls-*) at SANDBOX (repeatable). "
+                   "cache=exclusive (only this sandbox changes the files), revalidating "
+                   "(default: re-checked on open and after a second) or none.")
+@click.option("--root", "root", metavar="9p:ADDRESS,aname=NAME[,cache=POLICY]",
+              help="Take the sandbox's root (under the in-memory overlay, as the host's / is "
+                   "by default) from export NAME of a running gofer at ADDRESS.")
+@tls_client_options
 @click.option("--strace", is_flag=True, help="Print every syscall of the program to stderr.")
 @click.option("--memory", metavar="SIZE", help="The sandbox's memory (/proc/meminfo's "
               "MemTotal), e.g. 512M, 2G (default: the host's).")
@@ -30,7 +46,9 @@ import click
               help="Forward a host port to a sandbox port (--network sandbox; repeatable).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
-       memory: str | None, network: str, publish: tuple[str, ...], command: tuple[str, ...]) -> None:
+       memory: str | None, network: str, publish: tuple[str, ...], command: tuple[str, ...],
+       mounts: tuple[str, ...] = (), root: str | None = None,
+       tls: p9.TLSClientConfig | None = None) -> None:
     """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
     from runtime.startup import Startup
 
@@ -40,7 +58,9 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
     startup.import_before_fork()
     import trio
 
+    import p9
     from runtime.sandbox import (
+        Mount,
         Publish,
         Sandbox,
         SandboxConfig,
@@ -56,6 +76,9 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
             env=env_of(envs),
             cwd=cwd,
             volumes=[Volume.parse(v) for v in volumes],
+            mounts=[Mount.parse(m) for m in mounts],
+            root=None if root is None else Mount.parse(f"{root}:/"),
+            tls=tls,
             strace=strace,
             memory=None if memory is None else parse_size(memory),
             network=network,
@@ -91,6 +114,9 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
     except SandboxError as e:
         click.echo(f"runpsc: {e}", err=True)
         sys.exit(e.code)
+    except p9.TLSError as e:
+        click.echo(f"runpsc: {e}", err=True)
+        sys.exit(TLS_EXIT)
     except OSError as e:
         click.echo(f"runpsc: {command[0]}: {e.strerror or e}", err=True)
         sys.exit(127 if e.errno == 2 else 126)

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import click
+
+from runtime.tlsopts import fail_tls, tls_client_options
+
+if TYPE_CHECKING:
+    import p9
 
 
 @click.command()
@@ -19,9 +25,15 @@ import click
 @click.option("--msize", type=click.IntRange(min=4096), default=1 << 20, show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests that fail unexpectedly.")
 @click.option("--debug", is_flag=True, help="Pass FUSE's debug option (very verbose).")
+@tls_client_options
 def mount(address: str, mountpoint: str, aname: str, uname: str, n_uname: int, msize: int,
-          verbose: bool, debug: bool) -> None:
-    """Mount the 9P2000.L server at ADDRESS (tcp:HOST:PORT or unix:PATH) on MOUNTPOINT.
+          verbose: bool, debug: bool, tls: p9.TLSClientConfig | None) -> None:
+    """Mount the 9P2000.L server at ADDRESS (unix:PATH, tcp:HOST:PORT or tls:HOST:PORT) on
+    MOUNTPOINT.
+
+    tls: is TLS 1.3 with this client's certificate (--tls-cert/--tls-key) checked by the
+    server and the server's checked against --tls-ca and the host name; a TLS failure
+    prints one line naming the cause and exits with status 2, nothing mounted.
 
     Runs in the foreground; SIGINT or SIGTERM unmounts cleanly. Permission checks are the
     kernel's (default_permissions); requests reach the server as --uname/--uid. If the server
@@ -29,6 +41,7 @@ def mount(address: str, mountpoint: str, aname: str, uname: str, n_uname: int, m
     """
     import trio
 
+    import p9
     from runtime.fusefs import serve
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -37,7 +50,9 @@ def mount(address: str, mountpoint: str, aname: str, uname: str, n_uname: int, m
         raise click.BadParameter(f"{mountpoint!r} is not a directory", param_hint="MOUNTPOINT")
     try:
         trio.run(lambda: serve(address, mountpoint, aname=aname, uname=uname,
-                               n_uname=n_uname, msize=msize, debug=debug))
+                               n_uname=n_uname, msize=msize, debug=debug, tls=tls))
+    except p9.TLSError as e:
+        fail_tls("runpsc mount", e)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="ADDRESS") from None
     except OSError as e:

@@ -509,32 +509,22 @@ class NinePOperations(pyfuse3.Operations):
         await self._node(inode).fid.removexattr(name)
 
 
-async def connect(address: str) -> trio.abc.Stream:
-    """A stream to 'tcp:HOST:PORT' or 'unix:PATH' (the gofer's --listen spelling)."""
-    kind, sep, rest = address.partition(":")
-    if kind == "tcp" and sep:
-        host, _, port = rest.rpartition(":")
-        if host and port.isdigit():
-            return await p9.connect_tcp(host.strip("[]"), int(port))
-    elif kind == "unix" and sep and rest:
-        return await p9.connect_unix(rest)
-    raise ValueError(f"bad 9P address {address!r}; expected tcp:HOST:PORT or unix:PATH")
-
-
 async def serve(address: str, mountpoint: str, *, aname: str = "", uname: str = "root",
                 n_uname: int = 0, msize: int = 1 << 20, debug: bool = False,
+                tls: p9.TLSClientConfig | None = None,
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Mount `address` (tcp:HOST:PORT or unix:PATH) on `mountpoint` until unmounted or
-    signalled (SIGINT/SIGTERM), then unmount.
+    """Mount `address` (unix:PATH, tcp:HOST:PORT or tls:HOST:PORT with `tls`) on
+    `mountpoint` until unmounted or signalled (SIGINT/SIGTERM), then unmount.
 
     Raises:
+        p9.TLSError: the TLS connection failed (certificates, CA, host name); nothing is
+            mounted.
         OSError: the server cannot be reached or refuses the attach; nothing is mounted.
         ValueError: a malformed address.
     """
     import signal
 
-    stream = await connect(address)
-    async with p9.open_client(stream, msize=msize) as client, \
+    async with p9.open_address(address, tls=tls, msize=msize) as client, \
             trio.open_nursery() as background:
         root = await client.attach(aname.encode(), uname=uname.encode(), n_uname=n_uname)
         ops = NinePOperations(root, background)

@@ -7,6 +7,7 @@ the sandbox's mount namespace from them and runs the program:
     /       overlay: an in-memory tmpfs upper over the host's / (goferfs, read-only lower)
     /dev    devfs          /proc   procfs         /sys   sysfs        /tmp   tmpfs
     VOLUME  goferfs of the volume's own gofer (read-write unless :ro)
+    MOUNT   goferfs of a running gofer reached by address (unix:, tcp:, tls:), --mount
 
 Why this shape: the program can write anywhere, and nothing reaches the host except through
 a writable volume; the only host files the Sentry ever sees arrive over 9P from a confined
@@ -31,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 from runtime.network import NetworkSetup, Publish
 
 if TYPE_CHECKING:
-    pass
+    import p9
 
-__all__ = ["Volume", "SandboxConfig", "Sandbox", "GoferProcess", "exit_code", "Publish"]
+__all__ = ["Volume", "Mount", "SandboxConfig", "Sandbox", "GoferProcess", "exit_code",
+           "Publish"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,69 @@ class Volume:
         return cls(host, os.path.normpath(target), readonly)
 
 
+#: `cache=` of a --mount → goferfs's policy (vfs/fs/goferfs/filesystem.py says what each keeps).
+CACHE_POLICIES = {"exclusive": "exclusive", "revalidating": "revalidating", "none": "shared"}
+#: A remote export may change under the sandbox: re-checked on open by default.
+DEFAULT_CACHE = "revalidating"
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A running gofer's export, reached by address, mounted at `sandbox`.
+
+    Attributes:
+        address: `unix:PATH`, `tcp:HOST:PORT` or `tls:HOST:PORT` (TLS material:
+            `SandboxConfig.tls`).
+        aname: the export to attach.
+        sandbox: the absolute path in the sandbox.
+        readonly: mounted read-only (the gofer may still allow writes to others).
+        cache: "exclusive" (only this sandbox changes the files: everything cached),
+            "revalidating" (cached, re-checked on open and after a second), "none" (every
+            lookup, stat, read and write asks the server).
+    """
+
+    address: str
+    aname: str
+    sandbox: str
+    readonly: bool = False
+    cache: str = DEFAULT_CACHE
+
+    @classmethod
+    def parse(cls, spec: str) -> Mount:
+        """`9p:ADDRESS,aname=NAME[,ro][,cache=POLICY]:SANDBOX_PATH`.
+
+        Raises:
+            ValueError: a malformed spec, an unknown option or policy, a relative path.
+        """
+        import p9
+
+        body, sep, target = spec.rpartition(":")
+        kind, _, rest = body.partition(":")
+        if kind != "9p" or not sep or not rest:
+            raise ValueError(f"mount {spec!r} is not 9p:ADDRESS,aname=NAME[,ro]"
+                             "[,cache=POLICY]:SANDBOX_PATH")
+        address, *opts = rest.split(",")
+        p9.parse_address(address)
+        aname: str | None = None
+        readonly, cache = False, DEFAULT_CACHE
+        for opt in opts:
+            key, eq, value = opt.partition("=")
+            if key == "aname" and eq:
+                aname = value
+            elif opt in ("ro", "rw"):
+                readonly = opt == "ro"
+            elif key == "cache" and value in CACHE_POLICIES:
+                cache = value
+            else:
+                raise ValueError(f"mount {spec!r}: unknown option {opt!r} (aname=NAME, ro, rw, "
+                                 f"cache={'|'.join(CACHE_POLICIES)})")
+        if aname is None:
+            raise ValueError(f"mount {spec!r}: aname=NAME is missing")
+        if not target.startswith("/"):
+            raise ValueError(f"mount {spec!r}: the sandbox path must be absolute")
+        return cls(address, aname, os.path.normpath(target), readonly, cache)
+
+
 @dataclass(slots=True)
 class SandboxConfig:
     """What to run and how.
@@ -77,6 +142,10 @@ class SandboxConfig:
         cwd: the working directory in the sandbox (None: the caller's, or / if the sandbox
             does not have it).
         volumes: host directories to mount.
+        mounts: running gofers' exports to mount by address (`Mount`).
+        root: the lower layer of the root overlay from a running gofer (a `Mount` whose
+            `sandbox` is "/") instead of the host's / served by a local gofer.
+        tls: the client certificate, key and CA for `tls:` mounts.
         strace: print every syscall to `strace_to`.
         umask: the program's umask (None: the caller's).
         memory: the sandbox's memory in bytes, /proc/meminfo's MemTotal (None: the host's).
@@ -91,6 +160,9 @@ class SandboxConfig:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
     volumes: list[Volume] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)
+    root: Mount | None = None
+    tls: p9.TLSClientConfig | None = None
     strace: bool = False
     umask: int | None = None
     memory: int | None = None
@@ -339,8 +411,9 @@ class Sandbox:
         if self.gofers:
             return
         try:
-            self.gofers.append(GoferProcess.start("/", readonly=True, submounts=True,
-                                                  fork=fork))
+            if self.config.root is None:
+                self.gofers.append(GoferProcess.start("/", readonly=True, submounts=True,
+                                                      fork=fork))
             for vol in self.config.volumes:
                 self.gofers.append(GoferProcess.start(vol.host, readonly=vol.readonly,
                                                       name="volume", fork=fork))
@@ -459,8 +532,11 @@ class Sandbox:
         volumes."""
         from vfs import Credentials, Tmpfs, VirtualFilesystem
 
-        root_gofer, *volume_gofers = self.gofers
-        lower = await _goferfs(stack, root_gofer, readonly=True)
+        volume_gofers = list(self.gofers)
+        if self.config.root is None:
+            lower = await _goferfs(stack, volume_gofers.pop(0), readonly=True)
+        else:
+            lower = await self._remote_goferfs(stack, self.config.root)
         from sentry.procfs.system import host_memory
 
         # tmpfs's default size is half the memory, as on Linux (the sandbox's, --memory).
@@ -495,7 +571,44 @@ class Sandbox:
 
             await vfs.mount(ctx, admin, fs, None, target, flags=MS_RDONLY if vol.readonly else 0,
                             source=vol.host)
+        for mnt in self.config.mounts:
+            await self._mount_remote(stack, vfs, ctx, admin, mnt)
         return vfs, ctx
+
+    async def _mount_remote(self, stack: contextlib.AsyncExitStack, vfs: Any, ctx: Any,
+                            admin: Any, mnt: Mount) -> None:
+        """Mount `mnt`'s export at its sandbox path (`_remote_goferfs`)."""
+        from vfs.mount import MS_RDONLY
+
+        fs = await self._remote_goferfs(stack, mnt)
+        target = os.fsencode(mnt.sandbox)
+        await _mkdir_p(vfs, ctx, admin, target)
+        await vfs.mount(ctx, admin, fs, None, target, flags=MS_RDONLY if mnt.readonly else 0,
+                        source=f"9p:{mnt.address},aname={mnt.aname}")
+
+    async def _remote_goferfs(self, stack: contextlib.AsyncExitStack, mnt: Mount) -> Any:
+        """Connect to `mnt`'s gofer (before the Sentry leaves the host's network) and attach
+        its export; the session lives as long as `stack`.
+
+        Raises:
+            p9.TLSError: the TLS connection failed (one line naming the cause).
+            SandboxError: the gofer cannot be reached or refuses the attach.
+        """
+        import p9
+        from vfs.fs.goferfs import GoferFS
+
+        try:
+            client = await stack.enter_async_context(p9.open_address(mnt.address,
+                                                                     tls=self.config.tls))
+            fs = await GoferFS.attach(client, os.fsencode(mnt.aname),
+                                      policy=CACHE_POLICIES[mnt.cache],
+                                      uname=os.fsencode(_user_name()), n_uname=os.getuid())
+        except p9.TLSError:
+            raise
+        except (OSError, ValueError) as e:
+            raise SandboxError(f"9p:{mnt.address},aname={mnt.aname}: "
+                               f"{getattr(e, 'strerror', None) or e}") from None
+        return fs
 
     async def _enter_cwd(self, vfs: Any, ctx: Any, creds: Any) -> None:
         want = self.config.cwd

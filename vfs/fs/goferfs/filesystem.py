@@ -2,13 +2,18 @@
 one attached 9P tree, with the dentry cache (positive and negative names) and the state the
 two policies keep.
 
-Why caches, and two policies: every round trip to the gofer costs far more than the
+Why caches, and three policies: every round trip to the gofer costs far more than the
 syscall that caused it, so dentries, attributes, symlink targets and file pages are kept
 here. When the sandbox has the tree to itself (`policy="exclusive"`, the default for a
 sandbox root) nothing else changes the files, so the caches are trusted: attributes and
 names are fetched once, file data is read once and written back at fsync/close. When other
-users may change the files (`policy="shared"`), every lookup and stat asks the server
-again and file data is read and written through, uncached.
+users may change the files (`policy="shared"`, `cache=none` on the command line), every
+lookup and stat asks the server again and file data is read and written through, uncached.
+In between, `policy="revalidating"` keeps the exclusive policy's caches but trusts a cached
+name or attribute for `revalidate_after` seconds only, and re-checks a file's attributes
+whenever it is opened (close-to-open): when the server's size or mtime moved, the clean
+pages, symlink target and xattrs are dropped; a directory opened forgets its negative
+names (its listing always comes from the server). Linux v9fs's cache=loose, with a bound.
 
 Lookups are batched: `lookup(parent, [a, b, c])` resolves the uncached part of the run with
 one Tmultigetattr (a walk per prefix on servers without it), so a path costs one round trip
@@ -57,6 +62,10 @@ from .prefetch import Prefetcher
 #: Shared policy: how long the answer of a batched lookup may serve the same path
 #: resolution (its last-component lookup and the stat after it); then it is asked again.
 FRESH_SECONDS = 0.002
+#: Revalidating policy: how long a cached name or attribute is trusted without asking.
+REVALIDATE_SECONDS = 1.0
+#: The cache policies (`GoferFS(policy=)`).
+POLICIES = ("exclusive", "revalidating", "shared")
 _ALL = int(p9.GetattrMask.ALL)
 #: xattr namespaces whose existing names listxattr always reports (so an unlisted name is
 #: ENODATA without asking); other system.* names are always asked for.
@@ -94,7 +103,9 @@ class GoferFS(Filesystem):
     Args:
         root: the fid `client.attach(...)` returned (this filesystem owns it from now on).
         root_stat: its attributes.
-        policy: "exclusive" (trust caches) or "shared" (revalidate, no data cache).
+        policy: "exclusive" (trust caches), "revalidating" (caches, re-checked on open and
+            after `revalidate_after` seconds) or "shared" (ask every time, no data cache).
+            `self.exclusive` says whether the caches are kept (both of the first two).
         owner_uid: the uid the server creates files as (the attaching user); files made for
             anyone else get a Tsetattr afterwards.
 
@@ -109,12 +120,14 @@ class GoferFS(Filesystem):
     remote = True
 
     def __init__(self, root: p9.Fid, root_stat: p9.Stat, *, policy: str = "exclusive",
-                 owner_uid: int = 0) -> None:
+                 owner_uid: int = 0, revalidate_after: float = REVALIDATE_SECONDS) -> None:
         super().__init__()
-        if policy not in ("exclusive", "shared"):
-            raise ValueError(f"policy must be 'exclusive' or 'shared', not {policy!r}")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
         self.policy = policy
-        self.exclusive = policy == "exclusive"
+        self.exclusive = policy != "shared"
+        self.revalidating = policy == "revalidating"
+        self.revalidate_after = revalidate_after
         self.owner_uid = owner_uid
         ino = GoferInode(root_stat)
         ino.fid = root
@@ -130,6 +143,8 @@ class GoferFS(Filesystem):
         # exclusive policy: names known not to exist, per directory (negative dentries);
         # dynamic linkers and PATH searches probe many of them.
         self._neg: weakref.WeakKeyDictionary[Dentry, set[bytes]] = weakref.WeakKeyDictionary()
+        # revalidating policy: when each directory's negative set was started.
+        self._neg_at: weakref.WeakKeyDictionary[Dentry, float] = weakref.WeakKeyDictionary()
         # shared policy: the last answer of a batched lookup, usable twice (by the
         # resolver's lookup of the last component and the stat that follows), then stale.
         self._fresh_key: tuple[Dentry, bytes] | None = None
@@ -139,11 +154,12 @@ class GoferFS(Filesystem):
 
     @classmethod
     async def attach(cls, client: p9.Client, aname: bytes = b"", *, policy: str = "exclusive",
-                     uname: bytes = b"root", n_uname: int = 0) -> GoferFS:
+                     uname: bytes = b"root", n_uname: int = 0,
+                     revalidate_after: float = REVALIDATE_SECONDS) -> GoferFS:
         """Attach to `aname` on a connected client and build the filesystem."""
         root = await client.attach(aname, uname=uname, n_uname=n_uname)
         st = await root.getattr(_ALL)
-        return cls(root, st, policy=policy, owner_uid=n_uname)
+        return cls(root, st, policy=policy, owner_uid=n_uname, revalidate_after=revalidate_after)
 
     # -- the dentry cache ----------------------------------------------------------------------
 
@@ -152,7 +168,8 @@ class GoferFS(Filesystem):
         cached one if it is the same file, else a new one (the old one is dead)."""
         old = parent.children.get(name)
         if old is not None and old.inode.ino == st.qid.path:
-            inode_of(old).update(st)
+            if inode_of(old).update(st) and self.revalidating:
+                inode_of(old).drop_clean_data()
             return old
         if old is not None:
             old.dead = True
@@ -162,8 +179,17 @@ class GoferFS(Filesystem):
         return d
 
     def absent_names(self, parent: Dentry) -> Collection[bytes]:
-        """The names known not to exist in `parent` (exclusive policy)."""
-        return self._neg.get(parent) or ()
+        """The names known not to exist in `parent` (exclusive and revalidating policies;
+        the latter forgets them `revalidate_after` seconds after the first)."""
+        neg = self._neg.get(parent)
+        if neg and self.revalidating and self._stale(self._neg_at.get(parent, 0.0)):
+            del self._neg[parent]
+            return ()
+        return neg or ()
+
+    def _stale(self, checked: float) -> bool:
+        """Revalidating policy: whether what was fetched at `checked` must be asked again."""
+        return self.revalidating and time.monotonic() - checked >= self.revalidate_after
 
     def _positive(self, parent: Dentry, name: bytes) -> None:
         neg = self._neg.get(parent)
@@ -175,6 +201,8 @@ class GoferFS(Filesystem):
             neg = self._neg.get(parent)
             if neg is None:
                 neg = self._neg[parent] = set()
+                if self.revalidating:
+                    self._neg_at[parent] = time.monotonic()
             if len(neg) < 4096:
                 neg.add(name)
 
@@ -187,8 +215,11 @@ class GoferFS(Filesystem):
         if self.exclusive:
             while i < len(names):
                 child = d.children.get(names[i])
+                if child is not None and self.revalidating and \
+                        self._stale(inode_of(child).checked):
+                    break  # asked again below: refreshed, replaced or found gone
                 if child is None:
-                    neg = self._neg.get(d)
+                    neg = self.absent_names(d)
                     if neg and names[i] in neg:
                         return out
                     if self.prefetch.has_listing(d) and await self.prefetch.attrs(d, names[i]):
@@ -302,7 +333,9 @@ class GoferFS(Filesystem):
 
     async def refresh(self, d: Dentry) -> None:
         fid = await self.fids.get(d)
-        inode_of(d).update(await fid.getattr(_ALL))
+        ino = inode_of(d)
+        if ino.update(await fid.getattr(_ALL)) and self.revalidating:
+            ino.drop_clean_data()
 
     async def stat(self, d: Dentry) -> Stat:
         if not self.exclusive and not d.dead:
@@ -311,6 +344,8 @@ class GoferFS(Filesystem):
                 self._fresh_uses -= 1
             else:
                 await self.refresh(d)
+        elif self.revalidating and not d.dead and self._stale(inode_of(d).checked):
+            await self.refresh(d)
         return d.inode.to_stat(self.dev)
 
     async def setattr(self, d: Dentry, *, mode: int | None = None, uid: int | None = None,
@@ -504,6 +539,11 @@ class GoferFS(Filesystem):
     async def open(self, d: Dentry, flags: int, creds: Credentials) -> FileDescription:
         await self.fids.drain_unpinned()
         ino = inode_of(d)
+        if self.revalidating and not d.dead:
+            # Close-to-open: what others changed since the last look is seen from here on.
+            await self.refresh(d)
+            if ino.is_dir:
+                self._neg.pop(d, None)
         if (self.exclusive and not ino.read_ok and not ino.is_dir
                 and self.prefetch.was_listed(d.parent)):
             await self.prefetch.on_open(d)

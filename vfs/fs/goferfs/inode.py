@@ -3,6 +3,7 @@ caches keep per file (its dentry fid, symlink target, pages, xattrs)."""
 
 from __future__ import annotations
 
+import time
 from typing import Literal, cast
 
 import p9
@@ -18,7 +19,7 @@ class GoferInode(Inode):
     """Cached attributes of a remote file, its fid (lazily walked) and its page cache."""
 
     __slots__ = ("fid", "target", "pages", "dirty", "server_size", "opens", "xvalues",
-                 "xnames", "read_ok")
+                 "xnames", "read_ok", "server_mtime_ns", "checked")
 
     def __init__(self, st: p9.Stat) -> None:
         super().__init__(st.qid.path, 0)
@@ -35,6 +36,10 @@ class GoferInode(Inode):
         # change that may alter xattrs (chmod rewrites an ACL, chown/write drop capabilities).
         self.xvalues: dict[bytes, bytes | None] | None = None
         self.xnames: frozenset[bytes] | Literal[False] | None = None
+        self.server_size = -1
+        self.server_mtime_ns = -1
+        #: time.monotonic() when the server last gave the attributes (revalidating policy).
+        self.checked = 0.0
         self.update(st)
 
     def drop_xattrs(self) -> None:
@@ -42,8 +47,20 @@ class GoferInode(Inode):
         self.xvalues = None
         self.xnames = None
 
-    def update(self, st: p9.Stat) -> None:
+    def drop_clean_data(self) -> None:
+        """Forget what the server's copy may have changed: clean pages, the symlink target,
+        xattrs (revalidating policy, after the server's size or mtime moved). Dirty pages
+        stay: they are this sandbox's writes, not yet written back."""
+        for idx in [i for i in self.pages if i not in self.dirty]:
+            del self.pages[idx]
+        self.target = None
+        self.drop_xattrs()
+
+    def update(self, st: p9.Stat) -> bool:
+        """Take the server's attributes; whether its size or mtime moved since the last."""
         a = st.attr
+        before = (self.server_size, self.server_mtime_ns) if self.checked else None
+        self.checked = time.monotonic()
         self.ino = st.qid.path
         self.mode = a.mode
         self.uid = a.uid
@@ -58,6 +75,8 @@ class GoferInode(Inode):
         self.mtime_ns = a.mtime_sec * _NS + a.mtime_nsec
         self.ctime_ns = a.ctime_sec * _NS + a.ctime_nsec
         self.btime_ns = a.btime_sec * _NS + a.btime_nsec if st.valid & _BTIME else None
+        self.server_mtime_ns = self.mtime_ns
+        return before is not None and before != (self.server_size, self.server_mtime_ns)
 
 
 def inode_of(d: Dentry) -> GoferInode:
