@@ -164,7 +164,7 @@ def _command(m: Module, sandboxed: bool) -> list[str]:
         return [PYTHON, str(MARKS), m.name, "-v", *m.args]
     args = [a.replace(str(HERE), INSIDE) for a in m.args]
     inner = [PYTHON, f"{INSIDE}/{MARKS.name}", m.name, "-v", *args]
-    return [sys.executable, "-m", "runtime.cli", "do", "--cwd", "/tmp",
+    return [sys.executable, "-m", "runtime.cli", "do", "--tmpfs", "/tmp", "--cwd", "/tmp",
             f"--volume={HERE}:{INSIDE}:ro", "--", *inner]
 
 

@@ -219,7 +219,7 @@ def test_program_and_interpreter_mappings_show_the_file(tmp_path):
 
 
 def test_df_shows_tmpfs_as_half_the_memory_and_the_root_s_backing_filesystem():
-    got = runpsc("do", "--memory", "2G", "--", "df", "-k", "/", "/tmp")
+    got = runpsc("do", "--memory", "2G", "--tmpfs", "/tmp", "--", "df", "-k", "/", "/tmp")
     assert got.returncode == 0, got.stderr
     root, tmp = (line.split() for line in got.stdout.decode().splitlines()[1:])
     assert tmp[1:4] == ["1048576", "0", "1048576"] and tmp[5] == "/tmp", got.stdout
