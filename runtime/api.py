@@ -67,6 +67,7 @@ class Sandbox:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "runtime.worker", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # its messages go to stderr, the caller's
                 start_new_session=True)  # a ^C at the terminal is ours to handle
         finally:
             theirs.close()

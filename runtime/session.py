@@ -118,7 +118,8 @@ def read_all(fd: int) -> bytes:
 
 
 class AsyncSandbox:
-    """One booted sandbox; programs run in it one after the other.
+    """One booted sandbox; programs run in it one after the other (a second `exec` while
+    one runs raises SandboxError), files can be read and written at any time.
 
     Make it with `open_sandbox()` (which closes it), not directly. Everything is awaited on
     the main thread of the trio run that booted it.
@@ -198,20 +199,22 @@ class AsyncSandbox:
         from sentry.kernel.fdtable import FDTable
         from vfs.fs.host import HostFD
 
-        self._check_open()
         if not argv:
             raise ValueError("argv is empty")
-        engine, vfs, creds = self.engine, self._vfs, self._creds
-        environ = {**engine.config.env, **(env or {})}
-        ctx = await self._context(cwd)
-        path = await engine._find_program(vfs, ctx, creds, os.fsencode(argv[0]),
-                                          environ.get("PATH"))
-        fdtable = FDTable()
-        for fd in stdio:
-            fdtable.install(HostFD(fd))
-        kernel = engine.kernel
+        self._check_open()
+        if self._busy:
+            raise SandboxError("the sandbox runs one program at a time")
         self._busy = True
         try:
+            engine, vfs, creds = self.engine, self._vfs, self._creds
+            environ = {**engine.config.env, **(env or {})}
+            ctx = await self._context(cwd)
+            path = await engine._find_program(vfs, ctx, creds, os.fsencode(argv[0]),
+                                              environ.get("PATH"))
+            fdtable = FDTable()
+            for fd in stdio:
+                fdtable.install(HostFD(fd))
+            kernel = engine.kernel
             with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
                 try:
                     status = await kernel.run([os.fsencode(a) for a in argv],
@@ -312,8 +315,6 @@ class AsyncSandbox:
     def _check_open(self) -> None:
         if self.closed is not None:
             raise SandboxError(f"the sandbox is closed ({self.closed})")
-        if self._busy:
-            raise SandboxError("the sandbox runs one program at a time")
 
 
 class _TimedOut(Exception):

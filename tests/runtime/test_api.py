@@ -162,6 +162,25 @@ def test_ctrl_c_during_an_exec_leaves_nothing(tmp_path):
     assert mine() == before
 
 
+def test_a_killed_caller_leaves_nothing(tmp_path):
+    """SIGKILL of the process using a Sandbox, in the middle of an exec: its worker (then
+    ours: pytest is a subreaper) sees the connection close and ends the whole sandbox."""
+    before = mine()
+    script = ("import runtime, sys\n"
+              "with runtime.Sandbox(mounts=[sys.argv[1] + ':/v']) as sb:\n"
+              "    sb.exec(['sh', '-c', 'sleep 1000 & echo > /v/up; wait'])\n")
+    caller = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
+                              stdin=subprocess.DEVNULL)
+    wait_for(tmp_path / "up")
+    workers = [p for p in leftovers.children(caller.pid)
+               if "runtime.worker" in leftovers.command_line(p)]
+    assert len(workers) == 1, workers
+    caller.kill()
+    caller.wait()
+    os.waitpid(workers[0], 0)  # the worker came to us; it exits once all is torn down
+    assert mine() == before
+
+
 def test_two_sandboxes_at_once_from_threads(tmp_path):
     results: dict[str, subprocess.CompletedProcess[bytes]] = {}
 
@@ -207,6 +226,36 @@ def test_two_sandboxes_in_one_trio_run(tmp_path):
     assert got[2:] == [b"a's\n", b"cat: /root/mine: No such file or directory\n",
                        b"a lives on\n"]
     assert mine() == before
+
+
+def test_trio_files_while_a_program_runs():
+    """write_file and read_file while an exec runs (a handshake through the sandbox's
+    files); a second exec meanwhile is refused."""
+
+    async def main() -> subprocess.CompletedProcess[bytes]:
+        async with runtime.open_sandbox() as sb:
+            result: list[subprocess.CompletedProcess[bytes]] = []
+
+            async def program() -> None:
+                result.append(await sb.exec(["sh", "-c", "echo > /root/up; while [ ! -e "
+                                             "/root/go ]; do sleep 0.01; done; cat /root/go"],
+                                            timeout=120))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(program)
+                while True:
+                    try:
+                        await sb.read_file("/root/up")
+                        break
+                    except FileNotFoundError:
+                        await trio.sleep(0.01)
+                with pytest.raises(runtime.SandboxError, match="one program at a time"):
+                    await sb.exec(["true"])
+                await sb.write_file("/root/go", b"went\n")
+            return result[0]
+
+    got = trio.run(main)
+    assert (got.returncode, got.stdout, got.stderr) == (0, b"went\n", b"")
 
 
 def test_asyncio_runs_sandboxes_in_threads(tmp_path):
