@@ -155,7 +155,7 @@ def parse(stderr: bytes) -> dict[str, str]:
 
 
 #: Where the sandbox sees this folder (a read-only volume): the checkout may live anywhere
-#: on the host, /tmp included, which is the sandbox's own tmpfs.
+#: on the host, /tmp included, which the sandbox's runs get as a tmpfs of their own.
 INSIDE = "/compat"
 
 

@@ -14,7 +14,7 @@ from tests.runtime.test_do import runpsc
 from tests.support import native_child_setup
 
 #: Debian's python, which the sandbox sees at the same path wherever the checkout (and its
-#: virtualenv) lives: under /tmp it would be hidden by the sandbox's own tmpfs.
+#: virtualenv) lives.
 PY = "/usr/bin/python3"
 
 CHILDREN = r"""
