@@ -56,7 +56,7 @@ def _src(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("where", ["/tmp/e.sock", "/var/tmp/runpsc-echo-test.sock"],
-                         ids=["tmpfs", "overlay"])
+                         ids=["tmp", "var-tmp"])
 def test_asyncio_unix_echo(tmp_path: Path, where: str):
     """The socket bound in the sandbox's /tmp or /var/tmp (both the root overlay's upper
     layer over the host's directory; the host's is not touched)."""
