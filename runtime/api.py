@@ -69,6 +69,9 @@ class Sandbox:
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,  # its messages go to stderr, the caller's
                 start_new_session=True)  # a ^C at the terminal is ours to handle
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         try:

@@ -56,6 +56,13 @@ def recv_message(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m runtime.worker FD``: serve one sandbox over the socket FD."""
+    from runtime.startup import Startup
+
+    # The start of `runpsc do` (runtime/startup.py): imports before the gofers fork, the
+    # Sentry's while they start.
+    startup = Startup.from_env()
+    startup.begin()
+    startup.import_before_fork()
     args = sys.argv[1:] if argv is None else argv
     sock = socket.socket(fileno=int(args[0]))
     message, _ = recv_message(sock)
@@ -70,9 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         send_message(sock, {"error": str(e), "code": 125})
         return 1
     engine = Sandbox(config, confine=True)
+    _become_subreaper()
     try:
+        startup.before_fork()
         # Forked gofers: this process has one thread and no trio run yet.
         engine.start_gofers(fork=True)
+        startup.import_sentry()
         import trio
 
         trio.run(_serve, engine, sock)
@@ -81,7 +91,44 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         engine.close()
+        _reap_children()
     return 0
+
+
+def _become_subreaper() -> None:
+    """Orphans below this process come to it, not to the caller or init.
+
+    Why: a stub whose parent stub died first (a shell's background job when the shell is
+    killed) is reparented; as this process's child, it is reaped here (the Sentry's waits
+    reap a child it traces for good) and `_reap_children` reaps what is left at the end,
+    so the sandbox leaves no zombie with the caller (who may be a subreaper itself).
+    """
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+
+
+def _reap_children() -> None:
+    """Kill and reap every child still here once the sandbox has ended (its gofers are
+    reaped already): orphaned stubs, killed, possibly not yet waited for."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid != me:
+            continue
+        pid = int(entry)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
 
 def _try_send(sock: socket.socket, message: dict[str, Any]) -> None:

@@ -39,10 +39,20 @@ def mine() -> set[int]:
     return leftovers.descendants(os.getpid())
 
 
-def wait_for(path: Path) -> None:
-    """Until `path` exists (a program in a sandbox creates it on a mounted directory)."""
-    while not path.exists():
+def shown(pids: set[int]) -> dict[int, tuple[str, tuple[int, str] | None]]:
+    """What each of `pids` runs, its parent and state (for a failing assertion)."""
+    table = leftovers.parents()
+    return {p: (leftovers.command_line(p), table.get(p)) for p in pids}
+
+
+def wait_for(path: Path, stop: threading.Event) -> bool:
+    """Whether `path` came to exist (a program in a sandbox creates it on a mounted
+    directory) before `stop` was set (the program's exec returned)."""
+    while not stop.is_set():
+        if path.exists():
+            return True
         time.sleep(0.01)
+    return False
 
 
 def test_run_is_like_subprocess_run():
@@ -115,24 +125,30 @@ def test_sandbox_keeps_files_and_kernel_across_execs(tmp_path):
 def test_timeout_kills_the_whole_sandbox(tmp_path):
     before = mine()
     during: list[set[int]] = []
+    ended = threading.Event()
 
     def count() -> None:
-        wait_for(tmp_path / "up")
-        during.append(mine() - before)
+        if wait_for(tmp_path / "up", ended):
+            during.append(mine() - before)
+        (tmp_path / "counted").touch()
 
     t = threading.Thread(target=count)
     t.start()
     with runtime.Sandbox(mounts=[f"{tmp_path}:/v"]) as sb:
-        with pytest.raises(subprocess.TimeoutExpired) as e:
-            sb.exec(["sh", "-c", "sleep 1000 & sleep 1000 & echo up; echo > /v/up; wait"],
-                    timeout=20)
-        t.join()
+        try:
+            with pytest.raises(subprocess.TimeoutExpired) as e:
+                sb.exec(["sh", "-c", "sleep 1000 & sleep 1000 & echo > /v/up; "
+                         "while [ ! -e /v/counted ]; do sleep 0.01; done; echo up; wait"],
+                        timeout=30)
+        finally:
+            ended.set()
+            t.join()
         assert e.value.stdout == b"up\n"
         with pytest.raises(runtime.SandboxError, match="closed"):
             sb.exec(["true"])
     # the Sentry process, two gofers, and sh with its two sleeps (stub processes)
     assert len(during[0]) >= 6, during
-    assert mine() == before
+    assert mine() == before, shown(mine() - before)
 
 
 def test_an_exception_in_the_block_leaves_nothing():
@@ -141,16 +157,17 @@ def test_an_exception_in_the_block_leaves_nothing():
         assert sb.exec(["true"]).returncode == 0
         assert len(mine() - before) >= 2  # the Sentry and the root's gofer
         1 / 0  # noqa: B018 - the exception under test
-    assert mine() == before
+    assert mine() == before, shown(mine() - before)
 
 
 def test_ctrl_c_during_an_exec_leaves_nothing(tmp_path):
     before = mine()
     main = threading.get_ident()
+    ended = threading.Event()
 
     def interrupt() -> None:
-        wait_for(tmp_path / "up")
-        signal.pthread_kill(main, signal.SIGINT)  # what ^C does to the main thread
+        if wait_for(tmp_path / "up", ended):
+            signal.pthread_kill(main, signal.SIGINT)  # what ^C does to the main thread
 
     t = threading.Thread(target=interrupt)
     t.start()
@@ -158,8 +175,9 @@ def test_ctrl_c_during_an_exec_leaves_nothing(tmp_path):
         with pytest.raises(KeyboardInterrupt), runtime.Sandbox(mounts=[f"{tmp_path}:/v"]) as sb:
             sb.exec(["sh", "-c", "sleep 1000 & echo > /v/up; wait"])
     finally:
+        ended.set()
         t.join()
-    assert mine() == before
+    assert mine() == before, shown(mine() - before)
 
 
 def test_a_killed_caller_leaves_nothing(tmp_path):
@@ -171,14 +189,16 @@ def test_a_killed_caller_leaves_nothing(tmp_path):
               "    sb.exec(['sh', '-c', 'sleep 1000 & echo > /v/up; wait'])\n")
     caller = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
                               stdin=subprocess.DEVNULL)
-    wait_for(tmp_path / "up")
+    gone = threading.Event()
+    threading.Thread(target=lambda: (caller.wait(), gone.set()), daemon=True).start()
+    assert wait_for(tmp_path / "up", gone), caller.returncode
     workers = [p for p in leftovers.children(caller.pid)
                if "runtime.worker" in leftovers.command_line(p)]
     assert len(workers) == 1, workers
     caller.kill()
     caller.wait()
     os.waitpid(workers[0], 0)  # the worker came to us; it exits once all is torn down
-    assert mine() == before
+    assert mine() == before, shown(mine() - before)
 
 
 def test_two_sandboxes_at_once_from_threads(tmp_path):
@@ -225,7 +245,7 @@ def test_two_sandboxes_in_one_trio_run(tmp_path):
     assert sorted(got[:2]) == [b"a met\n", b"b met\n"]
     assert got[2:] == [b"a's\n", b"cat: /root/mine: No such file or directory\n",
                        b"a lives on\n"]
-    assert mine() == before
+    assert mine() == before, shown(mine() - before)
 
 
 def test_trio_files_while_a_program_runs():
@@ -243,7 +263,7 @@ def test_trio_files_while_a_program_runs():
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(program)
-                while True:
+                while not result:  # (the program ending early would be a failure below)
                     try:
                         await sb.read_file("/root/up")
                         break
@@ -288,4 +308,4 @@ def test_docs_api_examples_run(n):
     got = subprocess.run([sys.executable, "-c", api_examples()[n]], cwd=ROOT,
                          capture_output=True, stdin=subprocess.DEVNULL, timeout=600)
     assert got.returncode == 0, got.stderr.decode(errors="replace")
-    assert mine() == before
+    assert mine() == before, shown(mine() - before)
