@@ -1,7 +1,7 @@
 """`runpsc do -- CMD ARGS`: run one command in a fresh sandbox over the host's root.
 
-Like gVisor's `runsc do`: no configuration; the host's `/` is served read-only by a gofer
-under a writable in-memory overlay, the command starts in the caller's working directory
+Like gVisor's `runsc do`: no configuration; the host's `/` (its /tmp included) is served
+read-only by a gofer under a writable in-memory overlay, the command starts in the caller's working directory
 with the caller's environment, and its exit status is runpsc's.
 """
 
@@ -44,10 +44,13 @@ if TYPE_CHECKING:
               "sandbox: own namespace with outbound NAT (slirp4netns). Needs root.")
 @click.option("--publish", "publish", multiple=True, metavar="HOSTPORT:PORT[/tcp|udp]",
               help="Forward a host port to a sandbox port (--network sandbox; repeatable).")
+@click.option("--tmpfs", "tmpfs", multiple=True, metavar="PATH",
+              help="Mount a private, empty tmpfs at PATH instead of the host's directory "
+              "(e.g. --tmpfs /tmp; repeatable).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
-       memory: str | None, network: str, publish: tuple[str, ...], command: tuple[str, ...],
-       mounts: tuple[str, ...] = (), root: str | None = None,
+       memory: str | None, network: str, publish: tuple[str, ...], tmpfs: tuple[str, ...],
+       command: tuple[str, ...], mounts: tuple[str, ...] = (), root: str | None = None,
        tls: p9.TLSClientConfig | None = None) -> None:
     """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
     from runtime.startup import Startup
@@ -66,6 +69,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         SandboxConfig,
         SandboxError,
         Volume,
+        check_tmpfs_path,
         env_of,
         parse_size,
     )
@@ -83,6 +87,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
             memory=None if memory is None else parse_size(memory),
             network=network,
             publish=[Publish.parse(p) for p in publish],
+            tmpfs=[check_tmpfs_path(p) for p in tmpfs],
         )
         if config.publish and network != "sandbox":
             raise ValueError("--publish needs --network sandbox")

@@ -4,10 +4,12 @@ A sandbox is one Gofer process per filesystem source (the host's `/` read-only, 
 --volume) and a Sentry (this process) that connects to each gofer over a socketpair, builds
 the sandbox's mount namespace from them and runs the program:
 
-    /       overlay: an in-memory tmpfs upper over the host's / (goferfs, read-only lower)
-    /dev    devfs          /proc   procfs         /sys   sysfs        /tmp   tmpfs
+    /       overlay: an in-memory tmpfs upper over the host's / (goferfs, read-only lower),
+            the host's /tmp included (so the caller's working directory there is visible)
+    /dev    devfs          /proc   procfs         /sys   sysfs
     VOLUME  goferfs of the volume's own gofer (read-write unless :ro)
     MOUNT   goferfs of a running gofer reached by address (unix:, tcp:, tls:), --mount
+    TMPFS   a private empty tmpfs at each path of `SandboxConfig.tmpfs` (--tmpfs)
 
 Why this shape: the program can write anywhere, and nothing reaches the host except through
 a writable volume; the only host files the Sentry ever sees arrive over 9P from a confined
@@ -131,6 +133,11 @@ class Mount:
             raise ValueError(f"mount {spec!r}: the sandbox path must be absolute")
         return cls(address, aname, os.path.normpath(target), readonly, cache)
 
+    def spec(self) -> str:
+        """The text form `parse` reads."""
+        return (f"9p:{self.address},aname={self.aname},{'ro' if self.readonly else 'rw'},"
+                f"cache={self.cache}:{self.sandbox}")
+
 
 @dataclass(slots=True)
 class SandboxConfig:
@@ -154,6 +161,8 @@ class SandboxConfig:
         publish: host ports forwarded to sandbox ports (``sandbox`` mode only).
         terminal: give the sandbox a pty of its own when one of stdin, stdout and stderr is
             a terminal (docs/terminals.md); False keeps every descriptor as the host's.
+        tmpfs: absolute sandbox paths that get a private, empty tmpfs (mode 1777) instead
+            of the host's directory seen through the overlay (``--tmpfs /tmp``).
     """
 
     argv: list[str]
@@ -169,6 +178,7 @@ class SandboxConfig:
     network: str = "none"
     publish: list[Publish] = field(default_factory=list)
     terminal: bool = True
+    tmpfs: list[str] = field(default_factory=list)
 
 
 def exit_code(status: int) -> int:
@@ -441,47 +451,17 @@ class Sandbox:
     async def _run(self) -> int:
         import trio
 
-        import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
-        from sentry.kernel import Kernel
         from sentry.kernel.fdtable import FDTable
-        from sentry.procfs import ProcView
         from vfs.abi import O_RDWR
         from vfs.fs.host import HostFD
 
         cfg = self.config
         async with contextlib.AsyncExitStack() as stack:
-            vfs, ctx = await self._build_namespace(stack)
-            try:
-                # Before confining: ``host`` keeps the namespace this process is in now.
-                self.net = NetworkSetup(cfg.network, cfg.publish)
-            except OSError as e:
-                raise SandboxError(str(e)) from None
-            if self.confine:
-                confine_sentry()
+            vfs, ctx = await self.boot(stack)
+            kernel = self.kernel
             creds = _caller_creds()
             ctx.umask = (_caller_umask() if cfg.umask is None else cfg.umask) & 0o777
             await self._enter_cwd(vfs, ctx, creds)
-
-            table = None
-            if cfg.strace:
-                from sentry.kernel.table import TABLE
-                from sentry.strace import Strace, traced_table
-
-                out = self.events_to
-
-                def write(line: str) -> None:
-                    print(line, file=out, flush=True)
-
-                table = traced_table(TABLE, Strace(write))
-            kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to,
-                            network=self.net.network)
-            self.kernel = kernel
-            from vfs import Credentials
-
-            # The IPC namespace's POSIX message queues, where Linux containers show them.
-            await vfs.mount(ctx, Credentials.root(), kernel.ipc.mqueue, None, b"/dev/mqueue",
-                            source="mqueue")
-            kernel.tty.attach(self.devpts, self.devtty)
             fdtable = FDTable()
             ttys = [fd for fd in self.stdio if os.isatty(fd)] if cfg.terminal else []
             master = replica = None
@@ -502,7 +482,6 @@ class Sandbox:
             argv = [os.fsencode(a) for a in cfg.argv]
             envp = [os.fsencode(f"{k}={v}") for k, v in cfg.env.items()]
             path = await self._find_program(vfs, ctx, creds, argv[0], cfg.env.get("PATH"))
-            self.procfs.provider = self.sysfs.provider = ProcView(kernel, memory=cfg.memory)
             try:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(_forward_host_signals, kernel)
@@ -527,9 +506,49 @@ class Sandbox:
             return exit_code(status)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def boot(self, stack: contextlib.AsyncExitStack) -> tuple[Any, Any]:
+        """Everything of the sandbox but its programs: the mount namespace (its 9P sessions
+        live as long as `stack`), the network, the Sentry confined (`confine=True`), and the
+        Kernel (`self.kernel`) with /dev/mqueue, its terminals and /proc. Returns the VFS
+        and a root FSContext. `run` boots and runs one program; `runtime.session` boots once
+        and runs several."""
+        import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
+        from sentry.kernel import Kernel
+        from sentry.procfs import ProcView
+        from vfs import Credentials
+
+        cfg = self.config
+        vfs, ctx = await self._build_namespace(stack)
+        try:
+            # Before confining: ``host`` keeps the namespace this process is in now.
+            self.net = NetworkSetup(cfg.network, cfg.publish)
+        except OSError as e:
+            raise SandboxError(str(e)) from None
+        if self.confine:
+            confine_sentry()
+        table = None
+        if cfg.strace:
+            from sentry.kernel.table import TABLE
+            from sentry.strace import Strace, traced_table
+
+            out = self.events_to
+
+            def write(line: str) -> None:
+                print(line, file=out, flush=True)
+
+            table = traced_table(TABLE, Strace(write))
+        kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to, network=self.net.network)
+        self.kernel = kernel
+        # The IPC namespace's POSIX message queues, where Linux containers show them.
+        await vfs.mount(ctx, Credentials.root(), kernel.ipc.mqueue, None, b"/dev/mqueue",
+                        source="mqueue")
+        kernel.tty.attach(self.devpts, self.devtty)
+        self.procfs.provider = self.sysfs.provider = ProcView(kernel, memory=cfg.memory)
+        return vfs, ctx
+
     async def _build_namespace(self, stack: contextlib.AsyncExitStack) -> tuple[Any, Any]:
-        """The mount namespace: overlay root over the host's /, /dev, /proc, /sys, /tmp,
-        volumes."""
+        """The mount namespace: overlay root over the host's / (its /tmp included), /dev,
+        /proc, /sys, volumes, then the private tmpfs mounts."""
         from vfs import Credentials, Tmpfs, VirtualFilesystem
 
         volume_gofers = list(self.gofers)
@@ -542,7 +561,7 @@ class Sandbox:
         # tmpfs's default size is half the memory, as on Linux (the sandbox's, --memory).
         tmpfs_size = (self.config.memory or host_memory()) // 2
         upper = Tmpfs(mode=0o755, size=tmpfs_size)
-        await _opaque_mountpoints(upper, (b"dev", b"proc", b"sys", b"tmp"))
+        await _opaque_mountpoints(upper, (b"dev", b"proc", b"sys"))
         root = _overlay(upper, lower)
         vfs = VirtualFilesystem(root, source="runpsc-root")
         ctx = vfs.new_context()
@@ -558,7 +577,6 @@ class Sandbox:
         for path, fs in (
             (b"/proc", self.procfs),
             (b"/sys", self.sysfs),
-            (b"/tmp", Tmpfs(size=tmpfs_size)),
         ):
             await _mkdir_p(vfs, ctx, admin, path)
             await vfs.mount(ctx, admin, fs, None, path, source=fs.fstype)
@@ -573,6 +591,10 @@ class Sandbox:
                             source=vol.host)
         for mnt in self.config.mounts:
             await self._mount_remote(stack, vfs, ctx, admin, mnt)
+        for tmp in self.config.tmpfs:
+            where = os.fsencode(check_tmpfs_path(tmp))
+            await _mkdir_p(vfs, ctx, admin, where)
+            await vfs.mount(ctx, admin, Tmpfs(size=tmpfs_size), None, where, source="tmpfs")
         return vfs, ctx
 
     async def _mount_remote(self, stack: contextlib.AsyncExitStack, vfs: Any, ctx: Any,
@@ -714,7 +736,7 @@ def _caller_umask() -> int:
 
 
 async def _opaque_mountpoints(upper: Any, names: Sequence[bytes]) -> None:
-    """Make /dev, /proc, /sys and /tmp opaque directories of the overlay's upper layer.
+    """Make /dev, /proc and /sys opaque directories of the overlay's upper layer.
 
     Why: the sandbox mounts its own filesystems there, so the host's directories below are
     never needed, and the gofer refuses to walk into the host's kernel pseudo filesystems
@@ -792,6 +814,20 @@ def _overlay(upper: Any, lower: Any) -> Any:
     from vfs.fs.overlay import Overlay
 
     return Overlay(upper, lower, statfs_lower=True)
+
+
+def check_tmpfs_path(path: str) -> str:
+    """A --tmpfs path, normalized: absolute, and not / (the overlay's root).
+
+    Raises:
+        ValueError: a relative path or /.
+    """
+    if not path.startswith("/"):
+        raise ValueError(f"tmpfs {path!r}: the sandbox path must be absolute")
+    norm = os.path.normpath(path)
+    if norm in ("/", "//"):
+        raise ValueError(f"tmpfs {path!r}: not the root")
+    return norm
 
 
 def parse_size(text: str) -> int:

@@ -155,7 +155,7 @@ def parse(stderr: bytes) -> dict[str, str]:
 
 
 #: Where the sandbox sees this folder (a read-only volume): the checkout may live anywhere
-#: on the host, /tmp included, which is the sandbox's own tmpfs.
+#: on the host, /tmp included, which the sandbox's runs get as a tmpfs of their own.
 INSIDE = "/compat"
 
 
@@ -164,7 +164,7 @@ def _command(m: Module, sandboxed: bool) -> list[str]:
         return [PYTHON, str(MARKS), m.name, "-v", *m.args]
     args = [a.replace(str(HERE), INSIDE) for a in m.args]
     inner = [PYTHON, f"{INSIDE}/{MARKS.name}", m.name, "-v", *args]
-    return [sys.executable, "-m", "runtime.cli", "do", "--cwd", "/tmp",
+    return [sys.executable, "-m", "runtime.cli", "do", "--tmpfs", "/tmp", "--cwd", "/tmp",
             f"--volume={HERE}:{INSIDE}:ro", "--", *inner]
 
 

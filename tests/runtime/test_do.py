@@ -75,11 +75,43 @@ def test_programs_match_native(argv):
 
 
 def test_df_shows_the_sandbox_mounts():
-    got = runpsc("do", "--", "df", "-a", "-T")
+    got = runpsc("do", "--tmpfs", "/tmp", "--", "df", "-a", "-T")
     assert got.returncode == 0, got.stderr
     rows = {line.split()[-1]: line.split()[1] for line in got.stdout.decode().splitlines()[1:]}
     assert rows.get("/tmp") == "tmpfs" and rows.get("/") == "overlay", rows
     assert rows.get("/proc") == "proc" and "/dev" in rows
+
+
+def test_host_tmp_is_seen_through_the_overlay(tmp_path):
+    """The caller's cwd under /tmp and a program there are the host's (the overlay's lower
+    layer); writes there stay in the sandbox's memory."""
+    build(tmp_path, "nullderef")
+    (tmp_path / "data.txt").write_text("from the host\n")
+    script = "pwd; cat data.txt; echo new > data.txt; echo made > made.txt; cat data.txt made.txt"
+    got = runpsc("do", "--", "sh", "-c", script, cwd=str(tmp_path))
+    want = native("sh", "-c", "pwd; cat data.txt", cwd=str(tmp_path))
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == want.stdout + b"new\nmade\n"
+    assert b"working directory" not in got.stderr
+    assert (tmp_path / "data.txt").read_text() == "from the host\n"
+    assert not (tmp_path / "made.txt").exists()
+    got = runpsc("do", "--", str(tmp_path / "nullderef"))
+    assert (got.stdout, got.returncode) == (b"before\n", 128 + 11)
+
+
+def test_tmpfs_option_gives_a_private_empty_directory(tmp_path):
+    (tmp_path / "host-file").write_text("x")
+    got = runpsc("do", "--tmpfs", "/tmp", "--", "sh", "-c",
+                 "ls -A /tmp; stat -c %a /tmp; echo w > /tmp/f && cat /tmp/f")
+    assert (got.stdout, got.returncode) == (b"1777\nw\n", 0), got.stderr
+    got = runpsc("do", "--tmpfs", str(tmp_path), "--tmpfs", "/var/scratch", "--", "ls", "-A",
+                 str(tmp_path), "/var/scratch", "/tmp")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.startswith(b"/tmp:\n") and f"{tmp_path}:\n\n".encode() in got.stdout
+    assert got.stdout.endswith(b"\n/var/scratch:\n")
+    assert not os.path.exists("/tmp/f") or open("/tmp/f").read() != "w\n"
+    bad = runpsc("do", "--tmpfs", "relative/dir", "--", "true")
+    assert bad.returncode == 2 and b"absolute" in bad.stderr
 
 
 def test_find_matches_native():
@@ -89,7 +121,7 @@ def test_find_matches_native():
 def test_exit_status_and_signal(tmp_path):
     assert runpsc("do", "--", "sh", "-c", "exit 3").returncode == 3
     assert runpsc("do", "--", "false").returncode == 1
-    build(tmp_path, "nullderef")  # /tmp is fresh in the sandbox: bring it in on a volume
+    build(tmp_path, "nullderef")  # on a volume (test_host_tmp_... runs it from /tmp)
     got = runpsc("do", "--volume", f"{tmp_path}:/progs:ro", "--", "/progs/nullderef")
     assert got.returncode == 128 + 11
     assert got.stdout == b"before\n"
@@ -218,14 +250,14 @@ echo hello | gzip -c | gunzip -c | tr a-z A-Z
 
 @pytest.mark.parametrize("shell", [["/bin/sh"], ["/bin/busybox", "sh"]])
 def test_shell_tar_czf_xzf_cp_r_diff_r_in_tmp(tmp_path, shell):
-    """Pipelines, tar czf/xzf and cp -r + diff -r inside the sandbox's /tmp (fork, exec,
+    """Pipelines, tar czf/xzf and cp -r + diff -r inside a private tmpfs /tmp (fork, exec,
     pipes), compared with the same script run natively in a host temporary directory."""
     if shell[0] == "/bin/busybox":
         need_binary("busybox", "busybox-static")
     want = subprocess.run([*shell, "-c", SCRIPT], env=dict(os.environ, T=str(tmp_path)),
                           capture_output=True, stdin=subprocess.DEVNULL)
     assert want.returncode == 0, want.stderr
-    got = runpsc("do", "--env", "T=/tmp", "--", *shell, "-c", SCRIPT)
+    got = runpsc("do", "--tmpfs", "/tmp", "--env", "T=/tmp", "--", *shell, "-c", SCRIPT)
     assert (got.stdout, got.returncode) == (want.stdout, 0), got.stderr
 
 

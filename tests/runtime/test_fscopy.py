@@ -1,5 +1,5 @@
 """sendfile, copy_file_range and splice across the filesystems of `runpsc do` (the overlay
-root, the tmpfs /tmp and a gofer volume), each pair compared with a native run between two
+root, a tmpfs at /tmp (`--tmpfs /tmp`) and a gofer volume), each pair compared with a native run between two
 host filesystems (progs/fscopy.c): the data arrives whole, and copy_file_range between
 two filesystems is EXDEV as on Linux."""
 
@@ -35,6 +35,6 @@ def expected(tmp_path_factory):
 def test_copies_between_filesystems_match_native(expected, tmp_path, a, b):
     progs, want = expected
     got = runpsc("do", "--volume", f"{progs}:/progs:ro", "--volume", f"{tmp_path}:/vol",
-                 "--", "/progs/fscopy", a, b)
+                 "--tmpfs", "/tmp", "--", "/progs/fscopy", a, b)
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == want.decode().splitlines()

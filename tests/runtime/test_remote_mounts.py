@@ -163,3 +163,22 @@ def test_mount_spec_parsing() -> None:
                 "9p:tls:h:1,aname=x,cache=loose:/x", "9p:ftp:h:1,aname=x:/x"):
         with pytest.raises(ValueError):
             Mount.parse(bad)
+
+
+def test_python_api_mounts_a_tls_gofer(pki, served) -> None:
+    """The Python API takes the same mounts: `runtime.run` with a `Mount` (and its text form
+    in a `Sandbox`) and the TLS material as a `p9.TLSClientConfig`."""
+    import p9
+    import runtime
+
+    tls = p9.TLSClientConfig(ca=pki.ca, cert=pki.alice.cert, key=pki.alice.key)
+    with tls_gofer(pki, served) as address:
+        got = runtime.run(["sh", "-c", "cat /data/hello && echo via-api > /data/api"],
+                          mounts=[runtime.Mount(address, "data", "/data")], tls=tls,
+                          timeout=120)
+        assert (got.returncode, got.stdout) == (0, b"hello from the gofer's host\n"), got.stderr
+        assert (served / "api").read_bytes() == b"via-api\n"
+        with runtime.Sandbox(mounts=[f"9p:{address},aname=data,ro:/ro"], tls=tls) as sb:
+            assert sb.read_file("/ro/api") == b"via-api\n"
+            denied = sb.exec(["sh", "-c", "echo x > /ro/new"])
+            assert denied.returncode != 0 and b"Read-only file system" in denied.stderr

@@ -157,7 +157,7 @@ def test_loader_ignores_e_ident_class_and_order_as_linux_does(tmp_path, what, of
 
 
 def _runpsc_do(prog: Path) -> subprocess.CompletedProcess:
-    """Run `prog` in the sandbox (its /tmp is a fresh tmpfs: the program comes on a volume)."""
+    """Run `prog` in the sandbox (the program comes on a volume)."""
     return subprocess.run([sys.executable, "-m", "runtime.cli", "do", "--volume",
                            f"{prog.parent}:/progs:ro", "--", f"/progs/{prog.name}"],
                           capture_output=True, cwd=str(ROOT), timeout=120,

@@ -34,7 +34,7 @@ from tests.runtime.test_terminal import (  # the fixtures: pexpect present, a ba
 from tests.support import need_binary
 
 PROGS = Path(__file__).resolve().parent / "progs"
-SANDBOX_SOCKET = "/tmp/tmux-test/s"  # the sandbox's /tmp is its own
+SANDBOX_SOCKET = "/tmp/tmux-test/s"  # in the sandbox's overlay: never the host's /tmp
 
 
 @contextlib.contextmanager

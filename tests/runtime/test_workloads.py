@@ -70,8 +70,8 @@ def compare(argv: list[str], *, sort: bool = False, volumes: dict[str, str] | No
     """
     env = env or {}
     native_env = dict(os.environ, **{k: v[0] for k, v in env.items()})
-    # Both sides run in WORKDIR, not in the checkout: a checkout under /tmp is invisible
-    # in the sandbox, whose /tmp is a tmpfs of its own.
+    # Both sides run in WORKDIR, not in the checkout: the same directory natively and in
+    # the sandbox wherever the checkout lives.
     want = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL,
                           env=native_env, cwd=WORKDIR, timeout=120)
     flags = [f"--cwd={WORKDIR}"]

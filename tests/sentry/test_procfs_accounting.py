@@ -14,7 +14,7 @@ from tests.runtime.test_do import runpsc
 from tests.support import native_child_setup
 
 #: Debian's python, which the sandbox sees at the same path wherever the checkout (and its
-#: virtualenv) lives: under /tmp it would be hidden by the sandbox's own tmpfs.
+#: virtualenv) lives.
 PY = "/usr/bin/python3"
 
 CHILDREN = r"""
@@ -219,7 +219,7 @@ def test_program_and_interpreter_mappings_show_the_file(tmp_path):
 
 
 def test_df_shows_tmpfs_as_half_the_memory_and_the_root_s_backing_filesystem():
-    got = runpsc("do", "--memory", "2G", "--", "df", "-k", "/", "/tmp")
+    got = runpsc("do", "--memory", "2G", "--tmpfs", "/tmp", "--", "df", "-k", "/", "/tmp")
     assert got.returncode == 0, got.stderr
     root, tmp = (line.split() for line in got.stdout.decode().splitlines()[1:])
     assert tmp[1:4] == ["1048576", "0", "1048576"] and tmp[5] == "/tmp", got.stdout

@@ -10,8 +10,8 @@ import re
 from tests.runtime.test_do import native, runpsc
 
 
-def sh(script: str) -> str:
-    got = runpsc("do", "--memory", "1G", "--", "sh", "-c", script)
+def sh(script: str, *options: str) -> str:
+    got = runpsc("do", "--memory", "1G", *options, "--", "sh", "-c", script)
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     return got.stdout.decode()
 
@@ -100,7 +100,7 @@ def test_status_stat_statm_agree():
 
 
 def test_df_findmnt_mount_show_the_sandbox_s_mounts():
-    out = sh("df -h; echo; findmnt -n -o TARGET,FSTYPE; echo; mount")
+    out = sh("df -h; echo; findmnt -n -o TARGET,FSTYPE; echo; mount", "--tmpfs", "/tmp")
     df, findmnt, mount = out.split("\n\n")
     assert df.splitlines()[0].split() == native("df", "-h").stdout.decode().splitlines()[
         0].split()

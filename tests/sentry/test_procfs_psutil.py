@@ -35,7 +35,8 @@ def psutil_dir(tmp_path_factory) -> Path:
 
 def test_psutil_agrees_with_the_sentry(psutil_dir):
     start = time.time()
-    got = runpsc("do", "--memory", "1G", "--cwd", "/usr", "--env", "PROCFS_TEST=yes",
+    got = runpsc("do", "--memory", "1G", "--tmpfs", "/tmp", "--cwd", "/usr", "--env",
+                 "PROCFS_TEST=yes",
                  "--env", "PYTHONPATH=/psutil", "--volume", f"{psutil_dir}:/psutil:ro", "--",
                  "python3", "/psutil/psutil_report.py")
     assert got.returncode == 0, got.stderr.decode(errors="replace")

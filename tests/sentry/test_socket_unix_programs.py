@@ -56,10 +56,10 @@ def _src(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("where", ["/tmp/e.sock", "/var/tmp/runpsc-echo-test.sock"],
-                         ids=["tmpfs", "overlay"])
+                         ids=["tmp", "var-tmp"])
 def test_asyncio_unix_echo(tmp_path: Path, where: str):
-    """The socket bound in the sandbox's /tmp (a tmpfs) or /var/tmp (the root overlay's
-    upper layer; the host's /var/tmp is not touched)."""
+    """The socket bound in the sandbox's /tmp or /var/tmp (both the root overlay's upper
+    layer over the host's directory; the host's is not touched)."""
     src = _src(tmp_path)
     compare(["bash", "-c", 'python3 "$SRC/echo.py" "$SOCK"'], volumes={str(src): "/src"},
             env={"SRC": (str(src), "/src"), "SOCK": (str(tmp_path / "e.sock"), where)})
