@@ -12,6 +12,8 @@ APT_PACKAGES=(busybox-static diod nfs-ganesha nfs-ganesha-vfs libfuse3-dev fuse3
 
 # CPython's own test modules, run natively and in the sandbox by tests/compat.
 APT_PACKAGES+=(libpython3.11-testsuite)
+# mkfs.ext4 and loop mounts (tests/runtime/test_input_errors.py), unshare -fp --mount-proc.
+APT_PACKAGES+=(e2fsprogs util-linux mount)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -134,7 +134,7 @@ _STAT = struct.Struct("<QQQIIIiQqqqqqqqqq24x")
 _STATX_HEAD = struct.Struct("<IIQIIIHHQQQQ")
 _STATX_TS = struct.Struct("<qIi")
 _STATX_TAIL = struct.Struct("<IIIIQ")
-_STATFS = struct.Struct("<qqQQQQQqqqq32x")
+_STATFS = struct.Struct("<qqQQQQQQqqq32x")  # f_fsid: two u32 words, whatever their top bit
 _DIRENT_HEAD = struct.Struct("<QqHB")
 
 
@@ -231,7 +231,7 @@ class StatFS:
     def pack(self) -> bytes:
         return _STATFS.pack(
             self.type, self.bsize, self.blocks, self.bfree, self.bavail, self.files,
-            self.ffree, self.fsid, self.namelen, self.frsize, self.flags,
+            self.ffree, self.fsid & 0xFFFFFFFFFFFFFFFF, self.namelen, self.frsize, self.flags,
         )
 
 

@@ -251,9 +251,12 @@ class FileDescription:
         return n
 
     async def seek(self, offset: int, whence: int) -> int:
-        """lseek(2); returns the new position."""
+        """lseek(2); returns the new position. A whence past SEEK_HOLE is EINVAL for
+        every file, before the file's own rules (ESPIPE for a pipe), as Linux."""
         if self.flags & O_PATH:
             raise error(errno.EBADF)
+        if not 0 <= whence <= SEEK_HOLE:
+            raise error(errno.EINVAL)
         return await self.do_seek(offset, whence)
 
     async def getdents64(self, size: int) -> bytes:

@@ -59,10 +59,11 @@ log = logging.getLogger("runpsc.sentry")
 _MASK64 = (1 << 64) - 1
 UNSUPPORTED_REPORT_LIMIT = 20
 # The hot loop (_serve): syscalls whose answer is a per-task value, which C may repeat;
-# the argument registers in one unpack; how many calls between two trio checkpoints.
+# the registers it reads in one unpack (r11 to eflags); how many calls between two trio
+# checkpoints.
 _PER_TASK_VALUE = frozenset(number(n) for n in ("getpid", "getppid", "gettid", "getuid",
                                                 "geteuid", "getgid", "getegid", "getpgrp"))
-_SYSCALL_REGS = struct.Struct("<9Q").unpack_from
+_SYSCALL_REGS = struct.Struct("<13Q").unpack_from
 _CHECKPOINT_EVERY = 64
 
 
@@ -93,7 +94,7 @@ class Kernel:
         self.stderr = stderr if stderr is not None else sys.stderr
         self.uts = Uts(hostname)  # the sandbox's first UTS namespace
         self.events: list[tuple[str, dict[str, Any]]] = []
-        self._reported: set[int] = set()
+        self._reported: set[tuple[str, int]] = set()  # (ABI, number) of unsupported calls
         self._next_pid = 1
         self.start_monotonic = time.monotonic()
         self.procs: dict[int, Task] = {}  # live processes by pid (their leader thread)
@@ -149,9 +150,10 @@ class Kernel:
         log.info("%s %s", event, fields)
         if event == "unsupported-syscall":
             nr = fields.get("nr", -1)
-            if nr in self._reported or len(self._reported) >= UNSUPPORTED_REPORT_LIMIT:
+            key = (fields.get("abi", "x86_64"), nr)
+            if key in self._reported or len(self._reported) >= UNSUPPORTED_REPORT_LIMIT:
                 return
-            self._reported.add(nr)
+            self._reported.add(key)
             msg = f"runpsc: unsupported syscall {fields.get('name')} ({nr}): ENOSYS"
         elif event == "unsupported-socket":
             fam = fields.get("family", -1)
@@ -585,13 +587,16 @@ class Kernel:
                     continue
                 if kind is StopKind.EXITED:
                     return t.killed_by or stop.status
-            # r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax in one call (UserRegs' layout)
-            a3, a5, a4, _, _, a2, a1, a0, nr = unpack(stub.regs, 56)
+            # r11 .. orig_rax, rip, cs, eflags in one call (UserRegs' layout)
+            r11, a3, a5, a4, _, rcx, a2, a1, a0, nr, rip, _, eflags = unpack(stub.regs, 48)
+            if rcx != rip or r11 != eflags:  # not `syscall`: int 0x80 or sysenter
+                nr = self._refuse_compat(t, nr, rip)
             entry = get(nr)
             fast = -1
             try:
                 if entry is None or entry.handler is None:
-                    self.emit("unsupported-syscall", nr=nr, name=name_of(nr))
+                    if nr >= 0:
+                        self.emit("unsupported-syscall", nr=nr, name=name_of(nr))
                     res = -errno.ENOSYS
                 elif entry.is_async:
                     aw = entry.handler(t, a0, a1, a2, a3, a4, a5)
@@ -639,6 +644,22 @@ class Kernel:
                 pending = stub.step(res, waiter) if step is None else stub.settle(st)
             except OSError:  # the thread died under us (killed from outside)
                 return t.killed_by or stub.dead_status or signal.SIGKILL
+
+    def _refuse_compat(self, t: Task, eax: int, rip: int) -> int:
+        """A system call made other than by the `syscall` instruction, which always leaves
+        rcx = rip and r11 = rflags: `int 0x80` (or `sysenter`) asks for the i386 table,
+        with its numbers and its argument registers. It is not served (every one ENOSYS,
+        reported once per number as an unsupported i386 call) rather than misread as the
+        64-bit call of the same number. Returns -1, which no table entry has."""
+        try:
+            insn = {b"\xcd\x80": "int 0x80", b"\x0f\x34": "sysenter"}.get(
+                t.stub.read(rip - 2, 2), "i386 entry")
+        except OSError:
+            insn = "i386 entry"
+        eax &= 0xFFFFFFFF
+        self.emit("unsupported-syscall", nr=eax, name=f"{insn} eax={eax}", abi="i386",
+                  pid=t.tgid)
+        return -1
 
     def _internal_error(self, entry: Entry | None, e: BaseException) -> int:
         name = entry.name if entry else "?"

@@ -318,11 +318,13 @@ class MemoryManager:
                 pass
 
     async def writeback(self, vmas: list[Vma]) -> None:
-        """Write shared file mappings' pages back to their files."""
+        """Write shared file mappings' pages back to their files: those of files opened for
+        writing only (no other can have changed, see sys_mprotect), whatever the mapping's
+        protection now (a write-only page is written, as on Linux)."""
         for v in vmas:
-            if v.shared and v.file is not None and not v.host_shared and v.prot & PROT_READ:
+            if v.shared and v.file is not None and not v.host_shared and v.file.writable:
                 try:
-                    data = self.stub.read(v.start, v.end - v.start)
+                    data = self.stub.read_force(v.start, v.end - v.start)
                     size = (await v.file.stat()).size
                     n = max(0, min(len(data), size - v.offset))
                     if n:

@@ -189,8 +189,11 @@ static long hot_run(int pid, void *regs, unsigned long rax, long timeout_ns,
     long n = 0, st;
     for (;;) {
         st = hot_step(pid, regs, rax, timeout_ns);
-        if (st != SYSCALL_STOP || n >= budget
-            || ((struct user_regs_struct *)regs)->orig_rax != nr)
+        struct user_regs_struct *r = regs;
+        /* only a `syscall` instruction (rcx = rip, r11 = rflags) is the 64-bit call `nr`;
+           an int 0x80 with the same eax is another call: the Sentry decides it */
+        if (st != SYSCALL_STOP || n >= budget || r->orig_rax != nr
+            || r->rcx != r->rip || r->r11 != r->eflags)
             break;
         rax = val;
         n++;

@@ -479,6 +479,17 @@ class PtraceStub:
         """Write application memory (page protections apply); OSError(EFAULT) otherwise."""
         libc.vm_write(self.pid, addr, data)
 
+    def read_force(self, addr: int, n: int) -> bytes:
+        """Read through /proc/PID/mem, ignoring protections (a write-only or PROT_NONE
+        shared file mapping's pages, written back to the file)."""
+        out = bytearray()
+        while len(out) < n:
+            got = os.pread(self._mem, n - len(out), addr + len(out))
+            if not got:
+                raise OSError(errno.EFAULT, f"read_force at {addr:#x}")
+            out += got
+        return bytes(out)
+
     def write_force(self, addr: int, data: bytes) -> None:
         """Write through /proc/PID/mem, ignoring protections (filling text at load time)."""
         view = memoryview(data)

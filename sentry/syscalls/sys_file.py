@@ -27,6 +27,7 @@ from vfs.abi import (
     O_TMPFILE,
     O_TRUNC,
     O_WRONLY,
+    POLLIN,
 )
 from vfs.file import MAX_RW
 from vfs.fs.devpts import TerminalFD
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
     from vfs.mount import FSContext
     from vfs.virtualfs import VirtualFilesystem
 
-#: How much application memory one step of a big write/sendfile copies at a time.
+#: How much application memory one step of a big read/write/sendfile copies at a time: the
+#: Sentry never holds more than this of one transfer, whatever the count asked for.
 CHUNK = 1 << 20
 #: fcntl commands.
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
@@ -127,6 +129,55 @@ async def _deliver(t: Task, f: Any, addr: int, data: bytes) -> int:
     return len(data)
 
 
+def _skip(vecs: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+    """The iovecs `vecs` past their first `n` bytes."""
+    out = []
+    for base, length in vecs:
+        if n >= length:
+            n -= length
+            continue
+        out.append((base + n, length - n))
+        n = 0
+    return out
+
+
+async def _read_chunks(t: Task, f: Any, vecs: list[tuple[int, int]], n: int, fits: int,
+                       offset: int | None) -> int:
+    """A read of `n` (> CHUNK) bytes into the application's iovecs, CHUNK at a time, so the
+    Sentry holds at most CHUNK of it. `fits`: the bytes copyable before a fault. A chunk
+    after the first is read only while the file is readable now (a pipe with data left, a
+    regular file, /dev/zero): Linux's read returns what it has rather than block for more.
+    Ends short at a short chunk, a fault or an error after some data, as Linux."""
+    done = 0
+    while done < n:
+        want = min(CHUNK, n - done)
+        room = fits - done
+        if done and (room <= 0 or not f.readiness(POLLIN) & POLLIN):
+            break
+        try:
+            if offset is not None:
+                data = await f.pread(max(min(want, room), min(want, 1)), offset + done)
+            elif room >= want:
+                data = await f.read(want)
+            else:
+                data = await f.read_upto(want, max(room, 0))
+        except OSError:
+            if done:
+                break
+            raise
+        pos, fault = scatter(t, _skip(vecs, done), data)
+        if fault is not None:
+            if offset is None and getattr(f, "seekable", False):
+                f.offset -= len(data) - pos
+            if not done + pos:
+                raise fault
+            return done + pos
+        done += len(data)
+        if len(data) < want:
+            break
+    return done
+
+
 @syscall("read")
 async def sys_read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     """Implements Linux syscall read(2)."""
@@ -135,6 +186,8 @@ async def sys_read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
         raise SyscallError(errno.EBADF)
     n = _buffer(buf, count)
     fits = t.copyable(buf, n, to_app=True)
+    if n > CHUNK:
+        return await _read_chunks(t, f, [(buf, n)], n, fits, None)
     data = await (f.read(n) if fits >= n else f.read_upto(n, fits))
     return await _deliver(t, f, buf, data)
 
@@ -146,33 +199,46 @@ async def sys_pread64(t: Task, fd: int, buf: int, count: int, offset: int, *_: i
     if not f.readable:
         raise SyscallError(errno.EBADF)
     n = _buffer(buf, count)
-    data = await f.pread(max(t.copyable(buf, n, to_app=True), min(n, 1)), i64(offset))
+    fits = t.copyable(buf, n, to_app=True)
+    if n > CHUNK:
+        return await _read_chunks(t, f, [(buf, n)], n, fits, i64(offset))
+    data = await f.pread(max(fits, min(n, 1)), i64(offset))
     t.mem_write(buf, data)
     return len(data)
 
 
-async def _write_from(t: Task, f: Any, addr: int, n: int, offset: int | None) -> int:
-    """Write `n` bytes of application memory at `addr`, in chunks for big writes; only
-    what can be read before a fault (a short count, as Linux)."""
+async def _write_from(t: Task, f: Any, vecs: list[tuple[int, int]], n: int,
+                      offset: int | None) -> int:
+    """Write the first `n` bytes of the application's iovecs `vecs` (`n` already capped at
+    MAX_RW and cut at the first fault, or 1 so that a bad buffer faults), CHUNK at a time
+    so the Sentry holds at most CHUNK of it; a short write, or a fault or error after
+    some bytes went, ends it with the count so far (a short count, as Linux). A write of
+    nothing is still made once (an empty datagram is sent)."""
     if not f.writable:
         raise SyscallError(errno.EBADF)
-    n = max(t.copyable(addr, n, to_app=False), min(n, 1))  # a bad buffer still faults
-    if n <= CHUNK:
-        data = t.mem_read(addr, n)
+    if n <= CHUNK and len(vecs) == 1:
+        data = t.mem_read(vecs[0][0], n)
         return await (f.write(data) if offset is None else f.pwrite(data, offset))
     done = 0
-    while done < n:
+    while True:
+        want = min(CHUNK, n - done)
         try:
-            data = t.mem_read(addr + done, min(CHUNK, n - done))
+            parts, left = [], want
+            for base, length in _skip(vecs, done):
+                if left <= 0:
+                    break
+                if length:
+                    parts.append(t.mem_read(base, min(length, left)))
+                    left -= min(length, left)
+            data = b"".join(parts)
             got = await (f.write(data) if offset is None else f.pwrite(data, offset + done))
         except OSError:
             if done:
                 return done
             raise
         done += got
-        if got < len(data):
-            break
-    return done
+        if got < len(data) or done >= n:
+            return done
 
 
 @syscall("write")
@@ -181,7 +247,9 @@ async def sys_write(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     f = t.fdtable.get(i32(fd))
     if not f.writable:
         raise SyscallError(errno.EBADF)
-    return await _write_from(t, f, buf, _buffer(buf, count), None)
+    n = _buffer(buf, count)
+    return await _write_from(t, f, [(buf, n)], max(t.copyable(buf, n, to_app=False), min(n, 1)),
+                             None)
 
 
 @syscall("pwrite64")
@@ -193,7 +261,9 @@ async def sys_pwrite64(t: Task, fd: int, buf: int, count: int, offset: int, *_: 
         raise SyscallError(errno.EINVAL)
     if not f.writable:
         raise SyscallError(errno.EBADF)
-    return await _write_from(t, f, buf, _buffer(buf, count), off)
+    n = _buffer(buf, count)
+    return await _write_from(t, f, [(buf, n)], max(t.copyable(buf, n, to_app=False), min(n, 1)),
+                             off)
 
 
 def _iovecs(t: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
@@ -244,6 +314,8 @@ async def _readv(t: Task, fd: int, iov: int, iovcnt: int, offset: int | None) ->
     vecs = _iovecs(t, iov, iovcnt)
     want = min(sum(n for _, n in vecs), MAX_RW)
     total = min(_span(t, vecs, to_app=True), want)
+    if want > CHUNK:
+        return await _read_chunks(t, f, vecs, want, total, offset)
     if offset is not None:
         data = await f.pread(max(total, min(want, 1)), offset)
     else:
@@ -264,15 +336,7 @@ async def _writev(t: Task, fd: int, iov: int, iovcnt: int, offset: int | None) -
     vecs = _iovecs(t, iov, iovcnt)
     want = sum(n for _, n in vecs)
     total = min(max(_span(t, vecs, to_app=False), min(want, 1)), MAX_RW)
-    parts = []
-    for base, length in vecs:
-        if total <= 0:
-            break
-        if length:
-            parts.append(t.mem_read(base, min(length, total)))
-            total -= length
-    data = b"".join(parts)
-    return await (f.write(data) if offset is None else f.pwrite(data, offset))
+    return await _write_from(t, f, vecs, total, offset)
 
 
 @syscall("readv")

@@ -87,16 +87,23 @@ async def sys_munmap(t: Task, addr: int, length: int, *_: int) -> int:
     return 0
 
 
-@syscall("mprotect")
-def sys_mprotect(t: Task, addr: int, length: int, prot: int, *_: int) -> int:
-    """Implements Linux syscall mprotect(2). A shared mapping of a file sealed against
-    writing cannot be made writable (EACCES; Linux decides it when the mapping is made,
-    here when mprotect is called)."""
+def _may_write(t: Task, addr: int, length: int, prot: int) -> None:
+    """mprotect's permission rule (Linux's VM_MAYWRITE): a shared mapping of a file opened
+    without write access, or sealed against writing, can never be made writable (EACCES;
+    Linux decides the seal when the mapping is made, here when mprotect is called). A
+    private mapping always can: its pages are copies."""
     if prot & PROT_WRITE:
         end = addr + page_up(length)
         for v in t.mm.vmas:
-            if v.start < end and v.end > addr and v.shared and write_sealed(v.file):
+            if v.start < end and v.end > addr and v.shared and v.file is not None \
+                    and (not v.file.writable or write_sealed(v.file)):
                 raise SyscallError(errno.EACCES)
+
+
+@syscall("mprotect")
+def sys_mprotect(t: Task, addr: int, length: int, prot: int, *_: int) -> int:
+    """Implements Linux syscall mprotect(2)."""
+    _may_write(t, addr, length, prot)
     t.mm.mprotect(addr, length, prot)
     return 0
 
@@ -161,5 +168,6 @@ def sys_pkey_mprotect(t: Task, addr: int, length: int, prot: int, pkey: int, *_:
     allocated (EINVAL)."""
     if pkey & 0xFFFFFFFF != 0xFFFFFFFF:
         raise SyscallError(errno.EINVAL)
+    _may_write(t, addr, length, prot)
     t.mm.mprotect(addr, length, prot)
     return 0

@@ -476,7 +476,9 @@ def _check_sig(sig: int) -> int:
 
 @syscall("kill")
 def sys_kill(t: Task, pid: int, sig: int, *_: int) -> int:
-    """Implements Linux syscall kill(2): handlers, masks and default actions."""
+    """Implements Linux syscall kill(2): handlers, masks and default actions. pid -1 is
+    every process but init (the sandbox's pid 1) and the caller's own thread group, ESRCH
+    when that is nobody (Linux's kill_something_info)."""
     sig = _check_sig(sig)
     pid = i32(pid)
     k = t.kernel
@@ -485,7 +487,7 @@ def sys_kill(t: Task, pid: int, sig: int, *_: int) -> int:
     elif pid == 0:
         targets = [p for p in k.procs.values() if p.pgid == t.pgid]
     elif pid == -1:
-        targets = [p for p in k.procs.values() if p.tgid != 1 and p is not t] + [t]
+        targets = [p for p in k.procs.values() if p.tgid not in (1, t.tgid)]
     else:
         targets = [p for p in k.procs.values() if p.pgid == -pid]
     if not targets:

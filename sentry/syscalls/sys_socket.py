@@ -359,8 +359,16 @@ async def encode_control(t: Task, ctl: Control, space: int, flags: int) -> tuple
 
 
 def _gather(t: Task, vecs: list[tuple[int, int]]) -> bytes:
-    data = b"".join(t.mem_read(base, n) for base, n in vecs if n)
-    return data[:MAX_RW]
+    """The first MAX_RW bytes of the iovecs (nothing past them is read: a message is one
+    piece, so it is gathered whole, but never more than one call may send)."""
+    parts, left = [], MAX_RW
+    for base, n in vecs:
+        if left <= 0:
+            break
+        if n:
+            parts.append(t.mem_read(base, min(n, left)))
+            left -= min(n, left)
+    return b"".join(parts)
 
 
 def _read_msghdr(t: Task, msg: int) -> tuple[int, int, int, int, int, int, int]:

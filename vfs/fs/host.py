@@ -20,7 +20,6 @@ import os
 import select
 import stat as _st
 import struct
-from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -158,9 +157,11 @@ class HostFD(FileDescription):
         return os.pwrite(self.fd, data, offset)
 
     async def do_seek(self, offset: int, whence: int) -> int:
-        if not self.seekable:
-            raise error(errno.ESPIPE)
-        return os.lseek(self.fd, offset, whence)
+        """The host's lseek answers: ESPIPE for a pipe or terminal, 0 for /dev/null."""
+        try:
+            return os.lseek(self.fd, offset, whence)
+        except OSError as e:
+            raise error(e.errno or errno.EIO) from None
 
     async def do_fsync(self, datasync: bool) -> None:
         if not self.is_regular:
@@ -180,7 +181,7 @@ class HostFD(FileDescription):
         if _libc.fstatfs(self.fd, buf) < 0:
             raise error(ctypes.get_errno())
         ftype, bsize, blocks, bfree, bavail, files, ffree, fsid, namelen, frsize, flags = \
-            struct.unpack_from("<qqQQQQQqqqq", buf.raw)
+            struct.unpack_from("<qqQQQQQQqqq", buf.raw)
         return StatFS(ftype, bsize, blocks, bfree, bavail, files, ffree, fsid, namelen,
                       frsize, flags)
 
@@ -238,22 +239,23 @@ class HostFD(FileDescription):
         return self._poll(mask) & (mask | POLLERR | POLLHUP)
 
     async def wait_ready(self, mask: int) -> int:
+        """Wait until the host says the file is ready for something in `mask`. The wait is
+        a private host epoll watching exactly `mask` (POLLPRI too, which trio cannot wait
+        for), itself waited on by trio. A file the host's epoll refuses (EPERM: a regular
+        file, /dev/null) is always ready for reading and writing and never for anything
+        else, so a wait for anything else sleeps until cancelled, as Linux's poll does."""
         while True:
             got = self.readiness(mask)
             if got:
                 return got
             if self.is_regular:
-                await trio.sleep_forever()  # never ready for anything else (the host's epoll
-                # refuses regular files: EPERM)
-            if mask & POLLIN and mask & POLLOUT:
-                async with trio.open_nursery() as n:
-                    async def one(wait: Callable[[int], Awaitable[None]]) -> None:
-                        await wait(self.fd)
-                        n.cancel_scope.cancel()
-
-                    n.start_soon(one, trio.lowlevel.wait_readable)
-                    n.start_soon(one, trio.lowlevel.wait_writable)
-            elif mask & POLLOUT:
-                await trio.lowlevel.wait_writable(self.fd)
-            else:
-                await trio.lowlevel.wait_readable(self.fd)
+                await trio.sleep_forever()
+            ep = select.epoll()
+            try:
+                try:
+                    ep.register(self.fd, mask & 0xFFFF)
+                except PermissionError:
+                    await trio.sleep_forever()
+                await trio.lowlevel.wait_readable(ep.fileno())
+            finally:
+                ep.close()
