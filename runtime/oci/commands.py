@@ -201,6 +201,12 @@ def _container_child(container: Any, w: int) -> NoReturn:
 
         if container.spec.process.terminal:
             os.setsid()  # the host pty becomes our controlling terminal (SIGWINCH)
+            # The program's stdio is the pty; create's (a pipe the shim reads to its end)
+            # must not stay open in this process or the gofers it forks.
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
         told = False
 
         def ready(error: str | None) -> None:

@@ -183,8 +183,10 @@ class Container:
                 print(line, file=sys.stderr, flush=True)
 
             table = traced_table(TABLE, Strace(write))
+        # No hostname: a new UTS namespace keeps the host's, as under runc.
+        hostname = spec.hostname if spec.hostname is not None else socket.gethostname()
         kernel = Kernel(vfs=vfs, table=table, network=self.net.network,
-                        hostname=(spec.hostname or "").encode())
+                        hostname=hostname.encode())
         if spec.domainname is not None:
             kernel.domainname = spec.domainname.encode()
         self.kernel = kernel
@@ -284,6 +286,8 @@ class Container:
         if console is None:
             raise SandboxError("cannot allocate tty if runc will detach without setting "
                                "console socket")
+        import fcntl
+        import termios
         import tty
 
         from vfs.fs.devpts import Winsize
@@ -291,12 +295,13 @@ class Container:
         host_master, host_slave = os.openpty()
         try:
             tty.setraw(host_slave)
+            if fds is None:  # pid 1's: our controlling terminal, so resizes reach us (SIGWINCH)
+                with contextlib.suppress(OSError):
+                    fcntl.ioctl(host_slave, termios.TIOCSCTTY, 0)
             if proc.console_size is not None:
-                h, w = proc.console_size
-                import fcntl
                 import struct
-                import termios
 
+                h, w = proc.console_size
                 fcntl.ioctl(host_master, termios.TIOCSWINSZ, struct.pack("4H", h, w, 0, 0))
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 s.connect(console)
@@ -431,10 +436,17 @@ class Container:
             self.pending_signal = sig
             self.start_requested.set()
             return
+        from sentry.kernel import sigstate
         from sentry.kernel.signals import kill_from_host
 
         pids = list(self.kernel.procs) if everyone else [1]
         for pid in pids:
+            t = self.kernel.procs.get(pid)
+            if (pid == 1 and t is not None and sig not in (signal.SIGKILL, signal.SIGSTOP)
+                    and sigstate.action(t, sig)[0] == sigstate.SIG_DFL):
+                # Linux's rule for a pid namespace's init: a signal from outside with no
+                # handler is dropped (SIGKILL and SIGSTOP excepted), as under runc.
+                continue
             kill_from_host(self.kernel, pid, sig)
 
     async def _pass_signals(self, *, task_status: Any) -> None:
