@@ -42,8 +42,8 @@ class Globals:
     def states(self) -> StateDir:
         return StateDir(self.root)
 
-    def fail(self, message: str) -> NoReturn:
-        """Report `message` as runc does and exit 1."""
+    def fail(self, message: str, code: int = 1) -> NoReturn:
+        """Report `message` as runc does and exit with `code` (1; exec's failures 255)."""
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if self.log:
             if self.log_format == "json":
@@ -56,7 +56,7 @@ class Globals:
         else:
             print(f'time="{now}" level=error msg={json.dumps(message)}', file=sys.stderr,
                   flush=True)
-        sys.exit(1)
+        sys.exit(code)
 
 
 def _globals() -> Globals:
@@ -487,19 +487,22 @@ def exec_(process_file: str | None, detach: bool, pid_file: str | None, tty: boo
     from runtime.oci.execproxy import exec_process
 
     g = _globals()
-    st = _load(g, container_id)
+    try:
+        st = g.states.load(container_id)
+    except StateError as e:
+        g.fail(f"exec failed: {e}", 255)
     status = st.status()
     if status != "running":
-        g.fail(f"cannot exec in a {status} container")
+        g.fail(f"exec failed: cannot exec in a {status} container", 255)
     if process_file:
         try:
             with open(process_file) as f:
                 proc: dict[str, Any] = json.load(f)
         except (OSError, ValueError) as e:
-            g.fail(f"process {process_file}: {e}")
+            g.fail(f"exec failed: process {process_file}: {e}", 255)
     else:
         if not command:
-            g.fail("exec: args must not be empty")
+            g.fail("exec failed: args must not be empty", 255)
         base = _spec_doc(st).get("process", {})
         proc = {"args": list(command), "env": list(base.get("env", [])) + list(envs),
                 "cwd": cwd or base.get("cwd", "/"), "terminal": tty,
@@ -511,13 +514,14 @@ def exec_(process_file: str | None, detach: bool, pid_file: str | None, tty: boo
         if additional_gids:
             proc["user"]["additionalGids"] = list(additional_gids)
     if proc.get("terminal") and not console_socket and detach:
-        g.fail("cannot allocate tty if runc will detach without setting console socket")
+        g.fail("exec failed: cannot allocate tty if runc will detach without setting "
+               "console socket", 255)
     try:
         from runtime.oci.spec import parse_process
 
         parse_process(proc)
     except SpecError as e:
-        g.fail(str(e))
+        g.fail(f"exec failed: {e}", 255)
     exec_process(g, container_id, proc, detach=detach, pid_file=pid_file,
                  console_socket=console_socket)
 

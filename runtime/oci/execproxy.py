@@ -35,7 +35,7 @@ def exec_process(g: Globals, cid: str, proc: dict[str, Any], *, detach: bool,
     try:
         sock.connect(g.states.path(cid, "control.sock"))
     except OSError:
-        g.fail("cannot exec in a stopped container")
+        g.fail("exec failed: cannot exec in a stopped container", 255)
     if not detach:
         if pid_file:
             _write_pid_file(pid_file, os.getpid())
@@ -56,7 +56,7 @@ def exec_process(g: Globals, cid: str, proc: dict[str, Any], *, detach: bool,
     if "error" in doc:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-        g.fail(doc["error"])
+        g.fail(f"exec failed: {doc['error']}", 255)
     if pid_file:
         _write_pid_file(pid_file, pid)
     os._exit(0)
@@ -76,7 +76,7 @@ def _proxy(g: Globals, sock: socket.socket, proc: dict[str, Any],
         os.write(report, json.dumps(reply).encode())
         os.close(report)
     if "error" in reply:
-        g.fail(reply["error"])
+        g.fail(f"exec failed: {reply['error']}", 255)
     # The program has its own copies of our stdio: ours must not keep a pipe open after it.
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):

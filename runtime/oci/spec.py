@@ -132,16 +132,16 @@ def load_bundle(bundle: str) -> Spec:
         SpecError: a missing bundle or config.json, bad JSON, or a wrong field.
     """
     bundle = os.path.abspath(bundle)
-    if not os.path.isdir(bundle):
-        raise SpecError(f"bundle {bundle}: not a directory")
+    if not os.path.isdir(bundle):  # runc's words: it chdirs into the bundle first
+        raise SpecError(f"chdir {bundle}: no such file or directory")
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             doc = json.load(f)
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such file (the bundle has no config.json)") from None
+        raise SpecError("JSON specification file config.json not found") from None
     except (OSError, ValueError) as e:
-        raise SpecError(f"{path}: {e}") from None
+        raise SpecError(f"config.json: {e}") from None
     return parse_spec(doc, bundle)
 
 
