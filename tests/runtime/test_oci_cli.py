@@ -116,7 +116,7 @@ def test_lifecycle_pid_file_process_is_the_container(runpsc: Runtime, bundle: Pa
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_kill_ends_init_and_its_process_dies_alike(runpsc: Runtime, bundle: Path,
-                                                   tmp_path: Path, sig: int) -> None:
+                                                   tmp_path: Path, sig: signal.Signals) -> None:
     """SIGKILL: the container's process is killed by SIGKILL (what the shim reports as 137);
     SIGTERM reaches the program's trap, and the process exits with the trap's status."""
     cfg = read_config(bundle)
