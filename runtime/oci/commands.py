@@ -111,8 +111,9 @@ def run_hooks(spec_doc: dict[str, Any], name: str, st: ContainerState) -> None:
 
 
 def _hook_status(name: str) -> str:
-    return {"prestart": "created", "createRuntime": "creating", "createContainer": "creating",
-            "startContainer": "created", "poststart": "running",
+    """The status a hook's state says: runc's (poststart still says "created")."""
+    return {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+            "startContainer": "created", "poststart": "created",
             "poststop": "stopped"}[name]
 
 

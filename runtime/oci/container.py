@@ -110,8 +110,8 @@ class Container:
 
     def start_gofers(self) -> None:
         """Fork the rootfs's gofer and one per bind mount (before trio runs)."""
-        self.gofers.append(GoferProcess.start(self.spec.root, readonly=self.spec.root_readonly,
-                                              submounts=True, fork=True))
+        self.gofers.append(GoferProcess.start(self.spec.root, readonly=False, submounts=True,
+                                              fork=True))
         for m in self.binds:
             self.gofers.append(GoferProcess.start(m.source, readonly=m.readonly, name="volume",
                                                   submounts="rbind" in m.options, fork=True))
@@ -167,9 +167,10 @@ class Container:
 
         spec = self.spec
         root_gofer, *bind_gofers = self.gofers
-        rootfs = await _goferfs(stack, root_gofer, readonly=spec.root_readonly)
-        vfs = VirtualFilesystem(rootfs, flags=MS_RDONLY if spec.root_readonly else 0,
-                                source=spec.root)
+        # A read-only root is read-only in the mount's flags, set once the mount points
+        # are made (runc remounts it read-only after the same).
+        rootfs = await _goferfs(stack, root_gofer, readonly=False)
+        vfs = VirtualFilesystem(rootfs, source=spec.root)
         self.vfs = vfs
         ctx = vfs.new_context()
         self.net = NetworkSetup(spec.network, [])
@@ -192,6 +193,8 @@ class Container:
         self.kernel = kernel
         procfs = await self._build_mounts(stack, ctx, dict(zip(
             (id(m) for m in self.binds), bind_gofers, strict=True)))
+        if spec.root_readonly:
+            vfs.root_mount.flags |= MS_RDONLY
         kernel.tty.attach(self.devpts, self._devtty)
         from sentry.procfs import ProcView
 
@@ -201,8 +204,14 @@ class Container:
             fs.provider = view
         creds = _creds(spec.process)
         cwd = os.fsencode(spec.process.cwd)
-        await _mkdir_p(vfs, ctx, creds, cwd)  # runc makes a missing cwd
-        await vfs.chdir(ctx, creds, None, cwd)
+        from vfs import Credentials
+
+        try:
+            await _mkdir_p(vfs, ctx, Credentials.root(), cwd)  # runc makes a missing cwd
+            await vfs.chdir(ctx, creds, None, cwd)
+        except OSError as e:
+            raise SpecError(f"process.cwd: {spec.process.cwd}: "
+                            f"{os.strerror(e.errno or errno.EIO)}") from None
         ctx.umask = 0o022 if spec.process.user.umask is None else spec.process.user.umask & 0o777
         env = spec.process.env_dict()
         argv0 = os.fsencode(spec.process.args[0])
@@ -247,7 +256,8 @@ class Container:
                 fs = Sysfs()
                 providers.append(fs)
             elif m.type == "tmpfs":
-                fs = Tmpfs(mode=_tmpfs_mode(m, i), size=_tmpfs_size(m, i))
+                fs = Tmpfs(mode=await _tmpfs_mode(vfs, ctx, admin, m, i),
+                           size=_tmpfs_size(m, i))
             elif m.type == "mqueue":
                 fs = kernel.ipc.mqueue
             elif m.type in ("cgroup", "cgroup2"):
@@ -511,9 +521,12 @@ class Container:
 
 def _setup_task(t: Any, proc: Process) -> None:
     """What config.json sets on a process before it runs: rlimits, no_new_privs."""
+    from sentry.kernel.limits import RLIMIT_NOFILE
     from sentry.platform.libc import PR_SET_NO_NEW_PRIVS
 
     t.rlimits.update(proc.rlimits)
+    if RLIMIT_NOFILE in proc.rlimits:
+        t.fdtable.limit = proc.rlimits[RLIMIT_NOFILE][0]  # what the fd table enforces
     if proc.no_new_privileges:
         t.prctl_state[PR_SET_NO_NEW_PRIVS] = 1
 
@@ -528,7 +541,11 @@ def _creds(proc: Process) -> Any:
     return Credentials.user(u.uid, u.gid, u.additional_gids)
 
 
-def _tmpfs_mode(m: Mount, i: int) -> int:
+async def _tmpfs_mode(vfs: Any, ctx: Any, creds: Any, m: Mount, i: int) -> int:
+    """mode=, unless the mount point exists: then its mode, as runc keeps it."""
+    with contextlib.suppress(OSError):
+        st = await vfs.stat(ctx, creds, None, os.fsencode(m.destination), 0)
+        return int(st.mode) & 0o7777
     v = m.option_value("mode")
     try:
         return 0o1777 if v is None else int(v, 8)

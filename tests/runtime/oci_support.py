@@ -22,7 +22,7 @@ from tests.support import need_binary
 
 BUSYBOX_APPLETS = ("sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname",
                    "ps", "kill", "env", "pwd", "mkdir", "touch", "tty", "stty", "wc", "test",
-                   "grep", "uname", "mount")
+                   "grep", "uname", "mount", "cut", "sed")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IMAGE = "runpsc.test/busybox:latest"
 
@@ -46,7 +46,7 @@ def make_rootfs(root: Path) -> Path:
     shutil.copy(busybox, root / "bin" / "busybox")
     for a in BUSYBOX_APPLETS:
         (root / "bin" / a).symlink_to("busybox")
-    for d in ("proc", "sys", "dev", "tmp", "etc", "root", "data", "run"):
+    for d in ("proc", "sys", "dev", "tmp", "etc", "root", "data", "rw", "scratch", "run"):
         (root / d).mkdir(exist_ok=True)
     (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
                                          "nobody:x:65534:65534:nobody:/:/bin/sh\n")
