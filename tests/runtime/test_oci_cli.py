@@ -5,10 +5,12 @@ codes and messages for the error cases, and config.json errors that leave nothin
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,12 +84,14 @@ def _reap(pid: int) -> int | None:
     return status
 
 
-def _created(rt: Runtime, bundle: Path, cid: str, tmp_path: Path, **kw: Any) -> int:
+def _created(rt: Runtime, bundle: Path, cid: str, tmp_path: Path,
+             extra: tuple[str, ...] = (), **kw: Any) -> int:
     pid_file = tmp_path / f"{cid}.pid"
     # The container's process keeps create's stdio (as runc's does): not a pipe we read to
     # its end here.
     kw.setdefault("stderr", subprocess.DEVNULL)
-    rt("create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid, check=True, **kw)
+    rt("create", "--bundle", str(bundle), "--pid-file", str(pid_file), *extra, cid, check=True,
+       **kw)
     return int(pid_file.read_text())
 
 
@@ -302,3 +306,73 @@ def test_spec_writes_a_config_runpsc_runs(runpsc: Runtime, tmp_path: Path) -> No
     assert runpsc("list", "-q").stdout == ""  # run deletes what it created
     feats = json.loads(runpsc("features", check=True).stdout)
     assert "poststop" in feats["hooks"]
+
+
+class ConsoleSocket:
+    """What the shim does for `terminal: true`: listen, receive the pty master."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(1)
+
+    def master(self) -> int:
+        conn, _ = self.sock.accept()
+        with conn:
+            _, anc, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(4))
+        self.sock.close()
+        (level, kind, data), = anc
+        assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+        return int(array.array("i", data)[0])
+
+
+class Reader:
+    """Reads a terminal's master up to a marker, keeping what came after it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+
+    def until(self, marker: bytes) -> bytes:
+        while marker not in self.buf:
+            chunk = os.read(self.fd, 4096)
+            assert chunk, self.buf
+            self.buf += chunk
+        end = self.buf.index(marker) + len(marker)
+        got, self.buf = self.buf[:end], self.buf[end:]
+        return got
+
+
+def test_terminal_console_socket_job_control(runpsc: Runtime, bundle: Path,
+                                             tmp_path: Path) -> None:
+    """terminal: true: the master reaches --console-socket; the shell in the container owns
+    the terminal: job control, ^C to the foreground job only, the window size set on the
+    master, and the shell's exit status is the container's."""
+    cfg = read_config(bundle)
+    cfg["process"].update(terminal=True, args=["sh", "-i"], env=["PATH=/bin", "PS1=$ "],
+                          consoleSize={"height": 30, "width": 90})
+    write_config(bundle, cfg)
+    console = ConsoleSocket(tmp_path / "console.sock")
+    pid = _created(runpsc, bundle, "t1", tmp_path, stdout=subprocess.DEVNULL,
+                   extra=("--console-socket", str(console.path)))
+    master = console.master()
+    term = Reader(master)
+    try:
+        runpsc("start", "t1", check=True)
+        term.until(b"$ ")
+        os.write(master, b"tty; stty size\n")
+        out = term.until(b"$ ")
+        assert b"/dev/pts/0\r\n30 90\r\n" in out, out
+        # The job says when it runs (then it is the terminal's foreground group).
+        os.write(master, b"sh -c 'echo started; exec sleep 100'\n")
+        term.until(b"started\r\n")
+        os.write(master, b"\x03")  # ^C: the job dies, the shell stays
+        out = term.until(b"$ ")
+        os.write(master, b"echo status=$?\n")
+        assert term.until(b"$ ").endswith(b"status=130\r\n$ "), out
+        os.write(master, b"exit 6\n")
+        status = _reap(pid)
+    finally:
+        os.close(master)
+    assert status is not None and os.waitstatus_to_exitcode(status) == 6
