@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import select
 import subprocess
 from collections.abc import Iterator
@@ -60,6 +61,17 @@ def test_long_running_exec_ps_kill_delete(containerd: Containerd) -> None:
         got = containerd.ctr("task", "exec", "--exec-id", "x1", cid, "sh", "-c",
                              "echo in exec; exit 4", check=False)
         assert (got.stdout, got.returncode) == (b"in exec\n", 4), got.stderr
+        # exec --tty: the exec'd program's own pty of the sandbox, its master sent to the
+        # shim's console socket.
+        need_binary("script", "bsdutils")
+        ctr = " ".join(["ctr", "--address", containerd.address, "--namespace", "runpsc-test",
+                        "task", "exec", "--tty", "--exec-id", "x2", cid, "sh", "-c",
+                        "'tty; exit 2'"])
+        got = subprocess.run(["script", "-qec", ctr, "/dev/null"], capture_output=True,
+                             stdin=subprocess.DEVNULL, timeout=120)
+        text = got.stdout.replace(b"^@", b"").replace(b"\r", b"").decode()
+        assert re.fullmatch(r"/dev/pts/\d+\n", text), got
+        assert got.returncode == 2
         ps = containerd.ctr("task", "ps", cid).stdout.decode().split()
         init_pid = containerd.ctr("task", "ls").stdout.decode().split(cid)[1].split()[0]
         assert init_pid in ps, ps
