@@ -512,8 +512,14 @@ class Container:
         from sentry.kernel.signals import kill_from_host
 
         while True:
-            data = await conn.recv(1 << 12)
+            try:
+                data = await conn.recv(1 << 12)
+            except OSError:
+                data = b""
             if not data:
+                # The proxy is gone (SIGKILL: the shim's kill of an exec'd process); under
+                # runc that pid was the program itself, so the program goes too.
+                kill_from_host(self.kernel, pid, signal.SIGKILL)
                 return
             with contextlib.suppress(ValueError, KeyError):
                 kill_from_host(self.kernel, pid, int(json.loads(data)["signal"]))

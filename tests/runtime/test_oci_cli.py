@@ -162,6 +162,18 @@ def test_exec_and_ps(runpsc: Runtime, bundle: Path, tmp_path: Path) -> None:
                check=True)
         xstatus = _reap(int(xpid_file.read_text()))
         assert xstatus is not None and os.waitstatus_to_exitcode(xstatus) == 3
+        # SIGKILL of that pid ends the program too (under runc it is the program).
+        xr, xw = os.pipe()
+        runpsc("exec", "--detach", "--pid-file", str(xpid_file), "e1", "sh", "-c",
+               "echo ready; exec sleep 100", check=True, stdout=xw, stderr=subprocess.DEVNULL)
+        os.close(xw)
+        with os.fdopen(xr) as xout:
+            assert xout.readline() == "ready\n"
+            xpid = int(xpid_file.read_text())
+            os.kill(xpid, signal.SIGKILL)
+            assert xout.read() == ""  # the program's end closed its stdout
+        xstatus = _reap(xpid)
+        assert xstatus is not None and os.WTERMSIG(xstatus) == signal.SIGKILL
         pids = json.loads(runpsc("ps", "--format", "json", "e1", check=True).stdout)
         assert pid in pids
         assert runpsc("exec", "e1", "nosuchprogram").returncode == 255  # as runc
