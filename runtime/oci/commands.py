@@ -301,18 +301,100 @@ def run(bundle: str, pid_file: str | None, console_socket: str | None, detach: b
         no_pivot: bool, no_new_keyring: bool, keep: bool, container_id: str) -> None:
     """create + start; in the foreground, wait and exit with the container's status."""
     g = _globals()
-    st = do_create(g, container_id, bundle, pid_file, console_socket,
-                   prefix="runpsc run failed: ")
-    do_start(g, container_id)
-    if detach:
-        return
-    with trio_free_signals(st.pid):
-        _, status = os.waitpid(st.pid, 0)
+    prefix = "runpsc run failed: "
+    if not detach and console_socket is None and _wants_terminal(bundle):
+        st, master = _create_with_console(g, container_id, bundle, pid_file, prefix)
+        status = _run_on_console(g, container_id, st.pid, master)
+    else:
+        st = do_create(g, container_id, bundle, pid_file, console_socket, prefix=prefix)
+        do_start(g, container_id)
+        if detach:
+            return
+        with trio_free_signals(st.pid):
+            _, status = os.waitpid(st.pid, 0)
     if not keep:
         _delete(g, container_id, st)
     from runtime.sandbox import exit_code
 
     sys.exit(exit_code(status))
+
+
+def _wants_terminal(bundle: str) -> bool:
+    try:
+        return load_bundle(bundle).process.terminal
+    except SpecError:
+        return False  # create reports it
+
+
+def _create_with_console(g: Globals, cid: str, bundle: str, pid_file: str | None,
+                         prefix: str) -> tuple[ContainerState, int]:
+    """`run` in the foreground with `terminal: true`: be our own console socket, as runc."""
+    import array
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="runpsc-console-")
+    path = os.path.join(d, "console.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(1)
+        st = do_create(g, cid, bundle, pid_file, path, prefix=prefix)
+        conn, _ = listener.accept()
+        with conn:
+            _, anc, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(4))
+        return st, int(array.array("i", anc[0][2])[0])
+    finally:
+        listener.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _run_on_console(g: Globals, cid: str, pid: int, master: int) -> int:
+    """Start the container and copy between our stdio (raw, if a terminal) and its pty
+    until the pty closes; the container's wait status."""
+    import fcntl
+    import select
+    import termios
+
+    from runtime.hostterm import HostTerminal
+
+    def resize(*_: Any) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(1, termios.TIOCGWINSZ, bytes(8)))
+
+    host = HostTerminal.enter(0) if os.isatty(0) else None
+    old = signal.signal(signal.SIGWINCH, resize)
+    try:
+        resize()
+        do_start(g, cid)
+        sources = [0, master]
+        while True:
+            try:
+                ready, _, _ = select.select(sources, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 1 << 16)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 1 << 16)
+                if data:
+                    os.write(master, data)
+                else:
+                    sources.remove(0)
+    finally:
+        signal.signal(signal.SIGWINCH, old)
+        if host is not None:
+            host.leave()
+        os.close(master)
+    with trio_free_signals(pid):
+        _, status = os.waitpid(pid, 0)
+    return status
 
 
 @contextlib.contextmanager

@@ -388,3 +388,19 @@ def test_terminal_console_socket_job_control(runpsc: Runtime, bundle: Path,
     finally:
         os.close(master)
     assert status is not None and os.waitstatus_to_exitcode(status) == 6
+
+
+def test_run_in_the_foreground_on_a_terminal(runpsc: Runtime, tmp_path: Path) -> None:
+    """`runpsc run` of a `terminal: true` bundle without --console-socket is its own
+    console, as runc's: the program gets the sandbox's pty, sized like the caller's."""
+    need_root()
+    need_binary("script", "bsdutils")
+    bundle = make_bundle(tmp_path / "tb", ["sh", "-c", "tty; stty size; exit 4"],
+                         terminal=True)
+    cmd = " ".join([*runpsc_argv(), "--root", str(runpsc.root), "run", "--bundle",
+                    str(bundle), "t1"])
+    out = subprocess.run(["script", "-qec", f"stty rows 20 cols 70; {cmd}", "/dev/null"],
+                         capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+    text = out.stdout.replace(b"^@", b"").replace(b"\r", b"").decode()
+    assert (text, out.returncode) == ("/dev/pts/0\n20 70\n", 4), out
+    assert runpsc("list", "-q").stdout == ""
