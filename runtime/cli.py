@@ -18,6 +18,11 @@ COMMANDS: dict[str, str] = {
     "help": "runtime.cmd_help:help_group",
     "do": "runtime.cmd_do:do",
     "gofer": "runtime.cmd_gofer:gofer",
+    # runc's command line (the OCI runtime), runtime/oci/commands.py
+    **{name: f"runtime.oci.commands:{attr}" for name, attr in (
+        ("create", "create"), ("start", "start"), ("run", "run"), ("state", "state"),
+        ("kill", "kill"), ("delete", "delete"), ("exec", "exec_"), ("ps", "ps"),
+        ("list", "list_"), ("spec", "spec"), ("features", "features"))},
 }
 
 
@@ -37,8 +42,19 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runpsc", prog_name="runpsc")
-def cli() -> None:
-    """runpsc: a user-space kernel sandbox in Python, in the spirit of gVisor."""
+@click.option("--root", default="/run/runpsc", show_default=True, metavar="DIR",
+              help="OCI commands: where containers' state lives.")
+@click.option("--log", metavar="FILE", help="OCI commands: write errors to FILE.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              help="OCI commands: the format of --log.")
+@click.option("--debug", is_flag=True, help="OCI commands: accepted (as runc's).")
+@click.option("--systemd-cgroup", is_flag=True, help="OCI commands: accepted (no cgroups).")
+def cli(root: str, log: str | None, log_format: str, debug: bool, systemd_cgroup: bool) -> None:
+    """runpsc: a user-space kernel sandbox in Python, in the spirit of gVisor.
+
+    The global options are runc's, for the OCI commands (create, start, state, kill,
+    delete, run, exec, ps, list, spec, features); see docs/oci.md.
+    """
 
 
 def main() -> None:

@@ -650,28 +650,33 @@ class Sandbox:
 
     async def _find_program(self, vfs: Any, ctx: Any, creds: Any, name: bytes,
                             path_var: str | None) -> bytes:
-        """execvp's search: a name with a slash is used as is, else each PATH entry in turn."""
-        if b"/" in name:
-            return name
-        search = (path_var if path_var is not None else
-                  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        denied = False
-        for d in search.split(":"):
-            cand = os.fsencode(d or ".") + b"/" + name
-            try:
-                st = await vfs.stat(ctx, creds, None, cand, 0)
-            except OSError:
-                continue
-            if not _st.S_ISREG(st.mode):
-                continue
-            try:
-                await vfs.faccessat(ctx, creds, None, cand, os.X_OK, 0x200)
-            except OSError:
-                denied = True
-                continue
-            return cand
-        err = errno.EACCES if denied else errno.ENOENT
-        raise SandboxError(f"{os.fsdecode(name)}: {os.strerror(err)}", code=126 if denied else 127)
+        return await find_program(vfs, ctx, creds, name, path_var)
+
+
+async def find_program(vfs: Any, ctx: Any, creds: Any, name: bytes, path_var: str | None) -> bytes:
+    """execvp's search: a name with a slash is used as is, else each PATH entry in turn
+    (SandboxError with 127 if none has it, 126 if none is executable)."""
+    if b"/" in name:
+        return name
+    search = (path_var if path_var is not None else
+              "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    denied = False
+    for d in search.split(":"):
+        cand = os.fsencode(d or ".") + b"/" + name
+        try:
+            st = await vfs.stat(ctx, creds, None, cand, 0)
+        except OSError:
+            continue
+        if not _st.S_ISREG(st.mode):
+            continue
+        try:
+            await vfs.faccessat(ctx, creds, None, cand, os.X_OK, 0x200)
+        except OSError:
+            denied = True
+            continue
+        return cand
+    err = errno.EACCES if denied else errno.ENOENT
+    raise SandboxError(f"{os.fsdecode(name)}: {os.strerror(err)}", code=126 if denied else 127)
 
 
 #: Namespaces the Sentry leaves once its gofer connections exist (sched.h values).

@@ -219,7 +219,8 @@ class Kernel:
 
     async def run(self, argv: list[bytes], envp: list[bytes], fdtable: FDTable,
                   fs: FSContext | None = None, creds: Credentials | None = None, *,
-                  path: bytes | None = None) -> int:
+                  path: bytes | None = None, setup: Callable[[Task], None] | None = None,
+                  started: Callable[[], object] | None = None) -> int:
         """Run a program as pid 1 of a fresh sandbox; return its wait status.
 
         The status is Linux's: ``code << 8`` for an exit, the signal number for a kill
@@ -227,15 +228,48 @@ class Kernel:
         fork, exec and wait; when pid 1 ends, every other process of the sandbox is killed,
         as in a PID namespace. Each process's fds are closed when it exits (so pipe readers
         see EOF). A program that cannot be executed raises SyscallError (ENOENT, EACCES,
-        ENOEXEC) before anything runs. `creds` defaults to root's.
+        ENOEXEC) before anything runs. `creds` defaults to root's. `setup` may adjust the
+        new task (rlimits, prctl state) before it runs; `started` is called once it runs
+        and `spawn` may add processes (an OCI runtime's exec).
         """
         if not self.table:
             raise RuntimeError("no syscall handlers: import sentry.syscalls (it registers "
                                "them) or pass Kernel(table=...)")
+        t = await self._new_process(argv, envp, fdtable, fs, creds, path, setup)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self._waiter.serve)
+            t.stub.resume()
+            nursery.start_soon(self._task_main, t)
+            if started is not None:
+                started()
+            await t.ended.wait()  # pid 1's process, whichever of its threads ends last
+            status = self.procs_ended[t.tgid]
+            nursery.cancel_scope.cancel()  # init is gone: so is everything else
+        self.ipc.release()  # the namespace goes with its last process
+        return status
+
+    async def start_process(self, argv: list[bytes], envp: list[bytes], fdtable: FDTable,
+                            fs: FSContext | None = None, creds: Credentials | None = None, *,
+                            path: bytes | None = None,
+                            setup: Callable[[Task], None] | None = None) -> Task:
+        """Start one more process in a running sandbox, with no parent inside it (what
+        `setns` + exec from outside gives: ppid 0); await `task.ended`, then read
+        `procs_ended[task.tgid]`. Raises SyscallError as `run` does."""
+        if self._nursery is None:
+            raise RuntimeError("the sandbox is not running")
+        t = await self._new_process(argv, envp, fdtable, fs, creds, path, setup)
+        t.stub.resume()
+        self.start_soon(self._task_main, t)
+        return t
+
+    async def _new_process(self, argv: list[bytes], envp: list[bytes], fdtable: FDTable,
+                           fs: FSContext | None, creds: Credentials | None,
+                           path: bytes | None, setup: Callable[[Task], None] | None) -> Task:
+        """A new process with its program loaded, registered, not yet resumed."""
         if creds is None:
             creds = Credentials.root()
         stub = PtraceStub.start()
-        t: Task | None = None
         try:
             mm = MemoryManager(stub)
             source = RecordingSource(self._source(fs, creds))
@@ -246,6 +280,8 @@ class Kernel:
             t.image = image_of(loaded, source, envp, stub)
             self._fd_users[id(fdtable)] = 1
             self._start_regs(t, loaded)
+            if setup is not None:
+                setup(t)
         except BaseException:
             stub.kill()
             with trio.CancelScope(shield=True):
@@ -253,16 +289,7 @@ class Kernel:
             raise
         self.procs[t.tgid] = t
         self.tasks[t.tid] = t
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await nursery.start(self._waiter.serve)
-            t.stub.resume()
-            nursery.start_soon(self._task_main, t)
-            await t.ended.wait()  # pid 1's process, whichever of its threads ends last
-            status = self.procs_ended[t.tgid]
-            nursery.cancel_scope.cancel()  # init is gone: so is everything else
-        self.ipc.release()  # the namespace goes with its last process
-        return status
+        return t
 
     @property
     def hostname(self) -> bytes:

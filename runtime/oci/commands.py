@@ -1,0 +1,649 @@
+"""runc's command line: what containerd's runc shim and Docker call (`runpsc create ...`).
+
+The global options (`--root`, `--log`, `--log-format`, `--debug`, `--systemd-cgroup`) come
+before the command and live in `runtime.cli`; they reach the commands as `Globals`.
+Errors are runc's: exit 1, and the message on stderr as logrus prints it
+(``time="..." level=error msg="..."``), or with `--log FILE` an entry in FILE (json or
+text) and the bare message on stderr, which is what the shim shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import click
+
+from runtime.oci.spec import HOOK_NAMES, MOUNT_TYPES, OCI_VERSION, SpecError, load_bundle
+from runtime.oci.state import DEFAULT_ROOT, ContainerState, StateDir, StateError
+
+__all__ = ["Globals", "request", "parse_signal"]
+
+
+@dataclass(slots=True)
+class Globals:
+    """runc's global options."""
+
+    root: str = DEFAULT_ROOT
+    log: str | None = None
+    log_format: str = "text"
+    debug: bool = False
+    systemd_cgroup: bool = False
+
+    @property
+    def states(self) -> StateDir:
+        return StateDir(self.root)
+
+    def fail(self, message: str, code: int = 1) -> NoReturn:
+        """Report `message` as runc does and exit with `code` (1; exec's failures 255)."""
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.log:
+            if self.log_format == "json":
+                line = json.dumps({"level": "error", "msg": message, "time": now})
+            else:
+                line = f'time="{now}" level=error msg={json.dumps(message)}'
+            with contextlib.suppress(OSError), open(self.log, "a") as f:
+                f.write(line + "\n")
+            print(message, file=sys.stderr, flush=True)
+        else:
+            print(f'time="{now}" level=error msg={json.dumps(message)}', file=sys.stderr,
+                  flush=True)
+        sys.exit(code)
+
+
+def _globals() -> Globals:
+    """The global options given before the command (`runtime.cli`)."""
+    p = click.get_current_context().find_root().params
+    return Globals(root=p.get("root") or DEFAULT_ROOT, log=p.get("log"),
+                   log_format=p.get("log_format") or "text", debug=bool(p.get("debug")),
+                   systemd_cgroup=bool(p.get("systemd_cgroup")))
+
+
+# -- talking to a container's Sentry ----------------------------------------------------------
+
+
+def request(g: Globals, cid: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """One request on ID's control socket and its answer."""
+    from runtime.oci.container import recv_json, send_fds
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        try:
+            s.connect(g.states.path(cid, "control.sock"))
+            send_fds(s, doc, [])
+            reply = recv_json(s)
+        except OSError:
+            g.fail("container not running")
+    if reply is None:
+        g.fail("container not running")
+    return reply
+
+
+def _load(g: Globals, cid: str) -> ContainerState:
+    try:
+        return g.states.load(cid)
+    except StateError as e:
+        g.fail(str(e))
+
+
+def run_hooks(spec_doc: dict[str, Any], name: str, st: ContainerState) -> None:
+    """Run config.json's `name` hooks on the host with the state on stdin (as runc).
+
+    Raises:
+        RuntimeError: a hook failed or timed out.
+    """
+    for h in spec_doc.get("hooks", {}).get(name, []):
+        args = h.get("args") or [h["path"]]
+        env = dict(e.partition("=")[::2] for e in h.get("env", []))
+        state = json.dumps({**st.oci(), "status": _hook_status(name)})
+        try:
+            subprocess.run(args, executable=h["path"], input=state.encode(), env=env,
+                           timeout=h.get("timeout"), check=True, stdout=sys.stderr)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise RuntimeError(f"error running {name} hook #{h['path']}: {e}") from None
+
+
+def _hook_status(name: str) -> str:
+    """The status a hook's state says: runc's (poststart still says "created")."""
+    return {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+            "startContainer": "created", "poststart": "created",
+            "poststop": "stopped"}[name]
+
+
+# -- create / start / run -----------------------------------------------------------------
+
+
+def do_create(g: Globals, cid: str, bundle: str, pid_file: str | None,
+              console_socket: str | None, prefix: str = "runpsc create failed: ") -> ContainerState:
+    """Create ID from BUNDLE: the container's Sentry forked and ready, waiting for start."""
+    from runtime.oci.container import Container
+
+    try:
+        spec = load_bundle(bundle)
+    except SpecError as e:
+        g.fail(f"{prefix}{e}")
+    if spec.process.terminal and console_socket is None:
+        g.fail(f"{prefix}cannot allocate tty if runc will detach without setting console "
+               "socket")
+    states = g.states
+    try:
+        with states.locked():
+            states.reserve(cid)
+    except StateError as e:
+        g.fail(f"{prefix}{e}")
+    st = ContainerState(id=cid, bundle=spec.bundle, rootfs=spec.root,
+                        annotations=spec.annotations)
+    try:
+        pid = _fork_container(Container(cid, spec, states, console_socket))
+        st.pid = pid
+        from runtime.oci.state import proc_start_time
+
+        st.start_time = proc_start_time(pid) or 0
+        states.save(st)
+        for name in ("prestart", "createRuntime", "createContainer"):
+            run_hooks(spec.raw, name, st)
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+    except (RuntimeError, OSError) as e:
+        if st.pid:
+            with contextlib.suppress(OSError):
+                os.kill(st.pid, signal.SIGKILL)
+                os.waitpid(st.pid, 0)
+        states.remove(cid)
+        g.fail(f"{prefix}{e}")
+    return st
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    """runc writes it atomically: a reader never sees an empty file."""
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)
+
+
+def _fork_container(container: Any) -> int:
+    """Fork the container's process; return its pid once it is ready to start.
+
+    Raises:
+        RuntimeError: with the container's message, when it could not be built.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        _container_child(container, w)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        msg = f.read()
+    doc = json.loads(msg) if msg else {"error": "the container's process died while "
+                                                "starting"}
+    if "error" in doc:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        raise RuntimeError(doc["error"])
+    return pid
+
+
+def _container_child(container: Any, w: int) -> NoReturn:
+    """The container's process: build, tell `create`, wait for start, run, die like pid 1."""
+    status = 1 << 8
+    try:
+        import trio
+
+        from runtime.oci.container import die_like
+
+        if container.spec.process.terminal:
+            os.setsid()  # the host pty becomes our controlling terminal (SIGWINCH)
+            # The program's stdio is the pty; create's (a pipe the shim reads to its end)
+            # must not stay open in this process or the gofers it forks.
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+        told = False
+
+        def ready(error: str | None) -> None:
+            nonlocal told
+            doc = {"error": error} if error else {"ok": True}
+            os.write(w, json.dumps(doc).encode())
+            os.close(w)
+            told = True
+
+        try:
+            container.start_gofers()
+            status = trio.run(container.main, ready)
+        except BaseException as e:  # noqa: BLE001 - told to create, or printed
+            if not told:
+                ready(f"{type(e).__name__}: {e}")
+            else:
+                print(f"runpsc: {e!r}", file=sys.stderr, flush=True)
+        finally:
+            container.close()
+        die_like(status)
+    finally:
+        os._exit(1)
+
+
+def do_start(g: Globals, cid: str) -> ContainerState:
+    st = _load(g, cid)
+    status = st.status()
+    if status == "stopped":
+        g.fail("cannot start a container that has stopped")
+    if status == "running":
+        g.fail("cannot start an already running container")
+    spec = _spec_doc(st)
+    try:
+        run_hooks(spec, "startContainer", st)
+    except RuntimeError as e:
+        g.fail(str(e))
+    reply = request(g, cid, {"op": "start"})
+    if "error" in reply:
+        g.fail(reply["error"])
+    try:
+        run_hooks(spec, "poststart", st)
+    except RuntimeError as e:
+        g.fail(str(e))
+    return st
+
+
+def _spec_doc(st: ContainerState) -> dict[str, Any]:
+    try:
+        with open(os.path.join(st.bundle, "config.json")) as f:
+            doc = json.load(f)
+            return doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+_ROOT_HELP = "Bundle directory (default: the current directory)."
+
+
+@click.command("create")
+@click.option("--bundle", "-b", default=".", help=_ROOT_HELP)
+@click.option("--pid-file", help="Write the container's pid here.")
+@click.option("--console-socket", help="AF_UNIX socket to receive the pty master "
+              "(process.terminal).")
+@click.option("--no-pivot", is_flag=True, help="Accepted (runpsc never pivots).")
+@click.option("--no-new-keyring", is_flag=True, help="Accepted.")
+@click.option("--preserve-fds", type=int, default=0, help="Accepted (0 only).")
+@click.argument("container_id")
+def create(bundle: str, pid_file: str | None, console_socket: str | None, no_pivot: bool,
+           no_new_keyring: bool, preserve_fds: int, container_id: str) -> None:
+    """Create a container from BUNDLE; it waits for `start`."""
+    do_create(_globals(), container_id, bundle, pid_file, console_socket)
+
+
+@click.command("start")
+@click.argument("container_id")
+def start(container_id: str) -> None:
+    """Start the program of a created container."""
+    do_start(_globals(), container_id)
+
+
+@click.command("run")
+@click.option("--bundle", "-b", default=".", help=_ROOT_HELP)
+@click.option("--pid-file", help="Write the container's pid here.")
+@click.option("--console-socket", help="AF_UNIX socket to receive the pty master.")
+@click.option("--detach", "-d", is_flag=True, help="Do not wait for the container.")
+@click.option("--no-pivot", is_flag=True, help="Accepted.")
+@click.option("--no-new-keyring", is_flag=True, help="Accepted.")
+@click.option("--keep", is_flag=True, help="Do not delete the container when it ends.")
+@click.argument("container_id")
+def run(bundle: str, pid_file: str | None, console_socket: str | None, detach: bool,
+        no_pivot: bool, no_new_keyring: bool, keep: bool, container_id: str) -> None:
+    """create + start; in the foreground, wait and exit with the container's status."""
+    g = _globals()
+    prefix = "runpsc run failed: "
+    if not detach and console_socket is None and _wants_terminal(bundle):
+        st, master = _create_with_console(g, container_id, bundle, pid_file, prefix)
+        status = _run_on_console(g, container_id, st.pid, master)
+    else:
+        st = do_create(g, container_id, bundle, pid_file, console_socket, prefix=prefix)
+        do_start(g, container_id)
+        if detach:
+            return
+        with trio_free_signals(st.pid):
+            _, status = os.waitpid(st.pid, 0)
+    if not keep:
+        _delete(g, container_id, st)
+    from runtime.sandbox import exit_code
+
+    sys.exit(exit_code(status))
+
+
+def _wants_terminal(bundle: str) -> bool:
+    try:
+        return load_bundle(bundle).process.terminal
+    except SpecError:
+        return False  # create reports it
+
+
+def _create_with_console(g: Globals, cid: str, bundle: str, pid_file: str | None,
+                         prefix: str) -> tuple[ContainerState, int]:
+    """`run` in the foreground with `terminal: true`: be our own console socket, as runc."""
+    import array
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="runpsc-console-")
+    path = os.path.join(d, "console.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(1)
+        st = do_create(g, cid, bundle, pid_file, path, prefix=prefix)
+        conn, _ = listener.accept()
+        with conn:
+            _, anc, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(4))
+        return st, int(array.array("i", anc[0][2])[0])
+    finally:
+        listener.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _run_on_console(g: Globals, cid: str, pid: int, master: int) -> int:
+    """Start the container and copy between our stdio (raw, if a terminal) and its pty
+    until the pty closes; the container's wait status."""
+    import fcntl
+    import select
+    import termios
+
+    from runtime.hostterm import HostTerminal
+
+    def resize(*_: Any) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(1, termios.TIOCGWINSZ, bytes(8)))
+
+    host = HostTerminal.enter(0) if os.isatty(0) else None
+    old = signal.signal(signal.SIGWINCH, resize)
+    try:
+        resize()
+        do_start(g, cid)
+        sources = [0, master]
+        while True:
+            try:
+                ready, _, _ = select.select(sources, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 1 << 16)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 1 << 16)
+                if data:
+                    os.write(master, data)
+                else:
+                    sources.remove(0)
+    finally:
+        signal.signal(signal.SIGWINCH, old)
+        if host is not None:
+            host.leave()
+        os.close(master)
+    with trio_free_signals(pid):
+        _, status = os.waitpid(pid, 0)
+    return status
+
+
+@contextlib.contextmanager
+def trio_free_signals(pid: int) -> Any:
+    """While `run` waits in the foreground: signals to it go to the container, as runc's."""
+    from runtime.oci.container import PASSED_SIGNALS
+
+    def pass_on(sig: int, _frame: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+    old = {s: signal.signal(s, pass_on) for s in PASSED_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# -- state / list / ps --------------------------------------------------------------------
+
+
+@click.command("state")
+@click.argument("container_id")
+def state(container_id: str) -> None:
+    """Print the OCI state of a container as JSON."""
+    st = _load(_globals(), container_id)
+    click.echo(json.dumps(st.oci(), indent=2))
+
+
+@click.command("list")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--quiet", "-q", is_flag=True, help="Only the IDs.")
+def list_(fmt: str, quiet: bool) -> None:
+    """List the containers under --root."""
+    g = _globals()
+    items = []
+    for cid in g.states.ids():
+        with contextlib.suppress(StateError):
+            items.append(g.states.load(cid))
+    if quiet:
+        for st in items:
+            click.echo(st.id)
+        return
+    if fmt == "json":
+        click.echo(json.dumps([{**st.oci(), "owner": "root"} for st in items]))
+        return
+    rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+    for st in items:
+        o = st.oci()
+        rows.append((st.id, str(o["pid"]), o["status"], st.bundle, st.created, "root"))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    for r in rows:
+        click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@click.command("ps")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.argument("container_id")
+@click.argument("ps_args", nargs=-1)
+def ps(fmt: str, container_id: str, ps_args: tuple[str, ...]) -> None:
+    """The host processes of a container (its Sentry and the sandbox's programs)."""
+    g = _globals()
+    st = _load(g, container_id)
+    if st.status() == "stopped":
+        pids: list[int] = []
+    elif st.status() == "created":
+        pids = [st.pid]
+    else:
+        pids = request(g, container_id, {"op": "ps"}).get("pids", [])
+    if fmt == "json":
+        click.echo(json.dumps(pids))
+        return
+    if not pids:
+        out = subprocess.run(["ps", "-ef"], capture_output=True, text=True).stdout
+        click.echo(out.splitlines()[0] if out else "")
+        return
+    subprocess.run(["ps", *(ps_args or ("-f",)), "-p", ",".join(map(str, pids))])
+
+
+# -- kill / delete ------------------------------------------------------------------------
+
+
+def parse_signal(text: str) -> int:
+    """runc's rule: a number, or a name with or without SIG."""
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ValueError(f"unknown signal {text!r}") from None
+
+
+@click.command("kill")
+@click.option("--all", "-a", "everyone", is_flag=True, help="Every process of the container.")
+@click.argument("container_id")
+@click.argument("sig", default="SIGTERM")
+def kill(everyone: bool, container_id: str, sig: str) -> None:
+    """Send SIG (default SIGTERM) to the container's init (or, --all, every process)."""
+    g = _globals()
+    st = _load(g, container_id)
+    try:
+        n = parse_signal(sig)
+    except ValueError as e:
+        g.fail(str(e))
+    if st.status() == "stopped":
+        g.fail("container not running")
+    if n == signal.SIGKILL:
+        os.kill(st.pid, n)
+        return
+    reply = request(g, container_id, {"op": "kill", "signal": n, "all": everyone})
+    if "error" in reply:
+        g.fail(reply["error"])
+
+
+def _delete(g: Globals, cid: str, st: ContainerState) -> None:
+    """Remove a stopped container, or kill it first (force, or one only created)."""
+    if st.alive():
+        with contextlib.suppress(OSError):
+            fd = os.pidfd_open(st.pid)
+            try:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                import select
+
+                p = select.poll()
+                p.register(fd, select.POLLIN)
+                p.poll()
+            finally:
+                os.close(fd)
+    with g.states.locked():
+        g.states.remove(cid)
+    with contextlib.suppress(RuntimeError):
+        run_hooks(_spec_doc(st), "poststop", st)
+
+
+@click.command("delete")
+@click.option("--force", "-f", is_flag=True, help="Kill a running container first.")
+@click.argument("container_id")
+def delete(force: bool, container_id: str) -> None:
+    """Delete a stopped (or, --force, any) container's state."""
+    g = _globals()
+    st = _load(g, container_id)
+    status = st.status()
+    if status == "running" and not force:
+        g.fail(f"cannot delete container {container_id} that is not stopped: running")
+    _delete(g, container_id, st)
+
+
+# -- exec ---------------------------------------------------------------------------------
+
+
+@click.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("--process", "-p", "process_file", help="A process.json.")
+@click.option("--detach", "-d", is_flag=True, help="Do not wait for the process.")
+@click.option("--pid-file", help="Write the process's pid here.")
+@click.option("--tty", "-t", is_flag=True, help="Give the process a pty.")
+@click.option("--console-socket", help="AF_UNIX socket to receive the pty master.")
+@click.option("--cwd", help="Working directory.")
+@click.option("--env", "-e", "envs", multiple=True, help="NAME=VALUE (repeatable).")
+@click.option("--user", "-u", help="UID[:GID].")
+@click.option("--additional-gids", "-g", multiple=True, type=int)
+@click.option("--no-new-privs", is_flag=True)
+@click.option("--preserve-fds", type=int, default=0)
+@click.argument("container_id")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def exec_(process_file: str | None, detach: bool, pid_file: str | None, tty: bool,
+          console_socket: str | None, cwd: str | None, envs: tuple[str, ...],
+          user: str | None, additional_gids: tuple[int, ...], no_new_privs: bool,
+          preserve_fds: int, container_id: str, command: tuple[str, ...]) -> None:
+    """Run a new process in a running container."""
+    from runtime.oci.execproxy import exec_process
+
+    g = _globals()
+    try:
+        st = g.states.load(container_id)
+    except StateError as e:
+        g.fail(f"exec failed: {e}", 255)
+    status = st.status()
+    if status != "running":
+        g.fail(f"exec failed: cannot exec in a {status} container", 255)
+    if process_file:
+        try:
+            with open(process_file) as f:
+                proc: dict[str, Any] = json.load(f)
+        except (OSError, ValueError) as e:
+            g.fail(f"exec failed: process {process_file}: {e}", 255)
+    else:
+        if not command:
+            g.fail("exec failed: args must not be empty", 255)
+        base = _spec_doc(st).get("process", {})
+        proc = {"args": list(command), "env": list(base.get("env", [])) + list(envs),
+                "cwd": cwd or base.get("cwd", "/"), "terminal": tty,
+                "user": dict(base.get("user", {"uid": 0, "gid": 0})),
+                "noNewPrivileges": no_new_privs or bool(base.get("noNewPrivileges"))}
+        if user:
+            uid, _, gid = user.partition(":")
+            proc["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+        if additional_gids:
+            proc["user"]["additionalGids"] = list(additional_gids)
+    if proc.get("terminal") and not console_socket and detach:
+        g.fail("exec failed: cannot allocate tty if runc will detach without setting "
+               "console socket", 255)
+    try:
+        from runtime.oci.spec import parse_process
+
+        parse_process(proc)
+    except SpecError as e:
+        g.fail(f"exec failed: {e}", 255)
+    exec_process(g, container_id, proc, detach=detach, pid_file=pid_file,
+                 console_socket=console_socket)
+
+
+# -- spec / features ----------------------------------------------------------------------
+
+
+@click.command("spec")
+@click.option("--bundle", "-b", default=".", help=_ROOT_HELP)
+@click.option("--rootless", is_flag=True, help="Accepted (the same spec).")
+def spec(bundle: str, rootless: bool) -> None:
+    """Write a starter config.json in BUNDLE."""
+    from runtime.oci.spec import default_spec
+
+    g = _globals()
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        g.fail("File config.json already exists. Remove it first.")
+    with open(path, "w") as f:
+        json.dump(default_spec(), f, indent="\t")
+
+
+@click.command("features")
+def features() -> None:
+    """What this runtime supports, in runc's `features` JSON."""
+    doc = {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": list(HOOK_NAMES),
+        "mountOptions": ["bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "mode",
+                         "size"],
+        "linux": {
+            "namespaces": ["pid", "network", "ipc", "uts", "mount"],
+            "capabilities": [],
+            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False},
+            "seccomp": {"enabled": False},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+        },
+        "annotations": {"runpsc.mountTypes": ",".join(MOUNT_TYPES)},
+    }
+    click.echo(json.dumps(doc, indent=4))

@@ -1,0 +1,100 @@
+"""`runpsc exec`: the host process that stands for one process run in a container.
+
+The program runs inside the container's sandbox (started by its Sentry, over the control
+socket); the shim, though, waits for a host pid (--pid-file) and signals it. So a proxy
+process lives exactly as long as the program: it passes every signal it gets on to the
+program and leaves with the program's wait status (`die_like`). With --detach the proxy is
+forked and `runpsc exec` returns once the program runs, as runc's does; the shim, a
+subreaper, inherits the proxy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from runtime.oci.container import PASSED_SIGNALS, die_like, recv_json, send_fds
+
+if TYPE_CHECKING:
+    from runtime.oci.commands import Globals
+
+__all__ = ["exec_process"]
+
+
+def exec_process(g: Globals, cid: str, proc: dict[str, Any], *, detach: bool,
+                 pid_file: str | None, console_socket: str | None) -> NoReturn:
+    """Run `proc` in container `cid`; never returns (exits as the program did, or 0 with
+    --detach once it runs)."""
+    from runtime.oci.commands import _write_pid_file
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        sock.connect(g.states.path(cid, "control.sock"))
+    except OSError:
+        g.fail("exec failed: cannot exec in a stopped container", 255)
+    if not detach:
+        if pid_file:
+            _write_pid_file(pid_file, os.getpid())
+        _proxy(g, sock, proc, console_socket, None)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setsid()
+            _proxy(g, sock, proc, console_socket, w)
+        finally:
+            os._exit(1)
+    os.close(w)
+    sock.close()
+    with os.fdopen(r, "rb") as f:
+        doc = json.loads(f.read() or b'{"error": "exec failed"}')
+    if "error" in doc:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        g.fail(f"exec failed: {doc['error']}", 255)
+    if pid_file:
+        _write_pid_file(pid_file, pid)
+    os._exit(0)
+
+
+def _proxy(g: Globals, sock: socket.socket, proc: dict[str, Any],
+           console_socket: str | None, report: int | None) -> NoReturn:
+    """Send the request with our stdio, then pass signals and wait for the status."""
+    req: dict[str, Any] = {"op": "exec", "process": proc}
+    if proc.get("terminal"):
+        req["console"] = os.path.abspath(console_socket) if console_socket else None
+        send_fds(sock, req, [])
+    else:
+        send_fds(sock, req, [0, 1, 2])
+    reply = recv_json(sock) or {"error": "container not running"}
+    if report is not None:
+        os.write(report, json.dumps(reply).encode())
+        os.close(report)
+    if "error" in reply:
+        g.fail(f"exec failed: {reply['error']}", 255)
+    # The program has its own copies of our stdio: ours must not keep a pipe open after it.
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+    def pass_on(sig: int, _frame: Any) -> None:
+        with contextlib.suppress(OSError):
+            sock.send(json.dumps({"signal": sig}).encode())
+
+    for s in PASSED_SIGNALS:
+        signal.signal(s, pass_on)
+    while True:
+        try:
+            msg = recv_json(sock)
+        except OSError:
+            msg = None
+        if msg is None:  # the container is gone, and its processes with it
+            die_like(signal.SIGKILL)
+        if "status" in msg:
+            die_like(int(msg["status"]))

@@ -1,0 +1,367 @@
+"""A bundle's config.json (the OCI runtime spec), read and checked before anything starts.
+
+Why check everything first: a container that fails half-way leaves state, processes and
+mounts to clean up; an error found here costs nothing. Every error names the field as a
+path into the document (``process.args``, ``mounts[2].destination``) in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SpecError", "Spec", "Process", "User", "Mount", "Hook", "load_bundle",
+           "parse_spec", "default_spec", "MOUNT_TYPES", "HOOK_NAMES", "RLIMITS",
+           "ANNOTATIONS", "OCI_VERSION"]
+
+OCI_VERSION = "1.0.2"
+
+#: Mount types the sandbox builds (`container.build_mounts` says how).
+MOUNT_TYPES = ("bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2")
+
+#: The hooks, in the order of a container's life (runc runs them at the same points).
+HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
+
+#: RLIMIT_* names -> resource numbers (asm-generic/resource.h).
+RLIMITS = {name: i for i, name in enumerate((
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+    "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
+
+#: runpsc's own options, as annotations (docs/oci.md): name -> allowed values (None: any).
+ANNOTATIONS: dict[str, tuple[str, ...] | None] = {
+    "runpsc.network": ("none", "host", "sandbox"),
+    "runpsc.strace": ("true", "false"),
+    "runpsc.memory": None,
+}
+
+
+class SpecError(ValueError):
+    """config.json is wrong; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    uid: int = 0
+    gid: int = 0
+    umask: int | None = None
+    additional_gids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    args: list[str]
+    env: list[str] = field(default_factory=list)
+    cwd: str = "/"
+    user: User = field(default_factory=User)
+    terminal: bool = False
+    console_size: tuple[int, int] | None = None  # (height, width)
+    rlimits: dict[int, tuple[int, int]] = field(default_factory=dict)  # resource -> (soft, hard)
+    no_new_privileges: bool = False
+
+    def env_dict(self) -> dict[str, str]:
+        """The environment as a mapping; of a repeated name the first wins, as glibc's
+        getenv finds it."""
+        out: dict[str, str] = {}
+        for kv in self.env:
+            k, _, v = kv.partition("=")
+            out.setdefault(k, v)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    destination: str
+    type: str
+    source: str = ""
+    options: tuple[str, ...] = ()
+
+    @property
+    def readonly(self) -> bool:
+        return "ro" in self.options and "rw" not in self.options[self.options.index("ro"):]
+
+    def option_value(self, name: str) -> str | None:
+        """The value of a ``name=value`` option (the last one given)."""
+        found = None
+        for o in self.options:
+            k, sep, v = o.partition("=")
+            if sep and k == name:
+                found = v
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    path: str
+    args: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    timeout: int | None = None
+
+
+@dataclass(slots=True)
+class Spec:
+    """What runpsc uses of config.json; `raw` is the whole document (for hooks' state)."""
+
+    bundle: str
+    root: str  # absolute
+    root_readonly: bool
+    process: Process
+    mounts: list[Mount]
+    hostname: str | None
+    domainname: str | None
+    annotations: dict[str, str]
+    hooks: dict[str, list[Hook]]
+    raw: dict[str, Any]
+
+    @property
+    def network(self) -> str:
+        return self.annotations.get("runpsc.network", "none")
+
+    @property
+    def strace(self) -> bool:
+        return self.annotations.get("runpsc.strace") == "true"
+
+
+def load_bundle(bundle: str) -> Spec:
+    """Read BUNDLE/config.json and check it.
+
+    Raises:
+        SpecError: a missing bundle or config.json, bad JSON, or a wrong field.
+    """
+    bundle = os.path.abspath(bundle)
+    if not os.path.isdir(bundle):  # runc's words: it chdirs into the bundle first
+        raise SpecError(f"chdir {bundle}: no such file or directory")
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise SpecError("JSON specification file config.json not found") from None
+    except (OSError, ValueError) as e:
+        raise SpecError(f"config.json: {e}") from None
+    return parse_spec(doc, bundle)
+
+
+def parse_spec(doc: Any, bundle: str) -> Spec:
+    """Check the document `doc` of a bundle at `bundle` (absolute)."""
+    top = _obj(doc, "config.json")
+    _str(top.get("ociVersion"), "ociVersion")
+    root = _obj(top.get("root"), "root")
+    root_path = _str(root.get("path"), "root.path")
+    if not root_path:
+        raise SpecError("root.path: must not be empty")
+    root_abs = os.path.normpath(os.path.join(bundle, root_path))
+    if not os.path.isdir(root_abs):
+        raise SpecError(f"root.path: {root_abs} is not a directory")
+    mounts = [_mount(m, f"mounts[{i}]") for i, m in
+              enumerate(_list(top.get("mounts", []), "mounts"))]
+    annotations = _str_map(top.get("annotations", {}), "annotations")
+    for k, v in annotations.items():
+        if k.startswith("runpsc."):
+            if k not in ANNOTATIONS:
+                raise SpecError(f"annotations.{k}: unknown runpsc annotation (known: "
+                                f"{', '.join(ANNOTATIONS)})")
+            allowed = ANNOTATIONS[k]
+            if allowed is not None and v not in allowed:
+                raise SpecError(f"annotations.{k}: {v!r} is not one of {', '.join(allowed)}")
+    hooks_doc = _obj(top.get("hooks", {}), "hooks")
+    hooks: dict[str, list[Hook]] = {}
+    for name, items in hooks_doc.items():
+        if name not in HOOK_NAMES:
+            raise SpecError(f"hooks.{name}: unknown hook (known: {', '.join(HOOK_NAMES)})")
+        hooks[name] = [_hook(h, f"hooks.{name}[{i}]")
+                       for i, h in enumerate(_list(items, f"hooks.{name}"))]
+    linux = _obj(top.get("linux", {}), "linux")
+    for i, ns in enumerate(_list(linux.get("namespaces", []), "linux.namespaces")):
+        where = f"linux.namespaces[{i}]"
+        ns = _obj(ns, where)
+        kind = _str(ns.get("type"), f"{where}.type")
+        if ns.get("path") and kind in ("pid", "mount", "user", "ipc", "uts", "network",
+                                        "cgroup"):
+            raise SpecError(f"{where}.path: joining an existing {kind} namespace is not "
+                            "supported (each runpsc container is its own sandbox)")
+    hostname = top.get("hostname")
+    domainname = top.get("domainname")
+    return Spec(
+        bundle=bundle, root=root_abs,
+        root_readonly=_bool(root.get("readonly", False), "root.readonly"),
+        process=_process(top.get("process"), "process"),
+        mounts=mounts,
+        hostname=None if hostname is None else _str(hostname, "hostname"),
+        domainname=None if domainname is None else _str(domainname, "domainname"),
+        annotations=annotations, hooks=hooks, raw=top,
+    )
+
+
+def _process(doc: Any, where: str) -> Process:
+    p = _obj(doc, where)
+    args = [_str(a, f"{where}.args[{i}]") for i, a in
+            enumerate(_list(p.get("args"), f"{where}.args"))]
+    if not args:
+        raise SpecError(f"{where}.args: must not be empty")
+    env = [_str(e, f"{where}.env[{i}]") for i, e in enumerate(_list(p.get("env", []),
+                                                                      f"{where}.env"))]
+    for i, e in enumerate(env):
+        if "=" not in e:
+            raise SpecError(f"{where}.env[{i}]: {e!r} is not NAME=VALUE")
+    cwd = _str(p.get("cwd"), f"{where}.cwd")
+    if not cwd.startswith("/"):
+        raise SpecError(f"{where}.cwd: {cwd!r} is not an absolute path")
+    u = _obj(p.get("user", {}), f"{where}.user")
+    umask = u.get("umask")
+    user = User(uid=_int(u.get("uid", 0), f"{where}.user.uid"),
+                gid=_int(u.get("gid", 0), f"{where}.user.gid"),
+                umask=None if umask is None else _int(umask, f"{where}.user.umask"),
+                additional_gids=tuple(_int(g, f"{where}.user.additionalGids[{i}]") for i, g in
+                                      enumerate(_list(u.get("additionalGids", []),
+                                                      f"{where}.user.additionalGids"))))
+    size = p.get("consoleSize")
+    console = None
+    if size is not None:
+        s = _obj(size, f"{where}.consoleSize")
+        console = (_int(s.get("height", 0), f"{where}.consoleSize.height"),
+                   _int(s.get("width", 0), f"{where}.consoleSize.width"))
+    rlimits: dict[int, tuple[int, int]] = {}
+    for i, r in enumerate(_list(p.get("rlimits", []), f"{where}.rlimits")):
+        w = f"{where}.rlimits[{i}]"
+        r = _obj(r, w)
+        kind = _str(r.get("type"), f"{w}.type")
+        if kind not in RLIMITS:
+            raise SpecError(f"{w}.type: unknown resource {kind!r}")
+        soft, hard = _int(r.get("soft"), f"{w}.soft"), _int(r.get("hard"), f"{w}.hard")
+        if soft > hard:
+            raise SpecError(f"{w}: soft limit {soft} is above the hard limit {hard}")
+        rlimits[RLIMITS[kind]] = (soft, hard)
+    if "capabilities" in p:
+        _obj(p["capabilities"], f"{where}.capabilities")
+    if "oomScoreAdj" in p:
+        _int(p["oomScoreAdj"], f"{where}.oomScoreAdj")
+    return Process(args=args, env=env, cwd=cwd, user=user,
+                   terminal=_bool(p.get("terminal", False), f"{where}.terminal"),
+                   console_size=console, rlimits=rlimits,
+                   no_new_privileges=_bool(p.get("noNewPrivileges", False),
+                                           f"{where}.noNewPrivileges"))
+
+
+def parse_process(doc: Any) -> Process:
+    """An exec's process.json (the same schema as config.json's process)."""
+    return _process(doc, "process")
+
+
+def _mount(doc: Any, where: str) -> Mount:
+    m = _obj(doc, where)
+    dest = _str(m.get("destination"), f"{where}.destination")
+    if not dest.startswith("/"):
+        raise SpecError(f"{where}.destination: {dest!r} is not an absolute path")
+    options = tuple(_str(o, f"{where}.options[{i}]") for i, o in
+                    enumerate(_list(m.get("options", []), f"{where}.options")))
+    kind = _str(m.get("type", "bind" if {"bind", "rbind"} & set(options) else ""),
+                f"{where}.type")
+    if kind == "none" and {"bind", "rbind"} & set(options):
+        kind = "bind"
+    if kind not in MOUNT_TYPES:
+        raise SpecError(f"{where}.type: {kind!r} is not supported (supported: "
+                        f"{', '.join(MOUNT_TYPES)})")
+    source = _str(m.get("source", ""), f"{where}.source")
+    if kind == "bind":
+        if not source.startswith("/"):
+            raise SpecError(f"{where}.source: {source!r} is not an absolute path")
+        if not os.path.exists(source):
+            raise SpecError(f"{where}.source: {source} does not exist")
+        if not os.path.isdir(source):
+            raise SpecError(f"{where}.source: {source} is not a directory (bind mounts of "
+                            "files are not supported)")
+    return Mount(os.path.normpath(dest), kind, source, options)
+
+
+def _hook(doc: Any, where: str) -> Hook:
+    h = _obj(doc, where)
+    path = _str(h.get("path"), f"{where}.path")
+    if not path.startswith("/"):
+        raise SpecError(f"{where}.path: {path!r} is not an absolute path")
+    timeout = h.get("timeout")
+    return Hook(path=path,
+                args=[_str(a, f"{where}.args[{i}]") for i, a in
+                      enumerate(_list(h.get("args", []), f"{where}.args"))],
+                env=[_str(e, f"{where}.env[{i}]") for i, e in
+                     enumerate(_list(h.get("env", []), f"{where}.env"))],
+                timeout=None if timeout is None else _int(timeout, f"{where}.timeout"))
+
+
+def _type_error(where: str, want: str, got: Any) -> SpecError:
+    if got is None:
+        return SpecError(f"{where}: missing (want {want})")
+    return SpecError(f"{where}: want {want}, got {type(got).__name__} {json.dumps(got)[:40]}")
+
+
+def _obj(v: Any, where: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise _type_error(where, "an object", v)
+    return v
+
+
+def _list(v: Any, where: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise _type_error(where, "an array", v)
+    return v
+
+
+def _str(v: Any, where: str) -> str:
+    if not isinstance(v, str):
+        raise _type_error(where, "a string", v)
+    return v
+
+
+def _int(v: Any, where: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise _type_error(where, "an integer", v)
+    return v
+
+
+def _bool(v: Any, where: str) -> bool:
+    if not isinstance(v, bool):
+        raise _type_error(where, "a boolean", v)
+    return v
+
+
+def _str_map(v: Any, where: str) -> dict[str, str]:
+    return {k: _str(x, f"{where}.{k}") for k, x in _obj(v, where).items()}
+
+
+def default_spec(*, terminal: bool = True) -> dict[str, Any]:
+    """What `runpsc spec` writes: runc's default config.json (rootfs, `sh`, the usual
+    mounts), less what runpsc ignores (seccomp, cgroups paths, masked paths)."""
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": terminal,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "TERM=xterm"],
+            "cwd": "/",
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "runpsc",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                         "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+        ],
+        "linux": {"namespaces": [{"type": t} for t in
+                                 ("pid", "network", "ipc", "uts", "mount")]},
+    }

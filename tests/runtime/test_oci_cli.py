@@ -1,0 +1,406 @@
+"""runpsc's runc command line, driven directly as containerd's shim drives it, and compared
+with runc (Debian's) on the same bundles: the lifecycle with a --pid-file whose process is
+the container (it lives as long as its pid 1 and dies with its status), state JSON, exit
+codes and messages for the error cases, and config.json errors that leave nothing behind."""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runtime.oci_support import make_bundle, read_config, runpsc_argv, write_config
+from tests.support import need_binary, need_root
+
+WAIT = ["sh", "-c", 'trap "echo got TERM; exit 9" TERM; echo ready; while :; do sleep 0.1; done']
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    need_root()
+    return make_bundle(tmp_path / "bundle", ["sh", "-c", "echo out; echo err >&2; exit 7"])
+
+
+class Runtime:
+    """One runtime binary with its own --root."""
+
+    def __init__(self, argv: list[str], root: Path) -> None:
+        self.argv = argv
+        self.root = root
+
+    def __call__(self, *args: str, check: bool = False, **kw: Any) -> subprocess.CompletedProcess[str]:
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        out = subprocess.run([*self.argv, "--root", str(self.root), *args], text=True,
+                             timeout=120, **kw)
+        if check and out.returncode != 0:
+            raise AssertionError(f"{args}: {out.returncode} {out.stderr}")
+        return out
+
+    def state(self, cid: str) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(self("state", cid, check=True).stdout)
+        return doc
+
+
+@pytest.fixture
+def runpsc(tmp_path: Path) -> Iterator[Runtime]:
+    rt = Runtime(runpsc_argv(), tmp_path / "runpsc-root")
+    yield rt
+    _force_delete_all(rt)
+
+
+@pytest.fixture
+def runc(tmp_path: Path) -> Iterator[Runtime]:
+    rt = Runtime([need_binary("runc")], tmp_path / "runc-root")
+    yield rt
+    _force_delete_all(rt)
+
+
+def _force_delete_all(rt: Runtime) -> None:
+    for cid in rt("list", "-q").stdout.split():
+        pid = rt.state(cid)["pid"]
+        rt("delete", "--force", cid)
+        _reap(pid)
+
+
+def _reap(pid: int) -> int | None:
+    """The container's process is ours once `create` has exited (this test process is a
+    child subreaper, as the shim is): its wait status, or None if it is not our child."""
+    if not pid:
+        return None
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return None
+    return status
+
+
+def _created(rt: Runtime, bundle: Path, cid: str, tmp_path: Path,
+             extra: tuple[str, ...] = (), **kw: Any) -> int:
+    pid_file = tmp_path / f"{cid}.pid"
+    # The container's process keeps create's stdio (as runc's does): not a pipe we read to
+    # its end here.
+    kw.setdefault("stderr", subprocess.DEVNULL)
+    rt("create", "--bundle", str(bundle), "--pid-file", str(pid_file), *extra, cid, check=True,
+       **kw)
+    return int(pid_file.read_text())
+
+
+def test_lifecycle_pid_file_process_is_the_container(runpsc: Runtime, bundle: Path,
+                                                     tmp_path: Path) -> None:
+    out = open(tmp_path / "out", "w+")
+    pid = _created(runpsc, bundle, "c1", tmp_path, stdout=out, stderr=out)
+    # The process in --pid-file outlived `create` and came to us, the subreaper.
+    assert Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1] == str(os.getpid())
+    st = runpsc.state("c1")
+    assert (st["id"], st["status"], st["pid"], st["bundle"]) == ("c1", "created", pid,
+                                                                 str(bundle))
+    assert st["rootfs"] == str(bundle / "rootfs")
+    assert out.read() == ""  # nothing has run yet
+    runpsc("start", "c1", check=True)
+    status = _reap(pid)
+    assert status is not None and os.waitstatus_to_exitcode(status) == 7
+    out.seek(0)
+    assert sorted(out.read().split()) == ["err", "out"]
+    assert runpsc.state("c1")["status"] == "stopped"
+    assert runpsc.state("c1")["pid"] == 0
+    runpsc("delete", "c1", check=True)
+    assert runpsc("list", "-q").stdout == ""
+    assert not (runpsc.root / "c1").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_kill_ends_init_and_its_process_dies_alike(runpsc: Runtime, bundle: Path,
+                                                   tmp_path: Path, sig: signal.Signals) -> None:
+    """SIGKILL: the container's process is killed by SIGKILL (what the shim reports as 137);
+    SIGTERM reaches the program's trap, and the process exits with the trap's status."""
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = WAIT
+    write_config(bundle, cfg)
+    r, w = os.pipe()
+    pid = _created(runpsc, bundle, "k1", tmp_path, stdout=w)
+    os.close(w)
+    runpsc("start", "k1", check=True)
+    with os.fdopen(r) as lines:
+        assert lines.readline() == "ready\n"
+        assert runpsc.state("k1")["status"] == "running"
+        runpsc("kill", "k1", sig.name.removeprefix("SIG"), check=True)
+        status = _reap(pid)
+        rest = lines.read()
+    assert status is not None
+    if sig == signal.SIGKILL:
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    else:
+        assert (rest, os.waitstatus_to_exitcode(status)) == ("got TERM\n", 9)
+
+
+def test_exec_and_ps(runpsc: Runtime, bundle: Path, tmp_path: Path) -> None:
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = WAIT
+    cfg["hostname"] = "box"
+    write_config(bundle, cfg)
+    r, w = os.pipe()
+    pid = _created(runpsc, bundle, "e1", tmp_path, stdout=w)
+    os.close(w)
+    runpsc("start", "e1", check=True)
+    with os.fdopen(r) as lines:
+        assert lines.readline() == "ready\n"
+        got = runpsc("exec", "e1", "sh", "-c", "hostname; echo $((6*7)); exit 4")
+        assert (got.stdout, got.returncode) == ("box\n42\n", 4)
+        # --detach: the pid in --pid-file stands for the program and ends with it.
+        xpid_file = tmp_path / "exec.pid"
+        runpsc("exec", "--detach", "--pid-file", str(xpid_file), "e1", "sh", "-c", "exit 3",
+               check=True)
+        xstatus = _reap(int(xpid_file.read_text()))
+        assert xstatus is not None and os.waitstatus_to_exitcode(xstatus) == 3
+        # SIGKILL of that pid ends the program too (under runc it is the program).
+        xr, xw = os.pipe()
+        runpsc("exec", "--detach", "--pid-file", str(xpid_file), "e1", "sh", "-c",
+               "echo ready; exec sleep 100", check=True, stdout=xw, stderr=subprocess.DEVNULL)
+        os.close(xw)
+        with os.fdopen(xr) as xout:
+            assert xout.readline() == "ready\n"
+            xpid = int(xpid_file.read_text())
+            os.kill(xpid, signal.SIGKILL)
+            assert xout.read() == ""  # the program's end closed its stdout
+        xstatus = _reap(xpid)
+        assert xstatus is not None and os.WTERMSIG(xstatus) == signal.SIGKILL
+        pids = json.loads(runpsc("ps", "--format", "json", "e1", check=True).stdout)
+        assert pid in pids
+        assert runpsc("exec", "e1", "nosuchprogram").returncode == 255  # as runc
+        runpsc("kill", "e1", "TERM", check=True)
+        status = _reap(pid)
+    assert status is not None and os.waitstatus_to_exitcode(status) == 9
+
+
+def test_delete_force_leaves_nothing(runpsc: Runtime, bundle: Path, tmp_path: Path) -> None:
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = WAIT
+    write_config(bundle, cfg)
+    created = _created(runpsc, bundle, "f1", tmp_path, stdout=subprocess.DEVNULL)
+    runpsc("delete", "--force", "f1", check=True)  # only created: its Sentry and gofers go
+    assert _reap(created) is not None
+    r, w = os.pipe()
+    pid = _created(runpsc, bundle, "f2", tmp_path, stdout=w)
+    os.close(w)
+    runpsc("start", "f2", check=True)
+    with os.fdopen(r) as lines:
+        assert lines.readline() == "ready\n"
+    assert runpsc("delete", "f2").returncode == 1  # running, no --force
+    runpsc("delete", "--force", "f2", check=True)
+    status = _reap(pid)
+    assert status is not None and os.WIFSIGNALED(status)
+    assert runpsc("list", "-q").stdout == ""
+    assert os.listdir(runpsc.root) == []  # the fixture's process check covers the rest
+
+
+def _message(stderr: str) -> str:
+    """The error message, without logrus's time and the program's name."""
+    m = re.search(r'msg="((?:[^"\\]|\\.)*)"', stderr)
+    text = json.loads(f'"{m.group(1)}"') if m else stderr.strip()
+    return text.replace("runpsc", "RUNTIME").replace("runc", "RUNTIME")
+
+
+def test_errors_and_state_match_runc(runpsc: Runtime, runc: Runtime, bundle: Path,
+                                     tmp_path: Path) -> None:
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = WAIT
+    write_config(bundle, cfg)
+    (tmp_path / "empty").mkdir()
+    seen: dict[str, list[tuple[str, int, str]]] = {}
+    for rt in (runc, runpsc):
+        name = "runc" if rt is runc else "runpsc"
+        got = seen.setdefault(name, [])
+
+        def check(label: str, *args: str, rt: Runtime = rt, got: list[Any] = got) -> None:
+            out = rt(*args)
+            got.append((label, out.returncode, _message(out.stderr) if out.returncode else ""))
+
+        r, w = os.pipe()
+        pid = _created(rt, bundle, "c", tmp_path, stdout=w)
+        os.close(w)
+        check("unknown state", "state", "nope")
+        check("unknown start", "start", "nope")
+        check("unknown kill", "kill", "nope", "KILL")
+        check("unknown delete", "delete", "nope")
+        check("unknown exec", "exec", "nope", "true")
+        check("in use", "create", "--bundle", str(bundle), "c")
+        check("bad id", "create", "--bundle", str(bundle), "a/b")
+        check("no bundle", "create", "--bundle", str(tmp_path / "nonexistent"), "d")
+        check("no config", "create", "--bundle", str(tmp_path / "empty"), "d")
+        created = rt.state("c")
+        check("start", "start", "c")
+        with os.fdopen(r) as lines:
+            assert lines.readline() == "ready\n"
+        running = rt.state("c")
+        check("start running", "start", "c")
+        check("delete running", "delete", "c")
+        check("kill", "kill", "c", "KILL")
+        _reap(pid)
+        stopped = rt.state("c")
+        check("kill stopped", "kill", "c", "TERM")
+        check("start stopped", "start", "c")
+        check("delete stopped", "delete", "c")
+        check("gone", "state", "c")
+        for st, status in ((created, "created"), (running, "running"), (stopped, "stopped")):
+            assert st["status"] == status
+            got.append((status, 0, json.dumps(sorted(st)) + st["id"] + st["bundle"]
+                        + st["rootfs"] + str(st["pid"] == 0)))
+    assert seen["runpsc"] == seen["runc"]
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda c: c.pop("process"), "process"),
+    (lambda c: c["process"].update(args=[]), "process.args"),
+    (lambda c: c["process"].update(args="sh"), "process.args"),
+    (lambda c: c["process"].update(cwd="tmp"), "process.cwd"),
+    (lambda c: c["process"]["user"].update(uid="0"), "process.user.uid"),
+    (lambda c: c["process"].update(env=["NOEQUALS"]), "process.env[0]"),
+    (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_BOGUS", "soft": 1,
+                                              "hard": 1}]), "process.rlimits[0].type"),
+    (lambda c: c["root"].update(path="nowhere"), "root.path"),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "nfs", "source": "s"}),
+     "mounts[6].type"),
+    (lambda c: c["mounts"].append({"destination": "x", "type": "tmpfs"}),
+     "mounts[6].destination"),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "bind", "source": "/nonexistent",
+                                   "options": ["rbind"]}), "mounts[6].source"),
+    (lambda c: c.update(annotations={"runpsc.network": "bogus"}), "annotations.runpsc.network"),
+    (lambda c: c.update(hooks={"prestart": [{"path": "rel"}]}), "hooks.prestart[0].path"),
+    (lambda c: c.update(hostname=5), "hostname"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_config_errors_name_the_field_and_leave_nothing(runpsc: Runtime, bundle: Path,
+                                                        tmp_path: Path, change: Any,
+                                                        field: str) -> None:
+    cfg = read_config(bundle)
+    change(cfg)
+    write_config(bundle, cfg)
+    out = runpsc("create", "--bundle", str(bundle), "--pid-file", str(tmp_path / "p"), "bad")
+    assert out.returncode == 1
+    assert len(out.stderr.splitlines()) == 1
+    assert f"{field}:" in out.stderr, out.stderr
+    assert not (tmp_path / "p").exists()
+    assert runpsc("list", "-q").stdout == ""
+    assert not (runpsc.root / "bad").exists()
+
+
+def test_log_json_as_the_shim_reads_it(runpsc: Runtime, tmp_path: Path) -> None:
+    log = tmp_path / "log.json"
+    out = subprocess.run([*runpsc.argv, "--root", str(runpsc.root), "--log", str(log),
+                          "--log-format", "json", "--systemd-cgroup", "state", "nope"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert (entry["level"], entry["msg"]) == ("error", "container does not exist")
+
+
+def test_spec_writes_a_config_runpsc_runs(runpsc: Runtime, tmp_path: Path) -> None:
+    need_root()
+    bundle = make_bundle(tmp_path / "b2", ["true"])
+    (bundle / "config.json").unlink()
+    runpsc("spec", cwd=bundle, check=True)
+    cfg = read_config(bundle)
+    assert cfg["process"]["args"] == ["sh"] and cfg["root"]["path"] == "rootfs"
+    assert runpsc("spec", cwd=bundle).returncode == 1  # exists already
+    cfg["process"].update(terminal=False, args=["sh", "-c", "exit 5"])
+    write_config(bundle, cfg)
+    out = runpsc("run", "--bundle", str(bundle), "r1")
+    assert out.returncode == 5
+    assert runpsc("list", "-q").stdout == ""  # run deletes what it created
+    feats = json.loads(runpsc("features", check=True).stdout)
+    assert "poststop" in feats["hooks"]
+
+
+class ConsoleSocket:
+    """What the shim does for `terminal: true`: listen, receive the pty master."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(1)
+
+    def master(self) -> int:
+        conn, _ = self.sock.accept()
+        with conn:
+            _, anc, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(4))
+        self.sock.close()
+        (level, kind, data), = anc
+        assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+        return int(array.array("i", data)[0])
+
+
+class Reader:
+    """Reads a terminal's master up to a marker, keeping what came after it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+
+    def until(self, marker: bytes) -> bytes:
+        while marker not in self.buf:
+            chunk = os.read(self.fd, 4096)
+            assert chunk, self.buf
+            self.buf += chunk
+        end = self.buf.index(marker) + len(marker)
+        got, self.buf = self.buf[:end], self.buf[end:]
+        return got
+
+
+def test_terminal_console_socket_job_control(runpsc: Runtime, bundle: Path,
+                                             tmp_path: Path) -> None:
+    """terminal: true: the master reaches --console-socket; the shell in the container owns
+    the terminal: job control, ^C to the foreground job only, the window size set on the
+    master, and the shell's exit status is the container's."""
+    cfg = read_config(bundle)
+    cfg["process"].update(terminal=True, args=["sh", "-i"], env=["PATH=/bin", "PS1=$ "],
+                          consoleSize={"height": 30, "width": 90})
+    write_config(bundle, cfg)
+    console = ConsoleSocket(tmp_path / "console.sock")
+    pid = _created(runpsc, bundle, "t1", tmp_path, stdout=subprocess.DEVNULL,
+                   extra=("--console-socket", str(console.path)))
+    master = console.master()
+    term = Reader(master)
+    try:
+        runpsc("start", "t1", check=True)
+        term.until(b"$ ")
+        os.write(master, b"tty; stty size\n")
+        out = term.until(b"$ ")
+        assert b"/dev/pts/0\r\n30 90\r\n" in out, out
+        # The job says when it runs (then it is the terminal's foreground group).
+        os.write(master, b"sh -c 'echo started; exec sleep 100'\n")
+        term.until(b"started\r\n")
+        os.write(master, b"\x03")  # ^C: the job dies, the shell stays
+        out = term.until(b"$ ")
+        os.write(master, b"echo status=$?\n")
+        assert term.until(b"$ ").endswith(b"status=130\r\n$ "), out
+        os.write(master, b"exit 6\n")
+        status = _reap(pid)
+    finally:
+        os.close(master)
+    assert status is not None and os.waitstatus_to_exitcode(status) == 6
+
+
+def test_run_in_the_foreground_on_a_terminal(runpsc: Runtime, tmp_path: Path) -> None:
+    """`runpsc run` of a `terminal: true` bundle without --console-socket is its own
+    console, as runc's: the program gets the sandbox's pty, sized like the caller's."""
+    need_root()
+    need_binary("script", "bsdutils")
+    bundle = make_bundle(tmp_path / "tb", ["sh", "-c", "tty; stty size; exit 4"],
+                         terminal=True)
+    cmd = " ".join([*runpsc_argv(), "--root", str(runpsc.root), "run", "--bundle",
+                    str(bundle), "t1"])
+    out = subprocess.run(["script", "-qec", f"stty rows 20 cols 70; {cmd}", "/dev/null"],
+                         capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+    text = out.stdout.replace(b"^@", b"").replace(b"\r", b"").decode()
+    assert (text, out.returncode) == ("/dev/pts/0\n20 70\n", 4), out
+    assert runpsc("list", "-q").stdout == ""

@@ -1,0 +1,116 @@
+"""config.json's settings as the program sees them, under runpsc and under runc (Debian's)
+on the same bundle: user and groups, rlimits, no_new_privs, hostname, cwd (made when
+missing), umask, env, a read-only root, read-only and writable bind mounts, a tmpfs; and
+the hooks, run on the host with the container's state."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runtime.oci_support import make_bundle, read_config, runpsc_argv, write_config
+from tests.support import need_binary, need_root
+
+SCRIPT = """
+id; ulimit -n; ulimit -Hn; hostname; grep NoNewPrivs /proc/self/status; pwd; umask
+echo "FOO=$FOO"
+touch /newfile; touch /data/x; echo hi > /rw/f && cat /rw/f
+touch /scratch/x && echo scratch-ok; grep " /scratch " /proc/self/mounts | cut -d" " -f2,3
+ls /data
+"""
+
+
+def _run(argv: list[str], root: Path, bundle: Path, cid: str) -> tuple[int, str]:
+    out = subprocess.run([*argv, "--root", str(root), "run", "--bundle", str(bundle), cid],
+                         capture_output=True, text=True, timeout=120)
+    return out.returncode, out.stdout + out.stderr
+
+
+def _bundle(tmp_path: Path, name: str) -> tuple[Path, Path, Path]:
+    data = tmp_path / f"{name}-data"
+    data.mkdir()
+    (data / "from-host").write_text("x")
+    rw = tmp_path / f"{name}-rw"
+    rw.mkdir()
+    rw.chmod(0o777)
+    bundle = make_bundle(tmp_path / name, ["sh", "-c", SCRIPT])
+    cfg = read_config(bundle)
+    cfg["process"].update(
+        user={"uid": 1000, "gid": 1000, "additionalGids": [20, 30], "umask": 0o027},
+        rlimits=[{"type": "RLIMIT_NOFILE", "soft": 200, "hard": 300}],
+        noNewPrivileges=True, cwd="/work/here", env=["PATH=/bin", "FOO=bar baz"])
+    cfg["hostname"] = "oci-box"
+    cfg["mounts"] += [
+        {"destination": "/data", "type": "bind", "source": str(data),
+         "options": ["rbind", "ro"]},
+        {"destination": "/rw", "type": "bind", "source": str(rw), "options": ["rbind", "rw"]},
+        {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+         "options": ["mode=1777", "size=1m"]},
+        {"destination": "/work", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
+    ]
+    write_config(bundle, cfg)
+    return bundle, data, rw
+
+
+def test_process_and_mounts_as_runc_gives_them(tmp_path: Path) -> None:
+    need_root()
+    runc = need_binary("runc")
+    results = {}
+    for name, argv in (("runc", [runc]), ("runpsc", runpsc_argv())):
+        bundle, data, rw = _bundle(tmp_path, name)
+        results[name] = _run(argv, tmp_path / f"{name}-root", bundle, "cfg")
+        assert (rw / "f").read_text() == "hi\n"  # the writable bind mount reached the host
+        assert os.listdir(data) == ["from-host"]
+    assert results["runpsc"] == results["runc"]
+    code, text = results["runpsc"]
+    assert "uid=1000 gid=1000 groups=20,30" in text and "oci-box" in text, text
+
+
+def test_hooks_run_on_the_host_with_the_state(tmp_path: Path) -> None:
+    need_root()
+    runc = need_binary("runc")
+    seen: dict[str, Any] = {}
+    for name, argv in (("runc", [runc]), ("runpsc", runpsc_argv())):
+        out = tmp_path / f"{name}-hooks"
+        out.mkdir()
+        bundle = make_bundle(tmp_path / name, ["true"])
+        cfg = read_config(bundle)
+        cfg["hooks"] = {h: [{"path": "/bin/sh",
+                             "args": ["sh", "-c", f'cat > {out}/{h}.json; echo "$X" > '
+                                                  f'{out}/{h}.env', h],
+                             "env": ["X=from-env"]}]
+                        for h in ("prestart", "createRuntime", "poststart", "poststop")}
+        write_config(bundle, cfg)
+        code, text = _run(argv, tmp_path / f"{name}-root", bundle, "hk")
+        assert code == 0, text
+        got = {}
+        for f in sorted(out.glob("*.json")):
+            st = json.loads(f.read_text())
+            got[f.stem] = (st["id"], st["status"], st["bundle"] == str(bundle),
+                           (out / f"{f.stem}.env").read_text())
+        seen[name] = got
+    assert seen["runpsc"] == seen["runc"]
+    assert set(seen["runpsc"]) == {"prestart", "createRuntime", "poststart", "poststop"}
+
+
+@pytest.mark.parametrize("mode", ["none", "host"])
+def test_network_annotation(tmp_path: Path, mode: str) -> None:
+    """runpsc.network: none gives only lo; host the host's interfaces."""
+    need_root()
+    bundle = make_bundle(tmp_path / "b", ["cat", "/proc/net/dev"])
+    cfg = read_config(bundle)
+    cfg["annotations"] = {"runpsc.network": mode}
+    write_config(bundle, cfg)
+    code, text = _run(runpsc_argv(), tmp_path / "root", bundle, "net")
+    assert code == 0, text
+    names = sorted(line.split(":")[0].strip() for line in text.splitlines()[2:])
+    if mode == "none":
+        assert names == ["lo"]
+    else:
+        with open("/proc/net/dev") as f:
+            assert names == sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
