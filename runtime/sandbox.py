@@ -79,7 +79,10 @@ class SandboxConfig:
         volumes: host directories to mount.
         strace: print every syscall to `strace_to`.
         umask: the program's umask (None: the caller's).
-        memory: the sandbox's memory in bytes, /proc/meminfo's MemTotal (None: the host's).
+        memory: the sandbox's memory limit in bytes (None: the host's): /proc/meminfo's
+            MemTotal, and what its tmpfs files, root overlay writes, System V segments and
+            processes' committed memory may use together (ENOSPC, ENOMEM beyond it; see
+            sentry/README.md, "Memory limit").
         network: ``none`` (only ``lo``), ``host`` (the host's interfaces) or ``sandbox``
             (its own namespace with outbound NAT through slirp4netns); see runtime.network.
         publish: host ports forwarded to sandbox ports (``sandbox`` mode only).
@@ -327,6 +330,7 @@ class Sandbox:
         self.net: NetworkSetup | None = None
         self.devpts: Any = None
         self.devtty: Any = None
+        self.memory: Any = None  # the sandbox's vfs.memlimit.MemoryLimit, made by run()
 
     def start_gofers(self, *, fork: bool = False) -> None:
         """Start the gofer processes now (they boot while this process imports the Sentry).
@@ -401,7 +405,7 @@ class Sandbox:
 
                 table = traced_table(TABLE, Strace(write))
             kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to,
-                            network=self.net.network)
+                            network=self.net.network, memory=self.memory)
             self.kernel = kernel
             from vfs import Credentials
 
@@ -461,11 +465,13 @@ class Sandbox:
 
         root_gofer, *volume_gofers = self.gofers
         lower = await _goferfs(stack, root_gofer, readonly=True)
-        from sentry.procfs.system import host_memory
+        from vfs.memlimit import MemoryLimit
 
-        # tmpfs's default size is half the memory, as on Linux (the sandbox's, --memory).
-        tmpfs_size = (self.config.memory or host_memory()) // 2
-        upper = Tmpfs(mode=0o755, size=tmpfs_size)
+        self.memory = mem = MemoryLimit(self.config.memory)
+        # tmpfs's default size is half the memory, as on Linux (the sandbox's, --memory);
+        # every tmpfs, and the overlay's upper, charges the one limit too.
+        tmpfs_size = mem.limit // 2
+        upper = Tmpfs(mode=0o755, size=tmpfs_size, memory=mem)
         await _opaque_mountpoints(upper, (b"dev", b"proc", b"sys", b"tmp"))
         root = _overlay(upper, lower)
         vfs = VirtualFilesystem(root, source="runpsc-root")
@@ -475,14 +481,14 @@ class Sandbox:
         from vfs.fs.procfs import Procfs
         from vfs.fs.sysfs import Sysfs
 
-        self.devtty = await devfs.install(vfs, ctx, admin, b"/dev")
+        self.devtty = await devfs.install(vfs, ctx, admin, b"/dev", memory=mem)
         self.devpts = await devpts.install(vfs, ctx, admin, b"/dev")
         pipefs.install(vfs)
         self.procfs, self.sysfs = Procfs(vfs), Sysfs()
         for path, fs in (
             (b"/proc", self.procfs),
             (b"/sys", self.sysfs),
-            (b"/tmp", Tmpfs(size=tmpfs_size)),
+            (b"/tmp", Tmpfs(size=tmpfs_size, memory=mem)),
         ):
             await _mkdir_p(vfs, ctx, admin, path)
             await vfs.mount(ctx, admin, fs, None, path, source=fs.fstype)

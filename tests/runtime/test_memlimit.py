@@ -1,0 +1,165 @@
+"""`runpsc do --memory SIZE`: one limit for the sandbox's tmpfs files, its root overlay's
+writes and its processes' memory (sentry/README.md, "Memory limit").
+
+- tmpfs: /tmp is half the memory (Linux's default tmpfs size), `df` says so and `dd` past it
+  gets ENOSPC, compared with a native tmpfs of that size (or of no size, for the default);
+- every tmpfs, /dev/shm, memfds and the root overlay draw on the one limit (ENOSPC);
+- anonymous memory: mmap, mremap and brk get ENOMEM at the limit, compared with a native run
+  under RLIMIT_AS of the same size (progs/memlimit.c); fork of a process committing more
+  than what is left gets ENOMEM (strict accounting, documented: a memcg-limited native run
+  would be OOM-killed instead);
+- the Python API takes `memory=` too.
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import pytest
+
+from tests.runtime.test_do import ROOT, runpsc
+from tests.sentry.progs.harness import build
+from tests.support import need_binary, need_root
+
+MiB = 1 << 20
+
+
+def _tmpfs_script(d: str) -> str:
+    """df of a tmpfs, a dd past its size, and df again (stdout only: dd's timing is not)."""
+    df = f"df --output=size,used,avail {d} | tail -n 1"
+    return (f"{df}; dd if=/dev/zero of={d}/x bs=1M count=200 2>/dev/null; echo dd=$?; "
+            f"stat -c %s {d}/x; {df}; rm {d}/x; {df}")
+
+
+@pytest.mark.parametrize("memory", [256 * MiB, None], ids=["256M", "default"])
+def test_tmp_size_and_enospc_match_a_native_tmpfs(memory, tmp_path):
+    """/tmp is a tmpfs of half the memory, like a native `mount -t tmpfs -o size=HALF`
+    (without --memory: like a native tmpfs mounted without size=, half the host's)."""
+    need_root()
+    unshare = need_binary("unshare", "util-linux")
+    opts = f"-o size={memory // 2}" if memory else ""
+    want = subprocess.run(
+        [unshare, "-m", "sh", "-c",
+         f"mount -t tmpfs {opts} tmpfs {tmp_path} && {_tmpfs_script(str(tmp_path))}"],
+        capture_output=True, stdin=subprocess.DEVNULL)
+    assert want.returncode == 0, want.stderr
+    flags = ["--memory", str(memory)] if memory else []
+    got = runpsc("do", *flags, "--", "sh", "-c", _tmpfs_script("/tmp"))
+    assert (got.stdout, got.returncode) == (want.stdout, 0), got.stderr.decode(errors="replace")
+    if memory:
+        assert b"dd=1" in want.stdout
+
+
+FILL = textwrap.dedent("""
+    import errno, os, sys
+    limit = int(sys.argv[1])
+    def fill(path=None):
+        fd = os.memfd_create("fill") if path is None else os.open(path, os.O_WRONLY | os.O_CREAT)
+        block, n = b"x" * (1 << 20), 0
+        try:
+            while n < limit:
+                n += os.write(fd, block)
+        except OSError as e:
+            print(path or "memfd", errno.errorcode[e.errno])
+        return fd, n
+    held = []
+    for path in ("/tmp/a", "/var/tmp/b", "/dev/shm/c", None):
+        held.append(fill(path))
+    total = sum(n for _, n in held)
+    print("total within the limit:", limit // 2 <= total <= limit)
+    for fd, _ in held:
+        os.close(fd)
+    for path in ("/tmp/a", "/var/tmp/b", "/dev/shm/c"):
+        os.unlink(path)
+    fd, n = fill("/var/tmp/again")
+    print("after freeing, the root takes:", n > total // 4)
+""")
+
+
+def test_every_tmpfs_and_the_root_share_the_limit():
+    """/tmp (its own size: half), the root overlay, /dev/shm (64 MiB) and a memfd together
+    stop at the limit with ENOSPC; freeing gives the room back."""
+    limit = 256 * MiB
+    got = runpsc("do", "--memory", str(limit), "--", "python3", "-S", "-c", FILL, str(limit))
+    assert got.returncode == 0, got.stderr.decode(errors="replace")
+    assert got.stdout.decode().splitlines() == [
+        "/tmp/a ENOSPC", "/var/tmp/b ENOSPC", "/dev/shm/c ENOSPC", "memfd ENOSPC",
+        "total within the limit: True", "/var/tmp/again ENOSPC",
+        "after freeing, the root takes: True"]
+
+
+@pytest.fixture(scope="module")
+def progs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("progs")
+    build(d, "memlimit")
+    return d
+
+
+def test_anonymous_memory_enomem_matches_native_rlimit(progs):
+    """mmap (every page touched), mremap and brk stop with ENOMEM between half the limit and
+    the limit, and work again once memory is given back: as natively under RLIMIT_AS."""
+    limit = 128 * MiB
+
+    def as_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    want = subprocess.run([str(progs / "memlimit"), "128"], capture_output=True,
+                          stdin=subprocess.DEVNULL, preexec_fn=as_limit)
+    assert want.returncode == 0, want.stderr
+    assert want.stdout.count(b"Cannot allocate memory, within the limit") == 2, want.stdout
+    got = runpsc("do", "--memory", "128M", "--volume", f"{progs}:/progs:ro", "--",
+                 "/progs/memlimit", "128")
+    assert (got.stdout, got.returncode) == (want.stdout, 0), got.stderr.decode(errors="replace")
+
+
+FORK = textwrap.dedent("""
+    import errno, os
+    held = bytearray(100 << 20)          # committed: more than half of 128 MiB
+    try:
+        pid = os.fork()
+    except OSError as e:
+        print("fork:", errno.errorcode[e.errno])
+    else:
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print("fork: ok")
+    del held
+    pid = os.fork()
+    if pid == 0:
+        os._exit(7)
+    print("fork after freeing:", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    print([l.split()[1] for l in open("/proc/meminfo") if l.startswith("CommitLimit")],
+          open("/proc/sys/vm/overcommit_memory").read().strip())
+""")
+
+
+def test_fork_past_the_limit_is_enomem():
+    """Strict accounting (the documented model, Linux's vm.overcommit_memory=2 with the
+    limit as CommitLimit): a fork that would commit a second copy past the limit fails with
+    ENOMEM and the parent goes on; /proc says which model is in force."""
+    got = runpsc("do", "--memory", "128M", "--", "python3", "-S", "-c", FORK)
+    assert got.returncode == 0, got.stderr.decode(errors="replace")
+    assert got.stdout.decode().splitlines() == [
+        "fork: ENOMEM", "fork after freeing: 7", "['131072'] 2"]
+
+
+def test_python_api_takes_memory():
+    probe = textwrap.dedent("""
+        import trio
+        from runtime.sandbox import Sandbox, SandboxConfig
+        cfg = SandboxConfig(argv=["sh", "-c", "df --output=size /tmp | tail -n 1; "
+                                  "grep MemTotal /proc/meminfo"],
+                            env={"PATH": "/usr/bin:/bin"}, memory=64 << 20)
+        raise SystemExit(trio.run(Sandbox(cfg).run))
+    """)
+    with tempfile.TemporaryDirectory() as cwd:
+        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, cwd=cwd,
+                           env={"PYTHONPATH": str(ROOT)}, timeout=120,
+                           stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [b"32768", b"MemTotal:", b"65536", b"kB"]
