@@ -135,17 +135,20 @@ FORK = textwrap.dedent("""
     print("fork after freeing:", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
     print([l.split()[1] for l in open("/proc/meminfo") if l.startswith("CommitLimit")],
           open("/proc/sys/vm/overcommit_memory").read().strip())
+    print("sysinfo's RAM:", os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 """)
 
 
 def test_fork_past_the_limit_is_enomem():
     """Strict accounting (the documented model, Linux's vm.overcommit_memory=2 with the
     limit as CommitLimit): a fork that would commit a second copy past the limit fails with
-    ENOMEM and the parent goes on; /proc says which model is in force."""
+    ENOMEM and the parent goes on; /proc says which model is in force, and sysinfo (what
+    sysconf(_SC_PHYS_PAGES) reads) gives the limit as the machine's memory, as MemTotal."""
     got = runpsc("do", "--memory", "128M", "--", "python3", "-S", "-c", FORK)
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == [
-        "fork: ENOMEM", "fork after freeing: 7", "['131072'] 2"]
+        "fork: ENOMEM", "fork after freeing: 7", "['131072'] 2",
+        f"sysinfo's RAM: {128 * MiB}"]
 
 
 def test_python_api_takes_memory():
