@@ -25,7 +25,8 @@ def host_memory() -> int:
 
 
 class MemoryLimit:
-    """The limit and what is charged against it, by kind ("tmpfs", "anon", "shm").
+    """The limit and what is charged against it, by kind ("tmpfs"; "anon": address
+    spaces' private commitments; "shmem": shared anonymous memory; "shm": System V).
 
     Args:
         limit: bytes (None: the host's physical memory).

@@ -11,6 +11,7 @@ import bisect
 import contextvars
 import errno
 import os
+import weakref
 from dataclasses import replace
 from typing import Any
 
@@ -70,11 +71,23 @@ def _memfd_of(file: Any) -> int:
 
 
 def committed(v: Vma) -> int:
-    """Bytes a mapping commits (Linux's VM_ACCOUNT): private writable memory, and shared
-    anonymous memory; a shared file mapping's pages are the file's."""
-    if v.prot & PROT_WRITE and not v.shared or v.shared and v.file is None:
-        return v.end - v.start
-    return 0
+    """Bytes a mapping commits in its address space (Linux's VM_ACCOUNT): private writable
+    memory. Shared anonymous memory is charged once for every process mapping it
+    (`SharedAnon`); a shared file mapping's pages are the file's."""
+    return v.end - v.start if v.prot & PROT_WRITE and not v.shared else 0
+
+
+class SharedAnon:
+    """A shared anonymous mapping's memory (`Vma.anon`: one object kept by splits, mremap
+    and fork). Its size is charged to the memory limit as "shmem" while any mapping of it
+    lives, as shmem's one object is, however many processes share it."""
+
+    __slots__ = ("__weakref__",)
+
+    def __init__(self, memory: MemoryLimit | None, size: int) -> None:
+        if memory is not None:
+            memory.charge("shmem", size)
+            weakref.finalize(self, memory.charge, "shmem", -size)
 
 
 class MemoryManager:
@@ -307,6 +320,7 @@ class MemoryManager:
             start = self.unmapped_area(length, addr)
         memfd = _memfd_of(file) if shared else -1
         self._commit(committed(Vma(start, start + length, prot, shared, file))
+                     + (length if shared and file is None else 0)
                      - self.committed_in(start, start + length))
         old = self._remove_range(start, start + length)
         await self.writeback(old)
@@ -322,7 +336,7 @@ class MemoryManager:
             self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
         vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown,
                   host_shared=memfd >= 0, origin=origin, locked=self.lock_future,
-                  anon=object() if shared and file is None else None)
+                  anon=SharedAnon(self.memory, length) if shared and file is None else None)
         if file is not None:
             if id(file) not in self._files:
                 self._files[id(file)] = file.inc_ref()

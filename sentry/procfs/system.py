@@ -157,7 +157,8 @@ class System:
                 if v.file is not None and not v.shared:
                     use.file_mapped += v.end - v.start
         # strict accounting: what the address spaces and System V segments charged
-        use.committed = self.kernel.memory.charged["anon"] + self.kernel.memory.charged["shm"]
+        charged = self.kernel.memory.charged
+        use.committed = charged["anon"] + charged["shmem"] + charged["shm"]
         use.file_mapped = min(use.file_mapped, use.anon)
         use.shmem = self.tmpfs_bytes()
         return use

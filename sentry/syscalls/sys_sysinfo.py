@@ -81,7 +81,7 @@ def sys_sysinfo(t: Task, addr: int, *_: int) -> int:
         raise SyscallError(ctypes.get_errno())
     mem = t.kernel.memory
     info.totalram, info.freeram = mem.limit, mem.room()
-    info.sharedram = mem.charged["tmpfs"] + mem.charged["shm"]
+    info.sharedram = mem.charged["tmpfs"] + mem.charged["shmem"] + mem.charged["shm"]
     info.bufferram = info.totalswap = info.freeswap = info.totalhigh = info.freehigh = 0
     info.mem_unit = 1
     info.uptime = int(time.monotonic() - t.kernel.start_monotonic) + 1

@@ -215,3 +215,32 @@ def test_charges_come_back():
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     before, after = got.stdout.splitlines()
     assert before == after and before.startswith(b"Committed_AS:"), got.stdout
+
+
+SHARED = textwrap.dedent("""
+    import mmap, os
+    shared = mmap.mmap(-1, 80 << 20)     # MAP_SHARED|MAP_ANONYMOUS: one object for all
+    for off in range(0, len(shared), 1 << 20):
+        shared[off:off + (1 << 20)] = b"s" * (1 << 20)
+    pids = []
+    for i in range(3):
+        pid = os.fork()
+        if pid == 0:
+            shared[i] = ord("0") + i
+            os._exit(0)
+        pids.append(pid)
+    print([os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids], shared[:3])
+    try:
+        mmap.mmap(-1, 80 << 20)
+    except OSError as e:
+        print("a second one:", e.strerror)
+""")
+
+
+def test_shared_anonymous_memory_is_charged_once():
+    """80 MiB of shared anonymous memory under a 128 MiB limit is charged once however
+    many processes fork with it (shmem's one object); a second 80 MiB does not fit."""
+    got = runpsc("do", "--memory", "128M", "--", "python3", "-S", "-c", SHARED)
+    assert got.returncode == 0, got.stderr.decode(errors="replace")
+    assert got.stdout.decode().splitlines() == [
+        "[0, 0, 0] b'012'", "a second one: Cannot allocate memory"]
