@@ -483,7 +483,7 @@ class Sandbox:
 
         self.devtty = await devfs.install(vfs, ctx, admin, b"/dev", memory=mem)
         self.devpts = await devpts.install(vfs, ctx, admin, b"/dev")
-        pipefs.install(vfs)
+        pipefs.install(vfs, memory=mem)
         self.procfs, self.sysfs = Procfs(vfs), Sysfs()
         for path, fs in (
             (b"/proc", self.procfs),

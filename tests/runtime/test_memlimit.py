@@ -244,3 +244,38 @@ def test_shared_anonymous_memory_is_charged_once():
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == [
         "[0, 0, 0] b'012'", "a second one: Cannot allocate memory"]
+
+
+PIPE = textwrap.dedent("""
+    import errno, os
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    print("before:", os.write(w, b"p" * 8192), len(os.read(r, 8192)))
+    fds = []
+    for path in ("/tmp/a", "/var/tmp/b"):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+        for size in (1 << 20, 4096):     # to the last page the limit has
+            try:
+                while True:
+                    os.write(fd, b"x" * size)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+        fds.append(fd)
+    try:
+        os.write(w, b"p" * 8192)
+    except OSError as e:
+        print("at the limit:", errno.errorcode[e.errno])
+    os.unlink("/var/tmp/b")
+    os.close(fds.pop())
+    print("after freeing:", os.write(w, b"p" * 8192), len(os.read(r, 8192)))
+""")
+
+
+def test_pipe_buffers_count():
+    """The bytes a pipe holds are the Sentry's memory, charged to the sandbox's: at the
+    limit a pipe write is ENOMEM (a memcg-limited pipe_write's failed page allocation),
+    and works again once memory is freed."""
+    got = runpsc("do", "--memory", "64M", "--", "python3", "-S", "-c", PIPE)
+    assert got.returncode == 0, got.stderr.decode(errors="replace")
+    assert got.stdout.decode().splitlines() == [
+        "before: 8192 8192", "at the limit: ENOMEM", "after freeing: 8192 8192"]
