@@ -71,9 +71,14 @@ def _memfd_of(file: Any) -> int:
 
 
 def committed(v: Vma) -> int:
-    """Bytes a mapping commits in its address space (Linux's VM_ACCOUNT): private writable
-    memory. Shared anonymous memory is charged once for every process mapping it
-    (`SharedAnon`); a shared file mapping's pages are the file's."""
+    """Bytes a mapping commits in its address space: private writable memory (Linux's
+    VM_ACCOUNT), and the copies the Sentry fills at mmap of a file (private mappings,
+    shared ones of files without a memfd) or at exec (the program's segments), which are
+    the host memory they look like, whatever their protection (page cache on Linux).
+    Shared anonymous memory is charged once for every process mapping it (`SharedAnon`);
+    a shared mapping of a tmpfs file maps the file's own pages."""
+    if v.file is not None and not v.host_shared or v.origin is not None:
+        return v.end - v.start
     return v.end - v.start if v.prot & PROT_WRITE and not v.shared else 0
 
 
@@ -319,7 +324,8 @@ class MemoryManager:
         else:
             start = self.unmapped_area(length, addr)
         memfd = _memfd_of(file) if shared else -1
-        self._commit(committed(Vma(start, start + length, prot, shared, file))
+        self._commit(committed(Vma(start, start + length, prot, shared, file,
+                                   host_shared=memfd >= 0, origin=origin))
                      + (length if shared and file is None else 0)
                      - self.committed_in(start, start + length))
         old = self._remove_range(start, start + length)

@@ -279,3 +279,29 @@ def test_pipe_buffers_count():
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == [
         "before: 8192 8192", "at the limit: ENOMEM", "after freeing: 8192 8192"]
+
+
+FILEMAP = textwrap.dedent("""
+    import mmap, os
+    fd = os.open("/vol/big", os.O_RDONLY)
+    maps = []
+    try:
+        for _ in range(3):
+            maps.append(mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ))
+    except OSError as e:
+        print(len(maps), "then", e.strerror)
+    print(sum(m[len(m) - 1] for m in maps))
+""")
+
+
+def test_file_copies_count(tmp_path):
+    """A read-only private mapping of a 48 MiB volume file is a copy the Sentry fills (Linux
+    would share page cache): it is charged, so the third of them does not fit in 128 MiB
+    with the interpreter's own, and the host is not made to hold more than the limit."""
+    with open(tmp_path / "big", "wb") as f:
+        f.seek(48 * MiB - 1)
+        f.write(b"\x07")
+    got = runpsc("do", "--memory", "128M", "--volume", f"{tmp_path}:/vol:ro", "--",
+                 "python3", "-S", "-c", FILEMAP)
+    assert got.returncode == 0, got.stderr.decode(errors="replace")
+    assert got.stdout.decode().splitlines() == ["2 then Cannot allocate memory", "14"]
