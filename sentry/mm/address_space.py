@@ -149,6 +149,7 @@ class MemoryManager:
         m.mapped, m.peak = self.mapped, self.peak
         m.memory, m.committed = self.memory, 0
         m._commit(self.committed)  # ENOMEM from fork, as Linux's strict accounting
+        m._recount(self.committed)
         m._files = {k: f.inc_ref() for k, f in self._files.items()}
         m.lock_future = False
         return m

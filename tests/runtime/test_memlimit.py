@@ -305,3 +305,32 @@ def test_file_copies_count(tmp_path):
                  "python3", "-S", "-c", FILEMAP)
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == ["2 then Cannot allocate memory", "14"]
+
+
+CHILDREN = textwrap.dedent("""
+    import errno, os
+    held = bytearray(40 << 20)
+    r, w = os.pipe()
+    pids = []
+    for i in range(3):
+        try:
+            pid = os.fork()
+        except OSError as e:
+            print("fork", i, errno.errorcode[e.errno])
+            break
+        if pid == 0:
+            os.close(w)
+            os.read(r, 1)                # hold the copy until the parent says
+            os._exit(0)
+        pids.append(pid)
+    os.close(w)
+    print([os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids])
+""")
+
+
+def test_children_hold_their_charge():
+    """Each forked child is charged its copy for as long as it lives: with 40 MiB held,
+    the first child fits in 128 MiB and the second does not."""
+    got = runpsc("do", "--memory", "128M", "--", "python3", "-S", "-c", CHILDREN)
+    assert got.returncode == 0, got.stderr.decode(errors="replace")
+    assert got.stdout.decode().splitlines() == ["fork 1 ENOMEM", "[0]"]
