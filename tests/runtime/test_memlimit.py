@@ -13,6 +13,7 @@ writes and its processes' memory (sentry/README.md, "Memory limit").
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 import sys
@@ -26,6 +27,9 @@ from tests.sentry.progs.harness import build
 from tests.support import need_binary, need_root
 
 MiB = 1 << 20
+#: the interpreter itself, not a wrapper script (a pyenv shim forks several processes,
+#: which a small limit counts too)
+PY = os.path.realpath(sys.executable)
 
 
 def _tmpfs_script(d: str) -> str:
@@ -84,7 +88,7 @@ def test_every_tmpfs_and_the_root_share_the_limit():
     """/tmp (its own size: half), the root overlay, /dev/shm (64 MiB) and a memfd together
     stop at the limit with ENOSPC; freeing gives the room back."""
     limit = 256 * MiB
-    got = runpsc("do", "--memory", str(limit), "--", "python3", "-S", "-c", FILL, str(limit))
+    got = runpsc("do", "--memory", str(limit), "--", PY, "-S", "-c", FILL, str(limit))
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == [
         "/tmp/a ENOSPC", "/var/tmp/b ENOSPC", "/dev/shm/c ENOSPC", "memfd ENOSPC",
@@ -144,7 +148,7 @@ def test_fork_past_the_limit_is_enomem():
     limit as CommitLimit): a fork that would commit a second copy past the limit fails with
     ENOMEM and the parent goes on; /proc says which model is in force, and sysinfo (what
     sysconf(_SC_PHYS_PAGES) reads) gives the limit as the machine's memory, as MemTotal."""
-    got = runpsc("do", "--memory", "128M", "--", "python3", "-S", "-c", FORK)
+    got = runpsc("do", "--memory", "128M", "--", PY, "-S", "-c", FORK)
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == [
         "fork: ENOMEM", "fork after freeing: 7", "['131072'] 2",
@@ -193,7 +197,7 @@ MPROTECT = textwrap.dedent("""
 def test_mprotect_commits_what_it_makes_writable():
     """A PROT_NONE reservation is free; making it writable charges it (ENOMEM past the
     limit, the reservation unchanged), as under Linux's strict accounting."""
-    got = runpsc("do", "--memory", "128M", "--", "python3", "-S", "-c", MPROTECT)
+    got = runpsc("do", "--memory", "128M", "--", PY, "-S", "-c", MPROTECT)
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == [
         "reserve: True", "all writable: ENOMEM", "8 MiB writable: ok",
@@ -202,7 +206,7 @@ def test_mprotect_commits_what_it_makes_writable():
 
 CHURN = ("grep Committed_AS /proc/meminfo; for i in $(seq 30); do /bin/true; (:); "
          "echo x > /tmp/f; dd if=/dev/zero of=/dev/null bs=1M count=1 2>/dev/null; done; "
-         "python3 -S -c 'import threading; ts = [threading.Thread(target=len, args=((),)) "
+         f"{PY} -S -c 'import threading; ts = [threading.Thread(target=len, args=((),)) "
          "for _ in range(4)]; [t.start() for t in ts]; [t.join() for t in ts]'; "
          "rm /tmp/f; grep Committed_AS /proc/meminfo")
 
@@ -219,7 +223,7 @@ def test_charges_come_back():
 
 SHARED = textwrap.dedent("""
     import mmap, os
-    shared = mmap.mmap(-1, 80 << 20)     # MAP_SHARED|MAP_ANONYMOUS: one object for all
+    shared = mmap.mmap(-1, 150 << 20)    # MAP_SHARED|MAP_ANONYMOUS: one object for all
     for off in range(0, len(shared), 1 << 20):
         shared[off:off + (1 << 20)] = b"s" * (1 << 20)
     pids = []
@@ -231,16 +235,17 @@ SHARED = textwrap.dedent("""
         pids.append(pid)
     print([os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids], shared[:3])
     try:
-        mmap.mmap(-1, 80 << 20)
+        mmap.mmap(-1, 150 << 20)
     except OSError as e:
         print("a second one:", e.strerror)
 """)
 
 
 def test_shared_anonymous_memory_is_charged_once():
-    """80 MiB of shared anonymous memory under a 128 MiB limit is charged once however
-    many processes fork with it (shmem's one object); a second 80 MiB does not fit."""
-    got = runpsc("do", "--memory", "128M", "--", "python3", "-S", "-c", SHARED)
+    """150 MiB of shared anonymous memory under a 256 MiB limit is charged once however
+    many processes fork with it (shmem's one object; each child is charged only its
+    private copy); a second 150 MiB does not fit."""
+    got = runpsc("do", "--memory", "256M", "--", PY, "-S", "-c", SHARED)
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == [
         "[0, 0, 0] b'012'", "a second one: Cannot allocate memory"]
@@ -275,7 +280,7 @@ def test_pipe_buffers_count():
     """The bytes a pipe holds are the Sentry's memory, charged to the sandbox's: at the
     limit a pipe write is ENOMEM (a memcg-limited pipe_write's failed page allocation),
     and works again once memory is freed."""
-    got = runpsc("do", "--memory", "64M", "--", "python3", "-S", "-c", PIPE)
+    got = runpsc("do", "--memory", "64M", "--", PY, "-S", "-c", PIPE)
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == [
         "before: 8192 8192", "at the limit: ENOMEM", "after freeing: 8192 8192"]
@@ -302,7 +307,7 @@ def test_file_copies_count(tmp_path):
         f.seek(48 * MiB - 1)
         f.write(b"\x07")
     got = runpsc("do", "--memory", "128M", "--volume", f"{tmp_path}:/vol:ro", "--",
-                 "python3", "-S", "-c", FILEMAP)
+                 PY, "-S", "-c", FILEMAP)
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == ["2 then Cannot allocate memory", "14"]
 
@@ -331,6 +336,6 @@ CHILDREN = textwrap.dedent("""
 def test_children_hold_their_charge():
     """Each forked child is charged its copy for as long as it lives: with 40 MiB held,
     the first child fits in 128 MiB and the second does not."""
-    got = runpsc("do", "--memory", "128M", "--", "python3", "-S", "-c", CHILDREN)
+    got = runpsc("do", "--memory", "128M", "--", PY, "-S", "-c", CHILDREN)
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     assert got.stdout.decode().splitlines() == ["fork 1 ENOMEM", "[0]"]
