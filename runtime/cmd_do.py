@@ -37,8 +37,9 @@ if TYPE_CHECKING:
                    "by default) from export NAME of a running gofer at ADDRESS.")
 @tls_client_options
 @click.option("--strace", is_flag=True, help="Print every syscall of the program to stderr.")
-@click.option("--memory", metavar="SIZE", help="The sandbox's memory (/proc/meminfo's "
-              "MemTotal), e.g. 512M, 2G (default: the host's).")
+@click.option("--memory", metavar="SIZE", help="The sandbox's memory limit, e.g. 512M, 2G "
+              "(default: the host's): tmpfs files, writes to /, and the memory its processes "
+              "map count against it (ENOSPC, ENOMEM beyond); /proc/meminfo's MemTotal.")
 @click.option("--network", type=click.Choice(["none", "host", "sandbox"]), default="none",
               show_default=True, help="none: only loopback; host: the host's interfaces; "
               "sandbox: own namespace with outbound NAT (slirp4netns). Needs root.")

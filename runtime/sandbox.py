@@ -155,7 +155,10 @@ class SandboxConfig:
         tls: the client certificate, key and CA for `tls:` mounts.
         strace: print every syscall to `strace_to`.
         umask: the program's umask (None: the caller's).
-        memory: the sandbox's memory in bytes, /proc/meminfo's MemTotal (None: the host's).
+        memory: the sandbox's memory limit in bytes (None: the host's): /proc/meminfo's
+            MemTotal, and what its tmpfs files, root overlay writes, System V segments and
+            processes' committed memory may use together (ENOSPC, ENOMEM beyond it; see
+            sentry/README.md, "Memory limit").
         network: ``none`` (only ``lo``), ``host`` (the host's interfaces) or ``sandbox``
             (its own namespace with outbound NAT through slirp4netns); see runtime.network.
         publish: host ports forwarded to sandbox ports (``sandbox`` mode only).
@@ -409,6 +412,7 @@ class Sandbox:
         self.net: NetworkSetup | None = None
         self.devpts: Any = None
         self.devtty: Any = None
+        self.memory: Any = None  # the sandbox's vfs.memlimit.MemoryLimit, made by run()
 
     def start_gofers(self, *, fork: bool = False) -> None:
         """Start the gofer processes now (they boot while this process imports the Sentry).
@@ -537,7 +541,8 @@ class Sandbox:
                 print(line, file=out, flush=True)
 
             table = traced_table(TABLE, Strace(write))
-        kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to, network=self.net.network)
+        kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to, network=self.net.network,
+                        memory=self.memory)
         self.kernel = kernel
         # The IPC namespace's POSIX message queues, where Linux containers show them.
         await vfs.mount(ctx, Credentials.root(), kernel.ipc.mqueue, None, b"/dev/mqueue",
@@ -556,11 +561,13 @@ class Sandbox:
             lower = await _goferfs(stack, volume_gofers.pop(0), readonly=True)
         else:
             lower = await self._remote_goferfs(stack, self.config.root)
-        from sentry.procfs.system import host_memory
+        from vfs.memlimit import MemoryLimit
 
-        # tmpfs's default size is half the memory, as on Linux (the sandbox's, --memory).
-        tmpfs_size = (self.config.memory or host_memory()) // 2
-        upper = Tmpfs(mode=0o755, size=tmpfs_size)
+        self.memory = mem = MemoryLimit(self.config.memory)
+        # tmpfs's default size is half the memory, as on Linux (the sandbox's, --memory);
+        # every tmpfs, and the overlay's upper, charges the one limit too.
+        tmpfs_size = mem.limit // 2
+        upper = Tmpfs(mode=0o755, size=tmpfs_size, memory=mem)
         await _opaque_mountpoints(upper, (b"dev", b"proc", b"sys"))
         root = _overlay(upper, lower)
         vfs = VirtualFilesystem(root, source="runpsc-root")
@@ -570,9 +577,9 @@ class Sandbox:
         from vfs.fs.procfs import Procfs
         from vfs.fs.sysfs import Sysfs
 
-        self.devtty = await devfs.install(vfs, ctx, admin, b"/dev")
+        self.devtty = await devfs.install(vfs, ctx, admin, b"/dev", memory=mem)
         self.devpts = await devpts.install(vfs, ctx, admin, b"/dev")
-        pipefs.install(vfs)
+        pipefs.install(vfs, memory=mem)
         self.procfs, self.sysfs = Procfs(vfs), Sysfs()
         for path, fs in (
             (b"/proc", self.procfs),
@@ -594,7 +601,8 @@ class Sandbox:
         for tmp in self.config.tmpfs:
             where = os.fsencode(check_tmpfs_path(tmp))
             await _mkdir_p(vfs, ctx, admin, where)
-            await vfs.mount(ctx, admin, Tmpfs(size=tmpfs_size), None, where, source="tmpfs")
+            await vfs.mount(ctx, admin, Tmpfs(size=tmpfs_size, memory=mem), None, where,
+                            source="tmpfs")
         return vfs, ctx
 
     async def _mount_remote(self, stack: contextlib.AsyncExitStack, vfs: Any, ctx: Any,

@@ -99,6 +99,7 @@ class Container:
         self.binds = [m for m in spec.mounts if m.type == "bind"]
         self.kernel: Any = None
         self.vfs: Any = None
+        self.memory: Any = None  # the container's vfs.memlimit.MemoryLimit, made by _prepare
         self.devpts: Any = None
         self.net: Any = None
         self.started: Any = None  # trio.Event, set once pid 1 runs
@@ -186,8 +187,11 @@ class Container:
             table = traced_table(TABLE, Strace(write))
         # No hostname: a new UTS namespace keeps the host's, as under runc.
         hostname = spec.hostname if spec.hostname is not None else socket.gethostname()
+        from vfs.memlimit import MemoryLimit
+
+        self.memory = MemoryLimit(_memory_limit(spec))
         kernel = Kernel(vfs=vfs, table=table, network=self.net.network,
-                        hostname=hostname.encode())
+                        hostname=hostname.encode(), memory=self.memory)
         if spec.domainname is not None:
             kernel.domainname = spec.domainname.encode()
         self.kernel = kernel
@@ -198,8 +202,7 @@ class Container:
         kernel.tty.attach(self.devpts, self._devtty)
         from sentry.procfs import ProcView
 
-        memory = spec.annotations.get("runpsc.memory")
-        view = ProcView(kernel, memory=None if memory is None else parse_size(memory))
+        view = ProcView(kernel, memory=self.memory.limit)
         for fs in procfs:
             fs.provider = view
         creds = _creds(spec.process)
@@ -257,7 +260,8 @@ class Container:
                 providers.append(fs)
             elif m.type == "tmpfs":
                 fs = Tmpfs(mode=await _tmpfs_mode(vfs, ctx, admin, m, i),
-                           size=_tmpfs_size(m, i))
+                           size=_tmpfs_size(m, i, self.memory.limit // 2),
+                           memory=self.memory)
             elif m.type == "mqueue":
                 fs = kernel.ipc.mqueue
             elif m.type in ("cgroup", "cgroup2"):
@@ -559,12 +563,10 @@ async def _tmpfs_mode(vfs: Any, ctx: Any, creds: Any, m: Mount, i: int) -> int:
         raise SpecError(f"mounts[{i}].options: mode={v} is not an octal mode") from None
 
 
-def _tmpfs_size(m: Mount, i: int) -> int:
+def _tmpfs_size(m: Mount, i: int, default: int) -> int:
     v = m.option_value("size")
     if v is None:
-        from sentry.procfs.system import host_memory
-
-        return host_memory() // 2
+        return default  # half the container's memory, as Linux's tmpfs
     try:
         return parse_size(v)
     except ValueError as e:
@@ -575,3 +577,15 @@ def _message(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}" + (f": {e.filename}" if e.filename else "")
     return str(e)
+
+
+def _memory_limit(spec: Spec) -> int | None:
+    """The container's memory limit: the `runpsc.memory` annotation, else
+    linux.resources.memory.limit (a positive byte count), else None (the host's memory)."""
+    memory = spec.annotations.get("runpsc.memory")
+    if memory is not None:
+        return parse_size(memory)
+    limit = (((spec.raw.get("linux") or {}).get("resources") or {}).get("memory") or {}).get("limit")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        return limit
+    return None

@@ -37,6 +37,7 @@ from vfs.abi import POLLHUP, POLLIN, POLLRDNORM, Stat
 from vfs.creds import Credentials
 from vfs.file import FileDescription, WaitQueue
 from vfs.filesystem import alloc_anon_dev
+from vfs.memlimit import MemoryLimit
 from vfs.mount import FSContext, Mount
 from vfs.virtualfs import VirtualFilesystem
 
@@ -82,8 +83,12 @@ class Kernel:
     def __init__(self, *, exec_source: ExecSource | None = None,
                  vfs: VirtualFilesystem | None = None,
                  table: Mapping[int, Entry] | None = None, stderr: TextIO | None = None,
-                 hostname: bytes = b"runpsc", network: Network | None = None) -> None:
+                 hostname: bytes = b"runpsc", network: Network | None = None,
+                 memory: MemoryLimit | None = None) -> None:
         self.exec_source = exec_source
+        #: the sandbox's memory limit: its address spaces, tmpfs files and System V
+        #: segments charge it (the host's memory by default)
+        self.memory = memory if memory is not None else MemoryLimit()
         self._network = network
         self.vfs = vfs
         if vfs is not None and vfs.sigpipe is None:
@@ -112,7 +117,7 @@ class Kernel:
         # The sandbox's kernel state: nothing of it is shared with another Kernel.
         self.futexes = Futexes()
         self.file_locks = FileLocks(self.procs)
-        self.ipc = IpcNamespace()  # System V shared memory, semaphores, message queues
+        self.ipc = IpcNamespace(self.memory)  # System V shared memory, semaphores, message queues
         #: Signals queued and not yet taken, plus processes in a group stop: while
         #: non-zero, the run loop calls `signals.on_return` after every syscall.
         self.signals_queued = 0
@@ -271,7 +276,7 @@ class Kernel:
             creds = Credentials.root()
         stub = PtraceStub.start()
         try:
-            mm = MemoryManager(stub)
+            mm = MemoryManager(stub, self.memory)
             source = RecordingSource(self._source(fs, creds))
             loaded = await load(mm, source, path or argv[0], argv, envp, **_ids(creds))
             pid = self.alloc_pid()
@@ -507,7 +512,7 @@ class Kernel:
         """Replace `t`'s program. The new image is built in a fresh stub first, so on
         failure (ENOENT, EACCES, ENOEXEC …) the caller's address space is untouched."""
         stub = PtraceStub.start()
-        mm = MemoryManager(stub)
+        mm = MemoryManager(stub, self.memory)
         source = RecordingSource(self._source(t.fs, t.creds))
         try:
             loaded = await load(mm, source, path, argv, envp, **_ids(t.creds))

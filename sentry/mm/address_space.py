@@ -11,6 +11,7 @@ import bisect
 import contextvars
 import errno
 import os
+import weakref
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +26,7 @@ from sentry.platform.ptrace import (
     PtraceStub,
 )
 from sentry.platform.stub import SCRATCH
+from vfs.memlimit import MemoryLimit
 
 from .vma import (
     MAP_ANONYMOUS,
@@ -68,11 +70,42 @@ def _memfd_of(file: Any) -> int:
     return fd if isinstance(fd, int) else -1
 
 
-class MemoryManager:
-    """Mappings of one address space (one stub). Not shared between tasks yet."""
+def committed(v: Vma) -> int:
+    """Bytes a mapping commits in its address space: private writable memory (Linux's
+    VM_ACCOUNT), and the copies the Sentry fills at mmap of a file (private mappings,
+    shared ones of files without a memfd) or at exec (the program's segments), which are
+    the host memory they look like, whatever their protection (page cache on Linux).
+    Shared anonymous memory is charged once for every process mapping it (`SharedAnon`);
+    a shared mapping of a tmpfs file maps the file's own pages."""
+    if v.file is not None and not v.host_shared or v.origin is not None:
+        return v.end - v.start
+    return v.end - v.start if v.prot & PROT_WRITE and not v.shared else 0
 
-    def __init__(self, stub: PtraceStub) -> None:
+
+class SharedAnon:
+    """A shared anonymous mapping's memory (`Vma.anon`: one object kept by splits, mremap
+    and fork). Its size is charged to the memory limit as "shmem" while any mapping of it
+    lives, as shmem's one object is, however many processes share it."""
+
+    __slots__ = ("__weakref__",)
+
+    def __init__(self, memory: MemoryLimit | None, size: int) -> None:
+        if memory is not None:
+            memory.charge("shmem", size)
+            weakref.finalize(self, memory.charge, "shmem", -size)
+
+
+class MemoryManager:
+    """Mappings of one address space (one stub). Not shared between tasks yet.
+
+    `memory` is the sandbox's limit: what the mappings commit (`committed`) is charged to
+    it as "anon", and a change that would pass it fails with ENOMEM before its host effect.
+    """
+
+    def __init__(self, stub: PtraceStub, memory: MemoryLimit | None = None) -> None:
         self.stub = stub
+        self.memory = memory
+        self.committed = 0  # bytes the mappings commit, charged to `memory`
         self.vmas: list[Vma] = []
         self._starts: list[int] = []
         self.reserved: list[tuple[int, int, str]] = []
@@ -114,11 +147,31 @@ class MemoryManager:
         m.vdso, m.stack_top, m.mmap_base = self.vdso, self.stack_top, self.mmap_base
         m.brk_start, m.brk = self.brk_start, self.brk
         m.mapped, m.peak = self.mapped, self.peak
+        m.memory, m.committed = self.memory, 0
+        m._commit(self.committed)  # ENOMEM from fork, as Linux's strict accounting
+        m._recount(self.committed)
         m._files = {k: f.inc_ref() for k, f in self._files.items()}
         m.lock_future = False
         return m
 
     # bookkeeping ---------------------------------------------------------------------------
+
+    def _commit(self, grow: int) -> None:
+        """ENOMEM unless `grow` more committed bytes fit in the sandbox's memory."""
+        if self.memory is not None:
+            self.memory.check(grow)
+
+    def _recount(self, delta: int) -> None:
+        self.committed += delta
+        if self.memory is not None:
+            self.memory.charge("anon", delta)
+
+    def committed_in(self, start: int, end: int, prot: int | None = None) -> int:
+        """What [start, end) commits now, or with protection `prot`."""
+        return sum(committed(v.slice(max(v.start, start), min(v.end, end)) if prot is None
+                             else replace(v.slice(max(v.start, start), min(v.end, end)),
+                                          prot=prot))
+                   for v in self.vmas if v.start < end and v.end > start)
 
     def _insert(self, vma: Vma) -> None:
         i = bisect.bisect_left(self._starts, vma.start)
@@ -126,6 +179,7 @@ class MemoryManager:
         self._starts.insert(i, vma.start)
         self.mapped += vma.end - vma.start
         self.peak = max(self.peak, self.mapped)
+        self._recount(committed(vma))
 
     def _remove_range(self, start: int, end: int) -> list[Vma]:
         """Drop [start, end) from the list, splitting mappings at the edges."""
@@ -144,6 +198,7 @@ class MemoryManager:
         self.vmas = keep
         self._starts = [v.start for v in keep]
         self.mapped -= sum(v.end - v.start for v in removed)
+        self._recount(-sum(committed(v) for v in removed))
         return removed
 
     def find(self, addr: int) -> Vma | None:
@@ -270,6 +325,10 @@ class MemoryManager:
         else:
             start = self.unmapped_area(length, addr)
         memfd = _memfd_of(file) if shared else -1
+        self._commit(committed(Vma(start, start + length, prot, shared, file,
+                                   host_shared=memfd >= 0, origin=origin))
+                     + (length if shared and file is None else 0)
+                     - self.committed_in(start, start + length))
         old = self._remove_range(start, start + length)
         await self.writeback(old)
         if memfd >= 0:
@@ -284,7 +343,7 @@ class MemoryManager:
             self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
         vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown,
                   host_shared=memfd >= 0, origin=origin, locked=self.lock_future,
-                  anon=object() if shared and file is None else None)
+                  anon=SharedAnon(self.memory, length) if shared and file is None else None)
         if file is not None:
             if id(file) not in self._files:
                 self._files[id(file)] = file.inc_ref()
@@ -382,6 +441,7 @@ class MemoryManager:
             v = self.find(addr)
             if v and v.growsdown:
                 addr = v.start
+        self._commit(self.committed_in(addr, end, prot) - self.committed_in(addr, end))
         parts = self._remove_range(addr, end)
         for v in parts:
             v.prot = prot
@@ -418,6 +478,7 @@ class MemoryManager:
         else:
             raise SyscallError(errno.ENOMEM)
         moved = v.slice(old, old + old_size)
+        self._commit(committed(v.slice(old, old + new_size)) - committed(moved))
         if dest == old:
             self._host(NR_MREMAP, old, old_size, new_size, 0, 0)
         else:
@@ -443,8 +504,13 @@ class MemoryManager:
         if new_end > old_end:
             if self._overlaps(old_end, new_end) or new_end > self.mmap_base:
                 return self.brk
-            await self.mmap(old_end, new_end - old_end, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS, fixed=True, name=b"[heap]")
+            try:
+                await self.mmap(old_end, new_end - old_end, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, fixed=True, name=b"[heap]")
+            except OSError as e:
+                if e.errno != errno.ENOMEM:
+                    raise
+                return self.brk
         elif new_end < old_end:
             await self.munmap(new_end, old_end - new_end)
         self.brk = new
@@ -501,4 +567,5 @@ class MemoryManager:
         await self.writeback(self.vmas)
         self.vmas, self._starts = [], []
         self.mapped = 0
+        self._recount(-self.committed)
         await self._drop_unused_files()

@@ -165,8 +165,8 @@ class Sysctl:
             }),
         }
         vm: dict[bytes, Node] = {
-            b"overcommit_memory": _nums(0),
-            b"overcommit_ratio": _nums(50),
+            b"overcommit_memory": _nums(2),  # strict: the memory limit is CommitLimit
+            b"overcommit_ratio": _nums(100),
             b"max_map_count": _nums(65530),
             b"mmap_min_addr": _nums(65536),
             b"swappiness": _nums(60),

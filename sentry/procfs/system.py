@@ -9,7 +9,6 @@ its processes, its start) rather than the host. See docs/procfs.md for each valu
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,11 +29,6 @@ _CPUINFO_FIELDS = ("vendor_id", "cpu family", "model", "model name", "stepping",
                    "cpu MHz", "cache size", "fpu", "fpu_exception", "cpuid level", "wp",
                    "flags", "bugs", "bogomips", "clflush size", "cache_alignment",
                    "address sizes", "power management")
-
-
-def host_memory() -> int:
-    """The host's physical memory in bytes (the default memory limit)."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def host_cpu_model() -> dict[str, str]:
@@ -102,7 +96,8 @@ class System:
 
     Args:
         kernel: the sandbox's Kernel (processes, VFS, start time).
-        memory: MemTotal in bytes (None: the host's physical memory).
+        memory: MemTotal in bytes (None: the kernel's memory limit, by default the host's
+            physical memory).
     """
 
     kernel: Kernel
@@ -115,7 +110,7 @@ class System:
 
     def __post_init__(self) -> None:
         if self.memory is None:
-            self.memory = host_memory()
+            self.memory = self.kernel.memory.limit
         self.boot_wall = time.time() - self.uptime()
 
     # clocks and tasks ------------------------------------------------------------------------
@@ -161,8 +156,9 @@ class System:
             for v in t.mm.vmas:
                 if v.file is not None and not v.shared:
                     use.file_mapped += v.end - v.start
-                if v.prot & 2 and not v.shared:
-                    use.committed += v.end - v.start
+        # strict accounting: what the address spaces and System V segments charged
+        charged = self.kernel.memory.charged
+        use.committed = charged["anon"] + charged["shmem"] + charged["shm"]
         use.file_mapped = min(use.file_mapped, use.anon)
         use.shmem = self.tmpfs_bytes()
         return use
@@ -197,7 +193,7 @@ class System:
             "Dirty": 0, "Writeback": 0, "AnonPages": anon, "Mapped": use.file_mapped,
             "Shmem": use.shmem, "KReclaimable": 0, "Slab": 0, "SReclaimable": 0,
             "SUnreclaim": 0, "KernelStack": 0, "PageTables": 0, "SecPageTables": 0,
-            "NFS_Unstable": 0, "Bounce": 0, "WritebackTmp": 0, "CommitLimit": total // 2,
+            "NFS_Unstable": 0, "Bounce": 0, "WritebackTmp": 0, "CommitLimit": total,
             "Committed_AS": use.committed, "VmallocTotal": _VMALLOC_TOTAL_KB * _KB,
             "VmallocUsed": 0, "VmallocChunk": 0, "Percpu": 0, "HardwareCorrupted": 0,
             "AnonHugePages": 0, "ShmemHugePages": 0, "ShmemPmdMapped": 0,

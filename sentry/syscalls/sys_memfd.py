@@ -49,7 +49,7 @@ def _shm_mount(t: Task) -> Mount:
     """The kernel's internal tmpfs mount for memfds (made on first use)."""
     k = t.kernel
     if k.memfd_mount is None:
-        fs = Tmpfs(mode=0o1777)
+        fs = Tmpfs(mode=0o1777, memory=k.memory)
         k.memfd_mount = Mount(fs, fs.root, 0, "tmpfs")
     return k.memfd_mount
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
 from sentry.kernel.table import Level, syscall
+from vfs.memlimit import MemoryLimit
 from vfs.mount import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC
 
 from .sys_file import vfs_of
@@ -34,11 +35,12 @@ _NOTE = ("tmpfs, proc, sysfs, bind (MS_REC binds the one mount), remount and pro
          "flags; MS_MOVE is EINVAL; other filesystem types ENODEV")
 
 
-def _tmpfs(data: bytes) -> Any:
-    """A tmpfs from mount's option string (EINVAL for a bad value of a known option)."""
+def _tmpfs(data: bytes, memory: MemoryLimit) -> Any:
+    """A tmpfs from mount's option string (EINVAL for a bad value of a known option),
+    charging the sandbox's memory; without size= it is half the memory, as on Linux."""
     from vfs import Tmpfs
 
-    kw: dict[str, int] = {}
+    kw: dict[str, int] = {"size": memory.limit // 2}
     for opt in filter(None, data.split(b",")):
         key, _, value = opt.partition(b"=")
         try:
@@ -53,7 +55,7 @@ def _tmpfs(data: bytes) -> Any:
                 kw[key.decode()] = int(value)
         except ValueError:
             raise SyscallError(errno.EINVAL) from None
-    return Tmpfs(**kw)
+    return Tmpfs(**kw, memory=memory)
 
 
 def _existing(vfs: Any, fstype: str) -> Any:
@@ -97,7 +99,7 @@ async def sys_mount(t: Task, source: int, target: int, fstype: int, flags: int, 
     name = t.read_cstring(source, 4096).decode(errors="replace") if source else "none"
     options = t.read_cstring(data, 4096) if data else b""
     if kind == "tmpfs":
-        newfs = _tmpfs(options)
+        newfs = _tmpfs(options, t.kernel.memory)
     elif kind in ("proc", "sysfs"):
         newfs = _existing(vfs, kind)
     else:

@@ -69,6 +69,8 @@ def sys_shmget(t: Task, key: int, size: int, flags: int, *_: int) -> int:
         pages = (size + PAGE - 1) // PAGE
         if ns.shm_pages + pages < ns.shm_pages or ns.shm_pages + pages > lim.shmall:
             raise SyscallError(errno.ENOSPC)
+        if ns.memory is not None:  # Linux's strict accounting of a segment (shmem_acct_size)
+            ns.memory.check(pages * PAGE)
         seg = Segment(ns, new_perm(key, flags, t.creds), size, t.tgid)
         try:
             ns.shm.add(seg, lim.shmmni)
@@ -76,6 +78,8 @@ def sys_shmget(t: Task, key: int, size: int, flags: int, *_: int) -> int:
             seg.free_memory()
             raise
         ns.shm_pages += pages
+        if ns.memory is not None:
+            ns.memory.charge("shm", pages * PAGE)
         return seg
 
     return ns.shm.get(key, flags, t.creds, existing, create)

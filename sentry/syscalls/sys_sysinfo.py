@@ -70,12 +70,20 @@ class _SysInfo(ctypes.Structure):
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-@syscall("sysinfo", level=Level.PARTIAL, note="memory figures are the host's")
+@syscall("sysinfo", level=Level.PARTIAL, note="memory figures are the sandbox's memory limit "
+         "and what is charged to it (no swap); the load averages are the host's")
 def sys_sysinfo(t: Task, addr: int, *_: int) -> int:
-    """Implements Linux syscall sysinfo(2): host memory, the sandbox's uptime and tasks."""
+    """Implements Linux syscall sysinfo(2): the sandbox's memory (what glibc's
+    sysconf(_SC_PHYS_PAGES) and programs sizing themselves read, the same as MemTotal),
+    uptime and tasks."""
     info = _SysInfo()
     if _libc.sysinfo(ctypes.byref(info)) != 0:
         raise SyscallError(ctypes.get_errno())
+    mem = t.kernel.memory
+    info.totalram, info.freeram = mem.limit, mem.room()
+    info.sharedram = mem.charged["tmpfs"] + mem.charged["shmem"] + mem.charged["shm"]
+    info.bufferram = info.totalswap = info.freeswap = info.totalhigh = info.freehigh = 0
+    info.mem_unit = 1
     info.uptime = int(time.monotonic() - t.kernel.start_monotonic) + 1
     info.procs = 1
     t.mem_write(addr, ctypes.string_at(ctypes.addressof(info), ctypes.sizeof(info)))

@@ -17,6 +17,7 @@ from ..abi import S_IFCHR, S_IFDIR, S_ISVTX, SEEK_CUR, SEEK_END, SEEK_SET
 from ..creds import Credentials
 from ..errors import error
 from ..file import FileDescription, Memory
+from ..memlimit import MemoryLimit
 from ..mount import FSContext, VirtualDentry
 from ..virtualfs import VirtualFilesystem
 from .tmpfs import Tmpfs
@@ -118,14 +119,15 @@ def register_devices(vfs: VirtualFilesystem) -> DevTTY:
 
 
 async def install(vfs: VirtualFilesystem, ctx: FSContext, creds: Credentials,
-                  path: bytes = b"/dev") -> DevTTY:
-    """Mount a populated devfs at `path` (created if missing); returns the /dev/tty hook."""
+                  path: bytes = b"/dev", memory: MemoryLimit | None = None) -> DevTTY:
+    """Mount a populated devfs at `path` (created if missing); returns the /dev/tty hook.
+    Its files (/dev/shm's) are charged to `memory`, the sandbox's limit."""
     try:
         await vfs.mkdirat(ctx, creds, None, path, 0o755)
     except OSError as e:
         if e.errno != errno.EEXIST:
             raise
-    fs = Tmpfs(mode=0o755, size=64 << 20)
+    fs = Tmpfs(mode=0o755, size=64 << 20, memory=memory)
     await vfs.mount(ctx, creds, fs, None, path, source="devtmpfs")
     tty = register_devices(vfs)
     c = FSContext(ctx.root, ctx.cwd, 0)

@@ -42,6 +42,7 @@ from ..dentry import Dentry, Inode
 from ..errors import error
 from ..file import FileDescription, Memory, WaitQueue
 from ..filesystem import Filesystem, InodeCounter
+from ..memlimit import MemoryLimit
 from ..mount import Mount, VirtualDentry
 
 if TYPE_CHECKING:
@@ -57,13 +58,16 @@ class Pipe:
     """The shared buffer of a pipe or fifo, kept as Linux keeps it: a ring of page-sized
     slots (capacity // 4096 of them). A write merges into the last page when it fits,
     otherwise takes whole free slots, so the counts of a non-blocking fill, of POLLOUT and
-    of F_SETPIPE_SZ's EBUSY match Linux's exactly."""
+    of F_SETPIPE_SZ's EBUSY match Linux's exactly. The bytes it holds are charged to
+    `memory` (the sandbox's limit) as "pipe", as pipe pages are to a memory cgroup: a write
+    that would pass the limit is ENOMEM (nothing written) or a short count."""
 
     __slots__ = ("pages", "nbytes", "capacity", "readers", "writers", "r_counter",
-                 "w_counter", "waitq", "_changed", "__weakref__")
+                 "w_counter", "waitq", "_changed", "memory", "__weakref__")
 
-    def __init__(self) -> None:
+    def __init__(self, memory: MemoryLimit | None = None) -> None:
         self.pages: deque[list] = deque()  # [bytearray unread, bytes consumed before it]
+        self.memory = memory
         self.nbytes = 0
         self.capacity = DEFAULT_CAPACITY
         self.readers = 0
@@ -72,6 +76,24 @@ class Pipe:
         self.w_counter = 0
         self.waitq = WaitQueue()
         self._changed = trio.Event()
+
+    def _count(self, delta: int) -> None:
+        """`nbytes` changes by `delta`, and the charge with it."""
+        self.nbytes += delta
+        if self.memory is not None:
+            self.memory.charge("pipe", delta)
+
+    def _fits(self, n: int, done: int) -> bool:
+        """Whether `n` more bytes fit in the memory limit; ENOMEM if not and nothing was
+        written yet (pipe_write's failed page allocation)."""
+        try:
+            if self.memory is not None:
+                self.memory.check(n)
+        except OSError:
+            if not done:
+                raise
+            return False
+        return True
 
     def _notify(self, mask: int) -> None:
         self._changed.set()
@@ -132,7 +154,7 @@ class Pipe:
             page[1] += k
             if not data:
                 pages.popleft()
-        self.nbytes -= len(out)
+        self._count(-len(out))
         # writers hear of it only if the pipe was full (as Linux's pipe_read: an EPOLLET
         # writer gets no edge from a read that leaves a not-full pipe not full)
         self._notify(POLLOUT | POLLWRNORM if was_full else 0)
@@ -156,7 +178,7 @@ class Pipe:
         """Put back bytes a splice took but could not deliver, in front of the rest."""
         if data:
             self.pages.appendleft([bytearray(data), 0])
-            self.nbytes += len(data)
+            self._count(len(data))
             self._notify(POLLIN | POLLRDNORM)
 
     async def write(self, data: bytes, nonblock: bool, on_epipe: object = None) -> int:
@@ -171,10 +193,10 @@ class Pipe:
         chars = total & (PAGE - 1)
         if chars and pages:
             last = pages[-1]
-            if last[1] + len(last[0]) + chars <= PAGE:
+            if last[1] + len(last[0]) + chars <= PAGE and self._fits(chars, 0):
                 last[0] += view[:chars]
                 done = chars
-                self.nbytes += chars
+                self._count(chars)
                 if done == total:
                     self._notify(POLLIN | POLLRDNORM)
                     return done
@@ -185,8 +207,10 @@ class Pipe:
                 self._epipe(on_epipe)
             if not self.full():
                 k = min(PAGE, total - done)
+                if not self._fits(k, done):
+                    break
                 pages.append([bytearray(view[done : done + k]), 0])
-                self.nbytes += k
+                self._count(k)
                 done += k
                 if done == total:
                     break
@@ -222,7 +246,7 @@ class Pipe:
             self.writers -= 1
         if self.readers == 0 and self.writers == 0:
             self.pages.clear()
-            self.nbytes = 0
+            self._count(-self.nbytes)
         self._notify(POLLIN | POLLOUT | POLLHUP | POLLERR)
 
 
@@ -302,6 +326,7 @@ class PipeFS(Filesystem):
         self.mount = Mount(self, self.root, 0, "pipefs")
         #: inode → its Pipe, for every fifo and anonymous pipe (Linux's inode->i_pipe).
         self.pipes: weakref.WeakKeyDictionary[Inode, Pipe] = weakref.WeakKeyDictionary()
+        self.memory: MemoryLimit | None = None  # what the pipes' bytes are charged to
 
     async def statfs(self) -> StatFS:
         return StatFS(type=PIPEFS_MAGIC)
@@ -321,7 +346,7 @@ def new_pipe(vfs: VirtualFilesystem, creds: Credentials, flags: int = 0) -> tupl
     ino = Inode(fs._ino(), S_IFIFO | 0o600, creds.fsuid, creds.fsgid)
     d = Dentry(fs, b"pipe:[%d]" % ino.ino, fs.root, ino)
     vd = VirtualDentry(fs.mount, d)
-    pipe = fs.pipes[ino] = Pipe()
+    pipe = fs.pipes[ino] = Pipe(fs.memory)
     nb = flags & O_NONBLOCK
     pipe.open_end(O_RDONLY)
     pipe.open_end(O_WRONLY)
@@ -330,16 +355,18 @@ def new_pipe(vfs: VirtualFilesystem, creds: Credentials, flags: int = 0) -> tupl
     return r, w
 
 
-def install(vfs: VirtualFilesystem) -> None:
-    """Let `vfs` open fifo nodes (mknod S_IFIFO) on any filesystem."""
+def install(vfs: VirtualFilesystem, memory: MemoryLimit | None = None) -> None:
+    """Let `vfs` open fifo nodes (mknod S_IFIFO) on any filesystem; pipes and fifos charge
+    their bytes to `memory`."""
     pipefs = _pipefs(vfs)
+    pipefs.memory = memory
     pipes = pipefs.pipes
 
     async def open_fifo(vd: VirtualDentry, flags: int, creds: Credentials) -> FileDescription:
         ino = vd.dentry.inode
         pipe = pipes.get(ino)
         if pipe is None:
-            pipe = pipes[ino] = Pipe()
+            pipe = pipes[ino] = Pipe(memory)
         acc = flags & O_ACCMODE
         nonblock = bool(flags & O_NONBLOCK)
         if acc == O_ACCMODE:

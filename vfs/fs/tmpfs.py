@@ -43,6 +43,7 @@ from ..dentry import Dentry, Inode, now_ns
 from ..errors import error
 from ..file import DirectoryFD, FileDescription, RegularFD
 from ..filesystem import Filesystem, InodeCounter
+from ..memlimit import MemoryLimit
 from ..perm import mode_after_write
 
 MAX_FILE_SIZE = (1 << 63) - 1
@@ -99,15 +100,20 @@ class Tmpfs(Filesystem):
         mode: permission bits of the root directory.
         uid, gid: owner of the root directory.
         nr_inodes: limit on files (ENOSPC); None for none.
+        memory: the sandbox's memory limit, which file data is charged to as well (ENOSPC
+            when it is used up, whatever this tmpfs's own size), as shmem pages are charged
+            to a container's memory cgroup.
     """
 
     fstype = "tmpfs"
     magic = TMPFS_MAGIC
 
     def __init__(self, *, size: int | None = None, mode: int = 0o1777, uid: int = 0,
-                 gid: int = 0, nr_inodes: int | None = None) -> None:
+                 gid: int = 0, nr_inodes: int | None = None,
+                 memory: MemoryLimit | None = None) -> None:
         super().__init__()
         self.size_limit = size
+        self.memory = memory
         self.nr_inodes = nr_inodes
         self.used = 0
         self.inodes = 0
@@ -159,13 +165,21 @@ class Tmpfs(Filesystem):
         if ino.nlink <= 0 and ino.opens == 0:
             self.inodes -= 1
             if ino.memfd >= 0:
-                self.used -= ino.size
+                self._account(-ino.size)
                 ino.free_data()
 
     def _reserve(self, ino: TmpfsInode, new_size: int) -> None:
         grow = new_size - ino.size
         if grow > 0 and self.size_limit is not None and self.used + grow > self.size_limit:
             raise error(errno.ENOSPC)
+        if self.memory is not None:
+            self.memory.check(grow, errno.ENOSPC)
+
+    def _account(self, delta: int) -> None:
+        """File data grew (or shrank) by `delta` bytes, checked by `_reserve` first."""
+        self.used += delta
+        if self.memory is not None:
+            self.memory.charge("tmpfs", delta)
 
     def _resize(self, ino: TmpfsInode, new_size: int) -> None:
         if new_size > MAX_FILE_SIZE:
@@ -176,7 +190,7 @@ class Tmpfs(Filesystem):
                 return
             ino.memfd = _memfd()
         os.ftruncate(ino.memfd, new_size)
-        self.used += new_size - ino.size
+        self._account(new_size - ino.size)
         ino.size = new_size
 
     # -- Filesystem interface ------------------------------------------------------------------
@@ -385,7 +399,7 @@ class TmpfsFileFD(RegularFD):
             ino.memfd = _memfd()
         n = os.pwrite(ino.memfd, data, offset)
         if offset + n > ino.size:
-            self.fs.used += offset + n - ino.size
+            self.fs._account(offset + n - ino.size)
             ino.size = offset + n
         ino.mtime_ns = ino.ctime_ns = now_ns()
         return n
@@ -428,7 +442,7 @@ class TmpfsFileFD(RegularFD):
             e = ctypes.get_errno()
             raise error(e)
         if not mode & FALLOC_FL_KEEP_SIZE and end > ino.size:
-            self.fs.used += end - ino.size
+            self.fs._account(end - ino.size)
             ino.size = end
         ino.mtime_ns = ino.ctime_ns = now_ns()
 

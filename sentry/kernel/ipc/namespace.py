@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vfs.fs.mqueue import MqueueFS
+from vfs.memlimit import MemoryLimit
 from vfs.mount import Mount
 
 from .msg import MsgQueue
@@ -47,8 +48,9 @@ class IpcLimits:
 class IpcNamespace:
     """The Kernel's System V IPC state (`Kernel.ipc`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory: MemoryLimit | None = None) -> None:
         self.limits = IpcLimits()
+        self.memory = memory  # the sandbox's memory limit, which segments are charged to
         self.shm: IdSpace[Segment] = IdSpace()
         self.sem: IdSpace[SemSet] = IdSpace()
         self.msg: IdSpace[MsgQueue] = IdSpace()

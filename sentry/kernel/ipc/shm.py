@@ -66,6 +66,8 @@ class Segment:
         if self.nattch == 0 and self.perm.mode & SHM_DEST and not self.perm.deleted:
             self.ns.shm.remove(self)
             self.ns.shm_pages -= self.pages()
+            if self.ns.memory is not None:
+                self.ns.memory.charge("shm", -self.pages() * 4096)
             self.free_memory()
 
     def free_memory(self) -> None:
