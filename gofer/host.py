@@ -463,6 +463,8 @@ class Node:
         check_name(name, creating=True)
         self.export.mutating()
         self._still_beneath()
+        if major > 0xFFF or minor > 0xFFFFF:  # the kernel's dev_t is 32 bits: glibc's EINVAL
+            raise OSError(errno.EINVAL, "device number out of range", name)
         os.mknod(name, mode, os.makedev(major, minor), dir_fd=self.fd)
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
 

@@ -1,0 +1,55 @@
+"""What the 9P fuzzer (test_fuzz_9p.py) found in the gofer, each compared with Linux:
+Tmknod with a device number that does not fit the kernel's 32-bit dev_t made the gofer
+fail internally (os.makedev overflowed: Rlerror EIO and a logged traceback) where
+mknod(2) through glibc answers EINVAL."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pytest
+
+import p9
+from gofer.host import Export
+from gofer.serve import GoferOptions, serve_stream
+from tests.gofer.helpers import gofer_fs
+from tests.p9.fuzz9p import ErrorLog
+from tests.p9.test_ours import _raw
+from tests.support import need_root
+
+
+def _glibc_makedev(major: int, minor: int) -> int:
+    """gnu_dev_makedev: the 64-bit dev_t glibc builds (and refuses when over 32 bits)."""
+    return ((major & 0xFFFFF000) << 32) | ((major & 0xFFF) << 8) | \
+        ((minor & 0xFFFFFF00) << 12) | (minor & 0xFF)
+
+
+@pytest.mark.parametrize(("major", "minor"), [(1 << 31, 0), (0xFFFFFFFF, 0xFFFFFFFF),
+                                              (0x1000, 0), (0, 0x100000), (1, 3)])
+async def test_mknod_device_numbers_match_native(tmp_path, major, minor):
+    need_root()
+    native_dir, exp = tmp_path / "native", tmp_path / "e"
+    native_dir.mkdir()
+    exp.mkdir()
+    mode = stat.S_IFIFO | 0o644
+    try:
+        os.mknod(native_dir / "n", mode, _glibc_makedev(major, minor))
+        want: p9.Message | int = 0
+    except OSError as e:
+        want = e.errno
+    with ErrorLog() as log:
+        async with gofer_fs([Export("e", str(exp))]) as (fs, nursery):
+            a, b = p9.socketpair()
+            nursery.start_soon(serve_stream, b, fs, GoferOptions())
+            async with a:
+                await _raw(a, 0xFFFF, p9.Tversion(1 << 16, p9.PLAIN.version))
+                await _raw(a, 0, p9.Tattach(0, p9.NOFID, b"root", b"e", 0))
+                _, got = await _raw(a, 1, p9.Tmknod(0, b"n", mode, major, minor, 0))
+    assert log.records == []
+    if want:
+        assert got == p9.Rlerror(want)
+        assert want == errno.EINVAL and not (exp / "n").exists()
+    else:
+        assert isinstance(got, p9.Rmknod) and stat.S_ISFIFO(os.lstat(exp / "n").st_mode)
