@@ -6,6 +6,10 @@ with Linux under `runpsc do`.
   working directory spun for ever (the walk up to a dentry holding a fid never ended) or
   failed with an internal error. Linux keeps a detached filesystem alive for what still
   refers to it.
+- fallocate with a mode beyond the supported mask (a negative one) on a volume's file: the
+  Sentry sent it to the gofer as Tallocate, whose u32 mode could not hold it (an internal
+  error); Linux answers EOPNOTSUPP first (tests/sentry/progs/fuzz_found.c, also run over
+  tmpfs by tests/sentry/test_fuzz_found.py).
 """
 
 from __future__ import annotations
@@ -18,16 +22,32 @@ from tests.runtime.test_do import runpsc
 from tests.support import need_binary, need_root
 
 PROGS = Path(__file__).resolve().parent / "progs"
+SENTRY_PROGS = Path(__file__).resolve().parents[1] / "sentry" / "progs"
 
 
-def _build(tmp: Path, name: str) -> Path:
+def _build(tmp: Path, name: str, progs: Path = PROGS) -> Path:
     gcc = need_binary("gcc")
     bindir = tmp / "bin"
-    bindir.mkdir()
+    bindir.mkdir(exist_ok=True)
     out = bindir / name
-    subprocess.run([gcc, "-O1", "-w", "-o", str(out), str(PROGS / f"{name}.c")], check=True,
+    subprocess.run([gcc, "-O1", "-w", "-o", str(out), str(progs / f"{name}.c")], check=True,
                    capture_output=True)
     return out
+
+
+def test_fuzz_findings_on_a_volume_match_native(tmp_path):
+    prog = _build(tmp_path, "fuzz_found", SENTRY_PROGS)
+    native_dir, sandbox_dir = tmp_path / "native", tmp_path / "sandbox"
+    native_dir.mkdir()
+    sandbox_dir.mkdir()
+    want = subprocess.run([str(prog), str(native_dir)], capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    assert want.returncode == 0, want.stderr
+    assert b"fallocate mode -1: Operation not supported" in want.stdout
+    got = runpsc("do", "--volume", f"{sandbox_dir}:/vol", "--volume", f"{prog.parent}:/b:ro",
+                 "--", f"/b/{prog.name}", "/vol", timeout=120)
+    assert b"internal error" not in got.stderr, got.stderr.decode(errors="replace")
+    assert (got.stdout, got.returncode) == (want.stdout, 0), got.stderr.decode(errors="replace")
 
 
 def test_lazy_unmount_of_the_working_directory_matches_native(tmp_path):

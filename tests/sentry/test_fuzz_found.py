@@ -4,14 +4,14 @@
 
 from __future__ import annotations
 
-from tests.sentry.progs.harness import build, native, sentry_run
+from tests.sentry.progs.harness import build, native_in_scratch, sentry_run
 
 
 async def test_fuzz_findings_match_native(tmp_path):
     prog = build(tmp_path, "fuzz_found")
-    want = native([prog])
+    want = native_in_scratch(prog)
     assert want.code == 0, want.stderr
-    got = await sentry_run([prog])
+    got = await sentry_run([prog, "/tmp/w"], dirs=("/tmp", "/tmp/w"))
     assert [e for e in got.events if e[0] == "internal-error"] == []
     assert got.stdout.decode().splitlines() == want.stdout.decode().splitlines()
     assert got.code == 0
