@@ -67,6 +67,13 @@ _OPEN_FLAGS_ALLOWED = (
 )
 
 
+def _check_xattr_name(name: str) -> None:
+    """An xattr name reaches the kernel as a C string: one with a NUL in it could only be
+    cut short there, so it is refused (EINVAL, as a name is for the other calls)."""
+    if "\0" in name:
+        raise OSError(errno.EINVAL, f"invalid xattr name {name!r}")
+
+
 def check_name(name: str, *, creating: bool = False) -> None:
     """Refuse a name that is not one path component.
 
@@ -557,6 +564,7 @@ class Node:
 
     def getxattr(self, name: str) -> bytes:
         """The value of extended attribute `name`."""
+        _check_xattr_name(name)
         return os.getxattr(self.procfd.path(self.fd), name)
 
     def listxattr(self) -> list[str]:
@@ -565,11 +573,13 @@ class Node:
 
     def setxattr(self, name: str, value: bytes, flags: int = 0) -> None:
         """Set extended attribute `name` (flags: XATTR_CREATE/XATTR_REPLACE)."""
+        _check_xattr_name(name)
         self.export.mutating()
         os.setxattr(self.procfd.path(self.fd), name, value, flags)
 
     def removexattr(self, name: str) -> None:
         """Remove extended attribute `name`."""
+        _check_xattr_name(name)
         self.export.mutating()
         os.removexattr(self.procfd.path(self.fd), name)
 

@@ -1,13 +1,20 @@
-"""What the 9P fuzzer (test_fuzz_9p.py) found in the gofer, each compared with Linux:
-Tmknod with a device number that does not fit the kernel's 32-bit dev_t made the gofer
-fail internally (os.makedev overflowed: Rlerror EIO and a logged traceback) where
-mknod(2) through glibc answers EINVAL."""
+"""What the 9P fuzzer (test_fuzz_9p.py) found in the gofer:
+
+- Tmknod with a device number that does not fit the kernel's 32-bit dev_t made the gofer
+  fail internally (os.makedev overflowed: Rlerror EIO and a logged traceback) where
+  mknod(2) through glibc answers EINVAL (compared with a native mknod).
+- An xattr name with a NUL in it (Tgetxattr, Txattrwalk, Tsetxattr, Tremovexattr, and the
+  commit of a Txattrcreate at Tclunk): an internal error (EIO and a traceback). No native
+  call can pass such a name (the kernel takes a C string); it is refused with EINVAL, as
+  the gofer refuses a file name with a NUL.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
 import stat
+import tempfile
 
 import pytest
 
@@ -53,3 +60,28 @@ async def test_mknod_device_numbers_match_native(tmp_path, major, minor):
         assert want == errno.EINVAL and not (exp / "n").exists()
     else:
         assert isinstance(got, p9.Rmknod) and stat.S_ISFIFO(os.lstat(exp / "n").st_mode)
+
+
+async def test_xattr_names_with_a_nul_are_refused():
+    need_root()
+    exp = tempfile.mkdtemp(prefix="runpsc-xattr-")
+    try:
+        with ErrorLog() as log:
+            async with gofer_fs([Export("e", exp)]) as (fs, nursery):
+                a, b = p9.socketpair()
+                nursery.start_soon(serve_stream, b, fs, GoferOptions())
+                async with a:
+                    await _raw(a, 0xFFFF, p9.Tversion(1 << 16, p9.RUNPSC))
+                    await _raw(a, 0, p9.Tattach(0, p9.NOFID, b"root", b"e", 0))
+                    name = b"user.a\x00b"
+                    got = [(await _raw(a, 1, m))[1] for m in (
+                        p9.Tgetxattr(0, name, 0), p9.Txattrwalk(0, 1, name),
+                        p9.Tsetxattr(0, name, b"v", 0), p9.Tremovexattr(0, name),
+                        p9.Twalk(0, 2, ()), p9.Txattrcreate(2, name, 1, 0),
+                        p9.Twrite(2, 0, b"v"), p9.Tclunk(2))]
+        assert log.records == []
+        einval = p9.Rlerror(errno.EINVAL)
+        assert got[:4] == [einval] * 4 and got[7] == einval
+        assert os.listxattr(exp) == []
+    finally:
+        os.rmdir(exp)
