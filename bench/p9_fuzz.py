@@ -51,7 +51,6 @@ from tests.p9.fuzz9p import (  # noqa: E402
     sequence,
 )
 
-
 #: The gofer's settings, without the spin: polling an empty socket between requests (with
 #: sched_yield) was a quarter of the time, and only the timing of a wait depends on it.
 OPTIONS = GoferOptions(spin_us=0)

@@ -574,6 +574,8 @@ class Node:
     def setxattr(self, name: str, value: bytes, flags: int = 0) -> None:
         """Set extended attribute `name` (flags: XATTR_CREATE/XATTR_REPLACE)."""
         _check_xattr_name(name)
+        if flags & ~(os.XATTR_CREATE | os.XATTR_REPLACE):  # setxattr(2)'s check (and a u32
+            raise OSError(errno.EINVAL, f"xattr flags {flags:#x}")  # beyond a C int)
         self.export.mutating()
         os.setxattr(self.procfd.path(self.fd), name, value, flags)
 

@@ -7,6 +7,9 @@
   commit of a Txattrcreate at Tclunk): an internal error (EIO and a traceback). No native
   call can pass such a name (the kernel takes a C string); it is refused with EINVAL, as
   the gofer refuses a file name with a NUL.
+- Tsetxattr with flags beyond a C int: an internal error (os.setxattr overflowed); Linux's
+  setxattr answers EINVAL for any flag but XATTR_CREATE/XATTR_REPLACE (compared with a
+  native setxattr with an unknown flag).
 """
 
 from __future__ import annotations
@@ -85,3 +88,23 @@ async def test_xattr_names_with_a_nul_are_refused():
         assert os.listxattr(exp) == []
     finally:
         os.rmdir(exp)
+
+
+@pytest.mark.parametrize("flags", [1 << 31, 0xFFFFFFFF, 4])
+async def test_setxattr_flags_match_native(tmp_path, flags):
+    need_root()
+    native_file, exp = tmp_path / "native", tmp_path / "e"
+    native_file.write_bytes(b"")
+    exp.mkdir()
+    with pytest.raises(OSError) as info:
+        os.setxattr(native_file, "user.x", b"v", 4)  # an unknown flag that fits a C int
+    with ErrorLog() as log:
+        async with gofer_fs([Export("e", str(exp))]) as (fs, nursery):
+            a, b = p9.socketpair()
+            nursery.start_soon(serve_stream, b, fs, GoferOptions())
+            async with a:
+                await _raw(a, 0xFFFF, p9.Tversion(1 << 16, p9.RUNPSC))
+                await _raw(a, 0, p9.Tattach(0, p9.NOFID, b"root", b"e", 0))
+                _, got = await _raw(a, 1, p9.Tsetxattr(0, b"user.x", b"v", flags))
+    assert log.records == []
+    assert got == p9.Rlerror(info.value.errno) == p9.Rlerror(errno.EINVAL)

@@ -111,9 +111,16 @@ static void handlers(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal; /* no SA_RESTART: a blocking call returns EINTR */
-    for (int s = 1; s < 65; s++)
-        if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD && s != 32 && s != 33)
-            sigaction(s, &sa, NULL);
+    for (int s = 1; s < 65; s++) {
+        if (s == SIGKILL || s == SIGSTOP || s == SIGCHLD || s == 32 || s == 33)
+            continue;
+        /* A real fault handled and returned from would fault again for ever: caught once
+         * (a random kill of them), then their default action ends the worker. */
+        int fault = s == SIGSEGV || s == SIGBUS || s == SIGILL || s == SIGFPE ||
+                    s == SIGTRAP || s == SIGSYS;
+        sa.sa_flags = fault ? SA_RESETHAND : 0;
+        sigaction(s, &sa, NULL);
+    }
     stack_t ss = {.ss_flags = SS_DISABLE};
     sigaltstack(&ss, NULL);
 }
@@ -156,7 +163,10 @@ static void setup_memory(uint64_t *rng) {
     none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     /* zeroes nothing can overwrite: the empty signal sets of the waits */
     zeros = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    hole = mmap(NULL, 1 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* Unmapped memory far below where anything of the fuzzer's own is allocated (top
+     * down, near the stack), so that whatever the workers map later (thread stacks, the
+     * shared counters) never lands there and a random munmap of the hole cannot take it. */
+    hole = (char *)0x200000000000UL;
     munmap(hole, 1 << 20);
     fill(rw, POOL, rng);
     fill(ro, POOL, rng);
@@ -253,7 +263,7 @@ static long pick_ptr(uint64_t *rng) {
     case 1: return (long)ro + (long)R(POOL);
     case 2: return (long)ro;
     case 3: return (long)none + (long)R(4096);
-    case 4: return (long)hole + (long)R(1 << 20);
+    case 4: return (long)hole + (long)R(1 << 20); /* unmapped */
     case 5: return (long)(stub_lo + R(stub_hi - stub_lo));
     case 6: return (long)stub_lo;
     case 7: return vdso_lo ? (long)(vdso_lo + R(4096)) : 0;
