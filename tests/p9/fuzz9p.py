@@ -153,6 +153,33 @@ def message(ch: Chooser, mtype: int) -> p9.Message:
     return msg
 
 
+#: Walks that succeed in make_export's tree, from the attach fid.
+PATHS = ((b"f",), (b"d",), (b"d", b"a"), (b"d", b"sub"), (b"link",), (b"d", b"..", b"f"),
+         (b"d", b"sub", b"..", b"a"), (b"fifo",), (b"up",), ())
+
+
+def _likely(ch: Chooser) -> p9.Message:
+    """A well-formed request on the fids a session is likely to hold: walks of 1-4 names
+    that exist, getattrs, clunks, opens, reads and writes of what they reach."""
+    fid, new = ch.pick((0, 1)), ch.pick((2, 3))
+    op = ch.int(0, 9)
+    if op <= 2:
+        return p9.Twalk(fid, new, ch.pick(PATHS))
+    if op == 3:
+        return p9.Twalkgetattr(fid, new, ch.pick(PATHS))
+    if op == 4:
+        return p9.Tgetattr(new, ch.pick((p9.GetattrMask.BASIC, p9.GetattrMask.ALL)))
+    if op == 5:
+        return p9.Tclunk(new)
+    if op == 6:
+        return p9.Tlopen(new, ch.pick((0, 1, 2, 0o4000)))
+    if op == 7:
+        return p9.Tread(new, ch.pick((0, 10, 4096, 1 << 40)), ch.pick((1, 100, 4096, 65536)))
+    if op == 8:
+        return p9.Twrite(new, ch.pick((0, 10, 5000)), ch.bytes(32))
+    return p9.Treaddir(new, 0, 4096)
+
+
 class Request:
     """One frame to send, and what it is."""
 
@@ -181,6 +208,9 @@ def request(ch: Chooser, *, allow_fatal: bool = True) -> Request:
     if kind == 1 and allow_fatal:  # an impossible size: the connection must end
         size = ch.pick((0, 1, 6, MSIZE + 1, (1 << 32) - 1))
         return Request(size.to_bytes(4, "little") + ch.bytes(16), tag, -1, fatal=True)
+    if 5 <= kind <= 20:  # what a real client sends most, and p9's C loops answer
+        frame = p9.encode_frame(tag, _likely(ch))
+        return Request(frame, tag, frame[4])
     mtype = ch.pick(R_TYPES) if kind == 2 else ch.pick(T_TYPES)
     if mtype == p9.Tversion.type and ch.int(0, 3):
         mtype = p9.Twalk.type  # a session reset now and then, not every few requests
@@ -207,6 +237,14 @@ def sequence(ch: Chooser, n: int) -> list[Request]:
         out.append(Request(p9.encode_frame(0, p9.Tattach(ch.pick((0, 1)), p9.NOFID, b"root",
                                                          b"e", ch.pick(IDS))),
                            0, p9.Tattach.type))
+        if ch.int(0, 1):  # fid 2 an open file, fid 3 a directory: what reads and walks use
+            fid = out[-1].frame[7:11]
+            for tag, msg in enumerate((p9.Twalk(0, 2, (b"f",)), p9.Tlopen(2, 2),
+                                       p9.Twalk(0, 3, (b"d",))), 1):
+                raw = bytearray(p9.encode_frame(tag, msg))
+                if isinstance(msg, p9.Twalk):
+                    raw[7:11] = fid  # from the fid attached
+                out.append(Request(bytes(raw), tag, msg.type))
     for i in range(n):
         out.append(request(ch, allow_fatal=i == n - 1))
     return out
@@ -399,6 +437,8 @@ def make_export(root: str) -> str:
     os.symlink("f", os.path.join(exp, "link"))
     os.symlink("../../..", os.path.join(exp, "up"))
     os.mkfifo(os.path.join(exp, "fifo"))
+    for path in ("", "d", "d/sub", "f", "d/a", "fifo"):  # every identity may use them
+        os.chmod(os.path.join(exp, path), 0o777 if path in ("", "d", "d/sub") else 0o666)
     os.chmod(root, 0o755)
     return exp
 
