@@ -10,13 +10,20 @@
 - Tsetxattr with flags beyond a C int: an internal error (os.setxattr overflowed); Linux's
   setxattr answers EINVAL for any flag but XATTR_CREATE/XATTR_REPLACE (compared with a
   native setxattr with an unknown flag).
+- Twrite at an offset beyond loff_t, and Tlock/Tgetlock with a start or length of 2^63 or
+  more: internal errors (os.pwrite and the struct flock overflowed). A write there is
+  EINVAL (pwrite(2) with a negative offset); lock fields are the client's signed l_start
+  and l_len and get the kernel's answer for them (a negative length is the bytes before
+  start), compared with native fcntl(F_OFD_SETLK/GETLK) and pwrite.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
+import struct
 import tempfile
 
 import pytest
@@ -108,3 +115,70 @@ async def test_setxattr_flags_match_native(tmp_path, flags):
                 _, got = await _raw(a, 1, p9.Tsetxattr(0, b"user.x", b"v", flags))
     assert log.records == []
     assert got == p9.Rlerror(info.value.errno) == p9.Rlerror(errno.EINVAL)
+
+
+async def _session(exp: str, script: list[p9.Message]) -> list[p9.Message]:
+    """Replies to `script` after attaching `exp` and opening its file "f" as fid 1."""
+    with ErrorLog() as log:
+        async with gofer_fs([Export("e", exp)]) as (fs, nursery):
+            a, b = p9.socketpair()
+            nursery.start_soon(serve_stream, b, fs, GoferOptions())
+            async with a:
+                await _raw(a, 0xFFFF, p9.Tversion(1 << 16, p9.PLAIN.version))
+                await _raw(a, 0, p9.Tattach(0, p9.NOFID, b"root", b"e", 0))
+                await _raw(a, 0, p9.Twalk(0, 1, (b"f",)))
+                assert isinstance((await _raw(a, 0, p9.Tlopen(1, os.O_RDWR)))[1], p9.Rlopen)
+                got = [(await _raw(a, 1, m))[1] for m in script]
+    assert [r.getMessage() for r in log.records] == []
+    return got
+
+
+def _native_errno(call) -> int:
+    try:
+        call()
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+@pytest.mark.parametrize(("start", "length"), [
+    (1 << 63, 10), ((1 << 64) - 1, 1), (10, (1 << 64) - 1), (10, 1 << 63), (0, 5)])
+async def test_lock_ranges_match_native(tmp_path, start, length):
+    need_root()
+    exp = tmp_path / "e"
+    exp.mkdir()
+    (exp / "f").write_bytes(b"")
+    (tmp_path / "native").write_bytes(b"")
+    s64 = [v - (1 << 64) if v >> 63 else v for v in (start, length)]
+    fd = os.open(tmp_path / "native", os.O_RDWR)
+    try:
+        flock = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, *s64, 0)
+        want_set = _native_errno(lambda: fcntl.fcntl(fd, fcntl.F_OFD_SETLK, flock))
+        want_get = _native_errno(lambda: fcntl.fcntl(fd, fcntl.F_OFD_GETLK, flock))
+    finally:
+        os.close(fd)
+    got = await _session(str(exp), [
+        p9.Tlock(1, p9.LockType.WRLCK, 0, start, length, 1, b"c"),
+        p9.Tgetlock(1, p9.LockType.WRLCK, start, length, 1, b"c")])
+    assert got[0] == (p9.Rlock(p9.LockStatus.SUCCESS) if not want_set else p9.Rlerror(want_set))
+    if want_get:
+        assert got[1] == p9.Rlerror(want_get)
+    else:
+        assert isinstance(got[1], p9.Rgetlock)
+
+
+@pytest.mark.parametrize("offset", [(1 << 64) - 1, 1 << 63, (1 << 63) - 1])
+async def test_write_offsets_match_native(tmp_path, offset):
+    need_root()
+    exp = tmp_path / "e"
+    exp.mkdir()
+    (exp / "f").write_bytes(b"")
+    (tmp_path / "native").write_bytes(b"")
+    signed = offset - (1 << 64) if offset >> 63 else offset
+    fd = os.open(tmp_path / "native", os.O_RDWR)
+    try:
+        want = _native_errno(lambda: os.pwrite(fd, b"x", signed))
+    finally:
+        os.close(fd)
+    got = await _session(str(exp), [p9.Twrite(1, offset, b"x")])
+    assert got[0] == p9.Rlerror(want) if want else isinstance(got[0], p9.Rwrite)
