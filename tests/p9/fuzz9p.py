@@ -7,7 +7,8 @@ from a pool of values chosen by its name (fids from a few numbers plus NOFID, na
 `.`, `..`, `/`, empty, 255 and 256 bytes, offsets and counts at their edges ...), or is a
 malformed frame: a known or unknown type with a random body, a message's frame with bytes
 changed (the size kept, so the stream stays in sync), or a frame whose size is impossible
-(below 7 or above msize: the connection must then be dropped).
+(below 7, or above the server's bound on msize: the connection must then be dropped; a
+frame between the negotiated msize and that bound may be answered or end the connection).
 
 What must hold (`Session.request`): every request gets exactly one reply with its tag,
 either its own R-message or Rlerror (Rversion for a Tversion; nothing for a flushed one),
@@ -53,6 +54,8 @@ UNAMES = (b"root", b"", b"nobody", b"\xff")
 #: Tallocate sizes stay small: fallocate really takes the space (on tmpfs, memory).
 ALLOC = (0, 1, 4096, 1 << 20)
 MSIZE = 1 << 16
+#: The gofer's bound on msize (GoferOptions.max_msize): a frame beyond it cannot be read.
+MAX_MSIZE = 1 << 20
 
 
 class Chooser(Protocol):
@@ -206,7 +209,7 @@ def request(ch: Chooser, *, allow_fatal: bool = True) -> Request:
         return Request((7 + len(body)).to_bytes(4, "little") + bytes([mtype]) +
                        tag.to_bytes(2, "little") + body, tag, mtype)
     if kind == 1 and allow_fatal:  # an impossible size: the connection must end
-        size = ch.pick((0, 1, 6, MSIZE + 1, (1 << 32) - 1))
+        size = ch.pick((0, 1, 6, MAX_MSIZE + 1, (1 << 32) - 1))
         return Request(size.to_bytes(4, "little") + ch.bytes(16), tag, -1, fatal=True)
     if 5 <= kind <= 20:  # what a real client sends most, and p9's C loops answer
         frame = p9.encode_frame(tag, _likely(ch))
@@ -382,11 +385,23 @@ class Session:
         request still unanswered after `patience` seconds (an open of a FIFO, a read of an
         empty one, a blocking lock) is flushed: the flush must be answered in time."""
         size = int.from_bytes(req.frame[:4], "little")
-        fatal = req.fatal or not 7 <= size <= self.msize
+        # Beyond the server's own bound the frame cannot be read: the connection must end.
+        # Between the negotiated msize and that bound, answering it is a leniency, and
+        # ending the connection is right too.
+        fatal = req.fatal or not 7 <= size <= MAX_MSIZE
+        either = not fatal and size > self.msize
         try:
             await self.stream.send_all(req.frame)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise Violation(f"connection gone before {req!r}") from None
+        if fatal or either:  # no flush: the stream is not in step any more
+            with trio.move_on_after(self.timeout):
+                item = await self._reply()
+                if item is None and either:
+                    self.closed = True
+                    return None
+                return self._check(req, fatal, item)
+            raise Violation(f"no answer within {self.timeout} s to {req!r}")
         with trio.move_on_after(self.patience):
             return self._check(req, fatal, await self._reply())
         flush_tag = 0xFFFE if req.tag != 0xFFFE else 0xFFFD
