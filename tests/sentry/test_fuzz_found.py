@@ -1,6 +1,9 @@
 """What the random-syscall fuzzer (test_syscall_fuzz.py) found, each compared with Linux
 (progs/fuzz_found.c): shmget of a segment larger than any file failed inside the Sentry
-(a host ftruncate overflowed) instead of answering EINVAL."""
+(a host ftruncate overflowed) instead of answering EINVAL; fallocate modes beyond the
+supported mask; creat and openat2 of a FIFO with no peer, flock and F_OFD_SETLKW waiting
+for a lock held elsewhere could not be cut short by a handled signal (a hang where Linux
+answers EINTR: they were missing from the interruptible calls)."""
 
 from __future__ import annotations
 
