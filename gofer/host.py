@@ -472,7 +472,8 @@ class Node:
         self._still_beneath()
         if major > 0xFFF or minor > 0xFFFFF:  # the kernel's dev_t is 32 bits: glibc's EINVAL
             raise OSError(errno.EINVAL, "device number out of range", name)
-        os.mknod(name, mode, os.makedev(major, minor), dir_fd=self.fd)
+        # mknodat(2) takes a umode_t: the kernel keeps the low 16 bits of a C caller's mode_t
+        os.mknod(name, mode & 0xFFFF, os.makedev(major, minor), dir_fd=self.fd)
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
 
     def symlink(self, name: str, target: str) -> os.stat_result:

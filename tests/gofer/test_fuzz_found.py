@@ -15,10 +15,16 @@
   EINVAL (pwrite(2) with a negative offset); lock fields are the client's signed l_start
   and l_len and get the kernel's answer for them (a negative length is the bytes before
   start), compared with native fcntl(F_OFD_SETLK/GETLK) and pwrite.
+- Tgetattr of a file whose times are before 1970 (a Tsetattr may set them): an internal
+  error (a negative second in a u64 field). They go as a C server sends a time_t, the u64
+  of its two's complement (compared with the native stat).
+- Tmknod with a mode beyond a C int: an internal error; the kernel keeps the low 16 bits
+  (umode_t) of a C caller's mode (compared with a native mknod through libc).
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
@@ -182,3 +188,37 @@ async def test_write_offsets_match_native(tmp_path, offset):
         os.close(fd)
     got = await _session(str(exp), [p9.Twrite(1, offset, b"x")])
     assert got[0] == p9.Rlerror(want) if want else isinstance(got[0], p9.Rwrite)
+
+
+async def test_times_before_1970_match_native(tmp_path):
+    need_root()
+    exp = tmp_path / "e"
+    exp.mkdir()
+    (exp / "f").write_bytes(b"")
+    os.utime(exp / "f", ns=(-5_500_000_000, -1))
+    st = os.stat(exp / "f")
+    got = await _session(str(exp), [p9.Tgetattr(1, p9.GetattrMask.BASIC),
+                                    p9.Tgetattr(1, p9.GetattrMask.ALL)])
+    for reply in got:
+        assert isinstance(reply, p9.Rgetattr)
+        signed = [v - (1 << 64) if v >> 63 else v
+                  for v in (reply.attr.atime_sec, reply.attr.mtime_sec)]
+        assert signed == [st.st_atime_ns // 10**9, st.st_mtime_ns // 10**9] == [-6, -1]
+        assert (reply.attr.atime_nsec, reply.attr.mtime_nsec) == (500_000_000, 999_999_999)
+
+
+@pytest.mark.parametrize("mode", [3938713297, (1 << 32) - 1, 0x10000 | stat.S_IFIFO | 0o644])
+async def test_mknod_modes_match_native(tmp_path, mode):
+    need_root()
+    exp = tmp_path / "e"
+    exp.mkdir()
+    (exp / "f").write_bytes(b"")
+    libc = ctypes.CDLL(None, use_errno=True)
+    r = libc.mknod(os.fsencode(tmp_path / "n"), ctypes.c_uint(mode), ctypes.c_uint64(0))
+    want = ctypes.get_errno() if r < 0 else 0
+    got = await _session(str(exp), [p9.Tmknod(0, b"n", mode, 0, 0, 0)])
+    if want:
+        assert got[0] == p9.Rlerror(want)
+    else:
+        assert isinstance(got[0], p9.Rmknod)
+        assert os.lstat(exp / "n").st_mode == os.lstat(tmp_path / "n").st_mode
