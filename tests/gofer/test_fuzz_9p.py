@@ -61,7 +61,7 @@ def play(reqs: list[Request], *, c_loops: bool) -> None:
 
 @pytest.mark.parametrize("c_loops", [True, False], ids=["c-loop", "python"])
 # No shrinking: each example starts a server, and a failure names its request already.
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
           phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())

@@ -19,7 +19,7 @@ from tests.runtime.test_do import runpsc
 from tests.support import need_binary, need_root
 
 PROG = Path(__file__).resolve().parent / "progs" / "syscall_fuzz.c"
-SEED, CALLS, WORKERS, THREADS = 1, 3000, 2, 2
+SEED, CALLS, WORKERS, THREADS = 1, 5000, 2, 2
 #: Names the fuzzer tries to create outside its directory (its path pool has them).
 OUTSIDE = ("fuzz-outside-mark",)
 
