@@ -67,6 +67,13 @@ _OPEN_FLAGS_ALLOWED = (
 )
 
 
+def _check_xattr_name(name: str) -> None:
+    """An xattr name reaches the kernel as a C string: one with a NUL in it could only be
+    cut short there, so it is refused (EINVAL, as a name is for the other calls)."""
+    if "\0" in name:
+        raise OSError(errno.EINVAL, f"invalid xattr name {name!r}")
+
+
 def check_name(name: str, *, creating: bool = False) -> None:
     """Refuse a name that is not one path component.
 
@@ -472,7 +479,10 @@ class Node:
         check_name(name, creating=True)
         self.export.mutating()
         self._still_beneath()
-        os.mknod(name, mode, os.makedev(major, minor), dir_fd=self.fd)
+        if major > 0xFFF or minor > 0xFFFFF:  # the kernel's dev_t is 32 bits: glibc's EINVAL
+            raise OSError(errno.EINVAL, "device number out of range", name)
+        # mknodat(2) takes a umode_t: the kernel keeps the low 16 bits of a C caller's mode_t
+        os.mknod(name, mode & 0xFFFF, os.makedev(major, minor), dir_fd=self.fd)
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
 
     def symlink(self, name: str, target: str) -> os.stat_result:
@@ -564,6 +574,7 @@ class Node:
 
     def getxattr(self, name: str) -> bytes:
         """The value of extended attribute `name`."""
+        _check_xattr_name(name)
         return os.getxattr(self.procfd.path(self.fd), name)
 
     def listxattr(self) -> list[str]:
@@ -572,11 +583,15 @@ class Node:
 
     def setxattr(self, name: str, value: bytes, flags: int = 0) -> None:
         """Set extended attribute `name` (flags: XATTR_CREATE/XATTR_REPLACE)."""
+        _check_xattr_name(name)
+        if flags & ~(os.XATTR_CREATE | os.XATTR_REPLACE):  # setxattr(2)'s check (and a u32
+            raise OSError(errno.EINVAL, f"xattr flags {flags:#x}")  # beyond a C int)
         self.export.mutating()
         os.setxattr(self.procfd.path(self.fd), name, value, flags)
 
     def removexattr(self, name: str) -> None:
         """Remove extended attribute `name`."""
+        _check_xattr_name(name)
         self.export.mutating()
         os.removexattr(self.procfd.path(self.fd), name)
 

@@ -22,6 +22,18 @@ _Row = tuple[int, int, int, int, bytes]
 
 _FLOCK = struct.Struct("hhqqi4x")
 
+
+def _flock(ltype: int, start: int, length: int) -> bytes:
+    """A struct flock from Tlock/Tgetlock's fields. 9P carries the client's signed l_start
+    and l_len as u64 (a negative length, the bytes before start, is a valid lock): they go
+    back to signed, and the kernel judges them (EINVAL for a negative start) as it would
+    the client's own; a type beyond a short is no lock type (EINVAL)."""
+    if not 0 <= ltype < 1 << 15:
+        raise OSError(errno.EINVAL, f"lock type {ltype}")
+    start -= (start >> 63) << 64
+    length -= (length >> 63) << 64
+    return _FLOCK.pack(ltype, os.SEEK_SET, start, length, 0)
+
 LOCK_SUCCESS = 0
 LOCK_BLOCKED = 1
 LOCK_ERROR = 2
@@ -70,6 +82,8 @@ class OpenFile:
         """pwrite(2) (which appends on an O_APPEND descriptor, as Linux does)."""
         if stat.S_ISFIFO(self.mode) or stat.S_ISCHR(self.mode):
             return os.write(self.fd, data)
+        if not 0 <= offset < 1 << 63:
+            raise OSError(errno.EINVAL, f"write offset {offset} beyond loff_t")
         return os.pwrite(self.fd, data, offset)
 
     def fsync(self, datasync: bool = False) -> None:
@@ -89,7 +103,7 @@ class OpenFile:
         block is answered LOCK_BLOCKED and retries, as 9P2000.L intends.
         """
         try:
-            fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, _FLOCK.pack(ltype, os.SEEK_SET, start, length, 0))
+            fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, _flock(ltype, start, length))
         except OSError as e:
             if e.errno in (errno.EAGAIN, errno.EACCES):
                 return LOCK_BLOCKED
@@ -98,7 +112,7 @@ class OpenFile:
 
     def getlock(self, ltype: int, start: int, length: int) -> tuple[int, int, int, int]:
         """F_OFD_GETLK: (type, start, length, pid) of a conflicting lock, or F_UNLCK."""
-        out = fcntl.fcntl(self.fd, fcntl.F_OFD_GETLK, _FLOCK.pack(ltype, os.SEEK_SET, start, length, 0))
+        out = fcntl.fcntl(self.fd, fcntl.F_OFD_GETLK, _flock(ltype, start, length))
         t, _w, s, ln, pid = _FLOCK.unpack(out)
         return t, s, ln, pid
 

@@ -31,6 +31,7 @@ __all__ = ["GoferFile", "GoferFilesystem"]
 
 _GETATTR_BASIC = 0x7FF
 _GETATTR_BTIME = 0x800
+_U64 = (1 << 64) - 1
 _NO_ID = 0xFFFFFFFF
 _FIFO_RETRY = 0.02  # seconds between attempts to open a FIFO for writing with no reader
 
@@ -233,9 +234,12 @@ class GoferFile(p9.File):
             node = self.node
             st = os.stat(node.fd)
             mode = st.st_mode
+            # Seconds before 1970 go as the u64 of their two's complement, as a C server
+            # sends a time_t (the client reads them back signed).
             asec, ansec = divmod(st.st_atime_ns, 1_000_000_000)
             msec, mnsec = divmod(st.st_mtime_ns, 1_000_000_000)
             csec, cnsec = divmod(st.st_ctime_ns, 1_000_000_000)
+            asec, msec, csec = asec & _U64, msec & _U64, csec & _U64
             return (
                 Qid(qid_type_of(mode), 0, node.export.qid_path(st)),
                 _GETATTR_BASIC,
@@ -256,10 +260,10 @@ class GoferFile(p9.File):
             valid,
             Attr(
                 a.mode, a.uid, a.gid, a.nlink, a.rdev, a.size, a.blksize, a.blocks,
-                a.atime_ns // 10**9, a.atime_ns % 10**9,
-                a.mtime_ns // 10**9, a.mtime_ns % 10**9,
-                a.ctime_ns // 10**9, a.ctime_ns % 10**9,
-                bsec, bnsec, 0, 0,
+                a.atime_ns // 10**9 & _U64, a.atime_ns % 10**9,
+                a.mtime_ns // 10**9 & _U64, a.mtime_ns % 10**9,
+                a.ctime_ns // 10**9 & _U64, a.ctime_ns % 10**9,
+                bsec & _U64, bnsec, 0, 0,
             ),
         )
 

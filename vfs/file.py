@@ -286,6 +286,8 @@ class FileDescription:
         """fallocate(2), with vfs_fallocate's checks (punch hole needs KEEP_SIZE ...)."""
         if offset < 0 or length <= 0:
             raise error(errno.EINVAL)
+        if mode & ~0x7F:  # beyond FALLOC_FL_SUPPORTED_MASK (a negative mode too)
+            raise error(errno.EOPNOTSUPP)
         if mode & 0x2 and (not mode & 0x1 or mode & 0x10):  # PUNCH_HOLE
             raise error(errno.EOPNOTSUPP)
         if not self.writable:

@@ -172,7 +172,8 @@ class Filesystem:
         """Write back anything cached (sync(2), unmount)."""
 
     async def release(self) -> None:
-        """The last mount went away."""
+        """Give back what the filesystem holds, its owner being done with it. Unmounting
+        does not call it: a detached filesystem stays alive for what still refers to it."""
 
 
 class InodeCounter:

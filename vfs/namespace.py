@@ -118,8 +118,10 @@ class Namespace:
             parent.children.remove(m)
         m.parent = m.mountpoint = None
         if not any(x.fs is m.fs for x in self.all_mounts()):
+            # Written back, but not released: a working directory or an open file may still
+            # be on it, and Linux keeps a detached filesystem alive for them (a goferfs's
+            # fids go with its connection when the sandbox ends).
             await m.fs.sync()
-            await m.fs.release()
 
     async def sync(self) -> None:
         """sync(2): write back every mounted filesystem's cached data."""

@@ -44,6 +44,9 @@ KICK = _signal.SIGURG
 RESTARTABLE = frozenset({0, 1, 2, 16, 17, 18, 19, 20, 42, 43, 44, 45, 46, 47, 61, 202, 242, 243,
                          247, 257, 288, 295, 296, 299, 307})
 RESTARTABLE |= {40, 275, 276, 278, 449, 455}  # sendfile, splice family, futex2 waits
+# creat and openat2 (a fifo's open waits), preadv2/pwritev2, fcntl (F_SETLKW, F_OFD_SETLKW)
+# and flock waiting for a lock
+RESTARTABLE |= {72, 73, 85, 327, 328, 437}
 #: Blocking syscalls that sleep through `Task.sleep_interruptibly` themselves, with a check
 #: of what they wait for after the signal: wait4 and waitid (a child's exit both wakes the
 #: wait and sends SIGCHLD; Linux reports the child and runs the handler afterwards).

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from sentry.kernel.task import Task
 
 SHMLBA = PAGE
+#: The largest file (shmem_file_setup refuses a larger segment with EINVAL).
+_MAX_LFS_FILESIZE = (1 << 63) - 1
 _CAP_IPC_LOCK = 14
 _SHMINFO = struct.Struct("<9Q")  # shmmax, shmmin, shmmni, shmseg, shmall, 4 unused
 _SHM_INFO = struct.Struct("<i4xQQQQQ")  # used_ids, shm_tot, shm_rss, shm_swp, 2 unused
@@ -64,7 +66,7 @@ def sys_shmget(t: Task, key: int, size: int, flags: int, *_: int) -> int:
             raise SyscallError(errno.EINVAL)
 
     def create() -> Segment:
-        if size < 1 or size > lim.shmmax:
+        if size < 1 or size > lim.shmmax or size > _MAX_LFS_FILESIZE:
             raise SyscallError(errno.EINVAL)
         pages = (size + PAGE - 1) // PAGE
         if ns.shm_pages + pages < ns.shm_pages or ns.shm_pages + pages > lim.shmall:
