@@ -13,7 +13,12 @@ round, so all of them see the same load; the table gives medians over the rounds
 ratio of each sandbox's median to native's. The load average before and after is printed:
 on a shared machine compare ratios from one run, never absolute times across runs.
 
+`--tree NAME=DIR` adds runpsc run from another source tree (e.g. an older commit's
+checkout with its cffi extensions copied in) to the same interleaving, for before/after
+figures of one change measured under the same load.
+
 Run: .venv/bin/python bench/file_workloads.py [--rounds 3] [--only find,stat]
+     [--tree before=/tmp/old]
 Not a test: figures depend on the machine and its load.
 """
 
@@ -91,18 +96,29 @@ def workloads(work: Path) -> dict[str, tuple[str, str]]:
     }
 
 
-def runners() -> dict[str, list[str]]:
-    """name -> argv prefix running a shell command (native, runpsc, runsc if RUNSC)."""
-    runpsc = shutil.which("runpsc") or str(Path(sys.executable).parent / "runpsc")
-    out = {"native": [], "runpsc": [runpsc, "do", "--"]}
+def runners(trees: list[str]) -> dict[str, tuple[list[str], dict[str, str] | None]]:
+    """name -> (argv prefix running a command, its environment): native, runpsc (from the
+    source tree this file is in), runpsc from each `NAME=DIR` of `trees`, runsc if RUNSC
+    is set."""
+    runpsc = str(Path(sys.executable).parent / "runpsc")
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    here = {**base, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out: dict[str, tuple[list[str], dict[str, str] | None]] = {
+        "native": ([], None), "runpsc": ([runpsc, "do", "--"], here)}
+    for tree in trees:
+        name, _, path = tree.partition("=")
+        out[name] = ([runpsc, "do", "--"], {**base, "PYTHONPATH": str(Path(path).resolve())})
     if os.environ.get("RUNSC"):
-        out["runsc"] = [os.environ["RUNSC"], "--rootless=false", "--network=none", "do"]
+        out["runsc"] = ([os.environ["RUNSC"], "--rootless=false", "--network=none", "do"],
+                        None)
     return out
 
 
-def run_one(prefix: list[str], argv: list[str]) -> tuple[float, bytes]:
+def run_one(prefix: list[str], argv: list[str],
+            env: dict[str, str] | None) -> tuple[float, bytes]:
     t0 = time.perf_counter()
-    p = subprocess.run([*prefix, *argv], capture_output=True, stdin=subprocess.DEVNULL)
+    p = subprocess.run([*prefix, *argv], capture_output=True, stdin=subprocess.DEVNULL,
+                       env=env)
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"{[*prefix, *argv]} failed ({p.returncode}): {p.stderr[-400:]!r}")
@@ -116,6 +132,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=20000, help="calls per per-call run")
     ap.add_argument("--only", default="", help="comma-separated row names (default: all): "
                     + ", ".join([*CALLS, "find", "cp", "python", "gcc", "bash", "true"]))
+    ap.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                    help="also run runpsc from the source tree DIR")
     args = ap.parse_args()
     # On the host's root (not /tmp, which the sandbox replaces with its own tmpfs).
     work = Path(tempfile.mkdtemp(prefix="runpsc-bench-", dir="/var/tmp"))
@@ -133,14 +151,14 @@ def main() -> None:
         if args.only:
             keep = args.only.split(",")
             rows = {k: v for k, v in rows.items() if k in keep}
-        who = runners()
+        who = runners(args.tree)
         names = list(who)
         figures: dict[str, dict[str, list[float]]] = {r: {w: [] for w in who} for r in rows}
         load0 = os.getloadavg()
         for i in range(args.rounds):
             for row, (_, argv) in rows.items():
                 for w in names[i % len(names):] + names[:i % len(names)]:
-                    wall, out = run_one(who[w], argv)
+                    wall, out = run_one(who[w][0], argv, who[w][1])
                     figures[row][w].append(float(out) / 1000 if row in CALLS else wall)
         load1 = os.getloadavg()
         print(f"file-heavy rows, medians of {args.rounds} interleaved rounds; load average "
