@@ -617,3 +617,31 @@ async def test_listing_a_huge_directory_keeps_a_bounded_cache(gofer) -> None:
         assert st.ino == (top / "big" / f"e{i:05d}").stat().st_ino
     assert (await v.stat(ctx, C, None, b"/big/e00007", 0x100)).size == 5
     await gfs.release()
+
+
+async def test_reopening_a_read_file_asks_the_server_only_for_what_it_reads(gofer) -> None:
+    """exclusive: once the server opened a file for reading, a read-only open and close
+    (a program opened to fstat, mmap or check it) needs no round trip; the I/O fid is
+    opened by the first read of a page that is not cached."""
+    client, top = gofer
+    from vfs.fs.goferfs.pages import CHUNK, READ_AHEAD
+
+    far = (READ_AHEAD + 2) * CHUNK  # past what the first read reads ahead
+    blob = os.urandom(far + 1000)
+    (top / "f").write_bytes(blob)
+    gfs, v, ctx = await _attach(client, "exclusive")
+    fd = await v.open(ctx, C, None, b"/f", O_RDONLY)
+    assert await fd.pread(10, 0) == blob[:10]
+    await fd.dec_ref()
+    count = Counting(client)
+    for _ in range(3):
+        fd = await v.open(ctx, C, None, b"/f", O_RDONLY)
+        assert (await fd.stat()).size == len(blob)
+        await fd.dec_ref()
+    assert count.trips == 0, count.counts
+    fd = await v.open(ctx, C, None, b"/f", O_RDONLY)
+    assert await fd.pread(100, far) == blob[far:far + 100]
+    await fd.dec_ref()
+    assert count.counts.get("Tlopen") == 1, count.counts
+    await gfs.release()
+    await client.drain()

@@ -58,7 +58,7 @@ from ...filesystem import Filesystem
 from .fids import MAX_WALK_NAMES, Fids
 from .files import GoferDirFD, GoferFileFD
 from .inode import GoferInode, inode_of
-from .pages import DIRTY_LIMIT, PageCache, all_cached, truncate_pages, write_dirty
+from .pages import DIRTY_LIMIT, PageCache, truncate_pages, write_dirty
 from .prefetch import Prefetcher
 
 #: exclusive policy: dentries made from listings' attributes (`GoferFS.add_listed`) and not
@@ -558,10 +558,10 @@ class GoferFS(Filesystem):
         if (self.exclusive and not ino.read_ok and not ino.is_dir
                 and self.prefetch.was_listed(d.parent)):
             await self.prefetch.on_open(d)
-        if (self.exclusive and flags & O_ACCMODE == O_RDONLY and ino.read_ok
-                and not ino.is_dir and all_cached(ino)):
-            # Read before and every page is cached (`cp` then `diff`): the I/O fid is
-            # walked and opened only if a page is dropped before it is read.
+        if self.exclusive and flags & O_ACCMODE == O_RDONLY and ino.read_ok and not ino.is_dir:
+            # The server opened it for reading before: the I/O fid is walked and opened
+            # when a read needs a page that is not cached, if ever (`cp` then `diff`, a
+            # program opened to be mapped, an open only to fstat or close).
             return GoferFileFD(flags, self, d, None)
         io = await self.fids.new(d) if ino.is_dir else await self.fids.take_for_io(d)
         try:
