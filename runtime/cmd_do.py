@@ -18,8 +18,10 @@ import click
               "caller's).")
 @click.option("--env", "envs", multiple=True, metavar="K=V",
               help="Set an environment variable (repeatable; added to the caller's).")
-@click.option("--volume", "volumes", multiple=True, metavar="HOST:SANDBOX[:ro]",
-              help="Mount host directory HOST at SANDBOX, writable unless :ro (repeatable).")
+@click.option("--volume", "volumes", multiple=True, metavar="HOST:SANDBOX[:ro][,exclusive]",
+              help="Mount host directory HOST at SANDBOX, writable unless :ro (repeatable); "
+                   "exclusive: nothing else changes it meanwhile, so it is cached like the "
+                   "root (default: every lookup asks the host again).")
 @click.option("--strace", is_flag=True, help="Print every syscall of the program to stderr.")
 @click.option("--memory", metavar="SIZE", help="The sandbox's memory (/proc/meminfo's "
               "MemTotal), e.g. 512M, 2G (default: the host's).")
