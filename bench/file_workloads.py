@@ -160,26 +160,35 @@ def main() -> None:
                 for w in names[i % len(names):] + names[:i % len(names)]:
                     wall, out = run_one(who[w][0], argv, who[w][1])
                     figures[row][w].append(float(out) / 1000 if row in CALLS else wall)
-        load1 = os.getloadavg()
-        print(f"file-heavy rows, medians of {args.rounds} interleaved rounds; load average "
-              f"{load0[0]:.1f} -> {load1[0]:.1f} (15 min {load1[2]:.1f}) on "
-              f"{os.cpu_count()} CPUs")
-        head = f"| {'figure':<48} |" + "".join(f" {w:>9} |" for w in names)
-        head += "".join(f" {w + '/native':>14} |" for w in names[1:])
-        print(head)
-        print("|" + "---|" * (len(names) * 2))
-        for row, (label, _) in rows.items():
-            med = {w: statistics.median(figures[row][w]) for w in names}
-            cells = "".join(f" {med[w]:>9.3g} |" for w in names)
-            cells += "".join(f" {med[w] / med['native']:>13.1f}x |" for w in names[1:])
-            print(f"| {label:<48} |{cells}")
-        if "getpid" in rows:
-            gp = {w: statistics.median(figures["getpid"][w]) for w in names[1:]}
-            per = [f"{r} {statistics.median(figures[r][w]) / gp[w]:.1f}x"
-                   for w in names[1:] for r in CALLS if r in rows and r != "getpid"]
-            print("per-call rows / getpid of the same sandbox: " + ", ".join(per))
+            # every round's table, so a run cut short still tells something
+            report(rows, names, figures, i + 1, load0)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def report(rows: dict[str, tuple[str, list[str]]], names: list[str],
+           figures: dict[str, dict[str, list[float]]], rounds: int,
+           load0: tuple[float, float, float]) -> None:
+    """The table of medians and ratios to native after `rounds` rounds."""
+    load1 = os.getloadavg()
+    print(f"file-heavy rows, medians of {rounds} interleaved rounds; load average "
+          f"{load0[0]:.1f} -> {load1[0]:.1f} (15 min {load1[2]:.1f}) on "
+          f"{os.cpu_count()} CPUs")
+    head = f"| {'figure':<48} |" + "".join(f" {w:>9} |" for w in names)
+    head += "".join(f" {w + '/native':>14} |" for w in names[1:])
+    print(head)
+    print("|" + "---|" * (len(names) * 2))
+    for row, (label, _) in rows.items():
+        med = {w: statistics.median(figures[row][w]) for w in names}
+        cells = "".join(f" {med[w]:>9.3g} |" for w in names)
+        cells += "".join(f" {med[w] / med['native']:>13.1f}x |" for w in names[1:])
+        print(f"| {label:<48} |{cells}")
+    if "getpid" in rows:
+        gp = {w: statistics.median(figures["getpid"][w]) for w in names[1:]}
+        per = [f"{w} {r} {statistics.median(figures[r][w]) / gp[w]:.1f}x"
+               for w in names[1:] for r in CALLS if r in rows and r != "getpid"]
+        print("per-call rows / getpid of the same sandbox: " + ", ".join(per))
+    print(flush=True)
 
 
 if __name__ == "__main__":
