@@ -77,12 +77,12 @@ CALLS = {
 }
 
 
-def workloads(work: Path) -> dict[str, tuple[str, str]]:
+def workloads(work: Path, find_dir: str) -> dict[str, tuple[str, str]]:
     """name -> (label, shell command); `work` is a host directory the sandbox sees on its
-    root (the root overlay's lower)."""
+    root (the root overlay's lower); `find` lists `find_dir`."""
     return {
-        "find": ("busybox find /usr/lib -xdev -name '*.so*', s",
-                 "busybox find /usr/lib -xdev -name '*.so*' >/dev/null"),
+        "find": (f"busybox find {find_dir} -xdev -name '*.so*', s",
+                 f"busybox find {find_dir} -xdev -name '*.so*' >/dev/null"),
         "cp": ("cp -r /usr/share/doc /tmp/d && du -s, s",
                "d=$(mktemp -d) && cp -r /usr/share/doc $d/d && du -s $d/d >/dev/null; "
                "rm -rf $d"),
@@ -134,6 +134,8 @@ def main() -> None:
                     + ", ".join([*CALLS, "find", "cp", "python", "gcc", "bash", "true"]))
     ap.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
                     help="also run runpsc from the source tree DIR")
+    ap.add_argument("--find-dir", default="/usr/lib",
+                    help="the tree the find row lists (a smaller one for quick runs)")
     args = ap.parse_args()
     # On the host's root (not /tmp, which the sandbox replaces with its own tmpfs).
     work = Path(tempfile.mkdtemp(prefix="runpsc-bench-", dir="/var/tmp"))
@@ -146,7 +148,7 @@ def main() -> None:
         for name, label in CALLS.items():
             rows[name] = (label, [str(work / "calls"), name, str(args.iterations),
                                   str(work / "calls")])
-        for name, (label, cmd) in workloads(work).items():
+        for name, (label, cmd) in workloads(work, args.find_dir).items():
             rows[name] = (label, ["/bin/sh", "-c", cmd] if name != "true" else [cmd])
         if args.only:
             keep = args.only.split(",")
