@@ -31,6 +31,7 @@ from .hostcalls import (
     O_PATH_FLAGS,
     STATX_BASIC,
     STATX_BTIME,
+    STATX_MNT_ID,
     STATX_TS,
     UTIME_NOW,
     UTIME_OMIT,
@@ -291,6 +292,29 @@ class Node:
             st.st_mtime_ns,
             st.st_ctime_ns,
             None,
+        )
+
+    def entry_attrs(self, dirfd: int, name: bytes) -> tuple[int, ...] | None:
+        """What a Tgetattr (basic fields and btime) of the fid `walk(name)` would give for
+        the entry `name` of this directory, opened as `dirfd`, as the row
+        `p9.pack_attr_rows` takes; None where `walk` would not give the file itself (a
+        mount point: another mount), or the name is gone. One statx(2) by name, never
+        following a symlink, so nothing outside the directory is looked at."""
+        try:
+            f = statx(dirfd, STATX_BASIC | STATX_BTIME | STATX_MNT_ID, name)
+        except OSError:
+            return None
+        if f[19] != self.export._root_mnt:
+            return None
+        mode = f[6]
+        a, b, c, m = (STATX_TS.unpack(t) for t in (f[11], f[12], f[13], f[14]))
+        has_btime = f[0] & STATX_BTIME
+        return (
+            STATX_BASIC | STATX_BTIME if has_btime else STATX_BASIC,
+            qid_type_of(mode), self.export.qid_path_of(os.makedev(f[17], f[18]), f[7]),
+            mode, f[4], f[5], f[3], os.makedev(f[15], f[16]), f[8], f[1], f[9],
+            a[0], a[1], m[0], m[1], c[0], c[1],
+            b[0] if has_btime else 0, b[1] if has_btime else 0, 0, 0,
         )
 
     def _statx_attr(self) -> Attr:

@@ -81,25 +81,27 @@ _AT_EMPTY_PATH = 0x1000
 _AT_SYMLINK_NOFOLLOW = 0x100
 STATX_BASIC = 0x7FF
 STATX_BTIME = 0x800
-_STATX_MNT_ID = 0x1000
+STATX_MNT_ID = 0x1000
 _STATX = struct.Struct("=IIQIIIHxxQQQQ16s16s16s16sIIIIQ")
 _STATX_SIZE = 256
 #: struct statx_timestamp
 STATX_TS = struct.Struct("=qIi")
 
 
-def statx(fd: int, mask: int) -> tuple[Any, ...]:
-    """statx(2) of the descriptor itself: the fields of struct statx in order (the
-    timestamps as raw `STATX_TS` bytes)."""
+def statx(fd: int, mask: int, name: bytes = b"") -> tuple[Any, ...]:
+    """statx(2) of the descriptor itself, or of its entry `name` (one component, never
+    followed if a symlink): the fields of struct statx in order (the timestamps as raw
+    `STATX_TS` bytes; the last one stx_mnt_id)."""
     buf = ctypes.create_string_buffer(_STATX_SIZE)
-    if _libc.syscall(_SYS_STATX, fd, b"", _AT_EMPTY_PATH | _AT_SYMLINK_NOFOLLOW, mask, buf) < 0:
+    flags = _AT_SYMLINK_NOFOLLOW if name else _AT_EMPTY_PATH | _AT_SYMLINK_NOFOLLOW
+    if _libc.syscall(_SYS_STATX, fd, name, flags, mask, buf) < 0:
         _raise_errno()
     return _STATX.unpack_from(buf.raw)
 
 
 def mnt_id(fd: int) -> int:
     """The id of the mount holding `fd` (statx's stx_mnt_id)."""
-    return int(statx(fd, _STATX_MNT_ID)[-1])
+    return int(statx(fd, STATX_MNT_ID)[-1])
 
 
 # --- fstatfs -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ operations can block indefinitely, are opened O_NONBLOCK and waited on with trio
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 from collections.abc import Sequence
@@ -382,6 +383,14 @@ class GoferFile(p9.File):
         # Packed straight from the snapshot's rows (no Dirent objects); at most count // 24
         # entries can fit, so the slice bounds the work by what one reply can carry.
         return pack_rows(src[offset : offset + count // ENTRY_FIXED], count)
+
+    async def readdir_attr(self, offset: int, count: int) -> tuple[bytes, int, bool]:
+        self._as()
+        of = self._opened()
+        src = of.entries(offset)
+        rows = src[offset : offset + count // p9.ATTR_ENTRY_MIN]
+        data, n = p9.pack_attr_rows(rows, count, functools.partial(self.node.entry_attrs, of.fd))
+        return data, n, offset + n >= len(src)
 
     async def fsync(self, datasync: bool) -> None:
         self._as()

@@ -20,7 +20,14 @@ from ._constants import (
     QidType,
     SetattrMask,
 )
-from ._dirents import ENTRY_FIXED, PackedDirents, pack_rows
+from ._dirents import (
+    ATTR_ENTRY_MIN,
+    ENTRY_FIXED,
+    PackedDirents,
+    decode_attr_entries,
+    pack_attr_rows,
+    pack_rows,
+)
 from ._errors import ProtocolError
 from ._file import File, Filesystem
 from ._framing import FrameDecoder, decode_frame, encode_frame, encode_frame_parts
@@ -54,6 +61,7 @@ from ._messages import (  # the structs, and every message class (the protocol)
     Rmultigetattr,
     Rread,
     Rreaddir,
+    Rreaddirattr,
     Rreadlink,
     Rremove,
     Rremovexattr,
@@ -96,6 +104,7 @@ from ._messages import (  # the structs, and every message class (the protocol)
     Tmultigetattr,
     Tread,
     Treaddir,
+    Treaddirattr,
     Treadlink,
     Tremove,
     Tremovexattr,
@@ -144,7 +153,7 @@ from ._transport import (
 from ._version import BASE, OURS, PLAIN, RUNPSC, Dialect, client_accept, server_choose
 
 __all__ = [
-    "ENTRY_FIXED", "PackedDirents", "pack_rows",
+    "ATTR_ENTRY_MIN", "ENTRY_FIXED", "PackedDirents", "decode_attr_entries", "pack_attr_rows", "pack_rows",
     "AT_REMOVEDIR", "IOHDRSZ", "MIN_MSIZE", "NOFID", "NONUNAME", "NOTAG", "GetattrMask",
     "LockFlags", "LockStatus", "LockType", "QidType", "SetattrMask", "ProtocolError",
     "FrameDecoder", "decode_frame", "encode_frame", "encode_frame_parts", "REGISTRY", "RESPONSE_OF", "Attr",
@@ -165,5 +174,5 @@ __all__ = [
     "Rwrite", "Tclunk", "Rclunk", "Tremove", "Rremove", "Tflushf", "Rflushf", "Twalkgetattr",
     "Rwalkgetattr", "Tucreate", "Rucreate", "Tumkdir", "Rumkdir", "Tumknod", "Rumknod",
     "Tusymlink", "Rusymlink", "Tallocate", "Rallocate", "Tsetattrclunk", "Rsetattrclunk",
-    "Tmultigetattr", "Rmultigetattr",
+    "Tmultigetattr", "Rmultigetattr", "Treaddirattr", "Rreaddirattr",
 ]

@@ -19,6 +19,7 @@ import trio
 
 from . import _messages as m
 from ._constants import AT_REMOVEDIR, GetattrMask, LockType, QidType, SetattrMask
+from ._dirents import decode_attr_entries
 from ._errors import ProtocolError, oserror
 
 if TYPE_CHECKING:
@@ -267,6 +268,24 @@ class Fid:
         assert isinstance(r, m.Rreaddir)
         try:
             return m.decode_dirents(r.data)
+        except ProtocolError as e:
+            raise oserror(errno.EPROTO, str(e)) from e
+
+    async def readdir_attr(self, offset: int = 0, count: int | None = None
+                           ) -> tuple[list[tuple[tuple[int, int, int, int, bytes],
+                                                 tuple[int, ...] | None]], bool]:
+        """One Treaddirattr from cookie `offset` (the dialect's `readdirattr`): the entries
+        as `(qid_type, qid_path, next_cookie, d_type, name)` rows, each with its attributes
+        `(valid, qid_type, qid_path, *Attr fields)` or None, and whether the directory ends
+        there. EOPNOTSUPP if the server's file model does not serve it."""
+        if not self.client.dialect.readdirattr:
+            raise oserror(errno.EOPNOTSUPP, "Treaddirattr not negotiated")
+        if count is None:
+            count = self.client.iosize
+        r = await self.client.rpc(m.Treaddirattr(self.fid, offset, count))
+        assert isinstance(r, m.Rreaddirattr)
+        try:
+            return decode_attr_entries(r.data), bool(r.eof)
         except ProtocolError as e:
             raise oserror(errno.EPROTO, str(e)) from e
 

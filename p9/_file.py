@@ -166,6 +166,13 @@ class File(abc.ABC):
         """
         raise _unsupported("readdir", errno.ENOTDIR)
 
+    async def readdir_attr(self, offset: int, count: int) -> tuple[bytes, int, bool]:
+        """Treaddirattr (our dialect): entries from cookie `offset` with the attributes a
+        Tgetattr of each would give, packed by `p9.pack_attr_rows` into at most `count`
+        bytes: (data, how many, whether the directory ends there). Unsupported by default
+        (EOPNOTSUPP): clients then read with Treaddir and ask per entry."""
+        raise _unsupported("readdir_attr", errno.EOPNOTSUPP)
+
     async def mkdir(self, name: bytes, mode: int, gid: int, uid: int | None) -> Qid:
         raise _unsupported("mkdir")
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("p9.server")
 
 _RREADDIR_HDR = 11  # size[4] type[1] tag[2] count[4]
+_RREADDIRATTR_HDR = 12  # size[4] type[1] tag[2] eof[1] count[4]
 
 #: A handler takes its own message type (`call` dispatches by type, hence Any).
 _Handler = Callable[[Any], Awaitable[m.Message]]
@@ -79,6 +80,7 @@ class Handlers:
             m.Tremovexattr: ("listremovexattr", self.removexattr),
             m.Tsetattrclunk: ("setattrclunk", self.setattrclunk),
             m.Tmultigetattr: ("multigetattr", self.multigetattr),
+            m.Treaddirattr: ("readdirattr", self.readdirattr),
         }
 
     async def call(self, msg: m.Message) -> m.Message:
@@ -360,6 +362,19 @@ class Handlers:
         if n == 0 and entries:
             raise OSError(errno.EINVAL, f"readdir count {msg.count} too small for an entry")
         return m.Rreaddir(data)
+
+    async def readdirattr(self, msg: m.Treaddirattr) -> m.Message:
+        count = min(msg.count, self.msize - _RREADDIRATTR_HDR)
+        f = self.table.get(msg.fid)
+        try:
+            data, n, eof = await f.file.readdir_attr(msg.offset, count)
+        finally:
+            await self.table.unref(f)
+        if len(data) > count:
+            raise OSError(errno.EIO, "file model packed more than the count")
+        if n == 0 and not eof:
+            raise OSError(errno.EINVAL, f"readdir count {msg.count} too small for an entry")
+        return m.Rreaddirattr(int(eof), data)
 
     async def getattr(self, msg: m.Tgetattr) -> m.Message:
         return m.Rgetattr(*await self.getattr_fid(msg.fid, msg.request_mask))

@@ -844,6 +844,23 @@ class Rmultigetattr(Message):
     stats: Annotated[tuple[FullStat, ...], List(Nested(FullStat))]
 
 
+@message(144)
+class Treaddirattr(Message):
+    """Treaddir whose entries carry their attributes (our dialect; `p9._dirents`)."""
+
+    fid: u32
+    offset: u64
+    count: u32
+
+
+@message(145)
+class Rreaddirattr(Message):
+    """`eof`: 1 if no entry follows the last one sent (no empty Treaddirattr needed)."""
+
+    eof: u8
+    data: data
+
+
 # --- helpers --------------------------------------------------------------------------------
 
 _DIRENT_FIXED = 13 + 8 + 1 + 2

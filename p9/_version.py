@@ -33,10 +33,11 @@ class Dialect:
     listremovexattr: bool = False
     setattrclunk: bool = False
     multigetattr: bool = False
+    readdirattr: bool = False
 
 
 PLAIN = Dialect()
-OURS = Dialect(RUNPSC, True, True, True, True, True, True, True, True)
+OURS = Dialect(RUNPSC, True, True, True, True, True, True, True, True, True)
 
 
 def google_dialect(level: int) -> Dialect:

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
               "caller's).")
 @click.option("--env", "envs", multiple=True, metavar="K=V",
               help="Set an environment variable (repeatable; added to the caller's).")
-@click.option("--volume", "volumes", multiple=True, metavar="HOST:SANDBOX[:ro]",
-              help="Mount host directory HOST at SANDBOX, writable unless :ro (repeatable).")
+@click.option("--volume", "volumes", multiple=True, metavar="HOST:SANDBOX[:ro][,exclusive]",
+              help="Mount host directory HOST at SANDBOX, writable unless :ro (repeatable); "
+                   "exclusive: nothing else changes it meanwhile, so it is cached like the "
+                   "root (default: every lookup asks the host again).")
 @click.option("--mount", "mounts", multiple=True,
               metavar="9p:ADDRESS,aname=NAME[,ro][,cache=POLICY]:SANDBOX",
               help="Mount the export NAME of a running gofer at ADDRESS (unix:PATH, "

@@ -47,28 +47,37 @@ class Volume:
     host: str
     sandbox: str
     readonly: bool = False
+    #: The sandbox owns the directory while it runs (nothing else changes it): its names,
+    #: attributes and data are cached until the sandbox changes them, as on the root's
+    #: lower layer; otherwise (shared) every lookup and stat asks the host again.
+    exclusive: bool = False
 
     @classmethod
     def parse(cls, spec: str) -> Volume:
-        """`HOST:SANDBOX[:ro|:rw]`; both paths absolute after expanding HOST.
+        """`HOST:SANDBOX[:OPTIONS]`, OPTIONS comma-separated from `ro`, `rw` and
+        `exclusive`; both paths absolute after expanding HOST.
 
         Raises:
             ValueError: a malformed spec, a relative sandbox path, or a missing host directory.
         """
         parts = spec.split(":")
-        readonly = False
-        if len(parts) == 3 and parts[2] in ("ro", "rw"):
-            readonly = parts[2] == "ro"
+        readonly = exclusive = False
+        if len(parts) == 3:
+            opts = parts[2].split(",")
+            if not opts or not set(opts) <= {"ro", "rw", "exclusive"} or {"ro", "rw"} <= set(opts):
+                raise ValueError(f"volume {spec!r}: options are ro or rw, and exclusive")
+            readonly = "ro" in opts
+            exclusive = "exclusive" in opts
             parts = parts[:2]
         if len(parts) != 2 or not parts[0] or not parts[1]:
-            raise ValueError(f"volume {spec!r} is not HOST:SANDBOX[:ro]")
+            raise ValueError(f"volume {spec!r} is not HOST:SANDBOX[:ro][,exclusive]")
         host = os.path.abspath(os.path.expanduser(parts[0]))
         target = parts[1]
         if not target.startswith("/"):
             raise ValueError(f"volume {spec!r}: the sandbox path must be absolute")
         if not os.path.isdir(host):
             raise ValueError(f"volume {spec!r}: {host!r} is not a directory")
-        return cls(host, os.path.normpath(target), readonly)
+        return cls(host, os.path.normpath(target), readonly, exclusive)
 
 
 #: `cache=` of a --mount → goferfs's policy (vfs/fs/goferfs/filesystem.py says what each keeps).
@@ -588,7 +597,8 @@ class Sandbox:
             await _mkdir_p(vfs, ctx, admin, path)
             await vfs.mount(ctx, admin, fs, None, path, source=fs.fstype)
         for vol, g in zip(self.config.volumes, volume_gofers, strict=True):
-            fs = await _goferfs(stack, g, readonly=vol.readonly, policy="shared",
+            fs = await _goferfs(stack, g, readonly=vol.readonly,
+                                policy="exclusive" if vol.exclusive else "shared",
                                 aname=b"volume")
             target = os.fsencode(vol.sandbox)
             await _mkdir_p(vfs, ctx, admin, target)
@@ -803,7 +813,7 @@ async def _goferfs(stack: contextlib.AsyncExitStack, gofer: GoferProcess, *,
 
     The sandbox root uses the "exclusive" cache policy (nothing else changes a read-only
     view of the host during a `runpsc do`); volumes use "shared", since the host may change
-    them while the program runs.
+    them while the program runs, unless given as `exclusive`.
     """
     import p9
     from vfs.fs.goferfs import GoferFS

@@ -42,6 +42,10 @@ _CHECK_ABOVE = 1 << 20  # reads larger than this are checked against the mapping
 __all__ = ["Task", "TaskExit"]
 
 
+#: What `Task.read_cstring` reads first: paths and names are short.
+_CSTRING_FIRST = 256
+
+
 class Task:
     """An application thread: sandbox ids, memory access, files, credentials.
 
@@ -265,12 +269,16 @@ class Task:
     def read_cstring(self, addr: int, limit: int = 4096) -> bytes:
         """The NUL-terminated string at `addr` (without the NUL).
 
-        Reads page by page so a string ending just before an unmapped page is fine.
-        Raises EFAULT for a bad address, ENAMETOOLONG if no NUL within `limit` bytes.
+        Reads page by page so a string ending just before an unmapped page is fine; the
+        first read is short (most paths are), since copying a whole page costs more than
+        the path. Raises EFAULT for a bad address, ENAMETOOLONG if no NUL within `limit`
+        bytes.
         """
         out = b""
+        first = _CSTRING_FIRST
         while len(out) < limit:
-            n = min(4096 - (addr % 4096), limit - len(out))
+            n = min(4096 - (addr % 4096), limit - len(out), first)
+            first = 4096
             chunk = self.mem_read(addr, n)
             i = chunk.find(b"\0")
             if i >= 0:

@@ -217,3 +217,33 @@ async def test_device_nodes_as_non_root(guarded) -> None:
 
     restore_ident()
     assert sorted(os.listdir(exp)) == ["mem"]
+
+
+async def test_listing_with_attributes_leaves_a_bind_mount_out(guarded) -> None:
+    """Treaddirattr gives no attributes for an entry the walk would refuse (a mount
+    point): its name is listed, as Treaddir lists it, but nothing of what is mounted."""
+    need_root()
+    exp, out = guarded
+    (exp / "mnt").mkdir()
+    (exp / "plain").write_bytes(b"12345")
+    subprocess.run(["mount", "--bind", str(out), str(exp / "mnt")], check=True)
+    try:
+        async with gofer_fs([Export("e", str(exp))]) as (fs, n), connect(fs, n) as c:
+            root = await c.attach(b"e")
+            d = await root.walk([])
+            await d.open(os.O_RDONLY)
+            got, eof = await d.readdir_attr(0)
+            assert eof
+            attrs = {row[4]: a for row, a in got}
+            assert attrs[b"mnt"] is None
+            plain = attrs[b"plain"]
+            assert plain is not None and plain[3 + 5] == 5  # (valid, qid type, qid path, Attr)
+            st = os.lstat(exp / "plain")
+            f, want = await root.walk_getattr([b"plain"], p9.GetattrMask.ALL)
+            await f.clunk()
+            assert plain[2] == want.qid.path and plain[3] == st.st_mode
+            assert p9.Attr(*plain[3:]) == want.attr and plain[0] == want.valid
+            await d.clunk()
+            await root.clunk()
+    finally:
+        subprocess.run(["umount", "-l", str(exp / "mnt")], check=True)

@@ -464,3 +464,73 @@ async def test_an_internal_fault_drops_only_its_connection(tmp_path, monkeypatch
             root = await c.attach(str(tmp_path))
             assert await p9.PathFS(root).read_file("f") == b"data"
         nursery.cancel_scope.cancel()
+
+
+async def test_listing_with_attributes_falls_back_where_the_model_has_none(dirs) -> None:
+    """Treaddirattr is our dialect's; a file model without `readdir_attr` answers
+    EOPNOTSUPP, and goferfs then lists with Treaddir and looks names up as before, with
+    the same answers."""
+    from vfs import Credentials, VirtualFilesystem
+    from vfs.abi import O_DIRECTORY, O_RDONLY
+    from vfs.fs.goferfs import GoferFS
+
+    export, _ = dirs
+    for i in range(5):
+        with open(os.path.join(export, f"n{i}"), "wb") as f:
+            f.write(b"x" * i)
+    creds = Credentials.root()
+    async with trio.open_nursery() as nursery:
+        stream = await _serve_pair(nursery, p9.Server(HostFS(export)))
+        async with p9.open_client(stream, msize=65536) as c:
+            assert c.dialect.readdirattr
+            root = await c.attach(export)
+            d = await root.walk([])
+            await d.open(os.O_RDONLY)
+            with pytest.raises(OSError) as e:
+                await d.readdir_attr(0)
+            assert e.value.errno == errno.EOPNOTSUPP
+            await d.clunk()
+            await root.clunk()
+            gfs = await GoferFS.attach(c, export.encode())
+            assert gfs.listed_attrs
+            v = VirtualFilesystem(gfs)
+            ctx = v.new_context()
+            fd = await v.open(ctx, creds, None, b"/", O_RDONLY | O_DIRECTORY)
+            names = set()
+            while got := await fd.getdents64(1 << 16):
+                names |= {n for _, _, _, n in p9_entries(got)}
+            await fd.dec_ref()
+            assert not gfs.listed_attrs  # (learned once: Treaddir from now on)
+            assert {b"n0", b"n4"} <= names
+            assert (await v.stat(ctx, creds, None, b"/n4", 0x100)).size == 4
+            await gfs.release()
+            await c.drain()
+        nursery.cancel_scope.cancel()
+
+
+def p9_entries(buf: bytes) -> list[tuple[int, int, int, bytes]]:
+    """(ino, off, type, name) of getdents64 records."""
+    out, pos = [], 0
+    while pos < len(buf):
+        ino, off, reclen, typ = struct.unpack_from("<QqHB", buf, pos)
+        name = buf[pos + 19:pos + reclen].split(b"\0", 1)[0]
+        out.append((ino, off, typ, name))
+        pos += reclen
+    return out
+
+
+def test_attr_entries_pack_and_decode() -> None:
+    """Rreaddirattr data round-trips; an entry with no room left for its attributes goes
+    without them, and one with no room at all is left for the next request."""
+    attrs = (0x7FF, 0, 77, 0o100644, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 0, 0, 0)
+    rows = [(0, 77, 1, 8, b"a"), (0, 78, 2, 8, b"bb"), (0, 79, 3, 8, b"ccc")]
+    data, n = p9.pack_attr_rows(rows, 10_000, lambda name: attrs if name != b"bb" else None)
+    assert n == 3
+    got = p9.decode_attr_entries(data)
+    assert got == [(rows[0], attrs), (rows[1], None), (rows[2], attrs)]
+    full = len(p9.pack_attr_rows(rows[:1], 10_000, lambda name: attrs)[0])
+    bare = len(p9.pack_attr_rows(rows[:1], 10_000, lambda name: None)[0])
+    data, n = p9.pack_attr_rows(rows, full + bare + 2, lambda name: attrs)
+    assert n == 2 and p9.decode_attr_entries(data) == [(rows[0], attrs), (rows[1], None)]
+    with pytest.raises(p9.ProtocolError):
+        p9.decode_attr_entries(data[:-3])

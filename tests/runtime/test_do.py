@@ -179,6 +179,31 @@ def test_volumes(tmp_path):
     assert not (host / "new.txt").exists()
 
 
+@pytest.mark.parametrize("option, second", [("", b"10"), (":exclusive", b"1"),
+                                             (":ro,exclusive", b"1")])
+def test_volume_policy_after_a_host_change(tmp_path, option, second):
+    """A change made on the host while the sandbox runs: a shared volume (the default)
+    asks the host again and sees it; an exclusive one keeps what it cached (the sandbox
+    said nothing else changes it). The sandbox waits on stdin for the change (no sleeps)."""
+    host = tmp_path / "vol"
+    host.mkdir()
+    (host / "f").write_bytes(b"1")
+    script = "ls -l /v >/dev/null; stat -c %s /v/f; read x; stat -c %s /v/f"
+    p = subprocess.Popen([sys.executable, "-m", "runtime.cli", "do", "--volume",
+                          f"{host}:/v{option}", "--", "sh", "-c", script], cwd=str(ROOT),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout is not None and p.stdin is not None
+        first = p.stdout.readline()
+        (host / "f").write_bytes(b"0123456789")
+        rest, err = p.communicate(b"go\n", timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert (first, rest, p.returncode) == (b"1\n", second + b"\n", 0), err
+
+
 def test_cp_r_and_diff_r_through_a_volume(tmp_path):
     doc = "/usr/share/doc/coreutils"
     got = runpsc("do", "--volume", f"{tmp_path}:/out", "--", "cp", "-r", doc, "/out/doc")

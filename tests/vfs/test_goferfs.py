@@ -522,3 +522,126 @@ async def test_listed_symlinks_read_in_batches(gofer) -> None:
     assert count.waves <= 4, count.counts
     assert "Treadlink" not in count.counts, count.counts
     await gfs.release()
+
+
+async def _list(v: VirtualFilesystem, ctx: object, path: bytes) -> None:
+    fd = await v.open(ctx, C, None, path, O_RDONLY | O_DIRECTORY)
+    while await fd.getdents64(1 << 16):
+        pass
+    await fd.dec_ref()
+
+
+def _same(a, b) -> bool:
+    return (a.ino, a.mode, a.nlink, a.uid, a.gid, a.rdev, a.size, a.blocks, a.atime_ns,
+            a.mtime_ns, a.ctime_ns, a.btime_ns) == \
+           (b.ino, b.mode, b.nlink, b.uid, b.gid, b.rdev, b.size, b.blocks, b.atime_ns,
+            b.mtime_ns, b.ctime_ns, b.btime_ns)
+
+
+async def test_listing_brings_each_entrys_attributes(gofer) -> None:
+    """exclusive: a listing carries the attributes of its entries (Treaddirattr), so the
+    lstat a program makes of each listed name (`find`, `ls -l`, `du`) needs no round
+    trip, and answers what a lookup of that name alone answers."""
+    client, top = gofer
+    (top / "d").mkdir()
+    for i in range(30):
+        (top / "d" / f"f{i}").write_bytes(b"z" * i)
+    (top / "d" / "sub").mkdir()
+    os.symlink("f1", top / "d" / "link")
+    os.mkfifo(top / "d" / "fifo")
+    names = [f"f{i}" for i in range(30)] + ["sub", "link", "fifo"]
+    gfs, v, ctx = await _attach(client, "exclusive")
+    await _list(v, ctx, b"/d")
+    count = Counting(client)
+    listed = {n: await v.stat(ctx, C, None, b"/d/" + n.encode(), 0x100) for n in names}
+    assert count.trips == 0, count.counts
+    gfs2, v2, ctx2 = await _attach(client, "exclusive")  # the same names looked up alone
+    for n in names:
+        alone = await v2.stat(ctx2, C, None, b"/d/" + n.encode(), 0x100)
+        assert _same(listed[n], alone), n
+    assert listed["f7"].size == 7 and listed["sub"].is_dir()
+    await gfs.release()
+    await gfs2.release()
+
+
+async def test_listed_attributes_per_policy_after_a_host_change(gofer) -> None:
+    """What a change made on the host behind the sandbox's back looks like after a
+    listing: the exclusive policy (the root's read-only lower, an owned volume) keeps what
+    the listing said until the sandbox changes it itself; the shared policy (volumes
+    others may change) asks again and sees the change."""
+    client, top = gofer
+    (top / "d").mkdir()
+    for n in ("grows", "goes", "stays"):
+        (top / "d" / n).write_bytes(b"1")
+    seen = {}
+    for policy in ("exclusive", "shared"):
+        gfs, v, ctx = await _attach(client, policy)
+        await _list(v, ctx, b"/d")
+        (top / "d" / "grows").write_bytes(b"longer now")
+        os.unlink(top / "d" / "goes")
+        try:
+            goes = (await v.stat(ctx, C, None, b"/d/goes", 0x100)).size
+        except FileNotFoundError:
+            goes = None
+        seen[policy] = ((await v.stat(ctx, C, None, b"/d/grows", 0x100)).size, goes)
+        # the sandbox's own change is seen under either policy
+        fd = await v.open(ctx, C, None, b"/d/stays", O_WRONLY)
+        await fd.pwrite(b"abc", 0)
+        await fd.dec_ref()
+        assert (await v.stat(ctx, C, None, b"/d/stays", 0x100)).size == 3
+        await gfs.release()
+        (top / "d" / "grows").write_bytes(b"1")
+        (top / "d" / "goes").write_bytes(b"1")
+        (top / "d" / "stays").write_bytes(b"1")
+    assert seen == {"exclusive": (1, 1), "shared": (10, None)}, seen
+
+
+async def test_listing_a_huge_directory_keeps_a_bounded_cache(gofer) -> None:
+    """The dentries a listing makes and nobody looked up are bounded (`listed_limit`):
+    the oldest are dropped; a later lookup of a dropped name asks the server again."""
+    client, top = gofer
+    (top / "big").mkdir()
+    n = 5000
+    for i in range(n):
+        os.close(os.open(top / "big" / f"e{i:05d}", os.O_CREAT | os.O_WRONLY, 0o644))
+    (top / "big" / "e00007").write_bytes(b"seven")
+    gfs, v, ctx = await _attach(client, "exclusive")
+    gfs.listed_limit = 300
+    await v.stat(ctx, C, None, b"/big/e00003")  # looked up: never dropped
+    await _list(v, ctx, b"/big")
+    big = gfs.root.children[b"big"]
+    assert len(big.children) <= gfs.listed_limit + 1
+    assert b"e00003" in big.children
+    for i in range(0, n, 97):
+        st = await v.stat(ctx, C, None, b"/big/e%05d" % i, 0x100)
+        assert st.ino == (top / "big" / f"e{i:05d}").stat().st_ino
+    assert (await v.stat(ctx, C, None, b"/big/e00007", 0x100)).size == 5
+    await gfs.release()
+
+
+async def test_reopening_a_read_file_asks_the_server_only_for_what_it_reads(gofer) -> None:
+    """exclusive: once the server opened a file for reading, a read-only open and close
+    (a program opened to fstat, mmap or check it) needs no round trip; the I/O fid is
+    opened by the first read of a page that is not cached."""
+    client, top = gofer
+    from vfs.fs.goferfs.pages import CHUNK, READ_AHEAD
+
+    far = (READ_AHEAD + 2) * CHUNK  # past what the first read reads ahead
+    blob = os.urandom(far + 1000)
+    (top / "f").write_bytes(blob)
+    gfs, v, ctx = await _attach(client, "exclusive")
+    fd = await v.open(ctx, C, None, b"/f", O_RDONLY)
+    assert await fd.pread(10, 0) == blob[:10]
+    await fd.dec_ref()
+    count = Counting(client)
+    for _ in range(3):
+        fd = await v.open(ctx, C, None, b"/f", O_RDONLY)
+        assert (await fd.stat()).size == len(blob)
+        await fd.dec_ref()
+    assert count.trips == 0, count.counts
+    fd = await v.open(ctx, C, None, b"/f", O_RDONLY)
+    assert await fd.pread(100, far) == blob[far:far + 100]
+    await fd.dec_ref()
+    assert count.counts.get("Tlopen") == 1, count.counts
+    await gfs.release()
+    await client.drain()

@@ -154,7 +154,18 @@ class Overlay(Filesystem):
         out: list[Dentry] = []
         p = _ovl(parent)
         i = 0
-        while i < len(names):
+        n = len(names)
+        # Names looked up before: straight from the overlay's own dentry cache.
+        while i < n:
+            cached = p.children.get(names[i])
+            if cached is None:
+                break
+            out.append(cached)
+            i += 1
+            if cached.inode.mode & S_IFMT != S_IFDIR:
+                return out
+            p = _ovl(cached)
+        while i < n:
             if p.upper is None and p.lower is not None and names[i] not in p.children:
                 # A directory only in the lower layer: everything below is lower only,
                 # so let the lower filesystem walk the rest in one call.

@@ -4,6 +4,7 @@ listing is the server's Treaddir."""
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING, Any
 
 import p9
@@ -192,8 +193,27 @@ class GoferDirFD(DirectoryFD):
         self.fs = fs
         self.dentry = d
         self.io = io
+        # The cookie after the last entry, once a listing said so (no empty read needed).
+        self._end = -1
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
+        fs = self.fs
+        if cookie and cookie == self._end:
+            return []  # the last listing said the directory ends here
+        if fs.listed_attrs:
+            gen = fs.generation
+            try:
+                got, eof = await self.io.readdir_attr(cookie)
+            except OSError as e:
+                if e.errno != errno.EOPNOTSUPP:
+                    raise
+                fs.listed_attrs = False  # (the server's files cannot): per entry from now on
+            else:
+                if eof and got:
+                    self._end = got[-1][0][2]
+                fs.add_listed(self.dentry, cookie, gen, got)
+                return [(off, qpath, dtype or DT_UNKNOWN, name)
+                        for (_, qpath, off, dtype, name), _ in got]
         ents = await self.io.readdir(cookie)
         if self.fs.exclusive and not self.dentry.dead:
             self.fs.prefetch.note_listing(self.dentry, cookie, [e.name for e in ents])

@@ -19,10 +19,17 @@ Lookups are batched: `lookup(parent, [a, b, c])` resolves the uncached part of t
 one Tmultigetattr (a walk per prefix on servers without it), so a path costs one round trip
 however deep it is. A dentry gets a fid only when an operation needs one (`fids.py`), so a
 long lookup does not pin a fid per component.
+
+Listings bring attributes (exclusive policy, servers of our dialect): a directory read
+with Treaddirattr caches a dentry for each listed entry with the attributes a lookup would
+have fetched, so the lstat a program makes of every name it lists is answered here
+(`add_listed`); at most `listed_limit` of those dentries wait unlooked-up, the oldest are
+dropped past it. Plain 9P2000.L servers get Treaddir and the prefetcher's batches.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import functools
@@ -56,9 +63,13 @@ from ...filesystem import Filesystem
 from .fids import MAX_WALK_NAMES, Fids
 from .files import GoferDirFD, GoferFileFD
 from .inode import GoferInode, inode_of
-from .pages import DIRTY_LIMIT, PageCache, all_cached, truncate_pages, write_dirty
+from .pages import DIRTY_LIMIT, PageCache, truncate_pages, write_dirty
 from .prefetch import Prefetcher
 
+#: exclusive policy: dentries made from listings' attributes (`GoferFS.add_listed`) and not
+#: looked up since, at most; past it the oldest are dropped (a lookup asks for them again), so
+#: listing a huge directory takes bounded memory.
+LISTED_LIMIT = 20_000
 #: Shared policy: how long the answer of a batched lookup may serve the same path
 #: resolution (its last-component lookup and the stat after it); then it is asked again.
 FRESH_SECONDS = 0.002
@@ -151,6 +162,11 @@ class GoferFS(Filesystem):
         self._fresh_child: Dentry | None = None
         self._fresh_uses = 0
         self._fresh_at = 0.0
+        # exclusive policy: whether the server lists entries with their attributes
+        # (Treaddirattr), and the dentries made from such listings, oldest first.
+        self.listed_attrs = self.exclusive and root.client.dialect.readdirattr
+        self._listed: collections.deque[weakref.ref[Dentry]] = collections.deque()
+        self.listed_limit = LISTED_LIMIT
 
     @classmethod
     async def attach(cls, client: p9.Client, aname: bytes = b"", *, policy: str = "exclusive",
@@ -177,6 +193,40 @@ class GoferFS(Filesystem):
         parent.children[name] = d
         self._positive(parent, name)
         return d
+
+    def add_listed(self, parent: Dentry, cookie: int, gen: int,
+                   entries: list[tuple[tuple[int, int, int, int, bytes],
+                                       tuple[int, ...] | None]]) -> None:
+        """A Treaddirattr of `parent` from `cookie` returned `entries`: cache a dentry for
+        each entry that came with its attributes (the lstat that usually follows each
+        name a program lists, e.g. `find`, `ls -l`, `du`, then needs no round trip); leave
+        the others to the prefetcher's batches. Nothing is cached if a namespace change
+        crossed the request (`gen`). Bounded by `listed_limit` dentries not looked up."""
+        kids = parent.children
+        rest: list[bytes] = []
+        if gen == self.generation and not parent.dead:
+            neg = self._neg.get(parent)
+            made = self._listed
+            for (_, _, _, _, name), a in entries:
+                if name in kids or name == b"." or name == b"..":
+                    continue
+                if a is None or (neg and name in neg):
+                    rest.append(name)
+                    continue
+                ino = GoferInode(p9.Stat(p9.Qid(a[1], 0, a[2]), a[0], p9.Attr(*a[3:])))
+                ino.listed_only = True
+                d = kids[name] = Dentry(self, name, parent, ino)
+                made.append(weakref.ref(d))
+            while len(made) > self.listed_limit:
+                old = made.popleft()()
+                if (old is not None and inode_of(old).listed_only and not old.children
+                        and old.parent.children.get(old.name) is old):
+                    del old.parent.children[old.name]
+                    if old.parent is parent:  # (batched by the prefetcher instead)
+                        rest.append(old.name)
+        else:
+            rest = [e[0][4] for e in entries]
+        self.prefetch.note_listing(parent, cookie, rest)
 
     def absent_names(self, parent: Dentry) -> Collection[bytes]:
         """The names known not to exist in `parent` (exclusive and revalidating policies;
@@ -227,6 +277,7 @@ class GoferFS(Filesystem):
                     break
                 out.append(child)
                 i += 1
+                inode_of(child).listed_only = False
                 if not child.inode.is_dir:
                     return out
                 d = child
@@ -547,10 +598,10 @@ class GoferFS(Filesystem):
         if (self.exclusive and not ino.read_ok and not ino.is_dir
                 and self.prefetch.was_listed(d.parent)):
             await self.prefetch.on_open(d)
-        if (self.exclusive and flags & O_ACCMODE == O_RDONLY and ino.read_ok
-                and not ino.is_dir and all_cached(ino)):
-            # Read before and every page is cached (`cp` then `diff`): the I/O fid is
-            # walked and opened only if a page is dropped before it is read.
+        if self.exclusive and flags & O_ACCMODE == O_RDONLY and ino.read_ok and not ino.is_dir:
+            # The server opened it for reading before: the I/O fid is walked and opened
+            # when a read needs a page that is not cached, if ever (`cp` then `diff`, a
+            # program opened to be mapped, an open only to fstat or close).
             return GoferFileFD(flags, self, d, None)
         io = await self.fids.new(d) if ino.is_dir else await self.fids.take_for_io(d)
         try:

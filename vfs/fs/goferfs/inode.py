@@ -19,7 +19,7 @@ class GoferInode(Inode):
     """Cached attributes of a remote file, its fid (lazily walked) and its page cache."""
 
     __slots__ = ("fid", "target", "pages", "dirty", "server_size", "opens", "xvalues",
-                 "xnames", "read_ok", "server_mtime_ns", "checked")
+                 "xnames", "read_ok", "server_mtime_ns", "checked", "listed_only")
 
     def __init__(self, st: p9.Stat) -> None:
         super().__init__(st.qid.path, 0)
@@ -31,6 +31,9 @@ class GoferInode(Inode):
         # The server opened it for reading once: a later read-only open whose pages are
         # all cached needs no I/O fid (exclusive policy).
         self.read_ok = False
+        # Made from a directory listing's attributes and never looked up since: nothing
+        # holds its dentry, which the bulk cache may drop (`GoferFS.add_listed`).
+        self.listed_only = False
         # exclusive policy: xattr values by name (None: known absent, ENODATA), and the
         # server's list of names (False: the server cannot list them), both dropped by any
         # change that may alter xattrs (chmod rewrites an ACL, chown/write drop capabilities).

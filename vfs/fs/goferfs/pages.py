@@ -55,12 +55,6 @@ class PageCache:
             old.pages.pop(old_idx, None)
 
 
-def all_cached(ino: GoferInode) -> bool:
-    """Whether every page of the file is cached."""
-    pages = ino.pages
-    return all(i in pages for i in range(-(-ino.size // CHUNK)))
-
-
 def truncate_pages(ino: GoferInode, size: int) -> None:
     """The cache after a truncate to `size`: pages past it dropped, the last one zeroed
     past the new end."""

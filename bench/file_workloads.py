@@ -1,0 +1,197 @@
+"""File-heavy speed (issue 18): per-call costs and real workloads, native and under
+`runpsc do` (and gVisor's `runsc do` if RUNSC=path is set), interleaved, with medians and
+ratios to native measured in the same run.
+
+Per-call rows: a C loop run in the sandbox times the call itself (getpid; open + close,
+stat of a file on the sandbox's root, i.e. the root overlay's lower; read of 4 KiB of
+/dev/zero) and prints ns per call. Workload rows: wall time of the whole command, run as
+`/bin/sh -c` on the host's root, sandbox start included (as the `runpsc do /bin/true` row
+shows it).
+
+Every round runs each row natively, in runpsc (and runsc), in an order that rotates per
+round, so all of them see the same load; the table gives medians over the rounds and the
+ratio of each sandbox's median to native's. The load average before and after is printed:
+on a shared machine compare ratios from one run, never absolute times across runs.
+
+`--tree NAME=DIR` adds runpsc run from another source tree (e.g. an older commit's
+checkout with its cffi extensions copied in) to the same interleaving, for before/after
+figures of one change measured under the same load.
+
+Run: .venv/bin/python bench/file_workloads.py [--rounds 3] [--only find,stat]
+     [--tree before=/tmp/old]
+Not a test: figures depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROGRAM = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+static double now(void) {
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);  /* vDSO: no syscall */
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+int main(int argc, char **argv) {
+    const char *mode = argv[1]; long n = atol(argv[2]); const char *file = argv[3];
+    char buf[4096]; struct stat st;
+    int zero = open("/dev/zero", O_RDONLY);
+    if (zero < 0 || stat(file, &st)) { perror(file); return 1; }
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+        if (!strcmp(mode, "getpid")) syscall(SYS_getpid);
+        else if (!strcmp(mode, "openclose")) close(open(file, O_RDONLY));
+        else if (!strcmp(mode, "stat")) stat(file, &st);
+        else if (!strcmp(mode, "read4k")) read(zero, buf, 4096);
+    }
+    double t1 = now();
+    printf("%.0f\n", (t1 - t0) / n);
+    return 0;
+}
+"""
+
+HELLO_C = "int main(void) { return 0; }\n"
+
+#: name -> (label, unit); per-call rows print ns per call, workloads take wall seconds.
+CALLS = {
+    "getpid": "getpid, µs",
+    "openclose": "open + close of a root file, µs",
+    "stat": "stat of a root file, µs",
+    "read4k": "read 4 KiB of /dev/zero, µs",
+}
+
+
+def workloads(work: Path, find_dir: str) -> dict[str, tuple[str, str]]:
+    """name -> (label, shell command); `work` is a host directory the sandbox sees on its
+    root (the root overlay's lower); `find` lists `find_dir`."""
+    return {
+        "find": (f"busybox find {find_dir} -xdev -name '*.so*', s",
+                 f"busybox find {find_dir} -xdev -name '*.so*' >/dev/null"),
+        "cp": ("cp -r /usr/share/doc /tmp/d && du -s, s",
+               "d=$(mktemp -d) && cp -r /usr/share/doc $d/d && du -s $d/d >/dev/null; "
+               "rm -rf $d"),
+        "python": ("python3 -c 'import json, email, http.client', s",
+                   "python3 -c 'import json, email, http.client'"),
+        "gcc": ("gcc -O2 of a one-line program, s",
+                f"d=$(mktemp -d) && gcc -O2 -o $d/h {work}/hello.c; rm -rf $d"),
+        "bash": ("bash, 200 x $(echo 1), s",
+                 "bash -c 'for i in $(seq 200); do x=$(echo 1); done'"),
+        "true": ("runpsc do /bin/true (native: /bin/true), s", "/bin/true"),
+    }
+
+
+def runners(trees: list[str]) -> dict[str, tuple[list[str], dict[str, str] | None]]:
+    """name -> (argv prefix running a command, its environment): native, runpsc (from the
+    source tree this file is in), runpsc from each `NAME=DIR` of `trees`, runsc if RUNSC
+    is set."""
+    runpsc = str(Path(sys.executable).parent / "runpsc")
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    here = {**base, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out: dict[str, tuple[list[str], dict[str, str] | None]] = {
+        "native": ([], None), "runpsc": ([runpsc, "do", "--"], here)}
+    for tree in trees:
+        name, _, path = tree.partition("=")
+        out[name] = ([runpsc, "do", "--"], {**base, "PYTHONPATH": str(Path(path).resolve())})
+    if os.environ.get("RUNSC"):
+        out["runsc"] = ([os.environ["RUNSC"], "--rootless=false", "--network=none", "do"],
+                        None)
+    return out
+
+
+def run_one(prefix: list[str], argv: list[str],
+            env: dict[str, str] | None) -> tuple[float, bytes]:
+    t0 = time.perf_counter()
+    p = subprocess.run([*prefix, *argv], capture_output=True, stdin=subprocess.DEVNULL,
+                       env=env)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"{[*prefix, *argv]} failed ({p.returncode}): {p.stderr[-400:]!r}")
+    return wall, p.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iterations", type=int, default=20000, help="calls per per-call run")
+    ap.add_argument("--only", default="", help="comma-separated row names (default: all): "
+                    + ", ".join([*CALLS, "find", "cp", "python", "gcc", "bash", "true"]))
+    ap.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                    help="also run runpsc from the source tree DIR")
+    ap.add_argument("--find-dir", default="/usr/lib",
+                    help="the tree the find row lists (a smaller one for quick runs)")
+    args = ap.parse_args()
+    # On the host's root (not /tmp, which the sandbox replaces with its own tmpfs).
+    work = Path(tempfile.mkdtemp(prefix="runpsc-bench-", dir="/var/tmp"))
+    try:
+        (work / "calls.c").write_text(PROGRAM)
+        (work / "hello.c").write_text(HELLO_C)
+        subprocess.run(["gcc", "-O2", "-o", str(work / "calls"), str(work / "calls.c")],
+                       check=True)
+        rows: dict[str, tuple[str, list[str]]] = {}
+        for name, label in CALLS.items():
+            rows[name] = (label, [str(work / "calls"), name, str(args.iterations),
+                                  str(work / "calls")])
+        for name, (label, cmd) in workloads(work, args.find_dir).items():
+            rows[name] = (label, ["/bin/sh", "-c", cmd] if name != "true" else [cmd])
+        if args.only:
+            keep = args.only.split(",")
+            rows = {k: v for k, v in rows.items() if k in keep}
+        who = runners(args.tree)
+        names = list(who)
+        figures: dict[str, dict[str, list[float]]] = {r: {w: [] for w in who} for r in rows}
+        load0 = os.getloadavg()
+        for i in range(args.rounds):
+            for row, (_, argv) in rows.items():
+                for w in names[i % len(names):] + names[:i % len(names)]:
+                    wall, out = run_one(who[w][0], argv, who[w][1])
+                    figures[row][w].append(float(out) / 1000 if row in CALLS else wall)
+            # every round's table, so a run cut short still tells something
+            report(rows, names, figures, i + 1, load0)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(rows: dict[str, tuple[str, list[str]]], names: list[str],
+           figures: dict[str, dict[str, list[float]]], rounds: int,
+           load0: tuple[float, float, float]) -> None:
+    """The table of medians and ratios to native after `rounds` rounds."""
+    load1 = os.getloadavg()
+    print(f"file-heavy rows, medians of {rounds} interleaved rounds; load average "
+          f"{load0[0]:.1f} -> {load1[0]:.1f} (15 min {load1[2]:.1f}) on "
+          f"{os.cpu_count()} CPUs")
+    head = f"| {'figure':<48} |" + "".join(f" {w:>9} |" for w in names)
+    head += "".join(f" {w + '/native':>14} |" for w in names[1:])
+    print(head)
+    print("|" + "---|" * (len(names) * 2))
+    for row, (label, _) in rows.items():
+        med = {w: statistics.median(figures[row][w]) for w in names}
+        cells = "".join(f" {med[w]:>9.3g} |" for w in names)
+        cells += "".join(f" {med[w] / med['native']:>13.1f}x |" for w in names[1:])
+        print(f"| {label:<48} |{cells}")
+    if "getpid" in rows:
+        gp = {w: statistics.median(figures["getpid"][w]) for w in names[1:]}
+        per = [f"{w} {r} {statistics.median(figures[r][w]) / gp[w]:.1f}x"
+               for w in names[1:] for r in CALLS if r in rows and r != "getpid"]
+        print("per-call rows / getpid of the same sandbox: " + ", ".join(per))
+    print(flush=True)
+
+
+if __name__ == "__main__":
+    main()
