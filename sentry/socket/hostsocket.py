@@ -13,7 +13,8 @@ stays in the Sentry:
   non-blocking one returns EINPROGRESS and the program polls and reads SO_ERROR;
 - options: only a family's listed ones (`options`) reach the host; the others are
   ENOPROTOOPT, so a program cannot attach BPF filters, marks or device bindings;
-- MSG_OOB (urgent data) is refused with EOPNOTSUPP and an ``unsupported`` event;
+- MSG_OOB (urgent data) passes to the host; SIGURG and O_ASYNC's SIGIO come from a watch
+  of the host fd (`owner_changed`);
 - readiness: poll/select/epoll ask the host fd (`notifies_readiness = False`; epoll's
   edge-triggered mode registers `fd` in a host epoll).
 """
@@ -21,6 +22,7 @@ stays in the Sentry:
 from __future__ import annotations
 
 import errno
+import select
 import socket as _socket
 import struct
 from collections.abc import Awaitable
@@ -29,8 +31,19 @@ from typing import TYPE_CHECKING, Any, Self
 import trio
 
 from sentry.errors import SyscallError
+from sentry.kernel import fasync
 from sentry.kernel.network import NetworkError
-from vfs.abi import O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLOUT
+from vfs.abi import (
+    O_ASYNC,
+    O_NONBLOCK,
+    O_RDWR,
+    POLLERR,
+    POLLHUP,
+    POLLIN,
+    POLLOUT,
+    POLLPRI,
+    POLLRDHUP,
+)
 
 from . import hostsock
 from .base import (
@@ -48,6 +61,7 @@ from .base import (
     Control,
     RecvResult,
     Socket,
+    timed_wait_interrupted,
 )
 from .sockfs import sockfs_of
 
@@ -56,10 +70,10 @@ if TYPE_CHECKING:
     from vfs.file import Memory
 
 #: Flags the host sees on send/recv (MSG_DONTWAIT is ours: the host socket never blocks):
-#: DONTROUTE EOR CONFIRM NOSIGNAL MORE; PEEK TRUNC ERRQUEUE.
-_SEND_FLAGS = 0x4 | 0x80 | 0x800 | 0x4000 | 0x8000
+#: OOB DONTROUTE EOR CONFIRM NOSIGNAL MORE; OOB PEEK TRUNC ERRQUEUE.
+_SEND_FLAGS = MSG_OOB | 0x4 | 0x80 | 0x800 | 0x4000 | 0x8000
 MSG_ERRQUEUE = 0x2000
-_RECV_FLAGS = MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE
+_RECV_FLAGS = MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE
 
 
 def errno_of(e: OSError) -> int:
@@ -81,6 +95,8 @@ class HostSocket(Socket):
         self.fd = host.fileno()
         self._rcvtimeo = bytes(16)
         self._sndtimeo = bytes(16)
+        #: The watch of the host fd for an O_ASYNC owner (see `fasync_changed`).
+        self._watch: trio.CancelScope | None = None
         kernel.network.track(host, self)
 
     @classmethod
@@ -117,8 +133,13 @@ class HostSocket(Socket):
         if deadline is None:
             await task.sleep_interruptibly(aw)
             return
-        with trio.move_on_at(deadline):
-            await task.sleep_interruptibly(aw)
+        with trio.move_on_at(deadline) as timer:
+            try:
+                await task.sleep_interruptibly(aw)
+            except (SyscallError, trio.Cancelled):  # the dispatcher's scope, or this one
+                if not timer.cancel_called:  # a signal, not the timeout
+                    timed_wait_interrupted(task)
+                raise
             return
         raise SyscallError(errno.EAGAIN)
 
@@ -184,8 +205,6 @@ class HostSocket(Socket):
     async def sendmsg(self, task: Task, data: bytes, addr: bytes | None, control: Control,
                       flags: int) -> int:
         await control.release()
-        if flags & MSG_OOB:
-            self._refuse_oob(task)
         hflags = (flags & _SEND_FLAGS) | _socket.MSG_NOSIGNAL
         nonblock = self._nonblock(flags)
         deadline = self._deadline(True)
@@ -195,6 +214,8 @@ class HostSocket(Socket):
             try:
                 n = hostsock.sendto(self.fd, bytes(view[sent:]) if sent else data, hflags, addr)
             except SyscallError as e:
+                if e.errno == errno.EAGAIN:
+                    self.async_nospace = True
                 if e.errno != errno.EAGAIN or nonblock:
                     if sent and e.errno == errno.EAGAIN:
                         return sent
@@ -213,13 +234,12 @@ class HostSocket(Socket):
                 return sent
 
     async def recvmsg(self, task: Task, size: int, flags: int, control_len: int) -> RecvResult:
-        if flags & MSG_OOB:
-            self._refuse_oob(task)
         hflags = flags & _RECV_FLAGS
         if self.type != SOCK_STREAM:
             hflags |= MSG_TRUNC  # the host returns the datagram's whole length
-        # Reading the error queue never blocks (its cmsgs are not passed on).
-        nonblock = self._nonblock(flags) or bool(flags & MSG_ERRQUEUE)
+        # Reading the error queue or urgent data never blocks (tcp_recv_urg answers
+        # EAGAIN or EINVAL at once).
+        nonblock = self._nonblock(flags) or bool(flags & (MSG_ERRQUEUE | MSG_OOB))
         deadline = self._deadline(False)
         waitall = bool(flags & MSG_WAITALL) and self.type == SOCK_STREAM \
             and not flags & MSG_PEEK
@@ -262,11 +282,6 @@ class HostSocket(Socket):
             self.host.shutdown(how)
         except OSError as e:
             raise SyscallError(errno_of(e)) from None
-
-    def _refuse_oob(self, task: Task) -> None:
-        task.kernel.emit("unsupported-socket", family=self.family, name="MSG_OOB (urgent data)",
-                         errno="EOPNOTSUPP")
-        raise SyscallError(errno.EOPNOTSUPP)
 
     async def getsockopt(self, task: Task, level: int, name: int, optlen: int) -> bytes:
         if level == SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
@@ -337,4 +352,66 @@ class HostSocket(Socket):
             await hostsock.wait_mask(self.fd, mask)
 
     async def release(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         self.host.close()
+
+    # -- signal-driven I/O ------------------------------------------------------------------
+
+    def fasync_changed(self, on: bool) -> None:
+        self.owner_changed()
+
+    def owner_changed(self) -> None:
+        """O_ASYNC set or cleared, or the owner changed: the host kernel sees this socket's
+        events, so while an owner may be signalled (O_ASYNC; or, for SIGURG, any owner of a
+        stream socket) a watch follows the host fd and turns its edges into signals."""
+        o = getattr(self, "fown", None)
+        want = isinstance(o, fasync.Owner) and bool(o.pid) and self.refs > 0 and (
+            bool(self.flags & O_ASYNC) or self.type == SOCK_STREAM)
+        if want and self._watch is None:
+            # Registered now, as Linux's fasync list is: an event right after the
+            # fcntl must not be missed by a watch that has not started yet.
+            ep = select.epoll()
+            try:
+                ep.register(self.fd, select.EPOLLIN | select.EPOLLOUT | select.EPOLLPRI
+                            | select.EPOLLRDHUP | select.EPOLLET)
+                ep.poll(0)  # what is ready already was no event
+            except OSError:
+                ep.close()
+                return
+            last = hostsock.poll_now(self.fd, POLLIN | POLLOUT | POLLPRI | POLLRDHUP)
+            self._watch = trio.CancelScope()
+            self.kernel.start_soon(self._follow, self._watch, ep, last)
+        elif not want and self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+
+    async def _follow(self, scope: trio.CancelScope, ep: select.epoll, last: int) -> None:
+        """The watch: the host fd edge-triggered in a private epoll; each report's new
+        bits become Linux's wake-ups: data (POLL_IN), the peer's FIN (POLL_IN, or POLL_HUP
+        once both ways are shut), room after a send found none or a finished connect
+        (POLL_OUT), urgent data (SIGURG and POLL_PRI)."""
+        try:
+            with scope:
+                while True:
+                    await trio.lowlevel.wait_readable(ep.fileno())
+                    for _, ev in ep.poll(0):
+                        last = self._edges(last, ev)
+        except (OSError, trio.ClosedResourceError):
+            pass  # the socket is gone
+        finally:
+            ep.close()
+
+    def _edges(self, last: int, ev: int) -> int:
+        new = ev & ~last
+        if new & POLLPRI:
+            fasync.sigurg(self, watched=True)
+        if new & POLLHUP:
+            self.wake_async(fasync.POLL_HUP, watched=True)
+        elif ev & POLLIN or new & POLLRDHUP:
+            self.wake_async(fasync.POLL_IN, watched=True)
+        if ev & POLLOUT and (new & POLLOUT or self.async_nospace):
+            self.async_nospace = True  # sent unconditionally here (a connect finished)
+            self.wake_async(fasync.POLL_OUT, watched=True)
+        return ev

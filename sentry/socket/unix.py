@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from sentry.errors import SyscallError
+from sentry.kernel import fasync
 from vfs.abi import (
     O_NONBLOCK,
     O_RDWR,
@@ -69,6 +70,7 @@ from .base import (
     RecvResult,
     Socket,
     Ucred,
+    timed_wait_interrupted,
 )
 from .options import SocketOptions, pack_int
 from .sockfs import sockfs_of
@@ -113,6 +115,8 @@ class Packet:
             s.wmem -= self.cost
             self.cost = 0
             s.waitq.notify(POLLOUT | POLLWRNORM | POLLWRBAND)
+            if s.async_nospace and s._writable():
+                s.wake_async(fasync.POLL_OUT)
 
 
 class UnixNamespace:
@@ -290,8 +294,12 @@ class UnixSocket(Socket):
             if timeout is None:
                 await ev.wait()
             else:
-                with trio.move_on_after(timeout):
-                    await ev.wait()
+                try:
+                    with trio.move_on_after(timeout):
+                        await ev.wait()
+                except trio.Cancelled:
+                    timed_wait_interrupted(task)
+                    raise
                 if not ev.is_set():
                     raise SyscallError(errno.EAGAIN)
         finally:
@@ -437,6 +445,7 @@ class UnixSocket(Socket):
         self.peercred = other.peercred
         other.accept_q.append(emb)
         other.waitq.notify(POLLIN | POLLRDNORM)
+        other.wake_async(fasync.POLL_IN)
         self.waitq.notify(POLLOUT | POLLWRNORM)
 
     async def _dgram_connect(self, task: Task, addr: bytes) -> None:
@@ -482,6 +491,10 @@ class UnixSocket(Socket):
                 (SEND_SHUTDOWN if mode & RCV_SHUTDOWN else 0)
             peer.shut |= pmode
             peer.waitq.notify(POLLIN | POLLOUT | POLLHUP | POLLRDHUP)
+            if mode == RCV_SHUTDOWN | SEND_SHUTDOWN:
+                peer.wake_async(fasync.POLL_HUP)
+            elif pmode & RCV_SHUTDOWN:
+                peer.wake_async(fasync.POLL_IN)
 
     # -- data --------------------------------------------------------------------------------
 
@@ -524,6 +537,7 @@ class UnixSocket(Socket):
                     return sent
                 raise SyscallError(errno.EPIPE)
             if self.wmem >= self.opts.sndbuf:
+                self.async_nospace = True
                 if nonblock:
                     if sent:
                         return sent
@@ -548,6 +562,7 @@ class UnixSocket(Socket):
                 control.rights = rights = []
             other.queue.append(pkt)
             other.waitq.notify(POLLIN | POLLRDNORM)
+            other.wake_async(fasync.POLL_IN)
             sent += size
             if sent >= total:
                 return sent
@@ -592,6 +607,8 @@ class UnixSocket(Socket):
                     and len(other.queue) > MAX_DGRAM_QLEN)
             if not full and self.wmem < self.opts.sndbuf:
                 break
+            if self.wmem >= self.opts.sndbuf:
+                self.async_nospace = True
             if nonblock:
                 raise SyscallError(errno.EAGAIN)
             await self._wait(task, (self, other), True)
@@ -604,6 +621,7 @@ class UnixSocket(Socket):
             control.rights = []
         other.queue.append(pkt)
         other.waitq.notify(POLLIN | POLLRDNORM)
+        other.wake_async(fasync.POLL_IN)
         return len(data)
 
     async def recvmsg(self, task: Task, size: int, flags: int, control_len: int) -> RecvResult:
@@ -665,6 +683,8 @@ class UnixSocket(Socket):
                     pkt.cost -= k
                     pkt.sender.wmem -= k
                     pkt.sender.waitq.notify(POLLOUT | POLLWRNORM | POLLWRBAND)
+                    if pkt.sender.async_nospace and pkt.sender._writable():
+                        pkt.sender.wake_async(fasync.POLL_OUT)
             if len(out) >= target or stop or len(out) >= size or (peek and out):
                 break
             err = 0 if out else self._take_error()
@@ -822,6 +842,7 @@ class UnixSocket(Socket):
             if self.queue or self.accept_q or self.embryo:
                 peer.err = errno.ECONNRESET
             peer.waitq.notify(POLLIN | POLLOUT | POLLHUP | POLLERR | POLLRDHUP)
+            peer.wake_async(fasync.POLL_HUP)
         elif peer is not None:
             peer.waitq.notify(POLLOUT | POLLWRNORM)
         self.peer = None
