@@ -47,6 +47,7 @@ from vfs.abi import (
 
 from . import hostsock
 from .base import (
+    MSG_CTRUNC,
     MSG_DONTWAIT,
     MSG_OOB,
     MSG_PEEK,
@@ -86,6 +87,8 @@ class HostSocket(Socket):
     notifies_readiness = False  # the host kernel sees its readiness changes, not our waitq
     #: The options that reach the host socket: level -> option numbers.
     options: dict[int, frozenset[int]] = {}
+    #: The cmsgs a send passes to the host: level -> types (the others are dropped).
+    send_cmsgs: dict[int, frozenset[int]] = {}
 
     def __init__(self, kernel: Any, family: int, type: int, protocol: int, host: _socket.socket,
                  vd: Any = None, flags: int = O_RDWR) -> None:
@@ -204,7 +207,10 @@ class HostSocket(Socket):
 
     async def sendmsg(self, task: Task, data: bytes, addr: bytes | None, control: Control,
                       flags: int) -> int:
+        # Files and credentials mean nothing here (Linux's ip_cmsg_send skips them); of
+        # the rest only the per-packet settings listed reach the host.
         await control.release()
+        cmsgs = [c for c in control.other if c[1] in self.send_cmsgs.get(c[0], ())]
         hflags = (flags & _SEND_FLAGS) | _socket.MSG_NOSIGNAL
         nonblock = self._nonblock(flags)
         deadline = self._deadline(True)
@@ -212,7 +218,8 @@ class HostSocket(Socket):
         view = memoryview(data)
         while True:
             try:
-                n = hostsock.sendto(self.fd, bytes(view[sent:]) if sent else data, hflags, addr)
+                n = hostsock.sendmsg(self.fd, bytes(view[sent:]) if sent else data, hflags,
+                                     addr, [] if sent else cmsgs)
             except SyscallError as e:
                 if e.errno == errno.EAGAIN:
                     self.async_nospace = True
@@ -234,21 +241,28 @@ class HostSocket(Socket):
                 return sent
 
     async def recvmsg(self, task: Task, size: int, flags: int, control_len: int) -> RecvResult:
+        """recvmsg(2) on the host socket: the host's data, sender, msg_flags (MSG_TRUNC,
+        MSG_OOB ...) and control messages (IP_TTL, IP_TOS, IPV6_HOPLIMIT, IPV6_TCLASS,
+        SO_TIMESTAMP(NS), IP_PKTINFO ...: the same layout as the program's, x86_64), which
+        the syscall layer writes to the program's buffer (MSG_CTRUNC when they do not
+        fit). A program without a control buffer gets the host's MSG_CTRUNC."""
         hflags = flags & _RECV_FLAGS
-        if self.type != SOCK_STREAM:
-            hflags |= MSG_TRUNC  # the host returns the datagram's whole length
         # Reading the error queue or urgent data never blocks (tcp_recv_urg answers
         # EAGAIN or EINVAL at once).
         nonblock = self._nonblock(flags) or bool(flags & (MSG_ERRQUEUE | MSG_OOB))
         deadline = self._deadline(False)
         waitall = bool(flags & MSG_WAITALL) and self.type == SOCK_STREAM \
             and not flags & MSG_PEEK
+        hctl = min(control_len + 256, 65536) if control_len > 0 else 0
         got = b""
         addr: bytes | None = None
         length: int | None = None
+        out_flags = 0
+        control = Control()
         while True:
             try:
-                data, n, name = hostsock.recvfrom(self.fd, size - len(got), hflags)
+                data, n, name, mflags, cmsgs = hostsock.recvmsg(
+                    self.fd, size - len(got), hflags, 0 if got else hctl)
             except SyscallError as e:
                 if e.errno != errno.EAGAIN or nonblock:
                     if got:
@@ -261,6 +275,9 @@ class HostSocket(Socket):
                         break
                     raise
                 continue
+            if not got:
+                control.other = cmsgs
+                out_flags = mflags & ~(MSG_CTRUNC if hctl else 0)
             got += data
             if name and len(name) >= 2 and int.from_bytes(name[:2], "little"):
                 addr = name
@@ -269,12 +286,9 @@ class HostSocket(Socket):
                 break
             if not data or not waitall or len(got) >= size:
                 break
-        out_flags = 0
-        if length is not None and length > len(got):
-            out_flags |= MSG_TRUNC
         if self.type == SOCK_STREAM:
             addr = None
-        return RecvResult(got, addr, Control(), out_flags,
+        return RecvResult(got, addr, control, out_flags,
                           length if (flags & MSG_TRUNC and length is not None) else None)
 
     async def shutdown(self, task: Task, how: int) -> None:

@@ -125,6 +125,22 @@ async def test_sigio_and_socket_timeouts_match_linux(tmp_path):
     assert not _bad_events(got.events)
 
 
+async def test_peek_offsets_queues_and_inet_cmsgs_match_linux(tmp_path):
+    """progs/sock_peek.c (SO_PEEK_OFF on unix stream/dgram/seqpacket and through to the
+    host's TCP/UDP; FIONREAD/SIOCINQ/SIOCOUTQ on unix, TCP and UDP) and progs/inet_cmsg.c
+    (IP_RECVTTL/TOS, IP_PKTINFO, SO_TIMESTAMP(NS), IPV6_RECVHOPLIMIT/TCLASS, per-packet
+    cmsgs on send, MSG_CTRUNC), against a fresh namespace."""
+    need_root()
+    for name, sign in (("sock_peek", b"udp peek 10"), ("inet_cmsg", b"v6 cmsg hoplimit")):
+        prog = build(tmp_path, name)
+        want = native(_in_fresh_netns(prog))
+        assert want.code == 0 and sign in want.stdout, want.stderr
+        got = await sentry_run([prog])
+        assert got.stdout.decode() == want.stdout.decode(), got.events
+        assert got.status == want.status
+        assert not _bad_events(got.events)
+
+
 async def test_interface_ioctls_match_linux(tmp_path):
     """SIOCGIFINDEX and SIOCGIFNAME on AF_UNIX, AF_INET and AF_INET6 sockets (glibc's
     if_nametoindex/if_indextoname), with ENODEV and EFAULT, against a fresh namespace."""
