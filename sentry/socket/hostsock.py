@@ -131,23 +131,42 @@ def build_cmsgs(cmsgs: list[tuple[int, int, bytes]]) -> bytes:
     return bytes(out)
 
 
-def recvmsg(fd: int, n: int, flags: int, controllen: int
+class MsgBuffers:
+    """A socket's msghdr, iovec and name buffer for `recvmsg`, made once: a receive is the
+    hot path of every inet program, and building the ctypes objects anew each time cost
+    about as much as the call itself. The trio loop runs one call at a time, so one set
+    serves every thread of the sandbox using the socket."""
+
+    def __init__(self) -> None:
+        self.name = ctypes.create_string_buffer(SOCKADDR_MAX)
+        self.iov = _Iovec()
+        self.msg = _Msghdr()
+        self.msg.iov = ctypes.pointer(self.iov)
+        self.msg.iovlen = 1
+        self.ref = ctypes.byref(self.msg)
+
+
+def recvmsg(fd: int, n: int, flags: int, controllen: int, bufs: MsgBuffers
             ) -> tuple[bytes, int, bytes, int, list[tuple[int, int, bytes]]]:
     """(data, length the host reported, sender, msg_flags, cmsgs): recvmsg(2) on the host
     socket with a control buffer of `controllen` bytes (0: none)."""
     buf = ctypes.create_string_buffer(max(n, 1))
-    name = ctypes.create_string_buffer(SOCKADDR_MAX)
-    ctl = ctypes.create_string_buffer(max(controllen, 1))
-    iov = _Iovec(ctypes.cast(buf, ctypes.c_void_p), n)
-    msg = _Msghdr(ctypes.cast(name, ctypes.c_void_p), SOCKADDR_MAX, ctypes.pointer(iov), 1,
-                  ctypes.cast(ctl, ctypes.c_void_p) if controllen else None, controllen, 0)
-    r = _libc.recvmsg(fd, ctypes.byref(msg), flags)
+    m = bufs.msg
+    bufs.iov.base = ctypes.addressof(buf)
+    bufs.iov.len = n
+    m.name = ctypes.addressof(bufs.name)
+    m.namelen = SOCKADDR_MAX
+    ctl = ctypes.create_string_buffer(controllen) if controllen else None
+    m.control = ctypes.addressof(ctl) if ctl is not None else None
+    m.controllen = controllen
+    m.flags = 0
+    r = _libc.recvmsg(fd, bufs.ref, flags)
     if r < 0:
         raise _fail()
     got = int(r)
-    cm = parse_cmsgs(ctl.raw[: msg.controllen]) if controllen else []
-    return (buf.raw[: min(got, n)], got, name.raw[: min(msg.namelen, SOCKADDR_MAX)],
-            msg.flags, cm)
+    cm = parse_cmsgs(ctl.raw[: m.controllen]) if ctl is not None else []
+    return (buf.raw[: min(got, n)], got, bufs.name.raw[: min(m.namelen, SOCKADDR_MAX)],
+            m.flags, cm)
 
 
 def sendmsg(fd: int, data: bytes, flags: int, addr: bytes | None,

@@ -98,6 +98,7 @@ class HostSocket(Socket):
         self.fd = host.fileno()
         self._rcvtimeo = bytes(16)
         self._sndtimeo = bytes(16)
+        self._msgbufs = hostsock.MsgBuffers()
         #: The watch of the host fd for an O_ASYNC owner (see `fasync_changed`).
         self._watch: trio.CancelScope | None = None
         kernel.network.track(host, self)
@@ -262,7 +263,7 @@ class HostSocket(Socket):
         while True:
             try:
                 data, n, name, mflags, cmsgs = hostsock.recvmsg(
-                    self.fd, size - len(got), hflags, 0 if got else hctl)
+                    self.fd, size - len(got), hflags, 0 if got else hctl, self._msgbufs)
             except SyscallError as e:
                 if e.errno != errno.EAGAIN or nonblock:
                     if got:
