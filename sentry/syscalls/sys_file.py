@@ -622,7 +622,7 @@ async def sys_flock(t: Task, fd: int, operation: int, *_: int) -> int:
 @syscall(
     "ioctl",
     level=Level.PARTIAL,
-    note="FIOCLEX, FIONCLEX, FIONBIO, FIONREAD; SIOCGIFINDEX, SIOCGIFNAME on sockets; the "
+    note="FIOCLEX, FIONCLEX, FIONBIO, FIOASYNC, FIONREAD; SIOCGIFINDEX, SIOCGIFNAME on sockets; the "
     "sandbox's terminals (devpts: termios, window size, process groups, controlling "
     "terminal, ptys); a safe subset on a host terminal; anything else ENOTTY",
 )
