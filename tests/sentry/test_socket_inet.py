@@ -125,6 +125,20 @@ async def test_sigio_and_socket_timeouts_match_linux(tmp_path):
     assert not _bad_events(got.events)
 
 
+async def test_timed_socket_call_stopped_and_continued_is_eintr_as_linux(tmp_path):
+    """socket(7): a recv with SO_RCVTIMEO set, stopped (SIGSTOP) and continued, returns
+    EINTR; without a timeout it is restarted (progs/sigio.c stop, over a root with /proc,
+    which tells the parent its child sleeps in the call)."""
+    from .test_procfs import run_with_proc
+
+    prog = build(tmp_path, "sigio")
+    want = native([prog, "stop"])
+    assert want.code == 0 and b"with a timeout: -1 EINTR" in want.stdout, want.stderr
+    status, out, k = await run_with_proc(["/sigio", "stop"], {"/sigio": prog})
+    assert out.decode() == want.stdout.decode(), k.events
+    assert status == want.status
+
+
 async def test_peek_offsets_queues_and_inet_cmsgs_match_linux(tmp_path):
     """progs/sock_peek.c (SO_PEEK_OFF on unix stream/dgram/seqpacket and through to the
     host's TCP/UDP; FIONREAD/SIOCINQ/SIOCOUTQ on unix, TCP and UDP) and progs/inet_cmsg.c

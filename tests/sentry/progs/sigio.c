@@ -3,7 +3,8 @@
  * sockets; SIGIO from the kernel by default, the F_SETSIG signal with si_code (POLL_IN,
  * POLL_OUT, POLL_HUP), si_band and si_fd; SIGURG for TCP urgent data. Then a blocked
  * recv/accept/send with SO_RCVTIMEO/SO_SNDTIMEO cut short by an SA_RESTART handler: EINTR,
- * not restarted. The signals are blocked and taken with sigtimedwait, so nothing depends on
+ * not restarted; with argument "stop", the same for a call stopped and continued (reading
+ * /proc to know the child sleeps in it). The signals are blocked and taken with sigtimedwait, so nothing depends on
  * when they arrive; only the first of a kind is printed (Linux may send several). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -363,8 +364,68 @@ static void timeouts(void) {
     close(tl);
 }
 
-int main(void) {
+/* Wait until `pid` sleeps (state S in /proc/PID/task/PID/stat): it is in its blocking
+   call, so a stop now cuts that call short. */
+static void wait_sleeping(pid_t pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, pid);
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f) fclose(f);
+        buf[n] = 0;
+        char *p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && p[2] == 'S') return;
+        usleep(1000);
+    }
+}
+
+static void stop_and_continue(pid_t pid) {
+    int st;
+    wait_sleeping(pid);
+    kill(pid, SIGSTOP);
+    waitpid(pid, &st, WUNTRACED);
+    printf("child stopped %d\n", WIFSTOPPED(st));
+    kill(pid, SIGCONT);
+}
+
+/* socket(7): with a timeout set, a socket call stopped and continued returns EINTR;
+   without one it is restarted. */
+static void stopped(void) {
+    int sv[2], sync[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    pipe(sync);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char b[8];
+        struct timeval tv = {30, 0};
+        setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        errno = 0;
+        ssize_t n = recv(sv[1], b, sizeof b, 0);
+        printf("stopped recv with a timeout: %zd %s\n", n, n < 0 ? strerrorname_np(errno) : "");
+        tv.tv_sec = 0;
+        setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        write(sync[1], "1", 1);
+        n = recv(sv[1], b, sizeof b, 0);
+        printf("stopped recv without one: %zd '%.*s'\n", n, n > 0 ? (int)n : 0, b);
+        _exit(0);
+    }
+    char c;
+    stop_and_continue(pid);
+    read(sync[0], &c, 1);
+    stop_and_continue(pid);
+    send(sv[0], "data", 4, 0);
+    waitpid(pid, NULL, 0);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1 && !strcmp(argv[1], "stop")) { /* needs /proc */
+        stopped();
+        return 0;
+    }
     sigemptyset(&set);
     sigaddset(&set, SIGIO);
     sigaddset(&set, RT1);
