@@ -1,10 +1,12 @@
 /* Ancillary data on UDP sockets, as Linux delivers it: IP_RECVTTL/IP_RECVTOS,
  * IPV6_RECVHOPLIMIT/IPV6_RECVTCLASS (also set per packet by the sender's cmsgs), IP_PKTINFO,
  * SO_TIMESTAMP/SO_TIMESTAMPNS (their size and a non-zero time), MSG_CTRUNC for a control
- * buffer too small or absent. */
+ * buffer too small or absent; IP_RECVERR's error queue. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/errqueue.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -136,8 +138,40 @@ static void v6(void) {
     close(w);
 }
 
+/* IP_RECVERR: a datagram to a closed port comes back on the error queue with its
+   sock_extended_err (ICMP port unreachable) */
+static void errqueue(void) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0), d = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    bind(d, (struct sockaddr *)&a, al);
+    getsockname(d, (struct sockaddr *)&a, &al);
+    close(d); /* nobody listens there now */
+    setsockopt(s, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
+    sendto(s, "x", 1, 0, (struct sockaddr *)&a, al);
+    struct pollfd p = {.fd = s, .events = 0};
+    poll(&p, 1, -1);
+    printf("errqueue poll revents %#x\n", p.revents);
+    char data[16], ctl[256];
+    struct iovec iov = {data, sizeof data};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                       .msg_controllen = sizeof ctl};
+    ssize_t n = recvmsg(s, &m, MSG_ERRQUEUE);
+    printf("errqueue recvmsg %zd flags %#x\n", n, m.msg_flags);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        struct sock_extended_err *e = (struct sock_extended_err *)CMSG_DATA(c);
+        printf("  cmsg level %d type %d errno %s origin %d type %d code %d\n", c->cmsg_level,
+               c->cmsg_type, strerrorname_np(e->ee_errno), e->ee_origin, e->ee_type, e->ee_code);
+    }
+    errno = 0;
+    n = recvmsg(s, &m, MSG_ERRQUEUE);
+    printf("errqueue empty: %zd %s\n", n, n < 0 ? strerrorname_np(errno) : "");
+    close(s);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    errqueue();
     v4();
     v6();
     return 0;
