@@ -218,6 +218,9 @@ def _deliver(t: Task, res: int) -> tuple[int, bool]:
     delivered until it is continued)."""
     s = ts(t)
     interrupted, s.interrupted = s.interrupted, False
+    if s.no_restart:
+        s.no_restart = False
+        interrupted = False  # EINTR stays EINTR: no restart, with or without a handler
     regs = t.stub.regs
     delivered = False
     stopping = jobctl.stopped(t)

@@ -82,6 +82,9 @@ class ThreadSignals:
     altstack: tuple[int, int, int] = (0, SS_DISABLE, 0)  # sp, flags, size
     saved_mask: int | None = None
     interrupted: bool = False
+    #: The interrupted call must not be restarted, even under SA_RESTART (a socket call
+    #: with a timeout: Linux's sock_intr_errno); consumed with `interrupted`.
+    no_restart: bool = False
     waitset: int = 0  # rt_sigtimedwait's set: these wake the thread even when blocked
 
 

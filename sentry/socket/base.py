@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
-from sentry.kernel import signals, sigstate
+from sentry.kernel import fasync, signals, sigstate
 from sentry.kernel.current import CURRENT_TASK
-from vfs.abi import O_NONBLOCK, O_RDWR, Stat
+from vfs.abi import O_ASYNC, O_NONBLOCK, O_RDWR, Stat
 from vfs.file import FileDescription, Memory
 
 if TYPE_CHECKING:
@@ -128,6 +128,13 @@ def send_sigpipe(t: Task) -> None:
                      thread=True)
 
 
+def timed_wait_interrupted(task: Task) -> None:
+    """A socket call waiting with SO_RCVTIMEO/SO_SNDTIMEO set was cut short by a signal:
+    it returns EINTR and is not restarted, even under SA_RESTART (Linux's
+    sock_intr_errno gives -EINTR rather than -ERESTARTSYS when a timeout is set)."""
+    sigstate.ts(task).no_restart = True
+
+
 class Socket(FileDescription):
     """An open socket of any family.
 
@@ -135,7 +142,11 @@ class Socket(FileDescription):
         family, type, protocol: as socket(2) got them (`type` without SOCK_NONBLOCK and
             SOCK_CLOEXEC).
         kernel: the Kernel whose sandbox owns it.
+        async_nospace: a send found no room (Linux's SOCKWQ_ASYNC_NOSPACE), so the next
+            write space is signalled to an O_ASYNC owner (POLL_OUT), and only then.
     """
+
+    async_nospace = False
 
     def __init__(self, kernel: Any, family: int, type: int, protocol: int,
                  vd: VirtualDentry | None = None, flags: int = O_RDWR) -> None:
@@ -199,6 +210,24 @@ class Socket(FileDescription):
 
     def getpeername(self) -> bytes:
         raise SyscallError(errno.ENOTCONN)
+
+    # -- signal-driven I/O (O_ASYNC) ---------------------------------------------------------
+
+    def wake_async(self, reason: int, *, watched: bool = False) -> None:
+        """Linux's sk_wake_async: an event of kind `reason` (fasync.POLL_IN ...) for the
+        owner of an O_ASYNC socket; write space (POLL_OUT) only after a send found none.
+        `watched`: seen by a watch of a host fd, not during a task's syscall."""
+        if not self.flags & O_ASYNC:
+            return
+        if reason == fasync.POLL_OUT:
+            if not self.async_nospace:
+                return
+            self.async_nospace = False
+        fasync.kill(self, reason, watched=watched)
+
+    def fasync_changed(self, on: bool) -> None:
+        """O_ASYNC set or cleared: a family whose events the Sentry sees calls
+        `wake_async` itself, so nothing to start here."""
 
     # -- the paths every file takes -----------------------------------------------------------
 

@@ -13,6 +13,7 @@ import ctypes
 import errno
 import os
 import select
+import struct
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -86,6 +87,105 @@ def recvfrom(fd: int, n: int, flags: int) -> tuple[bytes, int, bytes]:
         raise _fail()
     got = int(r)
     return buf.raw[: min(got, n)], got, name.raw[: min(nl.value, SOCKADDR_MAX)]
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _Msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
+                ("iov", ctypes.POINTER(_Iovec)), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+
+
+_libc.recvmsg.restype = _libc.sendmsg.restype = ctypes.c_ssize_t
+_libc.recvmsg.argtypes = _libc.sendmsg.argtypes = [ctypes.c_int, ctypes.POINTER(_Msghdr),
+                                                   ctypes.c_int]
+_CMSGHDR = struct.Struct("<Qii")
+
+
+def _align(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def parse_cmsgs(buf: bytes) -> list[tuple[int, int, bytes]]:
+    """(level, type, data) of each cmsg the host wrote (x86_64 layout, as the program's)."""
+    out = []
+    i = 0
+    while i + _CMSGHDR.size <= len(buf):
+        clen, level, ctype = _CMSGHDR.unpack_from(buf, i)
+        if clen < _CMSGHDR.size:
+            break
+        out.append((level, ctype, bytes(buf[i + _CMSGHDR.size : i + min(clen, len(buf) - i)])))
+        i += _align(clen)
+    return out
+
+
+def build_cmsgs(cmsgs: list[tuple[int, int, bytes]]) -> bytes:
+    out = bytearray()
+    for level, ctype, data in cmsgs:
+        rec = _CMSGHDR.pack(_CMSGHDR.size + len(data), level, ctype) + data
+        out += rec + bytes(_align(len(rec)) - len(rec))
+    return bytes(out)
+
+
+class MsgBuffers:
+    """A socket's msghdr, iovec and name buffer for `recvmsg`, made once: a receive is the
+    hot path of every inet program, and building the ctypes objects anew each time cost
+    about as much as the call itself. The trio loop runs one call at a time, so one set
+    serves every thread of the sandbox using the socket."""
+
+    def __init__(self) -> None:
+        self.name = ctypes.create_string_buffer(SOCKADDR_MAX)
+        self.iov = _Iovec()
+        self.msg = _Msghdr()
+        self.msg.iov = ctypes.pointer(self.iov)
+        self.msg.iovlen = 1
+        self.ref = ctypes.byref(self.msg)
+
+
+def recvmsg(fd: int, n: int, flags: int, controllen: int, bufs: MsgBuffers
+            ) -> tuple[bytes, int, bytes, int, list[tuple[int, int, bytes]]]:
+    """(data, length the host reported, sender, msg_flags, cmsgs): recvmsg(2) on the host
+    socket with a control buffer of `controllen` bytes (0: none)."""
+    buf = ctypes.create_string_buffer(max(n, 1))
+    m = bufs.msg
+    bufs.iov.base = ctypes.addressof(buf)
+    bufs.iov.len = n
+    m.name = ctypes.addressof(bufs.name)
+    m.namelen = SOCKADDR_MAX
+    ctl = ctypes.create_string_buffer(controllen) if controllen else None
+    m.control = ctypes.addressof(ctl) if ctl is not None else None
+    m.controllen = controllen
+    m.flags = 0
+    r = _libc.recvmsg(fd, bufs.ref, flags)
+    if r < 0:
+        raise _fail()
+    got = int(r)
+    cm = parse_cmsgs(ctl.raw[: m.controllen]) if ctl is not None else []
+    return (buf.raw[: min(got, n)], got, bufs.name.raw[: min(m.namelen, SOCKADDR_MAX)],
+            m.flags, cm)
+
+
+def sendmsg(fd: int, data: bytes, flags: int, addr: bytes | None,
+            cmsgs: list[tuple[int, int, bytes]]) -> int:
+    """sendmsg(2) on the host socket with `cmsgs` (already checked by the caller)."""
+    if not cmsgs:
+        return sendto(fd, data, flags, addr)
+    buf = ctypes.create_string_buffer(data, max(len(data), 1))
+    ctl_bytes = build_cmsgs(cmsgs)
+    ctl = ctypes.create_string_buffer(ctl_bytes, len(ctl_bytes))
+    name = ctypes.create_string_buffer(addr, len(addr)) if addr else None
+    iov = _Iovec(ctypes.cast(buf, ctypes.c_void_p), len(data))
+    msg = _Msghdr(ctypes.cast(name, ctypes.c_void_p) if name is not None else None,
+                  len(addr) if addr else 0, ctypes.pointer(iov), 1,
+                  ctypes.cast(ctl, ctypes.c_void_p), len(ctl_bytes), 0)
+    r = _libc.sendmsg(fd, ctypes.byref(msg), flags)
+    if r < 0:
+        raise _fail()
+    return int(r)
 
 
 def poll_now(fd: int, events: int) -> int:

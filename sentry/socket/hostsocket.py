@@ -13,7 +13,8 @@ stays in the Sentry:
   non-blocking one returns EINPROGRESS and the program polls and reads SO_ERROR;
 - options: only a family's listed ones (`options`) reach the host; the others are
   ENOPROTOOPT, so a program cannot attach BPF filters, marks or device bindings;
-- MSG_OOB (urgent data) is refused with EOPNOTSUPP and an ``unsupported`` event;
+- MSG_OOB (urgent data) passes to the host; SIGURG and O_ASYNC's SIGIO come from a watch
+  of the host fd (`owner_changed`);
 - readiness: poll/select/epoll ask the host fd (`notifies_readiness = False`; epoll's
   edge-triggered mode registers `fd` in a host epoll).
 """
@@ -21,6 +22,7 @@ stays in the Sentry:
 from __future__ import annotations
 
 import errno
+import select
 import socket as _socket
 import struct
 from collections.abc import Awaitable
@@ -29,11 +31,23 @@ from typing import TYPE_CHECKING, Any, Self
 import trio
 
 from sentry.errors import SyscallError
+from sentry.kernel import fasync
 from sentry.kernel.network import NetworkError
-from vfs.abi import O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLOUT
+from vfs.abi import (
+    O_ASYNC,
+    O_NONBLOCK,
+    O_RDWR,
+    POLLERR,
+    POLLHUP,
+    POLLIN,
+    POLLOUT,
+    POLLPRI,
+    POLLRDHUP,
+)
 
 from . import hostsock
 from .base import (
+    MSG_CTRUNC,
     MSG_DONTWAIT,
     MSG_OOB,
     MSG_PEEK,
@@ -48,6 +62,7 @@ from .base import (
     Control,
     RecvResult,
     Socket,
+    timed_wait_interrupted,
 )
 from .sockfs import sockfs_of
 
@@ -56,10 +71,10 @@ if TYPE_CHECKING:
     from vfs.file import Memory
 
 #: Flags the host sees on send/recv (MSG_DONTWAIT is ours: the host socket never blocks):
-#: DONTROUTE EOR CONFIRM NOSIGNAL MORE; PEEK TRUNC ERRQUEUE.
-_SEND_FLAGS = 0x4 | 0x80 | 0x800 | 0x4000 | 0x8000
+#: OOB DONTROUTE EOR CONFIRM NOSIGNAL MORE; OOB PEEK TRUNC ERRQUEUE.
+_SEND_FLAGS = MSG_OOB | 0x4 | 0x80 | 0x800 | 0x4000 | 0x8000
 MSG_ERRQUEUE = 0x2000
-_RECV_FLAGS = MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE
+_RECV_FLAGS = MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE
 
 
 def errno_of(e: OSError) -> int:
@@ -72,6 +87,8 @@ class HostSocket(Socket):
     notifies_readiness = False  # the host kernel sees its readiness changes, not our waitq
     #: The options that reach the host socket: level -> option numbers.
     options: dict[int, frozenset[int]] = {}
+    #: The cmsgs a send passes to the host: level -> types (the others are dropped).
+    send_cmsgs: dict[int, frozenset[int]] = {}
 
     def __init__(self, kernel: Any, family: int, type: int, protocol: int, host: _socket.socket,
                  vd: Any = None, flags: int = O_RDWR) -> None:
@@ -81,6 +98,9 @@ class HostSocket(Socket):
         self.fd = host.fileno()
         self._rcvtimeo = bytes(16)
         self._sndtimeo = bytes(16)
+        self._msgbufs = hostsock.MsgBuffers()
+        #: The watch of the host fd for an O_ASYNC owner (see `fasync_changed`).
+        self._watch: trio.CancelScope | None = None
         kernel.network.track(host, self)
 
     @classmethod
@@ -117,8 +137,13 @@ class HostSocket(Socket):
         if deadline is None:
             await task.sleep_interruptibly(aw)
             return
-        with trio.move_on_at(deadline):
-            await task.sleep_interruptibly(aw)
+        with trio.move_on_at(deadline) as timer:
+            try:
+                await task.sleep_interruptibly(aw)
+            except (SyscallError, trio.Cancelled):  # the dispatcher's scope, or this one
+                if not timer.cancel_called:  # a signal, not the timeout
+                    timed_wait_interrupted(task)
+                raise
             return
         raise SyscallError(errno.EAGAIN)
 
@@ -183,9 +208,10 @@ class HostSocket(Socket):
 
     async def sendmsg(self, task: Task, data: bytes, addr: bytes | None, control: Control,
                       flags: int) -> int:
+        # Files and credentials mean nothing here (Linux's ip_cmsg_send skips them); of
+        # the rest only the per-packet settings listed reach the host.
         await control.release()
-        if flags & MSG_OOB:
-            self._refuse_oob(task)
+        cmsgs = [c for c in control.other if c[1] in self.send_cmsgs.get(c[0], ())]
         hflags = (flags & _SEND_FLAGS) | _socket.MSG_NOSIGNAL
         nonblock = self._nonblock(flags)
         deadline = self._deadline(True)
@@ -193,8 +219,11 @@ class HostSocket(Socket):
         view = memoryview(data)
         while True:
             try:
-                n = hostsock.sendto(self.fd, bytes(view[sent:]) if sent else data, hflags, addr)
+                n = hostsock.sendmsg(self.fd, bytes(view[sent:]) if sent else data, hflags,
+                                     addr, [] if sent else cmsgs)
             except SyscallError as e:
+                if e.errno == errno.EAGAIN:
+                    self.async_nospace = True
                 if e.errno != errno.EAGAIN or nonblock:
                     if sent and e.errno == errno.EAGAIN:
                         return sent
@@ -213,22 +242,28 @@ class HostSocket(Socket):
                 return sent
 
     async def recvmsg(self, task: Task, size: int, flags: int, control_len: int) -> RecvResult:
-        if flags & MSG_OOB:
-            self._refuse_oob(task)
+        """recvmsg(2) on the host socket: the host's data, sender, msg_flags (MSG_TRUNC,
+        MSG_OOB ...) and control messages (IP_TTL, IP_TOS, IPV6_HOPLIMIT, IPV6_TCLASS,
+        SO_TIMESTAMP(NS), IP_PKTINFO ...: the same layout as the program's, x86_64), which
+        the syscall layer writes to the program's buffer (MSG_CTRUNC when they do not
+        fit). A program without a control buffer gets the host's MSG_CTRUNC."""
         hflags = flags & _RECV_FLAGS
-        if self.type != SOCK_STREAM:
-            hflags |= MSG_TRUNC  # the host returns the datagram's whole length
-        # Reading the error queue never blocks (its cmsgs are not passed on).
-        nonblock = self._nonblock(flags) or bool(flags & MSG_ERRQUEUE)
+        # Reading the error queue or urgent data never blocks (tcp_recv_urg answers
+        # EAGAIN or EINVAL at once).
+        nonblock = self._nonblock(flags) or bool(flags & (MSG_ERRQUEUE | MSG_OOB))
         deadline = self._deadline(False)
         waitall = bool(flags & MSG_WAITALL) and self.type == SOCK_STREAM \
             and not flags & MSG_PEEK
+        hctl = min(control_len + 256, 65536) if control_len > 0 else 0
         got = b""
         addr: bytes | None = None
         length: int | None = None
+        out_flags = 0
+        control = Control()
         while True:
             try:
-                data, n, name = hostsock.recvfrom(self.fd, size - len(got), hflags)
+                data, n, name, mflags, cmsgs = hostsock.recvmsg(
+                    self.fd, size - len(got), hflags, 0 if got else hctl, self._msgbufs)
             except SyscallError as e:
                 if e.errno != errno.EAGAIN or nonblock:
                     if got:
@@ -241,6 +276,9 @@ class HostSocket(Socket):
                         break
                     raise
                 continue
+            if not got:
+                control.other = cmsgs
+                out_flags = mflags & ~(MSG_CTRUNC if hctl else 0)
             got += data
             if name and len(name) >= 2 and int.from_bytes(name[:2], "little"):
                 addr = name
@@ -249,12 +287,9 @@ class HostSocket(Socket):
                 break
             if not data or not waitall or len(got) >= size:
                 break
-        out_flags = 0
-        if length is not None and length > len(got):
-            out_flags |= MSG_TRUNC
         if self.type == SOCK_STREAM:
             addr = None
-        return RecvResult(got, addr, Control(), out_flags,
+        return RecvResult(got, addr, control, out_flags,
                           length if (flags & MSG_TRUNC and length is not None) else None)
 
     async def shutdown(self, task: Task, how: int) -> None:
@@ -262,11 +297,6 @@ class HostSocket(Socket):
             self.host.shutdown(how)
         except OSError as e:
             raise SyscallError(errno_of(e)) from None
-
-    def _refuse_oob(self, task: Task) -> None:
-        task.kernel.emit("unsupported-socket", family=self.family, name="MSG_OOB (urgent data)",
-                         errno="EOPNOTSUPP")
-        raise SyscallError(errno.EOPNOTSUPP)
 
     async def getsockopt(self, task: Task, level: int, name: int, optlen: int) -> bytes:
         if level == SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
@@ -337,4 +367,66 @@ class HostSocket(Socket):
             await hostsock.wait_mask(self.fd, mask)
 
     async def release(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         self.host.close()
+
+    # -- signal-driven I/O ------------------------------------------------------------------
+
+    def fasync_changed(self, on: bool) -> None:
+        self.owner_changed()
+
+    def owner_changed(self) -> None:
+        """O_ASYNC set or cleared, or the owner changed: the host kernel sees this socket's
+        events, so while an owner may be signalled (O_ASYNC; or, for SIGURG, any owner of a
+        stream socket) a watch follows the host fd and turns its edges into signals."""
+        o = getattr(self, "fown", None)
+        want = isinstance(o, fasync.Owner) and bool(o.pid) and self.refs > 0 and (
+            bool(self.flags & O_ASYNC) or self.type == SOCK_STREAM)
+        if want and self._watch is None:
+            # Registered now, as Linux's fasync list is: an event right after the
+            # fcntl must not be missed by a watch that has not started yet.
+            ep = select.epoll()
+            try:
+                ep.register(self.fd, select.EPOLLIN | select.EPOLLOUT | select.EPOLLPRI
+                            | select.EPOLLRDHUP | select.EPOLLET)
+                ep.poll(0)  # what is ready already was no event
+            except OSError:
+                ep.close()
+                return
+            last = hostsock.poll_now(self.fd, POLLIN | POLLOUT | POLLPRI | POLLRDHUP)
+            self._watch = trio.CancelScope()
+            self.kernel.start_soon(self._follow, self._watch, ep, last)
+        elif not want and self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+
+    async def _follow(self, scope: trio.CancelScope, ep: select.epoll, last: int) -> None:
+        """The watch: the host fd edge-triggered in a private epoll; each report's new
+        bits become Linux's wake-ups: data (POLL_IN), the peer's FIN (POLL_IN, or POLL_HUP
+        once both ways are shut), room after a send found none or a finished connect
+        (POLL_OUT), urgent data (SIGURG and POLL_PRI)."""
+        try:
+            with scope:
+                while True:
+                    await trio.lowlevel.wait_readable(ep.fileno())
+                    for _, ev in ep.poll(0):
+                        last = self._edges(last, ev)
+        except (OSError, trio.ClosedResourceError):
+            pass  # the socket is gone
+        finally:
+            ep.close()
+
+    def _edges(self, last: int, ev: int) -> int:
+        new = ev & ~last
+        if new & POLLPRI:
+            fasync.sigurg(self, watched=True)
+        if new & POLLHUP:
+            self.wake_async(fasync.POLL_HUP, watched=True)
+        elif ev & POLLIN or new & POLLRDHUP:
+            self.wake_async(fasync.POLL_IN, watched=True)
+        if ev & POLLOUT and (new & POLLOUT or self.async_nospace):
+            self.async_nospace = True  # sent unconditionally here (a connect finished)
+            self.wake_async(fasync.POLL_OUT, watched=True)
+        return ev

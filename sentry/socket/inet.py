@@ -30,9 +30,9 @@ SOCK_RAW = 3
 _OPTIONS: dict[int, frozenset[int]] = {
     # REUSEADDR TYPE ERROR DONTROUTE BROADCAST SNDBUF RCVBUF KEEPALIVE OOBINLINE PRIORITY
     # LINGER REUSEPORT RCVLOWAT SNDLOWAT TIMESTAMP ACCEPTCONN TIMESTAMPNS PROTOCOL DOMAIN
-    # RXQ_OVFL BUSY_POLL INCOMING_CPU
+    # RXQ_OVFL PEEK_OFF BUSY_POLL INCOMING_CPU
     SOL_SOCKET: frozenset({2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 15, 18, 19, 29, 30, 35, 38, 39,
-                           40, 46, 49}),
+                           40, 42, 46, 49}),
     # NODELAY MAXSEG CORK KEEPIDLE KEEPINTVL KEEPCNT SYNCNT LINGER2 DEFER_ACCEPT
     # WINDOW_CLAMP INFO QUICKACK CONGESTION USER_TIMEOUT FASTOPEN TIMESTAMP NOTSENT_LOWAT
     # FASTOPEN_CONNECT
@@ -46,6 +46,12 @@ _OPTIONS: dict[int, frozenset[int]] = {
     # TCLASS
     IPPROTO_IPV6: frozenset({16, 17, 18, 19, 20, 21, 23, 24, 25, 26, 49, 50, 51, 52, 66, 67}),
 }
+#: Per-packet settings a sendmsg may carry to the host: IP_TOS IP_TTL IP_PKTINFO;
+#: IPV6_PKTINFO IPV6_HOPLIMIT IPV6_DONTFRAG IPV6_TCLASS.
+_SEND_CMSGS: dict[int, frozenset[int]] = {
+    IPPROTO_IP: frozenset({1, 2, 8}),
+    IPPROTO_IPV6: frozenset({50, 52, 62, 67}),
+}
 SO_PRIORITY = 12
 #: SO_PRIORITY above this needs CAP_NET_ADMIN.
 _PRIORITY_MAX = 6
@@ -55,6 +61,7 @@ class InetSocket(HostSocket):
     """A TCP, UDP or ping socket."""
 
     options = _OPTIONS
+    send_cmsgs = _SEND_CMSGS
 
     @classmethod
     def create(cls, task: Task, family: int, type: int, protocol: int) -> InetSocket:

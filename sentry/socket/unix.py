@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from sentry.errors import SyscallError
+from sentry.kernel import fasync
 from vfs.abi import (
     O_NONBLOCK,
     O_RDWR,
@@ -57,6 +58,7 @@ from .base import (
     SIOCOUTQ,
     SO_ACCEPTCONN,
     SO_ERROR,
+    SO_PEEK_OFF,
     SO_PEERCRED,
     SOCK_DGRAM,
     SOCK_NONBLOCK,
@@ -69,6 +71,7 @@ from .base import (
     RecvResult,
     Socket,
     Ucred,
+    timed_wait_interrupted,
 )
 from .options import SocketOptions, pack_int
 from .sockfs import sockfs_of
@@ -113,6 +116,8 @@ class Packet:
             s.wmem -= self.cost
             self.cost = 0
             s.waitq.notify(POLLOUT | POLLWRNORM | POLLWRBAND)
+            if s.async_nospace and s._writable():
+                s.wake_async(fasync.POLL_OUT)
 
 
 class UnixNamespace:
@@ -233,6 +238,9 @@ class UnixSocket(Socket):
         self.accept_q: deque[UnixSocket] = deque()
         self.backlog = 0
         self.wmem = 0
+        #: SO_PEEK_OFF: where the next MSG_PEEK starts (-1: off, every peek at the start);
+        #: peeks move it forward, reads back (sk_peek_offset_fwd/bwd).
+        self.peek_off = -1
         self.shut = 0  # RCV_SHUTDOWN | SEND_SHUTDOWN
         self.err = 0
         self.dead = False
@@ -290,8 +298,12 @@ class UnixSocket(Socket):
             if timeout is None:
                 await ev.wait()
             else:
-                with trio.move_on_after(timeout):
-                    await ev.wait()
+                try:
+                    with trio.move_on_after(timeout):
+                        await ev.wait()
+                except trio.Cancelled:
+                    timed_wait_interrupted(task)
+                    raise
                 if not ev.is_set():
                     raise SyscallError(errno.EAGAIN)
         finally:
@@ -437,6 +449,7 @@ class UnixSocket(Socket):
         self.peercred = other.peercred
         other.accept_q.append(emb)
         other.waitq.notify(POLLIN | POLLRDNORM)
+        other.wake_async(fasync.POLL_IN)
         self.waitq.notify(POLLOUT | POLLWRNORM)
 
     async def _dgram_connect(self, task: Task, addr: bytes) -> None:
@@ -482,6 +495,10 @@ class UnixSocket(Socket):
                 (SEND_SHUTDOWN if mode & RCV_SHUTDOWN else 0)
             peer.shut |= pmode
             peer.waitq.notify(POLLIN | POLLOUT | POLLHUP | POLLRDHUP)
+            if mode == RCV_SHUTDOWN | SEND_SHUTDOWN:
+                peer.wake_async(fasync.POLL_HUP)
+            elif pmode & RCV_SHUTDOWN:
+                peer.wake_async(fasync.POLL_IN)
 
     # -- data --------------------------------------------------------------------------------
 
@@ -524,6 +541,7 @@ class UnixSocket(Socket):
                     return sent
                 raise SyscallError(errno.EPIPE)
             if self.wmem >= self.opts.sndbuf:
+                self.async_nospace = True
                 if nonblock:
                     if sent:
                         return sent
@@ -548,6 +566,7 @@ class UnixSocket(Socket):
                 control.rights = rights = []
             other.queue.append(pkt)
             other.waitq.notify(POLLIN | POLLRDNORM)
+            other.wake_async(fasync.POLL_IN)
             sent += size
             if sent >= total:
                 return sent
@@ -592,6 +611,8 @@ class UnixSocket(Socket):
                     and len(other.queue) > MAX_DGRAM_QLEN)
             if not full and self.wmem < self.opts.sndbuf:
                 break
+            if self.wmem >= self.opts.sndbuf:
+                self.async_nospace = True
             if nonblock:
                 raise SyscallError(errno.EAGAIN)
             await self._wait(task, (self, other), True)
@@ -604,6 +625,7 @@ class UnixSocket(Socket):
             control.rights = []
         other.queue.append(pkt)
         other.waitq.notify(POLLIN | POLLRDNORM)
+        other.wake_async(fasync.POLL_IN)
         return len(data)
 
     async def recvmsg(self, task: Task, size: int, flags: int, control_len: int) -> RecvResult:
@@ -637,6 +659,10 @@ class UnixSocket(Socket):
         have_creds = stop = False
         while True:
             i = 0
+            skip = max(self.peek_off, 0) if peek else 0
+            while skip and i < len(self.queue) and skip >= len(self.queue[i].data):
+                skip -= len(self.queue[i].data)  # peeked already (SO_PEEK_OFF)
+                i += 1
             while len(out) < size and i < len(self.queue) and not stop:
                 pkt = self.queue[i]
                 if have_creds and self.opts.passcred and pkt.creds != first_creds:
@@ -645,8 +671,11 @@ class UnixSocket(Socket):
                 if not have_creds:
                     first_creds, have_creds = pkt.creds, True
                     res.addr = pkt.sender.name
-                k = min(size - len(out), len(pkt.data))
-                out += pkt.data[:k]
+                k = min(size - len(out), len(pkt.data) - skip)
+                out += pkt.data[skip:skip + k]
+                skip = 0
+                if self.peek_off >= 0:
+                    self.peek_off = self.peek_off + k if peek else max(self.peek_off - k, 0)
                 if pkt.rights:
                     stop = True
                     if peek:
@@ -665,6 +694,8 @@ class UnixSocket(Socket):
                     pkt.cost -= k
                     pkt.sender.wmem -= k
                     pkt.sender.waitq.notify(POLLOUT | POLLWRNORM | POLLWRBAND)
+                    if pkt.sender.async_nospace and pkt.sender._writable():
+                        pkt.sender.wake_async(fasync.POLL_OUT)
             if len(out) >= target or stop or len(out) >= size or (peek and out):
                 break
             err = 0 if out else self._take_error()
@@ -701,14 +732,23 @@ class UnixSocket(Socket):
             if nonblock:
                 raise SyscallError(errno.EAGAIN)
             await self._wait(task, (self,), False)
-        pkt = self.queue[0]
-        res = RecvResult(pkt.data[:size])
+        pkt, skip = self._peeked(peek)
+        while pkt is None:  # everything queued was peeked already (SO_PEEK_OFF)
+            if nonblock:
+                raise SyscallError(errno.EAGAIN)
+            await self._wait(task, (self,), False)
+            pkt, skip = self._peeked(peek)
+        rest = len(pkt.data) - skip
+        res = RecvResult(pkt.data[skip:skip + size])
         if pkt.sender is not None:
             res.addr = pkt.sender.name
-        if len(pkt.data) > size:
+        if rest > size:
             res.flags |= MSG_TRUNC
-            if flags & MSG_TRUNC:
-                res.length = len(pkt.data)
+        if flags & MSG_TRUNC and rest != len(res.data):
+            res.length = rest
+        if self.peek_off >= 0:
+            self.peek_off = self.peek_off + min(size, rest) if peek else \
+                max(self.peek_off - len(pkt.data), 0)
         if peek:
             res.control.rights = [f.inc_ref() for f in pkt.rights]
         else:
@@ -721,6 +761,21 @@ class UnixSocket(Socket):
         self._deliver_creds(res, pkt.creds)
         return res
 
+    def _peeked(self, peek: bool) -> tuple[Packet | None, int]:
+        """The message a datagram receive reads and the offset in it: with MSG_PEEK and
+        SO_PEEK_OFF, past the messages the offset covers (__skb_try_recv_from_queue)."""
+        if not self.queue:
+            return None, 0
+        if not peek or self.peek_off <= 0:
+            return self.queue[0], 0
+        off = self.peek_off
+        for pkt in self.queue:
+            if off >= len(pkt.data) and (pkt.data or off):
+                off -= len(pkt.data)
+                continue
+            return pkt, off
+        return None, 0
+
     # -- options and ioctls ------------------------------------------------------------------
 
     async def getsockopt(self, task: Task, level: int, name: int, optlen: int) -> bytes:
@@ -731,6 +786,8 @@ class UnixSocket(Socket):
             return v
         if name == SO_ACCEPTCONN:
             return pack_int(int(self.state == LISTENING))
+        if name == SO_PEEK_OFF:
+            return pack_int(self.peek_off)
         if name == SO_ERROR:
             return pack_int(self._take_error())
         if name == SO_PEERCRED:
@@ -744,6 +801,11 @@ class UnixSocket(Socket):
     async def setsockopt(self, task: Task, level: int, name: int, value: bytes) -> None:
         if level != SOL_SOCKET:
             raise SyscallError(errno.EOPNOTSUPP)
+        if name == SO_PEEK_OFF:
+            if len(value) < 4:
+                raise SyscallError(errno.EINVAL)
+            self.peek_off = int.from_bytes(value[:4], "little", signed=True)
+            return
         if not self.opts.set(name, value):
             raise SyscallError(errno.ENOPROTOOPT)
         self.waitq.notify(POLLOUT | POLLWRNORM)
@@ -822,6 +884,7 @@ class UnixSocket(Socket):
             if self.queue or self.accept_q or self.embryo:
                 peer.err = errno.ECONNRESET
             peer.waitq.notify(POLLIN | POLLOUT | POLLHUP | POLLERR | POLLRDHUP)
+            peer.wake_async(fasync.POLL_HUP)
         elif peer is not None:
             peer.waitq.notify(POLLOUT | POLLWRNORM)
         self.peer = None

@@ -14,11 +14,12 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
-from sentry.kernel import file_locks
+from sentry.kernel import fasync, file_locks
 from sentry.kernel.table import Level, syscall
 from vfs.abi import (
     AT_FDCWD,
     O_APPEND,
+    O_ASYNC,
     O_CLOEXEC,
     O_CREAT,
     O_DIRECT,
@@ -574,8 +575,9 @@ async def sys_dup3(t: Task, oldfd: int, newfd: int, flags: int, *_: int) -> int:
 @syscall(
     "fcntl",
     level=Level.PARTIAL,
-    note="dup, fd and status flags, POSIX/OFD record locks, file seals; F_SETOWN/F_GETOWN "
-    "keep the owner but no SIGIO is sent; leases/notify not supported (EINVAL)",
+    note="dup, fd and status flags, POSIX/OFD record locks, file seals; F_SETOWN(_EX)/"
+    "F_SETSIG with O_ASYNC: SIGIO or the F_SETSIG signal on pipes and sockets; "
+    "leases/notify not supported (EINVAL)",
 )
 async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     """Implements Linux syscall fcntl(2)."""
@@ -597,16 +599,15 @@ async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     if cmd == F_GETFL:
         return f.get_status_flags()
     if cmd == F_SETFL:
+        was = f.flags
         f.set_status_flags(i32(arg) & 0xFFFFFFFF & ~O_DIRECT | (f.flags & O_DIRECT))
+        if (was ^ f.flags) & O_ASYNC:
+            fasync.set_async(t, f, fd, bool(f.flags & O_ASYNC))
         return 0
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
         return await _fcntl_lock(t, f, cmd, arg)
-    if cmd == F_GETOWN:
-        return int(getattr(f, "fown", 0))
-    if cmd == F_SETOWN:
-        # Kept for F_GETOWN (nginx sets its channel's owner); SIGIO is not delivered.
-        setattr(f, "fown", i32(arg))  # noqa: B010 - an attribute of any open file
-        return 0
+    if cmd in (F_GETOWN, F_SETOWN, F_GETOWN_EX, F_SETOWN_EX, F_GETSIG, F_SETSIG):
+        return _fcntl_owner(t, f, cmd, arg)
     if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
         pipe_size = getattr(f, "pipe_size", None)
         if pipe_size is None:
@@ -615,6 +616,33 @@ async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     if cmd == F_GET_SEALS or cmd == F_ADD_SEALS:
         return seals_fcntl(t, f, cmd, arg)
     raise SyscallError(errno.EINVAL)
+
+
+def _fcntl_owner(t: Task, f: Any, cmd: int, arg: int) -> int:
+    """F_{GET,SET}OWN(_EX) and F_{GET,SET}SIG: the file's owner for signal-driven I/O."""
+    if cmd == F_GETOWN:
+        kind, pid = fasync.get_owner(f)
+        return -pid if kind == fasync.F_OWNER_PGRP else pid
+    if cmd == F_SETOWN:
+        who = i32(arg)
+        if who == -(1 << 31):
+            raise SyscallError(errno.EINVAL)
+        fasync.set_owner(t, f, fasync.F_OWNER_PGRP if who < 0 else fasync.F_OWNER_PID,
+                         abs(who))
+        return 0
+    if cmd == F_GETOWN_EX:
+        t.mem_write(arg, struct.pack("<ii", *fasync.get_owner(f)))
+        return 0
+    if cmd == F_SETOWN_EX:
+        kind, pid = struct.unpack("<ii", t.mem_read(arg, 8))
+        if kind not in (fasync.F_OWNER_TID, fasync.F_OWNER_PID, fasync.F_OWNER_PGRP):
+            raise SyscallError(errno.EINVAL)
+        fasync.set_owner(t, f, kind, pid)
+        return 0
+    if cmd == F_GETSIG:
+        return fasync.owner(f).signum
+    fasync.set_signal(f, arg)
+    return 0
 
 
 async def _fcntl_lock(t: Task, f: Any, cmd: int, arg: int) -> int:
@@ -658,7 +686,7 @@ async def sys_flock(t: Task, fd: int, operation: int, *_: int) -> int:
 @syscall(
     "ioctl",
     level=Level.PARTIAL,
-    note="FIOCLEX, FIONCLEX, FIONBIO, FIONREAD; SIOCGIFINDEX, SIOCGIFNAME on sockets; the "
+    note="FIOCLEX, FIONCLEX, FIONBIO, FIOASYNC, FIONREAD; SIOCGIFINDEX, SIOCGIFNAME on sockets; the "
     "sandbox's terminals (devpts: termios, window size, process groups, controlling "
     "terminal, ptys); a safe subset on a host terminal; anything else ENOTTY",
 )
@@ -681,7 +709,10 @@ async def sys_ioctl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
         f.set_status_flags(flags | O_NONBLOCK if on else flags & ~O_NONBLOCK)
         return 0
     if cmd == FIOASYNC:
-        struct.unpack("<i", t.mem_read(arg, 4))
+        on = bool(struct.unpack("<i", t.mem_read(arg, 4))[0])
+        if on != bool(f.flags & O_ASYNC):
+            f.set_status_flags(f.get_status_flags() ^ O_ASYNC)
+            fasync.set_async(t, f, fd, on)
         return 0
     if cmd == FIONREAD and hasattr(f, "file_size"):
         # Regular files answer the bytes left before EOF (Linux's file_ioctl).

@@ -303,6 +303,22 @@ class PipeFD(FileDescription):
                 got |= POLLERR
         return got & (mask | POLLHUP | POLLERR)
 
+    def fasync_reason(self, mask: int) -> int:
+        """O_ASYNC: the SIGIO reason a notification of the pipe means to this end, as
+        Linux's pipe_write (POLL_IN to readers), pipe_read (POLL_OUT to writers, whatever
+        room was left) and pipe_release (both, once one side is gone) send them. A write
+        notifies POLLIN alone; a read POLLOUT or nothing; a close adds POLLHUP."""
+        p = self.pipe
+        if mask & POLLHUP:
+            if (p.readers == 0) == (p.writers == 0):
+                return 0
+            return 1 if self._acc in (O_RDONLY, O_RDWR) else 2
+        if mask & POLLIN and not mask & POLLOUT and self._acc in (O_RDONLY, O_RDWR):
+            return 1  # POLL_IN
+        if not mask & POLLIN and self._acc in (O_WRONLY, O_RDWR):
+            return 2  # POLL_OUT
+        return 0
+
     def pipe_size(self, creds: Credentials | None = None, new: int | None = None) -> int:
         """F_GETPIPE_SZ (new None) / F_SETPIPE_SZ."""
         if new is None:
