@@ -186,8 +186,16 @@ class HostFD(FileDescription):
                       frsize, flags)
 
     async def chmod(self, creds: Credentials, mode: int) -> None:
-        """fchmod(2) of the host file or pipe, by its owner (host ids) or CAP_FOWNER."""
-        if creds.fsuid != os.fstat(self.fd).st_uid and not creds.has_cap(CAP_FOWNER):
+        """fchmod(2) of the host file, pipe or socket, by its owner (host ids) or CAP_FOWNER.
+
+        A host device (the caller's terminal, /dev/null) is refused with EPERM whoever asks:
+        its mode is the whole host's, and the sandbox's root is not the host's (a program
+        could otherwise make the host's /dev/null unwritable for everyone).
+        """
+        st = os.fstat(self.fd)
+        if _st.S_ISCHR(st.st_mode) or _st.S_ISBLK(st.st_mode):
+            raise error(errno.EPERM)
+        if creds.fsuid != st.st_uid and not creds.has_cap(CAP_FOWNER):
             raise error(errno.EPERM)
         try:
             os.fchmod(self.fd, mode)
