@@ -265,3 +265,31 @@ async def test_device_nodes_only_where_the_export_allows(trees: tuple[Path, Path
             got = await over_9p(root, db_caller(0), [*devs, ["mknod", "plain/fifo", stat.S_IFIFO | 0o600, 0, 0]])
     assert got == [errno.EPERM, errno.EPERM, errno.EPERM, 0]
     assert os.listdir(exp / "plain") + os.listdir(exp / "sg") == ["fifo"]
+
+
+async def test_create_for_another_user_keeps_its_set_id_bits(trees: tuple[Path, Path]) -> None:
+    """Tucreate/Tumkdir (runpsc's dialect: root creating on a user's behalf) give what that
+    user's own create gives, set-uid and set-gid bits included (the chown to the user
+    clears them; they are put back)."""
+    exp, nat = trees
+    for top in trees:
+        top.mkdir()
+        build(top, SGID_GROUP)
+    nobody = db_caller(NOBODY)
+    assert nobody.native(nat, [["create", "plain/f", 0o6755], ["create", "sg/f", 0o4755],
+                               ["mkdir", "plain/d", 0o755]]) == [0, 0, 0]
+    sock = exp.parent / "g.sock"
+    with gofer_process(["--export", f"e={exp}", "--listen", f"unix:{sock}", *confine_args()]):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(sock))
+        async with p9.open_client(trio.SocketStream(trio.socket.from_stdlib_socket(s))) as c:
+            assert c.dialect.ucreate
+            root = await c.attach(b"e", uname=b"", n_uname=0)
+            for d, name, mode in (("plain", b"f", 0o6755), ("sg", b"f", 0o4755)):
+                f = await root.walk([d])
+                await c.rpc(p9.Tucreate(f.fid, name, os.O_RDWR, mode, NOBODY, NOBODY))
+                await f.clunk()
+            f = await root.walk(["plain"])
+            await c.rpc(p9.Tumkdir(f.fid, b"d", 0o755, NOBODY, NOBODY))
+            await f.clunk()
+    assert observed(exp) == observed(nat)
