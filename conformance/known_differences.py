@@ -19,8 +19,8 @@ _EXCHANGE = ("RENAME_EXCHANGE: Trenameat carries no flags, so an atomic exchange
              "expressed in 9P2000.L; Linux's own v9fs answers EINVAL too")
 _GROUPS = ("supplementary groups: Tattach carries one numeric uid (n_uname); the server "
            "takes the user's groups from its own user database, where the test uid has none")
-_MKNOD = ("device nodes: our gofer runs confined without CAP_MKNOD, so it "
-          "refuses to create them; 9P could carry the request")
+_MKNOD = ("device nodes: a gofer refuses to create them unless its export has the `mknod` "
+          "option (off by default); 9P carries the request")
 
 _NO_SEEK_HOLE = ("SEEK_DATA/SEEK_HOLE: 9P2000.L cannot ask a server where the holes are, so "
                  "the whole file is data, as with Linux's v9fs")
@@ -63,14 +63,13 @@ _PLAIN_EMPTY_XATTR = ("an empty xattr value: plain 9P2000.L removes on a Txattrc
 #: target kind -> [(case-id glob, reason)]
 EXCEPTIONS: dict[str, list[tuple[str, str]]] = {
     "9p": _NINEP, "fuse-9p": _FUSE,
-    "vfs-gofer": [("fifos/char-device", _MKNOD), *_GOFERFS],
-    "vfs-gofer-shared": [("fifos/char-device", _MKNOD), *_GOFERFS],
+    "vfs-gofer": _GOFERFS,
+    "vfs-gofer-shared": _GOFERFS,
     "vfs-9p": [*_GOFERFS, ("sparse/fallocate", _PLAIN_FALLOCATE),
                ("xattr/user-xattrs", _PLAIN_EMPTY_XATTR),
                ("xattr/value-empty", _PLAIN_EMPTY_XATTR)],
     "vfs-overlay-copyup": [("layers/lower-hardlinks", _COPYUP_LINKS)],
-    "vfs-overlay-gofer-copyup": [("layers/lower-hardlinks", _COPYUP_LINKS),
-                                 ("fifos/char-device", _MKNOD)],
+    "vfs-overlay-gofer-copyup": [("layers/lower-hardlinks", _COPYUP_LINKS)],
 }
 
 _VFS_ATIME = "vfs: atime is never updated by read or readdir (Linux mounts are relatime)"

@@ -519,7 +519,7 @@ async def _gofer_lower(policy: str = "exclusive") -> AsyncIterator[GoferFS]:
     os.mkdir(export, 0o755)
     sock = os.path.join(top, "gofer.sock")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "gofer", "serve", "--export", f"x={export}",
+        [sys.executable, "-m", "runtime.cli", "gofer", "serve", "--export", f"x={export}:mknod",
          "--listen", f"unix:{sock}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         with trio.fail_after(30):

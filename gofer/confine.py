@@ -10,8 +10,9 @@ Three walls, applied in this order by `confine()`:
 2. Capabilities: the bounding, permitted and effective sets are reduced to CAP_CHOWN,
    CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, plus CAP_SETUID and
    CAP_SETGID when the gofer switches to attaching users' credentials (setfsuid(2) needs
-   them). CAP_MKNOD, CAP_SYS_ADMIN and the rest are gone; no_new_privs is set and the
-   process is made non-dumpable.
+   them), plus CAP_MKNOD when an export allows creating device nodes (`mknod`).
+   CAP_SYS_ADMIN and the rest are gone; no_new_privs is set and the process is made
+   non-dumpable.
 3. seccomp: an allow-list filter (`ALLOWED_SYSCALLS`, built in BPF here) applied to every
    thread (TSYNC). Any other syscall fails with EPERM; a non-x86_64 syscall kills the
    process.
@@ -42,6 +43,7 @@ _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_u
 
 CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID = 0, 1, 2, 3, 4
 CAP_SETGID, CAP_SETUID = 6, 7
+CAP_MKNOD = 27
 KEPT_CAPS = (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID)
 
 # Syscalls the confined gofer makes: CPython and glibc housekeeping, trio's event loop,
@@ -280,8 +282,12 @@ def install_seccomp(allowed_names: Iterable[str] = ALLOWED_SYSCALLS) -> None:
     )
 
 
-def confine(*, switch_identity: bool, seccomp: bool = True, mountpoint: str = "/tmp") -> str:
+def confine(*, switch_identity: bool, seccomp: bool = True, mountpoint: str = "/tmp",
+            mknod: bool = False) -> str:
     """Apply all three walls; return the path prefix of our own fds ("/fd").
+
+    `mknod`: keep CAP_MKNOD (an export lets root clients create device nodes; the kernel
+    drops it from requests run as any other user, whose fsuid is not 0).
 
     Call after every export is opened and every listener bound: afterwards no host path can
     be opened, no socket created, and no privilege regained. Not root: the walls are built
@@ -295,6 +301,8 @@ def confine(*, switch_identity: bool, seccomp: bool = True, mountpoint: str = "/
         keep: set[int] = set()  # no DAC override even over our own files: as the user would be
     else:
         keep = set(KEPT_CAPS) | ({CAP_SETUID, CAP_SETGID} if switch_identity else set())
+        if mknod:
+            keep.add(CAP_MKNOD)
     drop_capabilities(keep)
     _check(_libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0), "PR_SET_DUMPABLE")
     if seccomp:

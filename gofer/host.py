@@ -114,6 +114,8 @@ class Export:
         submounts: let walks cross mount points inside the export (off by default, so a bind
             mount placed inside the export cannot lead out of it).
         allow_devices: let clients open device nodes (off: exports behave as if mounted nodev).
+        allow_mknod: let a privileged client (one whose identity holds CAP_MKNOD: root, on a
+            root gofer) create block and character device nodes (off: EPERM for everyone).
     """
 
     name: str
@@ -121,6 +123,7 @@ class Export:
     readonly: bool = False
     submounts: bool = False
     allow_devices: bool = False
+    allow_mknod: bool = False
     procfd: ProcFD | None = None
     root_fd: int = -1
     root_dev: int = 0
@@ -338,11 +341,14 @@ class Node:
         size: int = 0,
         atime: tuple[int, int] = (0, 0),
         mtime: tuple[int, int] = (0, 0),
+        size_fd: int = -1,
     ) -> None:
         """Change attributes in Linux's order of effect: owner, mode, size, times.
 
         `valid` holds `p9.SetattrMask` bits. ATIME/MTIME without the *_SET bit mean
         "now" (which needs only write access); with it, the explicit (sec, nsec) given.
+        `size_fd`: a descriptor of this file already open for writing (the fid's): the size
+        is set through it, as ftruncate(2) does, whatever the file's mode says now.
 
         Raises:
             OSError(EROFS): read-only export. OSError(EPERM/EACCES): from the host.
@@ -363,11 +369,10 @@ class Node:
                 raise OSError(errno.EISDIR, "truncate of a directory")
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(errno.EINVAL, "truncate of a non-regular file")
-            fd = pf.open(self.fd, os.O_WRONLY | os.O_NONBLOCK)
-            try:
-                os.ftruncate(fd, size)
-            finally:
-                os.close(fd)
+            if size_fd >= 0:
+                os.ftruncate(size_fd, size)
+            else:
+                self._truncate(size)
         if valid & (SetattrMask.ATIME | SetattrMask.MTIME):
             times = (Timespec * 2)()
             for i, (bit, setbit, value) in enumerate(
@@ -380,6 +385,14 @@ class Node:
                 else:
                     times[i].tv_sec, times[i].tv_nsec = 0, UTIME_NOW
             utimensat(pf.dirfd, str(self.fd), times)
+
+    def _truncate(self, size: int) -> None:
+        """truncate(2): through a write reopen, so the host checks write permission."""
+        fd = self.procfd.open(self.fd, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -499,9 +512,17 @@ class Node:
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
 
     def mknod(self, name: str, mode: int, major: int, minor: int) -> os.stat_result:
-        """mknodat(2) here (fifos, sockets, regular files; devices only with CAP_MKNOD)."""
+        """mknodat(2) here: fifos, sockets, regular files; block and character devices only on
+        an export with allow_mknod, and then only for a caller with CAP_MKNOD (the host
+        kernel decides: a root gofer acting for a non-root user has dropped it).
+
+        Raises:
+            OSError(EPERM): a device node, on an export without allow_mknod.
+        """
         check_name(name, creating=True)
         self.export.mutating()
+        if (stat.S_ISBLK(mode) or stat.S_ISCHR(mode)) and not self.export.allow_mknod:
+            raise OSError(errno.EPERM, f"export {self.export.name!r} does not allow device nodes")
         self._still_beneath()
         if major > 0xFFF or minor > 0xFFFFF:  # the kernel's dev_t is 32 bits: glibc's EINVAL
             raise OSError(errno.EINVAL, "device number out of range", name)

@@ -43,7 +43,7 @@ log = logging.getLogger("gofer")
 
 
 def parse_export(spec: str) -> Export:
-    """`NAME=DIR[:opt,...]` with options ro, rw, submounts, devices.
+    """`NAME=DIR[:opt,...]` with options ro, rw, submounts, devices, mknod.
 
     Raises:
         ValueError: malformed spec, unknown option, or DIR not a directory.
@@ -62,8 +62,11 @@ def parse_export(spec: str) -> Export:
             e.submounts = True
         elif opt == "devices":
             e.allow_devices = True
+        elif opt == "mknod":
+            e.allow_mknod = True
         else:
-            raise ValueError(f"export {spec!r}: unknown option {opt!r} (ro, rw, submounts, devices)")
+            raise ValueError(f"export {spec!r}: unknown option {opt!r} "
+                             "(ro, rw, submounts, devices, mknod)")
     if "/" in name:
         raise ValueError(f"export name {name!r} contains '/'")
     if not os.path.isdir(path):
@@ -417,7 +420,8 @@ def prepare(
         from . import confine as confinement
 
         _preload()
-        procfd.rebase(confinement.confine(switch_identity=policy.switch))
+        procfd.rebase(confinement.confine(switch_identity=policy.switch,
+                                          mknod=any(e.allow_mknod for e in exports)))
     return fs, sockets
 
 

@@ -10,10 +10,12 @@ operations can block indefinitely, are opened O_NONBLOCK and waited on with trio
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import trio
 
@@ -278,7 +280,17 @@ class GoferFile(p9.File):
             size=attr.size,
             atime=(attr.atime_sec, attr.atime_nsec),
             mtime=(attr.mtime_sec, attr.mtime_nsec),
+            size_fd=self._write_fd() if valid & p9.SetattrMask.SIZE else -1,
         )
+
+    def _write_fd(self) -> int:
+        """The fid's descriptor when it is open for writing, else -1: a size change through it
+        is ftruncate(2), which needs only that descriptor (Linux's v9fs sends an ftruncate's
+        Tsetattr on the open fid), not write permission on the file as it is now."""
+        of = self.of
+        if of is None or of.fd < 0 or self.fifo_wait:
+            return -1
+        return of.fd if fcntl.fcntl(of.fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY else -1
 
     # -- open files ------------------------------------------------------------------------
 
@@ -297,8 +309,8 @@ class GoferFile(p9.File):
     async def create(
         self, name: bytes, flags: int, mode: int, gid: int, uid: int | None
     ) -> tuple[GoferFile, Qid, int]:
-        self._as()
-        node, of = self.node.create(_s(name), flags, mode)
+        with self._creating(gid):
+            node, of = self.node.create(_s(name), flags, mode)
         try:
             st = self._own(node, uid, gid, os.stat(node.fd))
         except BaseException:
@@ -309,23 +321,56 @@ class GoferFile(p9.File):
         child.of = of
         return child, _qid_of(node.export, st), 0
 
+    @contextmanager
+    def _creating(self, gid: int) -> Iterator[None]:
+        """Run a create with the credentials a local create by the caller would have: the
+        attaching user's, with the request's gid (the caller's fsgid; Linux's v9fs sends the
+        directory's group in a set-gid directory) as fsgid when that user may take it (a
+        group it is in; any, for root). The host kernel then gives the new file the group
+        Linux gives (the directory's in a set-gid directory, else that fsgid), strips
+        S_ISGID where Linux does, and makes new subdirectories of a set-gid directory
+        set-gid; no chown afterwards clears set-id bits. Another gid stays the attaching
+        user's primary group (`_own` tries it with chown, which the host may refuse)."""
+        ident = self.ident
+        if (not self.switch or gid in (_NO_ID, ident.gid)
+                or not (ident.uid == 0 or ident.in_group(gid))):
+            self._as()
+            yield
+            return
+        apply_ident(Ident(ident.uid, gid, tuple(sorted({ident.gid, *ident.groups}))))
+        try:
+            yield
+        finally:
+            self._as()
+
     def _own(self, node: Node, uid: int | None, gid: int, st: os.stat_result) -> os.stat_result:
         """Give a new file the requested owner/group when they differ and the user may.
 
-        The kernel already made the new file the attaching user's (fsuid/fsgid) with the
-        directory's group on a set-gid directory; a client's explicit gid (Linux sends its
-        fsgid, or the set-gid group) or Tu* uid is applied with chown, which the kernel
-        refuses for a user not allowed to give that owner: then the kernel's choice stands.
+        The kernel made the new file with the creator's credentials (`_creating`); what is
+        left is a gid the creator could not take as fsgid (applied with chown, which the
+        kernel refuses to a user outside the group: then the kernel's choice stands), never
+        in a set-gid directory (whose group Linux gives whatever the caller's fsgid), and a
+        Tu* uid. A chown clears set-id bits the create kept; they are put back, as the
+        file would have them had that owner created it.
         """
         want_uid = uid if uid is not None and uid != _NO_ID and uid != st.st_uid else -1
         want_gid = gid if gid != _NO_ID and gid != st.st_gid else -1
+        if want_gid != -1 and os.stat(self.node.fd).st_mode & stat.S_ISGID:
+            want_gid = -1
         if want_uid == -1 and want_gid == -1:
             return st
         try:
             node.chown(want_uid, want_gid)
         except PermissionError:
             return st
-        return os.stat(node.fd)
+        now = os.stat(node.fd)
+        if now.st_mode != st.st_mode and not stat.S_ISLNK(st.st_mode):
+            try:
+                node.setattr(p9.SetattrMask.MODE, mode=st.st_mode)
+            except PermissionError:
+                return now
+            now = os.stat(node.fd)
+        return now
 
     async def read(self, offset: int, count: int) -> bytes:
         of = self._opened()
@@ -419,20 +464,20 @@ class GoferFile(p9.File):
     # -- namespace -------------------------------------------------------------------------
 
     async def mkdir(self, name: bytes, mode: int, gid: int, uid: int | None) -> Qid:
-        self._as()
-        self.node.mkdir(_s(name), mode)
+        with self._creating(gid):
+            self.node.mkdir(_s(name), mode)
         return self._new_entry(name, uid, gid)
 
     async def symlink(self, name: bytes, target: bytes, gid: int, uid: int | None) -> Qid:
-        self._as()
-        self.node.symlink(_s(name), _s(target))
+        with self._creating(gid):
+            self.node.symlink(_s(name), _s(target))
         return self._new_entry(name, uid, gid)
 
     async def mknod(
         self, name: bytes, mode: int, major: int, minor: int, gid: int, uid: int | None
     ) -> Qid:
-        self._as()
-        self.node.mknod(_s(name), mode, major, minor)
+        with self._creating(gid):
+            self.node.mknod(_s(name), mode, major, minor)
         return self._new_entry(name, uid, gid)
 
     def _new_entry(self, name: bytes, uid: int | None, gid: int) -> Qid:

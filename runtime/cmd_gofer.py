@@ -15,7 +15,8 @@ def gofer() -> None:
 @gofer.command()
 @click.option("--export", "exports", multiple=True, required=True, metavar="NAME=DIR[:ro]",
               help="Export DIR under aname NAME; options after ':' (comma-separated): ro, rw, "
-                   "submounts (cross mount points inside DIR), devices (allow opening device nodes).")
+                   "submounts (cross mount points inside DIR), devices (allow opening device nodes), mknod (let a root client create "
+                   "device nodes).")
 @click.option("--listen", "listens", multiple=True, required=True,
               metavar="unix:PATH|tcp:HOST:PORT|tls:HOST:PORT|fd:N",
               help="Where to serve (repeatable). tcp: is unencrypted and trusts the user each "

@@ -20,7 +20,7 @@ TOPICS = ["dirs", "links", "open", "readdir", "symlinks", "xattr"]
 
 # Differences that are not the gofer's to fix, each with its reason:
 EXPECTED_DIFFERENCES = {
-    # the confined gofer has no CAP_MKNOD (gofer/README.md, "Confinement")
+    # the export has no `mknod` option (off by default: gofer/README.md, "Confinement")
     "fifos/char-device",
     # 9P carries a uid, not supplementary groups: the case's group membership is made up by
     # the test (setgroups), unknown to the host's group database the gofer consults
