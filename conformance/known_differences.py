@@ -80,13 +80,10 @@ _VFS = [
     ("dirs/rmdir-open-dir", _VFS_DEADDIR),
 ]
 
-_GFS_SGID = ("vfs/goferfs: S_ISGID asked for by a group member is lost on a new file in a "
-             "setgid directory")
 _GFS_WRITE0 = "vfs/goferfs: a zero-length write changes mtime/ctime (Linux changes nothing)"
 _GFS_XATTR = "vfs/goferfs: setxattr does not change ctime (the cached attributes go stale)"
 _VFS_GOFER = [
     *_VFS,
-    ("owner/setgid-inherit-file-member", _GFS_SGID),
     ("times/changes-write-zero", _GFS_WRITE0),
     ("times/changes-setxattr", _GFS_XATTR),
 ]
@@ -99,8 +96,7 @@ _VFS_COPYUP = [*_VFS, ("times/changes-mkdir-inside", _OVL_PARENT)]
 KNOWN_BUGS: dict[str, list[tuple[str, str]]] = {
     "vfs-tmpfs": _VFS, "vfs-overlay": _VFS, "vfs-gofer": _VFS_GOFER, "vfs-overlay-gofer": _VFS,
     # the shared policy asks the server again, so times are the host's
-    "vfs-gofer-shared": [("dirs/rmdir-open-dir", _VFS_DEADDIR),
-                         ("owner/setgid-inherit-file-member", _GFS_SGID)],
+    "vfs-gofer-shared": [("dirs/rmdir-open-dir", _VFS_DEADDIR)],
     "vfs-overlay-copyup": _VFS_COPYUP, "vfs-overlay-gofer-copyup": _VFS_COPYUP,
     "vfs-9p": _VFS_GOFER,
     "9p": [

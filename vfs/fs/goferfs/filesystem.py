@@ -448,7 +448,11 @@ class GoferFS(Filesystem):
         d = self.child(parent, name, st)
         ino = inode_of(d)
         await self.fids.replace(ino, fid)
-        fix_mode = (st.attr.mode & 0o7777) != (mode & 0o7777) and not ino.is_symlink
+        # The mode goes with an owner change too: the server applies the owner first, and
+        # that chown clears S_ISUID/S_ISGID the new file must keep (a setgid directory's
+        # member creating a setgid file).
+        fix_mode = ((st.attr.mode & 0o7777) != (mode & 0o7777) or uid != st.attr.uid) \
+            and not ino.is_symlink
         if uid != st.attr.uid or fix_mode:
             await fid.setattr(uid=uid if uid != st.attr.uid else None,
                               mode=mode & 0o7777 if fix_mode else None)
