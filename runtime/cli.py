@@ -22,7 +22,8 @@ COMMANDS: dict[str, str] = {
     **{name: f"runtime.oci.commands:{attr}" for name, attr in (
         ("create", "create"), ("start", "start"), ("run", "run"), ("state", "state"),
         ("kill", "kill"), ("delete", "delete"), ("exec", "exec_"), ("ps", "ps"),
-        ("list", "list_"), ("spec", "spec"), ("features", "features"))},
+        ("list", "list_"), ("spec", "spec"), ("features", "features"), ("pause", "pause"),
+        ("resume", "resume"), ("events", "events"), ("update", "update"))},
 }
 
 

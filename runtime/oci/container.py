@@ -13,6 +13,9 @@ Requests on the control socket:
     {"op": "start"}                     -> {"ok": true} once pid 1 runs, or {"error": ...}
     {"op": "kill", "signal": N, "all": B} -> {"ok": true}
     {"op": "ps"}                        -> {"pids": [host pids of the sandbox's processes]}
+    {"op": "pause"} / {"op": "resume"}  -> {"ok": true} once every task is frozen / thawed
+    {"op": "stats"}                     -> {"cpu": ..., "memory": ..., "pids": ...} (runc's
+                                           `events --stats` data, the sandbox's accounting)
     {"op": "exec", "process": {...}, "console": PATH?} + stdin/out/err as SCM_RIGHTS
                                         -> {"pid": N} or {"error": ...}; later {"status": W}
                                            (the client may send {"signal": N} meanwhile)
@@ -436,7 +439,54 @@ class Container:
             return {"pids": pids}
         if op == "exec":
             return await self._exec(req, fds, conn)
+        if op in ("pause", "resume"):
+            return await self._pause(op == "pause")
+        if op == "stats":
+            return self._stats()
         return {"error": f"unknown request {op!r}"}
+
+    async def _pause(self, pause: bool) -> dict[str, Any]:
+        """Freeze (or thaw) every task of the sandbox; the `paused` mark says it to
+        `state`."""
+        if not self.started.is_set() or self.kernel is None:
+            return {"error": "container not running"}
+        mark = self.states.path(self.cid, "paused")
+        if pause:
+            await self.kernel.freezer.freeze()
+            with open(mark, "w"):
+                pass
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(mark)
+            self.kernel.freezer.thaw()
+        return {"ok": True}
+
+    def _stats(self) -> dict[str, Any]:
+        """runc's stats shape from the sandbox's own accounting: CPU time of the live
+        stubs and of the processes that ended, the stubs' resident memory, the process
+        count."""
+        from sentry.kernel import usage
+
+        kernel = self.kernel
+        user = system = rss = 0
+        stubs = set() if kernel is None else {p.stub.pid for p in kernel.procs.values()}
+        for pid in stubs:
+            c = usage.cpu_times(pid)
+            user += c.utime
+            system += c.stime
+            rss += usage.resident(pid).pages * usage.PAGE
+        if kernel is not None:
+            user += kernel.ended_usage.utime
+            system += kernel.ended_usage.stime
+        tick_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        return {
+            "cpu": {"usage": {"total": (user + system) * tick_ns, "kernel": system * tick_ns,
+                              "user": user * tick_ns},
+                    "throttling": {}},
+            "memory": {"usage": {"usage": rss}, "swap": {}, "kernel": {}, "kernelTCP": {},
+                       "raw": {}},
+            "pids": {"current": 0 if kernel is None else len(kernel.tasks)},
+        }
 
     def kill(self, sig: int, everyone: bool = False) -> None:
         """A signal from outside (`runpsc kill`, or one this process received)."""

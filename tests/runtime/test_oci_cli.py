@@ -6,6 +6,7 @@ codes and messages for the error cases, and config.json errors that leave nothin
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import os
 import re
@@ -404,3 +405,72 @@ def test_run_in_the_foreground_on_a_terminal(runpsc: Runtime, tmp_path: Path) ->
     text = out.stdout.replace(b"^@", b"").replace(b"\r", b"").decode()
     assert (text, out.returncode) == ("/dev/pts/0\n20 70\n", 4), out
     assert runpsc("list", "-q").stdout == ""
+
+
+BUSY = ["sh", "-c", 'trap "echo got TERM; exit 9" TERM; echo ready; while :; do :; done']
+
+
+def _thread_states(pid: int) -> set[str]:
+    """The host state letters of every thread of `pid`."""
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            out.add(Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(") ", 1)[1][0])
+    return out
+
+
+def test_pause_resume_events_update_match_runc(runpsc: Runtime, runc: Runtime, bundle: Path,
+                                               tmp_path: Path) -> None:
+    """pause/resume, and what is refused while paused, as runc; a signal sent while paused
+    is taken once resumed; `events --stats` in runc's shape; `update` accepted."""
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = BUSY  # a loop in user code, no system call
+    write_config(bundle, cfg)
+    seen: dict[str, list[tuple[str, int, str]]] = {}
+    for rt in (runc, runpsc):
+        name = "runc" if rt is runc else "runpsc"
+        got = seen.setdefault(name, [])
+
+        def check(label: str, *args: str, rt: Runtime = rt, got: list[Any] = got) -> None:
+            out = rt(*args)
+            got.append((label, out.returncode, _message(out.stderr) if out.returncode else ""))
+
+        r, w = os.pipe()
+        pid = _created(rt, bundle, "p", tmp_path, stdout=w)
+        os.close(w)
+        rt("start", "p", check=True)
+        with os.fdopen(r) as lines:
+            assert lines.readline() == "ready\n"
+            check("resume running", "resume", "p")
+            check("pause", "pause", "p")
+            got.append(("state", 0, rt.state("p")["status"]))
+            if rt is runpsc:
+                # Every thread of the sandbox is held by the Sentry at a host stop (the
+                # busy loop would otherwise be running), the Sentry itself is not.
+                sentry, *stubs = json.loads(rt("ps", "--format", "json", "p",
+                                               check=True).stdout)
+                assert sentry == pid and stubs
+                for stub in stubs:
+                    assert _thread_states(stub) == {"t"}, stub
+            check("pause paused", "pause", "p")
+            check("delete paused", "delete", "p")
+            check("exec paused", "exec", "p", "true")
+            check("unknown pause", "pause", "nope")
+            check("unknown resume", "resume", "nope")
+            check("unknown events", "events", "--stats", "nope")
+            check("update", "update", "--pids-limit", "10", "--memory", "100000000", "p")
+            stats = json.loads(rt("events", "--stats", "p", check=True).stdout)
+            assert (stats["type"], stats["id"]) == ("stats", "p")
+            usage = stats["data"]["cpu"]["usage"]
+            assert all(isinstance(usage[k], int) for k in ("total", "kernel", "user"))
+            assert isinstance(stats["data"]["memory"]["usage"]["usage"], int)
+            got.append(("pids", 0, str(stats["data"]["pids"]["current"])))
+            check("kill paused", "kill", "p", "TERM")
+            check("resume", "resume", "p")
+            status = _reap(pid)
+            rest = lines.read()
+        assert rest == "got TERM\n"
+        assert status is not None and os.waitstatus_to_exitcode(status) == 9
+        check("resume stopped", "resume", "p")
+        check("delete", "delete", "p")
+    assert seen["runpsc"] == seen["runc"]
