@@ -116,7 +116,10 @@ class Container:
         self.gofers.append(GoferProcess.start(self.spec.root, readonly=False, submounts=True,
                                               fork=True))
         for m in self.binds:
-            self.gofers.append(GoferProcess.start(m.source, readonly=m.readonly, name="volume",
+            # A file (Docker's /etc/hosts, resolv.conf, hostname): its directory is served
+            # and only the file is bound (`_bind_file`).
+            source = m.source if os.path.isdir(m.source) else _file_parent(m.source)
+            self.gofers.append(GoferProcess.start(source, readonly=m.readonly, name="volume",
                                                   submounts="rbind" in m.options, fork=True))
 
     def close(self) -> None:
@@ -271,6 +274,9 @@ class Container:
             else:  # bind
                 fs = await _goferfs(stack, gofer_of[id(m)], readonly=m.readonly,
                                     policy="shared", aname=b"volume")
+                if not os.path.isdir(m.source):
+                    await self._bind_file(ctx, fs, m, i, flags)
+                    continue
             try:
                 await _mkdir_p(vfs, ctx, admin, target)
             except OSError as e:
@@ -281,6 +287,28 @@ class Container:
             await vfs.mount(ctx, admin, fs, None, target, flags=flags,
                             source=m.source or m.type)
         return providers
+
+    async def _bind_file(self, ctx: Any, fs: Any, m: Mount, i: int, flags: int) -> None:
+        """Bind the host file `m.source` (its directory is `fs`) on `m.destination`, made
+        as an empty file first if missing, as runc does."""
+        from vfs import Credentials
+        from vfs.abi import O_CREAT, O_RDONLY
+
+        admin = Credentials.root()
+        name = os.fsencode(os.path.basename(os.path.realpath(m.source)))
+        found = await fs.lookup(fs.root, [name])
+        if not found:
+            raise SpecError(f"mounts[{i}].source: {m.source} does not exist")
+        target = os.fsencode(m.destination)
+        try:
+            await _mkdir_p(self.vfs, ctx, admin, os.path.dirname(target))
+            f = await self.vfs.open(ctx, admin, None, target, O_RDONLY | O_CREAT, 0o755)
+            await f.dec_ref()
+            await self.vfs.mount(ctx, admin, fs, None, target, flags=flags, source=m.source,
+                                 root=found[0])
+        except OSError as e:
+            raise SpecError(f"mounts[{i}].destination: cannot bind {m.source} on "
+                            f"{m.destination}: {os.strerror(e.errno or errno.EIO)}") from None
 
     async def _stdio(self, proc: Process, creds: Any, console: str | None,
                      fds: list[int] | None = None) -> tuple[Any, Any]:
@@ -619,6 +647,12 @@ def _tmpfs_size(m: Mount, i: int) -> int:
         return parse_size(v)
     except ValueError as e:
         raise SpecError(f"mounts[{i}].options: {e}") from None
+
+
+def _file_parent(path: str) -> str:
+    """The host directory holding the file `path` names (symlinks followed, as mount(2)
+    follows them in a bind's source)."""
+    return os.path.dirname(os.path.realpath(path))
 
 
 def _message(e: BaseException) -> str:

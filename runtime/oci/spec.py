@@ -271,9 +271,6 @@ def _mount(doc: Any, where: str) -> Mount:
             raise SpecError(f"{where}.source: {source!r} is not an absolute path")
         if not os.path.exists(source):
             raise SpecError(f"{where}.source: {source} does not exist")
-        if not os.path.isdir(source):
-            raise SpecError(f"{where}.source: {source} is not a directory (bind mounts of "
-                            "files are not supported)")
     return Mount(os.path.normpath(dest), kind, source, options)
 
 
