@@ -57,14 +57,18 @@ class Freezer:
         """Freeze every thread; return once each is held or asleep in a call."""
         if self.thawed is None:
             self.thawed = trio.Event()
-            for th in self._threads():
-                if not th._sleeps:
+        kicked: set[Task] = set()
+        while self.thawed is not None:
+            running = [th for th in self._threads() if th not in self.held and not th._sleeps]
+            if not running:
+                return
+            for th in running:
+                if th not in kicked:  # also a thread born since (a clone under way)
+                    kicked.add(th)
                     try:
                         sigstate.kick(th)
                     except OSError:
                         pass  # the thread is gone
-        while self.thawed is not None and any(
-                th not in self.held and not th._sleeps for th in self._threads()):
             self._changed = trio.Event()
             with trio.move_on_after(0.05):  # also re-check threads that ended meanwhile
                 await self._changed.wait()
