@@ -645,8 +645,8 @@ _UPDATE_FLAGS = {
 @click.option("--blkio-weight")
 @click.argument("container_id")
 def update(resources_file: str | None, container_id: str, **flags: str | None) -> None:
-    """Accept new resources (runc's flags or --resources JSON). The sandbox enforces no
-    cgroup limits yet: each one given is reported on stderr as not applied."""
+    """Set new resources (runc's flags or --resources JSON): the sandbox applies
+    pids.limit; each other one given is named on stderr as not applied."""
     g = _globals()
     st = _load(g, container_id)
     if st.status() == "stopped":
@@ -666,11 +666,21 @@ def update(resources_file: str | None, container_id: str, **flags: str | None) -
     for name, value in flags.items():
         if value is not None:
             section, key = _UPDATE_FLAGS[name]
-            doc.setdefault(section, {})[key] = value
-    ignored = sorted(f"{section}.{key}" for section, v in doc.items()
-                     for key in (v if isinstance(v, dict) else {"": v}))
+            if name == "pids_limit":
+                try:
+                    doc.setdefault(section, {})[key] = int(value)
+                except ValueError:
+                    g.fail(f"invalid value for pids-limit: {value}")
+            else:
+                doc.setdefault(section, {})[key] = value
+    reply = request(g, container_id, {"op": "update", "resources": doc})
+    if "error" in reply:
+        g.fail(reply["error"])
+    ignored = sorted({f"{section}.{key}" for section, v in doc.items()
+                      for key in (v if isinstance(v, dict) else {"": v})}
+                     - set(reply.get("applied", [])))
     if ignored:
-        print(f"runpsc update: not applied (the sandbox enforces no cgroup limits): "
+        print(f"runpsc update: not applied (the sandbox enforces no such limit): "
               f"{', '.join(ignored)}", file=sys.stderr, flush=True)
 
 

@@ -196,6 +196,7 @@ class Container:
                         hostname=hostname.encode())
         if spec.domainname is not None:
             kernel.domainname = spec.domainname.encode()
+        kernel.pids_limit = spec.pids_limit
         self.kernel = kernel
         procfs = await self._build_mounts(stack, ctx, dict(zip(
             (id(m) for m in self.binds), bind_gofers, strict=True)))
@@ -471,6 +472,8 @@ class Container:
             return await self._pause(op == "pause")
         if op == "stats":
             return self._stats()
+        if op == "update":
+            return self._update(req.get("resources"))
         return {"error": f"unknown request {op!r}"}
 
     async def _pause(self, pause: bool) -> dict[str, Any]:
@@ -488,6 +491,20 @@ class Container:
                 os.unlink(mark)
             self.kernel.freezer.thaw()
         return {"ok": True}
+
+    def _update(self, resources: Any) -> dict[str, Any]:
+        """`runpsc update`: apply what the sandbox enforces (pids.limit); answer what was
+        applied."""
+        from runtime.oci.spec import pids_limit
+
+        if not isinstance(resources, dict):
+            return {"error": "resources: want an object"}
+        applied = []
+        pids = resources.get("pids")
+        if isinstance(pids, dict) and "limit" in pids:
+            self.kernel.pids_limit = pids_limit(pids["limit"], "pids.limit")
+            applied.append("pids.limit")
+        return {"applied": applied}
 
     def _stats(self) -> dict[str, Any]:
         """runc's stats shape from the sandbox's own accounting: CPU time of the live
@@ -513,7 +530,9 @@ class Container:
                     "throttling": {}},
             "memory": {"usage": {"usage": rss}, "swap": {}, "kernel": {}, "kernelTCP": {},
                        "raw": {}},
-            "pids": {"current": 0 if kernel is None else len(kernel.tasks)},
+            "pids": {"current": 0 if kernel is None else len(kernel.tasks),
+                     **({} if kernel is None or kernel.pids_limit is None
+                        else {"limit": kernel.pids_limit})},
         }
 
     def kill(self, sig: int, everyone: bool = False) -> None:

@@ -136,6 +136,9 @@ class Kernel:
         self.tty = TTYControl(self)
         #: The whole sandbox frozen (an OCI runtime's pause): the run loop holds threads.
         self.freezer = Freezer(self)
+        #: The pids cgroup's limit an OCI runtime sets (linux.resources.pids.limit): fork
+        #: and clone fail with EAGAIN once the sandbox has this many threads. None: none.
+        self.pids_limit: int | None = None
 
     @property
     def network(self) -> Network:

@@ -476,3 +476,40 @@ def test_pause_resume_events_update_match_runc(runpsc: Runtime, runc: Runtime, b
         check("resume stopped", "resume", "p")
         check("delete", "delete", "p")
     assert seen["runpsc"] == seen["runc"]
+
+
+
+PIDS = ["sh", "-c", "echo ready; read x; (true) && echo forked"]
+
+
+@pytest.mark.parametrize("raise_limit", [False, True])
+def test_pids_limit_and_update_match_runc(runpsc: Runtime, runc: Runtime, bundle: Path,
+                                          tmp_path: Path, raise_limit: bool) -> None:
+    """linux.resources.pids.limit: a fork beyond it fails with EAGAIN (busybox sh gives up
+    with status 2); `update --pids-limit` raises it in a running container."""
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = PIDS
+    cfg.setdefault("linux", {})["resources"] = {"pids": {"limit": 1}}
+    write_config(bundle, cfg)
+    seen: dict[str, tuple[Any, ...]] = {}
+    for rt in (runc, runpsc):
+        r, w = os.pipe()
+        r_in, w_in = os.pipe()
+        pid = _created(rt, bundle, "n", tmp_path, stdin=r_in, stdout=w, stderr=w)
+        os.close(w)
+        os.close(r_in)
+        rt("start", "n", check=True)
+        with os.fdopen(r) as lines, os.fdopen(w_in, "w") as stdin:
+            ready = lines.readline()
+            updated = rt("update", "--pids-limit", "5", "n").returncode if raise_limit else 0
+            stdin.write("\n")
+            stdin.flush()
+            rest = lines.read()
+        status = _reap(pid)
+        assert status is not None
+        seen["runc" if rt is runc else "runpsc"] = (ready, updated, rest,
+                                                     os.waitstatus_to_exitcode(status))
+        rt("delete", "n", check=True)
+    assert seen["runpsc"] == seen["runc"]
+    assert seen["runpsc"][2] == ("forked\n" if raise_limit else
+                                 "sh: can't fork: Resource temporarily unavailable\n")
