@@ -599,7 +599,7 @@ def events(once: bool, interval: str, container_id: str) -> None:
     except ValueError:
         g.fail(f"invalid value {interval!r} for flag --interval")
     while True:
-        click.echo(json.dumps(_stats(g, container_id)))
+        click.echo(json.dumps(_stats(g, container_id), separators=(",", ":")))
         if once:
             return
         time.sleep(every)
