@@ -54,7 +54,8 @@ def cli(root: str, log: str | None, log_format: str, debug: bool, systemd_cgroup
     """runpsc: a user-space kernel sandbox in Python, in the spirit of gVisor.
 
     The global options are runc's, for the OCI commands (create, start, state, kill,
-    delete, run, exec, ps, list, spec, features); see docs/oci.md.
+    delete, run, exec, ps, list, pause, resume, events, update, spec, features); see
+    docs/oci.md.
     """
 
 
