@@ -22,7 +22,8 @@ COMMANDS: dict[str, str] = {
     **{name: f"runtime.oci.commands:{attr}" for name, attr in (
         ("create", "create"), ("start", "start"), ("run", "run"), ("state", "state"),
         ("kill", "kill"), ("delete", "delete"), ("exec", "exec_"), ("ps", "ps"),
-        ("list", "list_"), ("spec", "spec"), ("features", "features"))},
+        ("list", "list_"), ("spec", "spec"), ("features", "features"), ("pause", "pause"),
+        ("resume", "resume"), ("events", "events"), ("update", "update"))},
 }
 
 
@@ -53,7 +54,8 @@ def cli(root: str, log: str | None, log_format: str, debug: bool, systemd_cgroup
     """runpsc: a user-space kernel sandbox in Python, in the spirit of gVisor.
 
     The global options are runc's, for the OCI commands (create, start, state, kill,
-    delete, run, exec, ps, list, spec, features); see docs/oci.md.
+    delete, run, exec, ps, list, pause, resume, events, update, spec, features); see
+    docs/oci.md.
     """
 
 

@@ -61,14 +61,17 @@ class Namespace:
 
     async def mount(self, ctx: FSContext, creds: Credentials, fs: Filesystem,
                     dirfd: FileDescription | None, path: bytes, *, flags: int = 0,
-                    source: str = "none") -> Mount:
-        """Mount `fs` on the directory `path` names (on top of any mount already there)."""
+                    source: str = "none", root: Dentry | None = None) -> Mount:
+        """Mount `fs` on the directory `path` names (on top of any mount already there);
+        with `root`, only that dentry of `fs` is seen there, as a bind of it: a file's goes
+        on a file (how an OCI runtime binds a single host file such as /etc/hosts)."""
         if not creds.has_cap(CAP_SYS_ADMIN):
             raise error(errno.EPERM)
         at = await self.resolve(ctx, creds, dirfd, path)
-        if not at.dentry.inode.is_dir:
-            raise error(errno.ENOTDIR, path)
-        m = Mount(fs, fs.root, flags, source)
+        top = fs.root if root is None else root
+        if top.inode.is_dir != at.dentry.inode.is_dir:
+            raise error(errno.ENOTDIR if top.inode.is_dir else errno.EISDIR, path)
+        m = Mount(fs, top, flags, source)
         self._attach(m, at)
         return m
 

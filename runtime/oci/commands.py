@@ -540,9 +540,148 @@ def delete(force: bool, container_id: str) -> None:
     g = _globals()
     st = _load(g, container_id)
     status = st.status()
-    if status == "running" and not force:
-        g.fail(f"cannot delete container {container_id} that is not stopped: running")
+    if status in ("running", "paused") and not force:
+        g.fail(f"cannot delete container {container_id} that is not stopped: {status}")
     _delete(g, container_id, st)
+
+
+# -- pause / resume / events / update -----------------------------------------------------
+
+
+@click.command("pause")
+@click.argument("container_id")
+def pause(container_id: str) -> None:
+    """Freeze every process of the container (the Sentry holds them; they see nothing)."""
+    g = _globals()
+    st = _load(g, container_id)
+    if st.status() != "running":
+        g.fail("container not running")
+    reply = request(g, container_id, {"op": "pause"})
+    if "error" in reply:
+        g.fail(reply["error"])
+
+
+@click.command("resume")
+@click.argument("container_id")
+def resume(container_id: str) -> None:
+    """Let a paused container's processes go on."""
+    g = _globals()
+    st = _load(g, container_id)
+    if st.status() != "paused":
+        g.fail("container not paused")
+    reply = request(g, container_id, {"op": "resume"})
+    if "error" in reply:
+        g.fail(reply["error"])
+
+
+def _stats(g: Globals, cid: str) -> dict[str, Any]:
+    reply = request(g, cid, {"op": "stats"})
+    if "error" in reply:
+        g.fail(reply["error"])
+    return {"type": "stats", "id": cid, "data": reply}
+
+
+@click.command("events")
+@click.option("--stats", "once", is_flag=True, help="Print the stats once and exit.")
+@click.option("--interval", default="5s", help="Time between stats (e.g. 5s, 500ms).")
+@click.argument("container_id")
+def events(once: bool, interval: str, container_id: str) -> None:
+    """The container's resource usage as runc's JSON events (`type: stats`), every
+    --interval until it stops, or once with --stats."""
+    import time
+
+    g = _globals()
+    st = _load(g, container_id)
+    if st.status() == "stopped":
+        g.fail("container with id " + container_id + " is not running")
+    try:
+        every = _duration(interval)
+    except ValueError:
+        g.fail(f"invalid value {interval!r} for flag --interval")
+    while True:
+        click.echo(json.dumps(_stats(g, container_id), separators=(",", ":")))
+        if once:
+            return
+        time.sleep(every)
+        if not st.alive():
+            return
+
+
+def _duration(text: str) -> float:
+    """A Go duration as runc's flags take it: 5s, 500ms, 1m."""
+    for suffix, scale in (("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(suffix) and text[:-len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[:-len(suffix)]) * scale
+    raise ValueError(text)
+
+
+#: `update`'s flags and where they go in the OCI resources document.
+_UPDATE_FLAGS = {
+    "memory": ("memory", "limit"), "memory_reservation": ("memory", "reservation"),
+    "memory_swap": ("memory", "swap"), "kernel_memory": ("memory", "kernel"),
+    "cpu_shares": ("cpu", "shares"), "cpu_quota": ("cpu", "quota"),
+    "cpu_period": ("cpu", "period"), "cpu_rt_runtime": ("cpu", "realtimeRuntime"),
+    "cpu_rt_period": ("cpu", "realtimePeriod"), "cpuset_cpus": ("cpu", "cpus"),
+    "cpuset_mems": ("cpu", "mems"), "pids_limit": ("pids", "limit"),
+    "blkio_weight": ("blockIO", "weight"),
+}
+
+
+@click.command("update")
+@click.option("--resources", "-r", "resources_file", help="A resources JSON file (- for "
+              "stdin).")
+@click.option("--memory")
+@click.option("--memory-reservation")
+@click.option("--memory-swap")
+@click.option("--kernel-memory")
+@click.option("--cpu-shares")
+@click.option("--cpu-quota")
+@click.option("--cpu-period")
+@click.option("--cpu-rt-runtime")
+@click.option("--cpu-rt-period")
+@click.option("--cpuset-cpus")
+@click.option("--cpuset-mems")
+@click.option("--pids-limit")
+@click.option("--blkio-weight")
+@click.argument("container_id")
+def update(resources_file: str | None, container_id: str, **flags: str | None) -> None:
+    """Set new resources (runc's flags or --resources JSON): the sandbox applies
+    pids.limit; each other one given is named on stderr as not applied."""
+    g = _globals()
+    st = _load(g, container_id)
+    if st.status() == "stopped":
+        g.fail("container not running")
+    doc: dict[str, Any] = {}
+    if resources_file:
+        try:
+            if resources_file == "-":
+                doc = json.load(sys.stdin)
+            else:
+                with open(resources_file) as f:
+                    doc = json.load(f)
+        except (OSError, ValueError) as e:
+            g.fail(f"unable to parse resources: {e}")
+        if not isinstance(doc, dict):
+            g.fail("unable to parse resources: not a JSON object")
+    for name, value in flags.items():
+        if value is not None:
+            section, key = _UPDATE_FLAGS[name]
+            if name == "pids_limit":
+                try:
+                    doc.setdefault(section, {})[key] = int(value)
+                except ValueError:
+                    g.fail(f"invalid value for pids-limit: {value}")
+            else:
+                doc.setdefault(section, {})[key] = value
+    reply = request(g, container_id, {"op": "update", "resources": doc})
+    if "error" in reply:
+        g.fail(reply["error"])
+    ignored = sorted({f"{section}.{key}" for section, v in doc.items()
+                      for key in (v if isinstance(v, dict) else {"": v})}
+                     - set(reply.get("applied", [])))
+    if ignored:
+        print(f"runpsc update: not applied (the sandbox enforces no such limit): "
+              f"{', '.join(ignored)}", file=sys.stderr, flush=True)
 
 
 # -- exec ---------------------------------------------------------------------------------
@@ -575,6 +714,9 @@ def exec_(process_file: str | None, detach: bool, pid_file: str | None, tty: boo
     except StateError as e:
         g.fail(f"exec failed: {e}", 255)
     status = st.status()
+    if status == "paused":
+        g.fail("exec failed: cannot exec in a paused container (use --ignore-paused to "
+               "override)", 255)
     if status != "running":
         g.fail(f"exec failed: cannot exec in a {status} container", 255)
     if process_file:

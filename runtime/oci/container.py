@@ -13,6 +13,9 @@ Requests on the control socket:
     {"op": "start"}                     -> {"ok": true} once pid 1 runs, or {"error": ...}
     {"op": "kill", "signal": N, "all": B} -> {"ok": true}
     {"op": "ps"}                        -> {"pids": [host pids of the sandbox's processes]}
+    {"op": "pause"} / {"op": "resume"}  -> {"ok": true} once every task is frozen / thawed
+    {"op": "stats"}                     -> {"cpu": ..., "memory": ..., "pids": ...} (runc's
+                                           `events --stats` data, the sandbox's accounting)
     {"op": "exec", "process": {...}, "console": PATH?} + stdin/out/err as SCM_RIGHTS
                                         -> {"pid": N} or {"error": ...}; later {"status": W}
                                            (the client may send {"signal": N} meanwhile)
@@ -114,7 +117,10 @@ class Container:
         self.gofers.append(GoferProcess.start(self.spec.root, readonly=False, submounts=True,
                                               fork=True))
         for m in self.binds:
-            self.gofers.append(GoferProcess.start(m.source, readonly=m.readonly, name="volume",
+            # A file (Docker's /etc/hosts, resolv.conf, hostname): its directory is served
+            # and only the file is bound (`_bind_file`).
+            source = m.source if os.path.isdir(m.source) else _file_parent(m.source)
+            self.gofers.append(GoferProcess.start(source, readonly=m.readonly, name="volume",
                                                   submounts="rbind" in m.options, fork=True))
 
     def close(self) -> None:
@@ -194,6 +200,7 @@ class Container:
                         hostname=hostname.encode(), memory=self.memory)
         if spec.domainname is not None:
             kernel.domainname = spec.domainname.encode()
+        kernel.pids_limit = spec.pids_limit
         self.kernel = kernel
         procfs = await self._build_mounts(stack, ctx, dict(zip(
             (id(m) for m in self.binds), bind_gofers, strict=True)))
@@ -272,6 +279,9 @@ class Container:
             else:  # bind
                 fs = await _goferfs(stack, gofer_of[id(m)], readonly=m.readonly,
                                     policy="shared", aname=b"volume")
+                if not os.path.isdir(m.source):
+                    await self._bind_file(ctx, fs, m, i, flags)
+                    continue
             try:
                 await _mkdir_p(vfs, ctx, admin, target)
             except OSError as e:
@@ -282,6 +292,28 @@ class Container:
             await vfs.mount(ctx, admin, fs, None, target, flags=flags,
                             source=m.source or m.type)
         return providers
+
+    async def _bind_file(self, ctx: Any, fs: Any, m: Mount, i: int, flags: int) -> None:
+        """Bind the host file `m.source` (its directory is `fs`) on `m.destination`, made
+        as an empty file first if missing, as runc does."""
+        from vfs import Credentials
+        from vfs.abi import O_CREAT, O_RDONLY
+
+        admin = Credentials.root()
+        name = os.fsencode(os.path.basename(os.path.realpath(m.source)))
+        found = await fs.lookup(fs.root, [name])
+        if not found:
+            raise SpecError(f"mounts[{i}].source: {m.source} does not exist")
+        target = os.fsencode(m.destination)
+        try:
+            await _mkdir_p(self.vfs, ctx, admin, os.path.dirname(target))
+            f = await self.vfs.open(ctx, admin, None, target, O_RDONLY | O_CREAT, 0o755)
+            await f.dec_ref()
+            await self.vfs.mount(ctx, admin, fs, None, target, flags=flags, source=m.source,
+                                 root=found[0])
+        except OSError as e:
+            raise SpecError(f"mounts[{i}].destination: cannot bind {m.source} on "
+                            f"{m.destination}: {os.strerror(e.errno or errno.EIO)}") from None
 
     async def _stdio(self, proc: Process, creds: Any, console: str | None,
                      fds: list[int] | None = None) -> tuple[Any, Any]:
@@ -440,7 +472,72 @@ class Container:
             return {"pids": pids}
         if op == "exec":
             return await self._exec(req, fds, conn)
+        if op in ("pause", "resume"):
+            return await self._pause(op == "pause")
+        if op == "stats":
+            return self._stats()
+        if op == "update":
+            return self._update(req.get("resources"))
         return {"error": f"unknown request {op!r}"}
+
+    async def _pause(self, pause: bool) -> dict[str, Any]:
+        """Freeze (or thaw) every task of the sandbox; the `paused` mark says it to
+        `state`."""
+        if not self.started.is_set() or self.kernel is None:
+            return {"error": "container not running"}
+        mark = self.states.path(self.cid, "paused")
+        if pause:
+            await self.kernel.freezer.freeze()
+            with open(mark, "w"):
+                pass
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(mark)
+            self.kernel.freezer.thaw()
+        return {"ok": True}
+
+    def _update(self, resources: Any) -> dict[str, Any]:
+        """`runpsc update`: apply what the sandbox enforces (pids.limit); answer what was
+        applied."""
+        from runtime.oci.spec import pids_limit
+
+        if not isinstance(resources, dict):
+            return {"error": "resources: want an object"}
+        applied = []
+        pids = resources.get("pids")
+        if isinstance(pids, dict) and "limit" in pids:
+            self.kernel.pids_limit = pids_limit(pids["limit"], "pids.limit")
+            applied.append("pids.limit")
+        return {"applied": applied}
+
+    def _stats(self) -> dict[str, Any]:
+        """runc's stats shape from the sandbox's own accounting: CPU time of the live
+        stubs and of the processes that ended, the stubs' resident memory, the process
+        count."""
+        from sentry.kernel import usage
+
+        kernel = self.kernel
+        user = system = rss = 0
+        stubs = set() if kernel is None else {p.stub.pid for p in kernel.procs.values()}
+        for pid in stubs:
+            c = usage.cpu_times(pid)
+            user += c.utime
+            system += c.stime
+            rss += usage.resident(pid).pages * usage.PAGE
+        if kernel is not None:
+            user += kernel.ended_usage.utime
+            system += kernel.ended_usage.stime
+        tick_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        return {
+            "cpu": {"usage": {"total": (user + system) * tick_ns, "kernel": system * tick_ns,
+                              "user": user * tick_ns},
+                    "throttling": {}},
+            "memory": {"usage": {"usage": rss}, "swap": {}, "kernel": {}, "kernelTCP": {},
+                       "raw": {}},
+            "pids": {"current": 0 if kernel is None else len(kernel.tasks),
+                     **({} if kernel is None or kernel.pids_limit is None
+                        else {"limit": kernel.pids_limit})},
+        }
 
     def kill(self, sig: int, everyone: bool = False) -> None:
         """A signal from outside (`runpsc kill`, or one this process received)."""
@@ -571,6 +668,12 @@ def _tmpfs_size(m: Mount, i: int, default: int) -> int:
         return parse_size(v)
     except ValueError as e:
         raise SpecError(f"mounts[{i}].options: {e}") from None
+
+
+def _file_parent(path: str) -> str:
+    """The host directory holding the file `path` names (symlinks followed, as mount(2)
+    follows them in a bind's source)."""
+    return os.path.dirname(os.path.realpath(path))
 
 
 def _message(e: BaseException) -> str:

@@ -115,6 +115,7 @@ class Spec:
     annotations: dict[str, str]
     hooks: dict[str, list[Hook]]
     raw: dict[str, Any]
+    pids_limit: int | None = None  # linux.resources.pids.limit (None: no limit)
 
     @property
     def network(self) -> str:
@@ -185,7 +186,10 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
                             "supported (each runpsc container is its own sandbox)")
     hostname = top.get("hostname")
     domainname = top.get("domainname")
+    resources = _obj(linux.get("resources", {}), "linux.resources")
+    pids = _obj(resources.get("pids", {}), "linux.resources.pids")
     return Spec(
+        pids_limit=pids_limit(pids.get("limit"), "linux.resources.pids.limit"),
         bundle=bundle, root=root_abs,
         root_readonly=_bool(root.get("readonly", False), "root.readonly"),
         process=_process(top.get("process"), "process"),
@@ -194,6 +198,14 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
         domainname=None if domainname is None else _str(domainname, "domainname"),
         annotations=annotations, hooks=hooks, raw=top,
     )
+
+
+def pids_limit(v: Any, where: str) -> int | None:
+    """A pids limit as runc takes it: a positive number; 0, -1 or none: no limit."""
+    if v is None:
+        return None
+    n = _int(v, where)
+    return n if n > 0 else None
 
 
 def _process(doc: Any, where: str) -> Process:
@@ -271,9 +283,6 @@ def _mount(doc: Any, where: str) -> Mount:
             raise SpecError(f"{where}.source: {source!r} is not an absolute path")
         if not os.path.exists(source):
             raise SpecError(f"{where}.source: {source} does not exist")
-        if not os.path.isdir(source):
-            raise SpecError(f"{where}.source: {source} is not a directory (bind mounts of "
-                            "files are not supported)")
     return Mount(os.path.normpath(dest), kind, source, options)
 
 

@@ -1,12 +1,14 @@
 """Each container's state directory, `ROOT/ID/` (runc keeps the same shape under its root).
 
     state.json    id, bundle, pid and its start time, created, annotations, started
-    control.sock  the container's Sentry listens here (start, exec, kill, ps)
+    control.sock  the container's Sentry listens here (start, exec, kill, ps, pause, stats)
+    started       made by the Sentry once pid 1 runs
+    paused        made by the Sentry while the sandbox is frozen (`pause`)
 
 Why the pid's start time: a pid is reused after the container's process ends; a process
 with that pid and another start time is not ours, and the container is stopped.
 Status, as runc derives it: the process gone (or a zombie) → stopped; alive and `start`
-done → running; else created.
+done → running (or paused, while frozen); else created.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class ContainerState:
     start_time: int = 0
     created: str = field(default_factory=_now)
     started: bool = False  # not saved: `started` in the directory says it
+    paused: bool = False  # not saved: `paused` in the directory says it
     annotations: dict[str, str] = field(default_factory=dict)
     owner: str = ""
 
@@ -76,7 +79,9 @@ class ContainerState:
     def status(self) -> str:
         if not self.alive():
             return "stopped"
-        return "running" if self.started else "created"
+        if not self.started:
+            return "created"
+        return "paused" if self.paused else "running"
 
     def oci(self) -> dict[str, Any]:
         """The OCI state (what `runpsc state` prints), with runc's fields."""
@@ -132,7 +137,8 @@ class StateDir:
         except (OSError, ValueError):
             raise StateError("container does not exist") from None
         st = ContainerState(**doc)
-        st.started = os.path.exists(self.path(cid, "started"))  # the Sentry's mark
+        st.started = os.path.exists(self.path(cid, "started"))  # the Sentry's marks
+        st.paused = os.path.exists(self.path(cid, "paused"))
         return st
 
     def save(self, st: ContainerState) -> None:

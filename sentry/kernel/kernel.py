@@ -45,6 +45,7 @@ from . import posix_timers, robust, signals, sigstate, usage
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
+from .freeze import Freezer
 from .futex import Futexes
 from .futex import key_of as futex_key_of
 from .image import RecordingSource, image_of
@@ -138,6 +139,11 @@ class Kernel:
 
         #: Controlling terminals and their job control (devpts' hook).
         self.tty = TTYControl(self)
+        #: The whole sandbox frozen (an OCI runtime's pause): the run loop holds threads.
+        self.freezer = Freezer(self)
+        #: The pids cgroup's limit an OCI runtime sets (linux.resources.pids.limit): fork
+        #: and clone fail with EAGAIN once the sandbox has this many threads. None: none.
+        self.pids_limit: int | None = None
 
     @property
     def network(self) -> Network:
@@ -593,6 +599,7 @@ class Kernel:
         answered: Any = hot_answered
         budget = _CHECKPOINT_EVERY
         pending = -1
+        freezer = self.freezer
         while True:
             budget -= 1
             if budget <= 0:  # let other tasks run even if every call completes at once
@@ -609,6 +616,8 @@ class Kernel:
                 pending = -1
                 kind = stop.kind
                 if kind is StopKind.SIGNAL:
+                    if freezer.thawed is not None:  # held at its stop until thawed
+                        await freezer.hold(t)
                     sig = signals.on_host_signal(t, stop.sig)  # 0: handled, resumed
                     if not sig:
                         continue
@@ -619,6 +628,8 @@ class Kernel:
                     continue
                 if kind is StopKind.EXITED:
                     return t.killed_by or stop.status
+            if freezer.thawed is not None:  # a call made just before the freeze waits
+                await freezer.hold(t)
             # r11 .. orig_rax, rip, cs, eflags in one call (UserRegs' layout)
             r11, a3, a5, a4, _, rcx, a2, a1, a0, nr, rip, _, eflags = unpack(stub.regs, 48)
             if rcx != rip or r11 != eflags:  # not `syscall`: int 0x80 or sysenter
@@ -659,6 +670,10 @@ class Kernel:
                 fast = -1
             if t.leader._killed_by:
                 return t.leader._killed_by
+            if freezer.thawed is not None:  # back to user mode only once thawed
+                await freezer.hold(t)
+                if t.leader._killed_by:
+                    return t.leader._killed_by
             stub = t.stub  # execve may have replaced it
             if step is not None:  # the fast path of PtraceStub.step, inlined
                 timeout = 0 if parked.count else block_ns

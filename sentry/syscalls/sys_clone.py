@@ -45,6 +45,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         pidfd_at = ptid
         if flags & CLONE_PIDFD and flags & CLONE_PARENT_SETTID:
             raise SyscallError(errno.EINVAL)  # both would use parent_tid
+    _check_pids_limit(t)
     if flags & CLONE_THREAD:
         return _clone_thread(t, flags, stack, ptid, ctid, tls)
     if flags & CLONE_SIGHAND and not flags & CLONE_VM:
@@ -122,6 +123,14 @@ def _start_regs(stub: Any, t: Task, flags: int, stack: int, tls: int) -> None:
         r.rsp = stack
     if flags & CLONE_SETTLS:
         r.fs_base = tls
+
+
+def _check_pids_limit(t: Task) -> None:
+    """EAGAIN when the sandbox already has `Kernel.pids_limit` threads, as the pids
+    cgroup refuses a fork."""
+    limit = t.kernel.pids_limit
+    if limit is not None and len(t.kernel.tasks) >= limit:
+        raise SyscallError(errno.EAGAIN)
 
 
 def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:

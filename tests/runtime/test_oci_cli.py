@@ -6,6 +6,7 @@ codes and messages for the error cases, and config.json errors that leave nothin
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import os
 import re
@@ -404,3 +405,111 @@ def test_run_in_the_foreground_on_a_terminal(runpsc: Runtime, tmp_path: Path) ->
     text = out.stdout.replace(b"^@", b"").replace(b"\r", b"").decode()
     assert (text, out.returncode) == ("/dev/pts/0\n20 70\n", 4), out
     assert runpsc("list", "-q").stdout == ""
+
+
+#: Two processes looping in user code (no system call): each keeps its CPU until frozen.
+BUSY = ["sh", "-c", 'trap "echo got TERM; exit 9" TERM; (while :; do :; done) & echo ready; '
+        "while :; do :; done"]
+
+
+def _thread_states(pid: int) -> set[str]:
+    """The host state letters of every thread of `pid`."""
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            out.add(Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(") ", 1)[1][0])
+    return out
+
+
+def test_pause_resume_events_update_match_runc(runpsc: Runtime, runc: Runtime, bundle: Path,
+                                               tmp_path: Path) -> None:
+    """pause/resume, and what is refused while paused, as runc; a signal sent while paused
+    is taken once resumed; `events --stats` in runc's shape; `update` accepted."""
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = BUSY
+    write_config(bundle, cfg)
+    seen: dict[str, list[tuple[str, int, str]]] = {}
+    for rt in (runc, runpsc):
+        name = "runc" if rt is runc else "runpsc"
+        got = seen.setdefault(name, [])
+
+        def check(label: str, *args: str, rt: Runtime = rt, got: list[Any] = got) -> None:
+            out = rt(*args)
+            got.append((label, out.returncode, _message(out.stderr) if out.returncode else ""))
+
+        r, w = os.pipe()
+        pid = _created(rt, bundle, "p", tmp_path, stdout=w)
+        os.close(w)
+        rt("start", "p", check=True)
+        with os.fdopen(r) as lines:
+            assert lines.readline() == "ready\n"
+            check("resume running", "resume", "p")
+            check("pause", "pause", "p")
+            got.append(("state", 0, rt.state("p")["status"]))
+            if rt is runpsc:
+                # Every thread of the sandbox is held by the Sentry at a host stop (the
+                # busy loop would otherwise be running), the Sentry itself is not.
+                sentry, *stubs = json.loads(rt("ps", "--format", "json", "p",
+                                               check=True).stdout)
+                assert sentry == pid and len(stubs) == 2
+                for stub in stubs:
+                    assert _thread_states(stub) == {"t"}, stub
+            check("pause paused", "pause", "p")
+            check("delete paused", "delete", "p")
+            check("exec paused", "exec", "p", "true")
+            check("unknown pause", "pause", "nope")
+            check("unknown resume", "resume", "nope")
+            check("unknown events", "events", "--stats", "nope")
+            check("update", "update", "--pids-limit", "10", "--memory", "100000000", "p")
+            stats = json.loads(rt("events", "--stats", "p", check=True).stdout)
+            assert (stats["type"], stats["id"]) == ("stats", "p")
+            usage = stats["data"]["cpu"]["usage"]
+            assert all(isinstance(usage[k], int) for k in ("total", "kernel", "user"))
+            assert isinstance(stats["data"]["memory"]["usage"]["usage"], int)
+            got.append(("pids", 0, str(stats["data"]["pids"]["current"])))
+            check("kill paused", "kill", "p", "TERM")
+            check("resume", "resume", "p")
+            status = _reap(pid)
+            rest = lines.read()
+        assert rest == "got TERM\n"
+        assert status is not None and os.waitstatus_to_exitcode(status) == 9
+        check("resume stopped", "resume", "p")
+        check("delete", "delete", "p")
+    assert seen["runpsc"] == seen["runc"]
+
+
+
+PIDS = ["sh", "-c", "echo ready; read x; (true) && echo forked"]
+
+
+@pytest.mark.parametrize("raise_limit", [False, True])
+def test_pids_limit_and_update_match_runc(runpsc: Runtime, runc: Runtime, bundle: Path,
+                                          tmp_path: Path, raise_limit: bool) -> None:
+    """linux.resources.pids.limit: a fork beyond it fails with EAGAIN (busybox sh gives up
+    with status 2); `update --pids-limit` raises it in a running container."""
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = PIDS
+    cfg.setdefault("linux", {})["resources"] = {"pids": {"limit": 1}}
+    write_config(bundle, cfg)
+    seen: dict[str, tuple[Any, ...]] = {}
+    for rt in (runc, runpsc):
+        r, w = os.pipe()
+        r_in, w_in = os.pipe()
+        pid = _created(rt, bundle, "n", tmp_path, stdin=r_in, stdout=w, stderr=w)
+        os.close(w)
+        os.close(r_in)
+        rt("start", "n", check=True)
+        with os.fdopen(r) as lines, os.fdopen(w_in, "w") as stdin:
+            ready = lines.readline()
+            updated = rt("update", "--pids-limit", "5", "n").returncode if raise_limit else 0
+            stdin.write("\n")
+            stdin.flush()
+            rest = lines.read()
+        status = _reap(pid)
+        assert status is not None
+        seen["runc" if rt is runc else "runpsc"] = (ready, updated, rest,
+                                                     os.waitstatus_to_exitcode(status))
+        rt("delete", "n", check=True)
+    assert seen["runpsc"] == seen["runc"]
+    assert seen["runpsc"][2] == ("forked\n" if raise_limit else
+                                 "sh: can't fork: Resource temporarily unavailable\n")

@@ -114,3 +114,48 @@ def test_network_annotation(tmp_path: Path, mode: str) -> None:
     else:
         with open("/proc/net/dev") as f:
             assert names == sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+
+
+FILE_BINDS = """
+cat /etc/hosts /etc/hostname /new/dir/conf
+echo added >> /etc/hosts && echo hosts-written
+echo x >> /etc/hostname 2>/dev/null || echo hostname-read-only
+ls /etc; ls /new/dir
+busybox rm /etc/hosts 2>&1; busybox mv /etc/hostname /etc/h2 2>&1
+grep -E " /etc/host(s|name) " /proc/self/mounts | cut -d" " -f2,4 | cut -d, -f1
+"""
+
+
+def test_single_file_binds_as_runc_gives_them(tmp_path: Path) -> None:
+    """Docker's binds of single files (/etc/hosts, /etc/hostname, ...): only the file is
+    seen (not its directory's other files), made when missing, written through to the host
+    unless read-only, not removable (EBUSY); a symlink as the source is followed."""
+    need_root()
+    runc = need_binary("runc")
+    results = {}
+    for name, argv in (("runc", [runc]), ("runpsc", runpsc_argv())):
+        host = tmp_path / f"{name}-files"
+        host.mkdir()
+        (host / "hosts").write_text("127.0.0.1 localhost\n")
+        (host / "hostname").write_text("box\n")
+        (host / "secret").write_text("not for the container\n")
+        (host / "real-conf").write_text("conf\n")
+        (host / "conf-link").symlink_to("real-conf")
+        bundle = make_bundle(tmp_path / name, ["sh", "-c", FILE_BINDS])
+        cfg = read_config(bundle)
+        cfg["root"]["readonly"] = False  # removing a mount point: EBUSY, not EROFS
+        cfg["mounts"] += [
+            {"destination": "/etc/hosts", "type": "bind", "source": str(host / "hosts"),
+             "options": ["rbind", "rprivate"]},
+            {"destination": "/etc/hostname", "type": "bind", "source": str(host / "hostname"),
+             "options": ["rbind", "ro"]},
+            {"destination": "/new/dir/conf", "type": "bind", "source": str(host / "conf-link"),
+             "options": ["bind"]},
+        ]
+        write_config(bundle, cfg)
+        results[name] = _run(argv, tmp_path / f"{name}-root", bundle, "files")
+        assert (host / "hosts").read_text() == "127.0.0.1 localhost\nadded\n"
+        assert (host / "hostname").read_text() == "box\n"
+    assert results["runpsc"] == results["runc"]
+    code, text = results["runpsc"]
+    assert code == 0 and "hosts-written" in text and "secret" not in text, text

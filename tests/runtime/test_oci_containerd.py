@@ -131,3 +131,34 @@ def test_tty(containerd: Containerd, runtime: str) -> None:
     text = out.stdout.replace(b"^@", b"").replace(b"\r", b"").decode()
     assert text.splitlines() == ["/dev/pts/0", "stdin-is-a-tty"], out
     assert out.returncode == 3
+
+
+def _task_status(containerd: Containerd, cid: str) -> str:
+    for line in containerd.ctr("task", "ls").stdout.decode().splitlines():
+        fields = line.split()
+        if fields and fields[0] == cid:
+            return fields[-1]
+    return ""
+
+
+@pytest.mark.parametrize("runtime", ["runpsc", "runc"])
+def test_task_pause_resume(containerd: Containerd, runtime: str) -> None:
+    """`ctr task pause/resume`: the shim runs `pause`/`resume`; the task shows PAUSED, and
+    a paused task is killed and deleted with --force."""
+    binary = runpsc_binary() if runtime == "runpsc" else need_binary("runc")
+    cid = _new_id("pause")
+    containerd.ctr(*_run_args(binary, "-d", IMAGE, cid, "sh", "-c", "while :; do :; done"))
+    try:
+        assert _task_status(containerd, cid) == "RUNNING"
+        containerd.ctr("task", "pause", cid)
+        assert _task_status(containerd, cid) == "PAUSED"
+        containerd.ctr("task", "resume", cid)
+        assert _task_status(containerd, cid) == "RUNNING"
+        containerd.ctr("task", "pause", cid)
+        assert containerd.ctr("task", "delete", cid, check=False).returncode != 0
+        assert _task_status(containerd, cid) == "PAUSED"
+        containerd.ctr("task", "delete", "--force", cid)
+    finally:
+        containerd.ctr("task", "delete", "--force", cid, check=False)
+        containerd.ctr("container", "rm", cid, check=False)
+    assert containerd.ctr("task", "ls", "-q").stdout == b""
