@@ -37,8 +37,10 @@ async def test_matches_linux(tmp_path, name):
 #: `tail -f` (GNU tail follows with inotify) sees lines another process appends: a reader
 #: appends the next line only after reading the last, then closes the pipe and appends a
 #: last line, on which tail dies of SIGPIPE. The long -s makes a fallback to polling hang
-#: rather than pass.
-TAIL_F = """d=$(mktemp -d); cd "$d"; printf 'one\\n' > f
+#: rather than pass. The file is on a tmpfs (/dev/shm) natively and in the sandbox: GNU tail
+#: polls instead of watching on filesystems it counts as remote, overlayfs among them (the
+#: sandbox's /tmp is part of its overlay root).
+TAIL_F = """d=$(mktemp -d -p /dev/shm); cd "$d"; printf 'one\\n' > f
 tail -s 600 -f f | { read a; echo "got $a"; echo two >> f; read b; echo "got $b"
                      exec 0<&-; echo three >> f; }
 echo "status $?"; cd /; rm -rf "$d"
