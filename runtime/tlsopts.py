@@ -56,13 +56,16 @@ def tls_client_options(fn: _F) -> _F:
 def tls_config(tls_cert: str | None, tls_key: str | None, tls_ca: str | None,
                server_name: str | None = None) -> p9.TLSClientConfig | None:
     """The client configuration, or None when no CA is given (a tls: address then fails
-    with a message saying what is missing)."""
-    import p9
+    with a message saying what is missing).
 
+    p9 (and so trio and ssl) is imported only when TLS is asked for: `runpsc do` imports
+    them later, under its start-up measures (runtime/startup.py)."""
     if tls_ca is None:
         if tls_cert or tls_key:
             raise click.BadParameter("--tls-cert/--tls-key need --tls-ca (the server's CA)")
         return None
+    import p9
+
     if bool(tls_cert) != bool(tls_key):
         raise click.BadParameter("--tls-cert and --tls-key go together")
     return p9.TLSClientConfig(ca=tls_ca, cert=tls_cert, key=tls_key, server_name=server_name)
