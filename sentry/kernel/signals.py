@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from sentry.platform import libc
 from vfs.abi import POLLIN, POLLRDNORM
+from vfs.creds import CAP_KILL
 
 from . import jobctl
 from .sigstate import (
@@ -73,6 +74,18 @@ def _enqueue(t: Task, pending: dict[int, list[bytes]], sig: int, info: bytes) ->
     q.append(info)
     t.kernel.signals_queued += 1
     return True
+
+
+def may_signal(sender: Task, target: Task, sig: int) -> bool:
+    """Whether `sender` may send `sig` to `target` from userspace (Linux's
+    check_kill_permission): its own thread group, a process whose real or saved uid is the
+    sender's real or effective uid, anyone with CAP_KILL, and SIGCONT within the session."""
+    if sender.tgid == target.tgid:
+        return True
+    c, tc = sender.creds, target.creds
+    if c.euid in (tc.suid, tc.uid) or c.uid in (tc.suid, tc.uid) or c.has_cap(CAP_KILL):
+        return True
+    return sig == 18 and sender.sid == target.sid  # SIGCONT
 
 
 def send(sender: Task | None, target: Task, sig: int, info: bytes, *,

@@ -151,13 +151,18 @@ def sys_pidfd_send_signal(t: Task, fd: int, sig: int, info: int, flags: int, *_:
         members = [p for p in k.procs.values() if p.pgid == group] if group else []
         if not members:
             raise SyscallError(errno.ESRCH)
-        for p in members:
+        allowed = [p for p in members if S.may_signal(t, p, sig)]
+        if not allowed:
+            raise SyscallError(errno.EPERM)
+        for p in allowed:
             S.send(t, p, sig, siginfo)
         return 0
     if target is None:
         if f.pid in k.zombies:
             return 0  # a zombie takes (and ignores) any signal
         raise SyscallError(errno.ESRCH)
+    if not S.may_signal(t, target, sig):
+        raise SyscallError(errno.EPERM)
     if flags == PIDFD_SIGNAL_THREAD:
         S.send(t, target, sig, siginfo, thread=True)
     else:

@@ -216,6 +216,8 @@ def sys_rt_sigqueueinfo(t: Task, pid: int, sig: int, info: int, *_: int) -> int:
         raise SyscallError(errno.ESRCH)
     if (code >= 0 or code == sigstate.SI_TKERNEL) and target.leader is not t.leader:
         raise SyscallError(errno.EPERM)
+    if not S.may_signal(t, target, sig):
+        raise SyscallError(errno.EPERM)
     struct.pack_into("<i", si, 0, sig)
     S.send(t, target, sig, bytes(si))
     return 0
@@ -231,6 +233,8 @@ def sys_rt_tgsigqueueinfo(t: Task, tgid: int, tid: int, sig: int, info: int, *_:
     if target is None or target.tgid != tgid & 0xFFFFFFFF:
         raise SyscallError(errno.ESRCH)
     if (code >= 0 or code == sigstate.SI_TKERNEL) and target.leader is not t.leader:
+        raise SyscallError(errno.EPERM)
+    if not S.may_signal(t, target, sig):
         raise SyscallError(errno.EPERM)
     struct.pack_into("<i", si, 0, sig)
     S.send(t, target, sig, bytes(si), thread=True)
@@ -478,7 +482,9 @@ def _check_sig(sig: int) -> int:
 def sys_kill(t: Task, pid: int, sig: int, *_: int) -> int:
     """Implements Linux syscall kill(2): handlers, masks and default actions. pid -1 is
     every process but init (the sandbox's pid 1) and the caller's own thread group, ESRCH
-    when that is nobody (Linux's kill_something_info)."""
+    when that is nobody (Linux's kill_something_info). Only the processes the caller may
+    signal get it (`may_signal`); EPERM when that is none of a pid or group's, while -1
+    ignores them."""
     sig = _check_sig(sig)
     pid = i32(pid)
     k = t.kernel
@@ -492,7 +498,10 @@ def sys_kill(t: Task, pid: int, sig: int, *_: int) -> int:
         targets = [p for p in k.procs.values() if p.pgid == -pid]
     if not targets:
         raise SyscallError(errno.ESRCH)
-    for target in targets:
+    allowed = [p for p in targets if S.may_signal(t, p, sig)]
+    if not allowed and pid != -1:  # -1 ignores EPERM (kill_something_info)
+        raise SyscallError(errno.EPERM)
+    for target in allowed:
         _send(t, target, sig)
     return 0
 
@@ -507,6 +516,8 @@ def sys_tgkill(t: Task, tgid: int, tid: int, sig: int, *_: int) -> int:
     target = t.kernel.tasks.get(tid)
     if target is None or target.tgid != tgid:
         raise SyscallError(errno.ESRCH)
+    if not S.may_signal(t, target, sig):
+        raise SyscallError(errno.EPERM)
     _send(t, target, sig, thread=True)
     return 0
 
