@@ -13,6 +13,8 @@ import errno
 import struct
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from sentry.errors import SyscallError
 from sentry.kernel import fasync, file_locks
 from sentry.kernel.table import Level, syscall
@@ -233,7 +235,7 @@ async def _write_from(t: Task, f: Any, vecs: list[tuple[int, int]], n: int,
                     left -= min(length, left)
             data = b"".join(parts)
             got = await (f.write(data) if offset is None else f.pwrite(data, offset + done))
-        except OSError:
+        except (OSError, trio.Cancelled):  # an error or a signal after some bytes went
             if done:
                 return done
             raise

@@ -221,7 +221,12 @@ class Pipe:
                 if done:
                     return done
                 raise error(errno.EAGAIN)
-            await self.wait_change()
+            try:
+                await self.wait_change()
+            except trio.Cancelled:
+                if done:  # a signal after some bytes went: the count, as Linux's pipe_write
+                    return done
+                raise
         self._notify(POLLIN | POLLRDNORM)
         return done
 
