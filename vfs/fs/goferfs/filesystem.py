@@ -456,6 +456,10 @@ class GoferFS(Filesystem):
         if uid != st.attr.uid or fix_mode:
             await fid.setattr(uid=uid if uid != st.attr.uid else None,
                               mode=mode & 0o7777 if fix_mode else None)
+            if uid != st.attr.uid and mode & 0o6000 and not ino.is_symlink:
+                # Servers differ in the order they apply the two (diod: the mode first),
+                # and the chown clears set-id bits: set them again on their own.
+                await fid.setattr(mode=mode & 0o7777)
             await self.refresh(d)
         self._touch_dir(parent)
         return d
