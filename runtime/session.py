@@ -51,7 +51,7 @@ NETWORK_MODES = ("none", "host", "sandbox")
 def sandbox_config(*, mounts: Iterable[MountSpec] = (), network: str = "none",
                    memory: int | str | None = None, env: Mapping[str, str] | None = None,
                    cwd: str | None = None, tmpfs: Iterable[str] = (),
-                   tls: p9.TLSClientConfig | Mapping[str, str | None] | None = None,
+                   tls: p9.TLSClientConfig | Mapping[str, Any] | None = None,
                    ) -> SandboxConfig:
     """The `SandboxConfig` of an API sandbox (its programs come with each exec).
 
@@ -80,7 +80,7 @@ def sandbox_config(*, mounts: Iterable[MountSpec] = (), network: str = "none",
         else:
             volumes.append(m)
     if tls is not None and not isinstance(tls, p9.TLSClientConfig):
-        tls = p9.TLSClientConfig(**tls)  # type: ignore[arg-type]  # str | None per field: checked by the dataclass's use
+        tls = p9.TLSClientConfig(**tls)  # the worker's JSON form of the same fields
     return SandboxConfig(
         argv=[],
         env={"PATH": DEFAULT_PATH, **(env or {})},

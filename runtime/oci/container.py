@@ -195,7 +195,7 @@ class Container:
         hostname = spec.hostname if spec.hostname is not None else socket.gethostname()
         from vfs.memlimit import MemoryLimit
 
-        self.memory = MemoryLimit(_memory_limit(spec))
+        self.memory = MemoryLimit(spec.memory_limit)
         kernel = Kernel(vfs=vfs, table=table, network=self.net.network,
                         hostname=hostname.encode(), memory=self.memory)
         if spec.domainname is not None:
@@ -499,14 +499,14 @@ class Container:
     def _update(self, resources: Any) -> dict[str, Any]:
         """`runpsc update`: apply what the sandbox enforces (pids.limit); answer what was
         applied."""
-        from runtime.oci.spec import pids_limit
+        from runtime.oci.spec import resource_limit
 
         if not isinstance(resources, dict):
             return {"error": "resources: want an object"}
         applied = []
         pids = resources.get("pids")
         if isinstance(pids, dict) and "limit" in pids:
-            self.kernel.pids_limit = pids_limit(pids["limit"], "pids.limit")
+            self.kernel.pids_limit = resource_limit(pids["limit"], "pids.limit")
             applied.append("pids.limit")
         return {"applied": applied}
 
@@ -680,15 +680,3 @@ def _message(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}" + (f": {e.filename}" if e.filename else "")
     return str(e)
-
-
-def _memory_limit(spec: Spec) -> int | None:
-    """The container's memory limit: the `runpsc.memory` annotation, else
-    linux.resources.memory.limit (a positive byte count), else None (the host's memory)."""
-    memory = spec.annotations.get("runpsc.memory")
-    if memory is not None:
-        return parse_size(memory)
-    limit = (((spec.raw.get("linux") or {}).get("resources") or {}).get("memory") or {}).get("limit")
-    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
-        return limit
-    return None

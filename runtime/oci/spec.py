@@ -116,6 +116,8 @@ class Spec:
     hooks: dict[str, list[Hook]]
     raw: dict[str, Any]
     pids_limit: int | None = None  # linux.resources.pids.limit (None: no limit)
+    #: the runpsc.memory annotation, else linux.resources.memory.limit (None: the host's)
+    memory_limit: int | None = None
 
     @property
     def network(self) -> str:
@@ -188,8 +190,10 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
     domainname = top.get("domainname")
     resources = _obj(linux.get("resources", {}), "linux.resources")
     pids = _obj(resources.get("pids", {}), "linux.resources.pids")
+    memory = _obj(resources.get("memory", {}), "linux.resources.memory")
     return Spec(
-        pids_limit=pids_limit(pids.get("limit"), "linux.resources.pids.limit"),
+        pids_limit=resource_limit(pids.get("limit"), "linux.resources.pids.limit"),
+        memory_limit=_memory_limit(annotations.get("runpsc.memory"), memory.get("limit")),
         bundle=bundle, root=root_abs,
         root_readonly=_bool(root.get("readonly", False), "root.readonly"),
         process=_process(top.get("process"), "process"),
@@ -200,12 +204,27 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
     )
 
 
-def pids_limit(v: Any, where: str) -> int | None:
-    """A pids limit as runc takes it: a positive number; 0, -1 or none: no limit."""
+def resource_limit(v: Any, where: str) -> int | None:
+    """A pids or memory limit as runc takes it: a positive number; 0, -1 or none: no
+    limit."""
     if v is None:
         return None
     n = _int(v, where)
     return n if n > 0 else None
+
+
+def _memory_limit(annotation: str | None, limit: Any) -> int | None:
+    """The container's memory limit: the `runpsc.memory` annotation (a size such as 512M),
+    else linux.resources.memory.limit (a positive byte count; 0, -1 or none: no limit, as
+    runc takes it)."""
+    if annotation is not None:
+        from runtime.sandbox import parse_size
+
+        try:
+            return parse_size(annotation)
+        except ValueError as e:
+            raise SpecError(f"annotations.runpsc.memory: {e}") from None
+    return resource_limit(limit, "linux.resources.memory.limit")
 
 
 def _process(doc: Any, where: str) -> Process:

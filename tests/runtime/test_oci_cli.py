@@ -276,6 +276,9 @@ def test_errors_and_state_match_runc(runpsc: Runtime, runc: Runtime, bundle: Pat
     (lambda c: c["mounts"].append({"destination": "/x", "type": "bind", "source": "/nonexistent",
                                    "options": ["rbind"]}), "mounts[6].source"),
     (lambda c: c.update(annotations={"runpsc.network": "bogus"}), "annotations.runpsc.network"),
+    (lambda c: c.update(annotations={"runpsc.memory": "lots"}), "annotations.runpsc.memory"),
+    (lambda c: c["linux"].update(resources={"memory": {"limit": "1G"}}),
+     "linux.resources.memory.limit"),
     (lambda c: c.update(hooks={"prestart": [{"path": "rel"}]}), "hooks.prestart[0].path"),
     (lambda c: c.update(hostname=5), "hostname"),
 ], ids=lambda v: v if isinstance(v, str) else "")
