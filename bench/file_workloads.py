@@ -2,9 +2,9 @@
 `runpsc do` (and gVisor's `runsc do` if RUNSC=path is set), interleaved, with medians and
 ratios to native measured in the same run.
 
-Per-call rows: a C loop run in the sandbox times the call itself (getpid; open + close,
-stat of a file on the sandbox's root, i.e. the root overlay's lower; read of 4 KiB of
-/dev/zero) and prints ns per call. Workload rows: wall time of the whole command, run as
+Per-call rows: a C loop run in the sandbox (bench/progs/calls.c) times the call itself
+(getpid; umask(022); open + close, stat of a file on the sandbox's root, i.e. the root
+overlay's lower; read of 4 KiB of /dev/zero) and prints ns per call. Workload rows: wall time of the whole command, run as
 `/bin/sh -c` on the host's root, sandbox start included (as the `runpsc do /bin/true` row
 shows it).
 
@@ -17,8 +17,11 @@ on a shared machine compare ratios from one run, never absolute times across run
 checkout with its cffi extensions copied in) to the same interleaving, for before/after
 figures of one change measured under the same load.
 
+`--platform ptrace,seccomp` gives runpsc a column per platform (`runpsc do --platform P`);
+with RUNSC, runsc has two: --platform=systrap and --platform=ptrace.
+
 Run: .venv/bin/python bench/file_workloads.py [--rounds 3] [--only find,stat]
-     [--tree before=/tmp/old]
+     [--tree before=/tmp/old] [--platform ptrace,seccomp]
 Not a test: figures depend on the machine and its load.
 """
 
@@ -34,43 +37,14 @@ import tempfile
 import time
 from pathlib import Path
 
-PROGRAM = r"""
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-static double now(void) {
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);  /* vDSO: no syscall */
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-int main(int argc, char **argv) {
-    const char *mode = argv[1]; long n = atol(argv[2]); const char *file = argv[3];
-    char buf[4096]; struct stat st;
-    int zero = open("/dev/zero", O_RDONLY);
-    if (zero < 0 || stat(file, &st)) { perror(file); return 1; }
-    double t0 = now();
-    for (long i = 0; i < n; i++) {
-        if (!strcmp(mode, "getpid")) syscall(SYS_getpid);
-        else if (!strcmp(mode, "openclose")) close(open(file, O_RDONLY));
-        else if (!strcmp(mode, "stat")) stat(file, &st);
-        else if (!strcmp(mode, "read4k")) read(zero, buf, 4096);
-    }
-    double t1 = now();
-    printf("%.0f\n", (t1 - t0) / n);
-    return 0;
-}
-"""
+from cprogs import build
 
 HELLO_C = "int main(void) { return 0; }\n"
 
 #: name -> (label, unit); per-call rows print ns per call, workloads take wall seconds.
 CALLS = {
     "getpid": "getpid, µs",
+    "umask": "umask(022), µs",
     "openclose": "open + close of a root file, µs",
     "stat": "stat of a root file, µs",
     "read4k": "read 4 KiB of /dev/zero, µs",
@@ -96,22 +70,53 @@ def workloads(work: Path, find_dir: str) -> dict[str, tuple[str, str]]:
     }
 
 
-def runners(trees: list[str]) -> dict[str, tuple[list[str], dict[str, str] | None]]:
-    """name -> (argv prefix running a command, its environment): native, runpsc (from the
-    source tree this file is in), runpsc from each `NAME=DIR` of `trees`, runsc if RUNSC
-    is set."""
+def runners(trees: list[str], platforms: list[str]
+            ) -> dict[str, tuple[list[str], dict[str, str] | None]]:
+    """name -> (argv prefix running a command, its environment): native; runpsc (from the
+    source tree this file is in) on its default platform, or as runpsc-P on each platform
+    P of `platforms` it accepts; runpsc from each `NAME=DIR` of `trees`; runsc on its
+    systrap and ptrace platforms if RUNSC is set."""
     runpsc = str(Path(sys.executable).parent / "runpsc")
     base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     here = {**base, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    out: dict[str, tuple[list[str], dict[str, str] | None]] = {
-        "native": ([], None), "runpsc": ([runpsc, "do", "--"], here)}
+    out: dict[str, tuple[list[str], dict[str, str] | None]] = {"native": ([], None)}
+    if not platforms:
+        out["runpsc"] = ([runpsc, "do", "--"], here)
+    for platform in platforms:
+        prefix = platform_prefix(runpsc, platform, here)
+        if prefix is not None:
+            out[f"runpsc-{platform}"] = (prefix, here)
     for tree in trees:
         name, _, path = tree.partition("=")
         out[name] = ([runpsc, "do", "--"], {**base, "PYTHONPATH": str(Path(path).resolve())})
     if os.environ.get("RUNSC"):
-        out["runsc"] = ([os.environ["RUNSC"], "--rootless=false", "--network=none", "do"],
-                        None)
+        for platform in RUNSC_PLATFORMS:
+            out[f"runsc-{platform}"] = ([os.environ["RUNSC"], "--rootless=false",
+                                         "--network=none", f"--platform={platform}", "do"],
+                                        None)
     return out
+
+
+#: gVisor's platforms measured beside runpsc: its default, and the classic one.
+RUNSC_PLATFORMS = ("systrap", "ptrace")
+
+
+def platform_prefix(runpsc: str, platform: str, env: dict[str, str]) -> list[str] | None:
+    """The argv prefix of `runpsc do` on `platform`, or None if this runpsc refuses it
+    (`runpsc do --platform P -- /bin/true` fails), with a line saying so. A runpsc older
+    than the option has one platform, ptrace: it runs without the option."""
+    argv = [runpsc, "do", "--platform", platform, "--"]
+    p = subprocess.run([*argv, "/bin/true"], capture_output=True, text=True, env=env,
+                       stdin=subprocess.DEVNULL)
+    if p.returncode == 0:
+        return argv
+    if "No such option" in p.stderr and platform == "ptrace":
+        print("runpsc has no --platform option: runpsc-ptrace is runpsc on its only "
+              "platform, ptrace")
+        return [runpsc, "do", "--"]
+    why = (p.stderr.strip().splitlines() or [f"exit status {p.returncode}"])[-1]
+    print(f"runpsc-{platform}: skipped, `runpsc do --platform {platform}` refused: {why}")
+    return None
 
 
 def run_one(prefix: list[str], argv: list[str],
@@ -125,7 +130,7 @@ def run_one(prefix: list[str], argv: list[str],
     return wall, p.stdout
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -136,14 +141,16 @@ def main() -> None:
                     help="also run runpsc from the source tree DIR")
     ap.add_argument("--find-dir", default="/usr/lib",
                     help="the tree the find row lists (a smaller one for quick runs)")
-    args = ap.parse_args()
+    ap.add_argument("--platform", default="", metavar="LIST",
+                    help="comma-separated runpsc platforms (e.g. ptrace,seccomp), each a "
+                         "column runpsc-P (default: one runpsc column, its default "
+                         "platform); one the installed runpsc refuses is skipped")
+    args = ap.parse_args(argv)
     # On the host's root (not /tmp, which the sandbox replaces with its own tmpfs).
     work = Path(tempfile.mkdtemp(prefix="runpsc-bench-", dir="/var/tmp"))
     try:
-        (work / "calls.c").write_text(PROGRAM)
         (work / "hello.c").write_text(HELLO_C)
-        subprocess.run(["gcc", "-O2", "-o", str(work / "calls"), str(work / "calls.c")],
-                       check=True)
+        build("calls", work)
         rows: dict[str, tuple[str, list[str]]] = {}
         for name, label in CALLS.items():
             rows[name] = (label, [str(work / "calls"), name, str(args.iterations),
@@ -153,7 +160,7 @@ def main() -> None:
         if args.only:
             keep = args.only.split(",")
             rows = {k: v for k, v in rows.items() if k in keep}
-        who = runners(args.tree)
+        who = runners(args.tree, [p for p in args.platform.split(",") if p])
         names = list(who)
         figures: dict[str, dict[str, list[float]]] = {r: {w: [] for w in who} for r in rows}
         load0 = os.getloadavg()
@@ -176,14 +183,16 @@ def report(rows: dict[str, tuple[str, list[str]]], names: list[str],
     print(f"file-heavy rows, medians of {rounds} interleaved rounds; load average "
           f"{load0[0]:.1f} -> {load1[0]:.1f} (15 min {load1[2]:.1f}) on "
           f"{os.cpu_count()} CPUs")
-    head = f"| {'figure':<48} |" + "".join(f" {w:>9} |" for w in names)
+    width = {w: max(9, len(w)) for w in names}
+    head = f"| {'figure':<48} |" + "".join(f" {w:>{width[w]}} |" for w in names)
     head += "".join(f" {w + '/native':>14} |" for w in names[1:])
     print(head)
     print("|" + "---|" * (len(names) * 2))
     for row, (label, _) in rows.items():
         med = {w: statistics.median(figures[row][w]) for w in names}
-        cells = "".join(f" {med[w]:>9.3g} |" for w in names)
-        cells += "".join(f" {med[w] / med['native']:>13.1f}x |" for w in names[1:])
+        cells = "".join(f" {med[w]:>{width[w]}.3g} |" for w in names)
+        cells += "".join(f" {med[w] / med['native']:>{max(13, len(w) + 6)}.1f}x |"
+                         for w in names[1:])
         print(f"| {label:<48} |{cells}")
     if "getpid" in rows:
         gp = {w: statistics.median(figures["getpid"][w]) for w in names[1:]}

@@ -30,98 +30,13 @@ import time
 from pathlib import Path
 
 import trio
+from cprogs import build
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PROGRAM = r"""
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-static double now(void) {
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);  /* vDSO: no syscall */
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-int main(int argc, char **argv) {
-    const char *mode = argv[1]; long n = atol(argv[2]); const char *file = argv[3];
-    char buf[4096]; struct stat st;
-    int fd = open(file, O_RDONLY);
-    double t0 = now();
-    for (long i = 0; i < n; i++) {
-        if (!strcmp(mode, "getppid")) syscall(SYS_getppid);
-        else if (!strcmp(mode, "umask")) syscall(SYS_umask, 022);
-        else if (!strcmp(mode, "openclose")) close(open(file, O_RDONLY));
-        else if (!strcmp(mode, "stat")) stat(file, &st);
-        else if (!strcmp(mode, "read4k")) pread(fd, buf, 4096, 0);
-    }
-    double t1 = now();
-    char out[64];
-    int len = snprintf(out, sizeof out, "%.0f\n", (t1 - t0) / n);
-    write(1, out, len);
-    return 0;
-}
-"""
-
-FLOOR = r"""
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/ptrace.h>
-#include <sys/syscall.h>
-#include <sys/user.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-/* The minimal PTRACE_SYSEMU platform: every syscall of the child is answered with 0. */
-int main(int argc, char **argv) {
-    long n = atol(argv[1]);
-    pid_t pid = fork();
-    if (pid == 0) {
-        ptrace(PTRACE_TRACEME, 0, 0, 0);
-        raise(SIGSTOP);
-        for (long i = 0; i < n; i++) syscall(SYS_getppid);
-        syscall(SYS_exit_group, 0);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL);
-    struct timespec a, b;
-    struct user_regs_struct regs;
-    long count = 0;
-    ptrace(PTRACE_SYSEMU, pid, 0, 0);
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    for (;;) {
-        waitpid(pid, &status, __WALL);
-        ptrace(PTRACE_GETREGS, pid, 0, &regs);
-        if (regs.orig_rax == SYS_exit_group) break;
-        count++;
-        regs.rax = 0;
-        ptrace(PTRACE_SETREGS, pid, 0, &regs);
-        ptrace(PTRACE_SYSEMU, pid, 0, 0);
-    }
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, __WALL);
-    printf("%.0f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / count);
-    return 0;
-}
-"""
-
-MODES = ["getppid", "umask", "openclose", "stat", "read4k"]
+MODES = ["getppid", "umask", "openclose", "stat", "pread4k"]  # bench/progs/calls.c
 ONE_CALL = {"getppid", "umask"}  # one cheap syscall per iteration: comparable to the floor
 PLACEMENTS = {"pinned": "auto", "unpinned": "off"}  # name -> RUNPSC_CPU
-
-
-def build(tmp: Path, name: str, src: str, *flags: str) -> str:
-    (tmp / f"{name}.c").write_text(src)
-    subprocess.run(["gcc", "-O2", "-o", str(tmp / name), str(tmp / f"{name}.c"), *flags],
-                   check=True)
-    return str(tmp / name)
 
 
 async def in_runpsc(prog: str, mode: str, n: int, data: bytes) -> float:
@@ -165,10 +80,12 @@ def placed(placement: str) -> int | None:
 
 
 def floor_run(floor_bin: str, n: int, cpu: int | None) -> float:
-    """One run of the C floor, its tracer and tracee on `cpu` (None: the caller's mask)."""
-    pre = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
-    return float(subprocess.run([floor_bin, str(n)], capture_output=True, check=True,
-                                preexec_fn=pre).stdout)
+    """One run of the C PTRACE_SYSEMU floor (bench/progs/floors.c), its tracer and tracee
+    on `cpu` (None: the caller's mask); ns per call."""
+    where = str(-1 if cpu is None else cpu)
+    out = subprocess.run([floor_bin, "sysemu", str(n), where, where], capture_output=True,
+                         check=True, text=True).stdout
+    return float(out.split()[1])
 
 
 def main() -> None:
@@ -187,8 +104,8 @@ def main() -> None:
     user_env = os.environ.get("RUNPSC_CPU")
     tmp = Path(tempfile.mkdtemp(prefix="runpsc-bench-"))
     try:
-        prog = build(tmp, "prog", PROGRAM, "-static")
-        floor_bin = build(tmp, "floor", FLOOR)
+        prog = build("calls", tmp, "-static")
+        floor_bin = build("floors", tmp)
         shm = Path(tempfile.mkdtemp(prefix="runpsc-bench-", dir="/dev/shm"))
         data = os.urandom(4096)
         (shm / "data").write_bytes(data)
