@@ -13,6 +13,8 @@ process (the i-th with a value the target checks), by
   page and FUTEX_WAKEs the supervisor, which answers and wakes it back (candidate b);
 - systrap-spin: the same, each side polling the page a while before its FUTEX_WAIT (two
   CPUs only: on one, polling only delays the side it waits for);
+- sigsys: no supervisor, the SIGSYS handler answers itself: what systrap pays for the
+  trap (signal delivery and rt_sigreturn) before any wake-up;
 - trace: SECCOMP_RET_TRACE + PTRACE_CONT (candidate a's path for calls that change
   registers: execve, rt_sigreturn, clone, arch_prctl, signal delivery).
 
@@ -54,8 +56,10 @@ MECHANISMS = {
     "seccomp-sync": "  + SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP",
     "systrap": "SIGSYS handler + futex (b)",
     "systrap-spin": "  + polling before FUTEX_WAIT",
+    "sigsys": "  its trap alone: SIGSYS answered in the handler",
     "trace": "SECCOMP_RET_TRACE + PTRACE_CONT",
 }
+LOCAL = {"sigsys"}  # one process: "two" would only mean where the caller runs
 POLLING = {"systrap-spin"}  # not on one CPU: it would poll where the other side must run
 CALL_ROWS = "getpid,umask,stat,read4k"
 WORKLOAD_ROWS = "find,cp,python,gcc,bash,true"
@@ -107,7 +111,7 @@ def main() -> None:
     mechs = args.only.split(",") if args.only else list(MECHANISMS)
     where = placements()
     runs = [(m, pl) for m in mechs for pl in where
-            if not (pl == "one" and m in POLLING)]
+            if not (pl == "one" and m in POLLING) and not (pl == "two" and m in LOCAL)]
     tmp = Path(tempfile.mkdtemp(prefix="runpsc-floors-"))
     try:
         exe = build("floors", tmp)

@@ -17,6 +17,8 @@
  *                 there until the supervisor has written the answer and woken it back.
  *   systrap-spin  the same, each side first polling the shared page for a while (as
  *                 gVisor's systrap does when it has CPUs to spare) before its FUTEX_WAIT.
+ *   sigsys        no supervisor: the target's SIGSYS handler answers the call itself
+ *                 (what systrap pays for the trap alone, before any wake-up).
  *   trace         SECCOMP_RET_TRACE: the call stops the target (PTRACE_EVENT_SECCOMP); the
  *                 supervisor skips it (orig_rax = -1), writes the answer, PTRACE_CONT.
  * A CPU of -1 leaves that process on the caller's affinity mask.
@@ -211,13 +213,21 @@ static void on_sigsys(int sig, siginfo_t *info, void *uc_) {
     __atomic_store_n(&sh->state, IDLE, __ATOMIC_RELAXED);
 }
 
-static void run_systrap(long n, int tcpu) {
+/* sigsys: the handler is its own supervisor. */
+static void on_sigsys_local(int sig, siginfo_t *info, void *uc_) {
+    ucontext_t *uc = uc_;
+    (void)sig;
+    uc->uc_mcontext.gregs[REG_RAX] = info->si_syscall == SYS_getpid ? ANSWER + sh->value++
+                                                                    : -ENOSYS;
+}
+
+static void run_systrap(long n, int tcpu, int local) {
     catch_sigchld();
     pid_t pid = fork();
     if (pid == 0) {
         struct sigaction sa = {0};
         pin(tcpu);
-        sa.sa_sigaction = on_sigsys;
+        sa.sa_sigaction = local ? on_sigsys_local : on_sigsys;
         sa.sa_flags = SA_SIGINFO;
         sigaction(SIGSYS, &sa, NULL);
         install_filter(SECCOMP_RET_TRAP, 0);
@@ -225,10 +235,14 @@ static void run_systrap(long n, int tcpu) {
         _exit(0);
     }
     int status;
-    for (long count = 0; count < n; count++) {
+    for (long count = 0; count < n && !local; count++) {
         polled(REQUEST);
-        while (__atomic_load_n(&sh->state, __ATOMIC_ACQUIRE) != REQUEST)
-            if (futex(&sh->state, FUTEX_WAIT, IDLE) && errno == EINTR && waitpid(pid, &status, WNOHANG))
+        /* Until the next call: the word is REPLY until the target has read the last answer,
+         * then IDLE; waiting on whichever it is, the target's FUTEX_WAKE of REQUEST wakes
+         * us (a FUTEX_WAIT on IDLE alone would spin through REPLY). */
+        uint32_t seen;
+        while ((seen = __atomic_load_n(&sh->state, __ATOMIC_ACQUIRE)) != REQUEST)
+            if (futex(&sh->state, FUTEX_WAIT, seen) && errno == EINTR && waitpid(pid, &status, WNOHANG))
                 return;  /* the target died */
         sh->value = sh->nr == SYS_getpid ? ANSWER + count : -ENOSYS;
         __atomic_store_n(&sh->state, REPLY, __ATOMIC_RELEASE);
@@ -271,7 +285,7 @@ static void run_trace(long n, int tcpu) {
 
 int main(int argc, char **argv) {
     if (argc != 5) {
-        fprintf(stderr, "usage: %s sysemu|seccomp|seccomp-sync|systrap|systrap-spin|trace N SUPCPU TGTCPU\n",
+        fprintf(stderr, "usage: %s sysemu|seccomp|seccomp-sync|systrap|systrap-spin|sigsys|trace N SUPCPU TGTCPU\n",
                 argv[0]);
         return 2;
     }
@@ -284,8 +298,9 @@ int main(int argc, char **argv) {
     if (!strcmp(mech, "sysemu")) run_sysemu(n, tcpu);
     else if (!strcmp(mech, "seccomp")) run_seccomp(n, tcpu, 0);
     else if (!strcmp(mech, "seccomp-sync")) run_seccomp(n, tcpu, 1);
-    else if (!strcmp(mech, "systrap")) run_systrap(n, tcpu);
-    else if (!strcmp(mech, "systrap-spin")) { spin = 1000; run_systrap(n, tcpu); }
+    else if (!strcmp(mech, "systrap")) run_systrap(n, tcpu, 0);
+    else if (!strcmp(mech, "systrap-spin")) { spin = 1000; run_systrap(n, tcpu, 0); }
+    else if (!strcmp(mech, "sigsys")) run_systrap(n, tcpu, 1);
     else if (!strcmp(mech, "trace")) run_trace(n, tcpu);
     else { fprintf(stderr, "unknown mechanism %s\n", mech); return 2; }
     printf("%s %.0f %ld %ld\n", mech, sh->ns, sh->answered, sh->wrong);

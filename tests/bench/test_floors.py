@@ -15,7 +15,8 @@ import pytest
 from bench.cprogs import build
 from tests.support import need_binary
 
-MECHANISMS = ["sysemu", "seccomp", "seccomp-sync", "systrap", "systrap-spin", "trace"]
+MECHANISMS = ["sysemu", "seccomp", "seccomp-sync", "systrap", "systrap-spin", "sigsys",
+              "trace"]
 CALLS = 50
 
 
