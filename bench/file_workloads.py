@@ -119,11 +119,19 @@ def platform_prefix(runpsc: str, platform: str, env: dict[str, str]) -> list[str
     return None
 
 
-def run_one(prefix: list[str], argv: list[str],
-            env: dict[str, str] | None) -> tuple[float, bytes]:
+def run_one(prefix: list[str], argv: list[str], env: dict[str, str] | None,
+            timeout: float) -> tuple[float, bytes]:
+    """Wall seconds and stdout of one run, which must succeed within `timeout` seconds.
+
+    Raises:
+        RuntimeError: it failed or took too long (the row's cell then says so).
+    """
     t0 = time.perf_counter()
-    p = subprocess.run([*prefix, *argv], capture_output=True, stdin=subprocess.DEVNULL,
-                       env=env)
+    try:
+        p = subprocess.run([*prefix, *argv], capture_output=True, stdin=subprocess.DEVNULL,
+                           env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{[*prefix, *argv]} took over {timeout:.0f} s") from None
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"{[*prefix, *argv]} failed ({p.returncode}): {p.stderr[-400:]!r}")
@@ -145,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated runpsc platforms (e.g. ptrace,seccomp), each a "
                          "column runpsc-P (default: one runpsc column, its default "
                          "platform); one the installed runpsc refuses is skipped")
+    ap.add_argument("--timeout", type=float, default=1800,
+                    help="seconds one run may take (then it counts as failed)")
     args = ap.parse_args(argv)
     # On the host's root (not /tmp, which the sandbox replaces with its own tmpfs).
     work = Path(tempfile.mkdtemp(prefix="runpsc-bench-", dir="/var/tmp"))
@@ -164,10 +174,18 @@ def main(argv: list[str] | None = None) -> None:
         names = list(who)
         figures: dict[str, dict[str, list[float]]] = {r: {w: [] for w in who} for r in rows}
         load0 = os.getloadavg()
+        failed: set[tuple[str, str]] = set()  # (row, runner): not run again
         for i in range(args.rounds):
             for row, (_, argv) in rows.items():
                 for w in names[i % len(names):] + names[:i % len(names)]:
-                    wall, out = run_one(who[w][0], argv, who[w][1])
+                    if (row, w) in failed:
+                        continue
+                    try:
+                        wall, out = run_one(who[w][0], argv, who[w][1], args.timeout)
+                    except RuntimeError as e:
+                        print(f"round {i + 1}: {w}, row {row}: {e}", flush=True)
+                        failed.add((row, w))
+                        continue
                     figures[row][w].append(float(out) / 1000 if row in CALLS else wall)
             # every round's table, so a run cut short still tells something
             report(rows, names, figures, i + 1, load0)
@@ -185,19 +203,24 @@ def report(rows: dict[str, tuple[str, list[str]]], names: list[str],
           f"{os.cpu_count()} CPUs")
     width = {w: max(9, len(w)) for w in names}
     head = f"| {'figure':<48} |" + "".join(f" {w:>{width[w]}} |" for w in names)
-    head += "".join(f" {w + '/native':>14} |" for w in names[1:])
+    head += "".join(f" {w + '/native':>{max(14, len(w) + 7)}} |" for w in names[1:])
     print(head)
     print("|" + "---|" * (len(names) * 2))
     for row, (label, _) in rows.items():
-        med = {w: statistics.median(figures[row][w]) for w in names}
-        cells = "".join(f" {med[w]:>{width[w]}.3g} |" for w in names)
-        cells += "".join(f" {med[w] / med['native']:>{max(13, len(w) + 6)}.1f}x |"
-                         for w in names[1:])
+        med = {w: statistics.median(figures[row][w]) if figures[row][w] else None
+               for w in names}
+        cells = "".join(f" {'failed' if med[w] is None else f'{med[w]:.3g}':>{width[w]}} |"
+                        for w in names)
+        for w in names[1:]:
+            m, base = med[w], med["native"]
+            ratio = "-" if m is None or base is None else f"{m / base:.1f}x"
+            cells += f" {ratio:>{max(14, len(w) + 7)}} |"
         print(f"| {label:<48} |{cells}")
     if "getpid" in rows:
-        gp = {w: statistics.median(figures["getpid"][w]) for w in names[1:]}
+        gp = {w: statistics.median(figures["getpid"][w]) for w in names[1:]
+              if figures["getpid"][w]}
         per = [f"{w} {r} {statistics.median(figures[r][w]) / gp[w]:.1f}x"
-               for w in names[1:] for r in CALLS if r in rows and r != "getpid"]
+               for w in gp for r in CALLS if r in rows and r != "getpid" and figures[r][w]]
         print("per-call rows / getpid of the same sandbox: " + ", ".join(per))
     print(flush=True)
 

@@ -56,7 +56,7 @@ MECHANISMS = {
     "seccomp-sync": "  + SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP",
     "systrap": "SIGSYS handler + futex (b)",
     "systrap-spin": "  + polling before FUTEX_WAIT",
-    "sigsys": "  its trap alone: SIGSYS answered in the handler",
+    "sigsys": "  its trap alone (SIGSYS, no wake-up)",
     "trace": "SECCOMP_RET_TRACE + PTRACE_CONT",
 }
 LOCAL = {"sigsys"}  # one process: "two" would only mean where the caller runs
