@@ -1,5 +1,6 @@
 """Per-syscall cost: native, a minimal C PTRACE_SYSEMU loop (the floor for any ptrace
-platform), and runpsc; plus `runpsc do /bin/true` wall time.
+platform: bench/progs/floors.c's sysemu; bench/platform_floors.py has the other
+mechanisms'), and runpsc; plus `runpsc do /bin/true` wall time.
 
 The floor and runpsc are measured in the same CPU placement, in both placements runpsc
 knows (sentry/platform/affinity.py): "pinned" (the default: the Sentry's thread and its
