@@ -30,7 +30,7 @@ all see the same load; the table gives µs per call, median (min-max) over the r
 
 Run: .venv/bin/python bench/platform_floors.py [--rounds 5] [--iterations 20000]
      [--tables none|calls|all] [--platform ptrace,seccomp] [--find-dir /usr/lib]
-Not a test (tests/bench/test_floors.py checks that every floor answers correctly).
+Not a test (tests/bench/test_progs.py checks that every floor answers correctly).
 """
 
 from __future__ import annotations

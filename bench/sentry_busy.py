@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import network_throughput  # noqa: E402
-import unix_socket_roundtrips  # noqa: E402
+from cprogs import build  # noqa: E402
 
 
 def _schedstat(pid: int) -> tuple[int, int]:
@@ -67,10 +67,8 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if a.workload == "unix":
-            (Path(tmp) / "rt.c").write_text(unix_socket_roundtrips.PROGRAM)
-            subprocess.run(["gcc", "-O2", "-static", "-o", f"{tmp}/rt", f"{tmp}/rt.c"],
-                           check=True)
-            argv = [f"--volume={tmp}:/b", "--", "/b/rt", "20000"]
+            build("unix_roundtrips", Path(tmp), "-static")
+            argv = [f"--volume={tmp}:/b", "--", "/b/unix_roundtrips", "20000"]
         elif a.workload == "redis":
             argv = ["--", "sh", "-c", network_throughput.REDIS.format(requests=20000)]
         else:

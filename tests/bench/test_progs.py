@@ -1,7 +1,8 @@
 """The benchmarks' C programs still build and do what their figures claim: every platform
 floor (bench/progs/floors.c) answers each of the target's calls itself, with the value its
 supervisor chose, in each CPU placement bench/platform_floors.py measures; the per-call loop
-(bench/progs/calls.c) runs every mode. No assertion on time: the figures are the
+(bench/progs/calls.c) runs every mode; the unix-socket round trips
+(bench/progs/unix_roundtrips.c) echo every message. No assertion on time: the figures are the
 benchmark's business."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("benchprogs")
     build("floors", out)
     build("calls", out)
+    build("unix_roundtrips", out, "-static")
     return out
 
 
@@ -66,3 +68,10 @@ def test_calls_loop_refuses_a_missing_file(progs: Path) -> None:
     p = subprocess.run([str(progs / "calls"), "stat", "10", str(progs / "missing")],
                        capture_output=True, text=True)
     assert p.returncode == 1 and "No such file" in p.stderr
+
+
+def test_unix_roundtrips_echo(progs: Path) -> None:
+    out = subprocess.run([str(progs / "unix_roundtrips"), "20"], capture_output=True,
+                         text=True, check=True).stdout
+    rates = dict(line.split() for line in out.splitlines())
+    assert sorted(rates) == ["dgram", "pipes", "stream"] and all(float(r) > 0 for r in rates.values())
