@@ -347,7 +347,8 @@ class Client:
         fd = fds.popleft() if fds else -1
         problem = ""
         if fd < 0:
-            problem = "none came with the reply"
+            problem = "none came with the reply" + (
+                " (dropped on receipt: out of descriptors?)" if self._receiver.fds_lost else "")
         else:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):

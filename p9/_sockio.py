@@ -128,6 +128,8 @@ class Receiver:
         #: Descriptors received with the data, oldest first, once `take_fds()` turned
         #: their reception on (None: plain receives; any descriptor sent is discarded).
         self.fds: collections.deque[int] | None = None
+        #: Whether the kernel dropped descriptors sent to us (MSG_CTRUNC).
+        self.fds_lost = False
         self._recv: Any = self._raw.recv if self._raw is not None else None
 
     def take_fds(self) -> None:
@@ -140,7 +142,9 @@ class Receiver:
     def _recv_fds(self, max_bytes: int) -> bytes:
         raw = self._raw
         assert raw is not None and self.fds is not None
-        data, anc, _flags, _addr = raw.recvmsg(max_bytes, _FD_SPACE, socket.MSG_CMSG_CLOEXEC)
+        data, anc, flags, _addr = raw.recvmsg(max_bytes, _FD_SPACE, socket.MSG_CMSG_CLOEXEC)
+        if flags & socket.MSG_CTRUNC:
+            self.fds_lost = True  # (this process's descriptor limit, or more than _MAX_FDS)
         for level, kind, payload in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds = array.array("i")

@@ -204,7 +204,9 @@ async def _map_elf(mm: MemoryManager, f: ExecFile, data: bytes, *, main: bool,
             exec_stack = bool(s.p_flags & 1)
     name = f.path
     origin = (f.dev, f.ino, getattr(f.fdesc, "vd", None))
-    mapped = mapped and all((base + s.p_vaddr - s.p_offset) % PAGE == 0 for s in loads)
+    if mapped and any((base + s.p_vaddr - s.p_offset) % PAGE for s in loads):
+        mapped = False  # (segments mmap could not map: copies, of the whole file)
+        data = await _read_all(f)
     size = f.size if mapped else len(data)
     for s in loads:
         if s.p_filesz > s.p_memsz or s.p_offset + s.p_filesz > size:
