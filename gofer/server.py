@@ -404,6 +404,16 @@ class GoferFile(p9.File):
             return None
         return of.fd
 
+    def donate_fd(self) -> int | None:
+        """p9's Tlopenfd: the descriptor of a regular file opened read-only (the client may
+        read and map it itself; it can do nothing with it that Tread could not), else
+        None. Directories, writable opens and everything else stay behind 9P."""
+        of = self.of
+        if (of is None or self.fifo_wait or not stat.S_ISREG(of.mode)
+                or fcntl.fcntl(of.fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY):
+            return None
+        return of.fd
+
     async def write(self, offset: int, data: bytes | memoryview) -> int:
         of = self._opened()
         self._as()

@@ -56,6 +56,7 @@ from ._messages import (  # the structs, and every message class (the protocol)
     Rlistxattr,
     Rlock,
     Rlopen,
+    Rlopenfd,
     Rmkdir,
     Rmknod,
     Rmultigetattr,
@@ -99,6 +100,7 @@ from ._messages import (  # the structs, and every message class (the protocol)
     Tlistxattr,
     Tlock,
     Tlopen,
+    Tlopenfd,
     Tmkdir,
     Tmknod,
     Tmultigetattr,
@@ -174,5 +176,5 @@ __all__ = [
     "Rwrite", "Tclunk", "Rclunk", "Tremove", "Rremove", "Tflushf", "Rflushf", "Twalkgetattr",
     "Rwalkgetattr", "Tucreate", "Rucreate", "Tumkdir", "Rumkdir", "Tumknod", "Rumknod",
     "Tusymlink", "Rusymlink", "Tallocate", "Rallocate", "Tsetattrclunk", "Rsetattrclunk",
-    "Tmultigetattr", "Rmultigetattr", "Treaddirattr", "Rreaddirattr",
+    "Tmultigetattr", "Rmultigetattr", "Treaddirattr", "Rreaddirattr", "Tlopenfd", "Rlopenfd",
 ]

@@ -10,7 +10,10 @@ succeeded in creating a fid, that fid is clunked, so fids never leak.
 from __future__ import annotations
 
 import errno
+import fcntl
+import logging
 import os
+import stat
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -22,7 +25,7 @@ from ._client_fid import Fid
 from ._constants import IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, QidType
 from ._errors import ProtocolError, oserror
 from ._framing import FrameDecoder, encode_frame
-from ._sockio import FrameSender, Receiver
+from ._sockio import FrameSender, Receiver, carries_fds
 from ._version import BASE, PLAIN, RUNPSC, Dialect, client_accept
 
 _RECV_CHUNK = 1 << 16
@@ -30,6 +33,10 @@ _FLUSH_TIMEOUT = 30.0
 _NO_AUTH = (errno.ENOENT, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EPERM)
 #: The replies of the requests that walk to a new fid (`Client._walk_to_new_fid`).
 _WalkReply = TypeVar("_WalkReply", m.Rwalk, m.Rwalkgetattr)
+#: The bits of a qid path that are the donated file's inode number (p9/README.md).
+_INO_BITS = (1 << 56) - 1
+
+log = logging.getLogger("p9.client")
 
 
 def _leaves(eg: BaseException) -> list[BaseException]:
@@ -84,12 +91,15 @@ class Client:
     Attributes:
         msize: the negotiated maximum message size.
         dialect: the negotiated `p9.Dialect` (which extensions may be used).
+        donations: whether read-only opens ask for the file's host descriptor (Tlopenfd:
+            our dialect over a unix socket; off for good after a bad donation).
     """
 
     def __init__(self, stream: trio.abc.Stream, *, max_inflight: int = 256) -> None:
         self._stream = stream
         self.msize = 0
         self.dialect: Dialect = PLAIN
+        self.donations = False
         self._decoder = FrameDecoder(1 << 20)
         self._pending: dict[int, _Call] = {}
         self._free_tags: list[int] = []
@@ -321,6 +331,56 @@ class Client:
             )
         return reply
 
+    # --- donated descriptors (Tlopenfd) ---------------------------------------------------------
+
+    def donated_fd(self, reply: m.Rlopenfd, flags: int) -> int | None:
+        """The descriptor that came with `reply` (the caller's to close), or None.
+
+        The server's word is checked: one descriptor must have come, of a regular file
+        whose inode is the qid's and opened with the access mode asked for. Anything else
+        turns donations off on this connection (logged once) and the file is read with
+        Tread, as after a plain Tlopen.
+        """
+        if not reply.fd:
+            return None
+        fds = self._receiver.fds
+        fd = fds.popleft() if fds else -1
+        problem = ""
+        if fd < 0:
+            problem = "none came with the reply" + (
+                " (dropped on receipt: out of descriptors?)" if self._receiver.fds_lost else "")
+        else:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                problem = f"not a regular file (mode {st.st_mode:o})"
+            elif (st.st_ino ^ reply.qid.path) & _INO_BITS:
+                problem = "another file than the one opened"
+            elif fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != flags & os.O_ACCMODE:
+                problem = "opened with another access mode"
+        if not problem:
+            return fd
+        if fd >= 0:
+            os.close(fd)
+        self.refuse_donations(f"the server donated a bad descriptor: {problem}")
+        return None
+
+    def refuse_donations(self, why: str) -> None:
+        """Ask for no more donated descriptors on this connection (logged once), closing
+        any received and not taken."""
+        if self.donations:
+            log.warning("9P: %s; files are read through 9P from now on", why)
+        self.donations = False
+        fds = self._receiver.fds
+        while fds:
+            os.close(fds.popleft())
+
+    def drop_donated(self, reply: m.Message | None) -> None:
+        """Close the descriptor of an Rlopenfd whose open was cancelled (the queue of
+        received descriptors stays in step with the replies)."""
+        fds = self._receiver.fds
+        if isinstance(reply, m.Rlopenfd) and reply.fd and fds:
+            os.close(fds.popleft())
+
     # --- session ------------------------------------------------------------------------------
 
     async def _negotiate(self, msize: int, version: bytes) -> None:
@@ -347,6 +407,9 @@ class Client:
                 self.msize = min(msize, reply.msize)
                 self._decoder.max_size = self.msize
                 self.dialect = dialect
+                self.donations = dialect.lopenfd and carries_fds(self._stream)
+                if self.donations:
+                    self._receiver.take_fds()
                 return
             if isinstance(reply, m.Rlerror | m.Rerror | ProtocolError):
                 refused = reply if isinstance(reply, m.Rlerror) else None

@@ -200,6 +200,23 @@ class Fid:
         self.qid = r.qid
         return r.qid
 
+    async def open_donated(self, flags: int = os.O_RDONLY) -> tuple[m.Qid, int | None]:
+        """`open`, and the file's host descriptor when the server donates one (Tlopenfd:
+        `client.donations`); the descriptor is the caller's to close, and stays valid
+        after this fid is clunked."""
+        client = self.client
+        if not client.donations:
+            return await self.open(flags), None
+
+        async def cancelled(reply: m.Message | None) -> None:
+            client.drop_donated(reply)
+
+        r = await client.rpc(m.Tlopenfd(self.fid, flags), on_cancel=cancelled)
+        assert isinstance(r, m.Rlopenfd)
+        self.iounit = r.iounit
+        self.qid = r.qid
+        return r.qid, client.donated_fd(r, flags)
+
     async def create(
         self, name: bytes | str, flags: int = os.O_RDWR, mode: int = 0o644, gid: int | None = None
     ) -> m.Qid:

@@ -44,7 +44,7 @@ from ._framing import (
 )
 from ._handlers import Handlers, errno_of
 from ._sendpath import PartsSender
-from ._sockio import Receiver
+from ._sockio import Receiver, carries_fds
 from ._version import server_choose
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ _RWRITE = struct.Struct("<IBHI")  # size[4] type[1] tag[2] count[4]: a whole Rwr
 
 #: Requests that run inline when their fid's File has a true `inline_io` attribute: the file
 #: model's promise that nothing it does for that file waits (a regular file, not a FIFO).
-_FID_INLINE = (m.Tlopen, m.Tread, m.Twrite, m.Treaddir)
+_FID_INLINE = (m.Tlopen, m.Tlopenfd, m.Tread, m.Twrite, m.Treaddir)
 
 
 class _Request:
@@ -102,6 +102,7 @@ class _Connection:
             meta=bool(server.fs.walk_sources) and self.meta_inline)
         self.table = FidTable(self.c.cm if self.c is not None else None)
         self.ops = Handlers(server, self.table)
+        self.ops.passes_fds = carries_fds(stream)
         self._c_dialect()
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -109,6 +110,11 @@ class _Connection:
     async def send(self, tag: int, msg: m.Message) -> None:
         if type(msg) is m.Rread:
             await self.sender.send_parts(encode_frame_parts(tag, msg))
+        elif type(msg) is m.Rlopenfd and (fd := self.ops.take_passing(msg)) >= 0:
+            try:
+                await self.sender.send_fd(encode_frame(tag, msg), fd)
+            finally:
+                os.close(fd)
         else:
             await self.sender.send(encode_frame(tag, msg))
 
@@ -281,7 +287,7 @@ class _Connection:
     async def handle(self, tag: int, msg: m.Message, req: _Request) -> None:
         acquired = False
         try:
-            reply: m.Message
+            reply: m.Message | None = None
             with req.scope:
                 try:
                     self.limiter.acquire_nowait()  # no scheduler pass unless we must wait
@@ -293,7 +299,10 @@ class _Connection:
                 except Exception as e:  # mapped to Rlerror in one place
                     reply = m.Rlerror(errno_of(e))
             if not req.scope.cancelled_caught:
+                assert reply is not None
                 await self.send(tag, reply)
+            elif reply is not None and (fd := self.ops.take_passing(reply)) >= 0:
+                os.close(fd)  # (a flushed Tlopenfd's descriptor is not sent)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:

@@ -126,6 +126,16 @@ class File(abc.ABC):
         """
         return None
 
+    def donate_fd(self) -> int | None:
+        """A host descriptor of this open file that the client may read and map itself
+        (Tlopenfd, our dialect, unix sockets), or None (the default): the client reads
+        through Tread. Asked right after a successful `open` for a Tlopenfd; the framework
+        sends a duplicate, so the descriptor stays this File's. Return one only for what
+        the client may read anyway: a regular file opened read-only. Must not raise or
+        wait.
+        """
+        return None
+
     def walk_source(self) -> tuple[int, int, int, int] | None:
         """(fd, cred, dev, resolve) to let the framework's C path look single names up
         beneath this directory, or None (the default): every Twalk goes to `walk`.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import pwd
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -81,7 +82,13 @@ class Handlers:
             m.Tsetattrclunk: ("setattrclunk", self.setattrclunk),
             m.Tmultigetattr: ("multigetattr", self.multigetattr),
             m.Treaddirattr: ("readdirattr", self.readdirattr),
+            m.Tlopenfd: ("lopenfd", self.lopenfd),
         }
+        #: Whether the connection can carry descriptors (a unix socket), and the duplicate
+        #: descriptor each Rlopenfd reply about to be sent carries, by the reply's id
+        #: (the connection sends and closes it: `take_passing`).
+        self.passes_fds = False
+        self._passing: dict[int, int] = {}
 
     async def call(self, msg: m.Message) -> m.Message:
         cls = type(msg)
@@ -293,6 +300,28 @@ class Handlers:
         finally:
             await self.table.unref(f)
         return m.Rlopen(qid, self._iounit(iounit))
+
+    async def lopenfd(self, msg: m.Tlopenfd) -> m.Message:
+        """Tlopen, and the File's `donate_fd()` (duplicated) with the reply when the
+        connection can carry it."""
+        f = self.table.get(msg.fid)
+        try:
+            qid, iounit = await f.file.open(msg.flags)
+            f.opened = True
+            f.set_read_fd()
+            fd = f.file.donate_fd() if self.passes_fds else None
+            dup = os.dup(fd) if fd is not None else -1
+        finally:
+            await self.table.unref(f)
+        reply = m.Rlopenfd(qid, self._iounit(iounit), int(dup >= 0))
+        if dup >= 0:
+            self._passing[id(reply)] = dup
+        return reply
+
+    def take_passing(self, reply: m.Message) -> int:
+        """The descriptor `reply` (an Rlopenfd) carries, now the caller's to send and close;
+        -1 if none."""
+        return self._passing.pop(id(reply), -1)
 
     def _iounit(self, iounit: int) -> int:
         # 0 would leave the choice to the client; some (p9fs) then send msize bytes of data

@@ -861,6 +861,25 @@ class Rreaddirattr(Message):
     data: data
 
 
+@message(146)
+class Tlopenfd(Message):
+    """Tlopen whose reply may carry the opened file's host descriptor (our dialect, unix
+    sockets only): the server decides, per open, whether to give one."""
+
+    fid: u32
+    flags: u32
+
+
+@message(147)
+class Rlopenfd(Message):
+    """Rlopen, plus `fd`: 1 if one descriptor was sent with this reply's bytes
+    (SCM_RIGHTS), 0 if none (the file is then read through Tread as after a Tlopen)."""
+
+    qid: qid
+    iounit: u32
+    fd: u8
+
+
 # --- helpers --------------------------------------------------------------------------------
 
 _DIRENT_FIXED = 13 + 8 + 1 + 2

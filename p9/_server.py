@@ -27,7 +27,7 @@ log = logging.getLogger("p9.server")
 
 #: Metadata requests a file model usually answers at once: candidates for `Server(inline=)`.
 QUICK_MESSAGES: frozenset[type[m.Message]] = frozenset({
-    m.Twalk, m.Tgetattr, m.Tclunk, m.Tlopen, m.Tstatfs, m.Treadlink, m.Twalkgetattr,
+    m.Twalk, m.Tgetattr, m.Tclunk, m.Tlopen, m.Tlopenfd, m.Tstatfs, m.Treadlink, m.Twalkgetattr,
     m.Tmultigetattr, m.Tsetattr, m.Tsetattrclunk, m.Txattrwalk, m.Tgetxattr, m.Tlistxattr,
 })
 

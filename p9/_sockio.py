@@ -8,8 +8,12 @@ block do we wait through trio. Anything else (TLS, wrappers) takes the ordinary 
 
 from __future__ import annotations
 
+import array
+import collections
 import os
+import socket
 import time
+from typing import Any
 
 import trio
 
@@ -24,6 +28,17 @@ def _raw_socket(stream: trio.abc.Stream):
     sock = getattr(stream, "socket", None) if type(stream) is trio.SocketStream else None
     # trio sockets wrap a stdlib socket; its non-blocking calls are what we need.
     return getattr(sock, "_sock", None)
+
+
+#: Descriptors one receive takes at most (more are closed by the kernel: MSG_CTRUNC).
+_MAX_FDS = 16
+_FD_SPACE = socket.CMSG_SPACE(_MAX_FDS * 4)
+
+
+def carries_fds(stream: trio.abc.Stream) -> bool:
+    """Whether `stream` is a plain unix socket, which can carry descriptors (SCM_RIGHTS)."""
+    raw = _raw_socket(stream)
+    return raw is not None and raw.family == socket.AF_UNIX
 
 
 def send_now(call, data) -> int:
@@ -60,6 +75,25 @@ class FrameSender:
             async with self.lock:
                 await self.stream.send_all(frame)
 
+    async def send_fd(self, frame: bytes, fd: int) -> None:
+        """Send one frame with descriptor `fd` attached to its first bytes (SCM_RIGHTS;
+        the stream must be a unix socket: `carries_fds`). The caller keeps `fd`."""
+        raw = self._raw
+        assert raw is not None
+        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+        view = memoryview(frame)
+        with trio.CancelScope(shield=True):
+            async with self.lock:
+                n = 0
+                while not n:  # until the bytes carrying the descriptor are in
+                    n = send_now(lambda d: raw.sendmsg([d], anc), view)
+                    if not n:
+                        await trio.lowlevel.wait_writable(raw)
+                view = view[n:]
+                while view:
+                    await trio.lowlevel.wait_writable(raw)
+                    view = view[send_now(raw.send, view):]
+
     async def send_parts(self, parts: list) -> None:
         """Send one frame given as parts (joined here; `_sendpath.PartsSender` sends them
         with sendmsg instead)."""
@@ -91,6 +125,32 @@ class Receiver:
         self._skip_once = False
         #: trio.current_time() when the last receive returned (an idle watchdog reads it).
         self.last_data = trio.current_time()
+        #: Descriptors received with the data, oldest first, once `take_fds()` turned
+        #: their reception on (None: plain receives; any descriptor sent is discarded).
+        self.fds: collections.deque[int] | None = None
+        #: Whether the kernel dropped descriptors sent to us (MSG_CTRUNC).
+        self.fds_lost = False
+        self._recv: Any = self._raw.recv if self._raw is not None else None
+
+    def take_fds(self) -> None:
+        """Receive with recvmsg from now on, keeping the descriptors that come with the
+        data in `fds` (close-on-exec); only for unix sockets (`carries_fds`)."""
+        if self.fds is None:
+            self.fds = collections.deque()
+            self._recv = self._recv_fds
+
+    def _recv_fds(self, max_bytes: int) -> bytes:
+        raw = self._raw
+        assert raw is not None and self.fds is not None
+        data, anc, flags, _addr = raw.recvmsg(max_bytes, _FD_SPACE, socket.MSG_CMSG_CLOEXEC)
+        if flags & socket.MSG_CTRUNC:
+            self.fds_lost = True  # (this process's descriptor limit, or more than _MAX_FDS)
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+                self.fds.extend(fds)
+        return data
 
     async def receive(self, max_bytes: int) -> bytes | bytearray:
         raw = self._raw
@@ -104,7 +164,7 @@ class Receiver:
             await trio.lowlevel.checkpoint()
         while True:
             try:
-                data = raw.recv(max_bytes)
+                data = self._recv(max_bytes)
             except (BlockingIOError, InterruptedError):
                 self._streak = 0
                 data = self._spin(raw, max_bytes) if self._spin_ns else None
@@ -146,7 +206,7 @@ class Receiver:
         deadline = time.perf_counter_ns() + self._spin_ns
         while time.perf_counter_ns() < deadline:
             try:
-                data = raw.recv(max_bytes)
+                data = self._recv(max_bytes)
             except (BlockingIOError, InterruptedError):
                 os.sched_yield()  # a client on this CPU runs now rather than at our next tick
                 continue

@@ -34,10 +34,13 @@ class Dialect:
     setattrclunk: bool = False
     multigetattr: bool = False
     readdirattr: bool = False
+    #: Tlopenfd: a read-only open of a regular file may come with its host descriptor
+    #: (SCM_RIGHTS on a unix socket; see p9/README.md, "Donated descriptors").
+    lopenfd: bool = False
 
 
 PLAIN = Dialect()
-OURS = Dialect(RUNPSC, True, True, True, True, True, True, True, True, True)
+OURS = Dialect(RUNPSC, True, True, True, True, True, True, True, True, True, True)
 
 
 def google_dialect(level: int) -> Dialect:

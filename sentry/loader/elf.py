@@ -21,6 +21,7 @@ from sentry.mm.address_space import STACK_SIZE, MemoryManager
 from sentry.mm.vma import (
     MAP_ANONYMOUS,
     MAP_PRIVATE,
+    PAGE,
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
@@ -77,20 +78,45 @@ class Loaded:
     execfn: bytes = b""
 
 
-async def _read_all(f: ExecFile) -> bytes:
-    """The whole file, then the loader's reference is dropped (mappings are copies)."""
+#: What the loader reads of a file it maps (rather than copies) before parsing it: the
+#: headers and the interpreter's name, nearly always; the rest is read only if not.
+HEAD_SIZE = 64 << 10
+
+
+async def _read_all(f: ExecFile, limit: int = -1) -> bytes:
+    """The file (its first `limit` bytes, if given)."""
     chunks, off = [], 0
-    try:
-        while True:
-            data = await f.fdesc.pread(1 << 20, off)
-            if not data:
-                break
-            chunks.append(data)
-            off += len(data)
-    finally:
-        if hasattr(f.fdesc, "dec_ref"):
-            await f.fdesc.dec_ref()
+    while limit < 0 or off < limit:
+        data = await f.fdesc.pread(1 << 20 if limit < 0 else min(1 << 20, limit - off), off)
+        if not data:
+            break
+        chunks.append(data)
+        off += len(data)
     return b"".join(chunks)
+
+
+async def _release(f: ExecFile) -> None:
+    """Drop the loader's reference to `f` (its mappings hold their own)."""
+    if hasattr(f.fdesc, "dec_ref"):
+        await f.fdesc.dec_ref()
+
+
+async def _read_exec(f: ExecFile) -> tuple[bytes, bool]:
+    """What `_map_elf` needs of `f`, and whether its segments may be mapped from the file
+    itself (a donated goferfs file: a host descriptor to map) instead of copied: then
+    only the head is read, or all of it when the headers or the interpreter's name lie
+    beyond."""
+    fn = getattr(f.fdesc, "mappable_fd", None)
+    if fn is None or await fn() < 0 or f.size <= HEAD_SIZE:
+        return await _read_all(f), False
+    head = await _read_all(f, HEAD_SIZE)
+    try:
+        _, segs = _headers(head)
+    except SyscallError:
+        return await _read_all(f), False
+    if any(s.p_type == "PT_INTERP" and s.p_offset + s.p_filesz > len(head) for s in segs):
+        return await _read_all(f), True
+    return head, True
 
 
 def parse_shebang(head: bytes) -> tuple[bytes, bytes | None]:
@@ -154,7 +180,11 @@ def _headers(data: bytes) -> tuple:
     return h, segs
 
 
-async def _map_elf(mm: MemoryManager, f: ExecFile, data: bytes, *, main: bool) -> Image:
+async def _map_elf(mm: MemoryManager, f: ExecFile, data: bytes, *, main: bool,
+                   mapped: bool = False) -> Image:
+    """Map `f`'s PT_LOAD segments: copies of `data` (the whole file), or, when `mapped`,
+    private mappings of the file itself (`data` may then be only its head), the part of
+    the last file page past the segment's file bytes zeroed, as Linux's padzero does."""
     h, segs = _headers(data)
     loads = [s for s in segs if s.p_type == "PT_LOAD"]
     if not loads:
@@ -174,8 +204,12 @@ async def _map_elf(mm: MemoryManager, f: ExecFile, data: bytes, *, main: bool) -
             exec_stack = bool(s.p_flags & 1)
     name = f.path
     origin = (f.dev, f.ino, getattr(f.fdesc, "vd", None))
+    if mapped and any((base + s.p_vaddr - s.p_offset) % PAGE for s in loads):
+        mapped = False  # (segments mmap could not map: copies, of the whole file)
+        data = await _read_all(f)
+    size = f.size if mapped else len(data)
     for s in loads:
-        if s.p_filesz > s.p_memsz or s.p_offset + s.p_filesz > len(data):
+        if s.p_filesz > s.p_memsz or s.p_offset + s.p_filesz > size:
             raise SyscallError(errno.ENOEXEC)
         prot = (PROT_READ if s.p_flags & 4 else 0) | (PROT_WRITE if s.p_flags & 2 else 0) | (
             PROT_EXEC if s.p_flags & 1 else 0
@@ -186,13 +220,19 @@ async def _map_elf(mm: MemoryManager, f: ExecFile, data: bytes, *, main: bool) -
         # The file's pages, then the zero-filled rest (bss) as anonymous memory: the
         # copy keeps the file's identity and offset, so /proc/PID/maps reads as Linux's.
         file_end = min(end, page_up(base + s.p_vaddr + s.p_filesz)) if s.p_filesz else start
-        if file_end > start:
+        if file_end > start and mapped:
+            await mm.mmap(start, file_end - start, prot, MAP_PRIVATE, f.fdesc,
+                          page_down(s.p_offset), fixed=True, name=name)
+            tail = base + s.p_vaddr + s.p_filesz
+            if s.p_memsz > s.p_filesz and tail < file_end:
+                mm.stub.write_force(tail, bytes(file_end - tail))
+        elif file_end > start:
             await mm.mmap(start, file_end - start, prot, MAP_PRIVATE | MAP_ANONYMOUS,
                           offset=page_down(s.p_offset), fixed=True, name=name, origin=origin)
         if end > file_end:
             await mm.mmap(file_end, end - file_end, prot, MAP_PRIVATE | MAP_ANONYMOUS,
                           fixed=True)
-        if s.p_filesz:
+        if s.p_filesz and not mapped:
             mm.stub.write_force(start, data[s.p_offset - lead : s.p_offset + s.p_filesz])
     phdr = 0
     for s in segs:
@@ -262,25 +302,37 @@ async def load(mm: MemoryManager, source: ExecSource, path: bytes, argv: list[by
     execfn = path
     for _ in range(MAX_SCRIPT_DEPTH + 1):
         f = await source.open_exec(path)
-        data = await _read_all(f)
+        try:
+            data, mapped = await _read_exec(f)
+        except BaseException:
+            await _release(f)
+            raise
         if data[:2] == b"#!":
+            await _release(f)
             interp, arg = parse_shebang(data[:BINPRM_BUF_SIZE])
             argv = [interp, *([arg] if arg else []), path, *argv[1:]]
             path = interp
             continue
         if data[:4] != b"\x7fELF":
+            await _release(f)
             raise SyscallError(errno.ENOEXEC)
         break
     else:
         raise SyscallError(errno.ELOOP)
-    img = await _map_elf(mm, f, data, main=True)
+    try:
+        img = await _map_elf(mm, f, data, main=True, mapped=mapped)
+    finally:
+        await _release(f)
     entry, at_base = img.entry, 0
     if img.interp:
         fi = await source.open_exec(img.interp)
-        idata = await _read_all(fi)
-        if idata[:4] != b"\x7fELF":
-            raise SyscallError(errno.ELIBBAD)
-        iimg = await _map_elf(mm, fi, idata, main=False)
+        try:
+            idata, imapped = await _read_exec(fi)
+            if idata[:4] != b"\x7fELF":
+                raise SyscallError(errno.ELIBBAD)
+            iimg = await _map_elf(mm, fi, idata, main=False, mapped=imapped)
+        finally:
+            await _release(fi)
         entry, at_base = iimg.entry, iimg.base
     mm.set_brk_start(img.end)
     stack_prot = PROT_READ | PROT_WRITE | (PROT_EXEC if img.exec_stack else 0)

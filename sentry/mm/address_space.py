@@ -70,14 +70,22 @@ def _memfd_of(file: Any) -> int:
     return fd if isinstance(fd, int) else -1
 
 
+async def _mappable_fd(file: Any) -> int:
+    """A host descriptor a private mapping of `file` may map directly (a donated goferfs
+    file's), or -1."""
+    fn = getattr(file, "mappable_fd", None)
+    return await fn() if fn is not None else -1
+
+
 def committed(v: Vma) -> int:
     """Bytes a mapping commits in its address space: private writable memory (Linux's
     VM_ACCOUNT), and the copies the Sentry fills at mmap of a file (private mappings,
     shared ones of files without a memfd) or at exec (the program's segments), which are
     the host memory they look like, whatever their protection (page cache on Linux).
     Shared anonymous memory is charged once for every process mapping it (`SharedAnon`);
-    a shared mapping of a tmpfs file maps the file's own pages."""
-    if v.file is not None and not v.host_shared or v.origin is not None:
+    a shared mapping of a tmpfs file maps the file's own pages, and a private one of a
+    host file (`host_file`) commits what a private mapping of anonymous memory would."""
+    if v.file is not None and not (v.host_shared or v.host_file) or v.origin is not None:
         return v.end - v.start
     return v.end - v.start if v.prot & PROT_WRITE and not v.shared else 0
 
@@ -325,8 +333,10 @@ class MemoryManager:
         else:
             start = self.unmapped_area(length, addr)
         memfd = _memfd_of(file) if shared else -1
+        hostfd = await _mappable_fd(file) if file is not None and not shared else -1
         self._commit(committed(Vma(start, start + length, prot, shared, file,
-                                   host_shared=memfd >= 0, origin=origin))
+                                   host_shared=memfd >= 0, host_file=hostfd >= 0,
+                                   origin=origin))
                      + (length if shared and file is None else 0)
                      - self.committed_in(start, start + length))
         old = self._remove_range(start, start + length)
@@ -336,18 +346,25 @@ class MemoryManager:
                                              MAP_SHARED | MAP_FIXED, offset)
             if r < 0:
                 raise SyscallError(-r)
+        elif hostfd >= 0:
+            r = self._injector().map_host_fd(hostfd, start, length, prot,
+                                             MAP_PRIVATE | MAP_FIXED | flags & MAP_POPULATE,
+                                             offset)
+            if r < 0:
+                raise SyscallError(-r)
         else:
             host_flags = MAP_FIXED | MAP_ANONYMOUS
             host_flags |= MAP_SHARED if shared and file is None else MAP_PRIVATE
             host_flags |= flags & MAP_POPULATE
             self._host(NR_MMAP, start, length, prot, host_flags, (1 << 64) - 1, 0)
         vma = Vma(start, start + length, prot, shared, file, offset, name, growsdown,
-                  host_shared=memfd >= 0, origin=origin, locked=self.lock_future,
+                  host_shared=memfd >= 0, host_file=hostfd >= 0, origin=origin,
+                  locked=self.lock_future,
                   anon=SharedAnon(self.memory, length) if shared and file is None else None)
         if file is not None:
             if id(file) not in self._files:
                 self._files[id(file)] = file.inc_ref()
-            if memfd < 0:
+            if memfd < 0 and hostfd < 0:
                 await self._fill(vma, start, start + length)
         self._insert(vma)
         await self._drop_unused_files()
@@ -488,7 +505,8 @@ class MemoryManager:
         self._remove_range(dest, dest + new_size)
         moved.start, moved.end = dest, dest + new_size
         self._insert(moved)
-        if moved.file is not None and not moved.host_shared and new_size > old_size:
+        if (moved.file is not None and not (moved.host_shared or moved.host_file)
+                and new_size > old_size):
             await self._fill(moved, dest + old_size, dest + new_size)
         return dest
 
@@ -527,7 +545,8 @@ class MemoryManager:
                 raise SyscallError(errno.ENOMEM)
             self._host(NR_MADVISE, addr, end - addr, advice)
             for v in self.vmas:
-                if v.file is not None and not v.shared and v.start < end and v.end > addr:
+                if (v.file is not None and not v.shared and not v.host_file
+                        and v.start < end and v.end > addr):
                     await self._fill(v, max(v.start, addr), min(v.end, end))
         elif advice in (0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21):
             if end > addr and not self._fully_mapped(addr, end):

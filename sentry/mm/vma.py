@@ -29,7 +29,8 @@ class Vma:
 
     `file` is the vfs FileDescription of a file mapping (None for anonymous memory) and
     `offset` the file offset of `start`. Private file mappings are copies filled from the
-    file. Shared mappings of files with a host memfd (tmpfs) map that memfd
+    file, or, for a file with a host descriptor to map (a donated goferfs file), a host
+    MAP_PRIVATE of it (`host_file`). Shared mappings of files with a host memfd (tmpfs) map that memfd
     (`host_shared`); other shared file mappings are copies written back on
     msync/munmap/exit.
     """
@@ -43,6 +44,7 @@ class Vma:
     name: bytes = b""
     growsdown: bool = False
     host_shared: bool = False  # a host MAP_SHARED of the file's memfd: no copy, no writeback
+    host_file: bool = False  # a host MAP_PRIVATE of the file's host descriptor: no copy
     #: (dev, ino, vfs dentry or None) of the file an anonymous copy was loaded from (the
     #: loader's program and interpreter segments): /proc/PID/maps shows it as Linux shows
     #: the file mapping, with `offset`.

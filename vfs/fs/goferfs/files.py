@@ -5,11 +5,12 @@ listing is the server's Treaddir."""
 from __future__ import annotations
 
 import errno
+import os
 from typing import TYPE_CHECKING, Any
 
 import p9
 
-from ...abi import DT_UNKNOWN, O_APPEND, O_RDONLY
+from ...abi import DT_UNKNOWN, O_ACCMODE, O_APPEND, O_RDONLY
 from ...creds import Credentials
 from ...dentry import Dentry, now_ns
 from ...file import DirectoryFD, RegularFD
@@ -31,6 +32,8 @@ class GoferFileFD(RegularFD):
         self.inode = inode_of(d)
         self._io = io  # None: opened (read-only) on first need, see GoferFS.open
         self.inode.opens += 1
+        self._writes = flags & O_ACCMODE != O_RDONLY
+        self.inode.writers += self._writes
         self.writer: Credentials | None = None
 
     def file_size(self) -> int:
@@ -88,8 +91,21 @@ class GoferFileFD(RegularFD):
                 page = ino.pages[idx]
         return page
 
+    async def mappable_fd(self) -> int:
+        """A host descriptor of this file that a private mapping may map directly (the
+        donated one, asked for now if the file was opened without I/O), or -1: the
+        mapping is then a copy filled with `pread`."""
+        ino = self.inode
+        if ino.host_fd < 0 and self._io is None and self.fs.donations and not ino.writers:
+            await self.io()
+        fd = ino.host_readable()
+        return self.fs.donated.use(ino) if fd >= 0 else -1
+
     async def do_pread(self, n: int, offset: int) -> bytes:
         ino = self.inode
+        if (fd := ino.host_readable()) >= 0:
+            self.fs.donated.use(ino)
+            return os.pread(fd, n, offset)
         if not self.fs.exclusive:
             return await (await self.io()).read(offset, n)
         end = min(offset + n, ino.size)
@@ -181,6 +197,7 @@ class GoferFileFD(RegularFD):
         try:
             await self._flush_dirty()
         finally:
+            self.inode.writers -= self._writes
             if self._io is not None:
                 await self._io.clunk()
 

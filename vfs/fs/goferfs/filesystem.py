@@ -60,6 +60,7 @@ from ...dentry import Dentry, now_ns
 from ...errors import error
 from ...file import FileDescription
 from ...filesystem import Filesystem
+from .donated import DonatedFiles
 from .fids import MAX_WALK_NAMES, Fids
 from .files import GoferDirFD, GoferFileFD
 from .inode import GoferInode, inode_of
@@ -146,6 +147,10 @@ class GoferFS(Filesystem):
         self.fids = Fids(self.root)
         self.pages = PageCache()
         self.dirty_limit = DIRTY_LIMIT
+        # Donated host files (a local gofer's, exclusive policy only: what the host
+        # changes behind a revalidating or shared mount must be seen as 9P sees it).
+        self.donations = policy == "exclusive"
+        self.donated = DonatedFiles()
         # exclusive policy: what readdirs listed, for batched fetches per entry.
         self.prefetch = Prefetcher(self)
         # Bumped by every namespace change; a lookup whose reply crossed a change is
@@ -618,7 +623,10 @@ class GoferFS(Filesystem):
                 return GoferDirFD(flags, self, d, io)
             acc = flags & O_ACCMODE
             # Reads fill the page cache even through a write-only fd, so open for both.
-            await io.open(os.O_RDWR if acc != O_RDONLY else O_RDONLY)
+            if acc == O_RDONLY:
+                await self._open_read(io, ino)
+            else:
+                await io.open(os.O_RDWR)
         except OSError as e:
             if e.errno in (errno.EACCES, errno.EPERM) and not d.inode.is_dir and \
                     flags & O_ACCMODE == O_WRONLY:
@@ -641,11 +649,24 @@ class GoferFS(Filesystem):
         """An opened I/O fid for a file description that was opened without one."""
         io = await self.fids.take_for_io(d)
         try:
-            await io.open(flags)
+            if flags & O_ACCMODE == O_RDONLY:
+                await self._open_read(io, inode_of(d))
+            else:
+                await io.open(flags)
         except BaseException:
             await io.clunk()
             raise
         return io
+
+    async def _open_read(self, io: p9.Fid, ino: GoferInode) -> None:
+        """Open `io` read-only; a local gofer may donate the file's host descriptor with
+        it, kept on the inode for reads and mappings (`donated.py`)."""
+        if not self.donations or ino.host_fd >= 0 or ino.mode & S_IFMT != S_IFREG:
+            await io.open(O_RDONLY)
+            return
+        _, fd = await io.open_donated(O_RDONLY)
+        if fd is not None:
+            self.donated.keep(ino, fd)
 
     async def _xattr_names(self, d: Dentry, ino: GoferInode,
                            cache: dict[bytes, bytes | None]) -> frozenset[bytes] | Literal[False]:
@@ -768,5 +789,7 @@ class GoferFS(Filesystem):
                 await self._write_dirty(d)
 
     async def release(self) -> None:
-        """Clunk every fid this filesystem holds (the client stays open)."""
+        """Clunk every fid this filesystem holds (the client stays open), close the
+        donated descriptors."""
+        self.donated.release()
         await self.fids.release()

@@ -19,7 +19,8 @@ class GoferInode(Inode):
     """Cached attributes of a remote file, its fid (lazily walked) and its page cache."""
 
     __slots__ = ("fid", "target", "pages", "dirty", "server_size", "opens", "xvalues",
-                 "xnames", "read_ok", "server_mtime_ns", "checked", "listed_only")
+                 "xnames", "read_ok", "server_mtime_ns", "checked", "listed_only", "host_fd",
+                 "writers")
 
     def __init__(self, st: p9.Stat) -> None:
         super().__init__(st.qid.path, 0)
@@ -28,6 +29,11 @@ class GoferInode(Inode):
         self.pages: dict[int, bytearray] = {}
         self.dirty: set[int] = set()
         self.opens = 0
+        #: Open file descriptions that may write it (their writes pass through the pages).
+        self.writers = 0
+        #: The host descriptor a local gofer donated with a read-only open (`donated.py`),
+        #: -1 if none.
+        self.host_fd = -1
         # The server opened it for reading once: a later read-only open whose pages are
         # all cached needs no I/O fid (exclusive policy).
         self.read_ok = False
@@ -44,6 +50,12 @@ class GoferInode(Inode):
         #: time.monotonic() when the server last gave the attributes (revalidating policy).
         self.checked = 0.0
         self.update(st)
+
+    def host_readable(self) -> int:
+        """The donated descriptor when reading it gives what the sandbox would read (no
+        write of the sandbox is pending in the pages or may be: no writer has it open);
+        else -1."""
+        return self.host_fd if not self.writers and not self.dirty else -1
 
     def drop_xattrs(self) -> None:
         """Forget cached xattrs (after a change the server may have applied to them)."""
