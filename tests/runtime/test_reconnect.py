@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,10 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conformance.helpers import mounted, stop, wait_for
 from tests.gofer.helpers import confine_args, gofer_process
 from tests.p9.conftest import free_port
 from tests.runtime.test_do import ROOT
 from tests.runtime.test_remote_mounts import tls_args
+from tests.support import missing, need_root
 from tests.tlscerts import PKI, make_pki
 
 # Writes through a descriptor opened before the restart (reopened by the reconnection),
@@ -193,3 +196,40 @@ def test_file_removed_while_the_gofer_was_away(pki, served, tmp_path) -> None:
     assert sb.returncode == 0, err
     assert out + rest == b"first\nphase1\ninput\nvictim failed\nvictim failed\n", err
     assert b"1 fid(s) could not be re-established" in err, err
+
+
+def test_fuse_mount_across_a_gofer_restart(pki, served, tmp_path) -> None:
+    """`runpsc mount` (FUSE) has the same reconnection: a descriptor opened before the
+    gofer's restart reads and writes after it; a new file is created through the mount."""
+    need_root()
+    if not os.path.exists("/dev/fuse") or not shutil.which("fusermount3"):
+        missing("FUSE", "apt-get install fuse3 (and a kernel with /dev/fuse)")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    port = free_port()
+    with gofer_process(_gofer_args("tcp", served, port, pki)) as first:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime.cli", "mount", f"tcp:127.0.0.1:{port}", str(mnt),
+             "--aname", "data"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            wait_for(lambda: mounted(mnt), "runpsc mount", proc)
+            fd = os.open(mnt / "in", os.O_RDWR)
+            try:
+                assert os.pread(fd, 100, 0) == b"input\n"
+                first.kill()
+                first.wait()
+                with gofer_process(_gofer_args("tcp", served, port, pki)):
+                    assert os.pwrite(fd, b"INPUT", 0) == 5
+                    os.fsync(fd)
+                    assert os.pread(fd, 100, 0) == b"INPUT\n"
+                    (mnt / "after").write_bytes(b"made after the restart")
+                    assert (served / "after").read_bytes() == b"made after the restart"
+                    assert (served / "in").read_bytes() == b"INPUT\n"
+            finally:
+                os.close(fd)
+            assert stop(proc) == 0
+        finally:
+            stop(proc)
+            if mounted(mnt):
+                subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False)
+    assert not mounted(mnt)
