@@ -1,6 +1,7 @@
 """Documented departures: what a kind of target cannot express, and known bugs.
 
-Two tables, both keyed by target kind ("9p", "fuse-9p", "dir", "vfs-" and the `vfs:` kind):
+Two tables, both keyed by target kind ("9p", "fuse-9p", "dir", "vfs-" and the `vfs:` kind,
+"sandbox-" and the `sandbox:` kind):
 
 - EXCEPTIONS: behaviour the target *cannot* express, with the reason (a limit of 9P2000.L,
   of FUSE, or a deliberate design choice). Shown as `xfail`; never a failure.
@@ -70,6 +71,10 @@ EXCEPTIONS: dict[str, list[tuple[str, str]]] = {
                ("xattr/value-empty", _PLAIN_EMPTY_XATTR)],
     "vfs-overlay-copyup": [("layers/lower-hardlinks", _COPYUP_LINKS)],
     "vfs-overlay-gofer-copyup": [("layers/lower-hardlinks", _COPYUP_LINKS)],
+    # a sandbox's volumes and remote mounts are goferfs on a gofer whose export has no
+    # `mknod` option (runpsc do's volume gofers, a `runpsc gofer serve` by default)
+    "sandbox-volume": [*_GOFERFS, ("fifos/char-device", _MKNOD)],
+    "sandbox-9p": [*_GOFERFS, ("fifos/char-device", _MKNOD)],
 }
 
 _VFS_ATIME = "vfs: atime is never updated by read or readdir (Linux mounts are relatime)"
@@ -99,6 +104,11 @@ KNOWN_BUGS: dict[str, list[tuple[str, str]]] = {
     "vfs-gofer-shared": [("dirs/rmdir-open-dir", _VFS_DEADDIR)],
     "vfs-overlay-copyup": _VFS_COPYUP, "vfs-overlay-gofer-copyup": _VFS_COPYUP,
     "vfs-9p": _VFS_GOFER,
+    # the sandbox's /tmp and overlay root; its volumes (the shared policy: times are the
+    # host's); a remote mount (cache=revalidating by default: goferfs's caches)
+    "sandbox-tmpfs": _VFS, "sandbox-root": _VFS,
+    "sandbox-volume": [("dirs/rmdir-open-dir", _VFS_DEADDIR)],
+    "sandbox-9p": _VFS_GOFER,
     "9p": [
         ("resolve/name-too-long", "conformance/target_9p: a long component after a missing "
                                   "one is ENAMETOOLONG, not ENOENT (checked before the walk)"),
