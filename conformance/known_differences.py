@@ -77,38 +77,13 @@ EXCEPTIONS: dict[str, list[tuple[str, str]]] = {
     "sandbox-9p": [*_GOFERFS, ("fifos/char-device", _MKNOD)],
 }
 
-_VFS_ATIME = "vfs: atime is never updated by read or readdir (Linux mounts are relatime)"
-_VFS_DEADDIR = "vfs: reading a removed directory returns the end, not ENOENT (IS_DEADDIR)"
-_VFS = [
-    ("times/changes-read", _VFS_ATIME),
-    ("times/changes-readdir", _VFS_ATIME),
-    ("dirs/rmdir-open-dir", _VFS_DEADDIR),
-]
-
-_GFS_WRITE0 = "vfs/goferfs: a zero-length write changes mtime/ctime (Linux changes nothing)"
-_GFS_XATTR = "vfs/goferfs: setxattr does not change ctime (the cached attributes go stale)"
-_VFS_GOFER = [
-    *_VFS,
-    ("times/changes-write-zero", _GFS_WRITE0),
-    ("times/changes-setxattr", _GFS_XATTR),
-]
-
 _OVL_PARENT = ("vfs/overlay: copying a directory up changes its parent's mtime and ctime "
                "(Linux's overlayfs restores the parent's times)")
-_VFS_COPYUP = [*_VFS, ("times/changes-mkdir-inside", _OVL_PARENT)]
+_VFS_COPYUP = [("times/changes-mkdir-inside", _OVL_PARENT)]
 
 #: target kind -> [(case-id glob, description of the bug, owner first)]
 KNOWN_BUGS: dict[str, list[tuple[str, str]]] = {
-    "vfs-tmpfs": _VFS, "vfs-overlay": _VFS, "vfs-gofer": _VFS_GOFER, "vfs-overlay-gofer": _VFS,
-    # the shared policy asks the server again, so times are the host's
-    "vfs-gofer-shared": [("dirs/rmdir-open-dir", _VFS_DEADDIR)],
     "vfs-overlay-copyup": _VFS_COPYUP, "vfs-overlay-gofer-copyup": _VFS_COPYUP,
-    "vfs-9p": _VFS_GOFER,
-    # the sandbox's /tmp and overlay root; its volumes (the shared policy: times are the
-    # host's); a remote mount (cache=revalidating by default: goferfs's caches)
-    "sandbox-tmpfs": _VFS, "sandbox-root": _VFS,
-    "sandbox-volume": [("dirs/rmdir-open-dir", _VFS_DEADDIR)],
-    "sandbox-9p": _VFS_GOFER,
     "9p": [
         ("resolve/name-too-long", "conformance/target_9p: a long component after a missing "
                                   "one is ENAMETOOLONG, not ENOENT (checked before the walk)"),
