@@ -156,6 +156,11 @@ class Client:
             self._free_fids.append(fid)
 
     async def _send(self, tag: int, msg: m.Message, call: _Call | None = None) -> None:
+        if self._down is not None:
+            while self._down is not None:  # (reconnecting: its fids may come back stale)
+                await self._down.wait()
+            if self._stale:
+                self._check_fresh(msg)
         frame = encode_frame(tag, msg)
         if len(frame) > self.msize and self.msize:
             raise ProtocolError(f"{type(msg).__name__} of {len(frame)} bytes exceeds msize {self.msize}", remote=False)

@@ -96,10 +96,12 @@ async def _client(nursery: trio.Nursery, tmp_path, reconnect: float = 10.0):
 
 
 async def test_fids_and_open_files_survive_a_cut(tmp_path) -> None:
-    """Fids walked before the cut (deep, renamed, open for writing) work after it; a read
+    """Fids walked before the cut (20 deep, renamed, open for writing) work after it; a read
     whose reply was lost is sent again; a write at its offset too."""
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "b" / "f").write_bytes(b"0123456789")
+    deep_names = [f"d{i}" for i in range(20)]  # (more than one Twalk's 16 names)
+    tmp_path.joinpath(*deep_names).mkdir(parents=True)
     async with trio.open_nursery() as nursery:
         link, opening = await _client(nursery, tmp_path)
         async with opening as c:
@@ -107,6 +109,7 @@ async def test_fids_and_open_files_survive_a_cut(tmp_path) -> None:
             f = await root.walk(["a", "b", "f"])
             await f.open(os.O_RDWR)
             d = await root.walk(["a"])
+            deep = await root.walk(deep_names)
             await root.renameat("a", root, "moved")
             link.cut_after(p9.Tread)
             assert await f.read(2, 3) == b"234"
@@ -117,7 +120,8 @@ async def test_fids_and_open_files_survive_a_cut(tmp_path) -> None:
             assert (tmp_path / "moved" / "b" / "f").read_bytes() == b"AB23456789"
             g = await d.walk(["b", "f"])  # (d was re-walked by its new path)
             assert (await g.getattr()).attr.size == 10
-            for x in (f, d, g, root):
+            assert (await deep.getattr()).is_dir
+            for x in (f, d, g, deep, root):
                 await x.clunk()
             await c.drain()
             assert c.live_fids == set()
