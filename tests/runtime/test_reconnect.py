@@ -233,3 +233,15 @@ def test_fuse_mount_across_a_gofer_restart(pki, served, tmp_path) -> None:
             if mounted(mnt):
                 subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False)
     assert not mounted(mnt)
+
+
+def test_reconnect_option_parsing() -> None:
+    from runtime.sandbox import DEFAULT_RECONNECT, Mount
+
+    assert Mount.parse("9p:tcp:h:1,aname=x:/x").reconnect == DEFAULT_RECONNECT
+    m = Mount.parse("9p:tls:h:1,aname=x,reconnect=2.5:/x")
+    assert m.reconnect == 2.5 and Mount.parse(m.spec()) == m
+    assert Mount.parse("9p:tcp:h:1,aname=x,reconnect=0:/x").reconnect == 0
+    for bad in ("reconnect=-1", "reconnect=inf", "reconnect=soon", "reconnect"):
+        with pytest.raises(ValueError):
+            Mount.parse(f"9p:tcp:h:1,aname=x,{bad}:/x")
