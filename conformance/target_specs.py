@@ -1,5 +1,5 @@
-"""Target specifications (`dir:PATH`, `9p:ADDRESS,aname=NAME`, `vfs:KIND`) and how to
-open them."""
+"""Target specifications (`dir:PATH`, `9p:ADDRESS,aname=NAME`, `vfs:KIND`,
+`sandbox:WHERE`) and how to open them."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def check_spec(spec: str) -> None:
     """Reject a malformed specification before anything runs (TargetSpecError)."""
     scheme, sep, rest = spec.partition(":")
     if not sep:
-        raise TargetSpecError(f"target {spec!r} has no scheme (dir:, 9p:, vfs:)")
+        raise TargetSpecError(f"target {spec!r} has no scheme (dir:, 9p:, vfs:, sandbox:)")
     if scheme == "dir":
         if not os.path.isdir(rest):
             raise TargetSpecError(f"target {spec!r}: {rest!r} is not a directory")
@@ -66,8 +66,19 @@ def check_spec(spec: str) -> None:
         elif rest not in VFS_KINDS:
             raise TargetSpecError(f"unknown vfs target {rest!r} ({', '.join(VFS_KINDS)}, "
                                   "9p:ADDRESS,aname=NAME)")
+    elif scheme == "sandbox":
+        from .target_sandbox import SANDBOX_KINDS
+        if rest.startswith("9p:"):
+            try:  # (the options are `runpsc do --mount`'s, checked there)
+                p9.parse_address(rest[3:].split(",")[0])
+            except ValueError as e:
+                raise TargetSpecError(str(e)) from None
+        elif rest not in SANDBOX_KINDS:
+            raise TargetSpecError(f"unknown sandbox target {rest!r} ({', '.join(SANDBOX_KINDS)}, "
+                                  "9p:ADDRESS,aname=NAME)")
     else:
-        raise TargetSpecError(f"unknown target scheme {scheme!r} in {spec!r} (dir:, 9p:, vfs:)")
+        raise TargetSpecError(f"unknown target scheme {scheme!r} in {spec!r} (dir:, 9p:, vfs:, "
+                              "sandbox:)")
 
 
 def _check_9p(spec: str, rest: str) -> None:
@@ -107,6 +118,10 @@ async def open_target(spec: str, *,
         from .target_vfs import open_vfs
         async with open_vfs(rest, tls=tls) as vt:
             yield OpenedTarget(vt, spec, "vfs-9p" if rest.startswith("9p:") else f"vfs-{rest}")
+    elif scheme == "sandbox":
+        from .target_sandbox import open_sandbox, sandbox_kind
+        async with open_sandbox(rest, tls=tls) as st:
+            yield OpenedTarget(st, spec, sandbox_kind(rest))
 
 
 @contextlib.asynccontextmanager

@@ -14,13 +14,14 @@ import fcntl
 import logging
 import os
 import stat
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import trio
 
 from . import _messages as m
+from . import _recover as recover
 from ._client_fid import Fid
 from ._constants import IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, QidType
 from ._errors import ProtocolError, oserror
@@ -76,13 +77,19 @@ def _partial_walk_error(qids: Sequence[m.Qid], names: Sequence[bytes]) -> OSErro
 
 
 class _Call:
-    __slots__ = ("event", "reply", "on_reply")
+    __slots__ = ("event", "reply", "on_reply", "msg", "sent")
 
-    def __init__(self, on_reply: Callable[[], None] | None = None) -> None:
+    def __init__(self, msg: m.Message | None = None,
+                 on_reply: Callable[[], None] | None = None) -> None:
         self.event = trio.Event()
         self.reply: m.Message | BaseException | None = None
         #: For requests nobody waits for (Tclunk): run by the reader when the reply lands.
         self.on_reply = on_reply
+        #: The request, kept so a reconnection can send it again (`_recover.py`).
+        self.msg = msg
+        #: Whether (part of) its frame went out on the connection (a reconnection resends
+        #: only such requests; the others are sent on the new connection by their task).
+        self.sent = False
 
 
 class Client:
@@ -97,6 +104,21 @@ class Client:
 
     def __init__(self, stream: trio.abc.Stream, *, max_inflight: int = 256) -> None:
         self._stream = stream
+        #: Dials the server again after the connection dropped (None: a lost connection
+        #: is final); see `open_client(redial=)`.
+        self._redial: Callable[[], Awaitable[trio.abc.Stream]] | None = None
+        #: Seconds a reconnection may take before every operation fails with EIO.
+        self.reconnect_window = 0.0
+        #: Set while reconnecting: requests wait for it before they are sent.
+        self._down: trio.Event | None = None
+        #: Connections re-established so far (diagnostics, tests).
+        self.reconnects = 0
+        #: Live Fid objects by number (re-established after a reconnection), the attach
+        #: roots' (aname, uname, n_uname), and fids that could not be re-established
+        #: (their requests fail with ESTALE until they are clunked).
+        self._fids: dict[int, Fid] = {}
+        self._roots: dict[int, tuple[bytes, bytes, int]] = {}
+        self._stale: set[int] = set()
         self.msize = 0
         self.dialect: Dialect = PLAIN
         self.donations = False
@@ -138,59 +160,100 @@ class Client:
         return f
 
     def release_fid(self, fid: int) -> None:
+        self._stale.discard(fid)
         if fid in self.live_fids:
             self.live_fids.discard(fid)
             self._free_fids.append(fid)
 
-    async def _send(self, tag: int, msg: m.Message) -> None:
+    async def _send(self, tag: int, msg: m.Message, call: _Call | None = None) -> None:
+        if self._down is not None:
+            while self._down is not None:  # (reconnecting: its fids may come back stale)
+                await self._down.wait()
+            if self._stale:
+                self._check_fresh(msg)
         frame = encode_frame(tag, msg)
         if len(frame) > self.msize and self.msize:
             raise ProtocolError(f"{type(msg).__name__} of {len(frame)} bytes exceeds msize {self.msize}", remote=False)
-        await self._send_raw(frame)
+        await self._send_raw(frame, (call,) if call is not None else ())
 
-    async def _send_raw(self, frame: bytes) -> None:
+    async def _send_raw(self, frame: bytes, calls: Sequence[_Call] = ()) -> None:
+        """Send whole frames; while reconnecting, first wait for the new connection.
+
+        A send that fails on a connection that will be re-established raises nothing: the
+        reader notices the loss too, and the reconnection answers or resends `calls`."""
+        while self._down is not None:
+            await self._down.wait()
+        if self._broken is not None:
+            raise self._lost()
+        for call in calls:
+            call.sent = True
         try:
             await self._sender.send(frame)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            if self._redial is not None and calls:
+                return
             self._fail(e)
-            raise oserror(errno.ECONNRESET, "9P connection lost") from e
+            raise self._lost() from e
+
+    def _lost(self) -> OSError:
+        """The error of every operation once the connection is lost for good: EIO, as
+        Linux's v9fs answers (the cause is chained)."""
+        err = oserror(errno.EIO, f"9P connection lost: {self._broken}")
+        err.__cause__ = self._broken
+        return err
 
     async def _reader(self) -> None:
-        try:
+        while True:
+            try:
+                await self._read_replies()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError,
+                    ProtocolError) as e:
+                if self._redial is None or not await recover.reconnect(self, e):
+                    self._fail(e)
+                    return
+
+    async def _read_replies(self) -> None:
+        """Read replies and hand each to its waiting call, until the connection fails."""
+        while True:
+            data = await self._receiver.receive(self._decoder.wanted(_RECV_CHUNK))
+            if not data:
+                raise oserror(errno.ECONNRESET, "9P server closed the connection")
+            self._decoder.receive_data(data)
             while True:
-                data = await self._receiver.receive(self._decoder.wanted(_RECV_CHUNK))
-                if not data:
-                    raise oserror(errno.ECONNRESET, "9P server closed the connection")
-                self._decoder.receive_data(data)
-                while True:
-                    item: tuple[int, m.Message | ProtocolError] | None
-                    try:
-                        item = self._decoder.next_message()
-                    except ProtocolError as e:
-                        if not e.recoverable:
-                            raise
-                        item = (e.tag, e) if e.tag is not None else None
-                        if item is None:
-                            continue
+                item: tuple[int, m.Message | ProtocolError] | None
+                try:
+                    item = self._decoder.next_message()
+                except ProtocolError as e:
+                    if not e.recoverable:
+                        raise
+                    item = (e.tag, e) if e.tag is not None else None
                     if item is None:
-                        break
-                    tag, msg = item
-                    call = self._pending.get(tag)
-                    if call is not None and call.reply is None:
-                        call.reply = msg
-                        if call.on_reply is not None:
-                            self._finish_background(tag, call)
-                        else:
-                            call.event.set()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ProtocolError) as e:
-            self._fail(e)
+                        continue
+                if item is None:
+                    break
+                tag, msg = item
+                call = self._pending.get(tag)
+                if call is not None and call.reply is None:
+                    call.reply = msg
+                    if call.on_reply is not None:
+                        self._finish_background(tag, call)
+                    else:
+                        call.event.set()
+
+    def use_stream(self, stream: trio.abc.Stream) -> None:
+        """Talk over `stream` from now on (a reconnection's new connection)."""
+        self._stream = stream
+        self._sender = FrameSender(stream)
+        self._receiver = Receiver(stream)
+        self._decoder = FrameDecoder(self.msize or (1 << 20))
 
     def _fail(self, exc: BaseException) -> None:
         if self._broken is None:
             self._broken = exc
+        lost = self._lost()
         for tag, call in list(self._pending.items()):
             if call.reply is None:
-                call.reply = exc
+                call.reply = lost
                 if call.on_reply is not None:
                     self._finish_background(tag, call)
                 else:
@@ -220,7 +283,9 @@ class Client:
                 to clunk or release a fid the request may have created.
         """
         if self._broken is not None:
-            raise oserror(errno.ECONNRESET, f"9P connection lost: {self._broken}") from self._broken
+            raise self._lost()
+        if self._stale:
+            self._check_fresh(msg)
         call: _Call | None = None
         try:
             try:
@@ -229,10 +294,10 @@ class Client:
                 await self._slots.acquire()
             try:
                 tag = self._alloc_tag()
-                call = _Call()
+                call = _Call(msg)
                 self._pending[tag] = call
                 try:
-                    await self._send(tag, msg)  # never cut by cancellation (FrameSender)
+                    await self._send(tag, msg, call)  # never cut by cancellation (FrameSender)
                     try:
                         await call.event.wait()
                     except trio.Cancelled:
@@ -272,14 +337,18 @@ class Client:
         for start in range(0, len(msgs), window):
             batch = msgs[start : start + window]
             if self._broken is not None:
-                raise oserror(errno.ECONNRESET, f"9P connection lost: {self._broken}") from self._broken
+                raise self._lost()
+            if self._stale:
+                for msg in batch:
+                    self._check_fresh(msg)
             tags = [self._alloc_tag() for _ in batch]
-            calls = [_Call() for _ in batch]
+            calls = [_Call(msg) for msg in batch]
             for tag, call in zip(tags, calls, strict=True):
                 self._pending[tag] = call
             try:
                 # Never cut by cancellation (FrameSender).
-                await self._send_raw(b"".join(encode_frame(tg, msg) for tg, msg in zip(tags, batch, strict=True)))
+                await self._send_raw(b"".join(encode_frame(tg, msg) for tg, msg in zip(tags, batch, strict=True)),
+                                     calls)
                 try:
                     for call in calls:
                         await call.event.wait()
@@ -300,20 +369,36 @@ class Client:
         return [self._check(msg, r) for msg, r in zip(msgs, replies, strict=True)]
 
     async def _flush(self, oldtag: int, call: _Call) -> None:
-        if self._broken is not None:
+        if self._broken is not None or not call.sent:
             return
         tag = self._alloc_tag()
-        fcall = _Call()
+        fcall = _Call(m.Tflush(oldtag))
         self._pending[tag] = fcall
         try:
             with trio.CancelScope(shield=True):
-                await self._send(tag, m.Tflush(oldtag))
+                await self._send(tag, m.Tflush(oldtag), fcall)
             await fcall.event.wait()
         except OSError:
             pass
         finally:
             del self._pending[tag]
             self._free_tags.append(tag)
+
+    def _check_fresh(self, msg: m.Message) -> None:
+        """ESTALE for a request on a fid a reconnection could not re-establish (its file
+        was removed or replaced on the server meanwhile)."""
+        for fid in recover.fids_of(msg):
+            if fid in self._stale:
+                raise oserror(errno.ESTALE, f"{type(msg).__name__}: fid {fid} was lost "
+                              "with the connection")
+
+    def _renamed(self, root: int, old: tuple[bytes, ...], new: tuple[bytes, ...]) -> None:
+        """A rename moved `old` to `new` under attach root `root`: the fids at or below it
+        are re-established by their new path after a reconnection."""
+        n = len(old)
+        for f in self._fids.values():
+            if f.root == root and f.path[:n] == old:
+                f.path = new + f.path[n:]
 
     def _check(self, req: m.Message, reply: Any) -> m.Message:
         if isinstance(reply, m.Rlerror | m.Rerror):
@@ -322,7 +407,7 @@ class Client:
             if isinstance(reply, OSError):
                 raise reply
             if isinstance(reply, trio.BrokenResourceError | trio.ClosedResourceError):
-                raise oserror(errno.ECONNRESET, f"9P connection lost: {reply}") from reply
+                raise oserror(errno.EIO, f"9P connection lost: {reply}") from reply
             raise oserror(errno.EIO, f"{type(req).__name__}: {reply}") from reply
         want = m.RESPONSE_OF.get(type(req))
         if want is not None and not isinstance(reply, want):
@@ -462,7 +547,12 @@ class Client:
             self.release_fid(fid)
             raise
         assert isinstance(r, m.Rattach)
-        return Fid(self, fid, r.qid, ())
+        return self._root_fid(fid, r.qid, aname, uname, n_uname)
+
+    def _root_fid(self, fid: int, qid: m.Qid, aname: bytes, uname: bytes, n_uname: int) -> Fid:
+        """The Fid of an attach root, remembered so a reconnection attaches it again."""
+        self._roots[fid] = (aname, uname, n_uname)
+        return Fid(self, fid, qid, (), root=fid)
 
     async def _attach_pipelined(self, afid: int, uname: bytes, aname: bytes,
                                 n_uname: int) -> Fid:
@@ -501,7 +591,7 @@ class Client:
                 self.release_fid(fid)
             raise
         assert isinstance(r, m.Rattach)
-        return Fid(self, fid, r.qid, ())
+        return self._root_fid(fid, r.qid, aname, uname, n_uname)
 
     async def _walk_to_new_fid(self, make: Callable[[int], m.Message], reply_type: type[_WalkReply],
                                names: Sequence[bytes]) -> tuple[int, _WalkReply]:
@@ -538,8 +628,10 @@ class Client:
         server, whatever it answers, so nobody needs the reply; the fid number is reused
         only once Rclunk arrives (`drain()` waits for that). `live_fids` drops it at once.
         Saves a round trip per walk-stat-clunk."""
-        if self._broken is not None:
-            self.release_fid(fid)
+        self._fids.pop(fid, None)
+        self._roots.pop(fid, None)
+        if self._broken is not None or fid in self._stale:
+            self.release_fid(fid)  # (the server has no such fid)
             return
         # No longer held by anyone (live_fids says so at once), but the number is reused
         # only after Rclunk.
@@ -548,9 +640,10 @@ class Client:
         if self._background == 0:
             self._idle = trio.Event()
         self._background += 1
-        self._pending[tag] = _Call(on_reply=lambda: self._free_fids.append(fid))
+        call = _Call(m.Tclunk(fid), on_reply=lambda: self._free_fids.append(fid))
+        self._pending[tag] = call
         try:
-            await self._send(tag, m.Tclunk(fid))  # the frame is never cut by cancellation
+            await self._send(tag, m.Tclunk(fid), call)  # the frame is never cut by cancellation
         except OSError:
             pass  # connection lost: _fail already released the fid
 
@@ -567,6 +660,8 @@ async def open_client(
     msize: int = 1 << 20,
     version: bytes = RUNPSC,
     max_inflight: int = 256,
+    redial: Callable[[], Awaitable[trio.abc.Stream]] | None = None,
+    reconnect: float = 0.0,
 ) -> AsyncIterator[Client]:
     """Negotiate a 9P2000.L session on `stream` and yield a `Client`.
 
@@ -575,6 +670,10 @@ async def open_client(
         version: the first version string offered (`p9.RUNPSC` for our extensions, or
             `b"9P2000.L"` for plain); we fall back to plain 9P2000.L.
         max_inflight: requests in flight at once on this connection.
+        redial: a new connection to the same server; with `reconnect` > 0, a lost
+            connection is re-established through it (p9/_recover.py), retrying with
+            backoff for up to `reconnect` seconds while operations wait. Otherwise, and
+            after that window, every operation fails with EIO.
 
     Raises:
         OSError: EPROTONOSUPPORT when the server speaks no 9P2000.L, EPROTO for a bad msize.
@@ -586,6 +685,9 @@ async def open_client(
         async with _collapsing_nursery() as nursery:
             nursery.start_soon(client._reader)
             await client._negotiate(msize, version)
+            if redial is not None and reconnect > 0:
+                client._redial = redial
+                client.reconnect_window = reconnect
             try:
                 yield client
             finally:
@@ -593,3 +695,5 @@ async def open_client(
     finally:
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(stream)
+            if client._stream is not stream:  # (a reconnection's)
+                await trio.aclose_forcefully(client._stream)

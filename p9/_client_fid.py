@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING
 import trio
 
 from . import _messages as m
-from ._constants import AT_REMOVEDIR, GetattrMask, LockType, QidType, SetattrMask
+from ._constants import AT_REMOVEDIR, NOFID, GetattrMask, LockType, QidType, SetattrMask
 from ._dirents import decode_attr_entries
 from ._errors import ProtocolError, oserror
 
 if TYPE_CHECKING:
     from ._client import Client
+
+
+#: Open flags that act once, at the open: not repeated when a reconnection reopens a fid.
+_ONCE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_TRUNC
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,16 +49,26 @@ class Fid:
     Use as an async context manager or call `clunk()`; a Fid must be clunked exactly once.
     """
 
-    __slots__ = ("client", "fid", "qid", "path", "iounit", "_clunked")
+    __slots__ = ("client", "fid", "qid", "path", "iounit", "_clunked", "root", "opened",
+                 "restorable")
 
-    def __init__(self, client: Client, fid: int, qid: m.Qid, path: tuple[bytes, ...]) -> None:
+    def __init__(self, client: Client, fid: int, qid: m.Qid, path: tuple[bytes, ...], *,
+                 root: int = NOFID) -> None:
         self.client = client
         self.fid = fid
         self.qid = qid
-        #: Names walked from the attach root (informational; for re-establishing later).
+        #: Names walked from the attach root `root` (a fid number): a reconnection walks
+        #: them again to re-establish this fid (renames keep it current).
         self.path = path
+        self.root = root
         self.iounit = 0
         self._clunked = False
+        #: The flags it was opened with (None: not open), to open it again after a
+        #: reconnection.
+        self.opened: int | None = None
+        #: False for what a walk cannot rebuild (an xattr fid): lost with the connection.
+        self.restorable = root != NOFID
+        client._fids[fid] = self
 
     def __repr__(self) -> str:
         return f"<Fid {self.fid} {b'/'.join(self.path)!r}>"
@@ -94,7 +108,7 @@ class Fid:
                 newfid, r = await c._walk_to_new_fid(twalk, m.Rwalk, chunk)
                 if r.qids:
                     qid = r.qids[-1]
-                nxt = Fid(c, newfid, qid, src.path + tuple(chunk))
+                nxt = Fid(c, newfid, qid, src.path + tuple(chunk), root=src.root)
                 if cur is not None:
                     await cur.clunk()
                 cur = nxt
@@ -121,7 +135,8 @@ class Fid:
         newfid, r = await c._walk_to_new_fid(
             lambda nf: m.Twalkgetattr(self.fid, nf, tuple(wnames)), m.Rwalkgetattr, wnames)
         qid = r.qids[-1] if r.qids else self.qid
-        return Fid(c, newfid, qid, self.path + tuple(wnames)), Stat(qid, r.valid, r.attr)
+        return (Fid(c, newfid, qid, self.path + tuple(wnames), root=self.root),
+                Stat(qid, r.valid, r.attr))
 
     async def multi_getattr(self, names: Sequence[bytes | str]) -> list[Stat]:
         """Stat every component along `names` (stops at the first missing one)."""
@@ -157,6 +172,7 @@ class Fid:
         if self._clunked:
             raise oserror(errno.EBADF, "fid already clunked")
         self._clunked = True
+        self.client._fids.pop(self.fid, None)
         try:
             with trio.CancelScope(shield=True):
                 await self.client.rpc(m.Tremove(self.fid))
@@ -198,6 +214,7 @@ class Fid:
         assert isinstance(r, m.Rlopen)
         self.iounit = r.iounit
         self.qid = r.qid
+        self.opened = flags & ~_ONCE_FLAGS
         return r.qid
 
     async def open_donated(self, flags: int = os.O_RDONLY) -> tuple[m.Qid, int | None]:
@@ -229,6 +246,7 @@ class Fid:
         self.iounit = r.iounit
         self.qid = r.qid
         self.path = self.path + (name,)
+        self.opened = flags & ~_ONCE_FLAGS
         return r.qid
 
     def _chunk(self) -> int:
@@ -389,15 +407,18 @@ class Fid:
 
     async def rename(self, newdir: Fid, name: bytes | str) -> None:
         """Move this fid's file to `newdir`/`name` (Trename)."""
-        await self.client.rpc(m.Trename(self.fid, newdir.fid, os.fsencode(name)))
+        name = os.fsencode(name)
+        await self.client.rpc(m.Trename(self.fid, newdir.fid, name))
+        self.client._renamed(self.root, self.path, newdir.path + (name,))
 
     async def renameat(self, oldname: bytes | str, newdir: Fid, newname: bytes | str) -> None:
         """Rename `oldname` here to `newdir`/`newname`; falls back to walk + Trename."""
         c = self.client
         if not c._no_renameat:
             try:
-                await c.rpc(m.Trenameat(self.fid, os.fsencode(oldname), newdir.fid,
-                                        os.fsencode(newname)))
+                old, new = os.fsencode(oldname), os.fsencode(newname)
+                await c.rpc(m.Trenameat(self.fid, old, newdir.fid, new))
+                c._renamed(self.root, self.path + (old,), newdir.path + (new,))
                 return
             except OSError as e:
                 if e.errno not in (errno.EOPNOTSUPP, errno.ENOSYS):
@@ -456,7 +477,7 @@ class Fid:
             c.release_fid(newfid)
             raise
         assert isinstance(r, m.Rxattrwalk)
-        f = Fid(c, newfid, self.qid, self.path)
+        f = Fid(c, newfid, self.qid, self.path)  # (no root: an xattr fid is not walked again)
         async with f:
             data = await f.read(0, r.size) if r.size else b""
         return data
@@ -468,6 +489,7 @@ class Fid:
         c = self.client
         f = await self.walk()
         try:
+            f.restorable = False  # (now an xattr fid: lost with the connection)
             await c.rpc(m.Txattrcreate(f.fid, name, len(value), flags))
             if value:
                 await f.write(0, value)
@@ -475,6 +497,7 @@ class Fid:
             await f.clunk()
             raise
         f._clunked = True
+        c._fids.pop(f.fid, None)
         try:
             with trio.CancelScope(shield=True):
                 await c.rpc(m.Tclunk(f.fid))

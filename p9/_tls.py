@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
@@ -99,6 +99,10 @@ def _load(call: Callable[[str], object], what: str, path: str) -> None:
         raise TLSError(f"TLS: {what} {path}: {e.strerror or e}") from None
 
 
+#: Opens a TCP connection to (host, port) (`connect(tcp=)`).
+TCPDialer = Callable[[str, int], Awaitable[trio.SocketStream]]
+
+
 def parse_address(address: str) -> tuple[str, str, int]:
     """`unix:PATH` → ("unix", PATH, 0); `tcp:HOST:PORT` or `tls:HOST:PORT` (an IPv6 host in
     brackets) → (kind, HOST, PORT).
@@ -117,8 +121,12 @@ def parse_address(address: str) -> tuple[str, str, int]:
                      "tls:HOST:PORT")
 
 
-async def connect(address: str, *, tls: TLSClientConfig | None = None) -> trio.abc.Stream:
+async def connect(address: str, *, tls: TLSClientConfig | None = None,
+                  tcp: TCPDialer | None = None) -> trio.abc.Stream:
     """A connected stream to `address`; for `tls:` with the handshake done.
+
+    `tcp(host, port)` opens the TCP connections (default `trio.open_tcp_stream`): a
+    caller that left the host's network namespace dials through one that has not.
 
     Raises:
         ValueError: a malformed address, or `tls:` without a TLS configuration.
@@ -129,14 +137,18 @@ async def connect(address: str, *, tls: TLSClientConfig | None = None) -> trio.a
     if kind == "unix":
         return await connect_unix(host)
     if kind == "tcp":
-        return await connect_tcp(host, port)
+        if tcp is None:
+            return await connect_tcp(host, port)
+        plain = await tcp(host, port)
+        tune_tcp(plain)
+        return plain
     if tls is None:
         raise ValueError(f"{address}: a tls: address needs --tls-ca (and --tls-cert, "
                          "--tls-key), or RUNPSC_TLS_CA (RUNPSC_TLS_CERT, RUNPSC_TLS_KEY)")
     ctx = tls.context()
-    tcp = await trio.open_tcp_stream(host, port)
-    tune_tcp(tcp)
-    stream = trio.SSLStream(tcp, ctx, server_hostname=tls.server_name or host,
+    raw = await (tcp or trio.open_tcp_stream)(host, port)
+    tune_tcp(raw)
+    stream = trio.SSLStream(raw, ctx, server_hostname=tls.server_name or host,
                             https_compatible=False)
     try:
         await stream.do_handshake()
@@ -151,13 +163,26 @@ async def connect(address: str, *, tls: TLSClientConfig | None = None) -> trio.a
 
 @contextlib.asynccontextmanager
 async def open_address(address: str, *, tls: TLSClientConfig | None = None,
-                       msize: int = 1 << 20, version: bytes = RUNPSC) -> AsyncIterator[Client]:
+                       msize: int = 1 << 20, version: bytes = RUNPSC,
+                       reconnect: float = 0.0, tcp: TCPDialer | None = None
+                       ) -> AsyncIterator[Client]:
     """Connect to `address` and negotiate a session (`open_client`); a TLS refusal that
-    shows only at the first round trip is a `TLSError` too."""
-    stream = await connect(address, tls=tls)
+    shows only at the first round trip is a `TLSError` too.
+
+    Args:
+        reconnect: seconds a lost connection may take to be re-established (dialling
+            `address` again, p9/_recover.py) before operations fail with EIO; 0: at once.
+        tcp: opens TCP connections (see `connect`), for the first and every later dial.
+    """
+    stream = await connect(address, tls=tls, tcp=tcp)
+
+    async def redial() -> trio.abc.Stream:
+        return await connect(address, tls=tls, tcp=tcp)
+
     entered = False
     try:
-        async with open_client(stream, msize=msize, version=version) as client:
+        async with open_client(stream, msize=msize, version=version, redial=redial,
+                               reconnect=reconnect) as client:
             entered = True
             yield client
     except (OSError, trio.BrokenResourceError) as e:

@@ -23,7 +23,8 @@ def conformance() -> None:
 @click.option("--target", "targets", multiple=True, metavar="T",
               help="dir:PATH, 9p:tcp:HOST:PORT,aname=NAME, 9p:unix:PATH,aname=NAME, "
                    "9p:tls:HOST:PORT,aname=NAME (with --tls-*), vfs:tmpfs, vfs:overlay, "
-                   "vfs:gofer (repeatable)")
+                   "vfs:gofer, sandbox:tmpfs|root|volume, sandbox:9p:ADDRESS,aname=NAME "
+                   "(inside runpsc do) (repeatable)")
 @click.option("--cases", "patterns", multiple=True, metavar="PATTERN",
               help="only cases whose id matches this glob or contains it (repeatable)")
 @click.option("--json", "json_path", metavar="FILE", help="also write the matrix as JSON")

@@ -23,11 +23,14 @@ if TYPE_CHECKING:
 @click.option("--uid", "n_uname", type=int, default=0, show_default=True,
               help="Numeric user sent in Tattach (n_uname).")
 @click.option("--msize", type=click.IntRange(min=4096), default=1 << 20, show_default=True)
+@click.option("--reconnect", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              metavar="SECONDS", help="How long a lost connection is retried (the server "
+              "restarted, the link cut) while requests wait; then EIO. 0: EIO at once.")
 @click.option("-v", "--verbose", is_flag=True, help="Log requests that fail unexpectedly.")
 @click.option("--debug", is_flag=True, help="Pass FUSE's debug option (very verbose).")
 @tls_client_options
 def mount(address: str, mountpoint: str, aname: str, uname: str, n_uname: int, msize: int,
-          verbose: bool, debug: bool, tls: p9.TLSClientConfig | None) -> None:
+          reconnect: float, verbose: bool, debug: bool, tls: p9.TLSClientConfig | None) -> None:
     """Mount the 9P2000.L server at ADDRESS (unix:PATH, tcp:HOST:PORT or tls:HOST:PORT) on
     MOUNTPOINT.
 
@@ -37,7 +40,8 @@ def mount(address: str, mountpoint: str, aname: str, uname: str, n_uname: int, m
 
     Runs in the foreground; SIGINT or SIGTERM unmounts cleanly. Permission checks are the
     kernel's (default_permissions); requests reach the server as --uname/--uid. If the server
-    goes away, file operations fail with EIO instead of hanging.
+    goes away, the connection is dialled again for --reconnect seconds (open files are
+    reopened, nothing is lost); past that, file operations fail with EIO instead of hanging.
     """
     import trio
 
@@ -50,7 +54,8 @@ def mount(address: str, mountpoint: str, aname: str, uname: str, n_uname: int, m
         raise click.BadParameter(f"{mountpoint!r} is not a directory", param_hint="MOUNTPOINT")
     try:
         trio.run(lambda: serve(address, mountpoint, aname=aname, uname=uname,
-                               n_uname=n_uname, msize=msize, debug=debug, tls=tls))
+                               n_uname=n_uname, msize=msize, debug=debug, tls=tls,
+                               reconnect=reconnect))
     except p9.TLSError as e:
         fail_tls("runpsc mount", e)
     except ValueError as e:

@@ -511,10 +511,11 @@ class NinePOperations(pyfuse3.Operations):
 
 async def serve(address: str, mountpoint: str, *, aname: str = "", uname: str = "root",
                 n_uname: int = 0, msize: int = 1 << 20, debug: bool = False,
-                tls: p9.TLSClientConfig | None = None,
+                tls: p9.TLSClientConfig | None = None, reconnect: float = 0.0,
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Mount `address` (unix:PATH, tcp:HOST:PORT or tls:HOST:PORT with `tls`) on
-    `mountpoint` until unmounted or signalled (SIGINT/SIGTERM), then unmount.
+    `mountpoint` until unmounted or signalled (SIGINT/SIGTERM), then unmount. A lost
+    connection is dialled again for `reconnect` seconds (p9's reconnection).
 
     Raises:
         p9.TLSError: the TLS connection failed (certificates, CA, host name); nothing is
@@ -524,7 +525,7 @@ async def serve(address: str, mountpoint: str, *, aname: str = "", uname: str = 
     """
     import signal
 
-    async with p9.open_address(address, tls=tls, msize=msize) as client, \
+    async with p9.open_address(address, tls=tls, msize=msize, reconnect=reconnect) as client, \
             trio.open_nursery() as background:
         root = await client.attach(aname.encode(), uname=uname.encode(), n_uname=n_uname)
         ops = NinePOperations(root, background)

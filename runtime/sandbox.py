@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from runtime.hostdial import HostDialer
 from runtime.network import NetworkSetup, Publish
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ class Volume:
 CACHE_POLICIES = {"exclusive": "exclusive", "revalidating": "revalidating", "none": "shared"}
 #: A remote export may change under the sandbox: re-checked on open by default.
 DEFAULT_CACHE = "revalidating"
+#: Seconds a remote mount's lost connection may take to come back (the gofer restarted,
+#: the link cut) before its operations fail with EIO; `reconnect=` per mount, 0: at once.
+DEFAULT_RECONNECT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,9 @@ class Mount:
         cache: "exclusive" (only this sandbox changes the files: everything cached),
             "revalidating" (cached, re-checked on open and after a second), "none" (every
             lookup, stat, read and write asks the server).
+        reconnect: seconds a lost connection is retried (with backoff) while the mount's
+            operations wait; the gofer back within them, nothing is lost; after them,
+            EIO. 0: EIO at once.
     """
 
     address: str
@@ -106,10 +113,11 @@ class Mount:
     sandbox: str
     readonly: bool = False
     cache: str = DEFAULT_CACHE
+    reconnect: float = DEFAULT_RECONNECT
 
     @classmethod
     def parse(cls, spec: str) -> Mount:
-        """`9p:ADDRESS,aname=NAME[,ro][,cache=POLICY]:SANDBOX_PATH`.
+        """`9p:ADDRESS,aname=NAME[,ro][,cache=POLICY][,reconnect=SECONDS]:SANDBOX_PATH`.
 
         Raises:
             ValueError: a malformed spec, an unknown option or policy, a relative path.
@@ -124,7 +132,7 @@ class Mount:
         address, *opts = rest.split(",")
         p9.parse_address(address)
         aname: str | None = None
-        readonly, cache = False, DEFAULT_CACHE
+        readonly, cache, reconnect = False, DEFAULT_CACHE, DEFAULT_RECONNECT
         for opt in opts:
             key, eq, value = opt.partition("=")
             if key == "aname" and eq:
@@ -133,19 +141,30 @@ class Mount:
                 readonly = opt == "ro"
             elif key == "cache" and value in CACHE_POLICIES:
                 cache = value
+            elif key == "reconnect" and _seconds(value) is not None:
+                reconnect = _seconds(value) or 0.0
             else:
                 raise ValueError(f"mount {spec!r}: unknown option {opt!r} (aname=NAME, ro, rw, "
-                                 f"cache={'|'.join(CACHE_POLICIES)})")
+                                 f"cache={'|'.join(CACHE_POLICIES)}, reconnect=SECONDS)")
         if aname is None:
             raise ValueError(f"mount {spec!r}: aname=NAME is missing")
         if not target.startswith("/"):
             raise ValueError(f"mount {spec!r}: the sandbox path must be absolute")
-        return cls(address, aname, os.path.normpath(target), readonly, cache)
+        return cls(address, aname, os.path.normpath(target), readonly, cache, reconnect)
 
     def spec(self) -> str:
         """The text form `parse` reads."""
         return (f"9p:{self.address},aname={self.aname},{'ro' if self.readonly else 'rw'},"
-                f"cache={self.cache}:{self.sandbox}")
+                f"cache={self.cache},reconnect={self.reconnect:g}:{self.sandbox}")
+
+
+def _seconds(text: str) -> float | None:
+    """A non-negative, finite number of seconds, or None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value < float("inf") else None
 
 
 @dataclass(slots=True)
@@ -422,6 +441,9 @@ class Sandbox:
         self.devpts: Any = None
         self.devtty: Any = None
         self.memory: Any = None  # the sandbox's vfs.memlimit.MemoryLimit, made by run()
+        # Dials remote mounts' gofers again (reconnection) from the host's network
+        # namespace once the Sentry has left it.
+        self.dialer = HostDialer()
 
     def start_gofers(self, *, fork: bool = False) -> None:
         """Start the gofer processes now (they boot while this process imports the Sentry).
@@ -538,7 +560,12 @@ class Sandbox:
         except OSError as e:
             raise SandboxError(str(e)) from None
         if self.confine:
-            confine_sentry()
+            remote = cfg.mounts or cfg.root is not None
+            if remote:
+                self.dialer.keep()
+                stack.callback(self.dialer.close)
+            if "net" not in confine_sentry():
+                self.dialer.forget()
         table = None
         if cfg.strace:
             from sentry.kernel.table import TABLE
@@ -638,8 +665,8 @@ class Sandbox:
         from vfs.fs.goferfs import GoferFS
 
         try:
-            client = await stack.enter_async_context(p9.open_address(mnt.address,
-                                                                     tls=self.config.tls))
+            client = await stack.enter_async_context(p9.open_address(
+                mnt.address, tls=self.config.tls, reconnect=mnt.reconnect, tcp=self.dialer.tcp))
             fs = await GoferFS.attach(client, os.fsencode(mnt.aname),
                                       policy=CACHE_POLICIES[mnt.cache],
                                       uname=os.fsencode(_user_name()), n_uname=os.getuid())

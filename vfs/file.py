@@ -19,6 +19,7 @@ IN_CLOSE_WRITE/NOWRITE (vfs.notify).
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +29,7 @@ from .abi import (
     DT_DIR,
     O_ACCMODE,
     O_APPEND,
+    O_NOATIME,
     O_PATH,
     O_RDONLY,
     O_RDWR,
@@ -51,6 +53,11 @@ from .abi import (
 )
 from .errors import error
 from .notify import IN_ACCESS, IN_CLOSE_NOWRITE, IN_CLOSE_WRITE, IN_MODIFY
+
+#: relatime: an atime older than this is updated by any access (fs/inode.c).
+_RELATIME_NS = 24 * 3600 * 1_000_000_000
+#: mount(2)'s MS_NOATIME and MS_NODIRATIME (vfs/mount.py names them too).
+_MS_NOATIME, _MS_NODIRATIME = 0x400, 0x800
 
 if TYPE_CHECKING:
     from .creds import Credentials
@@ -158,6 +165,21 @@ class FileDescription:
     def _notify(self, mask: int) -> None:
         if self.notifier is not None and self.vd is not None:
             self.notifier.file(self.vd.dentry, mask)
+
+    def accessed(self) -> None:
+        """A read or listing: the inode's atime, under Linux's default relatime rule
+        (touch_atime): updated when it is not after the last change or is a day old;
+        never through O_NOATIME or on a noatime mount (nodiratime: directories)."""
+        vd = self.vd
+        if vd is None or self.flags & O_NOATIME:
+            return
+        ino = vd.dentry.inode
+        if vd.mount.flags & (_MS_NOATIME | (_MS_NODIRATIME if ino.is_dir else 0)):
+            return
+        now = time.time_ns()
+        a = ino.atime_ns
+        if a <= ino.mtime_ns or a <= ino.ctime_ns or now - a >= _RELATIME_NS:
+            ino.atime_ns = now
 
     async def release(self) -> None:
         """The last reference is gone: flush and free (override to do more)."""
@@ -384,7 +406,19 @@ class RegularFD(FileDescription):
         """pwrite64(2); under O_APPEND Linux writes at the end whatever the offset."""
         if self.flags & O_APPEND and self.writable:
             offset = self.file_size()
+        if not data and self.writable and offset >= 0:
+            return 0  # (generic_write_checks: nothing written, no time changed)
         return await super().pwrite(data, offset)
+
+    async def read(self, n: int) -> bytes:
+        data = await super().read(n)
+        self.accessed()  # (even for 0 bytes, as tmpfs: ext4 returns before that)
+        return data
+
+    async def pread(self, n: int, offset: int) -> bytes:
+        data = await super().pread(n, offset)
+        self.accessed()
+        return data
 
     async def do_read(self, n: int) -> bytes:
         data = await self.do_pread(n, self.offset)
@@ -392,6 +426,8 @@ class RegularFD(FileDescription):
         return data
 
     async def do_write(self, data: bytes) -> int:
+        if not data:  # (generic_write_checks: nothing written, no time changed)
+            return 0
         if self.flags & O_APPEND:
             self.offset = self.file_size()
         n = await self.do_pwrite(data, self.offset)
@@ -449,8 +485,11 @@ class DirectoryFD(FileDescription):
         return out
 
     async def do_getdents64(self, size: int) -> bytes:
+        if self.vd is not None and self.vd.dentry.dead:
+            raise error(errno.ENOENT)  # (IS_DEADDIR: the directory was removed)
         out = bytearray()
         ents = await self.entries(self.offset)
+        self.accessed()
         for next_cookie, ino, dtype, name in ents:
             rec = pack_dirent64(ino, next_cookie, dtype, name)
             if len(out) + len(rec) > size:

@@ -78,9 +78,10 @@ def mounted(mnt: Path) -> bool:
 
 
 @contextlib.contextmanager
-def fuse_mount(address: str, mnt: Path, aname: str = "x") -> Iterator[subprocess.Popen]:
-    """`runpsc mount ADDRESS MNT --aname NAME`, unmounted (SIGTERM) afterwards."""
-    proc = subprocess.Popen(runpsc("mount", address, str(mnt), "--aname", aname),
+def fuse_mount(address: str, mnt: Path, aname: str = "x",
+               options: tuple[str, ...] = ()) -> Iterator[subprocess.Popen]:
+    """`runpsc mount ADDRESS MNT --aname NAME [OPTIONS]`, unmounted (SIGTERM) afterwards."""
+    proc = subprocess.Popen(runpsc("mount", address, str(mnt), "--aname", aname, *options),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         wait_for(lambda: mounted(mnt), "runpsc mount", proc)

@@ -52,11 +52,12 @@ def test_files_through_the_mount_and_clean_unmount(tmp_path, fuse_ok, sig) -> No
 
 
 def test_lost_server_gives_eio_not_a_hang(tmp_path, fuse_ok) -> None:
+    """A server that does not come back within --reconnect: EIO (here after a second)."""
     export = _export(tmp_path)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     with gofer(export, tmp_path / "g.sock") as g, \
-            fuse_mount(f"unix:{tmp_path / 'g.sock'}", mnt) as proc:
+            fuse_mount(f"unix:{tmp_path / 'g.sock'}", mnt, options=("--reconnect", "1")) as proc:
         assert (mnt / "hello").read_bytes() == b"hello over 9p\n"
         stop(g, signal.SIGKILL)
         # A child does the I/O, so a hang would show as a timeout, not a stuck test. Names

@@ -146,3 +146,43 @@ async def test_diod_and_ganesha_report_only(tmp_path, oracle) -> None:
         save(one, name)
         assert len(m.targets[i].results) == len(m.cases)
         assert m.counts(i)["pass"] > len(m.cases) // 2  # it really ran against the server
+
+
+async def test_sandbox_targets_match_the_oracle(oracle) -> None:
+    """The cases run by a program inside `runpsc do` (conformance/agent.py), through the
+    Sentry's system calls, on the sandbox's /tmp (tmpfs), its overlay root and a local
+    volume (a gofer the Sentry starts): only documented departures. At once: each target
+    is its own sandbox process."""
+    need_root()
+    specs = ["sandbox:tmpfs", "sandbox:root", "sandbox:volume"]
+    m = await run_matrix(specs, oracle=oracle, parallel=True)
+    save(m, "sandbox")
+    assert [t.kind for t in m.targets] == ["sandbox-tmpfs", "sandbox-root", "sandbox-volume"]
+    for i in range(len(specs)):
+        assert m.unexpected(i) == [], m.text(only_differences=True)
+        assert m.counts(i)["pass"] >= 0.99 * len(m.cases)
+    assert not any(tr.cleanup_error for tr in m.targets), [t.cleanup_error for t in m.targets]
+
+
+async def test_sandbox_on_a_tls_mount_matches_the_oracle(tmp_path, oracle) -> None:
+    """`sandbox:9p:tls:...`: the cases inside a sandbox on a `--mount` of a TLS gofer (its
+    own confined process, certificates made here): only documented departures."""
+    need_root()
+    import p9
+    from tests.gofer.helpers import confine_args, gofer_process
+    from tests.tlscerts import make_pki
+
+    pki = make_pki(str(tmp_path))
+    export = _export(tmp_path, "remote")
+    os.chmod(export, 0o777)
+    port = _free_port()
+    tls = p9.TLSClientConfig(ca=pki.ca, cert=pki.alice.cert, key=pki.alice.key)
+    with gofer_process([*confine_args(), "--export", f"data={export}", "--listen",
+                        f"tls:127.0.0.1:{port}", "--tls-cert", pki.server.cert,
+                        "--tls-key", pki.server.key, "--tls-client-ca", pki.ca]):
+        m = await run_matrix([f"sandbox:9p:tls:127.0.0.1:{port},aname=data"], oracle=oracle,
+                             tls=tls)
+    save(m, "sandbox-9p-tls")
+    assert [t.kind for t in m.targets] == ["sandbox-9p"]
+    assert m.unexpected(0) == [], m.text(only_differences=True)
+    assert m.counts(0)["pass"] >= 0.98 * len(m.cases)

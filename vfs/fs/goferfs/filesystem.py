@@ -728,9 +728,11 @@ class GoferFS(Filesystem):
         self._xattr_changed(ino, name, bytes(value))
 
     def _xattr_changed(self, ino: GoferInode, name: bytes, value: bytes | None) -> None:
-        """After our own setxattr/removexattr: the cache learns the new state. A fresh
-        dict, so a getxattr reply that crossed the change lands in the old one, unseen.
-        system.* (ACLs) may change more than the name (the mode): forget everything."""
+        """After our own setxattr/removexattr: the cache learns the new state (and the
+        change time, which the server moved too). A fresh dict, so a getxattr reply that
+        crossed the change lands in the old one, unseen. system.* (ACLs) may change more
+        than the name (the mode): forget everything."""
+        ino.ctime_ns = now_ns()
         if not self.exclusive or name.startswith(b"system.") or ino.xvalues is None:
             ino.drop_xattrs()
             return

@@ -1,0 +1,247 @@
+"""A sandbox whose remote mount's gofer is killed (SIGKILL) and restarted mid-run: the
+connection is re-established (p9/_recover.py), its fids walked and opened again, and the
+program carries on without an error, its output the same as natively. A gofer that does
+not come back within `reconnect=SECONDS`: EIO, and the sandbox exits cleanly. A file
+removed on the server while the gofer was away: its open descriptor gets ESTALE.
+
+The test and the program hand over through the sandbox's stdin and stdout (the program
+says where it is, then waits for a line), never through sleeps."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.helpers import mounted, stop, wait_for
+from tests.gofer.helpers import confine_args, gofer_process
+from tests.p9.conftest import free_port
+from tests.runtime.test_do import ROOT
+from tests.runtime.test_remote_mounts import tls_args
+from tests.support import missing, need_root
+from tests.tlscerts import PKI, make_pki
+
+# Writes through a descriptor opened before the restart (reopened by the reconnection),
+# reads at its offset after it, a 3 MB stream written on both sides of the restart (page
+# cache written back through the reopened fid at close), creates and lists afterwards.
+SCRIPT = """
+set -e
+exec 3<>{d}/log
+echo one >&3
+cat {d}/in
+head -c 1500000 /dev/zero | tr '\\0' a > {d}/big.part1
+exec 4>{d}/big
+cat {d}/big.part1 >&4
+echo phase1
+read go
+cat {d}/big.part1 >&4
+exec 4>&-
+echo two >&3
+cat {d}/in
+mkdir {d}/sub
+echo more > {d}/sub/new
+cat {d}/sub/new
+ls {d}
+wc -c < {d}/big
+cksum < {d}/big
+exec 3>&-
+cat {d}/log
+"""
+
+
+def _gofer_args(kind: str, served: Path, port: int, pki: PKI) -> list[str]:
+    args = [*confine_args(), "--export", f"data={served}", "--listen",
+            f"{kind}:127.0.0.1:{port}"]
+    if kind == "tcp":
+        args.append("--trust-client-identity")  # (loopback: the sandbox's root creates)
+    if kind == "tls":
+        args += ["--tls-cert", pki.server.cert, "--tls-key", pki.server.key,
+                 "--tls-client-ca", pki.ca]
+    return args
+
+
+@contextlib.contextmanager
+def _sandbox(mount: str, script: str, pki: PKI) -> Iterator[subprocess.Popen]:
+    """`runpsc do --mount MOUNT -- sh -c SCRIPT` with its stdin and stdout piped."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "do", "--mount", mount, *tls_args(pki), "--",
+         "sh", "-c", script], cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def _until(proc: subprocess.Popen, line: bytes) -> bytes:
+    """The program's output up to and including `line` (it then waits on its stdin)."""
+    assert proc.stdout is not None
+    out = b""
+    while not out.endswith(line):
+        got = proc.stdout.readline()
+        if not got:
+            _, err = proc.communicate()
+            raise AssertionError(f"the sandbox ended before {line!r}: {out!r}, {err!r}")
+        out += got
+    return out
+
+
+def _native(script: str, tmp: Path) -> bytes:
+    d = tmp / "native"
+    d.mkdir()
+    (d / "in").write_bytes(b"input\n")
+    r = subprocess.run(["sh", "-c", script.format(d=d)], input=b"go\n", capture_output=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Path:
+    os.chmod(tmp_path, 0o755)
+    d = tmp_path / "served"
+    d.mkdir(mode=0o777)
+    (d / "in").write_bytes(b"input\n")
+    return d
+
+
+@pytest.mark.parametrize("kind", ["tcp", "tls"])
+@pytest.mark.parametrize("cache", ["revalidating", "none"])
+def test_gofer_restart_mid_run(pki, served, tmp_path, kind, cache) -> None:
+    want = _native(SCRIPT, tmp_path)
+    port = free_port()
+    mount = f"9p:{kind}:127.0.0.1:{port},aname=data,cache={cache}:/data"
+    with gofer_process(_gofer_args(kind, served, port, pki)) as first, \
+            _sandbox(mount, SCRIPT.format(d="/data"), pki) as sb:
+        out = _until(sb, b"phase1\n")
+        first.kill()
+        first.wait()
+        assert sb.stdin is not None
+        sb.stdin.write(b"go\n")
+        sb.stdin.flush()  # (it may reach the mount before the new gofer listens: it waits)
+        with gofer_process(_gofer_args(kind, served, port, pki)):
+            rest, err = sb.communicate(timeout=120)
+    assert (out + rest, sb.returncode) == (want, 0), err.decode(errors="replace")
+    assert (served / "log").read_bytes() == b"one\ntwo\n"
+    assert (served / "big").stat().st_size == 3_000_000
+
+
+GONE_SCRIPT = """
+cat {d}/in
+echo phase1
+read go
+cat {d}/in || echo "cat failed"
+ls {d} > /dev/null || echo "ls failed"
+echo "the rest of the sandbox works" > /tmp/x && cat /tmp/x
+"""
+
+
+def test_gofer_that_never_comes_back(pki, served, tmp_path) -> None:
+    """After the window (reconnect=1): EIO for the mount's operations, the program goes on
+    and the sandbox exits with its status; nothing is left behind (the harness checks)."""
+    port = free_port()
+    mount = f"9p:tcp:127.0.0.1:{port},aname=data,reconnect=1:/data"
+    with gofer_process(_gofer_args("tcp", served, port, pki)) as g, \
+            _sandbox(mount, GONE_SCRIPT.format(d="/data"), pki) as sb:
+        out = _until(sb, b"phase1\n")
+        g.kill()
+        g.wait()
+        rest, err = sb.communicate(b"go\n", timeout=120)
+    assert sb.returncode == 0, err
+    assert out + rest == (b"input\nphase1\ncat failed\nls failed\n"
+                          b"the rest of the sandbox works\n")
+    assert err.count(b"Input/output error") == 2, err
+
+
+REMOVED_SCRIPT = """
+exec 3<{d}/victim
+exec 4<{d}/in
+read line <&3; echo "$line"
+echo phase1
+read go
+cat <&4
+read line <&3 && echo "$line" || echo "victim failed"
+cat <&3 || echo "victim failed"
+"""
+
+
+def test_file_removed_while_the_gofer_was_away(pki, served, tmp_path) -> None:
+    """An open file removed on the server meanwhile cannot be re-established: its reads
+    fail with ESTALE (cache=none: reads ask the server; the shell's `read` only reads),
+    and cat's fstat finds it gone; the other descriptor carries on."""
+    (served / "victim").write_bytes(b"first\nsecond\n")
+    port = free_port()
+    mount = f"9p:tcp:127.0.0.1:{port},aname=data,cache=none:/data"
+    with gofer_process(_gofer_args("tcp", served, port, pki)) as first, \
+            _sandbox(mount, REMOVED_SCRIPT.format(d="/data"), pki) as sb:
+        out = _until(sb, b"phase1\n")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        (served / "victim").unlink()
+        with gofer_process(_gofer_args("tcp", served, port, pki)):
+            rest, err = sb.communicate(b"go\n", timeout=120)
+    assert sb.returncode == 0, err
+    assert out + rest == b"first\nphase1\ninput\nvictim failed\nvictim failed\n", err
+    assert b"1 fid(s) could not be re-established" in err, err
+
+
+def test_fuse_mount_across_a_gofer_restart(pki, served, tmp_path) -> None:
+    """`runpsc mount` (FUSE) has the same reconnection: a descriptor opened before the
+    gofer's restart reads and writes after it; a new file is created through the mount."""
+    need_root()
+    if not os.path.exists("/dev/fuse") or not shutil.which("fusermount3"):
+        missing("FUSE", "apt-get install fuse3 (and a kernel with /dev/fuse)")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    port = free_port()
+    with gofer_process(_gofer_args("tcp", served, port, pki)) as first:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime.cli", "mount", f"tcp:127.0.0.1:{port}", str(mnt),
+             "--aname", "data"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            wait_for(lambda: mounted(mnt), "runpsc mount", proc)
+            fd = os.open(mnt / "in", os.O_RDWR)
+            try:
+                assert os.pread(fd, 100, 0) == b"input\n"
+                first.kill()
+                first.wait()
+                with gofer_process(_gofer_args("tcp", served, port, pki)):
+                    assert os.pwrite(fd, b"INPUT", 0) == 5
+                    os.fsync(fd)
+                    assert os.pread(fd, 100, 0) == b"INPUT\n"
+                    (mnt / "after").write_bytes(b"made after the restart")
+                    assert (served / "after").read_bytes() == b"made after the restart"
+                    assert (served / "in").read_bytes() == b"INPUT\n"
+            finally:
+                os.close(fd)
+            assert stop(proc) == 0
+        finally:
+            stop(proc)
+            if mounted(mnt):
+                subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False)
+    assert not mounted(mnt)
+
+
+def test_reconnect_option_parsing() -> None:
+    from runtime.sandbox import DEFAULT_RECONNECT, Mount
+
+    assert Mount.parse("9p:tcp:h:1,aname=x:/x").reconnect == DEFAULT_RECONNECT
+    m = Mount.parse("9p:tls:h:1,aname=x,reconnect=2.5:/x")
+    assert m.reconnect == 2.5 and Mount.parse(m.spec()) == m
+    assert Mount.parse("9p:tcp:h:1,aname=x,reconnect=0:/x").reconnect == 0
+    for bad in ("reconnect=-1", "reconnect=inf", "reconnect=soon", "reconnect"):
+        with pytest.raises(ValueError):
+            Mount.parse(f"9p:tcp:h:1,aname=x,{bad}:/x")
