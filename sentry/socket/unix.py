@@ -372,7 +372,7 @@ class UnixSocket(Socket):
         if vfs is None or fs is None:
             raise SyscallError(errno.EOPNOTSUPP)
         try:
-            await vfs.mknodat(fs, task.creds, None, name, S_IFSOCK | 0o777)
+            await vfs.mknodat(fs, task.creds, None, name, S_IFSOCK | 0o777, bind=True)
         except OSError as e:
             if e.errno == errno.EEXIST:
                 raise SyscallError(errno.EADDRINUSE) from None
