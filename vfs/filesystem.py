@@ -109,6 +109,13 @@ class Filesystem:
         """
         raise error(errno.EPERM)
 
+    async def bind_socket(self, parent: Dentry, name: bytes, mode: int, uid: int,
+                          gid: int) -> Dentry:
+        """The node a unix socket's bind makes (`mode` is S_IFSOCK | permissions): an
+        ordinary socket node here; a filesystem backed by the host makes one that only the
+        sandbox sees, so a bind never leaves a file behind on the host."""
+        return await self.mknod(parent, name, mode, 0, uid, gid)
+
     async def mkdir(self, parent: Dentry, name: bytes, mode: int, uid: int, gid: int) -> Dentry:
         """Create directory `name` (which does not exist). Errors: ENOSPC, EMLINK, EPERM."""
         raise error(errno.EPERM)

@@ -335,8 +335,10 @@ class VirtualFilesystem(AttrOps):
 
     @_namespace_op
     async def mknodat(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
-                      path: bytes, mode: int, dev: int = 0) -> None:
-        """mknod/mknodat: regular files, fifos, sockets, and devices (CAP_MKNOD)."""
+                      path: bytes, mode: int, dev: int = 0, *, bind: bool = False) -> None:
+        """mknod/mknodat: regular files, fifos, sockets, and devices (CAP_MKNOD).
+
+        `bind`: the S_IFSOCK node of a unix socket's bind (`Filesystem.bind_socket`)."""
         ftype = mode & S_IFMT
         if ftype == 0:
             ftype = S_IFREG
@@ -353,7 +355,10 @@ class VirtualFilesystem(AttrOps):
             dev = 0
         uid, gid, m = self._new_owner(creds, parent.dentry,
                                       ftype | (mode & S_IALLUGO & ~ctx.umask))
-        await parent.mount.fs.mknod(parent.dentry, name, m, dev, uid, gid)
+        if bind and ftype == S_IFSOCK:
+            await parent.mount.fs.bind_socket(parent.dentry, name, m, uid, gid)
+        else:
+            await parent.mount.fs.mknod(parent.dentry, name, m, dev, uid, gid)
         self.notifier.entry(parent.dentry, name, IN_CREATE, False)
 
     @_namespace_op

@@ -112,19 +112,28 @@ def set_signal(f: Any, sig: int) -> None:
     owner(f).signum = sig
 
 
-def set_async(t: Task, f: Any, fd: int, on: bool) -> None:
+def set_async(t: Task, f: Any, fd: int, on: bool) -> bool:
     """O_ASYNC turned on or off through `fd` (F_SETFL, FIOASYNC): start or stop following
-    the file's events, as its fasync operation does."""
+    the file's events, as its fasync operation does. False for a file without one
+    (regular files, directories, eventfd, timerfd, signalfd, message queues ...): Linux
+    then keeps no O_ASYNC (F_SETFL) or answers ENOTTY (FIOASYNC), and never signals.
+    A terminal given O_ASYNC without an owner takes its foreground process group, or
+    else the caller's process (__tty_fasync)."""
     o = owner(f)
     if on:
         o.fd = fd
     changed = getattr(f, "fasync_changed", None)
     if changed is not None:
         changed(on)
-        return
+        return True
     reason_of = getattr(f, "fasync_reason", None)
     if reason_of is None:
-        return  # a file without fasync: the flag is kept, no signal is ever sent
+        return False
+    default_pgrp = getattr(f, "fasync_pgrp", None)
+    if on and default_pgrp is not None and not o.pid:
+        pgrp = default_pgrp()
+        o.kind, o.pid = (F_OWNER_PGRP, pgrp) if pgrp else (F_OWNER_PID, t.tgid)
+        o.uid, o.euid, o.kernel = t.creds.uid, t.creds.euid, t.kernel
     if on and o.sub is None:
         def sub(mask: int) -> None:
             if f.refs <= 0:  # closed: Linux drops the file's fasync entry then
@@ -140,6 +149,7 @@ def set_async(t: Task, f: Any, fd: int, on: bool) -> None:
     elif not on and o.sub is not None:
         f.waitq.unsubscribe(o.sub)
         o.sub = None
+    return True
 
 
 def _targets(kernel: Any, o: Owner) -> list[tuple[Task, bool]]:

@@ -52,6 +52,7 @@ SO_PROTOCOL, SO_DOMAIN, SO_PEEK_OFF, SO_PEERGROUPS = 38, 39, 42, 59
 SCM_RIGHTS, SCM_CREDENTIALS = 1, 2
 #: ioctls every socket may answer.
 SIOCINQ = FIONREAD = 0x541B
+SIOCATMARK = 0x8905
 SIOCOUTQ = 0x5411
 #: The interface ioctls any socket answers (Linux's sock_ioctl passes them to dev_ioctl),
 #: about the sandbox's network namespace; glibc's if_nametoindex/if_indextoname use them.

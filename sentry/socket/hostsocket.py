@@ -206,12 +206,17 @@ class HostSocket(Socket):
         except SyscallError:
             pass
 
+    def send_control(self, cmsgs: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+        """The cmsgs of a send that reach the host (`send_cmsgs`); a family may refuse
+        some first, as its Linux counterpart does."""
+        return [c for c in cmsgs if c[1] in self.send_cmsgs.get(c[0], ())]
+
     async def sendmsg(self, task: Task, data: bytes, addr: bytes | None, control: Control,
                       flags: int) -> int:
         # Files and credentials mean nothing here (Linux's ip_cmsg_send skips them); of
         # the rest only the per-packet settings listed reach the host.
         await control.release()
-        cmsgs = [c for c in control.other if c[1] in self.send_cmsgs.get(c[0], ())]
+        cmsgs = self.send_control(control.other)
         hflags = (flags & _SEND_FLAGS) | _socket.MSG_NOSIGNAL
         nonblock = self._nonblock(flags)
         deadline = self._deadline(True)

@@ -52,6 +52,16 @@ _SEND_CMSGS: dict[int, frozenset[int]] = {
     IPPROTO_IP: frozenset({1, 2, 8}),
     IPPROTO_IPV6: frozenset({50, 52, 62, 67}),
 }
+#: The cmsgs a send knows without passing them (the rest is EINVAL, as Linux):
+#: SOL_SOCKET's (__sock_cmsg_send: SCM_RIGHTS, SCM_CREDENTIALS, SO_PRIORITY, SO_MARK,
+#: SO_TIMESTAMPING_OLD/NEW, SCM_TXTIME, SCM_TS_OPT_ID) for every inet socket; on datagram
+#: sockets, IPPROTO_IP's (ip_cmsg_send: IP_RETOPTS, IP_PROTOCOL) and IPPROTO_IPV6's
+#: (ip6_datagram_send_ctl: the RFC 2292 and RFC 3542 options, IPV6_FLOWINFO).
+_KNOWN_CMSGS: dict[int, frozenset[int]] = {
+    SOL_SOCKET: frozenset({1, 2, 12, 36, 37, 61, 65, 81}),
+    IPPROTO_IP: frozenset({7, 52}),
+    IPPROTO_IPV6: frozenset({2, 3, 4, 5, 8, 11, 54, 55, 57, 59}),
+}
 SO_PRIORITY = 12
 #: SO_PRIORITY above this needs CAP_NET_ADMIN.
 _PRIORITY_MAX = 6
@@ -62,6 +72,18 @@ class InetSocket(HostSocket):
 
     options = _OPTIONS
     send_cmsgs = _SEND_CMSGS
+
+    def send_control(self, cmsgs: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+        """EINVAL for a cmsg the send does not know: any at SOL_SOCKET, and on datagram
+        sockets at the family's own IP level (TCP skips the IP levels, UDP the other
+        family's); the known ones pass as `send_cmsgs` says."""
+        own = IPPROTO_IP if self.family == AF_INET else IPPROTO_IPV6
+        for level, type, _ in cmsgs:
+            if level == SOL_SOCKET or (level == own and self.type == SOCK_DGRAM):
+                if type not in _KNOWN_CMSGS[level] and \
+                        type not in self.send_cmsgs.get(level, ()):
+                    raise SyscallError(errno.EINVAL)
+        return super().send_control(cmsgs)
 
     @classmethod
     def create(cls, task: Task, family: int, type: int, protocol: int) -> InetSocket:

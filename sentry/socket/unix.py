@@ -32,6 +32,7 @@ from vfs.abi import (
     POLLHUP,
     POLLIN,
     POLLOUT,
+    POLLPRI,
     POLLRDHUP,
     POLLRDNORM,
     POLLWRBAND,
@@ -54,6 +55,7 @@ from .base import (
     MSG_PEEK,
     MSG_TRUNC,
     MSG_WAITALL,
+    SIOCATMARK,
     SIOCINQ,
     SIOCOUTQ,
     SO_ACCEPTCONN,
@@ -235,6 +237,8 @@ class UnixSocket(Socket):
         self.bound_inode: Inode | None = None
         self.bound_path: bytes | None = None  # for /proc/net/unix
         self.queue: deque[Packet] = deque()
+        #: The queued one-byte message sent with MSG_OOB (Linux's oob_skb): the mark.
+        self.oob: Packet | None = None
         self.accept_q: deque[UnixSocket] = deque()
         self.backlog = 0
         self.wmem = 0
@@ -271,6 +275,7 @@ class UnixSocket(Socket):
         """Drop every queued message (and pending connection); return the files whose
         references the caller must drop."""
         drop: list[FileDescription] = []
+        self.oob = None
         while self.queue:
             p = self.queue.popleft()
             p.uncharge()
@@ -372,7 +377,7 @@ class UnixSocket(Socket):
         if vfs is None or fs is None:
             raise SyscallError(errno.EOPNOTSUPP)
         try:
-            await vfs.mknodat(fs, task.creds, None, name, S_IFSOCK | 0o777)
+            await vfs.mknodat(fs, task.creds, None, name, S_IFSOCK | 0o777, bind=True)
         except OSError as e:
             if e.errno == errno.EEXIST:
                 raise SyscallError(errno.EADDRINUSE) from None
@@ -512,7 +517,7 @@ class UnixSocket(Socket):
 
     async def sendmsg(self, task: Task, data: bytes, addr: bytes | None, control: Control,
                       flags: int) -> int:
-        if flags & MSG_OOB:
+        if flags & MSG_OOB and (self.type != SOCK_STREAM or not data):
             raise SyscallError(errno.EOPNOTSUPP)
         for level, _type, _ in control.other:
             if level == SOL_SOCKET:
@@ -531,7 +536,8 @@ class UnixSocket(Socket):
             raise SyscallError(errno.ENOTCONN if self.state == UNCONNECTED else errno.EPIPE)
         nonblock = self._nonblock(flags)
         sent = 0
-        total = len(data)
+        oob = bool(flags & MSG_OOB)
+        total = len(data) - oob  # (MSG_OOB: the last byte goes on its own, queue_oob)
         rights = control.rights
         while True:
             other = self.peer
@@ -555,6 +561,8 @@ class UnixSocket(Socket):
                         return sent
                     raise
                 continue
+            if oob and sent == total:
+                return sent + self._queue_oob(task, data[-1:], control, other)
             size = min(total - sent, max((self.opts.sndbuf >> 1) - 64, 1), STREAM_CHUNK)
             piece = data[sent : sent + size]
             if rights:
@@ -568,8 +576,26 @@ class UnixSocket(Socket):
             other.waitq.notify(POLLIN | POLLRDNORM)
             other.wake_async(fasync.POLL_IN)
             sent += size
-            if sent >= total:
+            if sent >= total and not oob:
                 return sent
+
+    def _queue_oob(self, task: Task, byte: bytes, control: Control, other: UnixSocket) -> int:
+        """queue_oob: the out-of-band byte as a message of its own, which becomes the
+        receiver's mark (a previous one turns into ordinary data); SIGURG to its owner."""
+        rights = control.rights
+        if rights:
+            self.ns.check_inflight(task)
+        pkt = Packet(byte, self, rights, self._make_creds(task, control, other),
+                     task.creds.uid)
+        if rights:
+            self.ns.carried(rights, 1, pkt.uid)
+            control.rights = []
+        other.queue.append(pkt)
+        other.oob = pkt
+        fasync.sigurg(other)
+        other.waitq.notify(POLLIN | POLLRDNORM | POLLPRI)
+        other.wake_async(fasync.POLL_IN)
+        return 1
 
     async def _dgram_send(self, task: Task, data: bytes, addr: bytes | None, control: Control,
                           flags: int) -> int:
@@ -629,7 +655,7 @@ class UnixSocket(Socket):
         return len(data)
 
     async def recvmsg(self, task: Task, size: int, flags: int, control_len: int) -> RecvResult:
-        if flags & MSG_OOB:
+        if flags & MSG_OOB and self.type != SOCK_STREAM:
             raise SyscallError(errno.EOPNOTSUPP)
         if self.type == SOCK_STREAM:
             return await self._stream_recv(task, size, flags)
@@ -650,6 +676,8 @@ class UnixSocket(Socket):
         if self.state != CONNECTED:
             raise SyscallError(errno.EINVAL)
         peek = bool(flags & MSG_PEEK)
+        if flags & MSG_OOB:
+            return self._recv_oob(peek)
         nonblock = self._nonblock(flags)
         target = min(size, self.opts.rcvlowat) if not flags & MSG_WAITALL or peek else size
         target = max(target, 1)
@@ -665,6 +693,20 @@ class UnixSocket(Socket):
                 i += 1
             while len(out) < size and i < len(self.queue) and not stop:
                 pkt = self.queue[i]
+                if not pkt.data or pkt is self.oob:  # manage_oob: the mark
+                    if out and (pkt is self.oob or self.oob is None):
+                        stop = True  # a read stops at the mark
+                        break
+                    if peek:
+                        if not pkt.data or not self.opts.oobinline:
+                            i += 1
+                            continue
+                    else:
+                        if pkt is self.oob:
+                            self.oob = None
+                        if not pkt.data or not self.opts.oobinline:
+                            await self._drop_head()  # (an out-of-band byte not read as such)
+                            continue
                 if have_creds and self.opts.passcred and pkt.creds != first_creds:
                     stop = True
                     break
@@ -717,6 +759,28 @@ class UnixSocket(Socket):
         if have_creds:
             self._deliver_creds(res, first_creds)
         return res
+
+    def _recv_oob(self, peek: bool) -> RecvResult:
+        """unix_stream_recv_urg: the out-of-band byte (EINVAL with none, or with
+        SO_OOBINLINE); its message stays queued, empty, where the mark was."""
+        pkt = self.oob
+        if pkt is None or self.opts.oobinline:
+            raise SyscallError(errno.EINVAL)
+        res = RecvResult(pkt.data, flags=MSG_OOB)
+        if not peek:
+            self.oob = None
+            pkt.data = b""
+        return res
+
+    async def _drop_head(self) -> None:
+        """Drop the first queued message (with the files it carries)."""
+        pkt = self.queue.popleft()
+        pkt.uncharge()
+        if pkt.rights:
+            self.ns.carried(pkt.rights, -1, pkt.uid)
+            rights, pkt.rights = pkt.rights, []
+            for f in rights:
+                await f.dec_ref()
 
     async def _dgram_recv(self, task: Task, size: int, flags: int) -> RecvResult:
         if self.type == SOCK_SEQPACKET and self.state != CONNECTED:
@@ -811,6 +875,16 @@ class UnixSocket(Socket):
         self.waitq.notify(POLLOUT | POLLWRNORM)
 
     async def do_ioctl(self, cmd: int, arg: int, mem: Memory | None) -> int:
+        if cmd == SIOCATMARK:
+            if self.type != SOCK_STREAM:
+                raise SyscallError(errno.EOPNOTSUPP)
+            q = self.queue
+            at = bool(q) and (q[0] is self.oob or (not q[0].data and (
+                self.oob is None or (len(q) > 1 and q[1] is self.oob))))
+            if mem is None:
+                raise SyscallError(errno.EFAULT)
+            mem.mem_write(arg, pack_int(int(at)))
+            return 0
         if cmd in (SIOCINQ, SIOCOUTQ):
             if self.state == LISTENING:
                 raise SyscallError(errno.EINVAL)
@@ -841,6 +915,8 @@ class UnixSocket(Socket):
             got |= POLLHUP
         if self.queue or self.accept_q:
             got |= POLLIN | POLLRDNORM
+        if self.oob is not None:
+            got |= POLLPRI
         if self.type == SOCK_STREAM:
             if self.state == UNCONNECTED:
                 got |= POLLHUP

@@ -578,7 +578,7 @@ async def sys_dup3(t: Task, oldfd: int, newfd: int, flags: int, *_: int) -> int:
     "fcntl",
     level=Level.PARTIAL,
     note="dup, fd and status flags, POSIX/OFD record locks, file seals; F_SETOWN(_EX)/"
-    "F_SETSIG with O_ASYNC: SIGIO or the F_SETSIG signal on pipes and sockets; "
+    "F_SETSIG with O_ASYNC: SIGIO or the F_SETSIG signal on pipes, sockets, ttys and inotify; "
     "leases/notify not supported (EINVAL)",
 )
 async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
@@ -603,8 +603,9 @@ async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     if cmd == F_SETFL:
         was = f.flags
         f.set_status_flags(i32(arg) & 0xFFFFFFFF & ~O_DIRECT | (f.flags & O_DIRECT))
-        if (was ^ f.flags) & O_ASYNC:
-            fasync.set_async(t, f, fd, bool(f.flags & O_ASYNC))
+        if (was ^ f.flags) & O_ASYNC and \
+                not fasync.set_async(t, f, fd, bool(f.flags & O_ASYNC)):
+            f.set_status_flags(f.get_status_flags() & ~O_ASYNC)  # (no fasync: not kept)
         return 0
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
         return await _fcntl_lock(t, f, cmd, arg)
@@ -713,8 +714,9 @@ async def sys_ioctl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     if cmd == FIOASYNC:
         on = bool(struct.unpack("<i", t.mem_read(arg, 4))[0])
         if on != bool(f.flags & O_ASYNC):
+            if not fasync.set_async(t, f, fd, on):
+                raise SyscallError(errno.ENOTTY)  # (ioctl_fioasync: no fasync)
             f.set_status_flags(f.get_status_flags() ^ O_ASYNC)
-            fasync.set_async(t, f, fd, on)
         return 0
     if cmd == FIONREAD and hasattr(f, "file_size"):
         # Regular files answer the bytes left before EOF (Linux's file_ioctl).

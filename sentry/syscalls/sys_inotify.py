@@ -24,6 +24,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel import fasync
 from sentry.kernel.inotify import (
     IN_DONT_FOLLOW,
     IN_EXCL_UNLINK,
@@ -75,6 +76,11 @@ class InotifyFD(AnonFile):
 
     def readiness(self, mask: int) -> int:
         return mask & (POLLIN | POLLRDNORM) if self.inst.queue else 0
+
+    def fasync_reason(self, mask: int) -> int:
+        """O_ASYNC: each event queued (not one merged with the last) is POLL_IN, as
+        fsnotify_add_event's kill_fasync."""
+        return fasync.POLL_IN
 
     async def do_read(self, n: int) -> bytes:
         q = self.inst.queue

@@ -143,7 +143,7 @@ async def test_peek_offsets_queues_and_inet_cmsgs_match_linux(tmp_path):
     """progs/sock_peek.c (SO_PEEK_OFF on unix stream/dgram/seqpacket and through to the
     host's TCP/UDP; FIONREAD/SIOCINQ/SIOCOUTQ on unix, TCP and UDP) and progs/inet_cmsg.c
     (IP_RECVTTL/TOS, IP_PKTINFO, SO_TIMESTAMP(NS), IPV6_RECVHOPLIMIT/TCLASS, per-packet
-    cmsgs on send, MSG_CTRUNC), against a fresh namespace."""
+    cmsgs on send, unknown ones EINVAL, MSG_CTRUNC), against a fresh namespace."""
     need_root()
     for name, sign in (("sock_peek", b"udp peek 10"), ("inet_cmsg", b"v6 cmsg hoplimit")):
         prog = build(tmp_path, name)

@@ -22,7 +22,7 @@ async def compare_prog(tmp_path: Path, name: str) -> tuple[bytes, object]:
     return got, k
 
 
-@pytest.mark.parametrize("name", ["unix_basic", "unix_scm", "unix_buffers", "unix_badargs"])
+@pytest.mark.parametrize("name", ["unix_basic", "unix_scm", "unix_buffers", "unix_badargs", "unix_oob"])
 async def test_unix_matches_linux(tmp_path, name):
     await compare_prog(tmp_path, name)
 

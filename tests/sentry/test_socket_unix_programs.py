@@ -1,5 +1,6 @@
 """Real programs over AF_UNIX sockets in `runpsc do`, compared with the native run: a python
 asyncio unix echo server and client (socket in the sandbox's tmpfs and in a gofer volume),
+sockets bound in a gofer volume (sandbox-only nodes: nothing on the host),
 socat over UNIX-LISTEN and over its socketpair to a child, glibc's name-service lookups
 (nscd absent: no unsupported-socket event any more), and a host socket reached through a
 gofer, which the sandbox never connects to (ECONNREFUSED)."""
@@ -7,7 +8,9 @@ gofer, which the sandbox never connects to (ECONNREFUSED)."""
 from __future__ import annotations
 
 import errno
+import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -70,6 +73,29 @@ def test_asyncio_unix_echo_in_gofer_volume(tmp_path: Path):
     src = _src(tmp_path)
     compare(["bash", "-c", 'python3 "$SRC/echo.py" "$SRC/e.sock"'], volumes={str(src): "/src"},
             env={"SRC": (str(src), "/src")})
+    assert os.listdir(src) == ["echo.py"]
+
+
+@pytest.mark.parametrize("options", ["", ":rw,exclusive"], ids=["shared", "exclusive"])
+def test_bound_socket_in_gofer_volume_stays_in_the_sandbox(tmp_path: Path, options: str):
+    """Sockets bound in a --volume behave as on Linux (type, mode, listing, connect, rename,
+    link, unlink, EADDRINUSE, ENOTEMPTY) and the host's directory never gets a node: the
+    two left bound at exit are on the native side only."""
+    src = tmp_path / "src"
+    src.mkdir()
+    prog = Path(__file__).resolve().parent / "progs" / "unix_volume.py"
+    (src / "unix_volume.py").write_text(prog.read_text())
+    native, vol = tmp_path / "native", tmp_path / "vol"
+    native.mkdir()
+    vol.mkdir()
+    want = subprocess.run(["python3", str(src / "unix_volume.py"), str(native)],
+                          capture_output=True, timeout=120)
+    assert want.returncode == 0 and want.stdout.endswith(b"done\n"), want
+    assert (native / "left.sock").is_socket() and (native / "sub" / "left.sock").is_socket()
+    got = runpsc("do", f"--volume={src}:/src", f"--volume={vol}:/v{options}", "--",
+                 "python3", "/src/unix_volume.py", "/v")
+    assert (got.stdout, got.returncode) == (want.stdout, 0), got.stderr
+    assert sorted(os.listdir(vol)) == ["sub"] and os.listdir(vol / "sub") == []
 
 
 def test_socat_unix_listen_and_socketpair(tmp_path: Path):

@@ -648,3 +648,58 @@ async def test_reopening_a_read_file_asks_the_server_only_for_what_it_reads(gofe
     assert count.counts.get("Tlopen") == 1, count.counts
     await gfs.release()
     await client.drain()
+
+
+def _names(buf: bytes) -> list[tuple[bytes, int]]:
+    """(name, d_type) of each linux_dirent64 in a getdents64 buffer."""
+    out, i = [], 0
+    while i < len(buf):
+        reclen = int.from_bytes(buf[i + 16:i + 18], "little")
+        out.append((buf[i + 19:i + reclen].split(b"\0", 1)[0], buf[i + 18]))
+        i += reclen
+    return out
+
+
+@pytest.mark.parametrize("policy", ["exclusive", "revalidating", "shared"])
+async def test_bound_socket_is_a_sandbox_only_node(gofer, policy) -> None:
+    """A unix socket's bind makes a node the host's directory never gets, under every
+    policy (revalidating: stale at once, so every lookup would ask the server); it is
+    listed after the server's entries, and a directory holding one is not empty."""
+    import errno
+    import stat as st
+
+    from vfs.abi import S_IFSOCK
+
+    client, top = gofer
+    (top / "d").mkdir()
+    (top / "d" / "f").write_text("x")
+    gfs = await GoferFS.attach(client, b"e", policy=policy, revalidate_after=0.0)
+    v = VirtualFilesystem(gfs)
+    ctx = v.new_context()
+    await v.mknodat(ctx, C, None, b"/d/s.sock", S_IFSOCK | 0o755, bind=True)
+    assert sorted(os.listdir(top / "d")) == ["f"]
+    for _ in range(2):
+        got = await v.stat(ctx, C, None, b"/d/s.sock", 0x100)
+        assert st.S_ISSOCK(got.mode) and got.mode & 0o777 == 0o755
+    with pytest.raises(OSError) as e:
+        await v.mknodat(ctx, C, None, b"/d/s.sock", S_IFSOCK | 0o755, bind=True)
+    assert e.value.errno == errno.EEXIST
+    fd = await v.open(ctx, C, None, b"/d", O_RDONLY | O_DIRECTORY)
+    listed = []
+    while buf := await fd.getdents64(64):  # (one entry at a time: cookies resume)
+        listed += _names(buf)
+    await fd.dec_ref()
+    assert sorted(listed) == [(b".", 4), (b"..", 4), (b"f", 8), (b"s.sock", 12)]
+    with pytest.raises(OSError) as e:
+        await v.unlinkat(ctx, C, None, b"/d", 0x200)  # AT_REMOVEDIR
+    assert e.value.errno == errno.ENOTEMPTY
+    await v.renameat2(ctx, C, None, b"/d/s.sock", None, b"/d/f", 0)
+    assert st.S_ISSOCK((await v.stat(ctx, C, None, b"/d/f", 0x100)).mode)
+    assert os.listdir(top / "d") == []
+    await v.unlinkat(ctx, C, None, b"/d/f", 0)
+    with pytest.raises(OSError) as e:
+        await v.stat(ctx, C, None, b"/d/f", 0x100)
+    assert e.value.errno == errno.ENOENT
+    await v.unlinkat(ctx, C, None, b"/d", 0x200)
+    assert not (top / "d").exists()
+    await gfs.release()

@@ -63,6 +63,10 @@ class FullFD(ZeroFD):
 
 
 class RandomFD(CharDevFD):
+    def fasync_reason(self, mask: int) -> int:
+        """O_ASYNC is kept (random_fasync); entropy never runs short here: no signal."""
+        return 0
+
     async def do_pread(self, n: int, offset: int) -> bytes:
         return os.urandom(n)
 

@@ -77,6 +77,11 @@ class HostFD(FileDescription):
 
     notifies_readiness = False  # the host kernel sees readiness changes, not our waitq
 
+    def fasync_reason(self, mask: int) -> int:
+        """O_ASYNC is kept (whether the host file has fasync is the host's to say); the
+        host's events are not followed: no signal."""
+        return 0
+
     def __init__(self, hostfd: int, flags: int | None = None) -> None:
         host_flags = fcntl.fcntl(hostfd, fcntl.F_GETFL)
         if flags is None:

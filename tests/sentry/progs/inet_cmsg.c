@@ -169,8 +169,70 @@ static void errqueue(void) {
     close(s);
 }
 
+/* One cmsg of (level, type) with an int, sent on `s` to `a`: the verdict. */
+static void send_one(const char *what, int s, int level, int type, struct sockaddr *a,
+                     socklen_t al) {
+    char ctl[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {"c", 1};
+    struct msghdr m = {.msg_name = a, .msg_namelen = al, .msg_iov = &iov, .msg_iovlen = 1,
+                       .msg_control = ctl, .msg_controllen = sizeof ctl};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = level;
+    c->cmsg_type = type;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    int v = 0; /* (SCM_RIGHTS: fd 0, which an inet socket never passes) */
+    memcpy(CMSG_DATA(c), &v, sizeof v);
+    errno = 0;
+    ssize_t n = sendmsg(s, &m, 0);
+    printf("send %s level %d type %d: %zd %s\n", what, level, type, n,
+           n < 0 ? strerrorname_np(errno) : "");
+}
+
+/* Control messages a send does not know: EINVAL at SOL_SOCKET for every inet socket
+ * (SCM_RIGHTS/SCM_CREDENTIALS ignored), at the IP level for UDP; TCP skips other levels. */
+static void unknown_cmsgs(void) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    bind(u, (struct sockaddr *)&a, al);
+    getsockname(u, (struct sockaddr *)&a, &al);
+    int sol[] = {SCM_RIGHTS, SCM_CREDENTIALS, 3 /* SCM_SECURITY */, 99, SO_TYPE};
+    for (int i = 0; i < 5; i++)
+        send_one("udp", u, SOL_SOCKET, sol[i], (struct sockaddr *)&a, al);
+    int ip[] = {IP_TTL, IP_RECVERR, 77};
+    for (int i = 0; i < 3; i++)
+        send_one("udp", u, IPPROTO_IP, ip[i], (struct sockaddr *)&a, al);
+    send_one("udp", u, IPPROTO_TCP, 99, (struct sockaddr *)&a, al);
+    send_one("udp", u, IPPROTO_IPV6, 99, (struct sockaddr *)&a, al);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in b = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t bl = sizeof b;
+    bind(l, (struct sockaddr *)&b, bl);
+    getsockname(l, (struct sockaddr *)&b, &bl);
+    listen(l, 1);
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    connect(t, (struct sockaddr *)&b, bl);
+    send_one("tcp", t, SOL_SOCKET, SCM_RIGHTS, NULL, 0);
+    send_one("tcp", t, SOL_SOCKET, 99, NULL, 0);
+    send_one("tcp", t, IPPROTO_IP, 77, NULL, 0);
+    send_one("tcp", t, IPPROTO_TCP, 99, NULL, 0);
+    int u6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    socklen_t al6 = sizeof a6;
+    bind(u6, (struct sockaddr *)&a6, al6);
+    getsockname(u6, (struct sockaddr *)&a6, &al6);
+    send_one("udp6", u6, IPPROTO_IPV6, 99, (struct sockaddr *)&a6, al6);
+    send_one("udp6", u6, IPPROTO_IP, 77, (struct sockaddr *)&a6, al6);
+    send_one("udp6", u6, SOL_SOCKET, 99, (struct sockaddr *)&a6, al6);
+    close(u);
+    close(t);
+    close(l);
+    close(u6);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    unknown_cmsgs();
     errqueue();
     v4();
     v6();

@@ -108,6 +108,9 @@ class Terminal:
         self.replicas = 0  # open replica descriptions
         self.replica_closed = False  # every replica opened so far is closed again
         self.hung_up = False
+        #: Input typed at the master, and output queued for it, so far (O_ASYNC's POLL_IN
+        #: for each end: `TerminalFD.fasync_reason`).
+        self.typed_seq = self.out_seq = 0
         self.waitq = WaitQueue()
         self._changed = trio.Event()
         self._last_input = 0.0  # trio time of the last typed byte (VTIME)
@@ -127,6 +130,7 @@ class Terminal:
 
     def _echo(self, data: bytes) -> None:
         self.out += data
+        self.out_seq += 1
 
     def _isig(self, sig: int) -> None:
         if self.control is not None:
@@ -139,6 +143,7 @@ class Terminal:
         n = self.ld.receive(data)
         if n:
             self._last_input = trio.current_time()
+            self.typed_seq += 1
             self.changed()
         return n
 
@@ -238,6 +243,27 @@ class TerminalFD(FileDescription):
     def __init__(self, vd: VirtualDentry | None, flags: int, term: Terminal) -> None:
         super().__init__(vd, flags)
         self.term = term
+        self._async_seen = -1  # the input sequence O_ASYNC last looked at
+
+    def fasync_pgrp(self) -> int:
+        """Whom O_ASYNC set without an owner signals: the foreground process group (0:
+        none, then the caller's process)."""
+        return self.term.pgrp
+
+    def _input_seq(self) -> int:
+        raise NotImplementedError
+
+    def _readable(self) -> bool:
+        return bool(self.readiness(POLLIN) & POLLIN)
+
+    def fasync_reason(self, mask: int) -> int:
+        """O_ASYNC: POLL_IN when input arrived for this end and can be read (n_tty's
+        kill_fasync: a whole line in canonical mode, any byte in raw mode)."""
+        seq = self._input_seq()
+        if seq == self._async_seen:
+            return 0
+        self._async_seen = seq
+        return 1 if self._readable() else 0  # POLL_IN
 
     @property
     def waitq(self) -> WaitQueue:
@@ -252,6 +278,12 @@ class MasterFD(TerminalFD):
     """/dev/ptmx: reads what the replica writes (and the echoes), writes what is typed."""
 
     is_master = True
+
+    def _input_seq(self) -> int:
+        return self.term.out_seq
+
+    def _readable(self) -> bool:
+        return bool(self.term.out)
 
     async def do_read(self, n: int) -> bytes:
         term = self.term
@@ -328,6 +360,13 @@ class MasterFD(TerminalFD):
 class ReplicaFD(TerminalFD):
     """/dev/pts/N (and /dev/tty): the program's side, through the line discipline."""
 
+    def _input_seq(self) -> int:
+        return self.term.typed_seq
+
+    def _readable(self) -> bool:
+        ld = self.term.ld
+        return ld.has_line() if ld.canonical else bool(ld.raw)
+
     def __init__(self, vd: VirtualDentry | None, flags: int, term: Terminal) -> None:
         super().__init__(vd, flags, term)
         term.replicas += 1
@@ -379,6 +418,7 @@ class ReplicaFD(TerminalFD):
             if room > 0 and not term.ld.stopped:
                 k = min(len(data) - done, max(1, room // 2))
                 term.out += term.ld.output(data[done : done + k])
+                term.out_seq += 1
                 done += k
                 term.changed(POLLIN | POLLRDNORM)
                 continue

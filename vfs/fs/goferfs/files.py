@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import p9
 
-from ...abi import DT_UNKNOWN, O_ACCMODE, O_APPEND, O_RDONLY
+from ...abi import DT_SOCK, DT_UNKNOWN, O_ACCMODE, O_APPEND, O_RDONLY
 from ...creds import Credentials
 from ...dentry import Dentry, now_ns
 from ...file import DirectoryFD, RegularFD
@@ -202,6 +202,11 @@ class GoferFileFD(RegularFD):
                 await self._io.clunk()
 
 
+#: Where the cookies of a listing's sandbox-only entries start (the server's are offsets
+#: into its own listing, far below).
+SYNTHETIC_COOKIE = 1 << 62
+
+
 class GoferDirFD(DirectoryFD):
     """An open remote directory; the cookies are the server's Treaddir offsets."""
 
@@ -214,9 +219,22 @@ class GoferDirFD(DirectoryFD):
         self._end = -1
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
-        fs = self.fs
+        if cookie >= SYNTHETIC_COOKIE:
+            return self._synthetic(cookie - SYNTHETIC_COOKIE)
         if cookie and cookie == self._end:
-            return []  # the last listing said the directory ends here
+            return self._synthetic(0)  # the last listing said the server's part ends here
+        got = await self._server_entries(cookie)
+        return got if got else self._synthetic(0)
+
+    def _synthetic(self, index: int) -> list[tuple[int, int, int, bytes]]:
+        """The sandbox-only sockets (`GoferFS.bind_socket`), listed after the server's
+        entries with cookies of their own."""
+        kids = self.fs.synthetic_children(self.dentry)
+        return [(SYNTHETIC_COOKIE + i + 1, c.inode.ino, DT_SOCK, c.name)
+                for i, c in enumerate(kids) if i >= index]
+
+    async def _server_entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
+        fs = self.fs
         if fs.listed_attrs:
             gen = fs.generation
             try:

@@ -25,6 +25,11 @@ with Treaddirattr caches a dentry for each listed entry with the attributes a lo
 have fetched, so the lstat a program makes of every name it lists is answered here
 (`add_listed`); at most `listed_limit` of those dentries wait unlooked-up, the oldest are
 dropped past it. Plain 9P2000.L servers get Treaddir and the prefetcher's batches.
+
+A unix socket bound here (`bind_socket`) is a node only the sandbox sees (`SyntheticInode`,
+as gVisor's synthetic dentries): it lives in the dentry cache under every policy, listings
+show it after the server's entries, unlink, rename, link and chmod change it here, and the
+host's directory never gets a file; a directory holding one is not empty (ENOTEMPTY).
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ from ...filesystem import Filesystem
 from .donated import DonatedFiles
 from .fids import MAX_WALK_NAMES, Fids
 from .files import GoferDirFD, GoferFileFD
-from .inode import GoferInode, inode_of
+from .inode import GoferInode, SyntheticInode, inode_of, is_synthetic
 from .pages import DIRTY_LIMIT, PageCache, truncate_pages, write_dirty
 from .prefetch import Prefetcher
 
@@ -172,6 +177,8 @@ class GoferFS(Filesystem):
         self.listed_attrs = self.exclusive and root.client.dialect.readdirattr
         self._listed: collections.deque[weakref.ref[Dentry]] = collections.deque()
         self.listed_limit = LISTED_LIMIT
+        # Inode numbers of sandbox-only sockets: above any the server's qid paths use.
+        self._synthetic_ino = 1 << 63
 
     @classmethod
     async def attach(cls, client: p9.Client, aname: bytes = b"", *, policy: str = "exclusive",
@@ -188,6 +195,8 @@ class GoferFS(Filesystem):
         """The dentry of `name` in `parent` with the attributes `st` the server gave: the
         cached one if it is the same file, else a new one (the old one is dead)."""
         old = parent.children.get(name)
+        if old is not None and is_synthetic(old):
+            return old  # (the sandbox's own node hides what the host made since)
         if old is not None and old.inode.ino == st.qid.path:
             if inode_of(old).update(st) and self.revalidating:
                 inode_of(old).drop_clean_data()
@@ -264,14 +273,17 @@ class GoferFS(Filesystem):
     # -- lookups and attributes ----------------------------------------------------------------
 
     async def lookup(self, parent: Dentry, names: list[bytes]) -> list[Dentry]:
+        first = parent.children.get(names[0])
+        if first is not None and is_synthetic(first):
+            return [first]  # (never a directory: the lookup ends here)
         out: list[Dentry] = []
         d = parent
         i = 0
         if self.exclusive:
             while i < len(names):
                 child = d.children.get(names[i])
-                if child is not None and self.revalidating and \
-                        self._stale(inode_of(child).checked):
+                if child is not None and self.revalidating and not is_synthetic(child) \
+                        and self._stale(inode_of(child).checked):
                     break  # asked again below: refreshed, replaced or found gone
                 if child is None:
                     neg = self.absent_names(d)
@@ -330,7 +342,7 @@ class GoferFS(Filesystem):
             child = self.child(d, names[i], st)
             out.append(child)
             i += 1
-            if leaf is not None and i == len(names):
+            if leaf is not None and i == len(names) and not is_synthetic(child):
                 await self.fids.adopt(inode_of(child), leaf)
                 leaf = None
             if not child.inode.is_dir or i == len(names):
@@ -349,6 +361,10 @@ class GoferFS(Filesystem):
                 self._fresh_child = None
                 self._fresh_uses = 1
                 self._fresh_at = time.monotonic()
+            kept = d.children.get(names[i])
+            if kept is not None and is_synthetic(kept):
+                out.append(kept)  # the server does not know it: the sandbox's node
+                return out
             gone = d.children.pop(names[i], None)
             if gone is not None:
                 gone.dead = True
@@ -388,12 +404,16 @@ class GoferFS(Filesystem):
         return stats, got[0] if got else None
 
     async def refresh(self, d: Dentry) -> None:
+        if is_synthetic(d):
+            return  # (its attributes are the sandbox's own)
         fid = await self.fids.get(d)
         ino = inode_of(d)
         if ino.update(await fid.getattr(_ALL)) and self.revalidating:
             ino.drop_clean_data()
 
     async def stat(self, d: Dentry) -> Stat:
+        if is_synthetic(d):
+            return d.inode.to_stat(self.dev)
         if not self.exclusive and not d.dead:
             if (self._fresh_uses and self._fresh_child is d
                     and time.monotonic() - self._fresh_at < FRESH_SECONDS):
@@ -409,6 +429,9 @@ class GoferFS(Filesystem):
                       atime_ns: int | None = None, mtime_ns: int | None = None,
                       ctime_ns: int | None = None) -> None:
         ino = inode_of(d)
+        if isinstance(ino, SyntheticInode):
+            self._set_synthetic(ino, mode, uid, gid, atime_ns, mtime_ns, ctime_ns)
+            return
         fid = await self.fids.get(d)
         if size is not None:
             await self._write_dirty(d)
@@ -442,6 +465,48 @@ class GoferFS(Filesystem):
         return StatFS(type=V9FS_MAGIC, bsize=r.bsize, blocks=r.blocks, bfree=r.bfree,
                       bavail=r.bavail, files=r.files, ffree=r.ffree, fsid=r.fsid,
                       namelen=r.namelen, frsize=r.bsize)
+
+    # -- sandbox-only sockets ------------------------------------------------------------------
+
+    @_mutation
+    async def bind_socket(self, parent: Dentry, name: bytes, mode: int, uid: int,
+                          gid: int) -> Dentry:
+        """A unix socket's bind: a node in the dentry cache only (the lookup that found the
+        name free asked the server under the shared and revalidating policies)."""
+        self._synthetic_ino += 1
+        d = Dentry(self, name, parent, SyntheticInode(self._synthetic_ino, mode, uid, gid))
+        parent.children[name] = d
+        self._positive(parent, name)
+        self._touch_dir(parent)
+        return d
+
+    @staticmethod
+    def _set_synthetic(ino: SyntheticInode, mode: int | None, uid: int | None,
+                       gid: int | None, atime_ns: int | None, mtime_ns: int | None,
+                       ctime_ns: int | None) -> None:
+        if mode is not None:
+            ino.mode = (ino.mode & S_IFMT) | (mode & 0o7777)
+        if uid is not None:
+            ino.uid = uid
+        if gid is not None:
+            ino.gid = gid
+        if atime_ns is not None:
+            ino.atime_ns = atime_ns
+        if mtime_ns is not None:
+            ino.mtime_ns = mtime_ns
+        ino.ctime_ns = ctime_ns if ctime_ns is not None else now_ns()
+
+    @staticmethod
+    def synthetic_children(d: Dentry) -> list[Dentry]:
+        """The sandbox-only nodes in the directory `d`, in the order they were made."""
+        return [c for c in d.children.values() if is_synthetic(c)]
+
+    def _unlink_synthetic(self, parent: Dentry, child: Dentry) -> None:
+        if parent.children.get(child.name) is child:
+            del parent.children[child.name]
+        child.dead = True
+        child.inode.nlink = max(0, child.inode.nlink - 1)
+        child.inode.ctime_ns = now_ns()
 
     # -- namespace changes ---------------------------------------------------------------------
 
@@ -507,6 +572,14 @@ class GoferFS(Filesystem):
 
     @_mutation
     async def link(self, parent: Dentry, name: bytes, target: Dentry) -> Dentry:
+        if is_synthetic(target):  # another name for the sandbox's node, here too
+            d = Dentry(self, name, parent, target.inode)
+            parent.children[name] = d
+            self._positive(parent, name)
+            target.inode.nlink += 1
+            target.inode.ctime_ns = now_ns()
+            self._touch_dir(parent)
+            return d
         pf = await self.fids.get(parent)
         tf = await self.fids.get(target)
         await pf.link(tf, name)
@@ -519,6 +592,10 @@ class GoferFS(Filesystem):
 
     @_mutation
     async def unlink(self, parent: Dentry, child: Dentry) -> None:
+        if is_synthetic(child):
+            self._unlink_synthetic(parent, child)
+            self._touch_dir(parent)
+            return
         pf = await self.fids.get(parent)
         await self.fids.keep_reachable(child)
         await pf.unlinkat(child.name, 0)
@@ -532,6 +609,8 @@ class GoferFS(Filesystem):
 
     @_mutation
     async def rmdir(self, parent: Dentry, child: Dentry) -> None:
+        if self.synthetic_children(child):
+            raise error(errno.ENOTEMPTY)  # (the server's copy is empty; the sandbox's not)
         pf = await self.fids.get(parent)
         await pf.unlinkat(child.name, p9.AT_REMOVEDIR)
         self.fids.pin(child)
@@ -544,6 +623,24 @@ class GoferFS(Filesystem):
     @_mutation
     async def rename(self, old_parent: Dentry, child: Dentry, new_parent: Dentry,
                      new_name: bytes, replaced: Dentry | None, flags: int) -> None:
+        if replaced is not None and (is_synthetic(child) or is_synthetic(replaced)):
+            if flags & RENAME_EXCHANGE:
+                raise error(errno.EXDEV)  # (9P has no exchange; one side is not there)
+            if is_synthetic(replaced):
+                self._unlink_synthetic(new_parent, replaced)
+            else:  # the sandbox's socket takes the name of a file of the server's
+                await self.unlink(new_parent, replaced)
+            replaced = None
+        if is_synthetic(child):
+            del old_parent.children[child.name]
+            child.name = new_name
+            child.parent = new_parent
+            new_parent.children[new_name] = child
+            self._positive(new_parent, new_name)
+            child.inode.ctime_ns = now_ns()
+            self._touch_dir(old_parent)
+            self._touch_dir(new_parent)
+            return
         of = await self.fids.get(old_parent)
         nf = await self.fids.get(new_parent)
         if flags & RENAME_EXCHANGE and replaced is not None:
@@ -691,6 +788,8 @@ class GoferFS(Filesystem):
     # -- xattrs -------------------------------------------------------------------------------
 
     async def getxattr(self, d: Dentry, name: bytes) -> bytes:
+        if is_synthetic(d):
+            raise error(errno.ENODATA)  # (a sandbox-only node keeps none)
         ino = inode_of(d)
         if not self.exclusive:
             return await (await self.fids.get(d)).getxattr(name)
@@ -719,6 +818,8 @@ class GoferFS(Filesystem):
         return value
 
     async def setxattr(self, d: Dentry, name: bytes, value: bytes, flags: int) -> None:
+        if is_synthetic(d):
+            raise error(errno.EPERM)  # (a sandbox-only node keeps none)
         ino = inode_of(d)
         try:
             await (await self.fids.get(d)).setxattr(name, value, flags)
@@ -745,6 +846,8 @@ class GoferFS(Filesystem):
         ino.xnames = names
 
     async def listxattr(self, d: Dentry) -> list[bytes]:
+        if is_synthetic(d):
+            return []  # (a sandbox-only node keeps none)
         ino = inode_of(d)
         if self.exclusive:
             cache = ino.xvalues
@@ -756,6 +859,8 @@ class GoferFS(Filesystem):
         return [n for n in await (await self.fids.get(d)).listxattr() if n]
 
     async def removexattr(self, d: Dentry, name: bytes) -> None:
+        if is_synthetic(d):
+            raise error(errno.ENODATA)  # (a sandbox-only node keeps none)
         ino = inode_of(d)
         try:
             await (await self.fids.get(d)).removexattr(name)

@@ -94,6 +94,28 @@ class GoferInode(Inode):
         return before is not None and before != (self.server_size, self.server_mtime_ns)
 
 
+class SyntheticInode(GoferInode):
+    """A unix socket bound in the sandbox: a node this filesystem keeps in its dentry cache
+    and never tells the server about (gVisor's synthetic dentries). It has no fid, no
+    xattrs and no data; its attributes change here only."""
+
+    __slots__ = ()
+
+    def __init__(self, ino: int, mode: int, uid: int, gid: int) -> None:
+        sec, nsec = divmod(time.time_ns(), _NS)
+        super().__init__(p9.Stat(p9.Qid(0, 0, ino), _BTIME, p9.Attr(
+            mode=mode, uid=uid, gid=gid, nlink=1, atime_sec=sec, atime_nsec=nsec,
+            mtime_sec=sec, mtime_nsec=nsec, ctime_sec=sec, ctime_nsec=nsec, btime_sec=sec,
+            btime_nsec=nsec)))
+        self.xvalues = {}
+        self.xnames = frozenset()
+
+
+def is_synthetic(d: Dentry) -> bool:
+    """Whether `d` is a sandbox-only node (`SyntheticInode`)."""
+    return isinstance(d.inode, SyntheticInode)
+
+
 def inode_of(d: Dentry) -> GoferInode:
     """The inode of a goferfs dentry (a GoferFS builds every one of its dentries with a
     GoferInode; `Dentry.inode` is typed as the base class)."""
