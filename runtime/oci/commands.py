@@ -76,7 +76,8 @@ def request(g: Globals, cid: str, doc: dict[str, Any]) -> dict[str, Any]:
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
         try:
-            s.connect(g.states.path(cid, "control.sock"))
+            with g.states.control_address(cid) as address:
+                s.connect(address)
             send_fds(s, doc, [])
             reply = recv_json(s)
         except OSError:

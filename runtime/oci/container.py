@@ -416,7 +416,8 @@ class Container:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        sock.bind(path)
+        with self.states.control_address(self.cid) as address:
+            sock.bind(address)
         os.chmod(path, 0o600)
         sock.listen(16)
         return trio.socket.from_stdlib_socket(sock)

@@ -97,6 +97,10 @@ class ContainerState:
         return out
 
 
+#: sockaddr_un's sun_path, its terminating NUL included.
+_SUN_PATH_MAX = 108
+
+
 class StateDir:
     """The `--root` directory: one subdirectory per container."""
 
@@ -105,6 +109,21 @@ class StateDir:
 
     def path(self, cid: str, name: str = "") -> str:
         return os.path.join(self.root, cid, name) if name else os.path.join(self.root, cid)
+
+    @contextlib.contextmanager
+    def control_address(self, cid: str) -> Iterator[str]:
+        """ID's control socket as an AF_UNIX address: its path, or, when that is longer than
+        sun_path holds (Docker's root is deep and its IDs are 64 characters), the same file
+        reached through an open descriptor of ID's directory."""
+        path = self.path(cid, "control.sock")
+        if len(os.fsencode(path)) < _SUN_PATH_MAX:
+            yield path
+            return
+        fd = os.open(self.path(cid), os.O_PATH | os.O_DIRECTORY)
+        try:
+            yield f"/proc/self/fd/{fd}/control.sock"
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
