@@ -7,8 +7,8 @@
 
 Why the pid's start time: a pid is reused after the container's process ends; a process
 with that pid and another start time is not ours, and the container is stopped.
-Status, as runc derives it: the process gone (or a zombie) → stopped; alive and `start`
-done → running (or paused, while frozen); else created.
+Status, as runc derives it: the process gone (or a zombie) → stopped; frozen → paused
+(a created container too); `start` done → running; else created.
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ class ContainerState:
     def status(self) -> str:
         if not self.alive():
             return "stopped"
-        if not self.started:
-            return "created"
-        return "paused" if self.paused else "running"
+        if self.paused:
+            return "paused"
+        return "running" if self.started else "created"
 
     def oci(self) -> dict[str, Any]:
         """The OCI state (what `runpsc state` prints), with runc's fields."""
