@@ -607,3 +607,29 @@ def test_update_memory_matches_runc(runpsc: Runtime, runc: Runtime, bundle: Path
         t.check("delete", "delete", "m")
 
     _compare(runc, runpsc, each)
+
+
+def test_a_root_and_id_longer_than_a_socket_address(bundle: Path, tmp_path: Path) -> None:
+    """Docker's --root (EXEC_ROOT/runtime-runc/moby) and 64-character IDs make ROOT/ID/
+    control.sock longer than an AF_UNIX address holds: start, exec, kill still reach the
+    container."""
+    rt = Runtime(runpsc_argv(), tmp_path / ("r" * 60) / "runtime-runc" / "moby")
+    cid = "c" * 64
+    assert len(str(rt.root / cid / "control.sock")) > 108
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = WAIT
+    write_config(bundle, cfg)
+    try:
+        r, w = os.pipe()
+        pid = _created(rt, bundle, cid, tmp_path, stdout=w)
+        os.close(w)
+        rt("start", cid, check=True)
+        with os.fdopen(r) as lines:
+            assert lines.readline() == "ready\n"
+            assert rt("exec", cid, "sh", "-c", "exit 4").returncode == 4
+            rt("kill", cid, "TERM", check=True)
+            status = _reap(pid)
+        assert status is not None and os.waitstatus_to_exitcode(status) == 9
+        rt("delete", cid, check=True)
+    finally:
+        _force_delete_all(rt)

@@ -169,3 +169,18 @@ def test_tty(dockerd: Dockerd, runtime: str) -> None:
     text = out.stdout.replace(b"\r", b"").decode()
     assert text.splitlines() == ["/dev/pts/0", "stdin-is-a-tty"], out
     assert out.returncode == 2
+
+
+def test_capabilities_and_readonly_proc_sys_as_runc(dockerd: Dockerd) -> None:
+    """Docker's capability sets (default, --cap-drop, --cap-add, a non-root user) and its
+    read-only /proc/sys reach the program as under runc. (None of the /proc files Docker
+    masks is in the Sentry's /proc; masking is compared in test_oci_config.py.)"""
+    script = ('grep -E "Cap(Inh|Prm|Eff|Bnd)" /proc/self/status; touch /f && chown 5 /f; '
+              "echo chown=$?; echo 1 > /proc/sys/kernel/hostname")
+    for args in ([], ["--cap-drop", "CHOWN"], ["--cap-add", "SYS_ADMIN"], ["-u", "1000"]):
+        seen = {}
+        for runtime in RUNTIMES:
+            out = _run(dockerd, runtime, *args, IMAGE, "sh", "-c", script)
+            seen[runtime] = (out.stdout, out.stderr, out.returncode)
+        assert seen["runpsc"] == seen["runc"], args
+        assert b"/proc/sys/kernel/hostname: Read-only file system" in seen["runpsc"][1]
