@@ -10,8 +10,9 @@ APT_PACKAGES=(busybox-static diod nfs-ganesha nfs-ganesha-vfs libfuse3-dev fuse3
               inotify-tools slirp4netns iproute2 net-tools netcat-openbsd socat curl nginx-light
               redis-server redis-tools iperf3 less bsdutils tmux procps)
 
-# The OCI runtime's proof: containerd (its ctr and runc shim) and runc to compare with.
-APT_PACKAGES+=(containerd runc)
+# The OCI runtime's proof: containerd (its ctr and runc shim), Docker (dockerd and its
+# client, started by the tests with their own data root) and runc to compare with.
+APT_PACKAGES+=(containerd runc docker.io)
 
 # CPython's own test modules, run natively and in the sandbox by tests/compat.
 APT_PACKAGES+=(libpython3.11-testsuite)

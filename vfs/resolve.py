@@ -159,7 +159,8 @@ class Walk:
                 i += 1
                 if child.mounted:
                     vd = self.follow_mounts(VirtualDentry(mount, child))
-                    if vd.dentry is not child:
+                    # (a bind of a directory on itself is the same dentry on another mount)
+                    if vd.mount is not mount:
                         mount, d = vd.mount, vd.dentry
                         break
                 if child.inode.mode & S_IFMT == S_IFLNK:

@@ -22,7 +22,14 @@ from typing import Any, NoReturn
 
 import click
 
-from runtime.oci.spec import HOOK_NAMES, MOUNT_TYPES, OCI_VERSION, SpecError, load_bundle
+from runtime.oci.spec import (
+    CAPABILITIES,
+    HOOK_NAMES,
+    MOUNT_TYPES,
+    OCI_VERSION,
+    SpecError,
+    load_bundle,
+)
 from runtime.oci.state import DEFAULT_ROOT, ContainerState, StateDir, StateError
 
 __all__ = ["Globals", "request", "parse_signal"]
@@ -76,7 +83,8 @@ def request(g: Globals, cid: str, doc: dict[str, Any]) -> dict[str, Any]:
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
         try:
-            s.connect(g.states.path(cid, "control.sock"))
+            with g.states.control_address(cid) as address:
+                s.connect(address)
             send_fds(s, doc, [])
             reply = recv_json(s)
         except OSError:
@@ -239,6 +247,8 @@ def do_start(g: Globals, cid: str) -> ContainerState:
         g.fail("cannot start a container that has stopped")
     if status == "running":
         g.fail("cannot start an already running container")
+    if status == "paused":
+        g.fail("cannot start a container in the paused state")
     spec = _spec_doc(st)
     try:
         run_hooks(spec, "startContainer", st)
@@ -551,10 +561,11 @@ def delete(force: bool, container_id: str) -> None:
 @click.command("pause")
 @click.argument("container_id")
 def pause(container_id: str) -> None:
-    """Freeze every process of the container (the Sentry holds them; they see nothing)."""
+    """Freeze every process of the container (the Sentry holds them; they see nothing);
+    a created container stays paused until resumed, as runc's frozen init."""
     g = _globals()
     st = _load(g, container_id)
-    if st.status() != "running":
+    if st.status() not in ("running", "created"):
         g.fail("container not running")
     reply = request(g, container_id, {"op": "pause"})
     if "error" in reply:
@@ -627,6 +638,20 @@ _UPDATE_FLAGS = {
 }
 
 
+def _ram_in_bytes(text: str) -> int:
+    """A size as runc's `update --memory` reads it (go-units' RAMInBytes): a number with
+    an optional binary suffix (k, m, g, t, p; b or ib after it), or -1 for no limit."""
+    t = text.strip().lower()
+    if t == "-1":
+        return -1
+    t = t.removesuffix("b").removesuffix("i")
+    scale = 1
+    if t and t[-1] in "kmgtp":
+        scale = 1 << (10 * ("kmgtp".index(t[-1]) + 1))
+        t = t[:-1]
+    return int(float(t) * scale)
+
+
 @click.command("update")
 @click.option("--resources", "-r", "resources_file", help="A resources JSON file (- for "
               "stdin).")
@@ -646,7 +671,8 @@ _UPDATE_FLAGS = {
 @click.argument("container_id")
 def update(resources_file: str | None, container_id: str, **flags: str | None) -> None:
     """Set new resources (runc's flags or --resources JSON): the sandbox applies
-    pids.limit; each other one given is named on stderr as not applied."""
+    pids.limit and memory.limit; each other one given is named on stderr as not
+    applied."""
     g = _globals()
     st = _load(g, container_id)
     if st.status() == "stopped":
@@ -671,6 +697,11 @@ def update(resources_file: str | None, container_id: str, **flags: str | None) -
                     doc.setdefault(section, {})[key] = int(value)
                 except ValueError:
                     g.fail(f"invalid value for pids-limit: {value}")
+            elif name == "memory":
+                try:
+                    doc.setdefault(section, {})[key] = _ram_in_bytes(value)
+                except ValueError:
+                    g.fail(f"invalid value for memory: invalid size: '{value}'")
             else:
                 doc.setdefault(section, {})[key] = value
     reply = request(g, container_id, {"op": "update", "resources": doc})
@@ -733,6 +764,8 @@ def exec_(process_file: str | None, detach: bool, pid_file: str | None, tty: boo
                 "cwd": cwd or base.get("cwd", "/"), "terminal": tty,
                 "user": dict(base.get("user", {"uid": 0, "gid": 0})),
                 "noNewPrivileges": no_new_privs or bool(base.get("noNewPrivileges"))}
+        if "capabilities" in base:  # runc's exec keeps the container's capabilities
+            proc["capabilities"] = base["capabilities"]
         if user:
             uid, _, gid = user.partition(":")
             proc["user"] = {"uid": int(uid), "gid": int(gid or 0)}
@@ -780,7 +813,7 @@ def features() -> None:
                          "size"],
         "linux": {
             "namespaces": ["pid", "network", "ipc", "uts", "mount"],
-            "capabilities": [],
+            "capabilities": list(CAPABILITIES),
             "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False},
             "seccomp": {"enabled": False},
             "apparmor": {"enabled": False},

@@ -30,6 +30,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -103,6 +104,7 @@ class Container:
         self.kernel: Any = None
         self.vfs: Any = None
         self.memory: Any = None  # the container's vfs.memlimit.MemoryLimit, made by _prepare
+        self.view: Any = None  # its /proc's provider (MemTotal follows `update --memory`)
         self.devpts: Any = None
         self.net: Any = None
         self.started: Any = None  # trio.Event, set once pid 1 runs
@@ -204,12 +206,14 @@ class Container:
         self.kernel = kernel
         procfs = await self._build_mounts(stack, ctx, dict(zip(
             (id(m) for m in self.binds), bind_gofers, strict=True)))
+        await self._restrict_paths(ctx)
         if spec.root_readonly:
             vfs.root_mount.flags |= MS_RDONLY
         kernel.tty.attach(self.devpts, self._devtty)
         from sentry.procfs import ProcView
 
         view = ProcView(kernel, memory=self.memory.limit)
+        self.view = view
         for fs in procfs:
             fs.provider = view
         creds = _creds(spec.process)
@@ -292,6 +296,34 @@ class Container:
             await vfs.mount(ctx, admin, fs, None, target, flags=flags,
                             source=m.source or m.type)
         return providers
+
+    async def _restrict_paths(self, ctx: Any) -> None:
+        """linux.readonlyPaths, then linux.maskedPaths, as runc applies them once the
+        mounts are made: each read-only path bound read-only on itself; /dev/null bound
+        over a masked file, an empty read-only tmpfs over a masked directory. A path that
+        does not exist is left alone, as by runc."""
+        from vfs import Credentials, Tmpfs
+        from vfs.mount import MS_RDONLY
+
+        vfs, admin = self.vfs, Credentials.root()
+        for kind, paths in (("readonlyPaths", self.spec.readonly_paths),
+                            ("maskedPaths", self.spec.masked_paths)):
+            for i, p in enumerate(paths):
+                path = os.fsencode(p)
+                try:
+                    st = await vfs.stat(ctx, admin, None, path, 0)
+                    if kind == "readonlyPaths":
+                        await vfs.bind_mount(ctx, admin, path, path, flags=MS_RDONLY)
+                    elif stat.S_ISDIR(st.mode):
+                        await vfs.mount(ctx, admin, Tmpfs(mode=0o1777, size=1 << 12), None,
+                                        path, flags=MS_RDONLY, source="tmpfs")
+                    else:
+                        await vfs.bind_mount(ctx, admin, b"/dev/null", path)
+                except OSError as e:
+                    if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                        continue
+                    raise SpecError(f"linux.{kind}[{i}]: {p}: "
+                                    f"{os.strerror(e.errno or errno.EIO)}") from None
 
     async def _bind_file(self, ctx: Any, fs: Any, m: Mount, i: int, flags: int) -> None:
         """Bind the host file `m.source` (its directory is `fs`) on `m.destination`, made
@@ -416,7 +448,8 @@ class Container:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        sock.bind(path)
+        with self.states.control_address(self.cid) as address:
+            sock.bind(address)
         os.chmod(path, 0o600)
         sock.listen(16)
         return trio.socket.from_stdlib_socket(sock)
@@ -482,28 +515,44 @@ class Container:
 
     async def _pause(self, pause: bool) -> dict[str, Any]:
         """Freeze (or thaw) every task of the sandbox; the `paused` mark says it to
-        `state`."""
-        if not self.started.is_set() or self.kernel is None:
+        `state`. A created container has no task yet: the mark alone holds it (`start`
+        refuses a paused container)."""
+        if self.kernel is None or self.start_error is not None:
             return {"error": "container not running"}
         mark = self.states.path(self.cid, "paused")
         if pause:
-            await self.kernel.freezer.freeze()
+            if self.started.is_set():
+                await self.kernel.freezer.freeze()
             with open(mark, "w"):
                 pass
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(mark)
-            self.kernel.freezer.thaw()
+            if self.started.is_set():
+                self.kernel.freezer.thaw()
         return {"ok": True}
 
     def _update(self, resources: Any) -> dict[str, Any]:
-        """`runpsc update`: apply what the sandbox enforces (pids.limit); answer what was
-        applied."""
-        from runtime.oci.spec import resource_limit
+        """`runpsc update`: apply what the sandbox enforces (pids.limit, memory.limit);
+        answer what was applied. A memory limit below what the sandbox holds is refused
+        (nothing it holds can be reclaimed), as the memory cgroup refuses one it cannot
+        reclaim down to."""
+        from runtime.oci.spec import memory_limit, resource_limit
+        from vfs.memlimit import host_memory
 
         if not isinstance(resources, dict):
             return {"error": "resources: want an object"}
         applied = []
+        memory = resources.get("memory")
+        if isinstance(memory, dict) and "limit" in memory:
+            limit = memory_limit(memory["limit"], "memory.limit")
+            limit = host_memory() if limit is None else limit
+            if limit < self.memory.used:
+                return {"error": f"unable to set memory limit to {limit} (current usage: "
+                                 f"{self.memory.used})"}
+            self.memory.limit = limit
+            self.view.system.memory = limit  # MemTotal
+            applied.append("memory.limit")
         pids = resources.get("pids")
         if isinstance(pids, dict) and "limit" in pids:
             self.kernel.pids_limit = resource_limit(pids["limit"], "pids.limit")
@@ -532,7 +581,8 @@ class Container:
             "cpu": {"usage": {"total": (user + system) * tick_ns, "kernel": system * tick_ns,
                               "user": user * tick_ns},
                     "throttling": {}},
-            "memory": {"usage": {"usage": rss}, "swap": {}, "kernel": {}, "kernelTCP": {},
+            "memory": {"usage": {"usage": rss, "limit": self.memory.limit}, "swap": {},
+                       "kernel": {}, "kernelTCP": {},
                        "raw": {}},
             "pids": {"current": 0 if kernel is None else len(kernel.tasks),
                      **({} if kernel is None or kernel.pids_limit is None
@@ -639,13 +689,14 @@ def _setup_task(t: Any, proc: Process) -> None:
 
 
 def _creds(proc: Process) -> Any:
+    """The program's identity: process.user's ids and the capability sets it has once
+    exec'd under runc (`Capabilities.after_exec`; the Sentry keeps no ambient set)."""
     from vfs import Credentials
 
     u = proc.user
-    if u.uid == 0:
-        return Credentials(gid=u.gid, egid=u.gid, sgid=u.gid, fsgid=u.gid,
-                           groups=frozenset(u.additional_gids))
-    return Credentials.user(u.uid, u.gid, u.additional_gids)
+    eff, perm, inh, bnd = proc.capabilities.after_exec(u.uid)
+    return Credentials.user(u.uid, u.gid, u.additional_gids).with_ids(
+        cap_effective=eff, cap_permitted=perm, cap_inheritable=inh, cap_bounding=bnd)
 
 
 async def _tmpfs_mode(vfs: Any, ctx: Any, creds: Any, m: Mount, i: int) -> int:

@@ -33,7 +33,8 @@ def exec_process(g: Globals, cid: str, proc: dict[str, Any], *, detach: bool,
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        sock.connect(g.states.path(cid, "control.sock"))
+        with g.states.control_address(cid) as address:
+            sock.connect(address)
     except OSError:
         g.fail("exec failed: cannot exec in a stopped container", 255)
     if not detach:

@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SpecError", "Spec", "Process", "User", "Mount", "Hook", "load_bundle",
-           "parse_spec", "default_spec", "MOUNT_TYPES", "HOOK_NAMES", "RLIMITS",
-           "ANNOTATIONS", "OCI_VERSION"]
+__all__ = ["SpecError", "Spec", "Process", "User", "Mount", "Hook", "Capabilities",
+           "load_bundle", "parse_spec", "default_spec", "MOUNT_TYPES", "HOOK_NAMES", "RLIMITS",
+           "ANNOTATIONS", "OCI_VERSION", "CAPABILITIES", "memory_limit", "resource_limit"]
 
 OCI_VERSION = "1.0.2"
 
@@ -30,6 +30,19 @@ RLIMITS = {name: i for i, name in enumerate((
     "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
     "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
     "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
+
+#: Linux's capability names, by number (include/uapi/linux/capability.h).
+CAPABILITIES = tuple(f"CAP_{n}" for n in (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE",
+    "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
+    "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+    "PERFMON", "BPF", "CHECKPOINT_RESTORE"))
+
+#: process.capabilities' sets.
+CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 #: runpsc's own options, as annotations (docs/oci.md): name -> allowed values (None: any).
 ANNOTATIONS: dict[str, tuple[str, ...] | None] = {
@@ -52,6 +65,30 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class Capabilities:
+    """process.capabilities as bit masks. Absent sets are empty, as runc takes them (a
+    config.json without `capabilities` gives no capability at all, even to uid 0); names
+    Linux does not know are left out and listed in `unknown` (runc ignores them too)."""
+
+    bounding: int = 0
+    effective: int = 0
+    permitted: int = 0
+    inheritable: int = 0
+    ambient: int = 0
+    unknown: tuple[str, ...] = ()
+
+    def after_exec(self, uid: int) -> tuple[int, int, int, int]:
+        """(effective, permitted, inheritable, bounding) of the program once runc has set
+        these sets and exec'd it (Linux's cap_bprm_creds_from_file for a file without
+        file capabilities): uid 0's permitted set is bounding | inheritable | ambient and
+        its effective set the same; any other uid keeps only the ambient set. The ambient
+        set itself holds only what is both permitted and inheritable."""
+        ambient = self.ambient & self.permitted & self.inheritable
+        permitted = (self.bounding | self.inheritable | ambient) if uid == 0 else ambient
+        return permitted, permitted, self.inheritable, self.bounding
+
+
+@dataclass(frozen=True, slots=True)
 class Process:
     args: list[str]
     env: list[str] = field(default_factory=list)
@@ -61,6 +98,7 @@ class Process:
     console_size: tuple[int, int] | None = None  # (height, width)
     rlimits: dict[int, tuple[int, int]] = field(default_factory=dict)  # resource -> (soft, hard)
     no_new_privileges: bool = False
+    capabilities: Capabilities = field(default_factory=Capabilities)
 
     def env_dict(self) -> dict[str, str]:
         """The environment as a mapping; of a repeated name the first wins, as glibc's
@@ -118,6 +156,8 @@ class Spec:
     pids_limit: int | None = None  # linux.resources.pids.limit (None: no limit)
     #: the runpsc.memory annotation, else linux.resources.memory.limit (None: the host's)
     memory_limit: int | None = None
+    readonly_paths: tuple[str, ...] = ()  # linux.readonlyPaths
+    masked_paths: tuple[str, ...] = ()  # linux.maskedPaths
 
     @property
     def network(self) -> str:
@@ -188,6 +228,8 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
                             "supported (each runpsc container is its own sandbox)")
     hostname = top.get("hostname")
     domainname = top.get("domainname")
+    if "seccomp" in linux:  # accepted, not applied: docs/oci.md says why
+        _obj(linux["seccomp"], "linux.seccomp")
     resources = _obj(linux.get("resources", {}), "linux.resources")
     pids = _obj(resources.get("pids", {}), "linux.resources.pids")
     memory = _obj(resources.get("memory", {}), "linux.resources.memory")
@@ -201,7 +243,35 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
         hostname=None if hostname is None else _str(hostname, "hostname"),
         domainname=None if domainname is None else _str(domainname, "domainname"),
         annotations=annotations, hooks=hooks, raw=top,
+        readonly_paths=_paths(linux.get("readonlyPaths", []), "linux.readonlyPaths"),
+        masked_paths=_paths(linux.get("maskedPaths", []), "linux.maskedPaths"),
     )
+
+
+def _paths(v: Any, where: str) -> tuple[str, ...]:
+    out = []
+    for i, p in enumerate(_list(v, where)):
+        p = _str(p, f"{where}[{i}]")
+        if not p.startswith("/"):
+            raise SpecError(f"{where}[{i}]: {p!r} is not an absolute path")
+        out.append(os.path.normpath(p))
+    return tuple(out)
+
+
+def _capabilities(v: Any, where: str) -> Capabilities:
+    doc = _obj(v, where)
+    masks: dict[str, int] = {}
+    unknown: list[str] = []
+    for name in CAP_SETS:
+        mask = 0
+        for i, cap in enumerate(_list(doc.get(name, []), f"{where}.{name}")):
+            cap = _str(cap, f"{where}.{name}[{i}]")
+            if cap in CAPABILITIES:
+                mask |= 1 << CAPABILITIES.index(cap)
+            elif cap not in unknown:
+                unknown.append(cap)
+        masks[name] = mask
+    return Capabilities(**masks, unknown=tuple(unknown))
 
 
 def resource_limit(v: Any, where: str) -> int | None:
@@ -224,7 +294,14 @@ def _memory_limit(annotation: str | None, limit: Any) -> int | None:
             return parse_size(annotation)
         except ValueError as e:
             raise SpecError(f"annotations.runpsc.memory: {e}") from None
-    return resource_limit(limit, "linux.resources.memory.limit")
+    return memory_limit(limit, "linux.resources.memory.limit")
+
+
+def memory_limit(v: Any, where: str) -> int | None:
+    """A memory limit as the memory cgroup keeps it: rounded down to a page."""
+    n = resource_limit(v, where)
+    return None if n is None else max(n - n % os.sysconf("SC_PAGE_SIZE"),
+                                      os.sysconf("SC_PAGE_SIZE"))
 
 
 def _process(doc: Any, where: str) -> Process:
@@ -266,15 +343,15 @@ def _process(doc: Any, where: str) -> Process:
         if soft > hard:
             raise SpecError(f"{w}: soft limit {soft} is above the hard limit {hard}")
         rlimits[RLIMITS[kind]] = (soft, hard)
-    if "capabilities" in p:
-        _obj(p["capabilities"], f"{where}.capabilities")
+    caps = _capabilities(p.get("capabilities", {}), f"{where}.capabilities")
     if "oomScoreAdj" in p:
         _int(p["oomScoreAdj"], f"{where}.oomScoreAdj")
     return Process(args=args, env=env, cwd=cwd, user=user,
                    terminal=_bool(p.get("terminal", False), f"{where}.terminal"),
                    console_size=console, rlimits=rlimits,
                    no_new_privileges=_bool(p.get("noNewPrivileges", False),
-                                           f"{where}.noNewPrivileges"))
+                                           f"{where}.noNewPrivileges"),
+                   capabilities=caps)
 
 
 def parse_process(doc: Any) -> Process:
@@ -361,7 +438,9 @@ def _str_map(v: Any, where: str) -> dict[str, str]:
 
 def default_spec(*, terminal: bool = True) -> dict[str, Any]:
     """What `runpsc spec` writes: runc's default config.json (rootfs, `sh`, the usual
-    mounts), less what runpsc ignores (seccomp, cgroups paths, masked paths)."""
+    mounts, its capabilities, masked and read-only paths), less what runpsc ignores
+    (cgroups paths)."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     return {
         "ociVersion": OCI_VERSION,
         "process": {
@@ -371,6 +450,8 @@ def default_spec(*, terminal: bool = True) -> dict[str, Any]:
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "TERM=xterm"],
             "cwd": "/",
+            "capabilities": {name: list(caps) for name in
+                             ("bounding", "effective", "permitted", "ambient")},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
         },
@@ -390,6 +471,12 @@ def default_spec(*, terminal: bool = True) -> dict[str, Any]:
             {"destination": "/sys", "type": "sysfs", "source": "sysfs",
              "options": ["nosuid", "noexec", "nodev", "ro"]},
         ],
-        "linux": {"namespaces": [{"type": t} for t in
-                                 ("pid", "network", "ipc", "uts", "mount")]},
+        "linux": {
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                            "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                            "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                              "/proc/sysrq-trigger"],
+        },
     }

@@ -7,8 +7,8 @@
 
 Why the pid's start time: a pid is reused after the container's process ends; a process
 with that pid and another start time is not ours, and the container is stopped.
-Status, as runc derives it: the process gone (or a zombie) → stopped; alive and `start`
-done → running (or paused, while frozen); else created.
+Status, as runc derives it: the process gone (or a zombie) → stopped; frozen → paused
+(a created container too); `start` done → running; else created.
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ class ContainerState:
     def status(self) -> str:
         if not self.alive():
             return "stopped"
-        if not self.started:
-            return "created"
-        return "paused" if self.paused else "running"
+        if self.paused:
+            return "paused"
+        return "running" if self.started else "created"
 
     def oci(self) -> dict[str, Any]:
         """The OCI state (what `runpsc state` prints), with runc's fields."""
@@ -97,6 +97,10 @@ class ContainerState:
         return out
 
 
+#: sockaddr_un's sun_path, its terminating NUL included.
+_SUN_PATH_MAX = 108
+
+
 class StateDir:
     """The `--root` directory: one subdirectory per container."""
 
@@ -105,6 +109,21 @@ class StateDir:
 
     def path(self, cid: str, name: str = "") -> str:
         return os.path.join(self.root, cid, name) if name else os.path.join(self.root, cid)
+
+    @contextlib.contextmanager
+    def control_address(self, cid: str) -> Iterator[str]:
+        """ID's control socket as an AF_UNIX address: its path, or, when that is longer than
+        sun_path holds (Docker's root is deep and its IDs are 64 characters), the same file
+        reached through an open descriptor of ID's directory."""
+        path = self.path(cid, "control.sock")
+        if len(os.fsencode(path)) < _SUN_PATH_MAX:
+            yield path
+            return
+        fd = os.open(self.path(cid), os.O_PATH | os.O_DIRECTORY)
+        try:
+            yield f"/proc/self/fd/{fd}/control.sock"
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

@@ -1,5 +1,6 @@
 """What the OCI tests build for themselves: a busybox rootfs, a bundle, an OCI image archive
-(for `ctr image import`, no registry), and a private containerd."""
+(for `ctr image import`, no registry), a rootfs tarball (for `docker import`), a private
+containerd and a private dockerd."""
 
 from __future__ import annotations
 
@@ -115,6 +116,16 @@ def make_image_archive(work: Path, name: str = IMAGE) -> Path:
     return archive
 
 
+def make_rootfs_tarball(work: Path) -> Path:
+    """The busybox rootfs as a plain tar, what `docker import` turns into an image."""
+    rootfs = make_rootfs(work / "docker-rootfs")
+    archive = work / "rootfs.tar"
+    with tarfile.open(archive, "w") as tar:
+        for p in sorted(rootfs.rglob("*")):
+            tar.add(p, arcname=str(p.relative_to(rootfs)), recursive=False)
+    return archive
+
+
 class Containerd:
     """A containerd of the test's own (config, root, state and socket under `base`)."""
 
@@ -171,13 +182,15 @@ class Containerd:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        for pid in _shims(str(self.base)):
+        for pid in _processes_naming(str(self.base)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         subprocess.run(["umount", "-R", str(self.base / "state")], capture_output=True)
 
 
-def _shims(marker: str) -> Iterator[int]:
+def _processes_naming(marker: str) -> Iterator[int]:
+    """Processes whose command line names `marker` (a test's own directory): what a
+    containerd or dockerd of the test left, its shims among them."""
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -185,5 +198,76 @@ def _shims(marker: str) -> Iterator[int]:
             cmd = Path(f"/proc/{d}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"containerd-shim" in cmd and marker.encode() in cmd:
+        if marker.encode() in cmd and int(d) != os.getpid():
             yield int(d)
+
+
+class Dockerd:
+    """A dockerd of the test's own: data root, exec root (its containerd's too), pid file,
+    trust key and unix socket under `base`, no iptables rules, no bridge, the vfs storage
+    driver (no overlay mount needed), and runpsc registered as the `runpsc` runtime."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.host = f"unix://{base}/docker.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = base / "dockerd.log"
+        # dockerd makes /run/docker/plugins whatever its exec root (plugin discovery).
+        self._run_docker_existed = os.path.exists("/run/docker")
+
+    def start(self) -> None:
+        binary = need_binary("dockerd", "docker.io")
+        self.client = need_binary("docker", "docker.io")
+        cfg = self.base / "daemon.json"
+        cfg.write_text(json.dumps({
+            "data-root": f"{self.base}/data", "exec-root": f"{self.base}/exec",
+            "pidfile": f"{self.base}/docker.pid", "hosts": [self.host],
+            "deprecated-key-path": f"{self.base}/key.json",
+            "iptables": False, "ip6tables": False, "bridge": "none",
+            "storage-driver": "vfs",
+            "runtimes": {"runpsc": {"path": runpsc_binary()}},
+        }))
+        log = open(self.log, "wb")
+        self.proc = subprocess.Popen([binary, "--config-file", str(cfg)], stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        log.close()
+        for _ in range(600):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dockerd exited: {self.log.read_text()[-2000:]}")
+            if (self.base / "docker.sock").exists() and self.docker(
+                    "version", check=False).returncode == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"dockerd did not start: {self.log.read_text()[-2000:]}")
+
+    def docker(self, *args: str, check: bool = True, input: bytes | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+        out = subprocess.run([self.client, "--host", self.host, *args], capture_output=True,
+                             input=input, timeout=timeout, stdin=None if input else
+                             subprocess.DEVNULL)
+        if check and out.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)}: {out.returncode}\n"
+                                 f"{out.stdout.decode()}{out.stderr.decode()}")
+        return out
+
+    def stop(self) -> None:
+        """Stop dockerd (it stops its containers and its containerd), then whatever shim
+        is left, and unmount what is under `base`."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for pid in _processes_naming(str(self.base)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        subprocess.run(["umount", "-R", str(self.base / "exec")], capture_output=True)
+        if not self._run_docker_existed:
+            with contextlib.suppress(OSError):
+                os.rmdir("/run/docker/plugins")
+                os.rmdir("/run/docker")

@@ -211,21 +211,42 @@ def _message(stderr: str) -> str:
     return text.replace("runpsc", "RUNTIME").replace("runc", "RUNTIME")
 
 
+class Transcript:
+    """What one runtime answers to a run of commands: (label, exit code, message if it
+    failed), plus values noted on the way; runc's and runpsc's must be equal."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.got: list[tuple[str, int, str]] = []
+
+    def check(self, label: str, *args: str) -> None:
+        out = self.rt(*args)
+        self.got.append((label, out.returncode, _message(out.stderr) if out.returncode
+                         else ""))
+
+    def note(self, label: str, value: str) -> None:
+        self.got.append((label, 0, value))
+
+
+def _compare(runc: Runtime, runpsc: Runtime, each: Any) -> None:
+    """Run `each(transcript)` under runc, then runpsc; their transcripts must match."""
+    seen = {}
+    for name, rt in (("runc", runc), ("runpsc", runpsc)):
+        t = Transcript(rt)
+        each(t)
+        seen[name] = t.got
+    assert seen["runpsc"] == seen["runc"]
+
+
 def test_errors_and_state_match_runc(runpsc: Runtime, runc: Runtime, bundle: Path,
                                      tmp_path: Path) -> None:
     cfg = read_config(bundle)
     cfg["process"]["args"] = WAIT
     write_config(bundle, cfg)
     (tmp_path / "empty").mkdir()
-    seen: dict[str, list[tuple[str, int, str]]] = {}
-    for rt in (runc, runpsc):
-        name = "runc" if rt is runc else "runpsc"
-        got = seen.setdefault(name, [])
 
-        def check(label: str, *args: str, rt: Runtime = rt, got: list[Any] = got) -> None:
-            out = rt(*args)
-            got.append((label, out.returncode, _message(out.stderr) if out.returncode else ""))
-
+    def each(t: Transcript) -> None:
+        rt, check = t.rt, t.check
         r, w = os.pipe()
         pid = _created(rt, bundle, "c", tmp_path, stdout=w)
         os.close(w)
@@ -254,9 +275,10 @@ def test_errors_and_state_match_runc(runpsc: Runtime, runc: Runtime, bundle: Pat
         check("gone", "state", "c")
         for st, status in ((created, "created"), (running, "running"), (stopped, "stopped")):
             assert st["status"] == status
-            got.append((status, 0, json.dumps(sorted(st)) + st["id"] + st["bundle"]
-                        + st["rootfs"] + str(st["pid"] == 0)))
-    assert seen["runpsc"] == seen["runc"]
+            t.note(status, json.dumps(sorted(st)) + st["id"] + st["bundle"] + st["rootfs"]
+                   + str(st["pid"] == 0))
+
+    _compare(runc, runpsc, each)
 
 
 @pytest.mark.parametrize(("change", "field"), [
@@ -431,15 +453,9 @@ def test_pause_resume_events_update_match_runc(runpsc: Runtime, runc: Runtime, b
     cfg = read_config(bundle)
     cfg["process"]["args"] = BUSY
     write_config(bundle, cfg)
-    seen: dict[str, list[tuple[str, int, str]]] = {}
-    for rt in (runc, runpsc):
-        name = "runc" if rt is runc else "runpsc"
-        got = seen.setdefault(name, [])
 
-        def check(label: str, *args: str, rt: Runtime = rt, got: list[Any] = got) -> None:
-            out = rt(*args)
-            got.append((label, out.returncode, _message(out.stderr) if out.returncode else ""))
-
+    def each(t: Transcript) -> None:
+        rt, check = t.rt, t.check
         r, w = os.pipe()
         pid = _created(rt, bundle, "p", tmp_path, stdout=w)
         os.close(w)
@@ -448,7 +464,7 @@ def test_pause_resume_events_update_match_runc(runpsc: Runtime, runc: Runtime, b
             assert lines.readline() == "ready\n"
             check("resume running", "resume", "p")
             check("pause", "pause", "p")
-            got.append(("state", 0, rt.state("p")["status"]))
+            t.note("state", rt.state("p")["status"])
             if rt is runpsc:
                 # Every thread of the sandbox is held by the Sentry at a host stop (the
                 # busy loop would otherwise be running), the Sentry itself is not.
@@ -469,7 +485,7 @@ def test_pause_resume_events_update_match_runc(runpsc: Runtime, runc: Runtime, b
             usage = stats["data"]["cpu"]["usage"]
             assert all(isinstance(usage[k], int) for k in ("total", "kernel", "user"))
             assert isinstance(stats["data"]["memory"]["usage"]["usage"], int)
-            got.append(("pids", 0, str(stats["data"]["pids"]["current"])))
+            t.note("pids", str(stats["data"]["pids"]["current"]))
             check("kill paused", "kill", "p", "TERM")
             check("resume", "resume", "p")
             status = _reap(pid)
@@ -478,7 +494,8 @@ def test_pause_resume_events_update_match_runc(runpsc: Runtime, runc: Runtime, b
         assert status is not None and os.waitstatus_to_exitcode(status) == 9
         check("resume stopped", "resume", "p")
         check("delete", "delete", "p")
-    assert seen["runpsc"] == seen["runc"]
+
+    _compare(runc, runpsc, each)
 
 
 
@@ -516,3 +533,103 @@ def test_pids_limit_and_update_match_runc(runpsc: Runtime, runc: Runtime, bundle
     assert seen["runpsc"] == seen["runc"]
     assert seen["runpsc"][2] == ("forked\n" if raise_limit else
                                  "sh: can't fork: Resource temporarily unavailable\n")
+
+
+def test_pause_of_a_created_container_matches_runc(runpsc: Runtime, runc: Runtime,
+                                                   bundle: Path, tmp_path: Path) -> None:
+    """A created container can be paused (runc freezes its waiting init): it shows
+    paused, start and exec are refused, resume brings it back to created, start runs it."""
+
+    def each(t: Transcript) -> None:
+        rt = t.rt
+        r, w = os.pipe()
+        pid = _created(rt, bundle, "c", tmp_path, stdout=w)
+        os.close(w)
+        t.check("pause created", "pause", "c")
+        t.note("state", rt.state("c")["status"])
+        t.check("pause paused", "pause", "c")
+        t.check("start paused", "start", "c")
+        t.check("exec paused", "exec", "c", "true")
+        t.check("delete paused", "delete", "c")
+        t.check("resume", "resume", "c")
+        t.note("state", rt.state("c")["status"])
+        t.check("start", "start", "c")
+        status = _reap(pid)
+        assert status is not None
+        with os.fdopen(r) as out:
+            t.note("output", out.read())
+        t.note("status", str(os.waitstatus_to_exitcode(status)))
+        t.check("delete", "delete", "c")
+
+    _compare(runc, runpsc, each)
+
+
+def test_update_memory_matches_runc(runpsc: Runtime, runc: Runtime, bundle: Path,
+                                    tmp_path: Path) -> None:
+    """`update --memory` sets the limit runc's stats report (memory.usage.limit). In
+    runpsc it is the sandbox's memory limit: MemTotal follows it, a tmpfs write past it
+    fails, and a limit below what the sandbox holds is refused."""
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = WAIT
+    cfg["mounts"].append({"destination": "/big", "type": "tmpfs", "source": "tmpfs",
+                          "options": ["size=1g"]})
+    write_config(bundle, cfg)
+
+    def each(t: Transcript) -> None:
+        rt = t.rt
+        r, w = os.pipe()
+        pid = _created(rt, bundle, "m", tmp_path, stdout=w)
+        os.close(w)
+        rt("start", "m", check=True)
+        with os.fdopen(r) as lines:
+            assert lines.readline() == "ready\n"
+            for value in ("200M", "300000256", "1g"):
+                t.check(f"update {value}", "update", "--memory", value, "m")
+                stats = json.loads(rt("events", "--stats", "m", check=True).stdout)
+                t.note("limit", str(stats["data"]["memory"]["usage"]["limit"]))
+            t.check("update bad", "update", "--memory", "lots", "m")
+            if rt is runpsc:
+                out = rt("exec", "m", "grep", "MemTotal", "/proc/meminfo", check=True)
+                assert out.stdout.split() == ["MemTotal:", str((1 << 30) // 1024), "kB"]
+                # Above what its processes hold, below the tmpfs's own size.
+                rt("update", "--memory", "100M", "m", check=True)
+                out = rt("exec", "m", "sh", "-c", "while cat /bin/busybox >> /big/x; do "
+                         ":; done; wc -c < /big/x")
+                # The tmpfs write (ENOSPC) or the next cat's memory (ENOMEM) hits the limit.
+                assert ("No space left on device" in out.stderr
+                        or "Cannot allocate memory" in out.stderr), out
+                assert 0 < int(out.stdout) < 100 << 20
+                out = rt("update", "--memory", "4096", "m")
+                assert out.returncode == 1
+                assert "unable to set memory limit to 4096" in _message(out.stderr)
+            rt("kill", "m", "KILL", check=True)
+            _reap(pid)
+        t.check("delete", "delete", "m")
+
+    _compare(runc, runpsc, each)
+
+
+def test_a_root_and_id_longer_than_a_socket_address(bundle: Path, tmp_path: Path) -> None:
+    """Docker's --root (EXEC_ROOT/runtime-runc/moby) and 64-character IDs make ROOT/ID/
+    control.sock longer than an AF_UNIX address holds: start, exec, kill still reach the
+    container."""
+    rt = Runtime(runpsc_argv(), tmp_path / ("r" * 60) / "runtime-runc" / "moby")
+    cid = "c" * 64
+    assert len(str(rt.root / cid / "control.sock")) > 108
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = WAIT
+    write_config(bundle, cfg)
+    try:
+        r, w = os.pipe()
+        pid = _created(rt, bundle, cid, tmp_path, stdout=w)
+        os.close(w)
+        rt("start", cid, check=True)
+        with os.fdopen(r) as lines:
+            assert lines.readline() == "ready\n"
+            assert rt("exec", cid, "sh", "-c", "exit 4").returncode == 4
+            rt("kill", cid, "TERM", check=True)
+            status = _reap(pid)
+        assert status is not None and os.waitstatus_to_exitcode(status) == 9
+        rt("delete", cid, check=True)
+    finally:
+        _force_delete_all(rt)

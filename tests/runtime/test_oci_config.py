@@ -159,3 +159,57 @@ def test_single_file_binds_as_runc_gives_them(tmp_path: Path) -> None:
     assert results["runpsc"] == results["runc"]
     code, text = results["runpsc"]
     assert code == 0 and "hosts-written" in text and "secret" not in text, text
+
+
+#: Docker's default capabilities, less CAP_CHOWN.
+DOCKER_CAPS = ["CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+               "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+               "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
+RESTRICTED = """
+grep -E "Cap(Inh|Prm|Eff|Bnd)" /proc/self/status
+touch /tmp/f; chown 5 /tmp/f; echo chown=$?
+cat /etc/secret; echo x > /etc/secret; cat /etc/secret; ls /hidden; touch /hidden/x
+touch /frozen/x; cat /frozen/f
+echo 1 > /proc/sys/kernel/hostname; cat /proc/sys/kernel/ostype
+"""
+
+
+@pytest.mark.parametrize("user", ["root", "uid1000-ambient", "no-capabilities"])
+def test_capabilities_masked_and_readonly_paths_as_runc(tmp_path: Path, user: str) -> None:
+    """process.capabilities: the sets the program has once exec'd (uid 0: bounding |
+    inheritable | ambient; another uid: its ambient set; none given: none at all), and
+    what they allow (chown without CAP_CHOWN: EPERM); linux.maskedPaths (/dev/null over a
+    file, an empty read-only tmpfs over a directory, a missing path skipped) and
+    linux.readonlyPaths (a directory of the rootfs, /proc/sys)."""
+    need_root()
+    runc = need_binary("runc")
+    results = {}
+    for name, argv in (("runc", [runc]), ("runpsc", runpsc_argv())):
+        bundle = make_bundle(tmp_path / name, ["sh", "-c", RESTRICTED])
+        rootfs = bundle / "rootfs"
+        (rootfs / "etc" / "secret").write_text("secret\n")
+        for d in ("hidden", "frozen"):
+            (rootfs / d).mkdir()
+            (rootfs / d / "f").write_text(f"in {d}\n")
+        cfg = read_config(bundle)
+        cfg["root"]["readonly"] = False
+        if user == "no-capabilities":
+            del cfg["process"]["capabilities"]
+        elif user == "root":
+            cfg["process"]["capabilities"] = {
+                k: DOCKER_CAPS for k in ("bounding", "effective", "permitted", "inheritable")}
+        else:
+            cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+            cfg["process"]["capabilities"] = {
+                **{k: DOCKER_CAPS for k in ("bounding", "effective", "permitted",
+                                             "inheritable")},
+                "ambient": ["CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_KILL"]}
+        cfg["linux"]["maskedPaths"] += ["/etc/secret", "/hidden", "/nonexistent"]
+        cfg["linux"]["readonlyPaths"] += ["/frozen", "/nonexistent/either"]
+        write_config(bundle, cfg)
+        results[name] = _run(argv, tmp_path / f"{name}-root", bundle, "caps")
+    assert results["runpsc"] == results["runc"]
+    code, text = results["runpsc"]
+    assert "in hidden" not in text and "secret" not in text and "in frozen" in text, text
+    assert "/frozen/x: Read-only file system" in text

@@ -90,6 +90,23 @@ async def test_mounts_dotdot_and_getcwd(env) -> None:
     assert (await v.stat(ctx, c, None, b"/mnt/hidden")).is_dir()
 
 
+async def test_readonly_bind_of_a_directory_on_itself(env) -> None:
+    """mount --bind /d /d; mount -o remount,ro,bind /d (runc's linux.readonlyPaths): the
+    path reaches the new mount, though it is the same dentry on another mount."""
+    from vfs.mount import MS_RDONLY
+
+    v, ctx, c = env
+    await v.mkdirat(ctx, c, None, b"/d", 0o755)
+    await v.mknodat(ctx, c, None, b"/d/f", 0o644)
+    await v.bind_mount(ctx, c, b"/d", b"/d", flags=MS_RDONLY)
+    for op in (v.open(ctx, c, None, b"/d/f", O_RDWR), v.mknodat(ctx, c, None, b"/d/g", 0o644),
+               v.mkdirat(ctx, c, None, b"/d/e", 0o755)):
+        with pytest.raises(OSError) as e:
+            await op
+        assert e.value.errno == errno.EROFS
+    assert (await v.statfs(ctx, c, None, b"/d")).flags & abi.ST_RDONLY
+
+
 async def test_readonly_bind_mount(env) -> None:
     from vfs.mount import MS_RDONLY
 

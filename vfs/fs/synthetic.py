@@ -166,6 +166,12 @@ class SyntheticFS(Filesystem):
         old = parent.children.get(name)
         if old is not None and _node(old) is node:
             return old
+        if old is not None and old.mounted:
+            # A dentry something is mounted on stays, now over the new node (as Linux pins
+            # a mount point's dentry), or a directory made anew at each lookup (/proc/sys)
+            # could not be a mount point (runc's linux.readonlyPaths bind it on itself).
+            cast(SynthInode, old.inode).node = node
+            return old
         d = Dentry(self, name, parent, SynthInode(self._ino(), node))
         parent.children[name] = d
         return d
