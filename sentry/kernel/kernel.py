@@ -41,7 +41,7 @@ from vfs.memlimit import MemoryLimit
 from vfs.mount import FSContext, Mount
 from vfs.virtualfs import VirtualFilesystem
 
-from . import posix_timers, robust, signals, sigstate, usage
+from . import caps, posix_timers, robust, signals, sigstate, usage
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
@@ -551,6 +551,7 @@ class Kernel:
         old_mm = t.mm
         t.stub, t.mm = stub, mm
         t.image = image
+        t.creds = caps.exec_creds(t.creds)
         t.threads, t.stubs = {t}, [stub]
         for old in sorted(old_stubs, key=lambda s: s is old_leader.stubs[0]):
             old.kill()  # the old process (every thread), leader last

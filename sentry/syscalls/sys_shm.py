@@ -35,6 +35,7 @@ from sentry.kernel.ipc.shm import (
 )
 from sentry.kernel.table import Level, syscall
 from sentry.mm.vma import MAP_SHARED, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, page_up
+from vfs.creds import CAP_IPC_LOCK
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 SHMLBA = PAGE
 #: The largest file (shmem_file_setup refuses a larger segment with EINVAL).
 _MAX_LFS_FILESIZE = (1 << 63) - 1
-_CAP_IPC_LOCK = 14
 _SHMINFO = struct.Struct("<9Q")  # shmmax, shmmin, shmmni, shmseg, shmall, 4 unused
 _SHM_INFO = struct.Struct("<i4xQQQQQ")  # used_ids, shm_tot, shm_rss, shm_swp, 2 unused
 
@@ -172,7 +172,7 @@ def sys_shmctl(t: Task, shmid: int, cmd: int, buf: int, *_: int) -> int:
         _stat(t, seg, buf)
         return 0
     if cmd in (SHM_LOCK, SHM_UNLOCK):
-        if not t.creds.has_cap(_CAP_IPC_LOCK) and not seg.perm.is_owner(t.creds):
+        if not t.creds.has_cap(CAP_IPC_LOCK) and not seg.perm.is_owner(t.creds):
             raise SyscallError(errno.EPERM)
         if cmd == SHM_LOCK:
             seg.perm.mode |= SHM_LOCKED
