@@ -425,7 +425,7 @@ class Kernel:
             return  # another thread's execve took the process over
         if thread_exit and leader.threads:
             # exit(2) of one thread: the others go on
-            robust.exit_robust_list(t)
+            robust.exit_futexes(t)
             await self._clear_child_tid(t)
             if t is not leader:
                 t.stub.exit_thread()
@@ -434,7 +434,7 @@ class Kernel:
             # the first thread out of an ending process: its memory is still there, so
             # the robust futexes of every thread are released now (exit_robust_list)
             for th in [t, *leader.threads]:
-                robust.exit_robust_list(th, t)
+                robust.exit_futexes(th, t)
             self.end_process(leader, t.killed_by or status)
         if leader.threads:
             return  # the last thread out cleans up
