@@ -50,7 +50,7 @@ from .futex import Futexes
 from .futex import key_of as futex_key_of
 from .image import RecordingSource, image_of
 from .inotify import Watches
-from .ipc import IpcNamespace
+from .ipc import IpcNamespace, ipc_of
 from .network import Network
 from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
 from .tty import TTYControl
@@ -446,7 +446,7 @@ class Kernel:
         key = id(t.fdtable)
         self._fd_users[key] = self._fd_users.get(key, 1) - 1
         last = self._fd_users[key] <= 0
-        self.ipc.process_exited(t.tgid)  # SEM_UNDO
+        ipc_of(t).process_exited(t.tgid)  # SEM_UNDO
         await self._exit_cleanup(t.mm, t.fdtable if last else None, t.tgid)
         assert leader.exit_status is not None  # end_process set it
         self._exited(leader, leader.exit_status)
