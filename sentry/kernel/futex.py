@@ -19,9 +19,16 @@ from typing import TYPE_CHECKING
 import trio
 
 from sentry.errors import SyscallError
+from sentry.platform.ptrace import NR_FUTEX
 
 if TYPE_CHECKING:
     from .task import Task
+
+FUTEX_WAKE_OP, FUTEX_PRIVATE_FLAG = 5, 128
+FUTEX_WAITERS = 0x80000000
+#: FUTEX_WAKE_OP's encoded operation "*uaddr2 |= 1 << 31" (FUTEX_OP_OR with
+#: FUTEX_OP_OPARG_SHIFT, oparg 31; the comparison is irrelevant: nobody waits on the host).
+_OR_WAITERS = ((2 | 8) << 28) | (31 << 12)
 
 #: A futex's identity: (tgid, address), or (memory object, offset) for a shared one.
 Key = tuple[object, int]
@@ -35,6 +42,21 @@ def key_of(t: Task, addr: int, private: bool) -> Key:
         if shared is not None:
             return shared
     return (t.tgid, addr)
+
+
+def set_waiters(t: Task, addr: int) -> int:
+    """Set FUTEX_WAITERS in the futex word at `addr` atomically, as the application's own
+    cmpxchg sees it, and return the word after. A host FUTEX_WAKE_OP injected into `t`'s
+    stopped stub does the atomic OR (waking no one: no application thread waits on the
+    host). Once the bit is set, no user-space fast path (lock: 0 -> tid; unlock: tid -> 0)
+    can change the word, so the PI operations rewrite it with plain writes safely.
+    EFAULT for a word the application cannot write."""
+    r = t.stub.inject(NR_FUTEX, addr, FUTEX_WAKE_OP | FUTEX_PRIVATE_FLAG, 0, 0, addr,
+                      _OR_WAITERS)
+    if r < 0:
+        raise SyscallError(-r)
+    word: int = int.from_bytes(t.mem_read(addr, 4), "little")
+    return word
 
 
 @dataclass(slots=True)

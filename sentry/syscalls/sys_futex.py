@@ -16,7 +16,7 @@ import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel.futex import BITSET_MATCH_ANY as FUTEX_BITSET_MATCH_ANY
-from sentry.kernel.futex import Key, key_of
+from sentry.kernel.futex import Key, key_of, set_waiters
 from sentry.kernel.robust import FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS
 from sentry.kernel.table import Level, syscall
 
@@ -108,10 +108,10 @@ def _store(t: Task, addr: int, val: int) -> None:
 
 async def _lock_pi(t: Task, uaddr: int, key: Key, deadline: float | None,
                    trylock: bool) -> int:
-    """futex_lock_pi: take a free word (keeping FUTEX_OWNER_DIED), else set FUTEX_WAITERS
-    and queue behind the owner the word names until FUTEX_UNLOCK_PI or the owner's end
-    hands the lock over. The word is read and rewritten by the Sentry, not by an atomic
-    cmpxchg: an owner unlocking in user space between the two loses its unlock."""
+    """futex_lock_pi: take a free word (keeping FUTEX_OWNER_DIED), else queue behind the
+    owner the word names, FUTEX_WAITERS set, until FUTEX_UNLOCK_PI or the owner's end hands
+    the lock over. FUTEX_WAITERS is set atomically first (`set_waiters`), which keeps the
+    application's own cmpxchg fast paths off the word while the Sentry rewrites it."""
     if uaddr & 3:
         raise SyscallError(errno.EINVAL)
     uval = _load(t, uaddr)
@@ -123,12 +123,12 @@ async def _lock_pi(t: Task, uaddr: int, key: Key, deadline: float | None,
     if st is not None:
         owner = st.owner
         if not uval & FUTEX_WAITERS:
-            _store(t, uaddr, uval | FUTEX_WAITERS)
-    elif not uval & FUTEX_TID_MASK:
-        _store(t, uaddr, (uval & FUTEX_OWNER_DIED) | tid)
-        return 0
+            set_waiters(t, uaddr)
     else:
-        _store(t, uaddr, uval | FUTEX_WAITERS)
+        uval = set_waiters(t, uaddr)
+        if not uval & FUTEX_TID_MASK:  # free (perhaps unlocked just now): take it
+            _store(t, uaddr, (uval & FUTEX_OWNER_DIED) | tid)
+            return 0
         owner = uval & FUTEX_TID_MASK
         if owner not in t.kernel.tasks:  # attach_to_pi_owner, handle_exit_race
             raise SyscallError(errno.ESRCH)
@@ -159,9 +159,9 @@ def _unlock_pi(t: Task, uaddr: int, key: Key) -> int:
     "futex",
     level=Level.PARTIAL,
     note="WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP, the BITSET forms, LOCK_PI, LOCK_PI2,"
-    " TRYLOCK_PI, UNLOCK_PI (no priority is inherited; the word is rewritten by the"
-    " Sentry, not by an atomic cmpxchg); WAIT_REQUEUE_PI and CMP_REQUEUE_PI are ENOSYS;"
-    " robust lists and PI locks are released at exit",
+    " TRYLOCK_PI, UNLOCK_PI (no priority is inherited: the host schedules the threads);"
+    " WAIT_REQUEUE_PI and CMP_REQUEUE_PI are ENOSYS; robust lists and PI locks are"
+    " released at exit",
 )
 async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2: int,
                     val3: int) -> int:
