@@ -2,9 +2,9 @@
 `vfs.Credentials` change at execve, at a uid change, and by prctl and capset (Linux's
 security/commoncap.c, capabilities(7)).
 
-Files carry no capabilities here (no security.capability xattr is read) and execve applies
-no set-user-ID or set-group-ID bit, so an execve only follows the root rule and the ambient
-set. Every privilege check asks `Credentials.has_cap` of the effective set.
+Files carry no capabilities here (no security.capability xattr is read), so an execve
+follows the set-user-ID and set-group-ID bits, the root rule and the ambient set. Every
+privilege check asks `Credentials.has_cap` of the effective set.
 """
 
 from __future__ import annotations
@@ -36,21 +36,37 @@ def cap_valid(cap: int) -> bool:
     return 0 <= cap <= CAP_LAST_CAP
 
 
-def exec_creds(old: Credentials) -> Credentials:
-    """cap_bprm_creds_from_file for a file without capabilities and without set-id bits:
-    root (real or effective uid 0, unless SECBIT_NOROOT) gets the bounding set plus its
-    inheritable one as permitted, and all of them effective if its euid is 0; anyone else
-    keeps only the ambient set (permitted = effective = ambient). The saved and filesystem
-    ids become the effective ones, and SECBIT_KEEP_CAPS is cleared (prepare_exec_creds)."""
+def exec_creds(old: Credentials, *, euid: int | None = None, egid: int | None = None,
+               no_new_privs: bool = False) -> tuple[Credentials, bool]:
+    """bprm_fill_uid and cap_bprm_creds_from_file for a file without capabilities:
+    (the new credentials, whether the exec is secure: AT_SECURE). `euid`/`egid` are a
+    set-user-ID or set-group-ID file's owner (None: the ids stay). Root (real or effective
+    uid 0 afterwards, unless SECBIT_NOROOT) gets the bounding set plus its inheritable one
+    as permitted, and all of them effective if its euid is 0; anyone else keeps only the
+    ambient set (permitted = effective = ambient), which a set-id exec clears. With
+    no_new_privs the set-id bits are ignored and no capability is gained. The saved and
+    filesystem ids become the effective ones, and SECBIT_KEEP_CAPS is cleared
+    (prepare_exec_creds)."""
+    if no_new_privs:
+        euid = egid = None
+    new = old.with_ids(euid=old.euid if euid is None else euid,
+                       egid=old.egid if egid is None else egid)
     permitted, effective = 0, False
-    if not old.securebits & SECBIT_NOROOT and 0 in (old.euid, old.uid):
+    if not old.securebits & SECBIT_NOROOT and 0 in (new.euid, new.uid):
         permitted = old.cap_bounding | old.cap_inheritable
-        effective = old.euid == 0
-    permitted |= old.cap_ambient
-    return old.with_ids(suid=old.euid, fsuid=old.euid, sgid=old.egid, fsgid=old.egid,
+        effective = new.euid == 0
+    is_setid = new.euid != old.uid or new.egid != old.gid
+    ambient = 0 if is_setid else old.cap_ambient
+    permitted |= ambient
+    if no_new_privs and permitted & ~old.cap_permitted:
+        permitted &= old.cap_permitted
+    secure = new.euid != old.euid or (new.egid != old.egid and not old.in_group(new.egid)) \
+        or is_setid or (new.uid != 0 and (effective or bool(permitted & ~ambient)))
+    return new.with_ids(suid=new.euid, fsuid=new.euid, sgid=new.egid, fsgid=new.egid,
                         cap_permitted=permitted,
-                        cap_effective=permitted if effective else old.cap_ambient,
-                        securebits=old.securebits & ~SECBIT_KEEP_CAPS)
+                        cap_effective=permitted if effective else ambient,
+                        cap_ambient=ambient,
+                        securebits=old.securebits & ~SECBIT_KEEP_CAPS), secure
 
 
 def setuid_fixup(old: Credentials, new: Credentials) -> Credentials:

@@ -11,13 +11,14 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from stat import S_ISGID, S_ISUID, S_IXGRP
 from typing import Any, TextIO
 
 import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel.table import TABLE, Entry, name_of, number
-from sentry.loader import ExecSource, Loaded, VfsFiles, load
+from sentry.loader import ExecFile, ExecSource, Loaded, VfsFiles, load
 from sentry.mm import MemoryManager
 from sentry.mm.address_space import CALLER as mm_caller
 from sentry.platform.ptrace import (
@@ -52,7 +53,13 @@ from .image import RecordingSource, image_of
 from .inotify import Watches
 from .ipc import IpcNamespace, ipc_of
 from .network import Network
-from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
+from .task import (
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    Task,
+    TaskExit,
+)
 from .tty import TTYControl
 from .uts import Uts
 
@@ -284,7 +291,8 @@ class Kernel:
         try:
             mm = MemoryManager(stub, self.memory)
             source = RecordingSource(self._source(fs, creds))
-            loaded = await load(mm, source, path or argv[0], argv, envp, **_ids(creds))
+            loaded = await load(mm, source, path or argv[0], argv, envp, uid=creds.uid,
+                                gid=creds.gid, euid=creds.euid, egid=creds.egid)
             pid = self.alloc_pid()
             t = Task(self, stub, mm, tid=pid, tgid=pid, ppid=0, fdtable=fdtable, fs=fs,
                      creds=creds)
@@ -520,8 +528,21 @@ class Kernel:
         stub = PtraceStub.start()
         mm = MemoryManager(stub, self.memory)
         source = RecordingSource(self._source(t.fs, t.creds))
+        new_creds: list[Credentials] = []
+
+        def ids_for(f: ExecFile) -> tuple[int, int, int, int, bool]:
+            """The credentials the program runs with: its set-id bits (not on a nosuid
+            mount, nor under no_new_privs) and the capability rules (`caps.exec_creds`)."""
+            setid = not f.nosuid
+            c, secure = caps.exec_creds(
+                t.creds, euid=f.uid if setid and f.mode & S_ISUID else None,
+                egid=f.gid if setid and f.mode & S_ISGID and f.mode & S_IXGRP else None,
+                no_new_privs=bool(t.prctl_state.get(PR_SET_NO_NEW_PRIVS)))
+            new_creds.append(c)
+            return c.uid, c.gid, c.euid, c.egid, secure
+
         try:
-            loaded = await load(mm, source, path, argv, envp, **_ids(t.creds))
+            loaded = await load(mm, source, path, argv, envp, ids_for=ids_for)
             image = image_of(loaded, source, envp, stub)
         except BaseException:
             stub.kill()
@@ -551,7 +572,7 @@ class Kernel:
         old_mm = t.mm
         t.stub, t.mm = stub, mm
         t.image = image
-        t.creds = caps.exec_creds(t.creds)
+        t.creds = new_creds[-1]
         t.threads, t.stubs = {t}, [stub]
         for old in sorted(old_stubs, key=lambda s: s is old_leader.stubs[0]):
             old.kill()  # the old process (every thread), leader last
@@ -714,8 +735,3 @@ class Kernel:
         log.error("internal error in %s:\n%s", name, traceback.format_exc())
         self.emit("internal-error", name=name, error=f"{type(e).__name__}: {e}")
         return signal.SIGKILL
-
-
-
-def _ids(creds: Credentials) -> dict[str, int]:
-    return dict(uid=creds.uid, gid=creds.gid, euid=creds.euid, egid=creds.egid)

@@ -35,3 +35,24 @@ async def test_capability_model_matches_native():
     assert [e for e in k.events if e[0] in ("internal-error", "unsupported-syscall")] == []
     assert got.decode().splitlines() == want.stdout.decode().splitlines()
     assert status == 0
+
+
+async def test_setid_exec_matches_native():
+    """execve honours set-user-ID and set-group-ID bits (not under no_new_privs, not on a
+    nosuid mount, set-group-ID only with group execute), with the capabilities and
+    AT_SECURE Linux gives (progs/setid_exec.c)."""
+    need_root()
+    d = Path(tempfile.mkdtemp(prefix="runpsc-setid-", dir="/dev/shm"))
+    try:
+        os.chmod(d, 0o755)
+        prog = build(d, "setid_exec")
+        want = native_in_scratch(prog)
+        status, got, k = await run_with_proc(["/d/setid_exec", "/tmp"],
+                                             {"/d/setid_exec": prog}, path="/d/setid_exec")
+    finally:
+        shutil.rmtree(d)
+    assert want.code == 0, want.stderr
+    assert b"uids 1000/0/0 gids 3000/3000/3000 eff 3ff prm 3ff secure 1\n" in want.stdout
+    assert [e for e in k.events if e[0] in ("internal-error", "unsupported-syscall")] == []
+    assert got.decode().splitlines() == want.stdout.decode().splitlines()
+    assert status == 0
