@@ -18,6 +18,8 @@ APT_PACKAGES+=(containerd runc docker.io)
 APT_PACKAGES+=(libpython3.11-testsuite)
 # mkfs.ext4 and loop mounts (tests/runtime/test_input_errors.py), unshare -fp --mount-proc.
 APT_PACKAGES+=(e2fsprogs util-linux mount)
+# capsh --print inside the sandbox against the native run (tests/runtime/test_caps_ns_cmd.py).
+APT_PACKAGES+=(libcap2-bin)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -222,8 +222,7 @@ class AttrOps(Namespace):
         if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
             raise error(errno.EINVAL)
         if not flags & AT_EACCESS:
-            caps = creds.cap_effective if creds.uid == 0 else 0
-            creds = creds.with_ids(fsuid=creds.uid, fsgid=creds.gid, cap_effective=caps)
+            creds = creds.for_access()
         vd = await self.resolve(ctx, creds, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW,
                                 empty_ok=bool(flags & AT_EMPTY_PATH))
         if not mode:

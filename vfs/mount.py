@@ -84,15 +84,66 @@ class VirtualDentry:
         return f"<VD mount={self.mount.id} {self.dentry!r}>"
 
 
+class MountTable:
+    """One mount namespace's mounts: the root mount and, by (parent mount, dentry), the
+    mount covering each mount point. A VFS has one; unshare(CLONE_NEWNS) gives a process
+    a copy (`copy`), named by its `FSContext.table`."""
+
+    __slots__ = ("root_mount", "mounts", "__weakref__")
+
+    def __init__(self, root_mount: Mount) -> None:
+        self.root_mount = root_mount
+        self.mounts: dict[tuple[Mount, Dentry], Mount] = {}
+
+    def all_mounts(self) -> list[Mount]:
+        """Every attached mount, parents before children (what /proc/mounts lists)."""
+        out: list[Mount] = []
+        todo = [self.root_mount]
+        while todo:
+            m = todo.pop(0)
+            out.append(m)
+            todo.extend(m.children)
+        return out
+
+    def copy(self) -> tuple[MountTable, dict[Mount, Mount]]:
+        """copy_mnt_ns: the same filesystems mounted at the same places, each mount a new
+        one (its own id and flags), so mounts made in either table are not seen in the
+        other. Returns the table and the mapping old mount -> its copy."""
+        old_root = self.root_mount
+        new_root = Mount(old_root.fs, old_root.root, old_root.flags, old_root.source)
+        table = MountTable(new_root)
+        mapping = {old_root: new_root}
+        for m in self.all_mounts()[1:]:
+            assert m.parent is not None and m.mountpoint is not None  # attached
+            c = Mount(m.fs, m.root, m.flags, m.source)
+            parent = mapping[m.parent]
+            c.parent, c.mountpoint = parent, m.mountpoint
+            table.mounts[(parent, m.mountpoint)] = c
+            m.mountpoint.mounted += 1
+            parent.children.append(c)
+            mapping[m] = c
+        return table, mapping
+
+
 @dataclass(slots=True)
 class FSContext:
-    """A process's root, working directory and umask (Linux's fs_struct)."""
+    """A process's root, working directory and umask (Linux's fs_struct), and the mount
+    namespace its paths resolve in (`table`; None: the VFS's own)."""
 
     root: VirtualDentry
     cwd: VirtualDentry
     umask: int = 0o022
     extra: dict = field(default_factory=dict)
+    table: MountTable | None = None
 
     def fork(self) -> FSContext:
         """The copy a child gets from fork/clone without CLONE_FS."""
-        return FSContext(self.root, self.cwd, self.umask, dict(self.extra))
+        return FSContext(self.root, self.cwd, self.umask, dict(self.extra), self.table)
+
+    def enter(self, table: MountTable, mapping: dict[Mount, Mount]) -> None:
+        """Move to the copied mount namespace `table`: root and cwd become the same
+        places on the copies of their mounts."""
+        self.table = table
+        self.root = VirtualDentry(mapping.get(self.root.mount, self.root.mount),
+                                  self.root.dentry)
+        self.cwd = VirtualDentry(mapping.get(self.cwd.mount, self.cwd.mount), self.cwd.dentry)

@@ -6,6 +6,7 @@ getcwd, d_path). The path-based file operations build on it (`attrs.py`, `virtua
 from __future__ import annotations
 
 import errno
+import weakref
 
 from .abi import MAY_EXEC
 from .creds import CAP_SYS_ADMIN, CAP_SYS_CHROOT, Credentials
@@ -13,7 +14,7 @@ from .dentry import Dentry
 from .errors import error
 from .file import FileDescription
 from .filesystem import Filesystem
-from .mount import MNT_DETACH, FSContext, Mount, VirtualDentry
+from .mount import MNT_DETACH, FSContext, Mount, MountTable, VirtualDentry
 from .perm import check
 from .resolve import Walk
 
@@ -26,12 +27,38 @@ class Namespace:
         flags: MS_* flags of the root mount.
 
     Attributes:
-        root_mount: the mount at "/".
+        table: the first mount namespace (`MountTable`); a context may name a copy of its
+            own (`FSContext.table`, made by `unshare_mounts`), which its operations use.
     """
 
     def __init__(self, root_fs: Filesystem, *, flags: int = 0, source: str = "none") -> None:
-        self.root_mount = Mount(root_fs, root_fs.root, flags, source)
-        self._mounts: dict[tuple[Mount, Dentry], Mount] = {}
+        self.table = MountTable(Mount(root_fs, root_fs.root, flags, source))
+        self._roots: weakref.WeakSet[Mount] = weakref.WeakSet([self.table.root_mount])
+
+    @property
+    def root_mount(self) -> Mount:
+        """The mount at "/" of the first mount namespace."""
+        return self.table.root_mount
+
+    @property
+    def _mounts(self) -> dict[tuple[Mount, Dentry], Mount]:
+        return self.table.mounts
+
+    def table_of(self, ctx: FSContext | None) -> MountTable:
+        """The mount namespace `ctx` resolves in."""
+        return ctx.table if ctx is not None and ctx.table is not None else self.table
+
+    def is_root_mount(self, m: Mount) -> bool:
+        """True for the root mount of any mount namespace (not an internal, unattached
+        mount such as pipefs's)."""
+        return m in self._roots
+
+    def unshare_mounts(self, ctx: FSContext) -> None:
+        """unshare(CLONE_NEWNS) for the process whose (unshared) context is `ctx`: a copy
+        of its mount namespace, which ctx moves to."""
+        table, mapping = self.table_of(ctx).copy()
+        self._roots.add(table.root_mount)
+        ctx.enter(table, mapping)
 
     # -- contexts --------------------------------------------------------------------------------
 
@@ -41,21 +68,21 @@ class Namespace:
         return FSContext(vd, vd, umask)
 
     def _walk(self, ctx: FSContext, creds: Credentials) -> Walk:
-        return Walk(self._mounts, ctx, creds)
+        return Walk(self.table_of(ctx).mounts, ctx, creds)
 
     async def resolve(self, ctx: FSContext, creds: Credentials, dirfd: FileDescription | None,
                       path: bytes, *, follow: bool = True,
                       empty_ok: bool = False) -> VirtualDentry:
         """The (mount, dentry) a path names (see `Walk.resolve`)."""
-        return await Walk(self._mounts, ctx, creds).resolve(dirfd, path, follow=follow,
-                                                            empty_ok=empty_ok)
+        return await self._walk(ctx, creds).resolve(dirfd, path, follow=follow,
+                                                    empty_ok=empty_ok)
 
     # -- mounts -----------------------------------------------------------------------------------
 
-    def _attach(self, m: Mount, at: VirtualDentry) -> None:
+    def _attach(self, m: Mount, at: VirtualDentry, table: MountTable) -> None:
         m.parent = at.mount
         m.mountpoint = at.dentry
-        self._mounts[(at.mount, at.dentry)] = m
+        table.mounts[(at.mount, at.dentry)] = m
         at.dentry.mounted += 1
         at.mount.children.append(m)
 
@@ -72,7 +99,7 @@ class Namespace:
         if top.inode.is_dir != at.dentry.inode.is_dir:
             raise error(errno.ENOTDIR if top.inode.is_dir else errno.EISDIR, path)
         m = Mount(fs, top, flags, source)
-        self._attach(m, at)
+        self._attach(m, at, self.table_of(ctx))
         return m
 
     async def bind_mount(self, ctx: FSContext, creds: Credentials, src: bytes, dst: bytes, *,
@@ -85,7 +112,7 @@ class Namespace:
         if s.dentry.inode.is_dir != d.dentry.inode.is_dir:
             raise error(errno.ENOTDIR if not d.dentry.inode.is_dir else errno.EISDIR)
         m = Mount(s.mount.fs, s.dentry, flags, s.mount.source)
-        self._attach(m, d)
+        self._attach(m, d, self.table_of(ctx))
         return m
 
     async def remount(self, ctx: FSContext, creds: Credentials, path: bytes, flags: int) -> None:
@@ -109,18 +136,18 @@ class Namespace:
             raise error(errno.EINVAL, path)
         if m.children and not flags & MNT_DETACH:
             raise error(errno.EBUSY, path)
-        await self._detach(m)
+        await self._detach(m, self.table_of(ctx))
 
-    async def _detach(self, m: Mount) -> None:
+    async def _detach(self, m: Mount, table: MountTable) -> None:
         for c in list(m.children):
-            await self._detach(c)
+            await self._detach(c, table)
         parent, point = m.parent, m.mountpoint
         if parent is not None and point is not None:
-            del self._mounts[(parent, point)]
+            del table.mounts[(parent, point)]
             point.mounted -= 1
             parent.children.remove(m)
         m.parent = m.mountpoint = None
-        if not any(x.fs is m.fs for x in self.all_mounts()):
+        if not any(x.fs is m.fs for x in table.all_mounts()):
             # Written back, but not released: a working directory or an open file may still
             # be on it, and Linux keeps a detached filesystem alive for them (a goferfs's
             # fids go with its connection when the sandbox ends).
@@ -134,15 +161,10 @@ class Namespace:
                 seen.add(id(m.fs))
                 await m.fs.sync()
 
-    def all_mounts(self) -> list[Mount]:
-        """Every attached mount, parents before children (what /proc/mounts lists)."""
-        out: list[Mount] = []
-        todo = [self.root_mount]
-        while todo:
-            m = todo.pop(0)
-            out.append(m)
-            todo.extend(m.children)
-        return out
+    def all_mounts(self, ctx: FSContext | None = None) -> list[Mount]:
+        """Every attached mount of ctx's mount namespace (by default the first one),
+        parents before children (what /proc/mounts lists)."""
+        return self.table_of(ctx).all_mounts()
 
     def path_of(self, ctx: FSContext, vd: VirtualDentry) -> bytes:
         """d_path: the absolute path of `vd` seen from ctx.root (" (deleted)" if unlinked)."""

@@ -178,7 +178,7 @@ class VirtualFilesystem(AttrOps):
         anchor = ctx.cwd if dirfd is None else dirfd.vd
         if anchor is None:
             raise error(errno.EBADF)
-        return RestrictedWalk(self._mounts, ctx, creds, resolve, anchor)
+        return RestrictedWalk(self.table_of(ctx).mounts, ctx, creds, resolve, anchor)
 
     async def _open_create(self, w: Walk, ctx: FSContext, creds: Credentials,
                            dirfd: FileDescription | None, path: bytes, flags: int,
@@ -450,7 +450,7 @@ class VirtualFilesystem(AttrOps):
         if not rmdir and slash:
             raise error(errno.EISDIR if child.inode.is_dir else errno.ENOTDIR, path)
         self._may_delete(creds, parent.dentry, child, rmdir)
-        if child.mounted and (parent.mount, child) in self._mounts:
+        if child.mounted and (parent.mount, child) in self.table_of(ctx).mounts:
             raise error(errno.EBUSY, path)
         if rmdir:
             await parent.mount.fs.rmdir(parent.dentry, child)
@@ -524,8 +524,9 @@ class VirtualFilesystem(AttrOps):
                 check(creds, src.inode, MAY_WRITE)
             if exchange and dst is not None and dst.inode.is_dir:
                 check(creds, dst.inode, MAY_WRITE)
-        if (src.mounted and (op.mount, src) in self._mounts) or (
-            dst is not None and dst.mounted and (np.mount, dst) in self._mounts
+        mounts = self.table_of(ctx).mounts
+        if (src.mounted and (op.mount, src) in mounts) or (
+            dst is not None and dst.mounted and (np.mount, dst) in mounts
         ):
             raise error(errno.EBUSY)
         await fs.rename(op.dentry, src, np.dentry, nname, dst, flags)

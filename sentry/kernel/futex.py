@@ -19,9 +19,16 @@ from typing import TYPE_CHECKING
 import trio
 
 from sentry.errors import SyscallError
+from sentry.platform.ptrace import NR_FUTEX
 
 if TYPE_CHECKING:
     from .task import Task
+
+FUTEX_WAKE_OP, FUTEX_PRIVATE_FLAG = 5, 128
+FUTEX_WAITERS = 0x80000000
+#: FUTEX_WAKE_OP's encoded operation "*uaddr2 |= 1 << 31" (FUTEX_OP_OR with
+#: FUTEX_OP_OPARG_SHIFT, oparg 31; the comparison is irrelevant: nobody waits on the host).
+_OR_WAITERS = ((2 | 8) << 28) | (31 << 12)
 
 #: A futex's identity: (tgid, address), or (memory object, offset) for a shared one.
 Key = tuple[object, int]
@@ -37,6 +44,21 @@ def key_of(t: Task, addr: int, private: bool) -> Key:
     return (t.tgid, addr)
 
 
+def set_waiters(t: Task, addr: int) -> int:
+    """Set FUTEX_WAITERS in the futex word at `addr` atomically, as the application's own
+    cmpxchg sees it, and return the word after. A host FUTEX_WAKE_OP injected into `t`'s
+    stopped stub does the atomic OR (waking no one: no application thread waits on the
+    host). Once the bit is set, no user-space fast path (lock: 0 -> tid; unlock: tid -> 0)
+    can change the word, so the PI operations rewrite it with plain writes safely.
+    EFAULT for a word the application cannot write."""
+    r = t.stub.inject(NR_FUTEX, addr, FUTEX_WAKE_OP | FUTEX_PRIVATE_FLAG, 0, 0, addr,
+                      _OR_WAITERS)
+    if r < 0:
+        raise SyscallError(-r)
+    word: int = int.from_bytes(t.mem_read(addr, 4), "little")
+    return word
+
+
 @dataclass(slots=True)
 class _Waiter:
     bitset: int
@@ -44,10 +66,12 @@ class _Waiter:
 
 
 class Futexes:
-    """The wait queues of one kernel (`Kernel.futexes`), each in FIFO order."""
+    """The wait queues of one kernel (`Kernel.futexes`), each in FIFO order, and its
+    priority-inheritance futexes (`pi`)."""
 
     def __init__(self) -> None:
         self._queues: dict[Key, list[_Waiter]] = {}
+        self.pi = PiFutexes()
 
     def __len__(self) -> int:
         """How many addresses have waiters now."""
@@ -129,3 +153,80 @@ class Futexes:
         if not q:
             self._queues.pop(key, None)
         return moved
+
+
+@dataclass(slots=True)
+class PiWaiter:
+    """A thread blocked in FUTEX_LOCK_PI. `owner_died` is set when the owner ended holding
+    the lock: the waiter, now the owner, writes the futex word itself."""
+
+    tid: int
+    event: trio.Event = field(default_factory=trio.Event)
+    owner_died: bool = False
+
+
+@dataclass(slots=True)
+class PiState:
+    """Linux's futex_pi_state without the rt_mutex: the owner the waiters queue behind."""
+
+    owner: int
+    waiters: list[PiWaiter] = field(default_factory=list)
+
+
+class PiFutexes:
+    """The priority-inheritance futexes of one kernel (`Futexes.pi`) that have waiters, by
+    key. Ownership passes in FIFO order; no priority is inherited (the Sentry schedules no
+    thread: the host does)."""
+
+    def __init__(self) -> None:
+        self.states: dict[Key, PiState] = {}
+
+    def top_waiter(self, key: Key) -> PiState | None:
+        """The state of `key` if a thread waits on it (futex_top_waiter)."""
+        st = self.states.get(key)
+        return st if st is not None and st.waiters else None
+
+    async def wait(self, key: Key, owner: int, tid: int, deadline: float | None) -> PiWaiter:
+        """Queue `tid` behind `owner` until the lock is handed over (the waiter is returned,
+        the word already written unless `owner_died`) or the trio `deadline` passes
+        (ETIMEDOUT; the word keeps FUTEX_WAITERS, as Linux's)."""
+        st = self.states.get(key)
+        if st is None:
+            st = self.states[key] = PiState(owner)
+        w = PiWaiter(tid)
+        st.waiters.append(w)
+        try:
+            if deadline is None:
+                await w.event.wait()
+            else:
+                with trio.move_on_at(deadline):
+                    await w.event.wait()
+                if not w.event.is_set():
+                    raise SyscallError(errno.ETIMEDOUT)
+        finally:
+            if w in st.waiters:
+                st.waiters.remove(w)
+            if not st.waiters and self.states.get(key) is st:
+                del self.states[key]
+        return w
+
+    def hand_over(self, key: Key) -> PiWaiter | None:
+        """FUTEX_UNLOCK_PI's wake_futex_pi: the first waiter becomes the owner (the caller
+        writes the word first, then sets the returned waiter's event)."""
+        st = self.top_waiter(key)
+        if st is None:
+            return None
+        w = st.waiters.pop(0)
+        st.owner = w.tid
+        if not st.waiters:
+            del self.states[key]
+        return w
+
+    def owner_exited(self, tid: int) -> None:
+        """exit_pi_state_list: each lock thread `tid` owned with waiters goes to the first
+        of them, which learns that its owner died."""
+        for key in [k for k, st in self.states.items() if st.owner == tid and st.waiters]:
+            w = self.hand_over(key)
+            if w is not None:
+                w.owner_died = True
+                w.event.set()

@@ -11,13 +11,14 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from stat import S_ISGID, S_ISUID, S_IXGRP
 from typing import Any, TextIO
 
 import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel.table import TABLE, Entry, name_of, number
-from sentry.loader import ExecSource, Loaded, VfsFiles, load
+from sentry.loader import ExecFile, ExecSource, Loaded, VfsFiles, load
 from sentry.mm import MemoryManager
 from sentry.mm.address_space import CALLER as mm_caller
 from sentry.platform.ptrace import (
@@ -41,7 +42,7 @@ from vfs.memlimit import MemoryLimit
 from vfs.mount import FSContext, Mount
 from vfs.virtualfs import VirtualFilesystem
 
-from . import posix_timers, robust, signals, sigstate, usage
+from . import caps, posix_timers, robust, signals, sigstate, usage
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
@@ -50,9 +51,15 @@ from .futex import Futexes
 from .futex import key_of as futex_key_of
 from .image import RecordingSource, image_of
 from .inotify import Watches
-from .ipc import IpcNamespace
+from .ipc import IpcNamespace, ipc_of
 from .network import Network
-from .task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, TaskExit
+from .task import (
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    Task,
+    TaskExit,
+)
 from .tty import TTYControl
 from .uts import Uts
 
@@ -284,7 +291,8 @@ class Kernel:
         try:
             mm = MemoryManager(stub, self.memory)
             source = RecordingSource(self._source(fs, creds))
-            loaded = await load(mm, source, path or argv[0], argv, envp, **_ids(creds))
+            loaded = await load(mm, source, path or argv[0], argv, envp, uid=creds.uid,
+                                gid=creds.gid, euid=creds.euid, egid=creds.egid)
             pid = self.alloc_pid()
             t = Task(self, stub, mm, tid=pid, tgid=pid, ppid=0, fdtable=fdtable, fs=fs,
                      creds=creds)
@@ -425,7 +433,7 @@ class Kernel:
             return  # another thread's execve took the process over
         if thread_exit and leader.threads:
             # exit(2) of one thread: the others go on
-            robust.exit_robust_list(t)
+            robust.exit_futexes(t)
             await self._clear_child_tid(t)
             if t is not leader:
                 t.stub.exit_thread()
@@ -434,7 +442,7 @@ class Kernel:
             # the first thread out of an ending process: its memory is still there, so
             # the robust futexes of every thread are released now (exit_robust_list)
             for th in [t, *leader.threads]:
-                robust.exit_robust_list(th, t)
+                robust.exit_futexes(th, t)
             self.end_process(leader, t.killed_by or status)
         if leader.threads:
             return  # the last thread out cleans up
@@ -446,7 +454,7 @@ class Kernel:
         key = id(t.fdtable)
         self._fd_users[key] = self._fd_users.get(key, 1) - 1
         last = self._fd_users[key] <= 0
-        self.ipc.process_exited(t.tgid)  # SEM_UNDO
+        ipc_of(t).process_exited(t.tgid)  # SEM_UNDO
         await self._exit_cleanup(t.mm, t.fdtable if last else None, t.tgid)
         assert leader.exit_status is not None  # end_process set it
         self._exited(leader, leader.exit_status)
@@ -520,8 +528,21 @@ class Kernel:
         stub = PtraceStub.start()
         mm = MemoryManager(stub, self.memory)
         source = RecordingSource(self._source(t.fs, t.creds))
+        new_creds: list[Credentials] = []
+
+        def ids_for(f: ExecFile) -> tuple[int, int, int, int, bool]:
+            """The credentials the program runs with: its set-id bits (not on a nosuid
+            mount, nor under no_new_privs) and the capability rules (`caps.exec_creds`)."""
+            setid = not f.nosuid
+            c, secure = caps.exec_creds(
+                t.creds, euid=f.uid if setid and f.mode & S_ISUID else None,
+                egid=f.gid if setid and f.mode & S_ISGID and f.mode & S_IXGRP else None,
+                no_new_privs=bool(t.prctl_state.get(PR_SET_NO_NEW_PRIVS)))
+            new_creds.append(c)
+            return c.uid, c.gid, c.euid, c.egid, secure
+
         try:
-            loaded = await load(mm, source, path, argv, envp, **_ids(t.creds))
+            loaded = await load(mm, source, path, argv, envp, ids_for=ids_for)
             image = image_of(loaded, source, envp, stub)
         except BaseException:
             stub.kill()
@@ -551,6 +572,7 @@ class Kernel:
         old_mm = t.mm
         t.stub, t.mm = stub, mm
         t.image = image
+        t.creds = new_creds[-1]
         t.threads, t.stubs = {t}, [stub]
         for old in sorted(old_stubs, key=lambda s: s is old_leader.stubs[0]):
             old.kill()  # the old process (every thread), leader last
@@ -713,8 +735,3 @@ class Kernel:
         log.error("internal error in %s:\n%s", name, traceback.format_exc())
         self.emit("internal-error", name=name, error=f"{type(e).__name__}: {e}")
         return signal.SIGKILL
-
-
-
-def _ids(creds: Credentials) -> dict[str, int]:
-    return dict(uid=creds.uid, gid=creds.gid, euid=creds.euid, egid=creds.egid)

@@ -81,3 +81,10 @@ def exit_robust_list(t: Task, mem: Task | None = None) -> None:
             break
     if pending:
         _death(mem, t, (pending + offset) & 0xFFFFFFFFFFFFFFFF, pending_pi, True)
+
+
+def exit_futexes(t: Task, mem: Task | None = None) -> None:
+    """What a thread's end does to futexes: its robust list (`exit_robust_list`), then the
+    PI futexes it still owns go to their first waiter (exit_pi_state_list)."""
+    exit_robust_list(t, mem)
+    t.kernel.futexes.pi.owner_exited(t.tid)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .fdtable import FDTable
     from .image import ProcessImage
+    from .ipc import IpcNamespace
     from .jobctl import JobState
     from .kernel import Kernel
     from .posix_timers import ProcessTimers
@@ -110,6 +111,7 @@ class Task:
         self.membarrier = 0  # membarrier registrations (the leader's are the process's)
         self.aio_contexts: dict[int, Any] = {}  # io_setup's contexts (the leader's), by id
         self.uts: Uts | None = None  # a UTS namespace of its own (None: the kernel's)
+        self.ipc: IpcNamespace | None = None  # an IPC namespace of its own (None: the kernel's)
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.

@@ -10,6 +10,7 @@ import errno
 import io
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from elftools.common.exceptions import ELFError
@@ -290,8 +291,14 @@ def _build_stack(mm: MemoryManager, argv: list[bytes], envp: list[bytes], execfn
 
 async def load(mm: MemoryManager, source: ExecSource, path: bytes, argv: list[bytes],
                envp: list[bytes], *, uid: int = 0, gid: int = 0, euid: int = 0,
-               egid: int = 0) -> Loaded:
+               egid: int = 0,
+               ids_for: Callable[[ExecFile], tuple[int, int, int, int, bool]] | None = None
+               ) -> Loaded:
     """Load `path` (an ELF or `#!` script) into the empty address space `mm`.
+
+    The auxiliary vector's ids are `uid`..`egid` (AT_SECURE 0), or what `ids_for` says
+    once the program is known: (uid, gid, euid, egid, secure) for the ELF file that runs
+    (a script's interpreter), whose set-user-ID bits an execve honours.
 
     Raises SyscallError: ENOENT/EACCES from the source, ENOEXEC for what is not a loadable
     x86_64 ELF or script, ELOOP for scripts nested too deep, E2BIG for oversized arguments.
@@ -319,7 +326,10 @@ async def load(mm: MemoryManager, source: ExecSource, path: bytes, argv: list[by
         break
     else:
         raise SyscallError(errno.ELOOP)
+    secure = False
     try:
+        if ids_for is not None:
+            uid, gid, euid, egid, secure = ids_for(f)
         img = await _map_elf(mm, f, data, main=True, mapped=mapped)
     finally:
         await _release(f)
@@ -358,7 +368,7 @@ async def load(mm: MemoryManager, source: ExecSource, path: bytes, argv: list[by
         (AT_EUID, euid),
         (AT_GID, gid),
         (AT_EGID, egid),
-        (AT_SECURE, 0),
+        (AT_SECURE, int(secure)),
         (AT_HWCAP2, _HOST_AUXV.get(AT_HWCAP2, 0)),
     ]
     sp, rand_addr, plat_addr = _build_stack(mm, argv, envp, execfn, auxv, top)

@@ -24,7 +24,8 @@ class ExecFile:
 
     `fdesc` is what file mappings keep (it has async `pread(n, offset)`), `mode`/`uid`/`gid`
     come from its stat, `path` is the name it was opened by; `dev`/`ino` are its identity
-    as stat shows it (what /proc/PID/maps prints for the program's mappings).
+    as stat shows it (what /proc/PID/maps prints for the program's mappings); `nosuid`
+    says its mount ignores set-user-ID and set-group-ID bits.
     """
 
     path: bytes
@@ -35,6 +36,7 @@ class ExecFile:
     size: int
     dev: int = 0
     ino: int = 0
+    nosuid: bool = False
 
 
 class ExecSource(Protocol):
@@ -118,4 +120,5 @@ class VfsFiles:
         mount = getattr(getattr(fdesc, "vd", None), "mount", None)
         if mount is not None and getattr(mount, "flags", 0) & 8:  # MS_NOEXEC
             raise SyscallError(errno.EACCES)
-        return ExecFile(path, fdesc, s.mode, s.uid, s.gid, s.size, s.dev, s.ino)
+        nosuid = mount is not None and bool(getattr(mount, "flags", 0) & 2)  # MS_NOSUID
+        return ExecFile(path, fdesc, s.mode, s.uid, s.gid, s.size, s.dev, s.ino, nosuid)

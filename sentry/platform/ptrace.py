@@ -52,6 +52,7 @@ NR_MMAP, NR_MPROTECT, NR_MUNMAP = 9, 10, 11
 NR_RT_SIGRETURN, NR_MREMAP, NR_MSYNC, NR_MINCORE, NR_MADVISE = 15, 25, 26, 27, 28
 NR_EXIT, NR_EXIT_GROUP = 60, 231
 NR_CLOSE, NR_RECVMSG, NR_CLONE, NR_FORK = 3, 47, 56, 57
+NR_FUTEX = 202  # FUTEX_WAKE_OP only: an atomic read-modify-write of an application word
 _THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000  # VM FS FILES SIGHAND
 #                                                                 THREAD SYSVSEM
 # The stub's end of the socket over which the Sentry passes host fds (memfds to map shared).
@@ -71,6 +72,7 @@ INJECTED = [
     NR_RT_SIGRETURN,
     NR_EXIT,
     NR_EXIT_GROUP,
+    NR_FUTEX,
 ]
 _NR_PRCTL, _NR_SECCOMP = 157, 317
 _SECCOMP_SET_MODE_FILTER = 1

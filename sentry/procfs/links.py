@@ -153,7 +153,7 @@ class Links:
             return bytes(anon)
         vd = getattr(f, "vd", None)
         if vd is not None:
-            if vd.mount.parent is None and vd.mount is not self.vfs.root_mount:
+            if vd.mount.parent is None and not self.vfs.is_root_mount(vd.mount):
                 return vd.dentry.name  # anonymous files (pipefs, memfd): "pipe:[N]"
             return self._path(t, vd)
         return b"anon_inode:[%s]" % type(f).__name__.lower().removesuffix("fd").encode()
@@ -169,7 +169,7 @@ class Links:
                               truncate=(lambda size: os.ftruncate(f.fd, size))
                               if f.is_regular else None)
         vd: VirtualDentry | None = getattr(f, "vd", None)
-        if vd is not None and (vd.mount.parent is not None or vd.mount is self.vfs.root_mount
+        if vd is not None and (vd.mount.parent is not None or self.vfs.is_root_mount(vd.mount)
                                or vd.dentry.inode.type == S_IFIFO):
             return vd
         return OpenedNode(_enxio, lambda: _anon_stat(f), 0o600)

@@ -434,8 +434,9 @@ class ProcessFiles:
         while fdt is not None and fdsize < (max(fdt.fds(), default=0) + 1):
             fdsize *= 2
         pend, shpend, blocked, ign, cgt, queued = self._signal_sets(t, th)
-        caps = (c.cap_inheritable, c.cap_permitted, c.cap_effective, c.cap_bounding) \
-            if c is not None else (0, 0, 0, 0)
+        caps = (c.cap_inheritable, c.cap_permitted, c.cap_effective, c.cap_bounding,
+                c.cap_ambient) \
+            if c is not None else (0, 0, 0, 0, 0)
         nnp = 1 if t.prctl_state.get(38) else 0  # PR_SET_NO_NEW_PRIVS
         pid = th.tid if thread else t.tgid
         live = self._live(t)
@@ -474,7 +475,7 @@ class ProcessFiles:
             f"SigPnd:\t{pend:016x}", f"ShdPnd:\t{shpend:016x}", f"SigBlk:\t{blocked:016x}",
             f"SigIgn:\t{ign:016x}", f"SigCgt:\t{cgt:016x}",
             f"CapInh:\t{caps[0]:016x}", f"CapPrm:\t{caps[1]:016x}",
-            f"CapEff:\t{caps[2]:016x}", f"CapBnd:\t{caps[3]:016x}", f"CapAmb:\t{0:016x}",
+            f"CapEff:\t{caps[2]:016x}", f"CapBnd:\t{caps[3]:016x}", f"CapAmb:\t{caps[4]:016x}",
             f"NoNewPrivs:\t{nnp}", f"Seccomp:\t{0}", "Seccomp_filters:\t0",
             "Speculation_Store_Bypass:\tthread vulnerable",
             "SpeculationIndirectBranch:\tconditional enabled",

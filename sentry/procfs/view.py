@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from sentry.kernel.ipc import IpcNamespace, ipc_of
 from vfs.fs.synthetic import DirNode, FileNode, Node, Source, SymlinkNode
 
 from .net import NetFiles
@@ -90,9 +91,9 @@ class ProcView:
                                  b"  5 /dev/tty\n  5 /dev/console\n  5 /dev/ptmx\n"
                                  b"136 pts\n\nBlock devices:\n"),
             b"sys": self.sysctl.tree(),
-            b"sysvipc": DirNode({b"shm": _sysfile(self.kernel.ipc.proc_shm),
-                                 b"sem": _sysfile(self.kernel.ipc.proc_sem),
-                                 b"msg": _sysfile(self.kernel.ipc.proc_msg)}),
+            b"sysvipc": DirNode({b"shm": _sysfile(lambda: self._ipc().proc_shm()),
+                                 b"sem": _sysfile(lambda: self._ipc().proc_sem()),
+                                 b"msg": _sysfile(lambda: self._ipc().proc_msg())}),
             b"net": DirNode(self.net.proc_entries()),
         }
         me = _current()
@@ -100,6 +101,11 @@ class ProcView:
             out[b"thread-self"] = SymlinkNode(b"%d/task/%d" % (me.tgid, me.tid))
             out[b"mounts"] = SymlinkNode(b"self/mounts")
         return out
+
+    def _ipc(self) -> IpcNamespace:
+        """The reader's IPC namespace (the kernel's first one outside a syscall)."""
+        me = _current()
+        return ipc_of(me) if me is not None else self.kernel.ipc
 
     # SysProvider ----------------------------------------------------------------------------
 

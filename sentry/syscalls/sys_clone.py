@@ -13,6 +13,7 @@ from sentry.errors import SyscallError
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG
 
+from .sys_ns import check_new_namespaces, enter_new_namespaces
 from .sys_pidfd import PidFD
 
 if TYPE_CHECKING:
@@ -52,8 +53,10 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         raise SyscallError(errno.EINVAL)
     if flags & CLONE_VM and not flags & CLONE_VFORK:
         raise SyscallError(errno.EINVAL)
-    if flags & _CLONE_NS:
-        raise SyscallError(errno.EPERM)
+    if flags & CLONE_NEWNS and flags & CLONE_FS or \
+            flags & CLONE_NEWIPC and flags & CLONE_SYSVSEM:
+        raise SyscallError(errno.EINVAL)
+    check_new_namespaces(t, flags)
     if flags & CLONE_PIDFD:
         if flags & CLONE_DETACHED:
             raise SyscallError(errno.EINVAL)
@@ -87,6 +90,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
                          if k not in (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER)}
     child.pgid, child.sid = t.pgid, t.sid
     inherit_sched(child, t)
+    enter_new_namespaces(child, flags)
     _start_regs(child_stub, t, flags, stack, tls)
     if flags & CLONE_PARENT_SETTID:
         t.mem_write(ptid, struct.pack("<i", pid))
@@ -102,10 +106,10 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
 
 
 def inherit_sched(child: Task, t: Task) -> None:
-    """A new task's scheduling policy, I/O priority, memory policy and UTS namespace are its
-    creator's; with
+    """A new task's scheduling policy, I/O priority, memory policy and UTS and IPC
+    namespaces are its creator's; with
     SCHED_RESET_ON_FORK a real-time policy becomes SCHED_OTHER (sched_fork)."""
-    child.ioprio, child.mempolicy, child.uts = t.ioprio, t.mempolicy, t.uts
+    child.ioprio, child.mempolicy, child.uts, child.ipc = t.ioprio, t.mempolicy, t.uts, t.ipc
     if t.sched_reset_on_fork:
         child.sched_policy = 0 if t.sched_policy in (1, 2) else t.sched_policy
         child.sched_priority = 0
@@ -173,7 +177,8 @@ async def sys_vfork(t: Task, *_: int) -> int:
 
 @syscall("clone", level=Level.PARTIAL,
          note="threads (CLONE_THREAD) and processes; CLONE_VM for a process only with "
-              "CLONE_VFORK; CLONE_PIDFD for processes only")
+              "CLONE_VFORK; CLONE_PIDFD for processes only; new UTS, IPC and mount "
+              "namespaces for processes (others EPERM, as unshare)")
 async def sys_clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int,
                     *_: int) -> int:
     """Implements Linux syscall clone(2) for new threads and processes."""

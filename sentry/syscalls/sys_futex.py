@@ -16,7 +16,8 @@ import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel.futex import BITSET_MATCH_ANY as FUTEX_BITSET_MATCH_ANY
-from sentry.kernel.futex import Key, key_of
+from sentry.kernel.futex import Key, key_of, set_waiters
+from sentry.kernel.robust import FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS
 from sentry.kernel.table import Level, syscall
 
 from .sys_file import i32
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     from sentry.kernel.task import Task
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
+FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI = 6, 7, 8
 FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 9, 10
+FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI, FUTEX_LOCK_PI2 = 11, 12, 13
 FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
 TIMESPEC = struct.Struct("<qq")
 
@@ -99,21 +102,82 @@ def _wake_op(t: Task, uaddr2: int, encoded: int) -> bool:
     raise SyscallError(errno.ENOSYS)
 
 
+def _store(t: Task, addr: int, val: int) -> None:
+    t.mem_write(addr, struct.pack("<I", val & 0xFFFFFFFF))
+
+
+async def _lock_pi(t: Task, uaddr: int, key: Key, deadline: float | None,
+                   trylock: bool) -> int:
+    """futex_lock_pi: take a free word (keeping FUTEX_OWNER_DIED), else queue behind the
+    owner the word names, FUTEX_WAITERS set, until FUTEX_UNLOCK_PI or the owner's end hands
+    the lock over. FUTEX_WAITERS is set atomically first (`set_waiters`), which keeps the
+    application's own cmpxchg fast paths off the word while the Sentry rewrites it."""
+    if uaddr & 3:
+        raise SyscallError(errno.EINVAL)
+    uval = _load(t, uaddr)
+    tid = t.tid
+    if uval & FUTEX_TID_MASK == tid:
+        raise SyscallError(errno.EDEADLK)
+    pi = t.kernel.futexes.pi
+    st = pi.top_waiter(key)
+    if st is not None:
+        owner = st.owner
+        if not uval & FUTEX_WAITERS:
+            set_waiters(t, uaddr)
+    else:
+        uval = set_waiters(t, uaddr)
+        if not uval & FUTEX_TID_MASK:  # free (perhaps unlocked just now): take it
+            _store(t, uaddr, (uval & FUTEX_OWNER_DIED) | tid)
+            return 0
+        owner = uval & FUTEX_TID_MASK
+        if owner not in t.kernel.tasks:  # attach_to_pi_owner, handle_exit_race
+            raise SyscallError(errno.ESRCH)
+    if trylock:
+        raise SyscallError(errno.EAGAIN)
+    w = await pi.wait(key, owner, tid, deadline)
+    if w.owner_died:  # the owner ended holding it: the new owner's fixup_pi_state_owner
+        _store(t, uaddr, FUTEX_OWNER_DIED | FUTEX_WAITERS | tid)
+    return 0
+
+
+def _unlock_pi(t: Task, uaddr: int, key: Key) -> int:
+    """futex_unlock_pi: only the owner the word names (EPERM); the first waiter becomes
+    the owner (word = its tid | FUTEX_WAITERS), or the word is 0 when none waits."""
+    (uval,) = struct.unpack("<I", t.mem_read(uaddr, 4))  # get_user: any alignment
+    if uval & FUTEX_TID_MASK != t.tid:
+        raise SyscallError(errno.EPERM)
+    if uaddr & 3:
+        raise SyscallError(errno.EINVAL)
+    w = t.kernel.futexes.pi.hand_over(key)
+    _store(t, uaddr, FUTEX_WAITERS | w.tid if w is not None else 0)
+    if w is not None:
+        w.event.set()
+    return 0
+
+
 @syscall(
     "futex",
     level=Level.PARTIAL,
-    note="WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP and the BITSET forms; the PI "
-    "operations are ENOSYS (as a kernel without CONFIG_FUTEX_PI: the Sentry cannot "
-    "compare-and-swap application memory atomically); robust lists are released at exit",
+    note="WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP, the BITSET forms, LOCK_PI, LOCK_PI2,"
+    " TRYLOCK_PI, UNLOCK_PI (no priority is inherited: the host schedules the threads);"
+    " WAIT_REQUEUE_PI and CMP_REQUEUE_PI are ENOSYS; robust lists and PI locks are"
+    " released at exit",
 )
 async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2: int,
                     val3: int) -> int:
-    """Implements Linux syscall futex(2) for wait/wake/requeue (no priority inheritance)."""
+    """Implements Linux syscall futex(2) for wait/wake/requeue and the PI locks (no
+    priority inheritance)."""
     op &= 0xFFFFFFFF
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
     realtime = bool(op & FUTEX_CLOCK_REALTIME)
     val &= 0xFFFFFFFF
-    if realtime and cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+    deadline: float | None = None
+    if cmd in (FUTEX_LOCK_PI, FUTEX_LOCK_PI2):
+        # LOCK_PI's timeout is on CLOCK_REALTIME, LOCK_PI2's on CLOCK_MONOTONIC unless
+        # FUTEX_CLOCK_REALTIME; both absolute; read before the flags are checked
+        deadline = _deadline(t, timeout, absolute=True,
+                             realtime=cmd == FUTEX_LOCK_PI or realtime)
+    if realtime and cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_LOCK_PI2):
         raise SyscallError(errno.ENOSYS)
     futexes = t.kernel.futexes
     private = bool(op & FUTEX_PRIVATE_FLAG)
@@ -141,6 +205,11 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
         limit = timeout & 0x7FFFFFFF  # val2 travels in the timeout argument
         moved = futexes.requeue(key, key_of(t, uaddr2, private), limit)
         return woken + (moved if cmd == FUTEX_CMP_REQUEUE else 0)
+    if cmd in (FUTEX_LOCK_PI, FUTEX_LOCK_PI2, FUTEX_TRYLOCK_PI):
+        return await _lock_pi(t, uaddr, key, None if cmd == FUTEX_TRYLOCK_PI else deadline,
+                              cmd == FUTEX_TRYLOCK_PI)
+    if cmd == FUTEX_UNLOCK_PI:
+        return _unlock_pi(t, uaddr, key)
     if cmd == FUTEX_WAKE_OP:
         if uaddr & 3:
             raise SyscallError(errno.EINVAL)

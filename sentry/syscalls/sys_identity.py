@@ -1,5 +1,5 @@
 """Credentials: get/set of real, effective and saved user and group ids, supplementary
-groups, and the capability changes a uid change makes (Linux's commit_creds rules).
+groups, capget/capset; the capability changes a uid change makes are `sentry.kernel.caps`'s.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
-from sentry.kernel.table import Level, syscall
-from sentry.kernel.task import PR_SET_DUMPABLE, PR_SET_KEEPCAPS
+from sentry.kernel import caps
+from sentry.kernel.table import syscall
+from sentry.kernel.task import PR_SET_DUMPABLE
 from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
 
 from .sys_file import i32
@@ -118,13 +119,12 @@ def _set_ids(t: Task, kind: str, r: int, e: int, s: int) -> None:
 def _commit_ids(t: Task, kind: str, real: int, eff: int, saved: int) -> None:
     c = t.creds
     if kind == "u":
-        _commit(t, _caps_after_uid_change(t, c, c.with_ids(uid=real, euid=eff, suid=saved,
-                                                           fsuid=eff)))
+        commit_creds(t, caps.setuid_fixup(c, c.with_ids(uid=real, euid=eff, suid=saved, fsuid=eff)))
     else:
-        _commit(t, c.with_ids(gid=real, egid=eff, sgid=saved, fsgid=eff))
+        commit_creds(t, c.with_ids(gid=real, egid=eff, sgid=saved, fsgid=eff))
 
 
-def _commit(t: Task, new: Credentials) -> None:
+def commit_creds(t: Task, new: Credentials) -> None:
     """commit_creds: a change of effective or filesystem ids, or a gain of capabilities,
     makes the process undumpable (fs.suid_dumpable is 0) until its next execve, which
     keeps ptrace and process_vm_readv of other users' processes away from it."""
@@ -134,22 +134,6 @@ def _commit(t: Task, new: Credentials) -> None:
             new.cap_permitted & ~old.cap_permitted:
         t.prctl_state[PR_SET_DUMPABLE] = 0
     t.creds = new
-
-
-def _caps_after_uid_change(t: Task, old: Credentials, new: Credentials) -> Credentials:
-    """capabilities(7), "Effect of user ID changes on capabilities": leaving uid 0 drops
-    privileges, so a process that setuid()s away from root really is unprivileged."""
-    permitted, effective = new.cap_permitted, new.cap_effective
-    had_root = 0 in (old.uid, old.euid, old.suid)
-    if had_root and 0 not in (new.uid, new.euid, new.suid):
-        if not t.prctl_state.get(PR_SET_KEEPCAPS):
-            permitted = 0
-        effective = 0
-    elif old.euid == 0 and new.euid != 0:
-        effective = 0
-    elif old.euid != 0 and new.euid == 0:
-        effective = permitted
-    return new.with_ids(cap_permitted=permitted, cap_effective=effective)
 
 
 @syscall("setresuid")
@@ -226,11 +210,6 @@ def sys_setregid(t: Task, r: int, e: int, *_: int) -> int:
     return 0
 
 
-#: The capabilities a filesystem uid change drops or restores (Linux's CAP_FS_MASK): chown,
-#: dac_override, dac_read_search, fowner, fsetid, linux_immutable, mknod, mac_override.
-CAP_FS_MASK = sum(1 << c for c in (0, 1, 2, 3, 4, 9, 27, 32))
-
-
 @syscall("setfsuid")
 def sys_setfsuid(t: Task, uid: int, *_: int) -> int:
     """Implements Linux syscall setfsuid(2): the filesystem uid may become the real,
@@ -244,12 +223,7 @@ def sys_setfsuid(t: Task, uid: int, *_: int) -> int:
         return old
     if uid in (c.uid, c.euid, c.suid, c.fsuid) or c.has_cap(CAP_SETUID):
         if uid != old:
-            eff = c.cap_effective
-            if old == 0 and uid != 0:
-                eff &= ~CAP_FS_MASK
-            elif old != 0 and uid == 0:
-                eff |= c.cap_permitted & CAP_FS_MASK
-            _commit(t, c.with_ids(fsuid=uid, cap_effective=eff))
+            commit_creds(t, caps.setfsuid_fixup(c, c.with_ids(fsuid=uid)))
     return old
 
 
@@ -263,14 +237,13 @@ def sys_setfsgid(t: Task, gid: int, *_: int) -> int:
     if gid == _NOCHANGE:
         return old
     if gid in (c.gid, c.egid, c.sgid, c.fsgid) or c.has_cap(CAP_SETGID):
-        _commit(t, c.with_ids(fsgid=gid))
+        commit_creds(t, c.with_ids(fsgid=gid))
     return old
 
 
 # capabilities -------------------------------------------------------------------------------
 
 CAP_V1, CAP_V2, CAP_V3 = 0x19980330, 0x20071026, 0x20080522
-CAP_SETPCAP = 8
 MASK32 = 0xFFFFFFFF
 
 
@@ -311,11 +284,9 @@ def sys_capget(t: Task, hdr: int, data: int, *_: int) -> int:
     return 0
 
 
-@syscall("capset", level=Level.PARTIAL, note="no ambient set is kept")
+@syscall("capset")
 def sys_capset(t: Task, hdr: int, data: int, *_: int) -> int:
-    """Implements Linux syscall capset(2) on the caller (cap_capset's rules: permitted
-    only shrinks, effective within permitted, inheritable within inheritable|permitted
-    without CAP_SETPCAP and always within inheritable|bounding)."""
+    """Implements Linux syscall capset(2) on the caller (`caps.capset`'s rules)."""
     words, pid = _cap_header(t, hdr)
     if pid not in (0, t.tid):
         raise SyscallError(errno.EPERM)
@@ -326,12 +297,5 @@ def sys_capset(t: Task, hdr: int, data: int, *_: int) -> int:
         eff |= e << (32 * i)
         perm |= p << (32 * i)
         inh |= h << (32 * i)
-    c = t.creds
-    if inh & ~(c.cap_inheritable | c.cap_permitted) and not c.has_cap(CAP_SETPCAP):
-        raise SyscallError(errno.EPERM)
-    if inh & ~(c.cap_inheritable | c.cap_bounding):
-        raise SyscallError(errno.EPERM)
-    if perm & ~c.cap_permitted or eff & ~perm:
-        raise SyscallError(errno.EPERM)
-    _commit(t, c.with_ids(cap_effective=eff, cap_permitted=perm, cap_inheritable=inh))
+    commit_creds(t, caps.capset(t.creds, eff, perm, inh))
     return 0

@@ -15,12 +15,12 @@ from sentry.errors import SyscallError
 from sentry.kernel.limits import DEFAULT_RLIMITS
 from sentry.kernel.table import Level, syscall
 from sentry.mm.vma import PAGE, page_down, page_up
+from vfs.creds import CAP_IPC_LOCK
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
 
 RLIMIT_MEMLOCK = 8
-CAP_IPC_LOCK = 14
 MLOCK_ONFAULT = 1
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
 _NOTE = "accounted against RLIMIT_MEMLOCK and shown as VmLck; host pages are not pinned"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
 from sentry.kernel.table import Level, syscall
+from vfs.creds import CAP_SYS_ADMIN
 from vfs.memlimit import MemoryLimit
 from vfs.mount import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC
 
@@ -29,7 +30,6 @@ MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED = 1 << 17, 1 << 18, 1 << 19, 1 <<
 MS_PROPAGATION = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED
 MS_MGC_MSK, MS_MGC_VAL = 0xFFFF0000, 0xC0ED0000
 MNT_FORCE, MNT_DETACH, MNT_EXPIRE, UMOUNT_NOFOLLOW = 1, 2, 4, 8
-CAP_SYS_ADMIN = 21
 _KEPT = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC  # the per-mount flags recorded
 _NOTE = ("tmpfs, proc, sysfs, bind (MS_REC binds the one mount), remount and propagation "
          "flags; MS_MOVE is EINVAL; other filesystem types ENODEV")

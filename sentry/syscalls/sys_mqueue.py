@@ -1,5 +1,5 @@
 """POSIX message queues: mq_open, mq_unlink, mq_timedsend, mq_timedreceive, mq_notify,
-mq_getsetattr on the IPC namespace's mqueue filesystem (vfs/fs/mqueue.py, `t.kernel.ipc`).
+mq_getsetattr on the IPC namespace's mqueue filesystem (vfs/fs/mqueue.py, `ipc_of(t)`).
 A queue descriptor is an fd of that filesystem's file, pollable; a blocked send or receive
 sleeps until the queue changes, its absolute CLOCK_REALTIME timeout passes (ETIMEDOUT) or a
 signal comes (EINTR, restarted under SA_RESTART as in Linux)."""
@@ -16,6 +16,7 @@ import trio
 
 from sentry.errors import SyscallError
 from sentry.kernel import signals, sigstate
+from sentry.kernel.ipc import ipc_of
 from sentry.kernel.table import Level, syscall
 from vfs.abi import (
     MAY_READ,
@@ -61,7 +62,7 @@ def _name(t: Task, addr: int) -> bytes:
 def sys_mq_open(t: Task, name_addr: int, oflag: int, mode: int, attr: int, *_: int) -> int:
     """Implements Linux syscall mq_open(2): open or create a queue of the sandbox's IPC
     namespace (glibc strips the leading slash)."""
-    ns = t.kernel.ipc
+    ns = ipc_of(t)
     fs = ns.mqueue
     oflag &= 0xFFFFFFFF
     name = _name(t, name_addr)
@@ -102,7 +103,7 @@ def sys_mq_open(t: Task, name_addr: int, oflag: int, mode: int, attr: int, *_: i
 async def sys_mq_unlink(t: Task, name_addr: int, *_: int) -> int:
     """Implements Linux syscall mq_unlink(2): the name goes; open descriptors keep the
     queue."""
-    fs = t.kernel.ipc.mqueue
+    fs = ipc_of(t).mqueue
     name = _name(t, name_addr)
     d = fs.root.children.get(name)
     if d is None:

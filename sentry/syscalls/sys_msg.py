@@ -1,5 +1,5 @@
 """System V message queues: msgget, msgsnd, msgrcv, msgctl over the kernel's IPC namespace
-(`t.kernel.ipc`, sentry/kernel/ipc/msg.py). Blocked senders and receivers sleep until the
+(`ipc_of(t)`, sentry/kernel/ipc/msg.py). Blocked senders and receivers sleep until the
 queue changes, a signal interrupts them (EINTR, never restarted, as in Linux) or the queue
 is removed (EIDRM)."""
 
@@ -10,6 +10,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel.ipc import ipc_of
 from sentry.kernel.ipc.msg import (
     MSG_COPY,
     MSG_EXCEPT,
@@ -53,7 +54,7 @@ def _long(v: int) -> int:
 @syscall("msgget")
 def sys_msgget(t: Task, key: int, flags: int, *_: int) -> int:
     """Implements Linux syscall msgget(2): find or create a queue."""
-    ns = t.kernel.ipc
+    ns = ipc_of(t)
     key, flags = _int(key), _int(flags)
 
     def create() -> MsgQueue:
@@ -74,7 +75,7 @@ async def _queue_wait(t: Task, q: MsgQueue) -> None:
 async def sys_msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, flags: int, *_: int) -> int:
     """Implements Linux syscall msgsnd(2): queue a message, waiting for room unless
     IPC_NOWAIT (EAGAIN)."""
-    ns = t.kernel.ipc
+    ns = ipc_of(t)
     msqid, flags, msgsz = _int(msqid), _int(flags), _long(msgsz)
     (mtype,) = struct.unpack("<q", t.mem_read(msgp, 8))
     if msgsz > ns.limits.msgmax or msgsz < 0 or msqid < 0 or mtype < 1:
@@ -95,7 +96,7 @@ async def sys_msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, flags: int, *_:
 async def sys_msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, flags: int,
                      *_: int) -> int:
     """Implements Linux syscall msgrcv(2): MSG_NOERROR, MSG_EXCEPT, MSG_COPY, IPC_NOWAIT."""
-    ns = t.kernel.ipc
+    ns = ipc_of(t)
     msqid, flags, msgsz, msgtyp = _int(msqid), _int(flags), _long(msgsz), _long(msgtyp)
     if flags & MSG_COPY:
         if flags & MSG_EXCEPT or not flags & IPC_NOWAIT:
@@ -127,7 +128,7 @@ async def sys_msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, fl
 def sys_msgctl(t: Task, msqid: int, cmd: int, buf: int, *_: int) -> int:
     """Implements Linux syscall msgctl(2): IPC_STAT, IPC_SET (msg_qbytes above msgmnb needs
     CAP_SYS_RESOURCE), IPC_RMID, IPC_INFO, MSG_INFO, MSG_STAT(_ANY)."""
-    ns = t.kernel.ipc
+    ns = ipc_of(t)
     msqid, cmd = _int(msqid), _int(cmd) & ~IPC_64
     lim = ns.limits
     if cmd in (IPC_INFO, MSG_INFO):

@@ -1,8 +1,11 @@
-"""unshare and setns. The sandbox is one set of namespaces of its own; a task may get a
-UTS namespace of its own (`sentry.kernel.uts`), while creating the others inside it is
-refused (EPERM, as a container's seccomp profile and an unprivileged caller get); the
-unsharing of what is not a namespace (fd table, fs context, SysV undo lists) is done, and
-setns finds no namespace file to join (there is no nsfs: EINVAL).
+"""unshare and setns, and the new namespaces clone makes. The sandbox is one set of
+namespaces of its own; inside it a process may make new UTS (`sentry.kernel.uts`), IPC
+(`sentry.kernel.ipc`: empty System V and POSIX message queue spaces) and mount (a copy of
+its mount table, `vfs.MountTable`) namespaces, with CAP_SYS_ADMIN. New PID, user, network,
+cgroup and time namespaces are refused with EPERM (what a container's seccomp profile
+gives): the sandbox numbers its processes in one pid space, the first being pid 1, and has
+one network. The unsharing of what is not a namespace (fd table, fs context, SysV undo
+lists) is done, and setns finds no namespace file to join (there is no nsfs: EINVAL).
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import errno
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel.ipc import ipc_of
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.uts import Uts, uts_of
+from vfs.creds import CAP_SYS_ADMIN
 
-from .sys_file import i32
+from .sys_file import i32, vfs_of
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -23,36 +28,63 @@ CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 CLONE_THREAD, CLONE_NEWNS, CLONE_SYSVSEM = 0x10000, 0x20000, 0x40000
 CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x02000000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWTIME = 0x10000000, 0x20000000, 0x40000000, 0x80
-CAP_SYS_ADMIN = 21
 NEW_NAMESPACES = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER
                   | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME)
 UNSHARE_FLAGS = NEW_NAMESPACES | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_VM \
     | CLONE_THREAD | CLONE_SYSVSEM
 
 
+#: The new namespaces a process may make inside the sandbox.
+SUPPORTED_NAMESPACES = CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS
+
+
+def check_new_namespaces(t: Task, flags: int) -> None:
+    """unshare_nsproxy_namespaces / copy_namespaces: EPERM for a namespace the sandbox
+    cannot make, and without CAP_SYS_ADMIN."""
+    if flags & NEW_NAMESPACES & ~SUPPORTED_NAMESPACES:
+        raise SyscallError(errno.EPERM)
+    if flags & NEW_NAMESPACES and not t.creds.has_cap(CAP_SYS_ADMIN):
+        raise SyscallError(errno.EPERM)
+
+
+def enter_new_namespaces(t: Task, flags: int) -> None:
+    """Put `t` (a caller of unshare, or a new child of clone) in new namespaces: a copy
+    of its UTS names, an empty IPC namespace, a copy of its mount table (its fs context
+    must be its own)."""
+    if flags & CLONE_NEWUTS:
+        ns = uts_of(t)
+        t.uts = Uts(ns.hostname, ns.domainname)
+    if flags & CLONE_NEWIPC:
+        t.ipc = ipc_of(t).new()
+    if flags & CLONE_NEWNS:
+        vfs, fs = vfs_of(t)
+        vfs.unshare_mounts(fs)
+
+
 @syscall("unshare", level=Level.PARTIAL,
-         note="a UTS namespace of one's own; other new namespaces are refused (EPERM); "
+         note="new UTS, IPC and mount namespaces; PID, user, network, cgroup and time "
+              "namespaces are refused (EPERM: one pid space, one network per sandbox); "
               "CLONE_FILES gives the whole process its own fd table")
 def sys_unshare(t: Task, flags: int, *_: int) -> int:
     """Implements Linux syscall unshare(2): check_unshare_flags (EINVAL for unknown flags,
     and for CLONE_THREAD, CLONE_SIGHAND or CLONE_VM in a multi-threaded process), then
-    CLONE_FS and CLONE_FILES."""
+    CLONE_FS (implied by CLONE_NEWNS), CLONE_FILES and the namespaces; leaving an IPC
+    namespace undoes the process's SEM_UNDO adjustments there (exit_sem)."""
     flags &= 0xFFFFFFFF
     if flags & ~UNSHARE_FLAGS:
         raise SyscallError(errno.EINVAL)
     if flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) and len(t.leader.threads) > 1:
         raise SyscallError(errno.EINVAL)
-    if flags & NEW_NAMESPACES & ~CLONE_NEWUTS:
-        raise SyscallError(errno.EPERM)
-    if flags & CLONE_NEWUTS:
-        if not t.creds.has_cap(CAP_SYS_ADMIN):
-            raise SyscallError(errno.EPERM)
-        ns = uts_of(t)
-        t.uts = Uts(ns.hostname, ns.domainname)
+    if flags & CLONE_NEWNS:
+        flags |= CLONE_FS
+    check_new_namespaces(t, flags)
     if flags & CLONE_FS and t.fs is not None:
         t.fs = t.fs.fork()
     if flags & CLONE_FILES:
         t.kernel.unshare_files(t)
+    if flags & CLONE_NEWIPC:
+        ipc_of(t).process_exited(t.tgid)
+    enter_new_namespaces(t, flags)
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sentry.errors import SyscallError
 from sentry.kernel.table import Level, syscall
 from sentry.mm.vma import PAGE, page_up
+from vfs.creds import CAP_SYS_NICE
 
 from .sys_file import i32
 
@@ -26,7 +27,6 @@ MPOL_MODE_FLAGS = MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES | MPOL_F_NUMA_BALA
 MPOL_F_NODE, MPOL_F_ADDR, MPOL_F_MEMS_ALLOWED = 1, 2, 4
 MPOL_MF_STRICT, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL = 1, 2, 4
 MAX_NUMNODES = 1024  # CONFIG_NODES_SHIFT=10, as distribution kernels
-CAP_SYS_NICE = 23
 NODE0 = 1  # the node mask of the only node
 _NOTE = "one node: policies are checked and reported, every page is on node 0"
 

@@ -18,6 +18,7 @@ from sentry.kernel import signals as S
 from sentry.kernel import sigstate
 from sentry.kernel.table import syscall
 from vfs.abi import O_NONBLOCK, POLLHUP, POLLIN, POLLRDNORM
+from vfs.creds import CAP_SYS_PTRACE
 from vfs.file import WaitQueue
 from vfs.fs.procfs import Procfs
 
@@ -180,7 +181,7 @@ def sys_pidfd_getfd(t: Task, fd: int, targetfd: int, flags: int, *_: int) -> int
     target = f.task()
     if target is None:
         raise SyscallError(errno.ESRCH)
-    if target.creds.uid != t.creds.uid and not t.creds.has_cap(19):  # CAP_SYS_PTRACE
+    if target.creds.uid != t.creds.uid and not t.creds.has_cap(CAP_SYS_PTRACE):
         raise SyscallError(errno.EPERM)
     if target.fdtable is None:
         raise SyscallError(errno.ESRCH)

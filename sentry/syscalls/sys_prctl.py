@@ -9,6 +9,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel import caps
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.task import (
     PR_CAPBSET_READ,
@@ -27,12 +28,10 @@ from sentry.kernel.task import (
 )
 
 from .sys_file import i32
+from .sys_identity import commit_creds
 
-PR_GET_SECUREBITS = 27
+PR_CAPBSET_DROP, PR_GET_SECUREBITS, PR_SET_SECUREBITS = 24, 27, 28
 PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_IS_SET, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_LOWER = 1, 2, 3
-PR_CAP_AMBIENT_CLEAR_ALL = 4
-CAP_LAST_CAP = 40
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -40,9 +39,8 @@ if TYPE_CHECKING:
 
 
 @syscall("prctl", level=Level.PARTIAL,
-         note="names, pdeathsig, dumpable, keepcaps, subreaper, no_new_privs, capbset_read,"
-              " get_securebits (none kept), cap_ambient (the ambient set stays empty:"
-              " raising it is EPERM)")
+         note="names, pdeathsig, dumpable, subreaper, no_new_privs; the capability options"
+              " (capbset_read/drop, cap_ambient, keepcaps, securebits) on the credentials")
 def sys_prctl(t: Task, option: int, a2: int, a3: int, a4: int, a5: int, *_: int) -> int:
     """Implements Linux syscall prctl(2) for the harmless per-process options."""
     option = i32(option)
@@ -59,11 +57,13 @@ def sys_prctl(t: Task, option: int, a2: int, a3: int, a4: int, a5: int, *_: int)
     if option == PR_GET_NAME:
         t.mem_write(a2, t.comm[:15].ljust(16, b"\0"))
         return 0
-    if option in (PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_KEEPCAPS, PR_SET_CHILD_SUBREAPER,
+    if option in _CAPS:
+        return _caps_option(t, option, a2, a3, a4, a5)
+    if option in (PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER,
                   PR_SET_NO_NEW_PRIVS):
         if option == PR_SET_PDEATHSIG and not 0 <= a2 <= 64:
             raise SyscallError(errno.EINVAL)
-        if option in (PR_SET_DUMPABLE, PR_SET_KEEPCAPS) and a2 > 1:
+        if option == PR_SET_DUMPABLE and a2 > 1:
             raise SyscallError(errno.EINVAL)
         if option == PR_SET_NO_NEW_PRIVS and a2 != 1:
             raise SyscallError(errno.EINVAL)
@@ -77,36 +77,39 @@ def sys_prctl(t: Task, option: int, a2: int, a3: int, a4: int, a5: int, *_: int)
         return 0
     if option == PR_GET_DUMPABLE:
         return st.get(PR_SET_DUMPABLE, 1)
-    if option == PR_GET_KEEPCAPS:
-        return st.get(PR_SET_KEEPCAPS, 0)
     if option == PR_GET_NO_NEW_PRIVS:
         return st.get(PR_SET_NO_NEW_PRIVS, 0)
+    raise SyscallError(errno.EINVAL)
+
+
+_CAPS = frozenset((PR_CAPBSET_READ, PR_CAPBSET_DROP, PR_GET_SECUREBITS, PR_SET_SECUREBITS,
+                   PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_CAP_AMBIENT))
+
+
+def _caps_option(t: Task, option: int, a2: int, a3: int, a4: int, a5: int) -> int:
+    """cap_task_prctl's options over the caller's credentials (`sentry.kernel.caps`); a
+    change is committed as any other credential change."""
+    c = t.creds
     if option == PR_CAPBSET_READ:
-        if a2 > 40:
+        if not caps.cap_valid(a2):
             raise SyscallError(errno.EINVAL)
-        return t.creds.cap_bounding >> a2 & 1
+        return c.cap_bounding >> a2 & 1
     if option == PR_GET_SECUREBITS:
-        return 0
-    if option == PR_CAP_AMBIENT:
-        return _cap_ambient(t, a2, a3, a4, a5)
-    raise SyscallError(errno.EINVAL)
-
-
-def _cap_ambient(t: Task, op: int, cap: int, a4: int, a5: int) -> int:
-    """PR_CAP_AMBIENT with Linux's argument checks (cap_task_prctl) over an ambient set
-    that is always empty: what a process whose inheritable set is empty (root's default)
-    sees; raising a capability it could raise is refused too, as the set is not kept."""
-    if op == PR_CAP_AMBIENT_CLEAR_ALL:
-        if cap | a4 | a5:
-            raise SyscallError(errno.EINVAL)
-        return 0
-    if cap > CAP_LAST_CAP or a4 | a5:
-        raise SyscallError(errno.EINVAL)
-    if op == PR_CAP_AMBIENT_IS_SET or op == PR_CAP_AMBIENT_LOWER:
-        return 0
-    if op == PR_CAP_AMBIENT_RAISE:
-        raise SyscallError(errno.EPERM)
-    raise SyscallError(errno.EINVAL)
+        return c.securebits
+    if option == PR_GET_KEEPCAPS:
+        return int(bool(c.securebits & caps.SECBIT_KEEP_CAPS))
+    answer = 0
+    if option == PR_CAPBSET_DROP:
+        new = caps.bounding_drop(c, a2)
+    elif option == PR_SET_SECUREBITS:
+        new = caps.set_securebits(c, a2)
+    elif option == PR_SET_KEEPCAPS:
+        new = caps.set_keepcaps(c, a2)
+    else:
+        answer, new = caps.ambient(c, a2, a3, a4, a5)
+    if new is not c:
+        commit_creds(t, new)
+    return answer
 
 
 PER_LINUX = 0

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 from sentry.errors import SyscallError
 from sentry.kernel.table import syscall
 from sentry.kernel.task import PR_SET_DUMPABLE
+from vfs.creds import CAP_SYS_PTRACE
 
 from .sys_file import i32
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
 
-CAP_SYS_PTRACE = 19
 UIO_MAXIOV = 1024
 
 

@@ -14,6 +14,7 @@ from sentry.kernel.limits import (
     RLIMIT_NOFILE,
 )
 from sentry.kernel.table import Level, syscall
+from vfs.creds import CAP_SYS_RESOURCE
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -42,7 +43,7 @@ def sys_prlimit64(t: Task, pid: int, res: int, new: int, old: int, *_: int) -> i
         soft, hard = struct.unpack("<QQ", t.mem_read(new, 16))
         if soft > hard:
             raise SyscallError(errno.EINVAL)
-        if hard > cur[1] and not t.creds.has_cap(24):  # CAP_SYS_RESOURCE
+        if hard > cur[1] and not t.creds.has_cap(CAP_SYS_RESOURCE):
             raise SyscallError(errno.EPERM)
         if res == RLIMIT_NOFILE:
             if hard > 1 << 20:

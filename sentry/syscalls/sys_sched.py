@@ -14,6 +14,7 @@ import trio
 from sentry.errors import SyscallError
 from sentry.kernel.table import Level, syscall
 from sentry.platform.affinity import caller_cpus
+from vfs.creds import CAP_SYS_ADMIN, CAP_SYS_NICE
 
 from .sys_file import i32
 
@@ -106,7 +107,7 @@ def sys_setpriority(t: Task, which: int, who: int, prio: int, *_: int) -> int:
         raise SyscallError(errno.EINVAL)
     target = _target(t, who) if which == PRIO_PROCESS else t
     nice = max(-20, min(19, i32(prio)))
-    if nice < target.leader.prctl_state.get(-1, 0) and not t.creds.has_cap(23):
+    if nice < target.leader.prctl_state.get(-1, 0) and not t.creds.has_cap(CAP_SYS_NICE):
         raise SyscallError(errno.EACCES)
     target.leader.prctl_state[-1] = nice
     return 0
@@ -116,7 +117,6 @@ SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE, SCHED_DEADLINE = 0, 
 SCHED_RESET_ON_FORK = 0x40000000
 _RT = (SCHED_FIFO, SCHED_RR)
 _POLICIES = (SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE)
-CAP_SYS_NICE = 23
 RLIMIT_RTPRIO = 14
 #: sched_attr: size, policy, flags, nice, priority, runtime, deadline, period, util min/max
 SCHED_ATTR = struct.Struct("<IIQiIQQQII")
@@ -275,7 +275,6 @@ def sys_sched_getattr(t: Task, pid: int, attr: int, size: int, flags: int, *_: i
 
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
 IOPRIO_CLASS_NONE, IOPRIO_CLASS_RT, IOPRIO_CLASS_BE, IOPRIO_CLASS_IDLE = 0, 1, 2, 3
-CAP_SYS_ADMIN = 21
 
 
 def _io_targets(t: Task, which: int, who: int) -> list[Task]:

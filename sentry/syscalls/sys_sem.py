@@ -1,5 +1,5 @@
 """System V semaphores: semget, semop, semtimedop, semctl over the kernel's IPC namespace
-(`t.kernel.ipc`, sentry/kernel/ipc/sem.py). A blocked semop sleeps until the operation that
+(`ipc_of(t)`, sentry/kernel/ipc/sem.py). A blocked semop sleeps until the operation that
 makes it possible completes it, a signal interrupts it (EINTR: never restarted, as in Linux),
 its timeout passes (EAGAIN) or the set is removed (EIDRM)."""
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from sentry.errors import SyscallError
+from sentry.kernel.ipc import ipc_of
 from sentry.kernel.ipc.perm import (
     IPC_64,
     IPC_INFO,
@@ -58,7 +59,7 @@ def _int(v: int) -> int:
 @syscall("semget")
 def sys_semget(t: Task, key: int, nsems: int, flags: int, *_: int) -> int:
     """Implements Linux syscall semget(2): find or create a set of `nsems` semaphores."""
-    ns = t.kernel.ipc
+    ns = ipc_of(t)
     key, nsems, flags = _int(key), _int(nsems), _int(flags)
     lim = ns.limits
     if nsems < 0 or nsems > lim.semmsl:
@@ -95,7 +96,7 @@ async def sys_semtimedop(t: Task, semid: int, sops: int, nsops: int, timeout: in
 
 
 async def _semtimedop(t: Task, semid: int, sops_addr: int, nsops: int, timeout: int) -> int:
-    ns = t.kernel.ipc
+    ns = ipc_of(t)
     semid = _int(semid)
     if nsops < 1 or semid < 0:
         raise SyscallError(errno.EINVAL)
@@ -144,7 +145,7 @@ async def _semtimedop(t: Task, semid: int, sops_addr: int, nsops: int, timeout: 
 def sys_semctl(t: Task, semid: int, semnum: int, cmd: int, arg: int, *_: int) -> int:
     """Implements Linux syscall semctl(2): every command (values, counts, pids, STAT, SET,
     RMID, INFO)."""
-    ns = t.kernel.ipc
+    ns = ipc_of(t)
     semid, semnum, cmd = _int(semid), _int(semnum), _int(cmd) & ~IPC_64
     lim = ns.limits
     if cmd in (IPC_INFO, SEM_INFO):

@@ -1,5 +1,5 @@
 """System V shared memory: shmget, shmat, shmdt, shmctl over the kernel's IPC namespace
-(`t.kernel.ipc`, sentry/kernel/ipc/shm.py). shmat maps the segment's memfd shared through
+(`ipc_of(t)`, sentry/kernel/ipc/shm.py). shmat maps the segment's memfd shared through
 the MemoryManager, as mmap does for a tmpfs file."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel.ipc import ipc_of
 from sentry.kernel.ipc.perm import (
     IPC_64,
     IPC_INFO,
@@ -35,6 +36,7 @@ from sentry.kernel.ipc.shm import (
 )
 from sentry.kernel.table import Level, syscall
 from sentry.mm.vma import MAP_SHARED, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, page_up
+from vfs.creds import CAP_IPC_LOCK
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -42,7 +44,6 @@ if TYPE_CHECKING:
 SHMLBA = PAGE
 #: The largest file (shmem_file_setup refuses a larger segment with EINVAL).
 _MAX_LFS_FILESIZE = (1 << 63) - 1
-_CAP_IPC_LOCK = 14
 _SHMINFO = struct.Struct("<9Q")  # shmmax, shmmin, shmmni, shmseg, shmall, 4 unused
 _SHM_INFO = struct.Struct("<i4xQQQQQ")  # used_ids, shm_tot, shm_rss, shm_swp, 2 unused
 
@@ -57,7 +58,7 @@ def _int(v: int) -> int:
 def sys_shmget(t: Task, key: int, size: int, flags: int, *_: int) -> int:
     """Implements Linux syscall shmget(2): find or create a segment of the sandbox's IPC
     namespace."""
-    ns = t.kernel.ipc
+    ns = ipc_of(t)
     key, flags = _int(key), _int(flags)
     lim = ns.limits
 
@@ -91,7 +92,7 @@ def sys_shmget(t: Task, key: int, size: int, flags: int, *_: int) -> int:
 async def sys_shmat(t: Task, shmid: int, addr: int, flags: int, *_: int) -> int:
     """Implements Linux syscall shmat(2): map the whole segment shared, at `addr` (rounded
     down with SHM_RND) or where the Sentry chooses."""
-    ns = t.kernel.ipc
+    ns = ipc_of(t)
     shmid, flags = _int(shmid), _int(flags)
     if shmid < 0:
         raise SyscallError(errno.EINVAL)
@@ -148,7 +149,7 @@ def _stat(t: Task, seg: Segment, buf: int) -> None:
 def sys_shmctl(t: Task, shmid: int, cmd: int, buf: int, *_: int) -> int:
     """Implements Linux syscall shmctl(2): IPC_STAT, IPC_SET, IPC_RMID (the segment goes
     when the last attachment does), IPC_INFO, SHM_INFO, SHM_STAT(_ANY), SHM_(UN)LOCK."""
-    ns = t.kernel.ipc
+    ns = ipc_of(t)
     shmid, cmd = _int(shmid), _int(cmd) & ~IPC_64
     lim = ns.limits
     if cmd == IPC_INFO:
@@ -172,7 +173,7 @@ def sys_shmctl(t: Task, shmid: int, cmd: int, buf: int, *_: int) -> int:
         _stat(t, seg, buf)
         return 0
     if cmd in (SHM_LOCK, SHM_UNLOCK):
-        if not t.creds.has_cap(_CAP_IPC_LOCK) and not seg.perm.is_owner(t.creds):
+        if not t.creds.has_cap(CAP_IPC_LOCK) and not seg.perm.is_owner(t.creds):
             raise SyscallError(errno.EPERM)
         if cmd == SHM_LOCK:
             seg.perm.mode |= SHM_LOCKED

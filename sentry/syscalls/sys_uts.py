@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 from sentry.errors import SyscallError
 from sentry.kernel.table import syscall
 from sentry.kernel.uts import uts_of
+from vfs.creds import CAP_SYS_ADMIN
 
 from .sys_file import i32
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
 
-CAP_SYS_ADMIN = 21
 UTS_LEN = 64  # __NEW_UTS_LEN
 
 

@@ -61,7 +61,7 @@ def _mount_rows(vfs: VirtualFilesystem, ctx: FSContext | None) -> list[tuple[Any
     from ..mount import VirtualDentry
 
     rows = []
-    for m in vfs.all_mounts():
+    for m in vfs.all_mounts(ctx):
         path = b"/"
         if m.parent is not None and m.mountpoint is not None:
             path = vfs.path_of(ctx, VirtualDentry(m.parent, m.mountpoint))

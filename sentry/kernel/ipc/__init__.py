@@ -1,7 +1,7 @@
 """System V IPC kernel state: shared memory, semaphores and message queues of one
-sandbox's IPC namespace (`Kernel.ipc`); the syscalls are in sentry/syscalls/sys_shm.py,
+sandbox's IPC namespaces (`Kernel.ipc`, or a task's own: `ipc_of`); the syscalls are in sentry/syscalls/sys_shm.py,
 sys_sem.py and sys_msg.py."""
 
-from .namespace import IpcLimits, IpcNamespace
+from .namespace import IpcLimits, IpcNamespace, ipc_of
 
-__all__ = ["IpcLimits", "IpcNamespace"]
+__all__ = ["IpcLimits", "IpcNamespace", "ipc_of"]

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vfs.fs.mqueue import MqueueFS
 from vfs.memlimit import MemoryLimit
@@ -14,6 +15,9 @@ from .msg import MsgQueue
 from .perm import IdSpace
 from .sem import SemSet
 from .shm import Segment
+
+if TYPE_CHECKING:
+    from ..task import Task
 
 
 @dataclass
@@ -46,7 +50,9 @@ class IpcLimits:
 
 
 class IpcNamespace:
-    """The Kernel's System V IPC state (`Kernel.ipc`)."""
+    """An IPC namespace's System V and POSIX message queue state: the Kernel's first
+    (`Kernel.ipc`), or one a process made with CLONE_NEWIPC (`Task.ipc`; `ipc_of` says
+    which a task is in)."""
 
     def __init__(self, memory: MemoryLimit | None = None) -> None:
         self.limits = IpcLimits()
@@ -64,6 +70,14 @@ class IpcNamespace:
         #: /dev/mqueue mounts) on an internal mount of its own, as Linux's ns->mq_mnt.
         self.mqueue = MqueueFS()
         self.mq_mount = Mount(self.mqueue, self.mqueue.root, 0, "mqueue")
+        #: the namespaces made from this one (CLONE_NEWIPC), released with it
+        self.children: list[IpcNamespace] = []
+
+    def new(self) -> IpcNamespace:
+        """A fresh, empty namespace with the same memory limit (create_ipc_ns)."""
+        ns = IpcNamespace(self.memory)
+        self.children.append(ns)
+        return ns
 
     def process_exited(self, pid: int) -> None:
         """exit_sem: apply and drop the process's SEM_UNDO adjustments."""
@@ -79,6 +93,8 @@ class IpcNamespace:
         objects stay, for inspection)."""
         for seg in self.shm:
             seg.free_memory()
+        for ns in self.children:
+            ns.release()
 
     # /proc/sysvipc ----------------------------------------------------------------------------
 
@@ -113,3 +129,8 @@ class IpcNamespace:
                        % (p.key, p.id, p.mode, q.cbytes, len(q.messages), q.lspid, q.lrpid,
                           p.uid, p.gid, p.cuid, p.cgid, q.stime, q.rtime, q.ctime))
         return b"".join(out)
+
+
+def ipc_of(t: Task) -> IpcNamespace:
+    """The IPC namespace `t` is in."""
+    return t.ipc if t.ipc is not None else t.kernel.ipc

@@ -1,0 +1,153 @@
+/* New UTS, IPC and mount namespaces made by unshare(2) and by clone(2), run as root: a
+ * host name set in the new UTS namespace, System V objects and their keys in the new IPC
+ * namespace, a tmpfs mounted in the new mount namespace, each seen there and not by the
+ * parent; EINVAL for clone's impossible pairs and unknown unshare flags, EPERM without
+ * CAP_SYS_ADMIN. usage: namespaces DIR (a scratch directory). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mount.h>
+#include <sys/msg.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define KEY 0x52756e70
+static char dir[256], mnt[300], file_in[320];
+
+static void res(const char *what, long r) {
+    if (r < 0)
+        printf("%s = -1 %s\n", what, strerror(errno));
+    else
+        printf("%s = %ld\n", what, r);
+    fflush(stdout);
+}
+
+static int mounted_here(void) {
+    FILE *f = fopen("/proc/self/mounts", "r");
+    char line[1024];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        char dev[256], at[512];
+        if (sscanf(line, "%255s %511s", dev, at) == 2 && !strcmp(at, mnt))
+            found = 1;
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void report(const char *who) {
+    char host[65] = {0};
+    gethostname(host, 64);
+    struct stat st;
+    printf("%s: hostname %s, shm key %s, msg key %s, tmpfs %s, file %s\n", who,
+           !strcmp(host, "ns-test-name") ? "changed" : "original",
+           shmget(KEY, 0, 0) >= 0 ? "seen" : strerror(errno),
+           msgget(KEY + 1, 0) >= 0 ? "seen" : strerror(errno),
+           mounted_here() ? "mounted" : "not mounted",
+           stat(file_in, &st) == 0 ? "seen" : strerror(errno));
+    fflush(stdout);
+}
+
+/* What a child does in its new namespaces. */
+static int inside(void) {
+    report("child before");
+    /* keep the mount below from propagating back (the host's / may be shared) */
+    res("child make / private", mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL));
+    res("child sethostname", sethostname("ns-test-name", 12));
+    int q = msgget(KEY + 1, IPC_CREAT | 0600);
+    res("child msgget create", q >= 0 ? 0 : -1);
+    res("child mount tmpfs", mount("none", mnt, "tmpfs", 0, "size=64k"));
+    int fd = open(file_in, O_CREAT | O_WRONLY, 0644);
+    res("child create a file there", fd >= 0 ? 0 : -1);
+    close(fd);
+    report("child after");
+    msgctl(q, IPC_RMID, NULL);
+    return 0;
+}
+
+static void wait_child(pid_t c) {
+    int st;
+    waitpid(c, &st, 0);
+    printf("child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2)
+        return 2;
+    snprintf(dir, sizeof dir, "%s", argv[1]);
+    snprintf(mnt, sizeof mnt, "%s/m", dir);
+    snprintf(file_in, sizeof file_in, "%s/m/f", dir);
+    mkdir(mnt, 0755);
+    int shm = shmget(KEY, 4096, IPC_CREAT | 0600);
+    res("parent shmget", shm >= 0 ? 0 : -1);
+    report("parent");
+
+    puts("== unshare");
+    fflush(stdout);
+    pid_t c = fork();
+    if (c == 0) {
+        res("unshare UTS|IPC|NS", unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS));
+        _exit(inside());
+    }
+    wait_child(c);
+    report("parent");
+
+    puts("== clone");
+    fflush(stdout);
+    c = syscall(SYS_clone, CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
+    if (c == 0)
+        _exit(inside());
+    res("clone UTS|IPC|NS", c > 0 ? 0 : -1);
+    wait_child(c);
+    report("parent");
+
+    puts("== each alone");
+    fflush(stdout);
+    c = fork();
+    if (c == 0) {
+        res("unshare IPC", unshare(CLONE_NEWIPC));
+        report("child, IPC only");
+        res("unshare UTS", unshare(CLONE_NEWUTS));
+        res("sethostname", sethostname("ns-test-name", 12));
+        report("child, UTS too");
+        _exit(0);
+    }
+    wait_child(c);
+
+    puts("== errors");
+    fflush(stdout);
+    res("clone NEWNS|FS", syscall(SYS_clone, CLONE_NEWNS | CLONE_FS | SIGCHLD, 0, 0, 0, 0));
+    res("clone NEWIPC|SYSVSEM",
+        syscall(SYS_clone, CLONE_NEWIPC | CLONE_SYSVSEM | SIGCHLD, 0, 0, 0, 0));
+    res("unshare unknown flag", unshare(0x1));
+    c = fork();
+    if (c == 0) {
+        struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct d[2];
+        syscall(SYS_capget, &h, d);
+        d[0].effective &= ~(1u << CAP_SYS_ADMIN);
+        res("drop CAP_SYS_ADMIN", syscall(SYS_capset, &h, d));
+        res("unshare NEWNS", unshare(CLONE_NEWNS));
+        res("unshare NEWIPC", unshare(CLONE_NEWIPC));
+        res("unshare NEWUTS", unshare(CLONE_NEWUTS));
+        res("clone NEWUTS", syscall(SYS_clone, CLONE_NEWUTS | SIGCHLD, 0, 0, 0, 0));
+        res("unshare FS|FILES", unshare(CLONE_FS | CLONE_FILES));
+        _exit(0);
+    }
+    wait_child(c);
+    shmctl(shm, IPC_RMID, NULL);
+    rmdir(mnt);
+    return 0;
+}
