@@ -145,20 +145,37 @@ def _mount(src: str | None, dst: str, fstype: str | None, flags: int, data: str 
     _check(_libc.mount(enc(src), enc(dst), enc(fstype), flags, enc(data)), f"mount {dst}")
 
 
-def pivot_to_empty_root(*, mountpoint: str = "/tmp") -> str:
+#: What of /proc stays read-only when a confined process keeps /proc (`proc=True`): the
+#: host's kernel settings, which root's uid could write without any capability.
+PROC_READONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+
+
+def pivot_to_empty_root(*, mountpoint: str = "/tmp", proc: bool = False,
+                        name: str = "gofer-root") -> str:
     """Enter a new mount namespace rooted at an empty read-only tmpfs; return the /fd path.
 
     `mountpoint` is any existing directory to mount the tmpfs on (only inside the new, private
     namespace; the host sees nothing). Returns the path under which our own fds are visible.
+    `proc`: the host's /proc is kept at /proc (the Sentry reads and writes its stubs' through
+    it), with `PROC_READONLY` bound read-only; `name` is the tmpfs's source in mountinfo.
     """
     pid = os.getpid()
     _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
-    _mount("gofer-root", mountpoint, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, "size=64k,mode=0755")
+    _mount(name, mountpoint, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, "size=64k,mode=0755")
     os.mkdir(f"{mountpoint}/fd", 0o500)
     _copy_user_db(f"{mountpoint}/etc")
     os.mkdir(f"{mountpoint}/old", 0o500)
     _mount(f"/proc/{pid}/fd", f"{mountpoint}/fd", None, _MS_BIND)
+    if proc:
+        os.mkdir(f"{mountpoint}/proc", 0o555)
+        _mount("/proc", f"{mountpoint}/proc", None, _MS_BIND | _MS_REC)
+        for sub in PROC_READONLY:
+            path = f"{mountpoint}/proc/{sub}"
+            if os.path.exists(path):
+                _mount(path, path, None, _MS_BIND | _MS_REC)
+                _mount(None, path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID
+                       | _MS_NODEV | _MS_NOEXEC)
     _check(_libc.syscall(_SYS_PIVOT_ROOT, mountpoint.encode(), f"{mountpoint}/old".encode()), "pivot_root")
     os.chdir("/")
     _check(_libc.umount2(b"/old", _MNT_DETACH), "umount old root")

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
                    "by default) from export NAME of a running gofer at ADDRESS.")
 @tls_client_options
 @click.option("--strace", is_flag=True, help="Print every syscall of the program to stderr.")
+@click.option("--no-confine", "no_confine", is_flag=True,
+              help="Debugging only, UNSAFE: the Sentry keeps the caller's view of the host "
+                   "(its filesystem, capabilities, namespaces) instead of locking itself in.")
 @click.option("--memory", metavar="SIZE", help="The sandbox's memory limit, e.g. 512M, 2G "
               "(default: the host's): tmpfs files, writes to /, and the memory its processes "
               "map count against it (ENOSPC, ENOMEM beyond); /proc/meminfo's MemTotal.")
@@ -57,7 +60,7 @@ if TYPE_CHECKING:
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
        memory: str | None, network: str, publish: tuple[str, ...], tmpfs: tuple[str, ...],
        command: tuple[str, ...], mounts: tuple[str, ...] = (), root: str | None = None,
-       tls: p9.TLSClientConfig | None = None) -> None:
+       tls: p9.TLSClientConfig | None = None, no_confine: bool = False) -> None:
     """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
     from runtime.startup import Startup
 
@@ -108,7 +111,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
         host_tty = HostTerminal.enter(0)
         if os.isatty(2):  # the Sentry's own messages on a raw terminal: lines end in CR LF
             events_to = open(os.dup(2), "w", newline="\r\n", buffering=1)
-    sandbox = Sandbox(config, confine=True, events_to=events_to)
+    sandbox = Sandbox(config, confine=not no_confine, events_to=events_to)
     startup.before_fork()
     # The gofers confine themselves and serve while this process imports the Sentry.
     sandbox.start_gofers(fork=True)

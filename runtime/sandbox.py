@@ -423,14 +423,18 @@ class Sandbox:
 
     Use `await Sandbox(config).run()`; it returns the program's exit code as a shell would
     report it (128 + signal for a killed program) and always stops its gofers. With
-    `confine=True` (what `runpsc do` uses) this process leaves the host's network, IPC and
-    UTS namespaces once the gofers are connected (see `confine_sentry`).
+    `confine=True` (what `runpsc do` uses unless --no-confine) this process locks itself in
+    once the gofers are connected and the network made (`runtime.confine`).
     """
 
     def __init__(self, config: SandboxConfig, *, stdio: Sequence[int] = (0, 1, 2),
                  events_to: Any = None, confine: bool = False) -> None:
         self.config = config
         self.confine = confine
+        try:  # now: the confined Sentry's own working directory is its empty root's
+            self.caller_cwd = os.getcwd()
+        except OSError:
+            self.caller_cwd = "/"
         self.stdio = list(stdio)
         self.events_to = events_to if events_to is not None else sys.stderr
         self.gofers: list[GoferProcess] = []
@@ -560,12 +564,16 @@ class Sandbox:
         except OSError as e:
             raise SandboxError(str(e)) from None
         if self.confine:
-            remote = cfg.mounts or cfg.root is not None
-            if remote:
+            from runtime.confine import confine_sentry
+
+            if cfg.mounts or cfg.root is not None:  # remote gofers: redialled from the host
                 self.dialer.keep()
                 stack.callback(self.dialer.close)
-            if "net" not in confine_sentry():
-                self.dialer.forget()
+            try:
+                self.net.network = confine_sentry(self.net.network)
+            except OSError as e:
+                raise SandboxError(f"confining the Sentry: {e} (--no-confine runs it "
+                                   "unconfined, unsafe)") from None
         table = None
         if cfg.strace:
             from sentry.kernel.table import TABLE
@@ -681,10 +689,7 @@ class Sandbox:
         want = self.config.cwd
         explicit = want is not None
         if want is None:
-            try:
-                want = os.getcwd()
-            except OSError:
-                want = "/"
+            want = self.caller_cwd
         try:
             await vfs.chdir(ctx, creds, None, os.fsencode(want))
         except OSError as e:
@@ -722,30 +727,6 @@ async def find_program(vfs: Any, ctx: Any, creds: Any, name: bytes, path_var: st
         return cand
     err = errno.EACCES if denied else errno.ENOENT
     raise SandboxError(f"{os.fsdecode(name)}: {os.strerror(err)}", code=126 if denied else 127)
-
-
-#: Namespaces the Sentry leaves once its gofer connections exist (sched.h values).
-CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x04000000, 0x08000000, 0x40000000
-
-
-def confine_sentry() -> list[str]:
-    """Move this process (the Sentry) into fresh network, IPC and UTS namespaces.
-
-    Why: the Sentry needs no host network, no System V IPC and no hostname once its gofer
-    sockets are connected, so a bug that made it act for the program finds loopback only
-    (down), empty IPC and a private hostname. Stubs created afterwards inherit them.
-    Needs CAP_SYS_ADMIN; without it nothing changes. Returns the namespaces entered.
-    Call it only in a process that is a sandbox's Sentry (the CLI), never in a library user's
-    process: it changes the whole process.
-    """
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    entered = []
-    for flag, name in ((CLONE_NEWNET, "net"), (CLONE_NEWIPC, "ipc"), (CLONE_NEWUTS, "uts")):
-        if libc.unshare(flag) == 0:
-            entered.append(name)
-    return entered
 
 
 class SandboxError(Exception):

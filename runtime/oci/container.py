@@ -42,7 +42,6 @@ from runtime.sandbox import (
     SandboxError,
     _goferfs,
     _mkdir_p,
-    confine_sentry,
     exit_code,
     find_program,
     parse_size,
@@ -183,7 +182,9 @@ class Container:
         self.vfs = vfs
         ctx = vfs.new_context()
         self.net = NetworkSetup(spec.network, [])
-        confine_sentry()
+        from runtime.confine import confine_sentry
+
+        self.net.network = confine_sentry(self.net.network)
         table = None
         if spec.strace:
             from sentry.kernel.table import TABLE

@@ -124,6 +124,11 @@ class Network:
         finally:
             os.close(home)
 
+    def join(self) -> None:
+        """Move this thread into the namespace for good (the confined Sentry lives there,
+        so `entered` finds it home and needs no setns, nor CAP_SYS_ADMIN)."""
+        _setns(self.ns_fd)
+
     def socket(self, family: int, type_: int, proto: int) -> _socket.socket:
         """A non-blocking, close-on-exec host socket created in the namespace.
 

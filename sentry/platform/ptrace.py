@@ -339,9 +339,12 @@ class PtraceStub:
     `kill`.
     """
 
-    def __init__(self, pid: int, sock: socket.socket) -> None:
+    def __init__(self, pid: int, sock: socket.socket, peer: socket.socket) -> None:
         self.pid = pid
         self._sock = sock
+        # The Sentry's copy of the stub's end, to drain what an injected receive left queued
+        # (see map_host_fd): the stub's own copy is fd STUB_SOCK_FD of the stub.
+        self._peer = peer
         self.regs = UserRegs()
         self._regs_ptr = _ffi.cast("void *", ctypes.addressof(self.regs)) if _ffi else None
         self._mem = os.open(f"/proc/{pid}/mem", os.O_RDWR | os.O_CLOEXEC)
@@ -363,14 +366,14 @@ class PtraceStub:
             pid = _spawn(stub_elf(), theirs.fileno())
         except BaseException:
             ours.close()
-            raise
-        finally:
             theirs.close()
+            raise
         try:
             libc.ptrace(libc.PTRACE_SETOPTIONS, pid, 0, _OPTIONS)
-            stub = cls(pid, ours)
+            stub = cls(pid, ours, theirs)
         except BaseException:
             ours.close()
+            theirs.close()
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, libc.WALL)
             raise
@@ -592,7 +595,7 @@ class PtraceStub:
         _, status = os.waitpid(pid, libc.WALL)
         if not os.WIFSTOPPED(status):
             raise StubGone(status)
-        child = PtraceStub(pid, self._sock.dup())
+        child = PtraceStub(pid, self._sock.dup(), self._peer.dup())
         child.load_regs()
         return child
 
@@ -610,23 +613,63 @@ class PtraceStub:
 
         The fd travels over the stub's socket (SCM_RIGHTS), is received by an injected
         recvmsg, mapped by an injected mmap and closed again; returns mmap's raw result.
+
+        The scratch page holding recvmsg's msghdr and control buffer is the application's
+        to write (its threads run meanwhile), so nothing is read back from it: which fd the
+        stub received is learnt from the host's /proc/PID/fd, matched by inode, and
+        whatever a spoiled receive left queued is drained here, never received by the
+        next mapping (of this process or of a forked one sharing the socket). A program
+        that writes the page can only make its own mapping fail (EIO).
         """
         self._sock.sendmsg([b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                      struct.pack("<i", hostfd))])
-        iov, ctrl, msg = SCRATCH + 64, SCRATCH + 128, SCRATCH
-        self.write_force(iov, struct.pack("<QQ", SCRATCH + 96, 1))
-        self.write_force(ctrl, bytes(32))
-        self.write_force(msg, struct.pack("<QQQQQQQ", 0, 0, iov, 1, ctrl, 24, 0))
-        r = self.inject(NR_RECVMSG, STUB_SOCK_FD, msg, 0x40000000)  # MSG_CMSG_CLOEXEC
-        if r < 0:
-            return r
-        clen, level, typ, fd = struct.unpack("<QiIi", self.read(ctrl, 20))
-        if level != socket.SOL_SOCKET or typ != socket.SCM_RIGHTS or clen < 20:
-            return -errno.EIO
+        try:
+            iov, ctrl, msg = SCRATCH + 64, SCRATCH + 128, SCRATCH
+            self.write_force(iov, struct.pack("<QQ", SCRATCH + 96, 1))
+            self.write_force(ctrl, bytes(32))
+            self.write_force(msg, struct.pack("<QQQQQQQ", 0, 0, iov, 1, ctrl, 24, 0))
+            r = self.inject(NR_RECVMSG, STUB_SOCK_FD, msg, 0x40000000)  # MSG_CMSG_CLOEXEC
+        finally:
+            self._drain()
+        fd = self._received(os.fstat(hostfd))
+        if fd < 0:
+            return r if r < 0 else -errno.EIO
         try:
             return self.inject(NR_MMAP, addr, length, prot, flags, fd, offset)
         finally:
             self.inject(NR_CLOSE, fd)
+
+    def _drain(self) -> None:
+        """Take (and close) whatever is still queued for the stub: nothing, unless the
+        application spoiled the injected receive."""
+        while True:
+            try:  # not socket.recv_fds: 3.11's ignores its flags, and would block
+                _, anc, _, _ = self._peer.recvmsg(1, socket.CMSG_SPACE(32), socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            for level, typ, data in anc:
+                if (level, typ) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+                    for (fd,) in struct.iter_unpack("<i", data[: len(data) - len(data) % 4]):
+                        os.close(fd)
+
+    def _received(self, want: os.stat_result) -> int:
+        """The stub's fd for the file `want` describes, as the host lists its fds; every
+        other fd but the socket (none, unless the application spoiled a receive) is
+        closed. -1 if it holds none."""
+        found = -1
+        for name in os.listdir(f"/proc/{self.pid}/fd"):
+            fd = int(name)
+            if fd == STUB_SOCK_FD:
+                continue
+            try:
+                st = os.stat(f"/proc/{self.pid}/fd/{fd}")
+            except FileNotFoundError:
+                continue
+            if found < 0 and (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+                found = fd
+            else:
+                self.inject(NR_CLOSE, fd)
+        return found
 
     # teardown ----------------------------------------------------------------------------
 
@@ -662,6 +705,7 @@ class PtraceStub:
             os.close(self._mem)
             self._mem = -1
         self._sock.close()
+        self._peer.close()
 
     @staticmethod
     def reserved() -> tuple[int, int]:

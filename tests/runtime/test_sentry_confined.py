@@ -1,0 +1,167 @@
+"""The Sentry locks itself in once its sandbox has booted (issue 19; runtime/confine.py).
+
+Seen from the host: a `runpsc do` serving a program has an empty read-only root (its /etc
+copies, /fd and /proc only, /proc/sys read-only), mount, network, IPC and UTS namespaces
+other than the host's, one capability (CAP_NET_BIND_SERVICE) in every set, and
+no_new_privs; with --no-confine it keeps the host's. From inside: the forbidden operations
+(open a host path, exec, connect to the host's network, ptrace a host process, mount,
+setns back to the host, write the host's kernel settings, reach another process's root)
+fail in a process that called `confine_sentry`, and the same process still runs a
+sandboxed program afterwards (stubs ptraced, /proc/PID/mem used, the stub memfd exec'd)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+from tests.runtime.test_do import ROOT
+from tests.support import need_binary, need_root
+
+
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def _serving(*opts: str) -> subprocess.Popen[bytes]:
+    """A `runpsc do` whose program said "ready" and waits for a line on stdin."""
+    p = subprocess.Popen([sys.executable, "-m", "runtime.cli", "do", *opts, "--", "/bin/sh",
+                          "-c", "echo ready; read x; echo bye"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(ROOT))
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    if line != b"ready\n":
+        p.kill()
+        _, err = p.communicate()
+        raise AssertionError((line, err))
+    return p
+
+
+def _finish(p: subprocess.Popen[bytes]) -> None:
+    out, err = p.communicate(b"\n", timeout=60)
+    assert (p.returncode, out) == (0, b"bye\n"), err
+
+
+def test_the_serving_sentry_sees_nothing_of_the_host() -> None:
+    need_root()
+    p = _serving()
+    try:
+        pid = p.pid  # `python -m runtime.cli do` is the Sentry itself
+        assert sorted(os.listdir(f"/proc/{pid}/root")) == ["etc", "fd", "proc"]
+        assert sorted(os.listdir(f"/proc/{pid}/root/etc")) == ["group", "nsswitch.conf", "passwd"]
+        with open(f"/proc/{pid}/mountinfo") as f:
+            mounts = [line.split() for line in f]
+        by_point = {m[4]: m for m in mounts}
+        root = by_point["/"]
+        assert root[root.index("-") + 1:root.index("-") + 3] == ["tmpfs", "sentry-root"], root
+        assert "ro" in root[5].split(","), root
+        # only its own fds and the host's procfs, its kernel settings read-only
+        assert {m[root.index("-") + 1] for m in mounts if m[4] != "/"} == {"proc"}, mounts
+        assert "ro" in by_point["/proc/sys"][5].split(","), mounts
+        for ns in ("mnt", "net", "ipc", "uts"):
+            assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
+        st = _status(pid)
+        for cap in ("CapEff", "CapPrm", "CapBnd"):
+            assert int(st[cap], 16) == 1 << 10, (cap, st[cap])  # CAP_NET_BIND_SERVICE
+        assert int(st["CapInh"], 16) == int(st["CapAmb"], 16) == 0
+        assert st["NoNewPrivs"] == "1"
+    finally:
+        _finish(p)
+
+
+def test_no_confine_keeps_the_host_view() -> None:
+    need_root()
+    p = _serving("--no-confine")
+    try:
+        assert os.readlink(f"/proc/{p.pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+        assert os.path.samefile(f"/proc/{p.pid}/root/", "/")
+        assert _status(p.pid)["NoNewPrivs"] == "0"
+    finally:
+        _finish(p)
+
+
+#: Run in a fresh interpreter: lock in as the Sentry does, try what must fail, then serve.
+PROBE = r"""
+import ctypes, errno, os, socket, sys, trio
+from runtime.confine import confine_sentry
+target, port, host_file, prog = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+net = confine_sentry(None)
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(what, fn):
+    try:
+        fn()
+        print(what, "ok")
+    except OSError as e:
+        print(what, errno.errorcode[e.errno])
+def call(r):
+    if r != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+attempt("open host file", lambda: open(host_file, "rb"))
+attempt("exec", lambda: os.execv("/bin/true", ["true"]))
+attempt("connect host port", lambda: socket.create_connection(("127.0.0.1", port), timeout=5))
+attempt("ptrace host process", lambda: call(libc.ptrace(16, target, 0, 0)))  # ATTACH
+attempt("mount tmpfs", lambda: call(libc.mount(b"x", b"/etc", b"tmpfs", 0, None)))
+attempt("setns host mount ns", lambda: call(libc.setns(os.open("/proc/1/ns/mnt", os.O_RDONLY), 0)))
+attempt("host root via proc", lambda: os.listdir("/proc/1/root/"))
+attempt("host process root via proc", lambda: os.listdir(f"/proc/{target}/root/"))
+attempt("write host sysctl", lambda: open("/proc/sys/kernel/core_pattern", "w").write("x"))
+attempt("chroot", lambda: os.chroot("/proc"))
+
+import sentry.syscalls
+from sentry.kernel import Kernel
+from sentry.kernel.fdtable import FDTable
+from sentry.loader import HostFiles
+from vfs.fs.host import HostFD
+async def serve():
+    k = Kernel(exec_source=HostFiles(), network=net)
+    fdt = FDTable()
+    for fd in (0, 1, 2):
+        fdt.install(HostFD(fd))
+    # the program is given as a host fd: no host path is reachable any more
+    return await k.run([f"/fd/{prog}".encode(), b"sandboxed", b"ok"], [], fdt)
+sys.stdout.flush()
+st = trio.run(serve)
+print("served", os.waitstatus_to_exitcode(st))
+"""
+
+
+def test_forbidden_operations_fail_in_the_confined_sentry(tmp_path) -> None:
+    need_root()
+    secret = tmp_path / "host-file"
+    secret.write_bytes(b"host")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        victim = subprocess.Popen(["sleep", "120"])
+        src = tmp_path / "echo.c"
+        src.write_text('#include <stdio.h>\nint main(int c, char **v) '
+                       '{ printf("%s %s\\n", v[1], v[2]); return 0; }\n')
+        subprocess.run([need_binary("gcc"), "-static", "-o", str(tmp_path / "echo"), str(src)],
+                       check=True)
+        echo = os.open(tmp_path / "echo", os.O_RDONLY)  # a static program, given as an fd
+        try:
+            got = subprocess.run([sys.executable, "-c", PROBE, str(victim.pid), str(port),
+                                  str(secret), str(echo)], cwd=str(ROOT), capture_output=True,
+                                 timeout=120, pass_fds=(echo,))
+        finally:
+            os.close(echo)
+            victim.kill()
+            victim.wait()
+    assert got.stdout.decode().splitlines() == [
+        "open host file ENOENT",
+        "exec ENOENT",
+        "connect host port ECONNREFUSED",
+        "ptrace host process EPERM",
+        "mount tmpfs EPERM",
+        "setns host mount ns EACCES",
+        "host root via proc EACCES",
+        "host process root via proc EACCES",
+        "write host sysctl EROFS",
+        "chroot EPERM",
+        "sandboxed ok",
+        "served 0",
+    ], got.stderr.decode()
