@@ -101,3 +101,50 @@ def seccomp_filter(allowed: list[int]) -> bytes:
     for code, jt, jf, _k in insns:
         assert 0 <= jt < 256 and 0 <= jf < 256, (code, jt, jf)
     return b"".join(struct.pack("<HBBI", *i) for i in insns)
+
+
+_RET_TRACE = 0x7FF00000
+_RET_USER_NOTIF = 0x7FC00000
+
+
+def notif_filter(injected: list[int], notified: list[int]) -> bytes:
+    """The seccomp platform's BPF program (sentry/platform/usernotif.py), used instead of
+    `seccomp_filter`: the application runs under PTRACE_CONT, so seccomp sees its calls.
+
+    From the gadget: a call of `injected` is TRACEd (the Sentry, injecting, lets it run
+    at the PTRACE_EVENT_SECCOMP stop; an application that jumped to the gadget is served
+    like any call) and anything else kills the stub. From anywhere else: a call of
+    `notified` is a user notification, everything else (other ABIs included) is TRACEd.
+    Nothing is ever ALLOWed: a call runs on the host only when the Sentry lets it.
+    """
+    n, m = len(injected), len(notified)
+    # 0 ld arch; 1 jeq; 2 ld ip_lo; 3 jeq; 4 ld ip_hi; 5 jeq; 6 ld nr; 7..6+n jeq -> trace;
+    # 7+n kill; 8+n ld nr (app); 9+n..8+n+m jeq -> notif; 9+n+m trace; 10+n+m notif;
+    # 11+n+m kill
+    app = 8 + n
+    trace = 9 + n + m
+    notif = trace + 1
+
+    def jeq(idx: int, k: int, target_true: int, target_false: int) -> tuple[int, int, int, int]:
+        return (_JEQ_K, target_true - idx - 1, target_false - idx - 1, k)
+
+    insns: list[tuple[int, int, int, int]] = [
+        (_LD_W_ABS, 0, 0, 4),
+        jeq(1, _AUDIT_ARCH_X86_64, 2, trace),
+        (_LD_W_ABS, 0, 0, 8),
+        jeq(3, GADGET_RETURN & 0xFFFFFFFF, 4, app),
+        (_LD_W_ABS, 0, 0, 12),
+        jeq(5, GADGET_RETURN >> 32, 6, app),
+        (_LD_W_ABS, 0, 0, 0),
+    ]
+    for i, nr in enumerate(injected):
+        insns.append(jeq(7 + i, nr, trace, 7 + i + 1))
+    insns.append((_RET_K, 0, 0, _RET_KILL_PROCESS))
+    insns.append((_LD_W_ABS, 0, 0, 0))
+    for j, nr in enumerate(notified):
+        insns.append(jeq(9 + n + j, nr, notif, 9 + n + j + 1))
+    insns.append((_RET_K, 0, 0, _RET_TRACE))
+    insns.append((_RET_K, 0, 0, _RET_USER_NOTIF))
+    for code, jt, jf, _k in insns:
+        assert 0 <= jt < 256 and 0 <= jf < 256, (code, jt, jf)
+    return b"".join(struct.pack("<HBBI", *i) for i in insns)
