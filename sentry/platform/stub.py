@@ -107,22 +107,22 @@ _RET_TRACE = 0x7FF00000
 _RET_USER_NOTIF = 0x7FC00000
 
 
-def notif_filter(injected: list[int], notified: list[int]) -> bytes:
+def notif_filter(notified: list[int]) -> bytes:
     """The seccomp platform's BPF program (sentry/platform/usernotif.py), used instead of
     `seccomp_filter`: the application runs under PTRACE_CONT, so seccomp sees its calls.
 
-    From the gadget: a call of `injected` is TRACEd (the Sentry, injecting, lets it run
-    at the PTRACE_EVENT_SECCOMP stop; an application that jumped to the gadget is served
-    like any call) and anything else kills the stub. From anywhere else: a call of
-    `notified` is a user notification, everything else (other ABIs included) is TRACEd.
-    Nothing is ever ALLOWed: a call runs on the host only when the Sentry lets it.
+    A call of `notified` made anywhere but at the gadget is a user notification; every
+    other call (other ABIs included) is TRACEd: a PTRACE_EVENT_SECCOMP stop at which the
+    Sentry either serves and skips it (an application call) or lets it run (a call it is
+    injecting, which it made itself at the gadget). Nothing is ALLOWed: a call runs on
+    the host only when the Sentry lets it; an application that jumps to the gadget is
+    served like any other call. Calls at the gadget are never notified: an injected call
+    must reach the host.
     """
-    n, m = len(injected), len(notified)
-    # 0 ld arch; 1 jeq; 2 ld ip_lo; 3 jeq; 4 ld ip_hi; 5 jeq; 6 ld nr; 7..6+n jeq -> trace;
-    # 7+n kill; 8+n ld nr (app); 9+n..8+n+m jeq -> notif; 9+n+m trace; 10+n+m notif;
-    # 11+n+m kill
-    app = 8 + n
-    trace = 9 + n + m
+    m = len(notified)
+    # 0 ld arch; 1 jeq; 2 ld ip_lo; 3 jeq; 4 ld ip_hi; 5 jeq; 6 ld nr;
+    # 7..6+m jeq -> notif; 7+m trace; 8+m notif
+    trace = 7 + m
     notif = trace + 1
 
     def jeq(idx: int, k: int, target_true: int, target_false: int) -> tuple[int, int, int, int]:
@@ -132,17 +132,13 @@ def notif_filter(injected: list[int], notified: list[int]) -> bytes:
         (_LD_W_ABS, 0, 0, 4),
         jeq(1, _AUDIT_ARCH_X86_64, 2, trace),
         (_LD_W_ABS, 0, 0, 8),
-        jeq(3, GADGET_RETURN & 0xFFFFFFFF, 4, app),
+        jeq(3, GADGET_RETURN & 0xFFFFFFFF, 4, 6),
         (_LD_W_ABS, 0, 0, 12),
-        jeq(5, GADGET_RETURN >> 32, 6, app),
+        jeq(5, GADGET_RETURN >> 32, trace, 6),
         (_LD_W_ABS, 0, 0, 0),
     ]
-    for i, nr in enumerate(injected):
-        insns.append(jeq(7 + i, nr, trace, 7 + i + 1))
-    insns.append((_RET_K, 0, 0, _RET_KILL_PROCESS))
-    insns.append((_LD_W_ABS, 0, 0, 0))
     for j, nr in enumerate(notified):
-        insns.append(jeq(9 + n + j, nr, notif, 9 + n + j + 1))
+        insns.append(jeq(7 + j, nr, notif, 7 + j + 1))
     insns.append((_RET_K, 0, 0, _RET_TRACE))
     insns.append((_RET_K, 0, 0, _RET_USER_NOTIF))
     for code, jt, jf, _k in insns:

@@ -37,7 +37,6 @@ from . import affinity, libc
 from .ptrace import (
     _OPTIONS,
     BLOCK_NS,
-    INJECTED,
     NR_CLOSE,
     PtraceStub,
     SigchldWaiter,
@@ -136,7 +135,7 @@ class SeccompStub(PtraceStub):
             raise OSError(errno.ENOSYS, "the seccomp platform needs the C extension "
                                         "(sentry.platform._hotloop with sc_step)")
         stub, lfd = cls._start(_OPTIONS | libc.PTRACE_O_TRACESECCOMP,
-                               notif_filter(INJECTED, sorted(set(notified))),
+                               notif_filter(sorted(set(notified))),
                                _NEW_LISTENER | _WAIT_KILLABLE_RECV)
         assert isinstance(stub, SeccompStub)
         try:
