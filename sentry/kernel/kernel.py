@@ -20,6 +20,7 @@ from sentry.kernel.table import TABLE, Entry, name_of, number
 from sentry.loader import ExecSource, Loaded, VfsFiles, load
 from sentry.mm import MemoryManager
 from sentry.mm.address_space import CALLER as mm_caller
+from sentry.platform import usernotif
 from sentry.platform.ptrace import (
     BLOCK_NS,
     SigchldWaiter,
@@ -588,17 +589,20 @@ class Kernel:
         """
         table = self.table
         waiter = self._waiter
-        on_ptrace = self.platform == "ptrace"  # the inlined C path below is ptrace's
+        on_ptrace = self.platform == "ptrace"
+        # the C round trip inlined below: ptrace's (step, run) or seccomp's (sc, sc_run)
+        sc = None if on_ptrace else usernotif.sc_step
+        run: Any = hot_run if on_ptrace else usernotif.sc_run
         fast_nrs = frozenset(nr for nr in _PER_TASK_VALUE
                              if table.get(nr) is TABLE.get(nr) is not None
-                             and not table[nr].is_async and hot_run is not None and on_ptrace)
+                             and not table[nr].is_async and run is not None)
         # module globals as locals: this loop runs once per application syscall
         get, unpack, stop_status, mask64, parked = table.get, _SYSCALL_REGS, \
             t.stub.SYSCALL_STATUS, _MASK64, _Parked
-        step, block_ns = hot_step if on_ptrace else None, BLOCK_NS
+        step, block_ns, hot_notif = hot_step if on_ptrace else None, BLOCK_NS, \
+            usernotif.HOT_NOTIF
         io_calls, count_io = usage.IO_CALLS, usage.count_io
         # Untyped cffi objects; `run` is called only for `fast_nrs`, empty without it.
-        run: Any = hot_run
         answered: Any = hot_answered
         budget = _CHECKPOINT_EVERY
         pending = -1
@@ -608,7 +612,8 @@ class Kernel:
             if budget <= 0:  # let other tasks run even if every call completes at once
                 budget = _CHECKPOINT_EVERY
                 await trio.lowlevel.checkpoint()
-            stub = t.stub
+            # Any: on the seccomp platform a SeccompStub, whose C fields the loop passes
+            stub: Any = t.stub
             if t.leader._killed_by:
                 return t.leader._killed_by
             if pending != stop_status:
@@ -669,7 +674,7 @@ class Kernel:
             if nr in io_calls:  # /proc/PID/io's accounting
                 count_io(t.leader.io, nr, res)
             if self.signals_queued:  # a signal to deliver on the way back to user mode
-                if stub.notif_id:  # no registers here: at the kick's stop at the return
+                if stub.in_notif:  # no registers here: at the kick's stop at the return
                     sigstate.kick(t)
                 else:
                     res = signals.on_return(t, res)
@@ -693,8 +698,22 @@ class Kernel:
                     stub._at_sysemu_entry = True
                     pending = st
                     continue
+            elif sc is not None:  # the seccomp platform's (SeccompStub.step), inlined
+                timeout = 0 if parked.count else block_ns
+                if fast < 0:
+                    st = sc(stub.pid, stub._regs_ptr, stub.lfd, stub.notif, stub.in_notif,
+                            res & mask64, timeout)
+                else:
+                    st = run(stub.pid, stub._regs_ptr, stub.lfd, stub.notif, stub.in_notif,
+                             fast, timeout, nr, fast, budget - 1, answered)
+                    budget -= answered[0]
+                if st == hot_notif:
+                    stub.in_notif = True
+                    pending = stop_status
+                    continue
             try:
-                pending = stub.step(res, waiter) if step is None else stub.settle(st)
+                pending = stub.step(res, waiter) if step is None and sc is None \
+                    else stub.settle(st)
             except OSError:  # the thread died under us (killed from outside)
                 return t.killed_by or stub.dead_status or signal.SIGKILL
 

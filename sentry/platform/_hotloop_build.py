@@ -34,8 +34,11 @@ ffibuilder.cdef(
     long sc_recv(int lfd, void *notif);
     long sc_reply(int lfd, unsigned long long id, unsigned long rax);
     long sc_resume(int tid, void *regs, int sig);
-    long sc_step(int tid, void *regs, int lfd, void *notif, unsigned long long id,
+    long sc_step(int tid, void *regs, int lfd, void *notif, int in_notif,
                  unsigned long rax, long timeout_ns);
+    long sc_run(int tid, void *regs, int lfd, void *notif, int in_notif, unsigned long rax,
+                long timeout_ns, unsigned long nr, unsigned long val, long budget,
+                long *answered);
     #define HOT_NOTIF ...
     #define HOT_NOTIF_OTHER ...
     """

@@ -384,17 +384,38 @@ static long sc_resume(int tid, void *regs, int sig) {
     return e;
 }
 
-/* The seccomp platform's round trip: answer the current call with rax (id != 0: the
-   notification `id`; 0: the thread's PTRACE_EVENT_SECCOMP stop), then sc_wait. */
-static long sc_step(int tid, void *regs, int lfd, void *notif, unsigned long long id,
+/* The seccomp platform's round trip: answer the current call with rax (in_notif: the
+   notification in `notif`; else the thread's PTRACE_EVENT_SECCOMP stop), then sc_wait. */
+static long sc_step(int tid, void *regs, int lfd, void *notif, int in_notif,
                     unsigned long rax, long timeout_ns) {
     long e;
-    if (id) {
-        e = sc_reply(lfd, id, rax);
+    if (in_notif) {
+        e = sc_reply(lfd, ((struct seccomp_notif *)notif)->id, rax);
         if (e < 0 && e != -ENOENT) return e;  /* ENOENT: killed; its exit stop follows */
     } else {
         ((struct user_regs_struct *)regs)->rax = rax;
         if ((e = sc_resume(tid, regs, 0)) < 0) return e;
     }
     return sc_wait(tid, regs, lfd, notif, timeout_ns);
+}
+
+/* sc_step, then answer every following notification of call `nr` (a `syscall`
+   instruction's, as every notified call is) with `val` right here, at most `budget` of
+   them (*answered says how many): hot_run's fast path for per-task values. Returns what
+   sc_step returned for the first event not answered here. */
+static long sc_run(int tid, void *regs, int lfd, void *notif, int in_notif, unsigned long rax,
+                   long timeout_ns, unsigned long nr, unsigned long val, long budget,
+                   long *answered) {
+    long n = 0, st;
+    for (;;) {
+        st = sc_step(tid, regs, lfd, notif, in_notif, rax, timeout_ns);
+        if (st != HOT_NOTIF || n >= budget
+            || (unsigned long)((struct seccomp_notif *)notif)->data.nr != nr)
+            break;
+        in_notif = 1;
+        rax = val;
+        n++;
+    }
+    *answered = n;
+    return st;
 }

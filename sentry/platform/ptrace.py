@@ -390,9 +390,9 @@ class PtraceStub:
 
     #: The wait status of a stop at which an application syscall waits to be served.
     SYSCALL_STATUS = SYSCALL_STOP_STATUS
-    #: Nonzero while the thread waits in a seccomp notification with this id instead of at
-    #: a ptrace stop (the seccomp platform, usernotif.py): its registers cannot be set.
-    notif_id = 0
+    #: True while the thread waits in a seccomp notification instead of at a ptrace stop
+    #: (the seccomp platform, usernotif.py): its registers cannot be set.
+    in_notif = False
 
     @classmethod
     def start(cls) -> PtraceStub:

@@ -29,7 +29,7 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import trio
 
@@ -62,7 +62,15 @@ _ERESTART = (-512, -513, -514, -516)  # ERESTARTSYS, NOINTR, NOHAND, RESTART_RES
 
 def available() -> bool:
     """The platform needs the C extension (built with the sc_* calls)."""
-    return _hot is not None and hasattr(_hot, "sc_step")
+    return _hot is not None and hasattr(_hot, "sc_run")
+
+
+#: The C round trips (hotloop.c), for the Kernel's loop to call inline: answer and wait
+#: (`sc_step`), and the same answering repeats of a per-task-value call (`sc_run`); what
+#: they return for a notification of the thread itself (`HOT_NOTIF`). None without C.
+sc_step = _hot.sc_step if available() else None
+sc_run = _hot.sc_run if available() else None
+HOT_NOTIF = _hot.HOT_NOTIF if available() else None
 
 
 class Listener:
@@ -123,12 +131,16 @@ class SeccompStub(PtraceStub):
     def __init__(self, pid: int, sock: socket.socket, listener: Listener | None = None) -> None:
         super().__init__(pid, sock)
         self.listener = listener
+        #: the listener's fd (-1: none), for the C loop
+        self.lfd = -1
         if listener is not None:
             listener.users += 1
-        self._notif = _ffi.new(f"char[{_NOTIF_SIZE}]")
+            self.lfd = listener.fd
+        #: the notification being served (struct seccomp_notif), for the C loop
+        self.notif = _ffi.new(f"char[{_NOTIF_SIZE}]")
 
     @classmethod
-    def start(cls, notified: Sequence[int] = ()) -> SeccompStub:
+    def start(cls, notified: Iterable[int] = ()) -> SeccompStub:
         """A stub under the notifying filter; `notified` are the calls the Sentry answers
         from notifications (every other call is a PTRACE_EVENT_SECCOMP stop)."""
         if not available():
@@ -151,6 +163,7 @@ class SeccompStub(PtraceStub):
         _hot.sc_setup(fd)  # best effort: the synchronous wakeup (Linux 6.6)
         stub.listener = Listener(fd)
         stub.listener.users = 1
+        stub.lfd = fd
         return stub
 
     def _child(self, pid: int) -> PtraceStub:
@@ -162,10 +175,6 @@ class SeccompStub(PtraceStub):
             return Stop(StopKind.SYSCALL, status=status)
         return classify(status)
 
-    @property
-    def _lfd(self) -> int:
-        return self.listener.fd if self.listener is not None else -1
-
     # running -----------------------------------------------------------------------------
 
     def resume(self, sig: int = 0) -> None:
@@ -175,14 +184,14 @@ class SeccompStub(PtraceStub):
         if r < 0:
             raise OSError(-r, f"resume {self.pid}: {os.strerror(-r)}")
         self._at_sysemu_entry = False
-        self.notif_id = 0
+        self.in_notif = False
 
     def step(self, rax: int, waiter: SigchldWaiter) -> int:
         """Answer the current call with `rax` (the notification, or the seccomp stop) and
         wait up to BLOCK_S for the thread's next call or stop: its status (registers
         loaded; SECCOMP_STOP_STATUS for a call), or -1 if it still runs."""
         timeout = 0 if waiter.parked else BLOCK_NS
-        st = _hot.sc_step(self.pid, self._regs_ptr, self._lfd, self._notif, self.notif_id,
+        st = _hot.sc_step(self.pid, self._regs_ptr, self.lfd, self.notif, self.in_notif,
                           rax & _MASK64, timeout)
         return self._settle(self._others(st, timeout))
 
@@ -194,17 +203,16 @@ class SeccompStub(PtraceStub):
         on for this one's."""
         while st == _hot.HOT_NOTIF_OTHER:
             assert self.listener is not None
-            self.listener.route(bytes(_ffi.buffer(self._notif)))
+            self.listener.route(bytes(_ffi.buffer(self.notif)))
             _Parked.lot.unpark_all()
-            st = _hot.sc_wait(self.pid, self._regs_ptr, self._lfd, self._notif, timeout)
+            st = _hot.sc_wait(self.pid, self._regs_ptr, self.lfd, self.notif, timeout)
         return st
 
     def _settle(self, st: int) -> int:
         """Bookkeeping for an sc_* result: the status for the Kernel, or -1."""
-        self.notif_id = 0
+        self.in_notif = st == _hot.HOT_NOTIF
         self._at_sysemu_entry = False
-        if st == _hot.HOT_NOTIF:
-            self.notif_id = struct.unpack_from("<Q", _ffi.buffer(self._notif), 0)[0]
+        if self.in_notif:
             return SECCOMP_STOP_STATUS
         if st >= 0:
             if not os.WIFSTOPPED(st):
@@ -233,10 +241,10 @@ class SeccompStub(PtraceStub):
         if self.listener is not None:
             mail = self.listener.mail.pop(self.pid, None)
             if mail is not None:
-                _ffi.memmove(self._notif, mail, _NOTIF_SIZE)
-                _hot.sc_load_notif(self._regs_ptr, self._notif)
+                _ffi.memmove(self.notif, mail, _NOTIF_SIZE)
+                _hot.sc_load_notif(self._regs_ptr, self.notif)
                 return self._settle(_hot.HOT_NOTIF)
-        st = _hot.sc_wait(self.pid, self._regs_ptr, self._lfd, self._notif, timeout)
+        st = _hot.sc_wait(self.pid, self._regs_ptr, self.lfd, self.notif, timeout)
         return self._settle(self._others(st, timeout))
 
     async def wait(self, waiter: SigchldWaiter) -> Stop:
@@ -266,7 +274,7 @@ class SeccompStub(PtraceStub):
         """As PtraceStub.inject; at a PTRACE_EVENT_SECCOMP stop the application's call is
         skipped (orig_rax = -1) before the injected one runs. Not possible while the
         thread waits in a notification (not at a ptrace stop)."""
-        if self.notif_id:
+        if self.in_notif:
             raise OSError(errno.EAGAIN, f"inject into {self.pid}: in a notification")
         if not self._at_sysemu_entry:
             return super().inject(nr, a0, a1, a2, a3, a4, a5)
@@ -281,6 +289,7 @@ class SeccompStub(PtraceStub):
 
     def kill(self) -> None:
         super().kill()
+        self.lfd = -1
         if self.listener is not None:
             listener, self.listener = self.listener, None
             listener.release()
