@@ -675,7 +675,8 @@ class Kernel:
                 count_io(t.leader.io, nr, res)
             if self.signals_queued:  # a signal to deliver on the way back to user mode
                 if stub.in_notif:  # no registers here: at the kick's stop at the return
-                    sigstate.kick(t)
+                    if signals.return_work(t):
+                        sigstate.kick(t)
                 else:
                     res = signals.on_return(t, res)
                 fast = -1
