@@ -709,7 +709,7 @@ class Kernel:
                              fast, timeout, nr, fast, budget - 1, answered)
                     budget -= answered[0]
                 if st == hot_notif:
-                    stub.in_notif = True
+                    stub.in_notif, stub._at_sysemu_entry = True, False
                     pending = stop_status
                     continue
             try:
