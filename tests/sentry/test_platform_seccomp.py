@@ -59,3 +59,48 @@ async def test_gadget_jump_is_served_by_the_sentry(prog, platform):
 async def test_platform_is_the_one_asked_for(prog, platform):
     got = await sentry_run([prog, "jit"])
     assert got.kernel.platform == platform == os.environ["RUNPSC_PLATFORM"]
+
+
+SPIN = r"""
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+    syscall(SYS_getcpu, 0, 0, 0);  /* the probe: from now on the test may kill the stub */
+    for (;;) {
+        syscall(SYS_getppid);  /* answered from notifications (and in C) on seccomp */
+        syscall(SYS_umask, 022);
+        for (volatile int i = 0; i < 1000; i++) {}
+    }
+}
+"""
+
+
+async def test_sigkill_from_outside_ends_the_sandbox(tmp_path, platform):
+    """A host SIGKILL to the stub, wherever its thread is (user code, a notification, a
+    ptrace stop), ends the sandbox with SIGKILL and leaves no stub behind."""
+    import signal
+
+    import trio
+
+    from .platform_helpers import build_c, run
+
+    prog = build_c(tmp_path, "spin", SPIN, "-static")
+    probed = trio.Event()
+    stubs: list[int] = []
+
+    def getcpu(t, *_):
+        """Test-only probe: records the host thread."""
+        stubs.append(t.stub.pid)
+        probed.set()
+        return 0
+
+    async def killer() -> None:
+        await probed.wait()
+        os.kill(stubs[0], signal.SIGKILL)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(killer)
+            status, _, _, _ = await run([prog], extra={"getcpu": getcpu})
+    assert status == signal.SIGKILL
+    assert not os.path.exists(f"/proc/{stubs[0]}")
