@@ -35,16 +35,36 @@ NOTIFIED = frozenset(number(n) for n in (
     "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink", "readlinkat",
     "getdents64", "fcntl", "dup", "dup2", "dup3", "pipe", "pipe2", "getcwd", "chdir",
     "fchdir", "umask", "fsync", "fdatasync", "ftruncate", "unlink", "unlinkat", "mkdir",
-    "mkdirat", "rename", "renameat", "renameat2", "ioctl",
+    "mkdirat", "rename", "renameat", "renameat2", "ioctl", "fchmod", "fchmodat", "chmod",
+    "fchown", "fchownat", "chown", "lchown", "utimensat", "utime", "utimes", "futimesat",
+    "link", "linkat", "symlink", "symlinkat", "mknod", "mknodat", "rmdir", "truncate",
+    "statfs", "fstatfs", "flock", "sendfile", "splice", "tee", "copy_file_range",
+    "fallocate", "fadvise64", "sync", "syncfs", "close_range", "memfd_create",
+    "getxattr", "lgetxattr", "fgetxattr", "setxattr", "lsetxattr", "fsetxattr", "listxattr",
+    "llistxattr", "flistxattr", "removexattr", "lremovexattr", "fremovexattr",
+    # sockets and event files
+    "socket", "socketpair", "bind", "listen", "accept", "accept4", "connect", "sendto",
+    "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "getsockname",
+    "getpeername", "setsockopt", "getsockopt", "epoll_create", "epoll_create1", "epoll_ctl",
+    "epoll_pwait2", "eventfd", "eventfd2", "timerfd_create", "timerfd_settime",
+    "timerfd_gettime", "signalfd", "signalfd4", "inotify_init", "inotify_init1",
+    "inotify_add_watch", "inotify_rm_watch", "pidfd_open",
     # ids and time
     "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getpgrp",
     "getpgid", "getsid", "uname", "clock_gettime", "gettimeofday", "time", "getrandom",
-    "sched_yield", "getrlimit", "prlimit64", "sysinfo",
+    "sched_yield", "getrlimit", "prlimit64", "sysinfo", "getgroups", "getresuid", "getresgid",
+    "getitimer", "setitimer", "alarm", "timer_create", "timer_settime", "timer_gettime",
+    "timer_getoverrun", "timer_delete", "clock_getres", "sched_getaffinity", "getcpu",
+    "getrusage", "times", "set_tid_address", "set_robust_list", "get_robust_list",
+    "setpgid", "setsid", "getpriority", "setpriority", "sched_getparam",
+    "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min",
     # waiting (interrupted by a signal: EINTR and the restart are decided at the kick stop)
     "poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "nanosleep",
-    "clock_nanosleep", "futex", "wait4",
+    "clock_nanosleep", "futex", "wait4", "waitid", "pause", "rt_sigsuspend",
+    "rt_sigtimedwait",
     # signals that go to another or, queued, to this thread at the call's return
-    "rt_sigprocmask", "rt_sigaction", "kill", "tgkill",
+    "rt_sigprocmask", "rt_sigaction", "rt_sigpending", "kill", "tgkill", "tkill",
+    "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal",
 ))
 
 
