@@ -52,6 +52,8 @@ class Sandbox:
         cwd: where programs start (``/``).
         tmpfs: sandbox paths that get a private empty tmpfs (e.g. ``["/tmp"]``).
         tls: the certificate, key and CA for ``tls:`` mounts (`p9.TLSClientConfig`).
+        platform: how the Sentry runs programs, ``ptrace`` or ``seccomp`` (default:
+            $RUNPSC_PLATFORM, else ptrace).
 
     Raises:
         ValueError: a malformed argument.
@@ -61,9 +63,9 @@ class Sandbox:
     def __init__(self, *, mounts: Iterable[MountSpec] = (), network: str = "none",
                  memory: int | str | None = None, env: Mapping[str, str] | None = None,
                  cwd: str | None = None, tmpfs: Iterable[str] = (),
-                 tls: p9.TLSClientConfig | None = None) -> None:
+                 tls: p9.TLSClientConfig | None = None, platform: str | None = None) -> None:
         config = sandbox_config(mounts=mounts, network=network, memory=memory, env=env,
-                                cwd=cwd, tmpfs=tmpfs, tls=tls)  # ValueError here, in the caller
+                                cwd=cwd, tmpfs=tmpfs, tls=tls, platform=platform)  # ValueError here, in the caller
         self._lock = threading.Lock()
         self._closed: str | None = None
         self._busy = True  # until the worker answers: close() must not wait for a reply
@@ -87,7 +89,8 @@ class Sandbox:
                            *(m.spec() for m in config.mounts)],
                 "tls": None if config.tls is None else dataclasses.asdict(config.tls),
                 "network": config.network, "memory": config.memory,
-                "env": config.env, "cwd": config.cwd, "tmpfs": config.tmpfs}})
+                "env": config.env, "cwd": config.cwd, "tmpfs": config.tmpfs,
+                "platform": config.platform}})
             reply = self._reply(None)
             self._pidfds = [os.pidfd_open(pid) for pid in reply.get("pids", [])]
             self._busy = False
@@ -257,14 +260,15 @@ def run(argv: Sequence[str | bytes | os.PathLike[str]], *, mounts: Iterable[Moun
         env: Mapping[str, str] | None = None, cwd: str | None = None,
         stdin: bytes | None = None, check: bool = False,
         tmpfs: Iterable[str] = (),
-        tls: p9.TLSClientConfig | None = None) -> subprocess.CompletedProcess[bytes]:
+        tls: p9.TLSClientConfig | None = None,
+        platform: str | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run one program in a fresh sandbox and return its CompletedProcess (output captured).
 
     The arguments are `Sandbox`'s and `Sandbox.exec`'s; `timeout` counts from the program's
     start (not the sandbox's boot). Nothing is left behind when it returns or raises.
     """
     with Sandbox(mounts=mounts, network=network, memory=memory, env=env, cwd=cwd,
-                 tmpfs=tmpfs, tls=tls) as sb:
+                 tmpfs=tmpfs, tls=tls, platform=platform) as sb:
         return sb.exec(argv, stdin=stdin, timeout=timeout, check=check)
 
 

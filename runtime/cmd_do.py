@@ -56,11 +56,16 @@ if TYPE_CHECKING:
 @click.option("--tmpfs", "tmpfs", multiple=True, metavar="PATH",
               help="Mount a private, empty tmpfs at PATH instead of the host's directory "
               "(e.g. --tmpfs /tmp; repeatable).")
+@click.option("--platform", type=click.Choice(["ptrace", "seccomp"]), default=None,
+              help="How application code runs: ptrace (a ptrace stop per syscall) or "
+              "seccomp (most syscalls as seccomp user notifications, no stop). Default: "
+              "$RUNPSC_PLATFORM, else ptrace.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
        memory: str | None, network: str, publish: tuple[str, ...], tmpfs: tuple[str, ...],
        command: tuple[str, ...], mounts: tuple[str, ...] = (), root: str | None = None,
-       tls: p9.TLSClientConfig | None = None, no_confine: bool = False) -> None:
+       tls: p9.TLSClientConfig | None = None, no_confine: bool = False,
+       platform: str | None = None) -> None:
     """Run COMMAND in a sandbox; exits with its status (128+N if killed by signal N)."""
     from runtime.startup import Startup
 
@@ -97,6 +102,7 @@ def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace:
             network=network,
             publish=[Publish.parse(p) for p in publish],
             tmpfs=[check_tmpfs_path(p) for p in tmpfs],
+            platform=platform,
         )
         if config.publish and network != "sandbox":
             raise ValueError("--publish needs --network sandbox")

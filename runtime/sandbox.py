@@ -194,6 +194,8 @@ class SandboxConfig:
             a terminal (docs/terminals.md); False keeps every descriptor as the host's.
         tmpfs: absolute sandbox paths that get a private, empty tmpfs (mode 1777) instead
             of the host's directory seen through the overlay (``--tmpfs /tmp``).
+        platform: how the Sentry runs application code, ``ptrace`` or ``seccomp``
+            (None: $RUNPSC_PLATFORM, else ptrace; sentry/README.md, "The platform").
     """
 
     argv: list[str]
@@ -210,6 +212,7 @@ class SandboxConfig:
     publish: list[Publish] = field(default_factory=list)
     terminal: bool = True
     tmpfs: list[str] = field(default_factory=list)
+    platform: str | None = None
 
 
 def exit_code(status: int) -> int:
@@ -586,7 +589,7 @@ class Sandbox:
 
             table = traced_table(TABLE, Strace(write))
         kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to, network=self.net.network,
-                        memory=self.memory)
+                        memory=self.memory, platform=cfg.platform)
         self.kernel = kernel
         # The IPC namespace's POSIX message queues, where Linux containers show them.
         await vfs.mount(ctx, Credentials.root(), kernel.ipc.mqueue, None, b"/dev/mqueue",

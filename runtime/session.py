@@ -46,17 +46,23 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MountSpec = Volume | Mount | str
 #: The network modes (`runtime.network`): only loopback, the host's, or NAT.
 NETWORK_MODES = ("none", "host", "sandbox")
+#: The Sentry's platforms (sentry.kernel.platforms.PLATFORMS; not imported here, where
+#: the API's caller would pay for the Sentry's imports).
+PLATFORMS = ("ptrace", "seccomp")
 
 
 def sandbox_config(*, mounts: Iterable[MountSpec] = (), network: str = "none",
                    memory: int | str | None = None, env: Mapping[str, str] | None = None,
                    cwd: str | None = None, tmpfs: Iterable[str] = (),
                    tls: p9.TLSClientConfig | Mapping[str, Any] | None = None,
-                   ) -> SandboxConfig:
+                   platform: str | None = None) -> SandboxConfig:
     """The `SandboxConfig` of an API sandbox (its programs come with each exec).
 
     `tls`: the client certificate, key and CA for `tls:` mounts (a `p9.TLSClientConfig` or
     its fields as a mapping).
+
+    `platform`: ``ptrace`` or ``seccomp`` (None: $RUNPSC_PLATFORM of the Sentry's process,
+    else ptrace).
 
     The environment is ``PATH`` (`DEFAULT_PATH`) updated with `env`: nothing of the
     caller's leaks in. `cwd` is where programs start unless an exec says otherwise (``/``).
@@ -68,6 +74,8 @@ def sandbox_config(*, mounts: Iterable[MountSpec] = (), network: str = "none",
         raise ValueError(f"network {network!r}: one of {', '.join(NETWORK_MODES)}")
     if cwd is not None and not cwd.startswith("/"):
         raise ValueError(f"cwd {cwd!r}: must be absolute")
+    if platform not in (None, *PLATFORMS):
+        raise ValueError(f"platform {platform!r}: one of {', '.join(PLATFORMS)}")
     import p9
 
     volumes: list[Volume] = []
@@ -92,6 +100,7 @@ def sandbox_config(*, mounts: Iterable[MountSpec] = (), network: str = "none",
         network=network,
         tmpfs=[check_tmpfs_path(p) for p in tmpfs],
         terminal=False,
+        platform=platform,
     )
 
 

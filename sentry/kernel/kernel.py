@@ -21,15 +21,13 @@ from sentry.kernel.table import TABLE, Entry, name_of, number
 from sentry.loader import ExecFile, ExecSource, Loaded, VfsFiles, load
 from sentry.mm import MemoryManager
 from sentry.mm.address_space import CALLER as mm_caller
+from sentry.platform import usernotif
 from sentry.platform.ptrace import (
     BLOCK_NS,
-    SYSCALL_STOP_STATUS,
-    PtraceStub,
     SigchldWaiter,
     StopKind,
     StubGone,
     _Parked,
-    classify,
     hot_answered,
     hot_run,
     hot_step,
@@ -42,7 +40,7 @@ from vfs.memlimit import MemoryLimit
 from vfs.mount import FSContext, Mount
 from vfs.virtualfs import VirtualFilesystem
 
-from . import caps, posix_timers, robust, signals, sigstate, usage
+from . import caps, platforms, posix_timers, robust, signals, sigstate, usage
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
@@ -86,13 +84,18 @@ class Kernel:
         table: number -> Entry; by default the shared `TABLE`, which importing
             `sentry.syscalls` fills (the kernel never imports its handlers itself).
         stderr: where user-visible events go (rate-limited), besides the debug log.
+        platform: how application code runs, ``"ptrace"`` or ``"seccomp"``
+            (`sentry.kernel.platforms`); by default $RUNPSC_PLATFORM, else ptrace.
     """
 
     def __init__(self, *, exec_source: ExecSource | None = None,
                  vfs: VirtualFilesystem | None = None,
                  table: Mapping[int, Entry] | None = None, stderr: TextIO | None = None,
                  hostname: bytes = b"runpsc", network: Network | None = None,
-                 memory: MemoryLimit | None = None) -> None:
+                 memory: MemoryLimit | None = None, platform: str | None = None) -> None:
+        #: the platform's name, and how an address space (a stub) is started on it
+        self.platform = platforms.choose(platform)
+        self._new_stub = platforms.stub_starter(self.platform)
         self.exec_source = exec_source
         #: the sandbox's memory limit: its address spaces, tmpfs files and System V
         #: segments charge it (the host's memory by default)
@@ -287,7 +290,7 @@ class Kernel:
         """A new process with its program loaded, registered, not yet resumed."""
         if creds is None:
             creds = Credentials.root()
-        stub = PtraceStub.start()
+        stub = self._new_stub()
         try:
             mm = MemoryManager(stub, self.memory)
             source = RecordingSource(self._source(fs, creds))
@@ -525,7 +528,7 @@ class Kernel:
     async def execve(self, t: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> None:
         """Replace `t`'s program. The new image is built in a fresh stub first, so on
         failure (ENOENT, EACCES, ENOEXEC …) the caller's address space is untouched."""
-        stub = PtraceStub.start()
+        stub = self._new_stub()
         mm = MemoryManager(stub, self.memory)
         source = RecordingSource(self._source(t.fs, t.creds))
         new_creds: list[Credentials] = []
@@ -608,16 +611,20 @@ class Kernel:
         """
         table = self.table
         waiter = self._waiter
+        on_ptrace = self.platform == "ptrace"
+        # the C round trip inlined below: ptrace's (step, run) or seccomp's (sc, sc_run)
+        sc = None if on_ptrace else usernotif.sc_step
+        run: Any = hot_run if on_ptrace else usernotif.sc_run
         fast_nrs = frozenset(nr for nr in _PER_TASK_VALUE
                              if table.get(nr) is TABLE.get(nr) is not None
-                             and not table[nr].is_async and hot_run is not None)
+                             and not table[nr].is_async and run is not None)
         # module globals as locals: this loop runs once per application syscall
         get, unpack, stop_status, mask64, parked = table.get, _SYSCALL_REGS, \
-            SYSCALL_STOP_STATUS, _MASK64, _Parked
-        step, block_ns = hot_step, BLOCK_NS
+            t.stub.SYSCALL_STATUS, _MASK64, _Parked
+        step, block_ns, hot_notif = hot_step if on_ptrace else None, BLOCK_NS, \
+            usernotif.HOT_NOTIF
         io_calls, count_io = usage.IO_CALLS, usage.count_io
         # Untyped cffi objects; `run` is called only for `fast_nrs`, empty without it.
-        run: Any = hot_run
         answered: Any = hot_answered
         budget = _CHECKPOINT_EVERY
         pending = -1
@@ -627,12 +634,13 @@ class Kernel:
             if budget <= 0:  # let other tasks run even if every call completes at once
                 budget = _CHECKPOINT_EVERY
                 await trio.lowlevel.checkpoint()
-            stub = t.stub
+            # Any: on the seccomp platform a SeccompStub, whose C fields the loop passes
+            stub: Any = t.stub
             if t.leader._killed_by:
                 return t.leader._killed_by
             if pending != stop_status:
                 try:
-                    stop = await stub.wait(waiter) if pending < 0 else classify(pending)
+                    stop = await stub.wait(waiter) if pending < 0 else stub.classify(pending)
                 except StubGone as e:
                     return t.killed_by or e.status
                 pending = -1
@@ -688,7 +696,11 @@ class Kernel:
             if nr in io_calls:  # /proc/PID/io's accounting
                 count_io(t.leader.io, nr, res)
             if self.signals_queued:  # a signal to deliver on the way back to user mode
-                res = signals.on_return(t, res)
+                if stub.in_notif:  # no registers here: at the kick's stop at the return
+                    if signals.return_work(t):
+                        sigstate.kick(t)
+                else:
+                    res = signals.on_return(t, res)
                 fast = -1
             if t.leader._killed_by:
                 return t.leader._killed_by
@@ -709,8 +721,22 @@ class Kernel:
                     stub._at_sysemu_entry = True
                     pending = st
                     continue
+            elif sc is not None:  # the seccomp platform's (SeccompStub.step), inlined
+                timeout = 0 if parked.count else block_ns
+                if fast < 0:
+                    st = sc(stub.pid, stub._regs_ptr, stub.lfd, stub.notif, stub.in_notif,
+                            res & mask64, timeout)
+                else:
+                    st = run(stub.pid, stub._regs_ptr, stub.lfd, stub.notif, stub.in_notif,
+                             fast, timeout, nr, fast, budget - 1, answered)
+                    budget -= answered[0]
+                if st == hot_notif:
+                    stub.in_notif, stub._at_sysemu_entry = True, False
+                    pending = stop_status
+                    continue
             try:
-                pending = stub.step(res, waiter) if step is None else stub.settle(st)
+                pending = stub.step(res, waiter) if step is None and sc is None \
+                    else stub.settle(st)
             except OSError:  # the thread died under us (killed from outside)
                 return t.killed_by or stub.dead_status or signal.SIGKILL
 

@@ -226,6 +226,15 @@ def on_return(t: Task, res: int) -> int:
     return res
 
 
+def return_work(t: Task) -> bool:
+    """Whether `on_return` has anything to do for `t`: a signal to deliver, a stop, a
+    call cut short (restart or EINTR), a mask to restore. The seccomp platform, which has
+    no registers at a notified call, stops the thread at the call's return only then."""
+    s = ts(t)
+    return bool(s.interrupted or s.no_restart or s.saved_mask is not None
+                or jobctl.stopped(t) or pending_set(t) & ~s.mask)
+
+
 def _deliver(t: Task, res: int) -> tuple[int, bool]:
     """on_return's work; also returns whether `t`'s process is stopping (then nothing is
     delivered until it is continued)."""

@@ -28,6 +28,19 @@ ffibuilder.cdef(
     long hot_deadline_start(int sig);
     long hot_deadline_stop(void);
     #define HOT_NOT_YET ...
+    long sc_setup(int lfd);
+    void sc_load_notif(void *regs, const void *notif);
+    long sc_wait(int tid, void *regs, int lfd, void *notif, long timeout_ns);
+    long sc_recv(int lfd, void *notif);
+    long sc_reply(int lfd, unsigned long long id, unsigned long rax);
+    long sc_resume(int tid, void *regs, int sig);
+    long sc_step(int tid, void *regs, int lfd, void *notif, int in_notif,
+                 unsigned long rax, long timeout_ns);
+    long sc_run(int tid, void *regs, int lfd, void *notif, int in_notif, unsigned long rax,
+                long timeout_ns, unsigned long nr, unsigned long val, long budget,
+                long *answered);
+    #define HOT_NOTIF ...
+    #define HOT_NOTIF_OTHER ...
     """
 )
 ffibuilder.set_source(

@@ -201,3 +201,221 @@ static long hot_run(int pid, void *regs, unsigned long rax, long timeout_ns,
     *answered = n;
     return st;
 }
+
+/* ---- the seccomp platform (sentry/platform/usernotif.py) ----------------------------
+   Application calls of the notified set arrive as seccomp user notifications on the
+   filter's listener fd; every other call is a PTRACE_EVENT_SECCOMP stop, skipped on
+   resume (orig_rax = -1, rax = the result) and resumed with PTRACE_CONT. A wait is
+   poll() on the listener and on a signalfd for SIGCHLD and the deadline timer's signal
+   (both blocked on this thread, as for hot_wait). */
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+
+#define HOT_NOTIF (-1000001)        /* a notification of this thread: regs filled */
+#define HOT_NOTIF_OTHER (-1000002)  /* one of another thread: in the caller's buffer */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
+static int sc_sfd = -1;
+static int sc_sfd_sig = -1;  /* the deadline signal in the signalfd's mask (0: none) */
+
+static int sc_signalfd(void) {
+    sigset_t set;
+    int fd;
+    if (sc_sfd >= 0 && sc_sfd_sig == deadline_sig) return sc_sfd;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    if (deadline_sig) sigaddset(&set, deadline_sig);
+    fd = signalfd(sc_sfd, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0) return -errno;
+    sc_sfd = fd;
+    sc_sfd_sig = deadline_sig;
+    return fd;
+}
+
+/* Ask the kernel to wake the target on this CPU when answered (a synchronous handoff);
+   kernels before 6.6 do not know the flag: harmless. */
+static long sc_setup(int lfd) {
+    if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0) < 0)
+        return -errno;
+    return 0;
+}
+
+/* The registers a notified call tells: number, arguments, rip (rcx and r11 as the
+   `syscall` instruction leaves them); the others keep what the last stop loaded. */
+static void sc_load_notif(void *regs, const void *notif) {
+    struct user_regs_struct *r = regs;
+    const struct seccomp_notif *n = notif;
+    r->orig_rax = (unsigned long long)(long long)n->data.nr;
+    r->rax = (unsigned long long)-ENOSYS;
+    r->rdi = n->data.args[0];
+    r->rsi = n->data.args[1];
+    r->rdx = n->data.args[2];
+    r->r10 = n->data.args[3];
+    r->r8 = n->data.args[4];
+    r->r9 = n->data.args[5];
+    r->rip = n->data.instruction_pointer;
+    r->rcx = r->rip;
+    r->r11 = r->eflags;
+}
+
+static int past(const struct timespec *deadline) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec
+        || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/* Wait up to timeout_ns for thread tid's next event: a notification on lfd (HOT_NOTIF
+   with regs filled when it is tid's, HOT_NOTIF_OTHER when another thread's: then in
+   `notif` for the caller to route), or a ptrace stop (its wait status, registers loaded).
+   HOT_NOT_YET on timeout; -errno on error. lfd < 0: ptrace stops only. */
+static long sc_wait(int tid, void *regs, int lfd, void *notif, long timeout_ns) {
+    struct pollfd p[2];
+    struct timespec deadline = {0, 0}, left;
+    struct seccomp_notif *sn = notif;
+    int status, sfd = sc_signalfd();
+    long err;
+    pid_t r;
+    if (sfd < 0) return sfd;
+    if (timeout_ns > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout_ns / 1000000000L;
+        deadline.tv_nsec += timeout_ns % 1000000000L;
+        if (deadline.tv_nsec >= 1000000000L) { deadline.tv_nsec -= 1000000000L; deadline.tv_sec++; }
+        if (deadline_sig && !deadline_armed && (err = deadline_arm(&deadline)) < 0) return err;
+    }
+    p[0].fd = lfd;
+    p[0].events = POLLIN;
+    p[1].fd = sfd;
+    p[1].events = POLLIN;
+    for (;;) {
+        int n, timer_fired = 0;
+        p[0].revents = p[1].revents = 0;
+        if (timeout_ns <= 0) {
+            n = poll(p, 2, 0);
+        } else if (deadline_sig) {
+            n = poll(p, 2, -1);
+        } else {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            left.tv_sec = deadline.tv_sec - now.tv_sec;
+            left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+            if (left.tv_nsec < 0) { left.tv_nsec += 1000000000L; left.tv_sec--; }
+            if (left.tv_sec < 0) left.tv_sec = left.tv_nsec = 0;
+            n = ppoll(p, 2, &left, NULL);
+        }
+        if (n < 0 && errno != EINTR) return -errno;
+        if (n > 0 && (p[0].revents & POLLIN)) {
+            memset(sn, 0, sizeof *sn);
+            if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_RECV, sn) == 0) {
+                if ((int)sn->pid == tid) {
+                    sc_load_notif(regs, sn);
+                    return HOT_NOTIF;
+                }
+                return HOT_NOTIF_OTHER;
+            }
+            if (errno != ENOENT && errno != EINTR) return -errno;  /* ENOENT: withdrawn */
+        } else if (n > 0 && (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))) {
+            p[0].fd = -1;  /* no thread left on the filter: ptrace stops only */
+        }
+        if (n > 0 && (p[1].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+                if (deadline_sig && (int)si.ssi_signo == deadline_sig) {
+                    deadline_armed = 0;
+                    timer_fired = 1;
+                }
+        }
+        r = waitpid(tid, &status, WNOHANG | __WALL);
+        if (r == tid) {
+            if (WIFSTOPPED(status) && ptrace(PTRACE_GETREGS, tid, 0, regs) < 0) return -errno;
+            return status;
+        }
+        if (r < 0 && errno != EINTR) return -errno;
+        if (timeout_ns <= 0) return HOT_NOT_YET;
+        if ((timer_fired || !deadline_sig) && past(&deadline)) return HOT_NOT_YET;
+        if (timer_fired && (err = deadline_arm(&deadline)) < 0) return err;
+    }
+}
+
+/* Take one notification waiting on lfd without sleeping: 1 (in `notif`), 0 none, -EPIPE
+   when no thread is left on the filter, -errno. */
+static long sc_recv(int lfd, void *notif) {
+    struct pollfd p = {lfd, POLLIN, 0};
+    for (;;) {
+        int n = poll(&p, 1, 0);
+        if (n < 0) return errno == EINTR ? 0 : -errno;
+        if (n == 0) return 0;
+        if (!(p.revents & POLLIN)) return -EPIPE;
+        memset(notif, 0, sizeof(struct seccomp_notif));
+        if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_RECV, notif) == 0) return 1;
+        if (errno != ENOENT && errno != EINTR) return -errno;
+    }
+}
+
+/* Answer notification `id` with rax (the call returns it; never CONTINUE). 0, -ENOENT if
+   the thread is no longer waiting (killed), -errno. */
+static long sc_reply(int lfd, unsigned long long id, unsigned long rax) {
+    struct seccomp_notif_resp resp;
+    memset(&resp, 0, sizeof resp);
+    resp.id = id;
+    resp.val = (long long)rax;
+    if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0) return -errno;
+    return 0;
+}
+
+/* Resume a thread at a ptrace stop under PTRACE_CONT with regs, orig_rax = -1: at a
+   PTRACE_EVENT_SECCOMP stop the call is skipped and returns rax; at a signal stop the
+   kernel does not restart a call on its own (the Sentry decided). */
+static long sc_resume(int tid, void *regs, int sig) {
+    struct user_regs_struct *r = regs;
+    unsigned long long o = r->orig_rax;
+    long e;
+    r->orig_rax = (unsigned long long)-1;
+    e = hot_resume(tid, regs, PTRACE_CONT, sig);
+    r->orig_rax = o;
+    return e;
+}
+
+/* The seccomp platform's round trip: answer the current call with rax (in_notif: the
+   notification in `notif`; else the thread's PTRACE_EVENT_SECCOMP stop), then sc_wait. */
+static long sc_step(int tid, void *regs, int lfd, void *notif, int in_notif,
+                    unsigned long rax, long timeout_ns) {
+    long e;
+    if (in_notif) {
+        e = sc_reply(lfd, ((struct seccomp_notif *)notif)->id, rax);
+        if (e < 0 && e != -ENOENT) return e;  /* ENOENT: killed; its exit stop follows */
+    } else {
+        ((struct user_regs_struct *)regs)->rax = rax;
+        if ((e = sc_resume(tid, regs, 0)) < 0) return e;
+    }
+    return sc_wait(tid, regs, lfd, notif, timeout_ns);
+}
+
+/* sc_step, then answer every following notification of call `nr` (a `syscall`
+   instruction's, as every notified call is) with `val` right here, at most `budget` of
+   them (*answered says how many): hot_run's fast path for per-task values. Returns what
+   sc_step returned for the first event not answered here. */
+static long sc_run(int tid, void *regs, int lfd, void *notif, int in_notif, unsigned long rax,
+                   long timeout_ns, unsigned long nr, unsigned long val, long budget,
+                   long *answered) {
+    long n = 0, st;
+    for (;;) {
+        st = sc_step(tid, regs, lfd, notif, in_notif, rax, timeout_ns);
+        if (st != HOT_NOTIF || n >= budget
+            || (unsigned long)((struct seccomp_notif *)notif)->data.nr != nr)
+            break;
+        in_notif = 1;
+        rax = val;
+        n++;
+    }
+    *answered = n;
+    return st;
+}

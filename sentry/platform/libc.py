@@ -29,6 +29,8 @@ PTRACE_O_TRACESYSGOOD = 0x01
 PTRACE_O_TRACEFORK = 0x02
 PTRACE_O_TRACECLONE = 0x08
 PTRACE_O_TRACEEXIT = 0x40
+PTRACE_O_TRACESECCOMP = 0x80
+PTRACE_EVENT_SECCOMP = 7
 PTRACE_O_EXITKILL = 0x100000
 
 WALL = 0x40000000  # __WALL: wait for every kind of child, threads included
@@ -110,6 +112,21 @@ def resume(request: int, pid: int, sig: int = 0) -> None:
     """PTRACE_SYSEMU / PTRACE_SYSCALL / PTRACE_CONT with signal `sig` delivered."""
     if _ptrace(request, pid, None, sig) == -1:
         raise _fail(f"ptrace resume {request} {pid}")
+
+
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_NR_PIDFD_GETFD = 438
+
+
+def pidfd_getfd(pidfd: int, targetfd: int) -> int:
+    """A copy, in this process (close-on-exec), of fd `targetfd` of the process `pidfd`
+    refers to (the caller must be allowed to ptrace it)."""
+    r = _syscall(ctypes.c_long(_NR_PIDFD_GETFD), ctypes.c_long(pidfd), ctypes.c_long(targetfd),
+                 ctypes.c_long(0))
+    if r < 0:
+        raise _fail(f"pidfd_getfd({targetfd})")
+    return r
 
 
 def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:

@@ -163,6 +163,33 @@ class SigchldWaiter:
     every PARK_POLL_S, so no interleaving of receivers can lose a wakeup for good.
     """
 
+    _watchers: trio.Nursery | None = None
+
+    def watch(self, fd: int, on_ready: Callable[[], bool]) -> trio.CancelScope | None:
+        """Call `on_ready` whenever `fd` is readable, then wake the parked tasks, until it
+        returns False or the returned scope is cancelled (cancel it, and call
+        trio.lowlevel.notify_closing, before closing `fd`). None when not serving.
+
+        Another source of stops than SIGCHLD (the seccomp platform's listener)."""
+        if self._watchers is None:
+            return None
+        scope = trio.CancelScope()
+
+        async def watcher() -> None:
+            with scope:
+                while True:
+                    try:
+                        await trio.lowlevel.wait_readable(fd)
+                    except (trio.ClosedResourceError, OSError):
+                        return
+                    more = on_ready()
+                    _Parked.lot.unpark_all()
+                    if not more:
+                        return
+
+        self._watchers.start_soon(watcher)
+        return scope
+
     @property
     def parked(self) -> bool:
         """True while some task is parked (then SIGCHLD is unblocked and must not be
@@ -180,11 +207,13 @@ class SigchldWaiter:
             _deadline_timer(start=True)
         _Parked.serving += 1
         try:
-            with trio.open_signal_receiver(signal.SIGCHLD) as signals:
-                task_status.started()
-                async for _ in signals:
-                    _Parked.lot.unpark_all()
+            async with trio.open_nursery() as self._watchers:
+                with trio.open_signal_receiver(signal.SIGCHLD) as signals:
+                    task_status.started()
+                    async for _ in signals:
+                        _Parked.lot.unpark_all()
         finally:
+            self._watchers = None
             affinity.release()
             _Parked.serving -= 1
             if _Parked.serving == 0:
@@ -215,14 +244,24 @@ class SigchldWaiter:
                 got, status = os.waitpid(pid, flags)
                 if got:
                     return status
+
+        def poll() -> int | None:
+            got, status = os.waitpid(pid, flags)
+            return status if got else None
+
+        return await self.park_until(poll)
+
+    async def park_until(self, poll: Callable[[], int | None]) -> int:
+        """Park the task until `poll()` returns a status (it is tried on every SIGCHLD,
+        every wakeup of a `watch`, and every PARK_POLL_S); SIGCHLD is unblocked meanwhile."""
         _Parked.count += 1
         if _Parked.count == 1:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         try:
             while True:
-                got, status = os.waitpid(pid, flags)
-                if got:
-                    return status
+                got = poll()
+                if got is not None:
+                    return got
                 with trio.move_on_after(PARK_POLL_S):
                     await _Parked.lot.park()
         finally:
@@ -354,6 +393,12 @@ class PtraceStub:
         self.dead_status: int | None = None
         self.pending_signals: list[int] = []
 
+    #: The wait status of a stop at which an application syscall waits to be served.
+    SYSCALL_STATUS = SYSCALL_STOP_STATUS
+    #: True while the thread waits in a seccomp notification instead of at a ptrace stop
+    #: (the seccomp platform, usernotif.py): its registers cannot be set.
+    in_notif = False
+
     @classmethod
     def start(cls) -> PtraceStub:
         """Start a stub, trace it with EXITKILL, and confine it with its seccomp filter.
@@ -361,6 +406,13 @@ class PtraceStub:
         Returns stopped, ready for `inject`; the stub's host stack is unmapped, so the
         address space holds only the stub, the vDSO and vvar.
         """
+        stub, _ = cls._start(_OPTIONS, seccomp_filter(INJECTED), 0)
+        return stub
+
+    @classmethod
+    def _start(cls, options: int, prog: bytes, flags: int) -> tuple[PtraceStub, int]:
+        """`start` with the ptrace options, the BPF program and the seccomp flags given;
+        also returns what the seccomp call returned (a listener fd in the stub, if asked)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             pid = _spawn(stub_elf(), theirs.fileno())
@@ -369,7 +421,7 @@ class PtraceStub:
             theirs.close()
             raise
         try:
-            libc.ptrace(libc.PTRACE_SETOPTIONS, pid, 0, _OPTIONS)
+            libc.ptrace(libc.PTRACE_SETOPTIONS, pid, 0, options)
             stub = cls(pid, ours, theirs)
         except BaseException:
             ours.close()
@@ -380,14 +432,13 @@ class PtraceStub:
         try:
             stub.load_regs()
             stub.regs.rip = GADGET
-            prog = seccomp_filter(INJECTED)
             stub.write_force(SCRATCH + 16, prog)
             fprog = (len(prog) // 8).to_bytes(8, "little") + (SCRATCH + 16).to_bytes(8, "little")
             stub.write_force(SCRATCH, fprog)
             if stub.inject(_NR_PRCTL, libc.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
                 raise OSError(errno.EPERM, "stub: PR_SET_NO_NEW_PRIVS failed")
-            r = stub.inject(_NR_SECCOMP, _SECCOMP_SET_MODE_FILTER, 0, SCRATCH)
-            if r != 0:
+            r = stub.inject(_NR_SECCOMP, _SECCOMP_SET_MODE_FILTER, flags, SCRATCH)
+            if r < 0 or (r != 0 and not flags):
                 raise OSError(-r, f"stub: seccomp filter refused: {os.strerror(-r)}")
             stub.write_force(SCRATCH, bytes(16 + len(prog)))
             for start, end, name in stub.host_maps():
@@ -396,7 +447,7 @@ class PtraceStub:
         except BaseException:
             stub.kill()
             raise
-        return stub
+        return stub, r
 
     # registers ---------------------------------------------------------------------------
 
@@ -595,9 +646,18 @@ class PtraceStub:
         _, status = os.waitpid(pid, libc.WALL)
         if not os.WIFSTOPPED(status):
             raise StubGone(status)
-        child = PtraceStub(pid, self._sock.dup(), self._peer.dup())
+        child = self._child(pid)
         child.load_regs()
         return child
+
+    def _child(self, pid: int) -> PtraceStub:
+        """The stub object of a host thread or process this one's fork/clone made."""
+        return PtraceStub(pid, self._sock.dup(), self._peer.dup())
+
+    @staticmethod
+    def classify(status: int) -> Stop:
+        """This platform's reading of a wait status (`classify`)."""
+        return classify(status)
 
     def exit_thread(self) -> None:
         """End this host thread alone (the process goes on), reaping it."""

@@ -101,3 +101,53 @@ def seccomp_filter(allowed: list[int]) -> bytes:
     for code, jt, jf, _k in insns:
         assert 0 <= jt < 256 and 0 <= jf < 256, (code, jt, jf)
     return b"".join(struct.pack("<HBBI", *i) for i in insns)
+
+
+_RET_TRACE = 0x7FF00000
+_RET_USER_NOTIF = 0x7FC00000
+
+
+_JGE_K = 0x35
+_JA = 0x05
+
+
+def _notif_tree(nrs: list[int]) -> list[tuple[int, int, int, int]]:
+    """BPF deciding, for the number in A, NOTIF if it is one of sorted `nrs`, else TRACE:
+    a binary search (a dozen instructions per call however long the list), its
+    conditional jumps all short (0 or 1) and the long ones `ja` (32-bit offsets)."""
+    if len(nrs) <= 3:
+        n = len(nrs)
+        out = [(_JEQ_K, n - i, 0, k) for i, k in enumerate(nrs)]  # -> the NOTIF return
+        return out + [(_RET_K, 0, 0, _RET_TRACE), (_RET_K, 0, 0, _RET_USER_NOTIF)]
+    mid = len(nrs) // 2
+    left, right = _notif_tree(nrs[:mid]), _notif_tree(nrs[mid:])
+    return [(_JGE_K, 0, 1, nrs[mid]), (_JA, 0, 0, len(left)), *left, *right]
+
+
+def notif_filter(notified: list[int]) -> bytes:
+    """The seccomp platform's BPF program (sentry/platform/usernotif.py), used instead of
+    `seccomp_filter`: the application runs under PTRACE_CONT, so seccomp sees its calls.
+
+    A call of `notified` made anywhere but at the gadget is a user notification; every
+    other call (other ABIs included) is TRACEd: a PTRACE_EVENT_SECCOMP stop at which the
+    Sentry either serves and skips it (an application call) or lets it run (a call it is
+    injecting, which it made itself at the gadget). Nothing is ALLOWed: a call runs on
+    the host only when the Sentry lets it; an application that jumps to the gadget is
+    served like any other call. Calls at the gadget are never notified: an injected call
+    must reach the host.
+    """
+    # 0 ld arch; 1 jeq; 2 ld ip_lo; 3 jeq; 4 ld ip_hi; 5 jeq; 6 ret TRACE; 7 ld nr; tree
+    insns: list[tuple[int, int, int, int]] = [
+        (_LD_W_ABS, 0, 0, 4),
+        (_JEQ_K, 0, 4, _AUDIT_ARCH_X86_64),
+        (_LD_W_ABS, 0, 0, 8),
+        (_JEQ_K, 0, 3, GADGET_RETURN & 0xFFFFFFFF),
+        (_LD_W_ABS, 0, 0, 12),
+        (_JEQ_K, 0, 1, GADGET_RETURN >> 32),
+        (_RET_K, 0, 0, _RET_TRACE),
+        (_LD_W_ABS, 0, 0, 0),
+        *_notif_tree(sorted(set(notified))),
+    ]
+    for code, jt, jf, _k in insns:
+        assert 0 <= jt < 256 and 0 <= jf < 256, (code, jt, jf)
+    return b"".join(struct.pack("<HBBI", *i) for i in insns)

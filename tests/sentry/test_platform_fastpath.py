@@ -12,6 +12,7 @@ import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
 from sentry.kernel import Kernel
 from sentry.kernel.fdtable import FDTable
 from sentry.loader import HostFiles
+from sentry.platform import usernotif
 from sentry.strace import Strace, traced_table
 from tests.support import need_root
 
@@ -124,19 +125,23 @@ int main(int argc, char **argv) {
 
 @pytest.fixture
 def answered_in_c(monkeypatch):
-    """Count the calls the C fast path answers (the real hot_run, counted)."""
+    """Count the calls the C fast path answers (the real hot_run, or the seccomp
+    platform's sc_run, counted)."""
     if kernel_mod.hot_run is None:
         pytest.skip("the cffi hot loop is not built")
     count = {"calls": 0, "answered": 0}
-    real = kernel_mod.hot_run
 
-    def counted(*args):
-        st = real(*args)
-        count["calls"] += 1
-        count["answered"] += kernel_mod.hot_answered[0]
-        return st
+    def counting(real):
+        def counted(*args):
+            st = real(*args)
+            count["calls"] += 1
+            count["answered"] += kernel_mod.hot_answered[0]
+            return st
+        return counted
 
-    monkeypatch.setattr(kernel_mod, "hot_run", counted)
+    monkeypatch.setattr(kernel_mod, "hot_run", counting(kernel_mod.hot_run))
+    if usernotif.sc_run is not None:
+        monkeypatch.setattr(usernotif, "sc_run", counting(usernotif.sc_run))
     return count
 
 
