@@ -122,11 +122,14 @@ def parse_address(address: str) -> tuple[str, str, int]:
 
 
 async def connect(address: str, *, tls: TLSClientConfig | None = None,
-                  tcp: TCPDialer | None = None) -> trio.abc.Stream:
+                  tcp: TCPDialer | None = None,
+                  context: ssl.SSLContext | None = None) -> trio.abc.Stream:
     """A connected stream to `address`; for `tls:` with the handshake done.
 
     `tcp(host, port)` opens the TCP connections (default `trio.open_tcp_stream`): a
     caller that left the host's network namespace dials through one that has not.
+    `context`: `tls.context()` made already (a redial after the caller lost access to
+    the certificate files reuses the first one).
 
     Raises:
         ValueError: a malformed address, or `tls:` without a TLS configuration.
@@ -145,7 +148,7 @@ async def connect(address: str, *, tls: TLSClientConfig | None = None,
     if tls is None:
         raise ValueError(f"{address}: a tls: address needs --tls-ca (and --tls-cert, "
                          "--tls-key), or RUNPSC_TLS_CA (RUNPSC_TLS_CERT, RUNPSC_TLS_KEY)")
-    ctx = tls.context()
+    ctx = context or tls.context()
     raw = await (tcp or trio.open_tcp_stream)(host, port)
     tune_tcp(raw)
     stream = trio.SSLStream(raw, ctx, server_hostname=tls.server_name or host,
@@ -174,10 +177,11 @@ async def open_address(address: str, *, tls: TLSClientConfig | None = None,
             `address` again, p9/_recover.py) before operations fail with EIO; 0: at once.
         tcp: opens TCP connections (see `connect`), for the first and every later dial.
     """
-    stream = await connect(address, tls=tls, tcp=tcp)
+    context = tls.context() if tls is not None and address.startswith("tls:") else None
+    stream = await connect(address, tls=tls, tcp=tcp, context=context)
 
     async def redial() -> trio.abc.Stream:
-        return await connect(address, tls=tls, tcp=tcp)
+        return await connect(address, tls=tls, tcp=tcp, context=context)
 
     entered = False
     try:

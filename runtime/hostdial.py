@@ -1,78 +1,145 @@
 """TCP connections from the host's network namespace after the Sentry left it.
 
-Why: a remote mount's gofer is dialled before the Sentry moves into its own network
-namespace (`confine_sentry`), but a lost connection is dialled again later (p9's
-reconnection), from a Sentry whose namespace has loopback only. The Sentry keeps a
-descriptor of the host's namespace and creates each new socket in a worker thread that
-enters it for the creation only (a socket belongs to the namespace it was created in;
-`setns` changes the calling thread only); name resolution happens there too.
+Why: a remote mount's gofer is dialled before the Sentry locks itself in
+(`runtime.confine`), but a lost connection is dialled again later (p9's reconnection), from
+a Sentry that has left the host's network namespace and dropped the capability `setns`
+would need. So before the lock-in the Sentry forks a small dialer process that stays
+behind: it connects to the gofers' addresses, and only to those, and hands each connected
+socket back over a socketpair (SCM_RIGHTS). A Sentry subverted by its program can ask it
+for nothing but another connection to a gofer it was given.
 """
 
 from __future__ import annotations
 
+import array
 import ctypes
+import errno
 import os
+import signal
 import socket
+import struct
 
 import trio
 
-#: sched.h
-_CLONE_NEWNET = 0x40000000
+#: prctl(2)
+_PR_SET_PDEATHSIG = 1
+#: A request: port, then the host's bytes; a reply: 0 with the socket, or an errno.
+_REQ = struct.Struct("<H")
+_REPLY = struct.Struct("<i")
+#: Seconds one dial may take before the dialer gives up (ETIMEDOUT); the caller's
+#: reconnection loop tries again within its own window.
+DIAL_TIMEOUT = 10.0
 
 
 class HostDialer:
-    """Opens TCP connections in the namespace this process was in when `keep()` ran.
+    """Opens TCP connections from the network namespace this process was in at `keep()`.
 
-    Until `keep()` (or without a namespace change) it dials from wherever it runs.
+    Until `keep()` it dials from wherever it runs (`trio.open_tcp_stream`).
     """
 
     def __init__(self) -> None:
-        self._host_ns = -1
+        self._sock: socket.socket | None = None
+        self._pid = 0
+        self._lock = trio.Lock()
 
-    def keep(self) -> None:
-        """Remember the current network namespace (before leaving it)."""
-        if self._host_ns < 0:
-            self._host_ns = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    def keep(self, addresses: list[tuple[str, int]]) -> None:
+        """Fork the dialer, which may connect to `addresses` (host, port) only, from the
+        namespace this process is in now. Call it single-threaded, before leaving."""
+        if self._sock is not None:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        allowed = frozenset(addresses)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the dialer: nothing of the Sentry's but its end of the pair
+            code = 1
+            try:
+                ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != parent:
+                    os._exit(0)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
+                keep_fd = theirs.fileno()
+                os.closerange(3, keep_fd)
+                os.closerange(keep_fd + 1, 65536)
+                _serve(theirs, allowed)
+                code = 0
+            finally:
+                os._exit(code)
+        theirs.close()
+        ours.setblocking(False)
+        self._sock, self._pid = ours, pid
 
-    def forget(self) -> None:
-        """Dial from wherever the process is (it stayed in the host's namespace)."""
-        if self._host_ns >= 0:
-            os.close(self._host_ns)
-            self._host_ns = -1
-
-    close = forget
+    def close(self) -> None:
+        """End the dialer (it ends by itself when this process does)."""
+        if self._sock is None:
+            return
+        self._sock.close()
+        self._sock = None
+        try:
+            os.kill(self._pid, signal.SIGKILL)
+            os.waitpid(self._pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
     async def tcp(self, host: str, port: int) -> trio.SocketStream:
-        """A TCP connection to (host, port) from the kept namespace (`p9.connect(tcp=)`)."""
-        if self._host_ns < 0:
+        """A TCP connection to (host, port) (`p9.connect(tcp=)`)."""
+        sock = self._sock
+        if sock is None:
             return await trio.open_tcp_stream(host, port)
-        sock, addr = await trio.to_thread.run_sync(self._socket_in_host_ns, host, port)
-        tsock = trio.socket.from_stdlib_socket(sock)
-        try:
-            await tsock.connect(addr)
-        except BaseException:
-            tsock.close()
-            raise
-        return trio.SocketStream(tsock)
+        async with self._lock:  # one request at a time: replies come in order
+            sock.send(_REQ.pack(port) + host.encode())
+            while True:
+                await trio.lowlevel.wait_readable(sock)
+                try:
+                    msg, fds, _, _ = socket.recv_fds(sock, _REPLY.size, 1)
+                except BlockingIOError:
+                    continue
+                break
+        if not msg:
+            raise OSError(errno.ECONNRESET, "the host dialer is gone")
+        (err,) = _REPLY.unpack(msg)
+        if err or not fds:
+            for fd in fds:
+                os.close(fd)
+            raise OSError(err or errno.EIO, f"{host}:{port}: {os.strerror(err or errno.EIO)}")
+        s = socket.socket(fileno=fds[0])
+        s.setblocking(False)
+        return trio.SocketStream(trio.socket.from_stdlib_socket(s))
 
-    def _socket_in_host_ns(self, host: str, port: int) -> tuple[socket.socket, tuple]:
-        """(In a worker thread.) Resolve `host` and create an unconnected socket, both in
-        the host's namespace; the thread goes back to its own namespace afterwards."""
-        libc = ctypes.CDLL(None, use_errno=True)
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+def _serve(sock: socket.socket, allowed: frozenset[tuple[str, int]]) -> None:
+    """The dialer's loop: one request, one reply, until the Sentry closes its end."""
+    while True:
         try:
-            if libc.setns(self._host_ns, _CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns to the host's network: {os.strerror(err)}")
-            try:
-                family, kind, proto, _, addr = socket.getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM)[0]
-                sock = socket.socket(family, kind, proto)
-            finally:
-                if libc.setns(own, _CLONE_NEWNET) != 0:  # (never fails: our own namespace)
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns back: {os.strerror(err)}")
+            msg = sock.recv(4096)
+        except InterruptedError:
+            continue
+        if not msg:
+            return
+        err, conn = 0, None
+        try:
+            (port,) = _REQ.unpack_from(msg)
+            host = msg[_REQ.size:].decode()
+            if (host, port) not in allowed:
+                raise OSError(errno.EACCES, "not a gofer of this sandbox")
+            family, kind, proto, _, addr = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM)[0]
+            conn = socket.socket(family, kind, proto)
+            conn.settimeout(DIAL_TIMEOUT)
+            conn.connect(addr)
+        except (OSError, UnicodeDecodeError, struct.error) as e:
+            err = getattr(e, "errno", None) or errno.EINVAL
+            if isinstance(e, socket.gaierror):
+                err = errno.EHOSTUNREACH
+            if isinstance(e, TimeoutError):
+                err = errno.ETIMEDOUT
+        try:
+            if conn is not None and not err:
+                sock.sendmsg([_REPLY.pack(0)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                 array.array("i", [conn.fileno()]))])
+            else:
+                sock.send(_REPLY.pack(err))
         finally:
-            os.close(own)
-        sock.setblocking(False)
-        return sock, addr
+            if conn is not None:
+                conn.close()

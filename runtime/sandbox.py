@@ -554,6 +554,7 @@ class Sandbox:
         Kernel (`self.kernel`) with /dev/mqueue, its terminals and /proc. Returns the VFS
         and a root FSContext. `run` boots and runs one program; `runtime.session` boots once
         and runs several."""
+        import p9
         import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
         from sentry.kernel import Kernel
         from sentry.procfs import ProcView
@@ -569,8 +570,11 @@ class Sandbox:
         if self.confine:
             from runtime.confine import confine_sentry
 
-            if cfg.mounts or cfg.root is not None:  # remote gofers: redialled from the host
-                self.dialer.keep()
+            remote = [p9.parse_address(m.address) for m in
+                      (*cfg.mounts, *([cfg.root] if cfg.root is not None else []))]
+            tcp = [(host, port) for kind, host, port in remote if kind != "unix"]
+            if tcp:  # remote gofers: redialled from the host's network namespace
+                self.dialer.keep(tcp)
                 stack.callback(self.dialer.close)
             try:
                 self.net.network = confine_sentry(self.net.network)

@@ -69,9 +69,11 @@ def _gofer_args(kind: str, served: Path, port: int, pki: PKI) -> list[str]:
 
 @contextlib.contextmanager
 def _sandbox(mount: str, script: str, pki: PKI) -> Iterator[subprocess.Popen]:
-    """`runpsc do --mount MOUNT -- sh -c SCRIPT` with its stdin and stdout piped."""
+    """`runpsc do --mount MOUNT -- sh -c SCRIPT` with its stdin and stdout piped (a
+    private /tmp: the host's is shared with whatever else runs)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "do", "--mount", mount, *tls_args(pki), "--",
+        [sys.executable, "-m", "runtime.cli", "do", "--tmpfs", "/tmp", "--mount", mount,
+         *tls_args(pki), "--",
          "sh", "-c", script], cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE)
     try:
