@@ -125,3 +125,29 @@ async def test_donated_descriptors_are_bounded_and_closed(gofer) -> None:
     await gfs.release()
     await client.drain()
     assert open_fds() == before
+
+
+async def test_a_plain_9p_server_costs_mappings_no_round_trip(tmp_path) -> None:
+    """Without donations (plain 9P2000.L here; diod, TCP), a mapping of a file whose
+    pages are cached asks the server nothing, as before donations existed."""
+    import p9
+    from gofer.host import Export
+
+    from ..gofer.helpers import connect, gofer_fs
+
+    (tmp_path / "f").write_bytes(DATA)
+    async with gofer_fs([Export("e", str(tmp_path))]) as (fs, nursery), \
+            connect(fs, nursery, version=p9.BASE) as client:
+        gfs = await GoferFS.attach(client, b"e")
+        assert not gfs.donations
+        v = VirtualFilesystem(gfs)
+        ctx = v.new_context()
+        fd = await _open(v, ctx, b"/f", O_RDONLY)
+        assert await fd.pread(10, 0) == DATA[:10]
+        await fd.dec_ref()
+        count = Counting(client)
+        fd = await _open(v, ctx, b"/f", O_RDONLY)
+        assert await fd.mappable_fd() == -1 and await fd.pread(10, 0) == DATA[:10]
+        await fd.dec_ref()
+        assert count.total() == 0, count.counts
+        await gfs.release()

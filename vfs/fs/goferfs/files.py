@@ -96,7 +96,8 @@ class GoferFileFD(RegularFD):
         donated one, asked for now if the file was opened without I/O), or -1: the
         mapping is then a copy filled with `pread`."""
         ino = self.inode
-        if ino.host_fd < 0 and self._io is None and self.fs.donations and not ino.writers:
+        if (ino.host_fd < 0 and self._io is None and self.fs.donations and not ino.writers
+                and self.fs.fids.client.donations):  # (not after a bad donation)
             await self.io()
         fd = ino.host_readable()
         return self.fs.donated.use(ino) if fd >= 0 else -1

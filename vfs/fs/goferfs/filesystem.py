@@ -154,7 +154,7 @@ class GoferFS(Filesystem):
         self.dirty_limit = DIRTY_LIMIT
         # Donated host files (a local gofer's, exclusive policy only: what the host
         # changes behind a revalidating or shared mount must be seen as 9P sees it).
-        self.donations = policy == "exclusive"
+        self.donations = policy == "exclusive" and root.client.donations
         self.donated = DonatedFiles()
         # exclusive policy: what readdirs listed, for batched fetches per entry.
         self.prefetch = Prefetcher(self)
