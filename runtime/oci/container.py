@@ -16,7 +16,8 @@ Requests on the control socket:
     {"op": "pause"} / {"op": "resume"}  -> {"ok": true} once every task is frozen / thawed
     {"op": "stats"}                     -> {"cpu": ..., "memory": ..., "pids": ...} (runc's
                                            `events --stats` data, the sandbox's accounting)
-    {"op": "exec", "process": {...}, "console": PATH?} + stdin/out/err as SCM_RIGHTS
+    {"op": "exec", "process": {...}} + stdin/out/err as SCM_RIGHTS (with a terminal: the
+    replica of a host pty the exec proxy connected to the console socket)
                                         -> {"pid": N} or {"error": ...}; later {"status": W}
                                            (the client may send {"signal": N} meanwhile)
 """
@@ -109,6 +110,7 @@ class Container:
         self.started: Any = None  # trio.Event, set once pid 1 runs
         self.start_requested: Any = None
         self.start_error: str | None = None
+        self._marks = -1  # the state directory, opened before the lock-in (`_mark`)
         self.pending_signal = 0  # a kill before start: the container ends with it
 
     # -- before trio: the gofers --------------------------------------------------------------
@@ -141,11 +143,17 @@ class Container:
 
         async with contextlib.AsyncExitStack() as stack:
             try:
+                # The control socket and the marks are host files: bound and reached
+                # through a descriptor opened before the Sentry locks itself in
+                # (`_prepare`, runtime/confine.py).
+                listener = self._listen()
+                self._marks = os.open(self.states.path(self.cid),
+                                      os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                stack.callback(os.close, self._marks)
                 prepared = await self._prepare(stack)
             except (OSError, SandboxError, SpecError) as e:
                 ready(_message(e))
                 return 1 << 8
-            listener = self._listen()
             self.started = trio.Event()
             self.start_requested = trio.Event()
             async with trio.open_nursery() as nursery:
@@ -182,9 +190,6 @@ class Container:
         self.vfs = vfs
         ctx = vfs.new_context()
         self.net = NetworkSetup(spec.network, [])
-        from runtime.confine import confine_sentry
-
-        self.net.network = confine_sentry(self.net.network)
         table = None
         if spec.strace:
             from sentry.kernel.table import TABLE
@@ -236,6 +241,12 @@ class Container:
             raise SandboxError(f'exec: "{spec.process.args[0]}": executable file not found '
                                "in $PATH") from None
         fdtable, term = await self._stdio(spec.process, creds, self.console_socket)
+        # Locked in last: the mounts' sources, the console socket and the host pty are
+        # host files; the first stub starts after this.
+        import runtime.hostterm  # noqa: F401 - used once locked in (`_pump`, drain)
+        from runtime.confine import confine_sentry
+
+        self.net.network = confine_sentry(kernel.network)
         return {"ctx": ctx, "creds": creds, "path": path, "fdtable": fdtable, "term": term}
 
     async def _build_mounts(self, stack: contextlib.AsyncExitStack, ctx: Any,
@@ -352,7 +363,8 @@ class Container:
                      fds: list[int] | None = None) -> tuple[Any, Any]:
         """The fd table of a new process: the host's stdio (ours, or `fds`), or with
         `terminal` a pty of the sandbox whose master is pumped to a host pty, whose master
-        goes to the console socket (runc's --console-socket)."""
+        goes to the console socket (runc's --console-socket; for an exec, `fds` is that
+        host pty's replica, connected by the exec proxy)."""
         from sentry.kernel.fdtable import FDTable
         from vfs.abi import O_RDWR
         from vfs.fs.host import HostFD
@@ -362,35 +374,15 @@ class Container:
             for fd in (fds if fds is not None else [0, 1, 2]):
                 fdtable.install(HostFD(fd))
             return fdtable, None
-        if console is None:
+        if fds is not None:  # exec: the proxy connected the console (`console_pty`)
+            host_slave = fds[0]
+        elif console is None:
             raise SandboxError("cannot allocate tty if runc will detach without setting "
                                "console socket")
-        import fcntl
-        import termios
-        import tty
-
+        else:
+            host_slave = console_pty(console, proc.console_size, ctty=True)
         from vfs.fs.devpts import Winsize
 
-        host_master, host_slave = os.openpty()
-        try:
-            tty.setraw(host_slave)
-            if fds is None:  # pid 1's: our controlling terminal, so resizes reach us (SIGWINCH)
-                with contextlib.suppress(OSError):
-                    fcntl.ioctl(host_slave, termios.TIOCSCTTY, 0)
-            if proc.console_size is not None:
-                import struct
-
-                h, w = proc.console_size
-                fcntl.ioctl(host_master, termios.TIOCSWINSZ, struct.pack("4H", h, w, 0, 0))
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.connect(console)
-                anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [host_master]))]
-                s.sendmsg([b"/dev/ptmx"], anc)
-        except OSError as e:
-            os.close(host_slave)
-            raise SandboxError(f"console socket {console}: {e.strerror or e}") from None
-        finally:
-            os.close(host_master)
         master, replica = self.devpts.open_pair(creds, O_RDWR)
         if proc.console_size is not None:
             h, w = proc.console_size
@@ -411,8 +403,7 @@ class Container:
         proc = self.spec.process
 
         def started() -> None:
-            with open(self.states.path(self.cid, "started"), "w"):
-                pass
+            self._mark("started", True)
             self.started.set()
 
         try:
@@ -514,21 +505,28 @@ class Container:
             return self._update(req.get("resources"))
         return {"error": f"unknown request {op!r}"}
 
+    def _mark(self, name: str, present: bool) -> None:
+        """Create or remove the mark `name` in the container's state directory (what
+        `state` reads: `ContainerState.started`, `.paused`)."""
+        if present:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600,
+                             dir_fd=self._marks))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=self._marks)
+
     async def _pause(self, pause: bool) -> dict[str, Any]:
         """Freeze (or thaw) every task of the sandbox; the `paused` mark says it to
         `state`. A created container has no task yet: the mark alone holds it (`start`
         refuses a paused container)."""
         if self.kernel is None or self.start_error is not None:
             return {"error": "container not running"}
-        mark = self.states.path(self.cid, "paused")
         if pause:
             if self.started.is_set():
                 await self.kernel.freezer.freeze()
-            with open(mark, "w"):
-                pass
+            self._mark("paused", True)
         else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(mark)
+            self._mark("paused", False)
             if self.started.is_set():
                 self.kernel.freezer.thaw()
         return {"ok": True}
@@ -627,8 +625,12 @@ class Container:
         if not self.started.is_set() or self.start_error is not None:
             return {"error": "cannot exec in a stopped or created container"}
         proc = parse_process(req.get("process"))
-        if not proc.terminal and len(fds) != 3:
-            return {"error": "exec: want 3 descriptors (stdin, stdout, stderr)"}
+        if proc.terminal and not fds:
+            return {"error": "cannot allocate tty if runc will detach without setting "
+                             "console socket"}
+        if len(fds) != (1 if proc.terminal else 3):
+            return {"error": "exec: want 3 descriptors (stdin, stdout, stderr), or with a "
+                             "terminal the host pty's replica"}
         creds = _creds(proc)
         vfs = self.vfs
         ctx = vfs.new_context()
@@ -640,7 +642,7 @@ class Container:
                                       env.get("PATH"))
         except SandboxError:
             return {"error": f'exec: "{proc.args[0]}": executable file not found in $PATH'}
-        fdtable, term = await self._stdio(proc, creds, req.get("console"), fds)
+        fdtable, term = await self._stdio(proc, creds, None, fds)
         kernel = self.kernel
         t = await kernel.start_process(
             [a.encode() for a in proc.args], [e.encode() for e in proc.env], fdtable, ctx,
@@ -689,15 +691,52 @@ def _setup_task(t: Any, proc: Process) -> None:
         t.prctl_state[PR_SET_NO_NEW_PRIVS] = 1
 
 
+def console_pty(console: str, size: tuple[int, int] | None, *, ctty: bool) -> int:
+    """A raw host pty whose master goes to the console socket `console` (runc's
+    --console-socket), sized `size` (rows, columns); returns its replica. With `ctty` it
+    becomes our controlling terminal, so resizes reach us (SIGWINCH).
+
+    Raises:
+        SandboxError: the console socket cannot be reached.
+    """
+    import fcntl
+    import termios
+    import tty
+
+    host_master, host_slave = os.openpty()
+    try:
+        tty.setraw(host_slave)
+        if ctty:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(host_slave, termios.TIOCSCTTY, 0)
+        if size is not None:
+            import struct
+
+            h, w = size
+            fcntl.ioctl(host_master, termios.TIOCSWINSZ, struct.pack("4H", h, w, 0, 0))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(console)
+            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [host_master]))]
+            s.sendmsg([b"/dev/ptmx"], anc)
+    except OSError as e:
+        os.close(host_slave)
+        raise SandboxError(f"console socket {console}: {e.strerror or e}") from None
+    finally:
+        os.close(host_master)
+    return host_slave
+
+
 def _creds(proc: Process) -> Any:
     """The program's identity: process.user's ids and the capability sets it has once
-    exec'd under runc (`Capabilities.after_exec`; the Sentry keeps no ambient set)."""
+    exec'd under runc (`Capabilities.after_exec`), ambient set included (the Sentry's
+    execve keeps it for a non-root program, sentry/kernel/caps.py)."""
     from vfs import Credentials
 
     u = proc.user
-    eff, perm, inh, bnd = proc.capabilities.after_exec(u.uid)
+    eff, perm, inh, bnd, amb = proc.capabilities.after_exec(u.uid)
     return Credentials.user(u.uid, u.gid, u.additional_gids).with_ids(
-        cap_effective=eff, cap_permitted=perm, cap_inheritable=inh, cap_bounding=bnd)
+        cap_effective=eff, cap_permitted=perm, cap_inheritable=inh, cap_bounding=bnd,
+        cap_ambient=amb)
 
 
 async def _tmpfs_mode(vfs: Any, ctx: Any, creds: Any, m: Mount, i: int) -> int:

@@ -68,8 +68,22 @@ def _proxy(g: Globals, sock: socket.socket, proc: dict[str, Any],
     """Send the request with our stdio, then pass signals and wait for the status."""
     req: dict[str, Any] = {"op": "exec", "process": proc}
     if proc.get("terminal"):
-        req["console"] = os.path.abspath(console_socket) if console_socket else None
-        send_fds(sock, req, [])
+        # The host pty is made here, not by the Sentry (locked in, it reaches no host
+        # file): its master goes to the console socket, its replica to the container.
+        replica = []
+        if console_socket:
+            from runtime.oci.container import console_pty
+            from runtime.oci.spec import parse_process
+            from runtime.sandbox import SandboxError
+
+            try:
+                replica = [console_pty(console_socket, parse_process(proc).console_size,
+                                       ctty=False)]
+            except SandboxError as e:
+                g.fail(f"exec failed: {e}", 255)
+        send_fds(sock, req, replica)
+        for fd in replica:
+            os.close(fd)
     else:
         send_fds(sock, req, [0, 1, 2])
     reply = recv_json(sock) or {"error": "container not running"}

@@ -77,15 +77,15 @@ class Capabilities:
     ambient: int = 0
     unknown: tuple[str, ...] = ()
 
-    def after_exec(self, uid: int) -> tuple[int, int, int, int]:
-        """(effective, permitted, inheritable, bounding) of the program once runc has set
+    def after_exec(self, uid: int) -> tuple[int, int, int, int, int]:
+        """(effective, permitted, inheritable, bounding, ambient) of the program once runc has set
         these sets and exec'd it (Linux's cap_bprm_creds_from_file for a file without
         file capabilities): uid 0's permitted set is bounding | inheritable | ambient and
         its effective set the same; any other uid keeps only the ambient set. The ambient
         set itself holds only what is both permitted and inheritable."""
         ambient = self.ambient & self.permitted & self.inheritable
         permitted = (self.bounding | self.inheritable | ambient) if uid == 0 else ambient
-        return permitted, permitted, self.inheritable, self.bounding
+        return permitted, permitted, self.inheritable, self.bounding, ambient
 
 
 @dataclass(frozen=True, slots=True)
