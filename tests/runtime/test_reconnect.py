@@ -147,7 +147,7 @@ echo phase1
 read go
 cat {d}/in || echo "cat failed"
 ls {d} > /dev/null || echo "ls failed"
-echo "the rest of the sandbox works" > /tmp/x && cat /tmp/x
+f=$(mktemp) && echo "the rest of the sandbox works" > "$f" && cat "$f"
 """
 
 
