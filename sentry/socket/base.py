@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import errno
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
@@ -76,19 +76,23 @@ class Ucred:
     gid: int
 
 
-@dataclass
 class Control:
     """Ancillary data of one message, decoded.
 
     `rights` are open files, each holding one reference owned by this object while it is
     in flight (`release` drops them; a receiver that installs them takes them over).
     `creds` is SCM_CREDENTIALS. `other` keeps every other cmsg as (level, type, data) for
-    the family to use or refuse (IP_PKTINFO, SO_TIMESTAMP ...).
+    the family to use or refuse (IP_PKTINFO, SO_TIMESTAMP ...). A plain slotted class:
+    one is made for every read and write of a socket.
     """
 
-    rights: list[FileDescription] = field(default_factory=list)
-    creds: Ucred | None = None
-    other: list[tuple[int, int, bytes]] = field(default_factory=list)
+    __slots__ = ("rights", "creds", "other")
+
+    def __init__(self, rights: list[FileDescription] | None = None, creds: Ucred | None = None,
+                 other: list[tuple[int, int, bytes]] | None = None) -> None:
+        self.rights: list[FileDescription] = [] if rights is None else rights
+        self.creds = creds
+        self.other: list[tuple[int, int, bytes]] = [] if other is None else other
 
     def __bool__(self) -> bool:
         return bool(self.rights or self.creds is not None or self.other)
@@ -100,18 +104,21 @@ class Control:
             await f.dec_ref()
 
 
-@dataclass
 class RecvResult:
     """What recvmsg returns: the data, the sender's sockaddr (None when the family has
-    none to give), ancillary data, and the msg_flags bits (MSG_TRUNC, MSG_EOR ...)."""
+    none to give), ancillary data, and the msg_flags bits (MSG_TRUNC, MSG_EOR ...).
+    `length`: for MSG_TRUNC on datagram sockets, the full length of the message (what
+    Linux returns instead of len(data)); None means len(data)."""
 
-    data: bytes
-    addr: bytes | None = None
-    control: Control = field(default_factory=Control)
-    flags: int = 0
-    #: For MSG_TRUNC on datagram sockets: the full length of the message (what Linux
-    #: returns instead of len(data)); None means len(data).
-    length: int | None = None
+    __slots__ = ("data", "addr", "control", "flags", "length")
+
+    def __init__(self, data: bytes, addr: bytes | None = None, control: Control | None = None,
+                 flags: int = 0, length: int | None = None) -> None:
+        self.data = data
+        self.addr = addr
+        self.control = Control() if control is None else control
+        self.flags = flags
+        self.length = length
 
 
 SocketFactory = Any  # Callable[[Task, int, int], Socket]: (task, type, protocol) -> Socket
@@ -245,7 +252,8 @@ class Socket(FileDescription):
 
     async def do_read(self, n: int) -> bytes:
         res = await self.recvmsg(current_task(), n, 0, 0)
-        await res.control.release()
+        if res.control.rights:
+            await res.control.release()
         return res.data
 
     async def do_write(self, data: bytes) -> int:

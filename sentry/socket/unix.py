@@ -93,6 +93,11 @@ SCM_MAX_FD = 253
 #: overflowuid/overflowgid: what a credential nobody attached reads as.
 OVERFLOW_ID = 65534
 SEND_SHUTDOWN, RCV_SHUTDOWN = 2, 1
+#: The notifications that may end a blocked receive (or accept) and a blocked send (or
+#: connect); 0 (a state change, e.g. room in a backlog) ends either. A reader is not woken
+#: by the POLLOUT its peer's read of its own data sends (one wake-up fewer per message).
+RECV_WAKE = POLLIN | POLLRDNORM | POLLPRI | POLLHUP | POLLERR | POLLRDHUP
+SEND_WAKE = POLLOUT | POLLWRNORM | POLLWRBAND | POLLHUP | POLLERR
 UNCONNECTED, LISTENING, CONNECTED = "unconnected", "listening", "connected"
 
 
@@ -289,12 +294,15 @@ class UnixSocket(Socket):
         return drop
 
     async def _wait(self, task: Task, socks: tuple[UnixSocket, ...], send: bool) -> None:
-        """Sleep until something changes on `socks` (any notification of their wait queues),
-        or EAGAIN when the socket's SO_SNDTIMEO/SO_RCVTIMEO runs out."""
+        """Sleep until something that may unblock a send (or a receive) happens on
+        `socks` (`SEND_WAKE`, `RECV_WAKE`), or EAGAIN when the socket's
+        SO_SNDTIMEO/SO_RCVTIMEO runs out."""
         ev = trio.Event()
+        want = SEND_WAKE if send else RECV_WAKE
 
         def wake(mask: int) -> None:
-            ev.set()
+            if not mask or mask & want:
+                ev.set()
 
         for s in socks:
             s.waitq.subscribe(wake)

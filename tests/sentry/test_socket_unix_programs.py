@@ -117,19 +117,27 @@ def test_name_service_lookups_without_nscd():
     assert b"runpsc:" not in got.stderr, got.stderr
 
 
-def test_host_socket_through_gofer_is_refused(tmp_path: Path):
+@pytest.mark.parametrize("where", ["volume", "root"])
+def test_host_socket_through_gofer_is_refused(tmp_path: Path, where: str):
+    """A host socket seen through a --volume, or through the root's lower layer (the
+    host's /var/tmp under the overlay): ECONNREFUSED, and the host listener sees nothing."""
     host = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    path = tmp_path / "host.sock"
+    if where == "volume":
+        path, inside, flags = tmp_path / "host.sock", "/v/host.sock", [f"--volume={tmp_path}:/v"]
+    else:
+        path = Path(f"/var/tmp/runpsc-host-{os.getpid()}.sock")
+        inside, flags = str(path), []
+        path.unlink(missing_ok=True)
     host.bind(str(path))
     host.listen(4)
     host.setblocking(False)
     try:
-        code = ("import socket, errno\n"
+        code = ("import socket, errno, sys\n"
                 "s = socket.socket(socket.AF_UNIX)\n"
-                "print(errno.errorcode[s.connect_ex('/v/host.sock')])\n"
+                "print(errno.errorcode[s.connect_ex(sys.argv[1])])\n"
                 "d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
-                "print(errno.errorcode[d.connect_ex('/v/host.sock')])\n")
-        got = runpsc("do", f"--volume={tmp_path}:/v", "--", "python3", "-c", code)
+                "print(errno.errorcode[d.connect_ex(sys.argv[1])])\n")
+        got = runpsc("do", *flags, "--", "python3", "-c", code, inside)
         assert got.stdout == b"ECONNREFUSED\nECONNREFUSED\n", got.stderr
         try:
             host.accept()
@@ -138,6 +146,8 @@ def test_host_socket_through_gofer_is_refused(tmp_path: Path):
             assert e.errno == errno.EAGAIN
     finally:
         host.close()
+        if where == "root":
+            path.unlink(missing_ok=True)
 
 
 def test_proc_net_unix_lists_the_sandboxs_sockets(tmp_path: Path):

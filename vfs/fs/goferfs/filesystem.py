@@ -273,7 +273,7 @@ class GoferFS(Filesystem):
     # -- lookups and attributes ----------------------------------------------------------------
 
     async def lookup(self, parent: Dentry, names: list[bytes]) -> list[Dentry]:
-        first = parent.children.get(names[0])
+        first = parent.children.get(names[0]) if names else None
         if first is not None and is_synthetic(first):
             return [first]  # (never a directory: the lookup ends here)
         out: list[Dentry] = []
