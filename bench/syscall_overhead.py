@@ -122,7 +122,8 @@ def main() -> None:
         for pl in placements:
             cpus[pl] = cpu = placed(pl)
             # interleave floor and runpsc runs, so both see the same load
-            fl, sb = [], {m: [] for m in MODES}
+            fl: list[float] = []
+            sb: dict[str, list[float]] = {m: [] for m in MODES}
             for _ in range(rep):
                 fl.append(floor_run(floor_bin, n, cpu))
                 for m in MODES:
@@ -140,9 +141,9 @@ def main() -> None:
                   f"{'runpsc/floor':>14}{'runpsc/native':>15}")
             for m in MODES:
                 one = m in ONE_CALL
-                fl = f"{floor[pl]:>10.0f}" if one else f"{'-':>10}"
+                fcell = f"{floor[pl]:>10.0f}" if one else f"{'-':>10}"
                 ratio = f"{sandbox[pl][m] / floor[pl]:>14.2f}" if one else f"{'-':>14}"
-                print(f"  {m:<12}{native[m]:>8.0f}{fl}{sandbox[pl][m]:>10.0f}{ratio}"
+                print(f"  {m:<12}{native[m]:>8.0f}{fcell}{sandbox[pl][m]:>10.0f}{ratio}"
                       f"{sandbox[pl][m] / native[m]:>15.1f}")
         if user_env is None:
             os.environ.pop("RUNPSC_CPU", None)

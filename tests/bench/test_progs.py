@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.cprogs import build
-from tests.support import need_binary
+from tests.support import missing, need_binary
 
 MECHANISMS = ["sysemu", "seccomp", "seccomp-sync", "systrap", "systrap-spin", "sigsys",
               "trace"]
@@ -42,6 +42,8 @@ def test_floor_answers_every_call(progs: Path, mechanism: str) -> None:
     for sup, target in placements():
         p = subprocess.run([str(progs / "floors"), mechanism, str(CALLS), str(sup), str(target)],
                            capture_output=True, text=True, timeout=120)
+        if p.returncode == 3:  # floors.c: this kernel lacks the mechanism
+            missing(mechanism, p.stderr.strip())
         # "MECH ns answered wrong": the i-th getpid returned the supervisor's 2**40 + i
         # (no pid is that large, so a call that reached the host would count as wrong).
         name, ns, answered, wrong = p.stdout.split()
