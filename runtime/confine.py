@@ -101,8 +101,7 @@ def confine_sentry(network: Any) -> Any:
     if network is None:  # ``none``: the Sentry's own fresh namespace is the sandbox's
         if rootless:
             enter_user_namespace()
-        network = Network.isolated("none")
-        network.join()
+        network = Network.isolated("none", stay=True)
     else:
         if network.mode != "host":
             network.join()
