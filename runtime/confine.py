@@ -1,7 +1,7 @@
 """The Sentry locks itself in once its sandbox has booted (what gVisor's Sentry does).
 
-Called by the process that is a sandbox's Sentry (`runpsc do`, the API's worker, the OCI
-runtime's sandbox process) after its gofers are connected, its network exists and before
+Called by the process that is a sandbox's Sentry (`runpsc do`, the API's worker; the OCI
+runtime's sandbox process only in part, see `confine_sentry`) after its gofers are connected, its network exists and before
 its Kernel starts the first stub. Afterwards:
 
 - network: the Sentry's own thread lives in the sandbox's network namespace (``none``: a
@@ -80,9 +80,13 @@ def _import_all() -> None:
             importlib.import_module(info.name)
 
 
-def confine_sentry(network: Any) -> Any:
+def confine_sentry(network: Any, *, host_files: bool = False) -> Any:
     """Lock this process in (see the module's docstring); returns the sandbox's Network
     (the one given, or for ``none`` (None given) the fresh namespace made here).
+
+    `host_files`: only the namespaces and no_new_privs; the host's filesystem and the
+    capabilities stay (the OCI runtime's sandbox process, which writes its state directory,
+    binds its control socket and connects to console sockets by path while it serves).
 
     The process must be single-threaded (unshare of the mount namespace and of the user
     namespace move only a whole process). Not root: the walls are built inside a user
@@ -110,9 +114,10 @@ def confine_sentry(network: Any) -> Any:
     if libc.unshare(_CLONE_NEWIPC | _CLONE_NEWUTS) != 0:
         e = ctypes.get_errno()
         raise ConfineError(e, f"unshare(CLONE_NEWIPC|CLONE_NEWUTS): {os.strerror(e)}")
-    preload()
-    pivot_to_empty_root(mountpoint="/tmp", proc=True, name="sentry-root")
-    drop_capabilities(KEPT_CAPS if not rootless else ())
+    if not host_files:
+        preload()
+        pivot_to_empty_root(mountpoint="/tmp", proc=True, name="sentry-root")
+        drop_capabilities(KEPT_CAPS if not rootless else ())
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         e = ctypes.get_errno()
         raise ConfineError(e, f"PR_SET_NO_NEW_PRIVS: {os.strerror(e)}")

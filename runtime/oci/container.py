@@ -182,7 +182,9 @@ class Container:
         self.net = NetworkSetup(spec.network, [])
         from runtime.confine import confine_sentry
 
-        self.net.network = confine_sentry(self.net.network)
+        # Namespaces and no_new_privs only: this process writes its state directory and
+        # reaches console sockets by path while it serves (runtime/confine.py).
+        self.net.network = confine_sentry(self.net.network, host_files=True)
         table = None
         if spec.strace:
             from sentry.kernel.table import TABLE
