@@ -545,7 +545,7 @@ class Sandbox:
             from runtime.confine import confine_sentry
 
             try:
-                self.net.network = confine_sentry(self.net.network)
+                self.net.network = confine_sentry(self.net.network, strace=cfg.strace)
             except OSError as e:
                 raise SandboxError(f"confining the Sentry: {e} (--no-confine runs it "
                                    "unconfined, unsafe)") from None
