@@ -1,7 +1,7 @@
 """The Sentry locks itself in once its sandbox has booted (what gVisor's Sentry does).
 
-Called by the process that is a sandbox's Sentry (`runpsc do`, the API's worker, the OCI
-runtime's sandbox process) after its gofers are connected, its network exists and before
+Called by the process that is a sandbox's Sentry (`runpsc do`, the API's worker; the OCI
+runtime's sandbox process only in part, see `confine_sentry`) after its gofers are connected, its network exists and before
 its Kernel starts the first stub. Afterwards:
 
 - network: the Sentry's own thread lives in the sandbox's network namespace (``none``: a
@@ -57,32 +57,44 @@ class ConfineError(OSError):
     """The Sentry could not lock itself in (no privilege for it, or threads running)."""
 
 
-def preload() -> None:
+def preload(*, strace: bool = True) -> None:
     """Import every module of the Sentry's packages (and the standard ones they import
-    lazily): after the pivot nothing on the host's disk can be read."""
+    lazily): after the pivot nothing on the host's disk can be read. `strace`: also
+    `sentry.strace` (only the runtime imports it, and only for --strace: with
+    python-ptrace's syscall prototypes it is most of what is left to import)."""
     from runtime.startup import glibc_sonames
 
     with glibc_sonames():  # no `ldconfig -p` child for modules that find libc
-        _import_all()
+        _import_all(() if strace else ("sentry.strace",))
 
 
-def _import_all() -> None:
+def _import_all(skip: tuple[str, ...]) -> None:
     for name in _STDLIB:
         try:
             importlib.import_module(name)
         except ImportError:
             pass
     for pkg in _PACKAGES:
-        mod = importlib.import_module(pkg)
-        for info in pkgutil.walk_packages(mod.__path__, f"{pkg}."):
-            if info.name.endswith("_build"):  # cffi build scripts, not run code
-                continue
-            importlib.import_module(info.name)
+        _import_tree(importlib.import_module(pkg), skip)
 
 
-def confine_sentry(network: Any) -> Any:
+def _import_tree(pkg: Any, skip: tuple[str, ...]) -> None:
+    for info in pkgutil.iter_modules(pkg.__path__, f"{pkg.__name__}."):
+        if info.name.startswith(skip) or info.name.endswith("_build"):
+            continue  # cffi build scripts are not run code
+        mod = importlib.import_module(info.name)
+        if info.ispkg:
+            _import_tree(mod, skip)
+
+
+def confine_sentry(network: Any, *, host_files: bool = False, strace: bool = True) -> Any:
     """Lock this process in (see the module's docstring); returns the sandbox's Network
     (the one given, or for ``none`` (None given) the fresh namespace made here).
+
+    `host_files`: only the namespaces and no_new_privs; the host's filesystem and the
+    capabilities stay (the OCI runtime's sandbox process, which writes its state directory,
+    binds its control socket and connects to console sockets by path while it serves).
+    `strace`: whether the Sentry will trace (else `sentry.strace` is not imported).
 
     The process must be single-threaded (unshare of the mount namespace and of the user
     namespace move only a whole process). Not root: the walls are built inside a user
@@ -101,8 +113,7 @@ def confine_sentry(network: Any) -> Any:
     if network is None:  # ``none``: the Sentry's own fresh namespace is the sandbox's
         if rootless:
             enter_user_namespace()
-        network = Network.isolated("none")
-        network.join()
+        network = Network.isolated("none", stay=True)
     else:
         if network.mode != "host":
             network.join()
@@ -111,9 +122,10 @@ def confine_sentry(network: Any) -> Any:
     if libc.unshare(_CLONE_NEWIPC | _CLONE_NEWUTS) != 0:
         e = ctypes.get_errno()
         raise ConfineError(e, f"unshare(CLONE_NEWIPC|CLONE_NEWUTS): {os.strerror(e)}")
-    preload()
-    pivot_to_empty_root(mountpoint="/tmp", proc=True, name="sentry-root")
-    drop_capabilities(KEPT_CAPS if not rootless else ())
+    if not host_files:
+        preload(strace=strace)
+        pivot_to_empty_root(mountpoint="/tmp", proc=True, name="sentry-root")
+        drop_capabilities(KEPT_CAPS if not rootless else ())
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         e = ctypes.get_errno()
         raise ConfineError(e, f"PR_SET_NO_NEW_PRIVS: {os.strerror(e)}")

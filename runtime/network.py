@@ -86,6 +86,11 @@ class NetworkSetup:
             except BaseException:
                 self.close()
                 raise
+            # Its API socket and log are needed no more, and the confined Sentry could not
+            # remove them at close (runtime/confine.py): gone now.
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+                self._dir = None
 
     def _start_slirp(self) -> None:
         exe = shutil.which("slirp4netns")

@@ -577,7 +577,7 @@ class Sandbox:
                 self.dialer.keep(tcp)
                 stack.callback(self.dialer.close)
             try:
-                self.net.network = confine_sentry(self.net.network)
+                self.net.network = confine_sentry(self.net.network, strace=cfg.strace)
             except OSError as e:
                 raise SandboxError(f"confining the Sentry: {e} (--no-confine runs it "
                                    "unconfined, unsafe)") from None

@@ -246,7 +246,7 @@ class Container:
         import runtime.hostterm  # noqa: F401 - used once locked in (`_pump`, drain)
         from runtime.confine import confine_sentry
 
-        self.net.network = confine_sentry(kernel.network)
+        self.net.network = confine_sentry(kernel.network, strace=spec.strace)
         return {"ctx": ctx, "creds": creds, "path": path, "fdtable": fdtable, "term": term}
 
     async def _build_mounts(self, stack: contextlib.AsyncExitStack, ctx: Any,

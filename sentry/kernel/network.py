@@ -86,21 +86,32 @@ class Network:
         self.sockets: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 
     @classmethod
-    def isolated(cls, mode: str = "none") -> Network:
-        """A fresh namespace whose ``lo`` is up (unshare on this thread, then back)."""
-        home = _own_ns()
+    def isolated(cls, mode: str = "none", *, stay: bool = False) -> Network:
+        """A fresh namespace whose ``lo`` is up (unshare on this thread, then back; with
+        `stay`, the thread stays in it: the confined Sentry lives there, and from a user
+        namespace of its own it could not go back)."""
+        home = -1 if stay else _own_ns()
         try:
             _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
             try:
                 fd = _own_ns()
                 _link_up(b"lo")
-                # Ping sockets for every group: the namespace is the sandbox's own.
-                with open("/proc/sys/net/ipv4/ping_group_range", "w") as f:
-                    f.write("0 2147483647")
+                # Ping sockets for every group: the namespace is the sandbox's own (in a
+                # user namespace, for the groups it maps: ours).
+                try:
+                    with open("/proc/sys/net/ipv4/ping_group_range", "w") as f:
+                        f.write("0 2147483647")
+                except OSError as e:
+                    if e.errno != errno.EINVAL:
+                        raise
+                    with open("/proc/sys/net/ipv4/ping_group_range", "w") as f:
+                        f.write(f"{os.getegid()} {os.getegid()}")
             finally:
-                _setns(home)
+                if home >= 0:
+                    _setns(home)
         finally:
-            os.close(home)
+            if home >= 0:
+                os.close(home)
         return cls(mode, fd)
 
     @classmethod

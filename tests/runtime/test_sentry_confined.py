@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 
+from tests.gofer.helpers import need_rootless
 from tests.runtime.test_do import ROOT
 from tests.support import need_binary, need_root
 
@@ -25,9 +26,9 @@ def _status(pid: int) -> dict[str, str]:
         return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
 
 
-def _serving(*opts: str) -> subprocess.Popen[bytes]:
+def _serving(*opts: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     """A `runpsc do` whose program said "ready" and waits for a line on stdin."""
-    p = subprocess.Popen([sys.executable, "-m", "runtime.cli", "do", *opts, "--", "/bin/sh",
+    p = subprocess.Popen([*prefix, sys.executable, "-m", "runtime.cli", "do", *opts, "--", "/bin/sh",
                           "-c", "echo ready; read x; echo bye"], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(ROOT))
     assert p.stdout is not None
@@ -66,6 +67,26 @@ def test_the_serving_sentry_sees_nothing_of_the_host() -> None:
         for cap in ("CapEff", "CapPrm", "CapBnd"):
             assert int(st[cap], 16) == 1 << 10, (cap, st[cap])  # CAP_NET_BIND_SERVICE
         assert int(st["CapInh"], 16) == int(st["CapAmb"], 16) == 0
+        assert st["NoNewPrivs"] == "1"
+    finally:
+        _finish(p)
+
+
+def test_rootless_sentry_is_confined_in_a_user_namespace_of_its_own() -> None:
+    """Not root: the same walls inside a user namespace where the caller stays itself, with
+    no capability at all (tests/runtime/test_rootless_do.py runs programs so)."""
+    need_rootless()
+    user = "4321"
+    p = _serving(prefix=("setpriv", "--reuid", user, "--regid", user, "--clear-groups"))
+    try:
+        pid = p.pid  # setpriv execs the interpreter: the same pid
+        assert sorted(os.listdir(f"/proc/{pid}/root")) == ["etc", "fd", "proc"]
+        for ns in ("user", "mnt", "net", "ipc", "uts"):
+            assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
+        st = _status(pid)
+        assert st["Uid"].split()[0] == user
+        for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+            assert int(st[cap], 16) == 0, (cap, st[cap])
         assert st["NoNewPrivs"] == "1"
     finally:
         _finish(p)
