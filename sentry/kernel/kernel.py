@@ -608,6 +608,12 @@ class Kernel:
         calls between two trio checkpoints runs out: no Python runs meanwhile, so nothing
         that could change the answer does. Not with a traced (--strace) or test table whose
         entry is not the shared one, nor while any signal is queued.
+
+        On the seccomp platform the same loop serves notified calls (`stub.in_notif`: the
+        registers hold only the number, arguments and rip) and PTRACE_EVENT_SECCOMP stops
+        (`SYSCALL_STATUS` is the platform's); the C round trip is `sc_step`/`sc_run`, and a
+        signal for a notified call's thread is delivered at a stop its kick makes at the
+        call's return (sentry/README.md, "The seccomp platform").
         """
         table = self.table
         waiter = self._waiter
