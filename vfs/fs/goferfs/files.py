@@ -203,8 +203,9 @@ class GoferFileFD(RegularFD):
                 await self._io.clunk()
 
 
-#: Where the cookies of a listing's sandbox-only entries start (the server's are offsets
-#: into its own listing, far below).
+#: Where the cookies of a listing's sandbox-only entries start. A server's cookies may take
+#: any 63-bit value (ext4's hash positions do), so only the ones this open directory
+#: handed out for such entries are read as theirs (`GoferDirFD._synthetic_at`).
 SYNTHETIC_COOKIE = 1 << 62
 
 
@@ -218,10 +219,13 @@ class GoferDirFD(DirectoryFD):
         self.io = io
         # The cookie after the last entry, once a listing said so (no empty read needed).
         self._end = -1
+        #: cookie handed out for a sandbox-only entry -> the index of the next one
+        self._synthetic_at: dict[int, int] = {}
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
-        if cookie >= SYNTHETIC_COOKIE:
-            return self._synthetic(cookie - SYNTHETIC_COOKIE)
+        index = self._synthetic_at.get(cookie) if self._synthetic_at else None
+        if index is not None:
+            return self._synthetic(index)
         if cookie and cookie == self._end:
             return self._synthetic(0)  # the last listing said the server's part ends here
         got = await self._server_entries(cookie)
@@ -231,8 +235,12 @@ class GoferDirFD(DirectoryFD):
         """The sandbox-only sockets (`GoferFS.bind_socket`), listed after the server's
         entries with cookies of their own."""
         kids = self.fs.synthetic_children(self.dentry)
-        return [(SYNTHETIC_COOKIE + i + 1, c.inode.ino, DT_SOCK, c.name)
-                for i, c in enumerate(kids) if i >= index]
+        out = []
+        for i, c in enumerate(kids):
+            if i >= index:
+                self._synthetic_at[SYNTHETIC_COOKIE + i + 1] = i + 1
+                out.append((SYNTHETIC_COOKIE + i + 1, c.inode.ino, DT_SOCK, c.name))
+        return out
 
     async def _server_entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
         fs = self.fs
