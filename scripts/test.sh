@@ -39,7 +39,8 @@ RUNPSC_PLATFORM=seccomp .venv/bin/python -m pytest -q -p no:cacheprovider \
     tests/sentry/test_platform*.py tests/sentry/test_escape.py tests/sentry/test_int80.py \
     tests/sentry/test_signals*.py tests/sentry/test_signalfd.py tests/sentry/test_pipe_eintr.py \
     tests/sentry/test_jobcontrol*.py tests/sentry/test_kill_all.py tests/sentry/test_kill_perm.py \
-    tests/sentry/test_files_*.py tests/sentry/test_futex2.py tests/sentry/test_poll*.py \
+    tests/sentry/test_files_*.py tests/sentry/test_futex2.py tests/sentry/test_futex_pi.py \
+    tests/sentry/test_stub_scratch.py tests/sentry/test_poll*.py \
     tests/sentry/test_loader*.py tests/sentry/test_programs_busybox.py \
     tests/runtime/test_signal_forwarding.py tests/runtime/test_do.py || seccomp=$?
 echo "test.sh: main run exit $main; RUNPSC_NO_CFFI=1 run exit $no_cffi; under load exit $loaded;" \

@@ -11,7 +11,8 @@ or write registers beyond the number, the arguments and rip (the notification ca
 only those), nor inject host calls into the stub (the thread is not at a ptrace stop),
 nor change the thread (exec, clone, exit, sigreturn, arch_prctl). A signal it raises or
 interrupts it with is delivered at a ptrace stop at the call's return (the Kernel kicks
-the thread before answering), so blocking calls qualify.
+the thread before answering), so blocking calls qualify. futex is not one: its PI
+operations set FUTEX_WAITERS with a FUTEX_WAKE_OP injected into the caller's stub.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ NOTIFIED = frozenset(number(n) for n in (
     "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min",
     # waiting (interrupted by a signal: EINTR and the restart are decided at the kick stop)
     "poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "nanosleep",
-    "clock_nanosleep", "futex", "wait4", "waitid", "pause", "rt_sigsuspend",
+    "clock_nanosleep", "wait4", "waitid", "pause", "rt_sigsuspend",
     "rt_sigtimedwait",
     # signals that go to another or, queued, to this thread at the call's return
     "rt_sigprocmask", "rt_sigaction", "rt_sigpending", "kill", "tgkill", "tkill",
