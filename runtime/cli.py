@@ -41,8 +41,26 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module_name), attr)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """--version in runc's shape (a shim or a tool may read its lines): the version, the
+    build (the package's version: no commit is recorded at install), the OCI runtime spec
+    version and the language runtime's."""
+    if not value or ctx.resilient_parsing:
+        return
+    import platform
+    from importlib.metadata import version
+
+    from runtime.oci.spec import OCI_VERSION
+
+    v = version("runpsc")
+    click.echo(f"runpsc version {v}\ncommit: {v}\nspec: {OCI_VERSION}\n"
+               f"python: {platform.python_version()}")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="runpsc", prog_name="runpsc")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Show the version and exit.")
 @click.option("--root", default="/run/runpsc", show_default=True, metavar="DIR",
               help="OCI commands: where containers' state lives.")
 @click.option("--log", metavar="FILE", help="OCI commands: write errors to FILE.")

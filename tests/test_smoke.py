@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import platform
 import subprocess
 import sys
 from importlib.metadata import version
@@ -22,9 +23,17 @@ def test_package_imports_with_docstring(name: str) -> None:
 
 
 def test_version_from_metadata() -> None:
+    """runc's shape: `NAME version X`, then `key: value` lines (commit, spec, ...)."""
+    from runtime.oci.spec import OCI_VERSION
+
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0
-    assert result.output.strip() == f"runpsc, version {version('runpsc')}"
+    first, *rest = result.output.splitlines()
+    assert first == f"runpsc version {version('runpsc')}"
+    fields = dict(line.split(": ", 1) for line in rest)
+    assert fields["commit"] == version("runpsc")
+    assert fields["spec"] == OCI_VERSION
+    assert fields["python"] == platform.python_version()
 
 
 def test_console_script_help() -> None:
