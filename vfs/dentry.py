@@ -56,6 +56,24 @@ class Inode:
     def type(self) -> int:
         return self.mode & S_IFMT
 
+    def set_attrs(self, *, mode: int | None = None, uid: int | None = None,
+                  gid: int | None = None, atime_ns: int | None = None,
+                  mtime_ns: int | None = None, ctime_ns: int | None = None) -> None:
+        """Store the attributes a setattr gives (None: unchanged); `mode` is the whole
+        mode, file type included, as the VFS passes it."""
+        if mode is not None:
+            self.mode = mode
+        if uid is not None:
+            self.uid = uid
+        if gid is not None:
+            self.gid = gid
+        if atime_ns is not None:
+            self.atime_ns = atime_ns
+        if mtime_ns is not None:
+            self.mtime_ns = mtime_ns
+        if ctime_ns is not None:
+            self.ctime_ns = ctime_ns
+
     def to_stat(self, dev: int) -> Stat:
         return Stat(
             mode=self.mode, ino=self.ino, dev=dev, nlink=self.nlink, uid=self.uid,

@@ -59,6 +59,17 @@ def set_waiters(t: Task, addr: int) -> int:
     return word
 
 
+async def sleep_until_set(event: trio.Event, deadline: float | None) -> None:
+    """A futex waiter's sleep: until `event` is set, or ETIMEDOUT at the trio `deadline`."""
+    if deadline is None:
+        await event.wait()
+        return
+    with trio.move_on_at(deadline):
+        await event.wait()
+    if not event.is_set():
+        raise SyscallError(errno.ETIMEDOUT)
+
+
 @dataclass(slots=True)
 class _Waiter:
     bitset: int
@@ -100,13 +111,7 @@ class Futexes:
         w = _Waiter(bitset)
         self._queues.setdefault(key, []).append(w)
         try:
-            if deadline is None:
-                await w.event.wait()
-            else:
-                with trio.move_on_at(deadline):
-                    await w.event.wait()
-                if not w.event.is_set():
-                    raise SyscallError(errno.ETIMEDOUT)
+            await sleep_until_set(w.event, deadline)
         finally:
             q = self._queues.get(key)
             if q is not None and w in q:
@@ -196,13 +201,7 @@ class PiFutexes:
         w = PiWaiter(tid)
         st.waiters.append(w)
         try:
-            if deadline is None:
-                await w.event.wait()
-            else:
-                with trio.move_on_at(deadline):
-                    await w.event.wait()
-                if not w.event.is_set():
-                    raise SyscallError(errno.ETIMEDOUT)
+            await sleep_until_set(w.event, deadline)
         finally:
             if w in st.waiters:
                 st.waiters.remove(w)

@@ -26,7 +26,7 @@ from tests.p9.conftest import free_port
 from tests.runtime.test_do import ROOT
 from tests.runtime.test_remote_mounts import tls_args
 from tests.support import missing, need_root
-from tests.tlscerts import PKI, make_pki
+from tests.tlscerts import PKI
 
 # Writes through a descriptor opened before the restart (reopened by the reconnection),
 # reads at its offset after it, a 3 MB stream written on both sides of the restart (page
@@ -106,18 +106,10 @@ def _native(script: str, tmp: Path) -> bytes:
     return r.stdout
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
 @pytest.fixture
-def served(tmp_path: Path) -> Path:
-    os.chmod(tmp_path, 0o755)
-    d = tmp_path / "served"
-    d.mkdir(mode=0o777)
-    (d / "in").write_bytes(b"input\n")
-    return d
+def served(served: Path) -> Path:
+    (served / "in").write_bytes(b"input\n")
+    return served
 
 
 @pytest.mark.parametrize("kind", ["tcp", "tls"])

@@ -18,21 +18,13 @@ from runtime.sandbox import Mount
 from tests.gofer.helpers import confine_args, gofer_process
 from tests.p9.conftest import free_port
 from tests.runtime.test_do import runpsc
-from tests.tlscerts import PKI, Pair, make_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
+from tests.tlscerts import PKI, Pair
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Path:
-    os.chmod(tmp_path, 0o755)
-    d = tmp_path / "served"
-    d.mkdir(mode=0o777)
-    (d / "hello").write_bytes(b"hello from the gofer's host\n")
-    return d
+def served(served: Path) -> Path:
+    (served / "hello").write_bytes(b"hello from the gofer's host\n")
+    return served
 
 
 @contextlib.contextmanager

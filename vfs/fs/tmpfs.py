@@ -213,18 +213,8 @@ class Tmpfs(Filesystem):
             raise error(errno.EPERM)
         if size is not None:
             self.truncate(ino, size)
-        if mode is not None:
-            ino.mode = mode
-        if uid is not None:
-            ino.uid = uid
-        if gid is not None:
-            ino.gid = gid
-        if atime_ns is not None:
-            ino.atime_ns = atime_ns
-        if mtime_ns is not None:
-            ino.mtime_ns = mtime_ns
-        if ctime_ns is not None:
-            ino.ctime_ns = ctime_ns
+        ino.set_attrs(mode=mode, uid=uid, gid=gid, atime_ns=atime_ns, mtime_ns=mtime_ns,
+                      ctime_ns=ctime_ns)
 
     def truncate(self, ino: TmpfsInode, size: int) -> None:
         """Set the size of a regular file (setattr's size, and ftruncate of an fd opened

@@ -430,7 +430,8 @@ class GoferFS(Filesystem):
                       ctime_ns: int | None = None) -> None:
         ino = inode_of(d)
         if isinstance(ino, SyntheticInode):
-            self._set_synthetic(ino, mode, uid, gid, atime_ns, mtime_ns, ctime_ns)
+            ino.set_attrs(mode=mode, uid=uid, gid=gid, atime_ns=atime_ns, mtime_ns=mtime_ns,
+                          ctime_ns=ctime_ns if ctime_ns is not None else now_ns())
             return
         fid = await self.fids.get(d)
         if size is not None:
@@ -479,22 +480,6 @@ class GoferFS(Filesystem):
         self._positive(parent, name)
         self._touch_dir(parent)
         return d
-
-    @staticmethod
-    def _set_synthetic(ino: SyntheticInode, mode: int | None, uid: int | None,
-                       gid: int | None, atime_ns: int | None, mtime_ns: int | None,
-                       ctime_ns: int | None) -> None:
-        if mode is not None:
-            ino.mode = (ino.mode & S_IFMT) | (mode & 0o7777)
-        if uid is not None:
-            ino.uid = uid
-        if gid is not None:
-            ino.gid = gid
-        if atime_ns is not None:
-            ino.atime_ns = atime_ns
-        if mtime_ns is not None:
-            ino.mtime_ns = mtime_ns
-        ino.ctime_ns = ctime_ns if ctime_ns is not None else now_ns()
 
     @staticmethod
     def synthetic_children(d: Dentry) -> list[Dentry]:
