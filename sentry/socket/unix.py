@@ -546,7 +546,6 @@ class UnixSocket(Socket):
         sent = 0
         oob = bool(flags & MSG_OOB)
         total = len(data) - oob  # (MSG_OOB: the last byte goes on its own, queue_oob)
-        rights = control.rights
         while True:
             other = self.peer
             if self.shut & SEND_SHUTDOWN or other is None or other.dead \
@@ -572,32 +571,32 @@ class UnixSocket(Socket):
             if oob and sent == total:
                 return sent + self._queue_oob(task, data[-1:], control, other)
             size = min(total - sent, max((self.opts.sndbuf >> 1) - 64, 1), STREAM_CHUNK)
-            piece = data[sent : sent + size]
-            if rights:
-                self.ns.check_inflight(task)
-            pkt = Packet(piece, self, rights, self._make_creds(task, control, other),
-                         task.creds.uid)
-            if rights:
-                self.ns.carried(rights, 1, pkt.uid)
-                control.rights = rights = []
-            other.queue.append(pkt)
+            other.queue.append(self._stream_packet(task, data[sent : sent + size], control,
+                                                   other))
             other.waitq.notify(POLLIN | POLLRDNORM)
             other.wake_async(fasync.POLL_IN)
             sent += size
             if sent >= total and not oob:
                 return sent
 
-    def _queue_oob(self, task: Task, byte: bytes, control: Control, other: UnixSocket) -> int:
-        """queue_oob: the out-of-band byte as a message of its own, which becomes the
-        receiver's mark (a previous one turns into ordinary data); SIGURG to its owner."""
+    def _stream_packet(self, task: Task, data: bytes, control: Control,
+                       other: UnixSocket) -> Packet:
+        """One stream message for `other`: the files in `control` go with the first one
+        (counted in flight; `control.rights` is emptied)."""
         rights = control.rights
         if rights:
             self.ns.check_inflight(task)
-        pkt = Packet(byte, self, rights, self._make_creds(task, control, other),
+        pkt = Packet(data, self, rights, self._make_creds(task, control, other),
                      task.creds.uid)
         if rights:
             self.ns.carried(rights, 1, pkt.uid)
             control.rights = []
+        return pkt
+
+    def _queue_oob(self, task: Task, byte: bytes, control: Control, other: UnixSocket) -> int:
+        """queue_oob: the out-of-band byte as a message of its own, which becomes the
+        receiver's mark (a previous one turns into ordinary data); SIGURG to its owner."""
+        pkt = self._stream_packet(task, byte, control, other)
         other.queue.append(pkt)
         other.oob = pkt
         fasync.sigurg(other)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,26 @@ def make_rootfs_tarball(work: Path) -> Path:
     return archive
 
 
+def _start_daemon(name: str, argv: list[str], log: Path, tries: int,
+                  answers: Callable[[], bool]) -> subprocess.Popen[bytes]:
+    """Start a daemon in a session of its own, its output in `log`, and return once
+    `answers()` (polled every 50 ms, `tries` times); RuntimeError with its log's tail if it
+    exits or never answers."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(tries):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
+        if answers():
+            return proc
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):  # (the caller never gets it to stop)
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    raise RuntimeError(f"{name} did not start: {log.read_text()[-2000:]}")
+
+
 class Containerd:
     """A containerd of the test's own (config, root, state and socket under `base`)."""
 
@@ -148,19 +168,11 @@ class Containerd:
             f'[ttrpc]\n  address = "{self.address}.ttrpc"\n'
             f'[debug]\n  address = "{self.address}.debug"\n'
         )
-        log = open(self.log, "wb")
-        self.proc = subprocess.Popen([binary, "--config", str(cfg)], stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-        log.close()
         # Ready when it answers (`ctr version` waits on the socket itself).
-        for _ in range(200):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"containerd exited: {self.log.read_text()[-2000:]}")
-            if os.path.exists(self.address) and self.ctr("version", check=False).returncode == 0:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"containerd did not start: {self.log.read_text()[-2000:]}")
+        self.proc = _start_daemon(
+            "containerd", [binary, "--config", str(cfg)], self.log, 200,
+            lambda: os.path.exists(self.address)
+            and self.ctr("version", check=False).returncode == 0)
 
     def ctr(self, *args: str, check: bool = True, input: bytes | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
@@ -227,19 +239,10 @@ class Dockerd:
             "storage-driver": "vfs",
             "runtimes": {"runpsc": {"path": runpsc_binary()}},
         }))
-        log = open(self.log, "wb")
-        self.proc = subprocess.Popen([binary, "--config-file", str(cfg)], stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-        log.close()
-        for _ in range(600):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dockerd exited: {self.log.read_text()[-2000:]}")
-            if (self.base / "docker.sock").exists() and self.docker(
-                    "version", check=False).returncode == 0:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"dockerd did not start: {self.log.read_text()[-2000:]}")
+        self.proc = _start_daemon(
+            "dockerd", [binary, "--config-file", str(cfg)], self.log, 600,
+            lambda: (self.base / "docker.sock").exists()
+            and self.docker("version", check=False).returncode == 0)
 
     def docker(self, *args: str, check: bool = True, input: bytes | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
