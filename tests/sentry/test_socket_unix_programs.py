@@ -99,9 +99,11 @@ def test_bound_socket_in_gofer_volume_stays_in_the_sandbox(tmp_path: Path, optio
 
 
 def test_socat_unix_listen_and_socketpair(tmp_path: Path):
+    """The client retries until the listener is up (`forever`, not a retry count: a count
+    is a time limit, which a loaded machine exceeds)."""
     need_binary("socat")
     script = ('socat UNIX-LISTEN:"$D/s.sock" SYSTEM:"tr a-z A-Z" & '
-              'echo hello socat | socat - UNIX-CONNECT:"$D/s.sock",retry=200,interval=0.02; '
+              'echo hello socat | socat - UNIX-CONNECT:"$D/s.sock",forever,interval=0.02; '
               'wait; echo relay done; '
               'echo through a socketpair | socat - EXEC:"rev"; '
               'rm -f "$D/s.sock"')
