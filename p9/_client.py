@@ -27,6 +27,7 @@ from ._constants import IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, QidType
 from ._errors import ProtocolError, oserror
 from ._framing import FrameDecoder, encode_frame
 from ._sockio import FrameSender, Receiver, carries_fds
+from ._transport import bound_unacknowledged
 from ._version import BASE, PLAIN, RUNPSC, Dialect, client_accept
 
 _RECV_CHUNK = 1 << 16
@@ -115,8 +116,9 @@ class Client:
         self._down: trio.Event | None = None
         #: Connections re-established so far (diagnostics, tests).
         self.reconnects = 0
-        #: Seconds a reply may stay partly received (a server that stopped mid-reply)
-        #: before the connection is dropped as lost (and reconnected); 0: never.
+        #: Seconds a reply may stay partly received (a server that stopped mid-reply), or
+        #: a request unacknowledged by a TCP peer (a dark link), before the connection is
+        #: dropped as lost (and reconnected); 0: no bound.
         self.frame_timeout = DEFAULT_FRAME_TIMEOUT
         #: Live Fid objects by number (re-established after a reconnection), the attach
         #: roots' (aname, uname, n_uname), and fids that could not be re-established
@@ -269,6 +271,7 @@ class Client:
         self._sender = FrameSender(stream)
         self._receiver = Receiver(stream)
         self._decoder = FrameDecoder(self.msize or (1 << 20))
+        bound_unacknowledged(stream, self.frame_timeout)
 
     def _fail(self, exc: BaseException) -> None:
         if self._broken is None:
@@ -698,8 +701,9 @@ async def open_client(
             connection is re-established through it (p9/_recover.py), retrying with
             backoff for up to `reconnect` seconds while operations wait. Otherwise, and
             after that window, every operation fails with EIO.
-        frame_timeout: seconds a reply may stay partly received before the connection
-            counts as lost (then as above); 0: no bound.
+        frame_timeout: seconds a reply may stay partly received, or (TCP) a request
+            unacknowledged by the peer, before the connection counts as lost (then as
+            above); 0: no bound.
 
     Raises:
         OSError: EPROTONOSUPPORT when the server speaks no 9P2000.L, EPROTO for a bad msize.
@@ -708,6 +712,7 @@ async def open_client(
         raise ValueError(f"msize {msize!r} is below {MIN_MSIZE}")
     client = Client(stream, max_inflight=max_inflight)
     client.frame_timeout = frame_timeout
+    bound_unacknowledged(stream, frame_timeout)
     try:
         async with _collapsing_nursery() as nursery:
             nursery.start_soon(client._reader)
