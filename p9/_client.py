@@ -27,9 +27,12 @@ from ._constants import IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, QidType
 from ._errors import ProtocolError, oserror
 from ._framing import FrameDecoder, encode_frame
 from ._sockio import FrameSender, Receiver, carries_fds
+from ._transport import bound_unacknowledged
 from ._version import BASE, PLAIN, RUNPSC, Dialect, client_accept
 
 _RECV_CHUNK = 1 << 16
+#: Seconds a reply may stay partly received before the server counts as gone.
+DEFAULT_FRAME_TIMEOUT = 30.0
 _FLUSH_TIMEOUT = 30.0
 _NO_AUTH = (errno.ENOENT, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EPERM)
 #: The replies of the requests that walk to a new fid (`Client._walk_to_new_fid`).
@@ -113,6 +116,10 @@ class Client:
         self._down: trio.Event | None = None
         #: Connections re-established so far (diagnostics, tests).
         self.reconnects = 0
+        #: Seconds a reply may stay partly received (a server that stopped mid-reply), or
+        #: a request unacknowledged by a TCP peer (a dark link), before the connection is
+        #: dropped as lost (and reconnected); 0: no bound.
+        self.frame_timeout = DEFAULT_FRAME_TIMEOUT
         #: Live Fid objects by number (re-established after a reconnection), the attach
         #: roots' (aname, uname, n_uname), and fids that could not be re-established
         #: (their requests fail with ESTALE until they are clunked).
@@ -213,9 +220,27 @@ class Client:
                     return
 
     async def _read_replies(self) -> None:
-        """Read replies and hand each to its waiting call, until the connection fails."""
+        """Read replies and hand each to its waiting call, until the connection fails.
+
+        A reply begun but not finished within `frame_timeout` fails the connection
+        (ETIMEDOUT): a server that stopped mid-reply is as gone as one that closed. Nothing
+        bounds the wait for a reply not begun: a request may rightly take long (a lock).
+        Why no deadline while idle: the cancel scope is paid only with a partial frame."""
+        frame_mark, frame_started = -1, 0.0
         while True:
-            data = await self._receiver.receive(self._decoder.wanted(_RECV_CHUNK))
+            decoder = self._decoder
+            wanted = decoder.wanted(_RECV_CHUNK)
+            if decoder.buffered and self.frame_timeout > 0:
+                mark = decoder.received - decoder.buffered  # moves when a frame is consumed
+                if mark != frame_mark:
+                    frame_mark, frame_started = mark, trio.current_time()
+                with trio.move_on_at(frame_started + self.frame_timeout) as scope:
+                    data = await self._receiver.receive(wanted)
+                if scope.cancelled_caught:
+                    raise oserror(errno.ETIMEDOUT, f"9P server stopped mid-reply for "
+                                                   f"{self.frame_timeout:g}s")
+            else:
+                data = await self._receiver.receive(wanted)
             if not data:
                 raise oserror(errno.ECONNRESET, "9P server closed the connection")
             self._decoder.receive_data(data)
@@ -246,6 +271,7 @@ class Client:
         self._sender = FrameSender(stream)
         self._receiver = Receiver(stream)
         self._decoder = FrameDecoder(self.msize or (1 << 20))
+        bound_unacknowledged(stream, self.frame_timeout)
 
     def _fail(self, exc: BaseException) -> None:
         if self._broken is None:
@@ -662,6 +688,7 @@ async def open_client(
     max_inflight: int = 256,
     redial: Callable[[], Awaitable[trio.abc.Stream]] | None = None,
     reconnect: float = 0.0,
+    frame_timeout: float = DEFAULT_FRAME_TIMEOUT,
 ) -> AsyncIterator[Client]:
     """Negotiate a 9P2000.L session on `stream` and yield a `Client`.
 
@@ -674,6 +701,9 @@ async def open_client(
             connection is re-established through it (p9/_recover.py), retrying with
             backoff for up to `reconnect` seconds while operations wait. Otherwise, and
             after that window, every operation fails with EIO.
+        frame_timeout: seconds a reply may stay partly received, or (TCP) a request
+            unacknowledged by the peer, before the connection counts as lost (then as
+            above); 0: no bound.
 
     Raises:
         OSError: EPROTONOSUPPORT when the server speaks no 9P2000.L, EPROTO for a bad msize.
@@ -681,6 +711,8 @@ async def open_client(
     if msize < MIN_MSIZE:
         raise ValueError(f"msize {msize!r} is below {MIN_MSIZE}")
     client = Client(stream, max_inflight=max_inflight)
+    client.frame_timeout = frame_timeout
+    bound_unacknowledged(stream, frame_timeout)
     try:
         async with _collapsing_nursery() as nursery:
             nursery.start_soon(client._reader)

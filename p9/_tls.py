@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import trio
 
-from ._client import Client, open_client
+from ._client import DEFAULT_FRAME_TIMEOUT, Client, open_client
 from ._transport import connect_tcp, connect_unix, tune_tcp
 from ._version import RUNPSC
 
@@ -167,8 +167,8 @@ async def connect(address: str, *, tls: TLSClientConfig | None = None,
 @contextlib.asynccontextmanager
 async def open_address(address: str, *, tls: TLSClientConfig | None = None,
                        msize: int = 1 << 20, version: bytes = RUNPSC,
-                       reconnect: float = 0.0, tcp: TCPDialer | None = None
-                       ) -> AsyncIterator[Client]:
+                       reconnect: float = 0.0, tcp: TCPDialer | None = None,
+                       frame_timeout: float = DEFAULT_FRAME_TIMEOUT) -> AsyncIterator[Client]:
     """Connect to `address` and negotiate a session (`open_client`); a TLS refusal that
     shows only at the first round trip is a `TLSError` too.
 
@@ -176,6 +176,7 @@ async def open_address(address: str, *, tls: TLSClientConfig | None = None,
         reconnect: seconds a lost connection may take to be re-established (dialling
             `address` again, p9/_recover.py) before operations fail with EIO; 0: at once.
         tcp: opens TCP connections (see `connect`), for the first and every later dial.
+        frame_timeout: seconds a reply may stay partly received (`open_client`).
     """
     context = tls.context() if tls is not None and address.startswith("tls:") else None
     stream = await connect(address, tls=tls, tcp=tcp, context=context)
@@ -186,7 +187,7 @@ async def open_address(address: str, *, tls: TLSClientConfig | None = None,
     entered = False
     try:
         async with open_client(stream, msize=msize, version=version, redial=redial,
-                               reconnect=reconnect) as client:
+                               reconnect=reconnect, frame_timeout=frame_timeout) as client:
             entered = True
             yield client
     except (OSError, trio.BrokenResourceError) as e:

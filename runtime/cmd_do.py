@@ -29,15 +29,17 @@ if TYPE_CHECKING:
                    "exclusive: nothing else changes it meanwhile, so it is cached like the "
                    "root (default: every lookup asks the host again).")
 @click.option("--mount", "mounts", multiple=True,
-              metavar="9p:ADDRESS,aname=NAME[,ro][,cache=POLICY][,reconnect=SECONDS]:SANDBOX",
+              metavar="9p:ADDRESS,aname=NAME[,ro][,cache=POLICY][,reconnect=SECONDS][,timeout=SECONDS]:SANDBOX",
               help="Mount the export NAME of a running gofer at ADDRESS (unix:PATH, "
                    "tcp:HOST:PORT, tls:HOST:PORT with --tls-*) at SANDBOX (repeatable). "
                    "cache=exclusive (only this sandbox changes the files), revalidating "
                    "(default: re-checked on open and after a second) or none. "
                    "reconnect: how long a lost connection is retried while operations wait "
-                   "(default 30; then EIO; 0: EIO at once).")
+                   "(default 30; then EIO; 0: EIO at once). timeout: how long a reply may stay "
+                   "unfinished, or a request unacknowledged over TCP, before the connection "
+                   "counts as lost (default 30).")
 @click.option("--root", "root",
-              metavar="9p:ADDRESS,aname=NAME[,cache=POLICY][,reconnect=SECONDS]",
+              metavar="9p:ADDRESS,aname=NAME[,cache=POLICY][,reconnect=SECONDS][,timeout=SECONDS]",
               help="Take the sandbox's root (under the in-memory overlay, as the host's / is "
                    "by default) from export NAME of a running gofer at ADDRESS.")
 @tls_client_options

@@ -88,6 +88,9 @@ DEFAULT_CACHE = "revalidating"
 #: Seconds a remote mount's lost connection may take to come back (the gofer restarted,
 #: the link cut) before its operations fail with EIO; `reconnect=` per mount, 0: at once.
 DEFAULT_RECONNECT = 30.0
+#: Seconds a remote mount's server may leave a reply unfinished, or its link leave a request
+#: unacknowledged, before the connection counts as lost; `timeout=` per mount.
+DEFAULT_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,9 @@ class Mount:
         reconnect: seconds a lost connection is retried (with backoff) while the mount's
             operations wait; the gofer back within them, nothing is lost; after them,
             EIO. 0: EIO at once.
+        timeout: seconds a reply may stay unfinished, or (TCP) a request unacknowledged by
+            the gofer's host, before the connection counts as lost (a dark link: then
+            reconnect as above). 0: the kernel's TCP defaults (~15 minutes).
     """
 
     address: str
@@ -114,10 +120,11 @@ class Mount:
     readonly: bool = False
     cache: str = DEFAULT_CACHE
     reconnect: float = DEFAULT_RECONNECT
+    timeout: float = DEFAULT_TIMEOUT
 
     @classmethod
     def parse(cls, spec: str) -> Mount:
-        """`9p:ADDRESS,aname=NAME[,ro][,cache=POLICY][,reconnect=SECONDS]:SANDBOX_PATH`.
+        """`9p:ADDRESS,aname=NAME[,ro][,cache=POLICY][,reconnect=SECONDS][,timeout=SECONDS]:SANDBOX_PATH`.
 
         Raises:
             ValueError: a malformed spec, an unknown option or policy, a relative path.
@@ -132,7 +139,7 @@ class Mount:
         address, *opts = rest.split(",")
         p9.parse_address(address)
         aname: str | None = None
-        readonly, cache, reconnect = False, DEFAULT_CACHE, DEFAULT_RECONNECT
+        readonly, cache, reconnect, timeout = False, DEFAULT_CACHE, DEFAULT_RECONNECT, DEFAULT_TIMEOUT
         for opt in opts:
             key, eq, value = opt.partition("=")
             if key == "aname" and eq:
@@ -143,19 +150,22 @@ class Mount:
                 cache = value
             elif key == "reconnect" and _seconds(value) is not None:
                 reconnect = _seconds(value) or 0.0
+            elif key == "timeout" and _seconds(value) is not None:
+                timeout = _seconds(value) or 0.0
             else:
                 raise ValueError(f"mount {spec!r}: unknown option {opt!r} (aname=NAME, ro, rw, "
-                                 f"cache={'|'.join(CACHE_POLICIES)}, reconnect=SECONDS)")
+                                 f"cache={'|'.join(CACHE_POLICIES)}, reconnect=SECONDS, "
+                                 "timeout=SECONDS)")
         if aname is None:
             raise ValueError(f"mount {spec!r}: aname=NAME is missing")
         if not target.startswith("/"):
             raise ValueError(f"mount {spec!r}: the sandbox path must be absolute")
-        return cls(address, aname, os.path.normpath(target), readonly, cache, reconnect)
+        return cls(address, aname, os.path.normpath(target), readonly, cache, reconnect, timeout)
 
     def spec(self) -> str:
         """The text form `parse` reads."""
         return (f"9p:{self.address},aname={self.aname},{'ro' if self.readonly else 'rw'},"
-                f"cache={self.cache},reconnect={self.reconnect:g}:{self.sandbox}")
+                f"cache={self.cache},reconnect={self.reconnect:g},timeout={self.timeout:g}:{self.sandbox}")
 
 
 def _seconds(text: str) -> float | None:
@@ -681,7 +691,8 @@ class Sandbox:
 
         try:
             client = await stack.enter_async_context(p9.open_address(
-                mnt.address, tls=self.config.tls, reconnect=mnt.reconnect, tcp=self.dialer.tcp))
+                mnt.address, tls=self.config.tls, reconnect=mnt.reconnect, tcp=self.dialer.tcp,
+                frame_timeout=mnt.timeout))
             fs = await GoferFS.attach(client, os.fsencode(mnt.aname),
                                       policy=CACHE_POLICIES[mnt.cache],
                                       uname=os.fsencode(_user_name()), n_uname=os.getuid())

@@ -20,6 +20,9 @@ APT_PACKAGES+=(libpython3.11-testsuite)
 APT_PACKAGES+=(e2fsprogs util-linux mount)
 # capsh --print inside the sandbox against the native run (tests/runtime/test_caps_ns_cmd.py).
 APT_PACKAGES+=(libcap2-bin)
+# The Linux kernel's 9P client against `runpsc gofer serve` (tests/gofer/test_v9fs_guest.py):
+# a guest under TCG (no KVM needed) booted from Debian's kernel, fetched below.
+APT_PACKAGES+=(qemu-system-x86)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,6 +32,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's kernel for that guest: the package is downloaded (not installed) into .cache/kernel
+# and only what the guest boots is kept: vmlinuz, the 9P client's and the NIC's modules.
+kernel_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+if [ -n "$kernel_pkg" ] && [ ! -f ".cache/kernel/$kernel_pkg/9pnet_fd.ko" ]; then
+    echo "setup: fetching $kernel_pkg for the v9fs guest"
+    rm -rf ".cache/kernel/$kernel_pkg" && mkdir -p ".cache/kernel/$kernel_pkg/x"
+    (cd ".cache/kernel/$kernel_pkg" && apt-get download -q "$kernel_pkg" 2>&1 | grep -v unsandboxed || true)
+    dpkg-deb --fsys-tarfile ".cache/kernel/$kernel_pkg/"*.deb | tar -x -C ".cache/kernel/$kernel_pkg/x" \
+        --wildcards './boot/vmlinuz-*' '*/net/9p/9pnet.ko' '*/net/9p/9pnet_fd.ko' '*/fs/9p/9p.ko' '*/fs/netfs/netfs.ko' \
+        '*/fs/fscache/fscache.ko' '*/e1000/e1000.ko'
+    mv ".cache/kernel/$kernel_pkg/x/boot/vmlinuz-"* ".cache/kernel/$kernel_pkg/vmlinuz"
+    find ".cache/kernel/$kernel_pkg/x" -name '*.ko' -exec mv {} ".cache/kernel/$kernel_pkg/" \;
+    rm -rf ".cache/kernel/$kernel_pkg/x" ".cache/kernel/$kernel_pkg/"*.deb
 fi
 
 PY=${PYTHON:-python3}

@@ -90,6 +90,7 @@ def gofer_process(
             proc.kill()
             _, err = proc.communicate()
             raise RuntimeError(f"gofer did not start: {err.decode(errors='replace')}")
+        os.read(r, 1)  # EOF: the gofer closed its end too (a descriptor count is now settled)
         yield proc
     finally:
         os.close(r)

@@ -11,7 +11,7 @@ import select
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -208,3 +208,45 @@ def test_peer_that_stops_reading_is_closed_at_the_idle_timeout(exp: Path) -> Non
             assert events and events[0][1] & (select.POLLRDHUP | select.POLLHUP)
         finally:
             s.close()
+
+
+def _gofer_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def test_200_connections_with_their_fids_leave_no_descriptor_behind(exp: Path) -> None:
+    """200 clients at once (what 200 sandboxes on one gofer hold: a connection each, with
+    roots, walked and open fids) are all served, and once they leave the gofer holds the
+    descriptors it held before them."""
+    sock = exp.parent / "g.sock"
+    (exp / "sub").mkdir()
+    args = ["--export", f"e={exp}", "--listen", f"unix:{sock}", "--max-connections", "0",
+            "--max-connections-per-peer", "0", *confine_args()]
+    with gofer_process(args) as proc:
+        baseline = _gofer_fds(proc.pid)
+        async with AsyncExitStack() as stack:
+            clients = [await stack.enter_async_context(client(sock)) for _ in range(200)]
+
+            async def use(i: int, c: p9.Client) -> None:
+                root = await c.attach(b"e", uname=b"root", n_uname=0)
+                f = await root.walk([b"hello"])
+                await f.open(os.O_RDONLY)
+                assert await f.read(0, 100) == b"hello\n"
+                d = await root.walk([b"sub"])
+                new = await d.walk([])
+                await new.create(f"f{i}".encode(), os.O_RDWR, 0o644, 0)
+                await new.write(0, b"%d" % i)  # left open, as a sandbox's files are
+
+            with trio.fail_after(120):
+                async with trio.open_nursery() as n:
+                    for i, c in enumerate(clients):
+                        n.start_soon(use, i, c)
+            # Each connection holds its socket and at least its open file and fids' nodes.
+            assert _gofer_fds(proc.pid) >= baseline + 3 * 200
+        assert sorted(os.listdir(exp / "sub")) == sorted(f"f{i}" for i in range(200))
+        # The gofer learns of each close after we make it: wait until it has (bounded).
+        with trio.fail_after(60):
+            while _gofer_fds(proc.pid) != baseline:
+                await trio.sleep(0.05)
+        async with client(sock) as again:
+            assert await read_hello(again) == b"hello\n"

@@ -21,13 +21,16 @@ _HDR = struct.Struct("<IBH")
 class Link:
     """Connections from a client to one `p9.Server`, each through a relay task that can
     cut it: `cut_after(T)` makes the next request of type T reach the server, then closes
-    the connection before its reply reaches the client. `down` refuses new connections
-    (a server that is not back yet)."""
+    the connection before its reply reaches the client; `stall_after(T)` passes on the
+    first bytes of that reply and then nothing more, the connection left open (a server
+    that stopped mid-reply). `down` refuses new connections (a server that is not back
+    yet)."""
 
     def __init__(self, nursery: trio.Nursery, server: p9.Server) -> None:
         self.nursery = nursery
         self.server = server
         self.cut_type: type[p9.Message] | None = None
+        self.stall = False
         self.down = False
         #: Set once a dial was refused twice (the client is retrying).
         self.retrying = trio.Event()
@@ -35,6 +38,11 @@ class Link:
 
     def cut_after(self, msg_type: type[p9.Message]) -> None:
         self.cut_type = msg_type
+        self.stall = False
+
+    def stall_after(self, msg_type: type[p9.Message]) -> None:
+        self.cut_type = msg_type
+        self.stall = True
 
     async def dial(self) -> trio.abc.Stream:
         if self.down:
@@ -70,7 +78,12 @@ class Link:
                             replies.cancel()  # no more replies reach the client
                         await b.send_all(frame)
                         if cut:
-                            await b.receive_some(1 << 16)  # its reply: the server did it
+                            reply = await b.receive_some(1 << 16)  # the server did it
+                            if self.stall:  # a part of its reply, then silence
+                                assert len(reply) > 9
+                                await a.send_all(reply[:9])
+                                while await a.receive_some(1 << 16):
+                                    pass  # until the client gives up on the connection
                             return
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
@@ -199,3 +212,31 @@ async def test_a_server_that_stays_away_is_eio(tmp_path) -> None:
             await root.clunk()
             assert c.live_fids == set()
             nursery.cancel_scope.cancel()
+
+
+async def test_a_server_that_stops_mid_reply_is_dropped_and_redialled(tmp_path) -> None:
+    """A reply that stops after its first bytes, the connection left open: at the client's
+    frame timeout it drops the connection, dials again and resends the (idempotent) read;
+    the partial bytes never reach the program. Without a redial: EIO."""
+    (tmp_path / "f").write_bytes(b"0123456789")
+    async with trio.open_nursery() as nursery:
+        link = Link(nursery, p9.Server(HostFS(str(tmp_path))))
+        async with p9.open_client(await link.dial(), redial=link.dial, reconnect=10.0,
+                                  frame_timeout=0.2) as c:
+            root = await c.attach()
+            f = await root.walk(["f"])
+            await f.open(os.O_RDONLY)
+            link.stall_after(p9.Tread)
+            with trio.fail_after(30):
+                assert await f.read(2, 5) == b"23456"
+            assert c.reconnects == 1
+            assert await f.read(0, 2) == b"01"
+        async with p9.open_client(await link.dial(), frame_timeout=0.2) as c:
+            root = await c.attach()
+            link.stall_after(p9.Tgetattr)
+            with trio.fail_after(30), pytest.raises(OSError) as info:
+                await root.getattr()
+            assert info.value.errno == errno.EIO
+            assert isinstance(info.value.__cause__, OSError)
+            assert info.value.__cause__.errno == errno.ETIMEDOUT
+        nursery.cancel_scope.cancel()

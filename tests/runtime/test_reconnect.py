@@ -1,4 +1,5 @@
-"""A sandbox whose remote mount's gofer is killed (SIGKILL) and restarted mid-run: the
+"""A sandbox whose remote mount's gofer is killed (SIGKILL) and restarted mid-run, or whose
+link to it goes dark (a veth pair between two network namespaces set down): the
 connection is re-established (p9/_recover.py), its fids walked and opened again, and the
 program carries on without an error, its output the same as natively. A gofer that does
 not come back within `reconnect=SECONDS`: EIO, and the sandbox exits cleanly. A file
@@ -15,7 +16,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,7 +28,7 @@ from tests.gofer.helpers import confine_args, gofer_process
 from tests.p9.conftest import free_port
 from tests.runtime.test_do import ROOT
 from tests.runtime.test_remote_mounts import tls_args
-from tests.support import missing, need_root
+from tests.support import missing, need_binary, need_root
 from tests.tlscerts import PKI
 
 # Writes through a descriptor opened before the restart (reopened by the reconnection),
@@ -236,6 +239,144 @@ def test_reconnect_option_parsing() -> None:
     m = Mount.parse("9p:tls:h:1,aname=x,reconnect=2.5:/x")
     assert m.reconnect == 2.5 and Mount.parse(m.spec()) == m
     assert Mount.parse("9p:tcp:h:1,aname=x,reconnect=0:/x").reconnect == 0
-    for bad in ("reconnect=-1", "reconnect=inf", "reconnect=soon", "reconnect"):
+    m = Mount.parse("9p:tcp:h:1,aname=x,timeout=1.5:/x")
+    assert (m.timeout, Mount.parse(m.spec())) == (1.5, m)
+    for bad in ("reconnect=-1", "reconnect=inf", "reconnect=soon", "reconnect", "timeout=-1",
+                "timeout"):
         with pytest.raises(ValueError):
             Mount.parse(f"9p:tcp:h:1,aname=x,{bad}:/x")
+
+
+@pytest.fixture(scope="module")
+def fsync_stream() -> Iterator[str]:
+    """tests/runtime/progs/fsync_stream.c, built static where the sandbox sees it (its /tmp
+    is its own)."""
+    need_root()
+    d = Path(tempfile.mkdtemp(prefix="runpsc-fsync-stream-", dir="/var/tmp"))
+    os.chmod(d, 0o755)
+    out = d / "fsync_stream"
+    subprocess.run([need_binary("gcc"), "-static", "-O1", "-w", "-o", str(out),
+                    str(Path(__file__).parent / "progs" / "fsync_stream.c")], check=True)
+    yield str(out)
+    shutil.rmtree(d)
+
+
+@dataclass
+class VethLink:
+    """Two network namespaces joined by a veth pair: the gofer's (`gofer_ns`, address
+    `gofer_ip`) and the sandbox's (`sandbox_ns`); `set(up)` brings the gofer's end up or
+    down (a link gone dark: nothing is reset, packets are lost)."""
+
+    gofer_ns: str
+    sandbox_ns: str
+    dev: str
+    gofer_ip: str = "10.199.0.1"
+
+    def set(self, up: bool) -> None:
+        subprocess.run(["ip", "-n", self.gofer_ns, "link", "set", self.dev, "up" if up else "down"],
+                       check=True)
+
+    def _ss(self, state: str) -> list[list[str]]:
+        out = subprocess.run(["ip", "netns", "exec", self.sandbox_ns, "ss", "-Htn", "state",
+                              state, "dst", self.gofer_ip], capture_output=True, text=True,
+                             check=True).stdout
+        return [line.split() for line in out.splitlines()]
+
+    def stuck(self) -> set[str]:
+        """The sandbox side's TCP connections to the gofer with data sent and unacknowledged."""
+        return {f[2] for f in self._ss("established") if int(f[1]) > 0}
+
+    def dialling(self) -> bool:
+        """Whether the sandbox side is trying to connect to the gofer (a SYN unanswered)."""
+        return bool(self._ss("syn-sent"))
+
+
+@pytest.fixture
+def veth() -> Iterator[VethLink]:
+    need_root()
+    need_binary("ip", "iproute2")
+    need_binary("ss", "iproute2")
+    tag = str(os.getpid() % 100000)
+    link = VethLink(f"runpsc-g{tag}", f"runpsc-s{tag}", f"vg{tag}")
+    made: list[str] = []
+    try:
+        for ns in (link.gofer_ns, link.sandbox_ns):
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            made.append(ns)
+        subprocess.run(["ip", "link", "add", link.dev, "netns", link.gofer_ns, "type", "veth",
+                        "peer", "name", f"vs{tag}", "netns", link.sandbox_ns], check=True)
+        for ns, dev, ip in ((link.gofer_ns, link.dev, link.gofer_ip),
+                            (link.sandbox_ns, f"vs{tag}", "10.199.0.2")):
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev], check=True)
+            for d in (dev, "lo"):
+                subprocess.run(["ip", "-n", ns, "link", "set", d, "up"], check=True)
+        yield link
+    finally:
+        for ns in made:  # (the pair goes with them)
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def _stream_run(veth: VethLink, prog: str, mount_opts: str) -> subprocess.Popen:
+    mount = f"9p:tcp:{veth.gofer_ip}:5640,aname=data,{mount_opts}:/data"
+    return subprocess.Popen(
+        ["ip", "netns", "exec", veth.sandbox_ns, sys.executable, "-m", "runtime.cli", "do",
+         "--tmpfs", "/tmp", "--mount", mount, "--", prog, "/data/stream", "48", "8"],
+        cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _gofer_in(veth: VethLink, served: Path) -> contextlib.AbstractContextManager:
+    return gofer_process([*confine_args(), "--export", f"data={served}", "--listen",
+                          f"tcp:{veth.gofer_ip}:5640", "--trust-client-identity"],
+                         prefix=("ip", "netns", "exec", veth.gofer_ns))
+
+
+def test_link_down_then_up_mid_stream(veth, served, fsync_stream, tmp_path) -> None:
+    """The gofer's link goes dark after block 8 while the program writes block 9: the
+    request stays unacknowledged, the connection is dropped at timeout=1 and dialled again
+    (unanswered while dark); the link comes back, the dial gets through, and the program
+    finishes with the data a native run has. Each step waits for what `ss` shows of the
+    sandbox side's sockets, not for a time."""
+    native = subprocess.run([fsync_stream, str(tmp_path / "stream"), "48", "8"],
+                            input=b"go\n", capture_output=True, check=True).stdout
+    with _gofer_in(veth, served), \
+            _stream_run(veth, fsync_stream, "reconnect=60,timeout=1") as sb:
+        try:
+            out = _until(sb, b"paused\n")
+            veth.set(False)
+            assert sb.stdin is not None
+            sb.stdin.write(b"go\n")
+            sb.stdin.flush()
+            wait_for(lambda: bool(veth.stuck()), "a request stuck in the dark link", sb, 60)
+            stuck = veth.stuck()
+            wait_for(lambda: not veth.stuck() & stuck, "the stuck connection dropped", sb, 60)
+            wait_for(veth.dialling, "a redial into the dark link", sb, 60)
+            veth.set(True)
+            rest, err = sb.communicate(timeout=120)
+        finally:
+            if sb.poll() is None:
+                sb.kill()
+                sb.communicate()
+    assert (out + rest, sb.returncode) == (native, 0), err.decode(errors="replace")
+    assert b"re-established" in err, err
+    assert (served / "stream").read_bytes() == (tmp_path / "stream").read_bytes()
+
+
+def test_link_down_past_the_window_is_eio(veth, served, fsync_stream) -> None:
+    """The link stays dark past timeout + reconnect window: the program's write or fsync
+    fails with EIO, it exits with its own status, nothing hangs; the blocks fsync'd before
+    are on the gofer's disk."""
+    with _gofer_in(veth, served), \
+            _stream_run(veth, fsync_stream, "reconnect=1,timeout=1") as sb:
+        try:
+            out = _until(sb, b"paused\n")
+            veth.set(False)
+            rest, err = sb.communicate(b"go\n", timeout=120)
+        finally:
+            veth.set(True)
+            if sb.poll() is None:
+                sb.kill()
+                sb.communicate()
+    assert sb.returncode == 1, err
+    assert out == b"paused\n"
+    assert rest in (b"write block 9: EIO\n", b"fsync block 9: EIO\n"), (rest, err)
+    assert (served / "stream").stat().st_size >= 9 * 65536
