@@ -36,7 +36,12 @@ fi
 
 # Debian's kernel for that guest: the package is downloaded (not installed) into .cache/kernel
 # and only what the guest boots is kept: vmlinuz, the 9P client's and the NIC's modules.
-kernel_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+kernel_of() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
+kernel_pkg=$(kernel_of)
+if [ -z "$kernel_pkg" ]; then  # a machine whose package lists were never fetched
+    apt-get update -q
+    kernel_pkg=$(kernel_of)
+fi
 if [ -n "$kernel_pkg" ] && [ ! -f ".cache/kernel/$kernel_pkg/9pnet_fd.ko" ]; then
     echo "setup: fetching $kernel_pkg for the v9fs guest"
     rm -rf ".cache/kernel/$kernel_pkg" && mkdir -p ".cache/kernel/$kernel_pkg/x"
