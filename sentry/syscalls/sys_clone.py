@@ -10,6 +10,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
+from sentry.kernel import ptrace
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG
 
@@ -48,7 +49,10 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
             raise SyscallError(errno.EINVAL)  # both would use parent_tid
     _check_pids_limit(t)
     if flags & CLONE_THREAD:
-        return _clone_thread(t, flags, stack, ptid, ctid, tls)
+        th = _clone_thread(t, flags, stack, ptid, ctid, tls)
+        if t.ptrace is not None:
+            await ptrace.clone_events(t, th, ptrace.clone_event(t, flags), False)
+        return th.tid
     if flags & CLONE_SIGHAND and not flags & CLONE_VM:
         raise SyscallError(errno.EINVAL)
     if flags & CLONE_VM and not flags & CLONE_VFORK:
@@ -99,8 +103,13 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         child.mem_write(ctid, struct.pack("<i", pid))
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = ctid
+    traced = ptrace.clone_event(t, flags)
+    if traced is not None:
+        ptrace.attach_child(t, child)
     k.spawn(child)
-    if flags & CLONE_VFORK:
+    if t.ptrace is not None:  # the tracer's fork/vfork/clone and vfork-done stops
+        await ptrace.clone_events(t, child, traced, bool(flags & CLONE_VFORK))
+    elif flags & CLONE_VFORK:
         await child.vfork_done.wait()
     return pid
 
@@ -137,7 +146,7 @@ def _check_pids_limit(t: Task) -> None:
         raise SyscallError(errno.EAGAIN)
 
 
-def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> Task:
     """A new thread: a host thread of the same stub (same memory), its own Task."""
     if not flags & CLONE_VM or not flags & CLONE_SIGHAND:
         raise SyscallError(errno.EINVAL)
@@ -159,8 +168,10 @@ def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: in
         t.mem_write(ctid, struct.pack("<i", tid))
     if flags & CLONE_CHILD_CLEARTID:
         th.clear_child_tid = ctid
+    if ptrace.clone_event(t, flags) is not None:
+        ptrace.attach_child(t, th)
     k.spawn_thread(th)
-    return tid
+    return th
 
 
 @syscall("fork")
