@@ -534,7 +534,8 @@ class Kernel:
         """Replace `t`'s program. The new image is built in a fresh stub first, so on
         failure (ENOENT, EACCES, ENOEXEC …) the caller's address space is untouched."""
         stub = self._new_stub()
-        mm = MemoryManager(stub, self.memory)
+        mm = MemoryManager(stub, self.memory,
+                           randomize=not t.personality & 0x0040000)  # ADDR_NO_RANDOMIZE
         source = RecordingSource(self._source(t.fs, t.creds))
         new_creds: list[Credentials] = []
 

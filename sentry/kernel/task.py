@@ -114,6 +114,7 @@ class Task:
         self.uts: Uts | None = None  # a UTS namespace of its own (None: the kernel's)
         self.ipc: IpcNamespace | None = None  # an IPC namespace of its own (None: the kernel's)
         self.ptrace: Tracee | None = None  # this thread's tracer and stop (kernel/ptrace.py)
+        self.personality = 0  # personality(2)'s persona (PER_LINUX, ADDR_NO_RANDOMIZE)
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.

@@ -570,12 +570,13 @@ class ProcessFiles:
         if not self._live(t):
             return b""
         n = min(n, 1 << 20)
-        if n <= 0 or offset < 0 or not t.mm.is_mapped(offset, 1):
+        mm = t.mm
+        if n <= 0 or offset < 0 or not (mm.is_mapped(offset, 1) or mm.host_area(offset)):
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         out = b""
         while len(out) < n:  # up to the first unmapped page, as access_remote_vm stops
             addr = offset + len(out)
-            if not t.mm.is_mapped(addr, 1):
+            if not (mm.is_mapped(addr, 1) or mm.host_area(addr)):
                 break
             chunk = min(n - len(out), PAGE - addr % PAGE)
             try:

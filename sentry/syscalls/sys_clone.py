@@ -87,6 +87,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         child_stub.kill()
         raise
     child.comm, child.rlimits, child.cpu_affinity = t.comm, dict(t.rlimits), t.cpu_affinity
+    child.personality = t.personality
     child.oom_score_adj = t.leader.oom_score_adj  # signal_struct's, copied by fork
     child.image = t.leader.image  # same program, same argv/env addresses
     # the parent-death signal and the subreaper mark are not inherited (prctl(2))

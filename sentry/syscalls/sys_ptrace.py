@@ -193,6 +193,8 @@ def sys_ptrace(t: Task, request: int, pid: int, addr: int, data: int, *_: int) -
     target, tr = _tracee(t, pid)
     regs = target.stub.regs
     if request in (PEEKTEXT, PEEKDATA):
+        if not (target.mm.is_mapped(addr, 8) or target.mm.host_area(addr)):
+            raise SyscallError(errno.EIO)  # nothing of the stub's own beyond vdso/vvar
         try:
             word = target.stub.read_force(addr, 8)
         except OSError:
@@ -200,6 +202,8 @@ def sys_ptrace(t: Task, request: int, pid: int, addr: int, data: int, *_: int) -
         t.mem_write(data, word)
         return 0
     if request in (POKETEXT, POKEDATA):
+        if not target.mm.is_mapped(addr, 8):
+            raise SyscallError(errno.EIO)
         try:
             target.stub.write_force(addr, struct.pack("<Q", data & _MASK64))
         except OSError:
