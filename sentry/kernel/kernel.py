@@ -660,6 +660,14 @@ class Kernel:
                 if kind is StopKind.SIGNAL:
                     if freezer.thawed is not None:  # held at its stop until thawed
                         await freezer.hold(t)
+                    tracee = t.ptrace
+                    if tracee is not None and tracee.replay >= 0:
+                        # a traced notified call, made here where it has every register
+                        regs = stub.regs
+                        regs.orig_rax, regs.rax = tracee.replay, -errno.ENOSYS & mask64
+                        tracee.replay = -1
+                        pending = stop_status
+                        continue
                     sig = signals.on_host_signal(t, stop.sig)  # 0: handled, resumed
                     if not sig and t.ptrace is not None and t.ptrace.work():
                         sig = await self._ptrace_stops(t)  # not resumed: the tracer's turn
@@ -679,7 +687,13 @@ class Kernel:
             if rcx != rip or r11 != eflags:  # not `syscall`: int 0x80 or sysenter
                 nr = self._refuse_compat(t, nr, rip)
             tracee = t.ptrace
-            if tracee is not None and tracee.run:  # PTRACE_SYSCALL: the entry stop
+            if tracee is not None and tracee.run and stub.in_notif:
+                # The seccomp platform's notified call has no registers: it is answered 0
+                # now, its thread kicked, and the call made at that stop (above).
+                tracee.replay, tracee.skip, nr = nr, True, -1
+                stub.regs.rax = 0
+                sigstate.kick(t)
+            elif tracee is not None and tracee.run:  # PTRACE_SYSCALL: the entry stop
                 await ptrace.syscall_entry(t, tracee)
                 if t.leader._killed_by:
                     return t.leader._killed_by
@@ -780,6 +794,8 @@ class Kernel:
         them for `ptrace.signal_stops`). On the seccomp platform a notified call has no
         registers to deliver a signal with: its kick makes a stop for that."""
         tracee = t.ptrace
+        if tracee is not None and tracee.replay >= 0:
+            return res  # not made yet (`_serve`, seccomp platform)
         if tracee is not None and tracee.run:
             res = await ptrace.syscall_exit(t, tracee, res)
         if in_notif:

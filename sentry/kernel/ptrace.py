@@ -65,6 +65,9 @@ class Tracee:
         self.run = RUN_CONT
         self.singlestep = False
         self.skip = False  # the entry stop set orig_rax to -1
+        #: seccomp platform: a notified call (no registers) of a thread under
+        #: PTRACE_SYSCALL, answered 0 and made again at its kick's host stop (-1: none)
+        self.replay = -1
         #: the current stop: None while running; its wait status, whether wait took it
         self.stop_kind: int | None = None
         self.status = 0
@@ -189,16 +192,9 @@ def tracer_gone(tracer: Task) -> None:
 
 def wait_report(tracer: Task, matches: Callable[[int], bool], consume: bool
                 ) -> tuple[int, int, int, int] | None:
-    """A stop or exit of a tracee of `tracer` for wait: (tid, wait status, si_code,
-    si_status), consumed unless not `consume`; None if none. `matches(pid)` says whether a
-    tracee's tid is one the wait asks for."""
-    for th in tracees_of(tracer):
-        tr = th.ptrace
-        assert tr is not None
-        if tr.stop_kind is not None and not tr.reported and matches(th.tid):
-            if consume:
-                tr.reported = True
-            return th.tid, tr.status, CLD_TRAPPED, (tr.status >> 8) & 0xFF
+    """An exit or stop of a tracee of `tracer` for wait: (tid, wait status, si_code,
+    si_status), consumed unless not `consume`; None if none. `matches(tid)` says whether a
+    tracee is one the wait asks for. Exits come first: a stop may be the SIGCHLD of one."""
     exits = exits_of(tracer)
     for tid in sorted(exits):
         if matches(tid):
@@ -206,6 +202,13 @@ def wait_report(tracer: Task, matches: Callable[[int], bool], consume: bool
             if st & 0x7F:
                 return tid, st, (3 if st & 0x80 else 2), st & 0x7F
             return tid, st, 1, (st >> 8) & 0xFF
+    for th in tracees_of(tracer):
+        tr = th.ptrace
+        assert tr is not None
+        if tr.stop_kind is not None and not tr.reported and matches(th.tid):
+            if consume:
+                tr.reported = True
+            return th.tid, tr.status, CLD_TRAPPED, (tr.status >> 8) & 0xFF
     return None
 
 

@@ -156,9 +156,8 @@ def _resume(target: Task, tr: Tracee, request: int, data: int) -> int:
 
 
 @syscall("ptrace", level=Level.PARTIAL,
-         note="tracer and tracee both in the sandbox; no PTRACE_SYSEMU, PEEKSIGINFO or "
-              "seccomp dumps; on the seccomp platform a notified call's stop shows only "
-              "its number, arguments, rip and rax as current")
+         note="tracer and tracee both in the sandbox; no PTRACE_SYSEMU, PEEKSIGINFO, "
+              "seccomp dumps or hardware debug registers")
 def sys_ptrace(t: Task, request: int, pid: int, addr: int, data: int, *_: int) -> int:
     """Implements Linux syscall ptrace(2)."""
     request &= 0xFFFFFFFF

@@ -55,6 +55,14 @@ static int wait_for(pid_t pid, const char *what) {
     return st;
 }
 
+/* geteuid with a known r12: the tracer sees every register at the entry stop */
+static long marked_geteuid(void) {
+    long ret;
+    register long r12 asm("r12") = 0x1234abcd;
+    asm volatile("syscall" : "=a"(ret) : "0"((long)SYS_geteuid), "r"(r12) : "rcx", "r11", "memory");
+    return ret;
+}
+
 /* case 1: syscall stops, registers, memory, events of one child */
 static void child_syscalls(void) {
     ptrace(PTRACE_TRACEME, 0, 0, 0);
@@ -68,6 +76,7 @@ static void child_syscalls(void) {
     say("child: skipped gettid gave %ld\n", b);
     long c = syscall(SYS_getuid);   /* rax changed at exit */
     say("child: getuid gave %ld\n", c);
+    marked_geteuid();
     say("child: poked %#lx\n", poked);
     exit(3);
 }
@@ -140,7 +149,11 @@ static void case_syscalls(void) {
                    orig == (long)regs.orig_rax;
         long nr = regs.orig_rax;
         if (entry) {
-            say("entry %ld rax=%ld same=%d\n", nr, (long)regs.rax, same);
+            /* what `syscall` leaves: rcx = rip, r11 = rflags (every register is current) */
+            say("entry %ld rax=%ld same=%d current=%d\n", nr, (long)regs.rax, same,
+                regs.rcx == regs.rip && regs.r11 == regs.eflags);
+            if (nr == SYS_geteuid)
+                say("geteuid entry r12=%#llx\n", regs.r12);
             if (nr == SYS_getpid) {
                 regs.orig_rax = SYS_getppid;
                 ptrace(PTRACE_SETREGS, pid, 0, &regs);
