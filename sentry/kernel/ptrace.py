@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .task import Task
 
 SIGTRAP, SIGSTOP, SIGCONT, SIGKILL = 5, 19, 18, 9
+SA_NOCLDSTOP = 1
 CLD_TRAPPED = 4
 PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC = 1, 2, 3, 4
 PTRACE_EVENT_VFORK_DONE, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP = 5, 6, 128
@@ -126,35 +127,35 @@ class Tracee:
 
 
 def notify_tracer(t: Task, tr: Tracee, status: int, code: int = CLD_TRAPPED) -> None:
-    """SIGCHLD (unless SA_NOCLDSTOP... only for stops of a child, so always here) to the
-    tracer's process, and wake its wait."""
-    tracer = tr.tracer
+    """SIGCHLD to the tracer's process (for a stop, not when its SIGCHLD action is ignored
+    or has SA_NOCLDSTOP, as do_notify_parent_cldstop), and wake its wait."""
     k = t.kernel
-    if tracer.leader.tgid in k.procs:
-        signals.send(None, tracer.leader, sigstate.SIGCHLD,
-                     sigstate.siginfo(sigstate.SIGCHLD, code, t.tid, t.creds.uid,
-                                      status=status))
+    tracer = k.procs.get(tr.tracer.tgid)
+    if tracer is not None:
+        h, flags = sigstate.action(tracer, sigstate.SIGCHLD)[:2]
+        if code != CLD_TRAPPED or not (h == sigstate.SIG_IGN or flags & SA_NOCLDSTOP):
+            signals.send(None, tracer, sigstate.SIGCHLD,
+                         sigstate.siginfo(sigstate.SIGCHLD, code, t.tid, t.creds.uid,
+                                          status=status))
     k.notify_children_changed()
-
-
-def traced(t: Task) -> Tracee | None:
-    return t.ptrace
 
 
 # the tracer's side ---------------------------------------------------------------------
 
 
 def tracees_of(tracer: Task) -> list[Task]:
-    """Every thread `tracer`'s process traces, by tid."""
-    lead = tracer.leader
+    """Every thread `tracer`'s process traces, by tid. A tracer is known by its process
+    id, which an execve (even by another of its threads) keeps."""
+    tgid = tracer.tgid
     return sorted((th for th in tracer.kernel.tasks.values()
-                   if th.ptrace is not None and th.ptrace.tracer.leader is lead),
+                   if th.ptrace is not None and th.ptrace.tracer.tgid == tgid),
                   key=lambda th: th.tid)
 
 
 def exits_of(tracer: Task) -> dict[int, int]:
-    """Exits of tracees that are not the tracer's children, kept for its wait."""
-    lead = tracer.leader
+    """Exits of tracees that are not the tracer's children, kept for its wait (on its
+    process's leader)."""
+    lead = tracer.kernel.procs.get(tracer.tgid, tracer.leader)
     got: dict[int, int] | None = lead.__dict__.get("_ptrace_exits")
     if got is None:
         got = {}
@@ -187,7 +188,7 @@ def tracer_gone(tracer: Task) -> None:
         if tr.options & PTRACE_O_EXITKILL:
             signals.send(None, th, SIGKILL, sigstate.siginfo(SIGKILL, sigstate.SI_USER))
         detach(th)
-    tracer.leader.__dict__.pop("_ptrace_exits", None)
+    tracer.leader.__dict__.pop("_ptrace_exits", None)  # `tracer` is the ended leader
 
 
 def wait_report(tracer: Task, matches: Callable[[int], bool], consume: bool
@@ -326,7 +327,7 @@ def exited(t: Task, status: int, parent_tgid: int) -> None:
         return
     t.ptrace = None
     tracer = tr.tracer
-    if tracer.leader.tgid != parent_tgid and tracer.leader.tgid in t.kernel.procs:
+    if tracer.tgid != parent_tgid and tracer.tgid in t.kernel.procs:
         exits_of(tracer)[t.tid] = status
         notify_tracer(t, tr, status & 0x7F if status & 0x7F else (status >> 8) & 0xFF,
                       (3 if status & 0x80 else 2) if status & 0x7F else 1)

@@ -66,7 +66,7 @@ def _tracee(t: Task, pid: int, *, stopped: bool = True) -> tuple[Task, Tracee]:
     `stopped`) in a ptrace stop; ESRCH otherwise."""
     target = _target(t, pid)
     tr = target.ptrace
-    if tr is None or tr.tracer.leader is not t.leader:
+    if tr is None or tr.tracer.tgid != t.tgid:
         raise SyscallError(errno.ESRCH)
     if stopped and (tr.stop_kind is None or tr.listening):
         raise SyscallError(errno.ESRCH)
