@@ -81,6 +81,37 @@ static void child_syscalls(void) {
     exit(3);
 }
 
+/* bad arguments at a stop: bad pointers, offsets, notes, registers, requests */
+static void bad_args(pid_t pid) {
+    long r = ptrace(PTRACE_GETREGS, pid, 0, (void *)8);
+    say("getregs to a bad pointer %s\n", err(r));
+    r = ptrace(PTRACE_SETREGS, pid, 0, (void *)8);
+    say("setregs from a bad pointer %s\n", err(r));
+    r = ptrace(PTRACE_GETSIGINFO, pid, 0, (void *)8);
+    say("getsiginfo to a bad pointer %s\n", err(r));
+    errno = 0;
+    ptrace(PTRACE_PEEKUSER, pid, (void *)3, 0);
+    say("peekuser unaligned %s\n", strerror(errno));
+    errno = 0;
+    ptrace(PTRACE_PEEKUSER, pid, (void *)4096, 0);
+    say("peekuser past struct user %s\n", strerror(errno));
+    errno = 0;
+    ptrace(PTRACE_PEEKDATA, pid, (void *)8, 0);
+    say("peekdata unmapped %s\n", strerror(errno));
+    r = ptrace(PTRACE_POKEDATA, pid, (void *)8, 1);
+    say("pokedata unmapped %s\n", err(r));
+    char buf[16];
+    struct iovec io = {buf, sizeof buf};
+    r = ptrace(PTRACE_GETREGSET, pid, (void *)0x999, &io);
+    say("getregset unknown note %s\n", err(r));
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)offsetof(struct user, regs.cs), 0x1234);
+    say("pokeuser cs %s\n", err(r));
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)offsetof(struct user, regs.fs_base), 1UL << 63);
+    say("pokeuser fs_base %s\n", err(r));
+    r = ptrace(0x4300, pid, 0, 0);
+    say("unknown request %s\n", err(r));
+}
+
 static void case_syscalls(void) {
     pid_t pid = fork();
     if (pid == 0)
@@ -113,6 +144,7 @@ static void case_syscalls(void) {
     if (f)
         fclose(f);
     say("status: tracer is me %d, state %c\n", tracer == getpid(), state);
+    bad_args(pid);
     r = ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT);
     say("setoptions %s\n", err(r));
     r = ptrace(PTRACE_SETOPTIONS, pid, 0, 0x80000000);
