@@ -4,9 +4,11 @@
  * (GETREGS/SETREGS/GETREGSET/PEEKUSER), memory (PEEKDATA/POKEDATA, process_vm_readv),
  * changing and skipping a syscall at entry, changing rax at exit, EVENT_EXIT, signal
  * stops with GETSIGINFO and injection, SEIZE + INTERRUPT + fork/exec events, group stop
- * and LISTEN, ATTACH/DETACH, KILL, TracerPid, the errors. */
+ * and LISTEN, ATTACH/DETACH, KILL, TracerPid, a traced thread (CLONE event, its own
+ * stops and exit), the errors. */
 #define _GNU_SOURCE
 #include <elf.h>
+#include <pthread.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -351,6 +353,40 @@ static void case_attach(void) {
     say("attach missing %s\n", err(r));
 }
 
+/* case 5: a thread of a tracee: PTRACE_EVENT_CLONE, its own stops and exit (__WALL) */
+static void *thread_main(void *a) {
+    say("thread: running\n");
+    return a;
+}
+
+static void case_thread(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        pthread_t th;
+        ptrace(PTRACE_TRACEME, 0, 0, 0);
+        raise(SIGSTOP);
+        pthread_create(&th, 0, thread_main, 0);
+        pthread_join(th, 0);
+        exit(6);
+    }
+    wait_for(pid, "thread parent");
+    ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACECLONE);
+    ptrace(PTRACE_CONT, pid, 0, 0);
+    int st = wait_for(pid, "clone event");
+    unsigned long tid = 0;
+    ptrace(PTRACE_GETEVENTMSG, pid, 0, &tid);
+    say("new thread is another task %d\n", tid != 0 && tid != (unsigned long)pid);
+    wait_for(tid, "thread first stop");
+    siginfo_t si;
+    ptrace(PTRACE_GETSIGINFO, tid, 0, &si);
+    say("thread stop signo=%d\n", si.si_signo);
+    ptrace(PTRACE_CONT, tid, 0, 0);
+    wait_for(tid, "thread end");
+    ptrace(PTRACE_CONT, pid, 0, 0);
+    wait_for(pid, "thread parent end");
+    (void)st;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "exec-child"))
         return 5;
@@ -358,6 +394,7 @@ int main(int argc, char **argv) {
     case_signals();
     case_seize(argv[0]);
     case_attach();
+    case_thread();
     say("done\n");
     return 0;
 }
