@@ -359,7 +359,11 @@ async def signal_stops(t: Task, tr: Tracee, res: int) -> int:
         else:
             return res
         res = signals.on_return(t, res, injected)
-        if t.killed_by or t.ptrace is not tr or not tr.work():
+        if t.killed_by:  # a fatal signal's end: PTRACE_EVENT_EXIT first (not SIGKILL's)
+            if t.killed_by != SIGKILL:
+                await exit_stop(t, t.killed_by)
+            return res
+        if t.ptrace is not tr or not tr.work():
             return res
 
 

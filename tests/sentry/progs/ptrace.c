@@ -225,6 +225,7 @@ static void case_signals(void) {
         exit(0);
     }
     wait_for(pid, "sig stop");
+    ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEEXIT);
     ptrace(PTRACE_CONT, pid, 0, 0);
     wait_for(pid, "sig first");
     siginfo_t si;
@@ -237,6 +238,11 @@ static void case_signals(void) {
     long r = ptrace(PTRACE_CONT, pid, 0, 99);
     say("cont bad signal %s\n", err(r));
     ptrace(PTRACE_CONT, pid, 0, SIGTERM);
+    wait_for(pid, "sig exit event");
+    unsigned long msg = 0;
+    ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg);
+    say("exit event msg %#lx\n", msg);
+    ptrace(PTRACE_CONT, pid, 0, 0);
     wait_for(pid, "sig end");
 }
 
