@@ -20,6 +20,8 @@ APT_PACKAGES+=(libpython3.11-testsuite)
 APT_PACKAGES+=(e2fsprogs util-linux mount)
 # capsh --print inside the sandbox against the native run (tests/runtime/test_caps_ns_cmd.py).
 APT_PACKAGES+=(libcap2-bin)
+# gdb -batch inside the sandbox against the native run (tests/runtime/test_ptrace_tools.py).
+APT_PACKAGES+=(gdb)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
