@@ -546,7 +546,8 @@ class Kernel:
             c, secure = caps.exec_creds(
                 t.creds, euid=f.uid if setid and f.mode & S_ISUID else None,
                 egid=f.gid if setid and f.mode & S_ISGID and f.mode & S_IXGRP else None,
-                no_new_privs=bool(t.prctl_state.get(PR_SET_NO_NEW_PRIVS)))
+                no_new_privs=bool(t.prctl_state.get(PR_SET_NO_NEW_PRIVS)),
+                ptrace_unsafe=t.ptrace is not None and not t.ptrace.capable)
             new_creds.append(c)
             return c.uid, c.gid, c.euid, c.egid, secure
 

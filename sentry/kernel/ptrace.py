@@ -59,8 +59,12 @@ class Skipped(Exception):
 class Tracee:
     """A traced thread's ptrace state: who traces it, how, and the stop it is in."""
 
-    def __init__(self, tracer: Task, *, seized: bool, options: int = 0) -> None:
+    def __init__(self, tracer: Task, *, seized: bool, capable: bool, options: int = 0) -> None:
         self.tracer = tracer
+        #: whether the credentials recorded at attach (ptracer_cred: the tracer's, the
+        #: tracee's own for TRACEME, the parent's tracee's for an auto-attached child)
+        #: have CAP_SYS_PTRACE; if not, a set-id execve is downgraded (`caps.exec_creds`)
+        self.capable = capable
         self.seized = seized
         self.options = options
         self.run = RUN_CONT
@@ -163,8 +167,9 @@ def exits_of(tracer: Task) -> dict[int, int]:
     return got
 
 
-def attach(tracer: Task, tracee: Task, *, seized: bool, options: int = 0) -> Tracee:
-    tr = Tracee(tracer, seized=seized, options=options)
+def attach(tracer: Task, tracee: Task, *, seized: bool, capable: bool,
+           options: int = 0) -> Tracee:
+    tr = Tracee(tracer, seized=seized, capable=capable, options=options)
     tracee.ptrace = tr
     return tr
 
@@ -295,7 +300,7 @@ def attach_child(parent: Task, child: Task) -> None:
     it runs (a kick of its stub, still stopped)."""
     tr = parent.ptrace
     assert tr is not None
-    ctr = attach(tr.tracer, child, seized=tr.seized, options=tr.options)
+    ctr = attach(tr.tracer, child, seized=tr.seized, capable=tr.capable, options=tr.options)
     if tr.seized:
         ctr.trap = True
     else:

@@ -28,6 +28,7 @@ from sentry.kernel.ptrace import (
 )
 from sentry.kernel.table import Level, syscall
 from sentry.platform import libc
+from vfs.creds import CAP_SYS_PTRACE
 
 from .sys_file import i32
 from .sys_procvm import ptrace_may_access
@@ -87,7 +88,8 @@ def _attach(t: Task, pid: int, *, seized: bool, options: int) -> int:
         raise SyscallError(errno.EPERM)
     if not ptrace_may_access(t, target, attach=True):
         raise SyscallError(errno.EPERM)
-    ptrace.attach(t, target, seized=seized, options=options)
+    ptrace.attach(t, target, seized=seized, options=options,
+                  capable=t.creds.has_cap(CAP_SYS_PTRACE))
     if not seized:  # PTRACE_ATTACH stops the tracee with SIGSTOP
         signals.send(None, target, 19, sigstate.siginfo(19, sigstate.SI_USER, t.tgid,
                                                         t.creds.uid), thread=True)
@@ -165,7 +167,7 @@ def sys_ptrace(t: Task, request: int, pid: int, addr: int, data: int, *_: int) -
         parent = t.kernel.procs.get(t.ppid)
         if t.ptrace is not None or parent is None:
             raise SyscallError(errno.EPERM)
-        ptrace.attach(parent, t, seized=False)
+        ptrace.attach(parent, t, seized=False, capable=t.creds.has_cap(CAP_SYS_PTRACE))
         return 0
     if request == ATTACH:
         return _attach(t, pid, seized=False, options=0)
