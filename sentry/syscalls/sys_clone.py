@@ -209,5 +209,6 @@ async def sys_clone3(t: Task, args: int, size: int, *_: int) -> int:
         raise SyscallError(errno.EINVAL)
     if (stack == 0) != (stack_size == 0):
         raise SyscallError(errno.EINVAL)
-    return await _clone(t, flags & ~0xFF, stack + stack_size if stack else 0, ptid, ctid, tls,
-                        pidfd)
+    # the exit signal in clone's place: a tracer's event is FORK for SIGCHLD, else CLONE
+    return await _clone(t, flags & ~0xFF | exit_signal, stack + stack_size if stack else 0,
+                        ptid, ctid, tls, pidfd)

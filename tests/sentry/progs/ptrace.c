@@ -5,9 +5,10 @@
  * changing and skipping a syscall at entry, changing rax at exit, EVENT_EXIT, signal
  * stops with GETSIGINFO and injection, SEIZE + INTERRUPT + fork/exec events, group stop
  * and LISTEN, ATTACH/DETACH, KILL, TracerPid, a traced thread (CLONE event, its own
- * stops and exit), the errors. */
+ * stops and exit), a clone3 fork, the errors. */
 #define _GNU_SOURCE
 #include <elf.h>
+#include <linux/sched.h>
 #include <pthread.h>
 #include <errno.h>
 #include <signal.h>
@@ -393,6 +394,36 @@ static void case_thread(void) {
     (void)st;
 }
 
+/* case 6: a fork made by clone3 (exit_signal SIGCHLD) is PTRACE_EVENT_FORK */
+static void case_clone3(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        ptrace(PTRACE_TRACEME, 0, 0, 0);
+        raise(SIGSTOP);
+        struct clone_args ca = {0};
+        ca.exit_signal = SIGCHLD;
+        long g = syscall(SYS_clone3, &ca, sizeof ca);
+        if (g == 0)
+            _exit(7);
+        int st;
+        waitpid(g, &st, 0);
+        exit(WEXITSTATUS(st) + 1);
+    }
+    wait_for(pid, "clone3 parent");
+    ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE);
+    ptrace(PTRACE_CONT, pid, 0, 0);
+    wait_for(pid, "clone3 event");
+    unsigned long g = 0;
+    ptrace(PTRACE_GETEVENTMSG, pid, 0, &g);
+    wait_for(g, "clone3 child first stop");
+    ptrace(PTRACE_CONT, g, 0, 0);
+    wait_for(g, "clone3 child end");
+    ptrace(PTRACE_CONT, pid, 0, 0);
+    int st = wait_for(pid, "clone3 parent SIGCHLD");
+    ptrace(PTRACE_CONT, pid, 0, WIFSTOPPED(st) ? WSTOPSIG(st) : 0);
+    wait_for(pid, "clone3 parent end");
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "exec-child"))
         return 5;
@@ -401,6 +432,7 @@ int main(int argc, char **argv) {
     case_seize(argv[0]);
     case_attach();
     case_thread();
+    case_clone3();
     say("done\n");
     return 0;
 }
