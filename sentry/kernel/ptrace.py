@@ -9,7 +9,7 @@ resume stores. The stops (Linux's names, ptrace(2)):
 - syscall-entry and syscall-exit stops (PTRACE_SYSCALL) around the dispatch (`Kernel._serve`);
 - signal-delivery stops: `signals._deliver` leaves a signal it took for a traced thread in
   `Tracee.stashed` and returns; `signal_stops` reports it, and the signal the tracer
-  resumes with (`data`) is delivered by a second `_deliver` (`Tracee.injected`);
+  resumes with (`data`) is delivered past the tracer (`signals.on_return(first=)`);
 - group stops: a stop signal's default action in a traced thread stops only it, reported
   to the tracer (with PTRACE_EVENT_STOP when seized; PTRACE_LISTEN waits for SIGCONT);
 - event stops: fork/vfork/clone (and vfork-done), exec, exit, PTRACE_INTERRUPT's.
@@ -94,10 +94,6 @@ class Tracee:
     def work(self) -> bool:
         """Whether a stop waits to be reported before the thread runs user code."""
         return self.stashed is not None or bool(self.group_stop) or self.trap
-
-    def traps(self, sig: int) -> bool:
-        """Whether taking `sig` makes a signal-delivery stop (SIGKILL never does)."""
-        return sig != SIGKILL
 
     def resume(self, sig: int) -> None:
         self.resume_sig = sig
