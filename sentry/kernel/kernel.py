@@ -741,10 +741,10 @@ class Kernel:
             if nr in io_calls:  # /proc/PID/io's accounting
                 count_io(t.leader.io, nr, res)
             if t.ptrace is not None:  # the syscall-exit stop, then the tracer's stops
-                res = await self._ptrace_exit(t, res, stub.in_notif)
+                res = await self._ptrace_exit(t, res, stub.in_notif)  # signals too
                 if t.leader._killed_by:
                     return t.leader._killed_by
-            if self.signals_queued:  # a signal to deliver on the way back to user mode
+            elif self.signals_queued:  # a signal to deliver on the way back to user mode
                 if stub.in_notif:  # no registers here: at the kick's stop at the return
                     if signals.return_work(t):
                         sigstate.kick(t)
