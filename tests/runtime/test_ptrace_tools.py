@@ -16,7 +16,7 @@ import pytest
 
 from tests.runtime.test_do import runpsc
 from tests.sentry.progs.harness import build
-from tests.support import native_child_setup, need_binary
+from tests.support import native_child_setup, need_binary, need_root
 
 SEGV_C = rb"""#include <stdio.h>
 static int crash(int *p) { return *p + 1; }
@@ -27,6 +27,7 @@ int main(void) { puts("before"); fflush(stdout); return middle((int *)0); }
 
 @pytest.fixture(scope="module")
 def script(tmp_path_factory) -> str:
+    need_root()  # progs/ptrace.c drops to uid 65534 to be refused
     strace, gdb, gcc = need_binary("strace"), need_binary("gdb"), need_binary("gcc")
     d = tmp_path_factory.mktemp("ptrace")
     prog = build(d, "ptrace")

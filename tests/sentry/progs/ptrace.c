@@ -358,6 +358,19 @@ static void case_attach(void) {
     wait_for(pid, "killed");
     r = ptrace(PTRACE_ATTACH, 99999, 0, 0);
     say("attach missing %s\n", err(r));
+    /* another uid may not trace root's processes: its parent, pid 1 */
+    pid_t me = getpid();
+    pid = fork();
+    if (pid == 0) {
+        if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+            say("setuid failed\n");
+        r = ptrace(PTRACE_ATTACH, me, 0, 0);
+        say("uid 65534 attach root parent %s\n", err(r));
+        r = ptrace(PTRACE_SEIZE, 1, 0, 0);
+        say("uid 65534 seize pid 1 %s\n", err(r));
+        _exit(0);
+    }
+    wait_for(pid, "unprivileged");
 }
 
 /* case 5: a thread of a tracee: PTRACE_EVENT_CLONE, its own stops and exit (__WALL) */
