@@ -483,7 +483,7 @@ class Kernel:
         (Linux's exit_notify)."""
         self.procs.pop(t.tgid, None)
         self.procs_ended[t.tgid] = status
-        ptrace.exited(t, status, t.ppid)
+        held = ptrace.exited(t, status, t.ppid)  # a tracer that is not the parent is first
         ptrace.tracer_gone(t)
         reaper = self._reaper_for(t)
         uid = t.creds.uid
@@ -508,7 +508,7 @@ class Kernel:
             self.zombie_tasks[t.tgid] = t
         t.vfork_done.set()
         t.ended.set()
-        signals.process_exited(self.procs.get(t.ppid), t, status)
+        signals.process_exited(None if held else self.procs.get(t.ppid), t, status)
         self.notify_children_changed()
 
     def _reaper_for(self, t: Task) -> int:

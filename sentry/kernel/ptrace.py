@@ -152,11 +152,11 @@ def tracees_of(tracer: Task) -> list[Task]:
                   key=lambda th: th.tid)
 
 
-def exits_of(tracer: Task) -> dict[int, int]:
-    """Exits of tracees that are not the tracer's children, kept for its wait (on its
-    process's leader)."""
+def exits_of(tracer: Task) -> dict[int, tuple[int, Task]]:
+    """Exits of tracees that are not the tracer's children (wait status, the ended
+    thread), kept for its wait (on its process's leader)."""
     lead = tracer.kernel.procs.get(tracer.tgid, tracer.leader)
-    got: dict[int, int] | None = lead.__dict__.get("_ptrace_exits")
+    got: dict[int, tuple[int, Task]] | None = lead.__dict__.get("_ptrace_exits")
     if got is None:
         got = {}
         lead.__dict__["_ptrace_exits"] = got
@@ -189,7 +189,9 @@ def tracer_gone(tracer: Task) -> None:
         if tr.options & PTRACE_O_EXITKILL:
             signals.send(None, th, SIGKILL, sigstate.siginfo(SIGKILL, sigstate.SI_USER))
         detach(th)
-    tracer.leader.__dict__.pop("_ptrace_exits", None)  # `tracer` is the ended leader
+    held = tracer.leader.__dict__.pop("_ptrace_exits", None)  # `tracer`: the ended leader
+    for _, ended in (held or {}).values():
+        _release(ended)
 
 
 def wait_report(tracer: Task, matches: Callable[[int], bool], consume: bool
@@ -200,7 +202,9 @@ def wait_report(tracer: Task, matches: Callable[[int], bool], consume: bool
     exits = exits_of(tracer)
     for tid in sorted(exits):
         if matches(tid):
-            st = exits.pop(tid) if consume else exits[tid]
+            st, ended = exits.pop(tid) if consume else exits[tid]
+            if consume:
+                _release(ended)
             if st & 0x7F:
                 return tid, st, (3 if st & 0x80 else 2), st & 0x7F
             return tid, st, 1, (st >> 8) & 0xFF
@@ -320,18 +324,42 @@ async def exit_stop(t: Task, status: int) -> None:
     await event(t, PTRACE_O_TRACEEXIT, PTRACE_EVENT_EXIT, status)
 
 
-def exited(t: Task, status: int, parent_tgid: int) -> None:
+def exited(t: Task, status: int, parent_tgid: int) -> bool:
     """A traced thread ended with wait status `status`: a tracer that is not its parent
-    (`parent_tgid`, 0 for a thread) learns it by wait; tracing ends."""
+    (`parent_tgid`, 0 for a thread) learns it by wait first. Returns True when a process's
+    end is so held from its parent (no SIGCHLD, wait does not report it) until the tracer
+    waited for it or ended (`_release`), as Linux's exit_notify and wait_task_zombie."""
     tr = t.ptrace
     if tr is None:
+        return False
+    tracer = tr.tracer
+    if tracer.tgid == parent_tgid or tracer.tgid not in t.kernel.procs:
+        t.ptrace = None
+        return False
+    exits_of(tracer)[t.tid] = (status, t)
+    notify_tracer(t, tr, status & 0x7F if status & 0x7F else (status >> 8) & 0xFF,
+                  (3 if status & 0x80 else 2) if status & 0x7F else 1)
+    if not parent_tgid:
+        t.ptrace = None
+        return False
+    return True  # t.ptrace stays set while held: `held`
+
+
+def held(zombie: Task) -> bool:
+    """Whether an ended process's exit waits for its tracer before its parent hears it."""
+    return zombie.ptrace is not None
+
+
+def _release(t: Task) -> None:
+    """The tracer is done with ended `t`: its parent may now wait for it (SIGCHLD)."""
+    if t.ptrace is None:
         return
     t.ptrace = None
-    tracer = tr.tracer
-    if tracer.tgid != parent_tgid and tracer.tgid in t.kernel.procs:
-        exits_of(tracer)[t.tid] = status
-        notify_tracer(t, tr, status & 0x7F if status & 0x7F else (status >> 8) & 0xFF,
-                      (3 if status & 0x80 else 2) if status & 0x7F else 1)
+    k = t.kernel
+    z = k.zombies.get(t.tgid)
+    if t.tid == t.tgid and z is not None:
+        signals.notify_exit(k.procs.get(z[0]), t.tgid, t.creds.uid, z[1])
+        k.notify_children_changed()
 
 
 async def signal_stops(t: Task, tr: Tracee, res: int) -> int:

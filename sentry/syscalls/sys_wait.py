@@ -80,8 +80,9 @@ def _scan(t: Task, pid: int, options: int, reap: bool) -> _Report | None:
     for c in kids:
         proc = k.procs.get(c)
         if proc is None:
-            if not options & WEXITED:
-                continue
+            z = k.zombie_tasks.get(c)
+            if not options & WEXITED or z is not None and ptrace.held(z):
+                continue  # (an exit its tracer has not waited for yet)
             status = k.zombies[c][1]
             uid = k.zombie_uid.get(c, 0)
             used = usage.Totals()

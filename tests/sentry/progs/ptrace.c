@@ -407,7 +407,8 @@ static void case_thread(void) {
     (void)st;
 }
 
-/* case 6: a fork made by clone3 (exit_signal SIGCHLD) is PTRACE_EVENT_FORK */
+/* case 6: a fork made by clone3 (exit_signal SIGCHLD) is PTRACE_EVENT_FORK; the exit of
+ * a tracee the tracer did not fork reaches its parent only once the tracer waited */
 static void case_clone3(void) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -419,6 +420,8 @@ static void case_clone3(void) {
         if (g == 0)
             _exit(7);
         int st;
+        say("clone3 parent: before its tracer waited: %d\n", waitpid(g, &st, WNOHANG));
+        raise(SIGUSR1);
         waitpid(g, &st, 0);
         exit(WEXITSTATUS(st) + 1);
     }
@@ -430,6 +433,12 @@ static void case_clone3(void) {
     ptrace(PTRACE_GETEVENTMSG, pid, 0, &g);
     wait_for(g, "clone3 child first stop");
     ptrace(PTRACE_CONT, g, 0, 0);
+    siginfo_t si;
+    long r = waitid(P_PID, g, &si, WEXITED | WNOWAIT | __WALL);
+    say("clone3 child ended %ld code=%d status=%d\n", r, si.si_code, si.si_status);
+    ptrace(PTRACE_CONT, pid, 0, 0);
+    wait_for(pid, "clone3 parent SIGUSR1");
+    ptrace(PTRACE_CONT, pid, 0, 0);
     wait_for(g, "clone3 child end");
     ptrace(PTRACE_CONT, pid, 0, 0);
     int st = wait_for(pid, "clone3 parent SIGCHLD");
