@@ -245,14 +245,18 @@ async def syscall_exit(t: Task, tr: Tracee, res: int) -> int:
 
 async def _stop_and_take(t: Task, tr: Tracee, kind: int, sig: int, info: bytes = b"",
                          event: int = 0) -> None:
-    """A stop whose resume signal, if any, is queued for the thread as a new signal
-    (Linux's ptrace_notify: a syscall or event stop resumed with a signal)."""
-    info = info or sigstate.siginfo(SIGTRAP, sig if sig > SIGTRAP else SIGTRAP, 0, 0)
+    """A stop whose resume signal, if any, is sent to the thread as a new signal from the
+    kernel (Linux's ptrace_notify: a syscall or event stop resumed with a signal). Its
+    siginfo (GETSIGINFO) names the tracee, with si_code the stop's signal or event."""
+    info = info or _notify_info(t, sig)
     got = await tr.stop(t, kind, sig, info, event)
     if got:
-        signals.send(None, t, got, sigstate.siginfo(got, sigstate.SI_USER,
-                                                    tr.tracer.tgid, tr.tracer.creds.uid),
-                     thread=True)
+        signals.send(None, t, got, sigstate.siginfo(got, sigstate.SI_KERNEL), thread=True)
+
+
+def _notify_info(t: Task, code: int) -> bytes:
+    """ptrace_do_notify's siginfo: SIGTRAP, si_code `code`, the tracee's pid and uid."""
+    return sigstate.siginfo(SIGTRAP, code, t.tid, t.creds.uid)
 
 
 async def event(t: Task, option: int, ev: int, msg: int) -> None:
@@ -262,8 +266,7 @@ async def event(t: Task, option: int, ev: int, msg: int) -> None:
     if tr is None or not tr.options & option:
         return
     tr.event_msg = msg
-    await _stop_and_take(t, tr, STOP_EVENT, SIGTRAP, sigstate.siginfo(SIGTRAP, ev << 8 | SIGTRAP),
-                         ev)
+    await _stop_and_take(t, tr, STOP_EVENT, SIGTRAP, _notify_info(t, ev << 8 | SIGTRAP), ev)
 
 
 async def after_exec(t: Task, old_tid: int) -> None:
@@ -275,7 +278,8 @@ async def after_exec(t: Task, old_tid: int) -> None:
     if tr.options & PTRACE_O_TRACEEXEC:
         await event(t, PTRACE_O_TRACEEXEC, PTRACE_EVENT_EXEC, old_tid)
     elif not tr.seized:
-        signals.send(None, t, SIGTRAP, sigstate.siginfo(SIGTRAP, sigstate.SI_USER), thread=True)
+        signals.send(None, t, SIGTRAP, sigstate.siginfo(SIGTRAP, sigstate.SI_USER, t.tgid,
+                                                        t.creds.uid), thread=True)
 
 
 def clone_event(parent: Task, flags: int) -> tuple[int, int] | None:
@@ -383,8 +387,8 @@ async def signal_stops(t: Task, tr: Tracee, res: int) -> int:
             await _group_stop(t, tr, sig)
         elif tr.trap:
             tr.trap = False
-            await tr.stop(t, STOP_EVENT, SIGTRAP, sigstate.siginfo(
-                SIGTRAP, PTRACE_EVENT_STOP << 8 | SIGTRAP), PTRACE_EVENT_STOP)
+            await tr.stop(t, STOP_EVENT, SIGTRAP, _notify_info(
+                t, PTRACE_EVENT_STOP << 8 | SIGTRAP), PTRACE_EVENT_STOP)
         else:
             return res
         res = signals.on_return(t, res, injected)

@@ -183,6 +183,12 @@ static void case_syscalls(void) {
         int same = !memcmp(&regs, &rs2, sizeof regs) && io.iov_len == sizeof regs &&
                    orig == (long)regs.orig_rax;
         long nr = regs.orig_rax;
+        if (n == 0) {  /* what GETSIGINFO says at a syscall stop */
+            siginfo_t ssi;
+            ptrace(PTRACE_GETSIGINFO, pid, 0, &ssi);
+            say("syscall stop siginfo signo=%d code=%#x from tracee %d\n", ssi.si_signo,
+                ssi.si_code, ssi.si_pid == pid);
+        }
         if (entry) {
             /* what `syscall` leaves: rcx = rip, r11 = rflags (every register is current) */
             say("entry %ld rax=%ld same=%d current=%d\n", nr, (long)regs.rax, same,
@@ -304,6 +310,10 @@ static void case_seize(const char *self) {
     unsigned long g = 0;
     if (st >> 16 == PTRACE_EVENT_FORK)
         ptrace(PTRACE_GETEVENTMSG, pid, 0, &g);
+    siginfo_t esi;
+    ptrace(PTRACE_GETSIGINFO, pid, 0, &esi);
+    say("fork event siginfo signo=%d code=%#x from tracee %d\n", esi.si_signo, esi.si_code,
+        esi.si_pid == pid);
     wait_for(g, "grandchild first stop");
     ptrace(PTRACE_CONT, pid, 0, 0);
     ptrace(PTRACE_CONT, g, 0, 0);
