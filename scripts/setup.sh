@@ -23,6 +23,8 @@ APT_PACKAGES+=(libcap2-bin)
 # The Linux kernel's 9P client against `runpsc gofer serve` (tests/gofer/test_v9fs_guest.py):
 # a guest under TCG (no KVM needed) booted from Debian's kernel, fetched below.
 APT_PACKAGES+=(qemu-system-x86)
+# gdb -batch inside the sandbox against the native run (tests/runtime/test_ptrace_tools.py).
+APT_PACKAGES+=(gdb)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

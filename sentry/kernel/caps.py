@@ -16,6 +16,7 @@ from vfs.creds import (
     ALL_CAPS,
     CAP_LAST_CAP,
     CAP_SETPCAP,
+    CAP_SETUID,
     SECBIT_KEEP_CAPS,
     SECBIT_KEEP_CAPS_LOCKED,
     SECBIT_NO_CAP_AMBIENT_RAISE,
@@ -37,14 +38,18 @@ def cap_valid(cap: int) -> bool:
 
 
 def exec_creds(old: Credentials, *, euid: int | None = None, egid: int | None = None,
-               no_new_privs: bool = False) -> tuple[Credentials, bool]:
+               no_new_privs: bool = False, ptrace_unsafe: bool = False
+               ) -> tuple[Credentials, bool]:
     """bprm_fill_uid and cap_bprm_creds_from_file for a file without capabilities:
     (the new credentials, whether the exec is secure: AT_SECURE). `euid`/`egid` are a
     set-user-ID or set-group-ID file's owner (None: the ids stay). Root (real or effective
     uid 0 afterwards, unless SECBIT_NOROOT) gets the bounding set plus its inheritable one
     as permitted, and all of them effective if its euid is 0; anyone else keeps only the
     ambient set (permitted = effective = ambient), which a set-id exec clears. With
-    no_new_privs the set-id bits are ignored and no capability is gained. The saved and
+    no_new_privs the set-id bits are ignored and no capability is gained. Traced by a
+    tracer without CAP_SYS_PTRACE (`ptrace_unsafe`, LSM_UNSAFE_PTRACE), a set-id or
+    capability-gaining exec is downgraded: the effective ids stay the real ones (unless the
+    caller has CAP_SETUID) and no capability is gained, but it counts as set-id. The saved and
     filesystem ids become the effective ones, and SECBIT_KEEP_CAPS is cleared
     (prepare_exec_creds)."""
     if no_new_privs:
@@ -59,6 +64,10 @@ def exec_creds(old: Credentials, *, euid: int | None = None, egid: int | None = 
     ambient = 0 if is_setid else old.cap_ambient
     permitted |= ambient
     if no_new_privs and permitted & ~old.cap_permitted:
+        permitted &= old.cap_permitted
+    if ptrace_unsafe and (is_setid or permitted & ~old.cap_permitted):
+        if not old.has_cap(CAP_SETUID):
+            new = new.with_ids(euid=new.uid, egid=new.gid)
         permitted &= old.cap_permitted
     secure = new.euid != old.euid or (new.egid != old.egid and not old.in_group(new.egid)) \
         or is_setid or (new.uid != 0 and (effective or bool(permitted & ~ambient)))

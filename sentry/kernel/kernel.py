@@ -40,7 +40,7 @@ from vfs.memlimit import MemoryLimit
 from vfs.mount import FSContext, Mount
 from vfs.virtualfs import VirtualFilesystem
 
-from . import caps, platforms, posix_timers, robust, signals, sigstate, usage
+from . import caps, platforms, posix_timers, ptrace, robust, signals, sigstate, usage
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
@@ -429,6 +429,9 @@ class Kernel:
     async def _thread_done(self, t: Task, status: int, thread_exit: bool) -> None:
         leader = t.leader
         leader.threads.discard(t)
+        if t is not leader and t.ptrace is not None:  # a traced thread's end, to its tracer
+            ptrace.exited(t, leader.exit_status if leader.exit_status is not None
+                          else t.killed_by or status, 0)
         if self.tasks.get(t.tid) is t:
             del self.tasks[t.tid]
         signals.thread_gone(t)
@@ -480,6 +483,8 @@ class Kernel:
         (Linux's exit_notify)."""
         self.procs.pop(t.tgid, None)
         self.procs_ended[t.tgid] = status
+        held = ptrace.exited(t, status, t.ppid)  # a tracer that is not the parent is first
+        ptrace.tracer_gone(t)
         reaper = self._reaper_for(t)
         uid = t.creds.uid
         orphans = [c for c in self.procs.values() if c.ppid == t.tgid]
@@ -503,7 +508,7 @@ class Kernel:
             self.zombie_tasks[t.tgid] = t
         t.vfork_done.set()
         t.ended.set()
-        signals.process_exited(self.procs.get(t.ppid), t, status)
+        signals.process_exited(None if held else self.procs.get(t.ppid), t, status)
         self.notify_children_changed()
 
     def _reaper_for(self, t: Task) -> int:
@@ -529,7 +534,8 @@ class Kernel:
         """Replace `t`'s program. The new image is built in a fresh stub first, so on
         failure (ENOENT, EACCES, ENOEXEC …) the caller's address space is untouched."""
         stub = self._new_stub()
-        mm = MemoryManager(stub, self.memory)
+        mm = MemoryManager(stub, self.memory,
+                           randomize=not t.personality & 0x0040000)  # ADDR_NO_RANDOMIZE
         source = RecordingSource(self._source(t.fs, t.creds))
         new_creds: list[Credentials] = []
 
@@ -540,7 +546,8 @@ class Kernel:
             c, secure = caps.exec_creds(
                 t.creds, euid=f.uid if setid and f.mode & S_ISUID else None,
                 egid=f.gid if setid and f.mode & S_ISGID and f.mode & S_IXGRP else None,
-                no_new_privs=bool(t.prctl_state.get(PR_SET_NO_NEW_PRIVS)))
+                no_new_privs=bool(t.prctl_state.get(PR_SET_NO_NEW_PRIVS)),
+                ptrace_unsafe=t.ptrace is not None and not t.ptrace.capable)
             new_creds.append(c)
             return c.uid, c.gid, c.euid, c.egid, secure
 
@@ -654,7 +661,17 @@ class Kernel:
                 if kind is StopKind.SIGNAL:
                     if freezer.thawed is not None:  # held at its stop until thawed
                         await freezer.hold(t)
+                    tracee = t.ptrace
+                    if tracee is not None and tracee.replay >= 0:
+                        # a traced notified call, made here where it has every register
+                        regs = stub.regs
+                        regs.orig_rax, regs.rax = tracee.replay, -errno.ENOSYS & mask64
+                        tracee.replay = -1
+                        pending = stop_status
+                        continue
                     sig = signals.on_host_signal(t, stop.sig)  # 0: handled, resumed
+                    if not sig and t.ptrace is not None and t.ptrace.work():
+                        sig = await self._ptrace_stops(t)  # not resumed: the tracer's turn
                     if not sig:
                         continue
                     self.emit("fatal-signal", sig=sig, rip=stub.regs.rip, pid=t.tgid)
@@ -670,10 +687,28 @@ class Kernel:
             r11, a3, a5, a4, _, rcx, a2, a1, a0, nr, rip, _, eflags = unpack(stub.regs, 48)
             if rcx != rip or r11 != eflags:  # not `syscall`: int 0x80 or sysenter
                 nr = self._refuse_compat(t, nr, rip)
+            tracee = t.ptrace
+            if tracee is not None and tracee.run and stub.in_notif:
+                # The seccomp platform's notified call has no registers: it is answered 0
+                # now, its thread kicked, and the call made at that stop (above).
+                tracee.replay, tracee.skip, nr = nr, True, -1
+                stub.regs.rax = 0
+                sigstate.kick(t)
+            elif tracee is not None and tracee.run:  # PTRACE_SYSCALL: the entry stop
+                await ptrace.syscall_entry(t, tracee)
+                if t.leader._killed_by:
+                    return t.leader._killed_by
+                r11, a3, a5, a4, _, rcx, a2, a1, a0, nr, rip, _, eflags = unpack(stub.regs, 48)
+                if nr == mask64:  # the tracer skipped the call: its rax is the result
+                    nr = -1
+                    tracee.skip = True
             entry = get(nr)
             fast = -1
             try:
                 if entry is None or entry.handler is None:
+                    if tracee is not None and tracee.skip:
+                        tracee.skip = False
+                        raise ptrace.Skipped(stub.regs.rax)
                     if nr >= 0:
                         self.emit("unsupported-syscall", nr=nr, name=name_of(nr))
                     res = -errno.ENOSYS
@@ -684,12 +719,16 @@ class Kernel:
                     res = await aw
                 else:
                     res = entry.handler(t, a0, a1, a2, a3, a4, a5)
-                    if nr in fast_nrs:
+                    if nr in fast_nrs and t.ptrace is None:
                         fast = res & mask64
             except SyscallError as e:
                 res = -e.errno
+            except ptrace.Skipped as e:
+                res = e.rax
             except TaskExit as e:
                 t.thread_exit = not e.group
+                if t.ptrace is not None:  # PTRACE_EVENT_EXIT
+                    await ptrace.exit_stop(t, e.wait_status)
                 return e.wait_status
             except StubGone as e:
                 return t.killed_by or e.status
@@ -701,7 +740,11 @@ class Kernel:
                 return self._internal_error(entry, e)
             if nr in io_calls:  # /proc/PID/io's accounting
                 count_io(t.leader.io, nr, res)
-            if self.signals_queued:  # a signal to deliver on the way back to user mode
+            if t.ptrace is not None:  # the syscall-exit stop, then the tracer's stops
+                res = await self._ptrace_exit(t, res, stub.in_notif)  # signals too
+                if t.leader._killed_by:
+                    return t.leader._killed_by
+            elif self.signals_queued:  # a signal to deliver on the way back to user mode
                 if stub.in_notif:  # no registers here: at the kick's stop at the return
                     if signals.return_work(t):
                         sigstate.kick(t)
@@ -745,6 +788,46 @@ class Kernel:
                     else stub.settle(st)
             except OSError:  # the thread died under us (killed from outside)
                 return t.killed_by or stub.dead_status or signal.SIGKILL
+
+    async def _ptrace_exit(self, t: Task, res: int, in_notif: bool) -> int:
+        """A traced thread's way out of a syscall: its syscall-exit stop (PTRACE_SYSCALL),
+        the signal-delivery and other stops its signals make (`signals.on_return` leaves
+        them for `ptrace.signal_stops`). On the seccomp platform a notified call has no
+        registers to deliver a signal with: its kick makes a stop for that."""
+        tracee = t.ptrace
+        if tracee is not None and tracee.replay >= 0:
+            return res  # not made yet (`_serve`, seccomp platform)
+        if tracee is not None and tracee.run:
+            res = await ptrace.syscall_exit(t, tracee, res)
+        if in_notif:
+            if t.ptrace is not None and (t.ptrace.work() or signals.return_work(t)):
+                sigstate.kick(t)
+            return res
+        res = signals.on_return(t, res)
+        if t.ptrace is not None and t.ptrace.work():
+            res = await ptrace.signal_stops(t, t.ptrace, res)
+        return res
+
+    async def _ptrace_stops(self, t: Task) -> int:
+        """At a signal stop of a traced thread that `signals.on_host_signal` left stopped:
+        its stops for the tracer, then the delivery; resumes it. Returns 0, or the signal
+        that ends the process."""
+        tracee = t.ptrace
+        assert tracee is not None
+        regs = t.stub.regs
+        if tracee.singlestep:  # PTRACE_SINGLESTEP's trap flag is the tracer's, not seen
+            tracee.singlestep = False
+            regs.eflags &= ~0x100
+        rax = regs.rax
+        res = await ptrace.signal_stops(t, tracee, rax - (1 << 64) if rax >= 1 << 63 else rax)
+        if t.leader._killed_by:
+            return t.leader._killed_by
+        regs.rax = res & _MASK64
+        try:
+            t.stub.resume()
+        except OSError:
+            return t.killed_by or signal.SIGKILL
+        return 0
 
     def _refuse_compat(self, t: Task, eax: int, rip: int) -> int:
         """A system call made other than by the `syscall` instruction, which always leaves

@@ -102,6 +102,9 @@ def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
         _send(sender, target, sig, info, thread=thread)
     finally:  # SIGCONT continues even when ignored or blocked; a handler runs at once
         continue_group(target.leader)
+        for th in list(target.leader.threads):
+            if th.ptrace is not None and th.ptrace.listening:  # left stopped by LISTEN
+                th.ptrace.wake_listen(th)
 
 
 def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
@@ -112,10 +115,13 @@ def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
     # waiter unblocks it only to be woken, so it is neither ignored nor fatal.
     blocked = bool((s.mask | s.waitset) & bit(sig)) if thread else all(
         (ts(th).mask | ts(th).waitset) & bit(sig) for th in target.leader.threads)
-    if sig != SIGKILL and ignored(target, sig) and not blocked:
+    # a traced thread's tracer sees even ignored or fatal signals (at its delivery stop)
+    tracing = any(th.ptrace is not None for th in target.leader.threads)
+    if sig != SIGKILL and ignored(target, sig) and not blocked and not tracing:
         return
     h = action(target, sig)[0]
     if sig == SIGKILL or (h == SIG_DFL and not blocked and sig not in DEFAULT_STOP
+                          and not tracing
                           and not jobctl.stopped(target)):  # stopped: taken once continued
         # default action terminate: end the process now (it may be running)
         target.killed_by = sig
@@ -216,11 +222,13 @@ def has_deliverable(t: Task) -> bool:
     return bool(pending_set(t) & ~s.mask)
 
 
-def on_return(t: Task, res: int) -> int:
+def on_return(t: Task, res: int, first: tuple[int, bytes] | None = None) -> int:
     """Called before `t` returns to user mode with syscall result `res`: deliver pending
     signals (frames, default actions, SA_RESTART). Returns the rax to resume with. In a
-    stopped process the thread kicks itself, so that it parks before running (jobctl)."""
-    res, stopping = _deliver(t, res)
+    stopped process the thread kicks itself, so that it parks before running (jobctl).
+    `first`: a signal (and siginfo) a tracer resumed its tracee with, delivered first,
+    past the tracer."""
+    res, stopping = _deliver(t, res, first)
     if stopping:
         kick(t)
     return res
@@ -235,9 +243,11 @@ def return_work(t: Task) -> bool:
                 or jobctl.stopped(t) or pending_set(t) & ~s.mask)
 
 
-def _deliver(t: Task, res: int) -> tuple[int, bool]:
+def _deliver(t: Task, res: int, first: tuple[int, bytes] | None = None) -> tuple[int, bool]:
     """on_return's work; also returns whether `t`'s process is stopping (then nothing is
-    delivered until it is continued)."""
+    delivered until it is continued). A traced thread stops for its tracer instead of
+    taking a signal (`Tracee.stashed`, a group stop): then the call's state is kept for
+    the delivery after the stop (`ptrace.signal_stops`)."""
     s = ts(t)
     interrupted, s.interrupted = s.interrupted, False
     if s.no_restart:
@@ -246,14 +256,24 @@ def _deliver(t: Task, res: int) -> tuple[int, bool]:
     regs = t.stub.regs
     delivered = False
     stopping = jobctl.stopped(t)
+    tr = t.ptrace
     while not stopping:
-        got = _take(t)
+        passed = first is not None  # past the tracer
+        got, first = (first, None) if first is not None else (_take(t), None)
         if got is None:
             break
         sig, info = got
+        if tr is not None and not passed and sig != SIGKILL and tr.stashed is None:
+            tr.stashed = got  # a signal-delivery stop first
+            s.interrupted = interrupted
+            return res, False
         h, flags, restorer, amask = action(t, sig)
         if h == SIG_IGN or (h == SIG_DFL and sig in DEFAULT_IGNORE):
             continue
+        if h == SIG_DFL and sig in DEFAULT_STOP and tr is not None:
+            tr.group_stop = sig  # a traced thread's group stop is reported to its tracer
+            s.interrupted = interrupted
+            return res, False
         if h == SIG_DFL and sig in DEFAULT_STOP:
             stopping = jobctl.begin_stop(t, sig)
             announce_stop(t.leader)
@@ -493,7 +513,7 @@ def on_host_signal(t: Task, sig: int) -> int:
             info = raw
         else:
             info = siginfo(sig, SI_KERNEL, addr=0)
-        if action(t, sig)[0] <= SIG_IGN:
+        if action(t, sig)[0] <= SIG_IGN and t.ptrace is None:
             return sig
         force(t, sig, info)
     elif sig != KICK:
@@ -506,6 +526,8 @@ def on_host_signal(t: Task, sig: int) -> int:
         jobctl.park(t)  # left stopped: SIGCONT resumes it (continue_group)
         announce_stop(t.leader)
         return 0
+    if t.ptrace is not None and t.ptrace.work():
+        return 0  # not resumed: the run loop reports the stop (ptrace.signal_stops)
     t.stub.resume()
     return 0
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .jobctl import JobState
     from .kernel import Kernel
     from .posix_timers import ProcessTimers
+    from .ptrace import Tracee
     from .sigstate import SigHand, ThreadSignals
     from .uts import Uts
 
@@ -112,6 +113,8 @@ class Task:
         self.aio_contexts: dict[int, Any] = {}  # io_setup's contexts (the leader's), by id
         self.uts: Uts | None = None  # a UTS namespace of its own (None: the kernel's)
         self.ipc: IpcNamespace | None = None  # an IPC namespace of its own (None: the kernel's)
+        self.ptrace: Tracee | None = None  # this thread's tracer and stop (kernel/ptrace.py)
+        self.personality = 0  # personality(2)'s persona (PER_LINUX, ADDR_NO_RANDOMIZE)
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.

@@ -110,7 +110,10 @@ class MemoryManager:
     it as "anon", and a change that would pass it fails with ENOMEM before its host effect.
     """
 
-    def __init__(self, stub: PtraceStub, memory: MemoryLimit | None = None) -> None:
+    def __init__(self, stub: PtraceStub, memory: MemoryLimit | None = None, *,
+                 randomize: bool = True) -> None:
+        """`randomize`: mmap_base moved down at random (ASLR); not under personality's
+        ADDR_NO_RANDOMIZE."""
         self.stub = stub
         self.memory = memory
         self.committed = 0  # bytes the mappings commit, charged to `memory`
@@ -127,7 +130,8 @@ class MemoryManager:
                 if name == "[vdso]":
                     self.vdso = start
         self.stack_top = stack_top or 0x7FFF_FF00_0000
-        rnd = int.from_bytes(os.urandom(4), "little") & ((1 << MMAP_RND_BITS) - 1)
+        rnd = int.from_bytes(os.urandom(4), "little") & ((1 << MMAP_RND_BITS) - 1) \
+            if randomize else 0
         self.mmap_base = min(TASK_SIZE - STACK_GAP - (rnd << 12),
                              self.stack_top - STACK_SIZE - (128 << 20))
         self.brk_start = self.brk = 0
@@ -255,6 +259,12 @@ class MemoryManager:
             if pos >= end:
                 return True
         return pos >= end
+
+    def host_area(self, addr: int) -> bool:
+        """Whether `addr` is in one of the host's own read-only areas of the address space
+        (vdso, vvar), which a debugger may read (/proc/PID/mem, PTRACE_PEEKDATA)."""
+        return any(s <= addr < e and name in ("[vdso]", "[vvar]", "[vvar_vclock]")
+                   for s, e, name in self.reserved)
 
     def is_mapped(self, addr: int, length: int) -> bool:
         """True if every byte of [addr, addr+length) is in an application mapping."""

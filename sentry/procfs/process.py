@@ -179,11 +179,20 @@ class ProcessFiles:
         z = self.kernel.zombies.get(t.tgid) if not self._live(t) else None
         return z[0] if z is not None else t.ppid
 
+    @staticmethod
+    def _tracer(t: Task) -> int:
+        """TracerPid: the tracer's process id (0 when not traced)."""
+        tr = t.ptrace
+        return tr.tracer.tgid if tr is not None else 0
+
     def _state(self, t: Task, th: Task | None = None) -> str:
         """The process's state, or with `th` that thread's own (task/TID): S while it
         sleeps in a syscall, unless it is the reader."""
         if not self._live(t):
             return "Z (zombie)"
+        tr = (th or t).ptrace
+        if tr is not None and tr.stop_kind is not None:
+            return "t (tracing stop)"
         state = jobctl.state_letter(t)
         if th is None or state[0] == "T":
             return state
@@ -447,7 +456,7 @@ class ProcessFiles:
         lines = [
             f"Name:\t{os.fsdecode(th.comm)}", f"Umask:\t{umask:04o}",
             f"State:\t{self._state(t, th if thread else None)}", f"Tgid:\t{t.tgid}", "Ngid:\t0", f"Pid:\t{pid}",
-            f"PPid:\t{self._ppid(t)}", "TracerPid:\t0",
+            f"PPid:\t{self._ppid(t)}", f"TracerPid:\t{self._tracer(th if thread else t)}",
             "Uid:\t" + "\t".join(map(str, uids)), "Gid:\t" + "\t".join(map(str, gids)),
             f"FDSize:\t{fdsize}", f"Groups:\t{groups}{' ' if groups else ''}",
             f"NStgid:\t{t.tgid}", f"NSpid:\t{pid}", f"NSpgid:\t{t.pgid}",
@@ -561,12 +570,13 @@ class ProcessFiles:
         if not self._live(t):
             return b""
         n = min(n, 1 << 20)
-        if n <= 0 or offset < 0 or not t.mm.is_mapped(offset, 1):
+        mm = t.mm
+        if n <= 0 or offset < 0 or not (mm.is_mapped(offset, 1) or mm.host_area(offset)):
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         out = b""
         while len(out) < n:  # up to the first unmapped page, as access_remote_vm stops
             addr = offset + len(out)
-            if not t.mm.is_mapped(addr, 1):
+            if not (mm.is_mapped(addr, 1) or mm.host_area(addr)):
                 break
             chunk = min(n - len(out), PAGE - addr % PAGE)
             try:

@@ -31,6 +31,7 @@ from . import (  # noqa: F401  (each registers its handlers)
     sys_poll,
     sys_prctl,
     sys_procvm,
+    sys_ptrace,
     sys_refused,
     sys_rlimit,
     sys_rusage,

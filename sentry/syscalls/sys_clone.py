@@ -10,6 +10,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
+from sentry.kernel import ptrace
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG
 
@@ -48,7 +49,10 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
             raise SyscallError(errno.EINVAL)  # both would use parent_tid
     _check_pids_limit(t)
     if flags & CLONE_THREAD:
-        return _clone_thread(t, flags, stack, ptid, ctid, tls)
+        th = _clone_thread(t, flags, stack, ptid, ctid, tls)
+        if t.ptrace is not None:
+            await ptrace.clone_events(t, th, ptrace.clone_event(t, flags), False)
+        return th.tid
     if flags & CLONE_SIGHAND and not flags & CLONE_VM:
         raise SyscallError(errno.EINVAL)
     if flags & CLONE_VM and not flags & CLONE_VFORK:
@@ -83,6 +87,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         child_stub.kill()
         raise
     child.comm, child.rlimits, child.cpu_affinity = t.comm, dict(t.rlimits), t.cpu_affinity
+    child.personality = t.personality
     child.oom_score_adj = t.leader.oom_score_adj  # signal_struct's, copied by fork
     child.image = t.leader.image  # same program, same argv/env addresses
     # the parent-death signal and the subreaper mark are not inherited (prctl(2))
@@ -99,8 +104,13 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         child.mem_write(ctid, struct.pack("<i", pid))
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = ctid
+    traced = ptrace.clone_event(t, flags)
+    if traced is not None:
+        ptrace.attach_child(t, child)
     k.spawn(child)
-    if flags & CLONE_VFORK:
+    if t.ptrace is not None:  # the tracer's fork/vfork/clone and vfork-done stops
+        await ptrace.clone_events(t, child, traced, bool(flags & CLONE_VFORK))
+    elif flags & CLONE_VFORK:
         await child.vfork_done.wait()
     return pid
 
@@ -137,7 +147,7 @@ def _check_pids_limit(t: Task) -> None:
         raise SyscallError(errno.EAGAIN)
 
 
-def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> Task:
     """A new thread: a host thread of the same stub (same memory), its own Task."""
     if not flags & CLONE_VM or not flags & CLONE_SIGHAND:
         raise SyscallError(errno.EINVAL)
@@ -159,8 +169,10 @@ def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: in
         t.mem_write(ctid, struct.pack("<i", tid))
     if flags & CLONE_CHILD_CLEARTID:
         th.clear_child_tid = ctid
+    if ptrace.clone_event(t, flags) is not None:
+        ptrace.attach_child(t, th)
     k.spawn_thread(th)
-    return tid
+    return th
 
 
 @syscall("fork")
@@ -197,5 +209,6 @@ async def sys_clone3(t: Task, args: int, size: int, *_: int) -> int:
         raise SyscallError(errno.EINVAL)
     if (stack == 0) != (stack_size == 0):
         raise SyscallError(errno.EINVAL)
-    return await _clone(t, flags & ~0xFF, stack + stack_size if stack else 0, ptid, ctid, tls,
-                        pidfd)
+    # the exit signal in clone's place: a tracer's event is FORK for SIGCHLD, else CLONE
+    return await _clone(t, flags & ~0xFF | exit_signal, stack + stack_size if stack else 0,
+                        ptid, ctid, tls, pidfd)

@@ -8,6 +8,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel import ptrace
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.task import PR_SET_DUMPABLE
 
@@ -47,9 +48,11 @@ async def sys_execve(t: Task, path: int, argv: int, envp: int, *_: int) -> int:
 async def _exec(t: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> None:
     """Run the new program; it starts dumpable again (a set*id made the old one not) and
     without the old address space's AIO contexts."""
+    old_tid = t.tid
     await t.kernel.execve(t, path, argv, envp)
     t.prctl_state.pop(PR_SET_DUMPABLE, None)
     t.aio_contexts.clear()
+    await ptrace.after_exec(t, old_tid)  # PTRACE_EVENT_EXEC, or a traced thread's SIGTRAP
 
 
 

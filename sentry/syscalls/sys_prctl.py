@@ -113,12 +113,19 @@ def _caps_option(t: Task, option: int, a2: int, a3: int, a4: int, a5: int) -> in
 
 
 PER_LINUX = 0
+ADDR_NO_RANDOMIZE = 0x0040000
 
 
-@syscall("personality", level=Level.PARTIAL, note="PER_LINUX only")
+@syscall("personality", level=Level.PARTIAL,
+         note="PER_LINUX, with ADDR_NO_RANDOMIZE (honoured by the next execve) only")
 def sys_personality(t: Task, persona: int, *_: int) -> int:
-    """Implements Linux syscall personality(2): query, or set PER_LINUX."""
+    """Implements Linux syscall personality(2): query, or set PER_LINUX with or without
+    ADDR_NO_RANDOMIZE (what gdb and setarch -R set before running a program)."""
     persona &= 0xFFFFFFFF
-    if persona != 0xFFFFFFFF and persona != PER_LINUX:
+    old = t.personality
+    if persona == 0xFFFFFFFF:
+        return old
+    if persona & ~ADDR_NO_RANDOMIZE != PER_LINUX:
         raise SyscallError(errno.EINVAL)
-    return PER_LINUX
+    t.personality = persona
+    return old

@@ -9,7 +9,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
-from sentry.kernel import jobctl, usage
+from sentry.kernel import jobctl, ptrace, usage
 from sentry.kernel.table import Level, syscall
 from vfs.abi import O_NONBLOCK
 
@@ -68,13 +68,21 @@ def _scan(t: Task, pid: int, options: int, reap: bool) -> _Report | None:
     kids = [z for z, (pp, _) in k.zombies.items() if pp == t.tgid]
     kids += [c for c, p in k.procs.items() if p.ppid == t.tgid]
     kids = sorted(c for c in kids if _matches(t, pid, c))
-    if not kids:
+    traced = [c for c in ptrace.waitable(t) if _matches(t, pid, c)]
+    if not kids and not traced:
         raise SyscallError(errno.ECHILD)
+    if traced:  # a tracee's stop or exit (ptrace_do_wait)
+        traps = ptrace.wait_report(t, lambda c: _matches(t, pid, c), reap)
+        if traps is not None:
+            tid, status, code, value = traps
+            tracee = k.tasks.get(tid)
+            return tid, status, code, value, tracee.creds.uid if tracee else 0, usage.Totals()
     for c in kids:
         proc = k.procs.get(c)
         if proc is None:
-            if not options & WEXITED:
-                continue
+            z = k.zombie_tasks.get(c)
+            if not options & WEXITED or z is not None and ptrace.held(z):
+                continue  # (an exit its tracer has not waited for yet)
             status = k.zombies[c][1]
             uid = k.zombie_uid.get(c, 0)
             used = usage.Totals()

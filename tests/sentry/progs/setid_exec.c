@@ -2,7 +2,8 @@
  * into DIR with the set-id bits and owners under test, and children with lowered ids exec
  * the copies, which print the ids, capabilities and AT_SECURE they run with. Covers a
  * set-user-ID-root program run by uid 1000, a set-group-ID one (and one without group
- * execute, whose bit means mandatory locking), no_new_privs, a nosuid mount, and root
+ * execute, whose bit means mandatory locking), no_new_privs, a nosuid mount, a tracer
+ * without and with CAP_SYS_PTRACE, and root
  * running a program set-user-ID to uid 1000. usage: setid_exec DIR | setid_exec show. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <sys/auxv.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -70,6 +72,33 @@ static void run(const char *what, const char *prog, uid_t uid, gid_t gid, int nn
     waitpid(c, &st, 0);
 }
 
+/* uid 1000 traced by `tracer_uid` (dropped to it) runs `prog`: a tracer without
+ * CAP_SYS_PTRACE makes the exec ignore the set-id bits (LSM_UNSAFE_PTRACE). */
+static void traced_run(const char *what, const char *prog, uid_t tracer_uid) {
+    printf("%s\n", what);
+    fflush(stdout);
+    pid_t a = fork();
+    if (a == 0) {
+        if (tracer_uid && (setresgid(3000, 3000, 3000) || setresuid(tracer_uid, tracer_uid,
+                                                                    tracer_uid)))
+            perror("tracer ids");
+        pid_t c = fork();
+        if (c == 0) {
+            if (setresgid(3000, 3000, 3000) || setresuid(1000, 1000, 1000))
+                perror("set ids");
+            ptrace(PTRACE_TRACEME, 0, 0, 0);
+            execl(prog, prog, "show", (char *)0);
+            _exit(1);
+        }
+        int st;
+        waitpid(c, &st, 0);  /* the SIGTRAP after the exec */
+        ptrace(PTRACE_CONT, c, 0, 0);
+        waitpid(c, &st, 0);
+        _exit(0);
+    }
+    waitpid(a, NULL, 0);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "show")) {
         show();
@@ -91,6 +120,8 @@ int main(int argc, char **argv) {
     run("uid 1000 with no_new_privs runs set-user-ID-root", at("suid"), 1000, 3000, 1);
     run("root runs a program set-user-ID to 1000", at("suid-1000"), 0, 0, 0);
     run("root runs it with no_new_privs", at("suid-1000"), 0, 0, 1);
+    traced_run("uid 1000 traced by uid 1000 runs set-user-ID-root", at("suid"), 1000);
+    traced_run("uid 1000 traced by root runs set-user-ID-root", at("suid"), 0);
 
     printf("a nosuid mount\n");
     fflush(stdout);

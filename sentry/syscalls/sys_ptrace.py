@@ -1,0 +1,311 @@
+"""ptrace(2) between processes of the sandbox, over `sentry.kernel.ptrace`.
+
+A tracee's registers are the Sentry's copy (the task is held at a Sentry-side stop);
+memory is read and written through its stub ignoring page protections, as Linux's
+FOLL_FORCE (breakpoints in text). Attaching follows ptrace's access rule with Yama's scope
+1 (`sys_procvm.ptrace_may_access`): a descendant, or CAP_SYS_PTRACE. The FPU state
+(GETFPREGS, NT_PRFPREG, NT_X86_XSTATE) is the host thread's, read and written at its host
+stop. Not served: PTRACE_SYSEMU*, PEEKSIGINFO, seccomp filter dumps (EIO/EINVAL as a
+kernel without them).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import struct
+from typing import TYPE_CHECKING
+
+from sentry.errors import SyscallError
+from sentry.kernel import ptrace, signals, sigstate
+from sentry.kernel.ptrace import (
+    O_MASK,
+    RUN_CONT,
+    RUN_SYSCALL,
+    STOP_EVENT,
+    STOP_GROUP,
+    Tracee,
+)
+from sentry.kernel.table import Level, syscall
+from sentry.platform import libc
+from vfs.creds import CAP_SYS_PTRACE
+
+from .sys_file import i32
+from .sys_procvm import ptrace_may_access
+
+if TYPE_CHECKING:
+    from sentry.kernel.task import Task
+
+TRACEME, PEEKTEXT, PEEKDATA, PEEKUSER, POKETEXT, POKEDATA, POKEUSER = 0, 1, 2, 3, 4, 5, 6
+CONT, KILL, SINGLESTEP, GETREGS, SETREGS, GETFPREGS, SETFPREGS = 7, 8, 9, 12, 13, 14, 15
+ATTACH, DETACH, SYSCALL, ARCH_PRCTL = 16, 17, 24, 30
+SETOPTIONS, GETEVENTMSG, GETSIGINFO, SETSIGINFO = 0x4200, 0x4201, 0x4202, 0x4203
+GETREGSET, SETREGSET, SEIZE, INTERRUPT, LISTEN = 0x4204, 0x4205, 0x4206, 0x4207, 0x4208
+GETSIGMASK, SETSIGMASK, GET_SYSCALL_INFO = 0x420A, 0x420B, 0x420E
+NT_PRSTATUS, NT_PRFPREG, NT_X86_XSTATE = 1, 2, 0x202
+_MASK64 = (1 << 64) - 1
+_NREGS = 27
+_REGS_SIZE = 8 * _NREGS  # struct user_regs_struct
+_DEBUGREG = 848  # offsetof(struct user, u_debugreg)
+_USER_SIZE = 928  # sizeof(struct user)
+#: putreg's segment selectors: the tracer may not change them (Linux allows only valid
+#: user selectors; these are the only ones a 64-bit program has)
+_SEGMENTS = {17: "cs", 20: "ss", 23: "ds", 24: "es", 25: "fs", 26: "gs"}
+_FLAG_MASK = 0x50DD5  # the eflags bits a tracer may change (Linux's FLAG_MASK)
+_TASK_SIZE = 1 << 47
+
+
+def _target(t: Task, pid: int) -> Task:
+    target = t.kernel.tasks.get(i32(pid))
+    if target is None:
+        raise SyscallError(errno.ESRCH)
+    return target
+
+
+def _tracee(t: Task, pid: int, *, stopped: bool = True) -> tuple[Task, Tracee]:
+    """ptrace_check_attach: `pid` is traced by the caller's process and (unless not
+    `stopped`) in a ptrace stop; ESRCH otherwise."""
+    target = _target(t, pid)
+    tr = target.ptrace
+    if tr is None or tr.tracer.tgid != t.tgid:
+        raise SyscallError(errno.ESRCH)
+    if stopped and (tr.stop_kind is None or tr.listening):
+        raise SyscallError(errno.ESRCH)
+    return target, tr
+
+
+def _signal_arg(data: int) -> int:
+    if data > 64:
+        raise SyscallError(errno.EIO)
+    return data
+
+
+def _attach(t: Task, pid: int, *, seized: bool, options: int) -> int:
+    target = _target(t, pid)
+    if target.tgid == t.tgid or target.ptrace is not None:
+        raise SyscallError(errno.EPERM)
+    if target.leader.exit_status is not None or target.killed_by:
+        raise SyscallError(errno.EPERM)
+    if not ptrace_may_access(t, target, attach=True):
+        raise SyscallError(errno.EPERM)
+    ptrace.attach(t, target, seized=seized, options=options,
+                  capable=t.creds.has_cap(CAP_SYS_PTRACE))
+    if not seized:  # PTRACE_ATTACH stops the tracee with SIGSTOP
+        signals.send(None, target, 19, sigstate.siginfo(19, sigstate.SI_USER, t.tgid,
+                                                        t.creds.uid), thread=True)
+    return 0
+
+
+def _regs_bytes(target: Task) -> bytes:
+    return bytes(target.stub.regs)
+
+
+def _set_reg(target: Task, index: int, value: int) -> None:
+    """putreg: one register of user_regs_struct, checked as Linux does."""
+    regs = target.stub.regs
+    name = libc.UserRegs._fields_[index][0]
+    value &= _MASK64
+    if index in _SEGMENTS:
+        if value != getattr(regs, name):
+            raise SyscallError(errno.EIO)
+        return
+    if name in ("fs_base", "gs_base") and value >= _TASK_SIZE:
+        raise SyscallError(errno.EIO)
+    if name == "eflags":
+        value = (regs.eflags & ~_FLAG_MASK) | (value & _FLAG_MASK)
+    setattr(regs, name, value)
+
+
+def _set_regs(target: Task, raw: bytes) -> None:
+    values = struct.unpack("<27Q", raw)
+    regs = target.stub.regs
+    saved = regs.copy()
+    try:
+        for i, v in enumerate(values):
+            _set_reg(target, i, v)
+    except SyscallError:
+        ctypes.pointer(regs)[0] = saved
+        raise
+
+
+def _host_regset(target: Task, note: int, data: bytes | None, size: int) -> bytes:
+    """The host thread's FPU state (`note`) read, or written from `data`; EIO when its
+    host thread is not at a host stop (a notified call on the seccomp platform)."""
+    buf = ctypes.create_string_buffer(data if data is not None else b"", max(size, 1))
+    iov = (ctypes.c_uint64 * 2)(ctypes.addressof(buf), size)
+    try:
+        if note == NT_PRFPREG and data is None:
+            libc.ptrace(GETFPREGS, target.stub.pid, 0, ctypes.addressof(buf))
+            return buf.raw[:512]
+        if note == NT_PRFPREG:
+            libc.ptrace(SETFPREGS, target.stub.pid, 0, ctypes.addressof(buf))
+            return b""
+        libc.ptrace(GETREGSET if data is None else SETREGSET, target.stub.pid, note,
+                    ctypes.addressof(iov))
+    except OSError:
+        raise SyscallError(errno.EIO) from None
+    return buf.raw[:iov[1]] if data is None else b""
+
+
+def _resume(target: Task, tr: Tracee, request: int, data: int) -> int:
+    sig = _signal_arg(data)
+    tr.run = RUN_SYSCALL if request == SYSCALL else RUN_CONT
+    if request == SINGLESTEP:
+        tr.singlestep = True
+        target.stub.regs.eflags |= 0x100  # the trap flag: SIGTRAP after one instruction
+    tr.resume(sig)
+    return 0
+
+
+@syscall("ptrace", level=Level.PARTIAL,
+         note="tracer and tracee both in the sandbox; no PTRACE_SYSEMU, PEEKSIGINFO, "
+              "seccomp dumps or hardware debug registers")
+def sys_ptrace(t: Task, request: int, pid: int, addr: int, data: int, *_: int) -> int:
+    """Implements Linux syscall ptrace(2)."""
+    request &= 0xFFFFFFFF
+    if request == TRACEME:
+        parent = t.kernel.procs.get(t.ppid)
+        if t.ptrace is not None or parent is None:
+            raise SyscallError(errno.EPERM)
+        ptrace.attach(parent, t, seized=False, capable=t.creds.has_cap(CAP_SYS_PTRACE))
+        return 0
+    if request == ATTACH:
+        return _attach(t, pid, seized=False, options=0)
+    if request == SEIZE:
+        if addr or data & ~O_MASK:
+            raise SyscallError(errno.EIO if addr else errno.EINVAL)
+        return _attach(t, pid, seized=True, options=data)
+    if request == KILL:
+        target, tr = _tracee(t, pid, stopped=False)
+        signals.send(None, target, 9, sigstate.siginfo(9, sigstate.SI_USER))
+        return 0
+    if request == INTERRUPT:
+        target, tr = _tracee(t, pid, stopped=False)
+        if not tr.seized:
+            raise SyscallError(errno.EIO)
+        if tr.stop_kind is None and not tr.trap:
+            tr.trap = True
+            if target._sleeps:  # cut its call short (restarted after the stop)
+                sigstate.ts(target).interrupted = True
+                target.interrupt()
+            else:
+                sigstate.kick(target)
+        return 0
+    target, tr = _tracee(t, pid)
+    regs = target.stub.regs
+    if request in (PEEKTEXT, PEEKDATA):
+        if not (target.mm.is_mapped(addr, 8) or target.mm.host_area(addr)):
+            raise SyscallError(errno.EIO)  # nothing of the stub's own beyond vdso/vvar
+        try:
+            word = target.stub.read_force(addr, 8)
+        except OSError:
+            raise SyscallError(errno.EIO) from None
+        t.mem_write(data, word)
+        return 0
+    if request in (POKETEXT, POKEDATA):
+        if not target.mm.is_mapped(addr, 8):
+            raise SyscallError(errno.EIO)
+        try:
+            target.stub.write_force(addr, struct.pack("<Q", data & _MASK64))
+        except OSError:
+            raise SyscallError(errno.EIO) from None
+        return 0
+    if request == PEEKUSER:
+        if addr & 7 or addr >= _USER_SIZE:
+            raise SyscallError(errno.EIO)
+        value = struct.unpack_from("<Q", _regs_bytes(target), addr)[0] \
+            if addr < _REGS_SIZE else 0  # no debug registers are set
+        t.mem_write(data, struct.pack("<Q", value))
+        return 0
+    if request == POKEUSER:
+        if addr & 7 or addr >= _USER_SIZE:
+            raise SyscallError(errno.EIO)
+        if addr < _REGS_SIZE:
+            _set_reg(target, addr // 8, data)
+        elif not (_DEBUGREG <= addr < _DEBUGREG + 64 and data == 0):
+            raise SyscallError(errno.EIO)  # hardware breakpoints are not offered
+        return 0
+    if request in (CONT, SYSCALL, SINGLESTEP):
+        return _resume(target, tr, request, data)
+    if request == DETACH:
+        ptrace.detach(target, _signal_arg(data))
+        return 0
+    if request == LISTEN:
+        if not tr.seized or tr.stop_kind not in (STOP_GROUP, STOP_EVENT) or \
+                tr.status >> 16 != ptrace.PTRACE_EVENT_STOP:
+            raise SyscallError(errno.EIO)
+        tr.listening = True
+        return 0
+    if request == GETREGS:
+        t.mem_write(data, _regs_bytes(target))
+        return 0
+    if request == SETREGS:
+        _set_regs(target, t.mem_read(data, _REGS_SIZE))
+        return 0
+    if request == GETFPREGS:
+        t.mem_write(data, _host_regset(target, NT_PRFPREG, None, 512))
+        return 0
+    if request == SETFPREGS:
+        _host_regset(target, NT_PRFPREG, t.mem_read(data, 512), 512)
+        return 0
+    if request in (GETREGSET, SETREGSET):
+        base, length = struct.unpack("<QQ", t.mem_read(data, 16))
+        if addr == NT_PRSTATUS:
+            n = min(length, _REGS_SIZE)
+            if request == GETREGSET:
+                t.mem_write(base, _regs_bytes(target)[:n])
+            else:
+                if n < _REGS_SIZE:
+                    raise SyscallError(errno.EINVAL)
+                _set_regs(target, t.mem_read(base, _REGS_SIZE))
+        elif addr in (NT_PRFPREG, NT_X86_XSTATE):
+            length = min(length, 1 << 16)
+            if request == GETREGSET:
+                raw = _host_regset(target, addr, None, length)
+                n = len(raw)
+                t.mem_write(base, raw)
+            else:
+                n = length
+                _host_regset(target, addr, t.mem_read(base, length), length)
+        else:
+            raise SyscallError(errno.EINVAL)
+        t.mem_write(data + 8, struct.pack("<Q", n))
+        return 0
+    if request == SETOPTIONS:
+        if data & ~O_MASK:
+            raise SyscallError(errno.EINVAL)
+        tr.options = data
+        return 0
+    if request == GETEVENTMSG:
+        t.mem_write(data, struct.pack("<Q", tr.event_msg & _MASK64))
+        return 0
+    if request == GETSIGINFO:
+        if not tr.siginfo:
+            raise SyscallError(errno.EINVAL)
+        t.mem_write(data, tr.siginfo[:128].ljust(128, b"\0"))
+        return 0
+    if request == SETSIGINFO:
+        if not tr.siginfo:
+            raise SyscallError(errno.EINVAL)
+        tr.siginfo = t.mem_read(data, 128)
+        return 0
+    if request in (GETSIGMASK, SETSIGMASK):
+        if addr != 8:
+            raise SyscallError(errno.EINVAL)
+        s = sigstate.ts(target)
+        if request == GETSIGMASK:
+            t.mem_write(data, struct.pack("<Q", s.mask))
+        else:
+            s.mask = struct.unpack("<Q", t.mem_read(data, 8))[0] & ~sigstate.UNBLOCKABLE
+        return 0
+    if request == GET_SYSCALL_INFO:
+        info = ptrace.syscall_info(target, tr)
+        if addr:
+            t.mem_write(data, info[:addr])
+        return len(info)
+    if request == ARCH_PRCTL:
+        if data not in (0x1003, 0x1004):  # ARCH_GET_FS, ARCH_GET_GS
+            raise SyscallError(errno.EINVAL)
+        t.mem_write(addr, struct.pack("<Q", regs.fs_base if data == 0x1003 else regs.gs_base))
+        return 0
+    raise SyscallError(errno.EIO)
