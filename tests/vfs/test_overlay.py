@@ -155,6 +155,37 @@ async def test_concurrent_copy_up_of_one_file(tmp_path) -> None:
         assert sorted(n for n, _ in await dents(fdir)) == [b".", b"..", b"f"]
 
 
+async def test_create_while_another_task_looks_the_parent_up(tmp_path) -> None:
+    """A lookup of a lower-only directory racing with a create inside it (socat's client
+    retrying connect while its listener binds, on the root's /tmp): both tasks end with
+    the one dentry, so the created node is found by everyone afterwards. With a dentry
+    per lookup the copied-up one was replaced and the bind's own lookup said ENOENT."""
+    import trio
+
+    from .helpers import goferfs
+
+    async def looker(ov: VirtualFilesystem, name: bytes) -> None:
+        try:  # before or after the create: either answer is right
+            await ov.stat(ov.new_context(), C, None, name, 0x100)
+        except FileNotFoundError:
+            pass
+
+    async def creator(ov: VirtualFilesystem, name: bytes) -> None:
+        await ov.mknodat(ov.new_context(), C, None, name, 0o600)
+
+    async with goferfs(tmp_path, "exclusive") as gfs:
+        for round_ in range(20):
+            # made on the host, so the lower layer's lookup of it is a round trip
+            (tmp_path / "export" / f"dir{round_}").mkdir()
+            ov = VirtualFilesystem(Overlay(Tmpfs(), gfs))
+            name = b"/dir%d/s" % round_
+            async with trio.open_nursery() as n:
+                n.start_soon(looker, ov, name)
+                n.start_soon(creator, ov, name)
+            st = await ov.stat(ov.new_context(), C, None, name, 0x100)
+            assert st.mode & 0o777 == 0o600
+
+
 async def test_large_lower_directory_listed_whole(tmp_path) -> None:
     """A lower goferfs directory bigger than one Treaddir (small msize) is merged whole,
     through the overlay and directly."""

@@ -146,6 +146,12 @@ class Overlay(Filesystem):
             return None
         opaque = up is not None and up.inode.is_dir and (
             low is None or await self._is_opaque(up))
+        # A concurrent lookup of the same name may have finished while this one awaited:
+        # keep its dentry, which a create or copy-up may already hold (two dentries for one
+        # name would lose what is done through the other).
+        raced = parent.children.get(name)
+        if raced is not None:
+            return _ovl(raced)
         d = OvlDentry(self, name, parent, up, low, opaque)
         parent.children[name] = d
         return d
