@@ -11,8 +11,9 @@ With a terminal (--tty and --console-socket) the proxy makes the host pty whose 
 to the console socket, and makes it its controlling terminal (from a session of its own):
 a resize of the master (the shim's TIOCSWINSZ) then reaches it as SIGWINCH, and it sends
 the new size to the Sentry, which sets it on the program's pty of the sandbox (SIGWINCH to
-its foreground group), as the init's console gets it. In the foreground, the proxy is a
-child in its own session, and `runpsc exec` waits for it and ends as it does.
+its foreground group), as the init's console gets it. A console socket comes only with
+--detach (as runc, `exec` refuses it otherwise), so the proxy is always the forked one,
+which leads a session of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import json
 import os
 import signal
 import socket
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from runtime.oci.container import PASSED_SIGNALS, die_like, recv_json, send_fds
@@ -48,8 +48,6 @@ def exec_process(g: Globals, cid: str, proc: dict[str, Any], *, detach: bool,
     if not detach:
         if pid_file:
             _write_pid_file(pid_file, os.getpid())
-        if proc.get("terminal") and console_socket:
-            _in_own_session(lambda: _proxy(g, sock, proc, console_socket, None))
         _proxy(g, sock, proc, console_socket, None)
     r, w = os.pipe()
     pid = os.fork()
@@ -71,30 +69,6 @@ def exec_process(g: Globals, cid: str, proc: dict[str, Any], *, detach: bool,
     if pid_file:
         _write_pid_file(pid_file, pid)
     os._exit(0)
-
-
-def _in_own_session(proxy: Callable[[], NoReturn]) -> NoReturn:
-    """Run `proxy` in a child that leads a session of its own (a controlling terminal
-    needs one); pass our signals on to it and end as it ends (it dies with us)."""
-    import ctypes
-
-    pid = os.fork()
-    if pid == 0:
-        try:
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-            os.setsid()
-            proxy()
-        finally:
-            os._exit(255)
-
-    def pass_on(sig: int, _frame: Any) -> None:
-        with contextlib.suppress(OSError):
-            os.kill(pid, sig)
-
-    for s in PASSED_SIGNALS:
-        signal.signal(s, pass_on)
-    _, status = os.waitpid(pid, 0)
-    die_like(status)
 
 
 def _proxy(g: Globals, sock: socket.socket, proc: dict[str, Any],

@@ -683,6 +683,10 @@ def test_exec_tty_window_changes_and_init_spared_match_runc(runpsc: Runtime, run
             finally:
                 os.close(master)
             t.note("exec-status", str(xstatus is not None and os.waitstatus_to_exitcode(xstatus)))
+            # A console socket without --detach (or without --tty) is refused.
+            for extra in (["--tty"], ["--detach"]):
+                t.check(f"console-socket {extra}", "exec", *extra, "--console-socket",
+                        str(console.path), "w1", "true")
             out = rt("exec", "w1", "sh", "-c", "kill -9 1; echo kill=$?; kill -s SEGV 1; "
                      "echo segv=$?")
             t.note("kill-init-inside", out.stdout + str(out.returncode))
