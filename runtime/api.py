@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from runtime.network import Publish
 from runtime.sandbox import SandboxError, Volume
 from runtime.session import MountSpec, Stdio, read_all, sandbox_config
 from runtime.worker import recv_message, send_message
@@ -47,6 +48,9 @@ class Sandbox:
             exports, as `Mount` or ``9p:ADDRESS,aname=NAME[,ro][,cache=POLICY]:SANDBOX``.
         network: ``none`` (only loopback, the default), ``host``, or ``sandbox`` (its own
             namespace with outbound NAT through slirp4netns).
+        publish: host ports forwarded to sandbox ports, ``sandbox`` network only: each a
+            `Publish` or ``HOSTPORT:SANDBOXPORT[/tcp|udp]`` (the host port listens on every
+            host address while the sandbox lives).
         memory: the sandbox's memory (/proc/meminfo's MemTotal), bytes or ``512M``.
         env: added to the sandbox's environment (``PATH`` only, by default).
         cwd: where programs start (``/``).
@@ -63,9 +67,11 @@ class Sandbox:
     def __init__(self, *, mounts: Iterable[MountSpec] = (), network: str = "none",
                  memory: int | str | None = None, env: Mapping[str, str] | None = None,
                  cwd: str | None = None, tmpfs: Iterable[str] = (),
-                 tls: p9.TLSClientConfig | None = None, platform: str | None = None) -> None:
+                 tls: p9.TLSClientConfig | None = None, platform: str | None = None,
+                 publish: Iterable[Publish | str] = ()) -> None:
         config = sandbox_config(mounts=mounts, network=network, memory=memory, env=env,
-                                cwd=cwd, tmpfs=tmpfs, tls=tls, platform=platform)  # ValueError here, in the caller
+                                cwd=cwd, tmpfs=tmpfs, tls=tls, platform=platform,
+                                publish=publish)  # ValueError here, in the caller
         self._lock = threading.Lock()
         self._closed: str | None = None
         self._busy = True  # until the worker answers: close() must not wait for a reply
@@ -89,6 +95,7 @@ class Sandbox:
                            *(m.spec() for m in config.mounts)],
                 "tls": None if config.tls is None else dataclasses.asdict(config.tls),
                 "network": config.network, "memory": config.memory,
+                "publish": [f"{p.host_port}:{p.sandbox_port}/{p.proto}" for p in config.publish],
                 "env": config.env, "cwd": config.cwd, "tmpfs": config.tmpfs,
                 "platform": config.platform}})
             reply = self._reply(None)
@@ -261,14 +268,15 @@ def run(argv: Sequence[str | bytes | os.PathLike[str]], *, mounts: Iterable[Moun
         stdin: bytes | None = None, check: bool = False,
         tmpfs: Iterable[str] = (),
         tls: p9.TLSClientConfig | None = None,
-        platform: str | None = None) -> subprocess.CompletedProcess[bytes]:
+        platform: str | None = None,
+        publish: Iterable[Publish | str] = ()) -> subprocess.CompletedProcess[bytes]:
     """Run one program in a fresh sandbox and return its CompletedProcess (output captured).
 
     The arguments are `Sandbox`'s and `Sandbox.exec`'s; `timeout` counts from the program's
     start (not the sandbox's boot). Nothing is left behind when it returns or raises.
     """
     with Sandbox(mounts=mounts, network=network, memory=memory, env=env, cwd=cwd,
-                 tmpfs=tmpfs, tls=tls, platform=platform) as sb:
+                 tmpfs=tmpfs, tls=tls, platform=platform, publish=publish) as sb:
         return sb.exec(argv, stdin=stdin, timeout=timeout, check=check)
 
 

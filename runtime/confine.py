@@ -5,7 +5,8 @@ runtime's sandbox process only in part, see `confine_sentry`) after its gofers a
 its Kernel starts the first stub. Afterwards:
 
 - network: the Sentry's own thread lives in the sandbox's network namespace (``none``: a
-  fresh one with ``lo`` up, made here; ``sandbox``: slirp4netns's; ``host``: the host's),
+  fresh one with ``lo`` up, made here; ``sandbox``: slirp4netns's; ``host``: the host's;
+  ``netns``: the one an OCI bundle names by path),
   so sockets are made there with no `setns` and no capability;
 - IPC and UTS namespaces of its own;
 - mount namespace: an empty read-only tmpfs as root (pivot_root; the host's root detached),

@@ -1,4 +1,5 @@
-"""Network modes of a sandbox: `--network none|host|sandbox` and `--publish`.
+"""Network modes of a sandbox: `--network none|host|sandbox` and `--publish`, and a
+network namespace given by path (`NetworkSetup.joined`, for OCI bundles).
 
 The Sentry's `sentry.kernel.network.Network` is the namespace the program's sockets are
 created in; this module makes it for a mode and, for ``sandbox``, attaches slirp4netns to
@@ -91,6 +92,23 @@ class NetworkSetup:
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None
+
+    @classmethod
+    def joined(cls, path: str) -> NetworkSetup:
+        """The network namespace at `path` as the sandbox's (an OCI bundle's
+        ``linux.namespaces`` network path): the Sentry's host sockets are made there and
+        the confined Sentry lives there, as in the other modes; its interfaces are whoever
+        made it's (``ip netns add``, a CNI plugin, another container).
+
+        Raises:
+            OSError: `path` is not a network namespace one may enter.
+        """
+        from sentry.kernel.network import Network
+
+        setup = cls("none")
+        setup.mode = "netns"
+        setup.network = Network.at(path)
+        return setup
 
     def _start_slirp(self) -> None:
         exe = shutil.which("slirp4netns")

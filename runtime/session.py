@@ -22,6 +22,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from runtime.network import Publish
 from runtime.sandbox import (
     Mount,
     Sandbox,
@@ -55,7 +56,8 @@ def sandbox_config(*, mounts: Iterable[MountSpec] = (), network: str = "none",
                    memory: int | str | None = None, env: Mapping[str, str] | None = None,
                    cwd: str | None = None, tmpfs: Iterable[str] = (),
                    tls: p9.TLSClientConfig | Mapping[str, Any] | None = None,
-                   platform: str | None = None) -> SandboxConfig:
+                   platform: str | None = None,
+                   publish: Iterable[Publish | str] = ()) -> SandboxConfig:
     """The `SandboxConfig` of an API sandbox (its programs come with each exec).
 
     `tls`: the client certificate, key and CA for `tls:` mounts (a `p9.TLSClientConfig` or
@@ -67,11 +69,17 @@ def sandbox_config(*, mounts: Iterable[MountSpec] = (), network: str = "none",
     The environment is ``PATH`` (`DEFAULT_PATH`) updated with `env`: nothing of the
     caller's leaks in. `cwd` is where programs start unless an exec says otherwise (``/``).
 
+    `publish`: host ports forwarded to sandbox ports (`Publish`, or its text
+    ``HOSTPORT:SANDBOXPORT[/tcp|udp]``), ``sandbox`` network only.
+
     Raises:
-        ValueError: a malformed mount, memory size, tmpfs path or network mode.
+        ValueError: a malformed mount, memory size, tmpfs path, network mode or port.
     """
     if network not in NETWORK_MODES:
         raise ValueError(f"network {network!r}: one of {', '.join(NETWORK_MODES)}")
+    ports = [p if isinstance(p, Publish) else Publish.parse(p) for p in publish]
+    if ports and network != "sandbox":
+        raise ValueError("publish needs network=\"sandbox\"")
     if cwd is not None and not cwd.startswith("/"):
         raise ValueError(f"cwd {cwd!r}: must be absolute")
     if platform not in (None, *PLATFORMS):
@@ -98,6 +106,7 @@ def sandbox_config(*, mounts: Iterable[MountSpec] = (), network: str = "none",
         tls=tls,
         memory=parse_size(memory) if isinstance(memory, str) else memory,
         network=network,
+        publish=ports,
         tmpfs=[check_tmpfs_path(p) for p in tmpfs],
         terminal=False,
         platform=platform,
@@ -359,14 +368,17 @@ class _TimedOut(Exception):
 async def open_sandbox(*, mounts: Iterable[MountSpec] = (), network: str = "none",
                        memory: int | str | None = None, env: Mapping[str, str] | None = None,
                        cwd: str | None = None, tmpfs: Iterable[str] = (),
-                       tls: p9.TLSClientConfig | None = None) -> AsyncIterator[AsyncSandbox]:
+                       tls: p9.TLSClientConfig | None = None,
+                       publish: Iterable[Publish | str] = ()) -> AsyncIterator[AsyncSandbox]:
     """Boot a sandbox for the block and close it after, whatever happens in the block.
 
     `mounts`: host directories (`Volume` or ``HOST:SANDBOX[:ro]``) and running gofers'
     exports (`Mount` or ``9p:ADDRESS,...``, TLS material in `tls`); `network`: ``none``
     (only loopback), ``host`` or ``sandbox`` (NAT; needs slirp4netns); `memory`: bytes or
     ``512M``: the sandbox's memory (/proc/meminfo); `env`: added to ``PATH``; `cwd`: where
-    programs start (``/``); `tmpfs`: paths that get a private empty tmpfs.
+    programs start (``/``); `tmpfs`: paths that get a private empty tmpfs; `publish`:
+    host ports forwarded to the sandbox's (``HOSTPORT:SANDBOXPORT[/udp]``, ``sandbox``
+    network only).
 
     Raises:
         ValueError: a malformed argument.
@@ -374,7 +386,7 @@ async def open_sandbox(*, mounts: Iterable[MountSpec] = (), network: str = "none
     """
     sb = await AsyncSandbox.boot(Sandbox(sandbox_config(
         mounts=mounts, network=network, memory=memory, env=env, cwd=cwd, tmpfs=tmpfs,
-        tls=tls)))
+        tls=tls, publish=publish)))
     try:
         yield sb
     finally:

@@ -774,6 +774,9 @@ def exec_(process_file: str | None, detach: bool, pid_file: str | None, tty: boo
     if proc.get("terminal") and not console_socket and detach:
         g.fail("exec failed: cannot allocate tty if runc will detach without setting "
                "console socket", 255)
+    if console_socket and not (detach and proc.get("terminal")):
+        g.fail("exec failed: cannot use console socket if runc will not detach or allocate "
+               "tty", 255)
     try:
         from runtime.oci.spec import parse_process
 

@@ -189,7 +189,11 @@ class Container:
         vfs = VirtualFilesystem(rootfs, source=spec.root)
         self.vfs = vfs
         ctx = vfs.new_context()
-        self.net = NetworkSetup(spec.network, [])
+        try:
+            self.net = (NetworkSetup.joined(spec.network_path) if spec.network_path
+                        else NetworkSetup(spec.network, []))
+        except OSError as e:
+            raise SpecError(f"linux.namespaces: network path {_message(e)}") from None
         table = None
         if spec.strace:
             from sentry.kernel.table import TABLE
@@ -596,17 +600,11 @@ class Container:
             self.pending_signal = sig
             self.start_requested.set()
             return
-        from sentry.kernel import sigstate
         from sentry.kernel.signals import kill_from_host
 
-        pids = list(self.kernel.procs) if everyone else [1]
-        for pid in pids:
-            t = self.kernel.procs.get(pid)
-            if (pid == 1 and t is not None and sig not in (signal.SIGKILL, signal.SIGSTOP)
-                    and sigstate.action(t, sig)[0] == sigstate.SIG_DFL):
-                # Linux's rule for a pid namespace's init: a signal from outside with no
-                # handler is dropped (SIGKILL and SIGSTOP excepted), as under runc.
-                continue
+        # pid 1 is the sandbox's init: the Sentry drops what it has no handler for
+        # (SIGKILL and SIGSTOP from here excepted), as Linux for a pid namespace's init.
+        for pid in (list(self.kernel.procs) if everyone else [1]):
             kill_from_host(self.kernel, pid, sig)
 
     async def _pass_signals(self, *, task_status: Any) -> None:
@@ -652,7 +650,8 @@ class Container:
                 kernel.tty.set_ctty(t.tgid, t.tgid, term[0].term)
                 self._pump(inner, term)
             await conn.send(json.dumps({"pid": t.tgid}).encode())
-            inner.start_soon(self._exec_signals, conn, t.tgid)
+            inner.start_soon(self._exec_signals, conn, t.tgid,
+                             None if term is None else term[0].term)
             await t.ended.wait()
             inner.cancel_scope.cancel()
         if term is not None:
@@ -662,8 +661,11 @@ class Container:
             os.close(term[1])
         return {"status": kernel.procs_ended[t.tgid]}
 
-    async def _exec_signals(self, conn: Any, pid: int) -> None:
+    async def _exec_signals(self, conn: Any, pid: int, term: Any) -> None:
+        """The exec proxy's messages: signals for the program, and with a terminal the
+        host pty's new size (`term`: the program's pty of the sandbox)."""
         from sentry.kernel.signals import kill_from_host
+        from vfs.fs.devpts import Winsize
 
         while True:
             try:
@@ -675,8 +677,12 @@ class Container:
                 # runc that pid was the program itself, so the program goes too.
                 kill_from_host(self.kernel, pid, signal.SIGKILL)
                 return
-            with contextlib.suppress(ValueError, KeyError):
-                kill_from_host(self.kernel, pid, int(json.loads(data)["signal"]))
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                msg = json.loads(data)
+                if "winsize" in msg and term is not None:
+                    term.set_winsize(Winsize(*(int(v) & 0xFFFF for v in msg["winsize"][:4])))
+                else:
+                    kill_from_host(self.kernel, pid, int(msg["signal"]))
 
 
 def _setup_task(t: Any, proc: Process) -> None:

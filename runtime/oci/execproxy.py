@@ -6,6 +6,14 @@ process lives exactly as long as the program: it passes every signal it gets on 
 program and leaves with the program's wait status (`die_like`). With --detach the proxy is
 forked and `runpsc exec` returns once the program runs, as runc's does; the shim, a
 subreaper, inherits the proxy.
+
+With a terminal (--tty and --console-socket) the proxy makes the host pty whose master goes
+to the console socket, and makes it its controlling terminal (from a session of its own):
+a resize of the master (the shim's TIOCSWINSZ) then reaches it as SIGWINCH, and it sends
+the new size to the Sentry, which sets it on the program's pty of the sandbox (SIGWINCH to
+its foreground group), as the init's console gets it. A console socket comes only with
+--detach (as runc, `exec` refuses it otherwise), so the proxy is always the forked one,
+which leads a session of its own.
 """
 
 from __future__ import annotations
@@ -65,8 +73,10 @@ def exec_process(g: Globals, cid: str, proc: dict[str, Any], *, detach: bool,
 
 def _proxy(g: Globals, sock: socket.socket, proc: dict[str, Any],
            console_socket: str | None, report: int | None) -> NoReturn:
-    """Send the request with our stdio, then pass signals and wait for the status."""
+    """Send the request with our stdio, then pass signals (and window changes) and wait
+    for the status."""
     req: dict[str, Any] = {"op": "exec", "process": proc}
+    host_tty = -1  # the host pty's replica, our controlling terminal
     if proc.get("terminal"):
         # The host pty is made here, not by the Sentry (locked in, it reaches no host
         # file): its master goes to the console socket, its replica to the container.
@@ -78,12 +88,11 @@ def _proxy(g: Globals, sock: socket.socket, proc: dict[str, Any],
 
             try:
                 replica = [console_pty(console_socket, parse_process(proc).console_size,
-                                       ctty=False)]
+                                       ctty=True)]
             except SandboxError as e:
                 g.fail(f"exec failed: {e}", 255)
         send_fds(sock, req, replica)
-        for fd in replica:
-            os.close(fd)
+        host_tty = replica[0] if replica else -1
     else:
         send_fds(sock, req, [0, 1, 2])
     reply = recv_json(sock) or {"error": "container not running"}
@@ -104,6 +113,15 @@ def _proxy(g: Globals, sock: socket.socket, proc: dict[str, Any],
 
     for s in PASSED_SIGNALS:
         signal.signal(s, pass_on)
+    if host_tty >= 0:
+        from runtime.hostterm import host_winsize
+
+        def resized(_sig: int, _frame: Any) -> None:
+            with contextlib.suppress(OSError):
+                sock.send(json.dumps({"winsize": host_winsize(host_tty)}).encode())
+
+        signal.signal(signal.SIGWINCH, resized)
+        resized(signal.SIGWINCH, None)  # a resize before the handler was there
     while True:
         try:
             msg = recv_json(sock)

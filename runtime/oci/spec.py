@@ -158,6 +158,8 @@ class Spec:
     memory_limit: int | None = None
     readonly_paths: tuple[str, ...] = ()  # linux.readonlyPaths
     masked_paths: tuple[str, ...] = ()  # linux.maskedPaths
+    #: linux.namespaces' network path: that namespace is the sandbox's network
+    network_path: str | None = None
 
     @property
     def network(self) -> str:
@@ -218,12 +220,27 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
         hooks[name] = [_hook(h, f"hooks.{name}[{i}]")
                        for i, h in enumerate(_list(items, f"hooks.{name}"))]
     linux = _obj(top.get("linux", {}), "linux")
+    network_path = None
     for i, ns in enumerate(_list(linux.get("namespaces", []), "linux.namespaces")):
         where = f"linux.namespaces[{i}]"
         ns = _obj(ns, where)
         kind = _str(ns.get("type"), f"{where}.type")
-        if ns.get("path") and kind in ("pid", "mount", "user", "ipc", "uts", "network",
-                                        "cgroup"):
+        path = _str(ns.get("path", ""), f"{where}.path")
+        if path and kind == "network":
+            # The sandbox's network: the Sentry's sockets are made in that namespace.
+            if not path.startswith("/"):
+                raise SpecError(f"{where}.path: {path!r} is not an absolute path")
+            if annotations.get("runpsc.network", "none") != "none":
+                raise SpecError(f"{where}.path: a network namespace path and the "
+                                "runpsc.network annotation exclude each other")
+            from sentry.kernel.network import Network, NetworkError
+
+            try:
+                Network.at(path).close()
+            except NetworkError as e:
+                raise SpecError(f"{where}.path: {e}") from None
+            network_path = path
+        elif path and kind in ("pid", "mount", "user", "ipc", "uts", "cgroup"):
             raise SpecError(f"{where}.path: joining an existing {kind} namespace is not "
                             "supported (each runpsc container is its own sandbox)")
     hostname = top.get("hostname")
@@ -245,6 +262,7 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
         annotations=annotations, hooks=hooks, raw=top,
         readonly_paths=_paths(linux.get("readonlyPaths", []), "linux.readonlyPaths"),
         masked_paths=_paths(linux.get("maskedPaths", []), "linux.maskedPaths"),
+        network_path=network_path,
     )
 
 

@@ -9,7 +9,10 @@ program can reach is what that namespace has:
   down, and programs serving on 127.0.0.1 would fail);
 - ``host``: the namespace this process was in when the Network was made;
 - ``sandbox``: a fresh namespace like ``none`` that the runtime gives a NAT'd interface
-  (slirp4netns) and published ports.
+  (slirp4netns) and published ports;
+- ``netns``: a namespace made by someone else and named by a path (an OCI bundle's
+  network namespace path: ``ip netns add``'s /run/netns/NAME, /proc/PID/ns/net), with
+  whatever interfaces they gave it.
 
 The host sockets stay in the Sentry (never installed in a program's process) and are
 non-blocking: the socket files wait for them in trio. Namespace changes need
@@ -36,7 +39,8 @@ CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCGIFMTU, SIOCGIFHWADDR = 0x8913, 0x8914, 0x8921, 0x8927
 IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
 
-MODES = ("none", "host", "sandbox")
+MODES = ("none", "host", "sandbox", "netns")
+NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3): the CLONE_NEW* type of a namespace fd
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -113,6 +117,26 @@ class Network:
             if home >= 0:
                 os.close(home)
         return cls(mode, fd)
+
+    @classmethod
+    def at(cls, path: str) -> Network:
+        """The network namespace at `path` (``netns`` mode).
+
+        Raises:
+            NetworkError: `path` cannot be opened or is not a network namespace.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise NetworkError(f"{path}: {e.strerror}") from None
+        try:
+            kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+        except OSError:
+            kind = 0
+        if kind != CLONE_NEWNET:
+            os.close(fd)
+            raise NetworkError(f"{path}: not a network namespace")
+        return cls("netns", fd)
 
     @classmethod
     def host(cls) -> Network:

@@ -51,6 +51,7 @@ from .sigstate import (
     ignored,
     kick,
     siginfo,
+    spared_as_init,
     ts,
 )
 
@@ -119,6 +120,8 @@ def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
     tracing = any(th.ptrace is not None for th in target.leader.threads)
     if sig != SIGKILL and ignored(target, sig) and not blocked and not tracing:
         return
+    if not blocked and spared_as_init(target, sig, outside=sender is None):
+        return  # sig_task_ignored: init's SIGNAL_UNKILLABLE (sender None: host or kernel)
     h = action(target, sig)[0]
     if sig == SIGKILL or (h == SIG_DFL and not blocked and sig not in DEFAULT_STOP
                           and not tracing
@@ -270,6 +273,8 @@ def _deliver(t: Task, res: int, first: tuple[int, bytes] | None = None) -> tuple
         h, flags, restorer, amask = action(t, sig)
         if h == SIG_IGN or (h == SIG_DFL and sig in DEFAULT_IGNORE):
             continue
+        if h == SIG_DFL and spared_as_init(t, sig, outside=True):
+            continue  # get_signal: init takes no default action but SIGKILL's and SIGSTOP's
         if h == SIG_DFL and sig in DEFAULT_STOP and tr is not None:
             tr.group_stop = sig  # a traced thread's group stop is reported to its tracer
             s.interrupted = interrupted
@@ -491,6 +496,8 @@ def force(t: Task, sig: int, info: bytes) -> None:
     if s.mask & bit(sig) or h == SIG_IGN:
         hand(t).actions.pop(sig, None)
         s.mask &= ~bit(sig)
+    if action(t, sig)[0] == SIG_DFL:
+        hand(t).forced_default = True  # even init dies of it (force_sig_info_to_task)
     _enqueue(t, s.pending, sig, info)
 
 

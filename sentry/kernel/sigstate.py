@@ -71,6 +71,9 @@ class SigHand:
     #: Where the process's signalfd readers and pollers wait (Linux's signalfd_wqh):
     #: notified whenever a signal is queued for the process or one of its threads.
     readers: WaitQueue | None = None
+    #: A forced signal (a fault, a bad frame) took its default action: the process is no
+    #: longer spared as the sandbox's init (Linux clears SIGNAL_UNKILLABLE there).
+    forced_default: bool = False
 
 
 @dataclass
@@ -109,6 +112,15 @@ def bit(sig: int) -> int:
 
 def action(t: Task, sig: int) -> tuple[int, int, int, int]:
     return hand(t).actions.get(sig, (SIG_DFL, 0, 0, 0))
+
+
+def spared_as_init(t: Task, sig: int, *, outside: bool) -> bool:
+    """Whether the default action of `sig` is dropped because `t` is the sandbox's init
+    (pid 1, the child reaper of its pid namespace: Linux's SIGNAL_UNKILLABLE): init takes
+    no signal it has no handler for, except SIGKILL and SIGSTOP sent from `outside` its
+    namespace (the host: `runpsc kill`, a forwarded signal) or by the kernel itself."""
+    return (t.tgid == 1 and action(t, sig)[0] == SIG_DFL and not hand(t).forced_default
+            and not (outside and sig in (SIGKILL, SIGSTOP)))
 
 
 def ignored(t: Task, sig: int) -> bool:

@@ -23,7 +23,7 @@ from tests.support import need_binary
 
 BUSYBOX_APPLETS = ("sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname",
                    "ps", "kill", "env", "pwd", "mkdir", "touch", "tty", "stty", "wc", "test",
-                   "grep", "uname", "mount", "cut", "sed")
+                   "grep", "uname", "mount", "cut", "sed", "ip", "wget", "httpd")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IMAGE = "runpsc.test/busybox:latest"
 

@@ -128,7 +128,9 @@ def _serve(flags: list[str], port: int, directory: str) -> subprocess.Popen:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
+    # SIGINT: python's handler runs (the sandbox's init takes no SIGTERM it has no
+    # handler for, as the init of a pid namespace)
+    proc.send_signal(signal.SIGINT)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:

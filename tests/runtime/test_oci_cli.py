@@ -303,6 +303,10 @@ def test_errors_and_state_match_runc(runpsc: Runtime, runc: Runtime, bundle: Pat
      "linux.resources.memory.limit"),
     (lambda c: c.update(hooks={"prestart": [{"path": "rel"}]}), "hooks.prestart[0].path"),
     (lambda c: c.update(hostname=5), "hostname"),
+    (lambda c: c["linux"].update(namespaces=[{"type": "pid", "path": "/proc/1/ns/pid"}]),
+     "linux.namespaces[0].path"),
+    (lambda c: c["linux"].update(namespaces=[{"type": "network", "path": "/proc/1/ns/pid"}]),
+     "linux.namespaces[0].path"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_config_errors_name_the_field_and_leave_nothing(runpsc: Runtime, bundle: Path,
                                                         tmp_path: Path, change: Any,
@@ -633,3 +637,63 @@ def test_a_root_and_id_longer_than_a_socket_address(bundle: Path, tmp_path: Path
         rt("delete", cid, check=True)
     finally:
         _force_delete_all(rt)
+
+
+#: An exec'd program reporting its terminal's size at start and at each SIGWINCH (the
+#: shell's `wait` returns early for a trapped signal).
+WINCH = 'trap "stty size" WINCH; stty size; echo ready; sleep 1000 & while :; do wait; done'
+
+
+def test_exec_tty_window_changes_and_init_spared_match_runc(runpsc: Runtime, runc: Runtime,
+                                                            bundle: Path,
+                                                            tmp_path: Path) -> None:
+    """`exec --tty --console-socket`: a resize of the master the console socket got
+    (TIOCSWINSZ, as the shim does it) reaches the program's terminal (SIGWINCH, the new
+    size in TIOCGWINSZ); from inside, `kill -9 1` leaves the init alone; `kill ID KILL`
+    from the host ends it. As under runc."""
+    import fcntl
+    import struct
+    import termios
+
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = WAIT
+    write_config(bundle, cfg)
+
+    def each(t: Transcript) -> None:
+        rt = t.rt
+        r, w = os.pipe()
+        pid = _created(rt, bundle, "w1", tmp_path, stdout=w)
+        os.close(w)
+        rt("start", "w1", check=True)
+        with os.fdopen(r) as lines:
+            assert lines.readline() == "ready\n"
+            console = ConsoleSocket(tmp_path / f"{rt.root.name}.sock")
+            xpid_file = tmp_path / "tty.pid"
+            t.check("exec-tty", "exec", "--detach", "--tty", "--console-socket",
+                    str(console.path), "--pid-file", str(xpid_file), "w1", "sh", "-c", WINCH)
+            master = console.master()
+            term = Reader(master)
+            try:
+                t.note("start", term.until(b"ready\r\n").decode())
+                for rows, cols in ((40, 100), (25, 81)):
+                    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("4H", rows, cols, 0, 0))
+                    t.note(f"{rows}x{cols}", term.until(b"\r\n").decode())
+                os.write(master, b"\x03")  # ^C: the shell (its foreground group) ends
+                xstatus = _reap(int(xpid_file.read_text()))
+            finally:
+                os.close(master)
+            t.note("exec-status", str(xstatus is not None and os.waitstatus_to_exitcode(xstatus)))
+            # A console socket without --detach (or without --tty) is refused.
+            for extra in (["--tty"], ["--detach"]):
+                t.check(f"console-socket {extra}", "exec", *extra, "--console-socket",
+                        str(console.path), "w1", "true")
+            out = rt("exec", "w1", "sh", "-c", "kill -9 1; echo kill=$?; kill -s SEGV 1; "
+                     "echo segv=$?")
+            t.note("kill-init-inside", out.stdout + str(out.returncode))
+            t.note("still-running", rt.state("w1")["status"])
+            t.check("kill", "kill", "w1", "KILL")
+            status = _reap(pid)
+        t.note("status", str(status is not None and os.waitstatus_to_exitcode(status)))
+        t.check("delete", "delete", "w1")
+
+    _compare(runc, runpsc, each)

@@ -1,13 +1,16 @@
 """config.json's settings as the program sees them, under runpsc and under runc (Debian's)
 on the same bundle: user and groups, rlimits, no_new_privs, hostname, cwd (made when
-missing), umask, env, a read-only root, read-only and writable bind mounts, a tmpfs; and
-the hooks, run on the host with the container's state."""
+missing), umask, env, a read-only root, read-only and writable bind mounts, a tmpfs; a
+network namespace given by path (made with `ip netns add` and a veth pair); and the hooks,
+run on the host with the container's state."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +216,62 @@ def test_capabilities_masked_and_readonly_paths_as_runc(tmp_path: Path, user: st
     code, text = results["runpsc"]
     assert "in hidden" not in text and "secret" not in text and "in frozen" in text, text
     assert "/frozen/x: Read-only file system" in text
+
+
+class _WhoAsks(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with the address the request came from."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = f"hello {self.client_address[0]}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_network_namespace_path_is_the_sandboxs_network(tmp_path: Path) -> None:
+    """linux.namespaces' network `path`: a namespace made by `ip netns add`, with one end of
+    a veth pair in it; the container sees its interfaces and reaches a server on the host's
+    end, which sees the namespace's address, under runpsc as under runc."""
+    need_root()
+    runc = need_binary("runc")
+    ip = need_binary("ip", "iproute2")
+    name = f"rpsc{os.getpid() % 100000}"
+    host_if, ns_if = f"{name}h", "eth7"
+    host_addr, ns_addr = "10.231.77.1", "10.231.77.2"
+
+    def sh(*args: str) -> None:
+        subprocess.run([ip, *args], check=True, capture_output=True, timeout=30)
+
+    sh("netns", "add", name)
+    server = None
+    try:
+        sh("link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", name)
+        sh("addr", "add", f"{host_addr}/30", "dev", host_if)
+        sh("link", "set", host_if, "up")
+        sh("-n", name, "addr", "add", f"{ns_addr}/30", "dev", ns_if)
+        sh("-n", name, "link", "set", ns_if, "up")
+        server = http.server.ThreadingHTTPServer((host_addr, 0), _WhoAsks)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        script = (f"ip -o -4 addr | cut -d' ' -f2,7; "
+                  f"wget -qO- http://{host_addr}:{server.server_address[1]}/")
+        results = {}
+        for rt, argv in (("runc", [runc]), ("runpsc", runpsc_argv())):
+            bundle = make_bundle(tmp_path / rt, ["sh", "-c", script])
+            cfg = read_config(bundle)
+            for ns in cfg["linux"]["namespaces"]:
+                if ns["type"] == "network":
+                    ns["path"] = f"/run/netns/{name}"
+            write_config(bundle, cfg)
+            results[rt] = _run(argv, tmp_path / f"{rt}-root", bundle, "netns")
+        # (lo stays down: neither runtime configures a namespace it is given)
+        assert results["runc"] == (0, f"{ns_if} {ns_addr}/30\nhello {ns_addr}\n")
+        assert results["runpsc"] == results["runc"]
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        subprocess.run([ip, "netns", "del", name], capture_output=True, timeout=30)

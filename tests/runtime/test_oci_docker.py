@@ -98,7 +98,9 @@ def _status(dockerd: Dockerd, name: str) -> str:
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_detached_exec_logs_stop(dockerd: Dockerd, runtime: str) -> None:
     """`run -d`, `exec` (status, -u, -e, -w), `top`, `logs`, `stop` whose SIGTERM reaches
-    the program's trap."""
+    the program's trap; `kill -9 1` from an exec leaves the init alone; `--network
+    container:NAME` (the container's network namespace by path) reaches a server the
+    first container's exec started on its 127.0.0.1."""
     name = _name("d")
     dockerd.docker("run", "-d", "--name", name, "--runtime", runtime, IMAGE, "sh", "-c",
                    'trap "echo got TERM; exit 5" TERM; echo started; '
@@ -113,6 +115,12 @@ def test_detached_exec_logs_stop(dockerd: Dockerd, runtime: str) -> None:
         out = dockerd.docker("exec", name, "nosuchprogram", check=False)
         assert out.returncode == 126  # docker's code for the runtime's exec failure
         assert b'exec: "nosuchprogram": executable file not found in $PATH' in out.stdout
+        out = dockerd.docker("exec", name, "sh", "-c", "kill -9 1; echo $?; mkdir /www; "
+                             "echo hello > /www/index.html; httpd -p 127.0.0.1:8000 -h /www")
+        assert out.stdout == b"0\n" and _status(dockerd, name) == "running 0"
+        out = _run(dockerd, runtime, "--network", f"container:{name}", IMAGE, "wget", "-qO-",
+                   "http://127.0.0.1:8000/")
+        assert (out.stdout, out.returncode) == (b"hello\n", 0), out.stderr
         top = dockerd.docker("top", name).stdout.decode()
         assert "PID" in top.splitlines()[0] and len(top.splitlines()) >= 2, top
         dockerd.docker("stop", name)

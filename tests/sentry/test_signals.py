@@ -1,9 +1,10 @@
 """Signals served by the Sentry (handlers, frames, masks, timers, EINTR/SA_RESTART, faults,
 SIGCHLD, default actions), each run compared with the same program run natively."""
 
+import sys
 from pathlib import Path
 
-from tests.support import native_child_setup
+from tests.support import native_child_setup, need_root
 
 from .platform_helpers import build_c, native, run_vfs
 
@@ -33,6 +34,21 @@ async def test_more_signal_semantics_match_linux(tmp_path):
     assert not [e for e in k.events if e[0] == "internal-error"]
 
 
+#: Runs argv[1:] as the init of a new pid namespace and dies as it died (`unshare -fp`
+#: reports a child killed by SIGKILL as its own exit status 1).
+AS_INIT = """
+import ctypes, os, sys
+if ctypes.CDLL(None, use_errno=True).unshare(0x20000000) != 0:  # CLONE_NEWPID
+    sys.exit(f"unshare: {os.strerror(ctypes.get_errno())}")
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, st = os.waitpid(pid, 0)
+if os.WIFSIGNALED(st):
+    os.kill(os.getpid(), os.WTERMSIG(st))
+sys.exit(os.waitstatus_to_exitcode(st))
+"""
+
 TERM_PROG = r"""
 #include <signal.h>
 #include <stdio.h>
@@ -45,14 +61,16 @@ int main(void) {
     while (!got) pause();
     printf("handled %d\n", got);
     fflush(stdout);
-    for (;;) pause();  /* the second signal (SIGINT, default action) ends it */
+    for (;;) pause();  /* SIGINT (default action) spares init; SIGKILL ends it */
 }
 """
 
 
 async def test_signal_from_outside_reaches_handler(tmp_path):
     """`signals.kill_from_host` (for the runtime's kill/Ctrl-C): a handled SIGTERM runs the
-    program's handler, then SIGINT's default action ends it with status 2."""
+    program's handler; SIGINT, which it does not handle, is dropped (the program is pid 1,
+    its namespace's init); SIGKILL from outside ends it. Natively: the program as the init
+    of a new pid namespace (`AS_INIT`), signalled from this ancestor namespace."""
     import os
     import subprocess
 
@@ -65,13 +83,16 @@ async def test_signal_from_outside_reaches_handler(tmp_path):
     from vfs.fs.host import HostFD
 
     prog = build_c(tmp_path, "term", TERM_PROG, "-static", "-w")
-    # natively first: the same two signals from outside
-    p = subprocess.Popen([prog], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                         preexec_fn=native_child_setup)
+    need_root()
+    # natively first: the same three signals from outside
+    p = subprocess.Popen([sys.executable, "-c", AS_INIT, prog], stdout=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, preexec_fn=native_child_setup)
     native_out = p.stdout.readline()
-    p.send_signal(15)
+    init, = map(int, Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split())
+    os.kill(init, 15)
     native_out += p.stdout.readline()
-    p.send_signal(2)
+    os.kill(init, 2)
+    os.kill(init, 9)
     native_out += p.stdout.read()
     native_status = -p.wait()
     vfs = VirtualFilesystem(Tmpfs())
@@ -105,7 +126,8 @@ async def test_signal_from_outside_reaches_handler(tmp_path):
             assert signals.kill_from_host(k, 1, 15)
             await read_until(b"handled 15\n")
             assert signals.kill_from_host(k, 1, 2)
+            assert signals.kill_from_host(k, 1, 9)
     finally:
         os.close(r)
-    assert native_out == b"ready\nhandled 15\n" and native_status == 2
+    assert native_out == b"ready\nhandled 15\n" and native_status == 9
     assert (bytes(out), status) == (native_out, native_status)
