@@ -551,10 +551,14 @@ async def test_listing_brings_each_entrys_attributes(gofer) -> None:
     (top / "d" / "sub").mkdir()
     os.symlink("f1", top / "d" / "link")
     os.mkfifo(top / "d" / "fifo")
+    (top / "d" / "sub" / "inner").write_bytes(b"in")
     names = [f"f{i}" for i in range(30)] + ["sub", "link", "fifo"]
     gfs, v, ctx = await _attach(client, "exclusive")
-    await _list(v, ctx, b"/d")
     count = Counting(client)
+    await _list(v, ctx, b"/d")
+    # the lookup of d, then its open and whole listing in one request (Topendirattr)
+    assert count.counts == {"Twalkgetattr": 1, "Topendirattr": 1}, count.counts
+    count.reset()
     listed = {n: await v.stat(ctx, C, None, b"/d/" + n.encode(), 0x100) for n in names}
     assert count.trips == 0, count.counts
     gfs2, v2, ctx2 = await _attach(client, "exclusive")  # the same names looked up alone
@@ -562,6 +566,11 @@ async def test_listing_brings_each_entrys_attributes(gofer) -> None:
         alone = await v2.stat(ctx2, C, None, b"/d/" + n.encode(), 0x100)
         assert _same(listed[n], alone), n
     assert listed["f7"].size == 7 and listed["sub"].is_dir()
+    count.reset()
+    await _list(v, ctx, b"/d/sub")  # a listed directory, walked from d's fid: one request
+    assert count.counts == {"Topendirattr": 1}, count.counts
+    assert (await v.stat(ctx, C, None, b"/d/sub/inner", 0x100)).size == 2
+    assert count.counts == {"Topendirattr": 1}, count.counts
     await gfs.release()
     await gfs2.release()
 

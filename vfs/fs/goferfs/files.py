@@ -21,6 +21,9 @@ from .pages import CHUNK, READ_AHEAD, join_views, write_dirty
 if TYPE_CHECKING:
     from .filesystem import GoferFS
 
+#: A Treaddirattr's entries (`p9.Fid.readdir_attr`).
+Listing = list[tuple[tuple[int, int, int, int, bytes], tuple[int, ...] | None]]
+
 
 class GoferFileFD(RegularFD):
     """An open remote file: page-cached under the exclusive policy, direct when shared."""
@@ -212,11 +215,15 @@ SYNTHETIC_COOKIE = 1 << 62
 class GoferDirFD(DirectoryFD):
     """An open remote directory; the cookies are the server's Treaddir offsets."""
 
-    def __init__(self, flags: int, fs: GoferFS, d: Dentry, io: p9.Fid) -> None:
+    def __init__(self, flags: int, fs: GoferFS, d: Dentry, io: p9.Fid,
+                 first: tuple[int, Listing, bool] | None = None) -> None:
         super().__init__(None, flags)
         self.fs = fs
         self.dentry = d
         self.io = io
+        # The listing from cookie 0 that came with the open (Topendirattr), with the
+        # generation it was asked at and its eof; the first read from 0 takes it.
+        self._first = first
         # The cookie after the last entry, once a listing said so (no empty read needed).
         self._end = -1
         #: cookie handed out for a sandbox-only entry -> the index of the next one
@@ -244,10 +251,14 @@ class GoferDirFD(DirectoryFD):
 
     async def _server_entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
         fs = self.fs
-        if fs.listed_attrs:
-            gen = fs.generation
+        first, self._first = self._first, None
+        if first is not None and cookie == 0 or fs.listed_attrs:
             try:
-                got, eof = await self.io.readdir_attr(cookie)
+                if first is not None and cookie == 0:
+                    gen, got, eof = first
+                else:
+                    gen = fs.generation
+                    got, eof = await self.io.readdir_attr(cookie)
             except OSError as e:
                 if e.errno != errno.EOPNOTSUPP:
                     raise

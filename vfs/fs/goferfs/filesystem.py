@@ -176,6 +176,8 @@ class GoferFS(Filesystem):
         # (Treaddirattr), and the dentries made from such listings, oldest first.
         self.listed_attrs = self.exclusive and root.client.dialect.readdirattr
         self._listed: collections.deque[weakref.ref[Dentry]] = collections.deque()
+        # ... and opens a directory with its first listing in the same request.
+        self.open_listing = self.listed_attrs and root.client.dialect.opendirattr
         self.listed_limit = LISTED_LIMIT
         # Inode numbers of sandbox-only sockets: above any the server's qid paths use.
         self._synthetic_ino = 1 << 63
@@ -698,6 +700,10 @@ class GoferFS(Filesystem):
             # when a read needs a page that is not cached, if ever (`cp` then `diff`, a
             # program opened to be mapped, an open only to fstat or close).
             return GoferFileFD(flags, self, d, None)
+        if ino.is_dir and self.open_listing:
+            dirfd = await self._open_dir_listing(flags, d)
+            if dirfd is not None:
+                return dirfd
         io = await self.fids.new(d) if ino.is_dir else await self.fids.take_for_io(d)
         try:
             if d.inode.is_dir:
@@ -726,6 +732,23 @@ class GoferFS(Filesystem):
         fd = GoferFileFD(flags, self, d, io)
         fd.writer = creds
         return fd
+
+    async def _open_dir_listing(self, flags: int, d: Dentry) -> GoferDirFD | None:
+        """Open the directory `d` with its first listing in one round trip
+        (Topendirattr, walked from `d`'s fid or the nearest ancestor's); None where that
+        is not one message (more than 16 names) or the server cannot (then never again)."""
+        fid, names = self.fids.io_base(d)
+        if len(names) > MAX_WALK_NAMES:
+            return None
+        gen = self.generation
+        try:
+            io, got, eof = await fid.open_dir_attr(names)
+        except OSError as e:
+            if e.errno != errno.EOPNOTSUPP:
+                raise
+            self.open_listing = False
+            return None
+        return GoferDirFD(flags, self, d, io, (gen, got, eof))
 
     async def open_io(self, d: Dentry, flags: int) -> p9.Fid:
         """An opened I/O fid for a file description that was opened without one."""
