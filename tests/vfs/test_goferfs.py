@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
@@ -712,3 +713,53 @@ async def test_bound_socket_is_a_sandbox_only_node(gofer, policy) -> None:
     await v.unlinkat(ctx, C, None, b"/d", 0x200)
     assert not (top / "d").exists()
     await gfs.release()
+
+
+async def test_fstat_of_an_open_file_removed_on_the_host(gofer, tmp_path) -> None:
+    """Under the policies that ask the server again (shared: `cache=none`; revalidating
+    once its bound passed), fstat of an open file whose name another user of the server
+    removed answers through the open fid, as Linux's fstat of an open unlinked file does
+    (the link count 0, the file's size); stat of the name is ENOENT, as natively."""
+    client, top = gofer
+
+    def scenario_native() -> tuple:
+        p = tmp_path / "native"
+        p.write_bytes(b"twelve bytes")
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.unlink(p)
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        return (st.st_size, st.st_nlink, stat.S_IFMT(st.st_mode), _errno(os.stat, p))
+
+    want = scenario_native()
+    for policy in ("shared", "revalidating"):
+        gfs = await GoferFS.attach(client, b"e", policy=policy, revalidate_after=0)
+        v = VirtualFilesystem(gfs)
+        ctx = v.new_context()
+        (top / "f").write_bytes(b"twelve bytes")
+        got = []
+        for flags in (O_RDONLY, O_WRONLY):
+            fd = await v.open(ctx, C, None, b"/f", flags)
+            os.unlink(top / "f")
+            st = await fd.stat()
+            try:
+                await v.stat(ctx, C, None, b"/f")
+                gone = 0
+            except OSError as e:
+                gone = e.errno
+            got.append((st.size, st.nlink, stat.S_IFMT(st.mode), gone))
+            await fd.dec_ref()
+            (top / "f").write_bytes(b"twelve bytes")
+        assert got == [want, want], (policy, got, want)
+        os.unlink(top / "f")
+        await gfs.release()
+
+
+def _errno(fn, *a) -> int:
+    try:
+        fn(*a)
+    except OSError as e:
+        return e.errno
+    return 0

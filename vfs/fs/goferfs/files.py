@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import p9
 
-from ...abi import DT_SOCK, DT_UNKNOWN, O_ACCMODE, O_APPEND, O_RDONLY
+from ...abi import DT_SOCK, DT_UNKNOWN, O_ACCMODE, O_APPEND, O_RDONLY, Stat
 from ...creds import Credentials
 from ...dentry import Dentry, now_ns
 from ...file import DirectoryFD, RegularFD
@@ -19,6 +19,7 @@ from .inode import inode_of
 from .pages import CHUNK, READ_AHEAD, join_views, write_dirty
 
 if TYPE_CHECKING:
+    from ...mount import VirtualDentry
     from .filesystem import GoferFS
 
 #: A Treaddirattr's entries (`p9.Fid.readdir_attr`).
@@ -41,6 +42,9 @@ class GoferFileFD(RegularFD):
 
     def file_size(self) -> int:
         return self.inode.size
+
+    async def file_stat(self, vd: VirtualDentry) -> Stat:
+        return await self.fs.stat_open(self.dentry, self._io)
 
     async def io(self) -> p9.Fid:
         """The I/O fid (walked and opened now if this description was opened without)."""
@@ -228,6 +232,9 @@ class GoferDirFD(DirectoryFD):
         self._end = -1
         #: cookie handed out for a sandbox-only entry -> the index of the next one
         self._synthetic_at: dict[int, int] = {}
+
+    async def file_stat(self, vd: VirtualDentry) -> Stat:
+        return await self.fs.stat_open(self.dentry, self.io)
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
         index = self._synthetic_at.get(cookie) if self._synthetic_at else None

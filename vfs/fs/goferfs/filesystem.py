@@ -405,10 +405,12 @@ class GoferFS(Filesystem):
             raise err
         return stats, got[0] if got else None
 
-    async def refresh(self, d: Dentry) -> None:
+    async def refresh(self, d: Dentry, via: p9.Fid | None = None) -> None:
+        """Ask the server for the attributes of `d` again (through `via`, a fid of the
+        same file, if given)."""
         if is_synthetic(d):
             return  # (its attributes are the sandbox's own)
-        fid = await self.fids.get(d)
+        fid = via or await self.fids.get(d)
         ino = inode_of(d)
         if ino.update(await fid.getattr(_ALL)) and self.revalidating:
             ino.drop_clean_data()
@@ -424,6 +426,18 @@ class GoferFS(Filesystem):
                 await self.refresh(d)
         elif self.revalidating and not d.dead and self._stale(inode_of(d).checked):
             await self.refresh(d)
+        return d.inode.to_stat(self.dev)
+
+    async def stat_open(self, d: Dentry, io: p9.Fid | None) -> Stat:
+        """fstat of a file open as `io`: under the shared policy the attributes are asked
+        through that fid, which reaches the file even once another user of the server
+        removed or replaced its name (its dentry may have no fid of its own, and walking
+        the name again would give ENOENT or another file); likewise when the revalidating
+        policy asks again."""
+        if (io is None or d.dead or is_synthetic(d)
+                or self.exclusive and not self._stale(inode_of(d).checked)):
+            return await self.stat(d)
+        await self.refresh(d, io)
         return d.inode.to_stat(self.dev)
 
     async def setattr(self, d: Dentry, *, mode: int | None = None, uid: int | None = None,
