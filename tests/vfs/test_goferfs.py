@@ -763,3 +763,57 @@ def _errno(fn, *a) -> int:
     except OSError as e:
         return e.errno
     return 0
+
+
+def _tree_size(d) -> int:
+    """Dentries reachable from `d` through the children caches (`d` excluded)."""
+    n, todo = 0, [d]
+    while todo:
+        x = todo.pop()
+        n += len(x.children)
+        todo.extend(x.children.values())
+    return n
+
+
+async def test_a_long_walk_keeps_the_dentry_cache_bounded(gofer) -> None:
+    """Past `dcache.limit`, least recently used dentries nothing holds are dropped (under
+    goferfs and the overlay above it, as the sandbox's root has them), and every answer
+    stays the host's; a file held open while its dentry is dropped is the same file (the
+    same dentry) when its name is looked up again."""
+    from vfs.fs.overlay import Overlay
+    from vfs.fs.tmpfs import Tmpfs
+
+    client, top = gofer
+    for i in range(20):
+        (top / f"d{i}").mkdir()
+        for j in range(60):
+            (top / f"d{i}" / f"f{j}").write_bytes(b"x" * (i + j))
+    for overlay in (False, True):
+        gfs = await GoferFS.attach(client, b"e")
+        fs = Overlay(Tmpfs(), gfs) if overlay else gfs
+        v = VirtualFilesystem(fs)
+        ctx = v.new_context()
+        gfs.dcache.limit = 200
+        if overlay:
+            fs.dcache.limit = 200
+        held = await v.open(ctx, C, None, b"/d0/f1", O_RDWR)
+        biggest = 0
+        for i in range(20):
+            await _list(v, ctx, b"/d%d" % i)
+            for j in range(60):
+                st = await v.stat(ctx, C, None, b"/d%d/f%d" % (i, j), 0x100)
+                host = (top / f"d{i}" / f"f{j}").stat()
+                assert st.size == host.st_size and (overlay or st.ino == host.st_ino)
+            biggest = max(biggest, _tree_size(fs.root))
+        assert biggest <= 200 + 20 + 60 + 10, biggest  # (+ the directories, one listing)
+        assert _tree_size(gfs.root) <= 200 + 20 + 60 + 10
+        await held.pwrite(b"grown by the held fd", 0)
+        assert (await v.stat(ctx, C, None, b"/d0/f1", 0x100)).size == 20
+        again = await v.open(ctx, C, None, b"/d0/f1", O_RDONLY)
+        assert again.vd.dentry is held.vd.dentry
+        await again.dec_ref()
+        await held.dec_ref()
+        if not overlay:  # (the overlay's copy is in its upper layer)
+            assert (top / "d0" / "f1").read_bytes() == b"grown by the held fd"
+            (top / "d0" / "f1").write_bytes(b"x")
+        await gfs.release()

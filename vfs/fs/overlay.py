@@ -44,6 +44,7 @@ from ..abi import (
     StatFS,
 )
 from ..creds import Credentials
+from ..dcache import DentryCache
 from ..dentry import Dentry, Inode
 from ..errors import error
 from ..file import DirectoryFD, FileDescription
@@ -112,6 +113,9 @@ class Overlay(Filesystem):
         lr = lower_root or lower.root
         self.root = OvlDentry(self, b"/", None, upper.root, lr)
         self._copy_lock = trio.Lock()
+        # The bound on looked-up dentries: each is rebuilt from its layers by a lookup
+        # (an upper layer's dentries are its own; a copy-up in progress holds its dentry).
+        self.dcache = DentryCache(lambda d: True)
         upper.root.inode.mode = (upper.root.inode.mode & S_IFMT) | (lr.inode.mode & 0o7777)
         upper.root.inode.uid = lr.inode.uid
         upper.root.inode.gid = lr.inode.gid
@@ -125,7 +129,7 @@ class Overlay(Filesystem):
             return False
 
     async def _lookup_one(self, parent: OvlDentry, name: bytes) -> OvlDentry | None:
-        cached = parent.children.get(name)
+        cached = parent.children.get(name) or self.dcache.revive(parent, name)
         if cached is not None:
             return _ovl(cached)
         up = None
@@ -148,6 +152,7 @@ class Overlay(Filesystem):
             low is None or await self._is_opaque(up))
         d = OvlDentry(self, name, parent, up, low, opaque)
         parent.children[name] = d
+        self.dcache.added(d)
         return d
 
     async def lookup(self, parent: Dentry, names: list[bytes]) -> list[Dentry]:
@@ -156,10 +161,12 @@ class Overlay(Filesystem):
         i = 0
         n = len(names)
         # Names looked up before: straight from the overlay's own dentry cache.
+        dcache = self.dcache
         while i < n:
-            cached = p.children.get(names[i])
+            cached = p.children.get(names[i]) or dcache.revive(p, names[i])
             if cached is None:
                 break
+            dcache.used(cached)
             out.append(cached)
             i += 1
             if cached.inode.mode & S_IFMT != S_IFDIR:
@@ -172,10 +179,11 @@ class Overlay(Filesystem):
                 lows = await self.lower.lookup(p.lower, names[i:])
                 for low in lows:
                     nm = names[i]
-                    d = p.children.get(nm)
+                    d = p.children.get(nm) or dcache.revive(p, nm)
                     if d is None:
                         d = OvlDentry(self, nm, p, None, low)
                         p.children[nm] = d
+                        dcache.added(d)
                     out.append(d)
                     i += 1
                     if not d.inode.is_dir:

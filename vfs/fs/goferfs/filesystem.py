@@ -61,6 +61,7 @@ from ...abi import (
     StatFS,
 )
 from ...creds import Credentials
+from ...dcache import DentryCache
 from ...dentry import Dentry, now_ns
 from ...errors import error
 from ...file import FileDescription
@@ -179,6 +180,8 @@ class GoferFS(Filesystem):
         # ... and opens a directory with its first listing in the same request.
         self.open_listing = self.listed_attrs and root.client.dialect.opendirattr
         self.listed_limit = LISTED_LIMIT
+        # The bound on dentries looked up or listed (least recently used leaves go).
+        self.dcache = DentryCache(self._evictable)
         # Inode numbers of sandbox-only sockets: above any the server's qid paths use.
         self._synthetic_ino = 1 << 63
 
@@ -196,19 +199,32 @@ class GoferFS(Filesystem):
     def child(self, parent: Dentry, name: bytes, st: p9.Stat) -> Dentry:
         """The dentry of `name` in `parent` with the attributes `st` the server gave: the
         cached one if it is the same file, else a new one (the old one is dead)."""
-        old = parent.children.get(name)
+        old = parent.children.get(name) or self.dcache.revive(parent, name)
         if old is not None and is_synthetic(old):
             return old  # (the sandbox's own node hides what the host made since)
         if old is not None and old.inode.ino == st.qid.path:
             if inode_of(old).update(st) and self.revalidating:
                 inode_of(old).drop_clean_data()
+            self.dcache.used(old)
             return old
         if old is not None:
             old.dead = True
         d = Dentry(self, name, parent, GoferInode(st))
         parent.children[name] = d
         self._positive(parent, name)
+        self.dcache.added(d)
         return d
+
+    @staticmethod
+    def _evictable(d: Dentry) -> bool:
+        """Whether the dentry cache may let `d` go (a lookup then builds it again from
+        the server): nothing of it lives only here (a sandbox-only node, dirty pages,
+        an open file, a donated descriptor) and it holds no fid (a fid walked by its path
+        must be forgotten when an ancestor is renamed, which only a dentry in the tree
+        sees; the fid LRU drops fids, after which their dentries may go)."""
+        ino = inode_of(d)
+        return not (ino.fid is not None or ino.opens or ino.dirty or ino.writers
+                    or ino.host_fd >= 0 or is_synthetic(d))
 
     def add_listed(self, parent: Dentry, cookie: int, gen: int,
                    entries: list[tuple[tuple[int, int, int, int, bytes],
@@ -223,8 +239,10 @@ class GoferFS(Filesystem):
         if gen == self.generation and not parent.dead:
             neg = self._neg.get(parent)
             made = self._listed
+            dcache = self.dcache
             for (_, _, _, _, name), a in entries:
-                if name in kids or name == b"." or name == b"..":
+                if name in kids or name == b"." or name == b".." \
+                        or dcache.revive(parent, name) is not None:
                     continue
                 if a is None or (neg and name in neg):
                     rest.append(name)
@@ -233,6 +251,7 @@ class GoferFS(Filesystem):
                 ino.listed_only = True
                 d = kids[name] = Dentry(self, name, parent, ino)
                 made.append(weakref.ref(d))
+                dcache.added(d)
             while len(made) > self.listed_limit:
                 old = made.popleft()()
                 if (old is not None and inode_of(old).listed_only and not old.children
@@ -282,8 +301,9 @@ class GoferFS(Filesystem):
         d = parent
         i = 0
         if self.exclusive:
+            dcache = self.dcache
             while i < len(names):
-                child = d.children.get(names[i])
+                child = d.children.get(names[i]) or dcache.revive(d, names[i])
                 if child is not None and self.revalidating and not is_synthetic(child) \
                         and self._stale(inode_of(child).checked):
                     break  # asked again below: refreshed, replaced or found gone
@@ -297,6 +317,7 @@ class GoferFS(Filesystem):
                 out.append(child)
                 i += 1
                 inode_of(child).listed_only = False
+                dcache.used(child)
                 if not child.inode.is_dir:
                     return out
                 d = child
@@ -367,6 +388,7 @@ class GoferFS(Filesystem):
             if kept is not None and is_synthetic(kept):
                 out.append(kept)  # the server does not know it: the sandbox's node
                 return out
+            self.dcache.revive(d, names[i])  # (a detached dentry of the name dies too)
             gone = d.children.pop(names[i], None)
             if gone is not None:
                 gone.dead = True
