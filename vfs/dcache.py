@@ -3,7 +3,8 @@
 Why: a filesystem whose dentries only mirror another's (a 9P server's, an overlay's layers)
 would otherwise keep one per name ever looked up, so `find /` grows the Sentry without
 bound. Past `limit`, the least recently used leaf dentries the filesystem says it can
-rebuild are detached from their parents. A detached dentry that something still holds
+rebuild are detached from their parents (CLOCK's approximation of LRU: a lookup that finds
+a dentry sets its `hot` bit, and the sweep gives such a dentry a second chance). A detached dentry that something still holds
 (an open file, a cwd, a mount, a layer above) is kept in a weak table and put back, the
 same object, when its name is looked up again, so no two dentries ever stand for one name;
 one nobody holds is freed, and a later lookup builds it again from the source.
@@ -55,16 +56,11 @@ class DentryCache:
         return len(self._lru)
 
     def added(self, d: Dentry) -> None:
-        """`d` was just put in its parent's children by a lookup; trim past the bound."""
+        """`d` was just put in its parent's children by a lookup; trim past the bound.
+        (A lookup that finds `d` cached sets `d.hot`.)"""
         self._lru[id(d)] = weakref.ref(d)
         if len(self._lru) > self._next:
             self._trim()
-
-    def used(self, d: Dentry) -> None:
-        """A lookup found `d` in the cache."""
-        ref = self._lru.get(id(d))
-        if ref is not None and ref() is d:
-            self._lru.move_to_end(id(d))
 
     def revive(self, parent: Dentry, name: bytes) -> Dentry | None:
         """The detached dentry of `name` in `parent` if something still holds it: put
@@ -95,7 +91,8 @@ class DentryCache:
             parent = d.parent
             if parent is d or parent.children.get(d.name) is not d:
                 continue  # removed, renamed away or replaced meanwhile: not ours to keep
-            if d.children or d.mounted or not self._evictable(d):
+            if d.hot or d.children or d.mounted or not self._evictable(d):
+                d.hot = False  # (found by a lookup since the last sweep: a second chance)
                 lru[key] = ref
                 continue
             del parent.children[d.name]

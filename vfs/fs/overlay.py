@@ -157,21 +157,21 @@ class Overlay(Filesystem):
 
     async def lookup(self, parent: Dentry, names: list[bytes]) -> list[Dentry]:
         out: list[Dentry] = []
-        p = _ovl(parent)
-        i = 0
-        n = len(names)
+        at = parent
         # Names looked up before: straight from the overlay's own dentry cache.
         dcache = self.dcache
-        while i < n:
-            cached = p.children.get(names[i]) or dcache.revive(p, names[i])
+        for name in names:
+            cached = at.children.get(name) or dcache.revive(at, name)
             if cached is None:
                 break
-            dcache.used(cached)
+            cached.hot = True
             out.append(cached)
-            i += 1
             if cached.inode.mode & S_IFMT != S_IFDIR:
                 return out
-            p = _ovl(cached)
+            at = cached
+        i = len(out)
+        n = len(names)
+        p = _ovl(at)
         while i < n:
             if p.upper is None and p.lower is not None and names[i] not in p.children:
                 # A directory only in the lower layer: everything below is lower only,

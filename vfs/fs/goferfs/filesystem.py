@@ -167,8 +167,9 @@ class GoferFS(Filesystem):
         self._neg: weakref.WeakKeyDictionary[Dentry, set[bytes]] = weakref.WeakKeyDictionary()
         # revalidating policy: when each directory's negative set was started.
         self._neg_at: weakref.WeakKeyDictionary[Dentry, float] = weakref.WeakKeyDictionary()
-        # shared policy: the last answer of a batched lookup, usable twice (by the
-        # resolver's lookup of the last component and the stat that follows), then stale.
+        # shared policy: the last answer of a batched lookup, usable once (by the stat
+        # that follows the resolution, which takes the last component's dentry from the
+        # same batch), then stale.
         self._fresh_key: tuple[Dentry, bytes] | None = None
         self._fresh_child: Dentry | None = None
         self._fresh_uses = 0
@@ -205,7 +206,7 @@ class GoferFS(Filesystem):
         if old is not None and old.inode.ino == st.qid.path:
             if inode_of(old).update(st) and self.revalidating:
                 inode_of(old).drop_clean_data()
-            self.dcache.used(old)
+            old.hot = True
             return old
         if old is not None:
             old.dead = True
@@ -317,14 +318,14 @@ class GoferFS(Filesystem):
                 out.append(child)
                 i += 1
                 inode_of(child).listed_only = False
-                dcache.used(child)
+                child.hot = True
                 if not child.inode.is_dir:
                     return out
                 d = child
         elif (len(names) == 1 and self._fresh_uses and self._fresh_key == (parent, names[0])
               and time.monotonic() - self._fresh_at < FRESH_SECONDS):
             # shared policy: the resolver prefetched this very name a moment ago, in the
-            # same resolution; use that answer once instead of asking again.
+            # same resolution (a missing name: its last step asks); use that answer once.
             self._fresh_uses -= 1
             child = self._fresh_child
             return [child] if child is not None else []
@@ -374,7 +375,7 @@ class GoferFS(Filesystem):
                 if i == len(names) and len(names) > 1 and not self.exclusive:
                     self._fresh_key = (d, names[-1])
                     self._fresh_child = child
-                    self._fresh_uses = 2
+                    self._fresh_uses = 1
                     self._fresh_at = time.monotonic()
                 return out
             d = child
