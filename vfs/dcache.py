@@ -19,7 +19,7 @@ from collections.abc import Callable
 from .dentry import Dentry
 
 #: Dentries kept by default per filesystem before the least recently used leaves go.
-DENTRY_LIMIT = 50_000
+DENTRY_LIMIT = 20_000
 
 
 class DentryCache:

@@ -225,8 +225,7 @@ class Walk:
         if len(name) > NAME_MAX:
             raise error(errno.ENAMETOOLONG)
         pre, self.pre = self.pre, None
-        if pre is not None and pre.parent is parent.dentry and pre.name == name \
-                and not pre.dead:
+        if pre is not None and parent.dentry.children.get(name) is pre and not pre.dead:
             child = pre  # (found by the walk to `parent`, and still that name's)
         else:
             found = await parent.mount.fs.lookup(parent.dentry, [name])
