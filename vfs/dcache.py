@@ -7,7 +7,9 @@ rebuild are detached from their parents (CLOCK's approximation of LRU: a lookup 
 a dentry sets its `hot` bit, and the sweep gives such a dentry a second chance). A detached dentry that something still holds
 (an open file, a cwd, a mount, a layer above) is kept in a weak table and put back, the
 same object, when its name is looked up again, so no two dentries ever stand for one name;
-one nobody holds is freed, and a later lookup builds it again from the source.
+one nobody holds is freed, and a later lookup builds it again from the source, with the
+inode it had if something still holds that (an inotify watch is on the inode: its events
+must keep coming from the rebuilt dentry).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
-from .dentry import Dentry
+from .dentry import Dentry, Inode
 
 #: Dentries kept by default per filesystem before the least recently used leaves go.
 DENTRY_LIMIT = 20_000
@@ -41,6 +43,11 @@ class DentryCache:
         # (id(parent), name) -> a detached dentry something still holds; the child holds
         # its parent, so the parent's id cannot be reused while the entry lives.
         self._detached: weakref.WeakValueDictionary[tuple[int, bytes], Dentry] = \
+            weakref.WeakValueDictionary()
+        # (the parent's inode number, name) -> the inode of a detached dentry, while
+        # something holds the inode itself (an inotify watch, a page cache): the
+        # filesystem gives it to the dentry it builds for the same file again.
+        self._orphans: weakref.WeakValueDictionary[tuple[int, bytes], Inode] = \
             weakref.WeakValueDictionary()
 
     @property
@@ -75,6 +82,22 @@ class DentryCache:
         self._lru[id(d)] = weakref.ref(d)
         return d
 
+    def detach(self, d: Dentry) -> None:
+        """Take `d` out of its parent's children (the bound's choice, or the filesystem's
+        own): a lookup of its name revives it while it is held, and its inode while that
+        is held (`orphan`)."""
+        parent = d.parent
+        del parent.children[d.name]
+        self._detached[(id(parent), d.name)] = d
+        self._orphans[(parent.inode.ino, d.name)] = d.inode
+
+    def orphan(self, parent: Dentry, name: bytes) -> Inode | None:
+        """The inode the detached dentry of `name` in `parent` had, if it is still alive
+        though that dentry is gone (the caller checks it is the same file)."""
+        if not self._orphans:
+            return None
+        return self._orphans.pop((parent.inode.ino, name), None)
+
     def _trim(self) -> None:
         """Detach least recently used leaves down to 90% of the bound; dentries that cannot
         go now (a directory with children, an open file) move to the young end, each
@@ -95,6 +118,5 @@ class DentryCache:
                 d.hot = False  # (found by a lookup since the last sweep: a second chance)
                 lru[key] = ref
                 continue
-            del parent.children[d.name]
-            self._detached[(id(parent), d.name)] = d
+            self.detach(d)
         self._next = max(self.limit, len(lru) + self.limit // 10)

@@ -779,7 +779,8 @@ async def test_a_long_walk_keeps_the_dentry_cache_bounded(gofer) -> None:
     """Past `dcache.limit`, least recently used dentries nothing holds are dropped (under
     goferfs and the overlay above it, as the sandbox's root has them), and every answer
     stays the host's; a file held open while its dentry is dropped is the same file (the
-    same dentry) when its name is looked up again."""
+    same dentry) when its name is looked up again, and an inode something holds (an
+    inotify watch) is the rebuilt dentry's."""
     from vfs.fs.overlay import Overlay
     from vfs.fs.tmpfs import Tmpfs
 
@@ -797,6 +798,9 @@ async def test_a_long_walk_keeps_the_dentry_cache_bounded(gofer) -> None:
         if overlay:
             fs.dcache.limit = 200
         held = await v.open(ctx, C, None, b"/d0/f1", O_RDWR)
+        await _list(v, ctx, b"/d1")  # (so its dentries have no fid, which would keep them)
+        await v.stat(ctx, C, None, b"/d1/f2")
+        watched = fs.root.children[b"d1"].children[b"f2"].inode  # (as an inotify watch does)
         biggest = 0
         for i in range(20):
             await _list(v, ctx, b"/d%d" % i)
@@ -807,6 +811,10 @@ async def test_a_long_walk_keeps_the_dentry_cache_bounded(gofer) -> None:
             biggest = max(biggest, _tree_size(fs.root))
         assert biggest <= 200 + 20 + 60 + 10, biggest  # (+ the directories, one listing)
         assert _tree_size(gfs.root) <= 200 + 20 + 60 + 10
+        await v.stat(ctx, C, None, b"/d1")
+        assert b"f2" not in fs.root.children[b"d1"].children  # (dropped meanwhile)
+        await v.stat(ctx, C, None, b"/d1/f2")
+        assert fs.root.children[b"d1"].children[b"f2"].inode is watched
         await held.pwrite(b"grown by the held fd", 0)
         assert (await v.stat(ctx, C, None, b"/d0/f1", 0x100)).size == 20
         again = await v.open(ctx, C, None, b"/d0/f1", O_RDONLY)

@@ -210,11 +210,22 @@ class GoferFS(Filesystem):
             return old
         if old is not None:
             old.dead = True
-        d = Dentry(self, name, parent, GoferInode(st))
+        d = Dentry(self, name, parent, self._inode_for(parent, name, st))
         parent.children[name] = d
         self._positive(parent, name)
         self.dcache.added(d)
         return d
+
+    def _inode_for(self, parent: Dentry, name: bytes, st: p9.Stat) -> GoferInode:
+        """A new dentry's inode: the one its name's dropped dentry had if something still
+        holds it and the server names the same file (`DentryCache.orphan`), else new."""
+        ino = self.dcache.orphan(parent, name)
+        if isinstance(ino, GoferInode) and ino.ino == st.qid.path \
+                and not isinstance(ino, SyntheticInode):
+            if ino.update(st) and self.revalidating:
+                ino.drop_clean_data()
+            return ino
+        return GoferInode(st)
 
     @staticmethod
     def _evictable(d: Dentry) -> bool:
@@ -248,7 +259,8 @@ class GoferFS(Filesystem):
                 if a is None or (neg and name in neg):
                     rest.append(name)
                     continue
-                ino = GoferInode(p9.Stat(p9.Qid(a[1], 0, a[2]), a[0], p9.Attr(*a[3:])))
+                ino = self._inode_for(parent, name,
+                                      p9.Stat(p9.Qid(a[1], 0, a[2]), a[0], p9.Attr(*a[3:])))
                 ino.listed_only = True
                 d = kids[name] = Dentry(self, name, parent, ino)
                 made.append(weakref.ref(d))
@@ -257,7 +269,7 @@ class GoferFS(Filesystem):
                 old = made.popleft()()
                 if (old is not None and inode_of(old).listed_only and not old.children
                         and old.parent.children.get(old.name) is old):
-                    del old.parent.children[old.name]
+                    dcache.detach(old)
                     if old.parent is parent:  # (batched by the prefetcher instead)
                         rest.append(old.name)
         else:
