@@ -60,6 +60,7 @@ from ._messages import (  # the structs, and every message class (the protocol)
     Rmkdir,
     Rmknod,
     Rmultigetattr,
+    Ropendirattr,
     Rread,
     Rreaddir,
     Rreaddirattr,
@@ -104,6 +105,7 @@ from ._messages import (  # the structs, and every message class (the protocol)
     Tmkdir,
     Tmknod,
     Tmultigetattr,
+    Topendirattr,
     Tread,
     Treaddir,
     Treaddirattr,
@@ -177,4 +179,5 @@ __all__ = [
     "Rwalkgetattr", "Tucreate", "Rucreate", "Tumkdir", "Rumkdir", "Tumknod", "Rumknod",
     "Tusymlink", "Rusymlink", "Tallocate", "Rallocate", "Tsetattrclunk", "Rsetattrclunk",
     "Tmultigetattr", "Rmultigetattr", "Treaddirattr", "Rreaddirattr", "Tlopenfd", "Rlopenfd",
+    "Topendirattr", "Ropendirattr",
 ]

@@ -324,6 +324,45 @@ class Fid:
         except ProtocolError as e:
             raise oserror(errno.EPROTO, str(e)) from e
 
+    async def open_dir_attr(self, names: Sequence[bytes] = (), count: int | None = None
+                            ) -> tuple[Fid, list[tuple[tuple[int, int, int, int, bytes],
+                                                       tuple[int, ...] | None]], bool]:
+        """Walk `names` to a new Fid, open it as a directory and list it from cookie 0 with
+        attributes, in one round trip (Topendirattr, the dialect's `opendirattr`): the
+        open Fid, `readdir_attr`'s entries and whether the directory ends there.
+        EOPNOTSUPP if not negotiated or the server's file model does not list attributes
+        (nothing is left open then)."""
+        c = self.client
+        if not c.dialect.opendirattr:
+            raise oserror(errno.EOPNOTSUPP, "Topendirattr not negotiated")
+        wnames = tuple(names)
+        if count is None:
+            count = c.iosize
+        newfid = c.alloc_fid()
+
+        async def late(reply: m.Message | None) -> None:
+            if isinstance(reply, m.Ropendirattr):
+                await c._clunk(newfid)
+            else:
+                c.release_fid(newfid)
+
+        try:
+            r = await c.rpc(m.Topendirattr(self.fid, newfid, count, wnames), on_cancel=late)
+        except trio.Cancelled:
+            raise
+        except BaseException:
+            c.release_fid(newfid)
+            raise
+        assert isinstance(r, m.Ropendirattr)
+        f = Fid(c, newfid, r.qid, self.path + wnames, root=self.root)
+        f.iounit = r.iounit
+        f.opened = os.O_RDONLY | os.O_DIRECTORY
+        try:
+            return f, decode_attr_entries(r.data), bool(r.eof)
+        except ProtocolError as e:
+            await f.clunk()
+            raise oserror(errno.EPROTO, str(e)) from e
+
     async def readdir_all(self) -> list[m.Dirent]:
         """Every entry of this open directory (including . and .. if the server sends them)."""
         out: list[m.Dirent] = []

@@ -10,12 +10,15 @@ the dialect has them. The walk leniencies ("." stays, ".." stops at the attach r
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import pwd
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from . import _messages as m
 from ._constants import IOHDRSZ, NONUNAME, GetattrMask, QidType
@@ -32,6 +35,7 @@ log = logging.getLogger("p9.server")
 
 _RREADDIR_HDR = 11  # size[4] type[1] tag[2] count[4]
 _RREADDIRATTR_HDR = 12  # size[4] type[1] tag[2] eof[1] count[4]
+_ROPENDIRATTR_HDR = 29  # size[4] type[1] tag[2] qid[13] iounit[4] eof[1] count[4]
 
 #: A handler takes its own message type (`call` dispatches by type, hence Any).
 _Handler = Callable[[Any], Awaitable[m.Message]]
@@ -83,6 +87,7 @@ class Handlers:
             m.Tmultigetattr: ("multigetattr", self.multigetattr),
             m.Treaddirattr: ("readdirattr", self.readdirattr),
             m.Tlopenfd: ("lopenfd", self.lopenfd),
+            m.Topendirattr: ("opendirattr", self.opendirattr),
         }
         #: Whether the connection can carry descriptors (a unix socket), and the duplicate
         #: descriptor each Rlopenfd reply about to be sent carries, by the reply's id
@@ -404,6 +409,32 @@ class Handlers:
         if n == 0 and not eof:
             raise OSError(errno.EINVAL, f"readdir count {msg.count} too small for an entry")
         return m.Rreaddirattr(int(eof), data)
+
+    async def opendirattr(self, msg: m.Topendirattr) -> m.Message:
+        """Twalk + Tlopen(O_RDONLY | O_DIRECTORY) + Treaddirattr from 0, one round trip;
+        the new fid is clunked again if a step after the walk fails."""
+        qids = await self.walk_fid(msg.fid, msg.newfid, msg.wnames)
+        if len(qids) < len(msg.wnames):
+            raise OSError(errno.ENOENT, "walk of a listed directory stopped early")
+        try:
+            f = self.table.get(msg.newfid)
+            try:
+                qid, iounit = await f.file.open(os.O_RDONLY | os.O_DIRECTORY)
+                f.opened = True
+                f.set_read_fd()
+                count = min(msg.count, self.msize - _ROPENDIRATTR_HDR)
+                data, n, eof = await f.file.readdir_attr(0, count)
+            finally:
+                await self.table.unref(f)
+            if len(data) > count:
+                raise OSError(errno.EIO, "file model packed more than the count")
+            if n == 0 and not eof:
+                raise OSError(errno.EINVAL, f"readdir count {msg.count} too small for an entry")
+        except BaseException:
+            with trio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await self.clunk_fid(msg.newfid)  # (EBADF: the client clunked it already)
+            raise
+        return m.Ropendirattr(qid, self._iounit(iounit), int(eof), data)
 
     async def getattr(self, msg: m.Tgetattr) -> m.Message:
         return m.Rgetattr(*await self.getattr_fid(msg.fid, msg.request_mask))

@@ -880,6 +880,29 @@ class Rlopenfd(Message):
     fd: u8
 
 
+@message(148)
+class Topendirattr(Message):
+    """Twalk of `wnames` from `fid` to `newfid`, Tlopen of it read-only as a directory and
+    Treaddirattr from cookie 0 with `count`, as one request (our dialect): a listing of a
+    directory that fits one reply costs one round trip. If any step fails, `newfid` is
+    not made and the error is the reply."""
+
+    fid: u32
+    newfid: u32
+    count: u32
+    wnames: names
+
+
+@message(149)
+class Ropendirattr(Message):
+    """Rlopen's qid and iounit, then Rreaddirattr's `eof` and `data`."""
+
+    qid: qid
+    iounit: u32
+    eof: u8
+    data: data
+
+
 # --- helpers --------------------------------------------------------------------------------
 
 _DIRENT_FIXED = 13 + 8 + 1 + 2

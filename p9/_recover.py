@@ -33,7 +33,7 @@ log = logging.getLogger("p9.client")
 #: Requests that may be sent again when the first answer was lost: sending one twice has
 #: the effect of sending it once (a write at an explicit offset included).
 IDEMPOTENT: frozenset[type[m.Message]] = frozenset({
-    m.Twalk, m.Twalkgetattr, m.Tmultigetattr, m.Tgetattr, m.Tread, m.Twrite, m.Treaddir,
+    m.Twalk, m.Twalkgetattr, m.Topendirattr, m.Tmultigetattr, m.Tgetattr, m.Tread, m.Twrite, m.Treaddir,
     m.Treaddirattr, m.Tstatfs, m.Treadlink, m.Tgetxattr, m.Tlistxattr, m.Tfsync,
     m.Tsetattr, m.Tlopen, m.Tgetlock, m.Tlock, m.Tallocate, m.Tflush,
 })

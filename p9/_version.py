@@ -37,10 +37,12 @@ class Dialect:
     #: Tlopenfd: a read-only open of a regular file may come with its host descriptor
     #: (SCM_RIGHTS on a unix socket; see p9/README.md, "Donated descriptors").
     lopenfd: bool = False
+    #: Topendirattr: walk, open and the first Treaddirattr of a directory in one request.
+    opendirattr: bool = False
 
 
 PLAIN = Dialect()
-OURS = Dialect(RUNPSC, True, True, True, True, True, True, True, True, True, True)
+OURS = Dialect(RUNPSC, True, True, True, True, True, True, True, True, True, True, True)
 
 
 def google_dialect(level: int) -> Dialect:

@@ -95,9 +95,11 @@ class Dentry:
         mounted: how many mounts sit on this dentry (0 on the fast path).
         seq: this entry's position cookie in its parent's directory listing.
         dead: set once unlinked/rmdir'd, so later creates inside it fail with ENOENT.
+        hot: set by a lookup that found it cached, cleared by the dentry bound's sweep
+            (`dcache.py`: a second chance, cheaper on the hot path than an LRU move).
     """
 
-    __slots__ = ("name", "parent", "inode", "fs", "children", "mounted", "seq", "dead",
+    __slots__ = ("name", "parent", "inode", "fs", "children", "mounted", "seq", "dead", "hot",
                  "__weakref__")
 
     def __init__(self, fs: Filesystem, name: bytes, parent: Dentry | None, inode: Inode) -> None:
@@ -109,6 +111,7 @@ class Dentry:
         self.mounted = 0
         self.seq = 0
         self.dead = False
+        self.hot = False
 
     @property
     def is_root(self) -> bool:

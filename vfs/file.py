@@ -327,11 +327,16 @@ class FileDescription:
         vd = self.vd
         if vd is None:
             raise error(errno.EBADF)
-        st = await vd.mount.fs.stat(vd.dentry)
+        st = await self.file_stat(vd)
         st.mnt_id = vd.mount.id
         if vd.dentry is vd.mount.root:
             st.attributes |= 0x2000  # STATX_ATTR_MOUNT_ROOT
         return st
+
+    async def file_stat(self, vd: VirtualDentry) -> Stat:
+        """The attributes fstat gives: the filesystem's of the dentry; a remote
+        filesystem may ask through what the description holds open instead."""
+        return await vd.mount.fs.stat(vd.dentry)
 
     async def chmod(self, creds: Credentials, mode: int) -> None:
         """fchmod(2) of a file opened without a dentry of ours (a host fd); the VFS's

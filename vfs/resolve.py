@@ -40,7 +40,7 @@ _DOTS = (b".", b"..")
 class Walk:
     """State of one resolution: the caller's context and the symlinks followed so far."""
 
-    __slots__ = ("mounts", "ctx", "creds", "links")
+    __slots__ = ("mounts", "ctx", "creds", "links", "pre")
 
     def __init__(self, mounts: dict[tuple[Mount, Dentry], Mount], ctx: FSContext,
                  creds: Credentials) -> None:
@@ -48,6 +48,9 @@ class Walk:
         self.ctx = ctx
         self.creds = creds
         self.links = 0
+        #: The last component's dentry, when the walk to its parent found it too (see
+        #: `walk`'s `prefetch`): the last step then needs no second lookup.
+        self.pre: Dentry | None = None
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -145,7 +148,9 @@ class Walk:
             run = comps[i:j]
             if prefetch is not None and j == n:
                 found = await mount.fs.lookup(d, run + [prefetch])
-                del found[j - i:]
+                if len(found) > j - i:
+                    self.pre = found[j - i]
+                    del found[j - i:]
             else:
                 found = await mount.fs.lookup(d, run)
             prev = d
@@ -219,10 +224,15 @@ class Walk:
         """The child `name` of searchable directory `parent` (mounts followed), or None."""
         if len(name) > NAME_MAX:
             raise error(errno.ENAMETOOLONG)
-        found = await parent.mount.fs.lookup(parent.dentry, [name])
-        if not found:
-            return None
-        vd = VirtualDentry(parent.mount, found[0])
+        pre, self.pre = self.pre, None
+        if pre is not None and parent.dentry.children.get(name) is pre and not pre.dead:
+            child = pre  # (found by the walk to `parent`, and still that name's)
+        else:
+            found = await parent.mount.fs.lookup(parent.dentry, [name])
+            if not found:
+                return None
+            child = found[0]
+        vd = VirtualDentry(parent.mount, child)
         if vd.dentry.mounted:
             vd = self.follow_mounts(vd)
         return vd

@@ -218,6 +218,48 @@ async def test_readdir_large_directory_offsets(exp: Path) -> None:
         await root.clunk()
 
 
+async def test_open_dir_attr_is_walk_open_and_listing(exp: Path) -> None:
+    """Topendirattr (our dialect): one request answers what Twalk + Tlopen + Treaddirattr
+    from 0 answer, and the new fid lists on from the cookie it ended at; a failed step
+    (a name missing, a non-directory: Linux's errnos for open(O_DIRECTORY)) leaves no fid
+    and no descriptor behind."""
+    big = exp / "dir" / "big"
+    big.mkdir()
+    for i in range(300):
+        (big / f"e{i:03d}").write_bytes(b"x" * i)
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), \
+            connect(fs, nursery, msize=8192) as c:
+        assert c.dialect.opendirattr
+        root = await c.attach(b"e")
+        fids, fds = set(c.live_fids), open_fds()
+        for names, path in (([b"missing"], "missing"), ([b"file"], "file"),
+                            ([b"dir", b"missing"], "dir/missing")):
+            e9, _ = await ours(root.open_dir_attr(names))
+            en, _ = native(os.open, exp / path, os.O_RDONLY | os.O_DIRECTORY)
+            assert e9 == en != 0, (path, e9, en)
+        assert set(c.live_fids) == fids and open_fds() == fds
+        d, got, eof = await root.open_dir_attr([b"dir", b"big"])
+        assert not eof and got  # (8 KiB replies: the listing goes on)
+        ref = await root.walk([b"dir", b"big"])
+        await ref.open(os.O_RDONLY)
+        want, _ = await ref.readdir_attr(0, 8192 - 29)
+        assert got == want
+        rows = list(got)
+        while not eof:
+            more, eof = await d.readdir_attr(rows[-1][0][2])
+            rows.extend(more)
+        names = [r[0][4] for r in rows]
+        assert sorted(names[2:]) == sorted(os.fsencode(x) for x in os.listdir(big))
+        with_attrs = [(name, a) for (_, _, _, _, name), a in rows[2:] if a is not None]
+        assert len(with_attrs) > 250  # (an entry at a reply's end may come without)
+        for name, a in with_attrs:
+            st = os.lstat(big / os.fsdecode(name))
+            assert a[3] == st.st_mode and a[8] == st.st_size, name
+        await d.clunk()
+        await ref.clunk()
+        await root.clunk()
+
+
 async def test_read_only_export_over_9p(exp: Path) -> None:
     before = sorted(os.listdir(exp)), (exp / "file").read_bytes()
     async with gofer_fs([Export("e", str(exp), readonly=True)]) as (fs, nursery), connect(fs, nursery) as c:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 import trio
 
@@ -31,6 +33,11 @@ async def test_our_client_vs_diod_matches_native(dirs, tmp_path, transport) -> N
             # diod speaks plain 9P2000.L only: our extension offer must fall back.
             assert c.dialect == p9.PLAIN
             root = await c.attach(export)
+            # ... so a directory is opened and listed with Twalk, Tlopen, Treaddir:
+            # Topendirattr is never sent to it.
+            with pytest.raises(OSError) as e:
+                await root.open_dir_attr([])
+            assert e.value.errno == errno.EOPNOTSUPP and c.live_fids == {root.fid}
             diffs = await scenario.run(p9.PathFS(root), native)
             st = await p9.PathFS(root).statfs()
             assert st.namelen == 255 and st.bsize > 0

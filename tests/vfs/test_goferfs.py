@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
@@ -551,10 +552,14 @@ async def test_listing_brings_each_entrys_attributes(gofer) -> None:
     (top / "d" / "sub").mkdir()
     os.symlink("f1", top / "d" / "link")
     os.mkfifo(top / "d" / "fifo")
+    (top / "d" / "sub" / "inner").write_bytes(b"in")
     names = [f"f{i}" for i in range(30)] + ["sub", "link", "fifo"]
     gfs, v, ctx = await _attach(client, "exclusive")
-    await _list(v, ctx, b"/d")
     count = Counting(client)
+    await _list(v, ctx, b"/d")
+    # the lookup of d, then its open and whole listing in one request (Topendirattr)
+    assert count.counts == {"Twalkgetattr": 1, "Topendirattr": 1}, count.counts
+    count.reset()
     listed = {n: await v.stat(ctx, C, None, b"/d/" + n.encode(), 0x100) for n in names}
     assert count.trips == 0, count.counts
     gfs2, v2, ctx2 = await _attach(client, "exclusive")  # the same names looked up alone
@@ -562,6 +567,11 @@ async def test_listing_brings_each_entrys_attributes(gofer) -> None:
         alone = await v2.stat(ctx2, C, None, b"/d/" + n.encode(), 0x100)
         assert _same(listed[n], alone), n
     assert listed["f7"].size == 7 and listed["sub"].is_dir()
+    count.reset()
+    await _list(v, ctx, b"/d/sub")  # a listed directory, walked from d's fid: one request
+    assert count.counts == {"Topendirattr": 1}, count.counts
+    assert (await v.stat(ctx, C, None, b"/d/sub/inner", 0x100)).size == 2
+    assert count.counts == {"Topendirattr": 1}, count.counts
     await gfs.release()
     await gfs2.release()
 
@@ -703,3 +713,115 @@ async def test_bound_socket_is_a_sandbox_only_node(gofer, policy) -> None:
     await v.unlinkat(ctx, C, None, b"/d", 0x200)
     assert not (top / "d").exists()
     await gfs.release()
+
+
+async def test_fstat_of_an_open_file_removed_on_the_host(gofer, tmp_path) -> None:
+    """Under the policies that ask the server again (shared: `cache=none`; revalidating
+    once its bound passed), fstat of an open file whose name another user of the server
+    removed answers through the open fid, as Linux's fstat of an open unlinked file does
+    (the link count 0, the file's size); stat of the name is ENOENT, as natively."""
+    client, top = gofer
+
+    def scenario_native() -> tuple:
+        p = tmp_path / "native"
+        p.write_bytes(b"twelve bytes")
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.unlink(p)
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        return (st.st_size, st.st_nlink, stat.S_IFMT(st.st_mode), _errno(os.stat, p))
+
+    want = scenario_native()
+    for policy in ("shared", "revalidating"):
+        gfs = await GoferFS.attach(client, b"e", policy=policy, revalidate_after=0)
+        v = VirtualFilesystem(gfs)
+        ctx = v.new_context()
+        (top / "f").write_bytes(b"twelve bytes")
+        got = []
+        for flags in (O_RDONLY, O_WRONLY):
+            fd = await v.open(ctx, C, None, b"/f", flags)
+            os.unlink(top / "f")
+            st = await fd.stat()
+            try:
+                await v.stat(ctx, C, None, b"/f")
+                gone = 0
+            except OSError as e:
+                gone = e.errno
+            got.append((st.size, st.nlink, stat.S_IFMT(st.mode), gone))
+            await fd.dec_ref()
+            (top / "f").write_bytes(b"twelve bytes")
+        assert got == [want, want], (policy, got, want)
+        os.unlink(top / "f")
+        await gfs.release()
+
+
+def _errno(fn, *a) -> int:
+    try:
+        fn(*a)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def _tree_size(d) -> int:
+    """Dentries reachable from `d` through the children caches (`d` excluded)."""
+    n, todo = 0, [d]
+    while todo:
+        x = todo.pop()
+        n += len(x.children)
+        todo.extend(x.children.values())
+    return n
+
+
+async def test_a_long_walk_keeps_the_dentry_cache_bounded(gofer) -> None:
+    """Past `dcache.limit`, least recently used dentries nothing holds are dropped (under
+    goferfs and the overlay above it, as the sandbox's root has them), and every answer
+    stays the host's; a file held open while its dentry is dropped is the same file (the
+    same dentry) when its name is looked up again, and an inode something holds (an
+    inotify watch) is the rebuilt dentry's."""
+    from vfs.fs.overlay import Overlay
+    from vfs.fs.tmpfs import Tmpfs
+
+    client, top = gofer
+    for i in range(20):
+        (top / f"d{i}").mkdir()
+        for j in range(60):
+            (top / f"d{i}" / f"f{j}").write_bytes(b"x" * (i + j))
+    for overlay in (False, True):
+        gfs = await GoferFS.attach(client, b"e")
+        fs = Overlay(Tmpfs(), gfs) if overlay else gfs
+        v = VirtualFilesystem(fs)
+        ctx = v.new_context()
+        gfs.dcache.limit = 200
+        if overlay:
+            fs.dcache.limit = 200
+        held = await v.open(ctx, C, None, b"/d0/f1", O_RDWR)
+        await _list(v, ctx, b"/d1")  # (so its dentries have no fid, which would keep them)
+        await v.stat(ctx, C, None, b"/d1/f2")
+        watched = fs.root.children[b"d1"].children[b"f2"].inode  # (as an inotify watch does)
+        biggest = 0
+        for i in range(20):
+            await _list(v, ctx, b"/d%d" % i)
+            for j in range(60):
+                st = await v.stat(ctx, C, None, b"/d%d/f%d" % (i, j), 0x100)
+                host = (top / f"d{i}" / f"f{j}").stat()
+                assert st.size == host.st_size and (overlay or st.ino == host.st_ino)
+            biggest = max(biggest, _tree_size(fs.root))
+        assert biggest <= 200 + 20 + 60 + 10, biggest  # (+ the directories, one listing)
+        assert _tree_size(gfs.root) <= 200 + 20 + 60 + 10
+        await v.stat(ctx, C, None, b"/d1")
+        assert b"f2" not in fs.root.children[b"d1"].children  # (dropped meanwhile)
+        await v.stat(ctx, C, None, b"/d1/f2")
+        assert fs.root.children[b"d1"].children[b"f2"].inode is watched
+        await held.pwrite(b"grown by the held fd", 0)
+        assert (await v.stat(ctx, C, None, b"/d0/f1", 0x100)).size == 20
+        again = await v.open(ctx, C, None, b"/d0/f1", O_RDONLY)
+        assert again.vd.dentry is held.vd.dentry
+        await again.dec_ref()
+        await held.dec_ref()
+        if not overlay:  # (the overlay's copy is in its upper layer)
+            assert (top / "d0" / "f1").read_bytes() == b"grown by the held fd"
+            (top / "d0" / "f1").write_bytes(b"x")
+        await gfs.release()

@@ -44,6 +44,7 @@ from ..abi import (
     StatFS,
 )
 from ..creds import Credentials
+from ..dcache import DentryCache
 from ..dentry import Dentry, Inode
 from ..errors import error
 from ..file import DirectoryFD, FileDescription
@@ -112,6 +113,9 @@ class Overlay(Filesystem):
         lr = lower_root or lower.root
         self.root = OvlDentry(self, b"/", None, upper.root, lr)
         self._copy_lock = trio.Lock()
+        # The bound on looked-up dentries: each is rebuilt from its layers by a lookup
+        # (an upper layer's dentries are its own; a copy-up in progress holds its dentry).
+        self.dcache = DentryCache(lambda d: True)
         upper.root.inode.mode = (upper.root.inode.mode & S_IFMT) | (lr.inode.mode & 0o7777)
         upper.root.inode.uid = lr.inode.uid
         upper.root.inode.gid = lr.inode.gid
@@ -125,7 +129,7 @@ class Overlay(Filesystem):
             return False
 
     async def _lookup_one(self, parent: OvlDentry, name: bytes) -> OvlDentry | None:
-        cached = parent.children.get(name)
+        cached = parent.children.get(name) or self.dcache.revive(parent, name)
         if cached is not None:
             return _ovl(cached)
         up = None
@@ -154,23 +158,26 @@ class Overlay(Filesystem):
             return _ovl(raced)
         d = OvlDentry(self, name, parent, up, low, opaque)
         parent.children[name] = d
+        self.dcache.added(d)
         return d
 
     async def lookup(self, parent: Dentry, names: list[bytes]) -> list[Dentry]:
         out: list[Dentry] = []
-        p = _ovl(parent)
-        i = 0
-        n = len(names)
+        at = parent
         # Names looked up before: straight from the overlay's own dentry cache.
-        while i < n:
-            cached = p.children.get(names[i])
+        dcache = self.dcache
+        for name in names:
+            cached = at.children.get(name) or dcache.revive(at, name)
             if cached is None:
                 break
+            cached.hot = True
             out.append(cached)
-            i += 1
             if cached.inode.mode & S_IFMT != S_IFDIR:
                 return out
-            p = _ovl(cached)
+            at = cached
+        i = len(out)
+        n = len(names)
+        p = _ovl(at)
         while i < n:
             if p.upper is None and p.lower is not None and names[i] not in p.children:
                 # A directory only in the lower layer: everything below is lower only,
@@ -178,10 +185,11 @@ class Overlay(Filesystem):
                 lows = await self.lower.lookup(p.lower, names[i:])
                 for low in lows:
                     nm = names[i]
-                    d = p.children.get(nm)
+                    d = p.children.get(nm) or dcache.revive(p, nm)
                     if d is None:
                         d = OvlDentry(self, nm, p, None, low)
                         p.children[nm] = d
+                        dcache.added(d)
                     out.append(d)
                     i += 1
                     if not d.inode.is_dir:

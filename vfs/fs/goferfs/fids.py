@@ -103,16 +103,26 @@ class Fids:
             return None
         return anc, [c.name for c in path]
 
-    async def new(self, d: Dentry) -> p9.Fid:
-        """A fresh fid for `d` that the caller owns (for I/O): a clone of its fid, or one
-        Twalk from the nearest ancestor holding one (without caching a dentry fid)."""
+    def io_base(self, d: Dentry) -> tuple[p9.Fid, list[bytes]]:
+        """Where a fresh fid for `d` is walked from: its own fid (no names), or the nearest
+        ancestor holding one and the names from there (without caching a dentry fid).
+
+        Raises:
+            OSError(ESTALE): `d` was removed and has no fid (its name is never walked again).
+        """
         ino = inode_of(d)
         if ino.fid is not None:
-            return await ino.fid.walk([])
+            return ino.fid, []
         if d.dead:
             raise error(errno.ESTALE, d.name)
         anc, path = _below_holder(d)
-        return await anc.walk([c.name for c in path])
+        return anc, [c.name for c in path]
+
+    async def new(self, d: Dentry) -> p9.Fid:
+        """A fresh fid for `d` that the caller owns (for I/O): a clone of its fid, or one
+        Twalk from the nearest ancestor holding one (`io_base`)."""
+        fid, names = self.io_base(d)
+        return await fid.walk(names)
 
     async def take_for_io(self, d: Dentry) -> p9.Fid:
         """An unopened fid for opening the regular file `d`: its dentry fid if it holds

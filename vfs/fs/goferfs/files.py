@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import p9
 
-from ...abi import DT_SOCK, DT_UNKNOWN, O_ACCMODE, O_APPEND, O_RDONLY
+from ...abi import DT_SOCK, DT_UNKNOWN, O_ACCMODE, O_APPEND, O_RDONLY, Stat
 from ...creds import Credentials
 from ...dentry import Dentry, now_ns
 from ...file import DirectoryFD, RegularFD
@@ -19,7 +19,11 @@ from .inode import inode_of
 from .pages import CHUNK, READ_AHEAD, join_views, write_dirty
 
 if TYPE_CHECKING:
+    from ...mount import VirtualDentry
     from .filesystem import GoferFS
+
+#: A Treaddirattr's entries (`p9.Fid.readdir_attr`).
+Listing = list[tuple[tuple[int, int, int, int, bytes], tuple[int, ...] | None]]
 
 
 class GoferFileFD(RegularFD):
@@ -38,6 +42,9 @@ class GoferFileFD(RegularFD):
 
     def file_size(self) -> int:
         return self.inode.size
+
+    async def file_stat(self, vd: VirtualDentry) -> Stat:
+        return await self.fs.stat_open(self.dentry, self._io)
 
     async def io(self) -> p9.Fid:
         """The I/O fid (walked and opened now if this description was opened without)."""
@@ -212,15 +219,22 @@ SYNTHETIC_COOKIE = 1 << 62
 class GoferDirFD(DirectoryFD):
     """An open remote directory; the cookies are the server's Treaddir offsets."""
 
-    def __init__(self, flags: int, fs: GoferFS, d: Dentry, io: p9.Fid) -> None:
+    def __init__(self, flags: int, fs: GoferFS, d: Dentry, io: p9.Fid,
+                 first: tuple[int, Listing, bool] | None = None) -> None:
         super().__init__(None, flags)
         self.fs = fs
         self.dentry = d
         self.io = io
+        # The listing from cookie 0 that came with the open (Topendirattr), with the
+        # generation it was asked at and its eof; the first read from 0 takes it.
+        self._first = first
         # The cookie after the last entry, once a listing said so (no empty read needed).
         self._end = -1
         #: cookie handed out for a sandbox-only entry -> the index of the next one
         self._synthetic_at: dict[int, int] = {}
+
+    async def file_stat(self, vd: VirtualDentry) -> Stat:
+        return await self.fs.stat_open(self.dentry, self.io)
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
         index = self._synthetic_at.get(cookie) if self._synthetic_at else None
@@ -244,10 +258,14 @@ class GoferDirFD(DirectoryFD):
 
     async def _server_entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
         fs = self.fs
-        if fs.listed_attrs:
-            gen = fs.generation
+        first, self._first = self._first, None
+        if first is not None and cookie == 0 or fs.listed_attrs:
             try:
-                got, eof = await self.io.readdir_attr(cookie)
+                if first is not None and cookie == 0:
+                    gen, got, eof = first
+                else:
+                    gen = fs.generation
+                    got, eof = await self.io.readdir_attr(cookie)
             except OSError as e:
                 if e.errno != errno.EOPNOTSUPP:
                     raise

@@ -61,6 +61,7 @@ from ...abi import (
     StatFS,
 )
 from ...creds import Credentials
+from ...dcache import DentryCache
 from ...dentry import Dentry, now_ns
 from ...errors import error
 from ...file import FileDescription
@@ -166,8 +167,9 @@ class GoferFS(Filesystem):
         self._neg: weakref.WeakKeyDictionary[Dentry, set[bytes]] = weakref.WeakKeyDictionary()
         # revalidating policy: when each directory's negative set was started.
         self._neg_at: weakref.WeakKeyDictionary[Dentry, float] = weakref.WeakKeyDictionary()
-        # shared policy: the last answer of a batched lookup, usable twice (by the
-        # resolver's lookup of the last component and the stat that follows), then stale.
+        # shared policy: the last answer of a batched lookup, usable once (by the stat
+        # that follows the resolution, which takes the last component's dentry from the
+        # same batch), then stale.
         self._fresh_key: tuple[Dentry, bytes] | None = None
         self._fresh_child: Dentry | None = None
         self._fresh_uses = 0
@@ -176,7 +178,11 @@ class GoferFS(Filesystem):
         # (Treaddirattr), and the dentries made from such listings, oldest first.
         self.listed_attrs = self.exclusive and root.client.dialect.readdirattr
         self._listed: collections.deque[weakref.ref[Dentry]] = collections.deque()
+        # ... and opens a directory with its first listing in the same request.
+        self.open_listing = self.listed_attrs and root.client.dialect.opendirattr
         self.listed_limit = LISTED_LIMIT
+        # The bound on dentries looked up or listed (least recently used leaves go).
+        self.dcache = DentryCache(self._evictable)
         # Inode numbers of sandbox-only sockets: above any the server's qid paths use.
         self._synthetic_ino = 1 << 63
 
@@ -194,19 +200,43 @@ class GoferFS(Filesystem):
     def child(self, parent: Dentry, name: bytes, st: p9.Stat) -> Dentry:
         """The dentry of `name` in `parent` with the attributes `st` the server gave: the
         cached one if it is the same file, else a new one (the old one is dead)."""
-        old = parent.children.get(name)
+        old = parent.children.get(name) or self.dcache.revive(parent, name)
         if old is not None and is_synthetic(old):
             return old  # (the sandbox's own node hides what the host made since)
         if old is not None and old.inode.ino == st.qid.path:
             if inode_of(old).update(st) and self.revalidating:
                 inode_of(old).drop_clean_data()
+            old.hot = True
             return old
         if old is not None:
             old.dead = True
-        d = Dentry(self, name, parent, GoferInode(st))
+        d = Dentry(self, name, parent, self._inode_for(parent, name, st))
         parent.children[name] = d
         self._positive(parent, name)
+        self.dcache.added(d)
         return d
+
+    def _inode_for(self, parent: Dentry, name: bytes, st: p9.Stat) -> GoferInode:
+        """A new dentry's inode: the one its name's dropped dentry had if something still
+        holds it and the server names the same file (`DentryCache.orphan`), else new."""
+        ino = self.dcache.orphan(parent, name)
+        if isinstance(ino, GoferInode) and ino.ino == st.qid.path \
+                and not isinstance(ino, SyntheticInode):
+            if ino.update(st) and self.revalidating:
+                ino.drop_clean_data()
+            return ino
+        return GoferInode(st)
+
+    @staticmethod
+    def _evictable(d: Dentry) -> bool:
+        """Whether the dentry cache may let `d` go (a lookup then builds it again from
+        the server): nothing of it lives only here (a sandbox-only node, dirty pages,
+        an open file, a donated descriptor) and it holds no fid (a fid walked by its path
+        must be forgotten when an ancestor is renamed, which only a dentry in the tree
+        sees; the fid LRU drops fids, after which their dentries may go)."""
+        ino = inode_of(d)
+        return not (ino.fid is not None or ino.opens or ino.dirty or ino.writers
+                    or ino.host_fd >= 0 or is_synthetic(d))
 
     def add_listed(self, parent: Dentry, cookie: int, gen: int,
                    entries: list[tuple[tuple[int, int, int, int, bytes],
@@ -221,21 +251,25 @@ class GoferFS(Filesystem):
         if gen == self.generation and not parent.dead:
             neg = self._neg.get(parent)
             made = self._listed
+            dcache = self.dcache
             for (_, _, _, _, name), a in entries:
-                if name in kids or name == b"." or name == b"..":
+                if name in kids or name == b"." or name == b".." \
+                        or dcache.revive(parent, name) is not None:
                     continue
                 if a is None or (neg and name in neg):
                     rest.append(name)
                     continue
-                ino = GoferInode(p9.Stat(p9.Qid(a[1], 0, a[2]), a[0], p9.Attr(*a[3:])))
+                ino = self._inode_for(parent, name,
+                                      p9.Stat(p9.Qid(a[1], 0, a[2]), a[0], p9.Attr(*a[3:])))
                 ino.listed_only = True
                 d = kids[name] = Dentry(self, name, parent, ino)
                 made.append(weakref.ref(d))
+                dcache.added(d)
             while len(made) > self.listed_limit:
                 old = made.popleft()()
                 if (old is not None and inode_of(old).listed_only and not old.children
                         and old.parent.children.get(old.name) is old):
-                    del old.parent.children[old.name]
+                    dcache.detach(old)
                     if old.parent is parent:  # (batched by the prefetcher instead)
                         rest.append(old.name)
         else:
@@ -280,8 +314,9 @@ class GoferFS(Filesystem):
         d = parent
         i = 0
         if self.exclusive:
+            dcache = self.dcache
             while i < len(names):
-                child = d.children.get(names[i])
+                child = d.children.get(names[i]) or dcache.revive(d, names[i])
                 if child is not None and self.revalidating and not is_synthetic(child) \
                         and self._stale(inode_of(child).checked):
                     break  # asked again below: refreshed, replaced or found gone
@@ -295,13 +330,14 @@ class GoferFS(Filesystem):
                 out.append(child)
                 i += 1
                 inode_of(child).listed_only = False
+                child.hot = True
                 if not child.inode.is_dir:
                     return out
                 d = child
         elif (len(names) == 1 and self._fresh_uses and self._fresh_key == (parent, names[0])
               and time.monotonic() - self._fresh_at < FRESH_SECONDS):
             # shared policy: the resolver prefetched this very name a moment ago, in the
-            # same resolution; use that answer once instead of asking again.
+            # same resolution (a missing name: its last step asks); use that answer once.
             self._fresh_uses -= 1
             child = self._fresh_child
             return [child] if child is not None else []
@@ -351,7 +387,7 @@ class GoferFS(Filesystem):
                 if i == len(names) and len(names) > 1 and not self.exclusive:
                     self._fresh_key = (d, names[-1])
                     self._fresh_child = child
-                    self._fresh_uses = 2
+                    self._fresh_uses = 1
                     self._fresh_at = time.monotonic()
                 return out
             d = child
@@ -365,6 +401,7 @@ class GoferFS(Filesystem):
             if kept is not None and is_synthetic(kept):
                 out.append(kept)  # the server does not know it: the sandbox's node
                 return out
+            self.dcache.revive(d, names[i])  # (a detached dentry of the name dies too)
             gone = d.children.pop(names[i], None)
             if gone is not None:
                 gone.dead = True
@@ -403,10 +440,12 @@ class GoferFS(Filesystem):
             raise err
         return stats, got[0] if got else None
 
-    async def refresh(self, d: Dentry) -> None:
+    async def refresh(self, d: Dentry, via: p9.Fid | None = None) -> None:
+        """Ask the server for the attributes of `d` again (through `via`, a fid of the
+        same file, if given)."""
         if is_synthetic(d):
             return  # (its attributes are the sandbox's own)
-        fid = await self.fids.get(d)
+        fid = via or await self.fids.get(d)
         ino = inode_of(d)
         if ino.update(await fid.getattr(_ALL)) and self.revalidating:
             ino.drop_clean_data()
@@ -422,6 +461,18 @@ class GoferFS(Filesystem):
                 await self.refresh(d)
         elif self.revalidating and not d.dead and self._stale(inode_of(d).checked):
             await self.refresh(d)
+        return d.inode.to_stat(self.dev)
+
+    async def stat_open(self, d: Dentry, io: p9.Fid | None) -> Stat:
+        """fstat of a file open as `io`: under the shared policy the attributes are asked
+        through that fid, which reaches the file even once another user of the server
+        removed or replaced its name (its dentry may have no fid of its own, and walking
+        the name again would give ENOENT or another file); likewise when the revalidating
+        policy asks again."""
+        if (io is None or d.dead or is_synthetic(d)
+                or self.exclusive and not self._stale(inode_of(d).checked)):
+            return await self.stat(d)
+        await self.refresh(d, io)
         return d.inode.to_stat(self.dev)
 
     async def setattr(self, d: Dentry, *, mode: int | None = None, uid: int | None = None,
@@ -698,6 +749,10 @@ class GoferFS(Filesystem):
             # when a read needs a page that is not cached, if ever (`cp` then `diff`, a
             # program opened to be mapped, an open only to fstat or close).
             return GoferFileFD(flags, self, d, None)
+        if ino.is_dir and self.open_listing:
+            dirfd = await self._open_dir_listing(flags, d)
+            if dirfd is not None:
+                return dirfd
         io = await self.fids.new(d) if ino.is_dir else await self.fids.take_for_io(d)
         try:
             if d.inode.is_dir:
@@ -726,6 +781,23 @@ class GoferFS(Filesystem):
         fd = GoferFileFD(flags, self, d, io)
         fd.writer = creds
         return fd
+
+    async def _open_dir_listing(self, flags: int, d: Dentry) -> GoferDirFD | None:
+        """Open the directory `d` with its first listing in one round trip
+        (Topendirattr, walked from `d`'s fid or the nearest ancestor's); None where that
+        is not one message (more than 16 names) or the server cannot (then never again)."""
+        fid, names = self.fids.io_base(d)
+        if len(names) > MAX_WALK_NAMES:
+            return None
+        gen = self.generation
+        try:
+            io, got, eof = await fid.open_dir_attr(names)
+        except OSError as e:
+            if e.errno != errno.EOPNOTSUPP:
+                raise
+            self.open_listing = False
+            return None
+        return GoferDirFD(flags, self, d, io, (gen, got, eof))
 
     async def open_io(self, d: Dentry, flags: int) -> p9.Fid:
         """An opened I/O fid for a file description that was opened without one."""
