@@ -120,7 +120,7 @@ def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
     tracing = any(th.ptrace is not None for th in target.leader.threads)
     if sig != SIGKILL and ignored(target, sig) and not blocked and not tracing:
         return
-    if not blocked and spared_as_init(target, sig, outside=sender is None):
+    if not blocked and not tracing and spared_as_init(target, sig, outside=sender is None):
         return  # sig_task_ignored: init's SIGNAL_UNKILLABLE (sender None: host or kernel)
     h = action(target, sig)[0]
     if sig == SIGKILL or (h == SIG_DFL and not blocked and sig not in DEFAULT_STOP
