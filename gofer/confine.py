@@ -151,13 +151,15 @@ PROC_READONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
 
 
 def pivot_to_empty_root(*, mountpoint: str = "/tmp", proc: bool = False,
-                        name: str = "gofer-root") -> str:
+                        name: str = "gofer-root", proc_options: str | None = None) -> str:
     """Enter a new mount namespace rooted at an empty read-only tmpfs; return the /fd path.
 
     `mountpoint` is any existing directory to mount the tmpfs on (only inside the new, private
     namespace; the host sees nothing). Returns the path under which our own fds are visible.
     `proc`: the host's /proc is kept at /proc (the Sentry reads and writes its stubs' through
     it), with `PROC_READONLY` bound read-only; `name` is the tmpfs's source in mountinfo.
+    `proc_options`: a procfs of its own with these options instead of a bind of the host's
+    (needs CAP_SYS_ADMIN over the pid namespace: root only).
     """
     pid = os.getpid()
     _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
@@ -169,7 +171,11 @@ def pivot_to_empty_root(*, mountpoint: str = "/tmp", proc: bool = False,
     _mount(f"/proc/{pid}/fd", f"{mountpoint}/fd", None, _MS_BIND)
     if proc:
         os.mkdir(f"{mountpoint}/proc", 0o555)
-        _mount("/proc", f"{mountpoint}/proc", None, _MS_BIND | _MS_REC)
+        if proc_options is None:
+            _mount("/proc", f"{mountpoint}/proc", None, _MS_BIND | _MS_REC)
+        else:
+            _mount("proc", f"{mountpoint}/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                   proc_options)
         for sub in PROC_READONLY:
             path = f"{mountpoint}/proc/{sub}"
             if os.path.exists(path):

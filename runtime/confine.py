@@ -9,9 +9,11 @@ its Kernel starts the first stub. Afterwards:
   so sockets are made there with no `setns` and no capability;
 - IPC and UTS namespaces of its own;
 - mount namespace: an empty read-only tmpfs as root (pivot_root; the host's root detached),
-  holding only /etc's passwd and group copies, /fd (its own fds) and /proc, the host's
-  procfs, needed for the stubs' /proc/PID/mem, maps, stat and the namespace links, with
-  /proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus and /proc/fs read-only;
+  holding only /etc's passwd and group copies, /fd (its own fds) and /proc, needed for
+  the stubs' /proc/PID/mem, maps, stat and the namespace links, with /proc/sys,
+  /proc/sysrq-trigger, /proc/irq, /proc/bus and /proc/fs read-only. For root a procfs of
+  its own with hidepid=invisible (`_proc_options`): it shows only the processes the
+  Sentry may ptrace (itself, its stubs), no other host process; rootless, the host's;
 - capabilities: every one dropped (bounding, permitted, effective, inheritable, ambient)
   but `KEPT_CAPS`, and no_new_privs, so nothing exec'd (the stubs) regains any;
 - every module it will import is imported first (`preload`): the Python installation is
@@ -23,7 +25,7 @@ its Kernel starts the first stub. Afterwards:
   forked just before (sentry/platform/zygote.py), so they do not inherit it.
 
 Not done (see sentry/README.md, "The Sentry confined"): a user namespace for a root
-caller, a pid namespace.
+caller, a pid namespace (hidepid stands in for what it would hide).
 
 The pieces (`pivot_to_empty_root`, `drop_capabilities`, `enter_user_namespace`) are the
 gofer's (`gofer/confine.py`), so both processes are confined one way.
@@ -50,6 +52,7 @@ KEPT_CAPS = (CAP_NET_BIND_SERVICE,)
 
 _CLONE_NEWUTS, _CLONE_NEWIPC, _CLONE_NEWNET = 0x04000000, 0x08000000, 0x40000000
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_DUMPABLE = 4
 
 #: Packages the Sentry imports lazily (inside functions) while serving.
 _PACKAGES = ("p9", "vfs", "sentry")
@@ -171,6 +174,17 @@ def restrict_syscalls() -> Zygote:
     return zygote
 
 
+def _proc_options() -> str:
+    """The confined Sentry's own procfs (root only: a rootless one cannot mount procfs for
+    the host's pid namespace, and keeps the host's): hidepid=invisible shows only the
+    processes it may ptrace (itself, its stubs), not the host's others; its `gid=`, the
+    group that sees everything (root's by default), is one this process is not in, and
+    without CAP_SETGID it cannot join it."""
+    mine = {os.getegid(), os.getgid(), *os.getgroups()}
+    gid = next(g for g in range(65534, 0, -1) if g not in mine)
+    return f"hidepid=invisible,gid={gid}"
+
+
 class ConfineError(OSError):
     """The Sentry could not lock itself in (no privilege for it, or threads running)."""
 
@@ -242,8 +256,15 @@ def confine_sentry(network: Any, *, host_files: bool = False, strace: bool = Tru
         raise ConfineError(e, f"unshare(CLONE_NEWIPC|CLONE_NEWUTS): {os.strerror(e)}")
     if not host_files:
         preload(strace=strace)
-        pivot_to_empty_root(mountpoint="/tmp", proc=True, name="sentry-root")
+        pivot_to_empty_root(mountpoint="/tmp", proc=True, name="sentry-root",
+                            proc_options=None if rootless else _proc_options())
         drop_capabilities(KEPT_CAPS if not rootless else ())
+        # Root: not dumpable, so another confined Sentry (uid 0, the same capabilities)
+        # can neither open our /proc/PID/mem nor see us; rootless, our own /proc/self
+        # would become root's.
+        if not rootless and libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            e = ctypes.get_errno()
+            raise ConfineError(e, f"PR_SET_DUMPABLE: {os.strerror(e)}")
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         e = ctypes.get_errno()
         raise ConfineError(e, f"PR_SET_NO_NEW_PRIVS: {os.strerror(e)}")

@@ -1,13 +1,15 @@
 """The Sentry locks itself in once its sandbox has booted (issue 19; runtime/confine.py).
 
 Seen from the host: a `runpsc do` serving a program has an empty read-only root (its /etc
-copies, /fd and /proc only, /proc/sys read-only), mount, network, IPC and UTS namespaces
-other than the host's, one capability (CAP_NET_BIND_SERVICE) in every set, and
-no_new_privs; with --no-confine it keeps the host's. From inside: the forbidden operations
-(open a host path, exec, connect to the host's network, ptrace a host process, mount,
-setns back to the host, write the host's kernel settings, reach another process's root)
-fail in a process that called `confine_sentry`, and the same process still runs a
-sandboxed program afterwards (stubs ptraced, /proc/PID/mem used, the stub memfd exec'd)."""
+copies, /fd and a procfs of its own with hidepid=invisible, /proc/sys read-only), mount,
+network, IPC and UTS namespaces other than the host's, one capability
+(CAP_NET_BIND_SERVICE) in every set, no_new_privs and its seccomp filter, its zygote none
+and its program's stub only its own; with --no-confine it keeps the host's. From inside:
+the forbidden operations (open a host path, exec, connect to the host's network, ptrace a
+host process, mount, setns back to the host, write the host's kernel settings, reach
+another process's root) fail in a process that called `confine_sentry`; forked children under the Sentry's
+seccomp filter are killed for what it never calls; and the same process, filtered, still
+runs a sandboxed program afterwards (stubs from its zygote ptraced, /proc/PID/mem used)."""
 
 from __future__ import annotations
 
@@ -61,6 +63,11 @@ def test_the_serving_sentry_sees_nothing_of_the_host() -> None:
         # only its own fds and the host's procfs, its kernel settings read-only
         assert {m[root.index("-") + 1] for m in mounts if m[4] != "/"} == {"proc"}, mounts
         assert "ro" in by_point["/proc/sys"][5].split(","), mounts
+        proc = by_point["/proc"]  # a procfs of its own, not the host's
+        assert "hidepid=invisible" in proc[-1].split(","), proc
+        with open("/proc/self/mountinfo") as f:
+            ours = next(m.split() for m in f if m.split()[4] == "/proc")
+        assert proc[2] != ours[2], (proc, ours)  # another superblock
         for ns in ("mnt", "net", "ipc", "uts"):
             assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
         st = _status(pid)
@@ -142,6 +149,7 @@ attempt("host root via proc", lambda: os.listdir("/proc/1/root/"))
 attempt("host process root via proc", lambda: os.listdir(f"/proc/{target}/root/"))
 attempt("write host sysctl", lambda: open("/proc/sys/kernel/core_pattern", "w").write("x"))
 attempt("chroot", lambda: os.chroot("/proc"))
+print("dumpable", libc.prctl(3, 0, 0, 0, 0))  # PR_GET_DUMPABLE: another Sentry cannot reach us
 
 # The seccomp allow-list: each call made by a forked child under the Sentry's filter.
 from gofer.confine import install_filter
@@ -232,11 +240,13 @@ def test_forbidden_operations_fail_in_the_confined_sentry(tmp_path) -> None:
         "connect host port ECONNREFUSED",
         "ptrace host process EPERM",
         "mount tmpfs EPERM",
-        "setns host mount ns EACCES",
-        "host root via proc EACCES",
-        "host process root via proc EACCES",
+        # its own procfs (hidepid=invisible): a process it may not ptrace is not there
+        "setns host mount ns ENOENT",
+        "host root via proc ENOENT",
+        "host process root via proc ENOENT",
         "write host sysctl EROFS",
         "chroot EPERM",
+        "dumpable 0",
         "getpid allowed",
         "socket AF_UNIX allowed",
         "socket AF_PACKET killed by SIGSYS",
