@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import trio
 from cprogs import build
@@ -40,8 +41,9 @@ ONE_CALL = {"getppid", "umask"}  # one cheap syscall per iteration: comparable t
 PLACEMENTS = {"pinned": "auto", "unpinned": "off"}  # name -> RUNPSC_CPU
 
 
-async def in_runpsc(prog: str, mode: str, n: int, data: bytes) -> float:
-    """Run the benchmark program in a Sentry whose root is a tmpfs holding it and a file."""
+async def in_runpsc(prog: str, mode: str, n: int, data: bytes, zygote: Any = None) -> float:
+    """Run the benchmark program in a Sentry whose root is a tmpfs holding it and a file
+    (its stubs from `zygote`, a Sentry under its seccomp filter: bench/sentry_seccomp.py)."""
     import sentry.syscalls  # noqa: F401 - registers the handlers the Kernel serves
     from sentry.kernel import Kernel
     from sentry.kernel.fdtable import FDTable
@@ -61,8 +63,11 @@ async def in_runpsc(prog: str, mode: str, n: int, data: bytes) -> float:
     fdt.install(HostFD(w))
     fdt.install(HostFD(2))
     os.close(w)
-    status = await Kernel(vfs=vfs).run([b"/prog", mode.encode(), str(n).encode(), b"/data"],
-                                       [], fdt, ctx, creds)
+    kernel = Kernel(vfs=vfs)
+    if zygote is not None:
+        kernel.stubs_from(zygote)
+    status = await kernel.run([b"/prog", mode.encode(), str(n).encode(), b"/data"],
+                              [], fdt, ctx, creds)
     # the Kernel closed the fd table at exit, so the pipe's write end is gone
     out = os.read(r, 100)
     os.close(r)

@@ -28,12 +28,12 @@ import ctypes
 import errno
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
 
 __all__ = ["ALLOWED_SYSCALLS", "ALLOWED_IOCTLS", "KEPT_CAPS", "build_filter", "confine", "drop_capabilities",
-           "enter_user_namespace", "install_seccomp", "pivot_to_empty_root", "syscall_numbers"]
+           "enter_user_namespace", "install_filter", "install_seccomp", "pivot_to_empty_root", "syscall_numbers"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -151,13 +151,15 @@ PROC_READONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
 
 
 def pivot_to_empty_root(*, mountpoint: str = "/tmp", proc: bool = False,
-                        name: str = "gofer-root") -> str:
+                        name: str = "gofer-root", proc_options: str | None = None) -> str:
     """Enter a new mount namespace rooted at an empty read-only tmpfs; return the /fd path.
 
     `mountpoint` is any existing directory to mount the tmpfs on (only inside the new, private
     namespace; the host sees nothing). Returns the path under which our own fds are visible.
     `proc`: the host's /proc is kept at /proc (the Sentry reads and writes its stubs' through
     it), with `PROC_READONLY` bound read-only; `name` is the tmpfs's source in mountinfo.
+    `proc_options`: a procfs of its own with these options instead of a bind of the host's
+    (needs CAP_SYS_ADMIN over the pid namespace: root only).
     """
     pid = os.getpid()
     _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
@@ -169,7 +171,11 @@ def pivot_to_empty_root(*, mountpoint: str = "/tmp", proc: bool = False,
     _mount(f"/proc/{pid}/fd", f"{mountpoint}/fd", None, _MS_BIND)
     if proc:
         os.mkdir(f"{mountpoint}/proc", 0o555)
-        _mount("/proc", f"{mountpoint}/proc", None, _MS_BIND | _MS_REC)
+        if proc_options is None:
+            _mount("/proc", f"{mountpoint}/proc", None, _MS_BIND | _MS_REC)
+        else:
+            _mount("proc", f"{mountpoint}/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                   proc_options)
         for sub in PROC_READONLY:
             path = f"{mountpoint}/proc/{sub}"
             if os.path.exists(path):
@@ -242,6 +248,7 @@ _RET_KILL_PROCESS = 0x80000000
 _BPF_LD_W_ABS = 0x20
 _BPF_JEQ_K = 0x15
 _BPF_JGE_K = 0x35
+_BPF_JSET_K = 0x45
 _BPF_RET_K = 0x06
 
 
@@ -256,18 +263,38 @@ _NR_IOCTL = 16
 
 
 def build_filter(
-    allowed: Iterable[int], *, ioctls: Iterable[int] = ALLOWED_IOCTLS, deny_errno: int = errno.EPERM
+    allowed: Iterable[int], *, ioctls: Iterable[int] = ALLOWED_IOCTLS, deny_errno: int = errno.EPERM,
+    arg_values: Mapping[int, tuple[int, Iterable[int]]] | None = None,
+    arg_flags: Mapping[int, tuple[int, int]] | None = None,
+    errnos: Mapping[int, int] | None = None, deny: int | None = None,
 ) -> bytes:
     """A seccomp BPF program: x86_64 only; `allowed` syscalls pass, ioctl only with a request
-    in `ioctls`; everything else fails with `deny_errno`."""
-    nrs = sorted(set(allowed) - {_NR_IOCTL})
-    deny = _insn(_BPF_RET_K, 0, 0, _RET_ERRNO | (deny_errno & 0xFFFF))
+    in `ioctls`; everything else fails with `deny_errno` (or gets the action `deny`).
+
+    Argument rules, checked before the plain list: `arg_values` {nr: (i, values)} allows
+    nr only if argument i is one of `values`, `arg_flags` {nr: (i, bits)} only if it has
+    one of `bits` set; `errnos` {nr: e} fails nr with errno e. Only an argument's low
+    32 bits are compared: every rule here is on an int (ioctl's request, socket's domain,
+    clone's flags) or on a value the kernel compares whole (ptrace's request), which no
+    value with high bits set can equal.
+    """
+    deny_ret = _insn(_BPF_RET_K, 0, 0, _RET_ERRNO | (deny_errno & 0xFFFF) if deny is None else deny)
     allow = _insn(_BPF_RET_K, 0, 0, _RET_ALLOW)
-    reqs = sorted(set(ioctls))
-    ioctl_block = [_insn(_BPF_LD_W_ABS, 0, 0, 24)]  # low word of args[1]
-    for j, req in enumerate(reqs):
-        ioctl_block.append(_insn(_BPF_JEQ_K, len(reqs) - j, 0, req))
-    ioctl_block += [deny, allow]
+    values = dict(arg_values or {})
+    values[_NR_IOCTL] = (1, ioctls)
+    blocks: list[bytes] = []
+    for nr, (arg, vals) in sorted(values.items()):
+        vs = sorted(set(vals))
+        block = [_insn(_BPF_LD_W_ABS, 0, 0, 16 + 8 * arg)]  # low word of args[arg]
+        for j, v in enumerate(vs):
+            block.append(_insn(_BPF_JEQ_K, len(vs) - j, 0, v))
+        block += [deny_ret, allow]
+        blocks += [_insn(_BPF_JEQ_K, 0, len(block), nr), *block]
+    for nr, (arg, bits) in sorted((arg_flags or {}).items()):
+        blocks += [_insn(_BPF_JEQ_K, 0, 4, nr), _insn(_BPF_LD_W_ABS, 0, 0, 16 + 8 * arg),
+                   _insn(_BPF_JSET_K, 1, 0, bits), deny_ret, allow]
+    for nr, e in sorted((errnos or {}).items()):
+        blocks += [_insn(_BPF_JEQ_K, 0, 1, nr), _insn(_BPF_RET_K, 0, 0, _RET_ERRNO | (e & 0xFFFF))]
     prog = [
         _insn(_BPF_LD_W_ABS, 0, 0, 4),  # arch
         _insn(_BPF_JEQ_K, 1, 0, _AUDIT_ARCH_X86_64),
@@ -275,19 +302,22 @@ def build_filter(
         _insn(_BPF_LD_W_ABS, 0, 0, 0),  # nr
         _insn(_BPF_JGE_K, 0, 1, 0x40000000),  # x32 ABI
         _insn(_BPF_RET_K, 0, 0, _RET_KILL_PROCESS),
-        _insn(_BPF_JEQ_K, 0, len(ioctl_block), _NR_IOCTL),
-        *ioctl_block,
+        *blocks,
     ]
-    for nr in nrs:
+    for nr in sorted(set(allowed) - set(values) - set(arg_flags or {}) - set(errnos or {})):
         prog.append(_insn(_BPF_JEQ_K, 0, 1, nr))
         prog.append(allow)
-    prog.append(deny)
+    prog.append(deny_ret)
     return b"".join(prog)
 
 
 def install_seccomp(allowed_names: Iterable[str] = ALLOWED_SYSCALLS) -> None:
     """Install the allow-list filter on every thread of the process (needs no_new_privs)."""
-    code = build_filter(syscall_numbers(allowed_names))
+    install_filter(build_filter(syscall_numbers(allowed_names)))
+
+
+def install_filter(code: bytes) -> None:
+    """Install BPF program `code` (`build_filter`) on every thread; sets no_new_privs."""
     n = len(code) // 8
     buf = ctypes.create_string_buffer(code, len(code))
     fprog = struct.pack("HxxxxxxQ", n, ctypes.addressof(buf))

@@ -101,6 +101,8 @@ def _load(call: Callable[[str], object], what: str, path: str) -> None:
 
 #: Opens a TCP connection to (host, port) (`connect(tcp=)`).
 TCPDialer = Callable[[str, int], Awaitable[trio.SocketStream]]
+#: Opens a connection to a unix socket's path (`connect(unix=)`).
+UnixDialer = Callable[[str], Awaitable[trio.SocketStream]]
 
 
 def parse_address(address: str) -> tuple[str, str, int]:
@@ -122,12 +124,13 @@ def parse_address(address: str) -> tuple[str, str, int]:
 
 
 async def connect(address: str, *, tls: TLSClientConfig | None = None,
-                  tcp: TCPDialer | None = None,
+                  tcp: TCPDialer | None = None, unix: UnixDialer | None = None,
                   context: ssl.SSLContext | None = None) -> trio.abc.Stream:
     """A connected stream to `address`; for `tls:` with the handshake done.
 
-    `tcp(host, port)` opens the TCP connections (default `trio.open_tcp_stream`): a
-    caller that left the host's network namespace dials through one that has not.
+    `tcp(host, port)` opens the TCP connections (default `trio.open_tcp_stream`), and
+    `unix(path)` the unix ones (default `connect_unix`): a caller that left the host's
+    network namespace, or lost its filesystem, dials through one that has not.
     `context`: `tls.context()` made already (a redial after the caller lost access to
     the certificate files reuses the first one).
 
@@ -138,7 +141,7 @@ async def connect(address: str, *, tls: TLSClientConfig | None = None,
     """
     kind, host, port = parse_address(address)
     if kind == "unix":
-        return await connect_unix(host)
+        return await (unix or connect_unix)(host)
     if kind == "tcp":
         if tcp is None:
             return await connect_tcp(host, port)
@@ -168,21 +171,23 @@ async def connect(address: str, *, tls: TLSClientConfig | None = None,
 async def open_address(address: str, *, tls: TLSClientConfig | None = None,
                        msize: int = 1 << 20, version: bytes = RUNPSC,
                        reconnect: float = 0.0, tcp: TCPDialer | None = None,
-                       frame_timeout: float = DEFAULT_FRAME_TIMEOUT) -> AsyncIterator[Client]:
+                       frame_timeout: float = DEFAULT_FRAME_TIMEOUT,
+                       unix: UnixDialer | None = None) -> AsyncIterator[Client]:
     """Connect to `address` and negotiate a session (`open_client`); a TLS refusal that
     shows only at the first round trip is a `TLSError` too.
 
     Args:
         reconnect: seconds a lost connection may take to be re-established (dialling
             `address` again, p9/_recover.py) before operations fail with EIO; 0: at once.
-        tcp: opens TCP connections (see `connect`), for the first and every later dial.
+        tcp, unix: open TCP and unix connections (see `connect`), for the first and every
+            later dial.
         frame_timeout: seconds a reply may stay partly received (`open_client`).
     """
     context = tls.context() if tls is not None and address.startswith("tls:") else None
-    stream = await connect(address, tls=tls, tcp=tcp, context=context)
+    stream = await connect(address, tls=tls, tcp=tcp, unix=unix, context=context)
 
     async def redial() -> trio.abc.Stream:
-        return await connect(address, tls=tls, tcp=tcp, context=context)
+        return await connect(address, tls=tls, tcp=tcp, unix=unix, context=context)
 
     entered = False
     try:

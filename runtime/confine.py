@@ -10,17 +10,23 @@ its Kernel starts the first stub. Afterwards:
   so sockets are made there with no `setns` and no capability;
 - IPC and UTS namespaces of its own;
 - mount namespace: an empty read-only tmpfs as root (pivot_root; the host's root detached),
-  holding only /etc's passwd and group copies, /fd (its own fds) and /proc, the host's
-  procfs, needed for the stubs' /proc/PID/mem, maps, stat and the namespace links, with
-  /proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus and /proc/fs read-only;
+  holding only /etc's passwd and group copies, /fd (its own fds) and /proc, needed for
+  the stubs' /proc/PID/mem, maps, stat and the namespace links, with /proc/sys,
+  /proc/sysrq-trigger, /proc/irq, /proc/bus and /proc/fs read-only. For root a procfs of
+  its own with hidepid=invisible (`_proc_options`): it shows only the processes the
+  Sentry may ptrace (itself, its stubs), no other host process; rootless, the host's;
 - capabilities: every one dropped (bounding, permitted, effective, inheritable, ambient)
   but `KEPT_CAPS`, and no_new_privs, so nothing exec'd (the stubs) regains any;
 - every module it will import is imported first (`preload`): the Python installation is
   not reachable afterwards.
 
+- seccomp (`restrict_syscalls`, last): an allow-list of the host calls the Sentry makes
+  while serving (`SENTRY_SYSCALLS`, measured), some only with the arguments it uses
+  (`SENTRY_ARG_RULES`); any other call kills the process. Its stubs come from a zygote
+  forked just before (sentry/platform/zygote.py), so they do not inherit it.
+
 Not done (see sentry/README.md, "The Sentry confined"): a user namespace for a root
-caller, a pid namespace, and a seccomp allow-list for the Sentry itself (its stubs are
-forked from it and would inherit the filter).
+caller, a pid namespace (hidepid stands in for what it would hide).
 
 The pieces (`pivot_to_empty_root`, `drop_capabilities`, `enter_user_namespace`) are the
 gofer's (`gofer/confine.py`), so both processes are confined one way.
@@ -29,10 +35,14 @@ gofer's (`gofer/confine.py`), so both processes are confined one way.
 from __future__ import annotations
 
 import ctypes
+import errno
 import importlib
 import os
 import pkgutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sentry.platform.zygote import Zygote
 
 #: CAP_NET_BIND_SERVICE: a sandboxed root may bind ports below 1024 of the sandbox's
 #: network (the host socket is the Sentry's). Measured: every runtime test passes with
@@ -43,6 +53,7 @@ KEPT_CAPS = (CAP_NET_BIND_SERVICE,)
 
 _CLONE_NEWUTS, _CLONE_NEWIPC, _CLONE_NEWNET = 0x04000000, 0x08000000, 0x40000000
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_DUMPABLE = 4
 
 #: Packages the Sentry imports lazily (inside functions) while serving.
 _PACKAGES = ("p9", "vfs", "sentry")
@@ -52,6 +63,127 @@ _STDLIB = ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.
            "encodings.utf_32", "encodings.unicode_escape", "ipaddress", "json", "pwd", "grp",
            "shlex", "zlib", "hashlib", "random", "traceback", "linecache", "tokenize",
            "selectors", "subprocess", "logging", "locale", "unicodedata")
+
+
+#: The host calls the confined Sentry makes while it serves (trio's loop, CPython and
+#: glibc, 9P, the platform, the sandbox's sockets), measured by running the runtime and
+#: platform tests with RUNPSC_SENTRY_SECCOMP=log and reading the kernel's audit lines
+#: (sentry/README.md says how). Not in it, among others: execve, fork and vfork, mount,
+#: pivot_root, chroot, setns, unshare, bpf, ptrace's attach, and every call that changes
+#: a host file's owner, mode, extended attributes or locks (fchmod: EPERM, see
+#: `sentry_filter`; fchown, fsetxattr, flock): the Sentry keeps these in memory or asks
+#: its gofers, so a donated read-only host descriptor cannot be turned against the file.
+SENTRY_SYSCALLS: tuple[str, ...] = (
+    # memory, threads, signals, time
+    "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "futex", "set_robust_list",
+    "get_robust_list", "rseq", "exit", "exit_group", "set_tid_address", "clone",
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait", "sigaltstack",
+    "tgkill", "tkill", "kill", "gettid", "getpid", "getppid", "getpgrp", "getpgid", "getsid",
+    "sched_yield", "sched_getaffinity", "sched_setaffinity", "clock_gettime",
+    "clock_getres", "gettimeofday", "nanosleep", "clock_nanosleep", "getrandom",
+    "restart_syscall", "membarrier", "prlimit64", "getrlimit", "getrusage", "times", "uname",
+    "sysinfo", "getcwd", "timer_create", "timer_settime", "timer_gettime", "timer_delete",
+    "umask",
+    # credentials, read only
+    "getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid", "capget",
+    # descriptors and the event loop
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
+    "preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3", "fcntl",
+    "ioctl", "pipe2", "eventfd2", "signalfd4", "epoll_create1", "epoll_ctl", "epoll_wait",
+    "epoll_pwait", "epoll_pwait2", "poll", "ppoll", "select", "pselect6", "memfd_create",
+    "ftruncate", "fallocate", "fsync", "fdatasync", "sendfile", "splice", "copy_file_range",
+    # paths: only its empty root, /fd and the host's /proc (stubs' mem, maps, stat)
+    "openat", "openat2", "newfstatat", "fstat", "statx", "fstatfs", "statfs", "readlink",
+    "readlinkat", "getdents64", "access", "faccessat", "faccessat2",
+    "unlinkat",  # the OCI sandbox process's state marks (a directory fd it opened before)
+    # sockets: the sandbox's network, 9P, the stubs', zygote's and dialer's pairs
+    "socket", "socketpair", "bind", "listen", "accept", "accept4", "connect", "sendto",
+    "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "getsockname",
+    "getpeername", "setsockopt", "getsockopt",
+    # the platform: its stubs, their memory, the seccomp platform's listener
+    "ptrace", "wait4", "waitid", "process_vm_readv", "process_vm_writev", "pidfd_open",
+    "pidfd_getfd", "pidfd_send_signal",
+)
+_PTRACE_REQUESTS = (
+    1, 2, 3, 4, 5, 6,  # PEEKTEXT, PEEKDATA, PEEKUSER, POKETEXT, POKEDATA, POKEUSER
+    7, 8, 12, 13, 14, 15, 24, 31,  # CONT, KILL, GET/SETREGS, GET/SETFPREGS, SYSCALL, SYSEMU
+    0x4200, 0x4201, 0x4202, 0x4204, 0x4205,  # SETOPTIONS, GETEVENTMSG, GETSIGINFO, GET/SETREGSET
+)
+_CLONE_THREAD = 0x00010000
+#: fcntl commands: descriptor flags, status flags, dup, pipe size, memfd seals; no locks,
+#: leases or notifications on host files.
+_FCNTL_CMDS = (0, 1, 2, 3, 4, 1030, 1031, 1032, 1033, 1034)
+_SOCKET_FAMILIES = (1, 2, 10, 16)  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
+#: What the seccomp platform's listener and the sandbox's network ask of ioctl, besides
+#: what host stdio is allowed (vfs/fs/host.py SAFE_IOCTLS, FIONBIO, FIOCLEX, FIONCLEX).
+_IOCTLS = (
+    0xC0502100, 0xC0182101, 0x40082102, 0x40082104,  # SECCOMP_IOCTL_NOTIF_RECV/SEND/ID_VALID/SET_FLAGS
+    0x5411, 0x8905, 0x8913, 0x8914, 0x8921, 0x8927,  # SIOCOUTQ, ATMARK, G/SIFFLAGS, MTU, HWADDR
+    0x5421, 0x5450, 0x5451, 0x540F, 0x5410,  # FIONBIO, FIONCLEX, FIOCLEX, TIOCGPGRP, TIOCSPGRP
+)
+#: Calls allowed only with some arguments: {name: (argument, values)}. Besides, `clone`
+#: only for a thread (CLONE_THREAD set): the Sentry makes no process once filtered.
+SENTRY_ARG_RULES: dict[str, tuple[int, tuple[int, ...]]] = {
+    "ptrace": (0, _PTRACE_REQUESTS),
+    "socket": (0, _SOCKET_FAMILIES),
+    "fcntl": (1, _FCNTL_CMDS),
+}
+_SECCOMP_RET_LOG = 0x7FFC0000
+_SECCOMP_RET_KILL_PROCESS = 0x80000000
+#: RUNPSC_SENTRY_SECCOMP=log: what the filter would refuse is logged by the kernel
+#: (audit type 1326, in dmesg) and allowed: how the list is measured and kept current.
+AUDIT_ENV = "RUNPSC_SENTRY_SECCOMP"
+
+
+def sentry_filter(*, audit: bool = False) -> bytes:
+    """The confined Sentry's BPF program (`SENTRY_SYSCALLS`, `SENTRY_ARG_RULES`): any
+    other call, or a listed one with other arguments, kills the process (as gVisor's
+    Sentry is killed); `audit`: logged and allowed instead. clone3 fails with ENOSYS,
+    so that glibc makes threads with clone, whose flags the filter can read. fchmod
+    fails with EPERM: the Sentry makes it only for a program's fchmod of a host stdio
+    file (vfs/fs/host.py), which then gets EPERM as for a host device, where a kill
+    would let any program end its sandbox; a donated read-only descriptor (a root-owned
+    host file: fchmod needs ownership only) cannot be made setuid or writable."""
+    from gofer.confine import build_filter, syscall_numbers
+    from vfs.fs.host import SAFE_IOCTLS
+
+    def nr(name: str) -> int:
+        return syscall_numbers([name])[0]
+
+    return build_filter(
+        syscall_numbers(SENTRY_SYSCALLS),
+        ioctls=(*SAFE_IOCTLS, *_IOCTLS),
+        arg_values={nr(name): rule for name, rule in SENTRY_ARG_RULES.items()},
+        arg_flags={nr("clone"): (0, _CLONE_THREAD)},
+        errnos={nr("clone3"): errno.ENOSYS, nr("fchmod"): errno.EPERM},
+        deny=_SECCOMP_RET_LOG if audit else _SECCOMP_RET_KILL_PROCESS)
+
+
+def restrict_syscalls() -> Zygote:
+    """Fork the stub zygote, then put this process (every thread) under `sentry_filter`.
+    Call it after `confine_sentry`, once every other process the Sentry needs (gofers,
+    the host dialer) is started: it forks nothing afterwards."""
+    from gofer.confine import install_filter
+    from sentry.platform.zygote import Zygote
+
+    zygote = Zygote.fork()
+    try:
+        install_filter(sentry_filter(audit=os.environ.get(AUDIT_ENV) == "log"))
+    except BaseException:
+        zygote.close()
+        raise
+    return zygote
+
+
+def _proc_options() -> str:
+    """The confined Sentry's own procfs (root only: a rootless one cannot mount procfs for
+    the host's pid namespace, and keeps the host's): hidepid=invisible shows only the
+    processes it may ptrace (itself, its stubs), not the host's others; its `gid=`, the
+    group that sees everything (root's by default), is one this process is not in, and
+    without CAP_SETGID it cannot join it."""
+    mine = {os.getegid(), os.getgid(), *os.getgroups()}
+    gid = next(g for g in range(65534, 0, -1) if g not in mine)
+    return f"hidepid=invisible,gid={gid}"
 
 
 class ConfineError(OSError):
@@ -125,8 +257,15 @@ def confine_sentry(network: Any, *, host_files: bool = False, strace: bool = Tru
         raise ConfineError(e, f"unshare(CLONE_NEWIPC|CLONE_NEWUTS): {os.strerror(e)}")
     if not host_files:
         preload(strace=strace)
-        pivot_to_empty_root(mountpoint="/tmp", proc=True, name="sentry-root")
+        pivot_to_empty_root(mountpoint="/tmp", proc=True, name="sentry-root",
+                            proc_options=None if rootless else _proc_options())
         drop_capabilities(KEPT_CAPS if not rootless else ())
+        # Root: not dumpable, so another confined Sentry (uid 0, the same capabilities)
+        # can neither open our /proc/PID/mem nor see us; rootless, our own /proc/self
+        # would become root's.
+        if not rootless and libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            e = ctypes.get_errno()
+            raise ConfineError(e, f"PR_SET_DUMPABLE: {os.strerror(e)}")
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         e = ctypes.get_errno()
         raise ConfineError(e, f"PR_SET_NO_NEW_PRIVS: {os.strerror(e)}")

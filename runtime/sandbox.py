@@ -36,6 +36,7 @@ from runtime.network import NetworkSetup, Publish
 
 if TYPE_CHECKING:
     import p9
+    from sentry.platform.zygote import Zygote
 
 __all__ = ["Volume", "Mount", "SandboxConfig", "Sandbox", "GoferProcess", "exit_code",
            "Publish"]
@@ -571,6 +572,7 @@ class Sandbox:
         from vfs import Credentials
 
         cfg = self.config
+        zygote: Zygote | None = None
         vfs, ctx = await self._build_namespace(stack)
         try:
             # Before confining: ``host`` keeps the namespace this process is in now.
@@ -578,19 +580,22 @@ class Sandbox:
         except OSError as e:
             raise SandboxError(str(e)) from None
         if self.confine:
-            from runtime.confine import confine_sentry
+            from runtime.confine import confine_sentry, restrict_syscalls
 
             remote = [p9.parse_address(m.address) for m in
                       (*cfg.mounts, *([cfg.root] if cfg.root is not None else []))]
             tcp = [(host, port) for kind, host, port in remote if kind != "unix"]
-            if tcp:  # remote gofers: redialled from the host's network namespace
-                self.dialer.keep(tcp)
+            unix = tuple(host for kind, host, _ in remote if kind == "unix")
+            if tcp or unix:  # remote gofers: redialled from the host's namespaces
+                self.dialer.keep(tcp, unix)
                 stack.callback(self.dialer.close)
             try:
                 self.net.network = confine_sentry(self.net.network, strace=cfg.strace)
+                zygote = restrict_syscalls()
             except OSError as e:
                 raise SandboxError(f"confining the Sentry: {e} (--no-confine runs it "
                                    "unconfined, unsafe)") from None
+            stack.callback(zygote.close)
         table = None
         if cfg.strace:
             from sentry.kernel.table import TABLE
@@ -604,6 +609,8 @@ class Sandbox:
             table = traced_table(TABLE, Strace(write))
         kernel = Kernel(vfs=vfs, table=table, stderr=self.events_to, network=self.net.network,
                         memory=self.memory, platform=cfg.platform)
+        if zygote is not None:
+            kernel.stubs_from(zygote)
         self.kernel = kernel
         # The IPC namespace's POSIX message queues, where Linux containers show them.
         await vfs.mount(ctx, Credentials.root(), kernel.ipc.mqueue, None, b"/dev/mqueue",
@@ -692,7 +699,7 @@ class Sandbox:
         try:
             client = await stack.enter_async_context(p9.open_address(
                 mnt.address, tls=self.config.tls, reconnect=mnt.reconnect, tcp=self.dialer.tcp,
-                frame_timeout=mnt.timeout))
+                frame_timeout=mnt.timeout, unix=self.dialer.unix))
             fs = await GoferFS.attach(client, os.fsencode(mnt.aname),
                                       policy=CACHE_POLICIES[mnt.cache],
                                       uname=os.fsencode(_user_name()), n_uname=os.getuid())

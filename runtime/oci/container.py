@@ -248,9 +248,12 @@ class Container:
         # Locked in last: the mounts' sources, the console socket and the host pty are
         # host files; the first stub starts after this.
         import runtime.hostterm  # noqa: F401 - used once locked in (`_pump`, drain)
-        from runtime.confine import confine_sentry
+        from runtime.confine import confine_sentry, restrict_syscalls
 
         self.net.network = confine_sentry(kernel.network, strace=spec.strace)
+        zygote = restrict_syscalls()
+        stack.callback(zygote.close)
+        kernel.stubs_from(zygote)
         return {"ctx": ctx, "creds": creds, "path": path, "fdtable": fdtable, "term": term}
 
     async def _build_mounts(self, stack: contextlib.AsyncExitStack, ctx: Any,

@@ -32,6 +32,7 @@ from sentry.platform.ptrace import (
     hot_run,
     hot_step,
 )
+from sentry.platform.zygote import Zygote
 from vfs.abi import POLLHUP, POLLIN, POLLRDNORM, Stat
 from vfs.creds import Credentials
 from vfs.file import FileDescription, WaitQueue
@@ -154,6 +155,11 @@ class Kernel:
         #: The pids cgroup's limit an OCI runtime sets (linux.resources.pids.limit): fork
         #: and clone fail with EAGAIN once the sandbox has this many threads. None: none.
         self.pids_limit: int | None = None
+
+    def stubs_from(self, zygote: Zygote) -> None:
+        """Start every later address space's stub from `zygote` (a Sentry that has put
+        itself under a seccomp filter its stubs must not inherit: platform/zygote.py)."""
+        self._new_stub = platforms.stub_starter(self.platform, zygote)
 
     @property
     def network(self) -> Network:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from sentry.platform.ptrace import PtraceStub
 from sentry.platform.usernotif import SeccompStub
+from sentry.platform.zygote import Zygote
 
 from .table import number
 
@@ -77,8 +78,9 @@ def choose(name: str | None) -> str:
     return name
 
 
-def stub_starter(name: str) -> Callable[[], PtraceStub]:
-    """How the Kernel starts an address space on platform `name`."""
+def stub_starter(name: str, zygote: Zygote | None = None) -> Callable[[], PtraceStub]:
+    """How the Kernel starts an address space on platform `name` (from `zygote`, for a
+    Sentry under its own seccomp filter)."""
     if name == "seccomp":
-        return lambda: SeccompStub.start(NOTIFIED)
-    return PtraceStub.start
+        return lambda: SeccompStub.start(NOTIFIED, zygote=zygote)
+    return lambda: PtraceStub.start(zygote=zygote)

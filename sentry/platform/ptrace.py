@@ -38,6 +38,7 @@ try:  # the C hot loop, built at install time (setup.py); ctypes otherwise
 except ImportError:  # pragma: no cover - depends on the build
     _ffi = _hot = None
 from .stub import GADGET, SCRATCH, STUB_ADDR, STUB_END, seccomp_filter, stub_elf
+from .zygote import STUB_SOCK_FD, Zygote, exec_stub
 
 #: The C fast path (rax, SETREGS, SYSEMU, wait, GETREGS), or None without the extension.
 hot_step = _hot.hot_step if _hot is not None else None
@@ -55,8 +56,6 @@ NR_CLOSE, NR_RECVMSG, NR_CLONE, NR_FORK = 3, 47, 56, 57
 NR_FUTEX = 202  # FUTEX_WAKE_OP only: an atomic read-modify-write of an application word
 _THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000  # VM FS FILES SIGHAND
 #                                                                 THREAD SYSVSEM
-# The stub's end of the socket over which the Sentry passes host fds (memfds to map shared).
-STUB_SOCK_FD = 0
 INJECTED = [
     NR_CLONE,
     NR_FORK,
@@ -300,13 +299,15 @@ def _deadline_timer(*, start: bool) -> None:
 _memfd_works: bool | None = None
 
 
-def _spawn(image: bytes, sock: int) -> int:
+def _spawn(image: bytes, sock: int, zygote: Zygote | None = None) -> int:
     """fork + PTRACE_TRACEME + exec the stub image; return the pid stopped at exec.
 
-    The stub keeps exactly one host fd: `sock` as STUB_SOCK_FD."""
+    The stub keeps exactly one host fd: `sock` as STUB_SOCK_FD. With `zygote` (a Sentry
+    under its own seccomp filter, sentry/platform/zygote.py) the zygote makes the process,
+    still this one's child and tracee; only from a memfd (no writable directory then)."""
     global _memfd_works
     tmpdir = None
-    if _memfd_works is not False:
+    if _memfd_works is not False or zygote is not None:
         fd = os.memfd_create("runpsc-stub", os.MFD_CLOEXEC)
         os.write(fd, image)
         path = None
@@ -320,39 +321,12 @@ def _spawn(image: bytes, sock: int) -> int:
     cpus = affinity.stub_cpus()
     parent = os.getpid()
     try:
-        pid = os.fork()
-        if pid == 0:  # child: only async-signal-safe work, then exec
-            try:
-                if cpus is not None:  # the Sentry's CPU (affinity.py says why)
-                    os.sched_setaffinity(0, cpus)
-                libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-                # A Sentry killed before that prctl sends no death signal, and then
-                # PTRACE_TRACEME below would make the reaper we were handed to (init) our
-                # tracer: a stub stopped at exec for ever. Its parent's pid tells.
-                if os.getppid() != parent:
-                    os._exit(127)
-                # A stub's host children (the application's forks) are reaped by the host
-                # once the Sentry, their tracer, has seen them exit: the stub never waits
-                # (the application's wait4 is the Sentry's), so they would stay zombies
-                # until it ends. The ignored disposition survives exec and fork.
-                signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-                os.setpgid(0, 0)  # terminal signals go to runpsc, not the stub
-                hi = max(fd, sock) + 1
-                os.dup2(sock, hi)
-                exe = hi + 1
-                if fd >= 0:
-                    os.dup2(fd, exe, inheritable=False)
-                os.closerange(0, hi)
-                os.closerange(exe + 1, 1 << 20)
-                os.dup2(hi, STUB_SOCK_FD)
-                os.close(hi)
-                libc.ptrace(libc.PTRACE_TRACEME, 0)
-                if path is None:
-                    os.execve(exe, ["runpsc-stub"], {})
-                else:
-                    os.execve(path, ["runpsc-stub"], {})
-            finally:
-                os._exit(127)
+        if zygote is not None:
+            pid = zygote.spawn(fd, sock, cpus)
+        else:
+            pid = os.fork()
+            if pid == 0:  # child: only async-signal-safe work, then exec
+                exec_stub(sock, fd, path, cpus, parent)
         _, status = os.waitpid(pid, libc.WALL)
     finally:
         if fd >= 0:
@@ -364,7 +338,7 @@ def _spawn(image: bytes, sock: int) -> int:
         if _memfd_works is None and path is None:
             _memfd_works = True
         return pid
-    if _memfd_works is None and path is None:
+    if _memfd_works is None and path is None and zygote is None:
         _memfd_works = False  # e.g. vm.memfd_noexec=2: retry from a private file
         return _spawn(image, sock)
     raise OSError(errno.ENOEXEC, f"stub failed to start: wait status {status:#x}")
@@ -400,22 +374,24 @@ class PtraceStub:
     in_notif = False
 
     @classmethod
-    def start(cls) -> PtraceStub:
-        """Start a stub, trace it with EXITKILL, and confine it with its seccomp filter.
+    def start(cls, *, zygote: Zygote | None = None) -> PtraceStub:
+        """Start a stub (from `zygote` if given), trace it with EXITKILL, and confine it
+        with its seccomp filter.
 
         Returns stopped, ready for `inject`; the stub's host stack is unmapped, so the
         address space holds only the stub, the vDSO and vvar.
         """
-        stub, _ = cls._start(_OPTIONS, seccomp_filter(INJECTED), 0)
+        stub, _ = cls._start(_OPTIONS, seccomp_filter(INJECTED), 0, zygote)
         return stub
 
     @classmethod
-    def _start(cls, options: int, prog: bytes, flags: int) -> tuple[PtraceStub, int]:
+    def _start(cls, options: int, prog: bytes, flags: int,
+               zygote: Zygote | None = None) -> tuple[PtraceStub, int]:
         """`start` with the ptrace options, the BPF program and the seccomp flags given;
         also returns what the seccomp call returned (a listener fd in the stub, if asked)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            pid = _spawn(stub_elf(), theirs.fileno())
+            pid = _spawn(stub_elf(), theirs.fileno(), zygote)
         except BaseException:
             ours.close()
             theirs.close()

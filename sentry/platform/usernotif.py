@@ -48,6 +48,7 @@ from .ptrace import (
     classify,
 )
 from .stub import notif_filter
+from .zygote import Zygote
 
 _MASK64 = (1 << 64) - 1
 _NEW_LISTENER = 1 << 3
@@ -141,15 +142,17 @@ class SeccompStub(PtraceStub):
         self.notif = _ffi.new(f"char[{_NOTIF_SIZE}]")
 
     @classmethod
-    def start(cls, notified: Iterable[int] = ()) -> SeccompStub:
-        """A stub under the notifying filter; `notified` are the calls the Sentry answers
-        from notifications (every other call is a PTRACE_EVENT_SECCOMP stop)."""
+    def start(cls, notified: Iterable[int] = (), *,
+              zygote: Zygote | None = None) -> SeccompStub:
+        """A stub under the notifying filter (from `zygote` if given); `notified` are the
+        calls the Sentry answers from notifications (every other call is a
+        PTRACE_EVENT_SECCOMP stop)."""
         if not available():
             raise OSError(errno.ENOSYS, "the seccomp platform needs the C extension "
                                         "(sentry.platform._hotloop with sc_step)")
         stub, lfd = cls._start(_OPTIONS | libc.PTRACE_O_TRACESECCOMP,
                                notif_filter(sorted(set(notified))),
-                               _NEW_LISTENER | _WAIT_KILLABLE_RECV)
+                               _NEW_LISTENER | _WAIT_KILLABLE_RECV, zygote)
         assert isinstance(stub, SeccompStub)
         try:
             pidfd = os.pidfd_open(stub.pid)

@@ -1,13 +1,15 @@
 """The Sentry locks itself in once its sandbox has booted (issue 19; runtime/confine.py).
 
 Seen from the host: a `runpsc do` serving a program has an empty read-only root (its /etc
-copies, /fd and /proc only, /proc/sys read-only), mount, network, IPC and UTS namespaces
-other than the host's, one capability (CAP_NET_BIND_SERVICE) in every set, and
-no_new_privs; with --no-confine it keeps the host's. From inside: the forbidden operations
-(open a host path, exec, connect to the host's network, ptrace a host process, mount,
-setns back to the host, write the host's kernel settings, reach another process's root)
-fail in a process that called `confine_sentry`, and the same process still runs a
-sandboxed program afterwards (stubs ptraced, /proc/PID/mem used, the stub memfd exec'd)."""
+copies, /fd and a procfs of its own with hidepid=invisible, /proc/sys read-only), mount,
+network, IPC and UTS namespaces other than the host's, one capability
+(CAP_NET_BIND_SERVICE) in every set, no_new_privs and its seccomp filter, its zygote none
+and its program's stub only its own; with --no-confine it keeps the host's. From inside:
+the forbidden operations (open a host path, exec, connect to the host's network, ptrace a
+host process, mount, setns back to the host, write the host's kernel settings, reach
+another process's root) fail in a process that called `confine_sentry`; forked children under the Sentry's
+seccomp filter are killed for what it never calls; and the same process, filtered, still
+runs a sandboxed program afterwards (stubs from its zygote ptraced, /proc/PID/mem used)."""
 
 from __future__ import annotations
 
@@ -61,6 +63,11 @@ def test_the_serving_sentry_sees_nothing_of_the_host() -> None:
         # only its own fds and the host's procfs, its kernel settings read-only
         assert {m[root.index("-") + 1] for m in mounts if m[4] != "/"} == {"proc"}, mounts
         assert "ro" in by_point["/proc/sys"][5].split(","), mounts
+        proc = by_point["/proc"]  # a procfs of its own, not the host's
+        assert "hidepid=invisible" in proc[-1].split(","), proc
+        with open("/proc/self/mountinfo") as f:
+            ours = next(m.split() for m in f if m.split()[4] == "/proc")
+        assert proc[2] != ours[2], (proc, ours)  # another superblock
         for ns in ("mnt", "net", "ipc", "uts"):
             assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
         st = _status(pid)
@@ -68,8 +75,20 @@ def test_the_serving_sentry_sees_nothing_of_the_host() -> None:
             assert int(st[cap], 16) == 1 << 10, (cap, st[cap])  # CAP_NET_BIND_SERVICE
         assert int(st["CapInh"], 16) == int(st["CapAmb"], 16) == 0
         assert st["NoNewPrivs"] == "1"
+        # its seccomp allow-list; the stubs come from its zygote (no filter): the program's
+        # stub has its own filter only, not the Sentry's on top
+        assert (st["Seccomp"], st["Seccomp_filters"]) == ("2", "1"), st
+        kids = {_status(int(c))["Name"]: _status(int(c)) for c in _children(pid)}
+        assert kids["runpsc-zygote"]["Seccomp"] == "0", kids
+        stub = kids["memfd:runpsc-st"]
+        assert (stub["Seccomp"], stub["Seccomp_filters"]) == ("2", "1"), stub
     finally:
         _finish(p)
+
+
+def _children(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return f.read().split()
 
 
 def test_rootless_sentry_is_confined_in_a_user_namespace_of_its_own() -> None:
@@ -130,6 +149,48 @@ attempt("host root via proc", lambda: os.listdir("/proc/1/root/"))
 attempt("host process root via proc", lambda: os.listdir(f"/proc/{target}/root/"))
 attempt("write host sysctl", lambda: open("/proc/sys/kernel/core_pattern", "w").write("x"))
 attempt("chroot", lambda: os.chroot("/proc"))
+print("dumpable", libc.prctl(3, 0, 0, 0, 0))  # PR_GET_DUMPABLE: another Sentry cannot reach us
+
+# The seccomp allow-list: each call made by a forked child under the Sentry's filter.
+from gofer.confine import install_filter
+from runtime.confine import restrict_syscalls, sentry_filter
+code = sentry_filter()
+sys_ = libc.syscall
+sys_.restype = ctypes.c_long
+sys_.argtypes = [ctypes.c_long] * 7
+victim_fd = os.open(f"/fd/{prog}", os.O_RDONLY)  # a read-only host file, as donated ones are
+def filtered(what, *call):
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        install_filter(code)
+        r = sys_(*call, *[0] * (7 - len(call)))
+        os._exit(0 if r >= 0 else min(ctypes.get_errno(), 100))
+    _, st = os.waitpid(pid, 0)
+    print(what, f"killed by {signal.Signals(os.WTERMSIG(st)).name}" if os.WIFSIGNALED(st)
+          else ("allowed" if os.WEXITSTATUS(st) == 0 else errno.errorcode[os.WEXITSTATUS(st)]))
+import signal
+filtered("getpid", 39)
+filtered("socket AF_UNIX", 41, 1, 1, 0)
+filtered("socket AF_PACKET", 41, 17, 3, 0)
+filtered("execve", 59, 0, 0, 0)
+filtered("fork", 57)
+filtered("clone a process", 56, signal.SIGCHLD, 0, 0, 0, 0)
+filtered("clone3", 435, 0, 0)
+filtered("ptrace ATTACH", 101, 16, target, 0, 0)
+filtered("ptrace SEIZE", 101, 0x4206, target, 0, 0)
+filtered("ptrace GETREGS", 101, 12, target, 0, 0)
+filtered("mount", 165, 0, 0, 0, 0, 0)
+filtered("unshare", 272, 0x40000000)
+filtered("fchmod", 91, victim_fd, 0o777)
+filtered("fchown", 93, victim_fd, 0, 0)
+filtered("fsetxattr", 190, victim_fd, 0, 0, 0, 0)
+filtered("flock", 73, victim_fd, 1)
+filtered("fcntl F_SETLK", 72, victim_fd, 6, 0)
+filtered("fcntl F_GETFL", 72, victim_fd, 3, 0)
+zygote = restrict_syscalls()
+with open("/proc/self/status") as f:
+    print([line.split()[1] for line in f if line.startswith(("Seccomp:", "Seccomp_filters:"))])
 
 import sentry.syscalls
 from sentry.kernel import Kernel
@@ -138,6 +199,7 @@ from sentry.loader import HostFiles
 from vfs.fs.host import HostFD
 async def serve():
     k = Kernel(exec_source=HostFiles(), network=net)
+    k.stubs_from(zygote)
     fdt = FDTable()
     for fd in (0, 1, 2):
         fdt.install(HostFD(fd))
@@ -178,11 +240,32 @@ def test_forbidden_operations_fail_in_the_confined_sentry(tmp_path) -> None:
         "connect host port ECONNREFUSED",
         "ptrace host process EPERM",
         "mount tmpfs EPERM",
-        "setns host mount ns EACCES",
-        "host root via proc EACCES",
-        "host process root via proc EACCES",
+        # its own procfs (hidepid=invisible): a process it may not ptrace is not there
+        "setns host mount ns ENOENT",
+        "host root via proc ENOENT",
+        "host process root via proc ENOENT",
         "write host sysctl EROFS",
         "chroot EPERM",
+        "dumpable 0",
+        "getpid allowed",
+        "socket AF_UNIX allowed",
+        "socket AF_PACKET killed by SIGSYS",
+        "execve killed by SIGSYS",
+        "fork killed by SIGSYS",
+        "clone a process killed by SIGSYS",
+        "clone3 ENOSYS",
+        "ptrace ATTACH killed by SIGSYS",
+        "ptrace SEIZE killed by SIGSYS",
+        "ptrace GETREGS ESRCH",
+        "mount killed by SIGSYS",
+        "unshare killed by SIGSYS",
+        "fchmod EPERM",
+        "fchown killed by SIGSYS",
+        "fsetxattr killed by SIGSYS",
+        "flock killed by SIGSYS",
+        "fcntl F_SETLK killed by SIGSYS",
+        "fcntl F_GETFL allowed",
+        "['2', '1']",
         "sandboxed ok",
         "served 0",
     ], got.stderr.decode()
