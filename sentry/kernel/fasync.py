@@ -86,6 +86,7 @@ def set_owner(t: Task, f: Any, kind: int, pid: int) -> None:
     setter's ids decide later whether the signal may be sent (sigio_perm)."""
     k = t.kernel
     if pid:
+        pid = t.pidns.gpid(pid) or -1  # the kernel's number (-1: none in the namespace)
         found = pid in k.tasks if kind != F_OWNER_PGRP else (
             pid in k.tasks or any(p.pgid == pid for p in k.procs.values()))
         if not found:

@@ -22,6 +22,7 @@ from vfs.abi import POLLIN, POLLRDNORM
 from vfs.creds import CAP_KILL
 
 from . import jobctl
+from .pidns import unkillable
 from .sigstate import (
     DEFAULT_IGNORE,
     DEFAULT_STOP,
@@ -115,6 +116,8 @@ def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
     if sig != SIGKILL and ignored(target, sig) and not blocked:
         return
     h = action(target, sig)[0]
+    if not blocked and unkillable(sender, target, sig, h):
+        return  # a namespace's init: sig_ignored (a blocked signal is never ignored)
     if sig == SIGKILL or (h == SIG_DFL and not blocked and sig not in DEFAULT_STOP
                           and not jobctl.stopped(target)):  # stopped: taken once continued
         # default action terminate: end the process now (it may be running)
@@ -579,7 +582,7 @@ def notify_parent(leader: Task, why: int, status: int) -> None:
     if parent is not None and not action(parent, SIGCHLD)[1] & jobctl.SA_NOCLDSTOP:
         uid = leader.creds.uid
         send(None, parent, SIGCHLD,
-                     siginfo(SIGCHLD, why, leader.tgid, uid, status=status))
+             siginfo(SIGCHLD, why, parent.pidns.vpid(leader.tgid), uid, status=status))
     k.notify_children_changed()
 
 
@@ -645,7 +648,8 @@ def notify_exit(parent: Task | None, pid: int, uid: int, status: int) -> None:
         code, value = (3 if status & 0x80 else 2), status & 0x7F
     else:
         code, value = 1, (status >> 8) & 0xFF
-    send(None, parent, SIGCHLD, siginfo(SIGCHLD, code, pid, uid, status=value))
+    send(None, parent, SIGCHLD,
+         siginfo(SIGCHLD, code, parent.pidns.vpid(pid), uid, status=value))
 
 
 def kill_from_host(kernel: Kernel, pid: int, sig: int) -> bool:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .ipc import IpcNamespace
     from .jobctl import JobState
     from .kernel import Kernel
+    from .pidns import PidNamespace
     from .posix_timers import ProcessTimers
     from .sigstate import SigHand, ThreadSignals
     from .uts import Uts
@@ -112,6 +113,10 @@ class Task:
         self.aio_contexts: dict[int, Any] = {}  # io_setup's contexts (the leader's), by id
         self.uts: Uts | None = None  # a UTS namespace of its own (None: the kernel's)
         self.ipc: IpcNamespace | None = None  # an IPC namespace of its own (None: the kernel's)
+        #: The pid namespace this task's pid lives in, and the one its new children get
+        #: after unshare(CLONE_NEWPID) (None: its own); see `pidns`.
+        self.pidns: PidNamespace = kernel.pidns
+        self.pidns_for_children: PidNamespace | None = None
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.

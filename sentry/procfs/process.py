@@ -26,6 +26,7 @@ from .system import cpu_list
 
 if TYPE_CHECKING:
     from sentry.kernel.kernel import Kernel
+    from sentry.kernel.pidns import PidNamespace
     from sentry.kernel.task import Task
     from sentry.mm.vma import Vma
 
@@ -74,12 +75,31 @@ class ProcessFiles:
     Args:
         kernel: the sandbox's Kernel.
         system: the machine view (clock ticks, CPUs).
+        pidns: the pid namespace whose numbers the files show (the proc mount's; None:
+            the sandbox's first).
     """
 
-    def __init__(self, kernel: Kernel, system: System) -> None:
+    def __init__(self, kernel: Kernel, system: System, pidns: PidNamespace | None = None) -> None:
         self.kernel = kernel
         self.system = system
         self.links = Links(kernel)
+        self.pidns = pidns if pidns is not None else kernel.pidns
+
+    def _v(self, gpid: int) -> int:
+        """A kernel pid as this /proc shows it (0 outside its namespace)."""
+        return self.pidns.vpid(gpid)
+
+    def _ns_ids(self, t: Task, gpid: int) -> str:
+        """NStgid/NSpid's list: `gpid` in this /proc's namespace, then in each one below
+        it down to `t`'s own."""
+        ids: list[int] = []
+        ns: PidNamespace | None = t.pidns
+        while ns is not None:
+            ids.append(ns.vpid(gpid))
+            if ns is self.pidns:
+                break
+            ns = ns.parent
+        return "\t".join(str(i) for i in reversed(ids))
 
     @property
     def vfs(self) -> Any:
@@ -102,7 +122,7 @@ class ProcessFiles:
         return out
 
     def _tasks(self, t: Task) -> DirNode:
-        return DirNode(lambda: {str(th.tid).encode(): DirNode(self._thread(th))
+        return DirNode(lambda: {str(self._v(th.tid)).encode(): DirNode(self._thread(th))
                                 for th in sorted(t.leader.threads, key=lambda x: x.tid)})
 
     def _thread(self, th: Task) -> dict[bytes, Node]:
@@ -177,7 +197,7 @@ class ProcessFiles:
 
     def _ppid(self, t: Task) -> int:
         z = self.kernel.zombies.get(t.tgid) if not self._live(t) else None
-        return z[0] if z is not None else t.ppid
+        return self._v(z[0] if z is not None else t.ppid)
 
     def _state(self, t: Task, th: Task | None = None) -> str:
         """The process's state, or with `th` that thread's own (task/TID): S while it
@@ -254,7 +274,8 @@ class ProcessFiles:
         t.leader.oom_score_adj = value
 
     def _children(self, th: Task) -> bytes:
-        kids = sorted(p.tgid for p in self.kernel.procs.values() if p.ppid == th.tgid)
+        kids = sorted(self._v(p.tgid) for p in self.kernel.procs.values()
+                      if p.ppid == th.tgid)
         return "".join(f"{k} " for k in kids).encode()
 
     # memory ---------------------------------------------------------------------------------
@@ -438,7 +459,8 @@ class ProcessFiles:
                 c.cap_ambient) \
             if c is not None else (0, 0, 0, 0, 0)
         nnp = 1 if t.prctl_state.get(38) else 0  # PR_SET_NO_NEW_PRIVS
-        pid = th.tid if thread else t.tgid
+        gpid = th.tid if thread else t.tgid
+        pid = self._v(gpid)
         live = self._live(t)
         cpus = self.system.cpus
         mask = sum(1 << cpu for cpu in cpus)
@@ -446,12 +468,12 @@ class ProcessFiles:
         times = self._cpu(t, th, thread)
         lines = [
             f"Name:\t{os.fsdecode(th.comm)}", f"Umask:\t{umask:04o}",
-            f"State:\t{self._state(t, th if thread else None)}", f"Tgid:\t{t.tgid}", "Ngid:\t0", f"Pid:\t{pid}",
+            f"State:\t{self._state(t, th if thread else None)}", f"Tgid:\t{self._v(t.tgid)}", "Ngid:\t0", f"Pid:\t{pid}",
             f"PPid:\t{self._ppid(t)}", "TracerPid:\t0",
             "Uid:\t" + "\t".join(map(str, uids)), "Gid:\t" + "\t".join(map(str, gids)),
             f"FDSize:\t{fdsize}", f"Groups:\t{groups}{' ' if groups else ''}",
-            f"NStgid:\t{t.tgid}", f"NSpid:\t{pid}", f"NSpgid:\t{t.pgid}",
-            f"NSsid:\t{t.sid}",
+            f"NStgid:\t{self._ns_ids(t, t.tgid)}", f"NSpid:\t{self._ns_ids(t, gpid)}",
+            f"NSpgid:\t{self._ns_ids(t, t.pgid)}", f"NSsid:\t{self._ns_ids(t, t.sid)}",
         ]
         if live:
             seg = self._segments(t)
@@ -507,11 +529,12 @@ class ProcessFiles:
             if img is not None and live else (0, 0, 0, 0)
         code = t.exit_status if t.exit_status is not None and not live else 0
         start = self.system.ticks(getattr(th, "start_time", self.kernel.start_monotonic))
-        pid = th.tid if thread else t.tgid
+        pid = self._v(th.tid if thread else t.tgid)
         tty = self.kernel.tty.ctty(t)  # tty_nr and tpgid: pts N is major 136
         tty_nr = 136 << 8 | (tty.index & 0xFF) | (tty.index & ~0xFF) << 12 if tty else 0
-        tpgid = tty.pgrp or -1 if tty else -1
-        fields = [pid, f"({os.fsdecode(th.comm)})", state, self._ppid(t), t.pgid, t.sid,
+        tpgid = self._v(tty.pgrp) or -1 if tty else -1
+        fields = [pid, f"({os.fsdecode(th.comm)})", state, self._ppid(t), self._v(t.pgid),
+                  self._v(t.sid),
                   tty_nr, tpgid, 0x400000, 0, 0, 0, 0, times.utime, times.stime,
                   t.leader.child_usage.utime, t.leader.child_usage.stime, 20, 0,
                   nthreads, 0, start, vsize, rss, RLIM_INFINITY, seg["startcode"],

@@ -10,6 +10,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
+from sentry.kernel.pidns import PidNamespace
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG
 
@@ -66,7 +67,12 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     child_stub = t.stub.fork()
     try:
         child_mm = t.mm.fork(child_stub)
-        pid = k.alloc_pid()
+        ns = t.pidns_for_children or t.pidns
+        if flags & CLONE_NEWPID:
+            if ns is not t.pidns:  # copy_pid_ns: not after unshare(CLONE_NEWPID)
+                raise SyscallError(errno.EINVAL)
+            ns = PidNamespace(ns)
+        pid = k.alloc_pid(ns)
         fdtable = t.fdtable
         if not flags & CLONE_FILES:
             fdtable = fdtable.fork()
@@ -76,6 +82,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         child = type(t)(k, child_stub, child_mm, tid=pid, tgid=pid,
                         ppid=t.ppid if flags & CLONE_PARENT else t.tgid,
                         fdtable=fdtable, fs=fs, creds=t.creds)
+        child.pidns = ns
         if flags & CLONE_PIDFD:
             fd = t.fdtable.install(PidFD(t, pid, 0), cloexec=True)
             t.mem_write(pidfd_at, struct.pack("<i", fd))
@@ -92,17 +99,18 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     inherit_sched(child, t)
     enter_new_namespaces(child, flags)
     _start_regs(child_stub, t, flags, stack, tls)
+    seen = t.pidns.vpid(pid)  # the parent's number for it; the child's own is ns's
     if flags & CLONE_PARENT_SETTID:
-        t.mem_write(ptid, struct.pack("<i", pid))
-        child.mem_write(ptid, struct.pack("<i", pid))
+        t.mem_write(ptid, struct.pack("<i", seen))
+        child.mem_write(ptid, struct.pack("<i", seen))
     if flags & CLONE_CHILD_SETTID:
-        child.mem_write(ctid, struct.pack("<i", pid))
+        child.mem_write(ctid, struct.pack("<i", ns.vpid(pid)))
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = ctid
     k.spawn(child)
     if flags & CLONE_VFORK:
         await child.vfork_done.wait()
-    return pid
+    return seen
 
 
 def inherit_sched(child: Task, t: Task) -> None:
@@ -146,21 +154,27 @@ def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: in
     k = t.kernel
     leader = t.leader
     tstub = t.stub.clone_thread()
-    tid = k.alloc_pid()
+    try:
+        tid = k.alloc_pid(t.pidns)
+    except BaseException:
+        tstub.exit_thread()
+        raise
     th = type(t)(k, tstub, t.mm, tid=tid, tgid=t.tgid, ppid=0, fdtable=t.fdtable, fs=t.fs,
                  creds=t.creds)
+    th.pidns = t.pidns
     th.leader, th.threads, th.stubs, th.cpu_affinity = leader, set(), [], t.cpu_affinity
     th.rlimits, th.prctl_state, th.comm = leader.rlimits, leader.prctl_state, t.comm
     inherit_sched(th, t)
     _start_regs(tstub, t, flags, stack, tls)
+    seen = t.pidns.vpid(tid)
     if flags & CLONE_PARENT_SETTID:
-        t.mem_write(ptid, struct.pack("<i", tid))
+        t.mem_write(ptid, struct.pack("<i", seen))
     if flags & CLONE_CHILD_SETTID:
-        t.mem_write(ctid, struct.pack("<i", tid))
+        t.mem_write(ctid, struct.pack("<i", seen))
     if flags & CLONE_CHILD_CLEARTID:
         th.clear_child_tid = ctid
     k.spawn_thread(th)
-    return tid
+    return seen
 
 
 @syscall("fork")
