@@ -17,6 +17,7 @@ import trio
 from sentry.errors import SyscallError
 from sentry.kernel.futex import BITSET_MATCH_ANY as FUTEX_BITSET_MATCH_ANY
 from sentry.kernel.futex import Key, key_of, set_waiters
+from sentry.kernel.pidns import task_of
 from sentry.kernel.robust import FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS
 from sentry.kernel.table import Level, syscall
 
@@ -115,8 +116,8 @@ async def _lock_pi(t: Task, uaddr: int, key: Key, deadline: float | None,
     if uaddr & 3:
         raise SyscallError(errno.EINVAL)
     uval = _load(t, uaddr)
-    tid = t.tid
-    if uval & FUTEX_TID_MASK == tid:
+    tid, vtid = t.tid, t.pidns.vpid(t.tid)  # the word holds the namespace's number
+    if uval & FUTEX_TID_MASK == vtid:
         raise SyscallError(errno.EDEADLK)
     pi = t.kernel.futexes.pi
     st = pi.top_waiter(key)
@@ -127,16 +128,17 @@ async def _lock_pi(t: Task, uaddr: int, key: Key, deadline: float | None,
     else:
         uval = set_waiters(t, uaddr)
         if not uval & FUTEX_TID_MASK:  # free (perhaps unlocked just now): take it
-            _store(t, uaddr, (uval & FUTEX_OWNER_DIED) | tid)
+            _store(t, uaddr, (uval & FUTEX_OWNER_DIED) | vtid)
             return 0
-        owner = uval & FUTEX_TID_MASK
-        if owner not in t.kernel.tasks:  # attach_to_pi_owner, handle_exit_race
+        found = task_of(t, uval & FUTEX_TID_MASK)
+        if found is None:  # attach_to_pi_owner, handle_exit_race
             raise SyscallError(errno.ESRCH)
+        owner = found.tid
     if trylock:
         raise SyscallError(errno.EAGAIN)
     w = await pi.wait(key, owner, tid, deadline)
     if w.owner_died:  # the owner ended holding it: the new owner's fixup_pi_state_owner
-        _store(t, uaddr, FUTEX_OWNER_DIED | FUTEX_WAITERS | tid)
+        _store(t, uaddr, FUTEX_OWNER_DIED | FUTEX_WAITERS | vtid)
     return 0
 
 
@@ -144,12 +146,12 @@ def _unlock_pi(t: Task, uaddr: int, key: Key) -> int:
     """futex_unlock_pi: only the owner the word names (EPERM); the first waiter becomes
     the owner (word = its tid | FUTEX_WAITERS), or the word is 0 when none waits."""
     (uval,) = struct.unpack("<I", t.mem_read(uaddr, 4))  # get_user: any alignment
-    if uval & FUTEX_TID_MASK != t.tid:
+    if uval & FUTEX_TID_MASK != t.pidns.vpid(t.tid):
         raise SyscallError(errno.EPERM)
     if uaddr & 3:
         raise SyscallError(errno.EINVAL)
     w = t.kernel.futexes.pi.hand_over(key)
-    _store(t, uaddr, FUTEX_WAITERS | w.tid if w is not None else 0)
+    _store(t, uaddr, FUTEX_WAITERS | t.pidns.vpid(w.tid) if w is not None else 0)
     if w is not None:
         w.event.set()
     return 0
