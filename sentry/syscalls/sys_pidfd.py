@@ -158,7 +158,7 @@ def sys_pidfd_send_signal(t: Task, fd: int, sig: int, info: int, flags: int, *_:
         if not allowed:
             raise SyscallError(errno.EPERM)
         for p in allowed:
-            S.send(t, p, sig, siginfo)
+            S.send_queued(t, p, sig, siginfo)
         return 0
     if target is None:
         if f.pid in k.zombies:
@@ -167,9 +167,9 @@ def sys_pidfd_send_signal(t: Task, fd: int, sig: int, info: int, flags: int, *_:
     if not S.may_signal(t, target, sig):
         raise SyscallError(errno.EPERM)
     if flags == PIDFD_SIGNAL_THREAD:
-        S.send(t, target, sig, siginfo, thread=True)
+        S.send_queued(t, target, sig, siginfo, thread=True)
     else:
-        S.send(t, target.leader, sig, siginfo)
+        S.send_queued(t, target.leader, sig, siginfo)
     return 0
 
 

@@ -220,7 +220,7 @@ def sys_rt_sigqueueinfo(t: Task, pid: int, sig: int, info: int, *_: int) -> int:
     if not S.may_signal(t, target, sig):
         raise SyscallError(errno.EPERM)
     struct.pack_into("<i", si, 0, sig)
-    S.send(t, target, sig, bytes(si))
+    S.send_queued(t, target, sig, bytes(si))
     return 0
 
 
@@ -238,7 +238,7 @@ def sys_rt_tgsigqueueinfo(t: Task, tgid: int, tid: int, sig: int, info: int, *_:
     if not S.may_signal(t, target, sig):
         raise SyscallError(errno.EPERM)
     struct.pack_into("<i", si, 0, sig)
-    S.send(t, target, sig, bytes(si), thread=True)
+    S.send_queued(t, target, sig, bytes(si), thread=True)
     return 0
 
 
@@ -469,7 +469,7 @@ def _send(t: Task, target: Task, sig: int, *, thread: bool = False) -> None:
     uid = t.creds.uid
     info = sigstate.siginfo(sig, sigstate.SI_TKERNEL if thread else sigstate.SI_USER,
                             target.pidns.vpid(t.tgid), uid)
-    S.send(t, target, sig, info, thread=thread)
+    S.send_queued(t, target, sig, info, thread=thread)
 
 
 def _check_sig(sig: int) -> int:
