@@ -108,7 +108,7 @@ def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
         continue_group(target.leader)
 
 
-def send_queued(sender: Task, target: Task, sig: int, info: bytes, *,
+def send_queued(sender: Task | None, target: Task, sig: int, info: bytes, *,
                 thread: bool = False) -> None:
     """`send` for a signal a process sends (kill, tgkill, sigqueue, pidfd_send_signal),
     under Linux's RLIMIT_SIGPENDING rule (__sigqueue_alloc): every queued signal of the

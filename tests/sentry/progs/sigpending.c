@@ -3,9 +3,12 @@
  * one; kill of a real-time signal and tgkill of a standard one over it are delivered
  * without their siginfo (SI_USER from pid 0); kill of a standard signal and the kernel's
  * own (SIGCHLD) keep theirs beyond it; what is dequeued, in order, with its si_code, sender
- * and value; room again once drained; a limit of 0. usage: sigpending (as root). */
+ * and value; room again once drained; a limit of 0, where F_SETSIG's real-time signal for
+ * a pipe's O_ASYNC falls back to SIGIO (a standard one goes beyond it).
+ * usage: sigpending (as root). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,14 +37,19 @@ static void drain(sigset_t *set) {
     siginfo_t si;
     int sig;
     while ((sig = sigtimedwait(set, &si, &zero)) > 0) {
-        printf("  got %s%d code %d from %s uid %s", sig >= SIGRTMIN ? "SIGRTMIN+" : "",
-               sig >= SIGRTMIN ? sig - SIGRTMIN : sig, si.si_code,
-               si.si_pid == getpid() ? "self" : si.si_pid == 0 ? "0" : "child",
-               si.si_uid == UID ? "mine" : si.si_uid == 0 ? "0" : "other");
+        printf("  got %s%d code %d", sig >= SIGRTMIN ? "SIGRTMIN+" : "",
+               sig >= SIGRTMIN ? sig - SIGRTMIN : sig, si.si_code);
+        if (sig != SIGCHLD && (si.si_code == POLL_IN || si.si_code == POLL_OUT))
+            printf(" band %#lx", si.si_band);
+        else
+            printf(" from %s uid %s", si.si_pid == getpid() ? "self" : si.si_pid == 0 ? "0" : "child",
+                   si.si_uid == UID ? "mine" : si.si_uid == 0 ? "0" : "other");
         if (si.si_code == SI_QUEUE)
             printf(" value %d", si.si_value.sival_int);
         if (sig == SIGCHLD)
             printf(" status %d", si.si_status);
+        if (sig != SIGCHLD && (si.si_code == POLL_IN || si.si_code == POLL_OUT))
+            printf(" fd %s", si.si_fd > 2 ? "pipe" : "?");
         printf("\n");
     }
 }
@@ -54,7 +62,7 @@ int main(void) {
     }
     sigset_t set;
     sigemptyset(&set);
-    int sigs[] = {SIGUSR1, SIGUSR2, SIGCHLD, SIGRTMIN, SIGRTMIN + 1};
+    int sigs[] = {SIGUSR1, SIGUSR2, SIGCHLD, SIGIO, SIGRTMIN, SIGRTMIN + 1};
     for (unsigned i = 0; i < sizeof sigs / sizeof *sigs; i++)
         sigaddset(&set, sigs[i]);
     sigprocmask(SIG_BLOCK, &set, NULL);
@@ -85,6 +93,16 @@ int main(void) {
     res("sigqueue SIGRTMIN, limit 0", queue(SIGRTMIN, 1));
     res("kill SIGRTMIN, limit 0", kill(getpid(), SIGRTMIN));
     res("sigqueue SIGUSR1, limit 0", queue(SIGUSR1, 2));
+    drain(&set);
+    int p[2];
+    pipe(p);
+    fcntl(p[0], F_SETOWN, getpid());
+    fcntl(p[0], F_SETFL, O_ASYNC);
+    res("F_SETSIG SIGRTMIN", fcntl(p[0], F_SETSIG, SIGRTMIN));
+    res("write, limit 0", write(p[1], "a", 1));
+    drain(&set);
+    res("F_SETSIG SIGUSR1", fcntl(p[0], F_SETSIG, SIGUSR1));
+    res("write, limit 0", write(p[1], "b", 1));
     drain(&set);
     return 0;
 }
