@@ -28,6 +28,11 @@ class PidNamespace:
     def __init__(self, parent: PidNamespace | None = None) -> None:
         self.parent = parent
         self.level: int = 0 if parent is None else parent.level + 1
+        #: its nsfs inode number (/proc/PID/ns/pid): Linux's initial namespace's for the
+        #: first, then numbers handed out from the first namespace's counter
+        self.root: PidNamespace = self if parent is None else parent.root
+        self._next_ino = 4026532200
+        self.ino = 4026531836 if parent is None else self.root._alloc_ino()
         self._next = 1
         self._local: dict[int, int] = {}  # root number -> number here
         self._root: dict[int, int] = {}  # number here -> root number
@@ -38,6 +43,11 @@ class PidNamespace:
         #: The proc filesystem mounted inside it (the syscall layer makes it at the first
         #: mount; every later mount shows the same one, as Linux's one superblock).
         self.proc: object | None = None
+
+    def _alloc_ino(self) -> int:
+        ino = self._next_ino
+        self._next_ino += 1
+        return ino
 
     def add(self, gpid: int) -> None:
         """Give root number `gpid` (a new task of this namespace) a number here and in

@@ -69,6 +69,17 @@ def _current() -> Task | None:
     return CURRENT_TASK.get(None)
 
 
+def _ns_ino(t: Task, name: bytes, ino: int) -> int:
+    """The nsfs inode of `t`'s namespace `name`: its pid namespaces' own, the others the
+    sandbox's one of each (Linux's initial namespaces' numbers)."""
+    if name == b"pid":
+        return t.pidns.ino
+    if name == b"pid_for_children":
+        ns = t.pidns_for_children or t.pidns
+        return ns.ino if ns.init or ns.parent is None else 0  # none before its first child
+    return ino
+
+
 class ProcessFiles:
     """The files of /proc/PID for one kernel.
 
@@ -168,7 +179,7 @@ class ProcessFiles:
             b"personality": ro(b"00000000\n", 0o400),
             b"loginuid": ro(b"4294967295"),
             b"sessionid": ro(b"4294967295"),
-            b"ns": DirNode({name: self.links.ns(t, name, ino)
+            b"ns": DirNode({name: self.links.ns(t, name, _ns_ino(t, name, ino))
                             for name, ino in NAMESPACES.items()}, 0o511),
             b"fd": DirNode(lambda: self._fds(t), 0o500, uid=uid, gid=gid),
             b"fdinfo": DirNode(lambda: self._fdinfo(t), 0o500, uid=uid, gid=gid),

@@ -259,7 +259,13 @@ int main(int argc, char **argv) {
               CLONE_NEWPID | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM, NULL));
     res("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
     res("mount private", mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+    char ns0[64] = {0}, nsc[64] = {0};
+    readlink("/proc/self/ns/pid", ns0, sizeof ns0 - 1);
+    readlink("/proc/self/ns/pid_for_children", nsc, sizeof nsc - 1);
+    say("parent: pid_for_children is its own before unshare: %s\n", strcmp(ns0, nsc) ? "no" : "yes");
     res("unshare(CLONE_NEWPID)", unshare(CLONE_NEWPID));
+    res("parent: readlink pid_for_children before the first child",
+        readlink("/proc/self/ns/pid_for_children", nsc, sizeof nsc - 1));
     say("parent: getpid unchanged %s\n", getpid() == me ? "yes" : "no");
     res("unshare(CLONE_NEWPID) again", unshare(CLONE_NEWPID));
     pipe(to_parent);
@@ -268,6 +274,13 @@ int main(int argc, char **argv) {
     if (init == 0)
         init_main();
     say("parent: fork returned a pid of its own namespace %s\n", init != 1 ? "yes" : "no");
+    char nsi[64] = {0}, path[64];
+    memset(nsc, 0, sizeof nsc);
+    readlink("/proc/self/ns/pid_for_children", nsc, sizeof nsc - 1);
+    snprintf(path, sizeof path, "/proc/%d/ns/pid", init);
+    readlink(path, nsi, sizeof nsi - 1);
+    say("parent: the child's pid namespace is its pid_for_children: %s, not its own: %s\n",
+        strcmp(nsi, nsc) ? "no" : "yes", strcmp(nsi, ns0) ? "yes" : "no");
     pid_t outer_last;
     read(to_parent[0], &outer_last, sizeof outer_last);
     pid_t last;
