@@ -191,7 +191,7 @@ async def sys_vfork(t: Task, *_: int) -> int:
 
 @syscall("clone", level=Level.PARTIAL,
          note="threads (CLONE_THREAD) and processes; CLONE_VM for a process only with "
-              "CLONE_VFORK; CLONE_PIDFD for processes only; new UTS, IPC and mount "
+              "CLONE_VFORK; CLONE_PIDFD for processes only; new UTS, IPC, mount and PID "
               "namespaces for processes (others EPERM, as unshare)")
 async def sys_clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int,
                     *_: int) -> int:

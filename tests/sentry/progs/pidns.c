@@ -273,6 +273,12 @@ int main(int argc, char **argv) {
     pid_t init = fork();
     if (init == 0)
         init_main();
+    pid_t outer_last;
+    read(to_parent[0], &outer_last, sizeof outer_last);
+    pid_t last;
+    read(to_parent[0], &last, sizeof last);
+    say("parent: last child is %d inside\n", last);
+    /* the init now waits for the parent: nothing else prints meanwhile */
     say("parent: fork returned a pid of its own namespace %s\n", init != 1 ? "yes" : "no");
     char nsi[64] = {0}, path[64];
     memset(nsc, 0, sizeof nsc);
@@ -281,11 +287,6 @@ int main(int argc, char **argv) {
     readlink(path, nsi, sizeof nsi - 1);
     say("parent: the child's pid namespace is its pid_for_children: %s, not its own: %s\n",
         strcmp(nsi, nsc) ? "no" : "yes", strcmp(nsi, ns0) ? "yes" : "no");
-    pid_t outer_last;
-    read(to_parent[0], &outer_last, sizeof outer_last);
-    pid_t last;
-    read(to_parent[0], &last, sizeof last);
-    say("parent: last child is %d inside\n", last);
     res("parent: kill(init, SIGTERM)", kill(init, SIGTERM));
     write(to_init[1], "t", 1);
     char c;
