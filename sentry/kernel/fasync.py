@@ -86,6 +86,7 @@ def set_owner(t: Task, f: Any, kind: int, pid: int) -> None:
     setter's ids decide later whether the signal may be sent (sigio_perm)."""
     k = t.kernel
     if pid:
+        pid = t.pidns.gpid(pid) or -1  # the kernel's number (-1: none in the namespace)
         found = pid in k.tasks if kind != F_OWNER_PGRP else (
             pid in k.tasks or any(p.pgid == pid for p in k.procs.values()))
         if not found:
@@ -169,13 +170,24 @@ def _may_signal(o: Owner, target: Task) -> bool:
     return o.euid == 0 or o.euid in (c.suid, c.uid) or o.uid in (c.suid, c.uid)
 
 
-def _send(kernel: Any, o: Owner, sig: int, info: bytes, watched: bool) -> None:
+def _send(kernel: Any, o: Owner, sig: int, info: bytes, watched: bool, *,
+          queued: bool = False) -> None:
+    """`sig` to each target the owner may signal. `queued`: F_SETSIG's signal, limited
+    as a sent one (RLIMIT_SIGPENDING); a real-time one the limit refuses falls back to a
+    plain SIGIO, as send_sigio_to_task does."""
     # From a watch (a trio task of its own, whose context names the task that started
     # it), nobody sends: the target is woken wherever it sleeps.
     sender = None if watched else CURRENT_TASK.get(None)
     for target, thread in _targets(kernel, o):
         if not target.killed_by and _may_signal(o, target):
-            signals.send(sender, target, sig, info, thread=thread)
+            if not queued:
+                signals.send(sender, target, sig, info, thread=thread)
+                continue
+            try:
+                signals.send_queued(sender, target, sig, info, thread=thread)
+            except SyscallError:  # the queue is full: the old plain SIGIO
+                signals.send(sender, target, SIGIO,
+                             sigstate.siginfo(SIGIO, sigstate.SI_KERNEL), thread=thread)
 
 
 def kill(f: Any, reason: int, *, watched: bool = False) -> None:
@@ -191,7 +203,7 @@ def kill(f: Any, reason: int, *, watched: bool = False) -> None:
     if o.signum:
         info = bytearray(sigstate.siginfo(o.signum, reason))
         struct.pack_into("<qi", info, 16, BAND.get(reason, -1), o.fd)
-        _send(kernel, o, o.signum, bytes(info), watched)
+        _send(kernel, o, o.signum, bytes(info), watched, queued=True)
     else:
         _send(kernel, o, SIGIO, sigstate.siginfo(SIGIO, sigstate.SI_KERNEL), watched)
 

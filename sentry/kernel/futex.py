@@ -74,6 +74,13 @@ async def sleep_until_set(event: trio.Event, deadline: float | None) -> None:
 class _Waiter:
     bitset: int
     event: trio.Event = field(default_factory=trio.Event)
+    #: A FUTEX_WAIT_REQUEUE_PI waiter: the lock waiter it becomes on `to` (the PI futex it
+    #: may only be requeued to), `where` once requeued there, `locked` if a requeue took
+    #: the lock for it.
+    pi: PiWaiter | None = None
+    to: Key | None = None
+    where: PiState | None = None
+    locked: bool = False
 
 
 class Futexes:
@@ -88,14 +95,21 @@ class Futexes:
         """How many addresses have waiters now."""
         return len(self._queues)
 
-    def wake(self, key: Key, n: int, bitset: int = BITSET_MATCH_ANY) -> int:
-        """Wake up to `n` waiters of `key` whose bitset meets `bitset`; return how many."""
+    def wake(self, key: Key, n: int, bitset: int = BITSET_MATCH_ANY, *,
+             strict: bool = False) -> int:
+        """Wake up to `n` waiters of `key` whose bitset meets `bitset`; return how many.
+        A FUTEX_WAIT_REQUEUE_PI waiter stops the wake there (futex_wake's EINVAL, raised
+        if `strict`, the syscalls' way; the kernel's own wakes just stop)."""
         q = self._queues.get(key)
         woken = 0
         if not q:
             return 0
         for w in list(q):
             if woken >= n:
+                break
+            if w.pi is not None:
+                if strict:
+                    raise SyscallError(errno.EINVAL)
                 break
             if w.bitset & bitset:
                 q.remove(w)
@@ -148,11 +162,49 @@ class Futexes:
                     woken = i
         return woken
 
+    async def wait_requeue_pi(self, key: Key, to: Key, tid: int,
+                              deadline: float | None) -> _Waiter:
+        """FUTEX_WAIT_REQUEUE_PI's sleep on `key` until a plain wake (the waiter is
+        returned with neither `locked` nor `where`), a CMP_REQUEUE_PI taking PI futex `to`
+        for it (`locked`), or a requeue to `to` and then the lock's hand-over
+        (`where`); ETIMEDOUT at the trio `deadline`, wherever it waits then."""
+        w = _Waiter(BITSET_MATCH_ANY, to=to)
+        w.pi = PiWaiter(tid, w.event)
+        self._queues.setdefault(key, []).append(w)
+        try:
+            await sleep_until_set(w.event, deadline)
+        finally:
+            q = self._queues.get(key)
+            if q is not None and w in q:
+                q.remove(w)
+                if not q:
+                    del self._queues[key]
+            st = w.where
+            if st is not None and w.pi in st.waiters:
+                st.waiters.remove(w.pi)
+                if not st.waiters and self.pi.states.get(to) is st:
+                    del self.pi.states[to]
+        return w
+
+    def waiters(self, key: Key) -> list[_Waiter]:
+        """The waiters of `key` in queue order (a copy)."""
+        return list(self._queues.get(key, ()))
+
+    def take(self, key: Key, w: _Waiter) -> None:
+        """Remove waiter `w` from `key`'s queue (a CMP_REQUEUE_PI moves it on)."""
+        q = self._queues[key]
+        q.remove(w)
+        if not q:
+            del self._queues[key]
+
     def requeue(self, key: Key, to: Key, limit: int) -> int:
-        """Move up to `limit` waiters of `key` to the end of `to`'s queue; return how many."""
+        """Move up to `limit` waiters of `key` to the end of `to`'s queue; return how many.
+        EINVAL at a FUTEX_WAIT_REQUEUE_PI waiter (only CMP_REQUEUE_PI moves those)."""
         q = self._queues.get(key, [])
         moved = 0
         while q and moved < limit:
+            if q[0].pi is not None:
+                raise SyscallError(errno.EINVAL)
             self._queues.setdefault(to, []).append(q.pop(0))
             moved += 1
         if not q:
@@ -208,6 +260,15 @@ class PiFutexes:
             if not st.waiters and self.states.get(key) is st:
                 del self.states[key]
         return w
+
+    def enqueue(self, key: Key, owner: int, w: PiWaiter) -> PiState:
+        """Queue lock waiter `w` behind `owner` on PI futex `key` (a requeued
+        FUTEX_WAIT_REQUEUE_PI waiter, which sleeps on its own event)."""
+        st = self.states.get(key)
+        if st is None:
+            st = self.states[key] = PiState(owner)
+        st.waiters.append(w)
+        return st
 
     def hand_over(self, key: Key) -> PiWaiter | None:
         """FUTEX_UNLOCK_PI's wake_futex_pi: the first waiter becomes the owner (the caller

@@ -52,6 +52,7 @@ from .image import RecordingSource, image_of
 from .inotify import Watches
 from .ipc import IpcNamespace, ipc_of
 from .network import Network
+from .pidns import PidNamespace, init_of
 from .task import (
     PR_SET_CHILD_SUBREAPER,
     PR_SET_NO_NEW_PRIVS,
@@ -113,6 +114,7 @@ class Kernel:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self._reported: set[tuple[str, int]] = set()  # (ABI, number) of unsupported calls
         self._next_pid = 1
+        self.pidns = PidNamespace()  # the sandbox's first pid namespace: the numbers above
         self.start_monotonic = time.monotonic()
         self.procs: dict[int, Task] = {}  # live processes by pid (their leader thread)
         self.tasks: dict[int, Task] = {}  # live threads by tid
@@ -239,8 +241,12 @@ class Kernel:
             except Exception:
                 log.exception("closing %r", f)
 
-    def alloc_pid(self) -> int:
+    def alloc_pid(self, ns: PidNamespace | None = None) -> int:
+        """A new task's number (in the first namespace), numbered too in `ns` and its
+        ancestors (ENOMEM if `ns`'s init has ended)."""
         pid = self._next_pid
+        if ns is not None:
+            ns.add(pid)
         self._next_pid += 1
         return pid
 
@@ -469,6 +475,8 @@ class Kernel:
         ipc_of(t).process_exited(t.tgid)  # SEM_UNDO
         await self._exit_cleanup(t.mm, t.fdtable if last else None, t.tgid)
         assert leader.exit_status is not None  # end_process set it
+        if leader.pidns.parent is not None and leader.tgid == leader.pidns.init:
+            await self._zap_pid_ns(leader)
         self._exited(leader, leader.exit_status)
 
     async def _clear_child_tid(self, t: Task) -> None:
@@ -498,9 +506,12 @@ class Kernel:
             c.ppid = reaper
             sig = c.prctl_state.get(PR_SET_PDEATHSIG, 0)
             if sig:
-                signals.send(None, c, sig, sigstate.siginfo(sig, sigstate.SI_USER, t.tgid, uid))
+                signals.send(None, c, sig, sigstate.siginfo(sig, sigstate.SI_USER,
+                                                            c.pidns.vpid(t.tgid), uid))
         for z, (ppid, st) in list(self.zombies.items()):
-            if ppid == t.tgid:
+            if ppid == t.tgid and not reaper:  # a dead namespace's: reaped by its init
+                self.reap(z)
+            elif ppid == t.tgid:
                 self.zombies[z] = (reaper, st)
                 signals.notify_exit(self.procs.get(reaper), z, self.zombie_uid.get(z, 0), st)
         for c in orphans:
@@ -518,14 +529,46 @@ class Kernel:
         self.notify_children_changed()
 
     def _reaper_for(self, t: Task) -> int:
-        """find_new_reaper: the nearest living ancestor with PR_SET_CHILD_SUBREAPER, else
-        the sandbox's init."""
+        """find_new_reaper: the nearest living ancestor with PR_SET_CHILD_SUBREAPER in
+        `t`'s pid namespace, else that namespace's init (the sandbox's for the first).
+        A nested namespace's init has no reaper for its children (0): they were killed
+        (`_zap_pid_ns`) and are reaped with it."""
+        ns = t.pidns
+        init = init_of(ns)
+        if t.tgid == init and ns.parent is not None:
+            return 0
         p = self.procs.get(t.ppid)
-        while p is not None and p.tgid != 1:
+        while p is not None and p.tgid != init and p.pidns is ns:
             if p.prctl_state.get(PR_SET_CHILD_SUBREAPER):
                 return p.tgid
             p = self.procs.get(p.ppid)
-        return 1
+        return init
+
+    async def _zap_pid_ns(self, init: Task) -> None:
+        """zap_pid_ns_processes: a nested pid namespace's init ended, so every other
+        process of it (and of namespaces below) gets SIGKILL, no process may enter it any
+        more, and the init is a zombie only once they are all gone (their zombies are its
+        to reap)."""
+        ns = init.pidns
+        ns.dead = True
+        while True:
+            left = [p for p in self.procs.values() if p is not init and ns.sees(p.tgid)]
+            if not left:
+                return
+            for p in left:
+                p.killed_by = signal.SIGKILL
+                for th in list(p.threads):
+                    th.interrupt()
+                self.end_process(p, signal.SIGKILL)
+            await self.children_changed()
+
+    def reap(self, pid: int) -> Task | None:
+        """Forget zombie `pid` (its parent waited for it, or it has none to): its Task,
+        for the reaper's accounting."""
+        self.zombies.pop(pid, None)
+        self.zombie_pgid.pop(pid, None)
+        self.zombie_uid.pop(pid, None)
+        return self.zombie_tasks.pop(pid, None)
 
     def notify_children_changed(self) -> None:
         self._changed.set()

@@ -40,7 +40,7 @@ def _death(mem: Task, t: Task, addr: int, pi: bool, pending: bool) -> None:
     if pending and not pi and not val:
         futexes.wake(key_of(mem, addr, private=False), 1)
         return
-    if val & FUTEX_TID_MASK != t.tid:
+    if val & FUTEX_TID_MASK != t.pidns.vpid(t.tid):  # the word holds its namespace's tid
         return
     try:
         mem.mem_write(addr, struct.pack("<I", (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED))

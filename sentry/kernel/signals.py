@@ -17,11 +17,14 @@ import errno
 import struct
 from typing import TYPE_CHECKING
 
+from sentry.errors import SyscallError
 from sentry.platform import libc
 from vfs.abi import POLLIN, POLLRDNORM
 from vfs.creds import CAP_KILL
 
 from . import jobctl
+from .limits import DEFAULT_RLIMITS
+from .pidns import unkillable
 from .sigstate import (
     DEFAULT_IGNORE,
     DEFAULT_STOP,
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
     from .kernel import Kernel
     from .task import Task
 
+RLIMIT_SIGPENDING = 11
 _FPREGS_SIZE = 512
 _FRAME_SIZE = 8 + 304 + 128  # pretcode, ucontext, siginfo
 PTRACE_GETFPREGS, PTRACE_SETFPREGS = 14, 15
@@ -108,6 +112,49 @@ def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
                 th.ptrace.wake_listen(th)
 
 
+def send_queued(sender: Task | None, target: Task, sig: int, info: bytes, *,
+                thread: bool = False) -> None:
+    """`send` for a signal a process sends (kill, tgkill, sigqueue, pidfd_send_signal),
+    under Linux's RLIMIT_SIGPENDING rule (__sigqueue_alloc): every queued signal of the
+    target's real user counts against the target's limit; a standard signal with a
+    non-negative si_code (SI_USER) goes beyond it, another over it loses its siginfo
+    (received as SI_USER from pid 0), and a real-time one with a code of its own
+    (sigqueue) fails with EAGAIN. Signals the kernel raises are never limited."""
+    (code,) = struct.unpack_from("<i", info, 8)
+    if sig == 0 or (sig < 32 and code >= 0) or ignored(target, sig) \
+            or _queued_by(target.kernel, target.creds.uid) < _sigpending_limit(target):
+        send(sender, target, sig, info, thread=thread)
+        return
+    if sig >= 32 and code != SI_USER:
+        raise SyscallError(errno.EAGAIN)
+    pend = ts(target).pending if thread else hand(target).pending
+    if sig >= 32 and pend.get(sig):
+        return  # only the pending bit would be set, and it is: the instance is lost
+    send(sender, target, sig, siginfo(sig, SI_USER, 0, 0), thread=thread)
+
+
+def _sigpending_limit(t: Task) -> int:
+    soft: int = t.rlimits.get(RLIMIT_SIGPENDING, DEFAULT_RLIMITS[RLIMIT_SIGPENDING])[0]
+    return soft
+
+
+def _queued_by(kernel: Kernel, uid: int) -> int:
+    """How many signals are queued for the processes of real user `uid` (the user's
+    sigpending count)."""
+    n = 0
+    for p in kernel.procs.values():
+        if p.creds.uid != uid:
+            continue
+        h = p.__dict__.get("_sighand")
+        if h is not None:
+            n += sum(len(q) for q in h.pending.values())
+        for th in p.threads:
+            s = th.__dict__.get("_sig")
+            if s is not None:
+                n += sum(len(q) for q in s.pending.values())
+    return n
+
+
 def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
           thread: bool = False) -> None:
     k = target.kernel
@@ -123,6 +170,8 @@ def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
     if not blocked and not tracing and spared_as_init(target, sig, outside=sender is None):
         return  # sig_task_ignored: init's SIGNAL_UNKILLABLE (sender None: host or kernel)
     h = action(target, sig)[0]
+    if not blocked and unkillable(sender, target, sig, h):
+        return  # a namespace's init: sig_ignored (a blocked signal is never ignored)
     if sig == SIGKILL or (h == SIG_DFL and not blocked and sig not in DEFAULT_STOP
                           and not tracing
                           and not jobctl.stopped(target)):  # stopped: taken once continued
@@ -608,7 +657,7 @@ def notify_parent(leader: Task, why: int, status: int) -> None:
     if parent is not None and not action(parent, SIGCHLD)[1] & jobctl.SA_NOCLDSTOP:
         uid = leader.creds.uid
         send(None, parent, SIGCHLD,
-                     siginfo(SIGCHLD, why, leader.tgid, uid, status=status))
+             siginfo(SIGCHLD, why, parent.pidns.vpid(leader.tgid), uid, status=status))
     k.notify_children_changed()
 
 
@@ -674,7 +723,8 @@ def notify_exit(parent: Task | None, pid: int, uid: int, status: int) -> None:
         code, value = (3 if status & 0x80 else 2), status & 0x7F
     else:
         code, value = 1, (status >> 8) & 0xFF
-    send(None, parent, SIGCHLD, siginfo(SIGCHLD, code, pid, uid, status=value))
+    send(None, parent, SIGCHLD,
+         siginfo(SIGCHLD, code, parent.pidns.vpid(pid), uid, status=value))
 
 
 def kill_from_host(kernel: Kernel, pid: int, sig: int) -> bool:

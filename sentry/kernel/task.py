@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .ipc import IpcNamespace
     from .jobctl import JobState
     from .kernel import Kernel
+    from .pidns import PidNamespace
     from .posix_timers import ProcessTimers
     from .ptrace import Tracee
     from .sigstate import SigHand, ThreadSignals
@@ -115,6 +116,10 @@ class Task:
         self.ipc: IpcNamespace | None = None  # an IPC namespace of its own (None: the kernel's)
         self.ptrace: Tracee | None = None  # this thread's tracer and stop (kernel/ptrace.py)
         self.personality = 0  # personality(2)'s persona (PER_LINUX, ADDR_NO_RANDOMIZE)
+        #: The pid namespace this task's pid lives in, and the one its new children get
+        #: after unshare(CLONE_NEWPID) (None: its own); see `pidns`.
+        self.pidns: PidNamespace = kernel.pidns
+        self.pidns_for_children: PidNamespace | None = None
 
     # Signal and job-control state, created on first use (sigstate.ts/hand, jobctl.job):
     # a Task that never meets a signal costs nothing. Only declared here.

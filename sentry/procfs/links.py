@@ -178,16 +178,21 @@ class Links:
 
     def ns(self, t: Task, name: bytes, ino: int) -> SymlinkNode:
         """ns/NAME: "mnt:[4026531841]"; opening it gives a file whose fstat shows the
-        namespace's inode on nsfs (what `stat -L` and namespace comparisons read)."""
+        namespace's inode on nsfs (what `stat -L` and namespace comparisons read). `ino`
+        0: a namespace with no process yet (pid_for_children after unshare), ENOENT."""
         kind = name.removesuffix(b"_for_children")
         st = Stat(mode=S_IFREG | 0o444, ino=ino, dev=_NSFS_DEV, nlink=1)
 
         def text() -> bytes:
             check_trace(t)
+            if not ino:
+                raise _err(errno.ENOENT)
             return b"%s:[%d]" % (kind, ino)
 
         def jump() -> OpenedNode:
             check_trace(t)
+            if not ino:
+                raise _err(errno.ENOENT)
             return OpenedNode(lambda flags, creds: FileDescription(None, flags & O_ACCMODE),
                               lambda: st, 0o444)
 

@@ -26,6 +26,7 @@ from .system import cpu_list
 
 if TYPE_CHECKING:
     from sentry.kernel.kernel import Kernel
+    from sentry.kernel.pidns import PidNamespace
     from sentry.kernel.task import Task
     from sentry.mm.vma import Vma
 
@@ -68,18 +69,48 @@ def _current() -> Task | None:
     return CURRENT_TASK.get(None)
 
 
+def _ns_ino(t: Task, name: bytes, ino: int) -> int:
+    """The nsfs inode of `t`'s namespace `name`: its pid namespaces' own, the others the
+    sandbox's one of each (Linux's initial namespaces' numbers)."""
+    if name == b"pid":
+        return t.pidns.ino
+    if name == b"pid_for_children":
+        ns = t.pidns_for_children or t.pidns
+        return ns.ino if ns.init or ns.parent is None else 0  # none before its first child
+    return ino
+
+
 class ProcessFiles:
     """The files of /proc/PID for one kernel.
 
     Args:
         kernel: the sandbox's Kernel.
         system: the machine view (clock ticks, CPUs).
+        pidns: the pid namespace whose numbers the files show (the proc mount's; None:
+            the sandbox's first).
     """
 
-    def __init__(self, kernel: Kernel, system: System) -> None:
+    def __init__(self, kernel: Kernel, system: System, pidns: PidNamespace | None = None) -> None:
         self.kernel = kernel
         self.system = system
         self.links = Links(kernel)
+        self.pidns = pidns if pidns is not None else kernel.pidns
+
+    def _v(self, gpid: int) -> int:
+        """A kernel pid as this /proc shows it (0 outside its namespace)."""
+        return self.pidns.vpid(gpid)
+
+    def _ns_ids(self, t: Task, gpid: int) -> str:
+        """NStgid/NSpid's list: `gpid` in this /proc's namespace, then in each one below
+        it down to `t`'s own."""
+        ids: list[int] = []
+        ns: PidNamespace | None = t.pidns
+        while ns is not None:
+            ids.append(ns.vpid(gpid))
+            if ns is self.pidns:
+                break
+            ns = ns.parent
+        return "\t".join(str(i) for i in reversed(ids))
 
     @property
     def vfs(self) -> Any:
@@ -102,7 +133,7 @@ class ProcessFiles:
         return out
 
     def _tasks(self, t: Task) -> DirNode:
-        return DirNode(lambda: {str(th.tid).encode(): DirNode(self._thread(th))
+        return DirNode(lambda: {str(self._v(th.tid)).encode(): DirNode(self._thread(th))
                                 for th in sorted(t.leader.threads, key=lambda x: x.tid)})
 
     def _thread(self, th: Task) -> dict[bytes, Node]:
@@ -148,7 +179,7 @@ class ProcessFiles:
             b"personality": ro(b"00000000\n", 0o400),
             b"loginuid": ro(b"4294967295"),
             b"sessionid": ro(b"4294967295"),
-            b"ns": DirNode({name: self.links.ns(t, name, ino)
+            b"ns": DirNode({name: self.links.ns(t, name, _ns_ino(t, name, ino))
                             for name, ino in NAMESPACES.items()}, 0o511),
             b"fd": DirNode(lambda: self._fds(t), 0o500, uid=uid, gid=gid),
             b"fdinfo": DirNode(lambda: self._fdinfo(t), 0o500, uid=uid, gid=gid),
@@ -177,13 +208,12 @@ class ProcessFiles:
 
     def _ppid(self, t: Task) -> int:
         z = self.kernel.zombies.get(t.tgid) if not self._live(t) else None
-        return z[0] if z is not None else t.ppid
+        return self._v(z[0] if z is not None else t.ppid)
 
-    @staticmethod
-    def _tracer(t: Task) -> int:
-        """TracerPid: the tracer's process id (0 when not traced)."""
+    def _tracer(self, t: Task) -> int:
+        """TracerPid: the tracer's process id as this /proc numbers it (0 when not traced)."""
         tr = t.ptrace
-        return tr.tracer.tgid if tr is not None else 0
+        return self._v(tr.tracer.tgid) if tr is not None else 0
 
     def _state(self, t: Task, th: Task | None = None) -> str:
         """The process's state, or with `th` that thread's own (task/TID): S while it
@@ -263,7 +293,8 @@ class ProcessFiles:
         t.leader.oom_score_adj = value
 
     def _children(self, th: Task) -> bytes:
-        kids = sorted(p.tgid for p in self.kernel.procs.values() if p.ppid == th.tgid)
+        kids = sorted(self._v(p.tgid) for p in self.kernel.procs.values()
+                      if p.ppid == th.tgid)
         return "".join(f"{k} " for k in kids).encode()
 
     # memory ---------------------------------------------------------------------------------
@@ -447,7 +478,8 @@ class ProcessFiles:
                 c.cap_ambient) \
             if c is not None else (0, 0, 0, 0, 0)
         nnp = 1 if t.prctl_state.get(38) else 0  # PR_SET_NO_NEW_PRIVS
-        pid = th.tid if thread else t.tgid
+        gpid = th.tid if thread else t.tgid
+        pid = self._v(gpid)
         live = self._live(t)
         cpus = self.system.cpus
         mask = sum(1 << cpu for cpu in cpus)
@@ -455,12 +487,12 @@ class ProcessFiles:
         times = self._cpu(t, th, thread)
         lines = [
             f"Name:\t{os.fsdecode(th.comm)}", f"Umask:\t{umask:04o}",
-            f"State:\t{self._state(t, th if thread else None)}", f"Tgid:\t{t.tgid}", "Ngid:\t0", f"Pid:\t{pid}",
+            f"State:\t{self._state(t, th if thread else None)}", f"Tgid:\t{self._v(t.tgid)}", "Ngid:\t0", f"Pid:\t{pid}",
             f"PPid:\t{self._ppid(t)}", f"TracerPid:\t{self._tracer(th if thread else t)}",
             "Uid:\t" + "\t".join(map(str, uids)), "Gid:\t" + "\t".join(map(str, gids)),
             f"FDSize:\t{fdsize}", f"Groups:\t{groups}{' ' if groups else ''}",
-            f"NStgid:\t{t.tgid}", f"NSpid:\t{pid}", f"NSpgid:\t{t.pgid}",
-            f"NSsid:\t{t.sid}",
+            f"NStgid:\t{self._ns_ids(t, t.tgid)}", f"NSpid:\t{self._ns_ids(t, gpid)}",
+            f"NSpgid:\t{self._ns_ids(t, t.pgid)}", f"NSsid:\t{self._ns_ids(t, t.sid)}",
         ]
         if live:
             seg = self._segments(t)
@@ -516,11 +548,12 @@ class ProcessFiles:
             if img is not None and live else (0, 0, 0, 0)
         code = t.exit_status if t.exit_status is not None and not live else 0
         start = self.system.ticks(getattr(th, "start_time", self.kernel.start_monotonic))
-        pid = th.tid if thread else t.tgid
+        pid = self._v(th.tid if thread else t.tgid)
         tty = self.kernel.tty.ctty(t)  # tty_nr and tpgid: pts N is major 136
         tty_nr = 136 << 8 | (tty.index & 0xFF) | (tty.index & ~0xFF) << 12 if tty else 0
-        tpgid = tty.pgrp or -1 if tty else -1
-        fields = [pid, f"({os.fsdecode(th.comm)})", state, self._ppid(t), t.pgid, t.sid,
+        tpgid = self._v(tty.pgrp) or -1 if tty else -1
+        fields = [pid, f"({os.fsdecode(th.comm)})", state, self._ppid(t), self._v(t.pgid),
+                  self._v(t.sid),
                   tty_nr, tpgid, 0x400000, 0, 0, 0, 0, times.utime, times.stime,
                   t.leader.child_usage.utime, t.leader.child_usage.stime, 20, 0,
                   nthreads, 0, start, vsize, rss, RLIM_INFINITY, seg["startcode"],

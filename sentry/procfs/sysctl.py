@@ -12,6 +12,7 @@ import os
 import uuid
 from typing import TYPE_CHECKING
 
+from sentry.kernel.ipc import ipc_of
 from sentry.kernel.limits import RELEASE, VERSION
 from sentry.kernel.uts import Uts, uts_of
 from vfs.fs.synthetic import DirNode, FileNode, Node, Source
@@ -81,14 +82,20 @@ class Sysctl:
         return FileNode(read, 0o644, write=write)
 
     def _ipc_limit(self, attr: str, count: int = 1, top: int = (1 << 31) - 1, low: int = 0,
-                   of: object = None) -> FileNode:
-        """A limit of the IPC namespace (proc_dointvec_minmax / proc_doulongvec_minmax):
-        `count` numbers, each in [low, top]; anything else written is EINVAL. An attribute
-        of `of` (the System V `IpcLimits` by default)."""
-        limits = self.kernel.ipc.limits if of is None else of
+                   mqueue: bool = False) -> FileNode:
+        """A limit of the caller's IPC namespace (proc_dointvec_minmax /
+        proc_doulongvec_minmax, on the namespace the reader or writer is in, as Linux's
+        ipc sysctls): `count` numbers, each in [low, top]; anything else written is
+        EINVAL. An attribute of its System V `IpcLimits`, or of its mqueue filesystem."""
+        def limits() -> object:
+            from sentry.kernel.current import CURRENT_TASK
+
+            t = CURRENT_TASK.get(None)
+            ns = ipc_of(t) if t is not None else self.kernel.ipc
+            return ns.mqueue if mqueue else ns.limits
 
         def read() -> bytes:
-            v = getattr(limits, attr)
+            v = getattr(limits(), attr)
             return "\t".join(map(str, v if isinstance(v, list) else [v])).encode() + b"\n"
 
         def write(data: bytes, offset: int) -> int:
@@ -99,9 +106,9 @@ class Sysctl:
             if offset or not vals or len(vals) > count or any(not low <= v <= top for v in vals):
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
             if count == 1:
-                setattr(limits, attr, vals[0])
+                setattr(limits(), attr, vals[0])
             else:
-                cur = getattr(limits, attr)
+                cur = getattr(limits(), attr)
                 cur[:len(vals)] = vals
             return len(data)
 
@@ -146,7 +153,6 @@ class Sysctl:
             }),
             b"yama": DirNode({b"ptrace_scope": _nums(1)}),
         }
-        mq = self.kernel.ipc.mqueue
         fs: dict[bytes, Node] = {
             b"file-max": _nums(9223372036854775807),
             b"file-nr": _ro(self._file_nr),
@@ -156,12 +162,12 @@ class Sysctl:
                                 b"max_user_instances": _nums(128),
                                 b"max_queued_events": _nums(16384)}),
             b"mqueue": DirNode({
-                b"msg_max": self._ipc_limit("msg_max", low=1, top=65536, of=mq),
-                b"msgsize_max": self._ipc_limit("msgsize_max", low=128, top=16 << 20, of=mq),
-                b"queues_max": self._ipc_limit("queues_max", of=mq),
-                b"msg_default": self._ipc_limit("msg_default", low=1, top=65536, of=mq),
+                b"msg_max": self._ipc_limit("msg_max", low=1, top=65536, mqueue=True),
+                b"msgsize_max": self._ipc_limit("msgsize_max", low=128, top=16 << 20, mqueue=True),
+                b"queues_max": self._ipc_limit("queues_max", mqueue=True),
+                b"msg_default": self._ipc_limit("msg_default", low=1, top=65536, mqueue=True),
                 b"msgsize_default": self._ipc_limit("msgsize_default", low=128, top=16 << 20,
-                                                    of=mq),
+                                                    mqueue=True),
             }),
         }
         vm: dict[bytes, Node] = {

@@ -16,6 +16,7 @@ host figures used are the stub threads' own CPU time and residency, see `usage`)
 
 from __future__ import annotations
 
+import copy
 import errno
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from .system import System
 
 if TYPE_CHECKING:
     from sentry.kernel import Kernel
+    from sentry.kernel.pidns import PidNamespace
     from sentry.kernel.task import Task
 
 
@@ -48,22 +50,38 @@ class ProcView:
 
     def __init__(self, kernel: Kernel, *, memory: int | None = None) -> None:
         self.kernel = kernel
+        self.pidns = kernel.pidns  # whose processes, by whose numbers (see `for_pidns`)
         self.system = System(kernel, memory)
         self.process = ProcessFiles(kernel, self.system)
         self.sysctl = Sysctl(kernel, self.system)
         self.net = NetFiles(kernel)
 
+    def for_pidns(self, ns: PidNamespace) -> ProcView:
+        """The provider of a proc mounted in pid namespace `ns` (Linux's proc superblock
+        per namespace): only `ns`'s processes, by their numbers there."""
+        view = copy.copy(self)
+        view.pidns = ns
+        view.process = ProcessFiles(self.kernel, self.system, ns)
+        return view
+
     # ProcProvider ---------------------------------------------------------------------------
 
     def self_pid(self) -> int | None:
-        """The process doing the current syscall (None outside any syscall)."""
+        """The process doing the current syscall (None outside any syscall, or outside
+        this /proc's namespace)."""
         t = _current()
-        return t.tgid if t is not None else None
+        return self.pidns.vpid(t.tgid) or None if t is not None else None
 
     def pids(self) -> list[int]:
-        return sorted({*self.kernel.procs, *self.kernel.zombie_tasks})
+        ns = self.pidns
+        return sorted(ns.vpid(g) for g in {*self.kernel.procs, *self.kernel.zombie_tasks}
+                      if ns.sees(g))
 
     def pid_entries(self, pid: int) -> dict[bytes, Node] | None:
+        g = self.pidns.gpid(pid)
+        if g is None:
+            return None
+        pid = g
         t = self.kernel.procs.get(pid)
         if t is None:
             th = self.kernel.tasks.get(pid)
@@ -98,7 +116,9 @@ class ProcView:
         }
         me = _current()
         if me is not None:
-            out[b"thread-self"] = SymlinkNode(b"%d/task/%d" % (me.tgid, me.tid))
+            ns = self.pidns
+            out[b"thread-self"] = SymlinkNode(b"%d/task/%d" % (ns.vpid(me.tgid),
+                                                               ns.vpid(me.tid)))
             out[b"mounts"] = SymlinkNode(b"self/mounts")
         return out
 

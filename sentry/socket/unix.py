@@ -865,7 +865,8 @@ class UnixSocket(Socket):
             c = self.peercred
             if c is None:  # no peer: Linux's cred_to_ucred of no credentials
                 c = Ucred(0, 0xFFFFFFFF, 0xFFFFFFFF)
-            return c.pid.to_bytes(4, "little", signed=True) + c.uid.to_bytes(4, "little") \
+            pid = task.pidns.vpid(c.pid)  # as the caller's pid namespace numbers it
+            return pid.to_bytes(4, "little", signed=True) + c.uid.to_bytes(4, "little") \
                 + c.gid.to_bytes(4, "little")
         raise SyscallError(errno.ENOPROTOOPT)
 

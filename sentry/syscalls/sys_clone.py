@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
 from sentry.kernel import ptrace
+from sentry.kernel.pidns import PidNamespace
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG
 
@@ -52,7 +53,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         th = _clone_thread(t, flags, stack, ptid, ctid, tls)
         if t.ptrace is not None:
             await ptrace.clone_events(t, th, ptrace.clone_event(t, flags), False)
-        return th.tid
+        return t.pidns.vpid(th.tid)
     if flags & CLONE_SIGHAND and not flags & CLONE_VM:
         raise SyscallError(errno.EINVAL)
     if flags & CLONE_VM and not flags & CLONE_VFORK:
@@ -70,7 +71,12 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     child_stub = t.stub.fork()
     try:
         child_mm = t.mm.fork(child_stub)
-        pid = k.alloc_pid()
+        ns = t.pidns_for_children or t.pidns
+        if flags & CLONE_NEWPID:
+            if ns is not t.pidns:  # copy_pid_ns: not after unshare(CLONE_NEWPID)
+                raise SyscallError(errno.EINVAL)
+            ns = PidNamespace(ns)
+        pid = k.alloc_pid(ns)
         fdtable = t.fdtable
         if not flags & CLONE_FILES:
             fdtable = fdtable.fork()
@@ -80,6 +86,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         child = type(t)(k, child_stub, child_mm, tid=pid, tgid=pid,
                         ppid=t.ppid if flags & CLONE_PARENT else t.tgid,
                         fdtable=fdtable, fs=fs, creds=t.creds)
+        child.pidns = ns
         if flags & CLONE_PIDFD:
             fd = t.fdtable.install(PidFD(t, pid, 0), cloexec=True)
             t.mem_write(pidfd_at, struct.pack("<i", fd))
@@ -97,11 +104,12 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     inherit_sched(child, t)
     enter_new_namespaces(child, flags)
     _start_regs(child_stub, t, flags, stack, tls)
+    seen = t.pidns.vpid(pid)  # the parent's number for it; the child's own is ns's
     if flags & CLONE_PARENT_SETTID:
-        t.mem_write(ptid, struct.pack("<i", pid))
-        child.mem_write(ptid, struct.pack("<i", pid))
+        t.mem_write(ptid, struct.pack("<i", seen))
+        child.mem_write(ptid, struct.pack("<i", seen))
     if flags & CLONE_CHILD_SETTID:
-        child.mem_write(ctid, struct.pack("<i", pid))
+        child.mem_write(ctid, struct.pack("<i", ns.vpid(pid)))
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = ctid
     traced = ptrace.clone_event(t, flags)
@@ -112,7 +120,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
         await ptrace.clone_events(t, child, traced, bool(flags & CLONE_VFORK))
     elif flags & CLONE_VFORK:
         await child.vfork_done.wait()
-    return pid
+    return seen
 
 
 def inherit_sched(child: Task, t: Task) -> None:
@@ -156,17 +164,23 @@ def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: in
     k = t.kernel
     leader = t.leader
     tstub = t.stub.clone_thread()
-    tid = k.alloc_pid()
+    try:
+        tid = k.alloc_pid(t.pidns)
+    except BaseException:
+        tstub.exit_thread()
+        raise
     th = type(t)(k, tstub, t.mm, tid=tid, tgid=t.tgid, ppid=0, fdtable=t.fdtable, fs=t.fs,
                  creds=t.creds)
+    th.pidns = t.pidns
     th.leader, th.threads, th.stubs, th.cpu_affinity = leader, set(), [], t.cpu_affinity
     th.rlimits, th.prctl_state, th.comm = leader.rlimits, leader.prctl_state, t.comm
     inherit_sched(th, t)
     _start_regs(tstub, t, flags, stack, tls)
+    seen = t.pidns.vpid(tid)
     if flags & CLONE_PARENT_SETTID:
-        t.mem_write(ptid, struct.pack("<i", tid))
+        t.mem_write(ptid, struct.pack("<i", seen))
     if flags & CLONE_CHILD_SETTID:
-        t.mem_write(ctid, struct.pack("<i", tid))
+        t.mem_write(ctid, struct.pack("<i", seen))
     if flags & CLONE_CHILD_CLEARTID:
         th.clear_child_tid = ctid
     if ptrace.clone_event(t, flags) is not None:
@@ -189,7 +203,7 @@ async def sys_vfork(t: Task, *_: int) -> int:
 
 @syscall("clone", level=Level.PARTIAL,
          note="threads (CLONE_THREAD) and processes; CLONE_VM for a process only with "
-              "CLONE_VFORK; CLONE_PIDFD for processes only; new UTS, IPC and mount "
+              "CLONE_VFORK; CLONE_PIDFD for processes only; new UTS, IPC, mount and PID "
               "namespaces for processes (others EPERM, as unshare)")
 async def sys_clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int,
                     *_: int) -> int:

@@ -625,6 +625,7 @@ def _fcntl_owner(t: Task, f: Any, cmd: int, arg: int) -> int:
     """F_{GET,SET}OWN(_EX) and F_{GET,SET}SIG: the file's owner for signal-driven I/O."""
     if cmd == F_GETOWN:
         kind, pid = fasync.get_owner(f)
+        pid = t.pidns.vpid(pid)
         return -pid if kind == fasync.F_OWNER_PGRP else pid
     if cmd == F_SETOWN:
         who = i32(arg)
@@ -634,7 +635,8 @@ def _fcntl_owner(t: Task, f: Any, cmd: int, arg: int) -> int:
                          abs(who))
         return 0
     if cmd == F_GETOWN_EX:
-        t.mem_write(arg, struct.pack("<ii", *fasync.get_owner(f)))
+        kind, pid = fasync.get_owner(f)
+        t.mem_write(arg, struct.pack("<ii", kind, t.pidns.vpid(pid)))
         return 0
     if cmd == F_SETOWN_EX:
         kind, pid = struct.unpack("<ii", t.mem_read(arg, 8))

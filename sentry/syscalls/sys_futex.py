@@ -17,6 +17,7 @@ import trio
 from sentry.errors import SyscallError
 from sentry.kernel.futex import BITSET_MATCH_ANY as FUTEX_BITSET_MATCH_ANY
 from sentry.kernel.futex import Key, key_of, set_waiters
+from sentry.kernel.pidns import task_of
 from sentry.kernel.robust import FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS
 from sentry.kernel.table import Level, syscall
 
@@ -115,8 +116,8 @@ async def _lock_pi(t: Task, uaddr: int, key: Key, deadline: float | None,
     if uaddr & 3:
         raise SyscallError(errno.EINVAL)
     uval = _load(t, uaddr)
-    tid = t.tid
-    if uval & FUTEX_TID_MASK == tid:
+    tid, vtid = t.tid, t.pidns.vpid(t.tid)  # the word holds the namespace's number
+    if uval & FUTEX_TID_MASK == vtid:
         raise SyscallError(errno.EDEADLK)
     pi = t.kernel.futexes.pi
     st = pi.top_waiter(key)
@@ -127,16 +128,17 @@ async def _lock_pi(t: Task, uaddr: int, key: Key, deadline: float | None,
     else:
         uval = set_waiters(t, uaddr)
         if not uval & FUTEX_TID_MASK:  # free (perhaps unlocked just now): take it
-            _store(t, uaddr, (uval & FUTEX_OWNER_DIED) | tid)
+            _store(t, uaddr, (uval & FUTEX_OWNER_DIED) | vtid)
             return 0
-        owner = uval & FUTEX_TID_MASK
-        if owner not in t.kernel.tasks:  # attach_to_pi_owner, handle_exit_race
+        found = task_of(t, uval & FUTEX_TID_MASK)
+        if found is None:  # attach_to_pi_owner, handle_exit_race
             raise SyscallError(errno.ESRCH)
+        owner = found.tid
     if trylock:
         raise SyscallError(errno.EAGAIN)
     w = await pi.wait(key, owner, tid, deadline)
     if w.owner_died:  # the owner ended holding it: the new owner's fixup_pi_state_owner
-        _store(t, uaddr, FUTEX_OWNER_DIED | FUTEX_WAITERS | tid)
+        _store(t, uaddr, FUTEX_OWNER_DIED | FUTEX_WAITERS | vtid)
     return 0
 
 
@@ -144,40 +146,115 @@ def _unlock_pi(t: Task, uaddr: int, key: Key) -> int:
     """futex_unlock_pi: only the owner the word names (EPERM); the first waiter becomes
     the owner (word = its tid | FUTEX_WAITERS), or the word is 0 when none waits."""
     (uval,) = struct.unpack("<I", t.mem_read(uaddr, 4))  # get_user: any alignment
-    if uval & FUTEX_TID_MASK != t.tid:
+    if uval & FUTEX_TID_MASK != t.pidns.vpid(t.tid):
         raise SyscallError(errno.EPERM)
     if uaddr & 3:
         raise SyscallError(errno.EINVAL)
     w = t.kernel.futexes.pi.hand_over(key)
-    _store(t, uaddr, FUTEX_WAITERS | w.tid if w is not None else 0)
+    _store(t, uaddr, FUTEX_WAITERS | t.pidns.vpid(w.tid) if w is not None else 0)
     if w is not None:
         w.event.set()
     return 0
+
+
+async def _wait_requeue_pi(t: Task, uaddr: int, key: Key, val: int, uaddr2: int,
+                           key2: Key, deadline: float | None) -> int:
+    """futex_wait_requeue_pi: wait on condition word `uaddr` (EAGAIN unless it holds
+    `val`) until FUTEX_CMP_REQUEUE_PI hands over PI futex `uaddr2` (0: the caller owns it),
+    or a plain wake comes first (EAGAIN), or the deadline (ETIMEDOUT)."""
+    if uaddr == uaddr2 or uaddr2 & 3:
+        raise SyscallError(errno.EINVAL)
+    if _load(t, uaddr) != val:
+        raise SyscallError(errno.EAGAIN)
+    w = await t.kernel.futexes.wait_requeue_pi(key, key2, t.tid, deadline)
+    if w.locked:
+        return 0
+    if w.where is None:
+        raise SyscallError(errno.EAGAIN)  # woken on `uaddr` before any requeue
+    assert w.pi is not None
+    if w.pi.owner_died:  # handed over at its owner's end: fixup_pi_state_owner
+        _store(t, uaddr2, FUTEX_OWNER_DIED | FUTEX_WAITERS | t.pidns.vpid(t.tid))
+    return 0
+
+
+def _cmp_requeue_pi(t: Task, key: Key, uaddr: int, uaddr2: int, key2: Key, nr_wake: int,
+                    nr_requeue: int, cmpval: int) -> int:
+    """futex_requeue with requeue_pi: EAGAIN unless `uaddr` holds `cmpval`; the first
+    waiter takes PI futex `uaddr2` if it is free (futex_proxy_trylock_atomic: its tid and
+    FUTEX_WAITERS in the word) and is woken owning it; the others (up to `nr_requeue`,
+    plus the first if it did not get the lock) queue behind the owner as lock waiters.
+    Every waiter must be a FUTEX_WAIT_REQUEUE_PI one for `uaddr2` (EINVAL). Returns how
+    many were woken or requeued."""
+    if nr_wake != 1 or nr_requeue < 0 or uaddr2 & 3 or key == key2:
+        raise SyscallError(errno.EINVAL)
+    if _load(t, uaddr) != cmpval:
+        raise SyscallError(errno.EAGAIN)
+    futexes = t.kernel.futexes
+    queue = futexes.waiters(key)
+    if not queue:
+        return 0
+    if any(w.pi is None or w.to != key2 for w in queue):
+        raise SyscallError(errno.EINVAL)
+    pi = futexes.pi
+    st = pi.top_waiter(key2)
+    count = 0
+    if st is not None:
+        owner = st.owner
+        _ = set_waiters(t, uaddr2)
+    else:
+        uval = set_waiters(t, uaddr2)
+        first = queue[0]
+        if not uval & FUTEX_TID_MASK:  # free: the first waiter takes it now
+            assert first.pi is not None
+            _store(t, uaddr2, (uval & FUTEX_OWNER_DIED) | FUTEX_WAITERS
+                   | t.pidns.vpid(first.pi.tid))
+            futexes.take(key, first)
+            first.locked = True
+            first.event.set()
+            queue.pop(0)
+            count = 1
+            owner = first.pi.tid
+        else:
+            found = task_of(t, uval & FUTEX_TID_MASK)
+            if found is None:
+                raise SyscallError(errno.ESRCH)
+            owner = found.tid
+    for w in queue:
+        if count - nr_wake >= nr_requeue:
+            break
+        assert w.pi is not None
+        futexes.take(key, w)
+        w.where = pi.enqueue(key2, owner, w.pi)
+        count += 1
+    return count
 
 
 @syscall(
     "futex",
     level=Level.PARTIAL,
     note="WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP, the BITSET forms, LOCK_PI, LOCK_PI2,"
-    " TRYLOCK_PI, UNLOCK_PI (no priority is inherited: the host schedules the threads);"
-    " WAIT_REQUEUE_PI and CMP_REQUEUE_PI are ENOSYS; robust lists and PI locks are"
+    " TRYLOCK_PI, UNLOCK_PI, WAIT_REQUEUE_PI and CMP_REQUEUE_PI (no priority is"
+    " inherited: the host schedules the threads); robust lists and PI locks are"
     " released at exit",
 )
 async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2: int,
                     val3: int) -> int:
-    """Implements Linux syscall futex(2) for wait/wake/requeue and the PI locks (no
-    priority inheritance)."""
+    """Implements Linux syscall futex(2) for wait/wake/requeue, the PI locks and the
+    requeue of condition waiters to a PI lock (no priority inheritance)."""
     op &= 0xFFFFFFFF
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
     realtime = bool(op & FUTEX_CLOCK_REALTIME)
     val &= 0xFFFFFFFF
     deadline: float | None = None
+    if cmd == FUTEX_WAIT_REQUEUE_PI:
+        deadline = _deadline(t, timeout, absolute=True, realtime=realtime)
     if cmd in (FUTEX_LOCK_PI, FUTEX_LOCK_PI2):
         # LOCK_PI's timeout is on CLOCK_REALTIME, LOCK_PI2's on CLOCK_MONOTONIC unless
         # FUTEX_CLOCK_REALTIME; both absolute; read before the flags are checked
         deadline = _deadline(t, timeout, absolute=True,
                              realtime=cmd == FUTEX_LOCK_PI or realtime)
-    if realtime and cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_LOCK_PI2):
+    if realtime and cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_LOCK_PI2,
+                                FUTEX_WAIT_REQUEUE_PI):
         raise SyscallError(errno.ENOSYS)
     futexes = t.kernel.futexes
     private = bool(op & FUTEX_PRIVATE_FLAG)
@@ -193,15 +270,15 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
     if cmd == FUTEX_WAKE:
         if uaddr & 3:
             raise SyscallError(errno.EINVAL)
-        return futexes.wake(key, min(val, 0x7FFFFFFF))
+        return futexes.wake(key, min(val, 0x7FFFFFFF), strict=True)
     if cmd == FUTEX_WAKE_BITSET:
         if not val3 & 0xFFFFFFFF:
             raise SyscallError(errno.EINVAL)
-        return futexes.wake(key, min(val, 0x7FFFFFFF), val3 & 0xFFFFFFFF)
+        return futexes.wake(key, min(val, 0x7FFFFFFF), val3 & 0xFFFFFFFF, strict=True)
     if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
         if cmd == FUTEX_CMP_REQUEUE and _load(t, uaddr) != val3 & 0xFFFFFFFF:
             raise SyscallError(errno.EAGAIN)
-        woken = futexes.wake(key, min(val, 0x7FFFFFFF))
+        woken = futexes.wake(key, min(val, 0x7FFFFFFF), strict=True)
         limit = timeout & 0x7FFFFFFF  # val2 travels in the timeout argument
         moved = futexes.requeue(key, key_of(t, uaddr2, private), limit)
         return woken + (moved if cmd == FUTEX_CMP_REQUEUE else 0)
@@ -210,13 +287,19 @@ async def sys_futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2
                               cmd == FUTEX_TRYLOCK_PI)
     if cmd == FUTEX_UNLOCK_PI:
         return _unlock_pi(t, uaddr, key)
+    if cmd == FUTEX_WAIT_REQUEUE_PI:
+        return await _wait_requeue_pi(t, uaddr, key, val, uaddr2, key_of(t, uaddr2, private),
+                                      deadline)
+    if cmd == FUTEX_CMP_REQUEUE_PI:
+        return _cmp_requeue_pi(t, key, uaddr, uaddr2, key_of(t, uaddr2, private), val,
+                               i32(timeout), val3 & 0xFFFFFFFF)
     if cmd == FUTEX_WAKE_OP:
         if uaddr & 3:
             raise SyscallError(errno.EINVAL)
         hit = _wake_op(t, uaddr2, val3 & 0xFFFFFFFF)
-        woken = futexes.wake(key, min(val, 0x7FFFFFFF))
+        woken = futexes.wake(key, min(val, 0x7FFFFFFF), strict=True)
         if hit:
-            woken += futexes.wake(key_of(t, uaddr2, private), timeout & 0x7FFFFFFF)
+            woken += futexes.wake(key_of(t, uaddr2, private), timeout & 0x7FFFFFFF, strict=True)
         return woken
     raise SyscallError(errno.ENOSYS)
 
@@ -296,7 +379,7 @@ def sys_futex_wake(t: Task, uaddr: int, mask: int, nr: int, flags: int, *_: int)
     if nr <= 0:
         return 0
     key = key_of(t, uaddr, bool(flags & FUTEX2_PRIVATE))
-    return t.kernel.futexes.wake(key, nr, mask & 0xFFFFFFFF)
+    return t.kernel.futexes.wake(key, nr, mask & 0xFFFFFFFF, strict=True)
 
 
 @syscall("futex_wait", level=Level.PARTIAL, note="32-bit futexes only (EINVAL), as Linux")
@@ -330,5 +413,5 @@ def sys_futex_requeue(t: Task, waiters: int, flags: int, nr_wake: int, nr_requeu
     if _load(t, a1) != v1:
         raise SyscallError(errno.EAGAIN)
     futexes = t.kernel.futexes
-    woken = futexes.wake(k1, nw)
+    woken = futexes.wake(k1, nw, strict=True)
     return woken + futexes.requeue(k1, k2, nq)

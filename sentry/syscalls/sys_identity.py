@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
 from sentry.kernel import caps
+from sentry.kernel.pidns import task_of
 from sentry.kernel.table import syscall
 from sentry.kernel.task import PR_SET_DUMPABLE
 from vfs.creds import CAP_SETGID, CAP_SETUID, Credentials
@@ -273,7 +274,7 @@ def sys_capget(t: Task, hdr: int, data: int, *_: int) -> int:
     pid = struct.unpack("<i", t.mem_read(hdr + 4, 4))[0]
     if pid < 0:
         raise SyscallError(errno.EINVAL)
-    target = t if pid in (0, t.tid) else t.kernel.tasks.get(pid)
+    target = t if pid == 0 else task_of(t, pid)
     if target is None:
         raise SyscallError(errno.ESRCH)
     c = target.creds

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sentry.errors import SyscallError
 from sentry.kernel.table import Level, syscall
 from vfs.creds import CAP_SYS_ADMIN
+from vfs.fs.procfs import Procfs
 from vfs.memlimit import MemoryLimit
 from vfs.mount import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC
 
@@ -23,6 +24,7 @@ from .sys_file import vfs_of
 from .sys_fs import path_arg
 
 if TYPE_CHECKING:
+    from sentry.kernel.pidns import PidNamespace
     from sentry.kernel.task import Task
 
 MS_REMOUNT, MS_MOVE = 0x20, 0x2000
@@ -66,6 +68,16 @@ def _existing(vfs: Any, fstype: str) -> Any:
     raise SyscallError(errno.ENODEV)
 
 
+def _proc_for(proc: Any, ns: PidNamespace) -> Any:
+    """A proc mounted from inside a nested pid namespace: a proc of that namespace's
+    processes (one per namespace, as Linux's proc superblock; reused by later mounts)."""
+    found = ns.proc
+    if found is None:
+        found = Procfs(proc.vfs, proc.provider.for_pidns(ns) if proc.provider else None)
+        ns.proc = found
+    return found
+
+
 @syscall("mount", level=Level.PARTIAL, note=_NOTE)
 async def sys_mount(t: Task, source: int, target: int, fstype: int, flags: int, data: int,
                     *_: int) -> int:
@@ -100,6 +112,8 @@ async def sys_mount(t: Task, source: int, target: int, fstype: int, flags: int, 
     options = t.read_cstring(data, 4096) if data else b""
     if kind == "tmpfs":
         newfs = _tmpfs(options, t.kernel.memory)
+    elif kind == "proc" and t.pidns is not t.kernel.pidns:
+        newfs = _proc_for(_existing(vfs, kind), t.pidns)
     elif kind in ("proc", "sysfs"):
         newfs = _existing(vfs, kind)
     else:

@@ -1,10 +1,10 @@
 """unshare and setns, and the new namespaces clone makes. The sandbox is one set of
 namespaces of its own; inside it a process may make new UTS (`sentry.kernel.uts`), IPC
-(`sentry.kernel.ipc`: empty System V and POSIX message queue spaces) and mount (a copy of
-its mount table, `vfs.MountTable`) namespaces, with CAP_SYS_ADMIN. New PID, user, network,
-cgroup and time namespaces are refused with EPERM (what a container's seccomp profile
-gives): the sandbox numbers its processes in one pid space, the first being pid 1, and has
-one network. The unsharing of what is not a namespace (fd table, fs context, SysV undo
+(`sentry.kernel.ipc`: empty System V and POSIX message queue spaces), mount (a copy of
+its mount table, `vfs.MountTable`) and PID (`sentry.kernel.pidns`: the caller's next
+child is pid 1 of it) namespaces, with CAP_SYS_ADMIN. New user, network, cgroup and time
+namespaces are refused with EPERM (what a container's seccomp profile gives). The
+unsharing of what is not a namespace (fd table, fs context, SysV undo
 lists) is done, and setns finds no namespace file to join (there is no nsfs: EINVAL).
 """
 
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
 from sentry.kernel.ipc import ipc_of
+from sentry.kernel.pidns import PidNamespace
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.uts import Uts, uts_of
 from vfs.creds import CAP_SYS_ADMIN
@@ -35,7 +36,7 @@ UNSHARE_FLAGS = NEW_NAMESPACES | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_
 
 
 #: The new namespaces a process may make inside the sandbox.
-SUPPORTED_NAMESPACES = CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS
+SUPPORTED_NAMESPACES = CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID
 
 
 def check_new_namespaces(t: Task, flags: int) -> None:
@@ -50,7 +51,8 @@ def check_new_namespaces(t: Task, flags: int) -> None:
 def enter_new_namespaces(t: Task, flags: int) -> None:
     """Put `t` (a caller of unshare, or a new child of clone) in new namespaces: a copy
     of its UTS names, an empty IPC namespace, a copy of its mount table (its fs context
-    must be its own)."""
+    must be its own). A new PID namespace is the callers' own business (clone numbers
+    the child in it, unshare keeps it for the next child)."""
     if flags & CLONE_NEWUTS:
         ns = uts_of(t)
         t.uts = Uts(ns.hostname, ns.domainname)
@@ -62,8 +64,8 @@ def enter_new_namespaces(t: Task, flags: int) -> None:
 
 
 @syscall("unshare", level=Level.PARTIAL,
-         note="new UTS, IPC and mount namespaces; PID, user, network, cgroup and time "
-              "namespaces are refused (EPERM: one pid space, one network per sandbox); "
+         note="new UTS, IPC, mount and PID namespaces; user, network, cgroup and time "
+              "namespaces are refused (EPERM: one network per sandbox); "
               "CLONE_FILES gives the whole process its own fd table")
 def sys_unshare(t: Task, flags: int, *_: int) -> int:
     """Implements Linux syscall unshare(2): check_unshare_flags (EINVAL for unknown flags,
@@ -82,8 +84,13 @@ def sys_unshare(t: Task, flags: int, *_: int) -> int:
         t.fs = t.fs.fork()
     if flags & CLONE_FILES:
         t.kernel.unshare_files(t)
+    if flags & CLONE_NEWPID:
+        if t.pidns_for_children not in (None, t.pidns):
+            raise SyscallError(errno.EINVAL)  # copy_pid_ns: one unshare before a fork
     if flags & CLONE_NEWIPC:
         ipc_of(t).process_exited(t.tgid)
+    if flags & CLONE_NEWPID:  # not the caller's: the namespace its next child starts
+        t.pidns_for_children = PidNamespace(t.pidns)
     enter_new_namespaces(t, flags)
     return 0
 

@@ -11,6 +11,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel.pidns import proc_of
 from sentry.kernel.table import Level, syscall
 from sentry.mm.vma import PAGE, page_up
 from vfs.creds import CAP_SYS_NICE
@@ -166,7 +167,7 @@ def sys_mbind(t: Task, start: int, length: int, mode: int, nmask: int, maxnode: 
 
 def _process(t: Task, pid: int) -> Task:
     pid = i32(pid)
-    target = t if pid == 0 else t.kernel.procs.get(pid)
+    target = t if pid == 0 else proc_of(t, pid)
     if target is None:
         raise SyscallError(errno.ESRCH)
     return target

@@ -83,7 +83,8 @@ def _proc_pid_dir(t: Task, f: object) -> int | None:
     d = vd.dentry
     if d.parent is not vd.mount.fs.root or not d.name.isdigit() or not d.inode.is_dir:
         return None
-    return int(d.name)
+    ns = getattr(vd.mount.fs.provider, "pidns", None)  # the numbers of that proc's namespace
+    return int(d.name) if ns is None else ns.gpid(int(d.name))
 
 
 def pidfd_of(t: Task, fd: int) -> PidFD:
@@ -107,6 +108,7 @@ def sys_pidfd_open(t: Task, pid: int, flags: int, *_: int) -> int:
     if flags & ~(PIDFD_NONBLOCK | PIDFD_THREAD) or pid <= 0:
         raise SyscallError(errno.EINVAL)
     k = t.kernel
+    pid = t.pidns.gpid(pid) or 0  # the kernel's number (0: none in the namespace)
     if pid not in k.tasks and pid not in k.procs and pid not in k.zombies:
         raise SyscallError(errno.ESRCH)
     if not flags & PIDFD_THREAD and pid not in k.procs and pid not in k.zombies:
@@ -142,7 +144,7 @@ def sys_pidfd_send_signal(t: Task, fd: int, sig: int, info: int, flags: int, *_:
             raise SyscallError(errno.EPERM)
         siginfo = bytes(si)
     else:
-        siginfo = sigstate.siginfo(sig, sigstate.SI_USER, t.tgid, t.creds.uid)
+        siginfo = sigstate.siginfo(sig, sigstate.SI_USER, t.pidns.vpid(t.tgid), t.creds.uid)
     if not 0 <= sig <= 64:
         raise SyscallError(errno.EINVAL)
     k = t.kernel
@@ -156,7 +158,7 @@ def sys_pidfd_send_signal(t: Task, fd: int, sig: int, info: int, flags: int, *_:
         if not allowed:
             raise SyscallError(errno.EPERM)
         for p in allowed:
-            S.send(t, p, sig, siginfo)
+            S.send_queued(t, p, sig, siginfo)
         return 0
     if target is None:
         if f.pid in k.zombies:
@@ -165,9 +167,9 @@ def sys_pidfd_send_signal(t: Task, fd: int, sig: int, info: int, flags: int, *_:
     if not S.may_signal(t, target, sig):
         raise SyscallError(errno.EPERM)
     if flags == PIDFD_SIGNAL_THREAD:
-        S.send(t, target, sig, siginfo, thread=True)
+        S.send_queued(t, target, sig, siginfo, thread=True)
     else:
-        S.send(t, target.leader, sig, siginfo)
+        S.send_queued(t, target.leader, sig, siginfo)
     return 0
 
 

@@ -12,6 +12,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
+from sentry.kernel.pidns import task_of
 from sentry.kernel.table import syscall
 from sentry.kernel.task import PR_SET_DUMPABLE
 from vfs.creds import CAP_SYS_PTRACE
@@ -79,7 +80,7 @@ async def _transfer(t: Task, pid: int, local: int, lcnt: int, remote: int, rcnt:
         raise SyscallError(errno.EINVAL)
     lvecs = _vecs(t, local, lcnt)
     rvecs = _vecs(t, remote, rcnt)
-    target = t.kernel.tasks.get(i32(pid))
+    target = task_of(t, i32(pid))
     if target is None or target.exit_status is not None:
         raise SyscallError(errno.ESRCH)
     if not ptrace_may_access(t, target, attach=True):

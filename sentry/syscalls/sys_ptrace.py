@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
 from sentry.kernel import ptrace, signals, sigstate
+from sentry.kernel.pidns import task_of
 from sentry.kernel.ptrace import (
     O_MASK,
     RUN_CONT,
@@ -56,7 +57,7 @@ _TASK_SIZE = 1 << 47
 
 
 def _target(t: Task, pid: int) -> Task:
-    target = t.kernel.tasks.get(i32(pid))
+    target = task_of(t, i32(pid))  # `pid` as the caller's pid namespace numbers it
     if target is None:
         raise SyscallError(errno.ESRCH)
     return target

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from sentry.errors import SyscallError
+from sentry.kernel.pidns import task_of
 from sentry.kernel.table import Level, syscall
 from sentry.platform.affinity import caller_cpus
 from vfs.creds import CAP_SYS_ADMIN, CAP_SYS_NICE
@@ -67,7 +68,7 @@ def _target(t: Task, pid: int) -> Task:
     pid = i32(pid)
     if pid < 0:
         raise SyscallError(errno.EINVAL)
-    target = t if pid in (0, t.tid) else t.kernel.tasks.get(pid)
+    target = t if pid == 0 else task_of(t, pid)
     if target is None:
         raise SyscallError(errno.ESRCH)
     return target
@@ -282,9 +283,9 @@ def _io_targets(t: Task, which: int, who: int) -> list[Task]:
     who = i32(who)
     k = t.kernel
     if which == IOPRIO_WHO_PROCESS:
-        found = [t] if who == 0 else [x for x in (k.tasks.get(who),) if x is not None]
+        found = [t] if who == 0 else [x for x in (task_of(t, who),) if x is not None]
     elif which == IOPRIO_WHO_PGRP:
-        pgid = t.pgid if who == 0 else who
+        pgid = t.pgid if who == 0 else t.pidns.gpid(who)
         found = [x for x in k.tasks.values() if x.pgid == pgid]
     elif which == IOPRIO_WHO_USER:
         uid = t.creds.uid if who == 0 else who

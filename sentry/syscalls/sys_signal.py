@@ -17,6 +17,7 @@ import trio
 from sentry.errors import SyscallError
 from sentry.kernel import signals as S
 from sentry.kernel import sigstate
+from sentry.kernel.pidns import init_of, proc_of, task_of
 from sentry.kernel.table import syscall
 
 from .sys_file import i32
@@ -211,7 +212,7 @@ def sys_rt_sigqueueinfo(t: Task, pid: int, sig: int, info: int, *_: int) -> int:
     sig = _sig(sig)
     si = bytearray(t.mem_read(info, 128))
     (code,) = struct.unpack_from("<i", si, 8)
-    target = t.kernel.procs.get(pid & 0xFFFFFFFF)
+    target = proc_of(t, pid & 0xFFFFFFFF)
     if target is None:
         raise SyscallError(errno.ESRCH)
     if (code >= 0 or code == sigstate.SI_TKERNEL) and target.leader is not t.leader:
@@ -219,7 +220,7 @@ def sys_rt_sigqueueinfo(t: Task, pid: int, sig: int, info: int, *_: int) -> int:
     if not S.may_signal(t, target, sig):
         raise SyscallError(errno.EPERM)
     struct.pack_into("<i", si, 0, sig)
-    S.send(t, target, sig, bytes(si))
+    S.send_queued(t, target, sig, bytes(si))
     return 0
 
 
@@ -229,15 +230,15 @@ def sys_rt_tgsigqueueinfo(t: Task, tgid: int, tid: int, sig: int, info: int, *_:
     sig = _sig(sig)
     si = bytearray(t.mem_read(info, 128))
     (code,) = struct.unpack_from("<i", si, 8)
-    target = t.kernel.tasks.get(tid & 0xFFFFFFFF)
-    if target is None or target.tgid != tgid & 0xFFFFFFFF:
+    target = task_of(t, tid & 0xFFFFFFFF)
+    if target is None or t.pidns.vpid(target.tgid) != tgid & 0xFFFFFFFF:
         raise SyscallError(errno.ESRCH)
     if (code >= 0 or code == sigstate.SI_TKERNEL) and target.leader is not t.leader:
         raise SyscallError(errno.EPERM)
     if not S.may_signal(t, target, sig):
         raise SyscallError(errno.EPERM)
     struct.pack_into("<i", si, 0, sig)
-    S.send(t, target, sig, bytes(si), thread=True)
+    S.send_queued(t, target, sig, bytes(si), thread=True)
     return 0
 
 
@@ -466,9 +467,9 @@ async def sys_pause(t: Task, *_: int) -> int:
 def _send(t: Task, target: Task, sig: int, *, thread: bool = False) -> None:
     """Send `sig` (to one thread for tgkill/tkill): see sentry.kernel.signals."""
     uid = t.creds.uid
-    info = sigstate.siginfo(sig, sigstate.SI_TKERNEL if thread else sigstate.SI_USER, t.tgid,
-                           uid)
-    S.send(t, target, sig, info, thread=thread)
+    info = sigstate.siginfo(sig, sigstate.SI_TKERNEL if thread else sigstate.SI_USER,
+                            target.pidns.vpid(t.tgid), uid)
+    S.send_queued(t, target, sig, info, thread=thread)
 
 
 def _check_sig(sig: int) -> int:
@@ -481,21 +482,24 @@ def _check_sig(sig: int) -> int:
 @syscall("kill")
 def sys_kill(t: Task, pid: int, sig: int, *_: int) -> int:
     """Implements Linux syscall kill(2): handlers, masks and default actions. pid -1 is
-    every process but init (the sandbox's pid 1) and the caller's own thread group, ESRCH
-    when that is nobody (Linux's kill_something_info). Only the processes the caller may
-    signal get it (`may_signal`); EPERM when that is none of a pid or group's, while -1
-    ignores them."""
+    every process of the caller's pid namespace but its init (the sandbox's pid 1) and the
+    caller's own thread group, ESRCH when that is nobody (Linux's kill_something_info).
+    Only the processes the caller may signal get it (`may_signal`); EPERM when that is
+    none of a pid or group's, while -1 ignores them."""
     sig = _check_sig(sig)
     pid = i32(pid)
-    k = t.kernel
+    k, ns = t.kernel, t.pidns
     if pid > 0:
-        targets = [k.procs[pid]] if pid in k.procs else []
+        one = proc_of(t, pid)
+        targets = [one] if one is not None else []
     elif pid == 0:
         targets = [p for p in k.procs.values() if p.pgid == t.pgid]
     elif pid == -1:
-        targets = [p for p in k.procs.values() if p.tgid not in (1, t.tgid)]
+        targets = [p for p in k.procs.values()
+                   if ns.sees(p.tgid) and p.tgid not in (init_of(ns), t.tgid)]
     else:
-        targets = [p for p in k.procs.values() if p.pgid == -pid]
+        pgid = ns.gpid(-pid)
+        targets = [p for p in k.procs.values() if p.pgid == pgid and ns.sees(p.tgid)]
     if not targets:
         raise SyscallError(errno.ESRCH)
     allowed = [p for p in targets if S.may_signal(t, p, sig)]
@@ -513,8 +517,8 @@ def sys_tgkill(t: Task, tgid: int, tid: int, sig: int, *_: int) -> int:
     tgid, tid = i32(tgid), i32(tid)
     if tgid <= 0 or tid <= 0:
         raise SyscallError(errno.EINVAL)
-    target = t.kernel.tasks.get(tid)
-    if target is None or target.tgid != tgid:
+    target = task_of(t, tid)
+    if target is None or t.pidns.vpid(target.tgid) != tgid:
         raise SyscallError(errno.ESRCH)
     if not S.may_signal(t, target, sig):
         raise SyscallError(errno.EPERM)

@@ -292,7 +292,7 @@ def parse_control(t: Task, sock: Socket, raw: bytes) -> Control:
                 if clen != hdr + 12:
                     raise SyscallError(errno.EINVAL)
                 pid, uid, gid = struct.unpack("<iII", body)
-                c = Ucred(pid, uid, gid)
+                c = Ucred(t.pidns.gpid(pid) or 0, uid, gid)  # the kernel's number
                 _check_creds(t, c)
                 ctl.creds = c
             elif scm and level != SOL_SOCKET:
@@ -333,7 +333,7 @@ async def encode_control(t: Task, ctl: Control, space: int, flags: int) -> tuple
 
     if ctl.creds is not None:
         c = ctl.creds
-        put(SOL_SOCKET, SCM_CREDENTIALS, struct.pack("<iII", c.pid, c.uid, c.gid))
+        put(SOL_SOCKET, SCM_CREDENTIALS, struct.pack("<iII", t.pidns.vpid(c.pid), c.uid, c.gid))
     for level, ctype, data in ctl.other:
         put(level, ctype, data)
     rights, ctl.rights = ctl.rights, []

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
 from sentry.kernel.exit import TaskExit
+from sentry.kernel.pidns import task_of
 from sentry.kernel.table import Level, fixed_errno, syscall
 
 from .sys_file import i32
@@ -22,20 +23,22 @@ if TYPE_CHECKING:
 
 @syscall("getpid")
 def sys_getpid(t: Task, *_: int) -> int:
-    """Implements Linux syscall getpid(2): the sandbox's thread-group id, never the host's."""
-    return t.tgid
+    """Implements Linux syscall getpid(2): the thread-group id in the caller's pid
+    namespace, never the host's."""
+    return t.pidns.vpid(t.tgid)
 
 
 @syscall("gettid")
 def sys_gettid(t: Task, *_: int) -> int:
-    """Implements Linux syscall gettid(2): the sandbox thread id."""
-    return t.tid
+    """Implements Linux syscall gettid(2): the thread id in the caller's pid namespace."""
+    return t.pidns.vpid(t.tid)
 
 
 @syscall("getppid")
 def sys_getppid(t: Task, *_: int) -> int:
-    """Implements Linux syscall getppid(2): the sandbox parent's pid (0 for pid 1)."""
-    return t.ppid
+    """Implements Linux syscall getppid(2): the parent's pid in the caller's pid namespace
+    (0 for pid 1, and for a namespace's init, whose parent is outside)."""
+    return t.pidns.vpid(t.ppid)
 
 
 # exit ---------------------------------------------------------------------------------------
@@ -85,7 +88,7 @@ def sys_arch_prctl(t: Task, code: int, addr: int, *_: int) -> int:
 def sys_set_tid_address(t: Task, addr: int, *_: int) -> int:
     """Implements Linux syscall set_tid_address(2): remembered for thread exit."""
     t.clear_child_tid = addr
-    return t.tid
+    return t.pidns.vpid(t.tid)
 
 
 @syscall("set_robust_list")
@@ -103,7 +106,7 @@ def sys_get_robust_list(t: Task, pid: int, head_ptr: int, len_ptr: int, *_: int)
     """Implements Linux syscall get_robust_list(2): a thread's own list, or another's with
     ptrace read access (PTRACE_MODE_READ_REALCREDS)."""
     pid = i32(pid)
-    target = t if pid == 0 else t.kernel.tasks.get(pid)
+    target = t if pid == 0 else task_of(t, pid)
     if target is None:
         raise SyscallError(errno.ESRCH)
     if not ptrace_may_access(t, target, attach=False):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from sentry.errors import SyscallError
+from sentry.kernel.pidns import task_of
 from sentry.kernel.table import syscall
 
 from .sys_file import i32
@@ -58,10 +59,10 @@ def _cpu_clock(t: Task, clk: int, *, gettime: bool) -> tuple[Task, bool, int]:
         raise SyscallError(errno.EINVAL)
     if pid == 0:
         return t, thread, which
-    target = t.kernel.tasks.get(pid)
+    target = task_of(t, pid)
     if target is None or (thread and target.tgid != t.tgid):
         raise SyscallError(errno.EINVAL)
-    if not thread and target.tgid != pid and not (gettime and target is t):
+    if not thread and t.pidns.vpid(target.tgid) != pid and not (gettime and target is t):
         raise SyscallError(errno.EINVAL)
     return target, thread, which
 

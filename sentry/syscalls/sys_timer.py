@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
 from sentry.kernel.ktimer import HOST_CLOCK
+from sentry.kernel.pidns import task_of
 from sentry.kernel.posix_timers import (
     SIGEV_NONE,
     SIGEV_SIGNAL,
@@ -69,7 +70,7 @@ def sys_timer_create(t: Task, clockid: int, sevp: int, timerid: int, *_: int) ->
     else:
         value, signo, notify, thread = event
         if notify == SIGEV_THREAD_ID:
-            found = t.kernel.tasks.get(thread)
+            found = task_of(t, thread)
             if found is None or found.leader is not t.leader:
                 raise SyscallError(errno.EINVAL)
             target = found

@@ -60,12 +60,12 @@ async def tty_ioctl(t: Task, f: TerminalFD, cmd: int, arg: int) -> int:
     if cmd == T.TIOCGPGRP:
         if not mine and not f.is_master:
             raise SyscallError(errno.ENOTTY)
-        t.mem_write(arg, _INT.pack(term.pgrp))
+        t.mem_write(arg, _INT.pack(t.pidns.vpid(term.pgrp)))
         return 0
     if cmd == T.TIOCGSID:
         if not mine and not f.is_master or not term.sid:
             raise SyscallError(errno.ENOTTY)
-        t.mem_write(arg, _INT.pack(term.sid))
+        t.mem_write(arg, _INT.pack(t.pidns.vpid(term.sid)))
         return 0
     if cmd == T.TIOCSPGRP:
         try:
@@ -79,6 +79,7 @@ async def tty_ioctl(t: Task, f: TerminalFD, cmd: int, arg: int) -> int:
         pgrp = _INT.unpack(t.mem_read(arg, 4))[0]
         if pgrp < 0:
             raise SyscallError(errno.EINVAL)
+        pgrp = t.pidns.gpid(pgrp) or -1  # the kernel's number (-1: none in the namespace)
         members = [p for p in t.kernel.procs.values() if p.pgid == pgrp]
         if not members:
             raise SyscallError(errno.ESRCH)

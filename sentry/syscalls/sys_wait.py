@@ -24,6 +24,20 @@ WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x1000000
 _WALL_FLAGS = 0x40000000 | 0x80000000 | 0x20000000  # __WALL, __WCLONE, __WNOTHREAD
 
 
+_NOBODY = 1 << 40  # a pid no process has: what a number absent from the namespace names
+
+
+def _to_root(t: Task, pid: int) -> int:
+    """wait's pid argument (a pid, -pgid, 0 or -1) in the caller's pid namespace, as the
+    kernel's numbers."""
+    if pid == 0 or pid == -1:
+        return pid
+    g = t.pidns.gpid(abs(pid))
+    if g is None:
+        return _NOBODY
+    return g if pid > 0 else -g
+
+
 def _matches(t: Task, pid: int, child: int) -> bool:
     k = t.kernel
     if pid == -1:
@@ -87,10 +101,7 @@ def _scan(t: Task, pid: int, options: int, reap: bool) -> _Report | None:
             uid = k.zombie_uid.get(c, 0)
             used = usage.Totals()
             if reap:
-                del k.zombies[c]
-                k.zombie_pgid.pop(c, None)
-                k.zombie_uid.pop(c, None)
-                z = k.zombie_tasks.pop(c, None)
+                z = k.reap(c)
                 if z is not None:  # the child's time becomes its parent's cutime
                     used = _reaped_usage(t, z)
             if status & 0x7F:  # CLD_DUMPED / CLD_KILLED
@@ -129,7 +140,8 @@ async def sys_wait4(t: Task, pid: int, status: int, options: int, rusage: int, *
     pid = i32(pid)
     if pid == -(1 << 31):
         raise SyscallError(errno.ESRCH)
-    got, st, _code, _value, _uid, used = await _wait(t, pid, options | WEXITED)
+    got, st, _code, _value, _uid, used = await _wait(t, _to_root(t, pid), options | WEXITED)
+    got = t.pidns.vpid(got)
     if got and status:
         t.mem_write(status, struct.pack("<i", st))
     if got and rusage:
@@ -157,11 +169,11 @@ async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
     elif idtype == P_PID:
         if ident <= 0:
             raise SyscallError(errno.EINVAL)
-        pid = ident
+        pid = _to_root(t, ident)
     elif idtype == P_PGID:
         if ident < 0:
             raise SyscallError(errno.EINVAL)
-        pid = -ident if ident else 0
+        pid = _to_root(t, -ident) if ident else 0
     elif idtype == P_PIDFD:
         if ident < 0:
             raise SyscallError(errno.EINVAL)
@@ -179,7 +191,7 @@ async def sys_waitid(t: Task, idtype: int, ident: int, infop: int, options: int,
     if infop:
         info = bytearray(128)
         if got:
-            struct.pack_into("<iii4xiIi", info, 0, 17, 0, code, got, uid, value)
+            struct.pack_into("<iii4xiIi", info, 0, 17, 0, code, t.pidns.vpid(got), uid, value)
         t.mem_write(infop, bytes(info))
     if got and rusage:
         t.mem_write(rusage, rusage_bytes(used))

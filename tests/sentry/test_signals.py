@@ -4,6 +4,7 @@ SIGCHLD, default actions), each run compared with the same program run natively.
 import sys
 from pathlib import Path
 
+from tests.sentry.progs import harness
 from tests.support import native_child_setup, need_root
 
 from .platform_helpers import build_c, native, run_vfs
@@ -131,3 +132,19 @@ async def test_signal_from_outside_reaches_handler(tmp_path):
         os.close(r)
     assert native_out == b"ready\nhandled 15\n" and native_status == 9
     assert (bytes(out), status) == (native_out, native_status)
+
+
+async def test_rlimit_sigpending_matches_linux(tmp_path):
+    """RLIMIT_SIGPENDING (progs/sigpending.c, as root turning itself into a uid no other
+    process has, natively and in the sandbox): EAGAIN, lost siginfo and the signals that
+    go beyond the limit."""
+    need_root()
+    prog = harness.build(tmp_path, "sigpending")
+    want = harness.native([prog])
+    assert want.code == 0, want.stderr
+    assert b"sigqueue SIGRTMIN value 3 = -1 Resource temporarily unavailable\n" \
+        in want.stdout, want.stdout  # a sane oracle
+    got = await harness.sentry_run([prog])
+    assert [e for e in got.events if e[0] in ("internal-error", "unsupported-syscall")] == []
+    assert got.stdout.decode().splitlines() == want.stdout.decode().splitlines()
+    assert got.code == 0

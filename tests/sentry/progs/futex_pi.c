@@ -2,8 +2,12 @@
  * (the count must come out exact), trylock of a held one, a robust PI mutex whose owner
  * ends holding it (EOWNERDEAD, then consistent), and the raw FUTEX_LOCK_PI, LOCK_PI2,
  * TRYLOCK_PI and UNLOCK_PI answers: the word's owner and bits after each, EDEADLK, EPERM,
- * ESRCH for an owner that does not exist, ETIMEDOUT, ENOSYS, EINVAL, EFAULT. Tids are
- * printed as who they are ("self", "holder"), never as numbers. */
+ * ESRCH for an owner that does not exist, ETIMEDOUT, ENOSYS, EINVAL, EFAULT. Then the
+ * requeue of condition waiters to a PI lock: FUTEX_WAIT_REQUEUE_PI and
+ * FUTEX_CMP_REQUEUE_PI (a free lock taken for the first waiter, waiters queued behind a
+ * held one and handed it in turn, an early plain wake, a plain waiter EINVAL, the errors),
+ * and a pthread condition variable with a PI mutex. Tids are printed as who they are
+ * ("self", "holder"), never as numbers. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/futex.h>
@@ -98,6 +102,166 @@ static void start_waiter(pthread_t *w) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* requeue-PI: a condition word and a PI lock word */
+static uint32_t cond, piw;
+static long rq_ret[4];
+static int rq_err[4], rq_owned[4], rq_count;
+
+static void *rq_waiter(void *arg) {
+    long i = (long)arg;
+    long r = syscall(SYS_futex, &cond, FUTEX_WAIT_REQUEUE_PI_PRIVATE, 0, NULL, &piw, 0);
+    rq_ret[i] = r;
+    rq_err[i] = r < 0 ? errno : 0;
+    if (r == 0) {
+        rq_owned[i] = (__atomic_load_n(&piw, __ATOMIC_SEQ_CST) & FUTEX_TID_MASK) == (uint32_t)gettid();
+        rq_count++;  /* under the PI lock */
+        futex(&piw, FUTEX_UNLOCK_PI_PRIVATE, 0, NULL);
+    }
+    return NULL;
+}
+
+static void *plain_waiter(void *arg) {
+    (void)arg;
+    futex(&cond, FUTEX_WAIT_PRIVATE, 0, NULL);
+    return NULL;
+}
+
+static long cmp_requeue_pi(uint32_t *to, int nr_wake, int nr_requeue, uint32_t cmpval) {
+    return syscall(SYS_futex, &cond, FUTEX_CMP_REQUEUE_PI_PRIVATE, nr_wake,
+                   (void *)(long)nr_requeue, to, cmpval);
+}
+
+static void rq_report(int n) {
+    for (int i = 0; i < n; i++) {
+        errno = rq_err[i];
+        printf("  waiter %d: ", i);
+        res("WAIT_REQUEUE_PI", rq_ret[i]);
+        printf("  waiter %d owned the lock: %s\n", i, rq_owned[i] ? "yes" : "no");
+        rq_ret[i] = rq_err[i] = rq_owned[i] = 0;
+    }
+    printf("  lock word after: %s\n", piw == 0 ? "0" : "held");
+}
+
+static pthread_mutex_t cm;
+static pthread_cond_t cv;
+static int items, consumed, done;
+
+static void *consumer(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&cm);
+    for (;;) {
+        while (!items && !done)
+            pthread_cond_wait(&cv, &cm);
+        if (!items && done)
+            break;
+        items--;
+        consumed++;
+    }
+    pthread_mutex_unlock(&cm);
+    return NULL;
+}
+
+static void requeue_pi(void) {
+    struct timespec past = {1, 0};
+    printf("requeue PI:\n");
+    res("CMP_REQUEUE_PI nr_wake 2", cmp_requeue_pi(&piw, 2, 0, 0));
+    res("CMP_REQUEUE_PI to the same word", cmp_requeue_pi(&cond, 1, 0, 0));
+    res("CMP_REQUEUE_PI nr_requeue -1", cmp_requeue_pi(&piw, 1, -1, 0));
+    res("CMP_REQUEUE_PI value differs", cmp_requeue_pi(&piw, 1, 0, 5));
+    res("CMP_REQUEUE_PI nobody waits", cmp_requeue_pi(&piw, 1, 0, 0));
+    res("WAIT_REQUEUE_PI value differs",
+        syscall(SYS_futex, &cond, FUTEX_WAIT_REQUEUE_PI_PRIVATE, 1, NULL, &piw, 0));
+    res("WAIT_REQUEUE_PI to the same word",
+        syscall(SYS_futex, &cond, FUTEX_WAIT_REQUEUE_PI_PRIVATE, 0, NULL, &cond, 0));
+    res("WAIT_REQUEUE_PI deadline passed",
+        syscall(SYS_futex, &cond, FUTEX_WAIT_REQUEUE_PI_PRIVATE, 0, &past, &piw, 0));
+    printf("  lock word after the errors: %s\n", piw == 0 ? "0" : "held");
+
+    /* a free lock: the first waiter takes it at the requeue */
+    pthread_t w[3];
+    pthread_create(&w[0], NULL, rq_waiter, (void *)0);
+    long r;
+    while ((r = cmp_requeue_pi(&piw, 1, 0, 0)) == 0)
+        sched_yield();
+    res("CMP_REQUEUE_PI, lock free", r);
+    pthread_join(w[0], NULL);
+    rq_report(1);
+
+    /* a held lock: three waiters queue behind it, each gets it at the unlock before */
+    rq_count = 0;
+    res("LOCK_PI", futex(&piw, FUTEX_LOCK_PI_PRIVATE, 0, NULL));
+    for (long i = 0; i < 3; i++)
+        pthread_create(&w[i], NULL, rq_waiter, (void *)i);
+    long total = 0;
+    while (total < 3) {
+        r = cmp_requeue_pi(&piw, 1, 0x7fffffff, 0);
+        if (r < 0) {
+            res("CMP_REQUEUE_PI, lock held", r);
+            break;
+        }
+        total += r;
+        if (total < 3)
+            sched_yield();
+    }
+    printf("  requeued behind the held lock: %ld\n", total);
+    uint32_t v = piw;
+    printf("  lock word: owner %s%s\n", (v & FUTEX_TID_MASK) == (uint32_t)gettid() ? "self" : "other",
+           v & FUTEX_WAITERS ? " WAITERS" : "");
+    res("UNLOCK_PI", futex(&piw, FUTEX_UNLOCK_PI_PRIVATE, 0, NULL));
+    for (int i = 0; i < 3; i++)
+        pthread_join(w[i], NULL);
+    printf("  took the lock in turn: %d\n", rq_count);
+    int owned = rq_owned[0] + rq_owned[1] + rq_owned[2];
+    printf("  each owned it on return: %s\n", owned == 3 ? "yes" : "no");
+    rq_report(0);
+    for (int i = 0; i < 3; i++)
+        rq_ret[i] = rq_err[i] = rq_owned[i] = 0;
+
+    /* a plain wake meets a requeue-PI waiter: EINVAL, and the waiter stays */
+    rq_count = 0;
+    pthread_create(&w[0], NULL, rq_waiter, (void *)0);
+    while ((r = futex(&cond, FUTEX_WAKE_PRIVATE, 1, NULL)) == 0)
+        sched_yield();
+    res("FUTEX_WAKE of a requeue-PI waiter", r);
+    res("FUTEX_WAKE_BITSET of a requeue-PI waiter",
+        syscall(SYS_futex, &cond, FUTEX_WAKE_BITSET_PRIVATE, 1, NULL, NULL, 1));
+    res("CMP_REQUEUE_PI after it", cmp_requeue_pi(&piw, 1, 0, 0));
+    pthread_join(w[0], NULL);
+    rq_report(1);
+
+    /* a plain FUTEX_WAIT waiter cannot be requeued to a PI lock */
+    pthread_create(&w[0], NULL, plain_waiter, NULL);
+    while ((r = cmp_requeue_pi(&piw, 1, 0, 0)) == 0)
+        sched_yield();
+    res("CMP_REQUEUE_PI of a plain waiter", r);
+    while (futex(&cond, FUTEX_WAKE_PRIVATE, 1, NULL) == 0)
+        sched_yield();
+    pthread_join(w[0], NULL);
+
+    /* a condition variable with a PI mutex */
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+    pthread_mutex_init(&cm, &a);
+    pthread_cond_init(&cv, NULL);
+    pthread_t c[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&c[i], NULL, consumer, NULL);
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&cm);
+        items++;
+        pthread_cond_signal(&cv);
+        pthread_mutex_unlock(&cm);
+    }
+    pthread_mutex_lock(&cm);
+    done = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&cm);
+    for (int i = 0; i < 2; i++)
+        pthread_join(c[i], NULL);
+    printf("condition variable with a PI mutex: consumed %d of 500\n", consumed);
 }
 
 int main(void) {
@@ -195,5 +359,6 @@ int main(void) {
     pthread_join(t2, &tr);
     printf("trylock from another thread: %s\n", (long)tr == EBUSY ? "EBUSY" : "?");
     printf("unlock: %d\n", pthread_mutex_unlock(&m));
+    requeue_pi();
     return 0;
 }

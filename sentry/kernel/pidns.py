@@ -1,0 +1,119 @@
+"""PID namespaces inside the sandbox (Linux's struct pid_namespace, level and upid).
+
+The Kernel's tables (`Kernel.procs`, `tasks`, zombies, every Task's `tid`, `tgid`, `ppid`,
+`pgid`, `sid`) keep one number per task: its pid in the sandbox's first namespace, the
+root (`Kernel.pidns`). A task made in a nested namespace also has a number in that
+namespace and in each between it and the root; what a process sees (getpid, getppid,
+wait, kill's argument, siginfo's si_pid, a /proc mounted in its namespace) is translated
+at the boundary with `vpid` (root number -> the viewer's) and `gpid` (back). A process
+in an ancestor namespace sees the numbers of its own level; one outside a namespace is
+0 to those inside (getppid of a namespace's init).
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from sentry.errors import SyscallError
+
+if TYPE_CHECKING:
+    from .task import Task
+
+
+class PidNamespace:
+    """One pid namespace. The root's numbers are the Kernel's (the identity); a child's
+    are handed out from 1, the first being its init (`init`, its child reaper)."""
+
+    def __init__(self, parent: PidNamespace | None = None) -> None:
+        self.parent = parent
+        self.level: int = 0 if parent is None else parent.level + 1
+        #: its nsfs inode number (/proc/PID/ns/pid): Linux's initial namespace's for the
+        #: first, then numbers handed out from the first namespace's counter
+        self.root: PidNamespace = self if parent is None else parent.root
+        self._next_ino = 4026532200
+        self.ino = 4026531836 if parent is None else self.root._alloc_ino()
+        self._next = 1
+        self._local: dict[int, int] = {}  # root number -> number here
+        self._root: dict[int, int] = {}  # number here -> root number
+        self.init = 0  # the root number of the namespace's init (0 until it exists)
+        #: Set when the init ended: every other process was killed and no process may
+        #: enter any more (fork answers ENOMEM, as Linux's alloc_pid on a dead namespace).
+        self.dead = False
+        #: The proc filesystem mounted inside it (the syscall layer makes it at the first
+        #: mount; every later mount shows the same one, as Linux's one superblock).
+        self.proc: object | None = None
+
+    def _alloc_ino(self) -> int:
+        ino = self._next_ino
+        self._next_ino += 1
+        return ino
+
+    def add(self, gpid: int) -> None:
+        """Give root number `gpid` (a new task of this namespace) a number here and in
+        every ancestor but the root (alloc_pid's upid per level); the first becomes init."""
+        ns: PidNamespace | None = self
+        while ns is not None and ns.parent is not None:
+            if ns.dead:
+                raise SyscallError(errno.ENOMEM)
+            n = ns._next
+            ns._next += 1
+            ns._local[gpid] = n
+            ns._root[n] = gpid
+            if n == 1:
+                ns.init = gpid
+            ns = ns.parent
+
+    def vpid(self, gpid: int) -> int:
+        """Root number `gpid` as this namespace sees it: 0 if it is not in it."""
+        if self.parent is None or gpid <= 0:
+            return gpid
+        return self._local.get(gpid, 0)
+
+    def gpid(self, vpid: int) -> int | None:
+        """Number `vpid` of this namespace as the root number, None if it names nothing."""
+        if self.parent is None:
+            return vpid
+        return self._root.get(vpid)
+
+    def sees(self, gpid: int) -> bool:
+        """Whether task `gpid` is in this namespace or one below it."""
+        return self.parent is None or gpid in self._local
+
+    def is_ancestor_of(self, other: PidNamespace) -> bool:
+        """Whether `other` is this namespace or one below it."""
+        ns: PidNamespace | None = other
+        while ns is not None and ns.level >= self.level:
+            if ns is self:
+                return True
+            ns = ns.parent
+        return False
+
+
+def proc_of(t: Task, pid: int) -> Task | None:
+    """The live process (its leader) `t` names `pid` in its pid namespace."""
+    g = t.pidns.gpid(pid)
+    return t.kernel.procs.get(g) if g is not None else None
+
+
+def task_of(t: Task, tid: int) -> Task | None:
+    """The live thread `t` names `tid` in its pid namespace."""
+    g = t.pidns.gpid(tid)
+    return t.kernel.tasks.get(g) if g is not None else None
+
+
+def init_of(ns: PidNamespace) -> int:
+    """The root number of `ns`'s init (1 for the sandbox's first namespace)."""
+    return 1 if ns.parent is None else ns.init
+
+
+def unkillable(sender: Task | None, target: Task, sig: int, handler: int) -> bool:
+    """Linux's SIGNAL_UNKILLABLE rule for a nested namespace's init: a signal it has no
+    handler for is dropped, except SIGKILL and SIGSTOP from an ancestor namespace (a
+    sender that is not in the init's namespace, or outside the sandbox). The sandbox's
+    own pid 1 is not judged here."""
+    ns = target.pidns
+    if ns.parent is None or target.tgid != ns.init or handler != 0:  # SIG_DFL
+        return False
+    from_above = sender is None or not ns.sees(sender.tgid)
+    return not (from_above and sig in (9, 19))  # SIGKILL, SIGSTOP

@@ -1,0 +1,307 @@
+/* PID namespaces made by unshare(2) and clone(2), run as root: the first child is pid 1
+ * of the new namespace and its parent 0; ids inside (getpid, getppid, gettid, getpgid,
+ * getsid, fork's return, wait's, siginfo's si_pid, tgkill) are the namespace's and the
+ * parent's view (fork, wait, waitid's si_pid) its own; a second unshare before the fork
+ * EINVAL; a proc mounted inside lists only the namespace's processes (self, stat,
+ * status's NSpid, task/); an orphan goes to the namespace's init (with its parent-death
+ * signal); the init ignores signals it has no handler for from inside (SIGTERM, SIGKILL)
+ * and from the parent (SIGTERM), handles those it has a handler for, dies of SIGKILL
+ * from the parent, and takes every other process of the namespace with it; then fork
+ * into the dead namespace is ENOMEM. clone(CLONE_NEWPID) and CLONE_NEWPID|CLONE_THREAD.
+ * usage: pidns DIR (a scratch directory, for the inner proc mount). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char procdir[300];
+static int to_parent[2], to_init[2];
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#include <stdarg.h>
+static void say(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+}
+
+static void res(const char *what, long r) {
+    if (r < 0)
+        say("%s = -1 %s\n", what, strerror(errno));
+    else
+        say("%s = %ld\n", what, r);
+}
+
+static volatile sig_atomic_t got_usr1;
+static void on_usr1(int s) { (void)s; got_usr1++; }
+
+static void list_proc(void) {
+    DIR *d = opendir(procdir);
+    if (!d) {
+        say("opendir: %s\n", strerror(errno));
+        return;
+    }
+    int pids[64], n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 64)
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9')
+            pids[n++] = atoi(e->d_name);
+    closedir(d);
+    for (int i = 0; i < n; i++)  /* sorted, small */
+        for (int j = i + 1; j < n; j++)
+            if (pids[j] < pids[i]) { int x = pids[i]; pids[i] = pids[j]; pids[j] = x; }
+    say("inner proc lists:");
+    for (int i = 0; i < n; i++)
+        say(" %d", pids[i]);
+    say("\n");
+}
+
+static void show_file(const char *rel, const char *key) {
+    char path[400], line[512];
+    snprintf(path, sizeof path, "%s/%s", procdir, rel);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        say("%s: %s\n", rel, strerror(errno));
+        return;
+    }
+    while (fgets(line, sizeof line, f))
+        if (!key || !strncmp(line, key, strlen(key)))
+            say("%s: %s", rel, line);
+    fclose(f);
+}
+
+/* the number of fields of NSpid in the host-level /proc's view of this process */
+static int outer_nspid_levels(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[512];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "NSpid:", 6))
+            for (char *p = strtok(line + 6, " \t\n"); p; p = strtok(NULL, " \t\n"))
+                n++;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static int outer_pid(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[512];
+    int pid = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "NSpid:", 6))
+            pid = atoi(line + 6);
+    if (f)
+        fclose(f);
+    return pid;
+}
+
+static void grandchild(void) {
+    say("grandchild: getpid %d getppid %d gettid %ld getpgid %d getsid %d\n", getpid(),
+        getppid(), syscall(SYS_gettid), getpgid(0), getsid(0));
+    /* from inside, the init without a handler ignores SIGTERM and SIGKILL */
+    res("grandchild: kill(1, SIGTERM)", kill(1, SIGTERM));
+    res("grandchild: kill(1, SIGKILL)", kill(1, SIGKILL));
+    res("grandchild: kill(99, 0)", kill(99, 0));
+    /* an orphan: its child goes to the init and gets its parent-death signal */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int p[2];
+    pipe(p);
+    pid_t gg = fork();
+    if (gg == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGUSR2);
+        write(p[1], "r", 1);
+        siginfo_t si;
+        int s = sigwaitinfo(&set, &si);
+        say("orphan: signal %s, si_pid %d, getppid %d\n", s == SIGUSR2 ? "SIGUSR2" : "?",
+            si.si_pid, getppid());
+        _exit(0);
+    }
+    char c;
+    read(p[0], &c, 1);
+    say("grandchild: forked %d, exits\n", gg);
+    _exit(5);
+}
+
+static void init_main(void) {
+    say("init: getpid %d getppid %d gettid %ld getpgid %d getsid %d getpgrp %d\n", getpid(),
+        getppid(), syscall(SYS_gettid), getpgid(0), getsid(0), getpgrp());
+    say("init: outer NSpid levels %d\n", outer_nspid_levels());
+    res("init: kill(getpid(), SIGTERM)", kill(getpid(), SIGTERM));
+    say("init: still here\n");
+    /* a handled signal from itself by its namespace's numbers */
+    signal(SIGUSR1, on_usr1);
+    res("init: tgkill(1, 1, SIGUSR1)", syscall(SYS_tgkill, 1, 1, SIGUSR1));
+    say("init: handler ran %d\n", (int)got_usr1);
+    /* a proc of its own */
+    res("init: mount proc", mount("proc", procdir, "proc", 0, NULL));
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int gate[2];
+    pipe(gate);
+    pid_t g = fork();
+    if (g == 0) {
+        close(gate[1]);
+        char c;
+        read(gate[0], &c, 1);
+        grandchild();
+    }
+    say("init: fork returned %d\n", g);
+    list_proc();
+    char self[64] = {0};
+    char selfpath[400];
+    snprintf(selfpath, sizeof selfpath, "%s/self", procdir);
+    readlink(selfpath, self, sizeof self - 1);
+    say("init: inner proc self -> %s\n", self);
+    char rel[64];
+    snprintf(rel, sizeof rel, "%d/status", g);
+    show_file(rel, "NSpid:");
+    show_file(rel, "PPid:");
+    show_file("1/status", "NSpid:");
+    show_file("1/status", "PPid:");
+    snprintf(rel, sizeof rel, "%d/stat", g);
+    char path[400], line[512];
+    snprintf(path, sizeof path, "%s/%s", procdir, rel);
+    FILE *f = fopen(path, "r");
+    if (f && fgets(line, sizeof line, f)) {
+        int pid, ppid, pgrp, sid;
+        char comm[64], st;
+        sscanf(line, "%d %63s %c %d %d %d", &pid, comm, &st, &ppid, &pgrp, &sid);
+        say("init: stat of %d: pid %d ppid %d pgrp %d session %d\n", g, pid, ppid, pgrp, sid);
+    }
+    if (f)
+        fclose(f);
+    snprintf(rel, sizeof rel, "%d/task", g);
+    snprintf(path, sizeof path, "%s/%s", procdir, rel);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.')
+            say("init: task of %d: %s\n", g, e->d_name);
+    if (d)
+        closedir(d);
+    write(gate[1], "g", 1);
+    /* the grandchild exits: SIGCHLD names it by the namespace's number; then the
+       orphan, reparented to us, exits too */
+    siginfo_t si;
+    sigwaitinfo(&chld, &si);
+    int st, st2;
+    pid_t wg = waitpid(g, &st, 0);
+    pid_t w = wait(&st2);  /* after the orphan printed its line */
+    say("init: SIGCHLD si_pid %d (grandchild %d)\n", si.si_pid, g);
+    say("init: waitpid(grandchild) = %d, exit %d\n", wg, WEXITSTATUS(st));
+    say("init: reaped orphan %d exit %d\n", w, WEXITSTATUS(st2));
+    /* a last child that only the end of the namespace ends */
+    int lp[2];
+    pipe(lp);
+    pid_t last = fork();
+    if (last == 0) {
+        int op = outer_pid();
+        write(lp[1], &op, sizeof op);
+        for (;;)
+            pause();
+    }
+    int op;
+    read(lp[0], &op, sizeof op);
+    write(to_parent[1], &op, sizeof op);
+    write(to_parent[1], &last, sizeof last);
+    /* the parent's SIGTERM (no handler) is ignored; the token comes after it */
+    char c;
+    read(to_init[0], &c, 1);
+    say("init: alive after the parent's SIGTERM\n");
+    write(to_parent[1], "k", 1);
+    for (;;)
+        pause();
+}
+
+static int child_fn(void *arg) {
+    (void)arg;
+    say("clone child: getpid %d getppid %d\n", getpid(), getppid());
+    return 7;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: pidns DIR\n");
+        return 2;
+    }
+    snprintf(procdir, sizeof procdir, "%s/proc", argv[1]);
+    mkdir(procdir, 0755);
+    pid_t me = getpid();
+    /* clone(CLONE_NEWPID) straight away; and with CLONE_THREAD */
+    static char stack[65536];
+    pid_t c2 = clone(child_fn, stack + sizeof stack, CLONE_NEWPID | SIGCHLD, NULL);
+    if (c2 < 0)
+        say("clone(CLONE_NEWPID) = -1 %s\n", strerror(errno));
+    int st = 0;
+    res("parent: waitpid(clone child) is clone's", waitpid(c2, &st, 0) == c2 ? 1 : 0);
+    say("parent: clone child exit %d\n", WEXITSTATUS(st));
+    res("clone(CLONE_NEWPID|CLONE_THREAD)",
+        clone(child_fn, stack + sizeof stack,
+              CLONE_NEWPID | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM, NULL));
+    res("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
+    res("mount private", mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+    char ns0[64] = {0}, nsc[64] = {0};
+    readlink("/proc/self/ns/pid", ns0, sizeof ns0 - 1);
+    readlink("/proc/self/ns/pid_for_children", nsc, sizeof nsc - 1);
+    say("parent: pid_for_children is its own before unshare: %s\n", strcmp(ns0, nsc) ? "no" : "yes");
+    res("unshare(CLONE_NEWPID)", unshare(CLONE_NEWPID));
+    res("parent: readlink pid_for_children before the first child",
+        readlink("/proc/self/ns/pid_for_children", nsc, sizeof nsc - 1));
+    say("parent: getpid unchanged %s\n", getpid() == me ? "yes" : "no");
+    res("unshare(CLONE_NEWPID) again", unshare(CLONE_NEWPID));
+    pipe(to_parent);
+    pipe(to_init);
+    pid_t init = fork();
+    if (init == 0)
+        init_main();
+    pid_t outer_last;
+    read(to_parent[0], &outer_last, sizeof outer_last);
+    pid_t last;
+    read(to_parent[0], &last, sizeof last);
+    say("parent: last child is %d inside\n", last);
+    /* the init now waits for the parent: nothing else prints meanwhile */
+    say("parent: fork returned a pid of its own namespace %s\n", init != 1 ? "yes" : "no");
+    char nsi[64] = {0}, path[64];
+    memset(nsc, 0, sizeof nsc);
+    readlink("/proc/self/ns/pid_for_children", nsc, sizeof nsc - 1);
+    snprintf(path, sizeof path, "/proc/%d/ns/pid", init);
+    readlink(path, nsi, sizeof nsi - 1);
+    say("parent: the child's pid namespace is its pid_for_children: %s, not its own: %s\n",
+        strcmp(nsi, nsc) ? "no" : "yes", strcmp(nsi, ns0) ? "yes" : "no");
+    res("parent: kill(init, SIGTERM)", kill(init, SIGTERM));
+    write(to_init[1], "t", 1);
+    char c;
+    read(to_parent[0], &c, 1);
+    res("parent: kill(init, SIGKILL)", kill(init, SIGKILL));
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    res("parent: waitid(init)", waitid(P_PID, init, &si, WEXITED));
+    say("parent: si_pid is fork's %s, code %d status %d\n", si.si_pid == init ? "yes" : "no",
+        si.si_code, si.si_status);
+    errno = 0;
+    say("parent: last child after init's end: %s\n",
+        kill(outer_last, 0) < 0 ? strerror(errno) : "alive");
+    res("parent: fork into the dead namespace", fork());
+    res("parent: clone(CLONE_NEWPID) after unshare",
+        clone(child_fn, stack + sizeof stack, CLONE_NEWPID | SIGCHLD, NULL));
+    return 0;
+}
