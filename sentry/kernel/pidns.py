@@ -105,15 +105,3 @@ def task_of(t: Task, tid: int) -> Task | None:
 def init_of(ns: PidNamespace) -> int:
     """The root number of `ns`'s init (1 for the sandbox's first namespace)."""
     return 1 if ns.parent is None else ns.init
-
-
-def unkillable(sender: Task | None, target: Task, sig: int, handler: int) -> bool:
-    """Linux's SIGNAL_UNKILLABLE rule for a nested namespace's init: a signal it has no
-    handler for is dropped, except SIGKILL and SIGSTOP from an ancestor namespace (a
-    sender that is not in the init's namespace, or outside the sandbox). The sandbox's
-    own pid 1 is not judged here."""
-    ns = target.pidns
-    if ns.parent is None or target.tgid != ns.init or handler != 0:  # SIG_DFL
-        return False
-    from_above = sender is None or not ns.sees(sender.tgid)
-    return not (from_above and sig in (9, 19))  # SIGKILL, SIGSTOP

@@ -24,7 +24,6 @@ from vfs.creds import CAP_KILL
 
 from . import jobctl
 from .limits import DEFAULT_RLIMITS
-from .pidns import unkillable
 from .sigstate import (
     DEFAULT_IGNORE,
     DEFAULT_STOP,
@@ -167,11 +166,10 @@ def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
     tracing = any(th.ptrace is not None for th in target.leader.threads)
     if sig != SIGKILL and ignored(target, sig) and not blocked and not tracing:
         return
-    if not blocked and not tracing and spared_as_init(target, sig, outside=sender is None):
-        return  # sig_task_ignored: init's SIGNAL_UNKILLABLE (sender None: host or kernel)
+    outside = sender is None or not target.pidns.sees(sender.tgid)  # None: host or kernel
+    if not blocked and not tracing and spared_as_init(target, sig, outside=outside):
+        return  # sig_task_ignored: an init's SIGNAL_UNKILLABLE (a blocked one is not ignored)
     h = action(target, sig)[0]
-    if not blocked and unkillable(sender, target, sig, h):
-        return  # a namespace's init: sig_ignored (a blocked signal is never ignored)
     if sig == SIGKILL or (h == SIG_DFL and not blocked and sig not in DEFAULT_STOP
                           and not tracing
                           and not jobctl.stopped(target)):  # stopped: taken once continued

@@ -22,6 +22,8 @@ import trio
 
 from vfs.file import WaitQueue
 
+from .pidns import init_of
+
 if TYPE_CHECKING:
     from .task import Task
 
@@ -115,12 +117,13 @@ def action(t: Task, sig: int) -> tuple[int, int, int, int]:
 
 
 def spared_as_init(t: Task, sig: int, *, outside: bool) -> bool:
-    """Whether the default action of `sig` is dropped because `t` is the sandbox's init
-    (pid 1, the child reaper of its pid namespace: Linux's SIGNAL_UNKILLABLE): init takes
-    no signal it has no handler for, except SIGKILL and SIGSTOP sent from `outside` its
-    namespace (the host: `runpsc kill`, a forwarded signal) or by the kernel itself."""
-    return (t.tgid == 1 and action(t, sig)[0] == SIG_DFL and not hand(t).forced_default
-            and not (outside and sig in (SIGKILL, SIGSTOP)))
+    """Whether the default action of `sig` is dropped because `t` is the init of its pid
+    namespace (the sandbox's pid 1, or a nested namespace's: Linux's SIGNAL_UNKILLABLE):
+    an init takes no signal it has no handler for, except SIGKILL and SIGSTOP sent from
+    `outside` its namespace (an ancestor namespace, the host: `runpsc kill`, a forwarded
+    signal) or by the kernel itself."""
+    return (t.tgid == init_of(t.pidns) and action(t, sig)[0] == SIG_DFL
+            and not hand(t).forced_default and not (outside and sig in (SIGKILL, SIGSTOP)))
 
 
 def ignored(t: Task, sig: int) -> bool:
