@@ -418,7 +418,8 @@ static void case_thread(void) {
 }
 
 /* case 6: a fork made by clone3 (exit_signal SIGCHLD) is PTRACE_EVENT_FORK; the exit of
- * a tracee the tracer did not fork reaches its parent only once the tracer waited */
+ * a tracee the tracer did not fork reaches its parent only once the tracer waited, and
+ * then as a SIGCHLD that stops the traced parent */
 static void case_clone3(void) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -450,8 +451,13 @@ static void case_clone3(void) {
     wait_for(pid, "clone3 parent SIGUSR1");
     ptrace(PTRACE_CONT, pid, 0, 0);
     wait_for(g, "clone3 child end");
-    ptrace(PTRACE_CONT, pid, 0, 0);
+    /* reaping g sent its parent pid SIGCHLD, which pid, being traced, does not ignore: it
+     * stops for it (whether before or after its waitpid took g), so wait for that stop
+     * rather than race it with a PTRACE_CONT */
     int st = wait_for(pid, "clone3 parent SIGCHLD");
+    r = ptrace(PTRACE_GETSIGINFO, pid, 0, &si);
+    say("clone3 parent SIGCHLD %s code=%d status=%d from_child=%d\n", err(r), si.si_code,
+        si.si_status, si.si_pid == (pid_t)g);
     ptrace(PTRACE_CONT, pid, 0, WIFSTOPPED(st) ? WSTOPSIG(st) : 0);
     wait_for(pid, "clone3 parent end");
 }
