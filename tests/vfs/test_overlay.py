@@ -170,3 +170,54 @@ async def test_large_lower_directory_listed_whole(tmp_path) -> None:
             fd = await v.open(v.new_context(), C, None, b"/big", O_RDONLY | O_DIRECTORY)
             got = sorted(n for n, _ in await dents(fd) if n not in (b".", b".."))
             assert got == names
+
+
+
+class _HeldLower(Tmpfs):
+    """A lower layer whose first lookup of b"dir" waits for `go`: a slow lookup (a remote
+    gofer's) overtaken by another task's, the order decided by the test, not the network."""
+
+    def __init__(self) -> None:
+        import trio
+
+        super().__init__()
+        self.go = trio.Event()
+        self.held = False
+
+    async def lookup(self, parent, names):  # noqa: ANN001, ANN201
+        if names[0] == b"dir" and not self.held:
+            self.held = True
+            await self.go.wait()
+        return await super().lookup(parent, names)
+
+
+async def test_a_slow_first_lookup_keeps_what_was_created_meanwhile() -> None:
+    """A task's first lookup of a lower directory is overtaken by another task that looks
+    it up, copies it up and creates in it: the slow lookup's result must not replace the
+    directory's dentry, or the new file vanishes (found as a unix socket bound in the
+    host's /tmp, then ENOENT for the binder's own resolve and every connect)."""
+    import trio
+    import trio.testing
+
+    lower = _HeldLower()
+    lower.held = True  # not while the lower tree is made
+    lv = VirtualFilesystem(lower)
+    await lv.mkdirat(lv.new_context(), C, None, b"/dir", 0o755)
+    lower.held = False
+    ov = VirtualFilesystem(Overlay(Tmpfs(), lower))
+    ctx = ov.new_context()
+
+    async def looker() -> None:
+        with pytest.raises(FileNotFoundError):
+            await ov.stat(ctx, C, None, b"/dir/missing", 0)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(looker)
+        await trio.testing.wait_all_tasks_blocked()
+        assert lower.held  # the looker waits in the lower layer's lookup
+        await ov.mknodat(ctx, C, None, b"/dir/s", 0o600)
+        await ov.stat(ctx, C, None, b"/dir/s", 0)
+        lower.go.set()
+    await ov.stat(ctx, C, None, b"/dir/s", 0)
+    fd = await ov.open(ctx, C, None, b"/dir", O_RDONLY | O_DIRECTORY)
+    assert sorted(n for n, _ in await dents(fd)) == [b".", b"..", b"s"]

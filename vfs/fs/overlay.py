@@ -146,6 +146,11 @@ class Overlay(Filesystem):
             return None
         opaque = up is not None and up.inode.is_dir and (
             low is None or await self._is_opaque(up))
+        # Another task may have looked the name up (and copied it up, created below it)
+        # while this one awaited: its dentry stays, what was found here is stale.
+        cached = parent.children.get(name)
+        if cached is not None:
+            return _ovl(cached)
         d = OvlDentry(self, name, parent, up, low, opaque)
         parent.children[name] = d
         return d
