@@ -51,6 +51,7 @@ from .image import RecordingSource, image_of
 from .inotify import Watches
 from .ipc import IpcNamespace, ipc_of
 from .network import Network
+from .platforms import VSYSCALL_PAGE
 from .task import (
     PR_SET_CHILD_SUBREAPER,
     PR_SET_NO_NEW_PRIVS,
@@ -701,6 +702,8 @@ class Kernel:
                 return self._internal_error(entry, e)
             if nr in io_calls:  # /proc/PID/io's accounting
                 count_io(t.leader.io, nr, res)
+            if res == -errno.EFAULT and rip >= VSYSCALL_PAGE:
+                self._vsyscall_fault(t)
             if self.signals_queued:  # a signal to deliver on the way back to user mode
                 if stub.in_notif:  # no registers here: at the kick's stop at the return
                     if signals.return_work(t):
@@ -745,6 +748,12 @@ class Kernel:
                     else stub.settle(st)
             except OSError:  # the thread died under us (killed from outside)
                 return t.killed_by or stub.dead_status or signal.SIGKILL
+
+    def _vsyscall_fault(self, t: Task) -> None:
+        """A legacy vsyscall-page call (seccomp platform: the host's emulation notifies it)
+        given a bad pointer: Linux's emulation returns -EFAULT and forces SIGSEGV."""
+        signals.force(t, signal.SIGSEGV,
+                      sigstate.siginfo(signal.SIGSEGV, sigstate.SI_KERNEL, addr=0))
 
     def _refuse_compat(self, t: Task, eax: int, rip: int) -> int:
         """A system call made other than by the `syscall` instruction, which always leaves

@@ -28,6 +28,10 @@ from .table import number
 PLATFORMS = ("ptrace", "seccomp")
 DEFAULT = "ptrace"
 ENV = "RUNPSC_PLATFORM"
+#: The legacy vsyscall page (x86-64's fixed gettimeofday, time and getcpu entries). The
+#: host emulates a call there outside the syscall entry: PTRACE_SYSEMU never stops it (the
+#: ptrace platform's filter kills the stub), seccomp sees it (notified on this platform).
+VSYSCALL_PAGE = 0xFFFF_FFFF_FF60_0000
 
 NOTIFIED = frozenset(number(n) for n in (
     # files and fds
