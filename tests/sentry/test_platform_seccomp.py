@@ -48,6 +48,22 @@ async def test_vsyscall_page(prog, platform):
     assert (got.status, got.stdout) == (want.status, want.stdout)
 
 
+async def test_spoofed_int80_never_runs_an_injected_call_in_the_i386_table(prog, platform,
+                                                                           tmp_path):
+    """int 0x80 with rcx and r11 as `syscall` leaves them is served as the 64-bit call its
+    registers spell (mprotect, eax 10), for which the Sentry injects a host mprotect. On
+    seccomp an injected call may run in place of the application's own entry: never this
+    one's, which the host would read in the i386 table (unlink(ebx): a host path here)."""
+    victim = tmp_path / "victim"
+    victim.write_text("x")
+    got = await sentry_run([prog, "int80_mprotect", str(victim)])
+    assert got.stdout.decode().splitlines() == ["int80_mprotect 0 ",
+                                                "int80_mprotect.readable 1 "]
+    assert got.status == 0 and victim.exists()
+    native([prog, "int80_mprotect", str(victim)])  # Linux: the i386 unlink
+    assert not victim.exists()
+
+
 async def test_own_filter_cannot_switch_off_the_sentrys(prog, monkeypatch):
     """The program's seccomp filter is the Sentry's to refuse (ENOSYS, as documented in
     docs/syscalls.md); either way its later calls are served, the same on both platforms."""

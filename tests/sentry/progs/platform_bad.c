@@ -1,7 +1,8 @@
 /* What a program may do to the platform under it (sentry/platform/usernotif.py, ptrace.py):
  * install its own seccomp filter, block SIGSYS or handle it, run `syscall` from memory it
  * just wrote (JIT), vfork, end a thread while another execs, jump to the stub's gadget,
- * call the legacy vsyscall page (the host emulates it outside the syscall entry).
+ * call the legacy vsyscall page (the host emulates it outside the syscall entry), make
+ * int 0x80 look like `syscall` (rcx = rip, r11 = rflags) for a call the Sentry injects.
  * Every mode prints what it saw; the test compares with Linux (and platform with platform). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -107,6 +108,30 @@ static void vsyscalls(void) {
     say("vsys.after", syscall(SYS_getppid) >= 0);
 }
 
+/* int 0x80 with eax = 10 and the registers `syscall` would leave: the Sentry takes it for
+ * the 64-bit mprotect its registers spell (sentry/README.md, "Only the `syscall`
+ * instruction is served") and makes a host mprotect of its own. Linux's i386 table has
+ * unlink() at 10: ebx names a host file, so a host running the Sentry's mprotect by this
+ * entry would remove it. Static, non-PIE: the name's address fits in 32 bits. */
+static char unlink_path[256];
+
+static long int80_as_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5) {
+    long r;
+    register long r10 __asm__("r10") = a3;
+    register long r8 __asm__("r8") = a4;
+    register long r9 __asm__("r9") = a5;
+    __asm__ volatile("lea 1f(%%rip), %%rcx\n\t"
+                     "pushfq\n\t"
+                     "pop %%r11\n\t"
+                     "int $0x80\n"
+                     "1:"
+                     : "=a"(r)
+                     : "a"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10), "r"(r8), "r"(r9),
+                       "b"(unlink_path)
+                     : "r11", "memory");
+    return r;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     if (!strcmp(mode, "exit3")) return 3;
@@ -191,6 +216,15 @@ int main(int argc, char **argv) {
         unsigned long gadget = strtoul(argv[2], NULL, 0);
         __asm__ volatile("mov $39, %%eax\n\tjmp *%0" : : "r"(gadget) : "rax", "memory");
         return 98;
+    }
+    if (!strcmp(mode, "int80_mprotect")) {
+        snprintf(unlink_path, sizeof unlink_path, "%s", argv[2]);
+        volatile char *p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                -1, 0);
+        p[100] = 42;
+        say("int80_mprotect", int80_as_syscall(10, (long)p, 4096, PROT_READ, 0, 0, 0));
+        say("int80_mprotect.readable", p[100] == 42);
+        return 0;
     }
     if (!strcmp(mode, "vsyscall")) {
         vsyscalls();
