@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import socket
 import struct
@@ -74,6 +75,13 @@ _ERESTART = (-512, -513, -514, -516)  # ERESTARTSYS, NOINTR, NOHAND, RESTART_RES
 #: and keep the gadget; close and recvmsg are notified calls.
 _IN_PLACE = frozenset((NR_MMAP, NR_MPROTECT, NR_MUNMAP, NR_MREMAP, NR_MADVISE, NR_MSYNC,
                        NR_MINCORE, NR_FUTEX))
+
+
+@functools.lru_cache(maxsize=4)
+def _filter_of(notified: frozenset[int]) -> bytes:
+    """The filter's BPF for a notified set (a pure function, built once per set: 0.4 ms
+    of every stub start otherwise)."""
+    return notif_filter(sorted(notified))
 
 
 def available() -> bool:
@@ -168,7 +176,7 @@ class SeccompStub(PtraceStub):
             raise OSError(errno.ENOSYS, "the seccomp platform needs the C extension "
                                         "(sentry.platform._hotloop with sc_step)")
         nrs = frozenset(notified)
-        stub, lfd = cls._start(_OPTIONS | libc.PTRACE_O_TRACESECCOMP, notif_filter(sorted(nrs)),
+        stub, lfd = cls._start(_OPTIONS | libc.PTRACE_O_TRACESECCOMP, _filter_of(nrs),
                                _NEW_LISTENER | _WAIT_KILLABLE_RECV)
         assert isinstance(stub, SeccompStub)
         stub.filtered = True
