@@ -86,7 +86,8 @@ class Kernel:
             `sentry.syscalls` fills (the kernel never imports its handlers itself).
         stderr: where user-visible events go (rate-limited), besides the debug log.
         platform: how application code runs, ``"ptrace"`` or ``"seccomp"``
-            (`sentry.kernel.platforms`); by default $RUNPSC_PLATFORM, else ptrace.
+            (`sentry.kernel.platforms`); by default $RUNPSC_PLATFORM, else seccomp
+            where the host supports it (`platforms.default`), else ptrace.
     """
 
     def __init__(self, *, exec_source: ExecSource | None = None,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import itertools
 import os
 import socket
 import struct
@@ -87,6 +88,21 @@ def _filter_of(notified: frozenset[int]) -> bytes:
 def available() -> bool:
     """The platform needs the C extension (built with the sc_* calls)."""
     return _hot is not None and hasattr(_hot, "sc_run")
+
+
+#: The oldest host the platform runs on: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (5.19);
+#: pidfd_getfd (5.6) and PTRACE_GET_SYSCALL_INFO (5.3) are older.
+MIN_LINUX = (5, 19)
+
+
+def host_supports(release: str | None = None) -> bool:
+    """Whether the host's Linux (`release`, by default uname's) is MIN_LINUX or later."""
+    rel = release if release is not None else os.uname().release
+    nums = []
+    for part in rel.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        nums.append(int(digits) if digits else 0)
+    return tuple(nums) >= MIN_LINUX
 
 
 #: The C round trips (hotloop.c), for the Kernel's loop to call inline: answer and wait
