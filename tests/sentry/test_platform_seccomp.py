@@ -3,8 +3,8 @@ its own seccomp filter, SIGSYS blocked or handled, JIT code making syscalls, vfo
 thread exiting while another execs, a jump to the stub's gadget, the legacy vsyscall page. Each is compared with
 Linux where Linux has an answer, and each platform with the other.
 
-The rest of the sentry tests run on the seccomp platform with RUNPSC_PLATFORM=seccomp
-(scripts/test.sh does so for a subset)."""
+The rest of the sentry tests run on the default platform (seccomp where the host supports
+it), and a subset again on ptrace with RUNPSC_PLATFORM=ptrace (scripts/test.sh)."""
 
 import os
 
