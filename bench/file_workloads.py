@@ -10,7 +10,9 @@ shows it).
 
 Every round runs each row natively, in runpsc (and runsc), in an order that rotates per
 round, so all of them see the same load; the table gives medians over the rounds and the
-ratio of each sandbox's median to native's. The load average before and after is printed:
+ratio of each sandbox's median to native's. A second table gives the workloads' CPU time
+(user + system of the command and of everything it waited for: runpsc's gofers and the
+stubs its Sentry reaped), which moves much less with other processes' load than wall time. The load average before and after is printed:
 on a shared machine compare ratios from one run, never absolute times across runs.
 
 `--tree NAME=DIR` adds runpsc run from another source tree (e.g. an older commit's
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -120,12 +123,15 @@ def platform_prefix(runpsc: str, platform: str, env: dict[str, str]) -> list[str
 
 
 def run_one(prefix: list[str], argv: list[str], env: dict[str, str] | None,
-            timeout: float) -> tuple[float, bytes]:
-    """Wall seconds and stdout of one run, which must succeed within `timeout` seconds.
+            timeout: float) -> tuple[float, float, bytes]:
+    """Wall seconds, CPU seconds (user + system of the run and of every process it waited
+    for: for runpsc its gofers and the stubs the Sentry reaped) and stdout of one run,
+    which must succeed within `timeout` seconds.
 
     Raises:
         RuntimeError: it failed or took too long (the row's cell then says so).
     """
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     try:
         p = subprocess.run([*prefix, *argv], capture_output=True, stdin=subprocess.DEVNULL,
@@ -133,9 +139,11 @@ def run_one(prefix: list[str], argv: list[str], env: dict[str, str] | None,
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"{[*prefix, *argv]} took over {timeout:.0f} s") from None
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
         raise RuntimeError(f"{[*prefix, *argv]} failed ({p.returncode}): {p.stderr[-400:]!r}")
-    return wall, p.stdout
+    cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+    return wall, cpu, p.stdout
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
         who = runners(args.tree, [p for p in args.platform.split(",") if p])
         names = list(who)
         figures: dict[str, dict[str, list[float]]] = {r: {w: [] for w in who} for r in rows}
+        cpus: dict[str, dict[str, list[float]]] = {r: {w: [] for w in who} for r in rows
+                                                   if r not in CALLS}
         load0 = os.getloadavg()
         failed: set[tuple[str, str]] = set()  # (row, runner): not run again
         for i in range(args.rounds):
@@ -181,14 +191,19 @@ def main(argv: list[str] | None = None) -> None:
                     if (row, w) in failed:
                         continue
                     try:
-                        wall, out = run_one(who[w][0], argv, who[w][1], args.timeout)
+                        wall, cpu, out = run_one(who[w][0], argv, who[w][1], args.timeout)
                     except RuntimeError as e:
                         print(f"round {i + 1}: {w}, row {row}: {e}", flush=True)
                         failed.add((row, w))
                         continue
                     figures[row][w].append(float(out) / 1000 if row in CALLS else wall)
+                    if row in cpus:
+                        cpus[row][w].append(cpu)
             # every round's table, so a run cut short still tells something
             report(rows, names, figures, i + 1, load0)
+            if cpus:  # CPU time moves much less with the machine's load than wall time
+                report({r: (v[0].replace(", s", ", CPU s"), v[1]) for r, v in rows.items()
+                        if r in cpus}, names, cpus, i + 1, load0)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

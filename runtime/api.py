@@ -57,7 +57,7 @@ class Sandbox:
         tmpfs: sandbox paths that get a private empty tmpfs (e.g. ``["/tmp"]``).
         tls: the certificate, key and CA for ``tls:`` mounts (`p9.TLSClientConfig`).
         platform: how the Sentry runs programs, ``ptrace`` or ``seccomp`` (default:
-            $RUNPSC_PLATFORM, else ptrace).
+            $RUNPSC_PLATFORM, else seccomp where the host supports it, else ptrace).
 
     Raises:
         ValueError: a malformed argument.

@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 @click.option("--platform", type=click.Choice(["ptrace", "seccomp"]), default=None,
               help="How application code runs: ptrace (a ptrace stop per syscall) or "
               "seccomp (most syscalls as seccomp user notifications, no stop). Default: "
-              "$RUNPSC_PLATFORM, else ptrace.")
+              "$RUNPSC_PLATFORM, else seccomp where the host supports it (Linux 5.19), "
+              "else ptrace.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def do(cwd: str | None, envs: tuple[str, ...], volumes: tuple[str, ...], strace: bool,
        memory: str | None, network: str, publish: tuple[str, ...], tmpfs: tuple[str, ...],

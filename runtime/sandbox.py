@@ -206,7 +206,8 @@ class SandboxConfig:
         tmpfs: absolute sandbox paths that get a private, empty tmpfs (mode 1777) instead
             of the host's directory seen through the overlay (``--tmpfs /tmp``).
         platform: how the Sentry runs application code, ``ptrace`` or ``seccomp``
-            (None: $RUNPSC_PLATFORM, else ptrace; sentry/README.md, "The platform").
+            (None: $RUNPSC_PLATFORM, else seccomp where the host supports it, else
+            ptrace; sentry/README.md, "The platform").
     """
 
     argv: list[str]

@@ -53,6 +53,7 @@ from .inotify import Watches
 from .ipc import IpcNamespace, ipc_of
 from .network import Network
 from .pidns import PidNamespace, init_of
+from .platforms import VSYSCALL_PAGE
 from .task import (
     PR_SET_CHILD_SUBREAPER,
     PR_SET_NO_NEW_PRIVS,
@@ -87,7 +88,8 @@ class Kernel:
             `sentry.syscalls` fills (the kernel never imports its handlers itself).
         stderr: where user-visible events go (rate-limited), besides the debug log.
         platform: how application code runs, ``"ptrace"`` or ``"seccomp"``
-            (`sentry.kernel.platforms`); by default $RUNPSC_PLATFORM, else ptrace.
+            (`sentry.kernel.platforms`); by default $RUNPSC_PLATFORM, else seccomp
+            where the host supports it (`platforms.default`), else ptrace.
     """
 
     def __init__(self, *, exec_source: ExecSource | None = None,
@@ -789,6 +791,8 @@ class Kernel:
                 return self._internal_error(entry, e)
             if nr in io_calls:  # /proc/PID/io's accounting
                 count_io(t.leader.io, nr, res)
+            if res == -errno.EFAULT and rip >= VSYSCALL_PAGE:
+                self._vsyscall_fault(t)
             if t.ptrace is not None:  # the syscall-exit stop, then the tracer's stops
                 res = await self._ptrace_exit(t, res, stub.in_notif)  # signals too
                 if t.leader._killed_by:
@@ -877,6 +881,12 @@ class Kernel:
         except OSError:
             return t.killed_by or signal.SIGKILL
         return 0
+
+    def _vsyscall_fault(self, t: Task) -> None:
+        """A legacy vsyscall-page call (seccomp platform: the host's emulation notifies it)
+        given a bad pointer: Linux's emulation returns -EFAULT and forces SIGSEGV."""
+        signals.force(t, signal.SIGSEGV,
+                      sigstate.siginfo(signal.SIGSEGV, sigstate.SI_KERNEL, addr=0))
 
     def _refuse_compat(self, t: Task, eax: int, rip: int) -> int:
         """A system call made other than by the `syscall` instruction, which always leaves

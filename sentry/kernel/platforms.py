@@ -1,9 +1,11 @@
 """Which platform runs application code (`Kernel(platform=...)`, `RUNPSC_PLATFORM`), and
 the calls the seccomp platform takes as user notifications.
 
-`ptrace` (the default): every application call is a PTRACE_SYSEMU stop. `seccomp`: the
-calls in NOTIFIED come as seccomp user notifications, answered without a ptrace stop;
-every other call is a PTRACE_EVENT_SECCOMP stop (sentry/platform/usernotif.py).
+`seccomp` (the default where it can run: the C extension is built and the host is Linux
+5.19 or later): the calls in NOTIFIED come as seccomp user notifications, answered
+without a ptrace stop; every other call is a PTRACE_EVENT_SECCOMP stop
+(sentry/platform/usernotif.py). `ptrace` (the default otherwise, and selectable): every
+application call is a PTRACE_SYSEMU stop.
 
 A call belongs in NOTIFIED only if its handler's whole effect is its return value, memory
 the Sentry reads or writes (process_vm_readv/writev) and Sentry state: it must not read
@@ -20,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from sentry.platform import usernotif
 from sentry.platform.ptrace import PtraceStub
 from sentry.platform.usernotif import SeccompStub
 from sentry.platform.zygote import Zygote
@@ -27,8 +30,11 @@ from sentry.platform.zygote import Zygote
 from .table import number
 
 PLATFORMS = ("ptrace", "seccomp")
-DEFAULT = "ptrace"
 ENV = "RUNPSC_PLATFORM"
+#: The legacy vsyscall page (x86-64's fixed gettimeofday, time and getcpu entries). The
+#: host emulates a call there outside the syscall entry: PTRACE_SYSEMU never stops it (the
+#: ptrace platform's filter kills the stub), seccomp sees it (notified on this platform).
+VSYSCALL_PAGE = 0xFFFF_FFFF_FF60_0000
 
 NOTIFIED = frozenset(number(n) for n in (
     # files and fds
@@ -70,9 +76,15 @@ NOTIFIED = frozenset(number(n) for n in (
 ))
 
 
+def default() -> str:
+    """seccomp where it can run (faster: sentry/README.md, "The seccomp platform"), else
+    ptrace (no C extension, as with RUNPSC_NO_CFFI=1; a host older than Linux 5.19)."""
+    return "seccomp" if usernotif.available() and usernotif.host_supports() else "ptrace"
+
+
 def choose(name: str | None) -> str:
     """The platform to use: `name`, else $RUNPSC_PLATFORM, else the default."""
-    name = name or os.environ.get(ENV) or DEFAULT
+    name = name or os.environ.get(ENV) or default()
     if name not in PLATFORMS:
         raise ValueError(f"unknown platform {name!r} (one of {', '.join(PLATFORMS)})")
     return name

@@ -25,7 +25,10 @@ for another thread than the one being waited for goes to that thread's mailbox.
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
+import itertools
 import os
 import socket
 import struct
@@ -34,20 +37,30 @@ from collections.abc import Iterable
 import trio
 
 from . import affinity, libc
+from .libc import UserRegs
 from .ptrace import (
     _OPTIONS,
     BLOCK_NS,
     NR_CLOSE,
+    NR_FUTEX,
+    NR_MADVISE,
+    NR_MINCORE,
+    NR_MMAP,
+    NR_MPROTECT,
+    NR_MREMAP,
+    NR_MSYNC,
+    NR_MUNMAP,
     PtraceStub,
     SigchldWaiter,
     Stop,
     StopKind,
+    StubGone,
     _ffi,
     _hot,
     _Parked,
     classify,
 )
-from .stub import notif_filter
+from .stub import GADGET, GADGET_RETURN, notif_filter
 from .zygote import Zygote
 
 _MASK64 = (1 << 64) - 1
@@ -59,11 +72,38 @@ _WAIT_KILLABLE_RECV = 1 << 5
 SECCOMP_STOP_STATUS = ((libc.PTRACE_EVENT_SECCOMP << 8 | 5) << 8) | 0x7F  # SIGTRAP
 _NOTIF_SIZE = 80  # struct seccomp_notif
 _ERESTART = (-512, -513, -514, -516)  # ERESTARTSYS, NOINTR, NOHAND, RESTART_RESTARTBLOCK
+#: Injected calls that may run in place of the application's TRACEd call (`_in_place`):
+#: the memory calls and futex's FUTEX_WAKE_OP. fork, clone and exit make or end threads
+#: and keep the gadget; close and recvmsg are notified calls.
+_IN_PLACE = frozenset((NR_MMAP, NR_MPROTECT, NR_MUNMAP, NR_MREMAP, NR_MADVISE, NR_MSYNC,
+                       NR_MINCORE, NR_FUTEX))
+
+
+@functools.lru_cache(maxsize=4)
+def _filter_of(notified: frozenset[int]) -> bytes:
+    """The filter's BPF for a notified set (a pure function, built once per set: 0.4 ms
+    of every stub start otherwise)."""
+    return notif_filter(sorted(notified))
 
 
 def available() -> bool:
     """The platform needs the C extension (built with the sc_* calls)."""
     return _hot is not None and hasattr(_hot, "sc_run")
+
+
+#: The oldest host the platform runs on: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (5.19);
+#: pidfd_getfd (5.6) and PTRACE_GET_SYSCALL_INFO (5.3) are older.
+MIN_LINUX = (5, 19)
+
+
+def host_supports(release: str | None = None) -> bool:
+    """Whether the host's Linux (`release`, by default uname's) is MIN_LINUX or later."""
+    rel = release if release is not None else os.uname().release
+    nums = []
+    for part in rel.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        nums.append(int(digits) if digits else 0)
+    return tuple(nums) >= MIN_LINUX
 
 
 #: The C round trips (hotloop.c), for the Kernel's loop to call inline: answer and wait
@@ -79,8 +119,10 @@ class Listener:
     `SeccompStub.start`, with the notifications received for a thread other than the
     one being waited for (its mailbox, by host tid)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, notified: frozenset[int]) -> None:
         self.fd = fd
+        #: the calls the filter notifies (every other one is TRACEd)
+        self.notified = notified
         self.users = 0
         self.mail: dict[int, bytes] = {}
         self._buf = _ffi.new(f"char[{_NOTIF_SIZE}]")
@@ -140,6 +182,8 @@ class SeccompStub(PtraceStub):
             self.lfd = listener.fd
         #: the notification being served (struct seccomp_notif), for the C loop
         self.notif = _ffi.new(f"char[{_NOTIF_SIZE}]")
+        #: under the notifying filter (forks and threads inherit it; `start` installs it)
+        self.filtered = listener is not None
 
     @classmethod
     def start(cls, notified: Iterable[int] = (), *,
@@ -150,10 +194,11 @@ class SeccompStub(PtraceStub):
         if not available():
             raise OSError(errno.ENOSYS, "the seccomp platform needs the C extension "
                                         "(sentry.platform._hotloop with sc_step)")
-        stub, lfd = cls._start(_OPTIONS | libc.PTRACE_O_TRACESECCOMP,
-                               notif_filter(sorted(set(notified))),
+        nrs = frozenset(notified)
+        stub, lfd = cls._start(_OPTIONS | libc.PTRACE_O_TRACESECCOMP, _filter_of(nrs),
                                _NEW_LISTENER | _WAIT_KILLABLE_RECV, zygote)
         assert isinstance(stub, SeccompStub)
+        stub.filtered = True
         try:
             pidfd = os.pidfd_open(stub.pid)
             try:
@@ -165,7 +210,7 @@ class SeccompStub(PtraceStub):
             stub.kill()
             raise
         _hot.sc_setup(fd)  # best effort: the synchronous wakeup (Linux 6.6)
-        stub.listener = Listener(fd)
+        stub.listener = Listener(fd, nrs)
         stub.listener.users = 1
         stub.lfd = fd
         return stub
@@ -275,19 +320,96 @@ class SeccompStub(PtraceStub):
 
     def inject(self, nr: int, a0: int = 0, a1: int = 0, a2: int = 0, a3: int = 0,
                a4: int = 0, a5: int = 0) -> int:
-        """As PtraceStub.inject; at a PTRACE_EVENT_SECCOMP stop the application's call is
-        skipped (orig_rax = -1) before the injected one runs. Not possible while the
-        thread waits in a notification (not at a ptrace stop)."""
+        """As PtraceStub.inject, with fewer stops. At the PTRACE_EVENT_SECCOMP stop of a
+        `syscall` the Sentry serves, a memory call or futex runs in the application call's
+        place (`_in_place`: one stop, its exit); otherwise at the gadget, reaching it
+        under PTRACE_CONT so its first stop is the filter's TRACE (`_at_gadget`: two
+        stops, or three when the application's call must be skipped first). Not possible
+        while the thread waits in a notification (not at a ptrace stop)."""
         if self.in_notif:
             raise OSError(errno.EAGAIN, f"inject into {self.pid}: in a notification")
-        if not self._at_sysemu_entry:
+        if not self.filtered:  # `_start`'s own calls, before the filter
             return super().inject(nr, a0, a1, a2, a3, a4, a5)
-        saved = self.regs.orig_rax
-        self.regs.orig_rax = _MASK64
-        try:
-            return super().inject(nr, a0, a1, a2, a3, a4, a5)
-        finally:
-            self.regs.orig_rax = saved
+        if self.dead_status is not None:
+            raise StubGone(self.dead_status)
+        listener = self.listener
+        if (self._at_sysemu_entry and nr in _IN_PLACE and listener is not None
+                and nr not in listener.notified
+                and libc.seccomp_stop_arch(self.pid) == libc.AUDIT_ARCH_X86_64):
+            return self._in_place(nr, a0, a1, a2, a3, a4, a5)
+        return self._at_gadget(nr, a0, a1, a2, a3, a4, a5)
+
+    def _in_place(self, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int,
+                  a5: int) -> int:
+        """The injected call made by the stopped application call's own entry: its number
+        and arguments replaced, resumed with PTRACE_SYSCALL. The host re-runs the filter
+        on a call the tracer changed at a TRACE stop, and a TRACE result then lets it
+        run (never a notification: `nr` is not notified), so the next stop is its exit.
+        Only for a call that came by `syscall` (the arch the host reports): an int 0x80's
+        entry would read `nr` in the i386 table."""
+        saved = self.regs.copy()
+        r = saved.copy()
+        r.rax = r.orig_rax = nr
+        r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9 = a0, a1, a2, a3, a4, a5
+        libc.set_regs(self.pid, r)
+        self._at_sysemu_entry = False
+        self._step_to_syscall_stop()  # exit stop: the host ran it
+        libc.get_regs(self.pid, r)
+        if r.orig_rax != nr or r.rip != saved.rip:
+            self.kill()
+            raise StubGone(-1)
+        return self._restore(saved, r.rax)
+
+    def _at_gadget(self, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int,
+                   a5: int) -> int:
+        """The injected call made at the stub's gadget; at an application call's stop,
+        that call is skipped first (orig_rax = -1: its exit stop)."""
+        saved = self.regs.copy()
+        if self._at_sysemu_entry:
+            r = saved.copy()
+            r.orig_rax = _MASK64
+            libc.set_regs(self.pid, r)
+            self._step_to_syscall_stop()
+            self._at_sysemu_entry = False
+        r = UserRegs()
+        r.cs, r.ss, r.eflags = saved.cs, saved.ss, saved.eflags
+        r.fs_base, r.gs_base = saved.fs_base, saved.gs_base
+        r.ds, r.es, r.fs, r.gs = saved.ds, saved.es, saved.fs, saved.gs
+        r.rsp = saved.rsp
+        r.rip = GADGET
+        r.rax = r.orig_rax = nr
+        r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9 = a0, a1, a2, a3, a4, a5
+        libc.set_regs(self.pid, r)
+        self._step_to_seccomp_stop()  # a call at the gadget is always TRACEd
+        libc.get_regs(self.pid, r)
+        if r.orig_rax != nr or r.rip != GADGET_RETURN:
+            self.kill()
+            raise StubGone(-1)
+        self._step_to_syscall_stop()  # exit stop: the host ran it
+        libc.get_regs(self.pid, r)
+        return self._restore(saved, r.rax)
+
+    def _restore(self, saved: UserRegs, rax: int) -> int:
+        """Put the application's registers back; the injected call's result, signed."""
+        ctypes.pointer(self.regs)[0] = saved  # same buffer: the hot loop holds its address
+        libc.set_regs(self.pid, self.regs)
+        return rax - (1 << 64) if rax >= 1 << 63 else rax
+
+    def _step_to_seccomp_stop(self) -> None:
+        """PTRACE_CONT and wait for the thread's PTRACE_EVENT_SECCOMP stop, remembering
+        real signals that arrive meanwhile (as `_step_to_syscall_stop`)."""
+        libc.resume(libc.PTRACE_CONT, self.pid, 0)
+        while True:
+            _, status = os.waitpid(self.pid, libc.WALL)
+            if status == SECCOMP_STOP_STATUS:
+                return
+            stop = classify(status)
+            if stop.kind is StopKind.EXITED:
+                self.dead_status = status
+                raise StubGone(status)
+            if stop.kind is StopKind.SIGNAL:
+                self.pending_signals.append(stop.sig)
+            libc.resume(libc.PTRACE_CONT, self.pid, 0)
 
     # teardown ----------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """The platforms (ptrace, seccomp) against what a program may do to the mechanism under it:
 its own seccomp filter, SIGSYS blocked or handled, JIT code making syscalls, vfork, a
-thread exiting while another execs, a jump to the stub's gadget. Each is compared with
+thread exiting while another execs, a jump to the stub's gadget, the legacy vsyscall page. Each is compared with
 Linux where Linux has an answer, and each platform with the other.
 
-The rest of the sentry tests run on the seccomp platform with RUNPSC_PLATFORM=seccomp
-(scripts/test.sh does so for a subset)."""
+The rest of the sentry tests run on the default platform (seccomp where the host supports
+it), and a subset again on ptrace with RUNPSC_PLATFORM=ptrace (scripts/test.sh)."""
 
 import os
 
@@ -32,6 +32,36 @@ async def test_matches_linux(prog, platform, mode):
     want = native([prog, mode])
     got = await sentry_run([prog, mode])
     assert (got.status, got.stdout) == (want.status, want.stdout)
+
+
+async def test_vsyscall_page(prog, platform):
+    """The legacy vsyscall page (gettimeofday, time, getcpu at fixed addresses), which the
+    host emulates outside the syscall entry. On seccomp the emulation's seccomp check
+    notifies the call and the Sentry answers it as Linux does (a bad pointer: SIGSEGV); on
+    ptrace SYSEMU never sees it and the stub's filter kills the process (SIGSYS): in
+    neither case does the host run it for the program."""
+    got = await sentry_run([prog, "vsyscall"])
+    if platform == "ptrace":
+        assert got.status == 31 and got.stdout == b"", got  # SIGSYS (sentry/README.md)
+        return
+    want = native([prog, "vsyscall"])
+    assert (got.status, got.stdout) == (want.status, want.stdout)
+
+
+async def test_spoofed_int80_never_runs_an_injected_call_in_the_i386_table(prog, platform,
+                                                                           tmp_path):
+    """int 0x80 with rcx and r11 as `syscall` leaves them is served as the 64-bit call its
+    registers spell (mprotect, eax 10), for which the Sentry injects a host mprotect. On
+    seccomp an injected call may run in place of the application's own entry: never this
+    one's, which the host would read in the i386 table (unlink(ebx): a host path here)."""
+    victim = tmp_path / "victim"
+    victim.write_text("x")
+    got = await sentry_run([prog, "int80_mprotect", str(victim)])
+    assert got.stdout.decode().splitlines() == ["int80_mprotect 0 ",
+                                                "int80_mprotect.readable 1 "]
+    assert got.status == 0 and victim.exists()
+    native([prog, "int80_mprotect", str(victim)])  # Linux: the i386 unlink
+    assert not victim.exists()
 
 
 async def test_own_filter_cannot_switch_off_the_sentrys(prog, monkeypatch):

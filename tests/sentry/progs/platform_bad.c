@@ -1,6 +1,8 @@
 /* What a program may do to the platform under it (sentry/platform/usernotif.py, ptrace.py):
  * install its own seccomp filter, block SIGSYS or handle it, run `syscall` from memory it
- * just wrote (JIT), vfork, end a thread while another execs, jump to the stub's gadget.
+ * just wrote (JIT), vfork, end a thread while another execs, jump to the stub's gadget,
+ * call the legacy vsyscall page (the host emulates it outside the syscall entry), make
+ * int 0x80 look like `syscall` (rcx = rip, r11 = rflags) for a call the Sentry injects.
  * Every mode prints what it saw; the test compares with Linux (and platform with platform). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,7 +18,9 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -60,6 +64,72 @@ static void on_trap(int sig, siginfo_t *si, void *ctx) {
     say("gadget.trap", 1);
     say("gadget.is_getpid", gadget_rax == getpid());
     _exit(0);
+}
+
+/* The legacy vsyscall page's three entries (x86-64 ABI, fixed addresses). */
+typedef long (*vgtod_t)(struct timeval *, struct timezone *);
+typedef long (*vtime_t)(long *);
+typedef long (*vgetcpu_t)(unsigned *, unsigned *, void *);
+#define VSYS(off) (0xffffffffff600000UL + (off))
+
+static long usec(const struct timespec *t) { return t->tv_sec * 1000000L + t->tv_nsec / 1000; }
+
+static void vsyscalls(void) {
+    struct timespec before, after;
+    struct timeval tv;
+    long t = -1, r;
+    unsigned cpu = ~0u, node = ~0u;
+    clock_gettime(CLOCK_REALTIME, &before);
+    r = ((vgtod_t)VSYS(0))(&tv, NULL);
+    clock_gettime(CLOCK_REALTIME, &after);
+    say("vsys.gettimeofday", r);
+    say("vsys.gettimeofday_in_range", usec(&before) / 1000000 * 1000000 <= tv.tv_sec * 1000000L
+        + tv.tv_usec && tv.tv_sec * 1000000L + tv.tv_usec <= usec(&after));
+    say("vsys.gettimeofday_null", ((vgtod_t)VSYS(0))(NULL, NULL));
+    clock_gettime(CLOCK_REALTIME, &before);
+    r = ((vtime_t)VSYS(0x400))(&t);
+    clock_gettime(CLOCK_REALTIME, &after);
+    say("vsys.time_stored", r == t);
+    say("vsys.time_in_range", before.tv_sec <= r && r <= after.tv_sec);
+    say("vsys.time_null_in_range", ((vtime_t)VSYS(0x400))(NULL) >= before.tv_sec);
+    r = ((vgetcpu_t)VSYS(0x800))(&cpu, &node, NULL);
+    say("vsys.getcpu", r);
+    say("vsys.getcpu_cpu_valid", cpu < (unsigned)sysconf(_SC_NPROCESSORS_CONF));
+    say("vsys.getcpu_node", node);
+    /* a pointer the host cannot write: Linux's emulation raises SIGSEGV before the call */
+    pid_t c = fork();
+    if (c == 0) {
+        ((vgtod_t)VSYS(0))((struct timeval *)8, NULL);
+        _exit(0);
+    }
+    int st;
+    waitpid(c, &st, 0);
+    say("vsys.badptr_signal", WIFSIGNALED(st) ? WTERMSIG(st) : -WEXITSTATUS(st));
+    say("vsys.after", syscall(SYS_getppid) >= 0);
+}
+
+/* int 0x80 with eax = 10 and the registers `syscall` would leave: the Sentry takes it for
+ * the 64-bit mprotect its registers spell (sentry/README.md, "Only the `syscall`
+ * instruction is served") and makes a host mprotect of its own. Linux's i386 table has
+ * unlink() at 10: ebx names a host file, so a host running the Sentry's mprotect by this
+ * entry would remove it. Static, non-PIE: the name's address fits in 32 bits. */
+static char unlink_path[256];
+
+static long int80_as_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5) {
+    long r;
+    register long r10 __asm__("r10") = a3;
+    register long r8 __asm__("r8") = a4;
+    register long r9 __asm__("r9") = a5;
+    __asm__ volatile("lea 1f(%%rip), %%rcx\n\t"
+                     "pushfq\n\t"
+                     "pop %%r11\n\t"
+                     "int $0x80\n"
+                     "1:"
+                     : "=a"(r)
+                     : "a"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10), "r"(r8), "r"(r9),
+                       "b"(unlink_path)
+                     : "r11", "memory");
+    return r;
 }
 
 int main(int argc, char **argv) {
@@ -146,6 +216,19 @@ int main(int argc, char **argv) {
         unsigned long gadget = strtoul(argv[2], NULL, 0);
         __asm__ volatile("mov $39, %%eax\n\tjmp *%0" : : "r"(gadget) : "rax", "memory");
         return 98;
+    }
+    if (!strcmp(mode, "int80_mprotect")) {
+        snprintf(unlink_path, sizeof unlink_path, "%s", argv[2]);
+        volatile char *p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                -1, 0);
+        p[100] = 42;
+        say("int80_mprotect", int80_as_syscall(10, (long)p, 4096, PROT_READ, 0, 0, 0));
+        say("int80_mprotect.readable", p[100] == 42);
+        return 0;
+    }
+    if (!strcmp(mode, "vsyscall")) {
+        vsyscalls();
+        return 0;
     }
     return 2;
 }
