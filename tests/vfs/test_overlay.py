@@ -155,6 +155,31 @@ async def test_concurrent_copy_up_of_one_file(tmp_path) -> None:
         assert sorted(n for n, _ in await dents(fdir)) == [b".", b"..", b"f"]
 
 
+@pytest.mark.parametrize("policy", ["exclusive", "revalidating", "none"])
+async def test_fstat_of_a_lower_file_is_the_overlays(tmp_path, policy: str) -> None:
+    """fstat of a file opened through the overlay (still only in the lower layer) gives
+    what stat of its path gives, the overlay's st_dev included: cp compares the two and
+    skips a file whose (dev, ino) changed ("replaced while being copied")."""
+    from .helpers import goferfs
+
+    (tmp_path / "export").mkdir(exist_ok=True)
+    async with goferfs(tmp_path, policy) as gfs:
+        lv = VirtualFilesystem(gfs)
+        lctx = lv.new_context()
+        f = await lv.open(lctx, C, None, b"/f", O_CREAT | O_WRONLY, 0o644)
+        await f.write(b"data")
+        await f.dec_ref()
+        for dirs in (False, True):
+            ov = VirtualFilesystem(Overlay(Tmpfs(), gfs))
+            ctx = ov.new_context()
+            path, flags = (b"/", O_RDONLY | O_DIRECTORY) if dirs else (b"/f", O_RDONLY)
+            st = await ov.stat(ctx, C, None, path, 0)
+            fd = await ov.open(ctx, C, None, path, flags)
+            fst = await fd.stat()
+            assert (fst.dev, fst.ino, fst.size) == (st.dev, st.ino, st.size)
+            await fd.dec_ref()
+
+
 async def test_large_lower_directory_listed_whole(tmp_path) -> None:
     """A lower goferfs directory bigger than one Treaddir (small msize) is merged whole,
     through the overlay and directly."""

@@ -44,6 +44,8 @@ class GoferFileFD(RegularFD):
         return self.inode.size
 
     async def file_stat(self, vd: VirtualDentry) -> Stat:
+        if vd.mount.fs is not self.fs:  # opened through an overlay: its dev, its view
+            return await super().file_stat(vd)
         return await self.fs.stat_open(self.dentry, self._io)
 
     async def io(self) -> p9.Fid:
@@ -234,6 +236,8 @@ class GoferDirFD(DirectoryFD):
         self._synthetic_at: dict[int, int] = {}
 
     async def file_stat(self, vd: VirtualDentry) -> Stat:
+        if vd.mount.fs is not self.fs:  # opened through an overlay: its dev, its view
+            return await super().file_stat(vd)
         return await self.fs.stat_open(self.dentry, self.io)
 
     async def entries(self, cookie: int) -> list[tuple[int, int, int, bytes]]:
