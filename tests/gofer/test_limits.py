@@ -157,7 +157,11 @@ def test_slow_frame_is_dropped_at_its_deadline(exp: Path) -> None:
         t.start()
         try:
             s.settimeout(120)  # only a guard: the server's close ends the wait
-            assert s.recv(100) == b""
+            try:
+                got = s.recv(100)
+            except ConnectionResetError:  # closed with a dripped byte unread: also closed
+                got = b""
+            assert got == b""
         finally:
             stop.set()
             t.join()
