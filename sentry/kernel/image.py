@@ -36,14 +36,33 @@ class RecordingSource:
     """An ExecSource that remembers what the loader opened (scripts, the program, its
     interpreter), so the kernel knows which file is the process's executable."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, first: tuple[bytes, Any] | None = None) -> None:
         self.inner = inner
         self.opened: list[tuple[bytes, Any]] = []
+        #: (path, file) opened before the load began, handed out by the first open of path
+        self._first = first
+
+    @classmethod
+    async def opening(cls, inner: Any, path: bytes) -> RecordingSource:
+        """A source with `path` opened already: a program that is missing or may not be
+        executed fails before anything is made for the new image (an execvp or a shell
+        tries every directory of $PATH, and most of those tries fail)."""
+        return cls(inner, (path, await inner.open_exec(path)))
 
     async def open_exec(self, path: bytes) -> Any:
-        f = await self.inner.open_exec(path)
+        if self._first is not None and self._first[0] == path:
+            f, self._first = self._first[1], None
+        else:
+            f = await self.inner.open_exec(path)
         self.opened.append((f.path, getattr(f.fdesc, "vd", None)))
         return f
+
+    async def release_unused(self) -> None:
+        """Drop the file opened first if the load never took it (it failed before)."""
+        if self._first is not None:
+            f, self._first = self._first[1], None
+            if hasattr(f.fdesc, "dec_ref"):
+                await f.fdesc.dec_ref()
 
 
 def image_of(loaded: Any, source: RecordingSource, envp: list[bytes], stub: Any) -> ProcessImage:

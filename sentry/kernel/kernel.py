@@ -583,11 +583,18 @@ class Kernel:
 
     async def execve(self, t: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> None:
         """Replace `t`'s program. The new image is built in a fresh stub first, so on
-        failure (ENOENT, EACCES, ENOEXEC …) the caller's address space is untouched."""
-        stub = self._new_stub()
+        failure (ENOENT, EACCES, ENOEXEC …) the caller's address space is untouched. The
+        program is opened before the stub is spawned (a host fork and exec, ~10 ms): most
+        execve calls of a $PATH search fail there, and then cost no stub."""
+        source = await RecordingSource.opening(self._source(t.fs, t.creds), path)
+        try:
+            stub = self._new_stub()
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await source.release_unused()
+            raise
         mm = MemoryManager(stub, self.memory,
                            randomize=not t.personality & 0x0040000)  # ADDR_NO_RANDOMIZE
-        source = RecordingSource(self._source(t.fs, t.creds))
         new_creds: list[Credentials] = []
 
         def ids_for(f: ExecFile) -> tuple[int, int, int, int, bool]:
@@ -608,6 +615,7 @@ class Kernel:
         except BaseException:
             stub.kill()
             with trio.CancelScope(shield=True):
+                await source.release_unused()
                 await mm.release()
             raise
         old_leader = t.leader

@@ -16,9 +16,10 @@ from conformance.target_dir import DirTarget
 from tests.support import need_root
 
 
-async def test_every_case_passes_natively_and_tmpfs_matches() -> None:
+async def test_every_case_passes_natively_and_tmpfs_matches(oracle) -> None:
+    """The oracle (the session's, on $TMPDIR) and /dev/shm."""
     need_root()  # unprivileged cases switch fsuid; ownership cases chown
-    m = await run_matrix(["dir:/dev/shm"])
+    m = await run_matrix(["dir:/dev/shm"], oracle=oracle)
     assert len(m.cases) >= 300
     assert m.bad_cases() == []
     assert m.counts(0)["pass"] == len(m.cases), m.text(only_differences=True)

@@ -1,7 +1,7 @@
 """The suite against every target CI has: our gofer through our 9P client and through the
 FUSE mount, the in-process VFS (goferfs on our gofer and on diod included), and (report
-only) diod and nfs-ganesha. Each target runs the whole suite once; the oracle runs once per
-module. Matrices go to artifacts/."""
+only) diod and nfs-ganesha. Each target runs the whole suite once; the oracle runs once (the
+`oracle` fixture of conftest.py). Matrices go to artifacts/."""
 
 from __future__ import annotations
 
@@ -12,22 +12,14 @@ import socket
 import tempfile
 
 import pytest
-import trio
 
-from conformance.runner import select
-from conformance.suite import run_matrix, run_oracle
+from conformance.suite import run_matrix
 from tests.conformance.helpers import fuse_mount, gofer, save
 from tests.support import missing, need_binary, need_root
 
 # Each test runs the whole suite against its targets: on a busy machine one took 4 minutes,
 # close to the suite-wide 300 s guard, and a case alone may take up to CASE_TIMEOUT.
 pytestmark = pytest.mark.timeout(900)
-
-
-@pytest.fixture(scope="module")
-def oracle():
-    """The oracle's results, shared by every test of this module."""
-    return trio.run(lambda: run_oracle(select()))
 
 
 def _export(tmp_path, name: str):
