@@ -108,6 +108,7 @@ _PTRACE_REQUESTS = (
     1, 2, 3, 4, 5, 6,  # PEEKTEXT, PEEKDATA, PEEKUSER, POKETEXT, POKEDATA, POKEUSER
     7, 8, 12, 13, 14, 15, 24, 31,  # CONT, KILL, GET/SETREGS, GET/SETFPREGS, SYSCALL, SYSEMU
     0x4200, 0x4201, 0x4202, 0x4204, 0x4205,  # SETOPTIONS, GETEVENTMSG, GETSIGINFO, GET/SETREGSET
+    0x420E,  # GET_SYSCALL_INFO (the seccomp platform: which table a TRACEd call came by)
 )
 _CLONE_THREAD = 0x00010000
 #: fcntl commands: descriptor flags, status flags, dup, pipe size, memfd seals; no locks,
