@@ -404,10 +404,7 @@ class Handlers:
             data, n, eof = await f.file.readdir_attr(msg.offset, count)
         finally:
             await self.table.unref(f)
-        if len(data) > count:
-            raise OSError(errno.EIO, "file model packed more than the count")
-        if n == 0 and not eof:
-            raise OSError(errno.EINVAL, f"readdir count {msg.count} too small for an entry")
+        _check_listing(data, n, eof, count, msg.count)
         return m.Rreaddirattr(int(eof), data)
 
     async def opendirattr(self, msg: m.Topendirattr) -> m.Message:
@@ -426,10 +423,7 @@ class Handlers:
                 data, n, eof = await f.file.readdir_attr(0, count)
             finally:
                 await self.table.unref(f)
-            if len(data) > count:
-                raise OSError(errno.EIO, "file model packed more than the count")
-            if n == 0 and not eof:
-                raise OSError(errno.EINVAL, f"readdir count {msg.count} too small for an entry")
+            _check_listing(data, n, eof, count, msg.count)
         except BaseException:
             with trio.CancelScope(shield=True), contextlib.suppress(OSError):
                 await self.clunk_fid(msg.newfid)  # (EBADF: the client clunked it already)
@@ -596,3 +590,12 @@ class Handlers:
     async def removexattr(self, msg: m.Tremovexattr) -> m.Message:
         await self._simple(msg.fid, lambda file: file.removexattr(msg.name))
         return m.Rremovexattr()
+
+
+def _check_listing(data: bytes, n: int, eof: bool, count: int, asked: int) -> None:
+    """A Treaddirattr batch (or Topendirattr's first) as the file model packed it: never
+    over `count` bytes, and at least one entry unless the listing ended."""
+    if len(data) > count:
+        raise OSError(errno.EIO, "file model packed more than the count")
+    if n == 0 and not eof:
+        raise OSError(errno.EINVAL, f"readdir count {asked} too small for an entry")

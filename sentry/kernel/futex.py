@@ -127,12 +127,16 @@ class Futexes:
         try:
             await sleep_until_set(w.event, deadline)
         finally:
-            q = self._queues.get(key)
-            if q is not None and w in q:
-                q.remove(w)
-                if not q:
-                    del self._queues[key]
+            self._dequeue(key, w)
         return 0
+
+    def _dequeue(self, key: Key, w: _Waiter) -> None:
+        """Take `w` off `key`'s queue if it is still there (woken ones were taken off)."""
+        q = self._queues.get(key)
+        if q is not None and w in q:
+            q.remove(w)
+            if not q:
+                del self._queues[key]
 
     async def wait_any(self, keys: list[Key], deadline: float | None) -> int:
         """futex_waitv: sleep on every key of `keys` at once until one is woken; return its
@@ -174,11 +178,7 @@ class Futexes:
         try:
             await sleep_until_set(w.event, deadline)
         finally:
-            q = self._queues.get(key)
-            if q is not None and w in q:
-                q.remove(w)
-                if not q:
-                    del self._queues[key]
+            self._dequeue(key, w)
             st = w.where
             if st is not None and w.pi in st.waiters:
                 st.waiters.remove(w.pi)
