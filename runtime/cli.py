@@ -67,7 +67,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               help="OCI commands: the format of --log.")
 @click.option("--debug", is_flag=True, help="OCI commands: accepted (as runc's).")
-@click.option("--systemd-cgroup", is_flag=True, help="OCI commands: accepted (no cgroups).")
+@click.option("--systemd-cgroup", is_flag=True, help="OCI commands: a slice:prefix:name cgroupsPath names the scope's directory (no unit is made).")
 def cli(root: str, log: str | None, log_format: str, debug: bool, systemd_cgroup: bool) -> None:
     """runpsc: a user-space kernel sandbox in Python, in the spirit of gVisor.
 

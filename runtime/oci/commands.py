@@ -22,11 +22,13 @@ from typing import Any, NoReturn
 
 import click
 
+from runtime.oci.cgroups import Cgroup, CgroupError, cgroup_dirs
 from runtime.oci.spec import (
     CAPABILITIES,
     HOOK_NAMES,
     MOUNT_TYPES,
     OCI_VERSION,
+    Spec,
     SpecError,
     load_bundle,
 )
@@ -148,8 +150,11 @@ def do_create(g: Globals, cid: str, bundle: str, pid_file: str | None,
         g.fail(f"{prefix}{e}")
     st = ContainerState(id=cid, bundle=spec.bundle, rootfs=spec.root,
                         annotations=spec.annotations)
+    cgroup = None
     try:
-        pid = _fork_container(Container(cid, spec, states, console_socket))
+        cgroup = _make_cgroup(g, cid, spec)
+        st.cgroups = cgroup.dirs
+        pid = _fork_container(Container(cid, spec, states, console_socket), cgroup)
         st.pid = pid
         from runtime.oci.state import proc_start_time
 
@@ -159,14 +164,31 @@ def do_create(g: Globals, cid: str, bundle: str, pid_file: str | None,
             run_hooks(spec.raw, name, st)
         if pid_file:
             _write_pid_file(pid_file, pid)
-    except (RuntimeError, OSError) as e:
+    except (RuntimeError, OSError, CgroupError) as e:
         if st.pid:
             with contextlib.suppress(OSError):
                 os.kill(st.pid, signal.SIGKILL)
                 os.waitpid(st.pid, 0)
+        if cgroup is not None:
+            cgroup.destroy()
         states.remove(cid)
         g.fail(f"{prefix}{e}")
     return st
+
+
+def _make_cgroup(g: Globals, cid: str, spec: Spec) -> Cgroup:
+    """The container's host cgroup (runtime/oci/cgroups.py), made, with its CPU
+    resources written."""
+    cpu = spec.raw.get("linux", {}).get("resources", {}).get("cpu")
+    cgroup = Cgroup(cgroup_dirs(cid, spec.cgroups_path, g.systemd_cgroup))
+    try:
+        cgroup.create()
+        if cpu is not None:
+            cgroup.set_cpu(cpu)
+    except BaseException:
+        cgroup.destroy()
+        raise
+    return cgroup
 
 
 def _write_pid_file(path: str, pid: int) -> None:
@@ -177,7 +199,7 @@ def _write_pid_file(path: str, pid: int) -> None:
     os.replace(tmp, path)
 
 
-def _fork_container(container: Any) -> int:
+def _fork_container(container: Any, cgroup: Cgroup) -> int:
     """Fork the container's process; return its pid once it is ready to start.
 
     Raises:
@@ -187,7 +209,7 @@ def _fork_container(container: Any) -> int:
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        _container_child(container, w)
+        _container_child(container, cgroup, w)
     os.close(w)
     with os.fdopen(r, "rb") as f:
         msg = f.read()
@@ -200,8 +222,10 @@ def _fork_container(container: Any) -> int:
     return pid
 
 
-def _container_child(container: Any, w: int) -> NoReturn:
-    """The container's process: build, tell `create`, wait for start, run, die like pid 1."""
+def _container_child(container: Any, cgroup: Cgroup, w: int) -> NoReturn:
+    """The container's process: join its cgroup (before it forks gofers, zygote, stubs,
+    and before it confines itself), build, tell `create`, wait for start, run, die like
+    pid 1."""
     status = 1 << 8
     try:
         import trio
@@ -226,6 +250,7 @@ def _container_child(container: Any, w: int) -> NoReturn:
             told = True
 
         try:
+            cgroup.join()
             container.start_gofers()
             status = trio.run(container.main, ready)
         except BaseException as e:  # noqa: BLE001 - told to create, or printed
@@ -536,6 +561,10 @@ def _delete(g: Globals, cid: str, st: ContainerState) -> None:
                 p.poll()
             finally:
                 os.close(fd)
+    left = Cgroup(st.cgroups).destroy()
+    if left:
+        print(f"runpsc delete: cgroup not removed (still busy): {', '.join(left)}",
+              file=sys.stderr, flush=True)
     with g.states.locked():
         g.states.remove(cid)
     with contextlib.suppress(RuntimeError):
@@ -659,7 +688,7 @@ def _ram_in_bytes(text: str) -> int:
 @click.option("--memory-reservation")
 @click.option("--memory-swap")
 @click.option("--kernel-memory")
-@click.option("--cpu-shares")
+@click.option("--cpu-share", "cpu_shares")
 @click.option("--cpu-quota")
 @click.option("--cpu-period")
 @click.option("--cpu-rt-runtime")
@@ -692,11 +721,11 @@ def update(resources_file: str | None, container_id: str, **flags: str | None) -
     for name, value in flags.items():
         if value is not None:
             section, key = _UPDATE_FLAGS[name]
-            if name == "pids_limit":
+            if name in ("pids_limit", "cpu_shares", "cpu_quota", "cpu_period"):
                 try:
                     doc.setdefault(section, {})[key] = int(value)
                 except ValueError:
-                    g.fail(f"invalid value for pids-limit: {value}")
+                    g.fail(f"invalid value for {name.replace('_', '-')}: {value}")
             elif name == "memory":
                 try:
                     doc.setdefault(section, {})[key] = _ram_in_bytes(value)
@@ -707,9 +736,14 @@ def update(resources_file: str | None, container_id: str, **flags: str | None) -
     reply = request(g, container_id, {"op": "update", "resources": doc})
     if "error" in reply:
         g.fail(reply["error"])
+    applied = set(reply.get("applied", []))
+    if "cpu" in doc and st.cgroups:
+        try:
+            applied |= set(Cgroup(st.cgroups).set_cpu(doc["cpu"]))
+        except CgroupError as e:
+            g.fail(str(e))
     ignored = sorted({f"{section}.{key}" for section, v in doc.items()
-                      for key in (v if isinstance(v, dict) else {"": v})}
-                     - set(reply.get("applied", [])))
+                      for key in (v if isinstance(v, dict) else {"": v})} - applied)
     if ignored:
         print(f"runpsc update: not applied (the sandbox enforces no such limit): "
               f"{', '.join(ignored)}", file=sys.stderr, flush=True)
@@ -783,6 +817,10 @@ def exec_(process_file: str | None, detach: bool, pid_file: str | None, tty: boo
         parse_process(proc)
     except SpecError as e:
         g.fail(f"exec failed: {e}", 255)
+    try:  # the exec's proxy (its pid-file process) is the container's, as under runc
+        Cgroup(st.cgroups).join()
+    except OSError as e:
+        g.fail(f"exec failed: cannot join the container's cgroup: {e}", 255)
     exec_process(g, container_id, proc, detach=detach, pid_file=pid_file,
                  console_socket=console_socket)
 
@@ -817,7 +855,7 @@ def features() -> None:
         "linux": {
             "namespaces": ["pid", "network", "ipc", "uts", "mount"],
             "capabilities": list(CAPABILITIES),
-            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
             "seccomp": {"enabled": False},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},

@@ -160,6 +160,7 @@ class Spec:
     masked_paths: tuple[str, ...] = ()  # linux.maskedPaths
     #: linux.namespaces' network path: that namespace is the sandbox's network
     network_path: str | None = None
+    cgroups_path: str = ""  # linux.cgroupsPath ("": runc's default, the container's ID)
 
     @property
     def network(self) -> str:
@@ -263,6 +264,7 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
         readonly_paths=_paths(linux.get("readonlyPaths", []), "linux.readonlyPaths"),
         masked_paths=_paths(linux.get("maskedPaths", []), "linux.maskedPaths"),
         network_path=network_path,
+        cgroups_path=_str(linux.get("cgroupsPath", ""), "linux.cgroupsPath"),
     )
 
 

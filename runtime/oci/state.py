@@ -1,6 +1,6 @@
 """Each container's state directory, `ROOT/ID/` (runc keeps the same shape under its root).
 
-    state.json    id, bundle, pid and its start time, created, annotations, started
+    state.json    id, bundle, pid and its start time, created, annotations, cgroup directories
     control.sock  the container's Sentry listens here (start, exec, kill, ps, pause, stats)
     started       made by the Sentry once pid 1 runs
     paused        made by the Sentry while the sandbox is frozen (`pause`)
@@ -72,6 +72,7 @@ class ContainerState:
     paused: bool = False  # not saved: `paused` in the directory says it
     annotations: dict[str, str] = field(default_factory=dict)
     owner: str = ""
+    cgroups: list[str] = field(default_factory=list)  # its directories (runtime/oci/cgroups.py)
 
     def alive(self) -> bool:
         return self.pid > 0 and proc_start_time(self.pid) == self.start_time

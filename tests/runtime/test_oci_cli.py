@@ -697,3 +697,49 @@ def test_exec_tty_window_changes_and_init_spared_match_runc(runpsc: Runtime, run
         t.check("delete", "delete", "w1")
 
     _compare(runc, runpsc, each)
+
+
+def _cgroup_lines(pid: int) -> list[str]:
+    """/proc/PID/cgroup, each line's hierarchy and path, sorted."""
+    return sorted(line.split(":", 1)[1] for line in Path(f"/proc/{pid}/cgroup").read_text()
+                  .splitlines())
+
+
+def _cgroup_mounts() -> list[str]:
+    return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if line.split(" - ")[1].split()[0] in ("cgroup", "cgroup2")]
+
+
+def test_cgroups_path_holds_the_container_as_runc(runpsc: Runtime, runc: Runtime,
+                                                  bundle: Path, tmp_path: Path) -> None:
+    """`create` puts the pid-file process in linux.cgroupsPath in every hierarchy, with
+    cpu.shares written; `update --cpu-share` changes it; `exec`'s pid-file process is there
+    too; `delete --force` removes the directories."""
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = WAIT
+    name = f"oci-cli-cg-{os.getpid()}"
+    cfg.setdefault("linux", {})["cgroupsPath"] = f"/{name}"
+    cfg["linux"]["resources"] = {"cpu": {"shares": 512}}
+    write_config(bundle, cfg)
+    seen: dict[str, tuple[Any, ...]] = {}
+    for rt in (runc, runpsc):
+        pid = _created(rt, bundle, "g", tmp_path, stdout=subprocess.DEVNULL)
+        lines = _cgroup_lines(pid)
+        shares = Path(f"/sys/fs/cgroup/cpu/{name}/cpu.shares").read_text()
+        rt("update", "--cpu-share", "256", "g", check=True)
+        updated = Path(f"/sys/fs/cgroup/cpu/{name}/cpu.shares").read_text()
+        rt("start", "g", check=True)
+        epid_file = tmp_path / "exec.pid"
+        rt("exec", "--detach", "--pid-file", str(epid_file), "g", "sleep", "1000",
+           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        epid = int(epid_file.read_text())
+        exec_lines = _cgroup_lines(epid)
+        os.kill(epid, signal.SIGKILL)  # ends the exec'd program (under runpsc too)
+        _reap(epid)  # before delete: runc's, whose init waits for it to be reaped
+        rt("delete", "--force", "g", check=True)
+        _reap(pid)
+        left = [m for m in _cgroup_mounts() if os.path.exists(f"{m}/{name}")]
+        seen["runc" if rt is runc else "runpsc"] = (lines, exec_lines, shares, updated, left)
+    assert seen["runpsc"] == seen["runc"]
+    assert all(line.endswith(f":/{name}") for line in seen["runpsc"][0])
+    assert seen["runpsc"][1:] == (seen["runpsc"][0], "512\n", "256\n", [])

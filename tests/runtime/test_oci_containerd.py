@@ -77,6 +77,16 @@ def test_long_running_exec_ps_kill_delete(containerd: Containerd) -> None:
         ps = containerd.ctr("task", "ps", cid).stdout.decode().split()
         init_pid = containerd.ctr("task", "ls").stdout.decode().split(cid)[1].split()[0]
         assert init_pid in ps, ps
+        # `ctr task metrics`: the shim reads the cgroup of the init pid, where runpsc put
+        # the sandbox's host processes (Sentry, zygote, stubs, gofers); runc's shows the
+        # same metrics.
+        metrics = _metrics(containerd, cid)
+        assert int(metrics["memory.usage_in_bytes"]) > 0, metrics
+        assert int(metrics["pids.current"]) >= 1, metrics
+        assert int(metrics["cpuacct.usage"]) > 0, metrics
+        assert sorted(metrics) == sorted(_runc_metrics(containerd)), metrics
+        dirs = _cgroup_dirs(int(init_pid))
+        assert all(d.endswith(f"/runpsc-test/{cid}") for d in dirs), dirs
         pidfd = os.pidfd_open(int(init_pid))
         containerd.ctr("task", "kill", cid)  # SIGTERM: the trap's exit 5
         select.select([pidfd], [], [])  # the container's process has ended
@@ -91,10 +101,50 @@ def test_long_running_exec_ps_kill_delete(containerd: Containerd) -> None:
         else:
             raise AssertionError("the task did not stop")
         assert b"exit code 5" in out.stdout + out.stderr or out.returncode == 0
+        assert [d for d in dirs if os.path.exists(d)] == []  # delete removed the cgroup
     finally:
         containerd.ctr("task", "delete", "--force", cid, check=False)
         containerd.ctr("container", "rm", cid, check=False)
     assert containerd.ctr("task", "ls", "-q").stdout == b""
+
+
+def _metrics(containerd: Containerd, cid: str) -> dict[str, str]:
+    """`ctr task metrics ID`'s METRIC/VALUE table (what the shim read from the cgroup of
+    the task's init pid)."""
+    text = containerd.ctr("task", "metrics", cid).stdout.decode()
+    rows = text.split("METRIC")[1].splitlines()[1:]
+    return dict(line.split(None, 1) for line in rows if line.strip())
+
+
+def _runc_metrics(containerd: Containerd) -> dict[str, str]:
+    """`ctr task metrics` of a runc task."""
+    cid = _new_id("runc-metrics")
+    containerd.ctr(*_run_args(need_binary("runc"), "-d", IMAGE, cid, "sleep", "1000"))
+    try:
+        return _metrics(containerd, cid)
+    finally:
+        containerd.ctr("task", "delete", "--force", cid, check=False)
+        containerd.ctr("container", "rm", cid, check=False)
+
+
+def _cgroup_dirs(pid: int) -> list[str]:
+    """PID's cgroup directory in each mounted hierarchy."""
+    points = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ")
+            if right.split()[0] in ("cgroup", "cgroup2"):
+                opts = right.split()[2].split(",")
+                key = ",".join(sorted(o for o in opts if o not in ("rw", "ro")
+                                      and (o.startswith("name=") or "=" not in o)))
+                points.setdefault("" if right.split()[0] == "cgroup2" else key,
+                                  left.split()[4])
+    dirs = []
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, ctrl, path = line.rstrip("\n").split(":", 2)
+            dirs.append(points[",".join(sorted(ctrl.split(",")))] + path)
+    return dirs
 
 
 def test_init_killed_by_a_signal(containerd: Containerd) -> None:
