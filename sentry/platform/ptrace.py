@@ -343,6 +343,20 @@ def _spawn(image: bytes, sock: int, zygote: Zygote | None = None) -> int:
         return _spawn(image, sock)
     raise OSError(errno.ENOEXEC, f"stub failed to start: wait status {status:#x}")
 
+def gadget_call(saved: UserRegs, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int,
+                a5: int) -> UserRegs:
+    """Registers for host call `nr` made at the stub's gadget by a thread whose own
+    registers are `saved` (its segments, flags and stack kept; the rest is the call)."""
+    r = UserRegs()
+    r.cs, r.ss, r.eflags = saved.cs, saved.ss, saved.eflags
+    r.fs_base, r.gs_base = saved.fs_base, saved.gs_base
+    r.ds, r.es, r.fs, r.gs = saved.ds, saved.es, saved.fs, saved.gs
+    r.rsp = saved.rsp
+    r.rip = GADGET
+    r.rax = r.orig_rax = nr
+    r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9 = a0, a1, a2, a3, a4, a5
+    return r
+
 
 class PtraceStub:
     """One application address space: a traced stub process and its (single) thread.
@@ -576,15 +590,7 @@ class PtraceStub:
             libc.set_regs(self.pid, self.regs)
             self._step_to_syscall_stop()  # exit stop of the skipped application call
             self._at_sysemu_entry = False
-        r = UserRegs()
-        r_src = saved
-        r.cs, r.ss, r.eflags = r_src.cs, r_src.ss, r_src.eflags
-        r.fs_base, r.gs_base = r_src.fs_base, r_src.gs_base
-        r.ds, r.es, r.fs, r.gs = r_src.ds, r_src.es, r_src.fs, r_src.gs
-        r.rsp = r_src.rsp
-        r.rip = GADGET
-        r.rax = r.orig_rax = nr
-        r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9 = a0, a1, a2, a3, a4, a5
+        r = gadget_call(saved, nr, a0, a1, a2, a3, a4, a5)
         libc.set_regs(self.pid, r)
         self._step_to_syscall_stop()  # entry stop of the injected call, at the gadget
         libc.get_regs(self.pid, r)

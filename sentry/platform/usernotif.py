@@ -59,8 +59,9 @@ from .ptrace import (
     _hot,
     _Parked,
     classify,
+    gadget_call,
 )
-from .stub import GADGET, GADGET_RETURN, notif_filter
+from .stub import GADGET_RETURN, notif_filter
 from .zygote import Zygote
 
 _MASK64 = (1 << 64) - 1
@@ -371,14 +372,7 @@ class SeccompStub(PtraceStub):
             libc.set_regs(self.pid, r)
             self._step_to_syscall_stop()
             self._at_sysemu_entry = False
-        r = UserRegs()
-        r.cs, r.ss, r.eflags = saved.cs, saved.ss, saved.eflags
-        r.fs_base, r.gs_base = saved.fs_base, saved.gs_base
-        r.ds, r.es, r.fs, r.gs = saved.ds, saved.es, saved.fs, saved.gs
-        r.rsp = saved.rsp
-        r.rip = GADGET
-        r.rax = r.orig_rax = nr
-        r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9 = a0, a1, a2, a3, a4, a5
+        r = gadget_call(saved, nr, a0, a1, a2, a3, a4, a5)
         libc.set_regs(self.pid, r)
         self._step_to_seccomp_stop()  # a call at the gadget is always TRACEd
         libc.get_regs(self.pid, r)
