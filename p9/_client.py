@@ -619,19 +619,15 @@ class Client:
         assert isinstance(r, m.Rattach)
         return self._root_fid(fid, r.qid, aname, uname, n_uname)
 
-    async def _walk_to_new_fid(self, make: Callable[[int], m.Message], reply_type: type[_WalkReply],
-                               names: Sequence[bytes]) -> tuple[int, _WalkReply]:
-        """Send `make(newfid)`, a request that walks `names` into a fresh fid (Twalk,
-        Twalkgetattr), and return (newfid, reply) once every name was walked.
-
-        The fid never leaks: an error or a partial walk releases it; cancellation leaves
-        it to the late reply, which clunks it if the server did create it.
-        """
+    async def rpc_to_new_fid(self, make: Callable[[int], m.Message],
+                             made: Callable[[m.Message], bool]) -> tuple[int, m.Message]:
+        """Send `make(newfid)`, a request that makes a fresh fid on the server, and return
+        (newfid, reply). The fid never leaks: an error releases it; cancellation leaves it
+        to the late reply, which clunks it if `made(reply)` says the server made it."""
         newfid = self.alloc_fid()
-        n = len(names)
 
         async def late(reply: m.Message | None) -> None:
-            if isinstance(reply, reply_type) and len(reply.qids) == n:
+            if reply is not None and made(reply):
                 await self._clunk(newfid)
             else:
                 self.release_fid(newfid)
@@ -643,6 +639,19 @@ class Client:
         except BaseException:
             self.release_fid(newfid)
             raise
+        return newfid, r
+
+    async def _walk_to_new_fid(self, make: Callable[[int], m.Message], reply_type: type[_WalkReply],
+                               names: Sequence[bytes]) -> tuple[int, _WalkReply]:
+        """Send `make(newfid)`, a request that walks `names` into a fresh fid (Twalk,
+        Twalkgetattr), and return (newfid, reply) once every name was walked.
+
+        The fid never leaks: an error or a partial walk releases it; cancellation leaves
+        it to the late reply, which clunks it if the server did create it.
+        """
+        n = len(names)
+        newfid, r = await self.rpc_to_new_fid(
+            make, lambda reply: isinstance(reply, reply_type) and len(reply.qids) == n)
         assert isinstance(r, reply_type)
         if len(r.qids) != n:
             self.release_fid(newfid)

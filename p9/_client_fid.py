@@ -338,21 +338,9 @@ class Fid:
         wnames = tuple(names)
         if count is None:
             count = c.iosize
-        newfid = c.alloc_fid()
-
-        async def late(reply: m.Message | None) -> None:
-            if isinstance(reply, m.Ropendirattr):
-                await c._clunk(newfid)
-            else:
-                c.release_fid(newfid)
-
-        try:
-            r = await c.rpc(m.Topendirattr(self.fid, newfid, count, wnames), on_cancel=late)
-        except trio.Cancelled:
-            raise
-        except BaseException:
-            c.release_fid(newfid)
-            raise
+        newfid, r = await c.rpc_to_new_fid(
+            lambda nf: m.Topendirattr(self.fid, nf, count, wnames),
+            lambda reply: isinstance(reply, m.Ropendirattr))
         assert isinstance(r, m.Ropendirattr)
         f = Fid(c, newfid, r.qid, self.path + wnames, root=self.root)
         f.iounit = r.iounit
@@ -500,21 +488,8 @@ class Fid:
 
     async def _xattr_read(self, name: bytes) -> bytes:
         c = self.client
-        newfid = c.alloc_fid()
-
-        async def late(reply: m.Message | None) -> None:
-            if reply is not None:
-                await c._clunk(newfid)
-            else:
-                c.release_fid(newfid)
-
-        try:
-            r = await c.rpc(m.Txattrwalk(self.fid, newfid, name), on_cancel=late)
-        except trio.Cancelled:
-            raise
-        except BaseException:
-            c.release_fid(newfid)
-            raise
+        newfid, r = await c.rpc_to_new_fid(lambda nf: m.Txattrwalk(self.fid, nf, name),
+                                           lambda reply: True)
         assert isinstance(r, m.Rxattrwalk)
         f = Fid(c, newfid, self.qid, self.path)  # (no root: an xattr fid is not walked again)
         async with f:
