@@ -126,6 +126,9 @@ class Client:
         self._fids: dict[int, Fid] = {}
         self._roots: dict[int, tuple[bytes, bytes, int]] = {}
         self._stale: set[int] = set()
+        #: Fids whose byte-range locks a reconnection could not take again: their
+        #: requests but Tclunk fail with EIO (as Linux NFS after a failed lock reclaim).
+        self._lock_lost: set[int] = set()
         self.msize = 0
         self.dialect: Dialect = PLAIN
         self.donations = False
@@ -168,6 +171,7 @@ class Client:
 
     def release_fid(self, fid: int) -> None:
         self._stale.discard(fid)
+        self._lock_lost.discard(fid)
         if fid in self.live_fids:
             self.live_fids.discard(fid)
             self._free_fids.append(fid)
@@ -176,7 +180,7 @@ class Client:
         if self._down is not None:
             while self._down is not None:  # (reconnecting: its fids may come back stale)
                 await self._down.wait()
-            if self._stale:
+            if self._stale or self._lock_lost:
                 self._check_fresh(msg)
         frame = encode_frame(tag, msg)
         if len(frame) > self.msize and self.msize:
@@ -310,7 +314,7 @@ class Client:
         """
         if self._broken is not None:
             raise self._lost()
-        if self._stale:
+        if self._stale or self._lock_lost:
             self._check_fresh(msg)
         call: _Call | None = None
         try:
@@ -364,7 +368,7 @@ class Client:
             batch = msgs[start : start + window]
             if self._broken is not None:
                 raise self._lost()
-            if self._stale:
+            if self._stale or self._lock_lost:
                 for msg in batch:
                     self._check_fresh(msg)
             tags = [self._alloc_tag() for _ in batch]
@@ -412,11 +416,15 @@ class Client:
 
     def _check_fresh(self, msg: m.Message) -> None:
         """ESTALE for a request on a fid a reconnection could not re-establish (its file
-        was removed or replaced on the server meanwhile)."""
+        was removed or replaced on the server meanwhile); EIO for one on a fid whose locks
+        it could not take again (but its clunk)."""
         for fid in recover.fids_of(msg):
             if fid in self._stale:
                 raise oserror(errno.ESTALE, f"{type(msg).__name__}: fid {fid} was lost "
                               "with the connection")
+            if fid in self._lock_lost and type(msg) is not m.Tclunk:
+                raise oserror(errno.EIO, f"{type(msg).__name__}: the locks of fid {fid} "
+                              "were lost with the connection")
 
     def _renamed(self, root: int, old: tuple[bytes, ...], new: tuple[bytes, ...]) -> None:
         """A rename moved `old` to `new` under attach root `root`: the fids at or below it

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from . import _messages as m
-from ._constants import AT_REMOVEDIR, NOFID, GetattrMask, LockType, QidType, SetattrMask
+from ._constants import AT_REMOVEDIR, NOFID, GetattrMask, LockStatus, LockType, QidType, SetattrMask
 from ._dirents import decode_attr_entries
 from ._errors import ProtocolError, oserror
 
@@ -43,6 +43,41 @@ class Stat:
         return bool(self.qid.type & QidType.DIR)
 
 
+class HeldLocks:
+    """The byte-range locks one fid holds, as the server holds them: a lock or unlock over
+    a range replaces whatever the same owner had there (POSIX), so after a reconnection
+    taking each range again rebuilds the same set."""
+
+    __slots__ = ("ranges", "owner")
+
+    def __init__(self) -> None:
+        #: (lock type, start, end or None for "to the end of the file"), by start.
+        self.ranges: list[tuple[int, int, int | None]] = []
+        #: The proc_id and client_id of the last Tlock.
+        self.owner: tuple[int, bytes] = (0, b"")
+
+    def apply(self, lock_type: int, start: int, length: int) -> None:
+        """Record a granted Tlock (start and length as the server reads them: signed; a
+        negative length covers the bytes before start, 0 the rest of the file)."""
+        if length >= 1 << 63:
+            length -= 1 << 64
+        end: int | None = None if length == 0 else start + length
+        if length < 0:
+            start, end = start + length, start
+        out: list[tuple[int, int, int | None]] = []
+        for t, s, e in self.ranges:
+            if (e is not None and e <= start) or (end is not None and s >= end):
+                out.append((t, s, e))
+                continue
+            if s < start:
+                out.append((t, s, start))
+            if end is not None and (e is None or e > end):
+                out.append((t, end, e))
+        if lock_type != LockType.UNLCK:
+            out.append((lock_type, start, end))
+        self.ranges = sorted(out, key=lambda r: r[1])
+
+
 class Fid:
     """A client-side fid: a handle on one server file, with the path walked to reach it.
 
@@ -50,7 +85,7 @@ class Fid:
     """
 
     __slots__ = ("client", "fid", "qid", "path", "iounit", "_clunked", "root", "opened",
-                 "restorable")
+                 "restorable", "locks")
 
     def __init__(self, client: Client, fid: int, qid: m.Qid, path: tuple[bytes, ...], *,
                  root: int = NOFID) -> None:
@@ -68,6 +103,9 @@ class Fid:
         self.opened: int | None = None
         #: False for what a walk cannot rebuild (an xattr fid): lost with the connection.
         self.restorable = root != NOFID
+        #: The byte-range locks taken through it (None: none), taken again after a
+        #: reconnection.
+        self.locks: HeldLocks | None = None
         client._fids[fid] = self
 
     def __repr__(self) -> str:
@@ -172,11 +210,12 @@ class Fid:
         if self._clunked:
             raise oserror(errno.EBADF, "fid already clunked")
         self._clunked = True
-        self.client._fids.pop(self.fid, None)
         try:
             with trio.CancelScope(shield=True):
                 await self.client.rpc(m.Tremove(self.fid))
         finally:
+            # (kept until now: a reconnection meanwhile looks for its file by its path)
+            self.client._fids.pop(self.fid, None)
             self.client.release_fid(self.fid)
 
     # --- attributes ----------------------------------------------------------------------------
@@ -239,13 +278,14 @@ class Fid:
     ) -> m.Qid:
         """Create `name` in this directory; this fid then refers to the new open file."""
         name = os.fsencode(name)
+        path = self.path  # (a reconnection that finds it made moves the fid there itself)
         r = await self.client.rpc(
             m.Tlcreate(self.fid, name, flags, mode, os.getegid() if gid is None else gid)
         )
         assert isinstance(r, m.Rlcreate)
         self.iounit = r.iounit
         self.qid = r.qid
-        self.path = self.path + (name,)
+        self.path = path + (name,)
         self.opened = flags & ~_ONCE_FLAGS
         return r.qid
 
@@ -381,12 +421,17 @@ class Fid:
         proc_id: int | None = None,
         client_id: bytes = b"",
     ) -> int:
-        """POSIX byte-range lock (Tlock); returns a p9.LockStatus."""
-        r = await self.client.rpc(
-            m.Tlock(self.fid, lock_type, flags, start, length,
-                    os.getpid() if proc_id is None else proc_id, client_id)
-        )
+        """POSIX byte-range lock (Tlock); returns a p9.LockStatus. What it holds is
+        remembered (`locks`) to take it again after a reconnection."""
+        pid = os.getpid() if proc_id is None else proc_id
+        r = await self.client.rpc(m.Tlock(self.fid, lock_type, flags, start, length, pid,
+                                          client_id))
         assert isinstance(r, m.Rlock)
+        if r.status == LockStatus.SUCCESS:
+            held = self.locks or HeldLocks()
+            held.owner = (pid, client_id)
+            held.apply(lock_type, start, length)
+            self.locks = held if held.ranges else None
         return r.status
 
     async def getlock(
