@@ -287,6 +287,13 @@ async def serve_stream(
     fid budget, idle and frame deadlines, drawing on `limits` (None: bounds of its own);
     `exports` limits what it may attach (EACCES for others, logged with `who`)."""
     budget = ConnectionBudget(limits or options.server_limits(), options.max_fids)
+    frame_timeout = (options.frame_timeout or None) if peer.kind != "local" else None
+    if frame_timeout is not None:
+        # TCP keepalive and a bound on unacknowledged replies, as the client sets: a
+        # client host that died, or a link gone dark, in the middle of a long request
+        # (which the idle timeout spares) ends the connection, and with it its open files
+        # and locks, in about that long rather than never.
+        p9.bound_unacknowledged(stream, frame_timeout)
     server = p9.Server(
         _Budget(fs, budget, peer, exports=exports, who=who),
         max_msize=options.max_msize,
@@ -299,7 +306,7 @@ async def serve_stream(
         idle_timeout=options.idle_timeout or None,
         # Not for the starter's own socketpair (a sandbox's Sentry): stopped mid-frame by job
         # control (^Z), it must find its gofer still there when it resumes.
-        frame_timeout=(options.frame_timeout or None) if peer.kind != "local" else None,
+        frame_timeout=frame_timeout,
         spin_us=options.spin_us,
     )
     await server.serve_stream(stream)  # (which ends only this connection, whatever happens)

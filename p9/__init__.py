@@ -146,6 +146,7 @@ from ._tls import (
     tls_error,
 )
 from ._transport import (
+    bound_unacknowledged,
     connect_tcp,
     connect_unix,
     listen_tcp,
@@ -163,7 +164,7 @@ __all__ = [
     "FrameDecoder", "decode_frame", "encode_frame", "encode_frame_parts", "REGISTRY", "RESPONSE_OF", "Attr",
     "Dirent", "FullStat", "Message", "Qid", "SetAttr", "decode_dirents", "encode_dirents",
     "Client", "Fid", "Stat", "open_client", "PathFS", "split", "connect_tcp", "connect_unix",
-    "listen_tcp", "listen_unix", "socketpair", "stream_from_fd", "tune_tcp",
+    "listen_tcp", "listen_unix", "socketpair", "stream_from_fd", "tune_tcp", "bound_unacknowledged",
     "TLSClientConfig", "TLSServerConfig", "TLSError", "connect", "open_address", "parse_address",
     "peer_common_name", "tls_error", "BASE", "RUNPSC", "OURS", "PLAIN", "File", "Filesystem", "Server", "QUICK_MESSAGES", "Dialect", "client_accept", "server_choose",
     # every message class, by type number

@@ -83,6 +83,11 @@ class _Connection:
         self.inflight: dict[int, _Request] = {}
         self.limiter = trio.Semaphore(server.max_inflight)
         self.tasks = 0  # request tasks running or waiting for a slot
+        #: Request tasks inside the file model (not waiting for a slot, not sending), and
+        #: when the last of them came out: the idle timer does not run while a request is
+        #: being carried out (`_watch`).
+        self.working = 0
+        self.worked = -math.inf
         self.room = trio.Event()
         self.sender = PartsSender(stream)
         self.receiver = Receiver(stream, spin_us=server.spin_us)
@@ -210,8 +215,16 @@ class _Connection:
                 scope.deadline = now + ft
 
     async def _watch(self) -> None:
-        """Close the connection once nothing has arrived for `idle_timeout` seconds, or a
-        started frame is still incomplete `frame_timeout` seconds after it started.
+        """Close the connection once nothing has arrived for `idle_timeout` seconds while
+        no request was being carried out, or a started frame is still incomplete
+        `frame_timeout` seconds after it started.
+
+        Idle is what the client sends, not its transport: TCP keepalive probes (which the
+        client enables, `bound_unacknowledged`) carry no data, so they never reset the
+        timer (`receiver.last_data` moves only when a receive returns bytes). A request
+        the file model takes long over (a read of a FIFO waiting for a writer) keeps the
+        connection: the client is waiting for us, not idle; its reply stuck in a send to
+        a client that stopped reading does not (it is out of the file model by then).
 
         Why a watchdog task rather than a timeout around each receive: a cancel scope per
         receive cost ~10 µs, a fifth of an inline Tread; the receiver only stamps the time.
@@ -224,11 +237,12 @@ class _Connection:
         while True:
             now = trio.current_time()
             deadline = math.inf
-            if idle is not None:
-                if now >= receiver.last_data + idle:
+            if idle is not None and not self.working:
+                since = max(receiver.last_data, self.worked)
+                if now >= since + idle:
                     log.info("p9 server: closing a connection idle for %ss", idle)
                     break
-                deadline = receiver.last_data + idle
+                deadline = since + idle
             started = self.frame_started
             if ft is not None and started is not None:
                 if now >= started + ft:
@@ -279,6 +293,18 @@ class _Connection:
         self.inflight[tag] = req
         self.nursery.start_soon(self.handle, tag, msg, req)
 
+    def _worked(self) -> None:
+        """A request came out of the file model: with none left inside, the idle time
+        counts from now (the watchdog is woken for it)."""
+        self.working -= 1
+        if self.working:
+            return
+        self.worked = now = trio.current_time()
+        idle = self.server.idle_timeout
+        scope = self.watch_scope
+        if scope is not None and idle is not None and now + idle < scope.deadline:
+            scope.deadline = now + idle
+
     def _quick_fid(self, fid: int) -> bool:
         """Whether the fid's File says none of its operations can wait (`File.inline_io`)."""
         f = self.table.fids.get(fid)
@@ -294,10 +320,13 @@ class _Connection:
                 except trio.WouldBlock:
                     await self.limiter.acquire()
                 acquired = True
+                self.working += 1
                 try:
                     reply = await self.ops.call(msg)
                 except Exception as e:  # mapped to Rlerror in one place
                     reply = m.Rlerror(errno_of(e))
+                finally:
+                    self._worked()
             if not req.scope.cancelled_caught:
                 assert reply is not None
                 await self.send(tag, reply)

@@ -47,8 +47,8 @@ class Server:
             request, which matters when one request is in flight at a time; only for
             operations the file model completes without waiting long, because the
             connection reads nothing else meanwhile (a Tflush for one finds it done).
-        idle_timeout: close a connection when nothing arrives for this many seconds (None:
-            never). Kept here rather than in a stream wrapper because a wrapped stream loses
+        idle_timeout: close a connection when nothing arrives for this many seconds while
+            none of its requests is in the file model (None: never). Kept here rather than in a stream wrapper because a wrapped stream loses
             the non-blocking socket fast path for every send and receive.
         frame_timeout: close a connection whose started frame is not complete this many
             seconds after its first bytes came (None: never). Why besides `idle_timeout`:

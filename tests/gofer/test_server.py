@@ -326,6 +326,37 @@ async def test_idle_connection_closed(exp: Path) -> None:
         assert open_fds() <= baseline
 
 
+async def test_idle_timeout_spares_a_request_in_progress(exp: Path, autojump_clock) -> None:
+    """A client waiting for a long request (a read of a FIFO with no writer yet) is not
+    idle: its connection outlives many idle timeouts while the gofer waits; from the
+    answer on, idle time counts again and the connection is closed after the timeout
+    (in the clock the test drives: trio's autojump clock)."""
+    os.mkfifo(exp / "fifo")
+    opts = GoferOptions(idle_timeout=5.0)
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery):
+        async with connect(fs, nursery, options=opts) as c:
+            root = await c.attach(b"e")
+            f = await root.walk([b"fifo"])
+            await f.open(os.O_RDONLY)
+            got: list[bytes] = []
+            async with trio.open_nursery() as n:
+                async def read() -> None:
+                    got.append(await f.read(0, 5))
+
+                n.start_soon(read)
+                await trio.sleep(60)  # (12 idle timeouts, the read still waiting)
+                assert got == []
+                fd = os.open(exp / "fifo", os.O_WRONLY | os.O_NONBLOCK)
+                os.write(fd, b"hello")
+                os.close(fd)
+            assert got == [b"hello"]
+            await trio.sleep(4)
+            assert (await root.getattr()).is_dir  # (within the timeout since the answer)
+            await trio.sleep(6)
+            with pytest.raises(OSError):
+                await root.getattr()
+
+
 async def test_squash_and_identity(exp: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("identity switching needs root")
