@@ -77,13 +77,8 @@ EXCEPTIONS: dict[str, list[tuple[str, str]]] = {
     "sandbox-9p": [*_GOFERFS, ("fifos/char-device", _MKNOD)],
 }
 
-_OVL_PARENT = ("vfs/overlay: copying a directory up changes its parent's mtime and ctime "
-               "(Linux's overlayfs restores the parent's times)")
-_VFS_COPYUP = [("times/changes-mkdir-inside", _OVL_PARENT)]
-
 #: target kind -> [(case-id glob, description of the bug, owner first)]
 KNOWN_BUGS: dict[str, list[tuple[str, str]]] = {
-    "vfs-overlay-copyup": _VFS_COPYUP, "vfs-overlay-gofer-copyup": _VFS_COPYUP,
     "9p": [
         ("resolve/name-too-long", "conformance/target_9p: a long component after a missing "
                                   "one is ENAMETOOLONG, not ENOENT (checked before the walk)"),

@@ -244,6 +244,9 @@ class Overlay(Filesystem):
         assert low is not None
         st = await self.lower.stat(low)
         ftype = st.mode & S_IFMT
+        # Copying up is not a change the program made to the parent: its times are put
+        # back afterwards (as Linux's overlayfs does, ovl_set_timestamps).
+        pst = await self.upper.stat(pu)
         # a whiteout may sit at this name only if d came from below a now-opaque dir; clear
         old = await self.upper.lookup(pu, [d.name])
         if old and is_whiteout(old[0]):
@@ -265,6 +268,8 @@ class Overlay(Filesystem):
             pass
         await self.upper.setattr(up, atime_ns=st.atime_ns, mtime_ns=st.mtime_ns,
                                  ctime_ns=st.ctime_ns)
+        await self.upper.setattr(pu, atime_ns=pst.atime_ns, mtime_ns=pst.mtime_ns,
+                                 ctime_ns=pst.ctime_ns)
         d.upper = up
         d.inode = up.inode
         return up
