@@ -23,7 +23,9 @@ class Link:
     out, then closes the connection before its reply reaches the client; `cut_before(T)`
     closes it instead of passing that request on (the server never sees it);
     `stall_after(T)` passes on the first bytes of the reply and then nothing more, the
-    connection left open (a server that stopped mid-reply). `down` refuses new
+    connection left open (a server that stopped mid-reply); `oversize_after(T)` sends,
+    in place of the reply, the header of a frame larger than any msize (a server gone
+    mad), the connection left open. `down` refuses new
     connections (a server that is not back yet). A new connection is served only once
     the server has finished with the previous ones (as a restarted server, which dropped
     their state: open files, locks)."""
@@ -33,7 +35,7 @@ class Link:
         self.nursery = nursery
         self.serve = serve
         self.cut_type: type[p9.Message] | None = None
-        self.mode: Literal["after", "before", "stall"] = "after"
+        self.mode: Literal["after", "before", "stall", "oversize"] = "after"
         self.down = False
         #: Set once a dial was refused twice (the client is retrying).
         self.retrying = trio.Event()
@@ -51,6 +53,9 @@ class Link:
 
     def stall_after(self, msg_type: type[p9.Message]) -> None:
         self.cut_type, self.mode = msg_type, "stall"
+
+    def oversize_after(self, msg_type: type[p9.Message]) -> None:
+        self.cut_type, self.mode = msg_type, "oversize"
 
     async def dial(self) -> trio.abc.Stream:
         if self.down:
@@ -100,9 +105,11 @@ class Link:
                         await b.send_all(frame)
                         if cut:
                             reply = await b.receive_some(1 << 16)  # the server did it
-                            if self.mode == "stall":  # a part of its reply, then silence
+                            if self.mode in ("stall", "oversize"):
                                 assert len(reply) > 9
-                                await a.send_all(reply[:9])
+                                # a part of its reply, or a frame no msize allows; then silence
+                                await a.send_all(reply[:9] if self.mode == "stall" else
+                                                 _HDR.pack(0x7FFFFFFF, reply[4], 0))
                                 while await a.receive_some(1 << 16):
                                     pass  # until the client gives up on the connection
                             return

@@ -154,3 +154,23 @@ async def test_a_server_that_stops_mid_reply_is_dropped_and_redialled(tmp_path) 
             assert isinstance(info.value.__cause__, OSError)
             assert info.value.__cause__.errno == errno.ETIMEDOUT
         nursery.cancel_scope.cancel()
+
+
+async def test_a_server_that_sends_an_oversized_frame_is_dropped_and_redialled(tmp_path) -> None:
+    """A reply header announcing a frame beyond msize (a server gone mad, the connection
+    left open): the client drops the connection at once, dials again and resends the read;
+    a mkdir answered that way is settled by the server's state (it was done)."""
+    (tmp_path / "f").write_bytes(b"0123456789")
+    async with trio.open_nursery() as nursery:
+        link, opening = await _client(nursery, tmp_path)
+        async with opening as c:
+            root = await c.attach()
+            f = await root.walk(["f"])
+            await f.open(os.O_RDONLY)
+            link.oversize_after(p9.Tread)
+            assert await f.read(2, 5) == b"23456"
+            link.oversize_after(p9.Tmkdir)
+            await root.mkdir("d")
+            assert c.reconnects == 2
+            assert (tmp_path / "d").is_dir()
+        nursery.cancel_scope.cancel()
