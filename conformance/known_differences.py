@@ -79,10 +79,6 @@ EXCEPTIONS: dict[str, list[tuple[str, str]]] = {
 
 #: target kind -> [(case-id glob, description of the bug, owner first)]
 KNOWN_BUGS: dict[str, list[tuple[str, str]]] = {
-    "9p": [
-        ("resolve/name-too-long", "conformance/target_9p: a long component after a missing "
-                                  "one is ENAMETOOLONG, not ENOENT (checked before the walk)"),
-    ],
     "fuse-9p": [
         ("sparse/fallocate", "runtime/fusefs: fallocate is not implemented (EOPNOTSUPP)"),
         ("perms/write-drops-setid", "runtime/fusefs: a write by a user outside the file's "

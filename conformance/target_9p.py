@@ -210,6 +210,8 @@ class NinePTarget(Target):
                     if st is None:
                         st = await cur.getattr(_ALL)
                     continue
+                if len(name) > NAME_MAX:
+                    raise _err(errno.ENAMETOOLONG)
                 nf, nst = await cur.walk_getattr([name], _ALL)
                 if statmod.S_ISLNK(nst.attr.mode) and (not last or follow_last):
                     budget[0] -= 1
@@ -246,11 +248,9 @@ class NinePTarget(Target):
             raise _err(errno.ENOENT, "empty path")
         if len(path) >= PATH_MAX:
             raise _err(errno.ENAMETOOLONG)
-        comps = [c for c in path.split(b"/") if c]
-        for c in comps:
-            if len(c) > NAME_MAX:
-                raise _err(errno.ENAMETOOLONG)
-        return comps, path.endswith(b"/")
+        # (a component's length is checked when the walk reaches it, as Linux's
+        # filesystems do in their lookup: a missing directory before it is ENOENT)
+        return [c for c in path.split(b"/") if c], path.endswith(b"/")
 
     async def _lookup(self, path: bytes, follow: bool = True) -> tuple[p9.Fid, p9.Stat]:
         """The object `path` names (an owned Fid) and its attributes."""
@@ -269,9 +269,9 @@ class NinePTarget(Target):
         if not comps:
             comps = [b"."]
         d, st = await self._resolve(path, comps[:-1], True)
-        if not st.is_dir:
+        if not st.is_dir or len(comps[-1]) > NAME_MAX:
             await d.clunk()
-            raise _err(errno.ENOTDIR)
+            raise _err(errno.ENOTDIR if not st.is_dir else errno.ENAMETOOLONG)
         return d, st, comps[-1], slash
 
     async def _child(self, d: p9.Fid, name: bytes) -> tuple[p9.Fid, p9.Stat] | None:
