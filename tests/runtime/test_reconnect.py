@@ -33,12 +33,16 @@ from tests.tlscerts import PKI
 
 # Writes through a descriptor opened before the restart (reopened by the reconnection),
 # reads at its offset after it, a 3 MB stream written on both sides of the restart (page
-# cache written back through the reopened fid at close), creates and lists afterwards.
+# cache written back through the reopened fid at close), a tree copied with cp -r before
+# it and compared with diff -r after it, creates and lists afterwards.
 SCRIPT = """
 set -e
 exec 3<>{d}/log
 echo one >&3
 cat {d}/in
+mkdir -p {d}/tree/a/b
+echo x > {d}/tree/a/b/f; echo y > {d}/tree/a/g; ln -s b/f {d}/tree/a/l
+cp -r {d}/tree {d}/tree2
 head -c 1500000 /dev/zero | tr '\\0' a > {d}/big.part1
 exec 4>{d}/big
 cat {d}/big.part1 >&4
@@ -46,6 +50,7 @@ echo phase1
 read go
 cat {d}/big.part1 >&4
 exec 4>&-
+diff -r {d}/tree {d}/tree2 && echo same trees
 echo two >&3
 cat {d}/in
 mkdir {d}/sub
