@@ -662,6 +662,9 @@ class Container:
 
             drain(term[0], term[1])
             os.close(term[1])
+            # As the runtime's master closing under runc: the pty hangs up (what the
+            # program left behind on it gets SIGHUP) and its /dev/pts/N is free again.
+            await term[0].dec_ref()
         return {"status": kernel.procs_ended[t.tgid]}
 
     async def _exec_signals(self, conn: Any, pid: int, term: Any) -> None:
