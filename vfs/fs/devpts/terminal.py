@@ -291,9 +291,6 @@ class TerminalFD(FileDescription):
         if on:
             self._wakeups_seen = self.term.wakeups[self.end]
 
-    def _fasync_release(self) -> None:
-        self.fasync_changed(False)
-
     async def _write_all(self, data: bytes) -> int:
         raise NotImplementedError
 
@@ -419,7 +416,7 @@ class MasterFD(TerminalFD):
         return got & (mask | POLLHUP | POLLERR)
 
     async def release(self) -> None:
-        self._fasync_release()
+        self.fasync_changed(False)  # (its O_ASYNC goes with it)
         term = self.term
         term.master_open = False
         term.hangup()
@@ -532,7 +529,7 @@ class ReplicaFD(TerminalFD):
         return got & mask
 
     async def release(self) -> None:
-        self._fasync_release()
+        self.fasync_changed(False)  # (its O_ASYNC goes with it)
         term = self.term
         term.replicas -= 1
         if term.replicas == 0:
