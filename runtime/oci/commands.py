@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -34,7 +35,7 @@ from runtime.oci.spec import (
 )
 from runtime.oci.state import DEFAULT_ROOT, ContainerState, StateDir, StateError
 
-__all__ = ["Globals", "request", "parse_signal"]
+__all__ = ["Globals", "OwnConsole", "caller_terminal", "parse_signal", "relay_console", "request"]
 
 
 @dataclass(slots=True)
@@ -338,8 +339,13 @@ def run(bundle: str, pid_file: str | None, console_socket: str | None, detach: b
     g = _globals()
     prefix = "runpsc run failed: "
     if not detach and console_socket is None and _wants_terminal(bundle):
-        st, master = _create_with_console(g, container_id, bundle, pid_file, prefix)
-        status = _run_on_console(g, container_id, st.pid, master)
+        with OwnConsole() as console:
+            st = do_create(g, container_id, bundle, pid_file, console.path, prefix=prefix)
+            try:
+                master = console.receive()
+            except OSError as e:
+                g.fail(f"{prefix}{e}")
+        status = relay_console(master, st.pid, lambda: do_start(g, container_id))
     else:
         st = do_create(g, container_id, bundle, pid_file, console_socket, prefix=prefix)
         do_start(g, container_id)
@@ -361,67 +367,101 @@ def _wants_terminal(bundle: str) -> bool:
         return False  # create reports it
 
 
-def _create_with_console(g: Globals, cid: str, bundle: str, pid_file: str | None,
-                         prefix: str) -> tuple[ContainerState, int]:
-    """`run` in the foreground with `terminal: true`: be our own console socket, as runc."""
-    import array
-    import shutil
-    import tempfile
+class OwnConsole:
+    """runc's console for a terminal in the foreground without --console-socket (`run`,
+    `exec --tty`): a console socket of our own, in a private directory, that receives the
+    pty master, which `relay_console` then joins to the caller's stdio. Use as a context
+    manager (the socket and its directory go at the end)."""
 
-    d = tempfile.mkdtemp(prefix="runpsc-console-")
-    path = os.path.join(d, "console.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        listener.bind(path)
-        listener.listen(1)
-        st = do_create(g, cid, bundle, pid_file, path, prefix=prefix)
-        conn, _ = listener.accept()
+    def __init__(self) -> None:
+        import tempfile
+
+        self.dir = tempfile.mkdtemp(prefix="runpsc-console-")
+        self.path = os.path.join(self.dir, "console.sock")
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.listener.bind(self.path)
+            self.listener.listen(1)
+        except BaseException:
+            self.close()
+            raise
+
+    def receive(self) -> int:
+        """The master the process at the other end sent (it connected already).
+
+        Raises:
+            OSError: it sent none.
+        """
+        import array
+
+        conn, _ = self.listener.accept()
         with conn:
             _, anc, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(4))
-        return st, int(array.array("i", anc[0][2])[0])
-    finally:
-        listener.close()
-        shutil.rmtree(d, ignore_errors=True)
+        if not anc or anc[0][:2] != (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+            raise OSError("no pty master came on the console socket")
+        return int(array.array("i", anc[0][2][:4])[0])
+
+    def close(self) -> None:
+        import shutil
+
+        self.listener.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> OwnConsole:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
-def _run_on_console(g: Globals, cid: str, pid: int, master: int) -> int:
-    """Start the container and copy between our stdio (raw, if a terminal) and its pty
-    until the pty closes; the container's wait status."""
+def caller_terminal() -> int | None:
+    """The caller's terminal as runc finds it: the first of stderr, stdout, stdin that is
+    one (it goes raw, and its size is the program's)."""
+    return next((fd for fd in (2, 1, 0) if os.isatty(fd)), None)
+
+
+def relay_console(master: int, pid: int, start: Callable[[], object]) -> int:
+    """Join our stdio to the pty `master` as runc does in the foreground: the caller's
+    terminal raw, its size (at start and at each SIGWINCH) set on the master, keys from
+    stdin in, the pty's output to stdout, until the pty closes; then `pid`'s wait status
+    (signals to us go to `pid` meanwhile). `start` runs once the size is set."""
     import fcntl
     import select
     import termios
 
     from runtime.hostterm import HostTerminal
 
-    def resize(*_: Any) -> None:
-        with contextlib.suppress(OSError):
-            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(1, termios.TIOCGWINSZ, bytes(8)))
+    caller = caller_terminal()
 
-    host = HostTerminal.enter(0) if os.isatty(0) else None
+    def resize(*_: Any) -> None:
+        if caller is not None:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(master, termios.TIOCSWINSZ,
+                            fcntl.ioctl(caller, termios.TIOCGWINSZ, bytes(8)))
+
+    host = HostTerminal.enter(caller) if caller is not None else None
     old = signal.signal(signal.SIGWINCH, resize)
     try:
         resize()
-        do_start(g, cid)
-        sources = [0, master]
-        while True:
-            try:
+        start()
+        with trio_free_signals(pid):
+            sources = [0, master]
+            while True:
                 ready, _, _ = select.select(sources, [], [])
-            except InterruptedError:
-                continue
-            if master in ready:
-                try:
-                    data = os.read(master, 1 << 16)
-                except OSError:
-                    data = b""
-                if not data:
-                    break
-                os.write(1, data)
-            if 0 in ready:
-                data = os.read(0, 1 << 16)
-                if data:
-                    os.write(master, data)
-                else:
-                    sources.remove(0)
+                if master in ready:
+                    try:
+                        data = os.read(master, 1 << 16)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        break
+                    os.write(1, data)
+                if 0 in ready:
+                    data = os.read(0, 1 << 16)
+                    if data:
+                        os.write(master, data)
+                    else:
+                        sources.remove(0)
     finally:
         signal.signal(signal.SIGWINCH, old)
         if host is not None:

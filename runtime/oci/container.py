@@ -242,8 +242,7 @@ class Container:
         try:
             path = await find_program(vfs, ctx, creds, argv0, env.get("PATH"))
         except SandboxError:
-            raise SandboxError(f'exec: "{spec.process.args[0]}": executable file not found '
-                               "in $PATH") from None
+            raise SandboxError(_not_found(spec.process.args[0])) from None
         fdtable, term = await self._stdio(spec.process, creds, self.console_socket)
         # Locked in last: the mounts' sources, the console socket and the host pty are
         # host files; the first stub starts after this.
@@ -642,7 +641,7 @@ class Container:
             path = await find_program(vfs, ctx, creds, os.fsencode(proc.args[0]),
                                       env.get("PATH"))
         except SandboxError:
-            return {"error": f'exec: "{proc.args[0]}": executable file not found in $PATH'}
+            return {"error": _not_found(proc.args[0])}
         fdtable, term = await self._stdio(proc, creds, None, fds)
         kernel = self.kernel
         t = await kernel.start_process(
@@ -662,6 +661,9 @@ class Container:
 
             drain(term[0], term[1])
             os.close(term[1])
+            # As the runtime's master closing under runc: the pty hangs up (what the
+            # program left behind on it gets SIGHUP) and its /dev/pts/N is free again.
+            await term[0].dec_ref()
         return {"status": kernel.procs_ended[t.tgid]}
 
     async def _exec_signals(self, conn: Any, pid: int, term: Any) -> None:
@@ -686,6 +688,12 @@ class Container:
                     term.set_winsize(Winsize(*(int(v) & 0xFFFF for v in msg["winsize"][:4])))
                 else:
                     kill_from_host(self.kernel, pid, int(msg["signal"]))
+
+
+def _not_found(program: str) -> str:
+    """runc's words for a program not found (create's and exec's)."""
+    return (f'unable to start container process: exec: "{program}": executable file not '
+            "found in $PATH")
 
 
 def _setup_task(t: Any, proc: Process) -> None:

@@ -7,13 +7,15 @@ program and leaves with the program's wait status (`die_like`). With --detach th
 forked and `runpsc exec` returns once the program runs, as runc's does; the shim, a
 subreaper, inherits the proxy.
 
-With a terminal (--tty and --console-socket) the proxy makes the host pty whose master goes
-to the console socket, and makes it its controlling terminal (from a session of its own):
-a resize of the master (the shim's TIOCSWINSZ) then reaches it as SIGWINCH, and it sends
-the new size to the Sentry, which sets it on the program's pty of the sandbox (SIGWINCH to
-its foreground group), as the init's console gets it. A console socket comes only with
---detach (as runc, `exec` refuses it otherwise), so the proxy is always the forked one,
-which leads a session of its own.
+With a terminal (--tty) the proxy makes the host pty whose master goes to the console
+socket, and makes it its controlling terminal (from a session of its own): a resize of the
+master (the shim's TIOCSWINSZ) then reaches it as SIGWINCH, and it sends the new size to
+the Sentry, which sets it on the program's pty of the sandbox (SIGWINCH to its foreground
+group), as the init's console gets it. So a terminal always has the forked proxy, which
+leads a session of its own. With --detach the console socket is the caller's
+(--console-socket, as runc: refused otherwise); in the foreground `runpsc exec` is its own
+console socket, as runc is, and relays the caller's stdio to the master (`relay_console`,
+as `runpsc run` does for a terminal), its exit status the program's.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import json
 import os
 import signal
 import socket
+import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from runtime.oci.container import PASSED_SIGNALS, die_like, recv_json, send_fds
 
 if TYPE_CHECKING:
-    from runtime.oci.commands import Globals
+    from runtime.oci.commands import Globals, OwnConsole
 
 __all__ = ["exec_process"]
 
@@ -45,15 +48,29 @@ def exec_process(g: Globals, cid: str, proc: dict[str, Any], *, detach: bool,
             sock.connect(address)
     except OSError:
         g.fail("exec failed: cannot exec in a stopped container", 255)
-    if not detach:
+    if not detach and not proc.get("terminal"):
         if pid_file:
             _write_pid_file(pid_file, os.getpid())
         _proxy(g, sock, proc, console_socket, None)
+    console = None
+    if not detach:  # a terminal in the foreground: our own console socket, as runc's
+        from runtime.oci.commands import OwnConsole, caller_terminal
+
+        console = OwnConsole()
+        console_socket = console.path
+        caller = caller_terminal()
+        if caller is not None and "consoleSize" not in proc:  # the size it starts with
+            from runtime.hostterm import host_winsize
+
+            rows, cols, _, _ = host_winsize(caller)
+            proc["consoleSize"] = {"height": rows, "width": cols}
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         try:
+            if console is not None:
+                console.listener.close()
             os.setsid()
             _proxy(g, sock, proc, console_socket, w)
         finally:
@@ -63,12 +80,35 @@ def exec_process(g: Globals, cid: str, proc: dict[str, Any], *, detach: bool,
     with os.fdopen(r, "rb") as f:
         doc = json.loads(f.read() or b'{"error": "exec failed"}')
     if "error" in doc:
+        if console is not None:
+            console.close()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
         g.fail(f"exec failed: {doc['error']}", 255)
     if pid_file:
         _write_pid_file(pid_file, pid)
-    os._exit(0)
+    if console is None:
+        os._exit(0)
+    _relay(g, console, pid)
+
+
+def _relay(g: Globals, console: OwnConsole, pid: int) -> NoReturn:
+    """`exec --tty` in the foreground: the program runs on the host pty whose master the
+    proxy `pid` sent to `console`; relay the caller's stdio to it, leave as the program did."""
+    from runtime.oci.commands import relay_console
+    from runtime.sandbox import exit_code
+
+    with console:
+        try:
+            master = console.receive()
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            g.fail(f"exec failed: {e}", 255)
+    status = relay_console(master, pid, lambda: None)
+    sys.stdout.flush()
+    os._exit(exit_code(status))
 
 
 def _proxy(g: Globals, sock: socket.socket, proc: dict[str, Any],
@@ -99,6 +139,8 @@ def _proxy(g: Globals, sock: socket.socket, proc: dict[str, Any],
     if report is not None:
         os.write(report, json.dumps(reply).encode())
         os.close(report)
+        if "error" in reply:
+            os._exit(255)  # `runpsc exec` reports it
     if "error" in reply:
         g.fail(f"exec failed: {reply['error']}", 255)
     # The program has its own copies of our stdio: ours must not keep a pipe open after it.

@@ -8,7 +8,8 @@ file (`fown`) and each kind of file says when an event happened:
   `sk_wake_async` is, and may have `fasync_changed(on)` to start watching when O_ASYNC is
   set (a host socket, whose events only the host kernel sees);
 - a file with `fasync_reason(mask)` (pipes) is followed on its `waitq`: each notification
-  is mapped to a reason (POLL_IN, POLL_OUT ...) or to nothing.
+  is mapped to a reason (POLL_IN, POLL_OUT ...) or to nothing; it may have
+  `fasync_changed(on)` too (a terminal counts its ends' O_ASYNC files, as tty->fasync).
 
 What is sent is Linux's send_sigio: SIGIO as from the kernel (si_code SI_KERNEL) by
 default; the F_SETSIG signal, with si_code the reason, si_band its poll bits and si_fd the
@@ -126,10 +127,9 @@ def set_async(t: Task, f: Any, fd: int, on: bool) -> bool:
     changed = getattr(f, "fasync_changed", None)
     if changed is not None:
         changed(on)
-        return True
     reason_of = getattr(f, "fasync_reason", None)
     if reason_of is None:
-        return False
+        return changed is not None
     default_pgrp = getattr(f, "fasync_pgrp", None)
     if on and default_pgrp is not None and not o.pid:
         pgrp = default_pgrp()

@@ -228,14 +228,16 @@ class Transcript:
         self.got.append((label, 0, value))
 
 
-def _compare(runc: Runtime, runpsc: Runtime, each: Any) -> None:
-    """Run `each(transcript)` under runc, then runpsc; their transcripts must match."""
+def _compare(runc: Runtime, runpsc: Runtime, each: Any) -> list[tuple[str, int, str]]:
+    """Run `each(transcript)` under runc, then runpsc; their transcripts must match (the
+    transcript is returned)."""
     seen = {}
     for name, rt in (("runc", runc), ("runpsc", runpsc)):
         t = Transcript(rt)
         each(t)
         seen[name] = t.got
     assert seen["runpsc"] == seen["runc"]
+    return seen["runc"]
 
 
 def test_errors_and_state_match_runc(runpsc: Runtime, runc: Runtime, bundle: Path,
@@ -384,6 +386,18 @@ class Reader:
         end = self.buf.index(marker) + len(marker)
         got, self.buf = self.buf[:end], self.buf[end:]
         return got
+
+    def rest(self) -> bytes:
+        """Everything up to the hangup (every replica closed: EIO on Linux)."""
+        while True:
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                got, self.buf = self.buf, b""
+                return got
+            self.buf += chunk
 
 
 def test_terminal_console_socket_job_control(runpsc: Runtime, bundle: Path,
@@ -697,6 +711,101 @@ def test_exec_tty_window_changes_and_init_spared_match_runc(runpsc: Runtime, run
         t.check("delete", "delete", "w1")
 
     _compare(runc, runpsc, each)
+
+
+#: An exec'd program on the caller's terminal: what it is, its size at start, a line typed,
+#: its size once the caller's window changed (it then ends with status 3). runc sets the
+#: first size just after the program started (runpsc before: consoleSize), so it asks
+#: until the terminal has one (busybox's stty prints an error for rows 0).
+ON_TERMINAL = ('tty; test -t 0; echo t0=$?; while :; do s=$(stty size 2>&1); case $s in '
+               '[1-9]*) break;; esac; done; echo "$s"; echo ready; read x; echo "got=$x"; '
+               'trap "stty size; kill \\$!; exit 3" WINCH; sleep 1000 & echo waiting; '
+               "while :; do wait; done")
+
+
+def _on_caller_terminal(rt: Runtime, args: list[str], rows: int, cols: int,
+                        stdin: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """`rt args` run from a terminal of `rows` x `cols` (its controlling one) whose master
+    is returned: stdout and stderr on it, and stdin unless given."""
+    import fcntl
+    import struct
+    import termios
+
+    master, replica = os.openpty()
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("4H", rows, cols, 0, 0))
+    try:
+        p = subprocess.Popen([*rt.argv, "--root", str(rt.root), *args],
+                             stdin=replica if stdin is None else stdin, stdout=replica,
+                             stderr=replica, start_new_session=True,
+                             preexec_fn=lambda: fcntl.ioctl(1, termios.TIOCSCTTY, 0))
+    finally:
+        os.close(replica)
+    return p, master
+
+
+def test_exec_tty_in_the_foreground_matches_runc(runpsc: Runtime, runc: Runtime, bundle: Path,
+                                                 tmp_path: Path) -> None:
+    """`exec --tty` without a console socket, in the foreground: the runtime allocates the
+    pty and relays the caller's stdio (its terminal raw: the output as the program's pty
+    gives it, CRLF), sized like the caller's window at start and after a SIGWINCH, the
+    program's exit status its own; stdin may be a pipe; with --detach it is refused."""
+    import fcntl
+    import struct
+    import termios
+
+    cfg = read_config(bundle)
+    cfg["process"]["args"] = WAIT
+    write_config(bundle, cfg)
+
+    def each(t: Transcript) -> None:
+        rt = t.rt
+        r, w = os.pipe()
+        pid = _created(rt, bundle, "tty1", tmp_path, stdout=w)
+        os.close(w)
+        rt("start", "tty1", check=True)
+        with os.fdopen(r) as lines:
+            assert lines.readline() == "ready\n"
+        p, master = _on_caller_terminal(rt, ["exec", "--tty", "tty1", "sh", "-c", ON_TERMINAL],
+                                        33, 77)
+        term = Reader(master)
+        try:
+            t.note("start", term.until(b"ready\r\n").decode())
+            os.write(master, b"hello\n")
+            t.note("line", term.until(b"waiting\r\n").decode())
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("4H", 40, 100, 0, 0))
+            t.note("resized", term.rest().decode())
+            t.note("status", str(p.wait(timeout=120)))
+        finally:
+            os.close(master)
+        pr, pw = os.pipe()
+        p, master = _on_caller_terminal(rt, ["exec", "-t", "tty1", "sh", "-c",
+                                             'read x; echo "got=$x"; tty; kill -9 $$'],
+                                        24, 80, stdin=pr)
+        os.close(pr)
+        os.write(pw, b"piped\n")
+        os.close(pw)
+        try:
+            t.note("piped", Reader(master).rest().decode())
+            t.note("piped status", str(p.wait(timeout=120)))
+        finally:
+            os.close(master)
+        t.check("detach tty", "exec", "--detach", "--tty", "tty1", "true")
+        t.check("not found", "exec", "tty1", "nonexistent")
+        t.check("kill", "kill", "tty1", "KILL")
+        _reap(pid)
+        t.check("delete", "delete", "tty1")
+
+    got = _compare(runc, runpsc, each)
+    assert got[:6] == [
+        ("start", 0, "/dev/pts/0\r\nt0=0\r\n33 77\r\nready\r\n"),
+        ("line", 0, "hello\r\ngot=hello\r\nwaiting\r\n"),
+        ("resized", 0, "40 100\r\n"),
+        ("status", 0, "3"),
+        ("piped", 0, "piped\r\ngot=piped\r\n/dev/pts/0\r\n"),
+        ("piped status", 0, "137"),
+    ], got
+    assert got[6][1:] == (255, "exec failed: cannot allocate tty if RUNTIME will detach "
+                               "without setting console socket"), got
 
 
 def _cgroup_lines(pid: int) -> list[str]:

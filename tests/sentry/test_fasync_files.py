@@ -1,5 +1,6 @@
-"""O_ASYNC on inotify, pty and message-queue files, and on files without fasync (kept by
-neither F_SETFL nor FIOASYNC), compared with Linux: progs/fasync_files.c (under `runpsc do`,
+"""O_ASYNC on inotify, pty (POLL_IN, and POLL_OUT once writable after a short write) and
+message-queue files, and on files without fasync (kept by neither F_SETFL nor FIOASYNC),
+compared with Linux: progs/fasync_files.c (under `runpsc do`,
 which has /dev/pts) and progs/fasync_none.c natively and in the sandbox."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ def test_fasync_files_match_linux(tmp_path):
     want = subprocess.run([prog], capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
                           preexec_fn=native_child_setup)
     assert want.returncode == 0 and b"canonical line: rt code 1" in want.stdout, want
+    assert b"replica writable again: rt code 2 band 0x304" in want.stdout, want  # POLL_OUT
     got = runpsc("do", "--volume", f"{tmp_path}:/progs:ro", "--", "/progs/fasync_files")
     assert got.stdout.decode() == want.stdout.decode(), got.stderr
     assert got.returncode == 0

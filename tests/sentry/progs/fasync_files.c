@@ -1,9 +1,11 @@
 /* O_ASYNC on files other than pipes and sockets: inotify (POLL_IN per queued event, none
  * for a merged one), a pty's both ends (POLL_IN when input is readable: a whole line in
  * canonical mode, each chunk in raw mode; the owner defaults to the caller when O_ASYNC is
- * set without one), and POSIX message queues (no fasync in Linux: never a signal). Signals
- * are F_SETSIG's real-time one, blocked and taken with sigtimedwait (a pty's input is
- * delivered asynchronously by Linux: every wait has a timeout). */
+ * set without one; POLL_OUT once when an end whose write fell short, while it had O_ASYNC,
+ * can be written again: n_tty's TTY_DO_WRITE_WAKEUP), and POSIX message queues (no fasync
+ * in Linux: never a signal). Signals are F_SETSIG's real-time one (or plain SIGIO),
+ * blocked and taken with sigtimedwait (a pty's input is delivered asynchronously by
+ * Linux: every wait has a timeout). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +53,67 @@ static void async_on(int fd, int own) {
         fcntl(fd, F_SETOWN, getpid());
     fcntl(fd, F_SETSIG, SIG);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC);
+}
+
+/* Write to nonblocking `fd` until it refuses (EAGAIN); the bytes taken. */
+static long fill(int fd) {
+    char buf[512];
+    memset(buf, 'z', sizeof buf);
+    long n = 0;
+    ssize_t k;
+    while ((k = write(fd, buf, sizeof buf)) > 0)
+        n += k;
+    if (k < 0 && errno != EAGAIN)
+        printf("fill: %s\n", strerrorname_np(errno));
+    return n;
+}
+
+/* Read nonblocking `fd` until it is empty; the bytes read. */
+static long empty(int fd) {
+    char buf[4096];
+    long n = 0;
+    ssize_t k;
+    while ((k = read(fd, buf, sizeof buf)) > 0)
+        n += k;
+    return n;
+}
+
+/* POLL_OUT: a pty's end writable again after a write fell short (each direction). Linux
+ * sends it from the read that made room (pty_unthrottle's tty_wakeup), so waiting for none
+ * takes a short timeout. */
+static void pty_writable_again(void) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK);
+    grantpt(m);
+    unlockpt(m);
+    int r = open(ptsname(m), O_RDWR | O_NOCTTY | O_NONBLOCK);
+    struct termios t;
+    tcgetattr(r, &t);
+    cfmakeraw(&t);
+    tcsetattr(r, TCSANOW, &t);
+    char buf[64];
+    /* No POLL_OUT for a write that took everything, nor for one that fell short while
+     * the end had no O_ASYNC file (nothing armed when it is set later). */
+    async_on(r, 1);
+    write(r, "abc", 3);
+    printf("master read %zd\n", read(m, buf, sizeof buf));
+    fcntl(r, F_SETFL, fcntl(r, F_GETFL) & ~O_ASYNC);
+    long n = fill(r);
+    fcntl(r, F_SETFL, fcntl(r, F_GETFL) | O_ASYNC);
+    printf("master read all: %d\n", n > 0 && empty(m) == n);
+    expect("replica wrote all; fell short before O_ASYNC", r, 100);
+    n = fill(r);
+    printf("master read all: %d\n", n > 0 && empty(m) == n);
+    expect("replica writable again", r, 1000);
+    fcntl(r, F_SETFL, fcntl(r, F_GETFL) & ~O_ASYNC);
+    /* The master's writes, with plain SIGIO (no F_SETSIG). */
+    fcntl(m, F_SETOWN, getpid());
+    fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_ASYNC);
+    n = fill(m);
+    printf("replica read some: %d\n", n > 0 && empty(r) > 0);
+    expect("master writable again", m, 1000);
+    expect("each end once", m, 100);
+    close(r);
+    close(m);
 }
 
 int main(void) {
@@ -116,6 +179,7 @@ int main(void) {
     expect("async off", r, 300);
     close(r);
     close(m);
+    pty_writable_again();
 
     /* a message queue: O_ASYNC is kept, nothing is sent */
     struct mq_attr a = {.mq_maxmsg = 4, .mq_msgsize = 16};

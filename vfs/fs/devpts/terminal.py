@@ -64,6 +64,10 @@ TCIFLUSH, TCOFLUSH, TCIOFLUSH = 0, 1, 2
 SIGWINCH = 28
 #: Output written at the replica and not yet read at the master, at most (a writer waits).
 OUTPUT_LIMIT = 65536
+#: The two ends of a terminal, as indexes of its per-end state.
+REPLICA, MASTER = 0, 1
+#: si_code of O_ASYNC's signal (Linux's POLL_IN, POLL_OUT).
+_POLL_IN, _POLL_OUT = 1, 2
 _SPEEDS = struct.Struct("<II")
 _BAUD_38400 = 38400
 
@@ -111,6 +115,12 @@ class Terminal:
         #: Input typed at the master, and output queued for it, so far (O_ASYNC's POLL_IN
         #: for each end: `TerminalFD.fasync_reason`).
         self.typed_seq = self.out_seq = 0
+        #: For each end (REPLICA, MASTER), as Linux's tty->fasync and TTY_DO_WRITE_WAKEUP:
+        #: its open files with O_ASYNC, whether a write there fell short while it had some,
+        #: and how many POLL_OUT wake-ups it got since (`write_fell_short`, `changed`).
+        self.fasync_files = [0, 0]
+        self.write_wakeup = [False, False]
+        self.wakeups = [0, 0]
         self.waitq = WaitQueue()
         self._changed = trio.Event()
         self._last_input = 0.0  # trio time of the last typed byte (VTIME)
@@ -123,6 +133,28 @@ class Terminal:
         self._changed.set()
         self._changed = trio.Event()
         self.waitq.notify(mask)
+        if mask & POLLOUT:
+            # n_tty_write_wakeup: an end whose write fell short gets one POLL_OUT for its
+            # O_ASYNC files once it can be written again.
+            for end, writable in ((REPLICA, self.replica_writable),
+                                  (MASTER, self.master_writable)):
+                if self.write_wakeup[end] and writable():
+                    self.write_wakeup[end] = False
+                    self.wakeups[end] += 1
+                    self.waitq.notify(POLLOUT | POLLWRNORM)
+
+    def write_fell_short(self, end: int) -> None:
+        """A write at `end` (REPLICA, MASTER) did not take all its bytes (no room, a
+        signal, a hang-up): with O_ASYNC files there, they get POLL_OUT once it has room
+        again (n_tty_write's TTY_DO_WRITE_WAKEUP)."""
+        if self.fasync_files[end]:
+            self.write_wakeup[end] = True
+
+    def replica_writable(self) -> bool:
+        return len(self.out) < OUTPUT_LIMIT and not self.ld.stopped
+
+    def master_writable(self) -> bool:
+        return self.ld.canonical or self.ld.room() > 0
 
     async def wait(self, deadline: float = float("inf")) -> None:
         with trio.move_on_at(deadline):
@@ -244,6 +276,34 @@ class TerminalFD(FileDescription):
         super().__init__(vd, flags)
         self.term = term
         self._async_seen = -1  # the input sequence O_ASYNC last looked at
+        self._async_on = False  # counted in term.fasync_files
+        self._wakeups_seen = 0  # term.wakeups of this end O_ASYNC last looked at
+
+    @property
+    def end(self) -> int:
+        return MASTER if self.is_master else REPLICA
+
+    def fasync_changed(self, on: bool) -> None:
+        """O_ASYNC set or cleared: this end's count of such files (tty->fasync)."""
+        if on != self._async_on:
+            self._async_on = on
+            self.term.fasync_files[self.end] += 1 if on else -1
+        if on:
+            self._wakeups_seen = self.term.wakeups[self.end]
+
+    async def _write_all(self, data: bytes) -> int:
+        raise NotImplementedError
+
+    async def do_write(self, data: bytes) -> int:
+        """This end's write (`_write_all`); one that does not take every byte arms
+        O_ASYNC's POLL_OUT."""
+        done = 0
+        try:
+            done = await self._write_all(data)
+        finally:
+            if done < len(data):
+                self.term.write_fell_short(self.end)
+        return done
 
     def fasync_pgrp(self) -> int:
         """Whom O_ASYNC set without an owner signals: the foreground process group (0:
@@ -258,12 +318,18 @@ class TerminalFD(FileDescription):
 
     def fasync_reason(self, mask: int) -> int:
         """O_ASYNC: POLL_IN when input arrived for this end and can be read (n_tty's
-        kill_fasync: a whole line in canonical mode, any byte in raw mode)."""
+        kill_fasync: a whole line in canonical mode, any byte in raw mode); POLL_OUT when
+        this end can be written again after a write fell short (`Terminal.changed`)."""
         seq = self._input_seq()
-        if seq == self._async_seen:
-            return 0
-        self._async_seen = seq
-        return 1 if self._readable() else 0  # POLL_IN
+        if seq != self._async_seen:
+            self._async_seen = seq
+            if self._readable():
+                return _POLL_IN
+        woke = self.term.wakeups[self.end]
+        if woke != self._wakeups_seen:
+            self._wakeups_seen = woke
+            return _POLL_OUT
+        return 0
 
     @property
     def waitq(self) -> WaitQueue:
@@ -299,7 +365,7 @@ class MasterFD(TerminalFD):
                 raise error(errno.EAGAIN)
             await term.wait()
 
-    async def do_write(self, data: bytes) -> int:
+    async def _write_all(self, data: bytes) -> int:
         term = self.term
         done = 0
         while done < len(data):
@@ -345,11 +411,12 @@ class MasterFD(TerminalFD):
             got |= POLLIN | POLLRDNORM
         if term.replica_closed:
             got |= POLLHUP
-        if term.ld.canonical or term.ld.room() > 0:
+        if term.master_writable():
             got |= POLLOUT | POLLWRNORM
         return got & (mask | POLLHUP | POLLERR)
 
     async def release(self) -> None:
+        self.fasync_changed(False)  # (its O_ASYNC goes with it)
         term = self.term
         term.master_open = False
         term.hangup()
@@ -406,7 +473,7 @@ class ReplicaFD(TerminalFD):
                 raise error(errno.EAGAIN)
             await term.wait(deadline)
 
-    async def do_write(self, data: bytes) -> int:
+    async def _write_all(self, data: bytes) -> int:
         term = self.term
         if term.hung_up:
             raise error(errno.EIO)
@@ -457,11 +524,12 @@ class ReplicaFD(TerminalFD):
         got = 0
         if term.replica_readable(for_poll=True):
             got |= POLLIN | POLLRDNORM
-        if len(term.out) < OUTPUT_LIMIT and not term.ld.stopped:
+        if term.replica_writable():
             got |= POLLOUT | POLLWRNORM
         return got & mask
 
     async def release(self) -> None:
+        self.fasync_changed(False)  # (its O_ASYNC goes with it)
         term = self.term
         term.replicas -= 1
         if term.replicas == 0:
