@@ -89,7 +89,8 @@ def test_the_serving_sentry_sees_nothing_of_the_host() -> None:
         # an id of its own, its zygote's and stubs' too: no host user's, no other sandbox's
         ident = [str(sentry_id(pid))] * 4
         for who in (st, kids["runpsc-zygote"], stub):
-            assert (who["Uid"].split(), who["Gid"].split(), who["Groups"].strip()) == (ident, ident, ""), who
+            ids = (who["Uid"].split(), who["Gid"].split(), who["Groups"].strip())
+            assert ids == (ident, ident, ""), who
     finally:
         _finish(p)
 
@@ -248,6 +249,7 @@ print("served", os.waitstatus_to_exitcode(st))
 
 def test_forbidden_operations_fail_in_the_confined_sentry(tmp_path) -> None:
     need_root()
+    setpriv = need_binary("setpriv", "util-linux")
     secret = tmp_path / "host-file"
     secret.write_bytes(b"host")
     with socket.socket() as listener:
@@ -257,7 +259,7 @@ def test_forbidden_operations_fail_in_the_confined_sentry(tmp_path) -> None:
         victim = subprocess.Popen(["sleep", "120"])
         # as another sandbox's stub runs: dumpable, as that sandbox's Sentry's own id
         ident = str(sentry_id(victim.pid))
-        stub = subprocess.Popen(["setpriv", "--reuid", ident, "--regid", ident,
+        stub = subprocess.Popen([setpriv, "--reuid", ident, "--regid", ident,
                                  "--clear-groups", "sleep", "120"])
         src = tmp_path / "echo.c"
         src.write_text('#include <stdio.h>\nint main(int c, char **v) '
