@@ -1,9 +1,10 @@
 """A sandbox whose remote mount's gofer is killed (SIGKILL) and restarted mid-run (on
 loopback, and across a veth pair between two network namespaces), or whose link to it
 goes dark (that veth pair set down): the connection is re-established (p9/_recover.py),
-its fids walked and opened again, and the program carries on without an error, its output the same as natively. A gofer that does
-not come back within `reconnect=SECONDS`: EIO, and the sandbox exits cleanly. A file
-removed on the server while the gofer was away: its open descriptor gets ESTALE.
+its fids walked and opened again, and the program carries on without an error, its
+output the same as natively. A gofer that does not come back within `reconnect=SECONDS`:
+EIO, and the sandbox exits cleanly. A file removed on the server while the gofer was
+away: its open descriptor gets ESTALE.
 
 The test and the program hand over through the sandbox's stdin and stdout (the program
 says where it is, then waits for a line), never through sleeps."""
