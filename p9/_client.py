@@ -177,11 +177,6 @@ class Client:
             self._free_fids.append(fid)
 
     async def _send(self, tag: int, msg: m.Message, call: _Call | None = None) -> None:
-        if self._down is not None:
-            while self._down is not None:  # (reconnecting: its fids may come back stale)
-                await self._down.wait()
-            if self._stale or self._lock_lost:
-                self._check_fresh(msg)
         frame = encode_frame(tag, msg)
         if len(frame) > self.msize and self.msize:
             raise ProtocolError(f"{type(msg).__name__} of {len(frame)} bytes exceeds msize {self.msize}", remote=False)
@@ -191,9 +186,19 @@ class Client:
         """Send whole frames; while reconnecting, first wait for the new connection.
 
         A send that fails on a connection that will be re-established raises nothing: the
-        reader notices the loss too, and the reconnection answers or resends `calls`."""
-        while self._down is not None:
-            await self._down.wait()
+        reader notices the loss too, and the reconnection answers or resends `calls`.
+
+        Requests that waited for a reconnection are checked here, the one place every
+        frame (`rpc`'s and `rpc_many`'s) passes: their fids may have come back stale
+        (ESTALE) or without their locks (EIO), and their numbers mean nothing on the new
+        connection."""
+        if self._down is not None:
+            while self._down is not None:
+                await self._down.wait()
+            if self._stale or self._lock_lost:
+                for call in calls:
+                    if call.msg is not None:
+                        self._check_fresh(call.msg)
         if self._broken is not None:
             raise self._lost()
         for call in calls:

@@ -46,13 +46,15 @@ class TLSClientConfig:
     which a gofer refuses) and the CA that signed the server's certificate.
 
     `server_name`: the name the server's certificate must carry (default: the address's
-    host).
+    host). `crl`: a PEM revocation list of that CA: a server certificate it lists is
+    refused (it is read once, when the context is made: a redial reuses it).
     """
 
     ca: str
     cert: str | None = None
     key: str | None = None
     server_name: str | None = None
+    crl: str | None = None
 
     def context(self) -> ssl.SSLContext:
         """A TLS 1.3 client context that verifies the server against `ca` and its name."""
@@ -61,6 +63,9 @@ class TLSClientConfig:
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.check_hostname = True
         _load(ctx.load_verify_locations, "--tls-ca", self.ca)
+        if self.crl:
+            _load(ctx.load_verify_locations, "--tls-crl", self.crl)
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         if self.cert:
             _load(lambda c: ctx.load_cert_chain(c, self.key), "--tls-cert/--tls-key", self.cert)
         return ctx
@@ -204,6 +209,7 @@ async def open_address(address: str, *, tls: TLSClientConfig | None = None,
 
 #: OpenSSL's verify codes (X509_V_ERR_*) a client meets, as one line each.
 _VERIFY = {
+    3: "no revocation list (--tls-crl) of the CA that signed the {peer}'s certificate",
     9: "the {peer}'s certificate is not valid yet",
     10: "the {peer}'s certificate has expired",
     18: "the {peer}'s certificate is not signed by the trusted CA",

@@ -102,19 +102,19 @@ class PKI:
     client_expired: Pair    # CN alice, expired
     client_other_ca: Pair   # CN alice, signed by `other_ca`
     carol: Pair             # client, CN carol, revoked in `crl`
-    crl: str                # `ca`'s revocation list: carol's certificate
+    server_revoked: Pair    # CN gofer, for 127.0.0.1 and localhost, revoked in `crl`
+    crl: str                # `ca`'s revocation list: carol's and server_revoked's certificates
 
 
-def _crl(directory: str, ca: _CA, revoked: x509.Certificate) -> str:
+def _crl(directory: str, ca: _CA, *revoked: x509.Certificate) -> str:
     now = datetime.datetime.now(datetime.UTC)
-    crl = (
-        x509.CertificateRevocationListBuilder().issuer_name(ca.name)
-        .last_update(now - _DAY).next_update(now + 30 * _DAY)
-        .add_revoked_certificate(x509.RevokedCertificateBuilder()
-                                 .serial_number(revoked.serial_number).revocation_date(now - _DAY)
-                                 .build())
-        .sign(ca.key, hashes.SHA256())
-    )
+    b = (x509.CertificateRevocationListBuilder().issuer_name(ca.name)
+         .last_update(now - _DAY).next_update(now + 30 * _DAY))
+    for cert in revoked:
+        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder()
+                                      .serial_number(cert.serial_number)
+                                      .revocation_date(now - _DAY).build())
+    crl = b.sign(ca.key, hashes.SHA256())
     path = os.path.join(directory, "ca.crl")
     with open(path, "wb") as f:
         f.write(crl.public_bytes(serialization.Encoding.PEM))
@@ -126,6 +126,7 @@ def make_pki(directory: str) -> PKI:
     ca, other = _CA("runpsc test CA"), _CA("runpsc other CA")
     local = ("127.0.0.1", "localhost")
     carol_cert, carol_key = ca.issue("carol", server=False)
+    revoked_cert, revoked_key = ca.issue("gofer", server=True, hosts=local)
     return PKI(
         ca=_write(directory, "ca", ca.cert).cert,
         other_ca=_write(directory, "other-ca", other.cert).cert,
@@ -140,5 +141,6 @@ def make_pki(directory: str) -> PKI:
                               *ca.issue("alice", server=False, expired=True)),
         client_other_ca=_write(directory, "alice-other", *other.issue("alice", server=False)),
         carol=_write(directory, "carol", carol_cert, carol_key),
-        crl=_crl(directory, ca, carol_cert),
+        server_revoked=_write(directory, "server-revoked", revoked_cert, revoked_key),
+        crl=_crl(directory, ca, carol_cert, revoked_cert),
     )

@@ -154,12 +154,17 @@ class Namespace:
             await m.fs.sync()
 
     async def sync(self) -> None:
-        """sync(2): write back every mounted filesystem's cached data."""
+        """sync(2): write back every mounted filesystem's cached data. It reports nothing,
+        as Linux's: one filesystem's failure does not stop the others, and the file whose
+        write-back failed reports it at its next fsync/close (goferfs)."""
         seen: set[int] = set()
         for m in self.all_mounts():
             if id(m.fs) not in seen:
                 seen.add(id(m.fs))
-                await m.fs.sync()
+                try:
+                    await m.fs.sync()
+                except OSError:
+                    pass
 
     def all_mounts(self, ctx: FSContext | None = None) -> list[Mount]:
         """Every attached mount of ctx's mount namespace (by default the first one),

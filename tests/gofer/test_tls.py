@@ -148,6 +148,8 @@ CASES = {
                        "refused our certificate: it has expired"),
     "client-other-ca": ("client_other_ca", "ca", "server", "not signed by a CA it trusts"),
     "client-revoked": ("carol", "ca", "server", "refused our certificate: revoked"),
+    # (the client given the CA's revocation list: --tls-crl)
+    "server-revoked": ("alice", "ca", "server_revoked", "server's certificate has been revoked"),
 }
 
 
@@ -162,6 +164,8 @@ def test_mount_refused_one_line_exit_2(pki, exports, tmp_path, case) -> None:
                 "--tls-ca", getattr(pki, ca)]
         if pair:
             args += ["--tls-cert", pair.cert, "--tls-key", pair.key]
+        if case == "server-revoked":
+            args += ["--tls-crl", pki.crl]
         code, lines = _refusal(args)
         log = gofer_log(proc)
     assert code == 2 and len(lines) == 1 and words in lines[0], (lines, log)

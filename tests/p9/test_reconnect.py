@@ -9,6 +9,7 @@ import os
 
 import pytest
 import trio
+import trio.testing
 
 import p9
 
@@ -107,6 +108,48 @@ async def test_server_back_within_the_window_or_not(tmp_path) -> None:
                 assert got == []  # (waiting, not failed)
                 link.down = False
             assert got == [b"data"]
+            nursery.cancel_scope.cancel()
+
+
+async def test_pipelined_requests_waiting_for_a_reconnection_check_their_fids(tmp_path) -> None:
+    """rpc and rpc_many waiting for the connection to come back check their fids after
+    it, as one path: a fid whose file was removed meanwhile is ESTALE (not sent on the new
+    connection, where its number means nothing); the others carry on."""
+    (tmp_path / "victim").write_bytes(b"gone")
+    (tmp_path / "other").write_bytes(b"kept")
+    async with trio.open_nursery() as nursery:
+        link, opening = await _client(nursery, tmp_path, reconnect=60.0)
+        async with opening as c:
+            root = await c.attach()
+            fids = {}
+            for name in ("victim", "other"):
+                fids[name] = await root.walk([name])
+                await fids[name].open(os.O_RDONLY)
+            link.down = True
+            link.cut_after(p9.Tgetattr)
+            got: dict[str, object] = {}
+
+            async def send(key: str, many: bool, name: str) -> None:
+                msg = p9.Tread(fids[name].fid, 0, 4)
+                try:
+                    reply = (await c.rpc_many([msg]))[0] if many else await c.rpc(msg)
+                    got[key] = reply.data
+                except OSError as e:
+                    got[key] = errno.errorcode[e.errno]
+
+            async with trio.open_nursery() as n:
+                n.start_soon(root.getattr)  # (cut after it: the client reconnects)
+                await link.retrying.wait()
+                for many in (False, True):
+                    for name in ("victim", "other"):
+                        n.start_soon(send, f"{'rpc_many' if many else 'rpc'} {name}", many,
+                                     name)
+                await trio.testing.wait_all_tasks_blocked()
+                assert got == {}  # (all waiting for the connection)
+                (tmp_path / "victim").unlink()
+                link.down = False
+            assert got == {"rpc victim": "ESTALE", "rpc other": b"kept",
+                           "rpc_many victim": "ESTALE", "rpc_many other": b"kept"}
             nursery.cancel_scope.cancel()
 
 

@@ -42,7 +42,10 @@ def tls_gofer(pki: PKI, served: Path, server: Pair | None = None) -> Iterator[st
 
 
 def tls_args(pki: PKI) -> list[str]:
-    return ["--tls-ca", pki.ca, "--tls-cert", pki.alice.cert, "--tls-key", pki.alice.key]
+    """The client's TLS options, with the CA's revocation list (the gofer's certificate
+    is not in it: every TLS sandbox run checks it too)."""
+    return ["--tls-ca", pki.ca, "--tls-cert", pki.alice.cert, "--tls-key", pki.alice.key,
+            "--tls-crl", pki.crl]
 
 
 WRITE = ("cat {d}/hello && echo 'written in the sandbox' > {d}/new && mkdir {d}/sub && "

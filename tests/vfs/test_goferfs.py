@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -825,3 +826,78 @@ async def test_a_long_walk_keeps_the_dentry_cache_bounded(gofer) -> None:
             assert (top / "d0" / "f1").read_bytes() == b"grown by the held fd"
             (top / "d0" / "f1").write_bytes(b"x")
         await gfs.release()
+
+
+async def _reconnect_with_stale(c: p9.Client, link, gone) -> None:
+    """Remove `gone` on the server, then cut the connection: the client reconnects and
+    the fids of the removed files come back stale."""
+    for p in gone:
+        os.unlink(p)
+    probe = await c.attach(b"e")
+    link.cut_after(p9.Tgetattr)
+    await probe.getattr()
+    await probe.clunk()
+
+
+@pytest.mark.parametrize("policy", ["exclusive", "shared"])
+async def test_lost_unsynced_data_is_eio(tmp_path, policy) -> None:
+    """Files written but not fsync'd, removed on the server while the connection was down
+    (their fids come back stale): the program's next fsync, write or close says EIO (not
+    ESTALE, never nothing) whether the data was in the page cache or sent; a write-back by
+    sync(2) that loses data reports nothing (as Linux's sync) and the file's next write
+    does; a read-only descriptor's read keeps ESTALE (shared: it asks the server) or reads
+    what the server last had (exclusive: here nothing, the lost bytes are not shown)."""
+    from gofer.host import Export
+    from gofer.serve import GoferOptions, serve_stream
+
+    from ..gofer.helpers import gofer_fs
+    from ..p9.relay import Link
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery):
+        link = Link(nursery, lambda s: serve_stream(s, fs, GoferOptions(idle_timeout=None)))
+        async with p9.open_client(await link.dial(), redial=link.dial, reconnect=10.0) as c:
+            gfs = await GoferFS.attach(c, b"e", policy=policy)
+            v = VirtualFilesystem(gfs)
+            ctx = v.new_context()
+            fds = {}
+            for name in (b"fsynced", b"synced", b"closed"):
+                fds[name] = await v.open(ctx, C, None, b"/" + name, O_CREAT | O_RDWR, 0o644)
+                await fds[name].write(b"unsynced data")
+            reader = await v.open(ctx, C, None, b"/synced", O_RDONLY)
+            await _reconnect_with_stale(c, link, [exp / "fsynced", exp / "synced",
+                                                  exp / "closed"])
+            assert c.reconnects == 1
+            got = {}
+            got["fsync"] = _errno_of(await _try(fds[b"fsynced"].fsync()))
+            got["fsync again"] = _errno_of(await _try(fds[b"fsynced"].fsync()))
+            await v.sync()  # (sync(2) returns nothing)
+            got["write after sync"] = _errno_of(await _try(fds[b"synced"].write(b"more")))
+            got["close"] = _errno_of(await _try(fds[b"closed"].flush()))
+            got["read"] = _errno_of(await _try(reader.pread(4, 0)))
+            assert got == {"fsync": errno.EIO,
+                           "fsync again": errno.EIO,  # (the fid stays stale)
+                           "write after sync": errno.EIO,
+                           # (shared: the data had reached the server, the close sends nothing)
+                           "close": errno.EIO if policy == "exclusive" else 0,
+                           "read": errno.ESTALE if policy == "shared" else 0}, got
+            if policy == "exclusive":
+                assert await reader.pread(4, 0) == b""
+            for fd in (*fds.values(), reader):
+                await _try(fd.dec_ref())
+            await gfs.release()
+            await c.drain()
+        nursery.cancel_scope.cancel()
+
+
+async def _try(aw) -> OSError | None:
+    try:
+        await aw
+    except OSError as e:
+        return e
+    return None
+
+
+def _errno_of(e: OSError | None) -> int:
+    return 0 if e is None else e.errno

@@ -16,7 +16,7 @@ from ...dentry import Dentry, now_ns
 from ...file import DirectoryFD, RegularFD
 from ...perm import mode_after_write
 from .inode import inode_of
-from .pages import CHUNK, READ_AHEAD, join_views, write_dirty
+from .pages import CHUNK, READ_AHEAD, LostWrite, join_views, lost_write, write_dirty
 
 if TYPE_CHECKING:
     from ...mount import VirtualDentry
@@ -149,8 +149,13 @@ class GoferFileFD(RegularFD):
             mode = mode_after_write(self.writer, ino.mode, ino.gid)
             if mode != ino.mode:  # file_remove_privs, on the server too (it writes as root)
                 await self.fs.setattr(self.dentry, mode=mode)
+        if ino.lost:
+            self._report_lost()
         if not self.fs.exclusive:
-            n = await (await self.io()).write(offset, data)
+            try:
+                n = await (await self.io()).write(offset, data)
+            except OSError as e:
+                raise lost_write(ino, e) from e
             ino.size = max(ino.size, offset + n)
             ino.mtime_ns = ino.ctime_ns = now_ns()
             return n
@@ -181,11 +186,23 @@ class GoferFileFD(RegularFD):
 
     async def do_fsync(self, datasync: bool) -> None:
         await self._flush_dirty()
-        await (await self.io()).fsync(datasync)
+        try:
+            await (await self.io()).fsync(datasync)
+        except OSError as e:
+            raise (lost_write(self.inode, e) if self._writes else e) from e
 
     async def _flush_dirty(self) -> None:
+        if self.inode.lost and self._writes:
+            self._report_lost()
         if self.inode.dirty and self.writable:
             await write_dirty(self.inode, await self.io())
+
+    def _report_lost(self) -> None:
+        """Raise the EIO of a write-back that lost this file's data with nobody waiting
+        (sync(2)), once: as Linux's AS_EIO, the first write/fsync/close after it sees it."""
+        self.inode.lost = False
+        raise LostWrite(self.inode, OSError(errno.ESTALE, "the file's write-back failed "
+                                            "earlier (sync)"))
 
     async def do_truncate(self, size: int) -> None:
         await self.fs.setattr(self.dentry, size=size)

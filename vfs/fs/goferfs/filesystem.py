@@ -70,7 +70,7 @@ from .donated import DonatedFiles
 from .fids import MAX_WALK_NAMES, Fids
 from .files import GoferDirFD, GoferFileFD
 from .inode import GoferInode, SyntheticInode, inode_of, is_synthetic
-from .pages import DIRTY_LIMIT, PageCache, truncate_pages, write_dirty
+from .pages import DIRTY_LIMIT, LostWrite, PageCache, lost_write, truncate_pages, write_dirty
 from .prefetch import Prefetcher
 
 #: exclusive policy: dentries made from listings' attributes (`GoferFS.add_listed`) and not
@@ -933,24 +933,44 @@ class GoferFS(Filesystem):
         ino = inode_of(d)
         if not ino.dirty:
             return
-        io = await (await self.fids.get(d)).walk([])
-        await io.open(os.O_WRONLY)
+        try:
+            io = await (await self.fids.get(d)).walk([])
+        except OSError as e:
+            raise lost_write(ino, e) from e
+        try:
+            await io.open(os.O_WRONLY)
+        except BaseException:
+            await io.clunk()
+            raise
         try:
             await write_dirty(ino, io)
         finally:
             await io.clunk()
 
     async def sync(self) -> None:
-        """Write back every dirty page cache (sync(2), syncfs(2), unmount)."""
+        """Write back every dirty page cache (sync(2), syncfs(2), unmount).
+
+        One file's failure does not stop the others; the first is raised at the end (what
+        syncfs(2) reports). Pages that failed stay dirty, so the file's next fsync/close
+        tries again and reports; data lost for good (`LostWrite`) is reported by its next
+        write/fsync/close (`GoferInode.lost`)."""
         todo = [self.root]
         seen: set[int] = set()
+        first: OSError | None = None
         while todo:
             d = todo.pop()
             todo.extend(d.children.values())
             ino = inode_of(d)
             if ino.dirty and id(ino) not in seen and not (d.dead and ino.nlink == 0):
                 seen.add(id(ino))
-                await self._write_dirty(d)
+                try:
+                    await self._write_dirty(d)
+                except OSError as e:
+                    if isinstance(e, LostWrite):
+                        ino.lost = True
+                    first = first or e
+        if first is not None:
+            raise first
 
     async def release(self) -> None:
         """Clunk every fid this filesystem holds (the client stays open), close the

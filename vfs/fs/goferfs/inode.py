@@ -20,7 +20,7 @@ class GoferInode(Inode):
 
     __slots__ = ("fid", "target", "pages", "dirty", "server_size", "opens", "xvalues",
                  "xnames", "read_ok", "server_mtime_ns", "checked", "listed_only", "host_fd",
-                 "writers")
+                 "writers", "lost")
 
     def __init__(self, st: p9.Stat) -> None:
         super().__init__(st.qid.path, 0)
@@ -31,6 +31,9 @@ class GoferInode(Inode):
         self.opens = 0
         #: Open file descriptions that may write it (their writes pass through the pages).
         self.writers = 0
+        #: A write-back nobody was waiting for (sync(2), syncfs(2), an unmount) lost data
+        #: (`pages.LostWrite`): the next write, fsync or close of the file reports EIO.
+        self.lost = False
         #: The host descriptor a local gofer donated with a read-only open (`donated.py`),
         #: -1 if none.
         self.host_fd = -1

@@ -4,6 +4,8 @@ with any writable fid of the file."""
 
 from __future__ import annotations
 
+import errno
+import logging
 from collections import OrderedDict
 from typing import Any
 
@@ -18,6 +20,34 @@ READ_AHEAD = 16
 PAGE_CACHE_BYTES = 256 << 20
 #: Dirty bytes per file that trigger write-back before fsync/close.
 DIRTY_LIMIT = 32 << 20
+
+log = logging.getLogger("vfs.goferfs")
+
+
+class LostWrite(OSError):
+    """EIO: data the program wrote cannot reach the server any more (its file was removed
+    or replaced there while the connection was down: the fid came back stale). The
+    issue's rule, as Linux reports a failed write-back: the next write/fsync/close says
+    EIO, never ESTALE or nothing; the cause is logged."""
+
+    def __init__(self, ino: GoferInode, cause: OSError) -> None:
+        super().__init__(errno.EIO, f"Input/output error: written data lost ({cause})")
+        log.warning("goferfs: data written to inode %d was lost: %s", ino.ino, cause)
+
+
+def lost_write(ino: GoferInode, cause: OSError) -> OSError:
+    """The error a write, fsync, close or write-back of a file reports for `cause`: a
+    stale fid, or a name gone from the server, means the program's data is lost
+    (`LostWrite`: the dirty pages, which can never be written, are dropped); anything
+    else unchanged."""
+    if cause.errno not in (errno.ESTALE, errno.ENOENT):
+        return cause
+    for idx in ino.dirty:
+        ino.pages.pop(idx, None)
+    if ino.dirty:  # what is left is what the server last had
+        ino.dirty.clear()
+        ino.size = min(ino.size, max(ino.server_size, 0))
+    return LostWrite(ino, cause)
 
 
 class PageCache:
@@ -83,7 +113,11 @@ def join_views(parts: list[Any]) -> bytes:
 
 
 async def write_dirty(ino: GoferInode, fid: p9.Fid) -> None:
-    """Write every dirty page of `ino` with `fid` (any writable fid of the file)."""
+    """Write every dirty page of `ino` with `fid` (any writable fid of the file).
+
+    A page the server refuses stays dirty (written again by the next fsync/close, which
+    then reports what fails), but for a stale fid: the file is gone from the server, its
+    dirty pages are dropped and `LostWrite` (EIO) raised."""
     for idx in sorted(ino.dirty):
         if idx not in ino.dirty:  # written back by a concurrent call
             continue
@@ -95,6 +129,9 @@ async def write_dirty(ino: GoferInode, fid: p9.Fid) -> None:
         data = bytes(page[: min(CHUNK, ino.size - start)])
         try:
             await fid.write(start, data)
+        except OSError as e:
+            ino.dirty.add(idx)
+            raise lost_write(ino, e) from e
         except BaseException:
             ino.dirty.add(idx)
             raise
