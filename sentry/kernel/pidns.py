@@ -43,6 +43,8 @@ class PidNamespace:
         #: The proc filesystem mounted inside it (the syscall layer makes it at the first
         #: mount; every later mount shows the same one, as Linux's one superblock).
         self.proc: object | None = None
+        #: (the root's) the namespace each task of a nested one was made in, by root number
+        self._home: dict[int, PidNamespace] = {}
 
     def _alloc_ino(self) -> int:
         ino = self._next_ino
@@ -53,6 +55,8 @@ class PidNamespace:
         """Give root number `gpid` (a new task of this namespace) a number here and in
         every ancestor but the root (alloc_pid's upid per level); the first becomes init."""
         ns: PidNamespace | None = self
+        if self.parent is not None:
+            self.root._home[gpid] = self
         while ns is not None and ns.parent is not None:
             if ns.dead:
                 raise SyscallError(errno.ENOMEM)
@@ -63,6 +67,10 @@ class PidNamespace:
             if n == 1:
                 ns.init = gpid
             ns = ns.parent
+
+    def home(self, gpid: int) -> PidNamespace:
+        """The namespace task `gpid` (alive or not) was made in: the one it sees."""
+        return self.root._home.get(gpid, self.root)
 
     def vpid(self, gpid: int) -> int:
         """Root number `gpid` as this namespace sees it: 0 if it is not in it."""
@@ -88,6 +96,19 @@ class PidNamespace:
                 return True
             ns = ns.parent
         return False
+
+
+def ns_ids(view: PidNamespace, own: PidNamespace, gpid: int) -> list[int]:
+    """NSpid's list (status, a pidfd's fdinfo): root number `gpid`, of a task of namespace
+    `own`, in `view` and then in each namespace below it down to `own`."""
+    ids: list[int] = []
+    ns: PidNamespace | None = own
+    while ns is not None:
+        ids.append(ns.vpid(gpid))
+        if ns is view:
+            break
+        ns = ns.parent
+    return ids[::-1]
 
 
 def proc_of(t: Task, pid: int) -> Task | None:

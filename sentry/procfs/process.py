@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentry.kernel import jobctl, sigstate, usage
 from sentry.kernel.limits import DEFAULT_RLIMITS, RLIM_INFINITY
+from sentry.kernel.pidns import ns_ids
 from sentry.mm.vma import PAGE
 from vfs.fs.procfs import mountinfo_text, mounts_text, mountstats_text
 from vfs.fs.synthetic import DirNode, FileNode, Node, StreamNode
@@ -103,14 +104,7 @@ class ProcessFiles:
     def _ns_ids(self, t: Task, gpid: int) -> str:
         """NStgid/NSpid's list: `gpid` in this /proc's namespace, then in each one below
         it down to `t`'s own."""
-        ids: list[int] = []
-        ns: PidNamespace | None = t.pidns
-        while ns is not None:
-            ids.append(ns.vpid(gpid))
-            if ns is self.pidns:
-                break
-            ns = ns.parent
-        return "\t".join(str(i) for i in reversed(ids))
+        return "\t".join(str(i) for i in ns_ids(self.pidns, t.pidns, gpid))
 
     @property
     def vfs(self) -> Any:
@@ -652,6 +646,6 @@ class ProcessFiles:
                 getattr(f, "offset", 0), flags, mnt, ino)
             extra = getattr(f, "fdinfo", None)  # eventfd, timerfd, inotify, pidfd lines
             if extra is not None:
-                text += extra()
+                text += extra(self.pidns)
             out[str(fd).encode()] = FileNode(text)
         return out

@@ -161,6 +161,8 @@ def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: in
         raise SyscallError(errno.EINVAL)
     if flags & (_CLONE_NS | CLONE_PIDFD | CLONE_VFORK):
         raise SyscallError(errno.EINVAL)
+    if t.pidns_for_children not in (None, t.pidns):
+        raise SyscallError(errno.EINVAL)  # a thread of a group is in the group's namespace
     k = t.kernel
     leader = t.leader
     tstub = t.stub.clone_thread()

@@ -5,7 +5,8 @@ its mount table, `vfs.MountTable`) and PID (`sentry.kernel.pidns`: the caller's 
 child is pid 1 of it) namespaces, with CAP_SYS_ADMIN. New user, network, cgroup and time
 namespaces are refused with EPERM (what a container's seccomp profile gives). The
 unsharing of what is not a namespace (fd table, fs context, SysV undo
-lists) is done, and setns finds no namespace file to join (there is no nsfs: EINVAL).
+lists) is done. setns joins a pid (for the caller's next children), UTS or IPC namespace
+named by an open /proc/PID/ns file (`sentry.kernel.nsfs`) or a pidfd.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import errno
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
-from sentry.kernel.ipc import ipc_of
+from sentry.kernel.ipc import IpcNamespace, ipc_of
+from sentry.kernel.nsfs import NsFile
 from sentry.kernel.pidns import PidNamespace
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.uts import Uts, uts_of
 from vfs.creds import CAP_SYS_ADMIN
 
 from .sys_file import i32, vfs_of
+from .sys_pidfd import PidFD
+from .sys_procvm import ptrace_may_access
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -95,9 +99,67 @@ def sys_unshare(t: Task, flags: int, *_: int) -> int:
     return 0
 
 
-@syscall("setns", level=Level.PARTIAL, note="no namespace files exist to join (EINVAL)")
+@syscall("setns", level=Level.PARTIAL,
+         note="pid, UTS and IPC namespaces from an ns file or a pidfd; the sandbox's one "
+              "network, cgroup and time namespace joined as themselves; user (the same) "
+              "and mount namespaces EINVAL")
 def sys_setns(t: Task, fd: int, nstype: int, *_: int) -> int:
-    """Implements Linux syscall setns(2): EBADF for a bad fd; any open file is not a
-    namespace (or pidfd) file, which Linux answers with EINVAL."""
-    t.fdtable.get(i32(fd))
-    raise SyscallError(errno.EINVAL)
+    """Implements Linux syscall setns(2): an open /proc/PID/ns/* file (nstype 0 or its
+    own type) or a pidfd with a set of CLONE_NEW* flags; every namespace is checked
+    before any is joined (validate_nsset, then commit_nsset)."""
+    f = t.fdtable.get(i32(fd))
+    nstype &= 0xFFFFFFFF
+    joins: list[tuple[int, object]] = []
+    if isinstance(f, NsFile):
+        if nstype and nstype != f.nstype:
+            raise SyscallError(errno.EINVAL)
+        joins.append((f.nstype, f.ns))
+    elif isinstance(f, PidFD):
+        if not nstype or nstype & ~NEW_NAMESPACES:
+            raise SyscallError(errno.EINVAL)  # check_setns_flags
+        target = f.task()
+        if target is None:  # reaped, or a zombie whose namespaces are gone
+            raise SyscallError(errno.ESRCH)
+        if not ptrace_may_access(t, target, attach=False):
+            raise SyscallError(errno.EPERM)
+        for flag in _ORDER:
+            if nstype & flag:
+                joins.append((flag, _JOIN_OF[flag](target)))
+    else:
+        raise SyscallError(errno.EINVAL)
+    for flag, ns in joins:
+        _validate(t, flag, ns)
+    for flag, ns in joins:
+        if flag == CLONE_NEWPID and isinstance(ns, PidNamespace):
+            t.pidns_for_children = ns
+        elif flag == CLONE_NEWUTS and isinstance(ns, Uts):
+            t.uts = ns
+        elif flag == CLONE_NEWIPC and isinstance(ns, IpcNamespace) and ns is not ipc_of(t):
+            ipc_of(t).process_exited(t.tgid)  # commit_nsset's exit_sem
+            t.ipc = ns
+    return 0
+
+
+#: validate_nsset's order of the namespaces a pidfd names
+_ORDER = (CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID,
+          CLONE_NEWCGROUP, CLONE_NEWNET, CLONE_NEWTIME)
+_JOIN_OF = {CLONE_NEWUSER: lambda _t: None, CLONE_NEWNS: lambda _t: None,
+            CLONE_NEWUTS: uts_of, CLONE_NEWIPC: ipc_of, CLONE_NEWPID: lambda t: t.pidns,
+            CLONE_NEWCGROUP: lambda _t: None, CLONE_NEWNET: lambda _t: None,
+            CLONE_NEWTIME: lambda _t: None}
+
+
+def _validate(t: Task, flag: int, ns: object) -> None:
+    """The *ns_install checks of joining `ns` (of kind `flag`), nothing changed yet."""
+    if flag == CLONE_NEWUSER:
+        raise SyscallError(errno.EINVAL)  # the caller's own: no capabilities regained
+    if flag == CLONE_NEWNS:
+        raise SyscallError(errno.EINVAL)  # not offered: a mount table is the fs context's
+    if flag == CLONE_NEWTIME and len(t.leader.threads) > 1:
+        raise SyscallError(errno.EUSERS)
+    if not t.creds.has_cap(CAP_SYS_ADMIN):
+        raise SyscallError(errno.EPERM)
+    if flag == CLONE_NEWPID and isinstance(ns, PidNamespace):
+        # pidns_install: the caller's own namespace or one below it
+        if not t.pidns.is_ancestor_of(ns):
+            raise SyscallError(errno.EINVAL)
