@@ -753,12 +753,13 @@ class Kernel:
                 tracee.replay, tracee.skip, nr = nr, True, -1
                 stub.regs.rax = 0
                 sigstate.kick(t)
-            elif tracee is not None and tracee.run:  # PTRACE_SYSCALL: the entry stop
+            elif tracee is not None and tracee.run:  # PTRACE_SYSCALL/SYSEMU: the entry stop
+                emulated = tracee.run == ptrace.RUN_SYSEMU  # read before the stop, as Linux
                 await ptrace.syscall_entry(t, tracee)
                 if t.leader._killed_by:
                     return t.leader._killed_by
                 r11, a3, a5, a4, _, rcx, a2, a1, a0, nr, rip, _, eflags = unpack(stub.regs, 48)
-                if nr == mask64:  # the tracer skipped the call: its rax is the result
+                if nr == mask64 or emulated:  # the call is skipped: rax is the result
                     nr = -1
                     tracee.skip = True
             entry = get(nr)
@@ -858,7 +859,7 @@ class Kernel:
         tracee = t.ptrace
         if tracee is not None and tracee.replay >= 0:
             return res  # not made yet (`_serve`, seccomp platform)
-        if tracee is not None and tracee.run:
+        if tracee is not None and tracee.run == ptrace.RUN_SYSCALL:
             res = await ptrace.syscall_exit(t, tracee, res)
         if in_notif:
             if t.ptrace is not None and (t.ptrace.work() or signals.return_work(t)):

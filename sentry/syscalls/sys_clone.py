@@ -13,7 +13,7 @@ from sentry.errors import SyscallError
 from sentry.kernel import ptrace
 from sentry.kernel.pidns import PidNamespace
 from sentry.kernel.table import Level, syscall
-from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG
+from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, PR_SET_PTRACER
 
 from .sys_ns import check_new_namespaces, enter_new_namespaces
 from .sys_pidfd import PidFD
@@ -99,7 +99,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     child.image = t.leader.image  # same program, same argv/env addresses
     # the parent-death signal and the subreaper mark are not inherited (prctl(2))
     child.prctl_state = {k: v for k, v in t.prctl_state.items()
-                         if k not in (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER)}
+                         if k not in (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_PTRACER)}
     child.pgid, child.sid = t.pgid, t.sid
     inherit_sched(child, t)
     enter_new_namespaces(child, flags)

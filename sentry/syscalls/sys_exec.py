@@ -52,6 +52,7 @@ async def _exec(t: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> N
     await t.kernel.execve(t, path, argv, envp)
     t.prctl_state.pop(PR_SET_DUMPABLE, None)
     t.aio_contexts.clear()
+    t.debugregs = [0] * 8  # flush_ptrace_hw_breakpoint
     await ptrace.after_exec(t, old_tid)  # PTRACE_EVENT_EXEC, or a traced thread's SIGTRAP
 
 
