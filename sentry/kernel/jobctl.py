@@ -56,6 +56,10 @@ class GroupStop:
     parked: set[Task] = field(default_factory=set)
     complete: bool = False
     announced: bool = False  # the parent was told (signals.announce_stop)
+    #: traced threads that reported the stop to their tracer instead of parking (Linux's
+    #: participation in a group stop through ptrace_stop): they run again when the tracer
+    #: resumes them, the group stop notwithstanding, as on Linux
+    released: set[Task] = field(default_factory=set)
 
 
 @dataclass
@@ -80,6 +84,36 @@ def stopped(t: Task) -> bool:
     """Whether `t`'s process is in a group stop (started, not yet continued)."""
     j = t.leader.__dict__.get("_job")
     return j is not None and j.stop is not None
+
+
+def held(t: Task) -> bool:
+    """Whether thread `t` is to stop: its process is in a group stop that `t` has not
+    reported to a tracer (`released`)."""
+    j = t.leader.__dict__.get("_job")
+    return j is not None and j.stop is not None and t not in j.stop.released
+
+
+def participate(t: Task) -> bool:
+    """Traced thread `t` reports the group stop to its tracer instead of parking: it
+    counts as stopped. Returns whether that completed the stop."""
+    st = job(t).stop
+    if st is None:
+        return False
+    st.waiting.discard(t)
+    st.parked.discard(t)
+    st.released.add(t)
+    was = st.complete
+    _check_complete(t.leader)
+    return st.complete and not was
+
+
+def rejoin(t: Task) -> None:
+    """`t` is no longer traced: in a group stop still in effect it stops again (Linux's
+    __ptrace_unlink sets JOBCTL_STOP_PENDING)."""
+    j = t.leader.__dict__.get("_job")
+    if j is not None and j.stop is not None and t in j.stop.released:
+        j.stop.released.discard(t)
+        j.stop.waiting.add(t)
 
 
 # stopping ---------------------------------------------------------------------------------
@@ -199,11 +233,14 @@ def exited(leader: Task) -> None:
 def wait_report(child: Task, options: int, *, consume: bool) -> tuple[int, int, int] | None:
     """What wait may report about live `child`: (wait status, si_code, si_status) for a
     completed stop (WUNTRACED/WSTOPPED: ``sig << 8 | 0x7f``) or a continue (WCONTINUED:
-    0xffff), consumed unless WNOWAIT; None if nothing."""
+    0xffff), consumed unless WNOWAIT; None if nothing. A stop is not reported while the
+    leader is traced: it is then in a trace stop or running, not stopped (Linux's
+    task_stopped_code), and its tracer reports it."""
     j = child.leader.__dict__.get("_job")
     if j is None:
         return None
-    if options & WUNTRACED and j.stop is not None and j.stop.complete and j.stopped_code:
+    if options & WUNTRACED and j.stop is not None and j.stop.complete and j.stopped_code \
+            and child.leader.ptrace is None:
         sig = j.stopped_code
         if consume:
             j.stopped_code = 0

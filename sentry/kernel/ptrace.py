@@ -13,8 +13,10 @@ resume stores. The stops (Linux's names, ptrace(2)):
 - signal-delivery stops: `signals._deliver` leaves a signal it took for a traced thread in
   `Tracee.stashed` and returns; `signal_stops` reports it, and the signal the tracer
   resumes with (`data`) is delivered past the tracer (`signals.on_return(first=)`);
-- group stops: a stop signal's default action in a traced thread stops only it, reported
-  to the tracer (with PTRACE_EVENT_STOP when seized; PTRACE_LISTEN waits for SIGCONT);
+- group stops: a stop signal's default action in a traced thread starts its process's group
+  stop (`jobctl`); each traced thread of it reports its own stop to its tracer (with
+  PTRACE_EVENT_STOP when seized; PTRACE_LISTEN waits for SIGCONT) and runs again when
+  resumed, the others park until SIGCONT;
 - event stops: fork/vfork/clone (and vfork-done), exec, exit, PTRACE_INTERRUPT's.
 
 The tracer is a process (any of its threads may make requests and wait); the tracee is a
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from . import signals, sigstate
+from . import jobctl, signals, sigstate
 
 if TYPE_CHECKING:
     from .task import Task
@@ -181,6 +183,7 @@ def detach(t: Task, sig: int = 0) -> None:
     if tr is None:
         return
     t.ptrace = None
+    jobctl.rejoin(t)  # in a group stop still in effect it stops again, untraced
     tr.resume(sig)
 
 

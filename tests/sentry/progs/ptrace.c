@@ -10,7 +10,8 @@
  * (what Linux checks; no breakpoint is enabled), PTRACE_SYSEMU (an entry stop, the call
  * not made, no exit stop unless resumed with PTRACE_SYSCALL), and Yama's PR_SET_PTRACER
  * (each result printed as whether it is what the ptrace_scope this system shows says:
- * the sandbox shows scope 1, a host without Yama none). */
+ * the sandbox shows scope 1, a host without Yama none); a group stop of a process whose
+ * two threads are traced, each reporting its own stop. */
 #define _GNU_SOURCE
 #include <elf.h>
 #include <linux/sched.h>
@@ -689,6 +690,72 @@ static void case_yama(void) {
     waitpid(b, NULL, 0);
 }
 
+/* case 9: a group stop of a process with two traced threads: the one that took SIGSTOP
+ * and the other each report their own stop (PTRACE_EVENT_STOP, seized) */
+static int gs_pipe[2], gs_tid[2];
+
+static void *gs_thread(void *a) {
+    long tid = syscall(SYS_gettid);
+    write(gs_tid[1], &tid, sizeof tid);
+    char c;
+    read(gs_pipe[0], &c, 1);
+    return a;
+}
+
+static char proc_state(pid_t pid, long tid) {
+    char path[96], line[256], st = '?';
+    snprintf(path, sizeof path, "/proc/%d/task/%ld/status", pid, tid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "State:", 6))
+            st = line[7];
+    if (f)
+        fclose(f);
+    return st;
+}
+
+static void case_group_stop(void) {
+    pipe(gs_pipe);
+    pipe(gs_tid);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pthread_t th;
+        pthread_create(&th, 0, gs_thread, 0);
+        char c;
+        read(gs_pipe[0], &c, 1);
+        pthread_join(th, 0);
+        _exit(8);
+    }
+    long tid;
+    read(gs_tid[0], &tid, sizeof tid);
+    long r1 = ptrace(PTRACE_SEIZE, pid, 0, 0), r2 = ptrace(PTRACE_SEIZE, tid, 0, 0);
+    say("group stop: seize both %s %s\n", err(r1), err(r2));
+    kill(pid, SIGSTOP);
+    int st;
+    pid_t who = waitpid(-1, &st, __WALL);
+    say("group stop: first the signal stop of the %s: %#x\n",
+        who == pid ? "leader" : who == tid ? "thread" : "?", st);
+    ptrace(PTRACE_CONT, who, 0, SIGSTOP);
+    int seen[2] = {0, 0}, stv[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        who = waitpid(-1, &st, __WALL);
+        int k = who == pid ? 0 : who == tid ? 1 : -1;
+        if (k < 0) {
+            say("group stop: unexpected %d %#x\n", who, st);
+            break;
+        }
+        seen[k]++;
+        stv[k] = st;
+    }
+    say("group stop: leader reported %d (%#x), thread reported %d (%#x)\n", seen[0], stv[0],
+        seen[1], stv[1]);
+    say("group stop: states %c %c\n", proc_state(pid, pid), proc_state(pid, tid));
+    ptrace(PTRACE_DETACH, tid, 0, 0);
+    kill(pid, SIGKILL);
+    who = waitpid(pid, &st, __WALL);
+    say("group stop: end %s\n", who == pid && WIFSIGNALED(st) ? "killed" : "?");
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "exec-child"))
         return 5;
@@ -700,6 +767,7 @@ int main(int argc, char **argv) {
     case_clone3();
     case_more();
     case_yama();
+    case_group_stop();
     say("done\n");
     return 0;
 }
