@@ -14,6 +14,7 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
+from sentry.kernel.ipc import ipc_of
 from sentry.kernel.table import Level, syscall
 from vfs.creds import CAP_SYS_ADMIN
 from vfs.fs.procfs import Procfs
@@ -33,7 +34,7 @@ MS_PROPAGATION = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED
 MS_MGC_MSK, MS_MGC_VAL = 0xFFFF0000, 0xC0ED0000
 MNT_FORCE, MNT_DETACH, MNT_EXPIRE, UMOUNT_NOFOLLOW = 1, 2, 4, 8
 _KEPT = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC  # the per-mount flags recorded
-_NOTE = ("tmpfs, proc, sysfs, bind (MS_REC binds the one mount), remount and propagation "
+_NOTE = ("tmpfs, proc, sysfs, mqueue, bind (MS_REC binds the one mount), remount and propagation "
          "flags; MS_MOVE is EINVAL; other filesystem types ENODEV")
 
 
@@ -116,6 +117,8 @@ async def sys_mount(t: Task, source: int, target: int, fstype: int, flags: int, 
         newfs = _proc_for(_existing(vfs, kind), t.pidns)
     elif kind in ("proc", "sysfs"):
         newfs = _existing(vfs, kind)
+    elif kind == "mqueue":
+        newfs = ipc_of(t).mqueue  # the caller's IPC namespace's (mq_get_tree)
     else:
         raise SyscallError(errno.ENODEV)
     await vfs.mount(fs, t.creds, newfs, None, path, flags=flags & _KEPT, source=name)

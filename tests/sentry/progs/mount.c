@@ -1,10 +1,12 @@
 /* mount(2) and umount2(2): tmpfs with options, remount read-only, bind mounts (read-only
  * too), propagation flags, EBUSY and MNT_DETACH, and the errors (ENODEV, ENOENT, ENOTDIR,
- * EINVAL, EPERM as an unprivileged user). Natively it runs in a private mount namespace;
- * argv[1] is an empty scratch directory. */
+ * EINVAL, EPERM as an unprivileged user), the caller's IPC namespace's mqueue filesystem.
+ * Natively it runs in private mount and IPC namespaces; argv[1] is an empty scratch
+ * directory. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -87,6 +89,20 @@ int main(int argc, char **argv) {
     S("umount bind", SYS_umount2, "b", 0);
     S("bind missing source", SYS_mount, "nothere", "b", NULL, MS_BIND, NULL);
     S("bind dir on file", SYS_mount, "a", "a/x", NULL, MS_BIND, NULL);
+
+    S("mount mqueue", SYS_mount, "none", "m", "mqueue", 0, NULL);
+    fsinfo("m", 0);
+    errno = 0;
+    mqd_t q = mq_open("/mount-test", O_CREAT | O_RDWR, 0600, NULL);
+    report("mq_open", q < 0 ? -1 : 0);
+    errno = 0;
+    report("the queue is a file there", stat("m/mount-test", &st));
+    printf("  its mode %o size %ld\n", st.st_mode, (long)st.st_size);
+    errno = 0;
+    report("unlink it there", unlink("m/mount-test"));
+    errno = 0;
+    report("mq_unlink after", mq_unlink("/mount-test"));
+    S("umount mqueue", SYS_umount2, "m", 0);
 
     S("umount not a mount point", SYS_umount2, "a", 0);
     S("umount bad flags", SYS_umount2, "a", 0x10);
