@@ -32,7 +32,7 @@ class PidNamespace:
         #: first, then numbers handed out from the first namespace's counter
         self.root: PidNamespace = self if parent is None else parent.root
         self._next_ino = 4026532200
-        self.ino = 4026531836 if parent is None else self.root._alloc_ino()
+        self.ino = 4026531836 if parent is None else self.root.alloc_ino()
         self._next = 1
         self._local: dict[int, int] = {}  # root number -> number here
         self._root: dict[int, int] = {}  # number here -> root number
@@ -46,7 +46,9 @@ class PidNamespace:
         #: (the root's) the namespace each task of a nested one was made in, by root number
         self._home: dict[int, PidNamespace] = {}
 
-    def _alloc_ino(self) -> int:
+    def alloc_ino(self) -> int:
+        """(the root's) A new nsfs inode number, for a namespace of any kind (Linux's one
+        proc_inum allocator): pid namespaces below it, UTS, IPC and mount namespaces."""
         ino = self._next_ino
         self._next_ino += 1
         return ino

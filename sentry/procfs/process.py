@@ -16,8 +16,10 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from sentry.kernel import jobctl, sigstate, usage
+from sentry.kernel.ipc import ipc_of
 from sentry.kernel.limits import DEFAULT_RLIMITS, RLIM_INFINITY
 from sentry.kernel.pidns import ns_ids
+from sentry.kernel.uts import uts_of
 from sentry.mm.vma import PAGE
 from vfs.fs.procfs import mountinfo_text, mounts_text, mountstats_text
 from vfs.fs.synthetic import DirNode, FileNode, Node, StreamNode
@@ -71,13 +73,19 @@ def _current() -> Task | None:
 
 
 def _ns_ino(t: Task, name: bytes, ino: int) -> int:
-    """The nsfs inode of `t`'s namespace `name`: its pid namespaces' own, the others the
-    sandbox's one of each (Linux's initial namespaces' numbers)."""
+    """The nsfs inode of `t`'s namespace `name`: its pid, UTS, IPC and mount namespaces'
+    own, the others the sandbox's one of each (Linux's initial namespaces' numbers)."""
     if name == b"pid":
         return t.pidns.ino
     if name == b"pid_for_children":
         ns = t.pidns_for_children or t.pidns
         return ns.ino if ns.init or ns.parent is None else 0  # none before its first child
+    if name == b"uts":
+        return uts_of(t).ino
+    if name == b"ipc":
+        return ipc_of(t).ino
+    if name == b"mnt" and t.fs is not None and t.fs.table is not None:
+        return t.fs.table.ns_ino
     return ino
 
 

@@ -57,14 +57,16 @@ def enter_new_namespaces(t: Task, flags: int) -> None:
     of its UTS names, an empty IPC namespace, a copy of its mount table (its fs context
     must be its own). A new PID namespace is the callers' own business (clone numbers
     the child in it, unshare keeps it for the next child)."""
+    alloc = t.kernel.pidns.alloc_ino
     if flags & CLONE_NEWUTS:
         ns = uts_of(t)
-        t.uts = Uts(ns.hostname, ns.domainname)
+        t.uts = Uts(ns.hostname, ns.domainname, alloc())
     if flags & CLONE_NEWIPC:
-        t.ipc = ipc_of(t).new()
+        t.ipc = ipc_of(t).new(alloc())
     if flags & CLONE_NEWNS:
         vfs, fs = vfs_of(t)
         vfs.unshare_mounts(fs)
+        vfs.table_of(fs).ns_ino = alloc()
 
 
 @syscall("unshare", level=Level.PARTIAL,

@@ -58,6 +58,7 @@ class IpcNamespace:
 
     def __init__(self, memory: MemoryLimit | None = None) -> None:
         self.limits = IpcLimits()
+        self.ino = 4026531839  # its nsfs inode (/proc/PID/ns/ipc): the initial namespace's
         self.memory = memory  # the sandbox's memory limit, which segments are charged to
         self.shm: IdSpace[Segment] = IdSpace()
         self.sem: IdSpace[SemSet] = IdSpace()
@@ -75,9 +76,11 @@ class IpcNamespace:
         #: the namespaces made from this one (CLONE_NEWIPC), released with it
         self.children: list[IpcNamespace] = []
 
-    def new(self) -> IpcNamespace:
-        """A fresh, empty namespace with the same memory limit (create_ipc_ns)."""
+    def new(self, ino: int) -> IpcNamespace:
+        """A fresh, empty namespace with the same memory limit (create_ipc_ns), its nsfs
+        inode `ino`."""
         ns = IpcNamespace(self.memory)
+        ns.ino = ino
         self.children.append(ns)
         return ns
 

@@ -1,4 +1,5 @@
-/* New UTS, IPC and mount namespaces made by unshare(2) and by clone(2), run as root: a
+/* New UTS, IPC and mount namespaces made by unshare(2) and by clone(2), run as root (each
+ * with a /proc/PID/ns link of its own, the first process's kept by the others): a
  * host name set in the new UTS namespace, System V objects and their keys in the new IPC
  * namespace, a tmpfs mounted in the new mount namespace, each seen there and not by the
  * parent; EINVAL for clone's impossible pairs and unknown unshare flags, EPERM without
@@ -46,7 +47,29 @@ static int mounted_here(void) {
     return found;
 }
 
+static char first_ns[3][64];
+static const char *ns_names[3] = {"uts", "ipc", "mnt"};
+
+static void ns_link(int i, char *out) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/ns/%s", ns_names[i]);
+    memset(out, 0, 64);
+    readlink(path, out, 63);
+}
+
+/* whether each of the caller's UTS, IPC, mount namespaces is the first process's */
+static void report_ns(const char *who) {
+    printf("%s: namespaces", who);
+    for (int i = 0; i < 3; i++) {
+        char now[64];
+        ns_link(i, now);
+        printf(" %s %s", ns_names[i], !strcmp(now, first_ns[i]) ? "first" : "new");
+    }
+    printf("\n");
+}
+
 static void report(const char *who) {
+    report_ns(who);
     char host[65] = {0};
     gethostname(host, 64);
     struct stat st;
@@ -90,6 +113,8 @@ int main(int argc, char **argv) {
     snprintf(mnt, sizeof mnt, "%s/m", dir);
     snprintf(file_in, sizeof file_in, "%s/m/f", dir);
     mkdir(mnt, 0755);
+    for (int i = 0; i < 3; i++)
+        ns_link(i, first_ns[i]);
     int shm = shmget(KEY, 4096, IPC_CREAT | 0600);
     res("parent shmget", shm >= 0 ? 0 : -1);
     report("parent");
