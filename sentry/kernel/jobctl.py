@@ -12,6 +12,10 @@ timers keep running through a stop as on Linux. When every thread is parked or a
 the stop is complete: the parent gets SIGCHLD with CLD_STOPPED (unless its SIGCHLD
 action has SA_NOCLDSTOP) and wait(WUNTRACED) reports the child.
 
+A traced thread does not park: it reports the stop to its tracer (`participate`, through
+`signals`/`ptrace`) and counts as stopped; it runs again when the tracer resumes it, the
+stop notwithstanding, as on Linux (`released`, `held`).
+
 SIGCONT, whatever its action and even blocked, continues the process when it is sent
 (Linux's prepare_signal): pending stop signals are discarded, parked threads resumed, the
 parent told CLD_CONTINUED, and wait(WCONTINUED) reports it once. A stop signal discards a
