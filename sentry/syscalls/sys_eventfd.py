@@ -75,6 +75,13 @@ class EventFD(AnonFile):
             self.waitq.notify(POLLIN | POLLRDNORM)
         return 8
 
+    def signal(self) -> None:
+        """eventfd_signal (the kernel's side, as AIO's completion): one more, unless the
+        counter is at its very top; never waits."""
+        if self.count < ULLONG_MAX:
+            self.count += 1
+            self.waitq.notify(POLLIN | POLLRDNORM)
+
     def fdinfo(self, pidns: PidNamespace) -> bytes:
         return b"eventfd-count: %16x\neventfd-id: %d\neventfd-semaphore: %d\n" % (
             self.count, self.id, self.semaphore)
