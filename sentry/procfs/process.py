@@ -19,6 +19,7 @@ from sentry.kernel import jobctl, sigstate, usage
 from sentry.kernel.ipc import ipc_of
 from sentry.kernel.limits import DEFAULT_RLIMITS, RLIM_INFINITY
 from sentry.kernel.pidns import ns_ids
+from sentry.kernel.posix_timers import SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID, timers_of
 from sentry.kernel.uts import uts_of
 from sentry.mm.vma import PAGE
 from vfs.fs.procfs import mountinfo_text, mounts_text, mountstats_text
@@ -124,6 +125,7 @@ class ProcessFiles:
         """/proc/PID of live process `t` (its leader thread)."""
         out = self._common(t, t, thread=False)
         out[b"task"] = self._tasks(t)
+        out[b"timers"] = FileNode(lambda: self._timers(t))
         return out
 
     def thread_entries(self, th: Task) -> dict[bytes, Node]:
@@ -566,6 +568,19 @@ class ProcessFiles:
         return (" ".join(map(str, fields)) + "\n").encode()
 
     # limits, auxv, io -----------------------------------------------------------------------
+
+    def _timers(self, t: Task) -> bytes:
+        """/proc/PID/timers (show_timer): the process's POSIX timers, newest first: id,
+        signal and sigev_value, how it notifies whom (in this /proc's numbers), clock."""
+        out = []
+        for tm in reversed(list(timers_of(t).timers.values())):
+            how = {SIGEV_NONE: b"none", SIGEV_THREAD: b"thread"}.get(
+                tm.notify & ~SIGEV_THREAD_ID, b"signal")
+            out.append(b"ID: %d\nsignal: %d/%016x\nnotify: %s/%s.%d\nClockID: %d\n" % (
+                tm.id, tm.signo, tm.value & 0xFFFFFFFFFFFFFFFF, how,
+                b"tid" if tm.notify == SIGEV_THREAD_ID else b"pid",
+                self._v(tm.target.tid), tm.timer.clockid))
+        return b"".join(out)
 
     def _limits(self, t: Task) -> bytes:
         def show(v: int) -> str:

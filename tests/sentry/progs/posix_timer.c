@@ -1,6 +1,7 @@
 /* POSIX timers: timer_create with SIGEV_SIGNAL (and the NULL default), SIGEV_THREAD_ID,
  * SIGEV_NONE; settime relative/absolute/periodic, gettime, getoverrun counting
- * expirations while the signal is pending, delete; CPU-time clocks; ids; errors. The same
+ * expirations while the signal is pending, delete; CPU-time clocks; ids; errors;
+ * /proc/self/timers (the notified pid shown as self). The same
  * output natively and in the sandbox (no times printed, only what is deterministic). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -215,5 +216,28 @@ int main(void) {
     show(" gettime bad pointer", tget(b, BAD));
     show(" getoverrun bad id", tover(12345));
     show(" delete bad id", tdel(-1));
+
+    printf("== /proc/self/timers\n");
+    sev.sigev_notify = SIGEV_NONE;
+    sev.sigev_signo = SIGUSR1;
+    sev.sigev_value.sival_ptr = (void *)0x1234;
+    int nn = -1, tt = -1;
+    tcreate(CLOCK_BOOTTIME, &sev, &nn);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev._sigev_un._tid = syscall(SYS_gettid);
+    sev.sigev_signo = SIGUSR2;
+    tcreate(CLOCK_MONOTONIC, &sev, &tt);
+    FILE *f = fopen("/proc/self/timers", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        char how[32], who[8];
+        int pid;
+        if (sscanf(line, "notify: %31[^/]/%7[^.].%d", how, who, &pid) == 3)
+            printf(" notify: %s/%s.%s\n", how, who, pid == getpid() ? "self" : "other");
+        else
+            printf(" %s", line);
+    }
+    if (f)
+        fclose(f);
     return 0;
 }
