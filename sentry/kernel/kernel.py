@@ -55,6 +55,7 @@ from .network import Network
 from .pidns import PidNamespace, init_of
 from .platforms import VSYSCALL_PAGE
 from .task import (
+    ADDR_NO_RANDOMIZE,
     PR_SET_CHILD_SUBREAPER,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
@@ -594,7 +595,7 @@ class Kernel:
                 await source.release_unused()
             raise
         mm = MemoryManager(stub, self.memory,
-                           randomize=not t.personality & 0x0040000)  # ADDR_NO_RANDOMIZE
+                           randomize=not t.personality & ADDR_NO_RANDOMIZE)
         new_creds: list[Credentials] = []
 
         def ids_for(f: ExecFile) -> tuple[int, int, int, int, bool]:

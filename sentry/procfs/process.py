@@ -180,7 +180,7 @@ class ProcessFiles:
                                        uid=uid, gid=gid,
                                        write=lambda data, _off: self._set_oom(t, data)),
             b"wchan": ro(b"0"),
-            b"personality": ro(b"00000000\n", 0o400),
+            b"personality": ro(lambda: self._personality(t), 0o400),
             b"loginuid": ro(b"4294967295"),
             b"sessionid": ro(b"4294967295"),
             b"ns": DirNode({name: self.links.ns(t, name, _ns_ino(t, name, ino))
@@ -568,6 +568,11 @@ class ProcessFiles:
         return (" ".join(map(str, fields)) + "\n").encode()
 
     # limits, auxv, io -----------------------------------------------------------------------
+
+    def _personality(self, t: Task) -> bytes:
+        """proc_pid_personality: the persona, to a caller that may ptrace-attach."""
+        check_trace(t)
+        return b"%08x\n" % t.personality
 
     def _timers(self, t: Task) -> bytes:
         """/proc/PID/timers (show_timer): the process's POSIX timers, newest first: id,

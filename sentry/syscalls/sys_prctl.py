@@ -118,22 +118,20 @@ def _caps_option(t: Task, option: int, a2: int, a3: int, a4: int, a5: int) -> in
     return answer
 
 
-PER_LINUX = 0
-ADDR_NO_RANDOMIZE = 0x0040000
 
 
 @syscall("personality", level=Level.PARTIAL,
-         note="PER_LINUX, with ADDR_NO_RANDOMIZE (honoured by the next execve) only")
+         note="any persona is taken and shown (/proc/PID/personality); honoured: "
+              "ADDR_NO_RANDOMIZE (by the next execve), PER_LINUX32 and UNAME26 (uname); "
+              "READ_IMPLIES_EXEC, ADDR_LIMIT_*, MMAP_PAGE_ZERO and the other "
+              "personalities are recorded only")
 def sys_personality(t: Task, persona: int, *_: int) -> int:
-    """Implements Linux syscall personality(2): query, or set PER_LINUX with or without
-    ADDR_NO_RANDOMIZE (what gdb and setarch -R set before running a program)."""
+    """Implements Linux syscall personality(2): query (0xffffffff), or set any value
+    and return the old one, as Linux (which never refuses one)."""
     persona &= 0xFFFFFFFF
     old = t.personality
-    if persona == 0xFFFFFFFF:
-        return old
-    if persona & ~ADDR_NO_RANDOMIZE != PER_LINUX:
-        raise SyscallError(errno.EINVAL)
-    t.personality = persona
+    if persona != 0xFFFFFFFF:
+        t.personality = persona
     return old
 
 
