@@ -524,16 +524,18 @@ async def sys_close(t: Task, fd: int, *_: int) -> int:
     return 0
 
 
-@syscall("close_range", level=Level.PARTIAL,
-         note="CLOSE_RANGE_UNSHARE does not unshare a table shared with CLONE_FILES")
+@syscall("close_range")
 async def sys_close_range(t: Task, first: int, last: int, flags: int, *_: int) -> int:
-    """Implements Linux syscall close_range(2) (CLOSE_RANGE_CLOEXEC; CLOSE_RANGE_UNSHARE is
-    accepted but the table stays shared)."""
+    """Implements Linux syscall close_range(2): CLOSE_RANGE_CLOEXEC, and
+    CLOSE_RANGE_UNSHARE (a table shared through CLONE_FILES is copied first, as
+    unshare(CLONE_FILES), and the range closed in the copy)."""
     first &= 0xFFFFFFFF
     last &= 0xFFFFFFFF
     flags &= 0xFFFFFFFF
     if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or first > last:
         raise SyscallError(errno.EINVAL)
+    if flags & CLOSE_RANGE_UNSHARE:
+        t.kernel.unshare_files(t)
     removed = t.fdtable.close_range(first, last, cloexec_only=bool(flags & CLOSE_RANGE_CLOEXEC))
     await t.kernel.close_files(t.tgid, removed)
     return 0
