@@ -45,6 +45,7 @@ from .sigstate import (
     SS_DISABLE,
     SS_ONSTACK,
     UNBLOCKABLE,
+    Dropped,
     SigHand,
     ThreadSignals,
     action,
@@ -249,14 +250,17 @@ def _take(t: Task) -> tuple[int, bytes] | None:
     for pend in (s.pending, hand(t).pending):
         if not pend:
             continue
-        ready = [sig for sig in pend if not s.mask & bit(sig)]
-        if ready:
+        while True:
+            ready = [sig for sig in pend if not s.mask & bit(sig)]
+            if not ready:
+                break
             sig = min(ready)
             info = pend[sig].pop(0)
             if not pend[sig]:
                 del pend[sig]
             t.kernel.signals_queued -= 1
-            return sig, info
+            if not isinstance(info, Dropped):
+                return sig, info
     return None
 
 
