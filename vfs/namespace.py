@@ -103,17 +103,58 @@ class Namespace:
         return m
 
     async def bind_mount(self, ctx: FSContext, creds: Credentials, src: bytes, dst: bytes, *,
-                         flags: int = 0) -> Mount:
-        """mount --bind: make the subtree at `src` visible at `dst` too."""
+                         flags: int = 0, recursive: bool = False) -> Mount:
+        """mount --bind: make the subtree at `src` visible at `dst` too; `recursive`
+        (--rbind, copy_tree) with a copy of every mount below `src` in that subtree, taken
+        before the new one is attached (so binding a tree into itself copies it once)."""
         if not creds.has_cap(CAP_SYS_ADMIN):
             raise error(errno.EPERM)
         s = await self.resolve(ctx, creds, None, src)
         d = await self.resolve(ctx, creds, None, dst)
         if s.dentry.inode.is_dir != d.dentry.inode.is_dir:
             raise error(errno.ENOTDIR if not d.dentry.inode.is_dir else errno.EISDIR)
+        table = self.table_of(ctx)
         m = Mount(s.mount.fs, s.dentry, flags, s.mount.source)
-        self._attach(m, d, self.table_of(ctx))
+        if recursive:
+            self._copy_below(s.mount, s.dentry, m, table)
+        self._attach(m, d, table)
         return m
+
+    def _copy_below(self, src: Mount, top: Dentry, dst: Mount, table: MountTable) -> None:
+        """Copy onto `dst` (a copy of `src` seen from `top`) the mounts on `src` at or
+        below `top`, and theirs, each with its own flags."""
+        for c in list(src.children):
+            if c.mountpoint is None or not _within(c.mountpoint, top):
+                continue
+            cc = Mount(c.fs, c.root, c.flags, c.source)
+            self._copy_below(c, c.root, cc, table)
+            self._attach(cc, VirtualDentry(dst, c.mountpoint), table)
+
+    async def move_mount(self, ctx: FSContext, creds: Credentials, src: bytes,
+                         dst: bytes) -> None:
+        """mount --move (do_move_mount): the mount whose root `src` names, with its
+        mounts, goes to `dst`. EINVAL for a path that is not a mount's root or for the
+        root mount, ELOOP for a place inside the moved tree."""
+        if not creds.has_cap(CAP_SYS_ADMIN):
+            raise error(errno.EPERM)
+        s = await self.resolve(ctx, creds, None, src)
+        d = await self.resolve(ctx, creds, None, dst)
+        m = s.mount
+        if s.dentry is not m.root or m.parent is None or m.mountpoint is None:
+            raise error(errno.EINVAL, src)
+        if s.dentry.inode.is_dir != d.dentry.inode.is_dir:
+            raise error(errno.ENOTDIR if not d.dentry.inode.is_dir else errno.EISDIR)
+        up: Mount | None = d.mount
+        while up is not None:
+            if up is m:
+                raise error(errno.ELOOP, dst)
+            up = up.parent
+        table = self.table_of(ctx)
+        parent, point = m.parent, m.mountpoint
+        del table.mounts[(parent, point)]
+        point.mounted -= 1
+        parent.children.remove(m)
+        self._attach(m, d, table)
 
     async def remount(self, ctx: FSContext, creds: Credentials, path: bytes, flags: int) -> None:
         """Change a mount's flags (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC)."""
@@ -223,3 +264,13 @@ class Namespace:
                 continue
             x = x.parent
         return path
+
+
+def _within(d: Dentry, top: Dentry) -> bool:
+    """Whether dentry `d` is `top` or below it (a root is its own parent)."""
+    while True:
+        if d is top:
+            return True
+        if d.parent is d or d.parent is None:
+            return False
+        d = d.parent

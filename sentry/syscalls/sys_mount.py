@@ -34,8 +34,8 @@ MS_PROPAGATION = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED
 MS_MGC_MSK, MS_MGC_VAL = 0xFFFF0000, 0xC0ED0000
 MNT_FORCE, MNT_DETACH, MNT_EXPIRE, UMOUNT_NOFOLLOW = 1, 2, 4, 8
 _KEPT = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC  # the per-mount flags recorded
-_NOTE = ("tmpfs, proc, sysfs, mqueue, bind (MS_REC binds the one mount), remount and propagation "
-         "flags; MS_MOVE is EINVAL; other filesystem types ENODEV")
+_NOTE = ("tmpfs, proc, sysfs, mqueue, bind and rbind, move, remount and propagation flags "
+         "(accepted: every mount is private); other filesystem types ENODEV")
 
 
 def _tmpfs(data: bytes, memory: MemoryLimit) -> Any:
@@ -97,7 +97,8 @@ async def sys_mount(t: Task, source: int, target: int, fstype: int, flags: int, 
         return 0
     if flags & MS_BIND:
         src = path_arg(t, source)
-        await vfs.bind_mount(fs, t.creds, src, path, flags=flags & _KEPT & ~MS_RDONLY)
+        await vfs.bind_mount(fs, t.creds, src, path, flags=flags & _KEPT & ~MS_RDONLY,
+                             recursive=bool(flags & MS_REC))
         return 0
     if flags & MS_PROPAGATION:
         if bin(flags & MS_PROPAGATION).count("1") > 1 or flags & ~(MS_PROPAGATION | MS_REC):
@@ -107,7 +108,8 @@ async def sys_mount(t: Task, source: int, target: int, fstype: int, flags: int, 
             raise SyscallError(errno.EINVAL)
         return 0
     if flags & MS_MOVE:
-        raise SyscallError(errno.EINVAL)
+        await vfs.move_mount(fs, t.creds, path_arg(t, source), path)
+        return 0
     kind = t.read_cstring(fstype, 4096).decode(errors="replace") if fstype else ""
     name = t.read_cstring(source, 4096).decode(errors="replace") if source else "none"
     options = t.read_cstring(data, 4096) if data else b""

@@ -1,6 +1,7 @@
 /* mount(2) and umount2(2): tmpfs with options, remount read-only, bind mounts (read-only
  * too), propagation flags, EBUSY and MNT_DETACH, and the errors (ENODEV, ENOENT, ENOTDIR,
- * EINVAL, EPERM as an unprivileged user), the caller's IPC namespace's mqueue filesystem.
+ * EINVAL, EPERM as an unprivileged user), the caller's IPC namespace's mqueue filesystem,
+ * rbind against bind, MS_MOVE and its errors.
  * Natively it runs in private mount and IPC namespaces; argv[1] is an empty scratch
  * directory. */
 #define _GNU_SOURCE
@@ -103,6 +104,34 @@ int main(int argc, char **argv) {
     errno = 0;
     report("mq_unlink after", mq_unlink("/mount-test"));
     S("umount mqueue", SYS_umount2, "m", 0);
+
+    /* bind sees only the one mount, rbind the mounts below too */
+    mkdir("a/sub", 0755);
+    S("mount on a/sub", SYS_mount, "none", "a/sub", "tmpfs", 0, NULL);
+    touch("create a/sub/t", "a/sub/t");
+    S("bind a b", SYS_mount, "a", "b", NULL, MS_BIND, NULL);
+    errno = 0;
+    report("bind: b/sub/t", stat("b/sub/t", &st));
+    S("umount bind", SYS_umount2, "b", 0);
+    S("rbind a b", SYS_mount, "a", "b", NULL, MS_BIND | MS_REC, NULL);
+    errno = 0;
+    report("rbind: b/sub/t", stat("b/sub/t", &st));
+    S("umount rbind busy", SYS_umount2, "b", 0);
+    S("umount rbind detach", SYS_umount2, "b", MNT_DETACH);
+    /* move a mount (with what is mounted on it) elsewhere */
+    mkdir("c", 0755);
+    S("move a/sub to c", SYS_mount, "a/sub", "c", NULL, MS_MOVE, NULL);
+    errno = 0;
+    report("moved: c/t", stat("c/t", &st));
+    errno = 0;
+    report("moved: a/sub/t", stat("a/sub/t", &st));
+    S("move not a mount root", SYS_mount, "a", "b", NULL, MS_MOVE, NULL);
+    mkdir("c/in", 0755);
+    S("move into itself", SYS_mount, "c", "c/in", NULL, MS_MOVE, NULL);
+    S("move missing", SYS_mount, "nothere", "b", NULL, MS_MOVE, NULL);
+    S("umount moved", SYS_umount2, "c", 0);
+    rmdir("c");
+    rmdir("a/sub");
 
     S("umount not a mount point", SYS_umount2, "a", 0);
     S("umount bad flags", SYS_umount2, "a", 0x10);
