@@ -41,7 +41,7 @@ from vfs.memlimit import MemoryLimit
 from vfs.mount import FSContext, Mount
 from vfs.virtualfs import VirtualFilesystem
 
-from . import caps, platforms, posix_timers, ptrace, robust, signals, sigstate, usage
+from . import caps, dnotify, platforms, posix_timers, ptrace, robust, signals, sigstate, usage
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
@@ -225,6 +225,7 @@ class Kernel:
         empties an fd slot does the same.
         """
         self.file_locks.on_close(tgid, fdesc)
+        dnotify.flush(fdesc, tgid)
         fdesc.closed_by(tgid)
         try:
             await fdesc.flush()

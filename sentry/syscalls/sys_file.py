@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from sentry.errors import SyscallError
-from sentry.kernel import fasync, file_locks
+from sentry.kernel import dnotify, fasync, file_locks
 from sentry.kernel.table import Level, syscall
 from vfs.abi import (
     AT_FDCWD,
@@ -581,7 +581,8 @@ async def sys_dup3(t: Task, oldfd: int, newfd: int, flags: int, *_: int) -> int:
     level=Level.PARTIAL,
     note="dup, fd and status flags, POSIX/OFD record locks, file seals; F_SETOWN(_EX)/"
     "F_SETSIG with O_ASYNC: SIGIO or the F_SETSIG signal on pipes, sockets, ttys and inotify; "
-    "leases/notify not supported (EINVAL)",
+    "F_NOTIFY (dnotify) for changes made through the sandbox's VFS; leases not supported "
+    "(EINVAL)",
 )
 async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     """Implements Linux syscall fcntl(2)."""
@@ -620,6 +621,8 @@ async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
         return pipe_size(t.creds, None if cmd == F_GETPIPE_SZ else i32(arg))
     if cmd == F_GET_SEALS or cmd == F_ADD_SEALS:
         return seals_fcntl(t, f, cmd, arg)
+    if cmd == F_NOTIFY:
+        return dnotify.fcntl_notify(t, f, fd, arg)
     raise SyscallError(errno.EINVAL)
 
 
