@@ -2,8 +2,8 @@
 
 An opened ns link holds the namespace itself, not the process: the namespace stays
 joinable after the process is gone (a pid namespace whose init ended is then dead, and a
-fork into it fails). The sandbox has one user, network, cgroup and time namespace; their
-files hold None.
+fork into it fails); a mount namespace is its `vfs.MountTable`. The sandbox has one user,
+network, cgroup and time namespace; their files hold None.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from .ipc import ipc_of
 from .uts import uts_of
 
 if TYPE_CHECKING:
+    from vfs.mount import MountTable
+
     from .ipc import IpcNamespace
     from .pidns import PidNamespace
     from .task import Task
@@ -30,16 +32,16 @@ NS_TYPES = {b"mnt": 0x20000, b"cgroup": 0x02000000, b"uts": 0x04000000, b"ipc": 
 class NsFile(FileDescription):
     """An open /proc/PID/ns/NAME: its kind's CLONE_NEW* flag and the namespace object."""
 
-    def __init__(self, nstype: int, ns: PidNamespace | Uts | IpcNamespace | None,
+    def __init__(self, nstype: int, ns: PidNamespace | Uts | IpcNamespace | MountTable | None,
                  flags: int) -> None:
         super().__init__(None, flags & O_ACCMODE)
         self.nstype = nstype
         self.ns = ns
 
 
-def ns_object(t: Task, name: bytes) -> PidNamespace | Uts | IpcNamespace | None:
+def ns_object(t: Task, name: bytes) -> PidNamespace | Uts | IpcNamespace | MountTable | None:
     """`t`'s namespace `name` (ns/ link name) as an object, None for those the sandbox
-    has one of (user, net, cgroup, time) and for mnt, which setns does not join."""
+    has one of (user, net, cgroup, time)."""
     if name == b"pid":
         return t.pidns
     if name == b"pid_for_children":
@@ -48,4 +50,14 @@ def ns_object(t: Task, name: bytes) -> PidNamespace | Uts | IpcNamespace | None:
         return uts_of(t)
     if name == b"ipc":
         return ipc_of(t)
+    if name == b"mnt":
+        return mount_table(t)
     return None
+
+
+def mount_table(t: Task) -> MountTable | None:
+    """The mount namespace `t`'s paths resolve in (None in a kernel without a VFS)."""
+    vfs, fs = t.kernel.vfs, t.fs
+    if vfs is None or fs is None:
+        return None
+    return vfs.table_of(fs)

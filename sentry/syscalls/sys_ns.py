@@ -5,8 +5,9 @@ its mount table, `vfs.MountTable`) and PID (`sentry.kernel.pidns`: the caller's 
 child is pid 1 of it) namespaces, with CAP_SYS_ADMIN. New user, network, cgroup and time
 namespaces are refused with EPERM (what a container's seccomp profile gives). The
 unsharing of what is not a namespace (fd table, fs context, SysV undo
-lists) is done. setns joins a pid (for the caller's next children), UTS or IPC namespace
-named by an open /proc/PID/ns file (`sentry.kernel.nsfs`) or a pidfd.
+lists) is done. setns joins a pid (for the caller's next children), UTS, IPC or mount
+(root and cwd moved to its root) namespace named by an open /proc/PID/ns file
+(`sentry.kernel.nsfs`) or a pidfd.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
 from sentry.kernel.ipc import IpcNamespace, ipc_of
-from sentry.kernel.nsfs import NsFile
+from sentry.kernel.nsfs import NsFile, mount_table
 from sentry.kernel.pidns import PidNamespace
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.uts import Uts, uts_of
-from vfs.creds import CAP_SYS_ADMIN
+from vfs.creds import CAP_SYS_ADMIN, CAP_SYS_CHROOT
+from vfs.mount import MountTable, VirtualDentry
 
 from .sys_file import i32, vfs_of
 from .sys_pidfd import PidFD
@@ -102,9 +104,9 @@ def sys_unshare(t: Task, flags: int, *_: int) -> int:
 
 
 @syscall("setns", level=Level.PARTIAL,
-         note="pid, UTS and IPC namespaces from an ns file or a pidfd; the sandbox's one "
-              "network, cgroup and time namespace joined as themselves; user (the same) "
-              "and mount namespaces EINVAL")
+         note="pid, UTS, IPC and mount namespaces from an ns file or a pidfd; the sandbox's "
+              "one network, cgroup and time namespace joined as themselves; user (the "
+              "caller's own) EINVAL")
 def sys_setns(t: Task, fd: int, nstype: int, *_: int) -> int:
     """Implements Linux syscall setns(2): an open /proc/PID/ns/* file (nstype 0 or its
     own type) or a pidfd with a set of CLONE_NEW* flags; every namespace is checked
@@ -139,13 +141,20 @@ def sys_setns(t: Task, fd: int, nstype: int, *_: int) -> int:
         elif flag == CLONE_NEWIPC and isinstance(ns, IpcNamespace) and ns is not ipc_of(t):
             ipc_of(t).process_exited(t.tgid)  # commit_nsset's exit_sem
             t.ipc = ns
+        elif flag == CLONE_NEWNS and isinstance(ns, MountTable) and t.fs is not None:
+            # root and cwd go to the namespace's root (LOOKUP_DOWN: the top mount there)
+            top = ns.root_mount
+            while (top, top.root) in ns.mounts:
+                top = ns.mounts[(top, top.root)]
+            t.fs.table = ns
+            t.fs.root = t.fs.cwd = VirtualDentry(top, top.root)
     return 0
 
 
 #: validate_nsset's order of the namespaces a pidfd names
 _ORDER = (CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID,
           CLONE_NEWCGROUP, CLONE_NEWNET, CLONE_NEWTIME)
-_JOIN_OF = {CLONE_NEWUSER: lambda _t: None, CLONE_NEWNS: lambda _t: None,
+_JOIN_OF = {CLONE_NEWUSER: lambda _t: None, CLONE_NEWNS: mount_table,
             CLONE_NEWUTS: uts_of, CLONE_NEWIPC: ipc_of, CLONE_NEWPID: lambda t: t.pidns,
             CLONE_NEWCGROUP: lambda _t: None, CLONE_NEWNET: lambda _t: None,
             CLONE_NEWTIME: lambda _t: None}
@@ -156,7 +165,13 @@ def _validate(t: Task, flag: int, ns: object) -> None:
     if flag == CLONE_NEWUSER:
         raise SyscallError(errno.EINVAL)  # the caller's own: no capabilities regained
     if flag == CLONE_NEWNS:
-        raise SyscallError(errno.EINVAL)  # not offered: a mount table is the fs context's
+        # mntns_install: the fs context (root, cwd) must be the caller's alone; then
+        # CAP_SYS_CHROOT besides CAP_SYS_ADMIN, since root and cwd move
+        if not isinstance(ns, MountTable) or t.fs is None or any(
+                th.fs is t.fs for th in t.kernel.tasks.values() if th is not t):
+            raise SyscallError(errno.EINVAL)
+        if not t.creds.has_cap(CAP_SYS_CHROOT):
+            raise SyscallError(errno.EPERM)
     if flag == CLONE_NEWTIME and len(t.leader.threads) > 1:
         raise SyscallError(errno.EUSERS)
     if not t.creds.has_cap(CAP_SYS_ADMIN):

@@ -3,7 +3,9 @@
  * host name set in the new UTS namespace, System V objects and their keys in the new IPC
  * namespace, a tmpfs mounted in the new mount namespace, each seen there and not by the
  * parent; EINVAL for clone's impossible pairs and unknown unshare flags, EPERM without
- * CAP_SYS_ADMIN. usage: namespaces DIR (a scratch directory). */
+ * CAP_SYS_ADMIN; setns into another process's mount namespace by its ns file and its pidfd
+ * (root and cwd move to its root), EPERM without CAP_SYS_CHROOT, EINVAL when the fs context
+ * is shared. usage: namespaces DIR (a scratch directory). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -150,6 +152,72 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     wait_child(c);
+
+    puts("== setns into a mount namespace");
+    fflush(stdout);
+    int go[2], ready[2];
+    pipe(go);
+    pipe(ready);
+    pid_t holder = fork();
+    if (holder == 0) {
+        unshare(CLONE_NEWNS);
+        mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL);
+        mount("none", mnt, "tmpfs", 0, "size=64k");
+        close(open(file_in, O_CREAT | O_WRONLY, 0644));
+        write(ready[1], "r", 1);
+        char ch;
+        read(go[0], &ch, 1);
+        _exit(0);
+    }
+    char ch;
+    read(ready[0], &ch, 1);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", holder);
+    for (int how = 0; how < 4; how++) {
+        c = fork();
+        if (c == 0) {
+            chdir(dir);
+            int nsfd = open(path, O_RDONLY);
+            struct stat st;
+            long r;
+            if (how == 0) {
+                r = setns(nsfd, 0);
+            } else if (how == 1) {
+                r = setns(syscall(SYS_pidfd_open, holder, 0), CLONE_NEWNS);
+            } else if (how == 2) {
+                struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+                struct __user_cap_data_struct d[2];
+                syscall(SYS_capget, &h, d);
+                d[0].effective &= ~(1u << CAP_SYS_CHROOT);
+                syscall(SYS_capset, &h, d);
+                r = setns(nsfd, CLONE_NEWNS);
+            } else {  /* another process shares its root and cwd (CLONE_FS) */
+                pid_t sib = syscall(SYS_clone, CLONE_FS | SIGCHLD, 0, 0, 0, 0);
+                if (sib == 0) {
+                    read(go[0], &ch, 1);
+                    _exit(0);
+                }
+                r = setns(nsfd, CLONE_NEWNS);
+                int e = errno;
+                kill(sib, SIGKILL);
+                waitpid(sib, NULL, 0);
+                errno = e;
+            }
+            const char *err = r < 0 ? strerror(errno) : "ok";
+            char cwd[256] = "?";
+            getcwd(cwd, sizeof cwd);
+            const char *names[4] = {"ns file", "pidfd", "without CAP_SYS_CHROOT", "fs shared"};
+            printf("setns mnt by %s: %s; cwd is / %d; the file %s\n", names[how], err,
+                   !strcmp(cwd, "/"),
+                   stat(file_in, &st) == 0 ? "seen" : strerror(errno));
+            fflush(stdout);
+            _exit(0);
+        }
+        wait_child(c);
+    }
+    write(go[1], "g", 1);
+    wait_child(holder);
+    report("parent");
 
     puts("== errors");
     fflush(stdout);
