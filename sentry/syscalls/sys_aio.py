@@ -26,7 +26,7 @@ from sentry.mm.vma import MAP_ANONYMOUS, MAP_PRIVATE, PAGE, PROT_READ
 from vfs.file import MAX_RW
 
 from .sys_eventfd import EventFD
-from .sys_file import i32, i64
+from .sys_file import RWF_DSYNC, RWF_HIPRI, RWF_SYNC, i32, i64
 from .sys_poll import _masked, _swap_mask
 
 if TYPE_CHECKING:
@@ -41,8 +41,9 @@ IOCB = struct.Struct("<QIiHhIQQqQII")
 IO_EVENT = struct.Struct("<QQqq")
 AIO_MAX_NR = 65536  # /proc/sys/fs/aio-max-nr
 AIO_RING_HEADER = 32  # struct aio_ring before its events
-_NOTE = ("requests complete synchronously in io_submit; IOCB_CMD_POLL and RWF_* flags are "
-         "EINVAL/EOPNOTSUPP")
+_NOTE = ("requests complete synchronously in io_submit; IOCB_CMD_POLL is EINVAL; of the "
+         "RWF_* flags RWF_HIPRI, RWF_DSYNC and RWF_SYNC are taken (as preadv2), others "
+         "EOPNOTSUPP")
 
 
 @dataclass
@@ -152,14 +153,21 @@ async def _submit_one(t: Task, c: AioContext, addr: int) -> None:
         if buf or offset or nbytes or rw_flags:
             raise SyscallError(errno.EINVAL)
     else:
+        if rw_flags & ~(RWF_HIPRI | RWF_DSYNC | RWF_SYNC):  # aio_prep_rw, before the mode
+            raise SyscallError(errno.EOPNOTSUPP)
         reading = op in (IOCB_CMD_PREAD, IOCB_CMD_PREADV)
         if not (f.readable if reading else f.writable):
             raise SyscallError(errno.EBADF)
-        if rw_flags:
-            raise SyscallError(errno.EOPNOTSUPP)
     if len(c.done) >= c.nr_events - 1:
         raise SyscallError(errno.EAGAIN)
-    c.complete(data, addr, await _run(t, f, op, buf, nbytes, i64(offset)))
+    res = await _run(t, f, op, buf, nbytes, i64(offset))
+    if res >= 0 and op in (IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV) and rw_flags & (RWF_DSYNC | RWF_SYNC):
+        try:  # as pwritev2: the write made durable (a pipe cannot be synced)
+            await f.fsync(not rw_flags & RWF_SYNC)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EROFS):
+                res = -(e.errno or errno.EIO)
+    c.complete(data, addr, res)
     if signal is not None:
         signal.signal()  # aio_complete's eventfd_signal
 

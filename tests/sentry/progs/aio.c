@@ -1,6 +1,6 @@
 /* Linux AIO: io_setup, io_submit (pread, pwrite, preadv, pwritev, fsync; an eventfd
- * signalled per completion with IOCB_FLAG_RESFD), io_getevents, io_pgetevents, io_cancel,
- * io_destroy, with their errors. argv[1] is a scratch directory. */
+ * signalled per completion with IOCB_FLAG_RESFD; RWF_HIPRI/DSYNC/SYNC), io_getevents,
+ * io_pgetevents, io_cancel, io_destroy, with their errors. argv[1] is a scratch directory. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -105,6 +105,16 @@ int main(int argc, char **argv) {
     prep(&x, IOCB_CMD_PREAD, fd, rbuf, 5, 0, 9);
     x.aio_rw_flags = 0x40000000;
     S("submit unknown rw flag", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_PREAD, wo, rbuf, 5, 0, 9);
+    x.aio_rw_flags = 0x40000000;
+    S("submit unknown rw flag, read on write-only", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_PWRITE, fd, "s", 1, 40, 15);
+    x.aio_rw_flags = RWF_DSYNC;
+    S("submit pwrite RWF_DSYNC", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_PREAD, fd, rbuf, 1, 40, 16);
+    x.aio_rw_flags = RWF_HIPRI | RWF_SYNC;
+    S("submit pread RWF_HIPRI|RWF_SYNC", SYS_io_submit, ctx, 1, one);
+    show_events("getevents (rw flags)", ctx, 2, 8, NULL);
     prep(&x, IOCB_CMD_PREAD, fd, BAD, 5, 0, 10);
     prep(&w, IOCB_CMD_PWRITE, 999, "x", 1, 0, 11);
     S("submit two, second fails", SYS_io_submit, ctx, 2, one);
