@@ -151,7 +151,7 @@ class Namespace:
             up = up.parent
         table = self.table_of(ctx)
         parent, point = m.parent, m.mountpoint
-        del table.mounts[(parent, point)]
+        table.mounts.pop((parent, point), None)
         point.mounted -= 1
         parent.children.remove(m)
         self._attach(m, d, table)

@@ -111,13 +111,17 @@ def participate(t: Task) -> bool:
     return st.complete and not was
 
 
-def rejoin(t: Task) -> None:
+def rejoin(t: Task, *, running: bool) -> None:
     """`t` is no longer traced: in a group stop still in effect it stops again (Linux's
-    __ptrace_unlink sets JOBCTL_STOP_PENDING)."""
+    __ptrace_unlink sets JOBCTL_STOP_PENDING and wakes it). `running`: not held at a
+    trace stop (one that is goes through its delivery, and stops, when resumed)."""
     j = t.leader.__dict__.get("_job")
     if j is not None and j.stop is not None and t in j.stop.released:
         j.stop.released.discard(t)
-        j.stop.waiting.add(t)
+        if running:
+            _stop_thread(j.stop, t)
+        else:
+            j.stop.waiting.add(t)
 
 
 # stopping ---------------------------------------------------------------------------------
@@ -139,17 +143,24 @@ def begin_stop(t: Task, sig: int) -> bool:
     for th in list(leader.threads):
         if th is t:
             st.waiting.add(th)  # parks on its way back to user mode
-        elif th._sleeps:
-            if th.stub.regs.orig_rax in sigstate.RESTARTABLE:
-                st.waiting.add(th)  # cut short; restarted once continued
-                sigstate.ts(th).interrupted = True
-                th.interrupt()
-            # else: asleep in a call that is not restarted, stopped already
         else:
-            st.waiting.add(th)
-            sigstate.kick(th)
+            _stop_thread(st, th)
     _check_complete(leader)
     return True
+
+
+def _stop_thread(st: GroupStop, th: Task) -> None:
+    """Make another thread of a stopping process stop: a sleeper in a call that restarts
+    is cut short (restarted once continued), one in a call that does not counts as
+    stopped already, a running one is kicked into a stop."""
+    if th._sleeps:
+        if th.stub.regs.orig_rax in sigstate.RESTARTABLE:
+            st.waiting.add(th)
+            sigstate.ts(th).interrupted = True
+            th.interrupt()
+    else:
+        st.waiting.add(th)
+        sigstate.kick(th)
 
 
 def asleep(t: Task) -> None:

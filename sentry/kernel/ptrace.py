@@ -183,7 +183,8 @@ def detach(t: Task, sig: int = 0) -> None:
     if tr is None:
         return
     t.ptrace = None
-    jobctl.rejoin(t)  # in a group stop still in effect it stops again, untraced
+    # in a group stop still in effect it stops again, untraced
+    jobctl.rejoin(t, running=tr.stop_kind is None)
     tr.resume(sig)
 
 
