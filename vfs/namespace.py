@@ -156,6 +156,57 @@ class Namespace:
         parent.children.remove(m)
         self._attach(m, d, table)
 
+    async def pivot_root(self, ctx: FSContext, creds: Credentials, new: bytes, put_old: bytes,
+                         contexts: list[FSContext]) -> None:
+        """pivot_root(2) as Linux checks it: the mount at `new` becomes the namespace's
+        root and the caller's root mount goes to `put_old` (at or below `new`); every
+        context of `contexts` in this namespace whose root or cwd was the old root moves
+        to the new one (chroot_fs_refs). EBUSY when `new` or `put_old` is on the root's
+        mount; EINVAL when the caller's root, or `new`, is not a mount's root, or
+        `put_old` is not below `new` or `new` not below the root. The namespace's first
+        root mount has no parent here; it counts as attached (Linux's sits on rootfs)."""
+        if not creds.has_cap(CAP_SYS_ADMIN):
+            raise error(errno.EPERM)
+        n = await self.resolve(ctx, creds, None, new)
+        o = await self.resolve(ctx, creds, None, put_old)
+        if not n.dentry.inode.is_dir or not o.dentry.inode.is_dir:
+            raise error(errno.ENOTDIR)
+        table = self.table_of(ctx)
+        root = ctx.root
+        new_mnt, root_mnt, old_mnt = n.mount, root.mount, o.mount
+        if new_mnt is root_mnt or old_mnt is root_mnt:
+            raise error(errno.EBUSY)
+        if root.dentry is not root_mnt.root or n.dentry is not new_mnt.root \
+                or new_mnt.parent is None or new_mnt.mountpoint is None:
+            raise error(errno.EINVAL)
+        if not _reachable(old_mnt, o.dentry, new_mnt, n.dentry) \
+                or not _reachable(new_mnt, n.dentry, root_mnt, root.dentry):
+            raise error(errno.EINVAL)
+        ex_parent, ex_point = new_mnt.parent, new_mnt.mountpoint
+        table.mounts.pop((ex_parent, ex_point), None)
+        ex_point.mounted -= 1
+        ex_parent.children.remove(new_mnt)
+        new_mnt.parent = new_mnt.mountpoint = None
+        r_parent, r_point = root_mnt.parent, root_mnt.mountpoint
+        if r_parent is None or r_point is None:
+            table.root_mount = new_mnt
+            self._roots.add(new_mnt)
+        else:  # a root that was itself mounted somewhere: the new one takes its place
+            table.mounts.pop((r_parent, r_point), None)
+            r_point.mounted -= 1
+            r_parent.children.remove(root_mnt)
+            root_mnt.parent = root_mnt.mountpoint = None
+            self._attach(new_mnt, VirtualDentry(r_parent, r_point), table)
+        self._attach(root_mnt, VirtualDentry(old_mnt, o.dentry), table)
+        top = VirtualDentry(new_mnt, new_mnt.root)
+        for c in contexts:
+            if self.table_of(c) is not table:
+                continue
+            if c.root.mount is root_mnt and c.root.dentry is root_mnt.root:
+                c.root = top
+            if c.cwd.mount is root_mnt and c.cwd.dentry is root_mnt.root:
+                c.cwd = top
+
     async def remount(self, ctx: FSContext, creds: Credentials, path: bytes, flags: int) -> None:
         """Change a mount's flags (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC)."""
         if not creds.has_cap(CAP_SYS_ADMIN):
@@ -274,3 +325,12 @@ def _within(d: Dentry, top: Dentry) -> bool:
         if d.parent is d or d.parent is None:
             return False
         d = d.parent
+
+
+def _reachable(mnt: Mount, d: Dentry, top_mnt: Mount, top: Dentry) -> bool:
+    """is_path_reachable: (mnt, d) is at or below (top_mnt, top), through the mounts."""
+    while mnt is not top_mnt:
+        if mnt.parent is None or mnt.mountpoint is None:
+            return False
+        d, mnt = mnt.mountpoint, mnt.parent
+    return _within(d, top)

@@ -142,3 +142,18 @@ async def sys_umount2(t: Task, target: int, flags: int, *_: int) -> int:
     vfs, fs = vfs_of(t)
     await vfs.unmount(fs, t.creds, path_arg(t, target), flags & MNT_DETACH)
     return 0
+
+
+@syscall("pivot_root")
+async def sys_pivot_root(t: Task, new_root: int, put_old: int, *_: int) -> int:
+    """Implements Linux syscall pivot_root(2) in the caller's mount namespace (EPERM
+    without CAP_SYS_ADMIN); the processes whose root or cwd was the old root move to the
+    new one."""
+    vfs, fs = vfs_of(t)
+    if not t.creds.has_cap(CAP_SYS_ADMIN):
+        raise SyscallError(errno.EPERM)
+    new, old = path_arg(t, new_root), path_arg(t, put_old)
+    contexts = list({id(th.fs): th.fs for th in t.kernel.tasks.values()
+                     if th.fs is not None}.values())
+    await vfs.pivot_root(fs, t.creds, new, old, contexts)
+    return 0
