@@ -89,11 +89,14 @@ class MountTable:
     mount covering each mount point. A VFS has one; unshare(CLONE_NEWNS) gives a process
     a copy (`copy`), named by its `FSContext.table`."""
 
-    __slots__ = ("root_mount", "mounts", "__weakref__")
+    __slots__ = ("root_mount", "mounts", "ns_ino", "__weakref__")
 
     def __init__(self, root_mount: Mount) -> None:
         self.root_mount = root_mount
         self.mounts: dict[tuple[Mount, Dentry], Mount] = {}
+        #: the namespace's nsfs inode (/proc/PID/ns/mnt), set by whoever makes the copy;
+        #: the initial namespace's until then
+        self.ns_ino = 4026531841
 
     def all_mounts(self) -> list[Mount]:
         """Every attached mount, parents before children (what /proc/mounts lists)."""

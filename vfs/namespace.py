@@ -103,17 +103,109 @@ class Namespace:
         return m
 
     async def bind_mount(self, ctx: FSContext, creds: Credentials, src: bytes, dst: bytes, *,
-                         flags: int = 0) -> Mount:
-        """mount --bind: make the subtree at `src` visible at `dst` too."""
+                         flags: int = 0, recursive: bool = False) -> Mount:
+        """mount --bind: make the subtree at `src` visible at `dst` too; `recursive`
+        (--rbind, copy_tree) with a copy of every mount below `src` in that subtree, taken
+        before the new one is attached (so binding a tree into itself copies it once)."""
         if not creds.has_cap(CAP_SYS_ADMIN):
             raise error(errno.EPERM)
         s = await self.resolve(ctx, creds, None, src)
         d = await self.resolve(ctx, creds, None, dst)
         if s.dentry.inode.is_dir != d.dentry.inode.is_dir:
             raise error(errno.ENOTDIR if not d.dentry.inode.is_dir else errno.EISDIR)
+        table = self.table_of(ctx)
         m = Mount(s.mount.fs, s.dentry, flags, s.mount.source)
-        self._attach(m, d, self.table_of(ctx))
+        if recursive:
+            self._copy_below(s.mount, s.dentry, m, table)
+        self._attach(m, d, table)
         return m
+
+    def _copy_below(self, src: Mount, top: Dentry, dst: Mount, table: MountTable) -> None:
+        """Copy onto `dst` (a copy of `src` seen from `top`) the mounts on `src` at or
+        below `top`, and theirs, each with its own flags."""
+        for c in list(src.children):
+            if c.mountpoint is None or not _within(c.mountpoint, top):
+                continue
+            cc = Mount(c.fs, c.root, c.flags, c.source)
+            self._copy_below(c, c.root, cc, table)
+            self._attach(cc, VirtualDentry(dst, c.mountpoint), table)
+
+    async def move_mount(self, ctx: FSContext, creds: Credentials, src: bytes,
+                         dst: bytes) -> None:
+        """mount --move (do_move_mount): the mount whose root `src` names, with its
+        mounts, goes to `dst`. EINVAL for a path that is not a mount's root or for the
+        root mount, ELOOP for a place inside the moved tree."""
+        if not creds.has_cap(CAP_SYS_ADMIN):
+            raise error(errno.EPERM)
+        s = await self.resolve(ctx, creds, None, src)
+        d = await self.resolve(ctx, creds, None, dst)
+        m = s.mount
+        if s.dentry is not m.root or m.parent is None or m.mountpoint is None:
+            raise error(errno.EINVAL, src)
+        if s.dentry.inode.is_dir != d.dentry.inode.is_dir:
+            raise error(errno.ENOTDIR if not d.dentry.inode.is_dir else errno.EISDIR)
+        up: Mount | None = d.mount
+        while up is not None:
+            if up is m:
+                raise error(errno.ELOOP, dst)
+            up = up.parent
+        table = self.table_of(ctx)
+        parent, point = m.parent, m.mountpoint
+        table.mounts.pop((parent, point), None)
+        point.mounted -= 1
+        parent.children.remove(m)
+        self._attach(m, d, table)
+
+    async def pivot_root(self, ctx: FSContext, creds: Credentials, new: bytes, put_old: bytes,
+                         contexts: list[FSContext]) -> None:
+        """pivot_root(2) as Linux checks it: the mount at `new` becomes the namespace's
+        root and the caller's root mount goes to `put_old` (at or below `new`); every
+        context of `contexts` in this namespace whose root or cwd was the old root moves
+        to the new one (chroot_fs_refs). EBUSY when `new` or `put_old` is on the root's
+        mount; EINVAL when the caller's root, or `new`, is not a mount's root, or
+        `put_old` is not below `new` or `new` not below the root. The namespace's first
+        root mount has no parent here; it counts as attached (Linux's sits on rootfs)."""
+        if not creds.has_cap(CAP_SYS_ADMIN):
+            raise error(errno.EPERM)
+        n = await self.resolve(ctx, creds, None, new)
+        o = await self.resolve(ctx, creds, None, put_old)
+        if not n.dentry.inode.is_dir or not o.dentry.inode.is_dir:
+            raise error(errno.ENOTDIR)
+        table = self.table_of(ctx)
+        root = ctx.root
+        new_mnt, root_mnt, old_mnt = n.mount, root.mount, o.mount
+        if new_mnt is root_mnt or old_mnt is root_mnt:
+            raise error(errno.EBUSY)
+        if root.dentry is not root_mnt.root or n.dentry is not new_mnt.root \
+                or new_mnt.parent is None or new_mnt.mountpoint is None:
+            raise error(errno.EINVAL)
+        if not _reachable(old_mnt, o.dentry, new_mnt, n.dentry) \
+                or not _reachable(new_mnt, n.dentry, root_mnt, root.dentry):
+            raise error(errno.EINVAL)
+        ex_parent, ex_point = new_mnt.parent, new_mnt.mountpoint
+        table.mounts.pop((ex_parent, ex_point), None)
+        ex_point.mounted -= 1
+        ex_parent.children.remove(new_mnt)
+        new_mnt.parent = new_mnt.mountpoint = None
+        r_parent, r_point = root_mnt.parent, root_mnt.mountpoint
+        if r_parent is None or r_point is None:
+            table.root_mount = new_mnt
+            self._roots.add(new_mnt)
+        else:  # a root that was itself mounted somewhere: the new one takes its place
+            table.mounts.pop((r_parent, r_point), None)
+            r_point.mounted -= 1
+            r_parent.children.remove(root_mnt)
+            root_mnt.parent = root_mnt.mountpoint = None
+            self._attach(new_mnt, VirtualDentry(r_parent, r_point), table)
+        self._attach(root_mnt, VirtualDentry(old_mnt, o.dentry), table)
+        top = VirtualDentry(new_mnt, new_mnt.root)
+        for c in contexts:
+            if self.table_of(c) is not table:
+                continue
+            if c.root.mount is root_mnt and c.root.dentry is root_mnt.root:
+                c.root = top
+            if c.cwd.mount is root_mnt and c.cwd.dentry is root_mnt.root:
+                c.cwd = top
 
     async def remount(self, ctx: FSContext, creds: Credentials, path: bytes, flags: int) -> None:
         """Change a mount's flags (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC)."""
@@ -228,3 +320,22 @@ class Namespace:
                 continue
             x = x.parent
         return path
+
+
+def _within(d: Dentry, top: Dentry) -> bool:
+    """Whether dentry `d` is `top` or below it (a root is its own parent)."""
+    while True:
+        if d is top:
+            return True
+        if d.parent is d or d.parent is None:
+            return False
+        d = d.parent
+
+
+def _reachable(mnt: Mount, d: Dentry, top_mnt: Mount, top: Dentry) -> bool:
+    """is_path_reachable: (mnt, d) is at or below (top_mnt, top), through the mounts."""
+    while mnt is not top_mnt:
+        if mnt.parent is None or mnt.mountpoint is None:
+            return False
+        d, mnt = mnt.mountpoint, mnt.parent
+    return _within(d, top)

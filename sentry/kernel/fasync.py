@@ -197,12 +197,19 @@ def kill(f: Any, reason: int, *, watched: bool = False) -> None:
     if not f.flags & O_ASYNC or f.refs <= 0:
         return
     o = getattr(f, "fown", None)
-    if not isinstance(o, Owner) or not o.pid:
+    if isinstance(o, Owner):
+        send_sigio(o, reason, o.fd, watched=watched)
+
+
+def send_sigio(o: Owner, reason: int, fd: int, *, watched: bool = False) -> None:
+    """send_sigio: SIGIO from the kernel to what `o` names, or its F_SETSIG signal with
+    si_code `reason`, its band and si_fd `fd`."""
+    if not o.pid:
         return
     kernel = o.kernel
     if o.signum:
         info = bytearray(sigstate.siginfo(o.signum, reason))
-        struct.pack_into("<qi", info, 16, BAND.get(reason, -1), o.fd)
+        struct.pack_into("<qi", info, 16, BAND.get(reason, -1), fd)
         _send(kernel, o, o.signum, bytes(info), watched, queued=True)
     else:
         _send(kernel, o, SIGIO, sigstate.siginfo(SIGIO, sigstate.SI_KERNEL), watched)

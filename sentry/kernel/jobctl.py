@@ -12,6 +12,10 @@ timers keep running through a stop as on Linux. When every thread is parked or a
 the stop is complete: the parent gets SIGCHLD with CLD_STOPPED (unless its SIGCHLD
 action has SA_NOCLDSTOP) and wait(WUNTRACED) reports the child.
 
+A traced thread does not park: it reports the stop to its tracer (`participate`, through
+`signals`/`ptrace`) and counts as stopped; it runs again when the tracer resumes it, the
+stop notwithstanding, as on Linux (`released`, `held`).
+
 SIGCONT, whatever its action and even blocked, continues the process when it is sent
 (Linux's prepare_signal): pending stop signals are discarded, parked threads resumed, the
 parent told CLD_CONTINUED, and wait(WCONTINUED) reports it once. A stop signal discards a
@@ -56,6 +60,10 @@ class GroupStop:
     parked: set[Task] = field(default_factory=set)
     complete: bool = False
     announced: bool = False  # the parent was told (signals.announce_stop)
+    #: traced threads that reported the stop to their tracer instead of parking (Linux's
+    #: participation in a group stop through ptrace_stop): they run again when the tracer
+    #: resumes them, the group stop notwithstanding, as on Linux
+    released: set[Task] = field(default_factory=set)
 
 
 @dataclass
@@ -82,6 +90,40 @@ def stopped(t: Task) -> bool:
     return j is not None and j.stop is not None
 
 
+def held(t: Task) -> bool:
+    """Whether thread `t` is to stop: its process is in a group stop that `t` has not
+    reported to a tracer (`released`)."""
+    j = t.leader.__dict__.get("_job")
+    return j is not None and j.stop is not None and t not in j.stop.released
+
+
+def participate(t: Task) -> bool:
+    """Traced thread `t` reports the group stop to its tracer instead of parking: it
+    counts as stopped. Returns whether that completed the stop."""
+    st = job(t).stop
+    if st is None:
+        return False
+    st.waiting.discard(t)
+    st.parked.discard(t)
+    st.released.add(t)
+    was = st.complete
+    _check_complete(t.leader)
+    return st.complete and not was
+
+
+def rejoin(t: Task, *, running: bool) -> None:
+    """`t` is no longer traced: in a group stop still in effect it stops again (Linux's
+    __ptrace_unlink sets JOBCTL_STOP_PENDING and wakes it). `running`: not held at a
+    trace stop (one that is goes through its delivery, and stops, when resumed)."""
+    j = t.leader.__dict__.get("_job")
+    if j is not None and j.stop is not None and t in j.stop.released:
+        j.stop.released.discard(t)
+        if running:
+            _stop_thread(j.stop, t)
+        else:
+            j.stop.waiting.add(t)
+
+
 # stopping ---------------------------------------------------------------------------------
 
 
@@ -101,17 +143,24 @@ def begin_stop(t: Task, sig: int) -> bool:
     for th in list(leader.threads):
         if th is t:
             st.waiting.add(th)  # parks on its way back to user mode
-        elif th._sleeps:
-            if th.stub.regs.orig_rax in sigstate.RESTARTABLE:
-                st.waiting.add(th)  # cut short; restarted once continued
-                sigstate.ts(th).interrupted = True
-                th.interrupt()
-            # else: asleep in a call that is not restarted, stopped already
         else:
-            st.waiting.add(th)
-            sigstate.kick(th)
+            _stop_thread(st, th)
     _check_complete(leader)
     return True
+
+
+def _stop_thread(st: GroupStop, th: Task) -> None:
+    """Make another thread of a stopping process stop: a sleeper in a call that restarts
+    is cut short (restarted once continued), one in a call that does not counts as
+    stopped already, a running one is kicked into a stop."""
+    if th._sleeps:
+        if th.stub.regs.orig_rax in sigstate.RESTARTABLE:
+            st.waiting.add(th)
+            sigstate.ts(th).interrupted = True
+            th.interrupt()
+    else:
+        st.waiting.add(th)
+        sigstate.kick(th)
 
 
 def asleep(t: Task) -> None:
@@ -199,11 +248,14 @@ def exited(leader: Task) -> None:
 def wait_report(child: Task, options: int, *, consume: bool) -> tuple[int, int, int] | None:
     """What wait may report about live `child`: (wait status, si_code, si_status) for a
     completed stop (WUNTRACED/WSTOPPED: ``sig << 8 | 0x7f``) or a continue (WCONTINUED:
-    0xffff), consumed unless WNOWAIT; None if nothing."""
+    0xffff), consumed unless WNOWAIT; None if nothing. A stop is not reported while the
+    leader is traced: it is then in a trace stop or running, not stopped (Linux's
+    task_stopped_code), and its tracer reports it."""
     j = child.leader.__dict__.get("_job")
     if j is None:
         return None
-    if options & WUNTRACED and j.stop is not None and j.stop.complete and j.stopped_code:
+    if options & WUNTRACED and j.stop is not None and j.stop.complete and j.stopped_code \
+            and child.leader.ptrace is None:
         sig = j.stopped_code
         if consume:
             j.stopped_code = 0

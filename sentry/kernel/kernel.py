@@ -41,7 +41,7 @@ from vfs.memlimit import MemoryLimit
 from vfs.mount import FSContext, Mount
 from vfs.virtualfs import VirtualFilesystem
 
-from . import caps, platforms, posix_timers, ptrace, robust, signals, sigstate, usage
+from . import caps, dnotify, platforms, posix_timers, ptrace, robust, signals, sigstate, usage
 from .current import CURRENT_TASK
 from .fdtable import FDTable
 from .file_locks import FileLocks
@@ -55,6 +55,7 @@ from .network import Network
 from .pidns import PidNamespace, init_of
 from .platforms import VSYSCALL_PAGE
 from .task import (
+    ADDR_NO_RANDOMIZE,
     PR_SET_CHILD_SUBREAPER,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
@@ -224,6 +225,7 @@ class Kernel:
         empties an fd slot does the same.
         """
         self.file_locks.on_close(tgid, fdesc)
+        dnotify.flush(fdesc, tgid)
         fdesc.closed_by(tgid)
         try:
             await fdesc.flush()
@@ -594,7 +596,7 @@ class Kernel:
                 await source.release_unused()
             raise
         mm = MemoryManager(stub, self.memory,
-                           randomize=not t.personality & 0x0040000)  # ADDR_NO_RANDOMIZE
+                           randomize=not t.personality & ADDR_NO_RANDOMIZE)
         new_creds: list[Credentials] = []
 
         def ids_for(f: ExecFile) -> tuple[int, int, int, int, bool]:
@@ -753,12 +755,13 @@ class Kernel:
                 tracee.replay, tracee.skip, nr = nr, True, -1
                 stub.regs.rax = 0
                 sigstate.kick(t)
-            elif tracee is not None and tracee.run:  # PTRACE_SYSCALL: the entry stop
+            elif tracee is not None and tracee.run:  # PTRACE_SYSCALL/SYSEMU: the entry stop
+                emulated = tracee.run == ptrace.RUN_SYSEMU  # read before the stop, as Linux
                 await ptrace.syscall_entry(t, tracee)
                 if t.leader._killed_by:
                     return t.leader._killed_by
                 r11, a3, a5, a4, _, rcx, a2, a1, a0, nr, rip, _, eflags = unpack(stub.regs, 48)
-                if nr == mask64:  # the tracer skipped the call: its rax is the result
+                if nr == mask64 or emulated:  # the call is skipped: rax is the result
                     nr = -1
                     tracee.skip = True
             entry = get(nr)
@@ -858,7 +861,7 @@ class Kernel:
         tracee = t.ptrace
         if tracee is not None and tracee.replay >= 0:
             return res  # not made yet (`_serve`, seccomp platform)
-        if tracee is not None and tracee.run:
+        if tracee is not None and tracee.run == ptrace.RUN_SYSCALL:
             res = await ptrace.syscall_exit(t, tracee, res)
         if in_notif:
             if t.ptrace is not None and (t.ptrace.work() or signals.return_work(t)):

@@ -32,7 +32,7 @@ class PidNamespace:
         #: first, then numbers handed out from the first namespace's counter
         self.root: PidNamespace = self if parent is None else parent.root
         self._next_ino = 4026532200
-        self.ino = 4026531836 if parent is None else self.root._alloc_ino()
+        self.ino = 4026531836 if parent is None else self.root.alloc_ino()
         self._next = 1
         self._local: dict[int, int] = {}  # root number -> number here
         self._root: dict[int, int] = {}  # number here -> root number
@@ -43,8 +43,12 @@ class PidNamespace:
         #: The proc filesystem mounted inside it (the syscall layer makes it at the first
         #: mount; every later mount shows the same one, as Linux's one superblock).
         self.proc: object | None = None
+        #: (the root's) the namespace each task of a nested one was made in, by root number
+        self._home: dict[int, PidNamespace] = {}
 
-    def _alloc_ino(self) -> int:
+    def alloc_ino(self) -> int:
+        """(the root's) A new nsfs inode number, for a namespace of any kind (Linux's one
+        proc_inum allocator): pid namespaces below it, UTS, IPC and mount namespaces."""
         ino = self._next_ino
         self._next_ino += 1
         return ino
@@ -53,6 +57,8 @@ class PidNamespace:
         """Give root number `gpid` (a new task of this namespace) a number here and in
         every ancestor but the root (alloc_pid's upid per level); the first becomes init."""
         ns: PidNamespace | None = self
+        if self.parent is not None:
+            self.root._home[gpid] = self
         while ns is not None and ns.parent is not None:
             if ns.dead:
                 raise SyscallError(errno.ENOMEM)
@@ -63,6 +69,10 @@ class PidNamespace:
             if n == 1:
                 ns.init = gpid
             ns = ns.parent
+
+    def home(self, gpid: int) -> PidNamespace:
+        """The namespace task `gpid` (alive or not) was made in: the one it sees."""
+        return self.root._home.get(gpid, self.root)
 
     def vpid(self, gpid: int) -> int:
         """Root number `gpid` as this namespace sees it: 0 if it is not in it."""
@@ -88,6 +98,19 @@ class PidNamespace:
                 return True
             ns = ns.parent
         return False
+
+
+def ns_ids(view: PidNamespace, own: PidNamespace, gpid: int) -> list[int]:
+    """NSpid's list (status, a pidfd's fdinfo): root number `gpid`, of a task of namespace
+    `own`, in `view` and then in each namespace below it down to `own`."""
+    ids: list[int] = []
+    ns: PidNamespace | None = own
+    while ns is not None:
+        ids.append(ns.vpid(gpid))
+        if ns is view:
+            break
+        ns = ns.parent
+    return ids[::-1]
 
 
 def proc_of(t: Task, pid: int) -> Task | None:

@@ -10,8 +10,8 @@ answers the count of the last signal delivered, as Linux's it_overrun_last.
 Ids are the process's, given in sequence from 0 as Linux does. Timers end with the
 process and at execve (`on_exec`); they are not inherited by fork.
 
-A difference: a signal still queued when its timer is deleted or re-armed stays queued
-and is delivered; Linux (6.13 on) leaves it pending too but drops it when it is taken.
+A signal still queued when its timer is deleted or re-armed stays pending and is dropped
+when it is taken, as Linux (6.13 on) does (`PosixTimer.retire_queued`, `sigstate.Dropped`).
 """
 
 from __future__ import annotations
@@ -136,8 +136,21 @@ class PosixTimer:
         self._settle()
         return self.overrun_last
 
+    def retire_queued(self) -> None:
+        """timer_settime and timer_delete: a signal still queued stays pending but is
+        dropped when taken (`sigstate.Dropped`)."""
+        self._settle()
+        if self.queued is None:
+            return
+        q = self._pending_list()
+        for i, info in enumerate(q):
+            if info is self.queued:
+                q[i] = sigstate.Dropped(info)
+        self.queued = None
+
     def delete(self) -> None:
         self.timer.disarm()
+        self.retire_queued()
 
 
 class ProcessTimers:

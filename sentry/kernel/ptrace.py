@@ -7,11 +7,16 @@ tracer's GETREGS/SETREGS read and write the Sentry's copy of the registers, whic
 resume stores. The stops (Linux's names, ptrace(2)):
 
 - syscall-entry and syscall-exit stops (PTRACE_SYSCALL) around the dispatch (`Kernel._serve`);
+  under PTRACE_SYSEMU(_SINGLESTEP) only the entry stop, after which the call is not made
+  (rax as the tracer left it), and an exit stop only if the tracer resumed with
+  PTRACE_SYSCALL (Linux reads SYSCALL_EMU at entry, SYSCALL_TRACE at exit);
 - signal-delivery stops: `signals._deliver` leaves a signal it took for a traced thread in
   `Tracee.stashed` and returns; `signal_stops` reports it, and the signal the tracer
   resumes with (`data`) is delivered past the tracer (`signals.on_return(first=)`);
-- group stops: a stop signal's default action in a traced thread stops only it, reported
-  to the tracer (with PTRACE_EVENT_STOP when seized; PTRACE_LISTEN waits for SIGCONT);
+- group stops: a stop signal's default action in a traced thread starts its process's group
+  stop (`jobctl`); each traced thread of it reports its own stop to its tracer (with
+  PTRACE_EVENT_STOP when seized; PTRACE_LISTEN waits for SIGCONT) and runs again when
+  resumed, the others park until SIGCONT;
 - event stops: fork/vfork/clone (and vfork-done), exec, exit, PTRACE_INTERRUPT's.
 
 The tracer is a process (any of its threads may make requests and wait); the tracee is a
@@ -26,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from . import signals, sigstate
+from . import jobctl, signals, sigstate
 
 if TYPE_CHECKING:
     from .task import Task
@@ -41,8 +46,9 @@ PTRACE_O_TRACECLONE, PTRACE_O_TRACEEXEC, PTRACE_O_TRACEVFORKDONE = 8, 0x10, 0x20
 PTRACE_O_TRACEEXIT, PTRACE_O_TRACESECCOMP, PTRACE_O_EXITKILL = 0x40, 0x80, 0x100000
 PTRACE_O_SUSPEND_SECCOMP = 0x200000
 O_MASK = 0xFF | PTRACE_O_EXITKILL | PTRACE_O_SUSPEND_SECCOMP
-#: how the tracee runs once resumed: to its next signal/event, or to syscall stops too
-RUN_CONT, RUN_SYSCALL = 0, 1
+#: how the tracee runs once resumed: to its next signal/event, or to syscall stops too,
+#: or (PTRACE_SYSEMU) to syscall-entry stops whose call is then not made
+RUN_CONT, RUN_SYSCALL, RUN_SYSEMU = 0, 1, 2
 #: what a stop is (PTRACE_GET_SYSCALL_INFO's op: none, entry, exit)
 STOP_SIGNAL, STOP_ENTRY, STOP_EXIT, STOP_EVENT, STOP_GROUP = 0, 1, 2, 3, 4
 _MASK64 = (1 << 64) - 1
@@ -177,6 +183,8 @@ def detach(t: Task, sig: int = 0) -> None:
     if tr is None:
         return
     t.ptrace = None
+    # in a group stop still in effect it stops again, untraced
+    jobctl.rejoin(t, running=tr.stop_kind is None)
     tr.resume(sig)
 
 

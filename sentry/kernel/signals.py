@@ -45,6 +45,7 @@ from .sigstate import (
     SS_DISABLE,
     SS_ONSTACK,
     UNBLOCKABLE,
+    Dropped,
     SigHand,
     ThreadSignals,
     action,
@@ -59,6 +60,7 @@ from .sigstate import (
 
 if TYPE_CHECKING:
     from .kernel import Kernel
+    from .ptrace import Tracee
     from .task import Task
 
 RLIMIT_SIGPENDING = 11
@@ -209,7 +211,7 @@ def wake(sender: Task | None, t: Task, sig: int) -> None:
         return
     if sender is t:
         return  # delivered on the way out of the current syscall
-    if jobctl.stopped(t):
+    if jobctl.held(t):
         return  # a stopped process takes its signals once continued (jobctl.wake_pending)
     if t._sleeps:
         ts(t).interrupted = True
@@ -224,7 +226,7 @@ def should_interrupt(t: Task) -> bool:
     continued; any other sleeps on and counts as stopped)?"""
     if not t.kernel.signals_queued:
         return False
-    if jobctl.stopped(t):
+    if jobctl.held(t):
         if t.stub.regs.orig_rax in RESTARTABLE:
             ts(t).interrupted = True
             return True
@@ -248,14 +250,17 @@ def _take(t: Task) -> tuple[int, bytes] | None:
     for pend in (s.pending, hand(t).pending):
         if not pend:
             continue
-        ready = [sig for sig in pend if not s.mask & bit(sig)]
-        if ready:
+        while True:
+            ready = [sig for sig in pend if not s.mask & bit(sig)]
+            if not ready:
+                break
             sig = min(ready)
             info = pend[sig].pop(0)
             if not pend[sig]:
                 del pend[sig]
             t.kernel.signals_queued -= 1
-            return sig, info
+            if not isinstance(info, Dropped):
+                return sig, info
     return None
 
 
@@ -290,7 +295,7 @@ def return_work(t: Task) -> bool:
     no registers at a notified call, stops the thread at the call's return only then."""
     s = ts(t)
     return bool(s.interrupted or s.no_restart or s.saved_mask is not None
-                or jobctl.stopped(t) or pending_set(t) & ~s.mask)
+                or jobctl.held(t) or pending_set(t) & ~s.mask)
 
 
 def _deliver(t: Task, res: int, first: tuple[int, bytes] | None = None) -> tuple[int, bool]:
@@ -305,8 +310,12 @@ def _deliver(t: Task, res: int, first: tuple[int, bytes] | None = None) -> tuple
         interrupted = False  # EINTR stays EINTR: no restart, with or without a handler
     regs = t.stub.regs
     delivered = False
-    stopping = jobctl.stopped(t)
+    stopping = jobctl.held(t)
     tr = t.ptrace
+    if stopping and tr is not None:  # its process stops: it reports that to its tracer
+        _traced_group_stop(t, tr)
+        s.interrupted = interrupted
+        return res, False
     while not stopping:
         passed = first is not None  # past the tracer
         got, first = (first, None) if first is not None else (_take(t), None)
@@ -323,7 +332,9 @@ def _deliver(t: Task, res: int, first: tuple[int, bytes] | None = None) -> tuple
         if h == SIG_DFL and spared_as_init(t, sig, outside=True):
             continue  # get_signal: init takes no default action but SIGKILL's and SIGSTOP's
         if h == SIG_DFL and sig in DEFAULT_STOP and tr is not None:
-            tr.group_stop = sig  # a traced thread's group stop is reported to its tracer
+            if not jobctl.begin_stop(t, sig):
+                continue  # discarded (an orphaned process group)
+            _traced_group_stop(t, tr)  # the others stop (and report, if traced) in turn
             s.interrupted = interrupted
             return res, False
         if h == SIG_DFL and sig in DEFAULT_STOP:
@@ -587,6 +598,20 @@ def on_host_signal(t: Task, sig: int) -> int:
 
 
 # job control: what a stop or continue sends ------------------------------------------------
+
+
+def _traced_group_stop(t: Task, tr: Tracee) -> None:
+    """Traced `t` enters its process's group stop: it reports it to its tracer
+    (`ptrace.signal_stops`) rather than parking. If that completes the stop, the parent
+    is told (CLD_STOPPED) unless it is the tracer, which hears of the trap (ptrace_stop's
+    gstop_done rule)."""
+    st = jobctl.job(t).stop
+    assert st is not None
+    tr.group_stop = st.sig
+    if jobctl.participate(t) and not st.announced:
+        st.announced = True
+        if tr.tracer.tgid != t.leader.ppid:
+            notify_parent(t.leader, jobctl.CLD_STOPPED, st.sig)
 
 
 def announce_stop(leader: Task) -> None:

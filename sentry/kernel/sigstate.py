@@ -132,6 +132,12 @@ def ignored(t: Task, sig: int) -> bool:
     return h == SIG_IGN or (h == SIG_DFL and sig in DEFAULT_IGNORE)
 
 
+class Dropped(bytes):
+    """A queued siginfo whose signal is dropped when it is taken: a POSIX timer's signal
+    left pending when the timer was re-armed or deleted (Linux's posixtimer_deliver_signal
+    finding the timer's sequence changed). It stays pending until then."""
+
+
 def siginfo(sig: int, code: int = SI_USER, pid: int = 0, uid: int = 0, *,
             addr: int | None = None, status: int | None = None, value: int = 0) -> bytes:
     """A 128-byte siginfo_t: kill's (pid, uid), SIGCHLD's (pid, uid, status) or a fault's

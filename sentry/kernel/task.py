@@ -39,6 +39,11 @@ PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE = 1, 2, 3, 
 PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_SET_NAME, PR_GET_NAME = 7, 8, 15, 16
 PR_CAPBSET_READ, PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 23, 36, 37
 PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
+#: Yama's: the process (its leader's state) names the one process allowed to attach to it
+#: (with its descendants), or any (`PTRACER_ANY`)
+PR_SET_PTRACER, PTRACER_ANY = 0x59616D61, -1
+#: personality(2) bits the Sentry honours, and the one execve of a 64-bit program clears
+PER_LINUX32, UNAME26, ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC = 0x8, 0x20000, 0x40000, 0x400000
 _MAX_RW = 0x7FFFF000  # Linux's MAX_RW_COUNT
 UIO_MAXIOV = 1024
 _CHECK_ABOVE = 1 << 20  # reads larger than this are checked against the mapping list first
@@ -115,7 +120,11 @@ class Task:
         self.uts: Uts | None = None  # a UTS namespace of its own (None: the kernel's)
         self.ipc: IpcNamespace | None = None  # an IPC namespace of its own (None: the kernel's)
         self.ptrace: Tracee | None = None  # this thread's tracer and stop (kernel/ptrace.py)
-        self.personality = 0  # personality(2)'s persona (PER_LINUX, ADDR_NO_RANDOMIZE)
+        #: the debug registers a tracer set (u_debugreg: DR0-3; in DR4's place the mask of
+        #: slots holding a breakpoint, as Linux's ptrace_bps; -; DR6 in positive polarity
+        #: as Linux's virtual_dr6; DR7); kept, not loaded (`sys_ptrace`)
+        self.debugregs: list[int] = [0] * 8
+        self.personality = 0  # personality(2)'s persona (any value; see sys_prctl)
         #: The pid namespace this task's pid lives in, and the one its new children get
         #: after unshare(CLONE_NEWPID) (None: its own); see `pidns`.
         self.pidns: PidNamespace = kernel.pidns

@@ -21,6 +21,7 @@ class Uts:
 
     hostname: bytes
     domainname: bytes = b"(none)"
+    ino: int = 4026531838  # its nsfs inode (/proc/PID/ns/uts): the initial namespace's
 
 
 def uts_of(t: Task) -> Uts:

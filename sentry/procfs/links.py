@@ -16,6 +16,7 @@ import errno
 import os
 from typing import TYPE_CHECKING, Any
 
+from sentry.kernel.nsfs import NS_TYPES, NsFile, ns_object
 from vfs.abi import O_ACCMODE, O_APPEND, O_NONBLOCK, S_IFIFO, S_IFREG, Stat
 from vfs.file import FileDescription
 from vfs.fs.host import HostFD
@@ -193,8 +194,8 @@ class Links:
             check_trace(t)
             if not ino:
                 raise _err(errno.ENOENT)
-            return OpenedNode(lambda flags, creds: FileDescription(None, flags & O_ACCMODE),
-                              lambda: st, 0o444)
+            return OpenedNode(lambda flags, creds: NsFile(NS_TYPES[kind], ns_object(t, name),
+                                                          flags), lambda: st, 0o444)
 
         return SymlinkNode(text, jump=jump)
 

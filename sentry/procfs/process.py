@@ -16,7 +16,11 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from sentry.kernel import jobctl, sigstate, usage
+from sentry.kernel.ipc import ipc_of
 from sentry.kernel.limits import DEFAULT_RLIMITS, RLIM_INFINITY
+from sentry.kernel.pidns import ns_ids
+from sentry.kernel.posix_timers import SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID, timers_of
+from sentry.kernel.uts import uts_of
 from sentry.mm.vma import PAGE
 from vfs.fs.procfs import mountinfo_text, mounts_text, mountstats_text
 from vfs.fs.synthetic import DirNode, FileNode, Node, StreamNode
@@ -70,13 +74,19 @@ def _current() -> Task | None:
 
 
 def _ns_ino(t: Task, name: bytes, ino: int) -> int:
-    """The nsfs inode of `t`'s namespace `name`: its pid namespaces' own, the others the
-    sandbox's one of each (Linux's initial namespaces' numbers)."""
+    """The nsfs inode of `t`'s namespace `name`: its pid, UTS, IPC and mount namespaces'
+    own, the others the sandbox's one of each (Linux's initial namespaces' numbers)."""
     if name == b"pid":
         return t.pidns.ino
     if name == b"pid_for_children":
         ns = t.pidns_for_children or t.pidns
         return ns.ino if ns.init or ns.parent is None else 0  # none before its first child
+    if name == b"uts":
+        return uts_of(t).ino
+    if name == b"ipc":
+        return ipc_of(t).ino
+    if name == b"mnt" and t.fs is not None and t.fs.table is not None:
+        return t.fs.table.ns_ino
     return ino
 
 
@@ -103,14 +113,7 @@ class ProcessFiles:
     def _ns_ids(self, t: Task, gpid: int) -> str:
         """NStgid/NSpid's list: `gpid` in this /proc's namespace, then in each one below
         it down to `t`'s own."""
-        ids: list[int] = []
-        ns: PidNamespace | None = t.pidns
-        while ns is not None:
-            ids.append(ns.vpid(gpid))
-            if ns is self.pidns:
-                break
-            ns = ns.parent
-        return "\t".join(str(i) for i in reversed(ids))
+        return "\t".join(str(i) for i in ns_ids(self.pidns, t.pidns, gpid))
 
     @property
     def vfs(self) -> Any:
@@ -122,6 +125,7 @@ class ProcessFiles:
         """/proc/PID of live process `t` (its leader thread)."""
         out = self._common(t, t, thread=False)
         out[b"task"] = self._tasks(t)
+        out[b"timers"] = FileNode(lambda: self._timers(t))
         return out
 
     def thread_entries(self, th: Task) -> dict[bytes, Node]:
@@ -176,7 +180,7 @@ class ProcessFiles:
                                        uid=uid, gid=gid,
                                        write=lambda data, _off: self._set_oom(t, data)),
             b"wchan": ro(b"0"),
-            b"personality": ro(b"00000000\n", 0o400),
+            b"personality": ro(lambda: self._personality(t), 0o400),
             b"loginuid": ro(b"4294967295"),
             b"sessionid": ro(b"4294967295"),
             b"ns": DirNode({name: self.links.ns(t, name, _ns_ino(t, name, ino))
@@ -565,6 +569,24 @@ class ProcessFiles:
 
     # limits, auxv, io -----------------------------------------------------------------------
 
+    def _personality(self, t: Task) -> bytes:
+        """proc_pid_personality: the persona, to a caller that may ptrace-attach."""
+        check_trace(t)
+        return b"%08x\n" % t.personality
+
+    def _timers(self, t: Task) -> bytes:
+        """/proc/PID/timers (show_timer): the process's POSIX timers, newest first: id,
+        signal and sigev_value, how it notifies whom (in this /proc's numbers), clock."""
+        out = []
+        for tm in reversed(list(timers_of(t).timers.values())):
+            how = {SIGEV_NONE: b"none", SIGEV_THREAD: b"thread"}.get(
+                tm.notify & ~SIGEV_THREAD_ID, b"signal")
+            out.append(b"ID: %d\nsignal: %d/%016x\nnotify: %s/%s.%d\nClockID: %d\n" % (
+                tm.id, tm.signo, tm.value & 0xFFFFFFFFFFFFFFFF, how,
+                b"tid" if tm.notify == SIGEV_THREAD_ID else b"pid",
+                self._v(tm.target.tid), tm.timer.clockid))
+        return b"".join(out)
+
     def _limits(self, t: Task) -> bytes:
         def show(v: int) -> str:
             return "unlimited" if v == RLIM_INFINITY else str(v)
@@ -652,6 +674,6 @@ class ProcessFiles:
                 getattr(f, "offset", 0), flags, mnt, ino)
             extra = getattr(f, "fdinfo", None)  # eventfd, timerfd, inotify, pidfd lines
             if extra is not None:
-                text += extra()
+                text += extra(self.pidns)
             out[str(fd).encode()] = FileNode(text)
         return out

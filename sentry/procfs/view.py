@@ -109,9 +109,9 @@ class ProcView:
                                  b"  5 /dev/tty\n  5 /dev/console\n  5 /dev/ptmx\n"
                                  b"136 pts\n\nBlock devices:\n"),
             b"sys": self.sysctl.tree(),
-            b"sysvipc": DirNode({b"shm": _sysfile(lambda: self._ipc().proc_shm()),
+            b"sysvipc": DirNode({b"shm": _sysfile(lambda: self._ipc().proc_shm(self._opener_ns())),
                                  b"sem": _sysfile(lambda: self._ipc().proc_sem()),
-                                 b"msg": _sysfile(lambda: self._ipc().proc_msg())}),
+                                 b"msg": _sysfile(lambda: self._ipc().proc_msg(self._opener_ns()))}),
             b"net": DirNode(self.net.proc_entries()),
         }
         me = _current()
@@ -121,6 +121,11 @@ class ProcView:
                                                                ns.vpid(me.tid)))
             out[b"mounts"] = SymlinkNode(b"self/mounts")
         return out
+
+    def _opener_ns(self) -> PidNamespace:
+        """The reader's pid namespace (sysvipc_proc_open's: not the mount's)."""
+        me = _current()
+        return me.pidns if me is not None else self.kernel.pidns
 
     def _ipc(self) -> IpcNamespace:
         """The reader's IPC namespace (the kernel's first one outside a syscall)."""

@@ -5,14 +5,18 @@ inotify and pidfd files share what fstat, /proc/PID/fd and /proc/PID/fdinfo show
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from vfs.abi import O_NONBLOCK, O_RDWR, Stat
 from vfs.file import FileDescription
 
+if TYPE_CHECKING:
+    from sentry.kernel.pidns import PidNamespace
+
 
 class AnonFile(FileDescription):
     """A file with no name: fstat answers the kernel's anonymous inode, /proc/PID/fd shows
-    `anon_name` ("anon_inode:[eventfd]" ...), and /proc/PID/fdinfo adds `fdinfo()`."""
+    `anon_name` ("anon_inode:[eventfd]" ...), and /proc/PID/fdinfo adds `fdinfo(pidns)`."""
 
     anon_name = b"anon_inode:[unknown]"
 
@@ -30,6 +34,7 @@ class AnonFile(FileDescription):
         record gone), so the read is of the whole buffer whatever fits."""
         return await self.read(n)
 
-    def fdinfo(self) -> bytes:
-        """The lines /proc/PID/fdinfo/N adds after pos, flags, mnt_id and ino."""
+    def fdinfo(self, pidns: PidNamespace) -> bytes:
+        """The lines /proc/PID/fdinfo/N adds after pos, flags, mnt_id and ino (pids in
+        `pidns`, the namespace of the proc mount read)."""
         return b""

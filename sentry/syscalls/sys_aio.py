@@ -5,7 +5,8 @@ read, write or sync runs through the FileDescription interface, and its result w
 the context's completion queue for io_getevents. A context's id is the address of a page
 mapped for it in the process, as Linux's ring: libaio peeks at it, finds no ring magic and
 asks the kernel. Contexts belong to the process (the thread-group leader's
-`aio_contexts`); fork does not pass them on.
+`aio_contexts`); fork does not pass them on. With IOCB_FLAG_RESFD each completion adds one
+to the eventfd named by aio_resfd (`EventFD.signal`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from sentry.kernel.table import Level, syscall
 from sentry.mm.vma import MAP_ANONYMOUS, MAP_PRIVATE, PAGE, PROT_READ
 from vfs.file import MAX_RW
 
-from .sys_file import i32, i64
+from .sys_eventfd import EventFD
+from .sys_file import RWF_DSYNC, RWF_HIPRI, RWF_SYNC, i32, i64
 from .sys_poll import _masked, _swap_mask
 
 if TYPE_CHECKING:
@@ -39,8 +41,9 @@ IOCB = struct.Struct("<QIiHhIQQqQII")
 IO_EVENT = struct.Struct("<QQqq")
 AIO_MAX_NR = 65536  # /proc/sys/fs/aio-max-nr
 AIO_RING_HEADER = 32  # struct aio_ring before its events
-_NOTE = ("requests complete synchronously in io_submit; IOCB_CMD_POLL, RWF_* flags and "
-         "IOCB_FLAG_RESFD (no eventfd here) are EINVAL/EOPNOTSUPP")
+_NOTE = ("requests complete synchronously in io_submit; IOCB_CMD_POLL is EINVAL; of the "
+         "RWF_* flags RWF_HIPRI, RWF_DSYNC and RWF_SYNC are taken (as preadv2), others "
+         "EOPNOTSUPP")
 
 
 @dataclass
@@ -132,28 +135,41 @@ async def _run(t: Task, f: Any, op: int, buf: int, nbytes: int, offset: int) -> 
 async def _submit_one(t: Task, c: AioContext, addr: int) -> None:
     """io_submit_one: the checks that fail the submission itself, then the request."""
     (data, _key, rw_flags, op, _prio, fd, buf, nbytes, offset, reserved2, flags,
-     _resfd) = IOCB.unpack(t.mem_read(addr, IOCB.size))
+     resfd) = IOCB.unpack(t.mem_read(addr, IOCB.size))
     if reserved2 or nbytes >> 63:
         raise SyscallError(errno.EINVAL)
-    if flags & IOCB_FLAG_RESFD:
-        raise SyscallError(errno.EINVAL)  # no eventfd to signal
+    f = t.fdtable.get(i32(fd))
+    signal: EventFD | None = None
+    if flags & IOCB_FLAG_RESFD:  # eventfd_ctx_fdget: EBADF, or EINVAL if not an eventfd
+        efd = t.fdtable.get(i32(resfd))
+        if not isinstance(efd, EventFD):
+            raise SyscallError(errno.EINVAL)
+        signal = efd
     t.mem_write(addr + 8, b"\0\0\0\0")  # aio_key = KIOCB_KEY
     if op not in (IOCB_CMD_PREAD, IOCB_CMD_PWRITE, IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC,
                   IOCB_CMD_PREADV, IOCB_CMD_PWRITEV):
         raise SyscallError(errno.EINVAL)
-    f = t.fdtable.get(i32(fd))
     if op in (IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC):
         if buf or offset or nbytes or rw_flags:
             raise SyscallError(errno.EINVAL)
     else:
+        if rw_flags & ~(RWF_HIPRI | RWF_DSYNC | RWF_SYNC):  # aio_prep_rw, before the mode
+            raise SyscallError(errno.EOPNOTSUPP)
         reading = op in (IOCB_CMD_PREAD, IOCB_CMD_PREADV)
         if not (f.readable if reading else f.writable):
             raise SyscallError(errno.EBADF)
-        if rw_flags:
-            raise SyscallError(errno.EOPNOTSUPP)
     if len(c.done) >= c.nr_events - 1:
         raise SyscallError(errno.EAGAIN)
-    c.complete(data, addr, await _run(t, f, op, buf, nbytes, i64(offset)))
+    res = await _run(t, f, op, buf, nbytes, i64(offset))
+    if res >= 0 and op in (IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV) and rw_flags & (RWF_DSYNC | RWF_SYNC):
+        try:  # as pwritev2: the write made durable (a pipe cannot be synced)
+            await f.fsync(not rw_flags & RWF_SYNC)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EROFS):
+                res = -(e.errno or errno.EIO)
+    c.complete(data, addr, res)
+    if signal is not None:
+        signal.signal()  # aio_complete's eventfd_signal
 
 
 @syscall("io_submit", level=Level.PARTIAL, note=_NOTE)

@@ -13,7 +13,7 @@ from sentry.errors import SyscallError
 from sentry.kernel import ptrace
 from sentry.kernel.pidns import PidNamespace
 from sentry.kernel.table import Level, syscall
-from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG
+from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, PR_SET_PTRACER
 
 from .sys_ns import check_new_namespaces, enter_new_namespaces
 from .sys_pidfd import PidFD
@@ -99,7 +99,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     child.image = t.leader.image  # same program, same argv/env addresses
     # the parent-death signal and the subreaper mark are not inherited (prctl(2))
     child.prctl_state = {k: v for k, v in t.prctl_state.items()
-                         if k not in (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER)}
+                         if k not in (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_PTRACER)}
     child.pgid, child.sid = t.pgid, t.sid
     inherit_sched(child, t)
     enter_new_namespaces(child, flags)
@@ -161,6 +161,8 @@ def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: in
         raise SyscallError(errno.EINVAL)
     if flags & (_CLONE_NS | CLONE_PIDFD | CLONE_VFORK):
         raise SyscallError(errno.EINVAL)
+    if t.pidns_for_children not in (None, t.pidns):
+        raise SyscallError(errno.EINVAL)  # a thread of a group is in the group's namespace
     k = t.kernel
     leader = t.leader
     tstub = t.stub.clone_thread()

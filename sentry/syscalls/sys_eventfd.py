@@ -22,6 +22,7 @@ from vfs.errors import error
 from .anon import AnonFile
 
 if TYPE_CHECKING:
+    from sentry.kernel.pidns import PidNamespace
     from sentry.kernel.task import Task
 
 EFD_SEMAPHORE, EFD_CLOEXEC, EFD_NONBLOCK = 1, 0o2000000, 0o4000
@@ -74,7 +75,14 @@ class EventFD(AnonFile):
             self.waitq.notify(POLLIN | POLLRDNORM)
         return 8
 
-    def fdinfo(self) -> bytes:
+    def signal(self) -> None:
+        """eventfd_signal (the kernel's side, as AIO's completion): one more, unless the
+        counter is at its very top; never waits."""
+        if self.count < ULLONG_MAX:
+            self.count += 1
+            self.waitq.notify(POLLIN | POLLRDNORM)
+
+    def fdinfo(self, pidns: PidNamespace) -> bytes:
         return b"eventfd-count: %16x\neventfd-id: %d\neventfd-semaphore: %d\n" % (
             self.count, self.id, self.semaphore)
 

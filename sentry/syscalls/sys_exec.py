@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sentry.errors import SyscallError
 from sentry.kernel import ptrace
 from sentry.kernel.table import Level, syscall
-from sentry.kernel.task import PR_SET_DUMPABLE
+from sentry.kernel.task import PR_SET_DUMPABLE, READ_IMPLIES_EXEC
 
 from .sys_file import i32, vfs_of
 
@@ -52,6 +52,8 @@ async def _exec(t: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> N
     await t.kernel.execve(t, path, argv, envp)
     t.prctl_state.pop(PR_SET_DUMPABLE, None)
     t.aio_contexts.clear()
+    t.debugregs = [0] * 8  # flush_ptrace_hw_breakpoint
+    t.personality &= ~READ_IMPLIES_EXEC  # set_personality_64bit
     await ptrace.after_exec(t, old_tid)  # PTRACE_EVENT_EXEC, or a traced thread's SIGTRAP
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from sentry.errors import SyscallError
-from sentry.kernel import fasync, file_locks
+from sentry.kernel import dnotify, fasync, file_locks
 from sentry.kernel.table import Level, syscall
 from vfs.abi import (
     AT_FDCWD,
@@ -524,16 +524,18 @@ async def sys_close(t: Task, fd: int, *_: int) -> int:
     return 0
 
 
-@syscall("close_range", level=Level.PARTIAL,
-         note="CLOSE_RANGE_UNSHARE does not unshare a table shared with CLONE_FILES")
+@syscall("close_range")
 async def sys_close_range(t: Task, first: int, last: int, flags: int, *_: int) -> int:
-    """Implements Linux syscall close_range(2) (CLOSE_RANGE_CLOEXEC; CLOSE_RANGE_UNSHARE is
-    accepted but the table stays shared)."""
+    """Implements Linux syscall close_range(2): CLOSE_RANGE_CLOEXEC, and
+    CLOSE_RANGE_UNSHARE (a table shared through CLONE_FILES is copied first, as
+    unshare(CLONE_FILES), and the range closed in the copy)."""
     first &= 0xFFFFFFFF
     last &= 0xFFFFFFFF
     flags &= 0xFFFFFFFF
     if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or first > last:
         raise SyscallError(errno.EINVAL)
+    if flags & CLOSE_RANGE_UNSHARE:
+        t.kernel.unshare_files(t)
     removed = t.fdtable.close_range(first, last, cloexec_only=bool(flags & CLOSE_RANGE_CLOEXEC))
     await t.kernel.close_files(t.tgid, removed)
     return 0
@@ -579,7 +581,8 @@ async def sys_dup3(t: Task, oldfd: int, newfd: int, flags: int, *_: int) -> int:
     level=Level.PARTIAL,
     note="dup, fd and status flags, POSIX/OFD record locks, file seals; F_SETOWN(_EX)/"
     "F_SETSIG with O_ASYNC: SIGIO or the F_SETSIG signal on pipes, sockets, ttys and inotify; "
-    "leases/notify not supported (EINVAL)",
+    "F_NOTIFY (dnotify) for changes made through the sandbox's VFS; leases not supported "
+    "(EINVAL)",
 )
 async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     """Implements Linux syscall fcntl(2)."""
@@ -618,6 +621,8 @@ async def sys_fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
         return pipe_size(t.creds, None if cmd == F_GETPIPE_SZ else i32(arg))
     if cmd == F_GET_SEALS or cmd == F_ADD_SEALS:
         return seals_fcntl(t, f, cmd, arg)
+    if cmd == F_NOTIFY:
+        return dnotify.fcntl_notify(t, f, fd, arg)
     raise SyscallError(errno.EINVAL)
 
 

@@ -46,6 +46,7 @@ from .anon import AnonFile
 from .sys_file import i32, vfs_of
 
 if TYPE_CHECKING:
+    from sentry.kernel.pidns import PidNamespace
     from sentry.kernel.task import Task
 
 IN_CLOEXEC, IN_NONBLOCK = 0o2000000, 0o4000
@@ -108,7 +109,7 @@ class InotifyFD(AnonFile):
     async def release(self) -> None:
         self.inst.close()
 
-    def fdinfo(self) -> bytes:
+    def fdinfo(self, pidns: PidNamespace) -> bytes:
         out = b""
         for w in reversed(self.inst.watches.values()):  # newest first, as Linux
             mask = w.mask & (IN_ALL_EVENTS | IN_ONESHOT | IN_EXCL_UNLINK)

@@ -14,6 +14,7 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from sentry.errors import SyscallError
+from sentry.kernel.ipc import ipc_of
 from sentry.kernel.table import Level, syscall
 from vfs.creds import CAP_SYS_ADMIN
 from vfs.fs.procfs import Procfs
@@ -33,8 +34,8 @@ MS_PROPAGATION = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED
 MS_MGC_MSK, MS_MGC_VAL = 0xFFFF0000, 0xC0ED0000
 MNT_FORCE, MNT_DETACH, MNT_EXPIRE, UMOUNT_NOFOLLOW = 1, 2, 4, 8
 _KEPT = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC  # the per-mount flags recorded
-_NOTE = ("tmpfs, proc, sysfs, bind (MS_REC binds the one mount), remount and propagation "
-         "flags; MS_MOVE is EINVAL; other filesystem types ENODEV")
+_NOTE = ("tmpfs, proc, sysfs, mqueue, bind and rbind, move, remount and propagation flags "
+         "(accepted: every mount is private); other filesystem types ENODEV")
 
 
 def _tmpfs(data: bytes, memory: MemoryLimit) -> Any:
@@ -96,7 +97,8 @@ async def sys_mount(t: Task, source: int, target: int, fstype: int, flags: int, 
         return 0
     if flags & MS_BIND:
         src = path_arg(t, source)
-        await vfs.bind_mount(fs, t.creds, src, path, flags=flags & _KEPT & ~MS_RDONLY)
+        await vfs.bind_mount(fs, t.creds, src, path, flags=flags & _KEPT & ~MS_RDONLY,
+                             recursive=bool(flags & MS_REC))
         return 0
     if flags & MS_PROPAGATION:
         if bin(flags & MS_PROPAGATION).count("1") > 1 or flags & ~(MS_PROPAGATION | MS_REC):
@@ -106,7 +108,8 @@ async def sys_mount(t: Task, source: int, target: int, fstype: int, flags: int, 
             raise SyscallError(errno.EINVAL)
         return 0
     if flags & MS_MOVE:
-        raise SyscallError(errno.EINVAL)
+        await vfs.move_mount(fs, t.creds, path_arg(t, source), path)
+        return 0
     kind = t.read_cstring(fstype, 4096).decode(errors="replace") if fstype else ""
     name = t.read_cstring(source, 4096).decode(errors="replace") if source else "none"
     options = t.read_cstring(data, 4096) if data else b""
@@ -116,6 +119,8 @@ async def sys_mount(t: Task, source: int, target: int, fstype: int, flags: int, 
         newfs = _proc_for(_existing(vfs, kind), t.pidns)
     elif kind in ("proc", "sysfs"):
         newfs = _existing(vfs, kind)
+    elif kind == "mqueue":
+        newfs = ipc_of(t).mqueue  # the caller's IPC namespace's (mq_get_tree)
     else:
         raise SyscallError(errno.ENODEV)
     await vfs.mount(fs, t.creds, newfs, None, path, flags=flags & _KEPT, source=name)
@@ -136,4 +141,19 @@ async def sys_umount2(t: Task, target: int, flags: int, *_: int) -> int:
         raise SyscallError(errno.EPERM)
     vfs, fs = vfs_of(t)
     await vfs.unmount(fs, t.creds, path_arg(t, target), flags & MNT_DETACH)
+    return 0
+
+
+@syscall("pivot_root")
+async def sys_pivot_root(t: Task, new_root: int, put_old: int, *_: int) -> int:
+    """Implements Linux syscall pivot_root(2) in the caller's mount namespace (EPERM
+    without CAP_SYS_ADMIN); the processes whose root or cwd was the old root move to the
+    new one."""
+    vfs, fs = vfs_of(t)
+    if not t.creds.has_cap(CAP_SYS_ADMIN):
+        raise SyscallError(errno.EPERM)
+    new, old = path_arg(t, new_root), path_arg(t, put_old)
+    contexts = list({id(th.fs): th.fs for th in t.kernel.tasks.values()
+                     if th.fs is not None}.values())
+    await vfs.pivot_root(fs, t.creds, new, old, contexts)
     return 0

@@ -221,7 +221,8 @@ def sys_mq_notify(t: Task, mqd: int, sevp: int, *_: int) -> int:
         target = kernel.procs.get(owner)
         if how == SIGEV_SIGNAL and target is not None and signo:
             signals.send(None, target, signo,
-                         sigstate.siginfo(signo, SI_MESGQ, pid, uid, value=value))
+                         sigstate.siginfo(signo, SI_MESGQ, target.pidns.vpid(pid), uid,
+                                          value=value))  # the owner's numbers
 
     q.notify = (owner, how, signo if how == SIGEV_SIGNAL else 0, fire)
     return 0

@@ -140,7 +140,7 @@ def sys_msgctl(t: Task, msqid: int, cmd: int, buf: int, *_: int) -> int:
         return ns.msg.max_index()
     if cmd in (MSG_STAT, MSG_STAT_ANY):
         q = ns.msg.at_index(msqid, t.creds if cmd == MSG_STAT else None)
-        t.mem_write(buf, q.pack())
+        t.mem_write(buf, q.pack(t.pidns))
         return q.perm.id
     if cmd not in (IPC_STAT, IPC_SET, IPC_RMID) or msqid < 0:
         raise SyscallError(errno.EINVAL)
@@ -151,7 +151,7 @@ def sys_msgctl(t: Task, msqid: int, cmd: int, buf: int, *_: int) -> int:
     q = ns.msg.find(msqid)
     if cmd == IPC_STAT:
         q.perm.check(t.creds, 4)
-        t.mem_write(buf, q.pack())
+        t.mem_write(buf, q.pack(t.pidns))
         return 0
     if not q.perm.is_owner(t.creds):
         raise SyscallError(errno.EPERM)

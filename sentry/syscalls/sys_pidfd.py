@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sentry.errors import SyscallError
 from sentry.kernel import signals as S
 from sentry.kernel import sigstate
+from sentry.kernel.pidns import ns_ids
 from sentry.kernel.table import syscall
 from vfs.abi import O_NONBLOCK, POLLHUP, POLLIN, POLLRDNORM
 from vfs.creds import CAP_SYS_PTRACE
@@ -26,6 +27,7 @@ from .anon import AnonFile
 
 if TYPE_CHECKING:
     from sentry.kernel.kernel import Kernel
+    from sentry.kernel.pidns import PidNamespace
     from sentry.kernel.task import Task
 
 PIDFD_NONBLOCK, PIDFD_THREAD = O_NONBLOCK, 0o200
@@ -66,12 +68,17 @@ class PidFD(AnonFile):
             ready |= POLLHUP
         return ready & (mask | POLLHUP)
 
-    def fdinfo(self) -> bytes:
-        pid = -1 if self.reaped() else self.pid
-        text = b"Pid:\t%d\n" % pid
-        if pid > 0:
-            text += b"NSpid:\t%d\n" % pid
-        return text
+    def fdinfo(self, pidns: PidNamespace) -> bytes:
+        """pidfd_show_fdinfo: Pid and NSpid as the read proc's namespace numbers the
+        process (0 when it is not in it, -1 once reaped), NSpid then its number in each
+        namespace below down to its own."""
+        if self.reaped():
+            return b"Pid:\t-1\nNSpid:\t-1\n"
+        home = pidns.home(self.pid)
+        if not pidns.is_ancestor_of(home):
+            return b"Pid:\t0\nNSpid:\t0\n"
+        ids = ns_ids(pidns, home, self.pid)
+        return b"Pid:\t%d\nNSpid:\t%s\n" % (ids[0], b"\t".join(b"%d" % i for i in ids))
 
 
 def _proc_pid_dir(t: Task, f: object) -> int | None:

@@ -57,6 +57,7 @@ from vfs.file import FileDescription
 from vfs.fs.host import HostFD
 
 if TYPE_CHECKING:
+    from sentry.kernel.pidns import PidNamespace
     from sentry.kernel.task import Task
 
 _NS = 1_000_000_000
@@ -408,6 +409,25 @@ class EpollFD(FileDescription):
         #: the host kernel tracks their edges; dup fd -> its item.
         self._host: select.epoll | None = None
         self._host_items: dict[int, _Item] = {}
+
+    def fdinfo(self, pidns: PidNamespace) -> bytes:
+        """ep_show_fdinfo: a line per registration (by fd here; Linux's order is its
+        tree's, by file address): fd, events (as armed), data, and the file's position,
+        inode and device where it has them."""
+        out = []
+        for (fd, _), it in sorted(self.items.items(), key=lambda kv: kv[0][0]):
+            f = it.file
+            vd = getattr(f, "vd", None)
+            ino = dev = 0
+            if vd is not None:
+                ino = vd.dentry.inode.ino
+            elif getattr(f, "_anon_stat", None) is not None:
+                st = f._anon_stat()
+                ino, dev = st.ino, (os.major(st.dev) << 20) | os.minor(st.dev)
+            out.append(b"tfd: %8d events: %8x data: %16x  pos:%d ino:%x sdev:%x\n" % (
+                fd, it.events & 0xFFFFFFFF, it.data & 0xFFFFFFFFFFFFFFFF,
+                getattr(f, "offset", 0), ino, dev))
+        return b"".join(out)
 
     @property
     def notifies_readiness(self) -> bool:  # type: ignore[override]  # a class attribute in vfs

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
 from sentry.kernel import caps
+from sentry.kernel.pidns import task_of
 from sentry.kernel.table import Level, syscall
 from sentry.kernel.task import (
     PR_CAPBSET_READ,
@@ -25,6 +26,8 @@ from sentry.kernel.task import (
     PR_SET_NAME,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
+    PR_SET_PTRACER,
+    PTRACER_ANY,
 )
 
 from .sys_file import i32
@@ -39,7 +42,8 @@ if TYPE_CHECKING:
 
 
 @syscall("prctl", level=Level.PARTIAL,
-         note="names, pdeathsig, dumpable, subreaper, no_new_privs; the capability options"
+         note="names, pdeathsig, dumpable, subreaper, no_new_privs, Yama's set_ptracer; "
+              "the capability options"
               " (capbset_read/drop, cap_ambient, keepcaps, securebits) on the credentials")
 def sys_prctl(t: Task, option: int, a2: int, a3: int, a4: int, a5: int, *_: int) -> int:
     """Implements Linux syscall prctl(2) for the harmless per-process options."""
@@ -69,6 +73,8 @@ def sys_prctl(t: Task, option: int, a2: int, a3: int, a4: int, a5: int, *_: int)
             raise SyscallError(errno.EINVAL)
         st[option] = int(bool(a2)) if option == PR_SET_CHILD_SUBREAPER else a2
         return 0
+    if option == PR_SET_PTRACER:
+        return _set_ptracer(t, a2)
     if option == PR_GET_PDEATHSIG:
         t.mem_write(a2, struct.pack("<i", st.get(PR_SET_PDEATHSIG, 0)))
         return 0
@@ -112,20 +118,37 @@ def _caps_option(t: Task, option: int, a2: int, a3: int, a4: int, a5: int) -> in
     return answer
 
 
-PER_LINUX = 0
-ADDR_NO_RANDOMIZE = 0x0040000
 
 
 @syscall("personality", level=Level.PARTIAL,
-         note="PER_LINUX, with ADDR_NO_RANDOMIZE (honoured by the next execve) only")
+         note="any persona is taken and shown (/proc/PID/personality); honoured: "
+              "ADDR_NO_RANDOMIZE (by the next execve), PER_LINUX32 and UNAME26 (uname); "
+              "READ_IMPLIES_EXEC, ADDR_LIMIT_*, MMAP_PAGE_ZERO and the other "
+              "personalities are recorded only")
 def sys_personality(t: Task, persona: int, *_: int) -> int:
-    """Implements Linux syscall personality(2): query, or set PER_LINUX with or without
-    ADDR_NO_RANDOMIZE (what gdb and setarch -R set before running a program)."""
+    """Implements Linux syscall personality(2): query (0xffffffff), or set any value
+    and return the old one, as Linux (which never refuses one)."""
     persona &= 0xFFFFFFFF
     old = t.personality
-    if persona == 0xFFFFFFFF:
-        return old
-    if persona & ~ADDR_NO_RANDOMIZE != PER_LINUX:
-        raise SyscallError(errno.EINVAL)
-    t.personality = persona
+    if persona != 0xFFFFFFFF:
+        t.personality = persona
     return old
+
+
+def _set_ptracer(t: Task, arg: int) -> int:
+    """Yama's PR_SET_PTRACER (the sandbox's ptrace_scope is 1): the process allows one
+    process (named by any of its threads in the caller's pid namespace, EINVAL if none)
+    and its descendants to attach to it, or any (PR_SET_PTRACER_ANY), or none (0). Not
+    inherited by fork; it ends with the named process (`sys_procvm.ptracer_named`)."""
+    st = t.leader.prctl_state
+    if arg == 0:
+        st.pop(PR_SET_PTRACER, None)
+        return 0
+    if arg == 0xFFFFFFFFFFFFFFFF:
+        st[PR_SET_PTRACER] = PTRACER_ANY
+        return 0
+    tracer = task_of(t, i32(arg)) if arg < 1 << 31 else None
+    if tracer is None:
+        raise SyscallError(errno.EINVAL)
+    st[PR_SET_PTRACER] = tracer.tgid
+    return 0

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sentry.errors import SyscallError
 from sentry.kernel.pidns import task_of
 from sentry.kernel.table import syscall
-from sentry.kernel.task import PR_SET_DUMPABLE
+from sentry.kernel.task import PR_SET_DUMPABLE, PR_SET_PTRACER, PTRACER_ANY
 from vfs.creds import CAP_SYS_PTRACE
 
 from .sys_file import i32
@@ -43,7 +43,8 @@ def _is_descendant(t: Task, target: Task) -> bool:
 def ptrace_may_access(t: Task, target: Task, *, attach: bool) -> bool:
     """__ptrace_may_access with the REALCREDS rule: the same thread group; or CAP_SYS_PTRACE;
     or the caller's real uid and gid equal to all of the target's and a dumpable target,
-    and for an attach (PTRACE_MODE_ATTACH) Yama's scope 1: a descendant."""
+    and for an attach (PTRACE_MODE_ATTACH) Yama's scope 1: a descendant, or a process
+    the target named with PR_SET_PTRACER (`ptracer_named`)."""
     if target.tgid == t.tgid:
         return True
     c, tc = t.creds, target.creds
@@ -52,7 +53,17 @@ def ptrace_may_access(t: Task, target: Task, *, attach: bool) -> bool:
     same = c.uid == tc.uid == tc.euid == tc.suid and c.gid == tc.gid == tc.egid == tc.sgid
     if not same or not target.leader.prctl_state.get(PR_SET_DUMPABLE, 1):
         return False
-    return not attach or _is_descendant(t, target)
+    return not attach or _is_descendant(t, target) or ptracer_named(t, target)
+
+
+def ptracer_named(t: Task, target: Task) -> bool:
+    """Yama's ptracer_exception_found: `target`'s process named `t`'s process or an
+    ancestor of it with PR_SET_PTRACER (and that process still lives), or any."""
+    named = target.leader.prctl_state.get(PR_SET_PTRACER)
+    if named == PTRACER_ANY:
+        return True
+    tracer = t.kernel.procs.get(named) if named else None
+    return tracer is not None and _is_descendant(tracer, t)
 
 
 def _vecs(t: Task, addr: int, count: int) -> list[tuple[int, int]]:

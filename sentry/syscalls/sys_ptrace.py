@@ -5,8 +5,10 @@ memory is read and written through its stub ignoring page protections, as Linux'
 FOLL_FORCE (breakpoints in text). Attaching follows ptrace's access rule with Yama's scope
 1 (`sys_procvm.ptrace_may_access`): a descendant, or CAP_SYS_PTRACE. The FPU state
 (GETFPREGS, NT_PRFPREG, NT_X86_XSTATE) is the host thread's, read and written at its host
-stop. Not served: PTRACE_SYSEMU*, PEEKSIGINFO, seccomp filter dumps (EIO/EINVAL as a
-kernel without them).
+stop. PTRACE_SYSEMU(_SINGLESTEP) stops at syscall entry and skips the call. The debug
+registers are kept per thread and checked as Linux does, but not loaded into the host
+thread: enabling a hardware breakpoint in DR7 is ENOSPC (no free debug register). No
+seccomp filter exists inside the sandbox, so SECCOMP_GET_FILTER/METADATA are EINVAL.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sentry.kernel.ptrace import (
     O_MASK,
     RUN_CONT,
     RUN_SYSCALL,
+    RUN_SYSEMU,
     STOP_EVENT,
     STOP_GROUP,
     Tracee,
@@ -39,15 +42,20 @@ if TYPE_CHECKING:
 
 TRACEME, PEEKTEXT, PEEKDATA, PEEKUSER, POKETEXT, POKEDATA, POKEUSER = 0, 1, 2, 3, 4, 5, 6
 CONT, KILL, SINGLESTEP, GETREGS, SETREGS, GETFPREGS, SETFPREGS = 7, 8, 9, 12, 13, 14, 15
-ATTACH, DETACH, SYSCALL, ARCH_PRCTL = 16, 17, 24, 30
+ATTACH, DETACH, SYSCALL, ARCH_PRCTL, SYSEMU, SYSEMU_SINGLESTEP = 16, 17, 24, 30, 31, 32
 SETOPTIONS, GETEVENTMSG, GETSIGINFO, SETSIGINFO = 0x4200, 0x4201, 0x4202, 0x4203
 GETREGSET, SETREGSET, SEIZE, INTERRUPT, LISTEN = 0x4204, 0x4205, 0x4206, 0x4207, 0x4208
-GETSIGMASK, SETSIGMASK, GET_SYSCALL_INFO = 0x420A, 0x420B, 0x420E
+PEEKSIGINFO, GETSIGMASK, SETSIGMASK, GET_SYSCALL_INFO = 0x4209, 0x420A, 0x420B, 0x420E
+SECCOMP_GET_FILTER, SECCOMP_GET_METADATA = 0x420C, 0x420D
+PEEKSIGINFO_SHARED = 1
 NT_PRSTATUS, NT_PRFPREG, NT_X86_XSTATE = 1, 2, 0x202
 _MASK64 = (1 << 64) - 1
 _NREGS = 27
 _REGS_SIZE = 8 * _NREGS  # struct user_regs_struct
 _DEBUGREG = 848  # offsetof(struct user, u_debugreg)
+_DR6_RESERVED = 0xFFFF0FF0  # DR6's bits read as 1: Linux keeps DR6 flipped (virtual_dr6)
+_DR7_ENABLE = 0xFF  # L0-3/G0-3
+_TASK_SIZE_MAX = (1 << 47) - 4096  # a breakpoint's last byte must lie below it
 _USER_SIZE = 928  # sizeof(struct user)
 #: putreg's segment selectors: the tracer may not change them (Linux allows only valid
 #: user selectors; these are the only ones a 64-bit program has)
@@ -148,10 +156,77 @@ def _host_regset(target: Task, note: int, data: bytes | None, size: int) -> byte
     return buf.raw[:iov[1]] if data is None else b""
 
 
+def _get_debugreg(target: Task, n: int) -> int:
+    """ptrace_get_debugreg: DR0-3 and DR7 as set, DR6 flipped back (reserved bits 1)."""
+    value = target.debugregs[n]
+    return value ^ _DR6_RESERVED if n == 6 else value
+
+
+def _set_debugreg(target: Task, n: int, value: int) -> None:
+    """ptrace_set_debugreg as Linux checks it: no DR4/DR5 (EIO); DR0-3 an address a user
+    breakpoint may watch with its slot's length (EINVAL); DR7 the length and type of each
+    slot enabled or holding a breakpoint (a DR0-3 written: Linux's ptrace_bps; EINVAL for
+    an I/O type, an execute breakpoint longer than a byte, an address not aligned to its
+    length). Not honoured: an enabled breakpoint is refused with ENOSPC, as Linux answers
+    when no debug register is free (the Sentry does not load the host thread's)."""
+    regs = target.debugregs
+    if n in (4, 5):
+        raise SyscallError(errno.EIO)
+    if n < 4:
+        has_bp = regs[4] & 1 << n
+        _check_breakpoint(value, *(_dr7_slot(regs[7], n) if has_bp else (1, 1)))
+        regs[4] |= 1 << n
+    elif n == 7:
+        for i in range(4):
+            if value & 3 << 2 * i or regs[4] & 1 << i:
+                _check_breakpoint(regs[i], *_dr7_slot(value, i))
+        if value & _DR7_ENABLE:
+            raise SyscallError(errno.ENOSPC)
+    regs[n] = value ^ _DR6_RESERVED if n == 6 else value
+
+
+def _check_breakpoint(addr: int, length: int, kind: int) -> None:
+    """hw_breakpoint_parse's EINVAL: a kind and length x86 has, an aligned user address."""
+    if kind == 2 or kind == 0 and length != 1 or addr & (length - 1) \
+            or addr + length - 1 >= _TASK_SIZE_MAX:
+        raise SyscallError(errno.EINVAL)
+
+
+def _dr7_slot(dr7: int, i: int) -> tuple[int, int]:
+    """DR7's length in bytes and R/W type (0 execute, 1 write, 2 I/O, 3 read/write) of
+    slot `i`."""
+    bits = dr7 >> (16 + 4 * i)
+    return {0: 1, 1: 2, 3: 4, 2: 8}[(bits >> 2) & 3], bits & 3
+
+
+def _peek_siginfo(t: Task, target: Task, addr: int, data: int) -> int:
+    """ptrace_peek_siginfo: copies of the siginfos queued to the thread (or, with
+    PEEKSIGINFO_SHARED, its process) from index `off`, at most `nr`, none dequeued. The
+    queue is in arrival order for each signal number, the numbers in the order their
+    first pending instance came (Linux: one list in arrival order)."""
+    off, flags, nr = struct.unpack("<QIi", t.mem_read(addr, 16))
+    if flags & ~PEEKSIGINFO_SHARED or nr < 0:
+        raise SyscallError(errno.EINVAL)
+    pend = sigstate.hand(target).pending if flags & PEEKSIGINFO_SHARED \
+        else sigstate.ts(target).pending
+    queue = [info for infos in pend.values() for info in infos]
+    copied = 0
+    for info in queue[off:off + nr]:
+        try:
+            t.mem_write(data + 128 * copied, info[:128].ljust(128, b"\0"))
+        except SyscallError:
+            if copied:
+                break
+            raise
+        copied += 1
+    return copied
+
+
 def _resume(target: Task, tr: Tracee, request: int, data: int) -> int:
     sig = _signal_arg(data)
-    tr.run = RUN_SYSCALL if request == SYSCALL else RUN_CONT
-    if request == SINGLESTEP:
+    tr.run = RUN_SYSCALL if request == SYSCALL else \
+        RUN_SYSEMU if request in (SYSEMU, SYSEMU_SINGLESTEP) else RUN_CONT
+    if request in (SINGLESTEP, SYSEMU_SINGLESTEP):
         tr.singlestep = True
         target.stub.regs.eflags |= 0x100  # the trap flag: SIGTRAP after one instruction
     tr.resume(sig)
@@ -159,8 +234,9 @@ def _resume(target: Task, tr: Tracee, request: int, data: int) -> int:
 
 
 @syscall("ptrace", level=Level.PARTIAL,
-         note="tracer and tracee both in the sandbox; no PTRACE_SYSEMU, PEEKSIGINFO, "
-              "seccomp dumps or hardware debug registers")
+         note="tracer and tracee both in the sandbox; debug registers kept but no hardware "
+              "breakpoint enabled (DR7 enable bits ENOSPC); no seccomp filters to dump "
+              "(EINVAL)")
 def sys_ptrace(t: Task, request: int, pid: int, addr: int, data: int, *_: int) -> int:
     """Implements Linux syscall ptrace(2)."""
     request &= 0xFFFFFFFF
@@ -214,8 +290,11 @@ def sys_ptrace(t: Task, request: int, pid: int, addr: int, data: int, *_: int) -
     if request == PEEKUSER:
         if addr & 7 or addr >= _USER_SIZE:
             raise SyscallError(errno.EIO)
-        value = struct.unpack_from("<Q", _regs_bytes(target), addr)[0] \
-            if addr < _REGS_SIZE else 0  # no debug registers are set
+        value = 0
+        if addr < _REGS_SIZE:
+            value = struct.unpack_from("<Q", _regs_bytes(target), addr)[0]
+        elif _DEBUGREG <= addr < _DEBUGREG + 64:
+            value = _get_debugreg(target, (addr - _DEBUGREG) // 8)
         t.mem_write(data, struct.pack("<Q", value))
         return 0
     if request == POKEUSER:
@@ -223,10 +302,16 @@ def sys_ptrace(t: Task, request: int, pid: int, addr: int, data: int, *_: int) -
             raise SyscallError(errno.EIO)
         if addr < _REGS_SIZE:
             _set_reg(target, addr // 8, data)
-        elif not (_DEBUGREG <= addr < _DEBUGREG + 64 and data == 0):
-            raise SyscallError(errno.EIO)  # hardware breakpoints are not offered
+        elif _DEBUGREG <= addr < _DEBUGREG + 64:
+            _set_debugreg(target, (addr - _DEBUGREG) // 8, data & _MASK64)
+        else:
+            raise SyscallError(errno.EIO)
         return 0
-    if request in (CONT, SYSCALL, SINGLESTEP):
+    if request == PEEKSIGINFO:
+        return _peek_siginfo(t, target, addr, data)
+    if request in (SECCOMP_GET_FILTER, SECCOMP_GET_METADATA):
+        raise SyscallError(errno.EINVAL)  # no seccomp filters: as a kernel without them
+    if request in (CONT, SYSCALL, SINGLESTEP, SYSEMU, SYSEMU_SINGLESTEP):
         return _resume(target, tr, request, data)
     if request == DETACH:
         ptrace.detach(target, _signal_arg(data))

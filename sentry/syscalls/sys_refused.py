@@ -45,8 +45,6 @@ REFUSED: tuple[tuple[str, int, str], ...] = (
     ("name_to_handle_at", errno.EOPNOTSUPP, "no filesystem of the sandbox exports file "
      "handles"),
     # mounts
-    ("pivot_root", errno.EPERM, "the sandbox's root is fixed (refused as to a caller "
-     "without CAP_SYS_ADMIN)"),
     ("open_tree", errno.ENOSYS, _NEW_MOUNT_API),
     ("open_tree_attr", errno.ENOSYS, _NEW_MOUNT_API),
     ("move_mount", errno.ENOSYS, _NEW_MOUNT_API),

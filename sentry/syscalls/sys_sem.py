@@ -208,5 +208,5 @@ def sys_semctl(t: Task, semid: int, semnum: int, cmd: int, arg: int, *_: int) ->
     if cmd == GETVAL:
         return s.sems[semnum].val
     if cmd == GETPID:
-        return s.sems[semnum].pid
+        return t.pidns.vpid(s.sems[semnum].pid)
     return s.count(semnum, zero=cmd == GETZCNT)

@@ -142,7 +142,7 @@ async def sys_shmdt(t: Task, addr: int, *_: int) -> int:
 
 def _stat(t: Task, seg: Segment, buf: int) -> None:
     seg.perm.check(t.creds, 4)
-    t.mem_write(buf, seg.pack())
+    t.mem_write(buf, seg.pack(t.pidns))
 
 
 @syscall("shmctl", level=Level.PARTIAL, note="SHM_LOCK/SHM_UNLOCK only set the flag")
@@ -162,7 +162,7 @@ def sys_shmctl(t: Task, shmid: int, cmd: int, buf: int, *_: int) -> int:
         return ns.shm.max_index()
     if cmd in (SHM_STAT, SHM_STAT_ANY):
         seg = ns.shm.at_index(shmid, t.creds if cmd == SHM_STAT else None)
-        t.mem_write(buf, seg.pack())
+        t.mem_write(buf, seg.pack(t.pidns))
         return seg.perm.id
     if cmd not in (IPC_STAT, IPC_SET, IPC_RMID, SHM_LOCK, SHM_UNLOCK):
         raise SyscallError(errno.EINVAL)

@@ -194,14 +194,17 @@ async def sys_rt_sigtimedwait(t: Task, addr: int, info: int, timeout: int, size:
 def _take_from(t: Task, want: int) -> tuple[int, bytes] | None:
     s = sigstate.ts(t)
     for pend in (s.pending, sigstate.hand(t).pending):
-        ready = [sig for sig in pend if want & sigstate.bit(sig)]
-        if ready:
+        while True:
+            ready = [sig for sig in pend if want & sigstate.bit(sig)]
+            if not ready:
+                break
             sig = min(ready)
             si = pend[sig].pop(0)
             if not pend[sig]:
                 del pend[sig]
             t.kernel.signals_queued -= 1
-            return sig, si
+            if not isinstance(si, sigstate.Dropped):  # a stale timer signal: taken, dropped
+                return sig, si
     return None
 
 

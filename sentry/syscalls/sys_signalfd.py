@@ -35,6 +35,7 @@ from vfs.file import FileDescription, WaitQueue
 from .sys_signal import _take_from
 
 if TYPE_CHECKING:
+    from sentry.kernel.pidns import PidNamespace
     from sentry.kernel.task import Task
 
 SFD_CLOEXEC, SFD_NONBLOCK = 0o2000000, 0o4000
@@ -155,6 +156,10 @@ class SignalFD(FileDescription):
                 raise error(errno.EAGAIN)
             await self.wait_ready(POLLIN)  # a handled signal cancels it: EINTR/restart
         return b"".join(out)
+
+    def fdinfo(self, pidns: PidNamespace) -> bytes:
+        """signalfd_show_fdinfo: the mask (SIGKILL and SIGSTOP never in it)."""
+        return b"sigmask:\t%016x\n" % self.mask
 
     def __repr__(self) -> str:
         return f"<SignalFD mask={self.mask:#x} flags={self.flags:#o}>"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sentry.errors import SyscallError
 from sentry.kernel.limits import RELEASE, VERSION
 from sentry.kernel.table import Level, syscall
+from sentry.kernel.task import PER_LINUX32, UNAME26
 from sentry.kernel.uts import uts_of
 
 if TYPE_CHECKING:
@@ -28,9 +29,19 @@ if TYPE_CHECKING:
 def sys_uname(t: Task, addr: int, *_: int) -> int:
     """Implements Linux syscall uname(2) with runpsc's own release string."""
     uts = uts_of(t)
-    fields = [b"Linux", uts.hostname, RELEASE, VERSION, b"x86_64", uts.domainname]
+    machine = b"i686" if t.personality & 0xFF == PER_LINUX32 else b"x86_64"  # linux32
+    fields = [b"Linux", uts.hostname, _release(t), VERSION, machine, uts.domainname]
     t.mem_write(addr, b"".join(f[:64].ljust(65, b"\0") for f in fields))
     return 0
+
+
+def _release(t: Task) -> bytes:
+    """override_release: under UNAME26 a 2.6 release (2.6.<minor + 60> and the rest)."""
+    if not t.personality & UNAME26:
+        return RELEASE
+    minor = RELEASE.split(b".")[1]
+    rest = RELEASE.lstrip(b"0123456789.")
+    return b"2.6.%d%s" % (int(minor) + 60, rest)
 
 
 # randomness, system information --------------------------------------------------------------

@@ -84,9 +84,7 @@ def sys_timer_create(t: Task, clockid: int, sevp: int, timerid: int, *_: int) ->
     return 0
 
 
-@syscall("timer_settime", level=Level.PARTIAL,
-         note="a signal of the previous arming still queued is delivered (Linux drops it "
-         "when taken)")
+@syscall("timer_settime")
 def sys_timer_settime(t: Task, tid: int, flags: int, new: int, old: int, *_: int) -> int:
     """Implements Linux syscall timer_settime(2): relative or TIMER_ABSTIME, with an
     interval; a zero value disarms."""
@@ -101,6 +99,7 @@ def sys_timer_settime(t: Task, tid: int, flags: int, new: int, old: int, *_: int
     if value:
         deadline = max(value if flags & TIMER_ABSTIME else kt.now() + value, 1)
     kt.arm(deadline, interval)  # a zero value disarms and forgets the interval
+    tm.retire_queued()
     tm.overrun_last = 0
     if old:
         t.mem_write(old, pack_itimerspec(prev_interval, left))
@@ -124,8 +123,7 @@ def sys_timer_getoverrun(t: Task, tid: int, *_: int) -> int:
     return _timer(t, tid).getoverrun()
 
 
-@syscall("timer_delete", level=Level.PARTIAL,
-         note="a signal of the timer still queued is delivered (Linux drops it when taken)")
+@syscall("timer_delete")
 def sys_timer_delete(t: Task, tid: int, *_: int) -> int:
     """Implements Linux syscall timer_delete(2)."""
     tm = _timer(t, tid)

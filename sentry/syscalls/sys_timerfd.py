@@ -34,6 +34,7 @@ from vfs.errors import error
 from .anon import AnonFile
 
 if TYPE_CHECKING:
+    from sentry.kernel.pidns import PidNamespace
     from sentry.kernel.task import Task
 
 TFD_CLOEXEC, TFD_NONBLOCK = 0o2000000, 0o4000
@@ -112,7 +113,7 @@ class TimerFD(AnonFile):
     async def release(self) -> None:
         self.timer.disarm()
 
-    def fdinfo(self) -> bytes:
+    def fdinfo(self, pidns: PidNamespace) -> bytes:
         interval, value = self.gettime()
         return (b"clockid: %d\nticks: %d\nsettime flags: 0%o\nit_value: (%d, %d)\n"
                 b"it_interval: (%d, %d)\n" % (

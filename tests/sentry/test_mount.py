@@ -1,5 +1,5 @@
 """mount(2) and umount2(2) on the sandbox's mount table, compared with Linux
-(progs/mount.c run natively as root in a private mount namespace of its own)."""
+(progs/mount.c run natively as root in private mount and IPC namespaces of its own)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ async def test_mount_matches_native(tmp_path):
     scratch = tempfile.mkdtemp(prefix="runpsc-native-", dir="/dev/shm")
     os.chmod(scratch, 0o777)
     try:
-        want = native([unshare, "--mount", "--propagation", "private", prog, scratch])
+        want = native([unshare, "--mount", "--ipc", "--propagation", "private", prog, scratch])
     finally:
         shutil.rmtree(scratch)
     assert want.code == 0, want.stderr

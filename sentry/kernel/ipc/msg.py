@@ -11,6 +11,8 @@ import trio
 from .perm import IpcPerm, now
 
 if TYPE_CHECKING:
+    from sentry.kernel.pidns import PidNamespace
+
     from .namespace import IpcNamespace
 
 MSG_STAT, MSG_INFO, MSG_STAT_ANY = 11, 12, 13
@@ -32,10 +34,12 @@ class MsgQueue:
         self.lspid = self.lrpid = 0
         self._changed = trio.Event()
 
-    def pack(self) -> bytes:
+    def pack(self, pidns: PidNamespace) -> bytes:
+        """struct msqid64_ds, the pids as `pidns` (the caller's) numbers them."""
         return self.perm.pack() + MSQID_TAIL.pack(self.stime, self.rtime, self.ctime,
                                                   self.cbytes, len(self.messages),
-                                                  self.qbytes, self.lspid, self.lrpid, 0, 0)
+                                                  self.qbytes, pidns.vpid(self.lspid),
+                                                  pidns.vpid(self.lrpid), 0, 0)
 
     def changed(self) -> None:
         """Wake every blocked sender and receiver to look again (a message came or went,

@@ -17,6 +17,8 @@ from .sem import SemSet
 from .shm import Segment
 
 if TYPE_CHECKING:
+    from sentry.kernel.pidns import PidNamespace
+
     from ..task import Task
 
 
@@ -56,6 +58,7 @@ class IpcNamespace:
 
     def __init__(self, memory: MemoryLimit | None = None) -> None:
         self.limits = IpcLimits()
+        self.ino = 4026531839  # its nsfs inode (/proc/PID/ns/ipc): the initial namespace's
         self.memory = memory  # the sandbox's memory limit, which segments are charged to
         self.shm: IdSpace[Segment] = IdSpace()
         self.sem: IdSpace[SemSet] = IdSpace()
@@ -73,9 +76,11 @@ class IpcNamespace:
         #: the namespaces made from this one (CLONE_NEWIPC), released with it
         self.children: list[IpcNamespace] = []
 
-    def new(self) -> IpcNamespace:
-        """A fresh, empty namespace with the same memory limit (create_ipc_ns)."""
+    def new(self, ino: int) -> IpcNamespace:
+        """A fresh, empty namespace with the same memory limit (create_ipc_ns), its nsfs
+        inode `ino`."""
         ns = IpcNamespace(self.memory)
+        ns.ino = ino
         self.children.append(ns)
         return ns
 
@@ -98,14 +103,15 @@ class IpcNamespace:
 
     # /proc/sysvipc ----------------------------------------------------------------------------
 
-    def proc_shm(self) -> bytes:
+    def proc_shm(self, pidns: PidNamespace) -> bytes:
+        """/proc/sysvipc/shm, the pids in the opener's namespace `pidns`."""
         out = [b"       key      shmid perms                  size  cpid  lpid nattch   uid"
                b"   gid  cuid  cgid      atime      dtime      ctime                   rss"
                b"                  swap\n"]
         for s in self.shm:
             p = s.perm
             out.append(b"%10d %10d  %4o %21d %5d %5d  %5d %5d %5d %5d %5d %10d %10d %10d "
-                       b"%21d %21d\n" % (p.key, p.id, p.mode, s.size, s.cpid, s.lpid,
+                       b"%21d %21d\n" % (p.key, p.id, p.mode, s.size, pidns.vpid(s.cpid), pidns.vpid(s.lpid),
                                          s.nattch, p.uid, p.gid, p.cuid, p.cgid, s.atime,
                                          s.dtime, s.ctime, s.rss(), 0))
         return b"".join(out)
@@ -120,13 +126,14 @@ class IpcNamespace:
                 s.ctime))
         return b"".join(out)
 
-    def proc_msg(self) -> bytes:
+    def proc_msg(self, pidns: PidNamespace) -> bytes:
+        """/proc/sysvipc/msg, the pids in the opener's namespace `pidns`."""
         out = [b"       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid"
                b"  cuid  cgid      stime      rtime      ctime\n"]
         for q in self.msg:
             p = q.perm
             out.append(b"%10d %10d  %4o  %10d %10d %5d %5d %5d %5d %5d %5d %10d %10d %10d\n"
-                       % (p.key, p.id, p.mode, q.cbytes, len(q.messages), q.lspid, q.lrpid,
+                       % (p.key, p.id, p.mode, q.cbytes, len(q.messages), pidns.vpid(q.lspid), pidns.vpid(q.lrpid),
                           p.uid, p.gid, p.cuid, p.cgid, q.stime, q.rtime, q.ctime))
         return b"".join(out)
 

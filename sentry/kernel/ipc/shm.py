@@ -19,6 +19,8 @@ from sentry.kernel.current import CURRENT_TASK
 from .perm import IpcPerm, now
 
 if TYPE_CHECKING:
+    from sentry.kernel.pidns import PidNamespace
+
     from .namespace import IpcNamespace
 
 SHM_RDONLY, SHM_RND, SHM_REMAP, SHM_EXEC = 0o10000, 0o20000, 0o40000, 0o100000
@@ -51,9 +53,11 @@ class Segment:
         """Bytes of the segment the host holds in memory (touched pages)."""
         return os.fstat(self.memfd).st_blocks * 512 if self.memfd >= 0 else 0
 
-    def pack(self) -> bytes:
+    def pack(self, pidns: PidNamespace) -> bytes:
+        """struct shmid64_ds, the pids as `pidns` (the caller's) numbers them."""
         return self.perm.pack() + SHMID_TAIL.pack(self.size, self.atime, self.dtime,
-                                                  self.ctime, self.cpid, self.lpid,
+                                                  self.ctime, pidns.vpid(self.cpid),
+                                                  pidns.vpid(self.lpid),
                                                   self.nattch, 0, 0)
 
     def mark_destroyed(self) -> None:

@@ -1,4 +1,5 @@
-/* Linux AIO: io_setup, io_submit (pread, pwrite, preadv, pwritev, fsync), io_getevents,
+/* Linux AIO: io_setup, io_submit (pread, pwrite, preadv, pwritev, fsync; an eventfd
+ * signalled per completion with IOCB_FLAG_RESFD; RWF_HIPRI/DSYNC/SYNC), io_getevents,
  * io_pgetevents, io_cancel, io_destroy, with their errors. argv[1] is a scratch directory. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -103,6 +105,16 @@ int main(int argc, char **argv) {
     prep(&x, IOCB_CMD_PREAD, fd, rbuf, 5, 0, 9);
     x.aio_rw_flags = 0x40000000;
     S("submit unknown rw flag", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_PREAD, wo, rbuf, 5, 0, 9);
+    x.aio_rw_flags = 0x40000000;
+    S("submit unknown rw flag, read on write-only", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_PWRITE, fd, "s", 1, 40, 15);
+    x.aio_rw_flags = RWF_DSYNC;
+    S("submit pwrite RWF_DSYNC", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_PREAD, fd, rbuf, 1, 40, 16);
+    x.aio_rw_flags = RWF_HIPRI | RWF_SYNC;
+    S("submit pread RWF_HIPRI|RWF_SYNC", SYS_io_submit, ctx, 1, one);
+    show_events("getevents (rw flags)", ctx, 2, 8, NULL);
     prep(&x, IOCB_CMD_PREAD, fd, BAD, 5, 0, 10);
     prep(&w, IOCB_CMD_PWRITE, 999, "x", 1, 0, 11);
     S("submit two, second fails", SYS_io_submit, ctx, 2, one);
@@ -123,6 +135,23 @@ int main(int argc, char **argv) {
     S("pgetevents", SYS_io_pgetevents, ctx, 1, 4, evs, NULL, &usig);
     usig.size = 4;
     S("pgetevents bad sigset size", SYS_io_pgetevents, ctx, 0, 4, evs, &zero, &usig);
+    int efd = eventfd(0, EFD_NONBLOCK);
+    prep(&x, IOCB_CMD_PREAD, fd, rbuf, 5, 0, 13);
+    prep(&w, IOCB_CMD_PWRITE, fd, "z", 1, 30, 14);
+    x.aio_flags = w.aio_flags = IOCB_FLAG_RESFD;
+    x.aio_resfd = w.aio_resfd = efd;
+    S("submit two with an eventfd", SYS_io_submit, ctx, 2, one);
+    uint64_t count = 0;
+    errno = 0;
+    report("eventfd read", read(efd, &count, sizeof count));
+    printf("  eventfd count %lu\n", (unsigned long)count);
+    show_events("getevents (eventfd requests)", ctx, 2, 8, NULL);
+    x.aio_resfd = fd;
+    S("submit resfd not an eventfd", SYS_io_submit, ctx, 1, one);
+    x.aio_resfd = 999;
+    S("submit resfd not open", SYS_io_submit, ctx, 1, one);
+    x.aio_fildes = 999;
+    S("submit bad fd and bad resfd", SYS_io_submit, ctx, 1, one);
     S("destroy bad", SYS_io_destroy, 12345);
     S("destroy", SYS_io_destroy, ctx);
     S("submit after destroy", SYS_io_submit, ctx, 1, one);

@@ -1,7 +1,7 @@
 /* eventfd and timerfd: counters and semaphore mode, EAGAIN, overflow rules, blocking reads
  * woken by another process, poll/select/epoll (level and edge) readiness, timer
  * expirations counted for relative, absolute and periodic timers on each clock, gettime,
- * fdinfo lines, and errors (EINVAL bad flags/clocks/sizes, EFAULT bad pointers, EBADF).
+ * fdinfo lines (and a signalfd's and an epoll's), and errors (EINVAL bad flags/clocks/sizes, EFAULT bad pointers, EBADF).
  * The output must be the same natively and in the sandbox (no times printed). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,7 +13,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <signal.h>
 #include <sys/select.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -267,9 +269,59 @@ static void timerfd_tests(void) {
     close(fd);
 }
 
+/* the fdinfo lines of a signalfd (its mask, without SIGKILL/SIGSTOP) and of an epoll
+ * (one tfd line per registration, sorted here: Linux lists them by file address) */
+static int by_tfd(const void *a, const void *b) {
+    return atoi(*(char *const *)a + 5) - atoi(*(char *const *)b + 5);
+}
+
+static void other_fdinfo(void) {
+    printf("signalfd and epoll fdinfo\n");
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGUSR1);
+    sigaddset(&m, SIGKILL);
+    sigaddset(&m, 40);
+    int sfd = signalfd(-1, &m, 0);
+    fdinfo_line(sfd, "sigmask");
+    int efd = eventfd(0, 0), ep = epoll_create1(0), p[2];
+    pipe(p);
+    struct epoll_event e1 = {.events = EPOLLIN | EPOLLET, .data.u64 = 0x1122334455667788ULL};
+    struct epoll_event e2 = {.events = EPOLLOUT, .data.fd = p[1]};
+    struct epoll_event e3 = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = 3};
+    epoll_ctl(ep, EPOLL_CTL_ADD, efd, &e1);
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[1], &e2);
+    epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &e3);
+    char path[64], line[256], *lines[8];
+    int n = 0;
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", ep);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f) && n < 8)
+        if (!strncmp(line, "tfd:", 4))
+            lines[n++] = strdup(line);
+    if (f)
+        fclose(f);
+    qsort(lines, n, sizeof *lines, by_tfd);
+    for (int i = 0; i < n; i++) {
+        int tfd;
+        unsigned events;
+        unsigned long long data;
+        sscanf(lines[i], "tfd: %d events: %x data: %llx", &tfd, &events, &data);
+        printf("  tfd %s events %x data %llx\n", tfd == efd ? "eventfd" : tfd == p[1] ?
+               "pipe" : tfd == sfd ? "signalfd" : "?", events, data);
+        free(lines[i]);
+    }
+    close(sfd);
+    close(efd);
+    close(ep);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     eventfd_tests();
     timerfd_tests();
+    other_fdinfo();
     return 0;
 }

@@ -20,7 +20,9 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
+#include <signal.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -329,6 +331,20 @@ int main(int argc, char **argv) {
     CHK("close_range", syscall(SYS_close_range, 20, ~0U, 0));
     CHK("closed 31", fcntl(31, F_GETFD));
     CHK("close_range einval", syscall(SYS_close_range, 5, 4, 0));
+    /* CLOSE_RANGE_UNSHARE (2) in a child that shares the table (CLONE_FILES) closes its
+       own copy only; without it the shared table loses the fd */
+    int keep = dup(fd), cst = 0;
+    pid_t cc = syscall(SYS_clone, 0x400 | SIGCHLD, 0, 0, 0, 0);
+    if (cc == 0)
+        _exit(syscall(SYS_close_range, keep, keep, 2) == 0 && fcntl(keep, F_GETFD) < 0 ? 0 : 1);
+    waitpid(cc, &cst, 0);
+    CHK("close_range unshare: child closed its copy (0)", WEXITSTATUS(cst));
+    CHK("close_range unshare: still open here", fcntl(keep, F_GETFD));
+    cc = syscall(SYS_clone, 0x400 | SIGCHLD, 0, 0, 0, 0);
+    if (cc == 0)
+        _exit(syscall(SYS_close_range, keep, keep, 0) == 0 ? 0 : 1);
+    waitpid(cc, &cst, 0);
+    CHK("close_range shared: closed here too", fcntl(keep, F_GETFD));
     CHK("close bad", close(-1));
     CHK("read ebadf", read(99, buf, 1));
     CHK("fstat ebadf", fstat(-1, &st));

@@ -62,12 +62,13 @@ def native(argv: list[str], *, stdin: bytes | None = None, **kw) -> Result:
     return Result(status, p.stdout, p.stderr)
 
 
-def native_in_scratch(prog: str, **kw) -> Result:
-    """Run `prog DIR` natively, DIR a fresh directory on /dev/shm removed afterwards (the
-    native twin of a sandbox run given a directory under its tmpfs /tmp)."""
+def native_in_scratch(prog: str, *, prefix: tuple[str, ...] = (), **kw) -> Result:
+    """Run `prog DIR` natively (after `prefix`, e.g. an `unshare` of namespaces), DIR a
+    fresh directory on /dev/shm removed afterwards (the native twin of a sandbox run given
+    a directory under its tmpfs /tmp)."""
     d = tempfile.mkdtemp(prefix="runpsc-native-", dir="/dev/shm")
     try:
-        return native([prog, d], **kw)
+        return native([*prefix, prog, d], **kw)
     finally:
         shutil.rmtree(d)
 

@@ -2,12 +2,13 @@
  * with one cookie, open/access/close, attrib, delete_self and ignored), IN_ONESHOT,
  * IN_MASK_ADD/IN_MASK_CREATE, rm_watch, the queue's merging and IN_Q_OVERFLOW, reads
  * (EINVAL for a short buffer, EAGAIN, a blocking read woken by another process),
- * FIONREAD, poll/epoll, fdinfo, and errors. Run with a scratch directory on a tmpfs as
- * argv[1]; the same output natively and in the sandbox. */
+ * FIONREAD, poll/epoll, fdinfo, and errors; dnotify (fcntl F_NOTIFY). Run with a scratch
+ * directory on a tmpfs as argv[1]; the same output natively and in the sandbox. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,73 @@ static void fdinfo(int fd) {
     }
     if (f)
         fclose(f);
+}
+
+/* the signal a dnotify event sent, if any (the signals are blocked) */
+static void dn_signal(const char *what, int dfd) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN + 1);
+    sigaddset(&set, SIGIO);
+    siginfo_t si;
+    struct timespec z = {0, 0};
+    int n = 0;
+    printf(" %s:", what);
+    while (sigtimedwait(&set, &si, &z) > 0) {
+        printf(" [%s code %d fd %s band %lx]", si.si_signo == SIGIO ? "SIGIO" : "SIGRTMIN+1",
+               si.si_code, si.si_signo == SIGIO ? "-" : si.si_fd == dfd ? "ok" : "?",
+               si.si_signo == SIGIO ? 0L : (long)si.si_band);
+        n++;
+    }
+    printf(" %d signals\n", n);
+}
+
+/* dnotify: fcntl F_NOTIFY on the scratch directory, multishot and one-shot, F_SETSIG and
+ * plain SIGIO, removal, a close of the fd, and the errors */
+static void dnotify(void) {
+    printf("dnotify\n");
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN + 1);
+    sigaddset(&set, SIGIO);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    mkdir("dn", 0755);
+    int dfd = open("dn", O_RDONLY | O_DIRECTORY);
+    fcntl(dfd, F_SETSIG, SIGRTMIN + 1);
+    show(" F_NOTIFY create|multishot", fcntl(dfd, F_NOTIFY, DN_CREATE | DN_MULTISHOT));
+    printf(" owner is the caller %d\n", fcntl(dfd, F_GETOWN) == getpid());
+    close(open("dn/a", O_CREAT | O_WRONLY, 0644));
+    dn_signal("after creating a", dfd);
+    close(open("dn/b", O_CREAT | O_WRONLY, 0644));
+    dn_signal("after creating b", dfd);
+    close(open("x-outside", O_CREAT | O_WRONLY, 0644));
+    dn_signal("after creating outside", dfd);
+    show(" F_NOTIFY 0", fcntl(dfd, F_NOTIFY, 0));
+    close(open("dn/c", O_CREAT | O_WRONLY, 0644));
+    dn_signal("after removal", dfd);
+    show(" F_NOTIFY delete (one-shot)", fcntl(dfd, F_NOTIFY, DN_DELETE));
+    unlink("dn/a");
+    unlink("dn/b");
+    dn_signal("after two unlinks", dfd);
+    fcntl(dfd, F_SETSIG, 0);
+    show(" F_NOTIFY modify|multishot, plain SIGIO", fcntl(dfd, F_NOTIFY, DN_MODIFY | DN_MULTISHOT));
+    int wf = open("dn/c", O_WRONLY);
+    write(wf, "x", 1);
+    close(wf);
+    dn_signal("after a write", dfd);
+    int dup_fd = dup(dfd);
+    close(dup_fd);
+    wf = open("dn/c", O_WRONLY);
+    write(wf, "y", 1);
+    close(wf);
+    dn_signal("after closing a dup of the fd", dfd);
+    show(" F_NOTIFY on a file", fcntl(open("x-outside", O_RDONLY), F_NOTIFY, DN_CREATE));
+    show(" F_NOTIFY 0 on a file", fcntl(open("x-outside", O_RDONLY), F_NOTIFY, 0));
+    close(dfd);
+    unlink("dn/c");
+    unlink("x-outside");
+    rmdir("dn");
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 int main(int argc, char **argv) {
@@ -284,5 +352,6 @@ int main(int argc, char **argv) {
     snprintf(lnk, sizeof lnk, "/proc/self/fd/%d", in);
     readlink(lnk, tgt, sizeof tgt - 1);
     printf(" link %s\n", tgt);
+    dnotify();
     return 0;
 }

@@ -1,10 +1,14 @@
 /* mount(2) and umount2(2): tmpfs with options, remount read-only, bind mounts (read-only
  * too), propagation flags, EBUSY and MNT_DETACH, and the errors (ENODEV, ENOENT, ENOTDIR,
- * EINVAL, EPERM as an unprivileged user). Natively it runs in a private mount namespace;
- * argv[1] is an empty scratch directory. */
+ * EINVAL, EPERM as an unprivileged user), the caller's IPC namespace's mqueue filesystem,
+ * rbind against bind, MS_MOVE and its errors, pivot_root and its errors.
+ * Natively it runs in private mount and IPC namespaces; argv[1] is an empty scratch
+ * directory. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <mqueue.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -87,6 +91,83 @@ int main(int argc, char **argv) {
     S("umount bind", SYS_umount2, "b", 0);
     S("bind missing source", SYS_mount, "nothere", "b", NULL, MS_BIND, NULL);
     S("bind dir on file", SYS_mount, "a", "a/x", NULL, MS_BIND, NULL);
+
+    S("mount mqueue", SYS_mount, "none", "m", "mqueue", 0, NULL);
+    fsinfo("m", 0);
+    errno = 0;
+    mqd_t q = mq_open("/mount-test", O_CREAT | O_RDWR, 0600, NULL);
+    report("mq_open", q < 0 ? -1 : 0);
+    errno = 0;
+    report("the queue is a file there", stat("m/mount-test", &st));
+    printf("  its mode %o size %ld\n", st.st_mode, (long)st.st_size);
+    errno = 0;
+    report("unlink it there", unlink("m/mount-test"));
+    errno = 0;
+    report("mq_unlink after", mq_unlink("/mount-test"));
+    S("umount mqueue", SYS_umount2, "m", 0);
+
+    /* bind sees only the one mount, rbind the mounts below too */
+    mkdir("a/sub", 0755);
+    S("mount on a/sub", SYS_mount, "none", "a/sub", "tmpfs", 0, NULL);
+    touch("create a/sub/t", "a/sub/t");
+    S("bind a b", SYS_mount, "a", "b", NULL, MS_BIND, NULL);
+    errno = 0;
+    report("bind: b/sub/t", stat("b/sub/t", &st));
+    S("umount bind", SYS_umount2, "b", 0);
+    S("rbind a b", SYS_mount, "a", "b", NULL, MS_BIND | MS_REC, NULL);
+    errno = 0;
+    report("rbind: b/sub/t", stat("b/sub/t", &st));
+    S("umount rbind busy", SYS_umount2, "b", 0);
+    S("umount rbind detach", SYS_umount2, "b", MNT_DETACH);
+    /* move a mount (with what is mounted on it) elsewhere */
+    mkdir("c", 0755);
+    S("move a/sub to c", SYS_mount, "a/sub", "c", NULL, MS_MOVE, NULL);
+    errno = 0;
+    report("moved: c/t", stat("c/t", &st));
+    errno = 0;
+    report("moved: a/sub/t", stat("a/sub/t", &st));
+    S("move not a mount root", SYS_mount, "a", "b", NULL, MS_MOVE, NULL);
+    mkdir("c/in", 0755);
+    S("move into itself", SYS_mount, "c", "c/in", NULL, MS_MOVE, NULL);
+    S("move missing", SYS_mount, "nothere", "b", NULL, MS_MOVE, NULL);
+    S("umount moved", SYS_umount2, "c", 0);
+    rmdir("c");
+    rmdir("a/sub");
+
+    /* pivot_root in a mount namespace of a child's own: a tmpfs becomes the root, the old
+       root goes below it; then the errors */
+    pid_t pc = fork();
+    if (pc == 0) {
+        unshare(CLONE_NEWNS);
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+        char here[4096];
+        getcwd(here, sizeof here);
+        mkdir("nr", 0755);
+        mount("none", "nr", "tmpfs", 0, NULL);
+        mkdir("nr/old", 0755);
+        S("pivot: not a mount point", SYS_pivot_root, "nr/old", "nr/old");
+        touch("pivot: a file in the new root", "nr/hello");
+        mount("none", "b", "tmpfs", 0, NULL);
+        S("pivot: put_old not below new_root", SYS_pivot_root, "nr", "b");
+        S("pivot: new_root on the root's mount", SYS_pivot_root, "/", "nr/old");
+        S("pivot_root", SYS_pivot_root, "nr", "nr/old");
+        char cwd[4096] = "?", old_here[4200];
+        getcwd(cwd, sizeof cwd);
+        snprintf(old_here, sizeof old_here, "/old%s", here);
+        printf("  cwd kept (not the root), now named below /old %d\n", !strcmp(cwd, old_here));
+        S("chdir /", SYS_chdir, "/");
+        errno = 0;
+        report("  /hello", stat("/hello", &st));
+        snprintf(old_here, sizeof old_here, "/old%s/a/x", here);
+        errno = 0;
+        report("  the old root's files below /old", stat(old_here, &st));
+        S("umount2 /old detach", SYS_umount2, "/old", MNT_DETACH);
+        errno = 0;
+        report("  /old now empty", stat(old_here, &st));
+        _exit(0);
+    }
+    waitpid(pc, NULL, 0);
+    rmdir("nr");
 
     S("umount not a mount point", SYS_umount2, "a", 0);
     S("umount bad flags", SYS_umount2, "a", 0x10);

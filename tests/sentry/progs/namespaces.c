@@ -1,8 +1,11 @@
-/* New UTS, IPC and mount namespaces made by unshare(2) and by clone(2), run as root: a
+/* New UTS, IPC and mount namespaces made by unshare(2) and by clone(2), run as root (each
+ * with a /proc/PID/ns link of its own, the first process's kept by the others): a
  * host name set in the new UTS namespace, System V objects and their keys in the new IPC
  * namespace, a tmpfs mounted in the new mount namespace, each seen there and not by the
  * parent; EINVAL for clone's impossible pairs and unknown unshare flags, EPERM without
- * CAP_SYS_ADMIN. usage: namespaces DIR (a scratch directory). */
+ * CAP_SYS_ADMIN; setns into another process's mount namespace by its ns file and its pidfd
+ * (root and cwd move to its root), EPERM without CAP_SYS_CHROOT, EINVAL when the fs context
+ * is shared. usage: namespaces DIR (a scratch directory). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -46,7 +49,29 @@ static int mounted_here(void) {
     return found;
 }
 
+static char first_ns[3][64];
+static const char *ns_names[3] = {"uts", "ipc", "mnt"};
+
+static void ns_link(int i, char *out) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/ns/%s", ns_names[i]);
+    memset(out, 0, 64);
+    readlink(path, out, 63);
+}
+
+/* whether each of the caller's UTS, IPC, mount namespaces is the first process's */
+static void report_ns(const char *who) {
+    printf("%s: namespaces", who);
+    for (int i = 0; i < 3; i++) {
+        char now[64];
+        ns_link(i, now);
+        printf(" %s %s", ns_names[i], !strcmp(now, first_ns[i]) ? "first" : "new");
+    }
+    printf("\n");
+}
+
 static void report(const char *who) {
+    report_ns(who);
     char host[65] = {0};
     gethostname(host, 64);
     struct stat st;
@@ -90,6 +115,8 @@ int main(int argc, char **argv) {
     snprintf(mnt, sizeof mnt, "%s/m", dir);
     snprintf(file_in, sizeof file_in, "%s/m/f", dir);
     mkdir(mnt, 0755);
+    for (int i = 0; i < 3; i++)
+        ns_link(i, first_ns[i]);
     int shm = shmget(KEY, 4096, IPC_CREAT | 0600);
     res("parent shmget", shm >= 0 ? 0 : -1);
     report("parent");
@@ -125,6 +152,72 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     wait_child(c);
+
+    puts("== setns into a mount namespace");
+    fflush(stdout);
+    int go[2], ready[2];
+    pipe(go);
+    pipe(ready);
+    pid_t holder = fork();
+    if (holder == 0) {
+        unshare(CLONE_NEWNS);
+        mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL);
+        mount("none", mnt, "tmpfs", 0, "size=64k");
+        close(open(file_in, O_CREAT | O_WRONLY, 0644));
+        write(ready[1], "r", 1);
+        char ch;
+        read(go[0], &ch, 1);
+        _exit(0);
+    }
+    char ch;
+    read(ready[0], &ch, 1);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", holder);
+    for (int how = 0; how < 4; how++) {
+        c = fork();
+        if (c == 0) {
+            chdir(dir);
+            int nsfd = open(path, O_RDONLY);
+            struct stat st;
+            long r;
+            if (how == 0) {
+                r = setns(nsfd, 0);
+            } else if (how == 1) {
+                r = setns(syscall(SYS_pidfd_open, holder, 0), CLONE_NEWNS);
+            } else if (how == 2) {
+                struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+                struct __user_cap_data_struct d[2];
+                syscall(SYS_capget, &h, d);
+                d[0].effective &= ~(1u << CAP_SYS_CHROOT);
+                syscall(SYS_capset, &h, d);
+                r = setns(nsfd, CLONE_NEWNS);
+            } else {  /* another process shares its root and cwd (CLONE_FS) */
+                pid_t sib = syscall(SYS_clone, CLONE_FS | SIGCHLD, 0, 0, 0, 0);
+                if (sib == 0) {
+                    read(go[0], &ch, 1);
+                    _exit(0);
+                }
+                r = setns(nsfd, CLONE_NEWNS);
+                int e = errno;
+                kill(sib, SIGKILL);
+                waitpid(sib, NULL, 0);
+                errno = e;
+            }
+            const char *err = r < 0 ? strerror(errno) : "ok";
+            char cwd[256] = "?";
+            getcwd(cwd, sizeof cwd);
+            const char *names[4] = {"ns file", "pidfd", "without CAP_SYS_CHROOT", "fs shared"};
+            printf("setns mnt by %s: %s; cwd is / %d; the file %s\n", names[how], err,
+                   !strcmp(cwd, "/"),
+                   stat(file_in, &st) == 0 ? "seen" : strerror(errno));
+            fflush(stdout);
+            _exit(0);
+        }
+        wait_child(c);
+    }
+    write(go[1], "g", 1);
+    wait_child(holder);
+    report("parent");
 
     puts("== errors");
     fflush(stdout);

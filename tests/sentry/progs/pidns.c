@@ -8,6 +8,11 @@
  * and from the parent (SIGTERM), handles those it has a handler for, dies of SIGKILL
  * from the parent, and takes every other process of the namespace with it; then fork
  * into the dead namespace is ENOMEM. clone(CLONE_NEWPID) and CLONE_NEWPID|CLONE_THREAD.
+ * SysV IPC pids (shm_cpid/lpid, msg_lspid, GETPID, /proc/sysvipc) and a pidfd's fdinfo
+ * (Pid, NSpid through the outer and the inner proc) in each side's numbers. setns into a
+ * pid namespace by a /proc/PID/ns/pid file and by a pidfd (the next fork's child is in
+ * it), and its errors (wrong type, an ancestor, no CAP_SYS_ADMIN, a reaped pidfd, bad
+ * flags, not a namespace file), and a fork after joining a dead namespace.
  * usage: pidns DIR (a scratch directory, for the inner proc mount). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,7 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/ipc.h>
 #include <sys/mount.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -27,6 +36,9 @@
 
 static char procdir[300];
 static int to_parent[2], to_init[2];
+static int shmid, msqid, semid, parent_pidfd;
+static pid_t me;
+static void init_ipc_and_pidfds(void);
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #include <stdarg.h>
@@ -151,6 +163,7 @@ static void init_main(void) {
     say("init: handler ran %d\n", (int)got_usr1);
     /* a proc of its own */
     res("init: mount proc", mount("proc", procdir, "proc", 0, NULL));
+    init_ipc_and_pidfds();
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -238,6 +251,191 @@ static int child_fn(void *arg) {
     return 7;
 }
 
+/* columns `a` and `b` (from 0) of the /proc/sysvipc/NAME line of object `id` */
+static void sysvipc_cols(const char *proc, const char *name, int id, int a, int b,
+                         long *va, long *vb) {
+    char path[400], line[512];
+    snprintf(path, sizeof path, "%s/sysvipc/%s", proc, name);
+    *va = *vb = -2;
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        long v[8];
+        if (sscanf(line, "%ld %ld %lo %ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3], &v[4],
+                   &v[5], &v[6]) == 7 && v[1] == id) {
+            *va = v[a];
+            *vb = v[b];
+        }
+    }
+    if (f)
+        fclose(f);
+}
+
+/* the Pid and NSpid lines of fdinfo `fd` of this process through proc `proc`, as numbers */
+static int pidfd_info(const char *proc, int fd, long *pid, long ns[4]) {
+    char path[400], line[512];
+    snprintf(path, sizeof path, "%s/self/fdinfo/%d", proc, fd);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    *pid = -9;
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "Pid:", 4))
+            *pid = atol(line + 4);
+        if (!strncmp(line, "NSpid:", 6))
+            for (char *p = strtok(line + 6, " \t\n"); p && n < 4; p = strtok(NULL, " \t\n"))
+                ns[n++] = atol(p);
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* the init's view: the pids of SysV objects it used and of pidfds */
+static void init_ipc_and_pidfds(void) {
+    void *at = shmat(shmid, NULL, 0);
+    shmdt(at);
+    struct { long type; char text[4]; } m = {1, "x"};
+    msgsnd(msqid, &m, 1, 0);
+    struct sembuf op = {0, 1, 0};
+    semop(semid, &op, 1);
+    struct shmid_ds sd;
+    struct msqid_ds qd;
+    shmctl(shmid, IPC_STAT, &sd);
+    msgctl(msqid, IPC_STAT, &qd);
+    say("init: shm cpid %d lpid %d, msg lspid %d lrpid %d, sem pid %d\n", sd.shm_cpid,
+        sd.shm_lpid, qd.msg_lspid, qd.msg_lrpid, semctl(semid, 0, GETPID));
+    const char *procs[2] = {"/proc", procdir};
+    for (int i = 0; i < 2; i++) {
+        long a, b;
+        sysvipc_cols(procs[i], "shm", shmid, 4, 5, &a, &b);
+        say("init: %s sysvipc/shm cpid %ld lpid %ld\n", i ? "inner" : "outer", a, b);
+        sysvipc_cols(procs[i], "msg", msqid, 5, 6, &a, &b);
+        say("init: %s sysvipc/msg lspid %ld lrpid %ld\n", i ? "inner" : "outer", a, b);
+    }
+    int selffd = syscall(SYS_pidfd_open, getpid(), 0);
+    int outer_me = outer_pid();
+    for (int i = 0; i < 2; i++) {
+        long pid, ns[4];
+        int n = pidfd_info(procs[i], selffd, &pid, ns);
+        say("init: %s fdinfo of its own pidfd: Pid %s, NSpid %d fields, first %s last %ld\n",
+            i ? "inner" : "outer", pid == 1 ? "1" : pid == outer_me ? "outer" : "?", n,
+            n && ns[0] == pid ? "Pid" : "?", n ? ns[n - 1] : -9);
+        n = pidfd_info(procs[i], parent_pidfd, &pid, ns);
+        say("init: %s fdinfo of the parent's pidfd: Pid %s, NSpid %d fields %ld\n",
+            i ? "inner" : "outer", pid == me ? "parent" : pid == 0 ? "0" : "?", n,
+            n == 1 ? (ns[0] == me ? 1 : ns[0]) : -9);
+    }
+    close(selffd);
+}
+
+/* the parent's view of the same, with the init named by `init` */
+static void parent_ipc_and_pidfds(pid_t init) {
+    struct shmid_ds sd;
+    struct msqid_ds qd;
+    shmctl(shmid, IPC_STAT, &sd);
+    msgctl(msqid, IPC_STAT, &qd);
+    say("parent: shm cpid is its own %d, lpid the init's %d, msg lspid the init's %d, "
+        "sem pid the init's %d\n", sd.shm_cpid == getpid(), sd.shm_lpid == init,
+        qd.msg_lspid == init, semctl(semid, 0, GETPID) == init);
+    long a, b;
+    sysvipc_cols("/proc", "shm", shmid, 4, 5, &a, &b);
+    say("parent: sysvipc/shm cpid its own %d lpid the init's %d\n", a == getpid(), b == init);
+    sysvipc_cols("/proc", "msg", msqid, 5, 6, &a, &b);
+    say("parent: sysvipc/msg lspid the init's %d lrpid %ld\n", a == init, b);
+    int fd = syscall(SYS_pidfd_open, init, 0);
+    long pid, ns[4];
+    int n = pidfd_info("/proc", fd, &pid, ns);
+    say("parent: fdinfo of the init's pidfd: Pid the init's %d, NSpid %d fields: %d %ld\n",
+        pid == init, n, n > 0 && ns[0] == init, n > 1 ? ns[1] : -9);
+    close(fd);
+    shmctl(shmid, IPC_RMID, NULL);
+    msgctl(msqid, IPC_RMID, NULL);
+    semctl(semid, 0, IPC_RMID);
+}
+
+static int holder_fn(void *arg) {
+    char c;
+    read(*(int *)arg, &c, 1);
+    return 0;
+}
+
+static void readlink_same(const char *what, const char *a, const char *b) {
+    char x[64] = {0}, y[64] = {0};
+    long r1 = readlink(a, x, sizeof x - 1), r2 = readlink(b, y, sizeof y - 1);
+    say("%s: %s\n", what, r1 < 0 || r2 < 0 ? strerror(errno) : strcmp(x, y) ? "no" : "yes");
+}
+
+/* fork a child that reports its ids (and, inside `nsfd`'s namespace, setns back up) */
+static void fork_report(const char *what, int rootfd, int nsfd) {
+    fflush(stdout);
+    pid_t c = fork();
+    if (c < 0) {
+        say("%s: fork = -1 %s\n", what, strerror(errno));
+        return;
+    }
+    if (c == 0) {
+        say("%s: child getpid %d getppid %d\n", what, getpid(), getppid());
+        if (rootfd >= 0) {
+            res("  child: setns(ancestor's ns)", setns(rootfd, CLONE_NEWPID));
+            res("  child: setns(its own ns)", setns(nsfd, CLONE_NEWPID));
+        }
+        _exit(0);
+    }
+    int st;
+    res("  waitpid is fork's", waitpid(c, &st, 0) == c);
+}
+
+static void setns_cases(pid_t dead_init_unused, int deadfd, int dead_pidfd) {
+    (void)dead_init_unused;
+    static char stack[65536];
+    int rootfd = open("/proc/self/ns/pid", O_RDONLY);
+    res("setns(bad fd)", setns(-1, CLONE_NEWPID));
+    res("setns(a regular file)", setns(open("/proc/self/status", O_RDONLY), 0));
+    res("setns(own ns, CLONE_NEWUTS)", setns(rootfd, CLONE_NEWUTS));
+    res("setns(own ns, CLONE_NEWPID)", setns(rootfd, CLONE_NEWPID));
+    readlink_same("pid_for_children is its own again", "/proc/self/ns/pid",
+                  "/proc/self/ns/pid_for_children");
+    int gate[2];
+    pipe(gate);
+    pid_t h = clone(holder_fn, stack + sizeof stack, CLONE_NEWPID | SIGCHLD, &gate[0]);
+    res("clone(CLONE_NEWPID) after setns back", h > 0);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/pid", h);
+    int nsfd = open(path, O_RDONLY);
+    int pfd = syscall(SYS_pidfd_open, h, 0);
+    res("setns(ns file, 0)", setns(nsfd, 0));
+    readlink_same("pid_for_children is the holder's", path, "/proc/self/ns/pid_for_children");
+    readlink_same("pid is still its own", "/proc/self/ns/pid", "/proc/self/ns/pid_for_children");
+    res("clone(CLONE_THREAD) with another pid_for_children",
+        clone(child_fn, stack + sizeof stack, CLONE_THREAD | CLONE_SIGHAND | CLONE_VM, NULL));
+    fork_report("after setns by file", rootfd, nsfd);
+    res("setns(own ns) again", setns(rootfd, 0));
+    res("setns(pidfd, 0)", setns(pfd, 0));
+    res("setns(pidfd, bad flag)", setns(pfd, CLONE_NEWPID | 1));
+    res("setns(pidfd, CLONE_NEWUSER)", setns(pfd, CLONE_NEWPID | CLONE_NEWUSER));
+    res("setns(pidfd, CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC)",
+        setns(pfd, CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC));
+    readlink_same("pid_for_children is the holder's", path, "/proc/self/ns/pid_for_children");
+    fork_report("after setns by pidfd", -1, -1);
+    res("setns(uts ns file, CLONE_NEWUTS)",
+        setns(open("/proc/self/ns/uts", O_RDONLY), CLONE_NEWUTS));
+    fflush(stdout);
+    pid_t u = fork();
+    if (u == 0) {
+        setresgid(65534, 65534, 65534);
+        setresuid(65534, 65534, 65534);
+        res("unprivileged: setns(ns file)", setns(nsfd, CLONE_NEWPID));
+        res("unprivileged: setns(pidfd)", setns(pfd, CLONE_NEWPID));
+        _exit(0);
+    }
+    waitpid(u, NULL, 0);
+    res("setns(the dead namespace's file)", setns(deadfd, CLONE_NEWPID));
+    fork_report("after joining the dead namespace", -1, -1);
+    res("setns(a reaped process's pidfd)", setns(dead_pidfd, CLONE_NEWPID));
+    write(gate[1], "x", 1);
+    int st;
+    res("holder reaped", waitpid(h, &st, 0) == h);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: pidns DIR\n");
@@ -245,7 +443,7 @@ int main(int argc, char **argv) {
     }
     snprintf(procdir, sizeof procdir, "%s/proc", argv[1]);
     mkdir(procdir, 0755);
-    pid_t me = getpid();
+    me = getpid();
     /* clone(CLONE_NEWPID) straight away; and with CLONE_THREAD */
     static char stack[65536];
     pid_t c2 = clone(child_fn, stack + sizeof stack, CLONE_NEWPID | SIGCHLD, NULL);
@@ -259,6 +457,11 @@ int main(int argc, char **argv) {
               CLONE_NEWPID | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM, NULL));
     res("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
     res("mount private", mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+    res("unshare(CLONE_NEWIPC)", unshare(CLONE_NEWIPC));
+    shmid = shmget(IPC_PRIVATE, 4096, 0600);
+    msqid = msgget(IPC_PRIVATE, 0600);
+    semid = semget(IPC_PRIVATE, 1, 0600);
+    parent_pidfd = syscall(SYS_pidfd_open, getpid(), 0);
     char ns0[64] = {0}, nsc[64] = {0};
     readlink("/proc/self/ns/pid", ns0, sizeof ns0 - 1);
     readlink("/proc/self/ns/pid_for_children", nsc, sizeof nsc - 1);
@@ -278,6 +481,11 @@ int main(int argc, char **argv) {
     pid_t last;
     read(to_parent[0], &last, sizeof last);
     say("parent: last child is %d inside\n", last);
+    parent_ipc_and_pidfds(init);
+    char deadpath[64];
+    snprintf(deadpath, sizeof deadpath, "/proc/%d/ns/pid", init);
+    int deadfd = open(deadpath, O_RDONLY);
+    int dead_pidfd = syscall(SYS_pidfd_open, init, 0);
     /* the init now waits for the parent: nothing else prints meanwhile */
     say("parent: fork returned a pid of its own namespace %s\n", init != 1 ? "yes" : "no");
     char nsi[64] = {0}, path[64];
@@ -303,5 +511,6 @@ int main(int argc, char **argv) {
     res("parent: fork into the dead namespace", fork());
     res("parent: clone(CLONE_NEWPID) after unshare",
         clone(child_fn, stack + sizeof stack, CLONE_NEWPID | SIGCHLD, NULL));
+    setns_cases(init, deadfd, dead_pidfd);
     return 0;
 }

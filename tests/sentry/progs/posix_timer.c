@@ -1,6 +1,8 @@
 /* POSIX timers: timer_create with SIGEV_SIGNAL (and the NULL default), SIGEV_THREAD_ID,
  * SIGEV_NONE; settime relative/absolute/periodic, gettime, getoverrun counting
- * expirations while the signal is pending, delete; CPU-time clocks; ids; errors. The same
+ * expirations while the signal is pending, delete; CPU-time clocks; ids; errors;
+ * a signal left queued by a re-arm or a delete dropped when taken; /proc/self/timers
+ * (the notified pid shown as self). The same
  * output natively and in the sandbox (no times printed, only what is deterministic). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -215,5 +217,66 @@ int main(void) {
     show(" gettime bad pointer", tget(b, BAD));
     show(" getoverrun bad id", tover(12345));
     show(" delete bad id", tdel(-1));
+
+    /* a signal still queued when its timer is re-armed or deleted stays pending and is
+       dropped when taken (Linux 6.13 on) */
+    printf("== stale timer signals\n");
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGUSR1;
+    const char *how[2] = {"re-armed", "deleted"};
+    for (int k = 0; k < 2; k++) {
+        int st_id = -1;
+        tcreate(CLOCK_MONOTONIC, &sev, &st_id);
+        struct itimerspec soon = {.it_value = {0, 1000}};
+        tset(st_id, 0, &soon, NULL);
+        sigset_t pend;
+        do
+            sigpending(&pend);
+        while (!sigismember(&pend, SIGUSR1));
+        if (k == 0) {
+            struct itimerspec later = {.it_value = {100, 0}};
+            tset(st_id, 0, &later, NULL);
+        } else {
+            tdel(st_id);
+        }
+        sigpending(&pend);
+        printf(" %s: still pending %d", how[k], sigismember(&pend, SIGUSR1));
+        struct timespec z = {0, 0};
+        siginfo_t sinfo;
+        errno = 0;
+        int got = sigtimedwait(&usr1, &sinfo, &z);
+        sigpending(&pend);
+        printf(", taken %d %s, pending after %d\n", got, got < 0 ? strerror(errno) : "",
+               sigismember(&pend, SIGUSR1));
+        if (k == 0)
+            tdel(st_id);
+    }
+
+    printf("== /proc/self/timers\n");
+    sev.sigev_notify = SIGEV_NONE;
+    sev.sigev_signo = SIGUSR1;
+    sev.sigev_value.sival_ptr = (void *)0x1234;
+    int nn = -1, tt = -1;
+    tcreate(CLOCK_BOOTTIME, &sev, &nn);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev._sigev_un._tid = syscall(SYS_gettid);
+    sev.sigev_signo = SIGUSR2;
+    tcreate(CLOCK_MONOTONIC, &sev, &tt);
+    FILE *f = fopen("/proc/self/timers", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        char how[32], who[8];
+        int pid;
+        if (sscanf(line, "notify: %31[^/]/%7[^.].%d", how, who, &pid) == 3)
+            printf(" notify: %s/%s.%s\n", how, who, pid == getpid() ? "self" : "other");
+        else
+            printf(" %s", line);
+    }
+    if (f)
+        fclose(f);
     return 0;
 }

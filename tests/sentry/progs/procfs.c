@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/personality.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,8 +61,17 @@ static void show_pid(const char *who, pid_t p) {
 }
 
 /* what an exec'd image does: show itself, tell the parent, wait to be released */
+static void show_personality(const char *who) {
+    struct utsname u;
+    uname(&u);
+    printf("%s: machine %s, ", who, u.machine);
+    fflush(stdout);
+    show_file("personality", "/proc/self/personality");
+}
+
 static int execd(int argc, char **argv) {
     show_pid("exec'd self", getpid());
+    show_personality("exec'd self");
     write(4, "r", 1);
     char ch;
     read(3, &ch, 1);
@@ -114,9 +125,16 @@ int main(int argc, char **argv) {
     snprintf(envdir, sizeof envdir, "DIR=%s", dir);
     char *args1[] = {"renamed", "x y", NULL};
     char *env1[] = {"E=2", envdir, NULL};
+    /* a 32-bit persona (uname's machine) and READ_IMPLIES_EXEC, which execve of a 64-bit
+       program clears; any value is taken */
+    printf("personality set: old %x\n", personality(PER_LINUX32 | READ_IMPLIES_EXEC));
+    show_personality("self");
     exec_child(link, args1, env1);
     char *args2[] = {"script-argv0", "z", NULL};
     exec_child(script, args2, env1);
+    printf("personality odd: old %x\n", personality(0x0abcdef0));
+    printf("personality back: old %x\n", personality(PER_LINUX));
+    show_personality("self");
 
     /* an argv rewritten in place: shorter, then past its end (setproctitle) */
     size_t area = argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0];

@@ -5,7 +5,13 @@
  * changing and skipping a syscall at entry, changing rax at exit, EVENT_EXIT, signal
  * stops with GETSIGINFO and injection, SEIZE + INTERRUPT + fork/exec events, group stop
  * and LISTEN, ATTACH/DETACH, KILL, TracerPid, a traced thread (CLONE event, its own
- * stops and exit), a clone3 fork, the errors. */
+ * stops and exit), a clone3 fork, the errors; PEEKSIGINFO of the thread's and the
+ * process's queues, SECCOMP_GET_FILTER, the debug registers through PEEKUSER/POKEUSER
+ * (what Linux checks; no breakpoint is enabled), PTRACE_SYSEMU (an entry stop, the call
+ * not made, no exit stop unless resumed with PTRACE_SYSCALL), and Yama's PR_SET_PTRACER
+ * (each result printed as whether it is what the ptrace_scope this system shows says:
+ * the sandbox shows scope 1, a host without Yama none); a group stop of a process whose
+ * two threads are traced, each reporting its own stop. */
 #define _GNU_SOURCE
 #include <elf.h>
 #include <linux/sched.h>
@@ -17,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -462,6 +470,292 @@ static void case_clone3(void) {
     wait_for(pid, "clone3 parent end");
 }
 
+
+/* case 7: PEEKSIGINFO, SECCOMP_GET_FILTER, debug registers, SYSEMU */
+#define DR(n) (offsetof(struct user, u_debugreg) + 8 * (n))
+struct peek_args { unsigned long off; unsigned int flags; int nr; };
+
+static void peek(pid_t pid, const char *what, unsigned long off, unsigned flags, int nr,
+                 void *buf) {
+    struct peek_args a = {off, flags, nr};
+    siginfo_t *si = buf;
+    long r = ptrace(0x4209, pid, &a, buf);
+    say("peeksiginfo %s = %ld %s", what, r, r < 0 ? strerror(errno) : "");
+    for (long i = 0; i < r && buf != (void *)8; i++)
+        say(" [%d code %d value %d]", si[i].si_signo, si[i].si_code,
+            si[i].si_code == SI_QUEUE ? si[i].si_value.sival_int : 0);
+    say("\n");
+}
+
+static void case_more(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        ptrace(PTRACE_TRACEME, 0, 0, 0);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        sigaddset(&set, SIGUSR2);
+        sigaddset(&set, SIGRTMIN);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        union sigval v = {.sival_int = 11};
+        sigqueue(getpid(), SIGRTMIN, v);
+        v.sival_int = 12;
+        sigqueue(getpid(), SIGRTMIN, v);
+        kill(getpid(), SIGUSR1);
+        syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGUSR2);
+        syscall(SYS_kill, getpid(), SIGSTOP);
+        long a = syscall(SYS_getppid);  /* emulated: the tracer's rax */
+        long b = syscall(SYS_getpid);   /* emulated: rax left -ENOSYS */
+        int e = errno;
+        say("child7: emulated getppid %ld, getpid %ld %s\n", a, b, strerror(e));
+        _exit(9);
+    }
+    wait_for(pid, "more stop");
+    siginfo_t si[8];
+    peek(pid, "shared all", 0, 1, 8, si);
+    peek(pid, "shared from 1, 1", 1, 1, 1, si);
+    peek(pid, "thread's", 0, 0, 8, si);
+    peek(pid, "past the end", 5, 1, 8, si);
+    peek(pid, "nr 0", 0, 1, 0, si);
+    peek(pid, "bad flags", 0, 2, 1, si);
+    peek(pid, "nr < 0", 0, 1, -1, si);
+    peek(pid, "to a bad pointer", 0, 1, 1, (void *)8);
+    long r = ptrace(0x4209, pid, (void *)8, si);
+    say("peeksiginfo bad args pointer %s\n", err(r));
+    r = ptrace(0x420c, pid, 0, 0);
+    say("seccomp get filter %s\n", err(r));
+    for (int i = 0; i < 8; i++) {
+        errno = 0;
+        long v = ptrace(PTRACE_PEEKUSER, pid, (void *)DR(i), 0);
+        say("dr%d %#lx %s\n", i, v, err(errno ? -1 : 0));
+    }
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)DR(0), (void *)&marker);
+    say("poke dr0 a user address %s, reads back %d\n", err(r),
+        ptrace(PTRACE_PEEKUSER, pid, (void *)DR(0), 0) == (long)&marker);
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)DR(1), (void *)0xffffffff81000000UL);
+    say("poke dr1 a kernel address %s\n", err(r));
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)DR(2), (void *)((1UL << 47) - 8));
+    say("poke dr2 in the last user page %s\n", err(r));
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)DR(4), 0);
+    say("poke dr4 %s\n", err(r));
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)DR(5), (void *)1);
+    say("poke dr5 %s\n", err(r));
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)DR(6), (void *)0x4001);
+    say("poke dr6 %s, reads %#lx\n", err(r), ptrace(PTRACE_PEEKUSER, pid, (void *)DR(6), 0));
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)DR(7), (void *)(3UL << 18 | 1));
+    say("poke dr7 a 4-byte execute breakpoint %s\n", err(r));
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)DR(7), (void *)(2UL << 18 | 2UL << 16 | 4));
+    say("poke dr7 an I/O breakpoint %s\n", err(r));
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)DR(7), (void *)0x400);
+    say("poke dr7 reserved bits %s, reads %#lx\n", err(r),
+        ptrace(PTRACE_PEEKUSER, pid, (void *)DR(7), 0));
+    r = ptrace(PTRACE_POKEUSER, pid, (void *)DR(7), 0);
+    say("poke dr7 0 %s\n", err(r));
+    /* SYSEMU: entry stops only, the calls not made */
+    ptrace(PTRACE_SYSEMU, pid, 0, 0);
+    wait_for(pid, "sysemu first");
+    struct user_regs_struct regs;
+    ptrace(PTRACE_GETREGS, pid, 0, &regs);
+    say("sysemu stop at getppid's entry %d, rax %ld\n", regs.orig_rax == SYS_getppid,
+        (long)regs.rax);
+    regs.rax = 4242;
+    ptrace(PTRACE_SETREGS, pid, 0, &regs);
+    ptrace(PTRACE_SYSEMU, pid, 0, 0);
+    wait_for(pid, "sysemu second");
+    ptrace(PTRACE_GETREGS, pid, 0, &regs);
+    say("sysemu next stop at getpid's entry %d\n", regs.orig_rax == SYS_getpid);
+    ptrace(PTRACE_SYSCALL, pid, 0, 0);
+    wait_for(pid, "sysemu then syscall");
+    ptrace(PTRACE_GETREGS, pid, 0, &regs);
+    say("stop of getpid %d rax %ld\n", regs.orig_rax == SYS_getpid, (long)regs.rax);
+    ptrace(PTRACE_SYSEMU_SINGLESTEP, pid, 0, 0);  /* a trap after one instruction */
+    wait_for(pid, "sysemu singlestep");
+    ptrace(PTRACE_CONT, pid, 0, 0);
+    int st = wait_for(pid, "more next");
+    /* the pending signals, once unblocked by nobody: the child exits with them blocked */
+    while (WIFSTOPPED(st)) {
+        ptrace(PTRACE_CONT, pid, 0, 0);
+        st = wait_for(pid, "more next");
+    }
+}
+
+/* case 8: Yama's PR_SET_PTRACER between two processes of uid 65534, neither an ancestor
+ * of the other; results printed as whether they are what the shown ptrace_scope says */
+static int yama_scope(void) {
+    int fd = open("/proc/sys/kernel/yama/ptrace_scope", O_RDONLY);
+    char c = '0';
+    if (fd < 0)
+        return -1;
+    read(fd, &c, 1);
+    close(fd);
+    return c - '0';
+}
+
+static void drop_to_nobody(void) {
+    if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+        say("setuid failed\n");
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);  /* the uid change made it undumpable */
+}
+
+/* A: runs prctl(PR_SET_PTRACER, arg) for each command */
+static void yama_tracee(int cmd, int reply) {
+    drop_to_nobody();
+    int ready = 0;
+    write(reply, &ready, sizeof ready);  /* no attach may come before it is nobody's */
+    long arg;
+    while (read(cmd, &arg, sizeof arg) == sizeof arg && arg != 0x7fffffff) {
+        long r = prctl(PR_SET_PTRACER, (unsigned long)arg, 0, 0, 0);
+        int e = r < 0 ? errno : 0;
+        write(reply, &e, sizeof e);
+    }
+    _exit(0);
+}
+
+static int try_attach(pid_t a) {
+    if (ptrace(PTRACE_ATTACH, a, 0, 0) < 0)
+        return errno;
+    waitpid(a, NULL, 0);
+    ptrace(PTRACE_DETACH, a, 0, 0);
+    return 0;
+}
+
+/* B: for each command attaches to A itself (0) or from a new child of its own (1) */
+static void yama_tracer(pid_t a, int cmd, int reply) {
+    drop_to_nobody();
+    long how;
+    while (read(cmd, &how, sizeof how) == sizeof how && how != 2) {
+        int e;
+        if (how == 0) {
+            e = try_attach(a);
+        } else {
+            int p[2];
+            pipe(p);
+            pid_t c = fork();
+            if (c == 0) {
+                e = try_attach(a);
+                write(p[1], &e, sizeof e);
+                _exit(0);
+            }
+            read(p[0], &e, sizeof e);
+            waitpid(c, NULL, 0);
+            close(p[0]);
+            close(p[1]);
+        }
+        write(reply, &e, sizeof e);
+    }
+    _exit(0);
+}
+
+static int ask(int cmd, int reply, long arg) {
+    int e;
+    write(cmd, &arg, sizeof arg);
+    read(reply, &e, sizeof e);
+    return e;
+}
+
+static void case_yama(void) {
+    int scope = yama_scope();
+    int ac[2], ar[2], bc[2], br[2];
+    pipe(ac);
+    pipe(ar);
+    pipe(bc);
+    pipe(br);
+    pid_t a = fork();
+    if (a == 0)
+        yama_tracee(ac[0], ar[1]);
+    int ready;
+    read(ar[0], &ready, sizeof ready);
+    pid_t b = fork();
+    if (b == 0)
+        yama_tracer(a, bc[0], br[1]);
+    int strict = scope >= 1;  /* scope 1: only descendants and named tracers */
+    int e = ask(bc[1], br[0], 0);
+    say("yama: unnamed sibling attach as the scope says: %d\n", strict ? e == EPERM : e == 0);
+    e = ask(ac[1], ar[0], b);
+    say("yama: set_ptracer as the scope says: %d\n", scope < 0 ? e == EINVAL : e == 0);
+    say("yama: named sibling attach %s\n", strerror(ask(bc[1], br[0], 0)));
+    say("yama: its child's attach %s\n", strerror(ask(bc[1], br[0], 1)));
+    say("yama: set_ptracer to no process %s\n", strerror(ask(ac[1], ar[0], 99999999)));
+    e = ask(ac[1], ar[0], 0);
+    say("yama: set_ptracer 0 as the scope says: %d\n", scope < 0 ? e == EINVAL : e == 0);
+    e = ask(bc[1], br[0], 0);
+    say("yama: attach after clearing as the scope says: %d\n", strict ? e == EPERM : e == 0);
+    e = ask(ac[1], ar[0], -1);
+    say("yama: set_ptracer any as the scope says: %d\n", scope < 0 ? e == EINVAL : e == 0);
+    say("yama: attach after any %s\n", strerror(ask(bc[1], br[0], 1)));
+    long quit = 0x7fffffff, bquit = 2;
+    write(ac[1], &quit, sizeof quit);
+    write(bc[1], &bquit, sizeof bquit);
+    waitpid(a, NULL, 0);
+    waitpid(b, NULL, 0);
+}
+
+/* case 9: a group stop of a process with two traced threads: the one that took SIGSTOP
+ * and the other each report their own stop (PTRACE_EVENT_STOP, seized) */
+static int gs_pipe[2], gs_tid[2];
+
+static void *gs_thread(void *a) {
+    long tid = syscall(SYS_gettid);
+    write(gs_tid[1], &tid, sizeof tid);
+    char c;
+    read(gs_pipe[0], &c, 1);
+    return a;
+}
+
+static char proc_state(pid_t pid, long tid) {
+    char path[96], line[256], st = '?';
+    snprintf(path, sizeof path, "/proc/%d/task/%ld/status", pid, tid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "State:", 6))
+            st = line[7];
+    if (f)
+        fclose(f);
+    return st;
+}
+
+static void case_group_stop(void) {
+    pipe(gs_pipe);
+    pipe(gs_tid);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pthread_t th;
+        pthread_create(&th, 0, gs_thread, 0);
+        char c;
+        read(gs_pipe[0], &c, 1);
+        pthread_join(th, 0);
+        _exit(8);
+    }
+    long tid;
+    read(gs_tid[0], &tid, sizeof tid);
+    long r1 = ptrace(PTRACE_SEIZE, pid, 0, 0), r2 = ptrace(PTRACE_SEIZE, tid, 0, 0);
+    say("group stop: seize both %s %s\n", err(r1), err(r2));
+    kill(pid, SIGSTOP);
+    int st;
+    pid_t who = waitpid(-1, &st, __WALL);
+    say("group stop: first the signal stop of the %s: %#x\n",
+        who == pid ? "leader" : who == tid ? "thread" : "?", st);
+    ptrace(PTRACE_CONT, who, 0, SIGSTOP);
+    int seen[2] = {0, 0}, stv[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        who = waitpid(-1, &st, __WALL);
+        int k = who == pid ? 0 : who == tid ? 1 : -1;
+        if (k < 0) {
+            say("group stop: unexpected %d %#x\n", who, st);
+            break;
+        }
+        seen[k]++;
+        stv[k] = st;
+    }
+    say("group stop: leader reported %d (%#x), thread reported %d (%#x)\n", seen[0], stv[0],
+        seen[1], stv[1]);
+    say("group stop: states %c %c\n", proc_state(pid, pid), proc_state(pid, tid));
+    ptrace(PTRACE_DETACH, tid, 0, 0);
+    kill(pid, SIGKILL);
+    who = waitpid(pid, &st, __WALL);
+    say("group stop: end %s\n", who == pid && WIFSIGNALED(st) ? "killed" : "?");
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "exec-child"))
         return 5;
@@ -471,6 +765,9 @@ int main(int argc, char **argv) {
     case_attach();
     case_thread();
     case_clone3();
+    case_more();
+    case_yama();
+    case_group_stop();
     say("done\n");
     return 0;
 }
