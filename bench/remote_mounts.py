@@ -104,7 +104,9 @@ def main() -> None:
     try:
         os.chmod(top, 0o755)
         data = top / "data"
-        data.mkdir(mode=0o777)
+        data.mkdir()
+        os.chmod(data, 0o777)  # mkdir's mode passes through the umask; a plain-TCP
+        # gofer serves its clients as nobody (squashed), who must be able to create here
         with open(data / "big", "wb") as f:
             for _ in range(a.size_mib):
                 f.write(os.urandom(1 << 20))

@@ -177,3 +177,23 @@ def test_python_api_mounts_a_tls_gofer(pki, served) -> None:
             assert sb.read_file("/ro/api") == b"via-api\n"
             denied = sb.exec(["sh", "-c", "echo x > /ro/new"])
             assert denied.returncode != 0 and b"Read-only file system" in denied.stderr
+
+
+def test_squashing_tcp_gofer_owns_what_the_sandbox_creates(served) -> None:
+    """A plain-TCP gofer serves every client as nobody unless told to trust them (gofer
+    README): the sandbox's root creates files and directories there as over NFS with
+    root_squash, owned by nobody, instead of failing on the chown that would give them to
+    root."""
+    served.chmod(0o777)
+    port = free_port()
+    with gofer_process([*confine_args(), "--export", f"data={served}",
+                        "--listen", f"tcp:127.0.0.1:{port}"]) as proc:
+        got = runpsc("do", "--mount", f"9p:tcp:127.0.0.1:{port},aname=data:/data", "--",
+                     "sh", "-c", "echo made > /data/f && mkdir /data/d && ln -s f /data/l && "
+                     "stat -c '%n %u %a' /data/f /data/d && cat /data/f")
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.decode() == "/data/f 65534 644\n/data/d 65534 755\nmade\n"
+    assert (served / "f").stat().st_uid == 65534 and (served / "d").stat().st_uid == 65534
+    assert os.readlink(served / "l") == "f"

@@ -560,8 +560,18 @@ class GoferFS(Filesystem):
         fix_mode = ((st.attr.mode & 0o7777) != (mode & 0o7777) or uid != st.attr.uid) \
             and not ino.is_symlink
         if uid != st.attr.uid or fix_mode:
-            await fid.setattr(uid=uid if uid != st.attr.uid else None,
-                              mode=mode & 0o7777 if fix_mode else None)
+            try:
+                await fid.setattr(uid=uid if uid != st.attr.uid else None,
+                                  mode=mode & 0o7777 if fix_mode else None)
+            except PermissionError:
+                if uid == st.attr.uid:
+                    raise
+                # A server that creates as another user and will not give the file away
+                # (a squashing gofer, NFS's root_squash): its owner stands, as over NFS,
+                # and the create succeeds; the mode is still the caller's.
+                uid = st.attr.uid
+                if fix_mode:
+                    await fid.setattr(mode=mode & 0o7777)
             if uid != st.attr.uid and mode & 0o6000 and not ino.is_symlink:
                 # Servers differ in the order they apply the two (diod: the mode first),
                 # and the chown clears set-id bits: set them again on their own.
