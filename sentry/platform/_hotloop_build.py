@@ -41,6 +41,9 @@ ffibuilder.cdef(
                 long *answered);
     #define HOT_NOTIF ...
     #define HOT_NOTIF_OTHER ...
+    long mem_read(int pid, unsigned long addr, char *buf, unsigned long n);
+    long mem_write(int pid, unsigned long addr, const char *buf, unsigned long n);
+    long mem_cstring(int pid, unsigned long addr, char *buf, long first, long limit);
     """
 )
 ffibuilder.set_source(
