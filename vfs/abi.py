@@ -138,10 +138,6 @@ _STATFS = struct.Struct("<qqQQQQQQqqq32x")  # f_fsid: two u32 words, whatever th
 _DIRENT_HEAD = struct.Struct("<QqHB")
 
 
-def _split_ns(ns: int) -> tuple[int, int]:
-    return ns // 1_000_000_000, ns % 1_000_000_000
-
-
 @dataclass(slots=True)
 class Stat:
     """File attributes in Linux's units (times in nanoseconds since the epoch).
@@ -173,9 +169,9 @@ class Stat:
 
     def pack_stat(self) -> bytes:
         """The x86_64 `struct stat` (144 bytes)."""
-        a, an = _split_ns(self.atime_ns)
-        m, mn = _split_ns(self.mtime_ns)
-        c, cn = _split_ns(self.ctime_ns)
+        a, an = divmod(self.atime_ns, 1_000_000_000)
+        m, mn = divmod(self.mtime_ns, 1_000_000_000)
+        c, cn = divmod(self.ctime_ns, 1_000_000_000)
         return _STAT.pack(
             self.dev, self.ino, self.nlink, self.mode, self.uid, self.gid, 0, self.rdev,
             self.size, self.blksize, self.blocks, a, an, m, mn, c, cn,
@@ -200,7 +196,7 @@ class Stat:
         )
         for off, ns in ((64, self.atime_ns), (80, btime), (96, self.ctime_ns),
                         (112, self.mtime_ns)):
-            s, n = _split_ns(ns)
+            s, n = divmod(ns, 1_000_000_000)
             _STATX_TS.pack_into(out, off, s, n, 0)
         _STATX_TAIL.pack_into(
             out, 128, os.major(self.rdev), os.minor(self.rdev), os.major(self.dev),

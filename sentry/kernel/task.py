@@ -213,7 +213,9 @@ class Task:
             return await self.sleep_interruptibly(aw)
         self._sleeps.add(scope)
         try:
-            if self.killed_by or signals.should_interrupt(self):
+            # (should_interrupt's own first test inlined: this runs on every read and open)
+            if self.leader._killed_by or self.kernel.signals_queued \
+                    and signals.should_interrupt(self):
                 scope.cancel()
             return await aw
         except BaseException as e:
