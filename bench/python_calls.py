@@ -4,7 +4,10 @@ in an in-process Kernel whose root is a tmpfs (bench/syscall_overhead.py's `in_r
 under cProfile, twice with different counts; the slope of cProfile's call count is the
 calls per loop iteration, builtins included (a C loop call, a ctypes or cffi call count
 as one each), with the functions behind it. Unlike wall time it does not move with the
-machine's load, so a change's effect shows in one run of each tree.
+machine's load, so a change's effect shows in one run of each tree. Then, without the
+profiler, the Sentry thread's CPU time per iteration (time.thread_time's slope over the
+same two lengths, best of --repeat): user and system time of the handler, the dispatch
+and the platform's round trip, which other processes' load moves far less than wall time.
 
 Run: .venv/bin/python bench/python_calls.py MODE [--tree DIR] [--platform seccomp]
      [--top 40]
@@ -20,6 +23,7 @@ import os
 import pstats
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -31,6 +35,7 @@ def main() -> None:
     ap.add_argument("--platform", default="seccomp")
     ap.add_argument("--counts", default="2000,4000", help="two loop lengths")
     ap.add_argument("--top", type=int, default=40, help="functions listed")
+    ap.add_argument("--repeat", type=int, default=3, help="CPU time runs (best taken)")
     args = ap.parse_args()
     tree = Path(args.tree).resolve()
     sys.path[:0] = [str(tree / "bench"), str(tree)]
@@ -56,6 +61,14 @@ def main() -> None:
     slope = sorted(((c - per[n1].get(k, 0)) / (n2 - n1), k) for k, c in per[n2].items())
     for d, (file, line, fn) in [x for x in reversed(slope) if x[0] >= 0.5][:args.top]:
         print(f"{d:6.2f}  {file.replace(str(tree) + '/', '')}:{line} {fn}")
+    cpu: dict[int, float] = {}
+    for _ in range(max(1, args.repeat)):
+        for n in (n1, n2):
+            t0 = time.thread_time()
+            trio.run(in_runpsc, prog, args.mode, n, data)
+            cpu[n] = min(cpu.get(n, 1e9), time.thread_time() - t0)
+    print(f"{args.mode}: Sentry thread CPU {(cpu[n2] - cpu[n1]) / (n2 - n1) * 1e6:.2f} µs "
+          "per iteration")
 
 
 if __name__ == "__main__":
