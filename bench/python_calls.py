@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def main() -> None:
@@ -44,7 +45,14 @@ def main() -> None:
     from syscall_overhead import in_runpsc, placed
 
     os.environ["RUNPSC_PLATFORM"] = args.platform
-    prog = str(build("calls", Path(tempfile.mkdtemp(prefix="runpsc-bench-")), "-static"))
+    with tempfile.TemporaryDirectory(prefix="runpsc-bench-") as tmp:
+        prog = str(build("calls", Path(tmp), "-static"))
+        measure(prog, args, trio, in_runpsc, placed, tree)
+
+
+def measure(prog: str, args: argparse.Namespace, trio: Any, in_runpsc: Any, placed: Any,
+            tree: Path) -> None:
+    """The two counts and the CPU slope of `prog`'s loop (see the module docstring)."""
     data = os.urandom(4096)
     placed("pinned")
     trio.run(in_runpsc, prog, args.mode, 10, data)  # imports and first-time work
