@@ -311,7 +311,7 @@ class MemoryManager:
         top = self.mmap_base
         vmas = self.vmas
         i = bisect.bisect_left(self._starts, top) - 1
-        res = sorted((s, e) for s, e, _ in self.reserved if s < top)
+        res = sorted([(s, e) for s, e, _ in self.reserved if s < top])  # (a list: no generator frame per area)
         r = len(res) - 1
         while i >= 0 or r >= 0:
             if r < 0 or i >= 0 and vmas[i].start > res[r][0]:
