@@ -250,6 +250,27 @@ def pack_dirent64(ino: int, next_off: int, dtype: int, name: bytes) -> bytes:
     return _DIRENT_HEAD.pack(ino, next_off, reclen, dtype) + name + b"\0" * (reclen - 19 - len(name))
 
 
+def pack_dirents64(ents: list[tuple[int, int, int, bytes]], size: int) -> tuple[bytes, int]:
+    """(the `linux_dirent64` records of the first entries of `ents` ((next_off, ino,
+    d_type, name) each) that fit in `size` bytes, how many): one buffer for the batch,
+    each record packed into it in place (its padding is the buffer's zeros)."""
+    buf = bytearray(min(size, 32768))
+    pack_into = _DIRENT_HEAD.pack_into
+    pos = n = 0
+    for next_off, ino, dtype, name in ents:
+        ln = len(name)
+        end = pos + ((27 + ln) & ~7)  # 19 bytes of head, the name, its NUL, 8-aligned
+        if end > len(buf):
+            if end > size:
+                break
+            buf.extend(bytes(min(size, max(end, 2 * len(buf))) - len(buf)))
+        pack_into(buf, pos, ino, next_off, end - pos, dtype)
+        buf[pos + 19:pos + 19 + ln] = name
+        pos = end
+        n += 1
+    return bytes(buf[:pos]), n
+
+
 def parse_dirents64(data: bytes) -> list[tuple[int, int, int, bytes]]:
     """Decode getdents64 output into (ino, off, type, name) tuples (for tests and tools)."""
     out = []
