@@ -4,7 +4,9 @@ ratios to native measured in the same run.
 
 Per-call rows: a C loop run in the sandbox (bench/progs/calls.c) times the call itself
 (getpid; umask(022); open + close, stat of a file on the sandbox's root, i.e. the root
-overlay's lower; read of 4 KiB of /dev/zero) and prints ns per call. Workload rows: wall time of the whole command, run as
+overlay's lower; read of 4 KiB of /dev/zero; pread of 4 KiB of that root file; a 64 KiB
+anonymous mmap, a write to it and its munmap, as busybox find does per directory) and
+prints ns per call. Workload rows: wall time of the whole command, run as
 `/bin/sh -c` on the host's root, sandbox start included (as the `runpsc do /bin/true` row
 shows it).
 
@@ -51,6 +53,8 @@ CALLS = {
     "openclose": "open + close of a root file, µs",
     "stat": "stat of a root file, µs",
     "read4k": "read 4 KiB of /dev/zero, µs",
+    "pread4k": "pread 4 KiB of a root file, µs",
+    "mmap64k": "64 KiB anonymous mmap + write + munmap, µs",
 }
 
 

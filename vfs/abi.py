@@ -138,10 +138,6 @@ _STATFS = struct.Struct("<qqQQQQQQqqq32x")  # f_fsid: two u32 words, whatever th
 _DIRENT_HEAD = struct.Struct("<QqHB")
 
 
-def _split_ns(ns: int) -> tuple[int, int]:
-    return ns // 1_000_000_000, ns % 1_000_000_000
-
-
 @dataclass(slots=True)
 class Stat:
     """File attributes in Linux's units (times in nanoseconds since the epoch).
@@ -173,9 +169,9 @@ class Stat:
 
     def pack_stat(self) -> bytes:
         """The x86_64 `struct stat` (144 bytes)."""
-        a, an = _split_ns(self.atime_ns)
-        m, mn = _split_ns(self.mtime_ns)
-        c, cn = _split_ns(self.ctime_ns)
+        a, an = divmod(self.atime_ns, 1_000_000_000)
+        m, mn = divmod(self.mtime_ns, 1_000_000_000)
+        c, cn = divmod(self.ctime_ns, 1_000_000_000)
         return _STAT.pack(
             self.dev, self.ino, self.nlink, self.mode, self.uid, self.gid, 0, self.rdev,
             self.size, self.blksize, self.blocks, a, an, m, mn, c, cn,
@@ -200,7 +196,7 @@ class Stat:
         )
         for off, ns in ((64, self.atime_ns), (80, btime), (96, self.ctime_ns),
                         (112, self.mtime_ns)):
-            s, n = _split_ns(ns)
+            s, n = divmod(ns, 1_000_000_000)
             _STATX_TS.pack_into(out, off, s, n, 0)
         _STATX_TAIL.pack_into(
             out, 128, os.major(self.rdev), os.minor(self.rdev), os.major(self.dev),
@@ -252,6 +248,27 @@ def pack_dirent64(ino: int, next_off: int, dtype: int, name: bytes) -> bytes:
     """One `linux_dirent64` record, padded to 8 bytes like Linux."""
     reclen = (19 + len(name) + 1 + 7) & ~7
     return _DIRENT_HEAD.pack(ino, next_off, reclen, dtype) + name + b"\0" * (reclen - 19 - len(name))
+
+
+def pack_dirents64(ents: list[tuple[int, int, int, bytes]], size: int) -> tuple[bytes, int]:
+    """(the `linux_dirent64` records of the first entries of `ents` ((next_off, ino,
+    d_type, name) each) that fit in `size` bytes, how many): one buffer for the batch,
+    each record packed into it in place (its padding is the buffer's zeros)."""
+    buf = bytearray(min(size, 32768))
+    pack_into = _DIRENT_HEAD.pack_into
+    pos = n = 0
+    for next_off, ino, dtype, name in ents:
+        ln = len(name)
+        end = pos + ((27 + ln) & ~7)  # 19 bytes of head, the name, its NUL, 8-aligned
+        if end > len(buf):
+            if end > size:
+                break
+            buf.extend(bytes(min(size, max(end, 2 * len(buf))) - len(buf)))
+        pack_into(buf, pos, ino, next_off, end - pos, dtype)
+        buf[pos + 19:pos + 19 + ln] = name
+        pos = end
+        n += 1
+    return bytes(buf[:pos]), n
 
 
 def parse_dirents64(data: bytes) -> list[tuple[int, int, int, bytes]]:

@@ -49,7 +49,7 @@ from .abi import (
     SETFL_MASK,
     Stat,
     StatFS,
-    pack_dirent64,
+    pack_dirents64,
 )
 from .errors import error
 from .notify import IN_ACCESS, IN_CLOSE_NOWRITE, IN_CLOSE_WRITE, IN_MODIFY
@@ -492,18 +492,14 @@ class DirectoryFD(FileDescription):
     async def do_getdents64(self, size: int) -> bytes:
         if self.vd is not None and self.vd.dentry.dead:
             raise error(errno.ENOENT)  # (IS_DEADDIR: the directory was removed)
-        out = bytearray()
         ents = await self.entries(self.offset)
         self.accessed()
-        for next_cookie, ino, dtype, name in ents:
-            rec = pack_dirent64(ino, next_cookie, dtype, name)
-            if len(out) + len(rec) > size:
-                if not out:
-                    raise error(errno.EINVAL)
-                break
-            out += rec
-            self.offset = next_cookie
-        return bytes(out)
+        out, n = pack_dirents64(ents, size)
+        if n:
+            self.offset = ents[n - 1][0]
+        elif ents:
+            raise error(errno.EINVAL)  # (not even the first record fits)
+        return out
 
     async def do_seek(self, offset: int, whence: int) -> int:
         if whence == SEEK_CUR:

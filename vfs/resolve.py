@@ -126,7 +126,9 @@ class Walk:
             ino = d.inode
             if ino.mode & S_IFMT != S_IFDIR:
                 raise error(errno.ENOTDIR)
-            if not permitted(creds, ino.mode, ino.uid, ino.gid, MAY_EXEC):
+            # (x for owner, group and others: searchable by anyone, no call needed)
+            if ino.mode & 0o111 != 0o111 and not permitted(creds, ino.mode, ino.uid,
+                                                            ino.gid, MAY_EXEC):
                 raise error(errno.EACCES)
             name = comps[i]
             if name == b".":
@@ -137,15 +139,21 @@ class Walk:
                 mount, d = vd.mount, vd.dentry
                 i += 1
                 continue
-            if len(name) > NAME_MAX:
-                raise error(errno.ENAMETOOLONG)
-            j = i + 1
-            while j < n:
-                nm = comps[j]
-                if nm == b"." or nm == b".." or len(nm) > NAME_MAX:
-                    break
-                j += 1
-            run = comps[i:j]
+            run = comps[i:]
+            if b"." in run or b".." in run or max(map(len, run)) > NAME_MAX:
+                # The run of names stops before a dot or a name too long (scanned one by
+                # one only then; the usual path is checked by the C-level scans above).
+                if len(name) > NAME_MAX:
+                    raise error(errno.ENAMETOOLONG)
+                j = i + 1
+                while j < n:
+                    nm = comps[j]
+                    if nm == b"." or nm == b".." or len(nm) > NAME_MAX:
+                        break
+                    j += 1
+                run = comps[i:j]
+            else:
+                j = n
             if prefetch is not None and j == n:
                 found = await mount.fs.lookup(d, run + [prefetch])
                 if len(found) > j - i:
@@ -159,7 +167,8 @@ class Walk:
                     # Every name after the run's first is looked up in the previous
                     # child, which needs search permission just like `d` did.
                     pi = prev.inode
-                    if not permitted(creds, pi.mode, pi.uid, pi.gid, MAY_EXEC):
+                    if pi.mode & 0o111 != 0o111 and not permitted(creds, pi.mode, pi.uid,
+                                                                  pi.gid, MAY_EXEC):
                         raise error(errno.EACCES)
                 i += 1
                 if child.mounted:
@@ -216,7 +225,8 @@ class Walk:
         ino = cur.dentry.inode
         if ino.mode & S_IFMT != S_IFDIR:
             raise error(errno.ENOTDIR)
-        if not permitted(self.creds, ino.mode, ino.uid, ino.gid, MAY_EXEC):
+        if ino.mode & 0o111 != 0o111 and not permitted(self.creds, ino.mode, ino.uid,
+                                                        ino.gid, MAY_EXEC):
             raise error(errno.EACCES)
         return cur, last, path[-1:] == b"/"
 

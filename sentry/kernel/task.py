@@ -222,7 +222,9 @@ class Task:
             return await self.sleep_interruptibly(aw)
         self._sleeps.add(scope)
         try:
-            if self.killed_by or signals.should_interrupt(self):
+            # (should_interrupt's own first test inlined: this runs on every read and open)
+            if self.leader._killed_by or self.kernel.signals_queued \
+                    and signals.should_interrupt(self):
                 scope.cancel()
             return await aw
         except BaseException as e:
@@ -286,25 +288,13 @@ class Task:
         return self.mm.accessible(addr, n, 2 if to_app else 1)  # PROT_WRITE / PROT_READ
 
     def read_cstring(self, addr: int, limit: int = 4096) -> bytes:
-        """The NUL-terminated string at `addr` (without the NUL).
-
-        Reads page by page so a string ending just before an unmapped page is fine; the
-        first read is short (most paths are), since copying a whole page costs more than
-        the path. Raises EFAULT for a bad address, ENAMETOOLONG if no NUL within `limit`
-        bytes.
-        """
-        out = b""
-        first = _CSTRING_FIRST
-        while len(out) < limit:
-            n = min(4096 - (addr % 4096), limit - len(out), first)
-            first = 4096
-            chunk = self.mem_read(addr, n)
-            i = chunk.find(b"\0")
-            if i >= 0:
-                return out + chunk[:i]
-            out += chunk
-            addr += n
-        raise SyscallError(errno.ENAMETOOLONG)
+        """The NUL-terminated string at `addr` (without the NUL): EFAULT for a bad
+        address, ENAMETOOLONG if no NUL within `limit` bytes (`PtraceStub.read_cstring`)."""
+        try:
+            return self.stub.read_cstring(addr, limit, _CSTRING_FIRST)
+        except OSError as e:
+            raise SyscallError(errno.ENAMETOOLONG if e.errno == errno.ENAMETOOLONG
+                               else errno.EFAULT) from None
 
     def read_iovecs(self, addr: int, count: int) -> list[tuple[int, int]]:
         """The (base, len) pairs of an iovec array; EINVAL for count > 1024 or a negative

@@ -178,12 +178,23 @@ class MemoryManager:
         if self.memory is not None:
             self.memory.charge("anon", delta)
 
+    def _span(self, start: int, end: int) -> tuple[int, int]:
+        """The indexes [i, j) of the mappings that overlap [start, end): `vmas` is sorted
+        and without overlaps, so two bisections find them (no walk over every mapping on
+        each mmap and munmap: a process has hundreds)."""
+        starts = self._starts
+        i = bisect.bisect_right(starts, start) - 1
+        if i < 0 or self.vmas[i].end <= start:
+            i += 1
+        return i, max(i, bisect.bisect_left(starts, end))
+
     def committed_in(self, start: int, end: int, prot: int | None = None) -> int:
         """What [start, end) commits now, or with protection `prot`."""
+        i, j = self._span(start, end)
         return sum(committed(v.slice(max(v.start, start), min(v.end, end)) if prot is None
                              else replace(v.slice(max(v.start, start), min(v.end, end)),
                                           prot=prot))
-                   for v in self.vmas if v.start < end and v.end > start)
+                   for v in self.vmas[i:j])
 
     def _insert(self, vma: Vma) -> None:
         i = bisect.bisect_left(self._starts, vma.start)
@@ -195,20 +206,20 @@ class MemoryManager:
 
     def _remove_range(self, start: int, end: int) -> list[Vma]:
         """Drop [start, end) from the list, splitting mappings at the edges."""
+        i, j = self._span(start, end)
+        if i == j:
+            return []
+        vmas = self.vmas
         removed = []
-        keep: list[Vma] = []
-        for v in self.vmas:
-            if v.end <= start or v.start >= end:
-                keep.append(v)
-                continue
+        edges: list[Vma] = []  # what is left of the first and last (the list stays sorted)
+        for v in vmas[i:j]:
             if v.start < start:
-                keep.append(v.slice(v.start, start))
+                edges.append(v.slice(v.start, start))
             if v.end > end:
-                keep.append(v.slice(end, v.end))
+                edges.append(v.slice(end, v.end))
             removed.append(v.slice(max(v.start, start), min(v.end, end)))
-        keep.sort(key=lambda v: v.start)
-        self.vmas = keep
-        self._starts = [v.start for v in keep]
+        self.vmas = vmas[:i] + edges + vmas[j:]
+        self._starts = self._starts[:i] + [v.start for v in edges] + self._starts[j:]
         self.mapped -= sum(v.end - v.start for v in removed)
         self._recount(-sum(committed(v) for v in removed))
         return removed
@@ -295,11 +306,20 @@ class MemoryManager:
                 hint, hint + length
             ):
                 return hint
-        busy = sorted(
-            [(v.start, v.end) for v in self.vmas] + [(s, e) for s, e, _ in self.reserved]
-        )
+        # Busy ranges from the top down: the (sorted) mappings below mmap_base merged with
+        # the host's few reserved areas, without building and sorting a list of them all.
         top = self.mmap_base
-        for s, e in reversed(busy):
+        vmas = self.vmas
+        i = bisect.bisect_left(self._starts, top) - 1
+        res = sorted([(s, e) for s, e, _ in self.reserved if s < top])  # (a list: no generator frame per area)
+        r = len(res) - 1
+        while i >= 0 or r >= 0:
+            if r < 0 or i >= 0 and vmas[i].start > res[r][0]:
+                s, e = vmas[i].start, vmas[i].end
+                i -= 1
+            else:
+                s, e = res[r]
+                r -= 1
             if s >= top:
                 continue
             if e <= top and top - e >= length:
@@ -377,7 +397,7 @@ class MemoryManager:
             if memfd < 0 and hostfd < 0:
                 await self._fill(vma, start, start + length)
         self._insert(vma)
-        await self._drop_unused_files()
+        await self._drop_unused_files(old)
         return start
 
     async def _fill(self, vma: Vma, start: int, end: int) -> None:
@@ -393,8 +413,11 @@ class MemoryManager:
         if data:
             self.stub.write_force(start, data)
 
-    async def _drop_unused_files(self) -> None:
-        """Release the reference on each file no mapping uses any more."""
+    async def _drop_unused_files(self, removed: list[Vma] | None = None) -> None:
+        """Release the reference on each file no mapping uses any more (after `removed`
+        went, when given: none of them a file's, nothing to do)."""
+        if not self._files or removed is not None and all(v.file is None for v in removed):
+            return
         used = {id(v.file) for v in self.vmas if v.file is not None}
         for key in [k for k in self._files if k not in used]:
             f = self._files.pop(key)
@@ -423,14 +446,13 @@ class MemoryManager:
         if addr & (PAGE - 1) or length == 0 or addr + length > TASK_SIZE:
             raise SyscallError(errno.EINVAL)
         end = page_up(addr + length)
-        gone = [v for v in self.vmas if v.start < end and v.end > addr]
-        if not gone:
-            return
         parts = self._remove_range(addr, end)
+        if not parts:
+            return
         await self.writeback(parts)
         for v in parts:
             self._host(NR_MUNMAP, v.start, v.end - v.start)
-        await self._drop_unused_files()
+        await self._drop_unused_files(parts)
 
     # locking (mlock): recorded per mapping; the host's pages are not pinned ---------------
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import struct
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -23,8 +22,6 @@ PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
 PTRACE_SETOPTIONS = 0x4200
 PTRACE_GETEVENTMSG = 0x4201
-PTRACE_GET_SYSCALL_INFO = 0x420E
-PTRACE_SYSCALL_INFO_SECCOMP = 3
 AUDIT_ARCH_X86_64 = 0xC000003E
 PTRACE_SYSCALL = 24
 PTRACE_SYSEMU = 31
@@ -104,17 +101,6 @@ def get_regs(pid: int, regs: UserRegs) -> None:
     """Fill `regs` with the stopped thread's registers."""
     if _ptrace(PTRACE_GETREGS, pid, None, ctypes.addressof(regs)) == -1:
         raise _fail(f"PTRACE_GETREGS {pid}")
-
-
-def seccomp_stop_arch(pid: int) -> int:
-    """The AUDIT_ARCH_* of the call a thread is stopped at by PTRACE_EVENT_SECCOMP (the
-    entry it came by: `syscall`, or int 0x80's i386 table), from the host; 0 if the stop
-    is not one."""
-    buf = ctypes.create_string_buffer(88)  # struct ptrace_syscall_info
-    if _ptrace(PTRACE_GET_SYSCALL_INFO, pid, ctypes.c_void_p(88), buf) < 8:
-        raise _fail(f"PTRACE_GET_SYSCALL_INFO {pid}")
-    op, arch = struct.unpack_from("<B3xI", buf.raw)
-    return arch if op == PTRACE_SYSCALL_INFO_SECCOMP else 0
 
 
 def set_regs(pid: int, regs: UserRegs) -> None:

@@ -519,11 +519,57 @@ class PtraceStub:
 
     def read(self, addr: int, n: int) -> bytes:
         """Read application memory (page protections apply); OSError(EFAULT) if unmapped."""
-        return libc.vm_read(self.pid, addr, n)
+        if _hot is None or n <= 0:
+            return libc.vm_read(self.pid, addr, n)
+        buf = bytearray(n)
+        e = _hot.mem_read(self.pid, addr, _ffi.from_buffer(buf), n)
+        if e < 0:
+            raise OSError(-e, f"process_vm_readv {self.pid} {addr:#x}+{n}")
+        return bytes(buf)
 
     def write(self, addr: int, data: bytes) -> None:
         """Write application memory (page protections apply); OSError(EFAULT) otherwise."""
-        libc.vm_write(self.pid, addr, data)
+        if _hot is None:
+            libc.vm_write(self.pid, addr, data)
+            return
+        n = len(data)
+        if n:
+            # cffi passes bytes and bytearray as `const char *` without a copy
+            e = _hot.mem_write(self.pid, addr, data if isinstance(data, (bytes, bytearray))
+                               else _ffi.from_buffer(data), n)
+            if e < 0:
+                raise OSError(-e, f"process_vm_writev {self.pid} {addr:#x}+{n}")
+
+    def read_cstring(self, addr: int, limit: int, first: int = 256) -> bytes:
+        """The NUL-terminated string at `addr`, without the NUL (strncpy_from_user): read
+        in chunks that never cross a page, the first at most `first` bytes (most paths
+        are short), so a string that ends just before an unreadable page is fine.
+        OSError(EFAULT) for an unreadable byte before the NUL, OSError(ENAMETOOLONG)
+        without a NUL in `limit` bytes."""
+        out = b""
+        if _hot is not None:  # a page's worth per call: execve's limit is 128 KiB
+            while True:
+                room = min(limit - len(out), 4096)
+                buf = bytearray(room)
+                n = _hot.mem_cstring(self.pid, addr, _ffi.from_buffer(buf), first, room)
+                if n >= 0:
+                    del buf[n:]
+                    return out + buf if out else bytes(buf)
+                if n != -errno.ENAMETOOLONG or len(out) + room >= limit:
+                    raise OSError(-n, f"string at {addr:#x}")
+                out += buf
+                addr += room
+                first = 4096
+        while len(out) < limit:
+            n = min(4096 - (addr % 4096), limit - len(out), first)
+            first = 4096
+            chunk = libc.vm_read(self.pid, addr, n)
+            i = chunk.find(b"\0")
+            if i >= 0:
+                return out + chunk[:i]
+            out += chunk
+            addr += n
+        raise OSError(errno.ENAMETOOLONG, f"string at {addr:#x}")
 
     def read_force(self, addr: int, n: int) -> bytes:
         """Read through /proc/PID/mem, ignoring protections (a write-only or PROT_NONE

@@ -183,6 +183,9 @@ class SeccompStub(PtraceStub):
             self.lfd = listener.fd
         #: the notification being served (struct seccomp_notif), for the C loop
         self.notif = _ffi.new(f"char[{_NOTIF_SIZE}]")
+        #: `_in_place`'s out-parameters: signals met (count first), the call's rax
+        self._sigs = _ffi.new(f"int[{_hot.SC_SIGS + 1}]")
+        self._out = _ffi.new("long[1]")
         #: under the notifying filter (forks and threads inherit it; `start` installs it)
         self.filtered = listener is not None
 
@@ -335,31 +338,40 @@ class SeccompStub(PtraceStub):
             raise StubGone(self.dead_status)
         listener = self.listener
         if (self._at_sysemu_entry and nr in _IN_PLACE and listener is not None
-                and nr not in listener.notified
-                and libc.seccomp_stop_arch(self.pid) == libc.AUDIT_ARCH_X86_64):
-            return self._in_place(nr, a0, a1, a2, a3, a4, a5)
+                and nr not in listener.notified):
+            got = self._in_place(nr, a0, a1, a2, a3, a4, a5)
+            if got is not None:
+                return got
         return self._at_gadget(nr, a0, a1, a2, a3, a4, a5)
 
     def _in_place(self, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int,
-                  a5: int) -> int:
+                  a5: int) -> int | None:
         """The injected call made by the stopped application call's own entry: its number
         and arguments replaced, resumed with PTRACE_SYSCALL. The host re-runs the filter
         on a call the tracer changed at a TRACE stop, and a TRACE result then lets it
         run (never a notification: `nr` is not notified), so the next stop is its exit.
         Only for a call that came by `syscall` (the arch the host reports): an int 0x80's
-        entry would read `nr` in the i386 table."""
-        saved = self.regs.copy()
-        r = saved.copy()
-        r.rax = r.orig_rax = nr
-        r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9 = a0, a1, a2, a3, a4, a5
-        libc.set_regs(self.pid, r)
+        entry would read `nr` in the i386 table; None then (nothing done). All of it in
+        C (hotloop.c's sc_in_place): every mmap and munmap of the application comes here."""
+        m = _MASK64
+        sigs, out = self._sigs, self._out
+        r = _hot.sc_in_place(self.pid, self._regs_ptr, nr,
+                             [a0 & m, a1 & m, a2 & m, a3 & m, a4 & m, a5 & m], sigs, out)
+        if r == _hot.SC_NOT_IN_PLACE:
+            return None
         self._at_sysemu_entry = False
-        self._step_to_syscall_stop()  # exit stop: the host ran it
-        libc.get_regs(self.pid, r)
-        if r.orig_rax != nr or r.rip != saved.rip:
+        for i in range(sigs[0]):  # real signals met on the way: delivered later
+            self.pending_signals.append(sigs[i + 1])
+        if r == 0:
+            rax = out[0] & m
+            return rax - (1 << 64) if rax >= 1 << 63 else rax
+        if r == _hot.SC_GONE:
+            self.dead_status = out[0]
+            raise StubGone(out[0])
+        if r == _hot.SC_ASTRAY:
             self.kill()
             raise StubGone(-1)
-        return self._restore(saved, r.rax)
+        raise OSError(-r, f"inject into {self.pid}: {os.strerror(-r)}")
 
     def _at_gadget(self, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int,
                    a5: int) -> int:

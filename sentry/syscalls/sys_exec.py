@@ -28,7 +28,11 @@ def _strings(t: Task, addr: int) -> list[bytes]:
         return []
     out, total = [], 0
     for p in t.read_pointers(addr):
-        s = t.read_cstring(p, MAX_ARG_STRLEN)
+        try:
+            s = t.read_cstring(p, MAX_ARG_STRLEN)
+        except SyscallError as e:  # copy_strings: a string past MAX_ARG_STRLEN is E2BIG
+            raise SyscallError(errno.E2BIG if e.errno == errno.ENAMETOOLONG
+                               else e.errno) from None
         total += len(s) + 1 + 8
         if total > MAX_ARGS_TOTAL:
             raise SyscallError(errno.E2BIG)

@@ -87,8 +87,12 @@ def vfs_of(t: Task) -> tuple[VirtualFilesystem, FSContext]:
 
 def dirfd_of(t: Task, dirfd: int) -> Any:
     """The starting directory of an *at call: None for AT_FDCWD, else the open file."""
-    dirfd = i32(dirfd)
-    return None if dirfd == AT_FDCWD else t.fdtable.get(dirfd)
+    dirfd &= 0xFFFFFFFF  # i32, inlined: every *at call passes here
+    if dirfd & 0x80000000:
+        dirfd -= 1 << 32
+        if dirfd == AT_FDCWD:
+            return None
+    return t.fdtable.get(dirfd)
 
 
 # -- read and write ------------------------------------------------------------------------
@@ -428,7 +432,7 @@ async def sys_lseek(t: Task, fd: int, offset: int, whence: int, *_: int) -> int:
 
 async def do_open(t: Task, dirfd: int, path: int, flags: int, mode: int) -> int:
     """openat(2) body shared by open, creat and openat."""
-    flags = i32(flags) & 0xFFFFFFFF
+    flags &= 0xFFFFFFFF  # (a C int's bits)
     name = t.read_cstring(path, 4096)
     d = dirfd_of(t, dirfd)
     # Linux on 64-bit forces O_LARGEFILE (F_GETFL shows it); O_CLOEXEC is per-fd.

@@ -46,7 +46,7 @@ _STAT_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800  # AT_NO_AUTOMOUNT
 async def _stat_of(t: Task, dirfd: int, path: int, flags: int, *, statx_mask: int | None = None):
     """The Stat an fstatat/statx call names. An empty path with AT_EMPTY_PATH is the open
     file itself, whatever kind (host fds and pipes have no path to resolve)."""
-    name = b"" if path == 0 and flags & AT_EMPTY_PATH else path_arg(t, path)
+    name = b"" if path == 0 and flags & AT_EMPTY_PATH else t.read_cstring(path, PATH_MAX)
     d = dirfd_of(t, dirfd)
     if not name and flags & AT_EMPTY_PATH and d is not None:
         if flags & ~(_STAT_FLAGS | 0x6000) or flags & 0x6000 == 0x6000:
@@ -61,7 +61,10 @@ async def _stat_of(t: Task, dirfd: int, path: int, flags: int, *, statx_mask: in
     return await vfs.stat(fs, t.creds, d, name, flags)
 
 
-async def _stat(t: Task, dirfd: int, path: int, buf: int, flags: int) -> int:
+@syscall("newfstatat")
+async def sys_newfstatat(t: Task, dirfd: int, path: int, buf: int, flags: int, *_: int) -> int:
+    """Implements Linux syscall newfstatat(2) (fstatat; what glibc's stat and lstat make,
+    so the body of the stat family is here, not a layer below)."""
     st = await _stat_of(t, dirfd, path, i32(flags))
     t.mem_write(buf, st.pack_stat())
     return 0
@@ -70,19 +73,13 @@ async def _stat(t: Task, dirfd: int, path: int, buf: int, flags: int) -> int:
 @syscall("stat")
 async def sys_stat(t: Task, path: int, buf: int, *_: int) -> int:
     """Implements Linux syscall stat(2)."""
-    return await _stat(t, AT_FDCWD, path, buf, 0)
+    return await sys_newfstatat(t, AT_FDCWD, path, buf, 0)
 
 
 @syscall("lstat")
 async def sys_lstat(t: Task, path: int, buf: int, *_: int) -> int:
     """Implements Linux syscall lstat(2)."""
-    return await _stat(t, AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW)
-
-
-@syscall("newfstatat")
-async def sys_newfstatat(t: Task, dirfd: int, path: int, buf: int, flags: int, *_: int) -> int:
-    """Implements Linux syscall newfstatat(2) (fstatat)."""
-    return await _stat(t, dirfd, path, buf, flags)
+    return await sys_newfstatat(t, AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW)
 
 
 @syscall("fstat")
@@ -302,7 +299,7 @@ async def sys_fchmodat(t: Task, dirfd: int, path: int, mode: int, *_: int) -> in
 async def sys_fchmodat2(t: Task, dirfd: int, path: int, mode: int, flags: int, *_: int) -> int:
     """Implements Linux syscall fchmodat2(2) (AT_SYMLINK_NOFOLLOW gives EOPNOTSUPP on links)."""
     flags = i32(flags)
-    name = b"" if path == 0 and flags & AT_EMPTY_PATH else path_arg(t, path)
+    name = b"" if path == 0 and flags & AT_EMPTY_PATH else t.read_cstring(path, PATH_MAX)
     vfs, fs = vfs_of(t)
     await vfs.fchmodat(fs, t.creds, dirfd_of(t, dirfd), name, mode & 0o7777, flags)
     return 0
@@ -344,7 +341,7 @@ async def sys_fchownat(t: Task, dirfd: int, path: int, uid: int, gid: int, flags
                        *_: int) -> int:
     """Implements Linux syscall fchownat(2)."""
     flags = i32(flags)
-    name = b"" if path == 0 and flags & AT_EMPTY_PATH else path_arg(t, path)
+    name = b"" if path == 0 and flags & AT_EMPTY_PATH else t.read_cstring(path, PATH_MAX)
     vfs, fs = vfs_of(t)
     await vfs.fchownat(fs, t.creds, dirfd_of(t, dirfd), name, _id(uid), _id(gid), flags)
     return 0
@@ -445,7 +442,7 @@ async def sys_fallocate(t: Task, fd: int, mode: int, offset: int, length: int, *
 
 async def _access(t: Task, dirfd: int, path: int, mode: int, flags: int) -> int:
     flags = i32(flags)
-    name = b"" if path == 0 and flags & AT_EMPTY_PATH else path_arg(t, path)
+    name = b"" if path == 0 and flags & AT_EMPTY_PATH else t.read_cstring(path, PATH_MAX)
     vfs, fs = vfs_of(t)
     await vfs.faccessat(fs, t.creds, dirfd_of(t, dirfd), name, i32(mode), flags)
     return 0

@@ -333,6 +333,10 @@ class Overlay(Filesystem):
         per entry), and cached until the directory changes."""
         if d.merged_cache is not None:
             return d.merged_cache
+        if d.upper is None and d.lower is not None:
+            # Only in the lower layer (most of a root's tree): its listing as it is.
+            d.merged_cache = await self._list(self.lower, d.lower)
+            return d.merged_cache
         out: list[tuple[bytes, int, int]] = []
         hidden: set[bytes] = set()
         if d.upper is not None:
@@ -584,10 +588,11 @@ class OverlayDirFD(DirectoryFD):
         d = self.dentry
         if self._snap is None or cookie == 0:
             snap = [(1, d.inode.ino, DT_DIR, b"."), (2, d.parent.inode.ino, DT_DIR, b"..")]
-            for i, (name, ino, t) in enumerate(await self.fs.merged(d)):
-                snap.append((i + 3, ino, t, name))
+            snap += [(i, ino, t, name)
+                     for i, (name, ino, t) in enumerate(await self.fs.merged(d), 3)]
             self._snap = snap
-        return [e for e in self._snap if e[0] > cookie]
+        # The entry at index k has cookie k + 1: those after `cookie` are a slice.
+        return self._snap[cookie:]
 
 
 __all__ = ["Overlay", "OvlDentry", "OverlayDirFD", "Inode"]

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -23,6 +24,10 @@ int main(int argc, char **argv) {
     void *bads[] = {(void *)1, (void *)0xffff800000000000UL, (void *)0x7ffffffff000UL};
     const char *names[] = {"low", "kernel", "top"};
     char buf[512];
+    if (argc == 3 && !strcmp(argv[1], "arglen")) {  /* the re-exec below */
+        printf("exec long arg = %zu\n", strlen(argv[2]));
+        return 0;
+    }
     if (argc != 2 || chdir(argv[1]) < 0)
         return 2;
     int fd = open("f", O_RDWR | O_CREAT, 0644);
@@ -122,5 +127,23 @@ int main(int argc, char **argv) {
     static char longpath[5000];
     memset(longpath, 'b', 4999);
     S("open longpath", SYS_open, longpath, O_RDONLY);
+    printf("-- strings at a page's end\n");
+    char *pg = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(pg + 4096, 4096);
+    memcpy(pg + 4094, "f", 2);  /* "f" and its NUL end the readable page */
+    S("stat at page end", SYS_stat, pg + 4094, buf);
+    memcpy(pg + 4094, "ff", 2);  /* no NUL before the unmapped page */
+    S("stat past page end", SYS_stat, pg + 4094, buf);
+    memset(pg, 'd', 4096);  /* a whole page of name, then the hole */
+    S("open page no nul", SYS_open, pg, O_RDONLY);
+    printf("-- exec strings\n");
+    static char huge[32 * 4096 + 1];
+    memset(huge, 'a', sizeof huge - 1);
+    char *big_argv[] = {argv[0], "arglen", huge, NULL};
+    S("execve arg too long", SYS_execve, argv[0], big_argv, NULL);
+    huge[10000] = 0;  /* a name of 10,000 bytes: read in more than one page */
+    fflush(stdout);
+    execv(argv[0], big_argv);
+    report("execv", -1);
     return 0;
 }
