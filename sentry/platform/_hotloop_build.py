@@ -41,6 +41,13 @@ ffibuilder.cdef(
                 long *answered);
     #define HOT_NOTIF ...
     #define HOT_NOTIF_OTHER ...
+    long sio_send(int pid, const void *iov, long cnt, int whole, int fd, int flags,
+                  const void *name, unsigned int namelen, const void *control,
+                  unsigned long controllen);
+    long sio_recv(int pid, const void *iov, long cnt, int fd, int flags, void *name,
+                  void *control, long *io);
+    long sio_poll(int fd, int events);
+    #define SIO_CAP ...
     """
 )
 ffibuilder.set_source(
