@@ -48,6 +48,8 @@ ffibuilder.cdef(
                   void *control, long *io);
     long sio_poll(int fd, int events);
     #define SIO_CAP ...
+    long vm_in(int pid, unsigned long addr, void *local, unsigned long n);
+    long vm_out(int pid, unsigned long addr, const char *data, unsigned long n);
     """
 )
 ffibuilder.set_source(

@@ -532,3 +532,18 @@ static long sio_poll(int fd, int events) {
     if (n < 0) return -errno;
     return n ? p.revents : 0;
 }
+
+/* A thread's memory to and from the Sentry's (PtraceStub.read/write): one foreign call and
+   no argument objects, where ctypes built two iovecs and a buffer per access. Returns the
+   bytes copied (fewer at a fault) or -errno. */
+static long vm_in(int pid, unsigned long addr, void *local, unsigned long n) {
+    struct iovec l = {local, n}, r = {(void *)addr, n};
+    ssize_t got = process_vm_readv(pid, &l, 1, &r, 1, 0);
+    return got < 0 ? -errno : (long)got;
+}
+
+static long vm_out(int pid, unsigned long addr, const char *data, unsigned long n) {
+    struct iovec l = {(void *)data, n}, r = {(void *)addr, n};
+    ssize_t got = process_vm_writev(pid, &l, 1, &r, 1, 0);
+    return got < 0 ? -errno : (long)got;
+}

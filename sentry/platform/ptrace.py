@@ -51,6 +51,12 @@ hot_answered = _ffi.new("long[1]") if hot_run is not None else None
 #: and its ffi, or None without the extension (sentry/socket/hostsock.py falls back).
 sockio = _hot if _hot is not None and hasattr(_hot, "sio_send") else None
 sockio_ffi = _ffi if sockio is not None else None
+#: `PtraceStub.read`/`write` in C (hotloop.c's vm_in/vm_out) and the read's staging
+#: buffer (the loop's thread only; its bytes are copied out before the next access).
+_vm_in = getattr(_hot, "vm_in", None)
+_vm_out = getattr(_hot, "vm_out", None)
+VM_STAGE = 1 << 16
+_vm_stage = _ffi.new(f"char[{VM_STAGE}]") if _vm_in is not None else None
 
 # Syscalls the Sentry injects into a stub; the stub's seccomp filter allows exactly these.
 NR_MMAP, NR_MPROTECT, NR_MUNMAP = 9, 10, 11
@@ -522,12 +528,27 @@ class PtraceStub:
     # memory ------------------------------------------------------------------------------
 
     def read(self, addr: int, n: int) -> bytes:
-        """Read application memory (page protections apply); OSError(EFAULT) if unmapped."""
-        return libc.vm_read(self.pid, addr, n)
+        """Read application memory (page protections apply); OSError(EFAULT) if unmapped.
+        Up to `VM_STAGE` bytes in one C call through a staging buffer (hotloop.c's vm_in:
+        every syscall with a struct or a path reads this way); more through ctypes."""
+        if _vm_in is None or n > VM_STAGE or n <= 0:
+            return libc.vm_read(self.pid, addr, n)
+        got = _vm_in(self.pid, addr, _vm_stage, n)
+        if got != n:
+            raise OSError(-got if got < 0 else errno.EFAULT, f"process_vm_readv at {addr:#x}")
+        return _ffi.buffer(_vm_stage, n)[:]
 
     def write(self, addr: int, data: bytes) -> None:
-        """Write application memory (page protections apply); OSError(EFAULT) otherwise."""
-        libc.vm_write(self.pid, addr, data)
+        """Write application memory (page protections apply); OSError(EFAULT) otherwise.
+        In one C call (hotloop.c's vm_out), from the bytes as they are."""
+        n = len(data)
+        if _vm_out is None or not n:
+            libc.vm_write(self.pid, addr, data)
+            return
+        got = _vm_out(self.pid, addr, data if type(data) is bytes
+                      else _ffi.from_buffer(data), n)
+        if got != n:
+            raise OSError(-got if got < 0 else errno.EFAULT, f"process_vm_writev at {addr:#x}")
 
     def read_force(self, addr: int, n: int) -> bytes:
         """Read through /proc/PID/mem, ignoring protections (a write-only or PROT_NONE

@@ -85,6 +85,9 @@ async def _wait_any(files: list[tuple[Any, int]], deadline: float | None) -> Non
     with trio.move_on_at(math.inf if deadline is None else deadline):
         if not files:
             await trio.sleep_forever()
+        if len(files) == 1:  # no nursery and task to start and cancel for one file
+            await files[0][0].wait_ready(files[0][1])
+            return
         async with trio.open_nursery() as nursery:
             async def one(f: Any, mask: int) -> None:
                 await f.wait_ready(mask)
