@@ -51,6 +51,10 @@ CALLS = {
     "openclose": "open + close of a root file, µs",
     "stat": "stat of a root file, µs",
     "read4k": "read 4 KiB of /dev/zero, µs",
+    "tcp64": "TCP 127.0.0.1: write 64 B + read it, µs",
+    "tcp128k": "TCP 127.0.0.1: write 128 KiB + read it all, µs",
+    "epollctl": "epoll_ctl MOD of a TCP socket, µs",
+    "epollwait": "epoll_wait(0) of one ready TCP socket, µs",
 }
 
 
