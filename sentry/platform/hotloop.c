@@ -440,8 +440,8 @@ static size_t sio_total(const struct iovec *iov, long cnt) {
 }
 
 /* Send the first bytes of `iov` (at most SIO_CAP of the program's memory; `whole`: a
-   datagram, all of it or EMSGSIZE, and a fault anywhere in it is EFAULT) with `name` and
-   `control`. Returns the bytes the host took, or -errno. */
+   datagram, all of it or EMSGSIZE; a fault in what is sent: EFAULT, nothing sent) with
+   `name` and `control`. Returns the bytes the host took, or -errno. */
 static long sio_send(int pid, const void *iov, long cnt, int whole, int fd, int flags,
                      const void *name, unsigned int namelen, const void *control,
                      unsigned long controllen) {
@@ -465,7 +465,7 @@ static long sio_send(int pid, const void *iov, long cnt, int whole, int fd, int 
         if (want) {
             n = process_vm_readv(pid, &one, 1, iov, (unsigned long)cnt, 0);
             if (n < 0) return -errno;
-            if (n == 0 || (whole && (size_t)n != want)) return -EFAULT;
+            if ((size_t)n != want) return -EFAULT;
             one.iov_len = (size_t)n;
         }
         m.msg_iov = &one;

@@ -238,13 +238,14 @@ class SockIO:
     def send(self, pid: int, vecs: Vecs, whole: bool, fd: int, flags: int,
              addr: bytes | None, cmsgs: list[tuple[int, int, bytes]]) -> int:
         """Send the first bytes (at most IO_CAP) of the program's `vecs`; `whole`: a
-        datagram, all of it (EMSGSIZE past IO_CAP, EFAULT for a fault anywhere). Returns
+        datagram, all of it (EMSGSIZE past IO_CAP). A fault in the bytes to send is
+        EFAULT, nothing sent (the caller limits a write to what is readable). Returns
         what the host took; SyscallError (EAGAIN: no room now)."""
         if _sio is None:
             total = sum(n for _, n in vecs)
             if whole and total > IO_CAP:
                 raise SyscallError(errno.EMSGSIZE)
-            data = _gather(pid, vecs, min(total, IO_CAP), whole)
+            data = _gather(pid, vecs, min(total, IO_CAP))
             return sendmsg(fd, data, flags, addr, cmsgs)
         ctl = build_cmsgs(cmsgs) if cmsgs else b""
         r = _sio.sio_send(pid, self._iov(vecs), len(vecs), whole, fd, flags,
@@ -304,8 +305,8 @@ class SockIO:
         return int(r) if r > 0 else 0
 
 
-def _gather(pid: int, vecs: Vecs, n: int, whole: bool) -> bytes:
-    """The first `n` bytes of the program's `vecs` (fewer at a fault, unless `whole`)."""
+def _gather(pid: int, vecs: Vecs, n: int) -> bytes:
+    """The first `n` bytes of the program's `vecs` (a fault: EFAULT)."""
     parts, left = [], n
     for base, length in vecs:
         if left <= 0:
@@ -313,9 +314,7 @@ def _gather(pid: int, vecs: Vecs, n: int, whole: bool) -> bytes:
         try:
             parts.append(libc.vm_read(pid, base, min(length, left)))
         except OSError:
-            if whole or not parts:
-                raise SyscallError(errno.EFAULT) from None
-            break
+            raise SyscallError(errno.EFAULT) from None
         left -= min(length, left)
     return b"".join(parts)
 

@@ -296,6 +296,17 @@ class HostSocket(Socket):
                         control_len: int) -> RecvResult:
         """The host socket's bytes go straight to the program's `vecs` in one C call per
         chunk (`hostsock.SockIO`); the result's `length` is the call's count."""
+        first = next((base for base, n in vecs if n), None)
+        if size and first is not None and self.type == SOCK_STREAM and \
+                not task.copyable(first, 1, to_app=True):
+            # Nothing can be copied: EFAULT once data is there, and the data stays queued
+            # (tcp_recvmsg consumes only what it copied); EOF, EAGAIN and waits as usual.
+            res = await self.recvmsg(task, 1, flags | MSG_PEEK, 0)
+            if res.data:
+                raise SyscallError(errno.EFAULT)
+            res.length = 0
+            return res
+
         def pull(done: int, want: int, hflags: int, hctl: int
                  ) -> tuple[int, int, bytes, int, list[tuple[int, int, bytes]]]:
             v = hostsock.skip(vecs, done) if done else vecs
