@@ -296,9 +296,13 @@ class HostSocket(Socket):
                         control_len: int) -> RecvResult:
         """The host socket's bytes go straight to the program's `vecs` in one C call per
         chunk (`hostsock.SockIO`); the result's `length` is the call's count."""
+        stream = self.type == SOCK_STREAM
+        if stream and flags & MSG_TRUNC:  # TCP discards the bytes: none reach the buffer
+            res = await self.recvmsg(task, size, flags, control_len)
+            res.length, res.data = len(res.data), b""
+            return res
         first = next((base for base, n in vecs if n), None)
-        if size and first is not None and self.type == SOCK_STREAM and \
-                not task.copyable(first, 1, to_app=True):
+        if size and first is not None and stream and not task.copyable(first, 1, to_app=True):
             # Nothing can be copied: EFAULT once data is there, and the data stays queued
             # (tcp_recvmsg consumes only what it copied); EOF, EAGAIN and waits as usual.
             res = await self.recvmsg(task, 1, flags | MSG_PEEK, 0)

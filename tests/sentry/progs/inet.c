@@ -72,6 +72,10 @@ static void tcp4(void) {
     res("tcp4 recv unmapped", recv(as, pg + 4096, 10, 0));
     res("tcp4 read unmapped", read(as, pg + 4096, 10));
     res("tcp4 recv after the faults", recv(as, buf, sizeof buf, 0));
+    res("tcp4 send 3 more", send(cs, "def", 3, 0));
+    res("tcp4 recv trunc discards", recv(as, NULL, 2, MSG_TRUNC));
+    res("tcp4 recv the rest", recv(as, buf, sizeof buf, 0));
+    printf("tcp4 rest %c\n", buf[0]);
     munmap(pg, 4096);
     int n = -1;
     ioctl(as, FIONREAD, &n);
