@@ -55,6 +55,10 @@ CALLS = {
     "read4k": "read 4 KiB of /dev/zero, µs",
     "pread4k": "pread 4 KiB of a root file, µs",
     "mmap64k": "64 KiB anonymous mmap + write + munmap, µs",
+    "tcp64": "TCP 127.0.0.1: write 64 B + read it, µs",
+    "tcp128k": "TCP 127.0.0.1: write 128 KiB + read it all, µs",
+    "epollctl": "epoll_ctl MOD of a TCP socket, µs",
+    "epollwait": "epoll_wait(0) of one ready TCP socket, µs",
 }
 
 

@@ -6,8 +6,11 @@
   place (`-n N -c 4 -P 1`).
 
 Run: .venv/bin/python bench/network_throughput.py [--rounds N] [--seconds S] [--requests N]
+     [--platform ptrace,seccomp] [--tree before=DIR]
 The rounds alternate native and sandbox runs (interleaved, so the machine's load touches
-both alike); each row gives the median. Not a test: figures depend on the machine.
+both alike); each row gives the median. `--platform` makes one runpsc column per platform,
+`--tree NAME=DIR` adds runpsc from another source tree (before/after of a change under the
+same load), as bench/file_workloads.py's options. Not a test: figures depend on the machine.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from file_workloads import runners  # noqa: E402  (one way to name the runpsc columns)
 
 IPERF = ("iperf3 -s -1 -p 5399 >/dev/null 2>&1 & "
          "until ss -tlnH | grep -q :5399; do sleep 0.05; done; "
@@ -36,11 +41,11 @@ REDIS = ("cd /tmp; redis-server --port 6399 --bind 127.0.0.1 --save '' --appendo
          "redis-cli -p 6399 shutdown nosave >/dev/null; wait $r")
 
 
-def _run(argv: list[str]) -> str:
+def _run(argv: list[str], env: dict[str, str] | None = None) -> str:
     """Run argv in a session of its own; on a timeout or failure its whole process group
     goes (a server started in the background is no leftover)."""
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=str(ROOT), start_new_session=True)
+                         cwd=str(ROOT), start_new_session=True, env=env)
     try:
         out, err = p.communicate(timeout=600)
     except subprocess.TimeoutExpired:
@@ -54,12 +59,12 @@ def _run(argv: list[str]) -> str:
     return out
 
 
-def native(script: str) -> str:
-    return _run(["unshare", "-n", "sh", "-c", f"ip link set lo up; {script}"])
-
-
-def sandbox(script: str) -> str:
-    return _run([sys.executable, "-m", "runtime.cli", "do", "--", "sh", "-c", script])
+def run(prefix: list[str], env: dict[str, str] | None, script: str) -> str:
+    """`script` natively (an empty prefix: in a fresh `unshare -n` with lo up) or in
+    `runpsc do` (the prefix and environment `runners` gives)."""
+    if not prefix:
+        return _run(["unshare", "-n", "sh", "-c", f"ip link set lo up; {script}"])
+    return _run([*prefix, "sh", "-c", script], env)
 
 
 def iperf_gbits(out: str) -> float:
@@ -81,22 +86,32 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--platform", default="", metavar="LIST",
+                    help="comma-separated runpsc platforms, each a column runpsc-P")
+    ap.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                    help="also run runpsc from the source tree DIR")
     a = ap.parse_args()
+    who = runners(a.tree, [p for p in a.platform.split(",") if p])
     rows: dict[str, dict[str, list[float]]] = {}
 
     def add(name: str, where: str, v: float) -> None:
-        rows.setdefault(name, {"native": [], "runpsc": []})[where].append(v)
+        rows.setdefault(name, {w: [] for w in who})[where].append(v)
 
+    load0 = os.getloadavg()
     for _ in range(a.rounds):
-        for where, run in (("native", native), ("runpsc", sandbox)):
+        for where, (prefix, env) in who.items():
             add("iperf3 TCP loopback (Gbit/s)", where,
-                iperf_gbits(run(IPERF.format(seconds=a.seconds))))
-            for test, ops in redis_ops(run(REDIS.format(requests=a.requests))).items():
+                iperf_gbits(run(prefix, env, IPERF.format(seconds=a.seconds))))
+            for test, ops in redis_ops(run(prefix, env,
+                                           REDIS.format(requests=a.requests))).items():
                 add(f"redis-benchmark {test} (requests/s)", where, ops)
-    print(f"{'workload':36} {'native':>12} {'runpsc':>12} {'ratio':>8}")
+    print(f"load average {load0[0]:.1f} -> {os.getloadavg()[0]:.1f}; medians of {a.rounds}")
+    print(f"{'workload':36}" + "".join(f" {w:>14}" for w in who)
+          + "".join(f" {w + '/nat':>14}" for w in who if w != "native"))
     for name, v in rows.items():
-        n, s = statistics.median(v["native"]), statistics.median(v["runpsc"])
-        print(f"{name:36} {n:12.3f} {s:12.3f} {s / n:8.4f}")
+        med = {w: statistics.median(v[w]) for w in who}
+        print(f"{name:36}" + "".join(f" {med[w]:14.3f}" for w in who)
+              + "".join(f" {med[w] / med['native']:14.4f}" for w in who if w != "native"))
 
 
 if __name__ == "__main__":

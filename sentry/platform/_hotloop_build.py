@@ -50,6 +50,13 @@ ffibuilder.cdef(
     #define SC_GONE ...
     #define SC_ASTRAY ...
     #define SC_SIGS ...
+    long sio_send(int pid, const void *iov, long cnt, int whole, int fd, int flags,
+                  const void *name, unsigned int namelen, const void *control,
+                  unsigned long controllen);
+    long sio_recv(int pid, const void *iov, long cnt, int fd, int flags, void *name,
+                  void *control, long *io);
+    long sio_poll(int fd, int events);
+    #define SIO_CAP ...
     """
 )
 ffibuilder.set_source(

@@ -47,6 +47,10 @@ hot_step = _hot.hot_step if _hot is not None else None
 hot_run = getattr(_hot, "hot_run", None)
 #: The out-parameter of hot_run (how many calls C answered); the loop's thread only.
 hot_answered = _ffi.new("long[1]") if hot_run is not None else None
+#: The C data path of the Sentry's host sockets (hotloop.c's sio_send, sio_recv, sio_poll)
+#: and its ffi, or None without the extension (sentry/socket/hostsock.py falls back).
+sockio = _hot if _hot is not None and hasattr(_hot, "sio_send") else None
+sockio_ffi = _ffi if sockio is not None else None
 
 # Syscalls the Sentry injects into a stub; the stub's seccomp filter allows exactly these.
 NR_MMAP, NR_MPROTECT, NR_MUNMAP = 9, 10, 11

@@ -250,6 +250,53 @@ class Socket(FileDescription):
                 send_sigpipe(task)
             raise
 
+    async def send_from(self, task: Task, vecs: list[tuple[int, int]], total: int,
+                        addr: bytes | None, control: Control, flags: int) -> int:
+        """`send` of the first `total` bytes of the program's iovecs `vecs` (`total`
+        already capped): the syscall layer's way in, so a family that can move them
+        without a copy into Python (a host socket: `sendmsg_from`) does."""
+        try:
+            return await self.sendmsg_from(task, vecs, total, addr, control, flags)
+        except OSError as e:
+            if e.errno == errno.EPIPE and not flags & MSG_NOSIGNAL:
+                send_sigpipe(task)
+            raise
+
+    async def sendmsg_from(self, task: Task, vecs: list[tuple[int, int]], total: int,
+                           addr: bytes | None, control: Control, flags: int) -> int:
+        """The family's send from program memory; by default the bytes are gathered (a
+        fault: EFAULT) and handed to `sendmsg`."""
+        parts, left = [], total
+        for base, n in vecs:
+            if left <= 0:
+                break
+            if n:
+                parts.append(task.mem_read(base, min(n, left)))
+                left -= min(n, left)
+        return await self.sendmsg(task, b"".join(parts), addr, control, flags)
+
+    async def recv_into(self, task: Task, vecs: list[tuple[int, int]], size: int, flags: int,
+                        control_len: int) -> RecvResult:
+        """recvmsg of up to `size` bytes delivered into the program's iovecs `vecs`: the
+        syscall layer's way in. The result's `length` is what the call returns; its
+        control is the caller's to release. By default `recvmsg`, then the data is
+        copied out (a fault: EFAULT, the control released)."""
+        res = await self.recvmsg(task, size, flags, control_len)
+        pos, data = 0, res.data
+        try:
+            for base, n in vecs:
+                if pos >= len(data):
+                    break
+                piece = data[pos : pos + n]
+                task.mem_write(base, piece)
+                pos += len(piece)
+        except BaseException:
+            await res.control.release()
+            raise
+        if res.length is None:
+            res.length = len(data)
+        return res
+
     async def do_read(self, n: int) -> bytes:
         res = await self.recvmsg(current_task(), n, 0, 0)
         if res.control.rights:

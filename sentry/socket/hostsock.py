@@ -15,10 +15,13 @@ import os
 import select
 import struct
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
 from sentry.errors import SyscallError
+from sentry.platform import libc
+from sentry.platform.ptrace import sockio, sockio_ffi
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.sendto.restype = _libc.recvfrom.restype = ctypes.c_ssize_t
@@ -186,6 +189,149 @@ def sendmsg(fd: int, data: bytes, flags: int, addr: bytes | None,
     if r < 0:
         raise _fail()
     return int(r)
+
+
+# cffi's objects are untyped
+_sio: Any = sockio
+_ffi: Any = sockio_ffi
+#: The most one call moves between a program's memory and a host socket (hotloop.c's
+#: SIO_CAP): more than any datagram the host takes.
+IO_CAP = int(_sio.SIO_CAP) if _sio is not None else 256 * 1024
+
+Vecs = list[tuple[int, int]]
+
+
+def skip(vecs: Vecs, n: int) -> Vecs:
+    """The iovecs `vecs` past their first `n` bytes."""
+    out = []
+    for base, length in vecs:
+        if n >= length:
+            n -= length
+            continue
+        out.append((base + n, length - n))
+        n = 0
+    return out
+
+
+class SockIO:
+    """One host socket's data path: bytes between a program's memory (process `pid`,
+    iovecs `vecs`) or the Sentry's own (`pid` 0, `send_bytes`/`recv_bytes`) and the host
+    socket, in one C call each way (hotloop.c's sio_send/sio_recv: process_vm_readv +
+    sendmsg, recvmsg + process_vm_writev through one staging buffer), so a send or receive
+    costs one foreign call and no Python copy of the data. Without the C extension the
+    same calls are made through ctypes. The buffers here are filled and used within one
+    call (no await between), so one set serves every thread using the socket."""
+
+    def __init__(self) -> None:
+        self._bufs = MsgBuffers()
+        if _sio is not None:
+            self._one = _ffi.new("unsigned long[2]")
+            self._io = _ffi.new("long[4]")
+            self._name = _ffi.new(f"char[{SOCKADDR_MAX}]")
+
+    def _iov(self, vecs: Vecs) -> object:
+        if len(vecs) == 1:
+            self._one[0], self._one[1] = vecs[0]
+            return self._one
+        return _ffi.new("unsigned long[]", [x for v in vecs for x in v])
+
+    def send(self, pid: int, vecs: Vecs, whole: bool, fd: int, flags: int,
+             addr: bytes | None, cmsgs: list[tuple[int, int, bytes]]) -> int:
+        """Send the first bytes (at most IO_CAP) of the program's `vecs`; `whole`: a
+        datagram, all of it (EMSGSIZE past IO_CAP). A fault in the bytes to send is
+        EFAULT, nothing sent (the caller limits a write to what is readable). Returns
+        what the host took; SyscallError (EAGAIN: no room now)."""
+        if _sio is None:
+            total = sum(n for _, n in vecs)
+            if whole and total > IO_CAP:
+                raise SyscallError(errno.EMSGSIZE)
+            data = _gather(pid, vecs, min(total, IO_CAP))
+            return sendmsg(fd, data, flags, addr, cmsgs)
+        ctl = build_cmsgs(cmsgs) if cmsgs else b""
+        r = _sio.sio_send(pid, self._iov(vecs), len(vecs), whole, fd, flags,
+                          _ffi.from_buffer(addr) if addr else _ffi.NULL,
+                          len(addr) if addr else 0,
+                          _ffi.from_buffer(ctl) if ctl else _ffi.NULL, len(ctl))
+        if r < 0:
+            raise SyscallError(-r)
+        return int(r)
+
+    def send_bytes(self, data: bytes | memoryview, fd: int, flags: int, addr: bytes | None,
+                   cmsgs: list[tuple[int, int, bytes]]) -> int:
+        """`send` of the Sentry's own bytes (a write from inside the Sentry)."""
+        if _sio is None:
+            return sendmsg(fd, bytes(data), flags, addr, cmsgs)
+        buf = _ffi.from_buffer(data)
+        return self.send(0, [(int(_ffi.cast("uintptr_t", buf)), len(data))], False, fd,
+                         flags, addr, cmsgs)
+
+    def recv(self, pid: int, vecs: Vecs, fd: int, flags: int, controllen: int
+             ) -> tuple[int, int, bytes, int, list[tuple[int, int, bytes]]]:
+        """recvmsg(2) of at most IO_CAP bytes into the program's `vecs`: (the host's count
+        (a datagram's whole length with MSG_TRUNC), the bytes copied to the program (less
+        at a fault: -errno if none could be), sender, msg_flags, cmsgs). SyscallError
+        (EAGAIN: nothing now)."""
+        if _sio is None:
+            size = min(sum(n for _, n in vecs), IO_CAP)
+            data, n, name, mflags, cm = recvmsg(fd, size, flags, controllen, self._bufs)
+            return n, (_scatter(pid, vecs, data) if pid else len(data)), name, mflags, cm
+        io = self._io
+        io[0], io[1] = SOCKADDR_MAX, controllen
+        ctl = _ffi.new(f"char[{controllen}]") if controllen else _ffi.NULL
+        r = _sio.sio_recv(pid, self._iov(vecs), len(vecs), fd, flags, self._name, ctl, io)
+        if r < 0:
+            raise SyscallError(-r)
+        name = _ffi.buffer(self._name, min(io[0], SOCKADDR_MAX))[:] if io[0] else b""
+        cm = parse_cmsgs(_ffi.buffer(ctl, io[1])[:]) if controllen and io[1] else []
+        return int(r), int(io[3]), name, int(io[2]), cm
+
+    def recv_bytes(self, size: int, fd: int, flags: int, controllen: int
+                   ) -> tuple[bytes, int, bytes, int, list[tuple[int, int, bytes]]]:
+        """`recv` into the Sentry's own memory: (data, the host's count, sender,
+        msg_flags, cmsgs)."""
+        if _sio is None:
+            return recvmsg(fd, size, flags, controllen, self._bufs)
+        buf = bytearray(max(size, 1))
+        n, _, name, mflags, cm = self.recv(
+            0, [(int(_ffi.cast("uintptr_t", _ffi.from_buffer(buf))), size)], fd, flags,
+            controllen)
+        return bytes(buf[: min(n, size)]), n, name, mflags, cm
+
+    def poll(self, fd: int, events: int) -> int:
+        """`poll_now`, in one C call."""
+        if _sio is None:
+            return poll_now(fd, events)
+        r = _sio.sio_poll(fd, events)
+        return int(r) if r > 0 else 0
+
+
+def _gather(pid: int, vecs: Vecs, n: int) -> bytes:
+    """The first `n` bytes of the program's `vecs` (a fault: EFAULT)."""
+    parts, left = [], n
+    for base, length in vecs:
+        if left <= 0:
+            break
+        try:
+            parts.append(libc.vm_read(pid, base, min(length, left)))
+        except OSError:
+            raise SyscallError(errno.EFAULT) from None
+        left -= min(length, left)
+    return b"".join(parts)
+
+
+def _scatter(pid: int, vecs: Vecs, data: bytes) -> int:
+    """Copy `data` across the program's `vecs`: the bytes copied (-EFAULT if none)."""
+    pos = 0
+    for base, length in vecs:
+        if pos >= len(data):
+            break
+        piece = data[pos : pos + length]
+        try:
+            libc.vm_write(pid, base, piece)
+        except OSError:
+            return pos if pos else -errno.EFAULT
+        pos += len(piece)
+    return pos
 
 
 def poll_now(fd: int, events: int) -> int:

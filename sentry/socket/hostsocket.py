@@ -25,7 +25,7 @@ import errno
 import select
 import socket as _socket
 import struct
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Self
 
 import trio
@@ -98,7 +98,7 @@ class HostSocket(Socket):
         self.fd = host.fileno()
         self._rcvtimeo = bytes(16)
         self._sndtimeo = bytes(16)
-        self._msgbufs = hostsock.MsgBuffers()
+        self.io = hostsock.SockIO()
         #: The watch of the host fd for an O_ASYNC owner (see `fasync_changed`).
         self._watch: trio.CancelScope | None = None
         kernel.network.track(host, self)
@@ -213,19 +213,49 @@ class HostSocket(Socket):
 
     async def sendmsg(self, task: Task, data: bytes, addr: bytes | None, control: Control,
                       flags: int) -> int:
+        """A send of the Sentry's own bytes (write(2) from inside the Sentry: sendfile,
+        splice)."""
         # Files and credentials mean nothing here (Linux's ip_cmsg_send skips them); of
         # the rest only the per-packet settings listed reach the host.
         await control.release()
-        cmsgs = self.send_control(control.other)
+        view = memoryview(data)
+
+        def push(off: int, hflags: int, cmsgs: list[tuple[int, int, bytes]]) -> int:
+            return self.io.send_bytes(view[off:] if off else data, self.fd, hflags, addr,
+                                      cmsgs)
+
+        return await self._send(task, len(data), self.send_control(control.other), flags,
+                                push)
+
+    async def sendmsg_from(self, task: Task, vecs: list[tuple[int, int]], total: int,
+                           addr: bytes | None, control: Control, flags: int) -> int:
+        """The program's bytes go from its memory to the host socket in one C call per
+        chunk (`hostsock.SockIO`): nothing is copied into Python."""
+        await control.release()
+        whole = self.type != SOCK_STREAM
+        vecs = vecs or [(0, 0)]
+
+        def push(off: int, hflags: int, cmsgs: list[tuple[int, int, bytes]]) -> int:
+            return self.io.send(task.stub.pid, hostsock.skip(vecs, off) if off else vecs,
+                                whole, self.fd, hflags, addr, cmsgs)
+
+        return await self._send(task, total, self.send_control(control.other), flags, push)
+
+    async def _send(self, task: Task, total: int, cmsgs: list[tuple[int, int, bytes]],
+                    flags: int, push: Callable[[int, int, list[tuple[int, int, bytes]]], int]
+                    ) -> int:
+        """The send loop: `push(offset, host flags, cmsgs)` sends from `offset` of the
+        `total` bytes. The host socket is tried first and waited for only on EAGAIN; a
+        blocking stream send goes on until all is sent (a signal or timeout after some
+        data: the count), a non-blocking one until the host takes less than offered."""
         hflags = (flags & _SEND_FLAGS) | _socket.MSG_NOSIGNAL
         nonblock = self._nonblock(flags)
         deadline = self._deadline(True)
+        stream = self.type == SOCK_STREAM
         sent = 0
-        view = memoryview(data)
         while True:
             try:
-                n = hostsock.sendmsg(self.fd, bytes(view[sent:]) if sent else data, hflags,
-                                     addr, [] if sent else cmsgs)
+                n = push(sent, hflags, [] if sent else cmsgs)
             except SyscallError as e:
                 if e.errno == errno.EAGAIN:
                     self.async_nospace = True
@@ -233,7 +263,7 @@ class HostSocket(Socket):
                     if sent and e.errno == errno.EAGAIN:
                         return sent
                     raise
-                if sent and self.type != SOCK_STREAM:
+                if sent and not stream:
                     return sent
                 try:
                     await self._wait(task, True, deadline)
@@ -242,60 +272,117 @@ class HostSocket(Socket):
                         return sent  # a timeout or signal after some data: the count
                     raise w from None
                 continue
+            offered = min(total - sent, hostsock.IO_CAP)
             sent += n
-            if sent >= len(data) or self.type != SOCK_STREAM or nonblock:
+            if sent >= total or not stream or (nonblock and n < offered):
                 return sent
 
     async def recvmsg(self, task: Task, size: int, flags: int, control_len: int) -> RecvResult:
+        """A receive into the Sentry's own memory (read(2) from inside the Sentry)."""
+        parts: list[bytes] = []
+
+        def pull(done: int, want: int, hflags: int, hctl: int
+                 ) -> tuple[int, int, bytes, int, list[tuple[int, int, bytes]]]:
+            data, n, name, mflags, cmsgs = self.io.recv_bytes(want, self.fd, hflags, hctl)
+            parts.append(data)
+            return n, len(data), name, mflags, cmsgs
+
+        res = await self._recv(task, size, flags, control_len, pull)
+        res.data = b"".join(parts)
+        res.length = res.length if flags & MSG_TRUNC and self.type != SOCK_STREAM else None
+        return res
+
+    async def recv_into(self, task: Task, vecs: list[tuple[int, int]], size: int, flags: int,
+                        control_len: int) -> RecvResult:
+        """The host socket's bytes go straight to the program's `vecs` in one C call per
+        chunk (`hostsock.SockIO`); the result's `length` is the call's count."""
+        stream = self.type == SOCK_STREAM
+        if stream and flags & MSG_TRUNC:  # TCP discards the bytes: none reach the buffer
+            res = await self.recvmsg(task, size, flags, control_len)
+            res.length, res.data = len(res.data), b""
+            return res
+        first = next((base for base, n in vecs if n), None)
+        if size and first is not None and stream and not task.copyable(first, 1, to_app=True):
+            # Nothing can be copied: EFAULT once data is there, and the data stays queued
+            # (tcp_recvmsg consumes only what it copied); EOF, EAGAIN and waits as usual.
+            res = await self.recvmsg(task, 1, flags | MSG_PEEK, 0)
+            if res.data:
+                raise SyscallError(errno.EFAULT)
+            res.length = 0
+            return res
+
+        def pull(done: int, want: int, hflags: int, hctl: int
+                 ) -> tuple[int, int, bytes, int, list[tuple[int, int, bytes]]]:
+            v = hostsock.skip(vecs, done) if done else vecs
+            return self.io.recv(task.stub.pid, v or [(0, 0)], self.fd, hflags, hctl)
+
+        res = await self._recv(task, size, flags, control_len, pull)
+        if res.length is None:
+            res.length = 0
+        return res
+
+    async def _recv(self, task: Task, size: int, flags: int, control_len: int,
+                    pull: Callable[[int, int, int, int],
+                                   tuple[int, int, bytes, int, list[tuple[int, int, bytes]]]]
+                    ) -> RecvResult:
         """recvmsg(2) on the host socket: the host's data, sender, msg_flags (MSG_TRUNC,
         MSG_OOB ...) and control messages (IP_TTL, IP_TOS, IPV6_HOPLIMIT, IPV6_TCLASS,
         SO_TIMESTAMP(NS), IP_PKTINFO ...: the same layout as the program's, x86_64), which
         the syscall layer writes to the program's buffer (MSG_CTRUNC when they do not
-        fit). A program without a control buffer gets the host's MSG_CTRUNC."""
+        fit). A program without a control buffer gets the host's MSG_CTRUNC.
+        `pull(done, want, host flags, control room)` receives (the host's count, bytes
+        delivered (-errno: a fault before any), sender, msg_flags, cmsgs); the host
+        socket is tried first and waited for only on EAGAIN. The result's `length` is
+        what the call returns (bytes delivered; a datagram's whole length with
+        MSG_TRUNC)."""
         hflags = flags & _RECV_FLAGS
         # Reading the error queue or urgent data never blocks (tcp_recv_urg answers
         # EAGAIN or EINVAL at once).
         nonblock = self._nonblock(flags) or bool(flags & (MSG_ERRQUEUE | MSG_OOB))
         deadline = self._deadline(False)
-        waitall = bool(flags & MSG_WAITALL) and self.type == SOCK_STREAM \
-            and not flags & MSG_PEEK
+        stream = self.type == SOCK_STREAM
+        waitall = bool(flags & MSG_WAITALL) and stream and not flags & MSG_PEEK
         hctl = min(control_len + 256, 65536) if control_len > 0 else 0
-        got = b""
+        done = 0
+        got_any = False
         addr: bytes | None = None
-        length: int | None = None
         out_flags = 0
+        length = 0
         control = Control()
         while True:
             try:
-                data, n, name, mflags, cmsgs = hostsock.recvmsg(
-                    self.fd, size - len(got), hflags, 0 if got else hctl, self._msgbufs)
+                n, copied, name, mflags, cmsgs = pull(done, size - done, hflags,
+                                                      0 if got_any else hctl)
             except SyscallError as e:
                 if e.errno != errno.EAGAIN or nonblock:
-                    if got:
+                    if got_any:
                         break
                     raise
                 try:
                     await self._wait(task, False, deadline)
                 except SyscallError:
-                    if got:
+                    if got_any:
                         break
                     raise
                 continue
-            if not got:
+            if copied < 0 or (not stream and copied < min(n, size)):
+                if got_any and done:
+                    break
+                raise SyscallError(errno.EFAULT)  # Linux: a datagram copied in part, too
+            if not got_any:
                 control.other = cmsgs
                 out_flags = mflags & ~(MSG_CTRUNC if hctl else 0)
-            got += data
+                got_any = True
+            done += copied
             if name and len(name) >= 2 and int.from_bytes(name[:2], "little"):
                 addr = name
-            if self.type != SOCK_STREAM:
-                length = n
+            if not stream:
+                length = n if flags & MSG_TRUNC else copied
                 break
-            if not data or not waitall or len(got) >= size:
+            length = done
+            if not n or not waitall or done >= size or copied < n:
                 break
-        if self.type == SOCK_STREAM:
-            addr = None
-        return RecvResult(got, addr, control, out_flags,
-                          length if (flags & MSG_TRUNC and length is not None) else None)
+        return RecvResult(b"", None if stream else addr, control, out_flags, length)
 
     async def shutdown(self, task: Task, how: int) -> None:
         try:
@@ -362,7 +449,7 @@ class HostSocket(Socket):
         return await super().do_ioctl(cmd, arg, mem)
 
     def readiness(self, mask: int) -> int:
-        return hostsock.poll_now(self.fd, mask) & (mask | POLLERR | POLLHUP)
+        return self.io.poll(self.fd, mask) & (mask | POLLERR | POLLHUP)
 
     async def wait_ready(self, mask: int) -> int:
         while True:

@@ -69,6 +69,10 @@ class NetlinkSocket(HostSocket):
     EPERM from here."""
 
     options = _OPTIONS
+    # Every message passes through `sendmsg`/`recvmsg` here (refused changes, the
+    # sandbox's own sockets): not the host socket's straight copy to program memory.
+    sendmsg_from = Socket.sendmsg_from
+    recv_into = Socket.recv_into
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)

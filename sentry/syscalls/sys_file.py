@@ -18,6 +18,7 @@ import trio
 from sentry.errors import SyscallError
 from sentry.kernel import dnotify, fasync, file_locks
 from sentry.kernel.table import Level, syscall
+from sentry.socket import Control, Socket
 from vfs.abi import (
     AT_FDCWD,
     O_APPEND,
@@ -195,6 +196,11 @@ async def sys_read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     fits = t.copyable(buf, n, to_app=True)
     if n > CHUNK:
         return await _read_chunks(t, f, [(buf, n)], n, fits, None)
+    if isinstance(f, Socket):  # recv(2) with no flags: straight into the program's memory
+        want = n if fits >= n else max(fits, 1)
+        res = await f.recv_into(t, [(buf, want)], want, 0, 0)
+        await res.control.release()
+        return res.length or 0
     data = await (f.read(n) if fits >= n else f.read_upto(n, fits))
     return await _deliver(t, f, buf, data)
 
@@ -223,6 +229,8 @@ async def _write_from(t: Task, f: Any, vecs: list[tuple[int, int]], n: int,
     nothing is still made once (an empty datagram is sent)."""
     if not f.writable:
         raise SyscallError(errno.EBADF)
+    if n <= CHUNK and offset is None and isinstance(f, Socket):  # send(2) with no flags
+        return await f.send_from(t, vecs, n, None, Control(), 0)
     if n <= CHUNK and len(vecs) == 1:
         data = t.mem_read(vecs[0][0], n)
         return await (f.write(data) if offset is None else f.pwrite(data, offset))

@@ -38,6 +38,7 @@ from sentry.errors import SyscallError
 from sentry.kernel import signals as S
 from sentry.kernel import sigstate
 from sentry.kernel.table import Level, syscall
+from sentry.socket import Socket
 from sentry.socket.hostsocket import HostSocket
 from vfs.abi import (
     O_RDONLY,
@@ -86,6 +87,9 @@ async def _wait_any(files: list[tuple[Any, int]], deadline: float | None) -> Non
     with trio.move_on_at(math.inf if deadline is None else deadline):
         if not files:
             await trio.sleep_forever()
+        if len(files) == 1:  # no nursery and task to start and cancel for one file
+            await files[0][0].wait_ready(files[0][1])
+            return
         async with trio.open_nursery() as nursery:
             async def one(f: Any, mask: int) -> None:
                 await f.wait_ready(mask)
@@ -729,7 +733,8 @@ async def sys_epoll_ctl(t: Task, epfd: int, op: int, fd: int, ev: int, *_: int) 
         events |= POLLERR | POLLHUP  # always reported, as Linux's epoll_ctl adds them
     ep = t.fdtable.get(_i32(epfd))
     f = t.fdtable.get(fd)
-    if not isinstance(f, EpollFD) and not _pollable(f, await _stat_or_none(f)):
+    # (sockets and epolls always have poll: no stat needed to know)
+    if not isinstance(f, (EpollFD, Socket)) and not _pollable(f, await _stat_or_none(f)):
         raise SyscallError(errno.EPERM)  # a file without poll: Linux refuses it
     if f is ep or not isinstance(ep, EpollFD):
         raise SyscallError(errno.EINVAL)

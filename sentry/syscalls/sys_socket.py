@@ -358,19 +358,6 @@ async def encode_control(t: Task, ctl: Control, space: int, flags: int) -> tuple
 # -- send ---------------------------------------------------------------------------------------
 
 
-def _gather(t: Task, vecs: list[tuple[int, int]]) -> bytes:
-    """The first MAX_RW bytes of the iovecs (nothing past them is read: a message is one
-    piece, so it is gathered whole, but never more than one call may send)."""
-    parts, left = [], MAX_RW
-    for base, n in vecs:
-        if left <= 0:
-            break
-        if n:
-            parts.append(t.mem_read(base, min(n, left)))
-            left -= min(n, left)
-    return b"".join(parts)
-
-
 def _read_msghdr(t: Task, msg: int) -> tuple[int, int, int, int, int, int, int]:
     return MSGHDR.unpack(t.mem_read(msg, MSGHDR.size))
 
@@ -403,8 +390,8 @@ async def _sendmsg_one(t: Task, sock: Socket, msg: int, flags: int) -> int:
     if controllen >= CMSGHDR.size:
         ctl = parse_control(t, sock, t.mem_read(control, controllen))
     try:
-        data = _gather(t, vecs)
-        return await sock.send(t, data, addr, ctl, flags)
+        return await sock.send_from(t, vecs, min(sum(n for _, n in vecs), MAX_RW), addr, ctl,
+                                    flags)
     finally:
         await ctl.release()
 
@@ -425,8 +412,8 @@ async def sys_sendto(t: Task, fd: int, buf: int, length: int, flags: int, addr: 
     n = min(length & 0xFFFFFFFFFFFFFFFF, _INT_MAX)
     access_ok(buf, n)
     dest = read_sockaddr(t, addr, addrlen) if addr else b""
-    data = t.mem_read(buf, n) if n else b""
-    return await sock.send(t, data, dest or None, Control(), _msg_flags(sock, flags))
+    return await sock.send_from(t, [(buf, n)] if n else [], n, dest or None, Control(),
+                                _msg_flags(sock, flags))
 
 
 @syscall("sendmmsg", level=Level.PARTIAL, note="one sendmsg per message, as Linux")
@@ -453,16 +440,6 @@ async def sys_sendmmsg(t: Task, fd: int, vec: int, vlen: int, flags: int, *_: in
 # -- receive --------------------------------------------------------------------------------------
 
 
-def _scatter(t: Task, vecs: list[tuple[int, int]], data: bytes) -> None:
-    pos = 0
-    for base, n in vecs:
-        if pos >= len(data):
-            break
-        piece = data[pos : pos + n]
-        t.mem_write(base, piece)
-        pos += len(piece)
-
-
 async def _recvmsg_one(t: Task, sock: Socket, msg: int, flags: int) -> int:
     name, namelen, iov, iovlen, control, controllen, _ = _read_msghdr(t, msg)
     namelen_i = _namelen(name, namelen)
@@ -472,9 +449,8 @@ async def _recvmsg_one(t: Task, sock: Socket, msg: int, flags: int) -> int:
     size = min(sum(n for _, n in vecs), MAX_RW)
     if controllen > _INT_MAX:
         controllen = _INT_MAX
-    res = await sock.recvmsg(t, size, flags, controllen if control else 0)
+    res = await sock.recv_into(t, vecs, size, flags, controllen if control else 0)
     try:
-        _scatter(t, vecs, res.data)
         cbytes, cflags = await encode_control(t, res.control, controllen if control else 0,
                                               flags)
     finally:
@@ -510,10 +486,8 @@ async def sys_recvfrom(t: Task, fd: int, buf: int, length: int, flags: int, addr
     sock = socket_of(t, fd)
     n = min(length & 0xFFFFFFFFFFFFFFFF, _INT_MAX)
     access_ok(buf, n)
-    res = await sock.recvmsg(t, n, _msg_flags(sock, flags), 0)
+    res = await sock.recv_into(t, [(buf, n)] if n else [], n, _msg_flags(sock, flags), 0)
     await res.control.release()
-    if res.data:
-        t.mem_write(buf, res.data)
     if addr:
         write_sockaddr(t, res.addr or b"", addr, addrlen)
     return _length(res)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -59,6 +60,23 @@ static void tcp4(void) {
     res("tcp4 recv dontwait", recv(as, buf, sizeof buf, MSG_DONTWAIT));
     res("tcp4 write", write(as, "0123456789", 10));
     res("tcp4 recv waitall", recv(cs, buf, 10, MSG_WAITALL));
+    /* faults on the data path: a send from an unmapped buffer or across a hole sends
+       nothing; a receive into an unmapped buffer is EFAULT and the data stays queued */
+    char *pg = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(pg + 4096, 4096);
+    memset(pg, 'f', 4096);
+    res("tcp4 send unmapped", send(cs, pg + 4096, 10, 0));
+    res("tcp4 send across a hole", send(cs, pg + 4096 - 100, 200, 0));
+    res("tcp4 sendto unmapped", sendto(cs, pg + 4096, 10, 0, NULL, 0));
+    res("tcp4 send 3", send(cs, "abc", 3, 0));
+    res("tcp4 recv unmapped", recv(as, pg + 4096, 10, 0));
+    res("tcp4 read unmapped", read(as, pg + 4096, 10));
+    res("tcp4 recv after the faults", recv(as, buf, sizeof buf, 0));
+    res("tcp4 send 3 more", send(cs, "def", 3, 0));
+    res("tcp4 recv trunc discards", recv(as, NULL, 2, MSG_TRUNC));
+    res("tcp4 recv the rest", recv(as, buf, sizeof buf, 0));
+    printf("tcp4 rest %c\n", buf[0]);
+    munmap(pg, 4096);
     int n = -1;
     ioctl(as, FIONREAD, &n);
     printf("tcp4 fionread %d\n", n);
