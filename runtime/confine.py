@@ -15,6 +15,13 @@ its Kernel starts the first stub. Afterwards:
   /proc/sysrq-trigger, /proc/irq, /proc/bus and /proc/fs read-only. For root a procfs of
   its own with hidepid=invisible (`_proc_options`): it shows only the processes the
   Sentry may ptrace (itself, its stubs), no other host process; rootless, the host's;
+- identity (a root caller): the Sentry becomes a user and group of its own, no host user's
+  (`sentry_id`: `SENTRY_ID_BASE` + its host pid, unique while it lives, no supplementary
+  groups), so that kill, ptrace, process_vm_* and pidfd_* reach only its own zygote and
+  stubs: not root's other processes (a root Sentry without capabilities could still signal
+  and, where dumpable, read and write every uid-0 process by pid) and not another
+  sandbox's stubs (each Sentry's id differs, so a stub that stays dumpable for its own
+  Sentry's process_vm_* is nobody else's to read). Rootless it stays the caller;
 - capabilities: every one dropped (bounding, permitted, effective, inheritable, ambient)
   but `KEPT_CAPS`, and no_new_privs, so nothing exec'd (the stubs) regains any;
 - every module it will import is imported first (`preload`): the Python installation is
@@ -25,8 +32,9 @@ its Kernel starts the first stub. Afterwards:
   (`SENTRY_ARG_RULES`); any other call kills the process. Its stubs come from a zygote
   forked just before (sentry/platform/zygote.py), so they do not inherit it.
 
-Not done (see sentry/README.md, "The Sentry confined"): a user namespace for a root
-caller, a pid namespace (hidepid stands in for what it would hide).
+Not done (see sentry/README.md, "The Sentry confined"): a pid namespace (a rootless
+Sentry can still signal the caller's other processes by pid; hidepid and the root
+Sentry's own id stand in for it).
 
 The pieces (`pivot_to_empty_root`, `drop_capabilities`, `enter_user_namespace`) are the
 gofer's (`gofer/confine.py`), so both processes are confined one way.
@@ -54,6 +62,15 @@ KEPT_CAPS = (CAP_NET_BIND_SERVICE,)
 _CLONE_NEWUTS, _CLONE_NEWIPC, _CLONE_NEWNET = 0x04000000, 0x08000000, 0x40000000
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_DUMPABLE = 4
+_PR_SET_SECUREBITS = 28
+#: SECBIT_NO_SETUID_FIXUP: leaving uid 0 keeps the capabilities, so that they are dropped
+#: by `drop_capabilities` afterwards (which needs CAP_SETPCAP for the bounding set).
+_SECBIT_NO_SETUID_FIXUP = 1 << 2
+#: A root caller's Sentry runs as uid and gid SENTRY_ID_BASE + its host pid (`sentry_id`).
+#: 0x70000000 and the 2**22 ids above it (pid_max's limit) are no user's on a usual host:
+#: above systemd's container ranges (which end at 0x6FFF0000), below its "foreign" range
+#: (0x7FFE0000) and the ids some tools read as negative (from 0x80000000).
+SENTRY_ID_BASE = 0x70000000
 
 #: Packages the Sentry imports lazily (inside functions) while serving.
 _PACKAGES = ("p9", "vfs", "sentry")
@@ -187,6 +204,23 @@ def _proc_options() -> str:
     return f"hidepid=invisible,gid={gid}"
 
 
+def sentry_id(pid: int) -> int:
+    """The host uid and gid of a root caller's confined Sentry whose host pid is `pid`."""
+    return SENTRY_ID_BASE + pid
+
+
+def _become(ident: int, libc: Any) -> None:
+    """Leave root for `ident` (uid and gid, no supplementary groups), capabilities kept for
+    `drop_capabilities`. Called after the pivot: nothing on the host's disk is opened as
+    `ident` afterwards."""
+    if libc.prctl(_PR_SET_SECUREBITS, _SECBIT_NO_SETUID_FIXUP, 0, 0, 0) != 0:
+        e = ctypes.get_errno()
+        raise ConfineError(e, f"PR_SET_SECUREBITS: {os.strerror(e)}")
+    os.setgroups([])
+    os.setresgid(ident, ident, ident)
+    os.setresuid(ident, ident, ident)
+
+
 class ConfineError(OSError):
     """The Sentry could not lock itself in (no privilege for it, or threads running)."""
 
@@ -221,7 +255,8 @@ def _import_tree(pkg: Any, skip: tuple[str, ...]) -> None:
             _import_tree(mod, skip)
 
 
-def confine_sentry(network: Any, *, host_files: bool = False, strace: bool = True) -> Any:
+def confine_sentry(network: Any, *, host_files: bool = False, strace: bool = True,
+                   owned: tuple[int, ...] = ()) -> Any:
     """Lock this process in (see the module's docstring); returns the sandbox's Network
     (the one given, or for ``none`` (None given) the fresh namespace made here).
 
@@ -229,6 +264,8 @@ def confine_sentry(network: Any, *, host_files: bool = False, strace: bool = Tru
     capabilities stay (the OCI runtime's sandbox process, which writes its state directory,
     binds its control socket and connects to console sockets by path while it serves).
     `strace`: whether the Sentry will trace (else `sentry.strace` is not imported).
+    `owned`: directories (descriptors) the Sentry still writes in once locked in, given to
+    its own id (`sentry_id`) first.
 
     The process must be single-threaded (unshare of the mount namespace and of the user
     namespace move only a whole process). Not root: the walls are built inside a user
@@ -260,11 +297,16 @@ def confine_sentry(network: Any, *, host_files: bool = False, strace: bool = Tru
         preload(strace=strace)
         pivot_to_empty_root(mountpoint="/tmp", proc=True, name="sentry-root",
                             proc_options=None if rootless else _proc_options())
+        if not rootless:
+            ident = sentry_id(os.getpid())
+            for fd in owned:
+                os.fchown(fd, ident, ident)
+            _become(ident, libc)
         drop_capabilities(KEPT_CAPS if not rootless else ())
-        # Root: not dumpable, so another confined Sentry (uid 0, the same capabilities)
-        # can neither open our /proc/PID/mem nor see us; rootless, our own /proc/self
-        # would become root's.
-        if not rootless and libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        # Dumpable (leaving uid 0 made us not): our own /proc/self stays ours, and only
+        # processes of our id (our stubs, which the program cannot make call ptrace) could
+        # ptrace us.
+        if not rootless and libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0) != 0:
             e = ctypes.get_errno()
             raise ConfineError(e, f"PR_SET_DUMPABLE: {os.strerror(e)}")
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:

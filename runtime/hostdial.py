@@ -13,6 +13,7 @@ program can ask it for nothing but another connection to a gofer it was given.
 from __future__ import annotations
 
 import array
+import contextlib
 import ctypes
 import errno
 import os
@@ -81,11 +82,10 @@ class HostDialer:
             return
         self._sock.close()
         self._sock = None
-        try:
-            os.kill(self._pid, signal.SIGKILL)
-            os.waitpid(self._pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self._pid, signal.SIGKILL)  # refused to a root caller's confined Sentry
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self._pid, 0)  # then it ends as its socket did
 
     async def tcp(self, host: str, port: int) -> trio.SocketStream:
         """A TCP connection to (host, port) (`p9.connect(tcp=)`)."""

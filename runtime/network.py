@@ -13,6 +13,7 @@ slirp4netns is stopped by closing its exit fd (and killed if it lingers) in `clo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -171,7 +172,8 @@ class NetworkSetup:
             try:
                 self.slirp.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                self.slirp.kill()
+                with contextlib.suppress(PermissionError):  # a root caller's confined Sentry
+                    self.slirp.kill()
                 self.slirp.wait()
             self.slirp = None
         if self._dir is not None:

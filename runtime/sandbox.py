@@ -247,6 +247,10 @@ class GoferProcess:
         self.proc = proc
         self.sock = sock
         self.directory = directory
+        # A second handle on the connection, which `close` shuts down: the gofer sees its
+        # end and exits even while a 9P session still holds `sock`'s descriptor. A root
+        # caller's confined Sentry may not signal its gofers (runtime/confine.py).
+        self._conn = sock.dup()
 
     @classmethod
     def start(cls, directory: str, *, readonly: bool, submounts: bool = False,
@@ -283,16 +287,22 @@ class GoferProcess:
         return cls(proc, ours, directory)
 
     def close(self) -> None:
-        """Disconnect and stop the gofer (SIGTERM, then SIGKILL if it lingers)."""
-        with contextlib.suppress(OSError):
-            self.sock.close()
+        """Disconnect and stop the gofer (its connection shut down, SIGTERM, then SIGKILL if
+        it lingers; the signals are refused to a root caller's confined Sentry, whose
+        gofers end at their connection's end)."""
+        for sock in (self._conn, self.sock):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
         if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    self.proc.kill()
                 self.proc.wait()
 
 
@@ -460,6 +470,9 @@ class Sandbox:
         self.devpts: Any = None
         self.devtty: Any = None
         self.memory: Any = None  # the sandbox's vfs.memlimit.MemoryLimit, made by run()
+        #: The caller's credentials, what its programs run as by default (`boot` takes
+        #: them before a root caller's confined Sentry leaves uid 0).
+        self.caller: Any = None
         # Dials remote mounts' gofers again (reconnection) from the host's network
         # namespace once the Sentry has left it.
         self.dialer = HostDialer()
@@ -513,7 +526,7 @@ class Sandbox:
         async with contextlib.AsyncExitStack() as stack:
             vfs, ctx = await self.boot(stack)
             kernel = self.kernel
-            creds = _caller_creds()
+            creds = self.caller
             ctx.umask = (_caller_umask() if cfg.umask is None else cfg.umask) & 0o777
             await self._enter_cwd(vfs, ctx, creds)
             fdtable = FDTable()
@@ -574,6 +587,7 @@ class Sandbox:
 
         cfg = self.config
         zygote: Zygote | None = None
+        self.caller = _caller_creds()
         vfs, ctx = await self._build_namespace(stack)
         try:
             # Before confining: ``host`` keeps the namespace this process is in now.

@@ -29,7 +29,6 @@ from runtime.sandbox import (
     SandboxConfig,
     SandboxError,
     Volume,
-    _caller_creds,
     check_tmpfs_path,
     parse_size,
 )
@@ -172,7 +171,7 @@ class AsyncSandbox:
         self.engine = engine
         self._stack: contextlib.AsyncExitStack | None = stack
         self._vfs = vfs
-        self._creds = _caller_creds()
+        self._creds = engine.caller
         self._busy = False
         #: Why the sandbox is closed (None while it is open).
         self.closed: str | None = None

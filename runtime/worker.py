@@ -127,8 +127,8 @@ def _reap_children() -> None:
         try:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        except (ProcessLookupError, ChildProcessError, PermissionError):
+            pass  # PermissionError: a root helper, not ours to kill (runtime/confine.py)
 
 
 def _try_send(sock: socket.socket, message: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from runtime.oci.spec import Mount, Process, Spec, SpecError, parse_process
-from runtime.oci.state import StateDir
+from runtime.oci.state import MARKS, StateDir
 from runtime.sandbox import (
     GoferProcess,
     SandboxError,
@@ -147,8 +147,10 @@ class Container:
                 # through a descriptor opened before the Sentry locks itself in
                 # (`_prepare`, runtime/confine.py).
                 listener = self._listen()
-                self._marks = os.open(self.states.path(self.cid),
-                                      os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                marks = self.states.path(self.cid, MARKS)
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(marks, 0o755)
+                self._marks = os.open(marks, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 stack.callback(os.close, self._marks)
                 prepared = await self._prepare(stack)
             except (OSError, SandboxError, SpecError) as e:
@@ -250,7 +252,8 @@ class Container:
         import runtime.hostterm  # noqa: F401 - used once locked in (`_pump`, drain)
         from runtime.confine import confine_sentry, restrict_syscalls
 
-        self.net.network = confine_sentry(kernel.network, strace=spec.strace)
+        self.net.network = confine_sentry(kernel.network, strace=spec.strace,
+                                          owned=(self._marks,))
         zygote = restrict_syscalls()
         stack.callback(zygote.close)
         kernel.stubs_from(zygote)

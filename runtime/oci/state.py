@@ -102,6 +102,12 @@ class ContainerState:
 _SUN_PATH_MAX = 108
 
 
+#: The subdirectory of a container's where its Sentry marks that it started or is paused:
+#: the one place it writes once locked in, and the one it owns (runtime/confine.py: a root
+#: caller's Sentry has an id of its own, and state.json stays out of its reach).
+MARKS = "marks"
+
+
 class StateDir:
     """The `--root` directory: one subdirectory per container."""
 
@@ -157,8 +163,8 @@ class StateDir:
         except (OSError, ValueError):
             raise StateError("container does not exist") from None
         st = ContainerState(**doc)
-        st.started = os.path.exists(self.path(cid, "started"))  # the Sentry's marks
-        st.paused = os.path.exists(self.path(cid, "paused"))
+        st.started = os.path.exists(self.path(cid, f"{MARKS}/started"))  # the Sentry's marks
+        st.paused = os.path.exists(self.path(cid, f"{MARKS}/paused"))
         return st
 
     def save(self, st: ContainerState) -> None:

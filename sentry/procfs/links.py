@@ -164,8 +164,9 @@ class Links:
         reopened; a host descriptor is reopened through the host; an anonymous inode
         (epoll, signalfd) is ENXIO, as Linux's anon_inode open is."""
         if isinstance(f, HostFD):
+            st = os.fstat(f.fd)  # the host's owner and mode decide the program's access
             return OpenedNode(lambda flags, creds: _reopen_host(f, flags), f.stat,
-                              f.mode & 0o7777,
+                              st.st_mode & 0o7777, st.st_uid, st.st_gid,
                               truncate=(lambda size: os.ftruncate(f.fd, size))
                               if f.is_regular else None)
         vd: VirtualDentry | None = getattr(f, "vd", None)
@@ -211,7 +212,15 @@ def _reopen_host(f: HostFD, flags: int) -> HostFD:
     magic link (non-blocking, so that the Sentry never waits in open for a fifo's other
     end; the new description is ours alone, so the flag is cleared again)."""
     acc = flags & (O_ACCMODE | O_APPEND)
-    host = os.open(f"/proc/self/fd/{f.fd}", acc | O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        host = os.open(f"/proc/self/fd/{f.fd}", acc | O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except PermissionError:
+        # The confined Sentry runs under an id of its own (runtime/confine.py), so the
+        # host refuses it a file only the caller may open (stdin a pipe of root's, 0600).
+        # The program's own access was checked against the file's mode already; share the
+        # host descriptor and keep what a new description owns (its flags, a regular
+        # file's offset) here, as gVisor's host files do.
+        return HostFD(f.fd, flags & (O_ACCMODE | O_APPEND | O_NONBLOCK), own_offset=True)
     try:
         os.set_blocking(host, True)
         return HostFD(host, flags & (O_ACCMODE | O_APPEND | O_NONBLOCK))

@@ -1,13 +1,16 @@
 """The Sentry locks itself in once its sandbox has booted (issue 19; runtime/confine.py).
 
-Seen from the host: a `runpsc do` serving a program has an empty read-only root (its /etc
+Seen from the host: a `runpsc do` serving a program run by root has a uid and gid of its own
+(`sentry_id`), an empty read-only root (its /etc
 copies, /fd and a procfs of its own with hidepid=invisible, /proc/sys read-only), mount,
 network, IPC and UTS namespaces other than the host's, one capability
 (CAP_NET_BIND_SERVICE) in every set, no_new_privs and its seccomp filter, its zygote none
 and its program's stub only its own; with --no-confine it keeps the host's. From inside:
 the forbidden operations (open a host path, exec, connect to the host's network, ptrace a
 host process, mount, setns back to the host, write the host's kernel settings, reach
-another process's root) fail in a process that called `confine_sentry`; forked children under the Sentry's
+another process's root; kill, process_vm_readv/writev, pidfd_send_signal and pidfd_getfd,
+which its allow-list keeps for its stubs, of a host root process and of another sandbox's
+stub) fail in a process that called `confine_sentry`; forked children under the Sentry's
 seccomp filter are killed for what it never calls; and the same process, filtered, still
 runs a sandboxed program afterwards (stubs from its zygote ptraced, /proc/PID/mem used)."""
 
@@ -18,6 +21,7 @@ import socket
 import subprocess
 import sys
 
+from runtime.confine import sentry_id
 from tests.gofer.helpers import need_rootless
 from tests.runtime.test_do import ROOT
 from tests.support import need_binary, need_root
@@ -82,6 +86,11 @@ def test_the_serving_sentry_sees_nothing_of_the_host() -> None:
         assert kids["runpsc-zygote"]["Seccomp"] == "0", kids
         stub = kids["memfd:runpsc-st"]
         assert (stub["Seccomp"], stub["Seccomp_filters"]) == ("2", "1"), stub
+        # an id of its own, its zygote's and stubs' too: no host user's, no other sandbox's
+        ident = [str(sentry_id(pid))] * 4
+        for who in (st, kids["runpsc-zygote"], stub):
+            ids = (who["Uid"].split(), who["Gid"].split(), who["Groups"].strip())
+            assert ids == (ident, ident, ""), who
     finally:
         _finish(p)
 
@@ -124,9 +133,10 @@ def test_no_confine_keeps_the_host_view() -> None:
 
 #: Run in a fresh interpreter: lock in as the Sentry does, try what must fail, then serve.
 PROBE = r"""
-import ctypes, errno, os, socket, sys, trio
-from runtime.confine import confine_sentry
+import ctypes, errno, os, signal, socket, sys, trio
+from runtime.confine import confine_sentry, sentry_id
 target, port, host_file, prog = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+other = int(sys.argv[5])  # a process of another Sentry's id (as its stubs are)
 net = confine_sentry(None)
 libc = ctypes.CDLL(None, use_errno=True)
 def attempt(what, fn):
@@ -149,7 +159,34 @@ attempt("host root via proc", lambda: os.listdir("/proc/1/root/"))
 attempt("host process root via proc", lambda: os.listdir(f"/proc/{target}/root/"))
 attempt("write host sysctl", lambda: open("/proc/sys/kernel/core_pattern", "w").write("x"))
 attempt("chroot", lambda: os.chroot("/proc"))
-print("dumpable", libc.prctl(3, 0, 0, 0, 0))  # PR_GET_DUMPABLE: another Sentry cannot reach us
+print("dumpable", libc.prctl(3, 0, 0, 0, 0))  # PR_GET_DUMPABLE: only its own id may reach it
+print("own id", os.getresuid() == os.getresgid() == (sentry_id(os.getpid()),) * 3,
+      os.getgroups())
+# What the allow-list lets through but the id refuses: a host root process and another
+# sandbox's stub may not be signalled, read, written or have their descriptors taken.
+class IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+buf = ctypes.create_string_buffer(8)
+local = IOVec(ctypes.addressof(buf), 8)
+def vm(pid, nr):  # process_vm_readv / process_vm_writev at the remote's stack page
+    with open(f"/proc/self/maps") as f:  # any address: the permission is checked first
+        addr = int(next(l for l in f if "[stack]" in l).split("-")[0], 16)
+    remote = IOVec(addr, 8)
+    L = ctypes.c_long
+    r = libc.syscall(L(nr), L(pid), ctypes.byref(local), L(1), ctypes.byref(remote), L(1), L(0))
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+for who, pid in (("host process", target), ("other sandbox's stub", other)):
+    attempt(f"kill {who}", lambda: os.kill(pid, signal.SIGKILL))
+    attempt(f"read {who}'s memory", lambda: vm(pid, 310))
+    attempt(f"write {who}'s memory", lambda: vm(pid, 311))
+    pidfd = os.pidfd_open(pid)  # names it, grants nothing
+    attempt(f"pidfd_send_signal {who}", lambda: signal.pidfd_send_signal(pidfd, signal.SIGKILL))
+    attempt(f"pidfd_getfd {who}", lambda: call(libc.syscall(ctypes.c_long(438), ctypes.c_long(pidfd), ctypes.c_long(0),
+                                            ctypes.c_long(0)) < 0 and -1))
+    os.close(pidfd)
+    print(who, "alive", os.path.exists(f"/proc/{pid}/stat") or "(hidden)")
 
 # The seccomp allow-list: each call made by a forked child under the Sentry's filter.
 from gofer.confine import install_filter
@@ -169,7 +206,6 @@ def filtered(what, *call):
     _, st = os.waitpid(pid, 0)
     print(what, f"killed by {signal.Signals(os.WTERMSIG(st)).name}" if os.WIFSIGNALED(st)
           else ("allowed" if os.WEXITSTATUS(st) == 0 else errno.errorcode[os.WEXITSTATUS(st)]))
-import signal
 filtered("getpid", 39)
 filtered("socket AF_UNIX", 41, 1, 1, 0)
 filtered("socket AF_PACKET", 41, 17, 3, 0)
@@ -213,6 +249,7 @@ print("served", os.waitstatus_to_exitcode(st))
 
 def test_forbidden_operations_fail_in_the_confined_sentry(tmp_path) -> None:
     need_root()
+    setpriv = need_binary("setpriv", "util-linux")
     secret = tmp_path / "host-file"
     secret.write_bytes(b"host")
     with socket.socket() as listener:
@@ -220,6 +257,10 @@ def test_forbidden_operations_fail_in_the_confined_sentry(tmp_path) -> None:
         listener.listen()
         port = listener.getsockname()[1]
         victim = subprocess.Popen(["sleep", "120"])
+        # as another sandbox's stub runs: dumpable, as that sandbox's Sentry's own id
+        ident = str(sentry_id(victim.pid))
+        stub = subprocess.Popen([setpriv, "--reuid", ident, "--regid", ident,
+                                 "--clear-groups", "sleep", "120"])
         src = tmp_path / "echo.c"
         src.write_text('#include <stdio.h>\nint main(int c, char **v) '
                        '{ printf("%s %s\\n", v[1], v[2]); return 0; }\n')
@@ -228,12 +269,14 @@ def test_forbidden_operations_fail_in_the_confined_sentry(tmp_path) -> None:
         echo = os.open(tmp_path / "echo", os.O_RDONLY)  # a static program, given as an fd
         try:
             got = subprocess.run([sys.executable, "-c", PROBE, str(victim.pid), str(port),
-                                  str(secret), str(echo)], cwd=str(ROOT), capture_output=True,
-                                 timeout=120, pass_fds=(echo,))
+                                  str(secret), str(echo), str(stub.pid)], cwd=str(ROOT),
+                                 capture_output=True, timeout=120, pass_fds=(echo,))
+            alive = victim.poll() is None and stub.poll() is None
         finally:
             os.close(echo)
-            victim.kill()
-            victim.wait()
+            for p in (victim, stub):
+                p.kill()
+                p.wait()
     assert got.stdout.decode().splitlines() == [
         "open host file ENOENT",
         "exec ENOENT",
@@ -246,7 +289,12 @@ def test_forbidden_operations_fail_in_the_confined_sentry(tmp_path) -> None:
         "host process root via proc ENOENT",
         "write host sysctl EROFS",
         "chroot EPERM",
-        "dumpable 0",
+        "dumpable 1",
+        "own id True []",
+        *(line for who in ("host process", "other sandbox's stub") for line in (
+            f"kill {who} EPERM", f"read {who}'s memory EPERM", f"write {who}'s memory EPERM",
+            f"pidfd_send_signal {who} EPERM", f"pidfd_getfd {who} EPERM",
+            f"{who} alive (hidden)")),
         "getpid allowed",
         "socket AF_UNIX allowed",
         "socket AF_PACKET killed by SIGSYS",
@@ -269,3 +317,4 @@ def test_forbidden_operations_fail_in_the_confined_sentry(tmp_path) -> None:
         "sandboxed ok",
         "served 0",
     ], got.stderr.decode()
+    assert alive

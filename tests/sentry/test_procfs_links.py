@@ -162,3 +162,37 @@ def test_bash_process_substitution_and_dev_stdin():
     assert got.stdout.decode() == native.stdout.decode()
     assert b"to-stderr" in got.stderr
     assert b"process substitution" in got.stdout and b"read two" in got.stdout
+
+
+STDIN_FILE = r"""
+import os
+first = os.read(0, 3)
+again = open("/dev/stdin", "rb")           # a new description: its own offset, from 0
+whole = again.read()
+again.seek(2)
+tail = again.read(4)
+rest = os.read(0, 100)                     # the first description's offset is untouched
+print(first, whole, tail, rest, os.lseek(0, 0, os.SEEK_CUR), again.tell())
+"""
+
+
+def test_dev_stdin_reopens_a_root_only_file_with_its_own_offset(tmp_path):
+    """stdin a regular file only root may open (0600): the confined Sentry runs under an id
+    of its own, yet /dev/stdin opens it for the root program, as a new description."""
+    data = tmp_path / "in"
+    data.write_bytes(b"0123456789")
+    data.chmod(0o600)
+    script = tmp_path / "s.py"
+    script.write_text(STDIN_FILE)
+    with open(data, "rb") as f:
+        native = subprocess.run([sys.executable, "-S", str(script)], stdin=f,
+                                capture_output=True, timeout=60,
+                                preexec_fn=native_child_setup)
+    with open(data, "rb") as f:
+        got = subprocess.run([sys.executable, "-m", "runtime.cli", "do", "--volume",
+                              f"{tmp_path}:/t:ro", "--", "python3", "-S", "/t/s.py"],
+                             stdin=f, capture_output=True, timeout=120)
+    assert native.returncode == 0, native.stderr
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == native.stdout
+    assert b"b'012' b'0123456789' b'2345' b'3456789' 10 6" in got.stdout

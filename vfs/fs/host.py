@@ -82,7 +82,8 @@ class HostFD(FileDescription):
         host's events are not followed: no signal."""
         return 0
 
-    def __init__(self, hostfd: int, flags: int | None = None) -> None:
+    def __init__(self, hostfd: int, flags: int | None = None, *,
+                 own_offset: bool = False) -> None:
         host_flags = fcntl.fcntl(hostfd, fcntl.F_GETFL)
         if flags is None:
             flags = host_flags & (O_RDONLY | O_WRONLY | O_RDWR | O_APPEND)
@@ -94,6 +95,10 @@ class HostFD(FileDescription):
         self.seekable = self.is_regular
         self.host_nonblock = bool(host_flags & O_NONBLOCK)
         self._closed = False
+        # A regular file sharing another description's host descriptor (a reopen the
+        # host refused the Sentry: _reopen_host) keeps its own offset, as a new open
+        # description does; None: the host description's offset is ours.
+        self._pos: int | None = 0 if own_offset and self.is_regular else None
 
     @classmethod
     def stdio(cls) -> list[HostFD]:
@@ -114,6 +119,10 @@ class HostFD(FileDescription):
     # -- I/O -------------------------------------------------------------------------------------
 
     async def do_read(self, n: int) -> bytes:
+        if self._pos is not None:
+            data = os.pread(self.fd, n, self._pos)
+            self._pos += len(data)
+            return data
         if self.is_regular:
             return os.read(self.fd, n)
         while True:
@@ -129,6 +138,12 @@ class HostFD(FileDescription):
                     raise error(errno.EAGAIN) from None
 
     async def do_write(self, data: bytes) -> int:
+        if self._pos is not None:
+            if self.flags & O_APPEND:
+                self._pos = os.fstat(self.fd).st_size
+            done = os.pwrite(self.fd, data, self._pos)
+            self._pos += done
+            return done
         if self.is_regular:
             return os.write(self.fd, data)
         done = 0
@@ -162,7 +177,27 @@ class HostFD(FileDescription):
         return os.pwrite(self.fd, data, offset)
 
     async def do_seek(self, offset: int, whence: int) -> int:
-        """The host's lseek answers: ESPIPE for a pipe or terminal, 0 for /dev/null."""
+        """The host's lseek answers: ESPIPE for a pipe or terminal, 0 for /dev/null. An own
+        offset moves here (SEEK_DATA/SEEK_HOLE: the whole file is data, as on a
+        filesystem without holes)."""
+        if self._pos is not None:
+            size = os.fstat(self.fd).st_size
+            if whence == os.SEEK_SET:
+                pos = offset
+            elif whence == os.SEEK_CUR:
+                pos = self._pos + offset
+            elif whence == os.SEEK_END:
+                pos = size + offset
+            elif whence in (os.SEEK_DATA, os.SEEK_HOLE):
+                if offset < 0 or offset >= size:
+                    raise error(errno.ENXIO)
+                pos = offset if whence == os.SEEK_DATA else size
+            else:
+                raise error(errno.EINVAL)
+            if pos < 0:
+                raise error(errno.EINVAL)
+            self._pos = pos
+            return pos
         try:
             return os.lseek(self.fd, offset, whence)
         except OSError as e:
