@@ -47,7 +47,8 @@ RUNPSC_PLATFORM=ptrace .venv/bin/python -m pytest -q -p no:cacheprovider \
     --ignore=tests/runtime/test_ptrace_tools.py || ptrace=$?
 # The runtime tests that run rootless, once more as an unprivileged user (uid 4321, as
 # tests/runtime/test_rootless_do.py): `runpsc do` and the API with the Sentry and the gofers
-# confined in user namespaces of their own, volumes, tmpfs, remote TLS mounts, the memory
+# confined in user namespaces of their own (the Sentry as a subordinate id of the user's,
+# whose range scripts/setup.sh gives), volumes, tmpfs, remote TLS mounts, the memory
 # limit, each compared with the same program run natively as that user. Left out: the tests
 # that need root, and those whose native run shows root-owned files' owners or writes
 # where only root may (a rootless sandbox shows owners it cannot map as nobody, as a user
