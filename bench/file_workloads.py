@@ -22,7 +22,8 @@ checkout with its cffi extensions copied in) to the same interleaving, for befor
 figures of one change measured under the same load.
 
 `--platform ptrace,seccomp` gives runpsc a column per platform (`runpsc do --platform P`);
-with RUNSC, runsc has two: --platform=systrap and --platform=ptrace.
+with RUNSC, runsc has two: --platform=systrap and --platform=ptrace (one that runsc
+refuses, e.g. systrap in a runsc from before mid-2023, is skipped with a line saying so).
 
 Run: .venv/bin/python bench/file_workloads.py [--rounds 3] [--only find,stat]
      [--tree before=/tmp/old] [--platform ptrace,seccomp]
@@ -102,14 +103,32 @@ def runners(trees: list[str], platforms: list[str]
         out[name] = ([runpsc, "do", "--"], {**base, "PYTHONPATH": str(Path(path).resolve())})
     if os.environ.get("RUNSC"):
         for platform in RUNSC_PLATFORMS:
-            out[f"runsc-{platform}"] = ([os.environ["RUNSC"], "--rootless=false",
-                                         "--network=none", f"--platform={platform}", "do"],
-                                        None)
+            prefix = runsc_prefix(os.environ["RUNSC"], platform)
+            if prefix is not None:
+                out[f"runsc-{platform}"] = (prefix, None)
     return out
 
 
 #: gVisor's platforms measured beside runpsc: its default, and the classic one.
 RUNSC_PLATFORMS = ("systrap", "ptrace")
+
+
+def runsc_prefix(runsc: str, platform: str) -> list[str] | None:
+    """The argv prefix of `runsc do` on `platform`, or None, with a line saying why, if
+    this runsc refuses it or cannot run `/bin/true` on it within a minute (a runsc older
+    than systrap, mid-2023, knows only ptrace and kvm)."""
+    argv = [runsc, "--rootless=false", "--network=none", f"--platform={platform}", "do"]
+    try:
+        p = subprocess.run([*argv, "/bin/true"], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=60)
+    except subprocess.TimeoutExpired:
+        print(f"runsc-{platform}: skipped, `runsc do` did not finish /bin/true in 60 s")
+        return None
+    if p.returncode == 0:
+        return argv
+    why = (p.stderr.strip().splitlines() or [f"exit status {p.returncode}"])[-1]
+    print(f"runsc-{platform}: skipped, `runsc --platform={platform} do` refused: {why}")
+    return None
 
 
 def platform_prefix(runpsc: str, platform: str, env: dict[str, str]) -> list[str] | None:

@@ -66,7 +66,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.option("--log", metavar="FILE", help="OCI commands: write errors to FILE.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               help="OCI commands: the format of --log.")
-@click.option("--debug", is_flag=True, help="OCI commands: accepted (as runc's).")
+@click.option("--debug", is_flag=True, help="Say on stderr what the sandbox does without for "
+              "want of the host's support (e.g. a subordinate id for a rootless Sentry).")
 @click.option("--systemd-cgroup", is_flag=True, help="OCI commands: a slice:prefix:name cgroupsPath names the scope's directory (no unit is made).")
 def cli(root: str, log: str | None, log_format: str, debug: bool, systemd_cgroup: bool) -> None:
     """runpsc: a user-space kernel sandbox in Python, in the spirit of gVisor.
@@ -75,6 +76,12 @@ def cli(root: str, log: str | None, log_format: str, debug: bool, systemd_cgroup
     delete, run, exec, ps, list, pause, resume, events, update, spec, features); see
     docs/oci.md.
     """
+    if debug:
+        import logging
+
+        ours = logging.getLogger("runtime")  # ours only, not the libraries' debug lines
+        ours.setLevel(logging.DEBUG)
+        ours.addHandler(logging.StreamHandler())
 
 
 def main() -> None:

@@ -21,7 +21,11 @@ its Kernel starts the first stub. Afterwards:
   stubs: not root's other processes (a root Sentry without capabilities could still signal
   and, where dumpable, read and write every uid-0 process by pid) and not another
   sandbox's stubs (each Sentry's id differs, so a stub that stays dumpable for its own
-  Sentry's process_vm_* is nobody else's to read). Rootless it stays the caller;
+  Sentry's process_vm_* is nobody else's to read). Rootless, where the host has
+  newuidmap/newgidmap and a subordinate range for the caller (/etc/subuid, /etc/subgid):
+  its user namespace maps one subordinate uid and gid too (`subordinate_id`), which it
+  becomes, so it cannot signal the caller's other processes. Without them it stays the
+  caller (said on stderr under `runpsc --debug`);
 - capabilities: every one dropped (bounding, permitted, effective, inheritable, ambient)
   but `KEPT_CAPS`, and no_new_privs, so nothing exec'd (the stubs) regains any;
 - every module it will import is imported first (`preload`): the Python installation is
@@ -33,8 +37,8 @@ its Kernel starts the first stub. Afterwards:
   forked just before (sentry/platform/zygote.py), so they do not inherit it.
 
 Not done (see sentry/README.md, "The Sentry confined"): a pid namespace (a rootless
-Sentry can still signal the caller's other processes by pid; hidepid and the root
-Sentry's own id stand in for it).
+Sentry without a subordinate id can still signal the caller's other processes by pid;
+hidepid and the Sentry's own id stand in for it).
 
 The pieces (`pivot_to_empty_root`, `drop_capabilities`, `enter_user_namespace`) are the
 gofer's (`gofer/confine.py`), so both processes are confined one way.
@@ -45,8 +49,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import importlib
+import logging
 import os
 import pkgutil
+import shutil
+import subprocess
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -209,16 +216,93 @@ def sentry_id(pid: int) -> int:
     return SENTRY_ID_BASE + pid
 
 
-def _become(ident: int, libc: Any) -> None:
-    """Leave root for `ident` (uid and gid, no supplementary groups), capabilities kept for
-    `drop_capabilities`. Called after the pivot: nothing on the host's disk is opened as
-    `ident` afterwards."""
+#: The id files that give users subordinate ranges (shadow's subuid(5), subgid(5)).
+SUBUID_FILE, SUBGID_FILE = "/etc/subuid", "/etc/subgid"
+
+
+def _subordinate_range(path: str, ident: int, name: str | None) -> tuple[int, int] | None:
+    """The first range (start, count) `path` gives the user `ident` (by name or number)."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.strip().split(":")
+        if len(fields) == 3 and fields[0] in (name, str(ident)):
+            try:
+                start, count = int(fields[1]), int(fields[2])
+            except ValueError:
+                continue
+            if count > 0:
+                return start, count
+    return None
+
+
+def subordinate_id(uid: int, pid: int) -> tuple[int, int] | None:
+    """The host uid and gid a rootless confined Sentry of the caller `uid` whose host pid
+    is `pid` becomes: one of the caller's subordinate ids (the range's start + pid modulo its size, so that two
+    live Sentries differ unless their pids are a range's size apart), or None where the
+    host has no newuidmap/newgidmap or no range for the caller (it then stays the caller)."""
+    import pwd
+
+    if shutil.which("newuidmap") is None or shutil.which("newgidmap") is None:
+        return None
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None  # newuidmap needs the caller's name: no range is usable
+    uids = _subordinate_range(SUBUID_FILE, uid, name)
+    gids = _subordinate_range(SUBGID_FILE, uid, name)
+    if uids is None or gids is None:
+        return None
+    return uids[0] + pid % uids[1], gids[0] + pid % gids[1]
+
+
+def _enter_mapped_user_namespace(sub: tuple[int, int], libc: Any) -> None:
+    """`enter_user_namespace` with the subordinate uid and gid `sub` mapped to themselves
+    besides the caller's own: the maps are written by newuidmap/newgidmap (setuid), run by
+    a child forked before the unshare (a process inside the namespace could not gain their
+    privilege)."""
+    uid, gid = os.geteuid(), os.getegid()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 1
+        try:
+            os.close(w)
+            if os.read(r, 1) == b"x":
+                me = str(os.getppid())
+                status = 0
+                for tool, own, other in (("newuidmap", uid, sub[0]), ("newgidmap", gid, sub[1])):
+                    done = subprocess.run([tool, me, str(own), str(own), "1", str(other), str(other), "1"],
+                                          stdin=subprocess.DEVNULL, check=False)
+                    status = status or done.returncode
+        finally:
+            os._exit(status)
+    os.close(r)
+    failed = libc.unshare(0x10000000) != 0  # CLONE_NEWUSER
+    e = ctypes.get_errno()
+    os.write(w, b"." if failed else b"x")
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    if failed:
+        raise ConfineError(e, f"unshare(CLONE_NEWUSER): {os.strerror(e)}")
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        raise ConfineError(f"newuidmap/newgidmap could not map the subordinate id {sub[0]}:{sub[1]} "
+                           "(their message above; /etc/subuid, /etc/subgid)")
+
+
+def _become(uid: int, gid: int, libc: Any) -> None:
+    """Leave root (or, rootless, the caller) for `uid` and `gid` (no supplementary groups),
+    capabilities kept for `drop_capabilities`. Called after the pivot: nothing on the
+    host's disk is opened as them afterwards."""
     if libc.prctl(_PR_SET_SECUREBITS, _SECBIT_NO_SETUID_FIXUP, 0, 0, 0) != 0:
         e = ctypes.get_errno()
         raise ConfineError(e, f"PR_SET_SECUREBITS: {os.strerror(e)}")
     os.setgroups([])
-    os.setresgid(ident, ident, ident)
-    os.setresuid(ident, ident, ident)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
 
 
 class ConfineError(OSError):
@@ -281,15 +365,28 @@ def confine_sentry(network: Any, *, host_files: bool = False, strace: bool = Tru
         raise ConfineError("the Sentry confines itself single-threaded (threads are running)")
     libc = ctypes.CDLL(None, use_errno=True)
     rootless = os.geteuid() != 0
+    sub = subordinate_id(os.geteuid(), os.getpid()) if rootless and not host_files else None
+    if rootless and not host_files and sub is None:
+        logging.getLogger(__name__).debug(
+            "runpsc: no newuidmap/newgidmap or no subordinate id range for uid %d (/etc/subuid, "
+            "/etc/subgid): the confined Sentry stays this user and can signal its other "
+            "processes", os.geteuid())
+
+    def enter() -> None:
+        if sub is not None:
+            _enter_mapped_user_namespace(sub, libc)
+        else:
+            enter_user_namespace()
+
     if network is None:  # ``none``: the Sentry's own fresh namespace is the sandbox's
         if rootless:
-            enter_user_namespace()
+            enter()
         network = Network.isolated("none", stay=True)
     else:
         if network.mode != "host":
             network.join()
         if rootless:
-            enter_user_namespace()
+            enter()
     if libc.unshare(_CLONE_NEWIPC | _CLONE_NEWUTS) != 0:
         e = ctypes.get_errno()
         raise ConfineError(e, f"unshare(CLONE_NEWIPC|CLONE_NEWUTS): {os.strerror(e)}")
@@ -297,16 +394,16 @@ def confine_sentry(network: Any, *, host_files: bool = False, strace: bool = Tru
         preload(strace=strace)
         pivot_to_empty_root(mountpoint="/tmp", proc=True, name="sentry-root",
                             proc_options=None if rootless else _proc_options())
-        if not rootless:
-            ident = sentry_id(os.getpid())
+        ident = (sentry_id(os.getpid()), sentry_id(os.getpid())) if not rootless else sub
+        if ident is not None:
             for fd in owned:
-                os.fchown(fd, ident, ident)
-            _become(ident, libc)
+                os.fchown(fd, *ident)
+            _become(*ident, libc)
         drop_capabilities(KEPT_CAPS if not rootless else ())
-        # Dumpable (leaving uid 0 made us not): our own /proc/self stays ours, and only
+        # Dumpable (changing ids made us not): our own /proc/self stays ours, and only
         # processes of our id (our stubs, which the program cannot make call ptrace) could
         # ptrace us.
-        if not rootless and libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0) != 0:
+        if ident is not None and libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0) != 0:
             e = ctypes.get_errno()
             raise ConfineError(e, f"PR_SET_DUMPABLE: {os.strerror(e)}")
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:

@@ -25,6 +25,9 @@ APT_PACKAGES+=(libcap2-bin)
 APT_PACKAGES+=(qemu-system-x86)
 # gdb -batch inside the sandbox against the native run (tests/runtime/test_ptrace_tools.py).
 APT_PACKAGES+=(gdb)
+# newuidmap/newgidmap: a rootless Sentry's user namespace maps a subordinate id of its caller's
+# (runtime/confine.py), which it runs as once locked in.
+APT_PACKAGES+=(uidmap)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -35,6 +38,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# The unprivileged user scripts/test.sh runs the rootless tests as (uid 4321), with a
+# subordinate id range (/etc/subuid, /etc/subgid) as Debian's useradd gives a new user.
+if ! getent passwd 4321 >/dev/null; then
+    getent group 4321 >/dev/null || groupadd --gid 4321 runpsc-ci
+    useradd --uid 4321 --gid 4321 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin runpsc-ci
+fi
+user=$(getent passwd 4321 | cut -d: -f1)
+grep -q "^\($user\|4321\):" /etc/subuid 2>/dev/null || usermod --add-subuids 1000000-1065535 "$user"
+grep -q "^\($user\|4321\):" /etc/subgid 2>/dev/null || usermod --add-subgids 1000000-1065535 "$user"
 
 # Debian's kernel for that guest: the package is downloaded (not installed) into .cache/kernel
 # and only what the guest boots is kept: vmlinuz, the 9P client's and the NIC's modules.

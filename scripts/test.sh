@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: set up, check (lint, import layers, types), then every test; then
-# four more runs of parts of it (no cffi, under load, on the ptrace platform, as an
-# unprivileged user). Under CI=true a test whose peer or privilege is missing
+# four more runs of parts of it (no cffi, under load, tests/sentry plus tests/runtime on the
+# ptrace platform, as an unprivileged user). Under CI=true a test whose peer or privilege is missing
 # fails instead of skipping. Arguments go to the main pytest run, and then the extra
 # runs are left out (`scripts/test.sh tests/p9 -x`).
 set -euo pipefail
@@ -35,20 +35,20 @@ RUNPSC_TEST_LOAD=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
     tests/sentry/test_platform_fork.py tests/sentry/test_platform.py \
     tests/runtime/test_signal_forwarding.py || loaded=$?
 # The ptrace platform (sentry/README.md, "The platform"; seccomp is the default the main run
-# used): the platforms' own tests, signals, job control, threads, fork/exec, file
-# syscalls, the escape tests and shells, with RUNPSC_PLATFORM=ptrace for every Kernel.
+# used): the whole of tests/sentry and tests/runtime again with RUNPSC_PLATFORM=ptrace for
+# every Kernel and `runpsc` (issue 22: both platforms pass what a sandbox does). The few
+# files there that run no sandbox (test_table, test_files_strace_format, test_ptrace_names,
+# test_help_syscalls) take about 2 s together on a busy machine: not worth a list to keep up.
+# Left out: the two files that name each platform themselves (every test runs on both in the
+# main run already; test_ptrace_tools alone is 20 s on a busy machine).
 ptrace=0
 RUNPSC_PLATFORM=ptrace .venv/bin/python -m pytest -q -p no:cacheprovider \
-    tests/sentry/test_platform*.py tests/sentry/test_escape.py tests/sentry/test_int80.py \
-    tests/sentry/test_signals*.py tests/sentry/test_signalfd.py tests/sentry/test_pipe_eintr.py \
-    tests/sentry/test_jobcontrol*.py tests/sentry/test_kill_all.py tests/sentry/test_kill_perm.py \
-    tests/sentry/test_files_*.py tests/sentry/test_futex2.py tests/sentry/test_futex_pi.py \
-    tests/sentry/test_stub_scratch.py tests/sentry/test_poll*.py \
-    tests/sentry/test_loader*.py tests/sentry/test_programs_busybox.py \
-    tests/runtime/test_signal_forwarding.py tests/runtime/test_do.py || ptrace=$?
+    tests/sentry tests/runtime --ignore=tests/sentry/test_platform_seccomp.py \
+    --ignore=tests/runtime/test_ptrace_tools.py || ptrace=$?
 # The runtime tests that run rootless, once more as an unprivileged user (uid 4321, as
 # tests/runtime/test_rootless_do.py): `runpsc do` and the API with the Sentry and the gofers
-# confined in user namespaces of their own, volumes, tmpfs, remote TLS mounts, the memory
+# confined in user namespaces of their own (the Sentry as a subordinate id of the user's,
+# whose range scripts/setup.sh gives), volumes, tmpfs, remote TLS mounts, the memory
 # limit, each compared with the same program run natively as that user. Left out: the tests
 # that need root, and those whose native run shows root-owned files' owners or writes
 # where only root may (a rootless sandbox shows owners it cannot map as nobody, as a user

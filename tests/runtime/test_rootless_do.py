@@ -16,7 +16,8 @@ import pytest
 
 from tests.gofer.helpers import need_rootless
 
-#: A user with no passwd entry and no privileges. Not nobody (65534): that is also the id a
+#: A user with no privileges (scripts/setup.sh gives it a passwd entry and a subordinate id
+#: range, which its confined Sentry runs as). Not nobody (65534): that is also the id a
 #: user namespace shows for owners it does not map (root's files, seen by the gofers), which
 #: would make the program the owner of /etc/passwd in the sandbox's view.
 USER = 4321

@@ -21,10 +21,14 @@ import socket
 import subprocess
 import sys
 
-from runtime.confine import sentry_id
+from runtime.confine import sentry_id, subordinate_id
 from tests.gofer.helpers import need_rootless
 from tests.runtime.test_do import ROOT
-from tests.support import need_binary, need_root
+from tests.support import missing, need_binary, need_root
+
+#: The unprivileged user of the rootless tests (tests/runtime/test_rootless_do.py).
+USER = 4321
+AS_USER = ("setpriv", "--reuid", str(USER), "--regid", str(USER), "--clear-groups")
 
 
 def _status(pid: int) -> dict[str, str]:
@@ -100,19 +104,33 @@ def _children(pid: int) -> list[str]:
         return f.read().split()
 
 
+def _need_subordinate_ids() -> None:
+    """newuidmap/newgidmap and a subordinate id range for USER (scripts/setup.sh gives one)."""
+    need_binary("newuidmap", "uidmap")
+    need_binary("newgidmap", "uidmap")
+    if subordinate_id(USER, 1) is None:
+        missing(f"a subordinate id range for uid {USER} in /etc/subuid and /etc/subgid",
+                "scripts/setup.sh makes the user with one")
+
+
 def test_rootless_sentry_is_confined_in_a_user_namespace_of_its_own() -> None:
-    """Not root: the same walls inside a user namespace where the caller stays itself, with
-    no capability at all (tests/runtime/test_rootless_do.py runs programs so)."""
+    """Not root: the same walls inside a user namespace that maps the caller and one of its
+    subordinate ids, which the Sentry becomes, with no capability at all
+    (tests/runtime/test_rootless_do.py runs programs so)."""
     need_rootless()
-    user = "4321"
-    p = _serving(prefix=("setpriv", "--reuid", user, "--regid", user, "--clear-groups"))
+    _need_subordinate_ids()
+    p = _serving(prefix=AS_USER)
     try:
         pid = p.pid  # setpriv execs the interpreter: the same pid
         assert sorted(os.listdir(f"/proc/{pid}/root")) == ["etc", "fd", "proc"]
         for ns in ("user", "mnt", "net", "ipc", "uts"):
             assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
         st = _status(pid)
-        assert st["Uid"].split()[0] == user
+        ident = subordinate_id(USER, pid)
+        assert ident is not None
+        assert st["Uid"].split() == [str(ident[0])] * 4
+        assert st["Gid"].split() == [str(ident[1])] * 4
+        assert st["Groups"].split() == []
         for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
             assert int(st[cap], 16) == 0, (cap, st[cap])
         assert st["NoNewPrivs"] == "1"
@@ -317,4 +335,64 @@ def test_forbidden_operations_fail_in_the_confined_sentry(tmp_path) -> None:
         "sandboxed ok",
         "served 0",
     ], got.stderr.decode()
+    assert alive
+
+
+#: The rootless Sentry's case: lock in as `runpsc do` run by USER does (a subordinate id),
+#: then under its seccomp filter try what its allow-list keeps for its stubs against
+#: another process of USER's.
+ROOTLESS_PROBE = r"""
+import ctypes, errno, os, signal, sys
+from runtime.confine import confine_sentry, restrict_syscalls
+target = int(sys.argv[1])
+confine_sentry(None)
+zygote = restrict_syscalls()
+libc = ctypes.CDLL(None, use_errno=True)
+print("ids", os.getpid(), *os.getresuid(), *os.getresgid(), os.getgroups())
+def attempt(what, fn):
+    try:
+        fn()
+        print(what, "ok")
+    except OSError as e:
+        print(what, errno.errorcode[e.errno])
+class IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+buf = ctypes.create_string_buffer(8)
+local, remote = IOVec(ctypes.addressof(buf), 8), IOVec(ctypes.addressof(buf), 8)
+def vm(nr):
+    L = ctypes.c_long
+    if libc.syscall(L(nr), L(target), ctypes.byref(local), L(1), ctypes.byref(remote), L(1), L(0)) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+attempt("kill", lambda: os.kill(target, signal.SIGKILL))
+pidfd = os.pidfd_open(target)
+attempt("pidfd_send_signal", lambda: signal.pidfd_send_signal(pidfd, signal.SIGKILL))
+attempt("process_vm_readv", lambda: vm(310))
+attempt("process_vm_writev", lambda: vm(311))
+zygote.close()
+"""
+
+
+def test_rootless_sentry_cannot_signal_the_callers_processes() -> None:
+    """A kill or pidfd_send_signal (and process_vm_*) injected into a rootless caller's
+    confined Sentry, against a `sleep` of the caller's, is refused: the Sentry runs as a
+    subordinate id of the caller's, not as the caller."""
+    need_rootless()
+    _need_subordinate_ids()
+    victim = subprocess.Popen([*AS_USER, "sleep", "120"])
+    try:
+        got = subprocess.run([*AS_USER, sys.executable, "-c", ROOTLESS_PROBE, str(victim.pid)],
+                             cwd=str(ROOT), capture_output=True, timeout=120)
+        alive = victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+    lines = got.stdout.decode().splitlines()
+    assert got.returncode == 0 and lines[1:] == [
+        "kill EPERM", "pidfd_send_signal EPERM", "process_vm_readv EPERM", "process_vm_writev EPERM",
+    ], (lines, got.stderr.decode())
+    pid, *ids = lines[0].split(" ", 8)[1:]
+    ident = subordinate_id(USER, int(pid))
+    assert ident is not None
+    assert ids == [str(ident[0])] * 3 + [str(ident[1])] * 3 + ["[]"]
     assert alive

@@ -4,7 +4,7 @@ thread exiting while another execs, a jump to the stub's gadget, the legacy vsys
 Linux where Linux has an answer, and each platform with the other.
 
 The rest of the sentry tests run on the default platform (seccomp where the host supports
-it), and a subset again on ptrace with RUNPSC_PLATFORM=ptrace (scripts/test.sh)."""
+it), and again on ptrace with RUNPSC_PLATFORM=ptrace (scripts/test.sh)."""
 
 import os
 
