@@ -509,7 +509,8 @@ class Kernel:
             sig = c.prctl_state.get(PR_SET_PDEATHSIG, 0)
             if sig:
                 signals.send(None, c, sig, sigstate.siginfo(sig, sigstate.SI_USER,
-                                                            c.pidns.vpid(t.tgid), uid))
+                                                            c.pidns.vpid(t.tgid), uid),
+                             force=not c.pidns.sees(t.tgid))  # from the dying parent
         for z, (ppid, st) in list(self.zombies.items()):
             if ppid == t.tgid and not reaper:  # a dead namespace's: reaped by its init
                 self.reap(z)

@@ -4,14 +4,16 @@
  * parent's view (fork, wait, waitid's si_pid) its own; a second unshare before the fork
  * EINVAL; a proc mounted inside lists only the namespace's processes (self, stat,
  * status's NSpid, task/); an orphan goes to the namespace's init (with its parent-death
- * signal); the init ignores signals it has no handler for from inside (SIGTERM, SIGKILL)
- * and from the parent (SIGTERM), handles those it has a handler for, dies of SIGKILL
+ * signal); the init ignores signals it has no handler for from inside (SIGTERM, SIGKILL;
+ * and the SIGKILL of its own POSIX timer, mqueue notification and F_SETSIG, which the kernel
+ * raises unforced) and from the parent (SIGTERM), handles those it has a handler for, dies of SIGKILL
  * from the parent, and takes every other process of the namespace with it; then fork
  * into the dead namespace is ENOMEM. clone(CLONE_NEWPID) and CLONE_NEWPID|CLONE_THREAD.
  * usage: pidns DIR (a scratch directory, for the inner proc mount). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char procdir[300];
@@ -139,12 +142,49 @@ static void grandchild(void) {
     _exit(5);
 }
 
+/* SIGKILL the kernel raises on the init's own behalf, caused inside its namespace: a
+ * POSIX timer's, an mqueue notification's, F_SETSIG's; each is dropped (not forced) */
+static void kernel_kills(void) {
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGKILL;
+    timer_t tid;
+    res("init: timer_create(SIGKILL)", timer_create(CLOCK_MONOTONIC, &sev, &tid));
+    struct itimerspec its = {{0, 0}, {0, 1000}}, left;
+    res("init: timer_settime", timer_settime(tid, 0, &its, NULL));
+    do  /* until it expired */
+        timer_gettime(tid, &left);
+    while (left.it_value.tv_sec || left.it_value.tv_nsec);
+    say("init: alive after its timer's SIGKILL\n");
+    timer_delete(tid);
+    char name[64];
+    snprintf(name, sizeof name, "/pidns-init-%d", outer_pid());
+    struct mq_attr attr = {.mq_maxmsg = 4, .mq_msgsize = 16};
+    mqd_t q = mq_open(name, O_CREAT | O_EXCL | O_RDWR, 0600, &attr);
+    res("init: mq_notify(SIGKILL)", mq_notify(q, &sev));
+    res("init: mq_send", mq_send(q, "x", 1, 0));
+    say("init: alive after its queue's SIGKILL\n");
+    mq_close(q);
+    mq_unlink(name);
+    int p[2];
+    pipe(p);
+    fcntl(p[0], F_SETOWN, getpid());
+    res("init: F_SETSIG(SIGKILL)", fcntl(p[0], F_SETSIG, SIGKILL));
+    fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK);
+    res("init: write to its O_ASYNC pipe", write(p[1], "x", 1));
+    say("init: alive after its descriptor's SIGKILL\n");
+    close(p[0]);
+    close(p[1]);
+}
+
 static void init_main(void) {
     say("init: getpid %d getppid %d gettid %ld getpgid %d getsid %d getpgrp %d\n", getpid(),
         getppid(), syscall(SYS_gettid), getpgid(0), getsid(0), getpgrp());
     say("init: outer NSpid levels %d\n", outer_nspid_levels());
     res("init: kill(getpid(), SIGTERM)", kill(getpid(), SIGTERM));
     say("init: still here\n");
+    kernel_kills();
     /* a handled signal from itself by its namespace's numbers */
     signal(SIGUSR1, on_usr1);
     res("init: tgkill(1, 1, SIGUSR1)", syscall(SYS_tgkill, 1, 1, SIGUSR1));
