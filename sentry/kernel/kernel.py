@@ -115,7 +115,7 @@ class Kernel:
         self.uts = Uts(hostname)  # the sandbox's first UTS namespace
         self.events: list[tuple[str, dict[str, Any]]] = []
         self._reported: set[tuple[str, int]] = set()  # (ABI, number) of unsupported calls
-        self._next_pid = 1
+        self.forks = 0  # tasks made so far (/proc/stat's processes: total_forks)
         self.pidns = PidNamespace()  # the sandbox's first pid namespace: the numbers above
         self.start_monotonic = time.monotonic()
         self.procs: dict[int, Task] = {}  # live processes by pid (their leader thread)
@@ -245,12 +245,23 @@ class Kernel:
 
     def alloc_pid(self, ns: PidNamespace | None = None) -> int:
         """A new task's number (in the first namespace), numbered too in `ns` and its
-        ancestors (ENOMEM if `ns`'s init has ended)."""
-        pid = self._next_pid
+        ancestors (ENOMEM if `ns`'s init has ended; EAGAIN if a namespace's pid_max
+        leaves no number free)."""
+        root = self.pidns
+        pid = root.next_number(self.pid_busy)
+        if root.wrapped:
+            root.reused(pid)
         if ns is not None:
-            ns.add(pid)
-        self._next_pid += 1
+            ns.add(pid, self.pid_busy)
+        self.forks += 1
         return pid
+
+    def pid_busy(self, pid: int) -> bool:
+        """Whether number `pid` (of the first namespace) is in use: a live thread's, a
+        zombie's, or a live process group's or session's id (Linux frees a struct pid
+        only when no task uses it for any of them)."""
+        return (pid in self.tasks or pid in self.zombies
+                or any(p.pgid == pid or p.sid == pid for p in self.procs.values()))
 
     async def run(self, argv: list[bytes], envp: list[bytes], fdtable: FDTable,
                   fs: FSContext | None = None, creds: Credentials | None = None, *,

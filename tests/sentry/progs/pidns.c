@@ -178,6 +178,38 @@ static void kernel_kills(void) {
     close(p[1]);
 }
 
+/* its namespace's pid_max: PID_MAX_LIMIT in a new one; root sets it within
+ * [301, PID_MAX_LIMIT]; fork's numbers then start again above 300 once past it */
+static void pid_max_wraps(void) {
+    char buf[32] = {0};
+    int fd = open("/proc/sys/kernel/pid_max", O_RDWR);
+    pread(fd, buf, sizeof buf - 1, 0);
+    say("init: pid_max %s", buf);
+    res("init: pid_max = 300", pwrite(fd, "300\n", 4, 0));
+    res("init: pid_max = 4194305", pwrite(fd, "4194305\n", 8, 0));
+    res("init: pid_max = 301", pwrite(fd, "301\n", 4, 0));
+    memset(buf, 0, sizeof buf);
+    int fd2 = open("/proc/sys/kernel/pid_max", O_RDONLY);
+    read(fd2, buf, sizeof buf - 1);
+    close(fd2);
+    say("init: pid_max now %s", buf);
+    pid_t prev = 0, p;
+    int n = 0;
+    for (;;) {
+        p = vfork();
+        if (p == 0)
+            _exit(0);
+        waitpid(p, NULL, 0);
+        n++;
+        if (p <= prev || n > 1000)
+            break;
+        prev = p;
+    }
+    say("init: %d forks, the last numbered %d, then %d\n", n, prev, p);
+    res("init: pid_max = 4194304", pwrite(fd, "4194304\n", 8, 0));
+    close(fd);
+}
+
 static void init_main(void) {
     say("init: getpid %d getppid %d gettid %ld getpgid %d getsid %d getpgrp %d\n", getpid(),
         getppid(), syscall(SYS_gettid), getpgid(0), getsid(0), getpgrp());
@@ -249,6 +281,7 @@ static void init_main(void) {
     say("init: SIGCHLD si_pid %d (grandchild %d)\n", si.si_pid, g);
     say("init: waitpid(grandchild) = %d, exit %d\n", wg, WEXITSTATUS(st));
     say("init: reaped orphan %d exit %d\n", w, WEXITSTATUS(st2));
+    pid_max_wraps();
     /* a last child that only the end of the namespace ends */
     int lp[2];
     pipe(lp);
