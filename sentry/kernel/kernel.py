@@ -120,7 +120,11 @@ class Kernel:
         self.start_monotonic = time.monotonic()
         self.procs: dict[int, Task] = {}  # live processes by pid (their leader thread)
         self.tasks: dict[int, Task] = {}  # live threads by tid
-        self.procs_ended: dict[int, int] = {}  # pid -> wait status (kept for run())
+        # The wait status of each process run() or start_process() waits for, from its end
+        # until that caller takes it (no other process's: a sandbox that forks for ever
+        # keeps nothing of the ended ones).
+        self.procs_ended: dict[int, int] = {}
+        self._awaited: set[int] = set()
         self.zombies: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, wait status)
         self.zombie_pgid: dict[int, int] = {}
         self.zombie_uid: dict[int, int] = {}
@@ -282,6 +286,7 @@ class Kernel:
             raise RuntimeError("no syscall handlers: import sentry.syscalls (it registers "
                                "them) or pass Kernel(table=...)")
         t = await self._new_process(argv, envp, fdtable, fs, creds, path, setup)
+        self._awaited.add(t.tgid)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self._waiter.serve)
@@ -290,7 +295,7 @@ class Kernel:
             if started is not None:
                 started()
             await t.ended.wait()  # pid 1's process, whichever of its threads ends last
-            status = self.procs_ended[t.tgid]
+            status = self.procs_ended.pop(t.tgid)
             nursery.cancel_scope.cancel()  # init is gone: so is everything else
         self.ipc.release()  # the namespace goes with its last process
         return status
@@ -300,11 +305,12 @@ class Kernel:
                             path: bytes | None = None,
                             setup: Callable[[Task], None] | None = None) -> Task:
         """Start one more process in a running sandbox, with no parent inside it (what
-        `setns` + exec from outside gives: ppid 0); await `task.ended`, then read
-        `procs_ended[task.tgid]`. Raises SyscallError as `run` does."""
+        `setns` + exec from outside gives: ppid 0); await `task.ended`, then take
+        `procs_ended.pop(task.tgid)`. Raises SyscallError as `run` does."""
         if self._nursery is None:
             raise RuntimeError("the sandbox is not running")
         t = await self._new_process(argv, envp, fdtable, fs, creds, path, setup)
+        self._awaited.add(t.tgid)
         t.stub.resume()
         self.start_soon(self._task_main, t)
         return t
@@ -509,7 +515,9 @@ class Kernel:
         process group this exit orphans with stopped members gets SIGHUP and SIGCONT
         (Linux's exit_notify)."""
         self.procs.pop(t.tgid, None)
-        self.procs_ended[t.tgid] = status
+        if t.tgid in self._awaited:
+            self._awaited.discard(t.tgid)
+            self.procs_ended[t.tgid] = status
         held = ptrace.exited(t, status, t.ppid)  # a tracer that is not the parent is first
         ptrace.tracer_gone(t)
         reaper = self._reaper_for(t)
