@@ -149,6 +149,10 @@ class Client:
         self._background = 0
         self._idle = trio.Event()
         self._idle.set()
+        #: The descriptor each Rlopenfd brought, by the reply's id (the reply is kept
+        #: beside it, so the id stays its own), taken by `donated_fd` or `drop_donated`.
+        #: The reader pairs them as frames arrive: the waiting tasks wake in any order.
+        self._donated: dict[int, tuple[m.Message, int]] = {}
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -267,6 +271,8 @@ class Client:
                     break
                 tag, msg = item
                 call = self._pending.get(tag)
+                if type(msg) is m.Rlopenfd and msg.fd:
+                    self._pair_donated(msg, call is not None and call.reply is None)
                 if call is not None and call.reply is None:
                     call.reply = msg
                     if call.on_reply is not None:
@@ -457,6 +463,16 @@ class Client:
 
     # --- donated descriptors (Tlopenfd) ---------------------------------------------------------
 
+    def _pair_donated(self, reply: m.Rlopenfd, awaited: bool) -> None:
+        """Give `reply` the oldest descriptor received (-1 if none came), in frame order,
+        or close it when nobody waits for the reply (a flushed request's)."""
+        fds = self._receiver.fds
+        fd = fds.popleft() if fds else -1
+        if awaited:
+            self._donated[id(reply)] = (reply, fd)
+        elif fd >= 0:
+            os.close(fd)
+
     def donated_fd(self, reply: m.Rlopenfd, flags: int) -> int | None:
         """The descriptor that came with `reply` (the caller's to close), or None.
 
@@ -467,8 +483,7 @@ class Client:
         """
         if not reply.fd:
             return None
-        fds = self._receiver.fds
-        fd = fds.popleft() if fds else -1
+        fd = self._take_donated(reply)
         problem = ""
         if fd < 0:
             problem = "none came with the reply" + (
@@ -488,9 +503,13 @@ class Client:
         self.refuse_donations(f"the server donated a bad descriptor: {problem}")
         return None
 
+    def _take_donated(self, reply: m.Message) -> int:
+        kept = self._donated.pop(id(reply), None)
+        return kept[1] if kept is not None and kept[0] is reply else -1
+
     def refuse_donations(self, why: str) -> None:
         """Ask for no more donated descriptors on this connection (logged once), closing
-        any received and not taken."""
+        any received and not yet paired with a reply."""
         if self.donations:
             log.warning("9P: %s; files are read through 9P from now on", why)
         self.donations = False
@@ -499,11 +518,9 @@ class Client:
             os.close(fds.popleft())
 
     def drop_donated(self, reply: m.Message | None) -> None:
-        """Close the descriptor of an Rlopenfd whose open was cancelled (the queue of
-        received descriptors stays in step with the replies)."""
-        fds = self._receiver.fds
-        if isinstance(reply, m.Rlopenfd) and reply.fd and fds:
-            os.close(fds.popleft())
+        """Close the descriptor of an Rlopenfd whose open was cancelled."""
+        if reply is not None and (fd := self._take_donated(reply)) >= 0:
+            os.close(fd)
 
     # --- session ------------------------------------------------------------------------------
 

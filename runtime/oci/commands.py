@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import os
 import signal
@@ -339,13 +340,17 @@ def run(bundle: str, pid_file: str | None, console_socket: str | None, detach: b
     g = _globals()
     prefix = "runpsc run failed: "
     if not detach and console_socket is None and _wants_terminal(bundle):
+        try:
+            caller = caller_terminal()
+        except OSError as e:
+            g.fail(f"{prefix}{e.strerror}")
         with OwnConsole() as console:
             st = do_create(g, container_id, bundle, pid_file, console.path, prefix=prefix)
             try:
                 master = console.receive()
             except OSError as e:
                 g.fail(f"{prefix}{e}")
-        status = relay_console(master, st.pid, lambda: do_start(g, container_id))
+        status = relay_console(master, st.pid, caller, lambda: do_start(g, container_id))
     else:
         st = do_create(g, container_id, bundle, pid_file, console_socket, prefix=prefix)
         do_start(g, container_id)
@@ -414,32 +419,43 @@ class OwnConsole:
         self.close()
 
 
-def caller_terminal() -> int | None:
-    """The caller's terminal as runc finds it: the first of stderr, stdout, stdin that is
-    one (it goes raw, and its size is the program's)."""
-    return next((fd for fd in (2, 1, 0) if os.isatty(fd)), None)
+def caller_terminal() -> int:
+    """The caller's terminal as runc finds it (it goes raw, and its size is the
+    program's): the first of stderr, stdout, stdin that is one, else the controlling
+    terminal opened through /dev/tty (kept open to the end of this process).
+
+    Raises:
+        OSError: none of them is a terminal and there is no controlling one (ENXIO);
+            its strerror is runc's message ("open /dev/tty: no such device or address").
+    """
+    fd = next((fd for fd in (2, 1, 0) if os.isatty(fd)), None)
+    if fd is not None:
+        return fd
+    try:
+        return os.open("/dev/tty", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        code = e.errno or errno.EIO
+        raise OSError(code, f"open /dev/tty: {os.strerror(code).lower()}") from None
 
 
-def relay_console(master: int, pid: int, start: Callable[[], object]) -> int:
-    """Join our stdio to the pty `master` as runc does in the foreground: the caller's
-    terminal raw, its size (at start and at each SIGWINCH) set on the master, keys from
-    stdin in, the pty's output to stdout, until the pty closes; then `pid`'s wait status
-    (signals to us go to `pid` meanwhile). `start` runs once the size is set."""
+def relay_console(master: int, pid: int, caller: int, start: Callable[[], object]) -> int:
+    """Join our stdio to the pty `master` as runc does in the foreground: the `caller`'s
+    terminal (`caller_terminal`) raw, its size (at start and at each SIGWINCH) set on the
+    master, keys from stdin in, the pty's output to stdout, until the pty closes; then
+    `pid`'s wait status (signals to us go to `pid` meanwhile). `start` runs once the size
+    is set."""
     import fcntl
     import select
     import termios
 
     from runtime.hostterm import HostTerminal
 
-    caller = caller_terminal()
-
     def resize(*_: Any) -> None:
-        if caller is not None:
-            with contextlib.suppress(OSError):
-                fcntl.ioctl(master, termios.TIOCSWINSZ,
-                            fcntl.ioctl(caller, termios.TIOCGWINSZ, bytes(8)))
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(master, termios.TIOCSWINSZ,
+                        fcntl.ioctl(caller, termios.TIOCGWINSZ, bytes(8)))
 
-    host = HostTerminal.enter(caller) if caller is not None else None
+    host = HostTerminal.enter(caller)
     old = signal.signal(signal.SIGWINCH, resize)
     try:
         resize()
@@ -464,8 +480,7 @@ def relay_console(master: int, pid: int, start: Callable[[], object]) -> int:
                         sources.remove(0)
     finally:
         signal.signal(signal.SIGWINCH, old)
-        if host is not None:
-            host.leave()
+        host.leave()
         os.close(master)
     with trio_free_signals(pid):
         _, status = os.waitpid(pid, 0)

@@ -667,7 +667,7 @@ class Container:
             # As the runtime's master closing under runc: the pty hangs up (what the
             # program left behind on it gets SIGHUP) and its /dev/pts/N is free again.
             await term[0].dec_ref()
-        return {"status": kernel.procs_ended[t.tgid]}
+        return {"status": kernel.procs_ended.pop(t.tgid)}
 
     async def _exec_signals(self, conn: Any, pid: int, term: Any) -> None:
         """The exec proxy's messages: signals for the program, and with a terminal the

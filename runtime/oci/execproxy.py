@@ -53,13 +53,17 @@ def exec_process(g: Globals, cid: str, proc: dict[str, Any], *, detach: bool,
             _write_pid_file(pid_file, os.getpid())
         _proxy(g, sock, proc, console_socket, None)
     console = None
+    caller = -1
     if not detach:  # a terminal in the foreground: our own console socket, as runc's
         from runtime.oci.commands import OwnConsole, caller_terminal
 
+        try:
+            caller = caller_terminal()
+        except OSError as e:
+            g.fail(f"exec failed: {e.strerror}", 255)
         console = OwnConsole()
         console_socket = console.path
-        caller = caller_terminal()
-        if caller is not None and "consoleSize" not in proc:  # the size it starts with
+        if "consoleSize" not in proc:  # the size it starts with
             from runtime.hostterm import host_winsize
 
             rows, cols, _, _ = host_winsize(caller)
@@ -89,12 +93,13 @@ def exec_process(g: Globals, cid: str, proc: dict[str, Any], *, detach: bool,
         _write_pid_file(pid_file, pid)
     if console is None:
         os._exit(0)
-    _relay(g, console, pid)
+    _relay(g, console, pid, caller)
 
 
-def _relay(g: Globals, console: OwnConsole, pid: int) -> NoReturn:
+def _relay(g: Globals, console: OwnConsole, pid: int, caller: int) -> NoReturn:
     """`exec --tty` in the foreground: the program runs on the host pty whose master the
-    proxy `pid` sent to `console`; relay the caller's stdio to it, leave as the program did."""
+    proxy `pid` sent to `console`; relay the caller's stdio to it (`caller`: its terminal),
+    leave as the program did."""
     from runtime.oci.commands import relay_console
     from runtime.sandbox import exit_code
 
@@ -106,7 +111,7 @@ def _relay(g: Globals, console: OwnConsole, pid: int) -> NoReturn:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
             g.fail(f"exec failed: {e}", 255)
-    status = relay_console(master, pid, lambda: None)
+    status = relay_console(master, pid, caller, lambda: None)
     sys.stdout.flush()
     os._exit(exit_code(status))
 

@@ -184,7 +184,8 @@ def _send(kernel: Any, o: Owner, sig: int, info: bytes, watched: bool, *,
                 signals.send(sender, target, sig, info, thread=thread)
                 continue
             try:
-                signals.send_queued(sender, target, sig, info, thread=thread)
+                # its si_code is the POLL_* reason, no SI_KERNEL: not forced on an init
+                signals.send_queued(sender, target, sig, info, thread=thread, force=False)
             except SyscallError:  # the queue is full: the old plain SIGIO
                 signals.send(sender, target, SIGIO,
                              sigstate.siginfo(SIGIO, sigstate.SI_KERNEL), thread=thread)

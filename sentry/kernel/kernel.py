@@ -116,12 +116,16 @@ class Kernel:
         self.uts = Uts(hostname)  # the sandbox's first UTS namespace
         self.events: list[tuple[str, dict[str, Any]]] = []
         self._reported: set[tuple[str, int]] = set()  # (ABI, number) of unsupported calls
-        self._next_pid = 1
+        self.forks = 0  # tasks made so far (/proc/stat's processes: total_forks)
         self.pidns = PidNamespace()  # the sandbox's first pid namespace: the numbers above
         self.start_monotonic = time.monotonic()
         self.procs: dict[int, Task] = {}  # live processes by pid (their leader thread)
         self.tasks: dict[int, Task] = {}  # live threads by tid
-        self.procs_ended: dict[int, int] = {}  # pid -> wait status (kept for run())
+        # The wait status of each process run() or start_process() waits for, from its end
+        # until that caller takes it (no other process's: a sandbox that forks for ever
+        # keeps nothing of the ended ones).
+        self.procs_ended: dict[int, int] = {}
+        self._awaited: set[int] = set()
         self.zombies: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, wait status)
         self.zombie_pgid: dict[int, int] = {}
         self.zombie_uid: dict[int, int] = {}
@@ -247,12 +251,23 @@ class Kernel:
 
     def alloc_pid(self, ns: PidNamespace | None = None) -> int:
         """A new task's number (in the first namespace), numbered too in `ns` and its
-        ancestors (ENOMEM if `ns`'s init has ended)."""
-        pid = self._next_pid
+        ancestors (ENOMEM if `ns`'s init has ended; EAGAIN if a namespace's pid_max
+        leaves no number free)."""
+        root = self.pidns
+        pid = root.next_number(self.pid_busy)
+        if root.wrapped:
+            root.reused(pid)
         if ns is not None:
-            ns.add(pid)
-        self._next_pid += 1
+            ns.add(pid, self.pid_busy)
+        self.forks += 1
         return pid
+
+    def pid_busy(self, pid: int) -> bool:
+        """Whether number `pid` (of the first namespace) is in use: a live thread's, a
+        zombie's, or a live process group's or session's id (Linux frees a struct pid
+        only when no task uses it for any of them)."""
+        return (pid in self.tasks or pid in self.zombies
+                or any(p.pgid == pid or p.sid == pid for p in self.procs.values()))
 
     async def run(self, argv: list[bytes], envp: list[bytes], fdtable: FDTable,
                   fs: FSContext | None = None, creds: Credentials | None = None, *,
@@ -273,6 +288,7 @@ class Kernel:
             raise RuntimeError("no syscall handlers: import sentry.syscalls (it registers "
                                "them) or pass Kernel(table=...)")
         t = await self._new_process(argv, envp, fdtable, fs, creds, path, setup)
+        self._awaited.add(t.tgid)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self._waiter.serve)
@@ -281,7 +297,7 @@ class Kernel:
             if started is not None:
                 started()
             await t.ended.wait()  # pid 1's process, whichever of its threads ends last
-            status = self.procs_ended[t.tgid]
+            status = self.procs_ended.pop(t.tgid)
             nursery.cancel_scope.cancel()  # init is gone: so is everything else
         self.ipc.release()  # the namespace goes with its last process
         return status
@@ -291,11 +307,12 @@ class Kernel:
                             path: bytes | None = None,
                             setup: Callable[[Task], None] | None = None) -> Task:
         """Start one more process in a running sandbox, with no parent inside it (what
-        `setns` + exec from outside gives: ppid 0); await `task.ended`, then read
-        `procs_ended[task.tgid]`. Raises SyscallError as `run` does."""
+        `setns` + exec from outside gives: ppid 0); await `task.ended`, then take
+        `procs_ended.pop(task.tgid)`. Raises SyscallError as `run` does."""
         if self._nursery is None:
             raise RuntimeError("the sandbox is not running")
         t = await self._new_process(argv, envp, fdtable, fs, creds, path, setup)
+        self._awaited.add(t.tgid)
         t.stub.resume()
         self.start_soon(self._task_main, t)
         return t
@@ -500,7 +517,9 @@ class Kernel:
         process group this exit orphans with stopped members gets SIGHUP and SIGCONT
         (Linux's exit_notify)."""
         self.procs.pop(t.tgid, None)
-        self.procs_ended[t.tgid] = status
+        if t.tgid in self._awaited:
+            self._awaited.discard(t.tgid)
+            self.procs_ended[t.tgid] = status
         held = ptrace.exited(t, status, t.ppid)  # a tracer that is not the parent is first
         ptrace.tracer_gone(t)
         reaper = self._reaper_for(t)
@@ -511,7 +530,8 @@ class Kernel:
             sig = c.prctl_state.get(PR_SET_PDEATHSIG, 0)
             if sig:
                 signals.send(None, c, sig, sigstate.siginfo(sig, sigstate.SI_USER,
-                                                            c.pidns.vpid(t.tgid), uid))
+                                                            c.pidns.vpid(t.tgid), uid),
+                             force=not c.pidns.sees(t.tgid))  # from the dying parent
         for z, (ppid, st) in list(self.zombies.items()):
             if ppid == t.tgid and not reaper:  # a dead namespace's: reaped by its init
                 self.reap(z)

@@ -13,12 +13,21 @@ in an ancestor namespace sees the numbers of its own level; one outside a namesp
 from __future__ import annotations
 
 import errno
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
 
 if TYPE_CHECKING:
     from .task import Task
+
+#: A new pid namespace's pid_max: PID_MAX_LIMIT on 64-bit. Linux keeps one per namespace
+#: since 6.14 (a fresh `unshare -fp` reads 4194304 whatever its parent's is), writable by
+#: its root; the sandbox is pid 1 of a fresh namespace, so it starts there too.
+PID_MAX_LIMIT = 4 * 1024 * 1024
+#: RESERVED_PIDS: past pid_max, numbering starts again above these.
+RESERVED_PIDS = 300
 
 
 class PidNamespace:
@@ -34,8 +43,15 @@ class PidNamespace:
         self._next_ino = 4026532200
         self.ino = 4026531836 if parent is None else self.root.alloc_ino()
         self._next = 1
+        #: /proc/sys/kernel/pid_max as its processes see it: numbers here stay below it
+        self.pid_max = PID_MAX_LIMIT
+        self.wrapped = False  # numbering started again from RESERVED_PIDS: numbers reused
         self._local: dict[int, int] = {}  # root number -> number here
         self._root: dict[int, int] = {}  # number here -> root number
+        #: (the root's) every namespace below it, to forget a root number reused
+        self._below: weakref.WeakSet[PidNamespace] = weakref.WeakSet()
+        if parent is not None:
+            self.root._below.add(self)
         self.init = 0  # the root number of the namespace's init (0 until it exists)
         #: Set when the init ended: every other process was killed and no process may
         #: enter any more (fork answers ENOMEM, as Linux's alloc_pid on a dead namespace).
@@ -53,17 +69,51 @@ class PidNamespace:
         self._next_ino += 1
         return ino
 
-    def add(self, gpid: int) -> None:
+    def next_number(self, busy: Callable[[int], bool]) -> int:
+        """alloc_pid's idr_alloc_cyclic: the number after the last one handed out, from
+        RESERVED_PIDS again once past pid_max, skipping those `busy` says are in use (only
+        after the first wrap: numbers above the counter were never handed out); EAGAIN
+        when none is free, as fork's."""
+        n = self._next
+        for _ in range(self.pid_max):
+            if n >= self.pid_max:
+                n, self.wrapped = RESERVED_PIDS, True
+            if not (self.wrapped and busy(n)):
+                self._next = n + 1
+                return n
+            n += 1
+        raise SyscallError(errno.EAGAIN)
+
+    def _busy_here(self, busy: Callable[[int], bool]) -> Callable[[int], bool]:
+        return lambda n: n in self._root and busy(self._root[n])
+
+    @property
+    def last(self) -> int:
+        """The number handed out last (/proc/loadavg's last pid)."""
+        return self._next - 1
+
+    def reused(self, gpid: int) -> None:
+        """(On the root) root number `gpid` goes to a new task: no namespace below keeps
+        the old task's number for it."""
+        for ns in list(self._below):
+            n = ns._local.pop(gpid, None)
+            if n is not None and ns._root.get(n) == gpid:
+                del ns._root[n]
+
+    def add(self, gpid: int, busy: Callable[[int], bool]) -> None:
         """Give root number `gpid` (a new task of this namespace) a number here and in
-        every ancestor but the root (alloc_pid's upid per level); the first becomes init."""
+        every ancestor but the root (alloc_pid's upid per level); the first becomes init.
+        `busy(root number)`: whether that task's number is still in use."""
         ns: PidNamespace | None = self
         if self.parent is not None:
             self.root._home[gpid] = self
         while ns is not None and ns.parent is not None:
             if ns.dead:
                 raise SyscallError(errno.ENOMEM)
-            n = ns._next
-            ns._next += 1
+            n = ns.next_number(ns._busy_here(busy))
+            old = ns._root.get(n)
+            if old is not None:
+                ns._local.pop(old, None)
             ns._local[gpid] = n
             ns._root[n] = gpid
             if n == 1:

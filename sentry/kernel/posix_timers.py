@@ -126,7 +126,9 @@ class PosixTimer:
         target = self.target if self.notify == SIGEV_THREAD_ID else owner
         if target.kernel.tasks.get(target.tid) is not target:
             return  # the thread is gone: no signal, as Linux's posix_timer_event
-        signals.send(None, target, self.signo, info, thread=self.notify == SIGEV_THREAD_ID)
+        # send_sigqueue's prepare_signal(force=false): an init's SIGKILL/SIGSTOP is dropped
+        signals.send(None, target, self.signo, info, thread=self.notify == SIGEV_THREAD_ID,
+                     force=False)
         if any(i is info for i in self._pending_list()):
             self.queued = info
         else:  # delivered or dropped at once

@@ -95,17 +95,24 @@ def may_signal(sender: Task, target: Task, sig: int) -> bool:
 
 
 def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
-         thread: bool = False) -> None:
-    """Send `sig` to `target`'s process (or only to thread `target` if `thread`)."""
+         thread: bool = False, force: bool | None = None) -> None:
+    """Send `sig` to `target`'s process (or only to thread `target` if `thread`).
+
+    `force`: whether SIGKILL and SIGSTOP reach a pid namespace's init that has no handler
+    (`spared_as_init`); by default, when `sender` is outside the target's namespace or
+    None (the host, or the kernel on its own: SEND_SIG_PRIV). The kernel's signals that
+    Linux does not force say False (a POSIX timer's, F_SETSIG's)."""
     if sig == 0:
         return
+    if force is None:
+        force = sender is None or not target.pidns.sees(sender.tgid)
     if sig in DEFAULT_STOP or sig == 18:
         jobctl.prepare(target, sig)  # each discards the other's pending instances
     if sig != 18:
-        _send(sender, target, sig, info, thread=thread)
+        _send(sender, target, sig, info, thread=thread, force=force)
         return
     try:
-        _send(sender, target, sig, info, thread=thread)
+        _send(sender, target, sig, info, thread=thread, force=force)
     finally:  # SIGCONT continues even when ignored or blocked; a handler runs at once
         continue_group(target.leader)
         for th in list(target.leader.threads):
@@ -114,7 +121,7 @@ def send(sender: Task | None, target: Task, sig: int, info: bytes, *,
 
 
 def send_queued(sender: Task | None, target: Task, sig: int, info: bytes, *,
-                thread: bool = False) -> None:
+                thread: bool = False, force: bool | None = None) -> None:
     """`send` for a signal a process sends (kill, tgkill, sigqueue, pidfd_send_signal),
     under Linux's RLIMIT_SIGPENDING rule (__sigqueue_alloc): every queued signal of the
     target's real user counts against the target's limit; a standard signal with a
@@ -124,14 +131,14 @@ def send_queued(sender: Task | None, target: Task, sig: int, info: bytes, *,
     (code,) = struct.unpack_from("<i", info, 8)
     if sig == 0 or (sig < 32 and code >= 0) or ignored(target, sig) \
             or _queued_by(target.kernel, target.creds.uid) < _sigpending_limit(target):
-        send(sender, target, sig, info, thread=thread)
+        send(sender, target, sig, info, thread=thread, force=force)
         return
     if sig >= 32 and code != SI_USER:
         raise SyscallError(errno.EAGAIN)
     pend = ts(target).pending if thread else hand(target).pending
     if sig >= 32 and pend.get(sig):
         return  # only the pending bit would be set, and it is: the instance is lost
-    send(sender, target, sig, siginfo(sig, SI_USER, 0, 0), thread=thread)
+    send(sender, target, sig, siginfo(sig, SI_USER, 0, 0), thread=thread, force=force)
 
 
 def _sigpending_limit(t: Task) -> int:
@@ -157,7 +164,7 @@ def _queued_by(kernel: Kernel, uid: int) -> int:
 
 
 def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
-          thread: bool = False) -> None:
+          thread: bool = False, force: bool = True) -> None:
     k = target.kernel
     s = ts(target)
     # A signal rt_sigtimedwait waits for counts as blocked (Linux's real_blocked): the
@@ -168,8 +175,7 @@ def _send(sender: Task | None, target: Task, sig: int, info: bytes, *,
     tracing = any(th.ptrace is not None for th in target.leader.threads)
     if sig != SIGKILL and ignored(target, sig) and not blocked and not tracing:
         return
-    outside = sender is None or not target.pidns.sees(sender.tgid)  # None: host or kernel
-    if not blocked and not tracing and spared_as_init(target, sig, outside=outside):
+    if not blocked and not tracing and spared_as_init(target, sig, force=force):
         return  # sig_task_ignored: an init's SIGNAL_UNKILLABLE (a blocked one is not ignored)
     h = action(target, sig)[0]
     if sig == SIGKILL or (h == SIG_DFL and not blocked and sig not in DEFAULT_STOP
@@ -329,7 +335,7 @@ def _deliver(t: Task, res: int, first: tuple[int, bytes] | None = None) -> tuple
         h, flags, restorer, amask = action(t, sig)
         if h == SIG_IGN or (h == SIG_DFL and sig in DEFAULT_IGNORE):
             continue
-        if h == SIG_DFL and spared_as_init(t, sig, outside=True):
+        if h == SIG_DFL and spared_as_init(t, sig, force=True):
             continue  # get_signal: init takes no default action but SIGKILL's and SIGSTOP's
         if h == SIG_DFL and sig in DEFAULT_STOP and tr is not None:
             if not jobctl.begin_stop(t, sig):

@@ -116,14 +116,15 @@ def action(t: Task, sig: int) -> tuple[int, int, int, int]:
     return hand(t).actions.get(sig, (SIG_DFL, 0, 0, 0))
 
 
-def spared_as_init(t: Task, sig: int, *, outside: bool) -> bool:
+def spared_as_init(t: Task, sig: int, *, force: bool) -> bool:
     """Whether the default action of `sig` is dropped because `t` is the init of its pid
     namespace (the sandbox's pid 1, or a nested namespace's: Linux's SIGNAL_UNKILLABLE):
-    an init takes no signal it has no handler for, except SIGKILL and SIGSTOP sent from
-    `outside` its namespace (an ancestor namespace, the host: `runpsc kill`, a forwarded
-    signal) or by the kernel itself."""
+    an init takes no signal it has no handler for, except SIGKILL and SIGSTOP when `force`
+    (send_signal_locked's: sent from an ancestor namespace or the host, or raised by the
+    kernel as SEND_SIG_PRIV / SI_KERNEL; not a timer's, an F_SETSIG one, or an mqueue
+    notification caused inside the namespace)."""
     return (t.tgid == init_of(t.pidns) and action(t, sig)[0] == SIG_DFL
-            and not hand(t).forced_default and not (outside and sig in (SIGKILL, SIGSTOP)))
+            and not hand(t).forced_default and not (force and sig in (SIGKILL, SIGSTOP)))
 
 
 def ignored(t: Task, sig: int) -> bool:

@@ -19,6 +19,7 @@ from vfs.fs.synthetic import DirNode, FileNode, Node, Source
 
 if TYPE_CHECKING:
     from sentry.kernel import Kernel
+    from sentry.kernel.pidns import PidNamespace
 
     from .system import System
 
@@ -114,6 +115,37 @@ class Sysctl:
 
         return FileNode(read, 0o644, write=write)
 
+    def _pid_max(self) -> FileNode:
+        """kernel/pid_max of the caller's pid namespace (Linux >= 6.14: one per namespace,
+        PID_MAX_LIMIT in a new one); root (CAP_SYS_ADMIN) may set it within
+        [max(301, 8 * CPUs), PID_MAX_LIMIT] (EINVAL outside), and numbers handed out there
+        stay below it (`PidNamespace.next_number`)."""
+        from sentry.kernel.current import CURRENT_TASK
+        from sentry.kernel.pidns import PID_MAX_LIMIT, RESERVED_PIDS
+
+        def ns() -> PidNamespace:
+            t = CURRENT_TASK.get(None)
+            return t.pidns if t is not None else self.kernel.pidns
+
+        def read() -> bytes:
+            return b"%d\n" % ns().pid_max
+
+        def write(data: bytes, offset: int) -> int:
+            t = CURRENT_TASK.get(None)
+            if t is not None and t.creds is not None and not t.creds.has_cap(_CAP_SYS_ADMIN):
+                raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+            low = max(RESERVED_PIDS + 1, 8 * len(self.system.cpus))
+            try:
+                value = int(data.split()[0]) if data.split() else -1
+            except ValueError:
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL)) from None
+            if offset or not low <= value <= PID_MAX_LIMIT:
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            ns().pid_max = value
+            return len(data)
+
+        return FileNode(read, 0o644, write=write)
+
     def _file_nr(self) -> bytes:
         seen: set[int] = set()
         n = 0
@@ -131,7 +163,7 @@ class Sysctl:
             b"ostype": _ro(b"Linux\n"),
             b"osrelease": _ro(RELEASE + b"\n"),
             b"version": _ro(VERSION + b"\n"),
-            b"pid_max": _nums(32768),  # PID_MAX_DEFAULT
+            b"pid_max": self._pid_max(),
             b"threads-max": _nums(max(20, mem // (8 * 16384))),
             b"ngroups_max": _nums(65536),
             b"cap_last_cap": _nums(40),

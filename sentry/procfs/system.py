@@ -249,7 +249,7 @@ class System:
                 decay = math.exp(-dt / period)
                 self._load[i] = self._load[i] * decay + running * (1 - decay)
         self._load_at = now
-        last = self.kernel._next_pid - 1
+        last = self.kernel.pidns.last
         return b"%.2f %.2f %.2f %d/%d %d\n" % (*self._load, running,
                                               len(self.kernel.tasks), last)
 
@@ -269,7 +269,7 @@ class System:
         blocked = 0
         lines += ["intr 0\n", f"ctxt {busy.voluntary + busy.involuntary}\n",
                   f"btime {int(self.boot_wall)}\n",
-                  f"processes {self.kernel._next_pid - 1}\n",
+                  f"processes {self.kernel.forks}\n",
                   f"procs_running {self.running()}\n", f"procs_blocked {blocked}\n",
                   "softirq 0 0 0 0 0 0 0 0 0 0 0\n"]
         return "".join(lines).encode()

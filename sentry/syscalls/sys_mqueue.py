@@ -218,11 +218,14 @@ def sys_mq_notify(t: Task, mqd: int, sevp: int, *_: int) -> int:
     kernel, owner = t.kernel, t.tgid
 
     def fire(pid: int, uid: int) -> None:
+        """`pid` sent the message that notifies: si_pid is its number in the owner's
+        namespace, and only a sender outside it forces SIGKILL/SIGSTOP on an init."""
         target = kernel.procs.get(owner)
         if how == SIGEV_SIGNAL and target is not None and signo:
+            ns = target.pidns
             signals.send(None, target, signo,
-                         sigstate.siginfo(signo, SI_MESGQ, target.pidns.vpid(pid), uid,
-                                          value=value))  # the owner's numbers
+                         sigstate.siginfo(signo, SI_MESGQ, ns.vpid(pid), uid, value=value),
+                         force=not ns.sees(pid))
 
     q.notify = (owner, how, signo if how == SIGEV_SIGNAL else 0, fire)
     return 0

@@ -56,6 +56,31 @@ async def test_read_only_open_donates_that_file(exp: Path) -> None:
         await root.clunk()
 
 
+async def test_each_reply_keeps_its_descriptor(exp: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Replies to opens in flight together are taken in any order (their tasks wake in
+    any order): each gets the descriptor its own frame brought, not the oldest queued."""
+    (exp / "other").write_bytes(b"other")
+    caplog.set_level(logging.WARNING, logger="p9.client")
+    async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), connect(fs, nursery) as c:
+        root = await c.attach("e")
+        fids = [await root.walk([name]) for name in ("file", "other")]
+        replies = [await c.rpc(p9.Tlopenfd(f.fid, os.O_RDONLY)) for f in fids]
+        fds = [c.donated_fd(r, os.O_RDONLY) for r in reversed(replies)][::-1]
+        try:
+            for name, fd in zip(("file", "other"), fds, strict=True):
+                assert fd is not None, name
+                assert os.fstat(fd).st_ino == os.stat(exp / name).st_ino, name
+        finally:
+            for fd in fds:
+                if fd is not None:
+                    os.close(fd)
+        assert c.donations
+        for f in fids:
+            await f.clunk()
+        await root.clunk()
+    assert not [r for r in caplog.records if r.name == "p9.client"]
+
+
 async def test_writable_opens_and_directories_are_not_donated(exp: Path) -> None:
     async with gofer_fs([Export("e", str(exp))]) as (fs, nursery), connect(fs, nursery) as c:
         root = await c.attach("e")

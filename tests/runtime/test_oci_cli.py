@@ -723,6 +723,10 @@ ON_TERMINAL = ('tty; test -t 0; echo t0=$?; while :; do s=$(stty size 2>&1); cas
                "while :; do wait; done")
 
 
+#: The terminal's size, once it has one (see ON_TERMINAL).
+SIZE = 'while :; do s=$(stty size 2>&1); case $s in [1-9]*) break;; esac; done; echo "$s"'
+
+
 def _on_caller_terminal(rt: Runtime, args: list[str], rows: int, cols: int,
                         stdin: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
     """`rt args` run from a terminal of `rows` x `cols` (its controlling one) whose master
@@ -790,6 +794,20 @@ def test_exec_tty_in_the_foreground_matches_runc(runpsc: Runtime, runc: Runtime,
         finally:
             os.close(master)
         t.check("detach tty", "exec", "--detach", "--tty", "tty1", "true")
+        # No stdio a terminal: the caller's controlling terminal is (/dev/tty); without
+        # one the exec fails before the program starts.
+        master, replica = os.openpty()
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("4H", 21, 61, 0, 0))
+        try:
+            out = rt("exec", "-t", "tty1", "sh", "-c", SIZE, stdin=subprocess.DEVNULL,
+                     start_new_session=True,
+                     preexec_fn=lambda: fcntl.ioctl(replica, termios.TIOCSCTTY, 0))
+        finally:
+            os.close(replica)
+            os.close(master)
+        t.note("controlling terminal", f"{out.returncode} {out.stdout!r}")
+        out = rt("exec", "-t", "tty1", "true", stdin=subprocess.DEVNULL, start_new_session=True)
+        t.note("no terminal", f"{out.returncode} {_message(out.stderr)}")
         t.check("not found", "exec", "tty1", "nonexistent")
         t.check("kill", "kill", "tty1", "KILL")
         _reap(pid)
@@ -806,6 +824,9 @@ def test_exec_tty_in_the_foreground_matches_runc(runpsc: Runtime, runc: Runtime,
     ], got
     assert got[6][1:] == (255, "exec failed: cannot allocate tty if RUNTIME will detach "
                                "without setting console socket"), got
+    assert got[7:9] == [("controlling terminal", 0, "0 '21 61\\n'"),
+                        ("no terminal", 0, "255 exec failed: open /dev/tty: no such device or "
+                                           "address")], got
 
 
 def _cgroup_lines(pid: int) -> list[str]:

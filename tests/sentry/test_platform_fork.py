@@ -83,6 +83,7 @@ async def test_fork_exec_wait_match_linux(tmp_path):
     status, got, _, k = await run([prog])
     assert (status, got) == (st, out), k.events
     assert b"waited 1 exited=1 code=3 private=1 shared=42" in got
+    assert k.procs_ended == {}  # nothing kept of ended processes (run() took pid 1's)
 
 
 async def test_fork_through_the_vfs_with_dynamic_programs(tmp_path):

@@ -4,8 +4,9 @@
  * parent's view (fork, wait, waitid's si_pid) its own; a second unshare before the fork
  * EINVAL; a proc mounted inside lists only the namespace's processes (self, stat,
  * status's NSpid, task/); an orphan goes to the namespace's init (with its parent-death
- * signal); the init ignores signals it has no handler for from inside (SIGTERM, SIGKILL)
- * and from the parent (SIGTERM), handles those it has a handler for, dies of SIGKILL
+ * signal); the init ignores signals it has no handler for from inside (SIGTERM, SIGKILL;
+ * and the SIGKILL of its own POSIX timer, mqueue notification and F_SETSIG, which the kernel
+ * raises unforced) and from the parent (SIGTERM), handles those it has a handler for, dies of SIGKILL
  * from the parent, and takes every other process of the namespace with it; then fork
  * into the dead namespace is ENOMEM. clone(CLONE_NEWPID) and CLONE_NEWPID|CLONE_THREAD.
  * SysV IPC pids (shm_cpid/lpid, msg_lspid, GETPID, /proc/sysvipc) and a pidfd's fdinfo
@@ -17,6 +18,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +34,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char procdir[300];
@@ -151,12 +154,81 @@ static void grandchild(void) {
     _exit(5);
 }
 
+/* SIGKILL the kernel raises on the init's own behalf, caused inside its namespace: a
+ * POSIX timer's, an mqueue notification's, F_SETSIG's; each is dropped (not forced) */
+static void kernel_kills(void) {
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGKILL;
+    timer_t tid;
+    res("init: timer_create(SIGKILL)", timer_create(CLOCK_MONOTONIC, &sev, &tid));
+    struct itimerspec its = {{0, 0}, {0, 1000}}, left;
+    res("init: timer_settime", timer_settime(tid, 0, &its, NULL));
+    do  /* until it expired */
+        timer_gettime(tid, &left);
+    while (left.it_value.tv_sec || left.it_value.tv_nsec);
+    say("init: alive after its timer's SIGKILL\n");
+    timer_delete(tid);
+    char name[64];
+    snprintf(name, sizeof name, "/pidns-init-%d", outer_pid());
+    struct mq_attr attr = {.mq_maxmsg = 4, .mq_msgsize = 16};
+    mqd_t q = mq_open(name, O_CREAT | O_EXCL | O_RDWR, 0600, &attr);
+    res("init: mq_notify(SIGKILL)", mq_notify(q, &sev));
+    res("init: mq_send", mq_send(q, "x", 1, 0));
+    say("init: alive after its queue's SIGKILL\n");
+    mq_close(q);
+    mq_unlink(name);
+    int p[2];
+    pipe(p);
+    fcntl(p[0], F_SETOWN, getpid());
+    res("init: F_SETSIG(SIGKILL)", fcntl(p[0], F_SETSIG, SIGKILL));
+    fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK);
+    res("init: write to its O_ASYNC pipe", write(p[1], "x", 1));
+    say("init: alive after its descriptor's SIGKILL\n");
+    close(p[0]);
+    close(p[1]);
+}
+
+/* its namespace's pid_max: PID_MAX_LIMIT in a new one; root sets it within
+ * [301, PID_MAX_LIMIT]; fork's numbers then start again above 300 once past it */
+static void pid_max_wraps(void) {
+    char buf[32] = {0};
+    int fd = open("/proc/sys/kernel/pid_max", O_RDWR);
+    pread(fd, buf, sizeof buf - 1, 0);
+    say("init: pid_max %s", buf);
+    res("init: pid_max = 300", pwrite(fd, "300\n", 4, 0));
+    res("init: pid_max = 4194305", pwrite(fd, "4194305\n", 8, 0));
+    res("init: pid_max = 301", pwrite(fd, "301\n", 4, 0));
+    memset(buf, 0, sizeof buf);
+    int fd2 = open("/proc/sys/kernel/pid_max", O_RDONLY);
+    read(fd2, buf, sizeof buf - 1);
+    close(fd2);
+    say("init: pid_max now %s", buf);
+    pid_t prev = 0, p;
+    int n = 0;
+    for (;;) {
+        p = vfork();
+        if (p == 0)
+            _exit(0);
+        waitpid(p, NULL, 0);
+        n++;
+        if (p <= prev || n > 1000)
+            break;
+        prev = p;
+    }
+    say("init: %d forks, the last numbered %d, then %d\n", n, prev, p);
+    res("init: pid_max = 4194304", pwrite(fd, "4194304\n", 8, 0));
+    close(fd);
+}
+
 static void init_main(void) {
     say("init: getpid %d getppid %d gettid %ld getpgid %d getsid %d getpgrp %d\n", getpid(),
         getppid(), syscall(SYS_gettid), getpgid(0), getsid(0), getpgrp());
     say("init: outer NSpid levels %d\n", outer_nspid_levels());
     res("init: kill(getpid(), SIGTERM)", kill(getpid(), SIGTERM));
     say("init: still here\n");
+    kernel_kills();
     /* a handled signal from itself by its namespace's numbers */
     signal(SIGUSR1, on_usr1);
     res("init: tgkill(1, 1, SIGUSR1)", syscall(SYS_tgkill, 1, 1, SIGUSR1));
@@ -222,6 +294,7 @@ static void init_main(void) {
     say("init: SIGCHLD si_pid %d (grandchild %d)\n", si.si_pid, g);
     say("init: waitpid(grandchild) = %d, exit %d\n", wg, WEXITSTATUS(st));
     say("init: reaped orphan %d exit %d\n", w, WEXITSTATUS(st2));
+    pid_max_wraps();
     /* a last child that only the end of the namespace ends */
     int lp[2];
     pipe(lp);
