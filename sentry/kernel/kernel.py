@@ -121,6 +121,10 @@ class Kernel:
         self.start_monotonic = time.monotonic()
         self.procs: dict[int, Task] = {}  # live processes by pid (their leader thread)
         self.tasks: dict[int, Task] = {}  # live threads by tid
+        #: SEM_UNDO lists (sem_undo_list) by key: how many threads share each (a thread made
+        #: with CLONE_SYSVSEM shares its creator's; any other starts its own).
+        self.sem_undo_users: dict[int, int] = {}
+        self._sem_undo_next = 0
         self.procs_ended: dict[int, int] = {}  # pid -> wait status (kept for run())
         self.zombies: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, wait status)
         self.zombie_pgid: dict[int, int] = {}
@@ -442,6 +446,30 @@ class Kernel:
         leader = t.leader
         return leader.exit_status if leader.exit_status is not None else status
 
+    def sem_undo_new(self) -> int:
+        """A new, empty SEM_UNDO list with one user: its key."""
+        self._sem_undo_next += 1
+        self.sem_undo_users[self._sem_undo_next] = 1
+        return self._sem_undo_next
+
+    def sem_undo_share(self, child: Task, parent: Task) -> None:
+        """clone(CLONE_SYSVSEM): `child` uses `parent`'s list instead of its own."""
+        self.sem_undo_users.pop(child.sem_undo_key, None)
+        child.sem_undo_key = parent.sem_undo_key
+        self.sem_undo_users[child.sem_undo_key] = \
+            self.sem_undo_users.get(child.sem_undo_key, 0) + 1
+
+    def sem_undo_drop(self, t: Task) -> None:
+        """exit_sem: `t` stops using its list; the last user's going applies its
+        adjustments in `t`'s IPC namespace."""
+        key = t.sem_undo_key
+        left = self.sem_undo_users.get(key, 1) - 1
+        if left > 0:
+            self.sem_undo_users[key] = left
+            return
+        self.sem_undo_users.pop(key, None)
+        ipc_of(t).process_exited(key, t.tgid)
+
     async def _thread_done(self, t: Task, status: int, thread_exit: bool) -> None:
         leader = t.leader
         leader.threads.discard(t)
@@ -451,6 +479,7 @@ class Kernel:
         if self.tasks.get(t.tid) is t:
             del self.tasks[t.tid]
         signals.thread_gone(t)
+        self.sem_undo_drop(t)  # exit_sem, per thread
         if t.exec_replaced:
             return  # another thread's execve took the process over
         if thread_exit and leader.threads:
@@ -476,7 +505,6 @@ class Kernel:
         key = id(t.fdtable)
         self._fd_users[key] = self._fd_users.get(key, 1) - 1
         last = self._fd_users[key] <= 0
-        ipc_of(t).process_exited(t.tgid)  # SEM_UNDO
         await self._exit_cleanup(t.mm, t.fdtable if last else None, t.tgid)
         assert leader.exit_status is not None  # end_process set it
         if leader.pidns.parent is not None and leader.tgid == leader.pidns.init:

@@ -79,6 +79,7 @@ class Task:
         self.exit_status: int | None = None  # the process's wait status once it ends
         self.scope: trio.CancelScope | None = None  # cancels this thread's service
         self.exec_replaced = False  # ended by another thread's execve, not an exit
+        self.sem_undo_key = kernel.sem_undo_new()  # its SEM_UNDO list (Kernel.sem_undo_users)
         self.thread_exit = False  # ended by exit(2) rather than exit_group(2)
         self._ppid = ppid
         self.fdtable = fdtable
