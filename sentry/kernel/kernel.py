@@ -56,6 +56,7 @@ from .pidns import PidNamespace, init_of
 from .platforms import VSYSCALL_PAGE
 from .task import (
     ADDR_NO_RANDOMIZE,
+    PER_CLEAR_ON_SETID,
     PR_SET_CHILD_SUBREAPER,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
@@ -626,15 +627,24 @@ class Kernel:
         mm = MemoryManager(stub, self.memory,
                            randomize=not t.personality & ADDR_NO_RANDOMIZE)
         new_creds: list[Credentials] = []
+        per_clear: list[int] = []
 
         def ids_for(f: ExecFile) -> tuple[int, int, int, int, bool]:
             """The credentials the program runs with: its set-id bits (not on a nosuid
-            mount, nor under no_new_privs) and the capability rules (`caps.exec_creds`)."""
+            mount, nor under no_new_privs) and the capability rules (`caps.exec_creds`).
+            Set-id bits that apply clear PER_CLEAR_ON_SETID from the personality
+            (bprm_fill_uid's per_clear), randomizing the layout again."""
             setid = not f.nosuid
+            nnp = bool(t.prctl_state.get(PR_SET_NO_NEW_PRIVS))
+            if setid and not nnp and (f.mode & S_ISUID or (f.mode & S_ISGID
+                                                           and f.mode & S_IXGRP)):
+                per_clear.append(PER_CLEAR_ON_SETID)
+                if t.personality & ADDR_NO_RANDOMIZE:
+                    mm.pick_mmap_base(True)
             c, secure = caps.exec_creds(
                 t.creds, euid=f.uid if setid and f.mode & S_ISUID else None,
                 egid=f.gid if setid and f.mode & S_ISGID and f.mode & S_IXGRP else None,
-                no_new_privs=bool(t.prctl_state.get(PR_SET_NO_NEW_PRIVS)),
+                no_new_privs=nnp,
                 ptrace_unsafe=t.ptrace is not None and not t.ptrace.capable)
             new_creds.append(c)
             return c.uid, c.gid, c.euid, c.egid, secure
@@ -648,6 +658,8 @@ class Kernel:
                 await source.release_unused()
                 await mm.release()
             raise
+        if per_clear:
+            t.personality &= ~PER_CLEAR_ON_SETID
         old_leader = t.leader
         old_stubs = list(old_leader.stubs)
         for th in list(old_leader.threads):
