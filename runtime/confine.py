@@ -115,7 +115,8 @@ SENTRY_SYSCALLS: tuple[str, ...] = (
     "preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3", "fcntl",
     "ioctl", "pipe2", "eventfd2", "signalfd4", "epoll_create1", "epoll_ctl", "epoll_wait",
     "epoll_pwait", "epoll_pwait2", "poll", "ppoll", "select", "pselect6", "memfd_create",
-    "ftruncate", "fallocate", "fsync", "fdatasync", "sendfile", "splice", "copy_file_range",
+    "ftruncate", "fallocate", "fsync", "fdatasync", "sendfile", "splice", "tee",
+    "copy_file_range",
     # paths: only its empty root, /fd and the host's /proc (stubs' mem, maps, stat)
     "openat", "openat2", "newfstatat", "fstat", "statx", "fstatfs", "statfs", "readlink",
     "readlinkat", "getdents64", "access", "faccessat", "faccessat2",

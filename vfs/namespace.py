@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import weakref
+from collections.abc import Callable
 
 from .abi import MAY_EXEC
 from .creds import CAP_SYS_ADMIN, CAP_SYS_CHROOT, Credentials
@@ -217,16 +218,17 @@ class Namespace:
         vd.mount.flags = flags
 
     async def unmount(self, ctx: FSContext, creds: Credentials, path: bytes,
-                      flags: int = 0) -> None:
-        """umount2: EINVAL unless `path` is a mount root; EBUSY with mounts below it unless
-        MNT_DETACH (which takes them all away)."""
+                      flags: int = 0, in_use: Callable[[Mount], bool] | None = None) -> None:
+        """umount2: EINVAL unless `path` is a mount root; EBUSY with mounts below it, or
+        when `in_use(mount)` (an open file, a mapping, a root or cwd on it: the Sentry
+        knows them), unless MNT_DETACH (which takes them all away)."""
         if not creds.has_cap(CAP_SYS_ADMIN):
             raise error(errno.EPERM)
         vd = await self.resolve(ctx, creds, None, path)
         m = vd.mount
         if vd.dentry is not m.root or m.parent is None:
             raise error(errno.EINVAL, path)
-        if m.children and not flags & MNT_DETACH:
+        if not flags & MNT_DETACH and (m.children or (in_use is not None and in_use(m))):
             raise error(errno.EBUSY, path)
         await self._detach(m, self.table_of(ctx))
 

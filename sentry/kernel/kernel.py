@@ -56,6 +56,7 @@ from .pidns import PidNamespace, init_of
 from .platforms import VSYSCALL_PAGE
 from .task import (
     ADDR_NO_RANDOMIZE,
+    PER_CLEAR_ON_SETID,
     PR_SET_CHILD_SUBREAPER,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
@@ -121,6 +122,10 @@ class Kernel:
         self.start_monotonic = time.monotonic()
         self.procs: dict[int, Task] = {}  # live processes by pid (their leader thread)
         self.tasks: dict[int, Task] = {}  # live threads by tid
+        #: SEM_UNDO lists (sem_undo_list) by key: how many threads share each (a thread made
+        #: with CLONE_SYSVSEM shares its creator's; any other starts its own).
+        self.sem_undo_users: dict[int, int] = {}
+        self._sem_undo_next = 0
         # The wait status of each process run() or start_process() waits for, from its end
         # until that caller takes it (no other process's: a sandbox that forks for ever
         # keeps nothing of the ended ones).
@@ -459,6 +464,30 @@ class Kernel:
         leader = t.leader
         return leader.exit_status if leader.exit_status is not None else status
 
+    def sem_undo_new(self) -> int:
+        """A new, empty SEM_UNDO list with one user: its key."""
+        self._sem_undo_next += 1
+        self.sem_undo_users[self._sem_undo_next] = 1
+        return self._sem_undo_next
+
+    def sem_undo_share(self, child: Task, parent: Task) -> None:
+        """clone(CLONE_SYSVSEM): `child` uses `parent`'s list instead of its own."""
+        self.sem_undo_users.pop(child.sem_undo_key, None)
+        child.sem_undo_key = parent.sem_undo_key
+        self.sem_undo_users[child.sem_undo_key] = \
+            self.sem_undo_users.get(child.sem_undo_key, 0) + 1
+
+    def sem_undo_drop(self, t: Task) -> None:
+        """exit_sem: `t` stops using its list; the last user's going applies its
+        adjustments in `t`'s IPC namespace."""
+        key = t.sem_undo_key
+        left = self.sem_undo_users.get(key, 1) - 1
+        if left > 0:
+            self.sem_undo_users[key] = left
+            return
+        self.sem_undo_users.pop(key, None)
+        ipc_of(t).process_exited(key, t.tgid)
+
     async def _thread_done(self, t: Task, status: int, thread_exit: bool) -> None:
         leader = t.leader
         leader.threads.discard(t)
@@ -468,6 +497,7 @@ class Kernel:
         if self.tasks.get(t.tid) is t:
             del self.tasks[t.tid]
         signals.thread_gone(t)
+        self.sem_undo_drop(t)  # exit_sem, per thread
         if t.exec_replaced:
             return  # another thread's execve took the process over
         if thread_exit and leader.threads:
@@ -493,7 +523,6 @@ class Kernel:
         key = id(t.fdtable)
         self._fd_users[key] = self._fd_users.get(key, 1) - 1
         last = self._fd_users[key] <= 0
-        ipc_of(t).process_exited(t.tgid)  # SEM_UNDO
         await self._exit_cleanup(t.mm, t.fdtable if last else None, t.tgid)
         assert leader.exit_status is not None  # end_process set it
         if leader.pidns.parent is not None and leader.tgid == leader.pidns.init:
@@ -618,15 +647,24 @@ class Kernel:
         mm = MemoryManager(stub, self.memory,
                            randomize=not t.personality & ADDR_NO_RANDOMIZE)
         new_creds: list[Credentials] = []
+        per_clear: list[int] = []
 
         def ids_for(f: ExecFile) -> tuple[int, int, int, int, bool]:
             """The credentials the program runs with: its set-id bits (not on a nosuid
-            mount, nor under no_new_privs) and the capability rules (`caps.exec_creds`)."""
+            mount, nor under no_new_privs) and the capability rules (`caps.exec_creds`).
+            Set-id bits that apply clear PER_CLEAR_ON_SETID from the personality
+            (bprm_fill_uid's per_clear), randomizing the layout again."""
             setid = not f.nosuid
+            nnp = bool(t.prctl_state.get(PR_SET_NO_NEW_PRIVS))
+            if setid and not nnp and (f.mode & S_ISUID or (f.mode & S_ISGID
+                                                           and f.mode & S_IXGRP)):
+                per_clear.append(PER_CLEAR_ON_SETID)
+                if t.personality & ADDR_NO_RANDOMIZE:
+                    mm.pick_mmap_base(True)
             c, secure = caps.exec_creds(
                 t.creds, euid=f.uid if setid and f.mode & S_ISUID else None,
                 egid=f.gid if setid and f.mode & S_ISGID and f.mode & S_IXGRP else None,
-                no_new_privs=bool(t.prctl_state.get(PR_SET_NO_NEW_PRIVS)),
+                no_new_privs=nnp,
                 ptrace_unsafe=t.ptrace is not None and not t.ptrace.capable)
             new_creds.append(c)
             return c.uid, c.gid, c.euid, c.egid, secure
@@ -640,6 +678,8 @@ class Kernel:
                 await source.release_unused()
                 await mm.release()
             raise
+        if per_clear:
+            t.personality &= ~PER_CLEAR_ON_SETID
         old_leader = t.leader
         old_stubs = list(old_leader.stubs)
         for th in list(old_leader.threads):

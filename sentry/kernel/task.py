@@ -44,6 +44,9 @@ PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
 PR_SET_PTRACER, PTRACER_ANY = 0x59616D61, -1
 #: personality(2) bits the Sentry honours, and the one execve of a 64-bit program clears
 PER_LINUX32, UNAME26, ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC = 0x8, 0x20000, 0x40000, 0x400000
+MMAP_PAGE_ZERO, ADDR_COMPAT_LAYOUT = 0x100000, 0x200000
+#: What an execve whose set-id bits apply clears from the personality (personality.h).
+PER_CLEAR_ON_SETID = READ_IMPLIES_EXEC | ADDR_NO_RANDOMIZE | ADDR_COMPAT_LAYOUT | MMAP_PAGE_ZERO
 _MAX_RW = 0x7FFFF000  # Linux's MAX_RW_COUNT
 UIO_MAXIOV = 1024
 _CHECK_ABOVE = 1 << 20  # reads larger than this are checked against the mapping list first
@@ -79,6 +82,7 @@ class Task:
         self.exit_status: int | None = None  # the process's wait status once it ends
         self.scope: trio.CancelScope | None = None  # cancels this thread's service
         self.exec_replaced = False  # ended by another thread's execve, not an exit
+        self.sem_undo_key = kernel.sem_undo_new()  # its SEM_UNDO list (Kernel.sem_undo_users)
         self.thread_exit = False  # ended by exit(2) rather than exit_group(2)
         self._ppid = ppid
         self.fdtable = fdtable

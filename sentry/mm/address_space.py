@@ -110,6 +110,15 @@ class MemoryManager:
     it as "anon", and a change that would pass it fails with ENOMEM before its host effect.
     """
 
+    def pick_mmap_base(self, randomize: bool) -> None:
+        """arch_pick_mmap_layout: where mmap starts, below the stack, moved down at random
+        unless `randomize` is False (called again by an exec whose set-id bits clear
+        ADDR_NO_RANDOMIZE, before anything is mapped)."""
+        rnd = int.from_bytes(os.urandom(4), "little") & ((1 << MMAP_RND_BITS) - 1) \
+            if randomize else 0
+        self.mmap_base = min(TASK_SIZE - STACK_GAP - (rnd << 12),
+                             self.stack_top - STACK_SIZE - (128 << 20))
+
     def __init__(self, stub: PtraceStub, memory: MemoryLimit | None = None, *,
                  randomize: bool = True) -> None:
         """`randomize`: mmap_base moved down at random (ASLR); not under personality's
@@ -130,10 +139,8 @@ class MemoryManager:
                 if name == "[vdso]":
                     self.vdso = start
         self.stack_top = stack_top or 0x7FFF_FF00_0000
-        rnd = int.from_bytes(os.urandom(4), "little") & ((1 << MMAP_RND_BITS) - 1) \
-            if randomize else 0
-        self.mmap_base = min(TASK_SIZE - STACK_GAP - (rnd << 12),
-                             self.stack_top - STACK_SIZE - (128 << 20))
+        self.mmap_base = 0
+        self.pick_mmap_base(randomize)
         self.brk_start = self.brk = 0
         self._files: dict[int, Any] = {}  # id -> file held by at least one mapping
         self.mapped = 0  # bytes in `vmas` (VmSize less vdso/vvar)

@@ -133,7 +133,7 @@ class HostSocket(Socket):
 
     async def _wait(self, task: Task, writable: bool, deadline: float | None) -> None:
         """Wait for the host fd (a signal interrupts; past `deadline`: EAGAIN)."""
-        aw: Awaitable[None] = hostsock.wait_fd(self.fd, writable)
+        aw: Awaitable[None] = self._ready_wait(writable)
         if deadline is None:
             await task.sleep_interruptibly(aw)
             return
@@ -146,6 +146,10 @@ class HostSocket(Socket):
                 raise
             return
         raise SyscallError(errno.EAGAIN)
+
+    def _ready_wait(self, writable: bool) -> Awaitable[None]:
+        """What `_wait` awaits: the host fd's readiness."""
+        return hostsock.wait_fd(self.fd, writable)
 
     def _deadline(self, send: bool) -> float | None:
         t = self._timeout(send)

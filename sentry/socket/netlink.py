@@ -15,6 +15,9 @@ filtered: an inet_diag_msg is kept only for a socket this sandbox holds (by host
 Network's books), with the inode and uid the sandbox shows (as /proc/net/tcp does; see
 sentry.procfs.net); SOCK_DESTROY is EPERM. Other netlink protocols (audit, uevents,
 generic ...) are EPROTONOSUPPORT.
+
+The Sentry itself sends to a netlink socket as the kernel does (`deliver`): mq_notify's
+SIGEV_THREAD cookie, which glibc's helper thread reads with a blocking recv.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from __future__ import annotations
 import collections
 import errno
 import struct
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from sentry.errors import SyscallError
 from vfs.abi import POLLIN, POLLRDNORM
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
 SOCK_RAW = 3
 NETLINK_ROUTE, NETLINK_SOCK_DIAG = 0, 4
 SOCK_DIAG_BY_FAMILY = 20
+_MSG_DONTWAIT = 0x40
 #: Offsets in an inet_diag_msg (after the nlmsghdr) of idiag_uid and idiag_inode.
 _DIAG_UID, _DIAG_INODE = 64, 68
 SOL_NETLINK = 270
@@ -78,6 +85,29 @@ class NetlinkSocket(HostSocket):
         super().__init__(*args, **kw)
         #: NLMSG_ERROR answers made here, read before the host's replies.
         self._local: collections.deque[bytes] = collections.deque()
+        #: Readers waiting on the host fd, woken by `deliver`.
+        self._readers: set[trio.CancelScope] = set()
+
+    def deliver(self, msg: bytes) -> None:
+        """netlink_sendskb: a datagram from the kernel (port id 0), read before the host's
+        replies; a reader blocked on the host socket wakes."""
+        self._local.append(msg)
+        for scope in self._readers:
+            scope.cancel()
+
+    def _ready_wait(self, writable: bool) -> Awaitable[None]:
+        return self._host_or_local() if not writable else super()._ready_wait(writable)
+
+    async def _host_or_local(self) -> None:
+        """The host fd's readability, cut short by a datagram `deliver`ed meanwhile."""
+        if self._local:
+            return
+        with trio.CancelScope() as scope:
+            self._readers.add(scope)
+            try:
+                await hostsock.wait_fd(self.fd, False)
+            finally:
+                self._readers.discard(scope)
 
     @classmethod
     def create(cls, task: Task, family: int, type: int, protocol: int) -> NetlinkSocket:
@@ -150,14 +180,22 @@ class NetlinkSocket(HostSocket):
                                          portid) + body)
 
     async def recvmsg(self, task: Task, size: int, flags: int, control_len: int) -> RecvResult:
+        deadline = self._deadline(False)
+        while not self._local and self.protocol != NETLINK_SOCK_DIAG:
+            if self._nonblock(flags):
+                return await super().recvmsg(task, size, flags, control_len)
+            try:
+                return await super().recvmsg(task, size, flags | _MSG_DONTWAIT, control_len)
+            except SyscallError as e:
+                if e.errno != errno.EAGAIN:
+                    raise
+            await self._wait(task, False, deadline)  # a host datagram or a delivered one
         if self._local:
             msg = self._local[0] if flags & 0x2 else self._local.popleft()  # MSG_PEEK
             out_flags = 0x20 if len(msg) > size else 0  # MSG_TRUNC
             length = len(msg) if flags & 0x20 else None
             return RecvResult(msg[:size], struct.pack("<HHII", AF_NETLINK, 0, 0, 0),
                               Control(), out_flags, length)
-        if self.protocol != NETLINK_SOCK_DIAG:
-            return await super().recvmsg(task, size, flags, control_len)
         # Take the whole datagram, keep the sandbox's sockets, then fit it to `size`.
         res = await super().recvmsg(task, 1 << 20, flags & ~0x20, control_len)
         data = self._own_sockets(res.data)

@@ -1,5 +1,6 @@
 """Files on the kernel's one anonymous inode (Linux's anon_inodefs): eventfd, timerfd,
-inotify and pidfd files share what fstat, /proc/PID/fd and /proc/PID/fdinfo show of them.
+inotify and pidfd files share what fstat, fstatfs, /proc/PID/fd and /proc/PID/fdinfo show
+of them (epoll and signalfd files answer fstat and fstatfs the same way).
 """
 
 from __future__ import annotations
@@ -7,11 +8,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from vfs.abi import O_NONBLOCK, O_RDWR, Stat
+from vfs.abi import NAME_MAX, O_NONBLOCK, O_RDWR, ST_VALID, Stat, StatFS
 from vfs.file import FileDescription
 
 if TYPE_CHECKING:
     from sentry.kernel.pidns import PidNamespace
+
+
+ANON_INODE_FS_MAGIC = 0x09041934
+
+
+def anon_statfs(st: Stat) -> StatFS:
+    """fstatfs of a file on the anonymous inode: anon_inodefs's simple_statfs (its fsid
+    the inode's device, as Linux reports)."""
+    return StatFS(ANON_INODE_FS_MAGIC, fsid=st.dev, namelen=NAME_MAX, flags=ST_VALID)
 
 
 class AnonFile(FileDescription):
@@ -27,6 +37,9 @@ class AnonFile(FileDescription):
 
     async def stat(self) -> Stat:
         return self._anon_stat()
+
+    async def statfs(self) -> StatFS:
+        return anon_statfs(self._anon_stat())
 
     async def read_upto(self, n: int, fits: int) -> bytes:
         """These files hand out whole records (a counter, an expiry count, events): Linux

@@ -1,8 +1,13 @@
 """Linux AIO: io_setup, io_submit, io_getevents, io_pgetevents, io_cancel, io_destroy.
 
-Every request completes inside io_submit (as Linux's own buffered AIO mostly does): the
-read, write or sync runs through the FileDescription interface, and its result waits in
-the context's completion queue for io_getevents. A context's id is the address of a page
+Every read, write or sync completes inside io_submit (as Linux's own buffered AIO mostly
+does): it runs through the FileDescription interface, and its result waits in the
+context's completion queue for io_getevents. RWF_APPEND writes at the file's end;
+RWF_NOWAIT is EOPNOTSUPP for a regular file (as tmpfs, which has no FMODE_NOWAIT) and
+makes a pipe's, socket's or device's request EAGAIN when it is not ready. IOCB_CMD_POLL
+completes at once when the file is ready, else a task of the Kernel waits for it
+(`AioContext.polls`) until then, io_cancel (-EINPROGRESS; it completes with what is ready
+then, as aio_poll_cancel), io_destroy, execve or the process's end. A context's id is the address of a page
 mapped for it in the process, as Linux's ring: libaio peeks at it, finds no ring magic and
 asks the kernel. Contexts belong to the process (the thread-group leader's
 `aio_contexts`); fork does not pass them on. With IOCB_FLAG_RESFD each completion adds one
@@ -15,6 +20,7 @@ import errno
 import os
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +29,7 @@ import trio
 from sentry.errors import SyscallError
 from sentry.kernel.table import Level, syscall
 from sentry.mm.vma import MAP_ANONYMOUS, MAP_PRIVATE, PAGE, PROT_READ
+from vfs.abi import POLLERR, POLLHUP, POLLIN, POLLOUT
 from vfs.file import MAX_RW
 
 from .sys_eventfd import EventFD
@@ -41,9 +48,11 @@ IOCB = struct.Struct("<QIiHhIQQqQII")
 IO_EVENT = struct.Struct("<QQqq")
 AIO_MAX_NR = 65536  # /proc/sys/fs/aio-max-nr
 AIO_RING_HEADER = 32  # struct aio_ring before its events
-_NOTE = ("requests complete synchronously in io_submit; IOCB_CMD_POLL is EINVAL; of the "
-         "RWF_* flags RWF_HIPRI, RWF_DSYNC and RWF_SYNC are taken (as preadv2), others "
-         "EOPNOTSUPP")
+_NOTE = ("reads, writes and syncs complete in io_submit; RWF_NOWAIT as on tmpfs "
+         "(EOPNOTSUPP for a regular file)")
+RWF_NOWAIT, RWF_APPEND = 8, 16
+_ALL_EVENTS = 0xFFFF
+_RWF_AIO = RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND
 
 
 @dataclass
@@ -56,11 +65,20 @@ class AioContext:
     ring_size: int
     done: deque[bytes] = field(default_factory=deque)
     changed: trio.Event = field(default_factory=trio.Event)
+    #: IOCB_CMD_POLL requests in flight by iocb address: the scope of the task waiting and
+    #: what is ready now of what it waits for.
+    polls: dict[int, tuple[trio.CancelScope, Callable[[], int]]] = field(default_factory=dict)
 
     def complete(self, data: int, obj: int, res: int) -> None:
         self.done.append(IO_EVENT.pack(data, obj, res, 0))
         self.changed.set()
         self.changed = trio.Event()
+
+    def drop_polls(self) -> None:
+        """The context goes (io_destroy, execve): its polls end without a completion."""
+        for scope, _ready in self.polls.values():
+            scope.cancel()
+        self.polls.clear()
 
 
 def _context(t: Task, ctx: int) -> AioContext:
@@ -99,17 +117,25 @@ async def sys_io_setup(t: Task, nr_events: int, ctxp: int, *_: int) -> int:
 
 @syscall("io_destroy", level=Level.PARTIAL, note=_NOTE)
 async def sys_io_destroy(t: Task, ctx: int, *_: int) -> int:
-    """Implements Linux syscall io_destroy(2): the context and its page go (nothing is in
-    flight: every request completed at submission)."""
+    """Implements Linux syscall io_destroy(2): the context, its polls in flight and its
+    page go."""
     c = _context(t, ctx)
     del t.leader.aio_contexts[ctx & 0xFFFFFFFFFFFFFFFF]
+    c.drop_polls()
     await t.mm.munmap(ctx, c.ring_size)
     return 0
 
 
-async def _run(t: Task, f: Any, op: int, buf: int, nbytes: int, offset: int) -> int:
+async def _run(t: Task, f: Any, op: int, buf: int, nbytes: int, offset: int,
+               rw_flags: int = 0) -> int:
     """One request's work; its result (bytes, or -errno) goes into the completion."""
     seekable = getattr(f, "seekable", False)
+    if rw_flags & RWF_NOWAIT and op not in (IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC):
+        want = POLLIN if op in (IOCB_CMD_PREAD, IOCB_CMD_PREADV) else POLLOUT
+        if not f.readiness(want) & (want | POLLERR | POLLHUP):
+            return -errno.EAGAIN  # IOCB_NOWAIT: it would block
+    if rw_flags & RWF_APPEND and seekable and op in (IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV):
+        offset = (await f.stat()).size  # IOCB_APPEND: at the end, whatever aio_offset says
     try:
         if op in (IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC):
             await f.fsync(op == IOCB_CMD_FDSYNC)
@@ -147,20 +173,38 @@ async def _submit_one(t: Task, c: AioContext, addr: int) -> None:
         signal = efd
     t.mem_write(addr + 8, b"\0\0\0\0")  # aio_key = KIOCB_KEY
     if op not in (IOCB_CMD_PREAD, IOCB_CMD_PWRITE, IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC,
-                  IOCB_CMD_PREADV, IOCB_CMD_PWRITEV):
+                  IOCB_CMD_PREADV, IOCB_CMD_PWRITEV, IOCB_CMD_POLL):
         raise SyscallError(errno.EINVAL)
     if op in (IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC):
         if buf or offset or nbytes or rw_flags:
             raise SyscallError(errno.EINVAL)
+    elif op == IOCB_CMD_POLL:  # aio_poll's checks
+        if buf >> 16 or offset or nbytes or rw_flags:
+            raise SyscallError(errno.EINVAL)
     else:
-        if rw_flags & ~(RWF_HIPRI | RWF_DSYNC | RWF_SYNC):  # aio_prep_rw, before the mode
+        if rw_flags & ~_RWF_AIO:  # aio_prep_rw, before the mode
             raise SyscallError(errno.EOPNOTSUPP)
+        if rw_flags & RWF_NOWAIT and (getattr(f, "is_regular", False)
+                                      or getattr(f, "seekable", False)):
+            raise SyscallError(errno.EOPNOTSUPP)  # no FMODE_NOWAIT, as tmpfs
         reading = op in (IOCB_CMD_PREAD, IOCB_CMD_PREADV)
         if not (f.readable if reading else f.writable):
             raise SyscallError(errno.EBADF)
-    if len(c.done) >= c.nr_events - 1:
+    if len(c.done) + len(c.polls) >= c.nr_events - 1:
         raise SyscallError(errno.EAGAIN)
-    res = await _run(t, f, op, buf, nbytes, i64(offset))
+    if op == IOCB_CMD_POLL:
+        events = buf | POLLERR | POLLHUP
+        ready = f.readiness(events) & events
+        if not ready:
+            scope = trio.CancelScope()
+            c.polls[addr] = (scope, lambda: f.readiness(events) & events)
+            t.kernel.start_soon(_poll, t.leader, c, f, events, data, addr, signal, scope)
+            return
+        c.complete(data, addr, ready)
+        if signal is not None:
+            signal.signal()
+        return
+    res = await _run(t, f, op, buf, nbytes, i64(offset), rw_flags)
     if res >= 0 and op in (IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV) and rw_flags & (RWF_DSYNC | RWF_SYNC):
         try:  # as pwritev2: the write made durable (a pipe cannot be synced)
             await f.fsync(not rw_flags & RWF_SYNC)
@@ -170,6 +214,34 @@ async def _submit_one(t: Task, c: AioContext, addr: int) -> None:
     c.complete(data, addr, res)
     if signal is not None:
         signal.signal()  # aio_complete's eventfd_signal
+
+
+async def _poll(leader: Task, c: AioContext, f: Any, events: int, data: int, addr: int,
+                signal: EventFD | None, scope: trio.CancelScope) -> None:
+    """IOCB_CMD_POLL in flight: completes with the events ready; io_cancel completes it
+    with what is ready then; io_destroy, execve or the process's end drop it."""
+    mask = 0
+    with scope:
+        async with trio.open_nursery() as nursery:
+            async def ready() -> None:
+                nonlocal mask
+                mask = await f.wait_ready(events)
+                nursery.cancel_scope.cancel()
+
+            async def gone() -> None:
+                await leader.ended.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(ready)
+            nursery.start_soon(gone)
+    if c.polls.get(addr, (None,))[0] is not scope or leader.ended.is_set():
+        return  # cancelled (io_cancel completes it) or dropped
+    del c.polls[addr]
+    # aio_poll_wake reports the waker's whole key (a pipe's write: POLLIN|POLLRDNORM), not
+    # only what was asked for: what is ready of every event.
+    c.complete(data, addr, f.readiness(_ALL_EVENTS) | (mask & events))
+    if signal is not None:
+        signal.signal()
 
 
 @syscall("io_submit", level=Level.PARTIAL, note=_NOTE)
@@ -245,8 +317,17 @@ async def sys_io_pgetevents(t: Task, ctx: int, min_nr: int, nr: int, events: int
 
 @syscall("io_cancel", level=Level.PARTIAL, note=_NOTE)
 def sys_io_cancel(t: Task, ctx: int, iocb: int, result: int, *_: int) -> int:
-    """Implements Linux syscall io_cancel(2): every request has completed already, so
-    there is nothing in flight to cancel (EINVAL, as Linux for a finished request)."""
-    _context(t, ctx)
-    t.mem_read(iocb, IOCB.size)
-    raise SyscallError(errno.EINVAL)
+    """Implements Linux syscall io_cancel(2): only a poll can be in flight; it completes
+    now with the events ready (aio_poll_cancel) and the call says -EINPROGRESS. A finished
+    request, or an aio_key not KIOCB_KEY, is EINVAL."""
+    data, key = struct.unpack("<QI", t.mem_read(iocb, 12))
+    if key:
+        raise SyscallError(errno.EINVAL)
+    c = _context(t, ctx)
+    poll = c.polls.pop(iocb, None)
+    if poll is None:
+        raise SyscallError(errno.EINVAL)
+    scope, ready = poll
+    scope.cancel()
+    c.complete(data, iocb, ready())
+    raise SyscallError(errno.EINPROGRESS)

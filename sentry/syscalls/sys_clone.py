@@ -87,6 +87,8 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
                         ppid=t.ppid if flags & CLONE_PARENT else t.tgid,
                         fdtable=fdtable, fs=fs, creds=t.creds)
         child.pidns = ns
+        if flags & CLONE_SYSVSEM:
+            k.sem_undo_share(child, t)
         if flags & CLONE_PIDFD:
             fd = t.fdtable.install(PidFD(t, pid, 0), cloexec=True)
             t.mem_write(pidfd_at, struct.pack("<i", fd))
@@ -174,6 +176,8 @@ def _clone_thread(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: in
     th = type(t)(k, tstub, t.mm, tid=tid, tgid=t.tgid, ppid=0, fdtable=t.fdtable, fs=t.fs,
                  creds=t.creds)
     th.pidns = t.pidns
+    if flags & CLONE_SYSVSEM:
+        k.sem_undo_share(th, t)
     th.leader, th.threads, th.stubs, th.cpu_affinity = leader, set(), [], t.cpu_affinity
     th.rlimits, th.prctl_state, th.comm = leader.rlimits, leader.prctl_state, t.comm
     inherit_sched(th, t)

@@ -55,6 +55,8 @@ async def _exec(t: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> N
     old_tid = t.tid
     await t.kernel.execve(t, path, argv, envp)
     t.prctl_state.pop(PR_SET_DUMPABLE, None)
+    for c in t.aio_contexts.values():
+        c.drop_polls()
     t.aio_contexts.clear()
     t.debugregs = [0] * 8  # flush_ptrace_hw_breakpoint
     t.personality &= ~READ_IMPLIES_EXEC  # set_personality_64bit

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sentry.errors import SyscallError
 from sentry.kernel.table import Level, syscall
+from sentry.kernel.task import READ_IMPLIES_EXEC
 from sentry.mm.vma import (
     MAP_ANONYMOUS,
     MAP_FIXED,
@@ -20,9 +21,12 @@ from sentry.mm.vma import (
     MAP_SHARED,
     MAP_SHARED_VALIDATE,
     PAGE,
+    PROT_EXEC,
+    PROT_READ,
     PROT_WRITE,
     page_up,
 )
+from vfs.mount import MS_NOEXEC
 
 from .sys_memfd import write_sealed
 
@@ -54,6 +58,7 @@ async def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: i
     fixed = bool(flags & MAP_FIXED)
     noreplace = bool(flags & MAP_FIXED_NOREPLACE) and not fixed
     file = None
+    vd = None
     name = b""
     if not flags & MAP_ANONYMOUS:
         fd = fd & 0xFFFFFFFF
@@ -75,6 +80,9 @@ async def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: i
                 name = t.kernel.vfs.path_of(t.fs, vd)
             except (OSError, AttributeError):
                 name = b""
+    if prot & PROT_READ and t.personality & READ_IMPLIES_EXEC and not (
+            file is not None and vd is not None and vd.mount.flags & MS_NOEXEC):
+        prot |= PROT_EXEC  # do_mmap, unless the file is on a noexec mount
     return await t.mm.mmap(addr, length, prot, flags,
                            file, offset, name=name, fixed=fixed, noreplace=noreplace,
                            growsdown=bool(flags & MAP_GROWSDOWN))
@@ -102,7 +110,10 @@ def _may_write(t: Task, addr: int, length: int, prot: int) -> None:
 
 @syscall("mprotect")
 def sys_mprotect(t: Task, addr: int, length: int, prot: int, *_: int) -> int:
-    """Implements Linux syscall mprotect(2)."""
+    """Implements Linux syscall mprotect(2); under READ_IMPLIES_EXEC a readable range is
+    made executable too."""
+    if prot & PROT_READ and t.personality & READ_IMPLIES_EXEC:
+        prot |= PROT_EXEC
     _may_write(t, addr, length, prot)
     t.mm.mprotect(addr, length, prot)
     return 0

@@ -27,6 +27,7 @@ from .sys_fs import path_arg
 if TYPE_CHECKING:
     from sentry.kernel.pidns import PidNamespace
     from sentry.kernel.task import Task
+    from vfs.mount import Mount
 
 MS_REMOUNT, MS_MOVE = 0x20, 0x2000
 MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED = 1 << 17, 1 << 18, 1 << 19, 1 << 20
@@ -128,10 +129,11 @@ async def sys_mount(t: Task, source: int, target: int, fstype: int, flags: int, 
 
 
 @syscall("umount2", level=Level.PARTIAL,
-         note="open files and working directories below a mount do not make it EBUSY")
+         note="MNT_EXPIRE unmounts at once (no first EAGAIN marking it); MNT_FORCE is "
+              "plain")
 async def sys_umount2(t: Task, target: int, flags: int, *_: int) -> int:
     """Implements Linux syscall umount2(2): EINVAL for unknown flags or a path that is not
-    a mount point, EBUSY with mounts below it unless MNT_DETACH."""
+    a mount point, EBUSY with mounts below it or while in use unless MNT_DETACH."""
     flags &= 0xFFFFFFFF
     if flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW):
         raise SyscallError(errno.EINVAL)
@@ -140,8 +142,25 @@ async def sys_umount2(t: Task, target: int, flags: int, *_: int) -> int:
     if not t.creds.has_cap(CAP_SYS_ADMIN):
         raise SyscallError(errno.EPERM)
     vfs, fs = vfs_of(t)
-    await vfs.unmount(fs, t.creds, path_arg(t, target), flags & MNT_DETACH)
+    await vfs.unmount(fs, t.creds, path_arg(t, target), flags & MNT_DETACH,
+                      lambda m: _in_use(t, m))
     return 0
+
+
+def _in_use(t: Task, m: Mount) -> bool:
+    """propagate_mount_busy's references: an open file, a mapped file, a root or a working
+    directory of any sandbox thread on mount `m` (not below it: those are on its children,
+    which make it busy already)."""
+    for th in t.kernel.tasks.values():
+        fs = th.fs
+        if fs is not None and (fs.root.mount is m or fs.cwd.mount is m):
+            return True
+        files = [f for _, f in th.fdtable.items()] if th.fdtable is not None else []
+        if th.mm is not None:
+            files += [v.file for v in th.mm.vmas if v.file is not None]
+        if any(getattr(getattr(f, "vd", None), "mount", None) is m for f in files):
+            return True
+    return False
 
 
 @syscall("pivot_root")

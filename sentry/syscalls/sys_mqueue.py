@@ -17,7 +17,9 @@ import trio
 from sentry.errors import SyscallError
 from sentry.kernel import signals, sigstate
 from sentry.kernel.ipc import ipc_of
-from sentry.kernel.table import Level, syscall
+from sentry.kernel.table import syscall
+from sentry.socket import Socket
+from sentry.socket.netlink import NetlinkSocket
 from vfs.abi import (
     MAY_READ,
     MAY_WRITE,
@@ -45,6 +47,8 @@ _TIMESPEC = struct.Struct("<qq")
 _SIGEVENT = struct.Struct("<Qii")  # sigev_value, sigev_signo, sigev_notify
 SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD = 0, 1, 2
 SI_MESGQ = -3
+#: SIGEV_THREAD's cookie and the values its last byte is set to (ipc/mqueue.c).
+NOTIFY_COOKIE_LEN, NOTIFY_WOKENUP, NOTIFY_REMOVED = 32, 1, 2
 
 
 def _name(t: Task, addr: int) -> bytes:
@@ -192,12 +196,14 @@ async def sys_mq_timedreceive(t: Task, mqd: int, msg: int, length: int, prio_add
     raise SyscallError(errno.ETIMEDOUT)
 
 
-@syscall("mq_notify", level=Level.PARTIAL,
-         note="SIGEV_SIGNAL and SIGEV_NONE; SIGEV_THREAD (a netlink socket) is EINVAL")
+@syscall("mq_notify")
 def sys_mq_notify(t: Task, mqd: int, sevp: int, *_: int) -> int:
     """Implements Linux syscall mq_notify(2): one process is told (a signal with
-    si_code SI_MESGQ) when a message arrives in the empty queue; NULL unregisters."""
+    si_code SI_MESGQ, or SIGEV_THREAD's cookie sent to its netlink socket) when a message
+    arrives in the empty queue; NULL unregisters."""
     ev = None
+    sock: NetlinkSocket | None = None
+    cookie = b""
     if sevp:
         value, signo, how = _SIGEVENT.unpack(t.mem_read(sevp, _SIGEVENT.size))
         if how not in (SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD):
@@ -205,12 +211,20 @@ def sys_mq_notify(t: Task, mqd: int, sevp: int, *_: int) -> int:
         if how == SIGEV_SIGNAL and not 0 <= signo <= 64:
             raise SyscallError(errno.EINVAL)
         if how == SIGEV_THREAD:
-            raise SyscallError(errno.EINVAL)
+            # glibc's SIGEV_THREAD: sival_ptr is a cookie, sigev_signo a netlink socket
+            # its helper thread reads (netlink_getsockbyfilp's errors).
+            cookie = t.mem_read(value, NOTIFY_COOKIE_LEN)
+            f = t.fdtable.get(signo)
+            if not isinstance(f, Socket):
+                raise SyscallError(errno.ENOTSOCK)
+            if not isinstance(f, NetlinkSocket):
+                raise SyscallError(errno.EINVAL)
+            sock = f
         ev = (value, signo, how)
     q = _queue(t, mqd).queue
     if ev is None:
         if q.notify is not None and q.notify[0] == t.tgid:
-            q.notify = None
+            q.unregister()
         return 0
     if q.notify is not None:
         raise SyscallError(errno.EBUSY)
@@ -226,8 +240,14 @@ def sys_mq_notify(t: Task, mqd: int, sevp: int, *_: int) -> int:
             signals.send(None, target, signo,
                          sigstate.siginfo(signo, SI_MESGQ, ns.vpid(pid), uid, value=value),
                          force=not ns.sees(pid))
+        elif sock is not None:
+            sock.deliver(cookie[:-1] + bytes([NOTIFY_WOKENUP]))
 
-    q.notify = (owner, how, signo if how == SIGEV_SIGNAL else 0, fire)
+    def removed() -> None:
+        if sock is not None:
+            sock.deliver(cookie[:-1] + bytes([NOTIFY_REMOVED]))
+
+    q.notify = (owner, how, signo if how == SIGEV_SIGNAL else 0, fire, removed)
     return 0
 
 

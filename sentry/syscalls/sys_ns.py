@@ -96,7 +96,8 @@ def sys_unshare(t: Task, flags: int, *_: int) -> int:
         if t.pidns_for_children not in (None, t.pidns):
             raise SyscallError(errno.EINVAL)  # copy_pid_ns: one unshare before a fork
     if flags & CLONE_NEWIPC:
-        ipc_of(t).process_exited(t.tgid)
+        t.kernel.sem_undo_drop(t)
+        t.sem_undo_key = t.kernel.sem_undo_new()
     if flags & CLONE_NEWPID:  # not the caller's: the namespace its next child starts
         t.pidns_for_children = PidNamespace(t.pidns)
     enter_new_namespaces(t, flags)
@@ -139,7 +140,8 @@ def sys_setns(t: Task, fd: int, nstype: int, *_: int) -> int:
         elif flag == CLONE_NEWUTS and isinstance(ns, Uts):
             t.uts = ns
         elif flag == CLONE_NEWIPC and isinstance(ns, IpcNamespace) and ns is not ipc_of(t):
-            ipc_of(t).process_exited(t.tgid)  # commit_nsset's exit_sem
+            t.kernel.sem_undo_drop(t)  # commit_nsset's exit_sem
+            t.sem_undo_key = t.kernel.sem_undo_new()
             t.ipc = ns
         elif flag == CLONE_NEWNS and isinstance(ns, MountTable) and t.fs is not None:
             # root and cwd go to the namespace's root (LOOKUP_DOWN: the top mount there)

@@ -53,9 +53,12 @@ from vfs.abi import (
     POLLWRBAND,
     POLLWRNORM,
     Stat,
+    StatFS,
 )
 from vfs.file import FileDescription
 from vfs.fs.host import HostFD
+
+from .anon import anon_statfs
 
 if TYPE_CHECKING:
     from sentry.kernel.pidns import PidNamespace
@@ -436,6 +439,9 @@ class EpollFD(FileDescription):
     @property
     def notifies_readiness(self) -> bool:  # type: ignore[override]  # a class attribute in vfs
         return all(notifies(it.file) for it in self.items.values())
+
+    async def statfs(self) -> StatFS:
+        return anon_statfs(await self.stat())
 
     async def stat(self) -> Stat:
         return self._anon_stat()

@@ -122,9 +122,11 @@ def _caps_option(t: Task, option: int, a2: int, a3: int, a4: int, a5: int) -> in
 
 @syscall("personality", level=Level.PARTIAL,
          note="any persona is taken and shown (/proc/PID/personality); honoured: "
-              "ADDR_NO_RANDOMIZE (by the next execve), PER_LINUX32 and UNAME26 (uname); "
-              "READ_IMPLIES_EXEC, ADDR_LIMIT_*, MMAP_PAGE_ZERO and the other "
-              "personalities are recorded only")
+              "ADDR_NO_RANDOMIZE (by the next execve), PER_LINUX32 and UNAME26 (uname), "
+              "READ_IMPLIES_EXEC (mmap, mprotect), PER_CLEAR_ON_SETID cleared by a set-id "
+              "execve; ADDR_LIMIT_* limit nothing, as Linux for a 64-bit program; "
+              "MMAP_PAGE_ZERO (no page 0 mapped at execve), ADDR_COMPAT_LAYOUT (no legacy "
+              "layout) and the other personalities are recorded only")
 def sys_personality(t: Task, persona: int, *_: int) -> int:
     """Implements Linux syscall personality(2): query (0xffffffff), or set any value
     and return the old one, as Linux (which never refuses one)."""

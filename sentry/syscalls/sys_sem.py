@@ -115,7 +115,7 @@ async def _semtimedop(t: Task, semid: int, sops_addr: int, nsops: int, timeout: 
         raise SyscallError(errno.EFBIG)
     s.perm.check(t.creds, 2 if any(op for _, op, _ in ops) else 4)
     try:
-        blocking = s.attempt(ops, t.tgid)
+        blocking = s.attempt(ops, t.tgid, t.sem_undo_key)
     except OSError as e:
         raise SyscallError(e.errno or errno.ERANGE) from None
     if blocking is None:
@@ -123,7 +123,7 @@ async def _semtimedop(t: Task, semid: int, sops_addr: int, nsops: int, timeout: 
         return 0
     if blocking[2] & IPC_NOWAIT:
         raise SyscallError(errno.EAGAIN)
-    w = Waiter(ops, t.tgid, blocking)
+    w = Waiter(ops, t.tgid, t.sem_undo_key, blocking)
     s.waiters.append(w)
     try:
         with trio.move_on_at(deadline):

@@ -28,10 +28,11 @@ from sentry.kernel import signals as S
 from sentry.kernel import sigstate
 from sentry.kernel.current import CURRENT_TASK
 from sentry.kernel.table import syscall
-from vfs.abi import O_NONBLOCK, O_RDWR, POLLIN, POLLRDNORM, Stat
+from vfs.abi import O_NONBLOCK, O_RDWR, POLLIN, POLLRDNORM, Stat, StatFS
 from vfs.errors import error
 from vfs.file import FileDescription, WaitQueue
 
+from .anon import anon_statfs
 from .sys_signal import _take_from
 
 if TYPE_CHECKING:
@@ -118,6 +119,9 @@ class SignalFD(FileDescription):
         """The current task's process queue (Linux's poll_wait on current's sighand)."""
         t = _current()
         return sigstate.readers(t) if t is not None else super().waitq
+
+    async def statfs(self) -> StatFS:
+        return anon_statfs(await self.stat())
 
     async def stat(self) -> Stat:
         return self._anon_stat()

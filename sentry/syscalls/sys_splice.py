@@ -2,9 +2,10 @@
 
 One side of a splice is a pipe of the sandbox (`vfs.fs.pipefs`: its `Pipe` is used
 directly, for the room, the page-sized units and SPLICE_F_NONBLOCK) or of the host (the
-stdio of `runpsc do`, read and written as any file); the other side is any open file, reached only through the `FileDescription` interface (read/write, pread/pwrite
-with an offset), so every file kind (tmpfs, overlay and gofer files, devices, sockets)
-works the same way. Pages are copied, never shared: a later write to a spliced file does
+stdio of `runpsc do`, read and written as any file; tee peeks it with the host's tee,
+`HostFD.peek`); the other side is any open file, reached only through the
+`FileDescription` interface (read/write, pread/pwrite with an offset), so every file kind
+(tmpfs, overlay and gofer files, devices, sockets) works the same way. Pages are copied, never shared: a later write to a spliced file does
 not change what the pipe holds (Linux may share page-cache pages; POSIX leaves it open).
 """
 
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 
 SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE, SPLICE_F_GIFT = 1, 2, 4, 8
 SPLICE_F_ALL = 15
-_NOTE = ("pages are copied, not shared; tee and vmsplice need a sandbox pipe (a host pipe "
-         "is EINVAL/EBADF), and SPLICE_F_NONBLOCK does not reach a host pipe")
+_NOTE = ("pages are copied, not shared; SPLICE_F_NONBLOCK does not reach a host pipe (the "
+         "stdio of runpsc do)")
 
 
 def _pipe(f: Any) -> Pipe | None:
@@ -198,7 +199,8 @@ async def sys_splice(t: Task, fd_in: int, off_in: int, fd_out: int, off_out: int
 @syscall("tee", level=Level.PARTIAL, note=_NOTE)
 async def sys_tee(t: Task, fd_in: int, fd_out: int, length: int, flags: int, *_: int) -> int:
     """Implements Linux syscall tee(2): what one pipe holds is copied into another and
-    stays unread in the first; both must be pipes of the sandbox (EINVAL)."""
+    stays unread in the first; both must be pipes, of the sandbox or of the host (a host
+    pipe is peeked with the host's tee, `HostFD.peek`), else EINVAL."""
     flags &= 0xFFFFFFFF
     if flags & ~SPLICE_F_ALL:
         raise SyscallError(errno.EINVAL)
@@ -210,14 +212,45 @@ async def sys_tee(t: Task, fd_in: int, fd_out: int, length: int, flags: int, *_:
     ipipe, opipe = _pipe(src), _pipe(dst)
     if not src.readable or not dst.writable:
         raise SyscallError(errno.EBADF)
-    if ipipe is None or opipe is None or ipipe is opipe:
+    if (ipipe is None and not _host_pipe(src)) or (opipe is None and not _host_pipe(dst)) \
+            or (ipipe is not None and ipipe is opipe):
         raise SyscallError(errno.EINVAL)
     nonblock = bool(flags & SPLICE_F_NONBLOCK or (src.flags | dst.flags) & O_NONBLOCK)
-    if not await _wait_data(t, ipipe, nonblock):
+    n = min(n, MAX_RW)
+    if ipipe is not None:
+        if not await _wait_data(t, ipipe, nonblock):
+            return 0
+    if opipe is not None:
+        await _wait_room(t, dst, opipe, nonblock)
+        n = min(n, opipe.room())
+    data = ipipe.peek(n) if ipipe is not None else await src.peek(n)
+    if not data:
         return 0
-    await _wait_room(t, dst, opipe, nonblock)
-    data = ipipe.peek(min(n, MAX_RW, opipe.room()))
-    return await opipe.write(data, True, _sigpipe(dst))
+    if opipe is not None:
+        return await opipe.write(data, True, _sigpipe(dst))
+    return await dst.write(data)
+
+
+async def _vmsplice_host(t: Task, f: Any, vecs: list[tuple[int, int]], total: int) -> int:
+    """vmsplice on a host pipe: at most a pipe's worth of the memory written to it, or
+    (opened only for reading) read from it as readv; bytes past a fault are lost, as they
+    cannot go back."""
+    if f.writable:
+        want = min(total, DEFAULT_CAPACITY)
+        parts = []
+        for base, ln in vecs:
+            if want <= 0:
+                break
+            take = min(ln, want)
+            if take:
+                parts.append(t.mem_read(base, take))
+            want -= take
+        return await f.write(b"".join(parts))
+    data = await f.read(total)
+    pos, fault = scatter(t, vecs, data)
+    if fault is not None and not pos:
+        raise fault
+    return pos
 
 
 @syscall("vmsplice", level=Level.PARTIAL, note=_NOTE)
@@ -238,6 +271,8 @@ async def sys_vmsplice(t: Task, fd: int, iov: int, nr_segs: int, flags: int,
     if not total:
         return 0
     pipe = _pipe(f)
+    if pipe is None and _host_pipe(f):
+        return await _vmsplice_host(t, f, vecs, total)
     if pipe is None:
         raise SyscallError(errno.EBADF)
     assert isinstance(f, PipeFD)

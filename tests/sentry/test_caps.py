@@ -52,7 +52,8 @@ async def test_setid_exec_matches_native():
     finally:
         shutil.rmtree(d)
     assert want.code == 0, want.stderr
-    assert b"uids 1000/0/0 gids 3000/3000/3000 eff 3ff prm 3ff secure 1\n" in want.stdout
+    assert b"uids 1000/0/0 gids 3000/3000/3000 eff 3ff prm 3ff secure 1 personality 20000\n" \
+        in want.stdout
     assert [e for e in k.events if e[0] in ("internal-error", "unsupported-syscall")] == []
     assert got.decode().splitlines() == want.stdout.decode().splitlines()
     assert status == 0

@@ -1,6 +1,7 @@
 """POSIX message queues served by the Sentry, compared with Linux (progs/mqueue.c, run
 natively in fresh IPC and mount namespaces with an mqueue filesystem mounted): open and
-create rules, priorities, every error, non-blocking and timed calls, mq_notify by signal,
+create rules, priorities, every error, non-blocking and timed calls, mq_notify by signal
+and by SIGEV_THREAD (glibc's netlink helper thread),
 a receive woken by another process and restarted after an SA_RESTART handler, poll, the
 queue files in the mqueue filesystem (at /dev/mqueue in the sandbox), another uid."""
 

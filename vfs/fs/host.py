@@ -47,6 +47,11 @@ TIOCGPGRP, TIOCOUTQ, TIOCGWINSZ, TIOCSWINSZ = 0x540F, 0x5411, 0x5413, 0x5414
 FIONREAD, FIONBIO, TIOCGSID = 0x541B, 0x5421, 0x5429
 TERMIOS_SIZE = 36
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.tee.restype = ctypes.c_ssize_t
+_SPLICE_F_NONBLOCK = 2
+#: What one `HostFD.peek` copies at most: a host pipe's default capacity, what the scratch
+#: pipe holds.
+_PIPE_PEEK = 65536
 
 #: ioctl → (direction, argument size): "r" the host fills the argument, "w" the host reads
 #: it, "v" the argument is a plain integer.
@@ -136,6 +141,31 @@ class HostFD(FileDescription):
             except BlockingIOError:
                 if self.flags & O_NONBLOCK:
                     raise error(errno.EAGAIN) from None
+
+    async def peek(self, n: int) -> bytes:
+        """Up to `n` bytes a host pipe holds, left unread (tee(2)'s source): the host's
+        tee into a scratch host pipe, read back. Waits for data as a read does; b"" at EOF."""
+        n = min(n, _PIPE_PEEK)
+        while True:
+            if not self._poll(POLLIN | POLLHUP | POLLERR):
+                if self.flags & O_NONBLOCK:
+                    raise error(errno.EAGAIN)
+                await trio.lowlevel.wait_readable(self.fd)
+                continue
+            r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            try:
+                got = _libc.tee(self.fd, w, ctypes.c_size_t(n), _SPLICE_F_NONBLOCK)
+                if got < 0:
+                    e = ctypes.get_errno()
+                    if e != errno.EAGAIN:
+                        raise error(e)
+                    if self.flags & O_NONBLOCK:
+                        raise error(errno.EAGAIN)
+                    continue  # taken meanwhile: wait again
+                return os.read(r, got) if got else b""
+            finally:
+                os.close(r)
+                os.close(w)
 
     async def do_write(self, data: bytes) -> int:
         if self._pos is not None:

@@ -49,9 +49,11 @@ class MessageQueue:
         self.waitq = WaitQueue()
         self._changed = trio.Event()
         self.receivers = 0  # receivers blocked now (a send to them notifies no one)
-        #: (owner tgid, sigev_notify, signo, fire): `fire(sender_pid, sender_uid)` is called
-        #: once, when a message arrives in an empty queue with no receiver waiting.
-        self.notify: tuple[int, int, int, Callable[[int, int], None]] | None = None
+        #: (owner tgid, sigev_notify, signo, fire, removed): `fire(sender_pid, sender_uid)`
+        #: is called once, when a message arrives in an empty queue with no receiver
+        #: waiting; `removed()` when the registration goes otherwise (remove_notification).
+        self.notify: tuple[int, int, int, Callable[[int, int], None],
+                           Callable[[], None]] | None = None
 
     @property
     def full(self) -> bool:
@@ -78,6 +80,14 @@ class MessageQueue:
             self.notify = None
             fire(pid, uid)
         self._changed_now(POLLIN | POLLRDNORM)
+
+    def unregister(self) -> None:
+        """remove_notification: the registration goes; its owner is told if it asked to be
+        (SIGEV_THREAD's NOTIFY_REMOVED)."""
+        if self.notify is not None:
+            removed = self.notify[4]
+            self.notify = None
+            removed()
 
     def take(self) -> tuple[bytes, int]:
         neg_prio, _, data = self.messages.pop(0)
@@ -196,7 +206,7 @@ class MqueueFD(FileDescription):
     def closed_by(self, owner: int) -> None:
         """mqueue_flush_file: the notification goes when its owner closes the queue."""
         if self.queue.notify is not None and self.queue.notify[0] == owner:
-            self.queue.notify = None
+            self.queue.unregister()
 
     async def do_read(self, n: int) -> bytes:
         text = self.queue.status()

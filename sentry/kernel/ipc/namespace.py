@@ -67,7 +67,8 @@ class IpcNamespace:
         self.sem_count = 0  # semaphores of every set (against semmns)
         self.msg_bytes = 0  # bytes queued in every queue (MSG_INFO)
         self.msg_count = 0  # messages queued in every queue (MSG_INFO)
-        #: pid -> semid -> each semaphore's adjustment (SEM_UNDO), applied at exit.
+        #: SEM_UNDO list key (Task.sem_undo_key) -> semid -> each semaphore's adjustment,
+        #: applied when the list's last user exits.
         self.sem_undo: dict[int, dict[int, list[int]]] = {}
         #: POSIX message queues: the namespace's mqueue filesystem (what mq_open names and
         #: /dev/mqueue mounts) on an internal mount of its own, as Linux's ns->mq_mnt.
@@ -84,9 +85,10 @@ class IpcNamespace:
         self.children.append(ns)
         return ns
 
-    def process_exited(self, pid: int) -> None:
-        """exit_sem: apply and drop the process's SEM_UNDO adjustments."""
-        for semid, adj in self.sem_undo.pop(pid, {}).items():
+    def process_exited(self, key: int, pid: int) -> None:
+        """exit_sem: apply and drop the SEM_UNDO adjustments of list `key` (`pid` is the
+        last to change the semaphores)."""
+        for semid, adj in self.sem_undo.pop(key, {}).items():
             try:
                 s = self.sem.find(semid)
             except OSError:

@@ -39,6 +39,7 @@ class Waiter:
 
     sops: list[tuple[int, int, int]]
     pid: int
+    undo: int  # its SEM_UNDO list's key
     blocking: tuple[int, int, int]
     done: trio.Event = field(default_factory=trio.Event)
     error: int = -1  # -1 while waiting; 0 done; an errno
@@ -57,12 +58,12 @@ class SemSet:
         return self.perm.pack() + SEMID_TAIL.pack(self.otime, 0, self.ctime, 0,
                                                   len(self.sems), 0, 0)
 
-    def attempt(self, sops: list[tuple[int, int, int]], pid: int
+    def attempt(self, sops: list[tuple[int, int, int]], pid: int, undo_key: int
                 ) -> tuple[int, int, int] | None:
         """perform_atomic_semop: apply every operation or none. Returns the operation that
         would block (None when all were applied); ERANGE past SEMVMX or SEMAEM."""
         vals = [s.val for s in self.sems]
-        undo = self.ns.sem_undo.get(pid, {}).get(self.perm.id)
+        undo = self.ns.sem_undo.get(undo_key, {}).get(self.perm.id)
         adj = list(undo) if undo is not None else [0] * len(self.sems)
         for sop in sops:
             num, op, flg = sop
@@ -85,7 +86,7 @@ class SemSet:
         for s, v in zip(self.sems, vals, strict=True):
             s.val = v
         if any(flg & SEM_UNDO for _, _, flg in sops):
-            self.ns.sem_undo.setdefault(pid, {})[self.perm.id] = adj
+            self.ns.sem_undo.setdefault(undo_key, {})[self.perm.id] = adj
         self.otime = now()
         return None
 
@@ -96,7 +97,7 @@ class SemSet:
             progress = False
             for w in list(self.waiters):
                 try:
-                    blocking = self.attempt(w.sops, w.pid)
+                    blocking = self.attempt(w.sops, w.pid, w.undo)
                 except OSError as e:
                     self._finish(w, e.errno or errno.ERANGE)
                     continue

@@ -1,10 +1,12 @@
 /* Linux AIO: io_setup, io_submit (pread, pwrite, preadv, pwritev, fsync; an eventfd
- * signalled per completion with IOCB_FLAG_RESFD; RWF_HIPRI/DSYNC/SYNC), io_getevents,
+ * signalled per completion with IOCB_FLAG_RESFD; RWF_HIPRI/DSYNC/SYNC/APPEND/NOWAIT; poll
+ * requests, completed at once or later, cancelled, left at io_destroy), io_getevents,
  * io_pgetevents, io_cancel, io_destroy, with their errors. argv[1] is a scratch directory. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/aio_abi.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -152,6 +154,53 @@ int main(int argc, char **argv) {
     S("submit resfd not open", SYS_io_submit, ctx, 1, one);
     x.aio_fildes = 999;
     S("submit bad fd and bad resfd", SYS_io_submit, ctx, 1, one);
+    /* RWF_APPEND, RWF_NOWAIT (a tmpfs file has no FMODE_NOWAIT; a pipe does) */
+    int ap[2];
+    pipe(ap);
+    prep(&x, IOCB_CMD_PWRITE, fd, "END", 3, 0, 20);
+    x.aio_rw_flags = RWF_APPEND;
+    S("submit pwrite RWF_APPEND", SYS_io_submit, ctx, 1, one);
+    show_events("getevents (append)", ctx, 1, 8, NULL);
+    off_t end = lseek(fd, 0, SEEK_END);
+    memset(rbuf, 0, sizeof rbuf);
+    pread(fd, rbuf, 3, end - 3);
+    printf("  size %ld tail [%s]\n", (long)end, rbuf);
+    prep(&x, IOCB_CMD_PREAD, fd, rbuf, 3, 0, 21);
+    x.aio_rw_flags = RWF_NOWAIT;
+    S("submit pread RWF_NOWAIT on a tmpfs file", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_PREAD, ap[0], rbuf, 3, 0, 22);
+    x.aio_rw_flags = RWF_NOWAIT;
+    S("submit pread RWF_NOWAIT on an empty pipe", SYS_io_submit, ctx, 1, one);
+    show_events("getevents (nowait)", ctx, 1, 8, NULL);
+    prep(&x, IOCB_CMD_PWRITE, ap[1], "p", 1, 0, 23);
+    x.aio_rw_flags = RWF_NOWAIT;
+    S("submit pwrite RWF_NOWAIT on a pipe", SYS_io_submit, ctx, 1, one);
+    show_events("getevents (nowait write)", ctx, 1, 8, NULL);
+    prep(&x, IOCB_CMD_PREAD, ap[0], rbuf, 3, 0, 24);
+    x.aio_rw_flags = RWF_NOWAIT;
+    S("submit pread RWF_NOWAIT on a ready pipe", SYS_io_submit, ctx, 1, one);
+    show_events("getevents (nowait read)", ctx, 1, 8, NULL);
+    /* IOCB_CMD_POLL: at once when ready, else when it becomes so; io_cancel */
+    prep(&x, IOCB_CMD_POLL, ap[0], (void *)(uintptr_t)POLLIN, 0, 0, 25);
+    S("submit poll on an empty pipe", SYS_io_submit, ctx, 1, one);
+    show_events("getevents poll not ready, zero timeout", ctx, 1, 8, &zero);
+    write(ap[1], "q", 1);
+    show_events("getevents (poll woken)", ctx, 1, 8, NULL);
+    prep(&x, IOCB_CMD_POLL, ap[1], (void *)(uintptr_t)(POLLOUT | POLLIN), 0, 0, 26);
+    S("submit poll ready at once", SYS_io_submit, ctx, 1, one);
+    show_events("getevents (poll at once)", ctx, 1, 8, NULL);
+    prep(&x, IOCB_CMD_POLL, ap[0], (void *)(uintptr_t)0x10000, 0, 0, 27);
+    S("submit poll events past 16 bits", SYS_io_submit, ctx, 1, one);
+    prep(&x, IOCB_CMD_POLL, ap[0], (void *)(uintptr_t)POLLIN, 1, 0, 27);
+    S("submit poll with nbytes", SYS_io_submit, ctx, 1, one);
+    read(ap[0], rbuf, sizeof rbuf);
+    prep(&x, IOCB_CMD_POLL, ap[0], (void *)(uintptr_t)POLLIN, 0, 0, 28);
+    S("submit poll for cancel", SYS_io_submit, ctx, 1, one);
+    S("cancel poll", SYS_io_cancel, ctx, &x, &ev);
+    show_events("getevents (cancelled poll)", ctx, 1, 8, NULL);
+    S("cancel poll again", SYS_io_cancel, ctx, &x, &ev);
+    prep(&x, IOCB_CMD_POLL, ap[0], (void *)(uintptr_t)POLLIN, 0, 0, 29);
+    S("submit poll left at destroy", SYS_io_submit, ctx, 1, one);
     S("destroy bad", SYS_io_destroy, 12345);
     S("destroy", SYS_io_destroy, ctx);
     S("submit after destroy", SYS_io_submit, ctx, 1, one);

@@ -1,7 +1,8 @@
 /* eventfd and timerfd: counters and semaphore mode, EAGAIN, overflow rules, blocking reads
  * woken by another process, poll/select/epoll (level and edge) readiness, timer
  * expirations counted for relative, absolute and periodic timers on each clock, gettime,
- * fdinfo lines (and a signalfd's and an epoll's), and errors (EINVAL bad flags/clocks/sizes, EFAULT bad pointers, EBADF).
+ * fdinfo lines (and a signalfd's and an epoll's), fstatfs of them all (anon_inodefs), and
+ * errors (EINVAL bad flags/clocks/sizes, EFAULT bad pointers, EBADF).
  * The output must be the same natively and in the sandbox (no times printed). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,10 +16,12 @@
 #include <sys/eventfd.h>
 #include <signal.h>
 #include <sys/select.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -318,10 +321,32 @@ static void other_fdinfo(void) {
     close(p[1]);
 }
 
+/* fstatfs of the anonymous-inode files: anon_inodefs (its fsid the inode's device) */
+static void anon_statfs(void) {
+    printf("== fstatfs\n");
+    sigset_t none;
+    sigemptyset(&none);
+    const char *names[] = {"eventfd", "epoll", "signalfd", "timerfd", "inotify"};
+    int fds[] = {eventfd(0, 0), epoll_create1(0), signalfd(-1, &none, 0),
+                 timerfd_create(CLOCK_MONOTONIC, 0), inotify_init1(0)};
+    for (int i = 0; i < 5; i++) {
+        struct statfs sf;
+        struct stat st;
+        int r = fstatfs(fds[i], &sf);
+        fstat(fds[i], &st);
+        printf("  %s: %d type %lx bsize %ld blocks %ld files %ld namelen %ld frsize %ld "
+               "flags %lx fsid-is-dev %d\n", names[i], r, (long)sf.f_type, (long)sf.f_bsize,
+               (long)sf.f_blocks, (long)sf.f_files, (long)sf.f_namelen, (long)sf.f_frsize,
+               (long)sf.f_flags, sf.f_fsid.__val[0] == (int)st.st_dev && !sf.f_fsid.__val[1]);
+        close(fds[i]);
+    }
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     eventfd_tests();
     timerfd_tests();
     other_fdinfo();
+    anon_statfs();
     return 0;
 }

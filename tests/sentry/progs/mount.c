@@ -1,5 +1,6 @@
 /* mount(2) and umount2(2): tmpfs with options, remount read-only, bind mounts (read-only
- * too), propagation flags, EBUSY and MNT_DETACH, and the errors (ENODEV, ENOENT, ENOTDIR,
+ * too), propagation flags, EBUSY (mounts below; an open file, a mapping, a cwd on it) and
+ * MNT_DETACH, and the errors (ENODEV, ENOENT, ENOTDIR,
  * EINVAL, EPERM as an unprivileged user), the caller's IPC namespace's mqueue filesystem,
  * rbind against bind, MS_MOVE and its errors, pivot_root and its errors.
  * Natively it runs in private mount and IPC namespaces; argv[1] is an empty scratch
@@ -11,6 +12,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -81,6 +83,25 @@ int main(int argc, char **argv) {
     S("umount detach", SYS_umount2, "m", MNT_DETACH);
     errno = 0;
     report("inner gone", stat("m/inner", &st));
+    /* in use: an open file, a working directory, a mapping on the mount itself */
+    S("mount tmpfs to hold", SYS_mount, "none", "m", "tmpfs", 0, NULL);
+    int held = open("m/held", O_RDWR | O_CREAT, 0644);
+    S("umount with an open file", SYS_umount2, "m", 0);
+    ftruncate(held, 4096);
+    void *map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, held, 0);
+    close(held);
+    S("umount with a mapping", SYS_umount2, "m", 0);
+    munmap(map, 4096);
+    chdir("m");
+    S("umount with the cwd on it", SYS_umount2, ".", 0);
+    chdir("..");
+    S("umount no longer held", SYS_umount2, "m", 0);
+    S("mount tmpfs to detach", SYS_mount, "none", "m", "tmpfs", 0, NULL);
+    held = open("m/held", O_RDWR | O_CREAT, 0644);
+    S("umount detach with an open file", SYS_umount2, "m", MNT_DETACH);
+    errno = 0;
+    report("write to the detached file", write(held, "x", 1));
+    close(held);
 
     S("bind", SYS_mount, "a", "b", NULL, MS_BIND, NULL);
     errno = 0;

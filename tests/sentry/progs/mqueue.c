@@ -2,16 +2,19 @@
  * and mode errors, non-blocking and timed calls, attributes, notification by signal,
  * blocking receive woken by another process, restart under SA_RESTART, poll readiness,
  * the queue's file in the mqueue filesystem (argv[1]: where it is mounted), unlink while
- * open, another uid. Run natively in fresh IPC and mount namespaces. */
+ * open, another uid, SIGEV_THREAD (glibc's netlink helper thread; the raw call's cookie
+ * and socket checks). Run natively in fresh IPC and mount namespaces. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <mqueue.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -32,6 +35,13 @@ static void on_sig(int s, siginfo_t *si, void *uc) {
 }
 
 static void on_usr1(int s) { (void)s; }
+
+static int thread_pipe[2];
+
+static void on_thread(union sigval v) {  /* SIGEV_THREAD: run by glibc in a new thread */
+    int val = v.sival_int;
+    write(thread_pipe[1], &val, sizeof val);
+}
 
 static void show_file(const char *dir, const char *name) {
     char path[128], line[256] = {0};
@@ -150,6 +160,57 @@ int main(int argc, char **argv) {
     R("notify none", mq_notify(q, &ev));
     show_file(dir, "q");
     R("unregister", mq_notify(q, NULL));
+    /* SIGEV_THREAD: glibc passes a netlink socket and a cookie the kernel sends it */
+    pipe(thread_pipe);
+    ev.sigev_notify = SIGEV_THREAD;
+    ev.sigev_notify_function = on_thread;
+    ev.sigev_notify_attributes = NULL;
+    ev.sigev_value.sival_int = 55;
+    R("notify thread", mq_notify(q, &ev));
+    R("notify thread busy", mq_notify(q, &ev));
+    R("send to thread", mq_send(q, "thr", 4, 1));
+    int tval = 0;
+    R("thread ran", read(thread_pipe[0], &tval, sizeof tval));
+    printf("thread value %d\n", tval);
+    mq_receive(q, buf, sizeof buf, &prio);
+    R("notify thread again", mq_notify(q, &ev));
+    R("unregister thread", mq_notify(q, NULL));  /* the kernel sends NOTIFY_REMOVED */
+    R("notify thread after removal", mq_notify(q, &ev));
+    R("send to thread again", mq_send(q, "thr", 4, 1));
+    R("thread ran again", read(thread_pipe[0], &tval, sizeof tval));
+    printf("thread value %d\n", tval);
+    mq_receive(q, buf, sizeof buf, &prio);
+    {   /* the raw call's checks of the cookie and the socket */
+        char cookie[32] = {0};
+        struct sigevent raw = {0};
+        raw.sigev_notify = SIGEV_THREAD;
+        raw.sigev_value.sival_ptr = cookie;
+        raw.sigev_signo = 999;
+        R("raw thread bad fd", syscall(SYS_mq_notify, q, &raw));
+        raw.sigev_signo = thread_pipe[0];
+        R("raw thread not a socket", syscall(SYS_mq_notify, q, &raw));
+        int us = socket(AF_UNIX, SOCK_DGRAM, 0);
+        raw.sigev_signo = us;
+        R("raw thread unix socket", syscall(SYS_mq_notify, q, &raw));
+        int nl = socket(AF_NETLINK, SOCK_RAW, 0);
+        raw.sigev_signo = nl;
+        raw.sigev_value.sival_ptr = BAD;
+        R("raw thread bad cookie", syscall(SYS_mq_notify, q, &raw));
+        memcpy(cookie, "cookie", 6);
+        raw.sigev_value.sival_ptr = cookie;
+        R("raw thread", syscall(SYS_mq_notify, q, &raw));
+        R("raw send", mq_send(q, "raw", 4, 1));
+        char got[64] = {0};
+        long n = recv(nl, got, sizeof got, 0);
+        printf("raw cookie %ld '%s' last %d\n", n, got, got[31]);
+        mq_receive(q, buf, sizeof buf, &prio);
+        R("raw thread again", syscall(SYS_mq_notify, q, &raw));
+        R("raw unregister", syscall(SYS_mq_notify, q, NULL));
+        n = recv(nl, got, sizeof got, 0);
+        printf("raw removed %ld '%s' last %d\n", n, got, got[31]);
+        close(us);
+        close(nl);
+    }
     /* a blocked receive woken by another process, restarted after a handler */
     struct sigaction su = {0};
     su.sa_handler = on_usr1;

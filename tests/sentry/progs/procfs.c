@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -129,6 +130,33 @@ int main(int argc, char **argv) {
        program clears; any value is taken */
     printf("personality set: old %x\n", personality(PER_LINUX32 | READ_IMPLIES_EXEC));
     show_personality("self");
+    {   /* READ_IMPLIES_EXEC: readable mappings are executable too (mmap and mprotect) */
+        char *m = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        mprotect(m + 4096, 4096, PROT_READ | PROT_WRITE);
+        char line[256], want[32];
+        FILE *maps = fopen("/proc/self/maps", "r");
+        while (fgets(line, sizeof line, maps)) {
+            for (int i = 0; i < 2; i++) {
+                snprintf(want, sizeof want, "%lx-", (unsigned long)(m + 4096 * i));
+                if (!strncmp(line, want, strlen(want)))
+                    printf("READ_IMPLIES_EXEC %s: %.4s\n", i ? "mprotect" : "mmap",
+                           strchr(line, ' ') + 1);
+            }
+        }
+        fclose(maps);
+        munmap(m, 8192);
+        /* ADDR_LIMIT_32BIT and ADDR_LIMIT_3GB do not limit a 64-bit program's mmap */
+        unsigned old = personality(0xffffffff);
+        personality(old | ADDR_LIMIT_32BIT);
+        m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        printf("ADDR_LIMIT_32BIT mmap below 4 GiB: %d\n", (unsigned long)m < (1UL << 32));
+        munmap(m, 4096);
+        personality(old | ADDR_LIMIT_3GB);
+        m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        printf("ADDR_LIMIT_3GB mmap below 3 GiB: %d\n", (unsigned long)m < 0xC0000000UL);
+        munmap(m, 4096);
+        personality(old);
+    }
     exec_child(link, args1, env1);
     char *args2[] = {"script-argv0", "z", NULL};
     exec_child(script, args2, env1);

@@ -4,7 +4,8 @@
  * set-user-ID-root program run by uid 1000, a set-group-ID one (and one without group
  * execute, whose bit means mandatory locking), no_new_privs, a nosuid mount, a tracer
  * without and with CAP_SYS_PTRACE, and root
- * running a program set-user-ID to uid 1000. usage: setid_exec DIR | setid_exec show. */
+ * running a program set-user-ID to uid 1000; the personality flags an applied set-id bit
+ * clears (PER_CLEAR_ON_SETID). usage: setid_exec DIR | setid_exec show. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -32,8 +34,9 @@ static void show(void) {
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct d[2] = {0};
     syscall(SYS_capget, &h, d);
-    printf("  uids %d/%d/%d gids %d/%d/%d eff %x prm %x secure %lu\n", r, e, s, rg, eg, sg,
-           d[0].effective & 0x3ff, d[0].permitted & 0x3ff, getauxval(AT_SECURE));
+    printf("  uids %d/%d/%d gids %d/%d/%d eff %x prm %x secure %lu personality %x\n", r, e, s,
+           rg, eg, sg, d[0].effective & 0x3ff, d[0].permitted & 0x3ff, getauxval(AT_SECURE),
+           personality(0xffffffff));
     fflush(stdout);
 }
 
@@ -64,6 +67,8 @@ static void run(const char *what, const char *prog, uid_t uid, gid_t gid, int nn
             perror("nnp");
         if (setresgid(gid, gid, gid) || setresuid(uid, uid, uid))
             perror("set ids");
+        /* set-id bits that apply clear PER_CLEAR_ON_SETID (not UNAME26) */
+        personality(ADDR_NO_RANDOMIZE | ADDR_COMPAT_LAYOUT | UNAME26);
         execl(prog, prog, "show", (char *)0);
         printf("  exec: %s\n", strerror(errno));
         _exit(1);

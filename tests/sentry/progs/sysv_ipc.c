@@ -1,10 +1,13 @@
 /* System V IPC against Linux: shared memory (shared across fork and between unrelated
  * attaches, IPC_RMID while attached, SHM_RDONLY, maps), semaphores (atomic arrays, blocking
- * woken by another process, SEM_UNDO at exit, EINTR, EIDRM, counts) and message queues
+ * woken by another process, SEM_UNDO at exit (a thread's own without CLONE_SYSVSEM), EINTR,
+ * EIDRM, counts) and message queues
  * (types, MSG_EXCEPT, MSG_NOERROR, MSG_COPY, full queues), with their errors. Run in a fresh
  * IPC namespace natively, so ids match the sandbox's. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,25 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+static int undo_semid, undo_pipe, undo_go;
+
+static int undo_thread(void *arg) {  /* a raw thread: no CLONE_SYSVSEM */
+    (void)arg;
+    struct sembuf up = {1, 1, SEM_UNDO};
+    syscall(SYS_semop, undo_semid, &up, 1);
+    syscall(SYS_write, undo_pipe, "x", 1);
+    char c;
+    syscall(SYS_read, undo_go, &c, 1);  /* exits once main has looked */
+    syscall(SYS_exit, 0);
+    return 0;
+}
+
+static void *undo_pthread(void *arg) {
+    struct sembuf up = {1, 1, SEM_UNDO};
+    semop(undo_semid, &up, 1);
+    return arg;
+}
 
 #define BAD ((void *)16)
 #define R(label, expr) do { errno = 0; long r_ = (long)(expr); \
@@ -297,6 +319,35 @@ static void test_sem(void) {
     }
     wait_child("clamp child", pid);
     R("clamped at 0", semctl(semid, 1, GETVAL));
+    /* SEM_UNDO and threads: one made without CLONE_SYSVSEM has a list of its own, undone
+       when it exits; a pthread (glibc passes CLONE_SYSVSEM) shares the process's */
+    {
+        static char stack[65536];
+        int tp[2], go[2];
+        pipe(tp);
+        pipe(go);
+        undo_semid = semid;
+        undo_pipe = tp[1];
+        undo_go = go[0];
+        clone(undo_thread, stack + sizeof stack,
+              CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD, NULL);
+        char c;
+        read(tp[0], &c, 1);
+        printf("thread with its own list: %d\n", semctl(semid, 1, GETVAL));
+        write(go[1], "x", 1);
+        struct sembuf z = {1, 0, 0};
+        R("wait for the thread's undo", semop(semid, &z, 1));
+        pthread_t pt;
+        pthread_create(&pt, NULL, undo_pthread, NULL);
+        pthread_join(pt, NULL);
+        printf("after a pthread: %d\n", semctl(semid, 1, GETVAL));
+        struct sembuf back = {1, -1, SEM_UNDO};
+        R("take it back in the shared list", semop(semid, &back, 1));
+        close(tp[0]);
+        close(tp[1]);
+        close(go[0]);
+        close(go[1]);
+    }
     /* EINTR: never restarted, even with SA_RESTART */
     struct sigaction sa = {0};
     sa.sa_handler = on_usr1;
