@@ -535,3 +535,73 @@ def test_attr_entries_pack_and_decode() -> None:
     assert n == 2 and p9.decode_attr_entries(data) == [(rows[0], attrs), (rows[1], None)]
     with pytest.raises(p9.ProtocolError):
         p9.decode_attr_entries(data[:-3])
+
+
+class _CountingStream(trio.abc.Stream):
+    """A stream that counts its sends (each a wake-up of the server)."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.sends = 0
+
+    async def send_all(self, data) -> None:
+        self.sends += 1
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes=None) -> bytes:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_deferred_clunks_ride_on_the_next_request_or_go_soon(tmp_path, caplog) -> None:
+    """A deferred clunk (a directory's close) is sent in the same send as the next request;
+    with no request it goes by itself soon after; CLUNK_BATCH of them go at once; the fid
+    number is reused only after its Rclunk; a failed one is logged."""
+    fs = CountingFS(str(tmp_path))
+    closed = trio.Event()
+    counted = fs.cls
+
+    class Noted(counted):  # type: ignore[misc,valid-type]
+        async def close(self) -> None:
+            await super().close()
+            closed.set()
+
+    fs.cls = Noted
+    async with trio.open_nursery() as nursery:
+        stream = _CountingStream(await _serve_pair(nursery, p9.Server(fs)))
+        async with p9.open_client(stream) as c:
+            root = await c.attach()
+            a = await root.walk([])
+            alive, sends = fs.alive, stream.sends
+            await a.clunk(defer=True)
+            assert a.fid not in c.live_fids and stream.sends == sends
+            await root.getattr()
+            assert stream.sends == sends + 1  # (Tclunk and Tgetattr in one send)
+            await c.drain()
+            assert fs.alive == alive - 1 and c.live_fids == {root.fid}
+            b = await root.walk([])
+            assert b.fid == a.fid  # (free again after its Rclunk)
+            closed = trio.Event()
+            await b.clunk(defer=True)
+            with trio.fail_after(10):
+                await closed.wait()  # (no request followed: sent by itself)
+            many = [await root.walk([]) for _ in range(p9.CLUNK_BATCH)]
+            sends = stream.sends
+            for f in many:
+                await f.clunk(defer=True)
+            assert stream.sends == sends + 1
+            bad = await root.walk([])
+            await c.rpc(p9.Txattrcreate(bad.fid, b"user.x", 5, 0))  # (then nothing written)
+            await bad.clunk(defer=True)
+            await c.drain()
+            assert "Tclunk of fid" in caplog.text and os.strerror(errno.EINVAL) in caplog.text
+            await root.clunk()
+            await c.drain()
+            assert c.live_fids == set()
+        nursery.cancel_scope.cancel()
+    assert fs.alive == 0
