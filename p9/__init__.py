@@ -4,7 +4,7 @@ The Sentry reads every file of a sandbox through this package and the Gofer serv
 it. It imports nothing else of runpsc's. See p9/README.md for the API.
 """
 
-from ._client import CLUNK_BATCH, CLUNK_DELAY, Client, open_client
+from ._client import Client, open_client
 from ._client_fid import Fid, Stat
 from ._constants import (
     AT_REMOVEDIR,
@@ -158,7 +158,7 @@ from ._transport import (
 from ._version import BASE, OURS, PLAIN, RUNPSC, Dialect, client_accept, server_choose
 
 __all__ = [
-    "CLUNK_BATCH", "CLUNK_DELAY", "ATTR_ENTRY_MIN", "ENTRY_FIXED", "PackedDirents", "decode_attr_entries", "pack_attr_rows", "pack_rows",
+    "ATTR_ENTRY_MIN", "ENTRY_FIXED", "PackedDirents", "decode_attr_entries", "pack_attr_rows", "pack_rows",
     "AT_REMOVEDIR", "IOHDRSZ", "MIN_MSIZE", "NOFID", "NONUNAME", "NOTAG", "GetattrMask",
     "LockFlags", "LockStatus", "LockType", "QidType", "SetattrMask", "ProtocolError",
     "FrameDecoder", "decode_frame", "encode_frame", "encode_frame_parts", "REGISTRY", "RESPONSE_OF", "Attr",

@@ -9,7 +9,6 @@ succeeded in creating a fid, that fid is clunked, so fids never leak.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import logging
@@ -35,10 +34,6 @@ _RECV_CHUNK = 1 << 16
 #: Seconds a reply may stay partly received before the server counts as gone.
 DEFAULT_FRAME_TIMEOUT = 30.0
 _FLUSH_TIMEOUT = 30.0
-#: Seconds a deferred clunk may wait for a request to go out with (`Client._clunk`).
-CLUNK_DELAY = 0.005
-#: Deferred clunks sent at once when this many wait.
-CLUNK_BATCH = 32
 _NO_AUTH = (errno.ENOENT, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EPERM)
 #: The replies of the requests that walk to a new fid (`Client._walk_to_new_fid`).
 _WalkReply = TypeVar("_WalkReply", m.Rwalk, m.Rwalkgetattr)
@@ -88,8 +83,7 @@ class _Call:
     __slots__ = ("event", "reply", "on_reply", "msg", "sent")
 
     def __init__(self, msg: m.Message | None = None,
-                 on_reply: Callable[[m.Message | BaseException | None], None] | None = None
-                 ) -> None:
+                 on_reply: Callable[[], None] | None = None) -> None:
         self.event = trio.Event()
         self.reply: m.Message | BaseException | None = None
         #: For requests nobody waits for (Tclunk): run by the reader when the reply lands.
@@ -155,11 +149,6 @@ class Client:
         self._background = 0
         self._idle = trio.Event()
         self._idle.set()
-        #: Deferred clunks (`_clunk(defer=True)`) not sent yet, as (tag, frame, call): they
-        #: go out in the same send as the next request, or after `CLUNK_DELAY` seconds
-        #: (`_clunk_flusher`), or at once when `CLUNK_BATCH` wait.
-        self._deferred: list[tuple[int, bytes, _Call]] = []
-        self._flush_wanted = trio.Event()
         #: The descriptor each Rlopenfd brought, by the reply's id (the reply is kept
         #: beside it, so the id stays its own), taken by `donated_fd` or `drop_donated`.
         #: The reader pairs them as frames arrive: the waiting tasks wake in any order.
@@ -216,15 +205,8 @@ class Client:
                         self._check_fresh(call.msg)
         if self._broken is not None:
             raise self._lost()
-        if self._deferred:
-            # (one send, several frames: the clunks ride on this request's wake-up)
-            deferred, self._deferred = self._deferred, []
-            calls = [*(c for _, _, c in deferred), *calls]
-            frame = b"".join([*(f for _, f, _ in deferred), frame])
         for call in calls:
             call.sent = True
-        if not frame:
-            return
         try:
             await self._sender.send(frame)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
@@ -309,7 +291,6 @@ class Client:
     def _fail(self, exc: BaseException) -> None:
         if self._broken is None:
             self._broken = exc
-        self._deferred = []  # (answered below with the rest of `_pending`)
         lost = self._lost()
         for tag, call in list(self._pending.items()):
             if call.reply is None:
@@ -323,38 +304,14 @@ class Client:
         del self._pending[tag]
         self._free_tags.append(tag)
         assert call.on_reply is not None
-        call.on_reply(call.reply)
+        call.on_reply()
         self._background -= 1
         if self._background == 0:
             self._idle.set()
 
     async def drain(self) -> None:
-        """Wait until every clunk sent so far is answered (their fids are then free);
-        deferred clunks are sent first."""
-        await self.flush_clunks()
+        """Wait until every clunk sent so far is answered (their fids are then free)."""
         await self._idle.wait()
-
-    async def flush_clunks(self) -> None:
-        """Send the deferred clunks now (a lost connection has answered them already)."""
-        if self._deferred:
-            with contextlib.suppress(OSError):
-                await self._send_raw(b"")
-
-    def drop_deferred(self) -> None:
-        """Forget the deferred clunks not sent on a connection that is gone (a
-        reconnection's): the new session never had their fids, so they count as done."""
-        deferred, self._deferred = self._deferred, []
-        for tag, _, call in deferred:
-            call.reply = m.Rclunk()
-            self._finish_background(tag, call)
-
-    async def _clunk_flusher(self) -> None:
-        """Send deferred clunks that no request took along within `CLUNK_DELAY`."""
-        while True:
-            await self._flush_wanted.wait()
-            self._flush_wanted = trio.Event()
-            await trio.sleep(CLUNK_DELAY)
-            await self.flush_clunks()
 
     async def rpc(
         self, msg: m.Message, *, on_cancel: Callable[[m.Message | None], Any] | None = None
@@ -731,16 +688,11 @@ class Client:
             raise _partial_walk_error(r.qids, names)
         return newfid, r
 
-    async def _clunk(self, fid: int, defer: bool = False) -> None:
+    async def _clunk(self, fid: int) -> None:
         """Send Tclunk without waiting for Rclunk: a clunk always frees the fid on the
         server, whatever it answers, so nobody needs the reply; the fid number is reused
-        only once Rclunk arrives (`drain()` waits for that), so no later request depends
-        on its being sent. `live_fids` drops it at once. Saves a round trip per
-        walk-stat-clunk.
-
-        `defer`: not even sent now, but with the next request on this connection (one
-        send and one wake-up of the server for both), within `CLUNK_DELAY` seconds at the
-        latest; for closes nobody waits on (a directory's). An error reply is logged."""
+        only once Rclunk arrives (`drain()` waits for that). `live_fids` drops it at once.
+        Saves a round trip per walk-stat-clunk."""
         self._fids.pop(fid, None)
         self._roots.pop(fid, None)
         if self._broken is not None or fid in self._stale:
@@ -753,26 +705,12 @@ class Client:
         if self._background == 0:
             self._idle = trio.Event()
         self._background += 1
-        msg = m.Tclunk(fid)
-        call = _Call(msg, lambda reply: self._clunked(fid, reply))
+        call = _Call(m.Tclunk(fid), on_reply=lambda: self._free_fids.append(fid))
         self._pending[tag] = call
-        if defer and self._down is None:
-            self._deferred.append((tag, encode_frame(tag, msg), call))
-            if len(self._deferred) >= CLUNK_BATCH:
-                await self.flush_clunks()
-            elif not self._flush_wanted.is_set():
-                self._flush_wanted.set()
-            return
         try:
-            await self._send(tag, msg, call)  # the frame is never cut by cancellation
+            await self._send(tag, m.Tclunk(fid), call)  # the frame is never cut by cancellation
         except OSError:
             pass  # connection lost: _fail already released the fid
-
-    def _clunked(self, fid: int, reply: m.Message | BaseException | None) -> None:
-        """Rclunk arrived (or the connection answered for it): the number is free."""
-        self._free_fids.append(fid)
-        if isinstance(reply, m.Rlerror):
-            log.warning("Tclunk of fid %d failed: %s", fid, os.strerror(reply.ecode))
 
     @property
     def iosize(self) -> int:
@@ -817,7 +755,6 @@ async def open_client(
     try:
         async with _collapsing_nursery() as nursery:
             nursery.start_soon(client._reader)
-            nursery.start_soon(client._clunk_flusher)
             await client._negotiate(msize, version)
             if redial is not None and reconnect > 0:
                 client._redial = redial

@@ -196,13 +196,12 @@ class Fid:
             out.append(st)
         return out
 
-    async def clunk(self, defer: bool = False) -> None:
-        """Release the fid on the server (shielded; idempotent). `defer`: send the
-        Tclunk with the connection's next request (`Client._clunk`)."""
+    async def clunk(self) -> None:
+        """Release the fid on the server (shielded; idempotent)."""
         if self._clunked:
             return
         self._clunked = True
-        await self.client._clunk(self.fid, defer)
+        await self.client._clunk(self.fid)
 
     aclose = clunk
 

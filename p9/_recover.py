@@ -73,7 +73,6 @@ async def reconnect(client: Client, cause: BaseException) -> bool:
     Requests wait (`Client._down`) until this returns."""
     assert client._redial is not None
     client._down = trio.Event()
-    client.drop_deferred()  # (clunks of fids the next session never has)
     start = trio.current_time()
     deadline = start + client.reconnect_window
     log.warning("9P connection lost (%s); reconnecting for up to %ss", cause,

@@ -217,27 +217,3 @@ async def test_a_server_that_sends_an_oversized_frame_is_dropped_and_redialled(t
             assert c.reconnects == 2
             assert (tmp_path / "d").is_dir()
         nursery.cancel_scope.cancel()
-
-
-async def test_a_deferred_clunk_cut_off_with_its_request_counts_as_done(tmp_path) -> None:
-    """A deferred clunk goes out with the next request; when the link is cut there, the
-    reconnection answers the clunk (the new session never had its fid) and resends the
-    request; the fid number is free again."""
-    async with trio.open_nursery() as nursery:
-        link, opening = await _client(nursery, tmp_path)
-        async with opening as c:
-            root = await c.attach()
-            d = await root.walk([])
-            await d.clunk(defer=True)
-            link.cut_before(p9.Tgetattr)
-            assert (await root.getattr()).is_dir
-            assert c.reconnects == 1
-            await c.drain()
-            assert c.live_fids == {root.fid}
-            e = await root.walk([])
-            assert e.fid == d.fid and (await e.getattr()).is_dir
-            for x in (e, root):
-                await x.clunk()
-            await c.drain()
-            assert c.live_fids == set()
-            nursery.cancel_scope.cancel()

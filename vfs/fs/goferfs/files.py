@@ -303,4 +303,4 @@ class GoferDirFD(DirectoryFD):
         return [(e.offset, e.qid.path, e.type or DT_UNKNOWN, e.name) for e in ents]
 
     async def release(self) -> None:
-        await self.io.clunk(defer=True)  # (nobody waits on a directory's close)
+        await self.io.clunk()
