@@ -69,7 +69,7 @@ from ...filesystem import Filesystem
 from .donated import DonatedFiles
 from .fids import MAX_WALK_NAMES, Fids
 from .files import GoferDirFD, GoferFileFD
-from .inode import GoferInode, SyntheticInode, inode_of, is_synthetic
+from .inode import GoferInode, SyntheticInode, inode_of, is_synthetic, listed_row
 from .pages import DIRTY_LIMIT, LostWrite, PageCache, lost_write, truncate_pages, write_dirty
 from .prefetch import Prefetcher
 
@@ -216,16 +216,21 @@ class GoferFS(Filesystem):
         self.dcache.added(d)
         return d
 
-    def _inode_for(self, parent: Dentry, name: bytes, st: p9.Stat) -> GoferInode:
+    def _inode_for(self, parent: Dentry, name: bytes, st: p9.Stat | tuple[int, ...]
+                   ) -> GoferInode:
         """A new dentry's inode: the one its name's dropped dentry had if something still
-        holds it and the server names the same file (`DentryCache.orphan`), else new."""
+        holds it and the server names the same file (`DentryCache.orphan`), else new.
+        `st`: a `p9.Stat` or a listing's attribute row (`GoferInode.take`)."""
         ino = self.dcache.orphan(parent, name)
-        if isinstance(ino, GoferInode) and ino.ino == st.qid.path \
+        if ino is None:
+            return GoferInode(st)
+        row = listed_row(st) if isinstance(st, p9.Stat) else st
+        if isinstance(ino, GoferInode) and ino.ino == row[2] \
                 and not isinstance(ino, SyntheticInode):
-            if ino.update(st) and self.revalidating:
+            if ino.take(row) and self.revalidating:
                 ino.drop_clean_data()
             return ino
-        return GoferInode(st)
+        return GoferInode(row)
 
     @staticmethod
     def _evictable(d: Dentry) -> bool:
@@ -259,8 +264,7 @@ class GoferFS(Filesystem):
                 if a is None or (neg and name in neg):
                     rest.append(name)
                     continue
-                ino = self._inode_for(parent, name,
-                                      p9.Stat(p9.Qid(a[1], 0, a[2]), a[0], p9.Attr(*a[3:])))
+                ino = self._inode_for(parent, name, a)  # (from the row: no p9.Stat)
                 ino.listed_only = True
                 d = kids[name] = Dentry(self, name, parent, ino)
                 made.append(weakref.ref(d))

@@ -22,8 +22,10 @@ class GoferInode(Inode):
                  "xnames", "read_ok", "server_mtime_ns", "checked", "listed_only", "host_fd",
                  "writers", "lost")
 
-    def __init__(self, st: p9.Stat) -> None:
-        super().__init__(st.qid.path, 0)
+    def __init__(self, st: p9.Stat | tuple[int, ...]) -> None:
+        """`st`: the server's attributes, as a `p9.Stat` or as a listing's attribute row
+        (`listed_row`)."""
+        super().__init__(st.qid.path if isinstance(st, p9.Stat) else st[2], 0)
         self.fid: p9.Fid | None = None
         self.target: bytes | None = None
         self.pages: dict[int, bytearray] = {}
@@ -52,7 +54,7 @@ class GoferInode(Inode):
         self.server_mtime_ns = -1
         #: time.monotonic() when the server last gave the attributes (revalidating policy).
         self.checked = 0.0
-        self.update(st)
+        self.take(listed_row(st) if isinstance(st, p9.Stat) else st)
 
     def host_readable(self) -> int:
         """The donated descriptor when reading it gives what the sandbox would read (no
@@ -76,25 +78,34 @@ class GoferInode(Inode):
 
     def update(self, st: p9.Stat) -> bool:
         """Take the server's attributes; whether its size or mtime moved since the last."""
-        a = st.attr
+        return self.take(listed_row(st))
+
+    def take(self, a: tuple[int, ...]) -> bool:
+        """`update` from an attribute row as a Treaddirattr listing gives it (`listed_row`):
+        a listed entry's inode is made from its row with no `p9.Stat` in between."""
         before = (self.server_size, self.server_mtime_ns) if self.checked else None
         self.checked = time.monotonic()
-        self.ino = st.qid.path
-        self.mode = a.mode
-        self.uid = a.uid
-        self.gid = a.gid
-        self.nlink = a.nlink
-        self.rdev = a.rdev
+        (valid, _, self.ino, self.mode, self.uid, self.gid, self.nlink, self.rdev, size, _,
+         self.blocks, atime_sec, atime_nsec, mtime_sec, mtime_nsec, ctime_sec, ctime_nsec,
+         btime_sec, btime_nsec) = a[:19]
         if not self.dirty:
-            self.size = a.size
-        self.server_size = a.size
-        self.blocks = a.blocks
-        self.atime_ns = a.atime_sec * _NS + a.atime_nsec
-        self.mtime_ns = a.mtime_sec * _NS + a.mtime_nsec
-        self.ctime_ns = a.ctime_sec * _NS + a.ctime_nsec
-        self.btime_ns = a.btime_sec * _NS + a.btime_nsec if st.valid & _BTIME else None
-        self.server_mtime_ns = self.mtime_ns
-        return before is not None and before != (self.server_size, self.server_mtime_ns)
+            self.size = size
+        self.server_size = size
+        self.atime_ns = atime_sec * _NS + atime_nsec
+        self.mtime_ns = mtime = mtime_sec * _NS + mtime_nsec
+        self.ctime_ns = ctime_sec * _NS + ctime_nsec
+        self.btime_ns = btime_sec * _NS + btime_nsec if valid & _BTIME else None
+        self.server_mtime_ns = mtime
+        return before is not None and before != (size, mtime)
+
+
+def listed_row(st: p9.Stat) -> tuple[int, ...]:
+    """`st` as a Treaddirattr attribute row: (valid, qid type, qid path, *Attr fields)
+    (`p9.Fid.readdir_attr`), the one form `GoferInode.take` reads."""
+    a = st.attr
+    return (st.valid, st.qid.type, st.qid.path, a.mode, a.uid, a.gid, a.nlink, a.rdev,
+            a.size, a.blksize, a.blocks, a.atime_sec, a.atime_nsec, a.mtime_sec,
+            a.mtime_nsec, a.ctime_sec, a.ctime_nsec, a.btime_sec, a.btime_nsec)
 
 
 class SyntheticInode(GoferInode):
