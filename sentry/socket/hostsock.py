@@ -201,6 +201,17 @@ IO_CAP = int(_sio.SIO_CAP) if _sio is not None else 256 * 1024
 Vecs = list[tuple[int, int]]
 
 
+def cut(vecs: Vecs, n: int) -> Vecs:
+    """The first `n` bytes of `vecs`."""
+    out: Vecs = []
+    for base, length in vecs:
+        if n <= 0:
+            break
+        out.append((base, min(length, n)))
+        n -= min(length, n)
+    return out
+
+
 def skip(vecs: Vecs, n: int) -> Vecs:
     """The iovecs `vecs` past their first `n` bytes."""
     out = []

@@ -305,15 +305,25 @@ class HostSocket(Socket):
             res = await self.recvmsg(task, size, flags, control_len)
             res.length, res.data = len(res.data), b""
             return res
-        first = next((base for base, n in vecs if n), None)
-        if size and first is not None and stream and not task.copyable(first, 1, to_app=True):
-            # Nothing can be copied: EFAULT once data is there, and the data stays queued
-            # (tcp_recvmsg consumes only what it copied); EOF, EAGAIN and waits as usual.
-            res = await self.recvmsg(task, 1, flags | MSG_PEEK, 0)
-            if res.data:
+        fits = 0
+        for base, n in vecs:
+            got = task.copyable(base, n, to_app=True) if n else 0
+            fits += got
+            if got < n:
+                break
+        if stream and fits < size:
+            # The buffer faults before `size`: EFAULT if more data is queued than it can
+            # take, and the data stays queued (tcp_recvmsg consumes only what it copied,
+            # and a copy that faults copies nothing of that skb; loopback coalesces a
+            # stream's writes); else the data there is received into the part that is
+            # writable. EOF, EAGAIN and waits as usual.
+            res = await self.recvmsg(task, fits + 1, flags & ~MSG_WAITALL | MSG_PEEK, 0)
+            if len(res.data) > fits:
                 raise SyscallError(errno.EFAULT)
-            res.length = 0
-            return res
+            if not res.data:
+                res.length = 0
+                return res
+            vecs, size = hostsock.cut(vecs, fits), fits
 
         def pull(done: int, want: int, hflags: int, hctl: int
                  ) -> tuple[int, int, bytes, int, list[tuple[int, int, bytes]]]:

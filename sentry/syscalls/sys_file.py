@@ -19,6 +19,7 @@ from sentry.errors import SyscallError
 from sentry.kernel import dnotify, fasync, file_locks
 from sentry.kernel.table import Level, syscall
 from sentry.socket import Control, Socket
+from sentry.socket.hostsocket import HostSocket
 from vfs.abi import (
     AT_FDCWD,
     O_APPEND,
@@ -197,7 +198,8 @@ async def sys_read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     if n > CHUNK:
         return await _read_chunks(t, f, [(buf, n)], n, fits, None)
     if isinstance(f, Socket):  # recv(2) with no flags: straight into the program's memory
-        want = n if fits >= n else max(fits, 1)
+        # (a host socket answers a partly writable buffer itself: EFAULT or what fits)
+        want = n if fits >= n or isinstance(f, HostSocket) else max(fits, 1)
         res = await f.recv_into(t, [(buf, want)], want, 0, 0)
         await res.control.release()
         return res.length or 0

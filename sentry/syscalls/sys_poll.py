@@ -416,6 +416,10 @@ class EpollFD(FileDescription):
         #: the host kernel tracks their edges; dup fd -> its item.
         self._host: select.epoll | None = None
         self._host_items: dict[int, _Item] = {}
+        #: Empty waits in progress (`_ListWait`), and the interest list's generation: an
+        #: ADD, a MOD or an item's notification bumps it and ends those waits.
+        self._waits: set[trio.CancelScope] = set()
+        self._gen = 0
 
     def fdinfo(self, pidns: PidNamespace) -> bytes:
         """ep_show_fdinfo: a line per registration (by fd here; Linux's order is its
@@ -461,6 +465,7 @@ class EpollFD(FileDescription):
             q.subscribe(cb)
             it.sub = (q, cb)
         self._poll_now(it)
+        self._rescan()
 
     def modify(self, key: tuple[int, int], events: int, data: int) -> None:
         it = self.items[key]
@@ -472,6 +477,7 @@ class EpollFD(FileDescription):
         elif it.hostfd >= 0:
             self._host_sync(it)
         self._poll_now(it)
+        self._rescan()
 
     def remove(self, key: tuple[int, int]) -> _Item | None:
         it = self.items.pop(key, None)
@@ -560,7 +566,17 @@ class EpollFD(FileDescription):
     def _kick(self) -> None:
         self._edge.set()
         self._edge = trio.Event()
+        self._rescan()
         self.waitq.notify(POLLIN | POLLRDNORM)
+
+    def _rescan(self) -> None:
+        """End the empty waits, so they scan again: a waiter sleeps on the files it saw,
+        and an ADD or a MOD may have made another file (or another event) the one to wait
+        for, or ready now (Linux's ep_insert/ep_modify poll the file and wake the waiters)."""
+        self._gen += 1
+        for cs in self._waits:
+            cs.cancel()
+        self._waits.clear()
 
     def _live(self) -> list[tuple[tuple[int, int], _Item]]:
         """The items whose file is still open (Linux drops an item at the file's release)."""
@@ -595,7 +611,8 @@ class EpollFD(FileDescription):
 
     def waiters(self) -> list[tuple[Any, int]]:
         """What an empty wait awaits: each armed level-triggered item's file, and this
-        epoll's edge flag when it has armed edge-triggered items."""
+        epoll's edge flag when it has armed edge-triggered items, until the interest list
+        changes (one `_ListWait`)."""
         out: list[tuple[Any, int]] = []
         edges = False
         for _, it in self._live():
@@ -607,7 +624,7 @@ class EpollFD(FileDescription):
                 out.append((it.file, it.events & 0xFFFF))
         if edges:
             out.append((_EdgeWait(self), 0))
-        return out
+        return [(_ListWait(self, out), 0)]
 
     def readiness(self, mask: int) -> int:
         self._harvest()
@@ -635,6 +652,26 @@ class EpollFD(FileDescription):
         if self._host is not None:
             self._host.close()
             self._host = None
+
+
+class _ListWait:
+    """An empty wait on `ep`: on `files` (its `waiters()`), ended early when the interest
+    list changes after they were gathered (`EpollFD._rescan`)."""
+
+    def __init__(self, ep: EpollFD, files: list[tuple[Any, int]]) -> None:
+        self.ep, self.files, self.gen = ep, files, ep._gen
+
+    async def wait_ready(self, mask: int) -> int:
+        ep = self.ep
+        if ep._gen != self.gen:
+            return POLLIN  # changed between the scan and this wait: scan again
+        with trio.CancelScope() as cs:
+            ep._waits.add(cs)
+            try:
+                await _wait_any(self.files, None)
+            finally:
+                ep._waits.discard(cs)
+        return POLLIN
 
 
 class _EdgeWait:

@@ -6,9 +6,10 @@ make -j2, whose jobserver waits in pselect6 with SIGCHLD unblocked only for the 
 from pathlib import Path
 
 from tests.runtime.test_workloads import MAKE_FILES, compare
-from tests.support import need_binary
+from tests.support import need_binary, need_root
 
 from .platform_helpers import build_c, native, run_vfs
+from .test_procfs import run_with_proc
 
 PROGS = Path(__file__).resolve().parent / "progs"
 
@@ -35,6 +36,20 @@ async def test_epoll_matches_linux(tmp_path):
     assert status == st, k.events
     assert not [e for e in k.events if e[0] in ("internal-error", "unsupported-syscall")]
 
+
+async def test_epoll_ctl_wakes_a_waiting_thread_as_linux(tmp_path):
+    """A MOD adding a ready event, an ADD of a ready fd and an ADD of an fd made ready
+    later (TCP sockets on loopback, pipes) wake another thread's level-triggered
+    epoll_wait, as Linux's ep_modify/ep_insert do (/proc tells the program it sleeps)."""
+    need_root()  # the sandbox's loopback lives in a network namespace of its own
+    prog = build_c(tmp_path, "epoll_wake", (PROGS / "epoll_wake.c").read_text(), "-static",
+                   "-w")
+    st, out = native([prog])
+    assert st == 0 and out.count(b": n=1 events") == 5 and b"timer" not in out, out  # the oracle is sane
+    status, got, k = await run_with_proc(["/epoll_wake"], {"/epoll_wake": prog})
+    assert got.decode() == out.decode(), k.events
+    assert status == st
+    assert not [e for e in k.events if e[0] in ("internal-error", "unsupported-syscall")]
 
 def test_make_j2_two_file_program(tmp_path: Path):
     """make -j2 runs both compiles at once and reaps them through its jobserver."""

@@ -72,6 +72,15 @@ static void tcp4(void) {
     res("tcp4 recv unmapped", recv(as, pg + 4096, 10, 0));
     res("tcp4 read unmapped", read(as, pg + 4096, 10));
     res("tcp4 recv after the faults", recv(as, buf, sizeof buf, 0));
+    /* a receive into a partly writable buffer: EFAULT while more is queued than fits
+       (the data stays), the data when it fits */
+    res("tcp4 send 300", send(cs, buf, 300, 0));
+    res("tcp4 recv partly writable", recv(as, pg + 4096 - 50, 200, 0));
+    res("tcp4 read partly writable", read(as, pg + 4096 - 50, 200));
+    res("tcp4 recvfrom partly writable", recvfrom(as, pg + 4096 - 50, 200, 0, NULL, NULL));
+    res("tcp4 peek partly writable", recv(as, pg + 4096 - 50, 200, MSG_PEEK));
+    res("tcp4 recv 280", recv(as, buf, 280, MSG_WAITALL));
+    res("tcp4 recv the rest partly writable", recv(as, pg + 4096 - 50, 200, 0));
     res("tcp4 send 3 more", send(cs, "def", 3, 0));
     res("tcp4 recv trunc discards", recv(as, NULL, 2, MSG_TRUNC));
     res("tcp4 recv the rest", recv(as, buf, sizeof buf, 0));
