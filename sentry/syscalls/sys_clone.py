@@ -17,6 +17,7 @@ from sentry.kernel.task import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, PR_SET_
 
 from .sys_ns import check_new_namespaces, enter_new_namespaces
 from .sys_pidfd import PidFD
+from .sys_signal import watch_cpu_limit
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -118,6 +119,7 @@ async def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int
     if traced is not None:
         ptrace.attach_child(t, child)
     k.spawn(child)
+    watch_cpu_limit(child)  # RLIMIT_CPU is inherited; the child's CPU time starts at zero
     if t.ptrace is not None:  # the tracer's fork/vfork/clone and vfork-done stops
         await ptrace.clone_events(t, child, traced, bool(flags & CLONE_VFORK))
     elif flags & CLONE_VFORK:

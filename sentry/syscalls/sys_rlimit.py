@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING
 from sentry.errors import SyscallError
 from sentry.kernel.limits import (
     DEFAULT_RLIMITS,
+    RLIMIT_CPU,
     RLIMIT_NLIMITS,
     RLIMIT_NOFILE,
 )
 from sentry.kernel.table import Level, syscall
 from vfs.creds import CAP_SYS_RESOURCE
+
+from .sys_signal import watch_cpu_limit
 
 if TYPE_CHECKING:
     from sentry.kernel.task import Task
@@ -31,7 +34,7 @@ def _rlimit(t: Task, res: int) -> tuple[int, int]:
     return t.rlimits.get(res, DEFAULT_RLIMITS[res])
 
 
-@syscall("prlimit64", level=Level.PARTIAL, note="limits are recorded; NOFILE is enforced")
+@syscall("prlimit64", level=Level.PARTIAL, note="limits are recorded; NOFILE and CPU are enforced")
 def sys_prlimit64(t: Task, pid: int, res: int, new: int, old: int, *_: int) -> int:
     """Implements Linux syscall prlimit64(2) for the calling process."""
     if pid not in (0, t.tgid):
@@ -53,6 +56,8 @@ def sys_prlimit64(t: Task, pid: int, res: int, new: int, old: int, *_: int) -> i
         t.mem_write(old, struct.pack("<QQ", *cur))
     if new:
         t.rlimits[res] = (soft, hard)
+        if res == RLIMIT_CPU:
+            watch_cpu_limit(t)
     return 0
 
 

@@ -17,6 +17,7 @@ import trio
 from sentry.errors import SyscallError
 from sentry.kernel import signals as S
 from sentry.kernel import sigstate
+from sentry.kernel.limits import DEFAULT_RLIMITS, RLIM_INFINITY, RLIMIT_CPU
 from sentry.kernel.pidns import init_of, proc_of, task_of
 from sentry.kernel.table import syscall
 
@@ -413,6 +414,57 @@ def _cpu_set(t: Task, which: int, value: float, interval: float) -> tuple[float,
         timers[which] = tm
         t.kernel.start_soon(_cpu_timer_task, leader, tm)
     return old
+
+
+SIGXCPU, SIGKILL = 24, 9
+
+
+class CpuLimit:
+    """RLIMIT_CPU's watch on one process: the CPU time (user+system) it has used.
+
+    Sampled as the CPU timers are; Linux's check_process_timers compares the process's
+    CPU time with the limits: at the hard limit SIGKILL, at the soft limit SIGXCPU and the
+    soft limit raised by one second (so once per further second of CPU)."""
+
+    __slots__ = ("used_ns", "base", "scope")
+
+    def __init__(self, base: tuple[int, int], scope: trio.CancelScope) -> None:
+        self.used_ns, self.base, self.scope = max(0, base[1]), base, scope
+
+
+async def _cpu_limit_loop(leader: Task, w: CpuLimit) -> None:
+    with w.scope:
+        while leader.exit_status is None and not leader.ended.is_set():
+            soft, hard = leader.rlimits.get(RLIMIT_CPU, DEFAULT_RLIMITS[RLIMIT_CPU])
+            if soft == RLIM_INFINITY:
+                break
+            pid, now = _cpu_sample(leader, ITIMER_PROF)
+            if now >= 0:  # a new stub (after execve) counts from zero
+                w.used_ns += max(0, now - w.base[1] if pid == w.base[0] else now)
+                w.base = (pid, now)
+            if hard != RLIM_INFINITY and w.used_ns >= hard * _NS:
+                S.send(None, leader, SIGKILL, sigstate.siginfo(SIGKILL, sigstate.SI_KERNEL))
+                break
+            if w.used_ns >= soft * _NS:
+                S.send(None, leader, SIGXCPU, sigstate.siginfo(SIGXCPU, sigstate.SI_KERNEL))
+                leader.rlimits[RLIMIT_CPU] = (soft + 1, hard)
+                continue
+            ahead = (soft * _NS - w.used_ns) / _NS / max(1, len(leader.threads))
+            await trio.sleep(min(max(ahead, _CPU_POLL_MIN), _CPU_POLL_MAX))
+    if leader.__dict__.get("_cpu_limit") is w:
+        del leader.__dict__["_cpu_limit"]
+
+
+def watch_cpu_limit(t: Task) -> None:
+    """Start enforcing RLIMIT_CPU on `t`'s process when its soft limit is finite and no
+    watch runs yet (after setrlimit/prlimit, and in a forked child, which inherits it)."""
+    leader = t.leader
+    soft = leader.rlimits.get(RLIMIT_CPU, DEFAULT_RLIMITS[RLIMIT_CPU])[0]
+    if soft == RLIM_INFINITY or "_cpu_limit" in leader.__dict__:
+        return
+    w = CpuLimit(_cpu_sample(leader, ITIMER_PROF), trio.CancelScope())
+    leader.__dict__["_cpu_limit"] = w
+    t.kernel.start_soon(_cpu_limit_loop, leader, w)
 
 
 def _itimer_get(t: Task, which: int) -> tuple[float, float]:

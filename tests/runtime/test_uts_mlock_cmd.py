@@ -1,7 +1,8 @@
 """Under `runpsc do`, compared with native runs: hostname(1) changes the sandbox's UTS name,
 which uname(2) and /proc/sys/kernel/hostname then agree on (natively in a UTS namespace of
 its own), and `unshare --uts` gives a name of its own; mlock(2) shows in /proc/self/status
-as VmLck."""
+as VmLck. A write to /proc/sys/kernel/hostname shows in a pread at 0 on the same
+descriptor."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from tests.runtime.test_do import runpsc
 from tests.support import need_binary, need_root
 
 UTS = ("hostname sandbox-test && hostname && uname -n && cat /proc/sys/kernel/hostname && "
-       "domainname example.org && cat /proc/sys/kernel/domainname && uname -a | cut -d' ' -f2")
+       "domainname example.org && cat /proc/sys/kernel/domainname && uname -a | cut -d' ' -f2"
+       " && python3 -S -c \"import os; f = os.open('/proc/sys/kernel/hostname', os.O_RDWR); "
+       "print(os.pread(f, 64, 0), os.pwrite(f, b'fresh', 0), os.pread(f, 64, 0), "
+       "os.pread(f, 64, 2), os.uname().nodename)\"")
 NESTED = ("hostname outer && unshare --uts --fork sh -c 'hostname inner && hostname && "
           "cat /proc/sys/kernel/hostname && uname -n' && hostname && "
           "cat /proc/sys/kernel/hostname && uname -n")

@@ -1,5 +1,5 @@
-"""setitimer/getitimer for ITIMER_VIRTUAL and ITIMER_PROF served by the Sentry (CPU time
-sampled from the stub's host accounting), compared with Linux: signals after burning CPU,
+"""setitimer/getitimer for ITIMER_VIRTUAL and ITIMER_PROF, and RLIMIT_CPU, served by the
+Sentry (CPU time sampled from the stub's host accounting), compared with Linux: signals after burning CPU,
 re-arming intervals, values within what was set, sleep not counted, NULL disarms, fork,
 execve, SIGVTALRM's default action. No timing is asserted."""
 

@@ -257,23 +257,31 @@ class SyntheticFS(Filesystem):
 
 
 class SynthFileFD(RegularFD):
-    """A generated file's contents, fixed at open (seq_file semantics)."""
+    """A generated file's contents, made at open (seq_file semantics); a writable file's
+    are made again by a read at offset 0 after the first read or write of this open, as
+    Linux's sysctl handlers and seq_file read the current value there (a write then a
+    pread at 0 on one descriptor shows what was written)."""
 
     def __init__(self, flags: int, node: FileNode, data: bytes) -> None:
         super().__init__(None, flags)
         self.node = node
         self.data = data
+        self.fresh = True  # `data` was made at open and nothing has been read or written
 
     def file_size(self) -> int:
         return len(self.data)
 
     async def do_pread(self, n: int, offset: int) -> bytes:
+        if offset == 0 and not self.fresh and self.node.write is not None:
+            self.data = bytes(await _eval(self.node.content))
+        self.fresh = False
         return self.data[offset : offset + n]
 
     async def do_pwrite(self, data: bytes, offset: int) -> int:
         write = self.node.write
         if write is None:
             raise error(self.node.readonly_errno)
+        self.fresh = False
         n = await _eval(lambda: write(bytes(data), offset))
         return len(data) if n is None else n
 

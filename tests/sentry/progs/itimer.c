@@ -1,7 +1,8 @@
 /* setitimer/getitimer for ITIMER_VIRTUAL (user CPU time, SIGVTALRM) and ITIMER_PROF (user
  * and system CPU time, SIGPROF): signals arrive after burning CPU, intervals re-arm, values
  * read back stay within what was set, sleeping does not count, NULL disarms, fork does not
- * inherit, execve keeps them, default action. No timing is printed, only facts that hold
+ * inherit, execve keeps them, default action; RLIMIT_CPU: SIGXCPU at the soft limit (which
+ * Linux then raises by a second), SIGKILL at the hard one. No timing is printed, only facts that hold
  * on any machine; the output must be the same natively and in the sandbox. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -26,6 +28,17 @@ static void on_sig(int sig, siginfo_t *si, void *uc) {
         vt++;
     else
         prof++;
+}
+
+static int xcpu_fd = -1;
+
+/* One byte per SIGXCPU: the soft limit it sees then (Linux raises it by a second). */
+static void on_xcpu(int sig) {
+    (void)sig;
+    struct rlimit rl;
+    getrlimit(RLIMIT_CPU, &rl);
+    char d = '0' + (char)rl.rlim_cur;
+    write(xcpu_fd, &d, 1);
 }
 
 static void show(const char *what, long r) {
@@ -160,6 +173,30 @@ int main(int argc, char **argv) {
     }
     waitpid(c, &st, 0);
     printf("  exec'd child status %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    puts("RLIMIT_CPU: soft 1 s, hard 2 s");
+    int pfd[2];
+    pipe(pfd);
+    c = fork();
+    if (c == 0) {
+        close(pfd[0]);
+        xcpu_fd = pfd[1];
+        struct sigaction xa = {.sa_handler = on_xcpu, .sa_flags = SA_RESTART};
+        sigaction(SIGXCPU, &xa, 0);
+        struct rlimit rl = {1, 2};
+        show("  setrlimit", setrlimit(RLIMIT_CPU, &rl));
+        static volatile sig_atomic_t never;
+        burn_until(&never, 1);
+        _exit(3);
+    }
+    close(pfd[1]);
+    char seen[16];
+    int n = 0;
+    for (long r; (r = read(pfd[0], seen + n, sizeof seen - n)) > 0;)
+        n += r;
+    close(pfd[0]);
+    waitpid(c, &st, 0);
+    printf("  SIGXCPU %d times, soft limit then %.*s, killed by signal %d\n", n, n, seen,
+           WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     puts("done");
     return 0;
 }
