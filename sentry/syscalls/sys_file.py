@@ -18,7 +18,7 @@ import trio
 from sentry.errors import SyscallError
 from sentry.kernel import dnotify, fasync, file_locks
 from sentry.kernel.table import Level, syscall
-from sentry.socket import Control, Socket
+from sentry.socket import Control, Socket, hostsock
 from sentry.socket.hostsocket import HostSocket
 from vfs.abi import (
     AT_FDCWD,
@@ -138,18 +138,6 @@ async def _deliver(t: Task, f: Any, addr: int, data: bytes) -> int:
     return len(data)
 
 
-def _skip(vecs: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
-    """The iovecs `vecs` past their first `n` bytes."""
-    out = []
-    for base, length in vecs:
-        if n >= length:
-            n -= length
-            continue
-        out.append((base + n, length - n))
-        n = 0
-    return out
-
-
 async def _read_chunks(t: Task, f: Any, vecs: list[tuple[int, int]], n: int, fits: int,
                        offset: int | None) -> int:
     """A read of `n` (> CHUNK) bytes into the application's iovecs, CHUNK at a time, so the
@@ -174,7 +162,7 @@ async def _read_chunks(t: Task, f: Any, vecs: list[tuple[int, int]], n: int, fit
             if done:
                 break
             raise
-        pos, fault = scatter(t, _skip(vecs, done), data)
+        pos, fault = scatter(t, hostsock.skip(vecs, done), data)
         if fault is not None:
             if offset is None and getattr(f, "seekable", False):
                 f.offset -= len(data) - pos
@@ -241,7 +229,7 @@ async def _write_from(t: Task, f: Any, vecs: list[tuple[int, int]], n: int,
         want = min(CHUNK, n - done)
         try:
             parts, left = [], want
-            for base, length in _skip(vecs, done):
+            for base, length in hostsock.skip(vecs, done):
                 if left <= 0:
                     break
                 if length:

@@ -231,21 +231,25 @@ async def sys_tee(t: Task, fd_in: int, fd_out: int, length: int, flags: int, *_:
     return await dst.write(data)
 
 
+def _gather(t: Task, vecs: list[tuple[int, int]], want: int) -> bytes:
+    """The first `want` bytes of the program's iovecs `vecs` (vmsplice's source)."""
+    parts = []
+    for base, ln in vecs:
+        if want <= 0:
+            break
+        take = min(ln, want)
+        if take:
+            parts.append(t.mem_read(base, take))
+        want -= take
+    return b"".join(parts)
+
+
 async def _vmsplice_host(t: Task, f: Any, vecs: list[tuple[int, int]], total: int) -> int:
     """vmsplice on a host pipe: at most a pipe's worth of the memory written to it, or
     (opened only for reading) read from it as readv; bytes past a fault are lost, as they
     cannot go back."""
     if f.writable:
-        want = min(total, DEFAULT_CAPACITY)
-        parts = []
-        for base, ln in vecs:
-            if want <= 0:
-                break
-            take = min(ln, want)
-            if take:
-                parts.append(t.mem_read(base, take))
-            want -= take
-        return await f.write(b"".join(parts))
+        return await f.write(_gather(t, vecs, min(total, DEFAULT_CAPACITY)))
     data = await f.read(total)
     pos, fault = scatter(t, vecs, data)
     if fault is not None and not pos:
@@ -279,16 +283,7 @@ async def sys_vmsplice(t: Task, fd: int, iov: int, nr_segs: int, flags: int,
     nonblock = bool(flags & SPLICE_F_NONBLOCK)
     if f.writable:
         await _wait_room(t, f, pipe, nonblock)
-        want = min(total, pipe.room())
-        parts = []
-        for base, ln in vecs:
-            if want <= 0:
-                break
-            take = min(ln, want)
-            if take:
-                parts.append(t.mem_read(base, take))
-            want -= take
-        return await pipe.write(b"".join(parts), True, _sigpipe(f))
+        return await pipe.write(_gather(t, vecs, min(total, pipe.room())), True, _sigpipe(f))
     if not await _wait_data(t, pipe, nonblock):
         return 0
     data = await pipe.read(total, True)
