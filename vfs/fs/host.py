@@ -131,27 +131,27 @@ class HostFD(FileDescription):
         if self.is_regular:
             return os.read(self.fd, n)
         while True:
-            if not self._poll(POLLIN | POLLHUP | POLLERR):
-                if self.flags & O_NONBLOCK:
-                    raise error(errno.EAGAIN)
-                await trio.lowlevel.wait_readable(self.fd)
-                continue
+            await self._readable()
             try:
                 return os.read(self.fd, n)
             except BlockingIOError:
                 if self.flags & O_NONBLOCK:
                     raise error(errno.EAGAIN) from None
 
+    async def _readable(self) -> None:
+        """Wait until the host says the file has something to read (or hung up): EAGAIN
+        at once for a non-blocking description."""
+        while not self._poll(POLLIN | POLLHUP | POLLERR):
+            if self.flags & O_NONBLOCK:
+                raise error(errno.EAGAIN)
+            await trio.lowlevel.wait_readable(self.fd)
+
     async def peek(self, n: int) -> bytes:
         """Up to `n` bytes a host pipe holds, left unread (tee(2)'s source): the host's
         tee into a scratch host pipe, read back. Waits for data as a read does; b"" at EOF."""
         n = min(n, _PIPE_PEEK)
         while True:
-            if not self._poll(POLLIN | POLLHUP | POLLERR):
-                if self.flags & O_NONBLOCK:
-                    raise error(errno.EAGAIN)
-                await trio.lowlevel.wait_readable(self.fd)
-                continue
+            await self._readable()
             r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
             try:
                 got = _libc.tee(self.fd, w, ctypes.c_size_t(n), _SPLICE_F_NONBLOCK)
