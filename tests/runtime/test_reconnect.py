@@ -327,15 +327,24 @@ def veth() -> Iterator[VethLink]:
             subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+@contextlib.contextmanager
 def _stream_run(veth: VethLink, prog: str, mount_opts: str,
-                command: list[str] | None = None) -> subprocess.Popen:
-    """The sandbox, in its namespace, running `prog /data/stream 48 8` (or `command`)."""
+                command: list[str] | None = None) -> Iterator[subprocess.Popen]:
+    """The sandbox, in its namespace, running `prog /data/stream 48 8` (or `command`);
+    killed on the way out if it has not ended."""
     mount = f"9p:tcp:{veth.gofer_ip}:5640,aname=data,{mount_opts}:/data"
-    return subprocess.Popen(
-        ["ip", "netns", "exec", veth.sandbox_ns, sys.executable, "-m", "runtime.cli", "do",
-         "--tmpfs", "/tmp", "--mount", mount, "--",
-         *(command or [prog, "/data/stream", "48", "8"])],
-        cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with subprocess.Popen(
+            ["ip", "netns", "exec", veth.sandbox_ns, sys.executable, "-m", "runtime.cli", "do",
+             "--tmpfs", "/tmp", "--mount", mount, "--",
+             *(command or [prog, "/data/stream", "48", "8"])],
+            cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE) as sb:
+        try:
+            yield sb
+        finally:
+            if sb.poll() is None:
+                sb.kill()
+                sb.communicate()
 
 
 def _gofer_in(veth: VethLink, served: Path) -> contextlib.AbstractContextManager:
@@ -370,19 +379,14 @@ def test_gofer_killed_and_restarted_across_the_link(veth, served, fsync_stream,
     command = ["sh", "-c", VETH_SCRIPT.format(d="/data", prog=fsync_stream)]
     with _gofer_in(veth, served) as first, \
             _stream_run(veth, fsync_stream, "reconnect=60", command) as sb:
-        try:
-            out = _until(sb, b"paused\n")
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-            assert sb.stdin is not None
-            sb.stdin.write(b"go\n")  # (it may reach the mount before the new gofer listens)
-            sb.stdin.flush()
-            with _gofer_in(veth, served):
-                rest, err = sb.communicate(timeout=120)
-        finally:
-            if sb.poll() is None:
-                sb.kill()
-                sb.communicate()
+        out = _until(sb, b"paused\n")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert sb.stdin is not None
+        sb.stdin.write(b"go\n")  # (it may reach the mount before the new gofer listens)
+        sb.stdin.flush()
+        with _gofer_in(veth, served):
+            rest, err = sb.communicate(timeout=120)
     assert (out + rest, sb.returncode) == (native, 0), err.decode(errors="replace")
     assert b"re-established" in err, err
     assert (served / "stream").read_bytes() == (tmp_path / "stream").read_bytes()
@@ -398,22 +402,17 @@ def test_link_down_then_up_mid_stream(veth, served, fsync_stream, tmp_path) -> N
                             input=b"go\n", capture_output=True, check=True).stdout
     with _gofer_in(veth, served), \
             _stream_run(veth, fsync_stream, "reconnect=60,timeout=1") as sb:
-        try:
-            out = _until(sb, b"paused\n")
-            veth.set(False)
-            assert sb.stdin is not None
-            sb.stdin.write(b"go\n")
-            sb.stdin.flush()
-            wait_for(lambda: bool(veth.stuck()), "a request stuck in the dark link", sb, 60)
-            stuck = veth.stuck()
-            wait_for(lambda: not veth.stuck() & stuck, "the stuck connection dropped", sb, 60)
-            wait_for(veth.dialling, "a redial into the dark link", sb, 60)
-            veth.set(True)
-            rest, err = sb.communicate(timeout=120)
-        finally:
-            if sb.poll() is None:
-                sb.kill()
-                sb.communicate()
+        out = _until(sb, b"paused\n")
+        veth.set(False)
+        assert sb.stdin is not None
+        sb.stdin.write(b"go\n")
+        sb.stdin.flush()
+        wait_for(lambda: bool(veth.stuck()), "a request stuck in the dark link", sb, 60)
+        stuck = veth.stuck()
+        wait_for(lambda: not veth.stuck() & stuck, "the stuck connection dropped", sb, 60)
+        wait_for(veth.dialling, "a redial into the dark link", sb, 60)
+        veth.set(True)
+        rest, err = sb.communicate(timeout=120)
     assert (out + rest, sb.returncode) == (native, 0), err.decode(errors="replace")
     assert b"re-established" in err, err
     assert (served / "stream").read_bytes() == (tmp_path / "stream").read_bytes()
@@ -431,9 +430,6 @@ def test_link_down_past_the_window_is_eio(veth, served, fsync_stream) -> None:
             rest, err = sb.communicate(b"go\n", timeout=120)
         finally:
             veth.set(True)
-            if sb.poll() is None:
-                sb.kill()
-                sb.communicate()
     assert sb.returncode == 1, err
     assert out == b"paused\n"
     assert rest in (b"write block 9: EIO\n", b"fsync block 9: EIO\n"), (rest, err)
